@@ -1,0 +1,33 @@
+//! One module per subcommand, each with its `Args` and its `run`.
+
+pub mod echo;
+pub mod forward;
+pub mod iface;
+pub mod ping;
+pub mod scan;
+pub mod send;
+pub mod sweep;
+pub mod wait;
+
+use crate::cli::Command;
+use crate::exit::Exit;
+use crate::output::Printer;
+
+/// Runs the chosen subcommand.
+pub fn run(command: Command, out: &Printer) -> anyhow::Result<Exit> {
+    match command {
+        Command::Forward(args) => forward::run(args, out),
+        Command::Ping(args) => ping::run(args, out),
+        Command::Sweep(args) => sweep::run(args, out),
+        Command::Scan(args) => scan::run(args, out),
+        Command::Wait(args) => wait::run(args, out),
+        Command::Iface(args) => iface::run(args, out),
+        Command::Echo(args) => echo::run(args, out),
+        Command::Send(args) => send::run(args, out),
+    }
+}
+
+/// The answer of a command whose engine arrives with a later issue: exit 3, said plainly.
+pub fn not_implemented(name: &'static str) -> anyhow::Result<Exit> {
+    Err(netkit::Error::NotImplemented(name).into())
+}

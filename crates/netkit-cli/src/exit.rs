@@ -1,0 +1,120 @@
+//! Exit statuses (SPEC.md "Exit status") and the one place errors are printed.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use netkit::ErrorClass;
+
+/// How a command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Every target answered, the service is ready, the interface is up.
+    Success,
+    /// A negative answer: a host silent, a wait timed out, an interface down.
+    Negative,
+    /// Bad usage or bad input.
+    Usage,
+    /// The environment refused: permission, address in use, resource limits.
+    Environment,
+    /// A child command's own status (`wait ... -- COMMAND`).
+    Child(u8),
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> ExitCode {
+        ExitCode::from(match exit {
+            Exit::Success => 0,
+            Exit::Negative => 1,
+            Exit::Usage => 2,
+            Exit::Environment => 3,
+            Exit::Child(code) => code,
+        })
+    }
+}
+
+/// Prints `netkit: <error chain>` once on stderr and picks the exit status.
+pub fn report(err: &anyhow::Error) -> ExitCode {
+    if is_broken_pipe(err) {
+        return Exit::Success.into();
+    }
+    let _ = writeln!(std::io::stderr(), "netkit: {err:#}");
+    classify(err).into()
+}
+
+/// A closed stdout (`netkit ... | head`) is not an error.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn classify(err: &anyhow::Error) -> Exit {
+    for cause in err.chain() {
+        if let Some(err) = cause.downcast_ref::<netkit::Error>() {
+            return match err.class() {
+                ErrorClass::Input => Exit::Usage,
+                ErrorClass::Environment => Exit::Environment,
+            };
+        }
+        if cause.is::<netkit::ParseError>() {
+            return Exit::Usage;
+        }
+    }
+    Exit::Environment
+}
+
+/// Turns a clap error into SPEC.md's form: help and version on stdout with status 0, anything
+/// else as `netkit: <input>: <why>` with status 2.
+pub fn clap_error(err: clap::Error) -> ExitCode {
+    if matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+        let _ = err.print();
+        let code = if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand { 2 } else { 0 };
+        return ExitCode::from(code);
+    }
+    let _ = writeln!(std::io::stderr(), "netkit: {}", describe_clap(&err));
+    Exit::Usage.into()
+}
+
+fn describe_clap(err: &clap::Error) -> String {
+    if let Some(source) = std::error::Error::source(err) {
+        if source.is::<netkit::ParseError>() {
+            return source.to_string();
+        }
+        if let Some(value) = context_str(err, ContextKind::InvalidValue) {
+            return format!("{value}: {source}");
+        }
+    }
+    let subject = [ContextKind::InvalidSubcommand, ContextKind::InvalidArg, ContextKind::InvalidValue]
+        .into_iter()
+        .find_map(|kind| context_str(err, kind));
+    let why = match err.kind() {
+        ErrorKind::InvalidSubcommand => "unknown subcommand; see 'netkit --help'".to_string(),
+        ErrorKind::UnknownArgument => "unknown option; see --help".to_string(),
+        ErrorKind::MissingRequiredArgument => {
+            return format!("missing {}; see --help", subject.unwrap_or_default());
+        }
+        _ => first_line(err),
+    };
+    match subject {
+        Some(subject) if !why.contains(&subject) => format!("{subject}: {why}"),
+        _ => why,
+    }
+}
+
+fn context_str(err: &clap::Error, kind: ContextKind) -> Option<String> {
+    match err.get(kind)? {
+        ContextValue::String(text) => Some(text.clone()),
+        ContextValue::Strings(texts) => Some(texts.join(", ")),
+        _ => None,
+    }
+}
+
+/// clap's own first line, without its `error: ` prefix and styling.
+fn first_line(err: &clap::Error) -> String {
+    let rendered = err.render().to_string();
+    let line = rendered.lines().next().unwrap_or("invalid usage");
+    line.trim_start_matches("error: ").to_string()
+}

@@ -1,0 +1,30 @@
+//! `netkit`: parse the command line, run one command, print its results, exit with the status
+//! of SPEC.md. Presentation lives here; the work lives in the `netkit` library.
+
+mod cli;
+mod cmd;
+mod exit;
+mod logging;
+mod output;
+mod parse;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return exit::clap_error(err),
+    };
+    logging::init(&cli.global);
+    match run(cli) {
+        Ok(code) => code.into(),
+        Err(err) => exit::report(&err),
+    }
+}
+
+fn run(cli: cli::Cli) -> anyhow::Result<exit::Exit> {
+    let out = output::Printer::new(&cli.global);
+    cmd::run(cli.command, &out)
+}

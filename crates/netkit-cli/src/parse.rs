@@ -1,0 +1,169 @@
+//! clap value parsers: every argument is parsed straight into a domain type, and every failure
+//! is a [`netkit::ParseError`] naming the input.
+
+use std::time::Duration;
+
+use netkit::{Endpoint, ParseError, PortSet};
+
+/// `250ms`, `2s`, `1m`, bare seconds.
+pub fn duration(text: &str) -> Result<Duration, ParseError> {
+    netkit::parse_duration(text)
+}
+
+/// A duration that must be above zero.
+pub fn positive_duration(text: &str) -> Result<Duration, ParseError> {
+    let value = duration(text)?;
+    if value.is_zero() {
+        return Err(ParseError::new(text, "must be longer than zero"));
+    }
+    Ok(value)
+}
+
+/// An endpoint to connect to.
+pub fn endpoint(text: &str) -> Result<Endpoint, ParseError> {
+    text.parse()
+}
+
+/// An endpoint to listen on (port 0 picks a free port).
+pub fn listen_endpoint(text: &str) -> Result<Endpoint, ParseError> {
+    Endpoint::parse_listen(text)
+}
+
+/// A port set: `N`, `N-M`, lists, `all`, `topN`.
+pub fn ports(text: &str) -> Result<PortSet, ParseError> {
+    text.parse()
+}
+
+/// A whole number within `min..=max`, with a message naming the option's meaning.
+pub fn number_in<T>(text: &str, min: T, max: T, what: &str) -> Result<T, ParseError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    match text.trim().parse::<T>() {
+        Ok(value) if value >= min && value <= max => Ok(value),
+        _ => Err(ParseError::new(text, format!("{what} must be a whole number from {min} to {max}"))),
+    }
+}
+
+/// ping `-c`: 1 or more probes.
+pub fn count(text: &str) -> Result<u64, ParseError> {
+    number_in(text, 1, 1_000_000_000, "count")
+}
+
+/// ping `-s`: ICMP payload size; 65507 is the most an IPv4 datagram can carry.
+pub fn payload_size(text: &str) -> Result<usize, ParseError> {
+    number_in(text, 0, 65507, "packet size")
+}
+
+/// ping `-t`: time to live / hop limit.
+pub fn ttl(text: &str) -> Result<u8, ParseError> {
+    number_in(text, 1, 255, "TTL")
+}
+
+/// Retries: 0 to 100.
+pub fn retries(text: &str) -> Result<u32, ParseError> {
+    number_in(text, 0, 100, "retries")
+}
+
+/// Packets or connections per second.
+pub fn rate(text: &str) -> Result<u64, ParseError> {
+    number_in(text, 1, 100_000_000, "rate")
+}
+
+/// Concurrency and connection caps: 1 or more.
+pub fn positive_count(text: &str) -> Result<usize, ParseError> {
+    number_in(text, 1, 1_000_000, "value")
+}
+
+/// `--top N`: 1 to 1000.
+pub fn top(text: &str) -> Result<PortSet, ParseError> {
+    let n = number_in(text, 1, netkit::scan::rank::top_ports().len(), "top")?;
+    PortSet::top(n)
+}
+
+/// `--allow CIDR` (an address alone is a /32 or /128).
+pub fn cidr(text: &str) -> Result<netkit::IpNet, ParseError> {
+    netkit::target::parse_net(text)
+}
+
+/// `--mode OCTAL`: Unix permission bits for a socket file.
+pub fn mode(text: &str) -> Result<u32, ParseError> {
+    match u32::from_str_radix(text.trim_start_matches("0o"), 8) {
+        Ok(mode) if mode <= 0o777 => Ok(mode),
+        _ => Err(ParseError::new(text, "mode must be octal permission bits from 000 to 777")),
+    }
+}
+
+/// How `sweep` probes a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// ICMP echo.
+    Icmp,
+    /// A TCP connect to this port; connected or refused both mean alive.
+    Tcp(u16),
+}
+
+/// `icmp` or `tcp:PORT`.
+pub fn method(text: &str) -> Result<Method, ParseError> {
+    if text == "icmp" {
+        return Ok(Method::Icmp);
+    }
+    match text.strip_prefix("tcp:") {
+        Some(port) => netkit::ports::parse_port(port)
+            .map(Method::Tcp)
+            .map_err(|e| ParseError::new(text, e.why)),
+        None => Err(ParseError::new(text, "expected icmp or tcp:PORT")),
+    }
+}
+
+/// `--proxy-protocol v1|v2`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyProtocol {
+    /// The text header.
+    V1,
+    /// The binary header.
+    V2,
+}
+
+/// `v1` or `v2`.
+pub fn proxy_protocol(text: &str) -> Result<ProxyProtocol, ParseError> {
+    match text {
+        "v1" | "1" => Ok(ProxyProtocol::V1),
+        "v2" | "2" => Ok(ProxyProtocol::V2),
+        _ => Err(ParseError::new(text, "expected v1 or v2")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_reject_out_of_range_with_the_input() {
+        assert_eq!(count("3"), Ok(3));
+        assert_eq!(count("-1").unwrap_err().input, "-1");
+        assert_eq!(count("0").unwrap_err().input, "0");
+        assert_eq!(payload_size("70000").unwrap_err().input, "70000");
+        assert_eq!(payload_size("56"), Ok(56));
+        assert_eq!(ttl("0").unwrap_err().input, "0");
+        assert_eq!(ttl("256").unwrap_err().input, "256");
+    }
+
+    #[test]
+    fn methods_and_modes() {
+        assert_eq!(method("icmp"), Ok(Method::Icmp));
+        assert_eq!(method("tcp:22"), Ok(Method::Tcp(22)));
+        assert!(method("tcp:0").is_err());
+        assert!(method("udp:53").is_err());
+        assert_eq!(mode("600"), Ok(0o600));
+        assert_eq!(mode("0o755"), Ok(0o755));
+        assert!(mode("800").is_err());
+        assert!(mode("1777").is_err());
+    }
+
+    #[test]
+    fn positive_durations() {
+        assert!(positive_duration("0").is_err());
+        assert_eq!(positive_duration("1s"), Ok(Duration::from_secs(1)));
+    }
+}

@@ -1,0 +1,220 @@
+//! Connecting to and listening on endpoints; [`Stream`] and [`Listener`] hide whether the
+//! socket is TCP or Unix.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+
+use super::{unix_path, Endpoint, Host};
+use crate::error::Error;
+
+/// A connected byte stream.
+#[derive(Debug)]
+pub enum Stream {
+    /// TCP, with `TCP_NODELAY` set.
+    Tcp(TcpStream),
+    /// A Unix stream socket.
+    Unix(UnixStream),
+}
+
+/// A bound, listening socket.
+#[derive(Debug)]
+pub enum Listener {
+    /// TCP.
+    Tcp(TcpListener),
+    /// Unix; a path-bound listener removes its socket file when dropped.
+    Unix(UnixListener, Option<unix_path::Guard>),
+}
+
+impl Endpoint {
+    /// Every socket address a TCP endpoint stands for, in resolver order.
+    pub async fn resolve(&self) -> Result<Vec<SocketAddr>, Error> {
+        let Endpoint::Tcp { host, port } = self else { return Ok(Vec::new()) };
+        match host {
+            Host::Ip(ip) => Ok(vec![SocketAddr::new(*ip, *port)]),
+            Host::Name(name) => {
+                let found = tokio::net::lookup_host((name.as_str(), *port)).await.map_err(|e| {
+                    Error::Resolve { host: name.clone(), why: crate::error::describe_io(&e) }
+                })?;
+                let found: Vec<SocketAddr> = found.collect();
+                if found.is_empty() {
+                    return Err(Error::Resolve { host: name.clone(), why: "no addresses".into() });
+                }
+                Ok(found)
+            }
+        }
+    }
+
+    /// Connects, trying every address of a name in order, each bounded by `timeout`.
+    pub async fn connect(&self, timeout: Duration) -> Result<Stream, Error> {
+        let what = || format!("connect to {self}");
+        match self {
+            Endpoint::Tcp { .. } => {
+                let mut last = io::Error::new(io::ErrorKind::NotFound, "no addresses");
+                for addr in self.resolve().await? {
+                    match connect_tcp(addr, timeout).await {
+                        Ok(stream) => return Ok(Stream::Tcp(stream)),
+                        Err(err) => last = err,
+                    }
+                }
+                Err(Error::io(what(), last))
+            }
+            Endpoint::Unix(path) => bounded(timeout, UnixStream::connect(path)).await,
+            Endpoint::Abstract(name) => {
+                bounded(timeout, UnixStream::connect(abstract_path(name))).await
+            }
+            Endpoint::Exec(_) => Err(Error::NotImplemented("exec: endpoints")),
+        }
+        .map_err(|err| match err {
+            Error::Io { source, .. } => Error::io(what(), source),
+            other => other,
+        })
+    }
+
+    /// Binds and listens. TCP listeners use `SO_REUSEADDR`; a Unix path is only taken over
+    /// when the socket file there is stale (see [`unix_path`]).
+    pub async fn listen(&self) -> Result<Listener, Error> {
+        let what = || format!("listen on {self}");
+        match self {
+            Endpoint::Tcp { .. } => {
+                let addr = *self.resolve().await?.first().ok_or_else(|| {
+                    Error::io(what(), io::Error::new(io::ErrorKind::NotFound, "no address"))
+                })?;
+                let listener = listen_tcp(addr).map_err(|e| Error::io(what(), e))?;
+                Ok(Listener::Tcp(listener))
+            }
+            Endpoint::Unix(path) => {
+                let (listener, guard) = unix_path::bind(path).await.map_err(|e| Error::io(what(), e))?;
+                Ok(Listener::Unix(listener, Some(guard)))
+            }
+            Endpoint::Abstract(name) => {
+                let listener = UnixListener::bind(abstract_path(name)).map_err(|e| Error::io(what(), e))?;
+                Ok(Listener::Unix(listener, None))
+            }
+            Endpoint::Exec(_) => Err(Error::io(
+                what(),
+                io::Error::new(io::ErrorKind::InvalidInput, "exec: endpoints can only be targets"),
+            )),
+        }
+    }
+}
+
+/// The path form tokio uses for an abstract name: a leading NUL byte.
+fn abstract_path(name: &str) -> std::path::PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    let mut bytes = vec![0u8];
+    bytes.extend_from_slice(name.as_bytes());
+    std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&bytes))
+}
+
+async fn bounded<T: Into<Stream>>(
+    timeout: Duration,
+    connect: impl std::future::Future<Output = io::Result<T>>,
+) -> Result<Stream, Error> {
+    match tokio::time::timeout(timeout, connect).await {
+        Ok(Ok(stream)) => Ok(stream.into()),
+        Ok(Err(err)) => Err(Error::io("connect", err)),
+        Err(_) => Err(Error::io("connect", io::Error::from(io::ErrorKind::TimedOut))),
+    }
+}
+
+async fn connect_tcp(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+fn listen_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
+}
+
+impl From<TcpStream> for Stream {
+    fn from(stream: TcpStream) -> Self {
+        Stream::Tcp(stream)
+    }
+}
+
+impl From<UnixStream> for Stream {
+    fn from(stream: UnixStream) -> Self {
+        Stream::Unix(stream)
+    }
+}
+
+impl Listener {
+    /// Accepts one connection; returns the stream and a printable peer address.
+    pub async fn accept(&self) -> io::Result<(Stream, String)> {
+        match self {
+            Listener::Tcp(listener) => {
+                let (stream, peer) = listener.accept().await?;
+                stream.set_nodelay(true)?;
+                Ok((Stream::Tcp(stream), peer.to_string()))
+            }
+            Listener::Unix(listener, _) => {
+                let (stream, _) = listener.accept().await?;
+                Ok((Stream::Unix(stream), "unix".to_string()))
+            }
+        }
+    }
+
+    /// The bound address, for logs (`127.0.0.1:40123`, `unix:/run/x.sock`).
+    pub fn local_addr(&self) -> String {
+        match self {
+            Listener::Tcp(listener) => {
+                listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| "?".into())
+            }
+            Listener::Unix(listener, _) => match listener.local_addr() {
+                Ok(addr) => match (addr.as_pathname(), addr.as_abstract_name()) {
+                    (Some(path), _) => format!("unix:{}", path.display()),
+                    (None, Some(name)) => format!("unix:@{}", String::from_utf8_lossy(name)),
+                    _ => "unix:(unnamed)".into(),
+                },
+                Err(_) => "unix:?".into(),
+            },
+        }
+    }
+}
+
+macro_rules! delegate {
+    ($self:ident, $s:ident => $call:expr) => {
+        match $self.get_mut() {
+            Stream::Tcp($s) => $call,
+            Stream::Unix($s) => $call,
+        }
+    };
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        delegate!(self, s => Pin::new(s).poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        delegate!(self, s => Pin::new(s).poll_write(cx, buf))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        delegate!(self, s => Pin::new(s).poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        delegate!(self, s => Pin::new(s).poll_shutdown(cx))
+    }
+}

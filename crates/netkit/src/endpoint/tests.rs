@@ -1,0 +1,192 @@
+use super::*;
+use proptest::prelude::*;
+use std::time::Duration;
+
+fn ep(text: &str) -> Endpoint {
+    text.parse().expect(text)
+}
+
+#[test]
+fn bare_port_is_loopback() {
+    assert_eq!(ep("8080"), Endpoint::tcp("127.0.0.1:8080".parse().unwrap()));
+}
+
+#[test]
+fn host_port_forms() {
+    assert_eq!(ep("10.1.2.3:80"), Endpoint::tcp("10.1.2.3:80".parse().unwrap()));
+    assert_eq!(ep("[::1]:8800"), Endpoint::tcp("[::1]:8800".parse().unwrap()));
+    assert_eq!(ep("[::]:1"), Endpoint::tcp("[::]:1".parse().unwrap()));
+    assert_eq!(
+        ep("example.com:443"),
+        Endpoint::Tcp { host: Host::Name("example.com".into()), port: 443 }
+    );
+}
+
+#[test]
+fn unix_forms() {
+    assert_eq!(ep("unix:/run/x.sock"), Endpoint::Unix("/run/x.sock".into()));
+    assert_eq!(ep("unix:rel.sock"), Endpoint::Unix("rel.sock".into()));
+    assert_eq!(ep("unix:@netkit"), Endpoint::Abstract("netkit".into()));
+}
+
+#[test]
+fn exec_is_split_like_a_shell() {
+    assert_eq!(ep("exec:cat"), Endpoint::Exec(vec!["cat".into()]));
+    assert_eq!(
+        ep("exec:sh -c 'echo hi; cat'"),
+        Endpoint::Exec(vec!["sh".into(), "-c".into(), "echo hi; cat".into()])
+    );
+}
+
+#[test]
+fn display_round_trips() {
+    for text in ["127.0.0.1:80", "[::1]:8800", "host.example:22", "unix:/tmp/a", "unix:@n", "exec:cat -u"] {
+        assert_eq!(ep(text).to_string(), text);
+        assert_eq!(ep(&ep(text).to_string()), ep(text));
+    }
+}
+
+#[test]
+fn bad_endpoints_name_themselves() {
+    for text in [
+        "", "0", "70000", ":80", "host:", "host:0", "host:70000", "::1:80", "[::1]", "[::1]:",
+        "[1.2.3.4]:80", "1.2.3.300:80", "bad_host!:80", "unix:", "unix:@", "exec:", "exec:   ",
+        "exec:'unterminated", "host", "[::1]:x",
+    ] {
+        let err = text.parse::<Endpoint>().expect_err(text);
+        assert_eq!(err.input, text, "{err}");
+    }
+    let long = format!("unix:/{}", "a".repeat(120));
+    assert!(long.parse::<Endpoint>().is_err());
+}
+
+proptest! {
+    #[test]
+    fn ports_round_trip(port in 1u16..=65535) {
+        prop_assert_eq!(ep(&port.to_string()), Endpoint::tcp(([127, 0, 0, 1], port).into()));
+        let v6 = format!("[2001:db8::1]:{port}");
+        prop_assert_eq!(ep(&v6).to_string(), v6);
+    }
+
+    #[test]
+    fn never_panics(text in "[\\[\\]:a-z0-9@/.' -]{0,24}") {
+        let _ = text.parse::<Endpoint>();
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+#[test]
+fn tcp_listen_connect_v4_and_v6() {
+    runtime().block_on(async {
+        for bind in ["127.0.0.1:0", "[::1]:0"] {
+            let listener = Endpoint::parse_listen(bind).unwrap().listen().await.unwrap();
+            let addr: SocketAddr = listener.local_addr().parse().unwrap();
+            let target = Endpoint::tcp(addr);
+            let (client, accepted) =
+                tokio::join!(target.connect(Duration::from_secs(2)), listener.accept());
+            assert!(matches!(client.unwrap(), Stream::Tcp(_)));
+            assert!(accepted.is_ok());
+        }
+    });
+}
+
+#[test]
+fn names_try_every_address() {
+    runtime().block_on(async {
+        // A v6-only listener: `localhost` must still connect if it resolves to ::1 too.
+        let listener = lep("[::1]:0").listen().await.unwrap();
+        let port: SocketAddr = listener.local_addr().parse().unwrap();
+        let target = ep(&format!("localhost:{}", port.port()));
+        let addrs = target.resolve().await.unwrap();
+        if addrs.iter().any(|a| a.is_ipv6()) {
+            assert!(target.connect(Duration::from_secs(2)).await.is_ok());
+        }
+    });
+}
+
+#[test]
+fn refused_connect_names_the_endpoint() {
+    runtime().block_on(async {
+        let listener = lep("127.0.0.1:0").listen().await.unwrap();
+        let addr = listener.local_addr();
+        drop(listener);
+        let err = ep(&addr).connect(Duration::from_secs(2)).await.unwrap_err();
+        assert!(err.to_string().starts_with(&format!("connect to {addr}: connection refused")), "{err}");
+    });
+}
+
+#[test]
+fn address_in_use_is_an_environment_error() {
+    runtime().block_on(async {
+        let first = lep("127.0.0.1:0").listen().await.unwrap();
+        let err = ep(&first.local_addr()).listen().await.unwrap_err();
+        assert_eq!(err.class(), crate::ErrorClass::Environment);
+        assert!(err.to_string().contains("address already in use"), "{err}");
+    });
+}
+
+#[test]
+fn unix_sockets_path_and_abstract() {
+    runtime().block_on(async {
+        let dir = std::env::temp_dir().join(format!("netkit-ep-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.sock");
+        let text = format!("unix:{}", path.display());
+        let listener = ep(&text).listen().await.unwrap();
+        assert_eq!(listener.local_addr(), text);
+        // A live socket is never taken over.
+        let err = ep(&text).listen().await.unwrap_err();
+        assert!(err.to_string().contains("live socket"), "{err}");
+        let target = ep(&text);
+        let (client, _) = tokio::join!(target.connect(Duration::from_secs(1)), listener.accept());
+        assert!(client.is_ok());
+        drop(listener);
+        assert!(!path.exists(), "socket file removed on drop");
+
+        let name = format!("unix:@netkit-test-{}", std::process::id());
+        let listener = ep(&name).listen().await.unwrap();
+        assert_eq!(listener.local_addr(), name);
+        let target = ep(&name);
+        let (client, _) = tokio::join!(target.connect(Duration::from_secs(1)), listener.accept());
+        assert!(client.is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    });
+}
+
+#[test]
+fn stale_socket_file_is_replaced_but_regular_files_are_not() {
+    runtime().block_on(async {
+        let dir = std::env::temp_dir().join(format!("netkit-stale-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("stale.sock");
+        // A socket file whose server is gone.
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        assert!(path.exists());
+        let text = format!("unix:{}", path.display());
+        assert!(ep(&text).listen().await.is_ok());
+
+        let file = dir.join("plain");
+        std::fs::write(&file, b"keep me").unwrap();
+        let err = ep(&format!("unix:{}", file.display())).listen().await.unwrap_err();
+        assert!(err.to_string().contains("not a socket"), "{err}");
+        assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
+        std::fs::remove_dir_all(&dir).unwrap();
+    });
+}
+
+fn lep(text: &str) -> Endpoint {
+    Endpoint::parse_listen(text).expect(text)
+}
+
+#[test]
+fn listen_endpoints_accept_port_zero() {
+    assert_eq!(lep("0"), Endpoint::tcp("127.0.0.1:0".parse().unwrap()));
+    assert_eq!(lep("[::1]:0"), Endpoint::tcp("[::1]:0".parse().unwrap()));
+    assert_eq!(lep("8080"), ep("8080"));
+    assert!(Endpoint::parse_listen("exec:cat").is_err());
+    assert!(Endpoint::parse_listen("70000").is_err());
+    assert!("127.0.0.1:0".parse::<Endpoint>().is_err());
+}

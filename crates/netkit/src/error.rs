@@ -1,0 +1,154 @@
+//! Error types shared by every layer, and how each one is classified.
+//!
+//! The library reports two kinds of failure: the input was wrong ([`ParseError`],
+//! [`Error::NoSuchInterface`], [`Error::Resolve`]) or the environment refused what was asked
+//! ([`Error::Io`] for permission, address in use, resource limits). The binary maps the
+//! [`ErrorClass`] to an exit status; the library never exits.
+
+use std::io;
+
+/// Who is to blame for a failure: the user's input or the machine's environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The input was malformed or names something that does not exist (exit 2).
+    Input,
+    /// The environment refused: permission, address in use, resource limits (exit 3).
+    Environment,
+}
+
+/// A value of the shared vocabulary (target, port set, endpoint, duration) failed to parse.
+///
+/// The message always starts with the input that failed, then says what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{input}: {why}")]
+pub struct ParseError {
+    /// The text that failed to parse, as the user gave it.
+    pub input: String,
+    /// Why it failed and what form was expected, in lower case.
+    pub why: String,
+}
+
+impl ParseError {
+    /// Builds a parse error for `input` with the reason `why`.
+    pub fn new(input: impl Into<String>, why: impl Into<String>) -> Self {
+        ParseError { input: input.into(), why: why.into() }
+    }
+}
+
+/// Errors from the library's operations (resolution, sockets, interfaces).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A value of the shared vocabulary failed to parse.
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    /// The named network interface does not exist.
+    #[error("{0}: no such interface")]
+    NoSuchInterface(String),
+    /// A host name did not resolve to any usable address.
+    #[error("{host}: cannot resolve host name: {why}")]
+    Resolve {
+        /// The name that failed.
+        host: String,
+        /// The resolver's reason.
+        why: String,
+    },
+    /// A system call failed; `what` names the operation and its subject.
+    #[error("{what}: {}{}", describe_io(source), hint(source))]
+    Io {
+        /// What was being done, e.g. `listen on 127.0.0.1:80`.
+        what: String,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The command is part of a later milestone.
+    #[error("{0}: not implemented yet")]
+    NotImplemented(&'static str),
+}
+
+impl Error {
+    /// Wraps an I/O error with a description of what was being done.
+    pub fn io(what: impl Into<String>, source: io::Error) -> Self {
+        Error::Io { what: what.into(), source }
+    }
+
+    /// Whether the input or the environment is to blame.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Error::Parse(_) | Error::NoSuchInterface(_) | Error::Resolve { .. } => {
+                ErrorClass::Input
+            }
+            Error::Io { .. } | Error::NotImplemented(_) => ErrorClass::Environment,
+        }
+    }
+}
+
+/// Result type of the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The lower-case description of an I/O error, without Rust's "(os error N)" suffix.
+pub fn describe_io(err: &io::Error) -> String {
+    let text = err.to_string();
+    let text = match text.find(" (os error") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    };
+    lower_first(&text)
+}
+
+fn lower_first(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// What a user can do about an environment refusal, as a suffix starting with "; ".
+pub fn hint(err: &io::Error) -> &'static str {
+    match err.raw_os_error() {
+        Some(libc_errno::EMFILE) | Some(libc_errno::ENFILE) => {
+            "; raise the open-files limit (ulimit -n) or lower the concurrency"
+        }
+        Some(libc_errno::EADDRINUSE) => {
+            "; another process is using that address: stop it or choose another port"
+        }
+        Some(libc_errno::EACCES) | Some(libc_errno::EPERM) => {
+            "; run as root or grant the needed capability (CAP_NET_BIND_SERVICE for ports \
+             below 1024, CAP_NET_RAW for raw sockets)"
+        }
+        Some(libc_errno::EADDRNOTAVAIL) => "; that address is not configured on this machine",
+        _ => "",
+    }
+}
+
+mod libc_errno {
+    use nix::errno::Errno;
+    pub const EMFILE: i32 = Errno::EMFILE as i32;
+    pub const ENFILE: i32 = Errno::ENFILE as i32;
+    pub const EADDRINUSE: i32 = Errno::EADDRINUSE as i32;
+    pub const EACCES: i32 = Errno::EACCES as i32;
+    pub const EPERM: i32 = Errno::EPERM as i32;
+    pub const EADDRNOTAVAIL: i32 = Errno::EADDRNOTAVAIL as i32;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_messages_are_lower_case_without_os_error_suffix() {
+        let err = Error::io("listen on 127.0.0.1:80", io::Error::from_raw_os_error(98));
+        let text = err.to_string();
+        assert!(text.starts_with("listen on 127.0.0.1:80: address already in use"), "{text}");
+        assert!(!text.contains("os error"), "{text}");
+        assert!(text.contains("choose another port"), "{text}");
+        assert_eq!(err.class(), ErrorClass::Environment);
+    }
+
+    #[test]
+    fn parse_errors_name_the_input_first() {
+        let err = Error::from(ParseError::new("70000", "port must be 1-65535"));
+        assert_eq!(err.to_string(), "70000: port must be 1-65535");
+        assert_eq!(err.class(), ErrorClass::Input);
+    }
+}

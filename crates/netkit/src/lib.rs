@@ -1,0 +1,28 @@
+//! netkit: the library behind the `netkit` command.
+//!
+//! # Layout
+//! - Shared vocabulary, parsed without I/O: [`target`] (lazy target iterators), [`ports`]
+//!   (port sets), [`endpoint`] (TCP/Unix/exec endpoints with `connect`/`listen`), [`duration`].
+//! - [`error`]: one error type per domain and the input/environment classification that the
+//!   binary turns into exit codes.
+//! - Engines: [`iface`] (interfaces), [`scan`] (port ranking and services data).
+//! - [`report`]: the serde result types that the binary prints as text or JSON Lines.
+//!
+//! The library never parses argv, prints or exits.
+#![warn(clippy::print_stdout, clippy::print_stderr, missing_docs)]
+
+pub mod duration;
+pub mod endpoint;
+pub mod error;
+pub mod iface;
+pub mod ports;
+pub mod report;
+pub mod scan;
+pub mod target;
+
+pub use duration::parse_duration;
+pub use endpoint::Endpoint;
+pub use ipnet::IpNet;
+pub use error::{Error, ErrorClass, ParseError, Result};
+pub use ports::PortSet;
+pub use target::{Family, Target, TargetList, Targets};

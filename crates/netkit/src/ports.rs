@@ -1,0 +1,192 @@
+//! Port sets: `N`, `N-M`, `N-`, comma lists of these, `all` (1-65535) and `topN` (the N most
+//! frequently open TCP ports, by real-world frequency; see [`crate::scan::rank`]).
+
+use std::collections::HashSet;
+use std::str::FromStr;
+
+use crate::error::ParseError;
+use crate::scan::rank;
+
+/// An ordered set of TCP/UDP ports without duplicates; order is the order given (and, for
+/// `topN`, rank order), which is the order a scanner probes them in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortSet {
+    ports: Vec<u16>,
+}
+
+impl PortSet {
+    /// Every port, 1 to 65535.
+    pub fn all() -> Self {
+        PortSet { ports: (1..=u16::MAX).collect() }
+    }
+
+    /// The `n` most frequently open TCP ports, most frequent first.
+    pub fn top(n: usize) -> Result<Self, ParseError> {
+        let ranked = rank::top_ports();
+        if n == 0 || n > ranked.len() {
+            return Err(ParseError::new(
+                format!("top{n}"),
+                format!("the top-ports list has 1 to {} entries", ranked.len()),
+            ));
+        }
+        Ok(PortSet { ports: ranked[..n].to_vec() })
+    }
+
+    /// Builds a set from ports in order, dropping repeats.
+    pub fn from_ports(ports: impl IntoIterator<Item = u16>) -> Self {
+        let mut seen = HashSet::new();
+        let ports = ports.into_iter().filter(|p| *p != 0 && seen.insert(*p)).collect();
+        PortSet { ports }
+    }
+
+    /// The ports, in probe order.
+    pub fn as_slice(&self) -> &[u16] {
+        &self.ports
+    }
+
+    /// How many ports the set holds.
+    pub fn len(&self) -> usize {
+        self.ports.len()
+    }
+
+    /// Whether the set is empty (never true for a parsed set).
+    pub fn is_empty(&self) -> bool {
+        self.ports.is_empty()
+    }
+}
+
+impl FromStr for PortSet {
+    type Err = ParseError;
+
+    /// Parses `22`, `1-1024`, `8000-`, `-` (all), `all`, `top100`, and comma lists of these.
+    fn from_str(input: &str) -> Result<Self, ParseError> {
+        let mut ports = Vec::new();
+        for item in input.split(',').map(str::trim) {
+            if item.is_empty() {
+                return Err(ParseError::new(input, "empty item in port list"));
+            }
+            ports.extend(parse_item(item)?);
+        }
+        Ok(PortSet::from_ports(ports))
+    }
+}
+
+fn parse_item(item: &str) -> Result<Vec<u16>, ParseError> {
+    if item.eq_ignore_ascii_case("all") || item == "-" {
+        return Ok(PortSet::all().ports);
+    }
+    if let Some(n) = item.strip_prefix("top") {
+        let n: usize =
+            n.parse().map_err(|_| ParseError::new(item, "expected topN, e.g. top100"))?;
+        return Ok(PortSet::top(n)?.ports);
+    }
+    match item.split_once('-') {
+        None => Ok(vec![parse_port(item)?]),
+        Some((lo, hi)) => {
+            let bound = |text: &str, default: u16| match text {
+                "" => Ok(default),
+                _ => parse_port(text).map_err(|e| ParseError::new(item, e.why)),
+            };
+            let (lo, hi) = (bound(lo, 1)?, bound(hi, u16::MAX)?);
+            if lo > hi {
+                return Err(ParseError::new(item, "inverted port range, expected LOW-HIGH"));
+            }
+            Ok((lo..=hi).collect())
+        }
+    }
+}
+
+/// Parses one port number, 1 to 65535.
+pub fn parse_port(text: &str) -> Result<u16, ParseError> {
+    let value: u64 = text.trim().parse().map_err(|_| {
+        ParseError::new(text, "not a port number, expected 1-65535")
+    })?;
+    match u16::try_from(value) {
+        Ok(port) if port != 0 => Ok(port),
+        _ => Err(ParseError::new(text, "port must be between 1 and 65535")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn parse(text: &str) -> Vec<u16> {
+        text.parse::<PortSet>().expect(text).ports
+    }
+
+    #[test]
+    fn single_ranges_and_lists() {
+        assert_eq!(parse("22"), vec![22]);
+        assert_eq!(parse("1-3"), vec![1, 2, 3]);
+        assert_eq!(parse("80,443,8000-8002"), vec![80, 443, 8000, 8001, 8002]);
+        assert_eq!(parse("65534-"), vec![65534, 65535]);
+        assert_eq!(parse("-3"), vec![1, 2, 3]);
+        assert_eq!(parse("5,3,5,4"), vec![5, 3, 4]);
+        assert_eq!(parse(" 22 , 80 "), vec![22, 80]);
+    }
+
+    #[test]
+    fn all_and_dash_cover_every_port() {
+        for text in ["all", "ALL", "-"] {
+            let set = parse(text);
+            assert_eq!(set.len(), 65535);
+            assert_eq!(set[0], 1);
+            assert_eq!(set[65534], 65535);
+        }
+    }
+
+    #[test]
+    fn top_lists_are_ranked_not_numeric() {
+        let top = parse("top10");
+        assert_eq!(top.len(), 10);
+        assert!(top.contains(&80) && top.contains(&443) && top.contains(&22));
+        assert_ne!(top, (1..=10).collect::<Vec<u16>>());
+        assert_eq!(parse("top1000").len(), 1000);
+        assert_eq!(&parse("top100")[..10], &top[..]);
+    }
+
+    #[test]
+    fn errors_name_the_input() {
+        for (text, bad) in [
+            ("0", "0"),
+            ("70000", "70000"),
+            ("10-5", "10-5"),
+            ("80,", "80,"),
+            ("http", "http"),
+            ("1-70000", "1-70000"),
+            ("top0", "top0"),
+            ("top1001", "top1001"),
+            ("topx", "topx"),
+            ("", ""),
+            ("-1-5", "-1-5"),
+        ] {
+            let err = text.parse::<PortSet>().expect_err(text);
+            assert_eq!(err.input, bad, "{text}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn ranges_have_the_right_length(lo in 1u16..=65535, len in 0u16..2000) {
+            let hi = lo.saturating_add(len);
+            let set: PortSet = format!("{lo}-{hi}").parse().unwrap();
+            prop_assert_eq!(set.len(), usize::from(hi - lo) + 1);
+            prop_assert_eq!(set.as_slice()[0], lo);
+        }
+
+        #[test]
+        fn never_panics(text in "[-,0-9a-z]{0,16}") {
+            let _ = text.parse::<PortSet>();
+        }
+
+        #[test]
+        fn lists_keep_every_valid_port_once(ports in proptest::collection::vec(1u16..=65535, 1..50)) {
+            let text = ports.iter().map(u16::to_string).collect::<Vec<_>>().join(",");
+            let set: PortSet = text.parse().unwrap();
+            let unique: HashSet<u16> = ports.iter().copied().collect();
+            prop_assert_eq!(set.len(), unique.len());
+        }
+    }
+}

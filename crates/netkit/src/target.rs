@@ -1,0 +1,449 @@
+//! Targets of `ping`, `sweep` and `scan`: addresses, host names, last-octet ranges
+//! (`192.168.0.100-200`), full ranges (`10.0.0.5-10.0.1.20`, `2001:db8::1-2001:db8::ff`),
+//! CIDR blocks (`198.18.0.0/24`, `2001:db8::/120`, every address included, as nmap does), comma
+//! lists and `@FILE`. A [`TargetList`] is parsed without I/O (but for reading `@FILE`);
+//! [`TargetList::resolve`] looks names up; [`Targets::iter`] then yields addresses lazily, so a
+//! `/8` never becomes a 16M-element vector.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
+use std::sync::Arc;
+
+use crate::error::{Error, ParseError};
+
+/// Ranges and blocks larger than this many addresses need `force`.
+pub const MAX_UNFORCED_BLOCK: u128 = 1 << 24;
+
+/// Which address families to keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Family {
+    /// IPv4 and IPv6.
+    #[default]
+    Any,
+    /// IPv4 only.
+    V4,
+    /// IPv6 only.
+    V6,
+}
+
+impl Family {
+    /// Whether `addr` belongs to this family.
+    pub fn admits(self, addr: &IpAddr) -> bool {
+        match self {
+            Family::Any => true,
+            Family::V4 => addr.is_ipv4(),
+            Family::V6 => addr.is_ipv6(),
+        }
+    }
+}
+
+/// One parsed target expression.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetExpr {
+    /// A literal address.
+    Addr(IpAddr),
+    /// A host name, to be resolved.
+    Name(String),
+    /// An inclusive range of addresses (from a range or a CIDR block).
+    Range(AddrRange),
+}
+
+/// An inclusive, non-empty range of addresses of one family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddrRange {
+    /// IPv4 addresses `start..=end` as integers.
+    V4 {
+        /// First address.
+        start: u32,
+        /// Last address.
+        end: u32,
+    },
+    /// IPv6 addresses `start..=end` as integers.
+    V6 {
+        /// First address.
+        start: u128,
+        /// Last address.
+        end: u128,
+    },
+}
+
+impl AddrRange {
+    /// How many addresses the range holds.
+    pub fn len(&self) -> u128 {
+        match *self {
+            AddrRange::V4 { start, end } => u128::from(end - start) + 1,
+            AddrRange::V6 { start, end } => (end - start).saturating_add(1),
+        }
+    }
+
+    /// Never true: a range holds at least one address.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The `i`-th address of the range (`i < len()`).
+    pub fn nth(&self, i: u128) -> IpAddr {
+        match *self {
+            AddrRange::V4 { start, .. } => IpAddr::V4(Ipv4Addr::from(start + i as u32)),
+            AddrRange::V6 { start, .. } => IpAddr::V6(Ipv6Addr::from(start + i)),
+        }
+    }
+}
+
+impl TargetExpr {
+    /// How many addresses this expression stands for (a name counts as one).
+    pub fn len(&self) -> u128 {
+        match self {
+            TargetExpr::Addr(_) | TargetExpr::Name(_) => 1,
+            TargetExpr::Range(range) => range.len(),
+        }
+    }
+
+    /// Never true.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+/// Target expressions as the user gave them, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TargetList {
+    exprs: Vec<TargetExpr>,
+}
+
+impl TargetList {
+    /// Parses command-line words; each may hold several expressions separated by commas.
+    /// `force` lifts the 2^24-address limit on one block.
+    pub fn parse<S: AsRef<str>>(words: &[S], force: bool) -> Result<Self, ParseError> {
+        let mut exprs = Vec::new();
+        for word in words {
+            for item in split_items(word.as_ref()) {
+                match item.strip_prefix('@') {
+                    Some(path) => exprs.extend(read_target_file(path, force)?),
+                    None => exprs.push(parse_expr(item, force)?),
+                }
+            }
+        }
+        if exprs.is_empty() {
+            return Err(ParseError::new("", "no targets given"));
+        }
+        Ok(TargetList { exprs })
+    }
+
+    /// The parsed expressions.
+    pub fn exprs(&self) -> &[TargetExpr] {
+        &self.exprs
+    }
+
+    /// How many addresses the list stands for.
+    pub fn len(&self) -> u128 {
+        self.exprs.iter().map(TargetExpr::len).fold(0, u128::saturating_add)
+    }
+
+    /// Never true for a parsed list.
+    pub fn is_empty(&self) -> bool {
+        self.exprs.is_empty()
+    }
+
+    /// Resolves host names (the first address of `family`), keeping everything else lazy.
+    /// Addresses and ranges of another family than `family` are an input error.
+    pub fn resolve(&self, family: Family) -> Result<Targets, Error> {
+        let mut parts = Vec::with_capacity(self.exprs.len());
+        for expr in &self.exprs {
+            parts.push(match expr {
+                TargetExpr::Name(name) => {
+                    let addr = resolve_name(name, family)?;
+                    Part::Single { name: Some(Arc::from(name.as_str())), addr }
+                }
+                TargetExpr::Addr(addr) => {
+                    check_family(&addr.to_string(), addr, family)?;
+                    Part::Single { name: None, addr: *addr }
+                }
+                TargetExpr::Range(range) => {
+                    check_family(&format!("{}", range.nth(0)), &range.nth(0), family)?;
+                    Part::Range(*range)
+                }
+            });
+        }
+        Ok(Targets { parts: Arc::new(parts) })
+    }
+}
+
+fn check_family(text: &str, addr: &IpAddr, family: Family) -> Result<(), ParseError> {
+    if family.admits(addr) {
+        return Ok(());
+    }
+    let want = if family == Family::V4 { "IPv4" } else { "IPv6" };
+    Err(ParseError::new(text, format!("not an {want} address, but only {want} was asked for")))
+}
+
+/// Resolves `name` to its first address of `family`.
+pub fn resolve_name(name: &str, family: Family) -> Result<IpAddr, Error> {
+    let addrs = (name, 0)
+        .to_socket_addrs()
+        .map_err(|e| Error::Resolve { host: name.to_string(), why: crate::error::describe_io(&e) })?;
+    addrs.map(|sa| sa.ip()).find(|ip| family.admits(ip)).ok_or_else(|| Error::Resolve {
+        host: name.to_string(),
+        why: "no address of the requested family".to_string(),
+    })
+}
+
+/// One target: an address, and the name it came from, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The host name given by the user, for names.
+    pub name: Option<Arc<str>>,
+    /// The address to probe.
+    pub addr: IpAddr,
+}
+
+impl Target {
+    /// The name if there is one, else the address, for display.
+    pub fn host(&self) -> String {
+        match &self.name {
+            Some(name) => name.to_string(),
+            None => self.addr.to_string(),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Part {
+    Single { name: Option<Arc<str>>, addr: IpAddr },
+    Range(AddrRange),
+}
+
+impl Part {
+    fn len(&self) -> u128 {
+        match self {
+            Part::Single { .. } => 1,
+            Part::Range(range) => range.len(),
+        }
+    }
+}
+
+/// Resolved targets: cheap to clone, iterated lazily.
+#[derive(Debug, Clone)]
+pub struct Targets {
+    parts: Arc<Vec<Part>>,
+}
+
+impl Targets {
+    /// How many addresses will be produced (repeats are kept, as given).
+    pub fn len(&self) -> u128 {
+        self.parts.iter().map(Part::len).fold(0, u128::saturating_add)
+    }
+
+    /// Whether there is nothing to probe.
+    pub fn is_empty(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    /// A lazy iterator over every target address, in order.
+    pub fn iter(&self) -> TargetIter {
+        TargetIter { parts: Arc::clone(&self.parts), part: 0, offset: 0, left: self.len() }
+    }
+}
+
+/// Iterator over [`Targets`]; produces each address on demand.
+#[derive(Debug, Clone)]
+pub struct TargetIter {
+    parts: Arc<Vec<Part>>,
+    part: usize,
+    offset: u128,
+    left: u128,
+}
+
+impl Iterator for TargetIter {
+    type Item = Target;
+
+    fn next(&mut self) -> Option<Target> {
+        let part = self.parts.get(self.part)?;
+        let target = match part {
+            Part::Single { name, addr } => Target { name: name.clone(), addr: *addr },
+            Part::Range(range) => Target { name: None, addr: range.nth(self.offset) },
+        };
+        self.offset += 1;
+        self.left = self.left.saturating_sub(1);
+        if self.offset >= part.len() {
+            self.part += 1;
+            self.offset = 0;
+        }
+        Some(target)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match usize::try_from(self.left) {
+            Ok(left) => (left, Some(left)),
+            Err(_) => (usize::MAX, None),
+        }
+    }
+}
+
+fn split_items(word: &str) -> impl Iterator<Item = &str> {
+    word.split(|c: char| c == ',' || c.is_whitespace()).filter(|s| !s.is_empty())
+}
+
+fn read_target_file(path: &str, force: bool) -> Result<Vec<TargetExpr>, ParseError> {
+    let label = format!("@{path}");
+    if path.is_empty() {
+        return Err(ParseError::new(label, "expected a file name after @"));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ParseError::new(&label, format!("cannot read: {}", crate::error::describe_io(&e))))?;
+    let mut exprs = Vec::new();
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("");
+        for item in split_items(line) {
+            if item.starts_with('@') {
+                return Err(ParseError::new(item, format!("nested @FILE in {label} is not allowed")));
+            }
+            exprs.push(parse_expr(item, force)?);
+        }
+    }
+    Ok(exprs)
+}
+
+/// Parses one target expression (no commas, no `@FILE`).
+pub fn parse_expr(text: &str, force: bool) -> Result<TargetExpr, ParseError> {
+    let expr = if let Some((addr, prefix)) = text.split_once('/') {
+        TargetExpr::Range(parse_cidr(text, addr, prefix)?)
+    } else if let Ok(addr) = text.parse::<IpAddr>() {
+        TargetExpr::Addr(addr)
+    } else if let Some(range) = parse_range(text)? {
+        TargetExpr::Range(range)
+    } else {
+        TargetExpr::Name(parse_host_name(text)?)
+    };
+    if !force && expr.len() > MAX_UNFORCED_BLOCK {
+        return Err(ParseError::new(
+            text,
+            format!("{} addresses is more than 2^24; pass --force to sweep it", expr.len()),
+        ));
+    }
+    Ok(expr)
+}
+
+/// Parses `ADDR/PREFIX` into a network (host bits cleared); a bare address is a /32 or /128.
+pub fn parse_net(text: &str) -> Result<ipnet::IpNet, ParseError> {
+    match text.split_once('/') {
+        Some((addr, prefix)) => cidr_net(text, addr, prefix),
+        None => text
+            .parse::<IpAddr>()
+            .map(ipnet::IpNet::from)
+            .map_err(|_| ParseError::new(text, "expected an address or a CIDR block like 198.18.0.0/15")),
+    }
+}
+
+fn parse_cidr(text: &str, addr: &str, prefix: &str) -> Result<AddrRange, ParseError> {
+    Ok(match cidr_net(text, addr, prefix)? {
+        ipnet::IpNet::V4(n) => {
+            AddrRange::V4 { start: n.network().into(), end: n.broadcast().into() }
+        }
+        ipnet::IpNet::V6(n) => {
+            AddrRange::V6 { start: n.network().into(), end: n.broadcast().into() }
+        }
+    })
+}
+
+fn cidr_net(text: &str, addr: &str, prefix: &str) -> Result<ipnet::IpNet, ParseError> {
+    if addr.is_empty() {
+        return Err(ParseError::new(text, "missing address before the /prefix"));
+    }
+    let ip: IpAddr = addr
+        .parse()
+        .map_err(|_| ParseError::new(text, "invalid address in CIDR block, expected ADDR/PREFIX"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let bits: u8 = prefix
+        .parse()
+        .ok()
+        .filter(|bits| *bits <= max)
+        .ok_or_else(|| ParseError::new(text, format!("prefix length must be 0-{max}")))?;
+    let net = ipnet::IpNet::new(ip, bits).map_err(|e| ParseError::new(text, e.to_string()))?;
+    Ok(net.trunc())
+}
+
+/// `A-B` where A is an address and B an address of the same family, a last octet (IPv4) or a
+/// last group in hex (IPv6). Returns `None` when A is not an address (then it is a name).
+fn parse_range(text: &str) -> Result<Option<AddrRange>, ParseError> {
+    let Some((first, last)) = text.split_once('-') else { return Ok(None) };
+    let Ok(first) = first.parse::<IpAddr>() else { return Ok(None) };
+    let range = match first {
+        IpAddr::V4(start) => {
+            let end = match last.parse::<Ipv4Addr>() {
+                Ok(end) => end,
+                Err(_) => with_last_octet(text, start, last)?,
+            };
+            ordered(text, u32::from(start), u32::from(end)).map(|(start, end)| AddrRange::V4 { start, end })?
+        }
+        IpAddr::V6(start) => {
+            let end = match last.parse::<Ipv6Addr>() {
+                Ok(end) => end,
+                Err(_) => with_last_group(text, start, last)?,
+            };
+            ordered(text, u128::from(start), u128::from(end)).map(|(start, end)| AddrRange::V6 { start, end })?
+        }
+    };
+    Ok(Some(range))
+}
+
+fn ordered<T: PartialOrd>(text: &str, start: T, end: T) -> Result<(T, T), ParseError> {
+    if start > end {
+        return Err(ParseError::new(text, "inverted range: the end is below the start"));
+    }
+    Ok((start, end))
+}
+
+fn with_last_octet(text: &str, start: Ipv4Addr, last: &str) -> Result<Ipv4Addr, ParseError> {
+    let octet: u8 = last.parse().map_err(|_| {
+        ParseError::new(text, "expected a range like 192.168.0.100-200 or 10.0.0.5-10.0.1.20")
+    })?;
+    let [a, b, c, _] = start.octets();
+    Ok(Ipv4Addr::new(a, b, c, octet))
+}
+
+fn with_last_group(text: &str, start: Ipv6Addr, last: &str) -> Result<Ipv6Addr, ParseError> {
+    let group = u16::from_str_radix(last, 16).ok().filter(|_| !last.is_empty() && last.len() <= 4);
+    let group = group.ok_or_else(|| {
+        ParseError::new(text, "expected a range like 2001:db8::1-ff or 2001:db8::1-2001:db8::ff")
+    })?;
+    let mut segments = start.segments();
+    segments[7] = group;
+    Ok(Ipv6Addr::from(segments))
+}
+
+fn parse_host_name(text: &str) -> Result<String, ParseError> {
+    if text.is_empty() {
+        return Err(ParseError::new(text, "empty host"));
+    }
+    if text.contains(':') {
+        return Err(ParseError::new(text, "invalid IPv6 address"));
+    }
+    if text.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(ParseError::new(text, "invalid IPv4 address"));
+    }
+    if !is_host_name(text) {
+        return Err(ParseError::new(
+            text,
+            "not an address, range, CIDR block or host name",
+        ));
+    }
+    Ok(text.to_string())
+}
+
+/// Whether `text` is a syntactically valid DNS host name (letters, digits, `-`, `_`, dots).
+pub fn is_host_name(text: &str) -> bool {
+    let text = text.strip_suffix('.').unwrap_or(text);
+    !text.is_empty()
+        && text.len() <= 253
+        && text.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+}
+
+#[cfg(test)]
+#[path = "target_tests.rs"]
+mod tests;

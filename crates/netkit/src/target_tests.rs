@@ -1,0 +1,195 @@
+use super::*;
+use proptest::prelude::*;
+use std::io::Write;
+
+fn addrs(words: &[&str]) -> Vec<IpAddr> {
+    let list = TargetList::parse(words, false).expect("parse");
+    list.resolve(Family::Any).expect("resolve").iter().map(|t| t.addr).collect()
+}
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().expect("ip")
+}
+
+#[test]
+fn single_addresses_v4_and_v6() {
+    assert_eq!(addrs(&["127.0.0.1"]), vec![ip("127.0.0.1")]);
+    assert_eq!(addrs(&["::1"]), vec![ip("::1")]);
+    assert_eq!(addrs(&["2001:db8::1,198.18.0.1"]), vec![ip("2001:db8::1"), ip("198.18.0.1")]);
+}
+
+#[test]
+fn last_octet_range() {
+    let got = addrs(&["192.168.0.100-102"]);
+    assert_eq!(got, vec![ip("192.168.0.100"), ip("192.168.0.101"), ip("192.168.0.102")]);
+}
+
+#[test]
+fn full_range_crosses_octets() {
+    let got = addrs(&["10.0.0.254-10.0.1.1"]);
+    assert_eq!(got, vec![ip("10.0.0.254"), ip("10.0.0.255"), ip("10.0.1.0"), ip("10.0.1.1")]);
+}
+
+#[test]
+fn v6_ranges_full_and_last_group() {
+    assert_eq!(addrs(&["2001:db8::fe-2001:db8::100"]).len(), 3);
+    let got = addrs(&["2001:db8::a-c"]);
+    assert_eq!(got, vec![ip("2001:db8::a"), ip("2001:db8::b"), ip("2001:db8::c")]);
+}
+
+#[test]
+fn cidr_includes_network_and_broadcast() {
+    let got = addrs(&["198.18.0.0/30"]);
+    assert_eq!(got, vec![ip("198.18.0.0"), ip("198.18.0.1"), ip("198.18.0.2"), ip("198.18.0.3")]);
+    assert_eq!(addrs(&["198.18.0.7/32"]), vec![ip("198.18.0.7")]);
+    let v6 = addrs(&["2001:db8::/126"]);
+    assert_eq!(v6, vec![ip("2001:db8::"), ip("2001:db8::1"), ip("2001:db8::2"), ip("2001:db8::3")]);
+}
+
+#[test]
+fn cidr_with_host_bits_is_the_whole_block() {
+    assert_eq!(addrs(&["198.18.0.5/30"])[0], ip("198.18.0.4"));
+}
+
+#[test]
+fn mixed_words_and_separators() {
+    let got = addrs(&["127.0.0.1, 127.0.0.2", "::1"]);
+    assert_eq!(got, vec![ip("127.0.0.1"), ip("127.0.0.2"), ip("::1")]);
+}
+
+#[test]
+fn file_targets_with_comments() {
+    let mut file = tempfile_in_target();
+    writeln!(file.0, "# lab hosts\n127.0.0.1 # me\n\n198.18.0.0/31, ::1").expect("write");
+    let word = format!("@{}", file.1);
+    let got = addrs(&[word.as_str()]);
+    assert_eq!(got, vec![ip("127.0.0.1"), ip("198.18.0.0"), ip("198.18.0.1"), ip("::1")]);
+}
+
+fn tempfile_in_target() -> (std::fs::File, String) {
+    let path = std::env::temp_dir().join(format!("netkit-targets-{}", std::process::id()));
+    let file = std::fs::File::create(&path).expect("create");
+    (file, path.to_string_lossy().into_owned())
+}
+
+#[test]
+fn names_are_kept_and_resolved() {
+    let list = TargetList::parse(&["localhost"], false).expect("parse");
+    assert_eq!(list.exprs(), &[TargetExpr::Name("localhost".into())]);
+    let targets = list.resolve(Family::V4).expect("resolve");
+    let first = targets.iter().next().expect("one");
+    assert_eq!(first.addr, ip("127.0.0.1"));
+    assert_eq!(first.host(), "localhost");
+}
+
+#[test]
+fn hyphenated_names_are_names_not_ranges() {
+    let list = TargetList::parse(&["my-host.example"], false).expect("parse");
+    assert_eq!(list.exprs(), &[TargetExpr::Name("my-host.example".into())]);
+}
+
+#[test]
+fn length_is_known_without_iterating() {
+    let list = TargetList::parse(&["10.0.0.0/8", "::1"], false).expect("parse");
+    assert_eq!(list.len(), (1 << 24) + 1);
+    let targets = list.resolve(Family::Any).expect("resolve");
+    assert_eq!(targets.len(), (1 << 24) + 1);
+    assert_eq!(targets.iter().size_hint(), ((1 << 24) + 1, Some((1 << 24) + 1)));
+    let last = targets.iter().nth(1 << 24).expect("last");
+    assert_eq!(last.addr, ip("::1"));
+}
+
+#[test]
+fn huge_blocks_need_force() {
+    let err = TargetList::parse(&["10.0.0.0/7"], false).expect_err("too big");
+    assert!(err.why.contains("--force"), "{err}");
+    assert!(TargetList::parse(&["10.0.0.0/7"], true).is_ok());
+    assert!(TargetList::parse(&["2001:db8::/64"], false).is_err());
+    let v6 = TargetList::parse(&["2001:db8::/32"], true).expect("forced");
+    assert_eq!(v6.len(), 1u128 << 96);
+    assert_eq!(v6.resolve(Family::Any).expect("r").iter().size_hint().1, None);
+}
+
+#[test]
+fn whole_v6_space_does_not_overflow() {
+    let all = TargetList::parse(&["::/0"], true).expect("parse");
+    assert_eq!(all.len(), u128::MAX);
+}
+
+#[test]
+fn family_mismatch_is_an_input_error() {
+    let list = TargetList::parse(&["::1"], false).expect("parse");
+    assert!(list.resolve(Family::V4).is_err());
+    assert!(list.resolve(Family::V6).is_ok());
+}
+
+#[test]
+fn bad_inputs_name_themselves() {
+    for (text, bad) in [
+        ("1.2.3.300", "1.2.3.300"),
+        ("10.0.0.5-2", "10.0.0.5-2"),
+        ("/33", "/33"),
+        ("10.0.0.0/33", "10.0.0.0/33"),
+        ("::1/129", "::1/129"),
+        ("10.0.0.1-300", "10.0.0.1-300"),
+        ("10.0.0.1-::1", "10.0.0.1-::1"),
+        ("2001:db8::5-1", "2001:db8::5-1"),
+        ("2001:db8::1-fffff", "2001:db8::1-fffff"),
+        ("1.2.3", "1.2.3"),
+        ("::g", "::g"),
+        ("bad_host!", "bad_host!"),
+        ("-leading", "-leading"),
+        ("@", "@"),
+        ("@/nonexistent/netkit", "@/nonexistent/netkit"),
+        ("10.0.0.0/x", "10.0.0.0/x"),
+    ] {
+        let err = TargetList::parse(&[text], false).expect_err(text);
+        assert_eq!(err.input, bad, "{text}: {err}");
+    }
+    assert!(TargetList::parse::<&str>(&[], false).is_err());
+    assert!(TargetList::parse(&[" , "], false).is_err());
+}
+
+#[test]
+fn unknown_names_fail_at_resolution() {
+    let list = TargetList::parse(&["no-such-host.invalid"], false).expect("parse");
+    let err = list.resolve(Family::Any).expect_err("unknown");
+    assert!(err.to_string().starts_with("no-such-host.invalid: "), "{err}");
+    assert_eq!(err.class(), crate::ErrorClass::Input);
+}
+
+proptest! {
+    #[test]
+    fn v4_ranges_yield_exactly_their_addresses(start in any::<u32>(), len in 0u32..300) {
+        let end = start.saturating_add(len);
+        let text = format!("{}-{}", Ipv4Addr::from(start), Ipv4Addr::from(end));
+        let got = addrs(&[text.as_str()]);
+        prop_assert_eq!(got.len() as u64, u64::from(end - start) + 1);
+        prop_assert_eq!(got[0], IpAddr::V4(start.into()));
+        prop_assert_eq!(*got.last().unwrap(), IpAddr::V4(end.into()));
+    }
+
+    #[test]
+    fn cidr_v4_counts(addr in any::<u32>(), bits in 20u8..=32) {
+        let text = format!("{}/{bits}", Ipv4Addr::from(addr));
+        let list = TargetList::parse(&[text.as_str()], false).unwrap();
+        prop_assert_eq!(list.len(), 1u128 << (32 - bits));
+        let targets = list.resolve(Family::Any).unwrap();
+        prop_assert_eq!(targets.iter().count() as u128, list.len());
+    }
+
+    #[test]
+    fn cidr_v6_counts(addr in any::<u128>(), bits in 112u8..=128) {
+        let text = format!("{}/{bits}", Ipv6Addr::from(addr));
+        let list = TargetList::parse(&[text.as_str()], false).unwrap();
+        prop_assert_eq!(list.len(), 1u128 << (128 - bits));
+        let first = list.resolve(Family::Any).unwrap().iter().next().unwrap().addr;
+        let mask = u128::MAX << (128 - bits);
+        prop_assert_eq!(first, IpAddr::V6((addr & mask).into()));
+    }
+
+    #[test]
+    fn never_panics(text in "[0-9a-f.:/@,-]{0,24}") {
+        let _ = TargetList::parse(&[text.as_str()], true);
+    }
+}
