@@ -69,9 +69,18 @@ fn classify(err: &anyhow::Error) -> Exit {
 /// Turns a clap error into SPEC.md's form: help and version on stdout with status 0, anything
 /// else as `netkit: <input>: <why>` with status 2.
 pub fn clap_error(err: clap::Error) -> ExitCode {
-    if matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
         let _ = err.print();
-        let code = if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand { 2 } else { 0 };
+        let code = if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            2
+        } else {
+            0
+        };
         return ExitCode::from(code);
     }
     let _ = writeln!(std::io::stderr(), "netkit: {}", describe_clap(&err));
@@ -87,9 +96,13 @@ fn describe_clap(err: &clap::Error) -> String {
             return format!("{value}: {source}");
         }
     }
-    let subject = [ContextKind::InvalidSubcommand, ContextKind::InvalidArg, ContextKind::InvalidValue]
-        .into_iter()
-        .find_map(|kind| context_str(err, kind));
+    let subject = [
+        ContextKind::InvalidSubcommand,
+        ContextKind::InvalidArg,
+        ContextKind::InvalidValue,
+    ]
+    .into_iter()
+    .find_map(|kind| context_str(err, kind));
     let why = match err.kind() {
         ErrorKind::InvalidSubcommand => "unknown subcommand; see 'netkit --help'".to_string(),
         ErrorKind::UnknownArgument => "unknown option; see --help".to_string(),

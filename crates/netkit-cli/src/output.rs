@@ -25,7 +25,10 @@ struct Tagged<'a, T: Serialize> {
 impl Printer {
     /// A printer for the global flags.
     pub fn new(global: &Global) -> Self {
-        Printer { json: global.json, color: global.color.enabled_for_stdout() }
+        Printer {
+            json: global.json,
+            color: global.color.enabled_for_stdout(),
+        }
     }
 
     /// Whether records go out as JSON Lines.

@@ -41,7 +41,10 @@ where
 {
     match text.trim().parse::<T>() {
         Ok(value) if value >= min && value <= max => Ok(value),
-        _ => Err(ParseError::new(text, format!("{what} must be a whole number from {min} to {max}"))),
+        _ => Err(ParseError::new(
+            text,
+            format!("{what} must be a whole number from {min} to {max}"),
+        )),
     }
 }
 
@@ -90,7 +93,10 @@ pub fn cidr(text: &str) -> Result<netkit::IpNet, ParseError> {
 pub fn mode(text: &str) -> Result<u32, ParseError> {
     match u32::from_str_radix(text.trim_start_matches("0o"), 8) {
         Ok(mode) if mode <= 0o777 => Ok(mode),
-        _ => Err(ParseError::new(text, "mode must be octal permission bits from 000 to 777")),
+        _ => Err(ParseError::new(
+            text,
+            "mode must be octal permission bits from 000 to 777",
+        )),
     }
 }
 

@@ -37,7 +37,10 @@ pub fn parse_duration(input: &str) -> Result<Duration, ParseError> {
 }
 
 fn looks_like_bare_number(text: &str) -> bool {
-    !text.is_empty() && text.chars().all(|c| c.is_ascii_digit() || c == '.' || c == '-' || c == '+')
+    !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '.' || c == '-' || c == '+')
 }
 
 fn bare_seconds(text: &str) -> Result<Duration, ()> {
@@ -83,13 +86,27 @@ mod tests {
             (" 2s ", 2000),
         ];
         for (text, ms) in cases {
-            assert_eq!(parse_duration(text), Ok(Duration::from_millis(ms)), "{text}");
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_millis(ms)),
+                "{text}"
+            );
         }
     }
 
     #[test]
     fn rejects_garbage_with_the_input_in_the_message() {
-        for text in ["", "-1", "abc", "5 parsecs", "1.2.3", "nan", "inf", "1e400", "10x"] {
+        for text in [
+            "",
+            "-1",
+            "abc",
+            "5 parsecs",
+            "1.2.3",
+            "nan",
+            "inf",
+            "1e400",
+            "10x",
+        ] {
             let err = parse_duration(text).expect_err(text);
             assert_eq!(err.input, text);
         }

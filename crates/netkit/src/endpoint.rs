@@ -48,18 +48,31 @@ pub enum Host {
 impl Endpoint {
     /// A TCP endpoint on a literal socket address.
     pub fn tcp(addr: SocketAddr) -> Self {
-        Endpoint::Tcp { host: Host::Ip(addr.ip()), port: addr.port() }
+        Endpoint::Tcp {
+            host: Host::Ip(addr.ip()),
+            port: addr.port(),
+        }
     }
 }
 
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Endpoint::Tcp { host: Host::Ip(ip), port } => write!(f, "{}", SocketAddr::new(*ip, *port)),
-            Endpoint::Tcp { host: Host::Name(name), port } => write!(f, "{name}:{port}"),
+            Endpoint::Tcp {
+                host: Host::Ip(ip),
+                port,
+            } => write!(f, "{}", SocketAddr::new(*ip, *port)),
+            Endpoint::Tcp {
+                host: Host::Name(name),
+                port,
+            } => write!(f, "{name}:{port}"),
             Endpoint::Unix(path) => write!(f, "unix:{}", path.display()),
             Endpoint::Abstract(name) => write!(f, "unix:@{name}"),
-            Endpoint::Exec(argv) => write!(f, "exec:{}", shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "))),
+            Endpoint::Exec(argv) => write!(
+                f,
+                "exec:{}",
+                shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "))
+            ),
         }
     }
 }
@@ -84,7 +97,10 @@ impl Endpoint {
     /// port (the server then reports the port it bound), and `exec:` is refused.
     pub fn parse_listen(input: &str) -> Result<Self, ParseError> {
         if input.starts_with("exec:") {
-            return Err(ParseError::new(input, "exec: endpoints can only be targets"));
+            return Err(ParseError::new(
+                input,
+                "exec: endpoints can only be targets",
+            ));
         }
         if input.starts_with("unix:") {
             return input.parse();
@@ -103,21 +119,36 @@ enum PortRule {
 fn parse_unix(input: &str, rest: &str) -> Result<Endpoint, ParseError> {
     if let Some(name) = rest.strip_prefix('@') {
         if name.is_empty() {
-            return Err(ParseError::new(input, "empty abstract socket name after unix:@"));
+            return Err(ParseError::new(
+                input,
+                "empty abstract socket name after unix:@",
+            ));
         }
         if name.len() > MAX_UNIX_PATH - 1 {
-            return Err(ParseError::new(input, "abstract socket name is longer than 106 bytes"));
+            return Err(ParseError::new(
+                input,
+                "abstract socket name is longer than 106 bytes",
+            ));
         }
         return Ok(Endpoint::Abstract(name.to_string()));
     }
     if rest.is_empty() {
-        return Err(ParseError::new(input, "empty unix socket path, expected unix:PATH"));
+        return Err(ParseError::new(
+            input,
+            "empty unix socket path, expected unix:PATH",
+        ));
     }
     if rest.len() > MAX_UNIX_PATH {
-        return Err(ParseError::new(input, "unix socket path is longer than 107 bytes"));
+        return Err(ParseError::new(
+            input,
+            "unix socket path is longer than 107 bytes",
+        ));
     }
     if rest.contains('\0') {
-        return Err(ParseError::new(input, "unix socket path contains a NUL byte"));
+        return Err(ParseError::new(
+            input,
+            "unix socket path contains a NUL byte",
+        ));
     }
     Ok(Endpoint::Unix(PathBuf::from(rest)))
 }
@@ -126,18 +157,27 @@ fn parse_exec(input: &str, command: &str) -> Result<Endpoint, ParseError> {
     let argv = shlex::split(command)
         .ok_or_else(|| ParseError::new(input, "unbalanced quotes in exec command"))?;
     if argv.is_empty() {
-        return Err(ParseError::new(input, "empty exec command, expected exec:COMMAND [ARGS]"));
+        return Err(ParseError::new(
+            input,
+            "empty exec command, expected exec:COMMAND [ARGS]",
+        ));
     }
     Ok(Endpoint::Exec(argv))
 }
 
 fn parse_tcp(input: &str, rule: PortRule) -> Result<Endpoint, ParseError> {
     if input.is_empty() {
-        return Err(ParseError::new(input, "empty endpoint, expected PORT, HOST:PORT or unix:PATH"));
+        return Err(ParseError::new(
+            input,
+            "empty endpoint, expected PORT, HOST:PORT or unix:PATH",
+        ));
     }
     if input.bytes().all(|b| b.is_ascii_digit()) {
         let port = port_of(input, input, rule)?;
-        return Ok(Endpoint::Tcp { host: Host::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)), port });
+        return Ok(Endpoint::Tcp {
+            host: Host::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            port,
+        });
     }
     if let Some(rest) = input.strip_prefix('[') {
         return parse_bracketed(input, rest, rule);
@@ -146,19 +186,29 @@ fn parse_tcp(input: &str, rule: PortRule) -> Result<Endpoint, ParseError> {
         return Err(ParseError::new(input, "missing port, expected HOST:PORT"));
     };
     if host.contains(':') {
-        return Err(ParseError::new(input, "IPv6 addresses need brackets, e.g. [::1]:8080"));
+        return Err(ParseError::new(
+            input,
+            "IPv6 addresses need brackets, e.g. [::1]:8080",
+        ));
     }
     let port = port_of(input, port, rule)?;
-    Ok(Endpoint::Tcp { host: parse_host(input, host)?, port })
+    Ok(Endpoint::Tcp {
+        host: parse_host(input, host)?,
+        port,
+    })
 }
 
 fn parse_bracketed(input: &str, rest: &str, rule: PortRule) -> Result<Endpoint, ParseError> {
     let (addr, port) = rest
         .split_once("]:")
         .ok_or_else(|| ParseError::new(input, "expected [IPV6]:PORT"))?;
-    let ip: std::net::Ipv6Addr =
-        addr.parse().map_err(|_| ParseError::new(input, "invalid IPv6 address in brackets"))?;
-    Ok(Endpoint::Tcp { host: Host::Ip(IpAddr::V6(ip)), port: port_of(input, port, rule)? })
+    let ip: std::net::Ipv6Addr = addr
+        .parse()
+        .map_err(|_| ParseError::new(input, "invalid IPv6 address in brackets"))?;
+    Ok(Endpoint::Tcp {
+        host: Host::Ip(IpAddr::V6(ip)),
+        port: port_of(input, port, rule)?,
+    })
 }
 
 fn port_of(input: &str, port: &str, rule: PortRule) -> Result<u16, ParseError> {

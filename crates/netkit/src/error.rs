@@ -31,7 +31,10 @@ pub struct ParseError {
 impl ParseError {
     /// Builds a parse error for `input` with the reason `why`.
     pub fn new(input: impl Into<String>, why: impl Into<String>) -> Self {
-        ParseError { input: input.into(), why: why.into() }
+        ParseError {
+            input: input.into(),
+            why: why.into(),
+        }
     }
 }
 
@@ -68,7 +71,10 @@ pub enum Error {
 impl Error {
     /// Wraps an I/O error with a description of what was being done.
     pub fn io(what: impl Into<String>, source: io::Error) -> Self {
-        Error::Io { what: what.into(), source }
+        Error::Io {
+            what: what.into(),
+            source,
+        }
     }
 
     /// Whether the input or the environment is to blame.
@@ -139,7 +145,10 @@ mod tests {
     fn io_messages_are_lower_case_without_os_error_suffix() {
         let err = Error::io("listen on 127.0.0.1:80", io::Error::from_raw_os_error(98));
         let text = err.to_string();
-        assert!(text.starts_with("listen on 127.0.0.1:80: address already in use"), "{text}");
+        assert!(
+            text.starts_with("listen on 127.0.0.1:80: address already in use"),
+            "{text}"
+        );
         assert!(!text.contains("os error"), "{text}");
         assert!(text.contains("choose another port"), "{text}");
         assert_eq!(err.class(), ErrorClass::Environment);

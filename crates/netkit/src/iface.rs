@@ -63,7 +63,11 @@ pub fn show(name: &str) -> Result<Interface, Error> {
 /// The addresses of interface `name` of the given family.
 pub fn addrs(name: &str, family: Family) -> Result<Vec<IfAddr>, Error> {
     let iface = show(name)?;
-    Ok(iface.addrs.into_iter().filter(|a| family.admits(&a.addr)).collect())
+    Ok(iface
+        .addrs
+        .into_iter()
+        .filter(|a| family.admits(&a.addr))
+        .collect())
 }
 
 fn new_interface(entry: &InterfaceAddress) -> Interface {
@@ -84,7 +88,9 @@ fn new_interface(entry: &InterfaceAddress) -> Interface {
 
 /// Adds what one `getifaddrs` entry says: a MAC (AF_PACKET) or an IP address and mask.
 fn absorb(iface: &mut Interface, entry: &InterfaceAddress) {
-    let Some(address) = &entry.address else { return };
+    let Some(address) = &entry.address else {
+        return;
+    };
     if let Some(link) = address.as_link_addr() {
         if let Some(mac) = link.addr() {
             iface.mac = Some(format_mac(&mac));
@@ -99,11 +105,22 @@ fn absorb(iface: &mut Interface, entry: &InterfaceAddress) {
     let prefix = entry.netmask.as_ref().map_or(0, |mask| {
         mask.as_sockaddr_in()
             .map(|m| m.ip().to_bits().count_ones())
-            .or_else(|| mask.as_sockaddr_in6().map(|m| m.ip().to_bits().count_ones()))
+            .or_else(|| {
+                mask.as_sockaddr_in6()
+                    .map(|m| m.ip().to_bits().count_ones())
+            })
             .unwrap_or(0)
     });
-    let family = if ip.is_ipv4() { AddrFamily::Inet } else { AddrFamily::Inet6 };
-    iface.addrs.push(IfAddr { family, addr: ip, prefix: prefix as u8 });
+    let family = if ip.is_ipv4() {
+        AddrFamily::Inet
+    } else {
+        AddrFamily::Inet6
+    };
+    iface.addrs.push(IfAddr {
+        family,
+        addr: ip,
+        prefix: prefix as u8,
+    });
 }
 
 fn flag_names(flags: InterfaceFlags) -> Vec<String> {
@@ -116,7 +133,11 @@ fn flag_names(flags: InterfaceFlags) -> Vec<String> {
 
 /// `aa:bb:cc:dd:ee:ff`.
 pub fn format_mac(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 fn sysfs(name: &str, attribute: &str) -> Option<String> {
@@ -135,7 +156,10 @@ mod tests {
         assert!(lo.flags.contains(&"LOOPBACK".to_string()));
         assert_eq!(lo.index, 1);
         if lo.up {
-            assert!(lo.addrs.iter().any(|a| a.addr == IpAddr::from([127, 0, 0, 1]) && a.prefix == 8));
+            assert!(lo
+                .addrs
+                .iter()
+                .any(|a| a.addr == IpAddr::from([127, 0, 0, 1]) && a.prefix == 8));
         }
     }
 
@@ -154,6 +178,9 @@ mod tests {
 
     #[test]
     fn macs_are_lower_case_colon_separated() {
-        assert_eq!(format_mac(&[0x02, 0xfc, 0, 0, 0, 0x1a]), "02:fc:00:00:00:1a");
+        assert_eq!(
+            format_mac(&[0x02, 0xfc, 0, 0, 0, 0x1a]),
+            "02:fc:00:00:00:1a"
+        );
     }
 }

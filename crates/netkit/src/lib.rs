@@ -22,7 +22,7 @@ pub mod target;
 
 pub use duration::parse_duration;
 pub use endpoint::Endpoint;
-pub use ipnet::IpNet;
 pub use error::{Error, ErrorClass, ParseError, Result};
+pub use ipnet::IpNet;
 pub use ports::PortSet;
 pub use target::{Family, Target, TargetList, Targets};

@@ -17,7 +17,9 @@ pub struct PortSet {
 impl PortSet {
     /// Every port, 1 to 65535.
     pub fn all() -> Self {
-        PortSet { ports: (1..=u16::MAX).collect() }
+        PortSet {
+            ports: (1..=u16::MAX).collect(),
+        }
     }
 
     /// The `n` most frequently open TCP ports, most frequent first.
@@ -29,13 +31,18 @@ impl PortSet {
                 format!("the top-ports list has 1 to {} entries", ranked.len()),
             ));
         }
-        Ok(PortSet { ports: ranked[..n].to_vec() })
+        Ok(PortSet {
+            ports: ranked[..n].to_vec(),
+        })
     }
 
     /// Builds a set from ports in order, dropping repeats.
     pub fn from_ports(ports: impl IntoIterator<Item = u16>) -> Self {
         let mut seen = HashSet::new();
-        let ports = ports.into_iter().filter(|p| *p != 0 && seen.insert(*p)).collect();
+        let ports = ports
+            .into_iter()
+            .filter(|p| *p != 0 && seen.insert(*p))
+            .collect();
         PortSet { ports }
     }
 
@@ -76,8 +83,9 @@ fn parse_item(item: &str) -> Result<Vec<u16>, ParseError> {
         return Ok(PortSet::all().ports);
     }
     if let Some(n) = item.strip_prefix("top") {
-        let n: usize =
-            n.parse().map_err(|_| ParseError::new(item, "expected topN, e.g. top100"))?;
+        let n: usize = n
+            .parse()
+            .map_err(|_| ParseError::new(item, "expected topN, e.g. top100"))?;
         return Ok(PortSet::top(n)?.ports);
     }
     match item.split_once('-') {
@@ -89,7 +97,10 @@ fn parse_item(item: &str) -> Result<Vec<u16>, ParseError> {
             };
             let (lo, hi) = (bound(lo, 1)?, bound(hi, u16::MAX)?);
             if lo > hi {
-                return Err(ParseError::new(item, "inverted port range, expected LOW-HIGH"));
+                return Err(ParseError::new(
+                    item,
+                    "inverted port range, expected LOW-HIGH",
+                ));
             }
             Ok((lo..=hi).collect())
         }
@@ -98,9 +109,10 @@ fn parse_item(item: &str) -> Result<Vec<u16>, ParseError> {
 
 /// Parses one port number, 1 to 65535.
 pub fn parse_port(text: &str) -> Result<u16, ParseError> {
-    let value: u64 = text.trim().parse().map_err(|_| {
-        ParseError::new(text, "not a port number, expected 1-65535")
-    })?;
+    let value: u64 = text
+        .trim()
+        .parse()
+        .map_err(|_| ParseError::new(text, "not a port number, expected 1-65535"))?;
     match u16::try_from(value) {
         Ok(port) if port != 0 => Ok(port),
         _ => Err(ParseError::new(text, "port must be between 1 and 65535")),

@@ -136,7 +136,10 @@ impl TargetList {
 
     /// How many addresses the list stands for.
     pub fn len(&self) -> u128 {
-        self.exprs.iter().map(TargetExpr::len).fold(0, u128::saturating_add)
+        self.exprs
+            .iter()
+            .map(TargetExpr::len)
+            .fold(0, u128::saturating_add)
     }
 
     /// Never true for a parsed list.
@@ -152,11 +155,17 @@ impl TargetList {
             parts.push(match expr {
                 TargetExpr::Name(name) => {
                     let addr = resolve_name(name, family)?;
-                    Part::Single { name: Some(Arc::from(name.as_str())), addr }
+                    Part::Single {
+                        name: Some(Arc::from(name.as_str())),
+                        addr,
+                    }
                 }
                 TargetExpr::Addr(addr) => {
                     check_family(&addr.to_string(), addr, family)?;
-                    Part::Single { name: None, addr: *addr }
+                    Part::Single {
+                        name: None,
+                        addr: *addr,
+                    }
                 }
                 TargetExpr::Range(range) => {
                     check_family(&format!("{}", range.nth(0)), &range.nth(0), family)?;
@@ -164,7 +173,9 @@ impl TargetList {
                 }
             });
         }
-        Ok(Targets { parts: Arc::new(parts) })
+        Ok(Targets {
+            parts: Arc::new(parts),
+        })
     }
 }
 
@@ -173,18 +184,25 @@ fn check_family(text: &str, addr: &IpAddr, family: Family) -> Result<(), ParseEr
         return Ok(());
     }
     let want = if family == Family::V4 { "IPv4" } else { "IPv6" };
-    Err(ParseError::new(text, format!("not an {want} address, but only {want} was asked for")))
+    Err(ParseError::new(
+        text,
+        format!("not an {want} address, but only {want} was asked for"),
+    ))
 }
 
 /// Resolves `name` to its first address of `family`.
 pub fn resolve_name(name: &str, family: Family) -> Result<IpAddr, Error> {
-    let addrs = (name, 0)
-        .to_socket_addrs()
-        .map_err(|e| Error::Resolve { host: name.to_string(), why: crate::error::describe_io(&e) })?;
-    addrs.map(|sa| sa.ip()).find(|ip| family.admits(ip)).ok_or_else(|| Error::Resolve {
+    let addrs = (name, 0).to_socket_addrs().map_err(|e| Error::Resolve {
         host: name.to_string(),
-        why: "no address of the requested family".to_string(),
-    })
+        why: crate::error::describe_io(&e),
+    })?;
+    addrs
+        .map(|sa| sa.ip())
+        .find(|ip| family.admits(ip))
+        .ok_or_else(|| Error::Resolve {
+            host: name.to_string(),
+            why: "no address of the requested family".to_string(),
+        })
 }
 
 /// One target: an address, and the name it came from, if any.
@@ -208,7 +226,10 @@ impl Target {
 
 #[derive(Debug)]
 enum Part {
-    Single { name: Option<Arc<str>>, addr: IpAddr },
+    Single {
+        name: Option<Arc<str>>,
+        addr: IpAddr,
+    },
     Range(AddrRange),
 }
 
@@ -230,7 +251,10 @@ pub struct Targets {
 impl Targets {
     /// How many addresses will be produced (repeats are kept, as given).
     pub fn len(&self) -> u128 {
-        self.parts.iter().map(Part::len).fold(0, u128::saturating_add)
+        self.parts
+            .iter()
+            .map(Part::len)
+            .fold(0, u128::saturating_add)
     }
 
     /// Whether there is nothing to probe.
@@ -240,7 +264,12 @@ impl Targets {
 
     /// A lazy iterator over every target address, in order.
     pub fn iter(&self) -> TargetIter {
-        TargetIter { parts: Arc::clone(&self.parts), part: 0, offset: 0, left: self.len() }
+        TargetIter {
+            parts: Arc::clone(&self.parts),
+            part: 0,
+            offset: 0,
+            left: self.len(),
+        }
     }
 }
 
@@ -259,8 +288,14 @@ impl Iterator for TargetIter {
     fn next(&mut self) -> Option<Target> {
         let part = self.parts.get(self.part)?;
         let target = match part {
-            Part::Single { name, addr } => Target { name: name.clone(), addr: *addr },
-            Part::Range(range) => Target { name: None, addr: range.nth(self.offset) },
+            Part::Single { name, addr } => Target {
+                name: name.clone(),
+                addr: *addr,
+            },
+            Part::Range(range) => Target {
+                name: None,
+                addr: range.nth(self.offset),
+            },
         };
         self.offset += 1;
         self.left = self.left.saturating_sub(1);
@@ -280,7 +315,8 @@ impl Iterator for TargetIter {
 }
 
 fn split_items(word: &str) -> impl Iterator<Item = &str> {
-    word.split(|c: char| c == ',' || c.is_whitespace()).filter(|s| !s.is_empty())
+    word.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
 }
 
 fn read_target_file(path: &str, force: bool) -> Result<Vec<TargetExpr>, ParseError> {
@@ -288,14 +324,21 @@ fn read_target_file(path: &str, force: bool) -> Result<Vec<TargetExpr>, ParseErr
     if path.is_empty() {
         return Err(ParseError::new(label, "expected a file name after @"));
     }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ParseError::new(&label, format!("cannot read: {}", crate::error::describe_io(&e))))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ParseError::new(
+            &label,
+            format!("cannot read: {}", crate::error::describe_io(&e)),
+        )
+    })?;
     let mut exprs = Vec::new();
     for line in text.lines() {
         let line = line.split('#').next().unwrap_or("");
         for item in split_items(line) {
             if item.starts_with('@') {
-                return Err(ParseError::new(item, format!("nested @FILE in {label} is not allowed")));
+                return Err(ParseError::new(
+                    item,
+                    format!("nested @FILE in {label} is not allowed"),
+                ));
             }
             exprs.push(parse_expr(item, force)?);
         }
@@ -317,7 +360,10 @@ pub fn parse_expr(text: &str, force: bool) -> Result<TargetExpr, ParseError> {
     if !force && expr.len() > MAX_UNFORCED_BLOCK {
         return Err(ParseError::new(
             text,
-            format!("{} addresses is more than 2^24; pass --force to sweep it", expr.len()),
+            format!(
+                "{} addresses is more than 2^24; pass --force to sweep it",
+                expr.len()
+            ),
         ));
     }
     Ok(expr)
@@ -327,21 +373,25 @@ pub fn parse_expr(text: &str, force: bool) -> Result<TargetExpr, ParseError> {
 pub fn parse_net(text: &str) -> Result<ipnet::IpNet, ParseError> {
     match text.split_once('/') {
         Some((addr, prefix)) => cidr_net(text, addr, prefix),
-        None => text
-            .parse::<IpAddr>()
-            .map(ipnet::IpNet::from)
-            .map_err(|_| ParseError::new(text, "expected an address or a CIDR block like 198.18.0.0/15")),
+        None => text.parse::<IpAddr>().map(ipnet::IpNet::from).map_err(|_| {
+            ParseError::new(
+                text,
+                "expected an address or a CIDR block like 198.18.0.0/15",
+            )
+        }),
     }
 }
 
 fn parse_cidr(text: &str, addr: &str, prefix: &str) -> Result<AddrRange, ParseError> {
     Ok(match cidr_net(text, addr, prefix)? {
-        ipnet::IpNet::V4(n) => {
-            AddrRange::V4 { start: n.network().into(), end: n.broadcast().into() }
-        }
-        ipnet::IpNet::V6(n) => {
-            AddrRange::V6 { start: n.network().into(), end: n.broadcast().into() }
-        }
+        ipnet::IpNet::V4(n) => AddrRange::V4 {
+            start: n.network().into(),
+            end: n.broadcast().into(),
+        },
+        ipnet::IpNet::V6(n) => AddrRange::V6 {
+            start: n.network().into(),
+            end: n.broadcast().into(),
+        },
     })
 }
 
@@ -349,9 +399,9 @@ fn cidr_net(text: &str, addr: &str, prefix: &str) -> Result<ipnet::IpNet, ParseE
     if addr.is_empty() {
         return Err(ParseError::new(text, "missing address before the /prefix"));
     }
-    let ip: IpAddr = addr
-        .parse()
-        .map_err(|_| ParseError::new(text, "invalid address in CIDR block, expected ADDR/PREFIX"))?;
+    let ip: IpAddr = addr.parse().map_err(|_| {
+        ParseError::new(text, "invalid address in CIDR block, expected ADDR/PREFIX")
+    })?;
     let max = if ip.is_ipv4() { 32 } else { 128 };
     let bits: u8 = prefix
         .parse()
@@ -365,22 +415,28 @@ fn cidr_net(text: &str, addr: &str, prefix: &str) -> Result<ipnet::IpNet, ParseE
 /// `A-B` where A is an address and B an address of the same family, a last octet (IPv4) or a
 /// last group in hex (IPv6). Returns `None` when A is not an address (then it is a name).
 fn parse_range(text: &str) -> Result<Option<AddrRange>, ParseError> {
-    let Some((first, last)) = text.split_once('-') else { return Ok(None) };
-    let Ok(first) = first.parse::<IpAddr>() else { return Ok(None) };
+    let Some((first, last)) = text.split_once('-') else {
+        return Ok(None);
+    };
+    let Ok(first) = first.parse::<IpAddr>() else {
+        return Ok(None);
+    };
     let range = match first {
         IpAddr::V4(start) => {
             let end = match last.parse::<Ipv4Addr>() {
                 Ok(end) => end,
                 Err(_) => with_last_octet(text, start, last)?,
             };
-            ordered(text, u32::from(start), u32::from(end)).map(|(start, end)| AddrRange::V4 { start, end })?
+            ordered(text, u32::from(start), u32::from(end))
+                .map(|(start, end)| AddrRange::V4 { start, end })?
         }
         IpAddr::V6(start) => {
             let end = match last.parse::<Ipv6Addr>() {
                 Ok(end) => end,
                 Err(_) => with_last_group(text, start, last)?,
             };
-            ordered(text, u128::from(start), u128::from(end)).map(|(start, end)| AddrRange::V6 { start, end })?
+            ordered(text, u128::from(start), u128::from(end))
+                .map(|(start, end)| AddrRange::V6 { start, end })?
         }
     };
     Ok(Some(range))
@@ -388,23 +444,34 @@ fn parse_range(text: &str) -> Result<Option<AddrRange>, ParseError> {
 
 fn ordered<T: PartialOrd>(text: &str, start: T, end: T) -> Result<(T, T), ParseError> {
     if start > end {
-        return Err(ParseError::new(text, "inverted range: the end is below the start"));
+        return Err(ParseError::new(
+            text,
+            "inverted range: the end is below the start",
+        ));
     }
     Ok((start, end))
 }
 
 fn with_last_octet(text: &str, start: Ipv4Addr, last: &str) -> Result<Ipv4Addr, ParseError> {
     let octet: u8 = last.parse().map_err(|_| {
-        ParseError::new(text, "expected a range like 192.168.0.100-200 or 10.0.0.5-10.0.1.20")
+        ParseError::new(
+            text,
+            "expected a range like 192.168.0.100-200 or 10.0.0.5-10.0.1.20",
+        )
     })?;
     let [a, b, c, _] = start.octets();
     Ok(Ipv4Addr::new(a, b, c, octet))
 }
 
 fn with_last_group(text: &str, start: Ipv6Addr, last: &str) -> Result<Ipv6Addr, ParseError> {
-    let group = u16::from_str_radix(last, 16).ok().filter(|_| !last.is_empty() && last.len() <= 4);
+    let group = u16::from_str_radix(last, 16)
+        .ok()
+        .filter(|_| !last.is_empty() && last.len() <= 4);
     let group = group.ok_or_else(|| {
-        ParseError::new(text, "expected a range like 2001:db8::1-ff or 2001:db8::1-2001:db8::ff")
+        ParseError::new(
+            text,
+            "expected a range like 2001:db8::1-ff or 2001:db8::1-2001:db8::ff",
+        )
     })?;
     let mut segments = start.segments();
     segments[7] = group;
@@ -440,7 +507,9 @@ pub fn is_host_name(text: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         })
 }
 

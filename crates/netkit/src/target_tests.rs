@@ -4,7 +4,11 @@ use std::io::Write;
 
 fn addrs(words: &[&str]) -> Vec<IpAddr> {
     let list = TargetList::parse(words, false).expect("parse");
-    list.resolve(Family::Any).expect("resolve").iter().map(|t| t.addr).collect()
+    list.resolve(Family::Any)
+        .expect("resolve")
+        .iter()
+        .map(|t| t.addr)
+        .collect()
 }
 
 fn ip(text: &str) -> IpAddr {
@@ -15,35 +19,72 @@ fn ip(text: &str) -> IpAddr {
 fn single_addresses_v4_and_v6() {
     assert_eq!(addrs(&["127.0.0.1"]), vec![ip("127.0.0.1")]);
     assert_eq!(addrs(&["::1"]), vec![ip("::1")]);
-    assert_eq!(addrs(&["2001:db8::1,198.18.0.1"]), vec![ip("2001:db8::1"), ip("198.18.0.1")]);
+    assert_eq!(
+        addrs(&["2001:db8::1,198.18.0.1"]),
+        vec![ip("2001:db8::1"), ip("198.18.0.1")]
+    );
 }
 
 #[test]
 fn last_octet_range() {
     let got = addrs(&["192.168.0.100-102"]);
-    assert_eq!(got, vec![ip("192.168.0.100"), ip("192.168.0.101"), ip("192.168.0.102")]);
+    assert_eq!(
+        got,
+        vec![
+            ip("192.168.0.100"),
+            ip("192.168.0.101"),
+            ip("192.168.0.102")
+        ]
+    );
 }
 
 #[test]
 fn full_range_crosses_octets() {
     let got = addrs(&["10.0.0.254-10.0.1.1"]);
-    assert_eq!(got, vec![ip("10.0.0.254"), ip("10.0.0.255"), ip("10.0.1.0"), ip("10.0.1.1")]);
+    assert_eq!(
+        got,
+        vec![
+            ip("10.0.0.254"),
+            ip("10.0.0.255"),
+            ip("10.0.1.0"),
+            ip("10.0.1.1")
+        ]
+    );
 }
 
 #[test]
 fn v6_ranges_full_and_last_group() {
     assert_eq!(addrs(&["2001:db8::fe-2001:db8::100"]).len(), 3);
     let got = addrs(&["2001:db8::a-c"]);
-    assert_eq!(got, vec![ip("2001:db8::a"), ip("2001:db8::b"), ip("2001:db8::c")]);
+    assert_eq!(
+        got,
+        vec![ip("2001:db8::a"), ip("2001:db8::b"), ip("2001:db8::c")]
+    );
 }
 
 #[test]
 fn cidr_includes_network_and_broadcast() {
     let got = addrs(&["198.18.0.0/30"]);
-    assert_eq!(got, vec![ip("198.18.0.0"), ip("198.18.0.1"), ip("198.18.0.2"), ip("198.18.0.3")]);
+    assert_eq!(
+        got,
+        vec![
+            ip("198.18.0.0"),
+            ip("198.18.0.1"),
+            ip("198.18.0.2"),
+            ip("198.18.0.3")
+        ]
+    );
     assert_eq!(addrs(&["198.18.0.7/32"]), vec![ip("198.18.0.7")]);
     let v6 = addrs(&["2001:db8::/126"]);
-    assert_eq!(v6, vec![ip("2001:db8::"), ip("2001:db8::1"), ip("2001:db8::2"), ip("2001:db8::3")]);
+    assert_eq!(
+        v6,
+        vec![
+            ip("2001:db8::"),
+            ip("2001:db8::1"),
+            ip("2001:db8::2"),
+            ip("2001:db8::3")
+        ]
+    );
 }
 
 #[test]
@@ -63,7 +104,15 @@ fn file_targets_with_comments() {
     writeln!(file.0, "# lab hosts\n127.0.0.1 # me\n\n198.18.0.0/31, ::1").expect("write");
     let word = format!("@{}", file.1);
     let got = addrs(&[word.as_str()]);
-    assert_eq!(got, vec![ip("127.0.0.1"), ip("198.18.0.0"), ip("198.18.0.1"), ip("::1")]);
+    assert_eq!(
+        got,
+        vec![
+            ip("127.0.0.1"),
+            ip("198.18.0.0"),
+            ip("198.18.0.1"),
+            ip("::1")
+        ]
+    );
 }
 
 fn tempfile_in_target() -> (std::fs::File, String) {
@@ -94,7 +143,10 @@ fn length_is_known_without_iterating() {
     assert_eq!(list.len(), (1 << 24) + 1);
     let targets = list.resolve(Family::Any).expect("resolve");
     assert_eq!(targets.len(), (1 << 24) + 1);
-    assert_eq!(targets.iter().size_hint(), ((1 << 24) + 1, Some((1 << 24) + 1)));
+    assert_eq!(
+        targets.iter().size_hint(),
+        ((1 << 24) + 1, Some((1 << 24) + 1))
+    );
     let last = targets.iter().nth(1 << 24).expect("last");
     assert_eq!(last.addr, ip("::1"));
 }
@@ -107,7 +159,10 @@ fn huge_blocks_need_force() {
     assert!(TargetList::parse(&["2001:db8::/64"], false).is_err());
     let v6 = TargetList::parse(&["2001:db8::/32"], true).expect("forced");
     assert_eq!(v6.len(), 1u128 << 96);
-    assert_eq!(v6.resolve(Family::Any).expect("r").iter().size_hint().1, None);
+    assert_eq!(
+        v6.resolve(Family::Any).expect("r").iter().size_hint().1,
+        None
+    );
 }
 
 #[test]
@@ -154,7 +209,10 @@ fn bad_inputs_name_themselves() {
 fn unknown_names_fail_at_resolution() {
     let list = TargetList::parse(&["no-such-host.invalid"], false).expect("parse");
     let err = list.resolve(Family::Any).expect_err("unknown");
-    assert!(err.to_string().starts_with("no-such-host.invalid: "), "{err}");
+    assert!(
+        err.to_string().starts_with("no-such-host.invalid: "),
+        "{err}"
+    );
     assert_eq!(err.class(), crate::ErrorClass::Input);
 }
 

@@ -85,12 +85,22 @@ fn print_interface(out: &Printer, iface: &Interface) -> std::io::Result<()> {
     }
     let state = out.paint(&iface.operstate.to_uppercase(), iface.is_up());
     let mtu = iface.mtu.map(|m| format!(" mtu {m}")).unwrap_or_default();
-    out.line(&format!("{}: {}: <{}>{mtu} state {state}", iface.index, iface.name, iface.flags.join(",")))?;
+    out.line(&format!(
+        "{}: {}: <{}>{mtu} state {state}",
+        iface.index,
+        iface.name,
+        iface.flags.join(",")
+    ))?;
     if let Some(mac) = &iface.mac {
         out.line(&format!("    link {mac}"))?;
     }
     for addr in &iface.addrs {
-        out.line(&format!("    {} {}/{}", family_name(addr), addr.addr, addr.prefix))?;
+        out.line(&format!(
+            "    {} {}/{}",
+            family_name(addr),
+            addr.addr,
+            addr.prefix
+        ))?;
     }
     Ok(())
 }
@@ -116,7 +126,11 @@ fn print_status(out: &Printer, iface: &Interface) -> anyhow::Result<Exit> {
         let word = if iface.is_up() { "up" } else { "down" };
         out.line(&out.paint(word, iface.is_up()))?;
     }
-    Ok(if iface.is_up() { Exit::Success } else { Exit::Negative })
+    Ok(if iface.is_up() {
+        Exit::Success
+    } else {
+        Exit::Negative
+    })
 }
 
 fn family_name(addr: &IfAddr) -> &'static str {

@@ -49,6 +49,6 @@ pub struct Args {
 
 /// Runs ping.
 pub fn run(args: Args, _out: &Printer) -> anyhow::Result<Exit> {
-    let _targets = netkit::TargetList::parse(&args.hosts, false)?;
+    let _targets = netkit::TargetList::parse(&args.hosts, false)?.resolve(netkit::Family::Any)?;
     super::not_implemented("ping")
 }

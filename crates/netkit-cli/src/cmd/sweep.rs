@@ -58,6 +58,7 @@ pub struct Args {
 
 /// Runs the sweep.
 pub fn run(args: Args, _out: &Printer) -> anyhow::Result<Exit> {
-    let _targets = netkit::TargetList::parse(&args.targets, args.force)?;
+    let _targets =
+        netkit::TargetList::parse(&args.targets, args.force)?.resolve(netkit::Family::Any)?;
     super::not_implemented("sweep")
 }

@@ -34,16 +34,24 @@ pub enum Listener {
 impl Endpoint {
     /// Every socket address a TCP endpoint stands for, in resolver order.
     pub async fn resolve(&self) -> Result<Vec<SocketAddr>, Error> {
-        let Endpoint::Tcp { host, port } = self else { return Ok(Vec::new()) };
+        let Endpoint::Tcp { host, port } = self else {
+            return Ok(Vec::new());
+        };
         match host {
             Host::Ip(ip) => Ok(vec![SocketAddr::new(*ip, *port)]),
             Host::Name(name) => {
-                let found = tokio::net::lookup_host((name.as_str(), *port)).await.map_err(|e| {
-                    Error::Resolve { host: name.clone(), why: crate::error::describe_io(&e) }
-                })?;
+                let found = tokio::net::lookup_host((name.as_str(), *port))
+                    .await
+                    .map_err(|e| Error::Resolve {
+                        host: name.clone(),
+                        why: crate::error::describe_io(&e),
+                    })?;
                 let found: Vec<SocketAddr> = found.collect();
                 if found.is_empty() {
-                    return Err(Error::Resolve { host: name.clone(), why: "no addresses".into() });
+                    return Err(Error::Resolve {
+                        host: name.clone(),
+                        why: "no addresses".into(),
+                    });
                 }
                 Ok(found)
             }
@@ -83,22 +91,31 @@ impl Endpoint {
         match self {
             Endpoint::Tcp { .. } => {
                 let addr = *self.resolve().await?.first().ok_or_else(|| {
-                    Error::io(what(), io::Error::new(io::ErrorKind::NotFound, "no address"))
+                    Error::io(
+                        what(),
+                        io::Error::new(io::ErrorKind::NotFound, "no address"),
+                    )
                 })?;
                 let listener = listen_tcp(addr).map_err(|e| Error::io(what(), e))?;
                 Ok(Listener::Tcp(listener))
             }
             Endpoint::Unix(path) => {
-                let (listener, guard) = unix_path::bind(path).await.map_err(|e| Error::io(what(), e))?;
+                let (listener, guard) = unix_path::bind(path)
+                    .await
+                    .map_err(|e| Error::io(what(), e))?;
                 Ok(Listener::Unix(listener, Some(guard)))
             }
             Endpoint::Abstract(name) => {
-                let listener = UnixListener::bind(abstract_path(name)).map_err(|e| Error::io(what(), e))?;
+                let listener =
+                    UnixListener::bind(abstract_path(name)).map_err(|e| Error::io(what(), e))?;
                 Ok(Listener::Unix(listener, None))
             }
             Endpoint::Exec(_) => Err(Error::io(
                 what(),
-                io::Error::new(io::ErrorKind::InvalidInput, "exec: endpoints can only be targets"),
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "exec: endpoints can only be targets",
+                ),
             )),
         }
     }
@@ -119,7 +136,10 @@ async fn bounded<T: Into<Stream>>(
     match tokio::time::timeout(timeout, connect).await {
         Ok(Ok(stream)) => Ok(stream.into()),
         Ok(Err(err)) => Err(Error::io("connect", err)),
-        Err(_) => Err(Error::io("connect", io::Error::from(io::ErrorKind::TimedOut))),
+        Err(_) => Err(Error::io(
+            "connect",
+            io::Error::from(io::ErrorKind::TimedOut),
+        )),
     }
 }
 
@@ -175,9 +195,10 @@ impl Listener {
     /// The bound address, for logs (`127.0.0.1:40123`, `unix:/run/x.sock`).
     pub fn local_addr(&self) -> String {
         match self {
-            Listener::Tcp(listener) => {
-                listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| "?".into())
-            }
+            Listener::Tcp(listener) => listener
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_else(|_| "?".into()),
             Listener::Unix(listener, _) => match listener.local_addr() {
                 Ok(addr) => match (addr.as_pathname(), addr.as_abstract_name()) {
                     (Some(path), _) => format!("unix:{}", path.display()),
@@ -200,13 +221,21 @@ macro_rules! delegate {
 }
 
 impl AsyncRead for Stream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         delegate!(self, s => Pin::new(s).poll_read(cx, buf))
     }
 }
 
 impl AsyncWrite for Stream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         delegate!(self, s => Pin::new(s).poll_write(cx, buf))
     }
 

@@ -13,12 +13,21 @@ fn bare_port_is_loopback() {
 
 #[test]
 fn host_port_forms() {
-    assert_eq!(ep("10.1.2.3:80"), Endpoint::tcp("10.1.2.3:80".parse().unwrap()));
-    assert_eq!(ep("[::1]:8800"), Endpoint::tcp("[::1]:8800".parse().unwrap()));
+    assert_eq!(
+        ep("10.1.2.3:80"),
+        Endpoint::tcp("10.1.2.3:80".parse().unwrap())
+    );
+    assert_eq!(
+        ep("[::1]:8800"),
+        Endpoint::tcp("[::1]:8800".parse().unwrap())
+    );
     assert_eq!(ep("[::]:1"), Endpoint::tcp("[::]:1".parse().unwrap()));
     assert_eq!(
         ep("example.com:443"),
-        Endpoint::Tcp { host: Host::Name("example.com".into()), port: 443 }
+        Endpoint::Tcp {
+            host: Host::Name("example.com".into()),
+            port: 443
+        }
     );
 }
 
@@ -40,7 +49,14 @@ fn exec_is_split_like_a_shell() {
 
 #[test]
 fn display_round_trips() {
-    for text in ["127.0.0.1:80", "[::1]:8800", "host.example:22", "unix:/tmp/a", "unix:@n", "exec:cat -u"] {
+    for text in [
+        "127.0.0.1:80",
+        "[::1]:8800",
+        "host.example:22",
+        "unix:/tmp/a",
+        "unix:@n",
+        "exec:cat -u",
+    ] {
         assert_eq!(ep(text).to_string(), text);
         assert_eq!(ep(&ep(text).to_string()), ep(text));
     }
@@ -49,9 +65,26 @@ fn display_round_trips() {
 #[test]
 fn bad_endpoints_name_themselves() {
     for text in [
-        "", "0", "70000", ":80", "host:", "host:0", "host:70000", "::1:80", "[::1]", "[::1]:",
-        "[1.2.3.4]:80", "1.2.3.300:80", "bad_host!:80", "unix:", "unix:@", "exec:", "exec:   ",
-        "exec:'unterminated", "host", "[::1]:x",
+        "",
+        "0",
+        "70000",
+        ":80",
+        "host:",
+        "host:0",
+        "host:70000",
+        "::1:80",
+        "[::1]",
+        "[::1]:",
+        "[1.2.3.4]:80",
+        "1.2.3.300:80",
+        "bad_host!:80",
+        "unix:",
+        "unix:@",
+        "exec:",
+        "exec:   ",
+        "exec:'unterminated",
+        "host",
+        "[::1]:x",
     ] {
         let err = text.parse::<Endpoint>().expect_err(text);
         assert_eq!(err.input, text, "{err}");
@@ -75,14 +108,21 @@ proptest! {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 #[test]
 fn tcp_listen_connect_v4_and_v6() {
     runtime().block_on(async {
         for bind in ["127.0.0.1:0", "[::1]:0"] {
-            let listener = Endpoint::parse_listen(bind).unwrap().listen().await.unwrap();
+            let listener = Endpoint::parse_listen(bind)
+                .unwrap()
+                .listen()
+                .await
+                .unwrap();
             let addr: SocketAddr = listener.local_addr().parse().unwrap();
             let target = Endpoint::tcp(addr);
             let (client, accepted) =
@@ -114,7 +154,11 @@ fn refused_connect_names_the_endpoint() {
         let addr = listener.local_addr();
         drop(listener);
         let err = ep(&addr).connect(Duration::from_secs(2)).await.unwrap_err();
-        assert!(err.to_string().starts_with(&format!("connect to {addr}: connection refused")), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with(&format!("connect to {addr}: connection refused")),
+            "{err}"
+        );
     });
 }
 
@@ -170,7 +214,10 @@ fn stale_socket_file_is_replaced_but_regular_files_are_not() {
 
         let file = dir.join("plain");
         std::fs::write(&file, b"keep me").unwrap();
-        let err = ep(&format!("unix:{}", file.display())).listen().await.unwrap_err();
+        let err = ep(&format!("unix:{}", file.display()))
+            .listen()
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("not a socket"), "{err}");
         assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
         std::fs::remove_dir_all(&dir).unwrap();

@@ -12,7 +12,9 @@ const SERVICES: &str = include_str!("data/services.txt");
 pub fn service_name(port: u16) -> Option<&'static str> {
     static TABLE: OnceLock<HashMap<u16, &'static str>> = OnceLock::new();
     let table = TABLE.get_or_init(|| {
-        parse_table(SERVICES).filter_map(|(port, name)| Some((port, name?))).collect()
+        parse_table(SERVICES)
+            .filter_map(|(port, name)| Some((port, name?)))
+            .collect()
     });
     table.get(&port).copied()
 }
@@ -30,8 +32,11 @@ mod tests {
 
     #[test]
     fn every_top_port_has_a_name() {
-        let missing: Vec<u16> =
-            super::super::rank::top_ports().iter().copied().filter(|p| service_name(*p).is_none()).collect();
+        let missing: Vec<u16> = super::super::rank::top_ports()
+            .iter()
+            .copied()
+            .filter(|p| service_name(*p).is_none())
+            .collect();
         assert!(missing.is_empty(), "no service name for {missing:?}");
     }
 }

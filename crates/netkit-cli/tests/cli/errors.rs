@@ -1,0 +1,126 @@
+//! Bad input exits 2 with `netkit: <input>: <why>`; nothing ever panics.
+
+use crate::harness::{run, text};
+
+/// Each row: arguments, the input the message must start with.
+const BAD_INPUT: &[(&[&str], &str)] = &[
+    (&["scan", "127.0.0.1", "-p", "0"], "0: "),
+    (&["scan", "127.0.0.1", "-p", "70000"], "70000: "),
+    (&["scan", "127.0.0.1", "-p", "10-5"], "10-5: "),
+    (&["scan", "127.0.0.1", "--top", "0"], "0: "),
+    (&["scan", "1.2.3.300"], "1.2.3.300: "),
+    (&["sweep", "10.0.0.5-2"], "10.0.0.5-2: "),
+    (&["sweep", "/33"], "/33: "),
+    (&["sweep", "10.0.0.0/33"], "10.0.0.0/33: "),
+    (&["sweep", "::1/129"], "::1/129: "),
+    (&["sweep", "10.0.0.0/7"], "10.0.0.0/7: "),
+    (&["sweep", "127.0.0.1", "--method", "udp:53"], "udp:53: "),
+    (&["sweep", "127.0.0.1", "--timeout", "soon"], "soon: "),
+    (&["ping", "-c", "-1", "::1"], "-1: "),
+    (&["ping", "-c", "0", "::1"], "0: "),
+    (&["ping", "-s", "70000", "::1"], "70000: "),
+    (&["ping", "-t", "0", "::1"], "0: "),
+    (&["ping", "-i", "-2", "::1"], "-2: "),
+    (&["ping", "bad_host!"], "bad_host!: "),
+    (&["send", ":80"], ":80: "),
+    (&["send", "unix:"], "unix:: "),
+    (&["send", "exec:"], "exec:: "),
+    (&["send", "[::1]"], "[::1]: "),
+    (&["send", "::1:80"], "::1:80: "),
+    (&["wait", "127.0.0.1:0"], "127.0.0.1:0: "),
+    (&["wait", "localhost:99999"], "localhost:99999: "),
+    (&["forward", "8080", "host:0"], "host:0: "),
+    (&["forward", "exec:cat", "8080"], "exec:cat: "),
+    (
+        &["forward", "8080", "127.0.0.1:1", "--allow", "10.0.0.0/40"],
+        "10.0.0.0/40: ",
+    ),
+    (
+        &["forward", "8080", "127.0.0.1:1", "--proxy-protocol", "v3"],
+        "v3: ",
+    ),
+    (&["echo", "unix:/tmp/x", "--mode", "999"], "999: "),
+    (&["iface", "show", "nosuchif0"], "nosuchif0: "),
+    (&["iface", "addr", "nosuchif0"], "nosuchif0: "),
+    (&["iface", "status", "nosuchif0"], "nosuchif0: "),
+    (&["bogus"], "bogus: "),
+    (&["scan", "::1", "--bogus"], "--bogus: "),
+];
+
+#[test]
+fn bad_input_exits_2_naming_the_input() {
+    for (args, prefix) in BAD_INPUT {
+        let (code, stdout, stderr) = text(&run(args));
+        let expected = format!("netkit: {prefix}");
+        assert_eq!(code, 2, "{args:?}: stderr {stderr:?}");
+        assert!(
+            stderr.starts_with(&expected),
+            "{args:?}: expected {expected:?}, got {stderr:?}"
+        );
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "{args:?}: one line only, got {stderr:?}"
+        );
+        assert!(stdout.is_empty(), "{args:?}: stdout {stdout:?}");
+        assert!(!stderr.contains("panicked"), "{args:?}");
+    }
+}
+
+#[test]
+fn unknown_host_names_are_bad_input() {
+    let (code, _, stderr) = text(&run(&["scan", "no-such-host.invalid", "-p", "80"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.starts_with("netkit: no-such-host.invalid: "),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn missing_arguments_are_usage_errors() {
+    for args in [&["forward"][..], &["scan"], &["wait"], &["echo"], &["send"]] {
+        let (code, _, stderr) = text(&run(args));
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("netkit: missing "), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn commands_of_later_milestones_say_so_with_exit_3() {
+    for args in [
+        &["ping", "-c", "1", "127.0.0.1"][..],
+        &["scan", "127.0.0.1", "-p", "1"],
+    ] {
+        let (code, _, stderr) = text(&run(args));
+        if code == 3 {
+            assert!(stderr.contains("not implemented yet"), "{stderr}");
+        }
+    }
+}
+
+#[test]
+fn address_in_use_is_an_environment_refusal() {
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = holder.local_addr().expect("addr").port().to_string();
+    let (code, _, stderr) = text(&run(&["echo", &format!("127.0.0.1:{port}")]));
+    if stderr.contains("not implemented yet") {
+        return;
+    }
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("address already in use"), "{stderr}");
+}
+
+#[test]
+fn closed_stdout_is_not_an_error() {
+    use std::process::Stdio;
+    let mut child = crate::harness::netkit()
+        .args(["iface", "--help"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}
