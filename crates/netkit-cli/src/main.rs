@@ -1,6 +1,9 @@
 //! `netkit`: parse the command line, run one command, print its results, exit with the status
 //! of SPEC.md. Presentation lives here; the work lives in the `netkit` library.
 
+// Doc comments here double as clap help text, where `[V6]:PORT` is literal, not a link.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 mod cli;
 mod cmd;
 mod exit;

@@ -85,7 +85,7 @@ impl Endpoint {
     }
 
     /// Binds and listens. TCP listeners use `SO_REUSEADDR`; a Unix path is only taken over
-    /// when the socket file there is stale (see [`unix_path`]).
+    /// when the socket file there is stale.
     pub async fn listen(&self) -> Result<Listener, Error> {
         let what = || format!("listen on {self}");
         match self {
