@@ -2,6 +2,7 @@
 //! `[V6]:PORT`, `unix:PATH`, `unix:@NAME` (Linux abstract namespace) and `exec:COMMAND`.
 //! Parsing is pure; [`Endpoint::connect`] and [`Endpoint::listen`] do the I/O.
 
+pub mod exec;
 mod io;
 mod unix_path;
 

@@ -20,6 +20,8 @@ pub enum Stream {
     Tcp(TcpStream),
     /// A Unix stream socket.
     Unix(UnixStream),
+    /// The parent's end of the socketpair of an `exec:` child.
+    Child(UnixStream, super::exec::Child),
 }
 
 /// A bound, listening socket.
@@ -76,7 +78,7 @@ impl Endpoint {
             Endpoint::Abstract(name) => {
                 bounded(timeout, UnixStream::connect(abstract_path(name))).await
             }
-            Endpoint::Exec(_) => Err(Error::NotImplemented("exec: endpoints")),
+            Endpoint::Exec(argv) => super::exec::spawn(argv).await,
         }
         .map_err(|err| match err {
             Error::Io { source, .. } => Error::io(what(), source),
@@ -216,6 +218,7 @@ macro_rules! delegate {
         match $self.get_mut() {
             Stream::Tcp($s) => $call,
             Stream::Unix($s) => $call,
+            Stream::Child($s, _) => $call,
         }
     };
 }
