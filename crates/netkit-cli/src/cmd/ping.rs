@@ -17,7 +17,8 @@ Examples:
   netkit ping -c 5 -i 200ms host1 host2     several hosts at once, one summary each
   netkit --json ping -c 1 127.0.0.1         JSON Lines: reply/timeout/summary records
 Without CAP_NET_RAW, ping uses the unprivileged ICMP socket when net.ipv4.ping_group_range
-admits your group.";
+admits your group. Exit status: 0 every host answered, 1 a host stayed silent, 2 bad input
+(e.g. an unknown host), 3 no ICMP socket allowed.";
 
 /// Arguments of `netkit ping`.
 #[derive(Debug, clap::Args)]
@@ -38,7 +39,7 @@ pub struct Args {
     /// Stop after this long, whatever the count.
     #[arg(short = 'w', long = "deadline", value_name = "DEADLINE", value_parser = parse::positive_duration)]
     pub deadline: Option<Duration>,
-    /// ICMP payload bytes (default 56, as iputils).
+    /// ICMP payload bytes, 16-65507 (default 56, as iputils; the first 16 carry the send time).
     #[arg(short = 's', long = "size", value_name = "BYTES", value_parser = parse::payload_size, default_value = "56")]
     pub size: usize,
     /// Time to live (IPv4) or hop limit (IPv6).

@@ -6,7 +6,8 @@
 //! our identifier (raw sockets; the kernel filters datagram sockets) and our cookie, and its
 //! checksum is valid where the kernel has not checked it already. Everything else — other
 //! programs' pings, our own requests seen on loopback, truncated or corrupted messages, ICMP
-//! errors — is skipped.
+//! errors — is skipped. The round trip ends at the kernel's receive timestamp, not when the
+//! task woke up (as iputils measures it).
 //!
 //! [`Engine::send`] and [`Engine::recv`] take `&self`, so a caller can pace sends in one task
 //! and collect replies in another, or `select!` between them:
@@ -27,7 +28,7 @@
 use std::hash::BuildHasher;
 use std::io;
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::packet::{self, Checksum, Packet, Repr, Version};
 use super::probe::{Probe, PROBE_LEN};
@@ -208,7 +209,7 @@ impl Engine {
                 Version::V4 => &buf4,
                 Version::V6 => &buf6,
             };
-            let now = self.now_ns();
+            let now = self.arrival_ns(&got);
             let accepted = self.kind(version).and_then(|kind| {
                 self.matcher
                     .accept(version, kind, &got, &buf[..got.len], now)
@@ -223,6 +224,23 @@ impl Engine {
         match version {
             Version::V4 => self.v4.as_ref(),
             Version::V6 => self.v6.as_ref(),
+        }
+    }
+
+    /// When `got` arrived on the engine clock: now, minus the time it waited in the socket
+    /// since the kernel stamped it. The wait is measured on the wall clock but is only
+    /// microseconds long, so the round trip stays on the monotonic clock.
+    fn arrival_ns(&self, got: &Received) -> u64 {
+        let now = self.now_ns();
+        let wall = SystemTime::now().duration_since(UNIX_EPOCH).ok();
+        let waited = match (got.kernel_time, wall) {
+            (Some(kernel), Some(wall)) => wall.checked_sub(kernel).unwrap_or_default(),
+            _ => Duration::ZERO,
+        };
+        // A wall-clock step could make the wait absurd; then trust the monotonic clock alone.
+        match u64::try_from(waited.as_nanos()) {
+            Ok(waited) if waited < 1_000_000_000 => now.saturating_sub(waited),
+            _ => now,
         }
     }
 

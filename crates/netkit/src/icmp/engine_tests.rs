@@ -14,6 +14,7 @@ fn got(len: usize) -> Received {
         len,
         from: "127.0.0.1".parse().unwrap(),
         hop_limit: Some(63),
+        kernel_time: None,
     }
 }
 
