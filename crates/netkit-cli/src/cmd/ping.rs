@@ -96,8 +96,10 @@ async fn session(
     config: &PingConfig,
     out: &Printer,
 ) -> anyhow::Result<Vec<PingSummary>> {
-    let mut versions: Vec<Version> = targets.iter().map(|t| Version::of(&t.addr)).collect();
-    versions.dedup();
+    let versions: Vec<Version> = [Version::V4, Version::V6]
+        .into_iter()
+        .filter(|v| targets.iter().any(|t| Version::of(&t.addr) == *v))
+        .collect();
     let engine = icmp::Engine::new(engine_config, &versions)?;
     for target in targets {
         print_header(out, target, engine_config.payload_size)?;

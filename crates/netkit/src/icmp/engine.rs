@@ -198,12 +198,17 @@ impl Engine {
         loop {
             let (version, got) = match (&self.v4, &self.v6) {
                 (Some(v4), Some(v6)) => tokio::select! {
-                    got = v4.recv(&mut buf4) => (Version::V4, got?),
-                    got = v6.recv(&mut buf6) => (Version::V6, got?),
+                    got = v4.recv(&mut buf4) => (Version::V4, got),
+                    got = v6.recv(&mut buf6) => (Version::V6, got),
                 },
-                (Some(v4), None) => (Version::V4, v4.recv(&mut buf4).await?),
-                (None, Some(v6)) => (Version::V6, v6.recv(&mut buf6).await?),
+                (Some(v4), None) => (Version::V4, v4.recv(&mut buf4).await),
+                (None, Some(v6)) => (Version::V6, v6.recv(&mut buf6).await),
                 (None, None) => return std::future::pending().await,
+            };
+            let got = match got {
+                Ok(got) => got,
+                Err(e) if is_transient(&e) => continue,
+                Err(e) => return Err(e),
             };
             let buf = match version {
                 Version::V4 => &buf4,
@@ -247,6 +252,17 @@ impl Engine {
     fn now_ns(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
+}
+
+/// Errors a socket may report about an earlier send (an ICMP error turned into errno, an
+/// interrupted call); the next message is still worth reading.
+fn is_transient(err: &io::Error) -> bool {
+    use nix::libc;
+    err.kind() == io::ErrorKind::Interrupted
+        || matches!(
+            err.raw_os_error(),
+            Some(libc::ECONNREFUSED | libc::EHOSTUNREACH | libc::ENETUNREACH | libc::EMSGSIZE)
+        )
 }
 
 fn check_payload(size: usize) -> Result<(), ParseError> {

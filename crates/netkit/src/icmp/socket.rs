@@ -136,8 +136,19 @@ fn configure(socket: &Socket, version: Version, kind: Kind, ttl: Option<u8>) -> 
     socket.set_cloexec(true)?;
     // Kernel receive times take the process's wake-up latency out of the round trip.
     set_int_option(socket, nix::libc::SOL_SOCKET, nix::libc::SO_TIMESTAMPNS, 1)?;
-    // Best effort: a smaller buffer only costs replies under very high load.
-    let _ = socket.set_recv_buffer_size(RECV_BUFFER);
+    // Best effort: past net.core.rmem_max only with CAP_NET_ADMIN (SO_RCVBUFFORCE); a smaller
+    // buffer only costs replies under very high load.
+    let size = i32::try_from(RECV_BUFFER).unwrap_or(i32::MAX);
+    if set_int_option(
+        socket,
+        nix::libc::SOL_SOCKET,
+        nix::libc::SO_RCVBUFFORCE,
+        size,
+    )
+    .is_err()
+    {
+        let _ = socket.set_recv_buffer_size(RECV_BUFFER);
+    }
     match version {
         Version::V4 => {
             if let Some(ttl) = ttl {
