@@ -124,7 +124,7 @@ fn print_header(out: &Printer, target: &Target, size: usize) -> std::io::Result<
     let (host, addr) = (target.host(), target.addr);
     out.line(&match addr {
         IpAddr::V4(_) => format!("PING {host} ({addr}) {size}({}) bytes of data.", size + 28),
-        IpAddr::V6(_) => format!("PING {host} ({addr}) {size} data bytes"),
+        IpAddr::V6(_) => format!("PING {host}({addr}) {size} data bytes"),
     })
 }
 

@@ -18,30 +18,42 @@ fn loopback_ns(tag: &str) -> Netns {
     ns
 }
 
-/// Near and far namespaces joined by a veth pair; the far end owns .2 and ::2.
-fn two_hosts(tag: &str) -> (Netns, Netns) {
-    let near = loopback_ns(tag);
-    let far = loopback_ns(&format!("{tag}f"));
-    near.ip(&[
-        "link", "add", "nk0", "type", "veth", "peer", "name", "nk1", "netns", &far.name,
+/// One end of a veth link: its namespace, device name and addresses (v4/24, v6/64).
+struct End<'a> {
+    ns: &'a Netns,
+    dev: &'a str,
+    v4: &'a str,
+    v6: &'a str,
+}
+
+/// Joins two namespaces with a veth pair, addresses both ends and makes each end a static
+/// neighbour of the other: neighbour discovery right after link-up loses its first
+/// solicitation (the far end has not joined its solicited-node group yet) and retries only
+/// after a second, so without this the first probes of a test would go unanswered.
+fn link(a: End, b: End) {
+    a.ns.ip(&[
+        "link", "add", a.dev, "type", "veth", "peer", "name", b.dev, "netns", &b.ns.name,
     ]);
-    near.ip(&["addr", "add", "198.18.0.1/24", "dev", "nk0"]);
-    near.ip(&["addr", "add", "2001:db8::1/64", "dev", "nk0", "nodad"]);
-    far.ip(&["addr", "add", "198.18.0.2/24", "dev", "nk1"]);
-    far.ip(&["addr", "add", "2001:db8::2/64", "dev", "nk1", "nodad"]);
-    near.ip(&["link", "set", "nk0", "up"]);
-    far.ip(&["link", "set", "nk1", "up"]);
-    // Neighbour discovery right after link-up loses its first solicitation (the far end has
-    // not joined its solicited-node group yet) and retries only after a second; static
-    // neighbours make the live host answer from the first probe.
-    let (near_mac, far_mac) = (mac(&near, "nk0"), mac(&far, "nk1"));
-    for addr in ["198.18.0.2", "2001:db8::2"] {
-        near.ip(&["neigh", "replace", addr, "lladdr", &far_mac, "dev", "nk0"]);
+    for end in [&a, &b] {
+        end.ns
+            .ip(&["addr", "add", &format!("{}/24", end.v4), "dev", end.dev]);
+        end.ns.ip(&[
+            "addr",
+            "add",
+            &format!("{}/64", end.v6),
+            "dev",
+            end.dev,
+            "nodad",
+        ]);
+        end.ns.ip(&["link", "set", end.dev, "up"]);
     }
-    for addr in ["198.18.0.1", "2001:db8::1"] {
-        far.ip(&["neigh", "replace", addr, "lladdr", &near_mac, "dev", "nk1"]);
+    for (from, to) in [(&a, &b), (&b, &a)] {
+        let mac = mac(to.ns, to.dev);
+        for addr in [to.v4, to.v6] {
+            from.ns
+                .ip(&["neigh", "replace", addr, "lladdr", &mac, "dev", from.dev]);
+        }
     }
-    (near, far)
 }
 
 fn mac(ns: &Netns, dev: &str) -> String {
@@ -49,6 +61,75 @@ fn mac(ns: &Netns, dev: &str) -> String {
     let mac = brief.split_whitespace().nth(2).unwrap_or_default();
     assert_eq!(mac.len(), 17, "no MAC in {brief}");
     mac.to_string()
+}
+
+/// Near and far namespaces joined by a veth pair; the far end owns .2 and ::2, nobody owns
+/// .3 and ::3.
+fn two_hosts(tag: &str) -> (Netns, Netns) {
+    let near = loopback_ns(tag);
+    let far = loopback_ns(&format!("{tag}f"));
+    link(
+        End {
+            ns: &near,
+            dev: "nk0",
+            v4: "198.18.0.1",
+            v6: "2001:db8::1",
+        },
+        End {
+            ns: &far,
+            dev: "nk1",
+            v4: "198.18.0.2",
+            v6: "2001:db8::2",
+        },
+    );
+    (near, far)
+}
+
+/// near -- router -- far: the far host (198.18.1.2, 2001:db8:1::2) is two hops away.
+fn routed(tag: &str) -> [Netns; 3] {
+    let near = loopback_ns(tag);
+    let router = loopback_ns(&format!("{tag}r"));
+    let far = loopback_ns(&format!("{tag}f"));
+    link(
+        End {
+            ns: &near,
+            dev: "nk0",
+            v4: "198.18.0.1",
+            v6: "2001:db8::1",
+        },
+        End {
+            ns: &router,
+            dev: "nk1",
+            v4: "198.18.0.2",
+            v6: "2001:db8::2",
+        },
+    );
+    link(
+        End {
+            ns: &router,
+            dev: "nk2",
+            v4: "198.18.1.1",
+            v6: "2001:db8:1::1",
+        },
+        End {
+            ns: &far,
+            dev: "nk3",
+            v4: "198.18.1.2",
+            v6: "2001:db8:1::2",
+        },
+    );
+    let forward = ["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"];
+    for sysctl in forward {
+        sh(&["ip", "netns", "exec", &router.name, "sysctl", "-qw", sysctl]);
+    }
+    for (ns, v4, v6) in [
+        (&near, "198.18.0.2", "2001:db8::2"),
+        (&far, "198.18.1.1", "2001:db8:1::1"),
+    ] {
+        ns.ip(&["route", "add", "default", "via", v4]);
+        ns.ip(&["-6", "route", "add", "default", "via", v6]);
+    }
+    [near, router, far]
 }
 
 fn ping_in(ns: &Netns, args: &[&str]) -> (i32, String, String) {
@@ -82,7 +163,7 @@ fn loopback_v4_and_v6_print_iputils_lines_and_summaries() {
         out.contains("PING 127.0.0.1 (127.0.0.1) 56(84) bytes of data."),
         "{out}"
     );
-    assert!(out.contains("PING ::1 (::1) 56 data bytes"), "{out}");
+    assert!(out.contains("PING ::1(::1) 56 data bytes"), "{out}");
     for addr in ["127.0.0.1", "::1"] {
         for seq in 1..=3 {
             let start = format!("64 bytes from {addr}: icmp_seq={seq} ttl=64 time=");
@@ -151,6 +232,24 @@ fn a_silent_host_times_out_and_exits_1_beside_a_live_one() {
         assert!(out.contains(&live_summary), "{out}");
         assert!(out.contains(&silent_summary), "{out}");
         assert!(!out.contains(&format!("from {silent}")), "{out}");
+    }
+}
+
+#[test]
+fn ttl_limits_how_far_probes_go() {
+    if !privileged("ping ttl") {
+        return;
+    }
+    let [near, _router, _far] = routed("pingttl");
+    for far in ["198.18.1.2", "2001:db8:1::2"] {
+        let (code, out, err) = ping_in(&near, &["-c", "1", "-W", "0.5", "-t", "1", far]);
+        assert_eq!(code, 1, "TTL 1 dies at the router: {out}{err}");
+        let (code, out, err) = ping_in(&near, &["-c", "1", "-W", "2", "-t", "2", far]);
+        assert_eq!(code, 0, "TTL 2 reaches {far}: {out}{err}");
+        assert!(
+            out.contains(&format!("from {far}: icmp_seq=1 ttl=63 ")),
+            "{out}"
+        );
     }
 }
 
