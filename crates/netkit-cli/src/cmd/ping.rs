@@ -22,28 +22,28 @@ admits your group. Exit status: 0 every host answered, 1 a host stayed silent, 2
 
 /// Arguments of `netkit ping`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = EXAMPLES, allow_negative_numbers = true)]
+#[command(after_help = EXAMPLES)]
 pub struct Args {
     /// Hosts: addresses, names (and the target forms of `sweep`).
     #[arg(required = true, value_name = "HOST")]
     pub hosts: Vec<String>,
     /// Stop after this many probes per host (default: until Ctrl-C or -w).
-    #[arg(short = 'c', long = "count", value_name = "COUNT", value_parser = parse::count)]
+    #[arg(short = 'c', allow_negative_numbers = true, long = "count", value_name = "COUNT", value_parser = parse::count)]
     pub count: Option<u64>,
     /// Time between probes to one host.
-    #[arg(short = 'i', long = "interval", value_name = "INTERVAL", value_parser = parse::positive_duration, default_value = "1s")]
+    #[arg(short = 'i', allow_negative_numbers = true, long = "interval", value_name = "INTERVAL", value_parser = parse::positive_duration, default_value = "1s")]
     pub interval: Duration,
     /// How long to wait for each reply.
-    #[arg(short = 'W', long = "timeout", value_name = "TIMEOUT", value_parser = parse::positive_duration, default_value = "1s")]
+    #[arg(short = 'W', allow_negative_numbers = true, long = "timeout", value_name = "TIMEOUT", value_parser = parse::positive_duration, default_value = "1s")]
     pub timeout: Duration,
     /// Stop after this long, whatever the count.
-    #[arg(short = 'w', long = "deadline", value_name = "DEADLINE", value_parser = parse::positive_duration)]
+    #[arg(short = 'w', allow_negative_numbers = true, long = "deadline", value_name = "DEADLINE", value_parser = parse::positive_duration)]
     pub deadline: Option<Duration>,
     /// ICMP payload bytes, 16-65507 (default 56, as iputils; the first 16 carry the send time).
-    #[arg(short = 's', long = "size", value_name = "BYTES", value_parser = parse::payload_size, default_value = "56")]
+    #[arg(short = 's', allow_negative_numbers = true, long = "size", value_name = "BYTES", value_parser = parse::payload_size, default_value = "56")]
     pub size: usize,
     /// Time to live (IPv4) or hop limit (IPv6).
-    #[arg(short = 't', long = "ttl", value_name = "TTL", value_parser = parse::ttl)]
+    #[arg(short = 't', allow_negative_numbers = true, long = "ttl", value_name = "TTL", value_parser = parse::ttl)]
     pub ttl: Option<u8>,
     /// Use IPv4 only.
     #[arg(short = '4', conflicts_with = "ipv6")]

@@ -283,7 +283,7 @@ fn deadline_stops_an_endless_ping() {
         return;
     }
     let ns = loopback_ns("pingdl");
-    let (code, out, err) = ping_in(&ns, &["-i", "0.1", "-w", "0.55", "127.0.0.1"]);
+    let (code, out, err) = ping_in(&ns, &["-4", "-i", "0.1", "-w", "0.55", "127.0.0.1"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("packets transmitted"), "{out}");
     assert!(!out.contains("icmp_seq=9"), "{out}");
@@ -372,11 +372,19 @@ fn unknown_hosts_and_bad_sizes_are_input_errors() {
         &["ping", "-c", "0", "127.0.0.1"],
         &["ping", "-t", "256", "127.0.0.1"],
         &["ping", "300.1.2.3"],
+        &["ping", "-4", "::1"],
+        &["ping", "::1", "-6", "127.0.0.1"],
+        &["ping", "-4", "-6", "::1"],
     ] {
         let (code, _, err) = text(&run(args));
         assert_eq!(code, 2, "{args:?}: {err}");
         assert!(err.starts_with("netkit: "), "{err}");
     }
+    let (_, _, err) = text(&run(&["ping", "-6", "127.0.0.1"]));
+    assert!(
+        err.contains("not an IPv6 address"),
+        "-6 is a flag, not a host: {err}"
+    );
     if !privileged("ping unknown host") {
         return;
     }
