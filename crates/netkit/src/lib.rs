@@ -5,7 +5,8 @@
 //!   (port sets), [`endpoint`] (TCP/Unix/exec endpoints with `connect`/`listen`), [`duration`].
 //! - [`error`]: one error type per domain and the input/environment classification that the
 //!   binary turns into exit codes.
-//! - Engines: [`iface`] (interfaces), [`scan`] (port ranking and services data).
+//! - Engines: [`iface`] (interfaces), [`scan`] (port ranking and services data), [`ipc`]
+//!   (echo server, one-shot client; `exec:` children live in [`endpoint::exec`]).
 //! - [`report`]: the serde result types that the binary prints as text or JSON Lines.
 //!
 //! The library never parses argv, prints or exits.
@@ -15,6 +16,7 @@ pub mod duration;
 pub mod endpoint;
 pub mod error;
 pub mod iface;
+pub mod ipc;
 pub mod ports;
 pub mod report;
 pub mod scan;
