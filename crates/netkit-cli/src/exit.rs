@@ -33,6 +33,24 @@ impl From<Exit> for ExitCode {
     }
 }
 
+/// An error that ends the process with a given status, e.g. 127 when `wait -- COMMAND` names
+/// a program that does not exist (as shells do).
+#[derive(Debug)]
+pub struct WithStatus {
+    /// The exit status.
+    pub status: u8,
+    /// What failed and why.
+    pub message: String,
+}
+
+impl std::fmt::Display for WithStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for WithStatus {}
+
 /// Prints `netkit: <error chain>` once on stderr and picks the exit status.
 pub fn report(err: &anyhow::Error) -> ExitCode {
     if is_broken_pipe(err) {
@@ -66,6 +84,9 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 
 fn classify(err: &anyhow::Error) -> Exit {
     for cause in err.chain() {
+        if let Some(with) = cause.downcast_ref::<WithStatus>() {
+            return Exit::Child(with.status);
+        }
         if let Some(err) = cause.downcast_ref::<netkit::Error>() {
             return match err.class() {
                 ErrorClass::Input => Exit::Usage,

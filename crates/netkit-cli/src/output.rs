@@ -11,6 +11,7 @@ use crate::cli::Global;
 #[derive(Debug)]
 pub struct Printer {
     json: bool,
+    quiet: bool,
     color: bool,
 }
 
@@ -27,6 +28,7 @@ impl Printer {
     pub fn new(global: &Global) -> Self {
         Printer {
             json: global.json,
+            quiet: global.quiet,
             color: global.color.enabled_for_stdout(),
         }
     }
@@ -34,6 +36,11 @@ impl Printer {
     /// Whether records go out as JSON Lines.
     pub fn json(&self) -> bool {
         self.json
+    }
+
+    /// Whether `-q` was given: no progress lines, only results.
+    pub fn quiet(&self) -> bool {
+        self.quiet
     }
 
     /// Writes one JSON object with `"type": kind` and the record's fields.

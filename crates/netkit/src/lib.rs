@@ -5,8 +5,9 @@
 //!   (port sets), [`endpoint`] (TCP/Unix/exec endpoints with `connect`/`listen`), [`duration`].
 //! - [`error`]: one error type per domain and the input/environment classification that the
 //!   binary turns into exit codes.
-//! - Engines: [`iface`] (interfaces), [`scan`] (port ranking and services data), [`ipc`]
-//!   (echo server, one-shot client; `exec:` children live in [`endpoint::exec`]).
+//! - Engines: [`iface`] (interfaces), [`scan`] (port ranking and services data), [`wait`]
+//!   (waiting for services), [`ipc`] (echo server, one-shot client; `exec:` children live in
+//!   [`endpoint::exec`]).
 //! - [`report`]: the serde result types that the binary prints as text or JSON Lines.
 //!
 //! The library never parses argv, prints or exits.
@@ -21,6 +22,7 @@ pub mod ports;
 pub mod report;
 pub mod scan;
 pub mod target;
+pub mod wait;
 
 pub use duration::parse_duration;
 pub use endpoint::Endpoint;

@@ -27,6 +27,14 @@ pub fn run(command: Command, out: &Printer) -> anyhow::Result<Exit> {
     }
 }
 
+/// The async runtime the engines run on.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| netkit::Error::io("start the async runtime", e).into())
+}
+
 /// The answer of a command whose engine arrives with a later issue: exit 3, said plainly.
 pub fn not_implemented(name: &'static str) -> anyhow::Result<Exit> {
     Err(netkit::Error::NotImplemented(name).into())

@@ -4,7 +4,10 @@ use std::time::Duration;
 
 use netkit::Endpoint;
 
-use crate::exit::Exit;
+use netkit::wait::{WaitEvent, WaitOptions};
+use serde::Serialize;
+
+use crate::exit::{Exit, WithStatus};
 use crate::output::Printer;
 use crate::parse;
 
@@ -36,7 +39,92 @@ pub struct Args {
     pub command: Vec<String>,
 }
 
-/// Runs the wait.
-pub fn run(_args: Args, _out: &Printer) -> anyhow::Result<Exit> {
-    super::not_implemented("wait")
+/// Runs the wait, then the command if one was given and the wait succeeded.
+pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
+    let options = WaitOptions {
+        timeout: args.timeout,
+        interval: args.interval,
+        any: args.any,
+    };
+    let progress = !out.quiet();
+    if progress {
+        for endpoint in &args.endpoints {
+            eprintln!("waiting for {endpoint} (timeout {})", seconds(args.timeout));
+        }
+    }
+    let mut printed = Ok(());
+    let ready =
+        super::runtime()?.block_on(netkit::wait::wait_for(&args.endpoints, &options, |event| {
+            if printed.is_ok() {
+                printed = report(out, progress, &args.endpoints, &event);
+            }
+        }));
+    printed?;
+    if !ready {
+        return Ok(Exit::Negative);
+    }
+    match args.command.split_first() {
+        Some((program, rest)) => Err(exec(program, rest)),
+        None => Ok(Exit::Success),
+    }
+}
+
+/// `ready`/`timeout` records (SPEC.md).
+#[derive(Debug, Serialize)]
+struct WaitRecord {
+    endpoint: String,
+    elapsed_s: f64,
+}
+
+fn report(
+    out: &Printer,
+    progress: bool,
+    endpoints: &[Endpoint],
+    event: &WaitEvent,
+) -> std::io::Result<()> {
+    let (kind, index, elapsed) = match *event {
+        WaitEvent::Ready { index, elapsed } => ("ready", index, elapsed),
+        WaitEvent::TimedOut { index, elapsed } => ("timeout", index, elapsed),
+    };
+    let endpoint = endpoints[index].to_string();
+    if progress {
+        match kind {
+            "ready" => eprintln!("{endpoint} is up after {}", seconds(elapsed)),
+            _ => eprintln!(
+                "timed out waiting for {endpoint} after {}",
+                seconds(elapsed)
+            ),
+        }
+    }
+    if out.json() {
+        out.record(
+            kind,
+            &WaitRecord {
+                endpoint,
+                elapsed_s: elapsed.as_secs_f64(),
+            },
+        )?;
+    }
+    Ok(())
+}
+
+fn seconds(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}
+
+/// Replaces this process with the command, so that stdin, signals and the exit status are the
+/// command's own. Returns only when the command could not be started.
+fn exec(program: &str, args: &[String]) -> anyhow::Error {
+    use std::os::unix::process::CommandExt;
+    let err = std::process::Command::new(program).args(args).exec();
+    let status = if err.kind() == std::io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    };
+    let message = format!(
+        "{program}: cannot run: {}",
+        netkit::error::describe_io(&err)
+    );
+    WithStatus { status, message }.into()
 }

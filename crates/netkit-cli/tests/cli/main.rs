@@ -8,3 +8,4 @@ mod help;
 mod iface;
 mod json;
 mod send;
+mod wait;

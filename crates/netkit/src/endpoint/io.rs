@@ -2,7 +2,7 @@
 //! socket is TCP or Unix.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -48,7 +48,8 @@ impl Endpoint {
                         host: name.clone(),
                         why: crate::error::describe_io(&e),
                     })?;
-                let found: Vec<SocketAddr> = found.collect();
+                let mut found: Vec<SocketAddr> = found.collect();
+                add_loopbacks(name, *port, &mut found);
                 if found.is_empty() {
                     return Err(Error::Resolve {
                         host: name.clone(),
@@ -119,6 +120,24 @@ impl Endpoint {
                     "exec: endpoints can only be targets",
                 ),
             )),
+        }
+    }
+}
+
+/// `localhost` means both loopbacks (RFC 6761, and curl's rule), whatever /etc/hosts says, so
+/// that a service listening on only one family is reached either way.
+fn add_loopbacks(name: &str, port: u16, found: &mut Vec<SocketAddr>) {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    if name != "localhost" && !name.ends_with(".localhost") {
+        return;
+    }
+    for ip in [
+        IpAddr::V6(Ipv6Addr::LOCALHOST),
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+    ] {
+        let addr = SocketAddr::new(ip, port);
+        if !found.contains(&addr) {
+            found.push(addr);
         }
     }
 }

@@ -1,0 +1,242 @@
+//! `netkit wait`: late listeners, closed ports, silent hosts, several targets, unix sockets,
+//! and the command run only when ready.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::{netkit, privileged, text, Netns};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect(l))
+        .collect()
+}
+
+#[test]
+fn a_late_listener_is_detected() {
+    let port = free_port();
+    let child = netkit()
+        .args([
+            "--json",
+            "wait",
+            &format!("127.0.0.1:{port}"),
+            "--interval",
+            "50ms",
+            "--timeout",
+            "60s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(700));
+    let _listener = TcpListener::bind(("127.0.0.1", port)).expect("rebind the port");
+    let (code, stdout, stderr) = text(&child.wait_with_output().expect("wait"));
+    assert_eq!(code, 0, "{stderr}");
+    let records = json_lines(&stdout);
+    assert_eq!(records.len(), 1, "{stdout}");
+    assert_eq!(records[0]["type"], "ready");
+    assert_eq!(records[0]["endpoint"], format!("127.0.0.1:{port}"));
+    assert!(records[0]["elapsed_s"].as_f64().expect("elapsed") > 0.5);
+    assert!(
+        stderr.contains(&format!("127.0.0.1:{port} is up after")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_closed_port_times_out_with_status_1() {
+    let port = free_port();
+    let out = netkit()
+        .args([
+            "--json",
+            "wait",
+            &format!("[::1]:{port}"),
+            "--timeout",
+            "600ms",
+            "--interval",
+            "50ms",
+        ])
+        .output()
+        .expect("run");
+    let (code, stdout, stderr) = text(&out);
+    assert_eq!(code, 1, "{stderr}");
+    let records = json_lines(&stdout);
+    assert_eq!(records[0]["type"], "timeout");
+    assert_eq!(records[0]["endpoint"], format!("[::1]:{port}"));
+    assert!(stderr.contains("timed out waiting for"), "{stderr}");
+}
+
+#[test]
+fn the_deadline_holds_against_a_silent_host() {
+    if !privileged("wait silent host") {
+        return;
+    }
+    let ns = Netns::new("wait");
+    ns.ip(&["link", "add", "w0", "type", "veth", "peer", "name", "w1"]);
+    ns.ip(&["addr", "add", "198.18.1.1/24", "dev", "w0"]);
+    ns.ip(&["link", "set", "w0", "up"]);
+    ns.ip(&["link", "set", "w1", "up"]);
+    // A neighbour entry to a MAC nobody has: SYNs leave and vanish, so connects hang.
+    ns.ip(&[
+        "neigh",
+        "add",
+        "198.18.1.2",
+        "lladdr",
+        "02:00:00:00:00:99",
+        "dev",
+        "w0",
+        "nud",
+        "permanent",
+    ]);
+    let started = Instant::now();
+    let out = ns
+        .netkit()
+        .args(["wait", "198.18.1.2:80", "--timeout", "1500ms"])
+        .output()
+        .expect("run");
+    let (code, _, stderr) = text(&out);
+    assert_eq!(code, 1, "{stderr}");
+    // A generous bound: a hanging connect would take minutes.
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn all_targets_by_default_any_on_request() {
+    let up = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let up = up.local_addr().expect("addr").to_string();
+    let down = format!("127.0.0.1:{}", free_port());
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "wait",
+            up.as_str(),
+            down.as_str(),
+            "--timeout",
+            "700ms",
+            "-q",
+        ];
+        args.extend_from_slice(extra);
+        text(&netkit().args(&args).output().expect("run")).0
+    };
+    assert_eq!(run(&[]), 1);
+    assert_eq!(run(&["--any"]), 0);
+}
+
+#[test]
+fn unix_socket_that_appears_later() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("late.sock");
+    let child = netkit()
+        .args([
+            "wait",
+            &format!("unix:{}", path.display()),
+            "--interval",
+            "50ms",
+            "--timeout",
+            "60s",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(400));
+    let _listener = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+    let (code, _, stderr) = text(&child.wait_with_output().expect("wait"));
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn localhost_reaches_a_v6_only_listener() {
+    let listener = TcpListener::bind("[::1]:0").expect("bind v6");
+    let port = listener.local_addr().expect("addr").port();
+    let out = netkit()
+        .args(["wait", &format!("localhost:{port}"), "--timeout", "10s"])
+        .output()
+        .expect("run");
+    let (code, _, stderr) = text(&out);
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn the_command_runs_when_ready_and_its_status_is_ours() {
+    let up = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let up = up.local_addr().expect("addr").to_string();
+    let out = netkit()
+        .args(["wait", &up, "-q", "--", "sh", "-c", "echo ran; exit 7"])
+        .output()
+        .expect("run");
+    let (code, stdout, stderr) = text(&out);
+    assert_eq!((code, stdout.as_str()), (7, "ran\n"), "{stderr}");
+}
+
+#[test]
+fn the_command_gets_our_stdin() {
+    let up = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let up = up.local_addr().expect("addr").to_string();
+    let mut child = netkit()
+        .args(["wait", &up, "-q", "--", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"through\n")
+        .expect("write");
+    let (code, stdout, _) = text(&child.wait_with_output().expect("wait"));
+    assert_eq!((code, stdout.as_str()), (0, "through\n"));
+}
+
+#[test]
+fn no_command_after_a_timeout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let marker = dir.path().join("ran");
+    let down = format!("127.0.0.1:{}", free_port());
+    let marker_arg = marker.display().to_string();
+    let out = netkit()
+        .args([
+            "wait",
+            &down,
+            "--timeout",
+            "300ms",
+            "--",
+            "touch",
+            &marker_arg,
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(text(&out).0, 1);
+    assert!(!marker.exists(), "the command ran after a timeout");
+}
+
+#[test]
+fn a_missing_command_exits_127() {
+    let up = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let up = up.local_addr().expect("addr").to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_netkit"))
+        .args(["wait", &up, "-q", "--", "/nonexistent/netkit-cmd"])
+        .output()
+        .expect("run");
+    let (code, _, stderr) = text(&out);
+    assert_eq!(code, 127);
+    assert!(
+        stderr.starts_with("netkit: /nonexistent/netkit-cmd: cannot run:"),
+        "{stderr}"
+    );
+}
