@@ -23,6 +23,9 @@ with -v, Unix clients with their pid, uid and gid. SIGINT or SIGTERM stops the s
 removes its socket file. A live socket at the path (another server) or a file that is not a
 socket is never removed: exit 3. A stale socket file is replaced.";
 
+/// Socket files are for their owner unless `--mode` says otherwise.
+const DEFAULT_MODE: u32 = 0o600;
+
 /// Arguments of `netkit echo`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
@@ -33,9 +36,9 @@ pub struct Args {
     /// Text to put before each echoed chunk.
     #[arg(long, value_name = "TEXT")]
     pub prefix: Option<String>,
-    /// Permission bits of the socket file (unix:PATH).
-    #[arg(long, value_name = "OCTAL", value_parser = parse::mode, default_value = "600")]
-    pub mode: u32,
+    /// Permission bits of the socket file (unix:PATH only) [default: 600].
+    #[arg(long, value_name = "OCTAL", value_parser = parse::mode)]
+    pub mode: Option<u32>,
     /// At most this many clients at once; more wait in the kernel's backlog.
     #[arg(long, value_name = "N", value_parser = parse::positive_count, default_value = "1024")]
     pub max_conns: usize,
@@ -53,7 +56,14 @@ async fn serve(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     // Signals first, so a SIGTERM right after the socket appears still removes it.
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    let listener = netkit::ipc::listen(&args.listen, args.mode).await?;
+    if args.mode.is_some() && !matches!(args.listen, Endpoint::Unix(_)) {
+        tracing::warn!(
+            "--mode applies only to unix:PATH; {} has no socket file",
+            args.listen
+        );
+    }
+    let mode = args.mode.unwrap_or(DEFAULT_MODE);
+    let listener = netkit::ipc::listen(&args.listen, mode).await?;
     announce(out, &listener.local_addr())?;
     let config = EchoConfig {
         prefix: args.prefix.unwrap_or_default().into_bytes(),

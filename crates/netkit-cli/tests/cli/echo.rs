@@ -278,3 +278,42 @@ fn several_mebibytes_come_back_intact() {
     assert_eq!(reply.len(), payload.len());
     assert!(reply == payload, "content differs");
 }
+
+#[test]
+fn running_out_of_file_descriptors_slows_accept_down_but_never_stops_it() {
+    let name = format!("unix:@{}", unique("emfile"));
+    let mut server = Command::new("sh")
+        .args(["-c", "ulimit -n 20 && exec \"$0\" echo \"$1\""])
+        .arg(env!("CARGO_BIN_EXE_netkit"))
+        .arg(&name)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read");
+    assert_eq!(line.trim(), format!("listening on {name}"));
+    use std::os::linux::net::SocketAddrExt;
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(&name["unix:@".len()..])
+        .expect("abstract address");
+    let held: Vec<_> = (0..40)
+        .map(|_| std::os::unix::net::UnixStream::connect_addr(&addr).expect("connect"))
+        .collect();
+    // Wait (bounded) until the server says it is out of descriptors.
+    let stderr = BufReader::new(server.stderr.take().expect("stderr"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let warned = std::iter::from_fn(|| rx.recv_timeout(std::time::Duration::from_secs(20)).ok())
+        .find(|line| line.contains("too many open files"));
+    assert!(warned.is_some(), "no EMFILE warning");
+    drop(held);
+    assert_eq!(send(&name, "still serving"), "still serving\n");
+    signal_pid(server.id(), "TERM");
+    assert_eq!(server.wait().expect("wait").code(), Some(0));
+}
