@@ -56,8 +56,21 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
     if is_broken_pipe(err) {
         return Exit::Success.into();
     }
-    let _ = writeln!(std::io::stderr(), "netkit: {err:#}");
+    let _ = writeln!(std::io::stderr(), "netkit: {}", message(err));
     classify(err).into()
+}
+
+/// The error chain joined by ": ", ending at a [`netkit::Error`]: its text already says why,
+/// and its I/O source would only repeat that as "Connection refused (os error 111)".
+fn message(err: &anyhow::Error) -> String {
+    let mut parts = Vec::new();
+    for cause in err.chain() {
+        parts.push(cause.to_string());
+        if cause.is::<netkit::Error>() {
+            break;
+        }
+    }
+    parts.join(": ")
 }
 
 /// A closed stdout (`netkit ... | head`) is not an error.

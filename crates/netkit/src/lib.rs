@@ -7,7 +7,8 @@
 //!   binary turns into exit codes.
 //! - Engines: [`iface`] (interfaces), [`scan`] (port ranking and services data), [`wait`]
 //!   (waiting for services), [`icmp`] (echo codec, sockets and the probe engine) with
-//!   [`ping`] (its statistics).
+//!   [`ping`] (its statistics), [`ipc`] (echo server, one-shot client; `exec:` children live
+//!   in [`endpoint::exec`]).
 //! - [`report`]: the serde result types that the binary prints as text or JSON Lines.
 //!
 //! The library never parses argv, prints or exits.
@@ -18,6 +19,7 @@ pub mod endpoint;
 pub mod error;
 pub mod icmp;
 pub mod iface;
+pub mod ipc;
 pub mod ping;
 pub mod ports;
 pub mod report;

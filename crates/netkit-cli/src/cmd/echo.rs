@@ -1,6 +1,10 @@
-//! `netkit echo LISTEN`: a concurrent echo server (issue 8).
+//! `netkit echo LISTEN`: a concurrent echo server (issue 8; seed recipe 9 and the IPv6 echo
+//! server). Prints the address it bound, serves until SIGINT or SIGTERM, then removes its
+//! socket file.
 
+use netkit::ipc::{EchoConfig, Listening};
 use netkit::Endpoint;
+use tokio::signal::unix::{signal, SignalKind};
 
 use crate::exit::Exit;
 use crate::output::Printer;
@@ -9,8 +13,18 @@ use crate::parse;
 const EXAMPLES: &str = "\
 Examples:
   netkit echo '[::1]:7000'                         IPv6 echo server
+  netkit echo 0                                    any free loopback port; prints which
   netkit echo unix:/tmp/echo.sock --mode 660
-  netkit echo unix:@echo --prefix 'Message received. Data: '";
+  netkit echo unix:@echo --prefix 'Message received. Data: '
+
+Once bound it prints 'listening on ADDR' (--json: {\"type\":\"listening\",\"addr\":ADDR}),
+ADDR being an endpoint such as 127.0.0.1:40123 or unix:/tmp/echo.sock. Clients are logged
+with -v, Unix clients with their pid, uid and gid. SIGINT or SIGTERM stops the server and
+removes its socket file. A live socket at the path (another server) or a file that is not a
+socket is never removed: exit 3. A stale socket file is replaced.";
+
+/// Socket files are for their owner unless `--mode` says otherwise.
+const DEFAULT_MODE: u32 = 0o600;
 
 /// Arguments of `netkit echo`.
 #[derive(Debug, clap::Args)]
@@ -22,12 +36,58 @@ pub struct Args {
     /// Text to put before each echoed chunk.
     #[arg(long, value_name = "TEXT")]
     pub prefix: Option<String>,
-    /// Permission bits of the socket file (unix:PATH).
-    #[arg(long, value_name = "OCTAL", value_parser = parse::mode, default_value = "600")]
-    pub mode: u32,
+    /// Permission bits of the socket file (unix:PATH only) [default: 600].
+    #[arg(long, value_name = "OCTAL", value_parser = parse::mode)]
+    pub mode: Option<u32>,
+    /// At most this many clients at once; more wait in the kernel's backlog.
+    #[arg(long, value_name = "N", value_parser = parse::positive_count, default_value = "1024")]
+    pub max_conns: usize,
 }
 
 /// Runs the echo server.
-pub fn run(_args: Args, _out: &Printer) -> anyhow::Result<Exit> {
-    super::not_implemented("echo")
+pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(args, out))
+}
+
+async fn serve(args: Args, out: &Printer) -> anyhow::Result<Exit> {
+    // Signals first, so a SIGTERM right after the socket appears still removes it.
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    if args.mode.is_some() && !matches!(args.listen, Endpoint::Unix(_)) {
+        tracing::warn!(
+            "--mode applies only to unix:PATH; {} has no socket file",
+            args.listen
+        );
+    }
+    let mode = args.mode.unwrap_or(DEFAULT_MODE);
+    let listener = netkit::ipc::listen(&args.listen, mode).await?;
+    announce(out, &listener.local_addr())?;
+    let config = EchoConfig {
+        prefix: args.prefix.unwrap_or_default().into_bytes(),
+        max_conns: args.max_conns,
+    };
+    let shutdown = async {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    };
+    netkit::ipc::serve(listener, config, shutdown).await;
+    Ok(Exit::Success)
+}
+
+/// Prints the bound address, the real port when port 0 was asked for.
+fn announce(out: &Printer, addr: &str) -> std::io::Result<()> {
+    if out.json() {
+        return out.record(
+            "listening",
+            &Listening {
+                addr: addr.to_string(),
+            },
+        );
+    }
+    out.line(&format!("listening on {addr}"))
 }

@@ -1,8 +1,13 @@
-//! `netkit send ENDPOINT [MESSAGE]`: send, half-close, print the reply (issue 8).
+//! `netkit send ENDPOINT [MESSAGE]`: connect, send, half-close, print the reply until the peer's
+//! end of file (issue 8; seed recipes 8 and 9).
 
-use std::time::Duration;
+use std::io::Write;
+use std::time::{Duration, Instant};
 
+use netkit::endpoint::Stream;
+use netkit::ipc::{Exchange, Reply};
 use netkit::Endpoint;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::exit::Exit;
 use crate::output::Printer;
@@ -12,7 +17,11 @@ const EXAMPLES: &str = "\
 Examples:
   netkit send unix:/tmp/echo.sock hello
   echo hi | netkit send '[::1]:7000'
-  netkit send 'exec:tr a-z A-Z' 'shout'             a child on a socketpair";
+  netkit send 'exec:tr a-z A-Z' 'shout'             a child on a socketpair
+  netkit send -n 'exec:wc -c' abc                   exact bytes: prints 3
+
+Exit status: 0 the reply ended, 1 no end of reply within --timeout, 2 bad input,
+3 the connection was refused or the command could not be started.";
 
 /// Arguments of `netkit send`.
 #[derive(Debug, clap::Args)]
@@ -21,14 +30,113 @@ pub struct Args {
     /// Where to send: HOST:PORT, [V6]:PORT, unix:PATH, unix:@NAME, exec:COMMAND.
     #[arg(value_parser = parse::endpoint)]
     pub endpoint: Endpoint,
-    /// The message (default: stdin until EOF).
+    /// The message, sent with a newline after it like echo (default: stdin until EOF, as is).
     pub message: Option<String>,
-    /// Give up after this long.
+    /// Send MESSAGE without the newline.
+    #[arg(short = 'n', long, requires = "message")]
+    pub no_newline: bool,
+    /// Give up when the reply has not ended this long after the start (exit 1).
     #[arg(long, value_name = "DUR", value_parser = parse::positive_duration, default_value = "10s")]
     pub timeout: Duration,
 }
 
 /// Runs send.
-pub fn run(_args: Args, _out: &Printer) -> anyhow::Result<Exit> {
-    super::not_implemented("send")
+pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(send(&args, out));
+    // A read of stdin may still be blocked in a worker thread; do not wait for it.
+    runtime.shutdown_background();
+    result
+}
+
+async fn send(args: &Args, out: &Printer) -> anyhow::Result<Exit> {
+    let start = Instant::now();
+    let mut stream = match args.endpoint.connect(args.timeout).await {
+        Ok(stream) => stream,
+        Err(err) if is_timeout(&err) => return timed_out(args, "no connection"),
+        Err(err) => return Err(err.into()),
+    };
+    let mut collected = Vec::new();
+    let output: Box<dyn AsyncWrite + Unpin + Send + '_> = match out.json() {
+        true => Box::new(&mut collected),
+        false => Box::new(tokio::io::stdout()),
+    };
+    let talk = netkit::ipc::exchange(&mut stream, input(args), output);
+    let done = match tokio::time::timeout_at((start + args.timeout).into(), talk).await {
+        Ok(done) => done.map_err(|e| netkit::Error::io(format!("send to {}", args.endpoint), e))?,
+        Err(_) => {
+            let partial = Exchange {
+                sent: 0,
+                received: collected.len() as u64,
+            };
+            print_record(out, "timeout", args, partial, &collected, start)?;
+            return timed_out(args, "no end of reply");
+        }
+    };
+    print_record(out, "reply", args, done, &collected, start)?;
+    reap(&args.endpoint, &mut stream, start + args.timeout).await;
+    Ok(Exit::Success)
+}
+
+/// MESSAGE and its newline, or stdin.
+fn input(args: &Args) -> Box<dyn AsyncRead + Unpin + Send> {
+    match &args.message {
+        Some(message) => {
+            let mut bytes = message.clone().into_bytes();
+            if !args.no_newline {
+                bytes.push(b'\n');
+            }
+            Box::new(std::io::Cursor::new(bytes))
+        }
+        None => Box::new(tokio::io::stdin()),
+    }
+}
+
+fn is_timeout(err: &netkit::Error) -> bool {
+    matches!(err, netkit::Error::Io { source, .. } if source.kind() == std::io::ErrorKind::TimedOut)
+}
+
+/// Says what did not happen in time on stderr; exit 1.
+fn timed_out(args: &Args, what: &str) -> anyhow::Result<Exit> {
+    let _ = writeln!(
+        std::io::stderr(),
+        "netkit: send to {}: {what} within {:?}; raise --timeout to wait longer",
+        args.endpoint,
+        args.timeout
+    );
+    Ok(Exit::Negative)
+}
+
+fn print_record(
+    out: &Printer,
+    kind: &str,
+    args: &Args,
+    done: Exchange,
+    reply: &[u8],
+    start: Instant,
+) -> std::io::Result<()> {
+    if !out.json() {
+        return Ok(());
+    }
+    let record = Reply {
+        endpoint: args.endpoint.to_string(),
+        sent: done.sent,
+        received: done.received,
+        reply: String::from_utf8_lossy(reply).into_owned(),
+        elapsed_s: start.elapsed().as_secs_f64(),
+    };
+    out.record(kind, &record)
+}
+
+/// Waits (until `deadline`) for an `exec:` child to exit, and says so when it failed.
+async fn reap(endpoint: &Endpoint, stream: &mut Stream, deadline: Instant) {
+    let Stream::Child(_, child) = stream else {
+        return;
+    };
+    match tokio::time::timeout_at(deadline.into(), child.wait()).await {
+        Ok(Ok(status)) if !status.success() => tracing::warn!("{endpoint}: {status}"),
+        _ => {}
+    }
 }

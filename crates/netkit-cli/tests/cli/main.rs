@@ -1,10 +1,12 @@
 //! The one integration-test binary: drives the real `netkit` executable against real sockets,
 //! real interfaces and network namespaces that the tests create themselves.
 
+mod echo;
 mod errors;
 mod harness;
 mod help;
 mod iface;
 mod json;
 mod ping;
+mod send;
 mod wait;
