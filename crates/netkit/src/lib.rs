@@ -5,7 +5,8 @@
 //!   (port sets), [`endpoint`] (TCP/Unix/exec endpoints with `connect`/`listen`), [`duration`].
 //! - [`error`]: one error type per domain and the input/environment classification that the
 //!   binary turns into exit codes.
-//! - Engines: [`iface`] (interfaces), [`scan`] (port ranking and services data).
+//! - Engines: [`iface`] (interfaces), [`scan`] (port ranking and services data), [`sweep`]
+//!   (host discovery, once or periodic).
 //! - [`report`]: the serde result types that the binary prints as text or JSON Lines.
 //!
 //! The library never parses argv, prints or exits.
@@ -18,6 +19,7 @@ pub mod iface;
 pub mod ports;
 pub mod report;
 pub mod scan;
+pub mod sweep;
 pub mod target;
 
 pub use duration::parse_duration;
