@@ -12,6 +12,7 @@ use crate::cli::Global;
 pub struct Printer {
     json: bool,
     color: bool,
+    quiet: bool,
 }
 
 #[derive(Serialize)]
@@ -28,12 +29,18 @@ impl Printer {
         Printer {
             json: global.json,
             color: global.color.enabled_for_stdout(),
+            quiet: global.quiet,
         }
     }
 
     /// Whether records go out as JSON Lines.
     pub fn json(&self) -> bool {
         self.json
+    }
+
+    /// Whether `-q` asked for results only (no progress, no notices).
+    pub fn quiet(&self) -> bool {
+        self.quiet
     }
 
     /// Writes one JSON object with `"type": kind` and the record's fields.

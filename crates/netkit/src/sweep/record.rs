@@ -70,7 +70,7 @@ pub enum Event {
     Summary(SummaryRecord),
 }
 
-/// Milliseconds as a float, for `rtt_ms`.
+/// Milliseconds as a float to the microsecond, for `rtt_ms`.
 pub fn millis(rtt: Duration) -> f64 {
-    rtt.as_secs_f64() * 1000.0
+    (rtt.as_secs_f64() * 1e6).round() / 1000.0
 }
