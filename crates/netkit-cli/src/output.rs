@@ -11,8 +11,8 @@ use crate::cli::Global;
 #[derive(Debug)]
 pub struct Printer {
     json: bool,
-    color: bool,
     quiet: bool,
+    color: bool,
 }
 
 #[derive(Serialize)]
@@ -28,8 +28,8 @@ impl Printer {
     pub fn new(global: &Global) -> Self {
         Printer {
             json: global.json,
-            color: global.color.enabled_for_stdout(),
             quiet: global.quiet,
+            color: global.color.enabled_for_stdout(),
         }
     }
 
@@ -38,7 +38,7 @@ impl Printer {
         self.json
     }
 
-    /// Whether `-q` asked for results only (no progress, no notices).
+    /// Whether `-q` asked for results only (no per-probe lines).
     pub fn quiet(&self) -> bool {
         self.quiet
     }

@@ -5,8 +5,9 @@
 //!   (port sets), [`endpoint`] (TCP/Unix/exec endpoints with `connect`/`listen`), [`duration`].
 //! - [`error`]: one error type per domain and the input/environment classification that the
 //!   binary turns into exit codes.
-//! - Engines: [`iface`] (interfaces), [`scan`] (port ranking and services data), [`sweep`]
-//!   (host discovery, once or periodic).
+//! - Engines: [`iface`] (interfaces), [`scan`] (port ranking and services data), [`icmp`]
+//!   (echo codec, sockets and the probe engine) with [`ping`] (its statistics),
+//!   [`sweep`] (host discovery, once or periodic).
 //! - [`report`]: the serde result types that the binary prints as text or JSON Lines.
 //!
 //! The library never parses argv, prints or exits.
@@ -15,7 +16,9 @@
 pub mod duration;
 pub mod endpoint;
 pub mod error;
+pub mod icmp;
 pub mod iface;
+pub mod ping;
 pub mod ports;
 pub mod report;
 pub mod scan;

@@ -1,6 +1,11 @@
 //! `netkit ping HOST...`: ICMP echo with iputils-style statistics (issue 4).
 
+use std::net::IpAddr;
 use std::time::Duration;
+
+use netkit::icmp::{self, Version};
+use netkit::ping::{format_g, format_reply_time, Event, PingConfig, PingSummary};
+use netkit::{Family, Target};
 
 use crate::exit::Exit;
 use crate::output::Printer;
@@ -47,8 +52,126 @@ pub struct Args {
     pub ipv6: bool,
 }
 
-/// Runs ping.
-pub fn run(args: Args, _out: &Printer) -> anyhow::Result<Exit> {
-    let _targets = netkit::TargetList::parse(&args.hosts, false)?.resolve(netkit::Family::Any)?;
-    super::not_implemented("ping")
+/// Runs ping: resolve, open one socket per family needed, ping until done or Ctrl-C, print
+/// one summary per host.
+pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
+    let family = match (args.ipv4, args.ipv6) {
+        (true, _) => Family::V4,
+        (_, true) => Family::V6,
+        _ => Family::Any,
+    };
+    let targets: Vec<Target> = netkit::TargetList::parse(&args.hosts, false)?
+        .resolve(family)?
+        .iter()
+        .collect();
+    let engine_config = icmp::Config {
+        payload_size: args.size,
+        ttl: args.ttl,
+    };
+    let config = PingConfig {
+        count: args.count,
+        interval: args.interval,
+        timeout: args.timeout,
+        deadline: args.deadline,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let summaries = runtime.block_on(session(&targets, &engine_config, &config, out))?;
+    for summary in &summaries {
+        print_summary(out, summary)?;
+    }
+    let all_answered = summaries.iter().all(|s| s.received > 0);
+    Ok(if all_answered {
+        Exit::Success
+    } else {
+        Exit::Negative
+    })
+}
+
+async fn session(
+    targets: &[Target],
+    engine_config: &icmp::Config,
+    config: &PingConfig,
+    out: &Printer,
+) -> anyhow::Result<Vec<PingSummary>> {
+    let mut versions: Vec<Version> = targets.iter().map(|t| Version::of(&t.addr)).collect();
+    versions.dedup();
+    let engine = icmp::Engine::new(engine_config, &versions)?;
+    for target in targets {
+        print_header(out, target, engine_config.payload_size)?;
+    }
+    let shutdown = async {
+        // Without a handler (never on Linux) the session simply runs to its end.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let summaries = netkit::ping::run(&engine, targets, config, shutdown, |event| {
+        print_event(out, event)
+    })
+    .await?;
+    Ok(summaries)
+}
+
+fn print_header(out: &Printer, target: &Target, size: usize) -> std::io::Result<()> {
+    if out.json() {
+        return Ok(());
+    }
+    let (host, addr) = (target.host(), target.addr);
+    out.line(&match addr {
+        IpAddr::V4(_) => format!("PING {host} ({addr}) {size}({}) bytes of data.", size + 28),
+        IpAddr::V6(_) => format!("PING {host} ({addr}) {size} data bytes"),
+    })
+}
+
+fn print_event(out: &Printer, event: Event<'_>) -> std::io::Result<()> {
+    match event {
+        Event::Reply { record, .. } if out.json() => out.record("reply", record),
+        Event::Reply { record: reply, rtt } if !out.quiet() => {
+            let ttl = reply.ttl.map(|t| format!(" ttl={t}")).unwrap_or_default();
+            let time = format_reply_time(rtt);
+            out.line(&format!(
+                "{} bytes from {}: icmp_seq={}{ttl} time={time} ms",
+                reply.bytes, reply.addr, reply.seq
+            ))
+        }
+        Event::Timeout(timeout) if out.json() => out.record("timeout", timeout),
+        Event::SendError { target, error } => {
+            tracing::warn!(
+                "{}: send: {}",
+                target.host(),
+                netkit::error::describe_io(&error)
+            );
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn print_summary(out: &Printer, summary: &PingSummary) -> std::io::Result<()> {
+    if out.json() {
+        return out.record("summary", summary);
+    }
+    out.line("")?;
+    out.line(&format!("--- {} ping statistics ---", summary.host))?;
+    out.line(&format!(
+        "{} packets transmitted, {} received, {}% packet loss, time {}ms",
+        summary.transmitted,
+        summary.received,
+        format_g(summary.loss_pct),
+        summary.time_ms
+    ))?;
+    if let (Some(min), Some(avg), Some(max), Some(mdev)) = (
+        summary.min_ms,
+        summary.avg_ms,
+        summary.max_ms,
+        summary.mdev_ms,
+    ) {
+        // The figures are whole microseconds, so three decimals print them exactly.
+        out.line(&format!(
+            "rtt min/avg/max/mdev = {min:.3}/{avg:.3}/{max:.3}/{mdev:.3} ms"
+        ))?;
+    }
+    Ok(())
 }

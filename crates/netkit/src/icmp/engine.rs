@@ -1,0 +1,249 @@
+//! The ICMP echo engine shared by `ping` and `sweep`: one socket per address family, any
+//! number of probes in flight, replies matched without a per-probe table.
+//!
+//! Every request carries a [`Probe`] (engine cookie, target index, send time on a monotonic
+//! clock) in its payload; a reply is accepted when it is an echo reply of the right length with
+//! our identifier (raw sockets; the kernel filters datagram sockets) and our cookie, and its
+//! checksum is valid where the kernel has not checked it already. Everything else — other
+//! programs' pings, our own requests seen on loopback, truncated or corrupted messages, ICMP
+//! errors — is skipped.
+//!
+//! [`Engine::send`] and [`Engine::recv`] take `&self`, so a caller can pace sends in one task
+//! and collect replies in another, or `select!` between them:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use netkit::icmp::{Config, Engine, Version};
+//! let engine = Engine::new(&Config::default(), &[Version::V4, Version::V6])?;
+//! engine.send(0, "127.0.0.1".parse()?, 1).await?;
+//! engine.send(1, "::1".parse()?, 1).await?;
+//! for _ in 0..2 {
+//!     let reply = engine.recv().await?;
+//!     println!("target {} answered in {:?}", reply.index, reply.rtt);
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::hash::BuildHasher;
+use std::io;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use super::packet::{self, Checksum, Packet, Repr, Version};
+use super::probe::{Probe, PROBE_LEN};
+use super::socket::{IcmpSocket, Kind, Received};
+use crate::error::{Error, ParseError};
+
+/// Largest payload: what fits in one IPv4 datagram after the IP and ICMP headers.
+pub const MAX_PAYLOAD: usize = 65507;
+
+/// How probes are built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// Echo data bytes per probe, [`PROBE_LEN`] to [`MAX_PAYLOAD`] (iputils' default is 56).
+    pub payload_size: usize,
+    /// TTL (IPv4) or hop limit (IPv6) of outgoing probes; `None` keeps the system default.
+    pub ttl: Option<u8>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            payload_size: 56,
+            ttl: None,
+        }
+    }
+}
+
+/// An echo reply matched to its probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reply {
+    /// The target index given to [`Engine::send`].
+    pub index: u32,
+    /// Who answered.
+    pub addr: IpAddr,
+    /// The sequence number given to [`Engine::send`].
+    pub seq: u16,
+    /// TTL or hop limit of the reply, when known.
+    pub ttl: Option<u8>,
+    /// Length of the ICMP message (header and data), as ping reports it.
+    pub bytes: usize,
+    /// Round-trip time, measured on the monotonic clock.
+    pub rtt: Duration,
+}
+
+/// Echo requests out, matched echo replies in, over one socket per address family.
+#[derive(Debug)]
+pub struct Engine {
+    v4: Option<IcmpSocket>,
+    v6: Option<IcmpSocket>,
+    matcher: Matcher,
+    epoch: Instant,
+}
+
+/// Decides whether a received message is a reply to one of our probes.
+#[derive(Debug, Clone, Copy)]
+struct Matcher {
+    ident: u16,
+    cookie: u32,
+    payload_size: usize,
+}
+
+impl Matcher {
+    /// The reply that `data` (as received from a `kind` socket of `version`, at `now` ns on
+    /// the engine clock) is, if it is ours.
+    fn accept(
+        &self,
+        version: Version,
+        kind: Kind,
+        got: &Received,
+        data: &[u8],
+        now: u64,
+    ) -> Option<Reply> {
+        let (ttl, message, check) = match (version, kind) {
+            (Version::V4, Kind::Raw) => {
+                let (ttl, message) = packet::ipv4_payload(data).ok()?;
+                (Some(ttl), message, Checksum::V4)
+            }
+            (Version::V4, Kind::Datagram) => (got.hop_limit, data, Checksum::V4),
+            // The kernel verifies ICMPv6 checksums (it has the pseudo-header's addresses).
+            (Version::V6, _) => (got.hop_limit, data, Checksum::Trusted),
+        };
+        let packet = Packet::new_checked(message).ok()?;
+        let Repr::EchoReply {
+            ident,
+            seq_no,
+            data: payload,
+        } = Repr::parse(&packet, version, check).ok()?
+        else {
+            return None;
+        };
+        let probe = Probe::read(payload)?;
+        let ours = (kind == Kind::Datagram || ident == self.ident)
+            && probe.cookie == self.cookie
+            && payload.len() == self.payload_size
+            && probe.sent_ns <= now;
+        ours.then(|| Reply {
+            index: probe.index,
+            addr: got.from,
+            seq: seq_no,
+            ttl,
+            bytes: message.len(),
+            rtt: Duration::from_nanos(now - probe.sent_ns),
+        })
+    }
+}
+
+impl Engine {
+    /// Opens one socket for each of `versions` (raw, else datagram). Fails with an input
+    /// error for a payload too small to carry the probe, with [`Error::IcmpDenied`] when no
+    /// ICMP socket is permitted. Needs a tokio runtime.
+    pub fn new(config: &Config, versions: &[Version]) -> Result<Engine, Error> {
+        check_payload(config.payload_size)?;
+        let open = |version| -> Result<Option<IcmpSocket>, Error> {
+            match versions.contains(&version) {
+                true => IcmpSocket::open(version, config.ttl).map(Some),
+                false => Ok(None),
+            }
+        };
+        let random = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
+        Ok(Engine {
+            v4: open(Version::V4)?,
+            v6: open(Version::V6)?,
+            matcher: Matcher {
+                ident: random as u16,
+                cookie: (random >> 32) as u32,
+                payload_size: config.payload_size,
+            },
+            epoch: Instant::now(),
+        })
+    }
+
+    /// The kind of socket open for `version`, if any.
+    pub fn kind(&self, version: Version) -> Option<Kind> {
+        self.socket(version).map(IcmpSocket::kind)
+    }
+
+    /// Sends echo request `seq` for target `index` to `addr`. Errors are the kernel's (e.g.
+    /// network unreachable); a family the engine was not opened for is `Unsupported`.
+    pub async fn send(&self, index: u32, addr: IpAddr, seq: u16) -> io::Result<()> {
+        let version = Version::of(&addr);
+        let socket = self.socket(version).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::Unsupported, "address family not opened")
+        })?;
+        let size = self.matcher.payload_size;
+        let mut message = vec![0u8; packet::HEADER_LEN + size];
+        let mut payload = vec![0u8; size];
+        let probe = Probe {
+            cookie: self.matcher.cookie,
+            index,
+            sent_ns: self.now_ns(),
+        };
+        probe.write(&mut payload);
+        let repr = Repr::EchoRequest {
+            ident: self.matcher.ident,
+            seq_no: seq,
+            data: &payload,
+        };
+        repr.emit(&mut Packet::new_unchecked(&mut message[..]), version);
+        socket.send_to(&message, addr).await
+    }
+
+    /// Waits for the next echo reply to one of our probes, skipping everything else. Cancel
+    /// safe: a reply is never lost by dropping the future.
+    pub async fn recv(&self) -> io::Result<Reply> {
+        let size = packet::HEADER_LEN + self.matcher.payload_size + 128;
+        let (mut buf4, mut buf6) = (vec![0u8; size], vec![0u8; size]);
+        loop {
+            let (version, got) = match (&self.v4, &self.v6) {
+                (Some(v4), Some(v6)) => tokio::select! {
+                    got = v4.recv(&mut buf4) => (Version::V4, got?),
+                    got = v6.recv(&mut buf6) => (Version::V6, got?),
+                },
+                (Some(v4), None) => (Version::V4, v4.recv(&mut buf4).await?),
+                (None, Some(v6)) => (Version::V6, v6.recv(&mut buf6).await?),
+                (None, None) => return std::future::pending().await,
+            };
+            let buf = match version {
+                Version::V4 => &buf4,
+                Version::V6 => &buf6,
+            };
+            let now = self.now_ns();
+            let accepted = self.kind(version).and_then(|kind| {
+                self.matcher
+                    .accept(version, kind, &got, &buf[..got.len], now)
+            });
+            if let Some(reply) = accepted {
+                return Ok(reply);
+            }
+        }
+    }
+
+    fn socket(&self, version: Version) -> Option<&IcmpSocket> {
+        match version {
+            Version::V4 => self.v4.as_ref(),
+            Version::V6 => self.v6.as_ref(),
+        }
+    }
+
+    fn now_ns(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+fn check_payload(size: usize) -> Result<(), ParseError> {
+    if (PROBE_LEN..=MAX_PAYLOAD).contains(&size) {
+        return Ok(());
+    }
+    Err(ParseError::new(
+        size.to_string(),
+        format!(
+            "packet size must be {PROBE_LEN}-{MAX_PAYLOAD} bytes (the payload carries a \
+             {PROBE_LEN}-byte send timestamp and target index)"
+        ),
+    ))
+}
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

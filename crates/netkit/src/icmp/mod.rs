@@ -1,0 +1,12 @@
+//! ICMP echo: the sans-IO codec ([`packet`]) and probe payload ([`probe`]), the sockets
+//! ([`socket`]: raw, else the unprivileged datagram socket), and the [`Engine`] that `ping` and
+//! `sweep` drive (many probes in flight over one socket per family).
+
+pub mod engine;
+pub mod packet;
+pub mod probe;
+pub mod socket;
+
+pub use engine::{Config, Engine, Reply};
+pub use packet::Version;
+pub use socket::Kind;
