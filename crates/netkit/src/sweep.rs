@@ -10,6 +10,7 @@
 
 pub mod bitset;
 pub mod http;
+pub mod icmp;
 pub mod metrics;
 pub mod pace;
 pub mod probe;
@@ -75,7 +76,7 @@ impl Sweep {
     pub fn new(targets: Targets, config: Config) -> Result<Self, Error> {
         let total = count(&targets)?;
         let (tx, replies) = mpsc::unbounded_channel();
-        let prober = Prober::open(config.method, config.timeout, tx)?;
+        let prober = Prober::open(config.method, config.timeout, &targets, tx)?;
         Ok(Sweep {
             targets,
             total,

@@ -99,12 +99,22 @@ fn alive_set(hosts: &[HostRecord]) -> BTreeSet<String> {
 }
 
 #[test]
-fn tcp_finds_exactly_the_live_hosts_of_v4_and_v6_ranges() {
-    if !privileged("sweep tcp ranges") {
-        return;
+fn icmp_finds_exactly_the_live_hosts_of_v4_and_v6_ranges() {
+    if privileged("sweep icmp ranges") {
+        finds_exactly_the_live_hosts("icmp");
     }
+}
+
+#[test]
+fn tcp_finds_exactly_the_live_hosts_of_v4_and_v6_ranges() {
+    if privileged("sweep tcp ranges") {
+        finds_exactly_the_live_hosts("tcp:9");
+    }
+}
+
+fn finds_exactly_the_live_hosts(method: &str) {
     let lab = Lab::new("swr");
-    let mut args = vec!["--json", "sweep", "--method", "tcp:9", "--timeout", "500ms"];
+    let mut args = vec!["--json", "sweep", "--method", method, "--timeout", "500ms"];
     args.extend(RANGES);
     let (code, stdout, stderr) = lab.netkit(&args);
     assert_eq!(code, 1, "some hosts are silent: {stderr}");
@@ -133,7 +143,7 @@ fn human_output_and_its_filters() {
     }
     let lab = Lab::new("swh");
     let sweep = |filter: &[&str]| {
-        let mut args = vec!["sweep", "--method", "tcp:9", "--timeout", "300ms"];
+        let mut args = vec!["sweep", "--timeout", "300ms"];
         args.extend(RANGES);
         args.extend(filter);
         lab.netkit(&args)
@@ -202,23 +212,26 @@ fn tcp_listener_and_closed_port_are_alive_a_silent_address_is_not() {
 }
 
 #[test]
-fn all_of_127_0_0_0_slash_16_answers_inside_a_namespace() {
-    if !privileged("sweep loopback /16") {
-        return;
+fn all_of_127_0_0_0_slash_16_answers_icmp_inside_a_namespace() {
+    if privileged("sweep loopback /16 icmp") {
+        all_of_127_0_0_0_slash_16_answers("icmp");
     }
+}
+
+#[test]
+fn all_of_127_0_0_0_slash_16_answers_tcp_inside_a_namespace() {
+    if privileged("sweep loopback /16 tcp") {
+        all_of_127_0_0_0_slash_16_answers("tcp:9");
+    }
+}
+
+fn all_of_127_0_0_0_slash_16_answers(method: &str) {
     let ns = Netns::new("swl");
     ns.ip(&["link", "set", "lo", "up"]);
     let out = ns
         .netkit()
-        .args([
-            "--json",
-            "sweep",
-            "127.0.0.0/16",
-            "--method",
-            "tcp:9",
-            "--rate",
-            "50000",
-        ])
+        .args(["--json", "sweep", "127.0.0.0/16", "--rate", "50000"])
+        .args(["--method", method])
         .output()
         .expect("run");
     let (code, stdout, stderr) = text(&out);
@@ -247,15 +260,25 @@ fn watchdog(child: &Child, limit: Duration) -> Arc<AtomicBool> {
 }
 
 #[test]
-fn periodic_rounds_report_hosts_going_down_and_coming_up() {
-    if !privileged("sweep periodic") {
-        return;
+fn periodic_icmp_rounds_report_hosts_going_down_and_coming_up() {
+    if privileged("sweep periodic icmp") {
+        periodic_rounds_report_changes("icmp");
     }
+}
+
+#[test]
+fn periodic_tcp_rounds_report_hosts_going_down_and_coming_up() {
+    if privileged("sweep periodic tcp") {
+        periodic_rounds_report_changes("tcp:9");
+    }
+}
+
+fn periodic_rounds_report_changes(method: &str) {
     let lab = Lab::new("swp");
     let mut child = lab
         .a
         .netkit()
-        .args(["--json", "sweep", "198.18.0.0/28", "--method", "tcp:9"])
+        .args(["--json", "sweep", "198.18.0.0/28", "--method", method])
         .args(["--timeout", "300ms", "--every", "1s", "--rounds", "4"])
         .stdout(Stdio::piped())
         .spawn()

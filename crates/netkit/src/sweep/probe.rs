@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::icmp::IcmpProber;
 use super::tcp::TcpProber;
 use crate::error::Error;
+use crate::target::Targets;
 
 /// How a sweep decides that a host is alive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,8 +24,8 @@ pub enum Method {
 /// An answer from the target at position `index` of round `round`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reply {
-    /// The round the probe belonged to; answers to an earlier round are ignored.
-    pub round: u64,
+    /// The round the probe belonged to, modulo 2^16; answers to another round are ignored.
+    pub round: u16,
     /// The target's position in the target list.
     pub index: u64,
     /// The address that answered.
@@ -35,6 +37,8 @@ pub struct Reply {
 /// One of the probing methods, ready to send.
 #[derive(Debug)]
 pub enum Prober {
+    /// ICMP echo requests.
+    Icmp(IcmpProber),
     /// TCP connects.
     Tcp(TcpProber),
 }
@@ -45,28 +49,28 @@ impl Prober {
     pub fn open(
         method: Method,
         timeout: Duration,
+        targets: &Targets,
         replies: UnboundedSender<Reply>,
     ) -> Result<Self, Error> {
         match method {
             Method::Tcp(port) => Ok(Prober::Tcp(TcpProber::new(port, timeout, replies))),
-            Method::Icmp => Err(Error::NotImplemented("sweep --method icmp")),
+            Method::Icmp => IcmpProber::open(targets, replies).map(Prober::Icmp),
         }
     }
 
-    /// Sends one probe. Only failures that end the sweep are errors; a target the network
-    /// refuses simply stays silent.
-    pub async fn send(&mut self, round: u64, index: u64, addr: IpAddr) -> Result<(), Error> {
+    /// Sends one probe for round `round` (modulo 2^16). A target the network refuses simply
+    /// stays silent.
+    pub async fn send(&mut self, round: u16, index: u64, addr: IpAddr) {
         match self {
-            Prober::Tcp(tcp) => {
-                tcp.send(round, index, addr).await;
-                Ok(())
-            }
+            Prober::Icmp(icmp) => icmp.send(round, index, addr).await,
+            Prober::Tcp(tcp) => tcp.send(round, index, addr).await,
         }
     }
 
     /// Drops whatever is still in flight at the end of a round.
     pub fn end_round(&mut self) {
         match self {
+            Prober::Icmp(_) => {}
             Prober::Tcp(tcp) => tcp.end_round(),
         }
     }

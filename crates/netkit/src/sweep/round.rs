@@ -118,8 +118,7 @@ async fn listen(
         tokio::select! {
             biased;
             Some(reply) = replies.recv() => on_reply(tally, reply, sink)?,
-            done = &mut sending, if !sent => {
-                done?;
+            () = &mut sending, if !sent => {
                 sent = true;
                 deadline.as_mut().reset(Instant::now() + round.config.timeout);
             }
@@ -136,7 +135,7 @@ async fn send_all(
     prober: &mut Prober,
     alive: &RefCell<Bitset>,
     probed: &Cell<u64>,
-) -> Result<(), Error> {
+) {
     let mut pacer = Pacer::new(round.config.rate);
     let gap = (round.config.timeout / 4).min(MAX_RETRY_GAP);
     let mut pass_start = Instant::now();
@@ -150,20 +149,19 @@ async fn send_all(
                 continue;
             }
             pacer.tick().await;
-            prober.send(round.number, index, target.addr).await?;
+            prober.send(round.number as u16, index, target.addr).await;
             probed.set(probed.get().max(index + 1));
         }
         if alive.borrow().count() == round.total {
             break;
         }
     }
-    Ok(())
 }
 
 /// Records an answer; reports it (and a came-up change) if it is the target's first.
 fn on_reply(tally: &Tally<'_>, reply: Reply, sink: &mut Sink<'_>) -> Result<(), Error> {
     let round = tally.round;
-    if reply.round != round.number || !tally.alive.borrow_mut().set(reply.index) {
+    if reply.round != round.number as u16 || !tally.alive.borrow_mut().set(reply.index) {
         return Ok(());
     }
     let slot = usize::try_from(reply.index).ok();

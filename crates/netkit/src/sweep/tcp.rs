@@ -47,7 +47,7 @@ impl TcpProber {
     }
 
     /// Starts one connect; waits first when too many are in flight.
-    pub async fn send(&mut self, round: u64, index: u64, addr: IpAddr) {
+    pub async fn send(&mut self, round: u16, index: u64, addr: IpAddr) {
         while self.tasks.try_join_next().is_some() {}
         let Ok(permit) = Arc::clone(&self.slots).acquire_owned().await else {
             return;
