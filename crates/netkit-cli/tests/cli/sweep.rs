@@ -348,3 +348,87 @@ fn check_changes(records: &[Value]) {
     );
     assert_eq!(rounds[&4].len(), 6, "{:?}", rounds[&4]);
 }
+
+/// One HTTP/1.1 request; the whole response (the server closes the connection).
+fn http_get(addr: &str, method: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to metrics");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let request = format!("{method} {path} HTTP/1.1\r\nHost: test\r\n\r\n");
+    stream.write_all(request.as_bytes()).expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    response
+}
+
+#[test]
+fn metrics_are_served_in_prometheus_text_format() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let method = format!("tcp:{}", listener.local_addr().expect("addr").port());
+    let mut child = crate::harness::netkit()
+        .args(["--json", "sweep", "127.0.0.1-4", "--method", &method])
+        .args(["--every", "100ms", "--rounds", "600", "--metrics", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let done = watchdog(&child, Duration::from_secs(60));
+    let mut notice = String::new();
+    BufReader::new(child.stderr.take().expect("stderr"))
+        .read_line(&mut notice)
+        .expect("notice");
+    let addr = notice
+        .trim()
+        .strip_prefix("netkit: metrics on http://")
+        .and_then(|rest| rest.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("unexpected notice {notice:?}"))
+        .to_string();
+    let mut body = String::new();
+    for _ in 0..300 {
+        body = http_get(&addr, "GET", "/metrics");
+        if body.lines().any(|l| l == "netkit_sweep_rounds_total 2") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(body.starts_with("HTTP/1.1 200 OK\r\n"), "{body}");
+    assert!(body.contains("Content-Type: text/plain; version=0.0.4"), "{body}");
+    for line in [
+        "# TYPE netkit_sweep_up gauge",
+        "netkit_sweep_up{addr=\"127.0.0.1\"} 1",
+        "netkit_sweep_up{addr=\"127.0.0.4\"} 1",
+        "netkit_sweep_alive 4",
+        "netkit_sweep_dead 0",
+        "netkit_sweep_targets 4",
+    ] {
+        assert!(body.lines().any(|l| l == line), "missing {line}:\n{body}");
+    }
+    assert!(body.contains("netkit_sweep_rtt_seconds{addr=\"127.0.0.3\"} "), "{body}");
+    let missing = http_get(&addr, "GET", "/");
+    assert!(missing.starts_with("HTTP/1.1 404 "), "{missing}");
+    let head = http_get(&addr, "HEAD", "/metrics");
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n") && head.ends_with("\r\n\r\n"), "{head}");
+    let _ = child.kill();
+    let _ = child.wait();
+    done.store(true, Ordering::SeqCst);
+}
+
+#[test]
+fn bad_input_exits_2_naming_it() {
+    for (args, input) in [
+        (vec!["sweep", "198.18.0.300"], "198.18.0.300"),
+        (vec!["sweep", "198.18.0.9-3"], "198.18.0.9-3"),
+        (vec!["sweep", "127.0.0.1", "--method", "udp:53"], "udp:53"),
+        (vec!["sweep", "127.0.0.1", "--method", "tcp:0"], "tcp:0"),
+        (vec!["sweep", "127.0.0.1", "--rate", "0"], "0"),
+        (vec!["sweep", "2001:db8::/64", "--force"], "targets"),
+    ] {
+        let (code, stdout, stderr) = text(&run(&args));
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stdout.is_empty(), "{args:?}: {stdout}");
+        assert!(stderr.starts_with("netkit: ") && stderr.contains(input), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+    }
+}
