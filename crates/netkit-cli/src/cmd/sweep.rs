@@ -20,7 +20,10 @@ Examples:
   netkit sweep @hosts.txt --every 5s --rounds 12  report hosts going up or down
   netkit sweep 10.0.0.0/24 --method tcp:22        where ICMP is filtered
 A CIDR block includes every address in it, network and broadcast addresses too (as nmap).
-Blocks of more than 2^24 addresses need --force.";
+Blocks of more than 2^24 addresses need --force.
+Output: 'ADDR is alive' lines as answers arrive, then 'Total N hosts are inactive'; with --dead
+'ADDR is inactive' lines instead. With --every, later rounds print only 'ADDR went down' and
+'ADDR came up'. Exit 0 when every target answered (in the last round), 1 otherwise.";
 
 /// Arguments of `netkit sweep`.
 #[derive(Debug, clap::Args)]
@@ -29,31 +32,33 @@ pub struct Args {
     /// Targets: addresses, names, 192.168.0.100-200, 10.0.0.5-10.0.1.20, CIDR blocks, @FILE.
     #[arg(required = true, value_name = "TARGET")]
     pub targets: Vec<String>,
-    /// How long to wait for a reply after the last probe to a host.
+    /// How long to wait for answers after the last probe (silent hosts cost this once in all).
     #[arg(long, value_name = "DUR", value_parser = parse::positive_duration, default_value = "1s")]
     pub timeout: Duration,
-    /// Probes to send again to a silent host.
+    /// Probes to send again to hosts still silent (a new pass starts at most 1/4 timeout,
+    /// 250 ms, after the previous one).
     #[arg(long, value_name = "N", value_parser = parse::retries, default_value = "1")]
     pub retries: u32,
-    /// Probes per second at most.
+    /// Probes per second at most [default: 10000].
     #[arg(long, value_name = "PPS", value_parser = parse::rate)]
     pub rate: Option<u64>,
-    /// Sweep again every DUR and report changes.
+    /// Start a new round every DUR and report hosts that went down or came up.
     #[arg(long, value_name = "DUR", value_parser = parse::positive_duration)]
     pub every: Option<Duration>,
     /// With --every: stop after N rounds.
     #[arg(long, value_name = "N", requires = "every", value_parser = parse::positive_count)]
     pub rounds: Option<usize>,
-    /// Print only the live hosts.
+    /// Print only the live hosts (no total).
     #[arg(long, conflicts_with = "dead")]
     pub alive: bool,
-    /// Print only the inactive hosts.
+    /// Print the inactive hosts ('ADDR is inactive') instead of the live ones.
     #[arg(long)]
     pub dead: bool,
     /// How to probe: icmp, or tcp:PORT (connected or refused both mean alive).
     #[arg(long, value_name = "icmp|tcp:PORT", value_parser = parse::method, default_value = "icmp")]
     pub method: parse::Method,
-    /// Serve Prometheus metrics on this address (with --every).
+    /// Serve Prometheus metrics at http://ADDR/metrics (PORT alone: 127.0.0.1:PORT).
+    /// Per-host series only for sweeps of at most 4096 targets.
     #[arg(long, value_name = "ADDR", value_parser = parse::listen_endpoint)]
     pub metrics: Option<Endpoint>,
     /// Allow blocks of more than 2^24 addresses.
@@ -138,6 +143,8 @@ struct View<'a> {
     total: u64,
     bar: Option<ProgressBar>,
     bars: bool,
+    /// Whether stdout shares the terminal with the bar (then lines hide it while printing).
+    shared: bool,
 }
 
 impl<'a> View<'a> {
@@ -149,6 +156,7 @@ impl<'a> View<'a> {
             total,
             bar: None,
             bars,
+            shared: std::io::stdout().is_terminal(),
         }
     }
 
@@ -226,8 +234,8 @@ impl<'a> View<'a> {
 
     fn line(&self, text: &str) -> io::Result<()> {
         match &self.bar {
-            Some(bar) => bar.suspend(|| self.out.line(text)),
-            None => self.out.line(text),
+            Some(bar) if self.shared => bar.suspend(|| self.out.line(text)),
+            _ => self.out.line(text),
         }
     }
 

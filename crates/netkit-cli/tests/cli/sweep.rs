@@ -369,7 +369,14 @@ fn metrics_are_served_in_prometheus_text_format() {
     let method = format!("tcp:{}", listener.local_addr().expect("addr").port());
     let mut child = crate::harness::netkit()
         .args(["--json", "sweep", "127.0.0.1-4", "--method", &method])
-        .args(["--every", "100ms", "--rounds", "600", "--metrics", "127.0.0.1:0"])
+        .args([
+            "--every",
+            "100ms",
+            "--rounds",
+            "600",
+            "--metrics",
+            "127.0.0.1:0",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -394,7 +401,10 @@ fn metrics_are_served_in_prometheus_text_format() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(body.starts_with("HTTP/1.1 200 OK\r\n"), "{body}");
-    assert!(body.contains("Content-Type: text/plain; version=0.0.4"), "{body}");
+    assert!(
+        body.contains("Content-Type: text/plain; version=0.0.4"),
+        "{body}"
+    );
     for line in [
         "# TYPE netkit_sweep_up gauge",
         "netkit_sweep_up{addr=\"127.0.0.1\"} 1",
@@ -405,11 +415,17 @@ fn metrics_are_served_in_prometheus_text_format() {
     ] {
         assert!(body.lines().any(|l| l == line), "missing {line}:\n{body}");
     }
-    assert!(body.contains("netkit_sweep_rtt_seconds{addr=\"127.0.0.3\"} "), "{body}");
+    assert!(
+        body.contains("netkit_sweep_rtt_seconds{addr=\"127.0.0.3\"} "),
+        "{body}"
+    );
     let missing = http_get(&addr, "GET", "/");
     assert!(missing.starts_with("HTTP/1.1 404 "), "{missing}");
     let head = http_get(&addr, "HEAD", "/metrics");
-    assert!(head.starts_with("HTTP/1.1 200 OK\r\n") && head.ends_with("\r\n\r\n"), "{head}");
+    assert!(
+        head.starts_with("HTTP/1.1 200 OK\r\n") && head.ends_with("\r\n\r\n"),
+        "{head}"
+    );
     let _ = child.kill();
     let _ = child.wait();
     done.store(true, Ordering::SeqCst);
@@ -428,7 +444,45 @@ fn bad_input_exits_2_naming_it() {
         let (code, stdout, stderr) = text(&run(&args));
         assert_eq!(code, 2, "{args:?}: {stderr}");
         assert!(stdout.is_empty(), "{args:?}: {stdout}");
-        assert!(stderr.starts_with("netkit: ") && stderr.contains(input), "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("netkit: ") && stderr.contains(input),
+            "{args:?}: {stderr}"
+        );
         assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn icmp_refused_by_the_system_exits_3_saying_what_to_do() {
+    if !privileged("sweep icmp denied") {
+        return;
+    }
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ping_group_range").expect("sysctl");
+    let bounds: Vec<u32> = range
+        .split_whitespace()
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let nobody_may_ping = bounds.len() == 2 && (bounds[0]..=bounds[1]).contains(&65534);
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .args([env!("CARGO_BIN_EXE_netkit"), "sweep", "127.0.0.1"])
+        .output()
+        .expect("setpriv");
+    let (code, stdout, stderr) = text(&out);
+    if nobody_may_ping {
+        assert_eq!(
+            (code, stdout.as_str()),
+            (0, "127.0.0.1 is alive\nTotal 0 hosts are inactive\n")
+        );
+    } else {
+        assert_eq!(code, 3, "{stderr}");
+        assert!(
+            stderr.starts_with("netkit: open an ICMP socket: "),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("ping_group_range") && stderr.contains("CAP_NET_RAW"),
+            "{stderr}"
+        );
     }
 }
