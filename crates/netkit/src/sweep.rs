@@ -4,7 +4,7 @@
 //! ([`bitset`]), so a million addresses cost kilobytes. Probes go out paced by the rate
 //! ([`pace`]) through a [`Prober`] ([`probe`]: ICMP echo or TCP connect, [`tcp`]); answers come
 //! back tagged with the target's position and are reported as [`Event`]s as they arrive
-//! ([`record`]). A round ([`round`]) ends as soon as every target answered, or one timeout
+//! ([`record`]). A round (module `round`) ends as soon as every target answered, or one timeout
 //! after the last probe. In periodic mode each round is compared with the one before and the
 //! changes are reported; [`metrics`] keeps Prometheus metrics that [`http`] serves.
 
