@@ -17,7 +17,7 @@ use crate::target::{Family, Targets};
 
 /// Pause when the kernel's transmit queue is full, and how often to try again.
 const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(1);
-const QUEUE_FULL_TRIES: u32 = 1000;
+const QUEUE_FULL_TRIES: u32 = 20;
 
 /// Sends ICMP echo requests; a background task collects the replies.
 #[derive(Debug)]
