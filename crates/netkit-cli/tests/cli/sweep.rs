@@ -486,3 +486,28 @@ fn icmp_refused_by_the_system_exits_3_saying_what_to_do() {
         );
     }
 }
+
+#[test]
+fn an_unprivileged_user_sweeps_with_datagram_icmp_sockets() {
+    if !privileged("sweep datagram icmp") {
+        return;
+    }
+    // ping_group_range is per network namespace: widen it in a namespace of our own only.
+    let ns = Netns::new("swd");
+    ns.ip(&["link", "set", "lo", "up"]);
+    let script = format!(
+        "sysctl -qw net.ipv4.ping_group_range='0 2147483647' && exec setpriv --reuid=65534 \
+         --regid=65534 --clear-groups {} --json sweep 127.0.0.0/24 ::1",
+        env!("CARGO_BIN_EXE_netkit")
+    );
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns.name, "sh", "-c", &script])
+        .output()
+        .expect("run");
+    let (code, stdout, stderr) = text(&out);
+    assert_eq!(code, 0, "{stderr}");
+    let records = records(&stdout);
+    let hosts: Vec<HostRecord> = of_type(&records, "host");
+    assert_eq!(alive_set(&hosts).len(), 257, "{stdout}");
+    assert!(alive_set(&hosts).contains("::1"));
+}
