@@ -63,8 +63,7 @@ impl Stats {
             return 0.0;
         }
         let lost = self.transmitted.saturating_sub(self.received) as f64;
-        // iputils casts to float before printing; keep its rounding.
-        (lost * 100.0 / self.transmitted as f64) as f32 as f64
+        lost * 100.0 / self.transmitted as f64
     }
 
     /// Round-trip figures, when at least one reply arrived.

@@ -17,32 +17,33 @@ Examples:
   netkit ping -c 5 -i 200ms host1 host2     several hosts at once, one summary each
   netkit --json ping -c 1 127.0.0.1         JSON Lines: reply/timeout/summary records
 Without CAP_NET_RAW, ping uses the unprivileged ICMP socket when net.ipv4.ping_group_range
-admits your group.";
+admits your group. Exit status: 0 every host answered, 1 a host stayed silent, 2 bad input
+(e.g. an unknown host), 3 no ICMP socket allowed.";
 
 /// Arguments of `netkit ping`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = EXAMPLES, allow_negative_numbers = true)]
+#[command(after_help = EXAMPLES)]
 pub struct Args {
     /// Hosts: addresses, names (and the target forms of `sweep`).
     #[arg(required = true, value_name = "HOST")]
     pub hosts: Vec<String>,
     /// Stop after this many probes per host (default: until Ctrl-C or -w).
-    #[arg(short = 'c', long = "count", value_name = "COUNT", value_parser = parse::count)]
+    #[arg(short = 'c', allow_negative_numbers = true, long = "count", value_name = "COUNT", value_parser = parse::count)]
     pub count: Option<u64>,
     /// Time between probes to one host.
-    #[arg(short = 'i', long = "interval", value_name = "INTERVAL", value_parser = parse::positive_duration, default_value = "1s")]
+    #[arg(short = 'i', allow_negative_numbers = true, long = "interval", value_name = "INTERVAL", value_parser = parse::positive_duration, default_value = "1s")]
     pub interval: Duration,
     /// How long to wait for each reply.
-    #[arg(short = 'W', long = "timeout", value_name = "TIMEOUT", value_parser = parse::positive_duration, default_value = "1s")]
+    #[arg(short = 'W', allow_negative_numbers = true, long = "timeout", value_name = "TIMEOUT", value_parser = parse::positive_duration, default_value = "1s")]
     pub timeout: Duration,
     /// Stop after this long, whatever the count.
-    #[arg(short = 'w', long = "deadline", value_name = "DEADLINE", value_parser = parse::positive_duration)]
+    #[arg(short = 'w', allow_negative_numbers = true, long = "deadline", value_name = "DEADLINE", value_parser = parse::positive_duration)]
     pub deadline: Option<Duration>,
-    /// ICMP payload bytes (default 56, as iputils).
-    #[arg(short = 's', long = "size", value_name = "BYTES", value_parser = parse::payload_size, default_value = "56")]
+    /// ICMP payload bytes, 16-65507 (default 56, as iputils; the first 16 carry the send time).
+    #[arg(short = 's', allow_negative_numbers = true, long = "size", value_name = "BYTES", value_parser = parse::payload_size, default_value = "56")]
     pub size: usize,
     /// Time to live (IPv4) or hop limit (IPv6).
-    #[arg(short = 't', long = "ttl", value_name = "TTL", value_parser = parse::ttl)]
+    #[arg(short = 't', allow_negative_numbers = true, long = "ttl", value_name = "TTL", value_parser = parse::ttl)]
     pub ttl: Option<u8>,
     /// Use IPv4 only.
     #[arg(short = '4', conflicts_with = "ipv6")]
@@ -95,8 +96,10 @@ async fn session(
     config: &PingConfig,
     out: &Printer,
 ) -> anyhow::Result<Vec<PingSummary>> {
-    let mut versions: Vec<Version> = targets.iter().map(|t| Version::of(&t.addr)).collect();
-    versions.dedup();
+    let versions: Vec<Version> = [Version::V4, Version::V6]
+        .into_iter()
+        .filter(|v| targets.iter().any(|t| Version::of(&t.addr) == *v))
+        .collect();
     let engine = icmp::Engine::new(engine_config, &versions)?;
     for target in targets {
         print_header(out, target, engine_config.payload_size)?;
@@ -121,7 +124,7 @@ fn print_header(out: &Printer, target: &Target, size: usize) -> std::io::Result<
     let (host, addr) = (target.host(), target.addr);
     out.line(&match addr {
         IpAddr::V4(_) => format!("PING {host} ({addr}) {size}({}) bytes of data.", size + 28),
-        IpAddr::V6(_) => format!("PING {host} ({addr}) {size} data bytes"),
+        IpAddr::V6(_) => format!("PING {host}({addr}) {size} data bytes"),
     })
 }
 

@@ -6,4 +6,5 @@ mod harness;
 mod help;
 mod iface;
 mod json;
+mod ping;
 mod sweep;

@@ -6,7 +6,8 @@
 //! our identifier (raw sockets; the kernel filters datagram sockets) and our cookie, and its
 //! checksum is valid where the kernel has not checked it already. Everything else — other
 //! programs' pings, our own requests seen on loopback, truncated or corrupted messages, ICMP
-//! errors — is skipped.
+//! errors — is skipped. The round trip ends at the kernel's receive timestamp, not when the
+//! task woke up (as iputils measures it).
 //!
 //! [`Engine::send`] and [`Engine::recv`] take `&self`, so a caller can pace sends in one task
 //! and collect replies in another, or `select!` between them:
@@ -27,7 +28,7 @@
 use std::hash::BuildHasher;
 use std::io;
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::packet::{self, Checksum, Packet, Repr, Version};
 use super::probe::{Probe, PROBE_LEN};
@@ -197,18 +198,23 @@ impl Engine {
         loop {
             let (version, got) = match (&self.v4, &self.v6) {
                 (Some(v4), Some(v6)) => tokio::select! {
-                    got = v4.recv(&mut buf4) => (Version::V4, got?),
-                    got = v6.recv(&mut buf6) => (Version::V6, got?),
+                    got = v4.recv(&mut buf4) => (Version::V4, got),
+                    got = v6.recv(&mut buf6) => (Version::V6, got),
                 },
-                (Some(v4), None) => (Version::V4, v4.recv(&mut buf4).await?),
-                (None, Some(v6)) => (Version::V6, v6.recv(&mut buf6).await?),
+                (Some(v4), None) => (Version::V4, v4.recv(&mut buf4).await),
+                (None, Some(v6)) => (Version::V6, v6.recv(&mut buf6).await),
                 (None, None) => return std::future::pending().await,
+            };
+            let got = match got {
+                Ok(got) => got,
+                Err(e) if is_transient(&e) => continue,
+                Err(e) => return Err(e),
             };
             let buf = match version {
                 Version::V4 => &buf4,
                 Version::V6 => &buf6,
             };
-            let now = self.now_ns();
+            let now = self.arrival_ns(&got);
             let accepted = self.kind(version).and_then(|kind| {
                 self.matcher
                     .accept(version, kind, &got, &buf[..got.len], now)
@@ -226,9 +232,37 @@ impl Engine {
         }
     }
 
+    /// When `got` arrived on the engine clock: now, minus the time it waited in the socket
+    /// since the kernel stamped it. The wait is measured on the wall clock but is only
+    /// microseconds long, so the round trip stays on the monotonic clock.
+    fn arrival_ns(&self, got: &Received) -> u64 {
+        let now = self.now_ns();
+        let wall = SystemTime::now().duration_since(UNIX_EPOCH).ok();
+        let waited = match (got.kernel_time, wall) {
+            (Some(kernel), Some(wall)) => wall.checked_sub(kernel).unwrap_or_default(),
+            _ => Duration::ZERO,
+        };
+        // A wall-clock step could make the wait absurd; then trust the monotonic clock alone.
+        match u64::try_from(waited.as_nanos()) {
+            Ok(waited) if waited < 1_000_000_000 => now.saturating_sub(waited),
+            _ => now,
+        }
+    }
+
     fn now_ns(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
+}
+
+/// Errors a socket may report about an earlier send (an ICMP error turned into errno, an
+/// interrupted call); the next message is still worth reading.
+fn is_transient(err: &io::Error) -> bool {
+    use nix::libc;
+    err.kind() == io::ErrorKind::Interrupted
+        || matches!(
+            err.raw_os_error(),
+            Some(libc::ECONNREFUSED | libc::EHOSTUNREACH | libc::ENETUNREACH | libc::EMSGSIZE)
+        )
 }
 
 fn check_payload(size: usize) -> Result<(), ParseError> {

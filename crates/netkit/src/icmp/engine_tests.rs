@@ -14,6 +14,7 @@ fn got(len: usize) -> Received {
         len,
         from: "127.0.0.1".parse().unwrap(),
         hop_limit: Some(63),
+        kernel_time: None,
     }
 }
 
@@ -180,4 +181,44 @@ async fn round_trip_over_loopback() {
         seen,
         [(3, "127.0.0.1".to_string(), 11), (4, "::1".to_string(), 12)]
     );
+}
+
+#[tokio::test]
+#[allow(clippy::print_stderr)]
+async fn many_probes_in_flight_are_matched_by_their_payload() {
+    let engine = match Engine::new(&Config::default(), &[Version::V4, Version::V6]) {
+        Ok(engine) => engine,
+        Err(Error::IcmpDenied(_)) => return eprintln!("skipped: no ICMP socket allowed"),
+        Err(e) => panic!("{e}"),
+    };
+    const PROBES: u32 = 300;
+    let addr = |i: u32| -> IpAddr {
+        match i % 2 {
+            0 => "127.0.0.1".parse().unwrap(),
+            _ => "::1".parse().unwrap(),
+        }
+    };
+    let sender = async {
+        for i in 0..PROBES {
+            engine.send(i, addr(i), (i * 7) as u16).await.unwrap();
+            if i % 32 == 31 {
+                tokio::task::yield_now().await; // pace, as a sweep does
+            }
+        }
+    };
+    let receiver = async {
+        let mut seen = vec![0u32; PROBES as usize];
+        for _ in 0..PROBES {
+            let reply = engine.recv().await.unwrap();
+            assert_eq!(reply.addr, addr(reply.index), "{reply:?}");
+            assert_eq!(reply.seq, (reply.index * 7) as u16, "{reply:?}");
+            seen[reply.index as usize] += 1;
+        }
+        seen
+    };
+    let bounded = tokio::time::timeout(Duration::from_secs(30), async {
+        tokio::join!(sender, receiver).1
+    });
+    let seen = bounded.await.expect("every reply within 30 s");
+    assert!(seen.iter().all(|n| *n == 1), "{seen:?}");
 }

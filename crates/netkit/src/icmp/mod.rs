@@ -1,7 +1,9 @@
-//! ICMP echo: the sans-IO codec ([`packet`]) and probe payload ([`probe`]), the sockets
-//! ([`socket`]: raw, else the unprivileged datagram socket), and the [`Engine`] that `ping` and
-//! `sweep` drive (many probes in flight over one socket per family).
+//! ICMP echo: the sans-IO codec ([`packet`]), probe payload ([`probe`]) and control messages
+//! ([`control`]), the sockets ([`socket`]: raw, else the unprivileged datagram socket), and
+//! the [`Engine`] that `ping` and `sweep` drive (many probes in flight over one socket per
+//! family).
 
+pub mod control;
 pub mod engine;
 pub mod packet;
 pub mod probe;

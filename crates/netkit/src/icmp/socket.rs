@@ -3,16 +3,18 @@
 //! when the group is inside `net.ipv4.ping_group_range`; the kernel then owns the echo
 //! identifier and the checksum). Where neither is allowed, [`Error::IcmpDenied`] says what to
 //! change. The socket is non-blocking, registered with tokio, has a large receive buffer, and
-//! reports the TTL or hop limit of every message it receives.
+//! reports the TTL or hop limit and the kernel's receive time of every message.
 
 use std::io;
 use std::mem::MaybeUninit;
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use socket2::{Domain, MaybeUninitSlice, MsgHdrMut, Protocol, SockAddr, Socket, Type};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
+use super::control::Control;
 use super::packet::Version;
 use crate::error::Error;
 
@@ -38,6 +40,8 @@ pub struct Received {
     pub from: IpAddr,
     /// TTL or hop limit of the datagram, when the kernel reported it.
     pub hop_limit: Option<u8>,
+    /// When the kernel received it (`SO_TIMESTAMPNS`, since the Unix epoch).
+    pub kernel_time: Option<Duration>,
 }
 
 /// A non-blocking ICMP socket of one address family, registered with the tokio reactor.
@@ -90,7 +94,7 @@ impl IcmpSocket {
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
         loop {
             let mut guard = self.fd.readable().await?;
-            match guard.try_io(|fd| recv_with_hop_limit(fd.get_ref(), buf)) {
+            match guard.try_io(|fd| recv_with_control(fd.get_ref(), buf)) {
                 Ok(result) => return result,
                 Err(_would_block) => continue,
             }
@@ -130,8 +134,21 @@ fn is_denial(code: i32) -> bool {
 fn configure(socket: &Socket, version: Version, kind: Kind, ttl: Option<u8>) -> io::Result<()> {
     socket.set_nonblocking(true)?;
     socket.set_cloexec(true)?;
-    // Best effort: a smaller buffer only costs replies under very high load.
-    let _ = socket.set_recv_buffer_size(RECV_BUFFER);
+    // Kernel receive times take the process's wake-up latency out of the round trip.
+    set_int_option(socket, nix::libc::SOL_SOCKET, nix::libc::SO_TIMESTAMPNS, 1)?;
+    // Best effort: past net.core.rmem_max only with CAP_NET_ADMIN (SO_RCVBUFFORCE); a smaller
+    // buffer only costs replies under very high load.
+    let size = i32::try_from(RECV_BUFFER).unwrap_or(i32::MAX);
+    if set_int_option(
+        socket,
+        nix::libc::SOL_SOCKET,
+        nix::libc::SO_RCVBUFFORCE,
+        size,
+    )
+    .is_err()
+    {
+        let _ = socket.set_recv_buffer_size(RECV_BUFFER);
+    }
     match version {
         Version::V4 => {
             if let Some(ttl) = ttl {
@@ -174,8 +191,8 @@ fn set_int_option(socket: &Socket, level: i32, option: i32, value: i32) -> io::R
     }
 }
 
-fn recv_with_hop_limit(socket: &Socket, buf: &mut [u8]) -> io::Result<Received> {
-    let mut control = [0u8; 64];
+fn recv_with_control(socket: &Socket, buf: &mut [u8]) -> io::Result<Received> {
+    let mut control = [0u8; 128];
     // Room for either family: the kernel writes a sockaddr_in or a sockaddr_in6.
     let mut from = SockAddr::from(SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)));
     let (len, control_len) = {
@@ -191,11 +208,12 @@ fn recv_with_hop_limit(socket: &Socket, buf: &mut [u8]) -> io::Result<Received> 
         .as_socket()
         .map(|sa| sa.ip())
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "sender is not an IP address"))?;
-    let hop_limit = hop_limit_from_control(&control[..control_len.min(control.len())]);
+    let control = Control::parse(&control[..control_len.min(control.len())]);
     Ok(Received {
         len: len.min(buf.len()),
         from,
-        hop_limit,
+        hop_limit: control.hop_limit,
+        kernel_time: control.kernel_time,
     })
 }
 
@@ -206,66 +224,9 @@ fn as_uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
     unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) }
 }
 
-/// The TTL (`IP_TTL`) or hop limit (`IPV6_HOPLIMIT`) carried in a control-message buffer, as
-/// Linux lays it out: `cmsghdr { size_t len; int level; int type; }` then the data, each
-/// message aligned to `size_t`.
-pub fn hop_limit_from_control(control: &[u8]) -> Option<u8> {
-    const WORD: usize = std::mem::size_of::<usize>();
-    let header = align(WORD + 8, WORD);
-    let mut at = 0;
-    while at + header <= control.len() {
-        let len = usize::from_ne_bytes(control[at..at + WORD].try_into().ok()?);
-        let level = i32::from_ne_bytes(control[at + WORD..at + WORD + 4].try_into().ok()?);
-        let kind = i32::from_ne_bytes(control[at + WORD + 4..at + WORD + 8].try_into().ok()?);
-        if len < header || at + len > control.len() {
-            return None;
-        }
-        let is_ttl = level == nix::libc::IPPROTO_IP && kind == nix::libc::IP_TTL;
-        let is_hops = level == nix::libc::IPPROTO_IPV6 && kind == nix::libc::IPV6_HOPLIMIT;
-        if (is_ttl || is_hops) && len >= header + 4 {
-            let value = i32::from_ne_bytes(control[at + header..at + header + 4].try_into().ok()?);
-            return u8::try_from(value).ok();
-        }
-        at += align(len, WORD);
-    }
-    None
-}
-
-fn align(len: usize, to: usize) -> usize {
-    len.div_ceil(to) * to
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn cmsg(level: i32, kind: i32, value: i32) -> Vec<u8> {
-        let word = std::mem::size_of::<usize>();
-        let header = align(word + 8, word);
-        let mut bytes = (header + 4).to_ne_bytes()[..word].to_vec();
-        bytes.extend_from_slice(&level.to_ne_bytes());
-        bytes.extend_from_slice(&kind.to_ne_bytes());
-        bytes.resize(header, 0);
-        bytes.extend_from_slice(&value.to_ne_bytes());
-        bytes.resize(align(bytes.len(), word), 0);
-        bytes
-    }
-
-    #[test]
-    fn finds_the_hop_limit_among_control_messages() {
-        use nix::libc::{IPPROTO_IP, IPPROTO_IPV6, IPV6_HOPLIMIT, IP_TOS, IP_TTL};
-        assert_eq!(
-            hop_limit_from_control(&cmsg(IPPROTO_IP, IP_TTL, 64)),
-            Some(64)
-        );
-        let mut both = cmsg(IPPROTO_IP, IP_TOS, 7);
-        both.extend(cmsg(IPPROTO_IPV6, IPV6_HOPLIMIT, 255));
-        assert_eq!(hop_limit_from_control(&both), Some(255));
-        assert_eq!(hop_limit_from_control(&cmsg(IPPROTO_IP, IP_TOS, 7)), None);
-        assert_eq!(hop_limit_from_control(&[]), None);
-        let cut = cmsg(IPPROTO_IP, IP_TTL, 64);
-        assert_eq!(hop_limit_from_control(&cut[..cut.len() - 6]), None);
-    }
 
     #[test]
     fn opens_a_socket_or_says_why_not() {
