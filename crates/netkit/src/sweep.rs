@@ -16,6 +16,8 @@ pub mod pace;
 pub mod probe;
 pub mod record;
 mod round;
+#[cfg(test)]
+mod scripted;
 pub mod tcp;
 
 use std::sync::Arc;
@@ -77,7 +79,17 @@ impl Sweep {
         let total = count(&targets)?;
         let (tx, replies) = mpsc::unbounded_channel();
         let prober = Prober::open(config.method, config.timeout, &targets, tx)?;
-        Ok(Sweep {
+        Ok(Sweep::assemble(targets, total, config, prober, replies))
+    }
+
+    fn assemble(
+        targets: Targets,
+        total: u64,
+        config: Config,
+        prober: Prober,
+        replies: UnboundedReceiver<Reply>,
+    ) -> Self {
+        Sweep {
             targets,
             total,
             config,
@@ -86,7 +98,7 @@ impl Sweep {
             previous: None,
             round: 0,
             metrics: None,
-        })
+        }
     }
 
     /// How many targets each round probes.

@@ -41,6 +41,9 @@ pub enum Prober {
     Icmp(IcmpProber),
     /// TCP connects.
     Tcp(TcpProber),
+    /// Scripted answers, for tests.
+    #[cfg(test)]
+    Scripted(super::scripted::Scripted),
 }
 
 impl Prober {
@@ -64,6 +67,8 @@ impl Prober {
         match self {
             Prober::Icmp(icmp) => icmp.send(round, index, addr).await,
             Prober::Tcp(tcp) => tcp.send(round, index, addr).await,
+            #[cfg(test)]
+            Prober::Scripted(scripted) => scripted.send(round, index, addr),
         }
     }
 
@@ -72,6 +77,8 @@ impl Prober {
         match self {
             Prober::Icmp(_) => {}
             Prober::Tcp(tcp) => tcp.end_round(),
+            #[cfg(test)]
+            Prober::Scripted(scripted) => scripted.end_round(),
         }
     }
 }

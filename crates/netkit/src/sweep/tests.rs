@@ -123,3 +123,148 @@ fn refuses_more_targets_than_it_can_track() {
     assert_eq!(err.class(), ErrorClass::Input);
     assert!(err.to_string().contains("at most 2^28"), "{err}");
 }
+
+/// Round timing and bookkeeping with scripted answers on tokio's paused clock: exact, and
+/// independent of the machine's load.
+mod scripted {
+    use super::*;
+    use crate::sweep::scripted::{self, Log};
+    use tokio::time::Instant;
+
+    fn config(timeout: Duration, retries: u32) -> Config {
+        Config {
+            method: Method::Icmp,
+            timeout,
+            retries,
+            rate: 10_000,
+            every: None,
+            rounds: None,
+        }
+    }
+
+    fn probes_per_index(log: &Log) -> Vec<usize> {
+        let log = log.lock().expect("log");
+        let max = log.iter().map(|(_, i)| *i).max().unwrap_or(0);
+        (0..=max)
+            .map(|index| log.iter().filter(|(_, i)| *i == index).count())
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn silent_targets_cost_one_timeout_after_the_last_probe_not_one_each() {
+        let cfg = config(Duration::from_secs(1), 1);
+        let (mut sweep, log) = scripted::sweep(targets(&["198.18.0.0/24"]), cfg, |_, _, _| vec![]);
+        let start = Instant::now();
+        let (summary, _) = collect(&mut sweep).await;
+        let elapsed = start.elapsed();
+        assert_eq!((summary.alive, summary.dead), (0, 256));
+        assert_eq!(
+            probes_per_index(&log),
+            vec![2; 256],
+            "one probe and one retry each"
+        );
+        // Pass 1: 256 probes at 10000/s; pass 2 starts 250 ms after pass 1 did and takes as
+        // long; then one timeout. 256 timeouts, or one per pass, would be far longer.
+        let expected = Duration::from_millis(250 + 26 + 1000);
+        let slack = Duration::from_millis(10);
+        assert!(
+            elapsed + slack >= expected && elapsed <= expected + slack,
+            "{elapsed:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_go_only_to_silent_targets_and_the_round_ends_with_the_last_answer() {
+        let cfg = config(Duration::from_secs(3600), 3);
+        let script: scripted::Script = |round, index, attempt| {
+            let first = if index % 2 == 0 { 1 } else { 2 };
+            match attempt == first {
+                true => vec![(round, Duration::from_millis(10))],
+                false => vec![],
+            }
+        };
+        let (mut sweep, log) = scripted::sweep(targets(&["198.18.0.1-10"]), cfg, script);
+        let start = Instant::now();
+        let (summary, events) = collect(&mut sweep).await;
+        assert_eq!((summary.alive, summary.dead), (10, 0));
+        assert_eq!(probes_per_index(&log), [1, 2, 1, 2, 1, 2, 1, 2, 1, 2]);
+        assert_eq!(hosts(&events).len(), 10);
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn duplicate_answers_count_once_and_other_rounds_answers_not_at_all() {
+        let cfg = config(Duration::from_secs(1), 0);
+        let script: scripted::Script = |round, index, _| match index {
+            0 => vec![
+                (round, Duration::from_millis(1)),
+                (round, Duration::from_millis(2)),
+            ],
+            1 => vec![(round.wrapping_add(1), Duration::from_millis(1))],
+            _ => vec![(round, Duration::from_millis(3))],
+        };
+        let (mut sweep, _) = scripted::sweep(targets(&["198.18.0.1-3"]), cfg, script);
+        let (summary, events) = collect(&mut sweep).await;
+        assert_eq!((summary.alive, summary.dead), (2, 1));
+        let seen: Vec<(String, bool)> = hosts(&events)
+            .iter()
+            .map(|h| (h.addr.to_string(), h.alive))
+            .collect();
+        let expected = [
+            ("198.18.0.1", true),
+            ("198.18.0.3", true),
+            ("198.18.0.2", false),
+        ];
+        let expected: Vec<(String, bool)> = expected
+            .iter()
+            .map(|(a, up)| (a.to_string(), *up))
+            .collect();
+        assert_eq!(seen, expected);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn periodic_rounds_report_each_change_once() {
+        let mut cfg = config(Duration::from_millis(500), 0);
+        cfg.every = Some(Duration::from_secs(10));
+        cfg.rounds = Some(4);
+        // Target 0 answers in rounds 1 and 3 only; target 1 always.
+        let script: scripted::Script = |round, index, _| match index == 0 && round % 2 == 0 {
+            true => vec![],
+            false => vec![(round, Duration::from_millis(1))],
+        };
+        let (mut sweep, _) = scripted::sweep(targets(&["198.18.0.1-2"]), cfg, script);
+        let metrics = sweep.metrics();
+        let start = Instant::now();
+        let (summary, events) = collect(&mut sweep).await;
+        assert_eq!((summary.round, summary.alive, summary.dead), (4, 1, 1));
+        let changes: Vec<(u64, bool)> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Change(c) => Some((c.round, c.alive)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(changes, [(2, false), (3, true), (4, false)]);
+        // Rounds start 10 s apart: the fourth at 30 s, ending one timeout later.
+        let elapsed = start.elapsed();
+        assert!(elapsed >= Duration::from_millis(30_500), "{elapsed:?}");
+        assert!(elapsed <= Duration::from_millis(30_520), "{elapsed:?}");
+        let text = metrics.render();
+        assert!(
+            text.contains("netkit_sweep_changes_total{direction=\"down\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("netkit_sweep_changes_total{direction=\"up\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("netkit_sweep_up{addr=\"198.18.0.1\"} 0\n"),
+            "{text}"
+        );
+    }
+}
