@@ -114,7 +114,7 @@ fn tcp_finds_exactly_the_live_hosts_of_v4_and_v6_ranges() {
 
 fn finds_exactly_the_live_hosts(method: &str) {
     let lab = Lab::new("swr");
-    let mut args = vec!["--json", "sweep", "--method", method, "--timeout", "500ms"];
+    let mut args = vec!["--json", "sweep", "--method", method, "--timeout", "1s"];
     args.extend(RANGES);
     let (code, stdout, stderr) = lab.netkit(&args);
     assert_eq!(code, 1, "some hosts are silent: {stderr}");
@@ -143,7 +143,7 @@ fn human_output_and_its_filters() {
     }
     let lab = Lab::new("swh");
     let sweep = |filter: &[&str]| {
-        let mut args = vec!["sweep", "--timeout", "300ms"];
+        let mut args = vec!["sweep", "--timeout", "1s"];
         args.extend(RANGES);
         args.extend(filter);
         lab.netkit(&args)
@@ -279,7 +279,7 @@ fn periodic_rounds_report_changes(method: &str) {
         .a
         .netkit()
         .args(["--json", "sweep", "198.18.0.0/28", "--method", method])
-        .args(["--timeout", "300ms", "--every", "1s", "--rounds", "4"])
+        .args(["--timeout", "600ms", "--every", "1500ms", "--rounds", "4"])
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn");
