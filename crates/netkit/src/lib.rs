@@ -8,7 +8,7 @@
 //! - Engines: [`iface`] (interfaces), [`scan`] (port ranking and services data), [`wait`]
 //!   (waiting for services), [`icmp`] (echo codec, sockets and the probe engine) with
 //!   [`ping`] (its statistics), [`ipc`] (echo server, one-shot client; `exec:` children live
-//!   in [`endpoint::exec`]).
+//!   in [`endpoint::exec`]), [`sweep`] (host discovery, once or periodic).
 //! - [`report`]: the serde result types that the binary prints as text or JSON Lines.
 //!
 //! The library never parses argv, prints or exits.
@@ -24,6 +24,7 @@ pub mod ping;
 pub mod ports;
 pub mod report;
 pub mod scan;
+pub mod sweep;
 pub mod target;
 pub mod wait;
 

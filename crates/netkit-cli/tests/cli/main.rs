@@ -9,4 +9,5 @@ mod iface;
 mod json;
 mod ping;
 mod send;
+mod sweep;
 mod wait;
