@@ -20,6 +20,8 @@ pub struct Stats {
     pub transmitted: u64,
     /// Echo replies received.
     pub received: u64,
+    /// ICMP errors (unreachable, time exceeded) about our requests.
+    pub errors: u64,
     tmin: i64,
     tmax: i64,
     tsum: i64,
@@ -175,6 +177,8 @@ pub struct PingSummary {
     pub transmitted: u64,
     /// Replies received.
     pub received: u64,
+    /// ICMP errors (unreachable, time exceeded) received about the requests.
+    pub errors: u64,
     /// Percentage of requests without reply.
     pub loss_pct: f64,
     /// Shortest round trip, ms.
@@ -199,6 +203,7 @@ impl PingSummary {
             addr,
             transmitted: stats.transmitted,
             received: stats.received,
+            errors: stats.errors,
             loss_pct: stats.loss_pct(),
             min_ms: ms(|r| r.min_us),
             avg_ms: ms(|r| r.avg_us),

@@ -140,6 +140,11 @@ fn print_event(out: &Printer, event: Event<'_>) -> std::io::Result<()> {
             ))
         }
         Event::Timeout(timeout) if out.json() => out.record("timeout", timeout),
+        Event::Error { seq, error, .. } if !out.json() && !out.quiet() => out.line(&format!(
+            "From {} icmp_seq={seq} {}",
+            error.from,
+            error.describe()
+        )),
         Event::SendError { target, error } => {
             tracing::warn!(
                 "{}: send: {}",
@@ -158,8 +163,12 @@ fn print_summary(out: &Printer, summary: &PingSummary) -> std::io::Result<()> {
     }
     out.line("")?;
     out.line(&format!("--- {} ping statistics ---", summary.host))?;
+    let errors = match summary.errors {
+        0 => String::new(),
+        n => format!(", +{n} errors"),
+    };
     out.line(&format!(
-        "{} packets transmitted, {} received, {}% packet loss, time {}ms",
+        "{} packets transmitted, {} received{errors}, {}% packet loss, time {}ms",
         summary.transmitted,
         summary.received,
         format_g(summary.loss_pct),

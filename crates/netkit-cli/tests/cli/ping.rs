@@ -236,14 +236,29 @@ fn a_silent_host_times_out_and_exits_1_beside_a_live_one() {
 }
 
 #[test]
-fn ttl_limits_how_far_probes_go() {
+fn ttl_limits_how_far_probes_go_and_routers_say_so() {
     if !privileged("ping ttl") {
         return;
     }
     let [near, _router, _far] = routed("pingttl");
-    for far in ["198.18.1.2", "2001:db8:1::2"] {
+    let cases = [
+        (
+            "198.18.1.2",
+            "From 198.18.0.2 icmp_seq=1 Time to live exceeded",
+        ),
+        (
+            "2001:db8:1::2",
+            "From 2001:db8::2 icmp_seq=1 Time exceeded: Hop limit",
+        ),
+    ];
+    for (far, error_line) in cases {
         let (code, out, err) = ping_in(&near, &["-c", "1", "-W", "0.5", "-t", "1", far]);
         assert_eq!(code, 1, "TTL 1 dies at the router: {out}{err}");
+        assert!(out.contains(error_line), "{out}");
+        assert!(
+            out.contains("1 packets transmitted, 0 received, +1 errors, 100% packet loss"),
+            "{out}"
+        );
         let (code, out, err) = ping_in(&near, &["-c", "1", "-W", "2", "-t", "2", far]);
         assert_eq!(code, 0, "TTL 2 reaches {far}: {out}{err}");
         assert!(
