@@ -101,6 +101,7 @@ async fn session(
         .filter(|v| targets.iter().any(|t| Version::of(&t.addr) == *v))
         .collect();
     let engine = icmp::Engine::new(engine_config, &versions)?;
+    netkit::ping::check_interval(&engine, config.interval)?;
     for target in targets {
         print_header(out, target, engine_config.payload_size)?;
     }

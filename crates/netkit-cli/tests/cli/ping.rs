@@ -333,14 +333,14 @@ fn ctrl_c_prints_the_summary() {
 }
 
 /// Runs netkit as uid/gid 65534 inside `ns` with its ping_group_range set to `range`.
-fn ping_as_nobody(ns: &Netns, range: &str, hosts: &[&str]) -> (i32, String, String) {
+fn ping_as_nobody(ns: &Netns, range: &str, args: &[&str]) -> (i32, String, String) {
     let sysctl = format!("net.ipv4.ping_group_range={range}");
     sh(&["ip", "netns", "exec", &ns.name, "sysctl", "-qw", &sysctl]);
     let out = Command::new("ip")
         .args(["netns", "exec", &ns.name, "setpriv"])
         .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
-        .args([env!("CARGO_BIN_EXE_netkit"), "ping", "-c", "2", "-i", "0.1"])
-        .args(hosts)
+        .args([env!("CARGO_BIN_EXE_netkit"), "ping", "-c", "2"])
+        .args(args)
         .output()
         .expect("run setpriv");
     text(&out)
@@ -352,7 +352,8 @@ fn unprivileged_ping_uses_the_datagram_socket() {
         return;
     }
     let ns = loopback_ns("pingdgram");
-    let (code, out, err) = ping_as_nobody(&ns, "0 2147483647", &["127.0.0.1", "::1"]);
+    let open = "0 2147483647";
+    let (code, out, err) = ping_as_nobody(&ns, open, &["-i", "0.1", "127.0.0.1", "::1"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.contains("64 bytes from 127.0.0.1: icmp_seq=2 ttl=64"),
@@ -365,13 +366,31 @@ fn unprivileged_ping_uses_the_datagram_socket() {
 }
 
 #[test]
+fn users_may_not_flood() {
+    if !privileged("ping flood") {
+        return;
+    }
+    let ns = loopback_ns("pingflood");
+    let open = "0 2147483647";
+    let (code, out, err) = ping_as_nobody(&ns, open, &["-i", "0.001", "127.0.0.1"]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        err.starts_with("netkit: -i 1ms (intervals below 2ms"),
+        "{err}"
+    );
+    // Root (a raw socket) may.
+    let (code, out, err) = ping_in(&ns, &["-c", "2", "-i", "0.001", "127.0.0.1"]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
 fn without_any_icmp_socket_exit_3_with_the_hint() {
     if !privileged("ping denied") {
         return;
     }
     let ns = loopback_ns("pingdeny");
     for host in ["127.0.0.1", "::1"] {
-        let (code, out, err) = ping_as_nobody(&ns, "1 0", &[host]);
+        let (code, out, err) = ping_as_nobody(&ns, "1 0", &["-i", "0.1", host]);
         assert_eq!(code, 3, "{out}{err}");
         assert!(err.starts_with("netkit: open an ICMP"), "{err}");
         assert!(err.contains("CAP_NET_RAW"), "{err}");
