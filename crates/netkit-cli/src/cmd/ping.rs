@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use netkit::icmp::{self, Version};
 use netkit::ping::{format_g, format_reply_time, Event, PingConfig, PingSummary};
-use netkit::{Family, Target};
+use netkit::{Family, ParseError, Target};
 
 use crate::exit::Exit;
 use crate::output::Printer;
@@ -19,6 +19,9 @@ Examples:
 Without CAP_NET_RAW, ping uses the unprivileged ICMP socket when net.ipv4.ping_group_range
 admits your group. Exit status: 0 every host answered, 1 a host stayed silent, 2 bad input
 (e.g. an unknown host), 3 no ICMP socket allowed.";
+
+/// Hosts pinged at once at most (each gets its own statistics and summary).
+const MAX_HOSTS: u128 = 4096;
 
 /// Arguments of `netkit ping`.
 #[derive(Debug, clap::Args)]
@@ -61,10 +64,12 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
         (_, true) => Family::V6,
         _ => Family::Any,
     };
-    let targets: Vec<Target> = netkit::TargetList::parse(&args.hosts, false)?
-        .resolve(family)?
-        .iter()
-        .collect();
+    let list = netkit::TargetList::parse(&args.hosts, false)?;
+    if list.len() > MAX_HOSTS {
+        let why = format!("ping takes at most {MAX_HOSTS} hosts; netkit sweep is for ranges");
+        return Err(ParseError::new(args.hosts.join(" "), why).into());
+    }
+    let targets: Vec<Target> = list.resolve(family)?.iter().collect();
     let engine_config = icmp::Config {
         payload_size: args.size,
         ttl: args.ttl,

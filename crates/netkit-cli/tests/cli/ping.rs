@@ -409,6 +409,8 @@ fn unknown_hosts_and_bad_sizes_are_input_errors() {
         &["ping", "-4", "::1"],
         &["ping", "::1", "-6", "127.0.0.1"],
         &["ping", "-4", "-6", "::1"],
+        // Loopback only, and bounded, in case the limit ever stops working.
+        &["ping", "-c", "1", "-W", "0.1", "127.0.0.0/19"],
     ] {
         let (code, _, err) = text(&run(args));
         assert_eq!(code, 2, "{args:?}: {err}");
