@@ -173,7 +173,7 @@ where
 {
     for (index, host) in hosts.iter_mut().enumerate() {
         let index = u32::try_from(index).unwrap_or(u32::MAX);
-        let sent = engine.send(index, host.target.addr, seq as u16).await;
+        let sent = send_one(engine, index, host.target.addr, seq as u16).await;
         let now = Instant::now();
         host.stats.sent();
         host.first_sent.get_or_insert(now);
@@ -187,6 +187,20 @@ where
         }
     }
     Ok(())
+}
+
+/// Sends one request, pausing briefly while the kernel's transmit queue is full (ENOBUFS).
+async fn send_one(engine: &Engine, index: u32, addr: std::net::IpAddr, seq: u16) -> io::Result<()> {
+    let mut tries = 0;
+    loop {
+        match engine.send(index, addr, seq).await {
+            Err(e) if e.raw_os_error() == Some(nix::libc::ENOBUFS) && tries < 50 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            result => return result,
+        }
+    }
 }
 
 fn on_reply<E>(hosts: &mut [HostState], reply: Reply, on_event: &mut E) -> io::Result<()>
