@@ -1,10 +1,12 @@
 //! Fuzzes the ICMP echo codec with arbitrary bytes as the sockets deliver them: an IPv4
-//! datagram (raw IPv4 sockets), a bare ICMPv4 or ICMPv6 message, control messages. Nothing may
+//! datagram (raw IPv4 sockets), a bare ICMPv4 or ICMPv6 message or ICMP error, control
+//! messages. Nothing may
 //! panic, and whatever parses must emit back to the same bytes.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use netkit::icmp::control::Control;
+use netkit::icmp::error::IcmpErrorRepr;
 use netkit::icmp::packet::{ipv4_payload, Checksum, Packet, Repr, Version};
 use netkit::icmp::probe::Probe;
 
@@ -13,6 +15,13 @@ fuzz_target!(|data: &[u8]| {
     let _ = Probe::read(data);
     if let Ok((_ttl, message)) = ipv4_payload(data) {
         round_trip(message, Version::V4, Checksum::V4);
+    }
+    if let Ok(packet) = Packet::new_checked(data) {
+        for version in [Version::V4, Version::V6] {
+            if let Ok(error) = IcmpErrorRepr::parse(&packet, version, Checksum::Trusted) {
+                let _ = error.describe(version);
+            }
+        }
     }
     round_trip(data, Version::V4, Checksum::V4);
     round_trip(data, Version::V6, Checksum::Trusted);

@@ -11,7 +11,30 @@ pub use session::{run, Event, PingConfig};
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::error::Error;
+use crate::icmp::{Engine, Kind, Version};
+
 use serde::{Deserialize, Serialize};
+
+/// The shortest interval an unprivileged user may ask for, as iputils allows.
+pub const MIN_USER_INTERVAL: Duration = Duration::from_millis(2);
+
+/// Refuses intervals below [`MIN_USER_INTERVAL`] unless every socket of `engine` is raw
+/// (root or CAP_NET_RAW), as iputils refuses to let users flood.
+pub fn check_interval(engine: &Engine, interval: Duration) -> Result<(), Error> {
+    let unprivileged = [Version::V4, Version::V6]
+        .into_iter()
+        .any(|v| engine.kind(v) == Some(Kind::Datagram));
+    if !unprivileged || interval >= MIN_USER_INTERVAL {
+        return Ok(());
+    }
+    let what = format!(
+        "-i {}ms (intervals below 2ms need a raw socket, as with iputils)",
+        interval.as_secs_f64() * 1000.0
+    );
+    let denied = std::io::Error::from_raw_os_error(nix::libc::EPERM);
+    Err(Error::io(what, denied))
+}
 
 /// Running statistics of one host.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -20,6 +43,8 @@ pub struct Stats {
     pub transmitted: u64,
     /// Echo replies received.
     pub received: u64,
+    /// ICMP errors (unreachable, time exceeded) about our requests.
+    pub errors: u64,
     tmin: i64,
     tmax: i64,
     tsum: i64,
@@ -175,6 +200,8 @@ pub struct PingSummary {
     pub transmitted: u64,
     /// Replies received.
     pub received: u64,
+    /// ICMP errors (unreachable, time exceeded) received about the requests.
+    pub errors: u64,
     /// Percentage of requests without reply.
     pub loss_pct: f64,
     /// Shortest round trip, ms.
@@ -199,6 +226,7 @@ impl PingSummary {
             addr,
             transmitted: stats.transmitted,
             received: stats.received,
+            errors: stats.errors,
             loss_pct: stats.loss_pct(),
             min_ms: ms(|r| r.min_us),
             avg_ms: ms(|r| r.avg_us),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use netkit::icmp::{self, Version};
 use netkit::ping::{format_g, format_reply_time, Event, PingConfig, PingSummary};
-use netkit::{Family, Target};
+use netkit::{Family, ParseError, Target};
 
 use crate::exit::Exit;
 use crate::output::Printer;
@@ -19,6 +19,9 @@ Examples:
 Without CAP_NET_RAW, ping uses the unprivileged ICMP socket when net.ipv4.ping_group_range
 admits your group. Exit status: 0 every host answered, 1 a host stayed silent, 2 bad input
 (e.g. an unknown host), 3 no ICMP socket allowed.";
+
+/// Hosts pinged at once at most (each gets its own statistics and summary).
+const MAX_HOSTS: u128 = 4096;
 
 /// Arguments of `netkit ping`.
 #[derive(Debug, clap::Args)]
@@ -61,10 +64,12 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
         (_, true) => Family::V6,
         _ => Family::Any,
     };
-    let targets: Vec<Target> = netkit::TargetList::parse(&args.hosts, false)?
-        .resolve(family)?
-        .iter()
-        .collect();
+    let list = netkit::TargetList::parse(&args.hosts, false)?;
+    if list.len() > MAX_HOSTS {
+        let why = format!("ping takes at most {MAX_HOSTS} hosts; netkit sweep is for ranges");
+        return Err(ParseError::new(args.hosts.join(" "), why).into());
+    }
+    let targets: Vec<Target> = list.resolve(family)?.iter().collect();
     let engine_config = icmp::Config {
         payload_size: args.size,
         ttl: args.ttl,
@@ -101,6 +106,7 @@ async fn session(
         .filter(|v| targets.iter().any(|t| Version::of(&t.addr) == *v))
         .collect();
     let engine = icmp::Engine::new(engine_config, &versions)?;
+    netkit::ping::check_interval(&engine, config.interval)?;
     for target in targets {
         print_header(out, target, engine_config.payload_size)?;
     }
@@ -140,6 +146,11 @@ fn print_event(out: &Printer, event: Event<'_>) -> std::io::Result<()> {
             ))
         }
         Event::Timeout(timeout) if out.json() => out.record("timeout", timeout),
+        Event::Error { seq, error, .. } if !out.json() && !out.quiet() => out.line(&format!(
+            "From {} icmp_seq={seq} {}",
+            error.from,
+            error.describe()
+        )),
         Event::SendError { target, error } => {
             tracing::warn!(
                 "{}: send: {}",
@@ -158,8 +169,12 @@ fn print_summary(out: &Printer, summary: &PingSummary) -> std::io::Result<()> {
     }
     out.line("")?;
     out.line(&format!("--- {} ping statistics ---", summary.host))?;
+    let errors = match summary.errors {
+        0 => String::new(),
+        n => format!(", +{n} errors"),
+    };
     out.line(&format!(
-        "{} packets transmitted, {} received, {}% packet loss, time {}ms",
+        "{} packets transmitted, {} received{errors}, {}% packet loss, time {}ms",
         summary.transmitted,
         summary.received,
         format_g(summary.loss_pct),

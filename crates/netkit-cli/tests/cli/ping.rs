@@ -236,14 +236,29 @@ fn a_silent_host_times_out_and_exits_1_beside_a_live_one() {
 }
 
 #[test]
-fn ttl_limits_how_far_probes_go() {
+fn ttl_limits_how_far_probes_go_and_routers_say_so() {
     if !privileged("ping ttl") {
         return;
     }
     let [near, _router, _far] = routed("pingttl");
-    for far in ["198.18.1.2", "2001:db8:1::2"] {
+    let cases = [
+        (
+            "198.18.1.2",
+            "From 198.18.0.2 icmp_seq=1 Time to live exceeded",
+        ),
+        (
+            "2001:db8:1::2",
+            "From 2001:db8::2 icmp_seq=1 Time exceeded: Hop limit",
+        ),
+    ];
+    for (far, error_line) in cases {
         let (code, out, err) = ping_in(&near, &["-c", "1", "-W", "0.5", "-t", "1", far]);
         assert_eq!(code, 1, "TTL 1 dies at the router: {out}{err}");
+        assert!(out.contains(error_line), "{out}");
+        assert!(
+            out.contains("1 packets transmitted, 0 received, +1 errors, 100% packet loss"),
+            "{out}"
+        );
         let (code, out, err) = ping_in(&near, &["-c", "1", "-W", "2", "-t", "2", far]);
         assert_eq!(code, 0, "TTL 2 reaches {far}: {out}{err}");
         assert!(
@@ -318,14 +333,14 @@ fn ctrl_c_prints_the_summary() {
 }
 
 /// Runs netkit as uid/gid 65534 inside `ns` with its ping_group_range set to `range`.
-fn ping_as_nobody(ns: &Netns, range: &str, hosts: &[&str]) -> (i32, String, String) {
+fn ping_as_nobody(ns: &Netns, range: &str, args: &[&str]) -> (i32, String, String) {
     let sysctl = format!("net.ipv4.ping_group_range={range}");
     sh(&["ip", "netns", "exec", &ns.name, "sysctl", "-qw", &sysctl]);
     let out = Command::new("ip")
         .args(["netns", "exec", &ns.name, "setpriv"])
         .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
-        .args([env!("CARGO_BIN_EXE_netkit"), "ping", "-c", "2", "-i", "0.1"])
-        .args(hosts)
+        .args([env!("CARGO_BIN_EXE_netkit"), "ping", "-c", "2"])
+        .args(args)
         .output()
         .expect("run setpriv");
     text(&out)
@@ -337,7 +352,8 @@ fn unprivileged_ping_uses_the_datagram_socket() {
         return;
     }
     let ns = loopback_ns("pingdgram");
-    let (code, out, err) = ping_as_nobody(&ns, "0 2147483647", &["127.0.0.1", "::1"]);
+    let open = "0 2147483647";
+    let (code, out, err) = ping_as_nobody(&ns, open, &["-i", "0.1", "127.0.0.1", "::1"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.contains("64 bytes from 127.0.0.1: icmp_seq=2 ttl=64"),
@@ -350,13 +366,31 @@ fn unprivileged_ping_uses_the_datagram_socket() {
 }
 
 #[test]
+fn users_may_not_flood() {
+    if !privileged("ping flood") {
+        return;
+    }
+    let ns = loopback_ns("pingflood");
+    let open = "0 2147483647";
+    let (code, out, err) = ping_as_nobody(&ns, open, &["-i", "0.001", "127.0.0.1"]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        err.starts_with("netkit: -i 1ms (intervals below 2ms"),
+        "{err}"
+    );
+    // Root (a raw socket) may.
+    let (code, out, err) = ping_in(&ns, &["-c", "2", "-i", "0.001", "127.0.0.1"]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
 fn without_any_icmp_socket_exit_3_with_the_hint() {
     if !privileged("ping denied") {
         return;
     }
     let ns = loopback_ns("pingdeny");
     for host in ["127.0.0.1", "::1"] {
-        let (code, out, err) = ping_as_nobody(&ns, "1 0", &[host]);
+        let (code, out, err) = ping_as_nobody(&ns, "1 0", &["-i", "0.1", host]);
         assert_eq!(code, 3, "{out}{err}");
         assert!(err.starts_with("netkit: open an ICMP"), "{err}");
         assert!(err.contains("CAP_NET_RAW"), "{err}");
@@ -375,6 +409,8 @@ fn unknown_hosts_and_bad_sizes_are_input_errors() {
         &["ping", "-4", "::1"],
         &["ping", "::1", "-6", "127.0.0.1"],
         &["ping", "-4", "-6", "::1"],
+        // Loopback only, and bounded, in case the limit ever stops working.
+        &["ping", "-c", "1", "-W", "0.1", "127.0.0.0/19"],
     ] {
         let (code, _, err) = text(&run(args));
         assert_eq!(code, 2, "{args:?}: {err}");

@@ -30,6 +30,7 @@ use std::io;
 use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::error::IcmpErrorRepr;
 use super::packet::{self, Checksum, Packet, Repr, Version};
 use super::probe::{Probe, PROBE_LEN};
 use super::socket::{IcmpSocket, Kind, Received};
@@ -71,6 +72,48 @@ pub struct Reply {
     pub bytes: usize,
     /// Round-trip time, measured on the monotonic clock.
     pub rtt: Duration,
+}
+
+/// An ICMP error (unreachable, time exceeded) about one of our probes. Only raw sockets
+/// receive them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorReply {
+    /// The target index, when the error quoted enough of the probe to carry it.
+    pub index: Option<u32>,
+    /// Where the probe was going.
+    pub target: IpAddr,
+    /// Who sent the error (a router, or this host).
+    pub from: IpAddr,
+    /// The probe's sequence number.
+    pub seq: u16,
+    /// ICMP type of the error.
+    pub msg_type: u8,
+    /// ICMP code of the error.
+    pub code: u8,
+}
+
+impl ErrorReply {
+    /// The error in iputils' words, e.g. `Time to live exceeded`.
+    pub fn describe(&self) -> String {
+        let repr = IcmpErrorRepr {
+            msg_type: self.msg_type,
+            code: self.code,
+            target: self.target,
+            ident: 0,
+            seq_no: self.seq,
+            data: &[],
+        };
+        repr.describe(Version::of(&self.target))
+    }
+}
+
+/// What [`Engine::recv_answer`] yields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// An echo reply to one of our probes.
+    Reply(Reply),
+    /// An ICMP error about one of our probes.
+    Error(ErrorReply),
 }
 
 /// Echo requests out, matched echo replies in, over one socket per address family.
@@ -133,6 +176,42 @@ impl Matcher {
             rtt: Duration::from_nanos(now - probe.sent_ns),
         })
     }
+
+    /// The ICMP error that `data` is, if it is about one of our probes. Raw sockets only:
+    /// datagram sockets report errors through the error queue, which the engine does not read.
+    fn accept_error(
+        &self,
+        version: Version,
+        kind: Kind,
+        got: &Received,
+        data: &[u8],
+    ) -> Option<ErrorReply> {
+        if kind != Kind::Raw {
+            return None;
+        }
+        let (message, check) = match version {
+            Version::V4 => (packet::ipv4_payload(data).ok()?.1, Checksum::V4),
+            Version::V6 => (data, Checksum::Trusted),
+        };
+        let packet = Packet::new_checked(message).ok()?;
+        let repr = IcmpErrorRepr::parse(&packet, version, check).ok()?;
+        if repr.ident != self.ident {
+            return None;
+        }
+        let index = match Probe::read(repr.data) {
+            Some(probe) if probe.cookie == self.cookie => Some(probe.index),
+            Some(_) => return None,
+            None => None,
+        };
+        Some(ErrorReply {
+            index,
+            target: repr.target,
+            from: got.from,
+            seq: repr.seq_no,
+            msg_type: repr.msg_type,
+            code: repr.code,
+        })
+    }
 }
 
 impl Engine {
@@ -193,6 +272,15 @@ impl Engine {
     /// Waits for the next echo reply to one of our probes, skipping everything else. Cancel
     /// safe: a reply is never lost by dropping the future.
     pub async fn recv(&self) -> io::Result<Reply> {
+        loop {
+            if let Answer::Reply(reply) = self.recv_answer().await? {
+                return Ok(reply);
+            }
+        }
+    }
+
+    /// Waits for the next echo reply or ICMP error about one of our probes. Cancel safe.
+    pub async fn recv_answer(&self) -> io::Result<Answer> {
         let size = packet::HEADER_LEN + self.matcher.payload_size + 128;
         let (mut buf4, mut buf6) = (vec![0u8; size], vec![0u8; size]);
         loop {
@@ -215,12 +303,15 @@ impl Engine {
                 Version::V6 => &buf6,
             };
             let now = self.arrival_ns(&got);
-            let accepted = self.kind(version).and_then(|kind| {
-                self.matcher
-                    .accept(version, kind, &got, &buf[..got.len], now)
-            });
-            if let Some(reply) = accepted {
-                return Ok(reply);
+            let Some(kind) = self.kind(version) else {
+                continue;
+            };
+            let data = &buf[..got.len];
+            if let Some(reply) = self.matcher.accept(version, kind, &got, data, now) {
+                return Ok(Answer::Reply(reply));
+            }
+            if let Some(error) = self.matcher.accept_error(version, kind, &got, data) {
+                return Ok(Answer::Error(error));
             }
         }
     }

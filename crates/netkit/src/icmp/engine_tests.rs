@@ -231,3 +231,59 @@ async fn many_probes_in_flight_are_matched_by_their_payload() {
     }
     assert!(seen.iter().all(|n| *n >= 1), "unanswered: {seen:?}");
 }
+
+/// A time-exceeded error from 198.18.0.2 quoting `request` (an ICMPv4 echo request) sent to
+/// 198.18.1.2, behind the outer IPv4 header a raw socket delivers.
+fn time_exceeded(request: &[u8]) -> Vec<u8> {
+    let mut quoted = vec![
+        0x45, 0, 0, 84, 0, 0, 0x40, 0, 1, 1, 0, 0, 198, 18, 0, 1, 198, 18, 1, 2,
+    ];
+    quoted.extend_from_slice(request);
+    let mut message = vec![11, 0, 0, 0, 0, 0, 0, 0];
+    message.extend(quoted);
+    Packet::new_unchecked(&mut message[..]).fill_checksum_v4();
+    with_ipv4_header(&message)
+}
+
+#[test]
+fn errors_about_our_probes_carry_their_index() {
+    let request = message(Version::V4, false, 0x4242, 0xc0ff_ee00, 24);
+    let datagram = time_exceeded(&request);
+    let error = MATCHER.accept_error(Version::V4, Kind::Raw, &got(0), &datagram);
+    let error = error.expect("ours");
+    assert_eq!((error.index, error.seq), (Some(5), 9));
+    assert_eq!(error.target, "198.18.1.2".parse::<IpAddr>().unwrap());
+    assert_eq!(error.describe(), "Time to live exceeded");
+    // Only the echo header quoted: no index, but still ours by identifier.
+    let short = MATCHER.accept_error(
+        Version::V4,
+        Kind::Raw,
+        &got(0),
+        &time_exceeded(&request[..8]),
+    );
+    assert_eq!(short.map(|e| e.index), Some(None));
+    // Not an echo reply either.
+    assert_eq!(
+        MATCHER.accept(Version::V4, Kind::Raw, &got(0), &datagram, 3_500),
+        None
+    );
+}
+
+#[test]
+fn errors_about_other_probes_are_ignored() {
+    let foreign_id = time_exceeded(&message(Version::V4, false, 0x4243, 0xc0ff_ee00, 24));
+    assert_eq!(
+        MATCHER.accept_error(Version::V4, Kind::Raw, &got(0), &foreign_id),
+        None
+    );
+    let foreign_cookie = time_exceeded(&message(Version::V4, false, 0x4242, 7, 24));
+    assert_eq!(
+        MATCHER.accept_error(Version::V4, Kind::Raw, &got(0), &foreign_cookie),
+        None
+    );
+    let ours = time_exceeded(&message(Version::V4, false, 0x4242, 0xc0ff_ee00, 24));
+    assert_eq!(
+        MATCHER.accept_error(Version::V4, Kind::Datagram, &got(0), &ours),
+        None
+    );
+}

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::time::{sleep_until, Instant};
 
 use super::{PingReply, PingSummary, PingTimeout, Stats};
-use crate::icmp::{Engine, Reply};
+use crate::icmp::{Answer, Engine, ErrorReply, Reply};
 use crate::target::Target;
 
 /// What a session does, validated before any I/O.
@@ -40,6 +40,16 @@ pub enum Event<'a> {
     },
     /// A request that stayed unanswered for the timeout.
     Timeout(&'a PingTimeout),
+    /// An ICMP error about a request (unreachable, time exceeded); the request stays
+    /// unanswered and times out.
+    Error {
+        /// The host the request went to.
+        target: &'a Target,
+        /// Its sequence number, from 1.
+        seq: u64,
+        /// The error, with who sent it.
+        error: &'a ErrorReply,
+    },
     /// The kernel refused to send a request (it still counts as transmitted).
     SendError {
         /// The host as given.
@@ -93,7 +103,10 @@ where
         );
         tokio::select! {
             () = &mut shutdown => break,
-            reply = engine.recv() => on_reply(&mut hosts, reply?, &mut on_event)?,
+            answer = engine.recv_answer() => match answer? {
+                Answer::Reply(reply) => on_reply(&mut hosts, reply, &mut on_event)?,
+                Answer::Error(error) => on_error(&mut hosts, &error, &mut on_event)?,
+            },
             () = sleep_until(wake) => {
                 let now = Instant::now();
                 if end.is_some_and(|end| now >= end) {
@@ -160,7 +173,7 @@ where
 {
     for (index, host) in hosts.iter_mut().enumerate() {
         let index = u32::try_from(index).unwrap_or(u32::MAX);
-        let sent = engine.send(index, host.target.addr, seq as u16).await;
+        let sent = send_one(engine, index, host.target.addr, seq as u16).await;
         let now = Instant::now();
         host.stats.sent();
         host.first_sent.get_or_insert(now);
@@ -174,6 +187,20 @@ where
         }
     }
     Ok(())
+}
+
+/// Sends one request, pausing briefly while the kernel's transmit queue is full (ENOBUFS).
+async fn send_one(engine: &Engine, index: u32, addr: std::net::IpAddr, seq: u16) -> io::Result<()> {
+    let mut tries = 0;
+    loop {
+        match engine.send(index, addr, seq).await {
+            Err(e) if e.raw_os_error() == Some(nix::libc::ENOBUFS) && tries < 50 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            result => return result,
+        }
+    }
 }
 
 fn on_reply<E>(hosts: &mut [HostState], reply: Reply, on_event: &mut E) -> io::Result<()>
@@ -207,6 +234,33 @@ where
     on_event(Event::Reply {
         record: &record,
         rtt: reply.rtt,
+    })
+}
+
+fn on_error<E>(hosts: &mut [HostState], error: &ErrorReply, on_event: &mut E) -> io::Result<()>
+where
+    E: FnMut(Event<'_>) -> io::Result<()>,
+{
+    // A short quote carries no index: then the first host with that address is meant.
+    let host = match error.index {
+        Some(index) => hosts.get_mut(index as usize),
+        None => hosts.iter_mut().find(|h| h.target.addr == error.target),
+    };
+    let Some(host) = host.filter(|h| h.target.addr == error.target) else {
+        return Ok(());
+    };
+    let Some(&(seq, _)) = host
+        .waiting
+        .iter()
+        .find(|(seq, _)| *seq as u16 == error.seq)
+    else {
+        return Ok(());
+    };
+    host.stats.errors += 1;
+    on_event(Event::Error {
+        target: &host.target,
+        seq,
+        error,
     })
 }
 
