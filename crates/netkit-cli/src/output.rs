@@ -8,10 +8,11 @@ use serde::Serialize;
 use crate::cli::Global;
 
 /// Writes results to stdout as text or JSON Lines.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Printer {
     json: bool,
     color: bool,
+    quiet: bool,
 }
 
 #[derive(Serialize)]
@@ -28,12 +29,18 @@ impl Printer {
         Printer {
             json: global.json,
             color: global.color.enabled_for_stdout(),
+            quiet: global.quiet,
         }
     }
 
     /// Whether records go out as JSON Lines.
     pub fn json(&self) -> bool {
         self.json
+    }
+
+    /// Whether `-q` asked for errors only.
+    pub fn quiet(&self) -> bool {
+        self.quiet
     }
 
     /// Writes one JSON object with `"type": kind` and the record's fields.

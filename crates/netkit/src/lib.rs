@@ -5,7 +5,8 @@
 //!   (port sets), [`endpoint`] (TCP/Unix/exec endpoints with `connect`/`listen`), [`duration`].
 //! - [`error`]: one error type per domain and the input/environment classification that the
 //!   binary turns into exit codes.
-//! - Engines: [`iface`] (interfaces), [`scan`] (port ranking and services data).
+//! - Engines: [`iface`] (interfaces), [`scan`] (port ranking and services data), [`forward`]
+//!   (the port forwarder).
 //! - [`report`]: the serde result types that the binary prints as text or JSON Lines.
 //!
 //! The library never parses argv, prints or exits.
@@ -14,6 +15,7 @@
 pub mod duration;
 pub mod endpoint;
 pub mod error;
+pub mod forward;
 pub mod iface;
 pub mod ports;
 pub mod report;

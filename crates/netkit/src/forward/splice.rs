@@ -1,0 +1,100 @@
+//! Zero-copy relay on Linux: `splice(2)` from the source socket into a pipe, then from the
+//! pipe into the destination socket, so payload bytes never enter user space.
+//!
+//! The pipe is only filled when it is empty: a non-blocking splice into a full pipe would
+//! report `EAGAIN` just like an empty socket, and clearing the socket's readiness on that
+//! would stall the direction.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use nix::fcntl::{fcntl, splice, FcntlArg, OFlag, SpliceFFlags};
+use tokio::io::Interest;
+
+use crate::endpoint::Stream;
+
+/// The pipe size asked for with `F_SETPIPE_SZ` (the default `pipe-max-size` allows it).
+const PIPE_SIZE: i32 = 1 << 20;
+
+/// A pipe that carries one direction of a connection.
+#[derive(Debug)]
+pub(super) struct Pipe {
+    read: OwnedFd,
+    write: OwnedFd,
+    capacity: usize,
+}
+
+impl Pipe {
+    /// A non-blocking pipe, enlarged for throughput when the system allows.
+    pub(super) fn new() -> io::Result<Pipe> {
+        let (read, write) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)?;
+        let _ = fcntl(write.as_raw_fd(), FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
+        let capacity = fcntl(write.as_raw_fd(), FcntlArg::F_GETPIPE_SZ)?;
+        Ok(Pipe {
+            read,
+            write,
+            capacity: usize::try_from(capacity).unwrap_or(65536),
+        })
+    }
+}
+
+fn flags() -> SpliceFFlags {
+    SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK
+}
+
+/// Moves `src` to `dst` until `src` reaches EOF and the pipe is drained; `moved` is told
+/// about every chunk delivered.
+pub(super) async fn pump(
+    src: &Stream,
+    dst: &Stream,
+    pipe: &Pipe,
+    moved: impl Fn(usize),
+) -> io::Result<()> {
+    loop {
+        let filled = fill(src, pipe).await?;
+        if filled == 0 {
+            return Ok(());
+        }
+        drain(dst, pipe, filled).await?;
+        moved(filled);
+    }
+}
+
+/// Splices what the socket has (up to the pipe's capacity) into the empty pipe.
+async fn fill(src: &Stream, pipe: &Pipe) -> io::Result<usize> {
+    loop {
+        src.ready(Interest::READABLE).await?;
+        let spliced = src.try_io(Interest::READABLE, || {
+            splice(
+                src.fd(),
+                None,
+                pipe.write.as_fd(),
+                None,
+                pipe.capacity,
+                flags(),
+            )
+            .map_err(io::Error::from)
+        });
+        match spliced {
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Splices `len` bytes from the pipe into the socket.
+async fn drain(dst: &Stream, pipe: &Pipe, mut len: usize) -> io::Result<()> {
+    while len > 0 {
+        dst.ready(Interest::WRITABLE).await?;
+        let spliced = dst.try_io(Interest::WRITABLE, || {
+            splice(pipe.read.as_fd(), None, dst.fd(), None, len, flags()).map_err(io::Error::from)
+        });
+        match spliced {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => len -= n,
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
+}
