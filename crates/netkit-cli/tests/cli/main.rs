@@ -2,6 +2,8 @@
 //! real interfaces and network namespaces that the tests create themselves.
 
 mod errors;
+mod forward;
+mod forward_util;
 mod harness;
 mod help;
 mod iface;
