@@ -4,7 +4,8 @@
 //! either direction, or no traffic for the idle timeout, ends both.
 
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::Interest;
@@ -14,7 +15,7 @@ use super::{Close, Rule};
 use crate::endpoint::Stream;
 
 /// Size of the buffer of a copying direction.
-const COPY_BUF: usize = 64 * 1024;
+const COPY_BUF: usize = 16 * 1024;
 
 /// What a relay did.
 #[derive(Debug)]
@@ -28,10 +29,11 @@ pub(super) struct Outcome {
 
 /// How one direction moves bytes.
 enum Pump {
-    /// Zero copy through a pipe.
+    /// Copy small reads, splice bulk transfers (Linux).
     #[cfg(target_os = "linux")]
-    Splice(super::splice::Pipe),
+    Adaptive,
     /// Through a user-space buffer.
+    #[cfg_attr(target_os = "linux", allow(dead_code))]
     Copy,
     /// Through a buffer, rewriting the Host header of each request.
     Http(Box<HostRewriter>),
@@ -40,19 +42,9 @@ enum Pump {
 impl Pump {
     fn plain() -> Pump {
         #[cfg(target_os = "linux")]
-        match super::splice::Pipe::new() {
-            Ok(pipe) => return Pump::Splice(pipe),
-            Err(err) => tracing::debug!("no pipe for splice ({err}); copying"),
-        }
+        return Pump::Adaptive;
+        #[cfg(not(target_os = "linux"))]
         Pump::Copy
-    }
-
-    fn name(&self) -> &'static str {
-        match self {
-            #[cfg(target_os = "linux")]
-            Pump::Splice(_) => "splice",
-            Pump::Copy | Pump::Http(_) => "copy",
-        }
     }
 }
 
@@ -62,6 +54,8 @@ struct Stats {
     last_ms: AtomicU64,
     up: AtomicU64,
     down: AtomicU64,
+    spliced_up: AtomicBool,
+    spliced_down: AtomicBool,
 }
 
 impl Stats {
@@ -91,22 +85,18 @@ pub(super) async fn run(client: &Stream, upstream: &Stream, rule: &Rule) -> Outc
         None => Pump::plain(),
     };
     let down = Pump::plain();
-    let path = match (up.name(), down.name()) {
-        ("splice", "splice") => "splice",
-        ("copy", "splice") => "copy+splice",
-        _ => "copy",
-    };
-    tracing::debug!("relay path: {path}");
     let stats = Stats {
         start: Instant::now(),
         last_ms: AtomicU64::new(0),
         up: AtomicU64::new(0),
         down: AtomicU64::new(0),
+        spliced_up: AtomicBool::new(false),
+        spliced_down: AtomicBool::new(false),
     };
     let both = async {
         tokio::try_join!(
-            direction(client, upstream, up, &stats, &stats.up),
-            direction(upstream, client, down, &stats, &stats.down),
+            direction(client, upstream, up, &stats, (&stats.up, &stats.spliced_up)),
+            direction(upstream, client, down, &stats, (&stats.down, &stats.spliced_down)),
         )
     };
     let result = match rule.options.idle_timeout {
@@ -121,6 +111,15 @@ pub(super) async fn run(client: &Stream, upstream: &Stream, rule: &Rule) -> Outc
         Some(Ok(_)) => (Close::Done, None),
         Some(Err(err)) => classify(client, &err).await,
     };
+    let path = match (
+        stats.spliced_up.load(Ordering::Relaxed),
+        stats.spliced_down.load(Ordering::Relaxed),
+    ) {
+        (true, true) => "splice",
+        (false, false) => "copy",
+        _ => "copy+splice",
+    };
+    tracing::debug!("relay path: {path}");
     Outcome {
         bytes_up: stats.up.load(Ordering::Relaxed),
         bytes_down: stats.down.load(Ordering::Relaxed),
@@ -147,13 +146,14 @@ async fn classify(client: &Stream, err: &io::Error) -> (Close, Option<String>) {
     }
 }
 
-/// Moves `src` to `dst` until EOF, then half-closes `dst`.
+/// Moves `src` to `dst` until EOF, then half-closes `dst`. `counter` counts the bytes
+/// delivered; the flag is set once the direction splices.
 async fn direction(
     src: &Stream,
     dst: &Stream,
     pump: Pump,
     stats: &Stats,
-    counter: &AtomicU64,
+    (counter, spliced): (&AtomicU64, &AtomicBool),
 ) -> io::Result<()> {
     let moved = |n: usize| {
         counter.fetch_add(n as u64, Ordering::Relaxed);
@@ -161,7 +161,11 @@ async fn direction(
     };
     match pump {
         #[cfg(target_os = "linux")]
-        Pump::Splice(pipe) => super::splice::pump(src, dst, &pipe, moved).await?,
+        Pump::Adaptive => {
+            let mut buf = vec![0u8; COPY_BUF];
+            let spliced = || spliced.store(true, Ordering::Relaxed);
+            super::splice::pump(src, dst, &mut buf, moved, spliced).await?
+        }
         Pump::Copy => copy(src, dst, None, moved).await?,
         Pump::Http(mut rewriter) => copy(src, dst, Some(&mut rewriter), moved).await?,
     }
@@ -197,11 +201,23 @@ async fn copy(
     }
 }
 
-/// Reads what is there, waiting for readiness.
-async fn read(src: &Stream, buf: &mut [u8]) -> io::Result<usize> {
+/// Reads what is there, waiting for readiness. A read that does not fill `buf` drained the
+/// socket, so its readiness is cleared at once (as tokio's own `poll_read` does): the next
+/// read waits for new data instead of costing a system call that says "nothing yet".
+pub(super) async fn read(src: &Stream, buf: &mut [u8]) -> io::Result<usize> {
     loop {
         src.ready(Interest::READABLE).await?;
-        match src.try_read(buf) {
+        let mut short = 0;
+        let result = src.try_io(Interest::READABLE, || {
+            let n = nix::unistd::read(src.fd().as_raw_fd(), buf).map_err(io::Error::from)?;
+            if n > 0 && n < buf.len() {
+                short = n;
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(n)
+        });
+        match result {
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock && short > 0 => return Ok(short),
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
             other => return other,
         }

@@ -1,5 +1,7 @@
-//! Zero-copy relay on Linux: `splice(2)` from the source socket into a pipe, then from the
-//! pipe into the destination socket, so payload bytes never enter user space.
+//! Zero-copy relay on Linux for bulk transfers: `splice(2)` from the source socket into a
+//! pipe, then from the pipe into the destination socket, so payload bytes never enter user
+//! space. Small exchanges (requests and replies) are cheaper copied: no pipe, and a short read
+//! proves the socket drained, which saves a system call per message.
 //!
 //! The pipe is only filled when it is empty: a non-blocking splice into a full pipe would
 //! report `EAGAIN` just like an empty socket, and clearing the socket's readiness on that
@@ -42,22 +44,57 @@ fn flags() -> SpliceFFlags {
     SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK
 }
 
-/// Moves `src` to `dst` until `src` reaches EOF and the pipe is drained; `moved` is told
-/// about every chunk delivered.
+/// Moves `src` to `dst` until `src` reaches EOF: small reads are copied through `buf`; once a
+/// read fills `buf` (a bulk transfer), bytes go through a pipe with `splice(2)` until a splice
+/// brings less than a buffer's worth again. `moved` is told about every chunk delivered, and
+/// `spliced` the first time the pipe is used.
 pub(super) async fn pump(
     src: &Stream,
     dst: &Stream,
-    pipe: &Pipe,
+    buf: &mut [u8],
     moved: impl Fn(usize),
+    spliced: impl Fn(),
 ) -> io::Result<()> {
+    let mut pipe: Option<Pipe> = None;
+    let mut bulk = false;
     loop {
-        let filled = fill(src, pipe).await?;
-        if filled == 0 {
+        if bulk {
+            if let Some(pipe) = pipe.as_ref() {
+                let filled = fill(src, pipe).await?;
+                if filled == 0 {
+                    return Ok(());
+                }
+                drain(dst, pipe, filled).await?;
+                moved(filled);
+                bulk = filled >= buf.len();
+                continue;
+            }
+        }
+        let n = super::relay::read(src, buf).await?;
+        if n == 0 {
             return Ok(());
         }
-        drain(dst, pipe, filled).await?;
-        moved(filled);
+        super::relay::write_all(dst, &buf[..n]).await?;
+        moved(n);
+        if n == buf.len() {
+            bulk = open_pipe(&mut pipe, &spliced);
+        }
     }
+}
+
+/// Makes sure there is a pipe; false when none can be had (then copying goes on).
+fn open_pipe(pipe: &mut Option<Pipe>, spliced: &impl Fn()) -> bool {
+    if pipe.is_none() {
+        match Pipe::new() {
+            Ok(new) => {
+                tracing::debug!("bulk transfer: relaying with splice");
+                spliced();
+                *pipe = Some(new);
+            }
+            Err(err) => tracing::debug!("no pipe for splice ({err}); copying"),
+        }
+    }
+    pipe.is_some()
 }
 
 /// Splices what the socket has (up to the pipe's capacity) into the empty pipe.
