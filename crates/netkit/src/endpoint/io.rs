@@ -270,6 +270,17 @@ impl Stream {
         each!(self, s => s.as_fd())
     }
 
+    /// Waits until the stream is readable (data, EOF or an error), using the stream's single
+    /// reader waker slot: cheaper than [`Stream::ready`] when one task reads.
+    pub async fn read_ready(&self) -> io::Result<()> {
+        std::future::poll_fn(|cx| each!(self, s => s.poll_read_ready(cx))).await
+    }
+
+    /// Waits until the stream is writable, using the stream's single writer waker slot.
+    pub async fn write_ready(&self) -> io::Result<()> {
+        std::future::poll_fn(|cx| each!(self, s => s.poll_write_ready(cx))).await
+    }
+
     /// Waits until the stream is ready for `interest`.
     pub async fn ready(&self, interest: tokio::io::Interest) -> io::Result<tokio::io::Ready> {
         each!(self, s => s.ready(interest).await)

@@ -206,7 +206,7 @@ async fn copy(
 /// read waits for new data instead of costing a system call that says "nothing yet".
 pub(super) async fn read(src: &Stream, buf: &mut [u8]) -> io::Result<usize> {
     loop {
-        src.ready(Interest::READABLE).await?;
+        src.read_ready().await?;
         let mut short = 0;
         let result = src.try_io(Interest::READABLE, || {
             let n = nix::unistd::read(src.fd().as_raw_fd(), buf).map_err(io::Error::from)?;
@@ -227,7 +227,7 @@ pub(super) async fn read(src: &Stream, buf: &mut [u8]) -> io::Result<usize> {
 /// Writes all of `buf`, waiting for readiness.
 pub(super) async fn write_all(dst: &Stream, mut buf: &[u8]) -> io::Result<()> {
     while !buf.is_empty() {
-        dst.ready(Interest::WRITABLE).await?;
+        dst.write_ready().await?;
         match dst.try_write(buf) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => buf = &buf[n..],

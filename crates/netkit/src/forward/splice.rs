@@ -100,7 +100,7 @@ fn open_pipe(pipe: &mut Option<Pipe>, spliced: &impl Fn()) -> bool {
 /// Splices what the socket has (up to the pipe's capacity) into the empty pipe.
 async fn fill(src: &Stream, pipe: &Pipe) -> io::Result<usize> {
     loop {
-        src.ready(Interest::READABLE).await?;
+        src.read_ready().await?;
         let spliced = src.try_io(Interest::READABLE, || {
             splice(
                 src.fd(),
@@ -122,7 +122,7 @@ async fn fill(src: &Stream, pipe: &Pipe) -> io::Result<usize> {
 /// Splices `len` bytes from the pipe into the socket.
 async fn drain(dst: &Stream, pipe: &Pipe, mut len: usize) -> io::Result<()> {
     while len > 0 {
-        dst.ready(Interest::WRITABLE).await?;
+        dst.write_ready().await?;
         let spliced = dst.try_io(Interest::WRITABLE, || {
             splice(pipe.read.as_fd(), None, dst.fd(), None, len, flags()).map_err(io::Error::from)
         });
