@@ -24,7 +24,12 @@ Examples:
   netkit forward '[::]:8080' 127.0.0.1:80 --http-host auto
   netkit forward unix:/run/app.sock '[::1]:9000'     expose a TCP service on a Unix socket
   netkit forward 0.0.0.0:2222 10.0.0.5:22 --allow 10.0.0.0/8 --max-conns 100
-  netkit forward --config rules.toml";
+  netkit forward --config rules.toml
+
+Once bound, each rule prints 'listening on ADDR -> TARGET' on stderr (port 0 shows the port
+the kernel chose; with --json also a \"listen\" record on stdout), then one line per finished
+connection: client, target, bytes each way, duration, how it ended. SIGINT/SIGTERM stop
+accepting and let open connections finish; a second signal closes them.";
 
 /// Arguments of `netkit forward`.
 #[derive(Debug, clap::Args)]
@@ -39,7 +44,8 @@ pub struct Args {
     /// Rewrite the Host header of every HTTP request (auto: the target's host:port).
     #[arg(long, value_name = "HOST|auto", value_parser = parse::http_host)]
     pub http_host: Option<HttpHost>,
-    /// Accept clients only from this block (repeatable); others are refused and logged.
+    /// Accept clients only from this block (repeatable); others are refused and logged
+    /// (Unix-socket clients are not filtered).
     #[arg(long, value_name = "CIDR", value_parser = parse::cidr)]
     pub allow: Vec<IpNet>,
     /// At most this many connections at once; more wait in the kernel's backlog.

@@ -96,7 +96,13 @@ pub(super) async fn run(client: &Stream, upstream: &Stream, rule: &Rule) -> Outc
     let both = async {
         tokio::try_join!(
             direction(client, upstream, up, &stats, (&stats.up, &stats.spliced_up)),
-            direction(upstream, client, down, &stats, (&stats.down, &stats.spliced_down)),
+            direction(
+                upstream,
+                client,
+                down,
+                &stats,
+                (&stats.down, &stats.spliced_down)
+            ),
         )
     };
     let result = match rule.options.idle_timeout {
