@@ -377,6 +377,25 @@ fn forward_config_with_two_rules_serves_both() {
 }
 
 #[test]
+fn forward_flags_override_config_options() {
+    let upstream = tcp_echo("127.0.0.1:0");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rules.toml");
+    let rules =
+        format!("[[rule]]\nlisten = \"0\"\ntarget = \"{upstream}\"\nproxy_protocol = \"v1\"\n");
+    std::fs::write(&file, rules).unwrap();
+    let mut cmd = netkit();
+    cmd.args(["forward", "--config", file.to_str().unwrap()]);
+    cmd.args(["--proxy-protocol", "v2"]);
+    let fw = Forwarder::spawn(cmd, 1);
+    let got = round_trip(connect(fw.addr()), b"x");
+    assert_eq!(&got[..12], b"\r\n\r\n\0\r\nQUIT\n", "v2 signature expected");
+    assert_eq!(&got[12..14], &[0x21, 0x11]);
+    assert_eq!(got.len(), 16 + 12 + 1);
+    assert_eq!(got.last(), Some(&b'x'));
+}
+
+#[test]
 fn forward_config_unknown_key_is_refused_with_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("rules.toml");

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, Semaphore};
 
@@ -69,31 +69,35 @@ async fn accept_loop(
     }
 }
 
-/// Exponential pause after accept errors, reset by the next success.
+/// Exponential pause after accept errors, reset by the next success. Warnings are limited to
+/// one per [`WARN_EVERY`] so a flapping fd limit does not flood the log.
 #[derive(Debug, Default)]
 struct Backoff {
     next: Option<Duration>,
+    warned: Option<Instant>,
 }
+
+/// The least time between two accept-error warnings.
+const WARN_EVERY: Duration = Duration::from_secs(1);
 
 impl Backoff {
     fn reset(&mut self) {
-        if self.next.take().is_some() {
-            tracing::info!("accepting again");
-        }
+        self.next = None;
     }
 
     async fn pause(&mut self, err: &io::Error) {
         let wait = match self.next {
-            None => {
-                tracing::warn!(
-                    "accept failed: {}{}; backing off",
-                    crate::error::describe_io(err),
-                    crate::error::hint(err)
-                );
-                BACKOFF_MIN
-            }
+            None => BACKOFF_MIN,
             Some(wait) => (wait * 2).min(BACKOFF_MAX),
         };
+        if self.warned.map_or(true, |at| at.elapsed() >= WARN_EVERY) {
+            self.warned = Some(Instant::now());
+            tracing::warn!(
+                "accept failed: {}{}; backing off",
+                crate::error::describe_io(err),
+                crate::error::hint(err)
+            );
+        }
         self.next = Some(wait);
         tokio::time::sleep(wait).await;
     }
