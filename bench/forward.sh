@@ -39,6 +39,24 @@ NAMES=(direct netkit haproxy socat)
 
 start() { "$@" & PIDS+=($!); }
 
+# Refuses to run when a port is taken: a stale server there would be measured instead.
+check_ports_free() {
+    local port
+    for port in "${TCP_PORT[@]}" "${HTTP_PORT[@]}"; do
+        if ss -Htln "sport = :$port" | grep -q .; then
+            echo "port $port is in use; stop what listens there first" >&2
+            exit 3
+        fi
+    done
+}
+
+check_alive() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill -0 "$pid" 2>/dev/null || { echo "a server failed to start (pid $pid)" >&2; exit 3; }
+    done
+}
+
 start_upstreams() {
     start iperf3 -s -B 127.0.0.1 -p "$IPERF" >/dev/null
     cat >"$WORK/nginx.conf" <<EOF
@@ -107,8 +125,10 @@ median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 main() {
     install_peers
     (cd "$ROOT" && cargo build --release -q -p netkit-cli)
+    check_ports_free
     start_upstreams
     start_proxies
+    check_alive
     for round in $(seq "$ROUNDS"); do
         for name in "${NAMES[@]}"; do
             echo "$(gbits "${TCP_PORT[$name]}")" >>"$WORK/$name.gbits"
