@@ -59,6 +59,29 @@ struct Stats {
 }
 
 impl Stats {
+    fn new() -> Stats {
+        Stats {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            up: AtomicU64::new(0),
+            down: AtomicU64::new(0),
+            spliced_up: AtomicBool::new(false),
+            spliced_down: AtomicBool::new(false),
+        }
+    }
+
+    /// Which relay path the directions took: `splice`, `copy` or `copy+splice`.
+    fn path(&self) -> &'static str {
+        match (
+            self.spliced_up.load(Ordering::Relaxed),
+            self.spliced_down.load(Ordering::Relaxed),
+        ) {
+            (true, true) => "splice",
+            (false, false) => "copy",
+            _ => "copy+splice",
+        }
+    }
+
     fn touch(&self) {
         let now = self.start.elapsed().as_millis() as u64;
         self.last_ms.store(now, Ordering::Relaxed);
@@ -85,14 +108,7 @@ pub(super) async fn run(client: &Stream, upstream: &Stream, rule: &Rule) -> Outc
         None => Pump::plain(),
     };
     let down = Pump::plain();
-    let stats = Stats {
-        start: Instant::now(),
-        last_ms: AtomicU64::new(0),
-        up: AtomicU64::new(0),
-        down: AtomicU64::new(0),
-        spliced_up: AtomicBool::new(false),
-        spliced_down: AtomicBool::new(false),
-    };
+    let stats = Stats::new();
     let both = async {
         tokio::try_join!(
             direction(client, upstream, up, &stats, (&stats.up, &stats.spliced_up)),
@@ -117,14 +133,7 @@ pub(super) async fn run(client: &Stream, upstream: &Stream, rule: &Rule) -> Outc
         Some(Ok(_)) => (Close::Done, None),
         Some(Err(err)) => classify(client, &err).await,
     };
-    let path = match (
-        stats.spliced_up.load(Ordering::Relaxed),
-        stats.spliced_down.load(Ordering::Relaxed),
-    ) {
-        (true, true) => "splice",
-        (false, false) => "copy",
-        _ => "copy+splice",
-    };
+    let path = stats.path();
     tracing::debug!("relay path: {path}");
     Outcome {
         bytes_up: stats.up.load(Ordering::Relaxed),
