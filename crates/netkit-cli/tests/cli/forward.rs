@@ -49,7 +49,10 @@ fn forward_large_transfers_arrive_intact_both_ways_under_concurrency() {
         client.join().unwrap();
     }
     let logs = fw.wait_for(|l| l.contains(" done"), 16);
-    assert!(logs.iter().all(|l| l.contains("[splice]")), "{logs:?}");
+    assert!(
+        logs.iter().any(|l| l.contains("splice]")),
+        "bulk never spliced: {logs:?}"
+    );
 }
 
 #[test]
