@@ -129,21 +129,16 @@ pub fn method(text: &str) -> Result<Method, ParseError> {
 }
 
 /// `--proxy-protocol v1|v2`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProxyProtocol {
-    /// The text header.
-    V1,
-    /// The binary header.
-    V2,
-}
+pub use netkit::forward::ProxyProtocol;
 
 /// `v1` or `v2`.
 pub fn proxy_protocol(text: &str) -> Result<ProxyProtocol, ParseError> {
-    match text {
-        "v1" | "1" => Ok(ProxyProtocol::V1),
-        "v2" | "2" => Ok(ProxyProtocol::V2),
-        _ => Err(ParseError::new(text, "expected v1 or v2")),
-    }
+    text.parse()
+}
+
+/// `--http-host HOST|auto`.
+pub fn http_host(text: &str) -> Result<netkit::forward::HttpHost, ParseError> {
+    text.parse()
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //! - Engines: [`iface`] (interfaces), [`scan`] (port ranking and services data), [`wait`]
 //!   (waiting for services), [`icmp`] (echo codec, sockets and the probe engine) with
 //!   [`ping`] (its statistics), [`ipc`] (echo server, one-shot client; `exec:` children live
-//!   in [`endpoint::exec`]), [`sweep`] (host discovery, once or periodic).
+//!   in [`endpoint::exec`]), [`sweep`] (host discovery, once or periodic), [`forward`] (the port forwarder).
 //! - [`report`]: the serde result types that the binary prints as text or JSON Lines.
 //!
 //! The library never parses argv, prints or exits.
@@ -17,6 +17,7 @@
 pub mod duration;
 pub mod endpoint;
 pub mod error;
+pub mod forward;
 pub mod icmp;
 pub mod iface;
 pub mod ipc;

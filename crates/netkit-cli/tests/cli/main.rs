@@ -3,6 +3,8 @@
 
 mod echo;
 mod errors;
+mod forward;
+mod forward_util;
 mod harness;
 mod help;
 mod iface;
