@@ -6,3 +6,4 @@ mod harness;
 mod help;
 mod iface;
 mod json;
+mod scan;
