@@ -5,6 +5,7 @@
 //! worker back off and try the same port again, so they cost time, never a wrong answer.
 
 use std::io;
+use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -13,7 +14,7 @@ use tokio::sync::mpsc::{self, UnboundedSender};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::guard::Guard;
+use super::guard::{self, Guard};
 use super::jobs::{Job, Jobs};
 use super::probe::{self, Outcome};
 use super::record::{OpenPort, PortState, ScanSummary};
@@ -79,6 +80,7 @@ struct Shared {
     jobs: Mutex<Jobs>,
     config: Config,
     guard: Guard,
+    ephemeral: RangeInclusive<u16>,
     pacer: Option<Pacer>,
     counts: Counts,
     progress: Arc<Progress>,
@@ -99,6 +101,7 @@ pub async fn run<E: From<Error>>(
         pacer: config.rate.map(Pacer::new),
         config,
         guard: Guard::new(),
+        ephemeral: guard::ephemeral_ports(),
         counts: Counts::default(),
         progress,
     });
@@ -145,7 +148,8 @@ async fn worker(shared: Arc<Shared>, tx: UnboundedSender<OpenPort>) -> Result<()
 /// Probes one port until the network gives an answer or the retries are spent.
 async fn probe_port(shared: &Shared, job: &Job) -> Result<(PortState, Option<OpenPort>), Error> {
     let dst = job.addr();
-    let guard = job.host.local.then_some(&shared.guard);
+    let exposed = job.host.local && shared.ephemeral.contains(&job.port);
+    let guard = exposed.then_some(&shared.guard);
     let (mut unanswered, mut phantoms) = (0, 0);
     let mut backoff = Backoff::default();
     loop {
