@@ -29,7 +29,8 @@ Open = connected, closed = refused, filtered = no answer after the retries.";
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct Args {
-    /// Targets: addresses, names, ranges, CIDR blocks, @FILE.
+    /// Targets: addresses, names, ranges, CIDR blocks (every address included, as nmap does),
+    /// @FILE.
     #[arg(required = true, value_name = "TARGET")]
     pub targets: Vec<String>,
     /// Ports: N, N-M, lists, all, topN (default: top1000).

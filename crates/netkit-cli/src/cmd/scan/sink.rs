@@ -98,7 +98,7 @@ fn file_error(path: &Path, err: io::Error) -> netkit::Error {
 
 fn progress_bar(total: u64) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    let style = ProgressStyle::with_template("{bar:40} {pos}/{len} probes, {per_sec}, eta {eta}")
+    let style = ProgressStyle::with_template("{bar:40} {human_pos}/{human_len} probes, eta {eta}")
         .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style);
     bar
