@@ -354,3 +354,40 @@ fn bad_input_exits_2_and_an_unwritable_file_exits_3() {
         );
     }
 }
+
+/// Connects to a silent host stay in flight, so 1000 of them under `ulimit -n 128` run out of
+/// descriptors (EMFILE): the scan must back off and retry, and still call every port filtered.
+#[test]
+fn running_out_of_descriptors_is_no_answer() {
+    if !privileged("scan emfile") {
+        return;
+    }
+    let (scanner, _remote) = lab();
+    let args = [
+        "198.19.0.9",
+        "-p",
+        "1-400",
+        "--concurrency",
+        "1000",
+        "--timeout",
+        "300ms",
+        "--retries",
+        "0",
+    ];
+    let mut cmd = limited(&scanner, 128);
+    let out = cmd
+        .arg("-vv")
+        .arg("--json")
+        .arg("scan")
+        .args(args)
+        .output()
+        .expect("run");
+    let (code, stdout, stderr) = text(&out);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("backing off"),
+        "no shortage happened: {stderr}"
+    );
+    let s = parse_scan(&stdout).summary;
+    assert_eq!((s.filtered, s.closed, s.open), (400, 0, 0), "{s:?}");
+}
