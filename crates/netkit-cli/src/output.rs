@@ -23,6 +23,13 @@ struct Tagged<'a, T: Serialize> {
     record: &'a T,
 }
 
+/// Writes one JSON Lines object with `"type": kind` and the record's fields to `out` (stdout,
+/// or a results file such as `scan -o`).
+pub fn write_record<T: Serialize>(out: &mut impl Write, kind: &str, record: &T) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, &Tagged { kind, record })?;
+    out.write_all(b"\n")
+}
+
 impl Printer {
     /// A printer for the global flags.
     pub fn new(global: &Global) -> Self {
@@ -46,8 +53,7 @@ impl Printer {
     /// Writes one JSON object with `"type": kind` and the record's fields.
     pub fn record<T: Serialize>(&self, kind: &str, record: &T) -> io::Result<()> {
         let mut out = io::stdout().lock();
-        serde_json::to_writer(&mut out, &Tagged { kind, record })?;
-        out.write_all(b"\n")?;
+        write_record(&mut out, kind, record)?;
         out.flush()
     }
 

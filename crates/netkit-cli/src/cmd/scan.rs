@@ -1,13 +1,21 @@
 //! `netkit scan TARGET...`: TCP connect scan (issue 6).
 
+mod sink;
+
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use netkit::PortSet;
+use netkit::scan::{self, engine, limits, Config, Progress};
+use netkit::{Family, PortSet, TargetList};
 
 use crate::exit::Exit;
 use crate::output::Printer;
 use crate::parse;
+use sink::Sink;
+
+/// Ports scanned when neither `-p` nor `--top` is given.
+const DEFAULT_TOP: usize = 1000;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -21,7 +29,8 @@ Open = connected, closed = refused, filtered = no answer after the retries.";
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct Args {
-    /// Targets: addresses, names, ranges, CIDR blocks, @FILE.
+    /// Targets: addresses, names, ranges, CIDR blocks (every address included, as nmap does),
+    /// @FILE.
     #[arg(required = true, value_name = "TARGET")]
     pub targets: Vec<String>,
     /// Ports: N, N-M, lists, all, topN (default: top1000).
@@ -33,7 +42,7 @@ pub struct Args {
     /// Connection attempts in flight at once (default: from the open-files limit).
     #[arg(long, value_name = "N", value_parser = parse::positive_count)]
     pub concurrency: Option<usize>,
-    /// How long to wait for one connect.
+    /// How long to wait for one connect (and, with --banner, for a service to speak first).
     #[arg(long, value_name = "DUR", value_parser = parse::positive_duration, default_value = "1s")]
     pub timeout: Duration,
     /// Attempts again for ports that did not answer.
@@ -53,9 +62,47 @@ pub struct Args {
     pub force: bool,
 }
 
-/// Runs the scan.
-pub fn run(args: Args, _out: &Printer) -> anyhow::Result<Exit> {
-    let _targets =
-        netkit::TargetList::parse(&args.targets, args.force)?.resolve(netkit::Family::Any)?;
-    super::not_implemented("scan")
+/// Runs the scan: exit 0 once every port got its answer, whatever the answers were.
+pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
+    let targets = TargetList::parse(&args.targets, args.force)?.resolve(Family::Any)?;
+    let config = config(&args)?;
+    let total = engine::total(&targets, &config.ports);
+    let mut sink = Sink::new(out, args.output.as_deref(), total)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| netkit::Error::io("start the async runtime", e))?;
+    let progress = Arc::new(Progress::default());
+    let summary = runtime.block_on(async {
+        let ticker = sink.tick(Arc::clone(&progress));
+        let summary = scan::run(&targets, config, progress, |open| sink.open(&open)).await;
+        ticker.abort();
+        summary
+    })?;
+    sink.summary(&summary)?;
+    Ok(Exit::Success)
+}
+
+/// Turns the flags into the engine's settings, sizing the concurrency from the open-files limit.
+fn config(args: &Args) -> anyhow::Result<Config> {
+    let ports = match (&args.ports, &args.top) {
+        (Some(ports), _) | (None, Some(ports)) => ports.clone(),
+        (None, None) => PortSet::top(DEFAULT_TOP)?,
+    };
+    let nofile = limits::raise_nofile();
+    let (concurrency, beyond) = limits::concurrency(nofile, args.concurrency);
+    if beyond {
+        tracing::warn!(
+            "--concurrency {concurrency} is more than the open-files limit ({nofile}) allows; \
+             the scan backs off when out of descriptors (raise the limit with ulimit -n)"
+        );
+    }
+    Ok(Config {
+        ports,
+        concurrency,
+        timeout: args.timeout,
+        retries: args.retries,
+        rate: args.rate,
+        banner_wait: args.banner.then_some(args.timeout),
+    })
 }

@@ -10,6 +10,7 @@ mod help;
 mod iface;
 mod json;
 mod ping;
+mod scan;
 mod send;
 mod sweep;
 mod wait;

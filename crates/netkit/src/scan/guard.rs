@@ -1,0 +1,163 @@
+//! Phantom open ports on this host, and how the scan avoids them.
+//!
+//! A connect to an address of this host can complete without any listener: when the kernel
+//! picks the destination port itself as the ephemeral source port, the SYN meets its own
+//! socket in SYN_SENT and TCP's simultaneous open connects the socket to itself (a
+//! *self-connect*). Two probes can also meet each other: probe A from port P to Q while probe B
+//! goes from Q to P. Scanners that trust "connected" then report ports in the ephemeral range as
+//! open that nothing listens on.
+//!
+//! The guard makes such connections recognisable. Every probe to a local target binds its
+//! source address *before* it sends the SYN and registers it here, so by the time any probe
+//! connects, the probe it may have met is already known. A connection is a phantom when its
+//! peer is itself or another registered probe; the first of two crossed probes to notice
+//! marks the other one, so both see it whichever checks first.
+//!
+//! Only destination ports inside the ephemeral range (`ip_local_port_range`) can meet a probe:
+//! every probe's source port comes from that range. Ports outside it skip the guard.
+
+use std::collections::HashSet;
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::ops::RangeInclusive;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use socket2::{SockAddr, Socket};
+
+/// The source addresses of the probes in flight to targets on this host.
+#[derive(Debug, Clone, Default)]
+pub struct Guard {
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    bound: HashSet<SocketAddr>,
+    tainted: HashSet<SocketAddr>,
+}
+
+/// One probe's registered source address; released when dropped.
+#[derive(Debug)]
+pub struct Reservation {
+    state: Arc<Mutex<State>>,
+    local: SocketAddr,
+}
+
+impl Guard {
+    /// A guard with no probe registered.
+    pub fn new() -> Self {
+        Guard::default()
+    }
+
+    /// Binds `socket` to an ephemeral port of the address it will connect from (the target's
+    /// own address, for a local target) and registers it before any SYN is sent.
+    pub fn reserve(&self, socket: &Socket, dst: SocketAddr) -> io::Result<Reservation> {
+        socket.bind(&SockAddr::from(SocketAddr::new(dst.ip(), 0)))?;
+        let local = socket
+            .local_addr()?
+            .as_socket()
+            .ok_or_else(|| io::Error::other("probe socket has no IP address"))?;
+        lock(&self.state).bound.insert(local);
+        Ok(Reservation {
+            state: Arc::clone(&self.state),
+            local,
+        })
+    }
+}
+
+impl Reservation {
+    /// Whether a connection from `local` to `peer` joined two sockets of this scan.
+    pub fn is_phantom(&self, local: SocketAddr, peer: SocketAddr) -> bool {
+        if local == peer {
+            return true;
+        }
+        let mut state = lock(&self.state);
+        if state.tainted.remove(&self.local) {
+            return true;
+        }
+        if state.bound.contains(&peer) {
+            state.tainted.insert(peer);
+            return true;
+        }
+        false
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut state = lock(&self.state);
+        state.bound.remove(&self.local);
+        state.tainted.remove(&self.local);
+    }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Whether `ip` is an address of this host (loopback, or bindable here), where probes could
+/// meet each other.
+pub fn is_local(ip: IpAddr) -> bool {
+    ip.is_loopback() || ip.is_unspecified() || UdpSocket::bind((ip, 0)).is_ok()
+}
+
+/// The ports the kernel hands out as ephemeral source ports (every port, if unknown).
+pub fn ephemeral_ports() -> RangeInclusive<u16> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range");
+    parse_range(&text.unwrap_or_default()).unwrap_or(1..=u16::MAX)
+}
+
+fn parse_range(text: &str) -> Option<RangeInclusive<u16>> {
+    let mut words = text.split_whitespace().map(str::parse::<u16>);
+    let (low, high) = (words.next()?.ok()?, words.next()?.ok()?);
+    (low <= high).then_some(low..=high)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use socket2::{Domain, Type};
+
+    fn socket() -> Socket {
+        Socket::new(Domain::IPV4, Type::STREAM, None).unwrap()
+    }
+
+    #[test]
+    fn crossed_probes_both_see_the_phantom_whoever_checks_first() {
+        let guard = Guard::new();
+        let dst = "127.0.0.1:9".parse().unwrap();
+        let (sa, sb) = (socket(), socket());
+        let a = guard.reserve(&sa, dst).unwrap();
+        let b = guard.reserve(&sb, dst).unwrap();
+        assert!(a.is_phantom(a.local, b.local));
+        drop(a);
+        assert!(b.is_phantom(b.local, "127.0.0.1:1".parse().unwrap()));
+        assert!(lock(&guard.state).tainted.is_empty());
+    }
+
+    #[test]
+    fn a_real_peer_is_no_phantom_and_self_is() {
+        let guard = Guard::new();
+        let sa = socket();
+        let a = guard.reserve(&sa, "127.0.0.1:9".parse().unwrap()).unwrap();
+        assert!(!a.is_phantom(a.local, "127.0.0.1:9".parse().unwrap()));
+        assert!(a.is_phantom(a.local, a.local));
+        drop(a);
+        assert!(lock(&guard.state).bound.is_empty());
+    }
+
+    #[test]
+    fn ephemeral_range_from_procfs_text() {
+        assert_eq!(parse_range("32768\t60999\n"), Some(32768..=60999));
+        assert_eq!(parse_range("junk"), None);
+        assert_eq!(parse_range("9 1"), None);
+        assert!(!ephemeral_ports().is_empty());
+    }
+
+    #[test]
+    fn local_addresses() {
+        assert!(is_local("127.0.0.1".parse().unwrap()));
+        assert!(is_local("::1".parse().unwrap()));
+        assert!(!is_local("198.51.100.7".parse().unwrap()));
+    }
+}

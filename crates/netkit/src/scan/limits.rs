@@ -1,0 +1,59 @@
+//! How many probes may be in flight: each holds one file descriptor, so the open-files limit
+//! sets the ceiling. The soft limit is raised to the hard one first, as a scanner should.
+
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
+
+/// The default ceiling on probes in flight, however many descriptors are allowed: beyond it
+/// loopback gets no faster and remote networks see bursts.
+pub const DEFAULT_MAX: usize = 4096;
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit (best effort) and returns the soft limit in
+/// force afterwards.
+pub fn raise_nofile() -> u64 {
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return 1024;
+    };
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        return hard;
+    }
+    soft
+}
+
+/// Descriptors kept back for everything but probes: stdio, the runtime, output files.
+fn reserve(nofile: u64) -> u64 {
+    32 + nofile / 16
+}
+
+/// Probes in flight for an open-files limit of `nofile`: `asked` (`--concurrency`) when given,
+/// else [`DEFAULT_MAX`] but never more than the descriptors left after the reserve. The second
+/// value is true when `asked` goes beyond those descriptors: the scan stays exact (shortages
+/// are retried), it only spends time backing off.
+pub fn concurrency(nofile: u64, asked: Option<usize>) -> (usize, bool) {
+    let room = usize::try_from(nofile.saturating_sub(reserve(nofile)))
+        .unwrap_or(usize::MAX)
+        .max(1);
+    match asked {
+        Some(n) => (n, n > room),
+        None => (DEFAULT_MAX.min(room), false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sized_from_the_limit() {
+        assert_eq!(concurrency(128, None), (88, false));
+        assert_eq!(concurrency(1_048_576, None), (DEFAULT_MAX, false));
+        assert_eq!(concurrency(1024, Some(10_000)), (10_000, true));
+        assert_eq!(concurrency(1024, Some(10)), (10, false));
+        assert_eq!(concurrency(3, None), (1, false));
+    }
+
+    #[test]
+    fn raising_never_lowers() {
+        let (soft, _) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+        assert!(raise_nofile() >= soft);
+    }
+}

@@ -1,0 +1,253 @@
+//! One TCP connect attempt: a non-blocking `connect(2)` whose answer is read straight away when
+//! the kernel already has it (loopback answers inside the system call), and otherwise awaited
+//! on the reactor within a timeout. The attempt says what the network answered; it never turns
+//! a local shortage (file descriptors, buffers, source ports) into a port state.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
+use tokio::net::TcpStream;
+
+use super::guard::{Guard, Reservation};
+
+/// What one attempt found.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The handshake completed with a real peer; the socket is returned for a banner read.
+    Open {
+        /// Time from `connect` to the completed handshake.
+        rtt: Duration,
+        /// The connected socket; it closes with a reset when dropped.
+        socket: Connected,
+    },
+    /// The peer refused (RST).
+    Closed,
+    /// No answer within the timeout.
+    Unanswered,
+    /// An ICMP error or a local policy said the port cannot be reached.
+    Unreachable,
+    /// The socket connected to another socket of this scan (TCP self-connect or simultaneous
+    /// open on this host): no listener took part, so this is no answer about the port.
+    Phantom,
+    /// This machine ran short of a resource (fds, buffers, ports): try again later.
+    Busy(io::Error),
+}
+
+/// A connected probe socket that closes with RST (SO_LINGER 0), leaving no TIME_WAIT behind.
+#[derive(Debug)]
+pub struct Connected {
+    socket: Socket,
+    _reservation: Option<Reservation>,
+}
+
+impl Connected {
+    /// The socket, for reading a banner.
+    pub fn into_socket(self) -> Socket {
+        self.socket
+    }
+}
+
+/// Attempts one connect to `dst`. `guard` is given for targets on this host, where the kernel
+/// could pair the probe with itself or with another probe (see [`super::guard`]).
+pub async fn attempt(
+    dst: SocketAddr,
+    guard: Option<&Guard>,
+    timeout: Duration,
+) -> io::Result<Outcome> {
+    let socket = match open_socket(dst) {
+        Ok(socket) => socket,
+        Err(err) => return answer(err),
+    };
+    match guard.map(|g| g.reserve(&socket, dst)).transpose() {
+        Ok(reservation) => connect(socket, dst, reservation, timeout).await,
+        Err(err) => answer(err),
+    }
+}
+
+/// Connects a fresh socket (bound and registered already when `reservation` is given).
+async fn connect(
+    socket: Socket,
+    dst: SocketAddr,
+    reservation: Option<Reservation>,
+    timeout: Duration,
+) -> io::Result<Outcome> {
+    let started = Instant::now();
+    let state = match socket.connect(&SockAddr::from(dst)) {
+        Ok(()) => Ok(()),
+        Err(err) if err.raw_os_error() == Some(Errno::EINPROGRESS as i32) => {
+            match poll_now(&SockRef::from(&socket)) {
+                Some(state) => state,
+                None => {
+                    return match wait(socket, timeout).await? {
+                        Waited::Done(socket, state) => finish(socket, state, started, reservation),
+                        Waited::TimedOut => Ok(Outcome::Unanswered),
+                    }
+                }
+            }
+        }
+        Err(err) => Err(err),
+    };
+    finish(socket, state, started, reservation)
+}
+
+fn open_socket(dst: SocketAddr) -> io::Result<Socket> {
+    let kind = Type::STREAM.nonblocking().cloexec();
+    Socket::new(Domain::for_address(dst), kind, Some(Protocol::TCP))
+}
+
+/// The state of a connect in progress, if the kernel already knows it.
+fn poll_now(socket: &SockRef<'_>) -> Option<io::Result<()>> {
+    if let Some(err) = socket.take_error().ok().flatten() {
+        return Some(Err(err));
+    }
+    match socket.peer_addr() {
+        Ok(_) => Some(Ok(())),
+        Err(err) if err.raw_os_error() == Some(Errno::ENOTCONN as i32) => None,
+        Err(err) => Some(Err(err)),
+    }
+}
+
+enum Waited {
+    Done(Socket, io::Result<()>),
+    TimedOut,
+}
+
+/// Waits on the reactor until the connect completes or `timeout` passes.
+async fn wait(socket: Socket, timeout: Duration) -> io::Result<Waited> {
+    let stream = TcpStream::from_std(std::net::TcpStream::from(socket))?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.writable()).await {
+            Ok(ready) => ready?,
+            Err(_) => return Ok(Waited::TimedOut),
+        };
+        if let Some(state) = poll_now(&SockRef::from(&stream)) {
+            let socket = Socket::from(stream.into_std()?);
+            return Ok(Waited::Done(socket, state));
+        }
+    }
+}
+
+/// Turns a finished connect into an outcome; a connection is checked for being a phantom.
+fn finish(
+    socket: Socket,
+    state: io::Result<()>,
+    started: Instant,
+    reservation: Option<Reservation>,
+) -> io::Result<Outcome> {
+    if let Err(err) = state {
+        return answer(err);
+    }
+    let rtt = started.elapsed();
+    // Close with RST: no TIME_WAIT, so full-range scans never run out of source ports.
+    let _ = socket.set_linger(Some(Duration::ZERO));
+    if let Some(reservation) = &reservation {
+        let (local, peer) = (socket.local_addr()?, socket.peer_addr()?);
+        if let (Some(local), Some(peer)) = (local.as_socket(), peer.as_socket()) {
+            if reservation.is_phantom(local, peer) {
+                return Ok(Outcome::Phantom);
+            }
+        }
+    }
+    let socket = Connected {
+        socket,
+        _reservation: reservation,
+    };
+    Ok(Outcome::Open { rtt, socket })
+}
+
+/// What a failed system call says about the port, or the error itself when it says nothing
+/// about the port and nothing can be done by waiting (e.g. no IPv6 on this machine).
+fn answer(err: io::Error) -> io::Result<Outcome> {
+    let Some(code) = err.raw_os_error() else {
+        return Err(err);
+    };
+    Ok(match Errno::from_raw(code) {
+        Errno::ECONNREFUSED | Errno::ECONNRESET => Outcome::Closed,
+        Errno::ETIMEDOUT => Outcome::Unanswered,
+        Errno::EHOSTUNREACH
+        | Errno::ENETUNREACH
+        | Errno::EHOSTDOWN
+        | Errno::ENONET
+        | Errno::EACCES
+        | Errno::EPERM => Outcome::Unreachable,
+        errno if is_shortage(errno) => Outcome::Busy(err),
+        _ => return Err(err),
+    })
+}
+
+/// Errors that mean "this machine is short of something right now", never "the port is ...".
+pub fn is_shortage(errno: Errno) -> bool {
+    matches!(
+        errno,
+        Errno::EMFILE
+            | Errno::ENFILE
+            | Errno::ENOBUFS
+            | Errno::ENOMEM
+            | Errno::EADDRNOTAVAIL
+            | Errno::EADDRINUSE
+            | Errno::EAGAIN
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bug behind phantom open ports: a socket whose source is its own destination
+    /// connects to itself by simultaneous open, although nothing listens there.
+    #[tokio::test]
+    async fn tcp_self_connect_is_no_open_port() {
+        let guard = Guard::new();
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let socket = open_socket(any).unwrap();
+        let reservation = guard.reserve(&socket, any).unwrap();
+        let own = socket.local_addr().unwrap().as_socket().unwrap();
+        let outcome = connect(socket, own, Some(reservation), Duration::from_secs(5)).await;
+        assert!(matches!(outcome, Ok(Outcome::Phantom)), "{outcome:?}");
+    }
+
+    #[tokio::test]
+    async fn without_the_guard_the_kernel_does_connect_a_socket_to_itself() {
+        let socket = open_socket("127.0.0.1:0".parse().unwrap()).unwrap();
+        socket
+            .bind(&SockAddr::from(
+                "127.0.0.1:0".parse::<SocketAddr>().unwrap(),
+            ))
+            .unwrap();
+        let own = socket.local_addr().unwrap().as_socket().unwrap();
+        let outcome = connect(socket, own, None, Duration::from_secs(5)).await;
+        assert!(matches!(outcome, Ok(Outcome::Open { .. })), "{outcome:?}");
+    }
+
+    #[test]
+    fn shortages_are_never_port_states() {
+        for errno in [
+            Errno::EMFILE,
+            Errno::ENFILE,
+            Errno::ENOBUFS,
+            Errno::EADDRNOTAVAIL,
+        ] {
+            let outcome = answer(io::Error::from_raw_os_error(errno as i32));
+            assert!(
+                matches!(outcome, Ok(Outcome::Busy(_))),
+                "{errno}: {outcome:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn answers_of_the_network() {
+        let state = |errno: Errno| answer(io::Error::from_raw_os_error(errno as i32));
+        assert!(matches!(state(Errno::ECONNREFUSED), Ok(Outcome::Closed)));
+        assert!(matches!(
+            state(Errno::EHOSTUNREACH),
+            Ok(Outcome::Unreachable)
+        ));
+        assert!(matches!(state(Errno::ETIMEDOUT), Ok(Outcome::Unanswered)));
+        assert!(state(Errno::EAFNOSUPPORT).is_err());
+    }
+}

@@ -1,0 +1,54 @@
+//! The scan's result records, printed as human lines or JSON Lines (`port`, `summary`; see
+//! `docs/json.md`).
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// What a probe found out about a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortState {
+    /// The handshake completed.
+    Open,
+    /// The host refused the connection (RST).
+    Closed,
+    /// No answer after the retries, or an ICMP error / local policy forbade it.
+    Filtered,
+}
+
+/// One open port (`{"type":"port",...}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenPort {
+    /// The target as given: a host name, or the address.
+    pub host: String,
+    /// The address probed.
+    pub addr: IpAddr,
+    /// The port.
+    pub port: u16,
+    /// Always [`PortState::Open`]: only open ports are reported one by one.
+    pub state: PortState,
+    /// The usual service name of the port, from the bundled table.
+    pub service: Option<String>,
+    /// Time from `connect` to the completed handshake, in milliseconds.
+    pub rtt_ms: f64,
+    /// The first bytes the service sent, sanitised (`--banner` only).
+    pub banner: Option<String>,
+}
+
+/// The totals of a scan (`{"type":"summary",...}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScanSummary {
+    /// Hosts scanned.
+    pub hosts: u64,
+    /// Ports scanned on each host.
+    pub scanned: u64,
+    /// Open ports, over all hosts.
+    pub open: u64,
+    /// Closed ports, over all hosts.
+    pub closed: u64,
+    /// Filtered ports, over all hosts.
+    pub filtered: u64,
+    /// Wall-clock duration of the scan in seconds.
+    pub elapsed_s: f64,
+}
