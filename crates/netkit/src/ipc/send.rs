@@ -6,6 +6,9 @@ use std::io;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+/// Bytes moved per system call.
+const CHUNK: usize = 256 * 1024;
+
 /// What one exchange moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Exchange {
@@ -29,12 +32,12 @@ where
 {
     let (mut reader, mut writer) = tokio::io::split(stream);
     let sending = async {
-        let sent = tokio::io::copy(&mut input, &mut writer).await?;
+        let sent = copy(&mut input, &mut writer).await?;
         writer.shutdown().await?;
         Ok::<u64, io::Error>(sent)
     };
     let receiving = async {
-        let received = copy_flushing(&mut reader, &mut output).await?;
+        let received = copy_reply(&mut reader, &mut output).await?;
         output.flush().await?;
         Ok::<u64, io::Error>(received)
     };
@@ -50,16 +53,35 @@ where
     }
 }
 
-/// Copies `reader` to `writer`, flushing after every chunk so a reply shows as it arrives.
-///
-/// A reset ends the reply like an end of file: a peer that closes without reading all our input
-/// (`exec:head -c 4`) makes the kernel report `ECONNRESET` once its reply has been read.
-async fn copy_flushing<R, W>(reader: &mut R, writer: &mut W) -> io::Result<u64>
+/// Copies the input to the peer in large chunks (system calls are the cost, not copies).
+async fn copy<R, W>(reader: &mut R, writer: &mut W) -> io::Result<u64>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; CHUNK];
+    let mut total = 0u64;
+    loop {
+        let n = reader.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(total);
+        }
+        writer.write_all(&buf[..n]).await?;
+        total += n as u64;
+    }
+}
+
+/// Copies the reply to `output` until the peer's end of file. Each chunk is handed to the
+/// output as it arrives (tokio's stdout writes it out without waiting for a flush).
+///
+/// A reset ends the reply like an end of file: a peer that closes without reading all our input
+/// (`exec:head -c 4`) makes the kernel report `ECONNRESET` once its reply has been read.
+async fn copy_reply<R, W>(reader: &mut R, writer: &mut W) -> io::Result<u64>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; CHUNK];
     let mut total = 0u64;
     loop {
         let n = match reader.read(&mut buf).await {
@@ -73,7 +95,6 @@ where
             return Ok(total);
         }
         writer.write_all(&buf[..n]).await?;
-        writer.flush().await?;
         total += n as u64;
     }
 }
