@@ -2,6 +2,7 @@
 //! peer's end of file. Reading and writing run at the same time, so a peer that answers while
 //! it reads (`exec:cat`, an echo server) never deadlocks on full buffers.
 
+use std::cell::Cell;
 use std::io;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -31,10 +32,10 @@ where
     W: AsyncWrite + Unpin,
 {
     let (mut reader, mut writer) = tokio::io::split(stream);
+    let sent = Cell::new(0u64);
     let sending = async {
-        let sent = copy(&mut input, &mut writer).await?;
-        writer.shutdown().await?;
-        Ok::<u64, io::Error>(sent)
+        copy(&mut input, &mut writer, &sent).await?;
+        writer.shutdown().await
     };
     let receiving = async {
         let received = copy_reply(&mut reader, &mut output).await?;
@@ -42,32 +43,35 @@ where
         Ok::<u64, io::Error>(received)
     };
     tokio::pin!(sending, receiving);
-    let mut sent = None;
+    let mut sending_done = false;
     loop {
         tokio::select! {
-            result = &mut sending, if sent.is_none() => sent = Some(peer_gone_is_fine(result)?),
+            result = &mut sending, if !sending_done => {
+                peer_gone_is_fine(result)?;
+                sending_done = true;
+            }
             result = &mut receiving => {
-                return Ok(Exchange { sent: sent.unwrap_or(0), received: result? });
+                return Ok(Exchange { sent: sent.get(), received: result? });
             }
         }
     }
 }
 
 /// Copies the input to the peer in large chunks (system calls are the cost, not copies).
-async fn copy<R, W>(reader: &mut R, writer: &mut W) -> io::Result<u64>
+/// `sent` counts the bytes written so far.
+async fn copy<R, W>(reader: &mut R, writer: &mut W, sent: &Cell<u64>) -> io::Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let mut buf = vec![0u8; CHUNK];
-    let mut total = 0u64;
     loop {
         let n = reader.read(&mut buf).await?;
         if n == 0 {
-            return Ok(total);
+            return Ok(());
         }
         writer.write_all(&buf[..n]).await?;
-        total += n as u64;
+        sent.set(sent.get() + n as u64);
     }
 }
 
@@ -100,7 +104,7 @@ where
 }
 
 /// A peer that closed before taking all the input: log it and keep reading its reply.
-fn peer_gone_is_fine(result: io::Result<u64>) -> io::Result<u64> {
+fn peer_gone_is_fine(result: io::Result<()>) -> io::Result<()> {
     match result {
         Err(err)
             if matches!(
@@ -109,7 +113,7 @@ fn peer_gone_is_fine(result: io::Result<u64>) -> io::Result<u64> {
             ) =>
         {
             tracing::debug!("peer stopped reading: {err}");
-            Ok(0)
+            Ok(())
         }
         other => other,
     }
