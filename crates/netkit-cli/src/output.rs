@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::cli::Global;
 
 /// Writes results to stdout as text or JSON Lines.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Printer {
     json: bool,
     quiet: bool,

@@ -53,9 +53,15 @@ pub fn count(text: &str) -> Result<u64, ParseError> {
     number_in(text, 1, 1_000_000_000, "count")
 }
 
-/// ping `-s`: ICMP payload size; 65507 is the most an IPv4 datagram can carry.
+/// ping `-s`: ICMP payload size; 65507 is the most an IPv4 datagram can carry, 16 the least
+/// that holds the probe's send time and target index.
 pub fn payload_size(text: &str) -> Result<usize, ParseError> {
-    number_in(text, 0, 65507, "packet size")
+    number_in(
+        text,
+        netkit::icmp::probe::PROBE_LEN,
+        netkit::icmp::engine::MAX_PAYLOAD,
+        "packet size",
+    )
 }
 
 /// ping `-t`: time to live / hop limit.
@@ -123,21 +129,16 @@ pub fn method(text: &str) -> Result<Method, ParseError> {
 }
 
 /// `--proxy-protocol v1|v2`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProxyProtocol {
-    /// The text header.
-    V1,
-    /// The binary header.
-    V2,
-}
+pub use netkit::forward::ProxyProtocol;
 
 /// `v1` or `v2`.
 pub fn proxy_protocol(text: &str) -> Result<ProxyProtocol, ParseError> {
-    match text {
-        "v1" | "1" => Ok(ProxyProtocol::V1),
-        "v2" | "2" => Ok(ProxyProtocol::V2),
-        _ => Err(ParseError::new(text, "expected v1 or v2")),
-    }
+    text.parse()
+}
+
+/// `--http-host HOST|auto`.
+pub fn http_host(text: &str) -> Result<netkit::forward::HttpHost, ParseError> {
+    text.parse()
 }
 
 #[cfg(test)]

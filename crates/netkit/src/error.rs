@@ -63,6 +63,13 @@ pub enum Error {
         /// The underlying error.
         source: io::Error,
     },
+    /// Neither a raw nor an unprivileged datagram ICMP socket may be opened.
+    #[error(
+        "open an {0} socket: permission denied; raw sockets need root or CAP_NET_RAW \
+         (setcap cap_net_raw+ep netkit), unprivileged ICMP sockets need your group inside \
+         sysctl net.ipv4.ping_group_range (e.g. sysctl -w net.ipv4.ping_group_range=\"0 2147483647\")"
+    )]
+    IcmpDenied(&'static str),
     /// The command is part of a later milestone.
     #[error("{0}: not implemented yet")]
     NotImplemented(&'static str),
@@ -83,7 +90,9 @@ impl Error {
             Error::Parse(_) | Error::NoSuchInterface(_) | Error::Resolve { .. } => {
                 ErrorClass::Input
             }
-            Error::Io { .. } | Error::NotImplemented(_) => ErrorClass::Environment,
+            Error::Io { .. } | Error::IcmpDenied(_) | Error::NotImplemented(_) => {
+                ErrorClass::Environment
+            }
         }
     }
 }

@@ -6,8 +6,9 @@
 //! - [`error`]: one error type per domain and the input/environment classification that the
 //!   binary turns into exit codes.
 //! - Engines: [`iface`] (interfaces), [`scan`] (port ranking and services data), [`wait`]
-//!   (waiting for services), [`ipc`] (echo server, one-shot client; `exec:` children live in
-//!   [`endpoint::exec`]).
+//!   (waiting for services), [`icmp`] (echo codec, sockets and the probe engine) with
+//!   [`ping`] (its statistics), [`ipc`] (echo server, one-shot client; `exec:` children live
+//!   in [`endpoint::exec`]), [`sweep`] (host discovery, once or periodic), [`forward`] (the port forwarder).
 //! - [`report`]: the serde result types that the binary prints as text or JSON Lines.
 //!
 //! The library never parses argv, prints or exits.
@@ -16,11 +17,15 @@
 pub mod duration;
 pub mod endpoint;
 pub mod error;
+pub mod forward;
+pub mod icmp;
 pub mod iface;
 pub mod ipc;
+pub mod ping;
 pub mod ports;
 pub mod report;
 pub mod scan;
+pub mod sweep;
 pub mod target;
 pub mod wait;
 

@@ -262,6 +262,43 @@ impl Targets {
         self.parts.is_empty()
     }
 
+    /// The target at position `index` (as [`Targets::iter`] would yield it), found in time
+    /// proportional to the number of expressions, not of addresses.
+    pub fn get(&self, index: u128) -> Option<Target> {
+        let mut offset = index;
+        for part in self.parts.iter() {
+            if offset < part.len() {
+                return Some(match part {
+                    Part::Single { name, addr } => Target {
+                        name: name.clone(),
+                        addr: *addr,
+                    },
+                    Part::Range(range) => Target {
+                        name: None,
+                        addr: range.nth(offset),
+                    },
+                });
+            }
+            offset -= part.len();
+        }
+        None
+    }
+
+    /// The address families present: [`Family::V4`], [`Family::V6`] or both ([`Family::Any`]).
+    pub fn families(&self) -> Family {
+        let first = |part: &Part| match part {
+            Part::Single { addr, .. } => addr.is_ipv4(),
+            Part::Range(range) => range.nth(0).is_ipv4(),
+        };
+        let v4 = self.parts.iter().any(first);
+        let v6 = self.parts.iter().any(|p| !first(p));
+        match (v4, v6) {
+            (true, false) => Family::V4,
+            (false, true) => Family::V6,
+            _ => Family::Any,
+        }
+    }
+
     /// A lazy iterator over every target address, in order.
     pub fn iter(&self) -> TargetIter {
         TargetIter {

@@ -251,3 +251,19 @@ proptest! {
         let _ = TargetList::parse(&[text.as_str()], true);
     }
 }
+
+#[test]
+fn get_matches_the_iterator_and_families_are_known() {
+    let list = TargetList::parse(&["198.18.0.250-198.18.1.3", "::1", "2001:db8::/126"], false)
+        .expect("parse");
+    let targets = list.resolve(Family::Any).expect("resolve");
+    for (index, target) in (0u128..).zip(targets.iter()) {
+        assert_eq!(targets.get(index), Some(target), "{index}");
+    }
+    assert_eq!(targets.get(targets.len()), None);
+    assert_eq!(targets.families(), Family::Any);
+    let v4 = TargetList::parse(&["127.0.0.1/30"], false).expect("parse");
+    assert_eq!(v4.resolve(Family::Any).expect("v4").families(), Family::V4);
+    let v6 = TargetList::parse(&["::1"], false).expect("parse");
+    assert_eq!(v6.resolve(Family::Any).expect("v6").families(), Family::V6);
+}

@@ -3,7 +3,16 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use netkit::{Endpoint, IpNet};
+use std::io::Write;
+use std::sync::Arc;
+
+use netkit::forward::server::ConnLog;
+use netkit::forward::{self, ConnRecord, HttpHost, Options, Rule};
+use netkit::{Endpoint, IpNet, ParseError};
+use serde::Serialize;
+use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 use crate::exit::Exit;
 use crate::output::Printer;
@@ -15,7 +24,12 @@ Examples:
   netkit forward '[::]:8080' 127.0.0.1:80 --http-host auto
   netkit forward unix:/run/app.sock '[::1]:9000'     expose a TCP service on a Unix socket
   netkit forward 0.0.0.0:2222 10.0.0.5:22 --allow 10.0.0.0/8 --max-conns 100
-  netkit forward --config rules.toml";
+  netkit forward --config rules.toml
+
+Once bound, each rule prints 'listening on ADDR -> TARGET' on stderr (port 0 shows the port
+the kernel chose; with --json also a \"listen\" record on stdout), then one line per finished
+connection: client, target, bytes each way, duration, how it ended. SIGINT/SIGTERM stop
+accepting and let open connections finish; a second signal closes them.";
 
 /// Arguments of `netkit forward`.
 #[derive(Debug, clap::Args)]
@@ -28,9 +42,10 @@ pub struct Args {
     #[arg(value_parser = parse::endpoint, required_unless_present = "config")]
     pub target: Option<Endpoint>,
     /// Rewrite the Host header of every HTTP request (auto: the target's host:port).
-    #[arg(long, value_name = "HOST|auto")]
-    pub http_host: Option<String>,
-    /// Accept clients only from this block (repeatable); others are refused and logged.
+    #[arg(long, value_name = "HOST|auto", value_parser = parse::http_host)]
+    pub http_host: Option<HttpHost>,
+    /// Accept clients only from this block (repeatable); others are refused and logged
+    /// (Unix-socket clients are not filtered).
     #[arg(long, value_name = "CIDR", value_parser = parse::cidr)]
     pub allow: Vec<IpNet>,
     /// At most this many connections at once; more wait in the kernel's backlog.
@@ -39,18 +54,170 @@ pub struct Args {
     /// Close a connection after this long with no traffic either way.
     #[arg(long, value_name = "DUR", value_parser = parse::positive_duration)]
     pub idle_timeout: Option<Duration>,
-    /// Give up connecting to one target address after this long.
-    #[arg(long, value_name = "DUR", value_parser = parse::positive_duration, default_value = "10s")]
-    pub connect_timeout: Duration,
+    /// Give up connecting to one target address after this long [default: 10s].
+    #[arg(long, value_name = "DUR", value_parser = parse::positive_duration)]
+    pub connect_timeout: Option<Duration>,
     /// Send a PROXY protocol header to the target.
     #[arg(long, value_name = "v1|v2", value_parser = parse::proxy_protocol)]
     pub proxy_protocol: Option<parse::ProxyProtocol>,
     /// Read forwarding rules from a TOML file; flags given here override each rule's options.
-    #[arg(long, value_name = "FILE.toml")]
+    #[arg(long, value_name = "FILE.toml", conflicts_with_all = ["listen", "target"])]
     pub config: Option<PathBuf>,
 }
 
-/// Runs the forwarder.
-pub fn run(_args: Args, _out: &Printer) -> anyhow::Result<Exit> {
-    super::not_implemented("forward")
+/// Runs the forwarder until SIGINT or SIGTERM, then drains open connections (a second signal
+/// closes them at once).
+///
+/// Once bound, each rule is announced on stderr as `listening on ADDR -> TARGET` (with
+/// `--json` also as a `listen` record on stdout), so port 0 can be read back.
+pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
+    let rules = rules(&args)?;
+    if let Err(err) = forward::server::raise_open_files_limit() {
+        tracing::debug!("cannot raise the open-files limit: {err}");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(rules, out))
+}
+
+/// The rules of the command line or the config file, with the flags applied to each.
+fn rules(args: &Args) -> Result<Vec<Rule>, ParseError> {
+    let mut rules = match (&args.config, &args.listen, &args.target) {
+        (Some(path), _, _) => forward::config::load(path)?,
+        (None, Some(listen), Some(target)) => vec![Rule {
+            listen: listen.clone(),
+            target: target.clone(),
+            options: Options::default(),
+        }],
+        _ => {
+            return Err(ParseError::new(
+                "forward",
+                "expected LISTEN TARGET or --config",
+            ))
+        }
+    };
+    for rule in &mut rules {
+        apply_flags(args, &mut rule.options);
+    }
+    Ok(rules)
+}
+
+fn apply_flags(args: &Args, options: &mut Options) {
+    if let Some(host) = &args.http_host {
+        options.http_host = Some(host.clone());
+    }
+    if !args.allow.is_empty() {
+        options.allow.clone_from(&args.allow);
+    }
+    options.max_conns = args.max_conns.or(options.max_conns);
+    options.idle_timeout = args.idle_timeout.or(options.idle_timeout);
+    options.connect_timeout = args.connect_timeout.unwrap_or(options.connect_timeout);
+    options.proxy_protocol = args.proxy_protocol.or(options.proxy_protocol);
+}
+
+/// The `listen` record: where a rule listens (the bound address) and where it relays.
+#[derive(Debug, Serialize)]
+struct Listening<'a> {
+    addr: &'a str,
+    target: String,
+}
+
+async fn serve(rules: Vec<Rule>, out: &Printer) -> anyhow::Result<Exit> {
+    let mut bound = Vec::new();
+    for rule in rules {
+        let listener = rule.listen.listen().await?;
+        announce(out, &listener.local_addr(), &rule)?;
+        bound.push((listener, Arc::new(rule)));
+    }
+    let (stop, stopped) = watch::channel(false);
+    let log = conn_log(out.clone());
+    let mut servers = JoinSet::new();
+    for (listener, rule) in bound {
+        let mut stopped = stopped.clone();
+        let shutdown = async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        servers.spawn(forward::serve(listener, rule, shutdown, log.clone()));
+    }
+    let mut signals = Signals::new()?;
+    signals.next().await;
+    tracing::info!("stopping: no new connections, draining open ones");
+    let _ = stop.send(true);
+    tokio::select! {
+        () = async { while servers.join_next().await.is_some() {} } => {}
+        () = signals.next() => tracing::warn!("second signal: closing open connections"),
+    }
+    Ok(Exit::Success)
+}
+
+fn announce(out: &Printer, bound: &str, rule: &Rule) -> std::io::Result<()> {
+    if out.json() {
+        let target = rule.target.to_string();
+        out.record(
+            "listening",
+            &Listening {
+                addr: bound,
+                target,
+            },
+        )?;
+    }
+    if !out.quiet() {
+        let mut err = std::io::stderr().lock();
+        writeln!(err, "listening on {bound} -> {}", rule.target)?;
+    }
+    Ok(())
+}
+
+/// One line per finished connection: a `conn` record on stdout with `--json`, else text on
+/// stderr (silenced by `-q`).
+fn conn_log(out: Printer) -> ConnLog {
+    Arc::new(move |record: &ConnRecord| {
+        if out.json() {
+            let _ = out.record("conn", record);
+        } else if !out.quiet() {
+            let _ = writeln!(std::io::stderr().lock(), "{}", conn_line(record));
+        }
+    })
+}
+
+fn conn_line(r: &ConnRecord) -> String {
+    let error = r
+        .error
+        .as_deref()
+        .map(|e| format!(": {e}"))
+        .unwrap_or_default();
+    let close = serde_json::to_value(r.close).unwrap_or_default();
+    let close = close.as_str().unwrap_or("?");
+    let relay = if r.relay.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", r.relay)
+    };
+    format!(
+        "{} -> {}: up {} B, down {} B, {:.3}s, {close}{error}{relay}",
+        r.client, r.target, r.bytes_up, r.bytes_down, r.duration_s
+    )
+}
+
+/// SIGINT and SIGTERM, either one.
+struct Signals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
 }

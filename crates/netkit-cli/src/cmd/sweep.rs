@@ -1,7 +1,12 @@
 //! `netkit sweep TARGET...`: live and inactive hosts, once or every N seconds (issue 5).
 
+use std::io::{self, IsTerminal, Write};
 use std::time::Duration;
 
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use netkit::sweep::{
+    self, ChangeRecord, Config, Event, HostRecord, Method, Progress, SummaryRecord, Sweep,
+};
 use netkit::Endpoint;
 
 use crate::exit::Exit;
@@ -15,7 +20,10 @@ Examples:
   netkit sweep @hosts.txt --every 5s --rounds 12  report hosts going up or down
   netkit sweep 10.0.0.0/24 --method tcp:22        where ICMP is filtered
 A CIDR block includes every address in it, network and broadcast addresses too (as nmap).
-Blocks of more than 2^24 addresses need --force.";
+Blocks of more than 2^24 addresses need --force.
+Output: 'ADDR is alive' lines as answers arrive, then 'Total N hosts are inactive'; with --dead
+'ADDR is inactive' lines instead. With --every, later rounds print only 'ADDR went down' and
+'ADDR came up'. Exit 0 when every target answered (in the last round), 1 otherwise.";
 
 /// Arguments of `netkit sweep`.
 #[derive(Debug, clap::Args)]
@@ -24,31 +32,33 @@ pub struct Args {
     /// Targets: addresses, names, 192.168.0.100-200, 10.0.0.5-10.0.1.20, CIDR blocks, @FILE.
     #[arg(required = true, value_name = "TARGET")]
     pub targets: Vec<String>,
-    /// How long to wait for a reply after the last probe to a host.
+    /// How long to wait for answers after the last probe (silent hosts cost this once in all).
     #[arg(long, value_name = "DUR", value_parser = parse::positive_duration, default_value = "1s")]
     pub timeout: Duration,
-    /// Probes to send again to a silent host.
+    /// Probes to send again to hosts still silent (a new pass starts at most 1/4 timeout,
+    /// 250 ms, after the previous one).
     #[arg(long, value_name = "N", value_parser = parse::retries, default_value = "1")]
     pub retries: u32,
-    /// Probes per second at most.
+    /// Probes per second at most [default: 10000].
     #[arg(long, value_name = "PPS", value_parser = parse::rate)]
     pub rate: Option<u64>,
-    /// Sweep again every DUR and report changes.
+    /// Start a new round every DUR and report hosts that went down or came up.
     #[arg(long, value_name = "DUR", value_parser = parse::positive_duration)]
     pub every: Option<Duration>,
     /// With --every: stop after N rounds.
     #[arg(long, value_name = "N", requires = "every", value_parser = parse::positive_count)]
     pub rounds: Option<usize>,
-    /// Print only the live hosts.
+    /// Print only the live hosts (no total).
     #[arg(long, conflicts_with = "dead")]
     pub alive: bool,
-    /// Print only the inactive hosts.
+    /// Print the inactive hosts ('ADDR is inactive') instead of the live ones.
     #[arg(long)]
     pub dead: bool,
     /// How to probe: icmp, or tcp:PORT (connected or refused both mean alive).
     #[arg(long, value_name = "icmp|tcp:PORT", value_parser = parse::method, default_value = "icmp")]
     pub method: parse::Method,
-    /// Serve Prometheus metrics on this address (with --every).
+    /// Serve Prometheus metrics at http://ADDR/metrics (PORT alone: 127.0.0.1:PORT).
+    /// Per-host series only for sweeps of at most 4096 targets.
     #[arg(long, value_name = "ADDR", value_parser = parse::listen_endpoint)]
     pub metrics: Option<Endpoint>,
     /// Allow blocks of more than 2^24 addresses.
@@ -57,8 +67,189 @@ pub struct Args {
 }
 
 /// Runs the sweep.
-pub fn run(args: Args, _out: &Printer) -> anyhow::Result<Exit> {
-    let _targets =
+pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
+    let targets =
         netkit::TargetList::parse(&args.targets, args.force)?.resolve(netkit::Family::Any)?;
-    super::not_implemented("sweep")
+    let config = Config {
+        method: match args.method {
+            parse::Method::Icmp => Method::Icmp,
+            parse::Method::Tcp(port) => Method::Tcp(port),
+        },
+        timeout: args.timeout,
+        retries: args.retries,
+        rate: args.rate.unwrap_or(sweep::DEFAULT_RATE),
+        every: args.every,
+        rounds: args.rounds.map(|n| n as u64),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(sweep_all(targets, config, &args, out))
+}
+
+async fn sweep_all(
+    targets: netkit::Targets,
+    config: Config,
+    args: &Args,
+    out: &Printer,
+) -> anyhow::Result<Exit> {
+    let mut sweep = Sweep::new(targets, config)?;
+    if let Some(endpoint) = &args.metrics {
+        let listener = endpoint.listen().await?;
+        if !out.quiet() {
+            let at = listener.local_addr();
+            let _ = writeln!(std::io::stderr(), "netkit: metrics on http://{at}/metrics");
+        }
+        tokio::spawn(sweep::http::serve(listener, sweep.metrics()));
+    }
+    let filter = match (args.alive, args.dead) {
+        (true, _) => Filter::Alive,
+        (_, true) => Filter::Dead,
+        _ => Filter::All,
+    };
+    let mut view = View::new(out, filter, sweep.total());
+    let summary = sweep.run(&mut |event| view.show(event)).await?;
+    view.finish();
+    Ok(if summary.dead == 0 {
+        Exit::Success
+    } else {
+        Exit::Negative
+    })
+}
+
+/// Which hosts to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Filter {
+    All,
+    Alive,
+    Dead,
+}
+
+impl Filter {
+    fn admits(self, alive: bool) -> bool {
+        match self {
+            Filter::All => true,
+            Filter::Alive => alive,
+            Filter::Dead => !alive,
+        }
+    }
+}
+
+/// Prints a sweep's events: JSON records, or fping-style lines for the first round and the
+/// changes after it; a progress bar on a terminal.
+struct View<'a> {
+    out: &'a Printer,
+    filter: Filter,
+    total: u64,
+    bar: Option<ProgressBar>,
+    bars: bool,
+    /// Whether stdout shares the terminal with the bar (then lines hide it while printing).
+    shared: bool,
+}
+
+impl<'a> View<'a> {
+    fn new(out: &'a Printer, filter: Filter, total: u64) -> Self {
+        let bars = !out.json() && !out.quiet() && std::io::stderr().is_terminal();
+        View {
+            out,
+            filter,
+            total,
+            bar: None,
+            bars,
+            shared: std::io::stdout().is_terminal(),
+        }
+    }
+
+    fn show(&mut self, event: Event) -> io::Result<()> {
+        match event {
+            Event::Host(host) => self.host(&host),
+            Event::Change(change) => self.change(&change),
+            Event::Progress(progress) => {
+                self.progress(&progress);
+                Ok(())
+            }
+            Event::Summary(summary) => self.summary(&summary),
+        }
+    }
+
+    fn host(&self, host: &HostRecord) -> io::Result<()> {
+        if !self.filter.admits(host.alive) {
+            return Ok(());
+        }
+        if self.out.json() {
+            return self.out.record("host", host);
+        }
+        // Like fping: the live hosts by default, the inactive ones only when asked for.
+        if host.round > 1 || (self.filter == Filter::All && !host.alive) {
+            return Ok(());
+        }
+        let state = match host.alive {
+            true => self.out.paint("alive", true),
+            false => self.out.paint("inactive", false),
+        };
+        self.line(&format!("{} is {state}", host.addr))
+    }
+
+    fn change(&self, change: &ChangeRecord) -> io::Result<()> {
+        if self.out.json() {
+            return self.out.record("change", change);
+        }
+        let what = match change.alive {
+            true => self.out.paint("came up", true),
+            false => self.out.paint("went down", false),
+        };
+        self.line(&format!("{} {what}", change.addr))
+    }
+
+    fn summary(&mut self, summary: &SummaryRecord) -> io::Result<()> {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        if self.out.json() {
+            return self.out.record("summary", summary);
+        }
+        if summary.round > 1 || self.filter == Filter::Alive {
+            return Ok(());
+        }
+        let hosts = if summary.dead == 1 {
+            "host is"
+        } else {
+            "hosts are"
+        };
+        self.line(&format!("Total {} {hosts} inactive", summary.dead))
+    }
+
+    fn progress(&mut self, progress: &Progress) {
+        if !self.bars {
+            return;
+        }
+        let total = self.total;
+        let bar = self.bar.get_or_insert_with(|| new_bar(total));
+        bar.set_position(progress.probed);
+        bar.set_message(format!(
+            "round {}, {} alive",
+            progress.round, progress.alive
+        ));
+    }
+
+    fn line(&self, text: &str) -> io::Result<()> {
+        match &self.bar {
+            Some(bar) if self.shared => bar.suspend(|| self.out.line(text)),
+            _ => self.out.line(text),
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn new_bar(total: u64) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template("{bar:30} {pos}/{len} probed, {msg} [{elapsed}]")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar
 }

@@ -88,14 +88,9 @@ fn missing_arguments_are_usage_errors() {
 
 #[test]
 fn commands_of_later_milestones_say_so_with_exit_3() {
-    for args in [
-        &["ping", "-c", "1", "127.0.0.1"][..],
-        &["scan", "127.0.0.1", "-p", "1"],
-    ] {
-        let (code, _, stderr) = text(&run(args));
-        if code == 3 {
-            assert!(stderr.contains("not implemented yet"), "{stderr}");
-        }
+    let (code, _, stderr) = text(&run(&["scan", "127.0.0.1", "-p", "1"]));
+    if code == 3 {
+        assert!(stderr.contains("not implemented yet"), "{stderr}");
     }
 }
 

@@ -173,14 +173,25 @@ fn status_needs_up_and_running() {
         let (code, stdout, _) = text(&out);
         (code, stdout.trim().to_string())
     };
-    // nk0 is up but its peer is down: no carrier, so not running.
+    // Carrier follows `ip link set` a moment later: poll (bounded) until the state settles.
+    let settles_to = |name: &str, want: (i32, &str)| {
+        let mut got = status(name);
+        for _ in 0..100 {
+            if got == (want.0, want.1.to_string()) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            got = status(name);
+        }
+        assert_eq!(got, (want.0, want.1.to_string()), "{name}");
+    };
     assert_eq!(status("nk0"), (1, "down".into()));
     assert_eq!(status("nk1"), (1, "down".into()));
     ns.ip(&["link", "set", "nk1", "up"]);
-    assert_eq!(status("nk0"), (0, "up".into()));
-    assert_eq!(status("nk1"), (0, "up".into()));
+    settles_to("nk0", (0, "up"));
+    settles_to("nk1", (0, "up"));
     ns.ip(&["link", "set", "nk0", "down"]);
-    assert_eq!(status("nk0"), (1, "down".into()));
+    settles_to("nk0", (1, "down"));
 }
 
 #[test]

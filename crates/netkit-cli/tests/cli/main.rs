@@ -3,9 +3,13 @@
 
 mod echo;
 mod errors;
+mod forward;
+mod forward_util;
 mod harness;
 mod help;
 mod iface;
 mod json;
+mod ping;
 mod send;
+mod sweep;
 mod wait;

@@ -269,3 +269,84 @@ impl AsyncWrite for Stream {
         delegate!(self, s => Pin::new(s).poll_shutdown(cx))
     }
 }
+
+/// Runs `$call` on the inner socket of any [`Stream`] variant.
+macro_rules! each {
+    ($stream:expr, $s:ident => $call:expr) => {
+        match $stream {
+            Stream::Tcp($s) => $call,
+            Stream::Unix($s) | Stream::Child($s, _) => $call,
+        }
+    };
+}
+
+/// Readiness-based access for relays that drive both directions of a stream at once through
+/// `&Stream` (no split halves, no locks): raw fd, readiness, non-blocking I/O, half-close.
+impl Stream {
+    /// The socket's file descriptor, borrowed (for `splice(2)`).
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        each!(self, s => s.as_fd())
+    }
+
+    /// Waits until the stream is readable (data, EOF or an error), using the stream's single
+    /// reader waker slot: cheaper than [`Stream::ready`] when one task reads.
+    pub async fn read_ready(&self) -> io::Result<()> {
+        std::future::poll_fn(|cx| each!(self, s => s.poll_read_ready(cx))).await
+    }
+
+    /// Waits until the stream is writable, using the stream's single writer waker slot.
+    pub async fn write_ready(&self) -> io::Result<()> {
+        std::future::poll_fn(|cx| each!(self, s => s.poll_write_ready(cx))).await
+    }
+
+    /// Waits until the stream is ready for `interest`.
+    pub async fn ready(&self, interest: tokio::io::Interest) -> io::Result<tokio::io::Ready> {
+        each!(self, s => s.ready(interest).await)
+    }
+
+    /// Runs a non-blocking operation on the raw socket; `WouldBlock` clears readiness.
+    pub fn try_io<R>(
+        &self,
+        interest: tokio::io::Interest,
+        f: impl FnOnce() -> io::Result<R>,
+    ) -> io::Result<R> {
+        each!(self, s => s.try_io(interest, f))
+    }
+
+    /// Reads without blocking; `WouldBlock` when nothing is buffered.
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        each!(self, s => s.try_read(buf))
+    }
+
+    /// Writes without blocking; `WouldBlock` when the send buffer is full.
+    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        each!(self, s => s.try_write(buf))
+    }
+
+    /// Half-closes the stream: sends FIN (or EOF on a Unix socket); reading goes on.
+    pub fn shutdown_write(&self) -> io::Result<()> {
+        use nix::sys::socket::{shutdown, Shutdown};
+        use std::os::fd::AsRawFd;
+        match shutdown(self.fd().as_raw_fd(), Shutdown::Write) {
+            Ok(()) | Err(nix::errno::Errno::ENOTCONN) => Ok(()),
+            Err(errno) => Err(io::Error::from(errno)),
+        }
+    }
+
+    /// The peer's address, for TCP streams.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Stream::Tcp(s) => s.peer_addr().ok(),
+            _ => None,
+        }
+    }
+
+    /// Our own address, for TCP streams.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Stream::Tcp(s) => s.local_addr().ok(),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# Benchmark of `netkit forward` against direct loopback, HAProxy (tcp mode, splice) and socat:
+# iperf3 throughput and wrk request rate (100 keep-alive connections to nginx), in
+# interleaved rounds; prints medians and ratios. Loopback only.
+#
+#   bench/forward.sh              # ROUNDS=5 SECONDS_PER_RUN=5 by default
+#   ROUNDS=9 bench/forward.sh
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-5}
+SECS=${SECONDS_PER_RUN:-5}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+WORK=$(mktemp -d)
+PIDS=()
+
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+install_peers() {
+    local need=()
+    for tool in iperf3 wrk nginx haproxy socat; do
+        command -v "$tool" >/dev/null || need+=("$tool")
+    done
+    [ ${#need[@]} -eq 0 ] && return
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 \
+        iperf3 wrk nginx-light haproxy socat >/dev/null
+}
+
+# Ports: upstreams, then one listener per proxy for iperf3 (16xxx) and for HTTP (17xxx).
+IPERF=15201 NGINX=18080
+declare -A TCP_PORT=([direct]=$IPERF [netkit]=16001 [haproxy]=16002 [socat]=16003)
+declare -A HTTP_PORT=([direct]=$NGINX [netkit]=17001 [haproxy]=17002 [socat]=17003)
+NAMES=(direct netkit haproxy socat)
+
+start() { "$@" & PIDS+=($!); }
+
+# Refuses to run when a port is taken: a stale server there would be measured instead.
+check_ports_free() {
+    local port
+    for port in "${TCP_PORT[@]}" "${HTTP_PORT[@]}"; do
+        if ss -Htln "sport = :$port" | grep -q .; then
+            echo "port $port is in use; stop what listens there first" >&2
+            exit 3
+        fi
+    done
+}
+
+check_alive() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill -0 "$pid" 2>/dev/null || { echo "a server failed to start (pid $pid)" >&2; exit 3; }
+    done
+}
+
+start_upstreams() {
+    start iperf3 -s -B 127.0.0.1 -p "$IPERF" >/dev/null
+    cat >"$WORK/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx.err;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 10000000;
+    client_body_temp_path $WORK;
+    proxy_temp_path $WORK;
+    fastcgi_temp_path $WORK;
+    uwsgi_temp_path $WORK;
+    scgi_temp_path $WORK;
+    server { listen 127.0.0.1:$NGINX; location / { return 200 "hello from nginx\n"; } }
+}
+EOF
+    start nginx -c "$WORK/nginx.conf"
+}
+
+start_proxies() {
+    local nk="$ROOT/target/release/netkit"
+    start "$nk" -q forward "${TCP_PORT[netkit]}" "127.0.0.1:$IPERF"
+    start "$nk" -q forward "${HTTP_PORT[netkit]}" "127.0.0.1:$NGINX"
+    cat >"$WORK/haproxy.cfg" <<EOF
+global
+    maxconn 4000
+    nbthread 2
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    option splice-request
+    option splice-response
+listen iperf
+    bind 127.0.0.1:${TCP_PORT[haproxy]}
+    server up 127.0.0.1:$IPERF
+listen http
+    bind 127.0.0.1:${HTTP_PORT[haproxy]}
+    server up 127.0.0.1:$NGINX
+EOF
+    start haproxy -q -f "$WORK/haproxy.cfg"
+    for kind in TCP HTTP; do
+        local -n ports="${kind}_PORT"
+        local up=$IPERF
+        [ "$kind" = HTTP ] && up=$NGINX
+        start socat "TCP-LISTEN:${ports[socat]},bind=127.0.0.1,fork,reuseaddr" "TCP:127.0.0.1:$up"
+    done
+    sleep 1
+}
+
+gbits() {
+    iperf3 -c 127.0.0.1 -p "$1" -t "$SECS" -J |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9)'
+}
+
+rps() {
+    wrk -t2 -c100 -d"${SECS}s" "http://127.0.0.1:$1/" | awk '/Requests\/sec/ {print $2}'
+}
+
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+main() {
+    install_peers
+    (cd "$ROOT" && cargo build --release -q -p netkit-cli)
+    check_ports_free
+    start_upstreams
+    start_proxies
+    check_alive
+    for round in $(seq "$ROUNDS"); do
+        for name in "${NAMES[@]}"; do
+            echo "$(gbits "${TCP_PORT[$name]}")" >>"$WORK/$name.gbits"
+            echo "$(rps "${HTTP_PORT[$name]}")" >>"$WORK/$name.rps"
+        done
+        echo "round $round/$ROUNDS done" >&2
+    done
+    report
+}
+
+report() {
+    local direct_g haproxy_g haproxy_r
+    direct_g=$(median <"$WORK/direct.gbits")
+    haproxy_g=$(median <"$WORK/haproxy.gbits")
+    haproxy_r=$(median <"$WORK/haproxy.rps")
+    printf '%-8s %10s %9s %10s %12s %10s\n' tool Gbit/s xdirect xhaproxy req/s xhaproxy
+    for name in "${NAMES[@]}"; do
+        local g r
+        g=$(median <"$WORK/$name.gbits")
+        r=$(median <"$WORK/$name.rps")
+        awk -v n="$name" -v g="$g" -v r="$r" -v d="$direct_g" -v hg="$haproxy_g" -v hr="$haproxy_r" \
+            'BEGIN {printf "%-8s %10.2f %9.2f %10.2f %12.0f %10.2f\n", n, g, g/d, g/hg, r, r/hr}'
+    done
+    echo "medians of $ROUNDS interleaved rounds, ${SECS}s each; $(nproc) cores"
+}
+
+main

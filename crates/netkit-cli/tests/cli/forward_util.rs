@@ -1,0 +1,255 @@
+//! Helpers of the forward tests: a running forwarder (killed on drop, its stderr collected),
+//! echo and late-reply upstreams on port 0, and hashed bulk transfers.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+/// How long any wait in these tests may last before it counts as a failure.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A running `netkit forward`; killed when dropped.
+pub struct Forwarder {
+    pub child: Child,
+    pub listens: Vec<String>,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl Forwarder {
+    /// Starts `netkit ARGS` and waits for `rules` `listening on` lines.
+    pub fn start(args: &[&str]) -> Forwarder {
+        let mut cmd = super::harness::netkit();
+        cmd.args(args);
+        Forwarder::spawn(cmd, 1)
+    }
+
+    /// Starts a prepared command and waits until it announced `rules` listeners.
+    pub fn spawn(mut cmd: Command, rules: usize) -> Forwarder {
+        cmd.stdin(Stdio::null()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn netkit");
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let pipe = child.stderr.take().expect("stderr");
+        let lines = stderr.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let mut fw = Forwarder {
+            child,
+            listens: Vec::new(),
+            stderr,
+        };
+        fw.wait_for(|l| l.starts_with("listening on "), rules);
+        fw.listens = fw
+            .lines()
+            .iter()
+            .filter_map(|l| l.strip_prefix("listening on "))
+            .map(|l| l.split(" -> ").next().unwrap().to_string())
+            .collect();
+        fw
+    }
+
+    /// The first bound TCP address.
+    pub fn addr(&self) -> SocketAddr {
+        self.listens[0].parse().expect("tcp listen address")
+    }
+
+    /// Every stderr line so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits until `count` stderr lines match.
+    pub fn wait_for(&self, pred: impl Fn(&str) -> bool, count: usize) -> Vec<String> {
+        let start = Instant::now();
+        loop {
+            let found: Vec<String> = self.lines().into_iter().filter(|l| pred(l)).collect();
+            if found.len() >= count {
+                return found;
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "waited for {count} matching lines; stderr:\n{}",
+                self.lines().join("\n")
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether the process still runs.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+
+    /// Open file descriptors of the forwarder.
+    pub fn fd_count(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .expect("read /proc/PID/fd")
+            .count()
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`).
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().to_string();
+        super::harness::sh(&["kill", &format!("-{name}"), &pid]);
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if thread::panicking() {
+            eprintln!("forwarder stderr:\n{}", self.lines().join("\n"));
+        }
+    }
+}
+
+/// Echoes everything it reads, then half-closes.
+fn echo<S: Read + Write>(mut stream: S, close: impl FnOnce(&S)) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if stream.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    close(&stream);
+}
+
+/// A TCP echo server on `addr` (port 0); returns the bound address.
+pub fn tcp_echo(addr: &str) -> SocketAddr {
+    let listener = TcpListener::bind(addr).expect("bind echo");
+    let bound = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            thread::spawn(move || echo(stream, |s| drop(s.shutdown(Shutdown::Write))));
+        }
+    });
+    bound
+}
+
+/// A Unix echo server on a bound listener.
+pub fn unix_echo(listener: UnixListener) {
+    thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            thread::spawn(move || echo(stream, |s| drop(s.shutdown(Shutdown::Write))));
+        }
+    });
+}
+
+/// Reads to EOF, waits two seconds, then replies with what it read and closes.
+pub fn late_reply_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let bound = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        for mut stream in listener.incoming().map_while(Result::ok) {
+            thread::spawn(move || {
+                let mut got = Vec::new();
+                let _ = stream.read_to_end(&mut got);
+                thread::sleep(Duration::from_secs(2));
+                let _ = stream.write_all(b"late reply to ");
+                let _ = stream.write_all(&got);
+            });
+        }
+    });
+    bound
+}
+
+/// A port with nothing listening on it.
+pub fn closed_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// Connects with generous timeouts set.
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).expect("connect to forwarder");
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream.set_write_timeout(Some(PATIENCE)).unwrap();
+    stream
+}
+
+/// Deterministic pseudo-random bytes (xorshift), different for each seed.
+pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Sends `data` (then FIN) while reading the echo to EOF; returns (sent, received) digests
+/// and the received length.
+pub fn hashed_echo<S>(
+    stream: S,
+    data: Vec<u8>,
+    try_clone: fn(&S) -> S,
+) -> ([u8; 32], [u8; 32], usize)
+where
+    S: Read + Write + Send + 'static + HalfClose,
+{
+    let mut writer = try_clone(&stream);
+    let sent = thread::spawn(move || {
+        let digest: [u8; 32] = Sha256::digest(&data).into();
+        for piece in data.chunks(100_003) {
+            writer.write_all(piece).expect("write to forwarder");
+        }
+        writer.half_close();
+        digest
+    });
+    let (received, len) = hash_to_eof(stream);
+    (sent.join().unwrap(), received, len)
+}
+
+/// SHA-256 and length of everything read until EOF.
+pub fn hash_to_eof(mut stream: impl Read) -> ([u8; 32], usize) {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut len = 0;
+    loop {
+        let n = stream.read(&mut buf).expect("read from forwarder");
+        if n == 0 {
+            return (hasher.finalize().into(), len);
+        }
+        hasher.update(&buf[..n]);
+        len += n;
+    }
+}
+
+/// Sending FIN on either kind of stream.
+pub trait HalfClose {
+    /// Shuts down the write side.
+    fn half_close(&self);
+}
+
+impl HalfClose for TcpStream {
+    fn half_close(&self) {
+        self.shutdown(Shutdown::Write).expect("shutdown write");
+    }
+}
+
+impl HalfClose for UnixStream {
+    fn half_close(&self) {
+        self.shutdown(Shutdown::Write).expect("shutdown write");
+    }
+}

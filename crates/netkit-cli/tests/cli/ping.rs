@@ -1,0 +1,432 @@
+//! `netkit ping` against loopback and a two-namespace test network: a near namespace where
+//! netkit runs, a veth pair to a far namespace owning 198.18.0.2 and 2001:db8::2, and
+//! 198.18.0.3 / 2001:db8::3 that nobody owns (silent hosts). Unprivileged runs drop to uid
+//! 65534 inside a namespace whose `net.ipv4.ping_group_range` the test opens or closes.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use netkit::ping::{PingReply, PingSummary, PingTimeout};
+use serde_json::Value;
+
+use crate::harness::{privileged, run, sh, text, Netns};
+
+/// A namespace with only loopback, up.
+fn loopback_ns(tag: &str) -> Netns {
+    let ns = Netns::new(tag);
+    ns.ip(&["link", "set", "lo", "up"]);
+    ns
+}
+
+/// One end of a veth link: its namespace, device name and addresses (v4/24, v6/64).
+struct End<'a> {
+    ns: &'a Netns,
+    dev: &'a str,
+    v4: &'a str,
+    v6: &'a str,
+}
+
+/// Joins two namespaces with a veth pair, addresses both ends and makes each end a static
+/// neighbour of the other: neighbour discovery right after link-up loses its first
+/// solicitation (the far end has not joined its solicited-node group yet) and retries only
+/// after a second, so without this the first probes of a test would go unanswered.
+fn link(a: End, b: End) {
+    a.ns.ip(&[
+        "link", "add", a.dev, "type", "veth", "peer", "name", b.dev, "netns", &b.ns.name,
+    ]);
+    for end in [&a, &b] {
+        end.ns
+            .ip(&["addr", "add", &format!("{}/24", end.v4), "dev", end.dev]);
+        end.ns.ip(&[
+            "addr",
+            "add",
+            &format!("{}/64", end.v6),
+            "dev",
+            end.dev,
+            "nodad",
+        ]);
+        end.ns.ip(&["link", "set", end.dev, "up"]);
+    }
+    for (from, to) in [(&a, &b), (&b, &a)] {
+        let mac = mac(to.ns, to.dev);
+        for addr in [to.v4, to.v6] {
+            from.ns
+                .ip(&["neigh", "replace", addr, "lladdr", &mac, "dev", from.dev]);
+        }
+    }
+}
+
+fn mac(ns: &Netns, dev: &str) -> String {
+    let brief = ns.ip(&["-br", "link", "show", dev]);
+    let mac = brief.split_whitespace().nth(2).unwrap_or_default();
+    assert_eq!(mac.len(), 17, "no MAC in {brief}");
+    mac.to_string()
+}
+
+/// Near and far namespaces joined by a veth pair; the far end owns .2 and ::2, nobody owns
+/// .3 and ::3.
+fn two_hosts(tag: &str) -> (Netns, Netns) {
+    let near = loopback_ns(tag);
+    let far = loopback_ns(&format!("{tag}f"));
+    link(
+        End {
+            ns: &near,
+            dev: "nk0",
+            v4: "198.18.0.1",
+            v6: "2001:db8::1",
+        },
+        End {
+            ns: &far,
+            dev: "nk1",
+            v4: "198.18.0.2",
+            v6: "2001:db8::2",
+        },
+    );
+    (near, far)
+}
+
+/// near -- router -- far: the far host (198.18.1.2, 2001:db8:1::2) is two hops away.
+fn routed(tag: &str) -> [Netns; 3] {
+    let near = loopback_ns(tag);
+    let router = loopback_ns(&format!("{tag}r"));
+    let far = loopback_ns(&format!("{tag}f"));
+    link(
+        End {
+            ns: &near,
+            dev: "nk0",
+            v4: "198.18.0.1",
+            v6: "2001:db8::1",
+        },
+        End {
+            ns: &router,
+            dev: "nk1",
+            v4: "198.18.0.2",
+            v6: "2001:db8::2",
+        },
+    );
+    link(
+        End {
+            ns: &router,
+            dev: "nk2",
+            v4: "198.18.1.1",
+            v6: "2001:db8:1::1",
+        },
+        End {
+            ns: &far,
+            dev: "nk3",
+            v4: "198.18.1.2",
+            v6: "2001:db8:1::2",
+        },
+    );
+    let forward = ["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"];
+    for sysctl in forward {
+        sh(&["ip", "netns", "exec", &router.name, "sysctl", "-qw", sysctl]);
+    }
+    for (ns, v4, v6) in [
+        (&near, "198.18.0.2", "2001:db8::2"),
+        (&far, "198.18.1.1", "2001:db8:1::1"),
+    ] {
+        ns.ip(&["route", "add", "default", "via", v4]);
+        ns.ip(&["-6", "route", "add", "default", "via", v6]);
+    }
+    [near, router, far]
+}
+
+fn ping_in(ns: &Netns, args: &[&str]) -> (i32, String, String) {
+    text(&ns.netkit().arg("ping").args(args).output().expect("run"))
+}
+
+fn json_lines(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+fn of_type<T: serde::de::DeserializeOwned>(lines: &[Value], kind: &str) -> Vec<T> {
+    lines
+        .iter()
+        .filter(|v| v["type"] == kind)
+        .map(|v| serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{v}: {e}")))
+        .collect()
+}
+
+#[test]
+fn loopback_v4_and_v6_print_iputils_lines_and_summaries() {
+    if !privileged("ping loopback") {
+        return;
+    }
+    let ns = loopback_ns("pinglo");
+    let (code, out, err) = ping_in(&ns, &["-c", "3", "-i", "0.1", "127.0.0.1", "::1"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("PING 127.0.0.1 (127.0.0.1) 56(84) bytes of data."),
+        "{out}"
+    );
+    assert!(out.contains("PING ::1(::1) 56 data bytes"), "{out}");
+    for addr in ["127.0.0.1", "::1"] {
+        for seq in 1..=3 {
+            let start = format!("64 bytes from {addr}: icmp_seq={seq} ttl=64 time=");
+            let line = out.lines().find(|l| l.starts_with(&start));
+            let line = line.unwrap_or_else(|| panic!("no {start} in\n{out}"));
+            assert!(line.ends_with(" ms"), "{line}");
+        }
+        let summary = format!(
+            "--- {addr} ping statistics ---\n3 packets transmitted, 3 received, 0% packet loss, time "
+        );
+        assert!(out.contains(&summary), "{out}");
+    }
+    assert_eq!(out.matches("rtt min/avg/max/mdev = ").count(), 2, "{out}");
+}
+
+#[test]
+fn json_records_carry_the_documented_fields() {
+    if !privileged("ping json") {
+        return;
+    }
+    let ns = loopback_ns("pingjson");
+    let out = ns
+        .netkit()
+        .args([
+            "--json", "ping", "-c", "2", "-i", "0.1", "-s", "100", "-t", "1",
+        ])
+        .arg("::1")
+        .output()
+        .expect("run");
+    let (code, stdout, stderr) = text(&out);
+    assert_eq!(code, 0, "{stderr}");
+    let lines = json_lines(&stdout);
+    let replies: Vec<PingReply> = of_type(&lines, "reply");
+    assert_eq!(replies.len(), 2, "{stdout}");
+    for (i, reply) in replies.iter().enumerate() {
+        assert_eq!(reply.seq, i as u64 + 1);
+        assert_eq!(reply.bytes, 108);
+        assert_eq!(reply.addr.to_string(), "::1");
+        assert!(reply.rtt_ms > 0.0 && reply.ttl.is_some(), "{reply:?}");
+    }
+    let summaries: Vec<PingSummary> = of_type(&lines, "summary");
+    assert_eq!(summaries.len(), 1);
+    let s = &summaries[0];
+    assert_eq!((s.transmitted, s.received, s.loss_pct), (2, 2, 0.0));
+    let (min, avg, max) = (s.min_ms.unwrap(), s.avg_ms.unwrap(), s.max_ms.unwrap());
+    assert!(min <= avg && avg <= max, "{s:?}");
+    assert!(s.mdev_ms.is_some());
+}
+
+#[test]
+fn a_silent_host_times_out_and_exits_1_beside_a_live_one() {
+    if !privileged("ping silent host") {
+        return;
+    }
+    let (near, _far) = two_hosts("pingsil");
+    let args = ["-c", "2", "-i", "0.2", "-W", "0.5"];
+    for (live, silent) in [("198.18.0.2", "198.18.0.3"), ("2001:db8::2", "2001:db8::3")] {
+        let (code, out, err) = ping_in(&near, &[&args[..], &[live, silent]].concat());
+        assert_eq!(code, 1, "{out}{err}");
+        let live_summary = format!(
+            "--- {live} ping statistics ---\n2 packets transmitted, 2 received, 0% packet loss"
+        );
+        let silent_summary = format!(
+            "--- {silent} ping statistics ---\n2 packets transmitted, 0 received, 100% packet loss"
+        );
+        assert!(out.contains(&live_summary), "{out}");
+        assert!(out.contains(&silent_summary), "{out}");
+        assert!(!out.contains(&format!("from {silent}")), "{out}");
+    }
+}
+
+#[test]
+fn ttl_limits_how_far_probes_go_and_routers_say_so() {
+    if !privileged("ping ttl") {
+        return;
+    }
+    let [near, _router, _far] = routed("pingttl");
+    let cases = [
+        (
+            "198.18.1.2",
+            "From 198.18.0.2 icmp_seq=1 Time to live exceeded",
+        ),
+        (
+            "2001:db8:1::2",
+            "From 2001:db8::2 icmp_seq=1 Time exceeded: Hop limit",
+        ),
+    ];
+    for (far, error_line) in cases {
+        let (code, out, err) = ping_in(&near, &["-c", "1", "-W", "0.5", "-t", "1", far]);
+        assert_eq!(code, 1, "TTL 1 dies at the router: {out}{err}");
+        assert!(out.contains(error_line), "{out}");
+        assert!(
+            out.contains("1 packets transmitted, 0 received, +1 errors, 100% packet loss"),
+            "{out}"
+        );
+        let (code, out, err) = ping_in(&near, &["-c", "1", "-W", "2", "-t", "2", far]);
+        assert_eq!(code, 0, "TTL 2 reaches {far}: {out}{err}");
+        assert!(
+            out.contains(&format!("from {far}: icmp_seq=1 ttl=63 ")),
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn json_reports_every_unanswered_request() {
+    if !privileged("ping timeout records") {
+        return;
+    }
+    let (near, _far) = two_hosts("pingto");
+    let out = near
+        .netkit()
+        .args(["--json", "ping", "-c", "3", "-i", "0.1", "-W", "0.3"])
+        .arg("2001:db8::3")
+        .output()
+        .expect("run");
+    let (code, stdout, stderr) = text(&out);
+    assert_eq!(code, 1, "{stderr}");
+    let lines = json_lines(&stdout);
+    let timeouts: Vec<PingTimeout> = of_type(&lines, "timeout");
+    let seqs: Vec<u64> = timeouts.iter().map(|t| t.seq).collect();
+    assert_eq!(seqs, [1, 2, 3], "{stdout}");
+    let summary: Vec<PingSummary> = of_type(&lines, "summary");
+    assert_eq!(summary[0].received, 0);
+    assert_eq!(summary[0].loss_pct, 100.0);
+    assert_eq!(summary[0].avg_ms, None);
+}
+
+#[test]
+fn deadline_stops_an_endless_ping() {
+    if !privileged("ping deadline") {
+        return;
+    }
+    let ns = loopback_ns("pingdl");
+    let (code, out, err) = ping_in(&ns, &["-4", "-i", "0.1", "-w", "0.55", "127.0.0.1"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("packets transmitted"), "{out}");
+    assert!(!out.contains("icmp_seq=9"), "{out}");
+}
+
+#[test]
+fn ctrl_c_prints_the_summary() {
+    if !privileged("ping ctrl-c") {
+        return;
+    }
+    let ns = loopback_ns("pingint");
+    let mut child = ns
+        .netkit()
+        .args(["ping", "-i", "0.1", "-w", "30", "127.0.0.1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let first_reply = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("bytes from 127.0.0.1"));
+    assert!(first_reply.is_some(), "no reply line");
+    // `ip netns exec` execs netkit, so the child's pid is netkit's.
+    sh(&["kill", "-INT", &child.id().to_string()]);
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let status = child.wait().expect("wait");
+    let rest = rest.join("\n");
+    assert_eq!(status.code(), Some(0), "{rest}");
+    assert!(rest.contains("--- 127.0.0.1 ping statistics ---"), "{rest}");
+    assert!(rest.contains("rtt min/avg/max/mdev"), "{rest}");
+}
+
+/// Runs netkit as uid/gid 65534 inside `ns` with its ping_group_range set to `range`.
+fn ping_as_nobody(ns: &Netns, range: &str, args: &[&str]) -> (i32, String, String) {
+    let sysctl = format!("net.ipv4.ping_group_range={range}");
+    sh(&["ip", "netns", "exec", &ns.name, "sysctl", "-qw", &sysctl]);
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.name, "setpriv"])
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .args([env!("CARGO_BIN_EXE_netkit"), "ping", "-c", "2"])
+        .args(args)
+        .output()
+        .expect("run setpriv");
+    text(&out)
+}
+
+#[test]
+fn unprivileged_ping_uses_the_datagram_socket() {
+    if !privileged("ping unprivileged") {
+        return;
+    }
+    let ns = loopback_ns("pingdgram");
+    let open = "0 2147483647";
+    let (code, out, err) = ping_as_nobody(&ns, open, &["-i", "0.1", "127.0.0.1", "::1"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("64 bytes from 127.0.0.1: icmp_seq=2 ttl=64"),
+        "{out}"
+    );
+    assert!(
+        out.contains("64 bytes from ::1: icmp_seq=2 ttl=64"),
+        "{out}"
+    );
+}
+
+#[test]
+fn users_may_not_flood() {
+    if !privileged("ping flood") {
+        return;
+    }
+    let ns = loopback_ns("pingflood");
+    let open = "0 2147483647";
+    let (code, out, err) = ping_as_nobody(&ns, open, &["-i", "0.001", "127.0.0.1"]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        err.starts_with("netkit: -i 1ms (intervals below 2ms"),
+        "{err}"
+    );
+    // Root (a raw socket) may.
+    let (code, out, err) = ping_in(&ns, &["-c", "2", "-i", "0.001", "127.0.0.1"]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
+fn without_any_icmp_socket_exit_3_with_the_hint() {
+    if !privileged("ping denied") {
+        return;
+    }
+    let ns = loopback_ns("pingdeny");
+    for host in ["127.0.0.1", "::1"] {
+        let (code, out, err) = ping_as_nobody(&ns, "1 0", &["-i", "0.1", host]);
+        assert_eq!(code, 3, "{out}{err}");
+        assert!(err.starts_with("netkit: open an ICMP"), "{err}");
+        assert!(err.contains("CAP_NET_RAW"), "{err}");
+        assert!(err.contains("net.ipv4.ping_group_range"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}
+
+#[test]
+fn unknown_hosts_and_bad_sizes_are_input_errors() {
+    for args in [
+        &["ping", "-s", "8", "127.0.0.1"][..],
+        &["ping", "-c", "0", "127.0.0.1"],
+        &["ping", "-t", "256", "127.0.0.1"],
+        &["ping", "300.1.2.3"],
+        &["ping", "-4", "::1"],
+        &["ping", "::1", "-6", "127.0.0.1"],
+        &["ping", "-4", "-6", "::1"],
+        // Loopback only, and bounded, in case the limit ever stops working.
+        &["ping", "-c", "1", "-W", "0.1", "127.0.0.0/19"],
+    ] {
+        let (code, _, err) = text(&run(args));
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.starts_with("netkit: "), "{err}");
+    }
+    let (_, _, err) = text(&run(&["ping", "-6", "127.0.0.1"]));
+    assert!(
+        err.contains("not an IPv6 address"),
+        "-6 is a flag, not a host: {err}"
+    );
+    if !privileged("ping unknown host") {
+        return;
+    }
+    // In an empty namespace the resolver cannot reach any server: nothing leaves the machine.
+    let ns = Netns::new("pingname");
+    let (code, _, err) = ping_in(&ns, &["-c", "1", "no-such-host.invalid"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.starts_with("netkit: no-such-host.invalid: "), "{err}");
+}

@@ -1,0 +1,254 @@
+//! Relaying both directions of a connection at once. Each direction ends when its source
+//! reaches EOF and everything read was delivered; then the destination is half-closed
+//! (`shutdown(Write)`) and the other direction keeps flowing until it ends too. An error in
+//! either direction, or no traffic for the idle timeout, ends both.
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::Interest;
+
+use super::http::HostRewriter;
+use super::{Close, Rule};
+use crate::endpoint::Stream;
+
+/// Size of the buffer of a copying direction.
+const COPY_BUF: usize = 16 * 1024;
+
+/// What a relay did.
+#[derive(Debug)]
+pub(super) struct Outcome {
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    pub path: &'static str,
+    pub close: Close,
+    pub error: Option<String>,
+}
+
+/// How one direction moves bytes.
+enum Pump {
+    /// Copy small reads, splice bulk transfers (Linux).
+    #[cfg(target_os = "linux")]
+    Adaptive,
+    /// Through a user-space buffer.
+    #[cfg_attr(target_os = "linux", allow(dead_code))]
+    Copy,
+    /// Through a buffer, rewriting the Host header of each request.
+    Http(Box<HostRewriter>),
+}
+
+impl Pump {
+    fn plain() -> Pump {
+        #[cfg(target_os = "linux")]
+        return Pump::Adaptive;
+        #[cfg(not(target_os = "linux"))]
+        Pump::Copy
+    }
+}
+
+/// Byte counters and the time of the last transfer, shared by both directions.
+struct Stats {
+    start: Instant,
+    last_ms: AtomicU64,
+    up: AtomicU64,
+    down: AtomicU64,
+    spliced_up: AtomicBool,
+    spliced_down: AtomicBool,
+}
+
+impl Stats {
+    fn new() -> Stats {
+        Stats {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            up: AtomicU64::new(0),
+            down: AtomicU64::new(0),
+            spliced_up: AtomicBool::new(false),
+            spliced_down: AtomicBool::new(false),
+        }
+    }
+
+    /// Which relay path the directions took: `splice`, `copy` or `copy+splice`.
+    fn path(&self) -> &'static str {
+        match (
+            self.spliced_up.load(Ordering::Relaxed),
+            self.spliced_down.load(Ordering::Relaxed),
+        ) {
+            (true, true) => "splice",
+            (false, false) => "copy",
+            _ => "copy+splice",
+        }
+    }
+
+    fn touch(&self) {
+        let now = self.start.elapsed().as_millis() as u64;
+        self.last_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// Completes once nothing moved for `idle`.
+    async fn idle(&self, idle: Duration) {
+        loop {
+            let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let quiet_since = self.start + last;
+            if quiet_since.elapsed() >= idle {
+                return;
+            }
+            tokio::time::sleep_until((quiet_since + idle).into()).await;
+        }
+    }
+}
+
+/// Relays between `client` and `upstream` until both directions end, one fails, or the
+/// connection idles out.
+pub(super) async fn run(client: &Stream, upstream: &Stream, rule: &Rule) -> Outcome {
+    let up = match &rule.options.http_host {
+        Some(host) => Pump::Http(Box::new(HostRewriter::new(host.value_for(&rule.target)))),
+        None => Pump::plain(),
+    };
+    let down = Pump::plain();
+    let stats = Stats::new();
+    let both = async {
+        tokio::try_join!(
+            direction(client, upstream, up, &stats, (&stats.up, &stats.spliced_up)),
+            direction(
+                upstream,
+                client,
+                down,
+                &stats,
+                (&stats.down, &stats.spliced_down)
+            ),
+        )
+    };
+    let result = match rule.options.idle_timeout {
+        Some(idle) => tokio::select! {
+            result = both => Some(result),
+            () = stats.idle(idle) => None,
+        },
+        None => Some(both.await),
+    };
+    let (close, error) = match result {
+        None => (Close::IdleTimeout, None),
+        Some(Ok(_)) => (Close::Done, None),
+        Some(Err(err)) => classify(client, &err).await,
+    };
+    let path = stats.path();
+    tracing::debug!("relay path: {path}");
+    Outcome {
+        bytes_up: stats.up.load(Ordering::Relaxed),
+        bytes_down: stats.down.load(Ordering::Relaxed),
+        path,
+        close,
+        error,
+    }
+}
+
+async fn classify(client: &Stream, err: &io::Error) -> (Close, Option<String>) {
+    let text = Some(crate::error::describe_io(err));
+    match err.kind() {
+        io::ErrorKind::InvalidData => {
+            let reply =
+                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+            let _ = client.try_write(reply);
+            let _ = client.shutdown_write();
+            (Close::HttpRejected, text)
+        }
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::ConnectionAborted => (Close::Reset, text),
+        _ => (Close::Error, text),
+    }
+}
+
+/// Moves `src` to `dst` until EOF, then half-closes `dst`. `counter` counts the bytes
+/// delivered; the flag is set once the direction splices.
+async fn direction(
+    src: &Stream,
+    dst: &Stream,
+    pump: Pump,
+    stats: &Stats,
+    (counter, spliced): (&AtomicU64, &AtomicBool),
+) -> io::Result<()> {
+    let moved = |n: usize| {
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+        stats.touch();
+    };
+    match pump {
+        #[cfg(target_os = "linux")]
+        Pump::Adaptive => {
+            let mut buf = vec![0u8; COPY_BUF];
+            let spliced = || spliced.store(true, Ordering::Relaxed);
+            super::splice::pump(src, dst, &mut buf, moved, spliced).await?
+        }
+        Pump::Copy => copy(src, dst, None, moved).await?,
+        Pump::Http(mut rewriter) => copy(src, dst, Some(&mut rewriter), moved).await?,
+    }
+    dst.shutdown_write()
+}
+
+/// Buffered copy, optionally through the Host rewriter.
+async fn copy(
+    src: &Stream,
+    dst: &Stream,
+    mut rewriter: Option<&mut HostRewriter>,
+    moved: impl Fn(usize),
+) -> io::Result<()> {
+    let mut buf = vec![0u8; COPY_BUF];
+    let mut out = Vec::new();
+    loop {
+        let n = read(src, &mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        let data = match rewriter.as_mut() {
+            Some(rewriter) => {
+                out.clear();
+                rewriter
+                    .feed(&buf[..n], &mut out)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                &out[..]
+            }
+            None => &buf[..n],
+        };
+        write_all(dst, data).await?;
+        moved(data.len());
+    }
+}
+
+/// Reads what is there, waiting for readiness. A read that does not fill `buf` drained the
+/// socket, so its readiness is cleared at once (as tokio's own `poll_read` does): the next
+/// read waits for new data instead of costing a system call that says "nothing yet".
+pub(super) async fn read(src: &Stream, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        src.read_ready().await?;
+        let mut short = 0;
+        let result = src.try_io(Interest::READABLE, || {
+            let n = nix::unistd::read(src.fd().as_raw_fd(), buf).map_err(io::Error::from)?;
+            if n > 0 && n < buf.len() {
+                short = n;
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(n)
+        });
+        match result {
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock && short > 0 => return Ok(short),
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Writes all of `buf`, waiting for readiness.
+pub(super) async fn write_all(dst: &Stream, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        dst.write_ready().await?;
+        match dst.try_write(buf) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
+}

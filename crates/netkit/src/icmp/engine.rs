@@ -1,0 +1,374 @@
+//! The ICMP echo engine shared by `ping` and `sweep`: one socket per address family, any
+//! number of probes in flight, replies matched without a per-probe table.
+//!
+//! Every request carries a [`Probe`] (engine cookie, target index, send time on a monotonic
+//! clock) in its payload; a reply is accepted when it is an echo reply of the right length with
+//! our identifier (raw sockets; the kernel filters datagram sockets) and our cookie, and its
+//! checksum is valid where the kernel has not checked it already. Everything else — other
+//! programs' pings, our own requests seen on loopback, truncated or corrupted messages, ICMP
+//! errors — is skipped. The round trip ends at the kernel's receive timestamp, not when the
+//! task woke up (as iputils measures it).
+//!
+//! [`Engine::send`] and [`Engine::recv`] take `&self`, so a caller can pace sends in one task
+//! and collect replies in another, or `select!` between them:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use netkit::icmp::{Config, Engine, Version};
+//! let engine = Engine::new(&Config::default(), &[Version::V4, Version::V6])?;
+//! engine.send(0, "127.0.0.1".parse()?, 1).await?;
+//! engine.send(1, "::1".parse()?, 1).await?;
+//! for _ in 0..2 {
+//!     let reply = engine.recv().await?;
+//!     println!("target {} answered in {:?}", reply.index, reply.rtt);
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::hash::BuildHasher;
+use std::io;
+use std::net::IpAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::error::IcmpErrorRepr;
+use super::packet::{self, Checksum, Packet, Repr, Version};
+use super::probe::{Probe, PROBE_LEN};
+use super::socket::{IcmpSocket, Kind, Received};
+use crate::error::{Error, ParseError};
+
+/// Largest payload: what fits in one IPv4 datagram after the IP and ICMP headers.
+pub const MAX_PAYLOAD: usize = 65507;
+
+/// How probes are built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// Echo data bytes per probe, [`PROBE_LEN`] to [`MAX_PAYLOAD`] (iputils' default is 56).
+    pub payload_size: usize,
+    /// TTL (IPv4) or hop limit (IPv6) of outgoing probes; `None` keeps the system default.
+    pub ttl: Option<u8>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            payload_size: 56,
+            ttl: None,
+        }
+    }
+}
+
+/// An echo reply matched to its probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reply {
+    /// The target index given to [`Engine::send`].
+    pub index: u32,
+    /// Who answered.
+    pub addr: IpAddr,
+    /// The sequence number given to [`Engine::send`].
+    pub seq: u16,
+    /// TTL or hop limit of the reply, when known.
+    pub ttl: Option<u8>,
+    /// Length of the ICMP message (header and data), as ping reports it.
+    pub bytes: usize,
+    /// Round-trip time, measured on the monotonic clock.
+    pub rtt: Duration,
+}
+
+/// An ICMP error (unreachable, time exceeded) about one of our probes. Only raw sockets
+/// receive them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorReply {
+    /// The target index, when the error quoted enough of the probe to carry it.
+    pub index: Option<u32>,
+    /// Where the probe was going.
+    pub target: IpAddr,
+    /// Who sent the error (a router, or this host).
+    pub from: IpAddr,
+    /// The probe's sequence number.
+    pub seq: u16,
+    /// ICMP type of the error.
+    pub msg_type: u8,
+    /// ICMP code of the error.
+    pub code: u8,
+}
+
+impl ErrorReply {
+    /// The error in iputils' words, e.g. `Time to live exceeded`.
+    pub fn describe(&self) -> String {
+        let repr = IcmpErrorRepr {
+            msg_type: self.msg_type,
+            code: self.code,
+            target: self.target,
+            ident: 0,
+            seq_no: self.seq,
+            data: &[],
+        };
+        repr.describe(Version::of(&self.target))
+    }
+}
+
+/// What [`Engine::recv_answer`] yields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// An echo reply to one of our probes.
+    Reply(Reply),
+    /// An ICMP error about one of our probes.
+    Error(ErrorReply),
+}
+
+/// Echo requests out, matched echo replies in, over one socket per address family.
+#[derive(Debug)]
+pub struct Engine {
+    v4: Option<IcmpSocket>,
+    v6: Option<IcmpSocket>,
+    matcher: Matcher,
+    epoch: Instant,
+}
+
+/// Decides whether a received message is a reply to one of our probes.
+#[derive(Debug, Clone, Copy)]
+struct Matcher {
+    ident: u16,
+    cookie: u32,
+    payload_size: usize,
+}
+
+impl Matcher {
+    /// The reply that `data` (as received from a `kind` socket of `version`, at `now` ns on
+    /// the engine clock) is, if it is ours.
+    fn accept(
+        &self,
+        version: Version,
+        kind: Kind,
+        got: &Received,
+        data: &[u8],
+        now: u64,
+    ) -> Option<Reply> {
+        let (ttl, message, check) = match (version, kind) {
+            (Version::V4, Kind::Raw) => {
+                let (ttl, message) = packet::ipv4_payload(data).ok()?;
+                (Some(ttl), message, Checksum::V4)
+            }
+            (Version::V4, Kind::Datagram) => (got.hop_limit, data, Checksum::V4),
+            // The kernel verifies ICMPv6 checksums (it has the pseudo-header's addresses).
+            (Version::V6, _) => (got.hop_limit, data, Checksum::Trusted),
+        };
+        let packet = Packet::new_checked(message).ok()?;
+        let Repr::EchoReply {
+            ident,
+            seq_no,
+            data: payload,
+        } = Repr::parse(&packet, version, check).ok()?
+        else {
+            return None;
+        };
+        let probe = Probe::read(payload)?;
+        let ours = (kind == Kind::Datagram || ident == self.ident)
+            && probe.cookie == self.cookie
+            && payload.len() == self.payload_size
+            && probe.sent_ns <= now;
+        ours.then(|| Reply {
+            index: probe.index,
+            addr: got.from,
+            seq: seq_no,
+            ttl,
+            bytes: message.len(),
+            rtt: Duration::from_nanos(now - probe.sent_ns),
+        })
+    }
+
+    /// The ICMP error that `data` is, if it is about one of our probes. Raw sockets only:
+    /// datagram sockets report errors through the error queue, which the engine does not read.
+    fn accept_error(
+        &self,
+        version: Version,
+        kind: Kind,
+        got: &Received,
+        data: &[u8],
+    ) -> Option<ErrorReply> {
+        if kind != Kind::Raw {
+            return None;
+        }
+        let (message, check) = match version {
+            Version::V4 => (packet::ipv4_payload(data).ok()?.1, Checksum::V4),
+            Version::V6 => (data, Checksum::Trusted),
+        };
+        let packet = Packet::new_checked(message).ok()?;
+        let repr = IcmpErrorRepr::parse(&packet, version, check).ok()?;
+        if repr.ident != self.ident {
+            return None;
+        }
+        let index = match Probe::read(repr.data) {
+            Some(probe) if probe.cookie == self.cookie => Some(probe.index),
+            Some(_) => return None,
+            None => None,
+        };
+        Some(ErrorReply {
+            index,
+            target: repr.target,
+            from: got.from,
+            seq: repr.seq_no,
+            msg_type: repr.msg_type,
+            code: repr.code,
+        })
+    }
+}
+
+impl Engine {
+    /// Opens one socket for each of `versions` (raw, else datagram). Fails with an input
+    /// error for a payload too small to carry the probe, with [`Error::IcmpDenied`] when no
+    /// ICMP socket is permitted. Needs a tokio runtime.
+    pub fn new(config: &Config, versions: &[Version]) -> Result<Engine, Error> {
+        check_payload(config.payload_size)?;
+        let open = |version| -> Result<Option<IcmpSocket>, Error> {
+            match versions.contains(&version) {
+                true => IcmpSocket::open(version, config.ttl).map(Some),
+                false => Ok(None),
+            }
+        };
+        let random = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
+        Ok(Engine {
+            v4: open(Version::V4)?,
+            v6: open(Version::V6)?,
+            matcher: Matcher {
+                ident: random as u16,
+                cookie: (random >> 32) as u32,
+                payload_size: config.payload_size,
+            },
+            epoch: Instant::now(),
+        })
+    }
+
+    /// The kind of socket open for `version`, if any.
+    pub fn kind(&self, version: Version) -> Option<Kind> {
+        self.socket(version).map(IcmpSocket::kind)
+    }
+
+    /// Sends echo request `seq` for target `index` to `addr`. Errors are the kernel's (e.g.
+    /// network unreachable); a family the engine was not opened for is `Unsupported`.
+    pub async fn send(&self, index: u32, addr: IpAddr, seq: u16) -> io::Result<()> {
+        let version = Version::of(&addr);
+        let socket = self.socket(version).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::Unsupported, "address family not opened")
+        })?;
+        let size = self.matcher.payload_size;
+        let mut message = vec![0u8; packet::HEADER_LEN + size];
+        let mut payload = vec![0u8; size];
+        let probe = Probe {
+            cookie: self.matcher.cookie,
+            index,
+            sent_ns: self.now_ns(),
+        };
+        probe.write(&mut payload);
+        let repr = Repr::EchoRequest {
+            ident: self.matcher.ident,
+            seq_no: seq,
+            data: &payload,
+        };
+        repr.emit(&mut Packet::new_unchecked(&mut message[..]), version);
+        socket.send_to(&message, addr).await
+    }
+
+    /// Waits for the next echo reply to one of our probes, skipping everything else. Cancel
+    /// safe: a reply is never lost by dropping the future.
+    pub async fn recv(&self) -> io::Result<Reply> {
+        loop {
+            if let Answer::Reply(reply) = self.recv_answer().await? {
+                return Ok(reply);
+            }
+        }
+    }
+
+    /// Waits for the next echo reply or ICMP error about one of our probes. Cancel safe.
+    pub async fn recv_answer(&self) -> io::Result<Answer> {
+        let size = packet::HEADER_LEN + self.matcher.payload_size + 128;
+        let (mut buf4, mut buf6) = (vec![0u8; size], vec![0u8; size]);
+        loop {
+            let (version, got) = match (&self.v4, &self.v6) {
+                (Some(v4), Some(v6)) => tokio::select! {
+                    got = v4.recv(&mut buf4) => (Version::V4, got),
+                    got = v6.recv(&mut buf6) => (Version::V6, got),
+                },
+                (Some(v4), None) => (Version::V4, v4.recv(&mut buf4).await),
+                (None, Some(v6)) => (Version::V6, v6.recv(&mut buf6).await),
+                (None, None) => return std::future::pending().await,
+            };
+            let got = match got {
+                Ok(got) => got,
+                Err(e) if is_transient(&e) => continue,
+                Err(e) => return Err(e),
+            };
+            let buf = match version {
+                Version::V4 => &buf4,
+                Version::V6 => &buf6,
+            };
+            let now = self.arrival_ns(&got);
+            let Some(kind) = self.kind(version) else {
+                continue;
+            };
+            let data = &buf[..got.len];
+            if let Some(reply) = self.matcher.accept(version, kind, &got, data, now) {
+                return Ok(Answer::Reply(reply));
+            }
+            if let Some(error) = self.matcher.accept_error(version, kind, &got, data) {
+                return Ok(Answer::Error(error));
+            }
+        }
+    }
+
+    fn socket(&self, version: Version) -> Option<&IcmpSocket> {
+        match version {
+            Version::V4 => self.v4.as_ref(),
+            Version::V6 => self.v6.as_ref(),
+        }
+    }
+
+    /// When `got` arrived on the engine clock: now, minus the time it waited in the socket
+    /// since the kernel stamped it. The wait is measured on the wall clock but is only
+    /// microseconds long, so the round trip stays on the monotonic clock.
+    fn arrival_ns(&self, got: &Received) -> u64 {
+        let now = self.now_ns();
+        let wall = SystemTime::now().duration_since(UNIX_EPOCH).ok();
+        let waited = match (got.kernel_time, wall) {
+            (Some(kernel), Some(wall)) => wall.checked_sub(kernel).unwrap_or_default(),
+            _ => Duration::ZERO,
+        };
+        // A wall-clock step could make the wait absurd; then trust the monotonic clock alone.
+        match u64::try_from(waited.as_nanos()) {
+            Ok(waited) if waited < 1_000_000_000 => now.saturating_sub(waited),
+            _ => now,
+        }
+    }
+
+    fn now_ns(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+/// Errors a socket may report about an earlier send (an ICMP error turned into errno, an
+/// interrupted call); the next message is still worth reading.
+fn is_transient(err: &io::Error) -> bool {
+    use nix::libc;
+    err.kind() == io::ErrorKind::Interrupted
+        || matches!(
+            err.raw_os_error(),
+            Some(libc::ECONNREFUSED | libc::EHOSTUNREACH | libc::ENETUNREACH | libc::EMSGSIZE)
+        )
+}
+
+fn check_payload(size: usize) -> Result<(), ParseError> {
+    if (PROBE_LEN..=MAX_PAYLOAD).contains(&size) {
+        return Ok(());
+    }
+    Err(ParseError::new(
+        size.to_string(),
+        format!(
+            "packet size must be {PROBE_LEN}-{MAX_PAYLOAD} bytes (the payload carries a \
+             {PROBE_LEN}-byte send timestamp and target index)"
+        ),
+    ))
+}
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

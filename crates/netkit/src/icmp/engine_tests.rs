@@ -1,0 +1,289 @@
+//! Reply matching against crafted messages (foreign, truncated, corrupted), and a live round
+//! trip over loopback when the process may open an ICMP socket.
+
+use super::*;
+
+const MATCHER: Matcher = Matcher {
+    ident: 0x4242,
+    cookie: 0xc0ff_ee00,
+    payload_size: 24,
+};
+
+fn got(len: usize) -> Received {
+    Received {
+        len,
+        from: "127.0.0.1".parse().unwrap(),
+        hop_limit: Some(63),
+        kernel_time: None,
+    }
+}
+
+/// An echo message of `version` with a probe sent at 1000 ns, optionally behind an IPv4 header.
+fn message(version: Version, reply: bool, ident: u16, cookie: u32, size: usize) -> Vec<u8> {
+    let mut payload = vec![0u8; size];
+    let probe = Probe {
+        cookie,
+        index: 5,
+        sent_ns: 1_000,
+    };
+    probe.write(&mut payload);
+    let (seq_no, data) = (9, &payload[..]);
+    let repr = match reply {
+        true => Repr::EchoReply {
+            ident,
+            seq_no,
+            data,
+        },
+        false => Repr::EchoRequest {
+            ident,
+            seq_no,
+            data,
+        },
+    };
+    let mut bytes = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut Packet::new_unchecked(&mut bytes[..]), version);
+    bytes
+}
+
+fn with_ipv4_header(message: &[u8]) -> Vec<u8> {
+    let total = (20 + message.len()) as u16;
+    let mut datagram = vec![
+        0x45, 0, 0, 0, 0, 0, 0, 0, 57, 1, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1,
+    ];
+    datagram[2..4].copy_from_slice(&total.to_be_bytes());
+    datagram.extend_from_slice(message);
+    datagram
+}
+
+fn accept_raw_v4(datagram: &[u8]) -> Option<Reply> {
+    MATCHER.accept(
+        Version::V4,
+        Kind::Raw,
+        &got(datagram.len()),
+        datagram,
+        3_500,
+    )
+}
+
+#[test]
+fn accepts_our_reply_with_its_index_rtt_and_ttl() {
+    let datagram = with_ipv4_header(&message(Version::V4, true, 0x4242, 0xc0ff_ee00, 24));
+    let reply = accept_raw_v4(&datagram).expect("ours");
+    assert_eq!(reply.index, 5);
+    assert_eq!(reply.seq, 9);
+    assert_eq!(reply.ttl, Some(57), "raw IPv4: TTL from the IP header");
+    assert_eq!(reply.bytes, 32);
+    assert_eq!(reply.rtt, Duration::from_nanos(2_500));
+}
+
+#[test]
+fn ignores_foreign_identifier_and_cookie() {
+    let foreign_id = with_ipv4_header(&message(Version::V4, true, 0x4243, 0xc0ff_ee00, 24));
+    assert_eq!(accept_raw_v4(&foreign_id), None);
+    let foreign_cookie = with_ipv4_header(&message(Version::V4, true, 0x4242, 1, 24));
+    assert_eq!(accept_raw_v4(&foreign_cookie), None);
+}
+
+#[test]
+fn datagram_sockets_leave_the_identifier_to_the_kernel() {
+    let bytes = message(Version::V4, true, 0x9999, 0xc0ff_ee00, 24);
+    let reply = MATCHER.accept(
+        Version::V4,
+        Kind::Datagram,
+        &got(bytes.len()),
+        &bytes,
+        3_500,
+    );
+    assert_eq!(reply.map(|r| (r.index, r.ttl)), Some((5, Some(63))));
+}
+
+#[test]
+fn ignores_our_own_request_seen_on_loopback() {
+    let request = with_ipv4_header(&message(Version::V4, false, 0x4242, 0xc0ff_ee00, 24));
+    assert_eq!(accept_raw_v4(&request), None);
+}
+
+#[test]
+fn ignores_truncated_replies() {
+    let whole = with_ipv4_header(&message(Version::V4, true, 0x4242, 0xc0ff_ee00, 24));
+    for len in 0..whole.len() {
+        assert_eq!(accept_raw_v4(&whole[..len]), None, "cut at {len}");
+    }
+    // A reply whose data is shorter than what we sent (with a valid checksum).
+    let short = with_ipv4_header(&message(Version::V4, true, 0x4242, 0xc0ff_ee00, 20));
+    assert_eq!(accept_raw_v4(&short), None);
+}
+
+#[test]
+fn ignores_bad_checksums() {
+    let mut datagram = with_ipv4_header(&message(Version::V4, true, 0x4242, 0xc0ff_ee00, 24));
+    let last = datagram.len() - 1;
+    datagram[last] ^= 0xff;
+    assert_eq!(accept_raw_v4(&datagram), None);
+}
+
+#[test]
+fn ignores_replies_from_the_future() {
+    let datagram = with_ipv4_header(&message(Version::V4, true, 0x4242, 0xc0ff_ee00, 24));
+    let early = MATCHER.accept(Version::V4, Kind::Raw, &got(0), &datagram, 999);
+    assert_eq!(early, None);
+}
+
+#[test]
+fn v6_replies_come_without_ip_header() {
+    let bytes = message(Version::V6, true, 0x4242, 0xc0ff_ee00, 24);
+    let reply = MATCHER.accept(Version::V6, Kind::Raw, &got(bytes.len()), &bytes, 2_000);
+    assert_eq!(reply.map(|r| (r.index, r.ttl)), Some((5, Some(63))));
+    let v4 = message(Version::V4, true, 0x4242, 0xc0ff_ee00, 24);
+    assert_eq!(
+        MATCHER.accept(Version::V6, Kind::Raw, &got(v4.len()), &v4, 2_000),
+        None
+    );
+}
+
+#[test]
+fn rejects_payloads_that_cannot_carry_the_probe() {
+    let config = Config {
+        payload_size: 15,
+        ttl: None,
+    };
+    let err = Engine::new(&config, &[Version::V4]).unwrap_err();
+    assert_eq!(err.class(), crate::ErrorClass::Input);
+    assert!(err
+        .to_string()
+        .starts_with("15: packet size must be 16-65507"));
+}
+
+#[tokio::test]
+#[allow(clippy::print_stderr)]
+async fn round_trip_over_loopback() {
+    let engine = match Engine::new(&Config::default(), &[Version::V4, Version::V6]) {
+        Ok(engine) => engine,
+        Err(Error::IcmpDenied(_)) => return eprintln!("skipped: no ICMP socket allowed"),
+        Err(e) => panic!("{e}"),
+    };
+    engine
+        .send(3, "127.0.0.1".parse().unwrap(), 11)
+        .await
+        .unwrap();
+    engine.send(4, "::1".parse().unwrap(), 12).await.unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let reply = tokio::time::timeout(Duration::from_secs(10), engine.recv())
+            .await
+            .expect("a reply within 10 s")
+            .unwrap();
+        assert_eq!(reply.bytes, 64);
+        seen.push((reply.index, reply.addr.to_string(), reply.seq));
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        [(3, "127.0.0.1".to_string(), 11), (4, "::1".to_string(), 12)]
+    );
+}
+
+#[tokio::test]
+#[allow(clippy::print_stderr)]
+async fn many_probes_in_flight_are_matched_by_their_payload() {
+    let engine = match Engine::new(&Config::default(), &[Version::V4, Version::V6]) {
+        Ok(engine) => engine,
+        Err(Error::IcmpDenied(_)) => return eprintln!("skipped: no ICMP socket allowed"),
+        Err(e) => panic!("{e}"),
+    };
+    const PROBES: u32 = 300;
+    let addr = |i: u32| -> IpAddr {
+        match i % 2 {
+            0 => "127.0.0.1".parse().unwrap(),
+            _ => "::1".parse().unwrap(),
+        }
+    };
+    // ICMP may drop under load (other tests share the namespace and raw sockets see every
+    // ICMP packet): probes still unanswered are sent again, up to five passes. What must hold
+    // is that every reply is matched to the probe that caused it and every probe is answered.
+    let mut seen = vec![0u32; PROBES as usize];
+    for _pass in 0..5 {
+        let missing: Vec<u32> = (0..PROBES).filter(|i| seen[*i as usize] == 0).collect();
+        if missing.is_empty() {
+            break;
+        }
+        let sender = async {
+            for (n, i) in missing.iter().enumerate() {
+                engine.send(*i, addr(*i), (*i * 7) as u16).await.unwrap();
+                if n % 32 == 31 {
+                    tokio::task::yield_now().await; // pace, as a sweep does
+                }
+            }
+        };
+        let receiver = async {
+            let mut got = Vec::new();
+            while let Ok(reply) = tokio::time::timeout(Duration::from_secs(2), engine.recv()).await
+            {
+                got.push(reply.unwrap());
+            }
+            got
+        };
+        for reply in tokio::join!(sender, receiver).1 {
+            assert_eq!(reply.addr, addr(reply.index), "{reply:?}");
+            assert_eq!(reply.seq, (reply.index * 7) as u16, "{reply:?}");
+            seen[reply.index as usize] += 1;
+        }
+    }
+    assert!(seen.iter().all(|n| *n >= 1), "unanswered: {seen:?}");
+}
+
+/// A time-exceeded error from 198.18.0.2 quoting `request` (an ICMPv4 echo request) sent to
+/// 198.18.1.2, behind the outer IPv4 header a raw socket delivers.
+fn time_exceeded(request: &[u8]) -> Vec<u8> {
+    let mut quoted = vec![
+        0x45, 0, 0, 84, 0, 0, 0x40, 0, 1, 1, 0, 0, 198, 18, 0, 1, 198, 18, 1, 2,
+    ];
+    quoted.extend_from_slice(request);
+    let mut message = vec![11, 0, 0, 0, 0, 0, 0, 0];
+    message.extend(quoted);
+    Packet::new_unchecked(&mut message[..]).fill_checksum_v4();
+    with_ipv4_header(&message)
+}
+
+#[test]
+fn errors_about_our_probes_carry_their_index() {
+    let request = message(Version::V4, false, 0x4242, 0xc0ff_ee00, 24);
+    let datagram = time_exceeded(&request);
+    let error = MATCHER.accept_error(Version::V4, Kind::Raw, &got(0), &datagram);
+    let error = error.expect("ours");
+    assert_eq!((error.index, error.seq), (Some(5), 9));
+    assert_eq!(error.target, "198.18.1.2".parse::<IpAddr>().unwrap());
+    assert_eq!(error.describe(), "Time to live exceeded");
+    // Only the echo header quoted: no index, but still ours by identifier.
+    let short = MATCHER.accept_error(
+        Version::V4,
+        Kind::Raw,
+        &got(0),
+        &time_exceeded(&request[..8]),
+    );
+    assert_eq!(short.map(|e| e.index), Some(None));
+    // Not an echo reply either.
+    assert_eq!(
+        MATCHER.accept(Version::V4, Kind::Raw, &got(0), &datagram, 3_500),
+        None
+    );
+}
+
+#[test]
+fn errors_about_other_probes_are_ignored() {
+    let foreign_id = time_exceeded(&message(Version::V4, false, 0x4243, 0xc0ff_ee00, 24));
+    assert_eq!(
+        MATCHER.accept_error(Version::V4, Kind::Raw, &got(0), &foreign_id),
+        None
+    );
+    let foreign_cookie = time_exceeded(&message(Version::V4, false, 0x4242, 7, 24));
+    assert_eq!(
+        MATCHER.accept_error(Version::V4, Kind::Raw, &got(0), &foreign_cookie),
+        None
+    );
+    let ours = time_exceeded(&message(Version::V4, false, 0x4242, 0xc0ff_ee00, 24));
+    assert_eq!(
+        MATCHER.accept_error(Version::V4, Kind::Datagram, &got(0), &ours),
+        None
+    );
+}

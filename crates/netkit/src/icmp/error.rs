@@ -1,0 +1,250 @@
+//! Sans-IO parsing of ICMP error messages (destination unreachable, time exceeded) that quote
+//! one of our echo requests: which kind of error, who it was about, and the quoted request's
+//! identifier, sequence number and (when the router quoted enough) data. Raw sockets receive
+//! these; they are what iputils prints as `From ROUTER icmp_seq=N Time to live exceeded`.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::packet::{self, Checksum, Packet, Version, WireError};
+
+/// An ICMP error about an echo request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IcmpErrorRepr<'a> {
+    /// ICMP type (3 or 11 for ICMPv4, 1 or 3 for ICMPv6).
+    pub msg_type: u8,
+    /// ICMP code.
+    pub code: u8,
+    /// Where the quoted request was going.
+    pub target: IpAddr,
+    /// Identifier of the quoted request.
+    pub ident: u16,
+    /// Sequence number of the quoted request.
+    pub seq_no: u16,
+    /// As much of the request's data as was quoted (may be empty).
+    pub data: &'a [u8],
+}
+
+impl<'a> IcmpErrorRepr<'a> {
+    /// Parses an error message of `version` that quotes an echo request; anything else is
+    /// [`WireError::NotEcho`].
+    pub fn parse<T: AsRef<[u8]> + ?Sized>(
+        packet: &Packet<&'a T>,
+        version: Version,
+        check: Checksum,
+    ) -> Result<IcmpErrorRepr<'a>, WireError> {
+        packet.check_len()?;
+        let message: &'a [u8] = packet_bytes(packet);
+        let valid = match check {
+            Checksum::V4 => packet.verify_checksum_v4(),
+            Checksum::V6 { src, dst } => packet.verify_checksum_v6(&src, &dst),
+            Checksum::Trusted => true,
+        };
+        if !valid {
+            return Err(WireError::Checksum);
+        }
+        let (msg_type, code) = (packet.msg_type(), packet.msg_code());
+        if !is_error_type(version, msg_type) {
+            return Err(WireError::NotEcho);
+        }
+        let quoted = &message[packet::HEADER_LEN..];
+        let (target, request) = match version {
+            Version::V4 => quoted_v4(quoted)?,
+            Version::V6 => quoted_v6(quoted)?,
+        };
+        let request = Packet::new_checked(request)?;
+        let echo_request = match version {
+            Version::V4 => 8,
+            Version::V6 => 128,
+        };
+        if request.msg_type() != echo_request || request.msg_code() != 0 {
+            return Err(WireError::NotEcho);
+        }
+        Ok(IcmpErrorRepr {
+            msg_type,
+            code,
+            target,
+            ident: request.echo_ident(),
+            seq_no: request.echo_seq_no(),
+            data: &request.into_inner()[packet::HEADER_LEN..],
+        })
+    }
+
+    /// The error in iputils' words, e.g. `Destination Host Unreachable`.
+    pub fn describe(&self, version: Version) -> String {
+        match (version, self.msg_type, self.code) {
+            (Version::V4, 3, code) => unreachable_v4(code),
+            (Version::V4, 11, 0) => "Time to live exceeded".to_string(),
+            (Version::V4, 11, _) => "Frag reassembly time exceeded".to_string(),
+            (Version::V6, 1, code) => format!("Destination unreachable: {}", unreachable_v6(code)),
+            (Version::V6, 3, 0) => "Time exceeded: Hop limit".to_string(),
+            (Version::V6, 3, _) => "Time exceeded: Defragmentation failure".to_string(),
+            (_, kind, code) => format!("ICMP type {kind} code {code}"),
+        }
+    }
+}
+
+fn packet_bytes<'a, T: AsRef<[u8]> + ?Sized>(packet: &Packet<&'a T>) -> &'a [u8] {
+    T::as_ref(packet.clone().into_inner())
+}
+
+fn is_error_type(version: Version, msg_type: u8) -> bool {
+    match version {
+        Version::V4 => msg_type == 3 || msg_type == 11,
+        Version::V6 => msg_type == 1 || msg_type == 3,
+    }
+}
+
+/// The destination and the ICMP part of a quoted IPv4 datagram (cut short, usually).
+fn quoted_v4(quoted: &[u8]) -> Result<(IpAddr, &[u8]), WireError> {
+    let first = *quoted.first().ok_or(WireError::Truncated)?;
+    let header_len = usize::from(first & 0x0f) * 4;
+    if first >> 4 != 4 || header_len < 20 {
+        return Err(WireError::BadIpHeader);
+    }
+    let header = quoted.get(..header_len).ok_or(WireError::Truncated)?;
+    if header[9] != 1 {
+        return Err(WireError::NotEcho);
+    }
+    let dst = Ipv4Addr::new(header[16], header[17], header[18], header[19]);
+    Ok((IpAddr::V4(dst), &quoted[header_len..]))
+}
+
+/// The destination and the ICMPv6 part of a quoted IPv6 packet (no extension headers).
+fn quoted_v6(quoted: &[u8]) -> Result<(IpAddr, &[u8]), WireError> {
+    const HEADER: usize = 40;
+    let header = quoted.get(..HEADER).ok_or(WireError::Truncated)?;
+    if header[0] >> 4 != 6 {
+        return Err(WireError::BadIpHeader);
+    }
+    if header[6] != 58 {
+        return Err(WireError::NotEcho);
+    }
+    let dst: [u8; 16] = header[24..40]
+        .try_into()
+        .map_err(|_| WireError::Truncated)?;
+    Ok((IpAddr::V6(Ipv6Addr::from(dst)), &quoted[HEADER..]))
+}
+
+fn unreachable_v4(code: u8) -> String {
+    match code {
+        0 => "Destination Net Unreachable",
+        1 => "Destination Host Unreachable",
+        2 => "Destination Protocol Unreachable",
+        3 => "Destination Port Unreachable",
+        4 => "Frag needed and DF set",
+        5 => "Source Route Failed",
+        6 => "Destination Net Unknown",
+        7 => "Destination Host Unknown",
+        9 | 10 => "Destination Host Prohibited",
+        13 => "Packet filtered",
+        _ => return format!("Dest Unreachable, Bad Code: {code}"),
+    }
+    .to_string()
+}
+
+fn unreachable_v6(code: u8) -> &'static str {
+    match code {
+        0 => "No route",
+        1 => "Administratively prohibited",
+        2 => "Beyond scope of source address",
+        3 => "Address unreachable",
+        4 => "Port unreachable",
+        5 => "Source address failed ingress/egress policy",
+        6 => "Reject route to destination",
+        _ => "Unknown code",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::icmp::packet::Repr;
+
+    /// An echo request to `dst` behind an IPv4 header, as a router quotes it.
+    fn quoted_request_v4(data: &[u8]) -> Vec<u8> {
+        let mut quoted = vec![
+            0x45, 0, 0, 84, 0, 0, 0x40, 0, 1, 1, 0, 0, 198, 18, 0, 1, 198, 18, 1, 2,
+        ];
+        let repr = Repr::EchoRequest {
+            ident: 0x4242,
+            seq_no: 7,
+            data,
+        };
+        let mut request = vec![0; repr.buffer_len()];
+        repr.emit(&mut Packet::new_unchecked(&mut request[..]), Version::V4);
+        quoted.extend(request);
+        quoted
+    }
+
+    fn error_v4(kind: u8, code: u8, quoted: &[u8]) -> Vec<u8> {
+        let mut message = vec![kind, code, 0, 0, 0, 0, 0, 0];
+        message.extend_from_slice(quoted);
+        Packet::new_unchecked(&mut message[..]).fill_checksum_v4();
+        message
+    }
+
+    #[test]
+    fn time_exceeded_names_the_quoted_request() {
+        let message = error_v4(11, 0, &quoted_request_v4(b"0123456789abcdefXY"));
+        let packet = Packet::new_checked(&message[..]).unwrap();
+        let repr = IcmpErrorRepr::parse(&packet, Version::V4, Checksum::V4).unwrap();
+        assert_eq!(repr.target, "198.18.1.2".parse::<IpAddr>().unwrap());
+        assert_eq!((repr.ident, repr.seq_no), (0x4242, 7));
+        assert_eq!(repr.data, b"0123456789abcdefXY");
+        assert_eq!(repr.describe(Version::V4), "Time to live exceeded");
+    }
+
+    #[test]
+    fn a_quote_of_only_the_echo_header_has_no_data() {
+        let quoted = quoted_request_v4(b"");
+        let message = error_v4(3, 1, &quoted);
+        let packet = Packet::new_checked(&message[..]).unwrap();
+        let repr = IcmpErrorRepr::parse(&packet, Version::V4, Checksum::V4).unwrap();
+        assert_eq!(repr.data, b"");
+        assert_eq!(repr.describe(Version::V4), "Destination Host Unreachable");
+    }
+
+    #[test]
+    fn rejects_truncated_foreign_and_corrupted_errors() {
+        let quoted = quoted_request_v4(b"abcd");
+        for cut in [0, 10, 20, 27] {
+            let message = error_v4(11, 0, &quoted[..cut]);
+            let packet = Packet::new_checked(&message[..]).unwrap();
+            let parsed = IcmpErrorRepr::parse(&packet, Version::V4, Checksum::V4);
+            assert_eq!(parsed.unwrap_err(), WireError::Truncated, "cut {cut}");
+        }
+        let mut udp = quoted.clone();
+        udp[9] = 17;
+        let message = error_v4(3, 3, &udp);
+        let packet = Packet::new_checked(&message[..]).unwrap();
+        let parsed = IcmpErrorRepr::parse(&packet, Version::V4, Checksum::V4);
+        assert_eq!(parsed, Err(WireError::NotEcho));
+        let mut corrupted = error_v4(11, 0, &quoted);
+        corrupted[30] ^= 1;
+        let packet = Packet::new_checked(&corrupted[..]).unwrap();
+        let parsed = IcmpErrorRepr::parse(&packet, Version::V4, Checksum::V4);
+        assert_eq!(parsed, Err(WireError::Checksum));
+        let reply = [0u8, 0, 0xff, 0xff, 0, 0, 0, 0];
+        let packet = Packet::new_checked(&reply[..]).unwrap();
+        let parsed = IcmpErrorRepr::parse(&packet, Version::V4, Checksum::V4);
+        assert_eq!(parsed, Err(WireError::NotEcho));
+    }
+
+    #[test]
+    fn v6_hop_limit_exceeded() {
+        let mut quoted = vec![0x60, 0, 0, 0, 0, 16, 58, 1];
+        quoted.extend_from_slice(&"2001:db8::1".parse::<Ipv6Addr>().unwrap().octets());
+        quoted.extend_from_slice(&"2001:db8:1::2".parse::<Ipv6Addr>().unwrap().octets());
+        quoted.extend_from_slice(&[128, 0, 0, 0, 0x42, 0x42, 0, 9, 1, 2, 3, 4]);
+        let mut message = vec![3, 0, 0, 0, 0, 0, 0, 0];
+        message.extend(quoted);
+        let packet = Packet::new_checked(&message[..]).unwrap();
+        let repr = IcmpErrorRepr::parse(&packet, Version::V6, Checksum::Trusted).unwrap();
+        assert_eq!(repr.target, "2001:db8:1::2".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            (repr.ident, repr.seq_no, repr.data),
+            (0x4242, 9, &[1, 2, 3, 4][..])
+        );
+        assert_eq!(repr.describe(Version::V6), "Time exceeded: Hop limit");
+    }
+}

@@ -1,0 +1,15 @@
+//! ICMP echo: the sans-IO codec ([`packet`], [`error`] for the errors that quote a request),
+//! probe payload ([`probe`]) and control messages ([`control`]), the sockets ([`socket`]: raw, else the unprivileged datagram socket), and
+//! the [`Engine`] that `ping` and `sweep` drive (many probes in flight over one socket per
+//! family).
+
+pub mod control;
+pub mod engine;
+pub mod error;
+pub mod packet;
+pub mod probe;
+pub mod socket;
+
+pub use engine::{Answer, Config, Engine, ErrorReply, Reply};
+pub use packet::Version;
+pub use socket::Kind;

@@ -1,0 +1,127 @@
+//! A minimal HTTP/1.1 server for the metrics: `GET /metrics` (or `HEAD`) answers the current
+//! metrics as Prometheus text, every other path 404, every other method 405. One request per
+//! connection, heads of at most 8 KiB, read within 5 seconds.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::metrics::Metrics;
+use crate::endpoint::{Listener, Stream};
+
+const MAX_HEAD: usize = 8192;
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Serves `metrics` on `listener` until the future is dropped.
+pub async fn serve(listener: Listener, metrics: Arc<Metrics>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _peer)) => {
+                let metrics = Arc::clone(&metrics);
+                tokio::spawn(async move {
+                    if let Err(err) = respond(stream, &metrics).await {
+                        tracing::debug!("metrics request: {err}");
+                    }
+                });
+            }
+            Err(err) => {
+                tracing::warn!("metrics: accept: {err}");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+}
+
+async fn respond(mut stream: Stream, metrics: &Metrics) -> io::Result<()> {
+    let head = tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream))
+        .await
+        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+    let answer = route(&head);
+    let body = match answer {
+        Answer::Metrics { .. } => metrics.render(),
+        Answer::Status(_, text) => format!("{text}\n"),
+    };
+    let (status, with_body) = match answer {
+        Answer::Metrics { head_only } => ("200 OK", !head_only),
+        Answer::Status(status, _) => (status, true),
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {CONTENT_TYPE}\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(response.as_bytes()).await?;
+    if with_body {
+        stream.write_all(body.as_bytes()).await?;
+    }
+    stream.shutdown().await
+}
+
+/// Reads up to the blank line that ends a request head.
+async fn read_head(stream: &mut Stream) -> io::Result<String> {
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        if head.len() > MAX_HEAD {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "head too long"));
+        }
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    Ok(String::from_utf8_lossy(&head).into_owned())
+}
+
+/// What to answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// The metrics (without the body for HEAD).
+    Metrics { head_only: bool },
+    /// An error status and its text.
+    Status(&'static str, &'static str),
+}
+
+fn route(head: &str) -> Answer {
+    let mut words = head.lines().next().unwrap_or("").split_whitespace();
+    let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    let path = target.split('?').next().unwrap_or("");
+    match (method, path) {
+        ("GET", "/metrics") => Answer::Metrics { head_only: false },
+        ("HEAD", "/metrics") => Answer::Metrics { head_only: true },
+        ("GET" | "HEAD", _) => Answer::Status("404 Not Found", "not found; try /metrics"),
+        _ => Answer::Status("405 Method Not Allowed", "only GET and HEAD"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        let get = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert_eq!(route(get), Answer::Metrics { head_only: false });
+        assert_eq!(
+            route("GET /metrics?x=1 HTTP/1.0\r\n\r\n"),
+            Answer::Metrics { head_only: false }
+        );
+        assert_eq!(
+            route("HEAD /metrics HTTP/1.1\r\n\r\n"),
+            Answer::Metrics { head_only: true }
+        );
+        assert!(matches!(
+            route("GET / HTTP/1.1\r\n\r\n"),
+            Answer::Status("404 Not Found", _)
+        ));
+        assert!(
+            matches!(route("POST /metrics HTTP/1.1\r\n\r\n"), Answer::Status(s, _) if s.starts_with("405"))
+        );
+        assert!(matches!(route(""), Answer::Status(s, _) if s.starts_with("405")));
+    }
+}

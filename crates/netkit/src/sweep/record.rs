@@ -1,0 +1,76 @@
+//! What a sweep reports: serde records (the JSON Lines contract of SPEC.md, documented in
+//! `docs/json.md`) and the events that carry them to the caller as they happen.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// One target's answer in one round: `{"type":"host","addr","alive","rtt_ms","round"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostRecord {
+    /// The target address.
+    pub addr: IpAddr,
+    /// Whether it answered in this round.
+    pub alive: bool,
+    /// Round-trip time of its first answer, in milliseconds; null when silent.
+    pub rtt_ms: Option<f64>,
+    /// Round number, from 1.
+    pub round: u64,
+}
+
+/// A host that changed state since the previous round (periodic mode, from round 2 on):
+/// `{"type":"change","addr","alive","round"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeRecord {
+    /// The target address.
+    pub addr: IpAddr,
+    /// `true`: it came up; `false`: it went down.
+    pub alive: bool,
+    /// The round in which the change was seen.
+    pub round: u64,
+}
+
+/// The end of a round: `{"type":"summary","round","alive","dead","elapsed_s"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SummaryRecord {
+    /// Round number, from 1.
+    pub round: u64,
+    /// Targets that answered.
+    pub alive: u64,
+    /// Targets that stayed silent.
+    pub dead: u64,
+    /// How long the round took, in seconds.
+    pub elapsed_s: f64,
+}
+
+/// How far the current round has got, for progress bars.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Round number, from 1.
+    pub round: u64,
+    /// Targets probed at least once so far.
+    pub probed: u64,
+    /// Targets that answered so far.
+    pub alive: u64,
+    /// Targets in the round.
+    pub total: u64,
+}
+
+/// What a sweep tells its caller, in the order it happens.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A target answered (as soon as it does), or stayed silent (at the end of the round).
+    Host(HostRecord),
+    /// A target came up (as soon as it answers) or went down (at the end of the round).
+    Change(ChangeRecord),
+    /// Progress of the round, about ten times a second.
+    Progress(Progress),
+    /// The round is over.
+    Summary(SummaryRecord),
+}
+
+/// Milliseconds as a float to the microsecond, for `rtt_ms`.
+pub fn millis(rtt: Duration) -> f64 {
+    (rtt.as_secs_f64() * 1e6).round() / 1000.0
+}

@@ -1,0 +1,138 @@
+//! The TCP prober: one non-blocking connect per probe, thousands in flight, bounded by the
+//! open-files limit. Connected or refused (RST) both mean the host is alive; no answer within
+//! the timeout, or an ICMP unreachable, means silent. Sockets close with an RST (linger 0) so
+//! a large sweep leaves no TIME_WAIT behind.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpSocket;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::probe::Reply;
+
+/// Descriptors kept free for everything else the process does.
+const SPARE_FDS: u64 = 64;
+/// The most connects in flight at once, whatever the limit.
+const MAX_IN_FLIGHT: u64 = 16_384;
+/// Pause before trying again when the process runs out of descriptors or ports.
+const BACKOFF: Duration = Duration::from_millis(10);
+
+/// Sends TCP connect probes to one port.
+#[derive(Debug)]
+pub struct TcpProber {
+    port: u16,
+    timeout: Duration,
+    slots: Arc<Semaphore>,
+    replies: UnboundedSender<Reply>,
+    tasks: JoinSet<()>,
+}
+
+impl TcpProber {
+    /// A prober for `port`; each connect lasts at most `timeout`.
+    pub fn new(port: u16, timeout: Duration, replies: UnboundedSender<Reply>) -> Self {
+        let slots = usize::try_from(in_flight_limit()).unwrap_or(1024);
+        TcpProber {
+            port,
+            timeout,
+            slots: Arc::new(Semaphore::new(slots)),
+            replies,
+            tasks: JoinSet::new(),
+        }
+    }
+
+    /// Starts one connect; waits first when too many are in flight.
+    pub async fn send(&mut self, round: u16, index: u64, addr: IpAddr) {
+        while self.tasks.try_join_next().is_some() {}
+        let Ok(permit) = Arc::clone(&self.slots).acquire_owned().await else {
+            return;
+        };
+        let target = SocketAddr::new(addr, self.port);
+        let (timeout, replies) = (self.timeout, self.replies.clone());
+        self.tasks.spawn(async move {
+            let start = Instant::now();
+            if answers(target, start + timeout).await {
+                let rtt = start.elapsed();
+                let _ = replies.send(Reply {
+                    round,
+                    index,
+                    addr,
+                    rtt,
+                });
+            }
+            drop(permit);
+        });
+    }
+
+    /// Aborts the connects still in flight.
+    pub fn end_round(&mut self) {
+        self.tasks.abort_all();
+    }
+}
+
+/// Whether `target` answers (accepts or refuses) before `deadline`.
+async fn answers(target: SocketAddr, deadline: Instant) -> bool {
+    loop {
+        let attempt = tokio::time::timeout_at(deadline, connect(target)).await;
+        match attempt {
+            Err(_elapsed) => return false,
+            Ok(Ok(())) => return true,
+            Ok(Err(err)) if err.kind() == io::ErrorKind::ConnectionRefused => return true,
+            Ok(Err(err)) if out_of_resources(&err) => {
+                tracing::debug!("connect {target}: {err}; trying again");
+                if Instant::now() + BACKOFF >= deadline {
+                    return false;
+                }
+                tokio::time::sleep(BACKOFF).await;
+            }
+            Ok(Err(err)) => {
+                tracing::debug!("connect {target}: {err}");
+                return false;
+            }
+        }
+    }
+}
+
+async fn connect(target: SocketAddr) -> io::Result<()> {
+    let socket = match target {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    // A zero linger never blocks: the close sends an RST at once.
+    socket2::SockRef::from(&socket).set_linger(Some(Duration::ZERO))?;
+    socket.connect(target).await.map(drop)
+}
+
+/// Errors that say "not now" about this process, not "no" about the target.
+fn out_of_resources(err: &io::Error) -> bool {
+    use nix::errno::Errno;
+    let transient = [
+        Errno::EMFILE,
+        Errno::ENFILE,
+        Errno::EADDRNOTAVAIL,
+        Errno::ENOBUFS,
+    ];
+    err.raw_os_error()
+        .is_some_and(|code| transient.iter().any(|e| *e as i32 == code))
+}
+
+/// How many connects may be in flight: the open-files limit (raised to its hard maximum)
+/// less some spare descriptors, at most [`MAX_IN_FLIGHT`].
+fn in_flight_limit() -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return 256;
+    };
+    let wanted = hard.min(MAX_IN_FLIGHT + SPARE_FDS);
+    let limit = if wanted > soft && setrlimit(Resource::RLIMIT_NOFILE, wanted, hard).is_ok() {
+        wanted
+    } else {
+        soft
+    };
+    limit.saturating_sub(SPARE_FDS).clamp(1, MAX_IN_FLIGHT)
+}

@@ -1,0 +1,270 @@
+//! Sweeps of loopback addresses with the TCP prober (every 127.x address and ::1 answer, by a
+//! connect or a refusal). Silent hosts need namespaces: see the CLI integration tests.
+
+use std::time::Duration;
+
+use super::*;
+use crate::error::ErrorClass;
+use crate::target::{Family, TargetList};
+
+fn targets(words: &[&str]) -> Targets {
+    let list = TargetList::parse(words, true).expect("targets");
+    list.resolve(Family::Any).expect("resolve")
+}
+
+fn config(port: u16, timeout: Duration) -> Config {
+    Config {
+        method: Method::Tcp(port),
+        timeout,
+        retries: 1,
+        rate: DEFAULT_RATE,
+        every: None,
+        rounds: None,
+    }
+}
+
+async fn listener() -> (tokio::net::TcpListener, u16) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    (listener, port)
+}
+
+/// Runs `sweep` to its end (bounded), collecting its events.
+async fn collect(sweep: &mut Sweep) -> (SummaryRecord, Vec<Event>) {
+    let mut events = Vec::new();
+    let mut sink = |event: Event| {
+        events.push(event);
+        Ok(())
+    };
+    let run = tokio::time::timeout(Duration::from_secs(60), sweep.run(&mut sink));
+    let summary = run.await.expect("bounded").expect("sweep");
+    (summary, events)
+}
+
+fn hosts(events: &[Event]) -> Vec<&HostRecord> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Host(host) => Some(host),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_loopback_target_answers_and_the_round_ends_without_waiting() {
+    let (_listener, port) = listener().await;
+    let list = targets(&["127.0.0.1-40", "::1"]);
+    // An hour of timeout: the round can only end in time by ending when all have answered.
+    let mut sweep = Sweep::new(list, config(port, Duration::from_secs(3600))).expect("new");
+    let (summary, events) = collect(&mut sweep).await;
+    assert_eq!((summary.alive, summary.dead, summary.round), (41, 0, 1));
+    let hosts = hosts(&events);
+    assert_eq!(hosts.len(), 41);
+    assert!(hosts.iter().all(|h| h.alive && h.rtt_ms.is_some()));
+    let mut addrs: Vec<String> = hosts.iter().map(|h| h.addr.to_string()).collect();
+    addrs.sort();
+    addrs.dedup();
+    assert_eq!(addrs.len(), 41, "each target once: {addrs:?}");
+    assert!(addrs.contains(&"::1".to_string()));
+}
+
+#[tokio::test]
+async fn periodic_rounds_report_no_changes_when_nothing_changes() {
+    let (_listener, port) = listener().await;
+    let mut cfg = config(port, Duration::from_secs(3600));
+    cfg.every = Some(Duration::from_millis(20));
+    cfg.rounds = Some(3);
+    let mut sweep = Sweep::new(targets(&["127.0.0.1-4"]), cfg).expect("new");
+    let metrics = sweep.metrics();
+    let (summary, events) = collect(&mut sweep).await;
+    assert_eq!(summary.round, 3);
+    assert_eq!(
+        hosts(&events).len(),
+        12,
+        "one host record per target per round"
+    );
+    assert!(!events.iter().any(|e| matches!(e, Event::Change(_))));
+    let text = metrics.render();
+    assert!(text.contains("netkit_sweep_rounds_total 3\n"), "{text}");
+    assert!(
+        text.contains("netkit_sweep_up{addr=\"127.0.0.4\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("netkit_sweep_rtt_seconds{addr=\"127.0.0.2\"}"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_closed_sink_ends_the_sweep_with_its_error() {
+    let (_listener, port) = listener().await;
+    let mut sweep = Sweep::new(
+        targets(&["127.0.0.1-9"]),
+        config(port, Duration::from_secs(5)),
+    )
+    .expect("new");
+    let mut sink = |_: Event| Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+    let run = tokio::time::timeout(Duration::from_secs(60), sweep.run(&mut sink));
+    let err = run.await.expect("bounded").expect_err("broken pipe");
+    assert!(err.to_string().contains("write the results"), "{err}");
+}
+
+#[test]
+fn refuses_more_targets_than_it_can_track() {
+    let err = Sweep::new(
+        targets(&["2001:db8::/64"]),
+        config(1, Duration::from_secs(1)),
+    )
+    .expect_err("too many");
+    assert_eq!(err.class(), ErrorClass::Input);
+    assert!(err.to_string().contains("at most 2^28"), "{err}");
+}
+
+/// Round timing and bookkeeping with scripted answers on tokio's paused clock: exact, and
+/// independent of the machine's load.
+mod scripted {
+    use super::*;
+    use crate::sweep::scripted::{self, Log};
+    use tokio::time::Instant;
+
+    fn config(timeout: Duration, retries: u32) -> Config {
+        Config {
+            method: Method::Icmp,
+            timeout,
+            retries,
+            rate: 10_000,
+            every: None,
+            rounds: None,
+        }
+    }
+
+    fn probes_per_index(log: &Log) -> Vec<usize> {
+        let log = log.lock().expect("log");
+        let max = log.iter().map(|(_, i)| *i).max().unwrap_or(0);
+        (0..=max)
+            .map(|index| log.iter().filter(|(_, i)| *i == index).count())
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn silent_targets_cost_one_timeout_after_the_last_probe_not_one_each() {
+        let cfg = config(Duration::from_secs(1), 1);
+        let (mut sweep, log) = scripted::sweep(targets(&["198.18.0.0/24"]), cfg, |_, _, _| vec![]);
+        let start = Instant::now();
+        let (summary, _) = collect(&mut sweep).await;
+        let elapsed = start.elapsed();
+        assert_eq!((summary.alive, summary.dead), (0, 256));
+        assert_eq!(
+            probes_per_index(&log),
+            vec![2; 256],
+            "one probe and one retry each"
+        );
+        // Pass 1: 256 probes at 10000/s; pass 2 starts 250 ms after pass 1 did and takes as
+        // long; then one timeout. 256 timeouts, or one per pass, would be far longer.
+        let expected = Duration::from_millis(250 + 26 + 1000);
+        let slack = Duration::from_millis(10);
+        assert!(
+            elapsed + slack >= expected && elapsed <= expected + slack,
+            "{elapsed:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_go_only_to_silent_targets_and_the_round_ends_with_the_last_answer() {
+        let cfg = config(Duration::from_secs(3600), 3);
+        let script: scripted::Script = |round, index, attempt| {
+            let first = if index % 2 == 0 { 1 } else { 2 };
+            match attempt == first {
+                true => vec![(round, Duration::from_millis(10))],
+                false => vec![],
+            }
+        };
+        let (mut sweep, log) = scripted::sweep(targets(&["198.18.0.1-10"]), cfg, script);
+        let start = Instant::now();
+        let (summary, events) = collect(&mut sweep).await;
+        assert_eq!((summary.alive, summary.dead), (10, 0));
+        assert_eq!(probes_per_index(&log), [1, 2, 1, 2, 1, 2, 1, 2, 1, 2]);
+        assert_eq!(hosts(&events).len(), 10);
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn duplicate_answers_count_once_and_other_rounds_answers_not_at_all() {
+        let cfg = config(Duration::from_secs(1), 0);
+        let script: scripted::Script = |round, index, _| match index {
+            0 => vec![
+                (round, Duration::from_millis(1)),
+                (round, Duration::from_millis(2)),
+            ],
+            1 => vec![(round.wrapping_add(1), Duration::from_millis(1))],
+            _ => vec![(round, Duration::from_millis(3))],
+        };
+        let (mut sweep, _) = scripted::sweep(targets(&["198.18.0.1-3"]), cfg, script);
+        let (summary, events) = collect(&mut sweep).await;
+        assert_eq!((summary.alive, summary.dead), (2, 1));
+        let seen: Vec<(String, bool)> = hosts(&events)
+            .iter()
+            .map(|h| (h.addr.to_string(), h.alive))
+            .collect();
+        let expected = [
+            ("198.18.0.1", true),
+            ("198.18.0.3", true),
+            ("198.18.0.2", false),
+        ];
+        let expected: Vec<(String, bool)> = expected
+            .iter()
+            .map(|(a, up)| (a.to_string(), *up))
+            .collect();
+        assert_eq!(seen, expected);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn periodic_rounds_report_each_change_once() {
+        let mut cfg = config(Duration::from_millis(500), 0);
+        cfg.every = Some(Duration::from_secs(10));
+        cfg.rounds = Some(4);
+        // Target 0 answers in rounds 1 and 3 only; target 1 always.
+        let script: scripted::Script = |round, index, _| match index == 0 && round % 2 == 0 {
+            true => vec![],
+            false => vec![(round, Duration::from_millis(1))],
+        };
+        let (mut sweep, _) = scripted::sweep(targets(&["198.18.0.1-2"]), cfg, script);
+        let metrics = sweep.metrics();
+        let start = Instant::now();
+        let (summary, events) = collect(&mut sweep).await;
+        assert_eq!((summary.round, summary.alive, summary.dead), (4, 1, 1));
+        let changes: Vec<(u64, bool)> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Change(c) => Some((c.round, c.alive)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(changes, [(2, false), (3, true), (4, false)]);
+        // Rounds start 10 s apart: the fourth at 30 s, ending one timeout later.
+        let elapsed = start.elapsed();
+        assert!(elapsed >= Duration::from_millis(30_500), "{elapsed:?}");
+        assert!(elapsed <= Duration::from_millis(30_520), "{elapsed:?}");
+        let text = metrics.render();
+        assert!(
+            text.contains("netkit_sweep_changes_total{direction=\"down\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("netkit_sweep_changes_total{direction=\"up\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("netkit_sweep_up{addr=\"198.18.0.1\"} 0\n"),
+            "{text}"
+        );
+    }
+}
