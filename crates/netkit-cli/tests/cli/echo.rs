@@ -20,10 +20,14 @@ pub struct EchoServer {
 impl EchoServer {
     /// Starts `netkit echo LISTEN EXTRA...` and waits for its `listening on ADDR` line.
     pub fn start(listen: &str, extra: &[&str]) -> EchoServer {
-        let mut child = netkit()
-            .arg("echo")
-            .arg(listen)
-            .args(extra)
+        let mut command = netkit();
+        command.arg("echo").arg(listen).args(extra);
+        EchoServer::spawn(command)
+    }
+
+    /// Starts a command that runs `netkit echo` and waits for its `listening on ADDR` line.
+    pub fn spawn(mut command: Command) -> EchoServer {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -282,19 +286,13 @@ fn several_mebibytes_come_back_intact() {
 #[test]
 fn running_out_of_file_descriptors_slows_accept_down_but_never_stops_it() {
     let name = format!("unix:@{}", unique("emfile"));
-    let mut server = Command::new("sh")
+    let mut command = Command::new("sh");
+    command
         .args(["-c", "ulimit -n 20 && exec \"$0\" echo \"$1\""])
         .arg(env!("CARGO_BIN_EXE_netkit"))
-        .arg(&name)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read");
-    assert_eq!(line.trim(), format!("listening on {name}"));
+        .arg(&name);
+    let mut server = EchoServer::spawn(command);
+    assert_eq!(server.addr, name);
     use std::os::linux::net::SocketAddrExt;
     let addr = std::os::unix::net::SocketAddr::from_abstract_name(&name["unix:@".len()..])
         .expect("abstract address");
@@ -302,7 +300,7 @@ fn running_out_of_file_descriptors_slows_accept_down_but_never_stops_it() {
         .map(|_| std::os::unix::net::UnixStream::connect_addr(&addr).expect("connect"))
         .collect();
     // Wait (bounded) until the server says it is out of descriptors.
-    let stderr = BufReader::new(server.stderr.take().expect("stderr"));
+    let stderr = BufReader::new(server.child.stderr.take().expect("stderr"));
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in stderr.lines().map_while(Result::ok) {
@@ -314,6 +312,5 @@ fn running_out_of_file_descriptors_slows_accept_down_but_never_stops_it() {
     assert!(warned.is_some(), "no EMFILE warning");
     drop(held);
     assert_eq!(send(&name, "still serving"), "still serving\n");
-    signal_pid(server.id(), "TERM");
-    assert_eq!(server.wait().expect("wait").code(), Some(0));
+    assert_eq!(server.stop("TERM").0, 0);
 }

@@ -23,7 +23,7 @@ const BACKOFF_MIN: Duration = Duration::from_millis(10);
 /// Longest pause between failed `accept`s.
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Bytes read (and echoed) at a time.
-const CHUNK: usize = 64 * 1024;
+const CHUNK: usize = 256 * 1024;
 
 /// How the echo server answers.
 #[derive(Debug, Clone)]

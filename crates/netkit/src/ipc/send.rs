@@ -2,9 +2,13 @@
 //! peer's end of file. Reading and writing run at the same time, so a peer that answers while
 //! it reads (`exec:cat`, an echo server) never deadlocks on full buffers.
 
+use std::cell::Cell;
 use std::io;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Bytes moved per system call.
+const CHUNK: usize = 256 * 1024;
 
 /// What one exchange moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -28,38 +32,60 @@ where
     W: AsyncWrite + Unpin,
 {
     let (mut reader, mut writer) = tokio::io::split(stream);
+    let sent = Cell::new(0u64);
     let sending = async {
-        let sent = tokio::io::copy(&mut input, &mut writer).await?;
-        writer.shutdown().await?;
-        Ok::<u64, io::Error>(sent)
+        copy(&mut input, &mut writer, &sent).await?;
+        writer.shutdown().await
     };
     let receiving = async {
-        let received = copy_flushing(&mut reader, &mut output).await?;
+        let received = copy_reply(&mut reader, &mut output).await?;
         output.flush().await?;
         Ok::<u64, io::Error>(received)
     };
     tokio::pin!(sending, receiving);
-    let mut sent = None;
+    let mut sending_done = false;
     loop {
         tokio::select! {
-            result = &mut sending, if sent.is_none() => sent = Some(peer_gone_is_fine(result)?),
+            result = &mut sending, if !sending_done => {
+                peer_gone_is_fine(result)?;
+                sending_done = true;
+            }
             result = &mut receiving => {
-                return Ok(Exchange { sent: sent.unwrap_or(0), received: result? });
+                return Ok(Exchange { sent: sent.get(), received: result? });
             }
         }
     }
 }
 
-/// Copies `reader` to `writer`, flushing after every chunk so a reply shows as it arrives.
-///
-/// A reset ends the reply like an end of file: a peer that closes without reading all our input
-/// (`exec:head -c 4`) makes the kernel report `ECONNRESET` once its reply has been read.
-async fn copy_flushing<R, W>(reader: &mut R, writer: &mut W) -> io::Result<u64>
+/// Copies the input to the peer in large chunks (system calls are the cost, not copies).
+/// `sent` counts the bytes written so far.
+async fn copy<R, W>(reader: &mut R, writer: &mut W, sent: &Cell<u64>) -> io::Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = reader.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        writer.write_all(&buf[..n]).await?;
+        sent.set(sent.get() + n as u64);
+    }
+}
+
+/// Copies the reply to `output` until the peer's end of file. Each chunk is handed to the
+/// output as it arrives (tokio's stdout writes it out without waiting for a flush).
+///
+/// A reset ends the reply like an end of file: a peer that closes without reading all our input
+/// (`exec:head -c 4`) makes the kernel report `ECONNRESET` once its reply has been read.
+async fn copy_reply<R, W>(reader: &mut R, writer: &mut W) -> io::Result<u64>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; CHUNK];
     let mut total = 0u64;
     loop {
         let n = match reader.read(&mut buf).await {
@@ -73,13 +99,12 @@ where
             return Ok(total);
         }
         writer.write_all(&buf[..n]).await?;
-        writer.flush().await?;
         total += n as u64;
     }
 }
 
 /// A peer that closed before taking all the input: log it and keep reading its reply.
-fn peer_gone_is_fine(result: io::Result<u64>) -> io::Result<u64> {
+fn peer_gone_is_fine(result: io::Result<()>) -> io::Result<()> {
     match result {
         Err(err)
             if matches!(
@@ -88,7 +113,7 @@ fn peer_gone_is_fine(result: io::Result<u64>) -> io::Result<u64> {
             ) =>
         {
             tracing::debug!("peer stopped reading: {err}");
-            Ok(0)
+            Ok(())
         }
         other => other,
     }
