@@ -70,9 +70,6 @@ pub enum Error {
          sysctl net.ipv4.ping_group_range (e.g. sysctl -w net.ipv4.ping_group_range=\"0 2147483647\")"
     )]
     IcmpDenied(&'static str),
-    /// The command is part of a later milestone.
-    #[error("{0}: not implemented yet")]
-    NotImplemented(&'static str),
 }
 
 impl Error {
@@ -90,9 +87,7 @@ impl Error {
             Error::Parse(_) | Error::NoSuchInterface(_) | Error::Resolve { .. } => {
                 ErrorClass::Input
             }
-            Error::Io { .. } | Error::IcmpDenied(_) | Error::NotImplemented(_) => {
-                ErrorClass::Environment
-            }
+            Error::Io { .. } | Error::IcmpDenied(_) => ErrorClass::Environment,
         }
     }
 }

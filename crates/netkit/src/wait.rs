@@ -161,9 +161,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn deadline_is_hard_with_virtual_time() {
-        // Port 1 on loopback is refused at once; with paused time the wait must end exactly
+        // A port just freed on loopback is refused at once; with paused time the wait must end
         // at the deadline, having retried every interval.
-        let endpoints = ["127.0.0.1:1".parse().unwrap()];
+        let free = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let endpoints = [Endpoint::tcp(free)];
         let options = WaitOptions {
             timeout: Duration::from_secs(3),
             interval: Duration::from_millis(250),
@@ -178,9 +182,13 @@ mod tests {
     #[tokio::test]
     async fn ready_is_reported_once_per_endpoint() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let free = std::net::TcpListener::bind("[::1]:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
         let endpoints = [
             Endpoint::tcp(listener.local_addr().unwrap()),
-            "[::1]:1".parse().unwrap(),
+            Endpoint::tcp(free),
         ];
         let options = WaitOptions {
             timeout: Duration::from_secs(30),

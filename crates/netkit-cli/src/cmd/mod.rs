@@ -34,8 +34,3 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()
         .map_err(|e| netkit::Error::io("start the async runtime", e).into())
 }
-
-/// The answer of a command whose engine arrives with a later issue: exit 3, said plainly.
-pub fn not_implemented(name: &'static str) -> anyhow::Result<Exit> {
-    Err(netkit::Error::NotImplemented(name).into())
-}
