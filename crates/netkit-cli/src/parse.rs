@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use netkit::sweep::Method;
 use netkit::{Endpoint, ParseError, PortSet};
 
 /// `250ms`, `2s`, `1m`, bare seconds.
@@ -104,15 +105,6 @@ pub fn mode(text: &str) -> Result<u32, ParseError> {
             "mode must be octal permission bits from 000 to 777",
         )),
     }
-}
-
-/// How `sweep` probes a host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    /// ICMP echo.
-    Icmp,
-    /// A TCP connect to this port; connected or refused both mean alive.
-    Tcp(u16),
 }
 
 /// `icmp` or `tcp:PORT`.

@@ -56,7 +56,7 @@ pub struct Args {
     pub dead: bool,
     /// How to probe: icmp, or tcp:PORT (connected or refused both mean alive).
     #[arg(long, value_name = "icmp|tcp:PORT", value_parser = parse::method, default_value = "icmp")]
-    pub method: parse::Method,
+    pub method: Method,
     /// Serve Prometheus metrics at http://ADDR/metrics (PORT alone: 127.0.0.1:PORT).
     /// Per-host series only for sweeps of at most 4096 targets.
     #[arg(long, value_name = "ADDR", value_parser = parse::listen_endpoint)]
@@ -71,10 +71,7 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     let targets =
         netkit::TargetList::parse(&args.targets, args.force)?.resolve(netkit::Family::Any)?;
     let config = Config {
-        method: match args.method {
-            parse::Method::Icmp => Method::Icmp,
-            parse::Method::Tcp(port) => Method::Tcp(port),
-        },
+        method: args.method,
         timeout: args.timeout,
         retries: args.retries,
         rate: args.rate.unwrap_or(sweep::DEFAULT_RATE),
