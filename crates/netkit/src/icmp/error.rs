@@ -34,14 +34,7 @@ impl<'a> IcmpErrorRepr<'a> {
     ) -> Result<IcmpErrorRepr<'a>, WireError> {
         packet.check_len()?;
         let message: &'a [u8] = packet_bytes(packet);
-        let valid = match check {
-            Checksum::V4 => packet.verify_checksum_v4(),
-            Checksum::V6 { src, dst } => packet.verify_checksum_v6(&src, &dst),
-            Checksum::Trusted => true,
-        };
-        if !valid {
-            return Err(WireError::Checksum);
-        }
+        check.verify(packet)?;
         let (msg_type, code) = (packet.msg_type(), packet.msg_code());
         if !is_error_type(version, msg_type) {
             return Err(WireError::NotEcho);

@@ -221,6 +221,22 @@ pub enum Checksum {
     Trusted,
 }
 
+impl Checksum {
+    /// Checks `packet`'s checksum as this variant says, or [`WireError::Checksum`].
+    pub fn verify<T: AsRef<[u8]> + ?Sized>(self, packet: &Packet<&T>) -> Result<(), WireError> {
+        let valid = match self {
+            Checksum::V4 => packet.verify_checksum_v4(),
+            Checksum::V6 { src, dst } => packet.verify_checksum_v6(&src, &dst),
+            Checksum::Trusted => true,
+        };
+        if valid {
+            Ok(())
+        } else {
+            Err(WireError::Checksum)
+        }
+    }
+}
+
 /// An echo request or reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Repr<'a> {
@@ -252,14 +268,7 @@ impl<'a> Repr<'a> {
         check: Checksum,
     ) -> Result<Repr<'a>, WireError> {
         packet.check_len()?;
-        let valid = match check {
-            Checksum::V4 => packet.verify_checksum_v4(),
-            Checksum::V6 { src, dst } => packet.verify_checksum_v6(&src, &dst),
-            Checksum::Trusted => true,
-        };
-        if !valid {
-            return Err(WireError::Checksum);
-        }
+        check.verify(packet)?;
         let (ident, seq_no) = (packet.echo_ident(), packet.echo_seq_no());
         let data = &packet.buffer.as_ref()[field::DATA];
         match (packet.msg_type(), packet.msg_code()) {
