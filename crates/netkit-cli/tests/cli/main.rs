@@ -11,6 +11,7 @@ mod help;
 mod iface;
 mod json;
 mod ping;
+mod regression;
 mod scan;
 mod send;
 mod sweep;
