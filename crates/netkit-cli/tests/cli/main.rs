@@ -16,4 +16,5 @@ mod regression;
 mod scan;
 mod send;
 mod sweep;
+mod sweep_lab;
 mod wait;
