@@ -119,6 +119,10 @@ pub(super) async fn run(
     let result = work.drive(prober, replies, sink).await;
     prober.end_round();
     result?;
+    if let Some(throttle) = work.learned.meter.end_round() {
+        let record = throttle_record(round.number, &throttle);
+        sink(Event::Throttle(record)).map_err(output_error)?;
+    }
     work.finish(start, sink)
 }
 
@@ -160,13 +164,15 @@ impl Work<'_, '_> {
         Ok(())
     }
 
-    /// Resolves the control probes whose time is up; reports a slow-down.
+    /// Resolves the control probes whose time is up, follows the meter's rate, and reports
+    /// a confirmed slow-down.
     fn check_controls(&mut self, sink: &mut Sink<'_>) -> Result<(), Error> {
         let timeout = self.learned.rtt.control_timeout();
-        let Some(throttle) = self.learned.meter.expire(Instant::now(), timeout) else {
+        let throttle = self.learned.meter.expire(Instant::now(), timeout);
+        self.pacer.set_rate(self.learned.meter.rate());
+        let Some(throttle) = throttle else {
             return Ok(());
         };
-        self.pacer.set_rate(throttle.to);
         let record = throttle_record(self.round.number, &throttle);
         sink(Event::Throttle(record)).map_err(output_error)
     }

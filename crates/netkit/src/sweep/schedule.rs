@@ -10,7 +10,9 @@
 //! of its probes — the product of the loss estimates of the epochs they were sent in — falls
 //! below [`MISS`]. A target that was alive in the previous round (periodic mode) must fall
 //! below [`MISS_CONFIRM`] before it is reported gone, so a lossy link does not make hosts
-//! flap. At least `min_attempts` and at most `max_attempts` probes go to each silent target.
+//! flap. At least `min_attempts` and at most `max_attempts` probes go to each silent target;
+//! probes wasted on a far side that was throttling the sweep at the time (module `loss`) do
+//! not count against the most, up to [`Tag::MAX_ATTEMPT`] probes in all.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -19,6 +21,7 @@ use tokio::time::Instant;
 
 use super::bitset::Bitset;
 use super::loss::Meter;
+use super::probe::Tag;
 use super::rtt::Rtt;
 use crate::target::TargetIter;
 
@@ -160,6 +163,17 @@ impl Schedule {
             batch.members.retain(|m| !view.done.get(m.index));
             let (retire_new, retire_all) = self.enough(&batch, view.meter);
             if retire_new {
+                tracing::trace!(
+                    "retire batch at {} after {} probes ({} silent), loss by epoch {:?}",
+                    batch.members.first().map_or(0, |m| m.index),
+                    batch.attempts(),
+                    batch.members.len(),
+                    batch
+                        .epochs
+                        .iter()
+                        .map(|e| view.meter.loss(*e))
+                        .collect::<Vec<_>>()
+                );
                 let was_alive = |m: &Member| view.previous.is_some_and(|p| p.get(m.index));
                 batch.members.retain(|m| !retire_all && was_alive(m));
                 let wait = view.rtt.final_wait(batch.attempts());
@@ -174,7 +188,9 @@ impl Schedule {
     /// Whether a batch was probed enough: (for targets new in this round, for all).
     fn enough(&self, batch: &Batch, meter: &Meter) -> (bool, bool) {
         let attempts = batch.attempts();
-        if attempts >= self.max_attempts {
+        let wasted = batch.epochs.iter().filter(|e| meter.wasted(**e)).count();
+        let counted = usize::from(attempts).saturating_sub(wasted);
+        if counted >= usize::from(self.max_attempts) || attempts >= Tag::MAX_ATTEMPT {
             return (true, true);
         }
         if attempts < self.min_attempts {
