@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use netkit::sweep::{ChangeRecord, HostRecord, SummaryRecord};
+use netkit::sweep::{ChangeRecord, HostRecord, SummaryRecord, ThrottleRecord};
 use serde_json::Value;
 
 use crate::harness::{privileged, text};
@@ -82,9 +82,9 @@ impl Run {
         of_type(&self.records, "summary")
     }
 
-    /// The summary records as raw JSON (for fields the assertions look at by name).
-    pub fn raw(&self, kind: &str) -> Vec<&Value> {
-        self.records.iter().filter(|r| r["type"] == kind).collect()
+    /// The throttle records.
+    pub fn throttles(&self) -> Vec<ThrottleRecord> {
+        of_type(&self.records, "throttle")
     }
 }
 

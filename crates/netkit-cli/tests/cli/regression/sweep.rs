@@ -76,12 +76,10 @@ fn sweep_misses_hosts_under_icmp_policing() {
     let truth: BTreeSet<IpAddr> = pingable(&lab, range);
     assert_exact("policed to 200/s", &run.alive(1), &truth, &fping);
     // It says so: a throttle record, and the summary.
-    let throttles = run.raw("throttle");
+    let throttles = run.throttles();
     assert!(!throttles.is_empty(), "{}", run.stdout);
-    let summary = run.raw("summary")[0].clone();
-    assert_eq!(summary["throttled"], true, "{summary}");
-    assert!(
-        summary["rate"].as_f64().unwrap_or(1e9) < 1000.0,
-        "{summary}"
-    );
+    assert_eq!(throttles[0].from_rate, 10_000, "{throttles:?}");
+    assert!(throttles[0].answered_pct < 50.0, "{throttles:?}");
+    let summary = &run.summaries()[0];
+    assert!(summary.throttled && summary.rate < 1000, "{summary:?}");
 }
