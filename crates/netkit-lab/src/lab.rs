@@ -165,6 +165,25 @@ impl Lab {
         self.ns.far.run_in(f)
     }
 
+    /// Makes `addr` a live host while the lab runs (a single address on the far side's `lo`);
+    /// the ground truth follows.
+    pub fn add_host(&mut self, addr: IpAddr) -> Result<()> {
+        topology::add_hosts(&self.ns.far, &[], &[addr])?;
+        self.spec.hosts.push(addr);
+        Ok(())
+    }
+
+    /// Takes away a host added with [`LabBuilder::host`], [`LabBuilder::open`] or
+    /// [`Lab::add_host`] while the lab runs: it falls silent. Hosts of a block stay.
+    pub fn remove_host(&mut self, addr: IpAddr) -> Result<()> {
+        let len = if addr.is_ipv6() { 128 } else { 32 };
+        self.ns
+            .far
+            .ip_batch(&[format!("addr del {addr}/{len} dev lo")])?;
+        self.spec.hosts.retain(|&h| h != addr);
+        Ok(())
+    }
+
     /// Stops the threads and deletes the namespaces now (dropping the lab does the same).
     pub fn down(self) {
         drop(self);

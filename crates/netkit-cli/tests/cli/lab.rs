@@ -103,4 +103,7 @@ impl LabExt for Lab {
     }
 }
 
-mod selftest;
+mod far_side;
+mod impairments;
+mod lifecycle;
+pub mod peers;
