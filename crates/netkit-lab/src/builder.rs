@@ -103,6 +103,12 @@ impl LabBuilder {
         self
     }
 
+    /// Whether the relay runs at real-time priority (default: yes; see docs/lab.md).
+    pub fn realtime(mut self, on: bool) -> LabBuilder {
+        self.spec.realtime = on;
+        self
+    }
+
     /// Every address of `block` (`198.18.1.0/24`, `2001:db8:1::/64`) is a live host.
     pub fn hosts(self, block: &str) -> LabBuilder {
         self.with_net(block, |spec, net| spec.blocks.push(net))

@@ -41,6 +41,13 @@ impl Lab {
     /// Builds the lab described by `spec` (validated again here). Needs root.
     pub fn start(spec: LabSpec) -> Result<Lab> {
         spec.validate()?;
+        // Labs of killed processes (SIGKILL, a test binary's timeout) leave namespaces behind;
+        // the first lab of each process removes them. Races with another process doing the
+        // same only make one of the deletions fail, which is harmless.
+        static CLEANED: std::sync::Once = std::sync::Once::new();
+        CLEANED.call_once(|| {
+            let _ = remove_stale();
+        });
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         let prefix = format!("{NAME_PREFIX}-{}-{}-{n}", spec.tag, std::process::id());
         let ns = topology::create(&prefix)?;
@@ -215,10 +222,14 @@ pub fn remove_stale() -> Result<Vec<String>> {
         })
         .map(String::from)
         .collect();
-    for name in &stale {
-        crate::netns::run(Command::new("ip").args(["netns", "del", name]), None)?;
+    let mut deleted = Vec::new();
+    for name in stale {
+        // Another process may be removing the same one.
+        if crate::netns::run(Command::new("ip").args(["netns", "del", &name]), None).is_ok() {
+            deleted.push(name);
+        }
     }
-    Ok(stale)
+    Ok(deleted)
 }
 
 /// The process id in a lab namespace name (`lab-TAG-PID-N-ROLE`), if it is one.

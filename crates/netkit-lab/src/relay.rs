@@ -32,6 +32,9 @@ const TICK: Duration = Duration::from_millis(20);
 const BATCH: usize = 256;
 /// The queue socket's receive buffer: packets waiting for the relay to read them.
 const RCVBUF: usize = 64 << 20;
+/// Packets due this soon are released together with the one that woke the relay: fewer
+/// wake-ups when packets are close, at most this much early.
+const RELEASE_EARLY: Duration = Duration::from_micros(25);
 /// Timer slack of the relay thread (the default 50 µs would add to every release).
 const TIMER_SLACK_NS: u64 = 1_000;
 /// `IPPROTO_RAW`: a raw socket that sends whole IP packets, header included.
@@ -100,22 +103,29 @@ pub(crate) struct Relay {
 impl Relay {
     /// Starts the relay inside namespace `router` for the given directions; returns once the
     /// queues are bound (or failed to bind).
-    pub fn start(router: &str, paths: Vec<(Direction, Path)>, max_held: usize) -> Result<Relay> {
+    pub fn start(
+        router: &str,
+        paths: Vec<(Direction, Path)>,
+        max_held: usize,
+        realtime: bool,
+    ) -> Result<Relay> {
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(Counters::default());
         let (ready_tx, ready_rx) = mpsc::sync_channel(1);
         let (name, flag, count) = (router.to_string(), stop.clone(), counters.clone());
         let thread = thread::Builder::new()
             .name("lab-relay".into())
-            .spawn(move || match Engine::open(&name, paths, max_held, count) {
-                Ok(mut engine) => {
-                    let _ = ready_tx.send(Ok(()));
-                    engine.run(&flag);
-                }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                }
-            })
+            .spawn(
+                move || match Engine::open(&name, paths, max_held, realtime, count) {
+                    Ok(mut engine) => {
+                        let _ = ready_tx.send(Ok(()));
+                        engine.run(&flag);
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                },
+            )
             .map_err(|e| LabError::io("spawn the relay thread", e))?;
         let mut relay = Relay {
             stop,
@@ -205,10 +215,14 @@ impl Engine {
         router: &str,
         paths: Vec<(Direction, Path)>,
         max_held: usize,
+        realtime: bool,
         counters: Arc<Counters>,
     ) -> Result<Engine> {
         netns::enter(router)?;
         let _ = nix::sys::prctl::set_timerslack(TIMER_SLACK_NS);
+        if realtime {
+            raise_priority();
+        }
         let nfq_err = |e: io::Error| LabError::io("set up NFQUEUE in the router", e);
         let mut queue = NfQueue::open(RCVBUF).map_err(nfq_err)?;
         let wants_copies = paths.iter().any(|(_, p)| p.wants_copies());
@@ -242,14 +256,15 @@ impl Engine {
         while !stop.load(Ordering::Relaxed) {
             self.wait();
             self.receive();
-            self.release_due(Instant::now());
+            self.release_due(Instant::now() + RELEASE_EARLY);
         }
     }
 
     /// Sleeps until a packet arrives, the next held one is due, or a tick passes.
     fn wait(&self) {
         let next = self.held.peek().map(|h| h.0.at);
-        let until = next.map_or(TICK, |at| at.saturating_duration_since(Instant::now()));
+        let now = Instant::now() + RELEASE_EARLY;
+        let until = next.map_or(TICK, |at| at.saturating_duration_since(now));
         if until.is_zero() {
             return;
         }
@@ -386,6 +401,19 @@ impl From<Packet<'_>> for Arrival {
             copy: whole.then(|| p.payload.to_vec()),
         }
     }
+}
+
+/// Runs the calling thread (the relay) under SCHED_FIFO priority 1, so releases stay on time
+/// on a busy machine (measured at load 10 on 2 cores, 10 ms each way: RTT excess avg 0.7 ms,
+/// max 5.9 ms without; avg 0.15 ms, max 1.1 ms with), at about twice the CPU per packet (the
+/// forwarding work of each verdict then runs in the relay's context). Best effort: without
+/// the privilege the relay runs at normal priority. The relay sleeps whenever nothing is due,
+/// and the kernel's real-time throttling keeps CPU time for others even under a flood.
+fn raise_priority() -> bool {
+    let param = libc::sched_param { sched_priority: 1 };
+    // SAFETY: `pthread_self()` names the calling, live thread and `param` is a valid
+    // `sched_param` for the duration of the call.
+    unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) == 0 }
 }
 
 /// The destination address of an IPv4 or IPv6 packet.

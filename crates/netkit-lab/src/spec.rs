@@ -64,6 +64,9 @@ pub struct LabSpec {
     pub backend: Backend,
     /// Most packets the relay holds at once; beyond it, packets are dropped and counted.
     pub max_held: usize,
+    /// Whether the relay thread runs at real-time priority (SCHED_FIFO 1): releases on time
+    /// on a busy machine, at about twice the CPU per packet (docs/lab.md).
+    pub realtime: bool,
 }
 
 impl LabSpec {
@@ -84,6 +87,7 @@ impl LabSpec {
             unroutable: Vec::new(),
             backend: Backend::Auto,
             max_held: 16_384,
+            realtime: true,
         }
     }
 

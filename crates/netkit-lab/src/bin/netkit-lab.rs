@@ -101,6 +101,9 @@ struct UpArgs {
     /// Most packets the relay holds at once.
     #[arg(long, default_value_t = 16_384)]
     max_held: usize,
+    /// Run the relay at normal priority (less CPU per packet, less punctual when busy).
+    #[arg(long)]
+    no_realtime: bool,
 }
 
 fn lab_parse<T: std::str::FromStr<Err = LabError>>(s: &str) -> Result<T, String> {
@@ -169,7 +172,8 @@ fn builder(a: &UpArgs) -> anyhow::Result<LabBuilder> {
     let mut b = Lab::builder(&a.tag)
         .seed(a.seed)
         .backend(a.backend)
-        .max_held(a.max_held);
+        .max_held(a.max_held)
+        .realtime(!a.no_realtime);
     let mut imp = netkit_lab::Impairment::none();
     imp.delay = a.delay.unwrap_or_default();
     imp.jitter = a.jitter.unwrap_or_default();

@@ -6,7 +6,7 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use super::peers::{counts, min_rtt, ping};
-use super::{ms, Direction, Impairment, Lab, Link};
+use super::{ms, Backend, Direction, Impairment, Lab, Link};
 use crate::harness::{privileged, text};
 
 #[test]
@@ -32,10 +32,11 @@ fn lab_delay_is_a_lower_bound_of_ping_rtt() {
             "{target}: min RTT {min} ms below 2 × (20 - 5) ms\n{stdout}"
         );
     }
-    let stats = lab
-        .relay_stats()
-        .expect("the relay runs here (no sch_netem)");
-    assert!(stats.queued >= 20, "{stats:?}");
+    // Whichever back end this kernel gets (the relay here: no sch_netem), the relay's
+    // counters show it saw the echoes when it is the one used.
+    if let Some(stats) = lab.relay_stats() {
+        assert!(stats.queued >= 20, "{stats:?}");
+    }
 }
 
 #[test]
@@ -71,6 +72,7 @@ fn lab_loss_is_near_the_configured_rate() {
         return;
     }
     let lab = Lab::builder("loss")
+        .backend(Backend::Relay)
         .loss(0.1)
         .seed(11)
         .hosts("198.18.1.0/24")
@@ -102,6 +104,7 @@ fn lab_duplicates_show_as_dup_in_ping() {
         return;
     }
     let lab = Lab::builder("dup")
+        .backend(Backend::Relay)
         .delay(ms(1))
         .dup(0.2)
         .seed(3)
@@ -159,6 +162,7 @@ fn lab_reorders_packets() {
         return;
     }
     let lab = Lab::builder("reorder")
+        .backend(Backend::Relay)
         .delay(ms(10))
         .reorder(0.25)
         .seed(5)
