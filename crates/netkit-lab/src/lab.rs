@@ -70,12 +70,6 @@ impl Lab {
             "net.ipv4.ip_nonlocal_bind=1".into(),
             "net.ipv6.ip_nonlocal_bind=1".into(),
         ])?;
-        // Room for the relay's queue socket; per namespace on recent kernels, absent (and so
-        // left alone) where these are still global.
-        let _ = ns.router.sysctl(&[
-            "net.core.rmem_max=33554432".into(),
-            "net.core.rmem_default=33554432".into(),
-        ]);
         topology::wire(ns)?;
         topology::add_hosts(&ns.far, &spec.blocks, &spec.hosts)?;
         topology::add_unroutable(ns, &spec.unroutable)?;

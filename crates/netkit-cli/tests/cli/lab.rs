@@ -43,9 +43,10 @@
 //! jitter is uniform `delay ± jitter` (so it reorders too), a *reordered* packet skips the delay
 //! (needs a delay), a duplicate is delayed on its own, `rate` is a `tc tbf` on the link's
 //! egress (queue of [`TBF_LATENCY_MS`] ms). The kernel here has no `sch_netem`, so the user-space
-//! relay (NFQUEUE in the router) does delay/jitter/loss/dup/reorder, seeded by `.seed(N)`;
-//! `lab.relay_stats()` counts what it did. `.backend(Backend::Relay)` forces the relay where
-//! netem exists.
+//! relay (NFQUEUE in the router, real-time priority) does delay/jitter/loss/dup/reorder,
+//! seeded by `.seed(N)`, about 0.1 ms late on average; `lab.relay_stats()` counts what it did
+//! (`lost`, `duplicated`, `reordered`, and `overflowed`/`kernel_drops`/`errors`, which should
+//! stay 0). `.backend(Backend::Relay)` forces the relay where netem exists.
 //!
 //! # Far-side behaviours
 //! | builder | what the far side does |
@@ -69,7 +70,8 @@
 //!   inside a namespace (`ip netns exec`); spawn, wait and kill them yourself, bounded.
 //! - `lab.in_scanner(|| ...)` / `lab.in_far(|| ...)` — a closure on a thread inside the
 //!   namespace (sockets made there live there; threads it spawns stay there).
-//! - `lab.far_cmd("ip").args(["addr", "del", ...])` — change the far side while running.
+//! - `lab.remove_host(addr)` / `lab.add_host(addr)` (needs `mut lab`) — single hosts go silent
+//!   or come alive while the lab runs (sweep's periodic mode); the truth follows.
 //!
 //! # Ground truth
 //! `lab.truth()`: `.port(addr, port)` → [`PortTruth`] (`Open`, `Closed`, `Dropped`,
