@@ -14,7 +14,8 @@ use crate::topology::is_test_net;
 /// A far-side listener: real sockets on each port of one address.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Listener {
-    /// The address listened on (a far host).
+    /// The address listened on: a far host, or the unspecified address of a family for every
+    /// far host of that family.
     pub addr: IpAddr,
     /// The ports listened on.
     pub ports: Vec<u16>,
@@ -151,7 +152,12 @@ impl LabSpec {
             .iter()
             .copied()
             .chain(self.hosts.iter().map(|&h| IpNet::from(h)))
-            .chain(self.listeners.iter().map(|l| IpNet::from(l.addr)))
+            .chain(
+                self.listeners
+                    .iter()
+                    .filter(|l| !l.addr.is_unspecified())
+                    .map(|l| IpNet::from(l.addr)),
+            )
             .chain(self.port_rules.iter().map(|r| r.target))
             .chain(self.no_echo.iter().copied())
             .chain(self.unroutable.iter().map(|u| u.0));

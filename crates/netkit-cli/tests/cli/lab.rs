@@ -52,6 +52,7 @@
 //! | builder | what the far side does |
 //! |---|---|
 //! | `.open(addr, ports)` / `.open_echo(..)` | real listeners: accept and close / echo |
+//! | `.open_all(ports)` | every far host (v4, v6) has these ports open (wildcard listeners) |
 //! | (nothing) | closed: the far kernel answers RST |
 //! | `.drop_ports(target, ports)` | DROP (filtered); `Ports::all()` for a whole host |
 //! | `.reject(target, ports, Reject::PortUnreachable / AdminProhibited / HostUnreachable / TcpReset)` | REJECT with that ICMP(v6) error or a reset |

@@ -71,6 +71,9 @@ struct UpArgs {
     /// Listeners that accept and close: ADDR:PORTS, v6 as [ADDR]:PORTS (repeatable).
     #[arg(long, value_name = "ADDR:PORTS")]
     open: Vec<String>,
+    /// Ports open on every far host (wildcard listeners), e.g. 80,443.
+    #[arg(long, value_name = "PORTS", value_parser = lab_parse::<Ports>)]
+    open_all: Option<Ports>,
     /// Listeners that echo: ADDR:PORTS (repeatable).
     #[arg(long, value_name = "ADDR:PORTS")]
     echo: Vec<String>,
@@ -193,6 +196,9 @@ fn builder(a: &UpArgs) -> anyhow::Result<LabBuilder> {
     for spec in &a.open {
         let (addr, ports) = target_ports(spec)?;
         b = b.open(&addr, ports);
+    }
+    if let Some(ports) = &a.open_all {
+        b = b.open_all(ports.clone());
     }
     for spec in &a.echo {
         let (addr, ports) = target_ports(spec)?;
