@@ -158,6 +158,9 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
     signals.add(Signal::SIGTERM);
     nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&signals), None)
         .context("block SIGINT/SIGTERM")?;
+    // A bench script killed outright must not leave the lab running: our parent's death
+    // becomes a SIGTERM, handled like any other.
+    nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).context("set the parent-death signal")?;
     let lab = builder.build()?;
     let mut out = std::io::stdout();
     writeln!(out, "{} backend={:?}", lab.names_line(), lab.applied())?;
