@@ -38,9 +38,12 @@ struct UpArgs {
     /// Tag in the namespace names (lab-TAG-PID-N-ROLE).
     #[arg(long, default_value = "bench")]
     tag: String,
-    /// Which link the impairment flags apply to (both directions).
+    /// Which link the impairment flags apply to.
     #[arg(long, default_value = "far", value_parser = parse_link)]
     link: Link,
+    /// Which direction of that link: to-far, to-scanner or both.
+    #[arg(long, default_value = "both", value_parser = parse_directions)]
+    direction: Directions,
     /// One-way delay (e.g. 15ms), each direction.
     #[arg(long, value_parser = humantime::parse_duration)]
     delay: Option<Duration>,
@@ -117,6 +120,19 @@ fn prob(s: &str) -> Result<f64, String> {
     parse_probability(s).map_err(|e| e.to_string())
 }
 
+/// The directions the impairment flags apply to.
+#[derive(Clone)]
+struct Directions(Vec<Direction>);
+
+fn parse_directions(s: &str) -> Result<Directions, String> {
+    match s {
+        "to-far" => Ok(Directions(vec![Direction::ToFar])),
+        "to-scanner" => Ok(Directions(vec![Direction::ToScanner])),
+        "both" => Ok(Directions(Direction::ALL.to_vec())),
+        _ => Err(format!("{s}: expected to-far, to-scanner or both")),
+    }
+}
+
 fn parse_link(s: &str) -> Result<Link, String> {
     match s {
         "near" => Ok(Link::Near),
@@ -187,7 +203,7 @@ fn builder(a: &UpArgs) -> anyhow::Result<LabBuilder> {
     imp.dup = a.dup.unwrap_or_default();
     imp.reorder = a.reorder.unwrap_or_default();
     imp.rate = a.rate;
-    for dir in Direction::ALL {
+    for &dir in &a.direction.0 {
         b = b.impair(a.link, dir, imp.clone());
     }
     for block in &a.blocks {
@@ -297,12 +313,15 @@ mod tests {
             "198.18.200.0/24=local",
             "--icmp-ratelimit",
             "off",
+            "--direction",
+            "to-scanner",
         ]);
         let Cmd::Up(args) = cli.command else {
             panic!("not up")
         };
         let spec = builder(&args).unwrap().spec().unwrap();
         assert_eq!(spec.impairment(Link::Far, Direction::ToScanner).loss, 0.02);
+        assert_eq!(spec.impairment(Link::Far, Direction::ToFar).loss, 0.0);
         assert_eq!(spec.listeners[0].ports, [22, 80]);
         assert_eq!(spec.port_rules.len(), 2);
         assert_eq!(spec.unroutable[0].1, Unroutable::Local);
