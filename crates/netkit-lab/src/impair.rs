@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use crate::behaviour::Backend;
 use crate::error::{LabError, Result};
-use crate::firewall::router_rules;
+use crate::firewall::{queue_num, router_rules};
 use crate::impairment::{Direction, Impairment, Link};
 use crate::netns::Netns;
 use crate::relay::Relay;
@@ -146,26 +146,28 @@ fn netem_args(imp: &Impairment, limit: usize) -> String {
     args
 }
 
-/// Starts the relay for the directions that need it, then routes them into its queues.
+/// Starts the relay with one queue per impaired link direction, then routes those packets
+/// into the queues.
 fn start_relay(spec: &LabSpec, ns: &Namespaces) -> Result<Relay> {
-    let mut paths = Vec::new();
-    for dir in Direction::ALL {
-        let order = match dir {
-            Direction::ToFar => [Link::Near, Link::Far],
-            Direction::ToScanner => [Link::Far, Link::Near],
-        };
-        let stages = order.map(|l| spec.impairment(l, dir).clone()).to_vec();
-        let seed = spec.seed.wrapping_mul(2).wrapping_add(dir.index() as u64);
-        let path = Path::new(stages, seed);
-        if path.is_active() {
-            paths.push((dir, path));
+    let mut queues = Vec::new();
+    for link in Link::ALL {
+        for dir in Direction::ALL {
+            let q = queue_num(link, dir);
+            let seed = spec.seed.wrapping_mul(4).wrapping_add(u64::from(q));
+            let path = Path::new(vec![spec.impairment(link, dir).clone()], seed);
+            if path.is_active() {
+                queues.push((link, dir, path));
+            }
         }
     }
-    let relayed: Vec<Direction> = paths.iter().map(|(d, _)| *d).collect();
+    let impaired: Vec<(Link, Direction)> = queues.iter().map(|(l, d, _)| (*l, *d)).collect();
+    let paths = queues
+        .into_iter()
+        .map(|(l, d, p)| (queue_num(l, d), p))
+        .collect();
     let relay = Relay::start(ns.router.name(), paths, spec.max_held, spec.realtime)?;
-    let rules = router_rules(&relayed);
-    ns.router.restore(false, &rules)?;
-    ns.router.restore(true, &rules)?;
+    ns.router.restore(false, &router_rules(&impaired, false))?;
+    ns.router.restore(true, &router_rules(&impaired, true))?;
     Ok(relay)
 }
 

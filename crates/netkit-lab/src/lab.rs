@@ -72,6 +72,7 @@ impl Lab {
         ])?;
         topology::wire(ns)?;
         topology::add_hosts(&ns.far, &spec.blocks, &spec.hosts)?;
+        topology::add_hosts(&ns.far, &[], &spec.v6_error_sources())?;
         topology::add_unroutable(ns, &spec.unroutable)?;
         ns.far.restore(false, &far_rules(spec, false))?;
         ns.far.restore(true, &far_rules(spec, true))?;

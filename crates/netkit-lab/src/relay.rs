@@ -1,5 +1,5 @@
 //! The user-space impairment relay: a thread inside the router namespace that takes the
-//! forwarded packets from NFQUEUE (one queue per direction), decides each one's fate with a
+//! packets of each impaired link direction from NFQUEUE (one queue each), decides each one's fate with a
 //! seeded [`Path`], holds the packet's verdict until its release time (verdicts may be issued
 //! out of order) and re-injects duplicates through a raw socket. It sleeps in `ppoll` until a
 //! packet arrives or the next one is due. Bounded: at most `max_held` packets are held; beyond
@@ -20,12 +20,13 @@ use nix::sys::time::TimeSpec;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::error::{LabError, Result};
-use crate::firewall::queue_num;
-use crate::impairment::Direction;
+use crate::firewall::RELAY_MARK;
 use crate::netns;
 use crate::nfqueue::{NfQueue, Packet, Verdict};
 use crate::schedule::{Fate, Path};
 
+/// Queues: one per link and direction.
+const QUEUES: usize = 4;
 /// Longest the relay sleeps in one wait: how fast it notices a stop request.
 const TICK: Duration = Duration::from_millis(20);
 /// Datagrams read per loop turn before releasing due ones.
@@ -105,7 +106,7 @@ impl Relay {
     /// queues are bound (or failed to bind).
     pub fn start(
         router: &str,
-        paths: Vec<(Direction, Path)>,
+        paths: Vec<(u16, Path)>,
         max_held: usize,
         realtime: bool,
     ) -> Result<Relay> {
@@ -173,8 +174,12 @@ struct Held {
 }
 
 enum Release {
-    Verdict { queue: u16, id: u32 },
-    Copy(Vec<u8>),
+    Verdict {
+        queue: u16,
+        id: u32,
+    },
+    /// A duplicate's bytes, and the queue it was made by.
+    Copy(u16, Vec<u8>),
 }
 
 impl PartialEq for Held {
@@ -200,7 +205,7 @@ impl Ord for Held {
 /// The relay's state inside its thread.
 struct Engine {
     queue: NfQueue,
-    paths: [Option<Path>; 2],
+    paths: [Option<Path>; QUEUES],
     held: BinaryHeap<Reverse<Held>>,
     seq: u64,
     raw4: Socket,
@@ -213,7 +218,7 @@ impl Engine {
     /// Enters the router namespace, binds the queues and opens the raw sockets.
     fn open(
         router: &str,
-        paths: Vec<(Direction, Path)>,
+        paths: Vec<(u16, Path)>,
         max_held: usize,
         realtime: bool,
         counters: Arc<Counters>,
@@ -228,12 +233,14 @@ impl Engine {
         let wants_copies = paths.iter().any(|(_, p)| p.wants_copies());
         let range = if wants_copies { COPY_RANGE } else { 0 };
         let kernel_max = u32::try_from(max_held + 65_536).unwrap_or(u32::MAX);
-        let mut slots: [Option<Path>; 2] = [None, None];
-        for (dir, path) in paths {
+        let mut slots: [Option<Path>; QUEUES] = Default::default();
+        for (num, path) in paths {
             queue
-                .bind(queue_num(dir), u32::from(range), kernel_max)
+                .bind(num, u32::from(range), kernel_max)
                 .map_err(nfq_err)?;
-            slots[dir.index()] = Some(path);
+            if let Some(slot) = slots.get_mut(usize::from(num)) {
+                *slot = Some(path);
+            }
         }
         let raw = |domain| {
             Socket::new(domain, Type::RAW, Some(Protocol::from(IPPROTO_RAW)))
@@ -301,8 +308,11 @@ impl Engine {
     /// Decides one packet's fate: verdict now, or hold it (and maybe a copy) until later.
     fn schedule(&mut self, packet: Arrival) {
         Counters::add(&self.counters.queued);
-        let dir = usize::from(packet.queue != 0);
-        let fate = match self.paths[dir].as_mut() {
+        let fate = match self
+            .paths
+            .get_mut(usize::from(packet.queue))
+            .and_then(Option::as_mut)
+        {
             Some(path) => path.fate(),
             None => Fate::Deliver {
                 hold: Duration::ZERO,
@@ -328,7 +338,7 @@ impl Engine {
         }
         let now = Instant::now();
         if let (Some(after), Some(bytes)) = (copy, packet.copy) {
-            self.hold(now + after, Release::Copy(bytes));
+            self.hold(now + after, Release::Copy(packet.queue, bytes));
         }
         if hold.is_zero() {
             self.verdict(packet.queue, packet.id, Verdict::Accept);
@@ -358,7 +368,7 @@ impl Engine {
             };
             match held.what {
                 Release::Verdict { queue, id } => self.verdict(queue, id, Verdict::Accept),
-                Release::Copy(bytes) => self.send_copy(&bytes),
+                Release::Copy(queue, bytes) => self.send_copy(queue, &bytes),
             }
         }
     }
@@ -369,8 +379,11 @@ impl Engine {
         }
     }
 
-    /// Sends a duplicate through the router's raw socket of its family.
-    fn send_copy(&mut self, packet: &[u8]) {
+    /// Sends a duplicate through the router's raw socket of its family, marked so that the
+    /// queue that made it lets it pass (the other links' queues still take it).
+    fn send_copy(&mut self, queue: u16, packet: &[u8]) {
+        let mark = RELAY_MARK | u32::from(queue);
+        let _ = self.raw4.set_mark(mark).and(self.raw6.set_mark(mark));
         let sent = match destination(packet) {
             Some(dst @ IpAddr::V4(_)) => self.raw4.send_to(packet, &SocketAddr::new(dst, 0).into()),
             Some(dst @ IpAddr::V6(_)) => self.raw6.send_to(packet, &SocketAddr::new(dst, 0).into()),

@@ -107,6 +107,22 @@ impl LabSpec {
         self.hosts.contains(&addr) || self.blocks.iter().any(|b| b.contains(&addr))
     }
 
+    /// IPv6 block hosts named alone by a REJECT rule: they get their address assigned, so
+    /// their ICMPv6 errors come from themselves (Linux picks the source of an ICMPv6 error
+    /// among assigned addresses, and AnyIP addresses are not assigned).
+    pub fn v6_error_sources(&self) -> Vec<IpAddr> {
+        let mut out: Vec<IpAddr> = self
+            .port_rules
+            .iter()
+            .filter(|r| matches!(r.action, PortAction::Reject(_)) && r.target.prefix_len() == 128)
+            .map(|r| r.target.addr())
+            .filter(|a| !self.hosts.contains(a) && self.is_host(*a))
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// Checks the whole specification: tag, address ranges, impairments, limits.
     pub fn validate(&self) -> Result<()> {
         let tag_ok = !self.tag.is_empty()
@@ -197,6 +213,24 @@ mod tests {
         assert!(spec.validate().is_ok());
         assert!(spec.is_host("198.18.1.9".parse().unwrap()));
         assert!(!spec.is_host("198.18.2.9".parse().unwrap()));
+    }
+
+    #[test]
+    fn v6_hosts_rejected_alone_answer_from_themselves() {
+        use crate::behaviour::Reject;
+        let spec = crate::builder::LabBuilder::new("t")
+            .hosts("2001:db8:1::/64")
+            .host("2001:db8:2::1")
+            .reject("2001:db8:1::5", 81, Reject::PortUnreachable)
+            .reject("2001:db8:1::/120", 82, Reject::PortUnreachable)
+            .reject("2001:db8:2::1", 81, Reject::PortUnreachable)
+            .drop_ports("2001:db8:1::6", 81)
+            .spec()
+            .unwrap();
+        assert_eq!(
+            spec.v6_error_sources(),
+            ["2001:db8:1::5".parse::<IpAddr>().unwrap()]
+        );
     }
 
     #[test]

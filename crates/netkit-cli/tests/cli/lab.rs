@@ -62,6 +62,10 @@
 //! | `.icmp_police(n)` | drops ICMP echo requests above n/s (hashlimit, burst n/10) |
 //! | `.unroutable(prefix, Unroutable::Local / Net / Host / Prohibited)` | scanner has no route (ENETUNREACH) / router answers net unreachable / host unreachable / admin prohibited |
 //!
+//! The router's IPv4 no-route errors are limited host-wide (5 at once, then 1/s per source);
+//! tests of ICMP errors should use a delay of a few ms (an error that arrives within
+//! microseconds can hit the connecting socket while it is locked: docs/lab.md "Limits").
+//!
 //! Targets are an address or a prefix (`"198.18.1.0/28"`); ports are `&[22, 80]`, `22`,
 //! `1000..=1999` or `Ports::all()`. Rules apply in the order given, first match wins.
 //!

@@ -67,6 +67,37 @@ fn lab_delays_each_link_and_direction_on_its_own() {
 }
 
 #[test]
+fn lab_near_link_delays_the_routers_own_traffic() {
+    if !privileged("lab_near_link_delays_the_routers_own_traffic") {
+        return;
+    }
+    let lab = Lab::builder("nearown")
+        .impair(
+            Link::Near,
+            Direction::ToFar,
+            Impairment::none().delay(ms(10)),
+        )
+        .impair(
+            Link::Near,
+            Direction::ToScanner,
+            Impairment::none().delay(ms(15)),
+        )
+        .build()
+        .expect("lab");
+    // The router's own address is only the near link away, both ways.
+    for router in ["198.19.254.1", "2001:db8:ffff::1"] {
+        let out = ping(&lab, &["-c", "3", "-i", "0.2", "-W", "2", router]);
+        let (code, stdout, stderr) = text(&out);
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        let min = min_rtt(&stdout);
+        assert!(
+            min >= 25.0,
+            "{router}: min RTT {min} ms below 10 + 15 ms\n{stdout}"
+        );
+    }
+}
+
+#[test]
 fn lab_loss_is_near_the_configured_rate() {
     if !privileged("lab_loss_is_near_the_configured_rate") {
         return;
