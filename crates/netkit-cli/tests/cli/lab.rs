@@ -46,7 +46,8 @@
 //! relay (NFQUEUE in the router, real-time priority) does delay/jitter/loss/dup/reorder,
 //! seeded by `.seed(N)`, about 0.1 ms late on average; `lab.relay_stats()` counts what it did
 //! (`lost`, `duplicated`, `reordered`, and `overflowed`/`kernel_drops`/`errors`, which should
-//! stay 0). `.backend(Backend::Relay)` forces the relay where netem exists.
+//! stay 0). `.backend(Backend::Relay)` forces the relay where netem exists;
+//! `.realtime(false)` runs it at normal priority (less CPU, less punctual under load).
 //!
 //! # Far-side behaviours
 //! | builder | what the far side does |
@@ -57,7 +58,7 @@
 //! | `.drop_ports(target, ports)` | DROP (filtered); `Ports::all()` for a whole host |
 //! | `.reject(target, ports, Reject::PortUnreachable / AdminProhibited / HostUnreachable / TcpReset)` | REJECT with that ICMP(v6) error or a reset |
 //! | `.no_echo(target)` | drops ICMP echo requests (ports still answer) |
-//! | `.icmp_limits(IcmpLimits::Off)` | far and router ICMP rate limits 0 (default: kernel's 1/s per peer, burst 6) |
+//! | `.icmp_limits(IcmpLimits::Off)` | no ICMP rate limits in the far and router kernels (default: the kernel's, 1/s per peer, burst 6) |
 //! | `.syn_limit(n)` | drops TCP SYNs above n/s per source (hashlimit, burst n/10) |
 //! | `.icmp_police(n)` | drops ICMP echo requests above n/s (hashlimit, burst n/10) |
 //! | `.unroutable(prefix, Unroutable::Local / Net / Host / Prohibited)` | scanner has no route (ENETUNREACH) / router answers net unreachable / host unreachable / admin prohibited |
@@ -77,6 +78,9 @@
 //!   namespace (sockets made there live there; threads it spawns stay there).
 //! - `lab.remove_host(addr)` / `lab.add_host(addr)` (needs `mut lab`) — single hosts go silent
 //!   or come alive while the lab runs (sweep's periodic mode); the truth follows.
+//! - [`peers`]: `ping(&lab, args)` (iputils), `counts`/`min_rtt` (its summary),
+//!   `nmap_states` (`-oG -` output → port → state), `connect_all(&lab, addrs, timeout)`
+//!   (parallel connects from the scanner, each outcome as an `io::ErrorKind`).
 //!
 //! # Ground truth
 //! `lab.truth()`: `.port(addr, port)` → [`PortTruth`] (`Open`, `Closed`, `Dropped`,
