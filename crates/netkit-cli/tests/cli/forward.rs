@@ -20,15 +20,6 @@ fn unix_clone(s: &UnixStream) -> UnixStream {
     s.try_clone().unwrap()
 }
 
-/// Sends `message`, half-closes, returns everything read back.
-fn round_trip(mut stream: TcpStream, message: &[u8]) -> Vec<u8> {
-    stream.write_all(message).unwrap();
-    stream.shutdown(Shutdown::Write).unwrap();
-    let mut got = Vec::new();
-    stream.read_to_end(&mut got).expect("read reply");
-    got
-}
-
 #[test]
 fn forward_large_transfers_arrive_intact_both_ways_under_concurrency() {
     let upstream = tcp_echo("127.0.0.1:0");

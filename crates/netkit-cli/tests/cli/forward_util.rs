@@ -253,3 +253,92 @@ impl HalfClose for UnixStream {
         self.shutdown(Shutdown::Write).expect("shutdown write");
     }
 }
+
+/// Sends `message`, half-closes, returns everything read back.
+pub fn round_trip(mut stream: TcpStream, message: &[u8]) -> Vec<u8> {
+    stream.write_all(message).unwrap();
+    stream.shutdown(Shutdown::Write).unwrap();
+    let mut got = Vec::new();
+    stream.read_to_end(&mut got).expect("read reply");
+    got
+}
+
+/// HAProxy, the reference the forwarder is compared with on the same scenario.
+pub struct Haproxy;
+
+/// A running peer proxy (HAProxy), killed on drop.
+pub struct PeerProxy {
+    child: Child,
+    /// Where clients connect.
+    pub addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for PeerProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Haproxy {
+    /// HAProxy when it is installed (CI installs it); otherwise a note and `None`.
+    pub fn available() -> Option<Haproxy> {
+        let found = Command::new("haproxy")
+            .arg("-v")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !found {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI must have HAProxy"
+            );
+            eprintln!("haproxy not installed: comparison skipped");
+        }
+        found.then_some(Haproxy)
+    }
+
+    /// HAProxy in TCP mode relaying to `target`.
+    pub fn tcp(&self, target: SocketAddr) -> PeerProxy {
+        self.start(&format!(
+            "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  \
+             timeout server 60s\nfrontend f\n  bind fd@3\n  default_backend b\n\
+             backend b\n  server s {target}\n"
+        ))
+    }
+
+    /// Starts HAProxy with `config`, whose frontend binds `fd@3`: a listener on port 0 that
+    /// this process bound, so no port is guessed.
+    pub fn start(&self, config: &str) -> PeerProxy {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("haproxy.cfg");
+        std::fs::write(&file, format!("global\n  maxconn 1000\n{config}")).unwrap();
+        let fd = listener.as_raw_fd();
+        let mut cmd = Command::new("haproxy");
+        cmd.args(["-db", "-q", "-f"]).arg(&file);
+        cmd.stdin(Stdio::null()).stdout(Stdio::null());
+        // SAFETY: only async-signal-safe calls (dup2, fcntl) between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+                if fd == 3 {
+                    fcntl(3, FcntlArg::F_SETFD(FdFlag::empty()))?;
+                } else {
+                    nix::unistd::dup2(fd, 3)?;
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("spawn haproxy");
+        PeerProxy {
+            child,
+            addr,
+            _dir: dir,
+        }
+    }
+}

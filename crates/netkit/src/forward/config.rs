@@ -10,6 +10,7 @@
 //! idle_timeout = "5m"
 //! connect_timeout = "2s"
 //! proxy_protocol = "v2"
+//! drain_timeout = "10s"        # default 30s
 //! ```
 //! Unknown keys are errors. Every value is checked before anything is bound.
 
@@ -40,6 +41,7 @@ struct RuleSpec {
     idle_timeout: Option<String>,
     connect_timeout: Option<String>,
     proxy_protocol: Option<String>,
+    drain_timeout: Option<String>,
 }
 
 /// Reads and checks the rules of `path`.
@@ -83,6 +85,10 @@ impl RuleSpec {
                 None => defaults.connect_timeout,
             },
             proxy_protocol: self.proxy_protocol.as_deref().map(str::parse).transpose()?,
+            drain_timeout: match self.drain_timeout.as_deref() {
+                Some(text) => crate::parse_duration(text)?,
+                None => defaults.drain_timeout,
+            },
         };
         Ok(Rule {
             listen: Endpoint::parse_listen(&self.listen)?,

@@ -34,6 +34,8 @@ pub use server::serve;
 
 /// The default bound on connecting to one target address.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default time open connections are given to finish after shutdown begins.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One forwarding rule: where to listen, where to relay to, and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +63,8 @@ pub struct Options {
     pub connect_timeout: Duration,
     /// Send a PROXY protocol header to the target first.
     pub proxy_protocol: Option<ProxyProtocol>,
+    /// After shutdown begins, connections still open this long later are closed.
+    pub drain_timeout: Duration,
 }
 
 impl Default for Options {
@@ -72,6 +76,7 @@ impl Default for Options {
             idle_timeout: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             proxy_protocol: None,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
         }
     }
 }
@@ -166,11 +171,15 @@ pub enum Close {
     ConnectFailed,
     /// An HTTP request head was malformed or over 64 KiB (Host rewrite).
     HttpRejected,
+    /// Still open when the drain timeout after SIGINT/SIGTERM ran out; closed.
+    DrainTimeout,
 }
 
 /// The record of one connection, logged when it ends (`{"type":"conn",...}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConnRecord {
+    /// When the connection ended: RFC 3339, UTC, milliseconds (`2026-11-24T17:22:39.123Z`).
+    pub time: String,
     /// The client's address (`127.0.0.1:50312`, or `unix`).
     pub client: String,
     /// The target as configured, or the address actually connected to.

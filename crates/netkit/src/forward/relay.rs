@@ -1,8 +1,14 @@
 //! Relaying both directions of a connection at once. Each direction ends when its source
 //! reaches EOF and everything read was delivered; then the destination is half-closed
 //! (`shutdown(Write)`) and the other direction keeps flowing until it ends too. An error in
-//! either direction, or no traffic for the idle timeout, ends both.
+//! either direction, no traffic for the idle timeout, or the drain timeout ends both.
+//!
+//! A reset is passed on as a reset: when one side resets the connection (or a write to it
+//! fails because it is gone), the other side is closed with `SO_LINGER` 0, so its peer sees
+//! `ECONNRESET` rather than a clean end of file that would pass a truncated stream for a
+//! whole one (as HAProxy does).
 
+use std::future::Future;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -25,6 +31,47 @@ pub(super) struct Outcome {
     pub path: &'static str,
     pub close: Close,
     pub error: Option<String>,
+}
+
+/// One side of a forwarded connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Leg {
+    /// The accepted client.
+    Client,
+    /// The target connected to.
+    Target,
+}
+
+/// An I/O error and the side of the connection it came from.
+#[derive(Debug)]
+pub(super) struct Fault {
+    pub leg: Leg,
+    pub err: io::Error,
+}
+
+impl Fault {
+    fn on(leg: Leg) -> impl Fn(io::Error) -> Fault {
+        move |err| Fault { leg, err }
+    }
+
+    /// Whether the side is gone abortively (reset, or a write it could not take).
+    fn is_reset(&self) -> bool {
+        matches!(
+            self.err.kind(),
+            io::ErrorKind::ConnectionReset
+                | io::ErrorKind::BrokenPipe
+                | io::ErrorKind::ConnectionAborted
+        )
+    }
+}
+
+/// Which end of a transfer failed, in the words of `splice`/`copy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum End {
+    /// Reading the source.
+    Src,
+    /// Writing the destination.
+    Dst,
 }
 
 /// How one direction moves bytes.
@@ -100,9 +147,14 @@ impl Stats {
     }
 }
 
-/// Relays between `client` and `upstream` until both directions end, one fails, or the
-/// connection idles out.
-pub(super) async fn run(client: &Stream, upstream: &Stream, rule: &Rule) -> Outcome {
+/// Relays between `client` and `upstream` until both directions end, one fails, the
+/// connection idles out or `abort` completes (the drain timeout).
+pub(super) async fn run(
+    client: &Stream,
+    upstream: &Stream,
+    rule: &Rule,
+    abort: impl Future<Output = ()>,
+) -> Outcome {
     let up = match &rule.options.http_host {
         Some(host) => Pump::Http(Box::new(HostRewriter::new(host.value_for(&rule.target)))),
         None => Pump::plain(),
@@ -111,27 +163,35 @@ pub(super) async fn run(client: &Stream, upstream: &Stream, rule: &Rule) -> Outc
     let stats = Stats::new();
     let both = async {
         tokio::try_join!(
-            direction(client, upstream, up, &stats, (&stats.up, &stats.spliced_up)),
             direction(
-                upstream,
-                client,
+                (client, upstream),
+                (Leg::Client, Leg::Target),
+                up,
+                &stats,
+                (&stats.up, &stats.spliced_up)
+            ),
+            direction(
+                (upstream, client),
+                (Leg::Target, Leg::Client),
                 down,
                 &stats,
                 (&stats.down, &stats.spliced_down)
             ),
         )
     };
-    let result = match rule.options.idle_timeout {
-        Some(idle) => tokio::select! {
-            result = both => Some(result),
-            () = stats.idle(idle) => None,
-        },
-        None => Some(both.await),
+    let idle = async {
+        match rule.options.idle_timeout {
+            Some(idle) => stats.idle(idle).await,
+            None => std::future::pending().await,
+        }
     };
-    let (close, error) = match result {
-        None => (Close::IdleTimeout, None),
-        Some(Ok(_)) => (Close::Done, None),
-        Some(Err(err)) => classify(client, &err).await,
+    let (close, error) = tokio::select! {
+        result = both => match result {
+            Ok(_) => (Close::Done, None),
+            Err(fault) => classify(client, upstream, &fault).await,
+        },
+        () = idle => (Close::IdleTimeout, None),
+        () = abort => (Close::DrainTimeout, None),
     };
     let path = stats.path();
     tracing::debug!("relay path: {path}");
@@ -144,9 +204,17 @@ pub(super) async fn run(client: &Stream, upstream: &Stream, rule: &Rule) -> Outc
     }
 }
 
-async fn classify(client: &Stream, err: &io::Error) -> (Close, Option<String>) {
-    let text = Some(crate::error::describe_io(err));
-    match err.kind() {
+async fn classify(client: &Stream, upstream: &Stream, fault: &Fault) -> (Close, Option<String>) {
+    let text = Some(crate::error::describe_io(&fault.err));
+    if fault.is_reset() {
+        let other = match fault.leg {
+            Leg::Client => upstream,
+            Leg::Target => client,
+        };
+        other.set_abortive_close();
+        return (Close::Reset, text);
+    }
+    match fault.err.kind() {
         io::ErrorKind::InvalidData => {
             let reply =
                 b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
@@ -154,9 +222,6 @@ async fn classify(client: &Stream, err: &io::Error) -> (Close, Option<String>) {
             let _ = client.shutdown_write();
             (Close::HttpRejected, text)
         }
-        io::ErrorKind::ConnectionReset
-        | io::ErrorKind::BrokenPipe
-        | io::ErrorKind::ConnectionAborted => (Close::Reset, text),
         _ => (Close::Error, text),
     }
 }
@@ -164,27 +229,31 @@ async fn classify(client: &Stream, err: &io::Error) -> (Close, Option<String>) {
 /// Moves `src` to `dst` until EOF, then half-closes `dst`. `counter` counts the bytes
 /// delivered; the flag is set once the direction splices.
 async fn direction(
-    src: &Stream,
-    dst: &Stream,
+    (src, dst): (&Stream, &Stream),
+    (src_leg, dst_leg): (Leg, Leg),
     pump: Pump,
     stats: &Stats,
     (counter, spliced): (&AtomicU64, &AtomicBool),
-) -> io::Result<()> {
+) -> Result<(), Fault> {
     let moved = |n: usize| {
         counter.fetch_add(n as u64, Ordering::Relaxed);
         stats.touch();
     };
-    match pump {
+    let result = match pump {
         #[cfg(target_os = "linux")]
         Pump::Adaptive => {
             let mut buf = vec![0u8; COPY_BUF];
             let spliced = || spliced.store(true, Ordering::Relaxed);
-            super::splice::pump(src, dst, &mut buf, moved, spliced).await?
+            super::splice::pump(src, dst, &mut buf, moved, spliced).await
         }
-        Pump::Copy => copy(src, dst, None, moved).await?,
-        Pump::Http(mut rewriter) => copy(src, dst, Some(&mut rewriter), moved).await?,
-    }
-    dst.shutdown_write()
+        Pump::Copy => copy(src, dst, None, moved).await,
+        Pump::Http(mut rewriter) => copy(src, dst, Some(&mut rewriter), moved).await,
+    };
+    result.map_err(|(end, err)| match end {
+        End::Src => Fault { leg: src_leg, err },
+        End::Dst => Fault { leg: dst_leg, err },
+    })?;
+    dst.shutdown_write().map_err(Fault::on(dst_leg))
 }
 
 /// Buffered copy, optionally through the Host rewriter.
@@ -193,11 +262,11 @@ async fn copy(
     dst: &Stream,
     mut rewriter: Option<&mut HostRewriter>,
     moved: impl Fn(usize),
-) -> io::Result<()> {
+) -> Result<(), (End, io::Error)> {
     let mut buf = vec![0u8; COPY_BUF];
     let mut out = Vec::new();
     loop {
-        let n = read(src, &mut buf).await?;
+        let n = read(src, &mut buf).await.map_err(|e| (End::Src, e))?;
         if n == 0 {
             return Ok(());
         }
@@ -206,12 +275,12 @@ async fn copy(
                 out.clear();
                 rewriter
                     .feed(&buf[..n], &mut out)
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                    .map_err(|e| (End::Src, io::Error::new(io::ErrorKind::InvalidData, e)))?;
                 &out[..]
             }
             None => &buf[..n],
         };
-        write_all(dst, data).await?;
+        write_all(dst, data).await.map_err(|e| (End::Dst, e))?;
         moved(data.len());
     }
 }
