@@ -342,3 +342,89 @@ impl Haproxy {
         }
     }
 }
+
+/// Python's http.server as an upstream (tests/data/http_upstream.py) that logs, per request
+/// it parsed, the method, the request-target and every Host field; killed on drop.
+pub struct HttpUpstream {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    log: Arc<Mutex<Vec<serde_json::Value>>>,
+}
+
+impl HttpUpstream {
+    /// Starts the upstream; `connect_ok` is the one host CONNECT is allowed to.
+    pub fn start(connect_ok: &str) -> HttpUpstream {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/http_upstream.py");
+        let mut child = Command::new("python3")
+            .args([script, "--connect-ok", connect_ok])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn python3");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().expect("upstream started").unwrap();
+        let port: u16 = first.strip_prefix("listening ").unwrap().parse().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let value = serde_json::from_str(&line).expect("upstream log line");
+                sink.lock().unwrap().push(value);
+            }
+        });
+        HttpUpstream {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            log,
+        }
+    }
+
+    /// Every request logged so far (tunnel records left out).
+    pub fn requests(&self) -> Vec<serde_json::Value> {
+        let log = self.log.lock().unwrap();
+        log.iter()
+            .filter(|v| v.get("tunnel").is_none())
+            .cloned()
+            .collect()
+    }
+
+    /// Waits until `count` requests were logged; returns them all.
+    pub fn wait_requests(&self, count: usize) -> Vec<serde_json::Value> {
+        let start = Instant::now();
+        loop {
+            let requests = self.requests();
+            if requests.len() >= count {
+                return requests;
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "waited for {count} requests: {requests:?}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for HttpUpstream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A target that reads one connection to its end, hands over the bytes and closes without a
+/// word (no response: nothing for an HTTP relay to follow).
+pub fn recording_server() -> (SocketAddr, std::sync::mpsc::Receiver<Vec<u8>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        if let Ok((mut stream, _)) = listener.accept() {
+            let mut got = Vec::new();
+            let _ = stream.read_to_end(&mut got);
+            let _ = tx.send(got);
+        }
+    });
+    (addr, rx)
+}

@@ -6,15 +6,18 @@
 //!   errors (EMFILE never spins or ends the loop) and drains connections after shutdown.
 //! - `conn`: one connection: ACL check at accept, connect to the target, PROXY header,
 //!   relay, one [`ConnRecord`] when it ends.
-//! - `relay`: both directions at once with half-close propagation and the idle timeout;
-//!   `splice(2)` through a pipe per direction on Linux, a buffered copy elsewhere and
-//!   whenever bytes must be inspected ([`http`] Host rewrite).
-//! - [`http`], [`proxy`]: sans-IO wire formats (HTTP/1 request heads, PROXY v1/v2 headers).
+//! - `relay`: both directions at once with half-close and reset propagation, the idle and
+//!   drain timeouts; `splice(2)` through a pipe per direction on Linux, a buffered copy
+//!   elsewhere.
+//! - `http_relay`: the relay of `--http-host` connections, through an [`http::Session`]
+//!   (requests rewritten, responses followed) until a tunnel or a read-until-close body.
+//! - [`http`], [`proxy`]: sans-IO wire formats (HTTP/1 requests and responses, PROXY v1/v2).
 //! - [`config`]: rules from a TOML file.
 
 pub mod config;
 mod conn;
 pub mod http;
+mod http_relay;
 pub mod proxy;
 mod relay;
 pub mod server;

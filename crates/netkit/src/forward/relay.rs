@@ -2,11 +2,13 @@
 //! reaches EOF and everything read was delivered; then the destination is half-closed
 //! (`shutdown(Write)`) and the other direction keeps flowing until it ends too. An error in
 //! either direction, no traffic for the idle timeout, or the drain timeout ends both.
+//! With `--http-host` the bytes go through [`super::http_relay`] instead.
 //!
 //! A reset is passed on as a reset: when one side resets the connection (or a write to it
 //! fails because it is gone), the other side is closed with `SO_LINGER` 0, so its peer sees
 //! `ECONNRESET` rather than a clean end of file that would pass a truncated stream for a
-//! whole one (as HAProxy does).
+//! whole one. (HAProxy 2.6 passes a client's reset on to the server, and turns a server's
+//! reset into a clean close.)
 
 use std::future::Future;
 use std::io;
@@ -16,12 +18,11 @@ use std::time::{Duration, Instant};
 
 use tokio::io::Interest;
 
-use super::http::HostRewriter;
 use super::{Close, Rule};
 use crate::endpoint::Stream;
 
 /// Size of the buffer of a copying direction.
-const COPY_BUF: usize = 16 * 1024;
+pub(super) const COPY_BUF: usize = 16 * 1024;
 
 /// What a relay did.
 #[derive(Debug)]
@@ -50,7 +51,8 @@ pub(super) struct Fault {
 }
 
 impl Fault {
-    fn on(leg: Leg) -> impl Fn(io::Error) -> Fault {
+    /// Tags errors with the side they came from.
+    pub(super) fn on(leg: Leg) -> impl Fn(io::Error) -> Fault {
         move |err| Fault { leg, err }
     }
 
@@ -74,29 +76,28 @@ pub(super) enum End {
     Dst,
 }
 
-/// How one direction moves bytes.
-enum Pump {
-    /// Copy small reads, splice bulk transfers (Linux).
-    #[cfg(target_os = "linux")]
-    Adaptive,
-    /// Through a user-space buffer.
-    #[cfg_attr(target_os = "linux", allow(dead_code))]
-    Copy,
-    /// Through a buffer, rewriting the Host header of each request.
-    Http(Box<HostRewriter>),
+/// A direction of the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Dir {
+    /// Client to target.
+    Up,
+    /// Target to client.
+    Down,
 }
 
-impl Pump {
-    fn plain() -> Pump {
-        #[cfg(target_os = "linux")]
-        return Pump::Adaptive;
-        #[cfg(not(target_os = "linux"))]
-        Pump::Copy
+impl Dir {
+    /// The sides bytes come from and go to.
+    pub(super) fn legs(self) -> (Leg, Leg) {
+        match self {
+            Dir::Up => (Leg::Client, Leg::Target),
+            Dir::Down => (Leg::Target, Leg::Client),
+        }
     }
 }
 
 /// Byte counters and the time of the last transfer, shared by both directions.
-struct Stats {
+#[derive(Debug)]
+pub(super) struct Stats {
     start: Instant,
     last_ms: AtomicU64,
     up: AtomicU64,
@@ -117,6 +118,25 @@ impl Stats {
         }
     }
 
+    /// Counts `n` bytes delivered in direction `dir` (and that the connection is not idle).
+    pub(super) fn moved(&self, dir: Dir, n: usize) {
+        let counter = match dir {
+            Dir::Up => &self.up,
+            Dir::Down => &self.down,
+        };
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+        let now = self.start.elapsed().as_millis() as u64;
+        self.last_ms.store(now, Ordering::Relaxed);
+    }
+
+    fn spliced(&self, dir: Dir) {
+        let flag = match dir {
+            Dir::Up => &self.spliced_up,
+            Dir::Down => &self.spliced_down,
+        };
+        flag.store(true, Ordering::Relaxed);
+    }
+
     /// Which relay path the directions took: `splice`, `copy` or `copy+splice`.
     fn path(&self) -> &'static str {
         match (
@@ -127,11 +147,6 @@ impl Stats {
             (false, false) => "copy",
             _ => "copy+splice",
         }
-    }
-
-    fn touch(&self) {
-        let now = self.start.elapsed().as_millis() as u64;
-        self.last_ms.store(now, Ordering::Relaxed);
     }
 
     /// Completes once nothing moved for `idle`.
@@ -155,29 +170,19 @@ pub(super) async fn run(
     rule: &Rule,
     abort: impl Future<Output = ()>,
 ) -> Outcome {
-    let up = match &rule.options.http_host {
-        Some(host) => Pump::Http(Box::new(HostRewriter::new(host.value_for(&rule.target)))),
-        None => Pump::plain(),
-    };
-    let down = Pump::plain();
     let stats = Stats::new();
     let both = async {
-        tokio::try_join!(
-            direction(
-                (client, upstream),
-                (Leg::Client, Leg::Target),
-                up,
-                &stats,
-                (&stats.up, &stats.spliced_up)
-            ),
-            direction(
-                (upstream, client),
-                (Leg::Target, Leg::Client),
-                down,
-                &stats,
-                (&stats.down, &stats.spliced_down)
-            ),
-        )
+        match &rule.options.http_host {
+            Some(host) => {
+                let host = host.value_for(&rule.target);
+                super::http_relay::run(client, upstream, host, &stats).await
+            }
+            None => tokio::try_join!(
+                direction(client, upstream, Dir::Up, &stats),
+                direction(upstream, client, Dir::Down, &stats),
+            )
+            .map(|_| (Close::Done, None)),
+        }
     };
     let idle = async {
         match rule.options.idle_timeout {
@@ -186,10 +191,7 @@ pub(super) async fn run(
         }
     };
     let (close, error) = tokio::select! {
-        result = both => match result {
-            Ok(_) => (Close::Done, None),
-            Err(fault) => classify(client, upstream, &fault).await,
-        },
+        result = both => result.unwrap_or_else(|fault| pass_on(client, upstream, &fault)),
         () = idle => (Close::IdleTimeout, None),
         () = abort => (Close::DrainTimeout, None),
     };
@@ -204,51 +206,35 @@ pub(super) async fn run(
     }
 }
 
-async fn classify(client: &Stream, upstream: &Stream, fault: &Fault) -> (Close, Option<String>) {
+/// Classifies a failed direction; a reset is passed on to the other side.
+fn pass_on(client: &Stream, upstream: &Stream, fault: &Fault) -> (Close, Option<String>) {
     let text = Some(crate::error::describe_io(&fault.err));
-    if fault.is_reset() {
-        let other = match fault.leg {
-            Leg::Client => upstream,
-            Leg::Target => client,
-        };
-        other.set_abortive_close();
-        return (Close::Reset, text);
+    if !fault.is_reset() {
+        return (Close::Error, text);
     }
-    match fault.err.kind() {
-        io::ErrorKind::InvalidData => {
-            let reply =
-                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-            let _ = client.try_write(reply);
-            let _ = client.shutdown_write();
-            (Close::HttpRejected, text)
-        }
-        _ => (Close::Error, text),
-    }
+    let other = match fault.leg {
+        Leg::Client => upstream,
+        Leg::Target => client,
+    };
+    other.set_abortive_close();
+    (Close::Reset, text)
 }
 
-/// Moves `src` to `dst` until EOF, then half-closes `dst`. `counter` counts the bytes
-/// delivered; the flag is set once the direction splices.
-async fn direction(
-    (src, dst): (&Stream, &Stream),
-    (src_leg, dst_leg): (Leg, Leg),
-    pump: Pump,
+/// Moves `src` to `dst` until EOF, then half-closes `dst`: through `splice(2)` for bulk
+/// transfers on Linux, a buffer elsewhere.
+pub(super) async fn direction(
+    src: &Stream,
+    dst: &Stream,
+    dir: Dir,
     stats: &Stats,
-    (counter, spliced): (&AtomicU64, &AtomicBool),
 ) -> Result<(), Fault> {
-    let moved = |n: usize| {
-        counter.fetch_add(n as u64, Ordering::Relaxed);
-        stats.touch();
-    };
-    let result = match pump {
-        #[cfg(target_os = "linux")]
-        Pump::Adaptive => {
-            let mut buf = vec![0u8; COPY_BUF];
-            let spliced = || spliced.store(true, Ordering::Relaxed);
-            super::splice::pump(src, dst, &mut buf, moved, spliced).await
-        }
-        Pump::Copy => copy(src, dst, None, moved).await,
-        Pump::Http(mut rewriter) => copy(src, dst, Some(&mut rewriter), moved).await,
-    };
+    let (src_leg, dst_leg) = dir.legs();
+    let moved = |n: usize| stats.moved(dir, n);
+    let mut buf = vec![0u8; COPY_BUF];
+    #[cfg(target_os = "linux")]
+    let result = super::splice::pump(src, dst, &mut buf, moved, || stats.spliced(dir)).await;
+    #[cfg(not(target_os = "linux"))]
+    let result = copy(src, dst, &mut buf, moved).await;
     result.map_err(|(end, err)| match end {
         End::Src => Fault { leg: src_leg, err },
         End::Dst => Fault { leg: dst_leg, err },
@@ -256,32 +242,21 @@ async fn direction(
     dst.shutdown_write().map_err(Fault::on(dst_leg))
 }
 
-/// Buffered copy, optionally through the Host rewriter.
+/// Buffered copy until EOF.
+#[cfg(not(target_os = "linux"))]
 async fn copy(
     src: &Stream,
     dst: &Stream,
-    mut rewriter: Option<&mut HostRewriter>,
+    buf: &mut [u8],
     moved: impl Fn(usize),
 ) -> Result<(), (End, io::Error)> {
-    let mut buf = vec![0u8; COPY_BUF];
-    let mut out = Vec::new();
     loop {
-        let n = read(src, &mut buf).await.map_err(|e| (End::Src, e))?;
+        let n = read(src, buf).await.map_err(|e| (End::Src, e))?;
         if n == 0 {
             return Ok(());
         }
-        let data = match rewriter.as_mut() {
-            Some(rewriter) => {
-                out.clear();
-                rewriter
-                    .feed(&buf[..n], &mut out)
-                    .map_err(|e| (End::Src, io::Error::new(io::ErrorKind::InvalidData, e)))?;
-                &out[..]
-            }
-            None => &buf[..n],
-        };
-        write_all(dst, data).await.map_err(|e| (End::Dst, e))?;
-        moved(data.len());
+        write_all(dst, &buf[..n]).await.map_err(|e| (End::Dst, e))?;
+        moved(n);
     }
 }
 

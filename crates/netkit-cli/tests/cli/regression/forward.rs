@@ -284,3 +284,161 @@ fn forward_took_a_live_unix_socket_with_a_full_accept_queue_for_stale() {
     assert!(path.exists(), "the live server's socket file was removed");
     super::echo::still_reaches(&server, &path);
 }
+
+/// The Host every request must reach the upstream with.
+const HOST: &str = "rewritten.test";
+
+fn rewriting_forwarder(upstream: &HttpUpstream) -> Forwarder {
+    Forwarder::start(&[
+        "forward",
+        "0",
+        &upstream.addr.to_string(),
+        "--http-host",
+        HOST,
+    ])
+}
+
+/// Whether the upstream saw this request with the Host (and authority) rewritten.
+fn rewritten(request: &serde_json::Value) -> bool {
+    let hosts_ok = request["hosts"] == serde_json::json!([HOST]);
+    let target = request["target"].as_str().unwrap_or_default();
+    let authority = match target.split_once("://") {
+        Some((_, rest)) => rest.split('/').next().unwrap_or_default(),
+        None if request["method"] == "CONNECT" => target.rsplit_once(':').unwrap().0,
+        None => HOST,
+    };
+    hosts_ok && authority == HOST
+}
+
+fn assert_all_rewritten(requests: &[serde_json::Value]) {
+    for request in requests {
+        assert!(
+            rewritten(request),
+            "not rewritten: {request}; all: {requests:?}"
+        );
+    }
+}
+
+#[test]
+fn forward_http_upgrade_header_without_101_opened_a_blind_tunnel() {
+    let upstream = HttpUpstream::start("");
+    let fw = rewriting_forwarder(&upstream);
+    for upgrade in [
+        "Upgrade: websocket\r\n",
+        "Upgrade: h2c\r\nConnection: Upgrade\r\n",
+    ] {
+        let request = format!(
+            "GET /a HTTP/1.1\r\nHost: c\r\n{upgrade}\r\nGET /b HTTP/1.1\r\nHost: evil.test\r\n\r\n"
+        );
+        let reply = round_trip(connect(fw.addr()), request.as_bytes());
+        assert!(
+            reply.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&reply)
+        );
+    }
+    let requests = upstream.wait_requests(4);
+    assert_eq!(requests.len(), 4, "{requests:?}");
+    assert_all_rewritten(&requests);
+}
+
+#[test]
+fn forward_http_refused_connect_opened_a_blind_tunnel() {
+    let upstream = HttpUpstream::start("allowed.test");
+    let fw = rewriting_forwarder(&upstream);
+    let request = b"CONNECT evil.test:443 HTTP/1.1\r\nHost: evil.test:443\r\n\r\n\
+        GET /b HTTP/1.1\r\nHost: evil.test\r\n\r\n";
+    let reply = round_trip(connect(fw.addr()), request);
+    let text = String::from_utf8_lossy(&reply);
+    assert!(text.starts_with("HTTP/1.1 405"), "{text}");
+    assert!(text.contains("host=rewritten.test"), "{text}");
+    let requests = upstream.wait_requests(2);
+    assert_eq!(requests[0]["method"], "CONNECT");
+    assert_all_rewritten(&requests);
+}
+
+#[test]
+fn forward_http_absolute_form_kept_the_clients_authority() {
+    let upstream = HttpUpstream::start("");
+    let fw = rewriting_forwarder(&upstream);
+    let request = b"GET http://evil.test/x?y=1 HTTP/1.1\r\nHost: evil.test\r\n\r\n\
+        GET HTTP://user@evil.test:8080 HTTP/1.1\r\n\r\n";
+    let reply = round_trip(connect(fw.addr()), request);
+    assert!(
+        reply.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    let requests = upstream.wait_requests(2);
+    assert_eq!(requests[0]["target"], "http://rewritten.test/x?y=1");
+    assert_eq!(requests[1]["target"], "HTTP://rewritten.test/");
+    assert_all_rewritten(&requests);
+}
+
+#[test]
+fn forward_http_bare_cr_nul_and_controls_in_header_fields_were_passed_on() {
+    let upstream = HttpUpstream::start("");
+    let fw = rewriting_forwarder(&upstream);
+    let cases: &[&[u8]] = &[
+        b"GET / HTTP/1.1\r\nHost: a\r\nX: 1\rGET /smuggled HTTP/1.1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nX: a\r\n\rHost: evil.test\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x01b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x7fb\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nX\x01Y: b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHo\rst: evil.test\r\n\r\n",
+    ];
+    for case in cases {
+        let reply = round_trip(connect(fw.addr()), case);
+        let text = String::from_utf8_lossy(&reply);
+        assert!(
+            text.starts_with("HTTP/1.1 400 Bad Request\r\n") && !text.contains("BaseHTTP"),
+            "{:?}: {text}",
+            String::from_utf8_lossy(case)
+        );
+    }
+    let sentinel = round_trip(connect(fw.addr()), b"GET /sentinel HTTP/1.1\r\n\r\n");
+    assert!(sentinel.starts_with(b"HTTP/1.1 200"));
+    let requests = upstream.wait_requests(1);
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0]["target"], "/sentinel");
+}
+
+#[test]
+fn forward_http_malformed_request_cut_the_response_to_the_one_before() {
+    let upstream = HttpUpstream::start("");
+    let fw = rewriting_forwarder(&upstream);
+    let size = 20_000_000;
+    let request = format!("GET /big?n={size} HTTP/1.1\r\nHost: a\r\n\r\nNOT HTTP AT ALL\r\n\r\n");
+    let reply = round_trip(connect(fw.addr()), request.as_bytes());
+    let head_end = reply.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&reply[..head_end]);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains(&format!("Content-Length: {size}")), "{head}");
+    let rest = &reply[head_end..];
+    assert!(
+        rest.len() >= size,
+        "the response stopped at {} of {size} bytes",
+        rest.len()
+    );
+    assert!(rest[..size].iter().all(|b| *b == b'x'));
+    let after = String::from_utf8_lossy(&rest[size..]);
+    assert!(
+        after.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+        "then: {after:?}"
+    );
+    fw.wait_for(|l| l.contains("http-rejected"), 1);
+}
+
+#[test]
+fn forward_http_obs_text_and_raw_non_ascii_targets_were_refused() {
+    let upstream = HttpUpstream::start("");
+    let fw = rewriting_forwarder(&upstream);
+    let request = b"GET /caf\xe9 HTTP/1.1\r\nHost: a\r\nX-Name: Jos\xe9 \xff\r\n\r\n";
+    let reply = round_trip(connect(fw.addr()), request);
+    let text = String::from_utf8_lossy(&reply);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let requests = upstream.wait_requests(1);
+    assert_eq!(requests[0]["target"], "/caf\u{e9}");
+    assert_all_rewritten(&requests);
+}
