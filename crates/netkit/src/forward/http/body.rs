@@ -206,7 +206,7 @@ fn chunk_size(line: &[u8]) -> Result<u64, Error> {
         return Err(Error::Chunked("chunk size is not 1 to 16 hex digits"));
     }
     let rest = &line[digits..];
-    let ext = rest.trim_ascii_start();
+    let ext = fields::trim_ows(rest);
     let ext_ok = ext.is_empty() && rest.len() == ext.len()
         || ext.first() == Some(&b';') && !ext.iter().any(|b| fields::is_ctl(*b));
     if !ext_ok {

@@ -68,10 +68,21 @@ pub(super) fn emit(field: &Field<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// `text` without optional whitespace (SP, HTAB) at either end.
+pub(super) fn trim_ows(mut text: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = text {
+        text = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = text {
+        text = rest;
+    }
+    text
+}
+
 /// The elements of a comma-separated list field value (RFC 9110 §5.6.1), trimmed; empty
 /// elements included, so that callers can refuse them.
 pub(super) fn list(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    value.split(|b| *b == b',').map(|e| e.trim_ascii())
+    value.split(|b| *b == b',').map(trim_ows)
 }
 
 /// Fields that frame or route a message: never allowed in a trailer section (RFC 9110 §6.5.1),

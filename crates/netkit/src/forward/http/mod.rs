@@ -28,7 +28,7 @@ mod request;
 mod response;
 mod session;
 
-pub use session::Session;
+pub use session::{Session, Switch};
 
 /// The largest request or response head (and trailer section) accepted.
 pub const MAX_HEAD: usize = 64 * 1024;

@@ -48,6 +48,15 @@ enum Down {
     Tunnel,
 }
 
+/// The kind of request whose response decides whether a tunnel starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Switch {
+    /// A CONNECT: a 2xx response starts a tunnel.
+    Connect,
+    /// A request with `Upgrade`: a 101 response starts a tunnel.
+    Upgrade,
+}
+
 /// One connection's HTTP exchange, as the relay between client and target sees it.
 ///
 /// The relay feeds client bytes to [`Session::feed_request`] and target bytes to
@@ -107,6 +116,18 @@ impl Session {
     /// Whether the relay may read more from the client now.
     pub fn wants_requests(&self) -> bool {
         self.held.is_empty() && !self.holding()
+    }
+
+    /// The request whose response the request side waits for, when it waits for one.
+    pub fn awaiting(&self) -> Option<Switch> {
+        if !matches!(self.up, Up::Decide) {
+            return None;
+        }
+        let last = self.pending.back()?;
+        Some(match last.request.connect {
+            true => Switch::Connect,
+            false => Switch::Upgrade,
+        })
     }
 
     /// Whether client bytes are held, waiting for a response.
