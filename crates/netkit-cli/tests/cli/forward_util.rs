@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -308,6 +309,17 @@ impl Haproxy {
         ))
     }
 
+    /// HAProxy in HTTP mode setting every request's Host to `host` before relaying to
+    /// `server` (`127.0.0.1:PORT` or `unix@PATH`): the peer of `forward --http-host`.
+    pub fn http_host(&self, server: &str, host: &str) -> PeerProxy {
+        self.start(&format!(
+            "defaults\n  mode http\n  timeout connect 5s\n  timeout client 5s\n  \
+             timeout server 5s\n  timeout http-request 5s\nfrontend f\n  bind fd@3\n  \
+             http-request set-header Host {host}\n  default_backend b\n\
+             backend b\n  server s {server}\n"
+        ))
+    }
+
     /// Starts HAProxy with `config`, whose frontend binds `fd@3`: a listener on port 0 that
     /// this process bound, so no port is guessed.
     pub fn start(&self, config: &str) -> PeerProxy {
@@ -360,6 +372,7 @@ impl HttpUpstream {
             .args([script, "--connect-ok", connect_ok])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
+            .stderr(Stdio::null())
             .spawn()
             .expect("spawn python3");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -380,13 +393,33 @@ impl HttpUpstream {
         }
     }
 
-    /// Every request logged so far (tunnel records left out).
+    /// Every request logged so far (tunnel records and sentinels left out).
     pub fn requests(&self) -> Vec<serde_json::Value> {
         let log = self.log.lock().unwrap();
         log.iter()
-            .filter(|v| v.get("tunnel").is_none())
+            .filter(|v| v.get("tunnel").is_none() && !is_sentinel(v))
             .cloned()
             .collect()
+    }
+
+    /// Sends a request of its own straight to the upstream and waits until it is logged, so
+    /// that everything before it is too; returns [`HttpUpstream::requests`].
+    pub fn settle(&self) -> Vec<serde_json::Value> {
+        let path = format!("/__sentinel/{}", SENTINELS.fetch_add(1, Ordering::Relaxed));
+        let request = format!("GET {path} HTTP/1.0\r\n\r\n");
+        round_trip(connect(self.addr), request.as_bytes());
+        let start = Instant::now();
+        while !self
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|v| v["target"] == path.as_str())
+        {
+            assert!(start.elapsed() < PATIENCE, "sentinel {path} never logged");
+            thread::sleep(Duration::from_millis(5));
+        }
+        self.requests()
     }
 
     /// Waits until `count` requests were logged; returns them all.
@@ -404,6 +437,15 @@ impl HttpUpstream {
             thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// Numbers the sentinel requests of [`HttpUpstream::settle`].
+static SENTINELS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn is_sentinel(request: &serde_json::Value) -> bool {
+    request["target"]
+        .as_str()
+        .is_some_and(|t| t.starts_with("/__sentinel/"))
 }
 
 impl Drop for HttpUpstream {
@@ -427,4 +469,67 @@ pub fn recording_server() -> (SocketAddr, std::sync::mpsc::Receiver<Vec<u8>>) {
         }
     });
     (addr, rx)
+}
+
+/// nginx (single process, on a Unix socket in its own directory) answering 200 to everything
+/// and logging, per request it parsed, `$host|$http_host|$status|$request`; killed on drop.
+pub struct Nginx {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    /// Starts nginx and waits (bounded) for its socket.
+    pub fn start() -> Nginx {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let config = format!(
+            "master_process off;\ndaemon off;\nworker_processes 1;\npid {d}/nginx.pid;\n\
+             error_log {d}/error.log;\nevents {{ worker_connections 256; }}\nhttp {{\n\
+             log_format hosts '$host|$http_host|$status|$request';\n\
+             access_log {d}/access.log hosts;\nclient_body_temp_path {d};\n\
+             proxy_temp_path {d};\nfastcgi_temp_path {d};\nuwsgi_temp_path {d};\n\
+             scgi_temp_path {d};\nserver {{ listen unix:{d}/nginx.sock; server_name _;\n\
+             location / {{ return 200 \"ok $host\\n\"; }} }}\n}}\n"
+        );
+        let file = dir.path().join("nginx.conf");
+        std::fs::write(&file, config).unwrap();
+        let error_log = dir.path().join("error.log");
+        let child = Command::new("nginx")
+            .arg("-e")
+            .arg(&error_log)
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&file)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn nginx");
+        let nginx = Nginx { child, dir };
+        let start = Instant::now();
+        while UnixStream::connect(nginx.socket()).is_err() {
+            assert!(start.elapsed() < PATIENCE, "nginx did not start");
+            thread::sleep(Duration::from_millis(20));
+        }
+        nginx
+    }
+
+    /// Its socket.
+    pub fn socket(&self) -> std::path::PathBuf {
+        self.dir.path().join("nginx.sock")
+    }
+
+    /// Every access-log line so far: `$host|$http_host|$status|$request`.
+    pub fn log(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default();
+        text.lines().map(str::to_string).collect()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
