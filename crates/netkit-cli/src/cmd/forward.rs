@@ -43,7 +43,10 @@ pub struct Args {
     /// Where to relay to: HOST:PORT, [V6]:PORT, unix:PATH, unix:@NAME, exec:COMMAND.
     #[arg(value_parser = parse::endpoint, required_unless_present = "config")]
     pub target: Option<Endpoint>,
-    /// Rewrite the Host header of every HTTP request (auto: the target's host:port).
+    /// Rewrite the Host of every HTTP/1.x request (auto: the target's host:port), and the
+    /// authority of absolute-form targets (GET http://x/p -> GET http://HOST/p) and of
+    /// CONNECT. Malformed or ambiguous requests get 400; a tunnel starts only on the target's
+    /// 101 to an Upgrade request or 2xx to CONNECT (docs/http-host.md).
     #[arg(long, value_name = "HOST|auto", value_parser = parse::http_host)]
     pub http_host: Option<HttpHost>,
     /// Accept clients only from this block (repeatable); others are refused and logged
