@@ -1,7 +1,9 @@
 //! The relay of `--http-host` connections: client bytes go through the [`Session`]'s request
-//! side (rewritten), target bytes through its response side (followed, untouched). Once a
+//! side (rewritten), target bytes through its response side (followed, untouched). Long runs
+//! of response body (`Content-Length` bodies, large chunks) move with `splice(2)` without
+//! passing through user space, the session only told how many bytes went by. Once a
 //! response starts a tunnel, or a response body runs until the target closes, the direction
-//! concerned goes back to the plain relay (zero-copy `splice(2)`).
+//! concerned goes back to the plain relay.
 //!
 //! A malformed request does not cut what the client is owed: the complete requests before it
 //! are sent on, their responses are relayed to their end, and only then does the client get
@@ -20,6 +22,10 @@ use super::http::{Error, Session};
 use super::relay::{self, Dir, Fault, Leg, Stats, COPY_BUF};
 use super::Close;
 use crate::endpoint::Stream;
+
+/// Response body runs at least this long move with `splice(2)`.
+#[cfg(target_os = "linux")]
+const SPLICE_MIN: u64 = COPY_BUF as u64;
 
 /// How long the 400 or 502 answer may take to be written.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -200,12 +206,20 @@ async fn responses(
 ) -> Result<(), Stop> {
     let mut buf = vec![0u8; COPY_BUF];
     let mut out = Vec::new();
+    #[cfg(target_os = "linux")]
+    let mut pipe = None;
     loop {
         if shared.rejected() && !shared.session().responses_owed() {
             return Ok(());
         }
         if shared.session().responses_raw() && !shared.rejected() {
             return Ok(relay::direction(upstream, client, Dir::Down, stats).await?);
+        }
+        #[cfg(target_os = "linux")]
+        match splice_body(upstream, client, shared, stats, &mut pipe).await? {
+            Some(0) => return responses_ended(client, shared),
+            Some(_) => continue,
+            None => {}
         }
         let n = tokio::select! {
             n = relay::read(upstream, &mut buf) => n.map_err(Fault::on(Leg::Target))?,
@@ -224,6 +238,45 @@ async fn responses(
         send(client, &out, Dir::Down, stats).await?;
         result.map_err(|err| Stop::BadResponse(err, head))?;
     }
+}
+
+/// Moves a long run of response body with `splice(2)`: `None` when there is none (or no pipe
+/// to be had), else the bytes moved (0: the target closed).
+#[cfg(target_os = "linux")]
+async fn splice_body(
+    upstream: &Stream,
+    client: &Stream,
+    shared: &Shared,
+    stats: &Stats,
+    pipe: &mut Option<super::splice::Pipe>,
+) -> Result<Option<usize>, Fault> {
+    let left = shared.session().response_body_left();
+    if left < SPLICE_MIN {
+        return Ok(None);
+    }
+    if pipe.is_none() {
+        *pipe = super::splice::Pipe::new().ok();
+    }
+    let Some(pipe) = pipe.as_ref() else {
+        return Ok(None);
+    };
+    let limit = usize::try_from(left).unwrap_or(usize::MAX);
+    let moved = super::splice::splice_some(upstream, client, pipe, limit)
+        .await
+        .map_err(|(end, err)| match end {
+            relay::End::Src => Fault {
+                leg: Leg::Target,
+                err,
+            },
+            relay::End::Dst => Fault {
+                leg: Leg::Client,
+                err,
+            },
+        })?;
+    shared.session().response_body_passed(moved as u64);
+    stats.moved(Dir::Down, moved);
+    stats.spliced(Dir::Down);
+    Ok(Some(moved))
 }
 
 /// The target closed: the client gets its FIN (unless a 400 is still to come), and held

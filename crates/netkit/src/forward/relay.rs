@@ -129,7 +129,8 @@ impl Stats {
         self.last_ms.store(now, Ordering::Relaxed);
     }
 
-    fn spliced(&self, dir: Dir) {
+    /// Notes that direction `dir` moved bytes with `splice(2)`.
+    pub(super) fn spliced(&self, dir: Dir) {
         let flag = match dir {
             Dir::Up => &self.spliced_up,
             Dir::Down => &self.spliced_down,

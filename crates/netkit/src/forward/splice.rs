@@ -64,7 +64,7 @@ pub(super) async fn pump(
     loop {
         if bulk {
             if let Some(pipe) = pipe.as_ref() {
-                let filled = fill(src, pipe).await.map_err(on_src)?;
+                let filled = fill(src, pipe, pipe.capacity).await.map_err(on_src)?;
                 if filled == 0 {
                     return Ok(());
                 }
@@ -103,20 +103,27 @@ fn open_pipe(pipe: &mut Option<Pipe>, spliced: &impl Fn()) -> bool {
     pipe.is_some()
 }
 
-/// Splices what the socket has (up to the pipe's capacity) into the empty pipe.
-async fn fill(src: &Stream, pipe: &Pipe) -> io::Result<usize> {
+/// Moves at most `limit` bytes (fewer when fewer are there; 0 at EOF) from `src` to `dst`
+/// through the empty `pipe`.
+pub(super) async fn splice_some(
+    src: &Stream,
+    dst: &Stream,
+    pipe: &Pipe,
+    limit: usize,
+) -> Result<usize, (End, io::Error)> {
+    let filled = fill(src, pipe, limit.min(pipe.capacity))
+        .await
+        .map_err(|e| (End::Src, e))?;
+    drain(dst, pipe, filled).await.map_err(|e| (End::Dst, e))?;
+    Ok(filled)
+}
+
+/// Splices what the socket has (up to `len`) into the empty pipe.
+async fn fill(src: &Stream, pipe: &Pipe, len: usize) -> io::Result<usize> {
     loop {
         src.read_ready().await?;
         let spliced = src.try_io(Interest::READABLE, || {
-            splice(
-                src.fd(),
-                None,
-                pipe.write.as_fd(),
-                None,
-                pipe.capacity,
-                flags(),
-            )
-            .map_err(io::Error::from)
+            splice(src.fd(), None, pipe.write.as_fd(), None, len, flags()).map_err(io::Error::from)
         });
         match spliced {
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,

@@ -111,14 +111,31 @@ impl Body {
     fn pass<'a>(&mut self, input: &'a [u8], left: u64, out: &mut Vec<u8>) -> &'a [u8] {
         let take = usize::try_from(left).unwrap_or(usize::MAX).min(input.len());
         out.extend_from_slice(&input[..take]);
-        let left = left - take as u64;
+        self.advance(take as u64);
+        &input[take..]
+    }
+
+    /// The bytes that come next and pass untouched: the rest of a `Content-Length` body or of
+    /// a chunk's data (0 elsewhere). A relay may move them without feeding them.
+    pub(super) fn opaque_left(&self) -> u64 {
+        match self.state {
+            State::Length(left) | State::Data(left) => left,
+            _ => 0,
+        }
+    }
+
+    /// Counts `n` bytes (at most [`Body::opaque_left`]) as passed without being fed.
+    pub(super) fn advance(&mut self, n: u64) {
+        let (State::Length(left) | State::Data(left)) = self.state else {
+            return;
+        };
+        let left = left - n.min(left);
         self.state = match (self.state, left) {
             (State::Data(_), 0) => State::DataEnd,
             (State::Data(_), left) => State::Data(left),
             (_, 0) => State::Done,
             (_, left) => State::Length(left),
         };
-        &input[take..]
     }
 
     /// Collects one line of chunk framing and acts on it once complete.

@@ -49,7 +49,7 @@ pub(super) fn parse(block: &[u8]) -> Result<Vec<Field<'_>>, Error> {
                 value: f.value,
             })
             .collect()),
-        Err(httparse::Error::TooManyHeaders) => Err(Error::Malformed("over 256 header fields")),
+        Err(httparse::Error::TooManyHeaders) => Err(Error::Malformed("over 100 header fields")),
         Err(httparse::Error::HeaderValue) => Err(Error::Malformed(
             "control character (bare CR, NUL, ...) in a header field value",
         )),

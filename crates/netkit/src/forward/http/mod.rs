@@ -32,8 +32,8 @@ pub use session::{Session, Switch};
 
 /// The largest request or response head (and trailer section) accepted.
 pub const MAX_HEAD: usize = 64 * 1024;
-/// The most header fields one head may have.
-const MAX_FIELDS: usize = 256;
+/// The most header fields one head may have (HAProxy: 101 with the request line).
+const MAX_FIELDS: usize = 100;
 /// Requests in flight (sent on, not yet answered) beyond which the client's further requests
 /// wait for answers.
 pub const MAX_PENDING: usize = 1024;

@@ -157,6 +157,27 @@ impl Session {
         matches!(self.down, Down::Head)
     }
 
+    /// How many of the target's next bytes are response body that passes untouched (the rest
+    /// of a `Content-Length` body or of a chunk): the relay may move them with `splice(2)`
+    /// and report them with [`Session::response_body_passed`].
+    pub fn response_body_left(&self) -> u64 {
+        match &self.down {
+            Down::Body(body) => body.opaque_left(),
+            _ => 0,
+        }
+    }
+
+    /// `n` bytes of response body (at most [`Session::response_body_left`]) went to the client
+    /// without being fed.
+    pub fn response_body_passed(&mut self, n: u64) {
+        if let Down::Body(body) = &mut self.down {
+            body.advance(n);
+            if body.done() {
+                self.down = Down::Head;
+            }
+        }
+    }
+
     /// Requests in flight: sent on (whole or in part), final response not seen.
     pub fn pending(&self) -> usize {
         self.pending.len()

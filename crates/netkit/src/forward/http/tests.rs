@@ -486,3 +486,30 @@ fn the_target_closing_releases_held_bytes_as_requests() {
     session.resume_requests(&mut up).unwrap();
     assert!(text(&up).ends_with("GET /n HTTP/1.1\r\nHost: new.test:81\r\n\r\n"));
 }
+
+#[test]
+fn opaque_body_runs_can_pass_without_being_fed() {
+    let mut session = session_with(b"GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n");
+    let mut down = Vec::new();
+    session
+        .feed_response(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nabc",
+            &mut down,
+        )
+        .unwrap();
+    assert_eq!(session.response_body_left(), 99_997);
+    session.response_body_passed(99_997);
+    assert_eq!(session.response_body_left(), 0);
+    assert_eq!(session.pending(), 1);
+    session
+        .feed_response(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10000\r\nxy",
+            &mut down,
+        )
+        .unwrap();
+    assert_eq!(session.response_body_left(), 0x10000 - 2);
+    session.response_body_passed(0x10000 - 2);
+    session.feed_response(b"\r\n0\r\n\r\n", &mut down).unwrap();
+    assert_eq!(session.pending(), 0);
+    assert!(!session.responses_owed());
+}
