@@ -114,7 +114,7 @@ mod tests {
     fn parses_rules_with_options() {
         let rules = parse(
             "[[rule]]\nlisten = \"0\"\ntarget = \"127.0.0.1:80\"\nidle_timeout = \"5s\"\n\
-             allow = [\"127.0.0.0/8\"]\nproxy_protocol = \"v1\"\n\
+             allow = [\"127.0.0.0/8\"]\nproxy_protocol = \"v1\"\ndrain_timeout = \"2s\"\n\
              [[rule]]\nlisten = \"unix:@a\"\ntarget = \"[::1]:81\"\nhttp_host = \"auto\"\n",
         )
         .unwrap();
@@ -124,6 +124,14 @@ mod tests {
             Some(std::time::Duration::from_secs(5))
         );
         assert_eq!(rules[1].listen, Endpoint::Abstract("a".into()));
+        assert_eq!(
+            rules[0].options.drain_timeout,
+            std::time::Duration::from_secs(2)
+        );
+        assert_eq!(
+            rules[1].options.drain_timeout,
+            super::super::DEFAULT_DRAIN_TIMEOUT
+        );
     }
 
     #[test]
