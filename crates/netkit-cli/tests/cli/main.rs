@@ -4,6 +4,7 @@
 mod echo;
 mod errors;
 mod forward;
+mod forward_desync;
 mod forward_exec;
 mod forward_util;
 mod harness;
