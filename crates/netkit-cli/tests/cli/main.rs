@@ -11,6 +11,7 @@ mod help;
 mod iface;
 mod json;
 mod ping;
+mod ping_flags;
 mod ping_net;
 mod regression;
 mod responder;

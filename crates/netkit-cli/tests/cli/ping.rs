@@ -62,7 +62,8 @@ fn json_records_carry_the_documented_fields() {
         assert_eq!(reply.seq, i as u64 + 1);
         assert_eq!(reply.bytes, 108);
         assert_eq!(reply.addr.to_string(), "::1");
-        assert!(reply.rtt_ms > 0.0 && reply.ttl.is_some(), "{reply:?}");
+        assert!(reply.rtt_ms > Some(0.0) && reply.ttl.is_some(), "{reply:?}");
+        assert!(!reply.dup, "{reply:?}");
     }
     let summaries: Vec<PingSummary> = of_type(&lines, "summary");
     assert_eq!(summaries.len(), 1);
@@ -262,7 +263,7 @@ fn without_any_icmp_socket_exit_3_with_the_hint() {
 #[test]
 fn unknown_hosts_and_bad_sizes_are_input_errors() {
     for args in [
-        &["ping", "-s", "8", "127.0.0.1"][..],
+        &["ping", "-s", "65508", "127.0.0.1"][..],
         &["ping", "-c", "0", "127.0.0.1"],
         &["ping", "-t", "256", "127.0.0.1"],
         &["ping", "300.1.2.3"],
