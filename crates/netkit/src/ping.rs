@@ -2,13 +2,13 @@
 //!
 //! # Layout
 //! - [`session`]: the session as a state machine without I/O (time is an input): iputils'
-//!   rules for each host ([`host`]: late replies count, duplicates, errors, `pipe`, the wait
+//!   rules for each host (module `host`: late replies count, duplicates, errors, `pipe`, the wait
 //!   after the last request, `-c` with `-w`), its send schedule ([`pacer`]: interval,
 //!   preload, flood, adaptive) and the answered sequence numbers ([`seqset`]).
 //! - [`driver`]: runs a session over the ICMP engine, with stop and status controls.
-//! - [`route`]: the kernel's route to a host, asked before sending (no route, broadcast,
+//! - [`route`](mod@route): the kernel's route to a host, asked before sending (no route, broadcast,
 //!   source address, path MTU).
-//! - [`stats`], [`format`], [`record`]: iputils' arithmetic, its number formats, and the
+//! - [`stats`], [`format`](mod@format), [`record`]: iputils' arithmetic, its number formats, and the
 //!   JSON records [`PingReply`], [`PingTimeout`], [`PingSummary`].
 
 pub mod driver;

@@ -3,7 +3,7 @@
 //! what happened comes out of [`Session::next_event`]. The [`driver`](super::driver) runs it
 //! over real sockets; tests run it on a clock of their own.
 //!
-//! Every host keeps iputils' rules (see [`host`](super::host)). The session ends when every
+//! Every host keeps iputils' rules (module `host`). The session ends when every
 //! host is finished, at the `-w` deadline, or when stopped (a signal).
 
 use std::collections::VecDeque;
