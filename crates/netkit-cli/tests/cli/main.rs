@@ -13,6 +13,7 @@ mod json;
 mod lab;
 mod ping;
 mod ping_flags;
+mod ping_lab;
 mod ping_net;
 mod regression;
 mod responder;

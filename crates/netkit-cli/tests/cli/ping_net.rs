@@ -163,18 +163,22 @@ fn iputils_cmd(ns: &Netns, args: &[&str]) -> Command {
 /// netkit's and iputils' `ping ARGS` run side by side (at the same time) inside `ns`, so that
 /// both see the same network; returns (netkit, iputils).
 pub fn both_in(ns: &Netns, args: &[&str]) -> ((i32, String, String), (i32, String, String)) {
+    let mut netkit = ns.netkit();
+    netkit.arg("ping").args(args);
+    side_by_side(netkit, iputils_cmd(ns, args))
+}
+
+/// Runs two commands at the same time and returns their (status, stdout, stderr).
+pub fn side_by_side(a: Command, b: Command) -> ((i32, String, String), (i32, String, String)) {
     let spawn = |mut cmd: Command| -> Child {
         cmd.stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn")
     };
-    let mut netkit = ns.netkit();
-    netkit.arg("ping").args(args);
-    let netkit = spawn(netkit);
-    let iputils = spawn(iputils_cmd(ns, args));
+    let (a, b) = (spawn(a), spawn(b));
     let finish = |child: Child| -> Output { child.wait_with_output().expect("wait") };
-    (text(&finish(netkit)), text(&finish(iputils)))
+    (text(&finish(a)), text(&finish(b)))
 }
 
 /// The line of `out` that starts with `start`, or a panic that shows `out`.
