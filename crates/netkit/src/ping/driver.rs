@@ -79,22 +79,40 @@ where
 {
     let mut session = Session::new(config, targets, Instant::now());
     let mut controls_open = true;
+    // A pass over every host happens when the timer fires (or a control came); an answer
+    // only moves its own host, and can only bring the wake-up earlier through that host.
+    let mut wake = None;
+    let mut pass = true;
     loop {
-        send_due(transport, &mut session).await;
-        session.tick(Instant::now());
+        if pass {
+            send_due(transport, &mut session).await;
+            session.tick(Instant::now());
+            wake = session.wake_at(Instant::now());
+            pass = false;
+        }
         report(&mut session, &mut on_event)?;
         if session.is_over() {
             break;
         }
-        let wake = session.wake_at(Instant::now());
         tokio::select! {
-            control = controls.recv(), if controls_open => match control {
-                Some(Control::Stop) => session.stop(),
-                Some(Control::Status) => session.status(),
-                None => controls_open = false,
-            },
-            answer = transport.recv() => session.answer(&answer?, Instant::now()),
-            () = sleep_until(wake.unwrap_or_else(far_future)) => {}
+            control = controls.recv(), if controls_open => {
+                match control {
+                    Some(Control::Stop) => session.stop(),
+                    Some(Control::Status) => session.status(),
+                    None => controls_open = false,
+                }
+                pass = true;
+            }
+            answer = transport.recv() => {
+                let now = Instant::now();
+                if let Some(host) = session.answer(&answer?, now) {
+                    while let Some(request) = session.next_request_of(host, Instant::now()) {
+                        send(transport, &mut session, &request).await;
+                    }
+                    wake = [wake, session.wake_of(host, Instant::now())].into_iter().flatten().min();
+                }
+            }
+            () = sleep_until(wake.unwrap_or_else(far_future)) => pass = true,
         }
     }
     report(&mut session, &mut on_event)?;
@@ -104,13 +122,18 @@ where
 /// Sends every request due now.
 async fn send_due<T: Transport>(transport: &T, session: &mut Session) {
     while let Some(request) = session.next_request(Instant::now()) {
-        if let Err(error) = send_one(transport, &request).await {
-            let mtu = match super::is_too_big(&error) {
-                true => transport.path_mtu(request.addr),
-                false => None,
-            };
-            session.send_failed(&request, error, mtu);
-        }
+        send(transport, session, &request).await;
+    }
+}
+
+/// Sends `request`; a refusal is the session's to count.
+async fn send<T: Transport>(transport: &T, session: &mut Session, request: &Request) {
+    if let Err(error) = send_one(transport, request).await {
+        let mtu = match super::is_too_big(&error) {
+            true => transport.path_mtu(request.addr),
+            false => None,
+        };
+        session.send_failed(request, error, mtu);
     }
 }
 

@@ -131,6 +131,9 @@ pub enum Event {
 }
 
 /// A running session.
+///
+/// An answer touches only its host (constant time, whatever the number of hosts); a pass over
+/// every host ([`Session::tick`], [`Session::wake_at`]) is for the timer.
 #[derive(Debug)]
 pub struct Session {
     config: PingConfig,
@@ -138,7 +141,11 @@ pub struct Session {
     start: Instant,
     end: Option<Instant>,
     events: VecDeque<Event>,
-    over: bool,
+    /// Hosts not finished yet.
+    live: usize,
+    /// Where the next search for a request due starts (hosts take turns).
+    cursor: usize,
+    stopped: bool,
 }
 
 impl Session {
@@ -150,29 +157,48 @@ impl Session {
             config,
             start: now,
             events: VecDeque::new(),
-            over: false,
+            live: targets.len(),
+            cursor: 0,
+            stopped: false,
         }
     }
 
     /// Whether the session has ended.
     pub fn is_over(&self) -> bool {
-        self.over
+        self.stopped || self.live == 0
     }
 
     /// The next request due at `now`, already counted as sent; `None` when none is due.
+    /// Hosts take turns, so a round over many hosts costs one step per request.
     pub fn next_request(&mut self, now: Instant) -> Option<Request> {
-        if self.over {
+        if self.is_over() {
             return None;
         }
-        let config = self.config;
-        let (host, _) = self
-            .hosts
-            .iter()
-            .enumerate()
-            .filter_map(|(i, h)| h.due(&config, now).map(|due| (i, due)))
-            .filter(|(_, due)| *due <= now)
-            .min_by_key(|(_, due)| *due)?;
-        let sent = self.hosts[host].send(&config, now);
+        let count = self.hosts.len();
+        let host = (0..count)
+            .map(|step| (self.cursor + step) % count)
+            .find(|i| self.is_due(*i, now))?;
+        self.cursor = (host + 1) % count;
+        Some(self.send(host, now))
+    }
+
+    /// The request of host `host` due at `now`, if any (after an answer to it).
+    pub fn next_request_of(&mut self, host: usize, now: Instant) -> Option<Request> {
+        match !self.is_over() && self.is_due(host, now) {
+            true => Some(self.send(host, now)),
+            false => None,
+        }
+    }
+
+    fn is_due(&self, host: usize, now: Instant) -> bool {
+        self.hosts
+            .get(host)
+            .and_then(|h| h.due(&self.config, now))
+            .is_some_and(|due| due <= now)
+    }
+
+    fn send(&mut self, host: usize, now: Instant) -> Request {
+        let sent = self.hosts[host].send(&self.config, now);
         if let Some(seq) = sent.outstanding {
             self.events.push_back(Event::Outstanding { host, seq });
         }
@@ -180,11 +206,11 @@ impl Session {
             host,
             seq: sent.seq,
         });
-        Some(Request {
+        Request {
             host,
             addr: self.hosts[host].target.addr,
             seq: sent.seq,
-        })
+        }
     }
 
     /// The kernel refused `request`; `mtu` is the path MTU when it was too big.
@@ -204,33 +230,29 @@ impl Session {
         });
     }
 
-    /// Counts an answer received at `now`.
-    pub fn answer(&mut self, answer: &Answer, now: Instant) {
-        match answer {
+    /// Counts an answer received at `now`; the host it was about, if it counted.
+    pub fn answer(&mut self, answer: &Answer, now: Instant) -> Option<usize> {
+        let host = match answer {
             Answer::Reply(reply) => self.reply(reply),
             Answer::Error(error) => self.error(error),
-        }
-        self.tick(now);
+        }?;
+        self.tick_host(host, now);
+        Some(host)
     }
 
-    fn reply(&mut self, reply: &Reply) {
+    fn reply(&mut self, reply: &Reply) -> Option<usize> {
         let host = reply.index as usize;
         let config = self.config;
-        let Some(record) = self
-            .hosts
-            .get_mut(host)
-            .and_then(|h| h.reply(reply, &config))
-        else {
-            return;
-        };
+        let record = self.hosts.get_mut(host)?.reply(reply, &config)?;
         self.events.push_back(Event::Reply {
             host,
             record,
             rtt: reply.rtt,
         });
+        Some(host)
     }
 
-    fn error(&mut self, error: &ErrorReply) {
+    fn error(&mut self, error: &ErrorReply) -> Option<usize> {
         // A short quote carries no index: then the first host with that address is meant.
         let found = match error.index {
             Some(index) => Some(index as usize).filter(|i| *i < self.hosts.len()),
@@ -239,44 +261,47 @@ impl Session {
                 .iter()
                 .position(|h| h.target.addr == error.target),
         };
-        let Some(host) = found.filter(|i| self.hosts[*i].target.addr == error.target) else {
-            return;
-        };
-        let Some(seq) = self.hosts[host].error(error.seq) else {
-            return;
-        };
+        let host = found.filter(|i| self.hosts[*i].target.addr == error.target)?;
+        let seq = self.hosts[host].error(error.seq)?;
         self.events.push_back(Event::Error {
             host,
             seq,
             error: *error,
         });
+        Some(host)
     }
 
-    /// Brings the session to `now`: requests unanswered for `-W`, hosts that finished, the
+    /// Brings every host to `now`: requests unanswered for `-W`, hosts that finished, the
     /// deadline.
     pub fn tick(&mut self, now: Instant) {
-        if self.over {
+        if self.is_over() {
             return;
         }
         if self.end.is_some_and(|end| now >= end) {
             return self.stop();
         }
-        let config = self.config;
-        for (index, host) in self.hosts.iter_mut().enumerate() {
-            if host.is_done() {
-                continue;
-            }
-            let mut timeouts = host.expire(&config, now);
-            if host.should_finish(&config, now) {
-                timeouts.extend(host.finish());
-            }
-            let events = timeouts.into_iter().map(|record| Event::Timeout {
-                host: index,
-                record,
-            });
-            self.events.extend(events);
+        for host in 0..self.hosts.len() {
+            self.tick_host(host, now);
         }
-        self.over = self.hosts.iter().all(Host::is_done);
+    }
+
+    /// Brings one host to `now`.
+    fn tick_host(&mut self, index: usize, now: Instant) {
+        let config = self.config;
+        let host = &mut self.hosts[index];
+        if host.is_done() {
+            return;
+        }
+        let mut timeouts = host.expire(&config, now);
+        if host.should_finish(&config, now) {
+            timeouts.extend(host.finish());
+            self.live -= 1;
+        }
+        let events = timeouts.into_iter().map(|record| Event::Timeout {
+            host: index,
+            record,
+        });
+        self.events.extend(events);
     }
 
     /// Ends the session (a signal, the deadline): unanswered requests are reported.
@@ -291,7 +316,8 @@ impl Session {
             });
             self.events.extend(events);
         }
-        self.over = true;
+        self.live = 0;
+        self.stopped = true;
     }
 
     /// Reports every host's statistics so far (SIGQUIT).
@@ -303,15 +329,21 @@ impl Session {
     /// When the session must next be ticked or asked for a request; `None`: only an answer
     /// or a signal can move it.
     pub fn wake_at(&self, now: Instant) -> Option<Instant> {
-        if self.over {
+        if self.is_over() {
             return None;
         }
-        let config = self.config;
-        let hosts = self
-            .hosts
-            .iter()
-            .flat_map(|h| [h.due(&config, now), h.wake(&config)]);
-        hosts.chain([self.end]).flatten().min()
+        let hosts = (0..self.hosts.len()).filter_map(|h| self.wake_of(h, now));
+        hosts.chain(self.end).min()
+    }
+
+    /// When host `host` next needs the session: its next request, a timeout, the end of its
+    /// wait.
+    pub fn wake_of(&self, host: usize, now: Instant) -> Option<Instant> {
+        let host = self.hosts.get(host)?;
+        [host.due(&self.config, now), host.wake(&self.config)]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// The next thing that happened, oldest first.
