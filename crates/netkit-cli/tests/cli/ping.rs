@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use netkit::ping::{PingReply, PingSummary, PingTimeout};
 
 use crate::harness::{privileged, run, sh, text, Netns};
-use crate::ping_net::{json_lines, loopback_ns, of_type, ping_in, routed, two_hosts};
+use crate::ping_net::{counts, json_lines, loopback_ns, of_type, ping_in, routed, two_hosts};
 
 #[test]
 fn loopback_v4_and_v6_print_iputils_lines_and_summaries() {
@@ -224,6 +224,33 @@ fn unprivileged_ping_uses_the_datagram_socket() {
         out.contains("64 bytes from ::1: icmp_seq=2 ttl=64"),
         "{out}"
     );
+}
+
+#[test]
+fn unprivileged_ping_sees_icmp_errors_as_iputils_does() {
+    if !privileged("ping unprivileged errors") {
+        return;
+    }
+    // Nobody owns .3: after about 3 s the near kernel answers Destination Host Unreachable,
+    // which a datagram socket gets through its error queue. iputils (as root) beside it.
+    let (near, _far) = two_hosts("pingdgerr");
+    let args = ["-c", "2", "-i", "0.5", "198.18.0.3"];
+    let iputils = Command::new("ip")
+        .args(["netns", "exec", &near.name, "ping"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn iputils");
+    let open = "0 2147483647";
+    let (code, out, err) = ping_as_nobody(&near, open, &["-i", "0.5", "198.18.0.3"]);
+    let (_, i_out, _) = text(&iputils.wait_with_output().expect("iputils"));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("From 198.18.0.1 icmp_seq=1 Destination Host Unreachable"),
+        "{out}"
+    );
+    assert_eq!(counts(&out), counts(&i_out), "{out}");
+    assert!(counts(&out).contains(" +2 errors, "), "{out}");
 }
 
 #[test]

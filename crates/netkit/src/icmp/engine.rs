@@ -205,8 +205,37 @@ impl Matcher {
         })
     }
 
-    /// The ICMP error that `data` is, if it is about one of our probes. Raw sockets only:
-    /// datagram sockets report errors through the error queue, which the engine does not read.
+    /// The error a datagram socket's error queue reported about one of its requests (`data`
+    /// is the request's ICMP message, as far as it was quoted).
+    fn queued_error(&self, got: &Received, data: &[u8]) -> Option<ErrorReply> {
+        let queued = got.queued_error?;
+        let icmp = matches!(
+            queued.origin,
+            nix::libc::SO_EE_ORIGIN_ICMP | nix::libc::SO_EE_ORIGIN_ICMP6
+        );
+        let request = Packet::new_checked(data).ok()?;
+        let echo_request = matches!(request.msg_type(), 8 | 128);
+        if !icmp || !echo_request {
+            return None;
+        }
+        let index = match Probe::read(request.data()).filter(|_| self.timed()) {
+            Some(probe) if probe.cookie == self.cookie => Some(probe.index),
+            Some(_) => return None,
+            None => None,
+        };
+        Some(ErrorReply {
+            index,
+            target: got.from,
+            from: queued.offender.unwrap_or(got.from),
+            seq: request.echo_seq_no(),
+            msg_type: queued.msg_type,
+            code: queued.code,
+            info: queued.info,
+        })
+    }
+
+    /// The ICMP error that `data` is, if it is about one of our probes, as a raw socket
+    /// receives it (a datagram socket's come through [`Matcher::queued_error`]).
     fn accept_error(
         &self,
         version: Version,
@@ -341,6 +370,12 @@ impl Engine {
                 continue;
             };
             let data = &buf[..got.len];
+            if got.queued_error.is_some() {
+                if let Some(error) = self.matcher.queued_error(&got, data) {
+                    return Ok(Answer::Error(error));
+                }
+                continue;
+            }
             if let Some(reply) = self.matcher.accept(version, kind, &got, data, now) {
                 if let Some(reply) = self.locate(reply) {
                     return Ok(Answer::Reply(reply));

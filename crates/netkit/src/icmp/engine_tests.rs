@@ -15,6 +15,7 @@ fn got(len: usize) -> Received {
         from: "127.0.0.1".parse().unwrap(),
         hop_limit: Some(63),
         kernel_time: None,
+        queued_error: None,
     }
 }
 
@@ -307,6 +308,32 @@ fn errors_about_our_probes_carry_their_index() {
         MATCHER.accept(Version::V4, Kind::Raw, &got(0), &datagram, 3_500),
         None
     );
+}
+
+#[test]
+fn queued_errors_of_datagram_sockets_name_the_request() {
+    let request = message(Version::V4, false, 0x0777, 0xc0ff_ee00, 24);
+    let got = Received {
+        from: "198.18.1.2".parse().unwrap(),
+        queued_error: Some(crate::icmp::control::QueuedError {
+            origin: nix::libc::SO_EE_ORIGIN_ICMP,
+            msg_type: 3,
+            code: 1,
+            info: 0,
+            offender: Some("198.18.0.1".parse().unwrap()),
+        }),
+        ..got(request.len())
+    };
+    let error = MATCHER.queued_error(&got, &request).expect("ours");
+    assert_eq!((error.index, error.seq), (Some(5), 9));
+    assert_eq!(error.from, "198.18.0.1".parse::<IpAddr>().unwrap());
+    assert_eq!(error.target, "198.18.1.2".parse::<IpAddr>().unwrap());
+    assert_eq!(error.describe(), "Destination Host Unreachable");
+    // Only the echo header quoted: still ours (the kernel chose the socket), no index.
+    let short = MATCHER.queued_error(&got, &request[..8]).expect("ours");
+    assert_eq!(short.index, None);
+    let foreign = message(Version::V4, false, 0x0777, 7, 24);
+    assert_eq!(MATCHER.queued_error(&got, &foreign), None);
 }
 
 #[test]

@@ -3,7 +3,9 @@
 //! when the group is inside `net.ipv4.ping_group_range`; the kernel then owns the echo
 //! identifier and the checksum). Where neither is allowed, [`Error::IcmpDenied`] says what to
 //! change. The socket is non-blocking, registered with tokio, has a large receive buffer, and
-//! reports the TTL or hop limit and the kernel's receive time of every message. The
+//! reports the TTL or hop limit and the kernel's receive time of every message. A datagram
+//! socket also reads its error queue (`IP_RECVERR`), where the kernel puts the ICMP errors
+//! about its requests that a raw socket receives as packets. The
 //! [`SocketOptions`] are ping's socket flags: TTL, TOS / traffic class, path MTU discovery,
 //! the interface or source address to send from, broadcast.
 
@@ -14,9 +16,9 @@ use std::time::Duration;
 
 use socket2::{Domain, MaybeUninitSlice, MsgHdrMut, Protocol, SockAddr, Socket, Type};
 use tokio::io::unix::AsyncFd;
-use tokio::io::Interest;
+use tokio::io::{Interest, Ready};
 
-use super::control::Control;
+use super::control::{Control, QueuedError};
 use super::packet::Version;
 use crate::error::{Error, ParseError};
 
@@ -72,6 +74,9 @@ pub struct Received {
     pub hop_limit: Option<u8>,
     /// When the kernel received it (`SO_TIMESTAMPNS`, since the Unix epoch).
     pub kernel_time: Option<Duration>,
+    /// Read from the error queue: the error, `from` being where the request went and the
+    /// data the request's ICMP message as far as it was quoted.
+    pub queued_error: Option<QueuedError>,
 }
 
 /// A non-blocking ICMP socket of one address family, registered with the tokio reactor.
@@ -120,11 +125,27 @@ impl IcmpSocket {
         }
     }
 
-    /// Receives one message into `buf`, waiting until one arrives.
+    /// Receives one message into `buf`, waiting until one arrives; on a datagram socket
+    /// also an error from the error queue.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
+        let interest = match self.kind {
+            Kind::Raw => Interest::READABLE,
+            Kind::Datagram => Interest::READABLE | Interest::ERROR,
+        };
         loop {
-            let mut guard = self.fd.readable().await?;
-            match guard.try_io(|fd| recv_with_control(fd.get_ref(), buf)) {
+            let mut guard = self.fd.ready(interest).await?;
+            if guard.ready().is_error() {
+                match recv_with_control(guard.get_inner(), buf, true) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        guard.clear_ready_matching(Ready::ERROR);
+                    }
+                    result => return result,
+                }
+            }
+            if !guard.ready().is_readable() {
+                continue;
+            }
+            match guard.try_io(|fd| recv_with_control(fd.get_ref(), buf, false)) {
                 Ok(result) => return result,
                 Err(_would_block) => continue,
             }
@@ -210,7 +231,7 @@ fn configure(
     }
     match version {
         Version::V4 => configure_v4(socket, kind, options),
-        Version::V6 => configure_v6(socket, options),
+        Version::V6 => configure_v6(socket, kind, options),
     }
 }
 
@@ -221,6 +242,7 @@ fn configure_v4(socket: &Socket, kind: Kind, options: &SocketOptions) -> io::Res
     }
     if kind == Kind::Datagram {
         set_int_option(socket, IPPROTO_IP, nix::libc::IP_RECVTTL, 1)?;
+        set_int_option(socket, IPPROTO_IP, nix::libc::IP_RECVERR, 1)?;
     }
     if let Some(tos) = options.tos {
         socket.set_tos(u32::from(tos))?;
@@ -239,12 +261,15 @@ fn configure_v4(socket: &Socket, kind: Kind, options: &SocketOptions) -> io::Res
     Ok(())
 }
 
-fn configure_v6(socket: &Socket, options: &SocketOptions) -> io::Result<()> {
+fn configure_v6(socket: &Socket, kind: Kind, options: &SocketOptions) -> io::Result<()> {
     use nix::libc::{IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DO, IPV6_PMTUDISC_DONT};
     if let Some(ttl) = options.ttl {
         socket.set_unicast_hops_v6(u32::from(ttl))?;
     }
     set_int_option(socket, IPPROTO_IPV6, nix::libc::IPV6_RECVHOPLIMIT, 1)?;
+    if kind == Kind::Datagram {
+        set_int_option(socket, IPPROTO_IPV6, nix::libc::IPV6_RECVERR, 1)?;
+    }
     if let Some(tclass) = options.tos {
         socket.set_tclass_v6(u32::from(tclass))?;
     }
@@ -309,8 +334,10 @@ pub(crate) fn set_int_option(
     }
 }
 
-fn recv_with_control(socket: &Socket, buf: &mut [u8]) -> io::Result<Received> {
-    let mut control = [0u8; 128];
+/// One message, from the error queue when `queued`.
+fn recv_with_control(socket: &Socket, buf: &mut [u8], queued: bool) -> io::Result<Received> {
+    let mut control = [0u8; 256];
+    let flags = if queued { nix::libc::MSG_ERRQUEUE } else { 0 };
     // Room for either family: the kernel writes a sockaddr_in or a sockaddr_in6.
     let mut from = SockAddr::from(SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)));
     let (len, control_len) = {
@@ -319,7 +346,7 @@ fn recv_with_control(socket: &Socket, buf: &mut [u8]) -> io::Result<Received> {
             .with_addr(&mut from)
             .with_buffers(&mut bufs)
             .with_control(as_uninit(&mut control));
-        let len = socket.recvmsg(&mut msg, 0)?;
+        let len = socket.recvmsg(&mut msg, flags)?;
         (len, msg.control_len())
     };
     let from = from
@@ -332,6 +359,7 @@ fn recv_with_control(socket: &Socket, buf: &mut [u8]) -> io::Result<Received> {
         from,
         hop_limit: control.hop_limit,
         kernel_time: control.kernel_time,
+        queued_error: control.queued_error.filter(|_| queued),
     })
 }
 
