@@ -88,12 +88,15 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
         }
     }
     let mut printed = Ok(());
-    let ready =
-        super::runtime()?.block_on(netkit::wait::wait_for(&args.targets, &options, |event| {
-            if printed.is_ok() {
-                printed = report(out, progress, &args, &event);
-            }
-        }));
+    let runtime = super::runtime()?;
+    let ready = runtime.block_on(netkit::wait::wait_for(&args.targets, &options, |event| {
+        if printed.is_ok() {
+            printed = report(out, progress, &args, &event);
+        }
+    }));
+    // A name lookup may still hang in a blocking thread: the deadline is hard, so do not
+    // wait for it (dropping the runtime would).
+    runtime.shutdown_background();
     printed?;
     if !ready {
         return Ok(Exit::Negative);

@@ -297,7 +297,7 @@ pub fn curl(url: &str, args: &[&str]) -> i32 {
 pub struct DnsLab {
     /// The namespace; run netkit in it with `lab.ns.netkit()`.
     pub ns: Netns,
-    etc: PathBuf,
+    _etc: NetnsEtc,
     names: PathBuf,
     dnsmasq: Child,
     _dir: tempfile::TempDir,
@@ -308,10 +308,7 @@ impl DnsLab {
     pub fn start() -> DnsLab {
         let ns = Netns::new("wait-dns");
         ns.ip(&["link", "set", "lo", "up"]);
-        let etc = PathBuf::from("/etc/netns").join(&ns.name);
-        std::fs::create_dir_all(&etc).unwrap();
-        std::fs::write(etc.join("resolv.conf"), "nameserver 127.0.0.1\n").unwrap();
-        std::fs::write(etc.join("hosts"), "127.0.0.1 localhost\n").unwrap();
+        let etc = NetnsEtc::new(&ns, "nameserver 127.0.0.1\n");
         let dir = tempfile::tempdir().unwrap();
         let names = dir.path().join("names");
         std::fs::write(&names, "").unwrap();
@@ -341,7 +338,7 @@ impl DnsLab {
         thread::spawn(move || log.for_each(drop));
         DnsLab {
             ns,
-            etc,
+            _etc: etc,
             names,
             dnsmasq,
             _dir: dir,
@@ -364,7 +361,27 @@ impl Drop for DnsLab {
     fn drop(&mut self) {
         let _ = self.dnsmasq.kill();
         let _ = self.dnsmasq.wait();
-        let _ = std::fs::remove_dir_all(&self.etc);
+    }
+}
+
+/// `/etc/netns/NAME/`: the `resolv.conf` (and a `hosts` with only localhost) that processes
+/// started with `ip netns exec NAME` see as their own; removed when dropped.
+pub struct NetnsEtc(PathBuf);
+
+impl NetnsEtc {
+    /// Gives the namespace this `resolv.conf`.
+    pub fn new(ns: &Netns, resolv_conf: &str) -> NetnsEtc {
+        let etc = PathBuf::from("/etc/netns").join(&ns.name);
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(etc.join("resolv.conf"), resolv_conf).unwrap();
+        std::fs::write(etc.join("hosts"), "127.0.0.1 localhost\n").unwrap();
+        NetnsEtc(etc)
+    }
+}
+
+impl Drop for NetnsEtc {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
