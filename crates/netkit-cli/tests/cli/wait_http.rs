@@ -6,7 +6,9 @@ use std::io::Write;
 use std::process::{Command, Output};
 
 use crate::harness::{netkit, text};
-use crate::wait_util::{chunked, curl, header, response, HttpServer, Pki, Reserved, TlsServer};
+use crate::wait_util::{
+    chunked, curl, header, read_until, response, HttpServer, Pki, Reserved, TlsServer,
+};
 
 /// `netkit ARGS` without the certificate variables of the caller's environment.
 fn wait(args: &[&str]) -> Output {
@@ -48,7 +50,7 @@ fn a_503_then_200_is_ready_and_the_reason_is_said_once() {
 fn status_lists_decide_and_the_timeout_says_which_status_came() {
     let server = HttpServer::start("127.0.0.1", vec![response("204 No Content", "")]);
     let url = format!("http://{}/", server.addr);
-    let only_200 = wait(&["wait", &url, "--status", "200", "--timeout", "400ms"]);
+    let only_200 = wait(&["wait", &url, "--status", "200", "--timeout", "1500ms"]);
     let (code, _, stderr) = text(&only_200);
     assert_eq!(code, 1, "{stderr}");
     assert_eq!(timeout_reason(&stderr), "HTTP 204 No Content");
@@ -80,7 +82,7 @@ fn body_text_is_found_across_chunks_or_named_when_missing() {
         "--body",
         "healthy",
         "--timeout",
-        "400ms",
+        "1500ms",
     ]);
     let (code, stdout, stderr) = text(&missing);
     assert_eq!(code, 1, "{stderr}");
@@ -101,7 +103,7 @@ fn a_redirect_is_ready_and_not_followed_as_curl_without_l() {
     let out = wait(&["wait", &url, "--timeout", "10s"]);
     assert_eq!(text(&out).0, 0, "{}", text(&out).2);
     assert_eq!(server.heads().len(), 1);
-    let strict = wait(&["wait", &url, "--status", "200", "--timeout", "300ms"]);
+    let strict = wait(&["wait", &url, "--status", "200", "--timeout", "1500ms"]);
     assert_eq!(timeout_reason(&text(&strict).2), "HTTP 302 Found");
     // curl without -L also stops at the 302 (and succeeds).
     assert_eq!(curl(&url, &[]), 0);
@@ -129,7 +131,7 @@ fn ipv6_literal_urls_send_what_curl_sends() {
 fn invert_waits_until_the_server_is_gone() {
     let server = HttpServer::start("127.0.0.1", vec![response("200 OK", "")]);
     let url = format!("http://{}/", server.addr);
-    let child = netkit()
+    let mut child = netkit()
         .args([
             "-v",
             "wait",
@@ -143,16 +145,24 @@ fn invert_waits_until_the_server_is_gone() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    read_until(&mut lines, "not ready: still answers HTTP 200");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let answered = server.heads().len();
     drop(server);
-    let (code, _, stderr) = text(&child.wait_with_output().expect("wait"));
-    assert_eq!(code, 0, "{stderr}");
-    assert_eq!(
-        stderr.matches("not ready: still answers HTTP 200").count(),
-        1,
-        "{stderr}"
+    let rest: Vec<String> = lines.map(|l| l.expect("line")).collect();
+    assert_eq!(child.wait().expect("wait").code(), Some(0), "{rest:?}");
+    assert!(answered > 1, "{answered} requests");
+    assert!(
+        !rest.iter().any(|l| l.contains("not ready")),
+        "said once: {rest:?}"
     );
-    assert!(stderr.contains(&format!("{url} is gone after")), "{stderr}");
+    assert!(
+        rest.iter()
+            .any(|l| l.starts_with(&format!("{url} is gone after"))),
+        "{rest:?}"
+    );
 }
 
 #[test]
@@ -210,7 +220,7 @@ fn https_with_an_unknown_issuer_says_so_and_curl_agrees() {
     let pki = Pki::new("IP:127.0.0.1");
     let server = TlsServer::start(&pki);
     let url = format!("https://127.0.0.1:{}/", server.addr.port());
-    let out = wait(&["--json", "wait", &url, "--timeout", "500ms"]);
+    let out = wait(&["--json", "wait", &url, "--timeout", "1500ms"]);
     let (code, stdout, stderr) = text(&out);
     assert_eq!(code, 1, "{stderr}");
     assert_eq!(timeout_reason(&stderr), "TLS error: unknown issuer");
@@ -229,7 +239,7 @@ fn https_with_a_certificate_for_another_name_says_so_and_curl_agrees() {
     let server = TlsServer::start(&pki);
     let url = format!("https://127.0.0.1:{}/", server.addr.port());
     let ca = pki.file("ca.pem");
-    let out = wait(&["wait", &url, "--cacert", &ca, "--timeout", "500ms"]);
+    let out = wait(&["wait", &url, "--cacert", &ca, "--timeout", "1500ms"]);
     let (code, _, stderr) = text(&out);
     assert_eq!(code, 1, "{stderr}");
     let why = timeout_reason(&stderr);
@@ -250,7 +260,7 @@ fn https_to_a_plain_http_server_is_a_tls_error() {
             let _ = conn.write_all(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
         }
     });
-    let out = wait(&["wait", &format!("https://{addr}/"), "--timeout", "400ms"]);
+    let out = wait(&["wait", &format!("https://{addr}/"), "--timeout", "1500ms"]);
     let (code, _, stderr) = text(&out);
     assert_eq!(code, 1, "{stderr}");
     assert_eq!(

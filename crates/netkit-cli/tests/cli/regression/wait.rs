@@ -11,7 +11,7 @@ use crate::wait_util::{NetnsEtc, Reserved};
 fn timeout_message_lacked_the_reason() {
     let port = Reserved::v4();
     let out = netkit()
-        .args(["wait", &port.endpoint(), "--timeout", "400ms"])
+        .args(["wait", &port.endpoint(), "--timeout", "1500ms"])
         .args(["--interval", "50ms"])
         .output()
         .expect("run");
@@ -29,7 +29,7 @@ fn timeout_message_lacked_the_reason() {
 fn timeout_record_lacked_the_reason() {
     let port = Reserved::on("::1");
     let out = netkit()
-        .args(["--json", "wait", &port.endpoint(), "--timeout", "400ms"])
+        .args(["--json", "wait", &port.endpoint(), "--timeout", "1500ms"])
         .output()
         .expect("run");
     let (code, stdout, stderr) = text(&out);
