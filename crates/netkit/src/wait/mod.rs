@@ -93,24 +93,7 @@ pub async fn wait_for(
 ) -> bool {
     let start = Instant::now();
     let deadline = options.timeout.map(|t| start + t);
-    let (found_tx, mut found) = mpsc::unbounded_channel();
-    let mut tasks = JoinSet::new();
-    let probe = std::sync::Arc::new(probe::Probe {
-        connect_bound: options.backoff.connect_bound(),
-        http: options.http.clone(),
-    });
-    for (index, target) in targets.iter().enumerate() {
-        let watch = Watch {
-            index,
-            target: target.clone(),
-            probe: probe.clone(),
-            backoff: options.backoff,
-            invert: options.invert,
-            deadline,
-        };
-        tasks.spawn(watch.run(found_tx.clone()));
-    }
-    drop(found_tx);
+    let (tasks, mut found) = spawn_watches(targets, options, deadline);
     let idle = Progress {
         ready: false,
         last: None,
@@ -129,12 +112,39 @@ pub async fn wait_for(
             report(event);
         }
     }
-    tasks.abort_all();
+    drop(tasks);
     let success = done(&progress, options.any);
     if !success {
         report_timeouts(&progress, start, &mut report);
     }
     success
+}
+
+/// One [`Watch`] task per target; their findings arrive on the receiver. Dropping the set
+/// aborts them.
+fn spawn_watches(
+    targets: &[Target],
+    options: &WaitOptions,
+    deadline: Option<Instant>,
+) -> (JoinSet<()>, mpsc::UnboundedReceiver<(usize, Finding)>) {
+    let (found_tx, found) = mpsc::unbounded_channel();
+    let probe = std::sync::Arc::new(probe::Probe {
+        connect_bound: options.backoff.connect_bound(),
+        http: options.http.clone(),
+    });
+    let mut tasks = JoinSet::new();
+    for (index, target) in targets.iter().enumerate() {
+        let watch = Watch {
+            index,
+            target: target.clone(),
+            probe: probe.clone(),
+            backoff: options.backoff,
+            invert: options.invert,
+            deadline,
+        };
+        tasks.spawn(watch.run(found_tx.clone()));
+    }
+    (tasks, found)
 }
 
 /// Updates a target's progress with a finding; returns the event to report, if any.
