@@ -25,6 +25,16 @@ pub fn endpoint(text: &str) -> Result<Endpoint, ParseError> {
     text.parse()
 }
 
+/// What `netkit wait` waits for: an endpoint, an HTTP(S) URL, `dns:NAME[=ADDR]`, `file:PATH`.
+pub fn wait_target(text: &str) -> Result<netkit::wait::Target, ParseError> {
+    text.parse()
+}
+
+/// `--status`: HTTP status codes, ranges and classes.
+pub fn status_set(text: &str) -> Result<netkit::wait::StatusSet, ParseError> {
+    text.parse()
+}
+
 /// An endpoint to listen on (port 0 picks a free port).
 pub fn listen_endpoint(text: &str) -> Result<Endpoint, ParseError> {
     Endpoint::parse_listen(text)

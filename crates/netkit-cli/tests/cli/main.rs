@@ -22,3 +22,5 @@ mod scan;
 mod send;
 mod sweep;
 mod wait;
+mod wait_http;
+mod wait_util;
