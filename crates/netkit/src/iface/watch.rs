@@ -78,7 +78,12 @@ impl Watcher {
     pub fn next_events(&mut self) -> Result<Vec<Event>, Error> {
         let datagram = match self.events.socket().recv_from_full() {
             Ok((datagram, _)) => datagram,
-            Err(err) if err.raw_os_error() == Some(libc::ENOBUFS) => return self.resync(),
+            Err(err) if err.raw_os_error() == Some(libc::ENOBUFS) => {
+                tracing::info!(
+                    "the kernel dropped events (ENOBUFS): reading every interface again"
+                );
+                return self.resync();
+            }
             Err(err) if err.kind() == io::ErrorKind::Interrupted => return Ok(Vec::new()),
             Err(err) => return Err(kernel_error(err)),
         };
