@@ -1,6 +1,8 @@
 //! `netkit iface`: list interfaces, show one, print its addresses, test whether it is up, or
 //! watch link and address events (seed recipes 4-6, issue 17).
 
+use std::fmt::Write as _;
+
 use netkit::iface::{AddrEvent, Event, IfAddr, Interface, LinkChange, LinkEvent, Watcher};
 use netkit::scan::banner::sanitize;
 use netkit::Family;
@@ -95,34 +97,60 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
 }
 
 fn print_interface(out: &Printer, iface: &Interface) -> std::io::Result<()> {
+    // One write per interface: a thousand addresses are a thousand lines.
     if out.json() {
-        return out.record("iface", iface);
+        return out.line(&json_line("iface", iface)?);
     }
-    out.line(&headline(out, iface))?;
-    if let Some(details) = details(iface) {
-        out.line(&format!("    {details}"))?;
-    }
-    if let Some(mac) = &iface.mac {
-        out.line(&format!("    link {mac}"))?;
-    }
-    for altname in &iface.altnames {
-        out.line(&format!("    altname {}", clean(altname)))?;
-    }
-    if let Some(alias) = &iface.alias {
-        out.line(&format!("    alias {}", clean(alias)))?;
-    }
+    out.line(&interface_text(out, iface).join("\n"))
+}
+
+/// One JSON Lines record as text, to go out in one write (the printer's own `record` hands
+/// the serializer a line-buffered stdout, which writes a large record a kilobyte at a time).
+fn json_line(kind: &str, record: &impl Serialize) -> std::io::Result<String> {
+    let mut bytes = Vec::new();
+    crate::output::write_record(&mut bytes, kind, record)?;
+    bytes.pop(); // the newline, which `line` adds back
+    String::from_utf8(bytes).map_err(std::io::Error::other)
+}
+
+/// The lines `ip addr` would print, in netkit's words.
+fn interface_text(out: &Printer, iface: &Interface) -> Vec<String> {
+    let mut lines = vec![headline(out, iface)];
+    lines.extend(details(iface).map(|details| format!("    {details}")));
+    lines.extend(iface.mac.iter().map(|mac| format!("    link {mac}")));
+    lines.extend(
+        iface
+            .altnames
+            .iter()
+            .map(|alt| format!("    altname {}", clean(alt))),
+    );
+    lines.extend(
+        iface
+            .alias
+            .iter()
+            .map(|alias| format!("    alias {}", clean(alias))),
+    );
+    let mut addrs = String::with_capacity(iface.addrs.len() * 64);
     for addr in &iface.addrs {
-        out.line(&format!("    {}", addr_text(&iface.name, addr)))?;
+        if !addrs.is_empty() {
+            addrs.push('\n');
+        }
+        addrs.push_str("    ");
+        push_addr(&mut addrs, &iface.name, addr);
+    }
+    if !addrs.is_empty() {
+        lines.push(addrs);
     }
     let s = &iface.stats;
-    out.line(&format!(
+    lines.push(format!(
         "    rx bytes {} packets {} errors {} dropped {}",
         s.rx_bytes, s.rx_packets, s.rx_errors, s.rx_dropped
-    ))?;
-    out.line(&format!(
+    ));
+    lines.push(format!(
         "    tx bytes {} packets {} errors {} dropped {}",
         s.tx_bytes, s.tx_packets, s.tx_errors, s.tx_dropped
-    ))
+    ));
+    lines
 }
 
 /// `3: eth0: <BROADCAST,MULTICAST,UP,RUNNING,LOWER_UP> mtu 1500 state UP qdisc fq_codel txqlen 1000`
@@ -177,28 +205,34 @@ fn details(iface: &Interface) -> Option<String> {
 /// prints it (the label only when it differs from the interface name, `permanent` and
 /// infinite lifetimes left out).
 fn addr_text(iface: &str, addr: &IfAddr) -> String {
-    let mut text = format!("{} {}", addr.family.name(), addr.addr);
+    let mut text = String::with_capacity(64);
+    push_addr(&mut text, iface, addr);
+    text
+}
+
+/// [`addr_text`], appended to `text` (writing to a `String` cannot fail).
+fn push_addr(text: &mut String, iface: &str, addr: &IfAddr) {
+    let _ = write!(text, "{} {}", addr.family.name(), addr.addr);
     if let Some(peer) = addr.peer {
-        text.push_str(&format!(" peer {peer}"));
+        let _ = write!(text, " peer {peer}");
     }
-    text.push_str(&format!("/{}", addr.prefix));
+    let _ = write!(text, "/{}", addr.prefix);
     if let Some(brd) = addr.broadcast {
-        text.push_str(&format!(" brd {brd}"));
+        let _ = write!(text, " brd {brd}");
     }
-    text.push_str(&format!(" scope {}", addr.scope));
+    let _ = write!(text, " scope {}", addr.scope);
     if let Some(label) = addr.label.as_ref().filter(|l| *l != iface) {
-        text.push_str(&format!(" label {}", clean(label)));
+        let _ = write!(text, " label {}", clean(label));
     }
     for flag in addr.flags.iter().filter(|f| *f != "permanent") {
-        text.push_str(&format!(" {flag}"));
+        let _ = write!(text, " {flag}");
     }
     if let Some(valid) = addr.valid_lft_s {
-        text.push_str(&format!(" valid {valid}s"));
+        let _ = write!(text, " valid {valid}s");
     }
     if let Some(preferred) = addr.preferred_lft_s {
-        text.push_str(&format!(" preferred {preferred}s"));
+        let _ = write!(text, " preferred {preferred}s");
     }
-    text
 }
 
 /// Names, labels and aliases are whatever someone set: safe for a terminal.

@@ -12,16 +12,22 @@ use netlink_packet_core::{
     NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
 };
 use netlink_sys::{Socket, SocketAddr};
+use nix::libc;
 
 /// How often a dump that a concurrent change interrupted is started again before its last
 /// answer is taken as it is (`ip` takes the first, with a warning).
 const DUMP_TRIES: usize = 4;
+
+/// The least receive buffer: the kernel sizes dump datagrams by the reader's buffer, and
+/// 32 KiB (iproute2's choice too) packs hundreds of addresses into each.
+const RECEIVE_FLOOR: usize = 32 * 1024;
 
 /// A bound netlink socket of one protocol, talking to the kernel.
 #[derive(Debug)]
 pub(crate) struct Netlink {
     socket: Socket,
     seq: u32,
+    buffer: Vec<u8>,
 }
 
 /// The replies to one request, and whether the kernel flagged the dump as inconsistent.
@@ -35,7 +41,11 @@ impl Netlink {
     pub(crate) fn open(protocol: isize) -> io::Result<Netlink> {
         let mut socket = Socket::new(protocol)?;
         socket.bind_auto()?;
-        Ok(Netlink { socket, seq: 0 })
+        Ok(Netlink {
+            socket,
+            seq: 0,
+            buffer: Vec::new(),
+        })
     }
 
     /// The socket, e.g. to join multicast groups.
@@ -93,8 +103,7 @@ impl Netlink {
             interrupted: false,
         };
         loop {
-            let (datagram, _) = self.socket.recv_from_full()?;
-            for message in parse_datagram::<I>(&datagram)? {
+            for message in parse_datagram::<I>(self.receive()?)? {
                 if message.header.sequence_number != self.seq {
                     continue;
                 }
@@ -115,6 +124,20 @@ impl Netlink {
                 }
             }
         }
+    }
+}
+
+impl Netlink {
+    /// The next datagram, whole: its length is peeked first, as iproute2 does.
+    pub(crate) fn receive(&mut self) -> io::Result<&[u8]> {
+        let mut probe: &mut [u8] = &mut [];
+        let len = self
+            .socket
+            .recv(&mut probe, libc::MSG_PEEK | libc::MSG_TRUNC)?;
+        self.buffer.clear();
+        self.buffer.reserve(len.max(RECEIVE_FLOOR));
+        let got = self.socket.recv(&mut self.buffer, 0)?;
+        Ok(&self.buffer[..got.min(self.buffer.len())])
     }
 }
 

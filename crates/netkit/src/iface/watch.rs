@@ -76,8 +76,8 @@ impl Watcher {
 
     /// Blocks until the kernel says something, and returns what changed (often nothing).
     pub fn next_events(&mut self) -> Result<Vec<Event>, Error> {
-        let datagram = match self.events.socket().recv_from_full() {
-            Ok((datagram, _)) => datagram,
+        let datagram = match self.events.receive() {
+            Ok(datagram) => datagram,
             Err(err) if err.raw_os_error() == Some(libc::ENOBUFS) => {
                 tracing::info!(
                     "the kernel dropped events (ENOBUFS): reading every interface again"
@@ -87,7 +87,7 @@ impl Watcher {
             Err(err) if err.kind() == io::ErrorKind::Interrupted => return Ok(Vec::new()),
             Err(err) => return Err(kernel_error(err)),
         };
-        let messages = match netlink::parse_datagram::<RouteNetlinkMessage>(&datagram) {
+        let messages = match netlink::parse_datagram::<RouteNetlinkMessage>(datagram) {
             Ok(messages) => messages,
             Err(err) => {
                 tracing::warn!("{err}; reading every interface again");
