@@ -86,8 +86,9 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
                 (_, true) => Family::V6,
                 _ => Family::Any,
             };
-            for addr in netkit::iface::addrs(&name, family)? {
-                print_addr(out, &name, &addr)?;
+            let iface = netkit::iface::show(&name)?;
+            for addr in iface.addrs.iter().filter(|a| family.admits(&a.addr)) {
+                print_addr(out, &iface.name, addr)?;
             }
             Ok(Exit::Success)
         }

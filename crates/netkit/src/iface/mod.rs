@@ -32,7 +32,6 @@ pub use record::{
 pub use watch::Watcher;
 
 use crate::error::Error;
-use crate::target::Family;
 
 /// Every interface of this network namespace, ordered by index.
 pub fn list() -> Result<Vec<Interface>, Error> {
@@ -52,16 +51,6 @@ pub fn show(name: &str) -> Result<Interface, Error> {
     snapshot::interfaces(links, Some(index))
         .pop()
         .ok_or_else(|| Error::NoSuchInterface(name.to_string()))
-}
-
-/// The addresses of interface `name` of the given family.
-pub fn addrs(name: &str, family: Family) -> Result<Vec<IfAddr>, Error> {
-    let iface = show(name)?;
-    Ok(iface
-        .addrs
-        .into_iter()
-        .filter(|a| family.admits(&a.addr))
-        .collect())
 }
 
 /// A failed conversation with the kernel.

@@ -417,6 +417,7 @@ fn altnames_name_the_interface_everywhere() {
         let shown = netkit_json(ns, &["iface", "show", name]);
         assert_eq!(shown[0]["name"], "v0", "{name}");
         let addrs = netkit_json(ns, &["iface", "addr", name, "-4"]);
+        assert!(addrs.iter().all(|a| a["iface"] == "v0"), "{addrs:?}");
         let ours: BTreeSet<String> = addrs
             .iter()
             .map(|a| a["addr"].as_str().expect("addr").to_string())
