@@ -58,9 +58,11 @@ pub enum View {
         /// Interface name (or alternative name).
         name: String,
     },
-    /// Print link and address events as they happen (added, removed, renamed, up, down,
-    /// carrier, no-carrier, operstate, mtu, mac, master; address added, removed, changed),
-    /// until interrupted. 'watching ...' on stderr says when the subscription is live.
+    /// Print link and address events as they happen, until interrupted.
+    ///
+    /// Link events: added, removed, renamed, up, down (administrative), carrier, no-carrier,
+    /// operstate, mtu, mac, master. Address events: added, removed, changed. Once subscribed,
+    /// 'watching ...' on stderr says so (not with -q).
     Watch {
         /// Only this interface's events; the watch ends when it is removed.
         name: Option<String>,
