@@ -91,7 +91,7 @@ pub enum Command {
     Scan(cmd::scan::Args),
     /// Wait until services are ready (a port, a URL, a DNS name, a file), then run a command.
     Wait(cmd::wait::Args),
-    /// List network interfaces, or show one, its addresses or whether it is up.
+    /// List network interfaces, show one, its addresses or whether it is up, or watch events.
     Iface(cmd::iface::Args),
     /// Run an echo server on TCP or a Unix socket.
     Echo(cmd::echo::Args),
