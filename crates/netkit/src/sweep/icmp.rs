@@ -127,7 +127,7 @@ fn echo_reply(targets: &Targets, reply: &icmp::Reply) -> Option<Reply> {
         tag: Tag::from_seq(reply.seq),
         index: u64::from(reply.index),
         addr: reply.addr,
-        answer: Answer::Alive(reply.rtt),
+        answer: Answer::Alive(reply.rtt.unwrap_or_default()),
     })
 }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::icmp::{ErrorReply, Version};
+use crate::icmp::{error, Version};
 
 /// Why a target is unreachable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,15 +47,8 @@ impl fmt::Display for Unreach {
                 code,
                 from,
             } => {
-                let error = ErrorReply {
-                    index: None,
-                    target: from,
-                    from,
-                    seq: 0,
-                    msg_type,
-                    code,
-                };
-                write!(f, "{} from {from}", error.describe())
+                let what = error::describe(Version::of(&from), msg_type, code, 0);
+                write!(f, "{what} from {from}")
             }
         }
     }
