@@ -203,7 +203,8 @@ impl Meter {
     }
 
     /// Called before each probe: the host to send a control probe to instead, when one is due.
-    pub fn control(&mut self, now: Instant) -> Option<(u64, IpAddr)> {
+    /// Once it is sent, [`Meter::sent_control`] says so.
+    pub fn control(&mut self) -> Option<(u64, IpAddr)> {
         self.since_control += 1;
         if self.since_control < CONTROL_EVERY {
             return None;
@@ -214,15 +215,19 @@ impl Meter {
         if pick.uses < CONTROLS_PER_HOST {
             self.candidates.push_back(pick);
         }
+        Some((pick.index, pick.addr))
+    }
+
+    /// A control probe to `index` went out at `now` (after the send returned: a send that had
+    /// to wait for room in the socket is not a late answer).
+    pub fn sent_control(&mut self, index: u64, now: Instant) {
         let epoch = self.epoch();
-        let (index, answered) = (pick.index, false);
         self.pending.push_back(Pending {
             index,
             sent: now,
             epoch,
-            answered,
+            answered: false,
         });
-        Some((pick.index, pick.addr))
     }
 
     /// A control probe to `index` was answered after `rtt`.
@@ -495,8 +500,9 @@ mod tests {
         for k in 0..windows * WINDOW {
             let now = start + Duration::from_millis(u64::from(k));
             let rate = meter.rate();
-            let control = (0..CONTROL_EVERY).find_map(|_| meter.control(now));
+            let control = (0..CONTROL_EVERY).find_map(|_| meter.control());
             let (index, _) = control.expect("a candidate");
+            meter.sent_control(index, now);
             if answers(rate, k) {
                 meter.answered(index, Duration::from_millis(1));
             }
@@ -553,7 +559,9 @@ mod tests {
         let mut meter = meter(10_000);
         let start = Instant::now();
         for _ in 0..20 * CONTROL_EVERY {
-            let _ = meter.control(start);
+            if let Some((index, _)) = meter.control() {
+                meter.sent_control(index, start);
+            }
         }
         // Nothing answered: no later answer says they are lost, but the clock does.
         assert_eq!(meter.expire(start + TIMEOUT, TIMEOUT), None);

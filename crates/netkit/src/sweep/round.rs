@@ -199,11 +199,12 @@ impl Work<'_, '_> {
             self.pacer.take(now);
             self.tally.probes += 1;
             let number = self.round.number;
-            if let Some((index, addr)) = self.learned.meter.control(now) {
+            if let Some((index, addr)) = self.learned.meter.control() {
                 self.held = Some((member, attempt));
                 prober
                     .send(Tag::new(number, Tag::CONTROL), index, addr)
                     .await;
+                self.learned.meter.sent_control(index, Instant::now());
                 continue;
             }
             let tag = Tag::new(number, attempt);
