@@ -441,7 +441,7 @@ impl Meter {
 
     /// The chance that a probe to a live host sent in `epoch` went unanswered: the epoch's own
     /// count once it has enough controls, else the whole round's, else what earlier rounds
-    /// showed (at least [`PRIOR_LOSS`]). Controls overdue count as lost here.
+    /// showed (at least 5%). Controls overdue count as lost here.
     pub fn loss(&self, epoch: u16) -> f64 {
         let estimate = |ok: u32, lost: u32| (f64::from(lost) + 0.2) / (f64::from(ok + lost) + 4.0);
         if let Some(e) = self.epochs.get(usize::from(epoch)) {
