@@ -1,9 +1,11 @@
 //! The one integration-test binary: drives the real `netkit` executable against real sockets,
 //! real interfaces and network namespaces that the tests create themselves.
 
+mod completions;
 mod echo;
 mod errors;
 mod forward;
+mod forward_config;
 mod forward_exec;
 mod forward_util;
 mod harness;
@@ -15,5 +17,6 @@ mod ping;
 mod regression;
 mod scan;
 mod send;
+mod skips;
 mod sweep;
 mod wait;
