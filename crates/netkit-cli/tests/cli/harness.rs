@@ -1,8 +1,10 @@
 //! Test harness: runs the built `netkit`, checks privilege, and builds throw-away network
 //! namespaces (removed on drop) for tests that need their own interfaces or hosts.
 
+use std::io::Write;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Once;
 
 /// A `netkit` command ready to run.
 pub fn netkit() -> Command {
@@ -23,8 +25,9 @@ pub fn text(output: &Output) -> (i32, String, String) {
     )
 }
 
-/// Whether this test may use root-only features. Without root it prints `skipped: needs root`
-/// and returns false, except under `CI=true`, where missing privilege fails the test.
+/// Whether this test may use root-only features. Without root it reports `TEST: skipped:
+/// needs root` (see [`skip`]) and returns false, except under `CI=true`, where missing
+/// privilege fails the test.
 pub fn privileged(test: &str) -> bool {
     let root = nix_euid_is_root();
     if !root {
@@ -32,9 +35,34 @@ pub fn privileged(test: &str) -> bool {
             std::env::var("CI").as_deref() != Ok("true"),
             "{test}: CI must run privileged tests as root"
         );
-        eprintln!("{test}: skipped: needs root");
+        skip(test, "needs root");
     }
     root
+}
+
+static SKIPPED: AtomicUsize = AtomicUsize::new(0);
+
+/// Reports a skipped test or check where it is seen: written straight to stderr, past the
+/// test harness's output capture (which hides `eprintln!` of passing tests), and counted in
+/// a `netkit tests: N skipped` line printed when the test binary exits.
+pub fn skip(test: &str, why: &str) {
+    static SUMMARY: Once = Once::new();
+    SUMMARY.call_once(|| {
+        // SAFETY: registers a plain function, which touches only an atomic and stderr, to
+        // run once at exit; nothing else is required of atexit's callers.
+        unsafe { atexit(print_skip_summary) };
+    });
+    SKIPPED.fetch_add(1, Ordering::SeqCst);
+    let _ = writeln!(std::io::stderr(), "{test}: skipped: {why}");
+}
+
+extern "C" fn print_skip_summary() {
+    let skipped = SKIPPED.load(Ordering::SeqCst);
+    let _ = writeln!(std::io::stderr(), "netkit tests: {skipped} skipped");
+}
+
+extern "C" {
+    fn atexit(callback: extern "C" fn()) -> std::os::raw::c_int;
 }
 
 fn nix_euid_is_root() -> bool {
