@@ -116,7 +116,7 @@ impl Backoff {
             None => BACKOFF_MIN,
             Some(wait) => (wait * 2).min(BACKOFF_MAX),
         };
-        if self.warned.map_or(true, |at| at.elapsed() >= WARN_EVERY) {
+        if self.warned.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
             self.warned = Some(Instant::now());
             tracing::warn!(
                 "accept failed: {}{}; backing off",
