@@ -90,10 +90,9 @@ pub fn positive_count(text: &str) -> Result<usize, ParseError> {
     number_in(text, 1, 1_000_000, "value")
 }
 
-/// `--top N`: 1 to 1000.
-pub fn top(text: &str) -> Result<PortSet, ParseError> {
-    let n = number_in(text, 1, netkit::scan::rank::top_ports().len(), "top")?;
-    PortSet::top(n)
+/// `--top N`: 1 to 65535 (checked against the ranking's length once `--top-source` is read).
+pub fn top(text: &str) -> Result<usize, ParseError> {
+    number_in(text, 1, usize::from(u16::MAX), "top")
 }
 
 /// `--allow CIDR` (an address alone is a /32 or /128).

@@ -36,9 +36,19 @@ pub struct Args {
     /// Ports: N, N-M, lists, all, topN (default: top1000).
     #[arg(short = 'p', long = "ports", value_name = "PORTS", value_parser = parse::ports, conflicts_with = "top")]
     pub ports: Option<PortSet>,
-    /// The N ports most often found open (ranked by real-world frequency).
+    /// The N ports most often found open, ranked from netkit's data (internet-wide scan
+    /// counts, then stated rules: see docs/top-ports.md) or from --top-source.
     #[arg(long, value_name = "N", value_parser = parse::top)]
-    pub top: Option<PortSet>,
+    pub top: Option<usize>,
+    /// What ranks --top and the default top 1000: netkit (its own data), nmap (the local nmap
+    /// install's nmap-services, read at run time) or the path of an nmap-services file.
+    #[arg(
+        long,
+        value_name = "SOURCE",
+        default_value = "netkit",
+        conflicts_with = "ports"
+    )]
+    pub top_source: netkit::scan::rank::TopSource,
     /// Connection attempts in flight at once (default: from the open-files limit).
     #[arg(long, value_name = "N", value_parser = parse::positive_count)]
     pub concurrency: Option<usize>,
@@ -85,9 +95,9 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
 
 /// Turns the flags into the engine's settings, sizing the concurrency from the open-files limit.
 fn config(args: &Args) -> anyhow::Result<Config> {
-    let ports = match (&args.ports, &args.top) {
-        (Some(ports), _) | (None, Some(ports)) => ports.clone(),
-        (None, None) => PortSet::top(DEFAULT_TOP)?,
+    let ports = match &args.ports {
+        Some(ports) => ports.clone(),
+        None => (args.top_source.load()?).top(args.top.unwrap_or(DEFAULT_TOP))?,
     };
     let nofile = limits::raise_nofile();
     let (concurrency, beyond) = limits::concurrency(nofile, args.concurrency);

@@ -14,6 +14,7 @@ pub mod engine;
 pub mod guard;
 pub mod jobs;
 pub mod limits;
+pub mod nmap_services;
 pub mod probe;
 pub mod rank;
 pub mod record;
