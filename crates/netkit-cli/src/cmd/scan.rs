@@ -97,7 +97,10 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
 fn config(args: &Args) -> anyhow::Result<Config> {
     let ports = match &args.ports {
         Some(ports) => ports.clone(),
-        None => (args.top_source.load()?).top(args.top.unwrap_or(DEFAULT_TOP))?,
+        None => {
+            let ranking = args.top_source.load()?;
+            ranking.top(args.top.unwrap_or(DEFAULT_TOP))?
+        }
     };
     let nofile = limits::raise_nofile();
     let (concurrency, beyond) = limits::concurrency(nofile, args.concurrency);

@@ -81,7 +81,7 @@ fn bash_completion_loads_and_completes_commands_and_flags() {
     );
     assert!(out.contains("-F _netkit netkit"), "{out}");
     assert!(out.contains("commands: scan\n"), "{out}");
-    assert!(out.contains("flags: --top\n"), "{out}");
+    assert!(out.contains("flags: --top --top-source\n"), "{out}");
 }
 
 #[test]
