@@ -334,14 +334,18 @@ impl Haproxy {
         let mut cmd = Command::new("haproxy");
         cmd.args(["-db", "-q", "-f"]).arg(&file);
         cmd.stdin(Stdio::null()).stdout(Stdio::null());
-        // SAFETY: only async-signal-safe calls (dup2, fcntl) between fork and exec.
+        // SAFETY: only async-signal-safe calls (dup2, fcntl) between fork and exec; `fd` is
+        // the listener's, open until the child has exec'd.
         unsafe {
             cmd.pre_exec(move || {
                 use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+                use std::os::fd::{BorrowedFd, IntoRawFd};
+                let listener = BorrowedFd::borrow_raw(fd);
                 if fd == 3 {
-                    fcntl(3, FcntlArg::F_SETFD(FdFlag::empty()))?;
+                    fcntl(listener, FcntlArg::F_SETFD(FdFlag::empty()))?;
                 } else {
-                    nix::unistd::dup2(fd, 3)?;
+                    // fd 3 stays open for the program exec'd: never closed here.
+                    let _ = nix::unistd::dup2_raw(listener, 3)?.into_raw_fd();
                 }
                 Ok(())
             });

@@ -12,7 +12,7 @@
 
 use std::future::Future;
 use std::io;
-use std::os::fd::AsRawFd;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -269,7 +269,7 @@ pub(super) async fn read(src: &Stream, buf: &mut [u8]) -> io::Result<usize> {
         src.read_ready().await?;
         let mut short = 0;
         let result = src.try_io(Interest::READABLE, || {
-            let n = nix::unistd::read(src.fd().as_raw_fd(), buf).map_err(io::Error::from)?;
+            let n = nix::unistd::read(src.fd(), buf).map_err(io::Error::from)?;
             if n > 0 && n < buf.len() {
                 short = n;
                 return Err(io::ErrorKind::WouldBlock.into());

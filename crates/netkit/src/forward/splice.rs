@@ -8,7 +8,7 @@
 //! would stall the direction.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 use nix::fcntl::{fcntl, splice, FcntlArg, OFlag, SpliceFFlags};
 use tokio::io::Interest;
@@ -32,8 +32,8 @@ impl Pipe {
     /// A non-blocking pipe, enlarged for throughput when the system allows.
     pub(super) fn new() -> io::Result<Pipe> {
         let (read, write) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)?;
-        let _ = fcntl(write.as_raw_fd(), FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
-        let capacity = fcntl(write.as_raw_fd(), FcntlArg::F_GETPIPE_SZ)?;
+        let _ = fcntl(&write, FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
+        let capacity = fcntl(&write, FcntlArg::F_GETPIPE_SZ)?;
         Ok(Pipe {
             read,
             write,
