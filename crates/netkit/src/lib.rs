@@ -28,6 +28,7 @@ pub mod ports;
 pub mod report;
 pub mod scan;
 pub mod sweep;
+pub mod sys;
 pub mod target;
 pub mod wait;
 

@@ -315,7 +315,7 @@ fn queued_errors_of_datagram_sockets_name_the_request() {
     let request = message(Version::V4, false, 0x0777, 0xc0ff_ee00, 24);
     let got = Received {
         from: "198.18.1.2".parse().unwrap(),
-        queued_error: Some(crate::icmp::control::QueuedError {
+        queued_error: Some(crate::sys::cmsg::QueuedError {
             origin: nix::libc::SO_EE_ORIGIN_ICMP,
             msg_type: 3,
             code: 1,
