@@ -27,6 +27,7 @@ pub mod ping;
 pub mod ports;
 pub mod report;
 pub mod scan;
+pub mod server;
 pub mod sweep;
 pub mod sys;
 pub mod target;
