@@ -1,27 +1,32 @@
 //! The port forwarder behind `netkit forward`.
 //!
 //! # Layout
-//! - [`server`]: the accept loop. It takes a bound [`Listener`](crate::endpoint::Listener) and
-//!   a shutdown future, caps connections with a semaphore (`--max-conns`), backs off on accept
-//!   errors (EMFILE never spins or ends the loop) and drains connections after shutdown.
+//! - `server`: the forwarder on the [`crate::server`] accept loop ([`serve`]): connections
+//!   capped by `--max-conns`, drained for `--drain-timeout` after shutdown, each one reported
+//!   as an [`Event`].
 //! - `conn`: one connection: ACL check at accept, connect to the target, PROXY header,
-//!   relay, one [`ConnRecord`] when it ends.
-//! - `relay`: both directions at once with half-close and reset propagation, the idle and
-//!   drain timeouts; `splice(2)` through a pipe per direction on Linux, a buffered copy
-//!   elsewhere.
+//!   relay, its [`ConnRecord`].
+//! - `relay`: both directions at once, with reset propagation, the idle and drain timeouts;
+//!   `flow`: one direction with half-close, and what both share (sides, counters).
+//! - `splice` and `io`: the zero-copy path (`splice(2)` through a pipe per direction for bulk
+//!   transfers, a copy for small exchanges) and the readiness-based reads and writes under it.
 //! - `http_relay`: the relay of `--http-host` connections, through an [`http::Session`]
 //!   (requests rewritten, responses followed) until a tunnel or a read-until-close body.
 //! - [`http`], [`proxy`]: sans-IO wire formats (HTTP/1 requests and responses, PROXY v1/v2).
 //! - [`config`]: rules from a TOML file.
+//!
+//! Modules depend downwards only: `server` → `conn` → `relay` → `http_relay` → `flow` →
+//! `splice` → `io`.
 
 pub mod config;
 mod conn;
+mod flow;
 pub mod http;
 mod http_relay;
+mod io;
 pub mod proxy;
 mod relay;
-pub mod server;
-#[cfg(target_os = "linux")]
+mod server;
 mod splice;
 
 use std::str::FromStr;
@@ -33,7 +38,7 @@ use serde::{Deserialize, Serialize};
 use crate::endpoint::{Endpoint, Host};
 use crate::error::ParseError;
 
-pub use server::serve;
+pub use server::{serve, Event};
 
 /// The default bound on connecting to one target address.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
