@@ -17,7 +17,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -117,6 +117,68 @@ pub async fn serve<L, H, F>(
     }
     drop(listener);
     finish(tasks, stop, &cancel, &name).await;
+}
+
+/// Hands events from the connection tasks to the serving task ([`serve_reporting`]).
+#[derive(Debug)]
+pub struct Reporter<E>(mpsc::UnboundedSender<E>);
+
+impl<E> Clone for Reporter<E> {
+    fn clone(&self) -> Self {
+        Reporter(self.0.clone())
+    }
+}
+
+impl<E> Reporter<E> {
+    /// Reports `event`; it reaches the sink in the order reported.
+    pub fn report(&self, event: E) {
+        let _ = self.0.send(event);
+    }
+}
+
+/// [`serve`], with the engines' event convention: each handler also gets a [`Reporter`], and
+/// the events reported reach `on_event` in order, from the serving task (so the sink needs no
+/// lock). When `on_event` fails, the server stops as on `shutdown` and the error is returned
+/// once every connection has ended; events after the failure are dropped.
+pub async fn serve_reporting<L, H, F, E, S>(
+    listener: L,
+    shutdown: impl Future,
+    max_conns: usize,
+    mut handler: H,
+    stop: Stop,
+    mut on_event: S,
+) -> io::Result<()>
+where
+    L: Accept,
+    H: FnMut(L::Conn, Cancel, Reporter<E>) -> F,
+    F: Future<Output = ()> + Send + 'static,
+    S: FnMut(E) -> io::Result<()>,
+{
+    let (events, mut incoming) = mpsc::unbounded_channel();
+    let (failed, sink_failed) = oneshot::channel::<()>();
+    let stopping = async {
+        tokio::select! {
+            _ = shutdown => {}
+            _ = sink_failed => {}
+        }
+    };
+    let reporter = Reporter(events);
+    let with_reporter = move |conn, cancel| handler(conn, cancel, reporter.clone());
+    let serving = serve(listener, stopping, max_conns, with_reporter, stop);
+    let reporting = async {
+        let mut failed = Some(failed);
+        let mut result = Ok(());
+        while let Some(event) = incoming.recv().await {
+            if result.is_ok() {
+                result = on_event(event);
+                if result.is_err() {
+                    failed.take().map(|stop| stop.send(()));
+                }
+            }
+        }
+        result
+    };
+    tokio::join!(serving, reporting).1
 }
 
 /// Waits for a free connection slot, then for a connection, pausing after failures.

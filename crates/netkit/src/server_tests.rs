@@ -303,3 +303,28 @@ async fn a_unix_listener_is_served_and_its_socket_file_removed_on_shutdown() {
     server.await.unwrap();
     assert!(!dir.exists(), "socket file removed with the listener");
 }
+
+#[tokio::test(start_paused = true)]
+async fn reported_events_reach_the_sink_in_order_and_a_failing_sink_stops_the_server() {
+    let listener = Arc::new(Scripted::new(vec![Ok(0)]));
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let sink = {
+        let got = got.clone();
+        move |event: u32| {
+            got.lock().unwrap().push(event);
+            match event {
+                3 => Err(io::Error::other("sink full")),
+                _ => Ok(()),
+            }
+        }
+    };
+    let handler = |_conn: u32, _cancel: Cancel, events: Reporter<u32>| async move {
+        for event in 1..=4 {
+            events.report(event);
+        }
+    };
+    let never = std::future::pending::<()>();
+    let result = serve_reporting(listener, never, 4, handler, Stop::Abort, sink).await;
+    assert_eq!(result.unwrap_err().to_string(), "sink full");
+    assert_eq!(*got.lock().unwrap(), [1, 2, 3], "nothing after the failure");
+}

@@ -7,11 +7,9 @@ use std::future::Future;
 use std::io;
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
-
 use super::{conn, ConnRecord, Rule};
 use crate::endpoint::{Listener, Stream};
-use crate::server::{self, Cancel, Stop};
+use crate::server::{self, Cancel, Reporter, Stop};
 
 /// What the forwarder reports while it serves.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,43 +25,21 @@ pub async fn serve<E>(
     listener: Listener,
     rule: Arc<Rule>,
     shutdown: impl Future,
-    mut on_event: E,
+    on_event: E,
 ) -> io::Result<()>
 where
     E: FnMut(Event) -> io::Result<()>,
 {
-    let (events, mut incoming) = mpsc::unbounded_channel();
-    let (failed, sink_failed) = oneshot::channel::<()>();
-    let stop = async {
-        tokio::select! {
-            _ = shutdown => {}
-            _ = sink_failed => {}
-        }
-    };
     let max_conns = rule.options.max_conns.unwrap_or(usize::MAX);
     let drain = Stop::Drain(rule.options.drain_timeout);
-    let handler = move |(client, peer): (Stream, String), cancel: Cancel| {
-        let (rule, events) = (rule.clone(), events.clone());
+    let handler = move |(client, peer): (Stream, String), cancel: Cancel, events: Reporter<_>| {
+        let rule = rule.clone();
         async move {
             let record = conn::handle(client, peer, &rule, cancel.cancelled()).await;
-            let _ = events.send(Event::Conn(record));
+            events.report(Event::Conn(record));
         }
     };
-    let serving = server::serve(listener, stop, max_conns, handler, drain);
-    let reporting = async {
-        let mut failed = Some(failed);
-        let mut result = Ok(());
-        while let Some(event) = incoming.recv().await {
-            if result.is_ok() {
-                result = on_event(event);
-                if result.is_err() {
-                    failed.take().map(|stop| stop.send(()));
-                }
-            }
-        }
-        result
-    };
-    tokio::join!(serving, reporting).1
+    server::serve_reporting(listener, shutdown, max_conns, handler, drain, on_event).await
 }
 
 #[cfg(test)]
@@ -72,6 +48,7 @@ mod tests {
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
+    use tokio::sync::{mpsc, oneshot};
 
     use super::*;
     use crate::endpoint::Endpoint;
