@@ -3,7 +3,8 @@
 //! removes its socket file.
 
 use netkit::ipc::echo::Event;
-use netkit::ipc::{EchoConfig, Listening};
+use netkit::ipc::EchoConfig;
+use netkit::report::Listening;
 use netkit::sys::{Signal, Signals};
 use netkit::Endpoint;
 
@@ -98,6 +99,7 @@ fn announce(out: &Printer, addr: &str) -> std::io::Result<()> {
             "listening",
             &Listening {
                 addr: addr.to_string(),
+                target: None,
             },
         );
     }

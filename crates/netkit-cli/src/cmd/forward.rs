@@ -6,10 +6,11 @@ use std::time::Duration;
 use std::io::Write;
 use std::sync::Arc;
 
-use netkit::forward::{self, ConnRecord, Event, HttpHost, Options, Rule};
+use netkit::forward::{self, Event, HttpHost, Options, Rule};
+use netkit::report::forward::ConnRecord;
+use netkit::report::Listening;
 use netkit::sys::{Signal, Signals};
 use netkit::{Endpoint, IpNet, ParseError};
-use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -123,13 +124,6 @@ fn apply_flags(args: &Args, options: &mut Options) {
     options.drain_timeout = args.drain_timeout.unwrap_or(options.drain_timeout);
 }
 
-/// The `listen` record: where a rule listens (the bound address) and where it relays.
-#[derive(Debug, Serialize)]
-struct Listening<'a> {
-    addr: &'a str,
-    target: String,
-}
-
 async fn serve(rules: Vec<Rule>, out: &Printer) -> anyhow::Result<Exit> {
     // Signals first, so that one coming right after a rule is announced is handled.
     let mut signals = Signals::new(&[Signal::Interrupt, Signal::Terminate, Signal::Hangup])?;
@@ -174,14 +168,11 @@ async fn stop_signal(signals: &mut Signals) {
 
 fn announce(out: &Printer, bound: &str, rule: &Rule) -> std::io::Result<()> {
     if out.json() {
-        let target = rule.target.to_string();
-        out.record(
-            "listening",
-            &Listening {
-                addr: bound,
-                target,
-            },
-        )?;
+        let record = Listening {
+            addr: bound.to_string(),
+            target: Some(rule.target.to_string()),
+        };
+        out.record("listening", &record)?;
     }
     if !out.quiet() {
         let mut err = std::io::stderr().lock();

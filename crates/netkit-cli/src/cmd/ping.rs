@@ -1,6 +1,7 @@
 //! `netkit ping HOST...`: ICMP echo as iputils does it, for one host or many (issues 4, 13).
 
 mod flags;
+mod format;
 mod hosts;
 mod names;
 mod print;
@@ -11,7 +12,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use netkit::icmp::{self, Pmtu, SocketOptions, Version};
-use netkit::ping::{Control, PingConfig, PingSummary, MIN_USER_INTERVAL};
+use netkit::ping::{Control, PingConfig, MIN_USER_INTERVAL};
+use netkit::report::ping::PingSummary;
 use netkit::sys::{Signal, Signals};
 use netkit::Family;
 use tokio::sync::mpsc;

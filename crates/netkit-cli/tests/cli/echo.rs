@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use netkit::ipc::Listening;
+use netkit::report::Listening;
 
 use crate::harness::{netkit, run, text};
 

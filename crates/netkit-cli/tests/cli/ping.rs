@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use netkit::ping::{PingReply, PingSummary, PingTimeout};
+use netkit::report::ping::{PingReply, PingSummary, PingTimeout};
 
 use crate::harness::{privileged, run, sh, text, Netns};
 use crate::ping_net::{counts, json_lines, loopback_ns, of_type, ping_in, routed, two_hosts};

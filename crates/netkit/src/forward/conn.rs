@@ -6,8 +6,9 @@ use std::net::IpAddr;
 use std::time::{Instant, SystemTime};
 
 use super::relay::{self, Outcome};
-use super::{io as relay_io, proxy, Close, ConnRecord, Rule};
+use super::{io as relay_io, proxy, Rule};
 use crate::endpoint::Stream;
+use crate::report::forward::{Close, ConnRecord};
 
 /// Handles one accepted client until both directions are done or `abort` completes (the
 /// drain timeout); returns its record.

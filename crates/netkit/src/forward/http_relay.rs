@@ -22,8 +22,8 @@ use super::flow::{direction, Dir, Fault, Leg, Stats};
 use super::http::{Error, Session};
 use super::io::{self as relay_io, COPY_BUF};
 use super::splice::{splice_some, PIPE_SIZE};
-use super::Close;
 use crate::endpoint::Stream;
+use crate::report::forward::Close;
 use crate::sys::splice::Pipe;
 
 /// Response body runs at least this long move with `splice(2)`.

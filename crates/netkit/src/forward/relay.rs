@@ -11,8 +11,9 @@
 use std::future::Future;
 
 use super::flow::{direction, Dir, Fault, Leg, Stats};
-use super::{Close, Rule};
+use super::Rule;
 use crate::endpoint::Stream;
+use crate::report::forward::Close;
 
 /// What a relay did.
 #[derive(Debug)]

@@ -7,8 +7,9 @@ use std::future::Future;
 use std::io;
 use std::sync::Arc;
 
-use super::{conn, ConnRecord, Rule};
+use super::{conn, Rule};
 use crate::endpoint::{Listener, Stream};
+use crate::report::forward::ConnRecord;
 use crate::server::{self, Cancel, Reporter, Stop};
 
 /// What the forwarder reports while it serves.
@@ -52,7 +53,8 @@ mod tests {
 
     use super::*;
     use crate::endpoint::Endpoint;
-    use crate::forward::{Close, Options};
+    use crate::forward::Options;
+    use crate::report::forward::Close;
 
     /// A target that echoes one message per connection, then closes.
     async fn echo_target() -> std::net::SocketAddr {

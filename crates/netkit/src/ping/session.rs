@@ -14,9 +14,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::host::Host;
-use super::record::{PingReply, PingSummary, PingTimeout};
 use super::stats::Stats;
 use crate::icmp::{Answer, ErrorReply, Reply};
+use crate::report::ping::{PingReply, PingSummary, PingTimeout};
 use crate::target::Target;
 
 /// What a session does, validated before any I/O.

@@ -263,7 +263,7 @@ fn forward_conn_records_had_no_timestamp() {
         .expect(&out);
     let time = conn["time"].as_str().expect(&out).to_string();
     assert!(is_recent_rfc3339_utc(&time), "{out}");
-    let record: netkit::forward::ConnRecord = serde_json::from_value(conn).unwrap();
+    let record: netkit::report::forward::ConnRecord = serde_json::from_value(conn).unwrap();
     assert_eq!(record.time, time);
 }
 

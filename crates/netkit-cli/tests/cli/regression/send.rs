@@ -6,7 +6,7 @@ use std::io::Write;
 use std::process::Stdio;
 use std::time::Duration;
 
-use netkit::ipc::Reply;
+use netkit::report::send::Reply;
 
 use crate::harness::{netkit, run, text};
 
