@@ -89,7 +89,7 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
 }
 
 /// The rules of the command line or the config file, with the flags applied to each.
-fn rules(args: &Args) -> Result<Vec<Rule>, ParseError> {
+fn rules(args: &Args) -> Result<Vec<Rule>, netkit::Error> {
     let mut rules = match (&args.config, &args.listen, &args.target) {
         (Some(path), _, _) => forward::config::load(path)?,
         (None, Some(listen), Some(target)) => vec![Rule {
@@ -98,10 +98,8 @@ fn rules(args: &Args) -> Result<Vec<Rule>, ParseError> {
             options: Options::default(),
         }],
         _ => {
-            return Err(ParseError::new(
-                "forward",
-                "expected LISTEN TARGET or --config",
-            ))
+            let why = "expected LISTEN TARGET or --config";
+            return Err(ParseError::new("forward", why).into());
         }
     };
     for rule in &mut rules {
