@@ -31,6 +31,8 @@ pub mod server;
 pub mod sweep;
 pub mod sys;
 pub mod target;
+#[cfg(test)]
+mod testing;
 pub mod wait;
 
 pub use duration::parse_duration;

@@ -196,11 +196,12 @@ fn templates_are_iputils_filler_or_the_pattern() {
 }
 
 #[tokio::test]
-#[allow(clippy::print_stderr)]
 async fn round_trip_over_loopback() {
     let engine = match Engine::new(&Config::default(), &[Version::V4, Version::V6]) {
         Ok(engine) => engine,
-        Err(Error::IcmpDenied(_)) => return eprintln!("skipped: no ICMP socket allowed"),
+        Err(Error::IcmpDenied(_)) => {
+            return crate::testing::skip("round_trip_over_loopback", "no ICMP socket allowed")
+        }
         Err(e) => panic!("{e}"),
     };
     engine
@@ -225,11 +226,13 @@ async fn round_trip_over_loopback() {
 }
 
 #[tokio::test]
-#[allow(clippy::print_stderr)]
 async fn many_probes_in_flight_are_matched_by_their_payload() {
     let engine = match Engine::new(&Config::default(), &[Version::V4, Version::V6]) {
         Ok(engine) => engine,
-        Err(Error::IcmpDenied(_)) => return eprintln!("skipped: no ICMP socket allowed"),
+        Err(Error::IcmpDenied(_)) => {
+            let test = "many_probes_in_flight_are_matched_by_their_payload";
+            return crate::testing::skip(test, "no ICMP socket allowed");
+        }
         Err(e) => panic!("{e}"),
     };
     const PROBES: u32 = 300;

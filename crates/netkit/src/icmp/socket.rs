@@ -308,7 +308,10 @@ mod tests {
         };
         match IcmpSocket::open(Version::V4, &options) {
             Ok(socket) => assert_eq!(socket.version(), Version::V4),
-            Err(Error::IcmpDenied(what)) => assert_eq!(what, "ICMP"),
+            Err(Error::IcmpDenied(what)) => {
+                assert_eq!(what, "ICMP");
+                crate::testing::skip("opens_a_socket_or_says_why_not", "no ICMP socket allowed");
+            }
             Err(other) => panic!("unexpected: {other}"),
         }
     }
