@@ -162,30 +162,21 @@ fn lower_first(text: &str) -> String {
 
 /// What a user can do about an environment refusal, as a suffix starting with "; ".
 pub fn hint(err: &io::Error) -> &'static str {
+    use nix::libc::{EACCES, EADDRINUSE, EADDRNOTAVAIL, EMFILE, ENFILE, EPERM};
     match err.raw_os_error() {
-        Some(libc_errno::EMFILE) | Some(libc_errno::ENFILE) => {
+        Some(EMFILE | ENFILE) => {
             "; raise the open-files limit (ulimit -n) or lower the concurrency"
         }
-        Some(libc_errno::EADDRINUSE) => {
+        Some(EADDRINUSE) => {
             "; another process is using that address: stop it or choose another port"
         }
-        Some(libc_errno::EACCES) | Some(libc_errno::EPERM) => {
+        Some(EACCES | EPERM) => {
             "; run as root or grant the needed capability (CAP_NET_BIND_SERVICE for ports \
              below 1024, CAP_NET_RAW for raw sockets)"
         }
-        Some(libc_errno::EADDRNOTAVAIL) => "; that address is not configured on this machine",
+        Some(EADDRNOTAVAIL) => "; that address is not configured on this machine",
         _ => "",
     }
-}
-
-mod libc_errno {
-    use nix::errno::Errno;
-    pub const EMFILE: i32 = Errno::EMFILE as i32;
-    pub const ENFILE: i32 = Errno::ENFILE as i32;
-    pub const EADDRINUSE: i32 = Errno::EADDRINUSE as i32;
-    pub const EACCES: i32 = Errno::EACCES as i32;
-    pub const EPERM: i32 = Errno::EPERM as i32;
-    pub const EADDRNOTAVAIL: i32 = Errno::EADDRNOTAVAIL as i32;
 }
 
 #[cfg(test)]
