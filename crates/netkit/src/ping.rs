@@ -1,6 +1,7 @@
 //! `ping` as iputils does it, for one host or many at once.
 //!
 //! # Layout
+//! - [`PingConfig`]: what a session does, validated before any I/O (module `config`).
 //! - [`session`]: the session as a state machine without I/O (time is an input): iputils'
 //!   rules for each host (module `host`: late replies count, duplicates, errors, `pipe`, the wait
 //!   after the last request, `-c` with `-w`), its send schedule ([`pacer`]: interval,
@@ -11,6 +12,7 @@
 //! - [`stats`]: iputils' arithmetic. The records (`reply`, `timeout`, `summary`) are in
 //!   [`crate::report::ping`]; iputils' number formats are the binary's.
 
+mod config;
 pub mod driver;
 mod host;
 pub mod pacer;
@@ -19,9 +21,10 @@ pub mod seqset;
 pub mod session;
 pub mod stats;
 
+pub use config::PingConfig;
 pub use driver::{run, Control};
 pub use route::{route, Route};
-pub use session::{Event, PingConfig, Request, Session};
+pub use session::{Event, Request, Session};
 pub use stats::{Rtt, Stats, SummaryParts};
 
 use std::time::Duration;

@@ -11,8 +11,9 @@ use std::time::Duration;
 use tokio::sync::mpsc::Receiver;
 use tokio::time::{sleep_until, Instant};
 
+use super::config::PingConfig;
 use super::route::path_mtu;
-use super::session::{Event, PingConfig, Request, Session};
+use super::session::{Event, Request, Session};
 use crate::icmp::{Answer, Engine};
 use crate::report::ping::PingSummary;
 use crate::sys::retry_enobufs;

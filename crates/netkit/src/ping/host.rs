@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::config::PingConfig;
 use super::pacer::Pacer;
 use super::seqset::SeqSet;
-use super::session::PingConfig;
 use super::stats::Stats;
 use super::stats::SummaryParts;
 use crate::icmp::Reply;
