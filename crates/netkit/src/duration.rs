@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use crate::error::ParseError;
-
 /// A duration failed to parse: `input: why`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{input}: {kind}")]
@@ -35,12 +33,6 @@ impl DurationError {
             input: input.to_string(),
             kind,
         }
-    }
-}
-
-impl From<DurationError> for ParseError {
-    fn from(err: DurationError) -> ParseError {
-        ParseError::new(err.input, err.kind.to_string())
     }
 }
 

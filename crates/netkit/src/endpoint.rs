@@ -11,7 +11,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use crate::error::ParseError;
 use crate::ports::PortErrorKind;
 use crate::target::is_host_name;
 
@@ -100,12 +99,6 @@ impl EndpointError {
             input: input.to_string(),
             kind,
         }
-    }
-}
-
-impl From<EndpointError> for ParseError {
-    fn from(err: EndpointError) -> ParseError {
-        ParseError::new(err.input, err.kind.to_string())
     }
 }
 

@@ -50,6 +50,20 @@ impl ParseError {
     }
 }
 
+/// A typed input error as a plain one (`input`, and its kind's message as `why`), for inputs
+/// that embed another (a wait target's endpoint, a CLI flag's port).
+macro_rules! into_parse_error {
+    ($($domain:ty),*) => {$(
+        impl From<$domain> for ParseError {
+            fn from(err: $domain) -> ParseError {
+                ParseError::new(err.input, err.kind.to_string())
+            }
+        }
+    )*};
+}
+
+into_parse_error!(PortError, EndpointError, TargetError, DurationError);
+
 /// Errors from the library's operations (resolution, sockets, interfaces).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

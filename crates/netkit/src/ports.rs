@@ -4,7 +4,6 @@
 use std::collections::HashSet;
 use std::str::FromStr;
 
-use crate::error::ParseError;
 use crate::scan::rank;
 
 /// A port set or port number failed to parse: `input: why`.
@@ -49,12 +48,6 @@ impl PortError {
             input: input.into(),
             kind,
         }
-    }
-}
-
-impl From<PortError> for ParseError {
-    fn from(err: PortError) -> ParseError {
-        ParseError::new(err.input, err.kind.to_string())
     }
 }
 
@@ -236,7 +229,7 @@ mod tests {
     fn messages_are_input_then_why() {
         let err = "70000".parse::<PortSet>().unwrap_err();
         assert_eq!(err.to_string(), "70000: port must be between 1 and 65535");
-        let err = ParseError::from("10-5".parse::<PortSet>().unwrap_err());
+        let err = crate::ParseError::from("10-5".parse::<PortSet>().unwrap_err());
         assert_eq!(
             err.to_string(),
             "10-5: inverted port range, expected LOW-HIGH"

@@ -8,7 +8,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
 use std::sync::Arc;
 
-use crate::error::{Error, ParseError};
+use crate::error::Error;
 
 /// A target failed to parse, or names an address of the family not asked for: `input: why`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -94,12 +94,6 @@ impl TargetError {
             input: input.into(),
             kind,
         }
-    }
-}
-
-impl From<TargetError> for ParseError {
-    fn from(err: TargetError) -> ParseError {
-        ParseError::new(err.input, err.kind.to_string())
     }
 }
 
