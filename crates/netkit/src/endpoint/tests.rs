@@ -193,9 +193,13 @@ fn names_try_every_address() {
 #[test]
 fn refused_connect_names_the_endpoint() {
     runtime().block_on(async {
-        let listener = lep("127.0.0.1:0").listen().await.unwrap();
-        let addr = listener.local_addr();
-        drop(listener);
+        // Bound but not listening, and held: connects are refused, and nothing else can take
+        // the port meanwhile (a listener bound then dropped could be replaced by another's).
+        let held =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        held.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .unwrap();
+        let addr = held.local_addr().unwrap().as_socket().unwrap().to_string();
         let err = ep(&addr).connect(Duration::from_secs(2)).await.unwrap_err();
         assert!(
             err.to_string()
