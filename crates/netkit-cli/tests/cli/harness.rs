@@ -79,12 +79,15 @@ struct Collected {
 }
 
 impl Lines {
-    /// Starts collecting `stream`.
+    /// Starts collecting `stream` (as text: invalid UTF-8 becomes U+FFFD; a line ends at
+    /// `\n` or `\r\n`, as `BufRead::lines` has it).
     fn collect(stream: impl Read + Send + 'static) -> Lines {
         let lines = Lines::default();
         let sink = lines.clone();
         std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            for line in BufReader::new(stream).split(b'\n').map_while(Result::ok) {
+                let line = line.strip_suffix(b"\r").unwrap_or(&line);
+                let line = String::from_utf8_lossy(line).into_owned();
                 sink.update(|c| c.lines.push(line));
             }
             sink.update(|c| c.ended = true);
