@@ -11,15 +11,26 @@
 #      127.x up as "localhost-response" without sending anything.
 #   3. 127.0.0.0/12 (1048576 addresses, all answer inside the namespace): netkit sweep
 #      --rate RATE_1M under /usr/bin/time -v; every address must be reported alive.
+#   4. The impaired-link lab (bench/lab.sh, docs/lab.md), LAB_ROUNDS interleaved rounds each:
+#      198.18.0.0/22 with 270 pingable hosts behind 30±10 ms, clean, with 2% and with 10% loss
+#      each way; 198.18.8.0/21 with 2000 pingable hosts behind 30±10 ms whose far side polices ICMP echo
+#      to 1000/s. netkit (defaults) vs fping (defaults: -r 3 -i 10; and -i 1) vs
+#      nmap -sn -n -PE --send-ip; and on the 10% loss link, netkit --every 1s --rounds 5,
+#      where every change reported is a false one. These runs are not checked against an expected count:
+#      each tool's answer is compared with the lab's ground truth, and the table shows the
+#      live hosts it missed and the silent ones it reported alive.
 #
-# Every run is checked: each tool must find the expected number of live hosts.
+# Parts 1-3 check every run: each tool must find the expected number of live hosts.
 # Sends only inside the namespaces it creates (removed on exit). Needs root.
 #
-#   bench/sweep.sh [ROUNDS] [RATE_1M]        defaults: 5 rounds, 100000 probes/s for 2^20
+#   bench/sweep.sh [ROUNDS] [RATE_1M] [LAB_ROUNDS]   defaults: 5, 100000 probes/s, 3
+#   PARTS="lab" bench/sweep.sh ...                   only some parts (words: veth lab)
 set -euo pipefail
 
 ROUNDS=${1:-5}
 RATE_1M=${2:-100000}
+LAB_ROUNDS=${3:-3}
+PARTS=${PARTS:-"veth lab"}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 NETKIT="$ROOT/target/release/netkit"
 TAG="nkb$$"
@@ -30,12 +41,16 @@ if ! command -v fping >/dev/null || ! command -v nmap >/dev/null || ! [ -x /usr/
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fping nmap time >/dev/null
 fi
-(cd "$ROOT" && cargo build --release -q -p netkit-cli)
+(cd "$ROOT" && cargo build --release -q -p netkit-cli -p netkit-lab)
+export NETKIT_LAB="$ROOT/target/release/netkit-lab"
 
 cleanup() {
+    lab_down 2>/dev/null || true
     for ns in "$A" "$B" "$L"; do ip netns del "$ns" 2>/dev/null || true; done
     rm -rf "$OUT"
 }
+# shellcheck source=bench/lab.sh
+source "$ROOT/bench/lab.sh"
 trap cleanup EXIT
 
 # $A: the sweeper, 198.18.0.1/24 on nk0; $B: 9 live hosts on the far end of the veth pair.
@@ -84,8 +99,10 @@ row() { # row LABEL NAME REFERENCE_NAME
     awk -v l="$1" -v m="$m" -v r="$r" 'BEGIN { printf "  %-34s %8.3f s %8.2fx\n", l, m, m / r }'
 }
 
-lab
 printf '%s; %s; %s\n' "$("$NETKIT" --version)" "$(fping -v 2>&1 | head -1)" "$(nmap --version | head -1)"
+
+veth_parts() {
+lab
 printf '%d interleaved rounds; medians; ratio = tool / fping default\n\n' "$ROUNDS"
 
 for _ in $(seq "$ROUNDS"); do
@@ -113,3 +130,100 @@ summary=$(tail -1 "$OUT/out1m")
 alive=$(sed -n 's/.*"alive":\([0-9]*\).*/\1/p' <<<"$summary")
 awk -F': ' '/Elapsed \(wall clock\)/ { printf "  wall clock %s", $2 } /Maximum resident/ { printf ", peak RSS %.1f MiB", $2 / 1024 }' "$OUT/time1m"
 printf ', %s of 1048576 alive (%s)\n' "$alive" "$([ "$alive" = 1048576 ] && echo 'none missed' || echo MISSED)"
+}
+
+# --- 4. the impaired-link lab -------------------------------------------------------------
+
+# pick N SEED A B SPAN: N distinct addresses A.B.(k/256).(k%256) for k in 1..SPAN-2 (no
+# network or broadcast address of the block), seeded; one per line.
+pick() {
+    python3 - "$@" <<'PY'
+import random, sys
+n, seed, a, b, span = map(int, sys.argv[1:])
+for k in sorted(random.Random(seed).sample(range(1, span - 1), n)):
+    print(f"{a}.{b}.{k // 256}.{k % 256}")
+PY
+}
+
+# lab_time NAME TRUTH CMD: runs the shell command CMD in the lab's scanner namespace (it prints
+# live addresses, one per line); appends its seconds, missed and false-alive counts.
+lab_time() {
+    local name=$1 truth=$2 cmd=$3 start end
+    start=$(date +%s.%N)
+    lab_exec bash -c "$cmd" 2>/dev/null | sort -u >"$OUT/found" || true
+    end=$(date +%s.%N)
+    awk -v s="$start" -v e="$end" 'BEGIN { printf "%.3f\n", e - s }' >>"$OUT/$name"
+    comm -23 "$truth" "$OUT/found" | wc -l >>"$OUT/$name.miss"
+    comm -13 "$truth" "$OUT/found" | wc -l >>"$OUT/$name.false"
+}
+
+# lab_row LABEL NAME REFERENCE: median time, ratio, and accuracy over the rounds.
+lab_row() {
+    local m r miss false
+    m=$(median "$2")
+    r=$(median "$3")
+    miss=$(paste -sd' ' "$OUT/$2.miss")
+    false=$(paste -sd' ' "$OUT/$2.false")
+    awk -v l="$1" -v m="$m" -v r="$r" -v mi="$miss" -v fa="$false" \
+        'BEGIN { printf "  %-30s %8.3f s %6.2fx   missed %-12s false alive %s\n", l, m, m / r, mi, fa }'
+}
+
+# lab_scenario TAG TITLE RANGE TRUTH LAB-FLAGS...: one lab, the tools in interleaved rounds.
+lab_scenario() {
+    local tag=$1 title=$2 range=$3 truth=$4
+    shift 4
+    lab_up "$tag" "$@" >/dev/null
+    trap cleanup EXIT # lab_up sets its own
+    local fping="fping -a -q -g $range"
+    local -a names=(fping fpingi1 nmap netkit)
+    local -A cmds=(
+        [fping]="$fping"
+        [fpingi1]="fping -a -q -i 1 -g $range"
+        [nmap]="nmap -sn -n -PE --send-ip -oG - $range | awk '/Status: Up/ { print \$2 }'"
+        [netkit]="$NETKIT sweep --alive $range | awk '{ print \$1 }'"
+    )
+    for _ in $(seq "$LAB_ROUNDS"); do
+        for name in "${names[@]}"; do
+            lab_time "$tag-$name" "$truth" "${cmds[$name]}"
+        done
+    done
+    { lab_exec "$NETKIT" --json sweep "$range" || true; } | tail -1 >"$OUT/$tag.summary"
+    if [[ $tag == swloss10 ]]; then
+        # Periodic mode, nothing changing: every change record is a false one.
+        { lab_exec "$NETKIT" --json sweep "$range" --every 1s --rounds 5 || true; } >"$OUT/every"
+        local changes
+        changes=$(grep -c '"type":"change"' "$OUT/every" || true)
+    fi
+    lab_down 2>/dev/null
+    echo "$title ($(wc -l <"$truth") live; $LAB_ROUNDS rounds; missed/false per round)"
+    lab_row "fping -g (defaults)" "$tag-fping" "$tag-fping"
+    lab_row "fping -i 1 -g" "$tag-fpingi1" "$tag-fping"
+    lab_row "nmap -sn -PE --send-ip" "$tag-nmap" "$tag-fping"
+    lab_row "netkit sweep (defaults)" "$tag-netkit" "$tag-fping"
+    echo "  netkit's last summary: $(cat "$OUT/$tag.summary")"
+    if [[ -n ${changes:-} ]]; then
+        echo "  netkit sweep --every 1s --rounds 5: $changes change records (nothing changed)"
+    fi
+}
+
+lab_parts() {
+    local h270="$OUT/h270" h2000="$OUT/h2000"
+    pick 270 12 198 18 1024 | sort >"$h270"
+    pick 2000 3 198 18 2048 | awk -F. '{ printf "%s.%s.%d.%s\n", $1, $2, $3 + 8, $4 }' | sort >"$h2000"
+    local -a hosts270 hosts2000
+    mapfile -t hosts270 < <(sed 's/^/--host=/' "$h270")
+    mapfile -t hosts2000 < <(sed 's/^/--host=/' "$h2000")
+    local wan=(--delay 15ms --jitter 5ms --seed 5)
+    printf '\nImpaired-link lab (%s rounds, interleaved; medians; ratio = tool / fping default)\n' "$LAB_ROUNDS"
+    lab_scenario swclean "198.18.0.0/22, 30±10 ms" 198.18.0.0/22 "$h270" "${wan[@]}" "${hosts270[@]}"
+    lab_scenario swloss2 "198.18.0.0/22, 30±10 ms, 2% loss each way" 198.18.0.0/22 "$h270" \
+        "${wan[@]}" --loss 2% "${hosts270[@]}"
+    lab_scenario swloss10 "198.18.0.0/22, 30±10 ms, 10% loss each way" 198.18.0.0/22 "$h270" \
+        "${wan[@]}" --loss 10% "${hosts270[@]}"
+    lab_scenario swpolice "198.18.8.0/21, 30±10 ms, ICMP echo policed to 1000/s" 198.18.8.0/21 \
+        "$h2000" "${wan[@]}" --icmp-police 1000 "${hosts2000[@]}"
+}
+
+for part in $PARTS; do
+    "${part}_parts"
+done

@@ -97,6 +97,11 @@ pub enum Command {
     Echo(cmd::echo::Args),
     /// Send a message (or stdin) to an endpoint and print the reply.
     Send(cmd::send::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(cmd::completions::Args),
+    /// Write the man pages into a directory (for packagers).
+    #[command(hide = true)]
+    Manpages(cmd::manpages::Args),
 }
 
 #[cfg(test)]

@@ -1,7 +1,6 @@
 //! Port sets: `N`, `N-M`, `N-`, comma lists of these, `all` (1-65535) and `topN` (the N most
 //! frequently open TCP ports, by real-world frequency; see [`crate::scan::rank`]).
 
-use std::collections::HashSet;
 use std::str::FromStr;
 
 use crate::scan::rank;
@@ -83,10 +82,12 @@ impl PortSet {
 
     /// Builds a set from ports in order, dropping repeats.
     pub fn from_ports(ports: impl IntoIterator<Item = u16>) -> Self {
-        let mut seen = HashSet::new();
+        // One flag per port: `all` puts 65535 ports through here, and hashing (and rehashing)
+        // each into a HashSet dominated the parse_ports fuzz target (270 runs/s, now ~3300).
+        let mut seen = vec![false; 1 << 16];
         let ports = ports
             .into_iter()
-            .filter(|p| *p != 0 && seen.insert(*p))
+            .filter(|p| *p != 0 && !std::mem::replace(&mut seen[usize::from(*p)], true))
             .collect();
         PortSet { ports }
     }
@@ -165,6 +166,7 @@ pub fn parse_port(text: &str) -> Result<u16, PortError> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::collections::HashSet;
 
     fn parse(text: &str) -> Vec<u16> {
         text.parse::<PortSet>().expect(text).ports

@@ -1,24 +1,35 @@
 //! Host discovery: which targets of a list answer, once or every N seconds.
 //!
-//! A [`Sweep`] walks its [`Targets`] lazily; its per-target state is a bit per target
+//! A [`Sweep`] walks its [`Targets`] lazily; its per-target state is a few bits per target
 //! ([`bitset`]), so a million addresses cost kilobytes. Probes go out paced by the rate
-//! ([`pace`]) through a [`Prober`] ([`probe`]: ICMP echo or TCP connect, [`tcp`]); answers come
-//! back tagged with the target's position and are reported as [`Event`]s as they arrive
-//! ([`record`]). A round (module `round`) ends as soon as every target answered, or one timeout
-//! after the last probe. In periodic mode each round is compared with the one before and the
-//! changes are reported; [`metrics`] keeps Prometheus metrics that [`http`] serves.
+//! ([`pace`]) through a [`Prober`] ([`probe`]: ICMP echo, [`icmp`], or TCP connect, [`tcp`]);
+//! answers come back tagged with the target's position and the probe's attempt, and are
+//! reported as [`Event`]s as they arrive ([`record`]).
+//!
+//! A round (module `round`) adapts to the network: the waits follow the round-trip times
+//! ([`rtt`]), silent targets are re-probed until the loss measured on the way ([`loss`], from
+//! re-probes of hosts already found) says a live host would have answered (module
+//! `schedule`), the rate drops when the answers collapse (a policer) and says so, and
+//! targets with no route are reported as such ([`unreach`]). It ends as soon as every target
+//! is settled, or after the last re-probes and one wait for late answers. In periodic mode
+//! each round is compared with the one before, a host is reported gone only after enough
+//! re-probes, and [`metrics`] keeps Prometheus metrics that [`http`] serves.
 
 pub mod bitset;
 pub mod http;
 pub mod icmp;
+pub mod loss;
 pub mod metrics;
 pub mod pace;
 pub mod probe;
 pub mod record;
 mod round;
+pub mod rtt;
+mod schedule;
 #[cfg(test)]
 mod scripted;
 pub mod tcp;
+pub mod unreach;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,11 +42,15 @@ use crate::target::Targets;
 
 pub use bitset::Bitset;
 pub use metrics::Metrics;
-pub use probe::{Method, Prober, Reply};
-pub use record::{ChangeRecord, Event, HostRecord, Progress, SummaryRecord};
+pub use probe::{Answer, Method, Prober, Reply, Tag};
+pub use record::{ChangeRecord, Event, HostRecord, Progress, SummaryRecord, ThrottleRecord};
+pub use unreach::Unreach;
 
-/// Probes per second when no rate is given.
+/// Probes per second when no rate is given (a ceiling: the sweep slows down when throttled).
 pub const DEFAULT_RATE: u64 = 10_000;
+/// The most re-probes of a silent target when no number is given; how many it gets is
+/// decided by the loss measured on the way.
+pub const DEFAULT_RETRIES: u32 = 10;
 /// The most targets one sweep takes (its bitsets then use 32 MiB each).
 pub const MAX_TARGETS: u64 = 1 << 28;
 
@@ -47,9 +62,11 @@ pub type Sink<'a> = dyn FnMut(Event) -> std::io::Result<()> + 'a;
 pub struct Config {
     /// ICMP echo or TCP connect.
     pub method: Method,
-    /// How long to wait for answers after the last probe.
+    /// The longest wait for an answer to a probe; the waits used are derived from the
+    /// round-trip times seen, up to this.
     pub timeout: Duration,
-    /// Probes sent again to targets still silent.
+    /// The most probes sent again to a target still silent (fewer when the network loses
+    /// little; at least one when this is not 0).
     pub retries: u32,
     /// Probes per second at most.
     pub rate: u64,
@@ -69,6 +86,7 @@ pub struct Sweep {
     replies: UnboundedReceiver<Reply>,
     previous: Option<Bitset>,
     round: u64,
+    learned: round::Learned,
     metrics: Option<Arc<Metrics>>,
 }
 
@@ -89,6 +107,10 @@ impl Sweep {
         prober: Prober,
         replies: UnboundedReceiver<Reply>,
     ) -> Self {
+        let learned = round::Learned {
+            rtt: rtt::Rtt::new(config.timeout),
+            meter: loss::Meter::new(config.rate),
+        };
         Sweep {
             targets,
             total,
@@ -97,6 +119,7 @@ impl Sweep {
             replies,
             previous: None,
             round: 0,
+            learned,
             metrics: None,
         }
     }
@@ -143,7 +166,14 @@ impl Sweep {
             previous: self.previous.as_ref(),
             keep_rtts: self.metrics.as_ref().is_some_and(|m| m.per_host()),
         };
-        let outcome = round::run(&spec, &mut self.prober, &mut self.replies, sink).await?;
+        let outcome = round::run(
+            &spec,
+            &mut self.learned,
+            &mut self.prober,
+            &mut self.replies,
+            sink,
+        )
+        .await?;
         if let Some(metrics) = &self.metrics {
             metrics.record(metrics::RoundFacts {
                 summary: &outcome.summary,

@@ -1,8 +1,10 @@
 //! One module per subcommand, each with its `Args` and its `run`.
 
+pub mod completions;
 pub mod echo;
 pub mod forward;
 pub mod iface;
+pub mod manpages;
 pub mod ping;
 pub mod scan;
 pub mod send;
@@ -24,6 +26,8 @@ pub fn run(command: Command, out: &Printer) -> anyhow::Result<Exit> {
         Command::Iface(args) => iface::run(args, out),
         Command::Echo(args) => echo::run(args, out),
         Command::Send(args) => send::run(args, out),
+        Command::Completions(args) => completions::run(args),
+        Command::Manpages(args) => manpages::run(args),
     }
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use netkit::sweep::{
     self, ChangeRecord, Config, Event, HostRecord, Method, Progress, SummaryRecord, Sweep,
+    ThrottleRecord,
 };
 use netkit::Endpoint;
 
@@ -21,9 +22,15 @@ Examples:
   netkit sweep 10.0.0.0/24 --method tcp:22        where ICMP is filtered
 A CIDR block includes every address in it, network and broadcast addresses too (as nmap).
 Blocks of more than 2^24 addresses need --force.
+Silent targets are probed again until the loss measured on the way (by re-probing hosts
+already found) says a live host would have answered; the waits follow the round-trip times.
+When the answers collapse (a far side that polices ICMP), the sweep slows down, probes the
+silent targets again, and says so on stderr.
 Output: 'ADDR is alive' lines as answers arrive, then 'Total N hosts are inactive'; with --dead
-'ADDR is inactive' lines instead. With --every, later rounds print only 'ADDR went down' and
-'ADDR came up'. Exit 0 when every target answered (in the last round), 1 otherwise.";
+'ADDR is inactive' lines instead. A target with no route is an error on stderr ('netkit: ADDR:
+Network is unreachable', 'netkit: ADDR: Destination Host Unreachable from ROUTER'). With
+--every, later rounds print only 'ADDR went down' (after the re-probes confirm it) and 'ADDR
+came up'. Exit 0 when every target answered (in the last round), 1 otherwise.";
 
 /// Arguments of `netkit sweep`.
 #[derive(Debug, clap::Args)]
@@ -32,14 +39,16 @@ pub struct Args {
     /// Targets: addresses, names, 192.168.0.100-200, 10.0.0.5-10.0.1.20, CIDR blocks, @FILE.
     #[arg(required = true, value_name = "TARGET")]
     pub targets: Vec<String>,
-    /// How long to wait for answers after the last probe (silent hosts cost this once in all).
+    /// The longest wait for an answer to one probe. The waits used are derived from the
+    /// round-trip times seen (srtt + 4 rttvar, backed off 1.5x per re-probe), up to this; 500 ms
+    /// before the first answer.
     #[arg(long, value_name = "DUR", value_parser = parse::positive_duration, default_value = "1s")]
     pub timeout: Duration,
-    /// Probes to send again to hosts still silent (a new pass starts at most 1/4 timeout,
-    /// 250 ms, after the previous one).
-    #[arg(long, value_name = "N", value_parser = parse::retries, default_value = "1")]
+    /// The most probes sent again to a silent host. How many it gets depends on the loss
+    /// measured on the way: 1-2 on a clean link, 6-7 at 10% loss each way.
+    #[arg(long, value_name = "N", value_parser = parse::retries, default_value = "10")]
     pub retries: u32,
-    /// Probes per second at most [default: 10000].
+    /// Probes per second at most [default: 10000]; lower when the answers collapse.
     #[arg(long, value_name = "PPS", value_parser = parse::rate)]
     pub rate: Option<u64>,
     /// Start a new round every DUR and report hosts that went down or came up.
@@ -107,7 +116,7 @@ async fn sweep_all(
     let mut view = View::new(out, filter, sweep.total());
     let summary = sweep.run(&mut |event| view.show(event)).await?;
     view.finish();
-    Ok(if summary.dead == 0 {
+    Ok(if summary.dead == 0 && summary.unreachable == 0 {
         Exit::Success
     } else {
         Exit::Negative
@@ -166,10 +175,29 @@ impl<'a> View<'a> {
                 Ok(())
             }
             Event::Summary(summary) => self.summary(&summary),
+            Event::Throttle(throttle) => self.throttle(&throttle),
         }
     }
 
+    fn throttle(&self, throttle: &ThrottleRecord) -> io::Result<()> {
+        if self.out.json() {
+            return self.out.record("throttle", throttle);
+        }
+        self.warn(&format!(
+            "answers collapsed at {} probes/s ({}% of probes to live hosts answered, {}% \
+             before): slowing down to {} probes/s and probing the silent hosts again",
+            throttle.from_rate, throttle.answered_pct, throttle.expected_pct, throttle.to_rate
+        ))
+    }
+
     fn host(&self, host: &HostRecord) -> io::Result<()> {
+        if let (Some(why), false) = (&host.error, self.out.json()) {
+            // Like fping's error lines, once (later rounds report changes only).
+            return match host.round {
+                1 => self.warn(&format!("{}: {why}", host.addr)),
+                _ => Ok(()),
+            };
+        }
         if !self.filter.admits(host.alive) {
             return Ok(());
         }
@@ -205,6 +233,12 @@ impl<'a> View<'a> {
         if self.out.json() {
             return self.out.record("summary", summary);
         }
+        if summary.throttled {
+            self.warn(&format!(
+                "round {} was throttled: it ended at {} probes/s (--rate {} avoids the losses)",
+                summary.round, summary.rate, summary.rate
+            ))?;
+        }
         if summary.round > 1 || self.filter == Filter::Alive {
             return Ok(());
         }
@@ -213,7 +247,14 @@ impl<'a> View<'a> {
         } else {
             "hosts are"
         };
-        self.line(&format!("Total {} {hosts} inactive", summary.dead))
+        let unreachable = match summary.unreachable {
+            0 => String::new(),
+            n => format!(", {n} unreachable"),
+        };
+        self.line(&format!(
+            "Total {} {hosts} inactive{unreachable}",
+            summary.dead
+        ))
     }
 
     fn progress(&mut self, progress: &Progress) {
@@ -227,6 +268,16 @@ impl<'a> View<'a> {
             "round {}, {} alive",
             progress.round, progress.alive
         ));
+    }
+
+    /// A line on stderr, `netkit: TEXT`, for what is not a result: unreachable targets and
+    /// slow-downs.
+    fn warn(&self, text: &str) -> io::Result<()> {
+        let write = || writeln!(std::io::stderr().lock(), "netkit: {text}");
+        match &self.bar {
+            Some(bar) => bar.suspend(write),
+            None => write(),
+        }
     }
 
     fn line(&self, text: &str) -> io::Result<()> {

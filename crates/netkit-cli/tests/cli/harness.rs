@@ -10,12 +10,12 @@
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::ops::Deref;
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once};
 use std::time::{Duration, Instant};
 
 /// How long any wait on a process or its output may last before the test fails.
@@ -40,8 +40,9 @@ pub fn text(output: &Output) -> (i32, String, String) {
     )
 }
 
-/// Whether this test may use root-only features. Without root it prints `skipped: needs root`
-/// and returns false, except under `CI=true`, where missing privilege fails the test.
+/// Whether this test may use root-only features. Without root it reports `TEST: skipped:
+/// needs root` (see [`skip`]) and returns false, except under `CI=true`, where missing
+/// privilege fails the test.
 pub fn privileged(test: &str) -> bool {
     let root = nix::unistd::geteuid().is_root();
     if !root {
@@ -49,9 +50,34 @@ pub fn privileged(test: &str) -> bool {
             std::env::var("CI").as_deref() != Ok("true"),
             "{test}: CI must run privileged tests as root"
         );
-        eprintln!("{test}: skipped: needs root");
+        skip(test, "needs root");
     }
     root
+}
+
+static SKIPPED: AtomicUsize = AtomicUsize::new(0);
+
+/// Reports a skipped test or check where it is seen: written straight to stderr, past the
+/// test harness's output capture (which hides `eprintln!` of passing tests), and counted in
+/// a `netkit tests: N skipped` line printed when the test binary exits.
+pub fn skip(test: &str, why: &str) {
+    static SUMMARY: Once = Once::new();
+    SUMMARY.call_once(|| {
+        // SAFETY: registers a plain function, which touches only an atomic and stderr, to
+        // run once at exit; nothing else is required of atexit's callers.
+        unsafe { atexit(print_skip_summary) };
+    });
+    SKIPPED.fetch_add(1, Ordering::SeqCst);
+    let _ = writeln!(std::io::stderr(), "{test}: skipped: {why}");
+}
+
+extern "C" fn print_skip_summary() {
+    let skipped = SKIPPED.load(Ordering::SeqCst);
+    let _ = writeln!(std::io::stderr(), "netkit tests: {skipped} skipped");
+}
+
+extern "C" {
+    fn atexit(callback: extern "C" fn()) -> std::os::raw::c_int;
 }
 
 /// Runs a command, panicking with its output when it fails; returns stdout.

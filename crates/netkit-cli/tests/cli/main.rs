@@ -1,9 +1,11 @@
 //! The one integration-test binary: drives the real `netkit` executable against real sockets,
 //! real interfaces and network namespaces that the tests create themselves.
 
+mod completions;
 mod echo;
 mod errors;
 mod forward;
+mod forward_config;
 mod forward_desync;
 mod forward_exec;
 mod forward_util;
@@ -20,7 +22,9 @@ mod regression;
 mod responder;
 mod scan;
 mod send;
+mod skips;
 mod sweep;
+mod sweep_lab;
 mod wait;
 mod wait_http;
 mod wait_util;

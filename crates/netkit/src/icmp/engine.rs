@@ -194,7 +194,7 @@ impl Matcher {
         };
         let ours = (kind == Kind::Datagram || ident == self.ident)
             && payload.len() == self.payload_size
-            && probe.map_or(true, |p| p.cookie == self.cookie && p.sent_ns <= now);
+            && probe.is_none_or(|p| p.cookie == self.cookie && p.sent_ns <= now);
         ours.then(|| Reply {
             index: probe.map_or(UNKNOWN_INDEX, |p| p.index),
             addr: got.from,

@@ -25,6 +25,10 @@ use crate::sys::sockopt::{self, IpMtuDiscover, Ipv6MtuDiscover};
 
 /// Receive buffer asked for; the kernel caps it at `net.core.rmem_max`.
 pub const RECV_BUFFER: usize = 4 << 20;
+/// Send buffer asked for, the same way. Requests to on-link addresses wait in the kernel until
+/// their neighbour answers (or for 3 s, when none does) and count against it meanwhile: a sweep
+/// of a LAN that re-probes silent addresses would stall on the default (208 KiB).
+pub const SEND_BUFFER: usize = 4 << 20;
 
 /// Path MTU discovery (`ping -M`), as `IP_MTU_DISCOVER` / `IPV6_MTU_DISCOVER` set it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,9 +222,12 @@ fn configure(
     // Kernel receive times take the process's wake-up latency out of the round trip.
     sockopt::set(socket, sockopt::ReceiveTimestampns, &true)?;
     // Best effort: past net.core.rmem_max only with CAP_NET_ADMIN (SO_RCVBUFFORCE); a smaller
-    // buffer only costs replies under very high load.
+    // buffer only costs replies under very high load. The same for the send buffer.
     if sockopt::set(socket, sockopt::RcvBufForce, &RECV_BUFFER).is_err() {
         let _ = socket.set_recv_buffer_size(RECV_BUFFER);
+    }
+    if sockopt::set(socket, sockopt::SndBufForce, &SEND_BUFFER).is_err() {
+        let _ = socket.set_send_buffer_size(SEND_BUFFER);
     }
     match version {
         Version::V4 => configure_v4(socket, kind, options),

@@ -79,7 +79,7 @@ fn addrs(rtnl: &mut Netlink, index: Option<u32>) -> io::Result<Vec<(u32, IfAddr)
             RouteNetlinkMessage::NewAddress(message) => addr::parse(message),
             _ => None,
         })
-        .filter(|(at, _)| index.map_or(true, |index| index == *at))
+        .filter(|(at, _)| index.is_none_or(|index| index == *at))
         .collect())
 }
 
@@ -99,7 +99,7 @@ pub(crate) fn interfaces(mut links: Links, only: Option<u32>) -> Vec<Interface> 
     add_link_modes(&mut links, &ethtool::link_modes(only));
     links
         .into_values()
-        .filter(|link| only.map_or(true, |index| index == link.iface.index))
+        .filter(|link| only.is_none_or(|index| index == link.iface.index))
         .map(|link| link.iface)
         .collect()
 }

@@ -79,7 +79,7 @@ impl Host {
     pub fn due(&self, config: &PingConfig, now: Instant) -> Option<Instant> {
         let more = config
             .count
-            .map_or(true, |count| self.stats.transmitted < count);
+            .is_none_or(|count| self.stats.transmitted < count);
         if self.done || !(more || config.deadline.is_some()) {
             return None;
         }

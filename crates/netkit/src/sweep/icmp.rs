@@ -1,34 +1,39 @@
 //! The ICMP prober: the shared echo [`Engine`] (one socket per address family, each probe
-//! tagged with the target's position and the round) and a task that reads the engine's
-//! replies, checks that each comes from the address it was sent to, and hands it to the round.
+//! tagged with the target's position, the round and the attempt) and a task that reads the
+//! engine's answers, checks that each is about the address it was sent to, and hands it to the
+//! round: echo replies, and destination-unreachable errors (raw sockets only) that end a
+//! target early. A send the system refuses for want of a route is an unreachable answer too.
 
+use std::collections::HashMap;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
-use super::probe::Reply;
+use super::probe::{Answer, Reply, Tag};
+use super::unreach::Unreach;
 use crate::error::Error;
-use crate::icmp::{self, Engine, Version};
+use crate::icmp::{self, Engine, ErrorReply, Version};
 use crate::target::{Family, Targets};
 
 /// Pause when the kernel's transmit queue is full, and how often to try again.
 const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(1);
 const QUEUE_FULL_TRIES: u32 = 20;
 
-/// Sends ICMP echo requests; a background task collects the replies.
+/// Sends ICMP echo requests; a background task collects the answers.
 #[derive(Debug)]
 pub struct IcmpProber {
     engine: Arc<Engine>,
+    replies: UnboundedSender<Reply>,
     receiver: JoinHandle<()>,
 }
 
 impl IcmpProber {
     /// Opens a socket for each address family among `targets` (raw, else datagram) and starts
-    /// reading replies into `replies`. [`Error::IcmpDenied`] when ICMP is not permitted.
+    /// reading answers into `replies`. [`Error::IcmpDenied`] when ICMP is not permitted.
     pub fn open(targets: &Targets, replies: UnboundedSender<Reply>) -> Result<Self, Error> {
         let versions: &[Version] = match targets.families() {
             Family::V4 => &[Version::V4],
@@ -36,22 +41,46 @@ impl IcmpProber {
             Family::Any => &[Version::V4, Version::V6],
         };
         let engine = Arc::new(Engine::new(&icmp::Config::default(), versions)?);
-        let receiver = tokio::spawn(receive(Arc::clone(&engine), targets.clone(), replies));
-        Ok(IcmpProber { engine, receiver })
+        let receiver = tokio::spawn(receive(
+            Arc::clone(&engine),
+            targets.clone(),
+            replies.clone(),
+        ));
+        Ok(IcmpProber {
+            engine,
+            replies,
+            receiver,
+        })
     }
 
     /// Sends one echo request to the target at `index`; waits while the transmit queue is
-    /// full. Other refusals (unreachable, a broadcast address) leave the target silent.
-    pub async fn send(&self, round: u16, index: u64, addr: IpAddr) {
-        let Ok(index) = u32::try_from(index) else {
+    /// full. No route is reported as an unreachable answer; other refusals (a broadcast
+    /// address, a local firewall) leave the target silent.
+    pub async fn send(&self, tag: Tag, index: u64, addr: IpAddr) {
+        let Ok(index32) = u32::try_from(index) else {
             return;
         };
         for _ in 0..QUEUE_FULL_TRIES {
-            match self.engine.send(index, addr, round).await {
+            match self.engine.send(index32, addr, tag.seq()).await {
                 Err(err) if queue_full(&err) => tokio::time::sleep(QUEUE_FULL_PAUSE).await,
-                Err(err) => return tracing::debug!("send to {addr}: {err}"),
+                Err(err) => return self.refused(tag, index, addr, &err),
                 Ok(()) => return,
             }
+        }
+    }
+
+    fn refused(&self, tag: Tag, index: u64, addr: IpAddr, err: &io::Error) {
+        match err.raw_os_error() {
+            Some(errno @ (nix::libc::ENETUNREACH | nix::libc::EHOSTUNREACH)) => {
+                let answer = Answer::Unreachable(Unreach::Local(errno));
+                let _ = self.replies.send(Reply {
+                    tag,
+                    index,
+                    addr,
+                    answer,
+                });
+            }
+            _ => tracing::debug!("send to {addr}: {err}"),
         }
     }
 }
@@ -66,31 +95,80 @@ fn queue_full(err: &io::Error) -> bool {
     err.raw_os_error() == Some(nix::libc::ENOBUFS)
 }
 
-/// Forwards every reply that comes from the address its probe was sent to.
+/// Forwards every echo reply that comes from the address its probe was sent to, and every
+/// destination-unreachable error about one of our probes.
 async fn receive(engine: Arc<Engine>, targets: Targets, replies: UnboundedSender<Reply>) {
+    let mut local = LocalAddrs::default();
     loop {
-        let reply = match engine.recv().await {
-            Ok(reply) => reply,
+        let reply = match engine.recv_answer().await {
+            Ok(icmp::Answer::Reply(reply)) => echo_reply(&targets, &reply),
+            Ok(icmp::Answer::Error(error)) => unreachable(&targets, &error, &mut local),
             Err(err) => {
                 tracing::debug!("receive ICMP: {err}");
                 tokio::time::sleep(QUEUE_FULL_PAUSE).await;
                 continue;
             }
         };
-        let index = u64::from(reply.index);
-        let sent_to = targets.get(u128::from(reply.index)).map(|t| t.addr);
-        if sent_to != Some(reply.addr) {
-            tracing::debug!("echo reply from {} for {sent_to:?}: ignored", reply.addr);
-            continue;
+        if let Some(reply) = reply {
+            if replies.send(reply).is_err() {
+                return;
+            }
         }
-        let reply = Reply {
-            round: reply.seq,
-            index,
-            addr: reply.addr,
-            rtt: reply.rtt.unwrap_or_default(),
-        };
-        if replies.send(reply).is_err() {
-            return;
-        }
+    }
+}
+
+fn echo_reply(targets: &Targets, reply: &icmp::Reply) -> Option<Reply> {
+    let sent_to = targets.get(u128::from(reply.index)).map(|t| t.addr);
+    if sent_to != Some(reply.addr) {
+        tracing::debug!("echo reply from {} for {sent_to:?}: ignored", reply.addr);
+        return None;
+    }
+    Some(Reply {
+        tag: Tag::from_seq(reply.seq),
+        index: u64::from(reply.index),
+        addr: reply.addr,
+        answer: Answer::Alive(reply.rtt.unwrap_or_default()),
+    })
+}
+
+fn unreachable(targets: &Targets, error: &ErrorReply, local: &mut LocalAddrs) -> Option<Reply> {
+    let version = Version::of(&error.target);
+    if !Unreach::is_unreachable(version, error.msg_type, error.code) {
+        return None;
+    }
+    let index = error.index?;
+    let sent_to = targets.get(u128::from(index)).map(|t| t.addr);
+    if sent_to != Some(error.target) {
+        return None;
+    }
+    // "Host unreachable" from this host itself: the neighbour never answered (ARP or neighbour
+    // discovery failed for an on-link target). That is an absent host, not a routing error.
+    let neighbour = matches!((version, error.code), (Version::V4, 1) | (Version::V6, 3));
+    let answer = match neighbour && local.contains(error.from) {
+        true => Answer::Absent,
+        false => Answer::Unreachable(Unreach::Icmp {
+            msg_type: error.msg_type,
+            code: error.code,
+            from: error.from,
+        }),
+    };
+    Some(Reply {
+        tag: Tag::from_seq(error.seq),
+        index: u64::from(index),
+        addr: error.target,
+        answer,
+    })
+}
+
+/// Which addresses belong to this host (those a socket can bind), remembered.
+#[derive(Debug, Default)]
+struct LocalAddrs(HashMap<IpAddr, bool>);
+
+impl LocalAddrs {
+    fn contains(&mut self, addr: IpAddr) -> bool {
+        *self
+            .0
+            .entry(addr)
+            .or_insert_with(|| UdpSocket::bind(SocketAddr::new(addr, 0)).is_ok())
     }
 }

@@ -189,6 +189,7 @@ mod tests {
             alive: bits.count(),
             dead: metrics.total - bits.count(),
             elapsed_s: 0.5,
+            ..SummaryRecord::default()
         };
         let facts = RoundFacts {
             summary: &summary,

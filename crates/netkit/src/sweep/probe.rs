@@ -1,6 +1,7 @@
 //! The probers a sweep can use, behind one enum: each sends one probe to one target and
-//! reports answers on a channel as [`Reply`] values that carry the target's position, so the
-//! round loop matches them with a bit lookup instead of a map of addresses.
+//! reports what came back on a channel as a [`Reply`] that carries the target's position and
+//! the probe's [`Tag`] (round and attempt), so the round loop matches it with a bit lookup
+//! instead of a map of addresses, and knows which of a target's probes was answered.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::icmp::IcmpProber;
 use super::tcp::TcpProber;
+use super::unreach::Unreach;
 use crate::error::Error;
 use crate::target::Targets;
 
@@ -21,17 +23,76 @@ pub enum Method {
     Tcp(u16),
 }
 
-/// An answer from the target at position `index` of round `round`.
+/// What a probe carries to tell its answer apart: the round (modulo 2^11) and the attempt —
+/// 1 for a target's first probe, 2 for its first re-probe, ..., [`Tag::CONTROL`] for a
+/// re-probe of a host already known to be alive (which measures the loss).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Tag {
+    round: u16,
+    attempt: u8,
+}
+
+impl Tag {
+    /// The attempt number of control probes.
+    pub const CONTROL: u8 = 0;
+    /// The highest attempt number a tag holds.
+    pub const MAX_ATTEMPT: u8 = 31;
+
+    /// The tag of a probe of round `round`, attempt `attempt` (at most [`Tag::MAX_ATTEMPT`]).
+    pub fn new(round: u64, attempt: u8) -> Self {
+        Tag {
+            round: (round & 0x7ff) as u16,
+            attempt: attempt.min(Self::MAX_ATTEMPT),
+        }
+    }
+
+    /// Whether this is the tag of round `round`'s probes.
+    pub fn is_round(self, round: u64) -> bool {
+        self.round == (round & 0x7ff) as u16
+    }
+
+    /// The attempt: 1 for a first probe, [`Tag::CONTROL`] for a control probe.
+    pub fn attempt(self) -> u8 {
+        self.attempt
+    }
+
+    /// The tag as an ICMP echo sequence number.
+    pub fn seq(self) -> u16 {
+        self.round << 5 | u16::from(self.attempt)
+    }
+
+    /// The tag an ICMP echo sequence number carries.
+    pub fn from_seq(seq: u16) -> Self {
+        Tag {
+            round: seq >> 5,
+            attempt: (seq & 0x1f) as u8,
+        }
+    }
+}
+
+/// What the network said about one probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// The target answered after this long.
+    Alive(Duration),
+    /// The target cannot be reached, and why.
+    Unreachable(Unreach),
+    /// This host reported that nothing answered at the target's link-layer address (an
+    /// on-link target without a neighbour): the target is silent, no need to ask again.
+    Absent,
+}
+
+/// An answer about the target at position `index`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reply {
-    /// The round the probe belonged to, modulo 2^16; answers to another round are ignored.
-    pub round: u16,
+    /// The tag of the probe answered; answers to another round are ignored.
+    pub tag: Tag,
     /// The target's position in the target list.
     pub index: u64,
-    /// The address that answered.
+    /// The target's address.
     pub addr: IpAddr,
-    /// Time from the probe to the answer.
-    pub rtt: Duration,
+    /// What came back.
+    pub answer: Answer,
 }
 
 /// One of the probing methods, ready to send.
@@ -47,8 +108,8 @@ pub enum Prober {
 }
 
 impl Prober {
-    /// Opens what `method` needs; answers will go to `replies`. Fails with an environment
-    /// error when the needed sockets are refused.
+    /// Opens what `method` needs; answers will go to `replies`. TCP connects give up after
+    /// `timeout`. Fails with an environment error when the needed sockets are refused.
     pub fn open(
         method: Method,
         timeout: Duration,
@@ -61,14 +122,14 @@ impl Prober {
         }
     }
 
-    /// Sends one probe for round `round` (modulo 2^16). A target the network refuses simply
-    /// stays silent.
-    pub async fn send(&mut self, round: u16, index: u64, addr: IpAddr) {
+    /// Sends one probe tagged `tag` to the target at `index`. What the network answers
+    /// (including a refusal to send) comes back as a [`Reply`].
+    pub async fn send(&mut self, tag: Tag, index: u64, addr: IpAddr) {
         match self {
-            Prober::Icmp(icmp) => icmp.send(round, index, addr).await,
-            Prober::Tcp(tcp) => tcp.send(round, index, addr).await,
+            Prober::Icmp(icmp) => icmp.send(tag, index, addr).await,
+            Prober::Tcp(tcp) => tcp.send(tag, index, addr).await,
             #[cfg(test)]
-            Prober::Scripted(scripted) => scripted.send(round, index, addr),
+            Prober::Scripted(scripted) => scripted.send(tag, index, addr),
         }
     }
 
@@ -80,5 +141,21 @@ impl Prober {
             #[cfg(test)]
             Prober::Scripted(scripted) => scripted.end_round(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_survive_the_sequence_number() {
+        for (round, attempt) in [(1, 1), (2047, 31), (2048, 0), (5000, 7)] {
+            let tag = Tag::new(round, attempt);
+            assert_eq!(Tag::from_seq(tag.seq()), tag);
+            assert!(tag.is_round(round) && !tag.is_round(round + 1));
+            assert_eq!(tag.attempt(), attempt);
+        }
+        assert_eq!(Tag::new(1, 99).attempt(), Tag::MAX_ATTEMPT);
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// One target's answer in one round: `{"type":"host","addr","alive","rtt_ms","round"}`.
+/// One target's answer in one round: `{"type":"host","addr","alive","rtt_ms","round","error"}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostRecord {
     /// The target address.
@@ -17,6 +17,9 @@ pub struct HostRecord {
     pub rtt_ms: Option<f64>,
     /// Round number, from 1.
     pub round: u64,
+    /// Why the target cannot be reached (no route), as the peers say it; null otherwise.
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// A host that changed state since the previous round (periodic mode, from round 2 on):
@@ -31,8 +34,9 @@ pub struct ChangeRecord {
     pub round: u64,
 }
 
-/// The end of a round: `{"type":"summary","round","alive","dead","elapsed_s"}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The end of a round: `{"type":"summary","round","alive","dead","unreachable","elapsed_s",
+/// "probes","rate","throttled","loss_pct","timeout_ms"}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SummaryRecord {
     /// Round number, from 1.
     pub round: u64,
@@ -40,8 +44,43 @@ pub struct SummaryRecord {
     pub alive: u64,
     /// Targets that stayed silent.
     pub dead: u64,
+    /// Targets with no route (not counted in `dead`).
+    #[serde(default)]
+    pub unreachable: u64,
     /// How long the round took, in seconds.
     pub elapsed_s: f64,
+    /// Probes sent: first probes, re-probes of silent targets and control probes.
+    #[serde(default)]
+    pub probes: u64,
+    /// Probes per second the round ended at (the `--rate` ceiling unless throttled).
+    #[serde(default)]
+    pub rate: u64,
+    /// Whether the answers collapsed and the sweep slowed down in this round.
+    #[serde(default)]
+    pub throttled: bool,
+    /// Share of control probes (re-probes of live hosts) lost, in percent; null when none
+    /// were sent.
+    #[serde(default)]
+    pub loss_pct: Option<f64>,
+    /// The probe timeout derived from the round-trip times, at the end of the round.
+    #[serde(default)]
+    pub timeout_ms: f64,
+}
+
+/// The sweep slowed down because the answers collapsed:
+/// `{"type":"throttle","round","from_rate","to_rate","answered_pct","expected_pct"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThrottleRecord {
+    /// Round number, from 1.
+    pub round: u64,
+    /// Probes per second before.
+    pub from_rate: u64,
+    /// Probes per second from now on.
+    pub to_rate: u64,
+    /// Percentage of control probes (re-probes of live hosts) answered at `from_rate`.
+    pub answered_pct: f64,
+    /// Percentage answered before the collapse.
+    pub expected_pct: f64,
 }
 
 /// How far the current round has got, for progress bars.
@@ -66,6 +105,8 @@ pub enum Event {
     Change(ChangeRecord),
     /// Progress of the round, about ten times a second.
     Progress(Progress),
+    /// The answers collapsed and the sweep slowed down.
+    Throttle(ThrottleRecord),
     /// The round is over.
     Summary(SummaryRecord),
 }

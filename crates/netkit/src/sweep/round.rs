@@ -1,26 +1,31 @@
-//! One round of a sweep: a sender walks the target list lazily (pass after pass for the
-//! retries, skipping targets that answered), paced by the rate, while the same task reads the
-//! answers and reports them as they come. The round ends as soon as every target answered, or
-//! one timeout after the last probe — silent targets cost one timeout in all, not one each.
-
-use std::cell::{Cell, RefCell};
-use std::time::Duration;
+//! One round of a sweep: one task sends the probes the schedule (module `schedule`) asks
+//! for, paced by the meter's rate (module `loss`), and reads the answers as they come,
+//! reporting each live host at once. The round ends as soon as every target is settled, or
+//! when the schedule has probed every silent target enough and the wait for late answers is
+//! over — silent targets cost one wait in all, not one each. Then the silent and unreachable
+//! targets are reported in target order, and the summary.
 
 use tokio::sync::mpsc::UnboundedReceiver;
-use tokio::time::Instant;
+use tokio::time::{Duration, Instant};
 
 use super::bitset::Bitset;
+use super::loss::{Meter, Throttle};
 use super::pace::Pacer;
-use super::probe::{Prober, Reply};
-use super::record::{millis, ChangeRecord, Event, HostRecord, Progress, SummaryRecord};
+use super::probe::{Answer, Prober, Reply, Tag};
+use super::record::{
+    millis, ChangeRecord, Event, HostRecord, Progress, SummaryRecord, ThrottleRecord,
+};
+use super::rtt::Rtt;
+use super::schedule::{Member, Next, Schedule, View};
+use super::unreach::UnreachMap;
 use super::{Config, Sink};
 use crate::error::Error;
 use crate::target::Targets;
 
-/// The longest wait before a retry pass starts again from the first silent target.
-const MAX_RETRY_GAP: Duration = Duration::from_millis(250);
 /// How often progress is reported.
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+/// The most probes sent before the task looks at the answers again.
+const MAX_BURST: usize = 256;
 
 /// What one round needs to know.
 #[derive(Debug)]
@@ -39,6 +44,15 @@ pub(super) struct Round<'a> {
     pub keep_rtts: bool,
 }
 
+/// What a sweep learns about the network and keeps from round to round.
+#[derive(Debug)]
+pub(super) struct Learned {
+    /// Round-trip times and the waits derived from them.
+    pub rtt: Rtt,
+    /// Loss, control probes and the sending rate.
+    pub meter: Meter,
+}
+
 /// What a round found.
 #[derive(Debug)]
 pub(super) struct Outcome {
@@ -53,163 +67,277 @@ pub(super) struct Outcome {
 }
 
 /// The answers collected so far.
-struct Tally<'a> {
-    round: &'a Round<'a>,
-    alive: RefCell<Bitset>,
-    probed: Cell<u64>,
-    rtts: RefCell<Option<Vec<f32>>>,
-    came_up: Cell<u64>,
+struct Tally {
+    alive: Bitset,
+    done: Bitset,
+    unreach: UnreachMap,
+    rtts: Option<Vec<f32>>,
+    came_up: u64,
+    probes: u64,
+}
+
+/// Everything the round loop works with.
+struct Work<'r, 'l> {
+    round: &'r Round<'r>,
+    learned: &'l mut Learned,
+    tally: Tally,
+    schedule: Schedule,
+    pacer: Pacer,
+    /// A probe held back while a control probe took its turn.
+    held: Option<(Member, u8)>,
 }
 
 /// Runs one round: probes go out through `prober`, answers come back on `replies`.
 pub(super) async fn run(
     round: &Round<'_>,
+    learned: &mut Learned,
     prober: &mut Prober,
     replies: &mut UnboundedReceiver<Reply>,
     sink: &mut Sink<'_>,
 ) -> Result<Outcome, Error> {
     let start = Instant::now();
-    let rtts = round
-        .keep_rtts
-        .then(|| vec![f32::NAN; usize::try_from(round.total).unwrap_or(0)]);
-    let tally = Tally {
+    learned.meter.start_round();
+    let retries = u8::try_from(round.config.retries).unwrap_or(u8::MAX);
+    let max_attempts = retries.saturating_add(1).min(Tag::MAX_ATTEMPT);
+    let mut work = Work {
         round,
-        alive: RefCell::new(Bitset::new(round.total)),
-        probed: Cell::new(0),
-        rtts: RefCell::new(rtts),
-        came_up: Cell::new(0),
+        tally: Tally {
+            alive: Bitset::new(round.total),
+            done: Bitset::new(round.total),
+            unreach: UnreachMap::new(),
+            rtts: round
+                .keep_rtts
+                .then(|| vec![f32::NAN; usize::try_from(round.total).unwrap_or(0)]),
+            came_up: 0,
+            probes: 0,
+        },
+        schedule: Schedule::new(round.targets.iter(), 2, max_attempts, start),
+        pacer: Pacer::new(learned.meter.rate()),
+        learned,
+        held: None,
     };
-    let result = listen(&tally, prober, replies, sink).await;
+    let result = work.drive(prober, replies, sink).await;
     prober.end_round();
     result?;
-    let went_down = report_silent(&tally, sink)?;
-    let alive = tally.alive.into_inner();
-    let summary = SummaryRecord {
-        round: round.number,
-        alive: alive.count(),
-        dead: round.total - alive.count(),
-        elapsed_s: start.elapsed().as_secs_f64(),
-    };
-    sink(Event::Summary(summary.clone())).map_err(output_error)?;
-    Ok(Outcome {
-        alive,
-        rtts: tally.rtts.into_inner(),
-        changes: (tally.came_up.get(), went_down),
-        summary,
-    })
-}
-
-/// Reads answers while the sender runs, until everyone answered or the last timeout ran out.
-async fn listen(
-    tally: &Tally<'_>,
-    prober: &mut Prober,
-    replies: &mut UnboundedReceiver<Reply>,
-    sink: &mut Sink<'_>,
-) -> Result<(), Error> {
-    let (round, alive, probed) = (tally.round, &tally.alive, &tally.probed);
-    let sending = send_all(round, prober, alive, probed);
-    tokio::pin!(sending);
-    let mut sent = false;
-    let deadline = tokio::time::sleep(Duration::from_secs(86_400 * 365));
-    tokio::pin!(deadline);
-    let mut ticker = tokio::time::interval(PROGRESS_EVERY);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    while tally.alive.borrow().count() < round.total {
-        tokio::select! {
-            biased;
-            Some(reply) = replies.recv() => on_reply(tally, reply, sink)?,
-            () = &mut sending, if !sent => {
-                sent = true;
-                deadline.as_mut().reset(Instant::now() + round.config.timeout);
-            }
-            () = &mut deadline, if sent => break,
-            _ = ticker.tick() => sink(Event::Progress(progress(tally))).map_err(output_error)?,
-        }
+    if let Some(throttle) = work.learned.meter.end_round() {
+        let record = throttle_record(round.number, &throttle);
+        sink(Event::Throttle(record)).map_err(output_error)?;
     }
-    Ok(())
+    work.finish(start, sink)
 }
 
-/// Sends the first probe to every target, then the retries to the silent ones.
-async fn send_all(
-    round: &Round<'_>,
-    prober: &mut Prober,
-    alive: &RefCell<Bitset>,
-    probed: &Cell<u64>,
-) {
-    let mut pacer = Pacer::new(round.config.rate);
-    let gap = (round.config.timeout / 4).min(MAX_RETRY_GAP);
-    let mut pass_start = Instant::now();
-    for pass in 0..=round.config.retries {
-        if pass > 0 {
-            tokio::time::sleep_until(pass_start + gap).await;
-            pass_start = Instant::now();
+impl Work<'_, '_> {
+    /// Sends and listens until the round is over.
+    async fn drive(
+        &mut self,
+        prober: &mut Prober,
+        replies: &mut UnboundedReceiver<Reply>,
+        sink: &mut Sink<'_>,
+    ) -> Result<(), Error> {
+        let mut ticker = tokio::time::interval(PROGRESS_EVERY);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            while let Ok(reply) = replies.try_recv() {
+                self.on_reply(reply, sink)?;
+            }
+            if self.tally.done.count() == self.round.total {
+                break;
+            }
+            self.check_controls(sink)?;
+            let Some(wake) = self.send_some(prober).await else {
+                break;
+            };
+            tokio::select! {
+                biased;
+                Some(reply) = replies.recv() => self.on_reply(reply, sink)?,
+                () = tokio::time::sleep_until(wake) => {}
+                _ = ticker.tick() => sink(Event::Progress(self.progress())).map_err(output_error)?,
+            }
         }
-        for (index, target) in (0u64..).zip(round.targets.iter()) {
-            if alive.borrow().get(index) {
+        // Answers already read by the receiver (or waiting in the socket) still count.
+        for _ in 0..4 {
+            tokio::task::yield_now().await;
+            while let Ok(reply) = replies.try_recv() {
+                self.on_reply(reply, sink)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves the control probes whose time is up, follows the meter's rate, and reports
+    /// a confirmed slow-down.
+    fn check_controls(&mut self, sink: &mut Sink<'_>) -> Result<(), Error> {
+        let timeout = self.learned.rtt.control_timeout();
+        let throttle = self.learned.meter.expire(Instant::now(), timeout);
+        self.pacer.set_rate(self.learned.meter.rate());
+        let Some(throttle) = throttle else {
+            return Ok(());
+        };
+        let record = throttle_record(self.round.number, &throttle);
+        sink(Event::Throttle(record)).map_err(output_error)
+    }
+
+    /// Sends what may go now (at most [`MAX_BURST`] probes); returns when to look again, or
+    /// `None` when the round is over.
+    async fn send_some(&mut self, prober: &mut Prober) -> Option<Instant> {
+        let now = Instant::now();
+        for _ in 0..MAX_BURST {
+            if self.pacer.next() > now {
+                return Some(self.pacer.next());
+            }
+            let (member, attempt) = match self.held.take() {
+                Some(held) => held,
+                None => match self
+                    .schedule
+                    .next(now, view(&self.tally, self.round, self.learned))
+                {
+                    Next::Probe(member, attempt) => (member, attempt),
+                    Next::Wait(until) => return Some(until),
+                    Next::Finished => return None,
+                },
+            };
+            self.pacer.take(now);
+            self.tally.probes += 1;
+            let number = self.round.number;
+            if let Some((index, addr)) = self.learned.meter.control() {
+                self.held = Some((member, attempt));
+                prober
+                    .send(Tag::new(number, Tag::CONTROL), index, addr)
+                    .await;
+                self.learned.meter.sent_control(index, Instant::now());
                 continue;
             }
-            pacer.tick().await;
-            prober.send(round.number as u16, index, target.addr).await;
-            probed.set(probed.get().max(index + 1));
+            let tag = Tag::new(number, attempt);
+            prober.send(tag, member.index, member.addr).await;
         }
-        if alive.borrow().count() == round.total {
-            break;
-        }
+        tokio::task::yield_now().await;
+        Some(now)
     }
-}
 
-/// Records an answer; reports it (and a came-up change) if it is the target's first.
-fn on_reply(tally: &Tally<'_>, reply: Reply, sink: &mut Sink<'_>) -> Result<(), Error> {
-    let round = tally.round;
-    if reply.round != round.number as u16 || !tally.alive.borrow_mut().set(reply.index) {
-        return Ok(());
+    /// Takes in an answer; reports a host (and a came-up change) at its first answer.
+    fn on_reply(&mut self, reply: Reply, sink: &mut Sink<'_>) -> Result<(), Error> {
+        if !reply.tag.is_round(self.round.number) {
+            return Ok(());
+        }
+        let rtt = match reply.answer {
+            Answer::Alive(rtt) => rtt,
+            Answer::Unreachable(why) => {
+                if !self.tally.alive.get(reply.index) && self.tally.unreach.insert(reply.index, why)
+                {
+                    self.tally.done.set(reply.index);
+                }
+                return Ok(());
+            }
+            Answer::Absent => {
+                self.tally.done.set(reply.index);
+                return Ok(());
+            }
+        };
+        self.learned.rtt.sample(rtt);
+        if reply.tag.attempt() == Tag::CONTROL {
+            self.learned.meter.answered(reply.index, rtt);
+            return Ok(());
+        }
+        if !self.tally.alive.set(reply.index) {
+            return Ok(());
+        }
+        self.tally.done.set(reply.index);
+        self.learned.meter.found(reply.index, reply.addr);
+        self.alive(&reply, rtt, sink)
     }
-    let slot = usize::try_from(reply.index).ok();
-    if let Some(rtt) = tally
-        .rtts
-        .borrow_mut()
-        .as_mut()
-        .and_then(|r| r.get_mut(slot?))
-    {
-        *rtt = reply.rtt.as_secs_f32();
-    }
-    let host = HostRecord {
-        addr: reply.addr,
-        alive: true,
-        rtt_ms: Some(millis(reply.rtt)),
-        round: round.number,
-    };
-    sink(Event::Host(host)).map_err(output_error)?;
-    if round.previous.is_some_and(|prev| !prev.get(reply.index)) {
-        tally.came_up.set(tally.came_up.get() + 1);
-        let change = ChangeRecord {
+
+    fn alive(&mut self, reply: &Reply, rtt: Duration, sink: &mut Sink<'_>) -> Result<(), Error> {
+        let number = self.round.number;
+        let slot = usize::try_from(reply.index).ok();
+        if let Some(kept) = self.tally.rtts.as_mut().and_then(|r| r.get_mut(slot?)) {
+            *kept = rtt.as_secs_f32();
+        }
+        let host = HostRecord {
             addr: reply.addr,
             alive: true,
-            round: round.number,
+            rtt_ms: Some(millis(rtt)),
+            round: number,
+            error: None,
         };
-        sink(Event::Change(change)).map_err(output_error)?;
+        sink(Event::Host(host)).map_err(output_error)?;
+        if self.round.previous.is_some_and(|p| !p.get(reply.index)) {
+            self.tally.came_up += 1;
+            let change = ChangeRecord {
+                addr: reply.addr,
+                alive: true,
+                round: number,
+            };
+            sink(Event::Change(change)).map_err(output_error)?;
+        }
+        Ok(())
     }
-    Ok(())
+
+    fn progress(&self) -> Progress {
+        Progress {
+            round: self.round.number,
+            probed: self.schedule.taken(),
+            alive: self.tally.alive.count(),
+            total: self.round.total,
+        }
+    }
+
+    /// Reports the silent and unreachable targets and the summary.
+    fn finish(self, start: Instant, sink: &mut Sink<'_>) -> Result<Outcome, Error> {
+        let (went_down, unreachable) = report_rest(self.round, &self.tally, sink)?;
+        let (meter, rtt) = (&self.learned.meter, &self.learned.rtt);
+        let alive = self.tally.alive;
+        let summary = SummaryRecord {
+            round: self.round.number,
+            alive: alive.count(),
+            dead: self.round.total - alive.count() - unreachable,
+            unreachable,
+            elapsed_s: start.elapsed().as_secs_f64(),
+            probes: self.tally.probes,
+            rate: meter.rate(),
+            throttled: meter.throttled(),
+            loss_pct: meter.loss_ratio().map(|l| (l * 1000.0).round() / 10.0),
+            timeout_ms: millis(rtt.timeout()),
+        };
+        sink(Event::Summary(summary.clone())).map_err(output_error)?;
+        Ok(Outcome {
+            alive,
+            rtts: self.tally.rtts,
+            changes: (self.tally.came_up, went_down),
+            summary,
+        })
+    }
 }
 
-/// Reports every silent target (and a went-down change for those alive before); returns how
-/// many went down.
-fn report_silent(tally: &Tally<'_>, sink: &mut Sink<'_>) -> Result<u64, Error> {
-    let (round, alive) = (tally.round, tally.alive.borrow());
-    let mut went_down = 0;
-    if alive.count() == round.total {
-        return Ok(0);
+/// What the schedule needs to see of the round.
+fn view<'a>(tally: &'a Tally, round: &Round<'a>, learned: &'a Learned) -> View<'a> {
+    View {
+        done: &tally.done,
+        previous: round.previous,
+        meter: &learned.meter,
+        rtt: &learned.rtt,
+    }
+}
+
+/// Reports every target that did not answer, in order (and a went-down change for those
+/// alive before); returns how many went down and how many are unreachable.
+fn report_rest(round: &Round<'_>, tally: &Tally, sink: &mut Sink<'_>) -> Result<(u64, u64), Error> {
+    let (mut went_down, mut unreachable) = (0, 0);
+    if tally.alive.count() == round.total {
+        return Ok((0, 0));
     }
     for (index, target) in (0u64..).zip(round.targets.iter()) {
-        if alive.get(index) {
+        if tally.alive.get(index) {
             continue;
         }
+        let error = tally.unreach.get(index).map(|why| why.to_string());
+        unreachable += u64::from(error.is_some());
         let addr = target.addr;
         let host = HostRecord {
             addr,
             alive: false,
             rtt_ms: None,
             round: round.number,
+            error,
         };
         sink(Event::Host(host)).map_err(output_error)?;
         if round.previous.is_some_and(|prev| prev.get(index)) {
@@ -222,15 +350,17 @@ fn report_silent(tally: &Tally<'_>, sink: &mut Sink<'_>) -> Result<u64, Error> {
             sink(Event::Change(change)).map_err(output_error)?;
         }
     }
-    Ok(went_down)
+    Ok((went_down, unreachable))
 }
 
-fn progress(tally: &Tally<'_>) -> Progress {
-    Progress {
-        round: tally.round.number,
-        probed: tally.probed.get(),
-        alive: tally.alive.borrow().count(),
-        total: tally.round.total,
+fn throttle_record(round: u64, throttle: &Throttle) -> ThrottleRecord {
+    let pct = |share: f64| (share * 1000.0).round() / 10.0;
+    ThrottleRecord {
+        round,
+        from_rate: throttle.from,
+        to_rate: throttle.to,
+        answered_pct: pct(throttle.answered),
+        expected_pct: pct(throttle.expected),
     }
 }
 

@@ -9,40 +9,41 @@ use std::time::Duration;
 use tokio::sync::mpsc::{self, UnboundedSender};
 use tokio::task::JoinSet;
 
-use super::probe::{Prober, Reply};
+use super::probe::{Answer, Prober, Reply, Tag};
 use super::{Config, Sweep};
 use crate::target::Targets;
 
-/// The answers to probe number `attempt` (from 1) of round `round` to target `index`: for each,
-/// the round tag it carries and its delay.
-pub type Script = fn(round: u16, index: u64, attempt: u32) -> Vec<(u16, Duration)>;
+/// The answers to the probe tagged `tag` (round and attempt) to target `index`, the how-many-th
+/// probe `sent` (from 1) this target got in any round: for each, the tag it carries and its
+/// delay.
+pub type Script = fn(tag: Tag, index: u64, sent: u32) -> Vec<(Tag, Duration)>;
 
-/// Every probe sent: (round tag, target index).
-pub type Log = Arc<Mutex<Vec<(u16, u64)>>>;
+/// Every probe sent: (tag, target index).
+pub type Log = Arc<Mutex<Vec<(Tag, u64)>>>;
 
 #[derive(Debug)]
 pub struct Scripted {
     script: Script,
-    attempts: HashMap<(u16, u64), u32>,
+    sent: HashMap<u64, u32>,
     log: Log,
     replies: UnboundedSender<Reply>,
     tasks: JoinSet<()>,
 }
 
 impl Scripted {
-    pub fn send(&mut self, round: u16, index: u64, addr: IpAddr) {
-        self.log.lock().expect("log").push((round, index));
-        let attempt = self.attempts.entry((round, index)).or_insert(0);
-        *attempt += 1;
-        for (tag, rtt) in (self.script)(round, index, *attempt) {
+    pub fn send(&mut self, tag: Tag, index: u64, addr: IpAddr) {
+        self.log.lock().expect("log").push((tag, index));
+        let sent = self.sent.entry(index).or_insert(0);
+        *sent += 1;
+        for (tag, rtt) in (self.script)(tag, index, *sent) {
             let replies = self.replies.clone();
             self.tasks.spawn(async move {
                 tokio::time::sleep(rtt).await;
                 let reply = Reply {
-                    round: tag,
+                    tag,
                     index,
                     addr,
-                    rtt,
+                    answer: Answer::Alive(rtt),
                 };
                 let _ = replies.send(reply);
             });
@@ -62,7 +63,7 @@ pub fn sweep(targets: Targets, config: Config, script: Script) -> (Sweep, Log) {
     let log = Log::default();
     let prober = Prober::Scripted(Scripted {
         script,
-        attempts: HashMap::new(),
+        sent: HashMap::new(),
         log: Arc::clone(&log),
         replies: tx,
         tasks: JoinSet::new(),

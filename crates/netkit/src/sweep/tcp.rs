@@ -1,7 +1,8 @@
 //! The TCP prober: one non-blocking connect per probe, thousands in flight, bounded by the
-//! open-files limit. Connected or refused (RST) both mean the host is alive; no answer within
-//! the timeout, or an ICMP unreachable, means silent. Sockets close with an RST (linger 0) so
-//! a large sweep leaves no TIME_WAIT behind.
+//! open-files limit. Connected or refused (RST, or ICMP port unreachable) both mean the host
+//! is alive; "network unreachable" or "no route to host" (the system's, or an ICMP error from
+//! a router) means unreachable; no answer within the timeout means silent. Sockets close with
+//! an RST (linger 0) so a large sweep leaves no TIME_WAIT behind.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -14,7 +15,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::probe::Reply;
+use super::probe::{Answer, Reply, Tag};
+use super::unreach::Unreach;
 
 /// Descriptors kept free for everything else the process does.
 const SPARE_FDS: u64 = 64;
@@ -34,7 +36,8 @@ pub struct TcpProber {
 }
 
 impl TcpProber {
-    /// A prober for `port`; each connect lasts at most `timeout`.
+    /// A prober for `port`; each connect lasts at most `timeout` (an answer to an earlier
+    /// probe still counts while a later one is in flight).
     pub fn new(port: u16, timeout: Duration, replies: UnboundedSender<Reply>) -> Self {
         let slots = usize::try_from(in_flight_limit()).unwrap_or(1024);
         TcpProber {
@@ -47,7 +50,7 @@ impl TcpProber {
     }
 
     /// Starts one connect; waits first when too many are in flight.
-    pub async fn send(&mut self, round: u16, index: u64, addr: IpAddr) {
+    pub async fn send(&mut self, tag: Tag, index: u64, addr: IpAddr) {
         while self.tasks.try_join_next().is_some() {}
         let Ok(permit) = Arc::clone(&self.slots).acquire_owned().await else {
             return;
@@ -56,15 +59,17 @@ impl TcpProber {
         let (timeout, replies) = (self.timeout, self.replies.clone());
         self.tasks.spawn(async move {
             let start = Instant::now();
-            if answers(target, start + timeout).await {
-                let rtt = start.elapsed();
-                let _ = replies.send(Reply {
-                    round,
-                    index,
-                    addr,
-                    rtt,
-                });
-            }
+            let answer = match answers(target, start + timeout).await {
+                Outcome::Answered => Answer::Alive(start.elapsed()),
+                Outcome::Unreachable(errno) => Answer::Unreachable(Unreach::Local(errno)),
+                Outcome::Silent => return drop(permit),
+            };
+            let _ = replies.send(Reply {
+                tag,
+                index,
+                addr,
+                answer,
+            });
             drop(permit);
         });
     }
@@ -75,24 +80,41 @@ impl TcpProber {
     }
 }
 
-/// Whether `target` answers (accepts or refuses) before `deadline`.
-async fn answers(target: SocketAddr, deadline: Instant) -> bool {
+/// What one connect found out.
+enum Outcome {
+    /// Accepted or refused.
+    Answered,
+    /// No route: this `errno`.
+    Unreachable(i32),
+    /// Nothing before the deadline, or an error that says nothing about the target.
+    Silent,
+}
+
+/// Whether `target` answers (accepts or refuses) before `deadline`, or cannot be reached.
+async fn answers(target: SocketAddr, deadline: Instant) -> Outcome {
     loop {
         let attempt = tokio::time::timeout_at(deadline, connect(target)).await;
         match attempt {
-            Err(_elapsed) => return false,
-            Ok(Ok(())) => return true,
-            Ok(Err(err)) if err.kind() == io::ErrorKind::ConnectionRefused => return true,
+            Err(_elapsed) => return Outcome::Silent,
+            Ok(Ok(())) => return Outcome::Answered,
+            Ok(Err(err)) if err.kind() == io::ErrorKind::ConnectionRefused => {
+                return Outcome::Answered
+            }
             Ok(Err(err)) if out_of_resources(&err) => {
                 tracing::debug!("connect {target}: {err}; trying again");
                 if Instant::now() + BACKOFF >= deadline {
-                    return false;
+                    return Outcome::Silent;
                 }
                 tokio::time::sleep(BACKOFF).await;
             }
             Ok(Err(err)) => {
                 tracing::debug!("connect {target}: {err}");
-                return false;
+                return match err.raw_os_error() {
+                    Some(e @ (nix::libc::ENETUNREACH | nix::libc::EHOSTUNREACH)) => {
+                        Outcome::Unreachable(e)
+                    }
+                    _ => Outcome::Silent,
+                };
             }
         }
     }

@@ -1,0 +1,578 @@
+//! How much of the traffic gets through, and how fast to send: the sweep re-probes hosts it
+//! already found alive (*control probes*, one per [`CONTROL_EVERY`] probes) and counts how many
+//! of those answer. Their answer ratio is the loss the network inflicts on probes to live
+//! hosts at the current rate, whatever the density of live hosts in the part of the range
+//! being swept (a stretch of empty addresses is not mistaken for throttling).
+//!
+//! The [`Meter`] keeps these counts per *epoch* (a stretch of time at one rate) and judges them
+//! a window of [`WINDOW`] resolved controls at a time:
+//! - when a window's answer ratio falls far below what earlier windows showed (below
+//!   [`COLLAPSE`] of their average), or below one half before anything else was learned, the
+//!   rate may be to blame: the sweep slows down by the ratio of the two (at least by half);
+//! - the next window checks the cure. If the answer ratio rose, the far side was throttling:
+//!   a [`Throttle`] says so, and the rate will not climb back above what got through. If it
+//!   did not, the sweep slows down once more (the first estimate may have been flattered by a
+//!   policer's burst); if that did not help either, the loss is the network's, not the rate's,
+//!   so the rate goes back up, the lower ratio becomes the new normal, and nothing is said;
+//! - after two windows as good as normal, the rate creeps back up, up to the ceiling (or to
+//!   what got through when the far side throttled).
+//!
+//! A control counts as lost only once the answer to a *later* control arrived more than the
+//! timeout after it was sent (answers are read in the order they arrive), so a sweep that
+//! falls behind reading its own answers — a loaded machine — does not take its own delay
+//! for loss. Only when nothing at all comes back for [`SILENCE`] do controls expire by the
+//! clock alone.
+//!
+//! The per-epoch loss estimates also tell the schedule how many re-probes a silent target
+//! needs (module `schedule`).
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+
+use tokio::time::{Duration, Instant};
+
+/// One control probe per this many probes.
+pub const CONTROL_EVERY: u32 = 16;
+/// Resolved control probes per judgement of the answer ratio (half as many when the answer
+/// is plain: a collapse to a third, or a slow-down that doubled the ratio).
+pub const WINDOW: u32 = 32;
+/// A window answering less than this share of the usual ratio means the answers collapsed.
+pub const COLLAPSE: f64 = 0.5;
+/// Before a slow-down was ever found useless, a window answering less than this is suspect
+/// too (a far side throttling from the first probe on shows no drop).
+const SUSPECT: f64 = 0.5;
+/// A window answering at least this share of the usual ratio is as good as normal.
+const NORMAL: f64 = 0.95;
+/// A slow-down is kept when it raises the answer ratio by this factor (and by 0.2 at least).
+const CURED: f64 = 1.25;
+/// How much faster to go after two normal windows.
+const SPEED_UP: f64 = 1.25;
+/// How many times each found host may serve as a control in a round.
+const CONTROLS_PER_HOST: u8 = 8;
+/// How many found hosts are kept as control candidates.
+const CANDIDATES: usize = 256;
+/// Controls an epoch needs before its own loss estimate is trusted.
+const TRUSTED: u32 = 8;
+/// The loss assumed before anything was measured.
+const PRIOR_LOSS: f64 = 0.05;
+/// With no control answered for this long, controls expire by the clock alone.
+pub const SILENCE: Duration = Duration::from_secs(2);
+/// The most a single slow-down divides the rate by.
+const MAX_DIVIDE: u64 = 8;
+
+/// A slow-down: the answer ratio of control probes collapsed at `from` probes/s.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Throttle {
+    /// The rate before, probes per second.
+    pub from: u64,
+    /// The rate after.
+    pub to: u64,
+    /// The share of control probes answered in the window that collapsed (0 to 1).
+    pub answered: f64,
+    /// The share earlier windows had.
+    pub expected: f64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Epoch {
+    /// Probes per second in this epoch.
+    rate: u64,
+    /// Controls answered.
+    ok: u32,
+    /// Controls lost (a later control's answer came after their timeout).
+    lost: u32,
+    /// Controls past their timeout by the clock but not yet known lost (at the last look).
+    overdue: u32,
+}
+
+impl Epoch {
+    fn new(rate: u64) -> Epoch {
+        Epoch {
+            rate,
+            ok: 0,
+            lost: 0,
+            overdue: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    index: u64,
+    sent: Instant,
+    epoch: u16,
+    answered: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    index: u64,
+    addr: IpAddr,
+    uses: u8,
+}
+
+/// Slow-downs waiting for the window that judges them.
+#[derive(Debug, Clone, Copy)]
+struct Trial {
+    /// The rate before the first of them.
+    from: u64,
+    /// The answer ratio that made the first one.
+    answered: f64,
+    /// How many slow-downs so far.
+    steps: u32,
+}
+
+/// Slow-downs tried in a row without a better answer ratio before the loss is taken to be the
+/// network's rather than the rate's.
+const TRIALS: u32 = 2;
+
+/// Control probes, loss per epoch, and the sending rate.
+#[derive(Debug)]
+pub struct Meter {
+    ceiling: u64,
+    limit: u64,
+    rate: u64,
+    usual: f64,
+    suspicious: bool,
+    good: u32,
+    epochs: Vec<Epoch>,
+    pending: VecDeque<Pending>,
+    candidates: VecDeque<Candidate>,
+    since_control: u32,
+    window: (u32, u32),
+    trial: Option<Trial>,
+    throttled: bool,
+    /// The latest arrival of a control answer.
+    heard: Option<Instant>,
+}
+
+impl Meter {
+    /// A meter that starts sending at `ceiling` probes per second and never goes faster.
+    pub fn new(ceiling: u64) -> Self {
+        Meter {
+            ceiling: ceiling.max(1),
+            limit: ceiling.max(1),
+            rate: ceiling.max(1),
+            usual: 1.0,
+            suspicious: true,
+            good: 0,
+            epochs: vec![Epoch::new(ceiling.max(1))],
+            pending: VecDeque::new(),
+            candidates: VecDeque::new(),
+            since_control: 0,
+            window: (0, 0),
+            trial: None,
+            throttled: false,
+            heard: None,
+        }
+    }
+
+    /// Forgets the last round's controls and epochs; keeps the rate and what is usual, and
+    /// lets the rate climb a little higher than what got through last time.
+    pub fn start_round(&mut self) {
+        let last = Meter::new(self.ceiling);
+        let old = std::mem::replace(self, last);
+        self.rate = old.rate;
+        self.epochs = vec![Epoch::new(old.rate)];
+        self.usual = old.usual;
+        self.suspicious = old.suspicious;
+        self.limit = ((old.limit as f64 * SPEED_UP) as u64).min(self.ceiling);
+    }
+
+    /// Probes per second now.
+    pub fn rate(&self) -> u64 {
+        self.rate
+    }
+
+    /// Whether the rate was lowered in this round.
+    pub fn throttled(&self) -> bool {
+        self.throttled
+    }
+
+    /// The current epoch.
+    pub fn epoch(&self) -> u16 {
+        (self.epochs.len() - 1) as u16
+    }
+
+    /// A host that answered: a candidate for control probes.
+    pub fn found(&mut self, index: u64, addr: IpAddr) {
+        if self.candidates.len() < CANDIDATES {
+            let uses = 0;
+            self.candidates.push_back(Candidate { index, addr, uses });
+        }
+    }
+
+    /// Called before each probe: the host to send a control probe to instead, when one is due.
+    /// Once it is sent, [`Meter::sent_control`] says so.
+    pub fn control(&mut self) -> Option<(u64, IpAddr)> {
+        self.since_control += 1;
+        if self.since_control < CONTROL_EVERY {
+            return None;
+        }
+        let mut pick = self.candidates.pop_front()?;
+        self.since_control = 0;
+        pick.uses += 1;
+        if pick.uses < CONTROLS_PER_HOST {
+            self.candidates.push_back(pick);
+        }
+        Some((pick.index, pick.addr))
+    }
+
+    /// A control probe to `index` went out at `now` (after the send returned: a send that had
+    /// to wait for room in the socket is not a late answer).
+    pub fn sent_control(&mut self, index: u64, now: Instant) {
+        let epoch = self.epoch();
+        self.pending.push_back(Pending {
+            index,
+            sent: now,
+            epoch,
+            answered: false,
+        });
+    }
+
+    /// A control probe to `index` was answered after `rtt`.
+    pub fn answered(&mut self, index: u64, rtt: Duration) {
+        let Some(p) = self
+            .pending
+            .iter_mut()
+            .find(|p| p.index == index && !p.answered)
+        else {
+            return;
+        };
+        p.answered = true;
+        let arrived = p.sent + rtt;
+        self.heard = Some(self.heard.map_or(arrived, |h| h.max(arrived)));
+    }
+
+    /// Resolves the controls answered, and those lost (see the module's text), and judges the
+    /// window when it is full; a confirmed slow-down is returned.
+    pub fn expire(&mut self, now: Instant, timeout: Duration) -> Option<Throttle> {
+        let silence = now.checked_sub(SILENCE);
+        let clock = match (self.heard, silence) {
+            (Some(heard), Some(silence)) => heard.max(silence),
+            (heard, silence) => heard.or(silence).unwrap_or(now).min(now),
+        };
+        let mut verdict = None;
+        while let Some(p) = self.pending.front().copied() {
+            if !p.answered && p.sent + timeout > clock {
+                break;
+            }
+            self.pending.pop_front();
+            self.resolve(p);
+            if self.window_full() {
+                verdict = verdict.or(self.judge());
+            }
+        }
+        self.count_overdue(now, timeout);
+        tracing::trace!(
+            "controls: {} pending, window {:?}, epoch {} {:?}",
+            self.pending.len(),
+            self.window,
+            self.epoch(),
+            self.epochs.last()
+        );
+        verdict
+    }
+
+    /// Whether the window holds enough controls to judge.
+    fn window_full(&self) -> bool {
+        let (ok, lost) = self.window;
+        let n = ok + lost;
+        if n >= WINDOW {
+            return true;
+        }
+        let answered = f64::from(ok) / f64::from(n.max(1));
+        let plain = match self.trial {
+            Some(trial) => answered >= 2.0 * trial.answered + 0.2,
+            None => answered < self.usual / 3.0,
+        };
+        n >= WINDOW / 2 && plain
+    }
+
+    /// Counts, per epoch, the controls past their timeout by the clock that are not known
+    /// lost yet: the loss estimates for re-probing count them as lost (a policer that lets
+    /// few answers through must not look like a clean link).
+    fn count_overdue(&mut self, now: Instant, timeout: Duration) {
+        for epoch in &mut self.epochs {
+            epoch.overdue = 0;
+        }
+        let overdue = self.pending.iter().take_while(|p| p.sent + timeout <= now);
+        for p in overdue.filter(|p| !p.answered) {
+            if let Some(epoch) = self.epochs.get_mut(usize::from(p.epoch)) {
+                epoch.overdue += 1;
+            }
+        }
+    }
+
+    fn resolve(&mut self, p: Pending) {
+        let Some(epoch) = self.epochs.get_mut(usize::from(p.epoch)) else {
+            return;
+        };
+        match p.answered {
+            true => epoch.ok += 1,
+            false => epoch.lost += 1,
+        }
+        if p.epoch == self.epoch() {
+            match p.answered {
+                true => self.window.0 += 1,
+                false => self.window.1 += 1,
+            }
+        }
+    }
+
+    /// Judges a full window of the current epoch.
+    fn judge(&mut self) -> Option<Throttle> {
+        let (ok, lost) = std::mem::take(&mut self.window);
+        let answered = f64::from(ok) / f64::from(ok + lost);
+        tracing::debug!(
+            "sweep window at {}/s: {ok} of {} controls answered",
+            self.rate,
+            ok + lost
+        );
+        if let Some(trial) = self.trial.take() {
+            let cured = answered >= (trial.answered * CURED).max(trial.answered + 0.2);
+            match (cured, trial.steps < TRIALS) {
+                (true, _) => return Some(self.cured(trial, answered)),
+                (false, true) => return self.slow_down(answered, trial),
+                (false, false) => {
+                    // Slower did not help: the loss is the network's, not the rate's.
+                    self.usual = answered;
+                    self.suspicious = false;
+                    self.set_rate(trial.from);
+                    return None;
+                }
+            }
+        }
+        let suspect = self.suspicious && answered < SUSPECT;
+        if answered < COLLAPSE * self.usual || suspect {
+            let trial = Trial {
+                from: self.rate,
+                answered,
+                steps: 0,
+            };
+            return self.slow_down(answered, trial);
+        }
+        self.usual = 0.75 * self.usual + 0.25 * answered;
+        self.speed_up(answered);
+        None
+    }
+
+    /// At the end of a round, a slow-down still on trial: when the collapse that caused it was
+    /// plain (under a third of the usual ratio) it is reported as it stands — there was no
+    /// time left to judge it; otherwise the rate goes back to what it was.
+    pub fn end_round(&mut self) -> Option<Throttle> {
+        let trial = self.trial.take()?;
+        if trial.answered >= self.usual / 3.0 {
+            self.set_rate(trial.from);
+            return None;
+        }
+        self.throttled = true;
+        Some(Throttle {
+            from: trial.from,
+            to: self.rate,
+            answered: trial.answered,
+            expected: self.usual,
+        })
+    }
+
+    /// A slow-down raised the answer ratio (to `answered`): the far side throttles. Says so,
+    /// settles a little under what gets through, and keeps the rate from climbing back above
+    /// it.
+    fn cured(&mut self, trial: Trial, answered: f64) -> Throttle {
+        self.throttled = true;
+        let through = self.rate as f64 * (answered / self.usual).min(1.0);
+        if answered < NORMAL * self.usual {
+            self.set_rate(((through * 0.9) as u64).max(1));
+        }
+        self.limit = self.limit.min(through as u64).max(self.rate);
+        Throttle {
+            from: trial.from,
+            to: self.rate,
+            answered: trial.answered,
+            expected: self.usual,
+        }
+    }
+
+    /// After two windows as good as usual, a little faster.
+    fn speed_up(&mut self, answered: f64) {
+        self.good = match answered >= NORMAL * self.usual {
+            true => self.good + 1,
+            false => 0,
+        };
+        if self.good >= 2 && self.rate < self.limit {
+            self.good = 0;
+            let faster = (self.rate as f64 * SPEED_UP) as u64;
+            self.set_rate(faster.min(self.limit));
+        }
+    }
+
+    /// Slows down by the ratio of the answers to the usual (at least by half), as one step
+    /// of `trial`; nothing is said until the next window shows whether it helped.
+    fn slow_down(&mut self, answered: f64, trial: Trial) -> Option<Throttle> {
+        let floor = (self.ceiling / 100).max(10).min(self.ceiling);
+        let by_ratio = self.rate as f64 * (answered / self.usual) * 0.9;
+        let to = (by_ratio as u64)
+            .clamp(self.rate / MAX_DIVIDE, self.rate / 2)
+            .max(floor);
+        if to < self.rate {
+            self.trial = Some(Trial {
+                steps: trial.steps + 1,
+                ..trial
+            });
+            self.good = 0;
+            self.set_rate(to);
+        }
+        None
+    }
+
+    fn set_rate(&mut self, rate: u64) {
+        tracing::debug!(
+            "sweep rate {} -> {rate}/s (usual answer ratio {:.2}, limit {})",
+            self.rate,
+            self.usual,
+            self.limit
+        );
+        self.rate = rate;
+        self.window = (0, 0);
+        if self.epochs.len() < usize::from(u16::MAX) {
+            self.epochs.push(Epoch::new(rate));
+        }
+    }
+
+    /// The chance that a probe to a live host sent in `epoch` went unanswered: the epoch's own
+    /// count once it has enough controls, else the whole round's, else what earlier rounds
+    /// showed (at least 5%). Controls overdue count as lost here.
+    pub fn loss(&self, epoch: u16) -> f64 {
+        let estimate = |ok: u32, lost: u32| (f64::from(lost) + 0.2) / (f64::from(ok + lost) + 4.0);
+        if let Some(e) = self.epochs.get(usize::from(epoch)) {
+            let lost = e.lost + e.overdue;
+            if e.ok + lost >= TRUSTED {
+                return estimate(e.ok, lost);
+            }
+        }
+        let (ok, lost) = self.totals();
+        let overdue: u32 = self.epochs.iter().map(|e| e.overdue).sum();
+        if ok + lost + overdue >= TRUSTED {
+            return estimate(ok, lost + overdue);
+        }
+        (1.0 - self.usual).max(PRIOR_LOSS)
+    }
+
+    /// Whether probes sent in `epoch` were mostly wasted on a far side that throttles: more
+    /// than half lost, at a rate above what gets through (or while a slow-down is on trial).
+    /// Such probes do not count against the re-probe limit.
+    pub fn wasted(&self, epoch: u16) -> bool {
+        let Some(e) = self.epochs.get(usize::from(epoch)) else {
+            return false;
+        };
+        let throttling = self.trial.is_some() || e.rate > self.limit;
+        throttling && self.loss(epoch) > 0.5
+    }
+
+    /// The share of this round's control probes that went unanswered, if any were resolved.
+    pub fn loss_ratio(&self) -> Option<f64> {
+        let (ok, lost) = self.totals();
+        (ok + lost > 0).then(|| f64::from(lost) / f64::from(ok + lost))
+    }
+
+    fn totals(&self) -> (u32, u32) {
+        self.epochs
+            .iter()
+            .fold((0, 0), |(ok, lost), e| (ok + e.ok, lost + e.lost))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TIMEOUT: Duration = Duration::from_millis(100);
+
+    fn addr() -> IpAddr {
+        "198.18.0.1".parse().unwrap()
+    }
+
+    /// Sends `windows` windows of controls at the meter's rate, each answered when
+    /// `answers(rate, k)` says so; returns the slow-downs.
+    fn run(meter: &mut Meter, windows: u32, answers: impl Fn(u64, u32) -> bool) -> Vec<Throttle> {
+        let start = Instant::now();
+        let mut throttles = Vec::new();
+        for k in 0..windows * WINDOW {
+            let now = start + Duration::from_millis(u64::from(k));
+            let rate = meter.rate();
+            let control = (0..CONTROL_EVERY).find_map(|_| meter.control());
+            let (index, _) = control.expect("a candidate");
+            meter.sent_control(index, now);
+            if answers(rate, k) {
+                meter.answered(index, Duration::from_millis(1));
+            }
+            throttles.extend(meter.expire(now + TIMEOUT + SILENCE, TIMEOUT));
+        }
+        throttles
+    }
+
+    fn meter(ceiling: u64) -> Meter {
+        let mut meter = Meter::new(ceiling);
+        for i in 0..200 {
+            meter.found(i, addr());
+        }
+        meter
+    }
+
+    #[test]
+    fn a_policer_is_found_and_the_rate_settles_under_it() {
+        let mut meter = meter(10_000);
+        // A policer passing 1000/s: the share answered is 1000/rate.
+        let police = |rate: u64, k: u32| (k as f64 * 0.618).fract() < 1000.0 / rate as f64;
+        let throttles = run(&mut meter, 20, police);
+        assert!(!throttles.is_empty());
+        assert_eq!(throttles[0].from, 10_000);
+        assert!(throttles[0].answered < 0.2, "{throttles:?}");
+        assert!(meter.throttled());
+        assert!((700..=1300).contains(&meter.rate()), "{}", meter.rate());
+        assert!(meter.loss(meter.epoch()) < 0.3);
+        assert!(meter.loss(0) > 0.6, "the first epoch lost most");
+    }
+
+    #[test]
+    fn steady_random_loss_is_not_throttling() {
+        let mut meter = meter(10_000);
+        // 19% of round trips lost (10% each way), whatever the rate.
+        let lossy = |_: u64, k: u32| (k as f64 * 0.618).fract() >= 0.19;
+        assert_eq!(run(&mut meter, 30, lossy), []);
+        assert_eq!(meter.rate(), 10_000);
+        let loss = meter.loss(meter.epoch());
+        assert!((0.12..0.26).contains(&loss), "{loss}");
+    }
+
+    #[test]
+    fn heavy_loss_that_slowing_down_does_not_cure_restores_the_rate() {
+        let mut meter = meter(10_000);
+        let lossy = |_: u64, k: u32| (k as f64 * 0.618).fract() >= 0.55;
+        assert_eq!(run(&mut meter, 12, lossy), [], "not the rate's doing");
+        assert_eq!(meter.rate(), 10_000, "restored after two tries");
+        assert!(!meter.throttled());
+    }
+
+    #[test]
+    fn unanswered_controls_count_as_lost_for_re_probing_before_they_are_judged() {
+        let mut meter = meter(10_000);
+        let start = Instant::now();
+        for _ in 0..20 * CONTROL_EVERY {
+            if let Some((index, _)) = meter.control() {
+                meter.sent_control(index, start);
+            }
+        }
+        // Nothing answered: no later answer says they are lost, but the clock does.
+        assert_eq!(meter.expire(start + TIMEOUT, TIMEOUT), None);
+        assert!(meter.loss(0) > 0.8, "{}", meter.loss(0));
+        assert_eq!(meter.loss_ratio(), None, "not judged yet");
+    }
+
+    #[test]
+    fn without_controls_the_loss_is_the_prior() {
+        let meter = Meter::new(100);
+        assert_eq!(meter.loss(0), PRIOR_LOSS);
+        assert_eq!(meter.loss_ratio(), None);
+    }
+}

@@ -1,0 +1,243 @@
+//! Which probe goes next in a round. Targets are taken from the (lazy) target list in batches
+//! of [`BATCH`]; a batch is probed, then waits the gap its attempt number calls for (the
+//! probe timeout from the RTTs seen, backed off 1.5 times per attempt, module `rtt`) and its
+//! members still silent are probed again — re-probes go before new targets, and only to
+//! silent targets. Batches waiting for the same attempt sit in one FIFO queue, so the next one
+//! due is always at the front of one of the queues.
+//!
+//! How many probes a silent target gets is decided by the loss measured on the way (module
+//! `loss`): a batch is retired when the chance that a live host would have missed every one
+//! of its probes — the product of the loss estimates of the epochs they were sent in — falls
+//! below [`MISS`]. A target that was alive in the previous round (periodic mode) must fall
+//! below [`MISS_CONFIRM`] before it is reported gone, so a lossy link does not make hosts
+//! flap. At least `min_attempts` and at most `max_attempts` probes go to each silent target;
+//! probes wasted on a far side that was throttling the sweep at the time (module `loss`) do
+//! not count against the most, up to [`Tag::MAX_ATTEMPT`] probes in all.
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+
+use tokio::time::Instant;
+
+use super::bitset::Bitset;
+use super::loss::Meter;
+use super::probe::Tag;
+use super::rtt::Rtt;
+use crate::target::TargetIter;
+
+/// Targets per batch.
+pub const BATCH: usize = 32;
+/// A silent target is given up when a live host would have answered one of its probes with
+/// at least this certainty (1 - MISS).
+pub const MISS: f64 = 1e-5;
+/// The same for a target that was alive in the previous round: it is reported gone only then.
+pub const MISS_CONFIRM: f64 = 1e-9;
+
+/// A target to probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member {
+    /// Its position in the target list.
+    pub index: u64,
+    /// Its address.
+    pub addr: IpAddr,
+}
+
+#[derive(Debug)]
+struct Batch {
+    members: Vec<Member>,
+    /// The epoch each probe so far was sent in.
+    epochs: Vec<u16>,
+    /// When the last probe went.
+    sent: Instant,
+}
+
+impl Batch {
+    fn attempts(&self) -> u8 {
+        u8::try_from(self.epochs.len()).unwrap_or(u8::MAX)
+    }
+}
+
+/// What the round knows that the schedule needs.
+#[derive(Debug, Clone, Copy)]
+pub struct View<'a> {
+    /// Targets settled in this round (answered, unreachable or reported absent).
+    pub done: &'a Bitset,
+    /// Who answered in the previous round.
+    pub previous: Option<&'a Bitset>,
+    /// The loss per epoch, and the current epoch.
+    pub meter: &'a Meter,
+    /// The waits.
+    pub rtt: &'a Rtt,
+}
+
+/// What to do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Probe this target; `attempt` counts its probes in this round, from 1.
+    Probe(Member, u8),
+    /// Nothing to send before this time (answers may come meanwhile).
+    Wait(Instant),
+    /// Every target was probed enough and the wait for late answers is over.
+    Finished,
+}
+
+/// The probe schedule of one round.
+#[derive(Debug)]
+pub struct Schedule {
+    targets: Option<TargetIter>,
+    taken: u64,
+    waiting: Vec<VecDeque<Batch>>,
+    sending: Option<(Batch, usize)>,
+    min_attempts: u8,
+    max_attempts: u8,
+    end: Instant,
+}
+
+impl Schedule {
+    /// A schedule over `targets` giving each silent target `min_attempts` to `max_attempts`
+    /// probes (at least 1), starting at `now`.
+    pub fn new(targets: TargetIter, min_attempts: u8, max_attempts: u8, now: Instant) -> Self {
+        let max_attempts = max_attempts.max(1);
+        Schedule {
+            targets: Some(targets),
+            taken: 0,
+            waiting: (0..=max_attempts).map(|_| VecDeque::new()).collect(),
+            sending: None,
+            min_attempts: min_attempts.clamp(1, max_attempts),
+            max_attempts,
+            end: now,
+        }
+    }
+
+    /// How many targets have had their first probe (or are about to).
+    pub fn taken(&self) -> u64 {
+        self.taken
+    }
+
+    /// The next probe at `now`, or how long to wait, or the end of the round.
+    pub fn next(&mut self, now: Instant, view: View<'_>) -> Next {
+        loop {
+            if let Some(probe) = self.next_member(now, view) {
+                return probe;
+            }
+            if let Some(batch) = self.due(now, view) {
+                self.sending = Some((batch, 0));
+                continue;
+            }
+            if let Some(batch) = self.fresh(now) {
+                self.sending = Some((batch, 0));
+                continue;
+            }
+            return match self.next_due(view.rtt) {
+                Some(due) => Next::Wait(due),
+                None if now < self.end => Next::Wait(self.end),
+                None => Next::Finished,
+            };
+        }
+    }
+
+    /// The next unsettled member of the batch being sent; when it is done, queues it to wait.
+    fn next_member(&mut self, now: Instant, view: View<'_>) -> Option<Next> {
+        let (batch, at) = self.sending.as_mut()?;
+        while let Some(member) = batch.members.get(*at).copied() {
+            *at += 1;
+            if !view.done.get(member.index) {
+                return Some(Next::Probe(member, batch.attempts() + 1));
+            }
+        }
+        let (mut batch, _) = self.sending.take()?;
+        batch.epochs.push(view.meter.epoch());
+        batch.sent = now;
+        if let Some(queue) = self.waiting.get_mut(usize::from(batch.attempts())) {
+            queue.push_back(batch);
+        }
+        None
+    }
+
+    /// The earliest batch whose gap is over, with the members it should probe again; retires
+    /// the batches (or members) that were probed enough.
+    fn due(&mut self, now: Instant, view: View<'_>) -> Option<Batch> {
+        loop {
+            let level = self.earliest(view.rtt).filter(|(_, due)| *due <= now)?.0;
+            let mut batch = self.waiting[level].pop_front()?;
+            batch.members.retain(|m| !view.done.get(m.index));
+            let (retire_new, retire_all) = self.enough(&batch, view.meter);
+            if retire_new {
+                tracing::trace!(
+                    "retire batch at {} after {} probes ({} silent), loss by epoch {:?}",
+                    batch.members.first().map_or(0, |m| m.index),
+                    batch.attempts(),
+                    batch.members.len(),
+                    batch
+                        .epochs
+                        .iter()
+                        .map(|e| view.meter.loss(*e))
+                        .collect::<Vec<_>>()
+                );
+                let was_alive = |m: &Member| view.previous.is_some_and(|p| p.get(m.index));
+                batch.members.retain(|m| !retire_all && was_alive(m));
+                let wait = view.rtt.final_wait(batch.attempts());
+                self.end = self.end.max(batch.sent + wait);
+            }
+            if !batch.members.is_empty() {
+                return Some(batch);
+            }
+        }
+    }
+
+    /// Whether a batch was probed enough: (for targets new in this round, for all).
+    fn enough(&self, batch: &Batch, meter: &Meter) -> (bool, bool) {
+        let attempts = batch.attempts();
+        let wasted = batch.epochs.iter().filter(|e| meter.wasted(**e)).count();
+        let counted = usize::from(attempts).saturating_sub(wasted);
+        if counted >= usize::from(self.max_attempts) || attempts >= Tag::MAX_ATTEMPT {
+            return (true, true);
+        }
+        if attempts < self.min_attempts {
+            return (false, false);
+        }
+        let miss: f64 = batch.epochs.iter().map(|e| meter.loss(*e)).product();
+        (miss < MISS, miss < MISS_CONFIRM)
+    }
+
+    /// The queue whose front batch is due first, and when.
+    fn earliest(&self, rtt: &Rtt) -> Option<(usize, Instant)> {
+        self.waiting
+            .iter()
+            .enumerate()
+            .filter_map(|(level, queue)| {
+                let front = queue.front()?;
+                let attempt = u8::try_from(level).unwrap_or(u8::MAX);
+                Some((level, front.sent + rtt.gap(attempt)))
+            })
+            .min_by_key(|(_, due)| *due)
+    }
+
+    fn next_due(&self, rtt: &Rtt) -> Option<Instant> {
+        self.earliest(rtt).map(|(_, due)| due)
+    }
+
+    /// A batch of targets not probed yet.
+    fn fresh(&mut self, now: Instant) -> Option<Batch> {
+        let targets = self.targets.as_mut()?;
+        let members: Vec<Member> = targets
+            .by_ref()
+            .take(BATCH)
+            .zip(self.taken..)
+            .map(|(t, index)| Member {
+                index,
+                addr: t.addr,
+            })
+            .collect();
+        if members.is_empty() {
+            self.targets = None;
+            return None;
+        }
+        self.taken += members.len() as u64;
+        Some(Batch {
+            members,
+            epochs: Vec::new(),
+            sent: now,
+        })
+    }
+}
