@@ -60,13 +60,14 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
     classify(err).into()
 }
 
-/// The error chain joined by ": ", ending at a [`netkit::Error`]: its text already says why,
-/// and its I/O source would only repeat that as "Connection refused (os error 111)".
+/// The error chain joined by ": ", ending at the library's error: its text already says why
+/// (an I/O source would only repeat it as "Connection refused (os error 111)", a typed input
+/// error's kind would repeat its message).
 fn message(err: &anyhow::Error) -> String {
     let mut parts = Vec::new();
     for cause in err.chain() {
         parts.push(cause.to_string());
-        if cause.is::<netkit::Error>() {
+        if netkit::error::class_of(cause).is_some() {
             break;
         }
     }
@@ -87,14 +88,10 @@ fn classify(err: &anyhow::Error) -> Exit {
         if let Some(with) = cause.downcast_ref::<WithStatus>() {
             return Exit::Child(with.status);
         }
-        if let Some(err) = cause.downcast_ref::<netkit::Error>() {
-            return match err.class() {
-                ErrorClass::Input => Exit::Usage,
-                ErrorClass::Environment => Exit::Environment,
-            };
-        }
-        if cause.is::<netkit::ParseError>() {
-            return Exit::Usage;
+        match netkit::error::class_of(cause) {
+            Some(ErrorClass::Input) => return Exit::Usage,
+            Some(ErrorClass::Environment) => return Exit::Environment,
+            None => {}
         }
     }
     Exit::Environment
@@ -123,7 +120,7 @@ pub fn clap_error(err: clap::Error) -> ExitCode {
 
 fn describe_clap(err: &clap::Error) -> String {
     if let Some(source) = std::error::Error::source(err) {
-        if source.is::<netkit::ParseError>() {
+        if netkit::error::class_of(source).is_some() {
             return source.to_string();
         }
         if let Some(value) = context_str(err, ContextKind::InvalidValue) {

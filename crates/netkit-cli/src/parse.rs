@@ -1,27 +1,28 @@
 //! clap value parsers: every argument is parsed straight into a domain type, and every failure
-//! is a [`netkit::ParseError`] naming the input.
+//! is one of the library's input errors naming the input (its domain's typed error, or a
+//! [`netkit::ParseError`]).
 
 use std::time::Duration;
 
+use netkit::duration::DurationError;
+use netkit::endpoint::EndpointError;
+use netkit::ports::PortError;
 use netkit::sweep::Method;
+use netkit::target::TargetError;
 use netkit::{Endpoint, ParseError, PortSet};
 
 /// `250ms`, `2s`, `1m`, bare seconds.
-pub fn duration(text: &str) -> Result<Duration, ParseError> {
+pub fn duration(text: &str) -> Result<Duration, DurationError> {
     netkit::parse_duration(text)
 }
 
 /// A duration that must be above zero.
-pub fn positive_duration(text: &str) -> Result<Duration, ParseError> {
-    let value = duration(text)?;
-    if value.is_zero() {
-        return Err(ParseError::new(text, "must be longer than zero"));
-    }
-    Ok(value)
+pub fn positive_duration(text: &str) -> Result<Duration, DurationError> {
+    netkit::duration::parse_positive_duration(text)
 }
 
 /// An endpoint to connect to.
-pub fn endpoint(text: &str) -> Result<Endpoint, ParseError> {
+pub fn endpoint(text: &str) -> Result<Endpoint, EndpointError> {
     text.parse()
 }
 
@@ -36,12 +37,12 @@ pub fn status_set(text: &str) -> Result<netkit::wait::StatusSet, ParseError> {
 }
 
 /// An endpoint to listen on (port 0 picks a free port).
-pub fn listen_endpoint(text: &str) -> Result<Endpoint, ParseError> {
+pub fn listen_endpoint(text: &str) -> Result<Endpoint, EndpointError> {
     Endpoint::parse_listen(text)
 }
 
 /// A port set: `N`, `N-M`, lists, `all`, `topN`.
-pub fn ports(text: &str) -> Result<PortSet, ParseError> {
+pub fn ports(text: &str) -> Result<PortSet, PortError> {
     text.parse()
 }
 
@@ -96,7 +97,7 @@ pub fn top(text: &str) -> Result<usize, ParseError> {
 }
 
 /// `--allow CIDR` (an address alone is a /32 or /128).
-pub fn cidr(text: &str) -> Result<netkit::IpNet, ParseError> {
+pub fn cidr(text: &str) -> Result<netkit::IpNet, TargetError> {
     netkit::target::parse_net(text)
 }
 
@@ -119,7 +120,7 @@ pub fn method(text: &str) -> Result<Method, ParseError> {
     match text.strip_prefix("tcp:") {
         Some(port) => netkit::ports::parse_port(port)
             .map(Method::Tcp)
-            .map_err(|e| ParseError::new(text, e.why)),
+            .map_err(|e| ParseError::new(text, e.kind.to_string())),
         None => Err(ParseError::new(text, "expected icmp or tcp:PORT")),
     }
 }
@@ -166,7 +167,8 @@ mod tests {
 
     #[test]
     fn positive_durations() {
-        assert!(positive_duration("0").is_err());
+        let zero = positive_duration("0").unwrap_err();
+        assert_eq!(zero.to_string(), "0: must be longer than zero");
         assert_eq!(positive_duration("1s"), Ok(Duration::from_secs(1)));
     }
 }

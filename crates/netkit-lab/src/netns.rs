@@ -1,6 +1,8 @@
-//! Named network namespaces the lab owns (deleted on drop), the commands that configure them
-//! (`ip`, `iptables-restore`, `tc`, `sysctl`, all through `ip netns exec`), and threads that
-//! run inside one of them (a network namespace is a per-thread attribute on Linux).
+//! Named network namespaces (deleted on drop), the commands that configure them (`ip`,
+//! `iptables-restore`, `tc`, `sysctl`, all through `ip netns exec`), veth links between them,
+//! and threads that run inside one of them (a network namespace is a per-thread attribute on
+//! Linux). The one namespace primitive of the workspace: the lab builds its three namespaces
+//! with it, and netkit's integration tests build their own small networks with it.
 
 use std::fs::File;
 use std::io::Write;
@@ -18,14 +20,33 @@ pub struct Netns {
 }
 
 impl Netns {
-    /// Creates the namespace `name` (`ip netns add`) with its loopback up.
-    pub fn create(name: &str) -> Result<Netns> {
+    /// Creates the namespace `name` (`ip netns add`), its loopback down as the kernel makes it.
+    pub fn add(name: &str) -> Result<Netns> {
         run(Command::new("ip").args(["netns", "add", name]), None)?;
-        let ns = Netns {
+        Ok(Netns {
             name: name.to_string(),
-        };
+        })
+    }
+
+    /// Creates the namespace `name` with its loopback up.
+    pub fn create(name: &str) -> Result<Netns> {
+        let ns = Netns::add(name)?;
         ns.ip_batch(&["link set lo up".to_string()])?;
         Ok(ns)
+    }
+
+    /// Runs `ip -n NAME ARGS...`; returns its output.
+    pub fn ip(&self, args: &[&str]) -> Result<String> {
+        run(Command::new("ip").args(["-n", &self.name]).args(args), None)
+    }
+
+    /// Joins this namespace to `peer` with a veth pair: `dev` here, `peer_dev` there (both down,
+    /// without addresses).
+    pub fn veth(&self, dev: &str, peer: &Netns, peer_dev: &str) -> Result<()> {
+        self.ip_batch(&[format!(
+            "link add {dev} type veth peer name {peer_dev} netns {}",
+            peer.name
+        )])
     }
 
     /// The namespace's name, as `ip netns` knows it.

@@ -90,16 +90,8 @@ pub(crate) fn create(prefix: &str) -> Result<Namespaces> {
 
 /// Joins the namespaces with two veth pairs and sets addresses and routes.
 pub(crate) fn wire(ns: &Namespaces) -> Result<()> {
-    ns.router.ip_batch(&[
-        format!(
-            "link add {ROUTER_NEAR_DEV} type veth peer name {SCANNER_DEV} netns {}",
-            ns.scanner.name()
-        ),
-        format!(
-            "link add {ROUTER_FAR_DEV} type veth peer name {FAR_DEV} netns {}",
-            ns.far.name()
-        ),
-    ])?;
+    ns.router.veth(ROUTER_NEAR_DEV, &ns.scanner, SCANNER_DEV)?;
+    ns.router.veth(ROUTER_FAR_DEV, &ns.far, FAR_DEV)?;
     ns.router
         .ip_batch(&side(ROUTER_NEAR_DEV, ROUTER_NEAR_V4, ROUTER_NEAR_V6, 30))?;
     ns.router

@@ -3,7 +3,38 @@
 
 use std::time::Duration;
 
-use crate::error::ParseError;
+/// A duration failed to parse: `input: why`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{input}: {kind}")]
+pub struct DurationError {
+    /// The text that failed, as given.
+    pub input: String,
+    /// What is wrong with it.
+    pub kind: DurationErrorKind,
+}
+
+/// What is wrong with a duration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DurationErrorKind {
+    /// Neither a number of seconds nor a number with a unit.
+    #[error("invalid duration, expected e.g. 250ms, 2s, 1m, 1h or a number of seconds like 0.5")]
+    Invalid,
+    /// Longer than [`MAX_DURATION`].
+    #[error("duration is too long")]
+    TooLong,
+    /// Zero where only a positive duration makes sense.
+    #[error("must be longer than zero")]
+    Zero,
+}
+
+impl DurationError {
+    fn new(input: &str, kind: DurationErrorKind) -> DurationError {
+        DurationError {
+            input: input.to_string(),
+            kind,
+        }
+    }
+}
 
 /// The longest duration accepted anywhere (about 31 years); keeps arithmetic on deadlines safe.
 pub const MAX_DURATION: Duration = Duration::from_secs(1_000_000_000);
@@ -17,7 +48,7 @@ pub const MAX_DURATION: Duration = Duration::from_secs(1_000_000_000);
 /// assert_eq!(netkit::parse_duration("0.5").unwrap(), Duration::from_millis(500));
 /// assert!(netkit::parse_duration("-1").is_err());
 /// ```
-pub fn parse_duration(input: &str) -> Result<Duration, ParseError> {
+pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
     let text = input.trim();
     let parsed = if looks_like_bare_number(text) {
         bare_seconds(text)
@@ -28,11 +59,16 @@ pub fn parse_duration(input: &str) -> Result<Duration, ParseError> {
     };
     match parsed {
         Ok(d) if d <= MAX_DURATION => Ok(d),
-        Ok(_) => Err(ParseError::new(input, "duration is too long")),
-        Err(()) => Err(ParseError::new(
-            input,
-            "invalid duration, expected e.g. 250ms, 2s, 1m, 1h or a number of seconds like 0.5",
-        )),
+        Ok(_) => Err(DurationError::new(input, DurationErrorKind::TooLong)),
+        Err(()) => Err(DurationError::new(input, DurationErrorKind::Invalid)),
+    }
+}
+
+/// Parses a duration that must be longer than zero (a timeout, an interval).
+pub fn parse_positive_duration(input: &str) -> Result<Duration, DurationError> {
+    match parse_duration(input)? {
+        d if d.is_zero() => Err(DurationError::new(input, DurationErrorKind::Zero)),
+        d => Ok(d),
     }
 }
 
@@ -109,12 +145,23 @@ mod tests {
         ] {
             let err = parse_duration(text).expect_err(text);
             assert_eq!(err.input, text);
+            assert_eq!(err.kind, DurationErrorKind::Invalid, "{text}");
         }
     }
 
     #[test]
     fn rejects_absurdly_long() {
-        assert!(parse_duration("99999999999").is_err());
+        let err = parse_duration("99999999999").unwrap_err();
+        assert_eq!(err.kind, DurationErrorKind::TooLong);
+        assert_eq!(err.to_string(), "99999999999: duration is too long");
+    }
+
+    #[test]
+    fn positive_durations_refuse_zero() {
+        assert_eq!(parse_positive_duration("1s"), Ok(Duration::from_secs(1)));
+        let err = parse_positive_duration("0ms").unwrap_err();
+        assert_eq!(err.kind, DurationErrorKind::Zero);
+        assert_eq!(err.to_string(), "0ms: must be longer than zero");
     }
 
     proptest! {

@@ -11,10 +11,96 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use crate::error::ParseError;
+use crate::ports::PortErrorKind;
 use crate::target::is_host_name;
 
 pub use io::{Listener, Stream};
+
+/// An endpoint failed to parse: `input: why`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{input}: {kind}")]
+pub struct EndpointError {
+    /// The endpoint as given.
+    pub input: String,
+    /// What is wrong with it.
+    pub kind: EndpointErrorKind,
+}
+
+/// What is wrong with an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EndpointErrorKind {
+    /// Nothing was given.
+    #[error("empty endpoint, expected PORT, HOST:PORT or unix:PATH")]
+    Empty,
+    /// `HOST` without `:PORT`.
+    #[error("missing port, expected HOST:PORT")]
+    MissingPort,
+    /// The port is not 1-65535 (or 0 where a port to connect to is needed).
+    #[error("{0}")]
+    Port(PortErrorKind),
+    /// `HOST:` with an empty host.
+    #[error("empty host, expected HOST:PORT")]
+    EmptyHost,
+    /// Digits and dots that are no IPv4 address.
+    #[error("invalid IPv4 address")]
+    BadIpv4,
+    /// Neither an address nor a valid host name.
+    #[error("invalid host name")]
+    BadHostName,
+    /// An IPv6 address without brackets (`::1:80`).
+    #[error("IPv6 addresses need brackets, e.g. [::1]:8080")]
+    Ipv6WithoutBrackets,
+    /// `[` without `]:PORT`.
+    #[error("expected [IPV6]:PORT")]
+    BadBrackets,
+    /// Something other than an IPv6 address in brackets.
+    #[error("invalid IPv6 address in brackets")]
+    BadIpv6,
+    /// `unix:` with nothing after it.
+    #[error("empty unix socket path, expected unix:PATH")]
+    EmptyUnixPath,
+    /// A path the kernel cannot bind (more than [`MAX_UNIX_PATH`] bytes).
+    #[error("unix socket path is longer than 107 bytes")]
+    UnixPathTooLong,
+    /// A path with a NUL byte.
+    #[error("unix socket path contains a NUL byte")]
+    UnixPathNul,
+    /// `unix:@` with nothing after it.
+    #[error("empty abstract socket name after unix:@")]
+    EmptyAbstractName,
+    /// An abstract name the kernel cannot bind (more than 106 bytes).
+    #[error("abstract socket name is longer than 106 bytes")]
+    AbstractNameTooLong,
+    /// `exec:` with an unbalanced quote.
+    #[error("unbalanced quotes in exec command")]
+    ExecQuotes,
+    /// `exec:` with no command.
+    #[error("empty exec command, expected exec:COMMAND [ARGS]")]
+    EmptyExec,
+    /// `exec:` where only a listening endpoint makes sense.
+    #[error("exec: endpoints can only be targets")]
+    ExecListen,
+    /// A scheme other than `unix:` and `exec:` (`udp:53`, `tls://h`).
+    #[error(
+        "unknown endpoint scheme '{scheme}:'{note}; expected PORT, HOST:PORT, [V6]:PORT, \
+         unix:PATH, unix:@NAME or exec:COMMAND"
+    )]
+    UnknownScheme {
+        /// The scheme as given.
+        scheme: String,
+        /// Why a known one is refused (` (UDP forwarding is not supported yet)`), else empty.
+        note: &'static str,
+    },
+}
+
+impl EndpointError {
+    fn new(input: &str, kind: EndpointErrorKind) -> EndpointError {
+        EndpointError {
+            input: input.to_string(),
+            kind,
+        }
+    }
+}
 
 /// The longest Unix socket path the kernel accepts (`sun_path` less its terminating NUL).
 pub const MAX_UNIX_PATH: usize = 107;
@@ -79,10 +165,10 @@ impl fmt::Display for Endpoint {
 }
 
 impl FromStr for Endpoint {
-    type Err = ParseError;
+    type Err = EndpointError;
 
     /// Parses an endpoint to connect to; port 0 is refused.
-    fn from_str(input: &str) -> Result<Self, ParseError> {
+    fn from_str(input: &str) -> Result<Self, EndpointError> {
         if let Some(rest) = input.strip_prefix("unix:") {
             return parse_unix(input, rest);
         }
@@ -97,12 +183,9 @@ impl FromStr for Endpoint {
 impl Endpoint {
     /// Parses an endpoint to listen on: like [`FromStr`], but port 0 asks the kernel for a free
     /// port (the server then reports the port it bound), and `exec:` is refused.
-    pub fn parse_listen(input: &str) -> Result<Self, ParseError> {
+    pub fn parse_listen(input: &str) -> Result<Self, EndpointError> {
         if input.starts_with("exec:") {
-            return Err(ParseError::new(
-                input,
-                "exec: endpoints can only be targets",
-            ));
+            return Err(EndpointError::new(input, EndpointErrorKind::ExecListen));
         }
         if input.starts_with("unix:") {
             return input.parse();
@@ -119,39 +202,33 @@ enum PortRule {
     ZeroMeansAny,
 }
 
-fn parse_unix(input: &str, rest: &str) -> Result<Endpoint, ParseError> {
+fn parse_unix(input: &str, rest: &str) -> Result<Endpoint, EndpointError> {
     if let Some(name) = rest.strip_prefix('@') {
         if name.is_empty() {
-            return Err(ParseError::new(
+            return Err(EndpointError::new(
                 input,
-                "empty abstract socket name after unix:@",
+                EndpointErrorKind::EmptyAbstractName,
             ));
         }
         if name.len() > MAX_UNIX_PATH - 1 {
-            return Err(ParseError::new(
+            return Err(EndpointError::new(
                 input,
-                "abstract socket name is longer than 106 bytes",
+                EndpointErrorKind::AbstractNameTooLong,
             ));
         }
         return Ok(Endpoint::Abstract(name.to_string()));
     }
     if rest.is_empty() {
-        return Err(ParseError::new(
-            input,
-            "empty unix socket path, expected unix:PATH",
-        ));
+        return Err(EndpointError::new(input, EndpointErrorKind::EmptyUnixPath));
     }
     if rest.len() > MAX_UNIX_PATH {
-        return Err(ParseError::new(
+        return Err(EndpointError::new(
             input,
-            "unix socket path is longer than 107 bytes",
+            EndpointErrorKind::UnixPathTooLong,
         ));
     }
     if rest.contains('\0') {
-        return Err(ParseError::new(
-            input,
-            "unix socket path contains a NUL byte",
-        ));
+        return Err(EndpointError::new(input, EndpointErrorKind::UnixPathNul));
     }
     Ok(Endpoint::Unix(PathBuf::from(rest)))
 }
@@ -174,7 +251,7 @@ const SCHEMES: &[(&str, &str)] = &[
 /// Refuses `SCHEME:...` forms other than `unix:` and `exec:` with an error naming the forms
 /// accepted, rather than reading the scheme as a host name (`udp:53`) or an IPv6 address
 /// without brackets (`tls:host:443`).
-fn reject_scheme(input: &str) -> Result<(), ParseError> {
+fn reject_scheme(input: &str) -> Result<(), EndpointError> {
     let Some((scheme, rest)) = input.split_once(':') else {
         return Ok(());
     };
@@ -193,33 +270,25 @@ fn reject_scheme(input: &str) -> Result<(), ParseError> {
         return Ok(());
     }
     let note = known.map_or("", |(_, note)| *note);
-    Err(ParseError::new(
+    let scheme = scheme.to_string();
+    Err(EndpointError::new(
         input,
-        format!(
-            "unknown endpoint scheme '{scheme}:'{note}; expected PORT, HOST:PORT, [V6]:PORT, \
-             unix:PATH, unix:@NAME or exec:COMMAND"
-        ),
+        EndpointErrorKind::UnknownScheme { scheme, note },
     ))
 }
 
-fn parse_exec(input: &str, command: &str) -> Result<Endpoint, ParseError> {
+fn parse_exec(input: &str, command: &str) -> Result<Endpoint, EndpointError> {
     let argv = shlex::split(command)
-        .ok_or_else(|| ParseError::new(input, "unbalanced quotes in exec command"))?;
+        .ok_or_else(|| EndpointError::new(input, EndpointErrorKind::ExecQuotes))?;
     if argv.is_empty() {
-        return Err(ParseError::new(
-            input,
-            "empty exec command, expected exec:COMMAND [ARGS]",
-        ));
+        return Err(EndpointError::new(input, EndpointErrorKind::EmptyExec));
     }
     Ok(Endpoint::Exec(argv))
 }
 
-fn parse_tcp(input: &str, rule: PortRule) -> Result<Endpoint, ParseError> {
+fn parse_tcp(input: &str, rule: PortRule) -> Result<Endpoint, EndpointError> {
     if input.is_empty() {
-        return Err(ParseError::new(
-            input,
-            "empty endpoint, expected PORT, HOST:PORT or unix:PATH",
-        ));
+        return Err(EndpointError::new(input, EndpointErrorKind::Empty));
     }
     if input.bytes().all(|b| b.is_ascii_digit()) {
         let port = port_of(input, input, rule)?;
@@ -232,12 +301,12 @@ fn parse_tcp(input: &str, rule: PortRule) -> Result<Endpoint, ParseError> {
         return parse_bracketed(input, rest, rule);
     }
     let Some((host, port)) = input.rsplit_once(':') else {
-        return Err(ParseError::new(input, "missing port, expected HOST:PORT"));
+        return Err(EndpointError::new(input, EndpointErrorKind::MissingPort));
     };
     if host.contains(':') {
-        return Err(ParseError::new(
+        return Err(EndpointError::new(
             input,
-            "IPv6 addresses need brackets, e.g. [::1]:8080",
+            EndpointErrorKind::Ipv6WithoutBrackets,
         ));
     }
     let port = port_of(input, port, rule)?;
@@ -247,38 +316,39 @@ fn parse_tcp(input: &str, rule: PortRule) -> Result<Endpoint, ParseError> {
     })
 }
 
-fn parse_bracketed(input: &str, rest: &str, rule: PortRule) -> Result<Endpoint, ParseError> {
+fn parse_bracketed(input: &str, rest: &str, rule: PortRule) -> Result<Endpoint, EndpointError> {
     let (addr, port) = rest
         .split_once("]:")
-        .ok_or_else(|| ParseError::new(input, "expected [IPV6]:PORT"))?;
+        .ok_or_else(|| EndpointError::new(input, EndpointErrorKind::BadBrackets))?;
     let ip: std::net::Ipv6Addr = addr
         .parse()
-        .map_err(|_| ParseError::new(input, "invalid IPv6 address in brackets"))?;
+        .map_err(|_| EndpointError::new(input, EndpointErrorKind::BadIpv6))?;
     Ok(Endpoint::Tcp {
         host: Host::Ip(IpAddr::V6(ip)),
         port: port_of(input, port, rule)?,
     })
 }
 
-fn port_of(input: &str, port: &str, rule: PortRule) -> Result<u16, ParseError> {
+fn port_of(input: &str, port: &str, rule: PortRule) -> Result<u16, EndpointError> {
     if rule == PortRule::ZeroMeansAny && port == "0" {
         return Ok(0);
     }
-    crate::ports::parse_port(port).map_err(|e| ParseError::new(input, e.why))
+    crate::ports::parse_port(port)
+        .map_err(|e| EndpointError::new(input, EndpointErrorKind::Port(e.kind)))
 }
 
-fn parse_host(input: &str, host: &str) -> Result<Host, ParseError> {
+fn parse_host(input: &str, host: &str) -> Result<Host, EndpointError> {
     if host.is_empty() {
-        return Err(ParseError::new(input, "empty host, expected HOST:PORT"));
+        return Err(EndpointError::new(input, EndpointErrorKind::EmptyHost));
     }
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(Host::Ip(ip));
     }
     if host.chars().all(|c| c.is_ascii_digit() || c == '.') {
-        return Err(ParseError::new(input, "invalid IPv4 address"));
+        return Err(EndpointError::new(input, EndpointErrorKind::BadIpv4));
     }
     if !is_host_name(host) {
-        return Err(ParseError::new(input, "invalid host name"));
+        return Err(EndpointError::new(input, EndpointErrorKind::BadHostName));
     }
     Ok(Host::Name(host.to_string()))
 }

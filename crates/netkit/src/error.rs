@@ -1,11 +1,22 @@
 //! Error types shared by every layer, and how each one is classified.
 //!
-//! The library reports two kinds of failure: the input was wrong ([`ParseError`],
-//! [`Error::NoSuchInterface`], [`Error::Resolve`]) or the environment refused what was asked
-//! ([`Error::Io`] for permission, address in use, resource limits). The binary maps the
-//! [`ErrorClass`] to an exit status; the library never exits.
+//! The library reports two kinds of failure: the input was wrong or the environment refused
+//! what was asked ([`Error::Io`] for permission, address in use, resource limits). Input
+//! errors are typed per domain, each a `{input, kind}` pair whose message is
+//! `input: why` (the input as the user gave it, then what was expected):
+//! [`PortError`], [`EndpointError`], [`TargetError`], [`DurationError`], [`ConfigError`]
+//! (which rule and key, for forwarding rules files); [`ParseError`]
+//! carries the other input errors (flags, wait targets, HTTP status sets), and
+//! [`Error::NoSuchInterface`] and [`Error::Resolve`] name what does not exist. The binary maps
+//! the [`ErrorClass`] ([`class_of`]) to an exit status; the library never exits.
 
 use std::io;
+
+use crate::duration::DurationError;
+use crate::endpoint::EndpointError;
+use crate::forward::config::ConfigError;
+use crate::ports::PortError;
+use crate::target::TargetError;
 
 /// Who is to blame for a failure: the user's input or the machine's environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,7 +27,8 @@ pub enum ErrorClass {
     Environment,
 }
 
-/// A value of the shared vocabulary (target, port set, endpoint, duration) failed to parse.
+/// An input outside the typed domains (a flag's value, a wait target, an HTTP status set)
+/// failed to parse.
 ///
 /// The message always starts with the input that failed, then says what was expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,12 +50,41 @@ impl ParseError {
     }
 }
 
+/// A typed input error as a plain one (`input`, and its kind's message as `why`), for inputs
+/// that embed another (a wait target's endpoint, a CLI flag's port).
+macro_rules! into_parse_error {
+    ($($domain:ty),*) => {$(
+        impl From<$domain> for ParseError {
+            fn from(err: $domain) -> ParseError {
+                ParseError::new(err.input, err.kind.to_string())
+            }
+        }
+    )*};
+}
+
+into_parse_error!(PortError, EndpointError, TargetError, DurationError);
+
 /// Errors from the library's operations (resolution, sockets, interfaces).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A value of the shared vocabulary failed to parse.
+    /// An input failed to parse.
     #[error(transparent)]
     Parse(#[from] ParseError),
+    /// A port set or port number failed to parse.
+    #[error(transparent)]
+    Ports(#[from] PortError),
+    /// An endpoint failed to parse.
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    /// A target (address, range, block, name, `@FILE`) failed to parse or to match the family.
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    /// A duration failed to parse.
+    #[error(transparent)]
+    Duration(#[from] DurationError),
+    /// A forwarding rules file could not be read or failed its checks.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// The named network interface does not exist.
     #[error("{0}: no such interface")]
     NoSuchInterface(String),
@@ -84,12 +125,32 @@ impl Error {
     /// Whether the input or the environment is to blame.
     pub fn class(&self) -> ErrorClass {
         match self {
-            Error::Parse(_) | Error::NoSuchInterface(_) | Error::Resolve { .. } => {
-                ErrorClass::Input
-            }
+            Error::Parse(_)
+            | Error::Ports(_)
+            | Error::Endpoint(_)
+            | Error::Target(_)
+            | Error::Duration(_)
+            | Error::Config(_)
+            | Error::NoSuchInterface(_)
+            | Error::Resolve { .. } => ErrorClass::Input,
             Error::Io { .. } | Error::IcmpDenied(_) => ErrorClass::Environment,
         }
     }
+}
+
+/// The class of any error of this library found in a chain of causes: `None` when `err` is
+/// none of them (the binary then decides).
+pub fn class_of(err: &(dyn std::error::Error + 'static)) -> Option<ErrorClass> {
+    if let Some(err) = err.downcast_ref::<Error>() {
+        return Some(err.class());
+    }
+    let input = err.is::<ParseError>()
+        || err.is::<PortError>()
+        || err.is::<EndpointError>()
+        || err.is::<TargetError>()
+        || err.is::<DurationError>()
+        || err.is::<ConfigError>();
+    input.then_some(ErrorClass::Input)
 }
 
 /// Result type of the library.
@@ -115,30 +176,21 @@ fn lower_first(text: &str) -> String {
 
 /// What a user can do about an environment refusal, as a suffix starting with "; ".
 pub fn hint(err: &io::Error) -> &'static str {
+    use nix::libc::{EACCES, EADDRINUSE, EADDRNOTAVAIL, EMFILE, ENFILE, EPERM};
     match err.raw_os_error() {
-        Some(libc_errno::EMFILE) | Some(libc_errno::ENFILE) => {
+        Some(EMFILE | ENFILE) => {
             "; raise the open-files limit (ulimit -n) or lower the concurrency"
         }
-        Some(libc_errno::EADDRINUSE) => {
+        Some(EADDRINUSE) => {
             "; another process is using that address: stop it or choose another port"
         }
-        Some(libc_errno::EACCES) | Some(libc_errno::EPERM) => {
+        Some(EACCES | EPERM) => {
             "; run as root or grant the needed capability (CAP_NET_BIND_SERVICE for ports \
              below 1024, CAP_NET_RAW for raw sockets)"
         }
-        Some(libc_errno::EADDRNOTAVAIL) => "; that address is not configured on this machine",
+        Some(EADDRNOTAVAIL) => "; that address is not configured on this machine",
         _ => "",
     }
-}
-
-mod libc_errno {
-    use nix::errno::Errno;
-    pub const EMFILE: i32 = Errno::EMFILE as i32;
-    pub const ENFILE: i32 = Errno::ENFILE as i32;
-    pub const EADDRINUSE: i32 = Errno::EADDRINUSE as i32;
-    pub const EACCES: i32 = Errno::EACCES as i32;
-    pub const EPERM: i32 = Errno::EPERM as i32;
-    pub const EADDRNOTAVAIL: i32 = Errno::EADDRNOTAVAIL as i32;
 }
 
 #[cfg(test)]

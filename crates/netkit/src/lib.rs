@@ -3,17 +3,24 @@
 //! # Layout
 //! - Shared vocabulary, parsed without I/O: [`target`] (lazy target iterators), [`ports`]
 //!   (port sets), [`endpoint`] (TCP/Unix/exec endpoints with `connect`/`listen`), [`duration`].
-//! - [`error`]: one error type per domain and the input/environment classification that the
-//!   binary turns into exit codes.
+//! - [`error`]: the typed input errors of each domain, the library's [`Error`], and the
+//!   input/environment classification that the binary turns into exit codes.
+//! - [`sys`]: the Linux system layer (open-files limit, shortage errnos, ENOBUFS retry, socket
+//!   options, control messages, splice, /proc, signals); nothing else calls below tokio,
+//!   socket2 and nix for these.
+//! - [`server`]: the one accept loop (connection cap, accept backoff, drain with a deadline or
+//!   abort) under every stream server.
 //! - Engines: [`iface`] (interfaces), [`scan`] (port ranking and services data), [`wait`]
 //!   (readiness of ports, URLs, names and files), [`icmp`] (echo codec, sockets and the probe
 //!   engine) with [`ping`] (iputils' rules as a session without I/O, its driver and
 //!   statistics), [`ipc`] (echo server, one-shot client; `exec:` children live in
 //!   [`endpoint::exec`]), [`sweep`] (host discovery, once or periodic), [`forward`] (the port
-//!   forwarder).
-//! - [`report`]: the serde result types that the binary prints as text or JSON Lines.
+//!   forwarder). Engines report what happens through one convention: a sink
+//!   `FnMut(Event) -> io::Result<()>` called in order; an error from it ends the engine's run.
+//! - [`report`]: every result record, one module per command: the serde types that the binary
+//!   prints as text or JSON Lines.
 //!
-//! The library never parses argv, prints or exits.
+//! The library never parses argv, prints or exits. docs/ARCHITECTURE.md tells the whole story.
 #![warn(clippy::print_stdout, clippy::print_stderr, missing_docs)]
 
 pub mod duration;
@@ -27,8 +34,12 @@ pub mod ping;
 pub mod ports;
 pub mod report;
 pub mod scan;
+pub mod server;
 pub mod sweep;
+pub mod sys;
 pub mod target;
+#[cfg(test)]
+mod testing;
 pub mod wait;
 
 pub use duration::parse_duration;

@@ -1,6 +1,7 @@
 //! `ping` as iputils does it, for one host or many at once.
 //!
 //! # Layout
+//! - [`PingConfig`]: what a session does, validated before any I/O (module `config`).
 //! - [`session`]: the session as a state machine without I/O (time is an input): iputils'
 //!   rules for each host (module `host`: late replies count, duplicates, errors, `pipe`, the wait
 //!   after the last request, `-c` with `-w`), its send schedule ([`pacer`]: interval,
@@ -8,25 +9,23 @@
 //! - [`driver`]: runs a session over the ICMP engine, with stop and status controls.
 //! - [`route`](mod@route): the kernel's route to a host, asked before sending (no route, broadcast,
 //!   source address, path MTU).
-//! - [`stats`], [`format`](mod@format), [`record`]: iputils' arithmetic, its number formats, and the
-//!   JSON records [`PingReply`], [`PingTimeout`], [`PingSummary`].
+//! - [`stats`]: iputils' arithmetic. The records (`reply`, `timeout`, `summary`) are in
+//!   [`crate::report::ping`]; iputils' number formats are the binary's.
 
+mod config;
 pub mod driver;
-pub mod format;
 mod host;
 pub mod pacer;
-pub mod record;
 pub mod route;
 pub mod seqset;
 pub mod session;
 pub mod stats;
 
+pub use config::PingConfig;
 pub use driver::{run, Control};
-pub use format::{format_fping_ms, format_g, format_ms, format_reply_time};
-pub use record::{PingReply, PingSummary, PingTimeout};
 pub use route::{route, Route};
-pub use session::{Event, PingConfig, Request, Session};
-pub use stats::{Rtt, Stats};
+pub use session::{Event, Request, Session};
+pub use stats::{Rtt, Stats, SummaryParts};
 
 use std::time::Duration;
 

@@ -3,8 +3,52 @@
 
 use std::str::FromStr;
 
-use crate::error::ParseError;
 use crate::scan::rank;
+
+/// A port set or port number failed to parse: `input: why`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{input}: {kind}")]
+pub struct PortError {
+    /// The text that failed (the item of a list that failed, for lists).
+    pub input: String,
+    /// What is wrong with it.
+    pub kind: PortErrorKind,
+}
+
+/// What is wrong with a port or port set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PortErrorKind {
+    /// A comma list has an empty item (`80,`).
+    #[error("empty item in port list")]
+    EmptyItem,
+    /// `top` is not followed by a number.
+    #[error("expected topN, e.g. top100")]
+    BadTop,
+    /// `topN` asks for more ports than the ranked list has (or none).
+    #[error("the top-ports list has 1 to {max} entries")]
+    TopOutOfRange {
+        /// The length of the ranked list.
+        max: usize,
+    },
+    /// Not a number.
+    #[error("not a port number, expected 1-65535")]
+    NotANumber,
+    /// A number outside 1-65535.
+    #[error("port must be between 1 and 65535")]
+    OutOfRange,
+    /// A range whose low end is above its high end.
+    #[error("inverted port range, expected LOW-HIGH")]
+    Inverted,
+}
+
+impl PortError {
+    fn new(input: impl Into<String>, kind: PortErrorKind) -> PortError {
+        PortError {
+            input: input.into(),
+            kind,
+        }
+    }
+}
 
 /// An ordered set of TCP/UDP ports without duplicates; order is the order given (and, for
 /// `topN`, rank order), which is the order a scanner probes them in.
@@ -22,12 +66,13 @@ impl PortSet {
     }
 
     /// The `n` most frequently open TCP ports, most frequent first.
-    pub fn top(n: usize) -> Result<Self, ParseError> {
+    pub fn top(n: usize) -> Result<Self, PortError> {
         let ranked = rank::top_ports();
         if n == 0 || n > ranked.len() {
-            return Err(ParseError::new(
+            let max = ranked.len();
+            return Err(PortError::new(
                 format!("top{n}"),
-                format!("the top-ports list has 1 to {} entries", ranked.len()),
+                PortErrorKind::TopOutOfRange { max },
             ));
         }
         Ok(PortSet {
@@ -64,14 +109,14 @@ impl PortSet {
 }
 
 impl FromStr for PortSet {
-    type Err = ParseError;
+    type Err = PortError;
 
     /// Parses `22`, `1-1024`, `8000-`, `-` (all), `all`, `top100`, and comma lists of these.
-    fn from_str(input: &str) -> Result<Self, ParseError> {
+    fn from_str(input: &str) -> Result<Self, PortError> {
         let mut ports = Vec::new();
         for item in input.split(',').map(str::trim) {
             if item.is_empty() {
-                return Err(ParseError::new(input, "empty item in port list"));
+                return Err(PortError::new(input, PortErrorKind::EmptyItem));
             }
             ports.extend(parse_item(item)?);
         }
@@ -79,14 +124,14 @@ impl FromStr for PortSet {
     }
 }
 
-fn parse_item(item: &str) -> Result<Vec<u16>, ParseError> {
+fn parse_item(item: &str) -> Result<Vec<u16>, PortError> {
     if item.eq_ignore_ascii_case("all") || item == "-" {
         return Ok(PortSet::all().ports);
     }
     if let Some(n) = item.strip_prefix("top") {
         let n: usize = n
             .parse()
-            .map_err(|_| ParseError::new(item, "expected topN, e.g. top100"))?;
+            .map_err(|_| PortError::new(item, PortErrorKind::BadTop))?;
         return Ok(PortSet::top(n)?.ports);
     }
     match item.split_once('-') {
@@ -94,14 +139,11 @@ fn parse_item(item: &str) -> Result<Vec<u16>, ParseError> {
         Some((lo, hi)) => {
             let bound = |text: &str, default: u16| match text {
                 "" => Ok(default),
-                _ => parse_port(text).map_err(|e| ParseError::new(item, e.why)),
+                _ => parse_port(text).map_err(|e| PortError::new(item, e.kind)),
             };
             let (lo, hi) = (bound(lo, 1)?, bound(hi, u16::MAX)?);
             if lo > hi {
-                return Err(ParseError::new(
-                    item,
-                    "inverted port range, expected LOW-HIGH",
-                ));
+                return Err(PortError::new(item, PortErrorKind::Inverted));
             }
             Ok((lo..=hi).collect())
         }
@@ -109,14 +151,14 @@ fn parse_item(item: &str) -> Result<Vec<u16>, ParseError> {
 }
 
 /// Parses one port number, 1 to 65535.
-pub fn parse_port(text: &str) -> Result<u16, ParseError> {
+pub fn parse_port(text: &str) -> Result<u16, PortError> {
     let value: u64 = text
         .trim()
         .parse()
-        .map_err(|_| ParseError::new(text, "not a port number, expected 1-65535"))?;
+        .map_err(|_| PortError::new(text, PortErrorKind::NotANumber))?;
     match u16::try_from(value) {
         Ok(port) if port != 0 => Ok(port),
-        _ => Err(ParseError::new(text, "port must be between 1 and 65535")),
+        _ => Err(PortError::new(text, PortErrorKind::OutOfRange)),
     }
 }
 
@@ -162,23 +204,38 @@ mod tests {
     }
 
     #[test]
-    fn errors_name_the_input() {
-        for (text, bad) in [
-            ("0", "0"),
-            ("70000", "70000"),
-            ("10-5", "10-5"),
-            ("80,", "80,"),
-            ("http", "http"),
-            ("1-70000", "1-70000"),
-            ("top0", "top0"),
-            ("top1001", "top1001"),
-            ("topx", "topx"),
-            ("", ""),
-            ("-1-5", "-1-5"),
+    fn errors_name_the_input_and_what_is_wrong() {
+        use PortErrorKind::*;
+        let top = TopOutOfRange {
+            max: rank::top_ports().len(),
+        };
+        for (text, bad, kind) in [
+            ("0", "0", OutOfRange),
+            ("70000", "70000", OutOfRange),
+            ("10-5", "10-5", Inverted),
+            ("80,", "80,", EmptyItem),
+            ("http", "http", NotANumber),
+            ("1-70000", "1-70000", OutOfRange),
+            ("top0", "top0", top),
+            ("top1001", "top1001", top),
+            ("topx", "topx", BadTop),
+            ("", "", EmptyItem),
+            ("-1-5", "-1-5", NotANumber),
         ] {
             let err = text.parse::<PortSet>().expect_err(text);
-            assert_eq!(err.input, bad, "{text}");
+            assert_eq!((err.input.as_str(), err.kind), (bad, kind), "{text}");
         }
+    }
+
+    #[test]
+    fn messages_are_input_then_why() {
+        let err = "70000".parse::<PortSet>().unwrap_err();
+        assert_eq!(err.to_string(), "70000: port must be between 1 and 65535");
+        let err = crate::ParseError::from("10-5".parse::<PortSet>().unwrap_err());
+        assert_eq!(
+            err.to_string(),
+            "10-5: inverted port range, expected LOW-HIGH"
+        );
     }
 
     proptest! {

@@ -8,7 +8,94 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
 use std::sync::Arc;
 
-use crate::error::{Error, ParseError};
+use crate::error::Error;
+
+/// A target failed to parse, or names an address of the family not asked for: `input: why`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{input}: {kind}")]
+pub struct TargetError {
+    /// The target expression (or `@FILE`) as given.
+    pub input: String,
+    /// What is wrong with it.
+    pub kind: TargetErrorKind,
+}
+
+/// What is wrong with a target.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetErrorKind {
+    /// No target at all was given.
+    #[error("no targets given")]
+    NoTargets,
+    /// An address of the other family than the one asked for (`-4`, `-6`).
+    #[error("not an {want} address, but only {want} was asked for")]
+    WrongFamily {
+        /// `IPv4` or `IPv6`.
+        want: &'static str,
+    },
+    /// `@` without a file name.
+    #[error("expected a file name after @")]
+    MissingFileName,
+    /// The `@FILE` cannot be read.
+    #[error("cannot read: {0}")]
+    Unreadable(String),
+    /// An `@FILE` inside an `@FILE`.
+    #[error("nested @FILE in {file} is not allowed")]
+    NestedFile {
+        /// The `@FILE` it was found in.
+        file: String,
+    },
+    /// A block or range of more than 2^24 addresses without `force`.
+    #[error("{count} addresses is more than 2^24; pass --force to sweep it")]
+    TooLarge {
+        /// How many addresses it holds.
+        count: u128,
+    },
+    /// Neither an address nor a CIDR block (where only those are accepted, e.g. `--allow`).
+    #[error("expected an address or a CIDR block like 198.18.0.0/15")]
+    NotANet,
+    /// `/PREFIX` without an address.
+    #[error("missing address before the /prefix")]
+    MissingAddress,
+    /// `ADDR/PREFIX` whose address is none.
+    #[error("invalid address in CIDR block, expected ADDR/PREFIX")]
+    BadCidrAddress,
+    /// A prefix length beyond the family's (32 or 128).
+    #[error("prefix length must be 0-{max}")]
+    BadPrefix {
+        /// 32 or 128.
+        max: u8,
+    },
+    /// `A-B` with B below A.
+    #[error("inverted range: the end is below the start")]
+    InvertedRange,
+    /// An IPv4 range whose end is neither an address nor a last octet.
+    #[error("expected a range like 192.168.0.100-200 or 10.0.0.5-10.0.1.20")]
+    BadV4Range,
+    /// An IPv6 range whose end is neither an address nor a last group.
+    #[error("expected a range like 2001:db8::1-ff or 2001:db8::1-2001:db8::ff")]
+    BadV6Range,
+    /// An empty item.
+    #[error("empty host")]
+    EmptyHost,
+    /// Something with colons that is no IPv6 address.
+    #[error("invalid IPv6 address")]
+    BadIpv6,
+    /// Digits and dots that are no IPv4 address.
+    #[error("invalid IPv4 address")]
+    BadIpv4,
+    /// None of the target forms.
+    #[error("not an address, range, CIDR block or host name")]
+    Unknown,
+}
+
+impl TargetError {
+    fn new(input: impl Into<String>, kind: TargetErrorKind) -> TargetError {
+        TargetError {
+            input: input.into(),
+            kind,
+        }
+    }
+}
 
 /// Ranges and blocks larger than this many addresses need `force`.
 pub const MAX_UNFORCED_BLOCK: u128 = 1 << 24;
@@ -113,7 +200,7 @@ pub struct TargetList {
 impl TargetList {
     /// Parses command-line words; each may hold several expressions separated by commas.
     /// `force` lifts the 2^24-address limit on one block.
-    pub fn parse<S: AsRef<str>>(words: &[S], force: bool) -> Result<Self, ParseError> {
+    pub fn parse<S: AsRef<str>>(words: &[S], force: bool) -> Result<Self, TargetError> {
         let mut exprs = Vec::new();
         for word in words {
             for item in split_items(word.as_ref()) {
@@ -124,7 +211,7 @@ impl TargetList {
             }
         }
         if exprs.is_empty() {
-            return Err(ParseError::new("", "no targets given"));
+            return Err(TargetError::new("", TargetErrorKind::NoTargets));
         }
         Ok(TargetList { exprs })
     }
@@ -195,14 +282,14 @@ fn part(expr: &TargetExpr, family: Family) -> Result<Part, Error> {
     })
 }
 
-fn check_family(text: &str, addr: &IpAddr, family: Family) -> Result<(), ParseError> {
+fn check_family(text: &str, addr: &IpAddr, family: Family) -> Result<(), TargetError> {
     if family.admits(addr) {
         return Ok(());
     }
     let want = if family == Family::V4 { "IPv4" } else { "IPv6" };
-    Err(ParseError::new(
+    Err(TargetError::new(
         text,
-        format!("not an {want} address, but only {want} was asked for"),
+        TargetErrorKind::WrongFamily { want },
     ))
 }
 
@@ -372,26 +459,22 @@ fn split_items(word: &str) -> impl Iterator<Item = &str> {
         .filter(|s| !s.is_empty())
 }
 
-fn read_target_file(path: &str, force: bool) -> Result<Vec<TargetExpr>, ParseError> {
+fn read_target_file(path: &str, force: bool) -> Result<Vec<TargetExpr>, TargetError> {
     let label = format!("@{path}");
     if path.is_empty() {
-        return Err(ParseError::new(label, "expected a file name after @"));
+        return Err(TargetError::new(label, TargetErrorKind::MissingFileName));
     }
     let text = std::fs::read_to_string(path).map_err(|e| {
-        ParseError::new(
-            &label,
-            format!("cannot read: {}", crate::error::describe_io(&e)),
-        )
+        let why = crate::error::describe_io(&e);
+        TargetError::new(&label, TargetErrorKind::Unreadable(why))
     })?;
     let mut exprs = Vec::new();
     for line in text.lines() {
         let line = line.split('#').next().unwrap_or("");
         for item in split_items(line) {
             if item.starts_with('@') {
-                return Err(ParseError::new(
-                    item,
-                    format!("nested @FILE in {label} is not allowed"),
-                ));
+                let file = label.clone();
+                return Err(TargetError::new(item, TargetErrorKind::NestedFile { file }));
             }
             exprs.push(parse_expr(item, force)?);
         }
@@ -400,7 +483,7 @@ fn read_target_file(path: &str, force: bool) -> Result<Vec<TargetExpr>, ParseErr
 }
 
 /// Parses one target expression (no commas, no `@FILE`).
-pub fn parse_expr(text: &str, force: bool) -> Result<TargetExpr, ParseError> {
+pub fn parse_expr(text: &str, force: bool) -> Result<TargetExpr, TargetError> {
     let expr = if let Some((addr, prefix)) = text.split_once('/') {
         TargetExpr::Range(parse_cidr(text, addr, prefix)?)
     } else if let Ok(addr) = text.parse::<IpAddr>() {
@@ -411,31 +494,24 @@ pub fn parse_expr(text: &str, force: bool) -> Result<TargetExpr, ParseError> {
         TargetExpr::Name(parse_host_name(text)?)
     };
     if !force && expr.len() > MAX_UNFORCED_BLOCK {
-        return Err(ParseError::new(
-            text,
-            format!(
-                "{} addresses is more than 2^24; pass --force to sweep it",
-                expr.len()
-            ),
-        ));
+        let count = expr.len();
+        return Err(TargetError::new(text, TargetErrorKind::TooLarge { count }));
     }
     Ok(expr)
 }
 
 /// Parses `ADDR/PREFIX` into a network (host bits cleared); a bare address is a /32 or /128.
-pub fn parse_net(text: &str) -> Result<ipnet::IpNet, ParseError> {
+pub fn parse_net(text: &str) -> Result<ipnet::IpNet, TargetError> {
     match text.split_once('/') {
         Some((addr, prefix)) => cidr_net(text, addr, prefix),
-        None => text.parse::<IpAddr>().map(ipnet::IpNet::from).map_err(|_| {
-            ParseError::new(
-                text,
-                "expected an address or a CIDR block like 198.18.0.0/15",
-            )
-        }),
+        None => text
+            .parse::<IpAddr>()
+            .map(ipnet::IpNet::from)
+            .map_err(|_| TargetError::new(text, TargetErrorKind::NotANet)),
     }
 }
 
-fn parse_cidr(text: &str, addr: &str, prefix: &str) -> Result<AddrRange, ParseError> {
+fn parse_cidr(text: &str, addr: &str, prefix: &str) -> Result<AddrRange, TargetError> {
     Ok(match cidr_net(text, addr, prefix)? {
         ipnet::IpNet::V4(n) => AddrRange::V4 {
             start: n.network().into(),
@@ -448,26 +524,27 @@ fn parse_cidr(text: &str, addr: &str, prefix: &str) -> Result<AddrRange, ParseEr
     })
 }
 
-fn cidr_net(text: &str, addr: &str, prefix: &str) -> Result<ipnet::IpNet, ParseError> {
+fn cidr_net(text: &str, addr: &str, prefix: &str) -> Result<ipnet::IpNet, TargetError> {
     if addr.is_empty() {
-        return Err(ParseError::new(text, "missing address before the /prefix"));
+        return Err(TargetError::new(text, TargetErrorKind::MissingAddress));
     }
-    let ip: IpAddr = addr.parse().map_err(|_| {
-        ParseError::new(text, "invalid address in CIDR block, expected ADDR/PREFIX")
-    })?;
+    let ip: IpAddr = addr
+        .parse()
+        .map_err(|_| TargetError::new(text, TargetErrorKind::BadCidrAddress))?;
     let max = if ip.is_ipv4() { 32 } else { 128 };
     let bits: u8 = prefix
         .parse()
         .ok()
         .filter(|bits| *bits <= max)
-        .ok_or_else(|| ParseError::new(text, format!("prefix length must be 0-{max}")))?;
-    let net = ipnet::IpNet::new(ip, bits).map_err(|e| ParseError::new(text, e.to_string()))?;
+        .ok_or_else(|| TargetError::new(text, TargetErrorKind::BadPrefix { max }))?;
+    let net = ipnet::IpNet::new(ip, bits)
+        .map_err(|_| TargetError::new(text, TargetErrorKind::BadPrefix { max }))?;
     Ok(net.trunc())
 }
 
 /// `A-B` where A is an address and B an address of the same family, a last octet (IPv4) or a
 /// last group in hex (IPv6). Returns `None` when A is not an address (then it is a name).
-fn parse_range(text: &str) -> Result<Option<AddrRange>, ParseError> {
+fn parse_range(text: &str) -> Result<Option<AddrRange>, TargetError> {
     let Some((first, last)) = text.split_once('-') else {
         return Ok(None);
     };
@@ -495,57 +572,43 @@ fn parse_range(text: &str) -> Result<Option<AddrRange>, ParseError> {
     Ok(Some(range))
 }
 
-fn ordered<T: PartialOrd>(text: &str, start: T, end: T) -> Result<(T, T), ParseError> {
+fn ordered<T: PartialOrd>(text: &str, start: T, end: T) -> Result<(T, T), TargetError> {
     if start > end {
-        return Err(ParseError::new(
-            text,
-            "inverted range: the end is below the start",
-        ));
+        return Err(TargetError::new(text, TargetErrorKind::InvertedRange));
     }
     Ok((start, end))
 }
 
-fn with_last_octet(text: &str, start: Ipv4Addr, last: &str) -> Result<Ipv4Addr, ParseError> {
-    let octet: u8 = last.parse().map_err(|_| {
-        ParseError::new(
-            text,
-            "expected a range like 192.168.0.100-200 or 10.0.0.5-10.0.1.20",
-        )
-    })?;
+fn with_last_octet(text: &str, start: Ipv4Addr, last: &str) -> Result<Ipv4Addr, TargetError> {
+    let octet: u8 = last
+        .parse()
+        .map_err(|_| TargetError::new(text, TargetErrorKind::BadV4Range))?;
     let [a, b, c, _] = start.octets();
     Ok(Ipv4Addr::new(a, b, c, octet))
 }
 
-fn with_last_group(text: &str, start: Ipv6Addr, last: &str) -> Result<Ipv6Addr, ParseError> {
+fn with_last_group(text: &str, start: Ipv6Addr, last: &str) -> Result<Ipv6Addr, TargetError> {
     let group = u16::from_str_radix(last, 16)
         .ok()
         .filter(|_| !last.is_empty() && last.len() <= 4);
-    let group = group.ok_or_else(|| {
-        ParseError::new(
-            text,
-            "expected a range like 2001:db8::1-ff or 2001:db8::1-2001:db8::ff",
-        )
-    })?;
+    let group = group.ok_or_else(|| TargetError::new(text, TargetErrorKind::BadV6Range))?;
     let mut segments = start.segments();
     segments[7] = group;
     Ok(Ipv6Addr::from(segments))
 }
 
-fn parse_host_name(text: &str) -> Result<String, ParseError> {
+fn parse_host_name(text: &str) -> Result<String, TargetError> {
     if text.is_empty() {
-        return Err(ParseError::new(text, "empty host"));
+        return Err(TargetError::new(text, TargetErrorKind::EmptyHost));
     }
     if text.contains(':') {
-        return Err(ParseError::new(text, "invalid IPv6 address"));
+        return Err(TargetError::new(text, TargetErrorKind::BadIpv6));
     }
     if text.chars().all(|c| c.is_ascii_digit() || c == '.') {
-        return Err(ParseError::new(text, "invalid IPv4 address"));
+        return Err(TargetError::new(text, TargetErrorKind::BadIpv4));
     }
     if !is_host_name(text) {
-        return Err(ParseError::new(
-            text,
-            "not an address, range, CIDR block or host name",
-        ));
+        return Err(TargetError::new(text, TargetErrorKind::Unknown));
     }
     Ok(text.to_string())
 }

@@ -2,9 +2,11 @@
 //! server). Prints the address it bound, serves until SIGINT, SIGTERM, SIGHUP or SIGQUIT, then
 //! removes its socket file.
 
-use netkit::ipc::{EchoConfig, Listening};
+use netkit::ipc::echo::Event;
+use netkit::ipc::EchoConfig;
+use netkit::report::Listening;
+use netkit::sys::{Signal, Signals};
 use netkit::Endpoint;
-use tokio::signal::unix::{signal, SignalKind};
 
 use crate::exit::Exit;
 use crate::output::Printer;
@@ -55,10 +57,12 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
 
 async fn serve(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     // Signals first, so a SIGTERM right after the socket appears still removes it.
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut quit = signal(SignalKind::quit())?;
+    let mut signals = Signals::new(&[
+        Signal::Terminate,
+        Signal::Interrupt,
+        Signal::Hangup,
+        Signal::Quit,
+    ])?;
     if args.mode.is_some() && !matches!(args.listen, Endpoint::Unix(_)) {
         tracing::warn!(
             "--mode applies only to unix:PATH; {} has no socket file",
@@ -72,16 +76,20 @@ async fn serve(args: Args, out: &Printer) -> anyhow::Result<Exit> {
         prefix: args.prefix.unwrap_or_default().into_bytes(),
         max_conns: args.max_conns,
     };
-    let shutdown = async {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-            _ = hup.recv() => {}
-            _ = quit.recv() => {}
-        }
-    };
-    netkit::ipc::serve(listener, config, shutdown).await;
+    netkit::ipc::serve(listener, config, signals.recv(), log).await?;
     Ok(Exit::Success)
+}
+
+/// Clients are logged (with -v), not printed: the output is the echo itself.
+fn log(event: Event) -> std::io::Result<()> {
+    match event {
+        Event::Connected { peer } => tracing::info!("{peer}: connected"),
+        Event::Closed { peer, bytes } => {
+            tracing::info!("{peer}: closed after echoing {bytes} bytes")
+        }
+        Event::Failed { peer, error } => tracing::info!("{peer}: {error}"),
+    }
+    Ok(())
 }
 
 /// Prints the bound address, the real port when port 0 was asked for.
@@ -91,6 +99,7 @@ fn announce(out: &Printer, addr: &str) -> std::io::Result<()> {
             "listening",
             &Listening {
                 addr: addr.to_string(),
+                target: None,
             },
         );
     }

@@ -6,11 +6,11 @@ use std::time::Duration;
 use std::io::Write;
 use std::sync::Arc;
 
-use netkit::forward::server::ConnLog;
-use netkit::forward::{self, ConnRecord, HttpHost, Options, Rule};
+use netkit::forward::{self, Event, HttpHost, Options, Rule};
+use netkit::report::forward::ConnRecord;
+use netkit::report::Listening;
+use netkit::sys::{Signal, Signals};
 use netkit::{Endpoint, IpNet, ParseError};
-use serde::Serialize;
-use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -81,9 +81,7 @@ pub struct Args {
 /// `--json` also as a `listen` record on stdout), so port 0 can be read back.
 pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     let rules = rules(&args)?;
-    if let Err(err) = forward::server::raise_open_files_limit() {
-        tracing::debug!("cannot raise the open-files limit: {err}");
-    }
+    netkit::sys::raise_nofile();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -91,7 +89,7 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
 }
 
 /// The rules of the command line or the config file, with the flags applied to each.
-fn rules(args: &Args) -> Result<Vec<Rule>, ParseError> {
+fn rules(args: &Args) -> Result<Vec<Rule>, netkit::Error> {
     let mut rules = match (&args.config, &args.listen, &args.target) {
         (Some(path), _, _) => forward::config::load(path)?,
         (None, Some(listen), Some(target)) => vec![Rule {
@@ -100,10 +98,8 @@ fn rules(args: &Args) -> Result<Vec<Rule>, ParseError> {
             options: Options::default(),
         }],
         _ => {
-            return Err(ParseError::new(
-                "forward",
-                "expected LISTEN TARGET or --config",
-            ))
+            let why = "expected LISTEN TARGET or --config";
+            return Err(ParseError::new("forward", why).into());
         }
     };
     for rule in &mut rules {
@@ -126,14 +122,9 @@ fn apply_flags(args: &Args, options: &mut Options) {
     options.drain_timeout = args.drain_timeout.unwrap_or(options.drain_timeout);
 }
 
-/// The `listen` record: where a rule listens (the bound address) and where it relays.
-#[derive(Debug, Serialize)]
-struct Listening<'a> {
-    addr: &'a str,
-    target: String,
-}
-
 async fn serve(rules: Vec<Rule>, out: &Printer) -> anyhow::Result<Exit> {
+    // Signals first, so that one coming right after a rule is announced is handled.
+    let mut signals = Signals::new(&[Signal::Interrupt, Signal::Terminate, Signal::Hangup])?;
     let mut bound = Vec::new();
     for rule in rules {
         let listener = rule.listen.listen().await?;
@@ -141,36 +132,45 @@ async fn serve(rules: Vec<Rule>, out: &Printer) -> anyhow::Result<Exit> {
         bound.push((listener, Arc::new(rule)));
     }
     let (stop, stopped) = watch::channel(false);
-    let log = conn_log(out.clone());
     let mut servers = JoinSet::new();
     for (listener, rule) in bound {
         let mut stopped = stopped.clone();
         let shutdown = async move {
             let _ = stopped.wait_for(|stop| *stop).await;
         };
-        servers.spawn(forward::serve(listener, rule, shutdown, log.clone()));
+        servers.spawn(forward::serve(
+            listener,
+            rule,
+            shutdown,
+            conn_log(out.clone()),
+        ));
     }
-    let mut signals = Signals::new()?;
-    signals.next().await;
+    stop_signal(&mut signals).await;
     tracing::info!("stopping: no new connections, draining open ones");
     let _ = stop.send(true);
     tokio::select! {
         () = async { while servers.join_next().await.is_some() {} } => {}
-        () = signals.next() => tracing::warn!("second signal: closing open connections"),
+        _ = stop_signal(&mut signals) => tracing::warn!("second signal: closing open connections"),
     }
     Ok(Exit::Success)
 }
 
+/// Waits for SIGINT or SIGTERM; SIGHUP is logged and ignored (no reload yet).
+async fn stop_signal(signals: &mut Signals) {
+    while signals.recv().await == Signal::Hangup {
+        tracing::warn!(
+            "SIGHUP ignored: reloading the configuration is not supported yet; connections go on"
+        );
+    }
+}
+
 fn announce(out: &Printer, bound: &str, rule: &Rule) -> std::io::Result<()> {
     if out.json() {
-        let target = rule.target.to_string();
-        out.record(
-            "listening",
-            &Listening {
-                addr: bound,
-                target,
-            },
-        )?;
+        let record = Listening {
+            addr: bound.to_string(),
+            target: Some(rule.target.to_string()),
+        };
+        out.record("listening", &record)?;
     }
     if !out.quiet() {
         let mut err = std::io::stderr().lock();
@@ -180,15 +180,18 @@ fn announce(out: &Printer, bound: &str, rule: &Rule) -> std::io::Result<()> {
 }
 
 /// One line per finished connection: a `conn` record on stdout with `--json`, else text on
-/// stderr (silenced by `-q`).
-fn conn_log(out: Printer) -> ConnLog {
-    Arc::new(move |record: &ConnRecord| {
+/// stderr (silenced by `-q`). A record that cannot be written is dropped: the connections go
+/// on.
+fn conn_log(out: Printer) -> impl FnMut(Event) -> std::io::Result<()> {
+    move |event| {
+        let Event::Conn(record) = event;
         if out.json() {
-            let _ = out.record("conn", record);
+            let _ = out.record("conn", &record);
         } else if !out.quiet() {
-            let _ = writeln!(std::io::stderr().lock(), "{}", conn_line(record));
+            let _ = writeln!(std::io::stderr().lock(), "{}", conn_line(&record));
         }
-    })
+        Ok(())
+    }
 }
 
 fn conn_line(r: &ConnRecord) -> String {
@@ -208,34 +211,4 @@ fn conn_line(r: &ConnRecord) -> String {
         "{} {} -> {}: up {} B, down {} B, {:.3}s, {close}{error}{relay}",
         r.time, r.client, r.target, r.bytes_up, r.bytes_down, r.duration_s
     )
-}
-
-/// SIGINT and SIGTERM, either one; SIGHUP is logged and ignored (no reload yet).
-struct Signals {
-    interrupt: Signal,
-    terminate: Signal,
-    hangup: Signal,
-}
-
-impl Signals {
-    fn new() -> std::io::Result<Signals> {
-        Ok(Signals {
-            interrupt: signal(SignalKind::interrupt())?,
-            terminate: signal(SignalKind::terminate())?,
-            hangup: signal(SignalKind::hangup())?,
-        })
-    }
-
-    async fn next(&mut self) {
-        loop {
-            tokio::select! {
-                _ = self.interrupt.recv() => return,
-                _ = self.terminate.recv() => return,
-                _ = self.hangup.recv() => tracing::warn!(
-                    "SIGHUP ignored: reloading the configuration is not supported yet; \
-                     connections go on"
-                ),
-            }
-        }
-    }
 }

@@ -3,7 +3,8 @@
 
 use std::fmt::Write as _;
 
-use netkit::iface::{AddrEvent, Event, IfAddr, Interface, LinkChange, LinkEvent, Watcher};
+use netkit::iface::Watcher;
+use netkit::report::iface::{AddrEvent, Event, IfAddr, Interface, LinkChange, LinkEvent};
 use netkit::scan::banner::sanitize;
 use netkit::Family;
 use serde::Serialize;

@@ -1,6 +1,7 @@
 //! `netkit ping HOST...`: ICMP echo as iputils does it, for one host or many (issues 4, 13).
 
 mod flags;
+mod format;
 mod hosts;
 mod names;
 mod print;
@@ -11,9 +12,10 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use netkit::icmp::{self, Pmtu, SocketOptions, Version};
-use netkit::ping::{Control, PingConfig, PingSummary, MIN_USER_INTERVAL};
+use netkit::ping::{Control, PingConfig, MIN_USER_INTERVAL};
+use netkit::report::ping::PingSummary;
+use netkit::sys::{Signal, Signals};
 use netkit::Family;
-use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
 use crate::exit::Exit;
@@ -261,15 +263,12 @@ fn check_privilege(
 /// Turns SIGINT and SIGTERM into [`Control::Stop`], SIGQUIT into [`Control::Status`].
 fn signals() -> anyhow::Result<mpsc::Receiver<Control>> {
     let (tx, rx) = mpsc::channel(8);
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut quit = signal(SignalKind::quit())?;
+    let mut signals = Signals::new(&[Signal::Interrupt, Signal::Terminate, Signal::Quit])?;
     tokio::spawn(async move {
         loop {
-            let control = tokio::select! {
-                _ = interrupt.recv() => Control::Stop,
-                _ = terminate.recv() => Control::Stop,
-                _ = quit.recv() => Control::Status,
+            let control = match signals.recv().await {
+                Signal::Quit => Control::Status,
+                _ => Control::Stop,
             };
             if tx.send(control).await.is_err() {
                 break;

@@ -5,7 +5,8 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use netkit::endpoint::Stream;
-use netkit::ipc::{Exchange, Reply};
+use netkit::ipc::Exchange;
+use netkit::report::send::Reply;
 use netkit::Endpoint;
 use tokio::io::{AsyncRead, AsyncWrite};
 

@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use netkit::report::wait::{WaitReady, WaitTimeout};
 use netkit::wait::tls::Trust;
 use netkit::wait::{Backoff, HttpCheck, StatusSet, Target, WaitEvent, WaitOptions};
 use netkit::ParseError;
-use serde::Serialize;
 
 use crate::exit::{Exit, WithStatus};
 use crate::output::Printer;
@@ -87,17 +87,14 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
             );
         }
     }
-    let mut printed = Ok(());
     let runtime = super::runtime()?;
     let ready = runtime.block_on(netkit::wait::wait_for(&args.targets, &options, |event| {
-        if printed.is_ok() {
-            printed = report(out, progress, &args, &event);
-        }
+        report(out, progress, &args, &event)
     }));
     // A name lookup may still hang in a blocking thread: the deadline is hard, so do not
     // wait for it (dropping the runtime would).
     runtime.shutdown_background();
-    printed?;
+    let ready = ready?;
     if !ready {
         return Ok(Exit::Negative);
     }
@@ -143,58 +140,52 @@ fn options(args: &Args) -> anyhow::Result<WaitOptions> {
     })
 }
 
-/// `ready`/`timeout` records (docs/json.md).
-#[derive(Debug, Serialize)]
-struct WaitRecord {
-    endpoint: String,
-    elapsed_s: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    attempts: Option<u32>,
-}
-
+/// Prints one event: progress on stderr, the `ready`/`timeout` records with `--json`.
 fn report(out: &Printer, progress: bool, args: &Args, event: &WaitEvent) -> std::io::Result<()> {
-    let (kind, index, elapsed, reason, attempts) = match event {
-        WaitEvent::Ready { index, elapsed } => ("ready", *index, *elapsed, None, None),
+    match event {
+        WaitEvent::Ready { index, elapsed } => {
+            let target = args.targets[*index].to_string();
+            if progress {
+                let state = if args.invert { "gone" } else { "up" };
+                eprintln!("{target} is {state} after {}", seconds(*elapsed));
+            }
+            if out.json() {
+                let record = WaitReady {
+                    endpoint: target,
+                    elapsed_s: elapsed.as_secs_f64(),
+                };
+                out.record("ready", &record)?;
+            }
+        }
         WaitEvent::NotReady { index, finding, .. } => {
             tracing::info!("{}: not ready: {}", args.targets[*index], finding.reason());
-            return Ok(());
         }
         WaitEvent::TimedOut {
             index,
             elapsed,
             finding,
             attempts,
-        } => (
-            "timeout",
-            *index,
-            *elapsed,
-            Some(finding.reason()),
-            Some(*attempts),
-        ),
-    };
-    let target = args.targets[index].to_string();
-    if progress {
-        match &reason {
-            None if args.invert => eprintln!("{target} is gone after {}", seconds(elapsed)),
-            None => eprintln!("{target} is up after {}", seconds(elapsed)),
-            Some(why) => eprintln!(
-                "timed out waiting for {target}{} after {} ({}): {why}",
-                gone(args.invert),
-                seconds(elapsed),
-                tries(attempts.unwrap_or(0)),
-            ),
+        } => {
+            let target = args.targets[*index].to_string();
+            let reason = finding.reason();
+            if progress {
+                eprintln!(
+                    "timed out waiting for {target}{} after {} ({}): {reason}",
+                    gone(args.invert),
+                    seconds(*elapsed),
+                    tries(*attempts),
+                );
+            }
+            if out.json() {
+                let record = WaitTimeout {
+                    endpoint: target,
+                    elapsed_s: elapsed.as_secs_f64(),
+                    reason,
+                    attempts: *attempts,
+                };
+                out.record("timeout", &record)?;
+            }
         }
-    }
-    if out.json() {
-        let record = WaitRecord {
-            endpoint: target,
-            elapsed_s: elapsed.as_secs_f64(),
-            reason,
-            attempts,
-        };
-        out.record(kind, &record)?;
     }
     Ok(())
 }

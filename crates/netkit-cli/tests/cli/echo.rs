@@ -1,18 +1,18 @@
 //! `netkit echo`: every family, prefix, socket file mode and safety, signals, concurrency.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use netkit::ipc::Listening;
+use netkit::report::Listening;
 
-use crate::harness::{netkit, run, text};
+use crate::harness::{netkit, run, text, Proc};
 
-/// A running `netkit echo`, stopped with SIGTERM on drop.
+/// A running `netkit echo` (a [`Proc`]), killed on drop.
 pub struct EchoServer {
-    child: Child,
+    proc: Proc,
     /// The address it printed (`127.0.0.1:40123`, `unix:/tmp/x.sock`, ...).
     pub addr: String,
 }
@@ -26,55 +26,24 @@ impl EchoServer {
     }
 
     /// Starts a command that runs `netkit echo` and waits for its `listening on ADDR` line.
-    pub fn spawn(mut command: Command) -> EchoServer {
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn netkit echo");
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("stdout");
-        BufReader::new(stdout).read_line(&mut line).expect("read");
-        let Some(addr) = line.trim().strip_prefix("listening on ") else {
-            let out = child.wait_with_output().expect("wait");
-            panic!(
-                "no address: {line:?} {:?}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+    pub fn spawn(command: Command) -> EchoServer {
+        let proc = Proc::spawn(command);
+        let line = proc.stdout.next(&mut 0);
+        let Some(addr) = line
+            .as_deref()
+            .and_then(|l| l.strip_prefix("listening on "))
+        else {
+            panic!("no address: {line:?}; stderr: {:?}", proc.stderr.to_end());
         };
-        EchoServer {
-            addr: addr.to_string(),
-            child,
-        }
+        let addr = addr.to_string();
+        EchoServer { proc, addr }
     }
 
     /// Sends `signal` (TERM, INT) and returns the exit code and stderr.
-    pub fn stop(mut self, signal: &str) -> (i32, String) {
-        signal_pid(self.child.id(), signal);
-        let mut stderr = String::new();
-        if let Some(mut err) = self.child.stderr.take() {
-            err.read_to_string(&mut stderr).expect("stderr");
-        }
-        let status = self.child.wait().expect("wait");
-        (status.code().unwrap_or(-1), stderr)
+    pub fn stop(self, signal: &str) -> (i32, String) {
+        let (code, _, stderr) = self.proc.stop(signal);
+        (code, stderr)
     }
-}
-
-impl Drop for EchoServer {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            signal_pid(self.child.id(), "KILL");
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn signal_pid(pid: u32, signal: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{signal}"), &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
 }
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -227,19 +196,15 @@ fn nix_uid() -> String {
 
 #[test]
 fn json_announces_the_bound_address() {
-    let mut child = netkit()
-        .args(["--json", "echo", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read");
-    signal_pid(child.id(), "TERM");
-    child.wait().expect("wait");
+    let mut command = netkit();
+    command.args(["--json", "echo", "127.0.0.1:0"]);
+    let proc = Proc::spawn(command);
+    let line = proc.stdout.next(&mut 0).expect("a line");
+    let (code, _, stderr) = proc.stop("TERM");
+    assert_eq!(code, 0, "{stderr}");
     let value: serde_json::Value = serde_json::from_str(&line).expect(&line);
     assert_eq!(value["type"], "listening");
+    assert!(value.get("target").is_none(), "{line}");
     let record: Listening = serde_json::from_value(value).expect("Listening");
     assert!(record.addr.starts_with("127.0.0.1:"), "{line}");
 }
@@ -291,7 +256,7 @@ fn running_out_of_file_descriptors_slows_accept_down_but_never_stops_it() {
         .args(["-c", "ulimit -n 20 && exec \"$0\" echo \"$1\""])
         .arg(env!("CARGO_BIN_EXE_netkit"))
         .arg(&name);
-    let mut server = EchoServer::spawn(command);
+    let server = EchoServer::spawn(command);
     assert_eq!(server.addr, name);
     use std::os::linux::net::SocketAddrExt;
     let addr = std::os::unix::net::SocketAddr::from_abstract_name(&name["unix:@".len()..])
@@ -300,16 +265,10 @@ fn running_out_of_file_descriptors_slows_accept_down_but_never_stops_it() {
         .map(|_| std::os::unix::net::UnixStream::connect_addr(&addr).expect("connect"))
         .collect();
     // Wait (bounded) until the server says it is out of descriptors.
-    let stderr = BufReader::new(server.child.stderr.take().expect("stderr"));
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let warned = std::iter::from_fn(|| rx.recv_timeout(std::time::Duration::from_secs(20)).ok())
-        .find(|line| line.contains("too many open files"));
-    assert!(warned.is_some(), "no EMFILE warning");
+    server
+        .proc
+        .stderr
+        .wait_for(|line| line.contains("too many open files"), 1);
     drop(held);
     assert_eq!(send(&name, "still serving"), "still serving\n");
     assert_eq!(server.stop("TERM").0, 0);

@@ -84,7 +84,7 @@ fn forward_unix_path_listener_to_abstract_target() {
     assert_eq!((sent, len), (got, 1 << 20));
     fw.signal("TERM");
     let mut fw = fw;
-    assert_eq!(fw.child.wait().unwrap().code(), Some(0));
+    assert_eq!(fw.wait(), 0);
     assert!(!path.exists(), "socket file left behind");
 }
 
@@ -128,7 +128,7 @@ fn forward_fd_count_returns_to_baseline_after_thousands_of_connections() {
 #[test]
 fn forward_upstream_down_closes_client_and_lives_on() {
     let dead = closed_port();
-    let mut fw = Forwarder::start(&["forward", "0", &dead.to_string()]);
+    let mut fw = Forwarder::start(&["forward", "0", &dead.endpoint()]);
     for _ in 0..3 {
         let mut client = connect(fw.addr());
         let mut buf = [0u8; 16];
@@ -352,19 +352,12 @@ fn forward_json_conn_records_on_stdout() {
     let upstream = tcp_echo("127.0.0.1:0");
     let mut cmd = netkit();
     cmd.args(["--json", "forward", "0", &upstream.to_string()]);
-    cmd.stdout(std::process::Stdio::piped());
-    let mut fw = Forwarder::spawn(cmd, 1);
+    let fw = Forwarder::spawn(cmd, 1);
     assert_eq!(round_trip(connect(fw.addr()), b"12345"), b"12345");
     fw.signal("TERM");
-    let mut out = String::new();
-    fw.child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
+    let out = fw.stdout.to_end();
     let records: Vec<serde_json::Value> = out
-        .lines()
+        .iter()
         .map(|l| serde_json::from_str(l).expect("JSON line"))
         .collect();
     assert_eq!(records[0]["type"], "listening");
@@ -395,8 +388,7 @@ fn forward_sigterm_stops_accepting_and_drains_open_connections() {
     }
     assert!(fw.alive(), "exited before draining");
     assert_eq!(round_trip(open, b"2"), b"2");
-    let status = fw.child.wait().unwrap();
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(fw.wait(), 0);
 }
 
 #[test]

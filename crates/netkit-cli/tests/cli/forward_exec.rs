@@ -89,7 +89,7 @@ fn forward_exec_children_are_reaped_never_left_as_zombies() {
     for i in 0..30u8 {
         assert_eq!(round_trip(connect(fw.addr()), &[b'a' + i % 26]).len(), 1);
     }
-    let pid = fw.child.id();
+    let pid = fw.pid();
     let start = Instant::now();
     while !children(pid).is_empty() && start.elapsed() < PATIENCE {
         thread::sleep(Duration::from_millis(20));

@@ -1,31 +1,31 @@
-//! Helpers of the forward tests: a running forwarder (killed on drop, its stderr collected),
-//! echo and late-reply upstreams on port 0, and hashed bulk transfers.
+//! Helpers of the forward tests: a running forwarder (a [`Proc`]), echo and late-reply
+//! upstreams on port 0, the peers it is compared with (HAProxy, nginx, a Python HTTP server),
+//! and hashed bulk transfers.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::ops::{Deref, DerefMut};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-/// How long any wait in these tests may last before it counts as a failure.
-pub const PATIENCE: Duration = Duration::from_secs(20);
+pub use super::harness::PATIENCE;
+use super::harness::{Proc, Reserved};
 
-/// A running `netkit forward`; killed when dropped.
+/// A running `netkit forward` (a [`Proc`]: stderr lines, signals, killed on drop).
 pub struct Forwarder {
-    pub child: Child,
+    proc: Proc,
     pub listens: Vec<String>,
-    stderr: Arc<Mutex<Vec<String>>>,
 }
 
 impl Forwarder {
-    /// Starts `netkit ARGS` and waits for `rules` `listening on` lines.
+    /// Starts `netkit ARGS` and waits for its `listening on` line.
     pub fn start(args: &[&str]) -> Forwarder {
         let mut cmd = super::harness::netkit();
         cmd.args(args);
@@ -33,30 +33,16 @@ impl Forwarder {
     }
 
     /// Starts a prepared command and waits until it announced `rules` listeners.
-    pub fn spawn(mut cmd: Command, rules: usize) -> Forwarder {
-        cmd.stdin(Stdio::null()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn netkit");
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let pipe = child.stderr.take().expect("stderr");
-        let lines = stderr.clone();
-        thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let mut fw = Forwarder {
-            child,
-            listens: Vec::new(),
-            stderr,
-        };
-        fw.wait_for(|l| l.starts_with("listening on "), rules);
-        fw.listens = fw
-            .lines()
+    pub fn spawn(cmd: Command, rules: usize) -> Forwarder {
+        let proc = Proc::spawn(cmd);
+        let listens = proc
+            .stderr
+            .wait_for(|l| l.starts_with("listening on "), rules)
             .iter()
             .filter_map(|l| l.strip_prefix("listening on "))
             .map(|l| l.split(" -> ").next().unwrap().to_string())
             .collect();
-        fw
+        Forwarder { proc, listens }
     }
 
     /// The first bound TCP address.
@@ -64,54 +50,23 @@ impl Forwarder {
         self.listens[0].parse().expect("tcp listen address")
     }
 
-    /// Every stderr line so far.
-    pub fn lines(&self) -> Vec<String> {
-        self.stderr.lock().unwrap().clone()
-    }
-
     /// Waits until `count` stderr lines match.
     pub fn wait_for(&self, pred: impl Fn(&str) -> bool, count: usize) -> Vec<String> {
-        let start = Instant::now();
-        loop {
-            let found: Vec<String> = self.lines().into_iter().filter(|l| pred(l)).collect();
-            if found.len() >= count {
-                return found;
-            }
-            assert!(
-                start.elapsed() < PATIENCE,
-                "waited for {count} matching lines; stderr:\n{}",
-                self.lines().join("\n")
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Whether the process still runs.
-    pub fn alive(&mut self) -> bool {
-        self.child.try_wait().expect("try_wait").is_none()
-    }
-
-    /// Open file descriptors of the forwarder.
-    pub fn fd_count(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
-            .expect("read /proc/PID/fd")
-            .count()
-    }
-
-    /// Sends a signal by name (`TERM`, `INT`).
-    pub fn signal(&self, name: &str) {
-        let pid = self.child.id().to_string();
-        super::harness::sh(&["kill", &format!("-{name}"), &pid]);
+        self.proc.stderr.wait_for(pred, count)
     }
 }
 
-impl Drop for Forwarder {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if thread::panicking() {
-            eprintln!("forwarder stderr:\n{}", self.lines().join("\n"));
-        }
+impl Deref for Forwarder {
+    type Target = Proc;
+
+    fn deref(&self) -> &Proc {
+        &self.proc
+    }
+}
+
+impl DerefMut for Forwarder {
+    fn deref_mut(&mut self) -> &mut Proc {
+        &mut self.proc
     }
 }
 
@@ -170,12 +125,10 @@ pub fn late_reply_server() -> SocketAddr {
     bound
 }
 
-/// A port with nothing listening on it.
-pub fn closed_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+/// A port with nothing listening on it, held (bound, not listening) for as long as the value
+/// lives, so that no other socket can take it meanwhile.
+pub fn closed_port() -> Reserved {
+    Reserved::v4()
 }
 
 /// Connects with generous timeouts set.
@@ -269,17 +222,10 @@ pub struct Haproxy;
 
 /// A running peer proxy (HAProxy), killed on drop.
 pub struct PeerProxy {
-    child: Child,
+    _proc: Proc,
     /// Where clients connect.
     pub addr: SocketAddr,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for PeerProxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Haproxy {
@@ -333,22 +279,25 @@ impl Haproxy {
         let fd = listener.as_raw_fd();
         let mut cmd = Command::new("haproxy");
         cmd.args(["-db", "-q", "-f"]).arg(&file);
-        cmd.stdin(Stdio::null()).stdout(Stdio::null());
-        // SAFETY: only async-signal-safe calls (dup2, fcntl) between fork and exec.
+        cmd.stdout(Stdio::null());
+        // SAFETY: only async-signal-safe calls (dup2, fcntl) between fork and exec; `fd` is
+        // the listener's, open until the child has exec'd.
         unsafe {
             cmd.pre_exec(move || {
                 use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+                use std::os::fd::{BorrowedFd, IntoRawFd};
+                let listener = BorrowedFd::borrow_raw(fd);
                 if fd == 3 {
-                    fcntl(3, FcntlArg::F_SETFD(FdFlag::empty()))?;
+                    fcntl(listener, FcntlArg::F_SETFD(FdFlag::empty()))?;
                 } else {
-                    nix::unistd::dup2(fd, 3)?;
+                    // fd 3 stays open for the program exec'd: never closed here.
+                    let _ = nix::unistd::dup2_raw(listener, 3)?.into_raw_fd();
                 }
                 Ok(())
             });
         }
-        let child = cmd.spawn().expect("spawn haproxy");
         PeerProxy {
-            child,
+            _proc: Proc::spawn_quiet(cmd),
             addr,
             _dir: dir,
         }
@@ -358,47 +307,38 @@ impl Haproxy {
 /// Python's http.server as an upstream (tests/data/http_upstream.py) that logs, per request
 /// it parsed, the method, the request-target and every Host field; killed on drop.
 pub struct HttpUpstream {
-    child: Child,
+    proc: Proc,
     /// Where it listens.
     pub addr: SocketAddr,
-    log: Arc<Mutex<Vec<serde_json::Value>>>,
 }
 
 impl HttpUpstream {
     /// Starts the upstream; `connect_ok` is the one host CONNECT is allowed to.
     pub fn start(connect_ok: &str) -> HttpUpstream {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/http_upstream.py");
-        let mut child = Command::new("python3")
-            .args([script, "--connect-ok", connect_ok])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn python3");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = lines.next().expect("upstream started").unwrap();
+        let mut cmd = Command::new("python3");
+        cmd.args([script, "--connect-ok", connect_ok]);
+        let proc = Proc::spawn(cmd);
+        let first = proc.stdout.wait_line("listening ");
         let port: u16 = first.strip_prefix("listening ").unwrap().parse().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = log.clone();
-        thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                let value = serde_json::from_str(&line).expect("upstream log line");
-                sink.lock().unwrap().push(value);
-            }
-        });
         HttpUpstream {
-            child,
+            proc,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            log,
         }
+    }
+
+    /// Everything logged so far (after the `listening` line), parsed.
+    fn log(&self) -> Vec<serde_json::Value> {
+        let lines = self.proc.stdout.since(1);
+        let parse = |l: &String| serde_json::from_str(l).expect("upstream log line");
+        lines.iter().map(parse).collect()
     }
 
     /// Every request logged so far (tunnel records and sentinels left out).
     pub fn requests(&self) -> Vec<serde_json::Value> {
-        let log = self.log.lock().unwrap();
-        log.iter()
+        self.log()
+            .into_iter()
             .filter(|v| v.get("tunnel").is_none() && !is_sentinel(v))
-            .cloned()
             .collect()
     }
 
@@ -408,17 +348,8 @@ impl HttpUpstream {
         let path = format!("/__sentinel/{}", SENTINELS.fetch_add(1, Ordering::Relaxed));
         let request = format!("GET {path} HTTP/1.0\r\n\r\n");
         round_trip(connect(self.addr), request.as_bytes());
-        let start = Instant::now();
-        while !self
-            .log
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|v| v["target"] == path.as_str())
-        {
-            assert!(start.elapsed() < PATIENCE, "sentinel {path} never logged");
-            thread::sleep(Duration::from_millis(5));
-        }
+        let quoted = format!("\"{path}\"");
+        self.proc.stdout.wait_line(&quoted);
         self.requests()
     }
 
@@ -448,13 +379,6 @@ fn is_sentinel(request: &serde_json::Value) -> bool {
         .is_some_and(|t| t.starts_with("/__sentinel/"))
 }
 
-impl Drop for HttpUpstream {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A target that reads one connection to its end, hands over the bytes and closes without a
 /// word (no response: nothing for an HTTP relay to follow).
 pub fn recording_server() -> (SocketAddr, std::sync::mpsc::Receiver<Vec<u8>>) {
@@ -474,7 +398,7 @@ pub fn recording_server() -> (SocketAddr, std::sync::mpsc::Receiver<Vec<u8>>) {
 /// nginx (single process, on a Unix socket in its own directory) answering 200 to everything
 /// and logging, per request it parsed, `$host|$http_host|$status|$request`; killed on drop.
 pub struct Nginx {
-    child: Child,
+    _proc: Proc,
     dir: tempfile::TempDir,
 }
 
@@ -495,18 +419,13 @@ impl Nginx {
         let file = dir.path().join("nginx.conf");
         std::fs::write(&file, config).unwrap();
         let error_log = dir.path().join("error.log");
-        let child = Command::new("nginx")
-            .arg("-e")
-            .arg(&error_log)
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(&file)
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn nginx");
-        let nginx = Nginx { child, dir };
+        let mut cmd = Command::new("nginx");
+        cmd.arg("-e").arg(&error_log).arg("-p").arg(dir.path());
+        cmd.arg("-c").arg(&file);
+        let nginx = Nginx {
+            _proc: Proc::spawn(cmd),
+            dir,
+        };
         let start = Instant::now();
         while UnixStream::connect(nginx.socket()).is_err() {
             assert!(start.elapsed() < PATIENCE, "nginx did not start");
@@ -524,12 +443,5 @@ impl Nginx {
     pub fn log(&self) -> Vec<String> {
         let text = std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default();
         text.lines().map(str::to_string).collect()
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

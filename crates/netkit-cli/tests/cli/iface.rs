@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use netkit::report::Interface;
+use netkit::report::iface::Interface;
 use serde_json::Value;
 
 use crate::harness::{privileged, text, Netns};

@@ -1,7 +1,7 @@
 //! JSON Lines output: every line one flat object with a `type`, deserializable into the
 //! documented record types.
 
-use netkit::report::Interface;
+use netkit::report::iface::Interface;
 
 use crate::harness::{run, text};
 

@@ -3,12 +3,11 @@
 //! 198.18.0.3 / 2001:db8::3 that nobody owns (silent hosts). Unprivileged runs drop to uid
 //! 65534 inside a namespace whose `net.ipv4.ping_group_range` the test opens or closes.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use netkit::ping::{PingReply, PingSummary, PingTimeout};
+use netkit::report::ping::{PingReply, PingSummary, PingTimeout};
 
-use crate::harness::{privileged, run, sh, text, Netns};
+use crate::harness::{privileged, run, sh, text, Netns, Proc};
 use crate::ping_net::{counts, json_lines, loopback_ns, of_type, ping_in, routed, two_hosts};
 
 #[test]
@@ -171,24 +170,15 @@ fn ctrl_c_prints_the_summary() {
         return;
     }
     let ns = loopback_ns("pingint");
-    let mut child = ns
-        .netkit()
-        .args(["ping", "-i", "0.1", "-w", "30", "127.0.0.1"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let first_reply = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find(|l| l.contains("bytes from 127.0.0.1"));
-    assert!(first_reply.is_some(), "no reply line");
-    // `ip netns exec` execs netkit, so the child's pid is netkit's.
-    sh(&["kill", "-INT", &child.id().to_string()]);
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    let status = child.wait().expect("wait");
+    let mut cmd = ns.netkit();
+    cmd.args(["ping", "-i", "0.1", "-w", "30", "127.0.0.1"]);
+    let ping = Proc::spawn(cmd);
+    let first_reply = ping.stdout.position("bytes from 127.0.0.1");
+    ping.signal("INT");
+    let (code, out, _) = ping.finish();
+    let rest: Vec<&str> = out.lines().skip(first_reply + 1).collect();
     let rest = rest.join("\n");
-    assert_eq!(status.code(), Some(0), "{rest}");
+    assert_eq!(code, 0, "{rest}");
     assert!(rest.contains("--- 127.0.0.1 ping statistics ---"), "{rest}");
     assert!(rest.contains("rtt min/avg/max/mdev"), "{rest}");
 }
@@ -235,15 +225,12 @@ fn unprivileged_ping_sees_icmp_errors_as_iputils_does() {
     // which a datagram socket gets through its error queue. iputils (as root) beside it.
     let (near, _far) = two_hosts("pingdgerr");
     let args = ["-c", "2", "-i", "0.5", "198.18.0.3"];
-    let iputils = Command::new("ip")
-        .args(["netns", "exec", &near.name, "ping"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn iputils");
+    let mut cmd = near.command("ping");
+    cmd.args(args);
+    let iputils = Proc::spawn(cmd);
     let open = "0 2147483647";
     let (code, out, err) = ping_as_nobody(&near, open, &["-i", "0.5", "198.18.0.3"]);
-    let (_, i_out, _) = text(&iputils.wait_with_output().expect("iputils"));
+    let (_, i_out, _) = iputils.finish();
     assert_eq!(code, 1, "{out}{err}");
     assert!(
         out.contains("From 198.18.0.1 icmp_seq=1 Destination Host Unreachable"),

@@ -1,13 +1,16 @@
-//! Test networks for `netkit ping` and the iputils runs it is compared with: a namespace with
-//! only loopback, two namespaces joined by a veth pair (near 198.18.0.1 / 2001:db8::1, far .2 /
-//! ::2, nobody at .3 / ::3), and near -- router -- far. Helpers run netkit or iputils' `ping`
-//! inside a namespace and read JSON Lines back.
+//! Test networks for `netkit ping` and the iputils runs it is compared with, built on the
+//! harness's [`Netns`] (the lab's namespace primitive): a namespace with only loopback, two
+//! namespaces joined by a veth pair (near 198.18.0.1 / 2001:db8::1, far .2 / ::2, nobody at
+//! .3 / ::3), and near -- router -- far. (Impaired links, many hosts and far-side behaviours
+//! come from the lab, `lab.rs`.) Helpers run netkit or iputils' `ping` inside a namespace and
+//! read JSON Lines back.
 
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{sh, text, Netns};
+use crate::harness::{sh, text, Netns, Proc};
 
 /// A namespace with only loopback, up.
 pub fn loopback_ns(tag: &str) -> Netns {
@@ -29,9 +32,8 @@ pub struct End<'a> {
 /// solicitation (the far end has not joined its solicited-node group yet) and retries only
 /// after a second, so without this the first probes of a test would go unanswered.
 pub fn link(a: End, b: End) {
-    a.ns.ip(&[
-        "link", "add", a.dev, "type", "veth", "peer", "name", b.dev, "netns", &b.ns.name,
-    ]);
+    a.ns.veth(a.dev, b.ns, b.dev)
+        .unwrap_or_else(|e| panic!("{e}"));
     for end in [&a, &b] {
         end.ns
             .ip(&["addr", "add", &format!("{}/24", end.v4), "dev", end.dev]);
@@ -168,17 +170,12 @@ pub fn both_in(ns: &Netns, args: &[&str]) -> ((i32, String, String), (i32, Strin
     side_by_side(netkit, iputils_cmd(ns, args))
 }
 
-/// Runs two commands at the same time and returns their (status, stdout, stderr).
+/// Runs two commands at the same time and returns their (status, stdout, stderr); each may run
+/// for up to two minutes (pings end by their own `-c`, `-w` and `-W`).
 pub fn side_by_side(a: Command, b: Command) -> ((i32, String, String), (i32, String, String)) {
-    let spawn = |mut cmd: Command| -> Child {
-        cmd.stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn")
-    };
-    let (a, b) = (spawn(a), spawn(b));
-    let finish = |child: Child| -> Output { child.wait_with_output().expect("wait") };
-    (text(&finish(a)), text(&finish(b)))
+    let (a, b) = (Proc::spawn(a), Proc::spawn(b));
+    let limit = Duration::from_secs(120);
+    (a.finish_within(limit), b.finish_within(limit))
 }
 
 /// The line of `out` that starts with `start`, or a panic that shows `out`.

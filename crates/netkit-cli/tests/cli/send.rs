@@ -2,7 +2,7 @@
 
 use std::process::Stdio;
 
-use netkit::ipc::Reply;
+use netkit::report::send::Reply;
 
 use crate::echo::{send, send_bytes, unique, EchoServer};
 use crate::harness::{netkit, run, text};

@@ -4,11 +4,11 @@
 
 use std::io::Write;
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::harness::{netkit, privileged, text, Netns};
-use crate::wait_util::{read_until, DnsLab, Reserved};
+use crate::harness::{netkit, privileged, text, Netns, Proc, Reserved};
+use crate::wait_util::DnsLab;
 
 fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
     stdout
@@ -21,23 +21,13 @@ fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
 fn a_late_listener_is_detected() {
     let reserved = Reserved::v4();
     let port = reserved.addr.port();
-    let child = netkit()
-        .args([
-            "--json",
-            "wait",
-            &format!("127.0.0.1:{port}"),
-            "--interval",
-            "50ms",
-            "--timeout",
-            "60s",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut cmd = netkit();
+    cmd.args(["--json", "wait", &format!("127.0.0.1:{port}")]);
+    cmd.args(["--interval", "50ms", "--timeout", "60s"]);
+    let child = Proc::spawn(cmd);
     std::thread::sleep(Duration::from_millis(700));
     let _listener = reserved.listen();
-    let (code, stdout, stderr) = text(&child.wait_with_output().expect("wait"));
+    let (code, stdout, stderr) = child.finish();
     assert_eq!(code, 0, "{stderr}");
     let records = json_lines(&stdout);
     assert_eq!(records.len(), 1, "{stdout}");
@@ -138,21 +128,13 @@ fn all_targets_by_default_any_on_request() {
 fn unix_socket_that_appears_later() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("late.sock");
-    let child = netkit()
-        .args([
-            "wait",
-            &format!("unix:{}", path.display()),
-            "--interval",
-            "50ms",
-            "--timeout",
-            "60s",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let mut cmd = netkit();
+    cmd.args(["wait", &format!("unix:{}", path.display())]);
+    cmd.args(["--interval", "50ms", "--timeout", "60s"]);
+    let child = Proc::spawn(cmd);
     std::thread::sleep(Duration::from_millis(400));
     let _listener = std::os::unix::net::UnixListener::bind(&path).expect("bind");
-    let (code, _, stderr) = text(&child.wait_with_output().expect("wait"));
+    let (code, _, stderr) = child.finish();
     assert_eq!(code, 0, "{stderr}");
 }
 
@@ -184,19 +166,12 @@ fn the_command_runs_when_ready_and_its_status_is_ours() {
 fn the_command_gets_our_stdin() {
     let up = TcpListener::bind("127.0.0.1:0").expect("bind");
     let up = up.local_addr().expect("addr").to_string();
-    let mut child = netkit()
-        .args(["wait", &up, "-q", "--", "cat"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(b"through\n")
-        .expect("write");
-    let (code, stdout, _) = text(&child.wait_with_output().expect("wait"));
+    let mut cmd = netkit();
+    cmd.args(["wait", &up, "-q", "--", "cat"]);
+    let (child, mut stdin) = Proc::spawn_with_stdin(cmd);
+    stdin.write_all(b"through\n").expect("write");
+    drop(stdin);
+    let (code, stdout, _) = child.finish();
     assert_eq!((code, stdout.as_str()), (0, "through\n"));
 }
 
@@ -262,22 +237,22 @@ fn tcp_urls_are_endpoints() {
 fn invert_is_ready_once_the_port_is_freed() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
-    let mut child = netkit()
-        .args(["-v", "wait", &addr, "--invert", "--interval", "50ms"])
-        .args(["--timeout", "60s"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
-    read_until(&mut lines, "not ready: still accepts connections");
+    let mut cmd = netkit();
+    cmd.args(["-v", "wait", &addr, "--invert", "--interval", "50ms"]);
+    cmd.args(["--timeout", "60s"]);
+    let mut child = Proc::spawn(cmd);
+    let mark = child
+        .stderr
+        .position("not ready: still accepts connections")
+        + 1;
     // Several more attempts see it still up: the reason is not repeated.
     std::thread::sleep(Duration::from_millis(300));
     listener.set_nonblocking(true).expect("nonblocking");
     let attempts = listener.incoming().map_while(Result::ok).count();
     drop(listener);
-    let rest: Vec<String> = lines.map(|l| l.expect("line")).collect();
-    assert_eq!(child.wait().expect("wait").code(), Some(0), "{rest:?}");
+    assert_eq!(child.wait(), 0);
+    child.stderr.to_end();
+    let rest = child.stderr.since(mark);
     assert!(attempts > 1, "{attempts} connections while up");
     assert!(!rest.iter().any(|l| l.contains("not ready")), "{rest:?}");
     assert!(
@@ -292,26 +267,26 @@ fn a_file_that_appears_with_no_timeout() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("ready");
     let target = format!("file:{}", path.display());
-    let mut child = netkit()
-        .args([
-            "-v",
-            "wait",
-            &target,
-            "--timeout",
-            "0",
-            "--interval",
-            "50ms",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
-    read_until(&mut lines, &format!("waiting for {target} (no timeout)"));
-    read_until(&mut lines, "not ready: no such file or directory");
+    let mut cmd = netkit();
+    cmd.args([
+        "-v",
+        "wait",
+        &target,
+        "--timeout",
+        "0",
+        "--interval",
+        "50ms",
+    ]);
+    let mut child = Proc::spawn(cmd);
+    child
+        .stderr
+        .wait_line(&format!("waiting for {target} (no timeout)"));
+    child
+        .stderr
+        .wait_line("not ready: no such file or directory");
     std::fs::write(&path, b"").expect("create");
-    read_until(&mut lines, &format!("{target} is up after"));
-    assert_eq!(child.wait().expect("wait").code(), Some(0));
+    child.stderr.wait_line(&format!("{target} is up after"));
+    assert_eq!(child.wait(), 0);
 }
 
 #[test]
@@ -354,31 +329,26 @@ fn a_name_that_appears_on_a_real_dns_server() {
         stderr.ends_with(": cannot resolve gone.test: name or service not known\n"),
         "{stderr}"
     );
-    let mut child = lab
-        .ns
-        .netkit()
-        .args([
-            "-v",
-            "wait",
-            "dns:svc.test=198.18.0.7",
-            "--interval",
-            "50ms",
-        ])
-        .args(["--timeout", "60s"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
-    read_until(&mut lines, "not ready: cannot resolve svc.test");
+    let mut cmd = lab.ns.netkit();
+    cmd.args([
+        "-v",
+        "wait",
+        "dns:svc.test=198.18.0.7",
+        "--interval",
+        "50ms",
+    ]);
+    cmd.args(["--timeout", "60s"]);
+    let mut child = Proc::spawn(cmd);
+    child.stderr.wait_line("not ready: cannot resolve svc.test");
     lab.add("svc.test", "198.18.0.6");
-    read_until(
-        &mut lines,
-        "not ready: resolves to 198.18.0.6, not 198.18.0.7",
-    );
+    child
+        .stderr
+        .wait_line("not ready: resolves to 198.18.0.6, not 198.18.0.7");
     lab.add("svc.test", "198.18.0.7");
-    read_until(&mut lines, "dns:svc.test=198.18.0.7 is up after");
-    assert_eq!(child.wait().expect("wait").code(), Some(0));
+    child
+        .stderr
+        .wait_line("dns:svc.test=198.18.0.7 is up after");
+    assert_eq!(child.wait(), 0);
 }
 
 #[test]

@@ -5,10 +5,8 @@
 use std::io::Write;
 use std::process::{Command, Output};
 
-use crate::harness::{netkit, text};
-use crate::wait_util::{
-    chunked, curl, header, read_until, response, HttpServer, Pki, Reserved, TlsServer,
-};
+use crate::harness::{netkit, text, Proc, Reserved};
+use crate::wait_util::{chunked, curl, header, response, HttpServer, Pki, TlsServer};
 
 /// `netkit ARGS` without the certificate variables of the caller's environment.
 fn wait(args: &[&str]) -> Output {
@@ -131,28 +129,17 @@ fn ipv6_literal_urls_send_what_curl_sends() {
 fn invert_waits_until_the_server_is_gone() {
     let server = HttpServer::start("127.0.0.1", vec![response("200 OK", "")]);
     let url = format!("http://{}/", server.addr);
-    let mut child = netkit()
-        .args([
-            "-v",
-            "wait",
-            &url,
-            "--invert",
-            "--interval",
-            "50ms",
-            "--timeout",
-            "60s",
-        ])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
-    read_until(&mut lines, "not ready: still answers HTTP 200");
+    let mut cmd = netkit();
+    cmd.args(["-v", "wait", &url, "--invert", "--interval", "50ms"]);
+    cmd.args(["--timeout", "60s"]);
+    let mut child = Proc::spawn(cmd);
+    let mark = child.stderr.position("not ready: still answers HTTP 200") + 1;
     std::thread::sleep(std::time::Duration::from_millis(300));
     let answered = server.heads().len();
     drop(server);
-    let rest: Vec<String> = lines.map(|l| l.expect("line")).collect();
-    assert_eq!(child.wait().expect("wait").code(), Some(0), "{rest:?}");
+    assert_eq!(child.wait(), 0);
+    child.stderr.to_end();
+    let rest = child.stderr.since(mark);
     assert!(answered > 1, "{answered} requests");
     assert!(
         !rest.iter().any(|l| l.contains("not ready")),

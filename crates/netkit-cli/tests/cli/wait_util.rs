@@ -1,58 +1,19 @@
-//! Helpers of the wait tests: loopback ports reserved without a guess (bound, not listening, so
-//! connects are refused until the test makes the socket listen), a scripted HTTP server, a test
-//! CA with `openssl s_server` as the TLS peer, curl as the oracle, and a namespace whose DNS
-//! server is dnsmasq.
+//! Helpers of the wait tests: a scripted HTTP server, a test CA with `openssl s_server` as the
+//! TLS peer, curl as the oracle, and a namespace whose DNS server is dnsmasq. (Ports are
+//! reserved with the harness's [`Reserved`](crate::harness::Reserved), never guessed.)
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use socket2::{Domain, Socket, Type};
-
-use crate::harness::Netns;
-
-/// A loopback TCP port held by a socket that is bound but not listening: connects to it are
-/// refused, and no other socket can take the port while this value lives. [`Reserved::listen`]
-/// turns the same socket into a listener, so a "late listener" never races for the port.
-pub struct Reserved {
-    socket: Socket,
-    /// The reserved address.
-    pub addr: SocketAddr,
-}
-
-impl Reserved {
-    /// Reserves a port on `ip` (`127.0.0.1` or `::1`).
-    pub fn on(ip: &str) -> Reserved {
-        let ask: SocketAddr = SocketAddr::new(ip.parse().unwrap(), 0);
-        let socket = Socket::new(Domain::for_address(ask), Type::STREAM, None).unwrap();
-        socket.bind(&ask.into()).unwrap();
-        let addr = socket.local_addr().unwrap().as_socket().unwrap();
-        Reserved { socket, addr }
-    }
-
-    /// Reserves a port on 127.0.0.1.
-    pub fn v4() -> Reserved {
-        Reserved::on("127.0.0.1")
-    }
-
-    /// The address as `netkit wait` takes and prints it.
-    pub fn endpoint(&self) -> String {
-        self.addr.to_string()
-    }
-
-    /// Starts listening on the reserved port.
-    pub fn listen(self) -> TcpListener {
-        self.socket.listen(128).unwrap();
-        self.socket.into()
-    }
-}
+use crate::harness::{Netns, Proc};
 
 /// A loopback HTTP server that answers each connection with the next of its canned raw
 /// responses (the last one repeats), and records each request's head. Stops when dropped.
@@ -239,7 +200,7 @@ fn openssl(args: &[&str]) {
 /// `openssl s_server -www` (a real TLS server answering every GET with a 200 status page) on
 /// port 0 of 127.0.0.1; killed when dropped.
 pub struct TlsServer {
-    child: Child,
+    _proc: Proc,
     /// Where it listens.
     pub addr: SocketAddr,
 }
@@ -247,32 +208,14 @@ pub struct TlsServer {
 impl TlsServer {
     /// Serves with the server certificate of `pki`.
     pub fn start(pki: &Pki) -> TlsServer {
-        let mut child = Command::new("openssl")
-            .args(["s_server", "-accept", "127.0.0.1:0", "-www"])
-            .args([
-                "-cert",
-                &pki.file("server.pem"),
-                "-key",
-                &pki.file("server.key"),
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let addr = lines
-            .find_map(|line| line.ok()?.strip_prefix("ACCEPT ")?.parse().ok())
-            .unwrap();
-        thread::spawn(move || lines.for_each(drop));
-        TlsServer { child, addr }
-    }
-}
-
-impl Drop for TlsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let mut cmd = Command::new("openssl");
+        cmd.args(["s_server", "-accept", "127.0.0.1:0", "-www"]);
+        cmd.args(["-cert", &pki.file("server.pem")]);
+        cmd.args(["-key", &pki.file("server.key")]);
+        let proc = Proc::spawn(cmd);
+        let accept = proc.stdout.wait_line("ACCEPT ");
+        let addr = accept.strip_prefix("ACCEPT ").unwrap().parse().unwrap();
+        TlsServer { _proc: proc, addr }
     }
 }
 
@@ -299,7 +242,7 @@ pub struct DnsLab {
     pub ns: Netns,
     _etc: NetnsEtc,
     names: PathBuf,
-    dnsmasq: Child,
+    dnsmasq: Proc,
     _dir: tempfile::TempDir,
 }
 
@@ -312,30 +255,24 @@ impl DnsLab {
         let dir = tempfile::tempdir().unwrap();
         let names = dir.path().join("names");
         std::fs::write(&names, "").unwrap();
-        let mut dnsmasq = Command::new("ip")
-            .args(["netns", "exec", &ns.name, "dnsmasq", "--keep-in-foreground"])
-            .args([
-                "--conf-file=/dev/null",
-                "--no-resolv",
-                "--no-hosts",
-                "--user=root",
-            ])
-            .args([
-                "--listen-address=127.0.0.1",
-                "--bind-interfaces",
-                "--local=/test/",
-            ])
-            .arg(format!("--addn-hosts={}", names.display()))
-            .args(["--pid-file", "--log-facility=-"])
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("dnsmasq (Debian package dnsmasq-base)");
-        let mut log = BufReader::new(dnsmasq.stderr.take().unwrap()).lines();
-        assert!(
-            log.any(|line| line.is_ok_and(|l| l.contains(" names"))),
-            "dnsmasq did not start"
-        );
-        thread::spawn(move || log.for_each(drop));
+        let mut cmd = ns.command("dnsmasq");
+        cmd.arg("--keep-in-foreground");
+        cmd.args([
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--user=root",
+        ]);
+        cmd.args([
+            "--listen-address=127.0.0.1",
+            "--bind-interfaces",
+            "--local=/test/",
+        ]);
+        cmd.arg(format!("--addn-hosts={}", names.display()));
+        cmd.args(["--pid-file", "--log-facility=-"]);
+        // dnsmasq comes from the Debian package dnsmasq-base.
+        let dnsmasq = Proc::spawn(cmd);
+        dnsmasq.stderr.wait_line(" names");
         DnsLab {
             ns,
             _etc: etc,
@@ -352,15 +289,7 @@ impl DnsLab {
             .open(&self.names)
             .unwrap();
         writeln!(names, "{ip} {name}").unwrap();
-        let pid = self.dnsmasq.id().to_string();
-        crate::harness::sh(&["kill", "-HUP", &pid]);
-    }
-}
-
-impl Drop for DnsLab {
-    fn drop(&mut self) {
-        let _ = self.dnsmasq.kill();
-        let _ = self.dnsmasq.wait();
+        self.dnsmasq.signal("HUP");
     }
 }
 
@@ -383,18 +312,4 @@ impl Drop for NetnsEtc {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-/// Reads a child's stderr line by line until one contains `text`; all lines read so far on
-/// failure (the child's own timeout bounds the wait).
-pub fn read_until(lines: &mut impl Iterator<Item = std::io::Result<String>>, text: &str) {
-    let mut seen = Vec::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if line.contains(text) {
-            return;
-        }
-        seen.push(line);
-    }
-    panic!("no line with {text:?} in:\n{}", seen.join("\n"));
 }

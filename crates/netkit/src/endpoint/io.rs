@@ -197,6 +197,20 @@ impl From<UnixStream> for Stream {
     }
 }
 
+/// A TCP listener the caller bound (or was handed, e.g. by a service manager).
+impl From<TcpListener> for Listener {
+    fn from(listener: TcpListener) -> Self {
+        Listener::Tcp(listener)
+    }
+}
+
+/// A Unix listener the caller bound; its socket file, if any, is the caller's to remove.
+impl From<UnixListener> for Listener {
+    fn from(listener: UnixListener) -> Self {
+        Listener::Unix(listener, None)
+    }
+}
+
 impl Listener {
     /// Accepts one connection; returns the stream and a printable peer address.
     pub async fn accept(&self) -> io::Result<(Stream, String)> {

@@ -19,8 +19,62 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::{Options, Rule};
-use crate::endpoint::Endpoint;
+use crate::duration::{parse_duration, parse_positive_duration, DurationError};
+use crate::endpoint::{Endpoint, EndpointError};
 use crate::error::ParseError;
+use crate::target::TargetError;
+
+/// A rules file could not be read or failed its checks: `FILE: why`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{input}: {kind}")]
+pub struct ConfigError {
+    /// The file as given.
+    pub input: String,
+    /// What is wrong with it.
+    pub kind: ConfigErrorKind,
+}
+
+/// What is wrong with a rules file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigErrorKind {
+    /// It cannot be read.
+    #[error("{0}")]
+    Unreadable(String),
+    /// It is not TOML of the expected shape (an unknown key, a value of the wrong type); the
+    /// TOML parser's message.
+    #[error("{0}")]
+    Toml(String),
+    /// It has no `[[rule]]` table.
+    #[error("no [[rule]] tables")]
+    NoRules,
+    /// A value of a rule failed its check.
+    #[error("rule {rule}: {error}")]
+    Rule {
+        /// The rule's position in the file, from 1.
+        rule: usize,
+        /// The key whose value failed (`listen`, `target`, `drain_timeout`, ...).
+        key: &'static str,
+        /// Why the value failed, naming the value.
+        error: Box<ValueError>,
+    },
+}
+
+/// Why a value in a rule failed, in the words of the value's own domain.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    /// `listen` or `target`.
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    /// An `allow` block.
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    /// A timeout.
+    #[error(transparent)]
+    Duration(#[from] DurationError),
+    /// `http_host`, `proxy_protocol`, `max_conns`.
+    #[error(transparent)]
+    Other(#[from] ParseError),
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,65 +99,93 @@ struct RuleSpec {
 }
 
 /// Reads and checks the rules of `path`.
-pub fn load(path: &Path) -> Result<Vec<Rule>, ParseError> {
-    let name = path.display().to_string();
+pub fn load(path: &Path) -> Result<Vec<Rule>, ConfigError> {
+    let input = path.display().to_string();
+    let fail = |kind| ConfigError {
+        input: input.clone(),
+        kind,
+    };
     let text = std::fs::read_to_string(path)
-        .map_err(|e| ParseError::new(&name, crate::error::describe_io(&e)))?;
-    parse(&text).map_err(|why| ParseError::new(name, why))
+        .map_err(|e| fail(ConfigErrorKind::Unreadable(crate::error::describe_io(&e))))?;
+    parse(&text).map_err(fail)
 }
 
-/// Parses rules from TOML text; the error says which rule and value failed.
-pub fn parse(text: &str) -> Result<Vec<Rule>, String> {
-    let file: File = toml::from_str(text).map_err(|e| e.message().to_string())?;
+/// Parses rules from TOML text; the error says which rule and key failed.
+pub fn parse(text: &str) -> Result<Vec<Rule>, ConfigErrorKind> {
+    let file: File =
+        toml::from_str(text).map_err(|e| ConfigErrorKind::Toml(e.message().to_string()))?;
     if file.rule.is_empty() {
-        return Err("no [[rule]] tables".into());
+        return Err(ConfigErrorKind::NoRules);
     }
     file.rule
         .into_iter()
         .enumerate()
-        .map(|(i, spec)| spec.check().map_err(|e| format!("rule {}: {e}", i + 1)))
+        .map(|(i, spec)| {
+            spec.check().map_err(|(key, error)| ConfigErrorKind::Rule {
+                rule: i + 1,
+                key,
+                error: Box::new(error),
+            })
+        })
         .collect()
 }
 
+/// Tags a value's error with its key.
+fn key<T, E: Into<ValueError>>(
+    key: &'static str,
+    result: Result<T, E>,
+) -> Result<T, (&'static str, ValueError)> {
+    result.map_err(|e| (key, e.into()))
+}
+
 impl RuleSpec {
-    fn check(self) -> Result<Rule, ParseError> {
+    fn check(self) -> Result<Rule, (&'static str, ValueError)> {
         let defaults = Options::default();
         let options = Options {
-            http_host: self.http_host.as_deref().map(str::parse).transpose()?,
-            allow: self
-                .allow
-                .iter()
-                .map(|net| crate::target::parse_net(net))
-                .collect::<Result<_, _>>()?,
+            http_host: key(
+                "http_host",
+                self.http_host.as_deref().map(str::parse).transpose(),
+            )?,
+            allow: key(
+                "allow",
+                self.allow
+                    .iter()
+                    .map(|net| crate::target::parse_net(net))
+                    .collect::<Result<_, _>>(),
+            )?,
             max_conns: match self.max_conns {
-                Some(0) => return Err(ParseError::new("max_conns = 0", "must be 1 or more")),
+                Some(0) => {
+                    let zero = ParseError::new("max_conns = 0", "must be 1 or more");
+                    return Err(("max_conns", zero.into()));
+                }
                 other => other,
             },
-            idle_timeout: self.idle_timeout.as_deref().map(positive).transpose()?,
+            idle_timeout: key(
+                "idle_timeout",
+                self.idle_timeout
+                    .as_deref()
+                    .map(parse_positive_duration)
+                    .transpose(),
+            )?,
             connect_timeout: match self.connect_timeout.as_deref() {
-                Some(text) => positive(text)?,
+                Some(text) => key("connect_timeout", parse_positive_duration(text))?,
                 None => defaults.connect_timeout,
             },
-            proxy_protocol: self.proxy_protocol.as_deref().map(str::parse).transpose()?,
+            proxy_protocol: key(
+                "proxy_protocol",
+                self.proxy_protocol.as_deref().map(str::parse).transpose(),
+            )?,
             drain_timeout: match self.drain_timeout.as_deref() {
-                Some(text) => crate::parse_duration(text)?,
+                Some(text) => key("drain_timeout", parse_duration(text))?,
                 None => defaults.drain_timeout,
             },
         };
         Ok(Rule {
-            listen: Endpoint::parse_listen(&self.listen)?,
-            target: self.target.parse()?,
+            listen: key("listen", Endpoint::parse_listen(&self.listen))?,
+            target: key("target", self.target.parse())?,
             options,
         })
     }
-}
-
-fn positive(text: &str) -> Result<std::time::Duration, ParseError> {
-    let value = crate::parse_duration(text)?;
-    if value.is_zero() {
-        return Err(ParseError::new(text, "must be longer than zero"));
-    }
-    Ok(value)
 }
 
 #[cfg(test)]
@@ -135,11 +217,54 @@ mod tests {
     }
 
     #[test]
-    fn refuses_unknown_keys_and_bad_values() {
+    fn refuses_unknown_keys_and_bad_values_naming_rule_and_key() {
         let unknown = parse("[[rule]]\nlisten = \"0\"\ntarget = \"1.2.3.4:80\"\ncolour = 1\n");
-        assert!(unknown.unwrap_err().contains("colour"));
+        assert!(
+            matches!(&unknown, Err(ConfigErrorKind::Toml(why)) if why.contains("colour")),
+            "{unknown:?}"
+        );
         let bad = parse("[[rule]]\nlisten = \"0\"\ntarget = \"1.2.3.4:0\"\n").unwrap_err();
-        assert!(bad.starts_with("rule 1: 1.2.3.4:0"), "{bad}");
-        assert!(parse("").is_err());
+        let ConfigErrorKind::Rule { rule, key, error } = &bad else {
+            panic!("{bad:?}");
+        };
+        assert_eq!((*rule, *key), (1, "target"));
+        let ValueError::Endpoint(endpoint) = error.as_ref() else {
+            panic!("{error:?}");
+        };
+        assert_eq!(endpoint.input, "1.2.3.4:0");
+        assert_eq!(
+            endpoint.kind,
+            crate::endpoint::EndpointErrorKind::Port(crate::ports::PortErrorKind::OutOfRange)
+        );
+        assert_eq!(
+            bad.to_string(),
+            "rule 1: 1.2.3.4:0: port must be between 1 and 65535"
+        );
+        let zero = parse(
+            "[[rule]]\nlisten = \"0\"\ntarget = \"[::1]:1\"\n\
+                          [[rule]]\nlisten = \"0\"\ntarget = \"[::1]:1\"\nidle_timeout = \"0s\"\n",
+        );
+        assert!(
+            matches!(
+                zero,
+                Err(ConfigErrorKind::Rule {
+                    rule: 2,
+                    key: "idle_timeout",
+                    ..
+                })
+            ),
+            "{zero:?}"
+        );
+        assert_eq!(parse(""), Err(ConfigErrorKind::NoRules));
+    }
+
+    #[test]
+    fn an_unreadable_file_is_named() {
+        let err = load(Path::new("/nonexistent/rules.toml")).unwrap_err();
+        assert_eq!(err.input, "/nonexistent/rules.toml");
+        assert!(
+            matches!(err.kind, ConfigErrorKind::Unreadable(_)),
+            "{err:?}"
+        );
     }
 }

@@ -1,4 +1,4 @@
-//! One forwarded connection, from accept to its log record: ACL check, connect to the target,
+//! One forwarded connection, from accept to its record: ACL check, connect to the target,
 //! PROXY header, relay.
 
 use std::future::Future;
@@ -6,19 +6,18 @@ use std::net::IpAddr;
 use std::time::{Instant, SystemTime};
 
 use super::relay::{self, Outcome};
-use super::server::ConnLog;
-use super::{proxy, Close, ConnRecord, Rule};
+use super::{io as relay_io, proxy, Rule};
 use crate::endpoint::Stream;
+use crate::report::forward::{Close, ConnRecord};
 
 /// Handles one accepted client until both directions are done or `abort` completes (the
-/// drain timeout), then logs its record.
+/// drain timeout); returns its record.
 pub(super) async fn handle(
     client: Stream,
     peer: String,
     rule: &Rule,
-    log: &ConnLog,
     abort: impl Future<Output = ()>,
-) {
+) -> ConnRecord {
     let start = Instant::now();
     let mut record = ConnRecord {
         time: String::new(),
@@ -36,7 +35,7 @@ pub(super) async fn handle(
     drop(client);
     record.duration_s = start.elapsed().as_secs_f64();
     record.time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
-    log(&record);
+    record
 }
 
 async fn relay_to_target(
@@ -71,7 +70,7 @@ async fn relay_to_target(
     }
     if let Some(version) = rule.options.proxy_protocol {
         let header = proxy::header(version, client.peer_addr(), client.local_addr());
-        if let Err(err) = relay::write_all(&upstream, &header).await {
+        if let Err(err) = relay_io::write_all(&upstream, &header).await {
             record.close = Close::Reset;
             record.error = Some(crate::error::describe_io(&err));
             return;

@@ -18,13 +18,15 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use super::flow::{direction, Dir, Fault, Leg, Stats};
 use super::http::{Error, Session};
-use super::relay::{self, Dir, Fault, Leg, Stats, COPY_BUF};
-use super::Close;
+use super::io::{self as relay_io, COPY_BUF};
+use super::splice::{splice_some, PIPE_SIZE};
 use crate::endpoint::Stream;
+use crate::report::forward::Close;
+use crate::sys::splice::Pipe;
 
 /// Response body runs at least this long move with `splice(2)`.
-#[cfg(target_os = "linux")]
 const SPLICE_MIN: u64 = COPY_BUF as u64;
 
 /// How long the 400 or 502 answer may take to be written.
@@ -131,10 +133,10 @@ async fn requests(
             return Ok(reject(shared, err));
         }
         if shared.session().requests_raw() {
-            relay::direction(client, upstream, Dir::Up, stats).await?;
+            direction(client, upstream, Dir::Up, stats).await?;
             return Ok(UpEnd::Done);
         }
-        let n = relay::read(client, &mut buf)
+        let n = relay_io::read(client, &mut buf)
             .await
             .map_err(Fault::on(Leg::Client))?;
         if n == 0 {
@@ -206,23 +208,21 @@ async fn responses(
 ) -> Result<(), Stop> {
     let mut buf = vec![0u8; COPY_BUF];
     let mut out = Vec::new();
-    #[cfg(target_os = "linux")]
     let mut pipe = None;
     loop {
         if shared.rejected() && !shared.session().responses_owed() {
             return Ok(());
         }
         if shared.session().responses_raw() && !shared.rejected() {
-            return Ok(relay::direction(upstream, client, Dir::Down, stats).await?);
+            return Ok(direction(upstream, client, Dir::Down, stats).await?);
         }
-        #[cfg(target_os = "linux")]
         match splice_body(upstream, client, shared, stats, &mut pipe).await? {
             Some(0) => return responses_ended(client, shared),
             Some(_) => continue,
             None => {}
         }
         let n = tokio::select! {
-            n = relay::read(upstream, &mut buf) => n.map_err(Fault::on(Leg::Target))?,
+            n = relay_io::read(upstream, &mut buf) => n.map_err(Fault::on(Leg::Target))?,
             () = shared.to_responses.notified() => continue,
         };
         if n == 0 {
@@ -242,37 +242,27 @@ async fn responses(
 
 /// Moves a long run of response body with `splice(2)`: `None` when there is none (or no pipe
 /// to be had), else the bytes moved (0: the target closed).
-#[cfg(target_os = "linux")]
 async fn splice_body(
     upstream: &Stream,
     client: &Stream,
     shared: &Shared,
     stats: &Stats,
-    pipe: &mut Option<super::splice::Pipe>,
+    pipe: &mut Option<Pipe>,
 ) -> Result<Option<usize>, Fault> {
     let left = shared.session().response_body_left();
     if left < SPLICE_MIN {
         return Ok(None);
     }
     if pipe.is_none() {
-        *pipe = super::splice::Pipe::new().ok();
+        *pipe = Pipe::new(PIPE_SIZE).ok();
     }
     let Some(pipe) = pipe.as_ref() else {
         return Ok(None);
     };
     let limit = usize::try_from(left).unwrap_or(usize::MAX);
-    let moved = super::splice::splice_some(upstream, client, pipe, limit)
+    let moved = splice_some(upstream, client, pipe, limit)
         .await
-        .map_err(|(end, err)| match end {
-            relay::End::Src => Fault {
-                leg: Leg::Target,
-                err,
-            },
-            relay::End::Dst => Fault {
-                leg: Leg::Client,
-                err,
-            },
-        })?;
+        .map_err(|failed| Fault::of(Dir::Down, failed))?;
     shared.session().response_body_passed(moved as u64);
     stats.moved(Dir::Down, moved);
     stats.spliced(Dir::Down);
@@ -294,7 +284,7 @@ async fn send(dst: &Stream, bytes: &[u8], dir: Dir, stats: &Stats) -> Result<(),
     if bytes.is_empty() {
         return Ok(());
     }
-    relay::write_all(dst, bytes)
+    relay_io::write_all(dst, bytes)
         .await
         .map_err(Fault::on(dir.legs().1))?;
     stats.moved(dir, bytes.len());
@@ -304,11 +294,11 @@ async fn send(dst: &Stream, bytes: &[u8], dir: Dir, stats: &Stats) -> Result<(),
 /// Writes a final answer to the client, half-closes, and lingers: reads and drops what the
 /// client still sends, so that closing does not reset the connection under the answer.
 async fn answer(client: &Stream, reply: &[u8]) {
-    let _ = tokio::time::timeout(ANSWER_TIMEOUT, relay::write_all(client, reply)).await;
+    let _ = tokio::time::timeout(ANSWER_TIMEOUT, relay_io::write_all(client, reply)).await;
     let _ = client.shutdown_write();
     let drain = async {
         let mut buf = vec![0u8; COPY_BUF];
-        while let Ok(1..) = relay::read(client, &mut buf).await {}
+        while let Ok(1..) = relay_io::read(client, &mut buf).await {}
     };
     let _ = tokio::time::timeout(LINGER, drain).await;
 }

@@ -1,39 +1,43 @@
 //! The port forwarder behind `netkit forward`.
 //!
 //! # Layout
-//! - [`server`]: the accept loop. It takes a bound [`Listener`](crate::endpoint::Listener) and
-//!   a shutdown future, caps connections with a semaphore (`--max-conns`), backs off on accept
-//!   errors (EMFILE never spins or ends the loop) and drains connections after shutdown.
+//! - `server`: the forwarder on the [`crate::server`] accept loop ([`serve`]): connections
+//!   capped by `--max-conns`, drained for `--drain-timeout` after shutdown, each one reported
+//!   as an [`Event`].
 //! - `conn`: one connection: ACL check at accept, connect to the target, PROXY header,
-//!   relay, one [`ConnRecord`] when it ends.
-//! - `relay`: both directions at once with half-close and reset propagation, the idle and
-//!   drain timeouts; `splice(2)` through a pipe per direction on Linux, a buffered copy
-//!   elsewhere.
+//!   relay, its [`ConnRecord`](crate::report::forward::ConnRecord).
+//! - `relay`: both directions at once, with reset propagation, the idle and drain timeouts;
+//!   `flow`: one direction with half-close, and what both share (sides, counters).
+//! - `splice` and `io`: the zero-copy path (`splice(2)` through a pipe per direction for bulk
+//!   transfers, a copy for small exchanges) and the readiness-based reads and writes under it.
 //! - `http_relay`: the relay of `--http-host` connections, through an [`http::Session`]
 //!   (requests rewritten, responses followed) until a tunnel or a read-until-close body.
 //! - [`http`], [`proxy`]: sans-IO wire formats (HTTP/1 requests and responses, PROXY v1/v2).
 //! - [`config`]: rules from a TOML file.
+//!
+//! Modules depend downwards only: `server` → `conn` → `relay` → `http_relay` → `flow` →
+//! `splice` → `io`.
 
 pub mod config;
 mod conn;
+mod flow;
 pub mod http;
 mod http_relay;
+mod io;
 pub mod proxy;
 mod relay;
-pub mod server;
-#[cfg(target_os = "linux")]
+mod server;
 mod splice;
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
 
 use crate::endpoint::{Endpoint, Host};
 use crate::error::ParseError;
 
-pub use server::serve;
+pub use server::{serve, Event};
 
 /// The default bound on connecting to one target address.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -154,52 +158,6 @@ impl HttpHost {
             (HttpHost::Auto, _) => "localhost".to_string(),
         }
     }
-}
-
-/// How a connection ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Close {
-    /// Both sides finished sending; every byte was delivered.
-    Done,
-    /// No traffic either way for the idle timeout.
-    IdleTimeout,
-    /// A side reset the connection or stopped reading.
-    Reset,
-    /// Another I/O error.
-    Error,
-    /// The client's address is not in `--allow`.
-    Denied,
-    /// The target could not be reached; the client was closed.
-    ConnectFailed,
-    /// An HTTP request head was malformed or over 64 KiB (Host rewrite).
-    HttpRejected,
-    /// Still open when the drain timeout after SIGINT/SIGTERM ran out; closed.
-    DrainTimeout,
-}
-
-/// The record of one connection, logged when it ends (`{"type":"conn",...}`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ConnRecord {
-    /// When the connection ended: RFC 3339, UTC, milliseconds (`2026-11-24T17:22:39.123Z`).
-    pub time: String,
-    /// The client's address (`127.0.0.1:50312`, or `unix`).
-    pub client: String,
-    /// The target as configured, or the address actually connected to.
-    pub target: String,
-    /// Bytes delivered from the client to the target.
-    pub bytes_up: u64,
-    /// Bytes delivered from the target to the client.
-    pub bytes_down: u64,
-    /// Seconds from accept to close.
-    pub duration_s: f64,
-    /// How it ended.
-    pub close: Close,
-    /// The relay path: `splice`, `copy`, or `copy+splice` (rewritten up, zero-copy down).
-    pub relay: String,
-    /// The error behind `close`, when there was one.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub error: Option<String>,
 }
 
 #[cfg(test)]

@@ -1,141 +1,126 @@
-//! The accept loop: a semaphore caps connections, accept errors back off (a full fd table
-//! slows accepting down instead of spinning or ending the loop), shutdown stops accepting and
-//! waits for the connections in flight to finish, for at most the rule's drain timeout: then
-//! the connections still open are closed (and logged, `close: drain-timeout`).
+//! The forwarder on the [`crate::server`] accept loop: one task per connection ([`super::conn`]),
+//! at most `max_conns` at once, drained for the rule's drain timeout after shutdown (those
+//! still open then are closed and recorded `close: drain-timeout`). Each finished connection
+//! becomes an [`Event`], reported in order from the serving task.
 
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, watch, Semaphore};
+use super::{conn, Rule};
+use crate::endpoint::{Listener, Stream};
+use crate::report::forward::ConnRecord;
+use crate::server::{self, Cancel, Reporter, Stop};
 
-use super::{conn, ConnRecord, Rule};
-use crate::endpoint::Listener;
+/// What the forwarder reports while it serves.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A connection ended (`{"type":"conn",...}`).
+    Conn(ConnRecord),
+}
 
-/// Receives one record per finished connection.
-pub type ConnLog = Arc<dyn Fn(&ConnRecord) + Send + Sync>;
-
-/// The first and the longest pause after a failed accept.
-const BACKOFF_MIN: Duration = Duration::from_millis(5);
-const BACKOFF_MAX: Duration = Duration::from_millis(500);
-
-/// Serves `rule` on `listener` until `shutdown` completes, then waits for every connection
-/// to end, closing those still open after the drain timeout. Each finished connection is
-/// passed to `log`.
-pub async fn serve(
+/// Serves `rule` on `listener` until `shutdown` completes, then waits for every connection to
+/// end, closing those still open after the drain timeout. Every [`Event`] goes to `on_event`;
+/// when it fails, the forwarder stops as on shutdown and returns its error.
+pub async fn serve<E>(
     listener: Listener,
     rule: Arc<Rule>,
-    shutdown: impl Future<Output = ()>,
-    log: ConnLog,
-) {
-    let permits = rule
-        .options
-        .max_conns
-        .unwrap_or(Semaphore::MAX_PERMITS)
-        .min(Semaphore::MAX_PERMITS);
-    let limit = Arc::new(Semaphore::new(permits));
-    let (alive, mut drained) = mpsc::channel::<()>(1);
-    let (abort, aborted) = watch::channel(false);
-    let conns = Conns {
-        limit: &limit,
-        alive: &alive,
-        aborted: &aborted,
-        log: &log,
+    shutdown: impl Future,
+    on_event: E,
+) -> io::Result<()>
+where
+    E: FnMut(Event) -> io::Result<()>,
+{
+    let max_conns = rule.options.max_conns.unwrap_or(usize::MAX);
+    let drain = Stop::Drain(rule.options.drain_timeout);
+    let handler = move |(client, peer): (Stream, String), cancel: Cancel, events: Reporter<_>| {
+        let rule = rule.clone();
+        async move {
+            let record = conn::handle(client, peer, &rule, cancel.cancelled()).await;
+            events.report(Event::Conn(record));
+        }
     };
-    tokio::select! {
-        () = accept_loop(&listener, &rule, conns) => {}
-        () = shutdown => {}
-    }
-    let name = listener.local_addr();
-    drop(listener);
-    drop(alive);
-    let drain = rule.options.drain_timeout;
-    if tokio::time::timeout(drain, drained.recv()).await.is_err() {
-        let open = permits - limit.available_permits();
-        tracing::warn!(
-            "{name}: drain timeout ({}) reached: closing {open} open connection(s)",
-            humantime::format_duration(drain)
-        );
-        let _ = abort.send(true);
-        let _ = drained.recv().await;
-    }
+    server::serve_reporting(listener, shutdown, max_conns, handler, drain, on_event).await
 }
 
-/// What every connection task shares: the cap, the drain tracker, the abort signal, the log.
-#[derive(Clone, Copy)]
-struct Conns<'a> {
-    limit: &'a Arc<Semaphore>,
-    alive: &'a mpsc::Sender<()>,
-    aborted: &'a watch::Receiver<bool>,
-    log: &'a ConnLog,
-}
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
 
-async fn accept_loop(listener: &Listener, rule: &Arc<Rule>, conns: Conns<'_>) {
-    let mut backoff = Backoff::default();
-    loop {
-        let Ok(permit) = conns.limit.clone().acquire_owned().await else {
-            return;
-        };
-        match listener.accept().await {
-            Ok((client, peer)) => {
-                backoff.reset();
-                let (rule, log, alive) = (rule.clone(), conns.log.clone(), conns.alive.clone());
-                let mut aborted = conns.aborted.clone();
-                tokio::spawn(async move {
-                    let abort = async move {
-                        let _ = aborted.wait_for(|abort| *abort).await;
-                    };
-                    conn::handle(client, peer, &rule, &log, abort).await;
-                    drop((permit, alive));
-                });
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::sync::{mpsc, oneshot};
+
+    use super::*;
+    use crate::endpoint::Endpoint;
+    use crate::forward::Options;
+    use crate::report::forward::Close;
+
+    /// A target that echoes one message per connection, then closes.
+    async fn echo_target() -> std::net::SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut got = Vec::new();
+                let _ = stream.read_to_end(&mut got).await;
+                let _ = stream.write_all(&got).await;
             }
-            Err(err) => backoff.pause(&err).await,
-        }
-    }
-}
-
-/// Exponential pause after accept errors, reset by the next success. Warnings are limited to
-/// one per [`WARN_EVERY`] so a flapping fd limit does not flood the log.
-#[derive(Debug, Default)]
-struct Backoff {
-    next: Option<Duration>,
-    warned: Option<Instant>,
-}
-
-/// The least time between two accept-error warnings.
-const WARN_EVERY: Duration = Duration::from_secs(1);
-
-impl Backoff {
-    fn reset(&mut self) {
-        self.next = None;
+        });
+        addr
     }
 
-    async fn pause(&mut self, err: &io::Error) {
-        let wait = match self.next {
-            None => BACKOFF_MIN,
-            Some(wait) => (wait * 2).min(BACKOFF_MAX),
+    async fn forwarder() -> (Listener, std::net::SocketAddr, Arc<Rule>) {
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let rule = Rule {
+            listen: Endpoint::tcp(addr),
+            target: Endpoint::tcp(echo_target().await),
+            options: Options::default(),
         };
-        if self.warned.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
-            self.warned = Some(Instant::now());
-            tracing::warn!(
-                "accept failed: {}{}; backing off",
-                crate::error::describe_io(err),
-                crate::error::hint(err)
-            );
-        }
-        self.next = Some(wait);
-        tokio::time::sleep(wait).await;
+        (Listener::from(tcp), addr, Arc::new(rule))
     }
-}
 
-/// Raises the soft open-files limit to the hard one (each connection holds two sockets and
-/// two pipes) and returns the new soft limit.
-pub fn raise_open_files_limit() -> io::Result<u64> {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
-    if soft < hard {
-        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+    async fn round_trip(addr: std::net::SocketAddr) -> Vec<u8> {
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client.write_all(b"ping").await.unwrap();
+        client.shutdown().await.unwrap();
+        let mut reply = Vec::new();
+        client.read_to_end(&mut reply).await.unwrap();
+        reply
     }
-    Ok(hard.max(soft))
+
+    #[tokio::test]
+    async fn each_connection_is_reported_once_it_ends() {
+        let (listener, addr, rule) = forwarder().await;
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, rule, stopped, move |event| {
+            tx.send(event).map_err(|_| io::Error::other("test gone"))
+        }));
+        assert_eq!(round_trip(addr).await, b"ping");
+        let Some(Event::Conn(record)) = rx.recv().await else {
+            panic!("no record");
+        };
+        assert_eq!((record.bytes_up, record.bytes_down), (4, 4));
+        assert_eq!(record.close, Close::Done);
+        stop.send(()).unwrap();
+        let done = tokio::time::timeout(Duration::from_secs(10), server).await;
+        assert!(done.unwrap().unwrap().is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_failing_sink_stops_the_forwarder_with_its_error() {
+        let (listener, addr, rule) = forwarder().await;
+        let sink = |_event| Err(io::Error::other("sink gone"));
+        let server = tokio::spawn(serve(listener, rule, std::future::pending::<()>(), sink));
+        assert_eq!(round_trip(addr).await, b"ping");
+        let done = tokio::time::timeout(Duration::from_secs(10), server).await;
+        let err = done.expect("stopped").unwrap().unwrap_err();
+        assert_eq!(err.to_string(), "sink gone");
+        assert!(
+            TcpStream::connect(addr).await.is_err(),
+            "no longer listening"
+        );
+    }
 }

@@ -196,11 +196,12 @@ fn templates_are_iputils_filler_or_the_pattern() {
 }
 
 #[tokio::test]
-#[allow(clippy::print_stderr)]
 async fn round_trip_over_loopback() {
     let engine = match Engine::new(&Config::default(), &[Version::V4, Version::V6]) {
         Ok(engine) => engine,
-        Err(Error::IcmpDenied(_)) => return eprintln!("skipped: no ICMP socket allowed"),
+        Err(Error::IcmpDenied(_)) => {
+            return crate::testing::skip("round_trip_over_loopback", "no ICMP socket allowed")
+        }
         Err(e) => panic!("{e}"),
     };
     engine
@@ -225,11 +226,13 @@ async fn round_trip_over_loopback() {
 }
 
 #[tokio::test]
-#[allow(clippy::print_stderr)]
 async fn many_probes_in_flight_are_matched_by_their_payload() {
     let engine = match Engine::new(&Config::default(), &[Version::V4, Version::V6]) {
         Ok(engine) => engine,
-        Err(Error::IcmpDenied(_)) => return eprintln!("skipped: no ICMP socket allowed"),
+        Err(Error::IcmpDenied(_)) => {
+            let test = "many_probes_in_flight_are_matched_by_their_payload";
+            return crate::testing::skip(test, "no ICMP socket allowed");
+        }
         Err(e) => panic!("{e}"),
     };
     const PROBES: u32 = 300;
@@ -315,7 +318,7 @@ fn queued_errors_of_datagram_sockets_name_the_request() {
     let request = message(Version::V4, false, 0x0777, 0xc0ff_ee00, 24);
     let got = Received {
         from: "198.18.1.2".parse().unwrap(),
-        queued_error: Some(crate::icmp::control::QueuedError {
+        queued_error: Some(crate::sys::cmsg::QueuedError {
             origin: nix::libc::SO_EE_ORIGIN_ICMP,
             msg_type: 3,
             code: 1,

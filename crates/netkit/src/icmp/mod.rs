@@ -1,9 +1,8 @@
 //! ICMP echo: the sans-IO codec ([`packet`], [`error`] for the errors that quote a request),
-//! probe payload ([`probe`]) and control messages ([`control`]), the sockets ([`socket`]: raw, else the unprivileged datagram socket), and
-//! the [`Engine`] that `ping` and `sweep` drive (many probes in flight over one socket per
-//! family).
+//! probe payload ([`probe`]), the sockets ([`socket`]: raw, else the unprivileged datagram
+//! socket; their control messages are read by [`crate::sys::cmsg`]), and the [`Engine`] that
+//! `ping` and `sweep` drive (many probes in flight over one socket per family).
 
-pub mod control;
 pub mod engine;
 pub mod error;
 pub mod packet;

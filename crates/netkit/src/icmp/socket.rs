@@ -10,17 +10,18 @@
 //! the interface or source address to send from, broadcast.
 
 use std::io;
-use std::mem::MaybeUninit;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use socket2::{Domain, MaybeUninitSlice, MsgHdrMut, Protocol, SockAddr, Socket, Type};
+use nix::libc;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{Interest, Ready};
 
-use super::control::{Control, QueuedError};
 use super::packet::Version;
 use crate::error::{Error, ParseError};
+use crate::sys::cmsg::{self, QueuedError};
+use crate::sys::sockopt::{self, IpMtuDiscover, Ipv6MtuDiscover};
 
 /// Receive buffer asked for; the kernel caps it at `net.core.rmem_max`.
 pub const RECV_BUFFER: usize = 4 << 20;
@@ -183,7 +184,7 @@ fn open_socket(version: Version) -> Result<(Socket, Kind), Error> {
 }
 
 fn is_denial(code: i32) -> bool {
-    code == nix::libc::EPERM || code == nix::libc::EACCES
+    code == libc::EPERM || code == libc::EACCES
 }
 
 /// Binds `socket` to `-I`'s interface and to its source address of this family.
@@ -192,7 +193,7 @@ fn bind(socket: &Socket, version: Version, options: &SocketOptions) -> Result<()
         socket
             .bind_device(Some(device.as_bytes()))
             .map_err(|e| match e.raw_os_error() {
-                Some(nix::libc::ENODEV) => Error::NoSuchInterface(device.clone()),
+                Some(libc::ENODEV) => Error::NoSuchInterface(device.clone()),
                 _ => Error::io(format!("bind to interface {device}"), e),
             })?;
     }
@@ -202,7 +203,7 @@ fn bind(socket: &Socket, version: Version, options: &SocketOptions) -> Result<()
     socket
         .bind(&SockAddr::from(SocketAddr::new(source, 0)))
         .map_err(|e| match e.raw_os_error() {
-            Some(nix::libc::EADDRNOTAVAIL) => Error::from(ParseError::new(
+            Some(libc::EADDRNOTAVAIL) => Error::from(ParseError::new(
                 source.to_string(),
                 "not an address of this host",
             )),
@@ -219,60 +220,39 @@ fn configure(
     socket.set_nonblocking(true)?;
     socket.set_cloexec(true)?;
     // Kernel receive times take the process's wake-up latency out of the round trip.
-    set_int_option(socket, nix::libc::SOL_SOCKET, nix::libc::SO_TIMESTAMPNS, 1)?;
+    sockopt::set(socket, sockopt::ReceiveTimestampns, &true)?;
     // Best effort: past net.core.rmem_max only with CAP_NET_ADMIN (SO_RCVBUFFORCE); a smaller
     // buffer only costs replies under very high load. The same for the send buffer.
-    set_buffer(
-        socket,
-        nix::libc::SO_RCVBUFFORCE,
-        RECV_BUFFER,
-        Socket::set_recv_buffer_size,
-    );
-    set_buffer(
-        socket,
-        nix::libc::SO_SNDBUFFORCE,
-        SEND_BUFFER,
-        Socket::set_send_buffer_size,
-    );
+    if sockopt::set(socket, sockopt::RcvBufForce, &RECV_BUFFER).is_err() {
+        let _ = socket.set_recv_buffer_size(RECV_BUFFER);
+    }
+    if sockopt::set(socket, sockopt::SndBufForce, &SEND_BUFFER).is_err() {
+        let _ = socket.set_send_buffer_size(SEND_BUFFER);
+    }
     match version {
         Version::V4 => configure_v4(socket, kind, options),
         Version::V6 => configure_v6(socket, kind, options),
     }
 }
 
-/// Sets a buffer size with the `*FORCE` option, else (unprivileged) as far as the system
-/// maximum allows; failures are ignored.
-fn set_buffer(
-    socket: &Socket,
-    force: i32,
-    size: usize,
-    fallback: fn(&Socket, usize) -> io::Result<()>,
-) {
-    let forced = i32::try_from(size).unwrap_or(i32::MAX);
-    if set_int_option(socket, nix::libc::SOL_SOCKET, force, forced).is_err() {
-        let _ = fallback(socket, size);
-    }
-}
-
 fn configure_v4(socket: &Socket, kind: Kind, options: &SocketOptions) -> io::Result<()> {
-    use nix::libc::{IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO, IP_PMTUDISC_DONT};
     if let Some(ttl) = options.ttl {
         socket.set_ttl(u32::from(ttl))?;
     }
     if kind == Kind::Datagram {
-        set_int_option(socket, IPPROTO_IP, nix::libc::IP_RECVTTL, 1)?;
-        set_int_option(socket, IPPROTO_IP, nix::libc::IP_RECVERR, 1)?;
+        sockopt::set(socket, sockopt::Ipv4RecvTtl, &true)?;
+        sockopt::set(socket, sockopt::Ipv4RecvErr, &true)?;
     }
     if let Some(tos) = options.tos {
         socket.set_tos(u32::from(tos))?;
     }
     if let Some(pmtu) = options.pmtu {
         let value = match pmtu {
-            Pmtu::Do => IP_PMTUDISC_DO,
-            Pmtu::Dont => IP_PMTUDISC_DONT,
-            Pmtu::Want => nix::libc::IP_PMTUDISC_WANT,
+            Pmtu::Do => libc::IP_PMTUDISC_DO,
+            Pmtu::Dont => libc::IP_PMTUDISC_DONT,
+            Pmtu::Want => libc::IP_PMTUDISC_WANT,
         };
-        set_int_option(socket, IPPROTO_IP, IP_MTU_DISCOVER, value)?;
+        sockopt::set(socket, IpMtuDiscover, &value)?;
     }
     if options.broadcast {
         socket.set_broadcast(true)?;
@@ -281,112 +261,41 @@ fn configure_v4(socket: &Socket, kind: Kind, options: &SocketOptions) -> io::Res
 }
 
 fn configure_v6(socket: &Socket, kind: Kind, options: &SocketOptions) -> io::Result<()> {
-    use nix::libc::{IPPROTO_IPV6, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DO, IPV6_PMTUDISC_DONT};
     if let Some(ttl) = options.ttl {
         socket.set_unicast_hops_v6(u32::from(ttl))?;
     }
-    set_int_option(socket, IPPROTO_IPV6, nix::libc::IPV6_RECVHOPLIMIT, 1)?;
+    sockopt::set(socket, sockopt::Ipv6RecvHopLimit, &true)?;
     if kind == Kind::Datagram {
-        set_int_option(socket, IPPROTO_IPV6, nix::libc::IPV6_RECVERR, 1)?;
+        sockopt::set(socket, sockopt::Ipv6RecvErr, &true)?;
     }
     if let Some(tclass) = options.tos {
         socket.set_tclass_v6(u32::from(tclass))?;
     }
     if let Some(pmtu) = options.pmtu {
         let value = match pmtu {
-            Pmtu::Do => IPV6_PMTUDISC_DO,
-            Pmtu::Dont => IPV6_PMTUDISC_DONT,
-            Pmtu::Want => nix::libc::IPV6_PMTUDISC_WANT,
+            Pmtu::Do => libc::IPV6_PMTUDISC_DO,
+            Pmtu::Dont => libc::IPV6_PMTUDISC_DONT,
+            Pmtu::Want => libc::IPV6_PMTUDISC_WANT,
         };
-        set_int_option(socket, IPPROTO_IPV6, IPV6_MTU_DISCOVER, value)?;
+        sockopt::set(socket, Ipv6MtuDiscover, &value)?;
     }
     Ok(())
 }
 
-/// `getsockopt` for an integer option that neither socket2 nor nix wraps.
-pub(crate) fn get_int_option(socket: &Socket, level: i32, option: i32) -> io::Result<i32> {
-    use std::os::fd::AsRawFd;
-    let mut value: i32 = 0;
-    let mut len = std::mem::size_of::<i32>() as nix::libc::socklen_t;
-    // SAFETY: the fd is open for the lifetime of `socket`; the pointers describe `value`, a
-    // live c_int, and `len`, its size, which the kernel may lower.
-    let rc = unsafe {
-        nix::libc::getsockopt(
-            socket.as_raw_fd(),
-            level,
-            option,
-            std::ptr::addr_of_mut!(value).cast(),
-            &mut len,
-        )
-    };
-    if rc == 0 {
-        Ok(value)
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// `setsockopt` for an integer option that neither socket2 nor nix wraps.
-pub(crate) fn set_int_option(
-    socket: &Socket,
-    level: i32,
-    option: i32,
-    value: i32,
-) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let len = std::mem::size_of::<i32>() as nix::libc::socklen_t;
-    // SAFETY: the fd is open for the lifetime of `socket`, and the pointer and length
-    // describe `value`, a live c_int.
-    let rc = unsafe {
-        nix::libc::setsockopt(
-            socket.as_raw_fd(),
-            level,
-            option,
-            std::ptr::addr_of!(value).cast(),
-            len,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 /// One message, from the error queue when `queued`.
 fn recv_with_control(socket: &Socket, buf: &mut [u8], queued: bool) -> io::Result<Received> {
-    let mut control = [0u8; 256];
-    let flags = if queued { nix::libc::MSG_ERRQUEUE } else { 0 };
-    // Room for either family: the kernel writes a sockaddr_in or a sockaddr_in6.
-    let mut from = SockAddr::from(SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)));
-    let (len, control_len) = {
-        let mut bufs = [MaybeUninitSlice::new(as_uninit(buf))];
-        let mut msg = MsgHdrMut::new()
-            .with_addr(&mut from)
-            .with_buffers(&mut bufs)
-            .with_control(as_uninit(&mut control));
-        let len = socket.recvmsg(&mut msg, flags)?;
-        (len, msg.control_len())
-    };
-    let from = from
-        .as_socket()
-        .map(|sa| sa.ip())
+    let message = cmsg::recv(socket, buf, queued)?;
+    let from = message
+        .from
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "sender is not an IP address"))?;
-    let control = Control::parse(&control[..control_len.min(control.len())]);
+    let control = message.control;
     Ok(Received {
-        len: len.min(buf.len()),
+        len: message.len.min(buf.len()),
         from,
         hop_limit: control.hop_limit,
         kernel_time: control.kernel_time,
         queued_error: control.queued_error.filter(|_| queued),
     })
-}
-
-/// Views initialised bytes as possibly-uninitialised ones, for socket2's receive calls.
-fn as_uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
-    // SAFETY: MaybeUninit<u8> has the layout of u8, and the kernel only ever writes
-    // initialised bytes into the buffer, so it stays initialised.
-    unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) }
 }
 
 #[cfg(test)]
@@ -406,7 +315,10 @@ mod tests {
         };
         match IcmpSocket::open(Version::V4, &options) {
             Ok(socket) => assert_eq!(socket.version(), Version::V4),
-            Err(Error::IcmpDenied(what)) => assert_eq!(what, "ICMP"),
+            Err(Error::IcmpDenied(what)) => {
+                assert_eq!(what, "ICMP");
+                crate::testing::skip("opens_a_socket_or_says_why_not", "no ICMP socket allowed");
+            }
             Err(other) => panic!("unexpected: {other}"),
         }
     }

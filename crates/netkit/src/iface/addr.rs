@@ -7,7 +7,7 @@ use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessa
 use netlink_packet_route::AddressFamily;
 
 use super::names;
-use super::record::{AddrFamily, IfAddr};
+use crate::report::iface::{AddrFamily, IfAddr};
 
 /// The kernel's "forever" lifetime.
 const INFINITY_LIFE_TIME: u32 = u32::MAX;

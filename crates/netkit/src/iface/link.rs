@@ -9,7 +9,7 @@ use netlink_packet_route::link::{
 };
 
 use super::names;
-use super::record::{Interface, LinkStats};
+use crate::report::iface::{Interface, LinkStats};
 
 /// An interface before its master's and parent's indexes are turned into names.
 #[derive(Debug, Clone, PartialEq, Eq)]

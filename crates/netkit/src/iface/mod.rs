@@ -10,28 +10,25 @@
 //! another namespace (`nsenter --net` does not remount it), and `getifaddrs` reports IPv4
 //! addresses under their label (`eth0:1`) as if it were an interface.
 //!
-//! Layout: [`record`] (the result types), `netlink` (request and reply on a socket), `link`
-//! and `addr` (one message each), `names` (kernel numbers as `ip` words), `ethtool`,
-//! `snapshot` (dumps joined into interfaces), `watch` (events).
+//! Layout: `netlink` (request and reply on a socket), `link` and `addr` (one message each),
+//! `names` (kernel numbers as `ip` words), `ethtool`, `snapshot` (dumps joined into
+//! interfaces), `watch` (events). The records are in [`crate::report::iface`].
 
 mod addr;
 mod ethtool;
 mod link;
 mod names;
 mod netlink;
-pub mod record;
 mod snapshot;
 mod watch;
 
 use std::io;
 
 pub use names::format_mac;
-pub use record::{
-    AddrChange, AddrEvent, AddrFamily, Event, IfAddr, Interface, LinkChange, LinkEvent, LinkStats,
-};
 pub use watch::Watcher;
 
 use crate::error::Error;
+use crate::report::iface::Interface;
 
 /// Every interface of this network namespace, ordered by index.
 pub fn list() -> Result<Vec<Interface>, Error> {

@@ -13,9 +13,9 @@ use netlink_sys::protocols::NETLINK_ROUTE;
 use super::ethtool::{self, LinkMode};
 use super::link::{self, Link};
 use super::netlink::Netlink;
-use super::record::{IfAddr, Interface};
 use super::{addr, kernel_error};
 use crate::error::Error;
+use crate::report::iface::{IfAddr, Interface};
 
 /// Every link of the namespace by index, addresses attached.
 pub(crate) type Links = BTreeMap<u32, Link>;

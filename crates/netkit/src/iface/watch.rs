@@ -19,10 +19,12 @@ use nix::libc;
 
 use super::link::{self, Link};
 use super::netlink::{self, Netlink};
-use super::record::{AddrChange, AddrEvent, Event, IfAddr, Interface, LinkChange, LinkEvent};
 use super::snapshot::{self, Links};
 use super::{addr, ethtool, kernel_error};
 use crate::error::Error;
+use crate::report::iface::{
+    AddrChange, AddrEvent, Event, IfAddr, Interface, LinkChange, LinkEvent,
+};
 
 /// The multicast groups of link and address changes.
 const GROUPS: [u32; 3] = [
@@ -333,7 +335,7 @@ mod tests {
 
     fn v4(last: u8) -> IfAddr {
         IfAddr {
-            family: super::super::AddrFamily::Inet,
+            family: crate::report::iface::AddrFamily::Inet,
             addr: std::net::IpAddr::from([198, 18, 0, last]),
             prefix: 24,
             peer: None,

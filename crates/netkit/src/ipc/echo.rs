@@ -1,29 +1,48 @@
 //! The echo server behind `netkit echo`: every byte a client sends comes back to it, each chunk
 //! optionally preceded by a prefix (seed recipe 9's `Message received. Data: ...`).
 //!
-//! Shaped like mini-redis's server: [`serve`] takes a bound [`Listener`] and a shutdown future,
-//! caps concurrent connections with a semaphore (more wait in the kernel's backlog), and backs
-//! off on accept errors (`EMFILE` slows the loop down instead of spinning or ending it).
-//! Clients of Unix sockets are logged with their credentials (`SO_PEERCRED`).
+//! It runs on the [`crate::server`] accept loop: connections capped (more wait in the kernel's
+//! backlog), accept errors backed off (`EMFILE` slows the loop down instead of spinning or
+//! ending it), open connections closed at once on shutdown. What happens to each client is
+//! reported as an [`Event`]; clients of Unix sockets are named by their credentials
+//! (`SO_PEERCRED`).
 
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::task::JoinSet;
 
 use crate::endpoint::{Endpoint, Listener, Stream};
 use crate::error::Error;
+use crate::server::{self, Cancel, Reporter, Stop};
 
-/// First pause after a failed `accept`; doubled on each failure in a row.
-const BACKOFF_MIN: Duration = Duration::from_millis(10);
-/// Longest pause between failed `accept`s.
-const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Bytes read (and echoed) at a time.
 const CHUNK: usize = 256 * 1024;
+
+/// What happened to a client, in the order it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A client connected.
+    Connected {
+        /// Its address, or for Unix sockets its credentials.
+        peer: String,
+    },
+    /// A client closed its side; everything it sent was echoed.
+    Closed {
+        /// Its address, or for Unix sockets its credentials.
+        peer: String,
+        /// Bytes echoed.
+        bytes: u64,
+    },
+    /// The connection failed.
+    Failed {
+        /// Its address, or for Unix sockets its credentials.
+        peer: String,
+        /// What went wrong.
+        error: String,
+    },
+}
 
 /// How the echo server answers.
 #[derive(Debug, Clone)]
@@ -62,70 +81,53 @@ pub async fn listen(endpoint: &Endpoint, mode: u32) -> Result<Listener, Error> {
 }
 
 /// Echoes on every connection of `listener` until `shutdown` completes, then stops accepting,
-/// closes open connections and drops the listener (which removes its socket file).
-pub async fn serve(listener: Listener, config: EchoConfig, shutdown: impl Future) {
-    let limit = Arc::new(Semaphore::new(config.max_conns.max(1)));
+/// closes open connections and drops the listener (which removes its socket file). Every
+/// [`Event`] goes to `on_event`; when it fails, the server stops and returns its error.
+pub async fn serve<E>(
+    listener: Listener,
+    config: EchoConfig,
+    shutdown: impl Future,
+    on_event: E,
+) -> io::Result<()>
+where
+    E: FnMut(Event) -> io::Result<()>,
+{
     let prefix: Arc<[u8]> = config.prefix.into();
-    let mut tasks = JoinSet::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            next = next_client(&listener, &limit) => {
-                let Some((permit, stream, peer)) = next else { break };
-                tasks.spawn(serve_client(stream, peer, prefix.clone(), permit));
-            }
-        }
-        while tasks.try_join_next().is_some() {}
-    }
-    tracing::info!("shutting down {}", listener.local_addr());
-    drop(listener);
-    tasks.shutdown().await;
+    let name = listener.local_addr();
+    let handler = move |(stream, peer), _cancel: Cancel, events: Reporter<Event>| {
+        serve_client(stream, peer, prefix.clone(), events)
+    };
+    let stopping = async {
+        shutdown.await;
+        tracing::info!("shutting down {name}");
+    };
+    server::serve_reporting(
+        listener,
+        stopping,
+        config.max_conns,
+        handler,
+        Stop::Abort,
+        on_event,
+    )
+    .await
 }
 
-/// Waits for a free connection slot, then for a client.
-async fn next_client(
-    listener: &Listener,
-    limit: &Arc<Semaphore>,
-) -> Option<(OwnedSemaphorePermit, Stream, String)> {
-    let permit = limit.clone().acquire_owned().await.ok()?;
-    let (stream, peer) = accept(listener).await;
-    Some((permit, stream, peer))
-}
-
-/// Accepts one client, pausing (with doubling backoff) after every failure instead of giving up.
-async fn accept(listener: &Listener) -> (Stream, String) {
-    let mut backoff = BACKOFF_MIN;
-    loop {
-        match listener.accept().await {
-            Ok(conn) => return conn,
-            Err(err) => {
-                tracing::warn!(
-                    "accept on {}: {}{}; retrying in {backoff:?}",
-                    listener.local_addr(),
-                    crate::error::describe_io(&err),
-                    crate::error::hint(&err)
-                );
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(BACKOFF_MAX);
-            }
-        }
-    }
-}
-
-/// Serves one client and logs how it went.
+/// Serves one client and reports how it went.
 async fn serve_client(
     mut stream: Stream,
     peer: String,
     prefix: Arc<[u8]>,
-    _permit: OwnedSemaphorePermit,
+    events: Reporter<Event>,
 ) {
     let peer = describe_peer(&stream, peer);
-    tracing::info!("{peer}: connected");
-    match echo(&mut stream, &prefix).await {
-        Ok(bytes) => tracing::info!("{peer}: closed after echoing {bytes} bytes"),
-        Err(err) => tracing::info!("{peer}: {}", crate::error::describe_io(&err)),
-    }
+    events.report(Event::Connected { peer: peer.clone() });
+    events.report(match echo(&mut stream, &prefix).await {
+        Ok(bytes) => Event::Closed { peer, bytes },
+        Err(err) => Event::Failed {
+            peer,
+            error: crate::error::describe_io(&err),
+        },
+    });
 }
 
 /// Names a client: its address, or for Unix sockets its credentials.
@@ -170,6 +172,8 @@ pub async fn echo(stream: &mut Stream, prefix: &[u8]) -> io::Result<u64> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn runtime() -> tokio::runtime::Runtime {
@@ -196,9 +200,12 @@ mod tests {
             prefix: prefix.to_vec(),
             ..EchoConfig::default()
         };
-        let server = tokio::spawn(serve(listener, config, async move {
-            let _ = stopped.await;
-        }));
+        let server = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
+            serve(listener, config, shutdown, |_| Ok(())).await.unwrap();
+        });
         (addr, stop, server)
     }
 
@@ -238,11 +245,11 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o640);
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let server = tokio::spawn(serve(listener, EchoConfig::default(), stopped));
+            let server = tokio::spawn(serve(listener, EchoConfig::default(), stopped, |_| Ok(())));
             let text = format!("unix:{}", path.display());
             assert_eq!(ask(&text, b"over unix").await, b"over unix");
             stop.send(()).unwrap();
-            server.await.unwrap();
+            server.await.unwrap().unwrap();
             assert!(!path.exists(), "socket file removed on shutdown");
         });
     }

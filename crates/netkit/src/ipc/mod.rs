@@ -3,9 +3,7 @@
 //! TCP v4/v6, Unix paths, abstract names and, for `send`, `exec:` children on a socketpair.
 
 pub mod echo;
-pub mod records;
 pub mod send;
 
 pub use echo::{listen, serve, EchoConfig};
-pub use records::{Listening, Reply};
 pub use send::{exchange, Exchange};

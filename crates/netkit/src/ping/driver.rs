@@ -11,10 +11,12 @@ use std::time::Duration;
 use tokio::sync::mpsc::Receiver;
 use tokio::time::{sleep_until, Instant};
 
-use super::record::PingSummary;
+use super::config::PingConfig;
 use super::route::path_mtu;
-use super::session::{Event, PingConfig, Request, Session};
+use super::session::{Event, Request, Session};
 use crate::icmp::{Answer, Engine};
+use crate::report::ping::PingSummary;
+use crate::sys::retry_enobufs;
 use crate::target::Target;
 
 /// What the caller may ask of a running session.
@@ -140,19 +142,7 @@ async fn send<T: Transport>(transport: &T, session: &mut Session, request: &Requ
 /// Sends one request, pausing briefly while the kernel's transmit queue is full (ENOBUFS).
 async fn send_one<T: Transport>(transport: &T, request: &Request) -> io::Result<()> {
     let index = u32::try_from(request.host).unwrap_or(u32::MAX);
-    let mut tries = 0;
-    loop {
-        match transport
-            .send(index, request.addr, request.seq as u16)
-            .await
-        {
-            Err(e) if e.raw_os_error() == Some(nix::libc::ENOBUFS) && tries < 50 => {
-                tries += 1;
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-            result => return result,
-        }
-    }
+    retry_enobufs(|| transport.send(index, request.addr, request.seq as u16)).await
 }
 
 fn report<E>(session: &mut Session, on_event: &mut E) -> io::Result<()>

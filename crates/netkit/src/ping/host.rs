@@ -11,12 +11,13 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::config::PingConfig;
 use super::pacer::Pacer;
-use super::record::{PingReply, PingSummary, PingTimeout, SummaryParts};
 use super::seqset::SeqSet;
-use super::session::PingConfig;
 use super::stats::Stats;
+use super::stats::SummaryParts;
 use crate::icmp::Reply;
+use crate::report::ping::{PingReply, PingSummary, PingTimeout};
 use crate::target::Target;
 
 /// One host's progress.
@@ -255,7 +256,7 @@ impl Host {
             elapsed,
             rtts_ms: self.rtts.clone(),
         };
-        PingSummary::new(&self.name, self.target.addr, &self.stats, parts)
+        self.stats.summary(&self.name, self.target.addr, parts)
     }
 }
 

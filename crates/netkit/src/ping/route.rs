@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use socket2::{Domain, SockAddr, Socket, Type};
 
 use crate::error::{describe_io, Error, ParseError};
-use crate::icmp::socket::get_int_option;
+use crate::sys::sockopt;
 
 /// Where requests to a host go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,13 +63,11 @@ pub fn path_mtu(addr: IpAddr) -> Option<u32> {
     socket
         .connect(&SockAddr::from(SocketAddr::new(addr, 1025)))
         .ok()?;
-    let (level, option) = match addr {
-        IpAddr::V4(_) => (nix::libc::IPPROTO_IP, nix::libc::IP_MTU),
-        IpAddr::V6(_) => (nix::libc::IPPROTO_IPV6, nix::libc::IPV6_MTU),
+    let mtu = match addr {
+        IpAddr::V4(_) => sockopt::get(&socket, sockopt::IpMtu),
+        IpAddr::V6(_) => sockopt::get(&socket, sockopt::Ipv6Mtu),
     };
-    get_int_option(&socket, level, option)
-        .ok()
-        .and_then(|mtu| u32::try_from(mtu).ok())
+    mtu.ok().and_then(|mtu| u32::try_from(mtu).ok())
 }
 
 fn probe_socket(addr: IpAddr, device: Option<&str>) -> Result<Socket, Error> {

@@ -4,7 +4,10 @@
 //! iputils' integer arithmetic and evaluation order (`mdev = sqrt(sum(t²)/n − (sum(t)/n)²)`,
 //! integer square root); the moving average is iputils' `ewma` (kept times 8, weight 1/8).
 
+use std::net::IpAddr;
 use std::time::Duration;
+
+use crate::report::ping::PingSummary;
 
 /// Running statistics of one host.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -122,8 +125,50 @@ impl Stats {
     }
 }
 
+/// What a summary is made of besides the host and its statistics.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SummaryParts {
+    /// iputils' `pipe`.
+    pub pipe: u64,
+    /// From the start to the last request.
+    pub elapsed: Duration,
+    /// Per-request round trips, when kept.
+    pub rtts_ms: Option<Vec<Option<f64>>>,
+}
+
+impl Stats {
+    /// The summary record of these statistics for `host` at `addr`.
+    pub fn summary(&self, host: &str, addr: IpAddr, parts: SummaryParts) -> PingSummary {
+        let rtt = self.rtt();
+        let ms = |pick: fn(&Rtt) -> i64| rtt.as_ref().map(|r| pick(r) as f64 / 1000.0);
+        PingSummary {
+            host: host.to_string(),
+            addr,
+            transmitted: self.transmitted,
+            received: self.received,
+            duplicates: self.duplicates,
+            errors: self.errors,
+            loss_pct: self.loss_pct(),
+            min_ms: ms(|r| r.min_us),
+            avg_ms: ms(|r| r.avg_us),
+            max_ms: ms(|r| r.max_us),
+            mdev_ms: ms(|r| r.mdev_us),
+            ewma_ms: ms(|r| r.ewma_us),
+            pipe: parts.pipe,
+            time_ms: whole_ms(parts.elapsed),
+            elapsed: parts.elapsed,
+            rtts_ms: parts.rtts_ms,
+        }
+    }
+}
+
+/// Milliseconds rounded to the nearest, as iputils prints `time`.
+fn whole_ms(elapsed: Duration) -> u64 {
+    u64::try_from((elapsed.as_micros() + 500) / 1000).unwrap_or(u64::MAX)
+}
+
 /// Whole microseconds, truncated, as iputils measures.
-pub(crate) fn micros(rtt: Duration) -> i64 {
+fn micros(rtt: Duration) -> i64 {
     i64::try_from(rtt.as_micros()).unwrap_or(i64::MAX)
 }
 

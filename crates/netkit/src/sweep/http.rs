@@ -1,7 +1,9 @@
 //! A minimal HTTP/1.1 server for the metrics: `GET /metrics` (or `HEAD`) answers the current
 //! metrics as Prometheus text, every other path 404, every other method 405. One request per
-//! connection, heads of at most 8 KiB, read within 5 seconds.
+//! connection, heads of at most 8 KiB, read within 5 seconds; at most [`MAX_CONNS`] requests
+//! at once, on the [`crate::server`] accept loop.
 
+use std::future::Future;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,30 +12,31 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::metrics::Metrics;
 use crate::endpoint::{Listener, Stream};
+use crate::server::{self, Stop};
 
 const MAX_HEAD: usize = 8192;
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// Metrics requests served at once; more wait in the kernel's backlog.
+pub const MAX_CONNS: usize = 64;
 
 /// Serves `metrics` on `listener` until the future is dropped.
 pub async fn serve(listener: Listener, metrics: Arc<Metrics>) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, _peer)) => {
-                let metrics = Arc::clone(&metrics);
-                tokio::spawn(async move {
-                    if let Err(err) = respond(stream, &metrics).await {
-                        tracing::debug!("metrics request: {err}");
-                    }
-                });
-            }
-            Err(err) => {
-                tracing::warn!("metrics: accept: {err}");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
+    serve_until(listener, metrics, std::future::pending::<()>()).await;
+}
+
+/// Serves `metrics` on `listener` until `shutdown` completes; requests in flight then are
+/// dropped.
+pub async fn serve_until(listener: Listener, metrics: Arc<Metrics>, shutdown: impl Future) {
+    let handler = move |(stream, _peer): (Stream, String), _cancel| {
+        let metrics = Arc::clone(&metrics);
+        async move {
+            if let Err(err) = respond(stream, &metrics).await {
+                tracing::debug!("metrics request: {err}");
             }
         }
-    }
+    };
+    server::serve(listener, shutdown, MAX_CONNS, handler, Stop::Abort).await;
 }
 
 async fn respond(mut stream: Stream, metrics: &Metrics) -> io::Result<()> {
@@ -102,6 +105,31 @@ fn route(head: &str) -> Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn serves_metrics_until_shutdown() {
+        let list = crate::target::TargetList::parse(&["127.0.0.1"], true).unwrap();
+        let targets = list.resolve(crate::target::Family::Any).unwrap();
+        let metrics = Arc::new(Metrics::new(targets));
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_until(Listener::from(tcp), metrics, stopped));
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        client
+            .write_all(b"GET /metrics HTTP/1.1\r\n\r\n")
+            .await
+            .unwrap();
+        let mut reply = String::new();
+        client.read_to_string(&mut reply).await.unwrap();
+        assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .expect("stopped")
+            .unwrap();
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    }
 
     #[test]
     fn routes() {

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use crate::error::Error;
+
 /// The outcome of one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Finding {
@@ -111,6 +113,33 @@ impl fmt::Display for List<'_> {
             write!(f, "{}{ip}", if i == 0 { "" } else { ", " })?;
         }
         Ok(())
+    }
+}
+
+impl Finding {
+    /// A failed connect (or the lookup before it) as a finding.
+    pub(super) fn of_connect_error(err: &Error) -> Finding {
+        match err {
+            Error::Resolve { host, why } => {
+                Finding::Unresolved(format!("cannot resolve {host}: {}", resolver_reason(why)))
+            }
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::TimedOut => {
+                Finding::ConnectFailed("connect timed out".into())
+            }
+            Error::Io { source, .. } => Finding::ConnectFailed(crate::error::describe_io(source)),
+            other => Finding::ConnectFailed(other.to_string()),
+        }
+    }
+}
+
+/// The resolver's own words (`name or service not known`), without the standard library's
+/// `failed to lookup address information:` preamble.
+fn resolver_reason(why: &str) -> String {
+    let why = why.trim_start_matches("failed to lookup address information: ");
+    let mut chars = why.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => why.to_string(),
     }
 }
 

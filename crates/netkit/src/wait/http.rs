@@ -41,7 +41,7 @@ pub(super) async fn attempt(
 ) -> Finding {
     let stream = match target.endpoint.connect(connect_bound).await {
         Ok(stream) => stream,
-        Err(err) => return super::probe::connect_failure(&err),
+        Err(err) => return Finding::of_connect_error(&err),
     };
     let answer = async {
         if !target.tls {

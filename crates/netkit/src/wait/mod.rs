@@ -17,6 +17,7 @@ pub mod status;
 pub mod target;
 pub mod tls;
 
+use std::io;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -84,13 +85,17 @@ struct Progress {
     attempts: u32,
 }
 
-/// Waits for `targets`, reporting each [`WaitEvent`] as it happens; returns whether the wait
-/// succeeded (all ready, or any with `any`).
-pub async fn wait_for(
+/// Waits for `targets`, reporting each [`WaitEvent`] to `on_event` as it happens; returns
+/// whether the wait succeeded (all ready, or any with `any`). When `on_event` fails, the wait
+/// stops and its error is returned.
+pub async fn wait_for<E>(
     targets: &[Target],
     options: &WaitOptions,
-    mut report: impl FnMut(WaitEvent),
-) -> bool {
+    mut on_event: E,
+) -> io::Result<bool>
+where
+    E: FnMut(WaitEvent) -> io::Result<()>,
+{
     let start = Instant::now();
     let deadline = options.timeout.map(|t| start + t);
     let (tasks, mut found) = spawn_watches(targets, options, deadline);
@@ -109,15 +114,15 @@ pub async fn wait_for(
         let Some((index, finding)) = next else { break };
         let event = record(&mut progress[index], index, finding, options.invert, start);
         if let Some(event) = event {
-            report(event);
+            on_event(event)?;
         }
     }
     drop(tasks);
     let success = done(&progress, options.any);
     if !success {
-        report_timeouts(&progress, start, &mut report);
+        report_timeouts(&progress, start, &mut on_event)?;
     }
-    success
+    Ok(success)
 }
 
 /// One [`Watch`] task per target; their findings arrive on the receiver. Dropping the set
@@ -172,15 +177,19 @@ fn record(
     })
 }
 
-fn report_timeouts(progress: &[Progress], start: Instant, report: &mut impl FnMut(WaitEvent)) {
+fn report_timeouts<E>(progress: &[Progress], start: Instant, on_event: &mut E) -> io::Result<()>
+where
+    E: FnMut(WaitEvent) -> io::Result<()>,
+{
     for (index, target) in progress.iter().enumerate().filter(|(_, p)| !p.ready) {
-        report(WaitEvent::TimedOut {
+        on_event(WaitEvent::TimedOut {
             index,
             elapsed: start.elapsed(),
             finding: target.last.clone().unwrap_or(Finding::NoAnswer),
             attempts: target.attempts,
-        });
+        })?;
     }
+    Ok(())
 }
 
 fn done(progress: &[Progress], any: bool) -> bool {

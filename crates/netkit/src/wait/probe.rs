@@ -8,7 +8,6 @@ use super::finding::Finding;
 use super::http::{HttpCheck, ANSWER_BOUND};
 use super::target::{DnsTarget, Target};
 use crate::endpoint::{Endpoint, Host};
-use crate::error::Error;
 
 /// What every attempt of one wait shares.
 #[derive(Debug, Clone)]
@@ -27,7 +26,7 @@ impl Probe {
         match target {
             Target::Connect(endpoint) => match endpoint.connect(connect_bound).await {
                 Ok(_) => Finding::Accepts,
-                Err(err) => connect_failure(&err),
+                Err(err) => Finding::of_connect_error(&err),
             },
             Target::Http(http) => {
                 super::http::attempt(http, &self.http, connect_bound, cap(ANSWER_BOUND)).await
@@ -53,31 +52,6 @@ async fn exists(path: std::path::PathBuf) -> Finding {
     }
 }
 
-/// A failed connect (or the lookup before it) as a finding.
-pub(super) fn connect_failure(err: &Error) -> Finding {
-    match err {
-        Error::Resolve { host, why } => {
-            Finding::Unresolved(format!("cannot resolve {host}: {}", resolver_reason(why)))
-        }
-        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::TimedOut => {
-            Finding::ConnectFailed("connect timed out".into())
-        }
-        Error::Io { source, .. } => Finding::ConnectFailed(crate::error::describe_io(source)),
-        other => Finding::ConnectFailed(other.to_string()),
-    }
-}
-
-/// The resolver's own words (`name or service not known`), without the standard library's
-/// `failed to lookup address information:` preamble.
-fn resolver_reason(why: &str) -> String {
-    let why = why.trim_start_matches("failed to lookup address information: ");
-    let mut chars = why.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => why.to_string(),
-    }
-}
-
 /// Resolves a `dns:` target the way a client of the name would (the system resolver, and
 /// `localhost` as both loopbacks).
 async fn resolve(dns: &DnsTarget) -> Finding {
@@ -87,7 +61,7 @@ async fn resolve(dns: &DnsTarget) -> Finding {
     };
     let mut found: Vec<_> = match endpoint.resolve().await {
         Ok(addrs) => addrs.iter().map(|a| a.ip()).collect(),
-        Err(err) => return connect_failure(&err),
+        Err(err) => return Finding::of_connect_error(&err),
     };
     found.sort();
     found.dedup();

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, EndpointError};
 use crate::error::ParseError;
 use crate::target::is_host_name;
 
@@ -118,7 +118,7 @@ fn parse_http(input: &str) -> Result<HttpTarget, ParseError> {
     let port = port.unwrap_or(if tls { "443" } else { "80" });
     let endpoint: Endpoint = format!("{host}:{port}")
         .parse()
-        .map_err(|e: ParseError| ParseError::new(input, e.why))?;
+        .map_err(|e: EndpointError| ParseError::new(input, e.kind.to_string()))?;
     let path = match uri.path_and_query().map(|p| p.as_str()) {
         None | Some("") => "/".to_string(),
         Some(path) => path.to_string(),
@@ -184,7 +184,7 @@ fn parse_tcp_url(input: &str, rest: &str) -> Result<Endpoint, ParseError> {
         return Err(ParseError::new(input, "expected tcp://HOST:PORT"));
     }
     rest.parse()
-        .map_err(|e: ParseError| ParseError::new(input, e.why))
+        .map_err(|e: EndpointError| ParseError::new(input, e.kind.to_string()))
 }
 
 #[cfg(test)]

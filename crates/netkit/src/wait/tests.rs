@@ -38,7 +38,12 @@ fn refused(ip: &str) -> (socket2::Socket, Target) {
 async fn the_deadline_is_hard_and_the_reason_reported_once() {
     let (_held, target) = refused("127.0.0.1");
     let mut events = Vec::new();
-    let ok = wait_for(&[target], &options(3000, 250), |e| events.push(e)).await;
+    let ok = wait_for(&[target], &options(3000, 250), |e| {
+        events.push(e);
+        Ok(())
+    })
+    .await
+    .unwrap();
     assert!(!ok);
     let refused = Finding::ConnectFailed("connection refused".into());
     match &events[..] {
@@ -72,7 +77,12 @@ async fn ready_is_reported_once_per_target() {
     let mut opts = options(30_000, 50);
     opts.any = true;
     let mut events = Vec::new();
-    assert!(wait_for(&targets, &opts, |e| events.push(e)).await);
+    assert!(wait_for(&targets, &opts, |e| {
+        events.push(e);
+        Ok(())
+    })
+    .await
+    .unwrap());
     let ready: Vec<_> = events
         .iter()
         .filter(|e| matches!(e, WaitEvent::Ready { .. }))
@@ -98,7 +108,12 @@ async fn invert_is_ready_when_the_file_is_gone() {
         }
     });
     let mut events = Vec::new();
-    assert!(wait_for(&[target], &opts, |e| events.push(e)).await);
+    assert!(wait_for(&[target], &opts, |e| {
+        events.push(e);
+        Ok(())
+    })
+    .await
+    .unwrap());
     remover.await.expect("remover");
     match &events[..] {
         [WaitEvent::NotReady { finding, .. }, WaitEvent::Ready { .. }] => {
@@ -124,7 +139,12 @@ async fn no_timeout_waits_until_ready() {
         }
     });
     let mut events = Vec::new();
-    assert!(wait_for(&[target], &opts, |e| events.push(e)).await);
+    assert!(wait_for(&[target], &opts, |e| {
+        events.push(e);
+        Ok(())
+    })
+    .await
+    .unwrap());
     creator.await.expect("creator");
     let _ = std::fs::remove_file(&dir);
     assert!(
@@ -139,7 +159,12 @@ async fn attempts_keep_to_the_interval_then_back_off_to_the_cap() {
         format!("/nonexistent/netkit-wait-{}.sock", std::process::id()).into(),
     ));
     let mut events = Vec::new();
-    assert!(!wait_for(&[target], &options(20_000, 250), |e| events.push(e)).await);
+    assert!(!wait_for(&[target], &options(20_000, 250), |e| {
+        events.push(e);
+        Ok(())
+    })
+    .await
+    .unwrap());
     // 0 to 10 s every 250 ms (41 attempts), then after 0.5, 1, 2, 2, 2, 2 s: 10.5, 11.5, 13.5,
     // 15.5, 17.5 and 19.5 s.
     match events.last() {

@@ -7,7 +7,10 @@ use std::io::{self, Write};
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use netkit::ping::{format_ms, format_reply_time, Event, PingReply, Stats};
+use netkit::ping::{Event, Stats};
+use netkit::report::ping::PingReply;
+
+use super::format::{format_ms, format_reply_time};
 
 use super::hosts::Host;
 use super::names::Names;

@@ -5,7 +5,9 @@
 
 use std::io;
 
-use netkit::ping::{format_fping_ms, format_g, PingSummary};
+use netkit::report::ping::PingSummary;
+
+use super::format::{format_fping_ms, format_g};
 
 use crate::output::Printer;
 
@@ -95,8 +97,8 @@ fn print_fping(out: &Printer, summaries: &[PingSummary]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use netkit::ping::record::SummaryParts;
     use netkit::ping::Stats;
+    use netkit::ping::SummaryParts;
     use std::time::Duration;
 
     fn summary(rtts_us: &[u64], sent: u64, pipe: u64, elapsed_ms: u64) -> PingSummary {
@@ -110,7 +112,7 @@ mod tests {
             elapsed: Duration::from_millis(elapsed_ms),
             rtts_ms: None,
         };
-        PingSummary::new("h", "127.0.0.1".parse().unwrap(), &stats, parts)
+        stats.summary("h", "127.0.0.1".parse().unwrap(), parts)
     }
 
     #[test]

@@ -2,40 +2,27 @@
 //! the events (every wait bounded), and compare the address events with what
 //! `ip monitor link address` printed for the same changes.
 
+use std::cell::Cell;
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use super::detail::add_in_batch;
-use crate::harness::{privileged, run, text, Netns};
+use crate::harness::{privileged, run, text, Netns, Proc};
 
-/// How long any one wait for output may take.
-const PATIENCE: Duration = Duration::from_secs(20);
-
-/// A running process whose output lines arrive on channels; killed on drop.
+/// A running process whose stdout is read in order, from where the last read stopped.
 struct Running {
-    child: Child,
-    stdout: Receiver<String>,
-    stderr: Receiver<String>,
+    proc: Proc,
+    read: Cell<usize>,
 }
 
 impl Running {
-    fn spawn(mut command: Command) -> Running {
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        let stdout = lines(child.stdout.take().expect("stdout"));
-        let stderr = lines(child.stderr.take().expect("stderr"));
+    fn spawn(command: Command) -> Running {
         Running {
-            child,
-            stdout,
-            stderr,
+            proc: Proc::spawn(command),
+            read: Cell::new(0),
         }
     }
 
@@ -44,7 +31,7 @@ impl Running {
         let mut command = ns.netkit();
         command.args(args);
         let running = Running::spawn(command);
-        let said = next_line(&running.stderr, Instant::now() + PATIENCE);
+        let said = running.proc.stderr.next(&mut 0);
         let said = said.unwrap_or_else(|| panic!("{args:?} never said it was watching"));
         assert!(
             said.starts_with("watching link and address events"),
@@ -53,43 +40,20 @@ impl Running {
         running
     }
 
-    /// Stdout lines until `enough` holds for what was read, or the patience runs out.
+    /// Stdout lines until `enough` holds for what was read (each line waited for with the
+    /// harness's patience).
     fn read_until(&self, mut enough: impl FnMut(&[String]) -> bool) -> Vec<String> {
-        let deadline = Instant::now() + PATIENCE;
+        let mut at = self.read.get();
         let mut seen = Vec::new();
         while !enough(&seen) {
-            match next_line(&self.stdout, deadline) {
+            match self.proc.stdout.next(&mut at) {
                 Some(line) => seen.push(line),
-                None => panic!("gave up waiting; read so far:\n{}", seen.join("\n")),
+                None => panic!("output ended; read so far:\n{}", seen.join("\n")),
             }
         }
+        self.read.set(at);
         seen
     }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn lines(stream: impl Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-fn next_line(rx: &Receiver<String>, deadline: Instant) -> Option<String> {
-    let left = deadline.checked_duration_since(Instant::now())?;
-    rx.recv_timeout(left).ok()
 }
 
 fn json(lines: &[String]) -> Vec<Value> {
@@ -105,15 +69,24 @@ fn ip_monitor(ns: &Netns) -> Running {
     let mut command = Command::new("ip");
     command.args(["-n", &ns.name, "monitor", "link", "address"]);
     let monitor = Running::spawn(command);
-    let deadline = Instant::now() + PATIENCE;
     for n in 1..=200 {
         let sentinel = format!("198.18.254.{n}");
         ns.ip(&["addr", "add", &format!("{sentinel}/32"), "dev", "lo"]);
-        let wait = (Instant::now() + Duration::from_millis(100)).min(deadline);
-        while let Some(line) = next_line(&monitor.stdout, wait) {
-            if line.contains(&sentinel) {
+        let until = Instant::now() + Duration::from_millis(100);
+        while Instant::now() < until {
+            if monitor
+                .proc
+                .stdout
+                .all()
+                .iter()
+                .any(|l| l.contains(&sentinel))
+            {
+                monitor
+                    .read
+                    .set(monitor.proc.stdout.position(&sentinel) + 1);
                 return monitor;
             }
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
     panic!("ip monitor printed none of its sentinels");
@@ -333,18 +306,7 @@ fn watch_one_interface_by_altname_in_text_until_it_is_removed() {
     assert!(in_order(&got, &want), "{got:#?}");
     assert!(lines.iter().all(|l| l.starts_with("v0: ")), "{lines:#?}");
     // Nothing more can happen to v0: the watch ends by itself, successfully.
-    let deadline = Instant::now() + PATIENCE;
-    let status = loop {
-        if let Some(status) = watch.child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "watch did not end after v0 went away"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(watch.proc.wait(), 0, "watch did not end after v0 went away");
 }
 
 /// Addresses added, flushed and added again: more messages than the socket buffer holds.
@@ -359,12 +321,11 @@ fn watch_catches_up_after_the_kernel_dropped_a_burst() {
     ns.ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
     let watch = Running::watch(&ns, &["-v", "--json", "iface", "watch", "v0"]);
     // Stopped while the burst comes, the watcher falls behind the kernel by all of it.
-    let pid = watch.child.id().to_string();
-    crate::harness::sh(&["kill", "-STOP", &pid]);
+    watch.proc.signal("STOP");
     add_in_batch(&ns, "198.18", BURST);
     ns.ip(&["addr", "flush", "dev", "v0"]);
     add_in_batch(&ns, "198.19", BURST);
-    crate::harness::sh(&["kill", "-CONT", &pid]);
+    watch.proc.signal("CONT");
     let ip: Vec<Value> =
         serde_json::from_str(&ns.ip(&["-j", "addr", "show", "dev", "v0"])).expect("ip -j addr");
     let theirs: BTreeSet<String> = ip[0]["addr_info"]
@@ -391,7 +352,7 @@ fn watch_catches_up_after_the_kernel_dropped_a_burst() {
     });
     // 15000 messages overflow a receive buffer of rmem_max (4 MiB on these machines): the
     // replay above then went through the watcher's resynchronisation.
-    let said: Vec<String> = watch.stderr.try_iter().collect();
+    let said: Vec<String> = watch.proc.stderr.all();
     let resynced = said
         .iter()
         .any(|l| l.contains("reading every interface again"));

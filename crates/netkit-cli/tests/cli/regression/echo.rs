@@ -12,28 +12,14 @@ use nix::sys::socket::{
 };
 
 use crate::echo::EchoServer;
-use crate::harness::{netkit, text};
+use crate::harness::{netkit, Proc};
 
-/// Runs `netkit ARGS`, killing it if it is still running after 20 s (a server that should
-/// have refused to start but took the socket instead).
-pub fn run_bounded(args: &[&str]) -> std::process::Output {
-    use std::process::Stdio;
-    let mut child = netkit()
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = std::time::Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > std::time::Duration::from_secs(20) {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
+/// Runs `netkit ARGS` to its end: (code, stdout, stderr). A server that should have refused to
+/// start but took the socket instead fails the test after the harness's patience.
+pub fn run_bounded(args: &[&str]) -> (i32, String, String) {
+    let mut command = netkit();
+    command.args(args);
+    Proc::spawn(command).finish()
 }
 
 /// A live Unix server at `path` that listens with a backlog of 1 and never accepts, its accept
@@ -89,7 +75,7 @@ fn echo_took_a_live_unix_socket_with_a_full_accept_queue_for_stale() {
     let path = dir.path().join("busy.sock");
     let (server, _queued) = full_unix_server(&path);
     let listen = format!("unix:{}", path.display());
-    let (code, stdout, stderr) = text(&run_bounded(&["echo", &listen]));
+    let (code, stdout, stderr) = run_bounded(&["echo", &listen]);
     assert_eq!(code, 3, "stdout {stdout:?} stderr {stderr:?}");
     assert!(stderr.contains("live socket"), "{stderr}");
     assert!(path.exists(), "the live server's socket file was removed");

@@ -2,12 +2,10 @@
 //! fping on the same test network in the same run, and requires netkit's answer to be
 //! iputils' (issue 13).
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::Command;
 use std::time::Duration;
 
-use crate::harness::{privileged, sh, text};
+use crate::harness::{privileged, text, Proc};
 use crate::ping_net::{
     both_in, counts, iptables, json_lines, line_starting, loopback_ns, ping_in, stats_line,
     two_hosts,
@@ -159,48 +157,28 @@ fn count_with_deadline_waits_for_count_replies() {
     assert!(!counts(&out).contains(" 0 received"), "{out}");
 }
 
-/// A ping child with its stdout lines and stderr lines coming in over channels.
+/// A ping child whose stdout and stderr lines are read in order.
 struct Watched {
-    child: Child,
-    stdout: Receiver<String>,
-    stderr: Receiver<String>,
+    proc: Proc,
+    out: usize,
+    err: usize,
 }
 
-fn lines_of<R: Read + Send + 'static>(stream: R) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stream).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-fn watch(mut cmd: Command) -> Watched {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let stdout: ChildStdout = child.stdout.take().expect("stdout");
-    let stderr: ChildStderr = child.stderr.take().expect("stderr");
+fn watch(cmd: Command) -> Watched {
     Watched {
-        child,
-        stdout: lines_of(stdout),
-        stderr: lines_of(stderr),
+        proc: Proc::spawn(cmd),
+        out: 0,
+        err: 0,
     }
 }
 
 impl Watched {
-    fn next_out(&self, what: &str) -> String {
-        self.stdout
-            .recv_timeout(Duration::from_secs(10))
-            .unwrap_or_else(|_| panic!("no {what} on stdout"))
+    fn next_out(&mut self, what: &str) -> String {
+        let line = self.proc.stdout.next(&mut self.out);
+        line.unwrap_or_else(|| panic!("no {what} on stdout"))
     }
 
-    fn next_reply(&self) -> String {
+    fn next_reply(&mut self) -> String {
         loop {
             let line = self.next_out("reply");
             if line.contains(" bytes from ") {
@@ -209,15 +187,18 @@ impl Watched {
         }
     }
 
-    fn next_err(&self) -> String {
-        self.stderr
-            .recv_timeout(Duration::from_secs(10))
+    fn next_err(&mut self) -> String {
+        self.proc
+            .stderr
+            .next(&mut self.err)
             .expect("a line on stderr")
     }
 
-    fn signal(&self, name: &str) {
-        // `ip netns exec` execs the program, so the child's pid is ping's own.
-        sh(&["kill", &format!("-{name}"), &self.child.id().to_string()]);
+    /// The exit code and the stdout lines not read yet, once it has ended.
+    fn rest(mut self) -> (i32, Vec<String>) {
+        let code = self.proc.wait();
+        self.proc.stdout.to_end();
+        (code, self.proc.stdout.since(self.out))
     }
 }
 
@@ -260,15 +241,14 @@ fn sigquit_prints_the_status_line_and_ping_goes_on() {
         let mut ping = watch(cmd);
         ping.next_reply();
         ping.next_reply();
-        ping.signal("QUIT");
+        ping.proc.signal("QUIT");
         let status = ping.next_err();
         assert!(is_status_line(&status), "{tool}: {status:?}");
         let after = ping.next_reply();
         assert!(after.contains("icmp_seq="), "{tool} goes on: {after}");
-        ping.signal("INT");
-        let rest: Vec<String> = ping.stdout.iter().collect();
-        let code = ping.child.wait().expect("wait").code();
-        assert_eq!(code, Some(0), "{tool}: {rest:?}");
+        ping.proc.signal("INT");
+        let (code, rest) = ping.rest();
+        assert_eq!(code, 0, "{tool}: {rest:?}");
         assert!(
             rest.iter().any(|l| l.contains(" packets transmitted, ")),
             "{tool}: {rest:?}"
@@ -286,10 +266,9 @@ fn sigterm_prints_the_summary() {
     cmd.args(["ping", "-i", "0.1", "-w", "30", "127.0.0.1"]);
     let mut ping = watch(cmd);
     ping.next_reply();
-    ping.signal("TERM");
-    let rest: Vec<String> = ping.stdout.iter().collect();
-    let status = ping.child.wait().expect("wait");
-    assert_eq!(status.code(), Some(0), "{rest:?}");
+    ping.proc.signal("TERM");
+    let (code, rest) = ping.rest();
+    assert_eq!(code, 0, "{rest:?}");
     assert!(
         rest.contains(&"--- 127.0.0.1 ping statistics ---".to_string()),
         "{rest:?}"

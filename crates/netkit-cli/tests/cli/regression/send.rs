@@ -3,33 +3,24 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use std::io::Write;
-use std::process::Stdio;
 use std::time::Duration;
 
-use netkit::ipc::Reply;
+use netkit::report::send::Reply;
 
-use crate::harness::{netkit, run, text};
+use crate::harness::{netkit, run, text, Proc};
 
 #[test]
 fn send_timeout_counted_the_time_spent_reading_stdin_and_lost_the_reply() {
     // stdin trickles in for about 3 s, three times --timeout; the reply comes at once after.
-    let mut child = netkit()
-        .args(["send", "exec:wc -c", "--timeout", "1s"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = std::thread::spawn(move || {
-        for _ in 0..10 {
-            stdin.write_all(&[b'x'; 1000]).unwrap();
-            std::thread::sleep(Duration::from_millis(300));
-        }
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    let (code, stdout, stderr) = text(&out);
+    let mut cmd = netkit();
+    cmd.args(["send", "exec:wc -c", "--timeout", "1s"]);
+    let (child, mut stdin) = Proc::spawn_with_stdin(cmd);
+    for _ in 0..10 {
+        stdin.write_all(&[b'x'; 1000]).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    drop(stdin);
+    let (code, stdout, stderr) = child.finish();
     assert_eq!((code, stdout.trim()), (0, "10000"), "{stderr}");
 }
 

@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{netkit, privileged, text, Netns};
-use crate::wait_util::{NetnsEtc, Reserved};
+use crate::harness::{netkit, privileged, text, Netns, Reserved};
+use crate::wait_util::NetnsEtc;
 
 /// The timeout message said only "timed out waiting for X after N s", never why the target was
 /// not ready.

@@ -1,5 +1,5 @@
-//! The records of `netkit iface`: an interface with its addresses and counters, and the link
-//! and address events of `iface watch`. Field names are the JSON contract (docs/json.md).
+//! The records of `netkit iface` (docs/json.md): an interface with its addresses and counters,
+//! and the link and address events of `iface watch`.
 
 use std::net::IpAddr;
 

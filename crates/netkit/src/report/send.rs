@@ -1,14 +1,7 @@
-//! The records `netkit echo` and `netkit send` print (see `docs/json.md`).
+//! The record of `netkit send` (docs/json.md): `reply`, or `timeout` when the reply did not end
+//! in time.
 
 use serde::{Deserialize, Serialize};
-
-/// `echo` has bound its socket and is serving (`{"type":"listening"}`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Listening {
-    /// The bound address as an endpoint: `127.0.0.1:40123`, `[::1]:7000`, `unix:/tmp/e.sock`,
-    /// `unix:@name`; the real port when port 0 was asked for.
-    pub addr: String,
-}
 
 /// What `send` got back (`{"type":"reply"}`, or `{"type":"timeout"}` when the reply did not end
 /// in time).

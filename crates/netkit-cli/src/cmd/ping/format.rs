@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use super::stats::micros;
+/// Whole microseconds, truncated, as iputils measures.
+fn micros(rtt: Duration) -> i64 {
+    i64::try_from(rtt.as_micros()).unwrap_or(i64::MAX)
+}
 
 /// `a.bbb` milliseconds from microseconds, as iputils prints its statistics.
 pub fn format_ms(us: i64) -> String {

@@ -1,12 +1,10 @@
-//! The JSON records of `netkit ping` (docs/json.md): one `reply` per echo reply (duplicates
+//! The records of `netkit ping` (docs/json.md): one `reply` per echo reply (duplicates
 //! flagged), one `timeout` per request left unanswered, one `summary` per host.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-
-use super::stats::{Rtt, Stats};
 
 /// `{"type":"reply",...}`: one echo reply.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,46 +78,4 @@ pub struct PingSummary {
     /// `-C`); only with `--fping-summary`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rtts_ms: Option<Vec<Option<f64>>>,
-}
-
-/// What a summary is made of besides the host and its statistics.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SummaryParts {
-    /// iputils' `pipe`.
-    pub pipe: u64,
-    /// From the start to the last request.
-    pub elapsed: Duration,
-    /// Per-request round trips, when kept.
-    pub rtts_ms: Option<Vec<Option<f64>>>,
-}
-
-impl PingSummary {
-    /// The summary of `stats` for `host` at `addr`.
-    pub fn new(host: &str, addr: IpAddr, stats: &Stats, parts: SummaryParts) -> PingSummary {
-        let rtt = stats.rtt();
-        let ms = |pick: fn(&Rtt) -> i64| rtt.as_ref().map(|r| pick(r) as f64 / 1000.0);
-        PingSummary {
-            host: host.to_string(),
-            addr,
-            transmitted: stats.transmitted,
-            received: stats.received,
-            duplicates: stats.duplicates,
-            errors: stats.errors,
-            loss_pct: stats.loss_pct(),
-            min_ms: ms(|r| r.min_us),
-            avg_ms: ms(|r| r.avg_us),
-            max_ms: ms(|r| r.max_us),
-            mdev_ms: ms(|r| r.mdev_us),
-            ewma_ms: ms(|r| r.ewma_us),
-            pipe: parts.pipe,
-            time_ms: whole_ms(parts.elapsed),
-            elapsed: parts.elapsed,
-            rtts_ms: parts.rtts_ms,
-        }
-    }
-}
-
-/// Milliseconds rounded to the nearest, as iputils prints `time`.
-fn whole_ms(elapsed: Duration) -> u64 {
-    u64::try_from((elapsed.as_micros() + 500) / 1000).unwrap_or(u64::MAX)
 }

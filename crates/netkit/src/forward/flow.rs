@@ -1,0 +1,167 @@
+//! One direction of a forwarded connection and what both directions share: the sides
+//! ([`Leg`]), the directions ([`Dir`]), errors tagged with their side ([`Fault`]) and the byte
+//! counters and idle clock ([`Stats`]). A direction ends when its source reaches EOF and
+//! everything read was delivered; then the destination is half-closed (`shutdown(Write)`).
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use super::io::{End, COPY_BUF};
+use crate::endpoint::Stream;
+
+/// One side of a forwarded connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Leg {
+    /// The accepted client.
+    Client,
+    /// The target connected to.
+    Target,
+}
+
+/// An I/O error and the side of the connection it came from.
+#[derive(Debug)]
+pub(super) struct Fault {
+    pub leg: Leg,
+    pub err: io::Error,
+}
+
+impl Fault {
+    /// Tags errors with the side they came from.
+    pub(super) fn on(leg: Leg) -> impl Fn(io::Error) -> Fault {
+        move |err| Fault { leg, err }
+    }
+
+    /// The fault of a transfer in direction `dir` that failed at `end`.
+    pub(super) fn of(dir: Dir, (end, err): (End, io::Error)) -> Fault {
+        let (src, dst) = dir.legs();
+        let leg = match end {
+            End::Src => src,
+            End::Dst => dst,
+        };
+        Fault { leg, err }
+    }
+
+    /// Whether the side is gone abortively (reset, or a write it could not take).
+    pub(super) fn is_reset(&self) -> bool {
+        matches!(
+            self.err.kind(),
+            io::ErrorKind::ConnectionReset
+                | io::ErrorKind::BrokenPipe
+                | io::ErrorKind::ConnectionAborted
+        )
+    }
+}
+
+/// A direction of the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Dir {
+    /// Client to target.
+    Up,
+    /// Target to client.
+    Down,
+}
+
+impl Dir {
+    /// The sides bytes come from and go to.
+    pub(super) fn legs(self) -> (Leg, Leg) {
+        match self {
+            Dir::Up => (Leg::Client, Leg::Target),
+            Dir::Down => (Leg::Target, Leg::Client),
+        }
+    }
+}
+
+/// Byte counters and the time of the last transfer, shared by both directions.
+#[derive(Debug)]
+pub(super) struct Stats {
+    start: Instant,
+    last_ms: AtomicU64,
+    up: AtomicU64,
+    down: AtomicU64,
+    spliced_up: AtomicBool,
+    spliced_down: AtomicBool,
+}
+
+impl Stats {
+    pub(super) fn new() -> Stats {
+        Stats {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            up: AtomicU64::new(0),
+            down: AtomicU64::new(0),
+            spliced_up: AtomicBool::new(false),
+            spliced_down: AtomicBool::new(false),
+        }
+    }
+
+    /// Counts `n` bytes delivered in direction `dir` (and that the connection is not idle).
+    pub(super) fn moved(&self, dir: Dir, n: usize) {
+        let counter = match dir {
+            Dir::Up => &self.up,
+            Dir::Down => &self.down,
+        };
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+        let now = self.start.elapsed().as_millis() as u64;
+        self.last_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// Bytes delivered from the client to the target.
+    pub(super) fn up(&self) -> u64 {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    /// Bytes delivered from the target to the client.
+    pub(super) fn down(&self) -> u64 {
+        self.down.load(Ordering::Relaxed)
+    }
+
+    /// Notes that direction `dir` moved bytes with `splice(2)`.
+    pub(super) fn spliced(&self, dir: Dir) {
+        let flag = match dir {
+            Dir::Up => &self.spliced_up,
+            Dir::Down => &self.spliced_down,
+        };
+        flag.store(true, Ordering::Relaxed);
+    }
+
+    /// Which relay path the directions took: `splice`, `copy` or `copy+splice`.
+    pub(super) fn path(&self) -> &'static str {
+        match (
+            self.spliced_up.load(Ordering::Relaxed),
+            self.spliced_down.load(Ordering::Relaxed),
+        ) {
+            (true, true) => "splice",
+            (false, false) => "copy",
+            _ => "copy+splice",
+        }
+    }
+
+    /// Completes once nothing moved for `idle`.
+    pub(super) async fn idle(&self, idle: Duration) {
+        loop {
+            let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let quiet_since = self.start + last;
+            if quiet_since.elapsed() >= idle {
+                return;
+            }
+            tokio::time::sleep_until((quiet_since + idle).into()).await;
+        }
+    }
+}
+
+/// Moves `src` to `dst` until EOF, then half-closes `dst`: copied for small exchanges, through
+/// `splice(2)` for bulk transfers ([`super::splice::pump`]).
+pub(super) async fn direction(
+    src: &Stream,
+    dst: &Stream,
+    dir: Dir,
+    stats: &Stats,
+) -> Result<(), Fault> {
+    let moved = |n: usize| stats.moved(dir, n);
+    let mut buf = vec![0u8; COPY_BUF];
+    super::splice::pump(src, dst, &mut buf, moved, || stats.spliced(dir))
+        .await
+        .map_err(|failed| Fault::of(dir, failed))?;
+    dst.shutdown_write().map_err(Fault::on(dir.legs().1))
+}

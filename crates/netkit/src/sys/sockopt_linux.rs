@@ -1,0 +1,79 @@
+//! Socket options: [`set`] and [`get`] over nix's typed options, with errors as
+//! [`std::io::Error`], and the options nix does not wrap yet ([`IpMtuDiscover`],
+//! [`Ipv6MtuDiscover`], [`Ipv6Mtu`]), declared with nix's own `sockopt_impl!` so that no
+//! `setsockopt(2)` call is written by hand. socket2 covers the portable options (TTL, TOS,
+//! buffer sizes, broadcast, linger); nix the Linux ones (`IP_RECVERR`, `SO_TIMESTAMPNS`, ...).
+
+use std::io;
+use std::os::fd::AsFd;
+
+use nix::libc;
+use nix::sys::socket::{GetSockOpt, SetSockOpt};
+use nix::{getsockopt_impl, setsockopt_impl, sockopt_impl};
+
+pub use nix::sys::socket::sockopt::*;
+
+sockopt_impl!(
+    /// Path MTU discovery of IPv4 (`IP_MTU_DISCOVER`: `IP_PMTUDISC_DO`, `_DONT`, `_WANT`).
+    IpMtuDiscover,
+    Both,
+    libc::IPPROTO_IP,
+    libc::IP_MTU_DISCOVER,
+    libc::c_int
+);
+
+sockopt_impl!(
+    /// Path MTU discovery of IPv6 (`IPV6_MTU_DISCOVER`: `IPV6_PMTUDISC_DO`, `_DONT`, `_WANT`).
+    Ipv6MtuDiscover,
+    Both,
+    libc::IPPROTO_IPV6,
+    libc::IPV6_MTU_DISCOVER,
+    libc::c_int
+);
+
+sockopt_impl!(
+    /// The path MTU the kernel knows for a connected IPv6 socket (`IPV6_MTU`).
+    Ipv6Mtu,
+    GetOnly,
+    libc::IPPROTO_IPV6,
+    libc::IPV6_MTU,
+    libc::c_int
+);
+
+/// Sets `option` on `socket` to `value`.
+pub fn set<F: AsFd, O: SetSockOpt>(socket: &F, option: O, value: &O::Val) -> io::Result<()> {
+    nix::sys::socket::setsockopt(socket, option, value).map_err(io::Error::from)
+}
+
+/// The value of `option` on `socket`.
+pub fn get<F: AsFd, O: GetSockOpt>(socket: &F, option: O) -> io::Result<O::Val> {
+    nix::sys::socket::getsockopt(socket, option).map_err(io::Error::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::UdpSocket;
+
+    use super::*;
+
+    #[test]
+    fn options_nix_lacks_read_back_what_was_set() {
+        let v4 = UdpSocket::bind("127.0.0.1:0").unwrap();
+        set(&v4, IpMtuDiscover, &libc::IP_PMTUDISC_DO).unwrap();
+        assert_eq!(get(&v4, IpMtuDiscover).unwrap(), libc::IP_PMTUDISC_DO);
+        let v6 = UdpSocket::bind("[::1]:0").unwrap();
+        set(&v6, Ipv6MtuDiscover, &libc::IPV6_PMTUDISC_WANT).unwrap();
+        assert_eq!(get(&v6, Ipv6MtuDiscover).unwrap(), libc::IPV6_PMTUDISC_WANT);
+        v6.connect("[::1]:9").unwrap();
+        assert!(get(&v6, Ipv6Mtu).unwrap() >= 1280);
+    }
+
+    #[test]
+    fn options_nix_wraps_go_through_the_same_helpers() {
+        let v4 = UdpSocket::bind("127.0.0.1:0").unwrap();
+        set(&v4, Ipv4RecvErr, &true).unwrap();
+        assert!(get(&v4, Ipv4RecvErr).unwrap());
+        v4.connect("127.0.0.1:9").unwrap();
+        assert!(get(&v4, IpMtu).unwrap() >= 576);
+    }
+}
