@@ -36,9 +36,16 @@ pub fn status_set(text: &str) -> Result<netkit::wait::StatusSet, ParseError> {
     text.parse()
 }
 
-/// An endpoint to listen on (port 0 picks a free port).
-pub fn listen_endpoint(text: &str) -> Result<Endpoint, EndpointError> {
-    Endpoint::parse_listen(text)
+/// An endpoint to listen on (port 0 picks a free port); `systemd:` sockets are for `forward`
+/// only (its LISTEN is parsed with the rule).
+pub fn listen_endpoint(text: &str) -> Result<Endpoint, ParseError> {
+    match Endpoint::parse_listen(text)? {
+        Endpoint::Systemd(_) => Err(ParseError::new(
+            text,
+            "systemd: sockets are for netkit forward only",
+        )),
+        endpoint => Ok(endpoint),
+    }
 }
 
 /// A port set: `N`, `N-M`, lists, `all`, `topN`.
@@ -131,6 +138,21 @@ pub use netkit::forward::ProxyProtocol;
 /// `v1` or `v2`.
 pub fn proxy_protocol(text: &str) -> Result<ProxyProtocol, ParseError> {
     text.parse()
+}
+
+/// `--balance round-robin|least-conn|hash`.
+pub fn balance(text: &str) -> Result<netkit::forward::Balance, ParseError> {
+    text.parse()
+}
+
+/// `--check tcp|http:/PATH`.
+pub fn check(text: &str) -> Result<netkit::forward::Check, ParseError> {
+    text.parse()
+}
+
+/// `--rise N`, `--fall N`: 1 to 100 checks in a row.
+pub fn checks_in_a_row(text: &str) -> Result<u32, ParseError> {
+    number_in(text, 1, 100, "checks in a row")
 }
 
 /// `--http-host HOST|auto`.

@@ -1,8 +1,11 @@
 //! Endpoints of `forward`, `echo`, `send` and `wait`: `PORT` (loopback), `HOST:PORT`,
-//! `[V6]:PORT`, `unix:PATH`, `unix:@NAME` (Linux abstract namespace) and `exec:COMMAND`.
-//! Parsing is pure; [`Endpoint::connect`] and [`Endpoint::listen`] do the I/O.
+//! `[V6]:PORT`, `unix:PATH`, `unix:@NAME` (Linux abstract namespace), `exec:COMMAND`, and
+//! `forward`'s `systemd:NAME` listeners (sockets passed by systemd). Parsing is pure;
+//! [`Endpoint::connect`] and [`Endpoint::listen`] do the I/O ([`exec::check`] the one check of
+//! an `exec:` program before any connection).
 
 pub mod exec;
+pub mod happy_eyeballs;
 mod io;
 mod unix_path;
 
@@ -14,7 +17,7 @@ use std::str::FromStr;
 use crate::ports::PortErrorKind;
 use crate::target::is_host_name;
 
-pub use io::{Listener, Stream};
+pub use io::{plain_peer, Listener, Stream};
 
 /// An endpoint failed to parse: `input: why`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -91,10 +94,19 @@ pub enum EndpointErrorKind {
         /// Why a known one is refused (` (UDP forwarding is not supported yet)`), else empty.
         note: &'static str,
     },
+    /// `systemd:` where a socket to connect to is needed.
+    #[error("systemd: endpoints are sockets passed by systemd, for forward to listen on")]
+    SystemdTarget,
+    /// A `systemd:NAME` whose name systemd could not have given (`FileDescriptorName=`).
+    #[error("invalid systemd socket name, expected printable ASCII without ':', at most 255")]
+    BadSystemdName,
+    /// The program of an `exec:` endpoint cannot be run (checked before any connection).
+    #[error("{0}")]
+    ExecProgram(String),
 }
 
 impl EndpointError {
-    fn new(input: &str, kind: EndpointErrorKind) -> EndpointError {
+    pub(crate) fn new(input: &str, kind: EndpointErrorKind) -> EndpointError {
         EndpointError {
             input: input.to_string(),
             kind,
@@ -121,6 +133,10 @@ pub enum Endpoint {
     Abstract(String),
     /// A child process per connection, talking over a socketpair (`exec:COMMAND`).
     Exec(Vec<String>),
+    /// A listening socket passed by systemd (`systemd:NAME`, the name of
+    /// `FileDescriptorName=`; empty for `systemd:`, the passed sockets in order): `forward`
+    /// listens on it, nothing connects to it.
+    Systemd(String),
 }
 
 /// The host part of a TCP endpoint.
@@ -160,6 +176,7 @@ impl fmt::Display for Endpoint {
                 "exec:{}",
                 shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "))
             ),
+            Endpoint::Systemd(name) => write!(f, "systemd:{name}"),
         }
     }
 }
@@ -175,6 +192,9 @@ impl FromStr for Endpoint {
         if let Some(command) = input.strip_prefix("exec:") {
             return parse_exec(input, command);
         }
+        if input.starts_with("systemd:") {
+            return Err(EndpointError::new(input, EndpointErrorKind::SystemdTarget));
+        }
         reject_scheme(input)?;
         parse_tcp(input, PortRule::NonZero)
     }
@@ -189,6 +209,9 @@ impl Endpoint {
         }
         if input.starts_with("unix:") {
             return input.parse();
+        }
+        if let Some(name) = input.strip_prefix("systemd:") {
+            return parse_systemd(input, name);
         }
         reject_scheme(input)?;
         parse_tcp(input, PortRule::ZeroMeansAny)
@@ -236,7 +259,6 @@ fn parse_unix(input: &str, rest: &str) -> Result<Endpoint, EndpointError> {
 /// Words that are endpoint schemes elsewhere (SPEC.md) or commonly guessed, never host names.
 const SCHEMES: &[(&str, &str)] = &[
     ("udp", " (UDP forwarding is not supported yet)"),
-    ("systemd", " (socket activation is not supported yet)"),
     ("tcp", ""),
     ("tls", ""),
     ("ssl", ""),
@@ -275,6 +297,15 @@ fn reject_scheme(input: &str) -> Result<(), EndpointError> {
         input,
         EndpointErrorKind::UnknownScheme { scheme, note },
     ))
+}
+
+/// `systemd:NAME`: a name as systemd's `FileDescriptorName=` allows (sd_listen_fds(3)).
+fn parse_systemd(input: &str, name: &str) -> Result<Endpoint, EndpointError> {
+    let valid = name.len() <= 255 && name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+    if !valid {
+        return Err(EndpointError::new(input, EndpointErrorKind::BadSystemdName));
+    }
+    Ok(Endpoint::Systemd(name.to_string()))
 }
 
 fn parse_exec(input: &str, command: &str) -> Result<Endpoint, EndpointError> {

@@ -50,6 +50,11 @@ impl Forwarder {
         self.listens[0].parse().expect("tcp listen address")
     }
 
+    /// Sends `signal`, waits for the forwarder to exit: (code, stdout, stderr).
+    pub fn stop(self, signal: &str) -> (i32, String, String) {
+        self.proc.stop(signal)
+    }
+
     /// Waits until `count` stderr lines match.
     pub fn wait_for(&self, pred: impl Fn(&str) -> bool, count: usize) -> Vec<String> {
         self.proc.stderr.wait_for(pred, count)

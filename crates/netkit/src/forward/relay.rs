@@ -12,7 +12,7 @@ use std::future::Future;
 
 use super::flow::{direction, Dir, Fault, Leg, Stats};
 use super::Rule;
-use crate::endpoint::Stream;
+use crate::endpoint::{Endpoint, Stream};
 use crate::report::forward::Close;
 
 /// What a relay did.
@@ -25,19 +25,21 @@ pub(super) struct Outcome {
     pub error: Option<String>,
 }
 
-/// Relays between `client` and `upstream` until both directions end, one fails, the
-/// connection idles out or `abort` completes (the drain timeout).
+/// Relays between `client` and `upstream` (connected to `target`, one of the rule's) until both
+/// directions end, one fails, the connection idles out or `abort` completes (the drain
+/// timeout).
 pub(super) async fn run(
     client: &Stream,
     upstream: &Stream,
     rule: &Rule,
+    target: &Endpoint,
     abort: impl Future<Output = ()>,
 ) -> Outcome {
     let stats = Stats::new();
     let both = async {
         match &rule.options.http_host {
             Some(host) => {
-                let host = host.value_for(&rule.target);
+                let host = host.value_for(target);
                 super::http_relay::run(client, upstream, host, &stats).await
             }
             None => tokio::try_join!(
