@@ -1,53 +1,64 @@
-//! The scan engine: a fixed number of workers (the concurrency) take probes from one
-//! interleaved stream ([`super::jobs`]) and each keeps one connect in flight. A port gets its
-//! state from the network only: refused is closed, connected (to a real peer) is open, silence
-//! after the retries is filtered. Local shortages (EMFILE, ENOBUFS, EADDRNOTAVAIL, ...) make the
-//! worker back off and try the same port again, so they cost time, never a wrong answer.
+//! The scan engine: drives the [`Scheduler`] with the clock and carries out what it decides.
+//! Each probe is a task making one non-blocking connect ([`probe::attempt`]) whose outcome
+//! comes back on a channel; the scheduler's verdicts come out as [`Event`]s and totals. A port
+//! gets its state from the network only; local shortages (EMFILE, ENOBUFS, EADDRNOTAVAIL, ...)
+//! make the scan pause and send the same try again, so they cost time, never a wrong answer.
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc::{self, UnboundedSender};
-use tokio::task::JoinSet;
-use tokio::time::Instant;
+use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use tokio::task::{AbortHandle, JoinSet};
 
-use super::guard::{self, Guard};
-use super::jobs::{Job, Jobs};
+use super::answer::{Answer, NoRoute};
+use super::guard::{self, is_local, Guard};
+use super::host::{HostInfo, Retries};
 use super::probe::{self, Outcome};
-use super::record::{OpenPort, PortState, ScanSummary};
+use super::record::{OpenPort, PortState, ScanSummary, Unreachable};
+use super::rtt::Timeouts;
+use super::schedule::{Probe, ProbeId, Reply, Scheduler, Settings, Settled};
 use super::{banner, services};
 use crate::error::Error;
 use crate::ports::PortSet;
 use crate::target::Targets;
 
-/// How a port stays after this many phantom connections in a row: no listener can be there,
-/// since the kernel handed its very address to one of our probes.
-const MAX_PHANTOMS: u32 = 3;
-/// How long a worker keeps backing off on a shortage before the scan gives up.
-const GIVE_UP: Duration = Duration::from_secs(30);
-/// The longest pause between attempts while short of resources.
-const MAX_PAUSE: Duration = Duration::from_millis(100);
-/// Probes a worker completes before it lets the others run (loopback answers never block).
-const YIELD_EVERY: u32 = 64;
+/// Hosts scanned at once; ports go round them.
+pub const GROUP: usize = 256;
+/// Answers taken from the channel at a time.
+const BATCH: usize = 512;
 
 /// What to scan and how hard.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Ports to probe on every target, in order.
     pub ports: PortSet,
-    /// Probes in flight at once (at least 1).
+    /// Probes in flight at once at most (at least 1).
     pub concurrency: usize,
-    /// How long one connect may take.
+    /// The longest a probe waits for its answer (the adaptive timeout's ceiling).
     pub timeout: Duration,
-    /// Further attempts for a port that did not answer.
-    pub retries: u32,
+    /// How many tries a silent port gets.
+    pub retries: Retries,
     /// Connection attempts per second at most.
     pub rate: Option<u64>,
+    /// Connection attempts per second at least.
+    pub min_rate: Option<u64>,
     /// Read a banner from open ports for this long (`None`: no banners).
     pub banner_wait: Option<Duration>,
+}
+
+/// What a scan reports as it goes.
+#[derive(Debug)]
+pub enum Event {
+    /// An open port.
+    Open(OpenPort),
+    /// A host the scan cannot reach.
+    Unreachable(Unreachable),
 }
 
 /// How far a scan has got, for a progress bar.
@@ -68,253 +79,279 @@ pub fn total(targets: &Targets, ports: &PortSet) -> u128 {
     targets.len().saturating_mul(ports.len() as u128)
 }
 
-#[derive(Debug, Default)]
-struct Counts {
-    open: AtomicU64,
-    closed: AtomicU64,
-    filtered: AtomicU64,
+/// The outcome of one probe task.
+#[derive(Debug)]
+struct Report {
+    id: ProbeId,
+    dst: SocketAddr,
+    outcome: io::Result<Outcome>,
 }
 
-#[derive(Debug)]
-struct Shared {
-    jobs: Mutex<Jobs>,
+/// The engine's side of one scan: the probe tasks, their answers, the banner reads.
+struct Engine {
     config: Config,
     guard: Guard,
     ephemeral: RangeInclusive<u16>,
-    pacer: Option<Pacer>,
-    counts: Counts,
-    progress: Arc<Progress>,
+    tx: UnboundedSender<Report>,
+    tasks: HashMap<ProbeId, AbortHandle>,
+    banners: JoinSet<OpenPort>,
+    events: Vec<Event>,
+    last_shortage: Option<io::Error>,
 }
 
-/// Scans every port of `config.ports` on every target, calling `on_open` for each open port as
-/// it is found, and returns the totals.
+/// Scans every port of `config.ports` on every target, reporting open ports and unreachable
+/// hosts through `on_event` as they are found, until done or until `shutdown` completes (the
+/// summary then says it was interrupted). Returns the totals.
 pub async fn run<E: From<Error>>(
     targets: &Targets,
     config: Config,
     progress: Arc<Progress>,
-    mut on_open: impl FnMut(OpenPort) -> Result<(), E>,
+    shutdown: impl Future<Output = ()>,
+    mut on_event: impl FnMut(Event) -> Result<(), E>,
 ) -> Result<ScanSummary, E> {
-    let started = Instant::now();
-    let workers = total(targets, &config.ports).min(config.concurrency.max(1) as u128);
-    let shared = Arc::new(Shared {
-        jobs: Mutex::new(Jobs::new(targets.iter(), config.ports.as_slice().into())),
-        pacer: config.rate.map(Pacer::new),
-        config,
-        guard: Guard::new(),
-        ephemeral: guard::ephemeral_ports(),
-        counts: Counts::default(),
-        progress,
+    let started = tokio::time::Instant::now();
+    let hosts = targets.iter().map(|target| {
+        let local = is_local(target.addr);
+        Arc::new(HostInfo { target, local })
     });
+    let ports: Arc<[u16]> = config.ports.as_slice().into();
+    let mut sched = Scheduler::new(hosts, ports, settings(&config), now());
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut set = JoinSet::new();
-    for _ in 0..workers {
-        set.spawn(worker(Arc::clone(&shared), tx.clone()));
-    }
-    drop(tx);
-    loop {
+    let mut engine = Engine::new(config, tx);
+    tokio::pin!(shutdown);
+    let interrupted = loop {
+        engine.step(&mut sched, &progress);
+        for event in engine.events.drain(..) {
+            on_event(event)?;
+        }
+        if sched.is_done() && engine.banners.is_empty() {
+            break false;
+        }
+        let wake = sched.wakeup(now()).map(tokio::time::Instant::from_std);
         tokio::select! {
-            Some(open) = rx.recv() => on_open(open)?,
-            joined = set.join_next() => match joined {
-                None => break,
-                Some(joined) => joined.map_err(|e| Error::io("scan", io::Error::other(e)))??,
-            },
+            biased;
+            () = &mut shutdown => break true,
+            result = engine.next(&mut rx, &mut sched, wake) => result?,
         }
-    }
-    while let Ok(open) = rx.try_recv() {
-        on_open(open)?;
-    }
-    Ok(shared.summary(targets, started.elapsed()))
+    };
+    engine.abort_all();
+    let elapsed = started.elapsed();
+    let c = sched.counts();
+    tracing::info!(
+        "scan: {} probes sent, {} retransmissions, {} late answers, {} drops",
+        c.sent,
+        c.retransmitted,
+        c.late,
+        c.drops
+    );
+    Ok(summary(
+        targets,
+        &engine.config,
+        &sched,
+        elapsed,
+        interrupted,
+    ))
 }
 
-async fn worker(shared: Arc<Shared>, tx: UnboundedSender<OpenPort>) -> Result<(), Error> {
-    let mut since_yield = 0;
-    while let Some(job) = shared.next_job() {
-        let (state, open) = probe_port(&shared, &job).await?;
-        shared.count(state);
-        if let Some(open) = open {
-            if tx.send(open).is_err() {
-                return Ok(());
-            }
-        }
-        since_yield += 1;
-        if since_yield == YIELD_EVERY {
-            since_yield = 0;
-            tokio::task::yield_now().await;
-        }
-    }
-    Ok(())
-}
-
-/// Probes one port until the network gives an answer or the retries are spent.
-async fn probe_port(shared: &Shared, job: &Job) -> Result<(PortState, Option<OpenPort>), Error> {
-    let dst = job.addr();
-    let exposed = job.host.local && shared.ephemeral.contains(&job.port);
-    let guard = exposed.then_some(&shared.guard);
-    let (mut unanswered, mut phantoms) = (0, 0);
-    let mut backoff = Backoff::default();
-    loop {
-        if let Some(pacer) = &shared.pacer {
-            pacer.wait().await;
-        }
-        let outcome = probe::attempt(dst, guard, shared.config.timeout)
-            .await
-            .map_err(|e| Error::io(format!("scan {dst}"), e))?;
-        match outcome {
-            Outcome::Open { rtt, socket } => {
-                let open = shared.describe(job, rtt, socket.into_socket()).await;
-                return Ok((PortState::Open, Some(open)));
-            }
-            Outcome::Closed => return Ok((PortState::Closed, None)),
-            Outcome::Unreachable => return Ok((PortState::Filtered, None)),
-            Outcome::Unanswered => {
-                unanswered += 1;
-                if unanswered > shared.config.retries {
-                    return Ok((PortState::Filtered, None));
-                }
-            }
-            Outcome::Phantom => {
-                phantoms += 1;
-                if phantoms == MAX_PHANTOMS {
-                    return Ok((PortState::Closed, None));
-                }
-            }
-            Outcome::Busy(err) => backoff.pause(err, &dst.to_string()).await?,
-        }
+/// The scheduler's settings for `config`.
+fn settings(config: &Config) -> Settings {
+    Settings {
+        timeouts: Timeouts::capped(config.timeout),
+        retries: config.retries,
+        max_in_flight: config.concurrency.max(1),
+        rate: config.rate.map(|r| r as f64),
+        min_rate: config.min_rate.map(|r| r as f64),
+        group: GROUP,
     }
 }
 
-impl Shared {
-    fn next_job(&self) -> Option<Job> {
-        self.jobs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .next()
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+fn summary<I: Iterator<Item = Arc<HostInfo>>>(
+    targets: &Targets,
+    config: &Config,
+    sched: &Scheduler<I>,
+    elapsed: Duration,
+    interrupted: bool,
+) -> ScanSummary {
+    let counts = sched.counts();
+    ScanSummary {
+        hosts: u64::try_from(targets.len()).unwrap_or(u64::MAX),
+        scanned: config.ports.len() as u64,
+        open: counts.open,
+        closed: counts.closed,
+        filtered: counts.filtered,
+        unreachable: counts.unreachable,
+        interrupted,
+        elapsed_s: elapsed.as_secs_f64(),
+    }
+}
+
+impl Engine {
+    fn new(config: Config, tx: UnboundedSender<Report>) -> Self {
+        Engine {
+            config,
+            guard: Guard::new(),
+            ephemeral: guard::ephemeral_ports(),
+            tx,
+            tasks: HashMap::new(),
+            banners: JoinSet::new(),
+            events: Vec::new(),
+            last_shortage: None,
+        }
     }
 
-    fn count(&self, state: PortState) {
-        let counter = match state {
-            PortState::Open => &self.counts.open,
-            PortState::Closed => &self.counts.closed,
-            PortState::Filtered => &self.counts.filtered,
+    /// Times out what is due, closes what the scheduler gave up and sends what may leave.
+    fn step<I: Iterator<Item = Arc<HostInfo>>>(
+        &mut self,
+        sched: &mut Scheduler<I>,
+        progress: &Progress,
+    ) {
+        let now = now();
+        sched.expire(now);
+        while let Some(probe) = sched.poll(now) {
+            self.launch(probe);
+        }
+        for id in sched.take_closes() {
+            if let Some(task) = self.tasks.remove(&id) {
+                task.abort();
+            }
+        }
+        progress.done.store(sched.counts().done, Relaxed);
+    }
+
+    /// Starts the task of one probe.
+    fn launch(&mut self, probe: Probe) {
+        let dst = SocketAddr::new(probe.host.target.addr, probe.port);
+        let exposed = probe.host.local && self.ephemeral.contains(&probe.port);
+        let guard = exposed.then(|| self.guard.clone());
+        let expires = tokio::time::Instant::from_std(probe.expires);
+        let (tx, id) = (self.tx.clone(), probe.id);
+        let task = tokio::spawn(async move {
+            let outcome = probe::attempt(dst, guard.as_ref(), expires).await;
+            let _ = tx.send(Report { id, dst, outcome });
+        });
+        self.tasks.insert(id, task.abort_handle());
+    }
+
+    /// Waits for the next answers, banner or wake-up, and hands answers to the scheduler.
+    async fn next<I: Iterator<Item = Arc<HostInfo>>>(
+        &mut self,
+        rx: &mut UnboundedReceiver<Report>,
+        sched: &mut Scheduler<I>,
+        wake: Option<tokio::time::Instant>,
+    ) -> Result<(), Error> {
+        let mut reports = Vec::with_capacity(BATCH);
+        let sleep = async {
+            match wake {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
         };
-        counter.fetch_add(1, Relaxed);
-        self.progress.done.fetch_add(1, Relaxed);
-    }
-
-    async fn describe(&self, job: &Job, rtt: Duration, socket: socket2::Socket) -> OpenPort {
-        let banner = match self.config.banner_wait {
-            Some(wait) => banner::read(socket, wait).await,
-            None => None,
-        };
-        OpenPort {
-            host: job.host.target.host(),
-            addr: job.host.target.addr,
-            port: job.port,
-            state: PortState::Open,
-            service: services::service_name(job.port).map(str::to_string),
-            rtt_ms: rtt.as_secs_f64() * 1e3,
-            banner,
+        tokio::select! {
+            _ = rx.recv_many(&mut reports, BATCH) => {}
+            Some(joined) = self.banners.join_next(), if !self.banners.is_empty() => {
+                let open = joined.map_err(|e| Error::io("scan", io::Error::other(e)))?;
+                self.events.push(Event::Open(open));
+            }
+            () = sleep => {}
         }
-    }
-
-    fn summary(&self, targets: &Targets, elapsed: Duration) -> ScanSummary {
-        ScanSummary {
-            hosts: u64::try_from(targets.len()).unwrap_or(u64::MAX),
-            scanned: self.config.ports.len() as u64,
-            open: self.counts.open.load(Relaxed),
-            closed: self.counts.closed.load(Relaxed),
-            filtered: self.counts.filtered.load(Relaxed),
-            elapsed_s: elapsed.as_secs_f64(),
+        for report in reports {
+            self.answer(report, sched)?;
         }
-    }
-}
-
-/// Growing pauses while the machine is short of descriptors, buffers or source ports.
-#[derive(Debug, Default)]
-struct Backoff {
-    pause: Duration,
-    waited: Duration,
-}
-
-impl Backoff {
-    async fn pause(&mut self, err: io::Error, what: &str) -> Result<(), Error> {
-        if self.waited >= GIVE_UP {
-            return Err(Error::io(format!("scan {what}"), err));
-        }
-        tracing::debug!("scan {what}: {err}; backing off {:?}", self.pause);
-        self.pause = (self.pause * 2).clamp(Duration::from_millis(1), MAX_PAUSE);
-        tokio::time::sleep(self.pause).await;
-        self.waited += self.pause;
         Ok(())
     }
-}
 
-/// Spaces connection attempts evenly for `--rate`, shared by every worker.
-#[derive(Debug)]
-struct Pacer {
-    start: Instant,
-    interval_ns: u64,
-    next_ns: AtomicU64,
-}
-
-impl Pacer {
-    fn new(rate: u64) -> Self {
-        Pacer {
-            start: Instant::now(),
-            interval_ns: 1_000_000_000 / rate.max(1),
-            next_ns: AtomicU64::new(0),
-        }
-    }
-
-    /// Takes the next free slot (never one in the past, so a slow patch brings no burst) and
-    /// sleeps until it comes.
-    async fn wait(&self) {
-        let now = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        let mut current = self.next_ns.load(Relaxed);
-        let slot = loop {
-            let slot = current.max(now);
-            match self.next_ns.compare_exchange_weak(
-                current,
-                slot + self.interval_ns,
-                Relaxed,
-                Relaxed,
-            ) {
-                Ok(_) => break slot,
-                Err(seen) => current = seen,
-            }
+    /// Hands one probe's outcome to the scheduler and turns its verdict into an event.
+    fn answer<I: Iterator<Item = Arc<HostInfo>>>(
+        &mut self,
+        report: Report,
+        sched: &mut Scheduler<I>,
+    ) -> Result<(), Error> {
+        self.tasks.remove(&report.id);
+        let dst = report.dst;
+        let (reply, socket) = match report.outcome {
+            Err(err) => return Err(Error::io(format!("scan {dst}"), err)),
+            Ok(outcome) => self.reply(outcome, dst),
         };
-        if slot > now {
-            tokio::time::sleep_until(self.start + Duration::from_nanos(slot)).await;
+        match sched.reply(report.id, reply, now()) {
+            Settled::Port(host, port, PortState::Open) => {
+                let rtt = match reply {
+                    Reply::Answered(_, rtt) => rtt,
+                    _ => Duration::ZERO,
+                };
+                self.open(&host, port, rtt, socket.map(probe::Connected::into_socket));
+            }
+            Settled::Unreachable(host, no_route) => {
+                let host = unreachable(&host, no_route);
+                self.events.push(Event::Unreachable(host));
+            }
+            Settled::GaveUp => return Err(self.gave_up(dst)),
+            Settled::Port(..) | Settled::Nothing => {}
         }
+        Ok(())
+    }
+
+    /// What the scheduler is told of an outcome (and the socket of an open port).
+    fn reply(&mut self, outcome: Outcome, dst: SocketAddr) -> (Reply, Option<probe::Connected>) {
+        match outcome {
+            Outcome::Open { rtt, socket } => (Reply::Answered(Answer::Open, rtt), Some(socket)),
+            Outcome::Refused(answer, rtt) => (Reply::Answered(answer, rtt), None),
+            Outcome::Silent => (Reply::Silent, None),
+            Outcome::Phantom => (Reply::Phantom, None),
+            Outcome::Busy(err) => {
+                tracing::debug!("scan {dst}: {err}; backing off");
+                self.last_shortage = Some(err);
+                (Reply::Busy, None)
+            }
+        }
+    }
+
+    fn gave_up(&mut self, dst: SocketAddr) -> Error {
+        let err = self
+            .last_shortage
+            .take()
+            .unwrap_or_else(|| io::Error::other("out of resources"));
+        Error::io(format!("scan {dst}"), err)
+    }
+
+    /// Reports an open port, at once or once its banner was read.
+    fn open(&mut self, host: &HostInfo, port: u16, rtt: Duration, socket: Option<socket2::Socket>) {
+        let open = OpenPort {
+            host: host.target.host(),
+            addr: host.target.addr,
+            port,
+            state: PortState::Open,
+            service: services::service_name(port).map(str::to_string),
+            rtt_ms: rtt.as_secs_f64() * 1e3,
+            banner: None,
+        };
+        match (self.config.banner_wait, socket) {
+            (Some(wait), Some(socket)) => {
+                self.banners.spawn(async move {
+                    let banner = banner::read(socket, wait).await;
+                    OpenPort { banner, ..open }
+                });
+            }
+            _ => self.events.push(Event::Open(open)),
+        }
+    }
+
+    fn abort_all(&mut self) {
+        for (_, task) in self.tasks.drain() {
+            task.abort();
+        }
+        self.banners.abort_all();
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn the_pacer_spaces_attempts() {
-        let pacer = Pacer::new(10);
-        let start = Instant::now();
-        for _ in 0..5 {
-            pacer.wait().await;
-        }
-        assert_eq!(start.elapsed(), Duration::from_millis(400));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn backoff_gives_up_after_a_bound() {
-        let mut backoff = Backoff::default();
-        let mut pauses = 0;
-        while backoff
-            .pause(io::Error::from_raw_os_error(24), "x")
-            .await
-            .is_ok()
-        {
-            pauses += 1;
-            assert!(pauses < 1000);
-        }
-        assert!(backoff.waited >= GIVE_UP);
+fn unreachable(host: &HostInfo, no_route: NoRoute) -> Unreachable {
+    Unreachable {
+        host: host.target.host(),
+        addr: host.target.addr,
+        error: no_route.to_string(),
+        from: no_route.from,
     }
 }
