@@ -679,23 +679,31 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         }
     }
 
-    /// When something may next happen without an answer arriving: a timeout, a paced slot,
-    /// the end of a shortage pause, a `--min-rate` send. `None`: only an answer can move the
-    /// scan on.
+    /// When something may next happen without an answer arriving: a timeout, or a send that
+    /// a pause, the `--rate` ceiling or a host's pace holds back now, or a send `--min-rate`
+    /// forces. `None`: only an answer can move the scan on. Never before `now`.
     pub fn wakeup(&self, now: Instant) -> Option<Instant> {
         let ports = self.ports.len();
         let hosts = || self.hosts.iter().flatten();
-        let timer = self.timers.peek().map(|Reverse((at, _))| *at);
-        let mut times = vec![timer, self.shortage.until];
+        let mut times = vec![self.timers.peek().map(|Reverse((at, _))| *at)];
         if hosts().any(|h| h.has_work(ports)) {
-            times.push(self.ceiling.as_ref().and_then(Spacing::next));
-            times.push(self.floor.as_ref().map(Floor::due));
-            times.extend(hosts().map(|h| h.rate.next()));
+            // The scan-wide gates: nothing leaves before both open.
+            let ceiling = self.ceiling.as_ref().and_then(Spacing::next);
+            let gate = [self.shortage.until, ceiling].into_iter().flatten().max();
+            let after_gate = |at: Instant| gate.map_or(at, |gate| gate.max(at));
+            times.push(self.floor.as_ref().map(|f| after_gate(f.due())));
+            if self.window.has_room(self.in_flight) {
+                times.push(gate);
+                let ready = hosts().filter(|h| h.has_work(ports));
+                let ready = ready.filter(|h| h.window.has_room(h.in_flight));
+                times.extend(ready.map(|h| h.rate.next().map(after_gate)));
+            }
         }
         if hosts().any(|h| h.rate.rate().is_some()) {
             times.push(Some(now + RAISE_CHECK));
         }
-        times.into_iter().flatten().filter(|at| *at > now).min()
+        let next = times.into_iter().flatten().min()?;
+        Some(next.max(now))
     }
 }
 

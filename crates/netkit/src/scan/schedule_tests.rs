@@ -431,3 +431,16 @@ fn no_route_settles_the_host_and_skips_its_ports() {
     assert_eq!(sched.counts().unreachable, 1);
     assert_eq!(sched.counts().done, 100);
 }
+
+#[test]
+fn debug_min_rate_against_silence() {
+    let truth = vec![vec![Truth::Dropped; 400]];
+    let mut net = Net::new(23, truth);
+    let mut s = settings(Retries::Fixed(0));
+    s.timeouts = Timeouts::capped(Duration::from_millis(300));
+    s.min_rate = Some(20000.0);
+    s.max_in_flight = 1000;
+    let out = simulate(&mut net, s);
+    eprintln!("{:?} {:?}", out.elapsed, out.counts);
+    eprintln!("{:?}", &out.sends[..20]);
+}
