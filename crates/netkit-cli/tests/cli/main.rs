@@ -10,6 +10,7 @@ mod harness;
 mod help;
 mod iface;
 mod json;
+mod lab;
 mod ping;
 mod regression;
 mod scan;
