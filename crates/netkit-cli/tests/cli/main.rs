@@ -14,6 +14,7 @@ mod lab;
 mod ping;
 mod regression;
 mod scan;
+mod scan_lab;
 mod send;
 mod sweep;
 mod wait;

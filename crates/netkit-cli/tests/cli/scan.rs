@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-use netkit::scan::{OpenPort, PortState, ScanSummary};
+use netkit::scan::{OpenPort, PortState, ScanSummary, Unreachable};
 use serde_json::Value;
 
 use crate::harness::{privileged, run, sh, text, Netns};
@@ -52,14 +52,17 @@ fn addrs(listeners: &[TcpListener]) -> BTreeSet<SocketAddr> {
         .collect()
 }
 
-/// The open ports and the summary of a `--json scan`, each line deserialised.
-struct Scan {
-    open: Vec<OpenPort>,
-    summary: ScanSummary,
+/// The open ports, unreachable targets and the summary of a `--json scan`, each line
+/// deserialised.
+pub struct Scan {
+    pub open: Vec<OpenPort>,
+    pub unreachable: Vec<Unreachable>,
+    pub summary: ScanSummary,
 }
 
 impl Scan {
-    fn found(&self) -> BTreeSet<SocketAddr> {
+    /// The open ports found.
+    pub fn found(&self) -> BTreeSet<SocketAddr> {
         self.open
             .iter()
             .map(|p| SocketAddr::new(p.addr, p.port))
@@ -67,18 +70,26 @@ impl Scan {
     }
 }
 
-fn parse_scan(stdout: &str) -> Scan {
-    let (mut open, mut summary) = (Vec::new(), None);
+/// Deserialises every line of a `--json scan`'s output.
+pub fn parse_scan(stdout: &str) -> Scan {
+    let (mut open, mut unreachable, mut summary) = (Vec::new(), Vec::new(), None);
     for line in stdout.lines() {
         let value: Value = serde_json::from_str(line).expect("json line");
         match value["type"].as_str() {
             Some("port") => open.push(serde_json::from_value(value).expect("port record")),
+            Some("unreachable") => {
+                unreachable.push(serde_json::from_value(value).expect("unreachable record"))
+            }
             Some("summary") => summary = Some(serde_json::from_value(value).expect("summary")),
             other => panic!("unexpected record {other:?}: {line}"),
         }
     }
     let summary = summary.expect("a summary record");
-    Scan { open, summary }
+    Scan {
+        open,
+        unreachable,
+        summary,
+    }
 }
 
 fn scan_json(mut cmd: Command, args: &[&str]) -> Scan {

@@ -4,8 +4,10 @@
 //!
 //! - Hosts are scanned a group at a time ([`Settings::group`]), ports going round the hosts.
 //! - A probe may leave when the scan's window and its host's window have room, its host's
-//!   pace allows ([`super::pace::RateControl`]) and the `--rate` ceiling allows; `--min-rate`
-//!   sends even when the windows are full.
+//!   pace and the scan's pace allow ([`super::pace::RateControl`]: one for a policer in front
+//!   of one host, one for a bottleneck all hosts share, such as a firewall limiting SYNs per
+//!   source) and the `--rate` ceiling allows; `--min-rate` sends even when the windows are
+//!   full or the paces say wait.
 //! - A try times out after its host's adaptive timeout ([`super::rtt`]), longer for each
 //!   retransmission (×[`BACKOFF`]) and doubled for the last try a port gets. Its socket stays
 //!   open a while longer ([`LINGER`]): a late answer still settles the port and, having been
@@ -22,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use super::answer::{Answer, NoRoute};
 use super::host::{HostInfo, HostScan, Retries};
-use super::pace::{Floor, Spacing};
+use super::pace::{Floor, RateControl, Spacing};
 use super::record::PortState;
 use super::rtt::{Rtt, Timeouts};
 use super::window::{Scope, Window};
@@ -188,6 +190,7 @@ pub struct Scheduler<I> {
     rtt: Rtt,
     ceiling: Option<Spacing>,
     floor: Option<Floor>,
+    rate: RateControl,
     shortage: Shortage,
     counts: Counts,
 }
@@ -198,6 +201,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         let max = settings.max_in_flight.max(1);
         Scheduler {
             ceiling: settings.rate.map(Spacing::per_second),
+            rate: RateControl::default(),
             floor: settings.min_rate.map(|rate| Floor::per_second(rate, now)),
             window: Window::new(Scope::Group, max),
             exhausted: ports.is_empty(),
@@ -260,7 +264,8 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             return None;
         }
         let forced = self.floor.as_ref().is_some_and(|f| f.is_due(now));
-        if !forced && !self.window.has_room(self.in_flight) {
+        let open = self.window.has_room(self.in_flight) && self.rate.ready(now);
+        if !(open || forced) {
             return None;
         }
         let slots = self.hosts.len();
@@ -345,6 +350,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         if let Some(ceiling) = &mut self.ceiling {
             ceiling.take(now);
         }
+        self.rate.sent(now);
         if let Some(floor) = &mut self.floor {
             floor.sent(now);
         }
@@ -503,6 +509,9 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
                 "scan {}: drops, pacing at {rate:.0}/s",
                 host.info.target.addr
             );
+        }
+        if let Some(rate) = self.rate.answer(rec.lost_at, dropped, now) {
+            tracing::debug!("scan: drops on every host, pacing the scan at {rate:.0}/s");
         }
         if dropped {
             self.counts.drops += 1;
@@ -669,8 +678,10 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         }
     }
 
-    /// Raises the pace of paced hosts after drop-free intervals.
+    /// Raises the pace of paced hosts, and of the scan, after drop-free intervals.
     fn tick_rates(&mut self, now: Instant) {
+        let interval = self.rtt.srtt().unwrap_or_default();
+        self.rate.tick(interval, now);
         for host in self.hosts.iter_mut().flatten() {
             if host.rate.rate().is_some() {
                 let interval = host.rtt.srtt().unwrap_or_default();
@@ -689,17 +700,19 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         if hosts().any(|h| h.has_work(ports)) {
             // The scan-wide gates: nothing leaves before both open.
             let ceiling = self.ceiling.as_ref().and_then(Spacing::next);
-            let gate = [self.shortage.until, ceiling].into_iter().flatten().max();
+            let paced = [self.shortage.until, ceiling, self.rate.next()];
+            let gate = paced.into_iter().flatten().max();
             let after_gate = |at: Instant| gate.map_or(at, |gate| gate.max(at));
             times.push(self.floor.as_ref().map(|f| after_gate(f.due())));
             if self.window.has_room(self.in_flight) {
-                times.push(gate);
+                times.push(gate.filter(|gate| *gate > now));
                 let ready = hosts().filter(|h| h.has_work(ports));
                 let ready = ready.filter(|h| h.window.has_room(h.in_flight));
-                times.extend(ready.map(|h| h.rate.next().map(after_gate)));
+                let paced = ready.filter_map(|h| h.rate.next().map(after_gate));
+                times.extend(paced.filter(|at| *at > now).map(Some));
             }
         }
-        if hosts().any(|h| h.rate.rate().is_some()) {
+        if self.rate.rate().is_some() || hosts().any(|h| h.rate.rate().is_some()) {
             times.push(Some(now + RAISE_CHECK));
         }
         let next = times.into_iter().flatten().min()?;

@@ -202,8 +202,9 @@ fn simulate(net: &mut Net, settings: Settings) -> Outcome {
         elapsed: Duration::ZERO,
         sends: Vec::new(),
     };
-    let mut now = Duration::ZERO;
+    let (mut now, mut idle) = (Duration::ZERO, 0);
     loop {
+        let before = (now, out.sends.len(), events.len());
         sched.expire(t0 + now);
         while let Some(probe) = sched.poll(t0 + now) {
             out.sends.push(now);
@@ -231,6 +232,8 @@ fn simulate(net: &mut Net, settings: Settings) -> Outcome {
                 .expect("the scan stalled: nothing in flight, nothing due"),
         };
         assert!(now < Duration::from_secs(3600), "the scan runs forever");
+        idle = if before == (now, out.sends.len(), events.len()) { idle + 1 } else { 0 };
+        assert!(idle < 1000, "the scheduler spins: woken at {now:?} with nothing to do");
         while let Some(Reverse((at, id, _))) = events.peek().copied() {
             if at > now {
                 break;
@@ -346,18 +349,20 @@ fn a_slow_link_is_exact_and_sends_few_needless_retransmissions() {
 
 #[test]
 fn a_syn_policer_is_found_and_respected() {
-    let mut net = Net::new(9, far_side(1, 5000));
-    net.policer = Some(Bucket::new(1000.0, 5.0));
-    let out = simulate(&mut net, settings(ADAPTIVE));
-    assert_exact(&net, &out);
-    eprintln!("{:?} {:?}", out.elapsed, out.counts);
-    // 5000 SYNs at 1000/s take 5 s at best.
-    assert!(
-        out.elapsed < Duration::from_secs(15),
-        "{:?} {:?}",
-        out.elapsed,
-        out.counts
-    );
+    // One host behind it, then four sharing it (it limits SYNs per source).
+    for hosts in [1, 4] {
+        let mut net = Net::new(9, far_side(hosts, 5000 / hosts));
+        net.policer = Some(Bucket::new(1000.0, 100.0));
+        let out = simulate(&mut net, settings(ADAPTIVE));
+        assert_exact(&net, &out);
+        // 5000 SYNs at 1000/s take 5 s at best.
+        assert!(
+            out.elapsed < Duration::from_secs(15),
+            "{hosts}: {:?} {:?}",
+            out.elapsed,
+            out.counts
+        );
+    }
 }
 
 #[test]
@@ -430,17 +435,4 @@ fn no_route_settles_the_host_and_skips_its_ports() {
     assert!(matches!(settled, Settled::Unreachable(host, _) if host == first.host));
     assert_eq!(sched.counts().unreachable, 1);
     assert_eq!(sched.counts().done, 100);
-}
-
-#[test]
-fn debug_min_rate_against_silence() {
-    let truth = vec![vec![Truth::Dropped; 400]];
-    let mut net = Net::new(23, truth);
-    let mut s = settings(Retries::Fixed(0));
-    s.timeouts = Timeouts::capped(Duration::from_millis(300));
-    s.min_rate = Some(20000.0);
-    s.max_in_flight = 1000;
-    let out = simulate(&mut net, s);
-    eprintln!("{:?} {:?}", out.elapsed, out.counts);
-    eprintln!("{:?}", &out.sends[..20]);
 }
