@@ -97,14 +97,15 @@ fn assert_truth(lab: &Lab, scan: &Scan, scenario: &str) {
         closed: s.closed,
         filtered: s.filtered,
     };
-    assert_eq!(got, want, "{scenario}: got (left) vs the lab's truth (right)");
+    assert_eq!(
+        got, want,
+        "{scenario}: got (left) vs the lab's truth (right)"
+    );
     assert_eq!((s.hosts, s.scanned, s.unreachable), (3, 1000, 0), "{s:?}");
 }
 
 fn run_scenario(tag: &str, scenario: &str, impair: impl FnOnce(LabBuilder) -> LabBuilder) {
-    let lab = impair(far_side(Lab::builder(tag)))
-        .build()
-        .expect("lab");
+    let lab = impair(far_side(Lab::builder(tag))).build().expect("lab");
     let scan = scan(&lab, &[]);
     assert_truth(&lab, &scan, scenario);
 }
@@ -140,7 +141,9 @@ fn exact_on_2mbit_with_30ms() {
     if !privileged("scan exact_on_2mbit_with_30ms") {
         return;
     }
-    run_scenario("scan2mb", "2 Mbit/s, 30 ms", |b| b.delay(ms(15)).rate("2mbit"));
+    run_scenario("scan2mb", "2 Mbit/s, 30 ms", |b| {
+        b.delay(ms(15)).rate("2mbit")
+    });
 }
 
 #[test]

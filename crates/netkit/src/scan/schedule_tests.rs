@@ -232,8 +232,15 @@ fn simulate(net: &mut Net, settings: Settings) -> Outcome {
                 .expect("the scan stalled: nothing in flight, nothing due"),
         };
         assert!(now < Duration::from_secs(3600), "the scan runs forever");
-        idle = if before == (now, out.sends.len(), events.len()) { idle + 1 } else { 0 };
-        assert!(idle < 1000, "the scheduler spins: woken at {now:?} with nothing to do");
+        idle = if before == (now, out.sends.len(), events.len()) {
+            idle + 1
+        } else {
+            0
+        };
+        assert!(
+            idle < 1000,
+            "the scheduler spins: woken at {now:?} with nothing to do"
+        );
         while let Some(Reverse((at, id, _))) = events.peek().copied() {
             if at > now {
                 break;
