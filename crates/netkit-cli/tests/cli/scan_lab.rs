@@ -170,3 +170,63 @@ fn rejects_are_filtered_whatever_the_icmp_rate_limit() {
         });
     }
 }
+
+/// Ctrl-C during a scan prints the summary so far, marked interrupted, and exits 130, as a
+/// shell reports a command stopped by SIGINT (ping prints its summary the same way).
+#[test]
+fn sigint_prints_the_partial_summary() {
+    if !privileged("scan sigint_prints_the_partial_summary") {
+        return;
+    }
+    let lab = Lab::builder("scanint")
+        .host("198.18.1.9")
+        .drop_ports("198.18.1.9", crate::lab::Ports::all())
+        .build()
+        .expect("lab");
+    for json in [true, false] {
+        let mut cmd = lab.netkit();
+        if json {
+            cmd.arg("--json");
+        }
+        let child = cmd
+            .args(["scan", "198.18.1.9", "-p", "all"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn netkit");
+        std::thread::sleep(ms(800));
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+        let out = wait_bounded(child, std::time::Duration::from_secs(20));
+        let (code, stdout, stderr) = text(&out);
+        assert_eq!(code, 130, "stdout {stdout}\nstderr {stderr}");
+        if json {
+            let s = parse_scan(&stdout).summary;
+            assert!(s.interrupted, "{s:?}");
+            assert!(s.filtered < 65535 && s.open + s.closed == 0, "{s:?}");
+        } else {
+            let last = stdout.lines().last().unwrap_or_default();
+            assert!(
+                last.starts_with("Scanned 1 host, 65535 ports each, in ")
+                    && last.contains("(interrupted)"),
+                "{stdout}"
+            );
+        }
+    }
+}
+
+/// Waits for `child` at most `limit`, killing it past that; returns its output.
+fn wait_bounded(
+    mut child: std::process::Child,
+    limit: std::time::Duration,
+) -> std::process::Output {
+    let deadline = std::time::Instant::now() + limit;
+    while child.try_wait().expect("try_wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(ms(20));
+    }
+    child.wait_with_output().expect("output")
+}

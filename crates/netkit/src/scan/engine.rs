@@ -1,8 +1,11 @@
 //! The scan engine: drives the [`Scheduler`] with the clock and carries out what it decides.
-//! Each probe is a task making one non-blocking connect ([`probe::attempt`]) whose outcome
-//! comes back on a channel; the scheduler's verdicts come out as [`Event`]s and totals. A port
-//! gets its state from the network only; local shortages (EMFILE, ENOBUFS, EADDRNOTAVAIL, ...)
-//! make the scan pause and send the same try again, so they cost time, never a wrong answer.
+//! The probes that may leave are handed to tasks a few at a time; each task makes their
+//! non-blocking connects ([`probe::start`]) one after another and sends back at once, in one
+//! message, what the kernel already knew (loopback answers inside the system call), and leaves
+//! each connect still in progress to a task of its own that awaits the answer or a cancel.
+//! The scheduler's verdicts come out as [`Event`]s and totals. A port gets its state from the
+//! network only; local shortages (EMFILE, ENOBUFS, EADDRNOTAVAIL, ...) make the scan pause and
+//! send the same try again, so they cost time, never a wrong answer.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -14,12 +17,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
-use tokio::task::{AbortHandle, JoinSet};
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
 
 use super::answer::{Answer, NoRoute};
 use super::guard::{self, is_local, Guard};
 use super::host::{HostInfo, Retries};
-use super::probe::{self, Outcome};
+use super::probe::{self, Outcome, Pending, Started};
 use super::record::{OpenPort, PortState, ScanSummary, Unreachable};
 use super::rtt::Timeouts;
 use super::schedule::{Probe, ProbeId, Reply, Scheduler, Settings, Settled};
@@ -32,6 +36,8 @@ use crate::target::Targets;
 pub const GROUP: usize = 256;
 /// Answers taken from the channel at a time.
 const BATCH: usize = 512;
+/// Probes handed to one task at a time.
+const CHUNK: usize = 16;
 
 /// What to scan and how hard.
 #[derive(Debug, Clone)]
@@ -87,13 +93,22 @@ struct Report {
     outcome: io::Result<Outcome>,
 }
 
+/// One connect for a probe task to make.
+struct Job {
+    id: ProbeId,
+    dst: SocketAddr,
+    guard: Option<Guard>,
+    expires: tokio::time::Instant,
+    cancel: Arc<Notify>,
+}
+
 /// The engine's side of one scan: the probe tasks, their answers, the banner reads.
 struct Engine {
     config: Config,
     guard: Guard,
     ephemeral: RangeInclusive<u16>,
-    tx: UnboundedSender<Report>,
-    tasks: HashMap<ProbeId, AbortHandle>,
+    tx: UnboundedSender<Vec<Report>>,
+    cancels: HashMap<ProbeId, Arc<Notify>>,
     banners: JoinSet<OpenPort>,
     events: Vec<Event>,
     last_shortage: Option<io::Error>,
@@ -190,13 +205,13 @@ fn summary<I: Iterator<Item = Arc<HostInfo>>>(
 }
 
 impl Engine {
-    fn new(config: Config, tx: UnboundedSender<Report>) -> Self {
+    fn new(config: Config, tx: UnboundedSender<Vec<Report>>) -> Self {
         Engine {
             config,
             guard: Guard::new(),
             ephemeral: guard::ephemeral_ports(),
             tx,
-            tasks: HashMap::new(),
+            cancels: HashMap::new(),
             banners: JoinSet::new(),
             events: Vec::new(),
             last_shortage: None,
@@ -211,35 +226,41 @@ impl Engine {
     ) {
         let now = now();
         sched.expire(now);
+        let mut jobs = Vec::new();
         while let Some(probe) = sched.poll(now) {
-            self.launch(probe);
+            jobs.push(self.job(probe));
+        }
+        while !jobs.is_empty() {
+            let rest = jobs.split_off(jobs.len().saturating_sub(CHUNK));
+            tokio::spawn(run_jobs(rest, self.tx.clone()));
         }
         for id in sched.take_closes() {
-            if let Some(task) = self.tasks.remove(&id) {
-                task.abort();
+            if let Some(cancel) = self.cancels.remove(&id) {
+                cancel.notify_one();
             }
         }
         progress.done.store(sched.counts().done, Relaxed);
     }
 
-    /// Starts the task of one probe.
-    fn launch(&mut self, probe: Probe) {
+    /// The job of one probe.
+    fn job(&mut self, probe: Probe) -> Job {
         let dst = SocketAddr::new(probe.host.target.addr, probe.port);
         let exposed = probe.host.local && self.ephemeral.contains(&probe.port);
-        let guard = exposed.then(|| self.guard.clone());
-        let expires = tokio::time::Instant::from_std(probe.expires);
-        let (tx, id) = (self.tx.clone(), probe.id);
-        let task = tokio::spawn(async move {
-            let outcome = probe::attempt(dst, guard.as_ref(), expires).await;
-            let _ = tx.send(Report { id, dst, outcome });
-        });
-        self.tasks.insert(id, task.abort_handle());
+        let cancel = Arc::new(Notify::new());
+        self.cancels.insert(probe.id, Arc::clone(&cancel));
+        Job {
+            id: probe.id,
+            dst,
+            guard: exposed.then(|| self.guard.clone()),
+            expires: tokio::time::Instant::from_std(probe.expires),
+            cancel,
+        }
     }
 
     /// Waits for the next answers, banner or wake-up, and hands answers to the scheduler.
     async fn next<I: Iterator<Item = Arc<HostInfo>>>(
         &mut self,
-        rx: &mut UnboundedReceiver<Report>,
+        rx: &mut UnboundedReceiver<Vec<Report>>,
         sched: &mut Scheduler<I>,
         wake: Option<tokio::time::Instant>,
     ) -> Result<(), Error> {
@@ -258,7 +279,7 @@ impl Engine {
             }
             () = sleep => {}
         }
-        for report in reports {
+        for report in reports.into_iter().flatten() {
             self.answer(report, sched)?;
         }
         Ok(())
@@ -270,7 +291,7 @@ impl Engine {
         report: Report,
         sched: &mut Scheduler<I>,
     ) -> Result<(), Error> {
-        self.tasks.remove(&report.id);
+        self.cancels.remove(&report.id);
         let dst = report.dst;
         let (reply, socket) = match report.outcome {
             Err(err) => return Err(Error::io(format!("scan {dst}"), err)),
@@ -340,10 +361,41 @@ impl Engine {
     }
 
     fn abort_all(&mut self) {
-        for (_, task) in self.tasks.drain() {
-            task.abort();
+        for (_, cancel) in self.cancels.drain() {
+            cancel.notify_one();
         }
         self.banners.abort_all();
+    }
+}
+
+/// Makes the connects of `jobs` one after another; sends back what is answered at once and
+/// leaves the rest to a task each.
+async fn run_jobs(jobs: Vec<Job>, tx: UnboundedSender<Vec<Report>>) {
+    let mut done = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        match probe::start(job.dst, job.guard.as_ref()) {
+            Started::Done(outcome) => done.push(Report {
+                id: job.id,
+                dst: job.dst,
+                outcome,
+            }),
+            Started::Pending(pending) => {
+                tokio::spawn(await_answer(job, pending, tx.clone()));
+            }
+        }
+    }
+    if !done.is_empty() {
+        let _ = tx.send(done);
+    }
+}
+
+/// Waits for the answer to one connect, unless the scan cancels it first (closing the socket).
+async fn await_answer(job: Job, pending: Pending, tx: UnboundedSender<Vec<Report>>) {
+    tokio::select! {
+        () = job.cancel.notified() => {}
+        outcome = pending.wait(job.expires) => {
+            let _ = tx.send(vec![Report { id: job.id, dst: job.dst, outcome }]);
+        }
     }
 }
 

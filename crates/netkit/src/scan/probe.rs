@@ -60,23 +60,44 @@ pub async fn attempt(
     guard: Option<&Guard>,
     expires: tokio::time::Instant,
 ) -> io::Result<Outcome> {
+    match start(dst, guard) {
+        Started::Done(outcome) => outcome,
+        Started::Pending(pending) => pending.wait(expires).await,
+    }
+}
+
+/// A connect just made: answered already, or still waiting for the network.
+#[derive(Debug)]
+pub enum Started {
+    /// The kernel had the answer at once (always, on loopback).
+    Done(io::Result<Outcome>),
+    /// The SYN is out; the answer is to be awaited.
+    Pending(Pending),
+}
+
+/// A connect in progress.
+#[derive(Debug)]
+pub struct Pending {
+    socket: Socket,
+    dst: SocketAddr,
+    reservation: Option<Reservation>,
+    started: Instant,
+}
+
+/// Opens a socket and connects it to `dst`, without waiting: what the kernel knows at once.
+pub fn start(dst: SocketAddr, guard: Option<&Guard>) -> Started {
     let socket = match open_socket(dst) {
         Ok(socket) => socket,
-        Err(err) => return shortage(err),
+        Err(err) => return Started::Done(shortage(err)),
     };
     match guard.map(|g| g.reserve(&socket, dst)).transpose() {
-        Ok(reservation) => connect(socket, dst, reservation, expires).await,
-        Err(err) => shortage(err),
+        Ok(reservation) => connect(socket, dst, reservation),
+        Err(err) => Started::Done(shortage(err)),
     }
 }
 
 /// Connects a fresh socket (bound and registered already when `reservation` is given).
-async fn connect(
-    socket: Socket,
-    dst: SocketAddr,
-    reservation: Option<Reservation>,
-    expires: tokio::time::Instant,
-) -> io::Result<Outcome> {
+fn connect(socket: Socket, dst: SocketAddr, reservation: Option<Reservation>) -> Started {
     let started = Instant::now();
     let state = match socket.connect(&SockAddr::from(dst)) {
         Ok(()) => Ok(()),
@@ -84,18 +105,34 @@ async fn connect(
             match poll_now(&SockRef::from(&socket)) {
                 Some(state) => state,
                 None => {
-                    return match wait(socket, expires).await? {
-                        Waited::Done(socket, state) => {
-                            finish(socket, dst, state, started, reservation)
-                        }
-                        Waited::TimedOut => Ok(Outcome::Silent),
-                    }
+                    return Started::Pending(Pending {
+                        socket,
+                        dst,
+                        reservation,
+                        started,
+                    })
                 }
             }
         }
         Err(err) => Err(err),
     };
-    finish(socket, dst, state, started, reservation)
+    Started::Done(finish(socket, dst, state, started, reservation))
+}
+
+impl Pending {
+    /// Waits for the answer until `expires`.
+    pub async fn wait(self, expires: tokio::time::Instant) -> io::Result<Outcome> {
+        let Pending {
+            socket,
+            dst,
+            reservation,
+            started,
+        } = self;
+        match wait(socket, expires).await? {
+            Waited::Done(socket, state) => finish(socket, dst, state, started, reservation),
+            Waited::TimedOut => Ok(Outcome::Silent),
+        }
+    }
 }
 
 /// A non-blocking TCP socket for `dst` that queues ICMP errors.
@@ -214,6 +251,13 @@ mod tests {
         tokio::time::Instant::now() + Duration::from_secs(5)
     }
 
+    async fn finished(started: Started) -> io::Result<Outcome> {
+        match started {
+            Started::Done(outcome) => outcome,
+            Started::Pending(pending) => pending.wait(soon()).await,
+        }
+    }
+
     /// The bug behind phantom open ports: a socket whose source is its own destination
     /// connects to itself by simultaneous open, although nothing listens there.
     #[tokio::test]
@@ -223,7 +267,7 @@ mod tests {
         let socket = open_socket(any).unwrap();
         let reservation = guard.reserve(&socket, any).unwrap();
         let own = socket.local_addr().unwrap().as_socket().unwrap();
-        let outcome = connect(socket, own, Some(reservation), soon()).await;
+        let outcome = finished(connect(socket, own, Some(reservation))).await;
         assert!(matches!(outcome, Ok(Outcome::Phantom)), "{outcome:?}");
     }
 
@@ -236,7 +280,7 @@ mod tests {
             ))
             .unwrap();
         let own = socket.local_addr().unwrap().as_socket().unwrap();
-        let outcome = connect(socket, own, None, soon()).await;
+        let outcome = finished(connect(socket, own, None)).await;
         assert!(matches!(outcome, Ok(Outcome::Open { .. })), "{outcome:?}");
     }
 
