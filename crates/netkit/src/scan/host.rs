@@ -4,7 +4,8 @@
 //!
 //! The retry budget adapts as nmap's does: a port gets one more try than the most any port of
 //! the host ever needed to get an answer (at least two), and, beyond nmap, enough tries that
-//! the loss rate seen so far would hide an answering port in fewer than one scan in a hundred.
+//! the loss rate seen so far — on this host, or over the whole scan, whichever is worse —
+//! would hide an answering port in fewer than one scan in a hundred.
 //! A port that used up the budget waits on the *bench* while the budget may still grow (other
 //! ports are in flight or untried); when nothing can raise it any more, the bench is filtered.
 
@@ -68,25 +69,45 @@ pub struct PortProgress {
     pub last_at: Option<std::time::Instant>,
 }
 
-/// How often tries of answering ports went unanswered.
+/// How often tries of answering ports went unanswered: the chance that one try fails is
+/// failed / tries (the estimate for a geometric number of tries).
 #[derive(Debug, Default, Clone, Copy)]
-struct Loss {
+pub struct Loss {
     answered: u64,
     tries: u64,
     failed: u64,
 }
 
 impl Loss {
-    /// Tries needed so that an answering port among `ports` is missed with a chance below
-    /// [`MISS_CHANCE`].
-    fn tries_needed(&self, ports: usize) -> u32 {
+    /// Counts a port that answered its try number `tryno` (0: the first).
+    pub fn record(&mut self, tryno: u32) {
+        self.answered += 1;
+        self.tries += u64::from(tryno) + 1;
+        self.failed += u64::from(tryno);
+    }
+
+    /// Tries needed so that, among `probes` answering ports, one is missed with a chance
+    /// below [`MISS_CHANCE`].
+    pub fn tries_needed(&self, probes: f64) -> u32 {
         if self.answered < LOSS_SAMPLES || self.failed == 0 {
             return 0;
         }
         let p = (self.failed as f64 / self.tries as f64).min(0.99);
-        let n = (MISS_CHANCE / ports.max(1) as f64).ln() / p.ln();
+        let n = (MISS_CHANCE / probes.max(1.0)).ln() / p.ln();
         n.ceil().clamp(0.0, 64.0) as u32
     }
+}
+
+/// What the retry budget of a host depends on beyond the host itself.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Budget {
+    /// How a silent port is retried.
+    pub retries: Retries,
+    /// The probes of the whole scan (targets × ports): the budget keeps the chance of one
+    /// miss among them all below one in a hundred.
+    pub probes: f64,
+    /// The tries the loss over the whole scan asks for.
+    pub pooled: u32,
 }
 
 /// One host's scan state.
@@ -188,9 +209,7 @@ impl HostScan {
 
     /// Records a TCP answer (reset or handshake) to try number `tryno`.
     pub fn tcp_answer(&mut self, tryno: u32) {
-        self.loss.answered += 1;
-        self.loss.tries += u64::from(tryno) + 1;
-        self.loss.failed += u64::from(tryno);
+        self.loss.record(tryno);
         self.max_answered_try = self.max_answered_try.max(tryno);
     }
 
@@ -200,21 +219,23 @@ impl HostScan {
     }
 
     /// How many tries a silent port gets now.
-    pub fn allowed_tries(&self, retries: Retries, ports: usize) -> u32 {
-        match retries {
+    pub fn allowed_tries(&self, budget: &Budget) -> u32 {
+        match budget.retries {
             Retries::Fixed(n) => n + 1,
             Retries::Adaptive { max } => (self.max_answered_try + 2)
-                .max(self.loss.tries_needed(ports))
+                .max(self.loss.tries_needed(budget.probes))
+                .max(budget.pooled)
                 .max(MIN_TRIES)
                 .min(max + 1),
         }
     }
 
     /// Whether the retry budget may still grow: it is below its cap and some answer may
-    /// still come (tries in flight, ports untried or waiting for a retransmission).
-    pub fn budget_may_grow(&self, retries: Retries, ports: usize) -> bool {
-        matches!(retries, Retries::Adaptive { .. })
-            && self.allowed_tries(retries, ports) < retries.cap()
+    /// still come (tries in flight, ports untried or waiting for a retransmission; `ports` per
+    /// host).
+    pub fn budget_may_grow(&self, budget: &Budget, ports: usize) -> bool {
+        matches!(budget.retries, Retries::Adaptive { .. })
+            && self.allowed_tries(budget) < budget.retries.cap()
             && (self.in_flight > 0 || self.has_work(ports))
     }
 }
@@ -239,18 +260,29 @@ mod tests {
 
     const ADAPTIVE: Retries = Retries::Adaptive { max: 6 };
 
+    fn budget(retries: Retries, probes: f64) -> Budget {
+        Budget {
+            retries,
+            probes,
+            pooled: 0,
+        }
+    }
+
     #[test]
     fn two_tries_until_a_retransmission_is_seen_to_matter() {
         let mut h = host();
-        assert_eq!(h.allowed_tries(ADAPTIVE, 1000), 2);
+        assert_eq!(h.allowed_tries(&budget(ADAPTIVE, 1000.0)), 2);
         for _ in 0..100 {
             h.tcp_answer(0);
         }
-        assert_eq!(h.allowed_tries(ADAPTIVE, 1000), 2);
+        assert_eq!(h.allowed_tries(&budget(ADAPTIVE, 1000.0)), 2);
         h.tcp_answer(2);
-        assert_eq!(h.allowed_tries(ADAPTIVE, 1000), 4);
-        assert_eq!(h.allowed_tries(Retries::Fixed(1), 1000), 2);
-        assert_eq!(h.allowed_tries(Retries::Adaptive { max: 0 }, 1000), 1);
+        assert_eq!(h.allowed_tries(&budget(ADAPTIVE, 1000.0)), 4);
+        assert_eq!(h.allowed_tries(&budget(Retries::Fixed(1), 1000.0)), 2);
+        assert_eq!(
+            h.allowed_tries(&budget(Retries::Adaptive { max: 0 }, 1000.0)),
+            1
+        );
     }
 
     #[test]
@@ -261,8 +293,13 @@ mod tests {
             h.tcp_answer(u32::from(i % 9 == 0));
         }
         // 0.1^n below 1% over 100 ports: n = 4; over 65535: n = 7 (capped at 7).
-        assert_eq!(h.allowed_tries(ADAPTIVE, 100), 4);
-        assert_eq!(h.allowed_tries(ADAPTIVE, 65535), 7);
+        let pooled = Budget {
+            pooled: 5,
+            ..budget(ADAPTIVE, 100.0)
+        };
+        assert_eq!(h.allowed_tries(&pooled), 5);
+        assert_eq!(h.allowed_tries(&budget(ADAPTIVE, 100.0)), 4);
+        assert_eq!(h.allowed_tries(&budget(ADAPTIVE, 65535.0)), 7);
     }
 
     #[test]
@@ -285,11 +322,11 @@ mod tests {
     #[test]
     fn the_budget_stops_growing_when_nothing_can_answer() {
         let mut h = host();
-        assert!(h.budget_may_grow(ADAPTIVE, 1));
+        assert!(h.budget_may_grow(&budget(ADAPTIVE, 1.0), 1));
         h.next_port = 1;
-        assert!(!h.budget_may_grow(ADAPTIVE, 1));
+        assert!(!h.budget_may_grow(&budget(ADAPTIVE, 1.0), 1));
         h.in_flight = 1;
-        assert!(h.budget_may_grow(ADAPTIVE, 1));
-        assert!(!h.budget_may_grow(Retries::Fixed(3), 1));
+        assert!(h.budget_may_grow(&budget(ADAPTIVE, 1.0), 1));
+        assert!(!h.budget_may_grow(&budget(Retries::Fixed(3), 1.0), 1));
     }
 }

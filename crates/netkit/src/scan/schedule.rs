@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::answer::{Answer, NoRoute};
-use super::host::{HostInfo, HostScan, Retries};
+use super::host::{Budget, HostInfo, HostScan, Loss, Retries};
 use super::pace::{Floor, RateControl, Spacing};
 use super::record::PortState;
 use super::rtt::{Rtt, Timeouts};
@@ -192,6 +192,8 @@ pub struct Scheduler<I> {
     floor: Option<Floor>,
     rate: RateControl,
     shortage: Shortage,
+    loss: Loss,
+    probes_total: f64,
     counts: Counts,
 }
 
@@ -199,6 +201,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
     /// A scan of every port of `ports` on every host of `targets`, starting at `now`.
     pub fn new(targets: I, ports: Arc<[u16]>, settings: Settings, now: Instant) -> Self {
         let max = settings.max_in_flight.max(1);
+        let probes_total = targets.size_hint().0.max(1) as f64 * ports.len() as f64;
         Scheduler {
             ceiling: settings.rate.map(Spacing::per_second),
             rate: RateControl::default(),
@@ -220,6 +223,8 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             open_sockets: 0,
             rtt: Rtt::default(),
             shortage: Shortage::default(),
+            loss: Loss::default(),
+            probes_total,
             counts: Counts::default(),
         }
     }
@@ -233,6 +238,15 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
     pub fn is_done(&mut self) -> bool {
         self.admit();
         self.exhausted && self.active == 0
+    }
+
+    /// What the retry budgets depend on beyond each host.
+    fn budget(&self) -> Budget {
+        Budget {
+            retries: self.settings.retries,
+            probes: self.probes_total,
+            pooled: self.loss.tries_needed(self.probes_total),
+        }
     }
 
     /// Probes whose sockets the engine should close now.
@@ -295,11 +309,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         self.make_room();
         let id = self.next_id;
         self.next_id += 1;
-        let (retries, ports, bounds) = (
-            self.settings.retries,
-            self.ports.len(),
-            self.settings.timeouts,
-        );
+        let (budget, bounds) = (self.budget(), self.settings.timeouts);
         let base = self.timeout_of(slot, now);
         let host = self.hosts[slot].as_mut()?;
         let progress = host.pending.entry(port).or_default();
@@ -307,7 +317,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         let lost_at = progress.last_at.replace(now).unwrap_or(now);
         progress.sent += 1;
         progress.live.push(id);
-        let last = progress.sent >= host.allowed_tries(retries, ports);
+        let last = progress.sent >= host.allowed_tries(&budget);
         host.in_flight += 1;
         host.rate.sent(now);
         let info = Arc::clone(&host.info);
@@ -500,6 +510,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         };
         let slower = rec.tryno > host.max_answered_try() && rec.tryno > SLOW_TRIES;
         host.tcp_answer(rec.tryno);
+        self.loss.record(rec.tryno);
         let mut cut = host.rate.answer(rec.lost_at, dropped, now);
         if slower && cut.is_none() {
             cut = Some(host.rate.cut(now));
@@ -612,8 +623,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
     /// The deadline of `rec` under its host's current timeout (it may have grown).
     fn current_deadline(&self, rec: &Sent, now: Instant) -> Option<Instant> {
         let host = self.hosts[rec.host].as_ref()?;
-        let (retries, ports) = (self.settings.retries, self.ports.len());
-        let last = rec.tryno + 1 >= host.allowed_tries(retries, ports);
+        let last = rec.tryno + 1 >= host.allowed_tries(&self.budget());
         let base = self.timeout_of(rec.host, now);
         Some(rec.at + try_timeout(base, rec.tryno, last, &self.settings.timeouts))
     }
@@ -637,14 +647,14 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
     fn after_timeout(&mut self, rec: Sent) {
         self.leave_flight(&rec);
         self.window.expect();
-        let (retries, ports) = (self.settings.retries, self.ports.len());
+        let budget = self.budget();
         let Some(host) = self.hosts[rec.host].as_mut() else {
             return;
         };
         host.window.expect();
         let sent = host.pending.get(&rec.port).map_or(0, |p| p.sent);
         if sent == rec.tryno + 1 {
-            if sent < host.allowed_tries(retries, ports) {
+            if sent < host.allowed_tries(&budget) {
                 host.queue_retry(rec.port, false);
             } else {
                 host.bench.push(rec.port);
@@ -656,14 +666,14 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
     /// Sends benched ports back to the retry queue when the budget grew, or filters them when
     /// it cannot grow any more.
     fn review(&mut self, slot: usize) {
-        let (retries, ports) = (self.settings.retries, self.ports.len());
+        let (budget, ports) = (self.budget(), self.ports.len());
         let Some(host) = self.hosts[slot].as_mut() else {
             return;
         };
         if host.bench.is_empty() {
             return;
         }
-        let allowed = host.allowed_tries(retries, ports);
+        let allowed = host.allowed_tries(&budget);
         for port in std::mem::take(&mut host.bench) {
             match host.pending.get(&port) {
                 Some(progress) if progress.sent < allowed => host.queue_retry(port, false),
@@ -671,7 +681,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
                 None => {}
             }
         }
-        if !host.budget_may_grow(retries, ports) {
+        if !host.budget_may_grow(&budget, ports) {
             for port in std::mem::take(&mut host.bench) {
                 self.settle(slot, port, PortState::Filtered);
             }
