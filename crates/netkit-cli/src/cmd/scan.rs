@@ -140,8 +140,8 @@ fn config(args: &Args) -> anyhow::Result<Config> {
     }
     if let (Some(min), Some(max)) = (args.min_rate, args.rate) {
         if min > max {
-            let why = format!("--min-rate is more than --rate ({max})");
-            return Err(netkit::ParseError::new(min.to_string(), why).into());
+            let why = format!("more than --rate {max}");
+            return Err(netkit::ParseError::new(format!("--min-rate {min}"), why).into());
         }
     }
     let retries = match args.retries {

@@ -352,6 +352,17 @@ fn bad_input_exits_2_and_an_unwritable_file_exits_3() {
         (&["scan", "300.1.1.1"][..], 2, "300.1.1.1"),
         (&["scan", "127.0.0.1", "--top", "0"][..], 2, "0"),
         (
+            &["scan", "127.0.0.1", "--rate", "100", "--min-rate", "500"][..],
+            2,
+            "--min-rate 500",
+        ),
+        (
+            &["scan", "127.0.0.1", "--retries", "2", "--max-retries", "3"][..],
+            2,
+            "--retries",
+        ),
+        (&["scan", "127.0.0.1", "--max-retries", "101"][..], 2, "101"),
+        (
             &["scan", "127.0.0.1", "-p", "1", "-o", "/nonexistent/dir/out"][..],
             3,
             "/nonexistent/dir/out",

@@ -20,7 +20,7 @@ use crate::target::Target;
 /// The least tries for a silent port (nmap's: one retransmission).
 const MIN_TRIES: u32 = 2;
 /// The accepted chance, per host, that loss alone makes an answering port look filtered.
-const MISS_CHANCE: f64 = 0.01;
+pub const MISS_CHANCE: f64 = 0.01;
 /// Answered ports needed before the loss rate is trusted.
 const LOSS_SAMPLES: u64 = 20;
 

@@ -350,7 +350,6 @@ fn a_slow_link_is_exact_and_sends_few_needless_retransmissions() {
     net.bottleneck = Some((3400.0, 170.0));
     let out = simulate(&mut net, settings(ADAPTIVE));
     assert_exact(&net, &out);
-    eprintln!("{:?} {:?}", out.elapsed, out.counts);
     assert!(out.counts.late < 200, "{:?}", out.counts);
 }
 
