@@ -89,9 +89,9 @@ pub enum Command {
     Sweep(cmd::sweep::Args),
     /// Scan TCP ports of hosts with non-blocking connects.
     Scan(cmd::scan::Args),
-    /// Wait until services accept connections, then optionally run a command.
+    /// Wait until services are ready (a port, a URL, a DNS name, a file), then run a command.
     Wait(cmd::wait::Args),
-    /// List network interfaces, or show one, its addresses or whether it is up.
+    /// List network interfaces, show one, its addresses or whether it is up, or watch events.
     Iface(cmd::iface::Args),
     /// Run an echo server on TCP or a Unix socket.
     Echo(cmd::echo::Args),

@@ -25,6 +25,16 @@ pub fn endpoint(text: &str) -> Result<Endpoint, ParseError> {
     text.parse()
 }
 
+/// What `netkit wait` waits for: an endpoint, an HTTP(S) URL, `dns:NAME[=ADDR]`, `file:PATH`.
+pub fn wait_target(text: &str) -> Result<netkit::wait::Target, ParseError> {
+    text.parse()
+}
+
+/// `--status`: HTTP status codes, ranges and classes.
+pub fn status_set(text: &str) -> Result<netkit::wait::StatusSet, ParseError> {
+    text.parse()
+}
+
 /// An endpoint to listen on (port 0 picks a free port).
 pub fn listen_endpoint(text: &str) -> Result<Endpoint, ParseError> {
     Endpoint::parse_listen(text)
@@ -54,15 +64,10 @@ pub fn count(text: &str) -> Result<u64, ParseError> {
     number_in(text, 1, 1_000_000_000, "count")
 }
 
-/// ping `-s`: ICMP payload size; 65507 is the most an IPv4 datagram can carry, 16 the least
-/// that holds the probe's send time and target index.
+/// ping `-s`: ICMP data size; 65507 is the most an IPv4 datagram can carry. Below 16 bytes
+/// the send time does not fit, and replies come without round-trip times (as iputils).
 pub fn payload_size(text: &str) -> Result<usize, ParseError> {
-    number_in(
-        text,
-        netkit::icmp::probe::PROBE_LEN,
-        netkit::icmp::engine::MAX_PAYLOAD,
-        "packet size",
-    )
+    number_in(text, 0, netkit::icmp::engine::MAX_PAYLOAD, "packet size")
 }
 
 /// ping `-t`: time to live / hop limit.

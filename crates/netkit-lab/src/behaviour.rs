@@ -62,7 +62,10 @@ pub enum PortAction {
     Reject(Reject),
 }
 
-/// How a prefix is unreachable from the scanner.
+/// How a prefix is unreachable from the scanner. The router's IPv4 errors for `Net`, `Host`
+/// and `Prohibited` are rate-limited by the host-wide `net.ipv4.route.error_cost` and
+/// `error_burst` (defaults: 5 at once, then one per second per source), which a namespace
+/// cannot change; IPv6 errors follow the lab's ICMP limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Unroutable {
     /// The scanner itself has no route: sends fail locally with ENETUNREACH, nothing leaves.

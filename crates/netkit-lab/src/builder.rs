@@ -103,6 +103,12 @@ impl LabBuilder {
         self
     }
 
+    /// Whether the relay runs at real-time priority (default: yes; see docs/lab.md).
+    pub fn realtime(mut self, on: bool) -> LabBuilder {
+        self.spec.realtime = on;
+        self
+    }
+
     /// Every address of `block` (`198.18.1.0/24`, `2001:db8:1::/64`) is a live host.
     pub fn hosts(self, block: &str) -> LabBuilder {
         self.with_net(block, |spec, net| spec.blocks.push(net))
@@ -116,6 +122,23 @@ impl LabBuilder {
     /// Real listeners on `addr` for each port, accepting and closing (made a host if needed).
     pub fn open(self, addr: &str, ports: impl Into<Ports>) -> LabBuilder {
         self.listen(addr, ports.into(), Serve::Close)
+    }
+
+    /// Every far host (v4 and v6) has `ports` open: one wildcard listener per port and family
+    /// (for many hosts with an open port, where a socket per address would be too many).
+    pub fn open_all(mut self, ports: impl Into<Ports>) -> LabBuilder {
+        let ports: Ports = ports.into();
+        if ports.is_all() {
+            return self.fail(LabError::spec("open_all", "listeners need a list of ports"));
+        }
+        for addr in [IpAddr::from([0u8; 4]), IpAddr::from([0u16; 8])] {
+            self.spec.listeners.push(Listener {
+                addr,
+                ports: ports.iter().collect(),
+                serve: Serve::Close,
+            });
+        }
+        self
     }
 
     /// Real listeners on `addr` for each port that echo what they receive.

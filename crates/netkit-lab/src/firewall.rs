@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use crate::behaviour::PortAction;
-use crate::impairment::Direction;
+use crate::impairment::{Direction, Link};
 use crate::spec::LabSpec;
 use crate::topology::{ROUTER_FAR_DEV, ROUTER_NEAR_DEV};
 
@@ -73,30 +73,56 @@ fn hashlimit(per_sec: u32, name: &str, per_source: bool) -> String {
     )
 }
 
-/// The router's filter table sending each relayed direction to its NFQUEUE (queue number =
-/// direction index). No `--queue-bypass`: without the relay, packets are dropped, never
-/// passed unimpaired.
-pub(crate) fn router_rules(relayed: &[Direction]) -> String {
-    let mut out = String::from("*filter\n:FORWARD ACCEPT [0:0]\n");
-    for dir in relayed {
-        let (from, to) = match dir {
-            Direction::ToFar => (ROUTER_NEAR_DEV, ROUTER_FAR_DEV),
-            Direction::ToScanner => (ROUTER_FAR_DEV, ROUTER_NEAR_DEV),
+/// Firewall mark of the duplicates the relay sends for queue `q` (`RELAY_MARK | q`): the
+/// queue of the same link and direction lets them pass, the others take them as usual.
+pub(crate) const RELAY_MARK: u32 = 0x1ab0;
+
+/// The NFQUEUE number of one link and direction.
+pub(crate) fn queue_num(link: Link, dir: Direction) -> u16 {
+    (link.index() * 2 + dir.index()) as u16
+}
+
+/// The router's mangle table sending each impaired link direction to its NFQUEUE, where the
+/// packets enter the router from that link (PREROUTING) or leave the router onto it
+/// (POSTROUTING) — so router-originated packets (ICMP errors) cross the near link too.
+/// IPv6 neighbour discovery is never queued. No `--queue-bypass`: without the relay, packets
+/// are dropped, never passed unimpaired.
+pub(crate) fn router_rules(impaired: &[(Link, Direction)], v6: bool) -> String {
+    let mut out = String::from("*mangle\n:PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n");
+    for &(link, dir) in impaired {
+        let (chain, match_dev) = match (link, dir) {
+            (Link::Near, Direction::ToFar) => ("PREROUTING", format!("-i {ROUTER_NEAR_DEV}")),
+            (Link::Far, Direction::ToScanner) => ("PREROUTING", format!("-i {ROUTER_FAR_DEV}")),
+            (Link::Far, Direction::ToFar) => ("POSTROUTING", format!("-o {ROUTER_FAR_DEV}")),
+            (Link::Near, Direction::ToScanner) => ("POSTROUTING", format!("-o {ROUTER_NEAR_DEV}")),
         };
+        let q = queue_num(link, dir);
+        if v6 {
+            for nd in ND_TYPES {
+                let _ = writeln!(
+                    out,
+                    "-A {chain} {match_dev} -p ipv6-icmp --icmpv6-type {nd} -j RETURN"
+                );
+            }
+        }
         let _ = writeln!(
             out,
-            "-A FORWARD -i {from} -o {to} -j NFQUEUE --queue-num {}",
-            queue_num(*dir)
+            "-A {chain} {match_dev} -m mark ! --mark {:#x} -j NFQUEUE --queue-num {q}",
+            RELAY_MARK | u32::from(q)
         );
     }
     out.push_str("COMMIT\n");
     out
 }
 
-/// The NFQUEUE number of a direction.
-pub(crate) fn queue_num(dir: Direction) -> u16 {
-    dir.index() as u16
-}
+/// ICMPv6 neighbour discovery, which the relay leaves alone.
+const ND_TYPES: [&str; 5] = [
+    "router-solicitation",
+    "router-advertisement",
+    "neighbour-solicitation",
+    "neighbour-advertisement",
+    "redirect",
+];
 
 #[cfg(test)]
 mod tests {
@@ -137,9 +163,32 @@ mod tests {
     }
 
     #[test]
-    fn router_rules_queue_each_relayed_direction() {
-        let rules = router_rules(&[Direction::ToScanner]);
-        assert!(rules.contains("-A FORWARD -i far0 -o near0 -j NFQUEUE --queue-num 1\n"));
-        assert!(!rules.contains("queue-num 0"));
+    fn router_rules_queue_each_impaired_link_direction_where_it_touches_the_router() {
+        let rules = router_rules(
+            &[
+                (Link::Far, Direction::ToScanner),
+                (Link::Near, Direction::ToScanner),
+            ],
+            false,
+        );
+        assert!(rules.starts_with("*mangle\n"), "{rules}");
+        assert!(
+            rules.contains(
+                "-A PREROUTING -i far0 -m mark ! --mark 0x1ab3 -j NFQUEUE --queue-num 3\n"
+            ),
+            "{rules}"
+        );
+        assert!(
+            rules.contains(
+                "-A POSTROUTING -o near0 -m mark ! --mark 0x1ab1 -j NFQUEUE --queue-num 1\n"
+            ),
+            "{rules}"
+        );
+        assert!(
+            !rules.contains("queue-num 0") && !rules.contains("icmpv6"),
+            "{rules}"
+        );
+        let v6 = router_rules(&[(Link::Near, Direction::ToFar)], true);
+        assert!(v6.contains("-A PREROUTING -i near0 -p ipv6-icmp --icmpv6-type neighbour-solicitation -j RETURN\n"), "{v6}");
     }
 }

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use crate::behaviour::Backend;
 use crate::error::{LabError, Result};
-use crate::firewall::router_rules;
+use crate::firewall::{queue_num, router_rules};
 use crate::impairment::{Direction, Impairment, Link};
 use crate::netns::Netns;
 use crate::relay::Relay;
@@ -95,30 +95,33 @@ fn egress(ns: &Namespaces, link: Link, dir: Direction) -> (&Netns, &'static str)
     }
 }
 
-/// Puts the qdiscs for one link direction on `dev`: netem (when used) with tbf beneath it,
-/// or tbf alone.
+/// Puts the qdiscs for one link direction on `dev`.
 fn shape(ns: &Netns, dev: &str, imp: &Impairment, netem: bool, limit: usize) -> Result<()> {
-    let tbf = imp.rate.map(|rate| {
-        let burst = (rate.bits_per_sec() / 8 / 100).max(6_000);
-        format!("tbf rate {rate} burst {burst} latency {TBF_LATENCY_MS}ms")
-    });
-    let netem = (netem && imp.has_packet_effects()).then(|| netem_args(imp, limit));
-    let mut commands = Vec::new();
-    match (netem, tbf) {
-        (Some(n), Some(t)) => {
-            commands.push(format!("qdisc add dev {dev} root handle 1: {n}"));
-            commands.push(format!("qdisc add dev {dev} parent 1:1 handle 10: {t}"));
-        }
-        (Some(n), None) => commands.push(format!("qdisc add dev {dev} root {n}")),
-        (None, Some(t)) => commands.push(format!("qdisc add dev {dev} root {t}")),
-        (None, None) => {}
-    }
-    for command in commands {
+    for command in qdisc_commands(dev, imp, netem, limit) {
         let mut args = vec!["tc"];
         args.extend(command.split(' '));
         ns.exec(&args)?;
     }
     Ok(())
+}
+
+/// The `tc` commands for one link direction: netem (when used) with tbf beneath it, or tbf
+/// alone, or nothing.
+fn qdisc_commands(dev: &str, imp: &Impairment, netem: bool, limit: usize) -> Vec<String> {
+    let tbf = imp.rate.map(|rate| {
+        let burst = (rate.bits_per_sec() / 8 / 100).max(6_000);
+        format!("tbf rate {rate} burst {burst} latency {TBF_LATENCY_MS}ms")
+    });
+    let netem = (netem && imp.has_packet_effects()).then(|| netem_args(imp, limit));
+    match (netem, tbf) {
+        (Some(n), Some(t)) => vec![
+            format!("qdisc add dev {dev} root handle 1: {n}"),
+            format!("qdisc add dev {dev} parent 1:1 handle 10: {t}"),
+        ],
+        (Some(n), None) => vec![format!("qdisc add dev {dev} root {n}")],
+        (None, Some(t)) => vec![format!("qdisc add dev {dev} root {t}")],
+        (None, None) => Vec::new(),
+    }
 }
 
 /// `netem` parameters with the relay's semantics.
@@ -143,33 +146,92 @@ fn netem_args(imp: &Impairment, limit: usize) -> String {
     args
 }
 
-/// Starts the relay for the directions that need it, then routes them into its queues.
+/// Starts the relay with one queue per impaired link direction, then routes those packets
+/// into the queues.
 fn start_relay(spec: &LabSpec, ns: &Namespaces) -> Result<Relay> {
-    let mut paths = Vec::new();
-    for dir in Direction::ALL {
-        let order = match dir {
-            Direction::ToFar => [Link::Near, Link::Far],
-            Direction::ToScanner => [Link::Far, Link::Near],
-        };
-        let stages = order.map(|l| spec.impairment(l, dir).clone()).to_vec();
-        let seed = spec.seed.wrapping_mul(2).wrapping_add(dir.index() as u64);
-        let path = Path::new(stages, seed);
-        if path.is_active() {
-            paths.push((dir, path));
+    let mut queues = Vec::new();
+    for link in Link::ALL {
+        for dir in Direction::ALL {
+            let q = queue_num(link, dir);
+            let seed = spec.seed.wrapping_mul(4).wrapping_add(u64::from(q));
+            let path = Path::new(vec![spec.impairment(link, dir).clone()], seed);
+            if path.is_active() {
+                queues.push((link, dir, path));
+            }
         }
     }
-    let relayed: Vec<Direction> = paths.iter().map(|(d, _)| *d).collect();
-    let relay = Relay::start(ns.router.name(), paths, spec.max_held)?;
-    let rules = router_rules(&relayed);
-    ns.router.restore(false, &rules)?;
-    ns.router.restore(true, &rules)?;
+    let impaired: Vec<(Link, Direction)> = queues.iter().map(|(l, d, _)| (*l, *d)).collect();
+    let paths = queues
+        .into_iter()
+        .map(|(l, d, p)| (queue_num(l, d), p))
+        .collect();
+    let relay = Relay::start(ns.router.name(), paths, spec.max_held, spec.realtime)?;
+    ns.router.restore(false, &router_rules(&impaired, false))?;
+    ns.router.restore(true, &router_rules(&impaired, true))?;
     Ok(relay)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::impairment::Rate;
     use std::time::Duration;
+
+    fn full() -> Impairment {
+        Impairment::none()
+            .delay(Duration::from_millis(30))
+            .jitter(Duration::from_millis(10))
+            .loss(0.02)
+            .dup(0.01)
+            .reorder(0.01)
+            .rate(Rate(2_000_000))
+    }
+
+    #[test]
+    fn qdiscs_stack_netem_over_tbf() {
+        let cmds = qdisc_commands("far0", &full(), true, 5000);
+        assert_eq!(cmds.len(), 2);
+        assert!(cmds[0].starts_with("qdisc add dev far0 root handle 1: netem limit 5000"));
+        assert_eq!(
+            cmds[1],
+            "qdisc add dev far0 parent 1:1 handle 10: tbf rate 2000000bit burst 6000 latency 50ms"
+        );
+        let relayed = qdisc_commands("far0", &full(), false, 5000);
+        assert_eq!(
+            relayed,
+            ["qdisc add dev far0 root tbf rate 2000000bit burst 6000 latency 50ms"]
+        );
+        assert!(qdisc_commands("far0", &Impairment::none(), true, 1).is_empty());
+    }
+
+    /// The netem path cannot run on a kernel without `sch_netem`, but `tc` parses every
+    /// option before asking the kernel: a kernel without netem must refuse only the kind.
+    #[test]
+    fn netem_and_tbf_commands_parse_in_tc() {
+        if !nix::unistd::geteuid().is_root() {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI runs as root"
+            );
+            return;
+        }
+        let ns = Netns::create(&format!("lab-tcparse-{}-0-far", std::process::id())).unwrap();
+        for cmd in qdisc_commands("lo", &full(), true, 5000) {
+            let mut args = vec!["tc"];
+            args.extend(cmd.split(' '));
+            match ns.exec(&args) {
+                Ok(_) => assert!(netem_available(&ns)),
+                Err(e) => {
+                    let text = e.to_string();
+                    assert!(
+                        text.contains("qdisc kind is unknown") && !netem_available(&ns),
+                        "{text}"
+                    );
+                    break;
+                }
+            }
+        }
+    }
 
     #[test]
     fn netem_arguments_mirror_the_impairment() {

@@ -41,6 +41,13 @@ impl Lab {
     /// Builds the lab described by `spec` (validated again here). Needs root.
     pub fn start(spec: LabSpec) -> Result<Lab> {
         spec.validate()?;
+        // Labs of killed processes (SIGKILL, a test binary's timeout) leave namespaces behind;
+        // the first lab of each process removes them. Races with another process doing the
+        // same only make one of the deletions fail, which is harmless.
+        static CLEANED: std::sync::Once = std::sync::Once::new();
+        CLEANED.call_once(|| {
+            let _ = remove_stale();
+        });
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         let prefix = format!("{NAME_PREFIX}-{}-{}-{n}", spec.tag, std::process::id());
         let ns = topology::create(&prefix)?;
@@ -63,14 +70,9 @@ impl Lab {
             "net.ipv4.ip_nonlocal_bind=1".into(),
             "net.ipv6.ip_nonlocal_bind=1".into(),
         ])?;
-        // Room for the relay's queue socket; per namespace on recent kernels, absent (and so
-        // left alone) where these are still global.
-        let _ = ns.router.sysctl(&[
-            "net.core.rmem_max=33554432".into(),
-            "net.core.rmem_default=33554432".into(),
-        ]);
         topology::wire(ns)?;
         topology::add_hosts(&ns.far, &spec.blocks, &spec.hosts)?;
+        topology::add_hosts(&ns.far, &[], &spec.v6_error_sources())?;
         topology::add_unroutable(ns, &spec.unroutable)?;
         ns.far.restore(false, &far_rules(spec, false))?;
         ns.far.restore(true, &far_rules(spec, true))?;
@@ -165,6 +167,25 @@ impl Lab {
         self.ns.far.run_in(f)
     }
 
+    /// Makes `addr` a live host while the lab runs (a single address on the far side's `lo`);
+    /// the ground truth follows.
+    pub fn add_host(&mut self, addr: IpAddr) -> Result<()> {
+        topology::add_hosts(&self.ns.far, &[], &[addr])?;
+        self.spec.hosts.push(addr);
+        Ok(())
+    }
+
+    /// Takes away a host added with [`LabBuilder::host`], [`LabBuilder::open`] or
+    /// [`Lab::add_host`] while the lab runs: it falls silent. Hosts of a block stay.
+    pub fn remove_host(&mut self, addr: IpAddr) -> Result<()> {
+        let len = if addr.is_ipv6() { 128 } else { 32 };
+        self.ns
+            .far
+            .ip_batch(&[format!("addr del {addr}/{len} dev lo")])?;
+        self.spec.hosts.retain(|&h| h != addr);
+        Ok(())
+    }
+
     /// Stops the threads and deletes the namespaces now (dropping the lab does the same).
     pub fn down(self) {
         drop(self);
@@ -196,10 +217,14 @@ pub fn remove_stale() -> Result<Vec<String>> {
         })
         .map(String::from)
         .collect();
-    for name in &stale {
-        crate::netns::run(Command::new("ip").args(["netns", "del", name]), None)?;
+    let mut deleted = Vec::new();
+    for name in stale {
+        // Another process may be removing the same one.
+        if crate::netns::run(Command::new("ip").args(["netns", "del", &name]), None).is_ok() {
+            deleted.push(name);
+        }
     }
-    Ok(stale)
+    Ok(deleted)
 }
 
 /// The process id in a lab namespace name (`lab-TAG-PID-N-ROLE`), if it is one.

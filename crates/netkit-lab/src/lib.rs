@@ -39,6 +39,7 @@ pub mod impairment;
 pub mod lab;
 mod listen;
 mod netns;
+mod nfqueue;
 pub mod ports;
 mod relay;
 pub mod schedule;

@@ -68,11 +68,11 @@ impl Netns {
         run(&mut self.command(program), Some(rules)).map(drop)
     }
 
-    /// Sets sysctls (`key=value`) inside the namespace.
+    /// Sets sysctls (`key=value`) inside the namespace, by writing `/proc/sys` from a thread
+    /// inside it (network sysctls are those of the writer's namespace).
     pub fn sysctl(&self, settings: &[String]) -> Result<()> {
-        let mut args = vec!["sysctl", "-q", "-w"];
-        args.extend(settings.iter().map(String::as_str));
-        self.exec(&args).map(drop)
+        let settings = settings.to_vec();
+        self.run_in(move || settings.iter().try_for_each(|s| write_sysctl(s)))?
     }
 
     /// Moves the calling thread into this namespace (for sockets created afterwards).
@@ -101,6 +101,16 @@ impl Drop for Netns {
             .stderr(Stdio::null())
             .status();
     }
+}
+
+/// Writes one `key=value` sysctl of the calling thread's namespace.
+fn write_sysctl(setting: &str) -> Result<()> {
+    let (key, value) = setting
+        .split_once('=')
+        .ok_or_else(|| LabError::spec(setting, "expected key=value"))?;
+    let path = format!("/proc/sys/{}", key.replace('.', "/"));
+    std::fs::write(&path, format!("{value}\n"))
+        .map_err(|e| LabError::io(format!("set {key} to {value:?}"), e))
 }
 
 /// Moves the calling thread into the namespace called `name`.

@@ -14,7 +14,8 @@ use crate::topology::is_test_net;
 /// A far-side listener: real sockets on each port of one address.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Listener {
-    /// The address listened on (a far host).
+    /// The address listened on: a far host, or the unspecified address of a family for every
+    /// far host of that family.
     pub addr: IpAddr,
     /// The ports listened on.
     pub ports: Vec<u16>,
@@ -64,6 +65,9 @@ pub struct LabSpec {
     pub backend: Backend,
     /// Most packets the relay holds at once; beyond it, packets are dropped and counted.
     pub max_held: usize,
+    /// Whether the relay thread runs at real-time priority (SCHED_FIFO 1): releases on time
+    /// on a busy machine, at about twice the CPU per packet (docs/lab.md).
+    pub realtime: bool,
 }
 
 impl LabSpec {
@@ -84,6 +88,7 @@ impl LabSpec {
             unroutable: Vec::new(),
             backend: Backend::Auto,
             max_held: 16_384,
+            realtime: true,
         }
     }
 
@@ -100,6 +105,22 @@ impl LabSpec {
     /// Whether `addr` is a far host (in a block or one of the single hosts).
     pub fn is_host(&self, addr: IpAddr) -> bool {
         self.hosts.contains(&addr) || self.blocks.iter().any(|b| b.contains(&addr))
+    }
+
+    /// IPv6 block hosts named alone by a REJECT rule: they get their address assigned, so
+    /// their ICMPv6 errors come from themselves (Linux picks the source of an ICMPv6 error
+    /// among assigned addresses, and AnyIP addresses are not assigned).
+    pub fn v6_error_sources(&self) -> Vec<IpAddr> {
+        let mut out: Vec<IpAddr> = self
+            .port_rules
+            .iter()
+            .filter(|r| matches!(r.action, PortAction::Reject(_)) && r.target.prefix_len() == 128)
+            .map(|r| r.target.addr())
+            .filter(|a| !self.hosts.contains(a) && self.is_host(*a))
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     /// Checks the whole specification: tag, address ranges, impairments, limits.
@@ -147,7 +168,12 @@ impl LabSpec {
             .iter()
             .copied()
             .chain(self.hosts.iter().map(|&h| IpNet::from(h)))
-            .chain(self.listeners.iter().map(|l| IpNet::from(l.addr)))
+            .chain(
+                self.listeners
+                    .iter()
+                    .filter(|l| !l.addr.is_unspecified())
+                    .map(|l| IpNet::from(l.addr)),
+            )
             .chain(self.port_rules.iter().map(|r| r.target))
             .chain(self.no_echo.iter().copied())
             .chain(self.unroutable.iter().map(|u| u.0));
@@ -187,6 +213,24 @@ mod tests {
         assert!(spec.validate().is_ok());
         assert!(spec.is_host("198.18.1.9".parse().unwrap()));
         assert!(!spec.is_host("198.18.2.9".parse().unwrap()));
+    }
+
+    #[test]
+    fn v6_hosts_rejected_alone_answer_from_themselves() {
+        use crate::behaviour::Reject;
+        let spec = crate::builder::LabBuilder::new("t")
+            .hosts("2001:db8:1::/64")
+            .host("2001:db8:2::1")
+            .reject("2001:db8:1::5", 81, Reject::PortUnreachable)
+            .reject("2001:db8:1::/120", 82, Reject::PortUnreachable)
+            .reject("2001:db8:2::1", 81, Reject::PortUnreachable)
+            .drop_ports("2001:db8:1::6", 81)
+            .spec()
+            .unwrap();
+        assert_eq!(
+            spec.v6_error_sources(),
+            ["2001:db8:1::5".parse::<IpAddr>().unwrap()]
+        );
     }
 
     #[test]

@@ -86,7 +86,7 @@ impl<'a> Truth<'a> {
         self.spec
             .listeners
             .iter()
-            .any(|l| l.addr == addr && l.ports.contains(&port))
+            .any(|l| covers(l.addr, addr) && l.ports.contains(&port))
     }
 
     /// The open ports of `addr`, sorted.
@@ -95,7 +95,7 @@ impl<'a> Truth<'a> {
             .spec
             .listeners
             .iter()
-            .filter(|l| l.addr == addr)
+            .filter(|l| covers(l.addr, addr))
             .flat_map(|l| l.ports.iter().copied())
             .filter(|&p| self.port(addr, p) == PortTruth::Open)
             .collect();
@@ -132,6 +132,11 @@ impl<'a> Truth<'a> {
     }
 }
 
+/// Whether a listener on `bound` accepts connections to `addr` (a wildcard covers its family).
+fn covers(bound: IpAddr, addr: IpAddr) -> bool {
+    bound == addr || (bound.is_unspecified() && bound.is_ipv6() == addr.is_ipv6())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +170,24 @@ mod tests {
             PortTruth::Unroutable(Unroutable::Net)
         );
         assert_eq!(t.open_ports(ip("198.18.1.5")), [22, 80]);
+    }
+
+    #[test]
+    fn open_all_opens_the_port_on_every_host() {
+        let spec = LabBuilder::new("t")
+            .hosts("198.18.1.0/24")
+            .hosts("2001:db8:1::/64")
+            .open_all(&[80])
+            .drop_ports("198.18.1.7", 80)
+            .spec()
+            .unwrap();
+        let t = Truth::new(&spec);
+        assert_eq!(t.port(ip("198.18.1.9"), 80), PortTruth::Open);
+        assert_eq!(t.port(ip("2001:db8:1::9"), 80), PortTruth::Open);
+        assert_eq!(t.port(ip("198.18.1.7"), 80), PortTruth::Dropped);
+        assert_eq!(t.port(ip("198.18.1.9"), 81), PortTruth::Closed);
+        assert_eq!(t.port(ip("198.18.2.9"), 80), PortTruth::NoHost);
+        assert_eq!(t.open_ports(ip("198.18.1.9")), [80]);
     }
 
     #[test]

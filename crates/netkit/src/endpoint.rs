@@ -89,6 +89,7 @@ impl FromStr for Endpoint {
         if let Some(command) = input.strip_prefix("exec:") {
             return parse_exec(input, command);
         }
+        reject_scheme(input)?;
         parse_tcp(input, PortRule::NonZero)
     }
 }
@@ -106,6 +107,7 @@ impl Endpoint {
         if input.starts_with("unix:") {
             return input.parse();
         }
+        reject_scheme(input)?;
         parse_tcp(input, PortRule::ZeroMeansAny)
     }
 }
@@ -152,6 +154,52 @@ fn parse_unix(input: &str, rest: &str) -> Result<Endpoint, ParseError> {
         ));
     }
     Ok(Endpoint::Unix(PathBuf::from(rest)))
+}
+
+/// Words that are endpoint schemes elsewhere (SPEC.md) or commonly guessed, never host names.
+const SCHEMES: &[(&str, &str)] = &[
+    ("udp", " (UDP forwarding is not supported yet)"),
+    ("systemd", " (socket activation is not supported yet)"),
+    ("tcp", ""),
+    ("tls", ""),
+    ("ssl", ""),
+    ("http", ""),
+    ("https", ""),
+    ("ws", ""),
+    ("wss", ""),
+    ("dns", ""),
+    ("file", ""),
+];
+
+/// Refuses `SCHEME:...` forms other than `unix:` and `exec:` with an error naming the forms
+/// accepted, rather than reading the scheme as a host name (`udp:53`) or an IPv6 address
+/// without brackets (`tls:host:443`).
+fn reject_scheme(input: &str) -> Result<(), ParseError> {
+    let Some((scheme, rest)) = input.split_once(':') else {
+        return Ok(());
+    };
+    let shaped = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
+    let known = SCHEMES
+        .iter()
+        .find(|(name, _)| scheme.eq_ignore_ascii_case(name));
+    let ipv6 = input.rsplit_once(':').is_some_and(|(host, _)| {
+        host.parse::<std::net::Ipv6Addr>().is_ok() || rest.starts_with(':')
+    });
+    let looks_like_url = shaped && !ipv6 && (rest.starts_with("//") || rest.contains(':'));
+    if known.is_none() && !looks_like_url {
+        return Ok(());
+    }
+    let note = known.map_or("", |(_, note)| *note);
+    Err(ParseError::new(
+        input,
+        format!(
+            "unknown endpoint scheme '{scheme}:'{note}; expected PORT, HOST:PORT, [V6]:PORT, \
+             unix:PATH, unix:@NAME or exec:COMMAND"
+        ),
+    ))
 }
 
 fn parse_exec(input: &str, command: &str) -> Result<Endpoint, ParseError> {

@@ -6,9 +6,11 @@
 //! - [`error`]: one error type per domain and the input/environment classification that the
 //!   binary turns into exit codes.
 //! - Engines: [`iface`] (interfaces), [`scan`] (port ranking and services data), [`wait`]
-//!   (waiting for services), [`icmp`] (echo codec, sockets and the probe engine) with
-//!   [`ping`] (its statistics), [`ipc`] (echo server, one-shot client; `exec:` children live
-//!   in [`endpoint::exec`]), [`sweep`] (host discovery, once or periodic), [`forward`] (the port forwarder).
+//!   (readiness of ports, URLs, names and files), [`icmp`] (echo codec, sockets and the probe
+//!   engine) with [`ping`] (iputils' rules as a session without I/O, its driver and
+//!   statistics), [`ipc`] (echo server, one-shot client; `exec:` children live in
+//!   [`endpoint::exec`]), [`sweep`] (host discovery, once or periodic), [`forward`] (the port
+//!   forwarder).
 //! - [`report`]: the serde result types that the binary prints as text or JSON Lines.
 //!
 //! The library never parses argv, prints or exits.

@@ -150,33 +150,49 @@ impl TargetList {
     /// Resolves host names (the first address of `family`), keeping everything else lazy.
     /// Addresses and ranges of another family than `family` are an input error.
     pub fn resolve(&self, family: Family) -> Result<Targets, Error> {
-        let mut parts = Vec::with_capacity(self.exprs.len());
-        for expr in &self.exprs {
-            parts.push(match expr {
-                TargetExpr::Name(name) => {
-                    let addr = resolve_name(name, family)?;
-                    Part::Single {
-                        name: Some(Arc::from(name.as_str())),
-                        addr,
-                    }
-                }
-                TargetExpr::Addr(addr) => {
-                    check_family(&addr.to_string(), addr, family)?;
-                    Part::Single {
-                        name: None,
-                        addr: *addr,
-                    }
-                }
-                TargetExpr::Range(range) => {
-                    check_family(&format!("{}", range.nth(0)), &range.nth(0), family)?;
-                    Part::Range(*range)
-                }
-            });
-        }
+        let parts = self.exprs.iter().map(|e| part(e, family));
         Ok(Targets {
-            parts: Arc::new(parts),
+            parts: Arc::new(parts.collect::<Result<_, _>>()?),
         })
     }
+
+    /// Like [`TargetList::resolve`], but a name that does not resolve is left out and its
+    /// error returned beside the targets (fping goes on with the other hosts).
+    pub fn resolve_lenient(&self, family: Family) -> Result<(Targets, Vec<Error>), Error> {
+        let mut parts = Vec::with_capacity(self.exprs.len());
+        let mut unresolved = Vec::new();
+        for expr in &self.exprs {
+            match part(expr, family) {
+                Ok(part) => parts.push(part),
+                Err(err @ Error::Resolve { .. }) => unresolved.push(err),
+                Err(err) => return Err(err),
+            }
+        }
+        let targets = Targets {
+            parts: Arc::new(parts),
+        };
+        Ok((targets, unresolved))
+    }
+}
+
+fn part(expr: &TargetExpr, family: Family) -> Result<Part, Error> {
+    Ok(match expr {
+        TargetExpr::Name(name) => Part::Single {
+            name: Some(Arc::from(name.as_str())),
+            addr: resolve_name(name, family)?,
+        },
+        TargetExpr::Addr(addr) => {
+            check_family(&addr.to_string(), addr, family)?;
+            Part::Single {
+                name: None,
+                addr: *addr,
+            }
+        }
+        TargetExpr::Range(range) => {
+            check_family(&format!("{}", range.nth(0)), &range.nth(0), family)?;
+            Part::Range(*range)
+        }
+    })
 }
 
 fn check_family(text: &str, addr: &IpAddr, family: Family) -> Result<(), ParseError> {

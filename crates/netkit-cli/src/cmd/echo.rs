@@ -1,6 +1,6 @@
 //! `netkit echo LISTEN`: a concurrent echo server (issue 8; seed recipe 9 and the IPv6 echo
-//! server). Prints the address it bound, serves until SIGINT or SIGTERM, then removes its
-//! socket file.
+//! server). Prints the address it bound, serves until SIGINT, SIGTERM, SIGHUP or SIGQUIT, then
+//! removes its socket file.
 
 use netkit::ipc::{EchoConfig, Listening};
 use netkit::Endpoint;
@@ -19,9 +19,10 @@ Examples:
 
 Once bound it prints 'listening on ADDR' (--json: {\"type\":\"listening\",\"addr\":ADDR}),
 ADDR being an endpoint such as 127.0.0.1:40123 or unix:/tmp/echo.sock. Clients are logged
-with -v, Unix clients with their pid, uid and gid. SIGINT or SIGTERM stops the server and
-removes its socket file. A live socket at the path (another server) or a file that is not a
-socket is never removed: exit 3. A stale socket file is replaced.";
+with -v, Unix clients with their pid, uid and gid. SIGINT, SIGTERM, SIGHUP or SIGQUIT stops
+the server and removes its socket file (as socat does). A live socket at the path (another
+server, even one too busy to accept) or a file that is not a socket is never removed: exit 3.
+A stale socket file (a test connect is refused) is replaced.";
 
 /// Socket files are for their owner unless `--mode` says otherwise.
 const DEFAULT_MODE: u32 = 0o600;
@@ -56,6 +57,8 @@ async fn serve(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     // Signals first, so a SIGTERM right after the socket appears still removes it.
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut quit = signal(SignalKind::quit())?;
     if args.mode.is_some() && !matches!(args.listen, Endpoint::Unix(_)) {
         tracing::warn!(
             "--mode applies only to unix:PATH; {} has no socket file",
@@ -73,6 +76,8 @@ async fn serve(args: Args, out: &Printer) -> anyhow::Result<Exit> {
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {}
+            _ = hup.recv() => {}
+            _ = quit.recv() => {}
         }
     };
     netkit::ipc::serve(listener, config, shutdown).await;

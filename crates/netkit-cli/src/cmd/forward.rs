@@ -28,8 +28,10 @@ Examples:
 
 Once bound, each rule prints 'listening on ADDR -> TARGET' on stderr (port 0 shows the port
 the kernel chose; with --json also a \"listen\" record on stdout), then one line per finished
-connection: client, target, bytes each way, duration, how it ended. SIGINT/SIGTERM stop
-accepting and let open connections finish; a second signal closes them.";
+connection: time (RFC 3339, UTC), client, target, bytes each way, duration, how it ended.
+SIGINT/SIGTERM stop accepting and let open connections finish for --drain-timeout (30s by
+default), then close them; a second signal closes them at once. SIGHUP is logged and ignored.
+A reset on one side is passed on as a reset (SO_LINGER 0) to the other.";
 
 /// Arguments of `netkit forward`.
 #[derive(Debug, clap::Args)]
@@ -41,7 +43,10 @@ pub struct Args {
     /// Where to relay to: HOST:PORT, [V6]:PORT, unix:PATH, unix:@NAME, exec:COMMAND.
     #[arg(value_parser = parse::endpoint, required_unless_present = "config")]
     pub target: Option<Endpoint>,
-    /// Rewrite the Host header of every HTTP request (auto: the target's host:port).
+    /// Rewrite the Host of every HTTP/1.x request (auto: the target's host:port), and the
+    /// authority of absolute-form targets (GET http://x/p -> GET http://HOST/p) and of
+    /// CONNECT. Malformed or ambiguous requests get 400; a tunnel starts only on the target's
+    /// 101 to an Upgrade request or 2xx to CONNECT (docs/http-host.md).
     #[arg(long, value_name = "HOST|auto", value_parser = parse::http_host)]
     pub http_host: Option<HttpHost>,
     /// Accept clients only from this block (repeatable); others are refused and logged
@@ -60,6 +65,10 @@ pub struct Args {
     /// Send a PROXY protocol header to the target.
     #[arg(long, value_name = "v1|v2", value_parser = parse::proxy_protocol)]
     pub proxy_protocol: Option<parse::ProxyProtocol>,
+    /// After SIGINT/SIGTERM, give open connections this long to finish, then close them (each
+    /// is logged as drain-timeout) [default: 30s].
+    #[arg(long, value_name = "DUR", value_parser = parse::duration)]
+    pub drain_timeout: Option<Duration>,
     /// Read forwarding rules from a TOML file; flags given here override each rule's options.
     #[arg(long, value_name = "FILE.toml", conflicts_with_all = ["listen", "target"])]
     pub config: Option<PathBuf>,
@@ -114,6 +123,7 @@ fn apply_flags(args: &Args, options: &mut Options) {
     options.idle_timeout = args.idle_timeout.or(options.idle_timeout);
     options.connect_timeout = args.connect_timeout.unwrap_or(options.connect_timeout);
     options.proxy_protocol = args.proxy_protocol.or(options.proxy_protocol);
+    options.drain_timeout = args.drain_timeout.unwrap_or(options.drain_timeout);
 }
 
 /// The `listen` record: where a rule listens (the bound address) and where it relays.
@@ -195,15 +205,16 @@ fn conn_line(r: &ConnRecord) -> String {
         format!(" [{}]", r.relay)
     };
     format!(
-        "{} -> {}: up {} B, down {} B, {:.3}s, {close}{error}{relay}",
-        r.client, r.target, r.bytes_up, r.bytes_down, r.duration_s
+        "{} {} -> {}: up {} B, down {} B, {:.3}s, {close}{error}{relay}",
+        r.time, r.client, r.target, r.bytes_up, r.bytes_down, r.duration_s
     )
 }
 
-/// SIGINT and SIGTERM, either one.
+/// SIGINT and SIGTERM, either one; SIGHUP is logged and ignored (no reload yet).
 struct Signals {
     interrupt: Signal,
     terminate: Signal,
+    hangup: Signal,
 }
 
 impl Signals {
@@ -211,13 +222,20 @@ impl Signals {
         Ok(Signals {
             interrupt: signal(SignalKind::interrupt())?,
             terminate: signal(SignalKind::terminate())?,
+            hangup: signal(SignalKind::hangup())?,
         })
     }
 
     async fn next(&mut self) {
-        tokio::select! {
-            _ = self.interrupt.recv() => {}
-            _ = self.terminate.recv() => {}
+        loop {
+            tokio::select! {
+                _ = self.interrupt.recv() => return,
+                _ = self.terminate.recv() => return,
+                _ = self.hangup.recv() => tracing::warn!(
+                    "SIGHUP ignored: reloading the configuration is not supported yet; \
+                     connections go on"
+                ),
+            }
         }
     }
 }

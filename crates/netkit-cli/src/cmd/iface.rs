@@ -1,7 +1,10 @@
-//! `netkit iface`: list interfaces, show one, print its addresses, or test whether it is up
-//! (seed recipes 4-6).
+//! `netkit iface`: list interfaces, show one, print its addresses, test whether it is up, or
+//! watch link and address events (seed recipes 4-6, issue 17).
 
-use netkit::report::{IfAddr, Interface};
+use std::fmt::Write as _;
+
+use netkit::iface::{AddrEvent, Event, IfAddr, Interface, LinkChange, LinkEvent, Watcher};
+use netkit::scan::banner::sanitize;
 use netkit::Family;
 use serde::Serialize;
 
@@ -9,11 +12,17 @@ use crate::exit::Exit;
 use crate::output::Printer;
 
 const EXAMPLES: &str = "\
+Everything comes from the kernel over rtnetlink (speed and duplex from ethtool netlink), so
+it is right in any network namespace, also under `nsenter --net` where /sys is the host's.
+A NAME is an interface name or one of its alternative names (ip link property add ... altname).
+
 Examples:
   netkit iface                       every interface, also down ones and ones without addresses
-  netkit iface show eth0             one interface
+  netkit iface show eth0             one interface: kind, parent, master, counters, addresses
   netkit iface addr eth0 -6          its IPv6 addresses, one per line, for scripts
   netkit iface status eth0 && echo up    exit 0 when up and running, 1 when not
+  netkit iface watch                 link and address events as they happen, until Ctrl-C
+  netkit --json iface watch eth0     eth0's events as JSON Lines; ends when eth0 goes away
   netkit --json iface                one JSON object per interface";
 
 /// Arguments of `netkit iface`.
@@ -25,17 +34,17 @@ pub struct Args {
     pub view: Option<View>,
 }
 
-/// `iface show|addr|status`.
+/// `iface show|addr|status|watch`.
 #[derive(Debug, clap::Subcommand)]
 pub enum View {
     /// Show one interface.
     Show {
-        /// Interface name.
+        /// Interface name (or alternative name).
         name: String,
     },
     /// Print the interface's addresses, one per line.
     Addr {
-        /// Interface name.
+        /// Interface name (or alternative name).
         name: String,
         /// IPv4 addresses only.
         #[arg(short = '4', conflicts_with = "ipv6")]
@@ -46,8 +55,17 @@ pub enum View {
     },
     /// Print up or down; exit 0 when up and running, 1 otherwise.
     Status {
-        /// Interface name.
+        /// Interface name (or alternative name).
         name: String,
+    },
+    /// Print link and address events as they happen, until interrupted.
+    ///
+    /// Link events: added, removed, renamed, up, down (administrative), carrier, no-carrier,
+    /// operstate, mtu, mac, master. Address events: added, removed, changed. Once subscribed,
+    /// 'watching ...' on stderr says so (not with -q).
+    Watch {
+        /// Only this interface's events; the watch ends when it is removed.
+        name: Option<String>,
     },
 }
 
@@ -70,39 +88,159 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
                 (_, true) => Family::V6,
                 _ => Family::Any,
             };
-            for addr in netkit::iface::addrs(&name, family)? {
-                print_addr(out, &name, &addr)?;
+            let iface = netkit::iface::show(&name)?;
+            for addr in iface.addrs.iter().filter(|a| family.admits(&a.addr)) {
+                print_addr(out, &iface.name, addr)?;
             }
             Ok(Exit::Success)
         }
         Some(View::Status { name }) => print_status(out, &netkit::iface::show(&name)?),
+        Some(View::Watch { name }) => watch(out, name.as_deref()),
     }
 }
 
 fn print_interface(out: &Printer, iface: &Interface) -> std::io::Result<()> {
+    // One write per interface: a thousand addresses are a thousand lines.
     if out.json() {
-        return out.record("iface", iface);
+        return out.line(&json_line("iface", iface)?);
     }
-    let state = out.paint(&iface.operstate.to_uppercase(), iface.is_up());
-    let mtu = iface.mtu.map(|m| format!(" mtu {m}")).unwrap_or_default();
-    out.line(&format!(
-        "{}: {}: <{}>{mtu} state {state}",
-        iface.index,
-        iface.name,
-        iface.flags.join(",")
-    ))?;
-    if let Some(mac) = &iface.mac {
-        out.line(&format!("    link {mac}"))?;
-    }
+    out.line(&interface_text(out, iface).join("\n"))
+}
+
+/// One JSON Lines record as text, to go out in one write (the printer's own `record` hands
+/// the serializer a line-buffered stdout, which writes a large record a kilobyte at a time).
+fn json_line(kind: &str, record: &impl Serialize) -> std::io::Result<String> {
+    let mut bytes = Vec::new();
+    crate::output::write_record(&mut bytes, kind, record)?;
+    bytes.pop(); // the newline, which `line` adds back
+    String::from_utf8(bytes).map_err(std::io::Error::other)
+}
+
+/// The lines `ip addr` would print, in netkit's words.
+fn interface_text(out: &Printer, iface: &Interface) -> Vec<String> {
+    let mut lines = vec![headline(out, iface)];
+    lines.extend(details(iface).map(|details| format!("    {details}")));
+    lines.extend(iface.mac.iter().map(|mac| format!("    link {mac}")));
+    lines.extend(
+        iface
+            .altnames
+            .iter()
+            .map(|alt| format!("    altname {}", clean(alt))),
+    );
+    lines.extend(
+        iface
+            .alias
+            .iter()
+            .map(|alias| format!("    alias {}", clean(alias))),
+    );
+    let mut addrs = String::with_capacity(iface.addrs.len() * 64);
     for addr in &iface.addrs {
-        out.line(&format!(
-            "    {} {}/{}",
-            family_name(addr),
-            addr.addr,
-            addr.prefix
-        ))?;
+        if !addrs.is_empty() {
+            addrs.push('\n');
+        }
+        addrs.push_str("    ");
+        push_addr(&mut addrs, &iface.name, addr);
     }
-    Ok(())
+    if !addrs.is_empty() {
+        lines.push(addrs);
+    }
+    let s = &iface.stats;
+    lines.push(format!(
+        "    rx bytes {} packets {} errors {} dropped {}",
+        s.rx_bytes, s.rx_packets, s.rx_errors, s.rx_dropped
+    ));
+    lines.push(format!(
+        "    tx bytes {} packets {} errors {} dropped {}",
+        s.tx_bytes, s.tx_packets, s.tx_errors, s.tx_dropped
+    ));
+    lines
+}
+
+/// `3: eth0: <BROADCAST,MULTICAST,UP,RUNNING,LOWER_UP> mtu 1500 state UP qdisc fq_codel txqlen 1000`
+fn headline(out: &Printer, iface: &Interface) -> String {
+    let state = out.paint(&iface.operstate.to_uppercase(), iface.is_up());
+    let mut line = format!(
+        "{}: {}: <{}>",
+        iface.index,
+        clean(&iface.name),
+        iface.flags.join(",")
+    );
+    if let Some(mtu) = iface.mtu {
+        line.push_str(&format!(" mtu {mtu}"));
+    }
+    line.push_str(&format!(" state {state}"));
+    if let Some(qdisc) = &iface.qdisc {
+        line.push_str(&format!(" qdisc {}", clean(qdisc)));
+    }
+    if let Some(txqlen) = iface.txqlen {
+        line.push_str(&format!(" txqlen {txqlen}"));
+    }
+    line
+}
+
+/// `kind veth parent v1 master br0 speed 10000Mb/s duplex full`, when any is known.
+fn details(iface: &Interface) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(kind) = &iface.kind {
+        parts.push(format!("kind {}", clean(kind)));
+    }
+    match (&iface.parent, iface.parent_index, iface.parent_netnsid) {
+        (Some(parent), _, _) => parts.push(format!("parent {}", clean(parent))),
+        (None, Some(index), Some(netnsid)) => {
+            parts.push(format!("parent index {index} netnsid {netnsid}"))
+        }
+        (None, Some(index), None) => parts.push(format!("parent index {index}")),
+        _ => {}
+    }
+    if let Some(master) = &iface.master {
+        parts.push(format!("master {}", clean(master)));
+    }
+    if let Some(speed) = iface.speed_mbps {
+        parts.push(format!("speed {speed}Mb/s"));
+    }
+    if let Some(duplex) = &iface.duplex {
+        parts.push(format!("duplex {duplex}"));
+    }
+    (!parts.is_empty()).then(|| parts.join(" "))
+}
+
+/// `inet 198.18.0.1/24 brd 198.18.0.255 scope global label eth0:1 secondary`, as `ip addr`
+/// prints it (the label only when it differs from the interface name, `permanent` and
+/// infinite lifetimes left out).
+fn addr_text(iface: &str, addr: &IfAddr) -> String {
+    let mut text = String::with_capacity(64);
+    push_addr(&mut text, iface, addr);
+    text
+}
+
+/// [`addr_text`], appended to `text` (writing to a `String` cannot fail).
+fn push_addr(text: &mut String, iface: &str, addr: &IfAddr) {
+    let _ = write!(text, "{} {}", addr.family.name(), addr.addr);
+    if let Some(peer) = addr.peer {
+        let _ = write!(text, " peer {peer}");
+    }
+    let _ = write!(text, "/{}", addr.prefix);
+    if let Some(brd) = addr.broadcast {
+        let _ = write!(text, " brd {brd}");
+    }
+    let _ = write!(text, " scope {}", addr.scope);
+    if let Some(label) = addr.label.as_ref().filter(|l| *l != iface) {
+        let _ = write!(text, " label {}", clean(label));
+    }
+    for flag in addr.flags.iter().filter(|f| *f != "permanent") {
+        let _ = write!(text, " {flag}");
+    }
+    if let Some(valid) = addr.valid_lft_s {
+        let _ = write!(text, " valid {valid}s");
+    }
+    if let Some(preferred) = addr.preferred_lft_s {
+        let _ = write!(text, " preferred {preferred}s");
+    }
+}
+
+/// Names, labels and aliases are whatever someone set: safe for a terminal.
+fn clean(text: &str) -> String {
+    sanitize(text.as_bytes())
 }
 
 #[derive(Serialize)]
@@ -133,9 +271,56 @@ fn print_status(out: &Printer, iface: &Interface) -> anyhow::Result<Exit> {
     })
 }
 
-fn family_name(addr: &IfAddr) -> &'static str {
-    match addr.family {
-        netkit::report::AddrFamily::Inet => "inet",
-        netkit::report::AddrFamily::Inet6 => "inet6",
+/// Streams events until interrupted, or until the one interface watched is removed.
+fn watch(out: &Printer, name: Option<&str>) -> anyhow::Result<Exit> {
+    let mut watcher = Watcher::new(name)?;
+    if !out.quiet() {
+        let what = name.map_or("every interface".to_string(), clean);
+        eprintln!("watching link and address events of {what} (Ctrl-C to stop)");
     }
+    while !watcher.gone() {
+        for event in watcher.next_events()? {
+            print_event(out, &event)?;
+        }
+    }
+    Ok(Exit::Success)
+}
+
+fn print_event(out: &Printer, event: &Event) -> std::io::Result<()> {
+    match (event, out.json()) {
+        (Event::Link(link), true) => out.record("link", link),
+        (Event::Addr(addr), true) => out.record("addr", addr),
+        (Event::Link(link), false) => out.line(&link_event_text(link)),
+        (Event::Addr(addr), false) => out.line(&addr_event_text(addr)),
+    }
+}
+
+/// `eth0: link up`, `eth0: link mtu 9000`, `eth1: link renamed from eth0`, ...
+fn link_event_text(e: &LinkEvent) -> String {
+    let iface = &e.iface;
+    let detail = match e.event {
+        LinkChange::Added => iface.kind.as_deref().map(clean),
+        LinkChange::Renamed => e.old_name.as_deref().map(|o| format!("from {}", clean(o))),
+        LinkChange::Operstate => Some(iface.operstate.clone()),
+        LinkChange::Mtu => iface.mtu.map(|m| m.to_string()),
+        LinkChange::Mac => iface.mac.clone(),
+        LinkChange::Master => Some(iface.master.as_deref().map_or("none".into(), clean)),
+        _ => None,
+    };
+    let mut text = format!("{}: link {}", clean(&iface.name), e.event.name());
+    if let Some(detail) = detail {
+        text.push(' ');
+        text.push_str(&detail);
+    }
+    text
+}
+
+/// `eth0: addr added inet 198.18.0.1/24 brd 198.18.0.255 scope global`
+fn addr_event_text(e: &AddrEvent) -> String {
+    format!(
+        "{}: addr {} {}",
+        clean(&e.iface),
+        e.event.name(),
+        addr_text(&e.iface, &e.addr)
+    )
 }

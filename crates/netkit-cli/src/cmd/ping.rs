@@ -1,27 +1,41 @@
-//! `netkit ping HOST...`: ICMP echo with iputils-style statistics (issue 4).
+//! `netkit ping HOST...`: ICMP echo as iputils does it, for one host or many (issues 4, 13).
 
+mod flags;
+mod hosts;
+mod names;
+mod print;
+mod summary;
+
+use std::io::Write;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use netkit::icmp::{self, Version};
-use netkit::ping::{format_g, format_reply_time, Event, PingConfig, PingSummary};
-use netkit::{Family, ParseError, Target};
+use netkit::icmp::{self, Pmtu, SocketOptions, Version};
+use netkit::ping::{Control, PingConfig, PingSummary, MIN_USER_INTERVAL};
+use netkit::Family;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
 
 use crate::exit::Exit;
 use crate::output::Printer;
 use crate::parse;
+use flags::{Pattern, Source, Unsupported};
+use hosts::{Choice, Host, Hosts};
+use print::{EventPrinter, Style};
 
 const EXAMPLES: &str = "\
 Examples:
-  netkit ping -c 3 ::1                      three probes to the IPv6 loopback
+  netkit ping -c 3 ::1                      three requests to the IPv6 loopback
   netkit ping -c 5 -i 200ms host1 host2     several hosts at once, one summary each
+  netkit ping -c 5 --fping-summary a b c    fping's one-line summaries
   netkit --json ping -c 1 127.0.0.1         JSON Lines: reply/timeout/summary records
+Replies count however late they come; -W only ends the wait when none came (iputils).
+SIGQUIT (Ctrl-\\) prints the statistics so far; SIGINT and SIGTERM end with the summary.
 Without CAP_NET_RAW, ping uses the unprivileged ICMP socket when net.ipv4.ping_group_range
-admits your group. Exit status: 0 every host answered, 1 a host stayed silent, 2 bad input
-(e.g. an unknown host), 3 no ICMP socket allowed.";
-
-/// Hosts pinged at once at most (each gets its own statistics and summary).
-const MAX_HOSTS: u128 = 4096;
+admits your group (then -f, -l above 3 and intervals below 2ms are refused, as by iputils).
+Exit status: 0 every host answered, 1 a host stayed silent (or, with -w, fewer than -c
+replies came), 2 bad input (an unknown host, no route: the other hosts are still pinged),
+3 not permitted.";
 
 /// Arguments of `netkit ping`.
 #[derive(Debug, clap::Args)]
@@ -30,19 +44,20 @@ pub struct Args {
     /// Hosts: addresses, names (and the target forms of `sweep`).
     #[arg(required = true, value_name = "HOST")]
     pub hosts: Vec<String>,
-    /// Stop after this many probes per host (default: until Ctrl-C or -w).
+    /// Stop after this many requests per host; with -w, after this many replies.
     #[arg(short = 'c', allow_negative_numbers = true, long = "count", value_name = "COUNT", value_parser = parse::count)]
     pub count: Option<u64>,
-    /// Time between probes to one host.
-    #[arg(short = 'i', allow_negative_numbers = true, long = "interval", value_name = "INTERVAL", value_parser = parse::positive_duration, default_value = "1s")]
-    pub interval: Duration,
-    /// How long to wait for each reply.
-    #[arg(short = 'W', allow_negative_numbers = true, long = "timeout", value_name = "TIMEOUT", value_parser = parse::positive_duration, default_value = "1s")]
+    /// Time between requests to one host [default: 1s; 0 with -f].
+    #[arg(short = 'i', allow_negative_numbers = true, long = "interval", value_name = "INTERVAL", value_parser = parse::duration)]
+    pub interval: Option<Duration>,
+    /// How long to wait for a reply when none came: after the last request, and before a
+    /// request is reported as timed out (later replies still count).
+    #[arg(short = 'W', allow_negative_numbers = true, long = "timeout", value_name = "TIMEOUT", value_parser = parse::positive_duration, default_value = "10s")]
     pub timeout: Duration,
     /// Stop after this long, whatever the count.
     #[arg(short = 'w', allow_negative_numbers = true, long = "deadline", value_name = "DEADLINE", value_parser = parse::positive_duration)]
     pub deadline: Option<Duration>,
-    /// ICMP payload bytes, 16-65507 (default 56, as iputils; the first 16 carry the send time).
+    /// ICMP data bytes, 0-65507 (below 16 the send time does not fit: no round-trip times).
     #[arg(short = 's', allow_negative_numbers = true, long = "size", value_name = "BYTES", value_parser = parse::payload_size, default_value = "56")]
     pub size: usize,
     /// Time to live (IPv4) or hop limit (IPv6).
@@ -54,142 +69,244 @@ pub struct Args {
     /// Use IPv6 only.
     #[arg(short = '6')]
     pub ipv6: bool,
+    /// Numeric output: do not look up the names of the addresses that answer.
+    #[arg(short = 'n')]
+    pub numeric: bool,
+    /// Start each line with the Unix time, [SECONDS.MICROSECONDS].
+    #[arg(short = 'D')]
+    pub timestamps: bool,
+    /// Report a request still unanswered when the next one goes.
+    #[arg(short = 'O')]
+    pub outstanding: bool,
+    /// Ring the terminal bell with each reply.
+    #[arg(short = 'a')]
+    pub audible: bool,
+    /// Send through this interface, or from this source address (ADDR%IFACE for IPv6).
+    #[arg(short = 'I', value_name = "IFACE|ADDR", value_parser = flags::source)]
+    pub interface: Option<Source>,
+    /// Fill the data with this pattern: up to 16 bytes as hex digits, e.g. ff or 0102.
+    #[arg(short = 'p', value_name = "PATTERN", value_parser = flags::pattern)]
+    pub pattern: Option<Pattern>,
+    /// IPv4 type of service / IPv6 traffic class, decimal or 0x hex (0-255).
+    #[arg(short = 'Q', value_name = "TOS", value_parser = flags::tos)]
+    pub tos: Option<u8>,
+    /// Path MTU discovery: do (never fragment; too-big requests fail), dont, want.
+    #[arg(short = 'M', value_name = "do|dont|want", value_parser = flags::pmtu)]
+    pub pmtu: Option<Pmtu>,
+    /// Adaptive: the interval follows the round-trip time (at least 2ms unless privileged).
+    #[arg(short = 'A')]
+    pub adaptive: bool,
+    /// Flood: the next request as soon as a reply comes (or after 10ms); a dot per request,
+    /// a backspace per reply. Needs a raw socket (root or CAP_NET_RAW).
+    #[arg(short = 'f')]
+    pub flood: bool,
+    /// Send this many requests at once at the start (more than 3 need a raw socket).
+    #[arg(short = 'l', value_name = "PRELOAD", value_parser = flags::preload)]
+    pub preload: Option<u64>,
+    /// Allow pinging a broadcast address.
+    #[arg(short = 'b')]
+    pub broadcast: bool,
+    /// End with fping's one line per host (xmt/rcv/%loss, min/avg/max); in JSON, each
+    /// summary lists every request's round trip (fping -C).
+    #[arg(long = "fping-summary")]
+    pub fping_summary: bool,
+    #[command(flatten)]
+    unsupported: Unsupported,
 }
 
-/// Runs ping: resolve, open one socket per family needed, ping until done or Ctrl-C, print
-/// one summary per host.
-pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
-    let family = match (args.ipv4, args.ipv6) {
-        (true, _) => Family::V4,
-        (_, true) => Family::V6,
-        _ => Family::Any,
-    };
-    let list = netkit::TargetList::parse(&args.hosts, false)?;
-    if list.len() > MAX_HOSTS {
-        let why = format!("ping takes at most {MAX_HOSTS} hosts; netkit sweep is for ranges");
-        return Err(ParseError::new(args.hosts.join(" "), why).into());
+impl Args {
+    fn interval(&self) -> Duration {
+        match (self.interval, self.flood) {
+            (Some(interval), _) => interval,
+            (None, true) => Duration::ZERO,
+            (None, false) => Duration::from_secs(1),
+        }
     }
-    let targets: Vec<Target> = list.resolve(family)?.iter().collect();
-    let engine_config = icmp::Config {
-        payload_size: args.size,
-        ttl: args.ttl,
+
+    fn family(&self) -> Family {
+        match (self.ipv4, self.ipv6) {
+            (true, _) => Family::V4,
+            (_, true) => Family::V6,
+            _ => Family::Any,
+        }
+    }
+
+    fn engine_config(&self, hosts: &[Host]) -> icmp::Config {
+        let multicast = hosts.iter().any(|h| h.multicast);
+        icmp::Config {
+            payload_size: self.size,
+            pattern: self.pattern.as_ref().map(|p| p.0.clone()),
+            socket: SocketOptions {
+                ttl: self.ttl,
+                tos: self.tos,
+                // iputils never lets broadcast and multicast requests fragment.
+                pmtu: self.pmtu.or(multicast.then_some(Pmtu::Do)),
+                device: self
+                    .interface
+                    .as_ref()
+                    .and_then(|s| s.device().map(String::from)),
+                source: self.interface.as_ref().and_then(Source::addr),
+                broadcast: self.broadcast,
+            },
+        }
+    }
+
+    fn session_config(&self, privileged: bool) -> PingConfig {
+        PingConfig {
+            count: self.count,
+            interval: self.interval(),
+            linger: self.timeout,
+            deadline: self.deadline,
+            preload: self.preload.unwrap_or(1),
+            adaptive: self.adaptive,
+            min_interval: match privileged {
+                true => Duration::ZERO,
+                false => MIN_USER_INTERVAL,
+            },
+            outstanding: self.outstanding,
+            per_probe: self.fping_summary,
+        }
+    }
+}
+
+/// Runs ping: check the hosts, open one socket per family needed, ping until done or a
+/// signal, print one summary per host.
+pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
+    args.unsupported.check()?;
+    let choice = Choice {
+        family: args.family(),
+        source: args.interface.as_ref(),
+        broadcast_ok: args.broadcast,
+        numeric: args.numeric || args.flood,
     };
-    let config = PingConfig {
-        count: args.count,
-        interval: args.interval,
-        timeout: args.timeout,
-        deadline: args.deadline,
-    };
+    let Hosts { hosts, failures } = hosts::choose(&args.hosts, choice)?;
+    let mut stderr = std::io::stderr().lock();
+    for failure in &failures {
+        writeln!(stderr, "netkit: {failure}")?;
+    }
+    drop(stderr);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let summaries = runtime.block_on(session(&targets, &engine_config, &config, out))?;
-    for summary in &summaries {
-        print_summary(out, summary)?;
-    }
-    let all_answered = summaries.iter().all(|s| s.received > 0);
-    Ok(if all_answered {
-        Exit::Success
-    } else {
-        Exit::Negative
-    })
+    let summaries = runtime.block_on(session(&args, &hosts, out))?;
+    let ipg = args.interval().is_zero() || args.flood || args.adaptive;
+    summary::print(out, &summaries, args.fping_summary, ipg)?;
+    Ok(exit(&args, &summaries, !failures.is_empty()))
 }
 
-async fn session(
-    targets: &[Target],
-    engine_config: &icmp::Config,
-    config: &PingConfig,
-    out: &Printer,
-) -> anyhow::Result<Vec<PingSummary>> {
+/// iputils' status, per host: 1 when nothing came back, or with -w fewer replies than -c;
+/// hosts left out (no name, no route) make it 2, as fping.
+fn exit(args: &Args, summaries: &[PingSummary], left_out: bool) -> Exit {
+    let short = |s: &PingSummary| {
+        s.received == 0 || (args.deadline.is_some() && args.count.is_some_and(|c| s.received < c))
+    };
+    match (left_out, summaries.iter().any(short)) {
+        (true, _) => Exit::Usage,
+        (false, true) => Exit::Negative,
+        (false, false) => Exit::Success,
+    }
+}
+
+async fn session(args: &Args, hosts: &[Host], out: &Printer) -> anyhow::Result<Vec<PingSummary>> {
     let versions: Vec<Version> = [Version::V4, Version::V6]
         .into_iter()
-        .filter(|v| targets.iter().any(|t| Version::of(&t.addr) == *v))
+        .filter(|v| hosts.iter().any(|h| Version::of(&h.target.addr) == *v))
         .collect();
-    let engine = icmp::Engine::new(engine_config, &versions)?;
-    netkit::ping::check_interval(&engine, config.interval)?;
-    for target in targets {
-        print_header(out, target, engine_config.payload_size)?;
-    }
-    let shutdown = async {
-        // Without a handler (never on Linux) the session simply runs to its end.
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
+    let engine = icmp::Engine::new(&args.engine_config(hosts), &versions)?;
+    let privileged = netkit::ping::privileged(&engine);
+    check_privilege(args, hosts, &engine, privileged)?;
+    print_headers(args, hosts, out)?;
+    let controls = signals()?;
+    let style = Style {
+        flood: args.flood,
+        audible: args.audible,
+        timestamps: args.timestamps,
+        verbose: false,
     };
-    let summaries = netkit::ping::run(&engine, targets, config, shutdown, |event| {
-        print_event(out, event)
+    let mut printer = EventPrinter::new(out, hosts, style);
+    let targets: Vec<netkit::Target> = hosts.iter().map(|h| h.target.clone()).collect();
+    let config = args.session_config(privileged);
+    let summaries = netkit::ping::run(&engine, &targets, config, controls, |event| {
+        printer.event(event)
     })
     .await?;
     Ok(summaries)
 }
 
-fn print_header(out: &Printer, target: &Target, size: usize) -> std::io::Result<()> {
+/// What only a raw socket may do, as iputils allows it only to root: flood, intervals below
+/// 2 ms, a preload above 3, broadcast requests more often than once a second.
+fn check_privilege(
+    args: &Args,
+    hosts: &[Host],
+    engine: &icmp::Engine,
+    privileged: bool,
+) -> anyhow::Result<()> {
+    netkit::ping::check_interval(engine, args.interval())?;
+    if privileged {
+        return Ok(());
+    }
+    let denied = || std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+    if let Some(preload) = args.preload.filter(|p| *p > 3) {
+        let what = format!("-l {preload} (a preload above 3 needs a raw socket, as with iputils)");
+        return Err(netkit::Error::io(what, denied()).into());
+    }
+    let multicast = hosts.iter().any(|h| h.multicast);
+    if multicast && args.interval() < Duration::from_secs(1) {
+        let what = "broadcast ping with an interval below 1s (needs a raw socket, as with iputils)";
+        return Err(netkit::Error::io(what, denied()).into());
+    }
+    Ok(())
+}
+
+/// Turns SIGINT and SIGTERM into [`Control::Stop`], SIGQUIT into [`Control::Status`].
+fn signals() -> anyhow::Result<mpsc::Receiver<Control>> {
+    let (tx, rx) = mpsc::channel(8);
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut quit = signal(SignalKind::quit())?;
+    tokio::spawn(async move {
+        loop {
+            let control = tokio::select! {
+                _ = interrupt.recv() => Control::Stop,
+                _ = terminate.recv() => Control::Stop,
+                _ = quit.recv() => Control::Status,
+            };
+            if tx.send(control).await.is_err() {
+                break;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// `PATTERN: 0x...` (iputils prints it first), then `PING ...` for each host.
+fn print_headers(args: &Args, hosts: &[Host], out: &Printer) -> std::io::Result<()> {
     if out.json() {
         return Ok(());
     }
-    let (host, addr) = (target.host(), target.addr);
-    out.line(&match addr {
-        IpAddr::V4(_) => format!("PING {host} ({addr}) {size}({}) bytes of data.", size + 28),
-        IpAddr::V6(_) => format!("PING {host}({addr}) {size} data bytes"),
-    })
-}
-
-fn print_event(out: &Printer, event: Event<'_>) -> std::io::Result<()> {
-    match event {
-        Event::Reply { record, .. } if out.json() => out.record("reply", record),
-        Event::Reply { record: reply, rtt } if !out.quiet() => {
-            let ttl = reply.ttl.map(|t| format!(" ttl={t}")).unwrap_or_default();
-            let time = format_reply_time(rtt);
-            out.line(&format!(
-                "{} bytes from {}: icmp_seq={}{ttl} time={time} ms",
-                reply.bytes, reply.addr, reply.seq
-            ))
-        }
-        Event::Timeout(timeout) if out.json() => out.record("timeout", timeout),
-        Event::Error { seq, error, .. } if !out.json() && !out.quiet() => out.line(&format!(
-            "From {} icmp_seq={seq} {}",
-            error.from,
-            error.describe()
-        )),
-        Event::SendError { target, error } => {
-            tracing::warn!(
-                "{}: send: {}",
-                target.host(),
-                netkit::error::describe_io(&error)
-            );
-            Ok(())
-        }
-        _ => Ok(()),
+    if let (Some(pattern), false) = (&args.pattern, out.quiet()) {
+        let hex: String = pattern.0.iter().map(|b| format!("{b:02x}")).collect();
+        out.line(&format!("PATTERN: 0x{hex}"))?;
     }
-}
-
-fn print_summary(out: &Printer, summary: &PingSummary) -> std::io::Result<()> {
-    if out.json() {
-        return out.record("summary", summary);
-    }
-    out.line("")?;
-    out.line(&format!("--- {} ping statistics ---", summary.host))?;
-    let errors = match summary.errors {
-        0 => String::new(),
-        n => format!(", +{n} errors"),
-    };
-    out.line(&format!(
-        "{} packets transmitted, {} received{errors}, {}% packet loss, time {}ms",
-        summary.transmitted,
-        summary.received,
-        format_g(summary.loss_pct),
-        summary.time_ms
-    ))?;
-    if let (Some(min), Some(avg), Some(max), Some(mdev)) = (
-        summary.min_ms,
-        summary.avg_ms,
-        summary.max_ms,
-        summary.mdev_ms,
-    ) {
-        // The figures are whole microseconds, so three decimals print them exactly.
-        out.line(&format!(
-            "rtt min/avg/max/mdev = {min:.3}/{avg:.3}/{max:.3}/{mdev:.3} ms"
-        ))?;
+    for host in hosts {
+        out.line(&header(args, host))?;
     }
     Ok(())
+}
+
+/// iputils' first line: `PING host (addr) 56(84) bytes of data.` (IPv4) or `PING
+/// host(addr) 56 data bytes` (IPv6), with `from SOURCE DEVICE: ` when -I was given.
+fn header(args: &Args, host: &Host) -> String {
+    let (name, addr, size) = (host.target.host(), host.target.addr, args.size);
+    let from = match &args.interface {
+        Some(source) => format!("from {} {}: ", host.source, source.device().unwrap_or("")),
+        None => String::new(),
+    };
+    match addr {
+        IpAddr::V4(_) => format!(
+            "PING {name} ({addr}) {from}{size}({}) bytes of data.",
+            size + 28
+        ),
+        IpAddr::V6(_) => format!("PING {name}({addr}) {from}{size} data bytes"),
+    }
 }

@@ -20,8 +20,14 @@ Examples:
   netkit send 'exec:tr a-z A-Z' 'shout'             a child on a socketpair
   netkit send -n 'exec:wc -c' abc                   exact bytes: prints 3
 
-Exit status: 0 the reply ended, 1 no end of reply within --timeout, 2 bad input,
-3 the connection was refused or the command could not be started.";
+  tar c dir | netkit send 'exec:wc -c'              a slow upload is fine: --timeout is idle time
+
+--timeout is an idle timeout: it starts when the input has ended and restarts with every byte
+of reply, so a long upload never times out while it flows.
+
+Exit status: 0 the reply ended, 1 the reply went silent for --timeout before its end (or the
+peer took no input for that long), 2 bad input, 3 the connection was refused or the command
+could not be started.";
 
 /// Arguments of `netkit send`.
 #[derive(Debug, clap::Args)]
@@ -35,7 +41,9 @@ pub struct Args {
     /// Send MESSAGE without the newline.
     #[arg(short = 'n', long, requires = "message")]
     pub no_newline: bool,
-    /// Give up when the reply has not ended this long after the start (exit 1).
+    /// Give up (exit 1) when the reply stays silent this long after the input ended, or the
+    /// peer takes no input for this long; also bounds connecting. Time spent reading a slow
+    /// stdin never counts.
     #[arg(long, value_name = "DUR", value_parser = parse::positive_duration, default_value = "10s")]
     pub timeout: Duration,
 }
@@ -55,7 +63,7 @@ async fn send(args: &Args, out: &Printer) -> anyhow::Result<Exit> {
     let start = Instant::now();
     let mut stream = match args.endpoint.connect(args.timeout).await {
         Ok(stream) => stream,
-        Err(err) if is_timeout(&err) => return timed_out(args, "no connection"),
+        Err(err) if is_timeout(&err) => return timed_out(args, "no connection within"),
         Err(err) => return Err(err.into()),
     };
     let mut collected = Vec::new();
@@ -63,20 +71,15 @@ async fn send(args: &Args, out: &Printer) -> anyhow::Result<Exit> {
         true => Box::new(&mut collected),
         false => Box::new(tokio::io::stdout()),
     };
-    let talk = netkit::ipc::exchange(&mut stream, input(args), output);
-    let done = match tokio::time::timeout_at((start + args.timeout).into(), talk).await {
-        Ok(done) => done.map_err(|e| netkit::Error::io(format!("send to {}", args.endpoint), e))?,
-        Err(_) => {
-            let partial = Exchange {
-                sent: 0,
-                received: collected.len() as u64,
-            };
-            print_record(out, "timeout", args, partial, &collected, start)?;
-            return timed_out(args, "no end of reply");
-        }
-    };
+    let done = netkit::ipc::exchange(&mut stream, input(args), output, Some(args.timeout))
+        .await
+        .map_err(|e| netkit::Error::io(format!("send to {}", args.endpoint), e))?;
+    if done.timed_out {
+        print_record(out, "timeout", args, done, &collected, start)?;
+        return timed_out(args, "no end of reply: nothing received for");
+    }
     print_record(out, "reply", args, done, &collected, start)?;
-    reap(&args.endpoint, &mut stream, start + args.timeout).await;
+    reap(&args.endpoint, &mut stream, Instant::now() + args.timeout).await;
     Ok(Exit::Success)
 }
 
@@ -102,7 +105,7 @@ fn is_timeout(err: &netkit::Error) -> bool {
 fn timed_out(args: &Args, what: &str) -> anyhow::Result<Exit> {
     let _ = writeln!(
         std::io::stderr(),
-        "netkit: send to {}: {what} within {:?}; raise --timeout to wait longer",
+        "netkit: send to {}: {what} {:?}; raise --timeout to wait longer",
         args.endpoint,
         args.timeout
     );

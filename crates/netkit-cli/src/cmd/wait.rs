@@ -1,10 +1,12 @@
-//! `netkit wait ENDPOINT...`: wait for services to accept connections (issue 7).
+//! `netkit wait TARGET...`: wait until services are ready (or gone, with `--invert`), then
+//! optionally run a command (issues 7 and 13).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use netkit::Endpoint;
-
-use netkit::wait::{WaitEvent, WaitOptions};
+use netkit::wait::tls::Trust;
+use netkit::wait::{Backoff, HttpCheck, StatusSet, Target, WaitEvent, WaitOptions};
+use netkit::ParseError;
 use serde::Serialize;
 
 use crate::exit::{Exit, WithStatus};
@@ -12,28 +14,61 @@ use crate::output::Printer;
 use crate::parse;
 
 const EXAMPLES: &str = "\
+Targets:
+  PORT, HOST:PORT, [V6]:PORT, tcp://HOST:PORT   a TCP connection is accepted
+  unix:PATH, unix:@NAME                         a Unix stream connection is accepted
+  http://URL, https://URL                       a GET answers with a status in --status
+                                                (and a body containing --body); redirects
+                                                are not followed, so 3xx counts by default
+  dns:NAME, dns:NAME=ADDR                       the name resolves (to ADDR, among others)
+  file:PATH                                     the path exists
+Attempts repeat every --interval for 10 s, then the delay doubles up to --max-interval.
+HTTPS verifies the server against the system's roots (SSL_CERT_FILE and SSL_CERT_DIR are
+honoured), or the CAs of --cacert instead. -v prints why a target is not ready, each time the
+reason changes.
+
 Examples:
   netkit wait db.internal:5432 -- ./migrate       run ./migrate once PostgreSQL accepts
   netkit wait localhost:8080 '[::1]:9090' --timeout 30s
-  netkit wait unix:/run/app.sock --any --interval 50ms
+  netkit wait https://app.internal/health --status 200 --body '\"ok\"'
+  netkit wait unix:/run/app.sock file:/run/app.ready --interval 50ms
+  netkit wait 127.0.0.1:8080 --invert --timeout 0  until the port is free, however long
 Exit: 0 ready (or COMMAND's status), 1 timed out (COMMAND is not run).";
 
 /// Arguments of `netkit wait`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct Args {
-    /// Services: PORT, HOST:PORT, [V6]:PORT, unix:PATH, unix:@NAME.
-    #[arg(required = true, value_name = "ENDPOINT", value_parser = parse::endpoint)]
-    pub endpoints: Vec<Endpoint>,
-    /// Give up after this long (a hard deadline).
-    #[arg(long, value_name = "DUR", value_parser = parse::positive_duration, default_value = "120s")]
+    /// What to wait for (see Targets below).
+    #[arg(required = true, value_name = "TARGET", value_parser = parse::wait_target)]
+    pub targets: Vec<Target>,
+    /// Give up after this long (a hard deadline); 0 waits forever.
+    #[arg(long, value_name = "DUR", value_parser = parse::duration, default_value = "120s")]
     pub timeout: Duration,
-    /// Time between attempts (backs off, capped, on long waits).
+    /// Time between the first attempts.
     #[arg(long, value_name = "DUR", value_parser = parse::positive_duration, default_value = "250ms")]
     pub interval: Duration,
-    /// Ready when any one endpoint is up (default: all of them).
+    /// Longest time between attempts once backing off [default: 2s, or --interval if longer].
+    #[arg(long, value_name = "DUR", value_parser = parse::positive_duration)]
+    pub max_interval: Option<Duration>,
+    /// Ready when any one target is (default: all of them).
     #[arg(long)]
     pub any: bool,
+    /// Wait until the targets are NOT ready: a port freed, a server gone, a file removed.
+    #[arg(long)]
+    pub invert: bool,
+    /// HTTP status codes that count as ready: codes, ranges, classes [default: 200-399].
+    #[arg(long, value_name = "CODES", value_parser = parse::status_set)]
+    pub status: Option<StatusSet>,
+    /// HTTP targets are ready only when the response body contains TEXT.
+    #[arg(long, value_name = "TEXT")]
+    pub body: Option<String>,
+    /// HTTPS: accept any server certificate.
+    #[arg(long, conflicts_with = "cacert")]
+    pub insecure: bool,
+    /// HTTPS: trust the CA certificates in this PEM file instead of the system's roots.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
     /// Command to run once ready; netkit exits with its status.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -41,24 +76,27 @@ pub struct Args {
 
 /// Runs the wait, then the command if one was given and the wait succeeded.
 pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
-    let options = WaitOptions {
-        timeout: args.timeout,
-        interval: args.interval,
-        any: args.any,
-    };
+    let options = options(&args)?;
     let progress = !out.quiet();
     if progress {
-        for endpoint in &args.endpoints {
-            eprintln!("waiting for {endpoint} (timeout {})", seconds(args.timeout));
+        for target in &args.targets {
+            eprintln!(
+                "waiting for {target}{} ({})",
+                gone(args.invert),
+                limit(args.timeout)
+            );
         }
     }
     let mut printed = Ok(());
-    let ready =
-        super::runtime()?.block_on(netkit::wait::wait_for(&args.endpoints, &options, |event| {
-            if printed.is_ok() {
-                printed = report(out, progress, &args.endpoints, &event);
-            }
-        }));
+    let runtime = super::runtime()?;
+    let ready = runtime.block_on(netkit::wait::wait_for(&args.targets, &options, |event| {
+        if printed.is_ok() {
+            printed = report(out, progress, &args, &event);
+        }
+    }));
+    // A name lookup may still hang in a blocking thread: the deadline is hard, so do not
+    // wait for it (dropping the runtime would).
+    runtime.shutdown_background();
     printed?;
     if !ready {
         return Ok(Exit::Negative);
@@ -69,43 +107,119 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     }
 }
 
-/// `ready`/`timeout` records (SPEC.md).
+/// Validates the flags against the targets and builds the library's options.
+fn options(args: &Args) -> anyhow::Result<WaitOptions> {
+    let http = args.targets.iter().any(Target::is_http);
+    let https = args.targets.iter().any(Target::is_https);
+    let any_http = "http:// and https://";
+    for (given, flag, applies, kind) in [
+        (args.status.is_some(), "--status", http, any_http),
+        (args.body.is_some(), "--body", http, any_http),
+        (args.insecure, "--insecure", https, "https://"),
+        (args.cacert.is_some(), "--cacert", https, "https://"),
+    ] {
+        if given && !applies {
+            return Err(ParseError::new(flag, format!("applies only to {kind} targets")).into());
+        }
+    }
+    let tls = match (https, args.insecure, &args.cacert) {
+        (false, _, _) => None,
+        (true, true, _) => Some(netkit::wait::tls::client_config(&Trust::Insecure)?),
+        (true, false, Some(file)) => Some(netkit::wait::tls::client_config(&Trust::CaFile(
+            file.clone(),
+        ))?),
+        (true, false, None) => Some(netkit::wait::tls::client_config(&Trust::System)?),
+    };
+    Ok(WaitOptions {
+        timeout: (!args.timeout.is_zero()).then_some(args.timeout),
+        backoff: Backoff::new(args.interval, args.max_interval)?,
+        any: args.any,
+        invert: args.invert,
+        http: HttpCheck {
+            status: args.status.clone().unwrap_or_default(),
+            body: args.body.clone(),
+            tls,
+        },
+    })
+}
+
+/// `ready`/`timeout` records (docs/json.md).
 #[derive(Debug, Serialize)]
 struct WaitRecord {
     endpoint: String,
     elapsed_s: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempts: Option<u32>,
 }
 
-fn report(
-    out: &Printer,
-    progress: bool,
-    endpoints: &[Endpoint],
-    event: &WaitEvent,
-) -> std::io::Result<()> {
-    let (kind, index, elapsed) = match *event {
-        WaitEvent::Ready { index, elapsed } => ("ready", index, elapsed),
-        WaitEvent::TimedOut { index, elapsed } => ("timeout", index, elapsed),
+fn report(out: &Printer, progress: bool, args: &Args, event: &WaitEvent) -> std::io::Result<()> {
+    let (kind, index, elapsed, reason, attempts) = match event {
+        WaitEvent::Ready { index, elapsed } => ("ready", *index, *elapsed, None, None),
+        WaitEvent::NotReady { index, finding, .. } => {
+            tracing::info!("{}: not ready: {}", args.targets[*index], finding.reason());
+            return Ok(());
+        }
+        WaitEvent::TimedOut {
+            index,
+            elapsed,
+            finding,
+            attempts,
+        } => (
+            "timeout",
+            *index,
+            *elapsed,
+            Some(finding.reason()),
+            Some(*attempts),
+        ),
     };
-    let endpoint = endpoints[index].to_string();
+    let target = args.targets[index].to_string();
     if progress {
-        match kind {
-            "ready" => eprintln!("{endpoint} is up after {}", seconds(elapsed)),
-            _ => eprintln!(
-                "timed out waiting for {endpoint} after {}",
-                seconds(elapsed)
+        match &reason {
+            None if args.invert => eprintln!("{target} is gone after {}", seconds(elapsed)),
+            None => eprintln!("{target} is up after {}", seconds(elapsed)),
+            Some(why) => eprintln!(
+                "timed out waiting for {target}{} after {} ({}): {why}",
+                gone(args.invert),
+                seconds(elapsed),
+                tries(attempts.unwrap_or(0)),
             ),
         }
     }
     if out.json() {
-        out.record(
-            kind,
-            &WaitRecord {
-                endpoint,
-                elapsed_s: elapsed.as_secs_f64(),
-            },
-        )?;
+        let record = WaitRecord {
+            endpoint: target,
+            elapsed_s: elapsed.as_secs_f64(),
+            reason,
+            attempts,
+        };
+        out.record(kind, &record)?;
     }
     Ok(())
+}
+
+fn tries(attempts: u32) -> String {
+    match attempts {
+        1 => "1 attempt".into(),
+        n => format!("{n} attempts"),
+    }
+}
+
+fn gone(invert: bool) -> &'static str {
+    if invert {
+        " to go away"
+    } else {
+        ""
+    }
+}
+
+fn limit(timeout: Duration) -> String {
+    if timeout.is_zero() {
+        "no timeout".into()
+    } else {
+        format!("timeout {}", seconds(timeout))
+    }
 }
 
 fn seconds(d: Duration) -> String {

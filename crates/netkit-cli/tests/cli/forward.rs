@@ -20,15 +20,6 @@ fn unix_clone(s: &UnixStream) -> UnixStream {
     s.try_clone().unwrap()
 }
 
-/// Sends `message`, half-closes, returns everything read back.
-fn round_trip(mut stream: TcpStream, message: &[u8]) -> Vec<u8> {
-    stream.write_all(message).unwrap();
-    stream.shutdown(Shutdown::Write).unwrap();
-    let mut got = Vec::new();
-    stream.read_to_end(&mut got).expect("read reply");
-    got
-}
-
 #[test]
 fn forward_large_transfers_arrive_intact_both_ways_under_concurrency() {
     let upstream = tcp_echo("127.0.0.1:0");
@@ -185,7 +176,7 @@ fn forward_emfile_backs_off_and_serves_again_when_load_drops() {
 
 #[test]
 fn forward_rewrites_host_on_keep_alive_with_split_heads_and_chunked_bodies() {
-    let upstream = tcp_echo("127.0.0.1:0");
+    let (upstream, received) = recording_server();
     let fw = Forwarder::start(&[
         "forward",
         "0",
@@ -205,7 +196,9 @@ fn forward_rewrites_host_on_keep_alive_with_split_heads_and_chunked_bodies() {
         client.write_all(piece).unwrap();
         thread::sleep(Duration::from_millis(30));
     }
-    let got = round_trip(client, b"");
+    let reply = round_trip(client, b"");
+    assert!(reply.is_empty(), "{}", String::from_utf8_lossy(&reply));
+    let got = received.recv_timeout(PATIENCE).unwrap();
     let want = "GET /one HTTP/1.1\r\nHost: rewritten.test\r\nAccept: */*\r\n\r\n\
         POST /two HTTP/1.1\r\nHost: rewritten.test\r\nContent-Length: 12\r\n\r\nHost: body\r\n\
         PUT /three HTTP/1.1\r\nHost: rewritten.test\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nHost: \r\n\
@@ -213,6 +206,52 @@ fn forward_rewrites_host_on_keep_alive_with_split_heads_and_chunked_bodies() {
     assert_eq!(String::from_utf8_lossy(&got), want);
     let logs = fw.wait_for(|l| l.contains(" done"), 1);
     assert!(logs[0].contains("[copy]"), "{logs:?}");
+}
+
+#[test]
+fn forward_http_101_and_2xx_to_connect_start_tunnels_whose_bytes_pass_untouched() {
+    let upstream = HttpUpstream::start("rewritten.test");
+    let fw = Forwarder::start(&[
+        "forward",
+        "0",
+        &upstream.addr.to_string(),
+        "--http-host",
+        "rewritten.test",
+    ]);
+    // Inside a tunnel, bytes that look like a request are data: they pass as they are.
+    let inside = b"GET /inside HTTP/1.1\r\nHost: tunnel-data\r\n\r\n";
+    let openings = [
+        (
+            "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+            "HTTP/1.1 101 ",
+        ),
+        (
+            "CONNECT evil.test:443 HTTP/1.1\r\nHost: evil.test:443\r\n\r\n",
+            "HTTP/1.1 200 ",
+        ),
+    ];
+    for (opening, status) in openings {
+        let mut request = opening.as_bytes().to_vec();
+        request.extend_from_slice(inside);
+        let reply = round_trip(connect(fw.addr()), &request);
+        let text = String::from_utf8_lossy(&reply);
+        assert!(text.starts_with(status), "{text}");
+        assert!(reply.ends_with(inside), "{text}");
+    }
+    let requests = upstream.wait_requests(2);
+    assert_eq!(
+        requests.len(),
+        2,
+        "tunnel bytes parsed as requests: {requests:?}"
+    );
+    assert_eq!(requests[1]["target"], "rewritten.test:443");
+    for request in &requests {
+        assert_eq!(
+            request["hosts"],
+            serde_json::json!(["rewritten.test"]),
+            "{request}"
+        );
+    }
 }
 
 #[test]

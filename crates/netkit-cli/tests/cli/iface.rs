@@ -213,3 +213,6 @@ fn human_listing_reads_like_ip_addr() {
     assert!(stdout.contains("    inet6 2001:db8::1/64"), "{stdout}");
     assert!(stdout.contains("    link "), "{stdout}");
 }
+
+mod detail;
+mod watch;

@@ -43,22 +43,29 @@
 //! jitter is uniform `delay ± jitter` (so it reorders too), a *reordered* packet skips the delay
 //! (needs a delay), a duplicate is delayed on its own, `rate` is a `tc tbf` on the link's
 //! egress (queue of [`TBF_LATENCY_MS`] ms). The kernel here has no `sch_netem`, so the user-space
-//! relay (NFQUEUE in the router) does delay/jitter/loss/dup/reorder, seeded by `.seed(N)`;
-//! `lab.relay_stats()` counts what it did. `.backend(Backend::Relay)` forces the relay where
-//! netem exists.
+//! relay (NFQUEUE in the router, real-time priority) does delay/jitter/loss/dup/reorder,
+//! seeded by `.seed(N)`, about 0.1 ms late on average; `lab.relay_stats()` counts what it did
+//! (`lost`, `duplicated`, `reordered`, and `overflowed`/`kernel_drops`/`errors`, which should
+//! stay 0). `.backend(Backend::Relay)` forces the relay where netem exists;
+//! `.realtime(false)` runs it at normal priority (less CPU, less punctual under load).
 //!
 //! # Far-side behaviours
 //! | builder | what the far side does |
 //! |---|---|
 //! | `.open(addr, ports)` / `.open_echo(..)` | real listeners: accept and close / echo |
+//! | `.open_all(ports)` | every far host (v4, v6) has these ports open (wildcard listeners) |
 //! | (nothing) | closed: the far kernel answers RST |
 //! | `.drop_ports(target, ports)` | DROP (filtered); `Ports::all()` for a whole host |
 //! | `.reject(target, ports, Reject::PortUnreachable / AdminProhibited / HostUnreachable / TcpReset)` | REJECT with that ICMP(v6) error or a reset |
 //! | `.no_echo(target)` | drops ICMP echo requests (ports still answer) |
-//! | `.icmp_limits(IcmpLimits::Off)` | far and router ICMP rate limits 0 (default: kernel's 1/s per peer, burst 6) |
+//! | `.icmp_limits(IcmpLimits::Off)` | no ICMP rate limits in the far and router kernels (default: the kernel's, 1/s per peer, burst 6) |
 //! | `.syn_limit(n)` | drops TCP SYNs above n/s per source (hashlimit, burst n/10) |
 //! | `.icmp_police(n)` | drops ICMP echo requests above n/s (hashlimit, burst n/10) |
 //! | `.unroutable(prefix, Unroutable::Local / Net / Host / Prohibited)` | scanner has no route (ENETUNREACH) / router answers net unreachable / host unreachable / admin prohibited |
+//!
+//! The router's IPv4 no-route errors are limited host-wide (5 at once, then 1/s per source);
+//! tests of ICMP errors should use a delay of a few ms (an error that arrives within
+//! microseconds can hit the connecting socket while it is locked: docs/lab.md "Limits").
 //!
 //! Targets are an address or a prefix (`"198.18.1.0/28"`); ports are `&[22, 80]`, `22`,
 //! `1000..=1999` or `Ports::all()`. Rules apply in the order given, first match wins.
@@ -69,7 +76,11 @@
 //!   inside a namespace (`ip netns exec`); spawn, wait and kill them yourself, bounded.
 //! - `lab.in_scanner(|| ...)` / `lab.in_far(|| ...)` — a closure on a thread inside the
 //!   namespace (sockets made there live there; threads it spawns stay there).
-//! - `lab.far_cmd("ip").args(["addr", "del", ...])` — change the far side while running.
+//! - `lab.remove_host(addr)` / `lab.add_host(addr)` (needs `mut lab`) — single hosts go silent
+//!   or come alive while the lab runs (sweep's periodic mode); the truth follows.
+//! - [`peers`]: `ping(&lab, args)` (iputils), `counts`/`min_rtt` (its summary),
+//!   `nmap_states` (`-oG -` output → port → state), `connect_all(&lab, addrs, timeout)`
+//!   (parallel connects from the scanner, each outcome as an `io::ErrorKind`).
 //!
 //! # Ground truth
 //! `lab.truth()`: `.port(addr, port)` → [`PortTruth`] (`Open`, `Closed`, `Dropped`,
@@ -103,4 +114,7 @@ impl LabExt for Lab {
     }
 }
 
-mod selftest;
+mod far_side;
+mod impairments;
+mod lifecycle;
+pub mod peers;

@@ -7,149 +7,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
 use netkit::ping::{PingReply, PingSummary, PingTimeout};
-use serde_json::Value;
 
 use crate::harness::{privileged, run, sh, text, Netns};
-
-/// A namespace with only loopback, up.
-fn loopback_ns(tag: &str) -> Netns {
-    let ns = Netns::new(tag);
-    ns.ip(&["link", "set", "lo", "up"]);
-    ns
-}
-
-/// One end of a veth link: its namespace, device name and addresses (v4/24, v6/64).
-struct End<'a> {
-    ns: &'a Netns,
-    dev: &'a str,
-    v4: &'a str,
-    v6: &'a str,
-}
-
-/// Joins two namespaces with a veth pair, addresses both ends and makes each end a static
-/// neighbour of the other: neighbour discovery right after link-up loses its first
-/// solicitation (the far end has not joined its solicited-node group yet) and retries only
-/// after a second, so without this the first probes of a test would go unanswered.
-fn link(a: End, b: End) {
-    a.ns.ip(&[
-        "link", "add", a.dev, "type", "veth", "peer", "name", b.dev, "netns", &b.ns.name,
-    ]);
-    for end in [&a, &b] {
-        end.ns
-            .ip(&["addr", "add", &format!("{}/24", end.v4), "dev", end.dev]);
-        end.ns.ip(&[
-            "addr",
-            "add",
-            &format!("{}/64", end.v6),
-            "dev",
-            end.dev,
-            "nodad",
-        ]);
-        end.ns.ip(&["link", "set", end.dev, "up"]);
-    }
-    for (from, to) in [(&a, &b), (&b, &a)] {
-        let mac = mac(to.ns, to.dev);
-        for addr in [to.v4, to.v6] {
-            from.ns
-                .ip(&["neigh", "replace", addr, "lladdr", &mac, "dev", from.dev]);
-        }
-    }
-}
-
-fn mac(ns: &Netns, dev: &str) -> String {
-    let brief = ns.ip(&["-br", "link", "show", dev]);
-    let mac = brief.split_whitespace().nth(2).unwrap_or_default();
-    assert_eq!(mac.len(), 17, "no MAC in {brief}");
-    mac.to_string()
-}
-
-/// Near and far namespaces joined by a veth pair; the far end owns .2 and ::2, nobody owns
-/// .3 and ::3.
-fn two_hosts(tag: &str) -> (Netns, Netns) {
-    let near = loopback_ns(tag);
-    let far = loopback_ns(&format!("{tag}f"));
-    link(
-        End {
-            ns: &near,
-            dev: "nk0",
-            v4: "198.18.0.1",
-            v6: "2001:db8::1",
-        },
-        End {
-            ns: &far,
-            dev: "nk1",
-            v4: "198.18.0.2",
-            v6: "2001:db8::2",
-        },
-    );
-    (near, far)
-}
-
-/// near -- router -- far: the far host (198.18.1.2, 2001:db8:1::2) is two hops away.
-fn routed(tag: &str) -> [Netns; 3] {
-    let near = loopback_ns(tag);
-    let router = loopback_ns(&format!("{tag}r"));
-    let far = loopback_ns(&format!("{tag}f"));
-    link(
-        End {
-            ns: &near,
-            dev: "nk0",
-            v4: "198.18.0.1",
-            v6: "2001:db8::1",
-        },
-        End {
-            ns: &router,
-            dev: "nk1",
-            v4: "198.18.0.2",
-            v6: "2001:db8::2",
-        },
-    );
-    link(
-        End {
-            ns: &router,
-            dev: "nk2",
-            v4: "198.18.1.1",
-            v6: "2001:db8:1::1",
-        },
-        End {
-            ns: &far,
-            dev: "nk3",
-            v4: "198.18.1.2",
-            v6: "2001:db8:1::2",
-        },
-    );
-    let forward = ["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"];
-    for sysctl in forward {
-        sh(&["ip", "netns", "exec", &router.name, "sysctl", "-qw", sysctl]);
-    }
-    for (ns, v4, v6) in [
-        (&near, "198.18.0.2", "2001:db8::2"),
-        (&far, "198.18.1.1", "2001:db8:1::1"),
-    ] {
-        ns.ip(&["route", "add", "default", "via", v4]);
-        ns.ip(&["-6", "route", "add", "default", "via", v6]);
-    }
-    [near, router, far]
-}
-
-fn ping_in(ns: &Netns, args: &[&str]) -> (i32, String, String) {
-    text(&ns.netkit().arg("ping").args(args).output().expect("run"))
-}
-
-fn json_lines(stdout: &str) -> Vec<Value> {
-    stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
-        .collect()
-}
-
-fn of_type<T: serde::de::DeserializeOwned>(lines: &[Value], kind: &str) -> Vec<T> {
-    lines
-        .iter()
-        .filter(|v| v["type"] == kind)
-        .map(|v| serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{v}: {e}")))
-        .collect()
-}
+use crate::ping_net::{counts, json_lines, loopback_ns, of_type, ping_in, routed, two_hosts};
 
 #[test]
 fn loopback_v4_and_v6_print_iputils_lines_and_summaries() {
@@ -202,7 +62,8 @@ fn json_records_carry_the_documented_fields() {
         assert_eq!(reply.seq, i as u64 + 1);
         assert_eq!(reply.bytes, 108);
         assert_eq!(reply.addr.to_string(), "::1");
-        assert!(reply.rtt_ms > 0.0 && reply.ttl.is_some(), "{reply:?}");
+        assert!(reply.rtt_ms > Some(0.0) && reply.ttl.is_some(), "{reply:?}");
+        assert!(!reply.dup, "{reply:?}");
     }
     let summaries: Vec<PingSummary> = of_type(&lines, "summary");
     assert_eq!(summaries.len(), 1);
@@ -366,6 +227,33 @@ fn unprivileged_ping_uses_the_datagram_socket() {
 }
 
 #[test]
+fn unprivileged_ping_sees_icmp_errors_as_iputils_does() {
+    if !privileged("ping unprivileged errors") {
+        return;
+    }
+    // Nobody owns .3: after about 3 s the near kernel answers Destination Host Unreachable,
+    // which a datagram socket gets through its error queue. iputils (as root) beside it.
+    let (near, _far) = two_hosts("pingdgerr");
+    let args = ["-c", "2", "-i", "0.5", "198.18.0.3"];
+    let iputils = Command::new("ip")
+        .args(["netns", "exec", &near.name, "ping"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn iputils");
+    let open = "0 2147483647";
+    let (code, out, err) = ping_as_nobody(&near, open, &["-i", "0.5", "198.18.0.3"]);
+    let (_, i_out, _) = text(&iputils.wait_with_output().expect("iputils"));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("From 198.18.0.1 icmp_seq=1 Destination Host Unreachable"),
+        "{out}"
+    );
+    assert_eq!(counts(&out), counts(&i_out), "{out}");
+    assert!(counts(&out).contains(" +2 errors, "), "{out}");
+}
+
+#[test]
 fn users_may_not_flood() {
     if !privileged("ping flood") {
         return;
@@ -402,7 +290,7 @@ fn without_any_icmp_socket_exit_3_with_the_hint() {
 #[test]
 fn unknown_hosts_and_bad_sizes_are_input_errors() {
     for args in [
-        &["ping", "-s", "8", "127.0.0.1"][..],
+        &["ping", "-s", "65508", "127.0.0.1"][..],
         &["ping", "-c", "0", "127.0.0.1"],
         &["ping", "-t", "256", "127.0.0.1"],
         &["ping", "300.1.2.3"],

@@ -67,7 +67,9 @@ fn no_end_of_reply_in_time_exits_1_with_a_message() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stdout.is_empty());
     assert!(
-        stderr.starts_with(&format!("netkit: send to {addr}: no end of reply within")),
+        stderr.starts_with(&format!(
+            "netkit: send to {addr}: no end of reply: nothing received for 300ms"
+        )),
         "{stderr}"
     );
 }

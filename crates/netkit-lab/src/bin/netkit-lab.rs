@@ -38,9 +38,12 @@ struct UpArgs {
     /// Tag in the namespace names (lab-TAG-PID-N-ROLE).
     #[arg(long, default_value = "bench")]
     tag: String,
-    /// Which link the impairment flags apply to (both directions).
+    /// Which link the impairment flags apply to.
     #[arg(long, default_value = "far", value_parser = parse_link)]
     link: Link,
+    /// Which direction of that link: to-far, to-scanner or both.
+    #[arg(long, default_value = "both", value_parser = parse_directions)]
+    direction: Directions,
     /// One-way delay (e.g. 15ms), each direction.
     #[arg(long, value_parser = humantime::parse_duration)]
     delay: Option<Duration>,
@@ -71,6 +74,9 @@ struct UpArgs {
     /// Listeners that accept and close: ADDR:PORTS, v6 as [ADDR]:PORTS (repeatable).
     #[arg(long, value_name = "ADDR:PORTS")]
     open: Vec<String>,
+    /// Ports open on every far host (wildcard listeners), e.g. 80,443.
+    #[arg(long, value_name = "PORTS", value_parser = lab_parse::<Ports>)]
+    open_all: Option<Ports>,
     /// Listeners that echo: ADDR:PORTS (repeatable).
     #[arg(long, value_name = "ADDR:PORTS")]
     echo: Vec<String>,
@@ -101,6 +107,9 @@ struct UpArgs {
     /// Most packets the relay holds at once.
     #[arg(long, default_value_t = 16_384)]
     max_held: usize,
+    /// Run the relay at normal priority (less CPU per packet, less punctual when busy).
+    #[arg(long)]
+    no_realtime: bool,
 }
 
 fn lab_parse<T: std::str::FromStr<Err = LabError>>(s: &str) -> Result<T, String> {
@@ -109,6 +118,19 @@ fn lab_parse<T: std::str::FromStr<Err = LabError>>(s: &str) -> Result<T, String>
 
 fn prob(s: &str) -> Result<f64, String> {
     parse_probability(s).map_err(|e| e.to_string())
+}
+
+/// The directions the impairment flags apply to.
+#[derive(Clone)]
+struct Directions(Vec<Direction>);
+
+fn parse_directions(s: &str) -> Result<Directions, String> {
+    match s {
+        "to-far" => Ok(Directions(vec![Direction::ToFar])),
+        "to-scanner" => Ok(Directions(vec![Direction::ToScanner])),
+        "both" => Ok(Directions(Direction::ALL.to_vec())),
+        _ => Err(format!("{s}: expected to-far, to-scanner or both")),
+    }
 }
 
 fn parse_link(s: &str) -> Result<Link, String> {
@@ -152,6 +174,9 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
     signals.add(Signal::SIGTERM);
     nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&signals), None)
         .context("block SIGINT/SIGTERM")?;
+    // A bench script killed outright must not leave the lab running: our parent's death
+    // becomes a SIGTERM, handled like any other.
+    nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).context("set the parent-death signal")?;
     let lab = builder.build()?;
     let mut out = std::io::stdout();
     writeln!(out, "{} backend={:?}", lab.names_line(), lab.applied())?;
@@ -169,7 +194,8 @@ fn builder(a: &UpArgs) -> anyhow::Result<LabBuilder> {
     let mut b = Lab::builder(&a.tag)
         .seed(a.seed)
         .backend(a.backend)
-        .max_held(a.max_held);
+        .max_held(a.max_held)
+        .realtime(!a.no_realtime);
     let mut imp = netkit_lab::Impairment::none();
     imp.delay = a.delay.unwrap_or_default();
     imp.jitter = a.jitter.unwrap_or_default();
@@ -177,7 +203,7 @@ fn builder(a: &UpArgs) -> anyhow::Result<LabBuilder> {
     imp.dup = a.dup.unwrap_or_default();
     imp.reorder = a.reorder.unwrap_or_default();
     imp.rate = a.rate;
-    for dir in Direction::ALL {
+    for &dir in &a.direction.0 {
         b = b.impair(a.link, dir, imp.clone());
     }
     for block in &a.blocks {
@@ -189,6 +215,9 @@ fn builder(a: &UpArgs) -> anyhow::Result<LabBuilder> {
     for spec in &a.open {
         let (addr, ports) = target_ports(spec)?;
         b = b.open(&addr, ports);
+    }
+    if let Some(ports) = &a.open_all {
+        b = b.open_all(ports.clone());
     }
     for spec in &a.echo {
         let (addr, ports) = target_ports(spec)?;
@@ -284,12 +313,15 @@ mod tests {
             "198.18.200.0/24=local",
             "--icmp-ratelimit",
             "off",
+            "--direction",
+            "to-scanner",
         ]);
         let Cmd::Up(args) = cli.command else {
             panic!("not up")
         };
         let spec = builder(&args).unwrap().spec().unwrap();
         assert_eq!(spec.impairment(Link::Far, Direction::ToScanner).loss, 0.02);
+        assert_eq!(spec.impairment(Link::Far, Direction::ToFar).loss, 0.0);
         assert_eq!(spec.listeners[0].ports, [22, 80]);
         assert_eq!(spec.port_rules.len(), 2);
         assert_eq!(spec.unroutable[0].1, Unroutable::Local);

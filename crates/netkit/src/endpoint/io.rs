@@ -334,6 +334,14 @@ impl Stream {
         }
     }
 
+    /// Makes closing send a reset (`SO_LINGER` 0) instead of a clean end of file, so the peer
+    /// learns that the stream was cut. Unix streams have no reset; they are left as they are.
+    pub fn set_abortive_close(&self) {
+        if let Stream::Tcp(s) = self {
+            let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
+        }
+    }
+
     /// The peer's address, for TCP streams.
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         match self {

@@ -93,6 +93,31 @@ fn bad_endpoints_name_themselves() {
     assert!(long.parse::<Endpoint>().is_err());
 }
 
+#[test]
+fn other_schemes_are_named_as_such() {
+    for text in [
+        "udp:53",
+        "udp:127.0.0.1:53",
+        "tls:h.test:443",
+        "foo://h",
+        "x+y:a:1",
+        "HTTP:80",
+    ] {
+        let err = text.parse::<Endpoint>().expect_err(text);
+        assert!(err.why.starts_with("unknown endpoint scheme"), "{err}");
+        assert!(err.why.contains("unix:PATH"), "{err}");
+        assert!(Endpoint::parse_listen(text).is_err());
+    }
+    let udp = "udp:53".parse::<Endpoint>().unwrap_err();
+    assert!(udp.why.contains("not supported yet"), "{udp}");
+    for text in ["fe80::1:80", "abcd:1234::1:80", "host:x", "localhost:80"] {
+        let why = text
+            .parse::<Endpoint>()
+            .map_or_else(|e| e.why, |_| String::new());
+        assert!(!why.contains("scheme"), "{text}: {why}");
+    }
+}
+
 proptest! {
     #[test]
     fn ports_round_trip(port in 1u16..=65535) {

@@ -10,6 +10,7 @@
 //! idle_timeout = "5m"
 //! connect_timeout = "2s"
 //! proxy_protocol = "v2"
+//! drain_timeout = "10s"        # default 30s
 //! ```
 //! Unknown keys are errors. Every value is checked before anything is bound.
 
@@ -40,6 +41,7 @@ struct RuleSpec {
     idle_timeout: Option<String>,
     connect_timeout: Option<String>,
     proxy_protocol: Option<String>,
+    drain_timeout: Option<String>,
 }
 
 /// Reads and checks the rules of `path`.
@@ -83,6 +85,10 @@ impl RuleSpec {
                 None => defaults.connect_timeout,
             },
             proxy_protocol: self.proxy_protocol.as_deref().map(str::parse).transpose()?,
+            drain_timeout: match self.drain_timeout.as_deref() {
+                Some(text) => crate::parse_duration(text)?,
+                None => defaults.drain_timeout,
+            },
         };
         Ok(Rule {
             listen: Endpoint::parse_listen(&self.listen)?,
@@ -108,7 +114,7 @@ mod tests {
     fn parses_rules_with_options() {
         let rules = parse(
             "[[rule]]\nlisten = \"0\"\ntarget = \"127.0.0.1:80\"\nidle_timeout = \"5s\"\n\
-             allow = [\"127.0.0.0/8\"]\nproxy_protocol = \"v1\"\n\
+             allow = [\"127.0.0.0/8\"]\nproxy_protocol = \"v1\"\ndrain_timeout = \"2s\"\n\
              [[rule]]\nlisten = \"unix:@a\"\ntarget = \"[::1]:81\"\nhttp_host = \"auto\"\n",
         )
         .unwrap();
@@ -118,6 +124,14 @@ mod tests {
             Some(std::time::Duration::from_secs(5))
         );
         assert_eq!(rules[1].listen, Endpoint::Abstract("a".into()));
+        assert_eq!(
+            rules[0].options.drain_timeout,
+            std::time::Duration::from_secs(2)
+        );
+        assert_eq!(
+            rules[1].options.drain_timeout,
+            super::super::DEFAULT_DRAIN_TIMEOUT
+        );
     }
 
     #[test]

@@ -1,18 +1,27 @@
 //! One forwarded connection, from accept to its log record: ACL check, connect to the target,
 //! PROXY header, relay.
 
+use std::future::Future;
 use std::net::IpAddr;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use super::relay::{self, Outcome};
 use super::server::ConnLog;
 use super::{proxy, Close, ConnRecord, Rule};
 use crate::endpoint::Stream;
 
-/// Handles one accepted client until both directions are done, then logs its record.
-pub(super) async fn handle(client: Stream, peer: String, rule: &Rule, log: &ConnLog) {
+/// Handles one accepted client until both directions are done or `abort` completes (the
+/// drain timeout), then logs its record.
+pub(super) async fn handle(
+    client: Stream,
+    peer: String,
+    rule: &Rule,
+    log: &ConnLog,
+    abort: impl Future<Output = ()>,
+) {
     let start = Instant::now();
     let mut record = ConnRecord {
+        time: String::new(),
         client: peer,
         target: rule.target.to_string(),
         bytes_up: 0,
@@ -22,19 +31,34 @@ pub(super) async fn handle(client: Stream, peer: String, rule: &Rule, log: &Conn
         relay: String::new(),
         error: None,
     };
-    relay_to_target(&client, rule, &mut record).await;
+    tokio::pin!(abort);
+    relay_to_target(&client, rule, &mut record, abort).await;
     drop(client);
     record.duration_s = start.elapsed().as_secs_f64();
+    record.time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
     log(&record);
 }
 
-async fn relay_to_target(client: &Stream, rule: &Rule, record: &mut ConnRecord) {
+async fn relay_to_target(
+    client: &Stream,
+    rule: &Rule,
+    record: &mut ConnRecord,
+    mut abort: std::pin::Pin<&mut impl Future<Output = ()>>,
+) {
     if !allowed(client, rule) {
         tracing::warn!("{}: refused, not in --allow", record.client);
         record.close = Close::Denied;
         return;
     }
-    let upstream = match rule.target.connect(rule.options.connect_timeout).await {
+    let connect = rule.target.connect(rule.options.connect_timeout);
+    let connected = tokio::select! {
+        connected = connect => connected,
+        () = &mut abort => {
+            record.close = Close::DrainTimeout;
+            return;
+        }
+    };
+    let upstream = match connected {
         Ok(upstream) => upstream,
         Err(err) => {
             record.close = Close::ConnectFailed;
@@ -53,7 +77,7 @@ async fn relay_to_target(client: &Stream, rule: &Rule, record: &mut ConnRecord) 
             return;
         }
     }
-    let outcome = relay::run(client, &upstream, rule).await;
+    let outcome = relay::run(client, &upstream, rule, abort).await;
     finish(record, outcome);
 }
 

@@ -6,15 +6,18 @@
 //!   errors (EMFILE never spins or ends the loop) and drains connections after shutdown.
 //! - `conn`: one connection: ACL check at accept, connect to the target, PROXY header,
 //!   relay, one [`ConnRecord`] when it ends.
-//! - `relay`: both directions at once with half-close propagation and the idle timeout;
-//!   `splice(2)` through a pipe per direction on Linux, a buffered copy elsewhere and
-//!   whenever bytes must be inspected ([`http`] Host rewrite).
-//! - [`http`], [`proxy`]: sans-IO wire formats (HTTP/1 request heads, PROXY v1/v2 headers).
+//! - `relay`: both directions at once with half-close and reset propagation, the idle and
+//!   drain timeouts; `splice(2)` through a pipe per direction on Linux, a buffered copy
+//!   elsewhere.
+//! - `http_relay`: the relay of `--http-host` connections, through an [`http::Session`]
+//!   (requests rewritten, responses followed) until a tunnel or a read-until-close body.
+//! - [`http`], [`proxy`]: sans-IO wire formats (HTTP/1 requests and responses, PROXY v1/v2).
 //! - [`config`]: rules from a TOML file.
 
 pub mod config;
 mod conn;
 pub mod http;
+mod http_relay;
 pub mod proxy;
 mod relay;
 pub mod server;
@@ -34,6 +37,8 @@ pub use server::serve;
 
 /// The default bound on connecting to one target address.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default time open connections are given to finish after shutdown begins.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One forwarding rule: where to listen, where to relay to, and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +66,8 @@ pub struct Options {
     pub connect_timeout: Duration,
     /// Send a PROXY protocol header to the target first.
     pub proxy_protocol: Option<ProxyProtocol>,
+    /// After shutdown begins, connections still open this long later are closed.
+    pub drain_timeout: Duration,
 }
 
 impl Default for Options {
@@ -72,6 +79,7 @@ impl Default for Options {
             idle_timeout: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             proxy_protocol: None,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
         }
     }
 }
@@ -166,11 +174,15 @@ pub enum Close {
     ConnectFailed,
     /// An HTTP request head was malformed or over 64 KiB (Host rewrite).
     HttpRejected,
+    /// Still open when the drain timeout after SIGINT/SIGTERM ran out; closed.
+    DrainTimeout,
 }
 
 /// The record of one connection, logged when it ends (`{"type":"conn",...}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConnRecord {
+    /// When the connection ended: RFC 3339, UTC, milliseconds (`2026-11-24T17:22:39.123Z`).
+    pub time: String,
     /// The client's address (`127.0.0.1:50312`, or `unix`).
     pub client: String,
     /// The target as configured, or the address actually connected to.

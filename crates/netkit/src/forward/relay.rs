@@ -1,8 +1,16 @@
 //! Relaying both directions of a connection at once. Each direction ends when its source
 //! reaches EOF and everything read was delivered; then the destination is half-closed
 //! (`shutdown(Write)`) and the other direction keeps flowing until it ends too. An error in
-//! either direction, or no traffic for the idle timeout, ends both.
+//! either direction, no traffic for the idle timeout, or the drain timeout ends both.
+//! With `--http-host` the bytes go through [`super::http_relay`] instead.
+//!
+//! A reset is passed on as a reset: when one side resets the connection (or a write to it
+//! fails because it is gone), the other side is closed with `SO_LINGER` 0, so its peer sees
+//! `ECONNRESET` rather than a clean end of file that would pass a truncated stream for a
+//! whole one. (HAProxy 2.6 passes a client's reset on to the server, and turns a server's
+//! reset into a clean close.)
 
+use std::future::Future;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -10,12 +18,11 @@ use std::time::{Duration, Instant};
 
 use tokio::io::Interest;
 
-use super::http::HostRewriter;
 use super::{Close, Rule};
 use crate::endpoint::Stream;
 
 /// Size of the buffer of a copying direction.
-const COPY_BUF: usize = 16 * 1024;
+pub(super) const COPY_BUF: usize = 16 * 1024;
 
 /// What a relay did.
 #[derive(Debug)]
@@ -27,29 +34,70 @@ pub(super) struct Outcome {
     pub error: Option<String>,
 }
 
-/// How one direction moves bytes.
-enum Pump {
-    /// Copy small reads, splice bulk transfers (Linux).
-    #[cfg(target_os = "linux")]
-    Adaptive,
-    /// Through a user-space buffer.
-    #[cfg_attr(target_os = "linux", allow(dead_code))]
-    Copy,
-    /// Through a buffer, rewriting the Host header of each request.
-    Http(Box<HostRewriter>),
+/// One side of a forwarded connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Leg {
+    /// The accepted client.
+    Client,
+    /// The target connected to.
+    Target,
 }
 
-impl Pump {
-    fn plain() -> Pump {
-        #[cfg(target_os = "linux")]
-        return Pump::Adaptive;
-        #[cfg(not(target_os = "linux"))]
-        Pump::Copy
+/// An I/O error and the side of the connection it came from.
+#[derive(Debug)]
+pub(super) struct Fault {
+    pub leg: Leg,
+    pub err: io::Error,
+}
+
+impl Fault {
+    /// Tags errors with the side they came from.
+    pub(super) fn on(leg: Leg) -> impl Fn(io::Error) -> Fault {
+        move |err| Fault { leg, err }
+    }
+
+    /// Whether the side is gone abortively (reset, or a write it could not take).
+    fn is_reset(&self) -> bool {
+        matches!(
+            self.err.kind(),
+            io::ErrorKind::ConnectionReset
+                | io::ErrorKind::BrokenPipe
+                | io::ErrorKind::ConnectionAborted
+        )
+    }
+}
+
+/// Which end of a transfer failed, in the words of `splice`/`copy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum End {
+    /// Reading the source.
+    Src,
+    /// Writing the destination.
+    Dst,
+}
+
+/// A direction of the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Dir {
+    /// Client to target.
+    Up,
+    /// Target to client.
+    Down,
+}
+
+impl Dir {
+    /// The sides bytes come from and go to.
+    pub(super) fn legs(self) -> (Leg, Leg) {
+        match self {
+            Dir::Up => (Leg::Client, Leg::Target),
+            Dir::Down => (Leg::Target, Leg::Client),
+        }
     }
 }
 
 /// Byte counters and the time of the last transfer, shared by both directions.
-struct Stats {
+#[derive(Debug)]
+pub(super) struct Stats {
     start: Instant,
     last_ms: AtomicU64,
     up: AtomicU64,
@@ -70,6 +118,26 @@ impl Stats {
         }
     }
 
+    /// Counts `n` bytes delivered in direction `dir` (and that the connection is not idle).
+    pub(super) fn moved(&self, dir: Dir, n: usize) {
+        let counter = match dir {
+            Dir::Up => &self.up,
+            Dir::Down => &self.down,
+        };
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+        let now = self.start.elapsed().as_millis() as u64;
+        self.last_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// Notes that direction `dir` moved bytes with `splice(2)`.
+    pub(super) fn spliced(&self, dir: Dir) {
+        let flag = match dir {
+            Dir::Up => &self.spliced_up,
+            Dir::Down => &self.spliced_down,
+        };
+        flag.store(true, Ordering::Relaxed);
+    }
+
     /// Which relay path the directions took: `splice`, `copy` or `copy+splice`.
     fn path(&self) -> &'static str {
         match (
@@ -80,11 +148,6 @@ impl Stats {
             (false, false) => "copy",
             _ => "copy+splice",
         }
-    }
-
-    fn touch(&self) {
-        let now = self.start.elapsed().as_millis() as u64;
-        self.last_ms.store(now, Ordering::Relaxed);
     }
 
     /// Completes once nothing moved for `idle`.
@@ -100,38 +163,38 @@ impl Stats {
     }
 }
 
-/// Relays between `client` and `upstream` until both directions end, one fails, or the
-/// connection idles out.
-pub(super) async fn run(client: &Stream, upstream: &Stream, rule: &Rule) -> Outcome {
-    let up = match &rule.options.http_host {
-        Some(host) => Pump::Http(Box::new(HostRewriter::new(host.value_for(&rule.target)))),
-        None => Pump::plain(),
-    };
-    let down = Pump::plain();
+/// Relays between `client` and `upstream` until both directions end, one fails, the
+/// connection idles out or `abort` completes (the drain timeout).
+pub(super) async fn run(
+    client: &Stream,
+    upstream: &Stream,
+    rule: &Rule,
+    abort: impl Future<Output = ()>,
+) -> Outcome {
     let stats = Stats::new();
     let both = async {
-        tokio::try_join!(
-            direction(client, upstream, up, &stats, (&stats.up, &stats.spliced_up)),
-            direction(
-                upstream,
-                client,
-                down,
-                &stats,
-                (&stats.down, &stats.spliced_down)
-            ),
-        )
+        match &rule.options.http_host {
+            Some(host) => {
+                let host = host.value_for(&rule.target);
+                super::http_relay::run(client, upstream, host, &stats).await
+            }
+            None => tokio::try_join!(
+                direction(client, upstream, Dir::Up, &stats),
+                direction(upstream, client, Dir::Down, &stats),
+            )
+            .map(|_| (Close::Done, None)),
+        }
     };
-    let result = match rule.options.idle_timeout {
-        Some(idle) => tokio::select! {
-            result = both => Some(result),
-            () = stats.idle(idle) => None,
-        },
-        None => Some(both.await),
+    let idle = async {
+        match rule.options.idle_timeout {
+            Some(idle) => stats.idle(idle).await,
+            None => std::future::pending().await,
+        }
     };
-    let (close, error) = match result {
-        None => (Close::IdleTimeout, None),
-        Some(Ok(_)) => (Close::Done, None),
-        Some(Err(err)) => classify(client, &err).await,
+    let (close, error) = tokio::select! {
+        result = both => result.unwrap_or_else(|fault| pass_on(client, upstream, &fault)),
+        () = idle => (Close::IdleTimeout, None),
+        () = abort => (Close::DrainTimeout, None),
     };
     let path = stats.path();
     tracing::debug!("relay path: {path}");
@@ -144,75 +207,57 @@ pub(super) async fn run(client: &Stream, upstream: &Stream, rule: &Rule) -> Outc
     }
 }
 
-async fn classify(client: &Stream, err: &io::Error) -> (Close, Option<String>) {
-    let text = Some(crate::error::describe_io(err));
-    match err.kind() {
-        io::ErrorKind::InvalidData => {
-            let reply =
-                b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-            let _ = client.try_write(reply);
-            let _ = client.shutdown_write();
-            (Close::HttpRejected, text)
-        }
-        io::ErrorKind::ConnectionReset
-        | io::ErrorKind::BrokenPipe
-        | io::ErrorKind::ConnectionAborted => (Close::Reset, text),
-        _ => (Close::Error, text),
+/// Classifies a failed direction; a reset is passed on to the other side.
+fn pass_on(client: &Stream, upstream: &Stream, fault: &Fault) -> (Close, Option<String>) {
+    let text = Some(crate::error::describe_io(&fault.err));
+    if !fault.is_reset() {
+        return (Close::Error, text);
     }
+    let other = match fault.leg {
+        Leg::Client => upstream,
+        Leg::Target => client,
+    };
+    other.set_abortive_close();
+    (Close::Reset, text)
 }
 
-/// Moves `src` to `dst` until EOF, then half-closes `dst`. `counter` counts the bytes
-/// delivered; the flag is set once the direction splices.
-async fn direction(
+/// Moves `src` to `dst` until EOF, then half-closes `dst`: through `splice(2)` for bulk
+/// transfers on Linux, a buffer elsewhere.
+pub(super) async fn direction(
     src: &Stream,
     dst: &Stream,
-    pump: Pump,
+    dir: Dir,
     stats: &Stats,
-    (counter, spliced): (&AtomicU64, &AtomicBool),
-) -> io::Result<()> {
-    let moved = |n: usize| {
-        counter.fetch_add(n as u64, Ordering::Relaxed);
-        stats.touch();
-    };
-    match pump {
-        #[cfg(target_os = "linux")]
-        Pump::Adaptive => {
-            let mut buf = vec![0u8; COPY_BUF];
-            let spliced = || spliced.store(true, Ordering::Relaxed);
-            super::splice::pump(src, dst, &mut buf, moved, spliced).await?
-        }
-        Pump::Copy => copy(src, dst, None, moved).await?,
-        Pump::Http(mut rewriter) => copy(src, dst, Some(&mut rewriter), moved).await?,
-    }
-    dst.shutdown_write()
+) -> Result<(), Fault> {
+    let (src_leg, dst_leg) = dir.legs();
+    let moved = |n: usize| stats.moved(dir, n);
+    let mut buf = vec![0u8; COPY_BUF];
+    #[cfg(target_os = "linux")]
+    let result = super::splice::pump(src, dst, &mut buf, moved, || stats.spliced(dir)).await;
+    #[cfg(not(target_os = "linux"))]
+    let result = copy(src, dst, &mut buf, moved).await;
+    result.map_err(|(end, err)| match end {
+        End::Src => Fault { leg: src_leg, err },
+        End::Dst => Fault { leg: dst_leg, err },
+    })?;
+    dst.shutdown_write().map_err(Fault::on(dst_leg))
 }
 
-/// Buffered copy, optionally through the Host rewriter.
+/// Buffered copy until EOF.
+#[cfg(not(target_os = "linux"))]
 async fn copy(
     src: &Stream,
     dst: &Stream,
-    mut rewriter: Option<&mut HostRewriter>,
+    buf: &mut [u8],
     moved: impl Fn(usize),
-) -> io::Result<()> {
-    let mut buf = vec![0u8; COPY_BUF];
-    let mut out = Vec::new();
+) -> Result<(), (End, io::Error)> {
     loop {
-        let n = read(src, &mut buf).await?;
+        let n = read(src, buf).await.map_err(|e| (End::Src, e))?;
         if n == 0 {
             return Ok(());
         }
-        let data = match rewriter.as_mut() {
-            Some(rewriter) => {
-                out.clear();
-                rewriter
-                    .feed(&buf[..n], &mut out)
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                &out[..]
-            }
-            None => &buf[..n],
-        };
-        write_all(dst, data).await?;
-        moved(data.len());
+        write_all(dst, &buf[..n]).await.map_err(|e| (End::Dst, e))?;
+        moved(n);
     }
 }
 

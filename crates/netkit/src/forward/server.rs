@@ -1,13 +1,14 @@
 //! The accept loop: a semaphore caps connections, accept errors back off (a full fd table
 //! slows accepting down instead of spinning or ending the loop), shutdown stops accepting and
-//! waits for the connections in flight to finish.
+//! waits for the connections in flight to finish, for at most the rule's drain timeout: then
+//! the connections still open are closed (and logged, `close: drain-timeout`).
 
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 
 use super::{conn, ConnRecord, Rule};
 use crate::endpoint::Listener;
@@ -20,7 +21,8 @@ const BACKOFF_MIN: Duration = Duration::from_millis(5);
 const BACKOFF_MAX: Duration = Duration::from_millis(500);
 
 /// Serves `rule` on `listener` until `shutdown` completes, then waits for every connection
-/// to end. Each finished connection is passed to `log`.
+/// to end, closing those still open after the drain timeout. Each finished connection is
+/// passed to `log`.
 pub async fn serve(
     listener: Listener,
     rule: Arc<Rule>,
@@ -34,33 +36,57 @@ pub async fn serve(
         .min(Semaphore::MAX_PERMITS);
     let limit = Arc::new(Semaphore::new(permits));
     let (alive, mut drained) = mpsc::channel::<()>(1);
+    let (abort, aborted) = watch::channel(false);
+    let conns = Conns {
+        limit: &limit,
+        alive: &alive,
+        aborted: &aborted,
+        log: &log,
+    };
     tokio::select! {
-        () = accept_loop(&listener, &rule, &limit, &alive, &log) => {}
+        () = accept_loop(&listener, &rule, conns) => {}
         () = shutdown => {}
     }
+    let name = listener.local_addr();
     drop(listener);
     drop(alive);
-    let _ = drained.recv().await;
+    let drain = rule.options.drain_timeout;
+    if tokio::time::timeout(drain, drained.recv()).await.is_err() {
+        let open = permits - limit.available_permits();
+        tracing::warn!(
+            "{name}: drain timeout ({}) reached: closing {open} open connection(s)",
+            humantime::format_duration(drain)
+        );
+        let _ = abort.send(true);
+        let _ = drained.recv().await;
+    }
 }
 
-async fn accept_loop(
-    listener: &Listener,
-    rule: &Arc<Rule>,
-    limit: &Arc<Semaphore>,
-    alive: &mpsc::Sender<()>,
-    log: &ConnLog,
-) {
+/// What every connection task shares: the cap, the drain tracker, the abort signal, the log.
+#[derive(Clone, Copy)]
+struct Conns<'a> {
+    limit: &'a Arc<Semaphore>,
+    alive: &'a mpsc::Sender<()>,
+    aborted: &'a watch::Receiver<bool>,
+    log: &'a ConnLog,
+}
+
+async fn accept_loop(listener: &Listener, rule: &Arc<Rule>, conns: Conns<'_>) {
     let mut backoff = Backoff::default();
     loop {
-        let Ok(permit) = limit.clone().acquire_owned().await else {
+        let Ok(permit) = conns.limit.clone().acquire_owned().await else {
             return;
         };
         match listener.accept().await {
             Ok((client, peer)) => {
                 backoff.reset();
-                let (rule, log, alive) = (rule.clone(), log.clone(), alive.clone());
+                let (rule, log, alive) = (rule.clone(), conns.log.clone(), conns.alive.clone());
+                let mut aborted = conns.aborted.clone();
                 tokio::spawn(async move {
-                    conn::handle(client, peer, &rule, &log).await;
+                    let abort = async move {
+                        let _ = aborted.wait_for(|abort| *abort).await;
+                    };
+                    conn::handle(client, peer, &rule, &log, abort).await;
                     drop((permit, alive));
                 });
             }

@@ -13,6 +13,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use nix::fcntl::{fcntl, splice, FcntlArg, OFlag, SpliceFFlags};
 use tokio::io::Interest;
 
+use super::relay::End;
 use crate::endpoint::Stream;
 
 /// The pipe size asked for with `F_SETPIPE_SZ`: 128 KiB to 1 MiB measured alike on loopback;
@@ -48,34 +49,38 @@ fn flags() -> SpliceFFlags {
 /// Moves `src` to `dst` until `src` reaches EOF: small reads are copied through `buf`; once a
 /// read fills `buf` (a bulk transfer), bytes go through a pipe with `splice(2)` until a splice
 /// brings less than a buffer's worth again. `moved` is told about every chunk delivered, and
-/// `spliced` the first time the pipe is used.
+/// `spliced` the first time the pipe is used. An error says which end failed.
 pub(super) async fn pump(
     src: &Stream,
     dst: &Stream,
     buf: &mut [u8],
     moved: impl Fn(usize),
     spliced: impl Fn(),
-) -> io::Result<()> {
+) -> Result<(), (End, io::Error)> {
     let mut pipe: Option<Pipe> = None;
     let mut bulk = false;
+    let on_src = |e| (End::Src, e);
+    let on_dst = |e| (End::Dst, e);
     loop {
         if bulk {
             if let Some(pipe) = pipe.as_ref() {
-                let filled = fill(src, pipe).await?;
+                let filled = fill(src, pipe, pipe.capacity).await.map_err(on_src)?;
                 if filled == 0 {
                     return Ok(());
                 }
-                drain(dst, pipe, filled).await?;
+                drain(dst, pipe, filled).await.map_err(on_dst)?;
                 moved(filled);
                 bulk = filled >= buf.len();
                 continue;
             }
         }
-        let n = super::relay::read(src, buf).await?;
+        let n = super::relay::read(src, buf).await.map_err(on_src)?;
         if n == 0 {
             return Ok(());
         }
-        super::relay::write_all(dst, &buf[..n]).await?;
+        super::relay::write_all(dst, &buf[..n])
+            .await
+            .map_err(on_dst)?;
         moved(n);
         if n == buf.len() {
             bulk = open_pipe(&mut pipe, &spliced);
@@ -98,20 +103,27 @@ fn open_pipe(pipe: &mut Option<Pipe>, spliced: &impl Fn()) -> bool {
     pipe.is_some()
 }
 
-/// Splices what the socket has (up to the pipe's capacity) into the empty pipe.
-async fn fill(src: &Stream, pipe: &Pipe) -> io::Result<usize> {
+/// Moves at most `limit` bytes (fewer when fewer are there; 0 at EOF) from `src` to `dst`
+/// through the empty `pipe`.
+pub(super) async fn splice_some(
+    src: &Stream,
+    dst: &Stream,
+    pipe: &Pipe,
+    limit: usize,
+) -> Result<usize, (End, io::Error)> {
+    let filled = fill(src, pipe, limit.min(pipe.capacity))
+        .await
+        .map_err(|e| (End::Src, e))?;
+    drain(dst, pipe, filled).await.map_err(|e| (End::Dst, e))?;
+    Ok(filled)
+}
+
+/// Splices what the socket has (up to `len`) into the empty pipe.
+async fn fill(src: &Stream, pipe: &Pipe, len: usize) -> io::Result<usize> {
     loop {
         src.read_ready().await?;
         let spliced = src.try_io(Interest::READABLE, || {
-            splice(
-                src.fd(),
-                None,
-                pipe.write.as_fd(),
-                None,
-                pipe.capacity,
-                flags(),
-            )
-            .map_err(io::Error::from)
+            splice(src.fd(), None, pipe.write.as_fd(), None, len, flags()).map_err(io::Error::from)
         });
         match spliced {
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,

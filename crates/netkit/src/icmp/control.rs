@@ -1,8 +1,10 @@
 //! Control messages (`cmsg`) that come with a received ICMP message: the TTL (`IP_TTL`) or hop
-//! limit (`IPV6_HOPLIMIT`) and the kernel's receive time (`SCM_TIMESTAMPNS`). Parsed from the
+//! limit (`IPV6_HOPLIMIT`), the kernel's receive time (`SCM_TIMESTAMPNS`), and, on a message
+//! read from the error queue, the queued error (`IP_RECVERR` / `IPV6_RECVERR`). Parsed from the
 //! bytes as Linux lays them out — `cmsghdr { size_t len; int level; int type; }`, then the
 //! data, each message aligned to `size_t` — so no unsafe pointer walking is needed.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use nix::libc;
@@ -17,6 +19,55 @@ pub struct Control {
     pub hop_limit: Option<u8>,
     /// Kernel receive time since the Unix epoch.
     pub kernel_time: Option<Duration>,
+    /// The error a message from the error queue stands for.
+    pub queued_error: Option<QueuedError>,
+}
+
+/// An error the kernel queued for a datagram ICMP socket (`struct sock_extended_err` and the
+/// address of who reported it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueuedError {
+    /// `SO_EE_ORIGIN_*`: local, ICMP or ICMPv6.
+    pub origin: u8,
+    /// ICMP type of the error.
+    pub msg_type: u8,
+    /// ICMP code of the error.
+    pub code: u8,
+    /// The error's datum (an MTU, a pointer).
+    pub info: u32,
+    /// Who sent the error.
+    pub offender: Option<IpAddr>,
+}
+
+impl QueuedError {
+    /// Reads `sock_extended_err` (errno u32, origin, type, code, pad, info u32, data u32) and
+    /// the offender's `sockaddr` after it.
+    fn parse(data: &[u8]) -> Option<QueuedError> {
+        let word = |at: usize| Some(u32::from_ne_bytes(data.get(at..at + 4)?.try_into().ok()?));
+        Some(QueuedError {
+            origin: *data.get(4)?,
+            msg_type: *data.get(5)?,
+            code: *data.get(6)?,
+            info: word(8)?,
+            offender: offender(data.get(16..)?),
+        })
+    }
+}
+
+/// The address in a `sockaddr_in` or `sockaddr_in6`.
+fn offender(sockaddr: &[u8]) -> Option<IpAddr> {
+    let family = u16::from_ne_bytes(sockaddr.get(..2)?.try_into().ok()?);
+    match i32::from(family) {
+        libc::AF_INET => {
+            let octets: [u8; 4] = sockaddr.get(4..8)?.try_into().ok()?;
+            Some(IpAddr::V4(Ipv4Addr::from(octets)))
+        }
+        libc::AF_INET6 => {
+            let octets: [u8; 16] = sockaddr.get(8..24)?.try_into().ok()?;
+            Some(IpAddr::V6(Ipv6Addr::from(octets)))
+        }
+        _ => None,
+    }
 }
 
 impl Control {
@@ -39,6 +90,9 @@ impl Control {
                 self.hop_limit = int().and_then(|v| u8::try_from(v).ok());
             }
             (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS) => self.kernel_time = timespec(data),
+            (libc::IPPROTO_IP, libc::IP_RECVERR) | (libc::IPPROTO_IPV6, libc::IPV6_RECVERR) => {
+                self.queued_error = QueuedError::parse(data);
+            }
             _ => {}
         }
     }
@@ -106,7 +160,30 @@ mod tests {
             Control {
                 hop_limit: Some(255),
                 kernel_time: Some(Duration::new(1_700_000_000, 123_456_789)),
+                queued_error: None,
             }
+        );
+    }
+
+    #[test]
+    fn reads_a_queued_icmp_error_and_its_offender() {
+        let mut data = 113u32.to_ne_bytes().to_vec(); // EHOSTUNREACH
+        data.extend_from_slice(&[libc::SO_EE_ORIGIN_ICMP, 3, 1, 0]);
+        data.extend_from_slice(&0u32.to_ne_bytes());
+        data.extend_from_slice(&0u32.to_ne_bytes());
+        data.extend_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+        data.extend_from_slice(&[0, 0, 198, 18, 0, 1]);
+        data.resize(data.len() + 8, 0);
+        let control = Control::parse(&cmsg(libc::IPPROTO_IP, libc::IP_RECVERR, &data));
+        assert_eq!(
+            control.queued_error,
+            Some(QueuedError {
+                origin: libc::SO_EE_ORIGIN_ICMP,
+                msg_type: 3,
+                code: 1,
+                info: 0,
+                offender: Some("198.18.0.1".parse().unwrap()),
+            })
         );
     }
 

@@ -7,7 +7,12 @@
 //! checksum is valid where the kernel has not checked it already. Everything else — other
 //! programs' pings, our own requests seen on loopback, truncated or corrupted messages, ICMP
 //! errors — is skipped. The round trip ends at the kernel's receive timestamp, not when the
-//! task woke up (as iputils measures it).
+//! task woke up (as iputils measures it). The rest of the payload is iputils' filler (byte
+//! `i` is `i`) or the caller's pattern (`ping -p`).
+//!
+//! A payload shorter than a probe (`ping -s 0` to `-s 15`) carries no probe, as iputils then
+//! carries no time: replies are matched by identifier and length alone, their target found by
+//! the address that answered, and they come without a round-trip time.
 //!
 //! [`Engine::send`] and [`Engine::recv`] take `&self`, so a caller can pace sends in one task
 //! and collect replies in another, or `select!` between them:
@@ -25,37 +30,46 @@
 //! # Ok(()) }
 //! ```
 
+use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::io;
 use std::net::IpAddr;
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::error::IcmpErrorRepr;
 use super::packet::{self, Checksum, Packet, Repr, Version};
 use super::probe::{Probe, PROBE_LEN};
-use super::socket::{IcmpSocket, Kind, Received};
+use super::socket::{IcmpSocket, Kind, Received, SocketOptions};
 use crate::error::{Error, ParseError};
 
 /// Largest payload: what fits in one IPv4 datagram after the IP and ICMP headers.
 pub const MAX_PAYLOAD: usize = 65507;
 
-/// How probes are built.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How probes are built and sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Echo data bytes per probe, [`PROBE_LEN`] to [`MAX_PAYLOAD`] (iputils' default is 56).
+    /// Echo data bytes per probe, 0 to [`MAX_PAYLOAD`] (iputils' default is 56); below
+    /// [`PROBE_LEN`] replies come without round-trip time.
     pub payload_size: usize,
-    /// TTL (IPv4) or hop limit (IPv6) of outgoing probes; `None` keeps the system default.
-    pub ttl: Option<u8>,
+    /// Bytes repeated over the payload (`ping -p`, up to 16); `None` is iputils' filler.
+    pub pattern: Option<Vec<u8>>,
+    /// How the sockets are set up.
+    pub socket: SocketOptions,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             payload_size: 56,
-            ttl: None,
+            pattern: None,
+            socket: SocketOptions::default(),
         }
     }
 }
+
+/// Target index of a reply whose payload could not say it (untimed probes).
+const UNKNOWN_INDEX: u32 = u32::MAX;
 
 /// An echo reply matched to its probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,8 +84,9 @@ pub struct Reply {
     pub ttl: Option<u8>,
     /// Length of the ICMP message (header and data), as ping reports it.
     pub bytes: usize,
-    /// Round-trip time, measured on the monotonic clock.
-    pub rtt: Duration,
+    /// Round-trip time, measured on the monotonic clock; `None` when the payload was too
+    /// small to carry the send time.
+    pub rtt: Option<Duration>,
 }
 
 /// An ICMP error (unreachable, time exceeded) about one of our probes. Only raw sockets
@@ -90,20 +105,20 @@ pub struct ErrorReply {
     pub msg_type: u8,
     /// ICMP code of the error.
     pub code: u8,
+    /// The error's datum: the MTU of "fragmentation needed" / "packet too big", the pointer
+    /// of "parameter problem", else 0.
+    pub info: u32,
 }
 
 impl ErrorReply {
     /// The error in iputils' words, e.g. `Time to live exceeded`.
     pub fn describe(&self) -> String {
-        let repr = IcmpErrorRepr {
-            msg_type: self.msg_type,
-            code: self.code,
-            target: self.target,
-            ident: 0,
-            seq_no: self.seq,
-            data: &[],
-        };
-        repr.describe(Version::of(&self.target))
+        super::error::describe(
+            Version::of(&self.target),
+            self.msg_type,
+            self.code,
+            self.info,
+        )
     }
 }
 
@@ -123,6 +138,10 @@ pub struct Engine {
     v6: Option<IcmpSocket>,
     matcher: Matcher,
     epoch: Instant,
+    /// The payload every request starts from: filler or pattern.
+    template: Vec<u8>,
+    /// Untimed probes only: which target index each address was sent to.
+    sent_to: Mutex<HashMap<IpAddr, u32>>,
 }
 
 /// Decides whether a received message is a reply to one of our probes.
@@ -131,6 +150,13 @@ struct Matcher {
     ident: u16,
     cookie: u32,
     payload_size: usize,
+}
+
+impl Matcher {
+    /// Whether probes carry the send time (and cookie and index).
+    fn timed(&self) -> bool {
+        self.payload_size >= PROBE_LEN
+    }
 }
 
 impl Matcher {
@@ -162,23 +188,54 @@ impl Matcher {
         else {
             return None;
         };
-        let probe = Probe::read(payload)?;
+        let probe = match self.timed() {
+            true => Some(Probe::read(payload)?),
+            false => None,
+        };
         let ours = (kind == Kind::Datagram || ident == self.ident)
-            && probe.cookie == self.cookie
             && payload.len() == self.payload_size
-            && probe.sent_ns <= now;
+            && probe.map_or(true, |p| p.cookie == self.cookie && p.sent_ns <= now);
         ours.then(|| Reply {
-            index: probe.index,
+            index: probe.map_or(UNKNOWN_INDEX, |p| p.index),
             addr: got.from,
             seq: seq_no,
             ttl,
             bytes: message.len(),
-            rtt: Duration::from_nanos(now - probe.sent_ns),
+            rtt: probe.map(|p| Duration::from_nanos(now - p.sent_ns)),
         })
     }
 
-    /// The ICMP error that `data` is, if it is about one of our probes. Raw sockets only:
-    /// datagram sockets report errors through the error queue, which the engine does not read.
+    /// The error a datagram socket's error queue reported about one of its requests (`data`
+    /// is the request's ICMP message, as far as it was quoted).
+    fn queued_error(&self, got: &Received, data: &[u8]) -> Option<ErrorReply> {
+        let queued = got.queued_error?;
+        let icmp = matches!(
+            queued.origin,
+            nix::libc::SO_EE_ORIGIN_ICMP | nix::libc::SO_EE_ORIGIN_ICMP6
+        );
+        let request = Packet::new_checked(data).ok()?;
+        let echo_request = matches!(request.msg_type(), 8 | 128);
+        if !icmp || !echo_request {
+            return None;
+        }
+        let index = match Probe::read(request.data()).filter(|_| self.timed()) {
+            Some(probe) if probe.cookie == self.cookie => Some(probe.index),
+            Some(_) => return None,
+            None => None,
+        };
+        Some(ErrorReply {
+            index,
+            target: got.from,
+            from: queued.offender.unwrap_or(got.from),
+            seq: request.echo_seq_no(),
+            msg_type: queued.msg_type,
+            code: queued.code,
+            info: queued.info,
+        })
+    }
+
+    /// The ICMP error that `data` is, if it is about one of our probes, as a raw socket
+    /// receives it (a datagram socket's come through [`Matcher::queued_error`]).
     fn accept_error(
         &self,
         version: Version,
@@ -198,7 +255,7 @@ impl Matcher {
         if repr.ident != self.ident {
             return None;
         }
-        let index = match Probe::read(repr.data) {
+        let index = match Probe::read(repr.data).filter(|_| self.timed()) {
             Some(probe) if probe.cookie == self.cookie => Some(probe.index),
             Some(_) => return None,
             None => None,
@@ -210,19 +267,20 @@ impl Matcher {
             seq: repr.seq_no,
             msg_type: repr.msg_type,
             code: repr.code,
+            info: repr.info,
         })
     }
 }
 
 impl Engine {
     /// Opens one socket for each of `versions` (raw, else datagram). Fails with an input
-    /// error for a payload too small to carry the probe, with [`Error::IcmpDenied`] when no
-    /// ICMP socket is permitted. Needs a tokio runtime.
+    /// error for a payload too large, with [`Error::IcmpDenied`] when no ICMP socket is
+    /// permitted. Needs a tokio runtime.
     pub fn new(config: &Config, versions: &[Version]) -> Result<Engine, Error> {
         check_payload(config.payload_size)?;
         let open = |version| -> Result<Option<IcmpSocket>, Error> {
             match versions.contains(&version) {
-                true => IcmpSocket::open(version, config.ttl).map(Some),
+                true => IcmpSocket::open(version, &config.socket).map(Some),
                 false => Ok(None),
             }
         };
@@ -236,6 +294,8 @@ impl Engine {
                 payload_size: config.payload_size,
             },
             epoch: Instant::now(),
+            template: template(config.payload_size, config.pattern.as_deref()),
+            sent_to: Mutex::new(HashMap::new()),
         })
     }
 
@@ -251,15 +311,18 @@ impl Engine {
         let socket = self.socket(version).ok_or_else(|| {
             io::Error::new(io::ErrorKind::Unsupported, "address family not opened")
         })?;
-        let size = self.matcher.payload_size;
-        let mut message = vec![0u8; packet::HEADER_LEN + size];
-        let mut payload = vec![0u8; size];
-        let probe = Probe {
-            cookie: self.matcher.cookie,
-            index,
-            sent_ns: self.now_ns(),
-        };
-        probe.write(&mut payload);
+        let mut message = vec![0u8; packet::HEADER_LEN + self.template.len()];
+        let mut payload = self.template.clone();
+        if self.matcher.timed() {
+            let probe = Probe {
+                cookie: self.matcher.cookie,
+                index,
+                sent_ns: self.now_ns(),
+            };
+            probe.write(&mut payload);
+        } else if let Ok(mut sent_to) = self.sent_to.lock() {
+            sent_to.insert(addr, index);
+        }
         let repr = Repr::EchoRequest {
             ident: self.matcher.ident,
             seq_no: seq,
@@ -307,13 +370,36 @@ impl Engine {
                 continue;
             };
             let data = &buf[..got.len];
+            if got.queued_error.is_some() {
+                if let Some(error) = self.matcher.queued_error(&got, data) {
+                    return Ok(Answer::Error(error));
+                }
+                continue;
+            }
             if let Some(reply) = self.matcher.accept(version, kind, &got, data, now) {
-                return Ok(Answer::Reply(reply));
+                if let Some(reply) = self.locate(reply) {
+                    return Ok(Answer::Reply(reply));
+                }
+                continue;
             }
             if let Some(error) = self.matcher.accept_error(version, kind, &got, data) {
                 return Ok(Answer::Error(error));
             }
         }
+    }
+
+    /// An untimed reply's target: the one its address was sent to, else the only one.
+    fn locate(&self, mut reply: Reply) -> Option<Reply> {
+        if reply.index != UNKNOWN_INDEX {
+            return Some(reply);
+        }
+        let sent_to = self.sent_to.lock().ok()?;
+        let only = match sent_to.len() {
+            1 => sent_to.values().next().copied(),
+            _ => None,
+        };
+        reply.index = sent_to.get(&reply.addr).copied().or(only)?;
+        Some(reply)
     }
 
     fn socket(&self, version: Version) -> Option<&IcmpSocket> {
@@ -357,16 +443,22 @@ fn is_transient(err: &io::Error) -> bool {
 }
 
 fn check_payload(size: usize) -> Result<(), ParseError> {
-    if (PROBE_LEN..=MAX_PAYLOAD).contains(&size) {
+    if size <= MAX_PAYLOAD {
         return Ok(());
     }
     Err(ParseError::new(
         size.to_string(),
-        format!(
-            "packet size must be {PROBE_LEN}-{MAX_PAYLOAD} bytes (the payload carries a \
-             {PROBE_LEN}-byte send timestamp and target index)"
-        ),
+        format!("packet size must be 0-{MAX_PAYLOAD} bytes"),
     ))
+}
+
+/// The payload before the probe is written: byte `i` is `i` (iputils' filler), or `pattern`
+/// repeated.
+fn template(size: usize, pattern: Option<&[u8]>) -> Vec<u8> {
+    match pattern.filter(|p| !p.is_empty()) {
+        Some(pattern) => pattern.iter().copied().cycle().take(size).collect(),
+        None => (0..size).map(|i| i as u8).collect(),
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ fn got(len: usize) -> Received {
         from: "127.0.0.1".parse().unwrap(),
         hop_limit: Some(63),
         kernel_time: None,
+        queued_error: None,
     }
 }
 
@@ -26,7 +27,9 @@ fn message(version: Version, reply: bool, ident: u16, cookie: u32, size: usize) 
         index: 5,
         sent_ns: 1_000,
     };
-    probe.write(&mut payload);
+    if size >= PROBE_LEN {
+        probe.write(&mut payload);
+    }
     let (seq_no, data) = (9, &payload[..]);
     let repr = match reply {
         true => Repr::EchoReply {
@@ -73,7 +76,7 @@ fn accepts_our_reply_with_its_index_rtt_and_ttl() {
     assert_eq!(reply.seq, 9);
     assert_eq!(reply.ttl, Some(57), "raw IPv4: TTL from the IP header");
     assert_eq!(reply.bytes, 32);
-    assert_eq!(reply.rtt, Duration::from_nanos(2_500));
+    assert_eq!(reply.rtt, Some(Duration::from_nanos(2_500)));
 }
 
 #[test]
@@ -142,16 +145,54 @@ fn v6_replies_come_without_ip_header() {
 }
 
 #[test]
-fn rejects_payloads_that_cannot_carry_the_probe() {
+fn rejects_payloads_too_big_for_a_datagram() {
     let config = Config {
-        payload_size: 15,
-        ttl: None,
+        payload_size: 65508,
+        ..Config::default()
     };
     let err = Engine::new(&config, &[Version::V4]).unwrap_err();
     assert_eq!(err.class(), crate::ErrorClass::Input);
     assert!(err
         .to_string()
-        .starts_with("15: packet size must be 16-65507"));
+        .starts_with("65508: packet size must be 0-65507"));
+}
+
+#[test]
+fn small_payloads_are_matched_without_probe_or_time() {
+    let matcher = Matcher {
+        payload_size: 8,
+        ..MATCHER
+    };
+    let repr = Repr::EchoReply {
+        ident: 0x4242,
+        seq_no: 3,
+        data: &[0, 1, 2, 3, 4, 5, 6, 7],
+    };
+    let mut bytes = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut Packet::new_unchecked(&mut bytes[..]), Version::V4);
+    let datagram = with_ipv4_header(&bytes);
+    let reply = matcher.accept(Version::V4, Kind::Raw, &got(0), &datagram, 3_500);
+    let reply = reply.expect("ours by identifier and length");
+    assert_eq!(
+        (reply.index, reply.seq, reply.rtt),
+        (UNKNOWN_INDEX, 3, None)
+    );
+    assert_eq!(reply.bytes, 16);
+    let foreign = with_ipv4_header(&message(Version::V4, true, 0x4243, 0, 8));
+    assert_eq!(
+        matcher.accept(Version::V4, Kind::Raw, &got(0), &foreign, 3_500),
+        None
+    );
+}
+
+#[test]
+fn templates_are_iputils_filler_or_the_pattern() {
+    assert_eq!(template(4, None), [0, 1, 2, 3]);
+    assert_eq!(
+        template(5, Some(&[0xab, 0x0c])),
+        [0xab, 0x0c, 0xab, 0x0c, 0xab]
+    );
+    assert_eq!(template(0, None), [0u8; 0]);
 }
 
 #[tokio::test]
@@ -267,6 +308,32 @@ fn errors_about_our_probes_carry_their_index() {
         MATCHER.accept(Version::V4, Kind::Raw, &got(0), &datagram, 3_500),
         None
     );
+}
+
+#[test]
+fn queued_errors_of_datagram_sockets_name_the_request() {
+    let request = message(Version::V4, false, 0x0777, 0xc0ff_ee00, 24);
+    let got = Received {
+        from: "198.18.1.2".parse().unwrap(),
+        queued_error: Some(crate::icmp::control::QueuedError {
+            origin: nix::libc::SO_EE_ORIGIN_ICMP,
+            msg_type: 3,
+            code: 1,
+            info: 0,
+            offender: Some("198.18.0.1".parse().unwrap()),
+        }),
+        ..got(request.len())
+    };
+    let error = MATCHER.queued_error(&got, &request).expect("ours");
+    assert_eq!((error.index, error.seq), (Some(5), 9));
+    assert_eq!(error.from, "198.18.0.1".parse::<IpAddr>().unwrap());
+    assert_eq!(error.target, "198.18.1.2".parse::<IpAddr>().unwrap());
+    assert_eq!(error.describe(), "Destination Host Unreachable");
+    // Only the echo header quoted: still ours (the kernel chose the socket), no index.
+    let short = MATCHER.queued_error(&got, &request[..8]).expect("ours");
+    assert_eq!(short.index, None);
+    let foreign = message(Version::V4, false, 0x0777, 7, 24);
+    assert_eq!(MATCHER.queued_error(&got, &foreign), None);
 }
 
 #[test]

@@ -20,6 +20,9 @@ pub struct IcmpErrorRepr<'a> {
     pub ident: u16,
     /// Sequence number of the quoted request.
     pub seq_no: u16,
+    /// The error's own datum: the next-hop MTU of "fragmentation needed" and "packet too big",
+    /// the pointer of "parameter problem", else 0.
+    pub info: u32,
     /// As much of the request's data as was quoted (may be empty).
     pub data: &'a [u8],
 }
@@ -39,6 +42,7 @@ impl<'a> IcmpErrorRepr<'a> {
         if !is_error_type(version, msg_type) {
             return Err(WireError::NotEcho);
         }
+        let info = info(version, msg_type, code, &message[4..packet::HEADER_LEN]);
         let quoted = &message[packet::HEADER_LEN..];
         let (target, request) = match version {
             Version::V4 => quoted_v4(quoted)?,
@@ -58,21 +62,45 @@ impl<'a> IcmpErrorRepr<'a> {
             target,
             ident: request.echo_ident(),
             seq_no: request.echo_seq_no(),
+            info,
             data: &request.into_inner()[packet::HEADER_LEN..],
         })
     }
 
     /// The error in iputils' words, e.g. `Destination Host Unreachable`.
     pub fn describe(&self, version: Version) -> String {
-        match (version, self.msg_type, self.code) {
-            (Version::V4, 3, code) => unreachable_v4(code),
-            (Version::V4, 11, 0) => "Time to live exceeded".to_string(),
-            (Version::V4, 11, _) => "Frag reassembly time exceeded".to_string(),
-            (Version::V6, 1, code) => format!("Destination unreachable: {}", unreachable_v6(code)),
-            (Version::V6, 3, 0) => "Time exceeded: Hop limit".to_string(),
-            (Version::V6, 3, _) => "Time exceeded: Defragmentation failure".to_string(),
-            (_, kind, code) => format!("ICMP type {kind} code {code}"),
-        }
+        describe(version, self.msg_type, self.code, self.info)
+    }
+}
+
+/// An ICMP error in iputils' words (its `pr_icmph` and `print_icmp`).
+pub fn describe(version: Version, msg_type: u8, code: u8, info: u32) -> String {
+    match (version, msg_type, code) {
+        (Version::V4, 3, 4) => format!("Frag needed and DF set (mtu = {info})"),
+        (Version::V4, 3, code) => unreachable_v4(code),
+        (Version::V4, 11, 0) => "Time to live exceeded".to_string(),
+        (Version::V4, 11, 1) => "Frag reassembly time exceeded".to_string(),
+        (Version::V4, 11, code) => format!("Time exceeded, Bad Code: {code}"),
+        (Version::V4, 12, _) => format!("Parameter problem: pointer = {info}"),
+        (Version::V6, 1, code) => format!("Destination unreachable: {}", unreachable_v6(code)),
+        (Version::V6, 2, 0) => format!("Packet too big: mtu={info}"),
+        (Version::V6, 2, code) => format!("Packet too big: mtu={info}, code={code}"),
+        (Version::V6, 3, 0) => "Time exceeded: Hop limit".to_string(),
+        (Version::V6, 3, 1) => "Time exceeded: Defragmentation failure".to_string(),
+        (Version::V6, 3, code) => format!("Time exceeded: code {code}"),
+        (Version::V6, 4, code) => format!("Parameter problem: {}at {info}", parameter_v6(code)),
+        (_, kind, code) => format!("ICMP type {kind} code {code}"),
+    }
+}
+
+/// The datum in bytes 4..8 of an error message, as the kernel passes it to iputils.
+fn info(version: Version, msg_type: u8, code: u8, rest: &[u8]) -> u32 {
+    let word = |r: &[u8]| u32::from_be_bytes([r[0], r[1], r[2], r[3]]);
+    match (version, msg_type, code) {
+        (Version::V4, 3, 4) => u32::from(u16::from_be_bytes([rest[2], rest[3]])),
+        (Version::V4, 12, _) => u32::from(rest[0]),
+        (Version::V6, 2 | 4, _) => word(rest),
+        _ => 0,
     }
 }
 
@@ -80,10 +108,12 @@ fn packet_bytes<'a, T: AsRef<[u8]> + ?Sized>(packet: &Packet<&'a T>) -> &'a [u8]
     T::as_ref(packet.clone().into_inner())
 }
 
+/// Errors that quote the request and that iputils counts: unreachable, time exceeded,
+/// parameter problem (and IPv6's packet too big).
 fn is_error_type(version: Version, msg_type: u8) -> bool {
     match version {
-        Version::V4 => msg_type == 3 || msg_type == 11,
-        Version::V6 => msg_type == 1 || msg_type == 3,
+        Version::V4 => matches!(msg_type, 3 | 11 | 12),
+        Version::V6 => matches!(msg_type, 1..=4),
     }
 }
 
@@ -124,28 +154,42 @@ fn unreachable_v4(code: u8) -> String {
         1 => "Destination Host Unreachable",
         2 => "Destination Protocol Unreachable",
         3 => "Destination Port Unreachable",
-        4 => "Frag needed and DF set",
         5 => "Source Route Failed",
         6 => "Destination Net Unknown",
         7 => "Destination Host Unknown",
-        9 | 10 => "Destination Host Prohibited",
+        8 => "Source Host Isolated",
+        9 => "Destination Net Prohibited",
+        10 => "Destination Host Prohibited",
+        11 => "Destination Net Unreachable for Type of Service",
+        12 => "Destination Host Unreachable for Type of Service",
         13 => "Packet filtered",
+        14 => "Precedence Violation",
+        15 => "Precedence Cutoff",
         _ => return format!("Dest Unreachable, Bad Code: {code}"),
     }
     .to_string()
 }
 
-fn unreachable_v6(code: u8) -> &'static str {
+fn unreachable_v6(code: u8) -> String {
     match code {
         0 => "No route",
         1 => "Administratively prohibited",
         2 => "Beyond scope of source address",
         3 => "Address unreachable",
         4 => "Port unreachable",
-        5 => "Source address failed ingress/egress policy",
-        6 => "Reject route to destination",
-        _ => "Unknown code",
+        _ => return format!("Unknown code {code}"),
     }
+    .to_string()
+}
+
+fn parameter_v6(code: u8) -> String {
+    match code {
+        0 => "Wrong header field ",
+        1 => "Unknown header ",
+        2 => "Unknown option ",
+        _ => return format!("code {code} "),
+    }
+    .to_string()
 }
 
 #[cfg(test)]
@@ -221,6 +265,33 @@ mod tests {
         let packet = Packet::new_checked(&reply[..]).unwrap();
         let parsed = IcmpErrorRepr::parse(&packet, Version::V4, Checksum::V4);
         assert_eq!(parsed, Err(WireError::NotEcho));
+    }
+
+    #[test]
+    fn fragmentation_needed_carries_the_mtu() {
+        let mut message = error_v4(3, 4, &quoted_request_v4(b""));
+        message[6..8].copy_from_slice(&1280u16.to_be_bytes());
+        Packet::new_unchecked(&mut message[..]).fill_checksum_v4();
+        let packet = Packet::new_checked(&message[..]).unwrap();
+        let repr = IcmpErrorRepr::parse(&packet, Version::V4, Checksum::V4).unwrap();
+        assert_eq!(repr.info, 1280);
+        assert_eq!(
+            repr.describe(Version::V4),
+            "Frag needed and DF set (mtu = 1280)"
+        );
+        assert_eq!(
+            describe(Version::V6, 2, 0, 1400),
+            "Packet too big: mtu=1400"
+        );
+        assert_eq!(
+            describe(Version::V6, 4, 0, 40),
+            "Parameter problem: Wrong header field at 40"
+        );
+        assert_eq!(describe(Version::V4, 3, 9, 0), "Destination Net Prohibited");
+        assert_eq!(
+            describe(Version::V6, 1, 6, 0),
+            "Destination unreachable: Unknown code 6"
+        );
     }
 
     #[test]

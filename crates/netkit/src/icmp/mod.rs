@@ -12,4 +12,4 @@ pub mod socket;
 
 pub use engine::{Answer, Config, Engine, ErrorReply, Reply};
 pub use packet::Version;
-pub use socket::Kind;
+pub use socket::{Kind, Pmtu, SocketOptions};

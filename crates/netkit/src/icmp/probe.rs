@@ -4,7 +4,7 @@
 //! cookie (other programs' pings, corrupted data) are not ours.
 //!
 //! Layout (big-endian): `cookie: u32`, `index: u32`, `sent_ns: u64` (nanoseconds on the
-//! engine's monotonic clock), then filler bytes up to the payload size.
+//! engine's monotonic clock), then the engine's filler or pattern up to the payload size.
 
 /// Bytes the probe fields take; payloads must be at least this long.
 pub const PROBE_LEN: usize = 16;
@@ -21,15 +21,12 @@ pub struct Probe {
 }
 
 impl Probe {
-    /// Writes the probe at the start of `payload` (at least [`PROBE_LEN`] bytes) and fills the
-    /// rest with a counting pattern, as iputils does.
+    /// Writes the probe over the first [`PROBE_LEN`] bytes of `payload` (which must be that
+    /// long), leaving the rest as it is.
     pub fn write(&self, payload: &mut [u8]) {
         payload[0..4].copy_from_slice(&self.cookie.to_be_bytes());
         payload[4..8].copy_from_slice(&self.index.to_be_bytes());
         payload[8..16].copy_from_slice(&self.sent_ns.to_be_bytes());
-        for (i, byte) in payload[PROBE_LEN..].iter_mut().enumerate() {
-            *byte = (PROBE_LEN + i) as u8;
-        }
     }
 
     /// Reads a probe back from a reply's data; `None` when it is too short.
@@ -48,17 +45,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn round_trips_and_fills() {
+    fn round_trips_and_leaves_the_rest() {
         let probe = Probe {
             cookie: 0xdead_beef,
             index: 7,
             sent_ns: 0x0102_0304_0506_0708,
         };
-        let mut payload = [0u8; 20];
+        let mut payload = [0xaau8; 20];
         probe.write(&mut payload);
         assert_eq!(
             payload,
-            [0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 7, 1, 2, 3, 4, 5, 6, 7, 8, 16, 17, 18, 19]
+            [0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 7, 1, 2, 3, 4, 5, 6, 7, 8, 0xaa, 0xaa, 0xaa, 0xaa]
         );
         assert_eq!(Probe::read(&payload), Some(probe));
         assert_eq!(Probe::read(&payload[..15]), None);

@@ -206,7 +206,7 @@ mod tests {
         let endpoint: Endpoint = addr.parse().unwrap();
         let mut stream = endpoint.connect(Duration::from_secs(5)).await.unwrap();
         let mut reply = Vec::new();
-        crate::ipc::exchange(&mut stream, message, &mut reply)
+        crate::ipc::exchange(&mut stream, message, &mut reply, None)
             .await
             .unwrap();
         reply

@@ -1,11 +1,17 @@
 //! The client half of `netkit send`: write the input, half-close, copy the reply out until the
 //! peer's end of file. Reading and writing run at the same time, so a peer that answers while
 //! it reads (`exec:cat`, an echo server) never deadlocks on full buffers.
+//!
+//! The optional idle timeout never counts the time spent reading the input (a slow `tar c`
+//! upstream of `send` is fine): it runs from the end of the input and restarts with every
+//! byte of reply, and it bounds each write the peer does not take.
 
 use std::cell::Cell;
 use std::io;
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
 
 /// Bytes moved per system call.
 const CHUNK: usize = 256 * 1024;
@@ -17,49 +23,90 @@ pub struct Exchange {
     pub sent: u64,
     /// Bytes of reply copied to the output.
     pub received: u64,
+    /// The idle timeout struck: the reply had not ended (or the peer took no input).
+    pub timed_out: bool,
 }
 
 /// Sends `input` on `stream`, shuts down its write side, and copies the reply to `output` until
-/// the peer's end of file.
+/// the peer's end of file, or until `idle` passes without a byte of reply after the input
+/// ended (or without the peer taking any input): then the result says `timed_out`.
 ///
 /// The exchange is over when the reply ends: input not yet sent by then is dropped (the peer
 /// has said all it will say). A peer that stops reading early (`EPIPE`, `ECONNRESET` while
 /// sending, `ECONNRESET` after its reply) is not an error; any other error is.
-pub async fn exchange<S, R, W>(stream: &mut S, mut input: R, mut output: W) -> io::Result<Exchange>
+pub async fn exchange<S, R, W>(
+    stream: &mut S,
+    mut input: R,
+    mut output: W,
+    idle: Option<Duration>,
+) -> io::Result<Exchange>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let (mut reader, mut writer) = tokio::io::split(stream);
-    let sent = Cell::new(0u64);
+    let (sent, received) = (Cell::new(0u64), Cell::new(0u64));
+    let last = Cell::new(Instant::now());
     let sending = async {
-        copy(&mut input, &mut writer, &sent).await?;
+        copy(&mut input, &mut writer, &sent, idle).await?;
         writer.shutdown().await
     };
     let receiving = async {
-        let received = copy_reply(&mut reader, &mut output).await?;
-        output.flush().await?;
-        Ok::<u64, io::Error>(received)
+        copy_reply(&mut reader, &mut output, &received, &last).await?;
+        output.flush().await
     };
     tokio::pin!(sending, receiving);
     let mut sending_done = false;
+    let done = |timed_out| Exchange {
+        sent: sent.get(),
+        received: received.get(),
+        timed_out,
+    };
     loop {
         tokio::select! {
             result = &mut sending, if !sending_done => {
-                peer_gone_is_fine(result)?;
+                match result {
+                    Err(err) if err.kind() == io::ErrorKind::TimedOut => return Ok(done(true)),
+                    other => peer_gone_is_fine(other)?,
+                }
                 sending_done = true;
+                last.set(Instant::now());
             }
             result = &mut receiving => {
-                return Ok(Exchange { sent: sent.get(), received: result? });
+                result?;
+                return Ok(done(false));
+            }
+            () = quiet_for(idle, &last), if sending_done && idle.is_some() => {
+                return Ok(done(true));
             }
         }
     }
 }
 
+/// Completes once `idle` has passed since `last` (which may move on meanwhile).
+async fn quiet_for(idle: Option<Duration>, last: &Cell<Instant>) {
+    let Some(idle) = idle else {
+        return std::future::pending().await;
+    };
+    loop {
+        let deadline = last.get() + idle;
+        if Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep_until(deadline).await;
+    }
+}
+
 /// Copies the input to the peer in large chunks (system calls are the cost, not copies).
-/// `sent` counts the bytes written so far.
-async fn copy<R, W>(reader: &mut R, writer: &mut W, sent: &Cell<u64>) -> io::Result<()>
+/// `sent` counts the bytes written so far; a write the peer takes nothing of for `idle` fails
+/// with `TimedOut`.
+async fn copy<R, W>(
+    reader: &mut R,
+    writer: &mut W,
+    sent: &Cell<u64>,
+    idle: Option<Duration>,
+) -> io::Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -70,23 +117,40 @@ where
         if n == 0 {
             return Ok(());
         }
-        writer.write_all(&buf[..n]).await?;
-        sent.set(sent.get() + n as u64);
+        let mut rest = &buf[..n];
+        while !rest.is_empty() {
+            let wrote = match idle {
+                Some(idle) => tokio::time::timeout(idle, writer.write(rest))
+                    .await
+                    .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??,
+                None => writer.write(rest).await?,
+            };
+            if wrote == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            rest = &rest[wrote..];
+            sent.set(sent.get() + wrote as u64);
+        }
     }
 }
 
 /// Copies the reply to `output` until the peer's end of file. Each chunk is handed to the
-/// output as it arrives (tokio's stdout writes it out without waiting for a flush).
+/// output as it arrives (tokio's stdout writes it out without waiting for a flush); `received`
+/// counts the bytes and `last` is the time of the latest.
 ///
 /// A reset ends the reply like an end of file: a peer that closes without reading all our input
 /// (`exec:head -c 4`) makes the kernel report `ECONNRESET` once its reply has been read.
-async fn copy_reply<R, W>(reader: &mut R, writer: &mut W) -> io::Result<u64>
+async fn copy_reply<R, W>(
+    reader: &mut R,
+    writer: &mut W,
+    received: &Cell<u64>,
+    last: &Cell<Instant>,
+) -> io::Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let mut buf = vec![0u8; CHUNK];
-    let mut total = 0u64;
     loop {
         let n = match reader.read(&mut buf).await {
             Err(err) if err.kind() == io::ErrorKind::ConnectionReset => {
@@ -96,10 +160,11 @@ where
             other => other?,
         };
         if n == 0 {
-            return Ok(total);
+            return Ok(());
         }
+        last.set(Instant::now());
         writer.write_all(&buf[..n]).await?;
-        total += n as u64;
+        received.set(received.get() + n as u64);
     }
 }
 
@@ -133,14 +198,17 @@ mod tests {
             theirs.write_all(&got).await.unwrap();
         });
         let mut reply = Vec::new();
-        let done = exchange(&mut ours, &b"abc"[..], &mut reply).await.unwrap();
+        let done = exchange(&mut ours, &b"abc"[..], &mut reply, None)
+            .await
+            .unwrap();
         peer.await.unwrap();
         assert_eq!(reply, b"cba");
         assert_eq!(
             done,
             Exchange {
                 sent: 3,
-                received: 3
+                received: 3,
+                timed_out: false
             }
         );
     }
@@ -155,9 +223,46 @@ mod tests {
         });
         let input = vec![1u8; 8 << 20];
         let mut reply = Vec::new();
-        let done = exchange(&mut ours, &input[..], &mut reply).await.unwrap();
+        let done = exchange(&mut ours, &input[..], &mut reply, None)
+            .await
+            .unwrap();
         peer.await.unwrap();
         assert_eq!(reply, [1, 1, 1, 1]);
         assert_eq!(done.received, 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_idle_timeout_starts_when_the_input_ends_and_restarts_with_each_reply_byte() {
+        let (mut ours, mut theirs) = tokio::net::UnixStream::pair().unwrap();
+        let peer = tokio::spawn(async move {
+            let mut got = Vec::new();
+            theirs.read_to_end(&mut got).await.unwrap();
+            for byte in got {
+                tokio::time::sleep(Duration::from_millis(900)).await;
+                theirs.write_all(&[byte]).await.unwrap();
+            }
+            std::future::pending::<()>().await;
+        });
+        // Input arrives over 5 s (longer than the timeout): that time does not count.
+        let (mut feed, input) = tokio::io::duplex(64);
+        tokio::spawn(async move {
+            for byte in b"abc" {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                feed.write_all(&[*byte]).await.unwrap();
+            }
+        });
+        let mut reply = Vec::new();
+        let idle = Some(Duration::from_secs(1));
+        let done = exchange(&mut ours, input, &mut reply, idle).await.unwrap();
+        assert_eq!(reply, b"abc", "each reply byte came 0.9 s after the last");
+        assert_eq!(
+            done,
+            Exchange {
+                sent: 3,
+                received: 3,
+                timed_out: true
+            }
+        );
+        peer.abort();
     }
 }

@@ -1,290 +1,362 @@
-//! A ping session: every host gets one echo request per interval over the shared [`Engine`],
-//! replies are matched to the host and sequence they answer, requests unanswered after the
-//! timeout are reported once, and the session ends when the count is reached and every
-//! request is answered or timed out, at the deadline, or when `shutdown` completes (Ctrl-C).
-//! Results go to the caller's event handler as they happen; the summaries come back at the end.
+//! The ping session as a state machine without I/O: time comes in as an argument, requests to
+//! send come out of [`Session::next_request`], answers go in through [`Session::answer`], and
+//! what happened comes out of [`Session::next_event`]. The [`driver`](super::driver) runs it
+//! over real sockets; tests run it on a clock of their own.
+//!
+//! Every host keeps iputils' rules (module `host`). The session ends when every
+//! host is finished, at the `-w` deadline, or when stopped (a signal).
 
 use std::collections::VecDeque;
-use std::future::Future;
 use std::io;
+use std::net::IpAddr;
 use std::time::Duration;
 
-use tokio::time::{sleep_until, Instant};
+use tokio::time::Instant;
 
-use super::{PingReply, PingSummary, PingTimeout, Stats};
-use crate::icmp::{Answer, Engine, ErrorReply, Reply};
+use super::host::Host;
+use super::record::{PingReply, PingSummary, PingTimeout};
+use super::stats::Stats;
+use crate::icmp::{Answer, ErrorReply, Reply};
 use crate::target::Target;
 
 /// What a session does, validated before any I/O.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PingConfig {
-    /// Requests per host; `None` runs until the deadline or shutdown.
+    /// Requests per host (`-c`); `None` runs until the deadline or a signal. With a
+    /// deadline, requests go on until this many replies (or errors) came.
     pub count: Option<u64>,
-    /// Time between two requests to one host.
+    /// Time between two requests to one host (`-i`); zero sends the next as soon as the
+    /// previous is answered, or after 10 ms (`-f`).
     pub interval: Duration,
-    /// How long a request waits for its reply.
-    pub timeout: Duration,
-    /// The whole session stops after this long.
+    /// How long to wait for a reply when none came (`-W`): after the last request of
+    /// `-c`, and before a request is reported as timed out. Later replies still count.
+    pub linger: Duration,
+    /// The whole session stops after this long (`-w`).
     pub deadline: Option<Duration>,
+    /// Requests sent at once at the start (`-l`), at least 1.
+    pub preload: u64,
+    /// The interval follows the round trips (`-A`).
+    pub adaptive: bool,
+    /// The shortest interval `-A` may reach (2 ms for unprivileged users, as iputils).
+    pub min_interval: Duration,
+    /// Report a request still unanswered when the next goes (`-O`).
+    pub outstanding: bool,
+    /// Keep every request's round trip for the summary (fping's `-C`).
+    pub per_probe: bool,
+}
+
+impl Default for PingConfig {
+    fn default() -> Self {
+        PingConfig {
+            count: None,
+            interval: Duration::from_secs(1),
+            linger: Duration::from_secs(10),
+            deadline: None,
+            preload: 1,
+            adaptive: false,
+            min_interval: Duration::ZERO,
+            outstanding: false,
+            per_probe: false,
+        }
+    }
+}
+
+/// A request the caller is to send now (it already counts as transmitted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request {
+    /// The host's index among the session's targets.
+    pub host: usize,
+    /// Where it goes.
+    pub addr: IpAddr,
+    /// Its sequence number, from 1 (the wire carries it modulo 65536).
+    pub seq: u64,
 }
 
 /// Something that happened during a session, in the order it happened.
 #[derive(Debug)]
-pub enum Event<'a> {
-    /// An echo reply, with its exact round-trip time.
-    Reply {
-        /// The JSON record.
-        record: &'a PingReply,
-        /// The round-trip time, unrounded.
-        rtt: Duration,
+pub enum Event {
+    /// A request went out (flood mode prints a dot).
+    Sent {
+        /// The host's index.
+        host: usize,
+        /// Its sequence number.
+        seq: u64,
     },
-    /// A request that stayed unanswered for the timeout.
-    Timeout(&'a PingTimeout),
-    /// An ICMP error about a request (unreachable, time exceeded); the request stays
-    /// unanswered and times out.
+    /// A request was still unanswered when the next one went (`-O`).
+    Outstanding {
+        /// The host's index.
+        host: usize,
+        /// The unanswered request.
+        seq: u64,
+    },
+    /// An echo reply (or a duplicate), however late.
+    Reply {
+        /// The host's index.
+        host: usize,
+        /// The JSON record.
+        record: PingReply,
+        /// The round-trip time, unrounded, when the payload carried the send time.
+        rtt: Option<Duration>,
+    },
+    /// A request without a reply after `-W`, or when its host finished.
+    Timeout {
+        /// The host's index.
+        host: usize,
+        /// The JSON record.
+        record: PingTimeout,
+    },
+    /// An ICMP error about a request (unreachable, time exceeded, fragmentation needed).
     Error {
-        /// The host the request went to.
-        target: &'a Target,
-        /// Its sequence number, from 1.
+        /// The host's index.
+        host: usize,
+        /// The request's sequence number.
         seq: u64,
         /// The error, with who sent it.
-        error: &'a ErrorReply,
+        error: ErrorReply,
     },
-    /// The kernel refused to send a request (it still counts as transmitted).
+    /// The kernel refused to send a request (it still counts as transmitted; a request too
+    /// big for the path MTU also counts as an error, as in iputils).
     SendError {
-        /// The host as given.
-        target: &'a Target,
+        /// The host's index.
+        host: usize,
+        /// The request's sequence number.
+        seq: u64,
         /// The kernel's reason.
         error: io::Error,
+        /// The path MTU, when the request was too big for it.
+        mtu: Option<u32>,
     },
+    /// Every host's statistics so far, in order (SIGQUIT).
+    Status(Vec<Stats>),
 }
 
-/// One host's progress.
+/// A running session.
+///
+/// An answer touches only its host (constant time, whatever the number of hosts); a pass over
+/// every host ([`Session::tick`], [`Session::wake_at`]) is for the timer.
 #[derive(Debug)]
-struct HostState {
-    target: Target,
-    host: String,
-    stats: Stats,
-    /// Requests awaiting a reply: sequence number (from 1) and send time, oldest first.
-    waiting: VecDeque<(u64, Instant)>,
-    first_sent: Option<Instant>,
-    last_activity: Instant,
-}
-
-/// Pings `targets` (target `i` is engine index `i`) until the session ends, reporting events
-/// to `on_event`; returns one summary per target, in order.
-pub async fn run<F, E>(
-    engine: &Engine,
-    targets: &[Target],
-    config: &PingConfig,
-    shutdown: F,
-    mut on_event: E,
-) -> io::Result<Vec<PingSummary>>
-where
-    F: Future<Output = ()>,
-    E: FnMut(Event<'_>) -> io::Result<()>,
-{
-    let start = Instant::now();
-    let mut hosts: Vec<HostState> = targets.iter().map(|t| HostState::new(t, start)).collect();
-    let end = config.deadline.map(|d| start + d);
-    let mut rounds_sent = 0u64;
-    let mut next_round = start;
-    tokio::pin!(shutdown);
-    loop {
-        let rounds_left = config.count.map_or(true, |count| rounds_sent < count);
-        if !rounds_left && hosts.iter().all(|h| h.waiting.is_empty()) {
-            break;
-        }
-        let wake = next_wake(
-            &hosts,
-            rounds_left.then_some(next_round),
-            end,
-            config.timeout,
-        );
-        tokio::select! {
-            () = &mut shutdown => break,
-            answer = engine.recv_answer() => match answer? {
-                Answer::Reply(reply) => on_reply(&mut hosts, reply, &mut on_event)?,
-                Answer::Error(error) => on_error(&mut hosts, &error, &mut on_event)?,
-            },
-            () = sleep_until(wake) => {
-                let now = Instant::now();
-                if end.is_some_and(|end| now >= end) {
-                    break;
-                }
-                expire(&mut hosts, now, config.timeout, &mut on_event)?;
-                if rounds_left && now >= next_round {
-                    rounds_sent += 1;
-                    send_round(engine, &mut hosts, rounds_sent, &mut on_event).await?;
-                    next_round += config.interval;
-                }
-            }
-        }
-    }
-    Ok(hosts.iter().map(HostState::summary).collect())
-}
-
-impl HostState {
-    fn new(target: &Target, start: Instant) -> HostState {
-        HostState {
-            target: target.clone(),
-            host: target.host(),
-            stats: Stats::default(),
-            waiting: VecDeque::new(),
-            first_sent: None,
-            last_activity: start,
-        }
-    }
-
-    fn summary(&self) -> PingSummary {
-        let elapsed = self.first_sent.map_or(Duration::ZERO, |first| {
-            self.last_activity.duration_since(first)
-        });
-        PingSummary::new(&self.host, self.target.addr, &self.stats, elapsed)
-    }
-}
-
-/// When the loop must act next: the next round, the oldest request's timeout, the deadline.
-fn next_wake(
-    hosts: &[HostState],
-    next_round: Option<Instant>,
+pub struct Session {
+    config: PingConfig,
+    hosts: Vec<Host>,
+    start: Instant,
     end: Option<Instant>,
-    timeout: Duration,
-) -> Instant {
-    let oldest = hosts
-        .iter()
-        .filter_map(|h| h.waiting.front().map(|(_, sent)| *sent + timeout))
-        .min();
-    [next_round, oldest, end]
-        .into_iter()
-        .flatten()
-        .min()
-        .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
+    events: VecDeque<Event>,
+    /// Hosts not finished yet.
+    live: usize,
+    /// Where the next search for a request due starts (hosts take turns).
+    cursor: usize,
+    stopped: bool,
 }
 
-async fn send_round<E>(
-    engine: &Engine,
-    hosts: &mut [HostState],
-    seq: u64,
-    on_event: &mut E,
-) -> io::Result<()>
-where
-    E: FnMut(Event<'_>) -> io::Result<()>,
-{
-    for (index, host) in hosts.iter_mut().enumerate() {
-        let index = u32::try_from(index).unwrap_or(u32::MAX);
-        let sent = send_one(engine, index, host.target.addr, seq as u16).await;
-        let now = Instant::now();
-        host.stats.sent();
-        host.first_sent.get_or_insert(now);
-        host.last_activity = now;
-        host.waiting.push_back((seq, now));
-        if let Err(error) = sent {
-            on_event(Event::SendError {
-                target: &host.target,
-                error,
-            })?;
+impl Session {
+    /// A session pinging `targets` from `now`.
+    pub fn new(config: PingConfig, targets: &[Target], now: Instant) -> Session {
+        Session {
+            hosts: targets.iter().map(|t| Host::new(t, &config)).collect(),
+            end: config.deadline.map(|d| now + d),
+            config,
+            start: now,
+            events: VecDeque::new(),
+            live: targets.len(),
+            cursor: 0,
+            stopped: false,
         }
     }
-    Ok(())
-}
 
-/// Sends one request, pausing briefly while the kernel's transmit queue is full (ENOBUFS).
-async fn send_one(engine: &Engine, index: u32, addr: std::net::IpAddr, seq: u16) -> io::Result<()> {
-    let mut tries = 0;
-    loop {
-        match engine.send(index, addr, seq).await {
-            Err(e) if e.raw_os_error() == Some(nix::libc::ENOBUFS) && tries < 50 => {
-                tries += 1;
-                tokio::time::sleep(Duration::from_millis(1)).await;
+    /// Whether the session has ended.
+    pub fn is_over(&self) -> bool {
+        self.stopped || self.live == 0
+    }
+
+    /// The next request due at `now`, already counted as sent; `None` when none is due.
+    /// Hosts take turns, so a round over many hosts costs one step per request.
+    pub fn next_request(&mut self, now: Instant) -> Option<Request> {
+        if self.is_over() {
+            return None;
+        }
+        let count = self.hosts.len();
+        let host = (0..count)
+            .map(|step| (self.cursor + step) % count)
+            .find(|i| self.is_due(*i, now))?;
+        self.cursor = (host + 1) % count;
+        Some(self.send(host, now))
+    }
+
+    /// The request of host `host` due at `now`, if any (after an answer to it).
+    pub fn next_request_of(&mut self, host: usize, now: Instant) -> Option<Request> {
+        match !self.is_over() && self.is_due(host, now) {
+            true => Some(self.send(host, now)),
+            false => None,
+        }
+    }
+
+    fn is_due(&self, host: usize, now: Instant) -> bool {
+        self.hosts
+            .get(host)
+            .and_then(|h| h.due(&self.config, now))
+            .is_some_and(|due| due <= now)
+    }
+
+    fn send(&mut self, host: usize, now: Instant) -> Request {
+        let sent = self.hosts[host].send(&self.config, now);
+        if let Some(seq) = sent.outstanding {
+            self.events.push_back(Event::Outstanding { host, seq });
+        }
+        self.events.push_back(Event::Sent {
+            host,
+            seq: sent.seq,
+        });
+        Request {
+            host,
+            addr: self.hosts[host].target.addr,
+            seq: sent.seq,
+        }
+    }
+
+    /// The kernel refused `request`; `mtu` is the path MTU when it was too big.
+    pub fn send_failed(&mut self, request: &Request, error: io::Error, mtu: Option<u32>) {
+        let host = request.host;
+        if super::is_too_big(&error) {
+            if let Some(h) = self.hosts.get_mut(host) {
+                h.local_error();
             }
-            result => return result,
+        }
+        let seq = request.seq;
+        self.events.push_back(Event::SendError {
+            host,
+            seq,
+            error,
+            mtu,
+        });
+    }
+
+    /// Counts an answer received at `now`; the host it was about, if it counted.
+    pub fn answer(&mut self, answer: &Answer, now: Instant) -> Option<usize> {
+        let host = match answer {
+            Answer::Reply(reply) => self.reply(reply),
+            Answer::Error(error) => self.error(error),
+        }?;
+        self.tick_host(host, now);
+        Some(host)
+    }
+
+    fn reply(&mut self, reply: &Reply) -> Option<usize> {
+        let host = reply.index as usize;
+        let config = self.config;
+        let record = self.hosts.get_mut(host)?.reply(reply, &config)?;
+        self.events.push_back(Event::Reply {
+            host,
+            record,
+            rtt: reply.rtt,
+        });
+        Some(host)
+    }
+
+    fn error(&mut self, error: &ErrorReply) -> Option<usize> {
+        // A short quote carries no index: then the first host with that address is meant.
+        let found = match error.index {
+            Some(index) => Some(index as usize).filter(|i| *i < self.hosts.len()),
+            None => self
+                .hosts
+                .iter()
+                .position(|h| h.target.addr == error.target),
+        };
+        let host = found.filter(|i| self.hosts[*i].target.addr == error.target)?;
+        let seq = self.hosts[host].error(error.seq)?;
+        self.events.push_back(Event::Error {
+            host,
+            seq,
+            error: *error,
+        });
+        Some(host)
+    }
+
+    /// Brings every host to `now`: requests unanswered for `-W`, hosts that finished, the
+    /// deadline.
+    pub fn tick(&mut self, now: Instant) {
+        if self.is_over() {
+            return;
+        }
+        if self.end.is_some_and(|end| now >= end) {
+            return self.stop();
+        }
+        for host in 0..self.hosts.len() {
+            self.tick_host(host, now);
         }
     }
-}
 
-fn on_reply<E>(hosts: &mut [HostState], reply: Reply, on_event: &mut E) -> io::Result<()>
-where
-    E: FnMut(Event<'_>) -> io::Result<()>,
-{
-    let Some(host) = hosts.get_mut(reply.index as usize) else {
-        return Ok(());
-    };
-    // Late replies (after their timeout) and duplicates find no waiting request.
-    let Some(at) = host
-        .waiting
-        .iter()
-        .position(|(seq, _)| *seq as u16 == reply.seq)
-    else {
-        return Ok(());
-    };
-    let Some((seq, _)) = host.waiting.remove(at) else {
-        return Ok(());
-    };
-    host.stats.replied(reply.rtt);
-    host.last_activity = Instant::now();
-    let record = PingReply {
-        host: host.host.clone(),
-        addr: reply.addr,
-        seq,
-        ttl: reply.ttl,
-        bytes: reply.bytes,
-        rtt_ms: reply.rtt.as_nanos() as f64 / 1e6,
-    };
-    on_event(Event::Reply {
-        record: &record,
-        rtt: reply.rtt,
-    })
-}
+    /// Brings one host to `now`.
+    fn tick_host(&mut self, index: usize, now: Instant) {
+        let config = self.config;
+        let host = &mut self.hosts[index];
+        if host.is_done() {
+            return;
+        }
+        let mut timeouts = host.expire(&config, now);
+        if host.should_finish(&config, now) {
+            timeouts.extend(host.finish());
+            self.live -= 1;
+        }
+        let events = timeouts.into_iter().map(|record| Event::Timeout {
+            host: index,
+            record,
+        });
+        self.events.extend(events);
+    }
 
-fn on_error<E>(hosts: &mut [HostState], error: &ErrorReply, on_event: &mut E) -> io::Result<()>
-where
-    E: FnMut(Event<'_>) -> io::Result<()>,
-{
-    // A short quote carries no index: then the first host with that address is meant.
-    let host = match error.index {
-        Some(index) => hosts.get_mut(index as usize),
-        None => hosts.iter_mut().find(|h| h.target.addr == error.target),
-    };
-    let Some(host) = host.filter(|h| h.target.addr == error.target) else {
-        return Ok(());
-    };
-    let Some(&(seq, _)) = host
-        .waiting
-        .iter()
-        .find(|(seq, _)| *seq as u16 == error.seq)
-    else {
-        return Ok(());
-    };
-    host.stats.errors += 1;
-    on_event(Event::Error {
-        target: &host.target,
-        seq,
-        error,
-    })
-}
-
-fn expire<E>(
-    hosts: &mut [HostState],
-    now: Instant,
-    timeout: Duration,
-    on_event: &mut E,
-) -> io::Result<()>
-where
-    E: FnMut(Event<'_>) -> io::Result<()>,
-{
-    for host in hosts {
-        while let Some(&(seq, sent)) = host.waiting.front() {
-            if sent + timeout > now {
-                break;
+    /// Ends the session (a signal, the deadline): unanswered requests are reported.
+    pub fn stop(&mut self) {
+        for (index, host) in self.hosts.iter_mut().enumerate() {
+            if host.is_done() {
+                continue;
             }
-            host.waiting.pop_front();
-            on_event(Event::Timeout(&PingTimeout {
-                host: host.host.clone(),
-                addr: host.target.addr,
-                seq,
-            }))?;
+            let events = host.finish().into_iter().map(|record| Event::Timeout {
+                host: index,
+                record,
+            });
+            self.events.extend(events);
         }
+        self.live = 0;
+        self.stopped = true;
     }
-    Ok(())
+
+    /// Reports every host's statistics so far (SIGQUIT).
+    pub fn status(&mut self) {
+        let stats = self.hosts.iter().map(|h| h.stats).collect();
+        self.events.push_back(Event::Status(stats));
+    }
+
+    /// When the session must next be ticked or asked for a request; `None`: only an answer
+    /// or a signal can move it.
+    pub fn wake_at(&self, now: Instant) -> Option<Instant> {
+        if self.is_over() {
+            return None;
+        }
+        let hosts = (0..self.hosts.len()).filter_map(|h| self.wake_of(h, now));
+        hosts.chain(self.end).min()
+    }
+
+    /// When host `host` next needs the session: its next request, a timeout, the end of its
+    /// wait.
+    pub fn wake_of(&self, host: usize, now: Instant) -> Option<Instant> {
+        let host = self.hosts.get(host)?;
+        [host.due(&self.config, now), host.wake(&self.config)]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The next thing that happened, oldest first.
+    pub fn next_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// One summary per host, in order.
+    pub fn summaries(&self) -> Vec<PingSummary> {
+        self.hosts.iter().map(|h| h.summary(self.start)).collect()
+    }
 }
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

@@ -87,7 +87,7 @@ async fn receive(engine: Arc<Engine>, targets: Targets, replies: UnboundedSender
             round: reply.seq,
             index,
             addr: reply.addr,
-            rtt: reply.rtt,
+            rtt: reply.rtt.unwrap_or_default(),
         };
         if replies.send(reply).is_err() {
             return;

@@ -1,1 +1,444 @@
 //! Regressions of `netkit forward`.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::forward_util::*;
+use crate::harness::{netkit, run, text};
+
+#[test]
+fn forward_unknown_endpoint_schemes_said_ipv6_addresses_need_brackets() {
+    for target in [
+        "udp:127.0.0.1:53",
+        "udp:53",
+        "tls:example.test:443",
+        "foo://example.test:80",
+    ] {
+        let (code, _, stderr) = text(&run(&["forward", "0", target]));
+        assert_eq!(code, 2, "{target}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!("netkit: {target}: unknown endpoint scheme")),
+            "{target}: {stderr}"
+        );
+        assert!(
+            stderr.contains("unix:PATH") && stderr.contains("HOST:PORT"),
+            "{target}: the accepted forms are named: {stderr}"
+        );
+    }
+    let (code, _, stderr) = text(&run(&["forward", "0", "fe80::1:80"]));
+    assert_eq!(code, 2);
+    assert!(stderr.contains("need brackets"), "{stderr}");
+}
+
+#[test]
+fn forward_sighup_killed_the_forwarder_and_its_connections() {
+    let upstream = tcp_echo("127.0.0.1:0");
+    let mut fw = Forwarder::start(&["forward", "0", &upstream.to_string()]);
+    let mut open = connect(fw.addr());
+    open.write_all(b"before").unwrap();
+    let mut buf = [0u8; 6];
+    open.read_exact(&mut buf).unwrap();
+    fw.signal("HUP");
+    fw.wait_for(|l| l.contains("SIGHUP"), 1);
+    assert!(fw.alive(), "SIGHUP ended the forwarder");
+    open.write_all(b"after!").unwrap();
+    open.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"after!");
+    assert_eq!(round_trip(connect(fw.addr()), b"new"), b"new");
+}
+
+#[test]
+fn forward_drain_after_sigterm_waited_forever_for_an_idle_connection() {
+    let upstream = tcp_echo("127.0.0.1:0");
+    let mut fw = Forwarder::start(&[
+        "forward",
+        "0",
+        &upstream.to_string(),
+        "--drain-timeout",
+        "1s",
+    ]);
+    let mut idle = connect(fw.addr());
+    idle.write_all(b"x").unwrap();
+    let mut buf = [0u8; 1];
+    idle.read_exact(&mut buf).unwrap();
+    fw.signal("TERM");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = fw.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "still draining after {PATIENCE:?}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+    let closed = fw.wait_for(|l| l.contains("drain-timeout"), 1);
+    assert!(closed[0].contains("up 1 B, down 1 B"), "{closed:?}");
+    let mut rest = Vec::new();
+    let _ = idle.read_to_end(&mut rest);
+    assert!(rest.is_empty());
+}
+
+#[test]
+fn forward_drain_timeout_defaults_to_30s_in_help() {
+    let (code, stdout, _) = text(&run(&["forward", "--help"]));
+    assert_eq!(code, 0);
+    assert!(stdout.contains("--drain-timeout"), "{stdout}");
+    assert!(stdout.contains("30s"), "{stdout}");
+}
+
+/// Sets SO_LINGER to zero, so that closing the socket sends RST.
+fn abort(stream: TcpStream) {
+    use nix::sys::socket::{setsockopt, sockopt::Linger};
+    let linger = nix::libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    setsockopt(&stream, Linger, &linger).unwrap();
+    drop(stream);
+}
+
+/// What the next read on `stream` gives: `Ok(bytes)` or the error kind.
+fn next_read(stream: &mut TcpStream) -> Result<Vec<u8>, ErrorKind> {
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut buf = [0u8; 64];
+    match stream.read(&mut buf) {
+        Ok(n) => Ok(buf[..n].to_vec()),
+        Err(err) => Err(err.kind()),
+    }
+}
+
+/// A target that accepts one connection and hands it over.
+fn one_shot_target() -> (SocketAddr, std::sync::mpsc::Receiver<TcpStream>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        if let Ok((stream, _)) = listener.accept() {
+            let _ = tx.send(stream);
+        }
+    });
+    (addr, rx)
+}
+
+/// Client → proxy → target: the client aborts; returns what the target's next read sees.
+fn client_reset_seen_by_target(
+    proxy: impl FnOnce(SocketAddr) -> SocketAddr,
+) -> Result<Vec<u8>, ErrorKind> {
+    let (target, accepted) = one_shot_target();
+    let listen = proxy(target);
+    let mut client = connect(listen);
+    client.write_all(b"hello").unwrap();
+    let mut server = accepted.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(next_read(&mut server), Ok(b"hello".to_vec()));
+    abort(client);
+    next_read(&mut server)
+}
+
+/// Client → proxy → target: the target aborts; returns what the client's next read sees.
+fn target_reset_seen_by_client(
+    proxy: impl FnOnce(SocketAddr) -> SocketAddr,
+) -> Result<Vec<u8>, ErrorKind> {
+    let (target, accepted) = one_shot_target();
+    let listen = proxy(target);
+    let mut client = connect(listen);
+    client.write_all(b"hello").unwrap();
+    let mut server = accepted.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(next_read(&mut server), Ok(b"hello".to_vec()));
+    abort(server);
+    next_read(&mut client)
+}
+
+#[test]
+fn forward_client_reset_reached_the_target_as_a_clean_fin() {
+    let mut forwarders = Vec::new();
+    let seen = client_reset_seen_by_target(|target| {
+        let fw = Forwarder::start(&["forward", "0", &target.to_string()]);
+        let addr = fw.addr();
+        forwarders.push(fw);
+        addr
+    });
+    assert_eq!(seen, Err(ErrorKind::ConnectionReset), "netkit");
+    forwarders[0].wait_for(|l| l.contains(" reset"), 1);
+    if let Some(haproxy) = Haproxy::available() {
+        let mut proxies = Vec::new();
+        let seen = client_reset_seen_by_target(|target| {
+            let proxy = haproxy.tcp(target);
+            let addr = proxy.addr;
+            proxies.push(proxy);
+            addr
+        });
+        assert_eq!(
+            seen,
+            Err(ErrorKind::ConnectionReset),
+            "HAProxy, the reference"
+        );
+    }
+}
+
+#[test]
+fn forward_target_reset_reached_the_client_as_a_clean_fin() {
+    let mut forwarders = Vec::new();
+    let seen = target_reset_seen_by_client(|target| {
+        let fw = Forwarder::start(&["forward", "0", &target.to_string()]);
+        let addr = fw.addr();
+        forwarders.push(fw);
+        addr
+    });
+    assert_eq!(seen, Err(ErrorKind::ConnectionReset), "netkit");
+    // HAProxy 2.6 in TCP mode (without `option nolinger`) turns a target's reset into a clean
+    // end of file for the client: a truncated download then looks complete. netkit passes
+    // the reset on, as HAProxy itself does in the other direction.
+    if let Some(haproxy) = Haproxy::available() {
+        let mut proxies = Vec::new();
+        let seen = target_reset_seen_by_client(|target| {
+            let proxy = haproxy.tcp(target);
+            let addr = proxy.addr;
+            proxies.push(proxy);
+            addr
+        });
+        eprintln!("HAProxy passes a target reset to the client as: {seen:?}");
+    }
+}
+
+/// Whether `text` is an RFC 3339 UTC time with milliseconds (`2026-11-24T17:22:39.123Z`)
+/// within an hour of now.
+fn is_recent_rfc3339_utc(text: &str) -> bool {
+    let shape = "dddd-dd-ddTdd:dd:dd.dddZ";
+    let shaped = text.len() == shape.len()
+        && text.bytes().zip(shape.bytes()).all(|(t, s)| match s {
+            b'd' => t.is_ascii_digit(),
+            other => t == other,
+        });
+    if !shaped {
+        return false;
+    }
+    let date = std::process::Command::new("date")
+        .args(["-u", "-d", text, "+%s"])
+        .output()
+        .unwrap();
+    let then: u64 = String::from_utf8_lossy(&date.stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    then.abs_diff(now) < 3600
+}
+
+#[test]
+fn forward_conn_records_had_no_timestamp() {
+    let upstream = tcp_echo("127.0.0.1:0");
+    let fw = Forwarder::start(&["forward", "0", &upstream.to_string()]);
+    assert_eq!(round_trip(connect(fw.addr()), b"t"), b"t");
+    let line = fw.wait_for(|l| l.contains(" done"), 1).remove(0);
+    let stamp = line.split(' ').next().unwrap();
+    assert!(is_recent_rfc3339_utc(stamp), "{line}");
+
+    let mut cmd = netkit();
+    cmd.args(["--json", "forward", "0", &upstream.to_string()]);
+    cmd.stdout(std::process::Stdio::piped());
+    let mut fw = Forwarder::spawn(cmd, 1);
+    assert_eq!(round_trip(connect(fw.addr()), b"j"), b"j");
+    fw.signal("TERM");
+    let mut out = String::new();
+    fw.child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let conn: serde_json::Value = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["type"] == "conn")
+        .expect(&out);
+    let time = conn["time"].as_str().expect(&out).to_string();
+    assert!(is_recent_rfc3339_utc(&time), "{out}");
+    let record: netkit::forward::ConnRecord = serde_json::from_value(conn).unwrap();
+    assert_eq!(record.time, time);
+}
+
+#[test]
+fn forward_took_a_live_unix_socket_with_a_full_accept_queue_for_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("busy.sock");
+    let (server, _queued) = super::echo::full_unix_server(&path);
+    let upstream = tcp_echo("127.0.0.1:0");
+    let listen = format!("unix:{}", path.display());
+    let (code, _, stderr) = text(&super::echo::run_bounded(&[
+        "forward",
+        &listen,
+        &upstream.to_string(),
+    ]));
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("live socket"), "{stderr}");
+    assert!(path.exists(), "the live server's socket file was removed");
+    super::echo::still_reaches(&server, &path);
+}
+
+/// The Host every request must reach the upstream with.
+const HOST: &str = "rewritten.test";
+
+fn rewriting_forwarder(upstream: &HttpUpstream) -> Forwarder {
+    Forwarder::start(&[
+        "forward",
+        "0",
+        &upstream.addr.to_string(),
+        "--http-host",
+        HOST,
+    ])
+}
+
+/// Whether the upstream saw this request with the Host (and authority) rewritten.
+fn rewritten(request: &serde_json::Value) -> bool {
+    let hosts_ok = request["hosts"] == serde_json::json!([HOST]);
+    let target = request["target"].as_str().unwrap_or_default();
+    let authority = match target.split_once("://") {
+        Some((_, rest)) => rest.split('/').next().unwrap_or_default(),
+        None if request["method"] == "CONNECT" => target.rsplit_once(':').unwrap().0,
+        None => HOST,
+    };
+    hosts_ok && authority == HOST
+}
+
+fn assert_all_rewritten(requests: &[serde_json::Value]) {
+    for request in requests {
+        assert!(
+            rewritten(request),
+            "not rewritten: {request}; all: {requests:?}"
+        );
+    }
+}
+
+#[test]
+fn forward_http_upgrade_header_without_101_opened_a_blind_tunnel() {
+    let upstream = HttpUpstream::start("");
+    let fw = rewriting_forwarder(&upstream);
+    for upgrade in [
+        "Upgrade: websocket\r\n",
+        "Upgrade: h2c\r\nConnection: Upgrade\r\n",
+    ] {
+        let request = format!(
+            "GET /a HTTP/1.1\r\nHost: c\r\n{upgrade}\r\nGET /b HTTP/1.1\r\nHost: evil.test\r\n\r\n"
+        );
+        let reply = round_trip(connect(fw.addr()), request.as_bytes());
+        assert!(
+            reply.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&reply)
+        );
+    }
+    let requests = upstream.wait_requests(4);
+    assert_eq!(requests.len(), 4, "{requests:?}");
+    assert_all_rewritten(&requests);
+}
+
+#[test]
+fn forward_http_refused_connect_opened_a_blind_tunnel() {
+    let upstream = HttpUpstream::start("allowed.test");
+    let fw = rewriting_forwarder(&upstream);
+    let request = b"CONNECT evil.test:443 HTTP/1.1\r\nHost: evil.test:443\r\n\r\n\
+        GET /b HTTP/1.1\r\nHost: evil.test\r\n\r\n";
+    let reply = round_trip(connect(fw.addr()), request);
+    let text = String::from_utf8_lossy(&reply);
+    assert!(text.starts_with("HTTP/1.1 405"), "{text}");
+    assert!(text.contains("host=rewritten.test"), "{text}");
+    let requests = upstream.wait_requests(2);
+    assert_eq!(requests[0]["method"], "CONNECT");
+    assert_all_rewritten(&requests);
+}
+
+#[test]
+fn forward_http_absolute_form_kept_the_clients_authority() {
+    let upstream = HttpUpstream::start("");
+    let fw = rewriting_forwarder(&upstream);
+    let request = b"GET http://evil.test/x?y=1 HTTP/1.1\r\nHost: evil.test\r\n\r\n\
+        GET HTTP://user@evil.test:8080 HTTP/1.1\r\n\r\n";
+    let reply = round_trip(connect(fw.addr()), request);
+    assert!(
+        reply.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    let requests = upstream.wait_requests(2);
+    assert_eq!(requests[0]["target"], "http://rewritten.test/x?y=1");
+    assert_eq!(requests[1]["target"], "HTTP://rewritten.test/");
+    assert_all_rewritten(&requests);
+}
+
+#[test]
+fn forward_http_bare_cr_nul_and_controls_in_header_fields_were_passed_on() {
+    let upstream = HttpUpstream::start("");
+    let fw = rewriting_forwarder(&upstream);
+    let cases: &[&[u8]] = &[
+        b"GET / HTTP/1.1\r\nHost: a\r\nX: 1\rGET /smuggled HTTP/1.1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nX: a\r\n\rHost: evil.test\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x01b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nX: a\x7fb\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nX\x01Y: b\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHo\rst: evil.test\r\n\r\n",
+    ];
+    for case in cases {
+        let reply = round_trip(connect(fw.addr()), case);
+        let text = String::from_utf8_lossy(&reply);
+        assert!(
+            text.starts_with("HTTP/1.1 400 Bad Request\r\n") && !text.contains("BaseHTTP"),
+            "{:?}: {text}",
+            String::from_utf8_lossy(case)
+        );
+    }
+    let sentinel = round_trip(connect(fw.addr()), b"GET /sentinel HTTP/1.1\r\n\r\n");
+    assert!(sentinel.starts_with(b"HTTP/1.1 200"));
+    let requests = upstream.wait_requests(1);
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0]["target"], "/sentinel");
+}
+
+#[test]
+fn forward_http_malformed_request_cut_the_response_to_the_one_before() {
+    let upstream = HttpUpstream::start("");
+    let fw = rewriting_forwarder(&upstream);
+    let size = 20_000_000;
+    let request = format!("GET /big?n={size} HTTP/1.1\r\nHost: a\r\n\r\nNOT HTTP AT ALL\r\n\r\n");
+    let reply = round_trip(connect(fw.addr()), request.as_bytes());
+    let head_end = reply.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&reply[..head_end]);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains(&format!("Content-Length: {size}")), "{head}");
+    let rest = &reply[head_end..];
+    assert!(
+        rest.len() >= size,
+        "the response stopped at {} of {size} bytes",
+        rest.len()
+    );
+    assert!(rest[..size].iter().all(|b| *b == b'x'));
+    let after = String::from_utf8_lossy(&rest[size..]);
+    assert!(
+        after.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+        "then: {after:?}"
+    );
+    fw.wait_for(|l| l.contains("http-rejected"), 1);
+}
+
+#[test]
+fn forward_http_obs_text_and_raw_non_ascii_targets_were_refused() {
+    let upstream = HttpUpstream::start("");
+    let fw = rewriting_forwarder(&upstream);
+    let request = b"GET /caf\xe9 HTTP/1.1\r\nHost: a\r\nX-Name: Jos\xe9 \xff\r\n\r\n";
+    let reply = round_trip(connect(fw.addr()), request);
+    let text = String::from_utf8_lossy(&reply);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let requests = upstream.wait_requests(1);
+    assert_eq!(requests[0]["target"], "/caf\u{e9}");
+    assert_all_rewritten(&requests);
+}

@@ -4,6 +4,7 @@
 
 mod echo;
 mod forward;
+mod iface;
 mod ping;
 mod scan;
 mod send;

@@ -1,1 +1,362 @@
-//! Regressions of `netkit ping`.
+//! Regressions of `netkit ping`. Each test runs netkit beside iputils' `ping` (20221126) or
+//! fping on the same test network in the same run, and requires netkit's answer to be
+//! iputils' (issue 13).
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::Duration;
+
+use crate::harness::{privileged, sh, text};
+use crate::ping_net::{
+    both_in, counts, iptables, json_lines, line_starting, loopback_ns, ping_in, stats_line,
+    two_hosts,
+};
+use crate::responder::Responder;
+
+/// The `time Nms` of a summary, in milliseconds.
+fn time_ms(out: &str) -> u64 {
+    let line = stats_line(out);
+    let time = line.rsplit(", time ").next().unwrap_or_default();
+    time.trim_end_matches("ms")
+        .parse()
+        .unwrap_or_else(|_| panic!("no time in {line}"))
+}
+
+#[test]
+fn replies_slower_than_the_timeout_count_and_the_pipe_is_printed() {
+    if !privileged("ping late replies") {
+        return;
+    }
+    let (near, far) = two_hosts("pinglate");
+    let _far_answers = Responder::start(&far, Duration::from_millis(1500), 1);
+    // -W bounds the wait only while no reply came: every reply counts, two were in flight.
+    let ((code, out, err), (i_code, i_out, i_err)) = both_in(&near, &["-c", "3", "198.18.0.2"]);
+    assert_eq!(i_code, 0, "iputils: {i_out}{i_err}");
+    assert_eq!(
+        counts(&i_out),
+        "3 packets transmitted, 3 received, 0% packet loss"
+    );
+    assert!(
+        line_starting(&i_out, "rtt ").ends_with(" ms, pipe 2"),
+        "{i_out}"
+    );
+    assert_eq!(code, 0, "netkit: {out}{err}");
+    assert_eq!(counts(&out), counts(&i_out), "netkit: {out}");
+    assert!(
+        line_starting(&out, "rtt ").ends_with(" ms, pipe 2"),
+        "{out}"
+    );
+    // No reply at all by the last request: then -W ends the wait.
+    let args = ["-c", "2", "-W", "1", "198.18.0.2"];
+    let ((code, out, err), (i_code, i_out, i_err)) = both_in(&near, &args);
+    assert_eq!(
+        (i_code, counts(&i_out).as_str()),
+        (0, "2 packets transmitted, 1 received, 50% packet loss"),
+        "iputils: {i_out}{i_err}"
+    );
+    assert_eq!(
+        (code, counts(&out)),
+        (i_code, counts(&i_out)),
+        "netkit: {out}{err}"
+    );
+}
+
+#[test]
+fn icmp_errors_arriving_after_the_timeout_are_counted() {
+    if !privileged("ping late errors") {
+        return;
+    }
+    // Nobody owns .3: neighbour resolution fails after about 3 s, and the kernel then answers
+    // every queued request with Destination Host Unreachable, later than -W's old 1 s.
+    let (near, _far) = two_hosts("pingerr");
+    let args = ["-c", "3", "-i", "0.5", "198.18.0.3"];
+    let ((code, out, err), (i_code, i_out, i_err)) = both_in(&near, &args);
+    assert_eq!(i_code, 1, "iputils: {i_out}{i_err}");
+    assert!(counts(&i_out).contains(" received, +3 errors, "), "{i_out}");
+    assert_eq!(code, 1, "netkit: {out}{err}");
+    assert_eq!(counts(&out), counts(&i_out), "netkit: {out}");
+    let unreachable = |out: &str| out.matches(" Destination Host Unreachable").count();
+    assert_eq!(unreachable(&out), unreachable(&i_out), "{out}");
+    assert_eq!(line_starting(&out, "pipe "), line_starting(&i_out, "pipe "));
+}
+
+#[test]
+fn duplicate_replies_are_reported() {
+    if !privileged("ping duplicates") {
+        return;
+    }
+    let (near, far) = two_hosts("pingdup");
+    let _twice = Responder::start(&far, Duration::ZERO, 2);
+    let args = ["-c", "3", "-i", "0.2", "198.18.0.2"];
+    let ((code, out, err), (i_code, i_out, i_err)) = both_in(&near, &args);
+    assert_eq!(i_code, 0, "iputils: {i_out}{i_err}");
+    // iputils ends as the third reply arrives, before its copy: two duplicates.
+    assert_eq!(
+        counts(&i_out),
+        "3 packets transmitted, 3 received, +2 duplicates, 0% packet loss"
+    );
+    assert_eq!(i_out.matches(" ms (DUP!)").count(), 2, "{i_out}");
+    assert_eq!(code, 0, "netkit: {out}{err}");
+    assert_eq!(counts(&out), counts(&i_out), "netkit: {out}");
+    assert_eq!(out.matches(" ms (DUP!)").count(), 2, "{out}");
+    let json = near
+        .netkit()
+        .args(["--json", "ping"])
+        .args(args)
+        .output()
+        .expect("run");
+    let (code, stdout, stderr) = text(&json);
+    assert_eq!(code, 0, "{stderr}");
+    let lines = json_lines(&stdout);
+    let dups = lines
+        .iter()
+        .filter(|v| v["type"] == "reply" && v["dup"] == true);
+    assert_eq!(dups.count(), 2, "{stdout}");
+    let firsts = lines
+        .iter()
+        .filter(|v| v["type"] == "reply" && v["dup"] == false);
+    assert_eq!(firsts.count(), 3, "{stdout}");
+    let summary = lines.iter().find(|v| v["type"] == "summary");
+    assert_eq!(
+        summary.map(|s| &s["duplicates"]),
+        Some(&2.into()),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn count_with_deadline_waits_for_count_replies() {
+    if !privileged("ping -c -w") {
+        return;
+    }
+    // The far host drops requests with an odd sequence number.
+    let (near, far) = two_hosts("pingcw");
+    let odd = "0>>22&0x3C@4&0x1=0x1";
+    iptables(
+        &far,
+        &[
+            "-A", "INPUT", "-p", "icmp", "-m", "u32", "--u32", odd, "-j", "DROP",
+        ],
+    );
+    let args = ["-c", "3", "-w", "5", "-i", "0.2", "198.18.0.2"];
+    let ((code, out, err), (i_code, i_out, i_err)) = both_in(&near, &args);
+    assert_eq!(
+        (i_code, counts(&i_out).as_str()),
+        (0, "6 packets transmitted, 3 received, 50% packet loss"),
+        "iputils: {i_out}{i_err}"
+    );
+    assert_eq!(
+        (code, counts(&out)),
+        (i_code, counts(&i_out)),
+        "netkit: {out}{err}"
+    );
+    // Fewer replies than -c by the deadline: exit 1, although some came.
+    let args = ["-c", "10", "-w", "1", "-i", "0.2", "198.18.0.2"];
+    let ((code, out, err), (i_code, i_out, i_err)) = both_in(&near, &args);
+    assert_eq!(i_code, 1, "iputils: {i_out}{i_err}");
+    assert_eq!(code, 1, "netkit: {out}{err}");
+    assert!(!counts(&out).contains(" 0 received"), "{out}");
+}
+
+/// A ping child with its stdout lines and stderr lines coming in over channels.
+struct Watched {
+    child: Child,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+}
+
+fn lines_of<R: Read + Send + 'static>(stream: R) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn watch(mut cmd: Command) -> Watched {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stdout: ChildStdout = child.stdout.take().expect("stdout");
+    let stderr: ChildStderr = child.stderr.take().expect("stderr");
+    Watched {
+        child,
+        stdout: lines_of(stdout),
+        stderr: lines_of(stderr),
+    }
+}
+
+impl Watched {
+    fn next_out(&self, what: &str) -> String {
+        self.stdout
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("no {what} on stdout"))
+    }
+
+    fn next_reply(&self) -> String {
+        loop {
+            let line = self.next_out("reply");
+            if line.contains(" bytes from ") {
+                return line;
+            }
+        }
+    }
+
+    fn next_err(&self) -> String {
+        self.stderr
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a line on stderr")
+    }
+
+    fn signal(&self, name: &str) {
+        // `ip netns exec` execs the program, so the child's pid is ping's own.
+        sh(&["kill", &format!("-{name}"), &self.child.id().to_string()]);
+    }
+}
+
+/// Whether `line` is iputils' status line: `\rR/T packets, L% loss, min/avg/ewma/max = a/b/c/d ms`.
+fn is_status_line(line: &str) -> bool {
+    let line = line.trim_start_matches('\r');
+    let Some((packets, rest)) = line.split_once(" packets, ") else {
+        return false;
+    };
+    let Some((loss, rtt)) = rest.split_once("% loss, min/avg/ewma/max = ") else {
+        return false;
+    };
+    let ms = |text: &str| {
+        text.split_once('.').is_some_and(|(a, b)| {
+            a.parse::<u64>().is_ok() && b.len() == 3 && b.parse::<u64>().is_ok()
+        })
+    };
+    let figures: Vec<&str> = rtt.trim_end_matches(" ms").split('/').collect();
+    let counts: Vec<&str> = packets.split('/').collect();
+    counts.len() == 2
+        && counts.iter().all(|c| c.parse::<u64>().is_ok())
+        && loss.parse::<u64>().is_ok()
+        && rtt.ends_with(" ms")
+        && figures.len() == 4
+        && figures.iter().all(|f| ms(f))
+}
+
+#[test]
+fn sigquit_prints_the_status_line_and_ping_goes_on() {
+    if !privileged("ping SIGQUIT") {
+        return;
+    }
+    let ns = loopback_ns("pingquit");
+    let args = ["-i", "0.1", "-w", "30", "127.0.0.1"];
+    let mut iputils = Command::new("ip");
+    iputils.args(["netns", "exec", &ns.name, "ping"]).args(args);
+    let mut netkit = ns.netkit();
+    netkit.arg("ping").args(args);
+    for (tool, cmd) in [("iputils", iputils), ("netkit", netkit)] {
+        let mut ping = watch(cmd);
+        ping.next_reply();
+        ping.next_reply();
+        ping.signal("QUIT");
+        let status = ping.next_err();
+        assert!(is_status_line(&status), "{tool}: {status:?}");
+        let after = ping.next_reply();
+        assert!(after.contains("icmp_seq="), "{tool} goes on: {after}");
+        ping.signal("INT");
+        let rest: Vec<String> = ping.stdout.iter().collect();
+        let code = ping.child.wait().expect("wait").code();
+        assert_eq!(code, Some(0), "{tool}: {rest:?}");
+        assert!(
+            rest.iter().any(|l| l.contains(" packets transmitted, ")),
+            "{tool}: {rest:?}"
+        );
+    }
+}
+
+#[test]
+fn sigterm_prints_the_summary() {
+    if !privileged("ping SIGTERM") {
+        return;
+    }
+    let ns = loopback_ns("pingterm");
+    let mut cmd = ns.netkit();
+    cmd.args(["ping", "-i", "0.1", "-w", "30", "127.0.0.1"]);
+    let mut ping = watch(cmd);
+    ping.next_reply();
+    ping.signal("TERM");
+    let rest: Vec<String> = ping.stdout.iter().collect();
+    let status = ping.child.wait().expect("wait");
+    assert_eq!(status.code(), Some(0), "{rest:?}");
+    assert!(
+        rest.contains(&"--- 127.0.0.1 ping statistics ---".to_string()),
+        "{rest:?}"
+    );
+    assert!(
+        rest.iter()
+            .any(|l| l.starts_with("rtt min/avg/max/mdev = ")),
+        "{rest:?}"
+    );
+}
+
+#[test]
+fn no_route_is_an_input_error_before_anything_is_sent() {
+    if !privileged("ping no route") {
+        return;
+    }
+    // Only loopback: 198.18.0.9 has no route, nothing can leave.
+    let ns = loopback_ns("pingnort");
+    let mut iputils = Command::new("ip");
+    iputils.args(["netns", "exec", &ns.name, "ping", "-c", "1", "198.18.0.9"]);
+    let (i_code, i_out, i_err) = text(&iputils.output().expect("iputils"));
+    assert_eq!(i_code, 2, "iputils: {i_out}{i_err}");
+    assert_eq!(i_err.trim(), "ping: connect: Network is unreachable");
+    let (code, out, err) = ping_in(&ns, &["-c", "1", "198.18.0.9"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert_eq!(out, "", "nothing is printed before the error");
+    assert_eq!(
+        err.trim(),
+        "netkit: 198.18.0.9: connect: network is unreachable"
+    );
+}
+
+#[test]
+fn time_runs_to_the_last_request_as_in_iputils() {
+    if !privileged("ping time") {
+        return;
+    }
+    // iputils' `time` ends at the last request sent, not at the last reply: with replies 1.5 s
+    // late and requests 0.2 s apart it stays far below the delay.
+    let (near, far) = two_hosts("pingtime");
+    let _slow = Responder::start(&far, Duration::from_millis(1500), 1);
+    let args = ["-c", "2", "-i", "0.2", "198.18.0.2"];
+    let ((code, out, err), (i_code, i_out, i_err)) = both_in(&near, &args);
+    assert_eq!(i_code, 0, "iputils: {i_out}{i_err}");
+    assert!(time_ms(&i_out) < 1000, "{i_out}");
+    assert_eq!(code, 0, "netkit: {out}{err}");
+    assert!(time_ms(&out) < 1000, "{out}");
+}
+
+#[test]
+fn an_unknown_name_among_hosts_does_not_stop_the_others() {
+    if !privileged("ping unknown name among others") {
+        return;
+    }
+    // In a namespace with only loopback the resolver reaches no server: nothing leaves.
+    let ns = loopback_ns("pingnames");
+    let mut fping = Command::new("ip");
+    fping.args(["netns", "exec", &ns.name, "fping", "-c", "1"]);
+    fping.args(["127.0.0.1", "no-such-host.invalid"]);
+    let (f_code, f_out, f_err) = text(&fping.output().expect("fping"));
+    assert_eq!(f_code, 2, "fping: {f_out}{f_err}");
+    let args = ["-c", "1", "127.0.0.1", "no-such-host.invalid", "::1"];
+    let (code, out, err) = ping_in(&ns, &args);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.starts_with("netkit: no-such-host.invalid: "), "{err}");
+    for host in ["127.0.0.1", "::1"] {
+        let summary = format!("--- {host} ping statistics ---\n1 packets transmitted, 1 received");
+        assert!(out.contains(&summary), "{out}");
+    }
+}

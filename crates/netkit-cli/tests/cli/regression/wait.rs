@@ -1,1 +1,78 @@
 //! Regressions of `netkit wait`.
+
+use std::time::{Duration, Instant};
+
+use crate::harness::{netkit, privileged, text, Netns};
+use crate::wait_util::{NetnsEtc, Reserved};
+
+/// The timeout message said only "timed out waiting for X after N s", never why the target was
+/// not ready.
+#[test]
+fn timeout_message_lacked_the_reason() {
+    let port = Reserved::v4();
+    let out = netkit()
+        .args(["wait", &port.endpoint(), "--timeout", "1500ms"])
+        .args(["--interval", "50ms"])
+        .output()
+        .expect("run");
+    let (code, _, stderr) = text(&out);
+    assert_eq!(code, 1, "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("timed out waiting for"))
+        .unwrap_or_else(|| panic!("no timeout line in {stderr}"));
+    assert!(line.ends_with(": connection refused"), "{line}");
+}
+
+/// The JSON `timeout` record had no `reason` field.
+#[test]
+fn timeout_record_lacked_the_reason() {
+    let port = Reserved::on("::1");
+    let out = netkit()
+        .args(["--json", "wait", &port.endpoint(), "--timeout", "1500ms"])
+        .output()
+        .expect("run");
+    let (code, stdout, stderr) = text(&out);
+    assert_eq!(code, 1, "{stderr}");
+    let record: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one record");
+    assert_eq!(record["type"], "timeout");
+    assert_eq!(record["reason"], "connection refused", "{stdout}");
+}
+
+/// The deadline was not hard against a name lookup that hangs: the wait reported its timeout
+/// on time, but the process only exited once the blocked resolver thread gave up (seconds
+/// later), because dropping the runtime waits for blocking tasks.
+#[test]
+fn exit_waited_for_a_hung_name_lookup() {
+    if !privileged("wait hung lookup") {
+        return;
+    }
+    let ns = Netns::new("wait-lookup");
+    ns.ip(&["link", "add", "w0", "type", "veth", "peer", "name", "w1"]);
+    ns.ip(&["addr", "add", "198.18.2.1/24", "dev", "w0"]);
+    ns.ip(&["link", "set", "w0", "up"]);
+    ns.ip(&["link", "set", "w1", "up"]);
+    // The name server's MAC belongs to nobody: queries leave and are never answered.
+    let silent = ["198.18.2.53", "lladdr", "02:00:00:00:00:53", "dev", "w0"];
+    ns.ip(&[&["neigh", "add"][..], &silent, &["nud", "permanent"]].concat());
+    let _etc = NetnsEtc::new(
+        &ns,
+        "nameserver 198.18.2.53\noptions timeout:4 attempts:2\n",
+    );
+    for target in ["dns:slow.test", "slow.test:80"] {
+        let started = Instant::now();
+        let out = ns
+            .netkit()
+            .args(["wait", target, "--timeout", "500ms"])
+            .output()
+            .expect("run");
+        let (code, _, stderr) = text(&out);
+        assert_eq!(code, 1, "{stderr}");
+        // The resolver alone would take 8 s; leave room for a loaded machine.
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(4),
+            "{target}: exited after {took:?}"
+        );
+    }
+}

@@ -1,0 +1,102 @@
+//! The hosts to ping, checked before anything is sent: names resolved one by one (one that
+//! does not resolve is reported and left out, as fping does), then the kernel's route to each
+//! (no route, a broadcast address without `-b`: reported and left out, as iputils refuses
+//! them). Only when no host is left is the first failure the command's error.
+
+use std::net::IpAddr;
+
+use netkit::ping::route;
+use netkit::{Family, ParseError, Target, TargetList};
+
+use super::flags::Source;
+
+/// Hosts pinged at once at most (each gets its own statistics and summary).
+const MAX_HOSTS: u128 = 4096;
+
+/// A host to ping and how to show it.
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// Its name (if given by name) and address.
+    pub target: Target,
+    /// The source address requests leave from.
+    pub source: IpAddr,
+    /// A broadcast or multicast address: many hosts answer, duplicates are expected.
+    pub multicast: bool,
+    /// Show addresses that answer without looking up their names (iputils does when the
+    /// host was given as an address, or with `-n`).
+    pub numeric: bool,
+}
+
+/// The hosts that can be pinged, and the failures of the others.
+#[derive(Debug)]
+pub struct Hosts {
+    /// In the order given.
+    pub hosts: Vec<Host>,
+    /// One per host left out, in the order given.
+    pub failures: Vec<netkit::Error>,
+}
+
+/// How hosts are chosen and checked.
+#[derive(Debug, Clone, Copy)]
+pub struct Choice<'a> {
+    /// `-4`, `-6` or either.
+    pub family: Family,
+    /// `-I`.
+    pub source: Option<&'a Source>,
+    /// `-b`.
+    pub broadcast_ok: bool,
+    /// `-n` (or `-f`).
+    pub numeric: bool,
+}
+
+/// Resolves and checks `words`.
+pub fn choose(words: &[String], choice: Choice<'_>) -> anyhow::Result<Hosts> {
+    let list = TargetList::parse(words, false)?;
+    if list.len() > MAX_HOSTS {
+        let why = format!("ping takes at most {MAX_HOSTS} hosts; netkit sweep is for ranges");
+        return Err(ParseError::new(words.join(" "), why).into());
+    }
+    let (targets, mut failures) = list.resolve_lenient(choice.family)?;
+    let mut hosts = Vec::new();
+    for target in targets.iter() {
+        check_source_family(&target, choice.source)?;
+        match check(target, choice) {
+            Ok(host) => hosts.push(host),
+            Err(err) if err.class() == netkit::ErrorClass::Input => failures.push(err),
+            Err(err) => return Err(err.into()),
+        }
+    }
+    if hosts.is_empty() && !failures.is_empty() {
+        return Err(failures.swap_remove(0).into());
+    }
+    Ok(Hosts { hosts, failures })
+}
+
+fn check(target: Target, choice: Choice<'_>) -> Result<Host, netkit::Error> {
+    let device = choice.source.and_then(Source::device);
+    let host = target.host();
+    let route = route(&host, target.addr, device, choice.broadcast_ok)?;
+    Ok(Host {
+        source: choice.source.and_then(Source::addr).unwrap_or(route.source),
+        multicast: route.broadcast || target.addr.is_multicast(),
+        numeric: choice.numeric || target.name.is_none(),
+        target,
+    })
+}
+
+/// A source address of one family cannot send to a host of the other.
+fn check_source_family(target: &Target, source: Option<&Source>) -> Result<(), ParseError> {
+    let Some(addr) = source.and_then(Source::addr) else {
+        return Ok(());
+    };
+    if addr.is_ipv4() == target.addr.is_ipv4() {
+        return Ok(());
+    }
+    Err(ParseError::new(
+        format!("-I {addr}"),
+        format!(
+            "a source address of the other family than {}",
+            target.host()
+        ),
+    ))
+}

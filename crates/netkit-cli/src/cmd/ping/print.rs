@@ -1,0 +1,224 @@
+//! What ping prints while it runs, as iputils prints it: the header per host, one line per
+//! reply (`(DUP!)`, `(DIFFERENT ADDRESS!)`, `-D` timestamps, `-a` bell), `From ... icmp_seq=N
+//! <error>` lines, `-O`'s `no answer yet`, flood mode's dots, and SIGQUIT's status line on
+//! stderr; or, with `--json`, the reply and timeout records.
+
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use netkit::ping::{format_ms, format_reply_time, Event, PingReply, Stats};
+
+use super::hosts::Host;
+use super::names::Names;
+use crate::output::Printer;
+
+/// The flags that change what is printed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Style {
+    /// `-f`: dots instead of lines.
+    pub flood: bool,
+    /// `-a`: a bell with each reply.
+    pub audible: bool,
+    /// `-D`: each line starts with the Unix time.
+    pub timestamps: bool,
+    /// `-v`: duplicates of broadcast pings are marked too.
+    pub verbose: bool,
+}
+
+/// Prints a session's events.
+#[derive(Debug)]
+pub struct EventPrinter<'a> {
+    out: &'a Printer,
+    hosts: &'a [Host],
+    style: Style,
+    names: Names,
+}
+
+impl<'a> EventPrinter<'a> {
+    /// A printer for `hosts` (event host `i` is `hosts[i]`).
+    pub fn new(out: &'a Printer, hosts: &'a [Host], style: Style) -> Self {
+        EventPrinter {
+            out,
+            hosts,
+            style,
+            names: Names::default(),
+        }
+    }
+
+    /// Prints one event.
+    pub fn event(&mut self, event: Event) -> io::Result<()> {
+        match event {
+            Event::Sent { .. } if self.dots() => raw("."),
+            Event::Outstanding { seq, .. } if !self.out.json() => {
+                let stamp = self.stamp();
+                self.out.line(&format!(
+                    "{stamp}no answer yet for icmp_seq={}",
+                    seq % 65536
+                ))
+            }
+            Event::Reply { record, .. } if self.out.json() => self.out.record("reply", &record),
+            Event::Reply { host, record, rtt } => self.reply(host, &record, rtt),
+            Event::Timeout { record, .. } if self.out.json() => self.out.record("timeout", &record),
+            Event::Error { host, seq, error } if !self.out.json() && !self.out.quiet() => {
+                if self.style.flood {
+                    return raw("\x08E");
+                }
+                let from = self.names.show(error.from, self.hosts[host].numeric);
+                let stamp = self.stamp();
+                let text = error.describe();
+                self.out.line(&format!(
+                    "{stamp}From {from} icmp_seq={} {text}",
+                    seq % 65536
+                ))
+            }
+            Event::SendError {
+                host, error, mtu, ..
+            } => self.send_error(host, &error, mtu),
+            Event::Status(stats) => self.status(&stats),
+            _ => Ok(()),
+        }
+    }
+
+    fn dots(&self) -> bool {
+        self.style.flood && !self.out.quiet() && !self.out.json()
+    }
+
+    fn reply(
+        &mut self,
+        host: usize,
+        record: &PingReply,
+        rtt: Option<std::time::Duration>,
+    ) -> io::Result<()> {
+        let bell = if self.style.audible { "\x07" } else { "" };
+        if self.out.quiet() {
+            return Ok(());
+        }
+        if self.style.flood {
+            return raw(&format!("\x08 \x08{bell}"));
+        }
+        let view = &self.hosts[host];
+        let from = self.names.show(record.addr, view.numeric);
+        let ttl = record.ttl.map(|t| format!(" ttl={t}")).unwrap_or_default();
+        let time = rtt
+            .map(|rtt| format!(" time={} ms", format_reply_time(rtt)))
+            .unwrap_or_default();
+        let dup = match record.dup && (!view.multicast || self.style.verbose) {
+            true => " (DUP!)",
+            false => "",
+        };
+        let elsewhere = match !view.multicast && !anycast(view) && record.addr != view.target.addr {
+            true => " (DIFFERENT ADDRESS!)",
+            false => "",
+        };
+        let stamp = self.stamp();
+        let seq = record.seq % 65536;
+        self.out.line(&format!(
+            "{stamp}{} bytes from {from}: icmp_seq={seq}{ttl}{time}{dup}{elsewhere}{bell}",
+            record.bytes
+        ))
+    }
+
+    /// `ping: sendmsg: ...` and `local error: message too long, mtu=N` of iputils, on stderr
+    /// in netkit's form; flood mode prints an `E`.
+    fn send_error(&self, host: usize, error: &io::Error, mtu: Option<u32>) -> io::Result<()> {
+        if self.out.quiet() {
+            return Ok(());
+        }
+        if self.style.flood && !self.out.json() {
+            return raw("E");
+        }
+        let view = &self.hosts[host];
+        let why = match (netkit::ping::is_too_big(error), mtu) {
+            (true, Some(mtu)) if view.target.addr.is_ipv4() => {
+                format!("local error: message too long, mtu={mtu}")
+            }
+            (true, Some(mtu)) => format!("local error: message too long, mtu: {mtu}"),
+            (true, None) => "local error: message too long".to_string(),
+            (false, _) => format!("sendmsg: {}", netkit::error::describe_io(error)),
+        };
+        let mut err = io::stderr().lock();
+        writeln!(err, "netkit: {}: {why}", view.target.host())
+    }
+
+    /// SIGQUIT: iputils' status line on stderr, one per host (named when there are several).
+    fn status(&self, stats: &[Stats]) -> io::Result<()> {
+        let mut err = io::stderr().lock();
+        for (host, stats) in self.hosts.iter().zip(stats) {
+            let name = match self.hosts.len() {
+                1 => String::new(),
+                _ => format!("{}: ", host.target.host()),
+            };
+            writeln!(err, "\r{name}{}", status_line(stats))?;
+        }
+        Ok(())
+    }
+
+    /// `[SECONDS.MICROS] ` with `-D`.
+    fn stamp(&self) -> String {
+        if !self.style.timestamps {
+            return String::new();
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        format!("[{}.{:06}] ", now.as_secs(), now.subsec_micros())
+    }
+}
+
+/// iputils' status line: `R/T packets, L% loss, min/avg/ewma/max = a/b/c/d ms`.
+pub fn status_line(stats: &Stats) -> String {
+    let counts = format!(
+        "{}/{} packets, {}% loss",
+        stats.received,
+        stats.transmitted,
+        stats.loss_whole_pct()
+    );
+    match stats.rtt() {
+        Some(rtt) => format!(
+            "{counts}, min/avg/ewma/max = {}/{}/{}/{} ms",
+            format_ms(rtt.min_us),
+            format_ms(rtt.avg_us),
+            format_ms(rtt.ewma_us),
+            format_ms(rtt.max_us)
+        ),
+        None => counts,
+    }
+}
+
+/// An IPv6 subnet-router anycast address (interface identifier zero): any router of the
+/// subnet answers, so another address is expected, as iputils expects it.
+fn anycast(host: &Host) -> bool {
+    match host.target.addr {
+        IpAddr::V6(addr) => addr.octets()[8..].iter().all(|b| *b == 0),
+        IpAddr::V4(_) => false,
+    }
+}
+
+/// Writes `text` to stdout without a newline, at once (flood mode).
+fn raw(text: &str) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn status_lines_read_like_iputils() {
+        let mut stats = Stats::default();
+        stats.sent();
+        stats.sent();
+        assert_eq!(status_line(&stats), "0/2 packets, 100% loss");
+        stats.replied(Some(Duration::from_micros(45)), false);
+        stats.sent();
+        stats.replied(Some(Duration::from_micros(52)), false);
+        assert_eq!(
+            status_line(&stats),
+            "2/3 packets, 33% loss, min/avg/ewma/max = 0.045/0.048/0.045/0.052 ms"
+        );
+    }
+}

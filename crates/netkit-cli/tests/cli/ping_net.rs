@@ -1,0 +1,214 @@
+//! Test networks for `netkit ping` and the iputils runs it is compared with: a namespace with
+//! only loopback, two namespaces joined by a veth pair (near 198.18.0.1 / 2001:db8::1, far .2 /
+//! ::2, nobody at .3 / ::3), and near -- router -- far. Helpers run netkit or iputils' `ping`
+//! inside a namespace and read JSON Lines back.
+
+use std::process::{Child, Command, Output, Stdio};
+
+use serde_json::Value;
+
+use crate::harness::{sh, text, Netns};
+
+/// A namespace with only loopback, up.
+pub fn loopback_ns(tag: &str) -> Netns {
+    let ns = Netns::new(tag);
+    ns.ip(&["link", "set", "lo", "up"]);
+    ns
+}
+
+/// One end of a veth link: its namespace, device name and addresses (v4/24, v6/64).
+pub struct End<'a> {
+    pub ns: &'a Netns,
+    pub dev: &'a str,
+    pub v4: &'a str,
+    pub v6: &'a str,
+}
+
+/// Joins two namespaces with a veth pair, addresses both ends and makes each end a static
+/// neighbour of the other: neighbour discovery right after link-up loses its first
+/// solicitation (the far end has not joined its solicited-node group yet) and retries only
+/// after a second, so without this the first probes of a test would go unanswered.
+pub fn link(a: End, b: End) {
+    a.ns.ip(&[
+        "link", "add", a.dev, "type", "veth", "peer", "name", b.dev, "netns", &b.ns.name,
+    ]);
+    for end in [&a, &b] {
+        end.ns
+            .ip(&["addr", "add", &format!("{}/24", end.v4), "dev", end.dev]);
+        end.ns.ip(&[
+            "addr",
+            "add",
+            &format!("{}/64", end.v6),
+            "dev",
+            end.dev,
+            "nodad",
+        ]);
+        end.ns.ip(&["link", "set", end.dev, "up"]);
+    }
+    for (from, to) in [(&a, &b), (&b, &a)] {
+        let mac = mac(to.ns, to.dev);
+        for addr in [to.v4, to.v6] {
+            from.ns
+                .ip(&["neigh", "replace", addr, "lladdr", &mac, "dev", from.dev]);
+        }
+    }
+}
+
+pub fn mac(ns: &Netns, dev: &str) -> String {
+    let brief = ns.ip(&["-br", "link", "show", dev]);
+    let mac = brief.split_whitespace().nth(2).unwrap_or_default();
+    assert_eq!(mac.len(), 17, "no MAC in {brief}");
+    mac.to_string()
+}
+
+/// Near and far namespaces joined by a veth pair; the far end owns .2 and ::2, nobody owns
+/// .3 and ::3.
+pub fn two_hosts(tag: &str) -> (Netns, Netns) {
+    let near = loopback_ns(tag);
+    let far = loopback_ns(&format!("{tag}f"));
+    link(
+        End {
+            ns: &near,
+            dev: "nk0",
+            v4: "198.18.0.1",
+            v6: "2001:db8::1",
+        },
+        End {
+            ns: &far,
+            dev: "nk1",
+            v4: "198.18.0.2",
+            v6: "2001:db8::2",
+        },
+    );
+    (near, far)
+}
+
+/// near -- router -- far: the far host (198.18.1.2, 2001:db8:1::2) is two hops away.
+pub fn routed(tag: &str) -> [Netns; 3] {
+    let near = loopback_ns(tag);
+    let router = loopback_ns(&format!("{tag}r"));
+    let far = loopback_ns(&format!("{tag}f"));
+    link(
+        End {
+            ns: &near,
+            dev: "nk0",
+            v4: "198.18.0.1",
+            v6: "2001:db8::1",
+        },
+        End {
+            ns: &router,
+            dev: "nk1",
+            v4: "198.18.0.2",
+            v6: "2001:db8::2",
+        },
+    );
+    link(
+        End {
+            ns: &router,
+            dev: "nk2",
+            v4: "198.18.1.1",
+            v6: "2001:db8:1::1",
+        },
+        End {
+            ns: &far,
+            dev: "nk3",
+            v4: "198.18.1.2",
+            v6: "2001:db8:1::2",
+        },
+    );
+    let forward = ["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"];
+    for sysctl in forward {
+        sh(&["ip", "netns", "exec", &router.name, "sysctl", "-qw", sysctl]);
+    }
+    for (ns, v4, v6) in [
+        (&near, "198.18.0.2", "2001:db8::2"),
+        (&far, "198.18.1.1", "2001:db8:1::1"),
+    ] {
+        ns.ip(&["route", "add", "default", "via", v4]);
+        ns.ip(&["-6", "route", "add", "default", "via", v6]);
+    }
+    [near, router, far]
+}
+
+pub fn ping_in(ns: &Netns, args: &[&str]) -> (i32, String, String) {
+    text(&ns.netkit().arg("ping").args(args).output().expect("run"))
+}
+
+pub fn json_lines(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+pub fn of_type<T: serde::de::DeserializeOwned>(lines: &[Value], kind: &str) -> Vec<T> {
+    lines
+        .iter()
+        .filter(|v| v["type"] == kind)
+        .map(|v| serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{v}: {e}")))
+        .collect()
+}
+
+/// iputils' `ping ARGS` inside `ns`.
+pub fn iputils_in(ns: &Netns, args: &[&str]) -> (i32, String, String) {
+    text(&iputils_cmd(ns, args).output().expect("run iputils ping"))
+}
+
+fn iputils_cmd(ns: &Netns, args: &[&str]) -> Command {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &ns.name, "ping"]).args(args);
+    cmd
+}
+
+/// netkit's and iputils' `ping ARGS` run side by side (at the same time) inside `ns`, so that
+/// both see the same network; returns (netkit, iputils).
+pub fn both_in(ns: &Netns, args: &[&str]) -> ((i32, String, String), (i32, String, String)) {
+    let mut netkit = ns.netkit();
+    netkit.arg("ping").args(args);
+    side_by_side(netkit, iputils_cmd(ns, args))
+}
+
+/// Runs two commands at the same time and returns their (status, stdout, stderr).
+pub fn side_by_side(a: Command, b: Command) -> ((i32, String, String), (i32, String, String)) {
+    let spawn = |mut cmd: Command| -> Child {
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn")
+    };
+    let (a, b) = (spawn(a), spawn(b));
+    let finish = |child: Child| -> Output { child.wait_with_output().expect("wait") };
+    (text(&finish(a)), text(&finish(b)))
+}
+
+/// The line of `out` that starts with `start`, or a panic that shows `out`.
+pub fn line_starting<'a>(out: &'a str, start: &str) -> &'a str {
+    out.lines()
+        .find(|l| l.starts_with(start))
+        .unwrap_or_else(|| panic!("no line starting with {start:?} in\n{out}"))
+}
+
+/// The statistics line (`N packets transmitted, ...`) of an iputils-style summary.
+pub fn stats_line(out: &str) -> &str {
+    out.lines()
+        .find(|l| l.contains(" packets transmitted, "))
+        .unwrap_or_else(|| panic!("no statistics line in\n{out}"))
+}
+
+/// The statistics line without its `, time Nms` end, which differs from run to run.
+pub fn counts(out: &str) -> String {
+    let line = stats_line(out);
+    line.split(", time ").next().unwrap_or(line).to_string()
+}
+
+/// Runs `sysctl -qw SETTING` inside `ns`.
+pub fn sysctl(ns: &Netns, setting: &str) {
+    sh(&["ip", "netns", "exec", &ns.name, "sysctl", "-qw", setting]);
+}
+
+/// Runs `iptables ARGS` inside `ns`.
+pub fn iptables(ns: &Netns, args: &[&str]) {
+    let mut full = vec!["ip", "netns", "exec", &ns.name, "iptables"];
+    full.extend_from_slice(args);
+    sh(&full);
+}

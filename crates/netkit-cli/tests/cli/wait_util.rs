@@ -1,0 +1,400 @@
+//! Helpers of the wait tests: loopback ports reserved without a guess (bound, not listening, so
+//! connects are refused until the test makes the socket listen), a scripted HTTP server, a test
+//! CA with `openssl s_server` as the TLS peer, curl as the oracle, and a namespace whose DNS
+//! server is dnsmasq.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use socket2::{Domain, Socket, Type};
+
+use crate::harness::Netns;
+
+/// A loopback TCP port held by a socket that is bound but not listening: connects to it are
+/// refused, and no other socket can take the port while this value lives. [`Reserved::listen`]
+/// turns the same socket into a listener, so a "late listener" never races for the port.
+pub struct Reserved {
+    socket: Socket,
+    /// The reserved address.
+    pub addr: SocketAddr,
+}
+
+impl Reserved {
+    /// Reserves a port on `ip` (`127.0.0.1` or `::1`).
+    pub fn on(ip: &str) -> Reserved {
+        let ask: SocketAddr = SocketAddr::new(ip.parse().unwrap(), 0);
+        let socket = Socket::new(Domain::for_address(ask), Type::STREAM, None).unwrap();
+        socket.bind(&ask.into()).unwrap();
+        let addr = socket.local_addr().unwrap().as_socket().unwrap();
+        Reserved { socket, addr }
+    }
+
+    /// Reserves a port on 127.0.0.1.
+    pub fn v4() -> Reserved {
+        Reserved::on("127.0.0.1")
+    }
+
+    /// The address as `netkit wait` takes and prints it.
+    pub fn endpoint(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Starts listening on the reserved port.
+    pub fn listen(self) -> TcpListener {
+        self.socket.listen(128).unwrap();
+        self.socket.into()
+    }
+}
+
+/// A loopback HTTP server that answers each connection with the next of its canned raw
+/// responses (the last one repeats), and records each request's head. Stops when dropped.
+pub struct HttpServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    heads: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl HttpServer {
+    /// Listens on port 0 of `ip` and serves `responses` in turn.
+    pub fn start(ip: &str, responses: Vec<String>) -> HttpServer {
+        let listener = TcpListener::bind((ip, 0)).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = thread::spawn({
+            let (heads, stop) = (heads.clone(), stop.clone());
+            move || serve(listener, responses, heads, stop)
+        });
+        HttpServer {
+            addr,
+            heads,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// The request heads received so far.
+    pub fn heads(&self) -> Vec<String> {
+        self.heads.lock().unwrap().clone()
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn serve(
+    listener: TcpListener,
+    responses: Vec<String>,
+    heads: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+) {
+    for (n, conn) in listener.incoming().enumerate() {
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(mut conn) = conn else { continue };
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let head = read_head(&mut conn);
+        heads.lock().unwrap().push(head);
+        let response = &responses[n.min(responses.len() - 1)];
+        let _ = conn.write_all(response.as_bytes());
+    }
+}
+
+fn read_head(conn: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
+        head.push(byte[0]);
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+/// A complete HTTP/1.1 response with a `Content-Length` body.
+pub fn response(status: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// A 200 response whose body comes in chunks (`Transfer-Encoding: chunked`).
+pub fn chunked(pieces: &[&str]) -> String {
+    let mut out =
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_string();
+    for piece in pieces {
+        out += &format!("{:x}\r\n{piece}\r\n", piece.len());
+    }
+    out + "0\r\n\r\n"
+}
+
+/// The value of header `name` in a request head.
+pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.eq_ignore_ascii_case(name).then(|| value.trim())
+    })
+}
+
+/// A test CA and a server certificate it signed, made with the openssl CLI in a temporary
+/// directory.
+pub struct Pki {
+    /// Holds the files.
+    pub dir: tempfile::TempDir,
+}
+
+impl Pki {
+    /// A CA and a server certificate for the subject alternative names `san`
+    /// (e.g. `DNS:localhost,IP:127.0.0.1`).
+    pub fn new(san: &str) -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name).display().to_string();
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        openssl(
+            &[
+                &["req", "-x509"][..],
+                &ec,
+                &["-keyout", &path("ca.key"), "-out", &path("ca.pem")],
+                &["-days", "2", "-subj", "/CN=netkit test CA"],
+                &[
+                    "-addext",
+                    "basicConstraints=critical,CA:TRUE",
+                    "-addext",
+                    "keyUsage=critical,keyCertSign",
+                ],
+            ]
+            .concat(),
+        );
+        openssl(
+            &[
+                &["req"][..],
+                &ec,
+                &["-keyout", &path("server.key"), "-out", &path("server.csr")],
+                &["-subj", "/CN=netkit test server"],
+            ]
+            .concat(),
+        );
+        let ext = format!(
+            "subjectAltName={san}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
+        );
+        std::fs::write(path("server.ext"), ext).unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &path("server.csr"),
+            "-CA",
+            &path("ca.pem"),
+            "-CAkey",
+            &path("ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &path("server.ext"),
+            "-out",
+            &path("server.pem"),
+        ]);
+        Pki { dir }
+    }
+
+    /// A file of the set: `ca.pem`, `server.pem`, `server.key`.
+    pub fn file(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+}
+
+fn openssl(args: &[&str]) {
+    let out = Command::new("openssl").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `openssl s_server -www` (a real TLS server answering every GET with a 200 status page) on
+/// port 0 of 127.0.0.1; killed when dropped.
+pub struct TlsServer {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl TlsServer {
+    /// Serves with the server certificate of `pki`.
+    pub fn start(pki: &Pki) -> TlsServer {
+        let mut child = Command::new("openssl")
+            .args(["s_server", "-accept", "127.0.0.1:0", "-www"])
+            .args([
+                "-cert",
+                &pki.file("server.pem"),
+                "-key",
+                &pki.file("server.key"),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let addr = lines
+            .find_map(|line| line.ok()?.strip_prefix("ACCEPT ")?.parse().ok())
+            .unwrap();
+        thread::spawn(move || lines.for_each(drop));
+        TlsServer { child, addr }
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `curl`'s exit status for a plain GET of `url` (no redirects followed), with extra `args`.
+pub fn curl(url: &str, args: &[&str]) -> i32 {
+    Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "--max-time", "10"])
+        .args(args)
+        .arg(url)
+        .env_remove("SSL_CERT_FILE")
+        .env_remove("SSL_CERT_DIR")
+        .status()
+        .unwrap()
+        .code()
+        .unwrap_or(-1)
+}
+
+/// A network namespace whose resolver is a real DNS server, dnsmasq on its own 127.0.0.1:53,
+/// authoritative for `.test` (unknown names are NXDOMAIN) and serving the names the test adds.
+/// `ip netns exec` gives processes in it the namespace's own `/etc/resolv.conf` and
+/// `/etc/hosts` from `/etc/netns/NAME/`, so no query ever leaves it.
+pub struct DnsLab {
+    /// The namespace; run netkit in it with `lab.ns.netkit()`.
+    pub ns: Netns,
+    _etc: NetnsEtc,
+    names: PathBuf,
+    dnsmasq: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl DnsLab {
+    /// Starts dnsmasq in a fresh namespace and waits until it has read its (empty) names.
+    pub fn start() -> DnsLab {
+        let ns = Netns::new("wait-dns");
+        ns.ip(&["link", "set", "lo", "up"]);
+        let etc = NetnsEtc::new(&ns, "nameserver 127.0.0.1\n");
+        let dir = tempfile::tempdir().unwrap();
+        let names = dir.path().join("names");
+        std::fs::write(&names, "").unwrap();
+        let mut dnsmasq = Command::new("ip")
+            .args(["netns", "exec", &ns.name, "dnsmasq", "--keep-in-foreground"])
+            .args([
+                "--conf-file=/dev/null",
+                "--no-resolv",
+                "--no-hosts",
+                "--user=root",
+            ])
+            .args([
+                "--listen-address=127.0.0.1",
+                "--bind-interfaces",
+                "--local=/test/",
+            ])
+            .arg(format!("--addn-hosts={}", names.display()))
+            .args(["--pid-file", "--log-facility=-"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("dnsmasq (Debian package dnsmasq-base)");
+        let mut log = BufReader::new(dnsmasq.stderr.take().unwrap()).lines();
+        assert!(
+            log.any(|line| line.is_ok_and(|l| l.contains(" names"))),
+            "dnsmasq did not start"
+        );
+        thread::spawn(move || log.for_each(drop));
+        DnsLab {
+            ns,
+            _etc: etc,
+            names,
+            dnsmasq,
+            _dir: dir,
+        }
+    }
+
+    /// Serves `name` at `ip` from now on (dnsmasq rereads its names on SIGHUP).
+    pub fn add(&self, name: &str, ip: &str) {
+        let mut names = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.names)
+            .unwrap();
+        writeln!(names, "{ip} {name}").unwrap();
+        let pid = self.dnsmasq.id().to_string();
+        crate::harness::sh(&["kill", "-HUP", &pid]);
+    }
+}
+
+impl Drop for DnsLab {
+    fn drop(&mut self) {
+        let _ = self.dnsmasq.kill();
+        let _ = self.dnsmasq.wait();
+    }
+}
+
+/// `/etc/netns/NAME/`: the `resolv.conf` (and a `hosts` with only localhost) that processes
+/// started with `ip netns exec NAME` see as their own; removed when dropped.
+pub struct NetnsEtc(PathBuf);
+
+impl NetnsEtc {
+    /// Gives the namespace this `resolv.conf`.
+    pub fn new(ns: &Netns, resolv_conf: &str) -> NetnsEtc {
+        let etc = PathBuf::from("/etc/netns").join(&ns.name);
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(etc.join("resolv.conf"), resolv_conf).unwrap();
+        std::fs::write(etc.join("hosts"), "127.0.0.1 localhost\n").unwrap();
+        NetnsEtc(etc)
+    }
+}
+
+impl Drop for NetnsEtc {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Reads a child's stderr line by line until one contains `text`; all lines read so far on
+/// failure (the child's own timeout bounds the wait).
+pub fn read_until(lines: &mut impl Iterator<Item = std::io::Result<String>>, text: &str) {
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if line.contains(text) {
+            return;
+        }
+        seen.push(line);
+    }
+    panic!("no line with {text:?} in:\n{}", seen.join("\n"));
+}

@@ -1,0 +1,265 @@
+//! One request head (RFC 9112 §3, §6): checked, and re-emitted in canonical form with the new
+//! Host. The request line is tokenized here (strictly: single spaces, a token method, HTTP/1.0
+//! or HTTP/1.1, a target of visible ASCII or raw bytes 0x80-0xFF); the fields by `httparse`.
+//!
+//! The target's authority is rewritten too, so that the Host and the authority can never
+//! disagree (RFC 9112 §3.2.2 makes a server take the authority of an absolute-form target
+//! over the Host field): `GET http://evil.test/x` goes on as `GET http://NEW/x`, and the
+//! authority-form of `CONNECT evil.test:443` as `CONNECT NEW:443` (keeping the client's port
+//! when the new host has none). Userinfo is dropped. A target that is neither origin-form
+//! (`/...`), absolute-form with an authority (`SCHEME://...`), authority-form (CONNECT only)
+//! nor `*` (OPTIONS only) is refused.
+//!
+//! Framing (RFC 9112 §6.1-6.3): `Transfer-Encoding` must end in `chunked` (once), and is
+//! refused beside `Content-Length`, in HTTP/1.0 and on CONNECT; `Content-Length` values must
+//! agree (one is sent on); anything ambiguous is refused rather than guessed.
+
+use super::body::Framing;
+use super::fields::{self, Field};
+use super::Error;
+
+/// What the response side needs to know about a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Request {
+    /// HEAD: the response has no body whatever it says.
+    pub head: bool,
+    /// CONNECT: a 2xx response starts a tunnel.
+    pub connect: bool,
+    /// It carries `Upgrade`: a 101 response starts a tunnel.
+    pub upgrade: bool,
+    /// How its body is framed.
+    pub framing: Framing,
+}
+
+/// Checks a complete head (its last line is the empty one) and writes it to `out` with `host`
+/// as its Host and authority.
+pub(super) fn rewrite(head: &[u8], host: &str, out: &mut Vec<u8>) -> Result<Request, Error> {
+    let line_end = head
+        .iter()
+        .position(|b| *b == b'\n')
+        .ok_or(Error::Malformed("no line"))?;
+    let line = fields::strip_eol(&head[..=line_end])?;
+    let (method, target, version) = request_line(line)?;
+    let fields = fields::parse(&head[line_end + 1..])?;
+    let connect = method == b"CONNECT";
+    out.extend_from_slice(method);
+    out.push(b' ');
+    rewrite_target(method, target, host, out)?;
+    out.push(b' ');
+    out.extend_from_slice(version);
+    out.extend_from_slice(b"\r\nHost: ");
+    out.extend_from_slice(host.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let framing = emit_fields(&fields, out)?;
+    out.extend_from_slice(b"\r\n");
+    let request = Request {
+        head: method == b"HEAD",
+        connect,
+        upgrade: fields.iter().any(|f| is(f, "upgrade")),
+        framing: framing.resolve(version == b"HTTP/1.0", connect)?,
+    };
+    Ok(request)
+}
+
+/// The three parts of a request line: method, target, version.
+type RequestLine<'a> = (&'a [u8], &'a [u8], &'a [u8]);
+
+/// `METHOD SP TARGET SP VERSION`, single spaces.
+fn request_line(line: &[u8]) -> Result<RequestLine<'_>, Error> {
+    let mut parts = line.split(|b| *b == b' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(Error::Malformed(
+            "request line is not METHOD TARGET VERSION",
+        ));
+    };
+    if !fields::is_token(method) {
+        return Err(Error::Malformed("method is not a token"));
+    }
+    let visible = |b: &u8| (0x21..=0x7e).contains(b) || *b >= 0x80;
+    if target.is_empty() || !target.iter().all(visible) {
+        return Err(Error::Malformed(
+            "control character or space in the request-target",
+        ));
+    }
+    if version != b"HTTP/1.1" && version != b"HTTP/1.0" {
+        return Err(Error::Malformed("version is not HTTP/1.0 or HTTP/1.1"));
+    }
+    Ok((method, target, version))
+}
+
+/// Writes the target with its authority (if it has one) replaced by `host`.
+fn rewrite_target(
+    method: &[u8],
+    target: &[u8],
+    host: &str,
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
+    if method == b"CONNECT" {
+        return rewrite_authority_form(target, host, out);
+    }
+    if target.starts_with(b"/") || (target == b"*" && method == b"OPTIONS") {
+        out.extend_from_slice(target);
+        return Ok(());
+    }
+    let (scheme, rest) = split_scheme(target).ok_or(Error::Malformed(
+        "request-target is not /PATH, SCHEME://AUTHORITY/PATH or * (OPTIONS)",
+    ))?;
+    let rest = rest.strip_prefix(b"//").ok_or(Error::Malformed(
+        "absolute-form target without an authority",
+    ))?;
+    let end = rest
+        .iter()
+        .position(|b| b"/?#".contains(b))
+        .unwrap_or(rest.len());
+    let path = &rest[end..];
+    if path.starts_with(b"#") {
+        return Err(Error::Malformed("fragment in the request-target"));
+    }
+    out.extend_from_slice(scheme);
+    out.extend_from_slice(b"://");
+    out.extend_from_slice(host.as_bytes());
+    match path {
+        [] if method == b"OPTIONS" => {}
+        [] => out.push(b'/'),
+        path => out.extend_from_slice(path),
+    }
+    Ok(())
+}
+
+/// `SCHEME:REST` with a scheme of RFC 3986 §3.1 (`ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )`).
+fn split_scheme(target: &[u8]) -> Option<(&[u8], &[u8])> {
+    let colon = target.iter().position(|b| *b == b':')?;
+    let scheme = &target[..colon];
+    let first = scheme.first()?;
+    let valid = first.is_ascii_alphabetic()
+        && scheme
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(b));
+    valid.then(|| (scheme, &target[colon + 1..]))
+}
+
+/// `HOST:PORT` of a CONNECT, rewritten to `host` (with the client's port if `host` has none).
+fn rewrite_authority_form(target: &[u8], host: &str, out: &mut Vec<u8>) -> Result<(), Error> {
+    let invalid = Error::Malformed("CONNECT target is not HOST:PORT");
+    let colon = target.iter().rposition(|b| *b == b':').ok_or(invalid)?;
+    let (name, port) = (&target[..colon], &target[colon + 1..]);
+    let valid = !name.is_empty()
+        && !port.is_empty()
+        && port.iter().all(u8::is_ascii_digit)
+        && !target.iter().any(|b| b"/?#@".contains(b));
+    if !valid {
+        return Err(invalid);
+    }
+    out.extend_from_slice(host.as_bytes());
+    if !has_port(host) {
+        out.push(b':');
+        out.extend_from_slice(port);
+    }
+    Ok(())
+}
+
+/// Whether a Host value (`name`, `name:port`, `[v6]`, `[v6]:port`) carries a port.
+fn has_port(host: &str) -> bool {
+    match host.rsplit_once(':') {
+        Some((name, port)) => !port.is_empty() && !name.ends_with(':') && !port.ends_with(']'),
+        None => false,
+    }
+}
+
+fn is(field: &Field<'_>, name: &str) -> bool {
+    field.name.eq_ignore_ascii_case(name)
+}
+
+/// Writes every field but Host (and but one Content-Length); collects the framing fields.
+fn emit_fields(fields: &[Field<'_>], out: &mut Vec<u8>) -> Result<BodyFields, Error> {
+    let mut framing = BodyFields::default();
+    let mut hosts = 0;
+    for field in fields {
+        if is(field, "host") {
+            hosts += 1;
+            continue;
+        }
+        if is(field, "content-length") {
+            let first = framing.length.is_none();
+            framing.length(field.value)?;
+            if first {
+                fields::emit(field, out);
+            }
+            continue;
+        }
+        if is(field, "transfer-encoding") {
+            framing.coding(field.value)?;
+        }
+        fields::emit(field, out);
+    }
+    if hosts > 1 {
+        return Err(Error::Malformed("more than one Host field"));
+    }
+    Ok(framing)
+}
+
+/// The framing fields of one request.
+#[derive(Debug, Default)]
+struct BodyFields {
+    /// The agreed Content-Length.
+    length: Option<u64>,
+    /// The transfer codings, in order, over every Transfer-Encoding field.
+    codings: Vec<Vec<u8>>,
+}
+
+impl BodyFields {
+    /// One Content-Length field: a list of equal decimal numbers, equal to any before.
+    fn length(&mut self, value: &[u8]) -> Result<(), Error> {
+        for element in fields::list(value) {
+            let valid = !element.is_empty()
+                && element.len() <= 19
+                && element.iter().all(u8::is_ascii_digit);
+            if !valid {
+                return Err(Error::Framing("Content-Length is not a number"));
+            }
+            let n = std::str::from_utf8(element)
+                .ok()
+                .and_then(|t| t.parse::<u64>().ok())
+                .ok_or(Error::Framing("Content-Length is not a number"))?;
+            if self.length.is_some_and(|old| old != n) {
+                return Err(Error::Framing("Content-Length values differ"));
+            }
+            self.length = Some(n);
+        }
+        Ok(())
+    }
+
+    /// One Transfer-Encoding field: a list of tokens (parameters are refused).
+    fn coding(&mut self, value: &[u8]) -> Result<(), Error> {
+        for element in fields::list(value) {
+            if !fields::is_token(element) {
+                return Err(Error::Framing("Transfer-Encoding is not a list of codings"));
+            }
+            self.codings.push(element.to_ascii_lowercase());
+        }
+        Ok(())
+    }
+
+    /// The framing of the body: refused whenever two readers could disagree about it.
+    fn resolve(&self, http10: bool, connect: bool) -> Result<Framing, Error> {
+        let chunked = |c: &Vec<u8>| c == b"chunked";
+        match (self.codings.as_slice(), self.length) {
+            ([], None) => Ok(Framing::Length(0)),
+            ([], Some(_)) if connect => Err(Error::Framing("CONNECT with Content-Length")),
+            ([], Some(n)) => Ok(Framing::Length(n)),
+            (_, Some(_)) => Err(Error::Framing("both Transfer-Encoding and Content-Length")),
+            _ if http10 => Err(Error::Framing("Transfer-Encoding in an HTTP/1.0 request")),
+            _ if connect => Err(Error::Framing("CONNECT with Transfer-Encoding")),
+            ([.., last], None)
+                if chunked(last) && self.codings.iter().filter(|c| chunked(c)).count() == 1 =>
+            {
+                Ok(Framing::Chunked)
+            }
+            _ => Err(Error::Framing(
+                "Transfer-Encoding does not end in chunked (once)",
+            )),
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! The relay of `--http-host` connections: client bytes go through the [`Session`]'s request
+//! side (rewritten), target bytes through its response side (followed, untouched). Long runs
+//! of response body (`Content-Length` bodies, large chunks) move with `splice(2)` without
+//! passing through user space, the session only told how many bytes went by. Once a
+//! response starts a tunnel, or a response body runs until the target closes, the direction
+//! concerned goes back to the plain relay.
+//!
+//! A malformed request does not cut what the client is owed: the complete requests before it
+//! are sent on, their responses are relayed to their end, and only then does the client get
+//! `400 Bad Request` and the connection close. The close lingers (the client's late bytes are
+//! read and dropped for a moment) so that the kernel does not answer them with a reset that
+//! could destroy the 400 and the end of the last response in flight. A response that cannot be
+//! followed ends the connection, with `502 Bad Gateway` when it was a response head.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use super::http::{Error, Session};
+use super::relay::{self, Dir, Fault, Leg, Stats, COPY_BUF};
+use super::Close;
+use crate::endpoint::Stream;
+
+/// Response body runs at least this long move with `splice(2)`.
+#[cfg(target_os = "linux")]
+const SPLICE_MIN: u64 = COPY_BUF as u64;
+
+/// How long the 400 or 502 answer may take to be written.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a rejected client's late bytes are read and dropped before closing.
+const LINGER: Duration = Duration::from_secs(2);
+
+const BAD_REQUEST: &[u8] =
+    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+const BAD_GATEWAY: &[u8] =
+    b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+/// The session and the wake-ups the two directions give each other.
+struct Shared {
+    session: Mutex<Session>,
+    /// A response came: held requests may be released.
+    to_requests: Notify,
+    /// The request side refused a request.
+    to_responses: Notify,
+    rejected: AtomicBool,
+}
+
+impl Shared {
+    fn session(&self) -> MutexGuard<'_, Session> {
+        self.session
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn rejected(&self) -> bool {
+        self.rejected.load(Ordering::Relaxed)
+    }
+}
+
+/// How the request direction ended.
+enum UpEnd {
+    /// The client finished; the target got its FIN.
+    Done,
+    /// A request was refused.
+    Rejected(Error),
+}
+
+/// Why the response direction stopped the whole connection.
+enum Stop {
+    Io(Fault),
+    /// A response that cannot be followed; true when it was a head (nothing of it sent).
+    BadResponse(Error, bool),
+}
+
+impl From<Fault> for Stop {
+    fn from(fault: Fault) -> Stop {
+        Stop::Io(fault)
+    }
+}
+
+/// Relays one `--http-host` connection, rewriting every request's Host to `host`.
+pub(super) async fn run(
+    client: &Stream,
+    upstream: &Stream,
+    host: String,
+    stats: &Stats,
+) -> Result<(Close, Option<String>), Fault> {
+    let shared = Shared {
+        session: Mutex::new(Session::new(host)),
+        to_requests: Notify::new(),
+        to_responses: Notify::new(),
+        rejected: AtomicBool::new(false),
+    };
+    let up = async {
+        requests(client, upstream, &shared, stats)
+            .await
+            .map_err(Stop::Io)
+    };
+    let down = responses(upstream, client, &shared, stats);
+    match tokio::try_join!(up, down) {
+        Ok((UpEnd::Done, ())) => Ok((Close::Done, None)),
+        Ok((UpEnd::Rejected(err), ())) => {
+            answer(client, BAD_REQUEST).await;
+            Ok((Close::HttpRejected, Some(err.to_string())))
+        }
+        Err(Stop::Io(fault)) => Err(fault),
+        Err(Stop::BadResponse(err, head)) => {
+            if head {
+                answer(client, BAD_GATEWAY).await;
+            }
+            Ok((Close::Error, Some(err.to_string())))
+        }
+    }
+}
+
+/// Client to target, through the request side.
+async fn requests(
+    client: &Stream,
+    upstream: &Stream,
+    shared: &Shared,
+    stats: &Stats,
+) -> Result<UpEnd, Fault> {
+    let mut buf = vec![0u8; COPY_BUF];
+    let mut out = Vec::new();
+    loop {
+        if let Err(err) =
+            release(upstream, shared, stats, &mut out, Session::wants_requests).await?
+        {
+            return Ok(reject(shared, err));
+        }
+        if shared.session().requests_raw() {
+            relay::direction(client, upstream, Dir::Up, stats).await?;
+            return Ok(UpEnd::Done);
+        }
+        let n = relay::read(client, &mut buf)
+            .await
+            .map_err(Fault::on(Leg::Client))?;
+        if n == 0 {
+            return finish_requests(upstream, shared, stats, &mut out).await;
+        }
+        out.clear();
+        let result = shared.session().feed_request(&buf[..n], &mut out);
+        send(upstream, &out, Dir::Up, stats).await?;
+        if let Err(err) = result {
+            return Ok(reject(shared, err));
+        }
+    }
+}
+
+/// The client sent its FIN: send on what is still held (once a response releases it), then
+/// the FIN.
+async fn finish_requests(
+    upstream: &Stream,
+    shared: &Shared,
+    stats: &Stats,
+    out: &mut Vec<u8>,
+) -> Result<UpEnd, Fault> {
+    let released = |s: &Session| !s.holds_requests();
+    if let Err(err) = release(upstream, shared, stats, out, released).await? {
+        return Ok(reject(shared, err));
+    }
+    upstream.shutdown_write().map_err(Fault::on(Leg::Target))?;
+    Ok(UpEnd::Done)
+}
+
+/// Sends what the session releases of held client bytes, waiting for responses until `ready`
+/// says the session is where the caller needs it.
+async fn release(
+    upstream: &Stream,
+    shared: &Shared,
+    stats: &Stats,
+    out: &mut Vec<u8>,
+    ready: fn(&Session) -> bool,
+) -> Result<Result<(), Error>, Fault> {
+    loop {
+        out.clear();
+        let (result, ready) = {
+            let mut session = shared.session();
+            let result = session.resume_requests(out);
+            (result, ready(&session))
+        };
+        send(upstream, out, Dir::Up, stats).await?;
+        if result.is_err() || ready {
+            return Ok(result);
+        }
+        shared.to_requests.notified().await;
+    }
+}
+
+fn reject(shared: &Shared, err: Error) -> UpEnd {
+    tracing::debug!("request refused: {err}");
+    shared.rejected.store(true, Ordering::Relaxed);
+    shared.to_responses.notify_one();
+    UpEnd::Rejected(err)
+}
+
+/// Target to client, through the response side; after a refused request, until the responses
+/// owed to the client are through.
+async fn responses(
+    upstream: &Stream,
+    client: &Stream,
+    shared: &Shared,
+    stats: &Stats,
+) -> Result<(), Stop> {
+    let mut buf = vec![0u8; COPY_BUF];
+    let mut out = Vec::new();
+    #[cfg(target_os = "linux")]
+    let mut pipe = None;
+    loop {
+        if shared.rejected() && !shared.session().responses_owed() {
+            return Ok(());
+        }
+        if shared.session().responses_raw() && !shared.rejected() {
+            return Ok(relay::direction(upstream, client, Dir::Down, stats).await?);
+        }
+        #[cfg(target_os = "linux")]
+        match splice_body(upstream, client, shared, stats, &mut pipe).await? {
+            Some(0) => return responses_ended(client, shared),
+            Some(_) => continue,
+            None => {}
+        }
+        let n = tokio::select! {
+            n = relay::read(upstream, &mut buf) => n.map_err(Fault::on(Leg::Target))?,
+            () = shared.to_responses.notified() => continue,
+        };
+        if n == 0 {
+            return responses_ended(client, shared);
+        }
+        out.clear();
+        let (result, head) = {
+            let mut session = shared.session();
+            let result = session.feed_response(&buf[..n], &mut out);
+            (result, session.responses_at_head())
+        };
+        shared.to_requests.notify_one();
+        send(client, &out, Dir::Down, stats).await?;
+        result.map_err(|err| Stop::BadResponse(err, head))?;
+    }
+}
+
+/// Moves a long run of response body with `splice(2)`: `None` when there is none (or no pipe
+/// to be had), else the bytes moved (0: the target closed).
+#[cfg(target_os = "linux")]
+async fn splice_body(
+    upstream: &Stream,
+    client: &Stream,
+    shared: &Shared,
+    stats: &Stats,
+    pipe: &mut Option<super::splice::Pipe>,
+) -> Result<Option<usize>, Fault> {
+    let left = shared.session().response_body_left();
+    if left < SPLICE_MIN {
+        return Ok(None);
+    }
+    if pipe.is_none() {
+        *pipe = super::splice::Pipe::new().ok();
+    }
+    let Some(pipe) = pipe.as_ref() else {
+        return Ok(None);
+    };
+    let limit = usize::try_from(left).unwrap_or(usize::MAX);
+    let moved = super::splice::splice_some(upstream, client, pipe, limit)
+        .await
+        .map_err(|(end, err)| match end {
+            relay::End::Src => Fault {
+                leg: Leg::Target,
+                err,
+            },
+            relay::End::Dst => Fault {
+                leg: Leg::Client,
+                err,
+            },
+        })?;
+    shared.session().response_body_passed(moved as u64);
+    stats.moved(Dir::Down, moved);
+    stats.spliced(Dir::Down);
+    Ok(Some(moved))
+}
+
+/// The target closed: the client gets its FIN (unless a 400 is still to come), and held
+/// requests are released (no response will start a tunnel any more).
+fn responses_ended(client: &Stream, shared: &Shared) -> Result<(), Stop> {
+    shared.session().responses_ended();
+    shared.to_requests.notify_one();
+    if !shared.rejected() {
+        client.shutdown_write().map_err(Fault::on(Leg::Client))?;
+    }
+    Ok(())
+}
+
+async fn send(dst: &Stream, bytes: &[u8], dir: Dir, stats: &Stats) -> Result<(), Fault> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    relay::write_all(dst, bytes)
+        .await
+        .map_err(Fault::on(dir.legs().1))?;
+    stats.moved(dir, bytes.len());
+    Ok(())
+}
+
+/// Writes a final answer to the client, half-closes, and lingers: reads and drops what the
+/// client still sends, so that closing does not reset the connection under the answer.
+async fn answer(client: &Stream, reply: &[u8]) {
+    let _ = tokio::time::timeout(ANSWER_TIMEOUT, relay::write_all(client, reply)).await;
+    let _ = client.shutdown_write();
+    let drain = async {
+        let mut buf = vec![0u8; COPY_BUF];
+        while let Ok(1..) = relay::read(client, &mut buf).await {}
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
+}

@@ -1,0 +1,169 @@
+//! Netlink request and reply over a blocking socket: one request out, its replies back (a
+//! whole dump, or one answer), kernel errors turned into `io::Error`s. Generic over the
+//! message types of the protocol, so rtnetlink and generic netlink (ethtool) share it. The
+//! socket lives in the calling thread's network namespace, which is what makes every answer
+//! that namespace's, whatever is mounted on /sys.
+
+use std::fmt::Debug;
+use std::io;
+
+use netlink_packet_core::{
+    NetlinkDeserializable, NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable,
+    NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
+};
+use netlink_sys::{Socket, SocketAddr};
+use nix::libc;
+
+/// How often a dump that a concurrent change interrupted is started again before its last
+/// answer is taken as it is (`ip` takes the first, with a warning).
+const DUMP_TRIES: usize = 4;
+
+/// The least receive buffer: the kernel sizes dump datagrams by the reader's buffer, and
+/// 32 KiB (iproute2's choice too) packs hundreds of addresses into each.
+const RECEIVE_FLOOR: usize = 32 * 1024;
+
+/// A bound netlink socket of one protocol, talking to the kernel.
+#[derive(Debug)]
+pub(crate) struct Netlink {
+    socket: Socket,
+    seq: u32,
+    buffer: Vec<u8>,
+}
+
+/// The replies to one request, and whether the kernel flagged the dump as inconsistent.
+struct Replies<I> {
+    messages: Vec<I>,
+    interrupted: bool,
+}
+
+impl Netlink {
+    /// Opens and binds a socket of `protocol` (`NETLINK_ROUTE`, `NETLINK_GENERIC`).
+    pub(crate) fn open(protocol: isize) -> io::Result<Netlink> {
+        let mut socket = Socket::new(protocol)?;
+        socket.bind_auto()?;
+        Ok(Netlink {
+            socket,
+            seq: 0,
+            buffer: Vec::new(),
+        })
+    }
+
+    /// The socket, e.g. to join multicast groups.
+    pub(crate) fn socket(&self) -> &Socket {
+        &self.socket
+    }
+
+    /// Every message of a dump, started again when a concurrent change interrupted it.
+    pub(crate) fn dump<I>(&mut self, request: &I) -> io::Result<Vec<I>>
+    where
+        I: NetlinkSerializable + NetlinkDeserializable + Clone + Debug,
+    {
+        let mut replies = self.exchange(request.clone(), NLM_F_REQUEST | NLM_F_DUMP)?;
+        for _ in 1..DUMP_TRIES {
+            if !replies.interrupted {
+                break;
+            }
+            replies = self.exchange(request.clone(), NLM_F_REQUEST | NLM_F_DUMP)?;
+        }
+        Ok(replies.messages)
+    }
+
+    /// The one answer to a plain request.
+    pub(crate) fn get<I>(&mut self, request: I) -> io::Result<Option<I>>
+    where
+        I: NetlinkSerializable + NetlinkDeserializable + Debug,
+    {
+        let replies = self.exchange(request, NLM_F_REQUEST)?;
+        Ok(replies.messages.into_iter().next())
+    }
+
+    fn exchange<I>(&mut self, request: I, flags: u16) -> io::Result<Replies<I>>
+    where
+        I: NetlinkSerializable + NetlinkDeserializable + Debug,
+    {
+        self.seq = self.seq.wrapping_add(1);
+        let mut header = NetlinkHeader::default();
+        header.flags = flags;
+        header.sequence_number = self.seq;
+        let mut message = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(request));
+        message.finalize();
+        let mut bytes = vec![0; message.buffer_len()];
+        message.serialize(&mut bytes);
+        self.socket.send_to(&bytes, &SocketAddr::new(0, 0), 0)?;
+        self.collect(flags & NLM_F_DUMP == NLM_F_DUMP)
+    }
+
+    /// Reads datagrams until the dump is done, the one answer came, or the kernel said no.
+    fn collect<I>(&mut self, dump: bool) -> io::Result<Replies<I>>
+    where
+        I: NetlinkDeserializable + Debug,
+    {
+        let mut replies = Replies {
+            messages: Vec::new(),
+            interrupted: false,
+        };
+        loop {
+            for message in parse_datagram::<I>(self.receive()?)? {
+                if message.header.sequence_number != self.seq {
+                    continue;
+                }
+                replies.interrupted |= message.header.flags & NLM_F_DUMP_INTR != 0;
+                match message.payload {
+                    NetlinkPayload::Done(_) => return Ok(replies),
+                    NetlinkPayload::Error(err) => match err.code {
+                        Some(code) => return Err(io::Error::from_raw_os_error(-code.get())),
+                        None => return Ok(replies),
+                    },
+                    NetlinkPayload::InnerMessage(inner) => {
+                        replies.messages.push(inner);
+                        if !dump {
+                            return Ok(replies);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+impl Netlink {
+    /// The next datagram, whole: its length is peeked first, as iproute2 does.
+    pub(crate) fn receive(&mut self) -> io::Result<&[u8]> {
+        let mut probe: &mut [u8] = &mut [];
+        let len = self
+            .socket
+            .recv(&mut probe, libc::MSG_PEEK | libc::MSG_TRUNC)?;
+        self.buffer.clear();
+        self.buffer.reserve(len.max(RECEIVE_FLOOR));
+        let got = self.socket.recv(&mut self.buffer, 0)?;
+        Ok(&self.buffer[..got.min(self.buffer.len())])
+    }
+}
+
+/// The messages of one datagram (a dump packs many into each).
+pub(crate) fn parse_datagram<I>(datagram: &[u8]) -> io::Result<Vec<NetlinkMessage<I>>>
+where
+    I: NetlinkDeserializable + Debug,
+{
+    let mut messages = Vec::new();
+    let mut at = 0;
+    while at < datagram.len() {
+        let message = NetlinkMessage::<I>::deserialize(&datagram[at..]).map_err(undecodable)?;
+        let len = message.header.length as usize;
+        if len == 0 {
+            break;
+        }
+        at += len.next_multiple_of(4);
+        messages.push(message);
+    }
+    Ok(messages)
+}
+
+/// A reply the decoder did not understand, as an I/O error that says so.
+pub(crate) fn undecodable(err: impl std::fmt::Display) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("undecodable netlink message: {err}"),
+    )
+}

@@ -1,0 +1,265 @@
+//! One host of a ping session, kept by iputils' rules: every reply counts however late it
+//! comes (a second one to the same request is a duplicate); ICMP errors about any of the
+//! requests count whenever they come; `pipe` is the most requests in flight when one was
+//! answered; after the last request of `-c` (without `-w`) the host waits twice the longest
+//! round trip (at least one interval) when replies came, else `-W`; with `-c` it is finished
+//! when replies plus errors reach the count, with `-w` at the first error. A finished host is
+//! frozen: later replies to it are ignored, as iputils, having exited, would not see them.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::pacer::Pacer;
+use super::record::{PingReply, PingSummary, PingTimeout, SummaryParts};
+use super::seqset::SeqSet;
+use super::session::PingConfig;
+use super::stats::Stats;
+use crate::icmp::Reply;
+use crate::target::Target;
+
+/// One host's progress.
+#[derive(Debug)]
+pub(super) struct Host {
+    pub target: Target,
+    pub name: String,
+    pub stats: Stats,
+    answered: SeqSet,
+    /// Requests not yet answered nor reported as timed out: sequence number and send time.
+    pending: VecDeque<(u64, Instant)>,
+    acked: u64,
+    pipe: u64,
+    pacer: Pacer,
+    linger_until: Option<Instant>,
+    done: bool,
+    last_sent: Option<Instant>,
+    rtts: Option<Vec<Option<f64>>>,
+}
+
+/// What a request just sent brought along.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Sent {
+    /// Its sequence number.
+    pub seq: u64,
+    /// The previous request, still unanswered (for `-O`).
+    pub outstanding: Option<u64>,
+}
+
+impl Host {
+    pub fn new(target: &Target, config: &PingConfig) -> Host {
+        Host {
+            target: target.clone(),
+            name: target.host(),
+            stats: Stats::default(),
+            answered: SeqSet::default(),
+            pending: VecDeque::new(),
+            acked: 0,
+            pipe: 0,
+            pacer: Pacer::new(config.interval, config.preload),
+            linger_until: None,
+            done: false,
+            last_sent: None,
+            rtts: config.per_probe.then(Vec::new),
+        }
+    }
+
+    /// Whether the host is finished (frozen).
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    fn in_flight(&self) -> u64 {
+        self.stats.transmitted - self.acked
+    }
+
+    /// When the next request may go (`None`: this host sends no more); at or before `now`
+    /// means now.
+    pub fn due(&self, config: &PingConfig, now: Instant) -> Option<Instant> {
+        let more = config
+            .count
+            .map_or(true, |count| self.stats.transmitted < count);
+        if self.done || !(more || config.deadline.is_some()) {
+            return None;
+        }
+        Some(self.pacer.due(self.in_flight()).unwrap_or(now))
+    }
+
+    /// Records a request sent at `now`.
+    pub fn send(&mut self, config: &PingConfig, now: Instant) -> Sent {
+        let previous = self.stats.transmitted;
+        let outstanding = (previous > 0 && !self.answered.contains(wire(previous)))
+            .then_some(previous)
+            .filter(|_| config.outstanding);
+        self.pacer.take(now);
+        self.stats.sent();
+        let seq = self.stats.transmitted;
+        self.answered.remove(wire(seq));
+        self.pending.push_back((seq, now));
+        self.last_sent = Some(now);
+        if let Some(rtts) = &mut self.rtts {
+            rtts.push(None);
+        }
+        if config.count == Some(seq) && config.deadline.is_none() {
+            self.linger_until = Some(now + self.linger(config));
+        }
+        Sent { seq, outstanding }
+    }
+
+    /// How long to wait after the last request: twice the longest round trip (at least one
+    /// interval) once a reply came, else `-W`.
+    fn linger(&self, config: &PingConfig) -> Duration {
+        match self.stats.received {
+            0 => config.linger,
+            _ => (self.stats.max_rtt() * 2).max(self.pacer.interval()),
+        }
+    }
+
+    /// The full sequence number that wire number `seq` stands for: the latest one sent.
+    fn full_seq(&self, seq: u16) -> Option<u64> {
+        let sent = self.stats.transmitted;
+        let back = u64::from(wire(sent).wrapping_sub(seq));
+        sent.checked_sub(back).filter(|full| *full > 0)
+    }
+
+    /// iputils' `acknowledge`: the pipe and the newest answered request.
+    fn acknowledge(&mut self, seq: u64) {
+        let behind = self.stats.transmitted - seq;
+        if behind <= 0x7fff {
+            self.pipe = self.pipe.max(behind + 1);
+            self.acked = self.acked.max(seq);
+        }
+    }
+
+    /// Counts an echo reply; the record to report, unless the host is finished or never sent
+    /// that number.
+    pub fn reply(&mut self, reply: &Reply, config: &PingConfig) -> Option<PingReply> {
+        if self.done {
+            return None;
+        }
+        let seq = self.full_seq(reply.seq)?;
+        self.acknowledge(seq);
+        let dup = self.answered.insert(reply.seq);
+        self.stats.replied(reply.rtt, dup);
+        let rtt_ms = reply.rtt.map(|rtt| rtt.as_nanos() as f64 / 1e6);
+        if let (false, Some(rtts)) = (dup, &mut self.rtts) {
+            if let Some(slot) = usize::try_from(seq - 1).ok().and_then(|i| rtts.get_mut(i)) {
+                *slot = rtt_ms;
+            }
+        }
+        if config.adaptive && reply.rtt.is_some() {
+            self.adapt(config);
+        }
+        Some(PingReply {
+            host: self.name.clone(),
+            addr: reply.addr,
+            seq,
+            ttl: reply.ttl,
+            bytes: reply.bytes,
+            rtt_ms,
+            dup,
+        })
+    }
+
+    /// `-A`: the interval follows the moving average of the round trips (iputils'
+    /// `update_interval`), rounded to whole milliseconds, never below the user minimum.
+    fn adapt(&mut self, config: &PingConfig) {
+        let Some(ewma) = self.stats.ewma() else {
+            return;
+        };
+        let ms = (ewma.as_micros() + 500) / 1000;
+        let interval = Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX));
+        self.pacer.set_interval(interval.max(config.min_interval));
+    }
+
+    /// Counts an ICMP error about wire request `seq`; its full number, unless the host is
+    /// finished or never sent it.
+    pub fn error(&mut self, seq: u16) -> Option<u64> {
+        if self.done {
+            return None;
+        }
+        let seq = self.full_seq(seq)?;
+        self.acknowledge(seq);
+        self.stats.errors += 1;
+        Some(seq)
+    }
+
+    /// Counts a local error (the request was not sent: too big for the path MTU).
+    pub fn local_error(&mut self) {
+        if !self.done {
+            self.stats.errors += 1;
+        }
+    }
+
+    /// Whether, at `now`, the host has what it waited for: `-c` replies and errors, an error
+    /// under `-w`, or the end of the wait after its last request.
+    pub fn should_finish(&self, config: &PingConfig, now: Instant) -> bool {
+        let answers = self.stats.received + self.stats.errors;
+        config.count.is_some_and(|count| answers >= count)
+            || (config.deadline.is_some() && self.stats.errors > 0)
+            || self.linger_until.is_some_and(|at| now >= at)
+    }
+
+    /// Requests unanswered for `-W` by `now`, oldest first; each is reported once.
+    pub fn expire(&mut self, config: &PingConfig, now: Instant) -> Vec<PingTimeout> {
+        let mut expired = Vec::new();
+        while let Some(&(seq, sent)) = self.pending.front() {
+            let answered = self.answered.contains(wire(seq));
+            if !answered && sent + config.linger > now {
+                break;
+            }
+            self.pending.pop_front();
+            if !answered {
+                expired.push(self.timeout(seq));
+            }
+        }
+        expired
+    }
+
+    /// Freezes the host; every request still unanswered is reported as timed out.
+    pub fn finish(&mut self) -> Vec<PingTimeout> {
+        self.done = true;
+        let pending = std::mem::take(&mut self.pending);
+        pending
+            .into_iter()
+            .filter(|(seq, _)| !self.answered.contains(wire(*seq)))
+            .map(|(seq, _)| self.timeout(seq))
+            .collect()
+    }
+
+    fn timeout(&self, seq: u64) -> PingTimeout {
+        PingTimeout {
+            host: self.name.clone(),
+            addr: self.target.addr,
+            seq,
+        }
+    }
+
+    /// The next moment something is due besides sending: a request's `-W`, the end of the
+    /// wait after the last request.
+    pub fn wake(&self, config: &PingConfig) -> Option<Instant> {
+        if self.done {
+            return None;
+        }
+        let timeout = self.pending.front().map(|(_, sent)| *sent + config.linger);
+        [timeout, self.linger_until].into_iter().flatten().min()
+    }
+
+    /// The host's summary; `time` runs from `start` to its last request.
+    pub fn summary(&self, start: Instant) -> PingSummary {
+        let elapsed = self
+            .last_sent
+            .map_or(Duration::ZERO, |last| last.saturating_duration_since(start));
+        let parts = SummaryParts {
+            pipe: self.pipe,
+            elapsed,
+            rtts_ms: self.rtts.clone(),
+        };
+        PingSummary::new(&self.name, self.target.addr, &self.stats, parts)
+    }
+}
+
+/// The 16-bit number a request carries on the wire.
+fn wire(seq: u64) -> u16 {
+    seq as u16
+}

@@ -1,0 +1,102 @@
+//! When to try again: every `interval` for the first ten seconds (fast detection of a service
+//! that is about to start), then doubling each attempt up to `max_interval` (light polling of
+//! a service that is down for long). Each attempt's connect is bounded on its own, so a lost
+//! SYN is re-sent soon.
+
+use std::time::Duration;
+
+use crate::error::ParseError;
+
+/// How long attempts keep to `interval` before backing off.
+pub const FAST_PHASE: Duration = Duration::from_secs(10);
+
+/// The retry schedule of one wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// The delay between the first attempts.
+    pub interval: Duration,
+    /// The longest delay backing off may reach.
+    pub max_interval: Duration,
+}
+
+impl Backoff {
+    /// A schedule starting at `interval`; `max_interval` defaults to the larger of `interval`
+    /// and two seconds, and may not be shorter than `interval`.
+    pub fn new(interval: Duration, max_interval: Option<Duration>) -> Result<Self, ParseError> {
+        let max_interval = max_interval.unwrap_or(interval.max(Duration::from_secs(2)));
+        if max_interval < interval {
+            return Err(ParseError::new(
+                format!(
+                    "--max-interval {}",
+                    humantime::format_duration(max_interval)
+                ),
+                format!(
+                    "must not be shorter than --interval ({})",
+                    humantime::format_duration(interval)
+                ),
+            ));
+        }
+        Ok(Backoff {
+            interval,
+            max_interval,
+        })
+    }
+
+    /// The delay after an attempt, given the last delay and the time waited so far.
+    pub fn next(&self, current: Duration, waited: Duration) -> Duration {
+        if waited < FAST_PHASE {
+            return self.interval;
+        }
+        current
+            .saturating_mul(2)
+            .clamp(self.interval, self.max_interval)
+    }
+
+    /// How long one connect may take before it counts as timed out: long enough for a slow
+    /// handshake, short enough that a SYN lost to a host still booting is re-sent soon.
+    pub fn connect_bound(&self) -> Duration {
+        (self.interval * 4).clamp(Duration::from_secs(1), Duration::from_secs(5))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn fast_first_then_doubling_up_to_the_cap() {
+        let b = Backoff::new(ms(250), None).expect("valid");
+        assert_eq!(b.max_interval, Duration::from_secs(2));
+        assert_eq!(b.next(ms(250), Duration::from_secs(3)), ms(250));
+        let waited = Duration::from_secs(11);
+        let steps: Vec<Duration> =
+            std::iter::successors(Some(ms(250)), |d| Some(b.next(*d, waited)))
+                .take(6)
+                .collect();
+        assert_eq!(
+            steps,
+            [ms(250), ms(500), ms(1000), ms(2000), ms(2000), ms(2000)]
+        );
+    }
+
+    #[test]
+    fn a_long_interval_is_kept_and_the_cap_is_checked() {
+        let b = Backoff::new(Duration::from_secs(5), None).expect("valid");
+        assert_eq!(b.next(b.interval, Duration::from_secs(60)), b.interval);
+        let fixed = Backoff::new(ms(100), Some(ms(100))).expect("valid");
+        assert_eq!(fixed.next(ms(100), Duration::from_secs(60)), ms(100));
+        let err = Backoff::new(ms(500), Some(ms(100))).expect_err("cap below interval");
+        assert!(err.why.contains("--interval"), "{err}");
+    }
+
+    #[test]
+    fn connects_are_bounded() {
+        let bound = |i| Backoff::new(i, None).expect("valid").connect_bound();
+        assert_eq!(bound(ms(50)), Duration::from_secs(1));
+        assert_eq!(bound(Duration::from_secs(10)), Duration::from_secs(5));
+    }
+}

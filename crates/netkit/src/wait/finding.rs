@@ -1,0 +1,151 @@
+//! What one attempt found out about a target: up (and how), or down (and why). The reason a
+//! wait is not over yet is the last finding: a down one normally, an up one with `--invert`.
+
+use std::fmt;
+use std::net::IpAddr;
+
+/// The outcome of one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finding {
+    /// A connection was accepted.
+    Accepts,
+    /// The HTTP server answered with an accepted status (and the body text, if asked for).
+    Answers(u16),
+    /// The path exists.
+    Exists,
+    /// The name resolved (to the expected address, if one was given); sorted.
+    Resolves(Vec<IpAddr>),
+    /// The connection failed: `connection refused`, `connect timed out`, `no route to host`.
+    ConnectFailed(String),
+    /// The host name did not resolve; the resolver's reason.
+    Unresolved(String),
+    /// The name resolved, but not to the expected address.
+    ResolvesElsewhere {
+        /// What it resolved to, sorted.
+        found: Vec<IpAddr>,
+        /// The address asked for.
+        expect: IpAddr,
+    },
+    /// The HTTP status is not in `--status`.
+    Status(u16),
+    /// The status was accepted but the body lacks the `--body` text.
+    BodyLacks {
+        /// The response's status.
+        status: u16,
+        /// The text that was looked for.
+        text: String,
+    },
+    /// The TLS handshake failed: `unknown issuer`, `certificate expired`, ...
+    Tls(String),
+    /// The HTTP exchange failed: a malformed answer, a connection closed early.
+    Http(String),
+    /// No HTTP answer within the attempt's bound.
+    NoResponse,
+    /// The path does not exist.
+    Missing,
+    /// The path could not be checked (`permission denied`, `not a directory`).
+    Unchecked(String),
+    /// The deadline passed before any attempt finished.
+    NoAnswer,
+}
+
+impl Finding {
+    /// Whether the target was up (ready, unless the wait is inverted).
+    pub fn is_up(&self) -> bool {
+        matches!(
+            self,
+            Finding::Accepts | Finding::Answers(_) | Finding::Exists | Finding::Resolves(_)
+        )
+    }
+
+    /// Why a wait that saw this finding is not over: the finding itself when the target is
+    /// down, `still …` when it is up and the wait is for it to go away.
+    pub fn reason(&self) -> String {
+        if self.is_up() {
+            format!("still {self}")
+        } else {
+            self.to_string()
+        }
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Finding::Accepts => f.write_str("accepts connections"),
+            Finding::Answers(code) => write!(f, "answers HTTP {code}"),
+            Finding::Exists => f.write_str("exists"),
+            Finding::Resolves(found) => write!(f, "resolves to {}", List(found)),
+            Finding::ConnectFailed(why) | Finding::Unresolved(why) => f.write_str(why),
+            Finding::ResolvesElsewhere { found, expect } => {
+                write!(f, "resolves to {}, not {expect}", List(found))
+            }
+            Finding::Status(code) => write!(f, "HTTP {code}{}", phrase(*code)),
+            Finding::BodyLacks { status, text } => {
+                write!(f, "HTTP {status} but the body lacks {text:?}")
+            }
+            Finding::Tls(why) => write!(f, "TLS error: {why}"),
+            Finding::Http(why) => write!(f, "HTTP error: {why}"),
+            Finding::NoResponse => f.write_str("no HTTP response in time"),
+            Finding::Missing => f.write_str("no such file or directory"),
+            Finding::Unchecked(why) => f.write_str(why),
+            Finding::NoAnswer => f.write_str("no answer"),
+        }
+    }
+}
+
+/// ` Service Unavailable` for 503: the standard reason phrase, if the code has one.
+fn phrase(code: u16) -> String {
+    hyper::StatusCode::from_u16(code)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .map(|r| format!(" {r}"))
+        .unwrap_or_default()
+}
+
+struct List<'a>(&'a [IpAddr]);
+
+impl fmt::Display for List<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, ip) in self.0.iter().enumerate() {
+            write!(f, "{}{ip}", if i == 0 { "" } else { ", " })?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_read_as_sentences() {
+        assert_eq!(
+            Finding::Status(503).reason(),
+            "HTTP 503 Service Unavailable"
+        );
+        assert_eq!(Finding::Status(599).reason(), "HTTP 599");
+        assert_eq!(Finding::Accepts.reason(), "still accepts connections");
+        assert_eq!(
+            Finding::Tls("unknown issuer".into()).reason(),
+            "TLS error: unknown issuer"
+        );
+        let found = vec!["127.0.0.1".parse().expect("ip"), "::1".parse().expect("ip")];
+        let elsewhere = Finding::ResolvesElsewhere {
+            found,
+            expect: "198.18.0.1".parse().expect("ip"),
+        };
+        assert_eq!(
+            elsewhere.reason(),
+            "resolves to 127.0.0.1, ::1, not 198.18.0.1"
+        );
+        assert_eq!(
+            Finding::BodyLacks {
+                status: 200,
+                text: "ready".into()
+            }
+            .reason(),
+            "HTTP 200 but the body lacks \"ready\""
+        );
+    }
+}

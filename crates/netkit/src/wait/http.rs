@@ -1,0 +1,224 @@
+//! One HTTP readiness attempt: connect (every address of the name, as for TCP targets), TLS
+//! for `https://`, one `GET` over HTTP/1.1 with `Connection: close`, then the status against
+//! `--status` and, if asked, the body searched for `--body` as it streams in. Redirects are
+//! not followed: a 3xx is an answer like any other.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{ACCEPT, CONNECTION, HOST, USER_AGENT};
+use hyper::rt::{Read, Write};
+use hyper::Response;
+use hyper_util::rt::TokioIo;
+use rustls::ClientConfig;
+
+use super::finding::Finding;
+use super::status::StatusSet;
+use super::target::HttpTarget;
+
+/// How long the server has to answer once connected (TLS handshake, head and body).
+pub const ANSWER_BOUND: Duration = Duration::from_secs(10);
+
+/// What an HTTP target must answer to be ready.
+#[derive(Debug, Clone, Default)]
+pub struct HttpCheck {
+    /// Accepted status codes (default 200-399).
+    pub status: StatusSet,
+    /// Text the body must contain, if any.
+    pub body: Option<String>,
+    /// The TLS client configuration, required for `https://` targets.
+    pub tls: Option<Arc<ClientConfig>>,
+}
+
+/// Runs one attempt; `connect_bound` bounds the connect, `answer_bound` the rest.
+pub(super) async fn attempt(
+    target: &HttpTarget,
+    check: &HttpCheck,
+    connect_bound: Duration,
+    answer_bound: Duration,
+) -> Finding {
+    let stream = match target.endpoint.connect(connect_bound).await {
+        Ok(stream) => stream,
+        Err(err) => return super::probe::connect_failure(&err),
+    };
+    let answer = async {
+        if !target.tls {
+            return exchange(TokioIo::new(stream), target, check).await;
+        }
+        match handshake(stream, target, check).await {
+            Ok(tls) => exchange(TokioIo::new(tls), target, check).await,
+            Err(finding) => finding,
+        }
+    };
+    tokio::time::timeout(answer_bound, answer)
+        .await
+        .unwrap_or(Finding::NoResponse)
+}
+
+async fn handshake(
+    stream: crate::endpoint::Stream,
+    target: &HttpTarget,
+    check: &HttpCheck,
+) -> Result<tokio_rustls::client::TlsStream<crate::endpoint::Stream>, Finding> {
+    let config = check
+        .tls
+        .clone()
+        .ok_or_else(|| Finding::Tls("no TLS configuration".into()))?;
+    let name = super::tls::server_name(&target.endpoint)
+        .ok_or_else(|| Finding::Tls("the host is not a valid TLS server name".into()))?;
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, stream)
+        .await
+        .map_err(|err| Finding::Tls(describe_tls_io(&err)))
+}
+
+fn describe_tls_io(err: &std::io::Error) -> String {
+    match err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    {
+        Some(tls) => super::tls::describe(tls),
+        None if err.kind() == std::io::ErrorKind::UnexpectedEof => {
+            "the server closed the connection during the handshake".into()
+        }
+        None => format!("handshake failed: {}", crate::error::describe_io(err)),
+    }
+}
+
+/// Sends the request on `io` and judges the answer.
+async fn exchange<T>(io: T, target: &HttpTarget, check: &HttpCheck) -> Finding
+where
+    T: Read + Write + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = match hyper::client::conn::http1::handshake(io).await {
+        Ok(pair) => pair,
+        Err(err) => return http_failure(&err),
+    };
+    let request = match request(target) {
+        Ok(request) => request,
+        Err(err) => return Finding::Http(err.to_string()),
+    };
+    let answer = async {
+        match sender.send_request(request).await {
+            Ok(response) => judge(response, check).await,
+            Err(err) => http_failure(&err),
+        }
+    };
+    tokio::pin!(conn, answer);
+    tokio::select! {
+        biased;
+        finding = &mut answer => finding,
+        Err(err) = &mut conn => http_failure(&err),
+    }
+}
+
+fn request(target: &HttpTarget) -> Result<hyper::Request<Empty<Bytes>>, hyper::http::Error> {
+    hyper::Request::get(target.path.as_str())
+        .header(HOST, target.authority.as_str())
+        .header(USER_AGENT, concat!("netkit/", env!("CARGO_PKG_VERSION")))
+        .header(ACCEPT, "*/*")
+        .header(CONNECTION, "close")
+        .body(Empty::new())
+}
+
+async fn judge(response: Response<Incoming>, check: &HttpCheck) -> Finding {
+    let status = response.status().as_u16();
+    if !check.status.contains(status) {
+        return Finding::Status(status);
+    }
+    let Some(text) = &check.body else {
+        return Finding::Answers(status);
+    };
+    let mut search = BodySearch::new(text.as_bytes());
+    let mut body = response.into_body();
+    while let Some(frame) = body.frame().await {
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(err) => return http_failure(&err),
+        };
+        if frame.data_ref().is_some_and(|data| search.feed(data)) {
+            return Finding::Answers(status);
+        }
+    }
+    Finding::BodyLacks {
+        status,
+        text: text.clone(),
+    }
+}
+
+fn http_failure(err: &hyper::Error) -> Finding {
+    if err.is_incomplete_message() {
+        return Finding::Http("the connection closed before a complete answer".into());
+    }
+    if err.is_parse() {
+        return Finding::Http(format!("not an HTTP answer ({err})"));
+    }
+    let io = std::error::Error::source(err).and_then(|e| e.downcast_ref::<std::io::Error>());
+    match io {
+        Some(io) => Finding::Http(crate::error::describe_io(io)),
+        None => Finding::Http(err.to_string()),
+    }
+}
+
+/// Looks for a byte string in a body that arrives in pieces, keeping only the tail that could
+/// start a match across two pieces.
+#[derive(Debug)]
+struct BodySearch<'a> {
+    needle: &'a [u8],
+    carry: Vec<u8>,
+}
+
+impl<'a> BodySearch<'a> {
+    fn new(needle: &'a [u8]) -> Self {
+        BodySearch {
+            needle,
+            carry: Vec::new(),
+        }
+    }
+
+    /// Adds the next piece; true once the text has been seen.
+    fn feed(&mut self, piece: &[u8]) -> bool {
+        if self.needle.is_empty() {
+            return true;
+        }
+        self.carry.extend_from_slice(piece);
+        if self
+            .carry
+            .windows(self.needle.len())
+            .any(|w| w == self.needle)
+        {
+            return true;
+        }
+        let keep = self.carry.len().min(self.needle.len() - 1);
+        self.carry.drain(..self.carry.len() - keep);
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_text_is_found_across_every_split() {
+        let body = b"status: all systems ready\n";
+        for split in 0..body.len() {
+            for split2 in split..body.len() {
+                let mut search = BodySearch::new(b"ready");
+                let found = [&body[..split], &body[split..split2], &body[split2..]]
+                    .iter()
+                    .any(|piece| search.feed(piece));
+                assert!(found, "split at {split}/{split2}");
+            }
+        }
+        let mut search = BodySearch::new(b"ready");
+        assert!(!search.feed(b"not rea"));
+        assert!(search.feed(b"dy?"));
+        let mut search = BodySearch::new(b"ready");
+        assert!(!search.feed(b"rea"));
+        assert!(!search.feed(b"Dy"));
+        assert!(search.carry.len() < 5);
+    }
+}

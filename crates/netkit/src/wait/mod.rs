@@ -1,0 +1,234 @@
+//! Waiting until services are ready, or gone with `invert`. One task per target tries it
+//! (connect, HTTP(S) `GET`, name lookup or file check), every `interval` at first and then
+//! backing off; each attempt is bounded by the time left, and the overall timeout is a hard
+//! deadline, also against silent hosts whose connects would otherwise hang for minutes. Why a
+//! target is not ready is reported once per change, not once per attempt.
+//!
+//! - [`target`]: what can be waited for, parsed without I/O.
+//! - [`backoff`]: when attempts repeat. [`status`]: accepted HTTP status codes.
+//! - [`finding`]: what one attempt found. [`tls`]: whom `https://` targets trust.
+//! - `probe` and `http`: one attempt.
+
+pub mod backoff;
+pub mod finding;
+mod http;
+mod probe;
+pub mod status;
+pub mod target;
+pub mod tls;
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::{sleep_until, Instant};
+
+pub use backoff::Backoff;
+pub use finding::Finding;
+pub use http::HttpCheck;
+pub use status::StatusSet;
+pub use target::Target;
+
+/// How to wait.
+#[derive(Debug, Clone)]
+pub struct WaitOptions {
+    /// The hard deadline for the whole wait; `None` waits forever.
+    pub timeout: Option<Duration>,
+    /// When attempts repeat.
+    pub backoff: Backoff,
+    /// Done when any target is ready (default: when all are).
+    pub any: bool,
+    /// Ready means *not* up: a port freed, a server gone, a file removed.
+    pub invert: bool,
+    /// What HTTP targets must answer.
+    pub http: HttpCheck,
+}
+
+/// What happened to one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaitEvent {
+    /// The target is ready (or gone, with `invert`).
+    Ready {
+        /// Index of the target in the list given.
+        index: usize,
+        /// Time from the start of the wait.
+        elapsed: Duration,
+    },
+    /// The target is not ready, for a reason other than the last one reported.
+    NotReady {
+        /// Index of the target in the list given.
+        index: usize,
+        /// Time from the start of the wait.
+        elapsed: Duration,
+        /// What the attempt found.
+        finding: Finding,
+    },
+    /// The deadline passed before the target was ready.
+    TimedOut {
+        /// Index of the target in the list given.
+        index: usize,
+        /// Time from the start of the wait.
+        elapsed: Duration,
+        /// What the last finished attempt found ([`Finding::NoAnswer`] if none finished).
+        finding: Finding,
+        /// How many attempts finished.
+        attempts: u32,
+    },
+}
+
+/// Where one target stands.
+#[derive(Debug, Clone)]
+struct Progress {
+    ready: bool,
+    last: Option<Finding>,
+    attempts: u32,
+}
+
+/// Waits for `targets`, reporting each [`WaitEvent`] as it happens; returns whether the wait
+/// succeeded (all ready, or any with `any`).
+pub async fn wait_for(
+    targets: &[Target],
+    options: &WaitOptions,
+    mut report: impl FnMut(WaitEvent),
+) -> bool {
+    let start = Instant::now();
+    let deadline = options.timeout.map(|t| start + t);
+    let (tasks, mut found) = spawn_watches(targets, options, deadline);
+    let idle = Progress {
+        ready: false,
+        last: None,
+        attempts: 0,
+    };
+    let mut progress = vec![idle; targets.len()];
+    while !done(&progress, options.any) {
+        let next = tokio::select! {
+            biased;
+            next = found.recv() => next,
+            () = until(deadline) => None,
+        };
+        let Some((index, finding)) = next else { break };
+        let event = record(&mut progress[index], index, finding, options.invert, start);
+        if let Some(event) = event {
+            report(event);
+        }
+    }
+    drop(tasks);
+    let success = done(&progress, options.any);
+    if !success {
+        report_timeouts(&progress, start, &mut report);
+    }
+    success
+}
+
+/// One [`Watch`] task per target; their findings arrive on the receiver. Dropping the set
+/// aborts them.
+fn spawn_watches(
+    targets: &[Target],
+    options: &WaitOptions,
+    deadline: Option<Instant>,
+) -> (JoinSet<()>, mpsc::UnboundedReceiver<(usize, Finding)>) {
+    let (found_tx, found) = mpsc::unbounded_channel();
+    let probe = std::sync::Arc::new(probe::Probe {
+        connect_bound: options.backoff.connect_bound(),
+        http: options.http.clone(),
+    });
+    let mut tasks = JoinSet::new();
+    for (index, target) in targets.iter().enumerate() {
+        let watch = Watch {
+            index,
+            target: target.clone(),
+            probe: probe.clone(),
+            backoff: options.backoff,
+            invert: options.invert,
+            deadline,
+        };
+        tasks.spawn(watch.run(found_tx.clone()));
+    }
+    (tasks, found)
+}
+
+/// Updates a target's progress with a finding; returns the event to report, if any.
+fn record(
+    progress: &mut Progress,
+    index: usize,
+    finding: Finding,
+    invert: bool,
+    start: Instant,
+) -> Option<WaitEvent> {
+    let elapsed = start.elapsed();
+    progress.attempts += 1;
+    if finding.is_up() != invert {
+        progress.ready = true;
+        return Some(WaitEvent::Ready { index, elapsed });
+    }
+    if progress.last.as_ref() == Some(&finding) {
+        return None;
+    }
+    progress.last = Some(finding.clone());
+    Some(WaitEvent::NotReady {
+        index,
+        elapsed,
+        finding,
+    })
+}
+
+fn report_timeouts(progress: &[Progress], start: Instant, report: &mut impl FnMut(WaitEvent)) {
+    for (index, target) in progress.iter().enumerate().filter(|(_, p)| !p.ready) {
+        report(WaitEvent::TimedOut {
+            index,
+            elapsed: start.elapsed(),
+            finding: target.last.clone().unwrap_or(Finding::NoAnswer),
+            attempts: target.attempts,
+        });
+    }
+}
+
+fn done(progress: &[Progress], any: bool) -> bool {
+    if any {
+        progress.iter().any(|p| p.ready)
+    } else {
+        progress.iter().all(|p| p.ready)
+    }
+}
+
+/// Sleeps until the deadline, or forever without one.
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The task that tries one target until it is ready.
+struct Watch {
+    index: usize,
+    target: Target,
+    probe: std::sync::Arc<probe::Probe>,
+    backoff: Backoff,
+    invert: bool,
+    deadline: Option<Instant>,
+}
+
+impl Watch {
+    /// Sends every attempt's finding; stops once ready or when nobody listens any more.
+    async fn run(self, found: mpsc::UnboundedSender<(usize, Finding)>) {
+        let started = Instant::now();
+        let mut delay = self.backoff.interval;
+        loop {
+            let attempt_started = Instant::now();
+            let left = self
+                .deadline
+                .map(|d| d.saturating_duration_since(attempt_started));
+            let finding = self.probe.attempt(&self.target, left).await;
+            let ready = finding.is_up() != self.invert;
+            if found.send((self.index, finding)).is_err() || ready {
+                return;
+            }
+            delay = self.backoff.next(delay, started.elapsed());
+            sleep_until(attempt_started + delay).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

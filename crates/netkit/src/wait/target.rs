@@ -1,0 +1,268 @@
+//! What `netkit wait` waits for, parsed without I/O: endpoints that accept connections
+//! (`PORT`, `HOST:PORT`, `[V6]:PORT`, `tcp://HOST:PORT`, `unix:PATH`, `unix:@NAME`), HTTP(S)
+//! URLs, names that resolve (`dns:NAME`, `dns:NAME=ADDR`) and paths that exist (`file:PATH`).
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use crate::endpoint::Endpoint;
+use crate::error::ParseError;
+use crate::target::is_host_name;
+
+/// One thing to wait for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Ready when a connection is accepted (TCP, Unix path or abstract name).
+    Connect(Endpoint),
+    /// Ready when a `GET` answers with an accepted status (and the body text, if asked for).
+    Http(HttpTarget),
+    /// Ready when the name resolves (to the given address, if one is given).
+    Dns(DnsTarget),
+    /// Ready when the path exists (symbolic links followed).
+    File(PathBuf),
+}
+
+/// An `http://` or `https://` URL, split for the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpTarget {
+    /// The URL as given.
+    pub url: String,
+    /// `https://`: the exchange runs over TLS.
+    pub tls: bool,
+    /// The server's TCP endpoint (default port 80 or 443).
+    pub endpoint: Endpoint,
+    /// The `Host` header: the URL's authority as written.
+    pub authority: String,
+    /// Path and query, `/` when the URL has none.
+    pub path: String,
+}
+
+/// `dns:NAME` or `dns:NAME=ADDR`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsTarget {
+    /// The name to resolve.
+    pub name: String,
+    /// The address it must resolve to (among others), if any.
+    pub expect: Option<IpAddr>,
+}
+
+impl Target {
+    /// Whether this target is an `http://` or `https://` URL.
+    pub fn is_http(&self) -> bool {
+        matches!(self, Target::Http(_))
+    }
+
+    /// Whether this target is an `https://` URL.
+    pub fn is_https(&self) -> bool {
+        matches!(self, Target::Http(HttpTarget { tls: true, .. }))
+    }
+}
+
+impl FromStr for Target {
+    type Err = ParseError;
+
+    fn from_str(input: &str) -> Result<Self, ParseError> {
+        let lower = input.get(..8).unwrap_or(input).to_ascii_lowercase();
+        if lower.starts_with("http://") || lower.starts_with("https://") {
+            return parse_http(input).map(Target::Http);
+        }
+        if let Some(rest) = input.strip_prefix("dns:") {
+            return parse_dns(input, rest).map(Target::Dns);
+        }
+        if let Some(rest) = input.strip_prefix("file:") {
+            return parse_file(input, rest).map(Target::File);
+        }
+        if let Some(rest) = input.strip_prefix("tcp://") {
+            return parse_tcp_url(input, rest).map(Target::Connect);
+        }
+        match input.parse::<Endpoint>()? {
+            Endpoint::Exec(_) => Err(ParseError::new(
+                input,
+                "exec: endpoints cannot be waited for",
+            )),
+            endpoint => Ok(Target::Connect(endpoint)),
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Connect(endpoint) => endpoint.fmt(f),
+            Target::Http(http) => f.write_str(&http.url),
+            Target::Dns(DnsTarget { name, expect: None }) => write!(f, "dns:{name}"),
+            Target::Dns(DnsTarget {
+                name,
+                expect: Some(ip),
+            }) => write!(f, "dns:{name}={ip}"),
+            Target::File(path) => write!(f, "file:{}", path.display()),
+        }
+    }
+}
+
+fn parse_http(input: &str) -> Result<HttpTarget, ParseError> {
+    let bad = |why: &str| ParseError::new(input, why);
+    let uri: hyper::Uri = input
+        .parse()
+        .map_err(|e| ParseError::new(input, format!("invalid URL: {e}")))?;
+    let tls = uri
+        .scheme_str()
+        .is_some_and(|s| s.eq_ignore_ascii_case("https"));
+    let authority = uri.authority().ok_or_else(|| bad("URL without a host"))?;
+    if authority.as_str().contains('@') {
+        return Err(bad("user names and passwords in URLs are not supported"));
+    }
+    let (host, port) = split_port(authority.as_str());
+    let port = port.unwrap_or(if tls { "443" } else { "80" });
+    let endpoint: Endpoint = format!("{host}:{port}")
+        .parse()
+        .map_err(|e: ParseError| ParseError::new(input, e.why))?;
+    let path = match uri.path_and_query().map(|p| p.as_str()) {
+        None | Some("") => "/".to_string(),
+        Some(path) => path.to_string(),
+    };
+    Ok(HttpTarget {
+        url: input.to_string(),
+        tls,
+        endpoint,
+        authority: authority.as_str().to_string(),
+        path,
+    })
+}
+
+/// `host:port` into its parts; `[v6]` alone has no port. (The URI parser drops ports it
+/// cannot read, such as 99999, which must be an error rather than port 80.)
+fn split_port(authority: &str) -> (&str, Option<&str>) {
+    match authority.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => (host, Some(port)),
+        _ => (authority, None),
+    }
+}
+
+fn parse_dns(input: &str, rest: &str) -> Result<DnsTarget, ParseError> {
+    let (name, expect) = match rest.split_once('=') {
+        Some((name, addr)) => {
+            let ip = addr.parse::<IpAddr>().map_err(|_| {
+                ParseError::new(input, "expected dns:NAME=ADDR with an IPv4 or IPv6 address")
+            })?;
+            (name, Some(ip))
+        }
+        None => (rest, None),
+    };
+    if !is_host_name(name) {
+        return Err(ParseError::new(
+            input,
+            "invalid host name, expected dns:NAME or dns:NAME=ADDR",
+        ));
+    }
+    Ok(DnsTarget {
+        name: name.to_string(),
+        expect,
+    })
+}
+
+fn parse_file(input: &str, rest: &str) -> Result<PathBuf, ParseError> {
+    // `file:///abs/path` (dockerize's spelling) is the same as `file:/abs/path`.
+    let path = match rest.strip_prefix("//") {
+        Some(abs) if abs.starts_with('/') => abs,
+        _ => rest,
+    };
+    if path.is_empty() {
+        return Err(ParseError::new(input, "empty path, expected file:PATH"));
+    }
+    if path.contains('\0') {
+        return Err(ParseError::new(input, "path contains a NUL byte"));
+    }
+    Ok(PathBuf::from(path))
+}
+
+fn parse_tcp_url(input: &str, rest: &str) -> Result<Endpoint, ParseError> {
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.contains('/') || rest.starts_with("unix:") || rest.starts_with("exec:") {
+        return Err(ParseError::new(input, "expected tcp://HOST:PORT"));
+    }
+    rest.parse()
+        .map_err(|e: ParseError| ParseError::new(input, e.why))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http(input: &str) -> HttpTarget {
+        match input.parse::<Target>() {
+            Ok(Target::Http(target)) => target,
+            other => panic!("{input}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn urls_split_into_endpoint_host_header_and_path() {
+        let t = http("http://[::1]:8080/health?full=1");
+        assert_eq!(t.endpoint.to_string(), "[::1]:8080");
+        assert_eq!(t.authority, "[::1]:8080");
+        assert_eq!(t.path, "/health?full=1");
+        assert!(!t.tls);
+        let t = http("https://localhost");
+        assert_eq!(t.endpoint.to_string(), "localhost:443");
+        assert_eq!(
+            (t.authority.as_str(), t.path.as_str(), t.tls),
+            ("localhost", "/", true)
+        );
+        assert_eq!(
+            http("HTTP://127.0.0.1/").endpoint.to_string(),
+            "127.0.0.1:80"
+        );
+    }
+
+    #[test]
+    fn bad_urls_name_the_input() {
+        for bad in [
+            "http://",
+            "http://user:pw@host/",
+            "http://host:0/",
+            "http://host:99999/",
+            "http://[::1/",
+            "http://bad_host!/",
+        ] {
+            let err = bad.parse::<Target>().expect_err(bad);
+            assert_eq!(err.input, bad);
+        }
+    }
+
+    #[test]
+    fn dns_file_and_tcp_forms() {
+        let dns: Target = "dns:db.internal=198.18.0.7".parse().expect("dns");
+        assert_eq!(dns.to_string(), "dns:db.internal=198.18.0.7");
+        let dns: Target = "dns:localhost".parse().expect("dns");
+        assert_eq!(
+            dns,
+            Target::Dns(DnsTarget {
+                name: "localhost".into(),
+                expect: None
+            })
+        );
+        for bad in [
+            "dns:",
+            "dns:a b",
+            "dns:x=notanip",
+            "file:",
+            "tcp://",
+            "tcp://unix:/x",
+        ] {
+            assert!(bad.parse::<Target>().is_err(), "{bad}");
+        }
+        let file: Target = "file:///tmp/ready".parse().expect("file");
+        assert_eq!(file, Target::File("/tmp/ready".into()));
+        assert_eq!(file.to_string(), "file:/tmp/ready");
+        let tcp: Target = "tcp://[::1]:5432/".parse().expect("tcp");
+        assert_eq!(tcp.to_string(), "[::1]:5432");
+        assert!("exec:cat".parse::<Target>().is_err());
+        assert_eq!(
+            "8080".parse::<Target>().expect("port").to_string(),
+            "127.0.0.1:8080"
+        );
+    }
+}

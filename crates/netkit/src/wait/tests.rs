@@ -1,0 +1,154 @@
+//! Engine tests on real loopback sockets and files, with virtual time where the schedule
+//! matters.
+
+use std::time::Duration;
+
+use super::*;
+use crate::endpoint::Endpoint;
+
+fn options(timeout: u64, interval: u64) -> WaitOptions {
+    WaitOptions {
+        timeout: Some(Duration::from_millis(timeout)),
+        backoff: Backoff::new(Duration::from_millis(interval), None).expect("backoff"),
+        any: false,
+        invert: false,
+        http: HttpCheck::default(),
+    }
+}
+
+/// A loopback port bound without listening: connects are refused while it lives.
+fn refused(ip: &str) -> (socket2::Socket, Target) {
+    let addr: std::net::SocketAddr = format!("{ip}:0").parse().expect("addr");
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )
+    .expect("socket");
+    socket.bind(&addr.into()).expect("bind");
+    let bound = socket
+        .local_addr()
+        .expect("addr")
+        .as_socket()
+        .expect("inet");
+    (socket, Target::Connect(Endpoint::tcp(bound)))
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_deadline_is_hard_and_the_reason_reported_once() {
+    let (_held, target) = refused("127.0.0.1");
+    let mut events = Vec::new();
+    let ok = wait_for(&[target], &options(3000, 250), |e| events.push(e)).await;
+    assert!(!ok);
+    let refused = Finding::ConnectFailed("connection refused".into());
+    match &events[..] {
+        [WaitEvent::NotReady {
+            index: 0,
+            finding: a,
+            ..
+        }, WaitEvent::TimedOut {
+            index: 0,
+            finding: b,
+            elapsed,
+            attempts,
+        }] => {
+            assert_eq!((a, b), (&refused, &refused));
+            assert_eq!(*elapsed, Duration::from_secs(3));
+            // Every 250 ms from 0 to 2.75 s.
+            assert_eq!(*attempts, 12);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn ready_is_reported_once_per_target() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let (_held, down) = refused("[::1]");
+    let targets = [
+        Target::Connect(Endpoint::tcp(listener.local_addr().expect("addr"))),
+        down,
+    ];
+    let mut opts = options(30_000, 50);
+    opts.any = true;
+    let mut events = Vec::new();
+    assert!(wait_for(&targets, &opts, |e| events.push(e)).await);
+    let ready: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e, WaitEvent::Ready { .. }))
+        .collect();
+    assert!(
+        matches!(ready[..], [WaitEvent::Ready { index: 0, .. }]),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn invert_is_ready_when_the_file_is_gone() {
+    let dir = std::env::temp_dir().join(format!("netkit-wait-invert-{}", std::process::id()));
+    std::fs::write(&dir, b"x").expect("write");
+    let target = Target::File(dir.clone());
+    let mut opts = options(10_000, 20);
+    opts.invert = true;
+    let remover = tokio::spawn({
+        let dir = dir.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            std::fs::remove_file(dir).expect("remove");
+        }
+    });
+    let mut events = Vec::new();
+    assert!(wait_for(&[target], &opts, |e| events.push(e)).await);
+    remover.await.expect("remover");
+    match &events[..] {
+        [WaitEvent::NotReady { finding, .. }, WaitEvent::Ready { .. }] => {
+            assert_eq!(finding.reason(), "still exists");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_timeout_waits_until_ready() {
+    let dir = std::env::temp_dir().join(format!("netkit-wait-forever-{}", std::process::id()));
+    let _ = std::fs::remove_file(&dir);
+    let target = Target::File(dir.clone());
+    let mut opts = options(0, 250);
+    opts.timeout = None;
+    let creator = tokio::spawn({
+        let dir = dir.clone();
+        async move {
+            // Far beyond any default timeout, in virtual time.
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            std::fs::write(dir, b"x").expect("write");
+        }
+    });
+    let mut events = Vec::new();
+    assert!(wait_for(&[target], &opts, |e| events.push(e)).await);
+    creator.await.expect("creator");
+    let _ = std::fs::remove_file(&dir);
+    assert!(
+        matches!(events.last(), Some(WaitEvent::Ready { elapsed, .. }) if *elapsed >= Duration::from_secs(3600))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn attempts_keep_to_the_interval_then_back_off_to_the_cap() {
+    // A Unix path that does not exist fails at once, so virtual time is the only clock.
+    let target = Target::Connect(Endpoint::Unix(
+        format!("/nonexistent/netkit-wait-{}.sock", std::process::id()).into(),
+    ));
+    let mut events = Vec::new();
+    assert!(!wait_for(&[target], &options(20_000, 250), |e| events.push(e)).await);
+    // 0 to 10 s every 250 ms (41 attempts), then after 0.5, 1, 2, 2, 2, 2 s: 10.5, 11.5, 13.5,
+    // 15.5, 17.5 and 19.5 s.
+    match events.last() {
+        Some(WaitEvent::TimedOut {
+            attempts, finding, ..
+        }) => {
+            assert_eq!(*attempts, 47);
+            assert_eq!(finding.reason(), "no such file or directory");
+        }
+        other => panic!("{other:?}"),
+    }
+}
