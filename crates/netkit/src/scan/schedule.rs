@@ -646,12 +646,12 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
     /// A try went unanswered: retransmit its port, bench it or filter it.
     fn after_timeout(&mut self, rec: Sent) {
         self.leave_flight(&rec);
-        self.window.expect();
+        self.window.lapse();
         let budget = self.budget();
         let Some(host) = self.hosts[rec.host].as_mut() else {
             return;
         };
-        host.window.expect();
+        host.window.lapse();
         let sent = host.pending.get(&rec.port).map_or(0, |p| p.sent);
         if sent == rec.tryno + 1 {
             if sent < host.allowed_tries(&budget) {

@@ -396,6 +396,24 @@ fn rejects_are_filtered_whatever_the_icmp_rate_limit() {
     }
 }
 
+/// A host that drops every probe beside one that answers: its ports are as many as the
+/// answering host's, and it must not take many times as long (nmap crawls there, at the
+/// initial window of ten probes per timeout).
+#[test]
+fn a_silent_host_is_not_crawled() {
+    let truth = vec![vec![Truth::Closed; 1000], vec![Truth::Dropped; 1000]];
+    let mut net = Net::new(29, truth);
+    net.delay = Duration::from_millis(15);
+    let out = simulate(&mut net, settings(ADAPTIVE));
+    assert_exact(&net, &out);
+    assert!(
+        out.elapsed < Duration::from_secs(3),
+        "{:?} {:?}",
+        out.elapsed,
+        out.counts
+    );
+}
+
 #[test]
 fn fixed_retries_try_every_silent_port_that_often() {
     let truth = vec![vec![Truth::Dropped; 50]];

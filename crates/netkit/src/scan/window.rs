@@ -4,7 +4,10 @@
 //! shrinks when a drop is seen — an answer that only a retransmission got, so an earlier
 //! probe or its answer was lost. A host's window falls to one probe, the scan's to half, and
 //! the slow-start threshold to three quarters of what was in flight; drops that come in a
-//! batch (probes sent before the last decrease) shrink it only once. Time is an input.
+//! batch (probes sent before the last decrease) shrink it only once. Until the first answer,
+//! a timeout grows the window as an answer would: silence is no sign of congestion, and a
+//! host (or a scan) that never answers would otherwise crawl at its initial window, ten
+//! probes per timeout. Time is an input.
 
 use std::time::Instant;
 
@@ -75,10 +78,24 @@ impl Window {
         self.expected += 1;
     }
 
+    /// Counts a probe that timed out: [`Window::expect`], and growth as for an answer while
+    /// none ever came.
+    pub fn lapse(&mut self) {
+        self.expect();
+        if self.received == 0 {
+            self.grow(1.0);
+        }
+    }
+
     /// Grows the window for an answer (call [`Window::expect`] for it too).
     pub fn ack(&mut self) {
         self.received += 1;
         let scale = (self.expected as f64 / self.received as f64).clamp(1.0, SCALE_MAX);
+        self.grow(scale);
+    }
+
+    /// Grows the window by one answer's worth, `scale` times.
+    fn grow(&mut self, scale: f64) {
         if self.cwnd < self.ssthresh {
             self.cwnd = (self.cwnd + SLOW_INCR * scale).min(self.ssthresh);
         } else {
@@ -135,6 +152,21 @@ mod tests {
         answered(&mut w, 1);
         // expected 10, received 1: one answer counts ten times.
         assert_eq!(w.cwnd(), 20.0);
+    }
+
+    #[test]
+    fn silence_grows_the_window_until_the_first_answer() {
+        let mut w = Window::new(Scope::Host, 1000);
+        for _ in 0..10 {
+            w.lapse();
+        }
+        assert_eq!(w.cwnd(), 20.0);
+        answered(&mut w, 1);
+        let after = w.cwnd();
+        for _ in 0..10 {
+            w.lapse();
+        }
+        assert_eq!(w.cwnd(), after);
     }
 
     #[test]
