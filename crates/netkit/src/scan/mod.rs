@@ -1,7 +1,8 @@
 //! The TCP connect scanner: which ports to try ([`rank`]), what they are called ([`services`]),
 //! and the engine that finds them open, closed or filtered.
 //!
-//! - [`engine`]: probe tasks, their answers, banners, events and totals.
+//! - [`engine`]: settings, events and totals; [`worker`]: the tasks that carry out what the
+//!   scheduler decides (connects, answers, banners).
 //! - [`schedule`]: which probe leaves when, timeouts, retransmissions, verdicts (no I/O).
 //! - [`host`]: one host's ports, estimates and retry budget (no I/O).
 //! - [`rtt`], [`window`], [`pace`]: round-trip estimation and timeouts, congestion windows,
@@ -28,6 +29,7 @@ pub mod rtt;
 pub mod schedule;
 pub mod services;
 pub mod window;
+pub mod worker;
 
 pub use engine::{run, Config, Event, Progress};
 pub use host::Retries;
