@@ -1,7 +1,8 @@
 //! systemd socket activation: netkit exec'd as systemd would start it (listening sockets as
 //! descriptors 3, 4, 5, `LISTEN_FDS`, `LISTEN_FDNAMES`, and `LISTEN_PID` set to its own pid
 //! by `sh -c 'LISTEN_PID=$$ exec ...'`), serving `systemd:NAME` and `systemd:` rules, keeping
-//! the passed sockets open across reloads, and handing none of it to `exec:` children.
+//! the passed sockets open across reloads, and handing none of it to `exec:` children; and
+//! started by systemd's own launcher, `systemd-socket-activate` (package systemd).
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
@@ -16,7 +17,7 @@ use std::process::Command;
 
 use super::forward_pool::{tag_from, tag_of, Upstream};
 use super::forward_util::{Forwarder, PATIENCE};
-use super::harness::text;
+use super::harness::{skip, text, Proc};
 
 /// `netkit ARGS` started the way systemd starts a socket-activated service: `fds` become
 /// descriptors 3, 4, ... with `LISTEN_FDS`, `LISTEN_FDNAMES` = `names` and `LISTEN_PID` =
@@ -169,6 +170,46 @@ fn forward_serves_the_sockets_systemd_passed_and_keeps_them_across_reloads() {
     assert_eq!(tag_from(waiting), "bbbb");
     let (code, _, stderr) = fw.stop("TERM");
     assert_eq!(code, 0, "{stderr}");
+}
+
+/// systemd's own launcher binds the socket, waits for the first client, then execs netkit with
+/// `LISTEN_FDS`/`LISTEN_FDNAMES`/`LISTEN_PID` set: netkit serves that client (queued on the
+/// passed socket before netkit ran) and the next ones, and leaves the socket file, which is
+/// systemd's, where it is when it stops.
+#[test]
+fn forward_serves_the_socket_systemd_socket_activate_passes() {
+    let launcher = "/usr/bin/systemd-socket-activate";
+    if !Path::new(launcher).exists() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI must have systemd-socket-activate (package systemd)"
+        );
+        skip(
+            "forward_serves_the_socket_systemd_socket_activate_passes",
+            "systemd-socket-activate (package systemd) is not installed",
+        );
+        return;
+    }
+    let up = Upstream::tagged("aaaa");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.sock");
+    let listen = format!("--listen={}", path.display());
+    let mut cmd = Command::new(launcher);
+    cmd.args([&listen, "--fdname=app", env!("CARGO_BIN_EXE_netkit")])
+        .args(["forward", "systemd:app", &up.target()]);
+    let proc = Proc::spawn(cmd);
+    proc.stderr.wait_line("Listening on ");
+    // This first client is what makes the launcher exec netkit.
+    assert_eq!(tag_from_unix(&path), "aaaa");
+    let line = proc.stderr.wait_line("listening on ");
+    assert_eq!(
+        line,
+        format!("listening on unix:{} -> {}", path.display(), up.target())
+    );
+    assert_eq!(tag_from_unix(&path), "aaaa");
+    let (code, _, stderr) = proc.stop("TERM");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(path.exists(), "netkit removed the socket file systemd made");
 }
 
 fn tag_from_unix(path: &Path) -> String {
