@@ -31,7 +31,7 @@ Examples:
   netkit forward --config rules.toml --metrics 9100  (SIGHUP rereads rules.toml)
 
 Once bound, each rule prints 'listening on ADDR -> TARGET' on stderr (port 0 shows the port
-the kernel chose; with --json also a \"listen\" record on stdout), then one line per finished
+the kernel chose; with --json also a \"listening\" record on stdout), then one line per finished
 connection: time (RFC 3339, UTC), client, target, bytes each way, duration, how it ended; and
 one line when a target goes down or comes back up.
 Several targets: a connection tries them in the --balance order; when a connect fails it
