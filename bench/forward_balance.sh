@@ -91,7 +91,7 @@ start_balancers() {
     start "$nk" -q forward "${PORT3[netkit]}" "$two,127.0.0.1:$DEAD" --balance round-robin
     cat >"$WORK/haproxy.cfg" <<EOF
 global
-    maxconn 20000
+    maxconn 4000
     nbthread 2
 defaults
     mode tcp
