@@ -133,7 +133,9 @@ impl Supervisor {
             };
             bound.push(listeners);
         }
-        Ok(self.swap(rules, keys, bound))
+        let (reloaded, gone) = self.swap(rules, keys, bound);
+        closed(gone).await;
+        Ok(reloaded)
     }
 
     /// Binds rule `index` of `listens`.
@@ -151,7 +153,7 @@ impl Supervisor {
         rules: Vec<Rule>,
         keys: Vec<(Endpoint, usize)>,
         bound: Vec<Vec<Shared>>,
-    ) -> Reloaded {
+    ) -> (Reloaded, Vec<Slot>) {
         let mut old = std::mem::take(&mut self.slots);
         let mut reloaded = Reloaded {
             rules: rules.len(),
@@ -183,13 +185,13 @@ impl Supervisor {
             let slot = self.start(key, listeners, backend);
             self.slots.push(slot);
         }
-        for gone in old {
+        for gone in &old {
             gone.backend.stop_checks();
             reloaded.removed.push(addr_of(&gone.listeners));
         }
         let labels: Vec<String> = self.slots.iter().map(|s| s.backend.label.clone()).collect();
         self.registry.retain(&labels);
-        reloaded
+        (reloaded, old)
     }
 
     /// Serves `backend` on `listeners` until the slot is dropped.
@@ -239,6 +241,25 @@ impl Supervisor {
             slot.backend.stop_checks();
         }
         while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// How long a reload waits for the accept loops of removed rules to let go of their sockets.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// Stops the generations of removed rules and waits (at most [`CLOSE_WAIT`]) until their
+/// accept loops have let go of the listening sockets, which close as these go: a removed rule
+/// no longer accepts once the reload is reported. Their connections go on.
+async fn closed(gone: Vec<Slot>) {
+    let mut listeners = Vec::new();
+    for slot in gone {
+        listeners.extend(slot.listeners);
+    }
+    let deadline = tokio::time::Instant::now() + CLOSE_WAIT;
+    while listeners.iter().any(|l| Arc::strong_count(&l.0) > 1)
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 
