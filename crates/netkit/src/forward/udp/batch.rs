@@ -32,21 +32,27 @@ impl Receiver {
 
     /// Waits for datagrams and takes up to [`BATCH`] of them; how many.
     pub(super) async fn recv(&mut self) -> io::Result<usize> {
-        self.got.clear();
         loop {
             self.socket.readable().await?;
-            for slot in self.buf.chunks_mut(MAX_DATAGRAM) {
-                match self.socket.try_recv_from(slot) {
-                    Ok((len, from)) => self.got.push((from, len)),
-                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(err) if self.got.is_empty() => return Err(err),
-                    Err(_) => break,
-                }
-            }
-            if !self.got.is_empty() {
-                return Ok(self.got.len());
+            let count = self.take()?;
+            if count > 0 {
+                return Ok(count);
             }
         }
+    }
+
+    /// Takes up to [`BATCH`] datagrams without waiting; how many (0: none queued).
+    pub(super) fn take(&mut self) -> io::Result<usize> {
+        self.got.clear();
+        for slot in self.buf.chunks_mut(MAX_DATAGRAM) {
+            match self.socket.try_recv_from(slot) {
+                Ok((len, from)) => self.got.push((from, len)),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                Err(err) if self.got.is_empty() => return Err(err),
+                Err(_) => break,
+            }
+        }
+        Ok(self.got.len())
     }
 
     /// Datagram `i` of the last batch: its source and payload.

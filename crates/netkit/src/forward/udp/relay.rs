@@ -1,7 +1,8 @@
 //! The session loop of a UDP rule: client datagrams in, a session per client address (opened
 //! on its first datagram if `--allow`, `--max-conns` and the draining state let it), sessions
-//! closed after `--idle-timeout` without traffic either way, drops counted; on shutdown no new
-//! sessions, the open ones relayed until they go idle or the drain timeout ends them.
+//! closed after `--idle-timeout` without traffic either way, drops counted. On shutdown no new
+//! sessions open; a session ends once nothing it sent waits for a reply (`done`: UDP has no
+//! other end to wait for), or after a second without traffic, or at the drain timeout.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -39,31 +40,49 @@ where
     let mut receiver = Receiver::new(table.shared.listen.clone());
     let mut tick = tokio::time::interval(tick_for(table.idle));
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut drain_tick = tokio::time::interval(DRAIN_TICK);
+    drain_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     let mut deadline: Option<Instant> = None;
     loop {
+        // Biased: timers and endings before datagrams, so a flood never holds expiry up.
         tokio::select! {
+            biased;
             _ = &mut shutdown, if deadline.is_none() => {
                 deadline = Some(Instant::now() + rule.options.drain_timeout);
                 table.draining = true;
+                table.expire(Instant::now(), &mut on_event)?;
+            }
+            () = sleep_until(deadline) => {
+                table.close_all(&mut on_event)?;
+                break;
+            }
+            Some(ended) = ended_rx.recv() => table.end(ended, &mut on_event)?,
+            _ = tick.tick() => table.expire(Instant::now(), &mut on_event)?,
+            _ = drain_tick.tick(), if deadline.is_some() => {
+                table.expire(Instant::now(), &mut on_event)?;
             }
             got = receiver.recv() => match got {
                 Ok(count) => table.forward(&receiver, count).await,
                 Err(err) => receive_failed(&err).await,
             },
-            Some(ended) = ended_rx.recv() => table.end(ended, &mut on_event)?,
-            _ = tick.tick() => table.expire(Instant::now(), &mut on_event)?,
-            () = sleep_until(deadline) => {
-                table.close_all(&mut on_event)?;
-                break;
-            }
         }
         if deadline.is_some() && table.sessions.is_empty() {
             break;
         }
     }
+    table.count_leftovers(&mut receiver);
     table.report_drops(Instant::now(), true, &mut on_event)
 }
+
+/// While draining, a session quiet this long (or the idle timeout, if shorter) is over.
+const DRAIN_QUIET: Duration = Duration::from_secs(1);
+
+/// While draining, how often sessions are looked at (an answered one ends within this).
+const DRAIN_TICK: Duration = Duration::from_millis(20);
+
+/// At most this many batches of datagrams still queued at the end are counted.
+const LEFTOVER_BATCHES: usize = 32;
 
 /// Sleeps until `deadline`, or forever without one.
 async fn sleep_until(deadline: Option<Instant>) {
@@ -185,19 +204,50 @@ impl Table {
         self.close(id.0, Close::Error, Some(&err), on_event)
     }
 
-    /// Closes the sessions idle for the idle timeout, and reports the drops that are due.
+    /// Closes the sessions idle for the idle timeout (while draining, those with no reply
+    /// outstanding, `done`, and those quiet for [`DRAIN_QUIET`]), and reports the drops that
+    /// are due.
     fn expire(&mut self, now: Instant, on_event: &mut impl EventSink) -> io::Result<()> {
-        let idle = self.idle;
-        let expired: Vec<SessionId> = self
+        let draining = self.draining;
+        let idle = match draining {
+            true => self.idle.min(DRAIN_QUIET),
+            false => self.idle,
+        };
+        let ending: Vec<(SessionId, Close)> = self
             .sessions
             .values()
-            .filter(|s| now.saturating_duration_since(s.last_active()) >= idle)
-            .map(Session::id)
+            .filter_map(|s| {
+                let close = if draining && s.answered() {
+                    Close::Done
+                } else if now.saturating_duration_since(s.last_active()) >= idle {
+                    Close::IdleTimeout
+                } else {
+                    return None;
+                };
+                Some((s.id(), close))
+            })
             .collect();
-        for (client, _) in expired {
-            self.close(client, Close::IdleTimeout, None, on_event)?;
+        for ((client, _), close) in ending {
+            self.close(client, close, None, on_event)?;
         }
         self.report_drops(now, false, on_event)
+    }
+
+    /// Counts the datagrams still queued when the rule stops (a bounded look: a flood does
+    /// not hold the exit up) as dropped while draining.
+    fn count_leftovers(&mut self, receiver: &mut Receiver) {
+        for _ in 0..LEFTOVER_BATCHES {
+            let count = receiver.take().unwrap_or(0);
+            for i in 0..count {
+                let (client, _) = receiver.datagram(i);
+                let counters = &self.shared.counters;
+                self.drops
+                    .count(DropReason::Draining, client, None, counters);
+            }
+            if count == 0 {
+                return;
+            }
+        }
     }
 
     /// Closes every session: the drain timeout ran out.

@@ -13,7 +13,7 @@ use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use tokio::io::Interest;
@@ -36,6 +36,10 @@ const PUMP_BUDGET: usize = 64;
 thread_local! {
     /// The pumps' receive buffer: one per worker thread, not one per session.
     static REPLY: RefCell<Vec<u8>> = RefCell::new(vec![0; MAX_DATAGRAM]);
+}
+
+fn micros_since(start: Instant) -> u64 {
+    u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
 /// A client address as records show it: an IPv4 client of a `[::]` listener in IPv4 form.
@@ -72,8 +76,8 @@ pub(super) struct Replies {
     bytes: AtomicU64,
     dropped: AtomicU64,
     refused: AtomicU64,
-    /// When the last reply came, in milliseconds since the session opened.
-    last_ms: AtomicU64,
+    /// When the last reply came, in microseconds since the session opened.
+    last_us: AtomicU64,
     error: Mutex<Option<String>>,
 }
 
@@ -110,7 +114,8 @@ pub(super) struct Session {
     target: SocketAddr,
     via: String,
     started: Instant,
-    last_up: Instant,
+    /// When the last client datagram came, in microseconds since the session opened.
+    last_up_us: u64,
     datagrams_up: u64,
     bytes_up: u64,
     dropped: u64,
@@ -148,7 +153,7 @@ impl Session {
             target,
             via,
             started: now,
-            last_up: now,
+            last_up_us: 0,
             datagrams_up: 0,
             bytes_up: 0,
             dropped: 0,
@@ -163,15 +168,21 @@ impl Session {
 
     /// When a datagram last went either way.
     pub(super) fn last_active(&self) -> Instant {
-        let down = self.replies.last_ms.load(Ordering::Relaxed);
-        let down = self.started + std::time::Duration::from_millis(down);
-        self.last_up.max(down)
+        let down = self.replies.last_us.load(Ordering::Relaxed);
+        self.started + Duration::from_micros(self.last_up_us.max(down))
+    }
+
+    /// Whether the target has answered since the client last sent (nothing is in flight
+    /// that a reply could still come for).
+    pub(super) fn answered(&self) -> bool {
+        self.replies.last_us.load(Ordering::Relaxed) >= self.last_up_us
+            && self.replies.datagrams.load(Ordering::Relaxed) > 0
     }
 
     /// Sends one client datagram to the target (after a refusal the kernel reported on this
     /// send, once more: the refusal was about an earlier datagram).
     pub(super) async fn send(&mut self, data: &[u8], counters: &Counters) {
-        self.last_up = Instant::now();
+        self.last_up_us = micros_since(self.started);
         let mut sent = self.send_once(data).await;
         if sent
             .as_ref()
@@ -330,8 +341,9 @@ impl Pump {
         let replies = &self.replies;
         replies.datagrams.fetch_add(1, Ordering::Relaxed);
         replies.bytes.fetch_add(len as u64, Ordering::Relaxed);
-        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        replies.last_ms.store(ms, Ordering::Relaxed);
+        replies
+            .last_us
+            .store(micros_since(self.started), Ordering::Relaxed);
         self.counters.relayed(true, len);
     }
 
