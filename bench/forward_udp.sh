@@ -19,6 +19,8 @@ WORK=$(mktemp -d)
 PIDS=()
 
 cleanup() {
+    # socat's UDP-LISTEN fork leaves one child per client: end those first.
+    for pid in "${PIDS[@]}"; do pkill -P "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -rf "$WORK"
@@ -101,11 +103,16 @@ flood() {
     iperf3 -u -b 0 -l "$2" -c 127.0.0.1 -p "$1" -t "$SECS" -J |
         python3 -c '
 import json, sys
-end = json.load(sys.stdin)["end"]["sum"]
+run = json.load(sys.stdin)
+if "sum" not in run["end"]:
+    sys.exit("iperf3 -u -p PORT:LEN " + sys.argv[1] + ": " + run.get("error", "no result"))
+end = run["end"]["sum"]
 got = end["packets"] - end["lost_packets"]
 secs = end["seconds"]
-print(f"{got / secs:.0f} {end[\"bits_per_second\"] * (1 - end[\"lost_percent\"] / 100) / 1e6:.1f} {end[\"lost_percent\"]:.2f}")
-'
+lost = end["lost_percent"]
+mbit = end["bits_per_second"] * (1 - lost / 100) / 1e6
+print("%.0f %.1f %.2f" % (got / secs, mbit, lost))
+' "$1:$2"
 }
 
 # "median_us p99_us" of 20000 request/reply exchanges of 64 bytes, one client.
@@ -143,6 +150,10 @@ main() {
                 echo "$pps" >>"$WORK/$name.$size.pps"
                 echo "$mbit" >>"$WORK/$name.$size.mbit"
                 echo "$loss" >>"$WORK/$name.$size.loss"
+                # A relay still empties its queue after the client stops; datagrams of this
+                # run must not reach the next run's iperf3 socket first (it would connect to
+                # the old client and the new one would never hear back).
+                sleep 2
             done
             read -r med p99 < <(latency "${ECHO_PORT[$name]}")
             echo "$med" >>"$WORK/$name.rtt"
