@@ -21,9 +21,9 @@ pub fn positive_duration(text: &str) -> Result<Duration, DurationError> {
     netkit::duration::parse_positive_duration(text)
 }
 
-/// An endpoint to connect to.
+/// A stream endpoint to connect to (`udp:` is forward's only).
 pub fn endpoint(text: &str) -> Result<Endpoint, EndpointError> {
-    text.parse()
+    text.parse::<Endpoint>()?.stream_only(text)
 }
 
 /// What `netkit wait` waits for: an endpoint, an HTTP(S) URL, `dns:NAME[=ADDR]`, `file:PATH`.
@@ -36,10 +36,10 @@ pub fn status_set(text: &str) -> Result<netkit::wait::StatusSet, ParseError> {
     text.parse()
 }
 
-/// An endpoint to listen on (port 0 picks a free port); `systemd:` sockets are for `forward`
-/// only (its LISTEN is parsed with the rule).
+/// A stream endpoint to listen on (port 0 picks a free port); `udp:` and `systemd:` endpoints
+/// are `forward`'s only (its LISTEN is parsed with the rule).
 pub fn listen_endpoint(text: &str) -> Result<Endpoint, ParseError> {
-    match Endpoint::parse_listen(text)? {
+    match Endpoint::parse_listen(text)?.stream_only(text)? {
         Endpoint::Systemd(_) => Err(ParseError::new(
             text,
             "systemd: sockets are for netkit forward only",

@@ -1,4 +1,7 @@
-//! `netkit forward LISTEN TARGET`: the port forwarder (issues 3 and 15).
+//! `netkit forward LISTEN TARGET`: the port forwarder (issues 3 and 15); the printing of
+//! `udp:` rules' records in `udp`.
+
+mod udp;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,6 +31,8 @@ Examples:
   netkit forward 0.0.0.0:2222 10.0.0.5:22 --allow 10.0.0.0/8 --max-conns 100
   netkit forward 8080 a.internal:80,b.internal:80 --balance least-conn --check http:/health
   netkit forward 8000-8010 host.internal:9000-9010    one rule per port
+  netkit forward udp:5353 udp:127.0.0.1:53           relay DNS over UDP, a session per client
+  netkit forward 'udp:[::]:5353' 'udp:[::1]:53' --idle-timeout 30s --max-conns 1000
   netkit forward --config rules.toml --metrics 9100  (SIGHUP rereads rules.toml)
 
 Once bound, each rule prints 'listening on ADDR -> TARGET' on stderr (port 0 shows the port
@@ -46,7 +51,17 @@ Without --config SIGHUP is logged and ignored. SIGINT/SIGTERM stop accepting and
 connections finish for --drain-timeout (30s by default), then close them; a second signal
 closes them at once. A reset on one side is passed on as a reset (SO_LINGER 0) to the other.
 --metrics serves Prometheus text at http://ADDR/metrics: netkit_forward_* by rule and target
-(docs/forward-metrics.md).";
+(docs/forward-metrics.md).
+
+UDP (udp: on both sides): each client address gets a session, a socket of its own connected
+to the target (the target sees one source per client; replies go back to their client). A
+session ends after --idle-timeout without a datagram either way (60s by default) and is
+logged then (a \"session\" record). --max-conns bounds sessions: datagrams of new clients
+beyond it, from outside --allow, or arriving while draining are dropped and counted (a \"drop\"
+line at most once a second). --proxy-protocol v2 puts a PROXY v2 header (DGRAM) before every
+datagram. An ICMP port unreachable from the target is counted, never fatal. On SIGTERM no new
+sessions start; open ones go on until idle or --drain-timeout. A reload keeps an unchanged
+udp: rule and its sessions; a changed one drains its sessions, then serves the new rule.";
 
 /// Arguments of `netkit forward`.
 #[derive(Debug, clap::Args)]
@@ -55,11 +70,13 @@ pub struct Args {
     /// Where to listen: PORT (loopback), HOST:PORT, [V6]:PORT, a port range (8000-8010,
     /// HOST:8000-8010: one rule per port), unix:PATH, unix:@NAME, systemd:NAME (the sockets
     /// systemd passed with that FileDescriptorName) or systemd: (the next passed socket no
-    /// systemd:NAME takes).
+    /// systemd:NAME takes); or udp:PORT, udp:HOST:PORT, udp:[V6]:PORT (then the target is
+    /// udp: too).
     #[arg(required_unless_present = "config")]
     pub listen: Option<String>,
     /// Where to relay to: HOST:PORT, [V6]:PORT, unix:PATH, unix:@NAME, exec:COMMAND, or several
-    /// comma-separated (a:80,b:80); with a listen range, HOST:FIRST-LAST of the same length.
+    /// comma-separated (a:80,b:80); with a listen range, HOST:FIRST-LAST of the same length;
+    /// udp:HOST:PORT, udp:[V6]:PORT (one) for a udp: listen.
     #[arg(required_unless_present = "config")]
     pub target: Option<String>,
     /// Rewrite the Host of every HTTP/1.x request (auto: the target's host:port), and the
@@ -72,16 +89,18 @@ pub struct Args {
     /// (Unix-socket clients are not filtered).
     #[arg(long, value_name = "CIDR", value_parser = parse::cidr)]
     pub allow: Vec<IpNet>,
-    /// At most this many connections at once; more wait in the kernel's backlog.
+    /// At most this many connections at once; more wait in the kernel's backlog. UDP: at
+    /// most this many sessions; datagrams of new clients beyond them are dropped and counted.
     #[arg(long, value_name = "N", value_parser = parse::positive_count)]
     pub max_conns: Option<usize>,
-    /// Close a connection after this long with no traffic either way.
+    /// Close a connection after this long with no traffic either way (TCP: never by default;
+    /// UDP sessions: 60s by default).
     #[arg(long, value_name = "DUR", value_parser = parse::positive_duration)]
     pub idle_timeout: Option<Duration>,
     /// Give up connecting to one target address after this long [default: 10s].
     #[arg(long, value_name = "DUR", value_parser = parse::positive_duration)]
     pub connect_timeout: Option<Duration>,
-    /// Send a PROXY protocol header to the target.
+    /// Send a PROXY protocol header to the target (UDP: v2 only, before every datagram).
     #[arg(long, value_name = "v1|v2", value_parser = parse::proxy_protocol)]
     pub proxy_protocol: Option<parse::ProxyProtocol>,
     /// After SIGINT/SIGTERM, give open connections this long to finish, then close them (each
@@ -112,7 +131,8 @@ pub struct Args {
     #[arg(long, value_name = "N", value_parser = parse::checks_in_a_row)]
     pub fall: Option<u32>,
     /// Serve Prometheus metrics at http://ADDR/metrics (PORT alone: 127.0.0.1:PORT):
-    /// connections, bytes, connect failures, target up/down, relay paths, by rule and target.
+    /// connections, bytes, connect failures, target up/down, relay paths, by rule and target;
+    /// for udp: rules sessions, datagrams and drops.
     #[arg(long, value_name = "ADDR", value_parser = parse::listen_endpoint)]
     pub metrics: Option<Endpoint>,
 }
@@ -331,11 +351,13 @@ fn log_event(out: &Printer, event: Event) {
     let (kind, line) = match &event {
         Event::Conn(record) => ("conn", conn_line(record)),
         Event::Target(record) => ("target", target_line(record)),
+        Event::Udp(event) => return udp::log(out, event),
     };
     if out.json() {
         let _ = match &event {
             Event::Conn(record) => out.record(kind, record),
             Event::Target(record) => out.record(kind, record),
+            Event::Udp(_) => Ok(()),
         };
     } else if !out.quiet() {
         let _ = writeln!(std::io::stderr().lock(), "{line}");

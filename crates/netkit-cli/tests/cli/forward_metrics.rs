@@ -1,5 +1,6 @@
 //! `forward --metrics ADDR`: the Prometheus text, read by the Prometheus Python client's own
-//! parser (the format's reference reader), agrees with what the test sent.
+//! parser (the format's reference reader), agrees with what the test sent, for TCP and `udp:`
+//! rules.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
@@ -144,4 +145,69 @@ fn forward_metrics_count_connections_bytes_failures_and_target_state() {
         .sum();
     assert_eq!(relayed, 5.0, "{text}");
     assert_eq!(get("netkit_forward_reloads_total", "result=\"ok\""), 0.0);
+}
+
+#[test]
+fn forward_metrics_count_udp_sessions_datagrams_and_drops() {
+    let upstream = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let target = upstream.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((len, from)) = upstream.recv_from(&mut buf) {
+            let _ = upstream.send_to(&buf[..len], from);
+        }
+    });
+    let mut cmd = netkit();
+    cmd.args(["forward", "udp:127.0.0.1:0", &format!("udp:{target}")])
+        .args(["--max-conns", "1", "--metrics", "0"]);
+    let fw = Forwarder::spawn(cmd, 1);
+    let metrics: SocketAddr = fw.wait_for(|l| l.starts_with("metrics on http://"), 1)[0]
+        .trim_start_matches("metrics on http://")
+        .trim_end_matches("/metrics")
+        .parse()
+        .unwrap();
+    let listen = fw.listens[0].clone();
+    let addr: SocketAddr = listen.strip_prefix("udp:").unwrap().parse().unwrap();
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut buf = [0u8; 64];
+    for message in [b"one".as_slice(), b"three", b"seven"] {
+        client.send_to(message, addr).unwrap();
+        let (len, _) = client.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..len], message);
+    }
+    // A second client finds the one session taken: its datagram is dropped and counted.
+    let other = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    other.send_to(b"x", addr).unwrap();
+    fw.wait_for(|l| l.contains("dropped") && l.contains("session-limit"), 1);
+    let text = scrape(metrics);
+    let Some(samples) = parsed_by_prometheus_client(&text) else {
+        return;
+    };
+    let labels = format!("rule=\"{listen}\",target=\"udp:{target}\"");
+    let get = |name: &str, labels: &str| -> f64 {
+        *samples
+            .get(&(name.to_string(), labels.to_string()))
+            .unwrap_or_else(|| panic!("no {name}{{{labels}}} in\n{text}"))
+    };
+    assert_eq!(get("netkit_forward_udp_sessions_total", &labels), 1.0);
+    assert_eq!(get("netkit_forward_udp_sessions_active", &labels), 1.0);
+    let directed =
+        |name: &str, direction: &str| get(name, &format!("direction=\"{direction}\",{labels}"));
+    for direction in ["up", "down"] {
+        assert_eq!(
+            directed("netkit_forward_udp_datagrams_total", direction),
+            3.0
+        );
+        assert_eq!(directed("netkit_forward_udp_bytes_total", direction), 13.0);
+    }
+    let dropped = |reason: &str| {
+        get(
+            "netkit_forward_udp_dropped_total",
+            &format!("reason=\"{reason}\",rule=\"{listen}\""),
+        )
+    };
+    assert_eq!(dropped("session-limit"), 1.0);
+    assert_eq!(dropped("denied"), 0.0);
+    assert_eq!(get("netkit_forward_udp_refused_total", &labels), 0.0);
 }

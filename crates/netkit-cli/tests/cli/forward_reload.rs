@@ -1,12 +1,14 @@
 //! Reloading `--config` on SIGHUP: new connections follow the new rules, open ones go on with
 //! the old, listeners that stay are never closed, removed rules stop accepting, a bad file
-//! changes nothing.
+//! changes nothing; a `udp:` rule that stays keeps its sessions, one that changes drains them
+//! and serves the same socket.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use super::forward_pool::{tag_from, tag_of, Upstream};
 use super::forward_util::{Forwarder, PATIENCE};
@@ -170,4 +172,91 @@ fn forward_sighup_without_config_is_logged_and_ignored() {
     );
     assert!(fw.alive());
     assert_eq!(tag_of(fw.addr()), "aaaa");
+}
+
+/// A UDP server answering `TAG:` and the datagram.
+fn udp_tagged(tag: &'static str) -> SocketAddr {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = socket.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((len, from)) = socket.recv_from(&mut buf) {
+            let reply = [tag.as_bytes(), b":", &buf[..len]].concat();
+            let _ = socket.send_to(&reply, from);
+        }
+    });
+    addr
+}
+
+/// Sends `data` to `to` until a reply comes (a datagram may be dropped while a changed rule
+/// drains), within [`PATIENCE`]; the reply.
+fn udp_reply(socket: &UdpSocket, to: SocketAddr, data: &[u8]) -> String {
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let mut buf = [0u8; 2048];
+    while Instant::now() < deadline {
+        socket.send_to(data, to).unwrap();
+        if let Ok((len, _)) = socket.recv_from(&mut buf) {
+            return String::from_utf8_lossy(&buf[..len]).into_owned();
+        }
+    }
+    panic!("no reply from {to} within {PATIENCE:?}");
+}
+
+#[test]
+fn forward_reload_keeps_an_unchanged_udp_rule_and_drains_a_changed_one_onto_the_same_socket() {
+    let (a, b) = (udp_tagged("aaaa"), udp_tagged("bbbb"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rules.toml");
+    let rule = |target: SocketAddr| ("udp:127.0.0.1:0", format!("udp:{target}"));
+    let (listen, to_a) = rule(a);
+    write_rules(&file, &[(listen, &to_a)]);
+    let mut cmd = netkit();
+    cmd.args(["forward", "--config"]).arg(&file);
+    let fw = Forwarder::spawn(cmd, 1);
+    let addr: SocketAddr = fw.listens[0].strip_prefix("udp:").unwrap().parse().unwrap();
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    assert_eq!(udp_reply(&client, addr, b"1"), "aaaa:1");
+
+    // The same rule: its loop and the client's session go on (no session ended).
+    let line = reload(&fw, 1);
+    assert!(
+        line.contains("reloaded") && line.ends_with(": 1 rule(s)"),
+        "{line}"
+    );
+    assert_eq!(udp_reply(&client, addr, b"2"), "aaaa:2");
+    let ended = |fw: &Forwarder| {
+        fw.stderr
+            .all()
+            .iter()
+            .filter(|l| l.contains(" udp "))
+            .count()
+    };
+    assert_eq!(ended(&fw), 0, "{:?}", fw.stderr.all());
+
+    // A new target: the answered session ends at once, the same socket serves the new rule.
+    let (_, to_b) = rule(b);
+    write_rules(&file, &[(listen, &to_b)]);
+    let line = reload(&fw, 2);
+    assert!(line.ends_with(": 1 rule(s)"), "{line}");
+    let session = fw.wait_for(|l| l.contains(" udp "), 1).remove(0);
+    let client_addr = client.local_addr().unwrap();
+    assert!(
+        session.contains(&format!(" udp {client_addr} -> {a} via "))
+            && session.contains("up 2 dgrams")
+            && session.ends_with(", done"),
+        "{session}"
+    );
+    assert_eq!(udp_reply(&client, addr, b"3"), "bbbb:3");
+    let announced = fw.stderr.all();
+    let listening = announced.iter().filter(|l| l.starts_with("listening on "));
+    assert_eq!(
+        listening.count(),
+        1,
+        "a new listener was announced: {announced:?}"
+    );
+    let (code, _, stderr) = fw.stop("TERM");
+    assert_eq!(code, 0, "{stderr}");
 }

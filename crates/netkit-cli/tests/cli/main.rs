@@ -15,6 +15,7 @@ mod forward_netns;
 mod forward_pool;
 mod forward_reload;
 mod forward_systemd;
+mod forward_udp;
 mod forward_util;
 mod harness;
 mod help;

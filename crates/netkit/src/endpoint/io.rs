@@ -36,9 +36,9 @@ pub enum Listener {
 }
 
 impl Endpoint {
-    /// Every socket address a TCP endpoint stands for, in resolver order.
+    /// Every socket address a TCP or UDP endpoint stands for, in resolver order.
     pub async fn resolve(&self) -> Result<Vec<SocketAddr>, Error> {
-        let Endpoint::Tcp { host, port } = self else {
+        let (Endpoint::Tcp { host, port } | Endpoint::Udp { host, port }) = self else {
             return Ok(Vec::new());
         };
         match host {
@@ -82,6 +82,7 @@ impl Endpoint {
             }
             Endpoint::Exec(argv) => super::exec::spawn(argv).await,
             Endpoint::Systemd(_) => Err(Error::io("connect", systemd_only())),
+            Endpoint::Udp { .. } => Err(Error::io("connect", datagram_only())),
         }
         .map_err(|err| match err {
             Error::Io { source, .. } => Error::io(what(), source),
@@ -123,6 +124,7 @@ impl Endpoint {
                 ),
             )),
             Endpoint::Systemd(_) => Err(Error::io(what(), systemd_only())),
+            Endpoint::Udp { .. } => Err(Error::io(what(), datagram_only())),
         }
     }
 }
@@ -133,6 +135,14 @@ fn systemd_only() -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidInput,
         "systemd: sockets are passed by systemd to netkit forward; nothing binds them",
+    )
+}
+
+/// A `udp:` endpoint has no stream to connect or accept: `forward::udp` serves it.
+fn datagram_only() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "udp: endpoints are datagram endpoints, served by forward only",
     )
 }
 

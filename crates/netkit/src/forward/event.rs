@@ -13,6 +13,8 @@ pub enum Event {
     Conn(ConnRecord),
     /// A target went down or came back up (`{"type":"target",...}`).
     Target(TargetRecord),
+    /// What a `udp:` rule reports: a session ended, datagrams were dropped.
+    Udp(super::udp::Event),
 }
 
 /// Where connections and checks send their events; cheap to clone.

@@ -13,10 +13,15 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+mod udp;
+
+use udp::UdpRule;
+
 /// Every rule's counters, and the reloads.
 #[derive(Debug, Default)]
 pub struct Registry {
     rules: Mutex<Vec<Arc<RuleMetrics>>>,
+    udp: Mutex<Vec<Arc<UdpRule>>>,
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
 }
@@ -121,6 +126,27 @@ impl Registry {
         lock(&self.rules).retain(|r| keep.contains(&r.rule));
     }
 
+    /// The counters of the `udp:` rule labelled `rule`, relaying to `target` (kept while the
+    /// label stays, the target label following the rule in force), created on first use.
+    pub fn udp_rule(&self, rule: &str, target: &str) -> Arc<crate::forward::udp::Counters> {
+        let mut rules = lock(&self.udp);
+        let counters = match rules.iter().position(|r| r.rule == rule) {
+            Some(i) => Arc::clone(&rules.swap_remove(i).counters),
+            None => Arc::default(),
+        };
+        rules.push(Arc::new(UdpRule {
+            rule: rule.to_string(),
+            target: target.to_string(),
+            counters: Arc::clone(&counters),
+        }));
+        counters
+    }
+
+    /// Forgets the `udp:` rules not labelled in `keep` (removed by a reload).
+    pub fn retain_udp(&self, keep: &[String]) {
+        lock(&self.udp).retain(|r| keep.contains(&r.rule));
+    }
+
     /// Counts a reload of the rules file, applied or refused.
     pub fn reloaded(&self, ok: bool) {
         let counter = if ok {
@@ -144,6 +170,9 @@ impl Registry {
             })
             .collect();
         render_targets(&mut out, &targets);
+        let mut udp_rules = lock(&self.udp).clone();
+        udp_rules.sort_by(|a, b| a.rule.cmp(&b.rule));
+        udp::render(&mut out, &udp_rules);
         family(
             &mut out,
             "reloads_total",

@@ -21,6 +21,7 @@
 //! - [`config`]: rules from a TOML file; [`rules`]: from a rule's text (target lists, port
 //!   ranges) to rules, and the checks every rule passes; [`metrics`]: the counters by rule and
 //!   target and their Prometheus text.
+//! - [`udp`]: `udp:` rules, a session per client on a session loop of their own.
 //!
 //! Modules depend downwards only: `reload` → `server` → `conn` → `backend` → `check` →
 //! `target` → `health`, and `conn` → `relay` → `http_relay` → `flow` → `splice` → `io`.
@@ -45,6 +46,7 @@ pub mod rules;
 mod server;
 mod splice;
 mod target;
+pub mod udp;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -7,6 +7,14 @@
 //! accepting and its connections go on untouched until they end. A rule no longer in the file
 //! stops accepting (its socket is closed) and its connections go on too. When the forwarder
 //! stops, every connection of every generation gets its rule's drain timeout.
+//!
+//! A `udp:` rule has one session loop on its socket (two loops on one socket would split a
+//! client's datagrams between them): a rule that stays the same keeps its loop and sessions
+//! untouched; one that changes (same listen address, new target or options) has its loop
+//! drained as at shutdown (no new sessions, open ones end once answered or at the drain
+//! timeout; new clients' datagrams meanwhile are dropped and counted), then the new rule's
+//! loop starts on the same socket, kept open by a duplicate descriptor; one that is removed is
+//! drained and its socket closed when its last session ends.
 
 use std::io;
 use std::sync::Arc;
@@ -20,7 +28,7 @@ use super::backend::Backend;
 use super::event::Events;
 use super::metrics::Registry;
 use super::server::{serve_backend, Closing};
-use super::Rule;
+use super::{udp, Event, Rule};
 use crate::endpoint::{Endpoint, Listener, Stream};
 use crate::error::Error;
 use crate::report::forward::ReloadRecord;
@@ -52,6 +60,35 @@ struct Slot {
     backend: Arc<Backend>,
     /// Dropping it stops this generation from accepting.
     _stop: watch::Sender<()>,
+}
+
+/// A `udp:` rule being served by its session loop.
+#[derive(Debug)]
+struct UdpSlot {
+    key: (Endpoint, usize),
+    rule: Arc<Rule>,
+    /// A duplicate of the listening socket, for the loop of the rule that replaces this one.
+    socket: std::net::UdpSocket,
+    addr: String,
+    /// Completes when this loop has ended (its sessions drained).
+    ended: watch::Receiver<()>,
+    /// Dropping it starts this loop's drain.
+    _stop: watch::Sender<()>,
+}
+
+/// How a `udp:` rule of a reload is served.
+#[derive(Debug)]
+enum UdpPlan {
+    /// The same rule as before: its loop goes on.
+    Keep,
+    /// A new listen address: bound now.
+    Fresh(udp::Bound),
+    /// The same listen address with a new target or options: the socket of the loop it
+    /// replaces, served once that loop has drained.
+    After {
+        socket: std::net::UdpSocket,
+        target: std::net::SocketAddr,
+    },
 }
 
 /// A rule bound and served, as the log announces it.
@@ -94,6 +131,7 @@ impl Reloaded {
 #[derive(Debug)]
 pub struct Supervisor {
     slots: Vec<Slot>,
+    udp_slots: Vec<UdpSlot>,
     events: Events,
     registry: Arc<Registry>,
     activation: Activation,
@@ -111,6 +149,7 @@ impl Supervisor {
     pub fn new(events: Events, registry: Arc<Registry>, activation: Activation) -> Supervisor {
         Supervisor {
             slots: Vec::new(),
+            udp_slots: Vec::new(),
             events,
             registry,
             activation,
@@ -122,6 +161,8 @@ impl Supervisor {
     /// Replaces the rules in force by `rules` (at start: none are). Nothing changes when a
     /// new listener cannot be bound; the error says which.
     pub async fn apply(&mut self, rules: Vec<Rule>) -> Result<Reloaded, Error> {
+        let (datagram, rules): (Vec<Rule>, Vec<Rule>) =
+            rules.into_iter().partition(|r| r.listen.is_udp());
         let keys = keys(&rules);
         let listens: Vec<Endpoint> = rules.iter().map(|r| r.listen.clone()).collect();
         let mut bound = Vec::with_capacity(rules.len());
@@ -133,9 +174,123 @@ impl Supervisor {
             };
             bound.push(listeners);
         }
-        let (reloaded, gone) = self.swap(rules, keys, bound);
+        let udp_keys = self::keys(&datagram);
+        let mut plans = Vec::with_capacity(datagram.len());
+        for (rule, key) in datagram.iter().zip(&udp_keys) {
+            plans.push(self.plan_udp(rule, key).await?);
+        }
+        let (mut reloaded, gone) = self.swap(rules, keys, bound);
+        self.swap_udp(datagram, udp_keys, plans, &mut reloaded)?;
         closed(gone).await;
         Ok(reloaded)
+    }
+
+    /// How the `udp:` rule `rule` (matched by `key`) is to be served; binds or resolves what
+    /// it needs, so that nothing has changed yet when this fails.
+    async fn plan_udp(&self, rule: &Rule, key: &(Endpoint, usize)) -> Result<UdpPlan, Error> {
+        let Some(slot) = self.udp_slots.iter().find(|s| s.key == *key) else {
+            return Ok(UdpPlan::Fresh(udp::bind(rule).await?));
+        };
+        if *slot.rule == *rule {
+            return Ok(UdpPlan::Keep);
+        }
+        let what = |e| Error::io(format!("listen on {}", rule.listen), e);
+        Ok(UdpPlan::After {
+            socket: slot.socket.try_clone().map_err(what)?,
+            target: udp::target_of(rule).await?,
+        })
+    }
+
+    /// Starts the `udp:` rules' loops as planned and drains the loops of rules that changed
+    /// or went.
+    fn swap_udp(
+        &mut self,
+        rules: Vec<Rule>,
+        keys: Vec<(Endpoint, usize)>,
+        plans: Vec<UdpPlan>,
+        reloaded: &mut Reloaded,
+    ) -> Result<(), Error> {
+        let mut old = std::mem::take(&mut self.udp_slots);
+        reloaded.rules += rules.len();
+        for ((rule, key), plan) in rules.into_iter().zip(keys).zip(plans) {
+            let before = old
+                .iter()
+                .position(|s| s.key == key)
+                .map(|i| old.swap_remove(i));
+            let slot = match (plan, before) {
+                (UdpPlan::Keep, Some(kept)) => kept,
+                (UdpPlan::Fresh(bound), _) => {
+                    let rule = Arc::new(rule);
+                    let slot = self.start_udp(key, Arc::clone(&rule), bound, None)?;
+                    reloaded.added.push(Served {
+                        addr: slot.addr.clone(),
+                        rule,
+                    });
+                    slot
+                }
+                (UdpPlan::After { socket, target }, Some(before)) => {
+                    let bound = udp::Bound::on(socket, target)
+                        .map_err(|e| Error::io(format!("listen on {}", rule.listen), e))?;
+                    let ended = before.ended.clone();
+                    drop(before);
+                    self.start_udp(key, Arc::new(rule), bound, Some(ended))?
+                }
+                (UdpPlan::Keep | UdpPlan::After { .. }, None) => continue,
+            };
+            self.udp_slots.push(slot);
+        }
+        for gone in old {
+            reloaded.removed.push(gone.addr.clone());
+        }
+        let labels: Vec<String> = self.udp_slots.iter().map(|s| s.addr.clone()).collect();
+        self.registry.retain_udp(&labels);
+        Ok(())
+    }
+
+    /// Serves a `udp:` rule on `bound` (once the loop whose end is `after` has ended) until
+    /// the slot is dropped or the forwarder stops.
+    fn start_udp(
+        &mut self,
+        key: (Endpoint, usize),
+        rule: Arc<Rule>,
+        bound: udp::Bound,
+        after: Option<watch::Receiver<()>>,
+    ) -> Result<UdpSlot, Error> {
+        let addr = bound.local_endpoint();
+        let socket = bound
+            .duplicate()
+            .map_err(|e| Error::io(format!("listen on {addr}"), e))?;
+        let (stop, stopped) = watch::channel(());
+        let (ended_tx, ended) = watch::channel(());
+        let mut stopping = self.stopping.subscribe();
+        let shutdown = async move {
+            tokio::select! {
+                () = stopped_when_dropped(stopped) => {}
+                _ = stopping.wait_for(|stop| *stop) => {}
+            }
+        };
+        let events = self.events.clone();
+        let on_event = move |event| {
+            events.send(Event::Udp(event));
+            Ok(())
+        };
+        let serve_rule = Arc::clone(&rule);
+        let counters = self.registry.udp_rule(&addr, &rule.targets_text());
+        self.tasks.spawn(async move {
+            if let Some(previous) = after {
+                stopped_when_dropped(previous).await;
+            }
+            let _ = udp::serve(bound, serve_rule, counters, shutdown, on_event).await;
+            drop(ended_tx);
+        });
+        Ok(UdpSlot {
+            key,
+            rule,
+            socket,
+            addr,
+            ended,
+            _stop: stop,
+        })
     }
 
     /// Binds rule `index` of `listens`.
@@ -226,7 +381,7 @@ impl Supervisor {
             time: super::event::now(),
             file: file.to_string(),
             ok: false,
-            rules: self.slots.len(),
+            rules: self.slots.len() + self.udp_slots.len(),
             added: Vec::new(),
             removed: Vec::new(),
             error: Some(error),
@@ -240,6 +395,7 @@ impl Supervisor {
         for slot in self.slots.drain(..) {
             slot.backend.stop_checks();
         }
+        self.udp_slots.clear();
         while self.tasks.join_next().await.is_some() {}
     }
 }

@@ -169,6 +169,7 @@ fn target_ports(target: &str, listen: &PortRange) -> Result<Option<PortRange>, K
 
 /// The checks a rule passes before anything is bound.
 pub fn check(rule: &Rule) -> Result<(), KeyError> {
+    super::udp::check(rule).map_err(|(key, error)| (key, error.into()))?;
     for target in &rule.targets {
         exec::check(target).map_err(|e| ("target", e.into()))?;
         if rule.options.check.is_some() && matches!(target, Endpoint::Exec(_)) {
@@ -192,7 +193,7 @@ pub fn duplicate_listen(rules: &[Rule]) -> Option<(usize, usize)> {
     rules.iter().enumerate().find_map(|(i, rule)| {
         let fresh = match &rule.listen {
             Endpoint::Systemd(name) => name.is_empty(),
-            Endpoint::Tcp { port, .. } => *port == 0,
+            Endpoint::Tcp { port, .. } | Endpoint::Udp { port, .. } => *port == 0,
             _ => false,
         };
         if fresh {
