@@ -137,6 +137,52 @@ fn forward_least_conn_sends_new_clients_to_the_less_busy_target() {
     }
 }
 
+#[test]
+fn forward_least_conn_spreads_held_connections_as_haproxy_leastconn_does() {
+    let upstreams = [
+        Upstream::tagged("aaaa"),
+        Upstream::tagged("bbbb"),
+        Upstream::tagged("cccc"),
+    ];
+    let targets: Vec<String> = upstreams.iter().map(Upstream::target).collect();
+    let fw = Forwarder::start(&[
+        "forward",
+        "0",
+        &targets.join(","),
+        "--balance",
+        "least-conn",
+    ]);
+    // Six connections held open, one after the other: each goes where fewest are open.
+    let hold = |addr: SocketAddr| -> (Vec<TcpStream>, Vec<String>) {
+        let mut held = Vec::new();
+        let mut tags = Vec::new();
+        for _ in 0..6 {
+            let stream = connect(addr);
+            tags.push(tag_from(stream.try_clone().unwrap()));
+            held.push(stream);
+        }
+        (held, tags)
+    };
+    let (_ours, netkit) = hold(fw.addr());
+    assert_eq!(counts(&netkit[..3]).len(), 3, "{netkit:?}");
+    assert_eq!(
+        counts(&netkit).values().collect::<Vec<_>>(),
+        [&2, &2, &2],
+        "{netkit:?}"
+    );
+    let Some(haproxy) = Haproxy::available() else {
+        return;
+    };
+    let refs: Vec<&Upstream> = upstreams.iter().collect();
+    let peer = HaproxyPool::start(&haproxy, &refs, "  balance leastconn\n", "");
+    let (_theirs_held, theirs) = hold(peer.proxy.addr);
+    assert_eq!(
+        counts(&theirs),
+        counts(&netkit),
+        "HAProxy: {theirs:?}, netkit: {netkit:?}"
+    );
+}
+
 /// Connects from source address `from` (any of 127/8) and returns the tag that answered.
 fn tag_from_source(to: SocketAddr, from: [u8; 4]) -> String {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
