@@ -1,6 +1,7 @@
 //! Forwarding tests that need a network namespace of their own (root): a name whose first
 //! address drops SYNs (Happy Eyeballs gets past it in 250 ms, not the connect timeout), and a
-//! port range on fixed ports (free in a fresh namespace, never guessed on the host).
+//! port range on fixed ports, TCP and UDP (free in a fresh namespace, never guessed on the
+//! host).
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
@@ -88,6 +89,59 @@ fn forward_port_range_listens_on_each_port_and_keeps_the_offset() {
     );
     for (offset, listen) in fw.listens.iter().enumerate() {
         let reply = exchange_in(&ns, listen.parse().unwrap(), b"x");
+        assert_eq!(reply, format!("{}:x", 9000 + offset).as_bytes());
+    }
+}
+
+/// A UDP server on `port` of 127.0.0.1 in `ns`, answering `PORT:` and the datagram.
+fn udp_echo_in(ns: &Netns, port: u16) {
+    let socket = ns
+        .run_in(move || std::net::UdpSocket::bind(("127.0.0.1", port)).unwrap())
+        .unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((len, from)) = socket.recv_from(&mut buf) {
+            let reply = [format!("{port}:").as_bytes(), &buf[..len]].concat();
+            let _ = socket.send_to(&reply, from);
+        }
+    });
+}
+
+#[test]
+fn forward_udp_port_range_listens_on_each_port_and_keeps_the_offset() {
+    if !privileged("forward_udp_port_range_listens_on_each_port_and_keeps_the_offset") {
+        return;
+    }
+    let ns = Netns::new("fwurange");
+    ns.ip(&["link", "set", "lo", "up"]);
+    for port in 9000..9003 {
+        udp_echo_in(&ns, port);
+    }
+    let mut cmd = ns.netkit();
+    cmd.args(["forward", "udp:8000-8002", "udp:127.0.0.1:9000-9002"]);
+    let fw = Forwarder::spawn(cmd, 3);
+    assert_eq!(
+        fw.listens,
+        [
+            "udp:127.0.0.1:8000",
+            "udp:127.0.0.1:8001",
+            "udp:127.0.0.1:8002"
+        ]
+    );
+    for offset in 0..3u16 {
+        let to = SocketAddr::from(([127, 0, 0, 1], 8000 + offset));
+        let reply = ns
+            .run_in(move || {
+                let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+                client
+                    .set_read_timeout(Some(super::harness::PATIENCE))
+                    .unwrap();
+                client.send_to(b"x", to).unwrap();
+                let mut buf = [0u8; 64];
+                let (len, _) = client.recv_from(&mut buf).unwrap();
+                buf[..len].to_vec()
+            })
+            .unwrap();
         assert_eq!(reply, format!("{}:x", 9000 + offset).as_bytes());
     }
 }

@@ -5,8 +5,9 @@
 //!   never split, its command may hold commas), a list in the file.
 //! - Port ranges: `8000-8010` (or `HOST:8000-8010`, `[V6]:8000-8010`) listens on each port,
 //!   each one a rule of its own relaying to the same offset in the targets' ranges
-//!   (`host:9000-9010`); every TCP target needs a range of the same length. Unix and `exec:`
-//!   targets take every port's connections as they are.
+//!   (`host:9000-9010`); every TCP or UDP target needs a range of the same length (`udp:`
+//!   rules take ranges on both sides as well). Unix and `exec:` targets take every port's
+//!   connections as they are.
 //! - [`check`]: an `exec:` program must exist and be executable (found in `PATH` for a bare
 //!   name), `exec:` targets cannot be health-checked, `rise`/`fall` are 1 to 100.
 
@@ -153,7 +154,7 @@ fn target_ports(target: &str, listen: &PortRange) -> Result<Option<PortRange>, K
             Err(("target", ParseError::new(target, why).into()))
         }
         None => match target.parse::<Endpoint>() {
-            Ok(Endpoint::Tcp { .. }) => {
+            Ok(Endpoint::Tcp { .. } | Endpoint::Udp { .. }) => {
                 let why = format!(
                     "a listen port range of {} ports needs a target port range of the same \
                      length (HOST:FIRST-LAST)",
@@ -251,6 +252,10 @@ mod tests {
             expand_text("[::1]:7-8", "[::1]:17-18").unwrap(),
             ["[::1]:7 -> [::1]:17", "[::1]:8 -> [::1]:18"]
         );
+        assert_eq!(
+            expand_text("udp:7-8", "udp:h:17-18").unwrap(),
+            ["udp:127.0.0.1:7 -> udp:h:17", "udp:127.0.0.1:8 -> udp:h:18"]
+        );
     }
 
     #[test]
@@ -264,6 +269,9 @@ mod tests {
             "target: host:9000: a listen port range of 2 ports needs a target port range of \
              the same length (HOST:FIRST-LAST)"
         );
+        assert!(expand_text("udp:8000-8001", "udp:host:9000")
+            .unwrap_err()
+            .starts_with("target: udp:host:9000: a listen port range of 2 ports needs"));
         assert_eq!(
             expand_text("8000", "host:9000-9001").unwrap_err(),
             "target: host:9000-9001: a target port range needs a listen port range of the same length"
