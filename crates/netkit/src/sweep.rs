@@ -74,6 +74,21 @@ pub struct Config {
     pub every: Option<Duration>,
     /// In periodic mode, stop after this many rounds.
     pub rounds: Option<u64>,
+    /// TCP connects in flight at most (each holds a file descriptor; see [`in_flight`]).
+    pub max_in_flight: usize,
+}
+
+/// Descriptors kept free for everything else the process does.
+const SPARE_FDS: u64 = 64;
+/// The most TCP connects in flight at once, whatever the open-files limit.
+pub const MAX_IN_FLIGHT: usize = 16_384;
+
+/// How many TCP connects may be in flight under an open-files limit of `nofile` (as
+/// [`crate::sys::raise_nofile`] returns it): the limit less some spare descriptors, at most
+/// [`MAX_IN_FLIGHT`].
+pub fn in_flight(nofile: u64) -> usize {
+    let room = usize::try_from(nofile.saturating_sub(SPARE_FDS)).unwrap_or(usize::MAX);
+    room.clamp(1, MAX_IN_FLIGHT)
 }
 
 /// A sweep of a target list, ready to run.
@@ -96,7 +111,7 @@ impl Sweep {
     pub fn new(targets: Targets, config: Config) -> Result<Self, Error> {
         let total = count(&targets)?;
         let (tx, replies) = mpsc::unbounded_channel();
-        let prober = Prober::open(config.method, config.timeout, &targets, tx)?;
+        let prober = Prober::open(&config, &targets, tx)?;
         Ok(Sweep::assemble(targets, total, config, prober, replies))
     }
 

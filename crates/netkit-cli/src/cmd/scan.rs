@@ -143,7 +143,7 @@ fn config(args: &Args) -> anyhow::Result<Config> {
             ranking.top(args.top.unwrap_or(DEFAULT_TOP))?
         }
     };
-    let nofile = limits::raise_nofile();
+    let nofile = netkit::sys::raise_nofile();
     let (concurrency, beyond) = limits::concurrency(nofile, args.concurrency);
     if beyond {
         tracing::warn!(

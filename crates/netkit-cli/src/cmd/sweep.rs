@@ -86,6 +86,7 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
         rate: args.rate.unwrap_or(sweep::DEFAULT_RATE),
         every: args.every,
         rounds: args.rounds.map(|n| n as u64),
+        max_in_flight: sweep::in_flight(netkit::sys::raise_nofile()),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -11,6 +11,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::icmp::IcmpProber;
 use super::tcp::TcpProber;
 use super::unreach::Unreach;
+use super::Config;
 use crate::error::Error;
 use crate::target::Targets;
 
@@ -108,16 +109,21 @@ pub enum Prober {
 }
 
 impl Prober {
-    /// Opens what `method` needs; answers will go to `replies`. TCP connects give up after
-    /// `timeout`. Fails with an environment error when the needed sockets are refused.
+    /// Opens what `config.method` needs; answers will go to `replies`. TCP connects give up
+    /// after `config.timeout`, at most `config.max_in_flight` at once. Fails with an
+    /// environment error when the needed sockets are refused.
     pub fn open(
-        method: Method,
-        timeout: Duration,
+        config: &Config,
         targets: &Targets,
         replies: UnboundedSender<Reply>,
     ) -> Result<Self, Error> {
-        match method {
-            Method::Tcp(port) => Ok(Prober::Tcp(TcpProber::new(port, timeout, replies))),
+        match config.method {
+            Method::Tcp(port) => Ok(Prober::Tcp(TcpProber::new(
+                port,
+                config.timeout,
+                config.max_in_flight,
+                replies,
+            ))),
             Method::Icmp => IcmpProber::open(targets, replies).map(Prober::Icmp),
         }
     }

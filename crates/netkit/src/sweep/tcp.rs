@@ -18,10 +18,6 @@ use tokio::time::Instant;
 use super::probe::{Answer, Reply, Tag};
 use super::unreach::Unreach;
 
-/// Descriptors kept free for everything else the process does.
-const SPARE_FDS: u64 = 64;
-/// The most connects in flight at once, whatever the limit.
-const MAX_IN_FLIGHT: u64 = 16_384;
 /// Pause before trying again when the process runs out of descriptors or ports.
 const BACKOFF: Duration = Duration::from_millis(10);
 
@@ -37,13 +33,17 @@ pub struct TcpProber {
 
 impl TcpProber {
     /// A prober for `port`; each connect lasts at most `timeout` (an answer to an earlier
-    /// probe still counts while a later one is in flight).
-    pub fn new(port: u16, timeout: Duration, replies: UnboundedSender<Reply>) -> Self {
-        let slots = usize::try_from(in_flight_limit()).unwrap_or(1024);
+    /// probe still counts while a later one is in flight), at most `slots` at once.
+    pub fn new(
+        port: u16,
+        timeout: Duration,
+        slots: usize,
+        replies: UnboundedSender<Reply>,
+    ) -> Self {
         TcpProber {
             port,
             timeout,
-            slots: Arc::new(Semaphore::new(slots)),
+            slots: Arc::new(Semaphore::new(slots.max(1))),
             replies,
             tasks: JoinSet::new(),
         }
@@ -141,20 +141,4 @@ fn out_of_resources(err: &io::Error) -> bool {
     ];
     err.raw_os_error()
         .is_some_and(|code| transient.iter().any(|e| *e as i32 == code))
-}
-
-/// How many connects may be in flight: the open-files limit (raised to its hard maximum)
-/// less some spare descriptors, at most [`MAX_IN_FLIGHT`].
-fn in_flight_limit() -> u64 {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
-        return 256;
-    };
-    let wanted = hard.min(MAX_IN_FLIGHT + SPARE_FDS);
-    let limit = if wanted > soft && setrlimit(Resource::RLIMIT_NOFILE, wanted, hard).is_ok() {
-        wanted
-    } else {
-        soft
-    };
-    limit.saturating_sub(SPARE_FDS).clamp(1, MAX_IN_FLIGHT)
 }

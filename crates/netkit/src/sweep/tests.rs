@@ -20,6 +20,7 @@ fn config(port: u16, timeout: Duration) -> Config {
         rate: DEFAULT_RATE,
         every: None,
         rounds: None,
+        max_in_flight: 64,
     }
 }
 
@@ -113,6 +114,14 @@ async fn a_closed_sink_ends_the_sweep_with_its_error() {
     assert!(err.to_string().contains("write the results"), "{err}");
 }
 
+// The policy only: unit tests never change the limits of the test process.
+#[test]
+fn tcp_connects_in_flight_follow_the_open_files_limit() {
+    assert_eq!(in_flight(1024), 960);
+    assert_eq!(in_flight(1_048_576), MAX_IN_FLIGHT);
+    assert_eq!(in_flight(10), 1);
+}
+
 #[test]
 fn refuses_more_targets_than_it_can_track() {
     let err = Sweep::new(
@@ -140,6 +149,7 @@ mod scripted {
             rate: 10_000,
             every: None,
             rounds: None,
+            max_in_flight: 64,
         }
     }
 
