@@ -221,26 +221,13 @@ fn refused(socket: &Socket, dst: SocketAddr, err: io::Error, rtt: Duration) -> i
     }
 }
 
-/// A shortage of this machine's resources, or else the error itself.
+/// A shortage of this machine's resources ([`crate::sys::shortage`]), or else the error
+/// itself.
 fn shortage(err: io::Error) -> io::Result<Outcome> {
-    match err.raw_os_error().map(Errno::from_raw) {
-        Some(errno) if is_shortage(errno) => Ok(Outcome::Busy(err)),
-        _ => Err(err),
+    match crate::sys::shortage(&err) {
+        Some(_) => Ok(Outcome::Busy(err)),
+        None => Err(err),
     }
-}
-
-/// Errors that mean "this machine is short of something right now", never "the port is ...".
-pub fn is_shortage(errno: Errno) -> bool {
-    matches!(
-        errno,
-        Errno::EMFILE
-            | Errno::ENFILE
-            | Errno::ENOBUFS
-            | Errno::ENOMEM
-            | Errno::EADDRNOTAVAIL
-            | Errno::EADDRINUSE
-            | Errno::EAGAIN
-    )
 }
 
 #[cfg(test)]

@@ -100,7 +100,7 @@ async fn answers(target: SocketAddr, deadline: Instant) -> Outcome {
             Ok(Err(err)) if err.kind() == io::ErrorKind::ConnectionRefused => {
                 return Outcome::Answered
             }
-            Ok(Err(err)) if out_of_resources(&err) => {
+            Ok(Err(err)) if crate::sys::shortage(&err).is_some() => {
                 tracing::debug!("connect {target}: {err}; trying again");
                 if Instant::now() + BACKOFF >= deadline {
                     return Outcome::Silent;
@@ -130,15 +130,3 @@ async fn connect(target: SocketAddr) -> io::Result<()> {
     socket.connect(target).await.map(drop)
 }
 
-/// Errors that say "not now" about this process, not "no" about the target.
-fn out_of_resources(err: &io::Error) -> bool {
-    use nix::errno::Errno;
-    let transient = [
-        Errno::EMFILE,
-        Errno::ENFILE,
-        Errno::EADDRNOTAVAIL,
-        Errno::ENOBUFS,
-    ];
-    err.raw_os_error()
-        .is_some_and(|code| transient.iter().any(|e| *e as i32 == code))
-}
