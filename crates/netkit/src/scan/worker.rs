@@ -20,7 +20,7 @@ use tokio::sync::Notify;
 
 use super::answer::{Answer, NoRoute};
 use super::engine::{Event, Progress};
-use super::guard::{self, is_local, Guard};
+use super::guard::{is_local, Guard};
 use super::host::HostInfo;
 use super::probe::{self, Outcome, Pending, Started};
 use super::record::{OpenPort, PortState, Unreachable};
@@ -131,7 +131,7 @@ impl Shared {
             runtime: tokio::runtime::Handle::current(),
             msgs,
             guard: Guard::new(),
-            ephemeral: guard::ephemeral_ports(),
+            ephemeral: crate::sys::proc::ephemeral_ports(),
             banner_wait,
             progress,
         })
