@@ -15,8 +15,9 @@
 //!   engine) with [`ping`] (iputils' rules as a session without I/O, its driver and
 //!   statistics), [`ipc`] (echo server, one-shot client; `exec:` children live in
 //!   [`endpoint::exec`]), [`sweep`] (host discovery, once or periodic), [`forward`] (the port
-//!   forwarder). Engines report what happens through one convention: a sink
-//!   `FnMut(Event) -> io::Result<()>` called in order; an error from it ends the engine's run.
+//!   forwarder); [`pace`] is the one pacer of the probing engines (sweep, scan). Engines
+//!   report what happens through one convention: a sink `FnMut(Event) -> io::Result<()>`
+//!   called in order; an error from it ends the engine's run.
 //! - [`report`]: every result record, one module per command: the serde types that the binary
 //!   prints as text or JSON Lines.
 //!
@@ -30,6 +31,7 @@ pub mod forward;
 pub mod icmp;
 pub mod iface;
 pub mod ipc;
+pub mod pace;
 pub mod ping;
 pub mod ports;
 pub mod report;

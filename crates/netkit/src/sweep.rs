@@ -2,9 +2,9 @@
 //!
 //! A [`Sweep`] walks its [`Targets`] lazily; its per-target state is a few bits per target
 //! ([`bitset`]), so a million addresses cost kilobytes. Probes go out paced by the rate
-//! ([`pace`]) through a [`Prober`] ([`probe`]: ICMP echo, [`icmp`], or TCP connect, [`tcp`]);
-//! answers come back tagged with the target's position and the probe's attempt, and are
-//! reported as [`Event`]s as they arrive ([`record`]).
+//! (the engines' one [`crate::pace::Pacer`]) through a [`Prober`] ([`probe`]: ICMP echo,
+//! [`icmp`], or TCP connect, [`tcp`]); answers come back tagged with the target's position
+//! and the probe's attempt, and are reported as [`Event`]s as they arrive ([`record`]).
 //!
 //! A round (module `round`) adapts to the network: the waits follow the round-trip times
 //! ([`rtt`]), silent targets are re-probed until the loss measured on the way ([`loss`], from
@@ -20,7 +20,6 @@ pub mod http;
 pub mod icmp;
 pub mod loss;
 pub mod metrics;
-pub mod pace;
 pub mod probe;
 pub mod record;
 mod round;
