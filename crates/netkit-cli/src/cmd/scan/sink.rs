@@ -145,9 +145,10 @@ pub fn human_port(port: &OpenPort) -> String {
 /// unreachable hosts and the interruption when there were any.
 pub fn human_summary(s: &ScanSummary) -> String {
     let hosts = if s.hosts == 1 { "host" } else { "hosts" };
+    let ports = if s.scanned == 1 { "port" } else { "ports" };
     let interrupted = if s.interrupted { " (interrupted)" } else { "" };
     let mut line = format!(
-        "Scanned {} {hosts}, {} ports each, in {:.2} s{interrupted}: {} open, {} closed, {} filtered",
+        "Scanned {} {hosts}, {} {ports} each, in {:.2} s{interrupted}: {} open, {} closed, {} filtered",
         s.hosts, s.scanned, s.elapsed_s, s.open, s.closed, s.filtered
     );
     match s.unreachable {
