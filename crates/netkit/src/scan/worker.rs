@@ -297,7 +297,7 @@ impl Shared {
 fn reply(core: &mut Core, outcome: Outcome, dst: SocketAddr) -> (Reply, Option<probe::Connected>) {
     match outcome {
         Outcome::Open { rtt, socket } => (Reply::Answered(Answer::Open, rtt), Some(socket)),
-        Outcome::Refused(answer, rtt) => (Reply::Answered(answer, rtt), None),
+        Outcome::Refused { answer, rtt, .. } => (Reply::Answered(answer, rtt), None),
         Outcome::Silent => (Reply::Silent, None),
         Outcome::Phantom => (Reply::Phantom, None),
         Outcome::Busy(err) => {

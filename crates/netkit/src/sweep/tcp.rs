@@ -1,15 +1,16 @@
-//! The TCP prober: one non-blocking connect per probe, thousands in flight, bounded by the
-//! open-files limit. Connected or refused (RST, or ICMP port unreachable) both mean the host
-//! is alive; "network unreachable" or "no route to host" (the system's, or an ICMP error from
-//! a router) means unreachable; no answer within the timeout means silent. Sockets close with
-//! an RST (linger 0) so a large sweep leaves no TIME_WAIT behind.
+//! The TCP prober: one connect per probe with the library's one TCP connect probe
+//! ([`crate::scan::probe::attempt`]: non-blocking, ICMP errors read from the error queue),
+//! thousands in flight, bounded by the open-files limit. Connected or refused (RST, or ICMP
+//! port unreachable) both mean the host is alive; "network unreachable" or "no route to host"
+//! (the system's, or an ICMP error from a router, named as the echo method names it) means
+//! unreachable; no answer within the timeout means silent. Sockets close with an RST
+//! (linger 0) so a large sweep leaves no TIME_WAIT behind.
 
-use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpSocket;
+use nix::errno::Errno;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -17,6 +18,8 @@ use tokio::time::Instant;
 
 use super::probe::{Answer, Reply, Tag};
 use super::unreach::Unreach;
+use crate::scan::answer::IcmpReport;
+use crate::scan::probe::{self, Failure, Outcome};
 
 /// Pause before trying again when the process runs out of descriptors or ports.
 const BACKOFF: Duration = Duration::from_millis(10);
@@ -58,11 +61,8 @@ impl TcpProber {
         let target = SocketAddr::new(addr, self.port);
         let (timeout, replies) = (self.timeout, self.replies.clone());
         self.tasks.spawn(async move {
-            let start = Instant::now();
-            let answer = match answers(target, start + timeout).await {
-                Outcome::Answered => Answer::Alive(start.elapsed()),
-                Outcome::Unreachable(errno) => Answer::Unreachable(Unreach::Local(errno)),
-                Outcome::Silent => return drop(permit),
+            let Some(answer) = answer(target, Instant::now() + timeout).await else {
+                return drop(permit);
             };
             let _ = replies.send(Reply {
                 tag,
@@ -80,53 +80,97 @@ impl TcpProber {
     }
 }
 
-/// What one connect found out.
-enum Outcome {
-    /// Accepted or refused.
-    Answered,
-    /// No route: this `errno`.
-    Unreachable(i32),
-    /// Nothing before the deadline, or an error that says nothing about the target.
-    Silent,
-}
-
-/// Whether `target` answers (accepts or refuses) before `deadline`, or cannot be reached.
-async fn answers(target: SocketAddr, deadline: Instant) -> Outcome {
+/// What the probe of `target` says before `deadline`: alive, unreachable, or nothing
+/// (`None`: silent, or an error that says nothing about the target). A local shortage waits
+/// and tries again while there is time.
+async fn answer(target: SocketAddr, deadline: Instant) -> Option<Answer> {
     loop {
-        let attempt = tokio::time::timeout_at(deadline, connect(target)).await;
-        match attempt {
-            Err(_elapsed) => return Outcome::Silent,
-            Ok(Ok(())) => return Outcome::Answered,
-            Ok(Err(err)) if err.kind() == io::ErrorKind::ConnectionRefused => {
-                return Outcome::Answered
-            }
-            Ok(Err(err)) if crate::sys::shortage(&err).is_some() => {
+        match probe::attempt(target, None, deadline).await {
+            Ok(Outcome::Open { rtt, .. }) => return Some(Answer::Alive(rtt)),
+            Ok(Outcome::Refused { rtt, failure, .. }) => return from_failure(failure, rtt),
+            Ok(Outcome::Silent | Outcome::Phantom) => return None,
+            Ok(Outcome::Busy(err)) => {
                 tracing::debug!("connect {target}: {err}; trying again");
                 if Instant::now() + BACKOFF >= deadline {
-                    return Outcome::Silent;
+                    return None;
                 }
                 tokio::time::sleep(BACKOFF).await;
             }
-            Ok(Err(err)) => {
+            Err(err) => {
                 tracing::debug!("connect {target}: {err}");
-                return match err.raw_os_error() {
-                    Some(e @ (nix::libc::ENETUNREACH | nix::libc::EHOSTUNREACH)) => {
-                        Outcome::Unreachable(e)
-                    }
-                    _ => Outcome::Silent,
-                };
+                return None;
             }
         }
     }
 }
 
-async fn connect(target: SocketAddr) -> io::Result<()> {
-    let socket = match target {
-        SocketAddr::V4(_) => TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => TcpSocket::new_v6()?,
-    };
-    // A zero linger never blocks: the close sends an RST at once.
-    socket2::SockRef::from(&socket).set_linger(Some(Duration::ZERO))?;
-    socket.connect(target).await.map(drop)
+/// What a refused connect says about the host: refused (a reset, or ICMP port unreachable)
+/// is alive; "network unreachable" or "no route to host" is unreachable, named by the ICMP
+/// error and the router that sent it when one came (as the echo method names them), else by
+/// the errno (this machine has no route); anything else says nothing.
+fn from_failure(failure: Failure, rtt: Duration) -> Option<Answer> {
+    match failure.errno {
+        Errno::ECONNREFUSED => Some(Answer::Alive(rtt)),
+        Errno::ENETUNREACH | Errno::EHOSTUNREACH => {
+            let why = match failure.icmp {
+                Some(IcmpReport {
+                    kind,
+                    code,
+                    from: Some(from),
+                    ..
+                }) => Unreach::Icmp {
+                    msg_type: kind,
+                    code,
+                    from,
+                },
+                _ => Unreach::Local(failure.errno as i32),
+            };
+            Some(Answer::Unreachable(why))
+        }
+        _ => None,
+    }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(errno: Errno, icmp: Option<IcmpReport>) -> Option<Answer> {
+        from_failure(Failure { errno, icmp }, Duration::from_millis(3))
+    }
+
+    #[test]
+    fn refused_is_alive_and_no_route_is_unreachable() {
+        let alive = Some(Answer::Alive(Duration::from_millis(3)));
+        assert_eq!(failure(Errno::ECONNREFUSED, None), alive);
+        let local = Unreach::Local(nix::libc::ENETUNREACH);
+        let want = Some(Answer::Unreachable(local));
+        assert_eq!(failure(Errno::ENETUNREACH, None), want);
+        let router = "198.19.254.1".parse().unwrap();
+        let icmp = IcmpReport {
+            v6: false,
+            kind: 3,
+            code: 1,
+            from: Some(router),
+        };
+        let named = Unreach::Icmp {
+            msg_type: 3,
+            code: 1,
+            from: router,
+        };
+        let want = Some(Answer::Unreachable(named));
+        assert_eq!(failure(Errno::EHOSTUNREACH, Some(icmp)), want);
+        assert_eq!(failure(Errno::EACCES, None), None);
+        assert_eq!(failure(Errno::EHOSTDOWN, None), None);
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_alive_and_a_listener_too() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let open = listener.local_addr().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        assert!(matches!(answer(open, deadline).await, Some(Answer::Alive(_))));
+        drop(listener);
+        assert!(matches!(answer(open, deadline).await, Some(Answer::Alive(_))));
+    }
+}
