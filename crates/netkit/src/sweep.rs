@@ -22,6 +22,7 @@ pub mod loss;
 pub mod metrics;
 pub mod probe;
 pub mod record;
+pub mod reply;
 mod round;
 pub mod rtt;
 mod schedule;
@@ -41,7 +42,8 @@ use crate::target::Targets;
 
 pub use bitset::Bitset;
 pub use metrics::Metrics;
-pub use probe::{Answer, Method, Prober, Reply, Tag};
+pub use probe::{Method, Prober};
+pub use reply::{Answer, Reply, Tag};
 pub use record::{ChangeRecord, Event, HostRecord, Progress, SummaryRecord, ThrottleRecord};
 pub use unreach::Unreach;
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
-use super::probe::{Answer, Reply, Tag};
+use super::reply::{Answer, Reply, Tag};
 use super::unreach::Unreach;
 use crate::error::Error;
 use crate::icmp::{self, Engine, ErrorReply, Version};

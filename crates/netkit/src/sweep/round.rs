@@ -10,7 +10,8 @@ use tokio::time::{Duration, Instant};
 
 use super::bitset::Bitset;
 use super::loss::{Meter, Throttle};
-use super::probe::{Answer, Prober, Reply, Tag};
+use super::probe::Prober;
+use super::reply::{Answer, Reply, Tag};
 use super::record::{
     millis, ChangeRecord, Event, HostRecord, Progress, SummaryRecord, ThrottleRecord,
 };

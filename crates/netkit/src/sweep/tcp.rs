@@ -16,7 +16,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::probe::{Answer, Reply, Tag};
+use super::reply::{Answer, Reply, Tag};
 use super::unreach::Unreach;
 use crate::scan::answer::IcmpReport;
 use crate::scan::probe::{self, Failure, Outcome};

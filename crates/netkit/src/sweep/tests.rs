@@ -137,7 +137,7 @@ fn refuses_more_targets_than_it_can_track() {
 /// independent of the machine's load.
 mod scripted {
     use super::*;
-    use crate::sweep::probe::Tag;
+    use crate::sweep::reply::Tag;
     use crate::sweep::scripted::{self, Log};
     use tokio::time::Instant;
 
