@@ -2,6 +2,7 @@
 
 mod sink;
 
+use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,22 +102,26 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
         .build()
         .map_err(|e| netkit::Error::io("start the async runtime", e))?;
     let progress = Arc::new(Progress::default());
+    // The sink's own error (a results file that cannot be written, with its path), kept for
+    // the exit status: the engine only learns that the event was not taken.
+    let mut failed: Option<anyhow::Error> = None;
     let summary = runtime.block_on(async {
         let ticker = sink.tick(Arc::clone(&progress));
-        let summary = scan::run(
-            &targets,
-            config,
-            progress,
-            interrupt(),
-            |event| match event {
+        let summary = scan::run(&targets, config, progress, interrupt(), |event| {
+            let shown = match event {
                 Event::Open(open) => sink.open(&open),
                 Event::Unreachable(host) => sink.unreachable(&host),
-            },
-        )
+            };
+            shown.map_err(|err| keep(&mut failed, err))
+        })
         .await;
         ticker.abort();
         summary
-    })?;
+    });
+    let summary = match failed {
+        Some(err) => return Err(err),
+        None => summary?,
+    };
     sink.summary(&summary)?;
     Ok(if summary.interrupted {
         Exit::Interrupted
@@ -125,6 +130,13 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     } else {
         Exit::Success
     })
+}
+
+/// Keeps `err` in `failed` and returns what the engine is told.
+fn keep(failed: &mut Option<anyhow::Error>, err: anyhow::Error) -> io::Error {
+    let told = io::Error::other(err.to_string());
+    *failed = Some(err);
+    told
 }
 
 /// Completes on Ctrl-C (never, when no handler can be installed).
