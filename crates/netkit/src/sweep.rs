@@ -4,7 +4,8 @@
 //! ([`bitset`]), so a million addresses cost kilobytes. Probes go out paced by the rate
 //! (the engines' one [`crate::pace::Pacer`]) through a [`Prober`] ([`probe`]: ICMP echo,
 //! [`icmp`], or TCP connect, [`tcp`]); answers come back tagged with the target's position
-//! and the probe's attempt, and are reported as [`Event`]s as they arrive ([`record`]).
+//! and the probe's attempt, and are reported as [`Event`]s as they arrive ([`event`], carrying
+//! the records of [`crate::report::sweep`]).
 //!
 //! A round (module `round`) adapts to the network: the waits follow the round-trip times
 //! ([`rtt`]), silent targets are re-probed until the loss measured on the way ([`loss`], from
@@ -16,12 +17,12 @@
 //! re-probes, and [`metrics`] keeps Prometheus metrics that [`http`] serves.
 
 pub mod bitset;
+pub mod event;
 pub mod http;
 pub mod icmp;
 pub mod loss;
 pub mod metrics;
 pub mod probe;
-pub mod record;
 pub mod reply;
 mod round;
 pub mod rtt;
@@ -38,13 +39,14 @@ use tokio::sync::mpsc::{self, UnboundedReceiver};
 use tokio::time::Instant;
 
 use crate::error::{Error, ParseError};
+use crate::report::sweep::SummaryRecord;
 use crate::target::Targets;
 
 pub use bitset::Bitset;
 pub use metrics::Metrics;
 pub use probe::{Method, Prober};
 pub use reply::{Answer, Reply, Tag};
-pub use record::{ChangeRecord, Event, HostRecord, Progress, SummaryRecord, ThrottleRecord};
+pub use event::Event;
 pub use unreach::Unreach;
 
 /// Probes per second when no rate is given (a ceiling: the sweep slows down when throttled).

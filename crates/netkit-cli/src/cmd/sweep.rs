@@ -4,10 +4,8 @@ use std::io::{self, IsTerminal, Write};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use netkit::sweep::{
-    self, ChangeRecord, Config, Event, HostRecord, Method, Progress, SummaryRecord, Sweep,
-    ThrottleRecord,
-};
+use netkit::report::sweep::{ChangeRecord, HostRecord, Progress, SummaryRecord, ThrottleRecord};
+use netkit::sweep::{self, Config, Event, Method, Sweep};
 use netkit::Endpoint;
 
 use crate::exit::Exit;

@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-use netkit::scan::{OpenPort, PortState, ScanSummary, Unreachable};
+use netkit::report::scan::{OpenPort, PortState, ScanSummary, Unreachable};
 use serde_json::Value;
 
 use crate::harness::{privileged, run, sh, text, Netns};

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use netkit::sweep::{ChangeRecord, HostRecord, SummaryRecord};
+use netkit::report::sweep::{ChangeRecord, HostRecord, SummaryRecord};
 use serde_json::Value;
 
 use crate::harness::{privileged, run, text, Netns};

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use netkit::sweep::{ChangeRecord, HostRecord, SummaryRecord, ThrottleRecord};
+use netkit::report::sweep::{ChangeRecord, HostRecord, SummaryRecord, ThrottleRecord};
 use serde_json::Value;
 
 use crate::harness::{privileged, text};

@@ -15,12 +15,12 @@ use std::thread::JoinHandle;
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 
 use super::host::Retries;
-use super::record::{OpenPort, ScanSummary, Unreachable};
 use super::rtt::Timeouts;
 use super::schedule::{Counts, Settings};
 use super::worker::{self, Hosts, Msg, Shared};
 use crate::error::Error;
 use crate::ports::PortSet;
+use crate::report::scan::{OpenPort, ScanSummary, Unreachable};
 use crate::target::Targets;
 
 /// Hosts scanned at once; ports go round them.

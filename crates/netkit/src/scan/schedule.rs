@@ -25,9 +25,9 @@ use std::time::{Duration, Instant};
 use super::answer::{Answer, NoRoute};
 use super::host::{Budget, HostInfo, HostScan, Loss, Retries};
 use super::pace::{spacing, Floor, Pacer, RateControl};
-use super::record::PortState;
 use super::rtt::{Rtt, Timeouts};
 use super::window::{Scope, Window};
+use crate::report::scan::PortState;
 
 /// Each retransmission waits this much longer than the try before it.
 pub const BACKOFF: f64 = 1.25;

@@ -23,10 +23,10 @@ use super::engine::{Event, Progress};
 use super::guard::{is_local, Guard};
 use super::host::HostInfo;
 use super::probe::{self, Outcome, Pending, Started};
-use super::record::{OpenPort, PortState, Unreachable};
 use super::schedule::{Counts, Probe, ProbeId, Reply, Scheduler, Settings, Settled};
 use super::{banner, services};
 use crate::error::Error;
+use crate::report::scan::{OpenPort, PortState, Unreachable};
 use crate::target::TargetIter;
 
 /// Probes a worker takes at a time.

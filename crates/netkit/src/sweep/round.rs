@@ -12,15 +12,16 @@ use super::bitset::Bitset;
 use super::loss::{Meter, Throttle};
 use super::probe::Prober;
 use super::reply::{Answer, Reply, Tag};
-use super::record::{
-    millis, ChangeRecord, Event, HostRecord, Progress, SummaryRecord, ThrottleRecord,
-};
+use super::event::Event;
 use super::rtt::Rtt;
 use super::schedule::{Member, Next, Schedule, View};
 use super::unreach::UnreachMap;
 use super::{Config, Sink};
 use crate::error::Error;
 use crate::pace::{interval_of, Pacer};
+use crate::report::sweep::{
+    millis, ChangeRecord, HostRecord, Progress, SummaryRecord, ThrottleRecord,
+};
 use crate::target::Targets;
 
 /// How often progress is reported.

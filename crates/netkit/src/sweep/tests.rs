@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::error::ErrorClass;
+use crate::report::sweep::{HostRecord, SummaryRecord};
 use crate::target::{Family, TargetList};
 
 fn targets(words: &[&str]) -> Targets {

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use netkit::scan::{OpenPort, Progress, ScanSummary, Unreachable};
+use netkit::report::scan::{OpenPort, ScanSummary, Unreachable};
+use netkit::scan::Progress;
 
 use crate::output::{write_record, Printer};
 
@@ -169,7 +170,7 @@ mod tests {
             host: "localhost".into(),
             addr: "::1".parse().unwrap(),
             port: 22,
-            state: netkit::scan::PortState::Open,
+            state: netkit::report::scan::PortState::Open,
             service: Some("ssh".into()),
             rtt_ms: 0.125,
             banner: Some("SSH-2.0-x".into()),
