@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use netkit::scan::{self, engine, limits, Config, Event, Progress, Retries};
+use netkit::sys::{Signal, Signals};
 use netkit::{Family, PortSet, TargetList};
 
 use crate::exit::Exit;
@@ -101,13 +102,22 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
         .enable_all()
         .build()
         .map_err(|e| netkit::Error::io("start the async runtime", e))?;
+    // Ctrl-C is handled from before the first probe on (a signal that comes early is not lost).
+    let mut signals = {
+        let _runtime = runtime.enter();
+        Signals::new(&[Signal::Interrupt])
+            .map_err(|e| netkit::Error::io("handle Ctrl-C", e))?
+    };
     let progress = Arc::new(Progress::default());
     // The sink's own error (a results file that cannot be written, with its path), kept for
     // the exit status: the engine only learns that the event was not taken.
     let mut failed: Option<anyhow::Error> = None;
     let summary = runtime.block_on(async {
         let ticker = sink.tick(Arc::clone(&progress));
-        let summary = scan::run(&targets, config, progress, interrupt(), |event| {
+        let interrupt = async move {
+            signals.recv().await;
+        };
+        let summary = scan::run(&targets, config, progress, interrupt, |event| {
             let shown = match event {
                 Event::Open(open) => sink.open(&open),
                 Event::Unreachable(host) => sink.unreachable(&host),
@@ -137,13 +147,6 @@ fn keep(failed: &mut Option<anyhow::Error>, err: anyhow::Error) -> io::Error {
     let told = io::Error::other(err.to_string());
     *failed = Some(err);
     told
-}
-
-/// Completes on Ctrl-C (never, when no handler can be installed).
-async fn interrupt() {
-    if tokio::signal::ctrl_c().await.is_err() {
-        std::future::pending::<()>().await;
-    }
 }
 
 /// Turns the flags into the engine's settings, sizing the concurrency from the open-files limit.
