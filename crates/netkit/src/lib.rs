@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //! - Shared vocabulary, parsed without I/O: [`target`] (lazy target iterators), [`ports`]
-//!   (port sets), [`endpoint`] (TCP/Unix/exec endpoints with `connect`/`listen`), [`duration`].
+//!   (port sets), [`endpoint`] (TCP/Unix/exec endpoints with `connect`/`listen`), [`duration`],
+//!   [`text`] (network text made safe for a terminal).
 //! - [`error`]: the typed input errors of each domain, the library's [`Error`], and the
 //!   input/environment classification that the binary turns into exit codes.
 //! - [`sys`]: the Linux system layer (open-files limit, shortage errnos, ENOBUFS retry, socket
@@ -40,6 +41,7 @@ pub mod server;
 pub mod sweep;
 pub mod sys;
 pub mod target;
+pub mod text;
 #[cfg(test)]
 mod testing;
 pub mod wait;
