@@ -41,9 +41,9 @@ pub mod server;
 pub mod sweep;
 pub mod sys;
 pub mod target;
-pub mod text;
 #[cfg(test)]
 mod testing;
+pub mod text;
 pub mod wait;
 
 pub use duration::parse_duration;

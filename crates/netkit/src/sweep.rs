@@ -43,10 +43,10 @@ use crate::report::sweep::SummaryRecord;
 use crate::target::Targets;
 
 pub use bitset::Bitset;
+pub use event::Event;
 pub use metrics::Metrics;
 pub use probe::{Method, Prober};
 pub use reply::{Answer, Reply, Tag};
-pub use event::Event;
 pub use unreach::Unreach;
 
 /// Probes per second when no rate is given (a ceiling: the sweep slows down when throttled).

@@ -468,7 +468,11 @@ fn an_unprivileged_user_sweeps_with_datagram_icmp_sockets() {
          --regid=65534 --clear-groups {} --json sweep 127.0.0.0/24 ::1",
         env!("CARGO_BIN_EXE_netkit")
     );
-    let out = ns.command("sh").args(["-c", &script]).output().expect("run");
+    let out = ns
+        .command("sh")
+        .args(["-c", &script])
+        .output()
+        .expect("run");
     let (code, stdout, stderr) = text(&out);
     assert_eq!(code, 0, "{stderr}");
     let records = records(&stdout);

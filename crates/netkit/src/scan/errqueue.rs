@@ -26,7 +26,10 @@ pub fn enable(socket: &Socket, v6: bool) -> io::Result<()> {
 /// The ICMP error queued on `socket`, if there is one.
 pub fn read(socket: &Socket) -> Option<IcmpReport> {
     let mut data = [0u8; 64];
-    let queued = cmsg::recv(socket, &mut data, true).ok()?.control.queued_error?;
+    let queued = cmsg::recv(socket, &mut data, true)
+        .ok()?
+        .control
+        .queued_error?;
     let v6 = match queued.origin {
         libc::SO_EE_ORIGIN_ICMP => false,
         libc::SO_EE_ORIGIN_ICMP6 => true,

@@ -304,10 +304,13 @@ mod tests {
         drop(listener);
         let outcome = attempt(dst, None, soon()).await;
         assert!(
-            matches!(outcome, Ok(Outcome::Refused {
-                answer: Answer::Closed,
-                ..
-            })),
+            matches!(
+                outcome,
+                Ok(Outcome::Refused {
+                    answer: Answer::Closed,
+                    ..
+                })
+            ),
             "{outcome:?}"
         );
     }

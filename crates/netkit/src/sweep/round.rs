@@ -9,10 +9,10 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{Duration, Instant};
 
 use super::bitset::Bitset;
+use super::event::Event;
 use super::loss::{Meter, Throttle};
 use super::probe::Prober;
 use super::reply::{Answer, Reply, Tag};
-use super::event::Event;
 use super::rtt::Rtt;
 use super::schedule::{Member, Next, Schedule, View};
 use super::unreach::UnreachMap;
@@ -174,7 +174,8 @@ impl Work<'_, '_> {
     fn check_controls(&mut self, sink: &mut Sink<'_>) -> Result<(), Error> {
         let timeout = self.learned.rtt.control_timeout();
         let throttle = self.learned.meter.expire(Instant::now(), timeout);
-        self.pacer.set_interval(interval_of(self.learned.meter.rate()));
+        self.pacer
+            .set_interval(interval_of(self.learned.meter.rate()));
         let Some(throttle) = throttle else {
             return Ok(());
         };

@@ -169,8 +169,14 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let open = listener.local_addr().unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
-        assert!(matches!(answer(open, deadline).await, Some(Answer::Alive(_))));
+        assert!(matches!(
+            answer(open, deadline).await,
+            Some(Answer::Alive(_))
+        ));
         drop(listener);
-        assert!(matches!(answer(open, deadline).await, Some(Answer::Alive(_))));
+        assert!(matches!(
+            answer(open, deadline).await,
+            Some(Answer::Alive(_))
+        ));
     }
 }
