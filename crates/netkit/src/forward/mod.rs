@@ -14,6 +14,7 @@
 //!   (requests rewritten, responses followed) until a tunnel or a read-until-close body.
 //! - [`http`], [`proxy`]: sans-IO wire formats (HTTP/1 requests and responses, PROXY v1/v2).
 //! - [`config`]: rules from a TOML file.
+//! - [`udp`]: `udp:` rules, a session per client on a session loop of their own.
 //!
 //! Modules depend downwards only: `server` → `conn` → `relay` → `http_relay` → `flow` →
 //! `splice` → `io`.
@@ -28,6 +29,7 @@ pub mod proxy;
 mod relay;
 mod server;
 mod splice;
+pub mod udp;
 
 use std::str::FromStr;
 use std::time::Duration;
