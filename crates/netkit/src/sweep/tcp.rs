@@ -60,8 +60,11 @@ impl TcpProber {
         };
         let target = SocketAddr::new(addr, self.port);
         let (timeout, replies) = (self.timeout, self.replies.clone());
+        // The round trip counts from here, as the round's timeouts do: a task that waits to
+        // run while the round sends is late by that much.
+        let start = Instant::now();
         self.tasks.spawn(async move {
-            let Some(answer) = answer(target, Instant::now() + timeout).await else {
+            let Some(answer) = answer(target, start, timeout).await else {
                 return drop(permit);
             };
             let _ = replies.send(Reply {
@@ -80,14 +83,17 @@ impl TcpProber {
     }
 }
 
-/// What the probe of `target` says before `deadline`: alive, unreachable, or nothing
-/// (`None`: silent, or an error that says nothing about the target). A local shortage waits
-/// and tries again while there is time.
-async fn answer(target: SocketAddr, deadline: Instant) -> Option<Answer> {
+/// What the probe of `target` started at `start` says within `timeout`: alive, unreachable,
+/// or nothing (`None`: silent, or an error that says nothing about the target). A local
+/// shortage waits and tries again while there is time. The round trip counts from `start`
+/// (the send: the wait to run, the socket's creation and any backoff included), as the
+/// sweep's timeouts expect.
+async fn answer(target: SocketAddr, start: Instant, timeout: Duration) -> Option<Answer> {
+    let deadline = start + timeout;
     loop {
         match probe::attempt(target, None, deadline).await {
-            Ok(Outcome::Open { rtt, .. }) => return Some(Answer::Alive(rtt)),
-            Ok(Outcome::Refused { rtt, failure, .. }) => return from_failure(failure, rtt),
+            Ok(Outcome::Open { .. }) => return Some(Answer::Alive(start.elapsed())),
+            Ok(Outcome::Refused { failure, .. }) => return from_failure(failure, start.elapsed()),
             Ok(Outcome::Silent | Outcome::Phantom) => return None,
             Ok(Outcome::Busy(err)) => {
                 tracing::debug!("connect {target}: {err}; trying again");
@@ -168,15 +174,11 @@ mod tests {
     async fn a_closed_port_is_alive_and_a_listener_too() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let open = listener.local_addr().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        assert!(matches!(
-            answer(open, deadline).await,
-            Some(Answer::Alive(_))
-        ));
+        let timeout = Duration::from_secs(5);
+        let alive = answer(open, Instant::now(), timeout).await;
+        assert!(matches!(alive, Some(Answer::Alive(_))), "{alive:?}");
         drop(listener);
-        assert!(matches!(
-            answer(open, deadline).await,
-            Some(Answer::Alive(_))
-        ));
+        let refused = answer(open, Instant::now(), timeout).await;
+        assert!(matches!(refused, Some(Answer::Alive(_))), "{refused:?}");
     }
 }
