@@ -20,11 +20,6 @@ const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Metrics requests served at once; more wait in the kernel's backlog.
 pub const MAX_CONNS: usize = 64;
 
-/// Serves `metrics` on `listener` until the future is dropped.
-pub async fn serve(listener: Listener, metrics: Arc<Metrics>) {
-    serve_until(listener, metrics, std::future::pending::<()>()).await;
-}
-
 /// Serves `metrics` on `listener` until `shutdown` completes; requests in flight then are
 /// dropped.
 pub async fn serve_until(listener: Listener, metrics: Arc<Metrics>, shutdown: impl Future) {
