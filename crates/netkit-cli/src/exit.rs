@@ -19,6 +19,8 @@ pub enum Exit {
     Environment,
     /// A child command's own status (`wait ... -- COMMAND`).
     Child(u8),
+    /// Stopped by SIGINT before the work was done (128 + 2, as shells report it).
+    Interrupted,
 }
 
 impl From<Exit> for ExitCode {
@@ -29,6 +31,7 @@ impl From<Exit> for ExitCode {
             Exit::Usage => 2,
             Exit::Environment => 3,
             Exit::Child(code) => code,
+            Exit::Interrupted => 130,
         })
     }
 }

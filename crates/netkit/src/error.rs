@@ -104,6 +104,17 @@ pub enum Error {
         /// The underlying error.
         source: io::Error,
     },
+    /// A Unix socket could not be created because this user may not write its directory.
+    #[error(
+        "{what}: permission denied; the directory {dir} is not writable by this user: choose a \
+         socket path in a directory you can write (e.g. $XDG_RUNTIME_DIR) or run as a user who can"
+    )]
+    UnixDirDenied {
+        /// What was being done, e.g. `listen on unix:/run/app.sock`.
+        what: String,
+        /// The directory that would hold the socket file.
+        dir: String,
+    },
     /// Neither a raw nor an unprivileged datagram ICMP socket may be opened.
     #[error(
         "open an {0} socket: permission denied; raw sockets need root or CAP_NET_RAW \
@@ -133,7 +144,9 @@ impl Error {
             | Error::Config(_)
             | Error::NoSuchInterface(_)
             | Error::Resolve { .. } => ErrorClass::Input,
-            Error::Io { .. } | Error::IcmpDenied(_) => ErrorClass::Environment,
+            Error::Io { .. } | Error::UnixDirDenied { .. } | Error::IcmpDenied(_) => {
+                ErrorClass::Environment
+            }
         }
     }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use netkit::scan::{self, engine, limits, Config, Progress};
+use netkit::scan::{self, engine, limits, Config, Event, Progress, Retries};
 use netkit::{Family, PortSet, TargetList};
 
 use crate::exit::Exit;
@@ -23,7 +23,15 @@ Examples:
   netkit scan ::1 -p all                          every port, IPv6
   netkit scan 198.18.0.0/28 --top 100 -o out.txt  the 100 ports most often found open
   netkit --json scan host.example -p 22,80,443 --banner
-Open = connected, closed = refused, filtered = no answer after the retries.";
+  netkit scan 198.18.0.0/24 --top 100 --rate 500   never more than 500 connects a second
+Open = connected; closed = reset; filtered = no answer after the retries, or an ICMP
+port/protocol unreachable or administratively prohibited (a firewall's REJECT), as nmap -sS.
+Timing adapts to the network as nmap's does: per-host round-trip estimates set the timeout
+(--timeout caps it), congestion windows grow on answers and shrink on drops, silent ports are
+retransmitted with backoff. A target with no route to it (this machine's routing table, or a
+router's ICMP net/host unreachable) is an error naming it. Exit status: 0 every port got its
+state, 1 a target was unreachable, 2 bad input, 3 the environment refused, 130 interrupted
+(Ctrl-C: the partial summary is printed).";
 
 /// Arguments of `netkit scan`.
 #[derive(Debug, clap::Args)]
@@ -52,15 +60,24 @@ pub struct Args {
     /// Connection attempts in flight at once (default: from the open-files limit).
     #[arg(long, value_name = "N", value_parser = parse::positive_count)]
     pub concurrency: Option<usize>,
-    /// How long to wait for one connect (and, with --banner, for a service to speak first).
+    /// The longest wait for one connect: the adaptive timeout's ceiling (and, with --banner,
+    /// how long a service may take to speak first).
     #[arg(long, value_name = "DUR", value_parser = parse::positive_duration, default_value = "1s")]
     pub timeout: Duration,
-    /// Attempts again for ports that did not answer.
-    #[arg(long, value_name = "N", value_parser = parse::retries, default_value = "1")]
-    pub retries: u32,
-    /// Connection attempts per second at most.
+    /// Retransmissions of a silent port at most; fewer when the network shows no loss.
+    #[arg(long, value_name = "N", value_parser = parse::retries, default_value = "6")]
+    pub max_retries: u32,
+    /// Exactly N retransmissions of every silent port, whatever the network shows (overrides
+    /// the adaptive budget of --max-retries).
+    #[arg(long, value_name = "N", value_parser = parse::retries, conflicts_with = "max_retries")]
+    pub retries: Option<u32>,
+    /// Connection attempts per second at most, retransmissions included (a ceiling: the scan
+    /// may go slower when the network drops probes).
     #[arg(long, value_name = "PPS", value_parser = parse::rate)]
     pub rate: Option<u64>,
+    /// Connection attempts per second at least, whatever congestion control says.
+    #[arg(long, value_name = "PPS", value_parser = parse::rate)]
+    pub min_rate: Option<u64>,
     /// Also write the results to FILE.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -72,7 +89,8 @@ pub struct Args {
     pub force: bool,
 }
 
-/// Runs the scan: exit 0 once every port got its answer, whatever the answers were.
+/// Runs the scan: exit 0 once every port got its answer, whatever the answers were; 1 when a
+/// target could not be reached; 130 when interrupted.
 pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     let targets = TargetList::parse(&args.targets, args.force)?.resolve(Family::Any)?;
     let config = config(&args)?;
@@ -85,12 +103,35 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     let progress = Arc::new(Progress::default());
     let summary = runtime.block_on(async {
         let ticker = sink.tick(Arc::clone(&progress));
-        let summary = scan::run(&targets, config, progress, |open| sink.open(&open)).await;
+        let summary = scan::run(
+            &targets,
+            config,
+            progress,
+            interrupt(),
+            |event| match event {
+                Event::Open(open) => sink.open(&open),
+                Event::Unreachable(host) => sink.unreachable(&host),
+            },
+        )
+        .await;
         ticker.abort();
         summary
     })?;
     sink.summary(&summary)?;
-    Ok(Exit::Success)
+    Ok(if summary.interrupted {
+        Exit::Interrupted
+    } else if summary.unreachable > 0 {
+        Exit::Negative
+    } else {
+        Exit::Success
+    })
+}
+
+/// Completes on Ctrl-C (never, when no handler can be installed).
+async fn interrupt() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Turns the flags into the engine's settings, sizing the concurrency from the open-files limit.
@@ -110,12 +151,25 @@ fn config(args: &Args) -> anyhow::Result<Config> {
              the scan backs off when out of descriptors (raise the limit with ulimit -n)"
         );
     }
+    if let (Some(min), Some(max)) = (args.min_rate, args.rate) {
+        if min > max {
+            let why = format!("more than --rate {max}");
+            return Err(netkit::ParseError::new(format!("--min-rate {min}"), why).into());
+        }
+    }
+    let retries = match args.retries {
+        Some(n) => Retries::Fixed(n),
+        None => Retries::Adaptive {
+            max: args.max_retries,
+        },
+    };
     Ok(Config {
         ports,
         concurrency,
         timeout: args.timeout,
-        retries: args.retries,
+        retries,
         rate: args.rate,
+        min_rate: args.min_rate,
         banner_wait: args.banner.then_some(args.timeout),
     })
 }

@@ -21,6 +21,7 @@ mod ping_net;
 mod regression;
 mod responder;
 mod scan;
+mod scan_lab;
 mod scan_top;
 mod send;
 mod skips;

@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-use netkit::scan::{OpenPort, PortState, ScanSummary};
+use netkit::scan::{OpenPort, PortState, ScanSummary, Unreachable};
 use serde_json::Value;
 
 use crate::harness::{privileged, run, sh, text, Netns};
@@ -52,14 +52,17 @@ fn addrs(listeners: &[TcpListener]) -> BTreeSet<SocketAddr> {
         .collect()
 }
 
-/// The open ports and the summary of a `--json scan`, each line deserialised.
-struct Scan {
-    open: Vec<OpenPort>,
-    summary: ScanSummary,
+/// The open ports, unreachable targets and the summary of a `--json scan`, each line
+/// deserialised.
+pub struct Scan {
+    pub open: Vec<OpenPort>,
+    pub unreachable: Vec<Unreachable>,
+    pub summary: ScanSummary,
 }
 
 impl Scan {
-    fn found(&self) -> BTreeSet<SocketAddr> {
+    /// The open ports found.
+    pub fn found(&self) -> BTreeSet<SocketAddr> {
         self.open
             .iter()
             .map(|p| SocketAddr::new(p.addr, p.port))
@@ -67,18 +70,26 @@ impl Scan {
     }
 }
 
-fn parse_scan(stdout: &str) -> Scan {
-    let (mut open, mut summary) = (Vec::new(), None);
+/// Deserialises every line of a `--json scan`'s output.
+pub fn parse_scan(stdout: &str) -> Scan {
+    let (mut open, mut unreachable, mut summary) = (Vec::new(), Vec::new(), None);
     for line in stdout.lines() {
         let value: Value = serde_json::from_str(line).expect("json line");
         match value["type"].as_str() {
             Some("port") => open.push(serde_json::from_value(value).expect("port record")),
+            Some("unreachable") => {
+                unreachable.push(serde_json::from_value(value).expect("unreachable record"))
+            }
             Some("summary") => summary = Some(serde_json::from_value(value).expect("summary")),
             other => panic!("unexpected record {other:?}: {line}"),
         }
     }
     let summary = summary.expect("a summary record");
-    Scan { open, summary }
+    Scan {
+        open,
+        unreachable,
+        summary,
+    }
 }
 
 fn scan_json(mut cmd: Command, args: &[&str]) -> Scan {
@@ -341,6 +352,17 @@ fn bad_input_exits_2_and_an_unwritable_file_exits_3() {
         (&["scan", "300.1.1.1"][..], 2, "300.1.1.1"),
         (&["scan", "127.0.0.1", "--top", "0"][..], 2, "0"),
         (
+            &["scan", "127.0.0.1", "--rate", "100", "--min-rate", "500"][..],
+            2,
+            "--min-rate 500",
+        ),
+        (
+            &["scan", "127.0.0.1", "--retries", "2", "--max-retries", "3"][..],
+            2,
+            "--retries",
+        ),
+        (&["scan", "127.0.0.1", "--max-retries", "101"][..], 2, "101"),
+        (
             &["scan", "127.0.0.1", "-p", "1", "-o", "/nonexistent/dir/out"][..],
             3,
             "/nonexistent/dir/out",
@@ -355,8 +377,9 @@ fn bad_input_exits_2_and_an_unwritable_file_exits_3() {
     }
 }
 
-/// Connects to a silent host stay in flight, so 1000 of them under `ulimit -n 128` run out of
+/// Connects to a silent host stay in flight, so 400 of them under `ulimit -n 128` run out of
 /// descriptors (EMFILE): the scan must back off and retry, and still call every port filtered.
+/// (`--min-rate` sends them whatever the congestion window says: a silent host never opens it.)
 #[test]
 fn running_out_of_descriptors_is_no_answer() {
     if !privileged("scan emfile") {
@@ -369,6 +392,8 @@ fn running_out_of_descriptors_is_no_answer() {
         "1-400",
         "--concurrency",
         "1000",
+        "--min-rate",
+        "20000",
         "--timeout",
         "300ms",
         "--retries",

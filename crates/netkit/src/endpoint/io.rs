@@ -3,10 +3,12 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use nix::unistd::AccessFlags;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
@@ -105,7 +107,7 @@ impl Endpoint {
             Endpoint::Unix(path) => {
                 let (listener, guard) = unix_path::bind(path)
                     .await
-                    .map_err(|e| Error::io(what(), e))?;
+                    .map_err(|e| unix_listen_error(what(), path, e))?;
                 Ok(Listener::Unix(listener, Some(guard)))
             }
             Endpoint::Abstract(name) => {
@@ -170,6 +172,25 @@ async fn connect_tcp(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStrea
         .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
     stream.set_nodelay(true)?;
     Ok(stream)
+}
+
+/// A Unix listen failure; "permission denied" names the directory the user may not write.
+fn unix_listen_error(what: String, path: &Path, err: io::Error) -> Error {
+    if err.kind() != io::ErrorKind::PermissionDenied {
+        return Error::io(what, err);
+    }
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let writable = nix::unistd::access(dir, AccessFlags::W_OK | AccessFlags::X_OK).is_ok();
+    if writable {
+        return Error::io(what, err);
+    }
+    Error::UnixDirDenied {
+        what,
+        dir: dir.display().to_string(),
+    }
 }
 
 fn listen_tcp(addr: SocketAddr) -> io::Result<TcpListener> {

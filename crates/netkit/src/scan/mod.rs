@@ -1,24 +1,37 @@
 //! The TCP connect scanner: which ports to try ([`rank`]), what they are called ([`services`]),
 //! and the engine that finds them open, closed or filtered.
 //!
-//! - [`jobs`]: targets × ports as a lazy stream, interleaved across hosts.
-//! - [`probe`]: one non-blocking connect and what it means.
+//! - [`engine`]: settings, events and totals; [`worker`]: the tasks that carry out what the
+//!   scheduler decides (connects, answers, banners).
+//! - [`schedule`]: which probe leaves when, timeouts, retransmissions, verdicts (no I/O).
+//! - [`host`]: one host's ports, estimates and retry budget (no I/O).
+//! - [`rtt`], [`window`], [`pace`]: round-trip estimation and timeouts, congestion windows,
+//!   pacing and rate control (no I/O, time is an input).
+//! - [`probe`]: one non-blocking connect and what it found; [`errqueue`]: the ICMP errors
+//!   queued on its socket; [`answer`]: what an answer means for the port (no I/O).
 //! - [`guard`]: phantom open ports on this host (TCP self-connect) and their prevention.
-//! - [`engine`]: workers, retries, back-off on local shortages, `--rate` pacing, totals.
 //! - [`limits`]: the open-files limit and the concurrency it allows.
 //! - [`banner`]: reading and sanitising what a service says first.
-//! - [`record`]: the result records.
+//! - [`record`]: the result records; [`nmap_services`]: ranking from a local nmap-services.
 
+pub mod answer;
 pub mod banner;
 pub mod engine;
+pub mod errqueue;
 pub mod guard;
-pub mod jobs;
+pub mod host;
 pub mod limits;
 pub mod nmap_services;
+pub mod pace;
 pub mod probe;
 pub mod rank;
 pub mod record;
+pub mod rtt;
+pub mod schedule;
 pub mod services;
+pub mod window;
+pub mod worker;
 
-pub use engine::{run, Config, Progress};
-pub use record::{OpenPort, PortState, ScanSummary};
+pub use engine::{run, Config, Event, Progress};
+pub use host::Retries;
+pub use record::{OpenPort, PortState, ScanSummary, Unreachable};

@@ -1,7 +1,9 @@
 //! One TCP connect attempt: a non-blocking `connect(2)` whose answer is read straight away when
 //! the kernel already has it (loopback answers inside the system call), and otherwise awaited
-//! on the reactor within a timeout. The attempt says what the network answered; it never turns
-//! a local shortage (file descriptors, buffers, source ports) into a port state.
+//! on the reactor until the probe expires. ICMP errors are read from the socket's error queue
+//! ([`super::errqueue`]) and classified ([`super::answer`]). The attempt says what the network
+//! answered; it never turns a local shortage (file descriptors, buffers, source ports) into a
+//! port state.
 
 use std::io;
 use std::net::SocketAddr;
@@ -11,6 +13,8 @@ use nix::errno::Errno;
 use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
 use tokio::net::TcpStream;
 
+use super::answer::{self, Answer};
+use super::errqueue;
 use super::guard::{Guard, Reservation};
 
 /// What one attempt found.
@@ -23,12 +27,10 @@ pub enum Outcome {
         /// The connected socket; it closes with a reset when dropped.
         socket: Connected,
     },
-    /// The peer refused (RST).
-    Closed,
-    /// No answer within the timeout.
-    Unanswered,
-    /// An ICMP error or a local policy said the port cannot be reached.
-    Unreachable,
+    /// The network refused or could not route the probe, after `rtt`.
+    Refused(Answer, Duration),
+    /// No answer before the probe expired.
+    Silent,
     /// The socket connected to another socket of this scan (TCP self-connect or simultaneous
     /// open on this host): no listener took part, so this is no answer about the port.
     Phantom,
@@ -50,30 +52,52 @@ impl Connected {
     }
 }
 
-/// Attempts one connect to `dst`. `guard` is given for targets on this host, where the kernel
-/// could pair the probe with itself or with another probe (see [`super::guard`]).
+/// Attempts one connect to `dst`, waiting for its answer until `expires`. `guard` is given
+/// for targets on this host, where the kernel could pair the probe with itself or with
+/// another probe (see [`super::guard`]).
 pub async fn attempt(
     dst: SocketAddr,
     guard: Option<&Guard>,
-    timeout: Duration,
+    expires: tokio::time::Instant,
 ) -> io::Result<Outcome> {
+    match start(dst, guard) {
+        Started::Done(outcome) => outcome,
+        Started::Pending(pending) => pending.wait(expires).await,
+    }
+}
+
+/// A connect just made: answered already, or still waiting for the network.
+#[derive(Debug)]
+pub enum Started {
+    /// The kernel had the answer at once (always, on loopback).
+    Done(io::Result<Outcome>),
+    /// The SYN is out; the answer is to be awaited.
+    Pending(Pending),
+}
+
+/// A connect in progress.
+#[derive(Debug)]
+pub struct Pending {
+    socket: Socket,
+    dst: SocketAddr,
+    reservation: Option<Reservation>,
+    started: Instant,
+}
+
+/// Opens a socket and connects it to `dst`, without waiting: what the kernel knows at once.
+pub fn start(dst: SocketAddr, guard: Option<&Guard>) -> Started {
     let socket = match open_socket(dst) {
         Ok(socket) => socket,
-        Err(err) => return answer(err),
+        Err(err) => return Started::Done(shortage(err)),
     };
     match guard.map(|g| g.reserve(&socket, dst)).transpose() {
-        Ok(reservation) => connect(socket, dst, reservation, timeout).await,
-        Err(err) => answer(err),
+        Ok(reservation) => connect(socket, dst, reservation),
+        Err(err) => Started::Done(shortage(err)),
     }
 }
 
 /// Connects a fresh socket (bound and registered already when `reservation` is given).
-async fn connect(
-    socket: Socket,
-    dst: SocketAddr,
-    reservation: Option<Reservation>,
-    timeout: Duration,
-) -> io::Result<Outcome> {
+fn connect(socket: Socket, dst: SocketAddr, reservation: Option<Reservation>) -> Started {
     let started = Instant::now();
     let state = match socket.connect(&SockAddr::from(dst)) {
         Ok(()) => Ok(()),
@@ -81,21 +105,42 @@ async fn connect(
             match poll_now(&SockRef::from(&socket)) {
                 Some(state) => state,
                 None => {
-                    return match wait(socket, timeout).await? {
-                        Waited::Done(socket, state) => finish(socket, state, started, reservation),
-                        Waited::TimedOut => Ok(Outcome::Unanswered),
-                    }
+                    return Started::Pending(Pending {
+                        socket,
+                        dst,
+                        reservation,
+                        started,
+                    })
                 }
             }
         }
         Err(err) => Err(err),
     };
-    finish(socket, state, started, reservation)
+    Started::Done(finish(socket, dst, state, started, reservation))
 }
 
+impl Pending {
+    /// Waits for the answer until `expires`.
+    pub async fn wait(self, expires: tokio::time::Instant) -> io::Result<Outcome> {
+        let Pending {
+            socket,
+            dst,
+            reservation,
+            started,
+        } = self;
+        match wait(socket, expires).await? {
+            Waited::Done(socket, state) => finish(socket, dst, state, started, reservation),
+            Waited::TimedOut => Ok(Outcome::Silent),
+        }
+    }
+}
+
+/// A non-blocking TCP socket for `dst` that queues ICMP errors.
 fn open_socket(dst: SocketAddr) -> io::Result<Socket> {
     let kind = Type::STREAM.nonblocking().cloexec();
-    Socket::new(Domain::for_address(dst), kind, Some(Protocol::TCP))
+    let socket = Socket::new(Domain::for_address(dst), kind, Some(Protocol::TCP))?;
+    errqueue::enable(&socket, dst.is_ipv6())?;
+    Ok(socket)
 }
 
 /// The state of a connect in progress, if the kernel already knows it.
@@ -115,12 +160,11 @@ enum Waited {
     TimedOut,
 }
 
-/// Waits on the reactor until the connect completes or `timeout` passes.
-async fn wait(socket: Socket, timeout: Duration) -> io::Result<Waited> {
+/// Waits on the reactor until the connect completes or the probe expires.
+async fn wait(socket: Socket, expires: tokio::time::Instant) -> io::Result<Waited> {
     let stream = TcpStream::from_std(std::net::TcpStream::from(socket))?;
-    let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        match tokio::time::timeout_at(deadline, stream.writable()).await {
+        match tokio::time::timeout_at(expires, stream.writable()).await {
             Ok(ready) => ready?,
             Err(_) => return Ok(Waited::TimedOut),
         };
@@ -134,14 +178,15 @@ async fn wait(socket: Socket, timeout: Duration) -> io::Result<Waited> {
 /// Turns a finished connect into an outcome; a connection is checked for being a phantom.
 fn finish(
     socket: Socket,
+    dst: SocketAddr,
     state: io::Result<()>,
     started: Instant,
     reservation: Option<Reservation>,
 ) -> io::Result<Outcome> {
-    if let Err(err) = state {
-        return answer(err);
-    }
     let rtt = started.elapsed();
+    if let Err(err) = state {
+        return refused(&socket, dst, err, rtt);
+    }
     // Close with RST: no TIME_WAIT, so full-range scans never run out of source ports.
     let _ = socket.set_linger(Some(Duration::ZERO));
     if let Some(reservation) = &reservation {
@@ -159,24 +204,29 @@ fn finish(
     Ok(Outcome::Open { rtt, socket })
 }
 
-/// What a failed system call says about the port, or the error itself when it says nothing
-/// about the port and nothing can be done by waiting (e.g. no IPv6 on this machine).
-fn answer(err: io::Error) -> io::Result<Outcome> {
-    let Some(code) = err.raw_os_error() else {
+/// What a failed connect says: the ICMP error queued on the socket if one came, else the
+/// errno; a shortage; or the error itself when it says nothing about the port and waiting
+/// cannot help (e.g. no IPv6 on this machine).
+fn refused(socket: &Socket, dst: SocketAddr, err: io::Error, rtt: Duration) -> io::Result<Outcome> {
+    let Some(errno) = err.raw_os_error().map(Errno::from_raw) else {
         return Err(err);
     };
-    Ok(match Errno::from_raw(code) {
-        Errno::ECONNREFUSED | Errno::ECONNRESET => Outcome::Closed,
-        Errno::ETIMEDOUT => Outcome::Unanswered,
-        Errno::EHOSTUNREACH
-        | Errno::ENETUNREACH
-        | Errno::EHOSTDOWN
-        | Errno::ENONET
-        | Errno::EACCES
-        | Errno::EPERM => Outcome::Unreachable,
-        errno if is_shortage(errno) => Outcome::Busy(err),
-        _ => return Err(err),
-    })
+    if errno == Errno::ETIMEDOUT {
+        return Ok(Outcome::Silent);
+    }
+    let from_icmp = errqueue::read(socket).map(|icmp| icmp.classify(dst.ip()));
+    match from_icmp.or_else(|| answer::from_errno(errno)) {
+        Some(answer) => Ok(Outcome::Refused(answer, rtt)),
+        None => shortage(err),
+    }
+}
+
+/// A shortage of this machine's resources, or else the error itself.
+fn shortage(err: io::Error) -> io::Result<Outcome> {
+    match err.raw_os_error().map(Errno::from_raw) {
+        Some(errno) if is_shortage(errno) => Ok(Outcome::Busy(err)),
+        _ => Err(err),
+    }
 }
 
 /// Errors that mean "this machine is short of something right now", never "the port is ...".
@@ -197,6 +247,17 @@ pub fn is_shortage(errno: Errno) -> bool {
 mod tests {
     use super::*;
 
+    fn soon() -> tokio::time::Instant {
+        tokio::time::Instant::now() + Duration::from_secs(5)
+    }
+
+    async fn finished(started: Started) -> io::Result<Outcome> {
+        match started {
+            Started::Done(outcome) => outcome,
+            Started::Pending(pending) => pending.wait(soon()).await,
+        }
+    }
+
     /// The bug behind phantom open ports: a socket whose source is its own destination
     /// connects to itself by simultaneous open, although nothing listens there.
     #[tokio::test]
@@ -206,7 +267,7 @@ mod tests {
         let socket = open_socket(any).unwrap();
         let reservation = guard.reserve(&socket, any).unwrap();
         let own = socket.local_addr().unwrap().as_socket().unwrap();
-        let outcome = connect(socket, own, Some(reservation), Duration::from_secs(5)).await;
+        let outcome = finished(connect(socket, own, Some(reservation))).await;
         assert!(matches!(outcome, Ok(Outcome::Phantom)), "{outcome:?}");
     }
 
@@ -219,8 +280,20 @@ mod tests {
             ))
             .unwrap();
         let own = socket.local_addr().unwrap().as_socket().unwrap();
-        let outcome = connect(socket, own, None, Duration::from_secs(5)).await;
+        let outcome = finished(connect(socket, own, None)).await;
         assert!(matches!(outcome, Ok(Outcome::Open { .. })), "{outcome:?}");
+    }
+
+    #[tokio::test]
+    async fn a_reset_is_closed_whatever_the_error_queue() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let dst = listener.local_addr().unwrap();
+        drop(listener);
+        let outcome = attempt(dst, None, soon()).await;
+        assert!(
+            matches!(outcome, Ok(Outcome::Refused(Answer::Closed, _))),
+            "{outcome:?}"
+        );
     }
 
     #[test]
@@ -231,7 +304,7 @@ mod tests {
             Errno::ENOBUFS,
             Errno::EADDRNOTAVAIL,
         ] {
-            let outcome = answer(io::Error::from_raw_os_error(errno as i32));
+            let outcome = shortage(io::Error::from_raw_os_error(errno as i32));
             assert!(
                 matches!(outcome, Ok(Outcome::Busy(_))),
                 "{errno}: {outcome:?}"
@@ -241,13 +314,22 @@ mod tests {
 
     #[test]
     fn answers_of_the_network() {
-        let state = |errno: Errno| answer(io::Error::from_raw_os_error(errno as i32));
-        assert!(matches!(state(Errno::ECONNREFUSED), Ok(Outcome::Closed)));
+        let dst: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let socket = open_socket(dst).unwrap();
+        let state = |errno: Errno| {
+            let err = io::Error::from_raw_os_error(errno as i32);
+            refused(&socket, dst, err, Duration::ZERO)
+        };
+        assert!(matches!(
+            state(Errno::ECONNREFUSED),
+            Ok(Outcome::Refused(Answer::Closed, _))
+        ));
         assert!(matches!(
             state(Errno::EHOSTUNREACH),
-            Ok(Outcome::Unreachable)
+            Ok(Outcome::Refused(Answer::Unreachable(_), _))
         ));
-        assert!(matches!(state(Errno::ETIMEDOUT), Ok(Outcome::Unanswered)));
+        assert!(matches!(state(Errno::ETIMEDOUT), Ok(Outcome::Silent)));
+        assert!(matches!(state(Errno::EMFILE), Ok(Outcome::Busy(_))));
         assert!(state(Errno::EAFNOSUPPORT).is_err());
     }
 }

@@ -1,5 +1,5 @@
-//! The scan's result records, printed as human lines or JSON Lines (`port`, `summary`; see
-//! `docs/json.md`).
+//! The scan's result records, printed as human lines or JSON Lines (`port`, `unreachable`,
+//! `summary`; see `docs/json.md`).
 
 use std::net::IpAddr;
 
@@ -11,9 +11,10 @@ use serde::{Deserialize, Serialize};
 pub enum PortState {
     /// The handshake completed.
     Open,
-    /// The host refused the connection (RST).
+    /// The host answered with a reset (RST): nothing listens there.
     Closed,
-    /// No answer after the retries, or an ICMP error / local policy forbade it.
+    /// No answer after the retries, or an ICMP error (port, protocol or administratively
+    /// prohibited unreachable) or this machine's firewall refused the probe.
     Filtered,
 }
 
@@ -36,6 +37,21 @@ pub struct OpenPort {
     pub banner: Option<String>,
 }
 
+/// A target the scan could not reach (`{"type":"unreachable",...}`): no route to it, said by
+/// this machine's routing table or by a router's ICMP error. Its ports are counted in no
+/// state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Unreachable {
+    /// The target as given: a host name, or the address.
+    pub host: String,
+    /// The address probed.
+    pub addr: IpAddr,
+    /// What was said, e.g. `network unreachable (ICMP from 198.18.0.254)`.
+    pub error: String,
+    /// The router that said it (`null`: this machine's routing table).
+    pub from: Option<IpAddr>,
+}
+
 /// The totals of a scan (`{"type":"summary",...}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScanSummary {
@@ -49,6 +65,12 @@ pub struct ScanSummary {
     pub closed: u64,
     /// Filtered ports, over all hosts.
     pub filtered: u64,
+    /// Hosts that could not be reached (no route).
+    #[serde(default)]
+    pub unreachable: u64,
+    /// Whether the scan was interrupted (SIGINT) before every port got its state.
+    #[serde(default)]
+    pub interrupted: bool,
     /// Wall-clock duration of the scan in seconds.
     pub elapsed_s: f64,
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use netkit::scan::{OpenPort, Progress, ScanSummary};
+use netkit::scan::{OpenPort, Progress, ScanSummary, Unreachable};
 
 use crate::output::{write_record, Printer};
 
@@ -63,6 +63,25 @@ impl<'a> Sink<'a> {
             None => self.out.line(&line)?,
         }
         self.write_file(|file| writeln!(file, "{line}"))
+    }
+
+    /// Reports a target that cannot be reached: an error line on stderr, and a record in JSON.
+    pub fn unreachable(&mut self, host: &Unreachable) -> anyhow::Result<()> {
+        let name = if host.host == host.addr.to_string() {
+            host.host.clone()
+        } else {
+            format!("{} ({})", host.host, host.addr)
+        };
+        let line = format!("netkit: {name}: {}", host.error);
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+        if self.out.json() {
+            self.out.record("unreachable", host)?;
+            self.write_file(|file| write_record(file, "unreachable", host))?;
+        }
+        Ok(())
     }
 
     /// Reports the totals, and closes the bar and the file.
@@ -122,13 +141,21 @@ pub fn human_port(port: &OpenPort) -> String {
     line
 }
 
-/// The closing line: hosts, ports per host, the three counts and the time taken.
+/// The closing line: hosts, ports per host, the three counts and the time taken, and the
+/// unreachable hosts and the interruption when there were any.
 pub fn human_summary(s: &ScanSummary) -> String {
     let hosts = if s.hosts == 1 { "host" } else { "hosts" };
-    format!(
-        "Scanned {} {hosts}, {} ports each, in {:.2} s: {} open, {} closed, {} filtered",
+    let interrupted = if s.interrupted { " (interrupted)" } else { "" };
+    let mut line = format!(
+        "Scanned {} {hosts}, {} ports each, in {:.2} s{interrupted}: {} open, {} closed, {} filtered",
         s.hosts, s.scanned, s.elapsed_s, s.open, s.closed, s.filtered
-    )
+    );
+    match s.unreachable {
+        0 => {}
+        1 => line.push_str(", 1 host unreachable"),
+        n => line.push_str(&format!(", {n} hosts unreachable")),
+    }
+    line
 }
 
 #[cfg(test)]

@@ -94,3 +94,34 @@ fn echo_left_its_socket_file_behind_on_sighup_and_sigquit() {
         assert!(!path.exists(), "{signal}: socket file left behind");
     }
 }
+
+/// A user who may not write the socket's directory was told to grant CAP_NET_BIND_SERVICE (a
+/// capability for low TCP ports that has nothing to do with Unix sockets).
+#[test]
+fn echo_unix_path_in_a_read_only_directory_suggested_a_port_capability() {
+    if !crate::harness::privileged(
+        "echo_unix_path_in_a_read_only_directory_suggested_a_port_capability",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let endpoint = format!("unix:{}/echo.sock", dir.path().display());
+    let mut command = std::process::Command::new("setpriv");
+    command.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]);
+    command
+        .arg(env!("CARGO_BIN_EXE_netkit"))
+        .args(["echo", &endpoint]);
+    let (code, _, stderr) = Proc::spawn(command).finish();
+    assert_eq!(code, 3, "{stderr}");
+    assert!(!stderr.contains("CAP_NET_BIND_SERVICE"), "{stderr}");
+    let dir_text = dir.path().display().to_string();
+    assert!(
+        stderr.contains(&format!("{dir_text} is not writable")),
+        "expected the directory named: {stderr}"
+    );
+}

@@ -1,1 +1,149 @@
 //! Regressions of `netkit scan`.
+//!
+//! Issue 12: the scanner fired connects at a fixed rate with a fixed timeout and learnt nothing
+//! from the network. Through a 2 Mbit/s link it flooded the shaper's queue, so SYNs were
+//! dropped wholesale: open ports went missing and closed ports came out filtered. A REJECT with
+//! ICMP port unreachable came out closed when the ICMP error got through and filtered when the
+//! far kernel's ICMP rate limit ate it. And a target without a route was "filtered", exit 0.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+
+use crate::harness::{privileged, text};
+use crate::lab::{ms, Lab, LabExt, PortTruth, Reject, Unroutable};
+use crate::scan::{parse_scan, Scan};
+
+const SLOW_HOST: &str = "198.18.1.5";
+const SLOW_PORTS: &str = "1-4000";
+
+/// 2 Mbit/s each way and 30 ms of round trip, one host with listeners spread over the ports
+/// scanned and a hundred dropped ports.
+fn slow_link(tag: &str) -> Lab {
+    Lab::builder(tag)
+        .delay(ms(15))
+        .rate("2mbit")
+        .host(SLOW_HOST)
+        .open(SLOW_HOST, &[22, 80, 443, 1521, 2049, 3306, 3389, 3999])
+        .drop_ports(SLOW_HOST, 3001..=3100)
+        .build()
+        .expect("lab")
+}
+
+/// `netkit --json scan ARGS` in `lab` with its defaults; exit 0 required.
+fn scan(lab: &Lab, args: &[&str]) -> Scan {
+    let out = lab
+        .netkit()
+        .arg("--json")
+        .arg("scan")
+        .args(args)
+        .output()
+        .expect("run netkit");
+    let (code, stdout, stderr) = text(&out);
+    assert_eq!(code, 0, "scan {args:?}\nstdout {stdout}\nstderr {stderr}");
+    parse_scan(&stdout)
+}
+
+#[test]
+fn missed_open_ports_on_a_rate_limited_link() {
+    if !privileged("missed_open_ports_on_a_rate_limited_link") {
+        return;
+    }
+    let lab = slow_link("regslowopen");
+    let addr: IpAddr = SLOW_HOST.parse().expect("address");
+    let want: BTreeSet<SocketAddr> = lab
+        .truth()
+        .open_ports(addr)
+        .into_iter()
+        .map(|port| SocketAddr::new(addr, port))
+        .collect();
+    let got = scan(&lab, &[SLOW_HOST, "-p", SLOW_PORTS]).found();
+    assert_eq!(got, want, "open ports: got vs the lab's listeners");
+}
+
+#[test]
+fn closed_ports_reported_filtered_on_a_rate_limited_link() {
+    if !privileged("closed_ports_reported_filtered_on_a_rate_limited_link") {
+        return;
+    }
+    let lab = slow_link("regslowclosed");
+    let s = scan(&lab, &[SLOW_HOST, "-p", SLOW_PORTS]).summary;
+    assert_eq!((s.closed, s.filtered), (4000 - 8 - 100, 100), "{s:?}");
+}
+
+/// A REJECT with ICMP port unreachable behind the far kernel's default ICMP rate limit (one
+/// error per second per peer, burst 6): the few errors that get through used to make their
+/// ports closed, the silence the rest filtered.
+#[test]
+fn port_unreachable_closed_or_filtered_by_the_icmp_rate_limit() {
+    if !privileged("port_unreachable_closed_or_filtered_by_the_icmp_rate_limit") {
+        return;
+    }
+    let lab = Lab::builder("regicmplimit")
+        .delay(ms(2))
+        .host(SLOW_HOST)
+        .reject(SLOW_HOST, 1..=60, Reject::PortUnreachable)
+        .build()
+        .expect("lab");
+    let addr: IpAddr = SLOW_HOST.parse().expect("address");
+    assert_eq!(
+        lab.truth().port(addr, 7),
+        PortTruth::Rejected(Reject::PortUnreachable)
+    );
+    let s = scan(&lab, &[SLOW_HOST, "-p", "1-100"]).summary;
+    assert_eq!((s.filtered, s.closed, s.open), (60, 40, 0), "{s:?}");
+}
+
+/// No route to a target — this machine's (ENETUNREACH) or a router's ICMP net or host
+/// unreachable — used to be reported as 100 filtered ports and exit 0. It is an error naming
+/// the target: exit 1, a line on stderr, an `unreachable` record, and no port states.
+#[test]
+fn no_route_reported_as_filtered() {
+    if !privileged("no_route_reported_as_filtered") {
+        return;
+    }
+    let lab = Lab::builder("regnoroute")
+        .host(SLOW_HOST)
+        .unroutable("198.18.200.0/24", Unroutable::Local)
+        .unroutable("198.18.201.0/24", Unroutable::Net)
+        .unroutable("198.18.202.0/24", Unroutable::Host)
+        .unroutable("2001:db8:200::/48", Unroutable::Local)
+        .unroutable("2001:db8:201::/48", Unroutable::Net)
+        .build()
+        .expect("lab");
+    let targets = [
+        "198.18.200.7",
+        "198.18.201.7",
+        "198.18.202.7",
+        "2001:db8:200::7",
+        "2001:db8:201::7",
+    ];
+    let out = lab
+        .netkit()
+        .args([
+            "--json",
+            "scan",
+            &targets.join(","),
+            SLOW_HOST,
+            "-p",
+            "1-100",
+        ])
+        .output()
+        .expect("run netkit");
+    let (code, stdout, stderr) = text(&out);
+    assert_eq!(code, 1, "stdout {stdout}\nstderr {stderr}");
+    for target in targets {
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with(&format!("netkit: {target}: ")));
+        assert!(line.is_some(), "no error naming {target}:\n{stderr}");
+    }
+    let scan = parse_scan(&stdout);
+    let named: BTreeSet<String> = scan
+        .unreachable
+        .iter()
+        .map(|u| u.addr.to_string())
+        .collect();
+    assert_eq!(named, targets.iter().map(|t| t.to_string()).collect());
+    let s = &scan.summary;
+    assert_eq!((s.unreachable, s.filtered, s.closed), (5, 0, 100), "{s:?}");
+}

@@ -1,0 +1,223 @@
+//! What the network's answer to a connect means for the port, without I/O: a completed
+//! handshake is open, a reset is closed, and an ICMP error read from the socket's error queue
+//! (`IP_RECVERR`) is classified as nmap's SYN scan does:
+//!
+//! - port, protocol or administratively prohibited unreachable (ICMPv4 3/2, 3/3, 3/9, 3/10,
+//!   3/13; ICMPv6 1/1, 1/4, 1/5, 1/6) is **filtered**: a TCP port that nothing listens on
+//!   answers with a reset, so an ICMP error comes from a firewall rule (`REJECT`). The kernel
+//!   reports port unreachable to `connect` as `ECONNREFUSED`, exactly like a reset, which is
+//!   why `nmap -sT` calls such ports closed; reading the error queue tells them apart. It also
+//!   keeps the answer the same whatever the far side's ICMP rate limit: a rate-limited error
+//!   is silence, and silence after the retries is filtered too.
+//! - network or host unreachable, and time exceeded, sent by a router (ICMPv4 3/0, 3/1, 3/5-8,
+//!   3/11, 3/12, 11; ICMPv6 1/0, 1/2, 1/3, 3) mean there is **no route** to the target: the
+//!   host cannot be scanned, which is an error about the host, not a port state. The same
+//!   errors sent by the target itself (`REJECT --reject-with icmp-host-unreachable`) come from
+//!   a live host refusing one port: filtered.
+//! - fragmentation needed (3/4) is path MTU discovery, no answer about the port.
+//!
+//! Without an ICMP error, `ECONNREFUSED` is a reset (closed), `ENETUNREACH`/`EHOSTUNREACH`
+//! are this machine's own "no route", `EACCES`/`EPERM` its own firewall or a `prohibit`
+//! route (filtered, as nmap).
+
+use std::fmt;
+use std::net::IpAddr;
+
+use nix::errno::Errno;
+
+/// What an answer says about a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// The handshake completed.
+    Open,
+    /// The host answered with a reset.
+    Closed,
+    /// An ICMP error or a local policy refused the probe.
+    Filtered(Refusal),
+    /// There is no route to the host.
+    Unreachable(NoRoute),
+    /// Nothing that concerns the port (fragmentation needed).
+    Nothing,
+}
+
+/// Who refused a probe, in nmap's `--reason` words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// ICMP port unreachable.
+    PortUnreach,
+    /// ICMP protocol unreachable.
+    ProtoUnreach,
+    /// ICMP administratively prohibited (and the other "prohibited" codes).
+    AdminProhibited,
+    /// ICMP host or network unreachable sent by the target itself.
+    HostUnreach,
+    /// This machine's firewall or routing table forbade the connect.
+    LocalPolicy,
+}
+
+/// Why a host cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoRoute {
+    /// What was said, e.g. "network unreachable".
+    pub why: &'static str,
+    /// The router that said it (`None`: this machine's routing table).
+    pub from: Option<IpAddr>,
+}
+
+impl fmt::Display for NoRoute {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.from {
+            Some(from) => write!(f, "{} (ICMP from {from})", self.why),
+            None => write!(f, "no route: {}", self.why),
+        }
+    }
+}
+
+/// An ICMP error the kernel queued on the probe's socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IcmpReport {
+    /// ICMPv6 rather than ICMPv4.
+    pub v6: bool,
+    /// The ICMP type.
+    pub kind: u8,
+    /// The ICMP code.
+    pub code: u8,
+    /// The address that sent it.
+    pub from: Option<IpAddr>,
+}
+
+impl IcmpReport {
+    /// What the error means for a probe to `target`.
+    pub fn classify(&self, target: IpAddr) -> Answer {
+        let no_route = |why| {
+            if self.from == Some(target) {
+                Answer::Filtered(Refusal::HostUnreach)
+            } else {
+                Answer::Unreachable(NoRoute {
+                    why,
+                    from: self.from,
+                })
+            }
+        };
+        let filtered = Answer::Filtered;
+        match (self.v6, self.kind, self.code) {
+            (false, 3, 0 | 6 | 11) | (true, 1, 0) => no_route("network unreachable"),
+            (false, 3, 1 | 7 | 8 | 12) | (true, 1, 3) => no_route("host unreachable"),
+            (false, 3, 5) => no_route("source route failed"),
+            (true, 1, 2) => no_route("beyond scope of source address"),
+            (false, 11, _) | (true, 3, _) => no_route("time to live exceeded"),
+            (false, 3, 2) => filtered(Refusal::ProtoUnreach),
+            (false, 3, 3) | (true, 1, 4) => filtered(Refusal::PortUnreach),
+            (false, 3, 4) => Answer::Nothing,
+            _ => filtered(Refusal::AdminProhibited),
+        }
+    }
+}
+
+/// What a failed connect's errno means when no ICMP error came with it; `None` when it says
+/// nothing about the port (a local shortage or an unexpected failure).
+pub fn from_errno(errno: Errno) -> Option<Answer> {
+    Some(match errno {
+        Errno::ECONNREFUSED | Errno::ECONNRESET => Answer::Closed,
+        Errno::ENETUNREACH => local_no_route("network is unreachable"),
+        Errno::EHOSTUNREACH => local_no_route("no route to host"),
+        Errno::EHOSTDOWN => local_no_route("host is down"),
+        Errno::ENONET => local_no_route("machine is not on the network"),
+        Errno::EACCES | Errno::EPERM => Answer::Filtered(Refusal::LocalPolicy),
+        Errno::ENOPROTOOPT => Answer::Filtered(Refusal::ProtoUnreach),
+        _ => return None,
+    })
+}
+
+fn local_no_route(why: &'static str) -> Answer {
+    Answer::Unreachable(NoRoute { why, from: None })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TARGET: &str = "198.18.1.1";
+    const ROUTER: &str = "198.18.0.254";
+
+    fn v4(kind: u8, code: u8, from: &str) -> Answer {
+        let from = Some(from.parse().unwrap());
+        IcmpReport {
+            v6: false,
+            kind,
+            code,
+            from,
+        }
+        .classify(TARGET.parse().unwrap())
+    }
+
+    fn v6(kind: u8, code: u8, from: &str) -> Answer {
+        let from = Some(from.parse().unwrap());
+        IcmpReport {
+            v6: true,
+            kind,
+            code,
+            from,
+        }
+        .classify("2001:db8:1::1".parse().unwrap())
+    }
+
+    #[test]
+    fn rejects_are_filtered_as_nmap_syn_scan_says() {
+        use Refusal::*;
+        assert_eq!(v4(3, 3, TARGET), Answer::Filtered(PortUnreach));
+        assert_eq!(v4(3, 13, TARGET), Answer::Filtered(AdminProhibited));
+        assert_eq!(v4(3, 10, ROUTER), Answer::Filtered(AdminProhibited));
+        assert_eq!(v4(3, 2, TARGET), Answer::Filtered(ProtoUnreach));
+        assert_eq!(v6(1, 4, "2001:db8:1::1"), Answer::Filtered(PortUnreach));
+        assert_eq!(v6(1, 1, "2001:db8:1::1"), Answer::Filtered(AdminProhibited));
+    }
+
+    #[test]
+    fn unreachable_from_a_router_is_no_route() {
+        let answer = v4(3, 0, ROUTER);
+        let Answer::Unreachable(no_route) = answer else {
+            panic!("{answer:?}")
+        };
+        assert_eq!(
+            no_route.to_string(),
+            "network unreachable (ICMP from 198.18.0.254)"
+        );
+        assert!(matches!(v4(3, 1, ROUTER), Answer::Unreachable(_)));
+        assert!(matches!(v4(11, 0, ROUTER), Answer::Unreachable(_)));
+        assert!(matches!(v6(1, 3, "2001:db8::fe"), Answer::Unreachable(_)));
+        assert!(matches!(v6(1, 0, "2001:db8::fe"), Answer::Unreachable(_)));
+    }
+
+    #[test]
+    fn unreachable_from_the_target_itself_is_a_refusal() {
+        assert_eq!(v4(3, 1, TARGET), Answer::Filtered(Refusal::HostUnreach));
+        assert_eq!(
+            v6(1, 0, "2001:db8:1::1"),
+            Answer::Filtered(Refusal::HostUnreach)
+        );
+    }
+
+    #[test]
+    fn fragmentation_needed_says_nothing() {
+        assert_eq!(v4(3, 4, ROUTER), Answer::Nothing);
+    }
+
+    #[test]
+    fn errnos_without_icmp() {
+        assert_eq!(from_errno(Errno::ECONNREFUSED), Some(Answer::Closed));
+        let local = from_errno(Errno::ENETUNREACH);
+        assert_eq!(
+            local.map(|a| match a {
+                Answer::Unreachable(n) => n.to_string(),
+                _ => String::new(),
+            }),
+            Some("no route: network is unreachable".into())
+        );
+        assert_eq!(
+            from_errno(Errno::EACCES),
+            Some(Answer::Filtered(Refusal::LocalPolicy))
+        );
+        assert_eq!(from_errno(Errno::EMFILE), None);
+    }
+}

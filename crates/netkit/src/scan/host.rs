@@ -1,0 +1,332 @@
+//! One host's part of a scan, without I/O: which of its ports are still to be tried, which
+//! wait for a retransmission, its round-trip estimate, congestion window and pace, and how
+//! many tries a silent port gets before it is called filtered.
+//!
+//! The retry budget adapts as nmap's does: a port gets one more try than the most any port of
+//! the host ever needed to get an answer (at least two), and, beyond nmap, enough tries that
+//! the loss rate seen so far — on this host, or over the whole scan, whichever is worse —
+//! would hide an answering port in fewer than one scan in a hundred.
+//! A port that used up the budget waits on the *bench* while the budget may still grow (other
+//! ports are in flight or untried); when nothing can raise it any more, the bench is filtered.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use super::pace::RateControl;
+use super::rtt::{LateFloor, Rtt};
+use super::window::{Scope, Window};
+use crate::target::Target;
+
+/// The least tries for a silent port (nmap's: one retransmission).
+const MIN_TRIES: u32 = 2;
+/// The accepted chance, per host, that loss alone makes an answering port look filtered.
+pub const MISS_CHANCE: f64 = 0.01;
+/// Answered ports needed before the loss rate is trusted.
+const LOSS_SAMPLES: u64 = 20;
+
+/// A target with what the scan needs to know about it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct HostInfo {
+    /// The target as given.
+    pub target: Target,
+    /// Whether the address belongs to this host (see [`super::guard`]).
+    pub local: bool,
+}
+
+/// How many times a silent port is tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retries {
+    /// As many retransmissions as the network shows to be needed, at most `max`.
+    Adaptive {
+        /// The most retransmissions of one port.
+        max: u32,
+    },
+    /// Exactly this many retransmissions of every silent port.
+    Fixed(u32),
+}
+
+impl Retries {
+    fn cap(self) -> u32 {
+        match self {
+            Retries::Adaptive { max } | Retries::Fixed(max) => max + 1,
+        }
+    }
+}
+
+/// A port with a try in flight or waiting for one.
+#[derive(Debug, Default)]
+pub struct PortProgress {
+    /// Tries sent so far.
+    pub sent: u32,
+    /// The probes of this port whose sockets are still open (the last try, and earlier ones
+    /// that timed out but may still get a late answer).
+    pub live: Vec<u64>,
+    /// Connections in a row that joined two probes of this scan (see [`super::guard`]).
+    pub phantoms: u8,
+    /// Whether the port waits in the retry queue.
+    queued: bool,
+    /// When its latest try left.
+    pub last_at: Option<std::time::Instant>,
+}
+
+/// How often tries of answering ports went unanswered: the chance that one try fails is
+/// failed / tries (the estimate for a geometric number of tries).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Loss {
+    answered: u64,
+    tries: u64,
+    failed: u64,
+}
+
+impl Loss {
+    /// Counts a port that answered its try number `tryno` (0: the first).
+    pub fn record(&mut self, tryno: u32) {
+        self.answered += 1;
+        self.tries += u64::from(tryno) + 1;
+        self.failed += u64::from(tryno);
+    }
+
+    /// Tries needed so that, among `probes` answering ports, one is missed with a chance
+    /// below [`MISS_CHANCE`].
+    pub fn tries_needed(&self, probes: f64) -> u32 {
+        if self.answered < LOSS_SAMPLES || self.failed == 0 {
+            return 0;
+        }
+        let p = (self.failed as f64 / self.tries as f64).min(0.99);
+        let n = (MISS_CHANCE / probes.max(1.0)).ln() / p.ln();
+        n.ceil().clamp(0.0, 64.0) as u32
+    }
+}
+
+/// What the retry budget of a host depends on beyond the host itself.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Budget {
+    /// How a silent port is retried.
+    pub retries: Retries,
+    /// The probes of the whole scan (targets × ports): the budget keeps the chance of one
+    /// miss among them all below one in a hundred.
+    pub probes: f64,
+    /// The tries the loss over the whole scan asks for.
+    pub pooled: u32,
+}
+
+/// One host's scan state.
+#[derive(Debug)]
+pub struct HostScan {
+    /// The host.
+    pub info: Arc<HostInfo>,
+    /// The index of the next port never tried.
+    pub next_port: usize,
+    /// Ports with a try in flight or waiting, by index.
+    pub pending: HashMap<usize, PortProgress>,
+    /// Ports whose last try timed out, to be retransmitted (front first).
+    pub retry: VecDeque<usize>,
+    /// Ports that used up the retry budget while it may still grow.
+    pub bench: Vec<usize>,
+    /// Tries in flight (neither answered nor timed out).
+    pub in_flight: usize,
+    /// The host's round-trip estimate.
+    pub rtt: Rtt,
+    /// The floor late answers put under the host's timeout.
+    pub late: LateFloor,
+    /// The host's congestion window.
+    pub window: Window,
+    /// The host's pace.
+    pub rate: RateControl,
+    loss: Loss,
+    max_answered_try: u32,
+}
+
+impl HostScan {
+    /// A host about to be scanned, with a window of at most `max_window` probes.
+    pub fn new(info: Arc<HostInfo>, max_window: usize) -> Self {
+        HostScan {
+            info,
+            next_port: 0,
+            pending: HashMap::new(),
+            retry: VecDeque::new(),
+            bench: Vec::new(),
+            in_flight: 0,
+            rtt: Rtt::default(),
+            late: LateFloor::default(),
+            window: Window::new(Scope::Host, max_window),
+            rate: RateControl::default(),
+            loss: Loss::default(),
+            max_answered_try: 0,
+        }
+    }
+
+    /// Whether every port of `ports` got its state.
+    pub fn is_done(&self, ports: usize) -> bool {
+        self.next_port >= ports && self.pending.is_empty()
+    }
+
+    /// Whether the host has a try to send (a retransmission or a fresh port).
+    pub fn has_work(&self, ports: usize) -> bool {
+        !self.retry.is_empty() || self.next_port < ports
+    }
+
+    /// The next port to try: retransmissions first, then a fresh port.
+    pub fn take_port(&mut self, ports: usize) -> Option<usize> {
+        if let Some(port) = self.retry.pop_front() {
+            if let Some(progress) = self.pending.get_mut(&port) {
+                progress.queued = false;
+            }
+            return Some(port);
+        }
+        if self.next_port < ports {
+            self.next_port += 1;
+            return Some(self.next_port - 1);
+        }
+        None
+    }
+
+    /// Queues port index `port` for a retransmission (at the front when `first`).
+    pub fn queue_retry(&mut self, port: usize, first: bool) {
+        let Some(progress) = self.pending.get_mut(&port) else {
+            return;
+        };
+        if progress.queued {
+            return;
+        }
+        progress.queued = true;
+        if first {
+            self.retry.push_front(port);
+        } else {
+            self.retry.push_back(port);
+        }
+    }
+
+    /// Takes port index `port` out of the scan (it got its state), and out of the queues.
+    pub fn remove(&mut self, port: usize) -> Option<PortProgress> {
+        let progress = self.pending.remove(&port)?;
+        if progress.queued {
+            self.retry.retain(|queued| *queued != port);
+        }
+        self.bench.retain(|benched| *benched != port);
+        Some(progress)
+    }
+
+    /// Records a TCP answer (reset or handshake) to try number `tryno`.
+    pub fn tcp_answer(&mut self, tryno: u32) {
+        self.loss.record(tryno);
+        self.max_answered_try = self.max_answered_try.max(tryno);
+    }
+
+    /// The most tries answers have needed so far.
+    pub fn max_answered_try(&self) -> u32 {
+        self.max_answered_try
+    }
+
+    /// How many tries a silent port gets now.
+    pub fn allowed_tries(&self, budget: &Budget) -> u32 {
+        match budget.retries {
+            Retries::Fixed(n) => n + 1,
+            Retries::Adaptive { max } => (self.max_answered_try + 2)
+                .max(self.loss.tries_needed(budget.probes))
+                .max(budget.pooled)
+                .max(MIN_TRIES)
+                .min(max + 1),
+        }
+    }
+
+    /// Whether the retry budget may still grow: it is below its cap and some answer may
+    /// still come (tries in flight, ports untried or waiting for a retransmission; `ports` per
+    /// host).
+    pub fn budget_may_grow(&self, budget: &Budget, ports: usize) -> bool {
+        matches!(budget.retries, Retries::Adaptive { .. })
+            && self.allowed_tries(budget) < budget.retries.cap()
+            && (self.in_flight > 0 || self.has_work(ports))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host() -> HostScan {
+        let target = Target {
+            addr: "198.18.1.1".parse().unwrap(),
+            name: None,
+        };
+        HostScan::new(
+            Arc::new(HostInfo {
+                target,
+                local: false,
+            }),
+            100,
+        )
+    }
+
+    const ADAPTIVE: Retries = Retries::Adaptive { max: 6 };
+
+    fn budget(retries: Retries, probes: f64) -> Budget {
+        Budget {
+            retries,
+            probes,
+            pooled: 0,
+        }
+    }
+
+    #[test]
+    fn two_tries_until_a_retransmission_is_seen_to_matter() {
+        let mut h = host();
+        assert_eq!(h.allowed_tries(&budget(ADAPTIVE, 1000.0)), 2);
+        for _ in 0..100 {
+            h.tcp_answer(0);
+        }
+        assert_eq!(h.allowed_tries(&budget(ADAPTIVE, 1000.0)), 2);
+        h.tcp_answer(2);
+        assert_eq!(h.allowed_tries(&budget(ADAPTIVE, 1000.0)), 4);
+        assert_eq!(h.allowed_tries(&budget(Retries::Fixed(1), 1000.0)), 2);
+        assert_eq!(
+            h.allowed_tries(&budget(Retries::Adaptive { max: 0 }, 1000.0)),
+            1
+        );
+    }
+
+    #[test]
+    fn the_loss_rate_sets_the_budget_for_the_ports_scanned() {
+        let mut h = host();
+        // One try in ten fails.
+        for i in 0..900 {
+            h.tcp_answer(u32::from(i % 9 == 0));
+        }
+        // 0.1^n below 1% over 100 ports: n = 4; over 65535: n = 7 (capped at 7).
+        let pooled = Budget {
+            pooled: 5,
+            ..budget(ADAPTIVE, 100.0)
+        };
+        assert_eq!(h.allowed_tries(&pooled), 5);
+        assert_eq!(h.allowed_tries(&budget(ADAPTIVE, 100.0)), 4);
+        assert_eq!(h.allowed_tries(&budget(ADAPTIVE, 65535.0)), 7);
+    }
+
+    #[test]
+    fn retransmissions_go_first_and_settled_ports_are_skipped() {
+        let mut h = host();
+        assert_eq!(h.take_port(3), Some(0));
+        assert_eq!(h.take_port(3), Some(1));
+        h.pending.insert(0, PortProgress::default());
+        h.pending.insert(1, PortProgress::default());
+        h.queue_retry(1, false);
+        h.queue_retry(0, true);
+        h.queue_retry(0, false);
+        assert_eq!(h.retry, [0, 1]);
+        assert!(h.remove(1).is_some());
+        assert_eq!(h.take_port(3), Some(0));
+        assert_eq!(h.take_port(3), Some(2));
+        assert_eq!(h.take_port(3), None);
+    }
+
+    #[test]
+    fn the_budget_stops_growing_when_nothing_can_answer() {
+        let mut h = host();
+        assert!(h.budget_may_grow(&budget(ADAPTIVE, 1.0), 1));
+        h.next_port = 1;
+        assert!(!h.budget_may_grow(&budget(ADAPTIVE, 1.0), 1));
+        h.in_flight = 1;
+        assert!(h.budget_may_grow(&budget(ADAPTIVE, 1.0), 1));
+        assert!(!h.budget_may_grow(&budget(Retries::Fixed(3), 1.0), 1));
+    }
+}

@@ -1,0 +1,352 @@
+//! Pacing: when the next probe may leave. [`Spacing`] spaces sends at a fixed rate (the
+//! `--rate` ceiling over the whole scan); [`Floor`] says when a send is due to keep
+//! `--min-rate`; [`RateControl`] finds the rate a host (or a firewall in front of it) accepts.
+//!
+//! A congestion window bounds the probes in flight, which bounds the rate only when the round
+//! trip is long: a firewall that drops SYNs beyond 1000/s in front of a host 0.1 ms away lets
+//! a window of one probe send ten times too fast. So when drops are frequent (more than a
+//! quarter of the answers since the last change came only to retransmissions, as nmap's send
+//! delay boost judges it) the host is paced at a little less than the best rate answers came
+//! back at lately, which is what the path lets through (the scan's own window may have
+//! throttled it since); each drop-free interval then raises the rate by a tenth, so a passing
+//! bottleneck is not kept for good. Time is an input.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// Sends spaced `interval` apart; a slow patch never turns into a burst.
+#[derive(Debug, Clone)]
+pub struct Spacing {
+    interval: Duration,
+    next: Option<Instant>,
+}
+
+impl Spacing {
+    /// `rate` sends per second.
+    pub fn per_second(rate: f64) -> Self {
+        Spacing {
+            interval: Duration::from_secs_f64(1.0 / rate.max(1e-3)),
+            next: None,
+        }
+    }
+
+    /// When the next send may leave (`None`: now).
+    pub fn next(&self) -> Option<Instant> {
+        self.next
+    }
+
+    /// Whether a send may leave at `now`.
+    pub fn ready(&self, now: Instant) -> bool {
+        self.next.is_none_or(|next| next <= now)
+    }
+
+    /// Takes the slot for a send at `now`.
+    pub fn take(&mut self, now: Instant) {
+        let slot = self.next.map_or(now, |next| next.max(now));
+        self.next = Some(slot + self.interval);
+    }
+}
+
+/// `--min-rate`: a send is due whenever none left for one interval.
+#[derive(Debug, Clone)]
+pub struct Floor {
+    interval: Duration,
+    due: Instant,
+}
+
+impl Floor {
+    /// At least `rate` sends per second from `now` on.
+    pub fn per_second(rate: f64, now: Instant) -> Self {
+        let interval = Duration::from_secs_f64(1.0 / rate.max(1e-3));
+        Floor {
+            interval,
+            due: now + interval,
+        }
+    }
+
+    /// When the next send is due.
+    pub fn due(&self) -> Instant {
+        self.due
+    }
+
+    /// Whether a send is due at `now`.
+    pub fn is_due(&self, now: Instant) -> bool {
+        self.due <= now
+    }
+
+    /// Records a send at `now`.
+    pub fn sent(&mut self, now: Instant) {
+        self.due = (self.due + self.interval).max(now).min(now + self.interval);
+    }
+}
+
+/// Answers per second over the last [`Meter::SPAN`].
+#[derive(Debug, Clone, Default)]
+pub struct Meter {
+    start: Option<Instant>,
+    buckets: VecDeque<(u64, u32)>,
+}
+
+impl Meter {
+    /// How far back the meter looks.
+    pub const SPAN: Duration = Duration::from_millis(400);
+    const BUCKET: Duration = Duration::from_millis(25);
+    const BUCKETS: u64 = 16;
+    const PEAK_BUCKETS: u64 = 4;
+
+    /// Counts one event at `now`.
+    pub fn add(&mut self, now: Instant) {
+        let start = *self.start.get_or_insert(now);
+        let index = bucket(start, now);
+        match self.buckets.back_mut() {
+            Some((last, count)) if *last == index => *count += 1,
+            _ => self.buckets.push_back((index, 1)),
+        }
+        while self
+            .buckets
+            .front()
+            .is_some_and(|(i, _)| i + Self::BUCKETS <= index)
+        {
+            self.buckets.pop_front();
+        }
+    }
+
+    /// The most events per second seen in any tenth of a second of the span: what got
+    /// through at best lately, even when the sender slowed down since.
+    pub fn peak(&self, now: Instant) -> f64 {
+        let Some(start) = self.start else {
+            return 0.0;
+        };
+        let index = bucket(start, now);
+        let oldest = (index + 1).saturating_sub(Self::BUCKETS);
+        let counts: Vec<(u64, u32)> = self
+            .buckets
+            .iter()
+            .copied()
+            .filter(|(i, _)| *i >= oldest && *i <= index)
+            .collect();
+        let most = counts
+            .iter()
+            .map(|(first, _)| {
+                let window = first..&(first + Self::PEAK_BUCKETS);
+                counts
+                    .iter()
+                    .filter(|(i, _)| window.contains(&i))
+                    .map(|(_, n)| n)
+                    .sum::<u32>()
+            })
+            .max()
+            .unwrap_or(0);
+        f64::from(most) / (Self::BUCKET * Self::PEAK_BUCKETS as u32).as_secs_f64()
+    }
+
+    /// Events per second over the span (or since the first event, when that is shorter).
+    pub fn rate(&self, now: Instant) -> f64 {
+        let Some(start) = self.start else {
+            return 0.0;
+        };
+        let index = bucket(start, now);
+        let oldest = (index + 1).saturating_sub(Self::BUCKETS);
+        let count: u32 = self
+            .buckets
+            .iter()
+            .filter(|(i, _)| *i >= oldest && *i <= index)
+            .map(|(_, n)| n)
+            .sum();
+        let covered = now.duration_since(start).clamp(Self::BUCKET, Self::SPAN);
+        f64::from(count) / covered.as_secs_f64()
+    }
+}
+
+fn bucket(start: Instant, now: Instant) -> u64 {
+    (now.saturating_duration_since(start).as_nanos() / Meter::BUCKET.as_nanos()) as u64
+}
+
+/// Drops since the last change at which the rate is cut (nmap: more than 10).
+const CUT_DROPS: u32 = 10;
+/// The share of drops among answers at which the rate is cut.
+const CUT_RATIO: f64 = 0.25;
+/// The new rate as a share of the rate answers come back at.
+const CUT_FACTOR: f64 = 0.8;
+/// How much a drop-free interval raises the rate.
+const RAISE_FACTOR: f64 = 1.1;
+/// The shortest drop-free interval that raises the rate.
+const RAISE_EVERY: Duration = Duration::from_millis(100);
+/// The lowest rate a host is ever paced at.
+const MIN_RATE: f64 = 20.0;
+
+/// The adaptive send rate of one host: unpaced until drops are frequent.
+#[derive(Debug, Clone, Default)]
+pub struct RateControl {
+    spacing: Option<(f64, Spacing)>,
+    answers: Meter,
+    good: u32,
+    bad: u32,
+    changed: Option<Instant>,
+    last_drop: Option<Instant>,
+}
+
+impl RateControl {
+    /// The paced rate, if the host is paced.
+    pub fn rate(&self) -> Option<f64> {
+        self.spacing.as_ref().map(|(rate, _)| *rate)
+    }
+
+    /// When the host may send next (`None`: now).
+    pub fn next(&self) -> Option<Instant> {
+        self.spacing.as_ref().and_then(|(_, s)| s.next())
+    }
+
+    /// Whether the host may send at `now`.
+    pub fn ready(&self, now: Instant) -> bool {
+        self.spacing.as_ref().is_none_or(|(_, s)| s.ready(now))
+    }
+
+    /// Records a send at `now`.
+    pub fn sent(&mut self, now: Instant) {
+        if let Some((_, spacing)) = &mut self.spacing {
+            spacing.take(now);
+        }
+    }
+
+    /// Records an answer at `now` to a probe sent at `sent`; `dropped` when only a
+    /// retransmission got it. Returns the new rate when this cut it.
+    pub fn answer(&mut self, sent: Instant, dropped: bool, now: Instant) -> Option<f64> {
+        self.answers.add(now);
+        if self.changed.is_some_and(|changed| sent < changed) {
+            return None;
+        }
+        if dropped {
+            self.bad += 1;
+            self.last_drop = Some(now);
+        } else {
+            self.good += 1;
+        }
+        let ratio = f64::from(self.bad) / f64::from(self.bad + self.good);
+        (self.bad > CUT_DROPS && ratio > CUT_RATIO).then(|| self.cut(now))
+    }
+
+    /// Paces the host below the best rate answers came back at lately (and below its current
+    /// pace).
+    pub fn cut(&mut self, now: Instant) -> f64 {
+        let measured = self.answers.peak(now).max(self.answers.rate(now));
+        let current = self.rate().unwrap_or(f64::INFINITY);
+        let rate = (CUT_FACTOR * measured.min(current)).max(MIN_RATE);
+        self.set(rate, now);
+        rate
+    }
+
+    /// Raises a paced rate after a drop-free interval of at least `interval` (the host's
+    /// round trip) since the last change. Returns the new rate when raised.
+    pub fn tick(&mut self, interval: Duration, now: Instant) -> Option<f64> {
+        let (rate, _) = self.spacing.as_ref()?;
+        let since = self.changed.max(self.last_drop)?;
+        if now.duration_since(since) < interval.max(RAISE_EVERY) {
+            return None;
+        }
+        let rate = rate * RAISE_FACTOR;
+        self.set(rate, now);
+        Some(rate)
+    }
+
+    fn set(&mut self, rate: f64, now: Instant) {
+        let next = self.next();
+        let mut spacing = Spacing::per_second(rate);
+        if let Some(next) = next {
+            // Keep the slot already promised, at most one new interval away.
+            spacing.take(next.min(now + spacing.interval) - spacing.interval);
+        }
+        self.spacing = Some((rate, spacing));
+        self.changed = Some(now);
+        self.good = 0;
+        self.bad = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn spacing_never_bursts_after_a_pause() {
+        let t0 = Instant::now();
+        let mut s = Spacing::per_second(10.0);
+        assert!(s.ready(t0));
+        s.take(t0);
+        assert!(!s.ready(t0 + ms(99)) && s.ready(t0 + ms(100)));
+        s.take(t0 + ms(500));
+        assert_eq!(s.next(), Some(t0 + ms(600)));
+    }
+
+    #[test]
+    fn the_floor_is_due_one_interval_after_the_last_send() {
+        let t0 = Instant::now();
+        let mut f = Floor::per_second(100.0, t0);
+        assert!(!f.is_due(t0 + ms(9)) && f.is_due(t0 + ms(10)));
+        f.sent(t0 + ms(50));
+        assert_eq!(f.due(), t0 + ms(50));
+        f.sent(t0 + ms(50));
+        assert_eq!(f.due(), t0 + ms(60));
+    }
+
+    #[test]
+    fn the_meter_counts_recent_answers() {
+        let t0 = Instant::now();
+        let mut m = Meter::default();
+        for i in 0..1000 {
+            m.add(t0 + Duration::from_millis(i));
+        }
+        let rate = m.rate(t0 + ms(1000));
+        assert!((900.0..=1100.0).contains(&rate), "{rate}");
+        let peak = m.peak(t0 + ms(1000));
+        assert!((900.0..=1100.0).contains(&peak), "{peak}");
+        // A burst, then quiet: the peak remembers the burst.
+        let mut m = Meter::default();
+        for i in 0..100 {
+            m.add(t0 + Duration::from_micros(i * 500));
+        }
+        m.add(t0 + ms(300));
+        assert!(m.peak(t0 + ms(300)) >= 900.0);
+        assert!(m.rate(t0 + ms(300)) < 400.0);
+        assert_eq!(m.rate(t0 + ms(5000)), 0.0);
+    }
+
+    /// A policer passing 1000 answers/s while most probes are dropped: the rate is cut to
+    /// below 1000/s, then creeps up again while no drop comes.
+    #[test]
+    fn frequent_drops_pace_the_host_below_what_gets_through() {
+        let t0 = Instant::now();
+        let mut rc = RateControl::default();
+        let (mut cut, mut now) = (None, t0);
+        for i in 0..400 {
+            now = t0 + Duration::from_millis(i);
+            cut = rc.answer(now, i % 2 == 0, now);
+            if cut.is_some() {
+                break;
+            }
+        }
+        let rate = cut.expect("a cut");
+        assert!((500.0..=900.0).contains(&rate), "{rate}");
+        assert!(rc.ready(now));
+        rc.sent(now);
+        assert!(!rc.ready(now + ms(1)));
+        assert_eq!(rc.tick(ms(10), now + ms(50)), None);
+        let raised = rc.tick(ms(10), now + ms(150)).expect("raised");
+        assert!((raised / rate - RAISE_FACTOR).abs() < 1e-9);
+    }
+
+    #[test]
+    fn rare_drops_leave_the_host_unpaced() {
+        let t0 = Instant::now();
+        let mut rc = RateControl::default();
+        for i in 0..1000 {
+            let now = t0 + Duration::from_millis(i);
+            assert_eq!(rc.answer(now, i % 20 == 0, now), None);
+        }
+        assert_eq!(rc.rate(), None);
+    }
+}

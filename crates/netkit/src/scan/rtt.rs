@@ -1,0 +1,234 @@
+//! Round-trip time estimation and the probe timeout derived from it: the smoothed RTT and its
+//! variance of RFC 6298 (TCP's retransmission timer, which nmap's `timing.cc` adapts to
+//! scanning), fed with the time from `connect` to the answer of each probe, and a timeout of
+//! `srtt + 4 × rttvar` kept between a floor and a ceiling.
+//!
+//! The estimate follows a queue that fills slowly, but lags one that fills fast (a slow link
+//! the scan itself loads). An answer that comes after its probe timed out proves the timeout
+//! too short; [`LateFloor`] then keeps the timeout above that round trip for a while, as TCP
+//! does after a spurious retransmission (RFC 4015), instead of retransmitting into the queue.
+//! Time is an input: nothing here reads a clock.
+
+use std::time::{Duration, Instant};
+
+/// Samples at or beyond this are ignored: a connect still pending after one second has had its
+/// SYN retransmitted by the kernel (`TCP_TIMEOUT_INIT`), so the answer may be to either SYN.
+pub const KARN_LIMIT: Duration = Duration::from_secs(1);
+
+/// A smoothed round trip beyond this many times the least one, plus [`QUEUE_SLACK`] seconds,
+/// means a queue.
+const QUEUE_FACTOR: f64 = 2.0;
+const QUEUE_SLACK: f64 = 0.002;
+
+/// The bounds of the probe timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// The timeout before any RTT was measured.
+    pub initial: Duration,
+    /// The least timeout, however short the RTT: scheduling jitter on a loaded machine must
+    /// not pass for loss.
+    pub min: Duration,
+    /// The greatest timeout (`--timeout`).
+    pub max: Duration,
+}
+
+impl Timeouts {
+    /// The initial timeout when the caller gives none (nmap's `-T4` value).
+    pub const INITIAL: Duration = Duration::from_millis(500);
+    /// The floor when the caller gives none (nmap's `-T5` value).
+    pub const MIN: Duration = Duration::from_millis(50);
+
+    /// The default bounds under a ceiling of `max`: neither the initial value nor the floor
+    /// ever exceeds it.
+    pub fn capped(max: Duration) -> Self {
+        Timeouts {
+            initial: Self::INITIAL.min(max),
+            min: Self::MIN.min(max),
+            max,
+        }
+    }
+}
+
+/// The smoothed round-trip time and its variance for one host, or for the whole scan.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Rtt {
+    /// (srtt, rttvar) in seconds, once a sample came.
+    estimate: Option<(f64, f64)>,
+    /// The least sample seen, in seconds.
+    min: Option<f64>,
+}
+
+impl Rtt {
+    /// Takes one measured round trip (RFC 6298 §2: gains 1/8 and 1/4).
+    pub fn sample(&mut self, rtt: Duration) {
+        if rtt >= KARN_LIMIT {
+            return;
+        }
+        let r = rtt.as_secs_f64();
+        self.min = Some(self.min.map_or(r, |m| m.min(r)));
+        self.estimate = Some(match self.estimate {
+            None => (r, r / 2.0),
+            Some((srtt, rttvar)) => {
+                let rttvar = 0.75 * rttvar + 0.25 * (srtt - r).abs();
+                (0.875 * srtt + 0.125 * r, rttvar)
+            }
+        });
+    }
+
+    /// Whether any sample came.
+    pub fn is_measured(&self) -> bool {
+        self.estimate.is_some()
+    }
+
+    /// The smoothed round-trip time, once measured.
+    pub fn srtt(&self) -> Option<Duration> {
+        self.estimate.map(|(srtt, _)| Duration::from_secs_f64(srtt))
+    }
+
+    /// The least round trip seen.
+    pub fn min(&self) -> Option<Duration> {
+        self.min.map(Duration::from_secs_f64)
+    }
+
+    /// Whether the round trip is well above the least one seen: a queue is building on the
+    /// path (the scan's own probes waiting behind each other), so a drop there is congestion.
+    /// Without it a drop is random loss or a policer, which a smaller window does not help.
+    pub fn is_queueing(&self) -> bool {
+        match (self.estimate, self.min) {
+            (Some((srtt, _)), Some(min)) => srtt > QUEUE_FACTOR * min + QUEUE_SLACK,
+            _ => false,
+        }
+    }
+
+    /// How long to wait for an answer: `srtt + 4 × rttvar` within the bounds, or the initial
+    /// timeout before any sample.
+    pub fn timeout(&self, bounds: &Timeouts) -> Duration {
+        match self.estimate {
+            None => bounds.initial,
+            Some((srtt, rttvar)) => {
+                Duration::from_secs_f64(srtt + 4.0 * rttvar).clamp(bounds.min, bounds.max)
+            }
+        }
+    }
+}
+
+/// How much longer than a late answer's round trip the timeout is kept.
+const LATE_MARGIN: f64 = 1.5;
+/// How long a late answer keeps the timeout up.
+const LATE_HOLD: Duration = Duration::from_secs(2);
+
+/// A floor under the timeout, raised by answers that came after their probe timed out.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LateFloor {
+    floor: Option<(Duration, Instant)>,
+}
+
+impl LateFloor {
+    /// Raises the floor for an answer at `now` that took `rtt`, after its probe timed out.
+    pub fn late(&mut self, rtt: Duration, now: Instant) {
+        let wanted = rtt.mul_f64(LATE_MARGIN);
+        let floor = match self.floor {
+            Some((floor, until)) if until > now => floor.max(wanted),
+            _ => wanted,
+        };
+        self.floor = Some((floor, now + LATE_HOLD));
+    }
+
+    /// `timeout`, raised to the floor while it holds (never beyond `bounds.max`).
+    pub fn apply(&self, timeout: Duration, bounds: &Timeouts, now: Instant) -> Duration {
+        match self.floor {
+            Some((floor, until)) if until > now => timeout.max(floor.min(bounds.max)),
+            _ => timeout,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn before_any_sample_the_initial_timeout_holds() {
+        let bounds = Timeouts::capped(ms(1000));
+        assert_eq!(Rtt::default().timeout(&bounds), ms(500));
+        assert_eq!(Timeouts::capped(ms(300)).initial, ms(300));
+        assert_eq!(Timeouts::capped(ms(20)).min, ms(20));
+    }
+
+    #[test]
+    fn the_first_sample_sets_srtt_and_half_of_it_as_variance() {
+        let mut rtt = Rtt::default();
+        rtt.sample(ms(100));
+        assert_eq!(rtt.srtt(), Some(ms(100)));
+        // 100 + 4 × 50
+        assert_eq!(rtt.timeout(&Timeouts::capped(ms(1000))), ms(300));
+    }
+
+    #[test]
+    fn steady_samples_shrink_the_timeout_to_the_floor() {
+        let mut rtt = Rtt::default();
+        for _ in 0..100 {
+            rtt.sample(Duration::from_micros(40));
+        }
+        assert_eq!(rtt.timeout(&Timeouts::capped(ms(1000))), Timeouts::MIN);
+    }
+
+    #[test]
+    fn a_jump_in_rtt_raises_the_timeout_at_once() {
+        let mut rtt = Rtt::default();
+        for _ in 0..50 {
+            rtt.sample(ms(30));
+        }
+        let before = rtt.timeout(&Timeouts::capped(ms(1000)));
+        rtt.sample(ms(130));
+        let after = rtt.timeout(&Timeouts::capped(ms(1000)));
+        // srtt 42.5, rttvar 25: 142.5 ms.
+        assert!(after > before + ms(80), "{before:?} -> {after:?}");
+        assert_eq!(rtt.min(), Some(ms(30)));
+    }
+
+    #[test]
+    fn a_queue_is_a_round_trip_well_above_the_least() {
+        let mut rtt = Rtt::default();
+        assert!(!rtt.is_queueing());
+        for sample in [20, 40, 25, 35, 30, 38, 22] {
+            rtt.sample(ms(sample));
+        }
+        assert!(!rtt.is_queueing(), "jitter is no queue");
+        for _ in 0..20 {
+            rtt.sample(ms(80));
+        }
+        assert!(rtt.is_queueing());
+    }
+
+    #[test]
+    fn a_late_answer_holds_the_timeout_above_its_round_trip_for_a_while() {
+        let bounds = Timeouts::capped(ms(1000));
+        let t0 = Instant::now();
+        let mut floor = LateFloor::default();
+        assert_eq!(floor.apply(ms(60), &bounds, t0), ms(60));
+        floor.late(ms(100), t0);
+        assert_eq!(floor.apply(ms(60), &bounds, t0 + ms(10)), ms(150));
+        assert_eq!(floor.apply(ms(200), &bounds, t0 + ms(10)), ms(200));
+        floor.late(ms(800), t0 + ms(20));
+        assert_eq!(floor.apply(ms(60), &bounds, t0 + ms(30)), ms(1000));
+        assert_eq!(
+            floor.apply(ms(60), &bounds, t0 + LATE_HOLD + ms(20)),
+            ms(60)
+        );
+    }
+
+    #[test]
+    fn the_ceiling_caps_and_late_samples_are_ignored() {
+        let mut rtt = Rtt::default();
+        rtt.sample(ms(900));
+        assert_eq!(rtt.timeout(&Timeouts::capped(ms(1000))), ms(1000));
+        let before = rtt;
+        rtt.sample(ms(1500));
+        assert_eq!(rtt, before);
+    }
+}

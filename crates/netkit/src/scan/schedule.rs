@@ -1,0 +1,746 @@
+//! The scan's scheduler, without I/O: it decides which probe leaves when, reads each answer
+//! or timeout, and settles ports. The engine ([`super::engine`]) feeds it the clock and the
+//! answers and carries out what it asks: open a connect, close a socket.
+//!
+//! - Hosts are scanned a group at a time ([`Settings::group`]), ports going round the hosts.
+//! - A probe may leave when the scan's window and its host's window have room, its host's
+//!   pace and the scan's pace allow ([`super::pace::RateControl`]: one for a policer in front
+//!   of one host, one for a bottleneck all hosts share, such as a firewall limiting SYNs per
+//!   source) and the `--rate` ceiling allows; `--min-rate` sends even when the windows are
+//!   full or the paces say wait.
+//! - A try times out after its host's adaptive timeout ([`super::rtt`]), longer for each
+//!   retransmission (×[`BACKOFF`]) and doubled for the last try a port gets. Its socket stays
+//!   open a while longer ([`LINGER`]): a late answer still settles the port and, having been
+//!   measured on its own socket, corrects the round-trip estimate. This is why queueing on a
+//!   slow link is not taken for loss. (`nmap -sT` closes the socket at the timeout.)
+//! - An answer that only a retransmission got is a drop: the windows shrink and the host may
+//!   be paced. A port silent through its retry budget ([`super::host`]) is filtered.
+//! - An ICMP "no route" settles the whole host as unreachable.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::answer::{Answer, NoRoute};
+use super::host::{Budget, HostInfo, HostScan, Loss, Retries};
+use super::pace::{Floor, RateControl, Spacing};
+use super::record::PortState;
+use super::rtt::{Rtt, Timeouts};
+use super::window::{Scope, Window};
+
+/// Each retransmission waits this much longer than the try before it.
+pub const BACKOFF: f64 = 1.25;
+/// How long a probe's socket stays open at least, for a late answer: just under the kernel's
+/// first SYN retransmission (1 s), so the kernel never sends a SYN the scan did not ask for.
+pub const LINGER: Duration = Duration::from_millis(900);
+/// The largest window of one host.
+const HOST_MAX_WINDOW: usize = 1000;
+/// Rate cuts because answers needed more tries than this (nmap's `-T4` value).
+const SLOW_TRIES: u32 = 4;
+/// Connections in a row that join two probes of the scan before the port is called closed.
+const MAX_PHANTOMS: u8 = 3;
+/// How long the machine may stay short of descriptors, buffers or ports before the scan gives
+/// up.
+const GIVE_UP: Duration = Duration::from_secs(30);
+/// The longest pause while short of resources.
+const MAX_PAUSE: Duration = Duration::from_millis(100);
+
+/// Identifies one probe (one try of one port: one socket).
+pub type ProbeId = u64;
+
+/// How the scheduler paces and retries.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The bounds of the adaptive timeout.
+    pub timeouts: Timeouts,
+    /// How many tries a silent port gets.
+    pub retries: Retries,
+    /// The most probes in flight (and sockets open) at once.
+    pub max_in_flight: usize,
+    /// The most probes per second (`--rate`).
+    pub rate: Option<f64>,
+    /// The fewest probes per second (`--min-rate`).
+    pub min_rate: Option<f64>,
+    /// Hosts scanned at once.
+    pub group: usize,
+}
+
+/// A probe to send.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    /// Its identity, to report its answer with.
+    pub id: ProbeId,
+    /// The host.
+    pub host: Arc<HostInfo>,
+    /// The port.
+    pub port: u16,
+    /// 0 for the first try, 1 for the first retransmission, ...
+    pub tryno: u32,
+    /// When the socket should give up waiting by itself (the engine may be told to close it
+    /// earlier).
+    pub expires: Instant,
+}
+
+/// What became of a probe, as the engine saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    /// The network answered after `rtt`.
+    Answered(Answer, Duration),
+    /// The socket reached its expiry without an answer.
+    Silent,
+    /// The connection joined two probes of this scan: no answer about the port.
+    Phantom,
+    /// This machine was short of a resource; the probe never left.
+    Busy,
+}
+
+/// What an answer decided.
+#[derive(Debug, Clone)]
+pub enum Settled {
+    /// Nothing (a late or duplicate answer, or a port still undecided).
+    Nothing,
+    /// The port got its state.
+    Port(Arc<HostInfo>, u16, PortState),
+    /// There is no route to the host; its remaining ports are skipped.
+    Unreachable(Arc<HostInfo>, NoRoute),
+    /// The machine has been short of resources for too long.
+    GaveUp,
+}
+
+/// The totals so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Open ports.
+    pub open: u64,
+    /// Closed ports.
+    pub closed: u64,
+    /// Filtered ports.
+    pub filtered: u64,
+    /// Hosts found unreachable.
+    pub unreachable: u64,
+    /// Ports done: settled, or skipped on an unreachable host.
+    pub done: u64,
+    /// Probes sent, retransmissions included.
+    pub sent: u64,
+    /// Retransmissions sent.
+    pub retransmitted: u64,
+    /// Answers that came to a try after it had timed out.
+    pub late: u64,
+    /// Answers that only a retransmission got.
+    pub drops: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    host: usize,
+    port: usize,
+    tryno: u32,
+    at: Instant,
+    /// When the try before this one left (its own time for a first try): an answer to this
+    /// try means that one was lost, at that time.
+    lost_at: Instant,
+    timed_out: bool,
+}
+
+/// Growing pauses while the machine is short of descriptors, buffers or source ports.
+#[derive(Debug, Default)]
+struct Shortage {
+    pause: Duration,
+    since: Option<Instant>,
+    until: Option<Instant>,
+}
+
+impl Shortage {
+    /// Pauses sending; false once the shortage has lasted [`GIVE_UP`].
+    fn hit(&mut self, now: Instant) -> bool {
+        self.pause = (self.pause * 2).clamp(Duration::from_millis(1), MAX_PAUSE);
+        self.until = Some(now + self.pause);
+        now.duration_since(*self.since.get_or_insert(now)) < GIVE_UP
+    }
+
+    fn clear(&mut self) {
+        self.pause = Duration::ZERO;
+        self.since = None;
+    }
+
+    fn blocks(&self, now: Instant) -> bool {
+        self.until.is_some_and(|until| now < until)
+    }
+}
+
+/// The scheduler of one scan.
+#[derive(Debug)]
+pub struct Scheduler<I> {
+    settings: Settings,
+    ports: Arc<[u16]>,
+    targets: I,
+    exhausted: bool,
+    hosts: Vec<Option<HostScan>>,
+    active: usize,
+    cursor: usize,
+    probes: HashMap<ProbeId, Sent>,
+    timers: BinaryHeap<Reverse<(Instant, ProbeId)>>,
+    lingering: VecDeque<ProbeId>,
+    to_close: Vec<ProbeId>,
+    next_id: ProbeId,
+    in_flight: usize,
+    open_sockets: usize,
+    window: Window,
+    rtt: Rtt,
+    ceiling: Option<Spacing>,
+    floor: Option<Floor>,
+    rate: RateControl,
+    shortage: Shortage,
+    loss: Loss,
+    probes_total: f64,
+    counts: Counts,
+}
+
+impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
+    /// A scan of every port of `ports` on every host of `targets`, starting at `now`.
+    pub fn new(targets: I, ports: Arc<[u16]>, settings: Settings, now: Instant) -> Self {
+        let max = settings.max_in_flight.max(1);
+        let probes_total = targets.size_hint().0.max(1) as f64 * ports.len() as f64;
+        Scheduler {
+            ceiling: settings.rate.map(Spacing::per_second),
+            rate: RateControl::default(),
+            floor: settings.min_rate.map(|rate| Floor::per_second(rate, now)),
+            window: Window::new(Scope::Group, max),
+            exhausted: ports.is_empty(),
+            settings,
+            ports,
+            targets,
+            hosts: Vec::new(),
+            active: 0,
+            cursor: 0,
+            probes: HashMap::new(),
+            timers: BinaryHeap::new(),
+            lingering: VecDeque::new(),
+            to_close: Vec::new(),
+            next_id: 0,
+            in_flight: 0,
+            open_sockets: 0,
+            rtt: Rtt::default(),
+            shortage: Shortage::default(),
+            loss: Loss::default(),
+            probes_total,
+            counts: Counts::default(),
+        }
+    }
+
+    /// The totals so far.
+    pub fn counts(&self) -> Counts {
+        self.counts
+    }
+
+    /// Whether every host is done.
+    pub fn is_done(&mut self) -> bool {
+        self.admit();
+        self.exhausted && self.active == 0
+    }
+
+    /// What the retry budgets depend on beyond each host.
+    fn budget(&self) -> Budget {
+        Budget {
+            retries: self.settings.retries,
+            probes: self.probes_total,
+            pooled: self.loss.tries_needed(self.probes_total),
+        }
+    }
+
+    /// Probes whose sockets the engine should close now.
+    pub fn take_closes(&mut self) -> Vec<ProbeId> {
+        std::mem::take(&mut self.to_close)
+    }
+
+    /// Admits hosts into the group up to its size.
+    fn admit(&mut self) {
+        let max_window = self.settings.max_in_flight.clamp(1, HOST_MAX_WINDOW);
+        while !self.exhausted && self.active < self.settings.group.max(1) {
+            let Some(info) = self.targets.next() else {
+                self.exhausted = true;
+                return;
+            };
+            let host = Some(HostScan::new(info, max_window));
+            match self.hosts.iter().position(Option::is_none) {
+                Some(free) => self.hosts[free] = host,
+                None => self.hosts.push(host),
+            }
+            self.active += 1;
+        }
+    }
+
+    /// The next probe to send at `now`, if one may leave.
+    pub fn poll(&mut self, now: Instant) -> Option<Probe> {
+        self.admit();
+        if self.shortage.blocks(now) || !self.ceiling.as_ref().is_none_or(|c| c.ready(now)) {
+            return None;
+        }
+        let forced = self.floor.as_ref().is_some_and(|f| f.is_due(now));
+        let open = self.window.has_room(self.in_flight) && self.rate.ready(now);
+        if !(open || forced) {
+            return None;
+        }
+        let slots = self.hosts.len();
+        for step in 0..slots {
+            let slot = (self.cursor + step) % slots;
+            if let Some(port) = self.port_to_send(slot, forced, now) {
+                self.cursor = slot + 1;
+                return self.launch(slot, port, now);
+            }
+        }
+        None
+    }
+
+    /// The port the host in `slot` sends to next, if it may send.
+    fn port_to_send(&mut self, slot: usize, forced: bool, now: Instant) -> Option<usize> {
+        let ports = self.ports.len();
+        let host = self.hosts.get_mut(slot)?.as_mut()?;
+        let ready = host.window.has_room(host.in_flight) && host.rate.ready(now);
+        if !(ready || forced) {
+            return None;
+        }
+        host.take_port(ports)
+    }
+
+    /// Records the next try of port index `port` on the host in `slot`, sent at `now`.
+    fn launch(&mut self, slot: usize, port: usize, now: Instant) -> Option<Probe> {
+        self.make_room();
+        let id = self.next_id;
+        self.next_id += 1;
+        let (budget, bounds) = (self.budget(), self.settings.timeouts);
+        let base = self.timeout_of(slot, now);
+        let host = self.hosts[slot].as_mut()?;
+        let progress = host.pending.entry(port).or_default();
+        let tryno = progress.sent;
+        let lost_at = progress.last_at.replace(now).unwrap_or(now);
+        progress.sent += 1;
+        progress.live.push(id);
+        let last = progress.sent >= host.allowed_tries(&budget);
+        host.in_flight += 1;
+        host.rate.sent(now);
+        let info = Arc::clone(&host.info);
+        let deadline = now + try_timeout(base, tryno, last, &bounds);
+        let rec = Sent {
+            host: slot,
+            port,
+            tryno,
+            at: now,
+            lost_at,
+            timed_out: false,
+        };
+        self.probes.insert(id, rec);
+        self.timers.push(Reverse((deadline, id)));
+        self.in_flight += 1;
+        self.open_sockets += 1;
+        self.counts.sent += 1;
+        self.counts.retransmitted += u64::from(tryno > 0);
+        self.account_send(now);
+        Some(Probe {
+            id,
+            host: info,
+            port: self.ports[port],
+            tryno,
+            expires: deadline.max(now + LINGER),
+        })
+    }
+
+    /// Closes the oldest lingering sockets while the socket budget is spent.
+    fn make_room(&mut self) {
+        while self.open_sockets >= self.settings.max_in_flight.max(1) {
+            let Some(id) = self.lingering.pop_front() else {
+                return;
+            };
+            self.close(id);
+        }
+    }
+
+    fn account_send(&mut self, now: Instant) {
+        if let Some(ceiling) = &mut self.ceiling {
+            ceiling.take(now);
+        }
+        self.rate.sent(now);
+        if let Some(floor) = &mut self.floor {
+            floor.sent(now);
+        }
+    }
+
+    /// The timeout at `now` of a first try to the host in `slot`: its own estimate, else the
+    /// scan's, above the floor its late answers set.
+    fn timeout_of(&self, slot: usize, now: Instant) -> Duration {
+        let bounds = &self.settings.timeouts;
+        match self.hosts[slot].as_ref() {
+            Some(host) if host.rtt.is_measured() => {
+                host.late.apply(host.rtt.timeout(bounds), bounds, now)
+            }
+            Some(host) => host.late.apply(self.rtt.timeout(bounds), bounds, now),
+            None => self.rtt.timeout(bounds),
+        }
+    }
+
+    /// Handles the end of probe `id` at `now`.
+    pub fn reply(&mut self, id: ProbeId, reply: Reply, now: Instant) -> Settled {
+        let Some(rec) = self.probes.remove(&id) else {
+            return Settled::Nothing;
+        };
+        self.open_sockets -= 1;
+        self.forget_live(&rec, id);
+        match reply {
+            Reply::Busy => self.unsend(rec, now),
+            Reply::Phantom => self.phantom(rec),
+            Reply::Silent | Reply::Answered(Answer::Nothing, _) => {
+                if !rec.timed_out {
+                    self.after_timeout(rec);
+                }
+                Settled::Nothing
+            }
+            Reply::Answered(answer, rtt) => {
+                let settled = self.answered(rec, answer, rtt, now);
+                self.review(rec.host);
+                settled
+            }
+        }
+    }
+
+    /// Takes probe `id` off its port's list of open sockets.
+    fn forget_live(&mut self, rec: &Sent, id: ProbeId) {
+        let host = self.hosts[rec.host].as_mut();
+        if let Some(progress) = host.and_then(|h| h.pending.get_mut(&rec.port)) {
+            progress.live.retain(|live| *live != id);
+        }
+    }
+
+    /// A probe that never left: the same try goes again after a pause, and lingering sockets
+    /// are closed to free descriptors.
+    fn unsend(&mut self, rec: Sent, now: Instant) -> Settled {
+        self.requeue(rec);
+        for id in std::mem::take(&mut self.lingering) {
+            self.close(id);
+        }
+        if self.shortage.hit(now) {
+            Settled::Nothing
+        } else {
+            Settled::GaveUp
+        }
+    }
+
+    /// Puts the try of `rec` back at the front of its host's queue, as if never sent.
+    fn requeue(&mut self, rec: Sent) {
+        self.leave_flight(&rec);
+        let Some(host) = self.hosts[rec.host].as_mut() else {
+            return;
+        };
+        if let Some(progress) = host.pending.get_mut(&rec.port) {
+            progress.sent = progress.sent.min(rec.tryno);
+            host.queue_retry(rec.port, true);
+        }
+    }
+
+    /// Takes `rec` out of the in-flight counts, unless it timed out already.
+    fn leave_flight(&mut self, rec: &Sent) {
+        if rec.timed_out {
+            return;
+        }
+        self.in_flight -= 1;
+        if let Some(host) = self.hosts[rec.host].as_mut() {
+            host.in_flight -= 1;
+        }
+    }
+
+    fn phantom(&mut self, rec: Sent) -> Settled {
+        let host = self.hosts[rec.host].as_mut();
+        let progress = host.and_then(|h| h.pending.get_mut(&rec.port));
+        let phantoms = progress.map_or(0, |p| {
+            p.phantoms += 1;
+            p.phantoms
+        });
+        self.requeue(rec);
+        if phantoms >= MAX_PHANTOMS {
+            return self.settle(rec.host, rec.port, PortState::Closed);
+        }
+        Settled::Nothing
+    }
+
+    /// An answer from the network.
+    fn answered(&mut self, rec: Sent, answer: Answer, rtt: Duration, now: Instant) -> Settled {
+        self.shortage.clear();
+        self.measure(&rec, rtt, now);
+        let state = match answer {
+            Answer::Open => PortState::Open,
+            Answer::Closed => PortState::Closed,
+            Answer::Filtered(_) | Answer::Nothing => PortState::Filtered,
+            Answer::Unreachable(no_route) => return self.unreachable(rec.host, no_route),
+        };
+        if matches!(answer, Answer::Open | Answer::Closed) {
+            self.tcp_answer(&rec, now);
+        }
+        self.settle(rec.host, rec.port, state)
+    }
+
+    /// Feeds the round-trip estimates and the windows with an answer.
+    fn measure(&mut self, rec: &Sent, rtt: Duration, now: Instant) {
+        self.counts.late += u64::from(rec.timed_out);
+        self.leave_flight(rec);
+        if !rec.timed_out {
+            self.window.expect();
+        }
+        self.rtt.sample(rtt);
+        self.window.ack();
+        let Some(host) = self.hosts[rec.host].as_mut() else {
+            return;
+        };
+        if !rec.timed_out {
+            host.window.expect();
+        }
+        host.rtt.sample(rtt);
+        if rec.timed_out {
+            host.late.late(rtt, now);
+        }
+        host.window.ack();
+        let interval = host.rtt.srtt().unwrap_or_default();
+        host.rate.tick(interval, now);
+    }
+
+    /// A reset or a handshake: evidence of loss when only a retransmission got it.
+    fn tcp_answer(&mut self, rec: &Sent, now: Instant) {
+        let dropped = rec.tryno > 0;
+        let Some(host) = self.hosts[rec.host].as_mut() else {
+            return;
+        };
+        let slower = rec.tryno > host.max_answered_try() && rec.tryno > SLOW_TRIES;
+        host.tcp_answer(rec.tryno);
+        self.loss.record(rec.tryno);
+        let mut cut = host.rate.answer(rec.lost_at, dropped, now);
+        if slower && cut.is_none() {
+            cut = Some(host.rate.cut(now));
+        }
+        if let Some(rate) = cut {
+            tracing::debug!(
+                "scan {}: drops, pacing at {rate:.0}/s",
+                host.info.target.addr
+            );
+        }
+        if let Some(rate) = self.rate.answer(rec.lost_at, dropped, now) {
+            tracing::debug!("scan: drops on every host, pacing the scan at {rate:.0}/s");
+        }
+        if dropped {
+            self.counts.drops += 1;
+        }
+        if dropped && host.rtt.is_queueing() {
+            host.window.drop(host.in_flight, rec.lost_at, now);
+            self.window.drop(self.in_flight, rec.lost_at, now);
+        }
+    }
+
+    /// Gives port index `port` of the host in `slot` its state and closes its sockets.
+    fn settle(&mut self, slot: usize, port: usize, state: PortState) -> Settled {
+        let host = self.hosts[slot].as_mut();
+        let Some((info, progress)) =
+            host.and_then(|h| Some((Arc::clone(&h.info), h.remove(port)?)))
+        else {
+            return Settled::Nothing;
+        };
+        for id in progress.live {
+            self.close(id);
+        }
+        self.count(state);
+        self.finish_host(slot);
+        Settled::Port(info, self.ports[port], state)
+    }
+
+    fn count(&mut self, state: PortState) {
+        let counter = match state {
+            PortState::Open => &mut self.counts.open,
+            PortState::Closed => &mut self.counts.closed,
+            PortState::Filtered => &mut self.counts.filtered,
+        };
+        *counter += 1;
+        self.counts.done += 1;
+    }
+
+    /// Forgets probe `id` and asks the engine to close its socket.
+    fn close(&mut self, id: ProbeId) {
+        let Some(rec) = self.probes.remove(&id) else {
+            return;
+        };
+        self.open_sockets -= 1;
+        self.leave_flight(&rec);
+        self.forget_live(&rec, id);
+        self.to_close.push(id);
+    }
+
+    /// Gives up the host in `slot`: there is no route to it.
+    fn unreachable(&mut self, slot: usize, no_route: NoRoute) -> Settled {
+        let Some(host) = self.hosts[slot].as_mut() else {
+            return Settled::Nothing;
+        };
+        let info = Arc::clone(&host.info);
+        let untried = self.ports.len() - host.next_port;
+        let live: Vec<ProbeId> = host.pending.values().flat_map(|p| p.live.clone()).collect();
+        let pending = host.pending.len();
+        for id in live {
+            self.close(id);
+        }
+        self.hosts[slot] = None;
+        self.active -= 1;
+        self.counts.done += (untried + pending) as u64;
+        self.counts.unreachable += 1;
+        Settled::Unreachable(info, no_route)
+    }
+
+    /// Frees the slot of a host whose every port is settled.
+    fn finish_host(&mut self, slot: usize) {
+        let ports = self.ports.len();
+        if self.hosts[slot].as_ref().is_some_and(|h| h.is_done(ports)) {
+            self.hosts[slot] = None;
+            self.active -= 1;
+        }
+    }
+
+    /// Times out every try whose deadline passed by `now`, and raises paced hosts' rates.
+    pub fn expire(&mut self, now: Instant) {
+        while let Some(Reverse((deadline, id))) = self.timers.peek().copied() {
+            if deadline > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(rec) = self.probes.get_mut(&id) else {
+                continue;
+            };
+            if rec.timed_out {
+                continue;
+            }
+            let rec = *rec;
+            match self.current_deadline(&rec, now) {
+                Some(later) if later > now => self.timers.push(Reverse((later, id))),
+                _ => self.time_out(id, rec),
+            }
+        }
+        self.tick_rates(now);
+    }
+
+    /// The deadline of `rec` under its host's current timeout (it may have grown).
+    fn current_deadline(&self, rec: &Sent, now: Instant) -> Option<Instant> {
+        let host = self.hosts[rec.host].as_ref()?;
+        let last = rec.tryno + 1 >= host.allowed_tries(&self.budget());
+        let base = self.timeout_of(rec.host, now);
+        Some(rec.at + try_timeout(base, rec.tryno, last, &self.settings.timeouts))
+    }
+
+    /// Marks probe `id` timed out; its socket lingers for a late answer.
+    fn time_out(&mut self, id: ProbeId, rec: Sent) {
+        if let Some(rec) = self.probes.get_mut(&id) {
+            rec.timed_out = true;
+        }
+        while let Some(front) = self.lingering.front() {
+            if self.probes.contains_key(front) {
+                break;
+            }
+            self.lingering.pop_front();
+        }
+        self.lingering.push_back(id);
+        self.after_timeout(rec);
+    }
+
+    /// A try went unanswered: retransmit its port, bench it or filter it.
+    fn after_timeout(&mut self, rec: Sent) {
+        self.leave_flight(&rec);
+        self.window.lapse();
+        let budget = self.budget();
+        let Some(host) = self.hosts[rec.host].as_mut() else {
+            return;
+        };
+        host.window.lapse();
+        let sent = host.pending.get(&rec.port).map_or(0, |p| p.sent);
+        if sent == rec.tryno + 1 {
+            if sent < host.allowed_tries(&budget) {
+                host.queue_retry(rec.port, false);
+            } else {
+                host.bench.push(rec.port);
+            }
+        }
+        self.review(rec.host);
+    }
+
+    /// Sends benched ports back to the retry queue when the budget grew, or filters them when
+    /// it cannot grow any more.
+    fn review(&mut self, slot: usize) {
+        let (budget, ports) = (self.budget(), self.ports.len());
+        let Some(host) = self.hosts[slot].as_mut() else {
+            return;
+        };
+        if host.bench.is_empty() {
+            return;
+        }
+        let allowed = host.allowed_tries(&budget);
+        for port in std::mem::take(&mut host.bench) {
+            match host.pending.get(&port) {
+                Some(progress) if progress.sent < allowed => host.queue_retry(port, false),
+                Some(_) => host.bench.push(port),
+                None => {}
+            }
+        }
+        if !host.budget_may_grow(&budget, ports) {
+            for port in std::mem::take(&mut host.bench) {
+                self.settle(slot, port, PortState::Filtered);
+            }
+        }
+    }
+
+    /// Raises the pace of paced hosts, and of the scan, after drop-free intervals.
+    fn tick_rates(&mut self, now: Instant) {
+        let interval = self.rtt.srtt().unwrap_or_default();
+        self.rate.tick(interval, now);
+        for host in self.hosts.iter_mut().flatten() {
+            if host.rate.rate().is_some() {
+                let interval = host.rtt.srtt().unwrap_or_default();
+                host.rate.tick(interval, now);
+            }
+        }
+    }
+
+    /// When something may next happen without an answer arriving: a timeout, or a send that
+    /// a pause, the `--rate` ceiling or a host's pace holds back now, or a send `--min-rate`
+    /// forces. `None`: only an answer can move the scan on. Never before `now`.
+    pub fn wakeup(&self, now: Instant) -> Option<Instant> {
+        let ports = self.ports.len();
+        let hosts = || self.hosts.iter().flatten();
+        let mut times = vec![self.timers.peek().map(|Reverse((at, _))| *at)];
+        if hosts().any(|h| h.has_work(ports)) {
+            // The scan-wide gates: nothing leaves before both open.
+            let ceiling = self.ceiling.as_ref().and_then(Spacing::next);
+            let paced = [self.shortage.until, ceiling, self.rate.next()];
+            let gate = paced.into_iter().flatten().max();
+            let after_gate = |at: Instant| gate.map_or(at, |gate| gate.max(at));
+            times.push(self.floor.as_ref().map(|f| after_gate(f.due())));
+            if self.window.has_room(self.in_flight) {
+                times.push(gate.filter(|gate| *gate > now));
+                let ready = hosts().filter(|h| h.has_work(ports));
+                let ready = ready.filter(|h| h.window.has_room(h.in_flight));
+                let paced = ready.filter_map(|h| h.rate.next().map(after_gate));
+                times.extend(paced.filter(|at| *at > now).map(Some));
+            }
+        }
+        if self.rate.rate().is_some() || hosts().any(|h| h.rate.rate().is_some()) {
+            times.push(Some(now + RAISE_CHECK));
+        }
+        let next = times.into_iter().flatten().min()?;
+        Some(next.max(now))
+    }
+}
+
+/// How often paced hosts are looked at for a raise when nothing else happens.
+const RAISE_CHECK: Duration = Duration::from_millis(50);
+
+/// The timeout of try `tryno` when a first try gets `base`: [`BACKOFF`] longer per
+/// retransmission, twice as long for a port's last try, within the bounds.
+fn try_timeout(base: Duration, tryno: u32, last: bool, bounds: &Timeouts) -> Duration {
+    let backoff = BACKOFF.powi(tryno.min(32) as i32);
+    let last = if last { 2.0 } else { 1.0 };
+    base.mul_f64(backoff * last).clamp(bounds.min, bounds.max)
+}
+
+#[cfg(test)]
+#[path = "schedule_tests.rs"]
+mod tests;

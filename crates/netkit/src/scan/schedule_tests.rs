@@ -1,0 +1,462 @@
+//! The scheduler against a simulated network, in virtual time: a seeded link with delay,
+//! jitter, loss, a bottleneck queue and a SYN policer, and a far side whose ports are open,
+//! closed, dropped or rejected with rate-limited ICMP errors. Every scan must end, settle every
+//! port exactly as the far side is set up, and keep its books straight.
+
+use std::collections::{BTreeMap, HashSet};
+
+use super::*;
+use crate::scan::answer::Refusal;
+use crate::target::Target;
+
+/// A small seeded generator (xorshift64*): the same seed, the same network.
+struct Rng(u64);
+
+impl Rng {
+    fn unit(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        self.unit() < p
+    }
+}
+
+/// What the far side does with a SYN to a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Truth {
+    Open,
+    Closed,
+    Dropped,
+    Rejected,
+}
+
+impl Truth {
+    fn state(self) -> PortState {
+        match self {
+            Truth::Open => PortState::Open,
+            Truth::Closed => PortState::Closed,
+            Truth::Dropped | Truth::Rejected => PortState::Filtered,
+        }
+    }
+}
+
+/// A token bucket: `rate` per second, `burst` at most.
+struct Bucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    at: Duration,
+}
+
+impl Bucket {
+    fn new(rate: f64, burst: f64) -> Self {
+        Bucket {
+            rate,
+            burst,
+            tokens: burst,
+            at: Duration::ZERO,
+        }
+    }
+
+    fn take(&mut self, at: Duration) -> bool {
+        let elapsed = at.saturating_sub(self.at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.at = self.at.max(at);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The simulated path and far side.
+struct Net {
+    rng: Rng,
+    delay: Duration,
+    jitter: Duration,
+    loss: f64,
+    /// Forward bottleneck: packets per second and queue length in packets.
+    bottleneck: Option<(f64, f64)>,
+    queue_free_at: Duration,
+    policer: Option<Bucket>,
+    icmp: Option<Bucket>,
+    truth: Vec<Vec<Truth>>,
+}
+
+impl Net {
+    fn new(seed: u64, truth: Vec<Vec<Truth>>) -> Self {
+        Net {
+            rng: Rng(seed.max(1)),
+            delay: Duration::from_micros(50),
+            jitter: Duration::ZERO,
+            loss: 0.0,
+            bottleneck: None,
+            queue_free_at: Duration::ZERO,
+            policer: None,
+            icmp: None,
+            truth,
+        }
+    }
+
+    fn one_way(&mut self) -> Duration {
+        let jitter = self.jitter.mul_f64(self.rng.unit() * 2.0);
+        (self.delay + jitter).saturating_sub(self.jitter)
+    }
+
+    /// When the answer to a probe sent at `at` comes back, and what it is.
+    fn send(&mut self, host: usize, port: usize, at: Duration) -> Option<(Duration, Answer)> {
+        let mut at = at;
+        if let Some((rate, queue)) = self.bottleneck {
+            let start = self.queue_free_at.max(at);
+            if (start - at).as_secs_f64() * rate > queue {
+                return None;
+            }
+            self.queue_free_at = start + Duration::from_secs_f64(1.0 / rate);
+            at = self.queue_free_at;
+        }
+        if self.rng.chance(self.loss) {
+            return None;
+        }
+        let arrive = at + self.one_way();
+        if let Some(policer) = &mut self.policer {
+            if !policer.take(arrive) {
+                return None;
+            }
+        }
+        let answer = match self.truth[host][port] {
+            Truth::Open => Answer::Open,
+            Truth::Closed => Answer::Closed,
+            Truth::Dropped => return None,
+            Truth::Rejected => {
+                let allowed = self.icmp.as_mut().is_none_or(|b| b.take(arrive));
+                if !allowed {
+                    return None;
+                }
+                Answer::Filtered(Refusal::PortUnreach)
+            }
+        };
+        if self.rng.chance(self.loss) {
+            return None;
+        }
+        Some((arrive + self.one_way(), answer))
+    }
+}
+
+fn settings(retries: Retries) -> Settings {
+    Settings {
+        timeouts: Timeouts::capped(Duration::from_secs(1)),
+        retries,
+        max_in_flight: 4096,
+        rate: None,
+        min_rate: None,
+        group: 256,
+    }
+}
+
+const ADAPTIVE: Retries = Retries::Adaptive { max: 6 };
+
+/// What a simulated scan found and how it went.
+struct Outcome {
+    states: BTreeMap<(usize, u16), PortState>,
+    counts: Counts,
+    elapsed: Duration,
+    sends: Vec<Duration>,
+}
+
+fn hosts(n: usize) -> Vec<Arc<HostInfo>> {
+    (0..n)
+        .map(|i| {
+            let addr = std::net::Ipv4Addr::from(0xc612_0100 + i as u32).into();
+            Arc::new(HostInfo {
+                target: Target { name: None, addr },
+                local: false,
+            })
+        })
+        .collect()
+}
+
+/// Runs a scan of every host of `net.truth` in virtual time; panics if it stalls or runs
+/// past an hour.
+fn simulate(net: &mut Net, settings: Settings) -> Outcome {
+    let ports: Arc<[u16]> = (1..=net.truth[0].len() as u16).collect::<Vec<_>>().into();
+    let hosts = hosts(net.truth.len());
+    let index: HashMap<_, _> = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.target.addr, i))
+        .collect();
+    let t0 = Instant::now();
+    let mut sched = Scheduler::new(hosts.into_iter(), ports, settings, t0);
+    let mut events: BinaryHeap<Reverse<(Duration, ProbeId, u8)>> = BinaryHeap::new();
+    let mut replies: HashMap<ProbeId, Reply> = HashMap::new();
+    let mut closed: HashSet<ProbeId> = HashSet::new();
+    let mut out = Outcome {
+        states: BTreeMap::new(),
+        counts: Counts::default(),
+        elapsed: Duration::ZERO,
+        sends: Vec::new(),
+    };
+    let (mut now, mut idle) = (Duration::ZERO, 0);
+    loop {
+        let before = (now, out.sends.len(), events.len());
+        sched.expire(t0 + now);
+        while let Some(probe) = sched.poll(t0 + now) {
+            out.sends.push(now);
+            let host = index[&probe.host.target.addr];
+            let expires = probe.expires - t0;
+            let (at, reply) = match net.send(host, usize::from(probe.port) - 1, now) {
+                Some((back, answer)) if back <= expires => {
+                    (back, Reply::Answered(answer, back - now))
+                }
+                _ => (expires, Reply::Silent),
+            };
+            replies.insert(probe.id, reply);
+            events.push(Reverse((at, probe.id, 0)));
+        }
+        closed.extend(sched.take_closes());
+        if sched.is_done() {
+            break;
+        }
+        let wake = sched.wakeup(t0 + now).map(|at| at - t0);
+        let next = events.peek().map(|Reverse((at, _, _))| *at);
+        now = match (wake, next) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a
+                .or(b)
+                .expect("the scan stalled: nothing in flight, nothing due"),
+        };
+        assert!(now < Duration::from_secs(3600), "the scan runs forever");
+        idle = if before == (now, out.sends.len(), events.len()) {
+            idle + 1
+        } else {
+            0
+        };
+        assert!(
+            idle < 1000,
+            "the scheduler spins: woken at {now:?} with nothing to do"
+        );
+        while let Some(Reverse((at, id, _))) = events.peek().copied() {
+            if at > now {
+                break;
+            }
+            events.pop();
+            if closed.remove(&id) {
+                continue;
+            }
+            let reply = replies.remove(&id).expect("one reply per probe");
+            if let Settled::Port(host, port, state) = sched.reply(id, reply, t0 + now) {
+                let key = (index[&host.target.addr], port);
+                assert!(out.states.insert(key, state).is_none(), "settled twice");
+            }
+        }
+    }
+    assert_eq!((sched.in_flight, sched.open_sockets), (0, 0), "books");
+    assert!(
+        sched.probes.is_empty(),
+        "probes left: {}",
+        sched.probes.len()
+    );
+    out.counts = sched.counts();
+    out.elapsed = now;
+    out
+}
+
+/// `n` ports per host: open every 97th, dropped every 50th, rejected every 71st, else closed.
+fn far_side(hosts: usize, n: usize) -> Vec<Vec<Truth>> {
+    let truth = |p: usize| match p {
+        p if p % 97 == 3 => Truth::Open,
+        p if p % 50 == 7 => Truth::Dropped,
+        p if p % 71 == 5 => Truth::Rejected,
+        _ => Truth::Closed,
+    };
+    (0..hosts)
+        .map(|h| (0..n).map(|p| truth(p + h)).collect())
+        .collect()
+}
+
+/// Checks every port's state. Ports filtered for silence are settled inside the scheduler,
+/// not through a reply, so a port without a reported state is one of those.
+fn count(net: &Net, truth: Truth) -> u64 {
+    net.truth.iter().flatten().filter(|t| **t == truth).count() as u64
+}
+
+fn assert_exact(net: &Net, out: &Outcome) {
+    let mut wrong = Vec::new();
+    let total: usize = net.truth.iter().map(Vec::len).sum();
+    let reported = out.states.len() as u64;
+    let reported_filtered = out
+        .states
+        .values()
+        .filter(|s| **s == PortState::Filtered)
+        .count() as u64;
+    assert_eq!(
+        out.counts.filtered - reported_filtered,
+        total as u64 - reported,
+        "{:?}",
+        out.counts
+    );
+    for (h, ports) in net.truth.iter().enumerate() {
+        for (p, truth) in ports.iter().enumerate() {
+            let port = p as u16 + 1;
+            let got = out.states.get(&(h, port)).copied();
+            let got = got.or(Some(PortState::Filtered));
+            if got != Some(truth.state()) {
+                wrong.push(format!("{h}:{port} {truth:?} -> {got:?}"));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} wrong: {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(20)]
+    );
+}
+
+#[test]
+fn a_clean_link_is_exact_with_one_retransmission_of_filtered_ports() {
+    let mut net = Net::new(1, far_side(4, 2000));
+    let out = simulate(&mut net, settings(ADAPTIVE));
+    assert_exact(&net, &out);
+    let dropped = count(&net, Truth::Dropped);
+    assert_eq!(out.counts.retransmitted, dropped, "{:?}", out.counts);
+    assert!(out.elapsed < Duration::from_secs(2), "{:?}", out.elapsed);
+}
+
+#[test]
+fn lossy_jittery_links_are_exact_on_every_seed() {
+    for (seed, loss) in [(1, 0.02), (2, 0.02), (3, 0.05), (4, 0.05), (5, 0.05)] {
+        let mut net = Net::new(seed, far_side(8, 500));
+        net.delay = Duration::from_millis(15);
+        net.jitter = Duration::from_millis(5);
+        net.loss = loss;
+        let out = simulate(&mut net, settings(ADAPTIVE));
+        assert_exact(&net, &out);
+        assert!(out.counts.drops > 0, "{:?}", out.counts);
+    }
+}
+
+#[test]
+fn a_slow_link_is_exact_and_sends_few_needless_retransmissions() {
+    // 2 Mbit/s of 74-byte SYNs is about 3400 a second; 170 fit in the queue.
+    let mut net = Net::new(7, far_side(1, 20_000));
+    net.delay = Duration::from_millis(15);
+    net.bottleneck = Some((3400.0, 170.0));
+    let out = simulate(&mut net, settings(ADAPTIVE));
+    assert_exact(&net, &out);
+    assert!(out.counts.late < 200, "{:?}", out.counts);
+}
+
+#[test]
+fn a_syn_policer_is_found_and_respected() {
+    // One host behind it, then four sharing it (it limits SYNs per source).
+    for hosts in [1, 4] {
+        let mut net = Net::new(9, far_side(hosts, 5000 / hosts));
+        net.policer = Some(Bucket::new(1000.0, 100.0));
+        let out = simulate(&mut net, settings(ADAPTIVE));
+        assert_exact(&net, &out);
+        // 5000 SYNs at 1000/s take 5 s at best.
+        assert!(
+            out.elapsed < Duration::from_secs(15),
+            "{hosts}: {:?} {:?}",
+            out.elapsed,
+            out.counts
+        );
+    }
+}
+
+#[test]
+fn rejects_are_filtered_whatever_the_icmp_rate_limit() {
+    for icmp in [None, Some(Bucket::new(1.0, 6.0))] {
+        let truth = vec![(0..300)
+            .map(|p| {
+                if p % 3 == 0 {
+                    Truth::Closed
+                } else {
+                    Truth::Rejected
+                }
+            })
+            .collect()];
+        let mut net = Net::new(11, truth);
+        net.icmp = icmp;
+        let out = simulate(&mut net, settings(ADAPTIVE));
+        assert_exact(&net, &out);
+        // ICMP answers never raise the retry budget: at most one retransmission per port.
+        assert!(
+            out.counts.retransmitted <= out.counts.filtered,
+            "{:?}",
+            out.counts
+        );
+    }
+}
+
+/// A host that drops every probe beside one that answers: its ports are as many as the
+/// answering host's, and it must not take many times as long (nmap crawls there, at the
+/// initial window of ten probes per timeout).
+#[test]
+fn a_silent_host_is_not_crawled() {
+    let truth = vec![vec![Truth::Closed; 1000], vec![Truth::Dropped; 1000]];
+    let mut net = Net::new(29, truth);
+    net.delay = Duration::from_millis(15);
+    let out = simulate(&mut net, settings(ADAPTIVE));
+    assert_exact(&net, &out);
+    assert!(
+        out.elapsed < Duration::from_secs(3),
+        "{:?} {:?}",
+        out.elapsed,
+        out.counts
+    );
+}
+
+#[test]
+fn fixed_retries_try_every_silent_port_that_often() {
+    let truth = vec![vec![Truth::Dropped; 50]];
+    let mut net = Net::new(13, truth);
+    let out = simulate(&mut net, settings(Retries::Fixed(3)));
+    assert_exact(&net, &out);
+    assert_eq!(out.counts.sent, 200);
+}
+
+#[test]
+fn the_rate_ceiling_holds_and_the_floor_is_kept() {
+    let mut net = Net::new(17, far_side(2, 500));
+    let mut s = settings(ADAPTIVE);
+    s.rate = Some(200.0);
+    let out = simulate(&mut net, s);
+    assert_exact(&net, &out);
+    for pair in out.sends.windows(2) {
+        assert!(pair[1] - pair[0] >= Duration::from_millis(5) - Duration::from_nanos(1));
+    }
+    // A tiny window (one probe in flight) against a long round trip: the floor sends anyway.
+    let mut net = Net::new(19, vec![vec![Truth::Closed; 400]]);
+    net.delay = Duration::from_millis(100);
+    let mut s = settings(ADAPTIVE);
+    s.max_in_flight = 1;
+    s.min_rate = Some(100.0);
+    let out = simulate(&mut net, s);
+    assert_exact(&net, &out);
+    assert!(out.elapsed < Duration::from_secs(6), "{:?}", out.elapsed);
+}
+
+#[test]
+fn no_route_settles_the_host_and_skips_its_ports() {
+    let t0 = Instant::now();
+    let ports: Arc<[u16]> = (1..=100).collect::<Vec<_>>().into();
+    let mut sched = Scheduler::new(hosts(2).into_iter(), ports, settings(ADAPTIVE), t0);
+    let first = sched.poll(t0).expect("a probe");
+    let no_route = NoRoute {
+        why: "network unreachable",
+        from: None,
+    };
+    let reply = Reply::Answered(Answer::Unreachable(no_route), Duration::from_millis(1));
+    let settled = sched.reply(first.id, reply, t0);
+    assert!(matches!(settled, Settled::Unreachable(host, _) if host == first.host));
+    assert_eq!(sched.counts().unreachable, 1);
+    assert_eq!(sched.counts().done, 100);
+}

@@ -1,0 +1,368 @@
+//! The scan's workers: a few threads (one per CPU) share the [`Scheduler`] under a lock. Each
+//! takes the probes that may leave, makes their non-blocking connects one after another
+//! ([`probe::start`]) and hands back under one lock what the kernel already knew — loopback
+//! answers inside the system call, so there the workers keep every CPU busy with connects
+//! and never wake each other. A connect still in progress gets a task of its own on the async
+//! runtime that awaits the answer, or a cancel when its port got its state from another try,
+//! and reports the same way. An idle worker sleeps on a condition variable until an answer
+//! comes back or the scheduler's next wake-up. Verdicts leave as [`Msg`]s on a channel.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::Notify;
+
+use super::answer::{Answer, NoRoute};
+use super::engine::{Event, Progress};
+use super::guard::{self, is_local, Guard};
+use super::host::HostInfo;
+use super::probe::{self, Outcome, Pending, Started};
+use super::record::{OpenPort, PortState, Unreachable};
+use super::schedule::{Counts, Probe, ProbeId, Reply, Scheduler, Settings, Settled};
+use super::{banner, services};
+use crate::error::Error;
+use crate::target::TargetIter;
+
+/// Probes a worker takes at a time.
+const CHUNK: usize = 16;
+
+/// What workers tell the scan's caller.
+#[derive(Debug)]
+pub enum Msg {
+    /// An open port or an unreachable host.
+    Event(Event),
+    /// An open port's banner is being read; a [`Msg::Banner`] follows.
+    BannerPending,
+    /// An open port with its banner.
+    Banner(OpenPort),
+    /// The scan cannot go on.
+    Failed(Error),
+    /// A worker finished.
+    Finished,
+}
+
+/// The targets as the scheduler takes them: whether each address is this host's is known.
+#[derive(Debug)]
+pub struct Hosts(pub TargetIter);
+
+impl Iterator for Hosts {
+    type Item = Arc<HostInfo>;
+
+    fn next(&mut self) -> Option<Arc<HostInfo>> {
+        let target = self.0.next()?;
+        let local = is_local(target.addr);
+        Some(Arc::new(HostInfo { target, local }))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+/// One connect for a worker to make.
+#[derive(Debug)]
+struct Job {
+    id: ProbeId,
+    dst: SocketAddr,
+    guard: Option<Guard>,
+    expires: tokio::time::Instant,
+    cancel: Arc<Notify>,
+}
+
+/// The outcome of one connect.
+#[derive(Debug)]
+struct Report {
+    id: ProbeId,
+    dst: SocketAddr,
+    outcome: io::Result<Outcome>,
+}
+
+/// What the lock guards: the scheduler, the cancels of the connects in progress, and how
+/// many workers sleep.
+#[derive(Debug)]
+struct Core {
+    sched: Scheduler<Hosts>,
+    cancels: HashMap<ProbeId, Arc<Notify>>,
+    last_shortage: Option<io::Error>,
+    idle: usize,
+}
+
+/// Everything the workers share.
+#[derive(Debug)]
+pub struct Shared {
+    core: Mutex<Core>,
+    wake: Condvar,
+    stopped: AtomicBool,
+    runtime: tokio::runtime::Handle,
+    msgs: UnboundedSender<Msg>,
+    guard: Guard,
+    ephemeral: RangeInclusive<u16>,
+    banner_wait: Option<Duration>,
+    progress: Arc<Progress>,
+}
+
+impl Shared {
+    /// The shared state of a scan of `hosts` × `ports`; waits for answers run on the current
+    /// async runtime.
+    pub fn new(
+        hosts: Hosts,
+        ports: Arc<[u16]>,
+        settings: Settings,
+        banner_wait: Option<Duration>,
+        progress: Arc<Progress>,
+        msgs: UnboundedSender<Msg>,
+    ) -> Arc<Self> {
+        let sched = Scheduler::new(hosts, ports, settings, now());
+        Arc::new(Shared {
+            core: Mutex::new(Core {
+                sched,
+                cancels: HashMap::new(),
+                last_shortage: None,
+                idle: 0,
+            }),
+            wake: Condvar::new(),
+            stopped: AtomicBool::new(false),
+            runtime: tokio::runtime::Handle::current(),
+            msgs,
+            guard: Guard::new(),
+            ephemeral: guard::ephemeral_ports(),
+            banner_wait,
+            progress,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Core> {
+        self.core.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The totals so far.
+    pub fn counts(&self) -> Counts {
+        self.lock().sched.counts()
+    }
+
+    /// Stops the workers and closes every socket still open.
+    pub fn stop(&self) {
+        self.stopped.store(true, Relaxed);
+        for (_, cancel) in self.lock().cancels.drain() {
+            cancel.notify_one();
+        }
+        self.wake.notify_all();
+    }
+
+    /// The next connects to make, once some may leave; `None` when the scan is done or
+    /// stopped. Sleeps while nothing may leave, until an answer or the next wake-up.
+    fn take(&self) -> Option<Vec<Job>> {
+        let mut core = self.lock();
+        loop {
+            if self.stopped.load(Relaxed) {
+                return None;
+            }
+            let now = now();
+            core.sched.expire(now);
+            let mut jobs = Vec::new();
+            while jobs.len() < CHUNK {
+                let Some(probe) = core.sched.poll(now) else {
+                    break;
+                };
+                jobs.push(self.job(&mut core, probe));
+            }
+            self.close(&mut core);
+            if !jobs.is_empty() {
+                return Some(jobs);
+            }
+            if core.sched.is_done() {
+                self.wake.notify_all();
+                return None;
+            }
+            core = self.sleep(core, now);
+        }
+    }
+
+    /// Sleeps until an answer comes back or the scheduler's next wake-up.
+    fn sleep<'a>(&self, mut core: MutexGuard<'a, Core>, now: Instant) -> MutexGuard<'a, Core> {
+        let wake = core.sched.wakeup(now);
+        core.idle += 1;
+        let mut core = match wake {
+            Some(at) => {
+                let wait = at.saturating_duration_since(now);
+                let slept = self.wake.wait_timeout(core, wait);
+                slept.unwrap_or_else(PoisonError::into_inner).0
+            }
+            None => self.wake.wait(core).unwrap_or_else(PoisonError::into_inner),
+        };
+        core.idle -= 1;
+        core
+    }
+
+    /// The job of one probe.
+    fn job(&self, core: &mut Core, probe: Probe) -> Job {
+        let dst = SocketAddr::new(probe.host.target.addr, probe.port);
+        let exposed = probe.host.local && self.ephemeral.contains(&probe.port);
+        let cancel = Arc::new(Notify::new());
+        core.cancels.insert(probe.id, Arc::clone(&cancel));
+        Job {
+            id: probe.id,
+            dst,
+            guard: exposed.then(|| self.guard.clone()),
+            expires: tokio::time::Instant::from_std(probe.expires),
+            cancel,
+        }
+    }
+
+    /// Cancels the connects whose sockets the scheduler closed.
+    fn close(&self, core: &mut Core) {
+        for id in core.sched.take_closes() {
+            if let Some(cancel) = core.cancels.remove(&id) {
+                cancel.notify_one();
+            }
+        }
+    }
+
+    /// Hands outcomes to the scheduler; wakes idle workers, since windows may have opened.
+    fn report(&self, reports: Vec<Report>) -> Result<(), Error> {
+        let mut core = self.lock();
+        for report in reports {
+            core.cancels.remove(&report.id);
+            self.answer(&mut core, report)?;
+        }
+        self.close(&mut core);
+        self.progress.store(core.sched.counts().done);
+        if core.idle > 0 {
+            self.wake.notify_all();
+        }
+        Ok(())
+    }
+
+    /// Hands one outcome to the scheduler and sends what it decided.
+    fn answer(&self, core: &mut Core, report: Report) -> Result<(), Error> {
+        let dst = report.dst;
+        let (reply, socket) = match report.outcome {
+            Err(err) => return Err(Error::io(format!("scan {dst}"), err)),
+            Ok(outcome) => reply(core, outcome, dst),
+        };
+        match core.sched.reply(report.id, reply, now()) {
+            Settled::Port(host, port, PortState::Open) => {
+                let rtt = match reply {
+                    Reply::Answered(_, rtt) => rtt,
+                    _ => Duration::ZERO,
+                };
+                self.open(&host, port, rtt, socket.map(probe::Connected::into_socket));
+            }
+            Settled::Unreachable(host, no_route) => {
+                let _ = self
+                    .msgs
+                    .send(Msg::Event(Event::Unreachable(unreachable(&host, no_route))));
+            }
+            Settled::GaveUp => {
+                let err = core.last_shortage.take();
+                let err = err.unwrap_or_else(|| io::Error::other("out of resources"));
+                return Err(Error::io(format!("scan {dst}"), err));
+            }
+            Settled::Port(..) | Settled::Nothing => {}
+        }
+        Ok(())
+    }
+
+    /// Reports an open port, at once or once its banner was read.
+    fn open(&self, host: &HostInfo, port: u16, rtt: Duration, socket: Option<socket2::Socket>) {
+        let open = OpenPort {
+            host: host.target.host(),
+            addr: host.target.addr,
+            port,
+            state: PortState::Open,
+            service: services::service_name(port).map(str::to_string),
+            rtt_ms: rtt.as_secs_f64() * 1e3,
+            banner: None,
+        };
+        let (Some(wait), Some(socket)) = (self.banner_wait, socket) else {
+            let _ = self.msgs.send(Msg::Event(Event::Open(open)));
+            return;
+        };
+        let _ = self.msgs.send(Msg::BannerPending);
+        let msgs = self.msgs.clone();
+        self.runtime.spawn(async move {
+            let banner = banner::read(socket, wait).await;
+            let _ = msgs.send(Msg::Banner(OpenPort { banner, ..open }));
+        });
+    }
+}
+
+/// What the scheduler is told of an outcome (and the socket of an open port).
+fn reply(core: &mut Core, outcome: Outcome, dst: SocketAddr) -> (Reply, Option<probe::Connected>) {
+    match outcome {
+        Outcome::Open { rtt, socket } => (Reply::Answered(Answer::Open, rtt), Some(socket)),
+        Outcome::Refused(answer, rtt) => (Reply::Answered(answer, rtt), None),
+        Outcome::Silent => (Reply::Silent, None),
+        Outcome::Phantom => (Reply::Phantom, None),
+        Outcome::Busy(err) => {
+            tracing::debug!("scan {dst}: {err}; backing off");
+            core.last_shortage = Some(err);
+            (Reply::Busy, None)
+        }
+    }
+}
+
+fn unreachable(host: &HostInfo, no_route: NoRoute) -> Unreachable {
+    Unreachable {
+        host: host.target.host(),
+        addr: host.target.addr,
+        error: no_route.to_string(),
+        from: no_route.from,
+    }
+}
+
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// One worker thread: takes probes, connects, reports, until the scan is done or stopped.
+pub fn work(shared: &Arc<Shared>) {
+    while let Some(jobs) = shared.take() {
+        let reports = connect_all(shared, jobs);
+        if let Err(err) = shared.report(reports) {
+            let _ = shared.msgs.send(Msg::Failed(err));
+            shared.stop();
+        }
+    }
+    let _ = shared.msgs.send(Msg::Finished);
+}
+
+/// Makes the connects of `jobs` one after another: what the kernel answers at once is
+/// returned, the rest is left to a task each.
+fn connect_all(shared: &Arc<Shared>, jobs: Vec<Job>) -> Vec<Report> {
+    let mut done = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        match probe::start(job.dst, job.guard.as_ref()) {
+            Started::Done(outcome) => done.push(Report {
+                id: job.id,
+                dst: job.dst,
+                outcome,
+            }),
+            Started::Pending(pending) => {
+                let waiter = await_answer(Arc::clone(shared), job, pending);
+                shared.runtime.spawn(waiter);
+            }
+        }
+    }
+    done
+}
+
+/// Waits for the answer to one connect, unless the scan cancels it first (closing the socket).
+async fn await_answer(shared: Arc<Shared>, job: Job, pending: Pending) {
+    tokio::select! {
+        () = job.cancel.notified() => {}
+        outcome = pending.wait(job.expires) => {
+            let report = Report { id: job.id, dst: job.dst, outcome };
+            if let Err(err) = shared.report(vec![report]) {
+                let _ = shared.msgs.send(Msg::Failed(err));
+                shared.stop();
+            }
+        }
+    }
+}
