@@ -32,7 +32,21 @@ pub(super) struct Outcome {
 
 /// Relays between `client` and `upstream` until both directions end, one fails, the
 /// connection idles out or `abort` completes (the drain timeout).
-pub(super) async fn run(
+///
+/// The relay's state is boxed: it is what an open connection holds for as long as it lives,
+/// and a boxed future takes its own size, while an inline one would also reserve room in the
+/// connection's task for the connect that came before it (and async state machines keep an
+/// awaited future's room twice, rust-lang/rust#62958).
+pub(super) fn run<'a>(
+    client: &'a Stream,
+    upstream: &'a Stream,
+    rule: &'a Rule,
+    abort: impl Future<Output = ()> + 'a,
+) -> impl Future<Output = Outcome> + 'a {
+    Box::pin(relay(client, upstream, rule, abort))
+}
+
+async fn relay(
     client: &Stream,
     upstream: &Stream,
     rule: &Rule,

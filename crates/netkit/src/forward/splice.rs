@@ -50,7 +50,8 @@ pub(super) async fn pump(
         }
         drop(rest);
         moved(n);
-        if n == COPY_BUF && burst(src, dst, &moved, &spliced).await? == Burst::Eof {
+        // Boxed, as bursts are rare: between them a direction keeps only the copy step's state.
+        if n == COPY_BUF && Box::pin(burst(src, dst, &moved, &spliced)).await? == Burst::Eof {
             return Ok(());
         }
     }
