@@ -108,7 +108,10 @@ main() {
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null
     }
     (cd "$ROOT" && cargo build --release -q -p netkit-cli)
-    ulimit -n $((CONNS * 8 + 4000))
+    local need=$((CONNS * 4 + 2000)) hard
+    hard=$(ulimit -Hn)
+    [ "$hard" = unlimited ] || [ "$hard" -ge "$need" ] || need=$hard
+    ulimit -n "$need"
     check_ports_free
     haproxy_cfg
     python3 "$IDLE" upstream $UPSTREAM >/dev/null &
