@@ -21,9 +21,19 @@ pub fn positive_duration(text: &str) -> Result<Duration, DurationError> {
     netkit::duration::parse_positive_duration(text)
 }
 
-/// An endpoint to connect to.
+/// A stream endpoint to connect to (`udp:` is forward's only).
 pub fn endpoint(text: &str) -> Result<Endpoint, EndpointError> {
+    text.parse::<Endpoint>()?.stream_only(text)
+}
+
+/// `forward`'s target: a stream endpoint or `udp:`.
+pub fn forward_target(text: &str) -> Result<Endpoint, EndpointError> {
     text.parse()
+}
+
+/// `forward`'s listen address: a stream endpoint or `udp:` (port 0 picks a free port).
+pub fn forward_listen(text: &str) -> Result<Endpoint, EndpointError> {
+    Endpoint::parse_listen(text)
 }
 
 /// What `netkit wait` waits for: an endpoint, an HTTP(S) URL, `dns:NAME[=ADDR]`, `file:PATH`.
@@ -36,9 +46,9 @@ pub fn status_set(text: &str) -> Result<netkit::wait::StatusSet, ParseError> {
     text.parse()
 }
 
-/// An endpoint to listen on (port 0 picks a free port).
+/// A stream endpoint to listen on (port 0 picks a free port; `udp:` is forward's only).
 pub fn listen_endpoint(text: &str) -> Result<Endpoint, EndpointError> {
-    Endpoint::parse_listen(text)
+    Endpoint::parse_listen(text)?.stream_only(text)
 }
 
 /// A port set: `N`, `N-M`, lists, `all`, `topN`.

@@ -1,6 +1,8 @@
 //! Endpoints of `forward`, `echo`, `send` and `wait`: `PORT` (loopback), `HOST:PORT`,
-//! `[V6]:PORT`, `unix:PATH`, `unix:@NAME` (Linux abstract namespace) and `exec:COMMAND`.
-//! Parsing is pure; [`Endpoint::connect`] and [`Endpoint::listen`] do the I/O.
+//! `[V6]:PORT`, `unix:PATH`, `unix:@NAME` (Linux abstract namespace), `exec:COMMAND`, and
+//! `forward`'s datagram forms `udp:PORT`, `udp:HOST:PORT`, `udp:[V6]:PORT`.
+//! Parsing is pure; [`Endpoint::connect`] and [`Endpoint::listen`] do the I/O of the stream
+//! endpoints, `forward::udp` that of `udp:`.
 
 pub mod exec;
 mod io;
@@ -80,7 +82,7 @@ pub enum EndpointErrorKind {
     /// `exec:` where only a listening endpoint makes sense.
     #[error("exec: endpoints can only be targets")]
     ExecListen,
-    /// A scheme other than `unix:` and `exec:` (`udp:53`, `tls://h`).
+    /// A scheme other than `unix:`, `exec:` and `udp:` (`tls://h`).
     #[error(
         "unknown endpoint scheme '{scheme}:'{note}; expected PORT, HOST:PORT, [V6]:PORT, \
          unix:PATH, unix:@NAME or exec:COMMAND"
@@ -88,9 +90,13 @@ pub enum EndpointErrorKind {
     UnknownScheme {
         /// The scheme as given.
         scheme: String,
-        /// Why a known one is refused (` (UDP forwarding is not supported yet)`), else empty.
+        /// Why a known one is refused (` (socket activation is not supported yet)`), else
+        /// empty.
         note: &'static str,
     },
+    /// A `udp:` endpoint where only a stream endpoint makes sense (`echo`, `send`, `wait`).
+    #[error("udp: endpoints are for forward only; expected PORT, HOST:PORT, [V6]:PORT, unix:PATH or unix:@NAME")]
+    UdpNotHere,
 }
 
 impl EndpointError {
@@ -121,6 +127,14 @@ pub enum Endpoint {
     Abstract(String),
     /// A child process per connection, talking over a socketpair (`exec:COMMAND`).
     Exec(Vec<String>),
+    /// A UDP address (`udp:PORT`, `udp:HOST:PORT`, `udp:[V6]:PORT`): `forward` relays
+    /// datagrams between two of these, a session per client.
+    Udp {
+        /// Address or name.
+        host: Host,
+        /// Port, 1-65535 (0 when listening means any free port).
+        port: u16,
+    },
 }
 
 /// The host part of a TCP endpoint.
@@ -140,19 +154,38 @@ impl Endpoint {
             port: addr.port(),
         }
     }
+
+    /// A UDP endpoint on a literal socket address.
+    pub fn udp(addr: SocketAddr) -> Self {
+        Endpoint::Udp {
+            host: Host::Ip(addr.ip()),
+            port: addr.port(),
+        }
+    }
+
+    /// Whether this is a `udp:` endpoint.
+    pub fn is_udp(&self) -> bool {
+        matches!(self, Endpoint::Udp { .. })
+    }
+
+    /// The same endpoint, refused when it is a `udp:` one (`input` as the user gave it): for
+    /// the commands that speak streams only (`echo`, `send`, `wait`).
+    pub fn stream_only(self, input: &str) -> Result<Self, EndpointError> {
+        match self {
+            Endpoint::Udp { .. } => Err(EndpointError::new(input, EndpointErrorKind::UdpNotHere)),
+            other => Ok(other),
+        }
+    }
 }
 
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Endpoint::Tcp {
-                host: Host::Ip(ip),
-                port,
-            } => write!(f, "{}", SocketAddr::new(*ip, *port)),
-            Endpoint::Tcp {
-                host: Host::Name(name),
-                port,
-            } => write!(f, "{name}:{port}"),
+            Endpoint::Tcp { host, port } => write_inet(f, host, *port),
+            Endpoint::Udp { host, port } => {
+                f.write_str("udp:")?;
+                write_inet(f, host, *port)
+            }
             Endpoint::Unix(path) => write!(f, "unix:{}", path.display()),
             Endpoint::Abstract(name) => write!(f, "unix:@{name}"),
             Endpoint::Exec(argv) => write!(
@@ -161,6 +194,13 @@ impl fmt::Display for Endpoint {
                 shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "))
             ),
         }
+    }
+}
+
+fn write_inet(f: &mut fmt::Formatter<'_>, host: &Host, port: u16) -> fmt::Result {
+    match host {
+        Host::Ip(ip) => write!(f, "{}", SocketAddr::new(*ip, port)),
+        Host::Name(name) => write!(f, "{name}:{port}"),
     }
 }
 
@@ -174,6 +214,9 @@ impl FromStr for Endpoint {
         }
         if let Some(command) = input.strip_prefix("exec:") {
             return parse_exec(input, command);
+        }
+        if let Some(rest) = input.strip_prefix("udp:") {
+            return parse_udp(input, rest, PortRule::NonZero);
         }
         reject_scheme(input)?;
         parse_tcp(input, PortRule::NonZero)
@@ -189,6 +232,9 @@ impl Endpoint {
         }
         if input.starts_with("unix:") {
             return input.parse();
+        }
+        if let Some(rest) = input.strip_prefix("udp:") {
+            return parse_udp(input, rest, PortRule::ZeroMeansAny);
         }
         reject_scheme(input)?;
         parse_tcp(input, PortRule::ZeroMeansAny)
@@ -235,7 +281,6 @@ fn parse_unix(input: &str, rest: &str) -> Result<Endpoint, EndpointError> {
 
 /// Words that are endpoint schemes elsewhere (SPEC.md) or commonly guessed, never host names.
 const SCHEMES: &[(&str, &str)] = &[
-    ("udp", " (UDP forwarding is not supported yet)"),
     ("systemd", " (socket activation is not supported yet)"),
     ("tcp", ""),
     ("tls", ""),
@@ -248,7 +293,7 @@ const SCHEMES: &[(&str, &str)] = &[
     ("file", ""),
 ];
 
-/// Refuses `SCHEME:...` forms other than `unix:` and `exec:` with an error naming the forms
+/// Refuses `SCHEME:...` forms other than `unix:`, `exec:` and `udp:` with an error naming the forms
 /// accepted, rather than reading the scheme as a host name (`udp:53`) or an IPv6 address
 /// without brackets (`tls:host:443`).
 fn reject_scheme(input: &str) -> Result<(), EndpointError> {
@@ -287,20 +332,29 @@ fn parse_exec(input: &str, command: &str) -> Result<Endpoint, EndpointError> {
 }
 
 fn parse_tcp(input: &str, rule: PortRule) -> Result<Endpoint, EndpointError> {
-    if input.is_empty() {
+    let (host, port) = parse_inet(input, input, rule)?;
+    Ok(Endpoint::Tcp { host, port })
+}
+
+/// `udp:` and what follows it: the TCP forms, the errors naming the whole input.
+fn parse_udp(input: &str, rest: &str, rule: PortRule) -> Result<Endpoint, EndpointError> {
+    let (host, port) = parse_inet(input, rest, rule)?;
+    Ok(Endpoint::Udp { host, port })
+}
+
+/// `PORT`, `HOST:PORT` or `[V6]:PORT` in `text` (all of `input`, or what follows a scheme).
+fn parse_inet(input: &str, text: &str, rule: PortRule) -> Result<(Host, u16), EndpointError> {
+    if text.is_empty() {
         return Err(EndpointError::new(input, EndpointErrorKind::Empty));
     }
-    if input.bytes().all(|b| b.is_ascii_digit()) {
-        let port = port_of(input, input, rule)?;
-        return Ok(Endpoint::Tcp {
-            host: Host::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-            port,
-        });
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        let port = port_of(input, text, rule)?;
+        return Ok((Host::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)), port));
     }
-    if let Some(rest) = input.strip_prefix('[') {
+    if let Some(rest) = text.strip_prefix('[') {
         return parse_bracketed(input, rest, rule);
     }
-    let Some((host, port)) = input.rsplit_once(':') else {
+    let Some((host, port)) = text.rsplit_once(':') else {
         return Err(EndpointError::new(input, EndpointErrorKind::MissingPort));
     };
     if host.contains(':') {
@@ -310,23 +364,17 @@ fn parse_tcp(input: &str, rule: PortRule) -> Result<Endpoint, EndpointError> {
         ));
     }
     let port = port_of(input, port, rule)?;
-    Ok(Endpoint::Tcp {
-        host: parse_host(input, host)?,
-        port,
-    })
+    Ok((parse_host(input, host)?, port))
 }
 
-fn parse_bracketed(input: &str, rest: &str, rule: PortRule) -> Result<Endpoint, EndpointError> {
+fn parse_bracketed(input: &str, rest: &str, rule: PortRule) -> Result<(Host, u16), EndpointError> {
     let (addr, port) = rest
         .split_once("]:")
         .ok_or_else(|| EndpointError::new(input, EndpointErrorKind::BadBrackets))?;
     let ip: std::net::Ipv6Addr = addr
         .parse()
         .map_err(|_| EndpointError::new(input, EndpointErrorKind::BadIpv6))?;
-    Ok(Endpoint::Tcp {
-        host: Host::Ip(IpAddr::V6(ip)),
-        port: port_of(input, port, rule)?,
-    })
+    Ok((Host::Ip(IpAddr::V6(ip)), port_of(input, port, rule)?))
 }
 
 fn port_of(input: &str, port: &str, rule: PortRule) -> Result<u16, EndpointError> {

@@ -1,4 +1,6 @@
-//! `netkit forward LISTEN TARGET`: the port forwarder (issue 3).
+//! `netkit forward LISTEN TARGET`: the port forwarder (issue 3); `udp:` rules in `udp`.
+
+mod udp;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,6 +26,8 @@ Examples:
   netkit forward '[::]:8080' 127.0.0.1:80 --http-host auto
   netkit forward unix:/run/app.sock '[::1]:9000'     expose a TCP service on a Unix socket
   netkit forward 0.0.0.0:2222 10.0.0.5:22 --allow 10.0.0.0/8 --max-conns 100
+  netkit forward udp:5353 udp:127.0.0.1:53              relay DNS over UDP, a session per client
+  netkit forward 'udp:[::]:5353' 'udp:[::1]:53' --idle-timeout 30s --max-conns 1000
   netkit forward --config rules.toml
 
 Once bound, each rule prints 'listening on ADDR -> TARGET' on stderr (port 0 shows the port
@@ -31,17 +35,28 @@ the kernel chose; with --json also a \"listen\" record on stdout), then one line
 connection: time (RFC 3339, UTC), client, target, bytes each way, duration, how it ended.
 SIGINT/SIGTERM stop accepting and let open connections finish for --drain-timeout (30s by
 default), then close them; a second signal closes them at once. SIGHUP is logged and ignored.
-A reset on one side is passed on as a reset (SO_LINGER 0) to the other.";
+A reset on one side is passed on as a reset (SO_LINGER 0) to the other.
+
+UDP (udp: on both sides): each client address gets a session, a socket of its own connected
+to the target (the target sees one source per client; replies go back to their client). A
+session ends after --idle-timeout without a datagram either way (60s by default) and is
+logged then (a \"session\" record). --max-conns bounds sessions: datagrams of new clients
+beyond it, from outside --allow, or arriving while draining are dropped and counted (a \"drop\"
+line at most once a second). --proxy-protocol v2 puts a PROXY v2 header (DGRAM) before every
+datagram. An ICMP port unreachable from the target is counted, never fatal. On SIGTERM no new
+sessions start; open ones go on until idle or --drain-timeout.";
 
 /// Arguments of `netkit forward`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct Args {
-    /// Where to listen: PORT (loopback), HOST:PORT, [V6]:PORT, unix:PATH, unix:@NAME.
-    #[arg(value_parser = parse::listen_endpoint, required_unless_present = "config")]
+    /// Where to listen: PORT (loopback), HOST:PORT, [V6]:PORT, unix:PATH, unix:@NAME, or
+    /// udp:PORT, udp:HOST:PORT, udp:[V6]:PORT (then the target is udp: too).
+    #[arg(value_parser = parse::forward_listen, required_unless_present = "config")]
     pub listen: Option<Endpoint>,
-    /// Where to relay to: HOST:PORT, [V6]:PORT, unix:PATH, unix:@NAME, exec:COMMAND.
-    #[arg(value_parser = parse::endpoint, required_unless_present = "config")]
+    /// Where to relay to: HOST:PORT, [V6]:PORT, unix:PATH, unix:@NAME, exec:COMMAND, or
+    /// udp:HOST:PORT, udp:[V6]:PORT for a udp: listen.
+    #[arg(value_parser = parse::forward_target, required_unless_present = "config")]
     pub target: Option<Endpoint>,
     /// Rewrite the Host of every HTTP/1.x request (auto: the target's host:port), and the
     /// authority of absolute-form targets (GET http://x/p -> GET http://HOST/p) and of
@@ -53,17 +68,19 @@ pub struct Args {
     /// (Unix-socket clients are not filtered).
     #[arg(long, value_name = "CIDR", value_parser = parse::cidr)]
     pub allow: Vec<IpNet>,
-    /// At most this many connections at once; more wait in the kernel's backlog.
+    /// At most this many connections at once; more wait in the kernel's backlog. UDP: at
+    /// most this many sessions; datagrams of new clients beyond them are dropped and counted.
     #[arg(long, value_name = "N", value_parser = parse::positive_count)]
     pub max_conns: Option<usize>,
-    /// Close a connection after this long with no traffic either way [default: none: an idle
-    /// connection stays open as long as both peers are there, see --keepalive].
+    /// Close a connection after this long with no traffic either way (TCP: never by default:
+    /// an idle connection stays open as long as both peers are there, see --keepalive; UDP
+    /// sessions: 60s by default).
     #[arg(long, value_name = "DUR", value_parser = parse::positive_duration)]
     pub idle_timeout: Option<Duration>,
     /// Give up connecting to one target address after this long [default: 10s].
     #[arg(long, value_name = "DUR", value_parser = parse::positive_duration)]
     pub connect_timeout: Option<Duration>,
-    /// Send a PROXY protocol header to the target.
+    /// Send a PROXY protocol header to the target (UDP: v2 only, before every datagram).
     #[arg(long, value_name = "v1|v2", value_parser = parse::proxy_protocol)]
     pub proxy_protocol: Option<parse::ProxyProtocol>,
     /// After SIGINT/SIGTERM, give open connections this long to finish, then close them (each
@@ -111,6 +128,7 @@ fn rules(args: &Args) -> Result<Vec<Rule>, netkit::Error> {
     };
     for rule in &mut rules {
         apply_flags(args, &mut rule.options);
+        forward::udp::check(rule).map_err(|(_, error)| error)?;
     }
     Ok(rules)
 }
@@ -135,7 +153,7 @@ async fn serve(rules: Vec<Rule>, out: &Printer) -> anyhow::Result<Exit> {
     let mut signals = Signals::new(&[Signal::Interrupt, Signal::Terminate, Signal::Hangup])?;
     let mut bound = Vec::new();
     for rule in rules {
-        let listener = rule.listen.listen().await?;
+        let listener = udp::Listening::bind(&rule).await?;
         announce(out, &listener.local_addr(), &rule)?;
         bound.push((listener, Arc::new(rule)));
     }
@@ -146,12 +164,26 @@ async fn serve(rules: Vec<Rule>, out: &Printer) -> anyhow::Result<Exit> {
         let shutdown = async move {
             let _ = stopped.wait_for(|stop| *stop).await;
         };
-        servers.spawn(forward::serve(
-            listener,
-            rule,
-            shutdown,
-            conn_log(out.clone()),
-        ));
+        match listener {
+            udp::Listening::Stream(listener) => {
+                servers.spawn(forward::serve(
+                    listener,
+                    rule,
+                    shutdown,
+                    conn_log(out.clone()),
+                ));
+            }
+            udp::Listening::Datagram(bound) => {
+                let log = udp::session_log(out.clone());
+                servers.spawn(forward::udp::serve(
+                    bound,
+                    rule,
+                    Arc::default(),
+                    shutdown,
+                    log,
+                ));
+            }
+        }
     }
     stop_signal(&mut signals).await;
     tracing::info!("stopping: no new connections, draining open ones");

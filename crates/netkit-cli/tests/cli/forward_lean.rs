@@ -8,6 +8,7 @@ use std::net::TcpStream;
 use std::thread;
 
 use super::forward_util::*;
+use super::harness::{privileged, Netns, Proc};
 
 /// The keepalive timers of process `pid`'s established TCP sockets, as the kernel reports
 /// them in `/proc/net/tcp` (its sockets found by inode in `/proc/PID/fd`): the seconds left
@@ -110,4 +111,46 @@ fn forward_keepalive_key_in_the_config_file_sets_the_timer() {
         "{timers:?}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn forward_keepalive_gives_up_a_vanished_target_and_resets_the_client() {
+    if !privileged("forward_keepalive_gives_up_a_vanished_target") {
+        return;
+    }
+    let ns = Netns::new("fwdka");
+    ns.ip(&["link", "set", "lo", "up"]);
+    let mut echo = ns.netkit();
+    echo.args(["echo", "127.0.0.1:0"]);
+    let upstream = Proc::spawn(echo);
+    let listening = upstream.stdout.wait_for(|l| l.starts_with("listening on "), 1);
+    let target: std::net::SocketAddr = listening[0]["listening on ".len()..].parse().unwrap();
+    let mut forward = ns.netkit();
+    forward.args([
+        "forward",
+        "127.0.0.1:0",
+        &target.to_string(),
+        "--keepalive",
+        "1s",
+    ]);
+    let fw = Forwarder::spawn(forward, 1);
+    let addr = fw.addr();
+    let mut client = ns.run_in(move || connect(addr)).unwrap();
+    client.write_all(b"hi").unwrap();
+    let mut buf = [0u8; 2];
+    client.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"hi");
+    // The target vanishes: nothing it sends (the answers to the probes) gets out any more.
+    let rules = format!(
+        "*filter\n-A OUTPUT -p tcp --sport {} -j DROP\nCOMMIT\n",
+        target.port()
+    );
+    ns.restore(false, &rules).unwrap();
+    let logged = fw.wait_for(|l| l.contains("dead-peer"), 1);
+    assert!(
+        logged[0].contains("the target stopped answering"),
+        "{logged:?}"
+    );
+    let err = client.read(&mut buf).expect_err("the client leg is reset");
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset, "{err}");
 }

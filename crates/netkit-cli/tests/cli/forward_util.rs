@@ -50,6 +50,11 @@ impl Forwarder {
         self.listens[0].parse().expect("tcp listen address")
     }
 
+    /// The running process itself, to stop or finish it (`fw.into_proc().stop("TERM")`).
+    pub fn into_proc(self) -> Proc {
+        self.proc
+    }
+
     /// Waits until `count` stderr lines match.
     pub fn wait_for(&self, pred: impl Fn(&str) -> bool, count: usize) -> Vec<String> {
         self.proc.stderr.wait_for(pred, count)

@@ -36,9 +36,9 @@ pub enum Listener {
 }
 
 impl Endpoint {
-    /// Every socket address a TCP endpoint stands for, in resolver order.
+    /// Every socket address a TCP or UDP endpoint stands for, in resolver order.
     pub async fn resolve(&self) -> Result<Vec<SocketAddr>, Error> {
-        let Endpoint::Tcp { host, port } = self else {
+        let (Endpoint::Tcp { host, port } | Endpoint::Udp { host, port }) = self else {
             return Ok(Vec::new());
         };
         match host {
@@ -82,6 +82,7 @@ impl Endpoint {
                 bounded(timeout, UnixStream::connect(abstract_path(name))).await
             }
             Endpoint::Exec(argv) => super::exec::spawn(argv).await,
+            Endpoint::Udp { .. } => Err(Error::io("connect", datagram_only())),
         }
         .map_err(|err| match err {
             Error::Io { source, .. } => Error::io(what(), source),
@@ -122,8 +123,17 @@ impl Endpoint {
                     "exec: endpoints can only be targets",
                 ),
             )),
+            Endpoint::Udp { .. } => Err(Error::io(what(), datagram_only())),
         }
     }
+}
+
+/// A `udp:` endpoint has no stream to connect or accept: `forward::udp` serves it.
+fn datagram_only() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "udp: endpoints are datagram endpoints, served by forward only",
+    )
 }
 
 /// `localhost` means both loopbacks (RFC 6761, and curl's rule), whatever /etc/hosts says, so

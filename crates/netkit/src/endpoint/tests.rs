@@ -106,8 +106,7 @@ fn bad_endpoints_name_themselves_and_what_is_wrong() {
 #[test]
 fn other_schemes_are_named_as_such() {
     for (text, name) in [
-        ("udp:53", "udp"),
-        ("udp:127.0.0.1:53", "udp"),
+        ("systemd:web", "systemd"),
         ("tls:h.test:443", "tls"),
         ("foo://h", "foo"),
         ("x+y:a:1", "x+y"),
@@ -120,10 +119,10 @@ fn other_schemes_are_named_as_such() {
         );
         assert!(Endpoint::parse_listen(text).is_err());
     }
-    let udp = "udp:53".parse::<Endpoint>().unwrap_err();
+    let tls = "tls:h.test:443".parse::<Endpoint>().unwrap_err();
     assert_eq!(
-        udp.to_string(),
-        "udp:53: unknown endpoint scheme 'udp:' (UDP forwarding is not supported yet); \
+        tls.to_string(),
+        "tls:h.test:443: unknown endpoint scheme 'tls:'; \
          expected PORT, HOST:PORT, [V6]:PORT, unix:PATH, unix:@NAME or exec:COMMAND"
     );
     for text in ["fe80::1:80", "abcd:1234::1:80", "host:x", "localhost:80"] {
@@ -132,6 +131,47 @@ fn other_schemes_are_named_as_such() {
             .is_err_and(|e| matches!(e.kind, EndpointErrorKind::UnknownScheme { .. }));
         assert!(!scheme, "{text}");
     }
+}
+
+#[test]
+fn udp_endpoints_take_the_tcp_forms_after_the_scheme() {
+    let v4 = Host::Ip("127.0.0.1".parse().unwrap());
+    for (text, host, port) in [
+        ("udp:53", v4.clone(), 53),
+        ("udp:127.0.0.1:5353", v4, 5353),
+        ("udp:[::1]:53", Host::Ip("::1".parse().unwrap()), 53),
+        ("udp:dns.test:53", Host::Name("dns.test".into()), 53),
+    ] {
+        let endpoint = ep(text);
+        assert_eq!(endpoint, Endpoint::Udp { host, port }, "{text}");
+        assert!(endpoint.is_udp());
+        assert_eq!(ep(&endpoint.to_string()), endpoint, "{text}");
+    }
+    assert_eq!(ep("udp:53").to_string(), "udp:127.0.0.1:53");
+    assert_eq!(
+        Endpoint::parse_listen("udp:0").unwrap(),
+        Endpoint::udp("127.0.0.1:0".parse().unwrap())
+    );
+    for (text, kind) in [
+        ("udp:", EndpointErrorKind::Empty),
+        (
+            "udp:0",
+            EndpointErrorKind::Port(crate::ports::PortErrorKind::OutOfRange),
+        ),
+        ("udp:::1:53", EndpointErrorKind::Ipv6WithoutBrackets),
+        ("udp:[::1]53", EndpointErrorKind::BadBrackets),
+        ("udp:host", EndpointErrorKind::MissingPort),
+        ("udp:1.2.3:53", EndpointErrorKind::BadIpv4),
+    ] {
+        let err = text.parse::<Endpoint>().expect_err(text);
+        assert_eq!((err.input.as_str(), &err.kind), (text, &kind));
+    }
+    let err = ep("udp:53").stream_only("udp:53").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "udp:53: udp: endpoints are for forward only; expected PORT, HOST:PORT, [V6]:PORT, \
+         unix:PATH or unix:@NAME"
+    );
 }
 
 proptest! {

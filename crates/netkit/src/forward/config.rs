@@ -12,6 +12,12 @@
 //! proxy_protocol = "v2"
 //! drain_timeout = "10s"        # default 30s
 //! keepalive = "60s"            # the default; "off" for none
+//!
+//! [[rule]]                     # UDP: both sides udp:, a session per client
+//! listen = "udp:5353"
+//! target = "udp:127.0.0.1:53"
+//! idle_timeout = "30s"         # per session; default 60s for udp: rules
+//! max_conns = 1000             # sessions at once
 //! ```
 //! Unknown keys are errors. Every value is checked before anything is bound.
 
@@ -186,11 +192,13 @@ impl RuleSpec {
                 None => defaults.keepalive,
             },
         };
-        Ok(Rule {
+        let rule = Rule {
             listen: key("listen", Endpoint::parse_listen(&self.listen))?,
             target: key("target", self.target.parse())?,
             options,
-        })
+        };
+        super::udp::check(&rule).map_err(|(key, error)| (key, error.into()))?;
+        Ok(rule)
     }
 }
 
@@ -293,6 +301,30 @@ mod tests {
             "{zero:?}"
         );
         assert_eq!(parse(""), Err(ConfigErrorKind::NoRules));
+    }
+
+    #[test]
+    fn udp_rules_need_udp_on_both_sides_and_no_v1() {
+        let rules = parse(
+            "[[rule]]\nlisten = \"udp:0\"\ntarget = \"udp:[::1]:53\"\nproxy_protocol = \"v2\"\n",
+        )
+        .unwrap();
+        assert!(rules[0].listen.is_udp() && rules[0].target.is_udp());
+        for (text, want) in [
+            ("listen = \"udp:0\"\ntarget = \"127.0.0.1:53\"", "target"),
+            ("listen = \"0\"\ntarget = \"udp:127.0.0.1:53\"", "listen"),
+            ("listen = \"udp:0\"\ntarget = \"exec:cat\"", "target"),
+            (
+                "listen = \"udp:0\"\ntarget = \"udp:1.2.3.4:5\"\nproxy_protocol = \"v1\"",
+                "proxy_protocol",
+            ),
+        ] {
+            let err = parse(&format!("[[rule]]\n{text}\n")).unwrap_err();
+            assert!(
+                matches!(&err, ConfigErrorKind::Rule { rule: 1, key, .. } if *key == want),
+                "{text}: {err:?}"
+            );
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //!   (requests rewritten, responses followed) until a tunnel or a read-until-close body.
 //! - [`http`], [`proxy`]: sans-IO wire formats (HTTP/1 requests and responses, PROXY v1/v2).
 //! - [`config`]: rules from a TOML file.
+//! - [`udp`]: `udp:` rules, a session per client on a session loop of their own.
 //!
 //! Modules depend downwards only: `server` → `conn` → `relay` → `http_relay` → `flow` →
 //! `splice` → `pipe_pool`, `io`; `relay` → `keepalive`.
@@ -33,6 +34,7 @@ pub mod proxy;
 mod relay;
 mod server;
 mod splice;
+pub mod udp;
 
 use std::str::FromStr;
 use std::time::Duration;

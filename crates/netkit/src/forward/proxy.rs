@@ -1,5 +1,7 @@
 //! PROXY protocol headers (HAProxy's v1 text and v2 binary forms) that tell the target who the
 //! client is. Clients without an IP address (Unix sockets) get the `UNKNOWN`/`LOCAL` form.
+//! UDP sessions get the v2 form with the `DGRAM` transport ([`dgram_header`]), prepended to
+//! every datagram: v1 has no UDP form.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -17,9 +19,19 @@ pub fn header(
     let pair = source.zip(destination).and_then(same_family);
     match version {
         ProxyProtocol::V1 => v1(pair),
-        ProxyProtocol::V2 => v2(pair),
+        ProxyProtocol::V2 => v2(pair, STREAM),
     }
 }
+
+/// The v2 header for a datagram from `source` to `destination` (transport `DGRAM`: family
+/// byte `0x12` for IPv4, `0x22` for IPv6).
+pub fn dgram_header(source: SocketAddr, destination: SocketAddr) -> Vec<u8> {
+    v2(same_family((source, destination)), DGRAM)
+}
+
+/// The v2 transport nibbles: a TCP connection, a UDP datagram.
+const STREAM: u8 = 0x1;
+const DGRAM: u8 = 0x2;
 
 /// Both addresses in one family (v4-mapped IPv6 counts as IPv4), or nothing.
 fn same_family((src, dst): (SocketAddr, SocketAddr)) -> Option<(SocketAddr, SocketAddr)> {
@@ -43,18 +55,18 @@ fn v1(pair: Option<(SocketAddr, SocketAddr)>) -> Vec<u8> {
     .into_bytes()
 }
 
-fn v2(pair: Option<(SocketAddr, SocketAddr)>) -> Vec<u8> {
+fn v2(pair: Option<(SocketAddr, SocketAddr)>, transport: u8) -> Vec<u8> {
     let mut out = V2_SIGNATURE.to_vec();
     let Some((src, dst)) = pair else {
         out.extend_from_slice(&[0x20, 0x00, 0, 0]);
         return out;
     };
     let (family, addrs) = match (src.ip(), dst.ip()) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => (0x11, [s.octets().to_vec(), d.octets().to_vec()]),
-        (s, d) => (0x21, [v6_octets(s), v6_octets(d)]),
+        (IpAddr::V4(s), IpAddr::V4(d)) => (0x10, [s.octets().to_vec(), d.octets().to_vec()]),
+        (s, d) => (0x20, [v6_octets(s), v6_octets(d)]),
     };
     let len = (addrs[0].len() * 2 + 4) as u16;
-    out.extend_from_slice(&[0x21, family]);
+    out.extend_from_slice(&[0x21, family | transport]);
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(&addrs.concat());
     out.extend_from_slice(&src.port().to_be_bytes());
@@ -111,5 +123,24 @@ mod tests {
         assert_eq!(h.len(), 16 + 36);
         assert_eq!(&h[12..16], &[0x21, 0x21, 0, 36]);
         assert_eq!(header(ProxyProtocol::V2, None, None)[12..], [0x20, 0, 0, 0]);
+    }
+
+    #[test]
+    fn v2_datagram_headers() {
+        let h = dgram_header(
+            "127.0.0.1:5000".parse().unwrap(),
+            "127.0.0.2:53".parse().unwrap(),
+        );
+        let mut want = V2_SIGNATURE.to_vec();
+        want.extend_from_slice(&[0x21, 0x12, 0, 12, 127, 0, 0, 1, 127, 0, 0, 2]);
+        want.extend_from_slice(&[0x13, 0x88, 0, 53]);
+        assert_eq!(h, want);
+        let h = dgram_header("[::1]:1".parse().unwrap(), "[::2]:2".parse().unwrap());
+        assert_eq!(&h[12..16], &[0x21, 0x22, 0, 36]);
+        let mapped = dgram_header(
+            "[::ffff:10.0.0.1]:7".parse().unwrap(),
+            "127.0.0.1:8".parse().unwrap(),
+        );
+        assert_eq!(&mapped[12..20], &[0x21, 0x12, 0, 12, 10, 0, 0, 1]);
     }
 }

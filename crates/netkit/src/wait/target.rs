@@ -82,6 +82,10 @@ impl FromStr for Target {
                 input,
                 "exec: endpoints cannot be waited for",
             )),
+            Endpoint::Udp { .. } => Err(ParseError::new(
+                input,
+                "udp: endpoints cannot be waited for (UDP has no connection to wait for)",
+            )),
             endpoint => Ok(Target::Connect(endpoint)),
         }
     }

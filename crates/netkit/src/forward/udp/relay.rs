@@ -1,0 +1,292 @@
+//! The session loop of a UDP rule: client datagrams in, a session per client address (opened
+//! on its first datagram if `--allow`, `--max-conns` and the draining state let it), sessions
+//! closed after `--idle-timeout` without traffic either way, drops counted. On shutdown no new
+//! sessions open; a session ends once nothing it sent waits for a reply (`done`: UDP has no
+//! other end to wait for), or after a second without traffic, or at the drain timeout.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::batch::Receiver;
+use super::drops::{Drops, REPORT_EVERY};
+use super::session::{Ended, Session, SessionId};
+use super::{Bound, Counters, Event, Shared};
+use crate::forward::{proxy, ProxyProtocol, Rule};
+use crate::report::forward::{Close, DropReason};
+
+/// Serves a bound UDP rule until `shutdown` completes and its sessions have drained (gone
+/// idle, or the drain timeout passed). Every [`Event`] goes to `on_event`, in order, from
+/// this task; when it fails, the rule stops at once and returns its error. `counters` are
+/// the rule's live totals, for whoever wants to read them while it serves.
+pub async fn serve<E>(
+    bound: Bound,
+    rule: Arc<Rule>,
+    counters: Arc<Counters>,
+    shutdown: impl Future,
+    mut on_event: E,
+) -> io::Result<()>
+where
+    E: FnMut(Event) -> io::Result<()>,
+{
+    let (ended_tx, mut ended_rx) = mpsc::unbounded_channel();
+    let mut table = Table::new(bound, &rule, counters, ended_tx);
+    let mut receiver = Receiver::new(table.shared.listen.clone());
+    let mut tick = tokio::time::interval(tick_for(table.idle));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut drain_tick = tokio::time::interval(DRAIN_TICK);
+    drain_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    let mut deadline: Option<Instant> = None;
+    loop {
+        // Biased: timers and endings before datagrams, so a flood never holds expiry up.
+        tokio::select! {
+            biased;
+            _ = &mut shutdown, if deadline.is_none() => {
+                deadline = Some(Instant::now() + rule.options.drain_timeout);
+                table.draining = true;
+                table.expire(Instant::now(), &mut on_event)?;
+            }
+            () = sleep_until(deadline) => {
+                table.close_all(&mut on_event)?;
+                break;
+            }
+            Some(ended) = ended_rx.recv() => table.end(ended, &mut on_event)?,
+            _ = tick.tick() => table.expire(Instant::now(), &mut on_event)?,
+            _ = drain_tick.tick(), if deadline.is_some() => {
+                table.expire(Instant::now(), &mut on_event)?;
+            }
+            got = receiver.recv() => match got {
+                Ok(count) => table.forward(&receiver, count).await,
+                Err(err) => receive_failed(&err).await,
+            },
+        }
+        if deadline.is_some() && table.sessions.is_empty() {
+            break;
+        }
+    }
+    table.count_leftovers(&mut receiver);
+    table.report_drops(Instant::now(), true, &mut on_event)
+}
+
+/// While draining, a session quiet this long (or the idle timeout, if shorter) is over.
+const DRAIN_QUIET: Duration = Duration::from_secs(1);
+
+/// While draining, how often sessions are looked at (an answered one ends within this).
+const DRAIN_TICK: Duration = Duration::from_millis(20);
+
+/// At most this many batches of datagrams still queued at the end are counted.
+const LEFTOVER_BATCHES: usize = 32;
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// How often idle sessions are looked for: an eighth of the idle timeout (so one expires at
+/// most 12.5% late), between 10 ms and the drop-report period.
+fn tick_for(idle: Duration) -> Duration {
+    (idle / 8).clamp(Duration::from_millis(10), REPORT_EVERY)
+}
+
+/// An error receiving on the listening socket (the kernel short of memory, say): logged, and
+/// the loop goes on after a pause rather than spinning.
+async fn receive_failed(err: &io::Error) {
+    tracing::warn!("udp receive: {}", crate::error::describe_io(err));
+    tokio::time::sleep(Duration::from_millis(5)).await;
+}
+
+/// The open sessions of a rule and what deciding about new ones takes.
+struct Table {
+    shared: Shared,
+    sessions: HashMap<SocketAddr, Session>,
+    next_id: u64,
+    ended: mpsc::UnboundedSender<Ended>,
+    drops: Drops,
+    local: SocketAddr,
+    target: SocketAddr,
+    proxy: bool,
+    allow: Vec<ipnet::IpNet>,
+    max: usize,
+    idle: Duration,
+    draining: bool,
+}
+
+impl Table {
+    fn new(
+        bound: Bound,
+        rule: &Rule,
+        counters: Arc<Counters>,
+        ended: mpsc::UnboundedSender<Ended>,
+    ) -> Table {
+        let (max, idle) = super::limits(rule);
+        let listen = bound.local_endpoint();
+        Table {
+            shared: Shared {
+                listen: Arc::new(bound.socket),
+                counters,
+            },
+            sessions: HashMap::new(),
+            next_id: 0,
+            ended,
+            drops: Drops::new(listen),
+            local: bound.local,
+            target: bound.target,
+            proxy: rule.options.proxy_protocol == Some(ProxyProtocol::V2),
+            allow: rule.options.allow.clone(),
+            max,
+            idle,
+            draining: false,
+        }
+    }
+
+    /// Relays the `count` datagrams the receiver holds, each to its client's session.
+    async fn forward(&mut self, receiver: &Receiver, count: usize) {
+        for i in 0..count {
+            let (client, data) = receiver.datagram(i);
+            if !self.sessions.contains_key(&client) {
+                if let Err((reason, err)) = self.admit(client) {
+                    let counters = &self.shared.counters;
+                    self.drops.count(reason, client, err.as_ref(), counters);
+                    continue;
+                }
+            }
+            if let Some(session) = self.sessions.get_mut(&client) {
+                session.send(data, &self.shared.counters).await;
+            }
+        }
+    }
+
+    /// Opens a session for a new client, or says why not.
+    fn admit(&mut self, client: SocketAddr) -> Result<(), (DropReason, Option<io::Error>)> {
+        if self.draining {
+            return Err((DropReason::Draining, None));
+        }
+        if !self.allowed(client) {
+            return Err((DropReason::Denied, None));
+        }
+        if self.sessions.len() >= self.max {
+            return Err((DropReason::SessionLimit, None));
+        }
+        self.next_id += 1;
+        let id = (client, self.next_id);
+        let header = self.proxy.then(|| proxy::dgram_header(client, self.local));
+        let ended = self.ended.clone();
+        let session = Session::open(id, self.target, header, &self.shared, ended)
+            .map_err(|err| (DropReason::SocketError, Some(err)))?;
+        self.shared.counters.session(true);
+        self.sessions.insert(client, session);
+        Ok(())
+    }
+
+    /// Whether `--allow` lets `client` in (an IPv4 client of a `[::]` listener is checked
+    /// in its IPv4 form).
+    fn allowed(&self, client: SocketAddr) -> bool {
+        let ip = client.ip().to_canonical();
+        self.allow.is_empty() || self.allow.iter().any(|net| net.contains(&ip))
+    }
+
+    /// Closes a session whose pump stopped on an error (unless it already ended).
+    fn end(&mut self, (id, err): Ended, on_event: &mut impl EventSink) -> io::Result<()> {
+        let current = self.sessions.get(&id.0).map(Session::id);
+        if current != Some(id) {
+            return Ok(());
+        }
+        self.close(id.0, Close::Error, Some(&err), on_event)
+    }
+
+    /// Closes the sessions idle for the idle timeout (while draining, those with no reply
+    /// outstanding, `done`, and those quiet for [`DRAIN_QUIET`]), and reports the drops that
+    /// are due.
+    fn expire(&mut self, now: Instant, on_event: &mut impl EventSink) -> io::Result<()> {
+        let draining = self.draining;
+        let idle = match draining {
+            true => self.idle.min(DRAIN_QUIET),
+            false => self.idle,
+        };
+        let ending: Vec<(SessionId, Close)> = self
+            .sessions
+            .values()
+            .filter_map(|s| {
+                let close = if draining && s.answered() {
+                    Close::Done
+                } else if now.saturating_duration_since(s.last_active()) >= idle {
+                    Close::IdleTimeout
+                } else {
+                    return None;
+                };
+                Some((s.id(), close))
+            })
+            .collect();
+        for ((client, _), close) in ending {
+            self.close(client, close, None, on_event)?;
+        }
+        self.report_drops(now, false, on_event)
+    }
+
+    /// Counts the datagrams still queued when the rule stops (a bounded look: a flood does
+    /// not hold the exit up) as dropped while draining.
+    fn count_leftovers(&mut self, receiver: &mut Receiver) {
+        for _ in 0..LEFTOVER_BATCHES {
+            let count = receiver.take().unwrap_or(0);
+            for i in 0..count {
+                let (client, _) = receiver.datagram(i);
+                let counters = &self.shared.counters;
+                self.drops
+                    .count(DropReason::Draining, client, None, counters);
+            }
+            if count == 0 {
+                return;
+            }
+        }
+    }
+
+    /// Closes every session: the drain timeout ran out.
+    fn close_all(&mut self, on_event: &mut impl EventSink) -> io::Result<()> {
+        let clients: Vec<SocketAddr> = self.sessions.keys().copied().collect();
+        for client in clients {
+            self.close(client, Close::DrainTimeout, None, on_event)?;
+        }
+        Ok(())
+    }
+
+    fn close(
+        &mut self,
+        client: SocketAddr,
+        close: Close,
+        err: Option<&io::Error>,
+        on_event: &mut impl EventSink,
+    ) -> io::Result<()> {
+        let Some(session) = self.sessions.remove(&client) else {
+            return Ok(());
+        };
+        self.shared.counters.session(false);
+        on_event(Event::Session(session.close(close, err)))
+    }
+
+    fn report_drops(
+        &mut self,
+        now: Instant,
+        force: bool,
+        on_event: &mut impl EventSink,
+    ) -> io::Result<()> {
+        for record in self.drops.due(now, force) {
+            on_event(Event::Drop(record))?;
+        }
+        Ok(())
+    }
+}
+
+/// The event sink of the convention (`FnMut(Event) -> io::Result<()>`).
+trait EventSink: FnMut(Event) -> io::Result<()> {}
+
+impl<F: FnMut(Event) -> io::Result<()>> EventSink for F {}

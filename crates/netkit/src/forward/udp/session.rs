@@ -1,0 +1,355 @@
+//! One UDP session: the socket connected to the target for one client address, its counters,
+//! and the task that pumps the target's replies back to the client through the listening
+//! socket. The session loop owns the [`Session`] (and the client-to-target direction); the
+//! pump owns the other direction and shares its counters through [`Replies`].
+//!
+//! Errors that ICMP brings back on the connected socket (port or host unreachable, a too-big
+//! datagram) are consumed by the next send or receive: they are counted and the session goes
+//! on, so a target that restarts is reached again without the client noticing more than the
+//! lost datagrams.
+
+use std::cell::RefCell;
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::{Counters, Shared, MAX_DATAGRAM};
+use crate::error::describe_io;
+use crate::report::forward::{Close, SessionRecord};
+
+/// What the listening socket asks of the kernel for its receive queue (capped by
+/// `net.core.rmem_max`): bursts of many clients wait there, not in drops.
+const LISTEN_RCVBUF: usize = 4 << 20;
+
+/// Replies pumped per wake-up before the pump lets other tasks run.
+const PUMP_BUDGET: usize = 64;
+
+thread_local! {
+    /// The pumps' receive buffer: one per worker thread, not one per session.
+    static REPLY: RefCell<Vec<u8>> = RefCell::new(vec![0; MAX_DATAGRAM]);
+}
+
+fn micros_since(start: Instant) -> u64 {
+    u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+/// A client address as records show it: an IPv4 client of a `[::]` listener in IPv4 form.
+pub(super) fn shown(addr: SocketAddr) -> String {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port()).to_string()
+}
+
+/// The listening socket of a rule, bound to `addr` (dual-stack on `[::]`, as TCP's).
+pub(super) fn listen_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_nonblocking(true)?;
+    // Best effort: the kernel caps it at net.core.rmem_max.
+    let _ = socket.set_recv_buffer_size(LISTEN_RCVBUF);
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+/// A socket connected to `target` (the kernel picks its local address and port).
+fn session_socket(target: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = Socket::new(
+        Domain::for_address(target),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )?;
+    socket.set_nonblocking(true)?;
+    socket.connect(&target.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
+/// The target-to-client half of a session, counted by its pump.
+#[derive(Debug, Default)]
+pub(super) struct Replies {
+    datagrams: AtomicU64,
+    bytes: AtomicU64,
+    dropped: AtomicU64,
+    refused: AtomicU64,
+    /// When the last reply came, in microseconds since the session opened.
+    last_us: AtomicU64,
+    error: Mutex<Option<String>>,
+}
+
+impl Replies {
+    fn note_error(&self, err: &io::Error) {
+        let text = describe_io(err);
+        if let Ok(mut slot) = self.error.lock() {
+            *slot = Some(text);
+        }
+    }
+
+    fn refused(&self, counters: &Counters) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        Counters::bump(&counters.refused);
+    }
+}
+
+/// Which session a pump belongs to: its client and a number no other session of the rule
+/// had, so that a late message about an ended session never closes its successor.
+pub(super) type SessionId = (SocketAddr, u64);
+
+/// A pump that stopped on an error the session cannot go on after.
+pub(super) type Ended = (SessionId, io::Error);
+
+/// One client's session.
+#[derive(Debug)]
+pub(super) struct Session {
+    id: SessionId,
+    socket: Arc<UdpSocket>,
+    replies: Arc<Replies>,
+    pump: JoinHandle<()>,
+    /// The PROXY v2 header put before every datagram, when asked for.
+    header: Option<Vec<u8>>,
+    target: SocketAddr,
+    via: String,
+    started: Instant,
+    /// When the last client datagram came, in microseconds since the session opened.
+    last_up_us: u64,
+    datagrams_up: u64,
+    bytes_up: u64,
+    dropped: u64,
+    error: Option<String>,
+}
+
+impl Session {
+    /// Opens a session for `id`'s client toward `target` and starts its pump; `ended` hears
+    /// from the pump if it stops on its own.
+    pub(super) fn open(
+        id: SessionId,
+        target: SocketAddr,
+        header: Option<Vec<u8>>,
+        shared: &Shared,
+        ended: mpsc::UnboundedSender<Ended>,
+    ) -> io::Result<Session> {
+        let socket = Arc::new(session_socket(target)?);
+        let via = socket.local_addr().map(shown).unwrap_or_default();
+        let replies = Arc::new(Replies::default());
+        let now = Instant::now();
+        let pump = Pump {
+            id,
+            socket: socket.clone(),
+            listen: shared.listen.clone(),
+            counters: shared.counters.clone(),
+            replies: replies.clone(),
+            started: now,
+        };
+        Ok(Session {
+            id,
+            socket,
+            replies,
+            pump: tokio::spawn(pump.run(ended)),
+            header,
+            target,
+            via,
+            started: now,
+            last_up_us: 0,
+            datagrams_up: 0,
+            bytes_up: 0,
+            dropped: 0,
+            error: None,
+        })
+    }
+
+    /// The session's number.
+    pub(super) fn id(&self) -> SessionId {
+        self.id
+    }
+
+    /// When a datagram last went either way.
+    pub(super) fn last_active(&self) -> Instant {
+        let down = self.replies.last_us.load(Ordering::Relaxed);
+        self.started + Duration::from_micros(self.last_up_us.max(down))
+    }
+
+    /// Whether the target has answered since the client last sent (nothing is in flight
+    /// that a reply could still come for).
+    pub(super) fn answered(&self) -> bool {
+        self.replies.last_us.load(Ordering::Relaxed) >= self.last_up_us
+            && self.replies.datagrams.load(Ordering::Relaxed) > 0
+    }
+
+    /// Sends one client datagram to the target (after a refusal the kernel reported on this
+    /// send, once more: the refusal was about an earlier datagram).
+    pub(super) async fn send(&mut self, data: &[u8], counters: &Counters) {
+        self.last_up_us = micros_since(self.started);
+        let mut sent = self.send_once(data).await;
+        if sent
+            .as_ref()
+            .is_err_and(|e| e.kind() == io::ErrorKind::ConnectionRefused)
+        {
+            self.replies.refused(counters);
+            sent = self.send_once(data).await;
+        }
+        match sent {
+            Ok(_) => {
+                self.datagrams_up += 1;
+                self.bytes_up += data.len() as u64;
+                counters.relayed(false, data.len());
+            }
+            Err(err) => {
+                self.dropped += 1;
+                Counters::bump(&counters.send_failed);
+                self.error = Some(describe_io(&err));
+            }
+        }
+    }
+
+    async fn send_once(&self, data: &[u8]) -> io::Result<usize> {
+        let Some(header) = &self.header else {
+            return self.socket.send(data).await;
+        };
+        let parts = [IoSlice::new(header), IoSlice::new(data)];
+        let socket = &*self.socket;
+        socket
+            .async_io(Interest::WRITABLE, || {
+                SockRef::from(socket).send_vectored(&parts)
+            })
+            .await
+    }
+
+    /// Ends the session (its pump stops) and makes its record; `error` is what ended it, if
+    /// anything did.
+    pub(super) fn close(self, close: Close, error: Option<&io::Error>) -> SessionRecord {
+        self.pump.abort();
+        let replies = &self.replies;
+        let reply_error = replies.error.lock().ok().and_then(|mut e| e.take());
+        let error = error
+            .map(describe_io)
+            .or(reply_error)
+            .or(self.error.clone());
+        SessionRecord {
+            time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            client: shown(self.id.0),
+            target: self.target.to_string(),
+            via: self.via.clone(),
+            datagrams_up: self.datagrams_up,
+            datagrams_down: replies.datagrams.load(Ordering::Relaxed),
+            bytes_up: self.bytes_up,
+            bytes_down: replies.bytes.load(Ordering::Relaxed),
+            dropped: self.dropped + replies.dropped.load(Ordering::Relaxed),
+            refused: replies.refused.load(Ordering::Relaxed),
+            duration_s: self.started.elapsed().as_secs_f64(),
+            close,
+            error,
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.pump.abort();
+    }
+}
+
+/// The task that relays a session's replies to its client.
+struct Pump {
+    id: SessionId,
+    socket: Arc<UdpSocket>,
+    listen: Arc<UdpSocket>,
+    counters: Arc<Counters>,
+    replies: Arc<Replies>,
+    started: Instant,
+}
+
+/// What one wake-up of the pump came to.
+enum Drained {
+    /// Nothing more to read: wait for the socket.
+    Empty,
+    /// The budget is spent: let other tasks run, then go on.
+    Budget,
+    /// The listening socket's send queue is full: this reply waits for room.
+    Blocked(Vec<u8>),
+    /// An error the session cannot go on after.
+    Failed(io::Error),
+}
+
+impl Pump {
+    async fn run(self, ended: mpsc::UnboundedSender<Ended>) {
+        let client = self.id.0;
+        loop {
+            let drained = match self.socket.readable().await {
+                Ok(()) => self.drain(),
+                Err(err) => Drained::Failed(err),
+            };
+            match drained {
+                Drained::Empty => {}
+                Drained::Budget => tokio::task::yield_now().await,
+                Drained::Blocked(data) => match self.listen.send_to(&data, client).await {
+                    Ok(_) => self.delivered(data.len()),
+                    Err(err) => self.undelivered(&err),
+                },
+                Drained::Failed(err) => {
+                    let _ = ended.send((self.id, err));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Relays what the socket holds, up to [`PUMP_BUDGET`] datagrams, without waiting.
+    fn drain(&self) -> Drained {
+        REPLY.with_borrow_mut(|buf| {
+            for _ in 0..PUMP_BUDGET {
+                let len = match self.socket.try_recv(buf) {
+                    Ok(len) => len,
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Drained::Empty,
+                    Err(err) => match self.received_error(err) {
+                        Some(fatal) => return Drained::Failed(fatal),
+                        None => continue,
+                    },
+                };
+                match self.listen.try_send_to(&buf[..len], self.id.0) {
+                    Ok(_) => self.delivered(len),
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                        return Drained::Blocked(buf[..len].to_vec());
+                    }
+                    Err(err) => self.undelivered(&err),
+                }
+            }
+            Drained::Budget
+        })
+    }
+
+    /// Counts an ICMP error reported on the socket; `Some` for any other error.
+    fn received_error(&self, err: io::Error) -> Option<io::Error> {
+        use nix::libc::{EHOSTDOWN, EHOSTUNREACH, EMSGSIZE, ENETDOWN, ENETUNREACH, EPROTO};
+        if err.kind() == io::ErrorKind::ConnectionRefused {
+            self.replies.refused(&self.counters);
+            return None;
+        }
+        match err.raw_os_error() {
+            Some(EHOSTUNREACH | ENETUNREACH | EHOSTDOWN | ENETDOWN | EMSGSIZE | EPROTO) => {
+                self.replies.note_error(&err);
+                None
+            }
+            _ => Some(err),
+        }
+    }
+
+    fn delivered(&self, len: usize) {
+        let replies = &self.replies;
+        replies.datagrams.fetch_add(1, Ordering::Relaxed);
+        replies.bytes.fetch_add(len as u64, Ordering::Relaxed);
+        replies
+            .last_us
+            .store(micros_since(self.started), Ordering::Relaxed);
+        self.counters.relayed(true, len);
+    }
+
+    fn undelivered(&self, err: &io::Error) {
+        self.replies.dropped.fetch_add(1, Ordering::Relaxed);
+        Counters::bump(&self.counters.send_failed);
+        self.replies.note_error(err);
+    }
+}
