@@ -123,7 +123,9 @@ fn forward_keepalive_gives_up_a_vanished_target_and_resets_the_client() {
     let mut echo = ns.netkit();
     echo.args(["echo", "127.0.0.1:0"]);
     let upstream = Proc::spawn(echo);
-    let listening = upstream.stdout.wait_for(|l| l.starts_with("listening on "), 1);
+    let listening = upstream
+        .stdout
+        .wait_for(|l| l.starts_with("listening on "), 1);
     let target: std::net::SocketAddr = listening[0]["listening on ".len()..].parse().unwrap();
     let mut forward = ns.netkit();
     forward.args([
