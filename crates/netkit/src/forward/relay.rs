@@ -52,12 +52,15 @@ async fn relay(
     rule: &Rule,
     abort: impl Future<Output = ()>,
 ) -> Outcome {
-    for (leg, stream) in [("client", client), ("target", upstream)] {
-        if let Err(err) = rule.options.keepalive.apply(stream) {
-            tracing::debug!(
-                "keepalive on the {leg} leg: {}",
-                crate::error::describe_io(&err)
-            );
+    let keepalive = rule.options.keepalive;
+    let legs = [
+        ("client", keepalive.apply_accepted(client)),
+        ("target", keepalive.apply(upstream)),
+    ];
+    for (leg, result) in legs {
+        if let Err(err) = result {
+            let why = crate::error::describe_io(&err);
+            tracing::debug!("keepalive on the {leg} leg: {why}");
         }
     }
     let stats = Stats::new();

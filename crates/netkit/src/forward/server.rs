@@ -33,6 +33,7 @@ where
 {
     let max_conns = rule.options.max_conns.unwrap_or(usize::MAX);
     let drain = Stop::Drain(rule.options.drain_timeout);
+    rule.options.keepalive.apply_to_listener(&listener);
     let handler = move |(client, peer): (Stream, String), cancel: Cancel, events: Reporter<_>| {
         let rule = rule.clone();
         // The connection's state in one box, taken once: an async block awaiting an async fn
