@@ -8,7 +8,7 @@ use std::time::Duration;
 use std::io::Write;
 use std::sync::Arc;
 
-use netkit::forward::{self, Event, HttpHost, Options, Rule};
+use netkit::forward::{self, Event, HttpHost, Keepalive, Options, Rule};
 use netkit::report::forward::ConnRecord;
 use netkit::report::Listening;
 use netkit::sys::{Signal, Signals};
@@ -72,8 +72,9 @@ pub struct Args {
     /// most this many sessions; datagrams of new clients beyond them are dropped and counted.
     #[arg(long, value_name = "N", value_parser = parse::positive_count)]
     pub max_conns: Option<usize>,
-    /// Close a connection after this long with no traffic either way (TCP: never by default;
-    /// UDP sessions: 60s by default).
+    /// Close a connection after this long with no traffic either way (TCP: never by default:
+    /// an idle connection stays open as long as both peers are there, see --keepalive; UDP
+    /// sessions: 60s by default).
     #[arg(long, value_name = "DUR", value_parser = parse::positive_duration)]
     pub idle_timeout: Option<Duration>,
     /// Give up connecting to one target address after this long [default: 10s].
@@ -89,6 +90,12 @@ pub struct Args {
     /// Read forwarding rules from a TOML file; flags given here override each rule's options.
     #[arg(long, value_name = "FILE.toml", conflicts_with_all = ["listen", "target"])]
     pub config: Option<PathBuf>,
+    /// TCP keepalive on both legs: after DUR without traffic the kernel probes the peer, every
+    /// DUR/4 (whole seconds), and after 4 unanswered probes the connection is closed (the other
+    /// leg reset) and logged as dead-peer, so a vanished peer is noticed within 2*DUR; 0 or off
+    /// disables [default: 60s].
+    #[arg(long, value_name = "DUR|off", value_parser = parse::keepalive)]
+    pub keepalive: Option<Keepalive>,
 }
 
 /// Runs the forwarder until SIGINT or SIGTERM, then drains open connections (a second signal
@@ -138,6 +145,7 @@ fn apply_flags(args: &Args, options: &mut Options) {
     options.connect_timeout = args.connect_timeout.unwrap_or(options.connect_timeout);
     options.proxy_protocol = args.proxy_protocol.or(options.proxy_protocol);
     options.drain_timeout = args.drain_timeout.unwrap_or(options.drain_timeout);
+    options.keepalive = args.keepalive.unwrap_or(options.keepalive);
 }
 
 async fn serve(rules: Vec<Rule>, out: &Printer) -> anyhow::Result<Exit> {

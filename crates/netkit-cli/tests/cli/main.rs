@@ -8,6 +8,7 @@ mod forward;
 mod forward_config;
 mod forward_desync;
 mod forward_exec;
+mod forward_lean;
 mod forward_udp;
 mod forward_util;
 mod harness;

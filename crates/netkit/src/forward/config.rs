@@ -11,6 +11,7 @@
 //! connect_timeout = "2s"
 //! proxy_protocol = "v2"
 //! drain_timeout = "10s"        # default 30s
+//! keepalive = "60s"            # the default; "off" for none
 //!
 //! [[rule]]                     # UDP: both sides udp:, a session per client
 //! listen = "udp:5353"
@@ -77,7 +78,7 @@ pub enum ValueError {
     /// A timeout.
     #[error(transparent)]
     Duration(#[from] DurationError),
-    /// `http_host`, `proxy_protocol`, `max_conns`.
+    /// `http_host`, `proxy_protocol`, `max_conns`, `keepalive`.
     #[error(transparent)]
     Other(#[from] ParseError),
 }
@@ -102,6 +103,7 @@ struct RuleSpec {
     connect_timeout: Option<String>,
     proxy_protocol: Option<String>,
     drain_timeout: Option<String>,
+    keepalive: Option<String>,
 }
 
 /// Reads and checks the rules of `path`.
@@ -185,6 +187,10 @@ impl RuleSpec {
                 Some(text) => key("drain_timeout", parse_duration(text))?,
                 None => defaults.drain_timeout,
             },
+            keepalive: match self.keepalive.as_deref() {
+                Some(text) => key("keepalive", text.parse())?,
+                None => defaults.keepalive,
+            },
         };
         let rule = Rule {
             listen: key("listen", Endpoint::parse_listen(&self.listen))?,
@@ -222,6 +228,37 @@ mod tests {
             rules[1].options.drain_timeout,
             super::super::DEFAULT_DRAIN_TIMEOUT
         );
+        assert_eq!(
+            rules[1].options.keepalive,
+            super::super::Keepalive::default()
+        );
+    }
+
+    #[test]
+    fn keepalive_takes_a_duration_or_off() {
+        let rule = |value: &str| {
+            parse(&format!(
+                "[[rule]]\nlisten = \"0\"\ntarget = \"[::1]:1\"\nkeepalive = \"{value}\"\n"
+            ))
+        };
+        let keepalive = |value: &str| rule(value).unwrap()[0].options.keepalive;
+        assert_eq!(
+            keepalive("15s"),
+            super::super::Keepalive::After(std::time::Duration::from_secs(15))
+        );
+        assert_eq!(keepalive("off"), super::super::Keepalive::Off);
+        let bad = rule("sometimes").unwrap_err();
+        assert!(
+            matches!(
+                &bad,
+                ConfigErrorKind::Rule {
+                    key: "keepalive",
+                    ..
+                }
+            ),
+            "{bad:?}"
+        );
+        assert!(bad.to_string().starts_with("rule 1: sometimes: "), "{bad}");
     }
 
     #[test]

@@ -49,7 +49,8 @@ async fn relay_to_target(
         record.close = Close::Denied;
         return;
     }
-    let connect = rule.target.connect(rule.options.connect_timeout);
+    // Boxed: the task of a connection would otherwise keep room for it while it relays.
+    let connect = Box::pin(rule.target.connect(rule.options.connect_timeout));
     let connected = tokio::select! {
         connected = connect => connected,
         () = &mut abort => {

@@ -8,8 +8,11 @@
 //!   relay, its [`ConnRecord`](crate::report::forward::ConnRecord).
 //! - `relay`: both directions at once, with reset propagation, the idle and drain timeouts;
 //!   `flow`: one direction with half-close, and what both share (sides, counters).
-//! - `splice` and `io`: the zero-copy path (`splice(2)` through a pipe per direction for bulk
-//!   transfers, a copy for small exchanges) and the readiness-based reads and writes under it.
+//! - `keepalive`: TCP keepalive on both legs ([`Keepalive`], `--keepalive`).
+//! - `splice`, `pipe_pool` and `io`: the zero-copy path (`splice(2)` through a pipe for bulk
+//!   transfers, a copy for small exchanges), the process's pool of pipes (a connection holds a
+//!   pipe only while bytes are in it), and the readiness-based reads and writes under both
+//!   (through one copy buffer per worker thread).
 //! - `http_relay`: the relay of `--http-host` connections, through an [`http::Session`]
 //!   (requests rewritten, responses followed) until a tunnel or a read-until-close body.
 //! - [`http`], [`proxy`]: sans-IO wire formats (HTTP/1 requests and responses, PROXY v1/v2).
@@ -17,7 +20,7 @@
 //! - [`udp`]: `udp:` rules, a session per client on a session loop of their own.
 //!
 //! Modules depend downwards only: `server` → `conn` → `relay` → `http_relay` → `flow` →
-//! `splice` → `io`.
+//! `splice` → `pipe_pool`, `io`; `relay` → `keepalive`.
 
 pub mod config;
 mod conn;
@@ -25,6 +28,8 @@ mod flow;
 pub mod http;
 mod http_relay;
 mod io;
+mod keepalive;
+mod pipe_pool;
 pub mod proxy;
 mod relay;
 mod server;
@@ -39,6 +44,8 @@ use ipnet::IpNet;
 use crate::endpoint::{Endpoint, Host};
 use crate::error::ParseError;
 
+pub use keepalive::{Keepalive, DEFAULT_KEEPALIVE, KEEPALIVE_PROBES};
+pub use pipe_pool::{pipe_counts, PipeCounts};
 pub use server::{serve, Event};
 
 /// The default bound on connecting to one target address.
@@ -74,6 +81,8 @@ pub struct Options {
     pub proxy_protocol: Option<ProxyProtocol>,
     /// After shutdown begins, connections still open this long later are closed.
     pub drain_timeout: Duration,
+    /// TCP keepalive on both legs.
+    pub keepalive: Keepalive,
 }
 
 impl Default for Options {
@@ -86,6 +95,7 @@ impl Default for Options {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             proxy_protocol: None,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            keepalive: Keepalive::default(),
         }
     }
 }

@@ -33,12 +33,15 @@ where
 {
     let max_conns = rule.options.max_conns.unwrap_or(usize::MAX);
     let drain = Stop::Drain(rule.options.drain_timeout);
+    rule.options.keepalive.apply_to_listener(&listener);
     let handler = move |(client, peer): (Stream, String), cancel: Cancel, events: Reporter<_>| {
         let rule = rule.clone();
-        async move {
-            let record = conn::handle(client, peer, &rule, cancel.cancelled()).await;
-            events.report(Event::Conn(record));
-        }
+        // The connection's state in one box, taken once: an async block awaiting an async fn
+        // called with its captures would keep them twice (rust-lang/rust#62958), and an open
+        // connection keeps its state for as long as it lives.
+        let abort = Box::pin(cancel.cancelled());
+        let conn = Box::pin(async move { conn::handle(client, peer, &rule, abort).await });
+        async move { events.report(Event::Conn(conn.await)) }
     };
     server::serve_reporting(listener, shutdown, max_conns, handler, drain, on_event).await
 }

@@ -24,6 +24,9 @@ pub enum Close {
     HttpRejected,
     /// Still open when the drain timeout after SIGINT/SIGTERM ran out; closed.
     DrainTimeout,
+    /// A side stopped answering (keepalive probes or retransmissions went unanswered); the
+    /// other side was reset.
+    DeadPeer,
 }
 
 /// The record of one connection, logged when it ends (`{"type":"conn",...}`).
