@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark of `netkit forward` against direct loopback, HAProxy (tcp mode, splice) and socat:
-# iperf3 throughput and wrk request rate (100 keep-alive connections to nginx), in
-# interleaved rounds; prints medians and ratios. Loopback only.
+# iperf3 throughput, wrk request rate (100 keep-alive connections to nginx) and new-connection
+# rate (wrk with `Connection: close`: one connection per request), in interleaved rounds;
+# prints medians and ratios. Loopback only.
 #
 #   bench/forward.sh              # ROUNDS=5 SECONDS_PER_RUN=5 by default
 #   ROUNDS=9 bench/forward.sh
@@ -120,6 +121,12 @@ rps() {
     wrk -t2 -c100 -d"${SECS}s" "http://127.0.0.1:$1/" | awk '/Requests\/sec/ {print $2}'
 }
 
+# New connections per second: every request on a connection of its own.
+cps() {
+    wrk -t2 -c50 -d"${SECS}s" -H "Connection: close" "http://127.0.0.1:$1/" |
+        awk '/Requests\/sec/ {print $2}'
+}
+
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 main() {
@@ -133,6 +140,7 @@ main() {
         for name in "${NAMES[@]}"; do
             echo "$(gbits "${TCP_PORT[$name]}")" >>"$WORK/$name.gbits"
             echo "$(rps "${HTTP_PORT[$name]}")" >>"$WORK/$name.rps"
+            echo "$(cps "${HTTP_PORT[$name]}")" >>"$WORK/$name.cps"
         done
         echo "round $round/$ROUNDS done" >&2
     done
@@ -140,17 +148,22 @@ main() {
 }
 
 report() {
-    local direct_g haproxy_g haproxy_r
+    local direct_g haproxy_g haproxy_r haproxy_c
     direct_g=$(median <"$WORK/direct.gbits")
     haproxy_g=$(median <"$WORK/haproxy.gbits")
     haproxy_r=$(median <"$WORK/haproxy.rps")
-    printf '%-8s %10s %9s %10s %12s %10s\n' tool Gbit/s xdirect xhaproxy req/s xhaproxy
+    haproxy_c=$(median <"$WORK/haproxy.cps")
+    printf '%-8s %10s %9s %10s %12s %10s %10s %10s\n' \
+        tool Gbit/s xdirect xhaproxy req/s xhaproxy conn/s xhaproxy
     for name in "${NAMES[@]}"; do
-        local g r
+        local g r c
         g=$(median <"$WORK/$name.gbits")
         r=$(median <"$WORK/$name.rps")
-        awk -v n="$name" -v g="$g" -v r="$r" -v d="$direct_g" -v hg="$haproxy_g" -v hr="$haproxy_r" \
-            'BEGIN {printf "%-8s %10.2f %9.2f %10.2f %12.0f %10.2f\n", n, g, g/d, g/hg, r, r/hr}'
+        c=$(median <"$WORK/$name.cps")
+        awk -v n="$name" -v g="$g" -v r="$r" -v c="$c" -v d="$direct_g" -v hg="$haproxy_g" \
+            -v hr="$haproxy_r" -v hc="$haproxy_c" \
+            'BEGIN {printf "%-8s %10.2f %9.2f %10.2f %12.0f %10.2f %10.0f %10.2f\n",
+                n, g, g/d, g/hg, r, r/hr, c, c/hc}'
     done
     echo "medians of $ROUNDS interleaved rounds, ${SECS}s each; $(nproc) cores"
 }

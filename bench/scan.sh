@@ -54,7 +54,7 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-TOP100=$(grep -v '^#' crates/netkit/src/scan/data/top_ports.txt | awk 'NF{print $1}' | head -100 | paste -sd,)
+TOP100=$(grep -v '^#' crates/netkit/src/ports/data/top_ports.txt | awk 'NF{print $1}' | head -100 | paste -sd,)
 
 # tally SCEN TOOL FILE: the open set and the counts of a tool's output, one JSON line.
 tally() {

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Coverage of netkit's top-ports ranking against nmap's: how many of nmap's top-N TCP ports
 # (as nmap itself lists them: `nmap -sT --top-ports N -oX -`, scaninfo line, run on 127.0.0.1)
-# are in netkit's top-M (crates/netkit/src/scan/data/top_ports.txt, the list the binary embeds).
+# are in netkit's top-M (crates/netkit/src/ports/data/top_ports.txt, the list the binary embeds).
 # nmap's data is only read here, at bench time, from the local nmap install; it is never copied
 # into the project. Optional REV compares netkit's list at that git revision too.
 # Usage: bench/top_ports.sh [REV]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA=crates/netkit/src/scan/data/top_ports.txt
+DATA=crates/netkit/src/ports/data/top_ports.txt
 command -v nmap >/dev/null || { echo "needs nmap" >&2; exit 3; }
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT

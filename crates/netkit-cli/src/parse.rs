@@ -160,6 +160,11 @@ pub fn http_host(text: &str) -> Result<netkit::forward::HttpHost, ParseError> {
     text.parse()
 }
 
+/// `--keepalive DUR|off`.
+pub fn keepalive(text: &str) -> Result<netkit::forward::Keepalive, ParseError> {
+    text.parse()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //! - Shared vocabulary, parsed without I/O: [`target`] (lazy target iterators), [`ports`]
-//!   (port sets), [`endpoint`] (TCP/Unix/exec endpoints with `connect`/`listen`), [`duration`].
+//!   (port sets), [`endpoint`] (TCP/Unix/exec endpoints with `connect`/`listen`), [`duration`],
+//!   [`text`] (network text made safe for a terminal).
 //! - [`error`]: the typed input errors of each domain, the library's [`Error`], and the
 //!   input/environment classification that the binary turns into exit codes.
 //! - [`sys`]: the Linux system layer (open-files limit, shortage errnos, ENOBUFS retry, socket
@@ -15,8 +16,9 @@
 //!   engine) with [`ping`] (iputils' rules as a session without I/O, its driver and
 //!   statistics), [`ipc`] (echo server, one-shot client; `exec:` children live in
 //!   [`endpoint::exec`]), [`sweep`] (host discovery, once or periodic), [`forward`] (the port
-//!   forwarder). Engines report what happens through one convention: a sink
-//!   `FnMut(Event) -> io::Result<()>` called in order; an error from it ends the engine's run.
+//!   forwarder); [`pace`] is the one pacer of the probing engines (sweep, scan). Engines
+//!   report what happens through one convention: a sink `FnMut(Event) -> io::Result<()>`
+//!   called in order; an error from it ends the engine's run.
 //! - [`report`]: every result record, one module per command: the serde types that the binary
 //!   prints as text or JSON Lines.
 //!
@@ -30,6 +32,7 @@ pub mod forward;
 pub mod icmp;
 pub mod iface;
 pub mod ipc;
+pub mod pace;
 pub mod ping;
 pub mod ports;
 pub mod prometheus;
@@ -41,6 +44,7 @@ pub mod sys;
 pub mod target;
 #[cfg(test)]
 mod testing;
+pub mod text;
 pub mod wait;
 
 pub use duration::parse_duration;

@@ -1,9 +1,9 @@
 //! Port sets: `N`, `N-M`, `N-`, comma lists of these, `all` (1-65535) and `topN` (the N most
-//! frequently open TCP ports, by real-world frequency; see [`crate::scan::rank`]).
+//! frequently open TCP ports, by real-world frequency: netkit's ranking, [`top`]).
+
+pub mod top;
 
 use std::str::FromStr;
-
-use crate::scan::rank;
 
 /// A port set or port number failed to parse: `input: why`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,7 +67,7 @@ impl PortSet {
 
     /// The `n` most frequently open TCP ports, most frequent first.
     pub fn top(n: usize) -> Result<Self, PortError> {
-        let ranked = rank::top_ports();
+        let ranked = top::top_ports();
         if n == 0 || n > ranked.len() {
             let max = ranked.len();
             return Err(PortError::new(
@@ -207,7 +207,7 @@ mod tests {
     fn errors_name_the_input_and_what_is_wrong() {
         use PortErrorKind::*;
         let top = TopOutOfRange {
-            max: rank::top_ports().len(),
+            max: top::top_ports().len(),
         };
         for (text, bad, kind) in [
             ("0", "0", OutOfRange),

@@ -2,9 +2,10 @@
 //!
 //! A [`Sweep`] walks its [`Targets`] lazily; its per-target state is a few bits per target
 //! ([`bitset`]), so a million addresses cost kilobytes. Probes go out paced by the rate
-//! ([`pace`]) through a [`Prober`] ([`probe`]: ICMP echo, [`icmp`], or TCP connect, [`tcp`]);
-//! answers come back tagged with the target's position and the probe's attempt, and are
-//! reported as [`Event`]s as they arrive ([`record`]).
+//! (the engines' one [`crate::pace::Pacer`]) through a [`Prober`] ([`probe`]: ICMP echo,
+//! [`icmp`], or TCP connect, [`tcp`]); answers come back tagged with the target's position
+//! and the probe's attempt, and are reported as [`Event`]s as they arrive ([`event`], carrying
+//! the records of [`crate::report::sweep`]).
 //!
 //! A round (module `round`) adapts to the network: the waits follow the round-trip times
 //! ([`rtt`]), silent targets are re-probed until the loss measured on the way ([`loss`], from
@@ -16,13 +17,13 @@
 //! re-probes, and [`metrics`] keeps Prometheus metrics that [`http`] serves.
 
 pub mod bitset;
+pub mod event;
 pub mod http;
 pub mod icmp;
 pub mod loss;
 pub mod metrics;
-pub mod pace;
 pub mod probe;
-pub mod record;
+pub mod reply;
 mod round;
 pub mod rtt;
 mod schedule;
@@ -38,12 +39,14 @@ use tokio::sync::mpsc::{self, UnboundedReceiver};
 use tokio::time::Instant;
 
 use crate::error::{Error, ParseError};
+use crate::report::sweep::SummaryRecord;
 use crate::target::Targets;
 
 pub use bitset::Bitset;
+pub use event::Event;
 pub use metrics::Metrics;
-pub use probe::{Answer, Method, Prober, Reply, Tag};
-pub use record::{ChangeRecord, Event, HostRecord, Progress, SummaryRecord, ThrottleRecord};
+pub use probe::{Method, Prober};
+pub use reply::{Answer, Reply, Tag};
 pub use unreach::Unreach;
 
 /// Probes per second when no rate is given (a ceiling: the sweep slows down when throttled).
@@ -74,6 +77,21 @@ pub struct Config {
     pub every: Option<Duration>,
     /// In periodic mode, stop after this many rounds.
     pub rounds: Option<u64>,
+    /// TCP connects in flight at most (each holds a file descriptor; see [`in_flight`]).
+    pub max_in_flight: usize,
+}
+
+/// Descriptors kept free for everything else the process does.
+const SPARE_FDS: u64 = 64;
+/// The most TCP connects in flight at once, whatever the open-files limit.
+pub const MAX_IN_FLIGHT: usize = 16_384;
+
+/// How many TCP connects may be in flight under an open-files limit of `nofile` (as
+/// [`crate::sys::raise_nofile`] returns it): the limit less some spare descriptors, at most
+/// [`MAX_IN_FLIGHT`].
+pub fn in_flight(nofile: u64) -> usize {
+    let room = usize::try_from(nofile.saturating_sub(SPARE_FDS)).unwrap_or(usize::MAX);
+    room.clamp(1, MAX_IN_FLIGHT)
 }
 
 /// A sweep of a target list, ready to run.
@@ -96,7 +114,7 @@ impl Sweep {
     pub fn new(targets: Targets, config: Config) -> Result<Self, Error> {
         let total = count(&targets)?;
         let (tx, replies) = mpsc::unbounded_channel();
-        let prober = Prober::open(config.method, config.timeout, &targets, tx)?;
+        let prober = Prober::open(&config, &targets, tx)?;
         Ok(Sweep::assemble(targets, total, config, prober, replies))
     }
 

@@ -11,7 +11,8 @@ use std::io::Write;
 
 use netkit::forward::metrics::Registry;
 use netkit::forward::{
-    self, rules, Activation, Balance, Check, Event, Events, HttpHost, Options, Rule, Supervisor,
+    self, rules, Activation, Balance, Check, Event, Events, HttpHost, Keepalive, Options, Rule,
+    Supervisor,
 };
 use netkit::report::forward::{ConnRecord, ReloadRecord, TargetRecord, TargetState};
 use netkit::report::Listening;
@@ -93,8 +94,9 @@ pub struct Args {
     /// most this many sessions; datagrams of new clients beyond them are dropped and counted.
     #[arg(long, value_name = "N", value_parser = parse::positive_count)]
     pub max_conns: Option<usize>,
-    /// Close a connection after this long with no traffic either way (TCP: never by default;
-    /// UDP sessions: 60s by default).
+    /// Close a connection after this long with no traffic either way (TCP: never by default:
+    /// an idle connection stays open as long as both peers are there, see --keepalive; UDP
+    /// sessions: 60s by default).
     #[arg(long, value_name = "DUR", value_parser = parse::positive_duration)]
     pub idle_timeout: Option<Duration>,
     /// Give up connecting to one target address after this long [default: 10s].
@@ -135,6 +137,12 @@ pub struct Args {
     /// for udp: rules sessions, datagrams and drops.
     #[arg(long, value_name = "ADDR", value_parser = parse::listen_endpoint)]
     pub metrics: Option<Endpoint>,
+    /// TCP keepalive on both legs: after DUR without traffic the kernel probes the peer, every
+    /// DUR/4 (whole seconds), and after 4 unanswered probes the connection is closed (the other
+    /// leg reset) and logged as dead-peer, so a vanished peer is noticed within 2*DUR; 0 or off
+    /// disables [default: 60s].
+    #[arg(long, value_name = "DUR|off", value_parser = parse::keepalive)]
+    pub keepalive: Option<Keepalive>,
 }
 
 /// Runs the forwarder until SIGINT or SIGTERM, then drains open connections (a second signal
@@ -192,6 +200,7 @@ fn apply_flags(args: &Args, options: &mut Options) {
     options.check_interval = args.check_interval.unwrap_or(options.check_interval);
     options.rise = args.rise.unwrap_or(options.rise);
     options.fall = args.fall.unwrap_or(options.fall);
+    options.keepalive = args.keepalive.unwrap_or(options.keepalive);
 }
 
 async fn serve(

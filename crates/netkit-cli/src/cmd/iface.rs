@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use netkit::iface::Watcher;
 use netkit::report::iface::{AddrEvent, Event, IfAddr, Interface, LinkChange, LinkEvent};
-use netkit::scan::banner::sanitize;
+use netkit::text::sanitize;
 use netkit::Family;
 use serde::Serialize;
 

@@ -2,11 +2,13 @@
 
 mod sink;
 
+use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use netkit::scan::{self, engine, limits, Config, Event, Progress, Retries};
+use netkit::sys::{Signal, Signals};
 use netkit::{Family, PortSet, TargetList};
 
 use crate::exit::Exit;
@@ -100,23 +102,35 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
         .enable_all()
         .build()
         .map_err(|e| netkit::Error::io("start the async runtime", e))?;
+    // Ctrl-C is handled from before the first probe on (a signal that comes early is not lost).
+    let mut signals = {
+        let _runtime = runtime.enter();
+        Signals::new(&[Signal::Interrupt]).map_err(|e| netkit::Error::io("handle Ctrl-C", e))?
+    };
     let progress = Arc::new(Progress::default());
+    // The sink's own error (a results file that cannot be written, with its path), kept for
+    // the exit status: the engine only learns that the event was not taken.
+    let mut failed: Option<anyhow::Error> = None;
     let summary = runtime.block_on(async {
         let ticker = sink.tick(Arc::clone(&progress));
-        let summary = scan::run(
-            &targets,
-            config,
-            progress,
-            interrupt(),
-            |event| match event {
+        let interrupt = async move {
+            signals.recv().await;
+        };
+        let summary = scan::run(&targets, config, progress, interrupt, |event| {
+            let shown = match event {
                 Event::Open(open) => sink.open(&open),
                 Event::Unreachable(host) => sink.unreachable(&host),
-            },
-        )
+            };
+            shown.map_err(|err| keep(&mut failed, err))
+        })
         .await;
         ticker.abort();
         summary
-    })?;
+    });
+    let summary = match failed {
+        Some(err) => return Err(err),
+        None => summary?,
+    };
     sink.summary(&summary)?;
     Ok(if summary.interrupted {
         Exit::Interrupted
@@ -127,11 +141,11 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     })
 }
 
-/// Completes on Ctrl-C (never, when no handler can be installed).
-async fn interrupt() {
-    if tokio::signal::ctrl_c().await.is_err() {
-        std::future::pending::<()>().await;
-    }
+/// Keeps `err` in `failed` and returns what the engine is told.
+fn keep(failed: &mut Option<anyhow::Error>, err: anyhow::Error) -> io::Error {
+    let told = io::Error::other(err.to_string());
+    *failed = Some(err);
+    told
 }
 
 /// Turns the flags into the engine's settings, sizing the concurrency from the open-files limit.
@@ -143,7 +157,7 @@ fn config(args: &Args) -> anyhow::Result<Config> {
             ranking.top(args.top.unwrap_or(DEFAULT_TOP))?
         }
     };
-    let nofile = limits::raise_nofile();
+    let nofile = netkit::sys::raise_nofile();
     let (concurrency, beyond) = limits::concurrency(nofile, args.concurrency);
     if beyond {
         tracing::warn!(

@@ -4,11 +4,10 @@ use std::io::{self, IsTerminal, Write};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use netkit::sweep::{
-    self, ChangeRecord, Config, Event, HostRecord, Method, Progress, SummaryRecord, Sweep,
-    ThrottleRecord,
-};
+use netkit::report::sweep::{ChangeRecord, HostRecord, Progress, SummaryRecord, ThrottleRecord};
+use netkit::sweep::{self, Config, Event, Method, Sweep};
 use netkit::Endpoint;
+use tokio::sync::oneshot;
 
 use crate::exit::Exit;
 use crate::output::Printer;
@@ -86,6 +85,7 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
         rate: args.rate.unwrap_or(sweep::DEFAULT_RATE),
         every: args.every,
         rounds: args.rounds.map(|n| n as u64),
+        max_in_flight: sweep::in_flight(netkit::sys::raise_nofile()),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -100,21 +100,32 @@ async fn sweep_all(
     out: &Printer,
 ) -> anyhow::Result<Exit> {
     let mut sweep = Sweep::new(targets, config)?;
-    if let Some(endpoint) = &args.metrics {
-        let listener = endpoint.listen().await?;
-        if !out.quiet() {
-            let at = listener.local_addr();
-            let _ = writeln!(std::io::stderr(), "netkit: metrics on http://{at}/metrics");
+    let (stop_metrics, stopped) = oneshot::channel::<()>();
+    let metrics = match &args.metrics {
+        Some(endpoint) => {
+            let listener = endpoint.listen().await?;
+            if !out.quiet() {
+                let at = listener.local_addr();
+                let _ = writeln!(std::io::stderr(), "netkit: metrics on http://{at}/metrics");
+            }
+            let serve = sweep::http::serve_until(listener, sweep.metrics(), stopped);
+            Some(tokio::spawn(serve))
         }
-        tokio::spawn(sweep::http::serve(listener, sweep.metrics()));
-    }
+        None => None,
+    };
     let filter = match (args.alive, args.dead) {
         (true, _) => Filter::Alive,
         (_, true) => Filter::Dead,
         _ => Filter::All,
     };
     let mut view = View::new(out, filter, sweep.total());
-    let summary = sweep.run(&mut |event| view.show(event)).await?;
+    let summary = sweep.run(&mut |event| view.show(event)).await;
+    // The sweep is over (or failed): the metrics endpoint stops with it.
+    let _ = stop_metrics.send(());
+    if let Some(server) = metrics {
+        let _ = server.await;
+    }
+    let summary = summary?;
     view.finish();
     Ok(if summary.dead == 0 && summary.unreachable == 0 {
         Exit::Success

@@ -40,6 +40,14 @@ const BAD_INPUT: &[(&[&str], &str)] = &[
         &["forward", "8080", "127.0.0.1:1", "--proxy-protocol", "v3"],
         "v3: ",
     ),
+    (
+        &["forward", "8080", "127.0.0.1:1", "--keepalive", "sometimes"],
+        "sometimes: ",
+    ),
+    (
+        &["forward", "8080", "127.0.0.1:1", "--keepalive", "10h"],
+        "10h: ",
+    ),
     (&["echo", "unix:/tmp/x", "--mode", "999"], "999: "),
     (&["iface", "show", "nosuchif0"], "nosuchif0: "),
     (&["iface", "addr", "nosuchif0"], "nosuchif0: "),

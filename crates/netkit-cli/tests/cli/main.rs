@@ -10,6 +10,7 @@ mod forward_config;
 mod forward_desync;
 mod forward_exec;
 mod forward_health;
+mod forward_lean;
 mod forward_metrics;
 mod forward_netns;
 mod forward_pool;

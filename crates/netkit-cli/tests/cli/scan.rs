@@ -10,23 +10,14 @@ use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-use netkit::scan::{OpenPort, PortState, ScanSummary, Unreachable};
+use netkit::report::scan::{OpenPort, PortState, ScanSummary, Unreachable};
 use serde_json::Value;
 
-use crate::harness::{privileged, run, sh, text, Netns};
+use crate::harness::{privileged, run, text, Netns};
 
 /// Runs `f` on a thread that has entered the namespace: sockets it creates live there.
-fn inside<T: Send>(ns: &Netns, f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                let file = std::fs::File::open(format!("/run/netns/{}", ns.name)).expect("netns");
-                nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-                f()
-            })
-            .join()
-            .expect("namespace thread")
-    })
+fn inside<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
+    ns.run_in(f).expect("a thread in the namespace")
 }
 
 /// A namespace with loopback up.
@@ -136,15 +127,8 @@ fn phantom_open_ports_from_tcp_self_connect() {
         return;
     }
     let ns = loopback_ns("phantom");
-    sh(&[
-        "ip",
-        "netns",
-        "exec",
-        &ns.name,
-        "sysctl",
-        "-qw",
-        "net.ipv4.ip_local_port_range=40000 40009",
-    ]);
+    ns.sysctl(&["net.ipv4.ip_local_port_range=40000 40009".to_string()])
+        .expect("sysctl");
     let targets = ["127.0.0.1,::1"; 50].join(",");
     let scan = scan_json(ns.netkit(), &[&targets, "-p", "40000-40009"]);
     assert_exact(&scan, &BTreeSet::new(), 100, 10);
@@ -153,18 +137,7 @@ fn phantom_open_ports_from_tcp_self_connect() {
 fn lab() -> (Netns, Netns) {
     let scanner = Netns::new("scanner");
     let remote = Netns::new("remote");
-    scanner.ip(&[
-        "link",
-        "add",
-        "nk0",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "nk1",
-        "netns",
-        &remote.name,
-    ]);
+    scanner.veth("nk0", &remote, "nk1").expect("veth pair");
     scanner.ip(&["addr", "add", "198.18.0.1/24", "dev", "nk0"]);
     scanner.ip(&["addr", "add", "2001:db8::1/64", "dev", "nk0", "nodad"]);
     remote.ip(&["addr", "add", "198.18.0.2/24", "dev", "nk1"]);
@@ -183,6 +156,11 @@ fn lab() -> (Netns, Netns) {
         "via",
         "2001:db8::2",
     ]);
+    // IPv4 drops what it may not forward without a word, but IPv6 answers a packet it has no
+    // route for with ICMPv6 "no route" even when not forwarding (which made this network
+    // silent only while the remote side was still resolving the scanner's address): a
+    // blackhole route drops it silently.
+    remote.ip(&["-6", "route", "add", "blackhole", "2001:db8:5::/64"]);
     (scanner, remote)
 }
 

@@ -13,7 +13,7 @@
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 
-use crate::harness::{privileged, text};
+use crate::harness::{privileged, text, Proc};
 use crate::lab::{ms, IcmpLimits, Lab, LabBuilder, LabExt, PortTruth, Reject};
 use crate::scan::{parse_scan, Scan};
 
@@ -188,17 +188,10 @@ fn sigint_prints_the_partial_summary() {
         if json {
             cmd.arg("--json");
         }
-        let child = cmd
-            .args(["scan", "198.18.1.9", "-p", "all"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn netkit");
+        cmd.args(["scan", "198.18.1.9", "-p", "all"]);
+        let scan = Proc::spawn(cmd);
         std::thread::sleep(ms(800));
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
-        let out = wait_bounded(child, std::time::Duration::from_secs(20));
-        let (code, stdout, stderr) = text(&out);
+        let (code, stdout, stderr) = scan.stop("INT");
         assert_eq!(code, 130, "stdout {stdout}\nstderr {stderr}");
         if json {
             let s = parse_scan(&stdout).summary;
@@ -213,20 +206,4 @@ fn sigint_prints_the_partial_summary() {
             );
         }
     }
-}
-
-/// Waits for `child` at most `limit`, killing it past that; returns its output.
-fn wait_bounded(
-    mut child: std::process::Child,
-    limit: std::time::Duration,
-) -> std::process::Output {
-    let deadline = std::time::Instant::now() + limit;
-    while child.try_wait().expect("try_wait").is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(ms(20));
-    }
-    child.wait_with_output().expect("output")
 }

@@ -4,17 +4,14 @@
 //! solicitation). Loopback targets answer from inside a namespace of their own.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::process::{Child, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::process::Stdio;
 use std::time::Duration;
 
-use netkit::sweep::{ChangeRecord, HostRecord, SummaryRecord};
+use netkit::report::sweep::{ChangeRecord, HostRecord, SummaryRecord};
 use serde_json::Value;
 
-use crate::harness::{privileged, run, text, Netns};
+use crate::harness::{privileged, run, text, Netns, Proc};
 
 /// The sweeper's own addresses (they answer too).
 const OWN: [&str; 2] = ["198.18.0.1", "2001:db8::1"];
@@ -41,6 +38,9 @@ struct Lab {
 impl Lab {
     fn new(tag: &str) -> Lab {
         let (a, b) = (Netns::new(tag), Netns::new(tag));
+        // The veth pair is made in `a` and its end moved (not made in `b` at once, as
+        // `Netns::veth` does): made that way, the first neighbour solicitation after the links
+        // come up is lost, and the v6 hosts answer a second late, past `--timeout 1s`.
         a.ip(&["link", "add", "nk0", "type", "veth", "peer", "name", "nk1"]);
         a.ip(&["link", "set", "nk1", "netns", &b.name]);
         a.ip(&["addr", "add", "198.18.0.1/24", "dev", "nk0"]);
@@ -244,21 +244,6 @@ fn all_of_127_0_0_0_slash_16_answers(method: &str) {
     assert_eq!((summary[0].alive, summary[0].dead), (65536, 0));
 }
 
-/// Kills a child that outlives `limit`, so a hung sweep fails the test instead of hanging it.
-fn watchdog(child: &Child, limit: Duration) -> Arc<AtomicBool> {
-    let done = Arc::new(AtomicBool::new(false));
-    let (flag, pid) = (Arc::clone(&done), child.id().to_string());
-    std::thread::spawn(move || {
-        std::thread::sleep(limit);
-        if !flag.load(Ordering::SeqCst) {
-            let _ = std::process::Command::new("kill")
-                .args(["-9", &pid])
-                .status();
-        }
-    });
-    done
-}
-
 #[test]
 fn periodic_icmp_rounds_report_hosts_going_down_and_coming_up() {
     if privileged("sweep periodic icmp") {
@@ -275,18 +260,13 @@ fn periodic_tcp_rounds_report_hosts_going_down_and_coming_up() {
 
 fn periodic_rounds_report_changes(method: &str) {
     let lab = Lab::new("swp");
-    let mut child = lab
-        .a
-        .netkit()
-        .args(["--json", "sweep", "198.18.0.0/28", "--method", method])
-        .args(["--timeout", "600ms", "--every", "1500ms", "--rounds", "4"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let done = watchdog(&child, Duration::from_secs(60));
-    let mut records = Vec::new();
-    for line in BufReader::new(child.stdout.take().expect("stdout")).lines() {
-        let record: Value = serde_json::from_str(&line.expect("line")).expect("json");
+    let mut cmd = lab.a.netkit();
+    cmd.args(["--json", "sweep", "198.18.0.0/28", "--method", method])
+        .args(["--timeout", "600ms", "--every", "1500ms", "--rounds", "4"]);
+    let mut sweep = Proc::spawn(cmd);
+    let (mut records, mut cursor) = (Vec::new(), 0);
+    while let Some(line) = sweep.stdout.next(&mut cursor) {
+        let record: Value = serde_json::from_str(&line).expect("json");
         if record["type"] == "summary" && record["round"] == 1 {
             lab.b.ip(&["addr", "del", "198.18.0.5/24", "dev", "nk1"]);
             lab.b.ip(&["addr", "add", "198.18.0.7/24", "dev", "nk1"]);
@@ -296,13 +276,8 @@ fn periodic_rounds_report_changes(method: &str) {
         }
         records.push(record);
     }
-    let status = child.wait().expect("wait");
-    done.store(true, Ordering::SeqCst);
-    assert_eq!(
-        status.code(),
-        Some(1),
-        "silent hosts in the last round: {records:?}"
-    );
+    let code = sweep.wait();
+    assert_eq!(code, 1, "silent hosts in the last round: {records:?}");
     check_changes(&records);
 }
 
@@ -367,8 +342,8 @@ fn http_get(addr: &str, method: &str, path: &str) -> String {
 fn metrics_are_served_in_prometheus_text_format() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let method = format!("tcp:{}", listener.local_addr().expect("addr").port());
-    let mut child = crate::harness::netkit()
-        .args(["--json", "sweep", "127.0.0.1-4", "--method", &method])
+    let mut cmd = crate::harness::netkit();
+    cmd.args(["--json", "sweep", "127.0.0.1-4", "--method", &method])
         .args([
             "--every",
             "100ms",
@@ -377,15 +352,10 @@ fn metrics_are_served_in_prometheus_text_format() {
             "--metrics",
             "127.0.0.1:0",
         ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let done = watchdog(&child, Duration::from_secs(60));
-    let mut notice = String::new();
-    BufReader::new(child.stderr.take().expect("stderr"))
-        .read_line(&mut notice)
-        .expect("notice");
+        .stdout(Stdio::null());
+    // Killed when dropped, at the end of the test.
+    let sweep = Proc::spawn_quiet(cmd);
+    let notice = sweep.stderr.wait_line("metrics on");
     let addr = notice
         .trim()
         .strip_prefix("netkit: metrics on http://")
@@ -426,9 +396,7 @@ fn metrics_are_served_in_prometheus_text_format() {
         head.starts_with("HTTP/1.1 200 OK\r\n") && head.ends_with("\r\n\r\n"),
         "{head}"
     );
-    let _ = child.kill();
-    let _ = child.wait();
-    done.store(true, Ordering::SeqCst);
+    drop(sweep);
 }
 
 #[test]
@@ -500,8 +468,9 @@ fn an_unprivileged_user_sweeps_with_datagram_icmp_sockets() {
          --regid=65534 --clear-groups {} --json sweep 127.0.0.0/24 ::1",
         env!("CARGO_BIN_EXE_netkit")
     );
-    let out = std::process::Command::new("ip")
-        .args(["netns", "exec", &ns.name, "sh", "-c", &script])
+    let out = ns
+        .command("sh")
+        .args(["-c", &script])
         .output()
         .expect("run");
     let (code, stdout, stderr) = text(&out);

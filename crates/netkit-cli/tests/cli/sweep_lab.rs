@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use netkit::sweep::{ChangeRecord, HostRecord, SummaryRecord, ThrottleRecord};
+use netkit::report::sweep::{ChangeRecord, HostRecord, SummaryRecord, ThrottleRecord};
 use serde_json::Value;
 
 use crate::harness::{privileged, text};
@@ -231,12 +231,10 @@ fn tcp_finds_hosts_that_drop_echo_on_a_lossy_link() {
     assert_exact("tcp:22", &run.alive(1), &truth, &fping);
 }
 
-#[test]
-fn unroutable_targets_are_errors_naming_them() {
-    if !privileged("unroutable_targets_are_errors_naming_them") {
-        return;
-    }
-    let lab = Lab::builder("swroute")
+/// A lab with two live hosts (198.18.1.1, 2001:db8:1::1) and the unroutable prefixes of
+/// [`UNREACHABLE`], without ICMP rate limits.
+fn unroutable_lab(tag: &str) -> Lab {
+    Lab::builder(tag)
         .delay(ms(5))
         .host("198.18.1.1")
         .host("2001:db8:1::1")
@@ -248,24 +246,65 @@ fn unroutable_targets_are_errors_naming_them() {
         .unroutable("2001:db8:6::/64", Unroutable::Net)
         .icmp_limits(IcmpLimits::Off)
         .build()
-        .expect("lab");
-    let unreachable = [
-        ("198.18.5.1", "Network is unreachable"),
-        (
-            "198.18.6.1",
-            "Destination Net Unreachable from 198.19.254.1",
-        ),
-        (
-            "198.18.7.1",
-            "Destination Host Unreachable from 198.19.254.1",
-        ),
-        ("198.18.8.1", "Packet filtered from 198.19.254.1"),
-        ("2001:db8:5::1", "Network is unreachable"),
-        (
-            "2001:db8:6::1",
-            "Destination unreachable: No route from 2001:db8:ffff::1",
-        ),
-    ];
+        .expect("lab")
+}
+
+/// A target in each unroutable prefix of [`unroutable_lab`] and what a sweep says of it.
+const UNREACHABLE: [(&str, &str); 6] = [
+    ("198.18.5.1", "Network is unreachable"),
+    (
+        "198.18.6.1",
+        "Destination Net Unreachable from 198.19.254.1",
+    ),
+    (
+        "198.18.7.1",
+        "Destination Host Unreachable from 198.19.254.1",
+    ),
+    ("198.18.8.1", "Packet filtered from 198.19.254.1"),
+    ("2001:db8:5::1", "Network is unreachable"),
+    (
+        "2001:db8:6::1",
+        "Destination unreachable: No route from 2001:db8:ffff::1",
+    ),
+];
+
+/// The TCP method names an unreachable target as the echo method does: the ICMP error read
+/// from the probe's error queue and the router that sent it, or this machine's errno.
+#[test]
+fn tcp_names_unreachable_targets_as_the_echo_method_does() {
+    if !privileged("tcp_names_unreachable_targets_as_the_echo_method_does") {
+        return;
+    }
+    let lab = unroutable_lab("swtcproute");
+    let mut targets = vec!["198.18.1.1", "2001:db8:1::1"];
+    targets.extend(UNREACHABLE.iter().map(|(t, _)| *t));
+    let mut args = vec!["--method", "tcp:22"];
+    args.extend(&targets);
+    let run = netkit_sweep(&lab, &args);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    let hosts = run.hosts();
+    for (target, why) in UNREACHABLE {
+        let host = hosts
+            .iter()
+            .find(|h| h.addr.to_string() == target)
+            .unwrap_or_else(|| panic!("no record for {target}: {}", run.stdout));
+        assert!(!host.alive, "{target}");
+        assert_eq!(host.error.as_deref(), Some(why), "{target}");
+    }
+    let summary = &run.summaries()[0];
+    assert_eq!(
+        (summary.alive, summary.dead, summary.unreachable),
+        (2, 0, 6)
+    );
+}
+
+#[test]
+fn unroutable_targets_are_errors_naming_them() {
+    if !privileged("unroutable_targets_are_errors_naming_them") {
+        return;
+    }
+    let lab = unroutable_lab("swroute");
+    let unreachable = UNREACHABLE;
     let mut targets = vec!["198.18.1.1", "198.18.1.2", "2001:db8:1::1"];
     targets.extend(unreachable.iter().map(|(t, _)| *t));
     let run = netkit_sweep(&lab, &targets);

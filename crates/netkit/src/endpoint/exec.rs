@@ -25,13 +25,14 @@ use crate::error::Error;
 #[derive(Debug)]
 pub struct Child {
     /// The running child process (`None` once it has been waited for or handed to a reaper).
-    pub process: Option<tokio::process::Child>,
+    /// Boxed, so that every [`Stream`] stays small (a forwarded connection holds two).
+    pub process: Option<Box<tokio::process::Child>>,
 }
 
 impl Child {
     /// The child's process id, while it has not been reaped.
     pub fn id(&self) -> Option<u32> {
-        self.process.as_ref().and_then(tokio::process::Child::id)
+        self.process.as_deref().and_then(tokio::process::Child::id)
     }
 
     /// Waits for the child to exit and reaps it.
@@ -78,7 +79,7 @@ pub(super) async fn spawn(argv: &[String]) -> Result<Stream, Error> {
     Ok(Stream::Child(
         parent,
         Child {
-            process: Some(process),
+            process: Some(Box::new(process)),
         },
     ))
 }

@@ -16,6 +16,7 @@
 //! check_interval = "2s"
 //! rise = 2
 //! fall = 3
+//! keepalive = "60s"            # the default; "off" for none
 //!
 //! [[rule]]                     # UDP: both sides udp:, a session per client
 //! listen = "udp:5353"
@@ -93,7 +94,7 @@ pub enum ValueError {
     /// A timeout.
     #[error(transparent)]
     Duration(#[from] DurationError),
-    /// `http_host`, `proxy_protocol`, `max_conns`, `balance`, `check`, port ranges.
+    /// `http_host`, `proxy_protocol`, `max_conns`, `balance`, `check`, `keepalive`, port ranges.
     #[error(transparent)]
     Other(#[from] ParseError),
 }
@@ -134,6 +135,7 @@ struct RuleSpec {
     check_interval: Option<String>,
     rise: Option<u32>,
     fall: Option<u32>,
+    keepalive: Option<String>,
 }
 
 /// `target = "HOST:PORT"` (a comma list as on the command line) or `target = [...]`.
@@ -253,6 +255,10 @@ impl RuleSpec {
             },
             rise: self.rise.unwrap_or(defaults.rise),
             fall: self.fall.unwrap_or(defaults.fall),
+            keepalive: match self.keepalive.as_deref() {
+                Some(text) => key("keepalive", text.parse())?,
+                None => defaults.keepalive,
+            },
         };
         let rules = super::rules::expand(&self.listen, &self.target.texts(), &options)?;
         rules.iter().try_for_each(super::rules::check)?;
@@ -287,6 +293,37 @@ mod tests {
             rules[1].options.drain_timeout,
             super::super::DEFAULT_DRAIN_TIMEOUT
         );
+        assert_eq!(
+            rules[1].options.keepalive,
+            super::super::Keepalive::default()
+        );
+    }
+
+    #[test]
+    fn keepalive_takes_a_duration_or_off() {
+        let rule = |value: &str| {
+            parse(&format!(
+                "[[rule]]\nlisten = \"0\"\ntarget = \"[::1]:1\"\nkeepalive = \"{value}\"\n"
+            ))
+        };
+        let keepalive = |value: &str| rule(value).unwrap()[0].options.keepalive;
+        assert_eq!(
+            keepalive("15s"),
+            super::super::Keepalive::After(std::time::Duration::from_secs(15))
+        );
+        assert_eq!(keepalive("off"), super::super::Keepalive::Off);
+        let bad = rule("sometimes").unwrap_err();
+        assert!(
+            matches!(
+                &bad,
+                ConfigErrorKind::Rule {
+                    key: "keepalive",
+                    ..
+                }
+            ),
+            "{bad:?}"
+        );
+        assert!(bad.to_string().starts_with("rule 1: sometimes: "), "{bad}");
     }
 
     #[test]

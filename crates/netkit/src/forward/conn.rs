@@ -59,8 +59,10 @@ async fn relay_to_target(
         return;
     }
     let client_ip = client.peer_addr().map(|addr| addr.ip().to_canonical());
+    // Boxed: the task of a connection would otherwise keep room for it while it relays.
+    let connect = Box::pin(backend.connect(client_ip));
     let connected = tokio::select! {
-        connected = backend.connect(client_ip) => connected,
+        connected = connect => connected,
         () = &mut abort => {
             record.close = Close::DrainTimeout;
             return;

@@ -7,7 +7,7 @@ use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::io::{End, COPY_BUF};
+use super::io::End;
 use crate::endpoint::Stream;
 
 /// One side of a forwarded connection.
@@ -159,8 +159,7 @@ pub(super) async fn direction(
     stats: &Stats,
 ) -> Result<(), Fault> {
     let moved = |n: usize| stats.moved(dir, n);
-    let mut buf = vec![0u8; COPY_BUF];
-    super::splice::pump(src, dst, &mut buf, moved, || stats.spliced(dir))
+    super::splice::pump(src, dst, moved, || stats.spliced(dir))
         .await
         .map_err(|failed| Fault::of(dir, failed))?;
     dst.shutdown_write().map_err(Fault::on(dir.legs().1))

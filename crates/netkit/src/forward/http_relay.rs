@@ -21,10 +21,9 @@ use tokio::sync::Notify;
 use super::flow::{direction, Dir, Fault, Leg, Stats};
 use super::http::{Error, Session};
 use super::io::{self as relay_io, COPY_BUF};
-use super::splice::{splice_some, PIPE_SIZE};
+use super::splice::splice_some;
 use crate::endpoint::Stream;
 use crate::report::forward::Close;
-use crate::sys::splice::Pipe;
 
 /// Response body runs at least this long move with `splice(2)`.
 const SPLICE_MIN: u64 = COPY_BUF as u64;
@@ -124,7 +123,6 @@ async fn requests(
     shared: &Shared,
     stats: &Stats,
 ) -> Result<UpEnd, Fault> {
-    let mut buf = vec![0u8; COPY_BUF];
     let mut out = Vec::new();
     loop {
         if let Err(err) =
@@ -136,14 +134,13 @@ async fn requests(
             direction(client, upstream, Dir::Up, stats).await?;
             return Ok(UpEnd::Done);
         }
-        let n = relay_io::read(client, &mut buf)
-            .await
-            .map_err(Fault::on(Leg::Client))?;
-        if n == 0 {
+        let fed = relay_io::read_with(client, |bytes| {
+            out.clear();
+            (!bytes.is_empty()).then(|| shared.session().feed_request(bytes, &mut out))
+        });
+        let Some(result) = fed.await.map_err(Fault::on(Leg::Client))? else {
             return finish_requests(upstream, shared, stats, &mut out).await;
-        }
-        out.clear();
-        let result = shared.session().feed_request(&buf[..n], &mut out);
+        };
         send(upstream, &out, Dir::Up, stats).await?;
         if let Err(err) = result {
             return Ok(reject(shared, err));
@@ -206,9 +203,7 @@ async fn responses(
     shared: &Shared,
     stats: &Stats,
 ) -> Result<(), Stop> {
-    let mut buf = vec![0u8; COPY_BUF];
     let mut out = Vec::new();
-    let mut pipe = None;
     loop {
         if shared.rejected() && !shared.session().responses_owed() {
             return Ok(());
@@ -216,23 +211,25 @@ async fn responses(
         if shared.session().responses_raw() && !shared.rejected() {
             return Ok(direction(upstream, client, Dir::Down, stats).await?);
         }
-        match splice_body(upstream, client, shared, stats, &mut pipe).await? {
+        match splice_body(upstream, client, shared, stats).await? {
             Some(0) => return responses_ended(client, shared),
             Some(_) => continue,
             None => {}
         }
-        let n = tokio::select! {
-            n = relay_io::read(upstream, &mut buf) => n.map_err(Fault::on(Leg::Target))?,
+        let fed = relay_io::read_with(upstream, |bytes| {
+            out.clear();
+            (!bytes.is_empty()).then(|| {
+                let mut session = shared.session();
+                let result = session.feed_response(bytes, &mut out);
+                (result, session.responses_at_head())
+            })
+        });
+        let fed = tokio::select! {
+            fed = fed => fed.map_err(Fault::on(Leg::Target))?,
             () = shared.to_responses.notified() => continue,
         };
-        if n == 0 {
+        let Some((result, head)) = fed else {
             return responses_ended(client, shared);
-        }
-        out.clear();
-        let (result, head) = {
-            let mut session = shared.session();
-            let result = session.feed_response(&buf[..n], &mut out);
-            (result, session.responses_at_head())
         };
         shared.to_requests.notify_one();
         send(client, &out, Dir::Down, stats).await?;
@@ -247,22 +244,18 @@ async fn splice_body(
     client: &Stream,
     shared: &Shared,
     stats: &Stats,
-    pipe: &mut Option<Pipe>,
 ) -> Result<Option<usize>, Fault> {
     let left = shared.session().response_body_left();
     if left < SPLICE_MIN {
         return Ok(None);
     }
-    if pipe.is_none() {
-        *pipe = Pipe::new(PIPE_SIZE).ok();
-    }
-    let Some(pipe) = pipe.as_ref() else {
-        return Ok(None);
-    };
     let limit = usize::try_from(left).unwrap_or(usize::MAX);
-    let moved = splice_some(upstream, client, pipe, limit)
+    let moved = splice_some(upstream, client, limit)
         .await
         .map_err(|failed| Fault::of(Dir::Down, failed))?;
+    let Some(moved) = moved else {
+        return Ok(None);
+    };
     shared.session().response_body_passed(moved as u64);
     stats.moved(Dir::Down, moved);
     stats.spliced(Dir::Down);
@@ -296,9 +289,6 @@ async fn send(dst: &Stream, bytes: &[u8], dir: Dir, stats: &Stats) -> Result<(),
 async fn answer(client: &Stream, reply: &[u8]) {
     let _ = tokio::time::timeout(ANSWER_TIMEOUT, relay_io::write_all(client, reply)).await;
     let _ = client.shutdown_write();
-    let drain = async {
-        let mut buf = vec![0u8; COPY_BUF];
-        while let Ok(1..) = relay_io::read(client, &mut buf).await {}
-    };
+    let drain = async { while let Ok(1..) = relay_io::read_with(client, <[u8]>::len).await {} };
     let _ = tokio::time::timeout(LINGER, drain).await;
 }

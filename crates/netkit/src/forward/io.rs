@@ -1,8 +1,14 @@
 //! The I/O helpers every relay path shares, on `&Stream` (both directions of a connection run
 //! at once on one stream, without split halves or locks): a read that clears readiness after a
-//! short read, a full write, and the two halves of a `splice(2)` through a [`Pipe`] (source
-//! into the pipe, pipe into the destination), each waiting for readiness.
+//! short read, a copy step through the worker thread's buffer, a full write, and the two halves
+//! of a `splice(2)` through a [`Pipe`] (source into the pipe, pipe into the destination), each
+//! waiting for readiness.
+//!
+//! Reads land in one buffer per worker thread ([`read_with`], [`copy_some`]), used only between
+//! two awaits: a connection owns a buffer only while its destination is slower than its source
+//! (the bytes it did not take yet), so an idle connection holds none.
 
+use std::cell::RefCell;
 use std::io;
 
 use tokio::io::Interest;
@@ -22,27 +28,110 @@ pub(super) enum End {
     Dst,
 }
 
-/// Reads what is there, waiting for readiness. A read that does not fill `buf` drained the
-/// socket, so its readiness is cleared at once (as tokio's own `poll_read` does): the next
-/// read waits for new data instead of costing a system call that says "nothing yet".
-pub(super) async fn read(src: &Stream, buf: &mut [u8]) -> io::Result<usize> {
+thread_local! {
+    /// The copy buffer of this thread, allocated on its first use.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on this thread's copy buffer ([`COPY_BUF`] bytes). `f` must not await: the buffer
+/// is every connection's on this thread.
+fn with_scratch<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            if buf.len() != COPY_BUF {
+                buf.resize(COPY_BUF, 0);
+            }
+            f(&mut buf)
+        }
+        // Only a reentrant use could find it taken; it gets a buffer of its own.
+        Err(_) => f(&mut vec![0u8; COPY_BUF]),
+    })
+}
+
+/// Reads what `src` has now into `buf`, without waiting: `WouldBlock` when nothing is there.
+/// A read that does not fill `buf` drained the socket, so its readiness is cleared at once (as
+/// tokio's own `poll_read` does): the next read waits for new data instead of costing a system
+/// call that says "nothing yet".
+fn read_now(src: &Stream, buf: &mut [u8]) -> io::Result<usize> {
+    let mut short = 0;
+    let result = src.try_io(Interest::READABLE, || {
+        let n = nix::unistd::read(src.fd(), buf).map_err(io::Error::from)?;
+        if n > 0 && n < buf.len() {
+            short = n;
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(n)
+    });
+    match result {
+        Err(err) if err.kind() == io::ErrorKind::WouldBlock && short > 0 => Ok(short),
+        other => other,
+    }
+}
+
+fn would_block(result: &io::Result<usize>) -> bool {
+    matches!(result, Err(err) if err.kind() == io::ErrorKind::WouldBlock)
+}
+
+/// Waits until `src` has something, reads it into this thread's buffer and hands it to `f`
+/// (empty at end of file), which must not await.
+pub(super) async fn read_with<R>(src: &Stream, f: impl FnOnce(&[u8]) -> R) -> io::Result<R> {
+    let mut f = Some(f);
     loop {
         src.read_ready().await?;
-        let mut short = 0;
-        let result = src.try_io(Interest::READABLE, || {
-            let n = nix::unistd::read(src.fd(), buf).map_err(io::Error::from)?;
-            if n > 0 && n < buf.len() {
-                short = n;
-                return Err(io::ErrorKind::WouldBlock.into());
+        let done = with_scratch(|buf| {
+            let read = read_now(src, buf);
+            if would_block(&read) {
+                return None;
             }
-            Ok(n)
+            let f = f.take()?;
+            Some(read.map(|n| f(&buf[..n])))
         });
-        match result {
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock && short > 0 => return Ok(short),
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
-            other => return other,
+        if let Some(done) = done {
+            return done;
         }
     }
+}
+
+/// What one [`copy_some`] did.
+#[derive(Debug)]
+pub(super) enum Copied {
+    /// The source is at its end of file.
+    Eof,
+    /// `n` bytes were read; those the destination did not take at once are in `rest`
+    /// (empty, and unallocated, when it took them all).
+    Read { n: usize, rest: Vec<u8> },
+}
+
+/// Waits until `src` has something, reads it and writes it to `dst` as far as `dst` takes it
+/// now, through this thread's buffer. An error says which end failed.
+pub(super) async fn copy_some(src: &Stream, dst: &Stream) -> Result<Copied, (End, io::Error)> {
+    loop {
+        src.read_ready().await.map_err(|e| (End::Src, e))?;
+        let done = with_scratch(|buf| {
+            let read = read_now(src, buf);
+            if would_block(&read) {
+                return None;
+            }
+            Some(match read {
+                Ok(0) => Ok(Copied::Eof),
+                Ok(n) => pass_on(dst, &buf[..n]).map(|rest| Copied::Read { n, rest }),
+                Err(err) => Err((End::Src, err)),
+            })
+        });
+        if let Some(done) = done {
+            return done;
+        }
+    }
+}
+
+/// Writes what `dst` takes of `bytes` now; returns the rest.
+fn pass_on(dst: &Stream, bytes: &[u8]) -> Result<Vec<u8>, (End, io::Error)> {
+    let sent = match dst.try_write(bytes) {
+        Ok(sent) => sent,
+        Err(err) if err.kind() == io::ErrorKind::WouldBlock => 0,
+        Err(err) => return Err((End::Dst, err)),
+    };
+    Ok(bytes[sent..].to_vec())
 }
 
 /// Writes all of `buf`, waiting for readiness.
@@ -57,20 +146,6 @@ pub(super) async fn write_all(dst: &Stream, mut buf: &[u8]) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Splices what the socket has (up to `len`) into the empty `pipe`; 0 at end of file.
-///
-/// The pipe must be empty: a non-blocking splice into a full pipe reports `EAGAIN` just like
-/// an empty socket, and clearing the socket's readiness on that would stall the direction.
-pub(super) async fn fill(src: &Stream, pipe: &Pipe, len: usize) -> io::Result<usize> {
-    loop {
-        src.read_ready().await?;
-        match src.try_io(Interest::READABLE, || pipe.fill_from(src.fd(), len)) {
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
-            other => return other,
-        }
-    }
 }
 
 /// Splices `len` bytes from `pipe` into the socket.

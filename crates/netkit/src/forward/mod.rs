@@ -13,8 +13,11 @@
 //!   relay, its [`ConnRecord`](crate::report::forward::ConnRecord).
 //! - `relay`: both directions at once, with reset propagation, the idle and drain timeouts;
 //!   `flow`: one direction with half-close, and what both share (sides, counters).
-//! - `splice` and `io`: the zero-copy path (`splice(2)` through a pipe per direction for bulk
-//!   transfers, a copy for small exchanges) and the readiness-based reads and writes under it.
+//! - `keepalive`: TCP keepalive on both legs ([`Keepalive`], `--keepalive`).
+//! - `splice`, `pipe_pool` and `io`: the zero-copy path (`splice(2)` through a pipe for bulk
+//!   transfers, a copy for small exchanges), the process's pool of pipes (a connection holds a
+//!   pipe only while bytes are in it), and the readiness-based reads and writes under both
+//!   (through one copy buffer per worker thread).
 //! - `http_relay`: the relay of `--http-host` connections, through an [`http::Session`]
 //!   (requests rewritten, responses followed) until a tunnel or a read-until-close body.
 //! - [`http`], [`proxy`]: sans-IO wire formats (HTTP/1 requests and responses, PROXY v1/v2).
@@ -24,7 +27,8 @@
 //! - [`udp`]: `udp:` rules, a session per client on a session loop of their own.
 //!
 //! Modules depend downwards only: `reload` → `server` → `conn` → `backend` → `check` →
-//! `target` → `health`, and `conn` → `relay` → `http_relay` → `flow` → `splice` → `io`.
+//! `target` → `health`, and `conn` → `relay` → `http_relay` → `flow` → `splice` →
+//! `pipe_pool`, `io`; `relay` → `keepalive`.
 
 mod activation;
 mod backend;
@@ -38,7 +42,9 @@ mod health;
 pub mod http;
 mod http_relay;
 mod io;
+mod keepalive;
 pub mod metrics;
+mod pipe_pool;
 pub mod proxy;
 mod relay;
 mod reload;
@@ -60,6 +66,8 @@ pub use activation::Activation;
 pub use balance::Balance;
 pub use check::Check;
 pub use event::{Event, Events};
+pub use keepalive::{Keepalive, DEFAULT_KEEPALIVE, KEEPALIVE_PROBES};
+pub use pipe_pool::{pipe_counts, PipeCounts};
 pub use reload::{Reloaded, Served, Supervisor};
 pub use server::serve;
 
@@ -130,6 +138,8 @@ pub struct Options {
     pub rise: u32,
     /// Failed checks in a row that take an up target down.
     pub fall: u32,
+    /// TCP keepalive on both legs.
+    pub keepalive: Keepalive,
 }
 
 impl Default for Options {
@@ -147,6 +157,7 @@ impl Default for Options {
             check_interval: DEFAULT_CHECK_INTERVAL,
             rise: DEFAULT_RISE,
             fall: DEFAULT_FALL,
+            keepalive: Keepalive::default(),
         }
     }
 }

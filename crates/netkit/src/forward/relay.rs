@@ -1,12 +1,17 @@
-//! Relaying both directions of a connection at once ([`super::flow`] moves each one). An error
-//! in either direction, no traffic for the idle timeout, or the drain timeout ends both. With
-//! `--http-host` the bytes go through [`super::http_relay`] instead.
+//! Relaying both directions of a connection at once ([`super::flow`] moves each one), with TCP
+//! keepalive on both legs ([`super::keepalive`]). An error in either direction, no traffic for
+//! the idle timeout, or the drain timeout ends both. With `--http-host` the bytes go through
+//! [`super::http_relay`] instead.
 //!
 //! A reset is passed on as a reset: when one side resets the connection (or a write to it
-//! fails because it is gone), the other side is closed with `SO_LINGER` 0, so its peer sees
-//! `ECONNRESET` rather than a clean end of file that would pass a truncated stream for a
-//! whole one. (HAProxy 2.6 passes a client's reset on to the server, and turns a server's
-//! reset into a clean close.)
+//! fails because it is gone, or it stopped answering keepalive probes), the other side is
+//! closed with `SO_LINGER` 0, so its peer sees `ECONNRESET` rather than a clean end of file
+//! that would pass a truncated stream for a whole one. (HAProxy 2.6 passes a client's reset on
+//! to the server, and turns a server's reset into a clean close.)
+//!
+//! The state of a relay lives in its connection's task for as long as the connection is open,
+//! so what only some connections need (the HTTP session, the idle clock) is boxed: an idle
+//! plain connection costs its task a few hundred bytes.
 
 use std::future::Future;
 
@@ -28,19 +33,45 @@ pub(super) struct Outcome {
 /// Relays between `client` and `upstream` (connected to `target`, one of the rule's) until both
 /// directions end, one fails, the connection idles out or `abort` completes (the drain
 /// timeout).
-pub(super) async fn run(
+///
+/// The relay's state is boxed: it is what an open connection holds for as long as it lives,
+/// and a boxed future takes its own size, while an inline one would also reserve room in the
+/// connection's task for the connect that came before it (and async state machines keep an
+/// awaited future's room twice, rust-lang/rust#62958).
+pub(super) fn run<'a>(
+    client: &'a Stream,
+    upstream: &'a Stream,
+    rule: &'a Rule,
+    target: &'a Endpoint,
+    abort: impl Future<Output = ()> + 'a,
+) -> impl Future<Output = Outcome> + 'a {
+    Box::pin(relay(client, upstream, rule, target, abort))
+}
+
+async fn relay(
     client: &Stream,
     upstream: &Stream,
     rule: &Rule,
     target: &Endpoint,
     abort: impl Future<Output = ()>,
 ) -> Outcome {
+    let keepalive = rule.options.keepalive;
+    let legs = [
+        ("client", keepalive.apply_accepted(client)),
+        ("target", keepalive.apply(upstream)),
+    ];
+    for (leg, result) in legs {
+        if let Err(err) = result {
+            let why = crate::error::describe_io(&err);
+            tracing::debug!("keepalive on the {leg} leg: {why}");
+        }
+    }
     let stats = Stats::new();
     let both = async {
         match &rule.options.http_host {
             Some(host) => {
                 let host = host.value_for(target);
-                super::http_relay::run(client, upstream, host, &stats).await
+                Box::pin(super::http_relay::run(client, upstream, host, &stats)).await
             }
             None => tokio::try_join!(
                 direction(client, upstream, Dir::Up, &stats),
@@ -51,7 +82,7 @@ pub(super) async fn run(
     };
     let idle = async {
         match rule.options.idle_timeout {
-            Some(idle) => stats.idle(idle).await,
+            Some(idle) => Box::pin(stats.idle(idle)).await,
             None => std::future::pending().await,
         }
     };
@@ -71,16 +102,28 @@ pub(super) async fn run(
     }
 }
 
-/// Classifies a failed direction; a reset is passed on to the other side.
+/// Classifies a failed direction; a reset, or a side that stopped answering, is passed on to
+/// the other side as a reset.
 fn pass_on(client: &Stream, upstream: &Stream, fault: &Fault) -> (Close, Option<String>) {
-    let text = Some(crate::error::describe_io(&fault.err));
-    if !fault.is_reset() {
-        return (Close::Error, text);
-    }
+    let why = crate::error::describe_io(&fault.err);
+    let (close, text) = if fault.is_reset() {
+        (Close::Reset, why)
+    } else if fault.err.kind() == std::io::ErrorKind::TimedOut {
+        let leg = match fault.leg {
+            Leg::Client => "client",
+            Leg::Target => "target",
+        };
+        (
+            Close::DeadPeer,
+            format!("the {leg} stopped answering: {why}"),
+        )
+    } else {
+        return (Close::Error, Some(why));
+    };
     let other = match fault.leg {
         Leg::Client => upstream,
         Leg::Target => client,
     };
     other.set_abortive_close();
-    (Close::Reset, text)
+    (close, Some(text))
 }

@@ -355,6 +355,12 @@ impl Supervisor {
         backend.start_checks();
         let (stop, stopped) = watch::channel(());
         for listener in &listeners {
+            // A kept listener too: its new connections inherit the rule in force's keepalive.
+            backend
+                .rule
+                .options
+                .keepalive
+                .apply_to_listener(&listener.0);
             let closing = Closing::after(self.stopping.subscribe());
             let serve = serve_backend(
                 listener.clone(),

@@ -33,6 +33,7 @@ pub async fn serve<E>(
 where
     E: FnMut(Event) -> io::Result<()>,
 {
+    rule.options.keepalive.apply_to_listener(&listener);
     let (events, mut incoming) = Events::channel();
     let (failed, sink_failed) = oneshot::channel::<()>();
     let label = listener.local_addr();
@@ -125,17 +126,18 @@ pub(super) async fn serve_backend<L>(
     let max_conns = backend.rule.options.max_conns.unwrap_or(usize::MAX);
     let handler = move |(client, peer): (Stream, String), cancel: Cancel| {
         let (backend, events, closing) = (backend.clone(), events.clone(), closing.clone());
-        async move {
-            let drain = backend.rule.options.drain_timeout;
-            let abort = async {
-                tokio::select! {
-                    () = cancel.cancelled() => {}
-                    () = closing.wait(drain) => {}
-                }
-            };
-            let record = conn::handle(client, peer, &backend, abort).await;
-            events.send(Event::Conn(record));
-        }
+        let drain = backend.rule.options.drain_timeout;
+        // The connection's state in boxes, taken once: an async block awaiting an async fn
+        // called with its captures would keep them twice (rust-lang/rust#62958), and an open
+        // connection keeps its state for as long as it lives.
+        let abort = Box::pin(async move {
+            tokio::select! {
+                () = cancel.cancelled() => {}
+                () = closing.wait(drain) => {}
+            }
+        });
+        let conn = Box::pin(async move { conn::handle(client, peer, &backend, abort).await });
+        async move { events.send(Event::Conn(conn.await)) }
     };
     server::serve(listener, shutdown, max_conns, handler, stop).await;
 }

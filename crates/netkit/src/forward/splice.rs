@@ -2,87 +2,129 @@
 //! from the pipe into the destination socket, so payload bytes never enter user space. Small
 //! exchanges (requests and replies) are cheaper copied: no pipe, and a short read proves the
 //! socket drained, which saves a system call per message.
+//!
+//! Pipes come from the process's [`PIPES`] pool: one is taken when bytes are there to splice
+//! and given back as soon as everything in it went out, so a connection between two bursts
+//! holds none.
 
 use std::io;
 
-use super::io::{self as relay_io, End};
+use super::io::{self as relay_io, Copied, End, COPY_BUF};
+use super::pipe_pool::PIPES;
 use crate::endpoint::Stream;
-use crate::sys::splice::Pipe;
 
-/// The pipe size asked for with `F_SETPIPE_SZ`: 128 KiB to 1 MiB measured alike on loopback;
-/// 256 KiB keeps well inside the per-user pipe budget of unprivileged users.
-pub(super) const PIPE_SIZE: usize = 256 * 1024;
+/// How a burst of splicing ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Burst {
+    /// The source reached its end of file.
+    Eof,
+    /// A splice brought less than a copy buffer's worth (or no pipe could be had).
+    Short,
+}
 
-/// Moves `src` to `dst` until `src` reaches EOF: small reads are copied through `buf`; once a
-/// read fills `buf` (a bulk transfer), bytes go through a pipe with `splice(2)` until a splice
-/// brings less than a buffer's worth again. `moved` is told about every chunk delivered, and
-/// `spliced` the first time the pipe is used. An error says which end failed.
+fn on_src(err: io::Error) -> (End, io::Error) {
+    (End::Src, err)
+}
+
+fn on_dst(err: io::Error) -> (End, io::Error) {
+    (End::Dst, err)
+}
+
+/// Moves `src` to `dst` until `src` reaches EOF: small reads are copied through the thread's
+/// buffer; once a read fills it (a bulk transfer), bytes go through a pipe with `splice(2)`
+/// until a splice brings less than a buffer's worth again. `moved` is told about every chunk
+/// delivered, and `spliced` each time a pipe carries one. An error says which end failed.
 pub(super) async fn pump(
     src: &Stream,
     dst: &Stream,
-    buf: &mut [u8],
     moved: impl Fn(usize),
     spliced: impl Fn(),
 ) -> Result<(), (End, io::Error)> {
-    let mut pipe: Option<Pipe> = None;
-    let mut bulk = false;
-    let on_src = |e| (End::Src, e);
-    let on_dst = |e| (End::Dst, e);
     loop {
-        if bulk {
-            if let Some(pipe) = pipe.as_ref() {
-                let filled = relay_io::fill(src, pipe, pipe.capacity())
-                    .await
-                    .map_err(on_src)?;
-                if filled == 0 {
-                    return Ok(());
-                }
-                relay_io::drain(dst, pipe, filled).await.map_err(on_dst)?;
-                moved(filled);
-                bulk = filled >= buf.len();
-                continue;
-            }
+        let (n, rest) = match relay_io::copy_some(src, dst).await? {
+            Copied::Eof => return Ok(()),
+            Copied::Read { n, rest } => (n, rest),
+        };
+        if !rest.is_empty() {
+            relay_io::write_all(dst, &rest).await.map_err(on_dst)?;
         }
-        let n = relay_io::read(src, buf).await.map_err(on_src)?;
-        if n == 0 {
-            return Ok(());
-        }
-        relay_io::write_all(dst, &buf[..n]).await.map_err(on_dst)?;
+        drop(rest);
         moved(n);
-        if n == buf.len() {
-            bulk = open_pipe(&mut pipe, &spliced);
+        // Boxed, as bursts are rare: between them a direction keeps only the copy step's state.
+        if n == COPY_BUF && Box::pin(burst(src, dst, &moved, &spliced)).await? == Burst::Eof {
+            return Ok(());
         }
     }
 }
 
-/// Makes sure there is a pipe; false when none can be had (then copying goes on).
-fn open_pipe(pipe: &mut Option<Pipe>, spliced: &impl Fn()) -> bool {
-    if pipe.is_none() {
-        match Pipe::new(PIPE_SIZE) {
-            Ok(new) => {
-                tracing::debug!("bulk transfer: relaying with splice");
-                spliced();
-                *pipe = Some(new);
+/// Splices `src` to `dst` while each splice brings at least a copy buffer's worth. The pipe
+/// goes back to the pool whenever it is empty and `src` has nothing.
+async fn burst(
+    src: &Stream,
+    dst: &Stream,
+    moved: &impl Fn(usize),
+    spliced: &impl Fn(),
+) -> Result<Burst, (End, io::Error)> {
+    loop {
+        let Some(pipe) = PIPES.lease() else {
+            return Ok(Burst::Short);
+        };
+        let filled = src.try_io(tokio::io::Interest::READABLE, || {
+            pipe.fill_from(src.fd(), pipe.capacity())
+        });
+        let filled = match filled {
+            Ok(0) => {
+                pipe.release();
+                return Ok(Burst::Eof);
             }
-            Err(err) => tracing::debug!("no pipe for splice ({err}); copying"),
+            Ok(filled) => filled,
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                pipe.release();
+                src.read_ready().await.map_err(on_src)?;
+                continue;
+            }
+            Err(err) => {
+                pipe.release();
+                return Err(on_src(err));
+            }
+        };
+        spliced();
+        relay_io::drain(dst, &pipe, filled).await.map_err(on_dst)?;
+        pipe.release();
+        moved(filled);
+        if filled < COPY_BUF {
+            return Ok(Burst::Short);
         }
     }
-    pipe.is_some()
 }
 
 /// Moves at most `limit` bytes (fewer when fewer are there; 0 at EOF) from `src` to `dst`
-/// through the empty `pipe`.
+/// through a pipe of the pool; `None` when no pipe can be had (nothing was moved).
 pub(super) async fn splice_some(
     src: &Stream,
     dst: &Stream,
-    pipe: &Pipe,
     limit: usize,
-) -> Result<usize, (End, io::Error)> {
-    let filled = relay_io::fill(src, pipe, limit.min(pipe.capacity()))
-        .await
-        .map_err(|e| (End::Src, e))?;
-    relay_io::drain(dst, pipe, filled)
-        .await
-        .map_err(|e| (End::Dst, e))?;
-    Ok(filled)
+) -> Result<Option<usize>, (End, io::Error)> {
+    loop {
+        src.read_ready().await.map_err(on_src)?;
+        let Some(pipe) = PIPES.lease() else {
+            return Ok(None);
+        };
+        let len = limit.min(pipe.capacity());
+        let filled = src.try_io(tokio::io::Interest::READABLE, || {
+            pipe.fill_from(src.fd(), len)
+        });
+        match filled {
+            Ok(filled) => {
+                relay_io::drain(dst, &pipe, filled).await.map_err(on_dst)?;
+                pipe.release();
+                return Ok(Some(filled));
+            }
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => pipe.release(),
+            Err(err) => {
+                pipe.release();
+                return Err(on_src(err));
+            }
+        }
+    }
 }

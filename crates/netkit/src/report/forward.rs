@@ -25,6 +25,9 @@ pub enum Close {
     HttpRejected,
     /// Still open when the drain timeout after SIGINT/SIGTERM ran out; closed.
     DrainTimeout,
+    /// A side stopped answering (keepalive probes or retransmissions went unanswered); the
+    /// other side was reset.
+    DeadPeer,
 }
 
 impl Close {
@@ -39,6 +42,7 @@ impl Close {
             Close::ConnectFailed => "connect-failed",
             Close::HttpRejected => "http-rejected",
             Close::DrainTimeout => "drain-timeout",
+            Close::DeadPeer => "dead-peer",
         }
     }
 }

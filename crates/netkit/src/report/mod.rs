@@ -4,9 +4,8 @@
 //! records and hand them over through their events; nothing here does I/O.
 //!
 //! - [`Listening`]: a server is bound (`echo`, and `forward` with its target).
-//! - [`forward`], [`ping`], [`wait`], [`send`], [`iface`]: each command's records.
-//! - [`scan`], [`sweep`]: the scanner's and the sweeper's records, for now defined beside their
-//!   engines and re-exported here (docs/ARCHITECTURE.md, "Phase 2").
+//! - [`forward`], [`ping`], [`wait`], [`send`], [`iface`], [`scan`], [`sweep`]: each
+//!   command's records.
 
 pub mod forward;
 pub mod iface;

@@ -1,5 +1,103 @@
 //! The records of `netkit sweep` (docs/json.md): `host`, `change`, `throttle`, `summary`, and
-//! the progress line. They are defined beside the sweep engine for now; phase 2 moves them here
-//! (docs/ARCHITECTURE.md).
+//! the progress line. The sweep engine builds them and hands them over in its events
+//! ([`crate::sweep::Event`]); the binary prints them as human lines or JSON Lines.
 
-pub use crate::sweep::record::{ChangeRecord, HostRecord, Progress, SummaryRecord, ThrottleRecord};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// One target's answer in one round: `{"type":"host","addr","alive","rtt_ms","round","error"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostRecord {
+    /// The target address.
+    pub addr: IpAddr,
+    /// Whether it answered in this round.
+    pub alive: bool,
+    /// Round-trip time of its first answer, in milliseconds; null when silent.
+    pub rtt_ms: Option<f64>,
+    /// Round number, from 1.
+    pub round: u64,
+    /// Why the target cannot be reached (no route), as the peers say it; null otherwise.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// A host that changed state since the previous round (periodic mode, from round 2 on):
+/// `{"type":"change","addr","alive","round"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeRecord {
+    /// The target address.
+    pub addr: IpAddr,
+    /// `true`: it came up; `false`: it went down.
+    pub alive: bool,
+    /// The round in which the change was seen.
+    pub round: u64,
+}
+
+/// The end of a round: `{"type":"summary","round","alive","dead","unreachable","elapsed_s",
+/// "probes","rate","throttled","loss_pct","timeout_ms"}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SummaryRecord {
+    /// Round number, from 1.
+    pub round: u64,
+    /// Targets that answered.
+    pub alive: u64,
+    /// Targets that stayed silent.
+    pub dead: u64,
+    /// Targets with no route (not counted in `dead`).
+    #[serde(default)]
+    pub unreachable: u64,
+    /// How long the round took, in seconds.
+    pub elapsed_s: f64,
+    /// Probes sent: first probes, re-probes of silent targets and control probes.
+    #[serde(default)]
+    pub probes: u64,
+    /// Probes per second the round ended at (the `--rate` ceiling unless throttled).
+    #[serde(default)]
+    pub rate: u64,
+    /// Whether the answers collapsed and the sweep slowed down in this round.
+    #[serde(default)]
+    pub throttled: bool,
+    /// Share of control probes (re-probes of live hosts) lost, in percent; null when none
+    /// were sent.
+    #[serde(default)]
+    pub loss_pct: Option<f64>,
+    /// The probe timeout derived from the round-trip times, at the end of the round.
+    #[serde(default)]
+    pub timeout_ms: f64,
+}
+
+/// The sweep slowed down because the answers collapsed:
+/// `{"type":"throttle","round","from_rate","to_rate","answered_pct","expected_pct"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThrottleRecord {
+    /// Round number, from 1.
+    pub round: u64,
+    /// Probes per second before.
+    pub from_rate: u64,
+    /// Probes per second from now on.
+    pub to_rate: u64,
+    /// Percentage of control probes (re-probes of live hosts) answered at `from_rate`.
+    pub answered_pct: f64,
+    /// Percentage answered before the collapse.
+    pub expected_pct: f64,
+}
+
+/// How far the current round has got, for progress bars.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Round number, from 1.
+    pub round: u64,
+    /// Targets probed at least once so far.
+    pub probed: u64,
+    /// Targets that answered so far.
+    pub alive: u64,
+    /// Targets in the round.
+    pub total: u64,
+}
+
+/// Milliseconds as a float to the microsecond, for `rtt_ms`.
+pub fn millis(rtt: Duration) -> f64 {
+    (rtt.as_secs_f64() * 1e6).round() / 1000.0
+}

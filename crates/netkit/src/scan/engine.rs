@@ -5,6 +5,7 @@
 //! pause and send the same try again, so they cost time, never a wrong answer.
 
 use std::future::Future;
+use std::io;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,12 +15,12 @@ use std::thread::JoinHandle;
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 
 use super::host::Retries;
-use super::record::{OpenPort, ScanSummary, Unreachable};
 use super::rtt::Timeouts;
 use super::schedule::{Counts, Settings};
 use super::worker::{self, Hosts, Msg, Shared};
 use crate::error::Error;
 use crate::ports::PortSet;
+use crate::report::scan::{OpenPort, ScanSummary, Unreachable};
 use crate::target::Targets;
 
 /// Hosts scanned at once; ports go round them.
@@ -78,14 +79,16 @@ pub fn total(targets: &Targets, ports: &PortSet) -> u128 {
 
 /// Scans every port of `config.ports` on every target, reporting open ports and unreachable
 /// hosts through `on_event` as they are found, until done or until `shutdown` completes (the
-/// summary then says it was interrupted). Returns the totals.
-pub async fn run<E: From<Error>>(
+/// summary then says it was interrupted). Returns the totals. `on_event` is the engines' sink
+/// (docs/ARCHITECTURE.md, "The event convention"): an error from it ends the scan, which
+/// returns it.
+pub async fn run(
     targets: &Targets,
     config: Config,
     progress: Arc<Progress>,
     shutdown: impl Future<Output = ()>,
-    mut on_event: impl FnMut(Event) -> Result<(), E>,
-) -> Result<ScanSummary, E> {
+    mut on_event: impl FnMut(Event) -> io::Result<()>,
+) -> Result<ScanSummary, Error> {
     let started = tokio::time::Instant::now();
     let ports: Arc<[u16]> = config.ports.as_slice().into();
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -129,12 +132,12 @@ async fn join_workers(workers: Vec<JoinHandle<()>>) {
 
 /// Hands the workers' messages to `on_event` until every worker and banner read is done
 /// (`Ok(false)`) or `shutdown` completes (`Ok(true)`).
-async fn drive<E: From<Error>>(
+async fn drive(
     rx: &mut UnboundedReceiver<Msg>,
     mut workers: usize,
     shutdown: impl Future<Output = ()>,
-    on_event: &mut impl FnMut(Event) -> Result<(), E>,
-) -> Result<bool, E> {
+    on_event: &mut impl FnMut(Event) -> io::Result<()>,
+) -> Result<bool, Error> {
     tokio::pin!(shutdown);
     let mut banners = 0usize;
     while workers > 0 || banners > 0 {
@@ -144,18 +147,23 @@ async fn drive<E: From<Error>>(
             msg = rx.recv() => msg,
         };
         match msg {
-            Some(Msg::Event(event)) => on_event(event)?,
+            Some(Msg::Event(event)) => on_event(event).map_err(output_error)?,
             Some(Msg::BannerPending) => banners += 1,
             Some(Msg::Banner(open)) => {
                 banners = banners.saturating_sub(1);
-                on_event(Event::Open(open))?;
+                on_event(Event::Open(open)).map_err(output_error)?;
             }
-            Some(Msg::Failed(err)) => return Err(err.into()),
+            Some(Msg::Failed(err)) => return Err(err),
             Some(Msg::Finished) => workers -= 1,
             None => break,
         }
     }
     Ok(false)
+}
+
+/// The error of a sink that could not take an event.
+fn output_error(err: io::Error) -> Error {
+    Error::io("write the results", err)
 }
 
 fn log_counts(c: &Counts) {

@@ -13,13 +13,13 @@
 //! peer is itself or another registered probe; the first of two crossed probes to notice
 //! marks the other one, so both see it whichever checks first.
 //!
-//! Only destination ports inside the ephemeral range (`ip_local_port_range`) can meet a probe:
-//! every probe's source port comes from that range. Ports outside it skip the guard.
+//! Only destination ports inside the ephemeral range (`ip_local_port_range`, read by
+//! [`crate::sys::proc::ephemeral_ports`]) can meet a probe: every probe's source port comes
+//! from that range. Ports outside it skip the guard.
 
 use std::collections::HashSet;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use socket2::{SockAddr, Socket};
@@ -101,18 +101,6 @@ pub fn is_local(ip: IpAddr) -> bool {
     ip.is_loopback() || ip.is_unspecified() || UdpSocket::bind((ip, 0)).is_ok()
 }
 
-/// The ports the kernel hands out as ephemeral source ports (every port, if unknown).
-pub fn ephemeral_ports() -> RangeInclusive<u16> {
-    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range");
-    parse_range(&text.unwrap_or_default()).unwrap_or(1..=u16::MAX)
-}
-
-fn parse_range(text: &str) -> Option<RangeInclusive<u16>> {
-    let mut words = text.split_whitespace().map(str::parse::<u16>);
-    let (low, high) = (words.next()?.ok()?, words.next()?.ok()?);
-    (low <= high).then_some(low..=high)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,14 +132,6 @@ mod tests {
         assert!(a.is_phantom(a.local, a.local));
         drop(a);
         assert!(lock(&guard.state).bound.is_empty());
-    }
-
-    #[test]
-    fn ephemeral_range_from_procfs_text() {
-        assert_eq!(parse_range("32768\t60999\n"), Some(32768..=60999));
-        assert_eq!(parse_range("junk"), None);
-        assert_eq!(parse_range("9 1"), None);
-        assert!(!ephemeral_ports().is_empty());
     }
 
     #[test]

@@ -1,23 +1,10 @@
 //! How many probes may be in flight: each holds one file descriptor, so the open-files limit
-//! sets the ceiling. The soft limit is raised to the hard one first, as a scanner should.
-
-use nix::sys::resource::{getrlimit, setrlimit, Resource};
+//! sets the ceiling. The caller raises the soft limit first ([`crate::sys::raise_nofile`], the
+//! one policy of every command) and sizes the scan from what it got.
 
 /// The default ceiling on probes in flight, however many descriptors are allowed: beyond it
 /// loopback gets no faster and remote networks see bursts.
 pub const DEFAULT_MAX: usize = 4096;
-
-/// Raises the soft RLIMIT_NOFILE to the hard limit (best effort) and returns the soft limit in
-/// force afterwards.
-pub fn raise_nofile() -> u64 {
-    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
-        return 1024;
-    };
-    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
-        return hard;
-    }
-    soft
-}
 
 /// Descriptors kept back for everything but probes: stdio, the runtime, output files.
 fn reserve(nofile: u64) -> u64 {
@@ -49,11 +36,5 @@ mod tests {
         assert_eq!(concurrency(1024, Some(10_000)), (10_000, true));
         assert_eq!(concurrency(1024, Some(10)), (10, false));
         assert_eq!(concurrency(3, None), (1, false));
-    }
-
-    #[test]
-    fn raising_never_lowers() {
-        let (soft, _) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
-        assert!(raise_nofile() >= soft);
     }
 }

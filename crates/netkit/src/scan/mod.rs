@@ -12,7 +12,8 @@
 //! - [`guard`]: phantom open ports on this host (TCP self-connect) and their prevention.
 //! - [`limits`]: the open-files limit and the concurrency it allows.
 //! - [`banner`]: reading and sanitising what a service says first.
-//! - [`record`]: the result records; [`nmap_services`]: ranking from a local nmap-services.
+//! - [`nmap_services`]: ranking from a local nmap-services. The result records are
+//!   [`crate::report::scan`]'s.
 
 pub mod answer;
 pub mod banner;
@@ -25,7 +26,6 @@ pub mod nmap_services;
 pub mod pace;
 pub mod probe;
 pub mod rank;
-pub mod record;
 pub mod rtt;
 pub mod schedule;
 pub mod services;
@@ -34,4 +34,3 @@ pub mod worker;
 
 pub use engine::{run, Config, Event, Progress};
 pub use host::Retries;
-pub use record::{OpenPort, PortState, ScanSummary, Unreachable};

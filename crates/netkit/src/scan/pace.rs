@@ -1,6 +1,7 @@
-//! Pacing: when the next probe may leave. [`Spacing`] spaces sends at a fixed rate (the
-//! `--rate` ceiling over the whole scan); [`Floor`] says when a send is due to keep
-//! `--min-rate`; [`RateControl`] finds the rate a host (or a firewall in front of it) accepts.
+//! Pacing: when the next probe may leave. [`spacing`] spaces sends at a fixed rate (the
+//! `--rate` ceiling over the whole scan) with the engines' one [`Pacer`]; [`Floor`] says when
+//! a send is due to keep `--min-rate`; [`RateControl`] finds the rate a host (or a firewall
+//! in front of it) accepts.
 //!
 //! A congestion window bounds the probes in flight, which bounds the rate only when the round
 //! trip is long: a firewall that drops SYNs beyond 1000/s in front of a host 0.1 ms away lets
@@ -14,37 +15,16 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-/// Sends spaced `interval` apart; a slow patch never turns into a burst.
-#[derive(Debug, Clone)]
-pub struct Spacing {
-    interval: Duration,
-    next: Option<Instant>,
+pub use crate::pace::Pacer;
+
+/// A pacer for `rate` sends per second that never catches up: a slow patch never turns into
+/// a burst (the `--rate` ceiling, a host's pace).
+pub fn spacing(rate: f64) -> Pacer {
+    Pacer::new(interval_of(rate), Duration::ZERO)
 }
 
-impl Spacing {
-    /// `rate` sends per second.
-    pub fn per_second(rate: f64) -> Self {
-        Spacing {
-            interval: Duration::from_secs_f64(1.0 / rate.max(1e-3)),
-            next: None,
-        }
-    }
-
-    /// When the next send may leave (`None`: now).
-    pub fn next(&self) -> Option<Instant> {
-        self.next
-    }
-
-    /// Whether a send may leave at `now`.
-    pub fn ready(&self, now: Instant) -> bool {
-        self.next.is_none_or(|next| next <= now)
-    }
-
-    /// Takes the slot for a send at `now`.
-    pub fn take(&mut self, now: Instant) {
-        let slot = self.next.map_or(now, |next| next.max(now));
-        self.next = Some(slot + self.interval);
-    }
+fn interval_of(rate: f64) -> Duration {
+    Duration::from_secs_f64(1.0 / rate.max(1e-3))
 }
 
 /// `--min-rate`: a send is due whenever none left for one interval.
@@ -57,7 +37,7 @@ pub struct Floor {
 impl Floor {
     /// At least `rate` sends per second from `now` on.
     pub fn per_second(rate: f64, now: Instant) -> Self {
-        let interval = Duration::from_secs_f64(1.0 / rate.max(1e-3));
+        let interval = interval_of(rate);
         Floor {
             interval,
             due: now + interval,
@@ -178,7 +158,7 @@ const MIN_RATE: f64 = 20.0;
 /// The adaptive send rate of one host: unpaced until drops are frequent.
 #[derive(Debug, Clone, Default)]
 pub struct RateControl {
-    spacing: Option<(f64, Spacing)>,
+    spacing: Option<(f64, Pacer)>,
     answers: Meter,
     good: u32,
     bad: u32,
@@ -251,10 +231,11 @@ impl RateControl {
 
     fn set(&mut self, rate: f64, now: Instant) {
         let next = self.next();
-        let mut spacing = Spacing::per_second(rate);
+        let mut spacing = spacing(rate);
         if let Some(next) = next {
             // Keep the slot already promised, at most one new interval away.
-            spacing.take(next.min(now + spacing.interval) - spacing.interval);
+            let interval = spacing.interval();
+            spacing.take(next.min(now + interval) - interval);
         }
         self.spacing = Some((rate, spacing));
         self.changed = Some(now);
@@ -269,17 +250,6 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
-    }
-
-    #[test]
-    fn spacing_never_bursts_after_a_pause() {
-        let t0 = Instant::now();
-        let mut s = Spacing::per_second(10.0);
-        assert!(s.ready(t0));
-        s.take(t0);
-        assert!(!s.ready(t0 + ms(99)) && s.ready(t0 + ms(100)));
-        s.take(t0 + ms(500));
-        assert_eq!(s.next(), Some(t0 + ms(600)));
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //! ([`super::errqueue`]) and classified ([`super::answer`]). The attempt says what the network
 //! answered; it never turns a local shortage (file descriptors, buffers, source ports) into a
 //! port state.
+//!
+//! It is the one TCP connect probe of the library: `sweep --method tcp:PORT` runs [`attempt`]
+//! too, and reads a refusal's [`Failure`] (errno and queued ICMP error) as alive or
+//! unreachable where the scanner reads its [`Answer`] as a port state.
 
 use std::io;
 use std::net::SocketAddr;
@@ -13,7 +17,7 @@ use nix::errno::Errno;
 use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
 use tokio::net::TcpStream;
 
-use super::answer::{self, Answer};
+use super::answer::{self, Answer, IcmpReport};
 use super::errqueue;
 use super::guard::{Guard, Reservation};
 
@@ -27,8 +31,15 @@ pub enum Outcome {
         /// The connected socket; it closes with a reset when dropped.
         socket: Connected,
     },
-    /// The network refused or could not route the probe, after `rtt`.
-    Refused(Answer, Duration),
+    /// The network refused or could not route the probe.
+    Refused {
+        /// What the refusal means for the port.
+        answer: Answer,
+        /// Time from `connect` to the refusal.
+        rtt: Duration,
+        /// What the kernel reported.
+        failure: Failure,
+    },
     /// No answer before the probe expired.
     Silent,
     /// The socket connected to another socket of this scan (TCP self-connect or simultaneous
@@ -36,6 +47,15 @@ pub enum Outcome {
     Phantom,
     /// This machine ran short of a resource (fds, buffers, ports): try again later.
     Busy(io::Error),
+}
+
+/// What a refused connect reported, before it is read as a port state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure {
+    /// The connect's error.
+    pub errno: Errno,
+    /// The ICMP error queued on the socket with it, if one came.
+    pub icmp: Option<IcmpReport>,
 }
 
 /// A connected probe socket that closes with RST (SO_LINGER 0), leaving no TIME_WAIT behind.
@@ -214,33 +234,26 @@ fn refused(socket: &Socket, dst: SocketAddr, err: io::Error, rtt: Duration) -> i
     if errno == Errno::ETIMEDOUT {
         return Ok(Outcome::Silent);
     }
-    let from_icmp = errqueue::read(socket).map(|icmp| icmp.classify(dst.ip()));
+    let icmp = errqueue::read(socket);
+    let from_icmp = icmp.map(|icmp| icmp.classify(dst.ip()));
+    let failure = Failure { errno, icmp };
     match from_icmp.or_else(|| answer::from_errno(errno)) {
-        Some(answer) => Ok(Outcome::Refused(answer, rtt)),
+        Some(answer) => Ok(Outcome::Refused {
+            answer,
+            rtt,
+            failure,
+        }),
         None => shortage(err),
     }
 }
 
-/// A shortage of this machine's resources, or else the error itself.
+/// A shortage of this machine's resources ([`crate::sys::shortage`]), or else the error
+/// itself.
 fn shortage(err: io::Error) -> io::Result<Outcome> {
-    match err.raw_os_error().map(Errno::from_raw) {
-        Some(errno) if is_shortage(errno) => Ok(Outcome::Busy(err)),
-        _ => Err(err),
+    match crate::sys::shortage(&err) {
+        Some(_) => Ok(Outcome::Busy(err)),
+        None => Err(err),
     }
-}
-
-/// Errors that mean "this machine is short of something right now", never "the port is ...".
-pub fn is_shortage(errno: Errno) -> bool {
-    matches!(
-        errno,
-        Errno::EMFILE
-            | Errno::ENFILE
-            | Errno::ENOBUFS
-            | Errno::ENOMEM
-            | Errno::EADDRNOTAVAIL
-            | Errno::EADDRINUSE
-            | Errno::EAGAIN
-    )
 }
 
 #[cfg(test)]
@@ -291,7 +304,13 @@ mod tests {
         drop(listener);
         let outcome = attempt(dst, None, soon()).await;
         assert!(
-            matches!(outcome, Ok(Outcome::Refused(Answer::Closed, _))),
+            matches!(
+                outcome,
+                Ok(Outcome::Refused {
+                    answer: Answer::Closed,
+                    ..
+                })
+            ),
             "{outcome:?}"
         );
     }
@@ -322,11 +341,17 @@ mod tests {
         };
         assert!(matches!(
             state(Errno::ECONNREFUSED),
-            Ok(Outcome::Refused(Answer::Closed, _))
+            Ok(Outcome::Refused {
+                answer: Answer::Closed,
+                ..
+            })
         ));
         assert!(matches!(
             state(Errno::EHOSTUNREACH),
-            Ok(Outcome::Refused(Answer::Unreachable(_), _))
+            Ok(Outcome::Refused {
+                answer: Answer::Unreachable(_),
+                ..
+            })
         ));
         assert!(matches!(state(Errno::ETIMEDOUT), Ok(Outcome::Silent)));
         assert!(matches!(state(Errno::EMFILE), Ok(Outcome::Busy(_))));

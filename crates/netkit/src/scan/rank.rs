@@ -1,32 +1,23 @@
-//! The ranking of TCP ports by how often they are found open on real hosts, most frequent
-//! first: netkit's own, built from documented public sources listed in `data/top_ports.txt`
-//! and docs/top-ports.md (no nmap data), or, on request ([`TopSource`]), the user's own nmap
-//! install's `nmap-services`, read at run time.
+//! Which ranking of TCP ports by how often they are found open a scan's `--top N` takes
+//! ([`TopSource`]): netkit's own ([`crate::ports::top`], what `topN` port sets take), or, on
+//! request, the user's own nmap install's `nmap-services`, read at run time.
 
 use std::borrow::Cow;
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::OnceLock;
 
 use super::nmap_services;
 use crate::error::{ParseError, Result};
+use crate::ports::top::top_ports;
 use crate::PortSet;
-
-const TOP_PORTS: &str = include_str!("data/top_ports.txt");
 
 /// What netkit's own ranking rests on, for help texts and messages.
 pub const NETKIT_SOURCE: &str = "netkit's data (see docs/top-ports.md)";
 
-/// Every ranked port, most frequently open first.
-pub fn top_ports() -> &'static [u16] {
-    static RANKED: OnceLock<Vec<u16>> = OnceLock::new();
-    RANKED.get_or_init(|| parse_table(TOP_PORTS).map(|(port, _)| port).collect())
-}
-
 /// Where a top-ports ranking comes from (`--top-source`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum TopSource {
-    /// netkit's own list, `data/top_ports.txt`.
+    /// netkit's own list ([`crate::ports::top`]).
     #[default]
     Netkit,
     /// The `nmap-services` of the nmap install (see [`nmap_services::install_paths`]).
@@ -111,37 +102,9 @@ impl Ranking {
     }
 }
 
-/// Reads `PORT [NAME] [# comment]` lines of a bundled table, skipping comments and blanks.
-pub(crate) fn parse_table(text: &'static str) -> impl Iterator<Item = (u16, Option<&'static str>)> {
-    text.lines().filter_map(|line| {
-        let line = line.split('#').next().unwrap_or("");
-        let mut words = line.split_whitespace();
-        let port = words.next()?.parse().ok()?;
-        Some((port, words.next()))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashSet;
-
-    #[test]
-    fn thousand_distinct_valid_ports() {
-        let ports = top_ports();
-        assert_eq!(ports.len(), 1000);
-        assert_eq!(ports.iter().collect::<HashSet<_>>().len(), 1000);
-        assert!(ports.iter().all(|p| *p != 0));
-    }
-
-    #[test]
-    fn every_data_line_parses() {
-        let data_lines = TOP_PORTS
-            .lines()
-            .filter(|l| !l.split('#').next().unwrap_or("").trim().is_empty())
-            .count();
-        assert_eq!(data_lines, top_ports().len());
-    }
 
     #[test]
     fn netkit_ranking_is_the_bundled_list() {
@@ -175,13 +138,5 @@ mod tests {
         let ranking = ranking.unwrap();
         assert_eq!(ranking.ports(), &[22, 8080]);
         assert_eq!(ranking.source(), path.display().to_string());
-    }
-
-    #[test]
-    fn the_web_and_ssh_lead() {
-        let top20 = &top_ports()[..20];
-        for port in [80, 443, 22] {
-            assert!(top20.contains(&port), "{port} not in the top 20");
-        }
     }
 }

@@ -24,10 +24,10 @@ use std::time::{Duration, Instant};
 
 use super::answer::{Answer, NoRoute};
 use super::host::{Budget, HostInfo, HostScan, Loss, Retries};
-use super::pace::{Floor, RateControl, Spacing};
-use super::record::PortState;
+use super::pace::{spacing, Floor, Pacer, RateControl};
 use super::rtt::{Rtt, Timeouts};
 use super::window::{Scope, Window};
+use crate::report::scan::PortState;
 
 /// Each retransmission waits this much longer than the try before it.
 pub const BACKOFF: f64 = 1.25;
@@ -188,7 +188,7 @@ pub struct Scheduler<I> {
     open_sockets: usize,
     window: Window,
     rtt: Rtt,
-    ceiling: Option<Spacing>,
+    ceiling: Option<Pacer>,
     floor: Option<Floor>,
     rate: RateControl,
     shortage: Shortage,
@@ -203,7 +203,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         let max = settings.max_in_flight.max(1);
         let probes_total = targets.size_hint().0.max(1) as f64 * ports.len() as f64;
         Scheduler {
-            ceiling: settings.rate.map(Spacing::per_second),
+            ceiling: settings.rate.map(spacing),
             rate: RateControl::default(),
             floor: settings.min_rate.map(|rate| Floor::per_second(rate, now)),
             window: Window::new(Scope::Group, max),
@@ -709,7 +709,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         let mut times = vec![self.timers.peek().map(|Reverse((at, _))| *at)];
         if hosts().any(|h| h.has_work(ports)) {
             // The scan-wide gates: nothing leaves before both open.
-            let ceiling = self.ceiling.as_ref().and_then(Spacing::next);
+            let ceiling = self.ceiling.as_ref().and_then(Pacer::next);
             let paced = [self.shortage.until, ceiling, self.rate.next()];
             let gate = paced.into_iter().flatten().max();
             let after_gate = |at: Instant| gate.map_or(at, |gate| gate.max(at));

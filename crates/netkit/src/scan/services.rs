@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use super::rank::parse_table;
+use crate::ports::top::parse_table;
 
 const SERVICES: &str = include_str!("data/services.txt");
 
@@ -32,7 +32,7 @@ mod tests {
 
     #[test]
     fn every_top_port_has_a_name() {
-        let missing: Vec<u16> = super::super::rank::top_ports()
+        let missing: Vec<u16> = crate::ports::top::top_ports()
             .iter()
             .copied()
             .filter(|p| service_name(*p).is_none())

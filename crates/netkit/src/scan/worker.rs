@@ -20,13 +20,13 @@ use tokio::sync::Notify;
 
 use super::answer::{Answer, NoRoute};
 use super::engine::{Event, Progress};
-use super::guard::{self, is_local, Guard};
+use super::guard::{is_local, Guard};
 use super::host::HostInfo;
 use super::probe::{self, Outcome, Pending, Started};
-use super::record::{OpenPort, PortState, Unreachable};
 use super::schedule::{Counts, Probe, ProbeId, Reply, Scheduler, Settings, Settled};
 use super::{banner, services};
 use crate::error::Error;
+use crate::report::scan::{OpenPort, PortState, Unreachable};
 use crate::target::TargetIter;
 
 /// Probes a worker takes at a time.
@@ -131,7 +131,7 @@ impl Shared {
             runtime: tokio::runtime::Handle::current(),
             msgs,
             guard: Guard::new(),
-            ephemeral: guard::ephemeral_ports(),
+            ephemeral: crate::sys::proc::ephemeral_ports(),
             banner_wait,
             progress,
         })
@@ -297,7 +297,7 @@ impl Shared {
 fn reply(core: &mut Core, outcome: Outcome, dst: SocketAddr) -> (Reply, Option<probe::Connected>) {
     match outcome {
         Outcome::Open { rtt, socket } => (Reply::Answered(Answer::Open, rtt), Some(socket)),
-        Outcome::Refused(answer, rtt) => (Reply::Answered(answer, rtt), None),
+        Outcome::Refused { answer, rtt, .. } => (Reply::Answered(answer, rtt), None),
         Outcome::Silent => (Reply::Silent, None),
         Outcome::Phantom => (Reply::Phantom, None),
         Outcome::Busy(err) => {

@@ -1,5 +1,6 @@
 //! The metrics endpoint of a sweep: [`crate::prometheus`] serving the sweep's [`Metrics`].
 
+use std::future::Future;
 use std::sync::Arc;
 
 use super::metrics::Metrics;
@@ -12,7 +13,8 @@ impl Render for Metrics {
     }
 }
 
-/// Serves `metrics` on `listener` until the future is dropped.
-pub async fn serve(listener: Listener, metrics: Arc<Metrics>) {
-    prometheus::serve_until(listener, metrics, std::future::pending::<()>()).await;
+/// Serves `metrics` on `listener` until `shutdown` completes; requests in flight then are
+/// dropped.
+pub async fn serve_until(listener: Listener, metrics: Arc<Metrics>, shutdown: impl Future) {
+    prometheus::serve_until(listener, metrics, shutdown).await;
 }

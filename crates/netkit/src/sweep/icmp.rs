@@ -13,15 +13,15 @@ use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
-use super::probe::{Answer, Reply, Tag};
+use super::reply::{Answer, Reply, Tag};
 use super::unreach::Unreach;
 use crate::error::Error;
 use crate::icmp::{self, Engine, ErrorReply, Version};
+use crate::sys;
 use crate::target::{Family, Targets};
 
-/// Pause when the kernel's transmit queue is full, and how often to try again.
-const QUEUE_FULL_PAUSE: Duration = Duration::from_millis(1);
-const QUEUE_FULL_TRIES: u32 = 20;
+/// Pause after a failed receive before reading again.
+const RECV_ERROR_PAUSE: Duration = Duration::from_millis(1);
 
 /// Sends ICMP echo requests; a background task collects the answers.
 #[derive(Debug)]
@@ -54,18 +54,16 @@ impl IcmpProber {
     }
 
     /// Sends one echo request to the target at `index`; waits while the transmit queue is
-    /// full. No route is reported as an unreachable answer; other refusals (a broadcast
-    /// address, a local firewall) leave the target silent.
+    /// full ([`sys::retry_enobufs`]). No route is reported as an unreachable answer; other
+    /// refusals (a broadcast address, a local firewall, a queue that stayed full) leave the
+    /// target silent.
     pub async fn send(&self, tag: Tag, index: u64, addr: IpAddr) {
         let Ok(index32) = u32::try_from(index) else {
             return;
         };
-        for _ in 0..QUEUE_FULL_TRIES {
-            match self.engine.send(index32, addr, tag.seq()).await {
-                Err(err) if queue_full(&err) => tokio::time::sleep(QUEUE_FULL_PAUSE).await,
-                Err(err) => return self.refused(tag, index, addr, &err),
-                Ok(()) => return,
-            }
+        let sent = sys::retry_enobufs(|| self.engine.send(index32, addr, tag.seq())).await;
+        if let Err(err) = sent {
+            self.refused(tag, index, addr, &err);
         }
     }
 
@@ -91,10 +89,6 @@ impl Drop for IcmpProber {
     }
 }
 
-fn queue_full(err: &io::Error) -> bool {
-    err.raw_os_error() == Some(nix::libc::ENOBUFS)
-}
-
 /// Forwards every echo reply that comes from the address its probe was sent to, and every
 /// destination-unreachable error about one of our probes.
 async fn receive(engine: Arc<Engine>, targets: Targets, replies: UnboundedSender<Reply>) {
@@ -105,7 +99,7 @@ async fn receive(engine: Arc<Engine>, targets: Targets, replies: UnboundedSender
             Ok(icmp::Answer::Error(error)) => unreachable(&targets, &error, &mut local),
             Err(err) => {
                 tracing::debug!("receive ICMP: {err}");
-                tokio::time::sleep(QUEUE_FULL_PAUSE).await;
+                tokio::time::sleep(RECV_ERROR_PAUSE).await;
                 continue;
             }
         };

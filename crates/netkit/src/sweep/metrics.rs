@@ -7,7 +7,7 @@ use std::fmt::Write;
 use std::sync::{Mutex, MutexGuard};
 
 use super::bitset::Bitset;
-use super::record::SummaryRecord;
+use crate::report::sweep::SummaryRecord;
 use crate::target::Targets;
 
 /// The most targets that get per-host series.

@@ -9,23 +9,28 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{Duration, Instant};
 
 use super::bitset::Bitset;
+use super::event::Event;
 use super::loss::{Meter, Throttle};
-use super::pace::Pacer;
-use super::probe::{Answer, Prober, Reply, Tag};
-use super::record::{
-    millis, ChangeRecord, Event, HostRecord, Progress, SummaryRecord, ThrottleRecord,
-};
+use super::probe::Prober;
+use super::reply::{Answer, Reply, Tag};
 use super::rtt::Rtt;
 use super::schedule::{Member, Next, Schedule, View};
 use super::unreach::UnreachMap;
 use super::{Config, Sink};
 use crate::error::Error;
+use crate::pace::{interval_of, Pacer};
+use crate::report::sweep::{
+    millis, ChangeRecord, HostRecord, Progress, SummaryRecord, ThrottleRecord,
+};
 use crate::target::Targets;
 
 /// How often progress is reported.
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 /// The most probes sent before the task looks at the answers again.
 const MAX_BURST: usize = 256;
+/// The longest stretch of missed sending time the pacer makes up for at once, so that a
+/// coarse timer does not lower the rate.
+const PACE_BURST: Duration = Duration::from_millis(5);
 
 /// What one round needs to know.
 #[derive(Debug)]
@@ -112,7 +117,7 @@ pub(super) async fn run(
             probes: 0,
         },
         schedule: Schedule::new(round.targets.iter(), 2, max_attempts, start),
-        pacer: Pacer::new(learned.meter.rate()),
+        pacer: Pacer::new(interval_of(learned.meter.rate()), PACE_BURST),
         learned,
         held: None,
     };
@@ -169,7 +174,8 @@ impl Work<'_, '_> {
     fn check_controls(&mut self, sink: &mut Sink<'_>) -> Result<(), Error> {
         let timeout = self.learned.rtt.control_timeout();
         let throttle = self.learned.meter.expire(Instant::now(), timeout);
-        self.pacer.set_rate(self.learned.meter.rate());
+        self.pacer
+            .set_interval(interval_of(self.learned.meter.rate()));
         let Some(throttle) = throttle else {
             return Ok(());
         };
@@ -182,8 +188,8 @@ impl Work<'_, '_> {
     async fn send_some(&mut self, prober: &mut Prober) -> Option<Instant> {
         let now = Instant::now();
         for _ in 0..MAX_BURST {
-            if self.pacer.next() > now {
-                return Some(self.pacer.next());
+            if !self.pacer.ready(now.into_std()) {
+                return self.pacer.next().map(Instant::from_std);
             }
             let (member, attempt) = match self.held.take() {
                 Some(held) => held,
@@ -196,7 +202,7 @@ impl Work<'_, '_> {
                     Next::Finished => return None,
                 },
             };
-            self.pacer.take(now);
+            self.pacer.take(now.into_std());
             self.tally.probes += 1;
             let number = self.round.number;
             if let Some((index, addr)) = self.learned.meter.control() {

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use super::bitset::Bitset;
 use super::loss::Meter;
-use super::probe::Tag;
+use super::reply::Tag;
 use super::rtt::Rtt;
 use crate::target::TargetIter;
 

@@ -9,7 +9,8 @@ use std::time::Duration;
 use tokio::sync::mpsc::{self, UnboundedSender};
 use tokio::task::JoinSet;
 
-use super::probe::{Answer, Prober, Reply, Tag};
+use super::probe::Prober;
+use super::reply::{Answer, Reply, Tag};
 use super::{Config, Sweep};
 use crate::target::Targets;
 

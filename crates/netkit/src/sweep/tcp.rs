@@ -1,27 +1,26 @@
-//! The TCP prober: one non-blocking connect per probe, thousands in flight, bounded by the
-//! open-files limit. Connected or refused (RST, or ICMP port unreachable) both mean the host
-//! is alive; "network unreachable" or "no route to host" (the system's, or an ICMP error from
-//! a router) means unreachable; no answer within the timeout means silent. Sockets close with
-//! an RST (linger 0) so a large sweep leaves no TIME_WAIT behind.
+//! The TCP prober: one connect per probe with the library's one TCP connect probe
+//! ([`crate::scan::probe::attempt`]: non-blocking, ICMP errors read from the error queue),
+//! thousands in flight, bounded by the open-files limit. Connected or refused (RST, or ICMP
+//! port unreachable) both mean the host is alive; "network unreachable" or "no route to host"
+//! (the system's, or an ICMP error from a router, named as the echo method names it) means
+//! unreachable; no answer within the timeout means silent. Sockets close with an RST
+//! (linger 0) so a large sweep leaves no TIME_WAIT behind.
 
-use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpSocket;
+use nix::errno::Errno;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::probe::{Answer, Reply, Tag};
+use super::reply::{Answer, Reply, Tag};
 use super::unreach::Unreach;
+use crate::scan::answer::IcmpReport;
+use crate::scan::probe::{self, Failure, Outcome};
 
-/// Descriptors kept free for everything else the process does.
-const SPARE_FDS: u64 = 64;
-/// The most connects in flight at once, whatever the limit.
-const MAX_IN_FLIGHT: u64 = 16_384;
 /// Pause before trying again when the process runs out of descriptors or ports.
 const BACKOFF: Duration = Duration::from_millis(10);
 
@@ -37,13 +36,17 @@ pub struct TcpProber {
 
 impl TcpProber {
     /// A prober for `port`; each connect lasts at most `timeout` (an answer to an earlier
-    /// probe still counts while a later one is in flight).
-    pub fn new(port: u16, timeout: Duration, replies: UnboundedSender<Reply>) -> Self {
-        let slots = usize::try_from(in_flight_limit()).unwrap_or(1024);
+    /// probe still counts while a later one is in flight), at most `slots` at once.
+    pub fn new(
+        port: u16,
+        timeout: Duration,
+        slots: usize,
+        replies: UnboundedSender<Reply>,
+    ) -> Self {
         TcpProber {
             port,
             timeout,
-            slots: Arc::new(Semaphore::new(slots)),
+            slots: Arc::new(Semaphore::new(slots.max(1))),
             replies,
             tasks: JoinSet::new(),
         }
@@ -57,12 +60,12 @@ impl TcpProber {
         };
         let target = SocketAddr::new(addr, self.port);
         let (timeout, replies) = (self.timeout, self.replies.clone());
+        // The round trip counts from here, as the round's timeouts do: a task that waits to
+        // run while the round sends is late by that much.
+        let start = Instant::now();
         self.tasks.spawn(async move {
-            let start = Instant::now();
-            let answer = match answers(target, start + timeout).await {
-                Outcome::Answered => Answer::Alive(start.elapsed()),
-                Outcome::Unreachable(errno) => Answer::Unreachable(Unreach::Local(errno)),
-                Outcome::Silent => return drop(permit),
+            let Some(answer) = answer(target, start, timeout).await else {
+                return drop(permit);
             };
             let _ = replies.send(Reply {
                 tag,
@@ -80,81 +83,102 @@ impl TcpProber {
     }
 }
 
-/// What one connect found out.
-enum Outcome {
-    /// Accepted or refused.
-    Answered,
-    /// No route: this `errno`.
-    Unreachable(i32),
-    /// Nothing before the deadline, or an error that says nothing about the target.
-    Silent,
-}
-
-/// Whether `target` answers (accepts or refuses) before `deadline`, or cannot be reached.
-async fn answers(target: SocketAddr, deadline: Instant) -> Outcome {
+/// What the probe of `target` started at `start` says within `timeout`: alive, unreachable,
+/// or nothing (`None`: silent, or an error that says nothing about the target). A local
+/// shortage waits and tries again while there is time. The round trip counts from `start`
+/// (the send: the wait to run, the socket's creation and any backoff included), as the
+/// sweep's timeouts expect.
+async fn answer(target: SocketAddr, start: Instant, timeout: Duration) -> Option<Answer> {
+    let deadline = start + timeout;
     loop {
-        let attempt = tokio::time::timeout_at(deadline, connect(target)).await;
-        match attempt {
-            Err(_elapsed) => return Outcome::Silent,
-            Ok(Ok(())) => return Outcome::Answered,
-            Ok(Err(err)) if err.kind() == io::ErrorKind::ConnectionRefused => {
-                return Outcome::Answered
-            }
-            Ok(Err(err)) if out_of_resources(&err) => {
+        match probe::attempt(target, None, deadline).await {
+            Ok(Outcome::Open { .. }) => return Some(Answer::Alive(start.elapsed())),
+            Ok(Outcome::Refused { failure, .. }) => return from_failure(failure, start.elapsed()),
+            Ok(Outcome::Silent | Outcome::Phantom) => return None,
+            Ok(Outcome::Busy(err)) => {
                 tracing::debug!("connect {target}: {err}; trying again");
                 if Instant::now() + BACKOFF >= deadline {
-                    return Outcome::Silent;
+                    return None;
                 }
                 tokio::time::sleep(BACKOFF).await;
             }
-            Ok(Err(err)) => {
+            Err(err) => {
                 tracing::debug!("connect {target}: {err}");
-                return match err.raw_os_error() {
-                    Some(e @ (nix::libc::ENETUNREACH | nix::libc::EHOSTUNREACH)) => {
-                        Outcome::Unreachable(e)
-                    }
-                    _ => Outcome::Silent,
-                };
+                return None;
             }
         }
     }
 }
 
-async fn connect(target: SocketAddr) -> io::Result<()> {
-    let socket = match target {
-        SocketAddr::V4(_) => TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => TcpSocket::new_v6()?,
-    };
-    // A zero linger never blocks: the close sends an RST at once.
-    socket2::SockRef::from(&socket).set_linger(Some(Duration::ZERO))?;
-    socket.connect(target).await.map(drop)
+/// What a refused connect says about the host: refused (a reset, or ICMP port unreachable)
+/// is alive; "network unreachable" or "no route to host" is unreachable, named by the ICMP
+/// error and the router that sent it when one came (as the echo method names them), else by
+/// the errno (this machine has no route); anything else says nothing.
+fn from_failure(failure: Failure, rtt: Duration) -> Option<Answer> {
+    match failure.errno {
+        Errno::ECONNREFUSED => Some(Answer::Alive(rtt)),
+        Errno::ENETUNREACH | Errno::EHOSTUNREACH => {
+            let why = match failure.icmp {
+                Some(IcmpReport {
+                    kind,
+                    code,
+                    from: Some(from),
+                    ..
+                }) => Unreach::Icmp {
+                    msg_type: kind,
+                    code,
+                    from,
+                },
+                _ => Unreach::Local(failure.errno as i32),
+            };
+            Some(Answer::Unreachable(why))
+        }
+        _ => None,
+    }
 }
 
-/// Errors that say "not now" about this process, not "no" about the target.
-fn out_of_resources(err: &io::Error) -> bool {
-    use nix::errno::Errno;
-    let transient = [
-        Errno::EMFILE,
-        Errno::ENFILE,
-        Errno::EADDRNOTAVAIL,
-        Errno::ENOBUFS,
-    ];
-    err.raw_os_error()
-        .is_some_and(|code| transient.iter().any(|e| *e as i32 == code))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// How many connects may be in flight: the open-files limit (raised to its hard maximum)
-/// less some spare descriptors, at most [`MAX_IN_FLIGHT`].
-fn in_flight_limit() -> u64 {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
-        return 256;
-    };
-    let wanted = hard.min(MAX_IN_FLIGHT + SPARE_FDS);
-    let limit = if wanted > soft && setrlimit(Resource::RLIMIT_NOFILE, wanted, hard).is_ok() {
-        wanted
-    } else {
-        soft
-    };
-    limit.saturating_sub(SPARE_FDS).clamp(1, MAX_IN_FLIGHT)
+    fn failure(errno: Errno, icmp: Option<IcmpReport>) -> Option<Answer> {
+        from_failure(Failure { errno, icmp }, Duration::from_millis(3))
+    }
+
+    #[test]
+    fn refused_is_alive_and_no_route_is_unreachable() {
+        let alive = Some(Answer::Alive(Duration::from_millis(3)));
+        assert_eq!(failure(Errno::ECONNREFUSED, None), alive);
+        let local = Unreach::Local(nix::libc::ENETUNREACH);
+        let want = Some(Answer::Unreachable(local));
+        assert_eq!(failure(Errno::ENETUNREACH, None), want);
+        let router = "198.19.254.1".parse().unwrap();
+        let icmp = IcmpReport {
+            v6: false,
+            kind: 3,
+            code: 1,
+            from: Some(router),
+        };
+        let named = Unreach::Icmp {
+            msg_type: 3,
+            code: 1,
+            from: router,
+        };
+        let want = Some(Answer::Unreachable(named));
+        assert_eq!(failure(Errno::EHOSTUNREACH, Some(icmp)), want);
+        assert_eq!(failure(Errno::EACCES, None), None);
+        assert_eq!(failure(Errno::EHOSTDOWN, None), None);
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_alive_and_a_listener_too() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let open = listener.local_addr().unwrap();
+        let timeout = Duration::from_secs(5);
+        let alive = answer(open, Instant::now(), timeout).await;
+        assert!(matches!(alive, Some(Answer::Alive(_))), "{alive:?}");
+        drop(listener);
+        let refused = answer(open, Instant::now(), timeout).await;
+        assert!(matches!(refused, Some(Answer::Alive(_))), "{refused:?}");
+    }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::error::ErrorClass;
+use crate::report::sweep::{HostRecord, SummaryRecord};
 use crate::target::{Family, TargetList};
 
 fn targets(words: &[&str]) -> Targets {
@@ -20,6 +21,7 @@ fn config(port: u16, timeout: Duration) -> Config {
         rate: DEFAULT_RATE,
         every: None,
         rounds: None,
+        max_in_flight: 64,
     }
 }
 
@@ -113,6 +115,14 @@ async fn a_closed_sink_ends_the_sweep_with_its_error() {
     assert!(err.to_string().contains("write the results"), "{err}");
 }
 
+// The policy only: unit tests never change the limits of the test process.
+#[test]
+fn tcp_connects_in_flight_follow_the_open_files_limit() {
+    assert_eq!(in_flight(1024), 960);
+    assert_eq!(in_flight(1_048_576), MAX_IN_FLIGHT);
+    assert_eq!(in_flight(10), 1);
+}
+
 #[test]
 fn refuses_more_targets_than_it_can_track() {
     let err = Sweep::new(
@@ -128,7 +138,7 @@ fn refuses_more_targets_than_it_can_track() {
 /// independent of the machine's load.
 mod scripted {
     use super::*;
-    use crate::sweep::probe::Tag;
+    use crate::sweep::reply::Tag;
     use crate::sweep::scripted::{self, Log};
     use tokio::time::Instant;
 
@@ -140,6 +150,7 @@ mod scripted {
             rate: 10_000,
             every: None,
             rounds: None,
+            max_in_flight: 64,
         }
     }
 

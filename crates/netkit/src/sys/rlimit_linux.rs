@@ -30,6 +30,11 @@ pub fn raise_nofile() -> u64 {
     }
 }
 
+/// The soft open-files limit in force ([`FALLBACK_NOFILE`] when it cannot be read).
+pub fn nofile() -> u64 {
+    getrlimit(Resource::RLIMIT_NOFILE).map_or(FALLBACK_NOFILE, |(soft, _)| soft)
+}
+
 /// The policy: the soft limit to ask for, when it is to change at all.
 fn wanted(soft: u64, hard: u64) -> Option<u64> {
     (soft < hard).then_some(hard)

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use netkit::scan::{OpenPort, Progress, ScanSummary, Unreachable};
+use netkit::report::scan::{OpenPort, ScanSummary, Unreachable};
+use netkit::scan::Progress;
 
 use crate::output::{write_record, Printer};
 
@@ -145,9 +146,10 @@ pub fn human_port(port: &OpenPort) -> String {
 /// unreachable hosts and the interruption when there were any.
 pub fn human_summary(s: &ScanSummary) -> String {
     let hosts = if s.hosts == 1 { "host" } else { "hosts" };
+    let ports = if s.scanned == 1 { "port" } else { "ports" };
     let interrupted = if s.interrupted { " (interrupted)" } else { "" };
     let mut line = format!(
-        "Scanned {} {hosts}, {} ports each, in {:.2} s{interrupted}: {} open, {} closed, {} filtered",
+        "Scanned {} {hosts}, {} {ports} each, in {:.2} s{interrupted}: {} open, {} closed, {} filtered",
         s.hosts, s.scanned, s.elapsed_s, s.open, s.closed, s.filtered
     );
     match s.unreachable {
@@ -168,7 +170,7 @@ mod tests {
             host: "localhost".into(),
             addr: "::1".parse().unwrap(),
             port: 22,
-            state: netkit::scan::PortState::Open,
+            state: netkit::report::scan::PortState::Open,
             service: Some("ssh".into()),
             rtt_ms: 0.125,
             banner: Some("SSH-2.0-x".into()),

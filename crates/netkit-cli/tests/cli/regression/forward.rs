@@ -501,3 +501,64 @@ fn forward_conn_client_had_brackets_and_ffff_forms() {
     );
     assert!(clients.iter().all(|c| !c.contains("ffff")), "{clients:?}");
 }
+
+/// Issue 15: a connection kept its two splice pipes (four descriptors) after its first bulk
+/// transfer for as long as it stayed open, so idle connections cost 6 descriptors instead of
+/// 2. Now a pipe is held only while bytes are in it: past a constant (the pool's empty pipes),
+/// idle connections cost their two sockets, and every byte still arrives.
+#[test]
+fn forward_idle_connections_kept_their_splice_pipes_after_a_bulk_transfer() {
+    const CONNS: u64 = 40;
+    /// The pool keeps at most 16 empty pipes (2 descriptors each), and a few spare.
+    const CONSTANT: usize = 2 * 16 + 4;
+    let upstream = tcp_echo("127.0.0.1:0");
+    let fw = Forwarder::start(&["forward", "0", &upstream.to_string()]);
+    let addr = fw.addr();
+    assert_eq!(round_trip(connect(addr), b"warm"), b"warm");
+    fw.wait_for(|l| l.contains(" done"), 1);
+    let baseline = fw.fd_count();
+    let bulk: Vec<_> = (0..CONNS)
+        .map(|i| {
+            thread::spawn(move || {
+                let stream = connect(addr);
+                let data = pattern(i, 1024 * 1024 + i as usize * 4099);
+                let mut writer = stream.try_clone().unwrap();
+                let sent = data.clone();
+                let sender = thread::spawn(move || writer.write_all(&sent).unwrap());
+                let mut got = vec![0u8; data.len()];
+                (&stream).read_exact(&mut got).unwrap();
+                sender.join().unwrap();
+                assert!(got == data, "connection {i}: the bulk echo differs");
+                stream
+            })
+        })
+        .collect();
+    let idle: Vec<TcpStream> = bulk.into_iter().map(|t| t.join().unwrap()).collect();
+    let bound = baseline + 2 * idle.len() + CONSTANT;
+    let start = std::time::Instant::now();
+    while fw.fd_count() > bound && start.elapsed() < PATIENCE {
+        thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let fds = fw.fd_count();
+    assert!(
+        fds <= bound,
+        "{fds} descriptors for {} idle connections (baseline {baseline}, bound {bound})",
+        idle.len()
+    );
+    let checks: Vec<_> = idle
+        .into_iter()
+        .zip(CONNS..)
+        .map(|(stream, seed)| {
+            thread::spawn(move || {
+                let data = pattern(seed, 300 * 1024);
+                let len = data.len();
+                let (sent, got, got_len) = hashed_echo(stream, data, |s| s.try_clone().unwrap());
+                assert_eq!((got_len, sent), (len, got), "after idling: sha256 differs");
+            })
+        })
+        .collect();
+    for check in checks {
+        check.join().unwrap();
+    }
+    fw.wait_for(|l| l.contains(" done"), 1 + CONNS as usize);
+}

@@ -147,3 +147,18 @@ fn no_route_reported_as_filtered() {
     let s = &scan.summary;
     assert_eq!((s.unreachable, s.filtered, s.closed), (5, 0, 100), "{s:?}");
 }
+
+/// The text summary of a one-port scan said "1 ports each".
+#[test]
+fn one_port_summary_says_1_ports() {
+    let listener = crate::harness::Reserved::v4().listen();
+    let port = listener.local_addr().expect("address").port().to_string();
+    let out = crate::harness::run(&["scan", "127.0.0.1", "-p", &port]);
+    let (code, stdout, stderr) = text(&out);
+    assert_eq!(code, 0, "stdout {stdout}\nstderr {stderr}");
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("Scanned 1 host, 1 port each, in ") && last.contains(": 1 open,"),
+        "{stdout}"
+    );
+}

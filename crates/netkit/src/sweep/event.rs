@@ -1,0 +1,19 @@
+//! What a sweep tells its caller as it happens: [`Event`], which carries the records of
+//! [`crate::report::sweep`].
+
+use crate::report::sweep::{ChangeRecord, HostRecord, Progress, SummaryRecord, ThrottleRecord};
+
+/// What a sweep tells its caller, in the order it happens.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A target answered (as soon as it does), or stayed silent (at the end of the round).
+    Host(HostRecord),
+    /// A target came up (as soon as it answers) or went down (at the end of the round).
+    Change(ChangeRecord),
+    /// Progress of the round, about ten times a second.
+    Progress(Progress),
+    /// The answers collapsed and the sweep slowed down.
+    Throttle(ThrottleRecord),
+    /// The round is over.
+    Summary(SummaryRecord),
+}

@@ -1,0 +1,70 @@
+//! Text from the network made safe for a terminal: control characters (C0, DEL, C1), bytes
+//! that are not UTF-8, bidirectional overrides and other invisible format characters are shown
+//! as escapes, so nothing a peer sends (a service banner, an interface alias) can move the
+//! cursor, change colours or reorder the text on screen.
+
+/// Makes network text safe to print on one line: trailing line ends are dropped, `\n`, `\r`,
+/// `\t` and `\\` are escaped, other control characters and bytes that are not UTF-8 become
+/// `\xNN`, invisible format characters `\u{N}`.
+pub fn sanitize(bytes: &[u8]) -> String {
+    let end = bytes
+        .iter()
+        .rposition(|b| !matches!(b, b'\r' | b'\n' | b'\0'))
+        .map_or(0, |i| i + 1);
+    let mut out = String::with_capacity(end);
+    for chunk in bytes[..end].utf8_chunks() {
+        chunk.valid().chars().for_each(|c| push_char(&mut out, c));
+        for byte in chunk.invalid() {
+            out.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    out
+}
+
+fn push_char(out: &mut String, c: char) {
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        '\\' => out.push_str("\\\\"),
+        c if (c as u32) < 0x100 && c.is_control() => {
+            out.push_str(&format!("\\x{:02x}", c as u32));
+        }
+        c if is_invisible(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+        c => out.push(c),
+    }
+}
+
+/// Format characters that reorder or hide text: bidi controls, zero-width characters, BOM.
+fn is_invisible(c: char) -> bool {
+    matches!(c as u32,
+        0x200b..=0x200f | 0x2028..=0x202e | 0x2060..=0x2069 | 0xfeff | 0xfff9..=0xfffb)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_banners_pass_through() {
+        assert_eq!(sanitize(b"SSH-2.0-OpenSSH_9.6\r\n"), "SSH-2.0-OpenSSH_9.6");
+        assert_eq!(sanitize("220 ça va".as_bytes()), "220 ça va");
+    }
+
+    #[test]
+    fn terminal_controls_are_escaped() {
+        let hostile = b"220 \x1b[2J\x1b]0;owned\x07ok\r\nnext\x7f\x00\x9b";
+        let clean = sanitize(hostile);
+        assert_eq!(
+            clean,
+            "220 \\x1b[2J\\x1b]0;owned\\x07ok\\r\\nnext\\x7f\\x00\\x9b"
+        );
+        assert!(!clean.chars().any(char::is_control), "{clean:?}");
+    }
+
+    #[test]
+    fn c1_and_bidi_controls_are_escaped() {
+        let text = "a\u{9b}b\u{202e}c\u{200b}";
+        assert_eq!(sanitize(text.as_bytes()), "a\\x9bb\\u{202e}c\\u{200b}");
+    }
+}
