@@ -26,16 +26,6 @@ pub fn endpoint(text: &str) -> Result<Endpoint, EndpointError> {
     text.parse::<Endpoint>()?.stream_only(text)
 }
 
-/// `forward`'s target: a stream endpoint or `udp:`.
-pub fn forward_target(text: &str) -> Result<Endpoint, EndpointError> {
-    text.parse()
-}
-
-/// `forward`'s listen address: a stream endpoint or `udp:` (port 0 picks a free port).
-pub fn forward_listen(text: &str) -> Result<Endpoint, EndpointError> {
-    Endpoint::parse_listen(text)
-}
-
 /// What `netkit wait` waits for: an endpoint, an HTTP(S) URL, `dns:NAME[=ADDR]`, `file:PATH`.
 pub fn wait_target(text: &str) -> Result<netkit::wait::Target, ParseError> {
     text.parse()
@@ -46,9 +36,16 @@ pub fn status_set(text: &str) -> Result<netkit::wait::StatusSet, ParseError> {
     text.parse()
 }
 
-/// A stream endpoint to listen on (port 0 picks a free port; `udp:` is forward's only).
-pub fn listen_endpoint(text: &str) -> Result<Endpoint, EndpointError> {
-    Endpoint::parse_listen(text)?.stream_only(text)
+/// A stream endpoint to listen on (port 0 picks a free port); `udp:` and `systemd:` endpoints
+/// are `forward`'s only (its LISTEN is parsed with the rule).
+pub fn listen_endpoint(text: &str) -> Result<Endpoint, ParseError> {
+    match Endpoint::parse_listen(text)?.stream_only(text)? {
+        Endpoint::Systemd(_) => Err(ParseError::new(
+            text,
+            "systemd: sockets are for netkit forward only",
+        )),
+        endpoint => Ok(endpoint),
+    }
 }
 
 /// A port set: `N`, `N-M`, lists, `all`, `topN`.
@@ -141,6 +138,21 @@ pub use netkit::forward::ProxyProtocol;
 /// `v1` or `v2`.
 pub fn proxy_protocol(text: &str) -> Result<ProxyProtocol, ParseError> {
     text.parse()
+}
+
+/// `--balance round-robin|least-conn|hash`.
+pub fn balance(text: &str) -> Result<netkit::forward::Balance, ParseError> {
+    text.parse()
+}
+
+/// `--check tcp|http:/PATH`.
+pub fn check(text: &str) -> Result<netkit::forward::Check, ParseError> {
+    text.parse()
+}
+
+/// `--rise N`, `--fall N`: 1 to 100 checks in a row.
+pub fn checks_in_a_row(text: &str) -> Result<u32, ParseError> {
+    number_in(text, 1, 100, "checks in a row")
 }
 
 /// `--http-host HOST|auto`.

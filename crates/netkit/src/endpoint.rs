@@ -1,10 +1,12 @@
 //! Endpoints of `forward`, `echo`, `send` and `wait`: `PORT` (loopback), `HOST:PORT`,
 //! `[V6]:PORT`, `unix:PATH`, `unix:@NAME` (Linux abstract namespace), `exec:COMMAND`, and
-//! `forward`'s datagram forms `udp:PORT`, `udp:HOST:PORT`, `udp:[V6]:PORT`.
-//! Parsing is pure; [`Endpoint::connect`] and [`Endpoint::listen`] do the I/O of the stream
-//! endpoints, `forward::udp` that of `udp:`.
+//! `forward`'s `systemd:NAME` listeners (sockets passed by systemd) and its datagram forms
+//! `udp:PORT`, `udp:HOST:PORT`, `udp:[V6]:PORT`. Parsing is pure; [`Endpoint::connect`] and
+//! [`Endpoint::listen`] do the I/O of the stream endpoints ([`exec::check`] the one check of
+//! an `exec:` program before any connection), `forward::udp` that of `udp:`.
 
 pub mod exec;
+pub mod happy_eyeballs;
 mod io;
 mod unix_path;
 
@@ -16,7 +18,7 @@ use std::str::FromStr;
 use crate::ports::PortErrorKind;
 use crate::target::is_host_name;
 
-pub use io::{Listener, Stream};
+pub use io::{plain_peer, Listener, Stream};
 
 /// An endpoint failed to parse: `input: why`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -82,7 +84,7 @@ pub enum EndpointErrorKind {
     /// `exec:` where only a listening endpoint makes sense.
     #[error("exec: endpoints can only be targets")]
     ExecListen,
-    /// A scheme other than `unix:`, `exec:` and `udp:` (`tls://h`).
+    /// A scheme other than `unix:`, `exec:`, `udp:` and `systemd:` (`tls://h`).
     #[error(
         "unknown endpoint scheme '{scheme}:'{note}; expected PORT, HOST:PORT, [V6]:PORT, \
          unix:PATH, unix:@NAME or exec:COMMAND"
@@ -90,17 +92,25 @@ pub enum EndpointErrorKind {
     UnknownScheme {
         /// The scheme as given.
         scheme: String,
-        /// Why a known one is refused (` (socket activation is not supported yet)`), else
-        /// empty.
+        /// Why a known one is refused, or empty.
         note: &'static str,
     },
+    /// `systemd:` where a socket to connect to is needed.
+    #[error("systemd: endpoints are sockets passed by systemd, for forward to listen on")]
+    SystemdTarget,
+    /// A `systemd:NAME` whose name systemd could not have given (`FileDescriptorName=`).
+    #[error("invalid systemd socket name, expected printable ASCII without ':', at most 255")]
+    BadSystemdName,
+    /// The program of an `exec:` endpoint cannot be run (checked before any connection).
+    #[error("{0}")]
+    ExecProgram(String),
     /// A `udp:` endpoint where only a stream endpoint makes sense (`echo`, `send`, `wait`).
     #[error("udp: endpoints are for forward only; expected PORT, HOST:PORT, [V6]:PORT, unix:PATH or unix:@NAME")]
     UdpNotHere,
 }
 
 impl EndpointError {
-    fn new(input: &str, kind: EndpointErrorKind) -> EndpointError {
+    pub(crate) fn new(input: &str, kind: EndpointErrorKind) -> EndpointError {
         EndpointError {
             input: input.to_string(),
             kind,
@@ -127,6 +137,10 @@ pub enum Endpoint {
     Abstract(String),
     /// A child process per connection, talking over a socketpair (`exec:COMMAND`).
     Exec(Vec<String>),
+    /// A listening socket passed by systemd (`systemd:NAME`, the name of
+    /// `FileDescriptorName=`; empty for `systemd:`, the passed sockets in order): `forward`
+    /// listens on it, nothing connects to it.
+    Systemd(String),
     /// A UDP address (`udp:PORT`, `udp:HOST:PORT`, `udp:[V6]:PORT`): `forward` relays
     /// datagrams between two of these, a session per client.
     Udp {
@@ -193,6 +207,7 @@ impl fmt::Display for Endpoint {
                 "exec:{}",
                 shlex::try_join(argv.iter().map(String::as_str)).unwrap_or_else(|_| argv.join(" "))
             ),
+            Endpoint::Systemd(name) => write!(f, "systemd:{name}"),
         }
     }
 }
@@ -215,6 +230,9 @@ impl FromStr for Endpoint {
         if let Some(command) = input.strip_prefix("exec:") {
             return parse_exec(input, command);
         }
+        if input.starts_with("systemd:") {
+            return Err(EndpointError::new(input, EndpointErrorKind::SystemdTarget));
+        }
         if let Some(rest) = input.strip_prefix("udp:") {
             return parse_udp(input, rest, PortRule::NonZero);
         }
@@ -232,6 +250,9 @@ impl Endpoint {
         }
         if input.starts_with("unix:") {
             return input.parse();
+        }
+        if let Some(name) = input.strip_prefix("systemd:") {
+            return parse_systemd(input, name);
         }
         if let Some(rest) = input.strip_prefix("udp:") {
             return parse_udp(input, rest, PortRule::ZeroMeansAny);
@@ -281,7 +302,6 @@ fn parse_unix(input: &str, rest: &str) -> Result<Endpoint, EndpointError> {
 
 /// Words that are endpoint schemes elsewhere (SPEC.md) or commonly guessed, never host names.
 const SCHEMES: &[(&str, &str)] = &[
-    ("systemd", " (socket activation is not supported yet)"),
     ("tcp", ""),
     ("tls", ""),
     ("ssl", ""),
@@ -293,8 +313,8 @@ const SCHEMES: &[(&str, &str)] = &[
     ("file", ""),
 ];
 
-/// Refuses `SCHEME:...` forms other than `unix:`, `exec:` and `udp:` with an error naming the forms
-/// accepted, rather than reading the scheme as a host name (`udp:53`) or an IPv6 address
+/// Refuses `SCHEME:...` forms other than `unix:`, `exec:`, `udp:` and `systemd:` with an error
+/// naming the forms accepted, rather than reading the scheme as a host name (`udp:53`) or an IPv6 address
 /// without brackets (`tls:host:443`).
 fn reject_scheme(input: &str) -> Result<(), EndpointError> {
     let Some((scheme, rest)) = input.split_once(':') else {
@@ -320,6 +340,15 @@ fn reject_scheme(input: &str) -> Result<(), EndpointError> {
         input,
         EndpointErrorKind::UnknownScheme { scheme, note },
     ))
+}
+
+/// `systemd:NAME`: a name as systemd's `FileDescriptorName=` allows (sd_listen_fds(3)).
+fn parse_systemd(input: &str, name: &str) -> Result<Endpoint, EndpointError> {
+    let valid = name.len() <= 255 && name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+    if !valid {
+        return Err(EndpointError::new(input, EndpointErrorKind::BadSystemdName));
+    }
+    Ok(Endpoint::Systemd(name.to_string()))
 }
 
 fn parse_exec(input: &str, command: &str) -> Result<Endpoint, EndpointError> {

@@ -10,7 +10,7 @@
 //!   options, control messages, splice, /proc, signals); nothing else calls below tokio,
 //!   socket2 and nix for these.
 //! - [`server`]: the one accept loop (connection cap, accept backoff, drain with a deadline or
-//!   abort) under every stream server.
+//!   abort) under every stream server; [`prometheus`]: the metrics endpoint on it.
 //! - Engines: [`iface`] (interfaces), [`scan`] (port ranking and services data), [`wait`]
 //!   (readiness of ports, URLs, names and files), [`icmp`] (echo codec, sockets and the probe
 //!   engine) with [`ping`] (iputils' rules as a session without I/O, its driver and
@@ -35,6 +35,7 @@ pub mod ipc;
 pub mod pace;
 pub mod ping;
 pub mod ports;
+pub mod prometheus;
 pub mod report;
 pub mod scan;
 pub mod server;

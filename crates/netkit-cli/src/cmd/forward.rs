@@ -1,20 +1,24 @@
-//! `netkit forward LISTEN TARGET`: the port forwarder (issue 3); `udp:` rules in `udp`.
+//! `netkit forward LISTEN TARGET`: the port forwarder (issues 3 and 15); the printing of
+//! `udp:` rules' records in `udp`.
 
 mod udp;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use std::io::Write;
-use std::sync::Arc;
 
-use netkit::forward::{self, Event, HttpHost, Keepalive, Options, Rule};
-use netkit::report::forward::ConnRecord;
+use netkit::forward::metrics::Registry;
+use netkit::forward::{
+    self, rules, Activation, Balance, Check, Event, Events, HttpHost, Keepalive, Options, Rule,
+    Supervisor,
+};
+use netkit::report::forward::{ConnRecord, ReloadRecord, TargetRecord, TargetState};
 use netkit::report::Listening;
 use netkit::sys::{Signal, Signals};
 use netkit::{Endpoint, IpNet, ParseError};
-use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::exit::Exit;
 use crate::output::Printer;
@@ -26,16 +30,29 @@ Examples:
   netkit forward '[::]:8080' 127.0.0.1:80 --http-host auto
   netkit forward unix:/run/app.sock '[::1]:9000'     expose a TCP service on a Unix socket
   netkit forward 0.0.0.0:2222 10.0.0.5:22 --allow 10.0.0.0/8 --max-conns 100
-  netkit forward udp:5353 udp:127.0.0.1:53              relay DNS over UDP, a session per client
+  netkit forward 8080 a.internal:80,b.internal:80 --balance least-conn --check http:/health
+  netkit forward 8000-8010 host.internal:9000-9010    one rule per port
+  netkit forward udp:5353 udp:127.0.0.1:53           relay DNS over UDP, a session per client
   netkit forward 'udp:[::]:5353' 'udp:[::1]:53' --idle-timeout 30s --max-conns 1000
-  netkit forward --config rules.toml
+  netkit forward --config rules.toml --metrics 9100  (SIGHUP rereads rules.toml)
 
 Once bound, each rule prints 'listening on ADDR -> TARGET' on stderr (port 0 shows the port
-the kernel chose; with --json also a \"listen\" record on stdout), then one line per finished
-connection: time (RFC 3339, UTC), client, target, bytes each way, duration, how it ended.
-SIGINT/SIGTERM stop accepting and let open connections finish for --drain-timeout (30s by
-default), then close them; a second signal closes them at once. SIGHUP is logged and ignored.
-A reset on one side is passed on as a reset (SO_LINGER 0) to the other.
+the kernel chose; with --json also a \"listening\" record on stdout), then one line per finished
+connection: time (RFC 3339, UTC), client, target, bytes each way, duration, how it ended; and
+one line when a target goes down or comes back up.
+Several targets: a connection tries them in the --balance order; when a connect fails it
+tries the next one (the client sees nothing of it) and the failed target is left alone for 1s,
+doubling up to 30s while it keeps failing (with --check only the checks bring it back). When
+every target is down, connections still try them all. A name with several addresses is
+connected to Happy Eyeballs style (RFC 8305): the next address 250ms after the last, the first
+to answer wins.
+SIGHUP rereads --config: new connections follow the new rules, open ones go on, listeners that
+stay are never closed; a file that fails its checks leaves the old rules in force (logged).
+Without --config SIGHUP is logged and ignored. SIGINT/SIGTERM stop accepting and let open
+connections finish for --drain-timeout (30s by default), then close them; a second signal
+closes them at once. A reset on one side is passed on as a reset (SO_LINGER 0) to the other.
+--metrics serves Prometheus text at http://ADDR/metrics: netkit_forward_* by rule and target
+(docs/forward-metrics.md).
 
 UDP (udp: on both sides): each client address gets a session, a socket of its own connected
 to the target (the target sees one source per client; replies go back to their client). A
@@ -44,20 +61,25 @@ logged then (a \"session\" record). --max-conns bounds sessions: datagrams of ne
 beyond it, from outside --allow, or arriving while draining are dropped and counted (a \"drop\"
 line at most once a second). --proxy-protocol v2 puts a PROXY v2 header (DGRAM) before every
 datagram. An ICMP port unreachable from the target is counted, never fatal. On SIGTERM no new
-sessions start; open ones go on until idle or --drain-timeout.";
+sessions start; open ones go on until idle or --drain-timeout. A reload keeps an unchanged
+udp: rule and its sessions; a changed one drains its sessions, then serves the new rule.";
 
 /// Arguments of `netkit forward`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct Args {
-    /// Where to listen: PORT (loopback), HOST:PORT, [V6]:PORT, unix:PATH, unix:@NAME, or
-    /// udp:PORT, udp:HOST:PORT, udp:[V6]:PORT (then the target is udp: too).
-    #[arg(value_parser = parse::forward_listen, required_unless_present = "config")]
-    pub listen: Option<Endpoint>,
-    /// Where to relay to: HOST:PORT, [V6]:PORT, unix:PATH, unix:@NAME, exec:COMMAND, or
-    /// udp:HOST:PORT, udp:[V6]:PORT for a udp: listen.
-    #[arg(value_parser = parse::forward_target, required_unless_present = "config")]
-    pub target: Option<Endpoint>,
+    /// Where to listen: PORT (loopback), HOST:PORT, [V6]:PORT, a port range (8000-8010,
+    /// HOST:8000-8010: one rule per port), unix:PATH, unix:@NAME, systemd:NAME (the sockets
+    /// systemd passed with that FileDescriptorName) or systemd: (the next passed socket no
+    /// systemd:NAME takes); or udp:PORT, udp:HOST:PORT, udp:[V6]:PORT (then the target is
+    /// udp: too).
+    #[arg(required_unless_present = "config")]
+    pub listen: Option<String>,
+    /// Where to relay to: HOST:PORT, [V6]:PORT, unix:PATH, unix:@NAME, exec:COMMAND, or several
+    /// comma-separated (a:80,b:80); with a listen range, HOST:FIRST-LAST of the same length;
+    /// udp:HOST:PORT, udp:[V6]:PORT (one) for a udp: listen.
+    #[arg(required_unless_present = "config")]
+    pub target: Option<String>,
     /// Rewrite the Host of every HTTP/1.x request (auto: the target's host:port), and the
     /// authority of absolute-form targets (GET http://x/p -> GET http://HOST/p) and of
     /// CONNECT. Malformed or ambiguous requests get 400; a tunnel starts only on the target's
@@ -87,9 +109,34 @@ pub struct Args {
     /// is logged as drain-timeout) [default: 30s].
     #[arg(long, value_name = "DUR", value_parser = parse::duration)]
     pub drain_timeout: Option<Duration>,
-    /// Read forwarding rules from a TOML file; flags given here override each rule's options.
+    /// Read forwarding rules from a TOML file (SIGHUP rereads it); flags given here override
+    /// each rule's options.
     #[arg(long, value_name = "FILE.toml", conflicts_with_all = ["listen", "target"])]
     pub config: Option<PathBuf>,
+    /// How a connection picks one of several targets: round-robin (each in turn), least-conn
+    /// (fewest open connections), hash (the client's address: the same client to the same
+    /// target while it is up) [default: round-robin].
+    #[arg(long, value_name = "round-robin|least-conn|hash", value_parser = parse::balance)]
+    pub balance: Option<Balance>,
+    /// Check every target actively: tcp (a connection is made) or http:/PATH (GET PATH
+    /// answers 2xx or 3xx); a target is down after --fall failures in a row, up again after
+    /// --rise passes.
+    #[arg(long, value_name = "tcp|http:/PATH", value_parser = parse::check)]
+    pub check: Option<Check>,
+    /// Time between two checks of a target; a check must pass within it [default: 2s].
+    #[arg(long, value_name = "DUR", value_parser = parse::positive_duration)]
+    pub check_interval: Option<Duration>,
+    /// Passed checks in a row that bring a down target up [default: 2].
+    #[arg(long, value_name = "N", value_parser = parse::checks_in_a_row)]
+    pub rise: Option<u32>,
+    /// Failed checks in a row that take an up target down [default: 3].
+    #[arg(long, value_name = "N", value_parser = parse::checks_in_a_row)]
+    pub fall: Option<u32>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (PORT alone: 127.0.0.1:PORT):
+    /// connections, bytes, connect failures, target up/down, relay paths, by rule and target;
+    /// for udp: rules sessions, datagrams and drops.
+    #[arg(long, value_name = "ADDR", value_parser = parse::listen_endpoint)]
+    pub metrics: Option<Endpoint>,
     /// TCP keepalive on both legs: after DUR without traffic the kernel probes the peer, every
     /// DUR/4 (whole seconds), and after 4 unanswered probes the connection is closed (the other
     /// leg reset) and logged as dead-peer, so a vanished peer is noticed within 2*DUR; 0 or off
@@ -99,28 +146,29 @@ pub struct Args {
 }
 
 /// Runs the forwarder until SIGINT or SIGTERM, then drains open connections (a second signal
-/// closes them at once).
+/// closes them at once); SIGHUP reloads `--config`.
 ///
 /// Once bound, each rule is announced on stderr as `listening on ADDR -> TARGET` (with
 /// `--json` also as a `listen` record on stdout), so port 0 can be read back.
 pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     let rules = rules(&args)?;
+    // Before any thread: taking the passed sockets changes the environment.
+    let activation = Activation::from_env()?;
     netkit::sys::raise_nofile();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve(rules, out))
+    runtime.block_on(serve(&args, rules, activation, out))
 }
 
-/// The rules of the command line or the config file, with the flags applied to each.
+/// The rules of the command line or the config file, with the flags applied to each, checked.
 fn rules(args: &Args) -> Result<Vec<Rule>, netkit::Error> {
     let mut rules = match (&args.config, &args.listen, &args.target) {
         (Some(path), _, _) => forward::config::load(path)?,
-        (None, Some(listen), Some(target)) => vec![Rule {
-            listen: listen.clone(),
-            target: target.clone(),
-            options: Options::default(),
-        }],
+        (None, Some(listen), Some(target)) => {
+            let targets = rules::split_targets(target);
+            rules::expand(listen, &targets, &Options::default()).map_err(|(_, e)| e)?
+        }
         _ => {
             let why = "expected LISTEN TARGET or --config";
             return Err(ParseError::new("forward", why).into());
@@ -128,7 +176,7 @@ fn rules(args: &Args) -> Result<Vec<Rule>, netkit::Error> {
     };
     for rule in &mut rules {
         apply_flags(args, &mut rule.options);
-        forward::udp::check(rule).map_err(|(_, error)| error)?;
+        rules::check(rule).map_err(|(_, e)| e)?;
     }
     Ok(rules)
 }
@@ -145,93 +193,195 @@ fn apply_flags(args: &Args, options: &mut Options) {
     options.connect_timeout = args.connect_timeout.unwrap_or(options.connect_timeout);
     options.proxy_protocol = args.proxy_protocol.or(options.proxy_protocol);
     options.drain_timeout = args.drain_timeout.unwrap_or(options.drain_timeout);
+    options.balance = args.balance.unwrap_or(options.balance);
+    if let Some(check) = &args.check {
+        options.check = Some(check.clone());
+    }
+    options.check_interval = args.check_interval.unwrap_or(options.check_interval);
+    options.rise = args.rise.unwrap_or(options.rise);
+    options.fall = args.fall.unwrap_or(options.fall);
     options.keepalive = args.keepalive.unwrap_or(options.keepalive);
 }
 
-async fn serve(rules: Vec<Rule>, out: &Printer) -> anyhow::Result<Exit> {
+async fn serve(
+    args: &Args,
+    rules: Vec<Rule>,
+    activation: Activation,
+    out: &Printer,
+) -> anyhow::Result<Exit> {
     // Signals first, so that one coming right after a rule is announced is handled.
     let mut signals = Signals::new(&[Signal::Interrupt, Signal::Terminate, Signal::Hangup])?;
-    let mut bound = Vec::new();
-    for rule in rules {
-        let listener = udp::Listening::bind(&rule).await?;
-        announce(out, &listener.local_addr(), &rule)?;
-        bound.push((listener, Arc::new(rule)));
+    let registry = Arc::new(Registry::default());
+    let metrics = serve_metrics(args, &registry, out).await?;
+    let (events, mut incoming) = Events::channel();
+    let listens: Vec<Endpoint> = rules.iter().map(|r| r.listen.clone()).collect();
+    let unused = activation.unused(&listens);
+    let mut supervisor = Supervisor::new(events, Arc::clone(&registry), activation);
+    let started = supervisor.apply(rules).await?;
+    for served in &started.added {
+        announce(out, &served.addr, &served.rule)?;
     }
-    let (stop, stopped) = watch::channel(false);
-    let mut servers = JoinSet::new();
-    for (listener, rule) in bound {
-        let mut stopped = stopped.clone();
-        let shutdown = async move {
-            let _ = stopped.wait_for(|stop| *stop).await;
-        };
-        match listener {
-            udp::Listening::Stream(listener) => {
-                servers.spawn(forward::serve(
-                    listener,
-                    rule,
-                    shutdown,
-                    conn_log(out.clone()),
-                ));
-            }
-            udp::Listening::Datagram(bound) => {
-                let log = udp::session_log(out.clone());
-                servers.spawn(forward::udp::serve(
-                    bound,
-                    rule,
-                    Arc::default(),
-                    shutdown,
-                    log,
-                ));
-            }
+    if !unused.is_empty() {
+        tracing::warn!(
+            "systemd passed socket(s) no rule listens on: {} (kept open for a reload)",
+            unused.join(", ")
+        );
+    }
+    loop {
+        tokio::select! {
+            signal = signals.recv() => match signal {
+                Signal::Hangup => reload(args, &mut supervisor, &registry, out).await,
+                _ => break,
+            },
+            Some(event) = incoming.recv() => log_event(out, event),
         }
     }
-    stop_signal(&mut signals).await;
     tracing::info!("stopping: no new connections, draining open ones");
-    let _ = stop.send(true);
-    tokio::select! {
-        () = async { while servers.join_next().await.is_some() {} } => {}
-        _ = stop_signal(&mut signals) => tracing::warn!("second signal: closing open connections"),
+    if let Some(task) = metrics {
+        task.abort();
     }
+    drain(supervisor, &mut incoming, &mut signals, out).await;
     Ok(Exit::Success)
 }
 
-/// Waits for SIGINT or SIGTERM; SIGHUP is logged and ignored (no reload yet).
-async fn stop_signal(signals: &mut Signals) {
-    while signals.recv().await == Signal::Hangup {
-        tracing::warn!(
-            "SIGHUP ignored: reloading the configuration is not supported yet; connections go on"
+/// Stops the supervisor, logging the connections as they end; a second signal ends it at once.
+async fn drain(
+    supervisor: Supervisor,
+    incoming: &mut UnboundedReceiver<Event>,
+    signals: &mut Signals,
+    out: &Printer,
+) {
+    let stop = supervisor.stop();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => break,
+            Some(event) = incoming.recv() => log_event(out, event),
+            signal = signals.recv() => {
+                if signal != Signal::Hangup {
+                    tracing::warn!("second signal: closing open connections");
+                    return;
+                }
+            }
+        }
+    }
+    while let Ok(event) = incoming.try_recv() {
+        log_event(out, event);
+    }
+}
+
+/// `--metrics`: the Prometheus endpoint, on its own task.
+async fn serve_metrics(
+    args: &Args,
+    registry: &Arc<Registry>,
+    out: &Printer,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let Some(endpoint) = &args.metrics else {
+        return Ok(None);
+    };
+    let listener = endpoint.listen().await?;
+    if !out.quiet() {
+        let at = listener.local_addr();
+        let _ = writeln!(std::io::stderr(), "metrics on http://{at}/metrics");
+    }
+    let registry = Arc::clone(registry);
+    let serve = netkit::prometheus::serve_until(listener, registry, std::future::pending::<()>());
+    Ok(Some(tokio::spawn(serve)))
+}
+
+/// SIGHUP: rereads `--config` and applies it; a file that fails leaves the rules as they are.
+async fn reload(args: &Args, supervisor: &mut Supervisor, registry: &Registry, out: &Printer) {
+    let Some(path) = &args.config else {
+        tracing::warn!("SIGHUP ignored: there is no --config file to reload; connections go on");
+        return;
+    };
+    let applied = match rules(args) {
+        Ok(rules) => supervisor.apply(rules).await,
+        Err(err) => Err(err),
+    };
+    registry.reloaded(applied.is_ok());
+    let file = path.display().to_string();
+    let record = match &applied {
+        Ok(reloaded) => reloaded.record(&file),
+        Err(err) => supervisor.refused(&file, err.to_string()),
+    };
+    if let Ok(reloaded) = &applied {
+        for served in &reloaded.added {
+            let _ = announce(out, &served.addr, &served.rule);
+        }
+    }
+    if out.json() {
+        let _ = out.record("reload", &record);
+    }
+    if !out.quiet() || !record.ok {
+        let _ = writeln!(std::io::stderr().lock(), "{}", reload_line(&record));
+    }
+}
+
+fn reload_line(r: &ReloadRecord) -> String {
+    if let Some(error) = &r.error {
+        return format!(
+            "{} reload of {} failed, the rules in force stay: {error}",
+            r.time, r.file
         );
     }
+    let list = |what: &str, addrs: &[String]| match addrs {
+        [] => String::new(),
+        addrs => format!("; {what} {}", addrs.join(", ")),
+    };
+    format!(
+        "{} reloaded {}: {} rule(s){}{}",
+        r.time,
+        r.file,
+        r.rules,
+        list("listening on", &r.added),
+        list("stopped listening on", &r.removed)
+    )
 }
 
 fn announce(out: &Printer, bound: &str, rule: &Rule) -> std::io::Result<()> {
     if out.json() {
         let record = Listening {
             addr: bound.to_string(),
-            target: Some(rule.target.to_string()),
+            target: Some(rule.targets_text()),
         };
         out.record("listening", &record)?;
     }
     if !out.quiet() {
         let mut err = std::io::stderr().lock();
-        writeln!(err, "listening on {bound} -> {}", rule.target)?;
+        writeln!(err, "listening on {bound} -> {}", rule.targets_text())?;
     }
     Ok(())
 }
 
-/// One line per finished connection: a `conn` record on stdout with `--json`, else text on
-/// stderr (silenced by `-q`). A record that cannot be written is dropped: the connections go
-/// on.
-fn conn_log(out: Printer) -> impl FnMut(Event) -> std::io::Result<()> {
-    move |event| {
-        let Event::Conn(record) = event;
-        if out.json() {
-            let _ = out.record("conn", &record);
-        } else if !out.quiet() {
-            let _ = writeln!(std::io::stderr().lock(), "{}", conn_line(&record));
-        }
-        Ok(())
+/// One line per event: a record on stdout with `--json`, else text on stderr (silenced by
+/// `-q`). A record that cannot be written is dropped: the connections go on.
+fn log_event(out: &Printer, event: Event) {
+    let (kind, line) = match &event {
+        Event::Conn(record) => ("conn", conn_line(record)),
+        Event::Target(record) => ("target", target_line(record)),
+        Event::Udp(event) => return udp::log(out, event),
+    };
+    if out.json() {
+        let _ = match &event {
+            Event::Conn(record) => out.record(kind, record),
+            Event::Target(record) => out.record(kind, record),
+            Event::Udp(_) => Ok(()),
+        };
+    } else if !out.quiet() {
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
     }
+}
+
+fn target_line(r: &TargetRecord) -> String {
+    let state = match r.state {
+        TargetState::Up => "up",
+        TargetState::Down => "down",
+    };
+    format!(
+        "{} target {} of {} is {state}: {}",
+        r.time, r.target, r.rule, r.reason
+    )
 }
 
 fn conn_line(r: &ConnRecord) -> String {
@@ -240,8 +390,7 @@ fn conn_line(r: &ConnRecord) -> String {
         .as_deref()
         .map(|e| format!(": {e}"))
         .unwrap_or_default();
-    let close = serde_json::to_value(r.close).unwrap_or_default();
-    let close = close.as_str().unwrap_or("?");
+    let close = r.close.as_str();
     let relay = if r.relay.is_empty() {
         String::new()
     } else {

@@ -68,7 +68,7 @@ fn forward_starts_with_the_example_config_and_stops_on_sigterm() {
     let mut fw = Forwarder::spawn(cmd, rules);
     assert_eq!(
         fw.listens,
-        ["[::]:8080", "[::1]:5432", "unix:@netkit-api"],
+        ["[::]:8080", "[::1]:5432", "unix:@netkit-api", "[::]:8443"],
         "{:?}",
         fw.stderr.all()
     );

@@ -50,6 +50,11 @@ impl Forwarder {
         self.listens[0].parse().expect("tcp listen address")
     }
 
+    /// Sends `signal`, waits for the forwarder to exit: (code, stdout, stderr).
+    pub fn stop(self, signal: &str) -> (i32, String, String) {
+        self.proc.stop(signal)
+    }
+
     /// The running process itself, to stop or finish it (`fw.into_proc().stop("TERM")`).
     pub fn into_proc(self) -> Proc {
         self.proc

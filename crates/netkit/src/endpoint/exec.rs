@@ -12,7 +12,9 @@ use std::process::{ExitStatus, Stdio};
 
 use tokio::net::UnixStream;
 
-use super::Stream;
+use std::path::{Path, PathBuf};
+
+use super::{Endpoint, EndpointError, EndpointErrorKind, Stream};
 use crate::error::Error;
 
 /// The child behind an `exec:` stream; reaped (never left a zombie) when dropped.
@@ -96,6 +98,58 @@ fn start(argv: &[String], end: OwnedFd) -> io::Result<tokio::process::Child> {
         .stderr(Stdio::inherit())
         .kill_on_drop(false)
         .spawn()
+}
+
+/// Checks that the program of an `exec:` endpoint can be run, before any connection needs it:
+/// a program named with a `/` must be an executable file; a bare name must be one in a
+/// directory of `PATH` (as `execvp(3)` looks for it). Other endpoints pass. The error names
+/// the endpoint and says what is wrong.
+pub fn check(endpoint: &Endpoint) -> Result<(), EndpointError> {
+    let Endpoint::Exec(argv) = endpoint else {
+        return Ok(());
+    };
+    let program = argv.first().map(String::as_str).unwrap_or("");
+    let found = if program.contains('/') {
+        runnable(Path::new(program))
+    } else {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        search_path(program, &path)
+    };
+    found.map_err(|why| {
+        EndpointError::new(
+            &endpoint.to_string(),
+            EndpointErrorKind::ExecProgram(format!("{program}: {why}")),
+        )
+    })
+}
+
+/// The first directory of `path` (colon-separated, an empty entry being the current
+/// directory) holding `program` as an executable file.
+fn search_path(program: &str, path: &std::ffi::OsStr) -> Result<(), String> {
+    let mut seen = None;
+    for dir in std::env::split_paths(path) {
+        let dir = if dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            dir
+        };
+        match runnable(&dir.join(program)) {
+            Ok(()) => return Ok(()),
+            Err(why) if dir.join(program).exists() => seen = Some(why),
+            Err(_) => {}
+        }
+    }
+    Err(seen.unwrap_or_else(|| "not found in PATH".to_string()))
+}
+
+/// Whether `file` is a file this process may execute; else why not.
+fn runnable(file: &Path) -> Result<(), String> {
+    let meta = std::fs::metadata(file).map_err(|e| crate::error::describe_io(&e))?;
+    if meta.is_dir() {
+        return Err("is a directory".into());
+    }
+    nix::unistd::access(file, nix::unistd::AccessFlags::X_OK)
+        .map_err(|e| format!("not executable ({})", e.desc().to_lowercase()))
 }
 
 fn into_tokio(parent: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
@@ -186,6 +240,38 @@ mod tests {
             );
             assert!(text.contains("no such file"), "{text}");
         });
+    }
+
+    #[test]
+    fn programs_are_checked_before_any_connection() {
+        let check_of = |text: &str| check(&text.parse::<Endpoint>().unwrap());
+        assert_eq!(check_of("exec:cat"), Ok(()));
+        assert_eq!(check_of("exec:/bin/sh -c 'exit 0'"), Ok(()));
+        assert_eq!(check_of("127.0.0.1:80"), Ok(()));
+        let missing = check_of("exec:/missing/program").unwrap_err();
+        assert_eq!(
+            missing.to_string(),
+            "exec:/missing/program: /missing/program: no such file or directory"
+        );
+        let nowhere = check_of("exec:netkit-no-such-program-here").unwrap_err();
+        assert_eq!(
+            nowhere.to_string(),
+            "exec:netkit-no-such-program-here: netkit-no-such-program-here: not found in PATH"
+        );
+        let dir = check_of("exec:/").unwrap_err();
+        assert!(dir.to_string().ends_with("/: is a directory"), "{dir}");
+    }
+
+    #[test]
+    fn a_name_in_path_that_is_not_executable_says_so() {
+        let dir = std::env::temp_dir().join(format!("netkit-exec-check-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("plain"), "not a program").unwrap();
+        let got = search_path("plain", dir.as_os_str());
+        let _ = std::fs::remove_dir_all(&dir);
+        // No execute bit at all: not even root may run it.
+        let why = got.unwrap_err();
+        assert!(why.starts_with("not executable"), "{why}");
     }
 
     #[test]

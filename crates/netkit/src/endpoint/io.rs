@@ -12,7 +12,7 @@ use nix::unistd::AccessFlags;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
-use super::{unix_path, Endpoint, Host};
+use super::{happy_eyeballs, unix_path, Endpoint, Host};
 use crate::error::Error;
 
 /// A connected byte stream.
@@ -63,25 +63,25 @@ impl Endpoint {
         }
     }
 
-    /// Connects, trying every address of a name in order, each bounded by `timeout`.
+    /// Connects; the addresses of a name are tried Happy Eyeballs style (RFC 8305: staggered
+    /// by 250 ms, families alternating, the first to answer wins), each bounded by `timeout`.
     pub async fn connect(&self, timeout: Duration) -> Result<Stream, Error> {
         let what = || format!("connect to {self}");
         match self {
             Endpoint::Tcp { .. } => {
-                let mut last = io::Error::new(io::ErrorKind::NotFound, "no addresses");
-                for addr in self.resolve().await? {
-                    match connect_tcp(addr, timeout).await {
-                        Ok(stream) => return Ok(Stream::Tcp(stream)),
-                        Err(err) => last = err,
-                    }
+                let addrs = self.resolve().await?;
+                let delay = happy_eyeballs::ATTEMPT_DELAY;
+                match happy_eyeballs::connect(&addrs, timeout, delay).await {
+                    Ok(stream) => Ok(Stream::Tcp(stream)),
+                    Err(err) => Err(Error::io(what(), err)),
                 }
-                Err(Error::io(what(), last))
             }
             Endpoint::Unix(path) => bounded(timeout, UnixStream::connect(path)).await,
             Endpoint::Abstract(name) => {
                 bounded(timeout, UnixStream::connect(abstract_path(name))).await
             }
             Endpoint::Exec(argv) => super::exec::spawn(argv).await,
+            Endpoint::Systemd(_) => Err(Error::io("connect", systemd_only())),
             Endpoint::Udp { .. } => Err(Error::io("connect", datagram_only())),
         }
         .map_err(|err| match err {
@@ -123,9 +123,19 @@ impl Endpoint {
                     "exec: endpoints can only be targets",
                 ),
             )),
+            Endpoint::Systemd(_) => Err(Error::io(what(), systemd_only())),
             Endpoint::Udp { .. } => Err(Error::io(what(), datagram_only())),
         }
     }
+}
+
+/// What connecting to, or binding, a `systemd:` endpoint gives: its socket comes from the
+/// service manager, through `forward`'s socket activation.
+fn systemd_only() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "systemd: sockets are passed by systemd to netkit forward; nothing binds them",
+    )
 }
 
 /// A `udp:` endpoint has no stream to connect or accept: `forward::udp` serves it.
@@ -154,6 +164,19 @@ fn add_loopbacks(name: &str, port: u16, found: &mut Vec<SocketAddr>) {
     }
 }
 
+/// A peer address as it is logged: an IPv4 client of a dual-stack (`[::]`) listener arrives as
+/// an IPv4-mapped IPv6 address (`[::ffff:127.0.0.1]:5000`) and is shown as the IPv4 address
+/// it is (`127.0.0.1:5000`).
+pub fn plain_peer(peer: SocketAddr) -> SocketAddr {
+    match peer {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
+            None => peer,
+        },
+        v4 => v4,
+    }
+}
+
 /// The path form tokio uses for an abstract name: a leading NUL byte.
 fn abstract_path(name: &str) -> std::path::PathBuf {
     use std::os::unix::ffi::OsStrExt;
@@ -174,14 +197,6 @@ async fn bounded<T: Into<Stream>>(
             io::Error::from(io::ErrorKind::TimedOut),
         )),
     }
-}
-
-async fn connect_tcp(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
-    let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
-        .await
-        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
-    stream.set_nodelay(true)?;
-    Ok(stream)
 }
 
 /// A Unix listen failure; "permission denied" names the directory the user may not write.
@@ -249,7 +264,7 @@ impl Listener {
             Listener::Tcp(listener) => {
                 let (stream, peer) = listener.accept().await?;
                 stream.set_nodelay(true)?;
-                Ok((Stream::Tcp(stream), peer.to_string()))
+                Ok((Stream::Tcp(stream), plain_peer(peer).to_string()))
             }
             Listener::Unix(listener, _) => {
                 let (stream, _) = listener.accept().await?;

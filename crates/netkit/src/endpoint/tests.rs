@@ -106,7 +106,7 @@ fn bad_endpoints_name_themselves_and_what_is_wrong() {
 #[test]
 fn other_schemes_are_named_as_such() {
     for (text, name) in [
-        ("systemd:web", "systemd"),
+        ("tcp:h.test:80", "tcp"),
         ("tls:h.test:443", "tls"),
         ("foo://h", "foo"),
         ("x+y:a:1", "x+y"),

@@ -2,8 +2,8 @@
 //!
 //! ```toml
 //! [[rule]]
-//! listen = "8080"
-//! target = "app.internal:80"
+//! listen = "8080"              # or a port range, "8000-8010"
+//! target = "app.internal:80"   # or a list, ["a.internal:80", "b.internal:80"]
 //! http_host = "auto"           # optional, like every key below
 //! allow = ["198.18.0.0/15"]
 //! max_conns = 100
@@ -11,6 +11,11 @@
 //! connect_timeout = "2s"
 //! proxy_protocol = "v2"
 //! drain_timeout = "10s"        # default 30s
+//! balance = "least-conn"       # round-robin (default), least-conn, hash
+//! check = "http:/health"       # or "tcp"; none by default
+//! check_interval = "2s"
+//! rise = 2
+//! fall = 3
 //! keepalive = "60s"            # the default; "off" for none
 //!
 //! [[rule]]                     # UDP: both sides udp:, a session per client
@@ -19,7 +24,8 @@
 //! idle_timeout = "30s"         # per session; default 60s for udp: rules
 //! max_conns = 1000             # sessions at once
 //! ```
-//! Unknown keys are errors. Every value is checked before anything is bound.
+//! Unknown keys are errors. Every value is checked before anything is bound (an `exec:`
+//! program must exist), and no two rules listen on the same address.
 
 use std::path::Path;
 
@@ -27,7 +33,7 @@ use serde::Deserialize;
 
 use super::{Options, Rule};
 use crate::duration::{parse_duration, parse_positive_duration, DurationError};
-use crate::endpoint::{Endpoint, EndpointError};
+use crate::endpoint::EndpointError;
 use crate::error::ParseError;
 use crate::target::TargetError;
 
@@ -54,6 +60,16 @@ pub enum ConfigErrorKind {
     /// It has no `[[rule]]` table.
     #[error("no [[rule]] tables")]
     NoRules,
+    /// Two rules listen on the same address.
+    #[error("rule {rule}: listen {listen} is also the listen address of rule {first}")]
+    DuplicateListen {
+        /// The later rule's position in the file, from 1.
+        rule: usize,
+        /// The earlier one's.
+        first: usize,
+        /// The address.
+        listen: String,
+    },
     /// A value of a rule failed its check.
     #[error("rule {rule}: {error}")]
     Rule {
@@ -78,9 +94,20 @@ pub enum ValueError {
     /// A timeout.
     #[error(transparent)]
     Duration(#[from] DurationError),
-    /// `http_host`, `proxy_protocol`, `max_conns`, `keepalive`.
+    /// `http_host`, `proxy_protocol`, `max_conns`, `balance`, `check`, `keepalive`, port ranges.
     #[error(transparent)]
     Other(#[from] ParseError),
+}
+
+impl From<ValueError> for crate::error::Error {
+    fn from(err: ValueError) -> Self {
+        match err {
+            ValueError::Endpoint(e) => e.into(),
+            ValueError::Target(e) => e.into(),
+            ValueError::Duration(e) => e.into(),
+            ValueError::Other(e) => e.into(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,7 +121,7 @@ struct File {
 #[serde(deny_unknown_fields)]
 struct RuleSpec {
     listen: String,
-    target: String,
+    target: TargetSpec,
     http_host: Option<String>,
     #[serde(default)]
     allow: Vec<String>,
@@ -103,7 +130,29 @@ struct RuleSpec {
     connect_timeout: Option<String>,
     proxy_protocol: Option<String>,
     drain_timeout: Option<String>,
+    balance: Option<String>,
+    check: Option<String>,
+    check_interval: Option<String>,
+    rise: Option<u32>,
+    fall: Option<u32>,
     keepalive: Option<String>,
+}
+
+/// `target = "HOST:PORT"` (a comma list as on the command line) or `target = [...]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum TargetSpec {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl TargetSpec {
+    fn texts(&self) -> Vec<&str> {
+        match self {
+            TargetSpec::One(text) => super::rules::split_targets(text),
+            TargetSpec::Many(list) => list.iter().map(String::as_str).collect(),
+        }
+    }
 }
 
 /// Reads and checks the rules of `path`.
@@ -125,17 +174,25 @@ pub fn parse(text: &str) -> Result<Vec<Rule>, ConfigErrorKind> {
     if file.rule.is_empty() {
         return Err(ConfigErrorKind::NoRules);
     }
-    file.rule
-        .into_iter()
-        .enumerate()
-        .map(|(i, spec)| {
-            spec.check().map_err(|(key, error)| ConfigErrorKind::Rule {
-                rule: i + 1,
-                key,
-                error: Box::new(error),
-            })
-        })
-        .collect()
+    let mut rules = Vec::new();
+    let mut tables = Vec::new();
+    for (i, spec) in file.rule.into_iter().enumerate() {
+        let expanded = spec.check().map_err(|(key, error)| ConfigErrorKind::Rule {
+            rule: i + 1,
+            key,
+            error: Box::new(error),
+        })?;
+        tables.extend(std::iter::repeat_n(i + 1, expanded.len()));
+        rules.extend(expanded);
+    }
+    if let Some((second, first)) = super::rules::duplicate_listen(&rules) {
+        return Err(ConfigErrorKind::DuplicateListen {
+            rule: tables[second],
+            first: tables[first],
+            listen: rules[second].listen.to_string(),
+        });
+    }
+    Ok(rules)
 }
 
 /// Tags a value's error with its key.
@@ -147,7 +204,7 @@ fn key<T, E: Into<ValueError>>(
 }
 
 impl RuleSpec {
-    fn check(self) -> Result<Rule, (&'static str, ValueError)> {
+    fn check(self) -> Result<Vec<Rule>, (&'static str, ValueError)> {
         let defaults = Options::default();
         let options = Options {
             http_host: key(
@@ -187,24 +244,32 @@ impl RuleSpec {
                 Some(text) => key("drain_timeout", parse_duration(text))?,
                 None => defaults.drain_timeout,
             },
+            balance: match self.balance.as_deref() {
+                Some(text) => key("balance", text.parse())?,
+                None => defaults.balance,
+            },
+            check: key("check", self.check.as_deref().map(str::parse).transpose())?,
+            check_interval: match self.check_interval.as_deref() {
+                Some(text) => key("check_interval", parse_positive_duration(text))?,
+                None => defaults.check_interval,
+            },
+            rise: self.rise.unwrap_or(defaults.rise),
+            fall: self.fall.unwrap_or(defaults.fall),
             keepalive: match self.keepalive.as_deref() {
                 Some(text) => key("keepalive", text.parse())?,
                 None => defaults.keepalive,
             },
         };
-        let rule = Rule {
-            listen: key("listen", Endpoint::parse_listen(&self.listen))?,
-            target: key("target", self.target.parse())?,
-            options,
-        };
-        super::udp::check(&rule).map_err(|(key, error)| (key, error.into()))?;
-        Ok(rule)
+        let rules = super::rules::expand(&self.listen, &self.target.texts(), &options)?;
+        rules.iter().try_for_each(super::rules::check)?;
+        Ok(rules)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::endpoint::Endpoint;
 
     #[test]
     fn parses_rules_with_options() {
@@ -309,7 +374,7 @@ mod tests {
             "[[rule]]\nlisten = \"udp:0\"\ntarget = \"udp:[::1]:53\"\nproxy_protocol = \"v2\"\n",
         )
         .unwrap();
-        assert!(rules[0].listen.is_udp() && rules[0].target.is_udp());
+        assert!(rules[0].listen.is_udp() && rules[0].targets[0].is_udp());
         for (text, want) in [
             ("listen = \"udp:0\"\ntarget = \"127.0.0.1:53\"", "target"),
             ("listen = \"0\"\ntarget = \"udp:127.0.0.1:53\"", "listen"),

@@ -1,12 +1,16 @@
-//! One forwarded connection, from accept to its record: ACL check, connect to the target,
-//! PROXY header, relay.
+//! One forwarded connection, from accept to its record: ACL check, connect to a target (the
+//! next one when a connect fails), PROXY header, relay; counted into the rule's and the
+//! target's metrics.
 
 use std::future::Future;
 use std::net::IpAddr;
-use std::time::{Instant, SystemTime};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 
+use super::backend::Backend;
+use super::metrics::Open;
 use super::relay::{self, Outcome};
-use super::{io as relay_io, proxy, Rule};
+use super::{event, io as relay_io, proxy, Rule};
 use crate::endpoint::Stream;
 use crate::report::forward::{Close, ConnRecord};
 
@@ -15,14 +19,16 @@ use crate::report::forward::{Close, ConnRecord};
 pub(super) async fn handle(
     client: Stream,
     peer: String,
-    rule: &Rule,
+    backend: &Backend,
     abort: impl Future<Output = ()>,
 ) -> ConnRecord {
     let start = Instant::now();
+    backend.metrics.accepted.fetch_add(1, Ordering::Relaxed);
+    let open = Open::on(&backend.metrics.active);
     let mut record = ConnRecord {
         time: String::new(),
         client: peer,
-        target: rule.target.to_string(),
+        target: backend.rule.targets_text(),
         bytes_up: 0,
         bytes_down: 0,
         duration_s: 0.0,
@@ -31,26 +37,30 @@ pub(super) async fn handle(
         error: None,
     };
     tokio::pin!(abort);
-    relay_to_target(&client, rule, &mut record, abort).await;
+    relay_to_target(&client, backend, &mut record, abort).await;
     drop(client);
+    drop(open);
+    backend.metrics.closed(record.close.as_str());
     record.duration_s = start.elapsed().as_secs_f64();
-    record.time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+    record.time = event::now();
     record
 }
 
 async fn relay_to_target(
     client: &Stream,
-    rule: &Rule,
+    backend: &Backend,
     record: &mut ConnRecord,
     mut abort: std::pin::Pin<&mut impl Future<Output = ()>>,
 ) {
+    let rule = &backend.rule;
     if !allowed(client, rule) {
-        tracing::warn!("{}: refused, not in --allow", record.client);
+        // The record is the one log line of a refused client.
         record.close = Close::Denied;
         return;
     }
+    let client_ip = client.peer_addr().map(|addr| addr.ip().to_canonical());
     // Boxed: the task of a connection would otherwise keep room for it while it relays.
-    let connect = Box::pin(rule.target.connect(rule.options.connect_timeout));
+    let connect = Box::pin(backend.connect(client_ip));
     let connected = tokio::select! {
         connected = connect => connected,
         () = &mut abort => {
@@ -58,17 +68,20 @@ async fn relay_to_target(
             return;
         }
     };
-    let upstream = match connected {
-        Ok(upstream) => upstream,
-        Err(err) => {
+    let (upstream, target) = match connected {
+        Ok(connected) => connected,
+        Err(unreachable) => {
             record.close = Close::ConnectFailed;
-            record.error = Some(err.to_string());
+            record.error = Some(unreachable.text());
             return;
         }
     };
-    if let Some(addr) = upstream.peer_addr() {
-        record.target = addr.to_string();
-    }
+    target.metrics.connections.fetch_add(1, Ordering::Relaxed);
+    let _open = Open::on(&target.metrics.active);
+    record.target = match upstream.peer_addr() {
+        Some(addr) => addr.to_string(),
+        None => target.key.clone(),
+    };
     if let Some(version) = rule.options.proxy_protocol {
         let header = proxy::header(version, client.peer_addr(), client.local_addr());
         if let Err(err) = relay_io::write_all(&upstream, &header).await {
@@ -77,7 +90,10 @@ async fn relay_to_target(
             return;
         }
     }
-    let outcome = relay::run(client, &upstream, rule, abort).await;
+    let outcome = relay::run(client, &upstream, rule, &target.endpoint, abort).await;
+    target
+        .metrics
+        .finished(outcome.bytes_up, outcome.bytes_down, outcome.path);
     finish(record, outcome);
 }
 
@@ -98,12 +114,6 @@ fn allowed(client: &Stream, rule: &Rule) -> bool {
     let Some(peer) = client.peer_addr() else {
         return matches!(client, Stream::Unix(_));
     };
-    let ip = match peer.ip() {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
-        v4 => v4,
-    };
+    let ip: IpAddr = peer.ip().to_canonical();
     allow.iter().any(|net| net.contains(&ip))
 }

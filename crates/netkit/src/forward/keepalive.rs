@@ -93,7 +93,13 @@ impl Keepalive {
         let Listener::Tcp(tcp) = listener else {
             return;
         };
-        if let Err(err) = self.set(SockRef::from(tcp)) {
+        let sock = SockRef::from(tcp);
+        // Off turns it off: a listener kept by a reload may have had it on.
+        let set = match self {
+            Keepalive::Off => sock.set_keepalive(false),
+            _ => self.set(sock),
+        };
+        if let Err(err) = set {
             let why = crate::error::describe_io(&err);
             tracing::debug!("keepalive on the listener: {why}; set on each connection");
         }

@@ -1,10 +1,15 @@
 //! The port forwarder behind `netkit forward`.
 //!
 //! # Layout
-//! - `server`: the forwarder on the [`crate::server`] accept loop ([`serve`]): connections
-//!   capped by `--max-conns`, drained for `--drain-timeout` after shutdown, each one reported
-//!   as an [`Event`].
-//! - `conn`: one connection: ACL check at accept, connect to the target, PROXY header,
+//! - `reload`: the [`Supervisor`] of the rules in force: binds them (`activation` hands it
+//!   the sockets systemd passed), replaces them on reload (new listeners bound first, kept ones
+//!   never closed, connections untouched), stops them.
+//! - `server`: a rule on the [`crate::server`] accept loop ([`serve`]): connections capped by
+//!   `--max-conns`, drained for `--drain-timeout` after shutdown, each one reported as an
+//!   [`Event`] (`event`: the events and their channel).
+//! - `backend`: a rule being served: its targets (`target`: endpoint, `health`, counters), the
+//!   order a connection tries them in (`balance`), failover, the active checks (`check`).
+//! - `conn`: one connection: ACL check at accept, connect to a target, PROXY header,
 //!   relay, its [`ConnRecord`](crate::report::forward::ConnRecord).
 //! - `relay`: both directions at once, with reset propagation, the idle and drain timeouts;
 //!   `flow`: one direction with half-close, and what both share (sides, counters).
@@ -16,24 +21,37 @@
 //! - `http_relay`: the relay of `--http-host` connections, through an [`http::Session`]
 //!   (requests rewritten, responses followed) until a tunnel or a read-until-close body.
 //! - [`http`], [`proxy`]: sans-IO wire formats (HTTP/1 requests and responses, PROXY v1/v2).
-//! - [`config`]: rules from a TOML file.
+//! - [`config`]: rules from a TOML file; [`rules`]: from a rule's text (target lists, port
+//!   ranges) to rules, and the checks every rule passes; [`metrics`]: the counters by rule and
+//!   target and their Prometheus text.
 //! - [`udp`]: `udp:` rules, a session per client on a session loop of their own.
 //!
-//! Modules depend downwards only: `server` → `conn` → `relay` → `http_relay` → `flow` →
-//! `splice` → `pipe_pool`, `io`; `relay` → `keepalive`.
+//! Modules depend downwards only: `reload` → `server` → `conn` → `backend` → `check` →
+//! `target` → `health`, and `conn` → `relay` → `http_relay` → `flow` → `splice` →
+//! `pipe_pool`, `io`; `relay` → `keepalive`.
 
+mod activation;
+mod backend;
+mod balance;
+mod check;
 pub mod config;
 mod conn;
+mod event;
 mod flow;
+mod health;
 pub mod http;
 mod http_relay;
 mod io;
 mod keepalive;
+pub mod metrics;
 mod pipe_pool;
 pub mod proxy;
 mod relay;
+mod reload;
+pub mod rules;
 mod server;
 mod splice;
+mod target;
 pub mod udp;
 
 use std::str::FromStr;
@@ -44,24 +62,53 @@ use ipnet::IpNet;
 use crate::endpoint::{Endpoint, Host};
 use crate::error::ParseError;
 
+pub use activation::Activation;
+pub use balance::Balance;
+pub use check::Check;
+pub use event::{Event, Events};
 pub use keepalive::{Keepalive, DEFAULT_KEEPALIVE, KEEPALIVE_PROBES};
 pub use pipe_pool::{pipe_counts, PipeCounts};
-pub use server::{serve, Event};
+pub use reload::{Reloaded, Served, Supervisor};
+pub use server::serve;
 
 /// The default bound on connecting to one target address.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default time open connections are given to finish after shutdown begins.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default time between two health checks of a target (HAProxy's `inter`).
+pub const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(2);
+/// The default number of passed checks in a row that bring a target up (HAProxy's `rise`).
+pub const DEFAULT_RISE: u32 = 2;
+/// The default number of failed checks in a row that take a target down (HAProxy's `fall`).
+pub const DEFAULT_FALL: u32 = 3;
 
 /// One forwarding rule: where to listen, where to relay to, and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     /// Where clients connect.
     pub listen: Endpoint,
-    /// Where each connection is relayed to.
-    pub target: Endpoint,
+    /// Where connections are relayed to: one target, or several shared as
+    /// [`Options::balance`] says (never empty).
+    pub targets: Vec<Endpoint>,
     /// How connections are treated.
     pub options: Options,
+}
+
+impl Rule {
+    /// A rule relaying `listen` to one target with the default options.
+    pub fn new(listen: Endpoint, target: Endpoint) -> Rule {
+        Rule {
+            listen,
+            targets: vec![target],
+            options: Options::default(),
+        }
+    }
+
+    /// The targets as the log shows them: `a:80,b:80`.
+    pub fn targets_text(&self) -> String {
+        let texts: Vec<String> = self.targets.iter().map(ToString::to_string).collect();
+        texts.join(",")
+    }
 }
 
 /// Per-rule behaviour; the command-line flags override these.
@@ -81,6 +128,16 @@ pub struct Options {
     pub proxy_protocol: Option<ProxyProtocol>,
     /// After shutdown begins, connections still open this long later are closed.
     pub drain_timeout: Duration,
+    /// How a connection picks one of several targets.
+    pub balance: Balance,
+    /// The active health check of every target, if any.
+    pub check: Option<Check>,
+    /// Time between two checks of a target.
+    pub check_interval: Duration,
+    /// Passed checks in a row that bring a down target up.
+    pub rise: u32,
+    /// Failed checks in a row that take an up target down.
+    pub fall: u32,
     /// TCP keepalive on both legs.
     pub keepalive: Keepalive,
 }
@@ -95,6 +152,11 @@ impl Default for Options {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             proxy_protocol: None,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            balance: Balance::RoundRobin,
+            check: None,
+            check_interval: DEFAULT_CHECK_INTERVAL,
+            rise: DEFAULT_RISE,
+            fall: DEFAULT_FALL,
             keepalive: Keepalive::default(),
         }
     }

@@ -17,7 +17,7 @@ use std::future::Future;
 
 use super::flow::{direction, Dir, Fault, Leg, Stats};
 use super::Rule;
-use crate::endpoint::Stream;
+use crate::endpoint::{Endpoint, Stream};
 use crate::report::forward::Close;
 
 /// What a relay did.
@@ -30,8 +30,9 @@ pub(super) struct Outcome {
     pub error: Option<String>,
 }
 
-/// Relays between `client` and `upstream` until both directions end, one fails, the
-/// connection idles out or `abort` completes (the drain timeout).
+/// Relays between `client` and `upstream` (connected to `target`, one of the rule's) until both
+/// directions end, one fails, the connection idles out or `abort` completes (the drain
+/// timeout).
 ///
 /// The relay's state is boxed: it is what an open connection holds for as long as it lives,
 /// and a boxed future takes its own size, while an inline one would also reserve room in the
@@ -41,15 +42,17 @@ pub(super) fn run<'a>(
     client: &'a Stream,
     upstream: &'a Stream,
     rule: &'a Rule,
+    target: &'a Endpoint,
     abort: impl Future<Output = ()> + 'a,
 ) -> impl Future<Output = Outcome> + 'a {
-    Box::pin(relay(client, upstream, rule, abort))
+    Box::pin(relay(client, upstream, rule, target, abort))
 }
 
 async fn relay(
     client: &Stream,
     upstream: &Stream,
     rule: &Rule,
+    target: &Endpoint,
     abort: impl Future<Output = ()>,
 ) -> Outcome {
     let keepalive = rule.options.keepalive;
@@ -67,7 +70,7 @@ async fn relay(
     let both = async {
         match &rule.options.http_host {
             Some(host) => {
-                let host = host.value_for(&rule.target);
+                let host = host.value_for(target);
                 Box::pin(super::http_relay::run(client, upstream, host, &stats)).await
             }
             None => tokio::try_join!(

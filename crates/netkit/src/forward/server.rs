@@ -1,23 +1,25 @@
 //! The forwarder on the [`crate::server`] accept loop: one task per connection ([`super::conn`]),
-//! at most `max_conns` at once, drained for the rule's drain timeout after shutdown (those
-//! still open then are closed and recorded `close: drain-timeout`). Each finished connection
-//! becomes an [`Event`], reported in order from the serving task.
+//! at most `max_conns` at once, drained after shutdown (those still open when the drain timeout
+//! runs out are closed and recorded `close: drain-timeout`). Each finished connection, and
+//! each change of a target's state, becomes an [`Event`].
+//!
+//! [`serve`] serves one rule on its own; the supervisor of reloads ([`super::reload`]) serves
+//! every rule through [`serve_backend`], so that the connections of a rule replaced by a
+//! reload go on while the new rule takes the new ones.
 
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
+use tokio::sync::{oneshot, watch};
+
+use super::backend::Backend;
+use super::event::{Event, Events};
+use super::metrics::Registry;
 use super::{conn, Rule};
 use crate::endpoint::{Listener, Stream};
-use crate::report::forward::ConnRecord;
-use crate::server::{self, Cancel, Reporter, Stop};
-
-/// What the forwarder reports while it serves.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Event {
-    /// A connection ended (`{"type":"conn",...}`).
-    Conn(ConnRecord),
-}
+use crate::server::{self, Accept, Cancel, Stop};
 
 /// Serves `rule` on `listener` until `shutdown` completes, then waits for every connection to
 /// end, closing those still open after the drain timeout. Every [`Event`] goes to `on_event`;
@@ -26,24 +28,118 @@ pub async fn serve<E>(
     listener: Listener,
     rule: Arc<Rule>,
     shutdown: impl Future,
-    on_event: E,
+    mut on_event: E,
 ) -> io::Result<()>
 where
     E: FnMut(Event) -> io::Result<()>,
 {
-    let max_conns = rule.options.max_conns.unwrap_or(usize::MAX);
-    let drain = Stop::Drain(rule.options.drain_timeout);
     rule.options.keepalive.apply_to_listener(&listener);
-    let handler = move |(client, peer): (Stream, String), cancel: Cancel, events: Reporter<_>| {
-        let rule = rule.clone();
-        // The connection's state in one box, taken once: an async block awaiting an async fn
+    let (events, mut incoming) = Events::channel();
+    let (failed, sink_failed) = oneshot::channel::<()>();
+    let label = listener.local_addr();
+    let backend = Arc::new(Backend::new(
+        rule,
+        &label,
+        &Registry::default(),
+        &events,
+        None,
+    ));
+    let serving = async move {
+        backend.start_checks();
+        let stopping = async {
+            tokio::select! {
+                _ = shutdown => {}
+                _ = sink_failed => {}
+            }
+        };
+        let drain = Stop::Drain(backend.rule.options.drain_timeout);
+        let closing = Closing::never();
+        serve_backend(
+            listener,
+            Arc::clone(&backend),
+            stopping,
+            drain,
+            events,
+            closing,
+        )
+        .await;
+        backend.stop_checks();
+    };
+    let reporting = async {
+        let mut failed = Some(failed);
+        let mut result = Ok(());
+        while let Some(event) = incoming.recv().await {
+            if result.is_ok() {
+                result = on_event(event);
+                if result.is_err() {
+                    failed.take().map(|stop| stop.send(()));
+                }
+            }
+        }
+        result
+    };
+    tokio::join!(serving, reporting).1
+}
+
+/// When every connection of the forwarder is to be closed: the drain deadline after the
+/// forwarder began to stop ([`Closing::never`] when the accept loop's own drain deadline
+/// decides).
+#[derive(Debug, Clone)]
+pub(super) struct Closing(Option<watch::Receiver<bool>>);
+
+impl Closing {
+    /// Never: the accept loop's [`Stop`] closes the connections.
+    pub fn never() -> Closing {
+        Closing(None)
+    }
+
+    /// `drain` after `stopping` turns true.
+    pub fn after(stopping: watch::Receiver<bool>) -> Closing {
+        Closing(Some(stopping))
+    }
+
+    async fn wait(self, drain: Duration) {
+        match self.0 {
+            Some(mut stopping) => {
+                if stopping.wait_for(|stop| *stop).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+                tokio::time::sleep(drain).await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// Serves `backend` on `listener` until `shutdown` completes, then ends the open connections
+/// as `stop` says (or when `closing` says); the records go to `events`.
+pub(super) async fn serve_backend<L>(
+    listener: L,
+    backend: Arc<Backend>,
+    shutdown: impl Future,
+    stop: Stop,
+    events: Events,
+    closing: Closing,
+) where
+    L: Accept<Conn = (Stream, String)>,
+{
+    let max_conns = backend.rule.options.max_conns.unwrap_or(usize::MAX);
+    let handler = move |(client, peer): (Stream, String), cancel: Cancel| {
+        let (backend, events, closing) = (backend.clone(), events.clone(), closing.clone());
+        let drain = backend.rule.options.drain_timeout;
+        // The connection's state in boxes, taken once: an async block awaiting an async fn
         // called with its captures would keep them twice (rust-lang/rust#62958), and an open
         // connection keeps its state for as long as it lives.
-        let abort = Box::pin(cancel.cancelled());
-        let conn = Box::pin(async move { conn::handle(client, peer, &rule, abort).await });
-        async move { events.report(Event::Conn(conn.await)) }
+        let abort = Box::pin(async move {
+            tokio::select! {
+                () = cancel.cancelled() => {}
+                () = closing.wait(drain) => {}
+            }
+        });
+        let conn = Box::pin(async move { conn::handle(client, peer, &backend, abort).await });
+        async move { events.send(Event::Conn(conn.await)) }
     };
-    server::serve_reporting(listener, shutdown, max_conns, handler, drain, on_event).await
+    server::serve(listener, shutdown, max_conns, handler, stop).await;
 }
 
 #[cfg(test)]
@@ -56,7 +152,6 @@ mod tests {
 
     use super::*;
     use crate::endpoint::Endpoint;
-    use crate::forward::Options;
     use crate::report::forward::Close;
 
     /// A target that echoes one message per connection, then closes.
@@ -76,11 +171,7 @@ mod tests {
     async fn forwarder() -> (Listener, std::net::SocketAddr, Arc<Rule>) {
         let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = tcp.local_addr().unwrap();
-        let rule = Rule {
-            listen: Endpoint::tcp(addr),
-            target: Endpoint::tcp(echo_target().await),
-            options: Options::default(),
-        };
+        let rule = Rule::new(Endpoint::tcp(addr), Endpoint::tcp(echo_target().await));
         (Listener::from(tcp), addr, Arc::new(rule))
     }
 

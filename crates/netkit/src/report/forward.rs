@@ -1,6 +1,7 @@
-//! The records of `netkit forward` (docs/json.md): one `conn` per finished connection (and the
-//! shared [`super::Listening`] per rule once bound); for `udp:` rules one `session` per ended
-//! UDP session and `drop` records counting datagrams no session took.
+//! The records of `netkit forward` (docs/json.md): one `conn` per finished connection, a
+//! `target` when a target goes down or comes back up, a `reload` per SIGHUP (and the shared
+//! [`super::Listening`] per rule once bound); for `udp:` rules one `session` per ended UDP
+//! session and `drop` records counting datagrams no session took.
 
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +30,23 @@ pub enum Close {
     DeadPeer,
 }
 
+impl Close {
+    /// The name in the records (`done`, `idle-timeout`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Close::Done => "done",
+            Close::IdleTimeout => "idle-timeout",
+            Close::Reset => "reset",
+            Close::Error => "error",
+            Close::Denied => "denied",
+            Close::ConnectFailed => "connect-failed",
+            Close::HttpRejected => "http-rejected",
+            Close::DrainTimeout => "drain-timeout",
+            Close::DeadPeer => "dead-peer",
+        }
+    }
+}
+
 /// The record of one connection, logged when it ends (`{"type":"conn",...}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConnRecord {
@@ -49,6 +67,51 @@ pub struct ConnRecord {
     /// The relay path: `splice`, `copy`, or `copy+splice` (rewritten up, zero-copy down).
     pub relay: String,
     /// The error behind `close`, when there was one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+}
+
+/// A target of a rule went down or came back up (`{"type":"target",...}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetRecord {
+    /// When: RFC 3339, UTC, milliseconds.
+    pub time: String,
+    /// The rule: its bound listen address.
+    pub rule: String,
+    /// The target, as configured.
+    pub target: String,
+    /// `up` or `down`.
+    pub state: TargetState,
+    /// Why: `connected`, `connect failed: ...`, `N check(s) passed`, `N check(s) failed: ...`.
+    pub reason: String,
+}
+
+/// Whether a target takes connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetState {
+    /// It does.
+    Up,
+    /// It is left alone: new connections go to the other targets.
+    Down,
+}
+
+/// A reload of the rules file on SIGHUP (`{"type":"reload",...}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadRecord {
+    /// When: RFC 3339, UTC, milliseconds.
+    pub time: String,
+    /// The rules file.
+    pub file: String,
+    /// Whether the new rules are in force; when not, the old ones still are.
+    pub ok: bool,
+    /// The rules in force now.
+    pub rules: usize,
+    /// Listen addresses added (each also announced by a `listening` record).
+    pub added: Vec<String>,
+    /// Listen addresses that stopped accepting (their open connections go on).
+    pub removed: Vec<String>,
+    /// Why the file was refused.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub error: Option<String>,
 }

@@ -1,59 +1,27 @@
-//! The `udp:` side of `netkit forward`: binding a rule's listener whichever its kind, and
-//! printing the session and drop records of UDP rules (JSON Lines on stdout with `--json`,
-//! else one line each on stderr, silenced by `-q`).
+//! The `udp:` side of `netkit forward`: printing the session and drop records of UDP rules
+//! (JSON Lines on stdout with `--json`, else one line each on stderr, silenced by `-q`).
 
 use std::io::Write;
 
-use netkit::endpoint::Listener;
-use netkit::forward::udp::{self, Bound, Event};
-use netkit::forward::Rule;
+use netkit::forward::udp::Event;
 use netkit::report::forward::{DropRecord, SessionRecord};
 
 use crate::output::Printer;
 
-/// A rule's bound listener: a stream listener, or a UDP socket with its resolved target.
-pub(super) enum Listening {
-    /// TCP or Unix.
-    Stream(Listener),
-    /// UDP.
-    Datagram(Bound),
-}
-
-impl Listening {
-    /// Binds the rule's listen address.
-    pub(super) async fn bind(rule: &Rule) -> Result<Listening, netkit::Error> {
-        if rule.listen.is_udp() {
-            return Ok(Listening::Datagram(udp::bind(rule).await?));
-        }
-        Ok(Listening::Stream(rule.listen.listen().await?))
-    }
-
-    /// The bound address as an endpoint (the real port when port 0 was asked for).
-    pub(super) fn local_addr(&self) -> String {
-        match self {
-            Listening::Stream(listener) => listener.local_addr(),
-            Listening::Datagram(bound) => bound.local_endpoint(),
-        }
-    }
-}
-
 /// One line per ended session and per drop report. A record that cannot be written is
 /// dropped: the sessions go on.
-pub(super) fn session_log(out: Printer) -> impl FnMut(Event) -> std::io::Result<()> {
-    move |event| {
-        let (kind, line) = match &event {
-            Event::Session(record) => ("session", session_line(record)),
-            Event::Drop(record) => ("drop", drop_line(record)),
+pub(super) fn log(out: &Printer, event: &Event) {
+    let (kind, line) = match event {
+        Event::Session(record) => ("session", session_line(record)),
+        Event::Drop(record) => ("drop", drop_line(record)),
+    };
+    if out.json() {
+        let _ = match event {
+            Event::Session(record) => out.record(kind, record),
+            Event::Drop(record) => out.record(kind, record),
         };
-        if out.json() {
-            let _ = match &event {
-                Event::Session(record) => out.record(kind, record),
-                Event::Drop(record) => out.record(kind, record),
-            };
-        } else if !out.quiet() {
-            let _ = writeln!(std::io::stderr().lock(), "{line}");
-        }
-        Ok(())
+    } else if !out.quiet() {
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
     }
 }
 

@@ -420,6 +420,88 @@ fn forward_http_obs_text_and_raw_non_ascii_targets_were_refused() {
     assert_all_rewritten(&requests);
 }
 
+#[test]
+fn forward_exec_missing_program_started_and_closed_every_client() {
+    let plain = tempfile::NamedTempFile::new().unwrap();
+    let plain = plain.path().display().to_string();
+    for (target, why) in [
+        (
+            "exec:/missing/program".to_string(),
+            "/missing/program: no such file or directory".to_string(),
+        ),
+        (
+            "exec:netkit-no-such-program --flag".into(),
+            "netkit-no-such-program: not found in PATH".into(),
+        ),
+        (format!("exec:{plain}"), format!("{plain}: not executable")),
+    ] {
+        let (code, stdout, stderr) = text(&run(&["forward", "0", &target]));
+        assert_eq!(code, 2, "{target}: {stderr}");
+        assert!(stdout.is_empty(), "{target}: {stdout}");
+        assert!(
+            stderr.starts_with(&format!("netkit: {target}: {why}")),
+            "{target}: {stderr}"
+        );
+        assert!(!stderr.contains("listening on"), "{target}: {stderr}");
+    }
+    // A program found in PATH still starts.
+    let fw = Forwarder::start(&["forward", "0", "exec:cat"]);
+    assert_eq!(round_trip(connect(fw.addr()), b"still runs"), b"still runs");
+}
+
+#[test]
+fn forward_denied_client_was_logged_twice() {
+    let upstream = tcp_echo("127.0.0.1:0");
+    let fw = Forwarder::start(&[
+        "forward",
+        "0",
+        &upstream.to_string(),
+        "--allow",
+        "198.18.0.0/15",
+    ]);
+    let refused = connect(fw.addr());
+    let client = refused.local_addr().unwrap().to_string();
+    let mut got = Vec::new();
+    (&refused).read_to_end(&mut got).unwrap();
+    fw.wait_for(|l| l.contains("denied"), 1);
+    let (_, _, stderr) = fw.stop("TERM");
+    let about: Vec<&str> = stderr.lines().filter(|l| l.contains(&client)).collect();
+    assert_eq!(about.len(), 1, "{stderr}");
+    assert!(about[0].ends_with(", denied"), "{stderr}");
+}
+
+#[test]
+fn forward_conn_client_had_brackets_and_ffff_forms() {
+    let upstream = tcp_echo("127.0.0.1:0");
+    let mut cmd = netkit();
+    cmd.args(["--json", "forward", "[::]:0", &upstream.to_string()]);
+    let fw = Forwarder::spawn(cmd, 1);
+    let port = fw.addr().port();
+    let v4 = connect(SocketAddr::from(([127, 0, 0, 1], port)));
+    let v4_client = v4.local_addr().unwrap();
+    round_trip(v4, b"v4");
+    let v6 = connect(SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port)));
+    let v6_client = v6.local_addr().unwrap();
+    round_trip(v6, b"v6");
+    let records = fw.stdout.wait_for(|l| l.contains("\"type\":\"conn\""), 2);
+    let clients: Vec<String> = records
+        .iter()
+        .map(|l| {
+            let record: serde_json::Value = serde_json::from_str(l).unwrap();
+            record["client"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert!(
+        clients.contains(&format!("127.0.0.1:{}", v4_client.port())),
+        "an IPv4 client of [::] is shown as IPv4: {clients:?}"
+    );
+    assert!(
+        clients.contains(&format!("[::1]:{}", v6_client.port())),
+        "{clients:?}"
+    );
+    assert!(clients.iter().all(|c| !c.contains("ffff")), "{clients:?}");
+}
+
 /// Issue 15: a connection kept its two splice pipes (four descriptors) after its first bulk
 /// transfer for as long as it stayed open, so idle connections cost 6 descriptors instead of
 /// 2. Now a pipe is held only while bytes are in it: past a constant (the pool's empty pipes),

@@ -79,6 +79,41 @@ impl Bound {
     pub fn target(&self) -> SocketAddr {
         self.target
     }
+
+    /// A second descriptor of the listening socket: what a reload keeps, to serve the same
+    /// socket again ([`Bound::on`]) once this rule's session loop has ended.
+    pub fn duplicate(&self) -> std::io::Result<std::net::UdpSocket> {
+        Ok(socket2::SockRef::from(&self.socket).try_clone()?.into())
+    }
+
+    /// A rule on a socket already bound (a [`Bound::duplicate`]), relaying to `target`. Call it
+    /// on the runtime that will serve it.
+    pub fn on(socket: std::net::UdpSocket, target: SocketAddr) -> std::io::Result<Bound> {
+        socket.set_nonblocking(true)?;
+        let local = socket.local_addr()?;
+        Ok(Bound {
+            socket: UdpSocket::from_std(socket)?,
+            local,
+            target,
+        })
+    }
+}
+
+/// The address a `udp:` rule's datagrams go to: its one target resolved, to its first address
+/// (UDP has no connect to fail over on).
+pub async fn target_of(rule: &Rule) -> Result<SocketAddr, Error> {
+    let target = match rule.targets.as_slice() {
+        [target] => target,
+        _ => return Err(ParseError::new(rule.targets_text(), ONE_TARGET).into()),
+    };
+    let found = target.resolve().await?;
+    let missing = || {
+        Error::io(
+            format!("resolve {target}"),
+            std::io::Error::other("no address"),
+        )
+    };
+    found.first().copied().ok_or_else(missing)
 }
 
 /// Binds the rule's `udp:` listen address and resolves its target (a name once, to its first
@@ -90,7 +125,7 @@ pub async fn bind(rule: &Rule) -> Result<Bound, Error> {
         found.first().copied().ok_or_else(missing)
     };
     let addr = first(rule.listen.resolve().await?)?;
-    let target = first(rule.target.resolve().await?)?;
+    let target = target_of(rule).await?;
     let socket = session::listen_socket(addr).map_err(|e| Error::io(what(), e))?;
     let local = socket.local_addr().map_err(|e| Error::io(what(), e))?;
     Ok(Bound {
@@ -100,11 +135,24 @@ pub async fn bind(rule: &Rule) -> Result<Bound, Error> {
     })
 }
 
+/// Why a `udp:` rule with several targets is refused.
+const ONE_TARGET: &str = "a udp: rule takes one target (balancing is for TCP rules)";
+
 /// Checks that a rule's endpoints and options go together: both `udp:` or neither, and no
 /// option a datagram relay cannot honour (`--proxy-protocol v1`, `--http-host`). The error
 /// names the rule's key (`target`, `proxy_protocol`, ...) and the value.
 pub fn check(rule: &Rule) -> Result<(), (&'static str, ParseError)> {
-    let (listen, target) = (&rule.listen, &rule.target);
+    let listen = &rule.listen;
+    let target = match rule.targets.iter().find(|t| t.is_udp() != listen.is_udp()) {
+        Some(odd) => odd,
+        None if listen.is_udp() && rule.targets.len() > 1 => {
+            return Err(("target", ParseError::new(rule.targets_text(), ONE_TARGET)));
+        }
+        None => match rule.targets.first() {
+            Some(first) => first,
+            None => return Ok(()),
+        },
+    };
     match (listen.is_udp(), target.is_udp()) {
         (false, false) => return Ok(()),
         (true, false) => {

@@ -1,0 +1,147 @@
+//! Forwarding tests that need a network namespace of their own (root): a name whose first
+//! address drops SYNs (Happy Eyeballs gets past it in 250 ms, not the connect timeout), and a
+//! port range on fixed ports, TCP and UDP (free in a fresh namespace, never guessed on the
+//! host).
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
+use std::net::SocketAddr;
+
+use super::forward_util::{connect, round_trip, Forwarder};
+use super::harness::{privileged, Netns, Proc};
+use super::wait_util::NetnsEtc;
+
+/// `netkit echo LISTEN --prefix PREFIX` in `ns`; its bound address.
+fn echo_in(ns: &Netns, listen: &str, prefix: &str) -> (Proc, SocketAddr) {
+    let mut cmd = ns.netkit();
+    cmd.args(["echo", listen, "--prefix", prefix]);
+    let proc = Proc::spawn(cmd);
+    let line = proc.stdout.wait_line("listening on ");
+    let addr = line.trim_start_matches("listening on ").parse().unwrap();
+    (proc, addr)
+}
+
+/// Sends `message` to `addr` from inside `ns` and returns the reply.
+fn exchange_in(ns: &Netns, addr: SocketAddr, message: &'static [u8]) -> Vec<u8> {
+    ns.run_in(move || round_trip(connect(addr), message))
+        .unwrap()
+}
+
+#[test]
+fn forward_happy_eyeballs_gets_past_a_first_address_that_drops_syns() {
+    if !privileged("forward_happy_eyeballs_gets_past_a_first_address_that_drops_syns") {
+        return;
+    }
+    let ns = Netns::new("fwhe");
+    ns.ip(&["link", "set", "lo", "up"]);
+    ns.ip(&["-6", "addr", "add", "2001:db8::99/128", "dev", "lo"]);
+    ns.restore(
+        true,
+        "*filter\n-A INPUT -d 2001:db8::99/128 -p tcp -j DROP\nCOMMIT\n",
+    )
+    .unwrap();
+    let _etc = NetnsEtc::new(&ns, "nameserver 127.0.0.1\n");
+    let hosts = format!("/etc/netns/{}/hosts", ns.name);
+    std::fs::write(&hosts, "2001:db8::99 dual.test\n127.0.0.1 dual.test\n").unwrap();
+    let all = ns.exec(&["getent", "ahosts", "dual.test"]).unwrap();
+    assert!(
+        all.starts_with("2001:db8::99 "),
+        "the silent address must come first for this test: {all}"
+    );
+    let (_echo, live) = echo_in(&ns, "127.0.0.1:0", "live:");
+    // A connect timeout well past the test's patience: only Happy Eyeballs gets through in time.
+    let target = format!("dual.test:{}", live.port());
+    let mut cmd = ns.netkit();
+    cmd.args([
+        "forward",
+        "127.0.0.1:0",
+        &target,
+        "--connect-timeout",
+        "120s",
+    ]);
+    let fw = Forwarder::spawn(cmd, 1);
+    for _ in 0..3 {
+        assert_eq!(exchange_in(&ns, fw.addr(), b"hello"), b"live:hello");
+    }
+    let records = fw.wait_for(|l| l.contains(" done"), 3);
+    assert!(
+        records.iter().all(|l| l.contains(&format!("-> {live}:"))),
+        "{records:?}"
+    );
+}
+
+#[test]
+fn forward_port_range_listens_on_each_port_and_keeps_the_offset() {
+    if !privileged("forward_port_range_listens_on_each_port_and_keeps_the_offset") {
+        return;
+    }
+    let ns = Netns::new("fwrange");
+    ns.ip(&["link", "set", "lo", "up"]);
+    let _echoes: Vec<(Proc, SocketAddr)> = (9000..9003)
+        .map(|port| echo_in(&ns, &format!("127.0.0.1:{port}"), &format!("{port}:")))
+        .collect();
+    let mut cmd = ns.netkit();
+    cmd.args(["forward", "8000-8002", "127.0.0.1:9000-9002"]);
+    let fw = Forwarder::spawn(cmd, 3);
+    assert_eq!(
+        fw.listens,
+        ["127.0.0.1:8000", "127.0.0.1:8001", "127.0.0.1:8002"]
+    );
+    for (offset, listen) in fw.listens.iter().enumerate() {
+        let reply = exchange_in(&ns, listen.parse().unwrap(), b"x");
+        assert_eq!(reply, format!("{}:x", 9000 + offset).as_bytes());
+    }
+}
+
+/// A UDP server on `port` of 127.0.0.1 in `ns`, answering `PORT:` and the datagram.
+fn udp_echo_in(ns: &Netns, port: u16) {
+    let socket = ns
+        .run_in(move || std::net::UdpSocket::bind(("127.0.0.1", port)).unwrap())
+        .unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((len, from)) = socket.recv_from(&mut buf) {
+            let reply = [format!("{port}:").as_bytes(), &buf[..len]].concat();
+            let _ = socket.send_to(&reply, from);
+        }
+    });
+}
+
+#[test]
+fn forward_udp_port_range_listens_on_each_port_and_keeps_the_offset() {
+    if !privileged("forward_udp_port_range_listens_on_each_port_and_keeps_the_offset") {
+        return;
+    }
+    let ns = Netns::new("fwurange");
+    ns.ip(&["link", "set", "lo", "up"]);
+    for port in 9000..9003 {
+        udp_echo_in(&ns, port);
+    }
+    let mut cmd = ns.netkit();
+    cmd.args(["forward", "udp:8000-8002", "udp:127.0.0.1:9000-9002"]);
+    let fw = Forwarder::spawn(cmd, 3);
+    assert_eq!(
+        fw.listens,
+        [
+            "udp:127.0.0.1:8000",
+            "udp:127.0.0.1:8001",
+            "udp:127.0.0.1:8002"
+        ]
+    );
+    for offset in 0..3u16 {
+        let to = SocketAddr::from(([127, 0, 0, 1], 8000 + offset));
+        let reply = ns
+            .run_in(move || {
+                let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+                client
+                    .set_read_timeout(Some(super::harness::PATIENCE))
+                    .unwrap();
+                client.send_to(b"x", to).unwrap();
+                let mut buf = [0u8; 64];
+                let (len, _) = client.recv_from(&mut buf).unwrap();
+                buf[..len].to_vec()
+            })
+            .unwrap();
+        assert_eq!(reply, format!("{}:x", 9000 + offset).as_bytes());
+    }
+}

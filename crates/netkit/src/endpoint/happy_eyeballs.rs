@@ -1,0 +1,140 @@
+//! Connecting to a name with several addresses, Happy Eyeballs style (RFC 8305): the addresses
+//! are interleaved by family (§4: the resolver's first address, then the first of the other
+//! family, and so on), the first attempt starts at once, and each next one starts when the
+//! attempt before it failed or after [`ATTEMPT_DELAY`] without an answer (§5), whichever
+//! comes first. The first connection made wins; the attempts still running are dropped (their
+//! sockets closed). So a dead first address (a host that drops SYNs) costs a connection
+//! 250 ms, not the whole connect timeout.
+//!
+//! Names are resolved by the system resolver, which answers both families at once: the
+//! separate AAAA/A queries of RFC 8305 §3 are not made here.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::task::JoinSet;
+
+/// How long an attempt runs alone before the next address is tried too (RFC 8305 §8's
+/// recommended Connection Attempt Delay).
+pub const ATTEMPT_DELAY: Duration = Duration::from_millis(250);
+
+/// Connects to the first of `addrs` that answers, each attempt bounded by `timeout`, attempts
+/// staggered by `delay`; the error of the last attempt to fail when none does.
+pub async fn connect(
+    addrs: &[SocketAddr],
+    timeout: Duration,
+    delay: Duration,
+) -> io::Result<TcpStream> {
+    let mut order = interleave(addrs).into_iter();
+    let Some(first) = order.next() else {
+        return Err(io::Error::new(io::ErrorKind::NotFound, "no addresses"));
+    };
+    let mut order = order.peekable();
+    if order.peek().is_none() {
+        return attempt(first, timeout).await;
+    }
+    let mut running = JoinSet::new();
+    running.spawn(attempt(first, timeout));
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no addresses");
+    loop {
+        let stagger = tokio::time::sleep(delay);
+        tokio::select! {
+            done = running.join_next() => match done {
+                Some(Ok(Ok(stream))) => return Ok(stream),
+                Some(Ok(Err(err))) => last = err,
+                Some(Err(join)) => last = io::Error::other(join.to_string()),
+                None => return Err(last),
+            },
+            () = stagger, if order.peek().is_some() => {}
+        }
+        if let Some(next) = order.next() {
+            running.spawn(attempt(next, timeout));
+        }
+    }
+}
+
+/// One connection attempt, bounded by `timeout`, with `TCP_NODELAY` set on success.
+pub async fn attempt(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// The resolver's order with the two families alternating, starting with the family of the
+/// first address (RFC 8305 §4, First Address Family Count 1).
+fn interleave(addrs: &[SocketAddr]) -> Vec<SocketAddr> {
+    let Some(first) = addrs.first() else {
+        return Vec::new();
+    };
+    let (mut same, mut other): (Vec<_>, Vec<_>) =
+        addrs.iter().partition(|a| a.is_ipv6() == first.is_ipv6());
+    same.reverse();
+    other.reverse();
+    let mut order = Vec::with_capacity(addrs.len());
+    while let Some(next) = same.pop() {
+        order.push(next);
+        order.extend(other.pop());
+    }
+    order.extend(other.into_iter().rev());
+    order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addrs(list: &[&str]) -> Vec<SocketAddr> {
+        list.iter().map(|a| a.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn families_alternate_from_the_first_one() {
+        let got = interleave(&addrs(&[
+            "[2001:db8::1]:80",
+            "[2001:db8::2]:80",
+            "[2001:db8::3]:80",
+            "198.18.0.1:80",
+        ]));
+        let want = addrs(&[
+            "[2001:db8::1]:80",
+            "198.18.0.1:80",
+            "[2001:db8::2]:80",
+            "[2001:db8::3]:80",
+        ]);
+        assert_eq!(got, want);
+        let got = interleave(&addrs(&["198.18.0.1:80", "198.18.0.2:80", "[::1]:80"]));
+        assert_eq!(got, addrs(&["198.18.0.1:80", "[::1]:80", "198.18.0.2:80"]));
+        assert!(interleave(&[]).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_refused_first_address_moves_on_at_once_and_the_live_one_wins() {
+        let live = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let dead = refused.local_addr().unwrap();
+        drop(refused);
+        let list = [dead, live.local_addr().unwrap()];
+        // A delay longer than the test may take: only the failure can start the second one.
+        let stream = connect(&list, Duration::from_secs(5), Duration::from_secs(3600))
+            .await
+            .unwrap();
+        assert_eq!(stream.peer_addr().unwrap(), live.local_addr().unwrap());
+    }
+
+    #[tokio::test]
+    async fn every_address_failing_gives_the_last_error() {
+        let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let dead = refused.local_addr().unwrap();
+        drop(refused);
+        let err = connect(&[dead, dead], Duration::from_secs(5), ATTEMPT_DELAY)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+        let none = connect(&[], Duration::from_secs(5), ATTEMPT_DELAY).await;
+        assert_eq!(none.unwrap_err().kind(), io::ErrorKind::NotFound);
+    }
+}

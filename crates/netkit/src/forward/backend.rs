@@ -1,0 +1,158 @@
+//! A rule as the forwarder runs it: its targets (with their health and counters), its turn
+//! counter for round-robin, its active checks, and the connect of each client: targets tried in
+//! the balance's order, the next one when a connect fails (nothing has been relayed yet, so the
+//! client sees nothing of it), each failure and recovery counted into the target's health.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::task::JoinSet;
+
+use super::balance::{self, View};
+use super::event::Events;
+use super::metrics::{Registry, RuleMetrics};
+use super::target::Target;
+use super::{check, Rule};
+use crate::endpoint::Stream;
+use crate::error::Error;
+
+/// A rule being served.
+#[derive(Debug)]
+pub(super) struct Backend {
+    /// The rule.
+    pub rule: Arc<Rule>,
+    /// Its label in counters and records: the bound listen address.
+    pub label: String,
+    /// Its counters.
+    pub metrics: Arc<RuleMetrics>,
+    /// Its targets, in the rule's order.
+    pub targets: Vec<Arc<Target>>,
+    turn: AtomicUsize,
+    checks: Mutex<Option<JoinSet<()>>>,
+}
+
+/// Why no target could be reached: each failure, in the order tried.
+#[derive(Debug)]
+pub(super) struct Unreachable(pub Vec<Error>);
+
+impl Backend {
+    /// The rule labelled `label`, counting into `registry`, reporting to `events`. The targets
+    /// of `before` (the same listen address before a reload) that the rule still has are
+    /// taken over with their health.
+    pub fn new(
+        rule: Arc<Rule>,
+        label: &str,
+        registry: &Registry,
+        events: &Events,
+        before: Option<&Backend>,
+    ) -> Backend {
+        let metrics = registry.rule(label);
+        let targets: Vec<Arc<Target>> = rule
+            .targets
+            .iter()
+            .map(|endpoint| {
+                let key = endpoint.to_string();
+                let kept = before.and_then(|b| b.targets.iter().find(|t| t.key == key));
+                match kept {
+                    Some(target) => Arc::clone(target),
+                    None => Arc::new(Target::new(
+                        endpoint.clone(),
+                        label,
+                        metrics.target(&key),
+                        events.clone(),
+                        rule.options.rise,
+                    )),
+                }
+            })
+            .collect();
+        let keys: Vec<String> = targets.iter().map(|t| t.key.clone()).collect();
+        metrics.retain_targets(&keys);
+        Backend {
+            rule,
+            label: label.to_string(),
+            metrics,
+            targets,
+            turn: AtomicUsize::new(0),
+            checks: Mutex::new(None),
+        }
+    }
+
+    /// Starts the rule's active checks, if it has any (within a runtime).
+    pub fn start_checks(&self) {
+        let tasks = check::start(&self.targets, &self.rule.options);
+        *self.checks.lock().unwrap_or_else(|p| p.into_inner()) = Some(tasks);
+    }
+
+    /// Stops the active checks (the rule was replaced or removed, or the forwarder stops).
+    pub fn stop_checks(&self) {
+        self.checks.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
+    /// Connects a client (`client`: its address, for `hash`) to the first target that
+    /// answers, in the balance's order; the target and the stream.
+    pub async fn connect(
+        &self,
+        client: Option<IpAddr>,
+    ) -> Result<(Stream, &Arc<Target>), Unreachable> {
+        let options = &self.rule.options;
+        let checked = options.check.is_some();
+        let mut failures = Vec::new();
+        for i in self.order(client, checked) {
+            let target = &self.targets[i];
+            target.health.attempting(Instant::now());
+            match target.endpoint.connect(options.connect_timeout).await {
+                Ok(stream) => {
+                    target.report(target.health.connected(checked));
+                    return Ok((stream, target));
+                }
+                Err(err) => {
+                    target
+                        .metrics
+                        .connect_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    let why = reason(&err);
+                    target.report(target.health.connect_failed(Instant::now(), &why));
+                    failures.push(err);
+                }
+            }
+        }
+        Err(Unreachable(failures))
+    }
+
+    /// The order in which this connection tries the targets.
+    fn order(&self, client: Option<IpAddr>, checked: bool) -> Vec<usize> {
+        if self.targets.len() == 1 {
+            return vec![0];
+        }
+        let now = Instant::now();
+        let views: Vec<View<'_>> = self
+            .targets
+            .iter()
+            .map(|t| View {
+                key: &t.key,
+                eligible: t.health.eligible(now, checked),
+                active: t.metrics.active.load(Ordering::Relaxed),
+            })
+            .collect();
+        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
+        balance::order(self.rule.options.balance, &views, turn, client)
+    }
+}
+
+impl Unreachable {
+    /// Every failure, `; `-separated.
+    pub fn text(&self) -> String {
+        let texts: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        texts.join("; ")
+    }
+}
+
+/// Why a connect failed, without the target's name (the record names it).
+fn reason(err: &Error) -> String {
+    match err {
+        Error::Io { source, .. } => crate::error::describe_io(source),
+        other => other.to_string(),
+    }
+}

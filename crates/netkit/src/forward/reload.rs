@@ -1,0 +1,451 @@
+//! Serving a set of rules that a reload (SIGHUP) can replace: the [`Supervisor`].
+//!
+//! A reload is all or nothing: the new rules' new listeners are bound first, and if one
+//! cannot be, nothing changes. Then every rule is served by a new generation: a rule whose
+//! listen address was already served keeps its listening socket (never closed, so no client
+//! is refused meanwhile) and its targets' health and counters; the old generation stops
+//! accepting and its connections go on untouched until they end. A rule no longer in the file
+//! stops accepting (its socket is closed) and its connections go on too. When the forwarder
+//! stops, every connection of every generation gets its rule's drain timeout.
+//!
+//! A `udp:` rule has one session loop on its socket (two loops on one socket would split a
+//! client's datagrams between them): a rule that stays the same keeps its loop and sessions
+//! untouched; one that changes (same listen address, new target or options) has its loop
+//! drained as at shutdown (no new sessions, open ones end once answered or at the drain
+//! timeout; new clients' datagrams meanwhile are dropped and counted), then the new rule's
+//! loop starts on the same socket, kept open by a duplicate descriptor; one that is removed is
+//! drained and its socket closed when its last session ends.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::activation::Activation;
+use super::backend::Backend;
+use super::event::Events;
+use super::metrics::Registry;
+use super::server::{serve_backend, Closing};
+use super::{udp, Event, Rule};
+use crate::endpoint::{Endpoint, Listener, Stream};
+use crate::error::Error;
+use crate::report::forward::ReloadRecord;
+use crate::server::{Accept, Stop};
+
+/// A listening socket shared by the generations that serve it.
+#[derive(Debug, Clone)]
+struct Shared(Arc<Listener>);
+
+impl Accept for Shared {
+    type Conn = (Stream, String);
+
+    fn accept(&self) -> impl std::future::Future<Output = io::Result<(Stream, String)>> + Send {
+        self.0.accept()
+    }
+
+    fn local_addr(&self) -> String {
+        self.0.local_addr()
+    }
+}
+
+/// A rule being served: its sockets, its backend, and the stop of its generation.
+#[derive(Debug)]
+struct Slot {
+    /// Its listen endpoint and how many rules before it listen on the same one (only bare
+    /// `systemd:` rules may): what a reload matches rules by.
+    key: (Endpoint, usize),
+    listeners: Vec<Shared>,
+    backend: Arc<Backend>,
+    /// Dropping it stops this generation from accepting.
+    _stop: watch::Sender<()>,
+}
+
+/// A `udp:` rule being served by its session loop.
+#[derive(Debug)]
+struct UdpSlot {
+    key: (Endpoint, usize),
+    rule: Arc<Rule>,
+    /// A duplicate of the listening socket, for the loop of the rule that replaces this one.
+    socket: std::net::UdpSocket,
+    addr: String,
+    /// Completes when this loop has ended (its sessions drained).
+    ended: watch::Receiver<()>,
+    /// Dropping it starts this loop's drain.
+    _stop: watch::Sender<()>,
+}
+
+/// How a `udp:` rule of a reload is served.
+#[derive(Debug)]
+enum UdpPlan {
+    /// The same rule as before: its loop goes on.
+    Keep,
+    /// A new listen address: bound now.
+    Fresh(udp::Bound),
+    /// The same listen address with a new target or options: the socket of the loop it
+    /// replaces, served once that loop has drained.
+    After {
+        socket: std::net::UdpSocket,
+        target: std::net::SocketAddr,
+    },
+}
+
+/// A rule bound and served, as the log announces it.
+#[derive(Debug, Clone)]
+pub struct Served {
+    /// The bound address (`127.0.0.1:8080`, `unix:/run/a.sock`; for several sockets of one
+    /// `systemd:NAME`, each comma-separated).
+    pub addr: String,
+    /// The rule.
+    pub rule: Arc<Rule>,
+}
+
+/// What a reload changed.
+#[derive(Debug, Clone, Default)]
+pub struct Reloaded {
+    /// Rules with a listen address not served before (now listening).
+    pub added: Vec<Served>,
+    /// Listen addresses no longer served (their connections go on).
+    pub removed: Vec<String>,
+    /// Rules in force.
+    pub rules: usize,
+}
+
+impl Reloaded {
+    /// The `reload` record of this reload of `file`.
+    pub fn record(&self, file: &str) -> ReloadRecord {
+        ReloadRecord {
+            time: super::event::now(),
+            file: file.to_string(),
+            ok: true,
+            rules: self.rules,
+            added: self.added.iter().map(|s| s.addr.clone()).collect(),
+            removed: self.removed.clone(),
+            error: None,
+        }
+    }
+}
+
+/// Serves rules, replaces them on reload, and stops them.
+#[derive(Debug)]
+pub struct Supervisor {
+    slots: Vec<Slot>,
+    udp_slots: Vec<UdpSlot>,
+    events: Events,
+    registry: Arc<Registry>,
+    activation: Activation,
+    stopping: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+/// The drain deadline of a generation's accept loop: none (its connections end on their own,
+/// or by the forwarder's drain deadline once it stops, [`Closing`]).
+const NO_DEADLINE: Duration = Duration::MAX;
+
+impl Supervisor {
+    /// A supervisor reporting to `events`, counting into `registry`, taking `systemd:`
+    /// listeners from `activation`.
+    pub fn new(events: Events, registry: Arc<Registry>, activation: Activation) -> Supervisor {
+        Supervisor {
+            slots: Vec::new(),
+            udp_slots: Vec::new(),
+            events,
+            registry,
+            activation,
+            stopping: watch::channel(false).0,
+            tasks: JoinSet::new(),
+        }
+    }
+
+    /// Replaces the rules in force by `rules` (at start: none are). Nothing changes when a
+    /// new listener cannot be bound; the error says which.
+    pub async fn apply(&mut self, rules: Vec<Rule>) -> Result<Reloaded, Error> {
+        let (datagram, rules): (Vec<Rule>, Vec<Rule>) =
+            rules.into_iter().partition(|r| r.listen.is_udp());
+        let keys = keys(&rules);
+        let listens: Vec<Endpoint> = rules.iter().map(|r| r.listen.clone()).collect();
+        let mut bound = Vec::with_capacity(rules.len());
+        for (i, key) in keys.iter().enumerate() {
+            let kept = self.slots.iter().find(|s| s.key == *key);
+            let listeners = match kept {
+                Some(slot) => slot.listeners.clone(),
+                None => self.bind(&listens, i).await?,
+            };
+            bound.push(listeners);
+        }
+        let udp_keys = self::keys(&datagram);
+        let mut plans = Vec::with_capacity(datagram.len());
+        for (rule, key) in datagram.iter().zip(&udp_keys) {
+            plans.push(self.plan_udp(rule, key).await?);
+        }
+        let (mut reloaded, gone) = self.swap(rules, keys, bound);
+        self.swap_udp(datagram, udp_keys, plans, &mut reloaded)?;
+        closed(gone).await;
+        Ok(reloaded)
+    }
+
+    /// How the `udp:` rule `rule` (matched by `key`) is to be served; binds or resolves what
+    /// it needs, so that nothing has changed yet when this fails.
+    async fn plan_udp(&self, rule: &Rule, key: &(Endpoint, usize)) -> Result<UdpPlan, Error> {
+        let Some(slot) = self.udp_slots.iter().find(|s| s.key == *key) else {
+            return Ok(UdpPlan::Fresh(udp::bind(rule).await?));
+        };
+        if *slot.rule == *rule {
+            return Ok(UdpPlan::Keep);
+        }
+        let what = |e| Error::io(format!("listen on {}", rule.listen), e);
+        Ok(UdpPlan::After {
+            socket: slot.socket.try_clone().map_err(what)?,
+            target: udp::target_of(rule).await?,
+        })
+    }
+
+    /// Starts the `udp:` rules' loops as planned and drains the loops of rules that changed
+    /// or went.
+    fn swap_udp(
+        &mut self,
+        rules: Vec<Rule>,
+        keys: Vec<(Endpoint, usize)>,
+        plans: Vec<UdpPlan>,
+        reloaded: &mut Reloaded,
+    ) -> Result<(), Error> {
+        let mut old = std::mem::take(&mut self.udp_slots);
+        reloaded.rules += rules.len();
+        for ((rule, key), plan) in rules.into_iter().zip(keys).zip(plans) {
+            let before = old
+                .iter()
+                .position(|s| s.key == key)
+                .map(|i| old.swap_remove(i));
+            let slot = match (plan, before) {
+                (UdpPlan::Keep, Some(kept)) => kept,
+                (UdpPlan::Fresh(bound), _) => {
+                    let rule = Arc::new(rule);
+                    let slot = self.start_udp(key, Arc::clone(&rule), bound, None)?;
+                    reloaded.added.push(Served {
+                        addr: slot.addr.clone(),
+                        rule,
+                    });
+                    slot
+                }
+                (UdpPlan::After { socket, target }, Some(before)) => {
+                    let bound = udp::Bound::on(socket, target)
+                        .map_err(|e| Error::io(format!("listen on {}", rule.listen), e))?;
+                    let ended = before.ended.clone();
+                    drop(before);
+                    self.start_udp(key, Arc::new(rule), bound, Some(ended))?
+                }
+                (UdpPlan::Keep | UdpPlan::After { .. }, None) => continue,
+            };
+            self.udp_slots.push(slot);
+        }
+        for gone in old {
+            reloaded.removed.push(gone.addr.clone());
+        }
+        let labels: Vec<String> = self.udp_slots.iter().map(|s| s.addr.clone()).collect();
+        self.registry.retain_udp(&labels);
+        Ok(())
+    }
+
+    /// Serves a `udp:` rule on `bound` (once the loop whose end is `after` has ended) until
+    /// the slot is dropped or the forwarder stops.
+    fn start_udp(
+        &mut self,
+        key: (Endpoint, usize),
+        rule: Arc<Rule>,
+        bound: udp::Bound,
+        after: Option<watch::Receiver<()>>,
+    ) -> Result<UdpSlot, Error> {
+        let addr = bound.local_endpoint();
+        let socket = bound
+            .duplicate()
+            .map_err(|e| Error::io(format!("listen on {addr}"), e))?;
+        let (stop, stopped) = watch::channel(());
+        let (ended_tx, ended) = watch::channel(());
+        let mut stopping = self.stopping.subscribe();
+        let shutdown = async move {
+            tokio::select! {
+                () = stopped_when_dropped(stopped) => {}
+                _ = stopping.wait_for(|stop| *stop) => {}
+            }
+        };
+        let events = self.events.clone();
+        let on_event = move |event| {
+            events.send(Event::Udp(event));
+            Ok(())
+        };
+        let serve_rule = Arc::clone(&rule);
+        let counters = self.registry.udp_rule(&addr, &rule.targets_text());
+        self.tasks.spawn(async move {
+            if let Some(previous) = after {
+                stopped_when_dropped(previous).await;
+            }
+            let _ = udp::serve(bound, serve_rule, counters, shutdown, on_event).await;
+            drop(ended_tx);
+        });
+        Ok(UdpSlot {
+            key,
+            rule,
+            socket,
+            addr,
+            ended,
+            _stop: stop,
+        })
+    }
+
+    /// Binds rule `index` of `listens`.
+    async fn bind(&self, listens: &[Endpoint], index: usize) -> Result<Vec<Shared>, Error> {
+        let listeners = match &listens[index] {
+            Endpoint::Systemd(_) => self.activation.listeners(listens, index)?,
+            other => vec![other.listen().await?],
+        };
+        Ok(listeners.into_iter().map(|l| Shared(Arc::new(l))).collect())
+    }
+
+    /// Starts a generation for each rule and retires the old ones.
+    fn swap(
+        &mut self,
+        rules: Vec<Rule>,
+        keys: Vec<(Endpoint, usize)>,
+        bound: Vec<Vec<Shared>>,
+    ) -> (Reloaded, Vec<Slot>) {
+        let mut old = std::mem::take(&mut self.slots);
+        let mut reloaded = Reloaded {
+            rules: rules.len(),
+            ..Reloaded::default()
+        };
+        for ((rule, key), listeners) in rules.into_iter().zip(keys).zip(bound) {
+            let before = old
+                .iter()
+                .position(|s| s.key == key)
+                .map(|i| old.swap_remove(i));
+            let addr = addr_of(&listeners);
+            let rule = Arc::new(rule);
+            if let Some(before) = &before {
+                before.backend.stop_checks();
+            } else {
+                reloaded.added.push(Served {
+                    addr: addr.clone(),
+                    rule: Arc::clone(&rule),
+                });
+            }
+            let backend = Backend::new(
+                rule,
+                &addr,
+                &self.registry,
+                &self.events,
+                before.as_ref().map(|b| b.backend.as_ref()),
+            );
+            drop(before);
+            let slot = self.start(key, listeners, backend);
+            self.slots.push(slot);
+        }
+        for gone in &old {
+            gone.backend.stop_checks();
+            reloaded.removed.push(addr_of(&gone.listeners));
+        }
+        let labels: Vec<String> = self.slots.iter().map(|s| s.backend.label.clone()).collect();
+        self.registry.retain(&labels);
+        (reloaded, old)
+    }
+
+    /// Serves `backend` on `listeners` until the slot is dropped.
+    fn start(&mut self, key: (Endpoint, usize), listeners: Vec<Shared>, backend: Backend) -> Slot {
+        let backend = Arc::new(backend);
+        backend.start_checks();
+        let (stop, stopped) = watch::channel(());
+        for listener in &listeners {
+            // A kept listener too: its new connections inherit the rule in force's keepalive.
+            backend
+                .rule
+                .options
+                .keepalive
+                .apply_to_listener(&listener.0);
+            let closing = Closing::after(self.stopping.subscribe());
+            let serve = serve_backend(
+                listener.clone(),
+                Arc::clone(&backend),
+                stopped_when_dropped(stopped.clone()),
+                Stop::Drain(NO_DEADLINE),
+                self.events.clone(),
+                closing,
+            );
+            self.tasks.spawn(serve);
+        }
+        Slot {
+            key,
+            listeners,
+            backend,
+            _stop: stop,
+        }
+    }
+
+    /// The `reload` record of a reload of `file` that failed (`error`): the rules in force
+    /// stay.
+    pub fn refused(&self, file: &str, error: String) -> ReloadRecord {
+        ReloadRecord {
+            time: super::event::now(),
+            file: file.to_string(),
+            ok: false,
+            rules: self.slots.len() + self.udp_slots.len(),
+            added: Vec::new(),
+            removed: Vec::new(),
+            error: Some(error),
+        }
+    }
+
+    /// Stops accepting everywhere and waits for every connection of every generation to end,
+    /// each closed after its rule's drain timeout.
+    pub async fn stop(mut self) {
+        let _ = self.stopping.send(true);
+        for slot in self.slots.drain(..) {
+            slot.backend.stop_checks();
+        }
+        self.udp_slots.clear();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// How long a reload waits for the accept loops of removed rules to let go of their sockets.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// Stops the generations of removed rules and waits (at most [`CLOSE_WAIT`]) until their
+/// accept loops have let go of the listening sockets, which close as these go: a removed rule
+/// no longer accepts once the reload is reported. Their connections go on.
+async fn closed(gone: Vec<Slot>) {
+    let mut listeners = Vec::new();
+    for slot in gone {
+        listeners.extend(slot.listeners);
+    }
+    let deadline = tokio::time::Instant::now() + CLOSE_WAIT;
+    while listeners.iter().any(|l| Arc::strong_count(&l.0) > 1)
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// What each rule is matched by across reloads.
+fn keys(rules: &[Rule]) -> Vec<(Endpoint, usize)> {
+    rules
+        .iter()
+        .enumerate()
+        .map(|(i, rule)| {
+            let before = rules[..i]
+                .iter()
+                .filter(|r| r.listen == rule.listen)
+                .count();
+            (rule.listen.clone(), before)
+        })
+        .collect()
+}
+
+fn addr_of(listeners: &[Shared]) -> String {
+    let addrs: Vec<String> = listeners.iter().map(Accept::local_addr).collect();
+    addrs.join(",")
+}
+
+/// Completes when the sender of `stop` is dropped (the slot is gone).
+async fn stopped_when_dropped(mut stop: watch::Receiver<()>) {
+    while stop.changed().await.is_ok() {}
+}
