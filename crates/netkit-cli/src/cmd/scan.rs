@@ -1,5 +1,6 @@
 //! `netkit scan TARGET...`: TCP connect scan (issue 6).
 
+mod nmap;
 mod sink;
 
 use std::path::PathBuf;
@@ -10,9 +11,10 @@ use netkit::scan::{self, engine, limits, Config, Event, Progress, Retries};
 use netkit::{Family, PortSet, TargetList};
 
 use crate::exit::Exit;
+use crate::output::files::{DocumentArgs, TextArgs};
 use crate::output::Printer;
 use crate::parse;
-use sink::Sink;
+use sink::{Outputs, Sink};
 
 /// Ports scanned when neither `-p` nor `--top` is given.
 const DEFAULT_TOP: usize = 1000;
@@ -78,9 +80,15 @@ pub struct Args {
     /// Connection attempts per second at least, whatever congestion control says.
     #[arg(long, value_name = "PPS", value_parser = parse::rate)]
     pub min_rate: Option<u64>,
-    /// Also write the results to FILE.
+    /// Also write the results to FILE, as stdout shows them (text, or JSON Lines with --json).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// nmap's text outputs.
+    #[command(flatten)]
+    pub text: TextArgs,
+    /// nmap's document outputs.
+    #[command(flatten)]
+    pub docs: DocumentArgs,
     /// Read the first bytes each open service sends (sanitised).
     #[arg(long)]
     pub banner: bool,
@@ -95,7 +103,12 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     let targets = TargetList::parse(&args.targets, args.force)?.resolve(Family::Any)?;
     let config = config(&args)?;
     let total = engine::total(&targets, &config.ports);
-    let mut sink = Sink::new(out, args.output.as_deref(), total)?;
+    let outputs = Outputs {
+        output: args.output.as_deref(),
+        text: &args.text,
+        docs: &args.docs,
+    };
+    let mut sink = Sink::new(out, outputs, config.ports.as_slice(), total)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -117,7 +130,7 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
         ticker.abort();
         summary
     })?;
-    sink.summary(&summary)?;
+    sink.summary(&targets, &summary)?;
     Ok(if summary.interrupted {
         Exit::Interrupted
     } else if summary.unreachable > 0 {

@@ -2,4 +2,4 @@
 //! They are defined beside the scan engine for now; phase 2 moves them here
 //! (docs/ARCHITECTURE.md).
 
-pub use crate::scan::record::{OpenPort, PortState, ScanSummary};
+pub use crate::scan::record::{OpenPort, PortState, ScanSummary, Unreachable};
