@@ -87,7 +87,17 @@ mod tests {
     fn nmap_spellings_become_long_flags_after_scan() {
         assert_eq!(
             args("netkit scan ::1 -oX a.xml -oG - -p 22").unwrap(),
-            ["netkit", "scan", "::1", "--output-xml", "a.xml", "--output-grepable", "-", "-p", "22"]
+            [
+                "netkit",
+                "scan",
+                "::1",
+                "--output-xml",
+                "a.xml",
+                "--output-grepable",
+                "-",
+                "-p",
+                "22"
+            ]
         );
         assert_eq!(
             args("netkit --json scan ::1 -oA base").unwrap()[4],
@@ -107,7 +117,10 @@ mod tests {
         let err = args("netkit scan ::1 -oZ f").unwrap_err();
         assert_eq!(err.input, "-oZ");
         assert!(err.why.contains("-oX"), "{}", err.why);
-        assert_eq!(args("netkit scan ::1 -oXa.xml").unwrap_err().input, "-oXa.xml");
+        assert_eq!(
+            args("netkit scan ::1 -oXa.xml").unwrap_err().input,
+            "-oXa.xml"
+        );
         assert_eq!(args("netkit sweep ::1 -oN f").unwrap_err().input, "-oN");
         assert_eq!(args("netkit scan ::1 -oS f").unwrap_err().input, "-oS");
     }

@@ -1,5 +1,7 @@
 //! `netkit sweep TARGET...`: live and inactive hosts, once or every N seconds (issue 5).
 
+mod nmap;
+
 use std::io::{self, IsTerminal, Write};
 use std::time::Duration;
 
@@ -11,6 +13,7 @@ use netkit::sweep::{
 use netkit::Endpoint;
 
 use crate::exit::Exit;
+use crate::output::files::{self, DocumentArgs};
 use crate::output::Printer;
 use crate::parse;
 
@@ -73,6 +76,9 @@ pub struct Args {
     /// Allow blocks of more than 2^24 addresses.
     #[arg(long)]
     pub force: bool,
+    /// nmap's document outputs (each host's last round, written when the sweep ends).
+    #[command(flatten)]
+    pub docs: DocumentArgs,
 }
 
 /// Runs the sweep.
@@ -99,7 +105,10 @@ async fn sweep_all(
     args: &Args,
     out: &Printer,
 ) -> anyhow::Result<Exit> {
-    let mut sweep = Sweep::new(targets, config)?;
+    let docs = documents(args)?;
+    let on_stdout = docs.iter().any(|(path, _)| files::is_stdout(path));
+    let mut nmap = nmap::NmapOutput::new(docs, config.method);
+    let mut sweep = Sweep::new(targets.clone(), config)?;
     if let Some(endpoint) = &args.metrics {
         let listener = endpoint.listen().await?;
         if !out.quiet() {
@@ -113,14 +122,36 @@ async fn sweep_all(
         (_, true) => Filter::Dead,
         _ => Filter::All,
     };
-    let mut view = View::new(out, filter, sweep.total());
-    let summary = sweep.run(&mut |event| view.show(event)).await?;
+    let mut view = View::new(out, filter, sweep.total(), !on_stdout);
+    let summary = sweep
+        .run(&mut |event| {
+            if let Event::Host(host) = &event {
+                nmap.host(host);
+            }
+            view.show(event)
+        })
+        .await?;
     view.finish();
+    nmap.finish(&targets)?;
     Ok(if summary.dead == 0 && summary.unreachable == 0 {
         Exit::Success
     } else {
         Exit::Negative
     })
+}
+
+/// The `-oX`/`-oG` documents, opened; refused (exit 2) for an endless periodic sweep, whose
+/// documents would never be written, and for two on stdout.
+fn documents(args: &Args) -> anyhow::Result<files::Documents> {
+    let docs = &args.docs;
+    let given = [&docs.output_xml, &docs.output_grepable];
+    let given: Vec<&std::path::Path> = given.iter().filter_map(|p| p.as_deref()).collect();
+    if let (false, Some(_), None) = (given.is_empty(), args.every, args.rounds) {
+        let why = "needs --rounds with --every: the document is written when the sweep ends";
+        return Err(netkit::ParseError::new("-oX/-oG", why).into());
+    }
+    files::one_stdout(given)?;
+    Ok(files::documents(docs, None)?)
 }
 
 /// Which hosts to print.
@@ -151,10 +182,12 @@ struct View<'a> {
     bars: bool,
     /// Whether stdout shares the terminal with the bar (then lines hide it while printing).
     shared: bool,
+    /// Whether results go to stdout (not when an nmap document goes there).
+    stdout: bool,
 }
 
 impl<'a> View<'a> {
-    fn new(out: &'a Printer, filter: Filter, total: u64) -> Self {
+    fn new(out: &'a Printer, filter: Filter, total: u64, stdout: bool) -> Self {
         let bars = !out.json() && !out.quiet() && std::io::stderr().is_terminal();
         View {
             out,
@@ -163,6 +196,15 @@ impl<'a> View<'a> {
             bar: None,
             bars,
             shared: std::io::stdout().is_terminal(),
+            stdout,
+        }
+    }
+
+    /// One JSON record on stdout (unless a document goes there).
+    fn record<T: serde::Serialize>(&self, kind: &str, record: &T) -> io::Result<()> {
+        match self.stdout {
+            true => self.out.record(kind, record),
+            false => Ok(()),
         }
     }
 
@@ -181,7 +223,7 @@ impl<'a> View<'a> {
 
     fn throttle(&self, throttle: &ThrottleRecord) -> io::Result<()> {
         if self.out.json() {
-            return self.out.record("throttle", throttle);
+            return self.record("throttle", throttle);
         }
         self.warn(&format!(
             "answers collapsed at {} probes/s ({}% of probes to live hosts answered, {}% \
@@ -202,7 +244,7 @@ impl<'a> View<'a> {
             return Ok(());
         }
         if self.out.json() {
-            return self.out.record("host", host);
+            return self.record("host", host);
         }
         // Like fping: the live hosts by default, the inactive ones only when asked for.
         if host.round > 1 || (self.filter == Filter::All && !host.alive) {
@@ -217,7 +259,7 @@ impl<'a> View<'a> {
 
     fn change(&self, change: &ChangeRecord) -> io::Result<()> {
         if self.out.json() {
-            return self.out.record("change", change);
+            return self.record("change", change);
         }
         let what = match change.alive {
             true => self.out.paint("came up", true),
@@ -231,7 +273,7 @@ impl<'a> View<'a> {
             bar.finish_and_clear();
         }
         if self.out.json() {
-            return self.out.record("summary", summary);
+            return self.record("summary", summary);
         }
         if summary.throttled {
             self.warn(&format!(
@@ -281,6 +323,9 @@ impl<'a> View<'a> {
     }
 
     fn line(&self, text: &str) -> io::Result<()> {
+        if !self.stdout {
+            return Ok(());
+        }
         match &self.bar {
             Some(bar) if self.shared => bar.suspend(|| self.out.line(text)),
             _ => self.out.line(text),

@@ -108,6 +108,17 @@ pub fn documents(args: &DocumentArgs, all: Option<&Path>) -> Result<Documents, n
 /// Opened documents, each with its path (`-` for stdout) for error messages.
 pub type Documents = Vec<(PathBuf, Box<dyn Document>)>;
 
+/// Does `write` to every document; a failure names the document's file.
+pub fn each(
+    docs: &mut Documents,
+    mut write: impl FnMut(&mut dyn Document) -> io::Result<()>,
+) -> Result<(), netkit::Error> {
+    for (path, doc) in docs {
+        write(doc.as_mut()).map_err(|e| file_error(path, e))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -142,9 +142,42 @@ pub fn done_sentence(end: &End) -> String {
     )
 }
 
+/// Why a host cannot be reached, in nmap's reason words, from netkit's message (`network
+/// unreachable (ICMP from 198.18.0.254)`, `Destination Host Unreachable from ROUTER`).
+pub fn no_route_reason(error: &str) -> &'static str {
+    let error = error.to_ascii_lowercase();
+    let reasons = [
+        ("network", "net-unreach"),
+        ("host unreachable", "host-unreach"),
+        ("no route to host", "host-unreach"),
+        ("time to live", "time-exceeded"),
+        ("beyond scope", "beyond-scope"),
+    ];
+    reasons
+        .iter()
+        .find(|(words, _)| error.contains(words))
+        .map_or("no-route", |&(_, reason)| reason)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_route_reads_as_nmaps_reasons() {
+        let reason = no_route_reason;
+        assert_eq!(
+            reason("network unreachable (ICMP from 198.18.0.254)"),
+            "net-unreach"
+        );
+        assert_eq!(reason("Network is unreachable"), "net-unreach");
+        assert_eq!(reason("no route: no route to host"), "host-unreach");
+        assert_eq!(
+            reason("Destination Host Unreachable from ::1"),
+            "host-unreach"
+        );
+        assert_eq!(reason("no route: host is down"), "no-route");
+    }
 
     #[test]
     fn services_fold_runs_as_nmap_lists_them() {

@@ -58,7 +58,10 @@ impl<W: Write> Document for Grepable<W> {
         let mut line = format!("{who}\tPorts: {}", ports.join(", "));
         // nmap names one ignored state: the largest.
         if let Some(extra) = host.extra.iter().max_by_key(|e| e.count) {
-            line.push_str(&format!("\tIgnored State: {} ({})", extra.state, extra.count));
+            line.push_str(&format!(
+                "\tIgnored State: {} ({})",
+                extra.state, extra.count
+            ));
         }
         writeln!(self.out, "{line}")
     }

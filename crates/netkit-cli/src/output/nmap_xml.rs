@@ -189,7 +189,10 @@ mod tests {
 
     #[test]
     fn attribute_values_are_escaped() {
-        assert_eq!(escape("a&b<c>\"d'\te\u{1}"), "a&amp;b&lt;c&gt;&quot;d&apos;&#9;e\u{fffd}");
+        assert_eq!(
+            escape("a&b<c>\"d'\te\u{1}"),
+            "a&amp;b&lt;c&gt;&quot;d&apos;&#9;e\u{fffd}"
+        );
     }
 
     #[test]

@@ -57,7 +57,12 @@ fn assert_dtd_valid(test: &str, file: &Path) {
         .output()
         .expect("xmllint");
     let (code, _, stderr) = text(&out);
-    assert_eq!(code, 0, "{} is not valid nmap XML: {stderr}", file.display());
+    assert_eq!(
+        code,
+        0,
+        "{} is not valid nmap XML: {stderr}",
+        file.display()
+    );
 }
 
 /// What python-libnmap reads from `file`; `None` without python-libnmap (outside CI).
@@ -73,7 +78,12 @@ fn libnmap(test: &str, file: &Path) -> Option<Value> {
         .output()
         .expect("python3");
     let (code, stdout, stderr) = text(&out);
-    assert_eq!(code, 0, "libnmap could not read {}: {stderr}", file.display());
+    assert_eq!(
+        code,
+        0,
+        "libnmap could not read {}: {stderr}",
+        file.display()
+    );
     Some(serde_json::from_str(&stdout).expect("libnmap's JSON"))
 }
 
@@ -83,7 +93,10 @@ fn ports_on(ip: &str) -> (Vec<TcpListener>, Reserved, String) {
         .map(|_| TcpListener::bind((ip, 0)).expect("bind"))
         .collect();
     let closed = Reserved::on(ip);
-    let mut list: Vec<u16> = open.iter().map(|l| l.local_addr().unwrap().port()).collect();
+    let mut list: Vec<u16> = open
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect();
     list.push(closed.addr.port());
     let list: Vec<String> = list.iter().map(u16::to_string).collect();
     (open, closed, list.join(","))
@@ -118,7 +131,11 @@ fn xml_is_nmaps_document_and_libnmap_reads_the_open_ports_back() {
         return;
     };
     assert_eq!(read["scan_type"], "connect", "{read}");
-    assert_eq!((&read["total"], &read["up"]), (&1.into(), &1.into()), "{read}");
+    assert_eq!(
+        (&read["total"], &read["up"]),
+        (&1.into(), &1.into()),
+        "{read}"
+    );
     let host = &read["hosts"][0];
     assert_eq!(host["addr"], "127.0.0.1", "{read}");
     assert_eq!(host["up"], true, "{read}");
@@ -129,9 +146,16 @@ fn xml_is_nmaps_document_and_libnmap_reads_the_open_ports_back() {
         .map(|p| p[0].as_u64().unwrap())
         .collect();
     assert_eq!(found, open_ports(&open), "{read}");
-    assert!(host["open"].as_array().unwrap().iter().all(|p| p[2] == "syn-ack"));
+    assert!(host["open"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p[2] == "syn-ack"));
     let extra = &host["extraports"][0];
-    assert_eq!((&extra["reason"], &extra["count"]), (&"conn-refused".into(), &"1".into()));
+    assert_eq!(
+        (&extra["reason"], &extra["count"]),
+        (&"conn-refused".into(), &"1".into())
+    );
 }
 
 /// The same loopback scan by nmap -sT and by netkit: ndiff finds the same open ports (the
@@ -147,14 +171,25 @@ fn ndiff_finds_the_open_ports_of_nmap_connect_scan() {
     let (_open, _closed, ports) = ports_on("127.0.0.1");
     let dir = tempfile::tempdir().unwrap();
     let (ours, theirs) = (dir.path().join("netkit.xml"), dir.path().join("nmap.xml"));
-    scan_ok(&["scan", "127.0.0.1", "-p", &ports, "-oX", ours.to_str().unwrap()]);
+    scan_ok(&[
+        "scan",
+        "127.0.0.1",
+        "-p",
+        &ports,
+        "-oX",
+        ours.to_str().unwrap(),
+    ]);
     let nmap = Command::new("nmap")
         .args(["-n", "-sT", "-p", &ports, "127.0.0.1", "-oX"])
         .arg(&theirs)
         .output()
         .expect("nmap");
     assert!(nmap.status.success(), "{:?}", text(&nmap));
-    let diff = Command::new("ndiff").arg(&theirs).arg(&ours).output().unwrap();
+    let diff = Command::new("ndiff")
+        .arg(&theirs)
+        .arg(&ours)
+        .output()
+        .unwrap();
     let (code, stdout, stderr) = text(&diff);
     // 1: differences (the header lines at least); 2 would be an error reading a file.
     assert_eq!(code, 1, "{stdout}\n{stderr}");
@@ -165,14 +200,21 @@ fn ndiff_finds_the_open_ports_of_nmap_connect_scan() {
     // An open port may show twice, - and +, when the two services tables name it differently
     // (ephemeral ports are in nmap's); it must be open on both sides.
     let open_on = |side: char| -> BTreeSet<&str> {
-        let lines = changed.iter().filter(|l| l.starts_with(side) && l.contains(" open"));
+        let lines = changed
+            .iter()
+            .filter(|l| l.starts_with(side) && l.contains(" open"));
         lines.map(|l| l[1..].split('/').next().unwrap()).collect()
     };
     assert_eq!(open_on('-'), open_on('+'), "open ports differ:\n{stdout}");
     let closed = changed.iter().filter(|l| l.contains(" closed")).count();
-    assert_eq!(closed, 2, "one closed port listed by nmap, counted by netkit:\n{stdout}");
+    assert_eq!(
+        closed, 2,
+        "one closed port listed by nmap, counted by netkit:\n{stdout}"
+    );
     assert!(
-        changed.iter().any(|l| l.starts_with("+Not shown: 1 closed port")),
+        changed
+            .iter()
+            .any(|l| l.starts_with("+Not shown: 1 closed port")),
         "{stdout}"
     );
 }
@@ -184,10 +226,22 @@ fn ipv6_xml_on_stdout_and_grepable_lines() {
     let (open, _closed, ports) = ports_on("::1");
     let dir = tempfile::tempdir().unwrap();
     let gnmap = dir.path().join("scan.gnmap");
-    let (stdout, _) = scan_ok(&["scan", "::1", "-p", &ports, "-oX", "-", "-oG", gnmap.to_str().unwrap()]);
+    let (stdout, _) = scan_ok(&[
+        "scan",
+        "::1",
+        "-p",
+        &ports,
+        "-oX",
+        "-",
+        "-oG",
+        gnmap.to_str().unwrap(),
+    ]);
     assert!(stdout.starts_with("<?xml version=\"1.0\""), "{stdout}");
     assert!(stdout.trim_end().ends_with("</nmaprun>"), "{stdout}");
-    assert!(stdout.contains("<address addr=\"::1\" addrtype=\"ipv6\"/>"), "{stdout}");
+    assert!(
+        stdout.contains("<address addr=\"::1\" addrtype=\"ipv6\"/>"),
+        "{stdout}"
+    );
     let xml = dir.path().join("stdout.xml");
     std::fs::write(&xml, &stdout).unwrap();
     assert_dtd_valid(test, &xml);
@@ -201,9 +255,15 @@ fn ipv6_xml_on_stdout_and_grepable_lines() {
         .map(|p| format!("{p}/open/tcp/////"))
         .collect();
     expected.sort();
-    let want = format!("Host: ::1 ()\tPorts: {}\tIgnored State: closed (1)", expected.join(", "));
+    let want = format!(
+        "Host: ::1 ()\tPorts: {}\tIgnored State: closed (1)",
+        expected.join(", ")
+    );
     assert_eq!(lines[2], want, "{grep}");
-    assert!(lines[3].contains("1 IP address (1 host up) scanned in"), "{grep}");
+    assert!(
+        lines[3].contains("1 IP address (1 host up) scanned in"),
+        "{grep}"
+    );
 }
 
 /// Several hosts, one of them by name: every host listed, its non-open ports counted per host.
@@ -214,14 +274,29 @@ fn every_host_listed_with_its_own_counts() {
     let dir = tempfile::tempdir().unwrap();
     let xml = dir.path().join("scan.xml");
     // 127.0.0.2 reaches this machine's loopback too, where nothing listens on it: all closed.
-    scan_ok(&["scan", "127.0.0.1,127.0.0.2", "-p", &ports, "-oX", xml.to_str().unwrap()]);
+    scan_ok(&[
+        "scan",
+        "127.0.0.1,127.0.0.2",
+        "-p",
+        &ports,
+        "-oX",
+        xml.to_str().unwrap(),
+    ]);
     assert_dtd_valid(test, &xml);
     let Some(read) = libnmap(test, &xml) else {
         return;
     };
-    assert_eq!((&read["total"], &read["up"]), (&2.into(), &2.into()), "{read}");
+    assert_eq!(
+        (&read["total"], &read["up"]),
+        (&2.into(), &2.into()),
+        "{read}"
+    );
     let first = &read["hosts"][0];
-    assert_eq!(first["open"].as_array().unwrap().len(), open.len(), "{read}");
+    assert_eq!(
+        first["open"].as_array().unwrap().len(),
+        open.len(),
+        "{read}"
+    );
     assert_eq!(first["extraports"][0]["count"], "1", "{read}");
     let second = &read["hosts"][1];
     assert_eq!(second["addr"], "127.0.0.2", "{read}");
@@ -238,8 +313,19 @@ fn normal_json_and_all_outputs() {
     let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
     let (normal, json, base, plain) = (path("n.txt"), path("j.jsonl"), path("all"), path("o"));
     let args = [
-        "--json", "scan", "127.0.0.1", "-p", &ports, "-oN", &normal, "-oJ", &json, "-oA", &base,
-        "-o", &plain,
+        "--json",
+        "scan",
+        "127.0.0.1",
+        "-p",
+        &ports,
+        "-oN",
+        &normal,
+        "-oJ",
+        &json,
+        "-oA",
+        &base,
+        "-o",
+        &plain,
     ];
     let (stdout, _) = scan_ok(&args);
     let read = |p: &str| std::fs::read_to_string(p).unwrap();
@@ -253,17 +339,35 @@ fn normal_json_and_all_outputs() {
     assert!(read(&format!("{base}.gnmap")).contains("\tPorts: "));
     // -oN - puts the text on stdout in place of the JSON Lines.
     let (stdout, _) = scan_ok(&["--json", "scan", "127.0.0.1", "-p", &ports, "-oN", "-"]);
-    assert!(stdout.contains("2 open, 1 closed") && !stdout.contains('{'), "{stdout}");
+    assert!(
+        stdout.contains("2 open, 1 closed") && !stdout.contains('{'),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn output_options_clap_would_misread_are_refused_by_name() {
     let cases: [(&[&str], &str); 5] = [
-        (&["scan", "127.0.0.1", "-p", "1", "-oZ", "f"], "netkit: -oZ: unknown output format"),
-        (&["scan", "127.0.0.1", "-p", "1", "-oXf.xml"], "netkit: -oXf.xml: put a space"),
-        (&["scan", "127.0.0.1", "-p", "1", "-oX", "-", "-oG", "-"], "netkit: -: only one"),
-        (&["scan", "127.0.0.1", "-p", "1", "-oA", "-"], "netkit: -oA -: "),
-        (&["sweep", "127.0.0.1", "-oN", "f"], "netkit: -oN: unknown output format"),
+        (
+            &["scan", "127.0.0.1", "-p", "1", "-oZ", "f"],
+            "netkit: -oZ: unknown output format",
+        ),
+        (
+            &["scan", "127.0.0.1", "-p", "1", "-oXf.xml"],
+            "netkit: -oXf.xml: put a space",
+        ),
+        (
+            &["scan", "127.0.0.1", "-p", "1", "-oX", "-", "-oG", "-"],
+            "netkit: -: only one",
+        ),
+        (
+            &["scan", "127.0.0.1", "-p", "1", "-oA", "-"],
+            "netkit: -oA -: ",
+        ),
+        (
+            &["sweep", "127.0.0.1", "-oN", "f"],
+            "netkit: -oN: unknown output format",
+        ),
     ];
     let dir = tempfile::tempdir().unwrap();
     for (args, message) in cases {
@@ -275,6 +379,121 @@ fn output_options_clap_would_misread_are_refused_by_name() {
         let (code, stdout, stderr) = text(&out);
         assert_eq!(code, 2, "{args:?}: {stdout}{stderr}");
         assert!(stderr.starts_with(message), "{args:?}: {stderr}");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "{args:?} wrote a file");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "{args:?} wrote a file"
+        );
     }
+}
+
+/// `sweep -oX`: a live host up (`echo-reply`), a silent one down (`no-response`) and one
+/// without a route down (`net-unreach`), as nmap -sn -v lists them; DTD-valid, and libnmap
+/// reads the same up and down hosts. In a namespace of the test's own: 198.18.0.1 is its own
+/// address, 198.18.0.5 a neighbour that never answers, 198.19.0.1 has no route.
+#[test]
+fn sweep_xml_lists_hosts_up_and_down_with_the_reason() {
+    let test = "sweep_xml_lists_hosts_up_and_down_with_the_reason";
+    if !crate::harness::privileged(test) {
+        return;
+    }
+    let ns = crate::harness::Netns::new("sxml");
+    ns.ip(&["link", "set", "lo", "up"]);
+    ns.ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
+    ns.ip(&["addr", "add", "198.18.0.1/24", "dev", "v0"]);
+    ns.ip(&["link", "set", "v0", "up"]);
+    ns.ip(&["link", "set", "v1", "up"]);
+    // Frames for .5 leave through v0 to a MAC nobody has: silence, not an ARP failure.
+    let neigh = ["neigh", "add", "198.18.0.5", "lladdr", "02:00:00:00:00:05"];
+    ns.ip(&[&neigh[..], &["dev", "v0", "nud", "permanent"]].concat());
+    let dir = tempfile::tempdir().unwrap();
+    let (xml, gnmap) = (dir.path().join("sweep.xml"), dir.path().join("sweep.gnmap"));
+    let out = ns
+        .netkit()
+        .args([
+            "sweep",
+            "198.18.0.1",
+            "198.18.0.5",
+            "198.19.0.1",
+            "--timeout",
+            "300ms",
+        ])
+        .args(["--retries", "1", "-oX"])
+        .arg(&xml)
+        .arg("-oG")
+        .arg(&gnmap)
+        .output()
+        .unwrap();
+    let (code, stdout, stderr) = text(&out);
+    assert_eq!(
+        code, 1,
+        "one host silent, one unreachable: {stdout}{stderr}"
+    );
+    assert_dtd_valid(test, &xml);
+    let doc = std::fs::read_to_string(&xml).unwrap();
+    for (addr, state, reason) in [
+        ("198.18.0.1", "up", "echo-reply"),
+        ("198.18.0.5", "down", "no-response"),
+        ("198.19.0.1", "down", "net-unreach"),
+    ] {
+        let host = format!(
+            "<host><status state=\"{state}\" reason=\"{reason}\" reason_ttl=\"0\"/>\n\
+             <address addr=\"{addr}\" addrtype=\"ipv4\"/>"
+        );
+        assert!(doc.contains(&host), "{host}\n{doc}");
+    }
+    assert!(
+        doc.contains("<hosts up=\"1\" down=\"2\" total=\"3\"/>"),
+        "{doc}"
+    );
+    let grep = std::fs::read_to_string(&gnmap).unwrap();
+    assert!(
+        grep.contains("Host: 198.18.0.5 ()\tStatus: Down\n"),
+        "{grep}"
+    );
+    let Some(read) = libnmap(test, &xml) else {
+        return;
+    };
+    assert_eq!(
+        (&read["up"], &read["down"]),
+        (&1.into(), &2.into()),
+        "{read}"
+    );
+    assert_eq!(read["hosts"][0]["up"], true, "{read}");
+}
+
+/// A scan target without a route is a `<host>` down (`net-unreach`), with no ports, beside a
+/// reachable one up.
+#[test]
+fn scan_xml_lists_an_unreachable_host_down() {
+    let test = "scan_xml_lists_an_unreachable_host_down";
+    if !crate::harness::privileged(test) {
+        return;
+    }
+    let ns = crate::harness::Netns::new("sxu");
+    ns.ip(&["link", "set", "lo", "up"]);
+    let dir = tempfile::tempdir().unwrap();
+    let xml = dir.path().join("scan.xml");
+    let out = ns
+        .netkit()
+        .args(["scan", "127.0.0.1", "198.19.0.1", "-p", "1-10", "-oX"])
+        .arg(&xml)
+        .output()
+        .unwrap();
+    let (code, stdout, stderr) = text(&out);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert_dtd_valid(test, &xml);
+    let doc = std::fs::read_to_string(&xml).unwrap();
+    let down = "<host><status state=\"down\" reason=\"net-unreach\" reason_ttl=\"0\"/>\n\
+                <address addr=\"198.19.0.1\" addrtype=\"ipv4\"/>\n<hostnames>\n</hostnames>\n\
+                </host>";
+    assert!(doc.contains(down), "{doc}");
+    assert!(
+        doc.contains("<extraports state=\"closed\" count=\"10\">"),
+        "{doc}"
+    );
+    assert!(
+        doc.contains("<hosts up=\"1\" down=\"1\" total=\"2\"/>"),
+        "{doc}"
+    );
 }

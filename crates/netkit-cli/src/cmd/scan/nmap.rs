@@ -7,18 +7,17 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::time::SystemTime;
 
 use netkit::report::scan::{OpenPort, ScanSummary, Unreachable};
 use netkit::Targets;
 
-use crate::output::files;
-use crate::output::nmap::{Document, End, Extra, Host, Port, Run, ScanInfo};
+use crate::output::files::{self, Documents};
+use crate::output::nmap::{self, End, Extra, Host, Port, Run, ScanInfo};
 
 /// The documents to write and what they will say.
 pub struct NmapOutput {
-    docs: Vec<(PathBuf, Box<dyn Document>)>,
+    docs: Documents,
     run: Run,
     open: HashMap<(IpAddr, String), Vec<OpenPort>>,
     unreachable: HashMap<(IpAddr, String), Unreachable>,
@@ -34,7 +33,7 @@ impl std::fmt::Debug for NmapOutput {
 
 impl NmapOutput {
     /// Output of a scan of `ports` that starts now into `docs`.
-    pub fn new(docs: Vec<(PathBuf, Box<dyn Document>)>, ports: &[u16]) -> Self {
+    pub fn new(docs: Documents, ports: &[u16]) -> Self {
         let args: Vec<String> = std::env::args().collect();
         let run = Run {
             args: args.join(" "),
@@ -69,12 +68,16 @@ impl NmapOutput {
 
     /// Writes the documents: every target (only those heard of when interrupted), then the
     /// totals.
-    pub fn finish(&mut self, targets: &Targets, summary: &ScanSummary) -> Result<(), netkit::Error> {
+    pub fn finish(
+        &mut self,
+        targets: &Targets,
+        summary: &ScanSummary,
+    ) -> Result<(), netkit::Error> {
         if self.docs.is_empty() {
             return Ok(());
         }
         let run = self.run.clone();
-        self.each(|doc| doc.start(&run))?;
+        files::each(&mut self.docs, |doc| doc.start(&run))?;
         let (mut up, mut down) = (0, 0);
         let counts = Counts::of(summary);
         for target in targets.iter() {
@@ -86,7 +89,7 @@ impl NmapOutput {
             } else {
                 down += 1;
             }
-            self.each(|doc| doc.host(&host))?;
+            files::each(&mut self.docs, |doc| doc.host(&host))?;
         }
         let end = End {
             time: SystemTime::now(),
@@ -95,18 +98,7 @@ impl NmapOutput {
             down,
             error: summary.interrupted.then(|| "interrupted".to_string()),
         };
-        self.each(|doc| doc.finish(&end))
-    }
-
-    /// Does `write` to every document; a failure names the document's file.
-    fn each(
-        &mut self,
-        mut write: impl FnMut(&mut dyn Document) -> std::io::Result<()>,
-    ) -> Result<(), netkit::Error> {
-        for (path, doc) in &mut self.docs {
-            write(doc.as_mut()).map_err(|e| files::file_error(path, e))?;
-        }
-        Ok(())
+        files::each(&mut self.docs, |doc| doc.finish(&end))
     }
 
     /// One target as nmap's model says it; `None` for a target not heard of in an
@@ -124,7 +116,7 @@ impl NmapOutput {
                 addr: key.0,
                 name,
                 up: false,
-                reason: down_reason(&unreachable.error),
+                reason: nmap::no_route_reason(&unreachable.error),
                 ports: Vec::new(),
                 extra: Vec::new(),
             });
@@ -212,35 +204,9 @@ impl Counts {
     }
 }
 
-/// Why a host could not be scanned, in nmap's reason words.
-fn down_reason(error: &str) -> &'static str {
-    let reasons = [
-        ("network", "net-unreach"),
-        ("host unreachable", "host-unreach"),
-        ("no route to host", "host-unreach"),
-        ("time to live", "time-exceeded"),
-        ("beyond scope", "beyond-scope"),
-    ];
-    reasons
-        .iter()
-        .find(|(words, _)| error.contains(words))
-        .map_or("no-route", |&(_, reason)| reason)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn no_route_reads_as_nmaps_reasons() {
-        assert_eq!(
-            down_reason("network unreachable (ICMP from 198.18.0.254)"),
-            "net-unreach"
-        );
-        assert_eq!(down_reason("no route: no route to host"), "host-unreach");
-        assert_eq!(down_reason("host unreachable (ICMP from ::1)"), "host-unreach");
-        assert_eq!(down_reason("no route: host is down"), "no-route");
-    }
 
     #[test]
     fn one_host_gets_exact_counts_many_get_exact_or_closed_or_filtered() {

@@ -164,9 +164,17 @@ impl<'a> Sink<'a> {
 fn stdout_format(out: &Printer, outputs: Outputs<'_>) -> Result<Option<Text>, ParseError> {
     let (text, docs) = (outputs.text, outputs.docs);
     if text.output_all.as_deref().is_some_and(files::is_stdout) {
-        return Err(ParseError::new("-oA -", "-oA takes a base name for three files"));
+        return Err(ParseError::new(
+            "-oA -",
+            "-oA takes a base name for three files",
+        ));
     }
-    let given = [&text.output_normal, &text.output_json, &docs.output_xml, &docs.output_grepable];
+    let given = [
+        &text.output_normal,
+        &text.output_json,
+        &docs.output_xml,
+        &docs.output_grepable,
+    ];
     files::one_stdout(given.iter().filter_map(|p| p.as_deref()))?;
     let on_stdout = |path: &Option<PathBuf>| path.as_deref().is_some_and(files::is_stdout);
     Ok(if on_stdout(&text.output_normal) {
@@ -186,7 +194,10 @@ fn stdout_format(out: &Printer, outputs: Outputs<'_>) -> Result<Option<Text>, Pa
 fn text_files(out: &Printer, outputs: Outputs<'_>) -> Result<Vec<TextFile>, netkit::Error> {
     let like_stdout = if out.json() { Text::Json } else { Text::Human };
     let text = outputs.text;
-    let all = text.output_all.as_deref().map(|b| files::with_extension(b, "nmap"));
+    let all = text
+        .output_all
+        .as_deref()
+        .map(|b| files::with_extension(b, "nmap"));
     let wanted = [
         (like_stdout, outputs.output.map(Path::to_path_buf)),
         (Text::Human, text.output_normal.clone()),

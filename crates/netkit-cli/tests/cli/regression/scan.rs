@@ -162,8 +162,14 @@ fn o_x_wrote_text_into_a_file_named_x() {
         .unwrap();
     let (code, stdout, stderr) = text(&out);
     assert_eq!(code, 0, "{stdout}{stderr}");
-    assert!(!dir.path().join("X").exists(), "text went into a file named X");
+    assert!(
+        !dir.path().join("X").exists(),
+        "text went into a file named X"
+    );
     let xml = std::fs::read_to_string(dir.path().join("scan.xml")).unwrap();
     assert!(xml.starts_with("<?xml"), "{xml}");
-    assert!(xml.contains(&format!("portid=\"{port}\"><state state=\"open\"")), "{xml}");
+    assert!(
+        xml.contains(&format!("portid=\"{port}\"><state state=\"open\"")),
+        "{xml}"
+    );
 }
