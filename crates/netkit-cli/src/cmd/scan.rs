@@ -26,6 +26,7 @@ Examples:
   netkit scan 198.18.0.0/28 --top 100 -o out.txt  the 100 ports most often found open
   netkit --json scan host.example -p 22,80,443 --banner
   netkit scan 198.18.0.0/24 --top 100 --rate 500   never more than 500 connects a second
+  netkit scan 198.18.0.0/28 -oX scan.xml -oG -    nmap's XML into a file, grepable lines on stdout
 Open = connected; closed = reset; filtered = no answer after the retries, or an ICMP
 port/protocol unreachable or administratively prohibited (a firewall's REJECT), as nmap -sS.
 Timing adapts to the network as nmap's does: per-host round-trip estimates set the timeout
@@ -33,7 +34,11 @@ Timing adapts to the network as nmap's does: per-host round-trip estimates set t
 retransmitted with backoff. A target with no route to it (this machine's routing table, or a
 router's ICMP net/host unreachable) is an error naming it. Exit status: 0 every port got its
 state, 1 a target was unreachable, 2 bad input, 3 the environment refused, 130 interrupted
-(Ctrl-C: the partial summary is printed).";
+(Ctrl-C: the partial summary is printed).
+nmap's output options: -oX FILE (nmap's XML), -oG FILE (grepable), -oN FILE (this text), -oJ
+FILE (JSON Lines), -oA BASE (BASE.nmap, BASE.xml, BASE.gnmap); - is stdout. The XML lists every
+target and its open ports; closed and filtered ports are counted per host (<extraports>),
+exactly when one host is scanned or all share a state, as closed|filtered otherwise.";
 
 /// Arguments of `netkit scan`.
 #[derive(Debug, clap::Args)]

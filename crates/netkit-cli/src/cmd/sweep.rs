@@ -23,6 +23,7 @@ Examples:
   netkit sweep 198.18.0.0/24 2001:db8::/120 --dead
   netkit sweep @hosts.txt --every 5s --rounds 12  report hosts going up or down
   netkit sweep 10.0.0.0/24 --method tcp:22        where ICMP is filtered
+  netkit sweep 198.18.0.0/24 -oX hosts.xml        nmap -sn's XML: every host up or down, and why
 A CIDR block includes every address in it, network and broadcast addresses too (as nmap).
 Blocks of more than 2^24 addresses need --force.
 Silent targets are probed again until the loss measured on the way (by re-probing hosts
@@ -33,7 +34,9 @@ Output: 'ADDR is alive' lines as answers arrive, then 'Total N hosts are inactiv
 'ADDR is inactive' lines instead. A target with no route is an error on stderr ('netkit: ADDR:
 Network is unreachable', 'netkit: ADDR: Destination Host Unreachable from ROUTER'). With
 --every, later rounds print only 'ADDR went down' (after the re-probes confirm it) and 'ADDR
-came up'. Exit 0 when every target answered (in the last round), 1 otherwise.";
+came up'. -oX FILE and -oG FILE write nmap's XML and grepable formats (each host's last round,
+when the sweep ends; - is stdout). Exit 0 when every target answered (in the last round), 1
+otherwise.";
 
 /// Arguments of `netkit sweep`.
 #[derive(Debug, clap::Args)]
