@@ -20,8 +20,8 @@ pub struct DocumentArgs {
     /// -oX FILE: nmap's XML (the nmaprun document ndiff and python-libnmap read); - is stdout.
     #[arg(long = "output-xml", value_name = "FILE")]
     pub output_xml: Option<PathBuf>,
-    /// -oG FILE: nmap's grepable lines ('Host: ADDR ()<TAB>Ports: 22/open/tcp//ssh///'); - is
-    /// stdout.
+    /// -oG FILE: nmap's grepable lines, one per host, tab-separated fields ('Host: ADDR ()',
+    /// 'Ports: 22/open/tcp//ssh///'); - is stdout.
     #[arg(long = "output-grepable", value_name = "FILE")]
     pub output_grepable: Option<PathBuf>,
 }

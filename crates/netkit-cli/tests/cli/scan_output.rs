@@ -1,7 +1,10 @@
 //! `netkit scan` in nmap's output formats, read back by nmap's own consumers: `-oX` validated
 //! against nmap's DTD (`xmllint --dtdvalid`), parsed by python-libnmap, and compared with nmap's
 //! XML of the same loopback scan by `ndiff`; `-oG`, `-oN`, `-oJ`, `-oA`, `-` for stdout, IPv6,
-//! several hosts, and the options refused by name. Loopback only, on ports the tests hold.
+//! several hosts, and the options refused by name. Loopback only, on ports the tests hold; the
+//! sweep's document and unreachable hosts in namespaces of the tests' own.
+
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use std::collections::BTreeSet;
 use std::net::TcpListener;
