@@ -28,7 +28,7 @@ use print::{EventPrinter, Style};
 const EXAMPLES: &str = "\
 Examples:
   netkit ping -c 3 ::1                      three requests to the IPv6 loopback
-  netkit ping -c 5 -i 200ms host1 host2     several hosts at once, one summary each
+  netkit ping -c 5 -i 200ms host1 host2     several hosts at once, lines named, one summary each
   netkit ping -c 5 --fping-summary a b c    fping's one-line summaries
   netkit --json ping -c 1 127.0.0.1         JSON Lines: reply/timeout/summary records
 Replies count however late they come; -W only ends the wait when none came (iputils).

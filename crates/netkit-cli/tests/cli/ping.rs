@@ -25,7 +25,8 @@ fn loopback_v4_and_v6_print_iputils_lines_and_summaries() {
     assert!(out.contains("PING ::1(::1) 56 data bytes"), "{out}");
     for addr in ["127.0.0.1", "::1"] {
         for seq in 1..=3 {
-            let start = format!("64 bytes from {addr}: icmp_seq={seq} ttl=64 time=");
+            // Several hosts: each line starts with its target (iputils' line after it).
+            let start = format!("{addr}: 64 bytes from {addr}: icmp_seq={seq} ttl=64 time=");
             let line = out.lines().find(|l| l.starts_with(&start));
             let line = line.unwrap_or_else(|| panic!("no {start} in\n{out}"));
             assert!(line.ends_with(" ms"), "{line}");

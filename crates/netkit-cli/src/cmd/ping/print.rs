@@ -53,8 +53,8 @@ impl<'a> EventPrinter<'a> {
     pub fn event(&mut self, event: Event) -> io::Result<()> {
         match event {
             Event::Sent { .. } if self.dots() => raw("."),
-            Event::Outstanding { seq, .. } if !self.out.json() => {
-                let stamp = self.stamp();
+            Event::Outstanding { host, seq } if !self.out.json() => {
+                let stamp = self.lead(host);
                 self.out.line(&format!(
                     "{stamp}no answer yet for icmp_seq={}",
                     seq % 65536
@@ -68,7 +68,7 @@ impl<'a> EventPrinter<'a> {
                     return raw("\x08E");
                 }
                 let from = self.names.show(error.from, self.hosts[host].numeric);
-                let stamp = self.stamp();
+                let stamp = self.lead(host);
                 let text = error.describe();
                 self.out.line(&format!(
                     "{stamp}From {from} icmp_seq={} {text}",
@@ -114,7 +114,7 @@ impl<'a> EventPrinter<'a> {
             true => " (DIFFERENT ADDRESS!)",
             false => "",
         };
-        let stamp = self.stamp();
+        let stamp = self.lead(host);
         let seq = record.seq % 65536;
         self.out.line(&format!(
             "{stamp}{} bytes from {from}: icmp_seq={seq}{ttl}{time}{dup}{elsewhere}{bell}",
@@ -155,6 +155,16 @@ impl<'a> EventPrinter<'a> {
             writeln!(err, "\r{name}{}", status_line(stats))?;
         }
         Ok(())
+    }
+
+    /// What a per-probe line starts with: `-D`'s time, then, when several hosts are pinged,
+    /// the target as the user named it (iputils pings one host, so its lines never say).
+    fn lead(&self, host: usize) -> String {
+        let stamp = self.stamp();
+        match self.hosts.len() {
+            1 => stamp,
+            _ => format!("{stamp}{}: ", self.hosts[host].target.host()),
+        }
     }
 
     /// `[SECONDS.MICROS] ` with `-D`.

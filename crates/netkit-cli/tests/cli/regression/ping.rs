@@ -339,3 +339,56 @@ fn an_unknown_name_among_hosts_does_not_stop_the_others() {
         assert!(out.contains(&summary), "{out}");
     }
 }
+
+/// Issue 18: with several hosts, iputils' lines did not say which target a reply, a
+/// `no answer yet` or an error belonged to (iputils pings one host, so its lines never had to).
+/// Every per-probe line now starts with the target as the user named it, as the SIGQUIT
+/// status lines already did; one host keeps iputils' lines exactly.
+#[test]
+fn ping_several_hosts_lines_did_not_say_which_target() {
+    if !privileged("ping several hosts name their target") {
+        return;
+    }
+    let ns = loopback_ns("pingwho");
+    iptables(
+        &ns,
+        &["-A", "INPUT", "-d", "127.0.0.2", "-p", "icmp", "-j", "DROP"],
+    );
+    let args = [
+        "-O",
+        "-c",
+        "2",
+        "-i",
+        "0.2",
+        "-W",
+        "0.3",
+        "127.0.0.1",
+        "127.0.0.2",
+    ];
+    let (_, out, err) = ping_in(&ns, &args);
+    let per_probe: Vec<&str> = out.lines().filter(|l| l.contains("icmp_seq=")).collect();
+    assert!(per_probe.len() >= 3, "{out}{err}");
+    for line in &per_probe {
+        let named = if line.contains("bytes from 127.0.0.1:") {
+            "127.0.0.1: "
+        } else {
+            "127.0.0.2: "
+        };
+        assert!(
+            line.starts_with(named),
+            "{line:?} names its target in\n{out}"
+        );
+    }
+    assert!(
+        per_probe
+            .iter()
+            .any(|l| l.starts_with("127.0.0.2: no answer yet for icmp_seq=")),
+        "{out}"
+    );
+    // One host: iputils' lines, unchanged.
+    let (_, out, _) = ping_in(&ns, &["-c", "1", "127.0.0.1"]);
+    assert!(
+        line_starting(&out, "64 bytes from 127.0.0.1: icmp_seq=1").contains("ttl="),
+        "{out}"
+    );
+}
