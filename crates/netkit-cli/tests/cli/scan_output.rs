@@ -277,23 +277,22 @@ fn every_host_listed_with_its_own_counts() {
     let dir = tempfile::tempdir().unwrap();
     let xml = dir.path().join("scan.xml");
     // 127.0.0.2 reaches this machine's loopback too, where nothing listens on it: all closed.
-    scan_ok(&[
-        "scan",
-        "127.0.0.1,127.0.0.2",
-        "-p",
-        &ports,
-        "-oX",
-        xml.to_str().unwrap(),
-    ]);
+    // localhost: a name given, which the document carries as nmap's user-given host name.
+    let targets = "127.0.0.1,127.0.0.2,localhost";
+    scan_ok(&["scan", targets, "-p", &ports, "-oX", xml.to_str().unwrap()]);
     assert_dtd_valid(test, &xml);
     let Some(read) = libnmap(test, &xml) else {
         return;
     };
+    let (total, up) = (&read["total"], &read["up"]);
+    assert_eq!((total, up), (&3.into(), &3.into()), "{read}");
     assert_eq!(
-        (&read["total"], &read["up"]),
-        (&2.into(), &2.into()),
+        read["hosts"][0]["hostnames"],
+        serde_json::json!([]),
         "{read}"
     );
+    let named = &read["hosts"][2]["hostnames"];
+    assert_eq!(named, &serde_json::json!(["localhost"]), "{read}");
     let first = &read["hosts"][0];
     assert_eq!(
         first["open"].as_array().unwrap().len(),
@@ -390,6 +389,21 @@ fn output_options_clap_would_misread_are_refused_by_name() {
     }
 }
 
+/// A namespace with loopback up, its own address 198.18.0.1, and 198.18.0.5 a neighbour
+/// that never answers: its frames leave through a veth to a MAC nobody has (silence, not an
+/// ARP failure).
+fn silent_neighbour(tag: &str) -> crate::harness::Netns {
+    let ns = crate::harness::Netns::new(tag);
+    ns.ip(&["link", "set", "lo", "up"]);
+    ns.ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
+    ns.ip(&["addr", "add", "198.18.0.1/24", "dev", "v0"]);
+    ns.ip(&["link", "set", "v0", "up"]);
+    ns.ip(&["link", "set", "v1", "up"]);
+    let neigh = ["neigh", "add", "198.18.0.5", "lladdr", "02:00:00:00:00:05"];
+    ns.ip(&[&neigh[..], &["dev", "v0", "nud", "permanent"]].concat());
+    ns
+}
+
 /// `sweep -oX`: a live host up (`echo-reply`), a silent one down (`no-response`) and one
 /// without a route down (`net-unreach`), as nmap -sn -v lists them; DTD-valid, and libnmap
 /// reads the same up and down hosts. In a namespace of the test's own: 198.18.0.1 is its own
@@ -400,15 +414,7 @@ fn sweep_xml_lists_hosts_up_and_down_with_the_reason() {
     if !crate::harness::privileged(test) {
         return;
     }
-    let ns = crate::harness::Netns::new("sxml");
-    ns.ip(&["link", "set", "lo", "up"]);
-    ns.ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
-    ns.ip(&["addr", "add", "198.18.0.1/24", "dev", "v0"]);
-    ns.ip(&["link", "set", "v0", "up"]);
-    ns.ip(&["link", "set", "v1", "up"]);
-    // Frames for .5 leave through v0 to a MAC nobody has: silence, not an ARP failure.
-    let neigh = ["neigh", "add", "198.18.0.5", "lladdr", "02:00:00:00:00:05"];
-    ns.ip(&[&neigh[..], &["dev", "v0", "nud", "permanent"]].concat());
+    let ns = silent_neighbour("sxml");
     let dir = tempfile::tempdir().unwrap();
     let (xml, gnmap) = (dir.path().join("sweep.xml"), dir.path().join("sweep.gnmap"));
     let out = ns
@@ -499,4 +505,33 @@ fn scan_xml_lists_an_unreachable_host_down() {
         doc.contains("<hosts up=\"1\" down=\"1\" total=\"2\"/>"),
         "{doc}"
     );
+}
+
+/// Ctrl-C during a scan still writes a whole document (DTD-valid), its end saying the scan
+/// was interrupted, as the summary line does.
+#[test]
+fn an_interrupted_scan_writes_a_whole_document() {
+    let test = "an_interrupted_scan_writes_a_whole_document";
+    if !crate::harness::privileged(test) {
+        return;
+    }
+    let ns = silent_neighbour("sxi");
+    let dir = tempfile::tempdir().unwrap();
+    let xml = dir.path().join("scan.xml");
+    let mut cmd = ns.netkit();
+    cmd.args(["scan", "198.18.0.5", "-p", "all", "-oX"])
+        .arg(&xml);
+    let scan = crate::harness::Proc::spawn(cmd);
+    // Every port of the silent neighbour takes its timeouts: the scan is still running.
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let (code, stdout, stderr) = scan.stop("INT");
+    assert_eq!(code, 130, "{stdout}{stderr}");
+    assert!(stdout.contains("(interrupted)"), "{stdout}");
+    assert_dtd_valid(test, &xml);
+    let doc = std::fs::read_to_string(&xml).unwrap();
+    assert!(
+        doc.contains("exit=\"error\" errormsg=\"interrupted\""),
+        "{doc}"
+    );
+    assert!(doc.trim_end().ends_with("</nmaprun>"), "{doc}");
 }
