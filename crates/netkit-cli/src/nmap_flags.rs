@@ -14,21 +14,39 @@ const COMMANDS: [(&str, &str); 2] = [("scan", "NXGJA"), ("sweep", "XG")];
 
 /// `argv` with nmap's output options rewritten; an error naming the option clap would misread.
 pub fn rewrite(argv: impl IntoIterator<Item = OsString>) -> Result<Vec<OsString>, ParseError> {
-    let mut letters: Option<&str> = None;
+    let argv: Vec<OsString> = argv.into_iter().collect();
+    let Some((at, letters)) = subcommand(&argv) else {
+        return Ok(argv);
+    };
+    let mut out = Vec::with_capacity(argv.len());
     let mut after_dashes = false;
-    let mut out = Vec::new();
     for (i, arg) in argv.into_iter().enumerate() {
-        let text = arg.to_str().unwrap_or_default();
-        if i > 0 && letters.is_none() && !after_dashes {
-            letters = COMMANDS.iter().find(|(c, _)| *c == text).map(|(_, l)| *l);
-        }
-        after_dashes |= text == "--";
-        match letters {
-            Some(letters) if !after_dashes => out.push(rewrite_one(arg, letters)?),
-            _ => out.push(arg),
+        after_dashes |= i > at && arg == "--";
+        match i > at && !after_dashes {
+            true => out.push(rewrite_one(arg, letters)?),
+            false => out.push(arg),
         }
     }
     Ok(out)
+}
+
+/// Where the subcommand is and the letters it takes, when it takes nmap's options: the first
+/// argument that is neither a flag nor `--color`'s value.
+fn subcommand(argv: &[OsString]) -> Option<(usize, &'static str)> {
+    let mut skip_value = false;
+    for (i, arg) in argv.iter().enumerate().skip(1) {
+        let text = arg.to_str()?;
+        if std::mem::take(&mut skip_value) {
+            continue;
+        }
+        if text.starts_with('-') {
+            skip_value = text == "--color";
+            continue;
+        }
+        let found = COMMANDS.iter().find(|(c, _)| *c == text);
+        return found.map(|&(_, letters)| (i, letters));
+    }
+    None
 }
 
 /// One argument: `-oX` becomes `--output-xml`; anything not `-o` followed by a letter stays.
@@ -110,6 +128,8 @@ mod tests {
         assert_eq!(args("netkit wait 80 -- scan -oX f").unwrap()[5], "-oX");
         assert_eq!(args("netkit ping -oX").unwrap()[2], "-oX");
         assert_eq!(args("netkit scan ::1 -oout.txt").unwrap()[3], "-oout.txt");
+        assert_eq!(args("netkit ping scan -oX").unwrap()[3], "-oX");
+        assert_eq!(args("netkit --color never scan ::1 -oX f").unwrap()[5], "--output-xml");
     }
 
     #[test]
