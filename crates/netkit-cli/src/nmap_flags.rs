@@ -129,7 +129,10 @@ mod tests {
         assert_eq!(args("netkit ping -oX").unwrap()[2], "-oX");
         assert_eq!(args("netkit scan ::1 -oout.txt").unwrap()[3], "-oout.txt");
         assert_eq!(args("netkit ping scan -oX").unwrap()[3], "-oX");
-        assert_eq!(args("netkit --color never scan ::1 -oX f").unwrap()[5], "--output-xml");
+        assert_eq!(
+            args("netkit --color never scan ::1 -oX f").unwrap()[5],
+            "--output-xml"
+        );
     }
 
     #[test]
