@@ -460,15 +460,49 @@ fn sweep_xml_lists_hosts_up_and_down_with_the_reason() {
         grep.contains("Host: 198.18.0.5 ()\tStatus: Down\n"),
         "{grep}"
     );
+    ndiff_against_nmap_sn(test, &ns, &xml);
     let Some(read) = libnmap(test, &xml) else {
         return;
     };
-    assert_eq!(
-        (&read["up"], &read["down"]),
-        (&1.into(), &2.into()),
-        "{read}"
-    );
+    let (up, down) = (&read["up"], &read["down"]);
+    assert_eq!((up, down), (&1.into(), &2.into()), "{read}");
     assert_eq!(read["hosts"][0]["up"], true, "{read}");
+}
+
+/// nmap -sn -v on the same targets agrees host by host, but for the target without a route,
+/// which nmap skips (`<target status="skipped">`) and netkit lists down with the reason.
+fn ndiff_against_nmap_sn(test: &str, ns: &crate::harness::Netns, ours: &Path) {
+    let mut probe = Command::new("ndiff");
+    probe.arg("--help");
+    if !available(test, "ndiff", &mut probe) {
+        return;
+    }
+    let theirs = ours.with_extension("nmap.xml");
+    let targets = ["198.18.0.1", "198.18.0.5", "198.19.0.1"];
+    let nmap = ns
+        .command("nmap")
+        .args(["-n", "-sn", "-v", "-oX"])
+        .arg(&theirs)
+        .args(targets)
+        .output()
+        .unwrap();
+    assert!(nmap.status.success(), "{:?}", text(&nmap));
+    let diff = Command::new("ndiff")
+        .arg(&theirs)
+        .arg(ours)
+        .output()
+        .unwrap();
+    let (_, stdout, stderr) = text(&diff);
+    let changed: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with('-') || l.starts_with('+'))
+        .filter(|l| !l.contains(" scan initiated "))
+        .collect();
+    assert_eq!(
+        changed,
+        ["+198.19.0.1:", "+Host is down."],
+        "{stdout}{stderr}"
+    );
 }
 
 /// A scan target without a route is a `<host>` down (`net-unreach`), with no ports, beside a
