@@ -18,14 +18,22 @@ pub fn rewrite(argv: impl IntoIterator<Item = OsString>) -> Result<Vec<OsString>
     let Some((at, letters)) = subcommand(&argv) else {
         return Ok(argv);
     };
+    let last = argv.len() - 1;
     let mut out = Vec::with_capacity(argv.len());
     let mut after_dashes = false;
     for (i, arg) in argv.into_iter().enumerate() {
         after_dashes |= i > at && arg == "--";
-        match i > at && !after_dashes {
-            true => out.push(rewrite_one(arg, letters)?),
-            false => out.push(arg),
+        if i <= at || after_dashes {
+            out.push(arg);
+            continue;
         }
+        let option = arg.clone();
+        let rewritten = rewrite_one(arg, letters)?;
+        if i == last && rewritten != option {
+            let why = "needs a file name (- for stdout)";
+            return Err(ParseError::new(option.to_string_lossy(), why));
+        }
+        out.push(rewritten);
     }
     Ok(out)
 }
@@ -146,5 +154,10 @@ mod tests {
         );
         assert_eq!(args("netkit sweep ::1 -oN f").unwrap_err().input, "-oN");
         assert_eq!(args("netkit scan ::1 -oS f").unwrap_err().input, "-oS");
+        let last = args("netkit scan ::1 -oX").unwrap_err();
+        assert_eq!(
+            (last.input.as_str(), last.why.as_str()),
+            ("-oX", "needs a file name (- for stdout)")
+        );
     }
 }

@@ -349,7 +349,7 @@ fn normal_json_and_all_outputs() {
 
 #[test]
 fn output_options_clap_would_misread_are_refused_by_name() {
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 7] = [
         (
             &["scan", "127.0.0.1", "-p", "1", "-oZ", "f"],
             "netkit: -oZ: unknown output format",
@@ -369,6 +369,14 @@ fn output_options_clap_would_misread_are_refused_by_name() {
         (
             &["sweep", "127.0.0.1", "-oN", "f"],
             "netkit: -oN: unknown output format",
+        ),
+        (
+            &["scan", "127.0.0.1", "-p", "1", "-oX"],
+            "netkit: -oX: needs a file name",
+        ),
+        (
+            &["sweep", "127.0.0.1", "--every", "1s", "-oX", "f"],
+            "netkit: -oX/-oG: needs --rounds with --every",
         ),
     ];
     let dir = tempfile::tempdir().unwrap();
