@@ -577,3 +577,22 @@ fn an_interrupted_scan_writes_a_whole_document() {
     );
     assert!(doc.trim_end().ends_with("</nmaprun>"), "{doc}");
 }
+
+/// `sweep -oX -` over IPv6: the document alone on stdout, `::1` up with nmap's `ipv6` type.
+#[test]
+fn sweep_xml_on_stdout_over_ipv6() {
+    let test = "sweep_xml_on_stdout_over_ipv6";
+    if !crate::harness::privileged(test) {
+        return;
+    }
+    let (code, stdout, stderr) = text(&run(&["sweep", "::1", "-oX", "-"]));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.starts_with("<?xml"), "{stdout}");
+    let up = "<host><status state=\"up\" reason=\"echo-reply\" reason_ttl=\"0\"/>\n\
+              <address addr=\"::1\" addrtype=\"ipv6\"/>";
+    assert!(stdout.contains(up), "{stdout}");
+    let dir = tempfile::tempdir().unwrap();
+    let xml = dir.path().join("sweep.xml");
+    std::fs::write(&xml, &stdout).unwrap();
+    assert_dtd_valid(test, &xml);
+}
