@@ -53,7 +53,6 @@ for scenario in "127.0.0.1 -p all" "127.0.0.0/24 -p 1-1000"; do
   read -r target _ ports <<<"$scenario"
   : >"$WORK/n" ; : >"$WORK/m"
   for _ in $(seq "$ROUNDS"); do
-    # shellcheck disable=SC2086
     secs "$NETKIT" scan "$target" -p "$ports" -oX "$WORK/netkit.xml" >>"$WORK/n"
     secs nmap -n -Pn -sT -T5 -p "${ports/all/-}" "$target" -oX "$WORK/nmap.xml" >>"$WORK/m"
   done
