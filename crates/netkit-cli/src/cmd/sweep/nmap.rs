@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Instant, SystemTime};
 
-use netkit::sweep::{HostRecord, Method};
+use netkit::report::sweep::HostRecord;
+use netkit::sweep::Method;
 use netkit::Targets;
 
 use crate::output::files::{self, Documents};
