@@ -8,6 +8,7 @@ mod cli;
 mod cmd;
 mod exit;
 mod logging;
+mod nmap_flags;
 mod output;
 mod parse;
 
@@ -16,7 +17,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = match cli::Cli::try_parse() {
+    let argv = match nmap_flags::rewrite(std::env::args_os()) {
+        Ok(argv) => argv,
+        Err(err) => return exit::report(&err.into()),
+    };
+    let cli = match cli::Cli::try_parse_from(argv) {
         Ok(cli) => cli,
         Err(err) => return exit::clap_error(err),
     };

@@ -7,6 +7,11 @@ use serde::Serialize;
 
 use crate::cli::Global;
 
+pub mod files;
+pub mod nmap;
+pub mod nmap_grep;
+pub mod nmap_xml;
+
 /// Writes results to stdout as text or JSON Lines.
 #[derive(Debug, Clone)]
 pub struct Printer {

@@ -1,5 +1,6 @@
 //! `netkit scan TARGET...`: TCP connect scan (issue 6).
 
+mod nmap;
 mod sink;
 
 use std::io;
@@ -12,9 +13,10 @@ use netkit::sys::{Signal, Signals};
 use netkit::{Family, PortSet, TargetList};
 
 use crate::exit::Exit;
+use crate::output::files::{DocumentArgs, TextArgs};
 use crate::output::Printer;
 use crate::parse;
-use sink::Sink;
+use sink::{Outputs, Sink};
 
 /// Ports scanned when neither `-p` nor `--top` is given.
 const DEFAULT_TOP: usize = 1000;
@@ -26,6 +28,7 @@ Examples:
   netkit scan 198.18.0.0/28 --top 100 -o out.txt  the 100 ports most often found open
   netkit --json scan host.example -p 22,80,443 --banner
   netkit scan 198.18.0.0/24 --top 100 --rate 500   never more than 500 connects a second
+  netkit scan 198.18.0.0/28 -oX scan.xml -oG -    nmap's XML into a file, grepable lines on stdout
 Open = connected; closed = reset; filtered = no answer after the retries, or an ICMP
 port/protocol unreachable or administratively prohibited (a firewall's REJECT), as nmap -sS.
 Timing adapts to the network as nmap's does: per-host round-trip estimates set the timeout
@@ -33,7 +36,11 @@ Timing adapts to the network as nmap's does: per-host round-trip estimates set t
 retransmitted with backoff. A target with no route to it (this machine's routing table, or a
 router's ICMP net/host unreachable) is an error naming it. Exit status: 0 every port got its
 state, 1 a target was unreachable, 2 bad input, 3 the environment refused, 130 interrupted
-(Ctrl-C: the partial summary is printed).";
+(Ctrl-C: the partial summary is printed).
+nmap's output options: -oX FILE (nmap's XML), -oG FILE (grepable), -oN FILE (this text), -oJ
+FILE (JSON Lines), -oA BASE (BASE.nmap, BASE.xml, BASE.gnmap); - is stdout. The XML lists every
+target and its open ports; closed and filtered ports are counted per host (<extraports>),
+exactly when one host is scanned or all share a state, as closed|filtered otherwise.";
 
 /// Arguments of `netkit scan`.
 #[derive(Debug, clap::Args)]
@@ -80,9 +87,15 @@ pub struct Args {
     /// Connection attempts per second at least, whatever congestion control says.
     #[arg(long, value_name = "PPS", value_parser = parse::rate)]
     pub min_rate: Option<u64>,
-    /// Also write the results to FILE.
+    /// Also write the results to FILE, as stdout shows them (text, or JSON Lines with --json).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// nmap's text outputs.
+    #[command(flatten)]
+    pub text: TextArgs,
+    /// nmap's document outputs.
+    #[command(flatten)]
+    pub docs: DocumentArgs,
     /// Read the first bytes each open service sends (sanitised).
     #[arg(long)]
     pub banner: bool,
@@ -97,7 +110,12 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     let targets = TargetList::parse(&args.targets, args.force)?.resolve(Family::Any)?;
     let config = config(&args)?;
     let total = engine::total(&targets, &config.ports);
-    let mut sink = Sink::new(out, args.output.as_deref(), total)?;
+    let outputs = Outputs {
+        output: args.output.as_deref(),
+        text: &args.text,
+        docs: &args.docs,
+    };
+    let mut sink = Sink::new(out, outputs, config.ports.as_slice(), total)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -131,7 +149,7 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
         Some(err) => return Err(err),
         None => summary?,
     };
-    sink.summary(&summary)?;
+    sink.summary(&targets, &summary)?;
     Ok(if summary.interrupted {
         Exit::Interrupted
     } else if summary.unreachable > 0 {

@@ -1,5 +1,7 @@
 //! `netkit sweep TARGET...`: live and inactive hosts, once or every N seconds (issue 5).
 
+mod nmap;
+
 use std::io::{self, IsTerminal, Write};
 use std::time::Duration;
 
@@ -10,6 +12,7 @@ use netkit::Endpoint;
 use tokio::sync::oneshot;
 
 use crate::exit::Exit;
+use crate::output::files::{self, DocumentArgs};
 use crate::output::Printer;
 use crate::parse;
 
@@ -19,6 +22,7 @@ Examples:
   netkit sweep 198.18.0.0/24 2001:db8::/120 --dead
   netkit sweep @hosts.txt --every 5s --rounds 12  report hosts going up or down
   netkit sweep 10.0.0.0/24 --method tcp:22        where ICMP is filtered
+  netkit sweep 198.18.0.0/24 -oX hosts.xml        nmap -sn's XML: every host up or down, and why
 A CIDR block includes every address in it, network and broadcast addresses too (as nmap).
 Blocks of more than 2^24 addresses need --force.
 Silent targets are probed again until the loss measured on the way (by re-probing hosts
@@ -29,7 +33,9 @@ Output: 'ADDR is alive' lines as answers arrive, then 'Total N hosts are inactiv
 'ADDR is inactive' lines instead. A target with no route is an error on stderr ('netkit: ADDR:
 Network is unreachable', 'netkit: ADDR: Destination Host Unreachable from ROUTER'). With
 --every, later rounds print only 'ADDR went down' (after the re-probes confirm it) and 'ADDR
-came up'. Exit 0 when every target answered (in the last round), 1 otherwise.";
+came up'. -oX FILE and -oG FILE write nmap's XML and grepable formats (each host's last round,
+when the sweep ends; - is stdout). Exit 0 when every target answered (in the last round), 1
+otherwise.";
 
 /// Arguments of `netkit sweep`.
 #[derive(Debug, clap::Args)]
@@ -72,6 +78,9 @@ pub struct Args {
     /// Allow blocks of more than 2^24 addresses.
     #[arg(long)]
     pub force: bool,
+    /// nmap's document outputs (each host's last round, written when the sweep ends).
+    #[command(flatten)]
+    pub docs: DocumentArgs,
 }
 
 /// Runs the sweep.
@@ -99,7 +108,10 @@ async fn sweep_all(
     args: &Args,
     out: &Printer,
 ) -> anyhow::Result<Exit> {
-    let mut sweep = Sweep::new(targets, config)?;
+    let docs = documents(args)?;
+    let on_stdout = docs.iter().any(|(path, _)| files::is_stdout(path));
+    let mut nmap = nmap::NmapOutput::new(docs, config.method);
+    let mut sweep = Sweep::new(targets.clone(), config)?;
     let (stop_metrics, stopped) = oneshot::channel::<()>();
     let metrics = match &args.metrics {
         Some(endpoint) => {
@@ -118,8 +130,15 @@ async fn sweep_all(
         (_, true) => Filter::Dead,
         _ => Filter::All,
     };
-    let mut view = View::new(out, filter, sweep.total());
-    let summary = sweep.run(&mut |event| view.show(event)).await;
+    let mut view = View::new(out, filter, sweep.total(), !on_stdout);
+    let summary = sweep
+        .run(&mut |event| {
+            if let Event::Host(host) = &event {
+                nmap.host(host);
+            }
+            view.show(event)
+        })
+        .await;
     // The sweep is over (or failed): the metrics endpoint stops with it.
     let _ = stop_metrics.send(());
     if let Some(server) = metrics {
@@ -127,11 +146,26 @@ async fn sweep_all(
     }
     let summary = summary?;
     view.finish();
+    nmap.finish(&targets)?;
     Ok(if summary.dead == 0 && summary.unreachable == 0 {
         Exit::Success
     } else {
         Exit::Negative
     })
+}
+
+/// The `-oX`/`-oG` documents, opened; refused (exit 2) for an endless periodic sweep, whose
+/// documents would never be written, and for two on stdout.
+fn documents(args: &Args) -> anyhow::Result<files::Documents> {
+    let docs = &args.docs;
+    let given = [&docs.output_xml, &docs.output_grepable];
+    let given: Vec<&std::path::Path> = given.iter().filter_map(|p| p.as_deref()).collect();
+    if let (false, Some(_), None) = (given.is_empty(), args.every, args.rounds) {
+        let why = "needs --rounds with --every: the document is written when the sweep ends";
+        return Err(netkit::ParseError::new("-oX/-oG", why).into());
+    }
+    files::one_stdout(given)?;
+    Ok(files::documents(docs, None)?)
 }
 
 /// Which hosts to print.
@@ -162,10 +196,12 @@ struct View<'a> {
     bars: bool,
     /// Whether stdout shares the terminal with the bar (then lines hide it while printing).
     shared: bool,
+    /// Whether results go to stdout (not when an nmap document goes there).
+    stdout: bool,
 }
 
 impl<'a> View<'a> {
-    fn new(out: &'a Printer, filter: Filter, total: u64) -> Self {
+    fn new(out: &'a Printer, filter: Filter, total: u64, stdout: bool) -> Self {
         let bars = !out.json() && !out.quiet() && std::io::stderr().is_terminal();
         View {
             out,
@@ -174,6 +210,15 @@ impl<'a> View<'a> {
             bar: None,
             bars,
             shared: std::io::stdout().is_terminal(),
+            stdout,
+        }
+    }
+
+    /// One JSON record on stdout (unless a document goes there).
+    fn record<T: serde::Serialize>(&self, kind: &str, record: &T) -> io::Result<()> {
+        match self.stdout {
+            true => self.out.record(kind, record),
+            false => Ok(()),
         }
     }
 
@@ -192,7 +237,7 @@ impl<'a> View<'a> {
 
     fn throttle(&self, throttle: &ThrottleRecord) -> io::Result<()> {
         if self.out.json() {
-            return self.out.record("throttle", throttle);
+            return self.record("throttle", throttle);
         }
         self.warn(&format!(
             "answers collapsed at {} probes/s ({}% of probes to live hosts answered, {}% \
@@ -213,7 +258,7 @@ impl<'a> View<'a> {
             return Ok(());
         }
         if self.out.json() {
-            return self.out.record("host", host);
+            return self.record("host", host);
         }
         // Like fping: the live hosts by default, the inactive ones only when asked for.
         if host.round > 1 || (self.filter == Filter::All && !host.alive) {
@@ -228,7 +273,7 @@ impl<'a> View<'a> {
 
     fn change(&self, change: &ChangeRecord) -> io::Result<()> {
         if self.out.json() {
-            return self.out.record("change", change);
+            return self.record("change", change);
         }
         let what = match change.alive {
             true => self.out.paint("came up", true),
@@ -242,7 +287,7 @@ impl<'a> View<'a> {
             bar.finish_and_clear();
         }
         if self.out.json() {
-            return self.out.record("summary", summary);
+            return self.record("summary", summary);
         }
         if summary.throttled {
             self.warn(&format!(
@@ -292,6 +337,9 @@ impl<'a> View<'a> {
     }
 
     fn line(&self, text: &str) -> io::Result<()> {
+        if !self.stdout {
+            return Ok(());
+        }
         match &self.bar {
             Some(bar) if self.shared => bar.suspend(|| self.out.line(text)),
             _ => self.out.line(text),

@@ -31,6 +31,7 @@ mod regression;
 mod responder;
 mod scan;
 mod scan_lab;
+mod scan_output;
 mod scan_top;
 mod send;
 mod skips;

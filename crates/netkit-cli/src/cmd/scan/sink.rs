@@ -1,8 +1,8 @@
 //! Where scan results go: stdout (human lines or JSON Lines), the same again into `-o FILE`,
+//! nmap's output options (`-oN`, `-oJ`, `-oX`, `-oG`, `-oA`; see [`crate::output::files`]),
 //! and a progress bar on stderr when stderr is a terminal and the output is not JSON.
 
-use std::fs::File;
-use std::io::{self, BufWriter, IsTerminal, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,33 +10,76 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use netkit::report::scan::{OpenPort, ScanSummary, Unreachable};
 use netkit::scan::Progress;
+use netkit::{ParseError, Targets};
+use serde::Serialize;
 
+use super::nmap::NmapOutput;
+use crate::output::files::{self, DocumentArgs, Text, TextArgs};
 use crate::output::{write_record, Printer};
 
 /// How often the progress bar is redrawn.
 const TICK: Duration = Duration::from_millis(100);
 
-/// The printer, the results file and the progress bar of one scan.
-#[derive(Debug)]
+/// The output options of a scan, as given.
+#[derive(Debug, Clone, Copy)]
+pub struct Outputs<'a> {
+    /// `-o FILE`: what stdout shows, again.
+    pub output: Option<&'a Path>,
+    /// `-oN`, `-oJ`, `-oA`.
+    pub text: &'a TextArgs,
+    /// `-oX`, `-oG`.
+    pub docs: &'a DocumentArgs,
+}
+
+/// A results file in a text format.
+struct TextFile {
+    text: Text,
+    path: PathBuf,
+    out: Box<dyn Write>,
+}
+
+/// The printer, the results files, the nmap documents and the progress bar of one scan.
 pub struct Sink<'a> {
     out: &'a Printer,
-    file: Option<(PathBuf, BufWriter<File>)>,
+    /// What stdout carries: a text format, or nothing when a document goes there.
+    stdout: Option<Text>,
+    files: Vec<TextFile>,
+    nmap: NmapOutput,
     bar: Option<ProgressBar>,
 }
 
+impl std::fmt::Debug for Sink<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sink")
+            .field("stdout", &self.stdout)
+            .field("files", &self.files.len())
+            .field("nmap", &self.nmap)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a> Sink<'a> {
-    /// Creates the results file (exit 3 if it cannot be) and the bar for `total` probes.
-    pub fn new(out: &'a Printer, path: Option<&Path>, total: u128) -> anyhow::Result<Self> {
-        let file = match path {
-            Some(path) => {
-                let file = File::create(path).map_err(|e| file_error(path, e))?;
-                Some((path.to_path_buf(), BufWriter::new(file)))
-            }
-            None => None,
-        };
+    /// Creates the results files (exit 3 if one cannot be, exit 2 for two outputs on stdout)
+    /// and the bar for `total` probes of `ports`.
+    pub fn new(
+        out: &'a Printer,
+        outputs: Outputs<'_>,
+        ports: &[u16],
+        total: u128,
+    ) -> anyhow::Result<Self> {
+        let stdout = stdout_format(out, outputs)?;
+        let files = text_files(out, outputs)?;
+        let docs = files::documents(outputs.docs, outputs.text.output_all.as_deref())?;
+        let nmap = NmapOutput::new(docs, ports);
         let show = io::stderr().is_terminal() && !out.json();
         let bar = show.then(|| progress_bar(u64::try_from(total).unwrap_or(u64::MAX)));
-        Ok(Sink { out, file, bar })
+        Ok(Sink {
+            out,
+            stdout,
+            files,
+            nmap,
+            bar,
+        })
     }
 
     /// Keeps the bar up to date until the returned task is aborted.
@@ -54,16 +97,8 @@ impl<'a> Sink<'a> {
 
     /// Reports one open port.
     pub fn open(&mut self, port: &OpenPort) -> anyhow::Result<()> {
-        if self.out.json() {
-            self.out.record("port", port)?;
-            return self.write_file(|file| write_record(file, "port", port));
-        }
-        let line = human_port(port);
-        match &self.bar {
-            Some(bar) => bar.suspend(|| self.out.line(&line))?,
-            None => self.out.line(&line)?,
-        }
-        self.write_file(|file| writeln!(file, "{line}"))
+        self.nmap.open(port);
+        self.emit(Some(&human_port(port)), "port", port)
     }
 
     /// Reports a target that cannot be reached: an error line on stderr, and a record in JSON.
@@ -78,42 +113,106 @@ impl<'a> Sink<'a> {
             Some(bar) => bar.suspend(|| eprintln!("{line}")),
             None => eprintln!("{line}"),
         }
-        if self.out.json() {
-            self.out.record("unreachable", host)?;
-            self.write_file(|file| write_record(file, "unreachable", host))?;
+        self.nmap.unreachable(host);
+        self.emit(None, "unreachable", host)
+    }
+
+    /// Reports the totals, writes the nmap documents, and closes the bar and the files.
+    pub fn summary(&mut self, targets: &Targets, summary: &ScanSummary) -> anyhow::Result<()> {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        self.emit(Some(&human_summary(summary)), "summary", summary)?;
+        self.nmap.finish(targets, summary)?;
+        for file in &mut self.files {
+            file.out
+                .flush()
+                .map_err(|e| files::file_error(&file.path, e))?;
         }
         Ok(())
     }
 
-    /// Reports the totals, and closes the bar and the file.
-    pub fn summary(&mut self, summary: &ScanSummary) -> anyhow::Result<()> {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
-        }
-        if self.out.json() {
-            self.out.record("summary", summary)?;
-            self.write_file(|file| write_record(file, "summary", summary))?;
-        } else {
-            let line = human_summary(summary);
-            self.out.line(&line)?;
-            self.write_file(|file| writeln!(file, "{line}"))?;
-        }
-        self.write_file(|file| file.flush())
-    }
-
-    fn write_file(
+    /// Writes a result to stdout and every text file: `line` where the format is human text
+    /// (nothing when `None`), the record where it is JSON Lines.
+    fn emit<T: Serialize>(
         &mut self,
-        write: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
+        line: Option<&str>,
+        kind: &str,
+        record: &T,
     ) -> anyhow::Result<()> {
-        match &mut self.file {
-            Some((path, file)) => write(file).map_err(|e| file_error(path, e).into()),
-            None => Ok(()),
+        match (self.stdout, line) {
+            (Some(Text::Json), _) => self.out.record(kind, record)?,
+            (Some(Text::Human), Some(line)) => match &self.bar {
+                Some(bar) => bar.suspend(|| self.out.line(line))?,
+                None => self.out.line(line)?,
+            },
+            _ => {}
         }
+        for file in &mut self.files {
+            let written = match (file.text, line) {
+                (Text::Json, _) => write_record(&mut file.out, kind, record),
+                (Text::Human, Some(line)) => writeln!(file.out, "{line}"),
+                (Text::Human, None) => Ok(()),
+            };
+            written.map_err(|e| files::file_error(&file.path, e))?;
+        }
+        Ok(())
     }
 }
 
-fn file_error(path: &Path, err: io::Error) -> netkit::Error {
-    netkit::Error::io(format!("{}", path.display()), err)
+/// What stdout carries: the format sent to `-`, else what `--json` says.
+fn stdout_format(out: &Printer, outputs: Outputs<'_>) -> Result<Option<Text>, ParseError> {
+    let (text, docs) = (outputs.text, outputs.docs);
+    if text.output_all.as_deref().is_some_and(files::is_stdout) {
+        return Err(ParseError::new(
+            "-oA -",
+            "-oA takes a base name for three files",
+        ));
+    }
+    let given = [
+        &text.output_normal,
+        &text.output_json,
+        &docs.output_xml,
+        &docs.output_grepable,
+    ];
+    files::one_stdout(given.iter().filter_map(|p| p.as_deref()))?;
+    let on_stdout = |path: &Option<PathBuf>| path.as_deref().is_some_and(files::is_stdout);
+    Ok(if on_stdout(&text.output_normal) {
+        Some(Text::Human)
+    } else if on_stdout(&text.output_json) {
+        Some(Text::Json)
+    } else if on_stdout(&docs.output_xml) || on_stdout(&docs.output_grepable) {
+        None
+    } else if out.json() {
+        Some(Text::Json)
+    } else {
+        Some(Text::Human)
+    })
+}
+
+/// The text files: `-o FILE` in stdout's format, `-oN`, `-oJ` and `-oA`'s `BASE.nmap`.
+fn text_files(out: &Printer, outputs: Outputs<'_>) -> Result<Vec<TextFile>, netkit::Error> {
+    let like_stdout = if out.json() { Text::Json } else { Text::Human };
+    let text = outputs.text;
+    let all = text
+        .output_all
+        .as_deref()
+        .map(|b| files::with_extension(b, "nmap"));
+    let wanted = [
+        (like_stdout, outputs.output.map(Path::to_path_buf)),
+        (Text::Human, text.output_normal.clone()),
+        (Text::Json, text.output_json.clone()),
+        (Text::Human, all),
+    ];
+    let mut opened = Vec::new();
+    for (text, path) in wanted {
+        let Some(path) = path.filter(|p| !files::is_stdout(p)) else {
+            continue;
+        };
+        let out = files::create(&path)?;
+        opened.push(TextFile { text, path, out });
+    }
+    Ok(opened)
 }
 
 fn progress_bar(total: u64) -> ProgressBar {

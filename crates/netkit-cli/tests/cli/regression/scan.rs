@@ -162,3 +162,29 @@ fn one_port_summary_says_1_ports() {
         "{stdout}"
     );
 }
+
+/// Issue 16: `-oX FILE` was `-o X` to clap: the human text went into a file named `X` and
+/// FILE was scanned as one more target. It writes nmap's XML into FILE now.
+#[test]
+fn o_x_wrote_text_into_a_file_named_x() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::harness::netkit()
+        .args(["scan", "127.0.0.1", "-p", &port, "-oX", "scan.xml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let (code, stdout, stderr) = text(&out);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        !dir.path().join("X").exists(),
+        "text went into a file named X"
+    );
+    let xml = std::fs::read_to_string(dir.path().join("scan.xml")).unwrap();
+    assert!(xml.starts_with("<?xml"), "{xml}");
+    assert!(
+        xml.contains(&format!("portid=\"{port}\"><state state=\"open\"")),
+        "{xml}"
+    );
+}

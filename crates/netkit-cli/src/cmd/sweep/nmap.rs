@@ -1,0 +1,108 @@
+//! The sweep in nmap's formats (`-oX`, `-oG`), as `nmap -sn -v` writes them: every target a
+//! `<host>`, up (`echo-reply` for ICMP, `tcp-response` for `--method tcp:PORT`) or down
+//! (`no-response`, or nmap's word for the router's "unreachable"), with the name it was given
+//! by. Each host's last round is written when the sweep ends.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Instant, SystemTime};
+
+use netkit::report::sweep::HostRecord;
+use netkit::sweep::Method;
+use netkit::Targets;
+
+use crate::output::files::{self, Documents};
+use crate::output::nmap::{self, End, Host, Run};
+
+/// The documents to write and what they will say.
+pub struct NmapOutput {
+    docs: Documents,
+    run: Run,
+    started: Instant,
+    up_reason: &'static str,
+    last: HashMap<IpAddr, HostRecord>,
+}
+
+impl std::fmt::Debug for NmapOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NmapOutput")
+            .field("documents", &self.docs.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl NmapOutput {
+    /// Output of a sweep with `method` that starts now into `docs`.
+    pub fn new(docs: Documents, method: Method) -> Self {
+        let args: Vec<String> = std::env::args().collect();
+        let run = Run {
+            args: args.join(" "),
+            start: SystemTime::now(),
+            scan: None,
+        };
+        let up_reason = match method {
+            Method::Icmp => "echo-reply",
+            Method::Tcp(_) => "tcp-response",
+        };
+        NmapOutput {
+            docs,
+            run,
+            started: Instant::now(),
+            up_reason,
+            last: HashMap::new(),
+        }
+    }
+
+    /// Keeps a host's answer in a round (the last one counts).
+    pub fn host(&mut self, record: &HostRecord) {
+        if !self.docs.is_empty() {
+            self.last.insert(record.addr, record.clone());
+        }
+    }
+
+    /// Writes the documents: every target heard of, in the order given, then the totals.
+    pub fn finish(&mut self, targets: &Targets) -> Result<(), netkit::Error> {
+        if self.docs.is_empty() {
+            return Ok(());
+        }
+        let run = self.run.clone();
+        files::each(&mut self.docs, |doc| doc.start(&run))?;
+        let (mut up, mut down) = (0, 0);
+        for target in targets.iter() {
+            let Some(record) = self.last.get(&target.addr) else {
+                continue;
+            };
+            let host = self.host_of(record, target.name.as_deref());
+            if host.up {
+                up += 1;
+            } else {
+                down += 1;
+            }
+            files::each(&mut self.docs, |doc| doc.host(&host))?;
+        }
+        let end = End {
+            time: SystemTime::now(),
+            elapsed_s: self.started.elapsed().as_secs_f64(),
+            up,
+            down,
+            error: None,
+        };
+        files::each(&mut self.docs, |doc| doc.finish(&end))
+    }
+
+    fn host_of(&self, record: &HostRecord, name: Option<&str>) -> Host {
+        let reason = match (&record.error, record.alive) {
+            (Some(error), _) => nmap::no_route_reason(error),
+            (None, true) => self.up_reason,
+            (None, false) => "no-response",
+        };
+        Host {
+            addr: record.addr,
+            name: name.map(str::to_string),
+            up: record.alive,
+            reason,
+            ports: Vec::new(),
+            extra: Vec::new(),
+        }
+    }
+}

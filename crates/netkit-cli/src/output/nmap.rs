@@ -1,0 +1,204 @@
+//! What nmap's output formats say about a run, independent of the format: the run's start,
+//! each host with its status and ports, and the end. The scan and the sweep fill it in from
+//! their events; [`super::nmap_xml`] (`-oX`) and [`super::nmap_grep`] (`-oG`) write it as nmap
+//! does, so that nmap's consumers (ndiff, python-libnmap, Metasploit's `db_import`, ...) read
+//! netkit's results.
+
+use std::io;
+use std::net::IpAddr;
+use std::time::SystemTime;
+
+/// The start of a run.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// The command line, as typed.
+    pub args: String,
+    /// When the run started.
+    pub start: SystemTime,
+    /// What a port scan covers; `None` for a host sweep (nmap -sn).
+    pub scan: Option<ScanInfo>,
+}
+
+/// What a port scan covers: a TCP connect scan (nmap -sT) of these ports.
+#[derive(Debug, Clone)]
+pub struct ScanInfo {
+    /// The ports, sorted.
+    pub ports: Vec<u16>,
+}
+
+impl ScanInfo {
+    /// The ports as nmap lists them: ascending, runs folded, `1-1024,3389`.
+    pub fn services(&self) -> String {
+        let mut sorted = self.ports.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut runs: Vec<(u16, u16)> = Vec::new();
+        for port in sorted {
+            match runs.last_mut() {
+                Some((_, last)) if u32::from(*last) + 1 == u32::from(port) => *last = port,
+                _ => runs.push((port, port)),
+            }
+        }
+        let text: Vec<String> = runs
+            .iter()
+            .map(|&(a, b)| match a == b {
+                true => a.to_string(),
+                false => format!("{a}-{b}"),
+            })
+            .collect();
+        text.join(",")
+    }
+}
+
+/// One host of the run.
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// Its address.
+    pub addr: IpAddr,
+    /// The name the user gave for it, if any (nmap's `type="user"` host name).
+    pub name: Option<String>,
+    /// Whether it is up.
+    pub up: bool,
+    /// Why it is up or down, in nmap's `--reason` words (`user-set`, `echo-reply`,
+    /// `no-response`, `net-unreach`, ...).
+    pub reason: &'static str,
+    /// Its ports listed one by one, ascending (scan only).
+    pub ports: Vec<Port>,
+    /// Ports counted but not listed one by one (nmap's `<extraports>`).
+    pub extra: Vec<Extra>,
+}
+
+/// One port listed one by one.
+#[derive(Debug, Clone)]
+pub struct Port {
+    /// The port number (TCP).
+    pub port: u16,
+    /// `open`, `closed` or `filtered`.
+    pub state: &'static str,
+    /// Why, in nmap -sT's words: `syn-ack`, `conn-refused`, `no-response`, `port-unreach`,
+    /// `admin-prohibited`.
+    pub reason: &'static str,
+    /// The service name from netkit's table (nmap's `method="table"`).
+    pub service: Option<String>,
+}
+
+/// Ports of one state counted, not listed.
+#[derive(Debug, Clone)]
+pub struct Extra {
+    /// The state: `closed`, `filtered` or `closed|filtered` (one of the two, which one not
+    /// known per host).
+    pub state: &'static str,
+    /// How many ports.
+    pub count: u64,
+    /// Why, when every one of them has the same reason.
+    pub reason: Option<&'static str>,
+}
+
+/// The end of a run.
+#[derive(Debug, Clone)]
+pub struct End {
+    /// When it ended.
+    pub time: SystemTime,
+    /// How long it took, in seconds.
+    pub elapsed_s: f64,
+    /// Hosts up.
+    pub up: u64,
+    /// Hosts down.
+    pub down: u64,
+    /// Why the run ended early (`interrupted`), if it did.
+    pub error: Option<String>,
+}
+
+/// An output format of nmap's: a run start, hosts as they are known, the end.
+pub trait Document {
+    /// Writes what comes before the first host.
+    fn start(&mut self, run: &Run) -> io::Result<()>;
+    /// Writes one host.
+    fn host(&mut self, host: &Host) -> io::Result<()>;
+    /// Writes the end of the run and flushes.
+    fn finish(&mut self, end: &End) -> io::Result<()>;
+}
+
+/// `2026-12-01T02:32:22Z`: the time as nmap's `startstr`/`timestr` carry it (nmap writes the
+/// local `ctime`; a consumer reads the numeric `start`/`time` beside it).
+pub fn timestr(time: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+/// Seconds since the epoch.
+pub fn epoch(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// nmap's closing sentence: `1 IP address (1 host up) scanned in 0.04 seconds`.
+pub fn done_sentence(end: &End) -> String {
+    let total = end.up + end.down;
+    let addresses = if total == 1 { "address" } else { "addresses" };
+    let hosts = if end.up == 1 { "host" } else { "hosts" };
+    format!(
+        "{total} IP {addresses} ({} {hosts} up) scanned in {:.2} seconds",
+        end.up, end.elapsed_s
+    )
+}
+
+/// Why a host cannot be reached, in nmap's reason words, from netkit's message (`network
+/// unreachable (ICMP from 198.18.0.254)`, `Destination Host Unreachable from ROUTER`).
+pub fn no_route_reason(error: &str) -> &'static str {
+    let error = error.to_ascii_lowercase();
+    let reasons = [
+        ("network", "net-unreach"),
+        ("host unreachable", "host-unreach"),
+        ("no route to host", "host-unreach"),
+        ("time to live", "time-exceeded"),
+        ("beyond scope", "beyond-scope"),
+    ];
+    reasons
+        .iter()
+        .find(|(words, _)| error.contains(words))
+        .map_or("no-route", |&(_, reason)| reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_route_reads_as_nmaps_reasons() {
+        let reason = no_route_reason;
+        assert_eq!(
+            reason("network unreachable (ICMP from 198.18.0.254)"),
+            "net-unreach"
+        );
+        assert_eq!(reason("Network is unreachable"), "net-unreach");
+        assert_eq!(reason("no route: no route to host"), "host-unreach");
+        assert_eq!(
+            reason("Destination Host Unreachable from ::1"),
+            "host-unreach"
+        );
+        assert_eq!(reason("no route: host is down"), "no-route");
+    }
+
+    #[test]
+    fn services_fold_runs_as_nmap_lists_them() {
+        let info = ScanInfo {
+            ports: vec![80, 3, 1, 2, 22, 65535, 65534, 2],
+        };
+        assert_eq!(info.services(), "1-3,22,80,65534-65535");
+    }
+
+    #[test]
+    fn the_closing_sentence_counts_as_nmap_does() {
+        let end = End {
+            time: SystemTime::UNIX_EPOCH,
+            elapsed_s: 0.041,
+            up: 1,
+            down: 0,
+            error: None,
+        };
+        assert_eq!(
+            done_sentence(&end),
+            "1 IP address (1 host up) scanned in 0.04 seconds"
+        );
+    }
+}
