@@ -39,6 +39,7 @@ pub mod prometheus;
 pub mod report;
 pub mod scan;
 pub mod server;
+pub mod shard;
 pub mod sweep;
 pub mod sys;
 pub mod target;

@@ -8,6 +8,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
 use std::sync::Arc;
 
+use crate::shard::{Arrangement, Order};
+
 use crate::error::Error;
 
 /// A target failed to parse, or names an address of the family not asked for: `input: why`.
@@ -240,6 +242,7 @@ impl TargetList {
         let parts = self.exprs.iter().map(|e| part(e, family));
         Ok(Targets {
             parts: Arc::new(parts.collect::<Result<_, _>>()?),
+            order: None,
         })
     }
 
@@ -257,6 +260,7 @@ impl TargetList {
         }
         let targets = Targets {
             parts: Arc::new(parts),
+            order: None,
         };
         Ok((targets, unresolved))
     }
@@ -349,11 +353,34 @@ impl Part {
 #[derive(Debug, Clone)]
 pub struct Targets {
     parts: Arc<Vec<Part>>,
+    /// `--shard`/`--randomize`: which positions of `parts`, in which order (`None`: all, as
+    /// given).
+    order: Option<Arc<Order>>,
 }
 
 impl Targets {
+    /// These targets in the order and share `arrangement` says (issue 16: `--shard K/N`,
+    /// `--seed`, `--randomize`); positions, [`Targets::get`] and [`Targets::iter`] follow it.
+    pub fn arranged(self, arrangement: &Arrangement) -> Targets {
+        if arrangement.is_identity() {
+            return self;
+        }
+        let order = Order::new(self.whole_len(), arrangement);
+        Targets {
+            parts: self.parts,
+            order: Some(Arc::new(order)),
+        }
+    }
+
     /// How many addresses will be produced (repeats are kept, as given).
     pub fn len(&self) -> u128 {
+        match &self.order {
+            Some(order) => order.len(),
+            None => self.whole_len(),
+        }
+    }
+
+    fn whole_len(&self) -> u128 {
         self.parts
             .iter()
             .map(Part::len)
@@ -362,12 +389,19 @@ impl Targets {
 
     /// Whether there is nothing to probe.
     pub fn is_empty(&self) -> bool {
-        self.parts.is_empty()
+        self.len() == 0
     }
 
     /// The target at position `index` (as [`Targets::iter`] would yield it), found in time
     /// proportional to the number of expressions, not of addresses.
     pub fn get(&self, index: u128) -> Option<Target> {
+        match &self.order {
+            Some(order) => self.get_unordered(order.nth(index)?),
+            None => self.get_unordered(index),
+        }
+    }
+
+    fn get_unordered(&self, index: u128) -> Option<Target> {
         let mut offset = index;
         for part in self.parts.iter() {
             if offset < part.len() {
@@ -409,6 +443,7 @@ impl Targets {
             part: 0,
             offset: 0,
             left: self.len(),
+            arranged: self.order.as_ref().map(|_| (self.clone(), 0)),
         }
     }
 }
@@ -420,12 +455,20 @@ pub struct TargetIter {
     part: usize,
     offset: u128,
     left: u128,
+    /// Arranged targets are produced by position through their order.
+    arranged: Option<(Targets, u128)>,
 }
 
 impl Iterator for TargetIter {
     type Item = Target;
 
     fn next(&mut self) -> Option<Target> {
+        if let Some((targets, next)) = &mut self.arranged {
+            let target = targets.get(*next)?;
+            *next += 1;
+            self.left = self.left.saturating_sub(1);
+            return Some(target);
+        }
         let part = self.parts.get(self.part)?;
         let target = match part {
             Part::Single { name, addr } => Target {

@@ -5,6 +5,7 @@ pub mod echo;
 pub mod forward;
 pub mod iface;
 pub mod manpages;
+pub mod order;
 pub mod ping;
 pub mod scan;
 pub mod send;

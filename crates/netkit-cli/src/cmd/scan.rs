@@ -102,12 +102,16 @@ pub struct Args {
     /// Allow blocks of more than 2^24 addresses.
     #[arg(long)]
     pub force: bool,
+    /// --shard, --seed, --randomize.
+    #[command(flatten)]
+    pub order: super::order::OrderArgs,
 }
 
 /// Runs the scan: exit 0 once every port got its answer, whatever the answers were; 1 when a
 /// target could not be reached; 130 when interrupted.
 pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     let targets = TargetList::parse(&args.targets, args.force)?.resolve(Family::Any)?;
+    let targets = args.order.apply(targets)?;
     let config = config(&args)?;
     let total = engine::total(&targets, &config.ports);
     let outputs = Outputs {

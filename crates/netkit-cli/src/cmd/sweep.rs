@@ -81,12 +81,16 @@ pub struct Args {
     /// nmap's document outputs (each host's last round, written when the sweep ends).
     #[command(flatten)]
     pub docs: DocumentArgs,
+    /// --shard, --seed, --randomize.
+    #[command(flatten)]
+    pub order: super::order::OrderArgs,
 }
 
 /// Runs the sweep.
 pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     let targets =
         netkit::TargetList::parse(&args.targets, args.force)?.resolve(netkit::Family::Any)?;
+    let targets = args.order.apply(targets)?;
     let config = Config {
         method: args.method,
         timeout: args.timeout,

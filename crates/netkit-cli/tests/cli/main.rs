@@ -34,6 +34,7 @@ mod scan_lab;
 mod scan_output;
 mod scan_top;
 mod send;
+mod shard;
 mod skips;
 mod sweep;
 mod sweep_lab;
