@@ -8,6 +8,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use netkit::report::sweep::{ChangeRecord, HostRecord, Progress, SummaryRecord, ThrottleRecord};
 use netkit::sweep::{self, Config, Event, Method, Sweep};
+use netkit::sys::{Signal, Signals};
 use netkit::Endpoint;
 use tokio::sync::oneshot;
 
@@ -115,6 +116,10 @@ async fn sweep_all(
     let docs = documents(args)?;
     let on_stdout = docs.iter().any(|(path, _)| files::is_stdout(path));
     let mut nmap = nmap::NmapOutput::new(docs, config.method);
+    // Registered before the first probe: Ctrl-C or SIGTERM ends the sweep with its documents
+    // written (the hosts of the rounds that finished), not with the default death.
+    let mut signals = Signals::new(&[Signal::Interrupt, Signal::Terminate])
+        .map_err(|e| netkit::Error::io("handle Ctrl-C", e))?;
     let mut sweep = Sweep::new(targets.clone(), config)?;
     let (stop_metrics, stopped) = oneshot::channel::<()>();
     let metrics = match &args.metrics {
@@ -135,22 +140,30 @@ async fn sweep_all(
         _ => Filter::All,
     };
     let mut view = View::new(out, filter, sweep.total(), !on_stdout);
-    let summary = sweep
-        .run(&mut |event| {
-            if let Event::Host(host) = &event {
-                nmap.host(host);
-            }
-            view.show(event)
-        })
-        .await;
+    let mut sink = |event: Event| {
+        if let Event::Host(host) = &event {
+            nmap.host(host);
+        }
+        view.show(event)
+    };
+    let run = sweep.run(&mut sink);
+    let summary = tokio::select! {
+        summary = run => Some(summary),
+        _ = signals.recv() => None,
+    };
     // The sweep is over (or failed): the metrics endpoint stops with it.
     let _ = stop_metrics.send(());
     if let Some(server) = metrics {
         let _ = server.await;
     }
+    let Some(summary) = summary else {
+        view.finish();
+        nmap.finish(&targets, true)?;
+        return Ok(Exit::Interrupted);
+    };
     let summary = summary?;
     view.finish();
-    nmap.finish(&targets)?;
+    nmap.finish(&targets, false)?;
     Ok(if summary.dead == 0 && summary.unreachable == 0 {
         Exit::Success
     } else {

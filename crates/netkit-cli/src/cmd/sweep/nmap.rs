@@ -61,7 +61,7 @@ impl NmapOutput {
     }
 
     /// Writes the documents: every target heard of, in the order given, then the totals.
-    pub fn finish(&mut self, targets: &Targets) -> Result<(), netkit::Error> {
+    pub fn finish(&mut self, targets: &Targets, interrupted: bool) -> Result<(), netkit::Error> {
         if self.docs.is_empty() {
             return Ok(());
         }
@@ -85,7 +85,7 @@ impl NmapOutput {
             elapsed_s: self.started.elapsed().as_secs_f64(),
             up,
             down,
-            error: None,
+            error: interrupted.then(|| "interrupted".to_string()),
         };
         files::each(&mut self.docs, |doc| doc.finish(&end))
     }

@@ -83,3 +83,54 @@ fn sweep_misses_hosts_under_icmp_policing() {
     let summary = &run.summaries()[0];
     assert!(summary.throttled && summary.rate < 1000, "{summary:?}");
 }
+
+/// Issue 14/16: Ctrl-C (or SIGTERM) killed a periodic sweep with the default action, so its
+/// `-oX` document, promised "when the sweep ends", was never written. Now the document holds
+/// the hosts of the rounds that finished, marked interrupted (as nmap marks an interrupted
+/// run), and the exit status is 130.
+#[test]
+fn an_interrupted_periodic_sweep_wrote_no_document() {
+    if !privileged("an_interrupted_periodic_sweep_wrote_no_document") {
+        return;
+    }
+    let ns = crate::ping_net::loopback_ns("swint");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let xml = dir.path().join("sweep.xml");
+    let mut cmd = ns.netkit();
+    cmd.args([
+        "sweep",
+        "127.0.0.1-4",
+        "--every",
+        "200ms",
+        "--rounds",
+        "1000",
+        "-oX",
+    ])
+    .arg(&xml);
+    let mut sweep = crate::harness::Proc::spawn(cmd);
+    // The first round's lines (later rounds print only changes), a few more rounds, then
+    // Ctrl-C in the middle of the run.
+    sweep.stdout.wait_for(|l| l.starts_with("Total "), 1);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    sweep.signal("INT");
+    assert_eq!(sweep.wait(), 130);
+    let doc = std::fs::read_to_string(&xml).expect("the document was written");
+    assert!(
+        doc.contains(r#"exit="error" errormsg="interrupted""#),
+        "{doc}"
+    );
+    assert!(
+        doc.contains(r#"<hosts up="4" down="0" total="4"/>"#),
+        "{doc}"
+    );
+    let valid = std::process::Command::new("xmllint")
+        .args(["--noout", "--dtdvalid", "/usr/share/nmap/nmap.dtd"])
+        .arg(&xml)
+        .output()
+        .expect("xmllint");
+    assert!(
+        valid.status.success(),
+        "{}",
+        String::from_utf8_lossy(&valid.stderr)
+    );
+}
