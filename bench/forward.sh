@@ -7,56 +7,16 @@
 #   bench/forward.sh              # ROUNDS=5 SECONDS_PER_RUN=5 by default
 #   ROUNDS=9 bench/forward.sh
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 
 ROUNDS=${ROUNDS:-5}
 SECS=${SECONDS_PER_RUN:-5}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-WORK=$(mktemp -d)
-PIDS=()
-
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-install_peers() {
-    local need=()
-    for tool in iperf3 wrk nginx haproxy socat; do
-        command -v "$tool" >/dev/null || need+=("$tool")
-    done
-    [ ${#need[@]} -eq 0 ] && return
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 \
-        iperf3 wrk nginx-light haproxy socat >/dev/null
-}
 
 # Ports: upstreams, then one listener per proxy for iperf3 (16xxx) and for HTTP (17xxx).
 IPERF=15201 NGINX=18080
 declare -A TCP_PORT=([direct]=$IPERF [netkit]=16001 [haproxy]=16002 [socat]=16003)
 declare -A HTTP_PORT=([direct]=$NGINX [netkit]=17001 [haproxy]=17002 [socat]=17003)
 NAMES=(direct netkit haproxy socat)
-
-start() { "$@" & PIDS+=($!); }
-
-# Refuses to run when a port is taken: a stale server there would be measured instead.
-check_ports_free() {
-    local port
-    for port in "${TCP_PORT[@]}" "${HTTP_PORT[@]}"; do
-        if ss -Htln "sport = :$port" | grep -q .; then
-            echo "port $port is in use; stop what listens there first" >&2
-            exit 3
-        fi
-    done
-}
-
-check_alive() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill -0 "$pid" 2>/dev/null || { echo "a server failed to start (pid $pid)" >&2; exit 3; }
-    done
-}
 
 start_upstreams() {
     start iperf3 -s -B 127.0.0.1 -p "$IPERF" >/dev/null
@@ -127,12 +87,10 @@ cps() {
         awk '/Requests\/sec/ {print $2}'
 }
 
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-
 main() {
-    install_peers
+    need_tools iperf3 wrk nginx:nginx-light haproxy socat
     (cd "$ROOT" && cargo build --release -q -p netkit-cli)
-    check_ports_free
+    check_ports_free "${TCP_PORT[@]}" "${HTTP_PORT[@]}"
     start_upstreams
     start_proxies
     check_alive

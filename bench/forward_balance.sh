@@ -9,30 +9,10 @@
 #
 #   bench/forward_balance.sh          # ROUNDS=5 SECONDS_PER_RUN=5 by default
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 
 ROUNDS=${ROUNDS:-5}
 SECS=${SECONDS_PER_RUN:-5}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-WORK=$(mktemp -d)
-PIDS=()
-
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-install_peers() {
-    local need=()
-    for tool in wrk nginx haproxy; do
-        command -v "$tool" >/dev/null || need+=("$tool")
-    done
-    [ ${#need[@]} -eq 0 ] && return
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 \
-        wrk nginx-light haproxy >/dev/null
-}
 
 # Two backends, a port nothing listens on, then each balancer: two targets, and three with
 # the dead one.
@@ -40,25 +20,6 @@ BACK_A=19081 BACK_B=19082 DEAD=19089
 declare -A PORT=([netkit]=19101 [haproxy]=19102)
 declare -A PORT3=([netkit]=19111 [haproxy]=19112)
 NAMES=(netkit haproxy)
-
-start() { "$@" & PIDS+=($!); }
-
-check_ports_free() {
-    local port
-    for port in $BACK_A $BACK_B $DEAD "${PORT[@]}" "${PORT3[@]}"; do
-        if ss -Htln "sport = :$port" | grep -q .; then
-            echo "port $port is in use; stop what listens there first" >&2
-            exit 3
-        fi
-    done
-}
-
-check_alive() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill -0 "$pid" 2>/dev/null || { echo "a server failed to start (pid $pid)" >&2; exit 3; }
-    done
-}
 
 start_backends() {
     cat >"$WORK/nginx.conf" <<EOF
@@ -134,12 +95,10 @@ logged() {
     echo "$(wc -l <"$WORK/a.log") $(wc -l <"$WORK/b.log")"
 }
 
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-
 main() {
-    install_peers
+    need_tools wrk nginx:nginx-light haproxy
     (cd "$ROOT" && cargo build --release -q -p netkit-cli)
-    check_ports_free
+    check_ports_free $BACK_A $BACK_B $DEAD "${PORT[@]}" "${PORT3[@]}"
     : >"$WORK/a.log"
     : >"$WORK/b.log"
     start_backends

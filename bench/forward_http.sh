@@ -7,35 +7,14 @@
 #
 #   bench/forward_http.sh              # ROUNDS=5 SECONDS_PER_RUN=4 by default
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 
 ROUNDS=${ROUNDS:-5}
 SECS=${SECONDS_PER_RUN:-4}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-WORK=$(mktemp -d)
-PIDS=()
-
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
 
 NGINX=18180
 declare -A PORT=([netkit-http]=17101 [haproxy-http]=17102 [netkit-plain]=17103)
 NAMES=(netkit-http haproxy-http netkit-plain)
-
-start() { "$@" & PIDS+=($!); }
-
-check_ports_free() {
-    local port
-    for port in "$NGINX" "${PORT[@]}"; do
-        if ss -Htln "sport = :$port" | grep -q .; then
-            echo "port $port is in use; stop what listens there first" >&2
-            exit 3
-        fi
-    done
-}
 
 start_servers() {
     truncate -s 256M "$WORK/big"
@@ -96,8 +75,6 @@ download() {
         awk '{print $1 / 1048576}'
 }
 
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-
 report() {
     local hr hd
     hr=$(median <"$WORK/haproxy-http.rps")
@@ -115,7 +92,7 @@ report() {
 
 main() {
     (cd "$ROOT" && cargo build --release -q -p netkit-cli)
-    check_ports_free
+    check_ports_free "$NGINX" "${PORT[@]}"
     start_servers
     for round in $(seq "$ROUNDS"); do
         for name in "${NAMES[@]}"; do

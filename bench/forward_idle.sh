@@ -9,31 +9,12 @@
 #   bench/forward_idle.sh              # CONNS=5000 BULK=262144 by default
 #   CONNS=2000 bench/forward_idle.sh
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 
 CONNS=${CONNS:-5000}
 BULK=${BULK:-262144}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
 IDLE="$ROOT/bench/forward_idle.py"
-WORK=$(mktemp -d)
-PIDS=()
 UPSTREAM=15301 PROXY=16301
-
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-check_ports_free() {
-    local port
-    for port in $UPSTREAM $PROXY; do
-        if ss -Htln "sport = :$port" | grep -q .; then
-            echo "port $port is in use; stop what listens there first" >&2
-            exit 3
-        fi
-    done
-}
 
 wait_listening() {
     local i
@@ -112,7 +93,7 @@ main() {
     hard=$(ulimit -Hn)
     [ "$hard" = unlimited ] || [ "$hard" -ge "$need" ] || need=$hard
     ulimit -n "$need"
-    check_ports_free
+    check_ports_free $UPSTREAM $PROXY
     haproxy_cfg
     python3 "$IDLE" upstream $UPSTREAM >/dev/null &
     PIDS+=($!)

@@ -11,32 +11,10 @@
 # iperf3 -u needs its TCP control connection on the same port as its datagrams, so each
 # forwarder relays both: netkit with two rules (TCP and UDP), socat with two processes.
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 
 ROUNDS=${ROUNDS:-5}
 SECS=${SECONDS_PER_RUN:-4}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-WORK=$(mktemp -d)
-PIDS=()
-
-cleanup() {
-    # socat's UDP-LISTEN fork leaves one child per client: end those first.
-    for pid in "${PIDS[@]}"; do pkill -P "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-install_peers() {
-    local need=()
-    for tool in iperf3 socat python3; do
-        command -v "$tool" >/dev/null || need+=("$tool")
-    done
-    [ ${#need[@]} -eq 0 ] && return
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 \
-        iperf3 socat python3 >/dev/null
-}
 
 # Ports: the upstreams (iperf3 server, UDP echo), then one listener per relay.
 IPERF=15301 ECHO=15302
@@ -44,26 +22,6 @@ declare -A IPERF_PORT=([direct]=$IPERF [netkit]=16101 [socat]=16102)
 declare -A ECHO_PORT=([direct]=$ECHO [netkit]=16111 [socat]=16112)
 NAMES=(direct netkit socat)
 SIZES=(64 1400 8192)
-
-start() { "$@" & PIDS+=($!); }
-
-# Refuses to run when a port is taken: a stale server there would be measured instead.
-check_ports_free() {
-    local port
-    for port in "${IPERF_PORT[@]}" "${ECHO_PORT[@]}"; do
-        if ss -Htuln "sport = :$port" | grep -q .; then
-            echo "port $port is in use; stop what listens there first" >&2
-            exit 3
-        fi
-    done
-}
-
-check_alive() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill -0 "$pid" 2>/dev/null || { echo "a server failed to start (pid $pid)" >&2; exit 3; }
-    done
-}
 
 start_upstreams() {
     start iperf3 -s -B 127.0.0.1 -p "$IPERF" >/dev/null
@@ -134,12 +92,10 @@ print(f"{times[len(times) // 2] / 1000:.1f} {times[len(times) * 99 // 100] / 100
 EOF
 }
 
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-
 main() {
-    install_peers
+    need_tools iperf3 socat python3
     (cd "$ROOT" && cargo build --release -q -p netkit-cli)
-    check_ports_free
+    check_ports_free "${IPERF_PORT[@]}" "${ECHO_PORT[@]}"
     start_upstreams
     start_relays
     check_alive

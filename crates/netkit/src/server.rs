@@ -146,7 +146,7 @@ pub async fn serve_reporting<L, H, F, E, S>(
     max_conns: usize,
     mut handler: H,
     stop: Stop,
-    mut on_event: S,
+    on_event: S,
 ) -> io::Result<()>
 where
     L: Accept,
@@ -154,7 +154,7 @@ where
     F: Future<Output = ()> + Send + 'static,
     S: FnMut(E) -> io::Result<()>,
 {
-    let (events, mut incoming) = mpsc::unbounded_channel();
+    let (events, incoming) = mpsc::unbounded_channel();
     let (failed, sink_failed) = oneshot::channel::<()>();
     let stopping = async {
         tokio::select! {
@@ -165,20 +165,28 @@ where
     let reporter = Reporter(events);
     let with_reporter = move |conn, cancel| handler(conn, cancel, reporter.clone());
     let serving = serve(listener, stopping, max_conns, with_reporter, stop);
-    let reporting = async {
-        let mut failed = Some(failed);
-        let mut result = Ok(());
-        while let Some(event) = incoming.recv().await {
-            if result.is_ok() {
-                result = on_event(event);
-                if result.is_err() {
-                    failed.take().map(|stop| stop.send(()));
-                }
+    tokio::join!(serving, deliver(incoming, failed, on_event)).1
+}
+
+/// Hands the events of `incoming` to `on_event` in order until every sender is gone; on the
+/// first failure, says so on `failed` (the server then stops) and drops the later events.
+/// Returns the first failure.
+pub(crate) async fn deliver<E>(
+    mut incoming: mpsc::UnboundedReceiver<E>,
+    failed: oneshot::Sender<()>,
+    mut on_event: impl FnMut(E) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut failed = Some(failed);
+    let mut result = Ok(());
+    while let Some(event) = incoming.recv().await {
+        if result.is_ok() {
+            result = on_event(event);
+            if result.is_err() {
+                failed.take().map(|stop| stop.send(()));
             }
         }
-        result
-    };
-    tokio::join!(serving, reporting).1
+    }
+    result
 }
 
 /// Waits for a free connection slot, then for a connection, pausing after failures.

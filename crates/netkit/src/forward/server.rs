@@ -28,13 +28,13 @@ pub async fn serve<E>(
     listener: Listener,
     rule: Arc<Rule>,
     shutdown: impl Future,
-    mut on_event: E,
+    on_event: E,
 ) -> io::Result<()>
 where
     E: FnMut(Event) -> io::Result<()>,
 {
     rule.options.keepalive.apply_to_listener(&listener);
-    let (events, mut incoming) = Events::channel();
+    let (events, incoming) = Events::channel();
     let (failed, sink_failed) = oneshot::channel::<()>();
     let label = listener.local_addr();
     let backend = Arc::new(Backend::new(
@@ -65,20 +65,7 @@ where
         .await;
         backend.stop_checks();
     };
-    let reporting = async {
-        let mut failed = Some(failed);
-        let mut result = Ok(());
-        while let Some(event) = incoming.recv().await {
-            if result.is_ok() {
-                result = on_event(event);
-                if result.is_err() {
-                    failed.take().map(|stop| stop.send(()));
-                }
-            }
-        }
-        result
-    };
-    tokio::join!(serving, reporting).1
+    tokio::join!(serving, server::deliver(incoming, failed, on_event)).1
 }
 
 /// When every connection of the forwarder is to be closed: the drain deadline after the

@@ -1,0 +1,56 @@
+# Shared by the bench scripts that start servers (`source "$(dirname "$0")/lib.sh"` after
+# `set -euo pipefail`): ROOT, a WORK directory removed on exit, servers started with `start`
+# and stopped on exit (their forked children first: socat's per-client processes), the
+# checks before measuring, installing missing peer tools, and the median of a column.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+WORK=$(mktemp -d)
+PIDS=()
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do pkill -P "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# Runs a server in the background; it is stopped on exit.
+start() { "$@" & PIDS+=($!); }
+
+# Installs the Debian packages of the tools missing: `need_tools iperf3 nginx:nginx-light`
+# (TOOL, or TOOL:PACKAGE when the package is named otherwise).
+need_tools() {
+    local spec missing=()
+    for spec in "$@"; do
+        command -v "${spec%%:*}" >/dev/null || missing+=("${spec#*:}")
+    done
+    [ ${#missing[@]} -eq 0 ] && return
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 \
+        "${missing[@]}" >/dev/null
+}
+
+# Refuses to run when a port is taken (TCP or UDP): a stale server there would be measured
+# instead.
+check_ports_free() {
+    local port
+    for port in "$@"; do
+        if ss -Htuln "sport = :$port" | grep -q .; then
+            echo "port $port is in use; stop what listens there first" >&2
+            exit 3
+        fi
+    done
+}
+
+# Fails when a server started with `start` is no longer running.
+check_alive() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill -0 "$pid" 2>/dev/null || { echo "a server failed to start (pid $pid)" >&2; exit 3; }
+    done
+}
+
+# The median of the numbers on stdin, one per line.
+median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
