@@ -114,9 +114,7 @@ mod tests {
     #[tokio::test]
     async fn a_refused_first_address_moves_on_at_once_and_the_live_one_wins() {
         let live = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let dead = refused.local_addr().unwrap();
-        drop(refused);
+        let (_refusing, dead) = crate::testing::refused_addr();
         let list = [dead, live.local_addr().unwrap()];
         // A delay longer than the test may take: only the failure can start the second one.
         let stream = connect(&list, Duration::from_secs(5), Duration::from_secs(3600))
@@ -127,9 +125,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_address_failing_gives_the_last_error() {
-        let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let dead = refused.local_addr().unwrap();
-        drop(refused);
+        let (_refusing, dead) = crate::testing::refused_addr();
         let err = connect(&[dead, dead], Duration::from_secs(5), ATTEMPT_DELAY)
             .await
             .unwrap_err();

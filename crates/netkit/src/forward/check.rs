@@ -247,9 +247,8 @@ mod tests {
             let target = http_server(reply).await;
             assert_eq!(probe(&target, &http, "x", timeout).await, want);
         }
-        let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let dead = Endpoint::tcp(refused.local_addr().unwrap());
-        drop(refused);
+        let (_refusing, refused) = crate::testing::refused_addr();
+        let dead = Endpoint::tcp(refused);
         let got = probe(&dead, &Check::Tcp, "x", timeout).await;
         assert_eq!(got, Err("connection refused".to_string()));
     }

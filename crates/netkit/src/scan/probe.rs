@@ -299,9 +299,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_reset_is_closed_whatever_the_error_queue() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let dst = listener.local_addr().unwrap();
-        drop(listener);
+        let (_refusing, dst) = crate::testing::refused_addr();
         let outcome = attempt(dst, None, soon()).await;
         assert!(
             matches!(

@@ -177,8 +177,8 @@ mod tests {
         let timeout = Duration::from_secs(5);
         let alive = answer(open, Instant::now(), timeout).await;
         assert!(matches!(alive, Some(Answer::Alive(_))), "{alive:?}");
-        drop(listener);
-        let refused = answer(open, Instant::now(), timeout).await;
+        let (_refusing, closed) = crate::testing::refused_addr();
+        let refused = answer(closed, Instant::now(), timeout).await;
         assert!(matches!(refused, Some(Answer::Alive(_))), "{refused:?}");
     }
 }
