@@ -19,14 +19,20 @@ fn counts(tags: &[String]) -> BTreeMap<String, usize> {
     counts
 }
 
-#[test]
-fn forward_round_robin_shares_connections_as_haproxy_does() {
+/// Three tagged upstreams (`aaaa`, `bbbb`, `cccc`) and their addresses as a rule's targets.
+fn three_upstreams() -> ([Upstream; 3], Vec<String>) {
     let upstreams = [
         Upstream::tagged("aaaa"),
         Upstream::tagged("bbbb"),
         Upstream::tagged("cccc"),
     ];
-    let targets: Vec<String> = upstreams.iter().map(Upstream::target).collect();
+    let targets = upstreams.iter().map(Upstream::target).collect();
+    (upstreams, targets)
+}
+
+#[test]
+fn forward_round_robin_shares_connections_as_haproxy_does() {
+    let (upstreams, targets) = three_upstreams();
     let fw = Forwarder::start(&[
         "forward",
         "0",
@@ -139,12 +145,7 @@ fn forward_least_conn_sends_new_clients_to_the_less_busy_target() {
 
 #[test]
 fn forward_least_conn_spreads_held_connections_as_haproxy_leastconn_does() {
-    let upstreams = [
-        Upstream::tagged("aaaa"),
-        Upstream::tagged("bbbb"),
-        Upstream::tagged("cccc"),
-    ];
-    let targets: Vec<String> = upstreams.iter().map(Upstream::target).collect();
+    let (upstreams, targets) = three_upstreams();
     let fw = Forwarder::start(&[
         "forward",
         "0",
@@ -193,12 +194,7 @@ fn tag_from_source(to: SocketAddr, from: [u8; 4]) -> String {
 
 #[test]
 fn forward_hash_keeps_clients_on_their_target_while_it_is_up_and_brings_them_back() {
-    let mut upstreams = [
-        Upstream::tagged("aaaa"),
-        Upstream::tagged("bbbb"),
-        Upstream::tagged("cccc"),
-    ];
-    let targets: Vec<String> = upstreams.iter().map(Upstream::target).collect();
+    let (mut upstreams, targets) = three_upstreams();
     let fw = Forwarder::start(&[
         "forward",
         "0",
