@@ -17,6 +17,7 @@ const BAD_INPUT: &[(&[&str], &str)] = &[
     (&["sweep", "fe80::/64"], "fe80::/64: "),
     (&["sweep", "127.0.0.1", "--method", "udp:53"], "udp:53: "),
     (&["sweep", "127.0.0.1", "--timeout", "soon"], "soon: "),
+    (&["wait", "tcp://udp:116"], "tcp://udp:116: "),
     (&["sweep", "127.0.0.1", "--shard", "0/4"], "0/4: "),
     (&["sweep", "127.0.0.1", "--shard", "5/4"], "5/4: "),
     (&["scan", "127.0.0.1", "--shard", "two"], "two: "),

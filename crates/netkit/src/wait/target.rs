@@ -184,11 +184,18 @@ fn parse_file(input: &str, rest: &str) -> Result<PathBuf, ParseError> {
 
 fn parse_tcp_url(input: &str, rest: &str) -> Result<Endpoint, ParseError> {
     let rest = rest.strip_suffix('/').unwrap_or(rest);
-    if rest.contains('/') || rest.starts_with("unix:") || rest.starts_with("exec:") {
-        return Err(ParseError::new(input, "expected tcp://HOST:PORT"));
+    let bad = || ParseError::new(input, "expected tcp://HOST:PORT");
+    if rest.contains('/') {
+        return Err(bad());
     }
-    rest.parse()
-        .map_err(|e: EndpointError| ParseError::new(input, e.kind.to_string()))
+    match rest.parse() {
+        Ok(endpoint @ Endpoint::Tcp { .. }) => Ok(endpoint),
+        Ok(_) => Err(bad()),
+        Err(e) => {
+            let e: EndpointError = e;
+            Err(ParseError::new(input, e.kind.to_string()))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -255,6 +262,11 @@ mod tests {
             "file:",
             "tcp://",
             "tcp://unix:/x",
+            // The fuzzer's find: a udp: endpoint behind tcp:// was accepted, and its display
+            // (`udp:127.0.0.1:116`) was then refused.
+            "tcp://udp:116",
+            "tcp://udp:[::1]:53",
+            "tcp://exec:true",
         ] {
             assert!(bad.parse::<Target>().is_err(), "{bad}");
         }
