@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use netkit::report::scan::ScanType;
 use netkit::scan::{self, engine, limits, Config, Event, Progress, Retries};
 use netkit::sys::{Signal, Signals};
 use netkit::{Family, PortSet, TargetList};
@@ -96,9 +97,14 @@ pub struct Args {
     /// nmap's document outputs.
     #[command(flatten)]
     pub docs: DocumentArgs,
-    /// Read the first bytes each open service sends (sanitised).
+    /// Read the first bytes each open service sends (sanitised). With --syn, open ports are
+    /// connected to once more for it.
     #[arg(long)]
     pub banner: bool,
+    /// SYN scan (nmap -sS): raw SYNs, no full handshake. Needs CAP_NET_RAW (root); without
+    /// it, a connect scan runs with a note on stderr. Not the default, even as root.
+    #[arg(long)]
+    pub syn: bool,
     /// Allow blocks of more than 2^24 addresses.
     #[arg(long)]
     pub force: bool,
@@ -112,14 +118,19 @@ pub struct Args {
 pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     let targets = TargetList::parse(&args.targets, args.force)?.resolve(Family::Any)?;
     let targets = args.order.apply(targets)?;
-    let config = config(&args)?;
+    let mut config = config(&args)?;
+    config.syn = args.syn && syn_allowed()?;
+    let kind = match config.syn {
+        true => ScanType::Syn,
+        false => ScanType::Connect,
+    };
     let total = engine::total(&targets, &config.ports);
     let outputs = Outputs {
         output: args.output.as_deref(),
         text: &args.text,
         docs: &args.docs,
     };
-    let mut sink = Sink::new(out, outputs, config.ports.as_slice(), total)?;
+    let mut sink = Sink::new(out, outputs, config.ports.as_slice(), kind, total)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -161,6 +172,15 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     } else {
         Exit::Success
     })
+}
+
+/// Whether raw SYNs may be sent; says on stderr when not (a connect scan runs instead).
+fn syn_allowed() -> anyhow::Result<bool> {
+    let allowed = netkit::scan::syn::available()?;
+    if !allowed {
+        eprintln!("netkit: --syn needs CAP_NET_RAW (run as root); doing a connect scan");
+    }
+    Ok(allowed)
 }
 
 /// Keeps `err` in `failed` and returns what the engine is told.
@@ -207,5 +227,6 @@ fn config(args: &Args) -> anyhow::Result<Config> {
         rate: args.rate,
         min_rate: args.min_rate,
         banner_wait: args.banner.then_some(args.timeout),
+        syn: false,
     })
 }
