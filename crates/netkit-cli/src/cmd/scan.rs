@@ -1,4 +1,4 @@
-//! `netkit scan TARGET...`: TCP connect scan (issue 6).
+//! `netkit scan TARGET...`: TCP connect scan (issue 6), or SYN scan with `--syn` (issue 16).
 
 mod nmap;
 mod sink;
@@ -30,7 +30,8 @@ Examples:
   netkit --json scan host.example -p 22,80,443 --banner
   netkit scan 198.18.0.0/24 --top 100 --rate 500   never more than 500 connects a second
   netkit scan 198.18.0.0/28 -oX scan.xml -oG -    nmap's XML into a file, grepable lines on stdout
-Open = connected; closed = reset; filtered = no answer after the retries, or an ICMP
+  sudo netkit scan 198.18.0.7 -p all --syn        SYN scan (nmap -sS): raw SYNs, no handshake
+Open = connected (--syn: SYN-ACK); closed = reset; filtered = no answer after the retries, or an ICMP
 port/protocol unreachable or administratively prohibited (a firewall's REJECT), as nmap -sS.
 Timing adapts to the network as nmap's does: per-host round-trip estimates set the timeout
 (--timeout caps it), congestion windows grow on answers and shrink on drops, silent ports are

@@ -131,30 +131,25 @@ fn syn_scan_unprivileged_falls_back_to_connect() {
         .iter()
         .map(|l| l.local_addr().expect("addr").port().to_string())
         .collect();
-    let mut cmd = Command::new("setpriv");
-    cmd.args([
-        "--reuid=nobody",
-        "--regid=nogroup",
-        "--clear-groups",
-        "--inh-caps=-all",
-    ]);
-    cmd.args(["--bounding-set=-all", env!("CARGO_BIN_EXE_netkit")]);
-    cmd.args([
-        "--json",
-        "scan",
-        "127.0.0.1",
-        "-p",
-        &ports.join(","),
-        "--syn",
-    ]);
-    let out = cmd.output().expect("run setpriv");
-    let (code, stdout, stderr) = text(&out);
-    assert_eq!(code, 0, "stdout {stdout}\nstderr {stderr}");
-    assert_eq!(
-        stderr.trim(),
-        "netkit: --syn needs CAP_NET_RAW (run as root); doing a connect scan"
-    );
-    let scan = parse_scan(&stdout);
+    let ports = ports.join(",");
+    let unprivileged = |output: &[&str]| {
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"]);
+        cmd.args(["--inh-caps=-all", "--bounding-set=-all"]);
+        cmd.arg(env!("CARGO_BIN_EXE_netkit")).args(output);
+        cmd.args(["scan", "127.0.0.1", "-p", &ports, "--syn"]);
+        let out = cmd.output().expect("run setpriv");
+        let (code, stdout, stderr) = text(&out);
+        assert_eq!(code, 0, "stdout {stdout}\nstderr {stderr}");
+        assert_eq!(
+            stderr.trim(),
+            "netkit: --syn needs CAP_NET_RAW (run as root); doing a connect scan"
+        );
+        stdout
+    };
+    let scan = parse_scan(&unprivileged(&["--json"]));
     assert_eq!(scan.summary.scan_type, ScanType::Connect);
     assert_eq!(scan.found(), addrs(&held));
+    let xml = unprivileged(&["-oX", "-"]);
+    assert!(xml.contains("<scaninfo type=\"connect\""), "{xml}");
 }

@@ -6,10 +6,10 @@ use std::net::IpAddr;
 
 use crate::icmp::packet::checksum;
 
-/// The length of the SYN: a 20-byte TCP header and an MSS option (nmap's SYN is the same).
-pub const SYN_LEN: usize = 24;
-/// The MSS the SYN offers.
-const MSS: u16 = 1460;
+/// The length of the SYN: a bare 20-byte TCP header, no options (54 bytes on Ethernet, as
+/// zmap's SYN; nmap adds an MSS option, 58 bytes). On a slow link the scan is bound by bytes on
+/// the wire; a peer that gets no MSS option assumes 536 (RFC 9293), which a probe never uses.
+pub const SYN_LEN: usize = 20;
 /// The receive window the SYN offers (nmap's -sS sends 1024).
 const WINDOW: u16 = 1024;
 const FIN: u8 = 0x01;
@@ -27,7 +27,6 @@ pub fn syn(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, seq: u32) -> [u8; S
     seg[12] = ((SYN_LEN / 4) as u8) << 4;
     seg[13] = SYN;
     seg[14..16].copy_from_slice(&WINDOW.to_be_bytes());
-    seg[20..24].copy_from_slice(&[2, 4, (MSS >> 8) as u8, MSS as u8]);
     let sum = checksum(&[&pseudo_header(src, dst, SYN_LEN), &seg]);
     seg[16..18].copy_from_slice(&sum.to_be_bytes());
     seg

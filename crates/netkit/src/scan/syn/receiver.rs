@@ -83,8 +83,8 @@ fn drain(
     mut read: impl FnMut(&[u8], Option<IpAddr>) -> Option<Report>,
 ) {
     for _ in 0..BURST {
-        match socket::recv(socket, buf) {
-            Ok((len, from)) => reports.extend(read(&buf[..len], from)),
+        match crate::sys::cmsg::recv(socket, buf, false) {
+            Ok(msg) => reports.extend(read(&buf[..msg.len], msg.from)),
             Err(_) => return,
         }
     }

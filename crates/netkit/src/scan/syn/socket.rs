@@ -12,10 +12,9 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 
 use nix::libc;
-use nix::sys::socket::{recvmsg, MsgFlags, SockaddrStorage};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
@@ -139,19 +138,6 @@ pub fn is_denied(err: &Error) -> bool {
         }
         _ => false,
     }
-}
-
-/// Receives one datagram without waiting: its length in `buf` and its sender.
-pub fn recv(socket: &Socket, buf: &mut [u8]) -> io::Result<(usize, Option<IpAddr>)> {
-    let mut iov = [io::IoSliceMut::new(buf)];
-    let msg =
-        recvmsg::<SockaddrStorage>(socket.as_raw_fd(), &mut iov, None, MsgFlags::MSG_DONTWAIT)?;
-    let from = msg.address.and_then(|a| {
-        a.as_sockaddr_in()
-            .map(|v4| IpAddr::V4(v4.ip()))
-            .or_else(|| a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
-    });
-    Ok((msg.bytes, from))
 }
 
 /// The borrowed descriptors the receiver polls.
