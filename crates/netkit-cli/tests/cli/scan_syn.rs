@@ -132,12 +132,13 @@ fn syn_scan_unprivileged_falls_back_to_connect() {
         .map(|l| l.local_addr().expect("addr").port().to_string())
         .collect();
     let ports = ports.join(",");
-    let unprivileged = |output: &[&str]| {
+    let unprivileged = |global: &[&str], output: &[&str]| {
         let mut cmd = Command::new("setpriv");
         cmd.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"]);
         cmd.args(["--inh-caps=-all", "--bounding-set=-all"]);
-        cmd.arg(env!("CARGO_BIN_EXE_netkit")).args(output);
-        cmd.args(["scan", "127.0.0.1", "-p", &ports, "--syn"]);
+        cmd.arg(env!("CARGO_BIN_EXE_netkit")).args(global);
+        cmd.args(["scan", "127.0.0.1", "-p", &ports, "--syn"])
+            .args(output);
         let out = cmd.output().expect("run setpriv");
         let (code, stdout, stderr) = text(&out);
         assert_eq!(code, 0, "stdout {stdout}\nstderr {stderr}");
@@ -147,9 +148,9 @@ fn syn_scan_unprivileged_falls_back_to_connect() {
         );
         stdout
     };
-    let scan = parse_scan(&unprivileged(&["--json"]));
+    let scan = parse_scan(&unprivileged(&["--json"], &[]));
     assert_eq!(scan.summary.scan_type, ScanType::Connect);
     assert_eq!(scan.found(), addrs(&held));
-    let xml = unprivileged(&["-oX", "-"]);
+    let xml = unprivileged(&[], &["-oX", "-"]);
     assert!(xml.contains("<scaninfo type=\"connect\""), "{xml}");
 }
