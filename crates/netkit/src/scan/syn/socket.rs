@@ -80,6 +80,8 @@ impl Family {
         let icmp = raw(domain, icmp, "open a raw ICMP socket")?;
         let (reservation, port) = reserve(domain, v6)
             .map_err(|e| Error::io("reserve a source port for the SYN scan", e))?;
+        tcp.attach_filter(&answers_to(port, v6))
+            .map_err(|e| Error::io("filter the raw TCP socket", e))?;
         Ok(Family {
             tcp,
             icmp,
@@ -103,6 +105,47 @@ fn raw(domain: Domain, protocol: Protocol, what: &str) -> Result<Socket, Error> 
         let _ = socket.set_recv_buffer_size(RCVBUF);
     }
     Ok(socket)
+}
+
+/// A classic BPF program that keeps only segments to `port` with ACK set (SYN-ACKs, resets):
+/// the raw socket otherwise gets every TCP segment of the namespace, on loopback this scan's
+/// own SYNs too. An IPv4 raw socket sees the IP header first; an IPv6 one the TCP header.
+fn answers_to(port: u16, v6: bool) -> Vec<libc::sock_filter> {
+    let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    };
+    let (ld_h, ld_b) = match v6 {
+        false => (
+            libc::BPF_LD | libc::BPF_H | libc::BPF_IND,
+            libc::BPF_LD | libc::BPF_B | libc::BPF_IND,
+        ),
+        true => (
+            libc::BPF_LD | libc::BPF_H | libc::BPF_ABS,
+            libc::BPF_LD | libc::BPF_B | libc::BPF_ABS,
+        ),
+    };
+    let mut program = Vec::with_capacity(7);
+    if !v6 {
+        // X = the IPv4 header's length.
+        program.push(op(libc::BPF_LDX | libc::BPF_B | libc::BPF_MSH, 0, 0, 0));
+    }
+    program.extend([
+        op(ld_h, 0, 0, 2), // destination port
+        op(
+            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+            0,
+            3,
+            u32::from(port),
+        ),
+        op(ld_b, 0, 0, 13),                                           // flags
+        op(libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K, 0, 1, 0x10), // ACK
+        op(libc::BPF_RET | libc::BPF_K, 0, 0, 0xffff),
+        op(libc::BPF_RET | libc::BPF_K, 0, 0, 0),
+    ]);
+    program
 }
 
 /// Binds a TCP socket (never listening) to a port the kernel picks, on every address.
