@@ -41,7 +41,7 @@ use crate::endpoint::Endpoint;
 use crate::error::{Error, ParseError};
 use crate::report::forward::{DropRecord, SessionRecord, TargetRecord};
 
-pub use counters::Counters;
+pub use counters::{Counters, TargetCounters};
 pub use relay::serve;
 
 /// A session ends after this long without a datagram either way, unless `--idle-timeout`
