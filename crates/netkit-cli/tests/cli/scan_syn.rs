@@ -1,6 +1,7 @@
 //! `netkit scan --syn`, the raw SYN scan: exact on loopback (IPv4, IPv6) and on this host's own
 //! addresses, with banners read over a connect made afterwards; the same open set as
-//! `nmap -sS` in the lab; and, without CAP_NET_RAW, a connect scan with a note that says so.
+//! `nmap -sS` in the lab; targets without a route reported as the connect scan reports them;
+//! and, without CAP_NET_RAW, a connect scan with a note that says so.
 //! The lab's impairments (loss, delay, REJECT, DROP, a SYN-limiting firewall) run --syn in
 //! `scan_lab.rs`, beside the connect scan.
 
@@ -12,7 +13,7 @@ use std::process::Command;
 use netkit::report::scan::ScanType;
 
 use crate::harness::{privileged, text};
-use crate::lab::{peers, Lab, LabExt, Reject};
+use crate::lab::{peers, Lab, LabExt, Reject, Unroutable};
 use crate::scan::{addrs, assert_exact, inside, listeners, loopback_ns, parse_scan, scan_json};
 
 /// This host's own address in the test's namespace (not 127/8; the namespace has no other
@@ -153,4 +154,48 @@ fn syn_scan_unprivileged_falls_back_to_connect() {
     assert_eq!(scan.found(), addrs(&held));
     let xml = unprivileged(&[], &["-oX", "-"]);
     assert!(xml.contains("<scaninfo type=\"connect\""), "{xml}");
+}
+
+/// No route, as the connect scan reports it: this machine's table (the send fails with
+/// ENETUNREACH) and a router's ICMP net or host unreachable make the target unreachable
+/// (exit 1, a record naming who said it), not a host of filtered ports.
+#[test]
+fn syn_scan_reports_targets_without_a_route() {
+    if !privileged("scan --syn no route") {
+        return;
+    }
+    let lab = Lab::builder("synnoroute")
+        .delay(crate::lab::ms(2))
+        .host("198.18.1.1")
+        .open("198.18.1.1", &[22])
+        .unroutable("198.18.5.0/24", Unroutable::Local)
+        .unroutable("198.18.6.0/24", Unroutable::Net)
+        .unroutable("198.18.7.0/24", Unroutable::Host)
+        .build()
+        .expect("lab");
+    let targets = "198.18.1.1,198.18.5.1,198.18.6.1,198.18.7.1";
+    let out = lab
+        .netkit()
+        .args(["--json", "scan", targets, "-p", "22", "--syn"])
+        .output()
+        .expect("run netkit");
+    let (code, stdout, stderr) = text(&out);
+    assert_eq!(code, 1, "stdout {stdout}\nstderr {stderr}");
+    let scan = parse_scan(&stdout);
+    let want: BTreeSet<SocketAddr> = ["198.18.1.1:22".parse().expect("addr")].into();
+    assert_eq!(scan.found(), want);
+    let mut said: Vec<(String, bool)> = scan
+        .unreachable
+        .iter()
+        .map(|u| (u.addr.to_string(), u.from.is_some()))
+        .collect();
+    said.sort();
+    let expected = [
+        ("198.18.5.1", false),
+        ("198.18.6.1", true),
+        ("198.18.7.1", true),
+    ];
+    let expected: Vec<(String, bool)> = expected.iter().map(|(a, f)| (a.to_string(), *f)).collect();
+    assert_eq!(said, expected, "{:?}", scan.unreachable);
+    assert_eq!(scan.summary.unreachable, 3, "{:?}", scan.summary);
 }
