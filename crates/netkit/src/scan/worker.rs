@@ -327,7 +327,7 @@ fn port_report(host: &HostInfo, port: u16, verdict: Verdict) -> PortReport {
         state: verdict.state,
         reason: verdict.reason,
         service: services::service_name(port).map(str::to_string),
-        rtt_ms: verdict.rtt.map(|rtt| rtt.as_secs_f64() * 1e3),
+        rtt_ms: verdict.rtt.map(|rtt| rtt.as_nanos() as f64 / 1e6),
         tries: verdict.tries,
         banner: None,
     }
