@@ -36,7 +36,7 @@ print(json.dumps({"scan_type": r.scan_type, "total": r.hosts_total, "up": r.host
 
 /// Whether a peer tool is there; CI must have it (installed by .ci/run), elsewhere the check
 /// is skipped with a note.
-fn available(test: &str, what: &str, probe: &mut Command) -> bool {
+pub fn available(test: &str, what: &str, probe: &mut Command) -> bool {
     let found = probe.output().is_ok_and(|o| o.status.success());
     if !found {
         assert!(
@@ -49,7 +49,7 @@ fn available(test: &str, what: &str, probe: &mut Command) -> bool {
 }
 
 /// `xmllint --dtdvalid nmap.dtd FILE` must accept the file.
-fn assert_dtd_valid(test: &str, file: &Path) {
+pub fn assert_dtd_valid(test: &str, file: &Path) {
     let mut probe = Command::new("xmllint");
     probe.arg("--version");
     if !available(test, "xmllint", &mut probe) || !Path::new(DTD).exists() {
