@@ -31,8 +31,14 @@ Examples:
   netkit --json scan host.example -p 22,80,443 --banner
   netkit scan 198.18.0.0/24 --top 100 --rate 500   never more than 500 connects a second
   netkit scan 198.18.0.0/28 -oX scan.xml -oG -    nmap's XML into a file, grepable lines on stdout
+  netkit scan 198.18.0.7 -p 1-200 --reason        why each port has its state
+  netkit --json scan ::1 -p all --all-ports       a record for every port, closed ones too
 Open = connected; closed = reset; filtered = no answer after the retries, or an ICMP
 port/protocol unreachable or administratively prohibited (a firewall's REJECT), as nmap -sS.
+Reasons, as nmap --reason words them: syn-ack, conn-refused, no-response, port-unreach,
+admin-prohibited, host-unreach, proto-unreach, local-policy (this machine's firewall). Open
+ports are always listed; a host's closed (or filtered) ports only while it has at most 25 of
+them (nmap's rule; 50 with -v, 75 with -vv, ...), the rest are counted.
 Timing adapts to the network as nmap's does: per-host round-trip estimates set the timeout
 (--timeout caps it), congestion windows grow on answers and shrink on drops, silent ports are
 retransmitted with backoff. A target with no route to it (this machine's routing table, or a
@@ -41,8 +47,8 @@ state, 1 a target was unreachable, 2 bad input, 3 the environment refused, 130 i
 (Ctrl-C: the partial summary is printed).
 nmap's output options: -oX FILE (nmap's XML), -oG FILE (grepable), -oN FILE (this text), -oJ
 FILE (JSON Lines), -oA BASE (BASE.nmap, BASE.xml, BASE.gnmap); - is stdout. The XML lists every
-target and its open ports; closed and filtered ports are counted per host (<extraports>),
-exactly when one host is scanned or all share a state, as closed|filtered otherwise.";
+target with its ports by the same rule, the counted ones per host with their reasons
+(<extraports>, <extrareasons>), as nmap's.";
 
 /// Arguments of `netkit scan`.
 #[derive(Debug, clap::Args)]
