@@ -330,3 +330,57 @@ fn ndiff_same(test: &str, theirs: &Path, ours: &Path) {
         "more than service names differ:\n{stdout}"
     );
 }
+
+/// nmap's listing rule on the same loopback (a namespace of the test's own, nothing
+/// listening): 25 closed ports are listed one by one, 26 are counted, `-v` lists up to 50 —
+/// in netkit's text and XML as in nmap -sT's XML of the same ports.
+#[test]
+fn closed_ports_are_listed_up_to_nmaps_limit() {
+    let test = "closed_ports_are_listed_up_to_nmaps_limit";
+    if !privileged(test) {
+        return;
+    }
+    let ns = crate::harness::Netns::new("whylim");
+    ns.ip(&["link", "set", "lo", "up"]);
+    let dir = tempfile::tempdir().unwrap();
+    for (ports, verbose, listed) in [("1-25", false, 25), ("1-26", false, 0), ("1-26", true, 26)] {
+        let (ours, theirs) = (dir.path().join("netkit.xml"), dir.path().join("nmap.xml"));
+        let mut cmd = ns.netkit();
+        cmd.args(verbose.then_some("-v"));
+        cmd.args(["scan", "127.0.0.1", "-p", ports, "--reason", "-oX"]);
+        let out = cmd.arg(&ours).output().unwrap();
+        let (code, stdout, stderr) = text(&out);
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        let lines = stdout.lines().filter(|l| l.contains("/tcp  closed  "));
+        let lines: Vec<&str> = lines.collect();
+        assert_eq!(lines.len(), listed, "-p {ports} -v {verbose}: {stdout}");
+        assert!(
+            lines.iter().all(|l| l.ends_with(" conn-refused")),
+            "{stdout}"
+        );
+        let mut nmap = ns.command("nmap");
+        nmap.args(["-n", "-Pn", "-sT", "--reason", "-p", ports]);
+        nmap.args(verbose.then_some("-v"));
+        let out = nmap
+            .arg("-oX")
+            .arg(&theirs)
+            .arg("127.0.0.1")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{:?}", text(&out));
+        let count =
+            |path: &Path, what: &str| std::fs::read_to_string(path).unwrap().matches(what).count();
+        for what in [
+            "<port protocol=\"tcp\"",
+            "<extraports state=\"closed\" count=\"26\">",
+        ] {
+            assert_eq!(
+                count(&ours, what),
+                count(&theirs, what),
+                "-p {ports} -v {verbose}: {what}"
+            );
+        }
+        assert_eq!(count(&ours, "<port protocol=\"tcp\""), listed);
+        assert_dtd_valid(test, &ours);
+    }
+}

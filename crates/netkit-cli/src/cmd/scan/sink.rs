@@ -54,6 +54,8 @@ pub struct Sink<'a> {
     bar: Option<ProgressBar>,
     reason: bool,
     listing: Listing,
+    /// Whether closed and filtered ports are kept per host ([`Sink::every_port`]).
+    tally: bool,
     /// Ports scanned on each host: a host with this many settled is done.
     per_host: u64,
     /// Each host's settled ports, while the text still has to list some or for the nmap
@@ -86,6 +88,8 @@ impl<'a> Sink<'a> {
         let nmap = NmapOutput::new(docs, ports);
         let show = io::stderr().is_terminal() && !out.json();
         let bar = show.then(|| progress_bar(u64::try_from(total).unwrap_or(u64::MAX)));
+        let human = stdout == Some(Text::Human) || files.iter().any(|f| f.text == Text::Human);
+        let tally = human || nmap.wanted() || outputs.listing.limit.is_none();
         Ok(Sink {
             out,
             stdout,
@@ -94,6 +98,7 @@ impl<'a> Sink<'a> {
             bar,
             reason: outputs.reason,
             listing: outputs.listing,
+            tally,
             per_host: ports.len() as u64,
             hosts: HashMap::new(),
         })
@@ -104,9 +109,7 @@ impl<'a> Sink<'a> {
     /// documents count them per host with their reasons, `--all-ports` lists them all. JSON
     /// Lines alone need only the open ports.
     pub fn every_port(&self) -> bool {
-        let human =
-            self.stdout == Some(Text::Human) || self.files.iter().any(|f| f.text == Text::Human);
-        human || self.nmap.wanted() || self.listing.limit.is_none()
+        self.tally
     }
 
     /// Keeps the bar up to date until the returned task is aborted.
@@ -128,7 +131,7 @@ impl<'a> Sink<'a> {
         if port.state == PortState::Open || self.listing.limit.is_none() {
             self.emit(Some(&human_port(port, self.reason)), "port", port)?;
         }
-        if !self.every_port() {
+        if !self.tally {
             return Ok(());
         }
         let key = (port.addr, port.host.clone());
@@ -381,5 +384,28 @@ mod tests {
             "{line}"
         );
         assert!(line.ends_with("\"SSH-2.0-x\""), "{line}");
+    }
+
+    #[test]
+    fn the_reason_column_follows_the_service_and_no_answer_has_no_rtt() {
+        let port = PortReport {
+            host: "198.18.1.1".into(),
+            addr: "198.18.1.1".parse().unwrap(),
+            port: 100,
+            state: PortState::Filtered,
+            reason: netkit::report::scan::Reason::NoResponse,
+            service: None,
+            rtt_ms: None,
+            tries: 2,
+            banner: None,
+        };
+        assert_eq!(
+            human_port(&port, true),
+            "198.18.1.1        100/tcp  filtered  unknown         no-response"
+        );
+        assert_eq!(
+            human_port(&port, false),
+            "198.18.1.1        100/tcp  filtered  unknown"
+        );
     }
 }
