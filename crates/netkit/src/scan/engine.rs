@@ -160,6 +160,11 @@ async fn drive(
         };
         match msg {
             Some(Msg::Event(event)) => on_event(event).map_err(output_error)?,
+            Some(Msg::Ports(ports)) => {
+                for port in ports {
+                    on_event(Event::Port(port)).map_err(output_error)?;
+                }
+            }
             Some(Msg::BannerPending) => banners += 1,
             Some(Msg::Banner(open)) => {
                 banners = banners.saturating_sub(1);

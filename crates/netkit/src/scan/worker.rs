@@ -37,6 +37,10 @@ const CHUNK: usize = 16;
 pub enum Msg {
     /// A port that got its state, or an unreachable host.
     Event(Event),
+    /// Closed and filtered ports, a batch at a time: one message per worker round rather
+    /// than one per port keeps a scan of 65535 closed ports from waking the receiver 65535
+    /// times.
+    Ports(Vec<PortReport>),
     /// An open port's banner is being read; a [`Msg::Banner`] follows.
     BannerPending,
     /// An open port with its banner.
@@ -91,6 +95,8 @@ struct Core {
     cancels: HashMap<ProbeId, Arc<Notify>>,
     last_shortage: Option<io::Error>,
     idle: usize,
+    /// Closed and filtered ports settled under the lock, sent as one [`Msg::Ports`].
+    settled: Vec<PortReport>,
 }
 
 /// Everything the workers share.
@@ -128,6 +134,7 @@ impl Shared {
                 cancels: HashMap::new(),
                 last_shortage: None,
                 idle: 0,
+                settled: Vec::new(),
             }),
             wake: Condvar::new(),
             stopped: AtomicBool::new(false),
@@ -228,7 +235,11 @@ impl Shared {
             }
         }
         for (host, port, verdict) in core.sched.take_silenced() {
-            self.settled(&host, port, verdict);
+            self.settled(core, &host, port, verdict);
+        }
+        if !core.settled.is_empty() {
+            let batch = std::mem::take(&mut core.settled);
+            let _ = self.msgs.send(Msg::Ports(batch));
         }
     }
 
@@ -263,7 +274,7 @@ impl Shared {
                     socket.map(probe::Connected::into_socket),
                 );
             }
-            Settled::Port(host, port, verdict) => self.settled(&host, port, verdict),
+            Settled::Port(host, port, verdict) => self.settled(core, &host, port, verdict),
             Settled::Unreachable(host, no_route) => {
                 let _ = self
                     .msgs
@@ -279,11 +290,11 @@ impl Shared {
         Ok(())
     }
 
-    /// Reports a closed or filtered port, when every port is to be reported.
-    fn settled(&self, host: &HostInfo, port: u16, verdict: Verdict) {
+    /// Keeps a closed or filtered port for the next batch, when every port is to be
+    /// reported.
+    fn settled(&self, core: &mut Core, host: &HostInfo, port: u16, verdict: Verdict) {
         if self.every_port {
-            let report = port_report(host, port, verdict);
-            let _ = self.msgs.send(Msg::Event(Event::Port(report)));
+            core.settled.push(port_report(host, port, verdict));
         }
     }
 

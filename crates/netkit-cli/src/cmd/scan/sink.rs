@@ -54,7 +54,8 @@ pub struct Sink<'a> {
     bar: Option<ProgressBar>,
     reason: bool,
     listing: Listing,
-    /// Whether closed and filtered ports are kept per host ([`Sink::every_port`]).
+    /// Whether ports are kept per host: the text lists a host's few closed and filtered ones
+    /// once it is done, the nmap documents list or count them per host.
     tally: bool,
     /// Ports scanned on each host: a host with this many settled is done.
     per_host: u64,
@@ -89,7 +90,7 @@ impl<'a> Sink<'a> {
         let show = io::stderr().is_terminal() && !out.json();
         let bar = show.then(|| progress_bar(u64::try_from(total).unwrap_or(u64::MAX)));
         let human = stdout == Some(Text::Human) || files.iter().any(|f| f.text == Text::Human);
-        let tally = human || nmap.wanted() || outputs.listing.limit.is_none();
+        let tally = human || nmap.wanted();
         Ok(Sink {
             out,
             stdout,
@@ -109,7 +110,7 @@ impl<'a> Sink<'a> {
     /// documents count them per host with their reasons, `--all-ports` lists them all. JSON
     /// Lines alone need only the open ports.
     pub fn every_port(&self) -> bool {
-        self.tally
+        self.tally || self.listing.limit.is_none()
     }
 
     /// Keeps the bar up to date until the returned task is aborted.
