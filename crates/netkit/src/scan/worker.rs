@@ -226,8 +226,9 @@ impl Shared {
         }
     }
 
-    /// Cancels the connects whose sockets the scheduler closed, and reports the ports it
-    /// filtered for silence.
+    /// Cancels the connects whose sockets the scheduler closed, and sends the closed and
+    /// filtered ports settled since the last call (those filtered for silence included) as
+    /// one batch.
     fn close(&self, core: &mut Core) {
         for id in core.sched.take_closes() {
             if let Some(cancel) = core.cancels.remove(&id) {
