@@ -11,12 +11,12 @@ use netkit::report::scan::{ScanSummary, Unreachable};
 use netkit::scan::services;
 use netkit::Targets;
 
-use super::tally::{HostPorts, Listing};
+use super::tally::{HostPorts, Hosts, Listing};
 use crate::output::files::{self, Documents};
 use crate::output::nmap::{self, End, Extra, Host, Port, Run, ScanInfo};
 
 /// A target as the scan's results are keyed: its address and its name as given.
-pub type Key = (IpAddr, String);
+type Key = (IpAddr, String);
 
 /// The documents to write and what they will say.
 pub struct NmapOutput {
@@ -70,7 +70,7 @@ impl NmapOutput {
         &mut self,
         targets: &Targets,
         summary: &ScanSummary,
-        hosts: &HashMap<Key, HostPorts>,
+        hosts: &Hosts,
         listing: Listing,
     ) -> Result<(), netkit::Error> {
         if !self.wanted() {
@@ -81,7 +81,7 @@ impl NmapOutput {
         let (mut up, mut down) = (0, 0);
         for target in targets.iter() {
             let key = (target.addr, target.host());
-            let ports = hosts.get(&key);
+            let ports = hosts.get(target.addr, &key.1);
             let host = self.host(&key, target.name.is_some(), summary, ports, listing);
             let Some(host) = host else { continue };
             if host.up {

@@ -2,8 +2,8 @@
 //! nmap's output options (`-oN`, `-oJ`, `-oX`, `-oG`, `-oA`; see [`crate::output::files`]),
 //! and a progress bar on stderr when stderr is a terminal and the output is not JSON.
 
-use std::collections::HashMap;
 use std::io::{self, IsTerminal, Write};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,8 +14,8 @@ use netkit::scan::{services, Progress};
 use netkit::{ParseError, Targets};
 use serde::Serialize;
 
-use super::nmap::{Key, NmapOutput};
-use super::tally::{HostPorts, Listing};
+use super::nmap::NmapOutput;
+use super::tally::{Hosts, Listing};
 use crate::output::files::{self, DocumentArgs, Text, TextArgs};
 use crate::output::{write_record, Printer};
 
@@ -61,7 +61,7 @@ pub struct Sink<'a> {
     per_host: u64,
     /// Each host's settled ports, while the text still has to list some or for the nmap
     /// documents.
-    hosts: HashMap<Key, HostPorts>,
+    hosts: Hosts,
 }
 
 impl std::fmt::Debug for Sink<'_> {
@@ -101,7 +101,7 @@ impl<'a> Sink<'a> {
             listing: outputs.listing,
             tally,
             per_host: ports.len() as u64,
-            hosts: HashMap::new(),
+            hosts: Hosts::default(),
         })
     }
 
@@ -135,19 +135,18 @@ impl<'a> Sink<'a> {
         if !self.tally {
             return Ok(());
         }
-        let key = (port.addr, port.host.clone());
-        let host = self.hosts.entry(key.clone()).or_default();
+        let host = self.hosts.entry(port.addr, &port.host);
         host.add(port, self.listing);
         if host.settled() == self.per_host {
-            self.host_done(&key)?;
+            self.host_done(port.addr, &port.host)?;
         }
         Ok(())
     }
 
     /// Lists a finished host's few closed and filtered ports in the text, and forgets the
     /// host unless a document needs it.
-    fn host_done(&mut self, key: &Key) -> anyhow::Result<()> {
-        let Some(host) = self.hosts.get(key) else {
+    fn host_done(&mut self, addr: IpAddr, name: &str) -> anyhow::Result<()> {
+        let Some(host) = self.hosts.get(addr, name) else {
             return Ok(());
         };
         let listed = match self.listing.limit {
@@ -156,8 +155,8 @@ impl<'a> Sink<'a> {
         };
         for (port, state, reason) in listed {
             let report = PortReport {
-                host: key.1.clone(),
-                addr: key.0,
+                host: name.to_string(),
+                addr,
                 port,
                 state,
                 reason,
@@ -169,7 +168,7 @@ impl<'a> Sink<'a> {
             self.human_line(&human_port(&report, self.reason))?;
         }
         if !self.nmap.wanted() {
-            self.hosts.remove(key);
+            self.hosts.remove(addr, name);
         }
         Ok(())
     }

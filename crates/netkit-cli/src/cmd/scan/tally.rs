@@ -6,7 +6,8 @@
 //! `--all-ports` lists every port, as nmap's `-ddd`. A host whose ports all settled is done:
 //! its listed ports can be shown then.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 
 use netkit::report::scan::{PortReport, PortState, Reason};
 
@@ -119,6 +120,45 @@ impl HostPorts {
         .collect();
         ignored.sort_by_key(|(_, tally)| std::cmp::Reverse(tally.count));
         ignored
+    }
+}
+
+/// Every host's settled ports, by address and name as given (one name per address, nearly
+/// always): a port's host is found without building a key.
+#[derive(Debug, Default)]
+pub struct Hosts(HashMap<IpAddr, Vec<(String, HostPorts)>>);
+
+impl Hosts {
+    /// The ports of `name` at `addr`, new if none yet.
+    pub fn entry(&mut self, addr: IpAddr, name: &str) -> &mut HostPorts {
+        let named = self.0.entry(addr).or_default();
+        let at = match named.iter().position(|(n, _)| n == name) {
+            Some(at) => at,
+            None => {
+                named.push((name.to_string(), HostPorts::default()));
+                named.len() - 1
+            }
+        };
+        &mut named[at].1
+    }
+
+    /// The ports of `name` at `addr`, if any settled.
+    pub fn get(&self, addr: IpAddr, name: &str) -> Option<&HostPorts> {
+        let named = self.0.get(&addr)?;
+        named
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, ports)| ports)
+    }
+
+    /// Forgets `name` at `addr`.
+    pub fn remove(&mut self, addr: IpAddr, name: &str) {
+        if let Some(named) = self.0.get_mut(&addr) {
+            named.retain(|(n, _)| n != name);
+            if named.is_empty() {
+                self.0.remove(&addr);
+            }
+        }
     }
 }
 
