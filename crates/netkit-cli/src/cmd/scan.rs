@@ -113,7 +113,7 @@ pub struct Args {
     #[arg(long)]
     pub reason: bool,
     /// List every closed and filtered port one by one: a line in the text, a "port" record
-    /// in JSON Lines, a <port> in the XML. Without it the text and the XML list a host's
+    /// in JSON Lines, a port element in the XML. Without it the text and the XML list a host's
     /// closed (or filtered) ports only when it has at most 25 of them, as nmap (50 with -v,
     /// 75 with -vv, ...), and count the rest; JSON Lines carry open ports only.
     #[arg(long)]
