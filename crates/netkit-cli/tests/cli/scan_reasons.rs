@@ -290,6 +290,21 @@ fn default_xml_and_grepable_list_and_count_as_nmap() {
         "{g_ours}{g_theirs}"
     );
     ndiff_same(test, &theirs, &ours);
+    // python-libnmap reads the same listed ports, states and reasons from both documents
+    // (the open ones and the few filtered ones: their reasons are the same words).
+    if let (Some(read_ours), Some(read_theirs)) =
+        (read_ports(test, &ours), read_ports(test, &theirs))
+    {
+        assert_eq!(
+            read_ours, read_theirs,
+            "libnmap: netkit's <port>s (left) vs nmap's"
+        );
+        assert_eq!(
+            read_ours.len(),
+            22,
+            "2 open and 20 filtered listed: {read_ours:?}"
+        );
+    }
 }
 
 /// `ndiff THEIRS OURS` finds the same ports in the same states, and the same counted ones:
