@@ -10,7 +10,7 @@ use std::io::Write;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::process::Command;
 
-use netkit::report::scan::ScanType;
+use netkit::report::scan::{PortState, Reason, ScanType};
 
 use crate::harness::{privileged, text};
 use crate::lab::{peers, Lab, LabExt, Reject, Unroutable};
@@ -118,6 +118,23 @@ fn syn_scan_finds_what_nmap_syn_scan_finds() {
         let filtered = if target == v4 { 40 } else { 10 };
         assert_eq!(scan.summary.filtered, filtered, "{:?}", scan.summary);
     }
+    // nmap -sS's reasons: a SYN-ACK is syn-ack, a reset is reset (not conn-refused).
+    let out = lab
+        .netkit()
+        .args(["--json", "scan", v4, "-p", "1-1000", "--syn", "--all-ports"])
+        .output()
+        .expect("run netkit");
+    let every = parse_scan(&text(&out).1).open;
+    let reasons: BTreeSet<(String, Reason)> = every
+        .iter()
+        .filter(|p| p.state != PortState::Filtered)
+        .map(|p| (format!("{:?}", p.state), p.reason))
+        .collect();
+    let want = [
+        ("Closed".to_string(), Reason::Reset),
+        ("Open".to_string(), Reason::SynAck),
+    ];
+    assert_eq!(reasons, want.into(), "{every:?}");
 }
 
 /// Without CAP_NET_RAW (user nobody, no capabilities), `--syn` says so on stderr and runs a

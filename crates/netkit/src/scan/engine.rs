@@ -21,7 +21,7 @@ use super::syn;
 use super::worker::{self, Hosts, Msg, Shared};
 use crate::error::Error;
 use crate::ports::PortSet;
-use crate::report::scan::{OpenPort, ScanSummary, ScanType, Unreachable};
+use crate::report::scan::{PortReport, Reason, ScanSummary, ScanType, Unreachable};
 use crate::target::Targets;
 
 /// Hosts scanned at once; ports go round them.
@@ -44,6 +44,9 @@ pub struct Config {
     pub min_rate: Option<u64>,
     /// Read a banner from open ports for this long (`None`: no banners).
     pub banner_wait: Option<Duration>,
+    /// Report closed and filtered ports one by one too ([`Event::Port`]); otherwise they are
+    /// only counted, which spares an event per port of a host where almost all are closed.
+    pub every_port: bool,
     /// Send raw SYNs ([`super::syn`]) instead of connecting; needs `CAP_NET_RAW`.
     pub syn: bool,
 }
@@ -51,8 +54,9 @@ pub struct Config {
 /// What a scan reports as it goes.
 #[derive(Debug)]
 pub enum Event {
-    /// An open port.
-    Open(OpenPort),
+    /// A port that got its state: every open one, closed and filtered ones with
+    /// [`Config::every_port`].
+    Port(PortReport),
     /// A host the scan cannot reach.
     Unreachable(Unreachable),
 }
@@ -80,8 +84,8 @@ pub fn total(targets: &Targets, ports: &PortSet) -> u128 {
     targets.len().saturating_mul(ports.len() as u128)
 }
 
-/// Scans every port of `config.ports` on every target, reporting open ports and unreachable
-/// hosts through `on_event` as they are found, until done or until `shutdown` completes (the
+/// Scans every port of `config.ports` on every target, reporting ports (open ones, or every
+/// one with [`Config::every_port`]) and unreachable hosts through `on_event` as they are found, until done or until `shutdown` completes (the
 /// summary then says it was interrupted). Returns the totals. `on_event` is the engines' sink
 /// (docs/ARCHITECTURE.md, "The event convention"): an error from it ends the scan, which
 /// returns it.
@@ -98,7 +102,15 @@ pub async fn run(
     let hosts = Hosts(targets.iter());
     let settings = settings(&config);
     let prober = config.syn.then(syn::Prober::open).transpose()?;
-    let shared = Shared::new(hosts, ports, settings, config.banner_wait, progress, tx);
+    let shared = Shared::new(
+        hosts,
+        ports,
+        settings,
+        config.banner_wait,
+        config.every_port,
+        progress,
+        tx,
+    );
     let senders = worker_count();
     let workers = match prober {
         Some(prober) => syn::start(&shared, prober, senders)?,
@@ -160,10 +172,15 @@ async fn drive(
         };
         match msg {
             Some(Msg::Event(event)) => on_event(event).map_err(output_error)?,
+            Some(Msg::Ports(ports)) => {
+                for port in ports {
+                    on_event(Event::Port(port)).map_err(output_error)?;
+                }
+            }
             Some(Msg::BannerPending) => banners += 1,
             Some(Msg::Banner(open)) => {
                 banners = banners.saturating_sub(1);
-                on_event(Event::Open(open)).map_err(output_error)?;
+                on_event(Event::Port(open)).map_err(output_error)?;
             }
             Some(Msg::Failed(err)) => return Err(err),
             Some(Msg::Finished) => workers -= 1,
@@ -197,6 +214,10 @@ fn settings(config: &Config) -> Settings {
         rate: config.rate.map(|r| r as f64),
         min_rate: config.min_rate.map(|r| r as f64),
         group: GROUP,
+        reset: match config.syn {
+            true => Reason::Reset,
+            false => Reason::ConnRefused,
+        },
     }
 }
 
