@@ -74,6 +74,8 @@ impl Iterator for Hosts {
 pub(super) struct Job {
     pub(super) id: ProbeId,
     pub(super) dst: SocketAddr,
+    /// 0 for the first try of the port, 1 for the first retransmission, ...
+    pub(super) tryno: u32,
     guard: Option<Guard>,
     pub(super) expires: tokio::time::Instant,
     cancel: Arc<Notify>,
@@ -244,6 +246,7 @@ impl Shared {
         Job {
             id: probe.id,
             dst,
+            tryno: probe.tryno,
             guard: self.guard_for(&probe.host, probe.port),
             expires: tokio::time::Instant::from_std(probe.expires),
             cancel,

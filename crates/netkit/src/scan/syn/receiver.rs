@@ -103,7 +103,7 @@ fn tcp_answer(
         true => (bytes, from?),
     };
     let seg = packet::segment(seg)?;
-    if seg.dport != family.port {
+    if !family.owns(seg.dport) {
         return None;
     }
     let entry = prober.table().answered(from, seg.sport, seg.ack)?;
@@ -129,7 +129,7 @@ fn icmp_answer(
         }
         true => (packet::icmpv6_error(bytes)?, from?),
     };
-    if quoted.sport != family.port {
+    if !family.owns(quoted.sport) {
         return None;
     }
     let dst = SocketAddr::new(quoted.dst, quoted.dport);

@@ -6,7 +6,7 @@
 //! same try again.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -52,7 +52,7 @@ fn send_all(prober: &Prober, sources: &mut Sources, jobs: Vec<Job>) -> Vec<Repor
     };
     let mut refused = Vec::new();
     for (job, seq) in jobs.into_iter().zip(seqs) {
-        if let Err(err) = send_one(prober, sources, job.dst, seq) {
+        if let Err(err) = send_one(prober, sources, &job, seq) {
             prober.table().remove(seq);
             let found = refusal(err, sent);
             refused.push(Report {
@@ -65,14 +65,16 @@ fn send_all(prober: &Prober, sources: &mut Sources, jobs: Vec<Job>) -> Vec<Repor
     refused
 }
 
-/// Sends the SYN with sequence number `seq` to `dst`.
-fn send_one(prober: &Prober, sources: &mut Sources, dst: SocketAddr, seq: u32) -> io::Result<()> {
+/// Sends `job`'s SYN with sequence number `seq`, from its try's source port.
+fn send_one(prober: &Prober, sources: &mut Sources, job: &Job, seq: u32) -> io::Result<()> {
+    let dst = job.dst;
     let family = prober
         .sockets
         .family(dst.ip())
         .ok_or_else(|| io::Error::from_raw_os_error(Errno::EAFNOSUPPORT as i32))?;
     let src: IpAddr = sources.of(dst.ip())?;
-    let syn = packet::syn(src, family.port, dst.ip(), dst.port(), seq);
+    let sport = family.port_for(job.tryno);
+    let syn = packet::syn(src, sport, dst.ip(), dst.port(), seq);
     family.send(&syn, dst.ip())
 }
 

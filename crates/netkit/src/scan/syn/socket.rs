@@ -23,16 +23,22 @@ use crate::error::Error;
 /// The receive buffer asked for on each raw socket: a loopback scan answers at once.
 const RCVBUF: usize = 8 << 20;
 
-/// The raw sockets of one address family, and its reserved source port.
+/// Source ports per family: a retransmission leaves from the next one, as nmap's do. From the
+/// same port it would meet the half-open connection its first try left on the target when
+/// only the SYN-ACK was lost, and Linux drops a SYN with a new sequence number there: the port
+/// would stay silent until the target's own SYN-ACK retransmission a second later.
+pub const SOURCE_PORTS: usize = 4;
+
+/// The raw sockets of one address family, and its reserved source ports.
 #[derive(Debug)]
 pub struct Family {
     /// The raw TCP socket: sends SYNs, receives every TCP segment.
     pub tcp: Socket,
     /// The raw ICMP (or ICMPv6) socket: receives the errors.
     pub icmp: Socket,
-    /// The source port of every SYN of this family.
-    pub port: u16,
-    _reservation: Socket,
+    /// The source ports of this family's SYNs: try `n` leaves from `ports[n % SOURCE_PORTS]`.
+    pub ports: [u16; SOURCE_PORTS],
+    _reservations: Vec<Socket>,
 }
 
 /// The raw sockets of a SYN scan.
@@ -78,16 +84,32 @@ impl Family {
         };
         let tcp = raw(domain, Protocol::TCP, "open a raw TCP socket")?;
         let icmp = raw(domain, icmp, "open a raw ICMP socket")?;
-        let (reservation, port) = reserve(domain, v6)
-            .map_err(|e| Error::io("reserve a source port for the SYN scan", e))?;
-        tcp.attach_filter(&answers_to(port, v6))
+        let mut reservations = Vec::with_capacity(SOURCE_PORTS);
+        let mut ports = [0; SOURCE_PORTS];
+        for port in &mut ports {
+            let (reservation, reserved) = reserve(domain, v6)
+                .map_err(|e| Error::io("reserve a source port for the SYN scan", e))?;
+            *port = reserved;
+            reservations.push(reservation);
+        }
+        tcp.attach_filter(&answers_to(&ports, v6))
             .map_err(|e| Error::io("filter the raw TCP socket", e))?;
         Ok(Family {
             tcp,
             icmp,
-            port,
-            _reservation: reservation,
+            ports,
+            _reservations: reservations,
         })
+    }
+
+    /// The source port of try `tryno` (0 for the first).
+    pub fn port_for(&self, tryno: u32) -> u16 {
+        self.ports[tryno as usize % SOURCE_PORTS]
+    }
+
+    /// Whether `port` is one of this family's source ports.
+    pub fn owns(&self, port: u16) -> bool {
+        self.ports.contains(&port)
     }
 
     /// Sends `segment` to `dst`.
@@ -107,10 +129,10 @@ fn raw(domain: Domain, protocol: Protocol, what: &str) -> Result<Socket, Error> 
     Ok(socket)
 }
 
-/// A classic BPF program that keeps only segments to `port` with ACK set (SYN-ACKs, resets):
+/// A classic BPF program that keeps only segments to `ports` with ACK set (SYN-ACKs, resets):
 /// the raw socket otherwise gets every TCP segment of the namespace, on loopback this scan's
 /// own SYNs too. An IPv4 raw socket sees the IP header first; an IPv6 one the TCP header.
-fn answers_to(port: u16, v6: bool) -> Vec<libc::sock_filter> {
+fn answers_to(ports: &[u16; SOURCE_PORTS], v6: bool) -> Vec<libc::sock_filter> {
     let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
         code: code as u16,
         jt,
@@ -127,20 +149,21 @@ fn answers_to(port: u16, v6: bool) -> Vec<libc::sock_filter> {
             libc::BPF_LD | libc::BPF_B | libc::BPF_ABS,
         ),
     };
-    let mut program = Vec::with_capacity(7);
+    let mut program = Vec::with_capacity(8 + SOURCE_PORTS);
     if !v6 {
         // X = the IPv4 header's length.
         program.push(op(libc::BPF_LDX | libc::BPF_B | libc::BPF_MSH, 0, 0, 0));
     }
+    program.push(op(ld_h, 0, 0, 2)); // destination port
+    for (i, port) in ports.iter().enumerate() {
+        // A match jumps over the other comparisons and the refusal after them.
+        let over = u8::try_from(SOURCE_PORTS - i).unwrap_or(u8::MAX);
+        let jeq = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
+        program.push(op(jeq, over, 0, u32::from(*port)));
+    }
     program.extend([
-        op(ld_h, 0, 0, 2), // destination port
-        op(
-            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
-            0,
-            3,
-            u32::from(port),
-        ),
-        op(ld_b, 0, 0, 13),                                           // flags
+        op(libc::BPF_RET | libc::BPF_K, 0, 0, 0), // no port of ours
+        op(ld_b, 0, 0, 13),                       // flags
         op(libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K, 0, 1, 0x10), // ACK
         op(libc::BPF_RET | libc::BPF_K, 0, 0, 0xffff),
         op(libc::BPF_RET | libc::BPF_K, 0, 0, 0),
