@@ -86,7 +86,7 @@ impl NmapOutput {
     fn host_of(record: &HostRecord, name: Option<&str>) -> Host {
         let reason = match (&record.error, record.alive) {
             (Some(error), _) => nmap::no_route_reason(error),
-            (None, true) => up_reason(record.by.as_deref()),
+            (None, true) => nmap::up_reason(record.by.as_deref()),
             (None, false) => "no-response",
         };
         Host {
@@ -97,15 +97,5 @@ impl NmapOutput {
             ports: Vec::new(),
             extra: Vec::new(),
         }
-    }
-}
-
-/// Why a host is up, in nmap's reason words, from the method that answered (`icmp`,
-/// `tcp:443`, as a host record's `by` names it).
-pub fn up_reason(by: Option<&str>) -> &'static str {
-    match by {
-        Some("icmp") => "echo-reply",
-        Some(by) if by.starts_with("tcp:") => "tcp-response",
-        _ => "unknown-response",
     }
 }
