@@ -48,7 +48,7 @@ fn available(test: &str, what: &str, probe: &mut Command) -> bool {
 }
 
 /// `xmllint --dtdvalid nmap.dtd FILE` must accept the file.
-fn assert_dtd_valid(test: &str, file: &Path) {
+pub fn assert_dtd_valid(test: &str, file: &Path) {
     let mut probe = Command::new("xmllint");
     probe.arg("--version");
     if !available(test, "xmllint", &mut probe) || !Path::new(DTD).exists() {
@@ -69,7 +69,7 @@ fn assert_dtd_valid(test: &str, file: &Path) {
 }
 
 /// What python-libnmap reads from `file`; `None` without python-libnmap (outside CI).
-fn libnmap(test: &str, file: &Path) -> Option<Value> {
+pub fn libnmap(test: &str, file: &Path) -> Option<Value> {
     let mut probe = Command::new("python3");
     probe.args(["-c", "import libnmap"]);
     if !available(test, "python-libnmap", &mut probe) {
