@@ -30,6 +30,12 @@ Examples:
   netkit --json scan host.example -p 22,80,443 --banner
   netkit scan 198.18.0.0/24 --top 100 --rate 500   never more than 500 connects a second
   netkit scan 198.18.0.0/28 -oX scan.xml -oG -    nmap's XML into a file, grepable lines on stdout
+  netkit scan 198.18.0.0/24 -Pn -p 22             every host, without host discovery first
+Host discovery: a scan of more than one target first finds the hosts that are up (one sweep
+round: icmp,tcp:80,tcp:443, or tcp:80,tcp:443 where ICMP may not be used; --discovery METHODS
+chooses) and scans only those, as nmap does; -Pn (--no-ping) scans every target. Hosts found
+down get a JSON host record and are counted, not listed in -oX/-oG (as nmap without -v). A
+single target is scanned without discovery.
 Open = connected; closed = reset; filtered = no answer after the retries, or an ICMP
 port/protocol unreachable or administratively prohibited (a firewall's REJECT), as nmap -sS.
 Timing adapts to the network as nmap's does: per-host round-trip estimates set the timeout
@@ -40,7 +46,7 @@ state, 1 a target was unreachable, 2 bad input, 3 the environment refused, 130 i
 (Ctrl-C: the partial summary is printed).
 nmap's output options: -oX FILE (nmap's XML), -oG FILE (grepable), -oN FILE (this text), -oJ
 FILE (JSON Lines), -oA BASE (BASE.nmap, BASE.xml, BASE.gnmap); - is stdout. The XML lists every
-target and its open ports; closed and filtered ports are counted per host (<extraports>),
+scanned target and its open ports; closed and filtered ports are counted per host (<extraports>),
 exactly when one host is scanned or all share a state, as closed|filtered otherwise.";
 
 /// Arguments of `netkit scan`.
