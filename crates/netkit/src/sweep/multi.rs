@@ -91,12 +91,20 @@ pub struct Probers {
 }
 
 impl Probers {
-    /// Opens a prober for each of `config.methods`; fails with the first one refused.
+    /// Opens a prober for each of `config.methods`; fails with the first one refused. The
+    /// TCP probers share `config.max_in_flight` (each holds a descriptor per connect).
     pub fn open(config: &Config, targets: &Targets) -> Result<Self, Error> {
+        let methods = config.methods.as_slice();
+        let tcp = methods
+            .iter()
+            .filter(|m| matches!(m, Method::Tcp(_)))
+            .count();
+        let mut each = config.clone();
+        each.max_in_flight = (config.max_in_flight / tcp.max(1)).max(1);
         let mut parts = Vec::new();
-        for &method in config.methods.as_slice() {
+        for &method in methods {
             let (tx, rx) = mpsc::unbounded_channel();
-            parts.push((Prober::open(method, config, targets, tx)?, rx));
+            parts.push((Prober::open(method, &each, targets, tx)?, rx));
         }
         Ok(Probers::assemble(parts))
     }

@@ -1,6 +1,6 @@
 //! One round of a sweep: one task sends the probes the schedule (module `schedule`) asks
-//! for (one of each method per target, module `multi`), paced by the meter's rate (module `loss`), and reads the answers as they come,
-//! reporting each live host at once. The round ends as soon as every target is settled, or
+//! for (one of each method per target, module `multi`), paced by the meter's rate (module
+//! `loss`), and reads the answers as they come, reporting each live host at once. The round ends as soon as every target is settled, or
 //! when the schedule has probed every silent target enough and the wait for late answers is
 //! over — silent targets cost one wait in all, not one each. Then the silent and unreachable
 //! targets are reported in target order, and the summary. With several methods, a target is
