@@ -67,7 +67,7 @@ import json, re, sys
 tool, path = sys.argv[1], sys.argv[2]
 opened, counts = set(), {"open": 0, "closed": 0, "filtered": 0}
 text = open(path).read()
-if tool == "netkit":
+if tool.startswith("netkit"):
     for line in text.splitlines():
         rec = json.loads(line)
         if rec["type"] == "port":
