@@ -10,7 +10,9 @@ use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-use netkit::report::scan::{HostReport, HostStatus, OpenPort, PortState, ScanSummary, Unreachable};
+use netkit::report::scan::{
+    HostReport, HostStatus, PortReport, PortState, ScanSummary, Unreachable,
+};
 use serde_json::Value;
 
 use crate::harness::{privileged, run, text, Netns};
@@ -46,7 +48,7 @@ fn addrs(listeners: &[TcpListener]) -> BTreeSet<SocketAddr> {
 /// The open ports, unreachable targets and the summary of a `--json scan`, each line
 /// deserialised.
 pub struct Scan {
-    pub open: Vec<OpenPort>,
+    pub open: Vec<PortReport>,
     pub unreachable: Vec<Unreachable>,
     /// The host records (one per target: up when scanned, down when discovery found it so).
     pub hosts: Vec<HostReport>,
