@@ -1,4 +1,4 @@
-//! `netkit scan TARGET...`: TCP connect scan (issue 6).
+//! `netkit scan TARGET...`: TCP connect scan (issue 6), or SYN scan with `--syn` (issue 16).
 
 mod nmap;
 mod sink;
@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use netkit::report::scan::ScanType;
 use netkit::scan::{self, discover, engine, limits, Config, Event, Progress, Retries};
 use netkit::sweep::Methods;
 use netkit::sys::{Signal, Signals};
@@ -32,6 +33,7 @@ Examples:
   netkit --json scan host.example -p 22,80,443 --banner
   netkit scan 198.18.0.0/24 --top 100 --rate 500   never more than 500 connects a second
   netkit scan 198.18.0.0/28 -oX scan.xml -oG -    nmap's XML into a file, grepable lines on stdout
+  sudo netkit scan 198.18.0.7 -p all --syn        SYN scan (nmap -sS): raw SYNs, no handshake
   netkit scan 198.18.0.7 -p 1-200 --reason        why each port has its state
   netkit --json scan ::1 -p all --all-ports       a record for every port, closed ones too
   netkit scan 198.18.0.0/24 -Pn -p 22             every host, without host discovery first
@@ -40,12 +42,12 @@ round: icmp,tcp:80,tcp:443, or tcp:80,tcp:443 where ICMP may not be used; --disc
 chooses) and scans only those, as nmap does; -Pn (--no-ping) scans every target. Hosts found
 down get a JSON host record and are counted, not listed in -oX/-oG (as nmap without -v). A
 single target is scanned without discovery.
-Open = connected; closed = reset; filtered = no answer after the retries, or an ICMP
-port/protocol unreachable or administratively prohibited (a firewall's REJECT), as nmap -sS.
-Reasons, as nmap --reason words them: syn-ack, conn-refused, no-response, port-unreach,
-admin-prohibited, host-unreach, proto-unreach, local-policy (this machine's firewall). Open
-ports are always listed; a host's closed (or filtered) ports only while it has at most 25 of
-them (nmap's rule; 50 with -v, 75 with -vv, ...), the rest are counted.
+Open = connected (--syn: SYN-ACK); closed = reset; filtered = no answer after the retries, or an
+ICMP port/protocol unreachable or administratively prohibited (a firewall's REJECT), as nmap -sS.
+Reasons, as nmap --reason words them: syn-ack, conn-refused (--syn: reset), no-response,
+port-unreach, admin-prohibited, host-unreach, proto-unreach, local-policy (this machine's
+firewall). Open ports are always listed; a host's closed (or filtered) ports only while it
+has at most 25 of them (nmap's rule; 50 with -v, 75 with -vv, ...), the rest are counted.
 Timing adapts to the network as nmap's does: per-host round-trip estimates set the timeout
 (--timeout caps it), congestion windows grow on answers and shrink on drops, silent ports are
 retransmitted with backoff. A target with no route to it (this machine's routing table, or a
@@ -111,9 +113,14 @@ pub struct Args {
     /// nmap's document outputs.
     #[command(flatten)]
     pub docs: DocumentArgs,
-    /// Read the first bytes each open service sends (sanitised).
+    /// Read the first bytes each open service sends (sanitised). With --syn, open ports are
+    /// connected to once more for it.
     #[arg(long)]
     pub banner: bool,
+    /// SYN scan (nmap -sS): raw SYNs, no full handshake. Needs CAP_NET_RAW (root); without
+    /// it, a connect scan runs with a note on stderr. Not the default, even as root.
+    #[arg(long)]
+    pub syn: bool,
     /// Say why each port has its state (nmap's --reason): a REASON column in the text
     /// (syn-ack, conn-refused, no-response, port-unreach, admin-prohibited, host-unreach,
     /// proto-unreach, local-policy). JSON records and the XML always carry it.
@@ -153,6 +160,11 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     let targets = TargetList::parse(&args.targets, args.force)?.resolve(Family::Any)?;
     let targets = args.order.apply(targets)?;
     let mut config = config(&args)?;
+    config.syn = args.syn && syn_allowed()?;
+    let kind = match config.syn {
+        true => ScanType::Syn,
+        false => ScanType::Connect,
+    };
     let outputs = Outputs {
         output: args.output.as_deref(),
         text: &args.text,
@@ -160,7 +172,7 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
         reason: args.reason,
         listing: Listing::new(args.all_ports, out.verbose()),
     };
-    let mut sink = Sink::new(out, outputs, config.ports.as_slice())?;
+    let mut sink = Sink::new(out, outputs, config.ports.as_slice(), kind)?;
     config.every_port = sink.every_port();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -222,6 +234,15 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     })
 }
 
+/// Whether raw SYNs may be sent; says on stderr when not (a connect scan runs instead).
+fn syn_allowed() -> anyhow::Result<bool> {
+    let allowed = netkit::scan::syn::available()?;
+    if !allowed {
+        eprintln!("netkit: --syn needs CAP_NET_RAW (run as root); doing a connect scan");
+    }
+    Ok(allowed)
+}
+
 /// Keeps `err` in `failed` and returns what the engine is told.
 fn keep(failed: &mut Option<anyhow::Error>, err: anyhow::Error) -> io::Error {
     let told = io::Error::other(err.to_string());
@@ -266,6 +287,7 @@ fn config(args: &Args) -> anyhow::Result<Config> {
         rate: args.rate,
         min_rate: args.min_rate,
         banner_wait: args.banner.then_some(args.timeout),
+        syn: false,
         every_port: false,
     })
 }

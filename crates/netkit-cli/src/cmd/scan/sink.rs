@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use netkit::report::scan::{
-    HostReport, HostStatus, PortReport, PortState, ScanSummary, Unreachable,
+    HostReport, HostStatus, PortReport, PortState, ScanSummary, ScanType, Unreachable,
 };
 use netkit::scan::discover::Discovery;
 use netkit::scan::{services, HostDone, Progress};
@@ -87,12 +87,17 @@ impl std::fmt::Debug for Sink<'_> {
 
 impl<'a> Sink<'a> {
     /// Creates the results files (exit 3 if one cannot be, exit 2 for two outputs on stdout)
-    /// for a scan of `ports`.
-    pub fn new(out: &'a Printer, outputs: Outputs<'_>, ports: &[u16]) -> anyhow::Result<Self> {
+    /// for a scan of `ports` of type `kind`.
+    pub fn new(
+        out: &'a Printer,
+        outputs: Outputs<'_>,
+        ports: &[u16],
+        kind: ScanType,
+    ) -> anyhow::Result<Self> {
         let stdout = stdout_format(out, outputs)?;
         let files = text_files(out, outputs)?;
         let docs = files::documents(outputs.docs, outputs.text.output_all.as_deref())?;
-        let nmap = NmapOutput::new(docs, ports);
+        let nmap = NmapOutput::new(docs, ports, kind);
         let show_bar = io::stderr().is_terminal() && !out.json();
         let human = stdout == Some(Text::Human) || files.iter().any(|f| f.text == Text::Human);
         let tally = human || nmap.wanted();
