@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use netkit::report::scan::ScanType;
-use netkit::scan::{self, engine, limits, Config, Event, Progress, Retries};
+use netkit::scan::{self, discover, engine, limits, Config, Event, Progress, Retries};
+use netkit::sweep::Methods;
 use netkit::sys::{Signal, Signals};
 use netkit::{Family, PortSet, TargetList};
 
@@ -35,6 +36,12 @@ Examples:
   sudo netkit scan 198.18.0.7 -p all --syn        SYN scan (nmap -sS): raw SYNs, no handshake
   netkit scan 198.18.0.7 -p 1-200 --reason        why each port has its state
   netkit --json scan ::1 -p all --all-ports       a record for every port, closed ones too
+  netkit scan 198.18.0.0/24 -Pn -p 22             every host, without host discovery first
+Host discovery: a scan of more than one target first finds the hosts that are up (one sweep
+round: icmp,tcp:80,tcp:443, or tcp:80,tcp:443 where ICMP may not be used; --discovery METHODS
+chooses) and scans only those, as nmap does; -Pn (--no-ping) scans every target. Hosts found
+down get a JSON host record and are counted, not listed in -oX/-oG (as nmap without -v). A
+single target is scanned without discovery.
 Open = connected (--syn: SYN-ACK); closed = reset; filtered = no answer after the retries, or an
 ICMP port/protocol unreachable or administratively prohibited (a firewall's REJECT), as nmap -sS.
 Reasons, as nmap --reason words them: syn-ack, conn-refused (--syn: reset), no-response,
@@ -49,7 +56,7 @@ state, 1 a target was unreachable, 2 bad input, 3 the environment refused, 130 i
 (Ctrl-C: the partial summary is printed).
 nmap's output options: -oX FILE (nmap's XML), -oG FILE (grepable), -oN FILE (this text), -oJ
 FILE (JSON Lines), -oA BASE (BASE.nmap, BASE.xml, BASE.gnmap); - is stdout. The XML lists every
-target with its ports by the same rule, the counted ones per host with their reasons
+scanned target with its ports by the same rule, the counted ones per host with their reasons
 (<extraports>, <extrareasons>), as nmap's.";
 
 /// Arguments of `netkit scan`.
@@ -131,6 +138,20 @@ pub struct Args {
     /// --shard, --seed, --randomize.
     #[command(flatten)]
     pub order: super::order::OrderArgs,
+    /// Scan every target, without host discovery first (nmap's -Pn, which is also taken).
+    #[arg(long = "no-ping", conflicts_with = "discovery")]
+    pub no_ping: bool,
+    /// Host discovery's methods (default: icmp,tcp:80,tcp:443 where ICMP may be used,
+    /// tcp:80,tcp:443 otherwise); also for a single target, which is otherwise scanned
+    /// without discovery.
+    #[arg(long, value_name = "METHODS", value_parser = parse::methods)]
+    pub discovery: Option<Methods>,
+}
+
+/// Whether to find the hosts that are up first: for several targets unless --no-ping, and
+/// whenever --discovery is given.
+fn wants_discovery(args: &Args, targets: &netkit::Targets) -> bool {
+    args.discovery.is_some() || (targets.len() > 1 && !args.no_ping)
 }
 
 /// Runs the scan: exit 0 once every port got its answer, whatever the answers were; 1 when a
@@ -144,7 +165,6 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
         true => ScanType::Syn,
         false => ScanType::Connect,
     };
-    let total = engine::total(&targets, &config.ports);
     let outputs = Outputs {
         output: args.output.as_deref(),
         text: &args.text,
@@ -152,12 +172,28 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
         reason: args.reason,
         listing: Listing::new(args.all_ports, out.verbose()),
     };
-    let mut sink = Sink::new(out, outputs, config.ports.as_slice(), kind, total)?;
+    let mut sink = Sink::new(out, outputs, config.ports.as_slice(), kind)?;
     config.every_port = sink.every_port();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| netkit::Error::io("start the async runtime", e))?;
+    let scanned = match wants_discovery(&args, &targets) {
+        true => {
+            let (methods, timeout) = (args.discovery.clone(), args.timeout);
+            let found = runtime.block_on(discover::discover(
+                &targets,
+                methods,
+                timeout,
+                config.concurrency,
+            ))?;
+            let up = found.up(&targets);
+            sink.discovered(&targets, found)?;
+            up
+        }
+        false => targets.clone(),
+    };
+    sink.start_bar(engine::total(&scanned, &config.ports));
     // Ctrl-C is handled from before the first probe on (a signal that comes early is not lost).
     let mut signals = {
         let _runtime = runtime.enter();
@@ -172,10 +208,11 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
         let interrupt = async move {
             signals.recv().await;
         };
-        let summary = scan::run(&targets, config, progress, interrupt, |event| {
+        let summary = scan::run(&scanned, config, progress, interrupt, |event| {
             let shown = match event {
                 Event::Port(port) => sink.port(&port),
                 Event::Unreachable(host) => sink.unreachable(&host),
+                Event::HostDone(done) => sink.host_finished(&done),
             };
             shown.map_err(|err| keep(&mut failed, err))
         })
@@ -187,7 +224,7 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
         Some(err) => return Err(err),
         None => summary?,
     };
-    sink.summary(&targets, &summary)?;
+    let summary = sink.summary(&targets, summary)?;
     Ok(if summary.interrupted {
         Exit::Interrupted
     } else if summary.unreachable > 0 {

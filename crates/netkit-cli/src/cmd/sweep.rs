@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use netkit::report::sweep::{ChangeRecord, HostRecord, Progress, SummaryRecord, ThrottleRecord};
-use netkit::sweep::{self, Config, Event, Method, Sweep};
+use netkit::sweep::{self, Config, Event, Methods, Sweep};
 use netkit::sys::{Signal, Signals};
 use netkit::Endpoint;
 use tokio::sync::oneshot;
@@ -23,6 +23,7 @@ Examples:
   netkit sweep 198.18.0.0/24 2001:db8::/120 --dead
   netkit sweep @hosts.txt --every 5s --rounds 12  report hosts going up or down
   netkit sweep 10.0.0.0/24 --method tcp:22        where ICMP is filtered
+  netkit sweep 198.18.0.0/24 --method icmp,tcp:80,tcp:443   alive when any answers
   netkit sweep 198.18.0.0/24 -oX hosts.xml        nmap -sn's XML: every host up or down, and why
 A CIDR block includes every address in it, network and broadcast addresses too (as nmap).
 Blocks of more than 2^24 addresses need --force.
@@ -69,9 +70,11 @@ pub struct Args {
     /// Print the inactive hosts ('ADDR is inactive') instead of the live ones.
     #[arg(long)]
     pub dead: bool,
-    /// How to probe: icmp, or tcp:PORT (connected or refused both mean alive).
-    #[arg(long, value_name = "icmp|tcp:PORT", value_parser = parse::method, default_value = "icmp")]
-    pub method: Method,
+    /// How to probe: icmp, or tcp:PORT (connected or refused both mean alive), or several,
+    /// comma-separated (icmp,tcp:80,tcp:443: alive when any answers, as nmap -sn -PE
+    /// -PS80,443; each host's record says which answered).
+    #[arg(long, value_name = "icmp|tcp:PORT,...", value_parser = parse::methods, default_value = "icmp")]
+    pub method: Methods,
     /// Serve Prometheus metrics at http://ADDR/metrics (PORT alone: 127.0.0.1:PORT).
     /// Per-host series only for sweeps of at most 4096 targets.
     #[arg(long, value_name = "ADDR", value_parser = parse::listen_endpoint)]
@@ -93,7 +96,7 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
         netkit::TargetList::parse(&args.targets, args.force)?.resolve(netkit::Family::Any)?;
     let targets = args.order.apply(targets)?;
     let config = Config {
-        method: args.method,
+        methods: args.method.clone(),
         timeout: args.timeout,
         retries: args.retries,
         rate: args.rate.unwrap_or(sweep::DEFAULT_RATE),
@@ -115,7 +118,7 @@ async fn sweep_all(
 ) -> anyhow::Result<Exit> {
     let docs = documents(args)?;
     let on_stdout = docs.iter().any(|(path, _)| files::is_stdout(path));
-    let mut nmap = nmap::NmapOutput::new(docs, config.method);
+    let mut nmap = nmap::NmapOutput::new(docs);
     // Registered before the first probe: Ctrl-C or SIGTERM ends the sweep with its documents
     // written (the hosts of the rounds that finished), not with the default death.
     let mut signals = Signals::new(&[Signal::Interrupt, Signal::Terminate])

@@ -70,7 +70,7 @@ pub fn assert_dtd_valid(test: &str, file: &Path) {
 }
 
 /// What python-libnmap reads from `file`; `None` without python-libnmap (outside CI).
-fn libnmap(test: &str, file: &Path) -> Option<Value> {
+pub fn libnmap(test: &str, file: &Path) -> Option<Value> {
     let mut probe = Command::new("python3");
     probe.args(["-c", "import libnmap"]);
     if !available(test, "python-libnmap", &mut probe) {
@@ -510,7 +510,8 @@ fn ndiff_against_nmap_sn(test: &str, ns: &crate::harness::Netns, ours: &Path) {
 }
 
 /// A scan target without a route is a `<host>` down (`net-unreach`), with no ports, beside a
-/// reachable one up.
+/// reachable one up (-Pn: the scan finds it unreachable; after discovery it would be down and
+/// not listed, as nmap without -v).
 #[test]
 fn scan_xml_lists_an_unreachable_host_down() {
     let test = "scan_xml_lists_an_unreachable_host_down";
@@ -523,7 +524,15 @@ fn scan_xml_lists_an_unreachable_host_down() {
     let xml = dir.path().join("scan.xml");
     let out = ns
         .netkit()
-        .args(["scan", "127.0.0.1", "198.19.0.1", "-p", "1-30", "-oX"])
+        .args([
+            "scan",
+            "-Pn",
+            "127.0.0.1",
+            "198.19.0.1",
+            "-p",
+            "1-30",
+            "-oX",
+        ])
         .arg(&xml)
         .output()
         .unwrap();

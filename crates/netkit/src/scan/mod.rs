@@ -14,11 +14,13 @@
 //! - [`syn`]: the SYN scan (`--syn`, raw sockets): the same scheduler, raw SYNs instead of
 //!   connects.
 //! - [`banner`]: reading and sanitising what a service says first.
+//! - [`discover`]: which targets are up before a scan of several (the sweep engine, one round).
 //! - [`nmap_services`]: ranking from a local nmap-services. The result records are
 //!   [`crate::report::scan`]'s.
 
 pub mod answer;
 pub mod banner;
+pub mod discover;
 pub mod engine;
 pub mod errqueue;
 pub mod guard;
@@ -35,5 +37,5 @@ pub mod syn;
 pub mod window;
 pub mod worker;
 
-pub use engine::{run, Config, Event, Progress};
-pub use host::Retries;
+pub use engine::{run, Config, Event, HostDone, Progress};
+pub use host::{Retries, StateCounts};

@@ -208,6 +208,7 @@ fn simulate(net: &mut Net, settings: Settings) -> Outcome {
     let mut events: BinaryHeap<Reverse<(Duration, ProbeId, u8)>> = BinaryHeap::new();
     let mut replies: HashMap<ProbeId, Reply> = HashMap::new();
     let mut closed: HashSet<ProbeId> = HashSet::new();
+    let mut finished: HashMap<usize, StateCounts> = HashMap::new();
     let mut out = Outcome {
         states: BTreeMap::new(),
         counts: Counts::default(),
@@ -235,6 +236,13 @@ fn simulate(net: &mut Net, settings: Settings) -> Outcome {
         for (host, port, verdict) in sched.take_silenced() {
             let key = (index[&host.target.addr], port);
             assert!(out.states.insert(key, verdict).is_none(), "settled twice");
+        }
+        for (host, counts) in sched.take_finished() {
+            let host = index[&host.target.addr];
+            assert!(
+                finished.insert(host, counts).is_none(),
+                "host {host} finished twice"
+            );
         }
         if sched.is_done() {
             break;
@@ -280,6 +288,13 @@ fn simulate(net: &mut Net, settings: Settings) -> Outcome {
     );
     out.counts = sched.counts();
     out.elapsed = now;
+    // Every host was reported finished once, with the counts of its ports' states.
+    for host in 0..net.truth.len() {
+        let mut want = StateCounts::default();
+        let states = out.states.iter().filter(|((h, _), _)| *h == host);
+        states.for_each(|(_, verdict)| want.add(verdict.state));
+        assert_eq!(finished.get(&host), Some(&want), "host {host}");
+    }
     out
 }
 

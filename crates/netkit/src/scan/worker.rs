@@ -19,7 +19,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::Notify;
 
 use super::answer::{Answer, NoRoute};
-use super::engine::{Event, Progress};
+use super::engine::{Event, HostDone, Progress};
 use super::guard::{is_local, Guard};
 use super::host::HostInfo;
 use super::probe::{self, Outcome, Pending, Started};
@@ -260,9 +260,9 @@ impl Shared {
         exposed.then(|| self.guard.clone())
     }
 
-    /// Cancels the connects whose sockets the scheduler closed, and sends the closed and
+    /// Cancels the connects whose sockets the scheduler closed, sends the closed and
     /// filtered ports settled since the last call (those filtered for silence included) as
-    /// one batch.
+    /// one batch, then reports the hosts it finished.
     fn close(&self, core: &mut Core) {
         for id in core.sched.take_closes() {
             if let Some(cancel) = core.cancels.remove(&id) {
@@ -275,6 +275,14 @@ impl Shared {
         if !core.settled.is_empty() {
             let batch = std::mem::take(&mut core.settled);
             let _ = self.msgs.send(Msg::Ports(batch));
+        }
+        for (host, ports) in core.sched.take_finished() {
+            let done = HostDone {
+                host: host.target.host(),
+                addr: host.target.addr,
+                ports,
+            };
+            let _ = self.msgs.send(Msg::Event(Event::HostDone(done)));
         }
     }
 

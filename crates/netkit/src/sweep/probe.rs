@@ -1,7 +1,8 @@
 //! The probers a sweep can use, behind one enum: each sends one probe to one target and
 //! reports what came back on a channel as a [`Reply`] (module `reply`, which the probers and
-//! the round loop share).
+//! the round loop share). Several methods at once are module `multi`'s: one prober each.
 
+use std::fmt;
 use std::net::IpAddr;
 
 use tokio::sync::mpsc::UnboundedSender;
@@ -22,6 +23,16 @@ pub enum Method {
     Tcp(u16),
 }
 
+impl fmt::Display for Method {
+    /// As `--method` takes it: `icmp`, `tcp:443`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Method::Icmp => f.write_str("icmp"),
+            Method::Tcp(port) => write!(f, "tcp:{port}"),
+        }
+    }
+}
+
 /// One of the probing methods, ready to send.
 #[derive(Debug)]
 pub enum Prober {
@@ -35,15 +46,16 @@ pub enum Prober {
 }
 
 impl Prober {
-    /// Opens what `config.method` needs; answers will go to `replies`. TCP connects give up
-    /// after `config.timeout`, at most `config.max_in_flight` at once. Fails with an
-    /// environment error when the needed sockets are refused.
+    /// Opens what `method` needs; answers will go to `replies`. TCP connects give up after
+    /// `config.timeout`, at most `config.max_in_flight` at once. Fails with an environment
+    /// error when the needed sockets are refused.
     pub fn open(
+        method: Method,
         config: &Config,
         targets: &Targets,
         replies: UnboundedSender<Reply>,
     ) -> Result<Self, Error> {
-        match config.method {
+        match method {
             Method::Tcp(port) => Ok(Prober::Tcp(TcpProber::new(
                 port,
                 config.timeout,

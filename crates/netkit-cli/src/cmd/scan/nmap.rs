@@ -2,12 +2,16 @@
 //! host's settled ports ([`super::tally`]), one `<host>` per target in the order given. A
 //! host's open ports are listed, and its closed and filtered ports too while few (nmap's rule);
 //! a state with more is counted with its reasons (`<extraports>`, `Ignored State:`).
+//! After host discovery, hosts found down are counted in `<runstats>` but not listed, and up
+//! hosts say which probe answered (`echo-reply`, `tcp-response`), as nmap without -v; without
+//! discovery they are up because the user said so (`user-set`, as nmap -Pn).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::SystemTime;
 
 use netkit::report::scan::{ScanSummary, ScanType, Unreachable};
+use netkit::scan::discover::Discovery;
 use netkit::scan::services;
 use netkit::Targets;
 
@@ -23,6 +27,7 @@ pub struct NmapOutput {
     docs: Documents,
     run: Run,
     unreachable: HashMap<Key, Unreachable>,
+    discovery: Option<Discovery>,
 }
 
 impl std::fmt::Debug for NmapOutput {
@@ -49,7 +54,20 @@ impl NmapOutput {
             docs,
             run,
             unreachable: HashMap::new(),
+            discovery: None,
         }
+    }
+
+    /// Keeps what host discovery found.
+    pub fn discovered(&mut self, discovery: Discovery) {
+        if !self.docs.is_empty() {
+            self.discovery = Some(discovery);
+        }
+    }
+
+    /// Whether discovery found the host at `addr` down (it was not scanned).
+    fn found_down(&self, addr: IpAddr) -> bool {
+        self.discovery.as_ref().is_some_and(|d| !d.status(addr).up)
     }
 
     /// Whether any document is asked for.
@@ -82,6 +100,11 @@ impl NmapOutput {
         let (mut up, mut down) = (0, 0);
         for target in targets.iter() {
             let key = (target.addr, target.host());
+            if self.found_down(target.addr) {
+                // nmap lists down hosts only with -v; it counts them.
+                down += 1;
+                continue;
+            }
             let ports = hosts.get(target.addr, &key.1);
             let host = self.host(&key, target.name.is_some(), summary, ports, listing);
             let Some(host) = host else { continue };
@@ -128,12 +151,17 @@ impl NmapOutput {
         }
         let empty = HostPorts::default();
         let ports = ports.unwrap_or(&empty);
+        let by = self.discovery.as_ref().and_then(|d| d.status(key.0).by);
+        let reason = match by {
+            Some(by) => nmap::up_reason(Some(&by)),
+            // Scanned without discovery, as nmap -Pn: up because the user said so.
+            None => "user-set",
+        };
         Some(Host {
             addr: key.0,
             name,
-            // netkit scans every target, as nmap -Pn: up because the user said so.
             up: true,
-            reason: "user-set",
+            reason,
             ports: listed(ports, listing),
             extra: extra(ports, listing),
         })
