@@ -3,7 +3,9 @@
 //! A [`Sweep`] walks its [`Targets`] lazily; its per-target state is a few bits per target
 //! ([`bitset`]), so a million addresses cost kilobytes. Probes go out paced by the rate
 //! (the engines' one [`crate::pace::Pacer`]) through a [`Prober`] ([`probe`]: ICMP echo,
-//! [`icmp`], or TCP connect, [`tcp`]); answers come back tagged with the target's position
+//! [`icmp`], TCP connect, [`tcp`], or, on a directly connected network ([`onlink`]), ARP,
+//! [`arp`], and neighbour discovery, [`ndp`], which report MAC addresses ([`neighbour`]));
+//! answers come back tagged with the target's position
 //! and the probe's attempt, and are reported as [`Event`]s as they arrive ([`event`], carrying
 //! the records of [`crate::report::sweep`]).
 //!
@@ -16,12 +18,16 @@
 //! each round is compared with the one before, a host is reported gone only after enough
 //! re-probes, and [`metrics`] keeps Prometheus metrics that [`http`] serves.
 
+pub mod arp;
 pub mod bitset;
 pub mod event;
 pub mod http;
 pub mod icmp;
 pub mod loss;
 pub mod metrics;
+pub mod ndp;
+pub mod neighbour;
+pub mod onlink;
 pub mod probe;
 pub mod reply;
 mod round;
@@ -45,6 +51,7 @@ use crate::target::Targets;
 pub use bitset::Bitset;
 pub use event::Event;
 pub use metrics::Metrics;
+pub use neighbour::Mac;
 pub use probe::{Method, Prober};
 pub use reply::{Answer, Reply, Tag};
 pub use unreach::Unreach;
@@ -79,6 +86,9 @@ pub struct Config {
     pub rounds: Option<u64>,
     /// TCP connects in flight at most (each holds a file descriptor; see [`in_flight`]).
     pub max_in_flight: usize,
+    /// The interface ARP and neighbour discovery probe through; none: the one whose
+    /// connected prefix holds the targets.
+    pub interface: Option<String>,
 }
 
 /// Descriptors kept free for everything else the process does.

@@ -6,7 +6,9 @@ use std::io::{self, IsTerminal, Write};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use netkit::report::sweep::{ChangeRecord, HostRecord, Progress, SummaryRecord, ThrottleRecord};
+use netkit::report::sweep::{
+    ChangeRecord, DuplicateRecord, HostRecord, Progress, SummaryRecord, ThrottleRecord,
+};
 use netkit::sweep::{self, Config, Event, Method, Sweep};
 use netkit::sys::{Signal, Signals};
 use netkit::Endpoint;
@@ -23,6 +25,8 @@ Examples:
   netkit sweep 198.18.0.0/24 2001:db8::/120 --dead
   netkit sweep @hosts.txt --every 5s --rounds 12  report hosts going up or down
   netkit sweep 10.0.0.0/24 --method tcp:22        where ICMP is filtered
+  netkit sweep 192.168.1.0/24 --method arp        the LAN's hosts and their MAC addresses
+  netkit sweep fd00::/120 --method ndp -I eth0    the same for IPv6 (neighbour solicitation)
   netkit sweep 198.18.0.0/24 -oX hosts.xml        nmap -sn's XML: every host up or down, and why
 A CIDR block includes every address in it, network and broadcast addresses too (as nmap).
 Blocks of more than 2^24 addresses need --force.
@@ -30,7 +34,9 @@ Silent targets are probed again until the loss measured on the way (by re-probin
 already found) says a live host would have answered; the waits follow the round-trip times.
 When the answers collapse (a far side that polices ICMP), the sweep slows down, probes the
 silent targets again, and says so on stderr.
-Output: 'ADDR is alive' lines as answers arrive, then 'Total N hosts are inactive'; with --dead
+Output: 'ADDR is alive' lines as answers arrive ('ADDR is alive (MAC)' with arp and ndp, and
+'ADDR is alive (MAC) (DUP: 2)' when a second host answers for the same address, as
+arp-scan), then 'Total N hosts are inactive'; with --dead
 'ADDR is inactive' lines instead. A target with no route is an error on stderr ('netkit: ADDR:
 Network is unreachable', 'netkit: ADDR: Destination Host Unreachable from ROUTER'). With
 --every, later rounds print only 'ADDR went down' (after the re-probes confirm it) and 'ADDR
@@ -69,9 +75,16 @@ pub struct Args {
     /// Print the inactive hosts ('ADDR is inactive') instead of the live ones.
     #[arg(long)]
     pub dead: bool,
-    /// How to probe: icmp, or tcp:PORT (connected or refused both mean alive).
-    #[arg(long, value_name = "icmp|tcp:PORT", value_parser = parse::method, default_value = "icmp")]
+    /// How to probe: icmp, tcp:PORT (connected or refused both mean alive), or, for hosts on
+    /// a directly connected network (also those that drop ICMP), arp (IPv4) or ndp (IPv6
+    /// neighbour solicitation), which report each host's MAC address; these need root or
+    /// CAP_NET_RAW.
+    #[arg(long, value_name = "icmp|tcp:PORT|arp|ndp", value_parser = parse::method, default_value = "icmp")]
     pub method: Method,
+    /// With --method arp|ndp: the interface to probe through [default: the one whose
+    /// connected prefix holds the targets].
+    #[arg(short = 'I', long, value_name = "IFACE")]
+    pub interface: Option<String>,
     /// Serve Prometheus metrics at http://ADDR/metrics (PORT alone: 127.0.0.1:PORT).
     /// Per-host series only for sweeps of at most 4096 targets.
     #[arg(long, value_name = "ADDR", value_parser = parse::listen_endpoint)]
@@ -100,6 +113,7 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
         every: args.every,
         rounds: args.rounds.map(|n| n as u64),
         max_in_flight: sweep::in_flight(netkit::sys::raise_nofile()),
+        interface: args.interface.clone(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -242,6 +256,7 @@ impl<'a> View<'a> {
     fn show(&mut self, event: Event) -> io::Result<()> {
         match event {
             Event::Host(host) => self.host(&host),
+            Event::Duplicate(duplicate) => self.duplicate(&duplicate),
             Event::Change(change) => self.change(&change),
             Event::Progress(progress) => {
                 self.progress(&progress);
@@ -285,7 +300,25 @@ impl<'a> View<'a> {
             true => self.out.paint("alive", true),
             false => self.out.paint("inactive", false),
         };
-        self.line(&format!("{} is {state}", host.addr))
+        let mac = host
+            .mac
+            .as_ref()
+            .map(|mac| format!(" ({mac})"))
+            .unwrap_or_default();
+        self.line(&format!("{} is {state}{mac}", host.addr))
+    }
+
+    /// Another host answering for a live host's address, as arp-scan reports it.
+    fn duplicate(&self, duplicate: &DuplicateRecord) -> io::Result<()> {
+        if self.out.json() {
+            return self.record("duplicate", duplicate);
+        }
+        if duplicate.round > 1 || !self.filter.admits(true) {
+            return Ok(());
+        }
+        let (addr, mac, nth) = (duplicate.addr, &duplicate.mac, duplicate.nth);
+        let state = self.out.paint("alive", true);
+        self.line(&format!("{addr} is {state} ({mac}) (DUP: {nth})"))
     }
 
     fn change(&self, change: &ChangeRecord) -> io::Result<()> {

@@ -59,6 +59,8 @@ pub struct Host {
     pub name: Option<String>,
     /// Whether it is up.
     pub up: bool,
+    /// Its MAC address, when an on-link sweep heard it (nmap's `addrtype="mac"`).
+    pub mac: Option<String>,
     /// Why it is up or down, in nmap's `--reason` words (`user-set`, `echo-reply`,
     /// `no-response`, `net-unreach`, ...).
     pub reason: &'static str,

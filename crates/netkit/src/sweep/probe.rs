@@ -1,12 +1,16 @@
 //! The probers a sweep can use, behind one enum: each sends one probe to one target and
 //! reports what came back on a channel as a [`Reply`] (module `reply`, which the probers and
-//! the round loop share).
+//! the round loop share). The on-link ones (ARP, neighbour discovery) first find the link
+//! that holds the targets ([`super::onlink`]).
 
 use std::net::IpAddr;
 
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::arp::ArpProber;
 use super::icmp::IcmpProber;
+use super::ndp::NdpProber;
+use super::onlink::{self, OnLink};
 use super::reply::{Reply, Tag};
 use super::tcp::TcpProber;
 use super::Config;
@@ -20,6 +24,18 @@ pub enum Method {
     Icmp,
     /// A TCP connect to this port: connected or refused (RST) both mean alive.
     Tcp(u16),
+    /// An ARP reply (IPv4 targets on a directly connected network).
+    Arp,
+    /// A neighbour advertisement (IPv6 targets on a directly connected network).
+    Ndp,
+}
+
+impl Method {
+    /// Whether the method finds only hosts of a directly connected network (and reports their
+    /// MAC addresses).
+    pub fn is_on_link(self) -> bool {
+        matches!(self, Method::Arp | Method::Ndp)
+    }
 }
 
 /// One of the probing methods, ready to send.
@@ -29,6 +45,10 @@ pub enum Prober {
     Icmp(IcmpProber),
     /// TCP connects.
     Tcp(TcpProber),
+    /// ARP requests.
+    Arp(ArpProber),
+    /// Neighbour solicitations.
+    Ndp(NdpProber),
     /// Scripted answers, for tests.
     #[cfg(test)]
     Scripted(super::scripted::Scripted),
@@ -36,8 +56,10 @@ pub enum Prober {
 
 impl Prober {
     /// Opens what `config.method` needs; answers will go to `replies`. TCP connects give up
-    /// after `config.timeout`, at most `config.max_in_flight` at once. Fails with an
-    /// environment error when the needed sockets are refused.
+    /// after `config.timeout`, at most `config.max_in_flight` at once; ARP and neighbour
+    /// discovery use `config.interface`, else the link that holds the targets. Fails with an
+    /// input error for a target not on that link, and with an environment error when the
+    /// needed sockets are refused.
     pub fn open(
         config: &Config,
         targets: &Targets,
@@ -51,6 +73,14 @@ impl Prober {
                 replies,
             ))),
             Method::Icmp => IcmpProber::open(targets, replies).map(Prober::Icmp),
+            Method::Arp => {
+                let link = onlink::find(targets, config.interface.as_deref(), OnLink::Arp)?;
+                ArpProber::open(&link, replies).map(Prober::Arp)
+            }
+            Method::Ndp => {
+                let link = onlink::find(targets, config.interface.as_deref(), OnLink::Ndp)?;
+                NdpProber::open(&link, replies).map(Prober::Ndp)
+            }
         }
     }
 
@@ -60,6 +90,8 @@ impl Prober {
         match self {
             Prober::Icmp(icmp) => icmp.send(tag, index, addr).await,
             Prober::Tcp(tcp) => tcp.send(tag, index, addr).await,
+            Prober::Arp(arp) => arp.send(tag, index, addr).await,
+            Prober::Ndp(ndp) => ndp.send(tag, index, addr).await,
             #[cfg(test)]
             Prober::Scripted(scripted) => scripted.send(tag, index, addr),
         }
@@ -70,6 +102,8 @@ impl Prober {
         match self {
             Prober::Icmp(_) => {}
             Prober::Tcp(tcp) => tcp.end_round(),
+            Prober::Arp(arp) => arp.end_round(),
+            Prober::Ndp(ndp) => ndp.end_round(),
             #[cfg(test)]
             Prober::Scripted(scripted) => scripted.end_round(),
         }

@@ -11,6 +11,7 @@ use tokio::time::{Duration, Instant};
 use super::bitset::Bitset;
 use super::event::Event;
 use super::loss::{Meter, Throttle};
+use super::neighbour::Mac;
 use super::probe::Prober;
 use super::reply::{Answer, Reply, Tag};
 use super::rtt::Rtt;
@@ -20,7 +21,7 @@ use super::{Config, Sink};
 use crate::error::Error;
 use crate::pace::{interval_of, Pacer};
 use crate::report::sweep::{
-    millis, ChangeRecord, HostRecord, Progress, SummaryRecord, ThrottleRecord,
+    millis, ChangeRecord, DuplicateRecord, HostRecord, Progress, SummaryRecord, ThrottleRecord,
 };
 use crate::target::Targets;
 
@@ -225,8 +226,12 @@ impl Work<'_, '_> {
         if !reply.tag.is_round(self.round.number) {
             return Ok(());
         }
-        let rtt = match reply.answer {
-            Answer::Alive(rtt) => rtt,
+        let (rtt, mac) = match reply.answer {
+            Answer::Alive(rtt) => (rtt, None),
+            Answer::Neighbour { mac, nth, .. } if nth > 1 => {
+                return self.duplicate(&reply, mac, nth, sink)
+            }
+            Answer::Neighbour { rtt, mac, .. } => (rtt, Some(mac)),
             Answer::Unreachable(why) => {
                 if !self.tally.alive.get(reply.index) && self.tally.unreach.insert(reply.index, why)
                 {
@@ -249,10 +254,35 @@ impl Work<'_, '_> {
         }
         self.tally.done.set(reply.index);
         self.learned.meter.found(reply.index, reply.addr);
-        self.alive(&reply, rtt, sink)
+        self.alive(&reply, (rtt, mac), sink)
     }
 
-    fn alive(&mut self, reply: &Reply, rtt: Duration, sink: &mut Sink<'_>) -> Result<(), Error> {
+    /// Reports another MAC address answering for a live host's address.
+    fn duplicate(
+        &self,
+        reply: &Reply,
+        mac: Mac,
+        nth: u16,
+        sink: &mut Sink<'_>,
+    ) -> Result<(), Error> {
+        if !self.tally.alive.get(reply.index) {
+            return Ok(());
+        }
+        let record = DuplicateRecord {
+            addr: reply.addr,
+            mac: mac.to_string(),
+            nth,
+            round: self.round.number,
+        };
+        sink(Event::Duplicate(record)).map_err(output_error)
+    }
+
+    fn alive(
+        &mut self,
+        reply: &Reply,
+        (rtt, mac): (Duration, Option<Mac>),
+        sink: &mut Sink<'_>,
+    ) -> Result<(), Error> {
         let number = self.round.number;
         let slot = usize::try_from(reply.index).ok();
         if let Some(kept) = self.tally.rtts.as_mut().and_then(|r| r.get_mut(slot?)) {
@@ -264,6 +294,7 @@ impl Work<'_, '_> {
             rtt_ms: Some(millis(rtt)),
             round: number,
             error: None,
+            mac: mac.map(|m| m.to_string()),
         };
         sink(Event::Host(host)).map_err(output_error)?;
         if self.round.previous.is_some_and(|p| !p.get(reply.index)) {
@@ -344,6 +375,7 @@ fn report_rest(round: &Round<'_>, tally: &Tally, sink: &mut Sink<'_>) -> Result<
             rtt_ms: None,
             round: round.number,
             error,
+            mac: None,
         };
         sink(Event::Host(host)).map_err(output_error)?;
         if round.previous.is_some_and(|prev| prev.get(index)) {

@@ -119,6 +119,7 @@ impl NmapOutput {
                 reason: nmap::no_route_reason(&unreachable.error),
                 ports: Vec::new(),
                 extra: Vec::new(),
+                mac: None,
             });
         }
         let open = self.open.get(key);
@@ -138,6 +139,7 @@ impl NmapOutput {
             reason: "user-set",
             ports,
             extra,
+            mac: None,
         })
     }
 }
