@@ -5,9 +5,9 @@
 //! (the engines' one [`crate::pace::Pacer`]) through a [`Prober`] ([`probe`]: ICMP echo,
 //! [`icmp`], TCP connect, [`tcp`], or, on a directly connected network ([`onlink`]), ARP,
 //! [`arp`], and neighbour discovery, [`ndp`], which report MAC addresses ([`neighbour`]));
-//! answers come back tagged with the target's position
-//! and the probe's attempt, and are reported as [`Event`]s as they arrive ([`event`], carrying
-//! the records of [`crate::report::sweep`]).
+//! answers come back tagged with the target's position and the probe's attempt, and are
+//! reported as [`Event`]s as they arrive ([`event`], carrying the records of
+//! [`crate::report::sweep`]).
 //!
 //! A round (module `round`) adapts to the network: the waits follow the round-trip times
 //! ([`rtt`]), silent targets are re-probed until the loss measured on the way ([`loss`], from
