@@ -105,6 +105,10 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     let targets =
         netkit::TargetList::parse(&args.targets, args.force)?.resolve(netkit::Family::Any)?;
     let targets = args.order.apply(targets)?;
+    if let (Some(iface), false) = (&args.interface, args.method.is_on_link()) {
+        let why = "-I/--interface chooses the link of --method arp or ndp; other methods route";
+        return Err(netkit::ParseError::new(iface, why).into());
+    }
     let config = Config {
         method: args.method,
         timeout: args.timeout,

@@ -279,7 +279,11 @@ fn on_link_methods_refuse_targets_off_the_link_and_need_cap_net_raw() {
     ns.ip(&["addr", "add", "2001:db8::1/64", "dev", "d0", "nodad"]);
     ns.ip(&["link", "set", "d0", "up"]);
     let run = |args: &[&str]| text(&ns.netkit().args(args).output().expect("run netkit"));
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["sweep", "198.18.0.5", "-I", "d0"],
+            "netkit: d0: -I/--interface chooses the link of --method arp or ndp",
+        ),
         (
             &["sweep", "198.51.100.7", "--method", "arp"],
             "netkit: 198.51.100.7: not on-link (arp needs a target on a directly connected \
