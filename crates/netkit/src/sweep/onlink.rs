@@ -55,7 +55,16 @@ impl OnLink {
 /// interface whose prefix holds the first target. Input errors name the first target that
 /// is of the wrong family or not on that link, or an interface that cannot do `method`.
 pub fn find(targets: &Targets, interface: Option<&str>, method: OnLink) -> Result<Link, Error> {
-    let interfaces = crate::iface::list()?;
+    find_in(&crate::iface::list()?, targets, interface, method)
+}
+
+/// [`find`] among `interfaces`.
+fn find_in(
+    interfaces: &[Interface],
+    targets: &Targets,
+    interface: Option<&str>,
+    method: OnLink,
+) -> Result<Link, Error> {
     let mut chosen: Option<(&Interface, Link)> = match interface {
         Some(name) => {
             let found = interfaces.iter().find(|i| i.is_named(name));
@@ -171,25 +180,88 @@ mod tests {
             .unwrap()
     }
 
+    /// `lo` and `eth0` (198.18.0.1/24, 2001:db8::1/64), as `iface::list` reports them.
+    fn interfaces() -> Vec<Interface> {
+        let iface = |name: &str, index: u32, mac: &str, addrs: &str, flags: &str| {
+            let json = format!(
+                r#"{{"name":"{name}","index":{index},"up":true,"running":true,"flags":[{flags}],
+                "mtu":1500,"mac":"{mac}","operstate":"up","addrs":[{addrs}],"kind":null,
+                "parent":null,"parent_index":null,"parent_netnsid":null,"master":null,
+                "qdisc":null,"txqlen":null,"altnames":[],"alias":null,"speed_mbps":null,
+                "duplex":null,"rx_bytes":0,"rx_packets":0,"rx_errors":0,"rx_dropped":0,
+                "tx_bytes":0,"tx_packets":0,"tx_errors":0,"tx_dropped":0}}"#
+            );
+            serde_json::from_str::<Interface>(&json).unwrap()
+        };
+        let addr = |family: &str, addr: &str, prefix: u8| {
+            format!(
+                r#"{{"family":"{family}","addr":"{addr}","prefix":{prefix},"peer":null,
+                "broadcast":null,"scope":"global","label":null,"flags":["permanent"],
+                "valid_lft_s":null,"preferred_lft_s":null}}"#
+            )
+        };
+        let lo_addrs = addr("inet", "127.0.0.1", 8);
+        let eth_addrs = [
+            addr("inet", "198.18.0.1", 24),
+            addr("inet6", "2001:db8::1", 64),
+        ];
+        vec![
+            iface(
+                "lo",
+                1,
+                "00:00:00:00:00:00",
+                &lo_addrs,
+                r#""LOOPBACK","UP""#,
+            ),
+            iface(
+                "eth0",
+                2,
+                "02:00:00:00:00:01",
+                &eth_addrs.join(","),
+                r#""UP""#,
+            ),
+        ]
+    }
+
+    fn find(words: &[&str], interface: Option<&str>, method: OnLink) -> Result<Link, Error> {
+        find_in(&interfaces(), &targets(words), interface, method)
+    }
+
     #[test]
-    fn loopback_is_no_link_and_documentation_addresses_are_not_on_link() {
-        // The host's own namespace: whatever its interfaces, 192.0.2.0/24 (TEST-NET-1) is on
-        // none of them, and loopback has no Ethernet address. Nothing is sent.
-        let err = find(&targets(&["192.0.2.7"]), None, OnLink::Arp).unwrap_err();
+    fn the_link_is_the_one_whose_prefix_holds_the_targets() {
+        let link = find(&["198.18.0.0/24"], None, OnLink::Arp).unwrap();
+        let want = Link {
+            index: 2,
+            name: "eth0".to_string(),
+            mac: Mac([2, 0, 0, 0, 0, 1]),
+            v4: Some("198.18.0.1".parse().unwrap()),
+        };
+        assert_eq!(link, want);
+        let link = find(&["2001:db8::5"], Some("eth0"), OnLink::Ndp).unwrap();
+        assert_eq!((link.index, link.v4), (2, None));
+    }
+
+    #[test]
+    fn targets_off_the_link_and_links_without_ethernet_are_refused() {
+        let err = |words: &[&str], interface, method| {
+            find(words, interface, method).unwrap_err().to_string()
+        };
+        let not_on_link = "198.51.100.7: not on-link (arp needs a target on a directly \
+                           connected network; use --method icmp or tcp:PORT)";
+        assert_eq!(err(&["198.51.100.7"], None, OnLink::Arp), not_on_link);
+        let second = err(&["198.18.0.5", "198.18.1.5"], None, OnLink::Arp);
         assert!(
-            err.to_string()
-                .starts_with("192.0.2.7: not on-link (arp needs"),
-            "{err}"
+            second.starts_with("198.18.1.5: not on-link of eth0 (arp"),
+            "{second}"
         );
-        let err = find(&targets(&["127.0.0.1"]), Some("lo"), OnLink::Arp).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "lo: has no Ethernet address (arp needs an Ethernet-like interface)"
-        );
-        let err = find(&targets(&["::1"]), None, OnLink::Arp).unwrap_err();
-        assert!(err.to_string().contains("use --method ndp"), "{err}");
-        let err = find(&targets(&["192.0.2.7"]), Some("nk-none0"), OnLink::Arp).unwrap_err();
-        assert_eq!(err.to_string(), "nk-none0: no such interface");
+        let no_mac = "lo: has no Ethernet address (arp needs an Ethernet-like interface)";
+        assert_eq!(err(&["127.0.0.1"], Some("lo"), OnLink::Arp), no_mac);
+        // Loopback's prefix holds no on-link target.
+        assert!(err(&["127.0.0.1"], None, OnLink::Arp).contains("not on-link"));
+        assert!(err(&["::1"], None, OnLink::Arp).contains("use --method ndp"));
+        assert!(err(&["198.18.0.5"], None, OnLink::Ndp).contains("use --method arp"));
+        let none = err(&["198.18.0.5"], Some("nk-none0"), OnLink::Arp);
+        assert_eq!(none, "nk-none0: no such interface");
     }
 
     #[test]
