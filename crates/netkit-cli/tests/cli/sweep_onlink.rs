@@ -64,10 +64,14 @@ impl Segment {
         let (h6, h7, h9) = (&hosts[1], &hosts[2], &hosts[3]);
         let echo4 = "icmp --icmp-type echo-request";
         let echo6 = "icmpv6 --icmpv6-type echo-request";
-        h6.restore(false, &rules("ACCEPT", echo4)).unwrap();
-        h6.restore(true, &rules("ACCEPT", echo6)).unwrap();
-        h7.restore(false, &rules("DROP", echo4)).unwrap();
-        h7.restore(true, &rules("ACCEPT", echo6)).unwrap();
+        h6.restore(false, &rules("ACCEPT", echo4))
+            .unwrap_or_else(|e| panic!("{e}"));
+        h6.restore(true, &rules("ACCEPT", echo6))
+            .unwrap_or_else(|e| panic!("{e}"));
+        h7.restore(false, &rules("DROP", echo4))
+            .unwrap_or_else(|e| panic!("{e}"));
+        h7.restore(true, &rules("ACCEPT", echo6))
+            .unwrap_or_else(|e| panic!("{e}"));
         h9.ip(&["addr", "add", "198.18.0.5/32", "dev", "eth0"]);
         h9.ip(&["addr", "add", "2001:db8::5/128", "dev", "eth0", "nodad"]);
         Segment {
@@ -103,7 +107,7 @@ impl Segment {
 /// Addresses usable at once: no duplicate address detection in `ns`.
 fn no_dad(ns: &Netns) {
     let keys = ["all", "default"].map(|k| format!("net.ipv6.conf.{k}.accept_dad=0"));
-    ns.sysctl(&keys).unwrap();
+    ns.sysctl(&keys).unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// The MAC address of `dev` in `ns`, as `ip -o link` prints it.

@@ -130,7 +130,7 @@ pub async fn recv(fd: &AsyncFd<Socket>, buf: &mut [u8]) -> io::Result<usize> {
             let mut socket: &Socket = fd.get_ref();
             socket.read(buf)
         };
-        if let Ok(read) = guard.try_io(|fd| read_from(fd)) {
+        if let Ok(read) = guard.try_io(&mut read_from) {
             return read;
         }
     }
