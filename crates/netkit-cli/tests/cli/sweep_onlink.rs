@@ -211,6 +211,18 @@ fn arp_finds_hosts_that_drop_icmp_with_the_macs_arp_scan_sees() {
     );
     assert!(!echo.contains("198.18.0.7"), "{echo:?}");
 
+    // Periodic mode: the second round finds the same hosts, no change (and no second DUP
+    // line: duplicates are per round, the text shows round 1's).
+    let args = [
+        "--json", "sweep", V4_RANGE, "--method", "arp", "--every", "200ms",
+    ];
+    let (_, stdout, stderr) = segment.netkit(&[&args[..], &["--rounds", "2"]].concat());
+    let records = records(&stdout);
+    let summaries: Vec<Value> = of_type(&records, "summary");
+    let alive: Vec<_> = summaries.iter().map(|s| s["alive"].as_u64()).collect();
+    assert_eq!(alive, [Some(4), Some(4)], "{stderr}");
+    assert!(of_type::<Value>(&records, "change").is_empty(), "{stdout}");
+
     // nmap's XML: the MAC address after the IP address, up by arp-response.
     let doc = std::fs::read_to_string(&xml).unwrap();
     let mac6 = segment.macs[&6].to_uppercase();
