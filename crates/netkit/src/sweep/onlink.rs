@@ -51,11 +51,17 @@ impl OnLink {
     }
 }
 
-/// The link that holds every target of `targets`: `interface` when given, else the
-/// interface whose prefix holds the first target. Input errors name the first target that
-/// is of the wrong family or not on that link, or an interface that cannot do `method`.
-pub fn find(targets: &Targets, interface: Option<&str>, method: OnLink) -> Result<Link, Error> {
-    find_in(&crate::iface::list()?, targets, interface, method)
+/// The link that holds every target of `targets` (of `method`'s family, when the sweep has
+/// other methods for the rest: `alone` false): `interface` when given, else the interface
+/// whose prefix holds the first target. Input errors name the first target that is of the
+/// wrong family (`alone`) or not on that link, or an interface that cannot do `method`.
+pub fn find(
+    targets: &Targets,
+    interface: Option<&str>,
+    method: OnLink,
+    alone: bool,
+) -> Result<Link, Error> {
+    find_in(&crate::iface::list()?, targets, interface, (method, alone))
 }
 
 /// [`find`] among `interfaces`.
@@ -63,7 +69,7 @@ fn find_in(
     interfaces: &[Interface],
     targets: &Targets,
     interface: Option<&str>,
-    method: OnLink,
+    (method, alone): (OnLink, bool),
 ) -> Result<Link, Error> {
     let mut chosen: Option<(&Interface, Link)> = match interface {
         Some(name) => {
@@ -75,8 +81,10 @@ fn find_in(
     };
     for target in targets.iter() {
         let addr = target.addr;
-        if !method.admits(addr) {
-            return Err(wrong_family(addr, method).into());
+        match (method.admits(addr), alone) {
+            (true, _) => {}
+            (false, true) => return Err(wrong_family(addr, method).into()),
+            (false, false) => continue,
         }
         match &mut chosen {
             Some((iface, link)) => {
@@ -94,7 +102,7 @@ fn find_in(
             }
         }
     }
-    let (_, link) = chosen.ok_or_else(|| ParseError::new("targets", "none given"))?;
+    let (_, link) = chosen.ok_or_else(|| no_target(method))?;
     Ok(link)
 }
 
@@ -158,6 +166,14 @@ fn not_on_link(addr: IpAddr, method: OnLink, on: Option<&str>) -> ParseError {
             method.name()
         ),
     )
+}
+
+fn no_target(method: OnLink) -> ParseError {
+    let why = match method {
+        OnLink::Arp => "no IPv4 target to find (arp finds IPv4 hosts)",
+        OnLink::Ndp => "no IPv6 target to find (ndp finds IPv6 hosts)",
+    };
+    ParseError::new(method.name(), why)
 }
 
 fn wrong_family(addr: IpAddr, method: OnLink) -> ParseError {
@@ -224,7 +240,7 @@ mod tests {
     }
 
     fn find(words: &[&str], interface: Option<&str>, method: OnLink) -> Result<Link, Error> {
-        find_in(&interfaces(), &targets(words), interface, method)
+        find_in(&interfaces(), &targets(words), interface, (method, true))
     }
 
     #[test]
@@ -262,6 +278,27 @@ mod tests {
         assert!(err(&["198.18.0.5"], None, OnLink::Ndp).contains("use --method arp"));
         let none = err(&["198.18.0.5"], Some("nk-none0"), OnLink::Arp);
         assert_eq!(none, "nk-none0: no such interface");
+    }
+
+    #[test]
+    fn with_other_methods_the_other_family_is_left_to_them() {
+        let mixed = targets(&["198.18.0.5", "2001:db8::5"]);
+        let with_others = |method| find_in(&interfaces(), &mixed, None, (method, false));
+        assert_eq!(with_others(OnLink::Arp).unwrap().name, "eth0");
+        assert_eq!(with_others(OnLink::Ndp).unwrap().name, "eth0");
+        let v6_only = targets(&["2001:db8::5"]);
+        let err = find_in(&interfaces(), &v6_only, None, (OnLink::Arp, false)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "arp: no IPv4 target to find (arp finds IPv4 hosts)"
+        );
+        // Still on the link, the targets of its family.
+        let off = targets(&["198.51.100.7", "2001:db8::5"]);
+        let err = find_in(&interfaces(), &off, None, (OnLink::Arp, false)).unwrap_err();
+        assert!(
+            err.to_string().starts_with("198.51.100.7: not on-link"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -74,11 +74,11 @@ impl Prober {
             ))),
             Method::Icmp => IcmpProber::open(targets, replies).map(Prober::Icmp),
             Method::Arp => {
-                let link = onlink::find(targets, config.interface.as_deref(), OnLink::Arp)?;
+                let link = onlink::find(targets, config.interface.as_deref(), OnLink::Arp, true)?;
                 ArpProber::open(&link, replies).map(Prober::Arp)
             }
             Method::Ndp => {
-                let link = onlink::find(targets, config.interface.as_deref(), OnLink::Ndp)?;
+                let link = onlink::find(targets, config.interface.as_deref(), OnLink::Ndp, true)?;
                 NdpProber::open(&link, replies).map(Prober::Ndp)
             }
         }
