@@ -18,7 +18,7 @@ use std::str::FromStr;
 use crate::ports::PortErrorKind;
 use crate::target::is_host_name;
 
-pub use io::{plain_peer, Listener, Stream};
+pub use io::{plain_peer, Listener, Peer, Stream};
 
 /// An endpoint failed to parse: `input: why`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

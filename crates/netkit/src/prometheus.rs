@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::endpoint::{Listener, Stream};
+use crate::endpoint::{Listener, Peer, Stream};
 use crate::server::{self, Stop};
 
 const MAX_HEAD: usize = 8192;
@@ -29,7 +29,7 @@ pub trait Render: Send + Sync + 'static {
 /// Serves `metrics` on `listener` until `shutdown` completes; requests in flight then are
 /// dropped.
 pub async fn serve_until<M: Render>(listener: Listener, metrics: Arc<M>, shutdown: impl Future) {
-    let handler = move |(stream, _peer): (Stream, String), _cancel| {
+    let handler = move |(stream, _peer): (Stream, Peer), _cancel| {
         let metrics = Arc::clone(&metrics);
         async move {
             if let Err(err) = respond(stream, metrics.as_ref()).await {

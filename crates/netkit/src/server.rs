@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::endpoint::{Listener, Stream};
+use crate::endpoint::{Listener, Peer, Stream};
 use crate::error::{describe_io, hint};
 use crate::sys::{aborted_connection, shortage};
 
@@ -46,9 +46,9 @@ pub trait Accept {
 
 impl Accept for Listener {
     /// The stream and a printable peer address.
-    type Conn = (Stream, String);
+    type Conn = (Stream, Peer);
 
-    fn accept(&self) -> impl Future<Output = io::Result<(Stream, String)>> + Send {
+    fn accept(&self) -> impl Future<Output = io::Result<(Stream, Peer)>> + Send {
         Listener::accept(self)
     }
 

@@ -41,7 +41,7 @@ impl Seen {
 fn reader(
     seen: &Arc<Seen>,
     honour_cancel: bool,
-) -> impl FnMut((Stream, String), Cancel) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+) -> impl FnMut((Stream, Peer), Cancel) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
     let seen = seen.clone();
     move |(mut stream, _peer), cancel| {
         let seen = seen.clone();
@@ -72,7 +72,7 @@ fn spawn_server<H, F>(
     stop: Stop,
 ) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>)
 where
-    H: FnMut((Stream, String), Cancel) -> F + Send + 'static,
+    H: FnMut((Stream, Peer), Cancel) -> F + Send + 'static,
     F: Future<Output = ()> + Send + 'static,
 {
     let (shutdown, stopped) = oneshot::channel::<()>();

@@ -1,6 +1,7 @@
 //! Connecting to and listening on endpoints; [`Stream`] and [`Listener`] hide whether the
 //! socket is TCP or Unix.
 
+use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
@@ -103,7 +104,7 @@ impl Endpoint {
                     )
                 })?;
                 let listener = listen_tcp(addr).map_err(|e| Error::io(what(), e))?;
-                Ok(Listener::Tcp(listener))
+                Ok(Listener::from(listener))
             }
             Endpoint::Unix(path) => {
                 let (listener, guard) = unix_path::bind(path)
@@ -243,10 +244,44 @@ impl From<UnixStream> for Stream {
     }
 }
 
-/// A TCP listener the caller bound (or was handed, e.g. by a service manager).
+/// A TCP listener the caller bound (or was handed, e.g. by a service manager), with
+/// `TCP_NODELAY` set on it: Linux copies a listener's options into each connection it accepts,
+/// so they have it from the start, one system call fewer per connection.
 impl From<TcpListener> for Listener {
     fn from(listener: TcpListener) -> Self {
+        if let Err(err) = socket2::SockRef::from(&listener).set_nodelay(true) {
+            tracing::debug!("TCP_NODELAY on a listener: {err}");
+        }
         Listener::Tcp(listener)
+    }
+}
+
+/// Who connected: a TCP client's address (an IPv4-mapped one as the IPv4 address it is, see
+/// [`plain_peer`]), or a client of a Unix socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    /// A TCP client.
+    Tcp(SocketAddr),
+    /// A Unix socket's client.
+    Unix,
+}
+
+impl Peer {
+    /// The TCP client's address.
+    pub fn addr(self) -> Option<SocketAddr> {
+        match self {
+            Peer::Tcp(addr) => Some(addr),
+            Peer::Unix => None,
+        }
+    }
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Peer::Tcp(addr) => addr.fmt(f),
+            Peer::Unix => f.write_str("unix"),
+        }
     }
 }
 
@@ -258,17 +293,17 @@ impl From<UnixListener> for Listener {
 }
 
 impl Listener {
-    /// Accepts one connection; returns the stream and a printable peer address.
-    pub async fn accept(&self) -> io::Result<(Stream, String)> {
+    /// Accepts one connection; returns the stream and who it is from. A TCP connection has
+    /// `TCP_NODELAY` from its listener.
+    pub async fn accept(&self) -> io::Result<(Stream, Peer)> {
         match self {
             Listener::Tcp(listener) => {
                 let (stream, peer) = listener.accept().await?;
-                stream.set_nodelay(true)?;
-                Ok((Stream::Tcp(stream), plain_peer(peer).to_string()))
+                Ok((Stream::Tcp(stream), Peer::Tcp(plain_peer(peer))))
             }
             Listener::Unix(listener, _) => {
                 let (stream, _) = listener.accept().await?;
-                Ok((Stream::Unix(stream), "unix".to_string()))
+                Ok((Stream::Unix(stream), Peer::Unix))
             }
         }
     }

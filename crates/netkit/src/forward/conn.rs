@@ -10,15 +10,16 @@ use std::time::Instant;
 use super::backend::Backend;
 use super::metrics::Open;
 use super::relay::{self, Outcome};
+use super::target::Target;
 use super::{event, io as relay_io, proxy, Rule};
-use crate::endpoint::Stream;
+use crate::endpoint::{Endpoint, Host, Peer, Stream};
 use crate::report::forward::{Close, ConnRecord};
 
 /// Handles one accepted client until both directions are done or `abort` completes (the
 /// drain timeout); returns its record.
 pub(super) async fn handle(
     client: Stream,
-    peer: String,
+    peer: Peer,
     backend: &Backend,
     abort: impl Future<Output = ()>,
 ) -> ConnRecord {
@@ -27,7 +28,7 @@ pub(super) async fn handle(
     let open = Open::on(&backend.metrics.active);
     let mut record = ConnRecord {
         time: String::new(),
-        client: peer,
+        client: peer.to_string(),
         target: backend.rule.targets_text(),
         bytes_up: 0,
         bytes_down: 0,
@@ -37,7 +38,7 @@ pub(super) async fn handle(
         error: None,
     };
     tokio::pin!(abort);
-    relay_to_target(&client, backend, &mut record, abort).await;
+    relay_to_target(&client, peer, backend, &mut record, abort).await;
     drop(client);
     drop(open);
     backend.metrics.closed(record.close.as_str());
@@ -48,17 +49,18 @@ pub(super) async fn handle(
 
 async fn relay_to_target(
     client: &Stream,
+    peer: Peer,
     backend: &Backend,
     record: &mut ConnRecord,
     mut abort: std::pin::Pin<&mut impl Future<Output = ()>>,
 ) {
     let rule = &backend.rule;
-    if !allowed(client, rule) {
+    if !allowed(peer, rule) {
         // The record is the one log line of a refused client.
         record.close = Close::Denied;
         return;
     }
-    let client_ip = client.peer_addr().map(|addr| addr.ip().to_canonical());
+    let client_ip = peer.addr().map(|addr| addr.ip());
     // Boxed: the task of a connection would otherwise keep room for it while it relays.
     let connect = Box::pin(backend.connect(client_ip));
     let connected = tokio::select! {
@@ -78,10 +80,7 @@ async fn relay_to_target(
     };
     target.metrics.connections.fetch_add(1, Ordering::Relaxed);
     let _open = Open::on(&target.metrics.active);
-    record.target = match upstream.peer_addr() {
-        Some(addr) => addr.to_string(),
-        None => target.key.clone(),
-    };
+    record.target = connected_to(&upstream, target);
     if let Some(version) = rule.options.proxy_protocol {
         let header = proxy::header(version, client.peer_addr(), client.local_addr());
         if let Err(err) = relay_io::write_all(&upstream, &header).await {
@@ -105,15 +104,31 @@ fn finish(record: &mut ConnRecord, outcome: Outcome) {
     record.error = outcome.error;
 }
 
+/// The address a connection reached: the target's own text when it names one address, the
+/// address the kernel connected to when it is a name (asked only then: a system call).
+fn connected_to(upstream: &Stream, target: &Target) -> String {
+    let named = matches!(
+        target.endpoint,
+        Endpoint::Tcp {
+            host: Host::Name(_),
+            ..
+        }
+    );
+    match named.then(|| upstream.peer_addr()).flatten() {
+        Some(addr) => addr.to_string(),
+        None => target.key.clone(),
+    }
+}
+
 /// Whether the client may connect: no `--allow` list, a Unix client, or an address inside it.
-fn allowed(client: &Stream, rule: &Rule) -> bool {
+fn allowed(peer: Peer, rule: &Rule) -> bool {
     let allow = &rule.options.allow;
     if allow.is_empty() {
         return true;
     }
-    let Some(peer) = client.peer_addr() else {
-        return matches!(client, Stream::Unix(_));
+    let Some(addr) = peer.addr() else {
+        return true;
     };
-    let ip: IpAddr = peer.ip().to_canonical();
+    let ip: IpAddr = addr.ip();
     allow.iter().any(|net| net.contains(&ip))
 }

@@ -81,6 +81,7 @@ pub(super) struct Stats {
     down: AtomicU64,
     spliced_up: AtomicBool,
     spliced_down: AtomicBool,
+    one_ended: AtomicBool,
 }
 
 impl Stats {
@@ -92,6 +93,7 @@ impl Stats {
             down: AtomicU64::new(0),
             spliced_up: AtomicBool::new(false),
             spliced_down: AtomicBool::new(false),
+            one_ended: AtomicBool::new(false),
         }
     }
 
@@ -137,6 +139,11 @@ impl Stats {
         }
     }
 
+    /// Notes that a direction reached its end; whether the other one had already.
+    fn ended(&self) -> bool {
+        self.one_ended.swap(true, Ordering::Relaxed)
+    }
+
     /// Completes once nothing moved for `idle`.
     pub(super) async fn idle(&self, idle: Duration) {
         loop {
@@ -151,7 +158,10 @@ impl Stats {
 }
 
 /// Moves `src` to `dst` until EOF, then half-closes `dst`: copied for small exchanges, through
-/// `splice(2)` for bulk transfers ([`super::splice::pump`]).
+/// `splice(2)` for bulk transfers ([`super::splice::pump`]). The second direction to end
+/// leaves `dst` as it is: both sockets are closed next, and closing one whose peer has
+/// finished sending (its end of file was read) sends the same FIN as the half-close would,
+/// one system call fewer per connection.
 pub(super) async fn direction(
     src: &Stream,
     dst: &Stream,
@@ -162,5 +172,8 @@ pub(super) async fn direction(
     super::splice::pump(src, dst, moved, || stats.spliced(dir))
         .await
         .map_err(|failed| Fault::of(dir, failed))?;
+    if stats.ended() {
+        return Ok(());
+    }
     dst.shutdown_write().map_err(Fault::on(dir.legs().1))
 }

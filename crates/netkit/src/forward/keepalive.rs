@@ -86,9 +86,11 @@ impl Keepalive {
         }
     }
 
-    /// Turns keepalive on for a TCP listener, whose connections inherit it (Linux copies the
-    /// listener's socket options into each accepted socket): four system calls once instead
-    /// of at every connection. When that fails, [`Keepalive::apply_accepted`] sets it on each.
+    /// Turns keepalive on (or off) for a TCP listener, whose connections inherit it (Linux
+    /// copies the listener's socket options into each accepted socket): four system calls
+    /// once instead of at every connection. Setting a socket option on a TCP socket of our
+    /// own does not fail in practice; if it does, it is said once and the client legs go
+    /// without keepalive.
     pub(super) fn apply_to_listener(self, listener: &Listener) {
         let Listener::Tcp(tcp) = listener else {
             return;
@@ -101,22 +103,8 @@ impl Keepalive {
         };
         if let Err(err) = set {
             let why = crate::error::describe_io(&err);
-            tracing::debug!("keepalive on the listener: {why}; set on each connection");
+            tracing::warn!("keepalive on the listener: {why}; client connections go without");
         }
-    }
-
-    /// Turns keepalive on for an accepted TCP stream unless it has it from its listener (one
-    /// system call to ask): a listener with keepalive on, ours or one handed over by a service
-    /// manager, gives its connections its timers.
-    pub(super) fn apply_accepted(self, stream: &Stream) -> io::Result<()> {
-        let Stream::Tcp(tcp) = stream else {
-            return Ok(());
-        };
-        let sock = SockRef::from(tcp);
-        if self == Keepalive::Off || sock.keepalive()? {
-            return Ok(());
-        }
-        self.set(sock)
     }
 
     fn set(self, sock: SockRef<'_>) -> io::Result<()> {

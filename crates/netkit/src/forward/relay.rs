@@ -55,16 +55,10 @@ async fn relay(
     target: &Endpoint,
     abort: impl Future<Output = ()>,
 ) -> Outcome {
-    let keepalive = rule.options.keepalive;
-    let legs = [
-        ("client", keepalive.apply_accepted(client)),
-        ("target", keepalive.apply(upstream)),
-    ];
-    for (leg, result) in legs {
-        if let Err(err) = result {
-            let why = crate::error::describe_io(&err);
-            tracing::debug!("keepalive on the {leg} leg: {why}");
-        }
+    // The client leg has it from its listener (`Keepalive::apply_to_listener`).
+    if let Err(err) = rule.options.keepalive.apply(upstream) {
+        let why = crate::error::describe_io(&err);
+        tracing::debug!("keepalive on the target leg: {why}");
     }
     let stats = Stats::new();
     let both = async {

@@ -29,7 +29,7 @@ use super::event::Events;
 use super::metrics::Registry;
 use super::server::{serve_backend, Closing};
 use super::{udp, Event, Rule};
-use crate::endpoint::{Endpoint, Listener, Stream};
+use crate::endpoint::{Endpoint, Listener, Peer, Stream};
 use crate::error::Error;
 use crate::report::forward::ReloadRecord;
 use crate::server::{Accept, Stop};
@@ -39,9 +39,9 @@ use crate::server::{Accept, Stop};
 struct Shared(Arc<Listener>);
 
 impl Accept for Shared {
-    type Conn = (Stream, String);
+    type Conn = (Stream, Peer);
 
-    fn accept(&self) -> impl std::future::Future<Output = io::Result<(Stream, String)>> + Send {
+    fn accept(&self) -> impl std::future::Future<Output = io::Result<(Stream, Peer)>> + Send {
         self.0.accept()
     }
 

@@ -18,7 +18,7 @@ use super::backend::Backend;
 use super::event::{Event, Events};
 use super::metrics::Registry;
 use super::{conn, Rule};
-use crate::endpoint::{Listener, Stream};
+use crate::endpoint::{Listener, Peer, Stream};
 use crate::server::{self, Accept, Cancel, Stop};
 
 /// Serves `rule` on `listener` until `shutdown` completes, then waits for every connection to
@@ -108,10 +108,10 @@ pub(super) async fn serve_backend<L>(
     events: Events,
     closing: Closing,
 ) where
-    L: Accept<Conn = (Stream, String)>,
+    L: Accept<Conn = (Stream, Peer)>,
 {
     let max_conns = backend.rule.options.max_conns.unwrap_or(usize::MAX);
-    let handler = move |(client, peer): (Stream, String), cancel: Cancel| {
+    let handler = move |(client, peer): (Stream, Peer), cancel: Cancel| {
         let (backend, events, closing) = (backend.clone(), events.clone(), closing.clone());
         let drain = backend.rule.options.drain_timeout;
         // The connection's state in boxes, taken once: an async block awaiting an async fn

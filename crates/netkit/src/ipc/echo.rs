@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::endpoint::{Endpoint, Listener, Stream};
+use crate::endpoint::{Endpoint, Listener, Peer, Stream};
 use crate::error::Error;
 use crate::server::{self, Cancel, Reporter, Stop};
 
@@ -94,9 +94,10 @@ where
 {
     let prefix: Arc<[u8]> = config.prefix.into();
     let name = listener.local_addr();
-    let handler = move |(stream, peer), _cancel: Cancel, events: Reporter<Event>| {
-        serve_client(stream, peer, prefix.clone(), events)
-    };
+    let handler =
+        move |(stream, peer): (Stream, Peer), _cancel: Cancel, events: Reporter<Event>| {
+            serve_client(stream, peer.to_string(), prefix.clone(), events)
+        };
     let stopping = async {
         shutdown.await;
         tracing::info!("shutting down {name}");

@@ -1,0 +1,92 @@
+//! Printing what the forwarder reports: a record per finished connection and per change of a
+//! target's state, JSON Lines on stdout with `--json`, else a line each on stderr (silenced by
+//! `-q`); UDP rules' records are [`super::udp`]'s. The events waiting are printed together,
+//! one write per stream: under load the records of many connections cost one system call.
+
+use std::io::{self, Write};
+
+use netkit::forward::Event;
+use netkit::report::forward::{ConnRecord, TargetRecord, TargetState};
+use serde::Serialize;
+
+use super::udp;
+use crate::output::{write_record, Printer};
+
+/// The most events printed with one write.
+pub(super) const BATCH: usize = 256;
+
+/// Prints `events` (and empties it). A record that cannot be written is dropped: the
+/// connections go on.
+pub(super) fn events(out: &Printer, events: &mut Vec<Event>) {
+    let mut lines = Lines::default();
+    for event in events.drain(..) {
+        match &event {
+            Event::Conn(record) => lines.add(out, "conn", record, conn_line),
+            Event::Target(record) => lines.add(out, "target", record, target_line),
+            Event::Udp(event) => {
+                lines.flush();
+                udp::log(out, event);
+            }
+        }
+    }
+    lines.flush();
+}
+
+/// Lines gathered for one write to each stream.
+#[derive(Default)]
+struct Lines {
+    json: Vec<u8>,
+    text: String,
+}
+
+impl Lines {
+    fn add<R: Serialize>(&mut self, out: &Printer, kind: &str, record: &R, line: fn(&R) -> String) {
+        if out.json() {
+            let _ = write_record(&mut self.json, kind, record);
+        } else if !out.quiet() {
+            self.text.push_str(&line(record));
+            self.text.push('\n');
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.json.is_empty() {
+            let mut stdout = io::stdout().lock();
+            let _ = stdout.write_all(&self.json).and_then(|()| stdout.flush());
+            self.json.clear();
+        }
+        if !self.text.is_empty() {
+            let _ = io::stderr().lock().write_all(self.text.as_bytes());
+            self.text.clear();
+        }
+    }
+}
+
+fn target_line(r: &TargetRecord) -> String {
+    let state = match r.state {
+        TargetState::Up => "up",
+        TargetState::Down => "down",
+    };
+    format!(
+        "{} target {} of {} is {state}: {}",
+        r.time, r.target, r.rule, r.reason
+    )
+}
+
+fn conn_line(r: &ConnRecord) -> String {
+    let error = r
+        .error
+        .as_deref()
+        .map(|e| format!(": {e}"))
+        .unwrap_or_default();
+    let close = r.close.as_str();
+    let relay = if r.relay.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", r.relay)
+    };
+    format!(
+        "{} {} -> {}: up {} B, down {} B, {:.3}s, {close}{error}{relay}",
+        r.time, r.client, r.target, r.bytes_up, r.bytes_down, r.duration_s
+    )
+}
