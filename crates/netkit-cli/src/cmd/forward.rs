@@ -44,7 +44,9 @@ one line when a target goes down or comes back up.
 Several targets: a connection tries them in the --balance order; when a connect fails it
 tries the next one (the client sees nothing of it) and the failed target is left alone for 1s,
 doubling up to 30s while it keeps failing (with --check only the checks bring it back). When
-every target is down, connections still try them all. A name with several addresses is
+every target is down, connections still try them all. udp: rules with several targets spread
+new sessions the same way; a target that answers with ICMP port unreachable is left alone as
+above and its sessions move to the next one (no --check for UDP). A name with several addresses is
 connected to Happy Eyeballs style (RFC 8305): the next address 250ms after the last, the first
 to answer wins.
 SIGHUP rereads --config: new connections follow the new rules, open ones go on, listeners that

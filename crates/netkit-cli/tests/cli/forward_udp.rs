@@ -17,14 +17,14 @@ use super::forward_util::{pattern, Forwarder, PATIENCE};
 use super::harness::{self, text};
 
 /// Starts `netkit forward LISTEN TARGET ARGS...` with `--json`.
-fn forwarder(listen: &str, target: &str, args: &[&str]) -> Forwarder {
+pub(super) fn forwarder(listen: &str, target: &str, args: &[&str]) -> Forwarder {
     let mut all = vec!["--json", "forward", listen, target];
     all.extend_from_slice(args);
     Forwarder::start(&all)
 }
 
 /// The forwarder's first UDP listening address.
-fn udp_addr(fw: &Forwarder) -> SocketAddr {
+pub(super) fn udp_addr(fw: &Forwarder) -> SocketAddr {
     let listen = fw.listens[0].strip_prefix("udp:").expect("a udp: listener");
     listen.parse().unwrap()
 }
@@ -64,14 +64,14 @@ fn wait_fds(fw: &Forwarder, want: usize) {
 }
 
 /// A client socket on `ip` (port 0) with reads bounded by [`PATIENCE`].
-fn client(ip: &str) -> UdpSocket {
+pub(super) fn client(ip: &str) -> UdpSocket {
     let socket = UdpSocket::bind((ip, 0)).unwrap();
     socket.set_read_timeout(Some(PATIENCE)).unwrap();
     socket
 }
 
 /// Sends `data` to `to` and returns the one reply.
-fn exchange(socket: &UdpSocket, to: SocketAddr, data: &[u8]) -> Vec<u8> {
+pub(super) fn exchange(socket: &UdpSocket, to: SocketAddr, data: &[u8]) -> Vec<u8> {
     socket.send_to(data, to).unwrap();
     let mut buf = vec![0u8; 65_536];
     let (len, from) = socket.recv_from(&mut buf).expect("a reply");
@@ -81,7 +81,7 @@ fn exchange(socket: &UdpSocket, to: SocketAddr, data: &[u8]) -> Vec<u8> {
 }
 
 /// The JSON records of `kind` the forwarder printed, waiting until there are `count`.
-fn records(fw: &Forwarder, kind: &str, count: usize) -> Vec<Value> {
+pub(super) fn records(fw: &Forwarder, kind: &str, count: usize) -> Vec<Value> {
     let tag = format!("\"type\":\"{kind}\"");
     fw.stdout
         .wait_for(|l| l.contains(&tag), count)
@@ -91,7 +91,7 @@ fn records(fw: &Forwarder, kind: &str, count: usize) -> Vec<Value> {
 }
 
 /// Every JSON record of `kind` in a finished forwarder's stdout.
-fn all_records(stdout: &str, kind: &str) -> Vec<Value> {
+pub(super) fn all_records(stdout: &str, kind: &str) -> Vec<Value> {
     stdout
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
@@ -480,7 +480,7 @@ impl Refusing {
     }
 }
 
-fn reuse_socket(addr: SocketAddr) -> UdpSocket {
+pub(super) fn reuse_socket(addr: SocketAddr) -> UdpSocket {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
     socket.set_reuse_address(true).unwrap();
     socket.bind(&addr.into()).unwrap();

@@ -17,6 +17,7 @@ mod forward_pool;
 mod forward_reload;
 mod forward_systemd;
 mod forward_udp;
+mod forward_udp_balance;
 mod forward_util;
 mod harness;
 mod help;

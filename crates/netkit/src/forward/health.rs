@@ -109,17 +109,27 @@ impl Health {
 
     /// A connect to it succeeded.
     pub fn connected(&self, checked: bool) -> Option<Change> {
+        self.answered(checked, "connected")
+    }
+
+    /// It answered (`reason`, the record's: a connect succeeded, a UDP target replied).
+    pub fn answered(&self, checked: bool, reason: &str) -> Option<Change> {
         if self.is_up() || checked {
             return None;
         }
         let mut state = self.lock();
         state.backoff = BACKOFF_MIN;
         state.retry_at = None;
-        self.set(true, "connected".into())
+        self.set(true, reason.into())
     }
 
     /// A connect to it failed (`why`): down for a while.
     pub fn connect_failed(&self, now: Instant, why: &str) -> Option<Change> {
+        self.refused(now, format!("connect failed: {why}"))
+    }
+
+    /// It refused (`reason`, the record's): down for a while.
+    pub fn refused(&self, now: Instant, reason: String) -> Option<Change> {
         let mut state = self.lock();
         state.backoff = match self.is_up() {
             true => BACKOFF_MIN,
@@ -131,7 +141,7 @@ impl Health {
         if !self.is_up() {
             return None;
         }
-        self.set(false, format!("connect failed: {why}"))
+        self.set(false, reason)
     }
 
     /// An active check passed.

@@ -87,7 +87,7 @@ enum UdpPlan {
     /// replaces, served once that loop has drained.
     After {
         socket: std::net::UdpSocket,
-        target: std::net::SocketAddr,
+        targets: Vec<std::net::SocketAddr>,
     },
 }
 
@@ -197,7 +197,7 @@ impl Supervisor {
         let what = |e| Error::io(format!("listen on {}", rule.listen), e);
         Ok(UdpPlan::After {
             socket: slot.socket.try_clone().map_err(what)?,
-            target: udp::target_of(rule).await?,
+            targets: udp::targets_of(rule).await?,
         })
     }
 
@@ -228,8 +228,8 @@ impl Supervisor {
                     });
                     slot
                 }
-                (UdpPlan::After { socket, target }, Some(before)) => {
-                    let bound = udp::Bound::on(socket, target)
+                (UdpPlan::After { socket, targets }, Some(before)) => {
+                    let bound = udp::Bound::on(socket, targets)
                         .map_err(|e| Error::io(format!("listen on {}", rule.listen), e))?;
                     let ended = before.ended.clone();
                     drop(before);

@@ -1,11 +1,12 @@
 //! Printing what the forwarder reports: a record per finished connection and per change of a
 //! target's state, JSON Lines on stdout with `--json`, else a line each on stderr (silenced by
-//! `-q`); UDP rules' records are [`super::udp`]'s. The events waiting are printed together,
-//! one write per stream: under load the records of many connections cost one system call.
+//! `-q`), and UDP rules' session and drop records (their lines are [`super::udp`]'s). The
+//! events waiting are printed together, one write per stream: under load the records of many
+//! connections cost one system call.
 
 use std::io::{self, Write};
 
-use netkit::forward::Event;
+use netkit::forward::{udp::Event as UdpEvent, Event};
 use netkit::report::forward::{ConnRecord, TargetRecord, TargetState};
 use serde::Serialize;
 
@@ -23,9 +24,12 @@ pub(super) fn events(out: &Printer, events: &mut Vec<Event>) {
         match &event {
             Event::Conn(record) => lines.add(out, "conn", record, conn_line),
             Event::Target(record) => lines.add(out, "target", record, target_line),
-            Event::Udp(event) => {
-                lines.flush();
-                udp::log(out, event);
+            Event::Udp(UdpEvent::Session(record)) => {
+                lines.add(out, "session", record, udp::session_line);
+            }
+            Event::Udp(UdpEvent::Drop(record)) => lines.add(out, "drop", record, udp::drop_line),
+            Event::Udp(UdpEvent::Target(record)) => {
+                lines.add(out, "target", record, target_line);
             }
         }
     }

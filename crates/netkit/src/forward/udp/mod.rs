@@ -18,6 +18,8 @@
 //!   target's replies back to the client.
 //! - `drops`: datagrams dropped before any session took them, counted and reported at most
 //!   once a second per reason.
+//! - `targets`: which target a new session goes to (`--balance`) and their passive health
+//!   (a refusing target is down for a while; its sessions move to the next one).
 //! - [`Counters`] (`counters`): the rule's live totals, plain atomics for a metrics endpoint.
 //! - `batch`: `recvmmsg(2)`-batched receiving on the listening socket.
 
@@ -26,6 +28,7 @@ mod counters;
 mod drops;
 mod relay;
 mod session;
+mod targets;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,7 +39,7 @@ use tokio::net::UdpSocket;
 use super::{ProxyProtocol, Rule};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, ParseError};
-use crate::report::forward::{DropRecord, SessionRecord};
+use crate::report::forward::{DropRecord, SessionRecord, TargetRecord};
 
 pub use counters::Counters;
 pub use relay::serve;
@@ -58,14 +61,16 @@ pub enum Event {
     Session(SessionRecord),
     /// Datagrams were dropped before any session took them (`{"type":"drop",...}`).
     Drop(DropRecord),
+    /// A target of a rule with several went down or came back (`{"type":"target",...}`).
+    Target(TargetRecord),
 }
 
-/// A UDP rule's bound listening socket and its resolved target, ready to [`serve`].
+/// A UDP rule's bound listening socket and its resolved targets, ready to [`serve`].
 #[derive(Debug)]
 pub struct Bound {
     socket: UdpSocket,
     local: SocketAddr,
-    target: SocketAddr,
+    targets: Vec<SocketAddr>,
 }
 
 impl Bound {
@@ -75,9 +80,9 @@ impl Bound {
         Endpoint::udp(self.local).to_string()
     }
 
-    /// The target address datagrams go to.
-    pub fn target(&self) -> SocketAddr {
-        self.target
+    /// The target addresses datagrams go to, in rule order.
+    pub fn targets(&self) -> &[SocketAddr] {
+        &self.targets
     }
 
     /// A second descriptor of the listening socket: what a reload keeps, to serve the same
@@ -86,38 +91,37 @@ impl Bound {
         Ok(socket2::SockRef::from(&self.socket).try_clone()?.into())
     }
 
-    /// A rule on a socket already bound (a [`Bound::duplicate`]), relaying to `target`. Call it
-    /// on the runtime that will serve it.
-    pub fn on(socket: std::net::UdpSocket, target: SocketAddr) -> std::io::Result<Bound> {
+    /// A rule on a socket already bound (a [`Bound::duplicate`]), relaying to `targets`. Call
+    /// it on the runtime that will serve it.
+    pub fn on(socket: std::net::UdpSocket, targets: Vec<SocketAddr>) -> std::io::Result<Bound> {
         socket.set_nonblocking(true)?;
         let local = socket.local_addr()?;
         Ok(Bound {
             socket: UdpSocket::from_std(socket)?,
             local,
-            target,
+            targets,
         })
     }
 }
 
-/// The address a `udp:` rule's datagrams go to: its one target resolved, to its first address
-/// (UDP has no connect to fail over on).
-pub async fn target_of(rule: &Rule) -> Result<SocketAddr, Error> {
-    let target = match rule.targets.as_slice() {
-        [target] => target,
-        _ => return Err(ParseError::new(rule.targets_text(), ONE_TARGET).into()),
-    };
-    let found = target.resolve().await?;
-    let missing = || {
-        Error::io(
-            format!("resolve {target}"),
-            std::io::Error::other("no address"),
-        )
-    };
-    found.first().copied().ok_or_else(missing)
+/// The addresses a `udp:` rule's datagrams go to: each target resolved once, to its first
+/// address (a refusing target is left for the next one, not for its name's next address).
+pub async fn targets_of(rule: &Rule) -> Result<Vec<SocketAddr>, Error> {
+    let mut addrs = Vec::with_capacity(rule.targets.len());
+    for target in &rule.targets {
+        let found = target.resolve().await?;
+        let missing = || {
+            Error::io(
+                format!("resolve {target}"),
+                std::io::Error::other("no address"),
+            )
+        };
+        addrs.push(found.first().copied().ok_or_else(missing)?);
+    }
+    Ok(addrs)
 }
 
-/// Binds the rule's `udp:` listen address and resolves its target (a name once, to its first
-/// address: UDP has no connect to fail over on).
+/// Binds the rule's `udp:` listen address and resolves its targets ([`targets_of`]).
 pub async fn bind(rule: &Rule) -> Result<Bound, Error> {
     let what = || format!("listen on {}", rule.listen);
     let first = |found: Vec<SocketAddr>| {
@@ -125,29 +129,23 @@ pub async fn bind(rule: &Rule) -> Result<Bound, Error> {
         found.first().copied().ok_or_else(missing)
     };
     let addr = first(rule.listen.resolve().await?)?;
-    let target = target_of(rule).await?;
+    let targets = targets_of(rule).await?;
     let socket = session::listen_socket(addr).map_err(|e| Error::io(what(), e))?;
     let local = socket.local_addr().map_err(|e| Error::io(what(), e))?;
     Ok(Bound {
         socket,
         local,
-        target,
+        targets,
     })
 }
 
-/// Why a `udp:` rule with several targets is refused.
-const ONE_TARGET: &str = "a udp: rule takes one target (balancing is for TCP rules)";
-
 /// Checks that a rule's endpoints and options go together: both `udp:` or neither, and no
-/// option a datagram relay cannot honour (`--proxy-protocol v1`, `--http-host`). The error
-/// names the rule's key (`target`, `proxy_protocol`, ...) and the value.
+/// option a datagram relay cannot honour (`--proxy-protocol v1`, `--http-host`, `--check`).
+/// The error names the rule's key (`target`, `proxy_protocol`, ...) and the value.
 pub fn check(rule: &Rule) -> Result<(), (&'static str, ParseError)> {
     let listen = &rule.listen;
     let target = match rule.targets.iter().find(|t| t.is_udp() != listen.is_udp()) {
         Some(odd) => odd,
-        None if listen.is_udp() && rule.targets.len() > 1 => {
-            return Err(("target", ParseError::new(rule.targets_text(), ONE_TARGET)));
-        }
         None => match rule.targets.first() {
             Some(first) => first,
             None => return Ok(()),
@@ -176,6 +174,11 @@ pub fn check(rule: &Rule) -> Result<(), (&'static str, ParseError)> {
             super::HttpHost::Fixed(value) => value.clone(),
         };
         return Err(("http_host", ParseError::new(value, why)));
+    }
+    if let Some(check) = &rule.options.check {
+        let why = "active checks are for TCP targets; a udp: target that answers with ICMP \
+                   port unreachable is taken out of the rotation for a while";
+        return Err(("check", ParseError::new(check.to_string(), why)));
     }
     Ok(())
 }

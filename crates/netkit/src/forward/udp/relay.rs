@@ -17,7 +17,9 @@ use tokio::time::{Instant, MissedTickBehavior};
 use super::batch::Receiver;
 use super::drops::{Drops, REPORT_EVERY};
 use super::session::{Ended, Session, SessionId};
+use super::targets::Targets;
 use super::{Bound, Counters, Event, Shared};
+use crate::error::describe_io;
 use crate::forward::{proxy, ProxyProtocol, Rule};
 use crate::report::forward::{Close, DropReason};
 
@@ -63,7 +65,7 @@ where
                 table.expire(Instant::now(), &mut on_event)?;
             }
             got = receiver.recv() => match got {
-                Ok(count) => table.forward(&receiver, count).await,
+                Ok(count) => table.forward(&receiver, count, &mut on_event).await?,
                 Err(err) => receive_failed(&err).await,
             },
         }
@@ -113,7 +115,7 @@ struct Table {
     ended: mpsc::UnboundedSender<Ended>,
     drops: Drops,
     local: SocketAddr,
-    target: SocketAddr,
+    targets: Targets,
     proxy: bool,
     allow: Vec<ipnet::IpNet>,
     max: usize,
@@ -138,9 +140,9 @@ impl Table {
             sessions: HashMap::new(),
             next_id: 0,
             ended,
+            targets: Targets::new(&bound.targets, rule.options.balance, listen.clone()),
             drops: Drops::new(listen),
             local: bound.local,
-            target: bound.target,
             proxy: rule.options.proxy_protocol == Some(ProxyProtocol::V2),
             allow: rule.options.allow.clone(),
             max,
@@ -150,7 +152,12 @@ impl Table {
     }
 
     /// Relays the `count` datagrams the receiver holds, each to its client's session.
-    async fn forward(&mut self, receiver: &Receiver, count: usize) {
+    async fn forward(
+        &mut self,
+        receiver: &Receiver,
+        count: usize,
+        on_event: &mut impl EventSink,
+    ) -> io::Result<()> {
         for i in 0..count {
             let (client, data) = receiver.datagram(i);
             if !self.sessions.contains_key(&client) {
@@ -160,10 +167,23 @@ impl Table {
                     continue;
                 }
             }
-            if let Some(session) = self.sessions.get_mut(&client) {
-                session.send(data, &self.shared.counters).await;
+            let Some(session) = self.sessions.get_mut(&client) else {
+                continue;
+            };
+            let counters = &self.shared.counters;
+            if session.take_refusal() {
+                fail_over(&mut self.targets, session, on_event)?;
+            }
+            if session.send(data, counters).await.is_err() {
+                session.take_refusal();
+                fail_over(&mut self.targets, session, on_event)?;
+                if session.send(data, counters).await.is_err() {
+                    let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+                    session.drop_datagram(&refused, counters);
+                }
             }
         }
+        Ok(())
     }
 
     /// Opens a session for a new client, or says why not.
@@ -181,8 +201,13 @@ impl Table {
         let id = (client, self.next_id);
         let header = self.proxy.then(|| proxy::dgram_header(client, self.local));
         let ended = self.ended.clone();
-        let session = Session::open(id, self.target, header, &self.shared, ended)
-            .map_err(|err| (DropReason::SocketError, Some(err)))?;
+        let target = self
+            .targets
+            .pick(client.ip().to_canonical(), std::time::Instant::now());
+        let session = Session::open(id, target, header, &self.shared, ended).map_err(|err| {
+            self.targets.released(target.0);
+            (DropReason::SocketError, Some(err))
+        })?;
         self.shared.counters.session(true);
         self.sessions.insert(client, session);
         Ok(())
@@ -213,6 +238,7 @@ impl Table {
             true => self.idle.min(DRAIN_QUIET),
             false => self.idle,
         };
+        self.note_answers(on_event)?;
         let ending: Vec<(SessionId, Close)> = self
             .sessions
             .values()
@@ -231,6 +257,19 @@ impl Table {
             self.close(client, close, None, on_event)?;
         }
         self.report_drops(now, false, on_event)
+    }
+
+    /// Brings up the targets that are down and answered one of their sessions.
+    fn note_answers(&mut self, on_event: &mut impl EventSink) -> io::Result<()> {
+        if !self.targets.several() {
+            return Ok(());
+        }
+        for session in self.sessions.values().filter(|s| s.answered()) {
+            if let Some(record) = self.targets.answered(session.target_index()) {
+                on_event(Event::Target(record))?;
+            }
+        }
+        Ok(())
     }
 
     /// Counts the datagrams still queued when the rule stops (a bounded look: a flood does
@@ -269,6 +308,7 @@ impl Table {
         let Some(session) = self.sessions.remove(&client) else {
             return Ok(());
         };
+        self.targets.released(session.target_index());
         self.shared.counters.session(false);
         on_event(Event::Session(session.close(close, err)))
     }
@@ -284,6 +324,31 @@ impl Table {
         }
         Ok(())
     }
+}
+
+/// Moves a session its target refused to the next target, and takes the refusing one out of
+/// the rotation for a while (with one target there is nowhere to go: the session stays, so a
+/// target that restarts is reached again).
+fn fail_over(
+    targets: &mut Targets,
+    session: &mut Session,
+    on_event: &mut impl EventSink,
+) -> io::Result<()> {
+    if !targets.several() {
+        return Ok(());
+    }
+    let now = std::time::Instant::now();
+    let from = session.target_index();
+    if let Some(record) = targets.refused(from, now) {
+        on_event(Event::Target(record))?;
+    }
+    let client = session.id().0.ip().to_canonical();
+    if let Some(next) = targets.next(from, client, now) {
+        if let Err(err) = session.retarget(next) {
+            tracing::debug!("udp session to the next target: {}", describe_io(&err));
+        }
+    }
+    Ok(())
 }
 
 /// The event sink of the convention (`FnMut(Event) -> io::Result<()>`).

@@ -6,7 +6,8 @@
 //! Errors that ICMP brings back on the connected socket (port or host unreachable, a too-big
 //! datagram) are consumed by the next send or receive: they are counted and the session goes
 //! on, so a target that restarts is reached again without the client noticing more than the
-//! lost datagrams.
+//! lost datagrams. With several targets the session loop moves a refused session to the next
+//! one ([`Session::retarget`]: the same socket connected elsewhere).
 
 use std::cell::RefCell;
 use std::io::{self, IoSlice};
@@ -95,6 +96,10 @@ impl Replies {
     }
 }
 
+/// A target's refusal reported instead of a send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Refused;
+
 /// Which session a pump belongs to: its client and a number no other session of the rule
 /// had, so that a late message about an ended session never closes its successor.
 pub(super) type SessionId = (SocketAddr, u64);
@@ -112,6 +117,10 @@ pub(super) struct Session {
     /// The PROXY v2 header put before every datagram, when asked for.
     header: Option<Vec<u8>>,
     target: SocketAddr,
+    /// Which of the rule's targets it is.
+    index: usize,
+    /// The refusals already looked at ([`Session::take_refusal`]).
+    refusals_seen: u64,
     via: String,
     started: Instant,
     /// When the last client datagram came, in microseconds since the session opened.
@@ -127,7 +136,7 @@ impl Session {
     /// from the pump if it stops on its own.
     pub(super) fn open(
         id: SessionId,
-        target: SocketAddr,
+        (index, target): (usize, SocketAddr),
         header: Option<Vec<u8>>,
         shared: &Shared,
         ended: mpsc::UnboundedSender<Ended>,
@@ -151,6 +160,8 @@ impl Session {
             pump: tokio::spawn(pump.run(ended)),
             header,
             target,
+            index,
+            refusals_seen: 0,
             via,
             started: now,
             last_up_us: 0,
@@ -179,17 +190,41 @@ impl Session {
             && self.replies.datagrams.load(Ordering::Relaxed) > 0
     }
 
-    /// Sends one client datagram to the target (after a refusal the kernel reported on this
-    /// send, once more: the refusal was about an earlier datagram).
-    pub(super) async fn send(&mut self, data: &[u8], counters: &Counters) {
+    /// Which of the rule's targets the session sends to.
+    pub(super) fn target_index(&self) -> usize {
+        self.index
+    }
+
+    /// Whether the target refused something (ICMP port unreachable, seen by a send or by the
+    /// pump) since the last call.
+    pub(super) fn take_refusal(&mut self) -> bool {
+        let refused = self.replies.refused.load(Ordering::Relaxed);
+        let new = refused > self.refusals_seen;
+        self.refusals_seen = refused;
+        new
+    }
+
+    /// Sends to target `index`, at `target`, from now on (the same socket and local port).
+    pub(super) fn retarget(&mut self, (index, target): (usize, SocketAddr)) -> io::Result<()> {
+        SockRef::from(&*self.socket).connect(&target.into())?;
+        self.index = index;
+        self.target = target;
+        self.via = self.socket.local_addr().map(shown).unwrap_or_default();
+        Ok(())
+    }
+
+    /// Sends one client datagram to the target. A refusal the kernel reports instead (about
+    /// an earlier datagram: ICMP port unreachable) is counted and returned: the datagram was
+    /// not sent, the caller sends it again (to this target or, with several, the next).
+    pub(super) async fn send(&mut self, data: &[u8], counters: &Counters) -> Result<(), Refused> {
         self.last_up_us = micros_since(self.started);
-        let mut sent = self.send_once(data).await;
+        let sent = self.send_once(data).await;
         if sent
             .as_ref()
             .is_err_and(|e| e.kind() == io::ErrorKind::ConnectionRefused)
         {
             self.replies.refused(counters);
-            sent = self.send_once(data).await;
+            return Err(Refused);
         }
         match sent {
             Ok(_) => {
@@ -197,12 +232,16 @@ impl Session {
                 self.bytes_up += data.len() as u64;
                 counters.relayed(false, data.len());
             }
-            Err(err) => {
-                self.dropped += 1;
-                Counters::bump(&counters.send_failed);
-                self.error = Some(describe_io(&err));
-            }
+            Err(err) => self.drop_datagram(&err, counters),
         }
+        Ok(())
+    }
+
+    /// Counts a client datagram that could not be sent.
+    pub(super) fn drop_datagram(&mut self, err: &io::Error, counters: &Counters) {
+        self.dropped += 1;
+        Counters::bump(&counters.send_failed);
+        self.error = Some(describe_io(err));
     }
 
     async fn send_once(&self, data: &[u8]) -> io::Result<usize> {
