@@ -17,7 +17,11 @@
 #   reject    one host, ports 1-5000, 1000 REJECTed with ICMP port unreachable, the far
 #             kernel's ICMP rate limit at its default (1/s per peer, burst 6)
 #   synlimit  one host, ports 1-5000, a firewall dropping SYNs over 1000/s per source
-# Lab scenarios compare netkit (its defaults) with nmap -sS -T4, -sT -T4 and -sS -T5.
+#   sparse    198.18.1.0/24 x the top 100 ports with 8 live hosts (2 of them drop ICMP echo),
+#             248 silent addresses, 30±10 ms: host discovery first. netkit (its default
+#             discovery) vs netkit -Pn vs nmap -sS -T4 (its default discovery) vs nmap -Pn
+# Lab scenarios compare netkit (its defaults, with -Pn as nmap runs: every target is scanned)
+# with nmap -Pn -sS -T4, -sT -T4 and -sS -T5.
 #
 # Each round runs every tool once, one after the other (interleaved rounds); the table gives
 # median times, the ratio to nmap -sS -T4 (loopback: nmap -sT -T5), and accuracy against the
@@ -29,7 +33,7 @@ cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
 LIMIT=${LIMIT:-300}
 shift || true
-ALL=(loopback clean lossy30 loss5 slow reject synlimit)
+ALL=(loopback clean lossy30 loss5 slow reject synlimit sparse)
 SCENARIOS=("$@")
 ((${#SCENARIOS[@]})) || SCENARIOS=("${ALL[@]}")
 
@@ -121,7 +125,9 @@ run_tools() {
   for round in $(seq "$ROUNDS"); do
     for tool in "$@"; do
       case $tool in
-        netkit) measure "$scen" "$tool" "$round" "$ns" "$NETKIT" --json scan "$targets" -p "$ports" ;;
+        netkit) measure "$scen" "$tool" "$round" "$ns" "$NETKIT" --json scan -Pn "$targets" -p "$ports" ;;
+        netkit-discovery) measure "$scen" "$tool" "$round" "$ns" "$NETKIT" --json scan "$targets" -p "$ports" ;;
+        nmap-sS-T4-discovery) measure "$scen" "$tool" "$round" "$ns" nmap -n -sS -T4 -p "$ports" "${tlist[@]}" ;;
         nmap-sS-T4) measure "$scen" "$tool" "$round" "$ns" nmap -n -Pn -sS -T4 -p "$ports" "${tlist[@]}" ;;
         nmap-sT-T4) measure "$scen" "$tool" "$round" "$ns" nmap -n -Pn -sT -T4 -p "$ports" "${tlist[@]}" ;;
         nmap-sS-T5) measure "$scen" "$tool" "$round" "$ns" nmap -n -Pn -sS -T5 -p "$ports" "${tlist[@]}" ;;
@@ -163,8 +169,20 @@ lab_scenario() {
   shift 6
   lab_up "b$scen" "$@"
   truth "$scen" "$open" "$filtered" "$total"
-  run_tools "$scen" "$LAB_SCANNER" "$targets" "$ports" "${LAB_TOOLS[@]}"
+  local tools=("${LAB_TOOLS[@]}")
+  [[ $scen == sparse ]] && tools=(netkit-discovery netkit nmap-sS-T4-discovery nmap-sS-T4)
+  run_tools "$scen" "$LAB_SCANNER" "$targets" "$ports" "${tools[@]}"
   lab_down
+}
+
+# The sparse scenario's live hosts: open ports on three, two that drop ICMP echo (one refuses
+# everything, one listens on 443).
+SPARSE=(5 17 33 77 101 150 200 250)
+sparse_flags() {
+  local n
+  for n in "${SPARSE[@]}"; do echo "--host=198.18.1.$n"; done
+  echo --open=198.18.1.5:22,80 --open=198.18.1.77:443 --open=198.18.1.200:3389
+  echo --no-echo=198.18.1.150 --no-echo=198.18.1.77
 }
 
 H=198.18.1.5
@@ -189,6 +207,11 @@ for scen in "${SCENARIOS[@]}"; do
       --reject $H:1001-2000=port-unreachable --icmp-ratelimit default ;;
     synlimit) lab_scenario synlimit $H 1-5000 "$(open_list $H 22,80,443,3306,4999)" 100 5000 \
       --hosts 198.18.1.0/29 --open $H:22,80,443,3306,4999 --drop $H:4001-4100 --syn-limit 1000 ;;
+    sparse) # Truth over the live hosts (down ones have no ports): 8 x 100 ports, 4 open.
+      # shellcheck disable=SC2046
+      lab_scenario sparse 198.18.1.0/24 "$TOP100" \
+      "$(open_list 198.18.1.5 22,80),$(open_list 198.18.1.77 443),$(open_list 198.18.1.200 3389)" \
+      0 800 --delay 15ms --jitter 5ms --seed 8 $(sparse_flags) ;;
     *) echo "unknown scenario $scen (one of ${ALL[*]})" >&2; exit 2 ;;
   esac
 done
@@ -212,7 +235,7 @@ print("| scenario | tool | median s | vs base | false open | missed open | close
 print("|---|---|---:|---:|---:|---:|---:|---:|")
 for scen, tools in runs.items():
     opened, closed, filtered = truth[scen]
-    base = "nmap-sT-T5" if scen == "loopback" else "nmap-sS-T4"
+    base = {"loopback": "nmap-sT-T5", "sparse": "nmap-sS-T4-discovery"}.get(scen, "nmap-sS-T4")
     medians = {t: statistics.median(s for s, _ in r) for t, r in tools.items()}
     for tool, rs in tools.items():
         fo = mo = cf = exact = 0

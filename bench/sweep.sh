@@ -19,23 +19,28 @@
 #      where every change reported is a false one. These runs are not checked against an expected count:
 #      each tool's answer is compared with the lab's ground truth, and the table shows the
 #      live hosts it missed and the silent ones it reported alive.
-#   5. On-link discovery: a bridge in the sweeper's namespace, 24 hosts in namespaces of their
-#      own (a veth each, the kernel's MAC address), 6 in each /24 of 198.18.0.0/22. arp-scan
+#   5. Several methods at once (part "multi"): the lab's 198.18.0.0/22 with the 270 hosts
+#      behind 30±10 ms, a third of them dropping ICMP echo (they answer TCP: a reset);
+#      netkit --method icmp,tcp:80,tcp:443 vs nmap -sn -n -PE -PS80,443 (and netkit's and
+#      nmap's ICMP echo alone, which miss that third), against the lab's ground truth.
+#   6. On-link discovery (part "arp"): a bridge in the sweeper's namespace, 24 hosts in
+#      namespaces of their own (a veth each, the kernel's MAC address), 6 in each /24 of
+#      198.18.0.0/22. arp-scan
 #      with its defaults (256 kbit/s: about 530 requests/s, 2 retries, 500 ms timeout), arp-scan
 #      -i 100u (10000 requests/s, netkit's default rate) and netkit sweep --method arp
 #      (defaults), on the /24 and on the /22.
 #
-# Parts 1-3 and 5 check every run: each tool must find the expected number of live hosts.
+# Parts 1-3 and 6 check every run: each tool must find the expected number of live hosts.
 # Sends only inside the namespaces it creates (removed on exit). Needs root.
 #
 #   bench/sweep.sh [ROUNDS] [RATE_1M] [LAB_ROUNDS]   defaults: 5, 100000 probes/s, 3
-#   PARTS="lab" bench/sweep.sh ...                   only some parts (words: veth lab arp)
+#   PARTS="lab" bench/sweep.sh ...                   only some parts (words: veth lab multi arp)
 set -euo pipefail
 
 ROUNDS=${1:-5}
 RATE_1M=${2:-100000}
 LAB_ROUNDS=${3:-3}
-PARTS=${PARTS:-"veth lab arp"}
+PARTS=${PARTS:-"veth lab multi arp"}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 NETKIT="$ROOT/target/release/netkit"
 TAG="nkb$$"
@@ -232,7 +237,36 @@ lab_parts() {
         "$h2000" "${wan[@]}" --icmp-police 1000 "${hosts2000[@]}"
 }
 
-# --- 5. on-link discovery ----------------------------------------------------------------
+multi_parts() {
+    local h270="$OUT/h270m" tag=swmulti range=198.18.0.0/22
+    pick 270 12 198 18 1024 | sort >"$h270"
+    local -a flags
+    mapfile -t flags < <(sed 's/^/--host=/' "$h270"; awk 'NR % 3 == 0 { print "--no-echo=" $1 }' "$h270")
+    lab_up "$tag" --delay 15ms --jitter 5ms --seed 5 "${flags[@]}" >/dev/null
+    trap cleanup EXIT
+    local -a names=(nmap netkit nmapPE netkitPE)
+    local -A cmds=(
+        [nmap]="nmap -sn -n -PE -PS80,443 -oG - $range | awk '/Status: Up/ { print \$2 }'"
+        [netkit]="$NETKIT sweep --alive --method icmp,tcp:80,tcp:443 $range | awk '{ print \$1 }'"
+        [nmapPE]="nmap -sn -n -PE --send-ip -oG - $range | awk '/Status: Up/ { print \$2 }'"
+        [netkitPE]="$NETKIT sweep --alive $range | awk '{ print \$1 }'"
+    )
+    for _ in $(seq "$LAB_ROUNDS"); do
+        for name in "${names[@]}"; do
+            lab_time "$tag-$name" "$h270" "${cmds[$name]}"
+        done
+    done
+    { lab_exec "$NETKIT" --json sweep --method icmp,tcp:80,tcp:443 "$range" || true; } | tail -1 >"$OUT/$tag.summary"
+    lab_down 2>/dev/null
+    printf '\nSeveral methods: %s, 30±10 ms, 270 live, 90 of them dropping ICMP echo (%s rounds; ratio = tool / nmap -PE -PS80,443)\n' "$range" "$LAB_ROUNDS"
+    lab_row "nmap -sn -PE -PS80,443" "$tag-nmap" "$tag-nmap"
+    lab_row "netkit --method icmp,tcp:80,tcp:443" "$tag-netkit" "$tag-nmap"
+    lab_row "nmap -sn -PE --send-ip" "$tag-nmapPE" "$tag-nmap"
+    lab_row "netkit sweep (icmp)" "$tag-netkitPE" "$tag-nmap"
+    echo "  netkit's last summary: $(cat "$OUT/$tag.summary")"
+}
+
+# --- 6. on-link discovery ----------------------------------------------------------------
 
 # segment: $S with bridge br0 (198.18.0.1/22); 24 hosts $TAG-hQ-K, 198.18.Q.(10K) for Q 0-3,
 # K 1-6, each on a veth port of the bridge.
@@ -258,9 +292,7 @@ segment() {
 
 arp_parts() {
     segment
-    printf '
-On-link discovery: %d interleaved rounds; medians; ratio = tool / arp-scan default
-' "$ROUNDS"
+    printf '\nOn-link discovery: %d interleaved rounds; medians; ratio = tool / arp-scan default\n' "$ROUNDS"
     local range n
     for _ in $(seq "$ROUNDS"); do
         for range in 198.18.0.0/24:6 198.18.0.0/22:24; do

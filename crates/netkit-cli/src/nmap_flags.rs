@@ -3,7 +3,8 @@
 //! Before clap sees the command line, this rewrites `-oN`, `-oX`, `-oG`, `-oJ` and `-oA`
 //! after `scan` (`-oX` and `-oG` after `sweep`) into their long flags (`--output-xml`), and
 //! refuses the ones that would otherwise be misread: another letter (`-oZ`, nmap's `-oS`),
-//! or a format letter with the file name attached (`-oXscan.xml`).
+//! or a format letter with the file name attached (`-oXscan.xml`). nmap's `-Pn` after `scan`
+//! becomes `--no-ping`.
 
 use std::ffi::OsString;
 
@@ -12,10 +13,13 @@ use netkit::ParseError;
 /// The commands that take nmap's output options, each with the letters it takes.
 const COMMANDS: [(&str, &str); 2] = [("scan", "NXGJA"), ("sweep", "XG")];
 
+/// nmap's spellings clap cannot take as they are, per command, and the long flag each means.
+const ALIASES: [(&str, &str, &str); 1] = [("scan", "-Pn", "--no-ping")];
+
 /// `argv` with nmap's output options rewritten; an error naming the option clap would misread.
 pub fn rewrite(argv: impl IntoIterator<Item = OsString>) -> Result<Vec<OsString>, ParseError> {
     let argv: Vec<OsString> = argv.into_iter().collect();
-    let Some((at, letters)) = subcommand(&argv) else {
+    let Some((at, (command, letters))) = subcommand(&argv) else {
         return Ok(argv);
     };
     let last = argv.len() - 1;
@@ -25,6 +29,13 @@ pub fn rewrite(argv: impl IntoIterator<Item = OsString>) -> Result<Vec<OsString>
         after_dashes |= i > at && arg == "--";
         if i <= at || after_dashes {
             out.push(arg);
+            continue;
+        }
+        if let Some(&(_, _, long)) = ALIASES
+            .iter()
+            .find(|(c, short, _)| *c == command && arg == *short)
+        {
+            out.push(OsString::from(long));
             continue;
         }
         let option = arg.clone();
@@ -38,9 +49,9 @@ pub fn rewrite(argv: impl IntoIterator<Item = OsString>) -> Result<Vec<OsString>
     Ok(out)
 }
 
-/// Where the subcommand is and the letters it takes, when it takes nmap's options: the first
-/// argument that is neither a flag nor `--color`'s value.
-fn subcommand(argv: &[OsString]) -> Option<(usize, &'static str)> {
+/// Where the subcommand is, its name and the letters it takes, when it takes nmap's options:
+/// the first argument that is neither a flag nor `--color`'s value.
+fn subcommand(argv: &[OsString]) -> Option<(usize, (&'static str, &'static str))> {
     let mut skip_value = false;
     for (i, arg) in argv.iter().enumerate().skip(1) {
         let text = arg.to_str()?;
@@ -52,7 +63,7 @@ fn subcommand(argv: &[OsString]) -> Option<(usize, &'static str)> {
             continue;
         }
         let found = COMMANDS.iter().find(|(c, _)| *c == text);
-        return found.map(|&(_, letters)| (i, letters));
+        return found.map(|&command| (i, command));
     }
     None
 }
@@ -129,6 +140,8 @@ mod tests {
             args("netkit --json scan ::1 -oA base").unwrap()[4],
             "--output-all"
         );
+        assert_eq!(args("netkit scan ::1 -Pn").unwrap()[3], "--no-ping");
+        assert_eq!(args("netkit sweep ::1 -Pn").unwrap()[3], "-Pn");
     }
 
     #[test]

@@ -134,6 +134,19 @@ pub fn method(text: &str) -> Result<Method, ParseError> {
     }
 }
 
+/// `icmp,tcp:80,tcp:443`: one method or several, comma-separated (a host is alive when any
+/// of them answers).
+pub fn methods(text: &str) -> Result<netkit::sweep::Methods, ParseError> {
+    let list = text
+        .split(',')
+        .map(|word| match word.trim() {
+            "" => Err(ParseError::new(text, "an empty method in the list")),
+            word => method(word),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    netkit::sweep::Methods::new(list).map_err(|e| ParseError::new(text, e.why))
+}
+
 /// `--proxy-protocol v1|v2`.
 pub use netkit::forward::ProxyProtocol;
 
@@ -190,6 +203,12 @@ mod tests {
         assert_eq!(method("ndp"), Ok(Method::Ndp));
         assert!(method("tcp:0").is_err());
         assert!(method("udp:53").is_err());
+        assert_eq!(
+            methods("icmp, tcp:443").unwrap().to_string(),
+            "icmp,tcp:443"
+        );
+        assert!(methods("icmp,").is_err());
+        assert!(methods("icmp,udp:53").is_err());
         assert_eq!(mode("600"), Ok(0o600));
         assert_eq!(mode("0o755"), Ok(0o755));
         assert!(mode("800").is_err());

@@ -2,9 +2,10 @@
 //!
 //! A [`Sweep`] walks its [`Targets`] lazily; its per-target state is a few bits per target
 //! ([`bitset`]), so a million addresses cost kilobytes. Probes go out paced by the rate
-//! (the engines' one [`crate::pace::Pacer`]) through a [`Prober`] ([`probe`]: ICMP echo,
-//! [`icmp`], TCP connect, [`tcp`], or, on a directly connected network ([`onlink`]), ARP,
-//! [`arp`], and neighbour discovery, [`ndp`], which report MAC addresses ([`neighbour`]));
+//! (the engines' one [`crate::pace::Pacer`]) through a [`Prober`] per method ([`probe`]: ICMP
+//! echo, [`icmp`], TCP connect, [`tcp`], or, on a directly connected network ([`onlink`]),
+//! ARP, [`arp`], and neighbour discovery, [`ndp`], which report MAC addresses
+//! ([`neighbour`]); several at once, [`multi`]: a host is alive when any method answers);
 //! answers come back tagged with the target's position and the probe's attempt, and are
 //! reported as [`Event`]s as they arrive ([`event`], carrying the records of
 //! [`crate::report::sweep`]).
@@ -25,6 +26,7 @@ pub mod http;
 pub mod icmp;
 pub mod loss;
 pub mod metrics;
+pub mod multi;
 pub mod ndp;
 pub mod neighbour;
 pub mod onlink;
@@ -41,7 +43,6 @@ pub mod unreach;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc::{self, UnboundedReceiver};
 use tokio::time::Instant;
 
 use crate::error::{Error, ParseError};
@@ -51,6 +52,7 @@ use crate::target::Targets;
 pub use bitset::Bitset;
 pub use event::Event;
 pub use metrics::Metrics;
+pub use multi::{Methods, Probers};
 pub use neighbour::Mac;
 pub use probe::{Method, Prober};
 pub use reply::{Answer, Reply, Tag};
@@ -70,8 +72,8 @@ pub type Sink<'a> = dyn FnMut(Event) -> std::io::Result<()> + 'a;
 /// How to sweep.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// ICMP echo or TCP connect.
-    pub method: Method,
+    /// ICMP echo, TCP connect, or several: a target is alive when any of them answers.
+    pub methods: Methods,
     /// The longest wait for an answer to a probe; the waits used are derived from the
     /// round-trip times seen, up to this.
     pub timeout: Duration,
@@ -110,8 +112,7 @@ pub struct Sweep {
     targets: Targets,
     total: u64,
     config: Config,
-    prober: Prober,
-    replies: UnboundedReceiver<Reply>,
+    probers: Probers,
     previous: Option<Bitset>,
     round: u64,
     learned: round::Learned,
@@ -123,18 +124,11 @@ impl Sweep {
     /// (an environment error when refused).
     pub fn new(targets: Targets, config: Config) -> Result<Self, Error> {
         let total = count(&targets)?;
-        let (tx, replies) = mpsc::unbounded_channel();
-        let prober = Prober::open(&config, &targets, tx)?;
-        Ok(Sweep::assemble(targets, total, config, prober, replies))
+        let probers = Probers::open(&config, &targets)?;
+        Ok(Sweep::assemble(targets, total, config, probers))
     }
 
-    fn assemble(
-        targets: Targets,
-        total: u64,
-        config: Config,
-        prober: Prober,
-        replies: UnboundedReceiver<Reply>,
-    ) -> Self {
+    fn assemble(targets: Targets, total: u64, config: Config, probers: Probers) -> Self {
         let learned = round::Learned {
             rtt: rtt::Rtt::new(config.timeout),
             meter: loss::Meter::new(config.rate),
@@ -143,8 +137,7 @@ impl Sweep {
             targets,
             total,
             config,
-            prober,
-            replies,
+            probers,
             previous: None,
             round: 0,
             learned,
@@ -194,14 +187,7 @@ impl Sweep {
             previous: self.previous.as_ref(),
             keep_rtts: self.metrics.as_ref().is_some_and(|m| m.per_host()),
         };
-        let outcome = round::run(
-            &spec,
-            &mut self.learned,
-            &mut self.prober,
-            &mut self.replies,
-            sink,
-        )
-        .await?;
+        let outcome = round::run(&spec, &mut self.learned, &mut self.probers, sink).await?;
         if let Some(metrics) = &self.metrics {
             metrics.record(metrics::RoundFacts {
                 summary: &outcome.summary,

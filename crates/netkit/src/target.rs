@@ -359,6 +359,21 @@ pub struct Targets {
 }
 
 impl Targets {
+    /// Exactly `list`, in its order (the hosts a discovery found up, say).
+    pub fn from_list(list: impl IntoIterator<Item = Target>) -> Targets {
+        let parts = list
+            .into_iter()
+            .map(|t| Part::Single {
+                name: t.name,
+                addr: t.addr,
+            })
+            .collect();
+        Targets {
+            parts: Arc::new(parts),
+            order: None,
+        }
+    }
+
     /// These targets in the order and share `arrangement` says (issue 16: `--shard K/N`,
     /// `--seed`, `--randomize`); positions, [`Targets::get`] and [`Targets::iter`] follow it.
     pub fn arranged(self, arrangement: &Arrangement) -> Targets {

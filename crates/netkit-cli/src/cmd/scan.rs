@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use netkit::scan::{self, engine, limits, Config, Event, Progress, Retries};
+use netkit::scan::{self, discover, engine, limits, Config, Event, Progress, Retries};
+use netkit::sweep::Methods;
 use netkit::sys::{Signal, Signals};
 use netkit::{Family, PortSet, TargetList};
 
@@ -29,6 +30,12 @@ Examples:
   netkit --json scan host.example -p 22,80,443 --banner
   netkit scan 198.18.0.0/24 --top 100 --rate 500   never more than 500 connects a second
   netkit scan 198.18.0.0/28 -oX scan.xml -oG -    nmap's XML into a file, grepable lines on stdout
+  netkit scan 198.18.0.0/24 -Pn -p 22             every host, without host discovery first
+Host discovery: a scan of more than one target first finds the hosts that are up (one sweep
+round: icmp,tcp:80,tcp:443, or tcp:80,tcp:443 where ICMP may not be used; --discovery METHODS
+chooses) and scans only those, as nmap does; -Pn (--no-ping) scans every target. Hosts found
+down get a JSON host record and are counted, not listed in -oX/-oG (as nmap without -v). A
+single target is scanned without discovery.
 Open = connected; closed = reset; filtered = no answer after the retries, or an ICMP
 port/protocol unreachable or administratively prohibited (a firewall's REJECT), as nmap -sS.
 Timing adapts to the network as nmap's does: per-host round-trip estimates set the timeout
@@ -39,7 +46,7 @@ state, 1 a target was unreachable, 2 bad input, 3 the environment refused, 130 i
 (Ctrl-C: the partial summary is printed).
 nmap's output options: -oX FILE (nmap's XML), -oG FILE (grepable), -oN FILE (this text), -oJ
 FILE (JSON Lines), -oA BASE (BASE.nmap, BASE.xml, BASE.gnmap); - is stdout. The XML lists every
-target and its open ports; closed and filtered ports are counted per host (<extraports>),
+scanned target and its open ports; closed and filtered ports are counted per host (<extraports>),
 exactly when one host is scanned or all share a state, as closed|filtered otherwise.";
 
 /// Arguments of `netkit scan`.
@@ -105,6 +112,20 @@ pub struct Args {
     /// --shard, --seed, --randomize.
     #[command(flatten)]
     pub order: super::order::OrderArgs,
+    /// Scan every target, without host discovery first (nmap's -Pn, which is also taken).
+    #[arg(long = "no-ping", conflicts_with = "discovery")]
+    pub no_ping: bool,
+    /// Host discovery's methods (default: icmp,tcp:80,tcp:443 where ICMP may be used,
+    /// tcp:80,tcp:443 otherwise); also for a single target, which is otherwise scanned
+    /// without discovery.
+    #[arg(long, value_name = "METHODS", value_parser = parse::methods)]
+    pub discovery: Option<Methods>,
+}
+
+/// Whether to find the hosts that are up first: for several targets unless --no-ping, and
+/// whenever --discovery is given.
+fn wants_discovery(args: &Args, targets: &netkit::Targets) -> bool {
+    args.discovery.is_some() || (targets.len() > 1 && !args.no_ping)
 }
 
 /// Runs the scan: exit 0 once every port got its answer, whatever the answers were; 1 when a
@@ -113,17 +134,32 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     let targets = TargetList::parse(&args.targets, args.force)?.resolve(Family::Any)?;
     let targets = args.order.apply(targets)?;
     let config = config(&args)?;
-    let total = engine::total(&targets, &config.ports);
     let outputs = Outputs {
         output: args.output.as_deref(),
         text: &args.text,
         docs: &args.docs,
     };
-    let mut sink = Sink::new(out, outputs, config.ports.as_slice(), total)?;
+    let mut sink = Sink::new(out, outputs, config.ports.as_slice())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| netkit::Error::io("start the async runtime", e))?;
+    let scanned = match wants_discovery(&args, &targets) {
+        true => {
+            let (methods, timeout) = (args.discovery.clone(), args.timeout);
+            let found = runtime.block_on(discover::discover(
+                &targets,
+                methods,
+                timeout,
+                config.concurrency,
+            ))?;
+            let up = found.up(&targets);
+            sink.discovered(&targets, found)?;
+            up
+        }
+        false => targets.clone(),
+    };
+    sink.start_bar(engine::total(&scanned, &config.ports));
     // Ctrl-C is handled from before the first probe on (a signal that comes early is not lost).
     let mut signals = {
         let _runtime = runtime.enter();
@@ -138,10 +174,11 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
         let interrupt = async move {
             signals.recv().await;
         };
-        let summary = scan::run(&targets, config, progress, interrupt, |event| {
+        let summary = scan::run(&scanned, config, progress, interrupt, |event| {
             let shown = match event {
                 Event::Open(open) => sink.open(&open),
                 Event::Unreachable(host) => sink.unreachable(&host),
+                Event::HostDone(done) => sink.host_done(&done),
             };
             shown.map_err(|err| keep(&mut failed, err))
         })
@@ -153,7 +190,7 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
         Some(err) => return Err(err),
         None => summary?,
     };
-    sink.summary(&targets, &summary)?;
+    let summary = sink.summary(&targets, summary)?;
     Ok(if summary.interrupted {
         Exit::Interrupted
     } else if summary.unreachable > 0 {

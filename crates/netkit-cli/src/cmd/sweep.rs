@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use netkit::report::sweep::{
     ChangeRecord, DuplicateRecord, HostRecord, Progress, SummaryRecord, ThrottleRecord,
 };
-use netkit::sweep::{self, Config, Event, Method, Sweep};
+use netkit::sweep::{self, Config, Event, Methods, Sweep};
 use netkit::sys::{Signal, Signals};
 use netkit::Endpoint;
 use tokio::sync::oneshot;
@@ -27,6 +27,7 @@ Examples:
   netkit sweep 10.0.0.0/24 --method tcp:22        where ICMP is filtered
   netkit sweep 192.168.1.0/24 --method arp        the LAN's hosts and their MAC addresses
   netkit sweep fd00::/120 --method ndp -I eth0    the same for IPv6 (neighbour solicitation)
+  netkit sweep 198.18.0.0/24 --method icmp,tcp:80,tcp:443   alive when any answers
   netkit sweep 198.18.0.0/24 -oX hosts.xml        nmap -sn's XML: every host up or down, and why
 A CIDR block includes every address in it, network and broadcast addresses too (as nmap).
 Blocks of more than 2^24 addresses need --force.
@@ -76,10 +77,12 @@ pub struct Args {
     pub dead: bool,
     /// How to probe: icmp, tcp:PORT (connected or refused both mean alive), or, for hosts on
     /// a directly connected network (also those that drop ICMP), arp (IPv4) or ndp (IPv6
-    /// neighbour solicitation), which report each host's MAC address; these need root or
-    /// CAP_NET_RAW.
-    #[arg(long, value_name = "icmp|tcp:PORT|arp|ndp", value_parser = parse::method, default_value = "icmp")]
-    pub method: Method,
+    /// neighbour solicitation), which report each host's MAC address (these need root or
+    /// CAP_NET_RAW); or several, comma-separated (icmp,tcp:80,tcp:443: alive when any
+    /// answers, as nmap -sn -PE -PS80,443; each host's record says which answered; arp and
+    /// ndp then probe the targets of their address family).
+    #[arg(long, value_name = "icmp|tcp:PORT|arp|ndp,...", value_parser = parse::methods, default_value = "icmp")]
+    pub method: Methods,
     /// With --method arp|ndp: the interface to probe through [default: the one whose
     /// connected prefix holds the targets].
     #[arg(short = 'I', long, value_name = "IFACE")]
@@ -104,12 +107,13 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     let targets =
         netkit::TargetList::parse(&args.targets, args.force)?.resolve(netkit::Family::Any)?;
     let targets = args.order.apply(targets)?;
-    if let (Some(iface), false) = (&args.interface, args.method.is_on_link()) {
+    let on_link = args.method.as_slice().iter().any(|m| m.is_on_link());
+    if let (Some(iface), false) = (&args.interface, on_link) {
         let why = "-I/--interface chooses the link of --method arp or ndp; other methods route";
         return Err(netkit::ParseError::new(iface, why).into());
     }
     let config = Config {
-        method: args.method,
+        methods: args.method.clone(),
         timeout: args.timeout,
         retries: args.retries,
         rate: args.rate.unwrap_or(sweep::DEFAULT_RATE),
@@ -132,7 +136,7 @@ async fn sweep_all(
 ) -> anyhow::Result<Exit> {
     let docs = documents(args)?;
     let on_stdout = docs.iter().any(|(path, _)| files::is_stdout(path));
-    let mut nmap = nmap::NmapOutput::new(docs, config.method);
+    let mut nmap = nmap::NmapOutput::new(docs);
     // Registered before the first probe: Ctrl-C or SIGTERM ends the sweep with its documents
     // written (the hosts of the rounds that finished), not with the default death.
     let mut signals = Signals::new(&[Signal::Interrupt, Signal::Terminate])

@@ -2,6 +2,7 @@
 //! real interfaces and network namespaces that the tests create themselves.
 
 mod completions;
+mod discovery_lab;
 mod echo;
 mod errors;
 mod forward;

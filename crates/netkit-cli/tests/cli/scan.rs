@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-use netkit::report::scan::{OpenPort, PortState, ScanSummary, Unreachable};
+use netkit::report::scan::{HostReport, HostStatus, OpenPort, PortState, ScanSummary, Unreachable};
 use serde_json::Value;
 
 use crate::harness::{privileged, run, text, Netns};
@@ -48,6 +48,8 @@ fn addrs(listeners: &[TcpListener]) -> BTreeSet<SocketAddr> {
 pub struct Scan {
     pub open: Vec<OpenPort>,
     pub unreachable: Vec<Unreachable>,
+    /// The host records (one per target: up when scanned, down when discovery found it so).
+    pub hosts: Vec<HostReport>,
     pub summary: ScanSummary,
 }
 
@@ -64,6 +66,7 @@ impl Scan {
 /// Deserialises every line of a `--json scan`'s output.
 pub fn parse_scan(stdout: &str) -> Scan {
     let (mut open, mut unreachable, mut summary) = (Vec::new(), Vec::new(), None);
+    let mut hosts = Vec::new();
     for line in stdout.lines() {
         let value: Value = serde_json::from_str(line).expect("json line");
         match value["type"].as_str() {
@@ -71,6 +74,7 @@ pub fn parse_scan(stdout: &str) -> Scan {
             Some("unreachable") => {
                 unreachable.push(serde_json::from_value(value).expect("unreachable record"))
             }
+            Some("host") => hosts.push(serde_json::from_value(value).expect("host record")),
             Some("summary") => summary = Some(serde_json::from_value(value).expect("summary")),
             other => panic!("unexpected record {other:?}: {line}"),
         }
@@ -79,6 +83,7 @@ pub fn parse_scan(stdout: &str) -> Scan {
     Scan {
         open,
         unreachable,
+        hosts,
         summary,
     }
 }
@@ -173,8 +178,23 @@ fn remote_host_full_range_over_a_veth_pair() {
     let held = inside(&remote, || {
         listeners(&[("198.18.0.2", 2), ("2001:db8::2", 2)])
     });
-    let scan = scan_json(scanner.netkit(), &["198.18.0.2,2001:db8::2", "-p", "all"]);
+    // -Pn: every port of both hosts, whatever a discovery round in a namespace this fresh
+    // says (the first TCP connect to the new IPv6 neighbour takes about a second).
+    let args = ["-Pn", "198.18.0.2,2001:db8::2", "-p", "all"];
+    let scan = scan_json(scanner.netkit(), &args);
     assert_exact(&scan, &addrs(&held), 2, 65535);
+    // A host record for each, once finished: up because the user said so, ports counted.
+    assert_eq!(scan.hosts.len(), 2, "{:?}", scan.hosts);
+    for host in &scan.hosts {
+        assert_eq!(
+            (host.status, host.reason.as_str()),
+            (HostStatus::Up, "user-set")
+        );
+        assert_eq!(
+            (host.open, host.closed, host.filtered),
+            (Some(2), Some(65533), Some(0))
+        );
+    }
 }
 
 #[test]
@@ -183,7 +203,9 @@ fn silent_hosts_are_filtered_within_the_timeout() {
         return;
     }
     let (scanner, _remote) = lab();
+    // -Pn: scanned although no discovery probe gets an answer.
     let args = [
+        "-Pn",
         "198.19.0.7",
         "2001:db8:5::7",
         "-p",

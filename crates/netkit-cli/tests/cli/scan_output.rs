@@ -48,7 +48,7 @@ fn available(test: &str, what: &str, probe: &mut Command) -> bool {
 }
 
 /// `xmllint --dtdvalid nmap.dtd FILE` must accept the file.
-fn assert_dtd_valid(test: &str, file: &Path) {
+pub fn assert_dtd_valid(test: &str, file: &Path) {
     let mut probe = Command::new("xmllint");
     probe.arg("--version");
     if !available(test, "xmllint", &mut probe) || !Path::new(DTD).exists() {
@@ -69,7 +69,7 @@ fn assert_dtd_valid(test: &str, file: &Path) {
 }
 
 /// What python-libnmap reads from `file`; `None` without python-libnmap (outside CI).
-fn libnmap(test: &str, file: &Path) -> Option<Value> {
+pub fn libnmap(test: &str, file: &Path) -> Option<Value> {
     let mut probe = Command::new("python3");
     probe.args(["-c", "import libnmap"]);
     if !available(test, "python-libnmap", &mut probe) {
@@ -514,7 +514,8 @@ fn ndiff_against_nmap_sn(test: &str, ns: &crate::harness::Netns, ours: &Path) {
 }
 
 /// A scan target without a route is a `<host>` down (`net-unreach`), with no ports, beside a
-/// reachable one up.
+/// reachable one up (-Pn: the scan finds it unreachable; after discovery it would be down and
+/// not listed, as nmap without -v).
 #[test]
 fn scan_xml_lists_an_unreachable_host_down() {
     let test = "scan_xml_lists_an_unreachable_host_down";
@@ -527,7 +528,15 @@ fn scan_xml_lists_an_unreachable_host_down() {
     let xml = dir.path().join("scan.xml");
     let out = ns
         .netkit()
-        .args(["scan", "127.0.0.1", "198.19.0.1", "-p", "1-10", "-oX"])
+        .args([
+            "scan",
+            "-Pn",
+            "127.0.0.1",
+            "198.19.0.1",
+            "-p",
+            "1-10",
+            "-oX",
+        ])
         .arg(&xml)
         .output()
         .unwrap();

@@ -264,6 +264,33 @@ fn ndp_finds_hosts_that_drop_icmpv6_echo_with_the_macs_nmap_sees() {
     assert!(!echo.contains("2001:db8::7"), "{echo:?}");
 }
 
+#[test]
+fn arp_and_ndp_together_find_both_families_of_the_segment() {
+    if !privileged("sweep arp,ndp") {
+        return;
+    }
+    let segment = Segment::new("arpndp");
+    let args = ["--json", "sweep", V4_RANGE, V6_RANGE, "--method", "arp,ndp"];
+    let (code, stdout, stderr) = segment.netkit(&args);
+    assert_eq!(code, 1, "{stderr}");
+    let mut truth = segment.truth("198.18.0.");
+    truth.extend(segment.truth("2001:db8::"));
+    assert_eq!(pairs(&stdout), truth, "{stdout}");
+    // Each family found by its own method.
+    let hosts: Vec<HostRecord> = of_type(&records(&stdout), "host");
+    for host in hosts.iter().filter(|h| h.alive) {
+        let want = if host.addr.is_ipv4() { "arp" } else { "ndp" };
+        assert_eq!(host.by.as_deref(), Some(want), "{host:?}");
+    }
+    // A family no on-link method of the list takes is refused, named.
+    let (code, _, stderr) = segment.netkit(&["sweep", "2001:db8::5", "--method", "arp,icmp"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.starts_with("netkit: arp: no IPv4 target to find"),
+        "{stderr}"
+    );
+}
+
 /// The (address, MAC) pairs of the up hosts of an nmap XML document.
 fn nmap_macs(doc: &str) -> BTreeSet<(String, String)> {
     let attr = |line: &str, name: &str| {

@@ -53,11 +53,48 @@ pub struct Unreachable {
     pub from: Option<IpAddr>,
 }
 
+/// Whether a host is up (`{"type":"host",...}`'s `status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostStatus {
+    /// It answered a discovery probe, or was scanned without discovery.
+    Up,
+    /// It answered no discovery probe (or there is no route to it): not scanned.
+    Down,
+}
+
+/// A host, once it is finished (`{"type":"host",...}`): up (scanned, with its ports counted
+/// by state) or down (not scanned), and why, in nmap's `--reason` words.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostReport {
+    /// The target as given: a host name, or the address.
+    pub host: String,
+    /// The address.
+    pub addr: IpAddr,
+    /// Up or down.
+    pub status: HostStatus,
+    /// Why: `echo-reply` or `tcp-response` (a discovery probe answered), `user-set` (scanned
+    /// without discovery: `-Pn`, or a single target), `no-response`, or nmap's word for a
+    /// router's unreachable (`net-unreach`, `host-unreach`, ...).
+    pub reason: String,
+    /// The discovery method that answered (`icmp`, `tcp:443`), when one did.
+    pub by: Option<String>,
+    /// Open ports (`null` when not scanned).
+    pub open: Option<u64>,
+    /// Closed ports (`null` when not scanned).
+    pub closed: Option<u64>,
+    /// Filtered ports (`null` when not scanned).
+    pub filtered: Option<u64>,
+}
+
 /// The totals of a scan (`{"type":"summary",...}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScanSummary {
-    /// Hosts scanned.
+    /// Hosts scanned (with discovery: those found up).
     pub hosts: u64,
+    /// Hosts found down by discovery, not scanned.
+    #[serde(default)]
+    pub down: u64,
     /// Ports scanned on each host.
     pub scanned: u64,
     /// Open ports, over all hosts.

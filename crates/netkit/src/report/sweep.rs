@@ -8,7 +8,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// One target's answer in one round:
-/// `{"type":"host","addr","alive","rtt_ms","round","error"}`, and `"mac"` for on-link methods.
+/// `{"type":"host","addr","alive","rtt_ms","round","error","by"}`, and `"mac"` for on-link
+/// methods.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostRecord {
     /// The target address.
@@ -22,6 +23,10 @@ pub struct HostRecord {
     /// Why the target cannot be reached (no route), as the peers say it; null otherwise.
     #[serde(default)]
     pub error: Option<String>,
+    /// The method that answered first (`icmp`, `tcp:443`, as `--method` names it); absent
+    /// when silent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
     /// The MAC address that answered (`--method arp|ndp` only; absent otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,

@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 
-use super::host::Retries;
+use super::host::{Retries, StateCounts};
 use super::rtt::Timeouts;
 use super::schedule::{Counts, Settings};
 use super::worker::{self, Hosts, Msg, Shared};
@@ -52,6 +52,19 @@ pub enum Event {
     Open(OpenPort),
     /// A host the scan cannot reach.
     Unreachable(Unreachable),
+    /// A host whose every port got its state (an open port's banner may still follow).
+    HostDone(HostDone),
+}
+
+/// A host whose every port got its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostDone {
+    /// The target as given: a host name, or the address.
+    pub host: String,
+    /// The address scanned.
+    pub addr: std::net::IpAddr,
+    /// How many of its ports got each state.
+    pub ports: StateCounts,
 }
 
 /// How far a scan has got, for a progress bar.
@@ -197,6 +210,7 @@ fn summary(
 ) -> ScanSummary {
     ScanSummary {
         hosts: u64::try_from(targets.len()).unwrap_or(u64::MAX),
+        down: 0,
         scanned: config.ports.len() as u64,
         open: counts.open,
         closed: counts.closed,

@@ -110,6 +110,30 @@ pub struct Budget {
     pub pooled: u32,
 }
 
+/// How many of a host's ports got each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateCounts {
+    /// Open ports.
+    pub open: u64,
+    /// Closed ports.
+    pub closed: u64,
+    /// Filtered ports.
+    pub filtered: u64,
+}
+
+impl StateCounts {
+    /// Counts one more port in `state`.
+    pub fn add(&mut self, state: crate::report::scan::PortState) {
+        use crate::report::scan::PortState;
+        let counter = match state {
+            PortState::Open => &mut self.open,
+            PortState::Closed => &mut self.closed,
+            PortState::Filtered => &mut self.filtered,
+        };
+        *counter += 1;
+    }
+}
+
 /// One host's scan state.
 #[derive(Debug)]
 pub struct HostScan {
@@ -133,6 +157,8 @@ pub struct HostScan {
     pub window: Window,
     /// The host's pace.
     pub rate: RateControl,
+    /// Its ports that got a state so far, by state.
+    pub states: StateCounts,
     loss: Loss,
     max_answered_try: u32,
 }
@@ -151,6 +177,7 @@ impl HostScan {
             late: LateFloor::default(),
             window: Window::new(Scope::Host, max_window),
             rate: RateControl::default(),
+            states: StateCounts::default(),
             loss: Loss::default(),
             max_answered_try: 0,
         }

@@ -12,11 +12,13 @@
 //! - [`guard`]: phantom open ports on this host (TCP self-connect) and their prevention.
 //! - [`limits`]: the open-files limit and the concurrency it allows.
 //! - [`banner`]: reading and sanitising what a service says first.
+//! - [`discover`]: which targets are up before a scan of several (the sweep engine, one round).
 //! - [`nmap_services`]: ranking from a local nmap-services. The result records are
 //!   [`crate::report::scan`]'s.
 
 pub mod answer;
 pub mod banner;
+pub mod discover;
 pub mod engine;
 pub mod errqueue;
 pub mod guard;
@@ -32,5 +34,5 @@ pub mod services;
 pub mod window;
 pub mod worker;
 
-pub use engine::{run, Config, Event, Progress};
-pub use host::Retries;
+pub use engine::{run, Config, Event, HostDone, Progress};
+pub use host::{Retries, StateCounts};

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::answer::{Answer, NoRoute};
-use super::host::{Budget, HostInfo, HostScan, Loss, Retries};
+use super::host::{Budget, HostInfo, HostScan, Loss, Retries, StateCounts};
 use super::pace::{spacing, Floor, Pacer, RateControl};
 use super::rtt::{Rtt, Timeouts};
 use super::window::{Scope, Window};
@@ -183,6 +183,7 @@ pub struct Scheduler<I> {
     timers: BinaryHeap<Reverse<(Instant, ProbeId)>>,
     lingering: VecDeque<ProbeId>,
     to_close: Vec<ProbeId>,
+    finished: Vec<(Arc<HostInfo>, StateCounts)>,
     next_id: ProbeId,
     in_flight: usize,
     open_sockets: usize,
@@ -218,6 +219,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             timers: BinaryHeap::new(),
             lingering: VecDeque::new(),
             to_close: Vec::new(),
+            finished: Vec::new(),
             next_id: 0,
             in_flight: 0,
             open_sockets: 0,
@@ -544,6 +546,9 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         for id in progress.live {
             self.close(id);
         }
+        if let Some(host) = self.hosts[slot].as_mut() {
+            host.states.add(state);
+        }
         self.count(state);
         self.finish_host(slot);
         Settled::Port(info, self.ports[port], state)
@@ -589,13 +594,21 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         Settled::Unreachable(info, no_route)
     }
 
-    /// Frees the slot of a host whose every port is settled.
+    /// Frees the slot of a host whose every port is settled, keeping it for
+    /// [`Scheduler::take_finished`].
     fn finish_host(&mut self, slot: usize) {
         let ports = self.ports.len();
         if self.hosts[slot].as_ref().is_some_and(|h| h.is_done(ports)) {
-            self.hosts[slot] = None;
+            if let Some(host) = self.hosts[slot].take() {
+                self.finished.push((host.info, host.states));
+            }
             self.active -= 1;
         }
+    }
+
+    /// The hosts whose every port got its state since the last call, with their counts.
+    pub fn take_finished(&mut self) -> Vec<(Arc<HostInfo>, StateCounts)> {
+        std::mem::take(&mut self.finished)
     }
 
     /// Times out every try whose deadline passed by `now`, and raises paced hosts' rates.

@@ -196,6 +196,7 @@ fn simulate(net: &mut Net, settings: Settings) -> Outcome {
     let mut events: BinaryHeap<Reverse<(Duration, ProbeId, u8)>> = BinaryHeap::new();
     let mut replies: HashMap<ProbeId, Reply> = HashMap::new();
     let mut closed: HashSet<ProbeId> = HashSet::new();
+    let mut finished: HashMap<usize, StateCounts> = HashMap::new();
     let mut out = Outcome {
         states: BTreeMap::new(),
         counts: Counts::default(),
@@ -220,6 +221,13 @@ fn simulate(net: &mut Net, settings: Settings) -> Outcome {
             events.push(Reverse((at, probe.id, 0)));
         }
         closed.extend(sched.take_closes());
+        for (host, counts) in sched.take_finished() {
+            let host = index[&host.target.addr];
+            assert!(
+                finished.insert(host, counts).is_none(),
+                "host {host} finished twice"
+            );
+        }
         if sched.is_done() {
             break;
         }
@@ -264,6 +272,30 @@ fn simulate(net: &mut Net, settings: Settings) -> Outcome {
     );
     out.counts = sched.counts();
     out.elapsed = now;
+    // Every host was reported finished once, with the counts of its ports' states: the open
+    // and closed ones settled by answers, all its ports in all, the scan's totals in sum.
+    let ports = net.truth[0].len() as u64;
+    let mut sum = StateCounts::default();
+    for host in 0..net.truth.len() {
+        let got = finished.get(&host).copied().expect("every host finished");
+        let mut answered = StateCounts::default();
+        let states = out.states.iter().filter(|((h, _), _)| *h == host);
+        states.for_each(|(_, state)| answered.add(*state));
+        assert_eq!(
+            (got.open, got.closed),
+            (answered.open, answered.closed),
+            "host {host}"
+        );
+        assert_eq!(got.open + got.closed + got.filtered, ports, "host {host}");
+        (sum.open, sum.closed) = (sum.open + got.open, sum.closed + got.closed);
+        sum.filtered += got.filtered;
+    }
+    let totals = (out.counts.open, out.counts.closed, out.counts.filtered);
+    assert_eq!(
+        (sum.open, sum.closed, sum.filtered),
+        totals,
+        "hosts' counts add up"
+    );
     out
 }
 

@@ -19,7 +19,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::Notify;
 
 use super::answer::{Answer, NoRoute};
-use super::engine::{Event, Progress};
+use super::engine::{Event, HostDone, Progress};
 use super::guard::{is_local, Guard};
 use super::host::HostInfo;
 use super::probe::{self, Outcome, Pending, Started};
@@ -215,12 +215,21 @@ impl Shared {
         }
     }
 
-    /// Cancels the connects whose sockets the scheduler closed.
+    /// Cancels the connects whose sockets the scheduler closed, and reports the hosts it
+    /// finished.
     fn close(&self, core: &mut Core) {
         for id in core.sched.take_closes() {
             if let Some(cancel) = core.cancels.remove(&id) {
                 cancel.notify_one();
             }
+        }
+        for (host, ports) in core.sched.take_finished() {
+            let done = HostDone {
+                host: host.target.host(),
+                addr: host.target.addr,
+                ports,
+            };
+            let _ = self.msgs.send(Msg::Event(Event::HostDone(done)));
         }
     }
 

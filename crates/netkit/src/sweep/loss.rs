@@ -108,6 +108,8 @@ struct Pending {
 struct Candidate {
     index: u64,
     addr: IpAddr,
+    /// The slot of the method that found it (module `multi`): its controls go by that one.
+    slot: u8,
     uses: u8,
 }
 
@@ -194,17 +196,23 @@ impl Meter {
         (self.epochs.len() - 1) as u16
     }
 
-    /// A host that answered: a candidate for control probes.
-    pub fn found(&mut self, index: u64, addr: IpAddr) {
+    /// A host that answered the method in `slot`: a candidate for control probes by it.
+    pub fn found(&mut self, index: u64, addr: IpAddr, slot: u8) {
         if self.candidates.len() < CANDIDATES {
             let uses = 0;
-            self.candidates.push_back(Candidate { index, addr, uses });
+            self.candidates.push_back(Candidate {
+                index,
+                addr,
+                slot,
+                uses,
+            });
         }
     }
 
-    /// Called before each probe: the host to send a control probe to instead, when one is due.
-    /// Once it is sent, [`Meter::sent_control`] says so.
-    pub fn control(&mut self) -> Option<(u64, IpAddr)> {
+    /// Called before each probe: the host to send a control probe to instead, when one is due,
+    /// and the slot of the method to send it by. Once it is sent, [`Meter::sent_control`] says
+    /// so.
+    pub fn control(&mut self) -> Option<(u64, IpAddr, u8)> {
         self.since_control += 1;
         if self.since_control < CONTROL_EVERY {
             return None;
@@ -215,7 +223,7 @@ impl Meter {
         if pick.uses < CONTROLS_PER_HOST {
             self.candidates.push_back(pick);
         }
-        Some((pick.index, pick.addr))
+        Some((pick.index, pick.addr, pick.slot))
     }
 
     /// A control probe to `index` went out at `now` (after the send returned: a send that had
@@ -501,7 +509,7 @@ mod tests {
             let now = start + Duration::from_millis(u64::from(k));
             let rate = meter.rate();
             let control = (0..CONTROL_EVERY).find_map(|_| meter.control());
-            let (index, _) = control.expect("a candidate");
+            let (index, _, _) = control.expect("a candidate");
             meter.sent_control(index, now);
             if answers(rate, k) {
                 meter.answered(index, Duration::from_millis(1));
@@ -514,7 +522,7 @@ mod tests {
     fn meter(ceiling: u64) -> Meter {
         let mut meter = Meter::new(ceiling);
         for i in 0..200 {
-            meter.found(i, addr());
+            meter.found(i, addr(), 0);
         }
         meter
     }
@@ -559,7 +567,7 @@ mod tests {
         let mut meter = meter(10_000);
         let start = Instant::now();
         for _ in 0..20 * CONTROL_EVERY {
-            if let Some((index, _)) = meter.control() {
+            if let Some((index, _, _)) = meter.control() {
                 meter.sent_control(index, start);
             }
         }

@@ -1,8 +1,10 @@
 //! The probers a sweep can use, behind one enum: each sends one probe to one target and
 //! reports what came back on a channel as a [`Reply`] (module `reply`, which the probers and
 //! the round loop share). The on-link ones (ARP, neighbour discovery) first find the link
-//! that holds the targets ([`super::onlink`]).
+//! that holds the targets ([`super::onlink`]). Several methods at once are module `multi`'s:
+//! one prober each.
 
+use std::fmt;
 use std::net::IpAddr;
 
 use tokio::sync::mpsc::UnboundedSender;
@@ -38,6 +40,18 @@ impl Method {
     }
 }
 
+impl fmt::Display for Method {
+    /// As `--method` takes it: `icmp`, `tcp:443`, `arp`, `ndp`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Method::Icmp => f.write_str("icmp"),
+            Method::Tcp(port) => write!(f, "tcp:{port}"),
+            Method::Arp => f.write_str("arp"),
+            Method::Ndp => f.write_str("ndp"),
+        }
+    }
+}
+
 /// One of the probing methods, ready to send.
 #[derive(Debug)]
 pub enum Prober {
@@ -55,17 +69,19 @@ pub enum Prober {
 }
 
 impl Prober {
-    /// Opens what `config.method` needs; answers will go to `replies`. TCP connects give up
-    /// after `config.timeout`, at most `config.max_in_flight` at once; ARP and neighbour
-    /// discovery use `config.interface`, else the link that holds the targets. Fails with an
-    /// input error for a target not on that link, and with an environment error when the
-    /// needed sockets are refused.
+    /// Opens what `method` needs; answers will go to `replies`. TCP connects give up after
+    /// `config.timeout`, at most `config.max_in_flight` at once; ARP and neighbour discovery
+    /// use `config.interface`, else the link that holds the targets (those of their address
+    /// family when the sweep has other methods for the rest). Fails with an input error for a
+    /// target not on that link, and with an environment error when the needed sockets are
+    /// refused.
     pub fn open(
+        method: Method,
         config: &Config,
         targets: &Targets,
         replies: UnboundedSender<Reply>,
     ) -> Result<Self, Error> {
-        match config.method {
+        match method {
             Method::Tcp(port) => Ok(Prober::Tcp(TcpProber::new(
                 port,
                 config.timeout,
@@ -74,11 +90,11 @@ impl Prober {
             ))),
             Method::Icmp => IcmpProber::open(targets, replies).map(Prober::Icmp),
             Method::Arp => {
-                let link = onlink::find(targets, config.interface.as_deref(), OnLink::Arp, true)?;
+                let link = on_link(config, targets, OnLink::Arp)?;
                 ArpProber::open(&link, replies).map(Prober::Arp)
             }
             Method::Ndp => {
-                let link = onlink::find(targets, config.interface.as_deref(), OnLink::Ndp, true)?;
+                let link = on_link(config, targets, OnLink::Ndp)?;
                 NdpProber::open(&link, replies).map(Prober::Ndp)
             }
         }
@@ -108,4 +124,11 @@ impl Prober {
             Prober::Scripted(scripted) => scripted.end_round(),
         }
     }
+}
+
+/// The link an on-link method probes through (module `onlink`): with other methods in the
+/// sweep, it takes the targets of its address family and leaves the rest to them.
+fn on_link(config: &Config, targets: &Targets, method: OnLink) -> Result<onlink::Link, Error> {
+    let alone = !config.methods.is_several();
+    onlink::find(targets, config.interface.as_deref(), method, alone)
 }

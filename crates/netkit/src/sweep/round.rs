@@ -1,22 +1,25 @@
 //! One round of a sweep: one task sends the probes the schedule (module `schedule`) asks
-//! for, paced by the meter's rate (module `loss`), and reads the answers as they come,
-//! reporting each live host at once. The round ends as soon as every target is settled, or
+//! for (one of each method per target, module `multi`), paced by the meter's rate (module
+//! `loss`), and reads the answers as they come, reporting each live host at once. The round ends as soon as every target is settled, or
 //! when the schedule has probed every silent target enough and the wait for late answers is
 //! over — silent targets cost one wait in all, not one each. Then the silent and unreachable
-//! targets are reported in target order, and the summary.
+//! targets are reported in target order, and the summary. With several methods, a target is
+//! alive at the first answer by any of them (the record says which), and unreachable only once
+//! every method said so: a firewall's ICMP error to an echo request says nothing of TCP.
 
-use tokio::sync::mpsc::UnboundedReceiver;
+use std::collections::HashMap;
+
 use tokio::time::{Duration, Instant};
 
 use super::bitset::Bitset;
 use super::event::Event;
 use super::loss::{Meter, Throttle};
+use super::multi::Probers;
 use super::neighbour::Mac;
-use super::probe::Prober;
 use super::reply::{Answer, Reply, Tag};
 use super::rtt::Rtt;
 use super::schedule::{Member, Next, Schedule, View};
-use super::unreach::UnreachMap;
+use super::unreach::{Unreach, UnreachMap};
 use super::{Config, Sink};
 use crate::error::Error;
 use crate::pace::{interval_of, Pacer};
@@ -77,6 +80,8 @@ struct Tally {
     alive: Bitset,
     done: Bitset,
     unreach: UnreachMap,
+    /// With several methods: which methods said a target is unreachable (a bit per slot).
+    unreach_by: HashMap<u64, u32>,
     rtts: Option<Vec<f32>>,
     came_up: u64,
     probes: u64,
@@ -93,12 +98,11 @@ struct Work<'r, 'l> {
     held: Option<(Member, u8)>,
 }
 
-/// Runs one round: probes go out through `prober`, answers come back on `replies`.
+/// Runs one round: probes go out through `probers`, and their answers come back from them.
 pub(super) async fn run(
     round: &Round<'_>,
     learned: &mut Learned,
-    prober: &mut Prober,
-    replies: &mut UnboundedReceiver<Reply>,
+    probers: &mut Probers,
     sink: &mut Sink<'_>,
 ) -> Result<Outcome, Error> {
     let start = Instant::now();
@@ -111,6 +115,7 @@ pub(super) async fn run(
             alive: Bitset::new(round.total),
             done: Bitset::new(round.total),
             unreach: UnreachMap::new(),
+            unreach_by: HashMap::new(),
             rtts: round
                 .keep_rtts
                 .then(|| vec![f32::NAN; usize::try_from(round.total).unwrap_or(0)]),
@@ -122,8 +127,8 @@ pub(super) async fn run(
         learned,
         held: None,
     };
-    let result = work.drive(prober, replies, sink).await;
-    prober.end_round();
+    let result = work.drive(probers, sink).await;
+    probers.end_round();
     result?;
     if let Some(throttle) = work.learned.meter.end_round() {
         let record = throttle_record(round.number, &throttle);
@@ -134,28 +139,25 @@ pub(super) async fn run(
 
 impl Work<'_, '_> {
     /// Sends and listens until the round is over.
-    async fn drive(
-        &mut self,
-        prober: &mut Prober,
-        replies: &mut UnboundedReceiver<Reply>,
-        sink: &mut Sink<'_>,
-    ) -> Result<(), Error> {
+    async fn drive(&mut self, probers: &mut Probers, sink: &mut Sink<'_>) -> Result<(), Error> {
         let mut ticker = tokio::time::interval(PROGRESS_EVERY);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
-            while let Ok(reply) = replies.try_recv() {
-                self.on_reply(reply, sink)?;
+            while let Some((slot, reply)) = probers.try_recv() {
+                self.on_reply(slot, reply, probers.len(), sink)?;
             }
             if self.tally.done.count() == self.round.total {
                 break;
             }
             self.check_controls(sink)?;
-            let Some(wake) = self.send_some(prober).await else {
+            let Some(wake) = self.send_some(probers).await else {
                 break;
             };
             tokio::select! {
                 biased;
-                Some(reply) = replies.recv() => self.on_reply(reply, sink)?,
+                Some((slot, reply)) = probers.recv() => {
+                    self.on_reply(slot, reply, probers.len(), sink)?;
+                }
                 () = tokio::time::sleep_until(wake) => {}
                 _ = ticker.tick() => sink(Event::Progress(self.progress())).map_err(output_error)?,
             }
@@ -163,8 +165,8 @@ impl Work<'_, '_> {
         // Answers already read by the receiver (or waiting in the socket) still count.
         for _ in 0..4 {
             tokio::task::yield_now().await;
-            while let Ok(reply) = replies.try_recv() {
-                self.on_reply(reply, sink)?;
+            while let Some((slot, reply)) = probers.try_recv() {
+                self.on_reply(slot, reply, probers.len(), sink)?;
             }
         }
         Ok(())
@@ -186,7 +188,7 @@ impl Work<'_, '_> {
 
     /// Sends what may go now (at most [`MAX_BURST`] probes); returns when to look again, or
     /// `None` when the round is over.
-    async fn send_some(&mut self, prober: &mut Prober) -> Option<Instant> {
+    async fn send_some(&mut self, probers: &mut Probers) -> Option<Instant> {
         let now = Instant::now();
         for _ in 0..MAX_BURST {
             if !self.pacer.ready(now.into_std()) {
@@ -203,26 +205,38 @@ impl Work<'_, '_> {
                     Next::Finished => return None,
                 },
             };
-            self.pacer.take(now.into_std());
-            self.tally.probes += 1;
             let number = self.round.number;
-            if let Some((index, addr)) = self.learned.meter.control() {
+            if let Some((index, addr, slot)) = self.learned.meter.control() {
+                // A control goes only by the method that found the host: the loss it measures
+                // is that of probes the host answers.
+                self.pacer.take(now.into_std());
+                self.tally.probes += 1;
                 self.held = Some((member, attempt));
-                prober
-                    .send(Tag::new(number, Tag::CONTROL), index, addr)
-                    .await;
+                let tag = Tag::new(number, Tag::CONTROL);
+                probers.send_by(slot, tag, index, addr).await;
                 self.learned.meter.sent_control(index, Instant::now());
                 continue;
             }
+            for _ in 0..probers.len() {
+                self.pacer.take(now.into_std());
+            }
+            self.tally.probes += probers.len() as u64;
             let tag = Tag::new(number, attempt);
-            prober.send(tag, member.index, member.addr).await;
+            probers.send(tag, member.index, member.addr).await;
         }
         tokio::task::yield_now().await;
         Some(now)
     }
 
-    /// Takes in an answer; reports a host (and a came-up change) at its first answer.
-    fn on_reply(&mut self, reply: Reply, sink: &mut Sink<'_>) -> Result<(), Error> {
+    /// Takes in an answer by the method in `slot` (of `methods`); reports a host (and a
+    /// came-up change) at its first answer.
+    fn on_reply(
+        &mut self,
+        slot: u8,
+        reply: Reply,
+        methods: usize,
+        sink: &mut Sink<'_>,
+    ) -> Result<(), Error> {
         if !reply.tag.is_round(self.round.number) {
             return Ok(());
         }
@@ -233,10 +247,7 @@ impl Work<'_, '_> {
             }
             Answer::Neighbour { rtt, mac, .. } => (rtt, Some(mac)),
             Answer::Unreachable(why) => {
-                if !self.tally.alive.get(reply.index) && self.tally.unreach.insert(reply.index, why)
-                {
-                    self.tally.done.set(reply.index);
-                }
+                self.on_unreachable(slot, &reply, why, methods);
                 return Ok(());
             }
             Answer::Absent => {
@@ -253,8 +264,28 @@ impl Work<'_, '_> {
             return Ok(());
         }
         self.tally.done.set(reply.index);
-        self.learned.meter.found(reply.index, reply.addr);
-        self.alive(&reply, (rtt, mac), sink)
+        self.learned.meter.found(reply.index, reply.addr, slot);
+        let by = self.round.config.methods.get(slot).map(|m| m.to_string());
+        self.alive(&reply, (rtt, mac), by, sink)
+    }
+
+    /// Keeps why a target is unreachable; it is settled once every method said so.
+    fn on_unreachable(&mut self, slot: u8, reply: &Reply, why: Unreach, methods: usize) {
+        if self.tally.alive.get(reply.index) {
+            return;
+        }
+        let first = self.tally.unreach.insert(reply.index, why);
+        let settled = match methods {
+            0 | 1 => first,
+            n => {
+                let votes = self.tally.unreach_by.entry(reply.index).or_default();
+                *votes |= 1u32 << u32::from(slot).min(31);
+                votes.count_ones() as usize >= n
+            }
+        };
+        if settled {
+            self.tally.done.set(reply.index);
+        }
     }
 
     /// Reports another MAC address answering for a live host's address.
@@ -281,6 +312,7 @@ impl Work<'_, '_> {
         &mut self,
         reply: &Reply,
         (rtt, mac): (Duration, Option<Mac>),
+        by: Option<String>,
         sink: &mut Sink<'_>,
     ) -> Result<(), Error> {
         let number = self.round.number;
@@ -295,6 +327,7 @@ impl Work<'_, '_> {
             round: number,
             error: None,
             mac: mac.map(|m| m.to_string()),
+            by,
         };
         sink(Event::Host(host)).map_err(output_error)?;
         if self.round.previous.is_some_and(|p| !p.get(reply.index)) {
@@ -376,6 +409,7 @@ fn report_rest(round: &Round<'_>, tally: &Tally, sink: &mut Sink<'_>) -> Result<
             round: round.number,
             error,
             mac: None,
+            by: None,
         };
         sink(Event::Host(host)).map_err(output_error)?;
         if round.previous.is_some_and(|prev| prev.get(index)) {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::mpsc::{self, UnboundedSender};
 use tokio::task::JoinSet;
 
+use super::multi::Probers;
 use super::probe::Prober;
 use super::reply::{Answer, Reply, Tag};
 use super::{Config, Sweep};
@@ -60,18 +61,29 @@ impl Scripted {
 
 /// A sweep of `targets` whose probes follow `script`, and the log of its probes.
 pub fn sweep(targets: Targets, config: Config, script: Script) -> (Sweep, Log) {
-    let (tx, replies) = mpsc::unbounded_channel();
-    let log = Log::default();
-    let prober = Prober::Scripted(Scripted {
-        script,
-        sent: HashMap::new(),
-        log: Arc::clone(&log),
-        replies: tx,
-        tasks: JoinSet::new(),
-    });
+    let (sweep, mut logs) = sweep_by(targets, config, &[script]);
+    (sweep, logs.remove(0))
+}
+
+/// A sweep of `targets` by one scripted method per script (slot 0 first), and each method's
+/// log of its probes.
+pub fn sweep_by(targets: Targets, config: Config, scripts: &[Script]) -> (Sweep, Vec<Log>) {
+    let mut logs = Vec::new();
+    let mut parts = Vec::new();
+    for &script in scripts {
+        let (tx, replies) = mpsc::unbounded_channel();
+        let log = Log::default();
+        logs.push(Arc::clone(&log));
+        let prober = Prober::Scripted(Scripted {
+            script,
+            sent: HashMap::new(),
+            log,
+            replies: tx,
+            tasks: JoinSet::new(),
+        });
+        parts.push((prober, replies));
+    }
     let total = super::count(&targets).expect("count");
-    (
-        Sweep::assemble(targets, total, config, prober, replies),
-        log,
-    )
+    let probers = Probers::assemble(parts);
+    (Sweep::assemble(targets, total, config, probers), logs)
 }

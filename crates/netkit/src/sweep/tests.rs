@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use std::net::IpAddr;
+
 use super::*;
 use crate::error::ErrorClass;
 use crate::report::sweep::{HostRecord, SummaryRecord};
@@ -15,7 +17,7 @@ fn targets(words: &[&str]) -> Targets {
 
 fn config(port: u16, timeout: Duration) -> Config {
     Config {
-        method: Method::Tcp(port),
+        methods: Methods::one(Method::Tcp(port)),
         timeout,
         retries: 1,
         rate: DEFAULT_RATE,
@@ -145,7 +147,7 @@ mod scripted {
 
     fn config(timeout: Duration, retries: u32) -> Config {
         Config {
-            method: Method::Icmp,
+            methods: Methods::one(Method::Icmp),
             timeout,
             retries,
             rate: 10_000,
@@ -268,6 +270,45 @@ mod scripted {
         let silent = &probes_per_index(&log, 256)[128..];
         assert!(silent.iter().all(|n| *n >= 8), "{silent:?}");
         assert!(!summary.throttled);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn several_methods_find_hosts_that_answer_one_and_measure_no_loss_from_the_others() {
+        let mut cfg = config(Duration::from_secs(1), 10);
+        cfg.methods = Methods::new([Method::Icmp, Method::Tcp(443)]).expect("methods");
+        // 128 live hosts (the first half): the even ones answer only the first method (ICMP
+        // dropped for the odd ones), the odd ones only the second; 128 silent. No loss.
+        let echo: scripted::Script = |tag, index, _| match index < 128 && index % 2 == 0 {
+            true => vec![(tag, Duration::from_millis(5))],
+            false => vec![],
+        };
+        let syn: scripted::Script = |tag, index, _| match index < 128 && index % 2 == 1 {
+            true => vec![(tag, Duration::from_millis(5))],
+            false => vec![],
+        };
+        let (mut sweep, logs) = scripted::sweep_by(targets(&["198.18.0.0/24"]), cfg, &[echo, syn]);
+        let (summary, events) = collect(&mut sweep).await;
+        assert_eq!((summary.alive, summary.dead), (128, 128));
+        let by: Vec<(u8, Option<&str>)> = hosts(&events)
+            .iter()
+            .filter(|h| h.alive)
+            .map(|h| match h.addr {
+                IpAddr::V4(v4) => (v4.octets()[3] % 2, h.by.as_deref()),
+                IpAddr::V6(_) => (9, None),
+            })
+            .collect();
+        assert!(by
+            .iter()
+            .all(|b| matches!(b, (0, Some("icmp")) | (1, Some("tcp:443")))));
+        // Controls go by the method that found each host: none is lost. (Sent by both, or by
+        // the first, half of them would be, and silent targets would get the most re-probes.)
+        assert_eq!(summary.loss_pct, Some(0.0), "{summary:?}");
+        for log in &logs {
+            let silent = &probes_per_index(log, 256)[128..];
+            assert!(silent.iter().all(|n| (2..=4).contains(n)), "{silent:?}");
+            // Every target gets a probe of each method, live or not.
+            assert!(probes_per_index(log, 128).iter().all(|n| *n >= 1));
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -3,13 +3,17 @@
 //! one `<host>` per target in the order given. The engine reports closed and filtered ports
 //! as totals only, so a host's closed and filtered ports are counted (`<extraports>`), never
 //! listed: exactly when one host was scanned or all the scan's non-open ports share a state,
-//! as `closed|filtered` (nmap's "one of the two") otherwise.
+//! as `closed|filtered` (nmap's "one of the two") otherwise. After host discovery, hosts found
+//! down are counted in `<runstats>` but not listed, and up hosts say which probe answered
+//! (`echo-reply`, `tcp-response`), as nmap without -v; without discovery they are up because
+//! the user said so (`user-set`, as nmap -Pn).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::SystemTime;
 
 use netkit::report::scan::{OpenPort, ScanSummary, Unreachable};
+use netkit::scan::discover::Discovery;
 use netkit::Targets;
 
 use crate::output::files::{self, Documents};
@@ -21,6 +25,7 @@ pub struct NmapOutput {
     run: Run,
     open: HashMap<(IpAddr, String), Vec<OpenPort>>,
     unreachable: HashMap<(IpAddr, String), Unreachable>,
+    discovery: Option<Discovery>,
 }
 
 impl std::fmt::Debug for NmapOutput {
@@ -47,7 +52,20 @@ impl NmapOutput {
             run,
             open: HashMap::new(),
             unreachable: HashMap::new(),
+            discovery: None,
         }
+    }
+
+    /// Keeps what host discovery found.
+    pub fn discovered(&mut self, discovery: Discovery) {
+        if !self.docs.is_empty() {
+            self.discovery = Some(discovery);
+        }
+    }
+
+    /// Whether discovery found the host at `addr` down (it was not scanned).
+    fn found_down(&self, addr: IpAddr) -> bool {
+        self.discovery.as_ref().is_some_and(|d| !d.status(addr).up)
     }
 
     /// Keeps an open port (nothing when no document is asked for).
@@ -82,6 +100,11 @@ impl NmapOutput {
         let counts = Counts::of(summary);
         for target in targets.iter() {
             let key = (target.addr, target.host());
+            if self.found_down(target.addr) {
+                // nmap lists down hosts only with -v; it counts them.
+                down += 1;
+                continue;
+            }
             let host = self.host(&key, target.name.is_some(), summary, &counts);
             let Some(host) = host else { continue };
             if host.up {
@@ -131,12 +154,17 @@ impl NmapOutput {
             true => Vec::new(),
             false => counts.extra(summary.scanned.saturating_sub(ports.len() as u64)),
         };
+        let by = self.discovery.as_ref().and_then(|d| d.status(key.0).by);
+        let reason = match by {
+            Some(by) => nmap::up_reason(Some(&by)),
+            // Scanned without discovery, as nmap -Pn: up because the user said so.
+            None => "user-set",
+        };
         Some(Host {
             addr: key.0,
             name,
-            // netkit scans every target, as nmap -Pn: up because the user said so.
             up: true,
-            reason: "user-set",
+            reason,
             ports,
             extra,
             mac: None,

@@ -1,6 +1,8 @@
 //! Where scan results go: stdout (human lines or JSON Lines), the same again into `-o FILE`,
 //! nmap's output options (`-oN`, `-oJ`, `-oX`, `-oG`, `-oA`; see [`crate::output::files`]),
-//! and a progress bar on stderr when stderr is a terminal and the output is not JSON.
+//! and a progress bar on stderr when stderr is a terminal and the output is not JSON. A
+//! `host` record says each host's status: down ones as host discovery finds them, up ones as
+//! the scan finishes them.
 
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -8,8 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use netkit::report::scan::{OpenPort, ScanSummary, Unreachable};
-use netkit::scan::Progress;
+use netkit::report::scan::{HostReport, HostStatus, OpenPort, ScanSummary, Unreachable};
+use netkit::scan::discover::Discovery;
+use netkit::scan::{HostDone, Progress};
 use netkit::{ParseError, Targets};
 use serde::Serialize;
 
@@ -46,6 +49,12 @@ pub struct Sink<'a> {
     files: Vec<TextFile>,
     nmap: NmapOutput,
     bar: Option<ProgressBar>,
+    /// Whether a progress bar is wanted.
+    show_bar: bool,
+    /// What host discovery found, when it ran.
+    discovery: Option<Discovery>,
+    /// Targets found down by discovery, and how many of them have no route.
+    down: (u64, u64),
 }
 
 impl std::fmt::Debug for Sink<'_> {
@@ -60,26 +69,95 @@ impl std::fmt::Debug for Sink<'_> {
 
 impl<'a> Sink<'a> {
     /// Creates the results files (exit 3 if one cannot be, exit 2 for two outputs on stdout)
-    /// and the bar for `total` probes of `ports`.
-    pub fn new(
-        out: &'a Printer,
-        outputs: Outputs<'_>,
-        ports: &[u16],
-        total: u128,
-    ) -> anyhow::Result<Self> {
+    /// for a scan of `ports`.
+    pub fn new(out: &'a Printer, outputs: Outputs<'_>, ports: &[u16]) -> anyhow::Result<Self> {
         let stdout = stdout_format(out, outputs)?;
         let files = text_files(out, outputs)?;
         let docs = files::documents(outputs.docs, outputs.text.output_all.as_deref())?;
         let nmap = NmapOutput::new(docs, ports);
-        let show = io::stderr().is_terminal() && !out.json();
-        let bar = show.then(|| progress_bar(u64::try_from(total).unwrap_or(u64::MAX)));
+        let show_bar = io::stderr().is_terminal() && !out.json();
         Ok(Sink {
             out,
             stdout,
             files,
             nmap,
-            bar,
+            bar: None,
+            show_bar,
+            discovery: None,
+            down: (0, 0),
         })
+    }
+
+    /// Shows the progress bar for `total` probes (on a terminal, without JSON).
+    pub fn start_bar(&mut self, total: u128) {
+        if self.show_bar {
+            self.bar = Some(progress_bar(u64::try_from(total).unwrap_or(u64::MAX)));
+        }
+    }
+
+    /// Reports what host discovery found: a `host` record for each target found down (and
+    /// an unreachable one for a target with no route, as the scan reports it); keeps the rest
+    /// for the records of the hosts found up.
+    pub fn discovered(&mut self, targets: &Targets, discovery: Discovery) -> anyhow::Result<()> {
+        for target in targets.iter() {
+            let status = discovery.status(target.addr);
+            if status.up {
+                continue;
+            }
+            self.down.0 += 1;
+            let reason = match &status.error {
+                Some(error) => {
+                    self.down.1 += 1;
+                    let from = error
+                        .rsplit_once(" from ")
+                        .and_then(|(_, a)| a.parse().ok());
+                    let host = target.host();
+                    let (addr, error) = (target.addr, error.clone());
+                    self.unreachable(&Unreachable {
+                        host,
+                        addr,
+                        error,
+                        from,
+                    })?;
+                    crate::output::nmap::no_route_reason(status.error.as_deref().unwrap_or(""))
+                }
+                None => "no-response",
+            };
+            let report = HostReport {
+                host: target.host(),
+                addr: target.addr,
+                status: HostStatus::Down,
+                reason: reason.to_string(),
+                by: None,
+                open: None,
+                closed: None,
+                filtered: None,
+            };
+            self.emit(None, "host", &report)?;
+        }
+        self.nmap.discovered(discovery.clone());
+        self.discovery = Some(discovery);
+        Ok(())
+    }
+
+    /// Reports a host whose every port got its state.
+    pub fn host_done(&mut self, done: &HostDone) -> anyhow::Result<()> {
+        let by = self.discovery.as_ref().and_then(|d| d.status(done.addr).by);
+        let reason = match &by {
+            Some(by) => crate::output::nmap::up_reason(Some(by)),
+            None => "user-set",
+        };
+        let report = HostReport {
+            host: done.host.clone(),
+            addr: done.addr,
+            status: HostStatus::Up,
+            reason: reason.to_string(),
+            by,
+            open: Some(done.ports.open),
+            closed: Some(done.ports.closed),
+            filtered: Some(done.ports.filtered),
+        };
+        self.emit(None, "host", &report)
     }
 
     /// Keeps the bar up to date until the returned task is aborted.
@@ -117,19 +195,30 @@ impl<'a> Sink<'a> {
         self.emit(None, "unreachable", host)
     }
 
-    /// Reports the totals, writes the nmap documents, and closes the bar and the files.
-    pub fn summary(&mut self, targets: &Targets, summary: &ScanSummary) -> anyhow::Result<()> {
+    /// Reports the totals (with the hosts discovery found down), writes the nmap documents,
+    /// and closes the bar and the files; returns the totals reported.
+    pub fn summary(
+        &mut self,
+        targets: &Targets,
+        mut summary: ScanSummary,
+    ) -> anyhow::Result<ScanSummary> {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
-        self.emit(Some(&human_summary(summary)), "summary", summary)?;
-        self.nmap.finish(targets, summary)?;
+        if let Some(discovery) = &self.discovery {
+            summary.elapsed_s += discovery.elapsed.as_secs_f64();
+        }
+        // The documents count the scanned hosts' ports from the engine's totals.
+        self.nmap.finish(targets, &summary)?;
+        summary.down = self.down.0;
+        summary.unreachable += self.down.1;
+        self.emit(Some(&human_summary(&summary)), "summary", &summary)?;
         for file in &mut self.files {
             file.out
                 .flush()
                 .map_err(|e| files::file_error(&file.path, e))?;
         }
-        Ok(())
+        Ok(summary)
     }
 
     /// Writes a result to stdout and every text file: `line` where the format is human text
@@ -247,8 +336,12 @@ pub fn human_summary(s: &ScanSummary) -> String {
     let hosts = if s.hosts == 1 { "host" } else { "hosts" };
     let ports = if s.scanned == 1 { "port" } else { "ports" };
     let interrupted = if s.interrupted { " (interrupted)" } else { "" };
+    let down = match s.down {
+        0 => String::new(),
+        n => format!(" ({n} down, not scanned)"),
+    };
     let mut line = format!(
-        "Scanned {} {hosts}, {} {ports} each, in {:.2} s{interrupted}: {} open, {} closed, {} filtered",
+        "Scanned {} {hosts}{down}, {} {ports} each, in {:.2} s{interrupted}: {} open, {} closed, {} filtered",
         s.hosts, s.scanned, s.elapsed_s, s.open, s.closed, s.filtered
     );
     match s.unreachable {

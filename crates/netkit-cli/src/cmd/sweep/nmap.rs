@@ -9,7 +9,6 @@ use std::net::IpAddr;
 use std::time::{Instant, SystemTime};
 
 use netkit::report::sweep::HostRecord;
-use netkit::sweep::Method;
 use netkit::Targets;
 
 use crate::output::files::{self, Documents};
@@ -20,7 +19,6 @@ pub struct NmapOutput {
     docs: Documents,
     run: Run,
     started: Instant,
-    up_reason: &'static str,
     last: HashMap<IpAddr, HostRecord>,
 }
 
@@ -33,25 +31,18 @@ impl std::fmt::Debug for NmapOutput {
 }
 
 impl NmapOutput {
-    /// Output of a sweep with `method` that starts now into `docs`.
-    pub fn new(docs: Documents, method: Method) -> Self {
+    /// Output of a sweep that starts now into `docs`.
+    pub fn new(docs: Documents) -> Self {
         let args: Vec<String> = std::env::args().collect();
         let run = Run {
             args: args.join(" "),
             start: SystemTime::now(),
             scan: None,
         };
-        let up_reason = match method {
-            Method::Icmp => "echo-reply",
-            Method::Tcp(_) => "tcp-response",
-            Method::Arp => "arp-response",
-            Method::Ndp => "nd-response",
-        };
         NmapOutput {
             docs,
             run,
             started: Instant::now(),
-            up_reason,
             last: HashMap::new(),
         }
     }
@@ -75,7 +66,7 @@ impl NmapOutput {
             let Some(record) = self.last.get(&target.addr) else {
                 continue;
             };
-            let host = self.host_of(record, target.name.as_deref());
+            let host = Self::host_of(record, target.name.as_deref());
             if host.up {
                 up += 1;
             } else {
@@ -93,10 +84,10 @@ impl NmapOutput {
         files::each(&mut self.docs, |doc| doc.finish(&end))
     }
 
-    fn host_of(&self, record: &HostRecord, name: Option<&str>) -> Host {
+    fn host_of(record: &HostRecord, name: Option<&str>) -> Host {
         let reason = match (&record.error, record.alive) {
             (Some(error), _) => nmap::no_route_reason(error),
-            (None, true) => self.up_reason,
+            (None, true) => nmap::up_reason(record.by.as_deref()),
             (None, false) => "no-response",
         };
         Host {

@@ -1,0 +1,189 @@
+//! Several sweep methods at once and host discovery before a scan (issue 16 item 5), in the
+//! impaired-link lab: hosts that drop ICMP echo and answer only some TCP ports are found by the
+//! methods they answer and missed by the others, and the set found alive matches nmap's
+//! (`nmap -sn -PE -PS80,443`, and nmap's default discovery before a port scan) in the same lab.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use serde_json::Value;
+
+use crate::harness::{privileged, text};
+use crate::lab::{ms, Lab, LabExt};
+use crate::scan_output::{assert_dtd_valid, libnmap};
+use crate::sweep_lab::netkit_sweep;
+
+/// A lab whose 198.18.1.0/28 holds: .1-.4 answer echo (.1 listens on 22); .5 drops echo and listens on 443; .6
+/// drops echo and refuses 443 (a reset: alive all the same); .7 drops echo and 443 but refuses
+/// 80; .8 drops echo, 80 and 443 (alive, but no discovery probe of ours finds it); the rest is
+/// no host (silent).
+fn mixed_lab(tag: &str) -> Lab {
+    let echo = (1..=4).fold(Lab::builder(tag).delay(ms(2)), |b, n| {
+        b.host(&format!("198.18.1.{n}"))
+    });
+    let b = (5..=8).fold(echo, |b, n| b.no_echo(&format!("198.18.1.{n}")));
+    b.open("198.18.1.1", &[22])
+        .open("198.18.1.5", &[443])
+        .host("198.18.1.6")
+        .host("198.18.1.7")
+        .drop_ports("198.18.1.7", 443)
+        .host("198.18.1.8")
+        .drop_ports("198.18.1.8", &[80, 443])
+        .build()
+        .expect("lab")
+}
+
+fn addrs(last: &[u8]) -> BTreeSet<IpAddr> {
+    last.iter()
+        .map(|n| format!("198.18.1.{n}").parse().expect("address"))
+        .collect()
+}
+
+/// The hosts `nmap -n ARGS` lists as up in its grepable output, run in the lab's scanner.
+fn nmap_up(lab: &Lab, args: &[&str]) -> BTreeSet<IpAddr> {
+    let out = lab
+        .scanner_cmd("nmap")
+        .args(["-n", "-oG", "-"])
+        .args(args)
+        .output()
+        .expect("run nmap");
+    let (code, stdout, stderr) = text(&out);
+    assert_eq!(code, 0, "nmap {args:?}: {stderr}");
+    stdout
+        .lines()
+        .filter(|l| l.starts_with("Host: ") && l.ends_with("Status: Up"))
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn several_methods_find_what_each_finds_and_match_nmap_sn_pe_ps() {
+    if !privileged("several_methods_find_what_each_finds_and_match_nmap_sn_pe_ps") {
+        return;
+    }
+    let lab = mixed_lab("dscsweep");
+    let range = "198.18.1.0/28";
+    let icmp = netkit_sweep(&lab, &[range]);
+    assert_eq!(icmp.alive(1), addrs(&[1, 2, 3, 4]), "{}", icmp.stderr);
+    let two = netkit_sweep(&lab, &["--method", "icmp,tcp:443", range]);
+    assert_eq!(two.alive(1), addrs(&[1, 2, 3, 4, 5, 6]), "{}", two.stderr);
+    for host in two.hosts().iter().filter(|h| h.alive) {
+        let want = match host.addr.to_string().as_str() {
+            "198.18.1.5" | "198.18.1.6" => "tcp:443",
+            _ => "icmp",
+        };
+        assert_eq!(host.by.as_deref(), Some(want), "{host:?}");
+    }
+    // Every target got a probe of each method, each round: the summary counts them.
+    assert!(two.summaries()[0].probes >= 2 * 16, "{:?}", two.summaries());
+    let three = netkit_sweep(&lab, &["--method", "icmp,tcp:80,tcp:443", range]);
+    let nmap = nmap_up(&lab, &["-sn", "-PE", "-PS80,443", range]);
+    assert_eq!(nmap, addrs(&[1, 2, 3, 4, 5, 6, 7]), "nmap's own answer");
+    assert_eq!(three.alive(1), nmap, "{}", three.stderr);
+    assert_eq!(three.code, 1, "silent targets");
+}
+
+/// What `netkit --json scan ARGS` said: its records, by type.
+fn netkit_scan(lab: &Lab, args: &[&str]) -> Vec<Value> {
+    let out = lab
+        .netkit()
+        .args(["--json", "scan"])
+        .args(args)
+        .output()
+        .expect("run netkit");
+    let (code, stdout, stderr) = text(&out);
+    assert_eq!(code, 0, "scan {args:?}: {stdout}{stderr}");
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+fn of_type<'a>(records: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    records.iter().filter(|r| r["type"] == kind).collect()
+}
+
+/// The addresses of the host records with `status`.
+fn with_status(records: &[Value], status: &str) -> BTreeSet<IpAddr> {
+    of_type(records, "host")
+        .iter()
+        .filter(|h| h["status"] == status)
+        .map(|h| h["addr"].as_str().expect("addr").parse().expect("address"))
+        .collect()
+}
+
+/// The open ports found, as `ADDR:PORT`.
+fn open_ports(records: &[Value]) -> BTreeSet<String> {
+    of_type(records, "port")
+        .iter()
+        .map(|p| format!("{}:{}", p["addr"].as_str().unwrap_or(""), p["port"]))
+        .collect()
+}
+
+#[test]
+fn a_scan_of_a_range_scans_only_the_hosts_discovery_finds_up() {
+    let test = "a_scan_of_a_range_scans_only_the_hosts_discovery_finds_up";
+    if !privileged(test) {
+        return;
+    }
+    let lab = mixed_lab("dscscan");
+    let (range, ports) = ("198.18.1.0/28", "22,80,443");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let xml = dir.path().join("scan.xml");
+    let xml_arg = xml.to_str().expect("path");
+    let found = netkit_scan(&lab, &[range, "-p", ports, "-oX", xml_arg]);
+    let up = addrs(&[1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(with_status(&found, "up"), up);
+    assert_eq!(with_status(&found, "down").len(), 9);
+    let summary = of_type(&found, "summary")[0];
+    assert_eq!(
+        (summary["hosts"].as_u64(), summary["down"].as_u64()),
+        (Some(7), Some(9))
+    );
+    // Each up host's record counts its ports by state, and says which probe answered.
+    let record = |addr: &str| {
+        let hosts = of_type(&found, "host");
+        let host = hosts.iter().find(|h| h["addr"] == addr).expect("a record");
+        let counts = [&host["open"], &host["closed"], &host["filtered"]].map(|v| v.as_u64());
+        (host["reason"].as_str().map(str::to_string), counts)
+    };
+    let tcp = Some("tcp-response".to_string());
+    assert_eq!(
+        record("198.18.1.1"),
+        (Some("echo-reply".into()), [1, 2, 0].map(Some))
+    );
+    assert_eq!(record("198.18.1.5"), (tcp.clone(), [1, 2, 0].map(Some)));
+    assert_eq!(record("198.18.1.7"), (tcp, [0, 2, 1].map(Some)));
+    assert_eq!(
+        record("198.18.1.8"),
+        (Some("no-response".into()), [None, None, None])
+    );
+    // -Pn scans all 16, and finds the same open ports.
+    let all = netkit_scan(&lab, &["-Pn", range, "-p", ports]);
+    let summary_all = of_type(&all, "summary")[0];
+    assert_eq!(
+        (summary_all["hosts"].as_u64(), summary_all["down"].as_u64()),
+        (Some(16), Some(0))
+    );
+    assert_eq!(open_ports(&all), open_ports(&found));
+    assert_eq!(open_ports(&found).len(), 2);
+    assert!(with_status(&all, "up").len() == 16 && with_status(&all, "down").is_empty());
+    // nmap's default discovery (root: echo, SYN 443, ACK 80, timestamp) finds these too, and
+    // .8 besides: it answers ICMP timestamp requests, a probe netkit does not send.
+    let nmap = nmap_up(&lab, &["-p", ports, range]);
+    assert_eq!(
+        nmap.difference(&up).collect::<Vec<_>>(),
+        [&addrs(&[8]).into_iter().next().expect("one")]
+    );
+    assert!(up.is_subset(&nmap));
+    // The document: DTD-valid, down hosts counted but not listed (as nmap without -v).
+    assert_dtd_valid(test, &xml);
+    if let Some(read) = libnmap(test, &xml) {
+        assert_eq!(
+            (read["total"].as_u64(), read["up"].as_u64()),
+            (Some(16), Some(7)),
+            "{read}"
+        );
+        assert_eq!(read["hosts"].as_array().map(Vec::len), Some(7), "{read}");
+    }
+}

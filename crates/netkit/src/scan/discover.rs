@@ -1,0 +1,148 @@
+//! Host discovery before a scan (nmap's default: hosts that answer no discovery probe are not
+//! scanned): one round of the sweep engine ([`crate::sweep`]) over the targets with a set of
+//! methods, a host up when any of them answers. The default set is the closest netkit comes to
+//! nmap's: ICMP echo and TCP connects to ports 80 and 443 where ICMP may be used (nmap,
+//! privileged: echo, SYN to 443, ACK to 80, timestamp), TCP connects to 80 and 443 where it
+//! may not (nmap, unprivileged: the same connects).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+use crate::report::sweep::HostRecord;
+use crate::sweep::{self, Config, Event, Method, Methods, Sweep};
+use crate::target::{Target, Targets};
+
+/// The default discovery methods where ICMP may be used.
+pub const WITH_ICMP: [Method; 3] = [Method::Icmp, Method::Tcp(80), Method::Tcp(443)];
+/// The default discovery methods where it may not.
+pub const WITHOUT_ICMP: [Method; 2] = [Method::Tcp(80), Method::Tcp(443)];
+
+/// What discovery found out about one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// Whether it answered a discovery probe.
+    pub up: bool,
+    /// The method that answered (`icmp`, `tcp:443`), when up.
+    pub by: Option<String>,
+    /// Why it cannot be reached (no route), when a method said so.
+    pub error: Option<String>,
+}
+
+/// What discovery found, per address.
+#[derive(Debug, Clone)]
+pub struct Discovery {
+    /// The methods used.
+    pub methods: Methods,
+    /// How long it took.
+    pub elapsed: Duration,
+    /// Probes sent.
+    pub probes: u64,
+    found: HashMap<IpAddr, Status>,
+}
+
+impl Discovery {
+    /// What discovery found out about `addr`: silent when it never heard of it.
+    pub fn status(&self, addr: IpAddr) -> Status {
+        self.found.get(&addr).cloned().unwrap_or(Status {
+            up: false,
+            by: None,
+            error: None,
+        })
+    }
+
+    /// The targets of `targets` found up, in their order.
+    pub fn up(&self, targets: &Targets) -> Targets {
+        let up = |t: &Target| self.found.get(&t.addr).is_some_and(|s| s.up);
+        Targets::from_list(targets.iter().filter(up))
+    }
+
+    /// How many targets of `targets` were found up.
+    pub fn count_up(&self, targets: &Targets) -> u64 {
+        let up = |t: &Target| self.found.get(&t.addr).is_some_and(|s| s.up);
+        targets.iter().filter(up).count() as u64
+    }
+
+    fn keep(&mut self, host: &HostRecord) {
+        let status = Status {
+            up: host.alive,
+            by: host.by.clone(),
+            error: host.error.clone(),
+        };
+        match self.found.get(&host.addr) {
+            Some(known) if known.up => {}
+            _ => {
+                self.found.insert(host.addr, status);
+            }
+        }
+    }
+}
+
+/// The sweep settings of a discovery: one round, the sweep's default rate and re-probes,
+/// `timeout` at most per probe, `max_in_flight` TCP connects at once.
+pub fn config(methods: Methods, timeout: Duration, max_in_flight: usize) -> Config {
+    Config {
+        methods,
+        timeout,
+        retries: sweep::DEFAULT_RETRIES,
+        rate: sweep::DEFAULT_RATE,
+        every: None,
+        rounds: None,
+        max_in_flight,
+        interface: None,
+    }
+}
+
+/// Runs one discovery round over `targets` with `methods` (`None`: the default set,
+/// [`WITH_ICMP`], or [`WITHOUT_ICMP`] when this process may not use ICMP), each probe waiting
+/// `timeout` at most, `max_in_flight` TCP connects at once.
+pub async fn discover(
+    targets: &Targets,
+    methods: Option<Methods>,
+    timeout: Duration,
+    max_in_flight: usize,
+) -> Result<Discovery, Error> {
+    let started = Instant::now();
+    let (mut sweep, methods) = match methods {
+        Some(methods) => (open(targets, &methods, timeout, max_in_flight)?, methods),
+        None => {
+            let with = Methods::new(WITH_ICMP).map_err(Error::from)?;
+            match open(targets, &with, timeout, max_in_flight) {
+                Ok(sweep) => (sweep, with),
+                Err(Error::IcmpDenied(why)) => {
+                    tracing::info!("discovery without ICMP: {why}");
+                    let without = Methods::new(WITHOUT_ICMP).map_err(Error::from)?;
+                    (open(targets, &without, timeout, max_in_flight)?, without)
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    };
+    let mut discovery = Discovery {
+        methods,
+        elapsed: Duration::ZERO,
+        probes: 0,
+        found: HashMap::new(),
+    };
+    let mut sink = |event: Event| {
+        if let Event::Host(host) = &event {
+            discovery.keep(host);
+        }
+        Ok(())
+    };
+    let summary = sweep.round(&mut sink).await?;
+    discovery.probes = summary.probes;
+    discovery.elapsed = started.elapsed();
+    Ok(discovery)
+}
+
+fn open(
+    targets: &Targets,
+    methods: &Methods,
+    timeout: Duration,
+    max_in_flight: usize,
+) -> Result<Sweep, Error> {
+    let config = config(methods.clone(), timeout, max_in_flight);
+    Sweep::new(targets.clone(), config)
+}
