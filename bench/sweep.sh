@@ -19,39 +19,47 @@
 #      where every change reported is a false one. These runs are not checked against an expected count:
 #      each tool's answer is compared with the lab's ground truth, and the table shows the
 #      live hosts it missed and the silent ones it reported alive.
-#
 #   5. Several methods at once (part "multi"): the lab's 198.18.0.0/22 with the 270 hosts
 #      behind 30±10 ms, a third of them dropping ICMP echo (they answer TCP: a reset);
 #      netkit --method icmp,tcp:80,tcp:443 vs nmap -sn -n -PE -PS80,443 (and netkit's and
 #      nmap's ICMP echo alone, which miss that third), against the lab's ground truth.
+#   6. On-link discovery (part "arp"): a bridge in the sweeper's namespace, 24 hosts in
+#      namespaces of their own (a veth each, the kernel's MAC address), 6 in each /24 of
+#      198.18.0.0/22. arp-scan
+#      with its defaults (256 kbit/s: about 530 requests/s, 2 retries, 500 ms timeout), arp-scan
+#      -i 100u (10000 requests/s, netkit's default rate) and netkit sweep --method arp
+#      (defaults), on the /24 and on the /22.
 #
-# Parts 1-3 check every run: each tool must find the expected number of live hosts.
+# Parts 1-3 and 6 check every run: each tool must find the expected number of live hosts.
 # Sends only inside the namespaces it creates (removed on exit). Needs root.
 #
 #   bench/sweep.sh [ROUNDS] [RATE_1M] [LAB_ROUNDS]   defaults: 5, 100000 probes/s, 3
-#   PARTS="lab" bench/sweep.sh ...                   only some parts (words: veth lab multi)
+#   PARTS="lab" bench/sweep.sh ...                   only some parts (words: veth lab multi arp)
 set -euo pipefail
 
 ROUNDS=${1:-5}
 RATE_1M=${2:-100000}
 LAB_ROUNDS=${3:-3}
-PARTS=${PARTS:-"veth lab multi"}
+PARTS=${PARTS:-"veth lab multi arp"}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 NETKIT="$ROOT/target/release/netkit"
 TAG="nkb$$"
 A="$TAG-a" B="$TAG-b" L="$TAG-l"
 OUT=$(mktemp -d)
 
-if ! command -v fping >/dev/null || ! command -v nmap >/dev/null || ! [ -x /usr/bin/time ]; then
+if ! command -v fping >/dev/null || ! command -v nmap >/dev/null || ! [ -x /usr/bin/time ] ||
+    ! command -v arp-scan >/dev/null; then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fping nmap time >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fping nmap time arp-scan >/dev/null
 fi
 (cd "$ROOT" && cargo build --release -q -p netkit-cli -p netkit-lab)
 export NETKIT_LAB="$ROOT/target/release/netkit-lab"
 
 cleanup() {
     lab_down 2>/dev/null || true
-    for ns in "$A" "$B" "$L"; do ip netns del "$ns" 2>/dev/null || true; done
+    for ns in "$A" "$B" "$L" $(ip netns list | awk -v t="$TAG-" 'index($1, t) == 1 { print $1 }'); do
+        ip netns del "$ns" 2>/dev/null || true
+    done
     rm -rf "$OUT"
 }
 # shellcheck source=bench/lab.sh
@@ -256,6 +264,51 @@ multi_parts() {
     lab_row "nmap -sn -PE --send-ip" "$tag-nmapPE" "$tag-nmap"
     lab_row "netkit sweep (icmp)" "$tag-netkitPE" "$tag-nmap"
     echo "  netkit's last summary: $(cat "$OUT/$tag.summary")"
+}
+
+# --- 6. on-link discovery ----------------------------------------------------------------
+
+# segment: $S with bridge br0 (198.18.0.1/22); 24 hosts $TAG-hQ-K, 198.18.Q.(10K) for Q 0-3,
+# K 1-6, each on a veth port of the bridge.
+segment() {
+    S="$TAG-s"
+    ip netns add "$S"
+    ip -n "$S" link add br0 type bridge
+    ip -n "$S" addr add 198.18.0.1/22 dev br0
+    ip -n "$S" link set br0 up
+    local q k h
+    for q in 0 1 2 3; do
+        for k in 1 2 3 4 5 6; do
+            h="$TAG-h$q-$k"
+            ip netns add "$h"
+            ip -n "$S" link add "p$q$k" type veth peer name eth0
+            ip -n "$S" link set eth0 netns "$h"
+            ip -n "$S" link set "p$q$k" master br0 up
+            ip -n "$h" addr add "198.18.$q.$((10 * k))/22" dev eth0
+            ip -n "$h" link set eth0 up
+        done
+    done
+}
+
+arp_parts() {
+    segment
+    printf '\nOn-link discovery: %d interleaved rounds; medians; ratio = tool / arp-scan default\n' "$ROUNDS"
+    local range n
+    for _ in $(seq "$ROUNDS"); do
+        for range in 198.18.0.0/24:6 198.18.0.0/22:24; do
+            n=${range#*:} range=${range%:*}
+            run "arpscan$n" "$S" "$n" arp-scan -I br0 -x -q "$range"
+            run "arpscani$n" "$S" "$n" arp-scan -I br0 -x -q -i 100u "$range"
+            run "netkitarp$n" "$S" "$n" "$NETKIT" sweep --alive --method arp "$range"
+        done
+    done
+    for n in 6 24; do
+        [ "$n" = 6 ] && echo "198.18.0.0/24 on a bridge, 6 hosts alive, 250 silent"
+        [ "$n" = 24 ] && echo "198.18.0.0/22 on a bridge, 24 hosts alive, 1000 silent"
+        row "arp-scan (defaults)" "arpscan$n" "arpscan$n"
+        row "arp-scan -i 100u (10000/s)" "arpscani$n" "arpscan$n"
+        row "netkit sweep --method arp" "netkitarp$n" "arpscan$n"
+    done
 }
 
 for part in $PARTS; do

@@ -124,11 +124,13 @@ pub fn method(text: &str) -> Result<Method, ParseError> {
     if text == "icmp" {
         return Ok(Method::Icmp);
     }
-    match text.strip_prefix("tcp:") {
-        Some(port) => netkit::ports::parse_port(port)
+    match (text, text.strip_prefix("tcp:")) {
+        ("arp", _) => Ok(Method::Arp),
+        ("ndp", _) => Ok(Method::Ndp),
+        (_, Some(port)) => netkit::ports::parse_port(port)
             .map(Method::Tcp)
             .map_err(|e| ParseError::new(text, e.kind.to_string())),
-        None => Err(ParseError::new(text, "expected icmp or tcp:PORT")),
+        (_, None) => Err(ParseError::new(text, "expected icmp, tcp:PORT, arp or ndp")),
     }
 }
 
@@ -197,6 +199,8 @@ mod tests {
     fn methods_and_modes() {
         assert_eq!(method("icmp"), Ok(Method::Icmp));
         assert_eq!(method("tcp:22"), Ok(Method::Tcp(22)));
+        assert_eq!(method("arp"), Ok(Method::Arp));
+        assert_eq!(method("ndp"), Ok(Method::Ndp));
         assert!(method("tcp:0").is_err());
         assert!(method("udp:53").is_err());
         assert_eq!(

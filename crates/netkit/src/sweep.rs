@@ -3,10 +3,12 @@
 //! A [`Sweep`] walks its [`Targets`] lazily; its per-target state is a few bits per target
 //! ([`bitset`]), so a million addresses cost kilobytes. Probes go out paced by the rate
 //! (the engines' one [`crate::pace::Pacer`]) through a [`Prober`] per method ([`probe`]: ICMP
-//! echo, [`icmp`], or TCP connect, [`tcp`]; several at once, [`multi`]: a host is alive when
-//! any method answers); answers come back tagged with the target's position
-//! and the probe's attempt, and are reported as [`Event`]s as they arrive ([`event`], carrying
-//! the records of [`crate::report::sweep`]).
+//! echo, [`icmp`], TCP connect, [`tcp`], or, on a directly connected network ([`onlink`]),
+//! ARP, [`arp`], and neighbour discovery, [`ndp`], which report MAC addresses
+//! ([`neighbour`]); several at once, [`multi`]: a host is alive when any method answers);
+//! answers come back tagged with the target's position and the probe's attempt, and are
+//! reported as [`Event`]s as they arrive ([`event`], carrying the records of
+//! [`crate::report::sweep`]).
 //!
 //! A round (module `round`) adapts to the network: the waits follow the round-trip times
 //! ([`rtt`]), silent targets are re-probed until the loss measured on the way ([`loss`], from
@@ -17,6 +19,7 @@
 //! each round is compared with the one before, a host is reported gone only after enough
 //! re-probes, and [`metrics`] keeps Prometheus metrics that [`http`] serves.
 
+pub mod arp;
 pub mod bitset;
 pub mod event;
 pub mod http;
@@ -24,6 +27,9 @@ pub mod icmp;
 pub mod loss;
 pub mod metrics;
 pub mod multi;
+pub mod ndp;
+pub mod neighbour;
+pub mod onlink;
 pub mod probe;
 pub mod reply;
 mod round;
@@ -47,6 +53,7 @@ pub use bitset::Bitset;
 pub use event::Event;
 pub use metrics::Metrics;
 pub use multi::{Methods, Probers};
+pub use neighbour::Mac;
 pub use probe::{Method, Prober};
 pub use reply::{Answer, Reply, Tag};
 pub use unreach::Unreach;
@@ -81,6 +88,9 @@ pub struct Config {
     pub rounds: Option<u64>,
     /// TCP connects in flight at most (each holds a file descriptor; see [`in_flight`]).
     pub max_in_flight: usize,
+    /// The interface ARP and neighbour discovery probe through; none: the one whose
+    /// connected prefix holds the targets.
+    pub interface: Option<String>,
 }
 
 /// Descriptors kept free for everything else the process does.

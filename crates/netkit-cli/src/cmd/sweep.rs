@@ -6,7 +6,9 @@ use std::io::{self, IsTerminal, Write};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use netkit::report::sweep::{ChangeRecord, HostRecord, Progress, SummaryRecord, ThrottleRecord};
+use netkit::report::sweep::{
+    ChangeRecord, DuplicateRecord, HostRecord, Progress, SummaryRecord, ThrottleRecord,
+};
 use netkit::sweep::{self, Config, Event, Methods, Sweep};
 use netkit::sys::{Signal, Signals};
 use netkit::Endpoint;
@@ -23,6 +25,8 @@ Examples:
   netkit sweep 198.18.0.0/24 2001:db8::/120 --dead
   netkit sweep @hosts.txt --every 5s --rounds 12  report hosts going up or down
   netkit sweep 10.0.0.0/24 --method tcp:22        where ICMP is filtered
+  netkit sweep 192.168.1.0/24 --method arp        the LAN's hosts and their MAC addresses
+  netkit sweep fd00::/120 --method ndp -I eth0    the same for IPv6 (neighbour solicitation)
   netkit sweep 198.18.0.0/24 --method icmp,tcp:80,tcp:443   alive when any answers
   netkit sweep 198.18.0.0/24 -oX hosts.xml        nmap -sn's XML: every host up or down, and why
 A CIDR block includes every address in it, network and broadcast addresses too (as nmap).
@@ -32,11 +36,12 @@ already found) says a live host would have answered; the waits follow the round-
 When the answers collapse (a far side that polices ICMP), the sweep slows down, probes the
 silent targets again, and says so on stderr.
 Output: 'ADDR is alive' lines as answers arrive, then 'Total N hosts are inactive'; with --dead
-'ADDR is inactive' lines instead. A target with no route is an error on stderr ('netkit: ADDR:
+'ADDR is inactive' lines instead. With arp and ndp: 'ADDR is alive (MAC)', and 'ADDR is alive
+(MAC) (DUP: 2)' when a second host answers for the same address (as arp-scan). A target with no route is an error on stderr ('netkit: ADDR:
 Network is unreachable', 'netkit: ADDR: Destination Host Unreachable from ROUTER'). With
 --every, later rounds print only 'ADDR went down' (after the re-probes confirm it) and 'ADDR
 came up'. -oX FILE and -oG FILE write nmap's XML and grepable formats (each host's last round,
-when the sweep ends; - is stdout). Exit 0 when every target answered (in the last round), 1
+when the sweep ends; - is stdout; the XML has the MAC addresses of arp and ndp). Exit 0 when every target answered (in the last round), 1
 otherwise.";
 
 /// Arguments of `netkit sweep`.
@@ -70,11 +75,18 @@ pub struct Args {
     /// Print the inactive hosts ('ADDR is inactive') instead of the live ones.
     #[arg(long)]
     pub dead: bool,
-    /// How to probe: icmp, or tcp:PORT (connected or refused both mean alive), or several,
-    /// comma-separated (icmp,tcp:80,tcp:443: alive when any answers, as nmap -sn -PE
-    /// -PS80,443; each host's record says which answered).
-    #[arg(long, value_name = "icmp|tcp:PORT,...", value_parser = parse::methods, default_value = "icmp")]
+    /// How to probe: icmp, tcp:PORT (connected or refused both mean alive), or, for hosts on
+    /// a directly connected network (also those that drop ICMP), arp (IPv4) or ndp (IPv6
+    /// neighbour solicitation), which report each host's MAC address (these need root or
+    /// CAP_NET_RAW); or several, comma-separated (icmp,tcp:80,tcp:443: alive when any
+    /// answers, as nmap -sn -PE -PS80,443; each host's record says which answered; arp and
+    /// ndp then probe the targets of their address family).
+    #[arg(long, value_name = "icmp|tcp:PORT|arp|ndp,...", value_parser = parse::methods, default_value = "icmp")]
     pub method: Methods,
+    /// With --method arp|ndp: the interface to probe through [default: the one whose
+    /// connected prefix holds the targets].
+    #[arg(short = 'I', long, value_name = "IFACE")]
+    pub interface: Option<String>,
     /// Serve Prometheus metrics at http://ADDR/metrics (PORT alone: 127.0.0.1:PORT).
     /// Per-host series only for sweeps of at most 4096 targets.
     #[arg(long, value_name = "ADDR", value_parser = parse::listen_endpoint)]
@@ -95,6 +107,11 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     let targets =
         netkit::TargetList::parse(&args.targets, args.force)?.resolve(netkit::Family::Any)?;
     let targets = args.order.apply(targets)?;
+    let on_link = args.method.as_slice().iter().any(|m| m.is_on_link());
+    if let (Some(iface), false) = (&args.interface, on_link) {
+        let why = "-I/--interface chooses the link of --method arp or ndp; other methods route";
+        return Err(netkit::ParseError::new(iface, why).into());
+    }
     let config = Config {
         methods: args.method.clone(),
         timeout: args.timeout,
@@ -103,6 +120,7 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
         every: args.every,
         rounds: args.rounds.map(|n| n as u64),
         max_in_flight: sweep::in_flight(netkit::sys::raise_nofile()),
+        interface: args.interface.clone(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -245,6 +263,7 @@ impl<'a> View<'a> {
     fn show(&mut self, event: Event) -> io::Result<()> {
         match event {
             Event::Host(host) => self.host(&host),
+            Event::Duplicate(duplicate) => self.duplicate(&duplicate),
             Event::Change(change) => self.change(&change),
             Event::Progress(progress) => {
                 self.progress(&progress);
@@ -288,7 +307,25 @@ impl<'a> View<'a> {
             true => self.out.paint("alive", true),
             false => self.out.paint("inactive", false),
         };
-        self.line(&format!("{} is {state}", host.addr))
+        let mac = host
+            .mac
+            .as_ref()
+            .map(|mac| format!(" ({mac})"))
+            .unwrap_or_default();
+        self.line(&format!("{} is {state}{mac}", host.addr))
+    }
+
+    /// Another host answering for a live host's address, as arp-scan reports it.
+    fn duplicate(&self, duplicate: &DuplicateRecord) -> io::Result<()> {
+        if self.out.json() {
+            return self.record("duplicate", duplicate);
+        }
+        if duplicate.round > 1 || !self.filter.admits(true) {
+            return Ok(());
+        }
+        let (addr, mac, nth) = (duplicate.addr, &duplicate.mac, duplicate.nth);
+        let state = self.out.paint("alive", true);
+        self.line(&format!("{addr} is {state} ({mac}) (DUP: {nth})"))
     }
 
     fn change(&self, change: &ChangeRecord) -> io::Result<()> {

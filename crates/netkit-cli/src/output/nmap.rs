@@ -61,6 +61,8 @@ pub struct Host {
     pub name: Option<String>,
     /// Whether it is up.
     pub up: bool,
+    /// Its MAC address, when an on-link sweep heard it (nmap's `addrtype="mac"`).
+    pub mac: Option<String>,
     /// Why it is up or down, in nmap's `--reason` words (`user-set`, `echo-reply`,
     /// `no-response`, `net-unreach`, ...).
     pub reason: &'static str,
@@ -166,6 +168,8 @@ pub fn up_reason(by: Option<&str>) -> &'static str {
     match by {
         Some("icmp") => "echo-reply",
         Some(by) if by.starts_with("tcp:") => "tcp-response",
+        Some("arp") => "arp-response",
+        Some("ndp") => "nd-response",
         _ => "unknown-response",
     }
 }

@@ -68,6 +68,13 @@ impl<W: Write> Document for Xml<W> {
             host.addr,
             addrtype(host.addr)
         )?;
+        if let Some(mac) = &host.mac {
+            writeln!(
+                out,
+                "<address addr=\"{}\" addrtype=\"mac\"/>",
+                mac.to_uppercase()
+            )?;
+        }
         write_hostnames(out, host)?;
         if host.up && (!host.ports.is_empty() || !host.extra.is_empty()) {
             write_ports(out, host)?;

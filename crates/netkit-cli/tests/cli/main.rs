@@ -42,6 +42,7 @@ mod shard;
 mod skips;
 mod sweep;
 mod sweep_lab;
+mod sweep_onlink;
 mod wait;
 mod wait_http;
 mod wait_util;

@@ -1,6 +1,6 @@
-//! The records of `netkit sweep` (docs/json.md): `host`, `change`, `throttle`, `summary`, and
-//! the progress line. The sweep engine builds them and hands them over in its events
-//! ([`crate::sweep::Event`]); the binary prints them as human lines or JSON Lines.
+//! The records of `netkit sweep` (docs/json.md): `host`, `duplicate`, `change`, `throttle`,
+//! `summary`, and the progress line. The sweep engine builds them and hands them over in its
+//! events ([`crate::sweep::Event`]); the binary prints them as human lines or JSON Lines.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -8,7 +8,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// One target's answer in one round:
-/// `{"type":"host","addr","alive","rtt_ms","round","error","by"}`.
+/// `{"type":"host","addr","alive","rtt_ms","round","error","by"}`, and `"mac"` for on-link
+/// methods.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostRecord {
     /// The target address.
@@ -26,6 +27,23 @@ pub struct HostRecord {
     /// when silent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<String>,
+    /// The MAC address that answered (`--method arp|ndp` only; absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+}
+
+/// A second MAC address answered for a live host's address in the same round (an address
+/// conflict; arp-scan's "DUP"): `{"type":"duplicate","addr","mac","nth","round"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DuplicateRecord {
+    /// The target address.
+    pub addr: IpAddr,
+    /// The other MAC address that answered for it.
+    pub mac: String,
+    /// Which MAC address heard for it this is: 2 for the second one, ...
+    pub nth: u16,
+    /// Round number, from 1.
+    pub round: u64,
 }
 
 /// A host that changed state since the previous round (periodic mode, from round 2 on):

@@ -90,6 +90,7 @@ pub fn config(methods: Methods, timeout: Duration, max_in_flight: usize) -> Conf
         every: None,
         rounds: None,
         max_in_flight,
+        interface: None,
     }
 }
 

@@ -1,13 +1,18 @@
 //! The probers a sweep can use, behind one enum: each sends one probe to one target and
 //! reports what came back on a channel as a [`Reply`] (module `reply`, which the probers and
-//! the round loop share). Several methods at once are module `multi`'s: one prober each.
+//! the round loop share). The on-link ones (ARP, neighbour discovery) first find the link
+//! that holds the targets ([`super::onlink`]). Several methods at once are module `multi`'s:
+//! one prober each.
 
 use std::fmt;
 use std::net::IpAddr;
 
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::arp::ArpProber;
 use super::icmp::IcmpProber;
+use super::ndp::NdpProber;
+use super::onlink::{self, OnLink};
 use super::reply::{Reply, Tag};
 use super::tcp::TcpProber;
 use super::Config;
@@ -21,14 +26,28 @@ pub enum Method {
     Icmp,
     /// A TCP connect to this port: connected or refused (RST) both mean alive.
     Tcp(u16),
+    /// An ARP reply (IPv4 targets on a directly connected network).
+    Arp,
+    /// A neighbour advertisement (IPv6 targets on a directly connected network).
+    Ndp,
+}
+
+impl Method {
+    /// Whether the method finds only hosts of a directly connected network (and reports their
+    /// MAC addresses).
+    pub fn is_on_link(self) -> bool {
+        matches!(self, Method::Arp | Method::Ndp)
+    }
 }
 
 impl fmt::Display for Method {
-    /// As `--method` takes it: `icmp`, `tcp:443`.
+    /// As `--method` takes it: `icmp`, `tcp:443`, `arp`, `ndp`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Method::Icmp => f.write_str("icmp"),
             Method::Tcp(port) => write!(f, "tcp:{port}"),
+            Method::Arp => f.write_str("arp"),
+            Method::Ndp => f.write_str("ndp"),
         }
     }
 }
@@ -40,6 +59,10 @@ pub enum Prober {
     Icmp(IcmpProber),
     /// TCP connects.
     Tcp(TcpProber),
+    /// ARP requests.
+    Arp(ArpProber),
+    /// Neighbour solicitations.
+    Ndp(NdpProber),
     /// Scripted answers, for tests.
     #[cfg(test)]
     Scripted(super::scripted::Scripted),
@@ -47,8 +70,11 @@ pub enum Prober {
 
 impl Prober {
     /// Opens what `method` needs; answers will go to `replies`. TCP connects give up after
-    /// `config.timeout`, at most `config.max_in_flight` at once. Fails with an environment
-    /// error when the needed sockets are refused.
+    /// `config.timeout`, at most `config.max_in_flight` at once; ARP and neighbour discovery
+    /// use `config.interface`, else the link that holds the targets (those of their address
+    /// family when the sweep has other methods for the rest). Fails with an input error for a
+    /// target not on that link, and with an environment error when the needed sockets are
+    /// refused.
     pub fn open(
         method: Method,
         config: &Config,
@@ -63,6 +89,14 @@ impl Prober {
                 replies,
             ))),
             Method::Icmp => IcmpProber::open(targets, replies).map(Prober::Icmp),
+            Method::Arp => {
+                let link = on_link(config, targets, OnLink::Arp)?;
+                ArpProber::open(&link, replies).map(Prober::Arp)
+            }
+            Method::Ndp => {
+                let link = on_link(config, targets, OnLink::Ndp)?;
+                NdpProber::open(&link, replies).map(Prober::Ndp)
+            }
         }
     }
 
@@ -72,6 +106,8 @@ impl Prober {
         match self {
             Prober::Icmp(icmp) => icmp.send(tag, index, addr).await,
             Prober::Tcp(tcp) => tcp.send(tag, index, addr).await,
+            Prober::Arp(arp) => arp.send(tag, index, addr).await,
+            Prober::Ndp(ndp) => ndp.send(tag, index, addr).await,
             #[cfg(test)]
             Prober::Scripted(scripted) => scripted.send(tag, index, addr),
         }
@@ -82,8 +118,17 @@ impl Prober {
         match self {
             Prober::Icmp(_) => {}
             Prober::Tcp(tcp) => tcp.end_round(),
+            Prober::Arp(arp) => arp.end_round(),
+            Prober::Ndp(ndp) => ndp.end_round(),
             #[cfg(test)]
             Prober::Scripted(scripted) => scripted.end_round(),
         }
     }
+}
+
+/// The link an on-link method probes through (module `onlink`): with other methods in the
+/// sweep, it takes the targets of its address family and leaves the rest to them.
+fn on_link(config: &Config, targets: &Targets, method: OnLink) -> Result<onlink::Link, Error> {
+    let alone = !config.methods.is_several();
+    onlink::find(targets, config.interface.as_deref(), method, alone)
 }

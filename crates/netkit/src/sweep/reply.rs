@@ -1,4 +1,4 @@
-//! What a probe carries and what comes back, shared by the probers (`icmp`, `tcp`) and the
+//! What a probe carries and what comes back, shared by the probers (`icmp`, `tcp`, `arp`, `ndp`) and the
 //! round loop: a [`Reply`] carries the target's position and the probe's [`Tag`] (round and
 //! attempt), so the round loop matches it with a bit lookup instead of a map of addresses,
 //! and knows which of a target's probes was answered.
@@ -6,6 +6,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use super::neighbour::Mac;
 use super::unreach::Unreach;
 
 /// What a probe carries to tell its answer apart: the round (modulo 2^11) and the attempt —
@@ -65,6 +66,17 @@ pub enum Answer {
     /// This host reported that nothing answered at the target's link-layer address (an
     /// on-link target without a neighbour): the target is silent, no need to ask again.
     Absent,
+    /// An on-link neighbour answered for the target (ARP reply, neighbour advertisement)
+    /// after this long, from this MAC address; `nth` is 1 for the first MAC heard for the
+    /// address in this round, 2 or more for another one (two hosts claim the address).
+    Neighbour {
+        /// The round trip, from the last probe sent to the address.
+        rtt: Duration,
+        /// The MAC address that answered.
+        mac: Mac,
+        /// Which of the MAC addresses heard for the address this is, from 1.
+        nth: u16,
+    },
 }
 
 /// An answer about the target at position `index`.

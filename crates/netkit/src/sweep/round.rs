@@ -15,6 +15,7 @@ use super::bitset::Bitset;
 use super::event::Event;
 use super::loss::{Meter, Throttle};
 use super::multi::Probers;
+use super::neighbour::Mac;
 use super::reply::{Answer, Reply, Tag};
 use super::rtt::Rtt;
 use super::schedule::{Member, Next, Schedule, View};
@@ -23,7 +24,7 @@ use super::{Config, Sink};
 use crate::error::Error;
 use crate::pace::{interval_of, Pacer};
 use crate::report::sweep::{
-    millis, ChangeRecord, HostRecord, Progress, SummaryRecord, ThrottleRecord,
+    millis, ChangeRecord, DuplicateRecord, HostRecord, Progress, SummaryRecord, ThrottleRecord,
 };
 use crate::target::Targets;
 
@@ -239,8 +240,12 @@ impl Work<'_, '_> {
         if !reply.tag.is_round(self.round.number) {
             return Ok(());
         }
-        let rtt = match reply.answer {
-            Answer::Alive(rtt) => rtt,
+        let (rtt, mac) = match reply.answer {
+            Answer::Alive(rtt) => (rtt, None),
+            Answer::Neighbour { mac, nth, .. } if nth > 1 => {
+                return self.duplicate(&reply, mac, nth, sink)
+            }
+            Answer::Neighbour { rtt, mac, .. } => (rtt, Some(mac)),
             Answer::Unreachable(why) => {
                 self.on_unreachable(slot, &reply, why, methods);
                 return Ok(());
@@ -261,7 +266,7 @@ impl Work<'_, '_> {
         self.tally.done.set(reply.index);
         self.learned.meter.found(reply.index, reply.addr, slot);
         let by = self.round.config.methods.get(slot).map(|m| m.to_string());
-        self.alive(&reply, rtt, by, sink)
+        self.alive(&reply, (rtt, mac), by, sink)
     }
 
     /// Keeps why a target is unreachable; it is settled once every method said so.
@@ -283,10 +288,30 @@ impl Work<'_, '_> {
         }
     }
 
+    /// Reports another MAC address answering for a live host's address.
+    fn duplicate(
+        &self,
+        reply: &Reply,
+        mac: Mac,
+        nth: u16,
+        sink: &mut Sink<'_>,
+    ) -> Result<(), Error> {
+        if !self.tally.alive.get(reply.index) {
+            return Ok(());
+        }
+        let record = DuplicateRecord {
+            addr: reply.addr,
+            mac: mac.to_string(),
+            nth,
+            round: self.round.number,
+        };
+        sink(Event::Duplicate(record)).map_err(output_error)
+    }
+
     fn alive(
         &mut self,
         reply: &Reply,
-        rtt: Duration,
+        (rtt, mac): (Duration, Option<Mac>),
         by: Option<String>,
         sink: &mut Sink<'_>,
     ) -> Result<(), Error> {
@@ -301,6 +326,7 @@ impl Work<'_, '_> {
             rtt_ms: Some(millis(rtt)),
             round: number,
             error: None,
+            mac: mac.map(|m| m.to_string()),
             by,
         };
         sink(Event::Host(host)).map_err(output_error)?;
@@ -382,6 +408,7 @@ fn report_rest(round: &Round<'_>, tally: &Tally, sink: &mut Sink<'_>) -> Result<
             rtt_ms: None,
             round: round.number,
             error,
+            mac: None,
             by: None,
         };
         sink(Event::Host(host)).map_err(output_error)?;

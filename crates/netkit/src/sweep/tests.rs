@@ -23,6 +23,7 @@ fn config(port: u16, timeout: Duration) -> Config {
         rate: DEFAULT_RATE,
         every: None,
         rounds: None,
+        interface: None,
         max_in_flight: 64,
     }
 }
@@ -152,6 +153,7 @@ mod scripted {
             rate: 10_000,
             every: None,
             rounds: None,
+            interface: None,
             max_in_flight: 64,
         }
     }

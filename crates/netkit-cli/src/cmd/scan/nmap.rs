@@ -144,6 +144,7 @@ impl NmapOutput {
                 reason: nmap::no_route_reason(&unreachable.error),
                 ports: Vec::new(),
                 extra: Vec::new(),
+                mac: None,
             });
         }
         if summary.interrupted && ports.is_none_or(|p| p.open.is_empty()) {
@@ -164,6 +165,7 @@ impl NmapOutput {
             reason,
             ports: listed(ports, listing),
             extra: extra(ports, listing),
+            mac: None,
         })
     }
 }

@@ -1,5 +1,6 @@
 //! The sweep in nmap's formats (`-oX`, `-oG`), as `nmap -sn -v` writes them: every target a
-//! `<host>`, up (`echo-reply` for ICMP, `tcp-response` for `--method tcp:PORT`) or down
+//! `<host>`, up (`echo-reply` for ICMP, `tcp-response` for `--method tcp:PORT`,
+//! `arp-response` and `nd-response` with the MAC address for `arp` and `ndp`) or down
 //! (`no-response`, or nmap's word for the router's "unreachable"), with the name it was given
 //! by. Each host's last round is written when the sweep ends.
 
@@ -96,6 +97,7 @@ impl NmapOutput {
             reason,
             ports: Vec::new(),
             extra: Vec::new(),
+            mac: record.mac.clone(),
         }
     }
 }
