@@ -74,8 +74,8 @@ pub struct Args {
     /// Where to listen: PORT (loopback), HOST:PORT, [V6]:PORT, a port range (8000-8010,
     /// HOST:8000-8010: one rule per port), unix:PATH, unix:@NAME, systemd:NAME (the sockets
     /// systemd passed with that FileDescriptorName) or systemd: (the next passed socket no
-    /// systemd:NAME takes); or udp:PORT, udp:HOST:PORT, udp:[V6]:PORT (then the target is
-    /// udp: too).
+    /// systemd:NAME takes; a datagram socket when the targets are udp:); or udp:PORT,
+    /// udp:HOST:PORT, udp:[V6]:PORT (then the target is udp: too).
     #[arg(required_unless_present = "config")]
     pub listen: Option<String>,
     /// Where to relay to: HOST:PORT, [V6]:PORT, unix:PATH, unix:@NAME, exec:COMMAND, or several

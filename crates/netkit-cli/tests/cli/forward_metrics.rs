@@ -16,7 +16,7 @@ use super::harness::netkit;
 /// A sample: its name and its labels in text (`k="v",...`, sorted).
 type Samples = BTreeMap<(String, String), f64>;
 
-fn scrape(addr: SocketAddr) -> String {
+pub(super) fn scrape(addr: SocketAddr) -> String {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(PATIENCE)).unwrap();
     stream
@@ -210,4 +210,13 @@ fn forward_metrics_count_udp_sessions_datagrams_and_drops() {
     assert_eq!(dropped("session-limit"), 1.0);
     assert_eq!(dropped("denied"), 0.0);
     assert_eq!(get("netkit_forward_udp_refused_total", &labels), 0.0);
+    for (name, want) in [
+        ("up", 1.0),
+        ("sessions_total", 1.0),
+        ("sessions_active", 1.0),
+        ("refused_total", 0.0),
+    ] {
+        let name = format!("netkit_forward_udp_target_{name}");
+        assert_eq!(get(&name, &labels), want, "{name}");
+    }
 }

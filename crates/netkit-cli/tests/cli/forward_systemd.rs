@@ -245,3 +245,74 @@ fn forward_systemd_listen_without_passed_sockets_exits_3_saying_what_to_do() {
     );
     assert!(stderr.contains("FileDescriptorName=web"), "{stderr}");
 }
+
+/// A UDP echo on 127.0.0.1 (port 0): every datagram back to its sender.
+fn udp_echo() -> std::net::SocketAddr {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = socket.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((len, from)) = socket.recv_from(&mut buf) {
+            let _ = socket.send_to(&buf[..len], from);
+        }
+    });
+    addr
+}
+
+/// A `systemd:` rule with `udp:` targets serves the datagram socket systemd passed
+/// (`ListenDatagram=`): a datagram queued on it before netkit ran is answered, and the next
+/// ones; a rule of stream targets beside it takes its own socket by name.
+#[test]
+fn forward_serves_a_datagram_socket_systemd_passed_to_udp_targets() {
+    let dns = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let web = TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_read_timeout(Some(PATIENCE)).unwrap();
+    let to = dns.local_addr().unwrap();
+    client.send_to(b"queued", to).unwrap();
+    let echo = udp_echo();
+    let up = Upstream::tagged("webb");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rules.toml");
+    let rules = format!(
+        "[[rule]]\nlisten = \"systemd:dns\"\ntarget = \"udp:{echo}\"\n\
+         [[rule]]\nlisten = \"systemd:web\"\ntarget = \"{}\"\n",
+        up.target()
+    );
+    std::fs::write(&config, rules).unwrap();
+    let fds = [dns.as_raw_fd(), web.as_raw_fd()];
+    let args = ["forward", "--config", config.to_str().unwrap()];
+    let fw = Forwarder::spawn(activated(&fds, "dns:web", "$$", &args), 2);
+    assert!(
+        fw.listens.contains(&format!("udp:{to}")),
+        "{:?}",
+        fw.listens
+    );
+    let mut buf = [0u8; 64];
+    let (len, from) = client.recv_from(&mut buf).unwrap();
+    assert_eq!((&buf[..len], from), (b"queued".as_slice(), to));
+    client.send_to(b"next", to).unwrap();
+    let (len, _) = client.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..len], b"next");
+    assert_eq!(tag_of(web.local_addr().unwrap()), "webb");
+    let (code, _, stderr) = fw.stop("TERM");
+    assert_eq!(code, 0, "{stderr}");
+}
+
+/// A stream socket passed for a rule of `udp:` targets is refused at start (exit 3) saying
+/// what the unit needs.
+#[test]
+fn forward_systemd_udp_rule_given_a_stream_socket_exits_3() {
+    let web = TcpListener::bind("127.0.0.1:0").unwrap();
+    let args = ["forward", "systemd:dns", "udp:127.0.0.1:53"];
+    let out = activated(&[web.as_raw_fd()], "dns", "$$", &args)
+        .output()
+        .unwrap();
+    let (code, _, stderr) = text(&out);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.starts_with("netkit: listen on systemd:dns: not a UDP socket")
+            && stderr.contains("ListenDatagram="),
+        "{stderr}"
+    );
+}

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+use super::forward_metrics::scrape;
 use super::forward_udp::{
     all_records, client, exchange, forwarder, records, reuse_socket, udp_addr,
 };
@@ -68,6 +69,17 @@ impl Drop for Tagged {
     }
 }
 
+/// The forwarder's Prometheus text (its `--metrics` address read from stderr).
+fn metric_lines(fw: &super::forward_util::Forwarder) -> String {
+    let line = fw.wait_for(|l| l.starts_with("metrics on http://"), 1)[0].clone();
+    let addr = line
+        .trim_start_matches("metrics on http://")
+        .trim_end_matches("/metrics")
+        .parse()
+        .unwrap();
+    scrape(addr)
+}
+
 /// The tag of a reply (`a:hello` → `a`).
 fn tag(reply: &[u8]) -> String {
     let text = String::from_utf8_lossy(reply);
@@ -94,7 +106,8 @@ fn forward_udp_round_robin_spreads_sessions_and_moves_them_off_a_refusing_target
     let mut a = Tagged::start("a");
     let b = Tagged::start("b");
     let targets = format!("udp:{},udp:{}", a.addr, b.addr);
-    let fw = forwarder("udp:0", &targets, &["--balance", "round-robin"]);
+    let args = ["--balance", "round-robin", "--metrics", "127.0.0.1:0"];
+    let fw = forwarder("udp:0", &targets, &args);
     let to = udp_addr(&fw);
     let clients: Vec<UdpSocket> = (0..4).map(|_| client("127.0.0.1")).collect();
     let first: Vec<String> = clients
@@ -111,6 +124,26 @@ fn forward_udp_round_robin_spreads_sessions_and_moves_them_off_a_refusing_target
     let down = records(&fw, "target", 1);
     assert_eq!(down[0]["state"], "down", "{down:?}");
     assert_eq!(down[0]["target"], format!("udp:{}", a.addr), "{down:?}");
+    let metrics = metric_lines(&fw);
+    let sample = |name: &str, target: SocketAddr| -> u64 {
+        let labels = format!("target=\"udp:{target}\"}}");
+        let line = metrics
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!("netkit_forward_udp_target_{name}{{")) && l.contains(&labels)
+            })
+            .unwrap_or_else(|| panic!("no {name} for {target} in\n{metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!((sample("up", a.addr), sample("up", b.addr)), (0, 1));
+    assert_eq!(sample("sessions_active", a.addr), 0, "moved away");
+    assert_eq!(sample("sessions_active", b.addr), 5);
+    assert_eq!(
+        sample("sessions_total", b.addr),
+        5,
+        "2 opened, 2 moved, 1 new"
+    );
+    assert!(sample("refused_total", a.addr) >= 2);
     let (code, stdout, _) = fw.into_proc().stop("TERM");
     assert_eq!(code, 0);
     let sessions = all_records(&stdout, "session");

@@ -123,6 +123,32 @@ impl Activation {
             .collect()
     }
 
+    /// The datagram socket for rule `index` of `listens` (a `systemd:` one whose targets are
+    /// `udp:`), a duplicate of the passed socket; exit-3 errors that say what is missing or
+    /// wrong (a stream socket, several sockets of one name).
+    pub fn datagram(
+        &self,
+        listens: &[Endpoint],
+        index: usize,
+    ) -> Result<std::net::UdpSocket, Error> {
+        let listen = &listens[index];
+        let what = format!("listen on {listen}");
+        let claimed = self.claims(listens).swap_remove(index);
+        let socket = match claimed.as_slice() {
+            [] => return Err(environment(&what, self.missing(listen))),
+            [one] => &self.sockets[*one].1,
+            more => {
+                let why = format!(
+                    "{} sockets were passed for it; a udp rule serves one (give each \
+                     ListenDatagram= its own FileDescriptorName=)",
+                    more.len()
+                );
+                return Err(environment(&what, why));
+            }
+        };
+        datagram(socket).map_err(|e| Error::io(what, e))
+    }
+
     /// Why no socket is there for `listen`.
     fn missing(&self, listen: &Endpoint) -> String {
         if self.sockets.is_empty() {
@@ -197,7 +223,8 @@ fn listener(fd: &OwnedFd) -> io::Result<Listener> {
     if socket.r#type()? != socket2::Type::STREAM || !socket.is_listener()? {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            "not a listening stream socket (Accept=yes and datagram sockets are not supported)",
+            "not a listening stream socket (Accept=yes is not supported; a datagram socket \
+             serves udp: targets)",
         ));
     }
     socket.set_nonblocking(true)?;
@@ -207,6 +234,18 @@ fn listener(fd: &OwnedFd) -> io::Result<Listener> {
     }
     let std: std::net::TcpListener = socket.into();
     Ok(Listener::from(tokio::net::TcpListener::from_std(std)?))
+}
+
+/// A UDP socket on a duplicate of passed socket `fd`.
+fn datagram(fd: &OwnedFd) -> io::Result<std::net::UdpSocket> {
+    let socket = socket2::Socket::from(fd.as_fd().try_clone_to_owned()?);
+    if socket.r#type()? != socket2::Type::DGRAM || socket.domain()? == socket2::Domain::UNIX {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a UDP socket (a udp: target needs ListenDatagram= in the .socket unit)",
+        ));
+    }
+    Ok(socket.into())
 }
 
 /// An environment error (exit 3) about `what`.

@@ -104,6 +104,15 @@ impl Rule {
         }
     }
 
+    /// Whether it relays datagrams: a `udp:` listen, or a `systemd:` one (a socket systemd
+    /// passes, `ListenDatagram=`) with `udp:` targets.
+    pub fn is_datagram(&self) -> bool {
+        match self.listen {
+            Endpoint::Systemd(_) => self.targets.iter().any(Endpoint::is_udp),
+            ref listen => listen.is_udp(),
+        }
+    }
+
     /// The targets as the log shows them: `a:80,b:80`.
     pub fn targets_text(&self) -> String {
         let texts: Vec<String> = self.targets.iter().map(ToString::to_string).collect();

@@ -161,23 +161,27 @@ impl Supervisor {
     /// Replaces the rules in force by `rules` (at start: none are). Nothing changes when a
     /// new listener cannot be bound; the error says which.
     pub async fn apply(&mut self, rules: Vec<Rule>) -> Result<Reloaded, Error> {
-        let (datagram, rules): (Vec<Rule>, Vec<Rule>) =
-            rules.into_iter().partition(|r| r.listen.is_udp());
-        let keys = keys(&rules);
+        // Every rule's listen, in file order: `systemd:` rules of both kinds take the passed
+        // sockets in that order.
         let listens: Vec<Endpoint> = rules.iter().map(|r| r.listen.clone()).collect();
+        let (datagram_at, stream_at): (Vec<usize>, Vec<usize>) =
+            (0..rules.len()).partition(|&i| rules[i].is_datagram());
+        let (datagram, rules): (Vec<Rule>, Vec<Rule>) =
+            rules.into_iter().partition(Rule::is_datagram);
+        let keys = keys(&rules);
         let mut bound = Vec::with_capacity(rules.len());
-        for (i, key) in keys.iter().enumerate() {
+        for (key, &at) in keys.iter().zip(&stream_at) {
             let kept = self.slots.iter().find(|s| s.key == *key);
             let listeners = match kept {
                 Some(slot) => slot.listeners.clone(),
-                None => self.bind(&listens, i).await?,
+                None => self.bind(&listens, at).await?,
             };
             bound.push(listeners);
         }
         let udp_keys = self::keys(&datagram);
         let mut plans = Vec::with_capacity(datagram.len());
-        for (rule, key) in datagram.iter().zip(&udp_keys) {
-            plans.push(self.plan_udp(rule, key).await?);
+        for ((rule, key), &at) in datagram.iter().zip(&udp_keys).zip(&datagram_at) {
+            plans.push(self.plan_udp(rule, key, &listens, at).await?);
         }
         let (mut reloaded, gone) = self.swap(rules, keys, bound);
         self.swap_udp(datagram, udp_keys, plans, &mut reloaded)?;
@@ -185,11 +189,25 @@ impl Supervisor {
         Ok(reloaded)
     }
 
-    /// How the `udp:` rule `rule` (matched by `key`) is to be served; binds or resolves what
-    /// it needs, so that nothing has changed yet when this fails.
-    async fn plan_udp(&self, rule: &Rule, key: &(Endpoint, usize)) -> Result<UdpPlan, Error> {
+    /// How the `udp:` rule `rule` (matched by `key`; rule `at` of `listens`) is to be served;
+    /// binds or resolves what it needs, so that nothing has changed yet when this fails.
+    async fn plan_udp(
+        &self,
+        rule: &Rule,
+        key: &(Endpoint, usize),
+        listens: &[Endpoint],
+        at: usize,
+    ) -> Result<UdpPlan, Error> {
         let Some(slot) = self.udp_slots.iter().find(|s| s.key == *key) else {
-            return Ok(UdpPlan::Fresh(udp::bind(rule).await?));
+            let bound = match rule.listen {
+                Endpoint::Systemd(_) => {
+                    let socket = self.activation.datagram(listens, at)?;
+                    let what = |e| Error::io(format!("listen on {}", rule.listen), e);
+                    udp::Bound::on(socket, udp::targets_of(rule).await?).map_err(what)?
+                }
+                _ => udp::bind(rule).await?,
+            };
+            return Ok(UdpPlan::Fresh(bound));
         };
         if *slot.rule == *rule {
             return Ok(UdpPlan::Keep);

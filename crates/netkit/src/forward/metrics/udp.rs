@@ -1,6 +1,6 @@
 //! The `udp:` rules in the Prometheus text: each rule's session-loop totals
 //! ([`Counters`](crate::forward::udp::Counters), plain atomics the loop bumps), by rule and its
-//! one target. A rule keeps its counters across reloads while its listen address stays (a
+//! targets, then each target's state and share of the sessions (`udp_target_*`). A rule keeps its counters across reloads while its listen address stays (a
 //! changed rule's draining loop and its successor count into the same ones).
 
 use std::fmt::Write as _;
@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::{escape, family};
-use crate::forward::udp::Counters;
+use crate::forward::udp::{Counters, TargetCounters};
 use crate::report::forward::DropReason;
 
 /// One `udp:` rule's counters and labels.
@@ -95,6 +95,60 @@ pub(super) fn render(out: &mut String, rules: &[Arc<UdpRule>]) {
         }
     }
     render_drops(out, rules);
+    render_targets(out, rules);
+}
+
+type TargetValue = fn(&TargetCounters) -> u64;
+
+/// The per-target families: name, type, help, value.
+const TARGET_FAMILIES: [(&str, &str, &str, TargetValue); 4] = [
+    (
+        "udp_target_up",
+        "gauge",
+        "Whether new sessions may go to the target (0 for a while after it refused).",
+        |t| u64::from(t.up.load(Ordering::Relaxed)),
+    ),
+    (
+        "udp_target_sessions_total",
+        "counter",
+        "Sessions sent to the target (opened there or moved there from a refusing one).",
+        |t| t.sessions_total.load(Ordering::Relaxed),
+    ),
+    (
+        "udp_target_sessions_active",
+        "gauge",
+        "Sessions sending to the target now.",
+        |t| t.sessions_active.load(Ordering::Relaxed),
+    ),
+    (
+        "udp_target_refused_total",
+        "counter",
+        "ICMP port unreachable answers from the target.",
+        |t| t.refused.load(Ordering::Relaxed),
+    ),
+];
+
+fn render_targets(out: &mut String, rules: &[Arc<UdpRule>]) {
+    let targets: Vec<(String, Arc<TargetCounters>)> = rules
+        .iter()
+        .flat_map(|r| {
+            let rule = escape(&r.rule);
+            r.counters
+                .targets()
+                .into_iter()
+                .map(move |t| (rule.clone(), t))
+        })
+        .collect();
+    for (name, kind, help, value) in TARGET_FAMILIES {
+        family(out, name, kind, help);
+        for (rule, target) in &targets {
+            let (label, count) = (escape(&target.target), value(target));
+            let _ = writeln!(
+                out,
+                "netkit_forward_{name}{{rule=\"{rule}\",target=\"{label}\"}} {count}"
+            );
+        }
+    }
 }
 
 fn render_drops(out: &mut String, rules: &[Arc<UdpRule>]) {

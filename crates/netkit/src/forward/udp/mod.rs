@@ -41,7 +41,7 @@ use crate::endpoint::Endpoint;
 use crate::error::{Error, ParseError};
 use crate::report::forward::{DropRecord, SessionRecord, TargetRecord};
 
-pub use counters::Counters;
+pub use counters::{Counters, TargetCounters};
 pub use relay::serve;
 
 /// A session ends after this long without a datagram either way, unless `--idle-timeout`
@@ -144,14 +144,15 @@ pub async fn bind(rule: &Rule) -> Result<Bound, Error> {
 /// The error names the rule's key (`target`, `proxy_protocol`, ...) and the value.
 pub fn check(rule: &Rule) -> Result<(), (&'static str, ParseError)> {
     let listen = &rule.listen;
-    let target = match rule.targets.iter().find(|t| t.is_udp() != listen.is_udp()) {
+    let datagram = rule.is_datagram();
+    let target = match rule.targets.iter().find(|t| t.is_udp() != datagram) {
         Some(odd) => odd,
         None => match rule.targets.first() {
             Some(first) => first,
             None => return Ok(()),
         },
     };
-    match (listen.is_udp(), target.is_udp()) {
+    match (datagram, target.is_udp()) {
         (false, false) => return Ok(()),
         (true, false) => {
             let why = "a udp: listen needs a udp: target (udp:HOST:PORT)";

@@ -132,6 +132,8 @@ impl Table {
     ) -> Table {
         let (max, idle) = super::limits(rule);
         let listen = bound.local_endpoint();
+        let balance = rule.options.balance;
+        let targets = Targets::new(&bound.targets, balance, listen.clone(), &counters);
         Table {
             shared: Shared {
                 listen: Arc::new(bound.socket),
@@ -140,7 +142,7 @@ impl Table {
             sessions: HashMap::new(),
             next_id: 0,
             ended,
-            targets: Targets::new(&bound.targets, rule.options.balance, listen.clone()),
+            targets,
             drops: Drops::new(listen),
             local: bound.local,
             proxy: rule.options.proxy_protocol == Some(ProxyProtocol::V2),
@@ -171,12 +173,13 @@ impl Table {
                 continue;
             };
             let counters = &self.shared.counters;
-            if session.take_refusal() {
-                fail_over(&mut self.targets, session, on_event)?;
+            let refusals = session.take_refusals();
+            if refusals > 0 {
+                fail_over(&mut self.targets, session, refusals, on_event)?;
             }
             if session.send(data, counters).await.is_err() {
-                session.take_refusal();
-                fail_over(&mut self.targets, session, on_event)?;
+                let refusals = session.take_refusals();
+                fail_over(&mut self.targets, session, refusals, on_event)?;
                 if session.send(data, counters).await.is_err() {
                     let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
                     session.drop_datagram(&refused, counters);
@@ -305,10 +308,13 @@ impl Table {
         err: Option<&io::Error>,
         on_event: &mut impl EventSink,
     ) -> io::Result<()> {
-        let Some(session) = self.sessions.remove(&client) else {
+        let Some(mut session) = self.sessions.remove(&client) else {
             return Ok(());
         };
-        self.targets.released(session.target_index());
+        let index = session.target_index();
+        // Refusals after its last datagram: counted, nothing to move.
+        self.targets.count_refusals(index, session.take_refusals());
+        self.targets.released(index);
         self.shared.counters.session(false);
         on_event(Event::Session(session.close(close, err)))
     }
@@ -326,21 +332,22 @@ impl Table {
     }
 }
 
-/// Moves a session its target refused to the next target, and takes the refusing one out of
-/// the rotation for a while (with one target there is nowhere to go: the session stays, so a
-/// target that restarts is reached again).
+/// Notes that a session's target refused; with several targets, takes the refusing one out of
+/// the rotation for a while and moves the session to the next (with one there is nowhere to
+/// go: the session stays, so a target that restarts is reached again).
 fn fail_over(
     targets: &mut Targets,
     session: &mut Session,
+    refusals: u64,
     on_event: &mut impl EventSink,
 ) -> io::Result<()> {
-    if !targets.several() {
-        return Ok(());
-    }
     let now = std::time::Instant::now();
     let from = session.target_index();
-    if let Some(record) = targets.refused(from, now) {
+    if let Some(record) = targets.refused(from, refusals, now) {
         on_event(Event::Target(record))?;
+    }
+    if !targets.several() {
+        return Ok(());
     }
     let client = session.id().0.ip().to_canonical();
     if let Some(next) = targets.next(from, client, now) {

@@ -195,11 +195,11 @@ impl Session {
         self.index
     }
 
-    /// Whether the target refused something (ICMP port unreachable, seen by a send or by the
-    /// pump) since the last call.
-    pub(super) fn take_refusal(&mut self) -> bool {
+    /// How many refusals (ICMP port unreachable, seen by a send or by the pump) came since
+    /// the last call.
+    pub(super) fn take_refusals(&mut self) -> u64 {
         let refused = self.replies.refused.load(Ordering::Relaxed);
-        let new = refused > self.refusals_seen;
+        let new = refused.saturating_sub(self.refusals_seen);
         self.refusals_seen = refused;
         new
     }

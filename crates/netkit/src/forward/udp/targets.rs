@@ -10,7 +10,11 @@
 //! Owned by the rule's session loop alone: plain counters, no locks beyond [`Health`]'s.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Instant;
+
+use super::{Counters, TargetCounters};
 
 use crate::forward::balance::{self, View};
 use crate::forward::health::{Change, Health};
@@ -24,6 +28,7 @@ struct Target {
     key: String,
     health: Health,
     sessions: u64,
+    counters: Arc<TargetCounters>,
 }
 
 /// A rule's targets, in rule order.
@@ -36,15 +41,31 @@ pub(super) struct Targets {
 }
 
 impl Targets {
-    /// The targets `addrs` of the rule labelled `rule`, all up.
-    pub(super) fn new(addrs: &[SocketAddr], balance: Balance, rule: String) -> Targets {
+    /// The targets `addrs` of the rule labelled `rule`, all up, counted into `counters`.
+    pub(super) fn new(
+        addrs: &[SocketAddr],
+        balance: Balance,
+        rule: String,
+        counters: &Counters,
+    ) -> Targets {
+        let keys: Vec<String> = addrs
+            .iter()
+            .map(|&addr| crate::endpoint::Endpoint::udp(addr).to_string())
+            .collect();
+        counters.retain_targets(&keys);
         let list = addrs
             .iter()
-            .map(|&addr| Target {
-                addr,
-                key: crate::endpoint::Endpoint::udp(addr).to_string(),
-                health: Health::new(1),
-                sessions: 0,
+            .zip(keys)
+            .map(|(&addr, key)| {
+                let counters = counters.target(&key);
+                counters.up.store(true, Ordering::Relaxed);
+                Target {
+                    addr,
+                    key,
+                    health: Health::new(1),
+                    sessions: 0,
+                    counters,
+                }
             })
             .collect();
         Targets {
@@ -75,21 +96,44 @@ impl Targets {
         now: Instant,
     ) -> Option<(usize, SocketAddr)> {
         let to = self.order(client, now).into_iter().find(|&i| i != from)?;
-        self.list[from].sessions = self.list[from].sessions.saturating_sub(1);
+        self.released(from);
         Some(self.assign(to, now))
     }
 
-    /// A session of target `index` ended.
+    /// A session of target `index` ended (or moved away).
     pub(super) fn released(&mut self, index: usize) {
         if let Some(target) = self.list.get_mut(index) {
             target.sessions = target.sessions.saturating_sub(1);
+            target
+                .counters
+                .sessions_active
+                .fetch_sub(1, Ordering::Relaxed);
         }
     }
 
-    /// Target `index` refused a datagram (ICMP port unreachable): down for a while. The
-    /// record, when it was up.
-    pub(super) fn refused(&self, index: usize, now: Instant) -> Option<TargetRecord> {
+    /// Counts `refusals` of target `index`.
+    pub(super) fn count_refusals(&self, index: usize, refusals: u64) {
+        if let Some(target) = self.list.get(index) {
+            target
+                .counters
+                .refused
+                .fetch_add(refusals, Ordering::Relaxed);
+        }
+    }
+
+    /// Target `index` refused `refusals` datagrams (ICMP port unreachable): counted; with
+    /// several targets, down for a while. The record, when it was up.
+    pub(super) fn refused(
+        &self,
+        index: usize,
+        refusals: u64,
+        now: Instant,
+    ) -> Option<TargetRecord> {
+        self.count_refusals(index, refusals);
         let target = self.list.get(index)?;
+        if !self.several() {
+            return None;
+        }
         let reason = "refused: ICMP port unreachable".to_string();
         self.record(target, target.health.refused(now, reason))
     }
@@ -107,6 +151,14 @@ impl Targets {
         let target = &mut self.list[index];
         target.health.attempting(now);
         target.sessions += 1;
+        target
+            .counters
+            .sessions_total
+            .fetch_add(1, Ordering::Relaxed);
+        target
+            .counters
+            .sessions_active
+            .fetch_add(1, Ordering::Relaxed);
         (index, target.addr)
     }
 
@@ -130,6 +182,7 @@ impl Targets {
 
     fn record(&self, target: &Target, change: Option<Change>) -> Option<TargetRecord> {
         let change = change?;
+        target.counters.up.store(change.up, Ordering::Relaxed);
         Some(TargetRecord {
             time: event::now(),
             rule: self.rule.clone(),
@@ -154,7 +207,12 @@ mod tests {
             .iter()
             .map(|a| a.parse().unwrap())
             .collect();
-        Targets::new(&addrs, balance, "udp:127.0.0.1:53".into())
+        Targets::new(
+            &addrs,
+            balance,
+            "udp:127.0.0.1:53".into(),
+            &Counters::default(),
+        )
     }
 
     const CLIENT: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
@@ -165,11 +223,12 @@ mod tests {
         let now = Instant::now();
         let picks: Vec<usize> = (0..3).map(|_| targets.pick(CLIENT, now).0).collect();
         assert_eq!(picks, [0, 1, 2]);
-        let down = targets.refused(1, now).expect("a record: it was up");
+        let down = targets.refused(1, 1, now).expect("a record: it was up");
+        assert!(!targets.list[1].counters.up.load(Ordering::Relaxed));
         assert_eq!(down.state, TargetState::Down);
         assert_eq!(down.target, "udp:127.0.0.1:2");
         assert!(
-            targets.refused(1, now).is_none(),
+            targets.refused(1, 1, now).is_none(),
             "already down (held 2 s now)"
         );
         let picks: Vec<usize> = (0..4).map(|_| targets.pick(CLIENT, now).0).collect();
@@ -187,7 +246,7 @@ mod tests {
         let mut targets = three(Balance::LeastConn);
         let now = Instant::now();
         let (from, _) = targets.pick(CLIENT, now);
-        targets.refused(from, now);
+        targets.refused(from, 1, now);
         let (to, addr) = targets.next(from, CLIENT, now).expect("another target");
         assert_ne!(to, from);
         assert_eq!(addr, targets.list[to].addr);
@@ -204,7 +263,12 @@ mod tests {
         let first = targets.pick(CLIENT, now).0;
         assert!((0..5).all(|_| targets.pick(CLIENT, now).0 == first));
         let addrs = ["127.0.0.1:1".parse().unwrap()];
-        let mut one = Targets::new(&addrs, Balance::RoundRobin, "r".into());
+        let mut one = Targets::new(
+            &addrs,
+            Balance::RoundRobin,
+            "r".into(),
+            &Counters::default(),
+        );
         let (index, _) = one.pick(CLIENT, now);
         assert!(!one.several());
         assert!(one.next(index, CLIENT, now).is_none());
