@@ -258,9 +258,7 @@ segment() {
 
 arp_parts() {
     segment
-    printf '
-On-link discovery: %d interleaved rounds; medians; ratio = tool / arp-scan default
-' "$ROUNDS"
+    printf '\nOn-link discovery: %d interleaved rounds; medians; ratio = tool / arp-scan default\n' "$ROUNDS"
     local range n
     for _ in $(seq "$ROUNDS"); do
         for range in 198.18.0.0/24:6 198.18.0.0/22:24; do
