@@ -8,8 +8,8 @@
 # scans every target). Each round runs both tools once per scenario, one after the other; the
 # table gives median wall times, the ratio netkit/nmap, and what ndiff finds between the two
 # documents of the last round: the open ports must be the same ("open ports agree"), service
-# names may differ (netkit's table is not nmap's), closed ports nmap lists one by one netkit
-# counts in <extraports>.
+# names may differ (netkit's table is not nmap's); both list a host's closed ports while it has
+# at most 25 and count them in <extraports> beyond (nmap's rule).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}

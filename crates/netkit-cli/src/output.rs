@@ -17,6 +17,7 @@ pub mod nmap_xml;
 pub struct Printer {
     json: bool,
     quiet: bool,
+    verbose: u8,
     color: bool,
 }
 
@@ -41,6 +42,7 @@ impl Printer {
         Printer {
             json: global.json,
             quiet: global.quiet,
+            verbose: global.verbose,
             color: global.color.enabled_for_stdout(),
         }
     }
@@ -53,6 +55,11 @@ impl Printer {
     /// Whether `-q` was given: no progress lines, only results.
     pub fn quiet(&self) -> bool {
         self.quiet
+    }
+
+    /// How many `-v` were given.
+    pub fn verbose(&self) -> u8 {
+        self.verbose
     }
 
     /// Writes one JSON object with `"type": kind` and the record's fields.

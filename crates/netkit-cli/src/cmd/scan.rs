@@ -2,6 +2,7 @@
 
 mod nmap;
 mod sink;
+mod tally;
 
 use std::io;
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ use crate::output::files::{DocumentArgs, TextArgs};
 use crate::output::Printer;
 use crate::parse;
 use sink::{Outputs, Sink};
+use tally::Listing;
 
 /// Ports scanned when neither `-p` nor `--top` is given.
 const DEFAULT_TOP: usize = 1000;
@@ -29,8 +31,14 @@ Examples:
   netkit --json scan host.example -p 22,80,443 --banner
   netkit scan 198.18.0.0/24 --top 100 --rate 500   never more than 500 connects a second
   netkit scan 198.18.0.0/28 -oX scan.xml -oG -    nmap's XML into a file, grepable lines on stdout
+  netkit scan 198.18.0.7 -p 1-200 --reason        why each port has its state
+  netkit --json scan ::1 -p all --all-ports       a record for every port, closed ones too
 Open = connected; closed = reset; filtered = no answer after the retries, or an ICMP
 port/protocol unreachable or administratively prohibited (a firewall's REJECT), as nmap -sS.
+Reasons, as nmap --reason words them: syn-ack, conn-refused, no-response, port-unreach,
+admin-prohibited, host-unreach, proto-unreach, local-policy (this machine's firewall). Open
+ports are always listed; a host's closed (or filtered) ports only while it has at most 25 of
+them (nmap's rule; 50 with -v, 75 with -vv, ...), the rest are counted.
 Timing adapts to the network as nmap's does: per-host round-trip estimates set the timeout
 (--timeout caps it), congestion windows grow on answers and shrink on drops, silent ports are
 retransmitted with backoff. A target with no route to it (this machine's routing table, or a
@@ -39,8 +47,8 @@ state, 1 a target was unreachable, 2 bad input, 3 the environment refused, 130 i
 (Ctrl-C: the partial summary is printed).
 nmap's output options: -oX FILE (nmap's XML), -oG FILE (grepable), -oN FILE (this text), -oJ
 FILE (JSON Lines), -oA BASE (BASE.nmap, BASE.xml, BASE.gnmap); - is stdout. The XML lists every
-target and its open ports; closed and filtered ports are counted per host (<extraports>),
-exactly when one host is scanned or all share a state, as closed|filtered otherwise.";
+target with its ports by the same rule, the counted ones per host with their reasons
+(<extraports>, <extrareasons>), as nmap's.";
 
 /// Arguments of `netkit scan`.
 #[derive(Debug, clap::Args)]
@@ -99,6 +107,17 @@ pub struct Args {
     /// Read the first bytes each open service sends (sanitised).
     #[arg(long)]
     pub banner: bool,
+    /// Say why each port has its state (nmap's --reason): a REASON column in the text
+    /// (syn-ack, conn-refused, no-response, port-unreach, admin-prohibited, host-unreach,
+    /// proto-unreach, local-policy). JSON records and the XML always carry it.
+    #[arg(long)]
+    pub reason: bool,
+    /// List every closed and filtered port one by one: a line in the text, a "port" record
+    /// in JSON Lines, a port element in the XML. Without it the text and the XML list a host's
+    /// closed (or filtered) ports only when it has at most 25 of them, as nmap (50 with -v,
+    /// 75 with -vv, ...), and count the rest; JSON Lines carry open ports only.
+    #[arg(long)]
+    pub all_ports: bool,
     /// Allow blocks of more than 2^24 addresses.
     #[arg(long)]
     pub force: bool,
@@ -112,14 +131,17 @@ pub struct Args {
 pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     let targets = TargetList::parse(&args.targets, args.force)?.resolve(Family::Any)?;
     let targets = args.order.apply(targets)?;
-    let config = config(&args)?;
+    let mut config = config(&args)?;
     let total = engine::total(&targets, &config.ports);
     let outputs = Outputs {
         output: args.output.as_deref(),
         text: &args.text,
         docs: &args.docs,
+        reason: args.reason,
+        listing: Listing::new(args.all_ports, out.verbose()),
     };
     let mut sink = Sink::new(out, outputs, config.ports.as_slice(), total)?;
+    config.every_port = sink.every_port();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -140,7 +162,7 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
         };
         let summary = scan::run(&targets, config, progress, interrupt, |event| {
             let shown = match event {
-                Event::Open(open) => sink.open(&open),
+                Event::Port(port) => sink.port(&port),
                 Event::Unreachable(host) => sink.unreachable(&host),
             };
             shown.map_err(|err| keep(&mut failed, err))
@@ -207,5 +229,6 @@ fn config(args: &Args) -> anyhow::Result<Config> {
         rate: args.rate,
         min_rate: args.min_rate,
         banner_wait: args.banner.then_some(args.timeout),
+        every_port: false,
     })
 }

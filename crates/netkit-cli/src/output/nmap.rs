@@ -77,23 +77,22 @@ pub struct Port {
     pub port: u16,
     /// `open`, `closed` or `filtered`.
     pub state: &'static str,
-    /// Why, in nmap -sT's words: `syn-ack`, `conn-refused`, `no-response`, `port-unreach`,
-    /// `admin-prohibited`.
+    /// Why, in nmap's `--reason` words: `syn-ack`, `conn-refused`, `no-response`,
+    /// `port-unreach`, `admin-prohibited`, ...
     pub reason: &'static str,
     /// The service name from netkit's table (nmap's `method="table"`).
     pub service: Option<String>,
 }
 
-/// Ports of one state counted, not listed.
+/// Ports of one state counted, not listed (an "ignored" state, in nmap's words).
 #[derive(Debug, Clone)]
 pub struct Extra {
-    /// The state: `closed`, `filtered` or `closed|filtered` (one of the two, which one not
-    /// known per host).
+    /// The state: `closed` or `filtered`.
     pub state: &'static str,
     /// How many ports.
     pub count: u64,
-    /// Why, when every one of them has the same reason.
-    pub reason: Option<&'static str>,
+    /// How many for each reason, most frequent first (nmap's `<extrareasons>`).
+    pub reasons: Vec<(&'static str, u64)>,
 }
 
 /// The end of a run.

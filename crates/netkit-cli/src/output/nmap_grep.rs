@@ -56,8 +56,8 @@ impl<W: Write> Document for Grepable<W> {
             })
             .collect();
         let mut line = format!("{who}\tPorts: {}", ports.join(", "));
-        // nmap names one ignored state: the largest.
-        if let Some(extra) = host.extra.iter().max_by_key(|e| e.count) {
+        // nmap names the ignored state only when there is one.
+        if let [extra] = host.extra.as_slice() {
             line.push_str(&format!(
                 "\tIgnored State: {} ({})",
                 extra.state, extra.count

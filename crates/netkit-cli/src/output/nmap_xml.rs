@@ -130,11 +130,10 @@ fn write_ports(out: &mut impl Write, host: &Host) -> io::Result<()> {
             "<extraports state=\"{}\" count=\"{}\">",
             extra.state, extra.count
         )?;
-        if let Some(reason) = extra.reason {
+        for (reason, count) in &extra.reasons {
             writeln!(
                 out,
-                "<extrareasons reason=\"{reason}\" count=\"{}\" proto=\"tcp\"/>",
-                extra.count
+                "<extrareasons reason=\"{reason}\" count=\"{count}\" proto=\"tcp\"/>"
             )?;
         }
         writeln!(out, "</extraports>")?;

@@ -33,6 +33,7 @@ mod responder;
 mod scan;
 mod scan_lab;
 mod scan_output;
+mod scan_reasons;
 mod scan_top;
 mod send;
 mod shard;

@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-use netkit::report::scan::{OpenPort, PortState, ScanSummary, Unreachable};
+use netkit::report::scan::{PortReport, PortState, ScanSummary, Unreachable};
 use serde_json::Value;
 
 use crate::harness::{privileged, run, text, Netns};
@@ -46,7 +46,7 @@ fn addrs(listeners: &[TcpListener]) -> BTreeSet<SocketAddr> {
 /// The open ports, unreachable targets and the summary of a `--json scan`, each line
 /// deserialised.
 pub struct Scan {
-    pub open: Vec<OpenPort>,
+    pub open: Vec<PortReport>,
     pub unreachable: Vec<Unreachable>,
     pub summary: ScanSummary,
 }

@@ -1,5 +1,6 @@
-//! The records of `netkit scan` (docs/json.md): `port` per open port, `unreachable` per
-//! target with no route, `summary` at the end. The scan engine builds them and hands them over
+//! The records of `netkit scan` (docs/json.md): `port` per port that got its state (open
+//! ones always, closed and filtered ones when asked), `unreachable` per target with no route,
+//! `summary` at the end. The scan engine builds them and hands them over
 //! in its events; the binary prints them as human lines or JSON Lines.
 
 use std::net::IpAddr;
@@ -19,21 +20,80 @@ pub enum PortState {
     Filtered,
 }
 
-/// One open port (`{"type":"port",...}`).
+impl PortState {
+    /// `open`, `closed` or `filtered`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortState::Open => "open",
+            PortState::Closed => "closed",
+            PortState::Filtered => "filtered",
+        }
+    }
+}
+
+/// Why a port has its state, in nmap's `--reason` words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reason {
+    /// The handshake completed (a connect accepted, or a SYN-ACK).
+    SynAck,
+    /// `connect` was refused: a reset, as the connect scan sees it.
+    ConnRefused,
+    /// A reset to a SYN (raw SYN scan).
+    Reset,
+    /// No answer after the retries.
+    NoResponse,
+    /// ICMP port unreachable.
+    PortUnreach,
+    /// ICMP protocol unreachable.
+    ProtoUnreach,
+    /// ICMP administratively prohibited (and the other "prohibited" codes).
+    AdminProhibited,
+    /// ICMP host or network unreachable sent by the target itself.
+    HostUnreach,
+    /// This machine's firewall or routing table forbade the probe (netkit's word; nmap -sT
+    /// says admin-prohibited).
+    LocalPolicy,
+}
+
+impl Reason {
+    /// The word, as nmap's `--reason` and netkit's JSON say it: `syn-ack`, `conn-refused`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::SynAck => "syn-ack",
+            Reason::ConnRefused => "conn-refused",
+            Reason::Reset => "reset",
+            Reason::NoResponse => "no-response",
+            Reason::PortUnreach => "port-unreach",
+            Reason::ProtoUnreach => "proto-unreach",
+            Reason::AdminProhibited => "admin-prohibited",
+            Reason::HostUnreach => "host-unreach",
+            Reason::LocalPolicy => "local-policy",
+        }
+    }
+}
+
+/// One port that got its state (`{"type":"port",...}`): every open port, and closed and
+/// filtered ones when the scan was asked for them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OpenPort {
+pub struct PortReport {
     /// The target as given: a host name, or the address.
     pub host: String,
     /// The address probed.
     pub addr: IpAddr,
     /// The port.
     pub port: u16,
-    /// Always [`PortState::Open`]: only open ports are reported one by one.
+    /// Its state.
     pub state: PortState,
+    /// Why it has that state.
+    pub reason: Reason,
     /// The usual service name of the port, from the bundled table.
     pub service: Option<String>,
-    /// Time from `connect` to the completed handshake, in milliseconds.
-    pub rtt_ms: f64,
+    /// Time from `connect` to the answer that settled the port, in milliseconds (`null`
+    /// when no answer came).
+    pub rtt_ms: Option<f64>,
+    /// Probes sent to the port before it got its state (1: the first try settled it).
+    pub tries: u32,
     /// The first bytes the service sent, sanitised (`--banner` only).
     pub banner: Option<String>,
 }

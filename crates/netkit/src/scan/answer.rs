@@ -25,6 +25,8 @@ use std::net::IpAddr;
 
 use nix::errno::Errno;
 
+use crate::report::scan::Reason;
+
 /// What an answer says about a port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Answer {
@@ -53,6 +55,19 @@ pub enum Refusal {
     HostUnreach,
     /// This machine's firewall or routing table forbade the connect.
     LocalPolicy,
+}
+
+impl Refusal {
+    /// The refusal in nmap's `--reason` words.
+    pub fn reason(self) -> Reason {
+        match self {
+            Refusal::PortUnreach => Reason::PortUnreach,
+            Refusal::ProtoUnreach => Reason::ProtoUnreach,
+            Refusal::AdminProhibited => Reason::AdminProhibited,
+            Refusal::HostUnreach => Reason::HostUnreach,
+            Refusal::LocalPolicy => Reason::LocalPolicy,
+        }
+    }
 }
 
 /// Why a host cannot be reached.

@@ -20,7 +20,7 @@ use super::schedule::{Counts, Settings};
 use super::worker::{self, Hosts, Msg, Shared};
 use crate::error::Error;
 use crate::ports::PortSet;
-use crate::report::scan::{OpenPort, ScanSummary, Unreachable};
+use crate::report::scan::{PortReport, ScanSummary, Unreachable};
 use crate::target::Targets;
 
 /// Hosts scanned at once; ports go round them.
@@ -43,13 +43,17 @@ pub struct Config {
     pub min_rate: Option<u64>,
     /// Read a banner from open ports for this long (`None`: no banners).
     pub banner_wait: Option<Duration>,
+    /// Report closed and filtered ports one by one too ([`Event::Port`]); otherwise they are
+    /// only counted, which spares an event per port of a host where almost all are closed.
+    pub every_port: bool,
 }
 
 /// What a scan reports as it goes.
 #[derive(Debug)]
 pub enum Event {
-    /// An open port.
-    Open(OpenPort),
+    /// A port that got its state: every open one, closed and filtered ones with
+    /// [`Config::every_port`].
+    Port(PortReport),
     /// A host the scan cannot reach.
     Unreachable(Unreachable),
 }
@@ -77,8 +81,8 @@ pub fn total(targets: &Targets, ports: &PortSet) -> u128 {
     targets.len().saturating_mul(ports.len() as u128)
 }
 
-/// Scans every port of `config.ports` on every target, reporting open ports and unreachable
-/// hosts through `on_event` as they are found, until done or until `shutdown` completes (the
+/// Scans every port of `config.ports` on every target, reporting ports (open ones, or every
+/// one with [`Config::every_port`]) and unreachable hosts through `on_event` as they are found, until done or until `shutdown` completes (the
 /// summary then says it was interrupted). Returns the totals. `on_event` is the engines' sink
 /// (docs/ARCHITECTURE.md, "The event convention"): an error from it ends the scan, which
 /// returns it.
@@ -94,7 +98,15 @@ pub async fn run(
     let (tx, mut rx) = mpsc::unbounded_channel();
     let hosts = Hosts(targets.iter());
     let settings = settings(&config);
-    let shared = Shared::new(hosts, ports, settings, config.banner_wait, progress, tx);
+    let shared = Shared::new(
+        hosts,
+        ports,
+        settings,
+        config.banner_wait,
+        config.every_port,
+        progress,
+        tx,
+    );
     let workers = start_workers(&shared)?;
     let outcome = drive(&mut rx, workers.len(), shutdown, &mut on_event).await;
     shared.stop();
@@ -148,10 +160,15 @@ async fn drive(
         };
         match msg {
             Some(Msg::Event(event)) => on_event(event).map_err(output_error)?,
+            Some(Msg::Ports(ports)) => {
+                for port in ports {
+                    on_event(Event::Port(port)).map_err(output_error)?;
+                }
+            }
             Some(Msg::BannerPending) => banners += 1,
             Some(Msg::Banner(open)) => {
                 banners = banners.saturating_sub(1);
-                on_event(Event::Open(open)).map_err(output_error)?;
+                on_event(Event::Port(open)).map_err(output_error)?;
             }
             Some(Msg::Failed(err)) => return Err(err),
             Some(Msg::Finished) => workers -= 1,

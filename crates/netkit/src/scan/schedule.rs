@@ -27,7 +27,7 @@ use super::host::{Budget, HostInfo, HostScan, Loss, Retries};
 use super::pace::{spacing, Floor, Pacer, RateControl};
 use super::rtt::{Rtt, Timeouts};
 use super::window::{Scope, Window};
-use crate::report::scan::PortState;
+use crate::report::scan::{PortState, Reason};
 
 /// Each retransmission waits this much longer than the try before it.
 pub const BACKOFF: f64 = 1.25;
@@ -95,13 +95,26 @@ pub enum Reply {
     Busy,
 }
 
+/// A port's state and what decided it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Verdict {
+    /// The state.
+    pub state: PortState,
+    /// Why, in nmap's `--reason` words.
+    pub reason: Reason,
+    /// The round trip of the answer that decided it (`None`: no answer came).
+    pub rtt: Option<Duration>,
+    /// Probes sent to the port.
+    pub tries: u32,
+}
+
 /// What an answer decided.
 #[derive(Debug, Clone)]
 pub enum Settled {
     /// Nothing (a late or duplicate answer, or a port still undecided).
     Nothing,
     /// The port got its state.
-    Port(Arc<HostInfo>, u16, PortState),
+    Port(Arc<HostInfo>, u16, Verdict),
     /// There is no route to the host; its remaining ports are skipped.
     Unreachable(Arc<HostInfo>, NoRoute),
     /// The machine has been short of resources for too long.
@@ -183,6 +196,7 @@ pub struct Scheduler<I> {
     timers: BinaryHeap<Reverse<(Instant, ProbeId)>>,
     lingering: VecDeque<ProbeId>,
     to_close: Vec<ProbeId>,
+    silenced: Vec<(Arc<HostInfo>, u16, Verdict)>,
     next_id: ProbeId,
     in_flight: usize,
     open_sockets: usize,
@@ -218,6 +232,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             timers: BinaryHeap::new(),
             lingering: VecDeque::new(),
             to_close: Vec::new(),
+            silenced: Vec::new(),
             next_id: 0,
             in_flight: 0,
             open_sockets: 0,
@@ -252,6 +267,12 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
     /// Probes whose sockets the engine should close now.
     pub fn take_closes(&mut self) -> Vec<ProbeId> {
         std::mem::take(&mut self.to_close)
+    }
+
+    /// Ports filtered for silence since the last call: they get their state inside the
+    /// scheduler (a timeout, a budget that cannot grow), not from a [`Scheduler::reply`].
+    pub fn take_silenced(&mut self) -> Vec<(Arc<HostInfo>, u16, Verdict)> {
+        std::mem::take(&mut self.silenced)
     }
 
     /// Admits hosts into the group up to its size.
@@ -457,7 +478,14 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         });
         self.requeue(rec);
         if phantoms >= MAX_PHANTOMS {
-            return self.settle(rec.host, rec.port, PortState::Closed);
+            // Nothing listens: every connect joined another probe of this scan.
+            return self.settle(
+                rec.host,
+                rec.port,
+                PortState::Closed,
+                Reason::ConnRefused,
+                None,
+            );
         }
         Settled::Nothing
     }
@@ -466,16 +494,17 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
     fn answered(&mut self, rec: Sent, answer: Answer, rtt: Duration, now: Instant) -> Settled {
         self.shortage.clear();
         self.measure(&rec, rtt, now);
-        let state = match answer {
-            Answer::Open => PortState::Open,
-            Answer::Closed => PortState::Closed,
-            Answer::Filtered(_) | Answer::Nothing => PortState::Filtered,
+        let (state, reason) = match answer {
+            Answer::Open => (PortState::Open, Reason::SynAck),
+            Answer::Closed => (PortState::Closed, Reason::ConnRefused),
+            Answer::Filtered(refusal) => (PortState::Filtered, refusal.reason()),
+            Answer::Nothing => (PortState::Filtered, Reason::NoResponse),
             Answer::Unreachable(no_route) => return self.unreachable(rec.host, no_route),
         };
         if matches!(answer, Answer::Open | Answer::Closed) {
             self.tcp_answer(&rec, now);
         }
-        self.settle(rec.host, rec.port, state)
+        self.settle(rec.host, rec.port, state, reason, Some(rtt))
     }
 
     /// Feeds the round-trip estimates and the windows with an answer.
@@ -533,8 +562,16 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         }
     }
 
-    /// Gives port index `port` of the host in `slot` its state and closes its sockets.
-    fn settle(&mut self, slot: usize, port: usize, state: PortState) -> Settled {
+    /// Gives port index `port` of the host in `slot` its state, for `reason` (an answer after
+    /// `rtt`, or none), and closes its sockets.
+    fn settle(
+        &mut self,
+        slot: usize,
+        port: usize,
+        state: PortState,
+        reason: Reason,
+        rtt: Option<Duration>,
+    ) -> Settled {
         let host = self.hosts[slot].as_mut();
         let Some((info, progress)) =
             host.and_then(|h| Some((Arc::clone(&h.info), h.remove(port)?)))
@@ -546,7 +583,13 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         }
         self.count(state);
         self.finish_host(slot);
-        Settled::Port(info, self.ports[port], state)
+        let verdict = Verdict {
+            state,
+            reason,
+            rtt,
+            tries: progress.sent,
+        };
+        Settled::Port(info, self.ports[port], verdict)
     }
 
     fn count(&mut self, state: PortState) {
@@ -683,7 +726,12 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         }
         if !host.budget_may_grow(&budget, ports) {
             for port in std::mem::take(&mut host.bench) {
-                self.settle(slot, port, PortState::Filtered);
+                let silent = (PortState::Filtered, Reason::NoResponse);
+                if let Settled::Port(info, port, verdict) =
+                    self.settle(slot, port, silent.0, silent.1, None)
+                {
+                    self.silenced.push((info, port, verdict));
+                }
             }
         }
     }

@@ -42,6 +42,17 @@ impl Truth {
             Truth::Dropped | Truth::Rejected => PortState::Filtered,
         }
     }
+
+    /// Whether `reason` is what this far side can give (a rejected port's ICMP error may be
+    /// rate limited into silence).
+    fn explains(self, reason: Reason) -> bool {
+        match self {
+            Truth::Open => reason == Reason::SynAck,
+            Truth::Closed => reason == Reason::ConnRefused,
+            Truth::Dropped => reason == Reason::NoResponse,
+            Truth::Rejected => matches!(reason, Reason::PortUnreach | Reason::NoResponse),
+        }
+    }
 }
 
 /// A token bucket: `rate` per second, `burst` at most.
@@ -163,7 +174,7 @@ const ADAPTIVE: Retries = Retries::Adaptive { max: 6 };
 
 /// What a simulated scan found and how it went.
 struct Outcome {
-    states: BTreeMap<(usize, u16), PortState>,
+    states: BTreeMap<(usize, u16), Verdict>,
     counts: Counts,
     elapsed: Duration,
     sends: Vec<Duration>,
@@ -220,6 +231,10 @@ fn simulate(net: &mut Net, settings: Settings) -> Outcome {
             events.push(Reverse((at, probe.id, 0)));
         }
         closed.extend(sched.take_closes());
+        for (host, port, verdict) in sched.take_silenced() {
+            let key = (index[&host.target.addr], port);
+            assert!(out.states.insert(key, verdict).is_none(), "settled twice");
+        }
         if sched.is_done() {
             break;
         }
@@ -250,9 +265,9 @@ fn simulate(net: &mut Net, settings: Settings) -> Outcome {
                 continue;
             }
             let reply = replies.remove(&id).expect("one reply per probe");
-            if let Settled::Port(host, port, state) = sched.reply(id, reply, t0 + now) {
+            if let Settled::Port(host, port, verdict) = sched.reply(id, reply, t0 + now) {
                 let key = (index[&host.target.addr], port);
-                assert!(out.states.insert(key, state).is_none(), "settled twice");
+                assert!(out.states.insert(key, verdict).is_none(), "settled twice");
             }
         }
     }
@@ -280,33 +295,32 @@ fn far_side(hosts: usize, n: usize) -> Vec<Vec<Truth>> {
         .collect()
 }
 
-/// Checks every port's state. Ports filtered for silence are settled inside the scheduler,
-/// not through a reply, so a port without a reported state is one of those.
 fn count(net: &Net, truth: Truth) -> u64 {
     net.truth.iter().flatten().filter(|t| **t == truth).count() as u64
 }
 
+/// Checks every port's state and reason: each one reported once, by a reply or as filtered
+/// for silence ([`Scheduler::take_silenced`]), with the totals agreeing.
 fn assert_exact(net: &Net, out: &Outcome) {
     let mut wrong = Vec::new();
     let total: usize = net.truth.iter().map(Vec::len).sum();
-    let reported = out.states.len() as u64;
-    let reported_filtered = out
+    assert_eq!(out.states.len(), total, "every port reported once");
+    let filtered = out
         .states
         .values()
-        .filter(|s| **s == PortState::Filtered)
-        .count() as u64;
+        .filter(|v| v.state == PortState::Filtered);
     assert_eq!(
-        out.counts.filtered - reported_filtered,
-        total as u64 - reported,
+        out.counts.filtered,
+        filtered.count() as u64,
         "{:?}",
         out.counts
     );
     for (h, ports) in net.truth.iter().enumerate() {
         for (p, truth) in ports.iter().enumerate() {
             let port = p as u16 + 1;
-            let got = out.states.get(&(h, port)).copied();
-            let got = got.or(Some(PortState::Filtered));
-            if got != Some(truth.state()) {
+            let got = out.states.get(&(h, port));
+            let right = got.is_some_and(|v| v.state == truth.state() && truth.explains(v.reason));
+            if !right {
                 wrong.push(format!("{h}:{port} {truth:?} -> {got:?}"));
             }
         }

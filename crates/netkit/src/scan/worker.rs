@@ -23,10 +23,10 @@ use super::engine::{Event, Progress};
 use super::guard::{is_local, Guard};
 use super::host::HostInfo;
 use super::probe::{self, Outcome, Pending, Started};
-use super::schedule::{Counts, Probe, ProbeId, Reply, Scheduler, Settings, Settled};
+use super::schedule::{Counts, Probe, ProbeId, Reply, Scheduler, Settings, Settled, Verdict};
 use super::{banner, services};
 use crate::error::Error;
-use crate::report::scan::{OpenPort, PortState, Unreachable};
+use crate::report::scan::{PortReport, PortState, Unreachable};
 use crate::target::TargetIter;
 
 /// Probes a worker takes at a time.
@@ -35,12 +35,16 @@ const CHUNK: usize = 16;
 /// What workers tell the scan's caller.
 #[derive(Debug)]
 pub enum Msg {
-    /// An open port or an unreachable host.
+    /// A port that got its state, or an unreachable host.
     Event(Event),
+    /// Closed and filtered ports, a batch at a time: one message per worker round rather
+    /// than one per port keeps a scan of 65535 closed ports from waking the receiver 65535
+    /// times.
+    Ports(Vec<PortReport>),
     /// An open port's banner is being read; a [`Msg::Banner`] follows.
     BannerPending,
     /// An open port with its banner.
-    Banner(OpenPort),
+    Banner(PortReport),
     /// The scan cannot go on.
     Failed(Error),
     /// A worker finished.
@@ -91,6 +95,8 @@ struct Core {
     cancels: HashMap<ProbeId, Arc<Notify>>,
     last_shortage: Option<io::Error>,
     idle: usize,
+    /// Closed and filtered ports settled under the lock, sent as one [`Msg::Ports`].
+    settled: Vec<PortReport>,
 }
 
 /// Everything the workers share.
@@ -104,17 +110,20 @@ pub struct Shared {
     guard: Guard,
     ephemeral: RangeInclusive<u16>,
     banner_wait: Option<Duration>,
+    every_port: bool,
     progress: Arc<Progress>,
 }
 
 impl Shared {
     /// The shared state of a scan of `hosts` × `ports`; waits for answers run on the current
-    /// async runtime.
+    /// async runtime. Closed and filtered ports are reported one by one with `every_port`,
+    /// else only counted.
     pub fn new(
         hosts: Hosts,
         ports: Arc<[u16]>,
         settings: Settings,
         banner_wait: Option<Duration>,
+        every_port: bool,
         progress: Arc<Progress>,
         msgs: UnboundedSender<Msg>,
     ) -> Arc<Self> {
@@ -125,6 +134,7 @@ impl Shared {
                 cancels: HashMap::new(),
                 last_shortage: None,
                 idle: 0,
+                settled: Vec::new(),
             }),
             wake: Condvar::new(),
             stopped: AtomicBool::new(false),
@@ -133,6 +143,7 @@ impl Shared {
             guard: Guard::new(),
             ephemeral: crate::sys::proc::ephemeral_ports(),
             banner_wait,
+            every_port,
             progress,
         })
     }
@@ -215,12 +226,21 @@ impl Shared {
         }
     }
 
-    /// Cancels the connects whose sockets the scheduler closed.
+    /// Cancels the connects whose sockets the scheduler closed, and sends the closed and
+    /// filtered ports settled since the last call (those filtered for silence included) as
+    /// one batch.
     fn close(&self, core: &mut Core) {
         for id in core.sched.take_closes() {
             if let Some(cancel) = core.cancels.remove(&id) {
                 cancel.notify_one();
             }
+        }
+        for (host, port, verdict) in core.sched.take_silenced() {
+            self.settled(core, &host, port, verdict);
+        }
+        if !core.settled.is_empty() {
+            let batch = std::mem::take(&mut core.settled);
+            let _ = self.msgs.send(Msg::Ports(batch));
         }
     }
 
@@ -247,13 +267,15 @@ impl Shared {
             Ok(outcome) => reply(core, outcome, dst),
         };
         match core.sched.reply(report.id, reply, now()) {
-            Settled::Port(host, port, PortState::Open) => {
-                let rtt = match reply {
-                    Reply::Answered(_, rtt) => rtt,
-                    _ => Duration::ZERO,
-                };
-                self.open(&host, port, rtt, socket.map(probe::Connected::into_socket));
+            Settled::Port(host, port, verdict) if verdict.state == PortState::Open => {
+                self.open(
+                    &host,
+                    port,
+                    verdict,
+                    socket.map(probe::Connected::into_socket),
+                );
             }
+            Settled::Port(host, port, verdict) => self.settled(core, &host, port, verdict),
             Settled::Unreachable(host, no_route) => {
                 let _ = self
                     .msgs
@@ -264,31 +286,31 @@ impl Shared {
                 let err = err.unwrap_or_else(|| io::Error::other("out of resources"));
                 return Err(Error::io(format!("scan {dst}"), err));
             }
-            Settled::Port(..) | Settled::Nothing => {}
+            Settled::Nothing => {}
         }
         Ok(())
     }
 
+    /// Keeps a closed or filtered port for the next batch, when every port is to be
+    /// reported.
+    fn settled(&self, core: &mut Core, host: &HostInfo, port: u16, verdict: Verdict) {
+        if self.every_port {
+            core.settled.push(port_report(host, port, verdict));
+        }
+    }
+
     /// Reports an open port, at once or once its banner was read.
-    fn open(&self, host: &HostInfo, port: u16, rtt: Duration, socket: Option<socket2::Socket>) {
-        let open = OpenPort {
-            host: host.target.host(),
-            addr: host.target.addr,
-            port,
-            state: PortState::Open,
-            service: services::service_name(port).map(str::to_string),
-            rtt_ms: rtt.as_secs_f64() * 1e3,
-            banner: None,
-        };
+    fn open(&self, host: &HostInfo, port: u16, verdict: Verdict, socket: Option<socket2::Socket>) {
+        let open = port_report(host, port, verdict);
         let (Some(wait), Some(socket)) = (self.banner_wait, socket) else {
-            let _ = self.msgs.send(Msg::Event(Event::Open(open)));
+            let _ = self.msgs.send(Msg::Event(Event::Port(open)));
             return;
         };
         let _ = self.msgs.send(Msg::BannerPending);
         let msgs = self.msgs.clone();
         self.runtime.spawn(async move {
             let banner = banner::read(socket, wait).await;
-            let _ = msgs.send(Msg::Banner(OpenPort { banner, ..open }));
+            let _ = msgs.send(Msg::Banner(PortReport { banner, ..open }));
         });
     }
 }
@@ -305,6 +327,21 @@ fn reply(core: &mut Core, outcome: Outcome, dst: SocketAddr) -> (Reply, Option<p
             core.last_shortage = Some(err);
             (Reply::Busy, None)
         }
+    }
+}
+
+/// The record of `port` on `host`.
+fn port_report(host: &HostInfo, port: u16, verdict: Verdict) -> PortReport {
+    PortReport {
+        host: host.target.host(),
+        addr: host.target.addr,
+        port,
+        state: verdict.state,
+        reason: verdict.reason,
+        service: services::service_name(port).map(str::to_string),
+        rtt_ms: verdict.rtt.map(|rtt| rtt.as_nanos() as f64 / 1e6),
+        tries: verdict.tries,
+        banner: None,
     }
 }
 

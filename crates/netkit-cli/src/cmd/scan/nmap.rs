@@ -1,26 +1,28 @@
-//! The scan in nmap's formats (`-oX`, `-oG`, `-oA`): open ports and unreachable hosts are kept
-//! per host as the engine reports them, and the documents are written when the scan ends,
-//! one `<host>` per target in the order given. The engine reports closed and filtered ports
-//! as totals only, so a host's closed and filtered ports are counted (`<extraports>`), never
-//! listed: exactly when one host was scanned or all the scan's non-open ports share a state,
-//! as `closed|filtered` (nmap's "one of the two") otherwise.
+//! The scan in nmap's formats (`-oX`, `-oG`, `-oA`): written when the scan ends from each
+//! host's settled ports ([`super::tally`]), one `<host>` per target in the order given. A
+//! host's open ports are listed, and its closed and filtered ports too while few (nmap's rule);
+//! a state with more is counted with its reasons (`<extraports>`, `Ignored State:`).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::SystemTime;
 
-use netkit::report::scan::{OpenPort, ScanSummary, Unreachable};
+use netkit::report::scan::{ScanSummary, Unreachable};
+use netkit::scan::services;
 use netkit::Targets;
 
+use super::tally::{HostPorts, Hosts, Listing};
 use crate::output::files::{self, Documents};
 use crate::output::nmap::{self, End, Extra, Host, Port, Run, ScanInfo};
+
+/// A target as the scan's results are keyed: its address and its name as given.
+type Key = (IpAddr, String);
 
 /// The documents to write and what they will say.
 pub struct NmapOutput {
     docs: Documents,
     run: Run,
-    open: HashMap<(IpAddr, String), Vec<OpenPort>>,
-    unreachable: HashMap<(IpAddr, String), Unreachable>,
+    unreachable: HashMap<Key, Unreachable>,
 }
 
 impl std::fmt::Debug for NmapOutput {
@@ -45,44 +47,42 @@ impl NmapOutput {
         NmapOutput {
             docs,
             run,
-            open: HashMap::new(),
             unreachable: HashMap::new(),
         }
     }
 
-    /// Keeps an open port (nothing when no document is asked for).
-    pub fn open(&mut self, port: &OpenPort) {
-        if !self.docs.is_empty() {
-            let key = (port.addr, port.host.clone());
-            self.open.entry(key).or_default().push(port.clone());
-        }
+    /// Whether any document is asked for.
+    pub fn wanted(&self) -> bool {
+        !self.docs.is_empty()
     }
 
     /// Keeps an unreachable host.
     pub fn unreachable(&mut self, host: &Unreachable) {
-        if !self.docs.is_empty() {
+        if self.wanted() {
             let key = (host.addr, host.host.clone());
             self.unreachable.insert(key, host.clone());
         }
     }
 
-    /// Writes the documents: every target (only those heard of when interrupted), then the
-    /// totals.
+    /// Writes the documents: every target (only those heard of when interrupted) with its
+    /// ports from `hosts`, then the totals.
     pub fn finish(
         &mut self,
         targets: &Targets,
         summary: &ScanSummary,
+        hosts: &Hosts,
+        listing: Listing,
     ) -> Result<(), netkit::Error> {
-        if self.docs.is_empty() {
+        if !self.wanted() {
             return Ok(());
         }
         let run = self.run.clone();
         files::each(&mut self.docs, |doc| doc.start(&run))?;
         let (mut up, mut down) = (0, 0);
-        let counts = Counts::of(summary);
         for target in targets.iter() {
             let key = (target.addr, target.host());
-            let host = self.host(&key, target.name.is_some(), summary, &counts);
+            let ports = hosts.get(target.addr, &key.1);
+            let host = self.host(&key, target.name.is_some(), summary, ports, listing);
             let Some(host) = host else { continue };
             if host.up {
                 up += 1;
@@ -105,10 +105,11 @@ impl NmapOutput {
     /// interrupted scan.
     fn host(
         &self,
-        key: &(IpAddr, String),
+        key: &Key,
         named: bool,
         summary: &ScanSummary,
-        counts: &Counts,
+        ports: Option<&HostPorts>,
+        listing: Listing,
     ) -> Option<Host> {
         let name = named.then(|| key.1.clone());
         if let Some(unreachable) = self.unreachable.get(key) {
@@ -122,115 +123,60 @@ impl NmapOutput {
                 mac: None,
             });
         }
-        let open = self.open.get(key);
-        if summary.interrupted && open.is_none() {
+        if summary.interrupted && ports.is_none_or(|p| p.open.is_empty()) {
             return None;
         }
-        let ports = open.map(|open| listed(open)).unwrap_or_default();
-        let extra = match summary.interrupted {
-            true => Vec::new(),
-            false => counts.extra(summary.scanned.saturating_sub(ports.len() as u64)),
-        };
+        let empty = HostPorts::default();
+        let ports = ports.unwrap_or(&empty);
         Some(Host {
             addr: key.0,
             name,
             // netkit scans every target, as nmap -Pn: up because the user said so.
             up: true,
             reason: "user-set",
-            ports,
-            extra,
+            ports: listed(ports, listing),
+            extra: extra(ports, listing),
             mac: None,
         })
     }
 }
 
-/// The open ports of one host, ascending, each once.
-fn listed(open: &[OpenPort]) -> Vec<Port> {
-    let mut ports: Vec<Port> = open
-        .iter()
-        .map(|p| Port {
-            port: p.port,
-            state: "open",
-            reason: "syn-ack",
-            service: p.service.clone(),
-        })
-        .collect();
+/// The ports of one host listed one by one, ascending, each once: the open ones and the
+/// closed and filtered ones of the states not ignored.
+fn listed(host: &HostPorts, listing: Listing) -> Vec<Port> {
+    let open = host.open.iter().map(|p| Port {
+        port: p.port,
+        state: "open",
+        reason: p.reason.as_str(),
+        service: p.service.clone(),
+    });
+    let others = host
+        .listed(listing)
+        .into_iter()
+        .map(|(port, state, reason)| Port {
+            port,
+            state: state.as_str(),
+            reason: reason.as_str(),
+            service: services::service_name(port).map(str::to_string),
+        });
+    let mut ports: Vec<Port> = open.chain(others).collect();
     ports.sort_by_key(|p| p.port);
     ports.dedup_by_key(|p| p.port);
     ports
 }
 
-/// What the scan's totals say about each host's ports that are not open.
-struct Counts {
-    /// Hosts that got port states (reachable ones).
-    hosts: u64,
-    closed: u64,
-    filtered: u64,
-}
-
-impl Counts {
-    fn of(summary: &ScanSummary) -> Self {
-        Counts {
-            hosts: summary.hosts.saturating_sub(summary.unreachable),
-            closed: summary.closed,
-            filtered: summary.filtered,
-        }
-    }
-
-    /// The `<extraports>` of a host with `not_open` ports not open.
-    fn extra(&self, not_open: u64) -> Vec<Extra> {
-        let closed = |count| Extra {
-            state: "closed",
-            count,
-            reason: Some("conn-refused"),
-        };
-        let filtered = |count| Extra {
-            state: "filtered",
-            count,
-            reason: None,
-        };
-        let extra = if self.hosts == 1 {
-            vec![closed(self.closed), filtered(self.filtered)]
-        } else if self.filtered == 0 {
-            vec![closed(not_open)]
-        } else if self.closed == 0 {
-            vec![filtered(not_open)]
-        } else {
-            vec![Extra {
-                state: "closed|filtered",
-                count: not_open,
-                reason: None,
-            }]
-        };
-        extra.into_iter().filter(|e| e.count > 0).collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn one_host_gets_exact_counts_many_get_exact_or_closed_or_filtered() {
-        let one = Counts {
-            hosts: 1,
-            closed: 97,
-            filtered: 2,
-        };
-        let states: Vec<_> = one.extra(99).iter().map(|e| (e.state, e.count)).collect();
-        assert_eq!(states, [("closed", 97), ("filtered", 2)]);
-        let mixed = Counts {
-            hosts: 2,
-            closed: 97,
-            filtered: 2,
-        };
-        let states: Vec<_> = mixed.extra(50).iter().map(|e| (e.state, e.count)).collect();
-        assert_eq!(states, [("closed|filtered", 50)]);
-        let all_closed = Counts {
-            hosts: 2,
-            closed: 99,
-            filtered: 0,
-        };
-        assert_eq!(all_closed.extra(50)[0].reason, Some("conn-refused"));
-    }
+/// The ignored states of one host, most ports first, each with its reasons.
+fn extra(host: &HostPorts, listing: Listing) -> Vec<Extra> {
+    host.ignored(listing)
+        .into_iter()
+        .map(|(state, tally)| Extra {
+            state: state.as_str(),
+            count: tally.count,
+            reasons: tally
+                .reasons_by_count()
+                .into_iter()
+                .map(|(reason, n)| (reason.as_str(), n))
+                .collect(),
+        })
+        .collect()
 }

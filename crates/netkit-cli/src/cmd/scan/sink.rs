@@ -3,17 +3,19 @@
 //! and a progress bar on stderr when stderr is a terminal and the output is not JSON.
 
 use std::io::{self, IsTerminal, Write};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use netkit::report::scan::{OpenPort, ScanSummary, Unreachable};
-use netkit::scan::Progress;
+use netkit::report::scan::{PortReport, PortState, ScanSummary, Unreachable};
+use netkit::scan::{services, Progress};
 use netkit::{ParseError, Targets};
 use serde::Serialize;
 
 use super::nmap::NmapOutput;
+use super::tally::{Hosts, Listing};
 use crate::output::files::{self, DocumentArgs, Text, TextArgs};
 use crate::output::{write_record, Printer};
 
@@ -29,6 +31,10 @@ pub struct Outputs<'a> {
     pub text: &'a TextArgs,
     /// `-oX`, `-oG`.
     pub docs: &'a DocumentArgs,
+    /// `--reason`: a reason column in the text.
+    pub reason: bool,
+    /// Which closed and filtered ports are listed one by one.
+    pub listing: Listing,
 }
 
 /// A results file in a text format.
@@ -46,6 +52,16 @@ pub struct Sink<'a> {
     files: Vec<TextFile>,
     nmap: NmapOutput,
     bar: Option<ProgressBar>,
+    reason: bool,
+    listing: Listing,
+    /// Whether ports are kept per host: the text lists a host's few closed and filtered ones
+    /// once it is done, the nmap documents list or count them per host.
+    tally: bool,
+    /// Ports scanned on each host: a host with this many settled is done.
+    per_host: u64,
+    /// Each host's settled ports, while the text still has to list some or for the nmap
+    /// documents.
+    hosts: Hosts,
 }
 
 impl std::fmt::Debug for Sink<'_> {
@@ -73,13 +89,28 @@ impl<'a> Sink<'a> {
         let nmap = NmapOutput::new(docs, ports);
         let show = io::stderr().is_terminal() && !out.json();
         let bar = show.then(|| progress_bar(u64::try_from(total).unwrap_or(u64::MAX)));
+        let human = stdout == Some(Text::Human) || files.iter().any(|f| f.text == Text::Human);
+        let tally = human || nmap.wanted();
         Ok(Sink {
             out,
             stdout,
             files,
             nmap,
             bar,
+            reason: outputs.reason,
+            listing: outputs.listing,
+            tally,
+            per_host: ports.len() as u64,
+            hosts: Hosts::default(),
         })
+    }
+
+    /// Whether the outputs need every closed and filtered port one by one (the engine's
+    /// [`netkit::scan::Config::every_port`]): the text lists a host's few ones, the nmap
+    /// documents count them per host with their reasons, `--all-ports` lists them all. JSON
+    /// Lines alone need only the open ports.
+    pub fn every_port(&self) -> bool {
+        self.tally || self.listing.limit.is_none()
     }
 
     /// Keeps the bar up to date until the returned task is aborted.
@@ -95,10 +126,51 @@ impl<'a> Sink<'a> {
         })
     }
 
-    /// Reports one open port.
-    pub fn open(&mut self, port: &OpenPort) -> anyhow::Result<()> {
-        self.nmap.open(port);
-        self.emit(Some(&human_port(port)), "port", port)
+    /// Reports one port: an open one at once, a closed or filtered one at once with
+    /// `--all-ports`, else in the text once its host is done if the host has few of them.
+    pub fn port(&mut self, port: &PortReport) -> anyhow::Result<()> {
+        if port.state == PortState::Open || self.listing.limit.is_none() {
+            self.emit(Some(&human_port(port, self.reason)), "port", port)?;
+        }
+        if !self.tally {
+            return Ok(());
+        }
+        let host = self.hosts.entry(port.addr, &port.host);
+        host.add(port, self.listing);
+        if host.settled() == self.per_host {
+            self.host_done(port.addr, &port.host)?;
+        }
+        Ok(())
+    }
+
+    /// Lists a finished host's few closed and filtered ports in the text, and forgets the
+    /// host unless a document needs it.
+    fn host_done(&mut self, addr: IpAddr, name: &str) -> anyhow::Result<()> {
+        let Some(host) = self.hosts.get(addr, name) else {
+            return Ok(());
+        };
+        let listed = match self.listing.limit {
+            Some(_) => host.listed(self.listing),
+            None => Vec::new(),
+        };
+        for (port, state, reason) in listed {
+            let report = PortReport {
+                host: name.to_string(),
+                addr,
+                port,
+                state,
+                reason,
+                service: services::service_name(port).map(str::to_string),
+                rtt_ms: None,
+                tries: 0,
+                banner: None,
+            };
+            self.human_line(&human_port(&report, self.reason))?;
+        }
+        if !self.nmap.wanted() {
+            self.hosts.remove(addr, name);
+        }
+        Ok(())
     }
 
     /// Reports a target that cannot be reached: an error line on stderr, and a record in JSON.
@@ -123,7 +195,8 @@ impl<'a> Sink<'a> {
             bar.finish_and_clear();
         }
         self.emit(Some(&human_summary(summary)), "summary", summary)?;
-        self.nmap.finish(targets, summary)?;
+        self.nmap
+            .finish(targets, summary, &self.hosts, self.listing)?;
         for file in &mut self.files {
             file.out
                 .flush()
@@ -155,6 +228,22 @@ impl<'a> Sink<'a> {
                 (Text::Human, None) => Ok(()),
             };
             written.map_err(|e| files::file_error(&file.path, e))?;
+        }
+        Ok(())
+    }
+}
+
+impl Sink<'_> {
+    /// Writes `line` to stdout and every text file where the format is human text.
+    fn human_line(&mut self, line: &str) -> anyhow::Result<()> {
+        if self.stdout == Some(Text::Human) {
+            match &self.bar {
+                Some(bar) => bar.suspend(|| self.out.line(line))?,
+                None => self.out.line(line)?,
+            }
+        }
+        for file in self.files.iter_mut().filter(|f| f.text == Text::Human) {
+            writeln!(file.out, "{line}").map_err(|e| files::file_error(&file.path, e))?;
         }
         Ok(())
     }
@@ -223,8 +312,10 @@ fn progress_bar(total: u64) -> ProgressBar {
     bar
 }
 
-/// `ADDR  PORT/tcp  open  SERVICE  RTT ms  [BANNER]`, with the name first when one was given.
-pub fn human_port(port: &OpenPort) -> String {
+/// `ADDR  PORT/tcp  STATE  SERVICE  [REASON]  [RTT ms]  [BANNER]`, with the name first when
+/// one was given; the reason with `--reason` (nmap's REASON column), the round trip when an
+/// answer came.
+pub fn human_port(port: &PortReport, reason: bool) -> String {
     let host = if port.host == port.addr.to_string() {
         port.host.clone()
     } else {
@@ -232,13 +323,20 @@ pub fn human_port(port: &OpenPort) -> String {
     };
     let service = port.service.as_deref().unwrap_or("unknown");
     let mut line = format!(
-        "{host:<15} {:>5}/tcp  open  {service:<15} {:>8.2} ms",
-        port.port, port.rtt_ms
+        "{host:<15} {:>5}/tcp  {}  {service:<15}",
+        port.port,
+        port.state.as_str()
     );
+    if reason {
+        line.push_str(&format!(" {:<16}", port.reason.as_str()));
+    }
+    if let Some(rtt) = port.rtt_ms {
+        line.push_str(&format!(" {rtt:>8.2} ms"));
+    }
     if let Some(banner) = &port.banner {
         line.push_str(&format!("  \"{banner}\""));
     }
-    line
+    line.trim_end().to_string()
 }
 
 /// The closing line: hosts, ports per host, the three counts and the time taken, and the
@@ -265,16 +363,18 @@ mod tests {
 
     #[test]
     fn lines_name_the_address_port_service_and_rtt() {
-        let port = OpenPort {
+        let port = PortReport {
             host: "localhost".into(),
             addr: "::1".parse().unwrap(),
             port: 22,
-            state: netkit::report::scan::PortState::Open,
+            state: PortState::Open,
+            reason: netkit::report::scan::Reason::SynAck,
             service: Some("ssh".into()),
-            rtt_ms: 0.125,
+            rtt_ms: Some(0.125),
+            tries: 1,
             banner: Some("SSH-2.0-x".into()),
         };
-        let line = human_port(&port);
+        let line = human_port(&port, false);
         assert!(
             line.starts_with("localhost (::1)    22/tcp  open  ssh"),
             "{line}"
@@ -284,5 +384,28 @@ mod tests {
             "{line}"
         );
         assert!(line.ends_with("\"SSH-2.0-x\""), "{line}");
+    }
+
+    #[test]
+    fn the_reason_column_follows_the_service_and_no_answer_has_no_rtt() {
+        let port = PortReport {
+            host: "198.18.1.1".into(),
+            addr: "198.18.1.1".parse().unwrap(),
+            port: 100,
+            state: PortState::Filtered,
+            reason: netkit::report::scan::Reason::NoResponse,
+            service: None,
+            rtt_ms: None,
+            tries: 2,
+            banner: None,
+        };
+        assert_eq!(
+            human_port(&port, true),
+            "198.18.1.1        100/tcp  filtered  unknown         no-response"
+        );
+        assert_eq!(
+            human_port(&port, false),
+            "198.18.1.1        100/tcp  filtered  unknown"
+        );
     }
 }

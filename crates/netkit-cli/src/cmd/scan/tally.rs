@@ -1,0 +1,237 @@
+//! Each host's settled ports, kept the way nmap decides what to list: open ports always,
+//! and the closed (or filtered) ones one by one only while the host has few of them — more
+//! than [`Listing::limit`] ports in a state make it an "ignored" state, counted with its
+//! reasons (nmap's `Not shown: 998 closed tcp ports (conn-refused)`, `<extraports>`). nmap's
+//! limit is 25 per state, times 1 + the `-v` count (portlist.cc, `isIgnoredState`);
+//! `--all-ports` lists every port, as nmap's `-ddd`. A host whose ports all settled is done:
+//! its listed ports can be shown then.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+use netkit::report::scan::{PortReport, PortState, Reason};
+
+/// Ports in one state beyond which nmap stops listing them (without `-v`).
+pub const NMAP_LIMIT: u64 = 25;
+
+/// Which closed and filtered ports are listed one by one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listing {
+    /// The most ports of one state listed per host (`None`: every port).
+    pub limit: Option<u64>,
+}
+
+impl Listing {
+    /// nmap's rule for `verbose` `-v` flags, or every port.
+    pub fn new(all_ports: bool, verbose: u8) -> Self {
+        let limit = (!all_ports).then(|| NMAP_LIMIT * (1 + u64::from(verbose)));
+        Listing { limit }
+    }
+
+    fn lists(self, count: u64) -> bool {
+        self.limit.is_none_or(|limit| count <= limit)
+    }
+}
+
+/// The ports of one state (closed or filtered) on one host.
+#[derive(Debug, Clone, Default)]
+pub struct StateTally {
+    /// How many.
+    pub count: u64,
+    /// How many for each reason.
+    pub reasons: BTreeMap<Reason, u64>,
+    /// The ports with their reasons while few enough to list; emptied beyond the limit.
+    pub ports: Vec<(u16, Reason)>,
+}
+
+impl StateTally {
+    fn add(&mut self, port: u16, reason: Reason, listing: Listing) {
+        self.count += 1;
+        *self.reasons.entry(reason).or_default() += 1;
+        if listing.lists(self.count) {
+            self.ports.push((port, reason));
+        } else if !self.ports.is_empty() {
+            self.ports = Vec::new();
+        }
+    }
+
+    /// Whether the state is listed port by port (else counted: an ignored state).
+    pub fn listed(&self, listing: Listing) -> bool {
+        listing.lists(self.count)
+    }
+
+    /// The reasons, most frequent first.
+    pub fn reasons_by_count(&self) -> Vec<(Reason, u64)> {
+        let mut reasons: Vec<(Reason, u64)> = self.reasons.iter().map(|(r, n)| (*r, *n)).collect();
+        reasons.sort_by_key(|&(reason, n)| (std::cmp::Reverse(n), reason));
+        reasons
+    }
+}
+
+/// One host's settled ports.
+#[derive(Debug, Clone, Default)]
+pub struct HostPorts {
+    /// Its open ports, as found.
+    pub open: Vec<PortReport>,
+    /// Its closed ports.
+    pub closed: StateTally,
+    /// Its filtered ports.
+    pub filtered: StateTally,
+}
+
+impl HostPorts {
+    /// Counts `port` in (open ports: keeps it).
+    pub fn add(&mut self, port: &PortReport, listing: Listing) {
+        match port.state {
+            PortState::Open => self.open.push(port.clone()),
+            PortState::Closed => self.closed.add(port.port, port.reason, listing),
+            PortState::Filtered => self.filtered.add(port.port, port.reason, listing),
+        }
+    }
+
+    /// Ports settled so far.
+    pub fn settled(&self) -> u64 {
+        self.open.len() as u64 + self.closed.count + self.filtered.count
+    }
+
+    /// The closed and filtered ports listed one by one, ascending.
+    pub fn listed(&self, listing: Listing) -> Vec<(u16, PortState, Reason)> {
+        let states = [
+            (PortState::Closed, &self.closed),
+            (PortState::Filtered, &self.filtered),
+        ];
+        let mut listed: Vec<(u16, PortState, Reason)> = states
+            .into_iter()
+            .filter(|(_, tally)| tally.listed(listing))
+            .flat_map(|(state, tally)| tally.ports.iter().map(move |&(p, r)| (p, state, r)))
+            .collect();
+        listed.sort_unstable_by_key(|&(port, ..)| port);
+        listed
+    }
+
+    /// The states counted, not listed (nmap's ignored states), most ports first.
+    pub fn ignored(&self, listing: Listing) -> Vec<(PortState, &StateTally)> {
+        let mut ignored: Vec<(PortState, &StateTally)> = [
+            (PortState::Closed, &self.closed),
+            (PortState::Filtered, &self.filtered),
+        ]
+        .into_iter()
+        .filter(|(_, tally)| tally.count > 0 && !tally.listed(listing))
+        .collect();
+        ignored.sort_by_key(|(_, tally)| std::cmp::Reverse(tally.count));
+        ignored
+    }
+}
+
+/// Every host's settled ports, by address and name as given (one name per address, nearly
+/// always): a port's host is found without building a key.
+#[derive(Debug, Default)]
+pub struct Hosts(HashMap<IpAddr, Vec<(String, HostPorts)>>);
+
+impl Hosts {
+    /// The ports of `name` at `addr`, new if none yet.
+    pub fn entry(&mut self, addr: IpAddr, name: &str) -> &mut HostPorts {
+        let named = self.0.entry(addr).or_default();
+        let at = match named.iter().position(|(n, _)| n == name) {
+            Some(at) => at,
+            None => {
+                named.push((name.to_string(), HostPorts::default()));
+                named.len() - 1
+            }
+        };
+        &mut named[at].1
+    }
+
+    /// The ports of `name` at `addr`, if any settled.
+    pub fn get(&self, addr: IpAddr, name: &str) -> Option<&HostPorts> {
+        let named = self.0.get(&addr)?;
+        named
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, ports)| ports)
+    }
+
+    /// Forgets `name` at `addr`.
+    pub fn remove(&mut self, addr: IpAddr, name: &str) {
+        if let Some(named) = self.0.get_mut(&addr) {
+            named.retain(|(n, _)| n != name);
+            if named.is_empty() {
+                self.0.remove(&addr);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(port: u16, state: PortState, reason: Reason) -> PortReport {
+        PortReport {
+            host: "127.0.0.1".into(),
+            addr: "127.0.0.1".parse().unwrap(),
+            port,
+            state,
+            reason,
+            service: None,
+            rtt_ms: None,
+            tries: 1,
+            banner: None,
+        }
+    }
+
+    #[test]
+    fn a_state_is_listed_up_to_nmaps_limit_and_counted_beyond() {
+        let listing = Listing::new(false, 0);
+        let mut host = HostPorts::default();
+        for port in 1..=26 {
+            host.add(
+                &report(port, PortState::Closed, Reason::ConnRefused),
+                listing,
+            );
+        }
+        for port in 100..=124 {
+            host.add(
+                &report(port, PortState::Filtered, Reason::NoResponse),
+                listing,
+            );
+        }
+        host.add(&report(22, PortState::Open, Reason::SynAck), listing);
+        assert_eq!(host.settled(), 52);
+        // 26 closed: ignored; 25 filtered: listed.
+        let listed = host.listed(listing);
+        assert_eq!(listed.len(), 25);
+        assert!(listed.iter().all(|&(_, s, _)| s == PortState::Filtered));
+        let ignored = host.ignored(listing);
+        assert_eq!(ignored.len(), 1);
+        assert_eq!((ignored[0].0, ignored[0].1.count), (PortState::Closed, 26));
+        assert!(host.closed.ports.is_empty(), "the list is dropped");
+    }
+
+    #[test]
+    fn verbosity_raises_the_limit_and_all_ports_lists_everything() {
+        assert_eq!(Listing::new(false, 1).limit, Some(50));
+        assert_eq!(Listing::new(false, 3).limit, Some(100));
+        let all = Listing::new(true, 0);
+        let mut host = HostPorts::default();
+        for port in 1..=1000 {
+            host.add(&report(port, PortState::Closed, Reason::ConnRefused), all);
+        }
+        assert_eq!(host.listed(all).len(), 1000);
+        assert!(host.ignored(all).is_empty());
+    }
+
+    #[test]
+    fn reasons_come_most_frequent_first() {
+        let listing = Listing::new(false, 0);
+        let mut host = HostPorts::default();
+        let reasons = [Reason::PortUnreach, Reason::NoResponse, Reason::NoResponse];
+        for (port, reason) in (1..).zip(reasons) {
+            host.add(&report(port, PortState::Filtered, reason), listing);
+        }
+        assert_eq!(
+            host.filtered.reasons_by_count(),
+            [(Reason::NoResponse, 2), (Reason::PortUnreach, 1)]
+        );
+    }
+}
