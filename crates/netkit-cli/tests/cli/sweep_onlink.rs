@@ -259,6 +259,10 @@ fn ndp_finds_hosts_that_drop_icmpv6_echo_with_the_macs_nmap_sees() {
     assert_eq!(code, 1, "{stderr}");
     let found = pairs(&stdout);
     assert_eq!(found, segment.truth("2001:db8::"), "{stdout}");
+    // The same link named with -I.
+    let args = ["--json", "sweep", V6_RANGE, "--method", "ndp", "-I", "br0"];
+    let (_, stdout, stderr) = segment.netkit(&args);
+    assert_eq!(pairs(&stdout), found, "{stderr}");
 
     // The oracle: nmap's neighbour discovery (nmap -6 -sn on a local link), one MAC per host.
     let targets: Vec<String> = (1..=12).map(|n| format!("2001:db8::{n:x}")).collect();
