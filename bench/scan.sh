@@ -3,13 +3,15 @@
 #
 #   bench/scan.sh [ROUNDS] [SCENARIO...]     (default: 3 rounds, every scenario)
 #
-# Every run is stopped after LIMIT seconds (environment, default 300): nmap can take many
+# TOOLS (environment) picks the lab scenarios' tools (default: netkit netkit-syn nmap-sS-T4
+# nmap-sT-T4 nmap-sS-T5). Every run is stopped after LIMIT seconds (environment, default 300): nmap can take many
 # minutes where ICMP errors are rate limited; such runs count as LIMIT seconds (the table says
 # ">=") and their accuracy as unknown.
 #
 # Scenarios (SCENARIO names):
 #   loopback  every port of 127.0.0.1 in a throw-away namespace, 5 listeners;
-#             netkit vs nmap -sT -T5 and -sS -T5 (the figure issue 6 set: <= 0.5x nmap -sT -T5)
+#             netkit vs nmap -sT -T5 and -sS -T5 (the figure issue 6 set: <= 0.5x nmap -sT -T5),
+#             netkit --syn vs nmap -sS -T4 and -T5 (issue 16: <= 0.8x nmap -sS -T4)
 #   clean     every port of one far host, no impairment (8 open, 1000 dropped)
 #   lossy30   /24 x the top 100 ports, 30±10 ms round trip, 2% loss each way
 #   loss5     one host, ports 1-5000, 5% loss each way (2 ms round trip)
@@ -17,10 +19,11 @@
 #   reject    one host, ports 1-5000, 1000 REJECTed with ICMP port unreachable, the far
 #             kernel's ICMP rate limit at its default (1/s per peer, burst 6)
 #   synlimit  one host, ports 1-5000, a firewall dropping SYNs over 1000/s per source
-# Lab scenarios compare netkit (its defaults) with nmap -sS -T4, -sT -T4 and -sS -T5.
+# Lab scenarios compare netkit (its defaults: a connect scan) and netkit --syn (raw SYNs) with
+# nmap -sS -T4, -sT -T4 and -sS -T5.
 #
 # Each round runs every tool once, one after the other (interleaved rounds); the table gives
-# median times, the ratio to nmap -sS -T4 (loopback: nmap -sT -T5), and accuracy against the
+# median times, the ratio to nmap -sT -T5 on loopback and to nmap -sS -T4 everywhere, and accuracy against the
 # lab's ground truth summed over the rounds: false open, missed open, and closed<->filtered
 # mistakes (|closed found - closed true|). Truth follows nmap -sS: REJECTed ports are filtered
 # (nmap -sT calls those whose ICMP error got through closed).
@@ -63,7 +66,7 @@ import json, re, sys
 tool, path = sys.argv[1], sys.argv[2]
 opened, counts = set(), {"open": 0, "closed": 0, "filtered": 0}
 text = open(path).read()
-if tool == "netkit":
+if tool.startswith("netkit"):
     for line in text.splitlines():
         rec = json.loads(line)
         if rec["type"] == "port":
@@ -122,6 +125,7 @@ run_tools() {
     for tool in "$@"; do
       case $tool in
         netkit) measure "$scen" "$tool" "$round" "$ns" "$NETKIT" --json scan "$targets" -p "$ports" ;;
+        netkit-syn) measure "$scen" "$tool" "$round" "$ns" "$NETKIT" --json scan "$targets" -p "$ports" --syn ;;
         nmap-sS-T4) measure "$scen" "$tool" "$round" "$ns" nmap -n -Pn -sS -T4 -p "$ports" "${tlist[@]}" ;;
         nmap-sT-T4) measure "$scen" "$tool" "$round" "$ns" nmap -n -Pn -sT -T4 -p "$ports" "${tlist[@]}" ;;
         nmap-sS-T5) measure "$scen" "$tool" "$round" "$ns" nmap -n -Pn -sS -T5 -p "$ports" "${tlist[@]}" ;;
@@ -134,7 +138,7 @@ run_tools() {
 # truth SCEN OPEN FILTERED TOTAL: the ground truth (OPEN: addr:port list, comma separated).
 truth() { echo "$1 $2 $3 $4" >>"$WORK/truth"; }
 
-LAB_TOOLS=(netkit nmap-sS-T4 nmap-sT-T4 nmap-sS-T5)
+read -ra LAB_TOOLS <<<"${TOOLS:-netkit netkit-syn nmap-sS-T4 nmap-sT-T4 nmap-sS-T5}"
 OPEN8=22,80,443,3306,8080,20000,50000,65000
 open_list() { local host=$1 ports=$2 p out=(); for p in ${ports//,/ }; do out+=("$host:$p"); done; (IFS=,; echo "${out[*]}"); }
 
@@ -151,7 +155,7 @@ print(','.join(str(s.getsockname()[1]) for s in held), flush=True)
 time.sleep(3600)" >"$WORK/listeners" </dev/null &
   for _ in $(seq 50); do [[ -s $WORK/listeners ]] && break; sleep 0.1; done
   truth loopback "$(open_list 127.0.0.1 "$(cat "$WORK/listeners")")" 0 65535
-  run_tools loopback "$LO_NS" 127.0.0.1 1-65535 netkit nmap-sT-T5 nmap-sS-T5
+  run_tools loopback "$LO_NS" 127.0.0.1 1-65535 netkit netkit-syn nmap-sT-T5 nmap-sS-T4 nmap-sS-T5
   for pid in $(ip netns pids "$LO_NS"); do kill "$pid" 2>/dev/null || true; done
   ip netns del "$LO_NS"
   LO_NS=
@@ -208,8 +212,8 @@ runs = {}
 for line in open(results):
     scen, tool, secs, data = line.split(" ", 3)
     runs.setdefault(scen, {}).setdefault(tool, []).append((float(secs), json.loads(data)))
-print("| scenario | tool | median s | vs base | false open | missed open | closed<->filtered | exact rounds |")
-print("|---|---|---:|---:|---:|---:|---:|---:|")
+print("| scenario | tool | median s | vs base | vs nmap -sS -T4 | false open | missed open | closed<->filtered | exact rounds |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
 for scen, tools in runs.items():
     opened, closed, filtered = truth[scen]
     base = "nmap-sT-T5" if scen == "loopback" else "nmap-sS-T4"
@@ -218,7 +222,7 @@ for scen, tools in runs.items():
         fo = mo = cf = exact = 0
         stopped = any(d.get("stopped") for _, d in rs)
         if stopped:
-            print(f"| {scen} | {tool} | >= {medians[tool]:.0f} | stopped | | | | |")
+            print(f"| {scen} | {tool} | >= {medians[tool]:.0f} | stopped | | | | | |")
             continue
         for _, d in rs:
             found = set(d["open"])
@@ -227,5 +231,7 @@ for scen, tools in runs.items():
             fo, mo, cf = fo + f, mo + m, cf + c
             exact += (f, m, c) == (0, 0, 0)
         ratio = medians[tool] / medians[base] if base in medians else float("nan")
-        print(f"| {scen} | {tool} | {medians[tool]:.2f} | {ratio:.2f}x | {fo} | {mo} | {cf} | {exact}/{len(rs)} |")
+        syn = "nmap-sS-T4"
+        vs_syn = medians[tool] / medians[syn] if syn in medians else float("nan")
+        print(f"| {scen} | {tool} | {medians[tool]:.2f} | {ratio:.2f}x | {vs_syn:.2f}x | {fo} | {mo} | {cf} | {exact}/{len(rs)} |")
 PY

@@ -87,7 +87,7 @@ pub enum Command {
     Ping(cmd::ping::Args),
     /// Find the live and the inactive hosts of address ranges, once or every N seconds.
     Sweep(cmd::sweep::Args),
-    /// Scan TCP ports of hosts with non-blocking connects.
+    /// Scan TCP ports of hosts with non-blocking connects, or raw SYNs (--syn).
     Scan(cmd::scan::Args),
     /// Wait until services are ready (a port, a URL, a DNS name, a file), then run a command.
     Wait(cmd::wait::Args),

@@ -1,4 +1,4 @@
-//! `netkit scan TARGET...`: TCP connect scan (issue 6).
+//! `netkit scan TARGET...`: TCP connect scan (issue 6), or SYN scan with `--syn` (issue 16).
 
 mod nmap;
 mod sink;
@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use netkit::report::scan::ScanType;
 use netkit::scan::{self, engine, limits, Config, Event, Progress, Retries};
 use netkit::sys::{Signal, Signals};
 use netkit::{Family, PortSet, TargetList};
@@ -31,14 +32,15 @@ Examples:
   netkit --json scan host.example -p 22,80,443 --banner
   netkit scan 198.18.0.0/24 --top 100 --rate 500   never more than 500 connects a second
   netkit scan 198.18.0.0/28 -oX scan.xml -oG -    nmap's XML into a file, grepable lines on stdout
+  sudo netkit scan 198.18.0.7 -p all --syn        SYN scan (nmap -sS): raw SYNs, no handshake
   netkit scan 198.18.0.7 -p 1-200 --reason        why each port has its state
   netkit --json scan ::1 -p all --all-ports       a record for every port, closed ones too
-Open = connected; closed = reset; filtered = no answer after the retries, or an ICMP
-port/protocol unreachable or administratively prohibited (a firewall's REJECT), as nmap -sS.
-Reasons, as nmap --reason words them: syn-ack, conn-refused, no-response, port-unreach,
-admin-prohibited, host-unreach, proto-unreach, local-policy (this machine's firewall). Open
-ports are always listed; a host's closed (or filtered) ports only while it has at most 25 of
-them (nmap's rule; 50 with -v, 75 with -vv, ...), the rest are counted.
+Open = connected (--syn: SYN-ACK); closed = reset; filtered = no answer after the retries, or an
+ICMP port/protocol unreachable or administratively prohibited (a firewall's REJECT), as nmap -sS.
+Reasons, as nmap --reason words them: syn-ack, conn-refused (--syn: reset), no-response,
+port-unreach, admin-prohibited, host-unreach, proto-unreach, local-policy (this machine's
+firewall). Open ports are always listed; a host's closed (or filtered) ports only while it
+has at most 25 of them (nmap's rule; 50 with -v, 75 with -vv, ...), the rest are counted.
 Timing adapts to the network as nmap's does: per-host round-trip estimates set the timeout
 (--timeout caps it), congestion windows grow on answers and shrink on drops, silent ports are
 retransmitted with backoff. A target with no route to it (this machine's routing table, or a
@@ -104,9 +106,14 @@ pub struct Args {
     /// nmap's document outputs.
     #[command(flatten)]
     pub docs: DocumentArgs,
-    /// Read the first bytes each open service sends (sanitised).
+    /// Read the first bytes each open service sends (sanitised). With --syn, open ports are
+    /// connected to once more for it.
     #[arg(long)]
     pub banner: bool,
+    /// SYN scan (nmap -sS): raw SYNs, no full handshake. Needs CAP_NET_RAW (root); without
+    /// it, a connect scan runs with a note on stderr. Not the default, even as root.
+    #[arg(long)]
+    pub syn: bool,
     /// Say why each port has its state (nmap's --reason): a REASON column in the text
     /// (syn-ack, conn-refused, no-response, port-unreach, admin-prohibited, host-unreach,
     /// proto-unreach, local-policy). JSON records and the XML always carry it.
@@ -132,6 +139,11 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     let targets = TargetList::parse(&args.targets, args.force)?.resolve(Family::Any)?;
     let targets = args.order.apply(targets)?;
     let mut config = config(&args)?;
+    config.syn = args.syn && syn_allowed()?;
+    let kind = match config.syn {
+        true => ScanType::Syn,
+        false => ScanType::Connect,
+    };
     let total = engine::total(&targets, &config.ports);
     let outputs = Outputs {
         output: args.output.as_deref(),
@@ -140,7 +152,7 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
         reason: args.reason,
         listing: Listing::new(args.all_ports, out.verbose()),
     };
-    let mut sink = Sink::new(out, outputs, config.ports.as_slice(), total)?;
+    let mut sink = Sink::new(out, outputs, config.ports.as_slice(), kind, total)?;
     config.every_port = sink.every_port();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -183,6 +195,15 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     } else {
         Exit::Success
     })
+}
+
+/// Whether raw SYNs may be sent; says on stderr when not (a connect scan runs instead).
+fn syn_allowed() -> anyhow::Result<bool> {
+    let allowed = netkit::scan::syn::available()?;
+    if !allowed {
+        eprintln!("netkit: --syn needs CAP_NET_RAW (run as root); doing a connect scan");
+    }
+    Ok(allowed)
 }
 
 /// Keeps `err` in `failed` and returns what the engine is told.
@@ -229,6 +250,7 @@ fn config(args: &Args) -> anyhow::Result<Config> {
         rate: args.rate,
         min_rate: args.min_rate,
         banner_wait: args.banner.then_some(args.timeout),
+        syn: false,
         every_port: false,
     })
 }

@@ -19,11 +19,13 @@ pub struct Run {
     pub scan: Option<ScanInfo>,
 }
 
-/// What a port scan covers: a TCP connect scan (nmap -sT) of these ports.
+/// What a port scan covers: a TCP connect (nmap -sT) or SYN (nmap -sS) scan of these ports.
 #[derive(Debug, Clone)]
 pub struct ScanInfo {
     /// The ports, sorted.
     pub ports: Vec<u16>,
+    /// How they were probed (`type="connect"` or `type="syn"`).
+    pub kind: netkit::report::scan::ScanType,
 }
 
 impl ScanInfo {
@@ -184,6 +186,7 @@ mod tests {
     fn services_fold_runs_as_nmap_lists_them() {
         let info = ScanInfo {
             ports: vec![80, 3, 1, 2, 22, 65535, 65534, 2],
+            kind: netkit::report::scan::ScanType::Connect,
         };
         assert_eq!(info.services(), "1-3,22,80,65534-65535");
     }

@@ -45,7 +45,8 @@ impl<W: Write> Document for Xml<W> {
         if let Some(scan) = &run.scan {
             writeln!(
                 out,
-                "<scaninfo type=\"connect\" protocol=\"tcp\" numservices=\"{}\" services=\"{}\"/>",
+                "<scaninfo type=\"{}\" protocol=\"tcp\" numservices=\"{}\" services=\"{}\"/>",
+                scan.kind.as_str(),
                 scan.ports.len(),
                 scan.services()
             )?;

@@ -34,6 +34,7 @@ mod scan;
 mod scan_lab;
 mod scan_output;
 mod scan_reasons;
+mod scan_syn;
 mod scan_top;
 mod send;
 mod shard;

@@ -16,19 +16,19 @@ use serde_json::Value;
 use crate::harness::{privileged, run, text, Netns};
 
 /// Runs `f` on a thread that has entered the namespace: sockets it creates live there.
-fn inside<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
+pub fn inside<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
     ns.run_in(f).expect("a thread in the namespace")
 }
 
 /// A namespace with loopback up.
-fn loopback_ns(tag: &str) -> Netns {
+pub fn loopback_ns(tag: &str) -> Netns {
     let ns = Netns::new(tag);
     ns.ip(&["link", "set", "lo", "up"]);
     ns
 }
 
 /// `n` listeners on random ports of each `addr` (port 0, read back).
-fn listeners(wanted: &[(&str, usize)]) -> Vec<TcpListener> {
+pub fn listeners(wanted: &[(&str, usize)]) -> Vec<TcpListener> {
     let bind = |addr: &str| TcpListener::bind((addr, 0)).expect("bind");
     wanted
         .iter()
@@ -36,7 +36,7 @@ fn listeners(wanted: &[(&str, usize)]) -> Vec<TcpListener> {
         .collect()
 }
 
-fn addrs(listeners: &[TcpListener]) -> BTreeSet<SocketAddr> {
+pub fn addrs(listeners: &[TcpListener]) -> BTreeSet<SocketAddr> {
     listeners
         .iter()
         .map(|l| l.local_addr().expect("addr"))
@@ -83,7 +83,7 @@ pub fn parse_scan(stdout: &str) -> Scan {
     }
 }
 
-fn scan_json(mut cmd: Command, args: &[&str]) -> Scan {
+pub fn scan_json(mut cmd: Command, args: &[&str]) -> Scan {
     let out = cmd
         .arg("--json")
         .arg("scan")
@@ -95,7 +95,7 @@ fn scan_json(mut cmd: Command, args: &[&str]) -> Scan {
     parse_scan(&stdout)
 }
 
-fn assert_exact(scan: &Scan, expected: &BTreeSet<SocketAddr>, hosts: u64, ports: u64) {
+pub fn assert_exact(scan: &Scan, expected: &BTreeSet<SocketAddr>, hosts: u64, ports: u64) {
     assert_eq!(&scan.found(), expected, "open ports: expected vs got");
     let s = &scan.summary;
     assert_eq!((s.hosts, s.scanned), (hosts, ports), "{s:?}");

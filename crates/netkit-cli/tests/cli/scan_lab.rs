@@ -1,6 +1,7 @@
 //! `netkit scan` in the impaired-link lab: on a clean link, at 30±10 ms with 2% loss, at 5%
 //! loss, on 2 Mbit/s with 30 ms, behind a SYN-limiting firewall, and against REJECT rules with
-//! the far side's ICMP rate limits on and off, every run must find the lab's ground truth:
+//! the far side's ICMP rate limits on and off, every run must find the lab's ground truth, with
+//! connects and with raw SYNs (`--syn`) alike:
 //! the same open ports, the same number of closed and filtered ones. (Loss and timeouts can
 //! only turn an answering port silent, never the reverse, so equal counts with equal open
 //! sets mean equal closed and filtered sets.)
@@ -12,6 +13,8 @@
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
+
+use netkit::report::scan::ScanType;
 
 use crate::harness::{privileged, text, Proc};
 use crate::lab::{ms, IcmpLimits, Lab, LabBuilder, LabExt, PortTruth, Reject};
@@ -104,10 +107,18 @@ fn assert_truth(lab: &Lab, scan: &Scan, scenario: &str) {
     assert_eq!((s.hosts, s.scanned, s.unreachable), (3, 1000, 0), "{s:?}");
 }
 
+/// Scans `scenario`'s lab with connects, then with raw SYNs (`--syn`, nmap -sS's way): both
+/// must find the truth.
 fn run_scenario(tag: &str, scenario: &str, impair: impl FnOnce(LabBuilder) -> LabBuilder) {
     let lab = impair(far_side(Lab::builder(tag))).build().expect("lab");
-    let scan = scan(&lab, &[]);
-    assert_truth(&lab, &scan, scenario);
+    for (extra, kind) in [
+        (&[][..], ScanType::Connect),
+        (&["--syn"][..], ScanType::Syn),
+    ] {
+        let scan = scan(&lab, extra);
+        assert_truth(&lab, &scan, &format!("{scenario}, {kind:?} scan"));
+        assert_eq!(scan.summary.scan_type, kind);
+    }
 }
 
 #[test]

@@ -134,4 +134,28 @@ pub struct ScanSummary {
     pub interrupted: bool,
     /// Wall-clock duration of the scan in seconds.
     pub elapsed_s: f64,
+    /// Which scan ran: `connect` or `syn` (`--syn` falls back to `connect` unprivileged).
+    #[serde(default)]
+    pub scan_type: ScanType,
+}
+
+/// How a scan probed ports (nmap's `scaninfo` type).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScanType {
+    /// Non-blocking connects (nmap -sT).
+    #[default]
+    Connect,
+    /// Raw SYNs (nmap -sS).
+    Syn,
+}
+
+impl ScanType {
+    /// nmap's name for it: `connect` or `syn`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScanType::Connect => "connect",
+            ScanType::Syn => "syn",
+        }
+    }
 }

@@ -17,10 +17,11 @@ use tokio::sync::mpsc::{self, UnboundedReceiver};
 use super::host::Retries;
 use super::rtt::Timeouts;
 use super::schedule::{Counts, Settings};
+use super::syn;
 use super::worker::{self, Hosts, Msg, Shared};
 use crate::error::Error;
 use crate::ports::PortSet;
-use crate::report::scan::{PortReport, ScanSummary, Unreachable};
+use crate::report::scan::{PortReport, Reason, ScanSummary, ScanType, Unreachable};
 use crate::target::Targets;
 
 /// Hosts scanned at once; ports go round them.
@@ -46,6 +47,8 @@ pub struct Config {
     /// Report closed and filtered ports one by one too ([`Event::Port`]); otherwise they are
     /// only counted, which spares an event per port of a host where almost all are closed.
     pub every_port: bool,
+    /// Send raw SYNs ([`super::syn`]) instead of connecting; needs `CAP_NET_RAW`.
+    pub syn: bool,
 }
 
 /// What a scan reports as it goes.
@@ -98,6 +101,7 @@ pub async fn run(
     let (tx, mut rx) = mpsc::unbounded_channel();
     let hosts = Hosts(targets.iter());
     let settings = settings(&config);
+    let prober = config.syn.then(syn::Prober::open).transpose()?;
     let shared = Shared::new(
         hosts,
         ports,
@@ -107,8 +111,12 @@ pub async fn run(
         progress,
         tx,
     );
-    let workers = start_workers(&shared)?;
-    let outcome = drive(&mut rx, workers.len(), shutdown, &mut on_event).await;
+    let senders = worker_count();
+    let workers = match prober {
+        Some(prober) => syn::start(&shared, prober, senders)?,
+        None => start_workers(&shared, senders)?,
+    };
+    let outcome = drive(&mut rx, senders, shutdown, &mut on_event).await;
     shared.stop();
     join_workers(workers).await;
     let counts = shared.counts();
@@ -118,9 +126,13 @@ pub async fn run(
     Ok(summary(targets, &config, &counts, elapsed, interrupted))
 }
 
-/// Starts the worker threads: one per CPU, at least two.
-fn start_workers(shared: &Arc<Shared>) -> Result<Vec<JoinHandle<()>>, Error> {
-    let count = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8));
+/// How many threads send probes: one per CPU, at least two.
+fn worker_count() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8))
+}
+
+/// Starts the connect scan's `count` worker threads.
+fn start_workers(shared: &Arc<Shared>, count: usize) -> Result<Vec<JoinHandle<()>>, Error> {
     (0..count)
         .map(|i| {
             let shared = Arc::clone(shared);
@@ -202,6 +214,10 @@ fn settings(config: &Config) -> Settings {
         rate: config.rate.map(|r| r as f64),
         min_rate: config.min_rate.map(|r| r as f64),
         group: GROUP,
+        reset: match config.syn {
+            true => Reason::Reset,
+            false => Reason::ConnRefused,
+        },
     }
 }
 
@@ -221,5 +237,9 @@ fn summary(
         unreachable: counts.unreachable,
         interrupted,
         elapsed_s: elapsed.as_secs_f64(),
+        scan_type: match config.syn {
+            true => ScanType::Syn,
+            false => ScanType::Connect,
+        },
     }
 }

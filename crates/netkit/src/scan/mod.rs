@@ -11,6 +11,8 @@
 //!   queued on its socket; [`answer`]: what an answer means for the port (no I/O).
 //! - [`guard`]: phantom open ports on this host (TCP self-connect) and their prevention.
 //! - [`limits`]: the open-files limit and the concurrency it allows.
+//! - [`syn`]: the SYN scan (`--syn`, raw sockets): the same scheduler, raw SYNs instead of
+//!   connects.
 //! - [`banner`]: reading and sanitising what a service says first.
 //! - [`nmap_services`]: ranking from a local nmap-services. The result records are
 //!   [`crate::report::scan`]'s.
@@ -29,6 +31,7 @@ pub mod rank;
 pub mod rtt;
 pub mod schedule;
 pub mod services;
+pub mod syn;
 pub mod window;
 pub mod worker;
 

@@ -64,6 +64,9 @@ pub struct Settings {
     pub min_rate: Option<f64>,
     /// Hosts scanned at once.
     pub group: usize,
+    /// The reason a reset gives: `conn-refused` for connects, `reset` for raw SYNs (nmap's
+    /// words for -sT and -sS).
+    pub reset: Reason,
 }
 
 /// A probe to send.
@@ -496,7 +499,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         self.measure(&rec, rtt, now);
         let (state, reason) = match answer {
             Answer::Open => (PortState::Open, Reason::SynAck),
-            Answer::Closed => (PortState::Closed, Reason::ConnRefused),
+            Answer::Closed => (PortState::Closed, self.settings.reset),
             Answer::Filtered(refusal) => (PortState::Filtered, refusal.reason()),
             Answer::Nothing => (PortState::Filtered, Reason::NoResponse),
             Answer::Unreachable(no_route) => return self.unreachable(rec.host, no_route),

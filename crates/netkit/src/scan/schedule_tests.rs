@@ -167,6 +167,7 @@ fn settings(retries: Retries) -> Settings {
         rate: None,
         min_rate: None,
         group: 256,
+        reset: Reason::ConnRefused,
     }
 }
 

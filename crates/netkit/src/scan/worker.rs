@@ -24,7 +24,7 @@ use super::guard::{is_local, Guard};
 use super::host::HostInfo;
 use super::probe::{self, Outcome, Pending, Started};
 use super::schedule::{Counts, Probe, ProbeId, Reply, Scheduler, Settings, Settled, Verdict};
-use super::{banner, services};
+use super::{banner, services, syn};
 use crate::error::Error;
 use crate::report::scan::{PortReport, PortState, Unreachable};
 use crate::target::TargetIter;
@@ -69,22 +69,31 @@ impl Iterator for Hosts {
     }
 }
 
-/// One connect for a worker to make.
+/// One probe for a worker to send.
 #[derive(Debug)]
-struct Job {
-    id: ProbeId,
-    dst: SocketAddr,
+pub(super) struct Job {
+    pub(super) id: ProbeId,
+    pub(super) dst: SocketAddr,
     guard: Option<Guard>,
-    expires: tokio::time::Instant,
+    pub(super) expires: tokio::time::Instant,
     cancel: Arc<Notify>,
 }
 
-/// The outcome of one connect.
+/// The outcome of one probe.
 #[derive(Debug)]
-struct Report {
-    id: ProbeId,
-    dst: SocketAddr,
-    outcome: io::Result<Outcome>,
+pub(super) struct Report {
+    pub(super) id: ProbeId,
+    pub(super) dst: SocketAddr,
+    pub(super) found: Found,
+}
+
+/// What a probe found: a connect's outcome, or a raw probe's reply ([`super::syn`]).
+#[derive(Debug)]
+pub(super) enum Found {
+    /// What a connect found.
+    Connect(io::Result<Outcome>),
+    /// What a SYN found.
+    Raw(Reply),
 }
 
 /// What the lock guards: the scheduler, the cancels of the connects in progress, and how
@@ -166,9 +175,25 @@ impl Shared {
         self.wake.notify_all();
     }
 
-    /// The next connects to make, once some may leave; `None` when the scan is done or
+    /// Whether the scan was stopped.
+    pub(super) fn is_stopped(&self) -> bool {
+        self.stopped.load(Relaxed)
+    }
+
+    /// Reports that the scan cannot go on, and stops it.
+    pub(super) fn fail(&self, err: Error) {
+        let _ = self.msgs.send(Msg::Failed(err));
+        self.stop();
+    }
+
+    /// Tells the engine a sending worker finished.
+    pub(super) fn finished(&self) {
+        let _ = self.msgs.send(Msg::Finished);
+    }
+
+    /// The next probes to send, once some may leave; `None` when the scan is done or
     /// stopped. Sleeps while nothing may leave, until an answer or the next wake-up.
-    fn take(&self) -> Option<Vec<Job>> {
+    pub(super) fn take(&self) -> Option<Vec<Job>> {
         let mut core = self.lock();
         loop {
             if self.stopped.load(Relaxed) {
@@ -214,16 +239,22 @@ impl Shared {
     /// The job of one probe.
     fn job(&self, core: &mut Core, probe: Probe) -> Job {
         let dst = SocketAddr::new(probe.host.target.addr, probe.port);
-        let exposed = probe.host.local && self.ephemeral.contains(&probe.port);
         let cancel = Arc::new(Notify::new());
         core.cancels.insert(probe.id, Arc::clone(&cancel));
         Job {
             id: probe.id,
             dst,
-            guard: exposed.then(|| self.guard.clone()),
+            guard: self.guard_for(&probe.host, probe.port),
             expires: tokio::time::Instant::from_std(probe.expires),
             cancel,
         }
+    }
+
+    /// The guard a connect to `port` of `host` needs: where the kernel could pair it with
+    /// another socket of this scan (see [`super::guard`]).
+    fn guard_for(&self, host: &HostInfo, port: u16) -> Option<Guard> {
+        let exposed = host.local && self.ephemeral.contains(&port);
+        exposed.then(|| self.guard.clone())
     }
 
     /// Cancels the connects whose sockets the scheduler closed, and sends the closed and
@@ -245,7 +276,7 @@ impl Shared {
     }
 
     /// Hands outcomes to the scheduler; wakes idle workers, since windows may have opened.
-    fn report(&self, reports: Vec<Report>) -> Result<(), Error> {
+    pub(super) fn report(&self, reports: Vec<Report>) -> Result<(), Error> {
         let mut core = self.lock();
         for report in reports {
             core.cancels.remove(&report.id);
@@ -262,9 +293,10 @@ impl Shared {
     /// Hands one outcome to the scheduler and sends what it decided.
     fn answer(&self, core: &mut Core, report: Report) -> Result<(), Error> {
         let dst = report.dst;
-        let (reply, socket) = match report.outcome {
-            Err(err) => return Err(Error::io(format!("scan {dst}"), err)),
-            Ok(outcome) => reply(core, outcome, dst),
+        let (reply, socket) = match report.found {
+            Found::Connect(Err(err)) => return Err(Error::io(format!("scan {dst}"), err)),
+            Found::Connect(Ok(outcome)) => reply(core, outcome, dst),
+            Found::Raw(reply) => (reply, None),
         };
         match core.sched.reply(report.id, reply, now()) {
             Settled::Port(host, port, verdict) if verdict.state == PortState::Open => {
@@ -299,17 +331,26 @@ impl Shared {
         }
     }
 
-    /// Reports an open port, at once or once its banner was read.
+    /// Reports an open port, at once or once its banner was read (a SYN scan connects for
+    /// it first).
     fn open(&self, host: &HostInfo, port: u16, verdict: Verdict, socket: Option<socket2::Socket>) {
         let open = port_report(host, port, verdict);
-        let (Some(wait), Some(socket)) = (self.banner_wait, socket) else {
+        let Some(wait) = self.banner_wait else {
             let _ = self.msgs.send(Msg::Event(Event::Port(open)));
             return;
         };
         let _ = self.msgs.send(Msg::BannerPending);
         let msgs = self.msgs.clone();
+        let guard = self.guard_for(host, port);
         self.runtime.spawn(async move {
-            let banner = banner::read(socket, wait).await;
+            let socket = match socket {
+                Some(socket) => Some(socket),
+                None => syn::follow::connect(open.addr, port, guard, wait).await,
+            };
+            let banner = match socket {
+                Some(socket) => banner::read(socket, wait).await,
+                None => None,
+            };
             let _ = msgs.send(Msg::Banner(PortReport { banner, ..open }));
         });
     }
@@ -363,11 +404,10 @@ pub fn work(shared: &Arc<Shared>) {
     while let Some(jobs) = shared.take() {
         let reports = connect_all(shared, jobs);
         if let Err(err) = shared.report(reports) {
-            let _ = shared.msgs.send(Msg::Failed(err));
-            shared.stop();
+            shared.fail(err);
         }
     }
-    let _ = shared.msgs.send(Msg::Finished);
+    shared.finished();
 }
 
 /// Makes the connects of `jobs` one after another: what the kernel answers at once is
@@ -379,7 +419,7 @@ fn connect_all(shared: &Arc<Shared>, jobs: Vec<Job>) -> Vec<Report> {
             Started::Done(outcome) => done.push(Report {
                 id: job.id,
                 dst: job.dst,
-                outcome,
+                found: Found::Connect(outcome),
             }),
             Started::Pending(pending) => {
                 let waiter = await_answer(Arc::clone(shared), job, pending);
@@ -395,10 +435,10 @@ async fn await_answer(shared: Arc<Shared>, job: Job, pending: Pending) {
     tokio::select! {
         () = job.cancel.notified() => {}
         outcome = pending.wait(job.expires) => {
-            let report = Report { id: job.id, dst: job.dst, outcome };
+            let found = Found::Connect(outcome);
+            let report = Report { id: job.id, dst: job.dst, found };
             if let Err(err) = shared.report(vec![report]) {
-                let _ = shared.msgs.send(Msg::Failed(err));
-                shared.stop();
+                shared.fail(err);
             }
         }
     }

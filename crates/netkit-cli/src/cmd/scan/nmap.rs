@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::SystemTime;
 
-use netkit::report::scan::{ScanSummary, Unreachable};
+use netkit::report::scan::{ScanSummary, ScanType, Unreachable};
 use netkit::scan::services;
 use netkit::Targets;
 
@@ -35,13 +35,14 @@ impl std::fmt::Debug for NmapOutput {
 
 impl NmapOutput {
     /// Output of a scan of `ports` that starts now into `docs`.
-    pub fn new(docs: Documents, ports: &[u16]) -> Self {
+    pub fn new(docs: Documents, ports: &[u16], kind: ScanType) -> Self {
         let args: Vec<String> = std::env::args().collect();
         let run = Run {
             args: args.join(" "),
             start: SystemTime::now(),
             scan: Some(ScanInfo {
                 ports: ports.to_vec(),
+                kind,
             }),
         };
         NmapOutput {

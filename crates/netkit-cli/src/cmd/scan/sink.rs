@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use netkit::report::scan::{PortReport, PortState, ScanSummary, Unreachable};
+use netkit::report::scan::{PortReport, PortState, ScanSummary, ScanType, Unreachable};
 use netkit::scan::{services, Progress};
 use netkit::{ParseError, Targets};
 use serde::Serialize;
@@ -81,12 +81,13 @@ impl<'a> Sink<'a> {
         out: &'a Printer,
         outputs: Outputs<'_>,
         ports: &[u16],
+        kind: ScanType,
         total: u128,
     ) -> anyhow::Result<Self> {
         let stdout = stdout_format(out, outputs)?;
         let files = text_files(out, outputs)?;
         let docs = files::documents(outputs.docs, outputs.text.output_all.as_deref())?;
-        let nmap = NmapOutput::new(docs, ports);
+        let nmap = NmapOutput::new(docs, ports, kind);
         let show = io::stderr().is_terminal() && !out.json();
         let bar = show.then(|| progress_bar(u64::try_from(total).unwrap_or(u64::MAX)));
         let human = stdout == Some(Text::Human) || files.iter().any(|f| f.text == Text::Human);

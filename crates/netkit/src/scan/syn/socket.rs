@@ -1,0 +1,215 @@
+//! The raw sockets of a SYN scan: one raw TCP socket per address family sends the SYNs and
+//! receives a copy of every TCP segment that arrives (the kernel still hands each to its own
+//! TCP, which answers a SYN-ACK to a port with no socket with the reset that closes the
+//! half-open connection), and one raw ICMP socket per family receives the errors. A TCP socket
+//! bound to the scan's source port (never listening) keeps the kernel from giving that port to
+//! a connection of its own while the scan runs.
+//!
+//! Why raw sockets rather than `AF_PACKET`: they see loopback and every interface alike with
+//! the IP layer already parsed, need no link-layer framing or BPF program, and the kernel
+//! routes and resolves neighbours for the SYNs as for any packet.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::os::fd::{AsFd, BorrowedFd};
+
+use nix::libc;
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use crate::error::Error;
+
+/// The receive buffer asked for on each raw socket: a loopback scan answers at once.
+const RCVBUF: usize = 8 << 20;
+
+/// The raw sockets of one address family, and its reserved source port.
+#[derive(Debug)]
+pub struct Family {
+    /// The raw TCP socket: sends SYNs, receives every TCP segment.
+    pub tcp: Socket,
+    /// The raw ICMP (or ICMPv6) socket: receives the errors.
+    pub icmp: Socket,
+    /// The source port of every SYN of this family.
+    pub port: u16,
+    _reservation: Socket,
+}
+
+/// The raw sockets of a SYN scan.
+#[derive(Debug)]
+pub struct RawSockets {
+    /// IPv4's.
+    pub v4: Family,
+    /// IPv6's, when this machine has IPv6.
+    pub v6: Option<Family>,
+}
+
+impl RawSockets {
+    /// Opens the sockets; an error with `EPERM` when not privileged (no `CAP_NET_RAW`).
+    pub fn open() -> Result<Self, Error> {
+        let v4 = Family::open(false)?;
+        let v6 = match Family::open(true) {
+            Ok(family) => Some(family),
+            Err(Error::Io { source, .. }) if is_unsupported(&source) => None,
+            Err(err) => return Err(err),
+        };
+        Ok(RawSockets { v4, v6 })
+    }
+
+    /// The family of `addr`, if this machine has it.
+    pub fn family(&self, addr: IpAddr) -> Option<&Family> {
+        match addr {
+            IpAddr::V4(_) => Some(&self.v4),
+            IpAddr::V6(_) => self.v6.as_ref(),
+        }
+    }
+
+    /// Every family's sockets, for the receiver: (family, is IPv6).
+    pub fn families(&self) -> impl Iterator<Item = (&Family, bool)> {
+        std::iter::once((&self.v4, false)).chain(self.v6.iter().map(|f| (f, true)))
+    }
+}
+
+impl Family {
+    fn open(v6: bool) -> Result<Self, Error> {
+        let (domain, icmp) = match v6 {
+            false => (Domain::IPV4, Protocol::ICMPV4),
+            true => (Domain::IPV6, Protocol::ICMPV6),
+        };
+        let tcp = raw(domain, Protocol::TCP, "open a raw TCP socket")?;
+        let icmp = raw(domain, icmp, "open a raw ICMP socket")?;
+        let (reservation, port) = reserve(domain, v6)
+            .map_err(|e| Error::io("reserve a source port for the SYN scan", e))?;
+        tcp.attach_filter(&answers_to(port, v6))
+            .map_err(|e| Error::io("filter the raw TCP socket", e))?;
+        Ok(Family {
+            tcp,
+            icmp,
+            port,
+            _reservation: reservation,
+        })
+    }
+
+    /// Sends `segment` to `dst`.
+    pub fn send(&self, segment: &[u8], dst: IpAddr) -> io::Result<()> {
+        self.tcp
+            .send_to(segment, &SockAddr::from(SocketAddr::new(dst, 0)))?;
+        Ok(())
+    }
+}
+
+fn raw(domain: Domain, protocol: Protocol, what: &str) -> Result<Socket, Error> {
+    let socket = Socket::new(domain, Type::RAW, Some(protocol)).map_err(|e| Error::io(what, e))?;
+    let fd = socket.as_fd();
+    if nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::RcvBufForce, &RCVBUF).is_err() {
+        let _ = socket.set_recv_buffer_size(RCVBUF);
+    }
+    Ok(socket)
+}
+
+/// A classic BPF program that keeps only segments to `port` with ACK set (SYN-ACKs, resets):
+/// the raw socket otherwise gets every TCP segment of the namespace, on loopback this scan's
+/// own SYNs too. An IPv4 raw socket sees the IP header first; an IPv6 one the TCP header.
+fn answers_to(port: u16, v6: bool) -> Vec<libc::sock_filter> {
+    let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    };
+    let (ld_h, ld_b) = match v6 {
+        false => (
+            libc::BPF_LD | libc::BPF_H | libc::BPF_IND,
+            libc::BPF_LD | libc::BPF_B | libc::BPF_IND,
+        ),
+        true => (
+            libc::BPF_LD | libc::BPF_H | libc::BPF_ABS,
+            libc::BPF_LD | libc::BPF_B | libc::BPF_ABS,
+        ),
+    };
+    let mut program = Vec::with_capacity(7);
+    if !v6 {
+        // X = the IPv4 header's length.
+        program.push(op(libc::BPF_LDX | libc::BPF_B | libc::BPF_MSH, 0, 0, 0));
+    }
+    program.extend([
+        op(ld_h, 0, 0, 2), // destination port
+        op(
+            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+            0,
+            3,
+            u32::from(port),
+        ),
+        op(ld_b, 0, 0, 13),                                           // flags
+        op(libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K, 0, 1, 0x10), // ACK
+        op(libc::BPF_RET | libc::BPF_K, 0, 0, 0xffff),
+        op(libc::BPF_RET | libc::BPF_K, 0, 0, 0),
+    ]);
+    program
+}
+
+/// Binds a TCP socket (never listening) to a port the kernel picks, on every address.
+fn reserve(domain: Domain, v6: bool) -> io::Result<(Socket, u16)> {
+    let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    let any = match v6 {
+        false => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        true => {
+            socket.set_only_v6(true)?;
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        }
+    };
+    socket.bind(&SockAddr::from(SocketAddr::new(any, 0)))?;
+    let port = socket
+        .local_addr()?
+        .as_socket()
+        .map_or(0, |addr| addr.port());
+    Ok((socket, port))
+}
+
+fn is_unsupported(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EAFNOSUPPORT | libc::EPROTONOSUPPORT)
+    )
+}
+
+/// Whether `err` says this process may not open raw sockets.
+pub fn is_denied(err: &Error) -> bool {
+    match err {
+        Error::Io { source, .. } => {
+            matches!(source.raw_os_error(), Some(libc::EPERM | libc::EACCES))
+        }
+        _ => false,
+    }
+}
+
+/// The borrowed descriptors the receiver polls.
+pub fn fds(sockets: &RawSockets) -> Vec<BorrowedFd<'_>> {
+    sockets
+        .families()
+        .flat_map(|(f, _)| [f.tcp.as_fd(), f.icmp.as_fd()])
+        .collect()
+}
+
+/// The source addresses this machine routes from, per destination: what a connected UDP
+/// socket is given (a route lookup; nothing is sent). The SYN's checksum covers it.
+#[derive(Debug, Default)]
+pub struct Sources(HashMap<IpAddr, IpAddr>);
+
+impl Sources {
+    /// The source address of packets to `dst`.
+    pub fn of(&mut self, dst: IpAddr) -> io::Result<IpAddr> {
+        if let Some(src) = self.0.get(&dst) {
+            return Ok(*src);
+        }
+        let any: IpAddr = match dst {
+            IpAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+            IpAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+        };
+        let udp = UdpSocket::bind((any, 0))?;
+        udp.connect((dst, 9))?;
+        let src = udp.local_addr()?.ip();
+        self.0.insert(dst, src);
+        Ok(src)
+    }
+}
