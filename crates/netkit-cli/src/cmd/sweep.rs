@@ -317,10 +317,13 @@ impl<'a> View<'a> {
 
     /// Another host answering for a live host's address, as arp-scan reports it.
     fn duplicate(&self, duplicate: &DuplicateRecord) -> io::Result<()> {
+        if !self.filter.admits(true) {
+            return Ok(());
+        }
         if self.out.json() {
             return self.record("duplicate", duplicate);
         }
-        if duplicate.round > 1 || !self.filter.admits(true) {
+        if duplicate.round > 1 {
             return Ok(());
         }
         let (addr, mac, nth) = (duplicate.addr, &duplicate.mac, duplicate.nth);

@@ -223,6 +223,22 @@ fn arp_finds_hosts_that_drop_icmp_with_the_macs_arp_scan_sees() {
     assert_eq!(alive, [Some(4), Some(4)], "{stderr}");
     assert!(of_type::<Value>(&records, "change").is_empty(), "{stdout}");
 
+    // The text: arp-scan's information, the duplicate as its "(DUP: 2)".
+    let (_, stdout, stderr) = segment.netkit(&["sweep", V4_RANGE, "--method", "arp"]);
+    let line6 = format!("198.18.0.6 is alive ({})", segment.macs[&6]);
+    assert!(stdout.lines().any(|l| l == line6), "{stdout}{stderr}");
+    let dups: Vec<&str> = stdout.lines().filter(|l| l.ends_with("(DUP: 2)")).collect();
+    assert_eq!(dups.len(), 1, "{stdout}");
+    assert!(dups[0].starts_with("198.18.0.5 is alive ("), "{stdout}");
+    assert!(stdout.ends_with("Total 8 hosts are inactive\n"), "{stdout}");
+    // --dead: no live host, no duplicate.
+    let (_, stdout, _) =
+        segment.netkit(&["--json", "sweep", V4_RANGE, "--method", "arp", "--dead"]);
+    assert!(
+        !stdout.contains("duplicate") && !stdout.contains("\"mac\""),
+        "{stdout}"
+    );
+
     // nmap's XML: the MAC address after the IP address, up by arp-response.
     let doc = std::fs::read_to_string(&xml).unwrap();
     let mac6 = segment.macs[&6].to_uppercase();
@@ -243,6 +259,10 @@ fn ndp_finds_hosts_that_drop_icmpv6_echo_with_the_macs_nmap_sees() {
     assert_eq!(code, 1, "{stderr}");
     let found = pairs(&stdout);
     assert_eq!(found, segment.truth("2001:db8::"), "{stdout}");
+    // The same link named with -I.
+    let args = ["--json", "sweep", V6_RANGE, "--method", "ndp", "-I", "br0"];
+    let (_, stdout, stderr) = segment.netkit(&args);
+    assert_eq!(pairs(&stdout), found, "{stderr}");
 
     // The oracle: nmap's neighbour discovery (nmap -6 -sn on a local link), one MAC per host.
     let targets: Vec<String> = (1..=12).map(|n| format!("2001:db8::{n:x}")).collect();
