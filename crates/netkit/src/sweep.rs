@@ -91,6 +91,10 @@ pub struct Config {
     /// The interface ARP and neighbour discovery probe through; none: the one whose
     /// connected prefix holds the targets.
     pub interface: Option<String>,
+    /// The least time a round waits for late answers after its last probe (at most
+    /// `timeout`): [`rtt::INITIAL_TIMEOUT`] for a sweep, longer where a missed host costs
+    /// more (a scan's host discovery: a host found down is not scanned).
+    pub patience: Duration,
 }
 
 /// Descriptors kept free for everything else the process does.
@@ -130,7 +134,7 @@ impl Sweep {
 
     fn assemble(targets: Targets, total: u64, config: Config, probers: Probers) -> Self {
         let learned = round::Learned {
-            rtt: rtt::Rtt::new(config.timeout),
+            rtt: rtt::Rtt::new(config.timeout).with_patience(config.patience),
             meter: loss::Meter::new(config.rate),
         };
         Sweep {

@@ -121,6 +121,7 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
         rounds: args.rounds.map(|n| n as u64),
         max_in_flight: sweep::in_flight(netkit::sys::raise_nofile()),
         interface: args.interface.clone(),
+        patience: sweep::rtt::INITIAL_TIMEOUT,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -79,8 +79,13 @@ impl Discovery {
     }
 }
 
+/// How long a discovery round waits at least for late answers after its last probe: a host
+/// found down is not scanned at all, so it waits as long as nmap's ping scan does at first
+/// (its initial round-trip timeout, 1 s), not the sweep's half second.
+pub const PATIENCE: Duration = Duration::from_secs(1);
+
 /// The sweep settings of a discovery: one round, the sweep's default rate and re-probes,
-/// `timeout` at most per probe, `max_in_flight` TCP connects at once.
+/// `timeout` at most per probe, `max_in_flight` TCP connects at once, [`PATIENCE`].
 pub fn config(methods: Methods, timeout: Duration, max_in_flight: usize) -> Config {
     Config {
         methods,
@@ -91,6 +96,7 @@ pub fn config(methods: Methods, timeout: Duration, max_in_flight: usize) -> Conf
         rounds: None,
         max_in_flight,
         interface: None,
+        patience: PATIENCE,
     }
 }
 

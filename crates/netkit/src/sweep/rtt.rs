@@ -26,6 +26,7 @@ pub struct Rtt {
     rttvar: Duration,
     max: Duration,
     cap: Duration,
+    patience: Duration,
 }
 
 impl Rtt {
@@ -36,7 +37,14 @@ impl Rtt {
             rttvar: Duration::ZERO,
             max: Duration::ZERO,
             cap,
+            patience: INITIAL_TIMEOUT,
         }
+    }
+
+    /// The same, waiting at least `patience` for late answers at the end of a round
+    /// ([`INITIAL_TIMEOUT`] unless said).
+    pub fn with_patience(self, patience: Duration) -> Self {
+        Rtt { patience, ..self }
     }
 
     /// Takes in one measured round trip.
@@ -74,10 +82,11 @@ impl Rtt {
     }
 
     /// How long the round waits for late answers after its last probe: the gap after that
-    /// probe, twice the slowest round trip seen and [`INITIAL_TIMEOUT`], whichever is longest,
-    /// at most the cap. Paid once per round, so it can afford to be generous.
+    /// probe, twice the slowest round trip seen and the patience ([`INITIAL_TIMEOUT`] unless
+    /// said), whichever is longest, at most the cap. Paid once per round, so it can afford to
+    /// be generous.
     pub fn final_wait(&self, attempt: u8) -> Duration {
-        let wait = self.gap(attempt).max(self.max * 2).max(INITIAL_TIMEOUT);
+        let wait = self.gap(attempt).max(self.max * 2).max(self.patience);
         wait.min(self.cap)
     }
 
@@ -135,6 +144,8 @@ mod tests {
         slow.sample(ms(400));
         assert_eq!(slow.gap(7), ms(1000), "capped");
         assert_eq!(rtt.final_wait(1), ms(500), "at least the initial timeout");
+        let patient = Rtt::new(ms(2000)).with_patience(ms(1000));
+        assert_eq!(patient.final_wait(1), ms(1000), "at least the patience");
         rtt.sample(ms(900));
         assert_eq!(rtt.final_wait(1), ms(1000), "twice the slowest, capped");
     }

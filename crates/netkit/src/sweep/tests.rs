@@ -24,6 +24,7 @@ fn config(port: u16, timeout: Duration) -> Config {
         every: None,
         rounds: None,
         interface: None,
+        patience: super::rtt::INITIAL_TIMEOUT,
         max_in_flight: 64,
     }
 }
@@ -154,6 +155,7 @@ mod scripted {
             every: None,
             rounds: None,
             interface: None,
+            patience: super::rtt::INITIAL_TIMEOUT,
             max_in_flight: 64,
         }
     }
