@@ -92,6 +92,21 @@ impl PortSet {
         PortSet { ports }
     }
 
+    /// These ports in the order and share `arrangement` says (a scan's `--shard` when it has
+    /// fewer targets than shards: each shard probes every target on its share of the ports).
+    pub fn arranged(self, arrangement: &crate::shard::Arrangement) -> PortSet {
+        if arrangement.is_identity() {
+            return self;
+        }
+        let order = crate::shard::Order::new(self.ports.len() as u128, arrangement);
+        let ports = (0..order.len())
+            .filter_map(|i| order.nth(i))
+            .filter_map(|at| usize::try_from(at).ok())
+            .map(|at| self.ports[at])
+            .collect();
+        PortSet { ports }
+    }
+
     /// The ports, in probe order.
     pub fn as_slice(&self) -> &[u16] {
         &self.ports
@@ -170,6 +185,27 @@ mod tests {
 
     fn parse(text: &str) -> Vec<u16> {
         text.parse::<PortSet>().expect(text).ports
+    }
+
+    #[test]
+    fn shards_of_the_ports_are_disjoint_and_cover_them() {
+        use crate::shard::Arrangement;
+        let ports = PortSet::from_ports(1..=1000);
+        for shuffle in [false, true] {
+            let mut seen = Vec::new();
+            for k in 1..=3 {
+                let arrangement = Arrangement {
+                    shard: Some((k, 3)),
+                    seed: 9,
+                    shuffle,
+                };
+                let share = ports.clone().arranged(&arrangement).ports;
+                assert!((333..=334).contains(&share.len()), "{k}: {}", share.len());
+                seen.extend(share);
+            }
+            seen.sort_unstable();
+            assert_eq!(seen, ports.ports, "shuffle {shuffle}");
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use netkit::ports::PortSet;
 use netkit::shard::{self, Arrangement};
 use netkit::{ParseError, Targets};
 
@@ -11,7 +12,8 @@ use netkit::{ParseError, Targets};
 pub struct OrderArgs {
     /// Probe only shard K of N (1 <= K <= N): N runs with the same targets, the same N and
     /// the same --seed (if any) probe disjoint shares whose union is every target, each share
-    /// spread over the whole range. Targets are split, not ports. `job/N`: K is
+    /// spread over the whole range. scan splits the targets, or its ports when there are
+    /// fewer targets than shards. `job/N`: K is
     /// $JOB_COMPLETION_INDEX + 1 (a Kubernetes Indexed Job's pod index, counted from 0).
     #[arg(long, value_name = "K/N", value_parser = parse_shard)]
     pub shard: Option<(u64, u64)>,
@@ -43,6 +45,28 @@ impl OrderArgs {
     /// `targets` arranged as asked.
     pub fn apply(&self, targets: Targets) -> Result<Targets, ParseError> {
         Ok(targets.arranged(&self.arrangement()?))
+    }
+
+    /// A scan's `targets` and `ports` arranged as asked: the shards split the targets, or,
+    /// when there are fewer targets than shards, the ports (every shard scans every target
+    /// on its share of the ports, so that no shard is left without work). Either way the
+    /// shards' (target, port) pairs are disjoint and together the whole scan.
+    pub fn apply_scan(
+        &self,
+        targets: Targets,
+        ports: PortSet,
+    ) -> Result<(Targets, PortSet), ParseError> {
+        let arrangement = self.arrangement()?;
+        match arrangement.shard {
+            Some((_, n)) if targets.len() < u128::from(n) => {
+                let whole = Arrangement {
+                    shard: None,
+                    ..arrangement
+                };
+                Ok((targets.arranged(&whole), ports.arranged(&arrangement)))
+            }
+            _ => Ok((targets.arranged(&arrangement), ports)),
+        }
     }
 }
 

@@ -158,8 +158,9 @@ fn wants_discovery(args: &Args, targets: &netkit::Targets) -> bool {
 /// target could not be reached; 130 when interrupted.
 pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     let targets = TargetList::parse(&args.targets, args.force)?.resolve(Family::Any)?;
-    let targets = args.order.apply(targets)?;
     let mut config = config(&args)?;
+    let (targets, ports) = args.order.apply_scan(targets, config.ports)?;
+    config.ports = ports;
     config.syn = args.syn && syn_allowed()?;
     let kind = match config.syn {
         true => ScanType::Syn,

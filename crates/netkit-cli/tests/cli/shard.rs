@@ -109,6 +109,53 @@ fn scan_shards_split_the_hosts_and_add_up_to_the_whole_scan() {
     assert_eq!(open, whole.found().into_iter().collect::<Vec<_>>());
 }
 
+/// Fewer targets than shards: the shards split the ports, so that every shard has work; each
+/// scans the one host on a share of the ports, the shares disjoint and together the whole.
+#[test]
+fn scan_shards_of_one_host_split_its_ports() {
+    let listeners: Vec<TcpListener> = (0..3)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    let open: Vec<String> = listeners
+        .iter()
+        .map(|l| l.local_addr().expect("addr").port().to_string())
+        .collect();
+    let ports = format!("1-2000,{}", open.join(","));
+    let scan = |extra: &[&str]| {
+        let mut args = vec!["--json", "scan", "127.0.0.1", "-p", ports.as_str()];
+        args.extend_from_slice(extra);
+        let (code, out, err) = text(&run(&args));
+        assert_eq!(code, 0, "{out}{err}");
+        parse_scan(&out)
+    };
+    let whole = scan(&[]);
+    assert_eq!(whole.summary.open, 3, "{:?}", whole.summary);
+    for extra in [&["--seed", "5"][..], &[][..]] {
+        let (mut scanned, mut found) = (Vec::new(), Vec::new());
+        for k in 1..=3 {
+            let shard = format!("{k}/3");
+            let mut args = vec!["--shard", shard.as_str()];
+            args.extend_from_slice(extra);
+            let part = scan(&args);
+            assert_eq!(part.summary.hosts, 1, "{shard}: every shard scans the host");
+            scanned.push(part.summary.scanned);
+            found.extend(part.found());
+        }
+        let total: u64 = scanned.iter().sum();
+        assert_eq!(total, whole.summary.scanned, "{extra:?}: {scanned:?}");
+        assert!(
+            scanned.iter().all(|&n| n * 3 + 3 >= total),
+            "{extra:?}: even shares {scanned:?}"
+        );
+        found.sort();
+        assert_eq!(
+            found,
+            whole.found().into_iter().collect::<Vec<_>>(),
+            "{extra:?}"
+        );
+    }
+}
+
 #[test]
 fn shuffled_shards_without_a_seed_are_refused() {
     let (code, _, err) = text(&run(&[
