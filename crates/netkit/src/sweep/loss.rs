@@ -452,17 +452,41 @@ impl Meter {
     /// showed (at least 5%). Controls overdue count as lost here.
     pub fn loss(&self, epoch: u16) -> f64 {
         let estimate = |ok: u32, lost: u32| (f64::from(lost) + 0.2) / (f64::from(ok + lost) + 4.0);
+        match self.counts(epoch) {
+            Some((ok, lost)) => estimate(ok, lost),
+            None => self.prior(),
+        }
+    }
+
+    /// What the chance of [`Meter::loss`] may be at most, for all the controls can tell: the
+    /// upper end of a one-sided 95% (Wilson score) interval around their count. The re-probes
+    /// of silent targets are counted against it, not against the count itself: on a link that
+    /// loses a fifth of the round trips, 8 controls all answer one time in six, and the count
+    /// alone would then give up on a silent live host after two or three probes.
+    pub fn loss_bound(&self, epoch: u16) -> f64 {
+        match self.counts(epoch) {
+            Some((ok, lost)) => wilson_upper(ok, lost),
+            None => self.prior(),
+        }
+    }
+
+    /// The controls (answered, lost or overdue) `epoch`'s loss is judged by: its own once it
+    /// has enough, else the whole round's; none before [`TRUSTED`] resolved.
+    fn counts(&self, epoch: u16) -> Option<(u32, u32)> {
         if let Some(e) = self.epochs.get(usize::from(epoch)) {
             let lost = e.lost + e.overdue;
             if e.ok + lost >= TRUSTED {
-                return estimate(e.ok, lost);
+                return Some((e.ok, lost));
             }
         }
         let (ok, lost) = self.totals();
         let overdue: u32 = self.epochs.iter().map(|e| e.overdue).sum();
-        if ok + lost + overdue >= TRUSTED {
-            return estimate(ok, lost + overdue);
-        }
+        (ok + lost + overdue >= TRUSTED).then_some((ok, lost + overdue))
+    }
+
+    /// The loss assumed before this round measured any: what earlier rounds showed, at least
+    /// [`PRIOR_LOSS`].
+    fn prior(&self) -> f64 {
         (1.0 - self.usual).max(PRIOR_LOSS)
     }
 
@@ -490,9 +514,38 @@ impl Meter {
     }
 }
 
+/// The z of a one-sided 95% interval.
+const Z: f64 = 1.645;
+
+/// The upper end of the one-sided 95% Wilson score interval of a share `lost` of `ok + lost`.
+fn wilson_upper(ok: u32, lost: u32) -> f64 {
+    let n = f64::from(ok + lost);
+    let p = f64::from(lost) / n;
+    let z2 = Z * Z;
+    let centre = p + z2 / (2.0 * n);
+    let spread = Z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
+    ((centre + spread) / (1.0 + z2 / n)).min(1.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bound_is_above_the_count_and_tightens_with_more_controls() {
+        // 8 of 8 answered could still be a link losing a quarter of the round trips.
+        assert!(
+            (wilson_upper(8, 0) - 0.253).abs() < 0.01,
+            "{}",
+            wilson_upper(8, 0)
+        );
+        // 6 of 32 lost: the count says 19%, the bound about a third.
+        let wide = wilson_upper(26, 6);
+        assert!((0.30..0.35).contains(&wide), "{wide}");
+        let narrow = wilson_upper(810, 190);
+        assert!((0.19..0.22).contains(&narrow), "{narrow}");
+        assert!(wilson_upper(0, 8) <= 1.0);
+    }
 
     const TIMEOUT: Duration = Duration::from_millis(100);
 

@@ -196,7 +196,7 @@ impl Schedule {
         if attempts < self.min_attempts {
             return (false, false);
         }
-        let miss: f64 = batch.epochs.iter().map(|e| meter.loss(*e)).product();
+        let miss: f64 = batch.epochs.iter().map(|e| meter.loss_bound(*e)).product();
         (miss < MISS, miss < MISS_CONFIRM)
     }
 

@@ -306,8 +306,10 @@ mod scripted {
         // the first, half of them would be, and silent targets would get the most re-probes.)
         assert_eq!(summary.loss_pct, Some(0.0), "{summary:?}");
         for log in &logs {
+            // No loss measured: the bound of the loss (not zero, for all a few dozen controls
+            // can tell) asks 4 or 5 probes of a silent target, not the most (11).
             let silent = &probes_per_index(log, 256)[128..];
-            assert!(silent.iter().all(|n| (2..=4).contains(n)), "{silent:?}");
+            assert!(silent.iter().all(|n| (2..=6).contains(n)), "{silent:?}");
             // Every target gets a probe of each method, live or not.
             assert!(probes_per_index(log, 128).iter().all(|n| *n >= 1));
         }
