@@ -215,12 +215,17 @@ impl Body {
     }
 }
 
+/// The most hex digits of a chunk size: 15 (below 2^60) fit the signed 64 bits many servers
+/// parse a chunk size into; 16 could wrap to a negative or small size there and frame the
+/// body differently from us.
+const CHUNK_DIGITS: usize = 15;
+
 /// The size of a chunk-size line (without its line end): `1*HEXDIG [ chunk-ext ]`. Extensions
 /// may not hold control characters; whitespace is allowed only before them.
 fn chunk_size(line: &[u8]) -> Result<u64, Error> {
     let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
-    if digits == 0 || digits > 16 {
-        return Err(Error::Chunked("chunk size is not 1 to 16 hex digits"));
+    if digits == 0 || digits > CHUNK_DIGITS {
+        return Err(Error::Chunked("chunk size is not 1 to 15 hex digits"));
     }
     let rest = &line[digits..];
     let ext = fields::trim_ows(rest);
