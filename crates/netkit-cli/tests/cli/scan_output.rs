@@ -194,9 +194,10 @@ fn ndiff_finds_no_difference_from_nmap_connect_scan() {
         .output()
         .unwrap();
     let (code, stdout, stderr) = text(&diff);
-    // 0: the same hosts and ports in the same states (only the header lines differ); 1 would
-    // be differences, 2 an error reading a file.
-    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    // 0: no differences but the header lines; 1: differences (below: only service names may
+    // differ, as nmap's table names many ephemeral ports `unknown` and netkit's does not);
+    // 2: an error reading a file.
+    assert!(code == 0 || code == 1, "{code}: {stdout}\n{stderr}");
     let changed: Vec<&str> = stdout
         .lines()
         .filter(|l| (l.starts_with('-') || l.starts_with('+')) && !l.contains(" scan initiated "))
@@ -249,13 +250,17 @@ fn ipv6_xml_on_stdout_and_grepable_lines() {
     assert!(lines[0].starts_with("# netkit "), "{grep}");
     assert_eq!(lines[1], "Host: ::1 ()\tStatus: Up");
     // Ascending, the closed port listed among the open ones; the service field comes from
-    // netkit's table (empty for these high ports).
+    // netkit's table (empty for most of these high ports, not all).
     let mut expected: Vec<(u64, &str)> = open_ports(&open).iter().map(|p| (*p, "open")).collect();
     expected.push((u64::from(closed.addr.port()), "closed"));
     expected.sort();
     let expected: Vec<String> = expected
         .iter()
-        .map(|(p, state)| format!("{p}/{state}/tcp/////"))
+        .map(|(p, state)| {
+            let port = u16::try_from(*p).unwrap();
+            let service = netkit::scan::services::service_name(port).unwrap_or_default();
+            format!("{p}/{state}/tcp//{service}///")
+        })
         .collect();
     let want = format!("Host: ::1 ()\tPorts: {}", expected.join(", "));
     assert_eq!(lines[2], want, "{grep}");
