@@ -47,6 +47,7 @@ pub mod target;
 mod testing;
 pub mod text;
 pub mod wait;
+pub mod wilson;
 
 pub use duration::parse_duration;
 pub use endpoint::Endpoint;

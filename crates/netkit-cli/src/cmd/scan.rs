@@ -90,8 +90,10 @@ pub struct Args {
     /// how long a service may take to speak first).
     #[arg(long, value_name = "DUR", value_parser = parse::positive_duration, default_value = "1s")]
     pub timeout: Duration,
-    /// Retransmissions of a silent port at most; fewer when the network shows no loss.
-    #[arg(long, value_name = "N", value_parser = parse::retries, default_value = "6")]
+    /// Retransmissions of a silent port at most (nmap's default); fewer when the network
+    /// shows no loss: the budget follows the loss seen and nears this only where losses are
+    /// frequent or come in bursts.
+    #[arg(long, value_name = "N", value_parser = parse::retries, default_value = "10")]
     pub max_retries: u32,
     /// Exactly N retransmissions of every silent port, whatever the network shows (overrides
     /// the adaptive budget of --max-retries).

@@ -465,7 +465,7 @@ impl Meter {
     /// alone would then give up on a silent live host after two or three probes.
     pub fn loss_bound(&self, epoch: u16) -> f64 {
         match self.counts(epoch) {
-            Some((ok, lost)) => wilson_upper(ok, lost),
+            Some((ok, lost)) => crate::wilson::upper(u64::from(ok), u64::from(lost)),
             None => self.prior(),
         }
     }
@@ -514,38 +514,9 @@ impl Meter {
     }
 }
 
-/// The z of a one-sided 95% interval.
-const Z: f64 = 1.645;
-
-/// The upper end of the one-sided 95% Wilson score interval of a share `lost` of `ok + lost`.
-fn wilson_upper(ok: u32, lost: u32) -> f64 {
-    let n = f64::from(ok + lost);
-    let p = f64::from(lost) / n;
-    let z2 = Z * Z;
-    let centre = p + z2 / (2.0 * n);
-    let spread = Z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
-    ((centre + spread) / (1.0 + z2 / n)).min(1.0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_bound_is_above_the_count_and_tightens_with_more_controls() {
-        // 8 of 8 answered could still be a link losing a quarter of the round trips.
-        assert!(
-            (wilson_upper(8, 0) - 0.253).abs() < 0.01,
-            "{}",
-            wilson_upper(8, 0)
-        );
-        // 6 of 32 lost: the count says 19%, the bound about a third.
-        let wide = wilson_upper(26, 6);
-        assert!((0.30..0.35).contains(&wide), "{wide}");
-        let narrow = wilson_upper(810, 190);
-        assert!((0.19..0.22).contains(&narrow), "{narrow}");
-        assert!(wilson_upper(0, 8) <= 1.0);
-    }
 
     const TIMEOUT: Duration = Duration::from_millis(100);
 

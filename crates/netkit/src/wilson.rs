@@ -1,0 +1,39 @@
+//! How large a loss rate may be, for all a count of answered and lost probes can tell: the
+//! upper end of a one-sided 95% Wilson score interval. The sweep counts its re-probes and the
+//! scan its retransmissions against it rather than against the count itself, which a few
+//! lucky probes put far too low.
+
+/// The z of a one-sided 95% interval.
+const Z: f64 = 1.645;
+
+/// The upper end of the one-sided 95% Wilson score interval of a share `lost` of
+/// `ok + lost` (1 when nothing was counted).
+pub fn upper(ok: u64, lost: u64) -> f64 {
+    let n = (ok + lost) as f64;
+    if n == 0.0 {
+        return 1.0;
+    }
+    let p = lost as f64 / n;
+    let z2 = Z * Z;
+    let centre = p + z2 / (2.0 * n);
+    let spread = Z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
+    ((centre + spread) / (1.0 + z2 / n)).min(1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bound_is_above_the_count_and_tightens_with_more_counted() {
+        // 8 of 8 answered could still be a link losing a quarter of the round trips.
+        assert!((upper(8, 0) - 0.253).abs() < 0.01, "{}", upper(8, 0));
+        // 6 of 32 lost: the count says 19%, the bound about a third.
+        let wide = upper(26, 6);
+        assert!((0.30..0.35).contains(&wide), "{wide}");
+        let narrow = upper(810, 190);
+        assert!((0.19..0.22).contains(&narrow), "{narrow}");
+        assert!(upper(0, 8) <= 1.0);
+        assert_eq!(upper(0, 0), 1.0);
+    }
+}
