@@ -48,7 +48,7 @@ pub struct TcpProber {
 
 impl TcpProber {
     /// A prober for `port`; a first probe's connect lasts at most `timeout`, each re-probe's
-    /// twice as long as the one before (up to [`LONGEST`] timeouts; an answer to an earlier
+    /// twice as long as the one before (up to 8 timeouts; an answer to an earlier
     /// probe still counts while a later one is in flight), at most `slots` at once.
     pub fn new(
         port: u16,
