@@ -24,6 +24,18 @@ use crate::scan::probe::{self, Failure, Outcome};
 /// Pause before trying again when the process runs out of descriptors or ports.
 const BACKOFF: Duration = Duration::from_millis(10);
 
+/// The longest a connect lasts, in timeouts: a re-probe's connect lasts twice as long as the
+/// one before it up to this, so an answer slower than the timeout (a round trip over 1 s)
+/// is still heard, as the echo method hears late replies.
+const LONGEST: u32 = 8;
+
+/// How long the connect of attempt `attempt` lasts: `timeout` for a first probe (and a
+/// control probe), doubling with each re-probe up to [`LONGEST`] timeouts.
+fn connect_bound(timeout: Duration, attempt: u8) -> Duration {
+    let doublings = u32::from(attempt.saturating_sub(1)).min(LONGEST.ilog2());
+    timeout.saturating_mul(1 << doublings)
+}
+
 /// Sends TCP connect probes to one port.
 #[derive(Debug)]
 pub struct TcpProber {
@@ -35,7 +47,8 @@ pub struct TcpProber {
 }
 
 impl TcpProber {
-    /// A prober for `port`; each connect lasts at most `timeout` (an answer to an earlier
+    /// A prober for `port`; a first probe's connect lasts at most `timeout`, each re-probe's
+    /// twice as long as the one before (up to 8 timeouts; an answer to an earlier
     /// probe still counts while a later one is in flight), at most `slots` at once.
     pub fn new(
         port: u16,
@@ -59,7 +72,8 @@ impl TcpProber {
             return;
         };
         let target = SocketAddr::new(addr, self.port);
-        let (timeout, replies) = (self.timeout, self.replies.clone());
+        let timeout = connect_bound(self.timeout, tag.attempt());
+        let replies = self.replies.clone();
         // The round trip counts from here, as the round's timeouts do: a task that waits to
         // run while the round sends is late by that much.
         let start = Instant::now();
@@ -140,6 +154,15 @@ fn from_failure(failure: Failure, rtt: Duration) -> Option<Answer> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn re_probes_wait_twice_as_long_up_to_eight_timeouts() {
+        let second = Duration::from_secs(1);
+        let bounds: Vec<u64> = (0..=6)
+            .map(|attempt| connect_bound(second, attempt).as_secs())
+            .collect();
+        assert_eq!(bounds, [1, 1, 2, 4, 8, 8, 8]);
+    }
 
     fn failure(errno: Errno, icmp: Option<IcmpReport>) -> Option<Answer> {
         from_failure(Failure { errno, icmp }, Duration::from_millis(3))

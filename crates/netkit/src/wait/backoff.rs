@@ -10,6 +10,12 @@ use crate::error::ParseError;
 /// How long attempts keep to `interval` before backing off.
 pub const FAST_PHASE: Duration = Duration::from_secs(10);
 
+/// The longest one connect may take: a connect that timed out gets twice as long the next
+/// time, up to this, so a round trip longer than the first bound is still seen. Within it the
+/// kernel sends the SYN four times (at 0, 1, 3 and 7 s), so a connect unanswered for this long
+/// is the only timeout `--invert` takes for a server gone (a lost SYN is not).
+pub const LONGEST_CONNECT: Duration = Duration::from_secs(8);
+
 /// The retry schedule of one wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
@@ -57,6 +63,11 @@ impl Backoff {
     pub fn connect_bound(&self) -> Duration {
         (self.interval * 4).clamp(Duration::from_secs(1), Duration::from_secs(5))
     }
+
+    /// The bound of the connect after one that timed out with `bound`.
+    pub fn after_timeout(bound: Duration) -> Duration {
+        bound.saturating_mul(2).min(LONGEST_CONNECT)
+    }
 }
 
 #[cfg(test)]
@@ -65,6 +76,17 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    #[test]
+    fn a_connect_that_timed_out_gets_twice_as_long_up_to_the_longest() {
+        let b = Backoff::new(ms(250), None).expect("valid");
+        let bounds: Vec<Duration> = std::iter::successors(Some(b.connect_bound()), |d| {
+            Some(Backoff::after_timeout(*d))
+        })
+        .take(5)
+        .collect();
+        assert_eq!(bounds, [ms(1000), ms(2000), ms(4000), ms(8000), ms(8000)]);
     }
 
     #[test]

@@ -17,8 +17,10 @@ pub enum Finding {
     Exists,
     /// The name resolved (to the expected address, if one was given); sorted.
     Resolves(Vec<IpAddr>),
-    /// The connection failed: `connection refused`, `connect timed out`, `no route to host`.
+    /// The connection failed: `connection refused`, `no route to host`.
     ConnectFailed(String),
+    /// Nothing answered the connect within the attempt's bound.
+    ConnectTimedOut,
     /// The host name did not resolve; the resolver's reason.
     Unresolved(String),
     /// The name resolved, but not to the expected address.
@@ -79,6 +81,7 @@ impl fmt::Display for Finding {
             Finding::Exists => f.write_str("exists"),
             Finding::Resolves(found) => write!(f, "resolves to {}", List(found)),
             Finding::ConnectFailed(why) | Finding::Unresolved(why) => f.write_str(why),
+            Finding::ConnectTimedOut => f.write_str("connect timed out"),
             Finding::ResolvesElsewhere { found, expect } => {
                 write!(f, "resolves to {}, not {expect}", List(found))
             }
@@ -124,7 +127,7 @@ impl Finding {
                 Finding::Unresolved(format!("cannot resolve {host}: {}", resolver_reason(why)))
             }
             Error::Io { source, .. } if source.kind() == std::io::ErrorKind::TimedOut => {
-                Finding::ConnectFailed("connect timed out".into())
+                Finding::ConnectTimedOut
             }
             Error::Io { source, .. } => Finding::ConnectFailed(crate::error::describe_io(source)),
             other => Finding::ConnectFailed(other.to_string()),

@@ -111,8 +111,10 @@ where
             next = found.recv() => next,
             () = until(deadline) => None,
         };
-        let Some((index, finding)) = next else { break };
-        let event = record(&mut progress[index], index, finding, options.invert, start);
+        let Some((index, finding, ready)) = next else {
+            break;
+        };
+        let event = record(&mut progress[index], index, finding, ready, start);
         if let Some(event) = event {
             on_event(event)?;
         }
@@ -131,10 +133,9 @@ fn spawn_watches(
     targets: &[Target],
     options: &WaitOptions,
     deadline: Option<Instant>,
-) -> (JoinSet<()>, mpsc::UnboundedReceiver<(usize, Finding)>) {
+) -> (JoinSet<()>, mpsc::UnboundedReceiver<Found>) {
     let (found_tx, found) = mpsc::unbounded_channel();
     let probe = std::sync::Arc::new(probe::Probe {
-        connect_bound: options.backoff.connect_bound(),
         http: options.http.clone(),
     });
     let mut tasks = JoinSet::new();
@@ -152,17 +153,21 @@ fn spawn_watches(
     (tasks, found)
 }
 
+/// What a watch sends: the target's index, an attempt's finding, and whether it made the
+/// target ready.
+type Found = (usize, Finding, bool);
+
 /// Updates a target's progress with a finding; returns the event to report, if any.
 fn record(
     progress: &mut Progress,
     index: usize,
     finding: Finding,
-    invert: bool,
+    ready: bool,
     start: Instant,
 ) -> Option<WaitEvent> {
     let elapsed = start.elapsed();
     progress.attempts += 1;
-    if finding.is_up() != invert {
+    if ready {
         progress.ready = true;
         return Some(WaitEvent::Ready { index, elapsed });
     }
@@ -219,18 +224,33 @@ struct Watch {
 }
 
 impl Watch {
-    /// Sends every attempt's finding; stops once ready or when nobody listens any more.
-    async fn run(self, found: mpsc::UnboundedSender<(usize, Finding)>) {
+    /// Sends every attempt's finding; stops once ready or when nobody listens any more. A
+    /// connect that timed out gets a longer bound next time; with `invert` every connect gets
+    /// the longest, and only a timeout that had all of it means gone.
+    async fn run(self, found: mpsc::UnboundedSender<Found>) {
         let started = Instant::now();
         let mut delay = self.backoff.interval;
+        let mut bound = if self.invert {
+            backoff::LONGEST_CONNECT
+        } else {
+            self.backoff.connect_bound()
+        };
         loop {
             let attempt_started = Instant::now();
             let left = self
                 .deadline
                 .map(|d| d.saturating_duration_since(attempt_started));
-            let finding = self.probe.attempt(&self.target, left).await;
-            let ready = finding.is_up() != self.invert;
-            if found.send((self.index, finding)).is_err() || ready {
+            let finding = self.probe.attempt(&self.target, bound, left).await;
+            let ready = match finding {
+                Finding::ConnectTimedOut if self.invert => {
+                    left.is_none_or(|left| left >= backoff::LONGEST_CONNECT)
+                }
+                _ => finding.is_up() != self.invert,
+            };
+            if finding == Finding::ConnectTimedOut {
+                bound = Backoff::after_timeout(bound);
+            }
+            if found.send((self.index, finding, ready)).is_err() || ready {
                 return;
             }
             delay = self.backoff.next(delay, started.elapsed());

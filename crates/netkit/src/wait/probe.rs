@@ -1,5 +1,5 @@
 //! One attempt at one target, whatever its kind, turned into a [`Finding`]. Every attempt is
-//! bounded: connects by the backoff's connect bound, HTTP answers and name lookups by
+//! bounded: connects by the bound the caller gives, HTTP answers and name lookups by
 //! [`ANSWER_BOUND`], all by the time left before the deadline.
 
 use std::time::Duration;
@@ -12,17 +12,21 @@ use crate::endpoint::{Endpoint, Host};
 /// What every attempt of one wait shares.
 #[derive(Debug, Clone)]
 pub(super) struct Probe {
-    /// How long one connect may take.
-    pub connect_bound: Duration,
     /// What HTTP targets must answer.
     pub http: HttpCheck,
 }
 
 impl Probe {
-    /// Tries `target` once, within `left` (the time before the deadline, if there is one).
-    pub async fn attempt(&self, target: &Target, left: Option<Duration>) -> Finding {
+    /// Tries `target` once, its connect within `connect_bound`, all within `left` (the time
+    /// before the deadline, if there is one).
+    pub async fn attempt(
+        &self,
+        target: &Target,
+        connect_bound: Duration,
+        left: Option<Duration>,
+    ) -> Finding {
         let cap = |bound: Duration| left.map_or(bound, |left| bound.min(left));
-        let connect_bound = cap(self.connect_bound);
+        let connect_bound = cap(connect_bound);
         match target {
             Target::Connect(endpoint) => match endpoint.connect(connect_bound).await {
                 Ok(_) => Finding::Accepts,

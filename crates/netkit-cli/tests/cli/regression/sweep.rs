@@ -134,3 +134,35 @@ fn an_interrupted_periodic_sweep_wrote_no_document() {
         String::from_utf8_lossy(&valid.stderr)
     );
 }
+
+/// `--method tcp:PORT` gave each connect `--timeout` (1 s) and dropped it then, so behind a
+/// round trip longer than that (800 ms each way here) no SYN-ACK was ever seen and every host
+/// was reported inactive, where `nmap -sn -PS22` (and netkit's own echo sweep, which counts
+/// late replies) found them all. A re-probe's connect now lasts twice as long as the one
+/// before it (up to 8 times `--timeout`), so a late answer is still heard.
+#[test]
+fn tcp_sweep_missed_every_host_behind_a_long_round_trip() {
+    if !privileged("tcp_sweep_missed_every_host_behind_a_long_round_trip") {
+        return;
+    }
+    let lab = Lab::builder("swrtt")
+        .delay(crate::lab::ms(800))
+        .hosts("198.18.1.0/29")
+        .open_all(22)
+        .build()
+        .expect("lab");
+    let nmap = lab
+        .scanner_cmd("nmap")
+        .args(["-sn", "-n", "-PS22", "-oG", "-", "198.18.1.0/29"])
+        .output()
+        .expect("run nmap");
+    let up: BTreeSet<IpAddr> = String::from_utf8_lossy(&nmap.stdout)
+        .lines()
+        .filter(|l| l.ends_with("Status: Up"))
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .collect();
+    assert_eq!(up.len(), 8, "nmap: {nmap:?}");
+    let run = netkit_sweep(&lab, &["--method", "tcp:22", "198.18.1.0/29"]);
+    assert_eq!(run.alive(1), up, "{}", run.stderr);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}

@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use crate::harness::{netkit, privileged, text, Netns, Reserved};
+use crate::lab::{ms, Lab, LabExt, PortTruth};
 use crate::wait_util::NetnsEtc;
 
 /// The timeout message said only "timed out waiting for X after N s", never why the target was
@@ -75,4 +76,66 @@ fn exit_waited_for_a_hung_name_lookup() {
             "{target}: exited after {took:?}"
         );
     }
+}
+
+/// A connect was abandoned after 1 s (four times the 250 ms interval) and counted as timed
+/// out, so behind a round trip longer than that (700 ms each way here) `wait` never saw the
+/// open port and timed out, where wait-for-it (the kernel's own SYN retries) found it at
+/// once. A connect that timed out now gets twice as long next time, up to 8 s.
+#[test]
+fn a_round_trip_over_one_second_never_connected() {
+    if !privileged("wait long round trip") {
+        return;
+    }
+    let lab = Lab::builder("waitrtt")
+        .delay(ms(700))
+        .host("198.18.0.2")
+        .open("198.18.0.2", &[80])
+        .build()
+        .expect("lab");
+    let peer = lab
+        .scanner_cmd("wait-for-it")
+        .args(["-t", "20", "198.18.0.2:80"])
+        .output()
+        .expect("run wait-for-it (package wait-for-it)");
+    assert_eq!(peer.status.code(), Some(0), "wait-for-it: {peer:?}");
+    let out = lab
+        .netkit()
+        .args(["wait", "198.18.0.2:80", "--timeout", "20s"])
+        .output()
+        .expect("run");
+    let (code, _, stderr) = text(&out);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("198.18.0.2:80 is up after"), "{stderr}");
+}
+
+/// `--invert` took the first connect that timed out (after 1 s) for the server gone: on a
+/// link losing 40% each way most handshakes need a SYN sent again, so it reported the open
+/// port gone within a second. A timeout now means gone only after 8 s without an answer
+/// (four SYNs), so within this 6 s timeout the open port is never gone.
+#[test]
+fn invert_took_a_lost_syn_for_the_server_gone() {
+    if !privileged("wait invert lossy") {
+        return;
+    }
+    let lab = Lab::builder("waitinv")
+        .delay(ms(10))
+        .loss(0.4)
+        .seed(3)
+        .host("198.18.0.2")
+        .open("198.18.0.2", &[80])
+        .build()
+        .expect("lab");
+    assert_eq!(
+        lab.truth().port("198.18.0.2".parse().expect("ip"), 80),
+        PortTruth::Open
+    );
+    let out = lab
+        .netkit()
+        .args(["wait", "--invert", "198.18.0.2:80", "--timeout", "6s"])
+        .output()
+        .expect("run");
+    let (code, _, stderr) = text(&out);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(!stderr.contains("is gone"), "{stderr}");
 }
