@@ -24,6 +24,10 @@ use tally::Listing;
 
 /// Ports scanned when neither `-p` nor `--top` is given.
 const DEFAULT_TOP: usize = 1000;
+/// The adaptive timeout's ceiling without `--timeout` (nmap's `--max-rtt-timeout`).
+const CEILING: Duration = Duration::from_secs(10);
+/// The banner wait and a discovery probe's wait without `--timeout`.
+const SHORT_WAIT: Duration = Duration::from_secs(1);
 
 const EXAMPLES: &str = "\
 Examples:
@@ -86,10 +90,12 @@ pub struct Args {
     /// Connection attempts in flight at once (default: from the open-files limit).
     #[arg(long, value_name = "N", value_parser = parse::positive_count)]
     pub concurrency: Option<usize>,
-    /// The longest wait for one connect: the adaptive timeout's ceiling (and, with --banner,
-    /// how long a service may take to speak first).
-    #[arg(long, value_name = "DUR", value_parser = parse::positive_duration, default_value = "1s")]
-    pub timeout: Duration,
+    /// The longest wait for one probe: the adaptive timeout's ceiling (default 10s, nmap's:
+    /// the timeout follows the round trips measured and nears it only on paths that slow
+    /// or where a round trip takes seconds); with --banner, how long a service may take to
+    /// speak first, and in host discovery the longest wait for one probe (default 1s both).
+    #[arg(long, value_name = "DUR", value_parser = parse::positive_duration)]
+    pub timeout: Option<Duration>,
     /// Retransmissions of a silent port at most (nmap's default); fewer when the network
     /// shows no loss: the budget follows the loss seen and nears this only where losses are
     /// frequent or come in bursts.
@@ -183,7 +189,8 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
         .map_err(|e| netkit::Error::io("start the async runtime", e))?;
     let scanned = match wants_discovery(&args, &targets) {
         true => {
-            let (methods, timeout) = (args.discovery.clone(), args.timeout);
+            let timeout = args.timeout.unwrap_or(SHORT_WAIT);
+            let methods = args.discovery.clone();
             let found = runtime.block_on(discover::discover(
                 &targets,
                 methods,
@@ -285,11 +292,11 @@ fn config(args: &Args) -> anyhow::Result<Config> {
     Ok(Config {
         ports,
         concurrency,
-        timeout: args.timeout,
+        timeout: args.timeout.unwrap_or(CEILING),
         retries,
         rate: args.rate,
         min_rate: args.min_rate,
-        banner_wait: args.banner.then_some(args.timeout),
+        banner_wait: args.banner.then(|| args.timeout.unwrap_or(SHORT_WAIT)),
         syn: false,
         every_port: false,
     })

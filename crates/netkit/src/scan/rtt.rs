@@ -11,8 +11,10 @@
 
 use std::time::{Duration, Instant};
 
-/// Samples at or beyond this are ignored: a connect still pending after one second has had its
-/// SYN retransmitted by the kernel (`TCP_TIMEOUT_INIT`), so the answer may be to either SYN.
+/// Samples at or beyond this are ignored once a shorter one came: a connect still pending
+/// after one second has had its SYN retransmitted by the kernel (`TCP_TIMEOUT_INIT`), so the
+/// answer may be to either SYN. Until then they are the path's round trip (a second or more,
+/// as through a satellite or a congested tunnel), which the timeout must learn.
 pub const KARN_LIMIT: Duration = Duration::from_secs(1);
 
 /// A smoothed round trip beyond this many times the least one, plus [`QUEUE_SLACK`] seconds,
@@ -61,7 +63,8 @@ pub struct Rtt {
 impl Rtt {
     /// Takes one measured round trip (RFC 6298 §2: gains 1/8 and 1/4).
     pub fn sample(&mut self, rtt: Duration) {
-        if rtt >= KARN_LIMIT {
+        let short_seen = self.min.is_some_and(|m| m < KARN_LIMIT.as_secs_f64());
+        if rtt >= KARN_LIMIT && short_seen {
             return;
         }
         let r = rtt.as_secs_f64();
@@ -229,6 +232,20 @@ mod tests {
         assert_eq!(rtt.timeout(&Timeouts::capped(ms(1000))), ms(1000));
         let before = rtt;
         rtt.sample(ms(1500));
+        assert_eq!(rtt, before);
+    }
+
+    #[test]
+    fn a_path_whose_every_round_trip_is_over_a_second_is_measured() {
+        let mut rtt = Rtt::default();
+        rtt.sample(ms(1600));
+        rtt.sample(ms(1650));
+        assert!(rtt.srtt().is_some_and(|srtt| srtt > ms(1600)));
+        assert!(rtt.timeout(&Timeouts::capped(ms(10_000))) > ms(1650));
+        // A short one after them: the long ones from then on are retransmissions'.
+        rtt.sample(ms(20));
+        let before = rtt;
+        rtt.sample(ms(1020));
         assert_eq!(rtt, before);
     }
 }

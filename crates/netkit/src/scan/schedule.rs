@@ -31,8 +31,10 @@ use crate::report::scan::{PortState, Reason};
 
 /// Each retransmission waits this much longer than the try before it.
 pub const BACKOFF: f64 = 1.25;
-/// How long a probe's socket stays open at least, for a late answer: just under the kernel's
-/// first SYN retransmission (1 s), so the kernel never sends a SYN the scan did not ask for.
+/// How long a probe's socket stays open at least, for a late answer, once its host answered:
+/// just under the kernel's first SYN retransmission (1 s), so the kernel never sends a SYN the
+/// scan did not ask for. Before its host answered anything, a probe waits for a late answer up
+/// to the timeout's ceiling (`--timeout`): the round trip may be longer than a second.
 pub const LINGER: Duration = Duration::from_millis(900);
 /// The largest window of one host.
 const HOST_MAX_WINDOW: usize = 1000;
@@ -344,6 +346,11 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         progress.sent += 1;
         progress.live.push(id);
         let last = progress.sent >= host.allowed_tries(&budget);
+        let linger = if host.rtt.is_measured() {
+            LINGER
+        } else {
+            LINGER.max(bounds.max)
+        };
         host.in_flight += 1;
         host.rate.sent(now);
         let info = Arc::clone(&host.info);
@@ -368,7 +375,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             host: info,
             port: self.ports[port],
             tryno,
-            expires: deadline.max(now + LINGER),
+            expires: deadline.max(now + linger),
         })
     }
 
