@@ -163,11 +163,13 @@ pub fn no_route_reason(error: &str) -> &'static str {
 }
 
 /// Why a host is up, in nmap's reason words, from the discovery method that answered (`icmp`,
-/// `tcp:443`, as a sweep's host record `by` names it).
+/// `tcp:443`, `timestamp`, `ack:80`, as a sweep's host record `by` names it).
 pub fn up_reason(by: Option<&str>) -> &'static str {
     match by {
         Some("icmp") => "echo-reply",
         Some(by) if by.starts_with("tcp:") => "tcp-response",
+        Some("timestamp") => "timestamp-reply",
+        Some(by) if by.starts_with("ack:") => "reset",
         Some("arp") => "arp-response",
         Some("ndp") => "nd-response",
         _ => "unknown-response",
