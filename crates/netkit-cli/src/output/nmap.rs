@@ -197,6 +197,21 @@ mod tests {
     }
 
     #[test]
+    fn each_discovery_method_reads_as_nmaps_reason() {
+        let words = ["icmp", "tcp:443", "timestamp", "ack:80", "arp", "ndp"].map(Some);
+        let want = [
+            "echo-reply",
+            "tcp-response",
+            "timestamp-reply",
+            "reset",
+            "arp-response",
+            "nd-response",
+        ];
+        assert_eq!(words.map(up_reason), want);
+        assert_eq!(up_reason(None), "unknown-response");
+    }
+
+    #[test]
     fn services_fold_runs_as_nmap_lists_them() {
         let info = ScanInfo {
             ports: vec![80, 3, 1, 2, 22, 65535, 65534, 2],
