@@ -29,7 +29,7 @@ fn far_rule(lab: &Lab, args: &[&str]) {
 /// answers timestamp requests); .2 drops echo, SYNs (a stateless rule: `--syn` only) and
 /// timestamp requests, but answers an ACK with a reset; .3 drops echo and all TCP but answers
 /// timestamp requests; .4 drops echo, TCP and timestamp requests (up, but no probe finds it);
-/// the rest is no host.
+/// the rest is no host. The scanner has no route to 198.18.5.0/24.
 fn probes_lab(tag: &str) -> Lab {
     let lab = (1..=4)
         .fold(Lab::builder(tag).delay(ms(2)), |b, n| {
@@ -40,6 +40,7 @@ fn probes_lab(tag: &str) -> Lab {
         .no_echo("198.18.1.4")
         .drop_ports("198.18.1.3", netkit_lab::Ports::all())
         .drop_ports("198.18.1.4", netkit_lab::Ports::all())
+        .unroutable("198.18.5.0/24", netkit_lab::Unroutable::Local)
         .build()
         .expect("lab");
     far_rule(
@@ -107,6 +108,14 @@ fn timestamp_and_ack_find_what_nmap_pp_and_pa_find() {
     };
     assert_eq!(by(&all, 2).as_deref(), Some("ack:80"));
     assert_eq!(by(&all, 3).as_deref(), Some("timestamp"));
+    // No route: unreachable, said as the echo method says it, by each method alone.
+    for method in ["timestamp", "ack:80"] {
+        let run = netkit_sweep(&lab, &["--method", method, "198.18.5.1"]);
+        let hosts = run.hosts();
+        let error = hosts.first().and_then(|h| h.error.clone());
+        assert_eq!(error.as_deref(), Some("Network is unreachable"), "{method}");
+        assert_eq!(run.summaries()[0].unreachable, 1, "{method}");
+    }
 }
 
 #[test]

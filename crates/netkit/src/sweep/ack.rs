@@ -44,6 +44,7 @@ pub struct AckProber {
     v6: Option<Side>,
     sent: Arc<Sent>,
     sources: crate::scan::syn::socket::Sources,
+    replies: UnboundedSender<Reply>,
 }
 
 /// The raw socket of one address family, its source port and its receiver.
@@ -79,10 +80,12 @@ impl AckProber {
             v6,
             sent,
             sources: Default::default(),
+            replies,
         })
     }
 
-    /// Sends one ACK to the target at `index`. A refused send leaves the target silent.
+    /// Sends one ACK to the target at `index`. No route is an unreachable answer; another
+    /// refused send leaves the target silent.
     pub async fn send(&mut self, tag: Tag, index: u64, addr: IpAddr) {
         let side = match addr {
             IpAddr::V4(_) => self.v4.as_ref(),
@@ -93,14 +96,14 @@ impl AckProber {
         };
         let src = match self.sources.of(addr) {
             Ok(src) => src,
-            Err(err) => return tracing::debug!("ACK to {addr}: no source address: {err}"),
+            Err(err) => return raw::refused(&self.replies, (tag, index, addr), &err),
         };
         let segment = ack(src, side.sport, addr, self.port, index32);
         self.sent.sent(tag, index);
         let to = SockAddr::from(SocketAddr::new(addr, 0));
         let send = || neighbour::send_to(&side.socket, &segment, &to);
         if let Err(err) = sys::retry_enobufs(send).await {
-            tracing::debug!("ACK to {addr}: {err}");
+            raw::refused(&self.replies, (tag, index, addr), &err);
         }
     }
 

@@ -13,8 +13,11 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::unix::AsyncFd;
 use tokio::time::Instant;
 
+use tokio::sync::mpsc::UnboundedSender;
+
 use super::neighbour;
-use super::reply::Tag;
+use super::reply::{Answer, Reply, Tag};
+use super::unreach::Unreach;
 use crate::error::Error;
 
 /// The receive buffer asked for: answers to a fast sweep arrive in bursts.
@@ -48,6 +51,28 @@ pub async fn recv_from(fd: &AsyncFd<Socket>, buf: &mut [u8]) -> io::Result<(usiz
             Ok(Err(err)) => return Err(err),
             Err(_would_block) => continue,
         }
+    }
+}
+
+/// What a refused send to `addr` says: no route (`ENETUNREACH`, `EHOSTUNREACH`, this machine's
+/// routing table) is an unreachable answer, sent to `replies`, as the echo method reports it;
+/// another refusal leaves the target silent.
+pub fn refused(
+    replies: &UnboundedSender<Reply>,
+    (tag, index, addr): (Tag, u64, IpAddr),
+    err: &io::Error,
+) {
+    match err.raw_os_error() {
+        Some(errno @ (nix::libc::ENETUNREACH | nix::libc::EHOSTUNREACH)) => {
+            let answer = Answer::Unreachable(Unreach::Local(errno));
+            let _ = replies.send(Reply {
+                tag,
+                index,
+                addr,
+                answer,
+            });
+        }
+        _ => tracing::debug!("send to {addr}: {err}"),
     }
 }
 

@@ -38,6 +38,7 @@ pub struct TimestampProber {
     socket: Arc<AsyncFd<Socket>>,
     id: u16,
     sent: Arc<Sent>,
+    replies: UnboundedSender<Reply>,
     receiver: JoinHandle<()>,
 }
 
@@ -65,18 +66,20 @@ impl TimestampProber {
             id,
             targets.clone(),
             Arc::clone(&sent),
-            replies,
+            replies.clone(),
         ));
         Ok(TimestampProber {
             socket,
             id,
             sent,
+            replies,
             receiver,
         })
     }
 
     /// Sends one timestamp request to the target at `index` (IPv4 targets only: an IPv6 one
-    /// stays silent for this method). A refused send leaves the target silent.
+    /// stays silent for this method). No route is an unreachable answer; another refused send
+    /// leaves the target silent.
     pub async fn send(&self, tag: Tag, index: u64, addr: IpAddr) {
         let (IpAddr::V4(_), Ok(index32)) = (addr, u32::try_from(index)) else {
             return;
@@ -86,7 +89,7 @@ impl TimestampProber {
         let to = SockAddr::from(SocketAddr::new(addr, 0));
         let send = || neighbour::send_to(&self.socket, &packet, &to);
         if let Err(err) = sys::retry_enobufs(send).await {
-            tracing::debug!("timestamp request to {addr}: {err}");
+            raw::refused(&self.replies, (tag, index, addr), &err);
         }
     }
 
