@@ -119,6 +119,66 @@ fn timestamp_and_ack_find_what_nmap_pp_and_pa_find() {
 }
 
 #[test]
+fn ack_finds_an_ipv6_host_behind_a_syn_dropping_rule_as_nmap_pa_does() {
+    if !privileged("ack_finds_an_ipv6_host_behind_a_syn_dropping_rule_as_nmap_pa_does") {
+        return;
+    }
+    // ::1 answers everything; ::2 drops echo and SYNs (stateless) but resets an ACK; ::3 drops
+    // echo and all TCP; ::4 is no host.
+    let lab = Lab::builder("dscprv6")
+        .delay(ms(2))
+        .host("2001:db8:1::1")
+        .host("2001:db8:1::2")
+        .host("2001:db8:1::3")
+        .no_echo("2001:db8:1::2")
+        .no_echo("2001:db8:1::3")
+        .drop_ports("2001:db8:1::3", netkit_lab::Ports::all())
+        .build()
+        .expect("lab");
+    let rule = [
+        "-A",
+        "INPUT",
+        "-d",
+        "2001:db8:1::2",
+        "-p",
+        "tcp",
+        "--syn",
+        "-j",
+        "DROP",
+    ];
+    let out = lab
+        .far_cmd("ip6tables")
+        .args(rule)
+        .output()
+        .expect("ip6tables");
+    assert!(out.status.success(), "{}", text(&out).2);
+    let targets = [
+        "2001:db8:1::1",
+        "2001:db8:1::2",
+        "2001:db8:1::3",
+        "2001:db8:1::4",
+    ];
+    let ack = netkit_sweep(&lab, &[&["--method", "ack:80"][..], &targets].concat());
+    let nmap = nmap_up(&lab, &[&["-6", "-sn", "-PA80"][..], &targets].concat());
+    let want: BTreeSet<IpAddr> = targets[..2]
+        .iter()
+        .map(|t| t.parse().expect("addr"))
+        .collect();
+    assert_eq!(nmap, want, "nmap's own answer");
+    assert_eq!(ack.alive(1), nmap, "{}", ack.stderr);
+    // Echo and SYNs miss ::2; with timestamp in the list, the IPv6 targets are left to the
+    // others (no refusal).
+    let list = ["--method", "icmp,tcp:80,timestamp"];
+    let others = netkit_sweep(&lab, &[&list[..], &targets].concat());
+    assert_eq!(
+        others.alive(1),
+        want.iter().take(1).copied().collect(),
+        "{}",
+        others.stderr
+    );
+}
+
+#[test]
 fn the_sweeps_xml_gives_nmaps_reason_words_for_timestamp_and_ack() {
     let test = "the_sweeps_xml_gives_nmaps_reason_words_for_timestamp_and_ack";
     if !privileged(test) {
