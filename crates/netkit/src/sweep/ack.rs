@@ -6,7 +6,7 @@
 //!
 //! The segment is built as the SYN scan builds its SYN ([`crate::scan::syn::packet`]: the
 //! checksum over the pseudo-header) and leaves from a source port the SYN scan's way reserves
-//! ([`crate::scan::syn::socket::reserve`]: a bound, never listening TCP socket, so this
+//! (`crate::scan::syn::socket::reserve`: a bound, never listening TCP socket, so this
 //! machine's kernel drops the reset quietly). The acknowledgement number is the target's
 //! position: the reset takes it as its sequence number, so an answer names its target.
 
