@@ -29,7 +29,8 @@ fn far_rule(lab: &Lab, args: &[&str]) {
 /// answers timestamp requests); .2 drops echo, SYNs (a stateless rule: `--syn` only) and
 /// timestamp requests, but answers an ACK with a reset; .3 drops echo and all TCP but answers
 /// timestamp requests; .4 drops echo, TCP and timestamp requests (up, but no probe finds it);
-/// the rest is no host. The scanner has no route to 198.18.5.0/24.
+/// the rest is no host. The scanner has no route to 198.18.5.0/24, the router none to
+/// 198.18.6.0/24 (its ICMP errors not rate-limited).
 fn probes_lab(tag: &str) -> Lab {
     let lab = (1..=4)
         .fold(Lab::builder(tag).delay(ms(2)), |b, n| {
@@ -41,6 +42,8 @@ fn probes_lab(tag: &str) -> Lab {
         .drop_ports("198.18.1.3", netkit_lab::Ports::all())
         .drop_ports("198.18.1.4", netkit_lab::Ports::all())
         .unroutable("198.18.5.0/24", netkit_lab::Unroutable::Local)
+        .unroutable("198.18.6.0/24", netkit_lab::Unroutable::Net)
+        .icmp_limits(netkit_lab::IcmpLimits::Off)
         .build()
         .expect("lab");
     far_rule(
@@ -116,6 +119,11 @@ fn timestamp_and_ack_find_what_nmap_pp_and_pa_find() {
         assert_eq!(error.as_deref(), Some("Network is unreachable"), "{method}");
         assert_eq!(run.summaries()[0].unreachable, 1, "{method}");
     }
+    // The router's error quoting a timestamp request, named as the echo method names it.
+    let run = netkit_sweep(&lab, &["--method", "timestamp", "198.18.6.1"]);
+    let error = run.hosts().first().and_then(|h| h.error.clone());
+    let want = "Destination Net Unreachable from 198.19.254.1";
+    assert_eq!(error.as_deref(), Some(want), "{}", run.stderr);
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The ICMP timestamp prober (`--method timestamp`, as `nmap -PP`): an ICMP timestamp request
 //! (type 13, RFC 792) per probe through a raw ICMPv4 socket, and a task that reads the
-//! timestamp replies (type 14). A host or firewall that drops echo requests often lets
+//! timestamp replies (type 14) and the routers' destination-unreachable errors that quote a
+//! request (an unreachable answer, named as the echo method names it). A host or firewall that drops echo requests often lets
 //! timestamp requests through, and Linux, BSD and Windows hosts answer them. IPv4 only (ICMPv6
 //! has no timestamp message); needs CAP_NET_RAW (unprivileged ICMP sockets carry only echo).
 //!
@@ -19,8 +20,10 @@ use tokio::task::JoinHandle;
 use super::neighbour;
 use super::raw::{self, Sent};
 use super::reply::{Answer, Reply, Tag};
+use super::unreach::Unreach;
 use crate::error::{Error, ParseError};
 use crate::icmp::packet::checksum;
+use crate::icmp::Version;
 use crate::scan::syn::packet::ipv4_payload;
 use crate::sys;
 use crate::target::Targets;
@@ -28,6 +31,8 @@ use crate::target::Targets;
 /// ICMP timestamp request and reply (RFC 792).
 const REQUEST: u8 = 13;
 const REPLY: u8 = 14;
+/// ICMP destination unreachable.
+const UNREACHABLE: u8 = 3;
 /// Type, code, checksum, identifier, sequence and three 32-bit timestamps.
 const LEN: usize = 20;
 const ICMP: u8 = 1;
@@ -129,7 +134,32 @@ pub fn reply(msg: &[u8]) -> Option<(u16, u16, u32)> {
     Some((be16(4), be16(6), originate))
 }
 
-/// Forwards every timestamp reply that answers a request of this round.
+/// What a router's destination-unreachable error (ICMP type 3, a routing code: not port
+/// unreachable nor fragmentation needed) that quotes one of our timestamp requests says: the
+/// request's identifier, sequence number and originate timestamp, where it went, the code.
+/// `None` for any other message, or a quote too short to hold the originate timestamp.
+pub fn unreachable(msg: &[u8]) -> Option<(u16, u16, u32, IpAddr, u8)> {
+    let code = *msg.get(1)?;
+    if msg.first() != Some(&UNREACHABLE) || !Unreach::is_unreachable(Version::V4, 3, code) {
+        return None;
+    }
+    let inner = msg.get(8..)?;
+    let ihl = usize::from(inner.first()? & 0x0f) * 4;
+    if ihl < 20 || *inner.get(9)? != ICMP {
+        return None;
+    }
+    let dst = IpAddr::from(<[u8; 4]>::try_from(inner.get(16..20)?).ok()?);
+    let quoted = inner.get(ihl..ihl + 12)?;
+    if quoted[0] != REQUEST {
+        return None;
+    }
+    let be16 = |at: usize| u16::from_be_bytes([quoted[at], quoted[at + 1]]);
+    let originate = u32::from_be_bytes([quoted[8], quoted[9], quoted[10], quoted[11]]);
+    Some((be16(4), be16(6), originate, dst, code))
+}
+
+/// Forwards every timestamp reply, and every router's unreachable error, that answers a
+/// request of this round.
 async fn receive(
     socket: Arc<AsyncFd<Socket>>,
     id: u16,
@@ -150,11 +180,20 @@ async fn receive(
         let Some((msg, from)) = ipv4_payload(&buf[..len], ICMP) else {
             continue;
         };
-        let Some((_, seq, index)) = reply(msg).filter(|r| r.0 == id) else {
-            continue;
+        let (seq, index, addr, answer) = match (reply(msg), unreachable(msg)) {
+            (Some((got, seq, index)), _) if got == id => (seq, index, from, None),
+            (_, Some((got, seq, index, dst, code))) if got == id => {
+                let why = Unreach::Icmp {
+                    msg_type: UNREACHABLE,
+                    code,
+                    from,
+                };
+                (seq, index, dst, Some(Answer::Unreachable(why)))
+            }
+            _ => continue,
         };
         let index = u64::from(index);
-        if targets.get(u128::from(index)).map(|t| t.addr) != Some(from) {
+        if targets.get(u128::from(index)).map(|t| t.addr) != Some(addr) {
             continue;
         }
         let Some((tag, rtt)) = sent.answered(index).filter(|(t, _)| t.seq() == seq) else {
@@ -163,8 +202,8 @@ async fn receive(
         let reply = Reply {
             tag,
             index,
-            addr: from,
-            answer: Answer::Alive(rtt),
+            addr,
+            answer: answer.unwrap_or(Answer::Alive(rtt)),
         };
         if replies.send(reply).is_err() {
             return;
@@ -186,5 +225,18 @@ mod tests {
         assert_eq!(reply(&answer), Some((0x1234, 0x0041, 7)));
         assert_eq!(reply(&msg), None);
         assert_eq!(reply(&answer[..12]), None);
+        let mut error = vec![UNREACHABLE, 0, 0, 0, 0, 0, 0, 0];
+        let mut ip = [0u8; 20];
+        ip[0] = 0x45;
+        ip[9] = ICMP;
+        ip[16..20].copy_from_slice(&[198, 18, 6, 1]);
+        error.extend_from_slice(&ip);
+        error.extend_from_slice(&msg);
+        let dst: IpAddr = "198.18.6.1".parse().unwrap();
+        assert_eq!(unreachable(&error), Some((0x1234, 0x0041, 7, dst, 0)));
+        error[1] = 3;
+        assert_eq!(unreachable(&error), None, "port unreachable");
+        error[1] = 1;
+        assert_eq!(unreachable(&error[..36]), None, "no originate timestamp");
     }
 }
