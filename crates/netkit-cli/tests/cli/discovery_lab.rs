@@ -67,12 +67,14 @@ fn several_methods_find_what_each_finds_and_match_nmap_sn_pe_ps() {
     assert_eq!(icmp.alive(1), addrs(&[1, 2, 3, 4]), "{}", icmp.stderr);
     let two = netkit_sweep(&lab, &["--method", "icmp,tcp:443", range]);
     assert_eq!(two.alive(1), addrs(&[1, 2, 3, 4, 5, 6]), "{}", two.stderr);
+    // .5 and .6 answer only TCP; .1-.4 answer echo and reset 443 alike, either first.
     for host in two.hosts().iter().filter(|h| h.alive) {
-        let want = match host.addr.to_string().as_str() {
-            "198.18.1.5" | "198.18.1.6" => "tcp:443",
-            _ => "icmp",
+        let want: &[&str] = match host.addr.to_string().as_str() {
+            "198.18.1.5" | "198.18.1.6" => &["tcp:443"],
+            _ => &["icmp", "tcp:443"],
         };
-        assert_eq!(host.by.as_deref(), Some(want), "{host:?}");
+        let by = host.by.as_deref().unwrap_or_default();
+        assert!(want.contains(&by), "{host:?}");
     }
     // Every target got a probe of each method, each round: the summary counts them.
     assert!(two.summaries()[0].probes >= 2 * 16, "{:?}", two.summaries());
@@ -147,16 +149,23 @@ fn a_scan_of_a_range_scans_only_the_hosts_discovery_finds_up() {
         let counts = [&host["open"], &host["closed"], &host["filtered"]].map(|v| v.as_u64());
         (host["reason"].as_str().map(str::to_string), counts)
     };
-    let tcp = Some("tcp-response".to_string());
-    // .1 answers echo and its TCP port alike: whichever answer came first names the reason.
-    let (reason, counts) = record("198.18.1.1");
-    assert_eq!(counts, [1, 2, 0].map(Some));
-    assert!(
-        matches!(reason.as_deref(), Some("echo-reply" | "tcp-response")),
-        "{reason:?}"
-    );
-    assert_eq!(record("198.18.1.5"), (tcp.clone(), [1, 2, 0].map(Some)));
-    assert_eq!(record("198.18.1.7"), (tcp, [0, 2, 1].map(Some)));
+    // .1, .5 and .7 answer several probes (echo or a TCP port, the ACK to 80 with a reset, the
+    // timestamp request): whichever answer came first names the reason.
+    let up_words = ["echo-reply", "tcp-response", "reset", "timestamp-reply"];
+    for (host, counts) in [
+        ("198.18.1.1", [1, 2, 0]),
+        ("198.18.1.5", [1, 2, 0]),
+        ("198.18.1.7", [0, 2, 1]),
+    ] {
+        let (reason, got) = record(host);
+        assert_eq!(got, counts.map(Some), "{host}");
+        let reason = reason.unwrap_or_default();
+        assert!(up_words.contains(&reason.as_str()), "{host}: {reason}");
+        assert!(
+            host.ends_with(".1") || reason != "echo-reply",
+            "{host} drops echo"
+        );
+    }
     assert_eq!(
         record("198.18.1.8"),
         (Some("timestamp-reply".into()), [0, 1, 2].map(Some))
