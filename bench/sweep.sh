@@ -22,7 +22,9 @@
 #   5. Several methods at once (part "multi"): the lab's 198.18.0.0/22 with the 270 hosts
 #      behind 30±10 ms, a third of them dropping ICMP echo (they answer TCP: a reset);
 #      netkit --method icmp,tcp:80,tcp:443 vs nmap -sn -n -PE -PS80,443 (and netkit's and
-#      nmap's ICMP echo alone, which miss that third), against the lab's ground truth.
+#      nmap's ICMP echo alone, which miss that third), and nmap's privileged default set
+#      (nmap -sn: -PE -PS443 -PA80 -PP) vs netkit --method icmp,tcp:443,ack:80,timestamp,
+#      against the lab's ground truth.
 #   6. On-link discovery (part "arp"): a bridge in the sweeper's namespace, 24 hosts in
 #      namespaces of their own (a veth each, the kernel's MAC address), 6 in each /24 of
 #      198.18.0.0/22. arp-scan
@@ -244,12 +246,14 @@ multi_parts() {
     mapfile -t flags < <(sed 's/^/--host=/' "$h270"; awk 'NR % 3 == 0 { print "--no-echo=" $1 }' "$h270")
     lab_up "$tag" --delay 15ms --jitter 5ms --seed 5 "${flags[@]}" >/dev/null
     trap cleanup EXIT
-    local -a names=(nmap netkit nmapPE netkitPE)
+    local -a names=(nmap netkit nmapPE netkitPE nmapSN netkitSN)
     local -A cmds=(
         [nmap]="nmap -sn -n -PE -PS80,443 -oG - $range | awk '/Status: Up/ { print \$2 }'"
         [netkit]="$NETKIT sweep --alive --method icmp,tcp:80,tcp:443 $range | awk '{ print \$1 }'"
         [nmapPE]="nmap -sn -n -PE --send-ip -oG - $range | awk '/Status: Up/ { print \$2 }'"
         [netkitPE]="$NETKIT sweep --alive $range | awk '{ print \$1 }'"
+        [nmapSN]="nmap -sn -n -oG - $range | awk '/Status: Up/ { print \$2 }'"
+        [netkitSN]="$NETKIT sweep --alive --method icmp,tcp:443,ack:80,timestamp $range | awk '{ print \$1 }'"
     )
     for _ in $(seq "$LAB_ROUNDS"); do
         for name in "${names[@]}"; do
@@ -263,6 +267,8 @@ multi_parts() {
     lab_row "netkit --method icmp,tcp:80,tcp:443" "$tag-netkit" "$tag-nmap"
     lab_row "nmap -sn -PE --send-ip" "$tag-nmapPE" "$tag-nmap"
     lab_row "netkit sweep (icmp)" "$tag-netkitPE" "$tag-nmap"
+    lab_row "nmap -sn (root default: -PE -PS443 -PA80 -PP)" "$tag-nmapSN" "$tag-nmap"
+    lab_row "netkit --method icmp,tcp:443,ack:80,timestamp" "$tag-netkitSN" "$tag-nmap"
     echo "  netkit's last summary: $(cat "$OUT/$tag.summary")"
 }
 

@@ -119,18 +119,24 @@ pub fn mode(text: &str) -> Result<u32, ParseError> {
     }
 }
 
-/// `icmp` or `tcp:PORT`.
+/// `icmp`, `tcp:PORT`, `arp`, `ndp`, `timestamp` or `ack:PORT`.
 pub fn method(text: &str) -> Result<Method, ParseError> {
-    if text == "icmp" {
-        return Ok(Method::Icmp);
-    }
-    match (text, text.strip_prefix("tcp:")) {
-        ("arp", _) => Ok(Method::Arp),
-        ("ndp", _) => Ok(Method::Ndp),
-        (_, Some(port)) => netkit::ports::parse_port(port)
-            .map(Method::Tcp)
-            .map_err(|e| ParseError::new(text, e.kind.to_string())),
-        (_, None) => Err(ParseError::new(text, "expected icmp, tcp:PORT, arp or ndp")),
+    let port = |port: &str| {
+        netkit::ports::parse_port(port).map_err(|e| ParseError::new(text, e.kind.to_string()))
+    };
+    match text {
+        "icmp" => Ok(Method::Icmp),
+        "arp" => Ok(Method::Arp),
+        "ndp" => Ok(Method::Ndp),
+        "timestamp" => Ok(Method::Timestamp),
+        _ => match (text.strip_prefix("tcp:"), text.strip_prefix("ack:")) {
+            (Some(p), _) => port(p).map(Method::Tcp),
+            (_, Some(p)) => port(p).map(Method::Ack),
+            _ => Err(ParseError::new(
+                text,
+                "expected icmp, tcp:PORT, arp, ndp, timestamp or ack:PORT",
+            )),
+        },
     }
 }
 
@@ -201,6 +207,9 @@ mod tests {
         assert_eq!(method("tcp:22"), Ok(Method::Tcp(22)));
         assert_eq!(method("arp"), Ok(Method::Arp));
         assert_eq!(method("ndp"), Ok(Method::Ndp));
+        assert_eq!(method("timestamp"), Ok(Method::Timestamp));
+        assert_eq!(method("ack:80"), Ok(Method::Ack(80)));
+        assert!(method("ack:0").is_err() && method("ack:").is_err());
         assert!(method("tcp:0").is_err());
         assert!(method("udp:53").is_err());
         assert_eq!(

@@ -5,7 +5,8 @@
 //! (the engines' one [`crate::pace::Pacer`]) through a [`Prober`] per method ([`probe`]: ICMP
 //! echo, [`icmp`], TCP connect, [`tcp`], or, on a directly connected network ([`onlink`]),
 //! ARP, [`arp`], and neighbour discovery, [`ndp`], which report MAC addresses
-//! ([`neighbour`]); several at once, [`multi`]: a host is alive when any method answers);
+//! ([`neighbour`]), and, with raw sockets ([`raw`]), ICMP timestamp requests, [`timestamp`],
+//! and bare TCP ACKs, [`ack`] (nmap's `-PP` and `-PA`); several at once, [`multi`]: a host is alive when any method answers);
 //! answers come back tagged with the target's position and the probe's attempt, and are
 //! reported as [`Event`]s as they arrive ([`event`], carrying the records of
 //! [`crate::report::sweep`]).
@@ -19,6 +20,7 @@
 //! each round is compared with the one before, a host is reported gone only after enough
 //! re-probes, and [`metrics`] keeps Prometheus metrics that [`http`] serves.
 
+pub mod ack;
 pub mod arp;
 pub mod bitset;
 pub mod event;
@@ -31,6 +33,7 @@ pub mod ndp;
 pub mod neighbour;
 pub mod onlink;
 pub mod probe;
+pub mod raw;
 pub mod reply;
 mod round;
 pub mod rtt;
@@ -38,6 +41,7 @@ mod schedule;
 #[cfg(test)]
 mod scripted;
 pub mod tcp;
+pub mod timestamp;
 pub mod unreach;
 
 use std::sync::Arc;

@@ -42,8 +42,9 @@ Examples:
   netkit --json scan ::1 -p all --all-ports       a record for every port, closed ones too
   netkit scan 198.18.0.0/24 -Pn -p 22             every host, without host discovery first
 Host discovery: a scan of more than one target first finds the hosts that are up (one sweep
-round: icmp,tcp:80,tcp:443, or tcp:80,tcp:443 where ICMP may not be used; --discovery METHODS
-chooses) and scans only those, as nmap does; -Pn (--no-ping) scans every target. Hosts found
+round: with root or CAP_NET_RAW nmap's privileged probes and a connect to 80,
+icmp,tcp:443,ack:80,timestamp,tcp:80; else icmp,tcp:80,tcp:443, or tcp:80,tcp:443 where ICMP
+may not be used; --discovery METHODS chooses) and scans only those, as nmap does; -Pn (--no-ping) scans every target. Hosts found
 down get a JSON host record and are counted, not listed in -oX/-oG (as nmap without -v). A
 single target is scanned without discovery.
 Open = connected (--syn: SYN-ACK); closed = reset; filtered = no answer after the retries, or an
@@ -149,9 +150,10 @@ pub struct Args {
     /// Scan every target, without host discovery first (nmap's -Pn, which is also taken).
     #[arg(long = "no-ping", conflicts_with = "discovery")]
     pub no_ping: bool,
-    /// Host discovery's methods (default: icmp,tcp:80,tcp:443 where ICMP may be used,
-    /// tcp:80,tcp:443 otherwise); also for a single target, which is otherwise scanned
-    /// without discovery.
+    /// Host discovery's methods, as sweep --method takes them (default:
+    /// icmp,tcp:443,ack:80,timestamp,tcp:80 with raw sockets, nmap's privileged set and a
+    /// connect to 80; icmp,tcp:80,tcp:443 where ICMP may be used, tcp:80,tcp:443 otherwise);
+    /// also for a single target, which is otherwise scanned without discovery.
     #[arg(long, value_name = "METHODS", value_parser = parse::methods)]
     pub discovery: Option<Methods>,
 }

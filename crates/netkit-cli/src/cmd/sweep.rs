@@ -28,6 +28,7 @@ Examples:
   netkit sweep 192.168.1.0/24 --method arp        the LAN's hosts and their MAC addresses
   netkit sweep fd00::/120 --method ndp -I eth0    the same for IPv6 (neighbour solicitation)
   netkit sweep 198.18.0.0/24 --method icmp,tcp:80,tcp:443   alive when any answers
+  sudo netkit sweep 198.18.0.0/24 --method icmp,tcp:443,ack:80,timestamp   nmap -sn's probes
   netkit sweep 198.18.0.0/24 -oX hosts.xml        nmap -sn's XML: every host up or down, and why
 A CIDR block includes every address in it, network and broadcast addresses too (as nmap).
 Blocks of more than 2^24 addresses need --force.
@@ -79,10 +80,12 @@ pub struct Args {
     /// How to probe: icmp, tcp:PORT (connected or refused both mean alive), or, for hosts on
     /// a directly connected network (also those that drop ICMP), arp (IPv4) or ndp (IPv6
     /// neighbour solicitation), which report each host's MAC address (these need root or
+    /// CAP_NET_RAW); timestamp (an ICMP timestamp request, IPv4, as nmap -PP) or ack:PORT (a
+    /// bare TCP ACK: any reset means alive, as nmap -PA), through raw sockets (root or
     /// CAP_NET_RAW); or several, comma-separated (icmp,tcp:80,tcp:443: alive when any
     /// answers, as nmap -sn -PE -PS80,443; each host's record says which answered; arp and
     /// ndp then probe the targets of their address family).
-    #[arg(long, value_name = "icmp|tcp:PORT|arp|ndp,...", value_parser = parse::methods, default_value = "icmp")]
+    #[arg(long, value_name = "icmp|tcp:PORT|arp|ndp|timestamp|ack:PORT,...", value_parser = parse::methods, default_value = "icmp")]
     pub method: Methods,
     /// With --method arp|ndp: the interface to probe through [default: the one whose
     /// connected prefix holds the targets].

@@ -149,9 +149,20 @@ pub fn done_sentence(end: &End) -> String {
 /// unreachable (ICMP from 198.18.0.254)`, `Destination Host Unreachable from ROUTER`).
 pub fn no_route_reason(error: &str) -> &'static str {
     let error = error.to_ascii_lowercase();
+    // The sweep's words are iputils' (`Destination Net Unreachable`, `Packet filtered`,
+    // `Destination unreachable: No route`), the scan's its own; the reasons are nmap's for
+    // the same ICMP type and code.
     let reasons = [
+        ("net prohibited", "net-prohibited"),
+        ("host prohibited", "host-prohibited"),
+        ("packet filtered", "admin-prohibited"),
+        ("administratively prohibited", "admin-prohibited"),
         ("network", "net-unreach"),
+        ("net unreachable", "net-unreach"),
+        ("net unknown", "net-unreach"),
         ("host unreachable", "host-unreach"),
+        ("host unknown", "host-unreach"),
+        ("address unreachable", "host-unreach"),
         ("no route to host", "host-unreach"),
         ("time to live", "time-exceeded"),
         ("beyond scope", "beyond-scope"),
@@ -163,11 +174,13 @@ pub fn no_route_reason(error: &str) -> &'static str {
 }
 
 /// Why a host is up, in nmap's reason words, from the discovery method that answered (`icmp`,
-/// `tcp:443`, as a sweep's host record `by` names it).
+/// `tcp:443`, `timestamp`, `ack:80`, as a sweep's host record `by` names it).
 pub fn up_reason(by: Option<&str>) -> &'static str {
     match by {
         Some("icmp") => "echo-reply",
         Some(by) if by.starts_with("tcp:") => "tcp-response",
+        Some("timestamp") => "timestamp-reply",
+        Some(by) if by.starts_with("ack:") => "reset",
         Some("arp") => "arp-response",
         Some("ndp") => "nd-response",
         _ => "unknown-response",
@@ -192,6 +205,33 @@ mod tests {
             "host-unreach"
         );
         assert_eq!(reason("no route: host is down"), "no-route");
+        let router = |what: &str| reason(&format!("{what} from 198.19.254.1"));
+        assert_eq!(router("Destination Net Unreachable"), "net-unreach");
+        assert_eq!(router("Destination Net Unknown"), "net-unreach");
+        assert_eq!(router("Destination Host Unreachable"), "host-unreach");
+        assert_eq!(router("Packet filtered"), "admin-prohibited");
+        assert_eq!(router("Destination Net Prohibited"), "net-prohibited");
+        assert_eq!(router("Destination Host Prohibited"), "host-prohibited");
+        let v6 = |what: &str| reason(&format!("Destination unreachable: {what} from ::1"));
+        assert_eq!(v6("No route"), "no-route");
+        assert_eq!(v6("Administratively prohibited"), "admin-prohibited");
+        assert_eq!(v6("Address unreachable"), "host-unreach");
+        assert_eq!(v6("Beyond scope of source address"), "beyond-scope");
+    }
+
+    #[test]
+    fn each_discovery_method_reads_as_nmaps_reason() {
+        let words = ["icmp", "tcp:443", "timestamp", "ack:80", "arp", "ndp"].map(Some);
+        let want = [
+            "echo-reply",
+            "tcp-response",
+            "timestamp-reply",
+            "reset",
+            "arp-response",
+            "nd-response",
+        ];
+        assert_eq!(words.map(up_reason), want);
+        assert_eq!(up_reason(None), "unknown-response");
     }
 
     #[test]

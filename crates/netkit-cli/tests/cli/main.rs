@@ -3,6 +3,7 @@
 
 mod completions;
 mod discovery_lab;
+mod discovery_probes_lab;
 mod echo;
 mod errors;
 mod forward;

@@ -1,9 +1,12 @@
 //! Host discovery before a scan (nmap's default: hosts that answer no discovery probe are not
 //! scanned): one round of the sweep engine ([`crate::sweep`]) over the targets with a set of
-//! methods, a host up when any of them answers. The default set is the closest netkit comes to
-//! nmap's: ICMP echo and TCP connects to ports 80 and 443 where ICMP may be used (nmap,
-//! privileged: echo, SYN to 443, ACK to 80, timestamp), TCP connects to 80 and 443 where it
-//! may not (nmap, unprivileged: the same connects).
+//! methods, a host up when any of them answers. The default set holds nmap's: with raw sockets
+//! (root, CAP_NET_RAW) nmap's privileged set — ICMP echo, TCP to 443, a bare ACK to 80, ICMP
+//! timestamp (`-PE -PS443 -PA80 -PP`; netkit's TCP probe is a connect, which a host answers
+//! as it answers a SYN) — and a connect to 80 besides, so that no host nmap finds up is down
+//! here and none that netkit's earlier default found is lost; where raw sockets are refused,
+//! ICMP echo (an unprivileged ICMP socket) and connects to 80 and 443; where ICMP may not be
+//! used either, the connects alone (nmap, unprivileged: the same connects).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -14,7 +17,16 @@ use crate::report::sweep::HostRecord;
 use crate::sweep::{self, Config, Event, Method, Methods, Sweep};
 use crate::target::{Target, Targets};
 
-/// The default discovery methods where ICMP may be used.
+/// The default discovery methods where raw sockets may be used: nmap's privileged set (echo,
+/// TCP to 443, ACK to 80, timestamp) and a connect to 80.
+pub const PRIVILEGED: [Method; 5] = [
+    Method::Icmp,
+    Method::Tcp(443),
+    Method::Ack(80),
+    Method::Timestamp,
+    Method::Tcp(80),
+];
+/// The default discovery methods where ICMP may be used but raw sockets may not.
 pub const WITH_ICMP: [Method; 3] = [Method::Icmp, Method::Tcp(80), Method::Tcp(443)];
 /// The default discovery methods where it may not.
 pub const WITHOUT_ICMP: [Method; 2] = [Method::Tcp(80), Method::Tcp(443)];
@@ -101,8 +113,9 @@ pub fn config(methods: Methods, timeout: Duration, max_in_flight: usize) -> Conf
 }
 
 /// Runs one discovery round over `targets` with `methods` (`None`: the default set,
-/// [`WITH_ICMP`], or [`WITHOUT_ICMP`] when this process may not use ICMP), each probe waiting
-/// `timeout` at most, `max_in_flight` TCP connects at once.
+/// [`PRIVILEGED`], else [`WITH_ICMP`] when this process may not open raw sockets, else
+/// [`WITHOUT_ICMP`] when it may not use ICMP at all), each probe waiting `timeout` at most,
+/// `max_in_flight` TCP connects at once.
 pub async fn discover(
     targets: &Targets,
     methods: Option<Methods>,
@@ -112,18 +125,7 @@ pub async fn discover(
     let started = Instant::now();
     let (mut sweep, methods) = match methods {
         Some(methods) => (open(targets, &methods, timeout, max_in_flight)?, methods),
-        None => {
-            let with = Methods::new(WITH_ICMP).map_err(Error::from)?;
-            match open(targets, &with, timeout, max_in_flight) {
-                Ok(sweep) => (sweep, with),
-                Err(Error::IcmpDenied(why)) => {
-                    tracing::info!("discovery without ICMP: {why}");
-                    let without = Methods::new(WITHOUT_ICMP).map_err(Error::from)?;
-                    (open(targets, &without, timeout, max_in_flight)?, without)
-                }
-                Err(err) => return Err(err),
-            }
-        }
+        None => open_default(targets, timeout, max_in_flight)?,
     };
     let mut discovery = Discovery {
         methods,
@@ -141,6 +143,28 @@ pub async fn discover(
     discovery.probes = summary.probes;
     discovery.elapsed = started.elapsed();
     Ok(discovery)
+}
+
+/// The default set's sweep: the first of [`PRIVILEGED`], [`WITH_ICMP`] and [`WITHOUT_ICMP`]
+/// this process may use.
+fn open_default(
+    targets: &Targets,
+    timeout: Duration,
+    max_in_flight: usize,
+) -> Result<(Sweep, Methods), Error> {
+    for set in [&PRIVILEGED[..], &WITH_ICMP[..], &WITHOUT_ICMP[..]] {
+        let methods = Methods::new(set.iter().copied()).map_err(Error::from)?;
+        match open(targets, &methods, timeout, max_in_flight) {
+            Ok(sweep) => return Ok((sweep, methods)),
+            Err(Error::IcmpDenied(why)) => tracing::info!("discovery without ICMP: {why}"),
+            Err(err) if crate::scan::syn::socket::is_denied(&err) => {
+                tracing::info!("discovery without raw sockets: {err}");
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    let methods = Methods::new(WITHOUT_ICMP).map_err(Error::from)?;
+    Ok((open(targets, &methods, timeout, max_in_flight)?, methods))
 }
 
 fn open(

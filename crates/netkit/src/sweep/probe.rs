@@ -9,12 +9,14 @@ use std::net::IpAddr;
 
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::ack::AckProber;
 use super::arp::ArpProber;
 use super::icmp::IcmpProber;
 use super::ndp::NdpProber;
 use super::onlink::{self, OnLink};
 use super::reply::{Reply, Tag};
 use super::tcp::TcpProber;
+use super::timestamp::TimestampProber;
 use super::Config;
 use crate::error::Error;
 use crate::target::Targets;
@@ -30,6 +32,10 @@ pub enum Method {
     Arp,
     /// A neighbour advertisement (IPv6 targets on a directly connected network).
     Ndp,
+    /// An ICMP timestamp reply (IPv4 targets; raw sockets), as `nmap -PP`.
+    Timestamp,
+    /// A TCP reset answering a bare ACK to this port (raw sockets), as `nmap -PA`.
+    Ack(u16),
 }
 
 impl Method {
@@ -41,13 +47,15 @@ impl Method {
 }
 
 impl fmt::Display for Method {
-    /// As `--method` takes it: `icmp`, `tcp:443`, `arp`, `ndp`.
+    /// As `--method` takes it: `icmp`, `tcp:443`, `arp`, `ndp`, `timestamp`, `ack:80`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Method::Icmp => f.write_str("icmp"),
             Method::Tcp(port) => write!(f, "tcp:{port}"),
             Method::Arp => f.write_str("arp"),
             Method::Ndp => f.write_str("ndp"),
+            Method::Timestamp => f.write_str("timestamp"),
+            Method::Ack(port) => write!(f, "ack:{port}"),
         }
     }
 }
@@ -63,6 +71,10 @@ pub enum Prober {
     Arp(ArpProber),
     /// Neighbour solicitations.
     Ndp(NdpProber),
+    /// ICMP timestamp requests.
+    Timestamp(TimestampProber),
+    /// TCP ACKs.
+    Ack(AckProber),
     /// Scripted answers, for tests.
     #[cfg(test)]
     Scripted(super::scripted::Scripted),
@@ -72,9 +84,10 @@ impl Prober {
     /// Opens what `method` needs; answers will go to `replies`. TCP connects give up after
     /// `config.timeout`, at most `config.max_in_flight` at once; ARP and neighbour discovery
     /// use `config.interface`, else the link that holds the targets (those of their address
-    /// family when the sweep has other methods for the rest). Fails with an input error for a
+    /// family when the sweep has other methods for the rest). Timestamp requests take the IPv4
+    /// targets (alone: an IPv6 target is an input error). Fails with an input error for a
     /// target not on that link, and with an environment error when the needed sockets are
-    /// refused.
+    /// refused (raw sockets for `arp`, `ndp`, `timestamp` and `ack:PORT`).
     pub fn open(
         method: Method,
         config: &Config,
@@ -97,6 +110,11 @@ impl Prober {
                 let link = on_link(config, targets, OnLink::Ndp)?;
                 NdpProber::open(&link, replies).map(Prober::Ndp)
             }
+            Method::Timestamp => {
+                let alone = !config.methods.is_several();
+                TimestampProber::open(targets, alone, replies).map(Prober::Timestamp)
+            }
+            Method::Ack(port) => AckProber::open(port, targets, replies).map(Prober::Ack),
         }
     }
 
@@ -108,6 +126,8 @@ impl Prober {
             Prober::Tcp(tcp) => tcp.send(tag, index, addr).await,
             Prober::Arp(arp) => arp.send(tag, index, addr).await,
             Prober::Ndp(ndp) => ndp.send(tag, index, addr).await,
+            Prober::Timestamp(ts) => ts.send(tag, index, addr).await,
+            Prober::Ack(ack) => ack.send(tag, index, addr).await,
             #[cfg(test)]
             Prober::Scripted(scripted) => scripted.send(tag, index, addr),
         }
@@ -120,6 +140,8 @@ impl Prober {
             Prober::Tcp(tcp) => tcp.end_round(),
             Prober::Arp(arp) => arp.end_round(),
             Prober::Ndp(ndp) => ndp.end_round(),
+            Prober::Timestamp(ts) => ts.end_round(),
+            Prober::Ack(ack) => ack.end_round(),
             #[cfg(test)]
             Prober::Scripted(scripted) => scripted.end_round(),
         }

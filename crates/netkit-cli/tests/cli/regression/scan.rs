@@ -290,5 +290,45 @@ fn every_port_filtered_behind_a_round_trip_over_a_second() {
                 "{one_way} ms each way, {extra:?}: {s:?}"
             );
         }
+
+/// A host found down by discovery because a router said it cannot be reached: its record's
+/// reason named ICMP net unreachable (`Destination Net Unreachable from ROUTER`, the sweep's
+/// words) and administratively prohibited (`Packet filtered from ROUTER`) `no-route`, not
+/// nmap's `net-unreach` and `admin-prohibited` (only "host unreachable" was read).
+#[test]
+fn discovery_named_net_unreachable_and_prohibited_no_route() {
+    if !privileged("discovery_named_net_unreachable_and_prohibited_no_route") {
+        return;
+    }
+    let lab = Lab::builder("regdscwhy")
+        .host(SLOW_HOST)
+        .unroutable("198.18.201.0/24", Unroutable::Net)
+        .unroutable("198.18.202.0/24", Unroutable::Host)
+        .unroutable("198.18.203.0/24", Unroutable::Prohibited)
+        .icmp_limits(netkit_lab::IcmpLimits::Off)
+        .build()
+        .expect("lab");
+    // Three targets, one probe each at first: within the router's burst of ICMP errors.
+    let targets = "198.18.201.7,198.18.202.7,198.18.203.7";
+    let out = lab
+        .netkit()
+        .args(["--json", "scan", "--discovery", "icmp", targets, "-p", "22"])
+        .output()
+        .expect("run netkit");
+    let (_, stdout, stderr) = text(&out);
+    let reason = |addr: &str| {
+        stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|r| r["type"] == "host" && r["addr"] == addr)
+            .and_then(|r| r["reason"].as_str().map(str::to_string))
+    };
+    let want = [
+        ("198.18.201.7", "net-unreach"),
+        ("198.18.202.7", "host-unreach"),
+        ("198.18.203.7", "admin-prohibited"),
+    ];
+    for (addr, word) in want {
+        assert_eq!(reason(addr).as_deref(), Some(word), "{stdout}{stderr}");
     }
 }

@@ -33,7 +33,7 @@ pub fn syn(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, seq: u32) -> [u8; S
 }
 
 /// The pseudo-header the TCP checksum covers (RFC 793, RFC 8200 section 8.1).
-fn pseudo_header(src: IpAddr, dst: IpAddr, len: usize) -> Vec<u8> {
+pub(crate) fn pseudo_header(src: IpAddr, dst: IpAddr, len: usize) -> Vec<u8> {
     let mut pseudo = Vec::with_capacity(40);
     match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {

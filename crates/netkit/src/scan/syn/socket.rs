@@ -172,7 +172,7 @@ fn answers_to(ports: &[u16; SOURCE_PORTS], v6: bool) -> Vec<libc::sock_filter> {
 }
 
 /// Binds a TCP socket (never listening) to a port the kernel picks, on every address.
-fn reserve(domain: Domain, v6: bool) -> io::Result<(Socket, u16)> {
+pub(crate) fn reserve(domain: Domain, v6: bool) -> io::Result<(Socket, u16)> {
     let socket = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
     let any = match v6 {
         false => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
