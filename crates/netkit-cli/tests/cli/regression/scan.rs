@@ -290,6 +290,8 @@ fn every_port_filtered_behind_a_round_trip_over_a_second() {
                 "{one_way} ms each way, {extra:?}: {s:?}"
             );
         }
+    }
+}
 
 /// A host found down by discovery because a router said it cannot be reached: its record's
 /// reason named ICMP net unreachable (`Destination Net Unreachable from ROUTER`, the sweep's
