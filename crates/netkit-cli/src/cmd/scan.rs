@@ -88,7 +88,8 @@ pub struct Args {
         conflicts_with = "ports"
     )]
     pub top_source: netkit::scan::rank::TopSource,
-    /// Connection attempts in flight at once (default: from the open-files limit).
+    /// Probes in flight at once at most (default: from the open-files limit; with --syn, which
+    /// needs no descriptor per probe, 4096).
     #[arg(long, value_name = "N", value_parser = parse::positive_count)]
     pub concurrency: Option<usize>,
     /// The longest wait for one probe: the adaptive timeout's ceiling (default 10s, nmap's:
@@ -168,10 +169,10 @@ fn wants_discovery(args: &Args, targets: &netkit::Targets) -> bool {
 /// target could not be reached; 130 when interrupted.
 pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     let targets = TargetList::parse(&args.targets, args.force)?.resolve(Family::Any)?;
-    let mut config = config(&args)?;
+    let syn = args.syn && syn_allowed()?;
+    let mut config = config(&args, syn)?;
     let (targets, ports) = args.order.apply_scan(targets, config.ports)?;
     config.ports = ports;
-    config.syn = args.syn && syn_allowed()?;
     let kind = match config.syn {
         true => ScanType::Syn,
         false => ScanType::Connect,
@@ -262,8 +263,9 @@ fn keep(failed: &mut Option<anyhow::Error>, err: anyhow::Error) -> io::Error {
     told
 }
 
-/// Turns the flags into the engine's settings, sizing the concurrency from the open-files limit.
-fn config(args: &Args) -> anyhow::Result<Config> {
+/// Turns the flags into the engine's settings (`syn`: a SYN scan), sizing a connect scan's
+/// concurrency from the open-files limit.
+fn config(args: &Args, syn: bool) -> anyhow::Result<Config> {
     let ports = match &args.ports {
         Some(ports) => ports.clone(),
         None => {
@@ -272,7 +274,10 @@ fn config(args: &Args) -> anyhow::Result<Config> {
         }
     };
     let nofile = netkit::sys::raise_nofile();
-    let (concurrency, beyond) = limits::concurrency(nofile, args.concurrency);
+    let (concurrency, beyond) = match syn {
+        true => (limits::raw_concurrency(args.concurrency), false),
+        false => limits::concurrency(nofile, args.concurrency),
+    };
     if beyond {
         tracing::warn!(
             "--concurrency {concurrency} is more than the open-files limit ({nofile}) allows; \
@@ -299,7 +304,7 @@ fn config(args: &Args) -> anyhow::Result<Config> {
         rate: args.rate,
         min_rate: args.min_rate,
         banner_wait: args.banner.then(|| args.timeout.unwrap_or(SHORT_WAIT)),
-        syn: false,
+        syn,
         every_port: false,
     })
 }

@@ -210,11 +210,12 @@ fn output_error(err: io::Error) -> Error {
 
 fn log_counts(c: &Counts) {
     tracing::info!(
-        "scan: {} probes sent, {} retransmissions, {} late answers, {} drops",
+        "scan: {} probes sent, {} retransmissions, {} late answers, {} drops, {} out of the windows early",
         c.sent,
         c.retransmitted,
         c.late,
-        c.drops
+        c.drops,
+        c.presumed
     );
 }
 
@@ -231,6 +232,7 @@ fn settings(config: &Config) -> Settings {
             true => Reason::Reset,
             false => Reason::ConnRefused,
         },
+        queue_bound: config.syn,
     }
 }
 

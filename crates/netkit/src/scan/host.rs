@@ -185,6 +185,11 @@ pub struct HostScan {
     pub rate: RateControl,
     /// Its ports that got a state so far, by state.
     pub states: StateCounts,
+    /// The probes sent, oldest first, for presuming the overtaken ones lost (see
+    /// [`super::schedule::Settings::queue_bound`]).
+    pub sent_order: VecDeque<(std::time::Instant, u64)>,
+    /// Whether [`HostScan::take_port_alternating`] gives a fresh port next.
+    fresh_turn: bool,
     loss: Loss,
     max_answered_try: u32,
 }
@@ -204,6 +209,8 @@ impl HostScan {
             window: Window::new(Scope::Host, max_window),
             rate: RateControl::default(),
             states: StateCounts::default(),
+            sent_order: VecDeque::new(),
+            fresh_turn: false,
             loss: Loss::default(),
             max_answered_try: 0,
         }
@@ -232,6 +239,18 @@ impl HostScan {
             return Some(self.next_port - 1);
         }
         None
+    }
+
+    /// The next port to try, retransmissions and fresh ports taking turns while both wait:
+    /// answers to the fresh ports keep showing which tries were lost (see
+    /// [`super::schedule::Settings::queue_bound`]) while a run of silent ports is retried.
+    pub fn take_port_alternating(&mut self, ports: usize) -> Option<usize> {
+        self.fresh_turn = !self.fresh_turn;
+        if self.fresh_turn && self.next_port < ports && !self.retry.is_empty() {
+            self.next_port += 1;
+            return Some(self.next_port - 1);
+        }
+        self.take_port(ports)
     }
 
     /// Queues port index `port` for a retransmission (at the front when `first`).
@@ -396,6 +415,19 @@ mod tests {
         assert_eq!(h.take_port(3), Some(0));
         assert_eq!(h.take_port(3), Some(2));
         assert_eq!(h.take_port(3), None);
+    }
+
+    #[test]
+    fn retransmissions_and_fresh_ports_take_turns() {
+        let mut h = host();
+        assert_eq!((h.take_port(10), h.take_port(10)), (Some(0), Some(1)));
+        for port in 0..2 {
+            h.pending.insert(port, PortProgress::default());
+            h.queue_retry(port, false);
+        }
+        let order: Vec<_> = (0..6).filter_map(|_| h.take_port_alternating(10)).collect();
+        // Retries 0 and 1 between fresh ports 2 and 3, then fresh ones only.
+        assert_eq!(order, [2, 0, 3, 1, 4, 5]);
     }
 
     #[test]

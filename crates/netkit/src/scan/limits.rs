@@ -25,6 +25,13 @@ pub fn concurrency(nofile: u64, asked: Option<usize>) -> (usize, bool) {
     }
 }
 
+/// Probes in flight for a SYN scan: `asked` when given, else [`DEFAULT_MAX`]. Raw SYNs hold
+/// no descriptor each (two raw sockets serve them all), so the open-files limit does not bound
+/// them; the congestion windows decide how many of these are used.
+pub fn raw_concurrency(asked: Option<usize>) -> usize {
+    asked.unwrap_or(DEFAULT_MAX).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -36,5 +43,11 @@ mod tests {
         assert_eq!(concurrency(1024, Some(10_000)), (10_000, true));
         assert_eq!(concurrency(1024, Some(10)), (10, false));
         assert_eq!(concurrency(3, None), (1, false));
+    }
+
+    #[test]
+    fn raw_syns_ignore_the_limit() {
+        assert_eq!(raw_concurrency(None), DEFAULT_MAX);
+        assert_eq!(raw_concurrency(Some(100_000)), 100_000);
     }
 }

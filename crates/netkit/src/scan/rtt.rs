@@ -11,6 +11,8 @@
 
 use std::time::{Duration, Instant};
 
+use super::window::Delay;
+
 /// Samples at or beyond this are ignored once a shorter one came: a connect still pending
 /// after one second has had its SYN retransmitted by the kernel (`TCP_TIMEOUT_INIT`), so the
 /// answer may be to either SYN. Until then they are the path's round trip (a second or more,
@@ -58,7 +60,15 @@ pub struct Rtt {
     estimate: Option<(f64, f64)>,
     /// The least sample seen, in seconds.
     min: Option<f64>,
+    /// The latest samples, in seconds, oldest overwritten first.
+    recent: [f64; RECENT],
+    /// Samples taken (the next one goes to `recent[taken % RECENT]`).
+    taken: usize,
 }
+
+/// Samples [`Rtt::delay`] looks at: their least one is above the least ever when a queue
+/// forms (one sample may be jitter; a run of them is not).
+const RECENT: usize = 8;
 
 impl Rtt {
     /// Takes one measured round trip (RFC 6298 §2: gains 1/8 and 1/4).
@@ -69,6 +79,8 @@ impl Rtt {
         }
         let r = rtt.as_secs_f64();
         self.min = Some(self.min.map_or(r, |m| m.min(r)));
+        self.recent[self.taken % RECENT] = r;
+        self.taken += 1;
         self.estimate = Some(match self.estimate {
             None => (r, r / 2.0),
             Some((srtt, rttvar)) => {
@@ -100,6 +112,27 @@ impl Rtt {
         match (self.estimate, self.min) {
             (Some((srtt, _)), Some(min)) => srtt > QUEUE_FACTOR * min + QUEUE_SLACK,
             _ => false,
+        }
+    }
+
+    /// What the round trips say about a queue on the path: [`Delay::Queueing`] as
+    /// [`Rtt::is_queueing`]; [`Delay::Rising`] when the least of the last few samples is above
+    /// the least ever by an eighth of it (at least 4 ms, at most 16 ms: TCP HyStart's
+    /// delay-increase test); else [`Delay::Clear`].
+    pub fn delay(&self) -> Delay {
+        let Some(min) = self.min else {
+            return Delay::Clear;
+        };
+        if self.is_queueing() {
+            return Delay::Queueing;
+        }
+        if self.taken < RECENT {
+            return Delay::Clear;
+        }
+        let recent = self.recent.iter().copied().fold(f64::INFINITY, f64::min);
+        match recent > min + (min / 8.0).clamp(0.004, 0.016) {
+            true => Delay::Rising,
+            false => Delay::Clear,
         }
     }
 
@@ -206,6 +239,24 @@ mod tests {
             rtt.sample(ms(80));
         }
         assert!(rtt.is_queueing());
+    }
+
+    #[test]
+    fn a_run_of_higher_round_trips_is_a_rising_delay() {
+        let mut rtt = Rtt::default();
+        assert_eq!(rtt.delay(), Delay::Clear);
+        for sample in [30, 31, 30, 45, 30, 32, 30, 31, 30] {
+            rtt.sample(ms(sample));
+        }
+        assert_eq!(rtt.delay(), Delay::Clear, "one high sample is jitter");
+        for _ in 0..RECENT {
+            rtt.sample(ms(36));
+        }
+        assert_eq!(rtt.delay(), Delay::Rising);
+        for _ in 0..30 {
+            rtt.sample(ms(90));
+        }
+        assert_eq!(rtt.delay(), Delay::Queueing);
     }
 
     #[test]

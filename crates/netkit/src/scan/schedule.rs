@@ -69,6 +69,11 @@ pub struct Settings {
     /// The reason a reset gives: `conn-refused` for connects, `reset` for raw SYNs (nmap's
     /// words for -sT and -sS).
     pub reset: Reason,
+    /// Whether the windows are bound by the queue ([`Window::bound_by_queue`]), probes that
+    /// later ones overtook leave them early ([`Scheduler::presume_lost`]), and a local queue
+    /// found full pauses sending once per batch rather than once per refused probe: the SYN
+    /// scan's, whose bare SYNs fill a slow link's queue fast.
+    pub queue_bound: bool,
 }
 
 /// A probe to send.
@@ -147,6 +152,8 @@ pub struct Counts {
     pub late: u64,
     /// Answers that only a retransmission got.
     pub drops: u64,
+    /// Probes taken out of the windows before their timeouts ([`Settings::queue_bound`]).
+    pub presumed: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -159,6 +166,9 @@ struct Sent {
     /// try means that one was lost, at that time.
     lost_at: Instant,
     timed_out: bool,
+    /// Whether it counts in the windows: until it is answered or times out, or is presumed
+    /// lost ([`Scheduler::presume_lost`]).
+    in_window: bool,
 }
 
 /// Growing pauses while the machine is short of descriptors, buffers or source ports.
@@ -199,6 +209,9 @@ pub struct Scheduler<I> {
     cursor: usize,
     probes: HashMap<ProbeId, Sent>,
     timers: BinaryHeap<Reverse<(Instant, ProbeId)>>,
+    /// When retransmissions leave the windows ([`Settings::queue_bound`]): after a first
+    /// try's timeout, though they wait longer for an answer.
+    window_timers: BinaryHeap<Reverse<(Instant, ProbeId)>>,
     lingering: VecDeque<ProbeId>,
     to_close: Vec<ProbeId>,
     finished: Vec<(Arc<HostInfo>, StateCounts)>,
@@ -222,11 +235,15 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
     pub fn new(targets: I, ports: Arc<[u16]>, settings: Settings, now: Instant) -> Self {
         let max = settings.max_in_flight.max(1);
         let probes_total = targets.size_hint().0.max(1) as f64 * ports.len() as f64;
+        let mut window = Window::new(Scope::Group, max);
+        if settings.queue_bound {
+            window.bound_by_queue();
+        }
         Scheduler {
             ceiling: settings.rate.map(spacing),
             rate: RateControl::default(),
             floor: settings.min_rate.map(|rate| Floor::per_second(rate, now)),
-            window: Window::new(Scope::Group, max),
+            window,
             exhausted: ports.is_empty(),
             settings,
             ports,
@@ -236,6 +253,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             cursor: 0,
             probes: HashMap::new(),
             timers: BinaryHeap::new(),
+            window_timers: BinaryHeap::new(),
             lingering: VecDeque::new(),
             to_close: Vec::new(),
             finished: Vec::new(),
@@ -290,7 +308,11 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
                 self.exhausted = true;
                 return;
             };
-            let host = Some(HostScan::new(info, max_window));
+            let mut host = HostScan::new(info, max_window);
+            if self.settings.queue_bound {
+                host.window.bound_by_queue();
+            }
+            let host = Some(host);
             match self.hosts.iter().position(Option::is_none) {
                 Some(free) => self.hosts[free] = host,
                 None => self.hosts.push(host),
@@ -329,7 +351,10 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         if !(ready || forced) {
             return None;
         }
-        host.take_port(ports)
+        match self.settings.queue_bound {
+            true => host.take_port_alternating(ports),
+            false => host.take_port(ports),
+        }
     }
 
     /// Records the next try of port index `port` on the host in `slot`, sent at `now`.
@@ -353,6 +378,9 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         };
         host.in_flight += 1;
         host.rate.sent(now);
+        if self.settings.queue_bound {
+            host.sent_order.push_back((now, id));
+        }
         let info = Arc::clone(&host.info);
         let deadline = now + try_timeout(base, tryno, last, &bounds);
         let rec = Sent {
@@ -362,9 +390,14 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             at: now,
             lost_at,
             timed_out: false,
+            in_window: true,
         };
         self.probes.insert(id, rec);
         self.timers.push(Reverse((deadline, id)));
+        if self.settings.queue_bound && tryno > 0 {
+            let leaves = now + base.clamp(bounds.min, bounds.max);
+            self.window_timers.push(Reverse((leaves.min(deadline), id)));
+        }
         self.in_flight += 1;
         self.open_sockets += 1;
         self.counts.sent += 1;
@@ -451,6 +484,9 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         for id in std::mem::take(&mut self.lingering) {
             self.close(id);
         }
+        if self.settings.queue_bound && self.shortage.blocks(now) {
+            return Settled::Nothing;
+        }
         if self.shortage.hit(now) {
             Settled::Nothing
         } else {
@@ -470,9 +506,10 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         }
     }
 
-    /// Takes `rec` out of the in-flight counts, unless it timed out already.
+    /// Takes `rec` out of the in-flight counts, unless it left them already (timed out, or
+    /// presumed lost).
     fn leave_flight(&mut self, rec: &Sent) {
-        if rec.timed_out {
+        if !rec.in_window {
             return;
         }
         self.in_flight -= 1;
@@ -523,11 +560,14 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
     fn measure(&mut self, rec: &Sent, rtt: Duration, now: Instant) {
         self.counts.late += u64::from(rec.timed_out);
         self.leave_flight(rec);
+        if self.settings.queue_bound {
+            self.presume_lost(rec.host, rec.at);
+        }
         if !rec.timed_out {
             self.window.expect();
         }
         self.rtt.sample(rtt);
-        self.window.ack();
+        self.window.ack_with(self.rtt.delay());
         let Some(host) = self.hosts[rec.host].as_mut() else {
             return;
         };
@@ -538,9 +578,57 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         if rec.timed_out {
             host.late.late(rtt, now);
         }
-        host.window.ack();
+        host.window.ack_with(host.rtt.delay());
         let interval = host.rtt.srtt().unwrap_or_default();
         host.rate.tick(interval, now);
+    }
+
+    /// Takes out of the windows the probes of the host in `slot` still in flight that left
+    /// well before `answered_at` (a quarter of the least round trip, at least [`REORDER`]),
+    /// when a probe sent at `answered_at` got its answer: the path delivers in order, so they
+    /// were lost or will never be answered (a port that drops), and no longer hold the
+    /// bottleneck's queue (RACK's rule, RFC 8985). They still wait for an answer until their
+    /// timeouts, which alone decide retransmissions and states.
+    fn presume_lost(&mut self, slot: usize, answered_at: Instant) {
+        let Some(host) = self.hosts[slot].as_mut() else {
+            return;
+        };
+        let reorder = host.rtt.min().map_or(REORDER, |min| (min / 4).max(REORDER));
+        let Some(cutoff) = answered_at.checked_sub(reorder) else {
+            return;
+        };
+        while let Some(&(at, id)) = host.sent_order.front() {
+            if at >= cutoff {
+                return;
+            }
+            host.sent_order.pop_front();
+            let Some(rec) = self.probes.get_mut(&id) else {
+                continue;
+            };
+            if rec.in_window {
+                rec.in_window = false;
+                self.in_flight -= 1;
+                host.in_flight -= 1;
+                self.counts.presumed += 1;
+            }
+        }
+    }
+
+    /// Takes probe `id` out of the windows, if it is still in them; it still waits for its
+    /// answer.
+    fn out_of_window(&mut self, id: ProbeId) {
+        let Some(rec) = self.probes.get_mut(&id) else {
+            return;
+        };
+        if !rec.in_window {
+            return;
+        }
+        rec.in_window = false;
+        self.in_flight -= 1;
+        if let Some(host) = self.hosts[rec.host].as_mut() {
+            host.in_flight -= 1;
+        }
+        self.counts.presumed += 1;
     }
 
     /// A reset or a handshake: evidence of loss when only a retransmission got it.
@@ -666,6 +754,13 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
 
     /// Times out every try whose deadline passed by `now`, and raises paced hosts' rates.
     pub fn expire(&mut self, now: Instant) {
+        while let Some(Reverse((at, id))) = self.window_timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.window_timers.pop();
+            self.out_of_window(id);
+        }
         while let Some(Reverse((deadline, id))) = self.timers.peek().copied() {
             if deadline > now {
                 break;
@@ -698,6 +793,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
     fn time_out(&mut self, id: ProbeId, rec: Sent) {
         if let Some(rec) = self.probes.get_mut(&id) {
             rec.timed_out = true;
+            rec.in_window = false;
         }
         while let Some(front) = self.lingering.front() {
             if self.probes.contains_key(front) {
@@ -777,7 +873,10 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
     pub fn wakeup(&self, now: Instant) -> Option<Instant> {
         let ports = self.ports.len();
         let hosts = || self.hosts.iter().flatten();
-        let mut times = vec![self.timers.peek().map(|Reverse((at, _))| *at)];
+        let mut times = vec![
+            self.timers.peek().map(|Reverse((at, _))| *at),
+            self.window_timers.peek().map(|Reverse((at, _))| *at),
+        ];
         if hosts().any(|h| h.has_work(ports)) {
             // The scan-wide gates: nothing leaves before both open.
             let ceiling = self.ceiling.as_ref().and_then(Pacer::next);
@@ -800,6 +899,9 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         Some(next.max(now))
     }
 }
+
+/// The least reordering [`Scheduler::presume_lost`] allows for.
+const REORDER: Duration = Duration::from_millis(2);
 
 /// How often paced hosts are looked at for a raise when nothing else happens.
 const RAISE_CHECK: Duration = Duration::from_millis(50);

@@ -168,6 +168,7 @@ fn settings(retries: Retries) -> Settings {
         min_rate: None,
         group: 256,
         reset: Reason::ConnRefused,
+        queue_bound: false,
     }
 }
 

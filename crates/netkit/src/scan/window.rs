@@ -8,6 +8,15 @@
 //! a timeout grows the window as an answer would: silence is no sign of congestion, and a
 //! host (or a scan) that never answers would otherwise crawl at its initial window, ten
 //! probes per timeout. Time is an input.
+//!
+//! A window may also be *bound by the queue* ([`Window::bound_by_queue`], the SYN scan's): a
+//! loss-driven window grows until the bottleneck's queue overflows, then falls (a host's to one
+//! probe) and waits for the retransmissions, which on a slow link costs more than the fuller
+//! queue ever gained. Bound by the queue, slow start goes on past the initial threshold until
+//! the round trip starts to rise ([`Delay::Rising`], as TCP's HyStart ends slow start), and
+//! the window stops growing while the round trip shows a standing queue ([`Delay::Queueing`]):
+//! the bottleneck stays busy (the window holds at least a round trip's worth) without
+//! overflowing. Drops still shrink it as above.
 
 use std::time::Instant;
 
@@ -25,6 +34,17 @@ const INITIAL_SSTHRESH: f64 = 75.0;
 const LOW: f64 = 1.0;
 /// After a drop the threshold is what was in flight divided by this (nmap's `-T4` value).
 const SSTHRESH_DIVISOR: f64 = 4.0 / 3.0;
+
+/// What the round trip says about the queue on the path, for a window bound by the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delay {
+    /// No sign of a queue.
+    Clear,
+    /// Recent round trips are above the least one: a queue starts to form.
+    Rising,
+    /// The smoothed round trip is well above the least one: a queue stands.
+    Queueing,
+}
 
 /// Whose window: one host's falls to the minimum on a drop, the scan's only halves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +65,7 @@ pub struct Window {
     expected: u64,
     received: u64,
     last_drop: Option<Instant>,
+    queue_bound: bool,
 }
 
 impl Window {
@@ -59,7 +80,15 @@ impl Window {
             expected: 0,
             received: 0,
             last_drop: None,
+            queue_bound: false,
         }
+    }
+
+    /// Makes the window bound by the queue (see the module's documentation): slow start until
+    /// the round trip rises, no growth while a queue stands.
+    pub fn bound_by_queue(&mut self) {
+        self.queue_bound = true;
+        self.ssthresh = self.max;
     }
 
     /// The window, in probes.
@@ -89,7 +118,27 @@ impl Window {
 
     /// Grows the window for an answer (call [`Window::expect`] for it too).
     pub fn ack(&mut self) {
+        self.ack_with(Delay::Clear);
+    }
+
+    /// Grows the window for an answer that came while the round trip said `delay` (which a
+    /// window not bound by the queue ignores).
+    pub fn ack_with(&mut self, delay: Delay) {
         self.received += 1;
+        if self.queue_bound {
+            match delay {
+                Delay::Clear => {}
+                Delay::Rising if self.cwnd >= INITIAL_SSTHRESH => {
+                    self.ssthresh = self.ssthresh.min(self.cwnd);
+                }
+                Delay::Rising => {}
+                Delay::Queueing if self.cwnd >= INITIAL_SSTHRESH => {
+                    self.ssthresh = self.ssthresh.min(self.cwnd);
+                    return;
+                }
+                Delay::Queueing => {}
+            }
+        }
         let scale = (self.expected as f64 / self.received as f64).clamp(1.0, SCALE_MAX);
         self.grow(scale);
     }
@@ -167,6 +216,39 @@ mod tests {
             w.lapse();
         }
         assert_eq!(w.cwnd(), after);
+    }
+
+    #[test]
+    fn a_window_bound_by_the_queue_grows_until_the_round_trip_rises() {
+        let mut w = Window::new(Scope::Host, 1000);
+        w.bound_by_queue();
+        answered(&mut w, 190);
+        // Slow start past the usual threshold (75) while nothing queues.
+        assert_eq!(w.cwnd(), 200.0);
+        w.expect();
+        w.ack_with(Delay::Rising);
+        // A rising round trip ends slow start: about two per window from here on.
+        answered(&mut w, 200);
+        assert!((w.cwnd() - 202.0).abs() < 0.2, "{}", w.cwnd());
+        let held = w.cwnd();
+        for _ in 0..500 {
+            w.expect();
+            w.ack_with(Delay::Queueing);
+        }
+        assert_eq!(w.cwnd(), held, "no growth while a queue stands");
+        // Below the usual threshold the signs are ignored (jitter on a young estimate).
+        let mut young = Window::new(Scope::Host, 1000);
+        young.bound_by_queue();
+        young.expect();
+        young.ack_with(Delay::Queueing);
+        assert_eq!(young.cwnd(), 11.0);
+        // A window not bound by the queue ignores them.
+        let mut plain = Window::new(Scope::Host, 1000);
+        answered(&mut plain, 100);
+        let before = plain.cwnd();
+        plain.expect();
+        plain.ack_with(Delay::Queueing);
+        assert!(plain.cwnd() > before);
     }
 
     #[test]
