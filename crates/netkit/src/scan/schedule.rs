@@ -70,7 +70,7 @@ pub struct Settings {
     /// words for -sT and -sS).
     pub reset: Reason,
     /// Whether the windows are bound by the queue ([`Window::bound_by_queue`]), probes that
-    /// later ones overtook leave them early ([`Scheduler::presume_lost`]), and a local queue
+    /// later ones overtook leave them early (`Scheduler::presume_lost`), and a local queue
     /// found full pauses sending once per batch rather than once per refused probe: the SYN
     /// scan's, whose bare SYNs fill a slow link's queue fast.
     pub queue_bound: bool,
