@@ -87,8 +87,9 @@ pub fn two_hosts(tag: &str) -> (Netns, Netns) {
 
 /// Near and far joined by a veth pair (near `nk0`, far `nk1`) with only their link-local
 /// addresses, usable at once (no duplicate address detection, each end a static neighbour of
-/// the other). Returns both and far's address with the zone near reaches it through,
-/// `fe80::…%nk0`.
+/// the other). Near also has a decoy link (a veth pair `nk8`/`nk9` of its own) with a host
+/// route to far's address: what leaves without its zone goes there, and never arrives.
+/// Returns both and far's address with the zone near reaches it through, `fe80::…%nk0`.
 pub fn link_local_pair(tag: &str) -> (Netns, Netns, String) {
     let near = loopback_ns(tag);
     let far = loopback_ns(&format!("{tag}f"));
@@ -109,6 +110,11 @@ pub fn link_local_pair(tag: &str) -> (Netns, Netns, String) {
         let mac = mac(peer, peer_dev);
         ns.ip(&["neigh", "replace", addr, "lladdr", &mac, "dev", dev]);
     }
+    near.ip(&["link", "add", "nk8", "type", "veth", "peer", "name", "nk9"]);
+    for dev in ["nk8", "nk9"] {
+        near.ip(&["link", "set", dev, "up"]);
+    }
+    near.ip(&["-6", "route", "add", &format!("{far_ll}/128"), "dev", "nk8"]);
     (near, far, format!("{far_ll}%nk0"))
 }
 

@@ -64,10 +64,7 @@ impl Transport for Scripted {
 }
 
 fn targets() -> Vec<Target> {
-    vec![Target {
-        name: None,
-        addr: "198.18.0.2".parse().unwrap(),
-    }]
+    vec![Target::addr("198.18.0.2".parse().unwrap())]
 }
 
 #[tokio::test(start_paused = true)]

@@ -94,7 +94,7 @@ impl AckProber {
         let (Some(side), Ok(index32)) = (side, u32::try_from(index)) else {
             return;
         };
-        let src = match self.sources.of(addr) {
+        let src = match self.sources.of(SocketAddr::new(addr, 0)) {
             Ok(src) => src,
             Err(err) => return raw::refused(&self.replies, (tag, index, addr), &err),
         };

@@ -112,10 +112,10 @@ impl Family {
         self.ports.contains(&port)
     }
 
-    /// Sends `segment` to `dst`.
-    pub fn send(&self, segment: &[u8], dst: IpAddr) -> io::Result<()> {
-        self.tcp
-            .send_to(segment, &SockAddr::from(SocketAddr::new(dst, 0)))?;
+    /// Sends `segment` to `dst`'s address, in its zone (a raw socket's port must be 0).
+    pub fn send(&self, segment: &[u8], mut dst: SocketAddr) -> io::Result<()> {
+        dst.set_port(0);
+        self.tcp.send_to(segment, &SockAddr::from(dst))?;
         Ok(())
     }
 }
@@ -214,25 +214,29 @@ pub fn fds(sockets: &RawSockets) -> Vec<BorrowedFd<'_>> {
         .collect()
 }
 
-/// The source addresses this machine routes from, per destination: what a connected UDP
-/// socket is given (a route lookup; nothing is sent). The SYN's checksum covers it.
+/// The source addresses this machine routes from, per destination and zone: what a connected
+/// UDP socket is given (a route lookup; nothing is sent). The SYN's checksum covers it.
 #[derive(Debug, Default)]
-pub struct Sources(HashMap<IpAddr, IpAddr>);
+pub struct Sources(HashMap<(IpAddr, u32), IpAddr>);
 
 impl Sources {
-    /// The source address of packets to `dst`.
-    pub fn of(&mut self, dst: IpAddr) -> io::Result<IpAddr> {
-        if let Some(src) = self.0.get(&dst) {
+    /// The source address of packets to `dst`'s address in its zone (a link-local address
+    /// is routed through its zone's interface only).
+    pub fn of(&mut self, dst: SocketAddr) -> io::Result<IpAddr> {
+        let (any, zone): (IpAddr, u32) = match dst {
+            SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED.into(), 0),
+            SocketAddr::V6(v6) => (Ipv6Addr::UNSPECIFIED.into(), v6.scope_id()),
+        };
+        let key = (dst.ip(), zone);
+        if let Some(src) = self.0.get(&key) {
             return Ok(*src);
         }
-        let any: IpAddr = match dst {
-            IpAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
-            IpAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
-        };
         let udp = UdpSocket::bind((any, 0))?;
-        udp.connect((dst, 9))?;
+        let mut to = dst;
+        to.set_port(9);
+        udp.connect(to)?;
         let src = udp.local_addr()?.ip();
-        self.0.insert(dst, src);
+        self.0.insert(key, src);
         Ok(src)
     }
 }
