@@ -3,8 +3,10 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use crate::harness::privileged;
+use crate::harness::{privileged, text};
 use crate::lab::Lab;
+use crate::ping_net::link_local_pair;
+use crate::scan::{inside, listeners};
 use crate::sweep_lab::{assert_exact, fping_alive, lossy, netkit_sweep, pick, pingable};
 
 /// Issue 12: behind 30±10 ms with 10% loss each way, netkit's defaults (one retry, a fixed
@@ -165,4 +167,54 @@ fn tcp_sweep_missed_every_host_behind_a_long_round_trip() {
     let run = netkit_sweep(&lab, &["--method", "tcp:22", "198.18.1.0/29"]);
     assert_eq!(run.alive(1), up, "{}", run.stderr);
     assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+/// An IPv6 link-local target with its zone, `fe80::…%nk0`, swept by echo, connect and bare
+/// ACK: the zone was lost on the way to the sockets, so the probes left by the decoy link the
+/// test network adds (or were refused) and the host came out down. `nmap -6 -sn` with the same
+/// probe (`-PE`, `-PS PORT`, `-PA PORT`; no neighbour discovery) finds it up, in the same run.
+#[test]
+fn link_local_target_with_a_zone_found_down() {
+    if !privileged("link_local_target_with_a_zone_found_down") {
+        return;
+    }
+    let (near, far, target) = link_local_pair("regswzone");
+    let held = inside(&far, || listeners(&[("::", 1)]));
+    let port = held[0].local_addr().expect("addr").port().to_string();
+    for (method, nmap_probe) in [
+        ("icmp".to_string(), "-PE".to_string()),
+        (format!("tcp:{port}"), format!("-PS{port}")),
+        (format!("ack:{port}"), format!("-PA{port}")),
+    ] {
+        let out = near
+            .command("nmap")
+            .args([
+                "-6",
+                "-sn",
+                "-n",
+                "--disable-arp-ping",
+                &nmap_probe,
+                "-oG",
+                "-",
+            ])
+            .arg(&target)
+            .output()
+            .expect("run nmap");
+        let (_, nmap_out, _) = text(&out);
+        assert!(
+            nmap_out.contains("Status: Up"),
+            "nmap {nmap_probe}: {nmap_out}"
+        );
+        let out = near
+            .netkit()
+            .args(["--json", "sweep", "--method", &method, &target])
+            .output()
+            .expect("run netkit");
+        let (code, stdout, stderr) = text(&out);
+        let alive = stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .any(|r| r["type"] == "host" && r["alive"] == true);
+        assert_eq!((code, alive), (0, true), "{method}: {stdout}{stderr}");
+    }
 }
