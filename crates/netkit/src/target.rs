@@ -484,6 +484,12 @@ impl Targets {
         None
     }
 
+    /// Whether any target was given with a zone (`fe80::1%eth0`).
+    pub fn has_zones(&self) -> bool {
+        let zoned = |part: &Part| matches!(part, Part::Single { zone, .. } if *zone != 0);
+        self.parts.iter().any(zoned)
+    }
+
     /// The address families present: [`Family::V4`], [`Family::V6`] or both ([`Family::Any`]).
     pub fn families(&self) -> Family {
         let first = |part: &Part| match part {

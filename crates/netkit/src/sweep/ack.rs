@@ -86,7 +86,8 @@ impl AckProber {
 
     /// Sends one ACK to the target at `index`. No route is an unreachable answer; another
     /// refused send leaves the target silent.
-    pub async fn send(&mut self, tag: Tag, index: u64, addr: IpAddr) {
+    pub async fn send(&mut self, tag: Tag, index: u64, dst: SocketAddr) {
+        let addr = dst.ip();
         let side = match addr {
             IpAddr::V4(_) => self.v4.as_ref(),
             IpAddr::V6(_) => self.v6.as_ref(),
@@ -94,13 +95,13 @@ impl AckProber {
         let (Some(side), Ok(index32)) = (side, u32::try_from(index)) else {
             return;
         };
-        let src = match self.sources.of(SocketAddr::new(addr, 0)) {
+        let src = match self.sources.of(dst) {
             Ok(src) => src,
             Err(err) => return raw::refused(&self.replies, (tag, index, addr), &err),
         };
         let segment = ack(src, side.sport, addr, self.port, index32);
         self.sent.sent(tag, index);
-        let to = SockAddr::from(SocketAddr::new(addr, 0));
+        let to = SockAddr::from(dst);
         let send = || neighbour::send_to(&side.socket, &segment, &to);
         if let Err(err) = sys::retry_enobufs(send).await {
             raw::refused(&self.replies, (tag, index, addr), &err);

@@ -57,13 +57,13 @@ impl IcmpProber {
     /// full ([`sys::retry_enobufs`]). No route is reported as an unreachable answer; other
     /// refusals (a broadcast address, a local firewall, a queue that stayed full) leave the
     /// target silent.
-    pub async fn send(&self, tag: Tag, index: u64, addr: IpAddr) {
+    pub async fn send(&self, tag: Tag, index: u64, dst: SocketAddr) {
         let Ok(index32) = u32::try_from(index) else {
             return;
         };
-        let sent = sys::retry_enobufs(|| self.engine.send(index32, addr, tag.seq())).await;
+        let sent = sys::retry_enobufs(|| self.engine.send(index32, dst, tag.seq())).await;
         if let Err(err) = sent {
-            self.refused(tag, index, addr, &err);
+            self.refused(tag, index, dst.ip(), &err);
         }
     }
 
