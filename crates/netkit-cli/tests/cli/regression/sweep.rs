@@ -3,8 +3,9 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
+use crate::discovery_probes_lab::status_reason;
 use crate::harness::{privileged, text};
-use crate::lab::Lab;
+use crate::lab::{Lab, LabExt};
 use crate::ping_net::link_local_pair;
 use crate::scan::{inside, listeners};
 use crate::sweep_lab::{assert_exact, fping_alive, lossy, netkit_sweep, pick, pingable};
@@ -216,5 +217,63 @@ fn link_local_target_with_a_zone_found_down() {
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .any(|r| r["type"] == "host" && r["alive"] == true);
         assert_eq!((code, alive), (0, true), "{method}: {stdout}{stderr}");
+    }
+}
+
+/// `--method ack:PORT` read no ICMP error: a target behind a router with no route to it (net
+/// unreachable, host unreachable, administratively prohibited; IPv4 and IPv6) came out down
+/// with no reason. nmap -PA80 reads those errors (`nmap -d`: `Got destination unreachable for
+/// ADDR`, in the same lab); the words are nmap's reasons, as `--method icmp` gives them.
+#[test]
+fn ack_sweep_read_no_routers_unreachable_errors() {
+    if !privileged("ack_sweep_read_no_routers_unreachable_errors") {
+        return;
+    }
+    use netkit_lab::Unroutable::{Host, Net, Prohibited};
+    let lab = Lab::builder("regswackun")
+        .unroutable("198.18.201.0/24", Net)
+        .unroutable("198.18.202.0/24", Host)
+        .unroutable("198.18.203.0/24", Prohibited)
+        .unroutable("2001:db8:202::/48", Host)
+        .unroutable("2001:db8:203::/48", Prohibited)
+        .icmp_limits(netkit_lab::IcmpLimits::Off)
+        .build()
+        .expect("lab");
+    let want = [
+        ("198.18.201.7", "net-unreach"),
+        ("198.18.202.7", "host-unreach"),
+        ("198.18.203.7", "admin-prohibited"),
+        ("2001:db8:202::7", "host-unreach"),
+        ("2001:db8:203::7", "admin-prohibited"),
+    ];
+    let targets: Vec<&str> = want.iter().map(|(addr, _)| *addr).collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sweep = |method: &str| {
+        let xml = dir.path().join(format!("{method}.xml"));
+        let out = lab
+            .netkit()
+            .args(["sweep", "--method", method, "-oX"])
+            .arg(&xml)
+            .args(&targets)
+            .output()
+            .expect("run netkit");
+        let (_, stdout, stderr) = text(&out);
+        let doc = std::fs::read_to_string(&xml).expect("the document");
+        (doc, format!("{stdout}{stderr}"))
+    };
+    let (ack, said) = sweep("ack:80");
+    let (icmp, _) = sweep("icmp");
+    for (addr, word) in want {
+        let family = if addr.contains(':') { "-6" } else { "-4" };
+        let out = lab
+            .scanner_cmd("nmap")
+            .args(["-n", "-d", "-sn", "-PA80", family, addr])
+            .output()
+            .expect("run nmap");
+        let (_, nmap, _) = text(&out);
+        let heard = format!("Got destination unreachable for {addr}");
+        assert!(nmap.contains(&heard), "nmap -PA80 {addr}: {nmap}");
+        assert_eq!(status_reason(&icmp, addr).as_deref(), Some(word), "{icmp}");
+        assert_eq!(status_reason(&ack, addr).as_deref(), Some(word), "{ack}\n{said}");
     }
 }
