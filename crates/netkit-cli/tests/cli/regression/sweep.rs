@@ -223,7 +223,8 @@ fn link_local_target_with_a_zone_found_down() {
 /// `--method ack:PORT` read no ICMP error: a target behind a router with no route to it (net
 /// unreachable, host unreachable, administratively prohibited; IPv4 and IPv6) came out down
 /// with no reason. nmap -PA80 reads those errors (`nmap -d`: `Got destination unreachable for
-/// ADDR`, in the same lab); the words are nmap's reasons, as `--method icmp` gives them.
+/// ADDR`, in the same lab); the words are nmap's reasons, as `--method icmp` gives them (an
+/// IPv6 router's `unreachable` route answers "no route to destination").
 #[test]
 fn ack_sweep_read_no_routers_unreachable_errors() {
     if !privileged("ack_sweep_read_no_routers_unreachable_errors") {
@@ -243,7 +244,7 @@ fn ack_sweep_read_no_routers_unreachable_errors() {
         ("198.18.201.7", "net-unreach"),
         ("198.18.202.7", "host-unreach"),
         ("198.18.203.7", "admin-prohibited"),
-        ("2001:db8:202::7", "host-unreach"),
+        ("2001:db8:202::7", "no-route"),
         ("2001:db8:203::7", "admin-prohibited"),
     ];
     let targets: Vec<&str> = want.iter().map(|(addr, _)| *addr).collect();
@@ -274,6 +275,10 @@ fn ack_sweep_read_no_routers_unreachable_errors() {
         let heard = format!("Got destination unreachable for {addr}");
         assert!(nmap.contains(&heard), "nmap -PA80 {addr}: {nmap}");
         assert_eq!(status_reason(&icmp, addr).as_deref(), Some(word), "{icmp}");
-        assert_eq!(status_reason(&ack, addr).as_deref(), Some(word), "{ack}\n{said}");
+        assert_eq!(
+            status_reason(&ack, addr).as_deref(),
+            Some(word),
+            "{ack}\n{said}"
+        );
     }
 }
