@@ -11,9 +11,9 @@
 //! (`crate::scan::syn::socket::reserve`: a bound, never listening TCP socket, so this
 //! machine's kernel drops the reset quietly). The acknowledgement number is the target's
 //! position: the reset takes it as its sequence number, so an answer names its target; the
-//! sequence number is that position mixed ([`seq_of`]), and an ICMP error quotes it, so an
-//! error names its target too. Both raw sockets read only what can answer ([`crate::sys::bpf`]:
-//! resets to our source port; destination unreachable errors).
+//! sequence number is that position mixed (an invertible multiply), and an ICMP error quotes
+//! it, so an error names its target too. Both raw sockets read only what can answer
+//! ([`crate::sys::bpf`]: resets to our source port; destination unreachable errors).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
