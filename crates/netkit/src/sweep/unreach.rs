@@ -63,18 +63,31 @@ pub fn answer_of(
     })
 }
 
-/// Which addresses belong to this host (those a socket can bind), remembered.
+/// Which addresses belong to this host, remembered.
 #[derive(Debug, Default)]
 pub struct LocalAddrs(HashMap<IpAddr, bool>);
 
 impl LocalAddrs {
     /// Whether `addr` is one of this host's addresses.
     pub fn contains(&mut self, addr: IpAddr) -> bool {
-        *self
-            .0
-            .entry(addr)
-            .or_insert_with(|| UdpSocket::bind(SocketAddr::new(addr, 0)).is_ok())
+        *self.0.entry(addr).or_insert_with(|| is_own(addr))
     }
+}
+
+/// Whether a socket can bind `addr`, or, for an IPv6 address (a link-local one binds only with
+/// its zone, which an ICMP error's source does not carry), an interface has it.
+fn is_own(addr: IpAddr) -> bool {
+    if UdpSocket::bind(SocketAddr::new(addr, 0)).is_ok() {
+        return true;
+    }
+    if addr.is_ipv4() {
+        return false;
+    }
+    let interfaces = crate::iface::list().unwrap_or_default();
+    interfaces
+        .iter()
+        .flat_map(|i| &i.addrs)
+        .any(|a| a.addr == addr)
 }
 
 impl fmt::Display for Unreach {

@@ -282,3 +282,52 @@ fn ack_sweep_read_no_routers_unreachable_errors() {
         );
     }
 }
+
+/// A link-local target with its zone that no neighbour answers for, `fe80::99%nk0`: this host's
+/// own "address unreachable" (neighbour discovery failed) was taken for a router's error and
+/// the target reported unreachable from this host's link-local address, where an absent
+/// on-link host is silence (a global address was already: the link-local source could not be
+/// bound without its zone, so it was not recognised as this host's own). `nmap -6 -sn` says
+/// `no-response`, in the same run.
+#[test]
+fn absent_link_local_neighbour_reported_unreachable_from_this_host() {
+    if !privileged("absent_link_local_neighbour_reported_unreachable_from_this_host") {
+        return;
+    }
+    let (near, _far, _) = link_local_pair("regswabsent");
+    let target = "fe80::99%nk0";
+    let out = near
+        .command("nmap")
+        .args([
+            "-6",
+            "-n",
+            "-v",
+            "-sn",
+            "-PE",
+            "--disable-arp-ping",
+            "-oX",
+            "-",
+            target,
+        ])
+        .output()
+        .expect("run nmap");
+    let (_, nmap, _) = text(&out);
+    let reason = status_reason(&nmap, "fe80::99");
+    assert_eq!(reason.as_deref(), Some("no-response"), "{nmap}");
+    for method in ["icmp", "ack:80"] {
+        let out = near
+            .netkit()
+            .args(["--json", "sweep", "--method", method, target])
+            .output()
+            .expect("run netkit");
+        let (_, stdout, stderr) = text(&out);
+        let host = stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|r| r["type"] == "host")
+            .unwrap_or_else(|| panic!("{method}: no host record: {stdout}{stderr}"));
+        let seen = (&host["alive"], &host["error"]);
+        let silent = (&serde_json::Value::Bool(false), &serde_json::Value::Null);
+        assert_eq!(seen, silent, "{method}: {stdout}{stderr}");
+    }
+}
