@@ -43,6 +43,7 @@ mod scripted;
 pub mod tcp;
 pub mod timestamp;
 pub mod unreach;
+pub mod zone;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,11 +1,13 @@
 //! Targets of `ping`, `sweep` and `scan`: addresses, host names, last-octet ranges
 //! (`192.168.0.100-200`), full ranges (`10.0.0.5-10.0.1.20`, `2001:db8::1-2001:db8::ff`),
-//! CIDR blocks (`198.18.0.0/24`, `2001:db8::/120`, every address included, as nmap does), comma
+//! CIDR blocks (`198.18.0.0/24`, `2001:db8::/120`, every address included, as nmap does),
+//! IPv6 addresses with a zone (`fe80::1%eth0`: the interface a link-local address is reached
+//! through, kept as its index and carried to every socket address made for the target), comma
 //! lists and `@FILE`. A [`TargetList`] is parsed without I/O (but for reading `@FILE`);
 //! [`TargetList::resolve`] looks names up; [`Targets::iter`] then yields addresses lazily, so a
 //! `/8` never becomes a 16M-element vector.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, ToSocketAddrs};
 use std::sync::Arc;
 
 use crate::shard::{Arrangement, Order};
@@ -88,6 +90,12 @@ pub enum TargetErrorKind {
     /// None of the target forms.
     #[error("not an address, range, CIDR block or host name")]
     Unknown,
+    /// `ADDR%ZONE` whose zone names no interface of this machine.
+    #[error("no interface {0} for the zone")]
+    UnknownZone(String),
+    /// `ADDR%ZONE` whose address is no IPv6 address (only IPv6 has zones).
+    #[error("a zone (%INTERFACE) follows an IPv6 address only")]
+    ZoneWithoutIpv6,
 }
 
 impl TargetError {
@@ -130,6 +138,8 @@ impl Family {
 pub enum TargetExpr {
     /// A literal address.
     Addr(IpAddr),
+    /// An IPv6 address with its zone: the index of the interface it is reached through.
+    Zoned(Ipv6Addr, u32),
     /// A host name, to be resolved.
     Name(String),
     /// An inclusive range of addresses (from a range or a CIDR block).
@@ -182,7 +192,7 @@ impl TargetExpr {
     /// How many addresses this expression stands for (a name counts as one).
     pub fn len(&self) -> u128 {
         match self {
-            TargetExpr::Addr(_) | TargetExpr::Name(_) => 1,
+            TargetExpr::Addr(_) | TargetExpr::Zoned(..) | TargetExpr::Name(_) => 1,
             TargetExpr::Range(range) => range.len(),
         }
     }
@@ -271,12 +281,23 @@ fn part(expr: &TargetExpr, family: Family) -> Result<Part, Error> {
         TargetExpr::Name(name) => Part::Single {
             name: Some(Arc::from(name.as_str())),
             addr: resolve_name(name, family)?,
+            zone: 0,
         },
         TargetExpr::Addr(addr) => {
             check_family(&addr.to_string(), addr, family)?;
             Part::Single {
                 name: None,
                 addr: *addr,
+                zone: 0,
+            }
+        }
+        TargetExpr::Zoned(addr, zone) => {
+            let addr = IpAddr::V6(*addr);
+            check_family(&addr.to_string(), &addr, family)?;
+            Part::Single {
+                name: None,
+                addr,
+                zone: *zone,
             }
         }
         TargetExpr::Range(range) => {
@@ -319,9 +340,28 @@ pub struct Target {
     pub name: Option<Arc<str>>,
     /// The address to probe.
     pub addr: IpAddr,
+    /// The IPv6 zone given with the address (`fe80::1%eth0`): the index of the interface it
+    /// is reached through; 0 when none was given.
+    pub zone: u32,
 }
 
 impl Target {
+    /// A target for `addr`, without name or zone.
+    pub fn addr(addr: IpAddr) -> Target {
+        Target {
+            name: None,
+            addr,
+            zone: 0,
+        }
+    }
+
+    /// The socket address of `port` on this target, carrying its zone: what every socket
+    /// sending to the target must be given, or a link-local address is reached through no
+    /// interface (or the wrong one).
+    pub fn socket_addr(&self, port: u16) -> SocketAddr {
+        zoned(self.addr, port, self.zone)
+    }
+
     /// The name if there is one, else the address, for display.
     pub fn host(&self) -> String {
         match &self.name {
@@ -331,11 +371,20 @@ impl Target {
     }
 }
 
+/// `addr` port `port` in `zone` (IPv6 only; 0 for none).
+pub fn zoned(addr: IpAddr, port: u16, zone: u32) -> SocketAddr {
+    match addr {
+        IpAddr::V6(v6) => SocketAddr::V6(SocketAddrV6::new(v6, port, 0, zone)),
+        IpAddr::V4(_) => SocketAddr::new(addr, port),
+    }
+}
+
 #[derive(Debug)]
 enum Part {
     Single {
         name: Option<Arc<str>>,
         addr: IpAddr,
+        zone: u32,
     },
     Range(AddrRange),
 }
@@ -366,6 +415,7 @@ impl Targets {
             .map(|t| Part::Single {
                 name: t.name,
                 addr: t.addr,
+                zone: t.zone,
             })
             .collect();
         Targets {
@@ -421,19 +471,23 @@ impl Targets {
         for part in self.parts.iter() {
             if offset < part.len() {
                 return Some(match part {
-                    Part::Single { name, addr } => Target {
+                    Part::Single { name, addr, zone } => Target {
                         name: name.clone(),
                         addr: *addr,
+                        zone: *zone,
                     },
-                    Part::Range(range) => Target {
-                        name: None,
-                        addr: range.nth(offset),
-                    },
+                    Part::Range(range) => Target::addr(range.nth(offset)),
                 });
             }
             offset -= part.len();
         }
         None
+    }
+
+    /// Whether any target was given with a zone (`fe80::1%eth0`).
+    pub fn has_zones(&self) -> bool {
+        let zoned = |part: &Part| matches!(part, Part::Single { zone, .. } if *zone != 0);
+        self.parts.iter().any(zoned)
     }
 
     /// The address families present: [`Family::V4`], [`Family::V6`] or both ([`Family::Any`]).
@@ -486,14 +540,12 @@ impl Iterator for TargetIter {
         }
         let part = self.parts.get(self.part)?;
         let target = match part {
-            Part::Single { name, addr } => Target {
+            Part::Single { name, addr, zone } => Target {
                 name: name.clone(),
                 addr: *addr,
+                zone: *zone,
             },
-            Part::Range(range) => Target {
-                name: None,
-                addr: range.nth(self.offset),
-            },
+            Part::Range(range) => Target::addr(range.nth(self.offset)),
         };
         self.offset += 1;
         self.left = self.left.saturating_sub(1);
@@ -546,6 +598,8 @@ pub fn parse_expr(text: &str, force: bool) -> Result<TargetExpr, TargetError> {
         TargetExpr::Range(parse_cidr(text, addr, prefix)?)
     } else if let Ok(addr) = text.parse::<IpAddr>() {
         TargetExpr::Addr(addr)
+    } else if let Some((addr, zone)) = text.split_once('%') {
+        parse_zoned(text, addr, zone)?
     } else if let Some(range) = parse_range(text)? {
         TargetExpr::Range(range)
     } else {
@@ -653,6 +707,25 @@ fn with_last_group(text: &str, start: Ipv6Addr, last: &str) -> Result<Ipv6Addr, 
     let mut segments = start.segments();
     segments[7] = group;
     Ok(Ipv6Addr::from(segments))
+}
+
+/// `ADDR%ZONE`: an IPv6 address and an interface, by name or index (as `ping` and nmap take
+/// them); the interface must exist.
+fn parse_zoned(text: &str, addr: &str, zone: &str) -> Result<TargetExpr, TargetError> {
+    let addr: Ipv6Addr = match addr.parse::<IpAddr>() {
+        Ok(IpAddr::V6(addr)) => addr,
+        Ok(IpAddr::V4(_)) => return Err(TargetError::new(text, TargetErrorKind::ZoneWithoutIpv6)),
+        Err(_) => return Err(TargetError::new(text, TargetErrorKind::BadIpv6)),
+    };
+    let unknown = || TargetError::new(text, TargetErrorKind::UnknownZone(zone.to_string()));
+    let index = match zone.parse::<u32>() {
+        Ok(index) => index,
+        Err(_) => nix::net::if_::if_nametoindex(zone).map_err(|_| unknown())?,
+    };
+    match index {
+        0 => Err(unknown()),
+        index => Ok(TargetExpr::Zoned(addr, index)),
+    }
 }
 
 fn parse_host_name(text: &str) -> Result<String, TargetError> {

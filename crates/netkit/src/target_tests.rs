@@ -201,6 +201,11 @@ fn bad_inputs_name_themselves_and_what_is_wrong() {
         ("-leading", Unknown),
         ("@", MissingFileName),
         ("10.0.0.0/x", BadPrefix { max: 32 }),
+        ("fe80::1%no-such-if9", UnknownZone("no-such-if9".into())),
+        ("fe80::1%", UnknownZone(String::new())),
+        ("fe80::1%0", UnknownZone("0".into())),
+        ("10.0.0.1%lo", ZoneWithoutIpv6),
+        ("fe80::g%lo", BadIpv6),
     ] {
         let err = TargetList::parse(&[text], false).expect_err(text);
         assert_eq!(err.input, text, "{text}: {err}");
@@ -289,4 +294,27 @@ fn get_matches_the_iterator_and_families_are_known() {
     assert_eq!(v4.resolve(Family::Any).expect("v4").families(), Family::V4);
     let v6 = TargetList::parse(&["::1"], false).expect("parse");
     assert_eq!(v6.resolve(Family::Any).expect("v6").families(), Family::V6);
+}
+
+#[test]
+fn a_zone_is_kept_by_name_or_index_and_reaches_the_socket_address() {
+    // Loopback is index 1 in every network namespace.
+    for text in ["fe80::1%lo", "fe80::1%1"] {
+        let list = TargetList::parse(&[text], false).expect(text);
+        let zoned = TargetExpr::Zoned("fe80::1".parse().unwrap(), 1);
+        assert_eq!(list.exprs(), &[zoned][..], "{text}");
+        let target = list.resolve(Family::Any).unwrap().iter().next().unwrap();
+        assert_eq!(
+            (target.addr.to_string(), target.zone),
+            ("fe80::1".into(), 1)
+        );
+        assert_eq!(target.socket_addr(22).to_string(), "[fe80::1%1]:22");
+        assert!(list.resolve(Family::V4).is_err(), "{text}");
+    }
+    let plain = TargetList::parse(&["fe80::1"], false).unwrap();
+    let target = plain.resolve(Family::Any).unwrap().iter().next().unwrap();
+    assert_eq!(
+        (target.zone, target.socket_addr(22).to_string()),
+        (0, "[fe80::1]:22".into())
+    );
 }

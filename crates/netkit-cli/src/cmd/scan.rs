@@ -69,7 +69,7 @@ scanned target with its ports by the same rule, the counted ones per host with t
 #[command(after_help = EXAMPLES)]
 pub struct Args {
     /// Targets: addresses, names, ranges, CIDR blocks (every address included, as nmap does),
-    /// @FILE.
+    /// @FILE; an IPv6 link-local address with its interface: fe80::1%eth0.
     #[arg(required = true, value_name = "TARGET")]
     pub targets: Vec<String>,
     /// Ports: N, N-M, lists, all, topN (default: top1000).

@@ -49,7 +49,8 @@ otherwise.";
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct Args {
-    /// Targets: addresses, names, 192.168.0.100-200, 10.0.0.5-10.0.1.20, CIDR blocks, @FILE.
+    /// Targets: addresses, names, 192.168.0.100-200, 10.0.0.5-10.0.1.20, CIDR blocks, @FILE,
+    /// fe80::1%eth0 (an IPv6 address with its interface).
     #[arg(required = true, value_name = "TARGET")]
     pub targets: Vec<String>,
     /// The longest wait for an answer to one probe. The waits used are derived from the

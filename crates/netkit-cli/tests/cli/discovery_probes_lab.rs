@@ -238,7 +238,7 @@ fn nmap_xml(lab: &Lab, args: &[&str]) -> String {
 }
 
 /// The `reason` of the `<status>` of `addr`'s `<host>` in an nmap XML document.
-fn status_reason(doc: &str, addr: &str) -> Option<String> {
+pub fn status_reason(doc: &str, addr: &str) -> Option<String> {
     let at = doc.find(&format!(r#"<address addr="{addr}""#))?;
     let host = doc[..at].rfind("<host")?;
     let reason = doc[host..at].split(r#"reason=""#).nth(1)?;

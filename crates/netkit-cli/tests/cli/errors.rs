@@ -15,6 +15,8 @@ const BAD_INPUT: &[(&[&str], &str)] = &[
     (&["sweep", "::1/129"], "::1/129: "),
     // Too big to sweep; even if the size check broke, link-local without a scope cannot leave.
     (&["sweep", "fe80::/64"], "fe80::/64: "),
+    (&["scan", "fe80::1%nk-no-such0"], "fe80::1%nk-no-such0: "),
+    (&["ping", "198.18.0.1%lo"], "198.18.0.1%lo: "),
     (&["sweep", "127.0.0.1", "--method", "udp:53"], "udp:53: "),
     (&["sweep", "127.0.0.1", "--timeout", "soon"], "soon: "),
     (&["wait", "tcp://udp:116"], "tcp://udp:116: "),

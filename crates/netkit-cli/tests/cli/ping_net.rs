@@ -85,6 +85,52 @@ pub fn two_hosts(tag: &str) -> (Netns, Netns) {
     (near, far)
 }
 
+/// Near and far joined by a veth pair (near `nk0`, far `nk1`) with only their link-local
+/// addresses, usable at once (no duplicate address detection, each end a static neighbour of
+/// the other). Near also has a decoy link (a veth pair `nk8`/`nk9` of its own) with a host
+/// route to far's address: what leaves without its zone goes there, and never arrives.
+/// Returns both and far's address with the zone near reaches it through, `fe80::…%nk0`.
+pub fn link_local_pair(tag: &str) -> (Netns, Netns, String) {
+    let near = loopback_ns(tag);
+    let far = loopback_ns(&format!("{tag}f"));
+    for ns in [&near, &far] {
+        for key in ["all", "default"] {
+            sysctl(ns, &format!("net.ipv6.conf.{key}.accept_dad=0"));
+        }
+    }
+    near.veth("nk0", &far, "nk1")
+        .unwrap_or_else(|e| panic!("{e}"));
+    near.ip(&["link", "set", "nk0", "up"]);
+    far.ip(&["link", "set", "nk1", "up"]);
+    let (near_ll, far_ll) = (link_local(&near, "nk0"), link_local(&far, "nk1"));
+    for (ns, dev, addr, peer, peer_dev) in [
+        (&near, "nk0", &far_ll, &far, "nk1"),
+        (&far, "nk1", &near_ll, &near, "nk0"),
+    ] {
+        let mac = mac(peer, peer_dev);
+        ns.ip(&["neigh", "replace", addr, "lladdr", &mac, "dev", dev]);
+    }
+    near.ip(&["link", "add", "nk8", "type", "veth", "peer", "name", "nk9"]);
+    for dev in ["nk8", "nk9"] {
+        near.ip(&["link", "set", dev, "up"]);
+    }
+    near.ip(&["-6", "route", "add", &format!("{far_ll}/128"), "dev", "nk8"]);
+    (near, far, format!("{far_ll}%nk0"))
+}
+
+/// The link-local address of `dev` in `ns`, once the kernel has given it one (bounded wait).
+fn link_local(ns: &Netns, dev: &str) -> String {
+    for _ in 0..100 {
+        let out = ns.ip(&["-6", "-o", "addr", "show", "dev", dev, "scope", "link"]);
+        let addr = out.split_whitespace().skip_while(|w| *w != "inet6").nth(1);
+        if let Some((addr, _)) = addr.and_then(|a| a.split_once('/')) {
+            return addr.to_string();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("no link-local address on {dev} in {}", ns.name);
+}
+
 /// near -- router -- far: the far host (198.18.1.2, 2001:db8:1::2) is two hops away.
 pub fn routed(tag: &str) -> [Netns; 3] {
     let near = loopback_ns(tag);

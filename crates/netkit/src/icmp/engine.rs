@@ -21,8 +21,8 @@
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use netkit::icmp::{Config, Engine, Version};
 //! let engine = Engine::new(&Config::default(), &[Version::V4, Version::V6])?;
-//! engine.send(0, "127.0.0.1".parse()?, 1).await?;
-//! engine.send(1, "::1".parse()?, 1).await?;
+//! engine.send(0, "127.0.0.1:0".parse()?, 1).await?;
+//! engine.send(1, "[::1]:0".parse()?, 1).await?;
 //! for _ in 0..2 {
 //!     let reply = engine.recv().await?;
 //!     println!("target {} answered in {:?}", reply.index, reply.rtt);
@@ -33,7 +33,7 @@
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -304,9 +304,11 @@ impl Engine {
         self.socket(version).map(IcmpSocket::kind)
     }
 
-    /// Sends echo request `seq` for target `index` to `addr`. Errors are the kernel's (e.g.
-    /// network unreachable); a family the engine was not opened for is `Unsupported`.
-    pub async fn send(&self, index: u32, addr: IpAddr, seq: u16) -> io::Result<()> {
+    /// Sends echo request `seq` for target `index` to `dst`'s address, in its zone (the port
+    /// is not used). Errors are the kernel's (e.g. network unreachable); a family the engine
+    /// was not opened for is `Unsupported`.
+    pub async fn send(&self, index: u32, dst: SocketAddr, seq: u16) -> io::Result<()> {
+        let addr = dst.ip();
         let version = Version::of(&addr);
         let socket = self.socket(version).ok_or_else(|| {
             io::Error::new(io::ErrorKind::Unsupported, "address family not opened")
@@ -329,7 +331,7 @@ impl Engine {
             data: &payload,
         };
         repr.emit(&mut Packet::new_unchecked(&mut message[..]), version);
-        socket.send_to(&message, addr).await
+        socket.send_to(&message, dst).await
     }
 
     /// Waits for the next echo reply to one of our probes, skipping everything else. Cancel

@@ -205,10 +205,13 @@ async fn round_trip_over_loopback() {
         Err(e) => panic!("{e}"),
     };
     engine
-        .send(3, "127.0.0.1".parse().unwrap(), 11)
+        .send(3, "127.0.0.1:0".parse().unwrap(), 11)
         .await
         .unwrap();
-    engine.send(4, "::1".parse().unwrap(), 12).await.unwrap();
+    engine
+        .send(4, "[::1]:0".parse().unwrap(), 12)
+        .await
+        .unwrap();
     let mut seen = Vec::new();
     for _ in 0..2 {
         let reply = tokio::time::timeout(Duration::from_secs(10), engine.recv())
@@ -253,7 +256,10 @@ async fn many_probes_in_flight_are_matched_by_their_payload() {
         }
         let sender = async {
             for (n, i) in missing.iter().enumerate() {
-                engine.send(*i, addr(*i), (*i * 7) as u16).await.unwrap();
+                engine
+                    .send(*i, SocketAddr::new(addr(*i), 0), (*i * 7) as u16)
+                    .await
+                    .unwrap();
                 if n % 32 == 31 {
                     tokio::task::yield_now().await; // pace, as a sweep does
                 }

@@ -118,9 +118,11 @@ impl IcmpSocket {
         self.version
     }
 
-    /// Sends one ICMP message to `addr`, waiting while the send buffer is full.
-    pub async fn send_to(&self, message: &[u8], addr: IpAddr) -> io::Result<()> {
-        let to = SockAddr::from(SocketAddr::new(addr, 0));
+    /// Sends one ICMP message to `dst`'s address, in its zone, waiting while the send buffer
+    /// is full.
+    pub async fn send_to(&self, message: &[u8], mut dst: SocketAddr) -> io::Result<()> {
+        dst.set_port(0);
+        let to = SockAddr::from(dst);
         loop {
             let mut guard = self.fd.writable().await?;
             match guard.try_io(|fd| fd.get_ref().send_to(message, &to)) {

@@ -5,7 +5,7 @@
 
 use std::future::Future;
 use std::io;
-use std::net::IpAddr;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::sync::mpsc::Receiver;
@@ -30,25 +30,25 @@ pub enum Control {
 
 /// Sending requests and receiving answers: the engine, or a script in tests.
 pub(crate) trait Transport {
-    /// Sends request `seq` (modulo 65536) for target `index` to `addr`.
-    fn send(&self, index: u32, addr: IpAddr, seq: u16) -> impl Future<Output = io::Result<()>>;
+    /// Sends request `seq` (modulo 65536) for target `index` to `dst` (in its zone).
+    fn send(&self, index: u32, dst: SocketAddr, seq: u16) -> impl Future<Output = io::Result<()>>;
     /// The next answer to one of our requests. Cancel safe.
     fn recv(&self) -> impl Future<Output = io::Result<Answer>>;
-    /// The path MTU to `addr`, after a request was too big for it.
-    fn path_mtu(&self, addr: IpAddr) -> Option<u32>;
+    /// The path MTU to `dst` (in its zone), after a request was too big for it.
+    fn path_mtu(&self, dst: SocketAddr) -> Option<u32>;
 }
 
 impl Transport for Engine {
-    fn send(&self, index: u32, addr: IpAddr, seq: u16) -> impl Future<Output = io::Result<()>> {
-        Engine::send(self, index, addr, seq)
+    fn send(&self, index: u32, dst: SocketAddr, seq: u16) -> impl Future<Output = io::Result<()>> {
+        Engine::send(self, index, dst, seq)
     }
 
     fn recv(&self) -> impl Future<Output = io::Result<Answer>> {
         self.recv_answer()
     }
 
-    fn path_mtu(&self, addr: IpAddr) -> Option<u32> {
-        path_mtu(addr)
+    fn path_mtu(&self, dst: SocketAddr) -> Option<u32> {
+        path_mtu(dst)
     }
 }
 
@@ -132,7 +132,7 @@ async fn send_due<T: Transport>(transport: &T, session: &mut Session) {
 async fn send<T: Transport>(transport: &T, session: &mut Session, request: &Request) {
     if let Err(error) = send_one(transport, request).await {
         let mtu = match super::is_too_big(&error) {
-            true => transport.path_mtu(request.addr),
+            true => transport.path_mtu(request.dst),
             false => None,
         };
         session.send_failed(request, error, mtu);
@@ -142,7 +142,7 @@ async fn send<T: Transport>(transport: &T, session: &mut Session, request: &Requ
 /// Sends one request, pausing briefly while the kernel's transmit queue is full (ENOBUFS).
 async fn send_one<T: Transport>(transport: &T, request: &Request) -> io::Result<()> {
     let index = u32::try_from(request.host).unwrap_or(u32::MAX);
-    retry_enobufs(|| transport.send(index, request.addr, request.seq as u16)).await
+    retry_enobufs(|| transport.send(index, request.dst, request.seq as u16)).await
 }
 
 fn report<E>(session: &mut Session, on_event: &mut E) -> io::Result<()>

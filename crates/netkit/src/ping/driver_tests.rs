@@ -2,7 +2,7 @@
 //! scripted delay in virtual time, so whole sessions run in microseconds and their timing is
 //! exact.
 
-use std::net::IpAddr;
+use std::net::SocketAddr;
 use std::sync::Mutex;
 
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
@@ -33,7 +33,8 @@ impl Scripted {
 }
 
 impl Transport for Scripted {
-    async fn send(&self, index: u32, addr: IpAddr, seq: u16) -> io::Result<()> {
+    async fn send(&self, index: u32, dst: SocketAddr, seq: u16) -> io::Result<()> {
+        let addr = dst.ip();
         self.sent.lock().unwrap().push((index, seq, Instant::now()));
         let (answers, delay, copies) = (self.answers.clone(), self.delay, self.copies);
         tokio::spawn(async move {
@@ -58,16 +59,13 @@ impl Transport for Scripted {
         answer.ok_or_else(|| io::ErrorKind::BrokenPipe.into())
     }
 
-    fn path_mtu(&self, _addr: IpAddr) -> Option<u32> {
+    fn path_mtu(&self, _dst: SocketAddr) -> Option<u32> {
         None
     }
 }
 
 fn targets() -> Vec<Target> {
-    vec![Target {
-        name: None,
-        addr: "198.18.0.2".parse().unwrap(),
-    }]
+    vec![Target::addr("198.18.0.2".parse().unwrap())]
 }
 
 #[tokio::test(start_paused = true)]

@@ -22,17 +22,17 @@ pub struct Route {
     pub broadcast: bool,
 }
 
-/// Asks the kernel how it would reach `addr` (shown to the user as `host`), through `device`
-/// if given. No route is an input error naming the host, as is a broadcast address unless
-/// `broadcast_ok` (ping's `-b`).
+/// Asks the kernel how it would reach `dst`'s address in its zone (shown to the user as
+/// `host`; the port is not used), through `device` if given. No route is an input error
+/// naming the host, as is a broadcast address unless `broadcast_ok` (ping's `-b`).
 pub fn route(
     host: &str,
-    addr: IpAddr,
+    dst: SocketAddr,
     device: Option<&str>,
     broadcast_ok: bool,
 ) -> Result<Route, Error> {
-    let socket = probe_socket(addr, device)?;
-    let to = SockAddr::from(SocketAddr::new(addr, 1025));
+    let socket = probe_socket(dst.ip(), device)?;
+    let to = SockAddr::from(with_port(dst, 1025));
     let mut broadcast = false;
     if let Err(e) = socket.connect(&to) {
         if e.raw_os_error() != Some(nix::libc::EACCES) {
@@ -57,17 +57,22 @@ pub fn route(
     Ok(Route { source, broadcast })
 }
 
-/// The path MTU to `addr` the kernel knows, e.g. after a request was too big for it.
-pub fn path_mtu(addr: IpAddr) -> Option<u32> {
-    let socket = probe_socket(addr, None).ok()?;
-    socket
-        .connect(&SockAddr::from(SocketAddr::new(addr, 1025)))
-        .ok()?;
-    let mtu = match addr {
+/// The path MTU to `dst`'s address in its zone the kernel knows, e.g. after a request was
+/// too big for it.
+pub fn path_mtu(dst: SocketAddr) -> Option<u32> {
+    let socket = probe_socket(dst.ip(), None).ok()?;
+    socket.connect(&SockAddr::from(with_port(dst, 1025))).ok()?;
+    let mtu = match dst.ip() {
         IpAddr::V4(_) => sockopt::get(&socket, sockopt::IpMtu),
         IpAddr::V6(_) => sockopt::get(&socket, sockopt::Ipv6Mtu),
     };
     mtu.ok().and_then(|mtu| u32::try_from(mtu).ok())
+}
+
+/// `addr` with port `port`, its zone kept.
+fn with_port(mut addr: SocketAddr, port: u16) -> SocketAddr {
+    addr.set_port(port);
+    addr
 }
 
 fn probe_socket(addr: IpAddr, device: Option<&str>) -> Result<Socket, Error> {
@@ -107,14 +112,14 @@ mod tests {
 
     #[test]
     fn loopback_is_reached_from_loopback() {
-        let route = route("127.0.0.1", "127.0.0.1".parse().unwrap(), None, false).unwrap();
+        let route = route("127.0.0.1", "127.0.0.1:0".parse().unwrap(), None, false).unwrap();
         assert_eq!(route.source, "127.0.0.1".parse::<IpAddr>().unwrap());
         assert!(!route.broadcast);
     }
 
     #[test]
     fn an_unknown_interface_is_an_input_error() {
-        let addr = "127.0.0.1".parse().unwrap();
+        let addr = "127.0.0.1:0".parse().unwrap();
         match route("127.0.0.1", addr, Some("nk-no-such0"), false) {
             Err(Error::NoSuchInterface(name)) => assert_eq!(name, "nk-no-such0"),
             Err(Error::Io { source, .. }) if source.raw_os_error() == Some(nix::libc::EPERM) => {}

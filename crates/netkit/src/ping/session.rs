@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::net::IpAddr;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -25,8 +25,8 @@ use crate::target::Target;
 pub struct Request {
     /// The host's index among the session's targets.
     pub host: usize,
-    /// Where it goes.
-    pub addr: IpAddr,
+    /// Where it goes: the host's address in its zone (`fe80::1%eth0`), port 0.
+    pub dst: SocketAddr,
     /// Its sequence number, from 1 (the wire carries it modulo 65536).
     pub seq: u64,
 }
@@ -167,7 +167,7 @@ impl Session {
         });
         Request {
             host,
-            addr: self.hosts[host].target.addr,
+            dst: self.hosts[host].target.socket_addr(0),
             seq: sent.seq,
         }
     }

@@ -10,10 +10,7 @@ use crate::icmp::{Answer, ErrorReply, Reply};
 const MS: Duration = Duration::from_millis(1);
 
 fn target(addr: &str) -> Target {
-    Target {
-        name: None,
-        addr: addr.parse().unwrap(),
-    }
+    Target::addr(addr.parse().unwrap())
 }
 
 /// A session over `targets` from `t0`, with `config`.

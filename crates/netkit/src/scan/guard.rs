@@ -19,7 +19,7 @@
 
 use std::collections::HashSet;
 use std::io;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use socket2::{SockAddr, Socket};
@@ -52,7 +52,7 @@ impl Guard {
     /// Binds `socket` to an ephemeral port of the address it will connect from (the target's
     /// own address, for a local target) and registers it before any SYN is sent.
     pub fn reserve(&self, socket: &Socket, dst: SocketAddr) -> io::Result<Reservation> {
-        socket.bind(&SockAddr::from(SocketAddr::new(dst.ip(), 0)))?;
+        socket.bind(&SockAddr::from(with_port(dst, 0)))?;
         let local = socket
             .local_addr()?
             .as_socket()
@@ -95,10 +95,17 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Whether `ip` is an address of this host (loopback, or bindable here), where probes could
-/// meet each other.
-pub fn is_local(ip: IpAddr) -> bool {
-    ip.is_loopback() || ip.is_unspecified() || UdpSocket::bind((ip, 0)).is_ok()
+/// Whether `dst` (its address, in its zone) is an address of this host (loopback, or bindable
+/// here), where probes could meet each other.
+pub fn is_local(dst: SocketAddr) -> bool {
+    let ip = dst.ip();
+    ip.is_loopback() || ip.is_unspecified() || UdpSocket::bind(with_port(dst, 0)).is_ok()
+}
+
+/// `addr` with port `port`, its zone kept.
+fn with_port(mut addr: SocketAddr, port: u16) -> SocketAddr {
+    addr.set_port(port);
+    addr
 }
 
 #[cfg(test)]
@@ -136,8 +143,8 @@ mod tests {
 
     #[test]
     fn local_addresses() {
-        assert!(is_local("127.0.0.1".parse().unwrap()));
-        assert!(is_local("::1".parse().unwrap()));
-        assert!(!is_local("198.51.100.7".parse().unwrap()));
+        assert!(is_local("127.0.0.1:0".parse().unwrap()));
+        assert!(is_local("[::1]:0".parse().unwrap()));
+        assert!(!is_local("198.51.100.7:0".parse().unwrap()));
     }
 }

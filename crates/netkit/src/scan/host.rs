@@ -317,10 +317,7 @@ mod tests {
     use super::*;
 
     fn host() -> HostScan {
-        let target = Target {
-            addr: "198.18.1.1".parse().unwrap(),
-            name: None,
-        };
+        let target = Target::addr("198.18.1.1".parse().unwrap());
         HostScan::new(
             Arc::new(HostInfo {
                 target,

@@ -187,7 +187,7 @@ fn hosts(n: usize) -> Vec<Arc<HostInfo>> {
         .map(|i| {
             let addr = std::net::Ipv4Addr::from(0xc612_0100 + i as u32).into();
             Arc::new(HostInfo {
-                target: Target { name: None, addr },
+                target: Target::addr(addr),
                 local: false,
             })
         })

@@ -60,7 +60,7 @@ impl Iterator for Hosts {
 
     fn next(&mut self) -> Option<Arc<HostInfo>> {
         let target = self.0.next()?;
-        let local = is_local(target.addr);
+        let local = is_local(target.socket_addr(0));
         Some(Arc::new(HostInfo { target, local }))
     }
 
@@ -240,7 +240,7 @@ impl Shared {
 
     /// The job of one probe.
     fn job(&self, core: &mut Core, probe: Probe) -> Job {
-        let dst = SocketAddr::new(probe.host.target.addr, probe.port);
+        let dst = probe.host.target.socket_addr(probe.port);
         let cancel = Arc::new(Notify::new());
         core.cancels.insert(probe.id, Arc::clone(&cancel));
         Job {
@@ -353,10 +353,11 @@ impl Shared {
         let _ = self.msgs.send(Msg::BannerPending);
         let msgs = self.msgs.clone();
         let guard = self.guard_for(host, port);
+        let dst = host.target.socket_addr(port);
         self.runtime.spawn(async move {
             let socket = match socket {
                 Some(socket) => Some(socket),
-                None => syn::follow::connect(open.addr, port, guard, wait).await,
+                None => syn::follow::connect(dst, guard, wait).await,
             };
             let banner = match socket {
                 Some(socket) => banner::read(socket, wait).await,

@@ -1,5 +1,7 @@
 //! The TCP ACK prober (`--method ack:PORT`, as `nmap -PA`): a bare TCP ACK per probe through a
-//! raw socket, and a task that reads the resets that answer it. A host answers an ACK that
+//! raw socket, and tasks that read the resets that answer it and the routers' ICMP errors that
+//! quote it (net or host unreachable, administratively prohibited: an unreachable answer, read
+//! as every prober reads it, [`super::unreach::answer_of`]). A host answers an ACK that
 //! belongs to no connection with a reset whether the port is open or closed (RFC 9293), so any
 //! reset means up; a stateless firewall that drops SYNs to keep connections out often lets
 //! ACKs through (a stateful one drops them). Needs CAP_NET_RAW.
@@ -8,7 +10,10 @@
 //! checksum over the pseudo-header) and leaves from a source port the SYN scan's way reserves
 //! (`crate::scan::syn::socket::reserve`: a bound, never listening TCP socket, so this
 //! machine's kernel drops the reset quietly). The acknowledgement number is the target's
-//! position: the reset takes it as its sequence number, so an answer names its target.
+//! position: the reset takes it as its sequence number, so an answer names its target; the
+//! sequence number is that position mixed (an invertible multiply), and an ICMP error quotes
+//! it, so an error names its target too. Both raw sockets read only what can answer
+//! ([`crate::sys::bpf`]: resets to our source port; destination unreachable errors).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -19,13 +24,15 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
 use super::neighbour;
-use super::raw::{self, Sent};
-use super::reply::{Answer, Reply, Tag};
+use super::raw::{self, Heard, Sent};
+use super::reply::{Reply, Tag};
+use super::unreach::{answer_of, LocalAddrs};
 use crate::error::Error;
 use crate::icmp::packet::checksum;
-use crate::scan::syn::packet::{ipv4_payload, pseudo_header};
+use crate::icmp::Version;
+use crate::scan::syn::packet::{icmpv4_error, icmpv6_error, ipv4_payload, pseudo_header};
 use crate::scan::syn::socket::reserve;
-use crate::sys;
+use crate::sys::{self, bpf};
 use crate::target::{Family, Targets};
 
 /// A bare TCP header.
@@ -35,6 +42,7 @@ const WINDOW: u16 = 1024;
 const RST: u8 = 0x04;
 const ACK: u8 = 0x10;
 const TCP: u8 = 6;
+const ICMP: u8 = 1;
 
 /// Sends TCP ACKs to one port; background tasks collect the resets.
 #[derive(Debug)]
@@ -47,12 +55,13 @@ pub struct AckProber {
     replies: UnboundedSender<Reply>,
 }
 
-/// The raw socket of one address family, its source port and its receiver.
+/// The raw sockets of one address family (TCP to send and read resets, ICMP to read errors),
+/// its source port and its receivers.
 #[derive(Debug)]
 struct Side {
     socket: Arc<AsyncFd<Socket>>,
     sport: u16,
-    receiver: JoinHandle<()>,
+    receivers: [JoinHandle<()>; 2],
     _reservation: Socket,
 }
 
@@ -86,7 +95,8 @@ impl AckProber {
 
     /// Sends one ACK to the target at `index`. No route is an unreachable answer; another
     /// refused send leaves the target silent.
-    pub async fn send(&mut self, tag: Tag, index: u64, addr: IpAddr) {
+    pub async fn send(&mut self, tag: Tag, index: u64, dst: SocketAddr) {
+        let addr = dst.ip();
         let side = match addr {
             IpAddr::V4(_) => self.v4.as_ref(),
             IpAddr::V6(_) => self.v6.as_ref(),
@@ -94,13 +104,13 @@ impl AckProber {
         let (Some(side), Ok(index32)) = (side, u32::try_from(index)) else {
             return;
         };
-        let src = match self.sources.of(addr) {
+        let src = match self.sources.of(dst) {
             Ok(src) => src,
             Err(err) => return raw::refused(&self.replies, (tag, index, addr), &err),
         };
         let segment = ack(src, side.sport, addr, self.port, index32);
         self.sent.sent(tag, index);
-        let to = SockAddr::from(SocketAddr::new(addr, 0));
+        let to = SockAddr::from(dst);
         let send = || neighbour::send_to(&side.socket, &segment, &to);
         if let Err(err) = sys::retry_enobufs(send).await {
             raw::refused(&self.replies, (tag, index, addr), &err);
@@ -121,23 +131,41 @@ impl Side {
         sent: &Arc<Sent>,
         replies: &UnboundedSender<Reply>,
     ) -> Result<Self, Error> {
-        let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
-        let what = "open a TCP socket for ACK probes";
-        let socket = Arc::new(raw::open(domain, Protocol::TCP, what)?);
+        let (domain, icmp) = match v6 {
+            false => (Domain::IPV4, Protocol::ICMPV4),
+            true => (Domain::IPV6, Protocol::ICMPV6),
+        };
         let (reservation, sport) = reserve(domain, v6)
             .map_err(|e| Error::io("reserve a source port for ACK probes", e))?;
+        let what = "open a TCP socket for ACK probes";
+        let resets = bpf::tcp_to(&[sport], RST, v6);
+        let socket = Arc::new(raw::open(domain, Protocol::TCP, &resets, what)?);
+        let what = "open an ICMP socket for the errors ACK probes meet";
+        let errors = bpf::icmp_of(&[unreachable_type(v6)], v6);
+        let icmp = Arc::new(raw::open(domain, icmp, &errors, what)?);
         let expect = Expect { v6, port, sport };
-        let receiver = tokio::spawn(receive(
-            Arc::clone(&socket),
-            expect,
-            targets.clone(),
-            Arc::clone(sent),
-            replies.clone(),
-        ));
+        let round = || (targets.clone(), Arc::clone(sent));
+        let mut local = LocalAddrs::default();
+        let receivers = [
+            tokio::spawn(raw::receive(
+                Arc::clone(&socket),
+                round(),
+                replies.clone(),
+                "receive TCP resets",
+                move |datagram, from| expect.reset(datagram, from),
+            )),
+            tokio::spawn(raw::receive(
+                icmp,
+                round(),
+                replies.clone(),
+                "receive ICMP errors about ACK probes",
+                move |datagram, from| expect.error(datagram, from, &mut local),
+            )),
+        ];
         Ok(Side {
             socket,
             sport,
-            receiver,
+            receivers,
             _reservation: reservation,
         })
     }
@@ -145,8 +173,45 @@ impl Side {
 
 impl Drop for Side {
     fn drop(&mut self) {
-        self.receiver.abort();
+        for receiver in &self.receivers {
+            receiver.abort();
+        }
     }
+}
+
+/// Destination unreachable: ICMPv4 type 3, ICMPv6 type 1.
+fn unreachable_type(v6: bool) -> u8 {
+    if v6 {
+        1
+    } else {
+        3
+    }
+}
+
+/// The odd multiplier that mixes a target's position into an ACK's sequence number.
+const MIX: u32 = 0x9e37_79b9;
+
+/// Its inverse modulo 2^32 (Newton's iteration: each step doubles the correct low bits).
+const UNMIX: u32 = {
+    let mut inv = MIX;
+    let mut i = 0;
+    while i < 5 {
+        inv = inv.wrapping_mul(2u32.wrapping_sub(MIX.wrapping_mul(inv)));
+        i += 1;
+    }
+    inv
+};
+
+/// The sequence number of the ACK to the target at position `ack`: any does, and this one
+/// differs from probe to probe, as nmap's; an ICMP error quotes it and [`index_of`] reads the
+/// position back.
+fn seq_of(ack: u32) -> u32 {
+    ack.rotate_left(16).wrapping_mul(MIX)
+}
+
+/// The target position an ACK with sequence number `seq` went to.
+fn index_of(seq: u32) -> u32 {
+    seq.wrapping_mul(UNMIX).rotate_right(16)
 }
 
 /// A bare ACK from `src` port `sport` to `dst` port `dport`, acknowledging `ack`.
@@ -154,8 +219,7 @@ pub fn ack(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, ack: u32) -> [u8; L
     let mut seg = [0u8; LEN];
     seg[0..2].copy_from_slice(&sport.to_be_bytes());
     seg[2..4].copy_from_slice(&dport.to_be_bytes());
-    // Any sequence number does; this one differs from probe to probe, as nmap's.
-    seg[4..8].copy_from_slice(&ack.rotate_left(16).wrapping_mul(0x9e37_79b9).to_be_bytes());
+    seg[4..8].copy_from_slice(&seq_of(ack).to_be_bytes());
     seg[8..12].copy_from_slice(&ack.to_be_bytes());
     seg[12] = ((LEN / 4) as u8) << 4;
     seg[13] = ACK;
@@ -165,7 +229,8 @@ pub fn ack(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, ack: u32) -> [u8; L
     seg
 }
 
-/// What a reset to one of our ACKs looks like: from `port`, to `sport`.
+/// What answers one of our ACKs looks like: a reset from `port` to `sport`, or an ICMP error
+/// quoting a segment from `sport` to `port`.
 #[derive(Debug, Clone, Copy)]
 struct Expect {
     v6: bool,
@@ -174,9 +239,26 @@ struct Expect {
 }
 
 impl Expect {
+    /// A reset from the probed port to our source port (`datagram` from `from`, with its IPv4
+    /// header for IPv4): it names the target by its sequence number, the acknowledgement
+    /// number our ACK carried.
+    fn reset(self, datagram: &[u8], from: IpAddr) -> Option<Heard> {
+        let (seg, from) = match self.v6 {
+            false => ipv4_payload(datagram, TCP)?,
+            true => (datagram, from),
+        };
+        let index = u64::from(self.reset_seq(seg)?);
+        Some(Heard {
+            index,
+            addr: from,
+            seq: None,
+            answer: None,
+        })
+    }
+
     /// The sequence number of `seg` (from its first TCP header byte) when it is a reset from
-    /// the probed port to our source port: the acknowledgement number our ACK carried.
-    fn reset(self, seg: &[u8]) -> Option<u32> {
+    /// the probed port to our source port.
+    fn reset_seq(self, seg: &[u8]) -> Option<u32> {
         if seg.len() < LEN || seg[13] & RST == 0 {
             return None;
         }
@@ -185,57 +267,33 @@ impl Expect {
         let seq = u32::from_be_bytes([seg[4], seg[5], seg[6], seg[7]]);
         (sport == self.port && dport == self.sport).then_some(seq)
     }
-}
 
-/// Forwards every reset that answers an ACK of this round.
-async fn receive(
-    socket: Arc<AsyncFd<Socket>>,
-    expect: Expect,
-    targets: Targets,
-    sent: Arc<Sent>,
-    replies: UnboundedSender<Reply>,
-) {
-    let mut buf = vec![0u8; 2048];
-    loop {
-        let (len, from) = match raw::recv_from(&socket, &mut buf).await {
-            Ok(read) => read,
-            Err(err) => {
-                tracing::debug!("receive TCP resets: {err}");
-                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-                continue;
+    /// A router's ICMP error (`datagram` from `from`) quoting one of our ACKs.
+    fn error(self, datagram: &[u8], from: IpAddr, local: &mut LocalAddrs) -> Option<Heard> {
+        let (quoted, from, version) = match self.v6 {
+            false => {
+                let (msg, from) = ipv4_payload(datagram, ICMP)?;
+                (icmpv4_error(msg)?, from, Version::V4)
             }
+            true => (icmpv6_error(datagram)?, from, Version::V6),
         };
-        let (seg, from) = match expect.v6 {
-            false => match ipv4_payload(&buf[..len], TCP) {
-                Some(read) => read,
-                None => continue,
-            },
-            true => (&buf[..len], from),
-        };
-        let Some(index) = expect.reset(seg).map(u64::from) else {
-            continue;
-        };
-        if targets.get(u128::from(index)).map(|t| t.addr) != Some(from) {
-            continue;
+        if (quoted.sport, quoted.dport) != (self.sport, self.port) {
+            return None;
         }
-        let Some((tag, rtt)) = sent.answered(index) else {
-            continue;
-        };
-        let reply = Reply {
-            tag,
-            index,
-            addr: from,
-            answer: Answer::Alive(rtt),
-        };
-        if replies.send(reply).is_err() {
-            return;
-        }
+        let answer = answer_of(version, (quoted.kind, quoted.code), from, local)?;
+        Some(Heard {
+            index: u64::from(index_of(quoted.seq)),
+            addr: quoted.dst,
+            seq: None,
+            answer: Some(answer),
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sweep::unreach::Unreach;
 
     #[test]
     fn an_ack_checksums_and_its_reset_names_the_target() {
@@ -256,11 +314,58 @@ mod tests {
         rst[2..4].copy_from_slice(&40000u16.to_be_bytes());
         rst[4..8].copy_from_slice(&7u32.to_be_bytes());
         rst[13] = RST;
-        assert_eq!(expect.reset(&rst), Some(7));
+        assert_eq!(expect.reset_seq(&rst), Some(7));
         rst[13] = ACK;
-        assert_eq!(expect.reset(&rst), None);
+        assert_eq!(expect.reset_seq(&rst), None);
         rst[13] = RST;
         rst[0..2].copy_from_slice(&81u16.to_be_bytes());
-        assert_eq!(expect.reset(&rst), None);
+        assert_eq!(expect.reset_seq(&rst), None);
+    }
+
+    #[test]
+    fn an_icmp_error_quoting_an_ack_names_its_target_and_reason() {
+        for index in [0u32, 1, 7, 65_535, 1 << 24, u32::MAX] {
+            assert_eq!(index_of(seq_of(index)), index);
+        }
+        let (src, dst): (IpAddr, IpAddr) =
+            ("198.18.0.1".parse().unwrap(), "198.18.9.9".parse().unwrap());
+        let router: IpAddr = "198.18.0.2".parse().unwrap();
+        let expect = Expect {
+            v6: false,
+            port: 80,
+            sport: 40000,
+        };
+        let error = |code: u8, sport: u16| {
+            let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, ICMP, 0, 0];
+            ip.extend_from_slice(&[198, 18, 0, 2, 198, 18, 0, 1]);
+            ip.extend_from_slice(&[3, code, 0, 0, 0, 0, 0, 0]);
+            let mut quoted = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, TCP, 0, 0];
+            quoted.extend_from_slice(&[198, 18, 0, 1, 198, 18, 9, 9]);
+            ip.extend_from_slice(&quoted);
+            ip.extend_from_slice(&ack(src, sport, dst, 80, 42)[..8]);
+            ip
+        };
+        let mut local = LocalAddrs::default();
+        let heard = expect.error(&error(0, 40000), router, &mut local).unwrap();
+        assert_eq!((heard.index, heard.addr), (42, dst));
+        let why = Unreach::Icmp {
+            msg_type: 3,
+            code: 0,
+            from: router,
+        };
+        assert_eq!(
+            heard.answer,
+            Some(super::super::reply::Answer::Unreachable(why))
+        );
+        assert_eq!(
+            expect.error(&error(0, 40001), router, &mut local),
+            None,
+            "not ours"
+        );
+        assert_eq!(
+            expect.error(&error(3, 40000), router, &mut local),
+            None,
+            "port unreachable"
+        );
     }
 }

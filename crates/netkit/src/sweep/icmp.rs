@@ -4,17 +4,16 @@
 //! round: echo replies, and destination-unreachable errors (raw sockets only) that end a
 //! target early. A send the system refuses for want of a route is an unreachable answer too.
 
-use std::collections::HashMap;
-use std::io;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
+use super::raw;
 use super::reply::{Answer, Reply, Tag};
-use super::unreach::Unreach;
+use super::unreach::{answer_of, LocalAddrs};
 use crate::error::Error;
 use crate::icmp::{self, Engine, ErrorReply, Version};
 use crate::sys;
@@ -57,28 +56,13 @@ impl IcmpProber {
     /// full ([`sys::retry_enobufs`]). No route is reported as an unreachable answer; other
     /// refusals (a broadcast address, a local firewall, a queue that stayed full) leave the
     /// target silent.
-    pub async fn send(&self, tag: Tag, index: u64, addr: IpAddr) {
+    pub async fn send(&self, tag: Tag, index: u64, dst: SocketAddr) {
         let Ok(index32) = u32::try_from(index) else {
             return;
         };
-        let sent = sys::retry_enobufs(|| self.engine.send(index32, addr, tag.seq())).await;
+        let sent = sys::retry_enobufs(|| self.engine.send(index32, dst, tag.seq())).await;
         if let Err(err) = sent {
-            self.refused(tag, index, addr, &err);
-        }
-    }
-
-    fn refused(&self, tag: Tag, index: u64, addr: IpAddr, err: &io::Error) {
-        match err.raw_os_error() {
-            Some(errno @ (nix::libc::ENETUNREACH | nix::libc::EHOSTUNREACH)) => {
-                let answer = Answer::Unreachable(Unreach::Local(errno));
-                let _ = self.replies.send(Reply {
-                    tag,
-                    index,
-                    addr,
-                    answer,
-                });
-            }
-            _ => tracing::debug!("send to {addr}: {err}"),
+            raw::refused(&self.replies, (tag, index, dst.ip()), &err);
         }
     }
 }
@@ -127,42 +111,16 @@ fn echo_reply(targets: &Targets, reply: &icmp::Reply) -> Option<Reply> {
 
 fn unreachable(targets: &Targets, error: &ErrorReply, local: &mut LocalAddrs) -> Option<Reply> {
     let version = Version::of(&error.target);
-    if !Unreach::is_unreachable(version, error.msg_type, error.code) {
-        return None;
-    }
     let index = error.index?;
     let sent_to = targets.get(u128::from(index)).map(|t| t.addr);
     if sent_to != Some(error.target) {
         return None;
     }
-    // "Host unreachable" from this host itself: the neighbour never answered (ARP or neighbour
-    // discovery failed for an on-link target). That is an absent host, not a routing error.
-    let neighbour = matches!((version, error.code), (Version::V4, 1) | (Version::V6, 3));
-    let answer = match neighbour && local.contains(error.from) {
-        true => Answer::Absent,
-        false => Answer::Unreachable(Unreach::Icmp {
-            msg_type: error.msg_type,
-            code: error.code,
-            from: error.from,
-        }),
-    };
+    let answer = answer_of(version, (error.msg_type, error.code), error.from, local)?;
     Some(Reply {
         tag: Tag::from_seq(error.seq),
         index: u64::from(index),
         addr: error.target,
         answer,
     })
-}
-
-/// Which addresses belong to this host (those a socket can bind), remembered.
-#[derive(Debug, Default)]
-struct LocalAddrs(HashMap<IpAddr, bool>);
-
-impl LocalAddrs {
-    fn contains(&mut self, addr: IpAddr) -> bool {
-        *self
-            .0
-            .entry(addr)
-            .or_insert_with(|| UdpSocket::bind(SocketAddr::new(addr, 0)).is_ok())
-    }
 }

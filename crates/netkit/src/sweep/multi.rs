@@ -16,6 +16,7 @@ use tokio::sync::mpsc::{self, UnboundedReceiver};
 
 use super::probe::{Method, Prober};
 use super::reply::{Reply, Tag};
+use super::zone::Zones;
 use super::Config;
 use crate::error::{Error, ParseError};
 use crate::target::Targets;
@@ -88,6 +89,8 @@ pub struct Probers {
     replies: Vec<UnboundedReceiver<Reply>>,
     /// The channel read first next time, so that none starves the others.
     next: usize,
+    /// The zones the targets were given with, for the probes' socket addresses.
+    zones: Zones,
 }
 
 impl Probers {
@@ -106,7 +109,11 @@ impl Probers {
             let (tx, rx) = mpsc::unbounded_channel();
             parts.push((Prober::open(method, &each, targets, tx)?, rx));
         }
-        Ok(Probers::assemble(parts))
+        let probers = Probers::assemble(parts);
+        Ok(Probers {
+            zones: Zones::of(targets),
+            ..probers
+        })
     }
 
     /// Probers already open, each with the receiving end of its replies, in slot order.
@@ -116,6 +123,7 @@ impl Probers {
             probers,
             replies,
             next: 0,
+            zones: Zones::default(),
         }
     }
 
@@ -131,15 +139,17 @@ impl Probers {
 
     /// Sends one probe of every method, tagged `tag`, to the target at `index`.
     pub async fn send(&mut self, tag: Tag, index: u64, addr: IpAddr) {
+        let dst = self.zones.dst(index, addr);
         for prober in &mut self.probers {
-            prober.send(tag, index, addr).await;
+            prober.send(tag, index, dst).await;
         }
     }
 
     /// Sends one probe by the method in `slot` only.
     pub async fn send_by(&mut self, slot: u8, tag: Tag, index: u64, addr: IpAddr) {
+        let dst = self.zones.dst(index, addr);
         if let Some(prober) = self.probers.get_mut(usize::from(slot)) {
-            prober.send(tag, index, addr).await;
+            prober.send(tag, index, dst).await;
         }
     }
 

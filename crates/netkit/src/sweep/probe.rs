@@ -5,7 +5,7 @@
 //! one prober each.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::SocketAddr;
 
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -118,16 +118,18 @@ impl Prober {
         }
     }
 
-    /// Sends one probe tagged `tag` to the target at `index`. What the network answers
-    /// (including a refusal to send) comes back as a [`Reply`].
-    pub async fn send(&mut self, tag: Tag, index: u64, addr: IpAddr) {
+    /// Sends one probe tagged `tag` to the target at `index`, `dst` (its address in its zone,
+    /// port 0). What the network answers (including a refusal to send) comes back as a
+    /// [`Reply`].
+    pub async fn send(&mut self, tag: Tag, index: u64, dst: SocketAddr) {
+        let addr = dst.ip();
         match self {
-            Prober::Icmp(icmp) => icmp.send(tag, index, addr).await,
-            Prober::Tcp(tcp) => tcp.send(tag, index, addr).await,
+            Prober::Icmp(icmp) => icmp.send(tag, index, dst).await,
+            Prober::Tcp(tcp) => tcp.send(tag, index, dst).await,
             Prober::Arp(arp) => arp.send(tag, index, addr).await,
             Prober::Ndp(ndp) => ndp.send(tag, index, addr).await,
             Prober::Timestamp(ts) => ts.send(tag, index, addr).await,
-            Prober::Ack(ack) => ack.send(tag, index, addr).await,
+            Prober::Ack(ack) => ack.send(tag, index, dst).await,
             #[cfg(test)]
             Prober::Scripted(scripted) => scripted.send(tag, index, addr),
         }

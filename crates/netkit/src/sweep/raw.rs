@@ -1,12 +1,14 @@
 //! What the raw-socket probers (`timestamp`, `ack`) share: opening a raw socket on the tokio
-//! reactor (refused without CAP_NET_RAW, with advice), receiving a datagram with its sender,
-//! and [`Sent`], the last probe sent to each target of the round, which gives an answer its
-//! tag and its round-trip time.
+//! reactor (refused without CAP_NET_RAW, with advice) with the classic BPF program that keeps
+//! only what can answer a probe ([`crate::sys::bpf`]), the loop that reads it ([`receive`]:
+//! each prober only says what one datagram tells of which target, as a [`Heard`]), and
+//! [`Sent`], the last probe sent to each target of the round, which gives an answer its tag
+//! and its round-trip time.
 
 use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
@@ -19,15 +21,23 @@ use super::neighbour;
 use super::reply::{Answer, Reply, Tag};
 use super::unreach::Unreach;
 use crate::error::Error;
+use crate::target::Targets;
 
 /// The receive buffer asked for: answers to a fast sweep arrive in bursts.
 const RCVBUF: usize = 4 << 20;
 
-/// A raw socket of `domain` for `protocol`, non-blocking on the tokio reactor; `what` names
-/// it in the environment error (with the CAP_NET_RAW advice) when it is refused.
-pub fn open(domain: Domain, protocol: Protocol, what: &str) -> Result<AsyncFd<Socket>, Error> {
+/// A raw socket of `domain` for `protocol` that reads only what `filter` (a classic BPF
+/// program) keeps, non-blocking on the tokio reactor; `what` names it in the environment
+/// error (with the CAP_NET_RAW advice) when it is refused.
+pub fn open(
+    domain: Domain,
+    protocol: Protocol,
+    filter: &[nix::libc::sock_filter],
+    what: &str,
+) -> Result<AsyncFd<Socket>, Error> {
     let opened = Socket::new(domain, Type::RAW, Some(protocol)).and_then(|socket| {
         let _ = socket.set_recv_buffer_size(RCVBUF);
+        socket.attach_filter(filter)?;
         neighbour::register(socket)
     });
     opened.map_err(|e| {
@@ -50,6 +60,64 @@ pub async fn recv_from(fd: &AsyncFd<Socket>, buf: &mut [u8]) -> io::Result<(usiz
             },
             Ok(Err(err)) => return Err(err),
             Err(_would_block) => continue,
+        }
+    }
+}
+
+/// What one datagram tells of a target of the round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heard {
+    /// The target's position.
+    pub index: u64,
+    /// The address the probe went to.
+    pub addr: IpAddr,
+    /// The sequence number of the probe's tag, when the answer carries it: it must be the
+    /// last probe's.
+    pub seq: Option<u16>,
+    /// What it says; `None`: alive, after the round trip since the last probe.
+    pub answer: Option<Answer>,
+}
+
+/// Reads `socket` until the sweep stops listening: `read` says what each datagram (with its
+/// sender) tells, and that goes to `replies` when it is about a target of the round (the
+/// address its probe went to) and a probe of the round, tagged as the last one. `what` names
+/// the reading in the debug log of a failed receive.
+pub async fn receive(
+    socket: Arc<AsyncFd<Socket>>,
+    (targets, sent): (Targets, Arc<Sent>),
+    replies: UnboundedSender<Reply>,
+    what: &'static str,
+    mut read: impl FnMut(&[u8], IpAddr) -> Option<Heard>,
+) {
+    let mut buf = vec![0u8; 2048];
+    loop {
+        let (len, from) = match recv_from(&socket, &mut buf).await {
+            Ok(read) => read,
+            Err(err) => {
+                tracing::debug!("{what}: {err}");
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                continue;
+            }
+        };
+        let Some(heard) = read(&buf[..len], from) else {
+            continue;
+        };
+        if targets.get(u128::from(heard.index)).map(|t| t.addr) != Some(heard.addr) {
+            continue;
+        }
+        let probe = sent.answered(heard.index);
+        let Some((tag, rtt)) = probe.filter(|(tag, _)| heard.seq.unwrap_or(tag.seq()) == tag.seq())
+        else {
+            continue;
+        };
+        let reply = Reply {
+            tag,
+            index: heard.index,
+            addr: heard.addr,
+            answer: heard.answer.unwrap_or(Answer::Alive(rtt)),
+        };
+        if replies.send(reply).is_err() {
+            return;
         }
     }
 }

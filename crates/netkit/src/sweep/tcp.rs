@@ -6,7 +6,7 @@
 //! unreachable; no answer within the timeout means silent. Sockets close with an RST
 //! (linger 0) so a large sweep leaves no TIME_WAIT behind.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,12 +66,13 @@ impl TcpProber {
     }
 
     /// Starts one connect; waits first when too many are in flight.
-    pub async fn send(&mut self, tag: Tag, index: u64, addr: IpAddr) {
+    pub async fn send(&mut self, tag: Tag, index: u64, dst: SocketAddr) {
         while self.tasks.try_join_next().is_some() {}
         let Ok(permit) = Arc::clone(&self.slots).acquire_owned().await else {
             return;
         };
-        let target = SocketAddr::new(addr, self.port);
+        let (addr, mut target) = (dst.ip(), dst);
+        target.set_port(self.port);
         let timeout = connect_bound(self.timeout, tag.attempt());
         let replies = self.replies.clone();
         // The round trip counts from here, as the round's timeouts do: a task that waits to

@@ -18,14 +18,14 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
 use super::neighbour;
-use super::raw::{self, Sent};
-use super::reply::{Answer, Reply, Tag};
-use super::unreach::Unreach;
+use super::raw::{self, Heard, Sent};
+use super::reply::{Reply, Tag};
+use super::unreach::{answer_of, LocalAddrs, Unreach};
 use crate::error::{Error, ParseError};
 use crate::icmp::packet::checksum;
 use crate::icmp::Version;
 use crate::scan::syn::packet::ipv4_payload;
-use crate::sys;
+use crate::sys::{self, bpf};
 use crate::target::Targets;
 
 /// ICMP timestamp request and reply (RFC 792).
@@ -63,15 +63,17 @@ impl TimestampProber {
             return Err(ParseError::new(v6.addr.to_string(), why).into());
         }
         let what = "open an ICMP socket for timestamp requests";
-        let socket = Arc::new(raw::open(Domain::IPV4, Protocol::ICMPV4, what)?);
+        let filter = bpf::icmp_of(&[REPLY, UNREACHABLE], false);
+        let socket = Arc::new(raw::open(Domain::IPV4, Protocol::ICMPV4, &filter, what)?);
         let id = std::process::id() as u16;
         let sent = Arc::new(Sent::default());
-        let receiver = tokio::spawn(receive(
+        let mut local = LocalAddrs::default();
+        let receiver = tokio::spawn(raw::receive(
             Arc::clone(&socket),
-            id,
-            targets.clone(),
-            Arc::clone(&sent),
+            (targets.clone(), Arc::clone(&sent)),
             replies.clone(),
+            "receive ICMP timestamp replies",
+            move |datagram, _| heard(datagram, id, &mut local),
         ));
         Ok(TimestampProber {
             socket,
@@ -158,57 +160,25 @@ pub fn unreachable(msg: &[u8]) -> Option<(u16, u16, u32, IpAddr, u8)> {
     Some((be16(4), be16(6), originate, dst, code))
 }
 
-/// Forwards every timestamp reply, and every router's unreachable error, that answers a
-/// request of this round.
-async fn receive(
-    socket: Arc<AsyncFd<Socket>>,
-    id: u16,
-    targets: Targets,
-    sent: Arc<Sent>,
-    replies: UnboundedSender<Reply>,
-) {
-    let mut buf = vec![0u8; 1500];
-    loop {
-        let len = match raw::recv_from(&socket, &mut buf).await {
-            Ok((len, _)) => len,
-            Err(err) => {
-                tracing::debug!("receive ICMP timestamp replies: {err}");
-                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-                continue;
-            }
-        };
-        let Some((msg, from)) = ipv4_payload(&buf[..len], ICMP) else {
-            continue;
-        };
-        let (seq, index, addr, answer) = match (reply(msg), unreachable(msg)) {
-            (Some((got, seq, index)), _) if got == id => (seq, index, from, None),
-            (_, Some((got, seq, index, dst, code))) if got == id => {
-                let why = Unreach::Icmp {
-                    msg_type: UNREACHABLE,
-                    code,
-                    from,
-                };
-                (seq, index, dst, Some(Answer::Unreachable(why)))
-            }
-            _ => continue,
-        };
-        let index = u64::from(index);
-        if targets.get(u128::from(index)).map(|t| t.addr) != Some(addr) {
-            continue;
+/// What a datagram tells: a timestamp reply to one of our requests (from the target), or a
+/// router's unreachable error quoting one (read as every prober reads it,
+/// [`super::unreach::answer_of`]).
+fn heard(datagram: &[u8], id: u16, local: &mut LocalAddrs) -> Option<Heard> {
+    let (msg, from) = ipv4_payload(datagram, ICMP)?;
+    let (seq, index, addr, answer) = match (reply(msg), unreachable(msg)) {
+        (Some((got, seq, index)), _) if got == id => (seq, index, from, None),
+        (_, Some((got, seq, index, dst, code))) if got == id => {
+            let answer = answer_of(Version::V4, (UNREACHABLE, code), from, local)?;
+            (seq, index, dst, Some(answer))
         }
-        let Some((tag, rtt)) = sent.answered(index).filter(|(t, _)| t.seq() == seq) else {
-            continue;
-        };
-        let reply = Reply {
-            tag,
-            index,
-            addr,
-            answer: answer.unwrap_or(Answer::Alive(rtt)),
-        };
-        if replies.send(reply).is_err() {
-            return;
-        }
-    }
+        _ => return None,
+    };
+    Some(Heard {
+        index: u64::from(index),
+        addr,
+        seq: Some(seq),
+        answer,
+    })
 }
 
 #[cfg(test)]

@@ -1,11 +1,13 @@
 //! Targets with no route: why each is unreachable ([`Unreach`]: the system refused to send, or
 //! a router answered with an ICMP destination-unreachable error), kept per target position in
 //! runs of equal reasons ([`UnreachMap`]), so a whole unroutable block costs a few entries.
+//! [`answer_of`] reads an ICMP error about a probe the one way every prober reads it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 
+use super::reply::Answer;
 use crate::icmp::{error, Version};
 
 /// Why a target is unreachable.
@@ -34,6 +36,58 @@ impl Unreach {
             Version::V6 => msg_type == 1 && code != 4,
         }
     }
+}
+
+/// What an ICMP error (`msg_type`, `code`, sent by `from`) about a probe to a target says of
+/// it: unreachable, with the error as the reason ([`Unreach::is_unreachable`]), or absent when
+/// it is "host unreachable" from this host itself (the neighbour never answered: ARP or
+/// neighbour discovery failed for an on-link target, an absent host rather than a routing
+/// error); `None` for an error that says nothing about reaching the target.
+pub fn answer_of(
+    version: Version,
+    (msg_type, code): (u8, u8),
+    from: IpAddr,
+    local: &mut LocalAddrs,
+) -> Option<Answer> {
+    if !Unreach::is_unreachable(version, msg_type, code) {
+        return None;
+    }
+    let neighbour = matches!((version, code), (Version::V4, 1) | (Version::V6, 3));
+    Some(match neighbour && local.contains(from) {
+        true => Answer::Absent,
+        false => Answer::Unreachable(Unreach::Icmp {
+            msg_type,
+            code,
+            from,
+        }),
+    })
+}
+
+/// Which addresses belong to this host, remembered.
+#[derive(Debug, Default)]
+pub struct LocalAddrs(HashMap<IpAddr, bool>);
+
+impl LocalAddrs {
+    /// Whether `addr` is one of this host's addresses.
+    pub fn contains(&mut self, addr: IpAddr) -> bool {
+        *self.0.entry(addr).or_insert_with(|| is_own(addr))
+    }
+}
+
+/// Whether a socket can bind `addr`, or, for an IPv6 address (a link-local one binds only with
+/// its zone, which an ICMP error's source does not carry), an interface has it.
+fn is_own(addr: IpAddr) -> bool {
+    if UdpSocket::bind(SocketAddr::new(addr, 0)).is_ok() {
+        return true;
+    }
+    if addr.is_ipv4() {
+        return false;
+    }
+    let interfaces = crate::iface::list().unwrap_or_default();
+    interfaces
+        .iter()
+        .flat_map(|i| &i.addrs)
+        .any(|a| a.addr == addr)
 }
 
 impl fmt::Display for Unreach {

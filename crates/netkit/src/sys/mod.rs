@@ -14,6 +14,8 @@
 //! - [`proc`]: readers of `/proc` (nothing reads `/sys` any more: interfaces come from
 //!   rtnetlink).
 //! - [`signal`]: the process signals the commands stop (or report) on.
+//! - [`bpf`]: the classic BPF programs that keep a raw socket to the packets that can answer
+//!   its probes.
 //!
 //! Each module has one file per operating system, chosen with `#[path]` (as boringtun's
 //! `device/mod.rs` does). Linux is the only one today; elsewhere the crate does not compile,
@@ -25,6 +27,9 @@ compile_error!(
      operating system yet"
 );
 
+#[cfg(target_os = "linux")]
+#[path = "bpf_linux.rs"]
+pub mod bpf;
 #[cfg(target_os = "linux")]
 #[path = "cmsg_linux.rs"]
 pub mod cmsg;

@@ -75,7 +75,7 @@ pub fn choose(words: &[String], choice: Choice<'_>) -> anyhow::Result<Hosts> {
 fn check(target: Target, choice: Choice<'_>) -> Result<Host, netkit::Error> {
     let device = choice.source.and_then(Source::device);
     let host = target.host();
-    let route = route(&host, target.addr, device, choice.broadcast_ok)?;
+    let route = route(&host, target.socket_addr(0), device, choice.broadcast_ok)?;
     Ok(Host {
         source: choice.source.and_then(Source::addr).unwrap_or(route.source),
         multicast: route.broadcast || target.addr.is_multicast(),

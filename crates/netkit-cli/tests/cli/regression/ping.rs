@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use crate::harness::{privileged, text, Proc};
 use crate::ping_net::{
-    both_in, counts, iptables, json_lines, line_starting, loopback_ns, ping_in, stats_line,
-    two_hosts,
+    both_in, counts, iptables, json_lines, line_starting, link_local_pair, loopback_ns, ping_in,
+    stats_line, two_hosts,
 };
 use crate::responder::Responder;
 
@@ -390,5 +390,27 @@ fn ping_several_hosts_lines_did_not_say_which_target() {
     assert!(
         line_starting(&out, "64 bytes from 127.0.0.1: icmp_seq=1").contains("ttl="),
         "{out}"
+    );
+}
+
+/// An IPv6 link-local target with its zone, `fe80::…%nk0`: netkit refused it with
+/// `connect: invalid argument` (the zone was lost before the route lookup) where iputils
+/// pings it.
+#[test]
+fn link_local_target_with_a_zone_refused() {
+    if !privileged("ping link-local with a zone") {
+        return;
+    }
+    let (near, _far, target) = link_local_pair("pingzone");
+    let ((code, out, err), (i_code, i_out, i_err)) = both_in(&near, &["-c", "2", &target]);
+    assert_eq!(
+        (i_code, counts(&i_out).as_str()),
+        (0, "2 packets transmitted, 2 received, 0% packet loss"),
+        "iputils: {i_out}{i_err}"
+    );
+    assert_eq!(
+        (code, counts(&out)),
+        (i_code, counts(&i_out)),
+        "netkit: {out}{err}"
     );
 }

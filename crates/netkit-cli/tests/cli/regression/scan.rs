@@ -10,8 +10,9 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 
 use crate::harness::{privileged, text};
-use crate::lab::{ms, Lab, LabExt, PortTruth, Reject, Unroutable};
-use crate::scan::{parse_scan, Scan};
+use crate::lab::{ms, peers, Lab, LabExt, PortTruth, Reject, Unroutable};
+use crate::ping_net::link_local_pair;
+use crate::scan::{addrs, inside, listeners, parse_scan, scan_json, Scan};
 
 const SLOW_HOST: &str = "198.18.1.5";
 const SLOW_PORTS: &str = "1-4000";
@@ -332,5 +333,46 @@ fn discovery_named_net_unreachable_and_prohibited_no_route() {
     ];
     for (addr, word) in want {
         assert_eq!(reason(addr).as_deref(), Some(word), "{stdout}{stderr}");
+    }
+}
+
+/// An IPv6 link-local target with its zone, `fe80::…%nk0`: refused as an invalid address by
+/// the connect scan and the SYN scan alike, and the SYN scan, once past that, lost the zone
+/// where it looks up its source address and where it sends. `nmap -6 -sS` on the same
+/// target, in the same run, is the oracle: the listeners open, the other ports closed.
+#[test]
+fn link_local_target_with_a_zone() {
+    if !privileged("link_local_target_with_a_zone") {
+        return;
+    }
+    let (near, far, target) = link_local_pair("regzone");
+    let held = inside(&far, || listeners(&[("::", 2)]));
+    let open: BTreeSet<u16> = addrs(&held).iter().map(SocketAddr::port).collect();
+    let listed: Vec<String> = open.iter().map(u16::to_string).collect();
+    let ports = format!("1-10,{}", listed.join(","));
+    let out = near
+        .command("nmap")
+        .args(["-6", "-sS", "-n", "-Pn", "-p", &ports, "-oG", "-", &target])
+        .output()
+        .expect("run nmap");
+    let (_, nmap_out, _) = text(&out);
+    let nmap = peers::nmap_states(&nmap_out);
+    let nmap_open: BTreeSet<u16> = nmap
+        .iter()
+        .filter(|(_, state)| *state == "open")
+        .map(|(port, _)| *port)
+        .collect();
+    let nmap_closed = nmap.values().filter(|state| *state == "closed").count();
+    assert_eq!((&nmap_open, nmap_closed), (&open, 10), "nmap: {nmap_out}");
+    for extra in [&[][..], &["--syn"][..]] {
+        let args = [&["-Pn", target.as_str(), "-p", ports.as_str()][..], extra].concat();
+        let scan = scan_json(near.netkit(), &args);
+        let ours: BTreeSet<u16> = scan.open.iter().map(|p| p.port).collect();
+        let s = &scan.summary;
+        assert_eq!(
+            (&ours, s.closed as usize, s.filtered),
+            (&nmap_open, nmap_closed, 0),
+            "{extra:?} (left) vs nmap -sS {nmap_out}"
+        );
     }
 }

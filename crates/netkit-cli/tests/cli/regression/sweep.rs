@@ -3,8 +3,11 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use crate::harness::privileged;
-use crate::lab::Lab;
+use crate::discovery_probes_lab::status_reason;
+use crate::harness::{privileged, text};
+use crate::lab::{Lab, LabExt};
+use crate::ping_net::link_local_pair;
+use crate::scan::{inside, listeners};
 use crate::sweep_lab::{assert_exact, fping_alive, lossy, netkit_sweep, pick, pingable};
 
 /// Issue 12: behind 30±10 ms with 10% loss each way, netkit's defaults (one retry, a fixed
@@ -165,4 +168,166 @@ fn tcp_sweep_missed_every_host_behind_a_long_round_trip() {
     let run = netkit_sweep(&lab, &["--method", "tcp:22", "198.18.1.0/29"]);
     assert_eq!(run.alive(1), up, "{}", run.stderr);
     assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+/// An IPv6 link-local target with its zone, `fe80::…%nk0`, swept by echo, connect and bare
+/// ACK: the zone was lost on the way to the sockets, so the probes left by the decoy link the
+/// test network adds (or were refused) and the host came out down. `nmap -6 -sn` with the same
+/// probe (`-PE`, `-PS PORT`, `-PA PORT`; no neighbour discovery) finds it up, in the same run.
+#[test]
+fn link_local_target_with_a_zone_found_down() {
+    if !privileged("link_local_target_with_a_zone_found_down") {
+        return;
+    }
+    let (near, far, target) = link_local_pair("regswzone");
+    let held = inside(&far, || listeners(&[("::", 1)]));
+    let port = held[0].local_addr().expect("addr").port().to_string();
+    for (method, nmap_probe) in [
+        ("icmp".to_string(), "-PE".to_string()),
+        (format!("tcp:{port}"), format!("-PS{port}")),
+        (format!("ack:{port}"), format!("-PA{port}")),
+    ] {
+        let out = near
+            .command("nmap")
+            .args([
+                "-6",
+                "-sn",
+                "-n",
+                "--disable-arp-ping",
+                &nmap_probe,
+                "-oG",
+                "-",
+            ])
+            .arg(&target)
+            .output()
+            .expect("run nmap");
+        let (_, nmap_out, _) = text(&out);
+        assert!(
+            nmap_out.contains("Status: Up"),
+            "nmap {nmap_probe}: {nmap_out}"
+        );
+        let out = near
+            .netkit()
+            .args(["--json", "sweep", "--method", &method, &target])
+            .output()
+            .expect("run netkit");
+        let (code, stdout, stderr) = text(&out);
+        let alive = stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .any(|r| r["type"] == "host" && r["alive"] == true);
+        assert_eq!((code, alive), (0, true), "{method}: {stdout}{stderr}");
+    }
+}
+
+/// `--method ack:PORT` read no ICMP error: a target behind a router with no route to it (net
+/// unreachable, host unreachable, administratively prohibited; IPv4 and IPv6) came out down
+/// with no reason. nmap -PA80 reads those errors (`nmap -d`: `Got destination unreachable for
+/// ADDR`, in the same lab); the words are nmap's reasons, as `--method icmp` gives them (an
+/// IPv6 router's `unreachable` route answers "no route to destination").
+#[test]
+fn ack_sweep_read_no_routers_unreachable_errors() {
+    if !privileged("ack_sweep_read_no_routers_unreachable_errors") {
+        return;
+    }
+    use netkit_lab::Unroutable::{Host, Net, Prohibited};
+    let lab = Lab::builder("regswackun")
+        .unroutable("198.18.201.0/24", Net)
+        .unroutable("198.18.202.0/24", Host)
+        .unroutable("198.18.203.0/24", Prohibited)
+        .unroutable("2001:db8:202::/48", Host)
+        .unroutable("2001:db8:203::/48", Prohibited)
+        .icmp_limits(netkit_lab::IcmpLimits::Off)
+        .build()
+        .expect("lab");
+    let want = [
+        ("198.18.201.7", "net-unreach"),
+        ("198.18.202.7", "host-unreach"),
+        ("198.18.203.7", "admin-prohibited"),
+        ("2001:db8:202::7", "no-route"),
+        ("2001:db8:203::7", "admin-prohibited"),
+    ];
+    let targets: Vec<&str> = want.iter().map(|(addr, _)| *addr).collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sweep = |method: &str| {
+        let xml = dir.path().join(format!("{method}.xml"));
+        let out = lab
+            .netkit()
+            .args(["sweep", "--method", method, "-oX"])
+            .arg(&xml)
+            .args(&targets)
+            .output()
+            .expect("run netkit");
+        let (_, stdout, stderr) = text(&out);
+        let doc = std::fs::read_to_string(&xml).expect("the document");
+        (doc, format!("{stdout}{stderr}"))
+    };
+    let (ack, said) = sweep("ack:80");
+    let (icmp, _) = sweep("icmp");
+    for (addr, word) in want {
+        let family = if addr.contains(':') { "-6" } else { "-4" };
+        let out = lab
+            .scanner_cmd("nmap")
+            .args(["-n", "-d", "-sn", "-PA80", family, addr])
+            .output()
+            .expect("run nmap");
+        let (_, nmap, _) = text(&out);
+        let heard = format!("Got destination unreachable for {addr}");
+        assert!(nmap.contains(&heard), "nmap -PA80 {addr}: {nmap}");
+        assert_eq!(status_reason(&icmp, addr).as_deref(), Some(word), "{icmp}");
+        assert_eq!(
+            status_reason(&ack, addr).as_deref(),
+            Some(word),
+            "{ack}\n{said}"
+        );
+    }
+}
+
+/// A link-local target with its zone that no neighbour answers for, `fe80::99%nk0`: this host's
+/// own "address unreachable" (neighbour discovery failed) was taken for a router's error and
+/// the target reported unreachable from this host's link-local address, where an absent
+/// on-link host is silence (a global address was already: the link-local source could not be
+/// bound without its zone, so it was not recognised as this host's own). `nmap -6 -sn` says
+/// `no-response`, in the same run.
+#[test]
+fn absent_link_local_neighbour_reported_unreachable_from_this_host() {
+    if !privileged("absent_link_local_neighbour_reported_unreachable_from_this_host") {
+        return;
+    }
+    let (near, _far, _) = link_local_pair("regswabsent");
+    let target = "fe80::99%nk0";
+    let out = near
+        .command("nmap")
+        .args([
+            "-6",
+            "-n",
+            "-v",
+            "-sn",
+            "-PE",
+            "--disable-arp-ping",
+            "-oX",
+            "-",
+            target,
+        ])
+        .output()
+        .expect("run nmap");
+    let (_, nmap, _) = text(&out);
+    let reason = status_reason(&nmap, "fe80::99");
+    assert_eq!(reason.as_deref(), Some("no-response"), "{nmap}");
+    for method in ["icmp", "ack:80"] {
+        let out = near
+            .netkit()
+            .args(["--json", "sweep", "--method", method, target])
+            .output()
+            .expect("run netkit");
+        let (_, stdout, stderr) = text(&out);
+        let host = stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|r| r["type"] == "host")
+            .unwrap_or_else(|| panic!("{method}: no host record: {stdout}{stderr}"));
+        let seen = (&host["alive"], &host["error"]);
+        let silent = (&serde_json::Value::Bool(false), &serde_json::Value::Null);
+        assert_eq!(seen, silent, "{method}: {stdout}{stderr}");
+    }
 }

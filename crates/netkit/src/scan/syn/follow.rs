@@ -3,7 +3,7 @@
 //! one TCP connect ([`crate::scan::probe::attempt`]), guarded as the connect scan's probes
 //! are for ports on this host.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use socket2::Socket;
@@ -11,16 +11,10 @@ use socket2::Socket;
 use crate::scan::guard::Guard;
 use crate::scan::probe::{self, Outcome};
 
-/// Connects to `addr` port `port` within `wait`; the connected socket, or `None` when the
+/// Connects to `dst` (in its zone) within `wait`; the connected socket, or `None` when the
 /// port no longer accepts.
-pub async fn connect(
-    addr: IpAddr,
-    port: u16,
-    guard: Option<Guard>,
-    wait: Duration,
-) -> Option<Socket> {
+pub async fn connect(dst: SocketAddr, guard: Option<Guard>, wait: Duration) -> Option<Socket> {
     let expires = tokio::time::Instant::now() + wait;
-    let dst = SocketAddr::new(addr, port);
     match probe::attempt(dst, guard.as_ref(), expires).await {
         Ok(Outcome::Open { socket, .. }) => Some(socket.into_socket()),
         _ => None,

@@ -15,8 +15,21 @@ const WINDOW: u16 = 1024;
 const FIN: u8 = 0x01;
 const SYN: u8 = 0x02;
 const RST: u8 = 0x04;
-const ACK: u8 = 0x10;
+/// The ACK flag (set on SYN-ACKs and on the resets that answer a SYN).
+pub const ACK: u8 = 0x10;
 const TCP: u8 = 6;
+/// The ICMPv4 messages that can quote a segment: destination unreachable, time exceeded.
+const ERRORS_V4: [u8; 2] = [3, 11];
+/// The ICMPv6 ones: destination unreachable, time exceeded.
+const ERRORS_V6: [u8; 2] = [1, 3];
+
+/// The ICMP (`v6`: ICMPv6) types [`icmpv4_error`] and [`icmpv6_error`] read.
+pub fn error_types(v6: bool) -> &'static [u8] {
+    match v6 {
+        false => &ERRORS_V4,
+        true => &ERRORS_V6,
+    }
+}
 
 /// A SYN from `src` port `sport` to `dst` port `dport` with sequence number `seq`.
 pub fn syn(src: IpAddr, sport: u16, dst: IpAddr, dport: u16, seq: u32) -> [u8; SYN_LEN] {
@@ -132,7 +145,7 @@ pub struct Quoted {
 /// Reads an ICMPv4 message (from its type byte) that quotes a TCP segment.
 pub fn icmpv4_error(msg: &[u8]) -> Option<Quoted> {
     let (kind, code) = (*msg.first()?, *msg.get(1)?);
-    if !matches!(kind, 3 | 11) {
+    if !ERRORS_V4.contains(&kind) {
         return None;
     }
     let inner = msg.get(8..)?;
@@ -147,7 +160,7 @@ pub fn icmpv4_error(msg: &[u8]) -> Option<Quoted> {
 /// Reads an ICMPv6 message (from its type byte) that quotes a TCP segment.
 pub fn icmpv6_error(msg: &[u8]) -> Option<Quoted> {
     let (kind, code) = (*msg.first()?, *msg.get(1)?);
-    if !matches!(kind, 1 | 3) {
+    if !ERRORS_V6.contains(&kind) {
         return None;
     }
     let inner = msg.get(8..)?;

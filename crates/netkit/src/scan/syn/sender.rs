@@ -72,10 +72,10 @@ fn send_one(prober: &Prober, sources: &mut Sources, job: &Job, seq: u32) -> io::
         .sockets
         .family(dst.ip())
         .ok_or_else(|| io::Error::from_raw_os_error(Errno::EAFNOSUPPORT as i32))?;
-    let src: IpAddr = sources.of(dst.ip())?;
+    let src: IpAddr = sources.of(dst)?;
     let sport = family.port_for(job.tryno);
     let syn = packet::syn(src, sport, dst.ip(), dst.port(), seq);
-    family.send(&syn, dst.ip())
+    family.send(&syn, dst)
 }
 
 /// What a send this machine refused means: a port state, a pause, or the end of the scan.

@@ -6,8 +6,9 @@
 //! a connection of its own while the scan runs.
 //!
 //! Why raw sockets rather than `AF_PACKET`: they see loopback and every interface alike with
-//! the IP layer already parsed, need no link-layer framing or BPF program, and the kernel
-//! routes and resolves neighbours for the SYNs as for any packet.
+//! the IP layer already parsed, need no link-layer framing, and the kernel routes and resolves
+//! neighbours for the SYNs as for any packet. A classic BPF program ([`crate::sys::bpf`]) on
+//! each keeps only what can answer a SYN.
 
 use std::collections::HashMap;
 use std::io;
@@ -18,7 +19,9 @@ use nix::libc;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
+use super::packet;
 use crate::error::Error;
+use crate::sys::bpf;
 
 /// The receive buffer asked for on each raw socket: a loopback scan answers at once.
 const RCVBUF: usize = 8 << 20;
@@ -92,8 +95,13 @@ impl Family {
             *port = reserved;
             reservations.push(reservation);
         }
-        tcp.attach_filter(&answers_to(&ports, v6))
+        // Only segments to our ports with ACK set (SYN-ACKs, resets): the raw socket otherwise
+        // gets every TCP segment of the namespace, on loopback this scan's own SYNs too. And
+        // only the ICMP errors the receiver reads (module `packet`).
+        tcp.attach_filter(&bpf::tcp_to(&ports, packet::ACK, v6))
             .map_err(|e| Error::io("filter the raw TCP socket", e))?;
+        icmp.attach_filter(&bpf::icmp_of(packet::error_types(v6), v6))
+            .map_err(|e| Error::io("filter the raw ICMP socket", e))?;
         Ok(Family {
             tcp,
             icmp,
@@ -112,10 +120,10 @@ impl Family {
         self.ports.contains(&port)
     }
 
-    /// Sends `segment` to `dst`.
-    pub fn send(&self, segment: &[u8], dst: IpAddr) -> io::Result<()> {
-        self.tcp
-            .send_to(segment, &SockAddr::from(SocketAddr::new(dst, 0)))?;
+    /// Sends `segment` to `dst`'s address, in its zone (a raw socket's port must be 0).
+    pub fn send(&self, segment: &[u8], mut dst: SocketAddr) -> io::Result<()> {
+        dst.set_port(0);
+        self.tcp.send_to(segment, &SockAddr::from(dst))?;
         Ok(())
     }
 }
@@ -127,48 +135,6 @@ fn raw(domain: Domain, protocol: Protocol, what: &str) -> Result<Socket, Error> 
         let _ = socket.set_recv_buffer_size(RCVBUF);
     }
     Ok(socket)
-}
-
-/// A classic BPF program that keeps only segments to `ports` with ACK set (SYN-ACKs, resets):
-/// the raw socket otherwise gets every TCP segment of the namespace, on loopback this scan's
-/// own SYNs too. An IPv4 raw socket sees the IP header first; an IPv6 one the TCP header.
-fn answers_to(ports: &[u16; SOURCE_PORTS], v6: bool) -> Vec<libc::sock_filter> {
-    let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
-        code: code as u16,
-        jt,
-        jf,
-        k,
-    };
-    let (ld_h, ld_b) = match v6 {
-        false => (
-            libc::BPF_LD | libc::BPF_H | libc::BPF_IND,
-            libc::BPF_LD | libc::BPF_B | libc::BPF_IND,
-        ),
-        true => (
-            libc::BPF_LD | libc::BPF_H | libc::BPF_ABS,
-            libc::BPF_LD | libc::BPF_B | libc::BPF_ABS,
-        ),
-    };
-    let mut program = Vec::with_capacity(8 + SOURCE_PORTS);
-    if !v6 {
-        // X = the IPv4 header's length.
-        program.push(op(libc::BPF_LDX | libc::BPF_B | libc::BPF_MSH, 0, 0, 0));
-    }
-    program.push(op(ld_h, 0, 0, 2)); // destination port
-    for (i, port) in ports.iter().enumerate() {
-        // A match jumps over the other comparisons and the refusal after them.
-        let over = u8::try_from(SOURCE_PORTS - i).unwrap_or(u8::MAX);
-        let jeq = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
-        program.push(op(jeq, over, 0, u32::from(*port)));
-    }
-    program.extend([
-        op(libc::BPF_RET | libc::BPF_K, 0, 0, 0), // no port of ours
-        op(ld_b, 0, 0, 13),                       // flags
-        op(libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K, 0, 1, 0x10), // ACK
-        op(libc::BPF_RET | libc::BPF_K, 0, 0, 0xffff),
-        op(libc::BPF_RET | libc::BPF_K, 0, 0, 0),
-    ]);
-    program
 }
 
 /// Binds a TCP socket (never listening) to a port the kernel picks, on every address.
@@ -214,25 +180,29 @@ pub fn fds(sockets: &RawSockets) -> Vec<BorrowedFd<'_>> {
         .collect()
 }
 
-/// The source addresses this machine routes from, per destination: what a connected UDP
-/// socket is given (a route lookup; nothing is sent). The SYN's checksum covers it.
+/// The source addresses this machine routes from, per destination and zone: what a connected
+/// UDP socket is given (a route lookup; nothing is sent). The SYN's checksum covers it.
 #[derive(Debug, Default)]
-pub struct Sources(HashMap<IpAddr, IpAddr>);
+pub struct Sources(HashMap<(IpAddr, u32), IpAddr>);
 
 impl Sources {
-    /// The source address of packets to `dst`.
-    pub fn of(&mut self, dst: IpAddr) -> io::Result<IpAddr> {
-        if let Some(src) = self.0.get(&dst) {
+    /// The source address of packets to `dst`'s address in its zone (a link-local address
+    /// is routed through its zone's interface only).
+    pub fn of(&mut self, dst: SocketAddr) -> io::Result<IpAddr> {
+        let (any, zone): (IpAddr, u32) = match dst {
+            SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED.into(), 0),
+            SocketAddr::V6(v6) => (Ipv6Addr::UNSPECIFIED.into(), v6.scope_id()),
+        };
+        let key = (dst.ip(), zone);
+        if let Some(src) = self.0.get(&key) {
             return Ok(*src);
         }
-        let any: IpAddr = match dst {
-            IpAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
-            IpAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
-        };
         let udp = UdpSocket::bind((any, 0))?;
-        udp.connect((dst, 9))?;
+        let mut to = dst;
+        to.set_port(9);
+        udp.connect(to)?;
         let src = udp.local_addr()?.ip();
-        self.0.insert(dst, src);
+        self.0.insert(key, src);
         Ok(src)
     }
 }

@@ -75,9 +75,12 @@ impl Table {
         self.take_if(seq, dst)
     }
 
+    /// Takes the try sent with `seq` out when it went to `dst`'s address and port (an answer
+    /// carries no zone: the probe's may have one).
     fn take_if(&mut self, seq: u32, dst: SocketAddr) -> Option<Entry> {
+        let same = |sent: SocketAddr| (sent.ip(), sent.port()) == (dst.ip(), dst.port());
         match self.live.get(&seq) {
-            Some(entry) if entry.dst == dst => self.live.remove(&seq),
+            Some(entry) if same(entry.dst) => self.live.remove(&seq),
             _ => None,
         }
     }
