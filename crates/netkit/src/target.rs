@@ -7,6 +7,7 @@
 //! [`TargetList::resolve`] looks names up; [`Targets::iter`] then yields addresses lazily, so a
 //! `/8` never becomes a 16M-element vector.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6, ToSocketAddrs};
 use std::sync::Arc;
 
@@ -369,6 +370,27 @@ impl Target {
             None => self.addr.to_string(),
         }
     }
+
+    /// The name if there is one, else the address with its zone (`fe80::1%eth0`): how
+    /// iputils and fping name a target given with a zone (nmap shows the bare address).
+    pub fn shown(&self) -> String {
+        match &self.name {
+            Some(name) => name.to_string(),
+            None => show_zoned(self.addr, self.zone),
+        }
+    }
+}
+
+/// `addr` with `%INTERFACE` for a `zone` (its index; the index itself when no interface has
+/// it now), as iputils and fping print a link-local target; the bare address for zone 0.
+pub fn show_zoned(addr: IpAddr, zone: u32) -> String {
+    if zone == 0 {
+        return addr.to_string();
+    }
+    match nix::net::if_::if_indextoname(zone) {
+        Ok(name) => format!("{addr}%{}", name.to_string_lossy()),
+        Err(_) => format!("{addr}%{zone}"),
+    }
 }
 
 /// `addr` port `port` in `zone` (IPv6 only; 0 for none).
@@ -482,6 +504,18 @@ impl Targets {
             offset -= part.len();
         }
         None
+    }
+
+    /// The targets given with a zone, each address shown with it ([`show_zoned`]): what
+    /// output that names targets as fping does prints for them.
+    pub fn zoned_names(&self) -> HashMap<IpAddr, String> {
+        let zoned = |part: &Part| match part {
+            Part::Single { addr, zone, .. } if *zone != 0 => {
+                Some((*addr, show_zoned(*addr, *zone)))
+            }
+            _ => None,
+        };
+        self.parts.iter().filter_map(zoned).collect()
     }
 
     /// Whether any target was given with a zone (`fe80::1%eth0`).

@@ -297,12 +297,13 @@ fn print_headers(args: &Args, hosts: &[Host], out: &Printer) -> std::io::Result<
 /// iputils' first line: `PING host (addr) 56(84) bytes of data.` (IPv4) or `PING
 /// host(addr) 56 data bytes` (IPv6), with `from SOURCE DEVICE: ` when -I was given.
 fn header(args: &Args, host: &Host) -> String {
-    let (name, addr, size) = (host.target.host(), host.target.addr, args.size);
+    let (name, size) = (host.target.shown(), args.size);
+    let addr = host.show(host.target.addr);
     let from = match &args.interface {
         Some(source) => format!("from {} {}: ", host.source, source.device().unwrap_or("")),
         None => String::new(),
     };
-    match addr {
+    match host.target.addr {
         IpAddr::V4(_) => format!(
             "PING {name} ({addr}) {from}{size}({}) bytes of data.",
             size + 28

@@ -2,7 +2,9 @@
 
 mod nmap;
 
+use std::collections::HashMap;
 use std::io::{self, IsTerminal, Write};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -166,7 +168,7 @@ async fn sweep_all(
         (_, true) => Filter::Dead,
         _ => Filter::All,
     };
-    let mut view = View::new(out, filter, sweep.total(), !on_stdout);
+    let mut view = View::new(out, filter, sweep.total(), &targets, !on_stdout);
     let mut sink = |event: Event| {
         if let Event::Host(host) = &event {
             nmap.host(host);
@@ -242,10 +244,18 @@ struct View<'a> {
     shared: bool,
     /// Whether results go to stdout (not when an nmap document goes there).
     stdout: bool,
+    /// Targets given with a zone, shown with it (`fe80::1%eth0 is alive`, as fping).
+    zoned: HashMap<IpAddr, String>,
 }
 
 impl<'a> View<'a> {
-    fn new(out: &'a Printer, filter: Filter, total: u64, stdout: bool) -> Self {
+    fn new(
+        out: &'a Printer,
+        filter: Filter,
+        total: u64,
+        targets: &netkit::Targets,
+        stdout: bool,
+    ) -> Self {
         let bars = !out.json() && !out.quiet() && std::io::stderr().is_terminal();
         View {
             out,
@@ -255,6 +265,15 @@ impl<'a> View<'a> {
             bars,
             shared: std::io::stdout().is_terminal(),
             stdout,
+            zoned: targets.zoned_names(),
+        }
+    }
+
+    /// A target's address as fping shows it: with its zone when it was given with one.
+    fn shown(&self, addr: IpAddr) -> String {
+        match self.zoned.get(&addr) {
+            Some(shown) => shown.clone(),
+            None => addr.to_string(),
         }
     }
 
@@ -295,7 +314,7 @@ impl<'a> View<'a> {
         if let (Some(why), false) = (&host.error, self.out.json()) {
             // Like fping's error lines, once (later rounds report changes only).
             return match host.round {
-                1 => self.warn(&format!("{}: {why}", host.addr)),
+                1 => self.warn(&format!("{}: {why}", self.shown(host.addr))),
                 _ => Ok(()),
             };
         }
@@ -318,7 +337,7 @@ impl<'a> View<'a> {
             .as_ref()
             .map(|mac| format!(" ({mac})"))
             .unwrap_or_default();
-        self.line(&format!("{} is {state}{mac}", host.addr))
+        self.line(&format!("{} is {state}{mac}", self.shown(host.addr)))
     }
 
     /// Another host answering for a live host's address, as arp-scan reports it.
@@ -345,7 +364,7 @@ impl<'a> View<'a> {
             true => self.out.paint("came up", true),
             false => self.out.paint("went down", false),
         };
-        self.line(&format!("{} {what}", change.addr))
+        self.line(&format!("{} {what}", self.shown(change.addr)))
     }
 
     fn summary(&mut self, summary: &SummaryRecord) -> io::Result<()> {

@@ -51,7 +51,7 @@ impl Host {
     pub fn new(target: &Target, config: &PingConfig) -> Host {
         Host {
             target: target.clone(),
-            name: target.host(),
+            name: target.shown(),
             stats: Stats::default(),
             answered: SeqSet::default(),
             pending: VecDeque::new(),

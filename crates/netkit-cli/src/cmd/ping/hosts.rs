@@ -27,6 +27,17 @@ pub struct Host {
     pub numeric: bool,
 }
 
+impl Host {
+    /// `addr`, one that answered, as iputils shows it: with the target's zone when it is the
+    /// target's address (`fe80::1%eth0`).
+    pub fn show(&self, addr: IpAddr) -> String {
+        match addr == self.target.addr {
+            true => netkit::target::show_zoned(addr, self.target.zone),
+            false => addr.to_string(),
+        }
+    }
+}
+
 /// The hosts that can be pinged, and the failures of the others.
 #[derive(Debug)]
 pub struct Hosts {

@@ -12,12 +12,8 @@ pub struct Names {
 }
 
 impl Names {
-    /// `addr` as iputils prints who answered: the bare address when `numeric`, else `NAME
-    /// (ADDR)`.
-    pub fn show(&mut self, addr: IpAddr, numeric: bool) -> String {
-        if numeric {
-            return addr.to_string();
-        }
+    /// `addr` as iputils prints who answered when names are shown: `NAME (ADDR)`.
+    pub fn show(&mut self, addr: IpAddr) -> String {
         let name = self.known.entry(addr).or_insert_with(|| lookup(addr));
         format!("{name} ({addr})")
     }
@@ -40,13 +36,6 @@ fn sanitize(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn numeric_hosts_are_not_looked_up() {
-        let mut names = Names::default();
-        assert_eq!(names.show("127.0.0.1".parse().unwrap(), true), "127.0.0.1");
-        assert!(names.known.is_empty());
-    }
 
     #[test]
     fn names_are_sanitised() {

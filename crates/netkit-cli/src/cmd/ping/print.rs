@@ -67,7 +67,7 @@ impl<'a> EventPrinter<'a> {
                 if self.style.flood {
                     return raw("\x08E");
                 }
-                let from = self.names.show(error.from, self.hosts[host].numeric);
+                let from = self.sender(host, error.from);
                 let stamp = self.lead(host);
                 let text = error.describe();
                 self.out.line(&format!(
@@ -80,6 +80,15 @@ impl<'a> EventPrinter<'a> {
             } => self.send_error(host, &error, mtu),
             Event::Status(stats) => self.status(&stats),
             _ => Ok(()),
+        }
+    }
+
+    /// Who answered a request to `host`, as iputils names it.
+    fn sender(&mut self, host: usize, addr: IpAddr) -> String {
+        let view = &self.hosts[host];
+        match view.numeric {
+            true => view.show(addr),
+            false => self.names.show(addr),
         }
     }
 
@@ -100,8 +109,8 @@ impl<'a> EventPrinter<'a> {
         if self.style.flood {
             return raw(&format!("\x08 \x08{bell}"));
         }
+        let from = self.sender(host, record.addr);
         let view = &self.hosts[host];
-        let from = self.names.show(record.addr, view.numeric);
         let ttl = record.ttl.map(|t| format!(" ttl={t}")).unwrap_or_default();
         let time = rtt
             .map(|rtt| format!(" time={} ms", format_reply_time(rtt)))

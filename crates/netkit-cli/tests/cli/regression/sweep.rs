@@ -220,6 +220,37 @@ fn link_local_target_with_a_zone_found_down() {
     }
 }
 
+/// A link-local target given with its zone was shown without it (`fe80::…  is alive`) where
+/// fping prints what was given (`fe80::…%nk0 is alive`); live and inactive alike.
+#[test]
+fn link_local_target_shown_without_its_zone() {
+    if !privileged("link_local_target_shown_without_its_zone") {
+        return;
+    }
+    let (near, _far, target) = link_local_pair("regswzshow");
+    let absent = "fe80::1:2%nk0";
+    let run = |cmd: &mut std::process::Command| text(&cmd.output().expect("run"));
+    let (_, fping_out, fping_err) = run(near.command("fping").args(["-6", "-a", &target]));
+    assert_eq!(fping_out.trim(), target, "fping -a: {fping_out}{fping_err}");
+    let (code, out, err) = run(near.netkit().args(["sweep", &target]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        out.lines().next(),
+        Some(format!("{target} is alive").as_str()),
+        "{out}"
+    );
+    let (_, fping_out, _) = run(near
+        .command("fping")
+        .args(["-6", "-u", "-t", "200", absent]));
+    assert_eq!(fping_out.trim(), absent, "fping -u: {fping_out}");
+    let (_, out, err) = run(near.netkit().args(["sweep", "--dead", absent]));
+    assert_eq!(
+        out.lines().next(),
+        Some(format!("{absent} is inactive").as_str()),
+        "{out}{err}"
+    );
+}
+
 /// `--method ack:PORT` read no ICMP error: a target behind a router with no route to it (net
 /// unreachable, host unreachable, administratively prohibited; IPv4 and IPv6) came out down
 /// with no reason. nmap -PA80 reads those errors (`nmap -d`: `Got destination unreachable for
