@@ -24,7 +24,8 @@ Examples:
   tar c dir | netkit send 'exec:wc -c'              a slow upload is fine: --timeout is idle time
 
 --timeout is an idle timeout: it starts when the input has ended and restarts with every byte
-of reply, so a long upload never times out while it flows.
+of reply, so a long upload never times out while it flows. A peer that shuts down its side
+first (nc -lU PATH > file) still gets all the input, as with nc -U.
 
 Exit status: 0 the reply ended, 1 the reply went silent for --timeout before its end (or the
 peer took no input for that long), 2 bad input, 3 the connection was refused or the command

@@ -31,8 +31,8 @@ pub struct Exchange {
 /// the peer's end of file, or until `idle` passes without a byte of reply after the input
 /// ended (or without the peer taking any input): then the result says `timed_out`.
 ///
-/// The exchange is over when the reply ends: input not yet sent by then is dropped (the peer
-/// has said all it will say). A peer that stops reading early (`EPIPE`, `ECONNRESET` while
+/// When the reply ends first (the peer shut down its write side only), the rest of the input
+/// is still sent, to its end, as `nc -U` does. A peer that stops reading early (`EPIPE`, `ECONNRESET` while
 /// sending, `ECONNRESET` after its reply) is not an error; any other error is.
 pub async fn exchange<S, R, W>(
     stream: &mut S,
@@ -75,7 +75,16 @@ where
             }
             result = &mut receiving => {
                 result?;
-                return Ok(done(false));
+                if sending_done {
+                    return Ok(done(false));
+                }
+                // The peer half-closed first (`nc -lU PATH > file`): its reply is over, not
+                // its reading. Send the rest of the input, as `nc -U` does; a peer that is
+                // gone fails the writes (EPIPE, ECONNRESET), one that stops reading times out.
+                return match sending.await {
+                    Err(err) if err.kind() == io::ErrorKind::TimedOut => Ok(done(true)),
+                    other => peer_gone_is_fine(other).map(|()| done(false)),
+                };
             }
             () = quiet_for(idle, &last), if sending_done && idle.is_some() => {
                 return Ok(done(true));
