@@ -392,3 +392,27 @@ fn ping_several_hosts_lines_did_not_say_which_target() {
         "{out}"
     );
 }
+
+/// `-w 1` at the default interval: the second request fell due at the deadline itself and was
+/// sent (`2 packets transmitted, 1 received, 50% packet loss` on loopback); iputils stops at
+/// the deadline first and sends one.
+#[test]
+fn a_request_due_at_the_deadline_was_sent() {
+    if !privileged("ping deadline tie") {
+        return;
+    }
+    let ns = loopback_ns("pingtie");
+    for target in ["127.0.0.1", "::1"] {
+        let ((code, out, err), (i_code, i_out, i_err)) = both_in(&ns, &["-w", "1", target]);
+        assert_eq!(
+            (i_code, counts(&i_out).as_str()),
+            (0, "1 packets transmitted, 1 received, 0% packet loss"),
+            "iputils: {i_out}{i_err}"
+        );
+        assert_eq!(
+            (code, counts(&out)),
+            (i_code, counts(&i_out)),
+            "netkit: {out}{err}"
+        );
+    }
+}
