@@ -416,3 +416,85 @@ fn a_request_due_at_the_deadline_was_sent() {
         );
     }
 }
+
+/// The largest `time=`-style figure of the lines of `out` that `keep` accepts.
+fn max_ms(out: &str, keep: impl Fn(&str) -> bool, field: &str) -> f64 {
+    out.lines()
+        .filter(|l| keep(l))
+        .filter_map(|l| {
+            let rest = &l[l.find(field)? + field.len()..];
+            rest.split(" ms").next()?.trim().parse::<f64>().ok()
+        })
+        .fold(f64::MIN, f64::max)
+}
+
+/// The max of a `min/avg/max = a/b/c` fping summary line for `host`.
+fn fping_summary_max(out: &str, host: &str) -> f64 {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(host) && l.contains("xmt/rcv/%loss"))
+        .unwrap_or_else(|| panic!("no summary of {host} in\n{out}"));
+    let figures = line.rsplit(" = ").next().unwrap_or_default();
+    figures
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .parse()
+        .expect(line)
+}
+
+/// `--fping-summary` took its min/avg/max from iputils' figures, which count duplicate
+/// replies; fping's count only the first reply to each request (its "duplicate for [N]"
+/// lines change nothing). Here half the packets each way are duplicated, each copy delayed on
+/// its own.
+#[test]
+fn fping_summary_counted_duplicates_in_its_round_trips() {
+    use crate::lab::{ms, Lab, LabExt};
+    if !privileged("ping fping summary dups") {
+        return;
+    }
+    let lab = Lab::builder("pingdupsum")
+        .delay(ms(15))
+        .jitter(ms(12))
+        .dup(0.5)
+        .seed(3)
+        .host("198.18.1.1")
+        .host("198.18.1.2")
+        .build()
+        .expect("lab");
+    // fping reports duplicates ("duplicate for [N]") only with -q.
+    let mut fping = lab.scanner_cmd("fping");
+    fping.args(["-q", "-c", "20", "-p", "50", "-t", "1000", "198.18.1.1"]);
+    let mut ours = lab.netkit();
+    ours.args([
+        "ping",
+        "-c",
+        "20",
+        "-i",
+        "50ms",
+        "--fping-summary",
+        "198.18.1.2",
+    ]);
+    let ((code, out, err), (f_code, f_out, f_err)) = crate::ping_net::side_by_side(ours, fping);
+    let f_all = format!("{f_out}{f_err}");
+    assert_eq!(f_code, 0, "fping: {f_all}");
+    let f_dup = max_ms(&f_all, |l| l.contains("duplicate for"), "bytes, ");
+    let f_max = fping_summary_max(&f_all, "198.18.1.1");
+    assert!(
+        f_dup > f_max + 1.0,
+        "fping's max is not that of the first replies: {f_all}"
+    );
+    let first = max_ms(
+        &out,
+        |l| l.contains("time=") && !l.contains("DUP!"),
+        "time=",
+    );
+    let dup = max_ms(&out, |l| l.contains("(DUP!)"), "time=");
+    assert_eq!(code, 0, "netkit: {out}{err}");
+    assert!(dup > first + 1.0, "no late duplicate: {out}");
+    let max = fping_summary_max(&out, "198.18.1.2");
+    assert!(
+        (max - first).abs() < 0.5,
+        "netkit, max {max} of firsts {first}: {out}"
+    );
+}
