@@ -109,8 +109,8 @@ pub struct Args {
     /// Allow pinging a broadcast address.
     #[arg(short = 'b')]
     pub broadcast: bool,
-    /// End with fping's one line per host (xmt/rcv/%loss, min/avg/max); in JSON, each
-    /// summary lists every request's round trip (fping -C).
+    /// End with fping's one line per host (xmt/rcv/%loss, min/avg/max of the first replies,
+    /// as fping); in JSON, each summary lists every request's round trip (fping -C).
     #[arg(long = "fping-summary")]
     pub fping_summary: bool,
     #[command(flatten)]

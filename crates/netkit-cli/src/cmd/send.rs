@@ -24,7 +24,9 @@ Examples:
   tar c dir | netkit send 'exec:wc -c'              a slow upload is fine: --timeout is idle time
 
 --timeout is an idle timeout: it starts when the input has ended and restarts with every byte
-of reply, so a long upload never times out while it flows.
+of reply, so a long upload never times out while it flows. A peer that shuts down its side
+first (nc -lU PATH > file) still gets all the input, as with nc -U; one that closes its Unix
+socket for good (an exec: child that exits) ends send at once.
 
 Exit status: 0 the reply ended, 1 the reply went silent for --timeout before its end (or the
 peer took no input for that long), 2 bad input, 3 the connection was refused or the command
@@ -72,9 +74,16 @@ async fn send(args: &Args, out: &Printer) -> anyhow::Result<Exit> {
         true => Box::new(&mut collected),
         false => Box::new(tokio::io::stdout()),
     };
-    let done = netkit::ipc::exchange(&mut stream, input(args), output, Some(args.timeout))
-        .await
-        .map_err(|e| netkit::Error::io(format!("send to {}", args.endpoint), e))?;
+    let hung_up = netkit::ipc::hung_up(&stream);
+    let done = netkit::ipc::exchange(
+        &mut stream,
+        input(args),
+        output,
+        Some(args.timeout),
+        hung_up,
+    )
+    .await
+    .map_err(|e| netkit::Error::io(format!("send to {}", args.endpoint), e))?;
     if done.timed_out {
         print_record(out, "timeout", args, done, &collected, start)?;
         return timed_out(args, "no end of reply: nothing received for");

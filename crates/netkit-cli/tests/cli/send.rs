@@ -134,3 +134,16 @@ fn send_waits_for_its_exec_child_to_exit() {
     assert_eq!((code, stdout.as_str()), (0, "x\n"), "{stderr}");
     assert!(flag.exists(), "netkit exited before its child");
 }
+
+/// A peer that closes its end for good (an `exec:` child that exits) ends `send` even while its
+/// input stays open; one that only shuts down its side gets the rest of the input
+/// (`regression::send`).
+#[test]
+fn a_peer_gone_for_good_ends_send_while_stdin_stays_open() {
+    let mut cmd = netkit();
+    cmd.args(["send", "exec:echo done"]);
+    let (child, stdin) = crate::harness::Proc::spawn_with_stdin(cmd);
+    let (code, stdout, stderr) = child.finish();
+    drop(stdin);
+    assert_eq!((code, stdout.as_str()), (0, "done\n"), "{stderr}");
+}

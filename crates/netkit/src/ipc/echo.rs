@@ -214,9 +214,15 @@ mod tests {
         let endpoint: Endpoint = addr.parse().unwrap();
         let mut stream = endpoint.connect(Duration::from_secs(5)).await.unwrap();
         let mut reply = Vec::new();
-        crate::ipc::exchange(&mut stream, message, &mut reply, None)
-            .await
-            .unwrap();
+        crate::ipc::exchange(
+            &mut stream,
+            message,
+            &mut reply,
+            None,
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
         reply
     }
 

@@ -7,6 +7,7 @@
 //! byte of reply, and it bounds each write the peer does not take.
 
 use std::cell::Cell;
+use std::future::Future;
 use std::io;
 use std::time::Duration;
 
@@ -31,19 +32,22 @@ pub struct Exchange {
 /// the peer's end of file, or until `idle` passes without a byte of reply after the input
 /// ended (or without the peer taking any input): then the result says `timed_out`.
 ///
-/// The exchange is over when the reply ends: input not yet sent by then is dropped (the peer
-/// has said all it will say). A peer that stops reading early (`EPIPE`, `ECONNRESET` while
+/// When the reply ends first (the peer shut down its write side only), the rest of the input
+/// is still sent, to its end, as `nc -U` does, unless `hung_up` completes (the peer closed
+/// for good: [`hung_up`](super::hung_up); `std::future::pending()` never does). A peer that stops reading early (`EPIPE`, `ECONNRESET` while
 /// sending, `ECONNRESET` after its reply) is not an error; any other error is.
-pub async fn exchange<S, R, W>(
+pub async fn exchange<S, R, W, H>(
     stream: &mut S,
     mut input: R,
     mut output: W,
     idle: Option<Duration>,
+    hung_up: H,
 ) -> io::Result<Exchange>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
+    H: Future<Output = ()>,
 {
     let (mut reader, mut writer) = tokio::io::split(stream);
     let (sent, received) = (Cell::new(0u64), Cell::new(0u64));
@@ -75,7 +79,20 @@ where
             }
             result = &mut receiving => {
                 result?;
-                return Ok(done(false));
+                if sending_done {
+                    return Ok(done(false));
+                }
+                // The peer half-closed first (`nc -lU PATH > file`): its reply is over, not
+                // its reading. Send the rest of the input, as `nc -U` does; a peer that is
+                // gone fails the writes (EPIPE, ECONNRESET), one that stops reading times out.
+                // One that closed for good (`hung_up`) reads no more: stop there.
+                return tokio::select! {
+                    result = &mut sending => match result {
+                        Err(err) if err.kind() == io::ErrorKind::TimedOut => Ok(done(true)),
+                        other => peer_gone_is_fine(other).map(|()| done(false)),
+                    },
+                    () = hung_up => Ok(done(false)),
+                };
             }
             () = quiet_for(idle, &last), if sending_done && idle.is_some() => {
                 return Ok(done(true));
@@ -198,9 +215,15 @@ mod tests {
             theirs.write_all(&got).await.unwrap();
         });
         let mut reply = Vec::new();
-        let done = exchange(&mut ours, &b"abc"[..], &mut reply, None)
-            .await
-            .unwrap();
+        let done = exchange(
+            &mut ours,
+            &b"abc"[..],
+            &mut reply,
+            None,
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
         peer.await.unwrap();
         assert_eq!(reply, b"cba");
         assert_eq!(
@@ -223,9 +246,15 @@ mod tests {
         });
         let input = vec![1u8; 8 << 20];
         let mut reply = Vec::new();
-        let done = exchange(&mut ours, &input[..], &mut reply, None)
-            .await
-            .unwrap();
+        let done = exchange(
+            &mut ours,
+            &input[..],
+            &mut reply,
+            None,
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
         peer.await.unwrap();
         assert_eq!(reply, [1, 1, 1, 1]);
         assert_eq!(done.received, 4);
@@ -253,7 +282,9 @@ mod tests {
         });
         let mut reply = Vec::new();
         let idle = Some(Duration::from_secs(1));
-        let done = exchange(&mut ours, input, &mut reply, idle).await.unwrap();
+        let done = exchange(&mut ours, input, &mut reply, idle, std::future::pending())
+            .await
+            .unwrap();
         assert_eq!(reply, b"abc", "each reply byte came 0.9 s after the last");
         assert_eq!(
             done,

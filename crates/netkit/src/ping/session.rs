@@ -149,7 +149,13 @@ impl Session {
         }
     }
 
+    /// Whether host `host` has a request due at `now`. None is at or after the deadline: a
+    /// request that falls due with it (`-w 1` at the default interval) is not sent, as iputils,
+    /// whose deadline alarm goes first, sends none.
     fn is_due(&self, host: usize, now: Instant) -> bool {
+        if self.end.is_some_and(|end| now >= end) {
+            return false;
+        }
         self.hosts
             .get(host)
             .and_then(|h| h.due(&self.config, now))

@@ -85,13 +85,26 @@ fn print_fping(out: &Printer, summaries: &[PingSummary]) -> io::Result<()> {
             "{:<width$} : xmt/rcv/%loss = {}/{}/{loss}%",
             s.host, s.transmitted, s.received
         );
-        if let (Some(min), Some(avg), Some(max)) = (s.min_ms, s.avg_ms, s.max_ms) {
+        if let Some([min, avg, max]) = first_replies(s) {
             let [min, avg, max] = [min, avg, max].map(format_fping_ms);
             line += &format!(", min/avg/max = {min}/{avg}/{max}");
         }
         out.line(&line)?;
     }
     Ok(())
+}
+
+/// fping's min/avg/max: of the first reply to each request (duplicates change nothing, unlike
+/// iputils' figures), from the per-request round trips when they were kept.
+fn first_replies(s: &PingSummary) -> Option<[f64; 3]> {
+    let Some(rtts) = &s.rtts_ms else {
+        return Some([s.min_ms?, s.avg_ms?, s.max_ms?]);
+    };
+    let firsts: Vec<f64> = rtts.iter().flatten().copied().collect();
+    let min = firsts.iter().copied().reduce(f64::min)?;
+    let max = firsts.iter().copied().reduce(f64::max)?;
+    let avg = firsts.iter().sum::<f64>() / firsts.len() as f64;
+    Some([min, avg, max])
 }
 
 #[cfg(test)]

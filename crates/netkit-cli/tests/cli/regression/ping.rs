@@ -437,3 +437,123 @@ fn link_local_target_shown_without_its_zone() {
     assert_eq!(title(&out), title(&i_out), "netkit: {out}");
     assert!(title(&i_out).contains(&target), "iputils: {i_out}");
 }
+
+/// `-w 1` at the default interval: the second request fell due at the deadline itself and was
+/// sent (`2 packets transmitted, 1 received, 50% packet loss` on loopback); iputils stops at
+/// the deadline first and sends one.
+#[test]
+fn a_request_due_at_the_deadline_was_sent() {
+    if !privileged("ping deadline tie") {
+        return;
+    }
+    let ns = loopback_ns("pingtie");
+    for target in ["127.0.0.1", "::1"] {
+        let ((code, out, err), (i_code, i_out, i_err)) = both_in(&ns, &["-w", "1", target]);
+        assert_eq!(
+            (i_code, counts(&i_out).as_str()),
+            (0, "1 packets transmitted, 1 received, 0% packet loss"),
+            "iputils: {i_out}{i_err}"
+        );
+        assert_eq!(
+            (code, counts(&out)),
+            (i_code, counts(&i_out)),
+            "netkit: {out}{err}"
+        );
+    }
+}
+
+/// The `time=`-style figures of the lines of `out` that `keep` accepts.
+fn times_ms(out: &str, keep: impl Fn(&str) -> bool, field: &str) -> Vec<f64> {
+    out.lines()
+        .filter(|l| keep(l))
+        .filter_map(|l| {
+            let rest = &l[l.find(field)? + field.len()..];
+            rest.split(" ms").next()?.trim().parse::<f64>().ok()
+        })
+        .collect()
+}
+
+/// The min, avg and max of a `min/avg/max = a/b/c` fping summary line for `host`.
+fn fping_summary(out: &str, host: &str) -> [f64; 3] {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(host) && l.contains("xmt/rcv/%loss"))
+        .unwrap_or_else(|| panic!("no summary of {host} in\n{out}"));
+    let figures: Vec<f64> = line
+        .rsplit(" = ")
+        .next()
+        .unwrap_or_default()
+        .split('/')
+        .map(|f| f.parse().expect(line))
+        .collect();
+    [figures[0], figures[1], figures[2]]
+}
+
+/// Min, avg and max of `times`.
+fn min_avg_max(times: &[f64]) -> [f64; 3] {
+    let min = times.iter().copied().fold(f64::MAX, f64::min);
+    let max = times.iter().copied().fold(f64::MIN, f64::max);
+    [min, times.iter().sum::<f64>() / times.len() as f64, max]
+}
+
+/// Whether two min/avg/max triples agree to the rounding of the printed figures.
+fn same_figures(a: [f64; 3], b: [f64; 3]) -> bool {
+    a.iter().zip(b).all(|(x, y)| (x - y).abs() < 0.15)
+}
+
+/// `--fping-summary` took its min/avg/max from iputils' figures, which count duplicate
+/// replies; fping's count only the first reply to each request. Here half the packets each way
+/// are duplicated, each copy delayed on its own, so the duplicates' times differ from the
+/// first replies' and the average over both is not the first replies' (fping's figures are
+/// those of its per-reply lines, which show first replies only).
+#[test]
+fn fping_summary_counted_duplicates_in_its_round_trips() {
+    use crate::lab::{ms, Lab, LabExt};
+    if !privileged("ping fping summary dups") {
+        return;
+    }
+    let lab = Lab::builder("pingdupsum")
+        .delay(ms(15))
+        .jitter(ms(12))
+        .dup(0.5)
+        .seed(3)
+        .host("198.18.1.1")
+        .host("198.18.1.2")
+        .build()
+        .expect("lab");
+    let mut fping = lab.scanner_cmd("fping");
+    fping.args(["-c", "20", "-p", "50", "-t", "1000", "198.18.1.1"]);
+    let mut ours = lab.netkit();
+    ours.args([
+        "ping",
+        "-c",
+        "20",
+        "-i",
+        "50ms",
+        "--fping-summary",
+        "198.18.1.2",
+    ]);
+    let ((code, out, err), (f_code, f_out, f_err)) = crate::ping_net::side_by_side(ours, fping);
+    let f_all = format!("{f_out}{f_err}");
+    assert_eq!(f_code, 0, "fping: {f_all}");
+    let f_firsts = times_ms(&f_all, |l| l.contains("bytes, "), "bytes, ");
+    assert!(
+        same_figures(fping_summary(&f_all, "198.18.1.1"), min_avg_max(&f_firsts)),
+        "fping's figures are not its replies': {f_all}"
+    );
+    assert_eq!(code, 0, "netkit: {out}{err}");
+    let firsts = times_ms(
+        &out,
+        |l| l.contains("time=") && !l.contains("DUP!"),
+        "time=",
+    );
+    let all = times_ms(&out, |l| l.contains("time="), "time=");
+    assert!(
+        !same_figures(min_avg_max(&all), min_avg_max(&firsts)),
+        "the duplicates changed nothing here: {out}"
+    );
+    assert!(
+        same_figures(fping_summary(&out, "198.18.1.2"), min_avg_max(&firsts)),
+        "netkit's figures are not those of its first replies: {out}"
+    );
+}

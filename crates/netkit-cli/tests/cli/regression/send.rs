@@ -45,3 +45,38 @@ fn send_timeout_record_said_sent_0_whatever_was_sent() {
     let record: Reply = serde_json::from_value(value).unwrap();
     assert_eq!((record.sent, record.received), (6, 0), "{stdout}");
 }
+
+/// A receiver that half-closes at once (`nc -lU PATH > file` with no stdin shuts its write side
+/// down when it connects) ended the "reply" before any input was read: `send` exited 0 having
+/// sent nothing of its stdin. `nc -U` sends all of it (socat, for 0.5 s after the end of file).
+#[test]
+fn send_dropped_its_input_when_the_peer_half_closed_first() {
+    use std::io::Read;
+    use std::net::Shutdown;
+    use std::os::unix::net::UnixListener;
+    const SIZE: usize = 1 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sink.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let (closed_tx, closed_rx) = std::sync::mpsc::channel();
+    let sink = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.shutdown(Shutdown::Write).unwrap();
+        closed_tx.send(()).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut got = Vec::new();
+        let _ = conn.read_to_end(&mut got);
+        got.len()
+    });
+    let mut cmd = netkit();
+    cmd.args(["send", &format!("unix:{}", path.display())]);
+    let (child, mut stdin) = Proc::spawn_with_stdin(cmd);
+    closed_rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    // Let send see the end of the reply before its input comes (as a slow stdin would).
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = stdin.write_all(&vec![b'x'; SIZE]);
+    drop(stdin);
+    let (code, _, stderr) = child.finish();
+    assert_eq!((code, sink.join().unwrap()), (0, SIZE), "{stderr}");
+}
