@@ -222,6 +222,11 @@ async fn serve(
     let registry = Arc::new(Registry::default());
     let metrics = serve_metrics(args, &registry, out).await?;
     let (events, mut incoming) = Events::channel();
+    // `-q` without `--json` prints no connection: none is recorded.
+    let events = match out.quiet() && !out.json() {
+        true => events.without_conn_records(),
+        false => events,
+    };
     let listens: Vec<Endpoint> = rules.iter().map(|r| r.listen.clone()).collect();
     let unused = activation.unused(&listens);
     let mut supervisor = Supervisor::new(events, Arc::clone(&registry), activation);

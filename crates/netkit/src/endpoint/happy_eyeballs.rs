@@ -13,6 +13,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
@@ -55,12 +57,39 @@ pub async fn connect(
     }
 }
 
-/// One connection attempt, bounded by `timeout`, with `TCP_NODELAY` set on success.
+/// One connection attempt, bounded by `timeout`, with `TCP_NODELAY` set.
 pub async fn attempt(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
-    let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+    tokio::time::timeout(timeout, connect_one(addr))
         .await
-        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
-    stream.set_nodelay(true)?;
+        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?
+}
+
+/// Connects a non-blocking socket (`TCP_NODELAY` set before the connect, which keeps it) and
+/// takes the kernel's verdict from the readiness alone: a connect that failed reports an error
+/// (`EPOLLERR`), and only then is the error fetched. tokio's own connect asks `SO_ERROR` after
+/// every connect, one system call per forwarded connection.
+async fn connect_one(addr: SocketAddr) -> io::Result<TcpStream> {
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.nonblocking(),
+        Some(Protocol::TCP),
+    )?;
+    socket.set_nodelay(true)?;
+    match socket.connect(&addr.into()) {
+        Err(err) if err.raw_os_error() != Some(nix::errno::Errno::EINPROGRESS as i32) => {
+            return Err(err)
+        }
+        _ => {}
+    }
+    let stream = TcpStream::from_std(std::net::TcpStream::from(socket))?;
+    let ready = stream.ready(Interest::WRITABLE | Interest::ERROR).await?;
+    if ready.is_error() || ready.is_write_closed() {
+        if let Some(err) = stream.take_error()? {
+            return Err(err);
+        }
+        // Connected, then closed at once by the peer: the relay sees the close.
+        stream.peer_addr()?;
+    }
     Ok(stream)
 }
 

@@ -69,6 +69,14 @@ impl Endpoint {
     pub async fn connect(&self, timeout: Duration) -> Result<Stream, Error> {
         let what = || format!("connect to {self}");
         match self {
+            // An address needs no resolving, nor the race of several.
+            Endpoint::Tcp {
+                host: Host::Ip(ip),
+                port,
+            } => match happy_eyeballs::attempt(SocketAddr::new(*ip, *port), timeout).await {
+                Ok(stream) => Ok(Stream::Tcp(stream)),
+                Err(err) => Err(Error::io(what(), err)),
+            },
             Endpoint::Tcp { .. } => {
                 let addrs = self.resolve().await?;
                 let delay = happy_eyeballs::ATTEMPT_DELAY;

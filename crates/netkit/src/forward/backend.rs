@@ -99,7 +99,9 @@ impl Backend {
         let options = &self.rule.options;
         let checked = options.check.is_some();
         let mut failures = Vec::new();
-        for i in self.order(client, checked) {
+        // A rule of one target has one order, and no list to allocate for it.
+        let order = (self.targets.len() > 1).then(|| self.order(client, checked));
+        for &i in order.as_deref().unwrap_or(&[0]) {
             let target = &self.targets[i];
             target.health.attempting(Instant::now());
             match target.endpoint.connect(options.connect_timeout).await {
@@ -123,9 +125,6 @@ impl Backend {
 
     /// The order in which this connection tries the targets.
     fn order(&self, client: Option<IpAddr>, checked: bool) -> Vec<usize> {
-        if self.targets.len() == 1 {
-            return vec![0];
-        }
         let now = Instant::now();
         let views: Vec<View<'_>> = self
             .targets

@@ -16,20 +16,23 @@ use crate::endpoint::{Endpoint, Host, Peer, Stream};
 use crate::report::forward::{Close, ConnRecord};
 
 /// Handles one accepted client until both directions are done or `abort` completes (the
-/// drain timeout); returns its record.
+/// drain timeout); returns its record when `records` asks for one (else only the metrics
+/// count it, and the strings of a record are not made).
 pub(super) async fn handle(
     client: Stream,
     peer: Peer,
     backend: &Backend,
     abort: impl Future<Output = ()>,
-) -> ConnRecord {
+    records: bool,
+) -> Option<ConnRecord> {
     let start = Instant::now();
     backend.metrics.accepted.fetch_add(1, Ordering::Relaxed);
     let open = Open::on(&backend.metrics.active);
     let mut record = ConnRecord {
         time: String::new(),
-        client: peer.to_string(),
-        target: backend.rule.targets_text(),
+        client: String::new(),
+        // The address connected to, once connected (and asked for).
+        target: String::new(),
         bytes_up: 0,
         bytes_down: 0,
         duration_s: 0.0,
@@ -38,13 +41,20 @@ pub(super) async fn handle(
         error: None,
     };
     tokio::pin!(abort);
-    relay_to_target(&client, peer, backend, &mut record, abort).await;
+    relay_to_target(&client, peer, backend, &mut record, abort, records).await;
     drop(client);
     drop(open);
     backend.metrics.closed(record.close.as_str());
+    if !records {
+        return None;
+    }
+    record.client = peer.to_string();
+    if record.target.is_empty() {
+        record.target = backend.rule.targets_text();
+    }
     record.duration_s = start.elapsed().as_secs_f64();
     record.time = event::now();
-    record
+    Some(record)
 }
 
 async fn relay_to_target(
@@ -53,6 +63,7 @@ async fn relay_to_target(
     backend: &Backend,
     record: &mut ConnRecord,
     mut abort: std::pin::Pin<&mut impl Future<Output = ()>>,
+    records: bool,
 ) {
     let rule = &backend.rule;
     if !allowed(peer, rule) {
@@ -80,7 +91,9 @@ async fn relay_to_target(
     };
     target.metrics.connections.fetch_add(1, Ordering::Relaxed);
     let _open = Open::on(&target.metrics.active);
-    record.target = connected_to(&upstream, target);
+    if records {
+        record.target = connected_to(&upstream, target);
+    }
     if let Some(version) = rule.options.proxy_protocol {
         let header = proxy::header(version, client.peer_addr(), client.local_addr());
         if let Err(err) = relay_io::write_all(&upstream, &header).await {
@@ -93,13 +106,15 @@ async fn relay_to_target(
     target
         .metrics
         .finished(outcome.bytes_up, outcome.bytes_down, outcome.path);
-    finish(record, outcome);
+    finish(record, outcome, records);
 }
 
-fn finish(record: &mut ConnRecord, outcome: Outcome) {
+fn finish(record: &mut ConnRecord, outcome: Outcome, records: bool) {
     record.bytes_up = outcome.bytes_up;
     record.bytes_down = outcome.bytes_down;
-    record.relay = outcome.path.to_string();
+    if records {
+        record.relay = outcome.path.to_string();
+    }
     record.close = outcome.close;
     record.error = outcome.error;
 }

@@ -19,19 +19,41 @@ pub enum Event {
 
 /// Where connections and checks send their events; cheap to clone.
 #[derive(Debug, Clone)]
-pub struct Events(mpsc::UnboundedSender<Event>);
+pub struct Events {
+    tx: mpsc::UnboundedSender<Event>,
+    conn_records: bool,
+}
 
 impl Events {
     /// A channel: the sender for the tasks, the receiver for the one that hands events to
     /// the sink.
     pub fn channel() -> (Events, mpsc::UnboundedReceiver<Event>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (Events(tx), rx)
+        let events = Events {
+            tx,
+            conn_records: true,
+        };
+        (events, rx)
+    }
+
+    /// The same channel, without [`Event::Conn`]: for a sink that would drop them (`-q`
+    /// without `--json`). A connection then builds no record (its strings, its time) and
+    /// wakes no task when it ends; the metrics count it all the same.
+    pub fn without_conn_records(self) -> Events {
+        Events {
+            conn_records: false,
+            ..self
+        }
+    }
+
+    /// Whether connections send their records.
+    pub fn wants_conn_records(&self) -> bool {
+        self.conn_records
     }
 
     /// Sends `event`; dropped when nobody receives any more.
     pub fn send(&self, event: Event) {
-        let _ = self.0.send(event);
+        let _ = self.tx.send(event);
     }
 }
 

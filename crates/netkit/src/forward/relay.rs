@@ -60,7 +60,7 @@ async fn relay(
         let why = crate::error::describe_io(&err);
         tracing::debug!("keepalive on the target leg: {why}");
     }
-    let stats = Stats::new();
+    let stats = Stats::new(rule.options.idle_timeout.is_some());
     let both = async {
         match &rule.options.http_host {
             Some(host) => {

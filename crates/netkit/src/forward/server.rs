@@ -111,8 +111,10 @@ pub(super) async fn serve_backend<L>(
     L: Accept<Conn = (Stream, Peer)>,
 {
     let max_conns = backend.rule.options.max_conns.unwrap_or(usize::MAX);
+    let records = events.wants_conn_records();
     let handler = move |(client, peer): (Stream, Peer), cancel: Cancel| {
-        let (backend, events, closing) = (backend.clone(), events.clone(), closing.clone());
+        let (backend, closing) = (backend.clone(), closing.clone());
+        let events = records.then(|| events.clone());
         let drain = backend.rule.options.drain_timeout;
         // The connection's state in boxes, taken once: an async block awaiting an async fn
         // called with its captures would keep them twice (rust-lang/rust#62958), and an open
@@ -123,14 +125,21 @@ pub(super) async fn serve_backend<L>(
                 () = closing.wait(drain) => {}
             }
         });
-        let conn = Box::pin(async move { conn::handle(client, peer, &backend, abort).await });
-        async move { events.send(Event::Conn(conn.await)) }
+        let conn =
+            Box::pin(async move { conn::handle(client, peer, &backend, abort, records).await });
+        async move {
+            let record = conn.await;
+            if let (Some(events), Some(record)) = (events, record) {
+                events.send(Event::Conn(record));
+            }
+        }
     };
     server::serve(listener, shutdown, max_conns, handler, stop).await;
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
     use std::time::Duration;
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -188,6 +197,43 @@ mod tests {
         stop.send(()).unwrap();
         let done = tokio::time::timeout(Duration::from_secs(10), server).await;
         assert!(done.unwrap().unwrap().is_ok());
+    }
+
+    #[tokio::test]
+    async fn without_conn_records_no_record_is_sent_and_the_metrics_count_all() {
+        let (listener, addr, rule) = forwarder().await;
+        let (events, mut incoming) = Events::channel();
+        let events = events.without_conn_records();
+        let registry = Registry::default();
+        let label = listener.local_addr();
+        let backend = Arc::new(Backend::new(rule, &label, &registry, &events, None));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let drain = Stop::Drain(Duration::from_secs(10));
+        let serving = serve_backend(
+            listener,
+            Arc::clone(&backend),
+            stopped,
+            drain,
+            events,
+            Closing::never(),
+        );
+        let server = tokio::spawn(serving);
+        for _ in 0..3 {
+            assert_eq!(round_trip(addr).await, b"ping");
+        }
+        stop.send(()).unwrap();
+        let done = tokio::time::timeout(Duration::from_secs(10), server).await;
+        done.expect("drained").unwrap();
+        // Every connection ended before the server returned; the targets keep a sender.
+        while let Ok(event) = incoming.try_recv() {
+            assert!(!matches!(event, Event::Conn(_)), "{event:?}");
+        }
+        assert_eq!(backend.metrics.accepted.load(Ordering::Relaxed), 3);
+        let text = registry.render();
+        let done = text
+            .lines()
+            .find(|l| l.starts_with("netkit_forward_rule_closed_total") && l.contains("done"));
+        assert!(done.is_some_and(|l| l.ends_with(" 3")), "{text}");
     }
 
     #[tokio::test]
