@@ -62,7 +62,9 @@ pub struct Args {
     #[arg(long, value_name = "DUR", value_parser = parse::positive_duration, default_value = "1s")]
     pub timeout: Duration,
     /// The most probes sent again to a silent host. How many it gets depends on the loss
-    /// measured on the way: 1-2 on a clean link, 6-7 at 10% loss each way.
+    /// measured on the way: 1-2 on a clean link, 6-7 at 10% loss each way. Probes sent while
+    /// the far side may be throttling the sweep (more than half of them possibly lost, before
+    /// it slowed down enough) do not count.
     #[arg(long, value_name = "N", value_parser = parse::retries, default_value = "10")]
     pub retries: u32,
     /// Probes per second at most [default: 10000]; lower when the answers collapse.

@@ -491,14 +491,17 @@ impl Meter {
     }
 
     /// Whether probes sent in `epoch` were mostly wasted on a far side that throttles: more
-    /// than half lost, at a rate above what gets through (or while a slow-down is on trial).
-    /// Such probes do not count against the re-probe limit.
+    /// than half lost, at a rate above what gets through, or while a slow-down is on trial,
+    /// or before any slow-down was found useless (the meter may not have judged a window yet:
+    /// a policer that lets a few dozen probes through starves the controls of answers, and
+    /// the re-probe limit would be used up at a rate it lets almost nothing through). Such
+    /// probes do not count against the re-probe limit.
     pub fn wasted(&self, epoch: u16) -> bool {
         let Some(e) = self.epochs.get(usize::from(epoch)) else {
             return false;
         };
-        let throttling = self.trial.is_some() || e.rate > self.limit;
-        throttling && self.loss(epoch) > 0.5
+        let throttling = self.trial.is_some() || e.rate > self.limit || self.suspicious;
+        throttling && self.loss_bound(epoch) > 0.5
     }
 
     /// The share of this round's control probes that went unanswered, if any were resolved.

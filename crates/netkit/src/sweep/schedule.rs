@@ -101,7 +101,11 @@ impl Schedule {
         Schedule {
             targets: Some(targets),
             taken: 0,
-            waiting: (0..=max_attempts).map(|_| VecDeque::new()).collect(),
+            // One queue per attempt a batch can have had: probes wasted on a far side that
+            // throttles do not count against `max_attempts`, so a batch may get up to
+            // [`Tag::MAX_ATTEMPT`] probes. (A batch with nowhere to wait would be dropped
+            // unreported: no more probes, and no wait for the answers to its last one.)
+            waiting: (0..=Tag::MAX_ATTEMPT).map(|_| VecDeque::new()).collect(),
             sending: None,
             min_attempts: min_attempts.clamp(1, max_attempts),
             max_attempts,
@@ -148,9 +152,8 @@ impl Schedule {
         let (mut batch, _) = self.sending.take()?;
         batch.epochs.push(view.meter.epoch());
         batch.sent = now;
-        if let Some(queue) = self.waiting.get_mut(usize::from(batch.attempts())) {
-            queue.push_back(batch);
-        }
+        let level = usize::from(batch.attempts()).min(self.waiting.len() - 1);
+        self.waiting[level].push_back(batch);
         None
     }
 

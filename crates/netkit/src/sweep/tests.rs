@@ -274,6 +274,49 @@ mod scripted {
         assert!(!summary.throttled);
     }
 
+    /// Whether a policer passing `per_sec` echo requests a second (burst a tenth of that, as
+    /// the lab's `hashlimit`) lets the one arriving now through; its bucket is per thread, so
+    /// per test (each runs on its own current-thread runtime).
+    fn policed(per_sec: f64) -> bool {
+        use std::cell::Cell;
+        thread_local! {
+            static BUCKET: Cell<Option<(f64, Instant)>> = const { Cell::new(None) };
+        }
+        let burst = (per_sec / 10.0).max(5.0);
+        let now = Instant::now();
+        BUCKET.with(|bucket| {
+            let (tokens, last) = bucket.get().unwrap_or((burst, now));
+            let tokens = (tokens + (now - last).as_secs_f64() * per_sec).min(burst);
+            let pass = tokens >= 1.0;
+            bucket.set(Some((tokens - f64::from(u8::from(pass)), now)));
+            pass
+        })
+    }
+
+    /// 298 live hosts of 320 behind a far side policing echo requests to 200/s, found at
+    /// 10000/s with `--retries 2`: the probes wasted on the policer before the sweep slowed
+    /// down do not count against the retries. They used to, in effect: a batch probed more
+    /// than `retries + 1` times had no queue to wait in and was dropped, unreported — no more
+    /// probes, and no wait for the answers to its last one — and 49-106 of the 298 hosts were
+    /// reported inactive (fping -r 2 finds them all).
+    #[tokio::test(start_paused = true)]
+    async fn probes_wasted_on_a_policer_do_not_use_up_the_retries() {
+        let cfg = config(Duration::from_secs(1), 2);
+        let script: scripted::Script = |tag, index, _| match index < 298 && policed(200.0) {
+            true => vec![(tag, Duration::from_millis(10))],
+            false => vec![],
+        };
+        let (mut sweep, log) = scripted::sweep(targets(&["198.18.1.0-198.18.2.63"]), cfg, script);
+        let (summary, _) = collect(&mut sweep).await;
+        assert!(summary.throttled, "{summary:?}");
+        assert_eq!((summary.alive, summary.dead), (298, 22), "{summary:?}");
+        // The silent targets were probed more than 3 times (the wasted probes do not count),
+        // and at most as often as a tag can say.
+        let silent = &probes_per_index(&log, 320)[298..];
+        let most = usize::from(Tag::MAX_ATTEMPT);
+        assert!(silent.iter().all(|n| (4..=most).contains(n)), "{silent:?}");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn several_methods_find_hosts_that_answer_one_and_measure_no_loss_from_the_others() {
         let mut cfg = config(Duration::from_secs(1), 10);
