@@ -20,49 +20,20 @@ NAMES=(direct netkit haproxy socat)
 
 start_upstreams() {
     start iperf3 -s -B 127.0.0.1 -p "$IPERF" >/dev/null
-    cat >"$WORK/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx.err;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 10000000;
-    client_body_temp_path $WORK;
-    proxy_temp_path $WORK;
-    fastcgi_temp_path $WORK;
-    uwsgi_temp_path $WORK;
-    scgi_temp_path $WORK;
-    server { listen 127.0.0.1:$NGINX; location / { return 200 "hello from nginx\n"; } }
-}
-EOF
-    start nginx -c "$WORK/nginx.conf"
+    start_nginx "    access_log off;
+    server { listen 127.0.0.1:$NGINX; location / { return 200 \"hello from nginx\n\"; } }"
 }
 
 start_proxies() {
     local nk="$ROOT/target/release/netkit"
     start "$nk" -q forward "${TCP_PORT[netkit]}" "127.0.0.1:$IPERF"
     start "$nk" -q forward "${HTTP_PORT[netkit]}" "127.0.0.1:$NGINX"
-    cat >"$WORK/haproxy.cfg" <<EOF
-global
-    maxconn 4000
-    nbthread 2
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-    option splice-request
-    option splice-response
-listen iperf
+    start_haproxy_tcp "listen iperf
     bind 127.0.0.1:${TCP_PORT[haproxy]}
     server up 127.0.0.1:$IPERF
 listen http
     bind 127.0.0.1:${HTTP_PORT[haproxy]}
-    server up 127.0.0.1:$NGINX
-EOF
-    start haproxy -q -f "$WORK/haproxy.cfg"
+    server up 127.0.0.1:$NGINX"
     for kind in TCP HTTP; do
         local -n ports="${kind}_PORT"
         local up=$IPERF

@@ -22,27 +22,11 @@ declare -A PORT3=([netkit]=19111 [haproxy]=19112)
 NAMES=(netkit haproxy)
 
 start_backends() {
-    cat >"$WORK/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx.err;
-events { worker_connections 4096; }
-http {
-    log_format port \$server_port;
-    keepalive_requests 10000000;
-    client_body_temp_path $WORK;
-    proxy_temp_path $WORK;
-    fastcgi_temp_path $WORK;
-    uwsgi_temp_path $WORK;
-    scgi_temp_path $WORK;
+    start_nginx "    log_format port \$server_port;
     server { listen 127.0.0.1:$BACK_A; access_log $WORK/a.log port buffer=64k;
-             location / { return 200 "backend a\n"; } }
+             location / { return 200 \"backend a\n\"; } }
     server { listen 127.0.0.1:$BACK_B; access_log $WORK/b.log port buffer=64k;
-             location / { return 200 "backend b\n"; } }
-}
-EOF
-    start nginx -c "$WORK/nginx.conf"
+             location / { return 200 \"backend b\n\"; } }"
 }
 
 start_balancers() {
@@ -50,33 +34,21 @@ start_balancers() {
     local two="127.0.0.1:$BACK_A,127.0.0.1:$BACK_B"
     start "$nk" -q forward "${PORT[netkit]}" "$two" --balance round-robin
     start "$nk" -q forward "${PORT3[netkit]}" "$two,127.0.0.1:$DEAD" --balance round-robin
-    cat >"$WORK/haproxy.cfg" <<EOF
-global
-    maxconn 4000
-    nbthread 2
-defaults
-    mode tcp
-    balance roundrobin
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-    option splice-request
-    option splice-response
-listen two
+    start_haproxy_tcp "listen two
     bind 127.0.0.1:${PORT[haproxy]}
+    balance roundrobin
     server a 127.0.0.1:$BACK_A
     server b 127.0.0.1:$BACK_B
 listen three
     bind 127.0.0.1:${PORT3[haproxy]}
+    balance roundrobin
     # What HAProxy needs to get past a dead server: a retry on another server (redispatch);
     # without checks it keeps choosing the dead one in its turn.
     retries 1
     option redispatch 1
     server a 127.0.0.1:$BACK_A
     server b 127.0.0.1:$BACK_B
-    server dead 127.0.0.1:$DEAD
-EOF
-    start haproxy -q -f "$WORK/haproxy.cfg"
+    server dead 127.0.0.1:$DEAD"
     sleep 1
 }
 

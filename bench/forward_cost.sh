@@ -25,24 +25,8 @@ CALLS=(read write recvfrom sendto epoll_wait epoll_ctl futex accept4 connect soc
     shutdown setsockopt getsockopt getpeername getsockname splice sched_yield)
 
 start_servers() {
-    cat >"$WORK/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx.err;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 10000000;
-    client_body_temp_path $WORK;
-    proxy_temp_path $WORK;
-    fastcgi_temp_path $WORK;
-    uwsgi_temp_path $WORK;
-    scgi_temp_path $WORK;
-    server { listen 127.0.0.1:$NGINX; location / { return 200 "hello from nginx\n"; } }
-}
-EOF
-    start nginx -c "$WORK/nginx.conf"
+    start_nginx "    access_log off;
+    server { listen 127.0.0.1:$NGINX; location / { return 200 \"hello from nginx\n\"; } }"
     start "$ROOT/target/release/netkit" -q forward "${PORT[netkit]}" "127.0.0.1:$NGINX"
     PID[netkit]=$!
     if [ -n "${NETKIT_BASE:-}" ]; then
@@ -51,22 +35,9 @@ EOF
         start "$NETKIT_BASE" -q forward "${PORT[base]}" "127.0.0.1:$NGINX" "${base_args[@]}"
         PID[base]=$!
     fi
-    cat >"$WORK/haproxy.cfg" <<EOF
-global
-    maxconn 4000
-    nbthread 2
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-    option splice-request
-    option splice-response
-listen http
+    start_haproxy_tcp "listen http
     bind 127.0.0.1:${PORT[haproxy]}
-    server up 127.0.0.1:$NGINX
-EOF
-    start haproxy -q -f "$WORK/haproxy.cfg"
+    server up 127.0.0.1:$NGINX"
     PID[haproxy]=$!
     sleep 1
 }

@@ -18,29 +18,13 @@ NAMES=(netkit-http haproxy-http netkit-plain)
 
 start_servers() {
     truncate -s 256M "$WORK/big"
-    cat >"$WORK/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx.err;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 10000000;
+    start_nginx "    access_log off;
     sendfile on;
-    client_body_temp_path $WORK;
-    proxy_temp_path $WORK;
-    fastcgi_temp_path $WORK;
-    uwsgi_temp_path $WORK;
-    scgi_temp_path $WORK;
     server {
         listen 127.0.0.1:$NGINX;
-        location / { return 200 "hello from nginx\n"; }
+        location / { return 200 \"hello from nginx\n\"; }
         location = /big { alias $WORK/big; }
-    }
-}
-EOF
-    start nginx -e "$WORK/nginx.err" -c "$WORK/nginx.conf"
+    }"
     local nk="$ROOT/target/release/netkit"
     start "$nk" -q forward "${PORT[netkit-http]}" "127.0.0.1:$NGINX" --http-host bench.test
     start "$nk" -q forward "${PORT[netkit-plain]}" "127.0.0.1:$NGINX"

@@ -54,3 +54,44 @@ check_alive() {
 
 # The median of the numbers on stdin, one per line.
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+# Starts nginx-light with one worker, keep-alive without a request limit and every file in
+# WORK; HTTP_LINES (the servers, log formats, ...) go inside its http block.
+start_nginx() {
+    cat >"$WORK/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx.err;
+events { worker_connections 4096; }
+http {
+    keepalive_requests 10000000;
+    client_body_temp_path $WORK;
+    proxy_temp_path $WORK;
+    fastcgi_temp_path $WORK;
+    uwsgi_temp_path $WORK;
+    scgi_temp_path $WORK;
+$1
+}
+CONF
+    start nginx -e "$WORK/nginx.err" -c "$WORK/nginx.conf"
+}
+
+# Starts HAProxy in TCP mode as the forward benches compare it (2 threads, splice both ways);
+# LISTENS is its `listen` sections.
+start_haproxy_tcp() {
+    cat >"$WORK/haproxy.cfg" <<CONF
+global
+    maxconn 4000
+    nbthread 2
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    option splice-request
+    option splice-response
+$1
+CONF
+    start haproxy -q -f "$WORK/haproxy.cfg"
+}

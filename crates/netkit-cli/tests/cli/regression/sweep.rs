@@ -51,6 +51,27 @@ fn sweep_every_reports_false_changes_at_10_percent_loss() {
     assert!(changes.is_empty(), "nothing changed: {changes:?}");
 }
 
+/// The range of [`policed_lab`]'s hosts.
+const POLICED_RANGE: &str = "198.18.1.0-198.18.2.63";
+
+/// 298 live hosts behind a far side that polices ICMP echo to 200/s, 5 ms each way:
+/// 198.18.1.0/24 (256 hosts) and two of every three addresses of 198.18.2.0/26.
+fn policed_lab(tag: &str) -> Lab {
+    let extra = (0..64)
+        .filter(|n| n % 3 != 0)
+        .map(|n| format!("198.18.2.{n}"));
+    extra
+        .fold(
+            Lab::builder(tag)
+                .delay(crate::lab::ms(5))
+                .hosts("198.18.1.0/24")
+                .icmp_police(200),
+            |b, h| b.host(&h),
+        )
+        .build()
+        .expect("lab")
+}
+
 /// Issue 12: against a far side that polices ICMP echo to 1000/s, netkit at its default 10000
 /// probes/s missed 75-92% of 2000 live hosts and said nothing about it; fping found them all.
 /// Here at a smaller scale: 300 live hosts behind a 200/s policer.
@@ -59,21 +80,8 @@ fn sweep_misses_hosts_under_icmp_policing() {
     if !privileged("sweep_misses_hosts_under_icmp_policing") {
         return;
     }
-    // 198.18.1.0/24 (256 hosts) and two of every three addresses of 198.18.2.0/26.
-    let extra = (0..64)
-        .filter(|n| n % 3 != 0)
-        .map(|n| format!("198.18.2.{n}"));
-    let lab = extra
-        .fold(
-            Lab::builder("swrpolice")
-                .delay(crate::lab::ms(5))
-                .hosts("198.18.1.0/24")
-                .icmp_police(200),
-            |b, h| b.host(&h),
-        )
-        .build()
-        .expect("lab");
-    let range = "198.18.1.0-198.18.2.63";
+    let lab = policed_lab("swrpolice");
+    let range = POLICED_RANGE;
     let fping = fping_alive(&lab, &["-g", "198.18.1.0", "198.18.2.63"]);
     let run = netkit_sweep(&lab, &[range]);
     let truth: BTreeSet<IpAddr> = pingable(&lab, range);
@@ -99,20 +107,8 @@ fn sweep_misses_hosts_under_icmp_policing_with_few_retries() {
     if !privileged("sweep_misses_hosts_under_icmp_policing_with_few_retries") {
         return;
     }
-    let extra = (0..64)
-        .filter(|n| n % 3 != 0)
-        .map(|n| format!("198.18.2.{n}"));
-    let lab = extra
-        .fold(
-            Lab::builder("swrpolic2")
-                .delay(crate::lab::ms(5))
-                .hosts("198.18.1.0/24")
-                .icmp_police(200),
-            |b, h| b.host(&h),
-        )
-        .build()
-        .expect("lab");
-    let range = "198.18.1.0-198.18.2.63";
+    let lab = policed_lab("swrpolic2");
+    let range = POLICED_RANGE;
     let fping = fping_alive(&lab, &["-r", "2", "-g", "198.18.1.0", "198.18.2.63"]);
     let run = netkit_sweep(&lab, &[range, "--retries", "2"]);
     let truth: BTreeSet<IpAddr> = pingable(&lab, range);
