@@ -39,17 +39,23 @@ fn addrs(last: &[u8]) -> BTreeSet<IpAddr> {
         .collect()
 }
 
-/// The hosts `nmap -n ARGS` lists as up in its grepable output, run in the lab's scanner.
-pub fn nmap_up(lab: &Lab, args: &[&str]) -> BTreeSet<IpAddr> {
+/// What `nmap -n ARGS` prints, run in the lab's scanner (it must succeed).
+pub fn nmap_in(lab: &Lab, args: &[&str]) -> String {
     let out = lab
         .scanner_cmd("nmap")
-        .args(["-n", "-oG", "-"])
+        .arg("-n")
         .args(args)
         .output()
         .expect("run nmap");
     let (code, stdout, stderr) = text(&out);
     assert_eq!(code, 0, "nmap {args:?}: {stderr}");
     stdout
+}
+
+/// The hosts `nmap -n ARGS` lists as up in its grepable output, run in the lab's scanner.
+pub fn nmap_up(lab: &Lab, args: &[&str]) -> BTreeSet<IpAddr> {
+    let args = [&["-oG", "-"], args].concat();
+    nmap_in(lab, &args)
         .lines()
         .filter(|l| l.starts_with("Host: ") && l.ends_with("Status: Up"))
         .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())

@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use crate::discovery_lab::{netkit_scan, nmap_up, of_type, with_status};
+use crate::discovery_lab::{netkit_scan, nmap_in, nmap_up, of_type, with_status};
 use crate::harness::{privileged, text};
 use crate::lab::{ms, Lab, LabExt};
 use crate::scan_output::assert_dtd_valid;
@@ -226,15 +226,7 @@ fn the_sweeps_xml_gives_nmaps_reason_words_for_timestamp_and_ack() {
 
 /// `nmap -n -oX - ARGS`'s document, run in the lab's scanner.
 fn nmap_xml(lab: &Lab, args: &[&str]) -> String {
-    let out = lab
-        .scanner_cmd("nmap")
-        .args(["-n", "-oX", "-"])
-        .args(args)
-        .output()
-        .expect("run nmap");
-    let (code, stdout, stderr) = text(&out);
-    assert_eq!(code, 0, "nmap {args:?}: {stderr}");
-    stdout
+    nmap_in(lab, &[&["-oX", "-"], args].concat())
 }
 
 /// The `reason` of the `<status>` of `addr`'s `<host>` in an nmap XML document.
