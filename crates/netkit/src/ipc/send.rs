@@ -34,8 +34,9 @@ pub struct Exchange {
 ///
 /// When the reply ends first (the peer shut down its write side only), the rest of the input
 /// is still sent, to its end, as `nc -U` does, unless `hung_up` completes (the peer closed
-/// for good: [`hung_up`](super::hung_up); `std::future::pending()` never does). A peer that stops reading early (`EPIPE`, `ECONNRESET` while
-/// sending, `ECONNRESET` after its reply) is not an error; any other error is.
+/// for good: [`hung_up`](super::hung_up); `std::future::pending()` never does). A peer that
+/// stops reading early (`EPIPE`, `ECONNRESET` while sending, `ECONNRESET` after its reply) is
+/// not an error; any other error is.
 pub async fn exchange<S, R, W, H>(
     stream: &mut S,
     mut input: R,
