@@ -210,12 +210,13 @@ fn output_error(err: io::Error) -> Error {
 
 fn log_counts(c: &Counts) {
     tracing::info!(
-        "scan: {} probes sent, {} retransmissions, {} late answers, {} drops, {} out of the windows early",
+        "scan: {} probes sent, {} retransmissions, {} late answers, {} drops, {} out of the windows early, {} timing probes",
         c.sent,
         c.retransmitted,
         c.late,
         c.drops,
-        c.presumed
+        c.presumed,
+        c.timing
     );
 }
 

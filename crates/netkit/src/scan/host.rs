@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use super::pace::RateControl;
 use super::rtt::{LateFloor, Rtt};
+use super::timing::Timing;
 use super::window::{Scope, Window};
 use crate::target::Target;
 
@@ -188,6 +189,8 @@ pub struct HostScan {
     /// The probes sent, oldest first, for presuming the overtaken ones lost (see
     /// [`super::schedule::Settings::queue_bound`]).
     pub sent_order: VecDeque<(std::time::Instant, u64)>,
+    /// Its timing probes.
+    pub timing: Timing,
     /// Whether [`HostScan::take_port_alternating`] gives a fresh port next.
     fresh_turn: bool,
     loss: Loss,
@@ -210,6 +213,7 @@ impl HostScan {
             rate: RateControl::default(),
             states: StateCounts::default(),
             sent_order: VecDeque::new(),
+            timing: Timing::default(),
             fresh_turn: false,
             loss: Loss::default(),
             max_answered_try: 0,

@@ -5,8 +5,9 @@
 //!   scheduler decides (connects, answers, banners).
 //! - [`schedule`]: which probe leaves when, timeouts, retransmissions, verdicts (no I/O).
 //! - [`host`]: one host's ports, estimates and retry budget (no I/O).
-//! - [`rtt`], [`window`], [`pace`]: round-trip estimation and timeouts, congestion windows,
-//!   pacing and rate control (no I/O, time is an input).
+//! - [`rtt`], [`window`], [`pace`], [`timing`]: round-trip estimation and timeouts,
+//!   congestion windows, pacing and rate control, timing probes to hosts that answer rarely
+//!   (no I/O, time is an input).
 //! - [`probe`]: one non-blocking connect and what it found; [`errqueue`]: the ICMP errors
 //!   queued on its socket; [`answer`]: what an answer means for the port (no I/O).
 //! - [`guard`]: phantom open ports on this host (TCP self-connect) and their prevention.
@@ -34,6 +35,7 @@ pub mod rtt;
 pub mod schedule;
 pub mod services;
 pub mod syn;
+pub mod timing;
 pub mod window;
 pub mod worker;
 

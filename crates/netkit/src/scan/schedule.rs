@@ -16,6 +16,9 @@
 //! - An answer that only a retransmission got is a drop: the windows shrink and the host may
 //!   be paced. A port silent through its retry budget ([`super::host`]) is filtered.
 //! - An ICMP "no route" settles the whole host as unreachable.
+//! - A host silent a while gets a timing probe to a port that answered before
+//!   ([`super::timing`]): its answer grows the windows, so that mostly filtered ports do not
+//!   hold the scan at its initial window.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -26,6 +29,7 @@ use super::answer::{Answer, NoRoute};
 use super::host::{Budget, HostInfo, HostScan, Loss, Retries, StateCounts};
 use super::pace::{spacing, Floor, Pacer, RateControl};
 use super::rtt::{Rtt, Timeouts};
+use super::timing::MAGNIFIER;
 use super::window::{Scope, Window};
 use crate::report::scan::{PortState, Reason};
 
@@ -154,6 +158,8 @@ pub struct Counts {
     pub drops: u64,
     /// Probes taken out of the windows before their timeouts ([`Settings::queue_bound`]).
     pub presumed: u64,
+    /// Timing probes sent ([`super::timing`]; not in `sent`).
+    pub timing: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -169,6 +175,8 @@ struct Sent {
     /// Whether it counts in the windows: until it is answered or times out, or is presumed
     /// lost ([`Scheduler::presume_lost`]).
     in_window: bool,
+    /// Whether it is a timing probe ([`super::timing`]): its answer settles nothing.
+    timing: bool,
 }
 
 /// Growing pauses while the machine is short of descriptors, buffers or source ports.
@@ -335,6 +343,10 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         let slots = self.hosts.len();
         for step in 0..slots {
             let slot = (self.cursor + step) % slots;
+            if let Some(port) = self.timing_port(slot, now) {
+                self.cursor = slot + 1;
+                return self.launch_timing(slot, port, now);
+            }
             if let Some(port) = self.port_to_send(slot, forced, now) {
                 self.cursor = slot + 1;
                 return self.launch(slot, port, now);
@@ -355,6 +367,57 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             true => host.take_port_alternating(ports),
             false => host.take_port(ports),
         }
+    }
+
+    /// The port index of a timing probe the host in `slot` should send at `now`, if one is
+    /// due and may leave: the host still has ports to try, and room in its window.
+    fn timing_port(&self, slot: usize, now: Instant) -> Option<usize> {
+        let host = self.hosts.get(slot)?.as_ref()?;
+        let ready = host.window.has_room(host.in_flight) && host.rate.ready(now);
+        if !ready || !host.has_work(self.ports.len()) {
+            return None;
+        }
+        host.timing.due(now, self.timeout_of(slot, now))
+    }
+
+    /// Records a timing probe to port index `port` of the host in `slot`, sent at `now`.
+    fn launch_timing(&mut self, slot: usize, port: usize, now: Instant) -> Option<Probe> {
+        self.make_room();
+        let id = self.next_id;
+        self.next_id += 1;
+        let bounds = self.settings.timeouts;
+        let deadline = now + try_timeout(self.timeout_of(slot, now), 0, false, &bounds);
+        let host = self.hosts[slot].as_mut()?;
+        host.timing.launched(id, now);
+        host.in_flight += 1;
+        host.rate.sent(now);
+        if self.settings.queue_bound {
+            host.sent_order.push_back((now, id));
+        }
+        let info = Arc::clone(&host.info);
+        let rec = Sent {
+            host: slot,
+            port,
+            tryno: 0,
+            at: now,
+            lost_at: now,
+            timed_out: false,
+            in_window: true,
+            timing: true,
+        };
+        self.probes.insert(id, rec);
+        self.timers.push(Reverse((deadline, id)));
+        self.in_flight += 1;
+        self.open_sockets += 1;
+        self.counts.timing += 1;
+        self.account_send(now);
+        Some(Probe {
+            id,
+            host: info,
+            port: self.ports[port],
+            tryno: 0,
+            expires: deadline,
+        })
     }
 
     /// Records the next try of port index `port` on the host in `slot`, sent at `now`.
@@ -378,6 +441,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         };
         host.in_flight += 1;
         host.rate.sent(now);
+        host.timing.sent();
         if self.settings.queue_bound {
             host.sent_order.push_back((now, id));
         }
@@ -391,6 +455,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             lost_at,
             timed_out: false,
             in_window: true,
+            timing: false,
         };
         self.probes.insert(id, rec);
         self.timers.push(Reverse((deadline, id)));
@@ -452,6 +517,10 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         };
         self.open_sockets -= 1;
         self.forget_live(&rec, id);
+        if rec.timing {
+            self.timing_ended(rec, reply, now);
+            return Settled::Nothing;
+        }
         match reply {
             Reply::Busy => self.unsend(rec, now),
             Reply::Phantom => self.phantom(rec),
@@ -466,6 +535,29 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
                 self.review(rec.host);
                 settled
             }
+        }
+    }
+
+    /// A timing probe ended: a handshake or a reset feeds the estimates and grows the
+    /// windows [`MAGNIFIER`] times; anything else only takes it out of the windows.
+    fn timing_ended(&mut self, rec: Sent, reply: Reply, now: Instant) {
+        if let Some(host) = self.hosts[rec.host].as_mut() {
+            host.timing.take_live();
+        }
+        match reply {
+            Reply::Answered(Answer::Open | Answer::Closed, rtt) => {
+                self.shortage.clear();
+                self.measure(&rec, rtt, now, MAGNIFIER);
+            }
+            _ => self.leave_flight(&rec),
+        }
+    }
+
+    /// Closes the timing probe of the host in `slot`, if one is in flight.
+    fn close_timing(&mut self, slot: usize) {
+        let live = self.hosts[slot].as_mut().and_then(|h| h.timing.take_live());
+        if let Some(id) = live {
+            self.close(id);
         }
     }
 
@@ -542,7 +634,12 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
     /// An answer from the network.
     fn answered(&mut self, rec: Sent, answer: Answer, rtt: Duration, now: Instant) -> Settled {
         self.shortage.clear();
-        self.measure(&rec, rtt, now);
+        self.measure(&rec, rtt, now, 1.0);
+        if let (Some(host), Answer::Open | Answer::Closed) = (self.hosts[rec.host].as_mut(), answer)
+        {
+            host.timing
+                .answered_port(rec.port, answer == Answer::Closed);
+        }
         let (state, reason) = match answer {
             Answer::Open => (PortState::Open, Reason::SynAck),
             Answer::Closed => (PortState::Closed, self.settings.reset),
@@ -556,8 +653,9 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         self.settle(rec.host, rec.port, state, reason, Some(rtt))
     }
 
-    /// Feeds the round-trip estimates and the windows with an answer.
-    fn measure(&mut self, rec: &Sent, rtt: Duration, now: Instant) {
+    /// Feeds the round-trip estimates and the windows with an answer, growing the windows
+    /// `gain` times as much as one answer does.
+    fn measure(&mut self, rec: &Sent, rtt: Duration, now: Instant, gain: f64) {
         self.counts.late += u64::from(rec.timed_out);
         self.leave_flight(rec);
         if self.settings.queue_bound {
@@ -567,7 +665,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             self.window.expect();
         }
         self.rtt.sample(rtt);
-        self.window.ack_with(self.rtt.delay());
+        self.window.ack_magnified(self.rtt.delay(), gain);
         let Some(host) = self.hosts[rec.host].as_mut() else {
             return;
         };
@@ -578,7 +676,8 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         if rec.timed_out {
             host.late.late(rtt, now);
         }
-        host.window.ack_with(host.rtt.delay());
+        host.timing.heard(now);
+        host.window.ack_magnified(host.rtt.delay(), gain);
         let interval = host.rtt.srtt().unwrap_or_default();
         host.rate.tick(interval, now);
     }
@@ -728,6 +827,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         for id in live {
             self.close(id);
         }
+        self.close_timing(slot);
         self.hosts[slot] = None;
         self.active -= 1;
         self.counts.done += (untried + pending) as u64;
@@ -740,6 +840,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
     fn finish_host(&mut self, slot: usize) {
         let ports = self.ports.len();
         if self.hosts[slot].as_ref().is_some_and(|h| h.is_done(ports)) {
+            self.close_timing(slot);
             if let Some(host) = self.hosts[slot].take() {
                 self.finished.push((host.info, host.states));
             }
@@ -775,6 +876,10 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             let rec = *rec;
             match self.current_deadline(&rec, now) {
                 Some(later) if later > now => self.timers.push(Reverse((later, id))),
+                _ if rec.timing => {
+                    self.close_timing(rec.host);
+                    self.close(id);
+                }
                 _ => self.time_out(id, rec),
             }
         }

@@ -124,6 +124,12 @@ impl Window {
     /// Grows the window for an answer that came while the round trip said `delay` (which a
     /// window not bound by the queue ignores).
     pub fn ack_with(&mut self, delay: Delay) {
+        self.ack_magnified(delay, 1.0);
+    }
+
+    /// Grows the window for an answer as [`Window::ack_with`] does, `gain` times as much (a
+    /// timing probe's answer: [`super::timing`]).
+    pub fn ack_magnified(&mut self, delay: Delay, gain: f64) {
         self.received += 1;
         if self.queue_bound {
             match delay {
@@ -140,7 +146,7 @@ impl Window {
             }
         }
         let scale = (self.expected as f64 / self.received as f64).clamp(1.0, SCALE_MAX);
-        self.grow(scale);
+        self.grow(scale * gain);
     }
 
     /// Grows the window by one answer's worth, `scale` times.
