@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::thread;
 
 use crate::forward_util::*;
-use crate::harness::{netkit, run, text};
+use crate::harness::{netkit, privileged, run, text, Netns};
 
 #[test]
 fn forward_unknown_endpoint_schemes_said_ipv6_addresses_need_brackets() {
@@ -561,4 +561,82 @@ fn forward_idle_connections_kept_their_splice_pipes_after_a_bulk_transfer() {
         check.join().unwrap();
     }
     fw.wait_for(|l| l.contains(" done"), 1 + CONNS as usize);
+}
+
+/// A UDP server on `addr` (port 0) in `ns` that answers every datagram with itself; its port.
+fn udp_echo_in(ns: &Netns, addr: &'static str) -> u16 {
+    let socket = ns
+        .run_in(move || std::net::UdpSocket::bind(addr).unwrap())
+        .unwrap();
+    let port = socket.local_addr().unwrap().port();
+    thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((len, from)) = socket.recv_from(&mut buf) {
+            let _ = socket.send_to(&buf[..len], from);
+        }
+    });
+    port
+}
+
+/// From `from` in `ns`, sends a datagram to `to` and returns the address the reply came from.
+fn reply_source(ns: &Netns, from: &'static str, to: SocketAddr) -> SocketAddr {
+    ns.run_in(move || {
+        let client = std::net::UdpSocket::bind(from).unwrap();
+        client.set_read_timeout(Some(PATIENCE)).unwrap();
+        client.send_to(b"where from?", to).unwrap();
+        let mut buf = [0u8; 64];
+        let (len, source) = client.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..len], b"where from?");
+        source
+    })
+    .unwrap()
+}
+
+/// A udp: rule on a wildcard address (`udp:0.0.0.0:P`, `udp:[::]:P`) answered from whatever
+/// address the route back to the client chose, not from the one the client sent to: a client
+/// that sent to a second address of the host (a VIP, a loopback alias) got its reply from the
+/// first, and a connected client socket (the glibc resolver's, `dig`'s) dropped it: every
+/// query timed out. socat 1.7.4's `UDP-LISTEN` does the same (seen in the lab by hand); nginx
+/// stream answers from the address asked (`IP_PKTINFO`), and so does netkit now.
+#[test]
+fn forward_udp_wildcard_listener_answered_from_another_address_than_the_one_asked() {
+    if !privileged("forward_udp_wildcard_listener_answered_from_another_address_than_the_one_asked")
+    {
+        return;
+    }
+    let ns = Netns::new("fwusrc");
+    ns.ip(&["link", "set", "lo", "up"]);
+    ns.ip(&["-6", "addr", "add", "2001:db8::7/128", "dev", "lo", "nodad"]);
+    let echo4 = udp_echo_in(&ns, "127.0.0.1:0");
+    let echo6 = udp_echo_in(&ns, "[::1]:0");
+    let mut cmd = ns.netkit();
+    let target4 = format!("udp:127.0.0.1:{echo4}");
+    cmd.args(["forward", "udp:0.0.0.0:0", &target4]);
+    let fw4 = Forwarder::spawn(cmd, 1);
+    let mut cmd = ns.netkit();
+    let target6 = format!("udp:[::1]:{echo6}");
+    cmd.args(["forward", "udp:[::]:0", &target6]);
+    let fw6 = Forwarder::spawn(cmd, 1);
+    let port = |fw: &Forwarder| {
+        fw.listens[0]
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .parse::<u16>()
+            .unwrap()
+    };
+    let (p4, p6) = (port(&fw4), port(&fw6));
+    // From 127.0.0.1 to 127.0.0.2: the route back to 127.0.0.1 would pick 127.0.0.1.
+    for (from, to) in [
+        ("127.0.0.1:0", SocketAddr::from(([127, 0, 0, 2], p4))),
+        ("[::1]:0", format!("[2001:db8::7]:{p6}").parse().unwrap()),
+        // An IPv4 client of the dual-stack listener.
+        ("127.0.0.1:0", SocketAddr::from(([127, 0, 0, 3], p6))),
+    ] {
+        let source = reply_source(&ns, from, to);
+        assert_eq!(
+            source, to,
+            "a datagram to {to} from {from} was answered from {source}"
+        );
+    }
 }
