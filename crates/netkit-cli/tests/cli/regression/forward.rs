@@ -640,3 +640,94 @@ fn forward_udp_wildcard_listener_answered_from_another_address_than_the_one_aske
         );
     }
 }
+
+/// The far host of [`forward_idle_timeout_cut_a_bulk_transfer_to_a_slow_client`].
+const SLOW_CLIENT_FAR: &str = "198.18.9.1";
+
+/// A server on `SLOW_CLIENT_FAR:port` in the lab's far namespace that sends `len` bytes to
+/// each client, then closes.
+fn bulk_sender_in_far(lab: &crate::lab::Lab, port: u16, len: usize) {
+    let listener = lab
+        .in_far(move || TcpListener::bind((SLOW_CLIENT_FAR, port)).unwrap())
+        .unwrap();
+    thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { return };
+            thread::spawn(move || {
+                let _ = client.write_all(&pattern(7, len));
+            });
+        }
+    });
+}
+
+/// From the scanner namespace, downloads what `SLOW_CLIENT_FAR:port` sends; the byte count.
+fn download_in_scanner(lab: &crate::lab::Lab, port: u16) -> usize {
+    lab.in_scanner(move || {
+        let mut stream = TcpStream::connect((SLOW_CLIENT_FAR, port)).unwrap();
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        let mut got = Vec::new();
+        let _ = stream.read_to_end(&mut got);
+        got.len()
+    })
+    .unwrap()
+}
+
+/// Audit on impaired links: with `--idle-timeout`, a bulk transfer from a fast target to a slow client was
+/// cut as idle while bytes were still flowing: a direction counted a pipe's worth of spliced
+/// bytes (256 KiB) as moved only once all of it had gone out, so a client slower than
+/// 256 KiB per idle timeout looked idle, and got a clean FIN after part of the stream.
+/// HAProxy (`timeout client/server`) and socat (`-T`) count every write; now so does netkit.
+#[test]
+fn forward_idle_timeout_cut_a_bulk_transfer_to_a_slow_client() {
+    if !privileged("forward_idle_timeout_cut_a_bulk_transfer_to_a_slow_client") {
+        return;
+    }
+    const LEN: usize = 400_000;
+    // 400 kbit/s: 400 kB take 8 s, a 256 KiB pipe 5 s, well past the 3 s idle timeout.
+    let lab = crate::lab::Lab::builder("fwslowidle")
+        .rate("400kbit")
+        .host(SLOW_CLIENT_FAR)
+        .build()
+        .expect("lab");
+    // Fixed ports: free in the lab's fresh far namespace.
+    bulk_sender_in_far(&lab, 9000, LEN);
+    let mut cmd = lab.far_cmd(env!("CARGO_BIN_EXE_netkit"));
+    cmd.args([
+        "forward",
+        "198.18.9.1:7000",
+        "198.18.9.1:9000",
+        "--idle-timeout",
+        "3s",
+    ]);
+    let fw = Forwarder::spawn(cmd, 1);
+    let haproxy = Haproxy::available().map(|_| {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("haproxy.cfg");
+        std::fs::write(
+            &file,
+            "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 3s\n  \
+             timeout server 3s\nlisten l\n  bind 198.18.9.1:7001\n  \
+             server s 198.18.9.1:9000\n",
+        )
+        .unwrap();
+        let mut cmd = lab.far_cmd("haproxy");
+        cmd.args(["-db", "-q", "-f"]).arg(&file);
+        (crate::harness::Proc::spawn_quiet(cmd), dir)
+    });
+    if haproxy.is_some() {
+        // HAProxy binds as it starts; its client waits for the listener (bounded).
+        let ready = lab.in_far(|| {
+            let start = std::time::Instant::now();
+            while TcpStream::connect((SLOW_CLIENT_FAR, 7001)).is_err() {
+                assert!(start.elapsed() < PATIENCE, "HAProxy did not listen");
+                thread::sleep(std::time::Duration::from_millis(50));
+            }
+        });
+        ready.unwrap();
+        assert_eq!(download_in_scanner(&lab, 7001), LEN, "HAProxy");
+    }
+    let got = download_in_scanner(&lab, 7000);
+    let records = fw.wait_for(|l| l.contains(" B, "), 1);
+    assert_eq!(got, LEN, "netkit delivered {got} of {LEN} B: {records:?}");
+    assert!(records[0].contains(" done"), "{records:?}");
+}
