@@ -731,3 +731,53 @@ fn forward_idle_timeout_cut_a_bulk_transfer_to_a_slow_client() {
     assert_eq!(got, LEN, "netkit delivered {got} of {LEN} B: {records:?}");
     assert!(records[0].contains(" done"), "{records:?}");
 }
+
+/// Holds connections through `fw` (each echoing one byte) until one fails or `most` are open;
+/// then closes them all. Whether one failed.
+fn fill_until_refused(fw: &Forwarder, most: usize) -> bool {
+    let mut held = Vec::new();
+    for _ in 0..most {
+        let Ok(mut stream) = TcpStream::connect(fw.addr()) else {
+            return true;
+        };
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        let mut byte = [0u8; 1];
+        let echoed = stream.write_all(b"x").is_ok() && stream.read_exact(&mut byte).is_ok();
+        if !echoed {
+            return true;
+        }
+        held.push(stream);
+    }
+    false
+}
+
+/// Audit on impaired links: a connect that failed for want of a file descriptor in the
+/// forwarder itself (`EMFILE`) took the target down ("target ... is down: connect failed: too
+/// many open files"), so the metrics and the `target` records said a healthy target was dead,
+/// and with several targets each was held off with a doubling backoff. A shortage of this
+/// machine is not the target's failure: the connection fails and is logged, the target stays
+/// up. Two open-files limits, one apart, so that one of them runs out on the connect (a
+/// client accepted into the last descriptor) whatever the forwarder's baseline.
+#[test]
+fn forward_descriptor_shortage_took_a_healthy_target_down() {
+    let upstream = tcp_echo("127.0.0.1:0");
+    let mut connect_failed = false;
+    for limit in ["40", "41"] {
+        let mut cmd = std::process::Command::new("sh");
+        cmd.args(["-c", "ulimit -n \"$0\" && exec \"$@\"", limit])
+            .arg(env!("CARGO_BIN_EXE_netkit"))
+            .args(["forward", "127.0.0.1:0", &upstream.to_string()]);
+        let fw = Forwarder::spawn(cmd, 1);
+        assert!(fill_until_refused(&fw, 200), "limit {limit}: no shortage");
+        // The failed connection is logged once its client is closed or failed.
+        let (_, _, stderr) = fw.stop("TERM");
+        connect_failed |= stderr.contains("connect-failed");
+        assert!(
+            !stderr.contains(" is down"),
+            "limit {limit}: a shortage of the forwarder took the target down:\n{stderr}"
+        );
+    }
+    assert!(connect_failed, "no connect ran out of descriptors");
+}
