@@ -781,3 +781,53 @@ fn forward_descriptor_shortage_took_a_healthy_target_down() {
     }
     assert!(connect_failed, "no connect ran out of descriptors");
 }
+
+/// Audit on impaired links: the PROXY v2 header a udp: rule on a wildcard address sends named
+/// the wildcard (`0.0.0.0:P`) as the destination, not the address the client sent to; and on
+/// `[::]` an IPv4 client's header had no addresses at all (an IPv4 source and an IPv6
+/// destination make no pair, so the header said `UNSPEC`). The header now names where the
+/// datagram arrived, in the client's family.
+#[test]
+fn forward_udp_proxy_v2_on_a_wildcard_listener_named_the_wildcard() {
+    if !privileged("forward_udp_proxy_v2_on_a_wildcard_listener_named_the_wildcard") {
+        return;
+    }
+    let ns = Netns::new("fwuppw");
+    ns.ip(&["link", "set", "lo", "up"]);
+    let upstream = ns
+        .run_in(|| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+        .unwrap();
+    upstream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let target = format!("udp:{}", upstream.local_addr().unwrap());
+    for (listen, asked) in [
+        ("udp:0.0.0.0:0", [127, 0, 0, 2]),
+        ("udp:[::]:0", [127, 0, 0, 3]),
+    ] {
+        let mut cmd = ns.netkit();
+        cmd.args(["forward", listen, &target, "--proxy-protocol", "v2"]);
+        let fw = Forwarder::spawn(cmd, 1);
+        let port = fw.listens[0]
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .parse::<u16>()
+            .unwrap();
+        let to = SocketAddr::from((asked, port));
+        let from = ns
+            .run_in(move || {
+                let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+                client.send_to(b"payload", to).unwrap();
+                client.local_addr().unwrap()
+            })
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let (len, _) = upstream.recv_from(&mut buf).unwrap();
+        let (command, fam, src, dst, payload) = crate::forward_udp::parse_proxy_v2(&buf[..len]);
+        assert_eq!(
+            (command, fam, payload),
+            (1, 0x12, &b"payload"[..]),
+            "{listen}"
+        );
+        assert_eq!((src, dst), (from, to), "{listen}: the header's addresses");
+    }
+}

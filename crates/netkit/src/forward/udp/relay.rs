@@ -208,7 +208,9 @@ impl Table {
         }
         self.next_id += 1;
         let id = (client, self.next_id);
-        let header = self.proxy.then(|| proxy::dgram_header(client, self.local));
+        // On a wildcard listener the header names where the datagram arrived.
+        let local = arrival.map_or(self.local, |at| SocketAddr::new(at.addr, self.local.port()));
+        let header = self.proxy.then(|| proxy::dgram_header(client, local));
         let ended = self.ended.clone();
         let target = self
             .targets
