@@ -58,9 +58,10 @@ closes them at once. A reset on one side is passed on as a reset (SO_LINGER 0) t
 (docs/forward-metrics.md).
 
 UDP (udp: on both sides): each client address gets a session, a socket of its own connected
-to the target (the target sees one source per client; replies go back to their client). A
-session ends after --idle-timeout without a datagram either way (60s by default) and is
-logged then (a \"session\" record). --max-conns bounds sessions: datagrams of new clients
+to the target (the target sees one source per client; replies go back to their client, from
+the address it sent to, also on a 0.0.0.0 or [::] listener). A session ends after
+--idle-timeout without a datagram either way (60s by default) and is logged then (a
+\"session\" record). --max-conns bounds sessions: datagrams of new clients
 beyond it, from outside --allow, or arriving while draining are dropped and counted (a \"drop\"
 line at most once a second). --proxy-protocol v2 puts a PROXY v2 header (DGRAM) before every
 datagram. An ICMP port unreachable from the target is counted, never fatal. On SIGTERM no new

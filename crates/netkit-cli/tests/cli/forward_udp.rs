@@ -342,7 +342,7 @@ fn forward_udp_ipv6_listen_and_target_and_v4_clients_of_a_dual_stack_listener() 
 
 /// A PROXY protocol v2 header as the spec (proxy-protocol.txt, section 2.2) defines it, read
 /// independently of netkit's writer: (command, family+transport, source, destination, payload).
-fn parse_proxy_v2(datagram: &[u8]) -> (u8, u8, SocketAddr, SocketAddr, &[u8]) {
+pub(crate) fn parse_proxy_v2(datagram: &[u8]) -> (u8, u8, SocketAddr, SocketAddr, &[u8]) {
     const SIG: &[u8; 12] = b"\x0D\x0A\x0D\x0A\x00\x0D\x0A\x51\x55\x49\x54\x0A";
     assert_eq!(&datagram[..12], SIG, "signature");
     let (ver_cmd, fam) = (datagram[12], datagram[13]);

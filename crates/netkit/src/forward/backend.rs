@@ -1,7 +1,8 @@
 //! A rule as the forwarder runs it: its targets (with their health and counters), its turn
 //! counter for round-robin, its active checks, and the connect of each client: targets tried in
 //! the balance's order, the next one when a connect fails (nothing has been relayed yet, so the
-//! client sees nothing of it), each failure and recovery counted into the target's health.
+//! client sees nothing of it), each failure and recovery counted into the target's health (but
+//! for a failure of this machine: short of descriptors or memory).
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,6 +18,7 @@ use super::target::Target;
 use super::{check, Rule};
 use crate::endpoint::Stream;
 use crate::error::Error;
+use crate::sys::Shortage;
 
 /// A rule being served.
 #[derive(Debug)]
@@ -114,8 +116,11 @@ impl Backend {
                         .metrics
                         .connect_failures
                         .fetch_add(1, Ordering::Relaxed);
-                    let why = reason(&err);
-                    target.report(target.health.connect_failed(Instant::now(), &why));
+                    // This machine short of descriptors or memory: not the target's failure.
+                    if !short_here(&err) {
+                        let why = reason(&err);
+                        target.report(target.health.connect_failed(Instant::now(), &why));
+                    }
                     failures.push(err);
                 }
             }
@@ -146,6 +151,18 @@ impl Unreachable {
         let texts: Vec<String> = self.0.iter().map(ToString::to_string).collect();
         texts.join("; ")
     }
+}
+
+/// Whether a connect failed because this machine is short of file descriptors or memory
+/// (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`): the target's health is left as it is.
+fn short_here(err: &Error) -> bool {
+    let Error::Io { source, .. } = err else {
+        return false;
+    };
+    matches!(
+        crate::sys::shortage(source),
+        Some(Shortage::Descriptors | Shortage::Memory)
+    )
 }
 
 /// Why a connect failed, without the target's name (the record names it).

@@ -250,14 +250,13 @@ async fn splice_body(
         return Ok(None);
     }
     let limit = usize::try_from(left).unwrap_or(usize::MAX);
-    let moved = splice_some(upstream, client, limit)
+    let moved = splice_some(upstream, client, limit, &|n| stats.moved(Dir::Down, n))
         .await
         .map_err(|failed| Fault::of(Dir::Down, failed))?;
     let Some(moved) = moved else {
         return Ok(None);
     };
     shared.session().response_body_passed(moved as u64);
-    stats.moved(Dir::Down, moved);
     stats.spliced(Dir::Down);
     Ok(Some(moved))
 }
@@ -277,10 +276,9 @@ async fn send(dst: &Stream, bytes: &[u8], dir: Dir, stats: &Stats) -> Result<(),
     if bytes.is_empty() {
         return Ok(());
     }
-    relay_io::write_all(dst, bytes)
+    relay_io::write_all_counted(dst, bytes, &|n| stats.moved(dir, n))
         .await
         .map_err(Fault::on(dir.legs().1))?;
-    stats.moved(dir, bytes.len());
     Ok(())
 }
 

@@ -135,12 +135,25 @@ fn pass_on(dst: &Stream, bytes: &[u8]) -> Result<Vec<u8>, (End, io::Error)> {
 }
 
 /// Writes all of `buf`, waiting for readiness.
-pub(super) async fn write_all(dst: &Stream, mut buf: &[u8]) -> io::Result<()> {
+pub(super) async fn write_all(dst: &Stream, buf: &[u8]) -> io::Result<()> {
+    write_all_counted(dst, buf, &|_| {}).await
+}
+
+/// Writes all of `buf`, waiting for readiness; `progress` is told about every write (so that
+/// a slow destination taking bytes is never taken for an idle one).
+pub(super) async fn write_all_counted(
+    dst: &Stream,
+    mut buf: &[u8],
+    progress: &impl Fn(usize),
+) -> io::Result<()> {
     while !buf.is_empty() {
         dst.write_ready().await?;
         match dst.try_write(buf) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => buf = &buf[n..],
+            Ok(n) => {
+                buf = &buf[n..];
+                progress(n);
+            }
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
             Err(err) => return Err(err),
         }
@@ -148,13 +161,22 @@ pub(super) async fn write_all(dst: &Stream, mut buf: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// Splices `len` bytes from `pipe` into the socket.
-pub(super) async fn drain(dst: &Stream, pipe: &Pipe, mut len: usize) -> io::Result<()> {
+/// Splices `len` bytes from `pipe` into the socket; `progress` is told about every splice
+/// (a pipe holds up to 256 KiB: a slow destination takes seconds to empty it).
+pub(super) async fn drain(
+    dst: &Stream,
+    pipe: &Pipe,
+    mut len: usize,
+    progress: &impl Fn(usize),
+) -> io::Result<()> {
     while len > 0 {
         dst.write_ready().await?;
         match dst.try_io(Interest::WRITABLE, || pipe.drain_to(dst.fd(), len)) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => len -= n,
+            Ok(n) => {
+                len -= n;
+                progress(n);
+            }
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
             Err(err) => return Err(err),
         }

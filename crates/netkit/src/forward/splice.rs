@@ -45,11 +45,12 @@ pub(super) async fn pump(
             Copied::Eof => return Ok(()),
             Copied::Read { n, rest } => (n, rest),
         };
+        moved(n - rest.len());
         if !rest.is_empty() {
-            relay_io::write_all(dst, &rest).await.map_err(on_dst)?;
+            let written = relay_io::write_all_counted(dst, &rest, &moved).await;
+            written.map_err(on_dst)?;
         }
         drop(rest);
-        moved(n);
         // Boxed, as bursts are rare: between them a direction keeps only the copy step's state.
         if n == COPY_BUF && Box::pin(burst(src, dst, &moved, &spliced)).await? == Burst::Eof {
             return Ok(());
@@ -89,9 +90,10 @@ async fn burst(
             }
         };
         spliced();
-        relay_io::drain(dst, &pipe, filled).await.map_err(on_dst)?;
+        relay_io::drain(dst, &pipe, filled, moved)
+            .await
+            .map_err(on_dst)?;
         pipe.release();
-        moved(filled);
         if filled < COPY_BUF {
             return Ok(Burst::Short);
         }
@@ -99,11 +101,13 @@ async fn burst(
 }
 
 /// Moves at most `limit` bytes (fewer when fewer are there; 0 at EOF) from `src` to `dst`
-/// through a pipe of the pool; `None` when no pipe can be had (nothing was moved).
+/// through a pipe of the pool, telling `moved` about every chunk delivered; `None` when no
+/// pipe can be had (nothing was moved).
 pub(super) async fn splice_some(
     src: &Stream,
     dst: &Stream,
     limit: usize,
+    moved: &impl Fn(usize),
 ) -> Result<Option<usize>, (End, io::Error)> {
     loop {
         src.read_ready().await.map_err(on_src)?;
@@ -116,7 +120,9 @@ pub(super) async fn splice_some(
         });
         match filled {
             Ok(filled) => {
-                relay_io::drain(dst, &pipe, filled).await.map_err(on_dst)?;
+                relay_io::drain(dst, &pipe, filled, moved)
+                    .await
+                    .map_err(on_dst)?;
                 pipe.release();
                 return Ok(Some(filled));
             }

@@ -10,6 +10,8 @@
 //!   returning [`std::io::Error`].
 //! - [`cmsg`]: `recvmsg(2)` with control messages (TTL or hop limit, kernel receive time, a
 //!   queued ICMP error), decoded by nix.
+//! - [`pktinfo`]: answering a UDP datagram from the address it was sent to, on a wildcard
+//!   socket (`IP_PKTINFO`, `IPV6_PKTINFO`).
 //! - [`splice`]: pipes and `splice(2)`, the zero-copy path of the forwarder.
 //! - [`proc`]: readers of `/proc` (nothing reads `/sys` any more: interfaces come from
 //!   rtnetlink).
@@ -36,6 +38,9 @@ pub mod cmsg;
 #[cfg(target_os = "linux")]
 #[path = "errno_linux.rs"]
 pub mod errno;
+#[cfg(target_os = "linux")]
+#[path = "pktinfo_linux.rs"]
+pub mod pktinfo;
 #[cfg(target_os = "linux")]
 #[path = "proc_linux.rs"]
 pub mod proc;

@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::thread;
 
 use crate::forward_util::*;
-use crate::harness::{netkit, run, text};
+use crate::harness::{netkit, privileged, run, text, Netns};
 
 #[test]
 fn forward_unknown_endpoint_schemes_said_ipv6_addresses_need_brackets() {
@@ -561,4 +561,273 @@ fn forward_idle_connections_kept_their_splice_pipes_after_a_bulk_transfer() {
         check.join().unwrap();
     }
     fw.wait_for(|l| l.contains(" done"), 1 + CONNS as usize);
+}
+
+/// A UDP server on `addr` (port 0) in `ns` that answers every datagram with itself; its port.
+fn udp_echo_in(ns: &Netns, addr: &'static str) -> u16 {
+    let socket = ns
+        .run_in(move || std::net::UdpSocket::bind(addr).unwrap())
+        .unwrap();
+    let port = socket.local_addr().unwrap().port();
+    thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((len, from)) = socket.recv_from(&mut buf) {
+            let _ = socket.send_to(&buf[..len], from);
+        }
+    });
+    port
+}
+
+/// From `from` in `ns`, sends a datagram to `to` and returns the address the reply came from.
+fn reply_source(ns: &Netns, from: &'static str, to: SocketAddr) -> SocketAddr {
+    ns.run_in(move || {
+        let client = std::net::UdpSocket::bind(from).unwrap();
+        client.set_read_timeout(Some(PATIENCE)).unwrap();
+        client.send_to(b"where from?", to).unwrap();
+        let mut buf = [0u8; 64];
+        let (len, source) = client.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..len], b"where from?");
+        source
+    })
+    .unwrap()
+}
+
+/// A udp: rule on a wildcard address (`udp:0.0.0.0:P`, `udp:[::]:P`) answered from whatever
+/// address the route back to the client chose, not from the one the client sent to: a client
+/// that sent to a second address of the host (a VIP, a loopback alias) got its reply from the
+/// first, and a connected client socket (the glibc resolver's, `dig`'s) dropped it: every
+/// query timed out. socat 1.7.4's `UDP-LISTEN` does the same (seen in the lab by hand); nginx
+/// stream answers from the address asked (`IP_PKTINFO`), and so does netkit now.
+#[test]
+fn forward_udp_wildcard_listener_answered_from_another_address_than_the_one_asked() {
+    if !privileged("forward_udp_wildcard_listener_answered_from_another_address_than_the_one_asked")
+    {
+        return;
+    }
+    let ns = Netns::new("fwusrc");
+    ns.ip(&["link", "set", "lo", "up"]);
+    ns.ip(&["-6", "addr", "add", "2001:db8::7/128", "dev", "lo", "nodad"]);
+    let echo4 = udp_echo_in(&ns, "127.0.0.1:0");
+    let echo6 = udp_echo_in(&ns, "[::1]:0");
+    let mut cmd = ns.netkit();
+    let target4 = format!("udp:127.0.0.1:{echo4}");
+    cmd.args(["forward", "udp:0.0.0.0:0", &target4]);
+    let fw4 = Forwarder::spawn(cmd, 1);
+    let mut cmd = ns.netkit();
+    let target6 = format!("udp:[::1]:{echo6}");
+    cmd.args(["forward", "udp:[::]:0", &target6]);
+    let fw6 = Forwarder::spawn(cmd, 1);
+    let port = |fw: &Forwarder| {
+        fw.listens[0]
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .parse::<u16>()
+            .unwrap()
+    };
+    let (p4, p6) = (port(&fw4), port(&fw6));
+    // From 127.0.0.1 to 127.0.0.2: the route back to 127.0.0.1 would pick 127.0.0.1.
+    for (from, to) in [
+        ("127.0.0.1:0", SocketAddr::from(([127, 0, 0, 2], p4))),
+        ("[::1]:0", format!("[2001:db8::7]:{p6}").parse().unwrap()),
+        // An IPv4 client of the dual-stack listener.
+        ("127.0.0.1:0", SocketAddr::from(([127, 0, 0, 3], p6))),
+    ] {
+        let source = reply_source(&ns, from, to);
+        assert_eq!(
+            source, to,
+            "a datagram to {to} from {from} was answered from {source}"
+        );
+    }
+}
+
+/// The far host of [`forward_idle_timeout_cut_a_bulk_transfer_to_a_slow_client`].
+const SLOW_CLIENT_FAR: &str = "198.18.9.1";
+
+/// A server on `SLOW_CLIENT_FAR:port` in the lab's far namespace that sends `len` bytes to
+/// each client, then closes.
+fn bulk_sender_in_far(lab: &crate::lab::Lab, port: u16, len: usize) {
+    let listener = lab
+        .in_far(move || TcpListener::bind((SLOW_CLIENT_FAR, port)).unwrap())
+        .unwrap();
+    thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { return };
+            thread::spawn(move || {
+                let _ = client.write_all(&pattern(7, len));
+            });
+        }
+    });
+}
+
+/// From the scanner namespace, downloads what `SLOW_CLIENT_FAR:port` sends; the byte count.
+fn download_in_scanner(lab: &crate::lab::Lab, port: u16) -> usize {
+    lab.in_scanner(move || {
+        let mut stream = TcpStream::connect((SLOW_CLIENT_FAR, port)).unwrap();
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        let mut got = Vec::new();
+        let _ = stream.read_to_end(&mut got);
+        got.len()
+    })
+    .unwrap()
+}
+
+/// Audit on impaired links: with `--idle-timeout`, a bulk transfer from a fast target to a slow client was
+/// cut as idle while bytes were still flowing: a direction counted a pipe's worth of spliced
+/// bytes (256 KiB) as moved only once all of it had gone out, so a client slower than
+/// 256 KiB per idle timeout looked idle, and got a clean FIN after part of the stream.
+/// HAProxy (`timeout client/server`) and socat (`-T`) count every write; now so does netkit.
+#[test]
+fn forward_idle_timeout_cut_a_bulk_transfer_to_a_slow_client() {
+    if !privileged("forward_idle_timeout_cut_a_bulk_transfer_to_a_slow_client") {
+        return;
+    }
+    const LEN: usize = 400_000;
+    // 400 kbit/s: 400 kB take 8 s, a 256 KiB pipe 5 s, well past the 3 s idle timeout.
+    let lab = crate::lab::Lab::builder("fwslowidle")
+        .rate("400kbit")
+        .host(SLOW_CLIENT_FAR)
+        .build()
+        .expect("lab");
+    // Fixed ports: free in the lab's fresh far namespace.
+    bulk_sender_in_far(&lab, 9000, LEN);
+    let mut cmd = lab.far_cmd(env!("CARGO_BIN_EXE_netkit"));
+    cmd.args([
+        "forward",
+        "198.18.9.1:7000",
+        "198.18.9.1:9000",
+        "--idle-timeout",
+        "3s",
+    ]);
+    let fw = Forwarder::spawn(cmd, 1);
+    let haproxy = Haproxy::available().map(|_| {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("haproxy.cfg");
+        std::fs::write(
+            &file,
+            "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 3s\n  \
+             timeout server 3s\nlisten l\n  bind 198.18.9.1:7001\n  \
+             server s 198.18.9.1:9000\n",
+        )
+        .unwrap();
+        let mut cmd = lab.far_cmd("haproxy");
+        cmd.args(["-db", "-q", "-f"]).arg(&file);
+        (crate::harness::Proc::spawn_quiet(cmd), dir)
+    });
+    if haproxy.is_some() {
+        // HAProxy binds as it starts; its client waits for the listener (bounded).
+        let ready = lab.in_far(|| {
+            let start = std::time::Instant::now();
+            while TcpStream::connect((SLOW_CLIENT_FAR, 7001)).is_err() {
+                assert!(start.elapsed() < PATIENCE, "HAProxy did not listen");
+                thread::sleep(std::time::Duration::from_millis(50));
+            }
+        });
+        ready.unwrap();
+        assert_eq!(download_in_scanner(&lab, 7001), LEN, "HAProxy");
+    }
+    let got = download_in_scanner(&lab, 7000);
+    let records = fw.wait_for(|l| l.contains(" B, "), 1);
+    assert_eq!(got, LEN, "netkit delivered {got} of {LEN} B: {records:?}");
+    assert!(records[0].contains(" done"), "{records:?}");
+}
+
+/// Holds connections through `fw` (each echoing one byte) until one fails or `most` are open;
+/// then closes them all. Whether one failed.
+fn fill_until_refused(fw: &Forwarder, most: usize) -> bool {
+    let mut held = Vec::new();
+    for _ in 0..most {
+        let Ok(mut stream) = TcpStream::connect(fw.addr()) else {
+            return true;
+        };
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        let mut byte = [0u8; 1];
+        let echoed = stream.write_all(b"x").is_ok() && stream.read_exact(&mut byte).is_ok();
+        if !echoed {
+            return true;
+        }
+        held.push(stream);
+    }
+    false
+}
+
+/// Audit on impaired links: a connect that failed for want of a file descriptor in the
+/// forwarder itself (`EMFILE`) took the target down ("target ... is down: connect failed: too
+/// many open files"), so the metrics and the `target` records said a healthy target was dead,
+/// and with several targets each was held off with a doubling backoff. A shortage of this
+/// machine is not the target's failure: the connection fails and is logged, the target stays
+/// up. Two open-files limits, one apart, so that one of them runs out on the connect (a
+/// client accepted into the last descriptor) whatever the forwarder's baseline.
+#[test]
+fn forward_descriptor_shortage_took_a_healthy_target_down() {
+    let upstream = tcp_echo("127.0.0.1:0");
+    let mut connect_failed = false;
+    for limit in ["40", "41"] {
+        let mut cmd = std::process::Command::new("sh");
+        cmd.args(["-c", "ulimit -n \"$0\" && exec \"$@\"", limit])
+            .arg(env!("CARGO_BIN_EXE_netkit"))
+            .args(["forward", "127.0.0.1:0", &upstream.to_string()]);
+        let fw = Forwarder::spawn(cmd, 1);
+        assert!(fill_until_refused(&fw, 200), "limit {limit}: no shortage");
+        // The failed connection is logged once its client is closed or failed.
+        let (_, _, stderr) = fw.stop("TERM");
+        connect_failed |= stderr.contains("connect-failed");
+        assert!(
+            !stderr.contains(" is down"),
+            "limit {limit}: a shortage of the forwarder took the target down:\n{stderr}"
+        );
+    }
+    assert!(connect_failed, "no connect ran out of descriptors");
+}
+
+/// Audit on impaired links: the PROXY v2 header a udp: rule on a wildcard address sends named
+/// the wildcard (`0.0.0.0:P`) as the destination, not the address the client sent to; and on
+/// `[::]` an IPv4 client's header had no addresses at all (an IPv4 source and an IPv6
+/// destination make no pair, so the header said `UNSPEC`). The header now names where the
+/// datagram arrived, in the client's family.
+#[test]
+fn forward_udp_proxy_v2_on_a_wildcard_listener_named_the_wildcard() {
+    if !privileged("forward_udp_proxy_v2_on_a_wildcard_listener_named_the_wildcard") {
+        return;
+    }
+    let ns = Netns::new("fwuppw");
+    ns.ip(&["link", "set", "lo", "up"]);
+    let upstream = ns
+        .run_in(|| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
+        .unwrap();
+    upstream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let target = format!("udp:{}", upstream.local_addr().unwrap());
+    for (listen, asked) in [
+        ("udp:0.0.0.0:0", [127, 0, 0, 2]),
+        ("udp:[::]:0", [127, 0, 0, 3]),
+    ] {
+        let mut cmd = ns.netkit();
+        cmd.args(["forward", listen, &target, "--proxy-protocol", "v2"]);
+        let fw = Forwarder::spawn(cmd, 1);
+        let port = fw.listens[0]
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .parse::<u16>()
+            .unwrap();
+        let to = SocketAddr::from((asked, port));
+        let from = ns
+            .run_in(move || {
+                let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+                client.send_to(b"payload", to).unwrap();
+                client.local_addr().unwrap()
+            })
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let (len, _) = upstream.recv_from(&mut buf).unwrap();
+        let (command, fam, src, dst, payload) = crate::forward_udp::parse_proxy_v2(&buf[..len]);
+        assert_eq!(
+            (command, fam, payload),
+            (1, 0x12, &b"payload"[..]),
+            "{listen}"
+        );
+        assert_eq!((src, dst), (from, to), "{listen}: the header's addresses");
+    }
 }

@@ -22,6 +22,7 @@ use super::{Bound, Counters, Event, Shared};
 use crate::error::describe_io;
 use crate::forward::{proxy, ProxyProtocol, Rule};
 use crate::report::forward::{Close, DropReason};
+use crate::sys::pktinfo::Arrival;
 
 /// Serves a bound UDP rule until `shutdown` completes and its sessions have drained (gone
 /// idle, or the drain timeout passed). Every [`Event`] goes to `on_event`, in order, from
@@ -161,9 +162,9 @@ impl Table {
         on_event: &mut impl EventSink,
     ) -> io::Result<()> {
         for i in 0..count {
-            let (client, data) = receiver.datagram(i);
+            let (client, data, arrival) = receiver.datagram(i);
             if !self.sessions.contains_key(&client) {
-                if let Err((reason, err)) = self.admit(client) {
+                if let Err((reason, err)) = self.admit(client, arrival) {
                     let counters = &self.shared.counters;
                     self.drops.count(reason, client, err.as_ref(), counters);
                     continue;
@@ -189,8 +190,13 @@ impl Table {
         Ok(())
     }
 
-    /// Opens a session for a new client, or says why not.
-    fn admit(&mut self, client: SocketAddr) -> Result<(), (DropReason, Option<io::Error>)> {
+    /// Opens a session for a new client whose first datagram arrived at `arrival` (on a
+    /// wildcard listener: where its replies leave from), or says why not.
+    fn admit(
+        &mut self,
+        client: SocketAddr,
+        arrival: Option<Arrival>,
+    ) -> Result<(), (DropReason, Option<io::Error>)> {
         if self.draining {
             return Err((DropReason::Draining, None));
         }
@@ -202,12 +208,15 @@ impl Table {
         }
         self.next_id += 1;
         let id = (client, self.next_id);
-        let header = self.proxy.then(|| proxy::dgram_header(client, self.local));
+        // On a wildcard listener the header names where the datagram arrived.
+        let local = arrival.map_or(self.local, |at| SocketAddr::new(at.addr, self.local.port()));
+        let header = self.proxy.then(|| proxy::dgram_header(client, local));
         let ended = self.ended.clone();
         let target = self
             .targets
             .pick(client.ip().to_canonical(), std::time::Instant::now());
-        let session = Session::open(id, target, header, &self.shared, ended).map_err(|err| {
+        let opened = Session::open(id, target, header, arrival, &self.shared, ended);
+        let session = opened.map_err(|err| {
             self.targets.released(target.0);
             (DropReason::SocketError, Some(err))
         })?;
@@ -281,7 +290,7 @@ impl Table {
         for _ in 0..LEFTOVER_BATCHES {
             let count = receiver.take().unwrap_or(0);
             for i in 0..count {
-                let (client, _) = receiver.datagram(i);
+                let (client, _, _) = receiver.datagram(i);
                 let counters = &self.shared.counters;
                 self.drops
                     .count(DropReason::Draining, client, None, counters);

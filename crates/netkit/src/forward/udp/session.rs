@@ -26,6 +26,7 @@ use tokio::time::Instant;
 use super::{Counters, Shared, MAX_DATAGRAM};
 use crate::error::describe_io;
 use crate::report::forward::{Close, SessionRecord};
+use crate::sys::pktinfo::{self, Arrival};
 
 /// What the listening socket asks of the kernel for its receive queue (capped by
 /// `net.core.rmem_max`): bursts of many clients wait there, not in drops.
@@ -132,12 +133,14 @@ pub(super) struct Session {
 }
 
 impl Session {
-    /// Opens a session for `id`'s client toward `target` and starts its pump; `ended` hears
-    /// from the pump if it stops on its own.
+    /// Opens a session for `id`'s client toward `target` and starts its pump, which answers
+    /// from `arrival` when given (where the client's first datagram arrived, on a wildcard
+    /// listener); `ended` hears from the pump if it stops on its own.
     pub(super) fn open(
         id: SessionId,
         (index, target): (usize, SocketAddr),
         header: Option<Vec<u8>>,
+        arrival: Option<Arrival>,
         shared: &Shared,
         ended: mpsc::UnboundedSender<Ended>,
     ) -> io::Result<Session> {
@@ -149,6 +152,7 @@ impl Session {
             id,
             socket: socket.clone(),
             listen: shared.listen.clone(),
+            arrival,
             counters: shared.counters.clone(),
             replies: replies.clone(),
             started: now,
@@ -296,6 +300,8 @@ struct Pump {
     id: SessionId,
     socket: Arc<UdpSocket>,
     listen: Arc<UdpSocket>,
+    /// Where the client's datagrams arrive (a wildcard listener): replies leave from there.
+    arrival: Option<Arrival>,
     counters: Arc<Counters>,
     replies: Arc<Replies>,
     started: Instant,
@@ -315,7 +321,6 @@ enum Drained {
 
 impl Pump {
     async fn run(self, ended: mpsc::UnboundedSender<Ended>) {
-        let client = self.id.0;
         loop {
             let drained = match self.socket.readable().await {
                 Ok(()) => self.drain(),
@@ -324,7 +329,7 @@ impl Pump {
             match drained {
                 Drained::Empty => {}
                 Drained::Budget => tokio::task::yield_now().await,
-                Drained::Blocked(data) => match self.listen.send_to(&data, client).await {
+                Drained::Blocked(data) => match self.reply_when_room(&data).await {
                     Ok(_) => self.delivered(data.len()),
                     Err(err) => self.undelivered(&err),
                 },
@@ -348,7 +353,7 @@ impl Pump {
                         None => continue,
                     },
                 };
-                match self.listen.try_send_to(&buf[..len], self.id.0) {
+                match self.reply_now(&buf[..len]) {
                     Ok(_) => self.delivered(len),
                     Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
                         return Drained::Blocked(buf[..len].to_vec());
@@ -358,6 +363,32 @@ impl Pump {
             }
             Drained::Budget
         })
+    }
+
+    /// Sends a reply to the client through the listening socket if it has room now.
+    fn reply_now(&self, data: &[u8]) -> io::Result<usize> {
+        let client = self.id.0;
+        let Some(arrival) = self.arrival else {
+            return self.listen.try_send_to(data, client);
+        };
+        let listen = &*self.listen;
+        listen.try_io(Interest::WRITABLE, || {
+            pktinfo::send_to(listen, data, client, arrival)
+        })
+    }
+
+    /// Sends a reply to the client through the listening socket, waiting for room.
+    async fn reply_when_room(&self, data: &[u8]) -> io::Result<usize> {
+        let client = self.id.0;
+        let Some(arrival) = self.arrival else {
+            return self.listen.send_to(data, client).await;
+        };
+        let listen = &*self.listen;
+        listen
+            .async_io(Interest::WRITABLE, || {
+                pktinfo::send_to(listen, data, client, arrival)
+            })
+            .await
     }
 
     /// Counts an ICMP error reported on the socket; `Some` for any other error.
