@@ -53,7 +53,7 @@ impl Accept for Local {
     type Conn = (Stream, Peer);
 
     fn accept(&self) -> impl std::future::Future<Output = io::Result<(Stream, Peer)>> + Send {
-        self.shared.0.lanes()[self.lane].listener.accept()
+        self.shared.0.accept(self.lane)
     }
 
     fn local_addr(&self) -> String {
