@@ -45,11 +45,17 @@ pub struct Parked {
 }
 
 impl Listener {
-    /// Takes the socket off its runtime ([`Parked`]).
-    pub fn park(self) -> io::Result<Parked> {
-        let (socket, guard) = match self {
-            Listener::Tcp(listener) => (Detached::Tcp(listener.into_std()?), None),
-            Listener::Unix(listener, guard) => (Detached::Unix(listener.into_std()?), guard),
+    /// Takes the socket off its runtime ([`Parked`]): keeps a duplicate of its descriptor and
+    /// closes this one (deregistered). Should no duplicate be made, the listener comes back
+    /// as it was.
+    pub fn park(self) -> Result<Parked, (Listener, io::Error)> {
+        let socket = match self.duplicate() {
+            Ok(socket) => socket,
+            Err(err) => return Err((self, err)),
+        };
+        let guard = match self {
+            Listener::Tcp(_) => None,
+            Listener::Unix(_, guard) => guard,
         };
         Ok(Parked {
             _socket: socket,

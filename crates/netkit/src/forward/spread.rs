@@ -43,8 +43,10 @@ pub(super) const HANDOFF_SLACK: usize = 16;
 #[derive(Debug)]
 pub(super) struct Spread {
     lanes: Vec<Lane>,
-    /// The socket, when its lanes are duplicates of it.
-    _parked: Option<Parked>,
+    /// The socket as bound when the lanes are duplicates of it: off any runtime (or, should
+    /// it not come off, on the caller's: it then wakes that runtime for nothing, but the socket
+    /// and its file stay).
+    _held: Option<Result<Parked, Listener>>,
     name: String,
     /// Whether accepted clients are handed to a less loaded lane (no `--max-conns`).
     handoff: AtomicBool,
@@ -93,29 +95,21 @@ impl Spread {
             };
             return Spread {
                 lanes: vec![lane],
-                _parked: None,
+                _held: None,
                 name,
                 handoff: AtomicBool::new(false),
             };
         }
-        match listener.park() {
-            Ok(parked) => Spread {
-                lanes,
-                _parked: Some(parked),
-                name,
-                handoff: AtomicBool::new(false),
-            },
-            // The socket is closed with it; the lanes keep it open.
-            Err(err) => {
-                let why = crate::error::describe_io(&err);
-                tracing::debug!("{name}: could not take the socket off its runtime: {why}");
-                Spread {
-                    lanes,
-                    _parked: None,
-                    name,
-                    handoff: AtomicBool::new(false),
-                }
-            }
+        let held = listener.park().map_err(|(listener, err)| {
+            let why = crate::error::describe_io(&err);
+            tracing::debug!("{name}: could not take the socket off its runtime: {why}");
+            listener
+        });
+        Spread {
+            lanes,
+            _held: Some(held),
+            name,
+            handoff: AtomicBool::new(false),
         }
     }
 
