@@ -6,6 +6,7 @@
 #
 #   bench/forward.sh              # ROUNDS=5 SECONDS_PER_RUN=5 by default
 #   ROUNDS=9 bench/forward.sh
+#   NETKIT_BASE=/tmp/netkit-main bench/forward.sh   # also another netkit binary, row "base" (A/B)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -14,9 +15,11 @@ SECS=${SECONDS_PER_RUN:-5}
 
 # Ports: upstreams, then one listener per proxy for iperf3 (16xxx) and for HTTP (17xxx).
 IPERF=15201 NGINX=18080
-declare -A TCP_PORT=([direct]=$IPERF [netkit]=16001 [haproxy]=16002 [socat]=16003)
-declare -A HTTP_PORT=([direct]=$NGINX [netkit]=17001 [haproxy]=17002 [socat]=17003)
+declare -A TCP_PORT=([direct]=$IPERF [netkit]=16001 [haproxy]=16002 [socat]=16003 [base]=16004)
+declare -A HTTP_PORT=([direct]=$NGINX [netkit]=17001 [haproxy]=17002 [socat]=17003 [base]=17004)
 NAMES=(direct netkit haproxy socat)
+BASE=${NETKIT_BASE:-}
+[ -n "$BASE" ] && NAMES=(direct base netkit haproxy socat)
 
 start_upstreams() {
     start iperf3 -s -B 127.0.0.1 -p "$IPERF" >/dev/null
@@ -28,6 +31,10 @@ start_proxies() {
     local nk="$ROOT/target/release/netkit"
     start "$nk" -q forward "${TCP_PORT[netkit]}" "127.0.0.1:$IPERF"
     start "$nk" -q forward "${HTTP_PORT[netkit]}" "127.0.0.1:$NGINX"
+    if [ -n "$BASE" ]; then
+        start "$BASE" -q forward "${TCP_PORT[base]}" "127.0.0.1:$IPERF"
+        start "$BASE" -q forward "${HTTP_PORT[base]}" "127.0.0.1:$NGINX"
+    fi
     start_haproxy_tcp "listen iperf
     bind 127.0.0.1:${TCP_PORT[haproxy]}
     server up 127.0.0.1:$IPERF
@@ -94,7 +101,7 @@ report() {
             'BEGIN {printf "%-8s %10.2f %9.2f %10.2f %12.0f %10.2f %10.0f %10.2f\n",
                 n, g, g/d, g/hg, r, r/hr, c, c/hc}'
     done
-    echo "medians of $ROUNDS interleaved rounds, ${SECS}s each; $(nproc) cores"
+    echo "medians of $ROUNDS interleaved rounds, ${SECS}s each; $(nproc) cores; $(uptime)"
 }
 
 main

@@ -8,6 +8,7 @@
 pub mod exec;
 pub mod happy_eyeballs;
 mod io;
+mod parked;
 mod unix_path;
 
 use std::fmt;
@@ -19,6 +20,7 @@ use crate::ports::PortErrorKind;
 use crate::target::is_host_name;
 
 pub use io::{plain_peer, Listener, Peer, Stream};
+pub use parked::{Detached, Parked};
 
 /// An endpoint failed to parse: `input: why`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

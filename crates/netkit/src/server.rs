@@ -88,6 +88,27 @@ pub async fn serve<L, H, F>(
     listener: L,
     shutdown: impl Future,
     max_conns: usize,
+    handler: H,
+    stop: Stop,
+) where
+    L: Accept,
+    H: FnMut(L::Conn, Cancel) -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
+    serve_limited(listener, shutdown, limit(max_conns), handler, stop).await;
+}
+
+/// The bound on connections served at once of [`serve_limited`]: `max_conns` (at least one).
+pub fn limit(max_conns: usize) -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(max_conns.clamp(1, Semaphore::MAX_PERMITS)))
+}
+
+/// [`serve`], with connections counted against `limit`, which other accept loops may share
+/// (the loops of one listening socket on several threads share its bound).
+pub async fn serve_limited<L, H, F>(
+    listener: L,
+    shutdown: impl Future,
+    limit: Arc<Semaphore>,
     mut handler: H,
     stop: Stop,
 ) where
@@ -95,7 +116,6 @@ pub async fn serve<L, H, F>(
     H: FnMut(L::Conn, Cancel) -> F,
     F: Future<Output = ()> + Send + 'static,
 {
-    let limit = Arc::new(Semaphore::new(max_conns.clamp(1, Semaphore::MAX_PERMITS)));
     let (cancel, cancelled) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let mut backoff = Backoff::default();

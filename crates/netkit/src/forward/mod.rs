@@ -4,6 +4,10 @@
 //! - `reload`: the [`Supervisor`] of the rules in force: binds them (`activation` hands it
 //!   the sockets systemd passed), replaces them on reload (new listeners bound first, kept ones
 //!   never closed, connections untouched), stops them.
+//! - `workers`: a thread per core, each with a single-threaded runtime, where stream
+//!   connections are accepted and served; `spread`: a listening socket's descriptor per worker
+//!   (its lanes), shared by the accept loops of every generation; `exclusive`: a lane's
+//!   registration made `EPOLLEXCLUSIVE`, so one worker wakes per client.
 //! - `server`: a rule on the [`crate::server`] accept loop ([`serve`]): connections capped by
 //!   `--max-conns`, drained for `--drain-timeout` after shutdown, each one reported as an
 //!   [`Event`] (`event`: the events and their channel).
@@ -26,7 +30,8 @@
 //!   target and their Prometheus text.
 //! - [`udp`]: `udp:` rules, a session per client on a session loop of their own.
 //!
-//! Modules depend downwards only: `reload` → `server` → `conn` → `backend` → `check` →
+//! Modules depend downwards only: `reload` → `spread` → `workers` → `exclusive`, `reload` →
+//! `server` → `conn` → `backend` → `check` →
 //! `target` → `health`, and `conn` → `relay` → `http_relay` → `flow` → `splice` →
 //! `pipe_pool`, `io`; `relay` → `keepalive`.
 
@@ -37,6 +42,7 @@ mod check;
 pub mod config;
 mod conn;
 mod event;
+mod exclusive;
 mod flow;
 mod health;
 pub mod http;
@@ -51,8 +57,10 @@ mod reload;
 pub mod rules;
 mod server;
 mod splice;
+mod spread;
 mod target;
 pub mod udp;
+mod workers;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -27,26 +27,37 @@ use super::activation::Activation;
 use super::backend::Backend;
 use super::event::Events;
 use super::metrics::Registry;
-use super::server::{serve_backend, Closing};
+use super::server::{limit_of, serve_backend, Closing};
+use super::spread::Spread;
+use super::workers::Workers;
 use super::{udp, Event, Rule};
-use crate::endpoint::{Endpoint, Listener, Peer, Stream};
+use crate::endpoint::{Endpoint, Peer, Stream};
 use crate::error::Error;
 use crate::report::forward::ReloadRecord;
 use crate::server::{Accept, Stop};
 
-/// A listening socket shared by the generations that serve it.
+/// A listening socket shared by the generations that serve it, with its lanes (a descriptor
+/// per worker thread, [`Spread`]).
 #[derive(Debug, Clone)]
-struct Shared(Arc<Listener>);
+struct Shared(Arc<Spread>);
 
-impl Accept for Shared {
+/// An accept loop's lane of a [`Shared`] socket; it holds the socket, so that a reload knows
+/// when every loop has let go of a removed rule's socket.
+#[derive(Debug)]
+struct Local {
+    shared: Shared,
+    lane: usize,
+}
+
+impl Accept for Local {
     type Conn = (Stream, Peer);
 
     fn accept(&self) -> impl std::future::Future<Output = io::Result<(Stream, Peer)>> + Send {
-        self.0.accept()
+        self.shared.0.accept(self.lane)
     }
 
     fn local_addr(&self) -> String {
-        self.0.local_addr()
+        self.shared.0.local_addr().to_string()
     }
 }
 
@@ -137,6 +148,9 @@ pub struct Supervisor {
     activation: Activation,
     stopping: watch::Sender<bool>,
     tasks: JoinSet<()>,
+    /// The threads stream connections are served on (none if they could not be started: then
+    /// on the supervisor's runtime). Last, so that it outlives the sockets registered with them.
+    workers: Option<Workers>,
 }
 
 /// The drain deadline of a generation's accept loop: none (its connections end on their own,
@@ -155,6 +169,7 @@ impl Supervisor {
             activation,
             stopping: watch::channel(false).0,
             tasks: JoinSet::new(),
+            workers: start_workers(),
         }
     }
 
@@ -317,7 +332,9 @@ impl Supervisor {
             Endpoint::Systemd(_) => self.activation.listeners(listens, index)?,
             other => vec![other.listen().await?],
         };
-        Ok(listeners.into_iter().map(|l| Shared(Arc::new(l))).collect())
+        let workers = self.workers.as_ref().map_or(&[][..], Workers::all);
+        let spread = |l| Shared(Arc::new(Spread::new(l, workers)));
+        Ok(listeners.into_iter().map(spread).collect())
     }
 
     /// Starts a generation for each rule and retires the old ones.
@@ -374,21 +391,26 @@ impl Supervisor {
         let (stop, stopped) = watch::channel(());
         for listener in &listeners {
             // A kept listener too: its new connections inherit the rule in force's keepalive.
-            backend
-                .rule
-                .options
-                .keepalive
-                .apply_to_listener(&listener.0);
-            let closing = Closing::after(self.stopping.subscribe());
-            let serve = serve_backend(
-                listener.clone(),
-                Arc::clone(&backend),
-                stopped_when_dropped(stopped.clone()),
-                Stop::Drain(NO_DEADLINE),
-                self.events.clone(),
-                closing,
-            );
-            self.tasks.spawn(serve);
+            let options = &backend.rule.options;
+            options.keepalive.apply_to_listener(listener.0.any());
+            listener.0.set_exclusive(options.max_conns.is_none());
+            let limit = limit_of(&backend.rule);
+            for (lane, on) in listener.0.lanes().iter().enumerate() {
+                let local = Local {
+                    shared: listener.clone(),
+                    lane,
+                };
+                let serve = serve_backend(
+                    local,
+                    Arc::clone(&backend),
+                    stopped_when_dropped(stopped.clone()),
+                    Stop::Drain(NO_DEADLINE),
+                    self.events.clone(),
+                    Closing::after(self.stopping.subscribe()),
+                    Arc::clone(&limit),
+                );
+                self.tasks.spawn_on(serve, &on.handle);
+            }
         }
         Slot {
             key,
@@ -459,8 +481,20 @@ fn keys(rules: &[Rule]) -> Vec<(Endpoint, usize)> {
 }
 
 fn addr_of(listeners: &[Shared]) -> String {
-    let addrs: Vec<String> = listeners.iter().map(Accept::local_addr).collect();
+    let addrs: Vec<&str> = listeners.iter().map(|l| l.0.local_addr()).collect();
     addrs.join(",")
+}
+
+/// The worker threads, or none (with a warning) when they cannot be started.
+fn start_workers() -> Option<Workers> {
+    match Workers::per_core() {
+        Ok(workers) => Some(workers),
+        Err(err) => {
+            let why = crate::error::describe_io(&err);
+            tracing::warn!("no worker threads ({why}): serving connections from one runtime");
+            None
+        }
+    }
 }
 
 /// Completes when the sender of `stop` is dropped (the slot is gone).

@@ -12,7 +12,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{oneshot, watch, Semaphore};
 
 use super::backend::Backend;
 use super::event::{Event, Events};
@@ -54,6 +54,7 @@ where
         };
         let drain = Stop::Drain(backend.rule.options.drain_timeout);
         let closing = Closing::never();
+        let limit = limit_of(&backend.rule);
         serve_backend(
             listener,
             Arc::clone(&backend),
@@ -61,6 +62,7 @@ where
             drain,
             events,
             closing,
+            limit,
         )
         .await;
         backend.stop_checks();
@@ -98,8 +100,15 @@ impl Closing {
     }
 }
 
+/// The bound on the connections of `rule` served at once (`--max-conns`), shared by the
+/// accept loops of one listening socket.
+pub(super) fn limit_of(rule: &Rule) -> Arc<Semaphore> {
+    server::limit(rule.options.max_conns.unwrap_or(usize::MAX))
+}
+
 /// Serves `backend` on `listener` until `shutdown` completes, then ends the open connections
-/// as `stop` says (or when `closing` says); the records go to `events`.
+/// as `stop` says (or when `closing` says); the records go to `events`; at most `limit`
+/// connections at once ([`limit_of`], shared with the other loops of the socket).
 pub(super) async fn serve_backend<L>(
     listener: L,
     backend: Arc<Backend>,
@@ -107,10 +116,10 @@ pub(super) async fn serve_backend<L>(
     stop: Stop,
     events: Events,
     closing: Closing,
+    limit: Arc<Semaphore>,
 ) where
     L: Accept<Conn = (Stream, Peer)>,
 {
-    let max_conns = backend.rule.options.max_conns.unwrap_or(usize::MAX);
     let records = events.wants_conn_records();
     let handler = move |(client, peer): (Stream, Peer), cancel: Cancel| {
         let (backend, closing) = (backend.clone(), closing.clone());
@@ -134,7 +143,7 @@ pub(super) async fn serve_backend<L>(
             }
         }
     };
-    server::serve(listener, shutdown, max_conns, handler, stop).await;
+    server::serve_limited(listener, shutdown, limit, handler, stop).await;
 }
 
 #[cfg(test)]
@@ -216,6 +225,7 @@ mod tests {
             drain,
             events,
             Closing::never(),
+            limit_of(&backend.rule),
         );
         let server = tokio::spawn(serving);
         for _ in 0..3 {
