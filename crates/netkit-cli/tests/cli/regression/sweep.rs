@@ -391,3 +391,48 @@ fn absent_link_local_neighbour_reported_unreachable_from_this_host() {
         assert_eq!(seen, silent, "{method}: {stdout}{stderr}");
     }
 }
+
+/// The sweeper's own address on the link: `--method arp` and `--method ndp` reported it
+/// inactive — a free address to the user looking for one — because a host never answers its
+/// own ARP request or neighbour solicitation. nmap (`-sn`, ARP or neighbour discovery on a
+/// local link) reports it up, and so does every ICMP sweep (netkit's, fping's).
+#[test]
+fn sweep_on_link_reported_its_own_address_inactive() {
+    if !privileged("sweep_on_link_reported_its_own_address_inactive") {
+        return;
+    }
+    let (near, _far) = crate::ping_net::two_hosts("swrown");
+    let nmap_up = |targets: &[&str]| {
+        let mut nmap = near.command("nmap");
+        nmap.args(["-sn", "-n"]).args(targets);
+        let (_, out, err) = text(&nmap.output().expect("run nmap"));
+        let up = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("Nmap scan report for "));
+        let up: BTreeSet<String> = up.map(str::to_string).collect();
+        (up, err)
+    };
+    for (method, range, own, far) in [
+        ("arp", "198.18.0.1-3", "198.18.0.1", "198.18.0.2"),
+        ("ndp", "2001:db8::1-3", "2001:db8::1", "2001:db8::2"),
+    ] {
+        let (want, err) = match method {
+            "arp" => nmap_up(&[range]),
+            _ => nmap_up(&["-6", own, far, "2001:db8::3"]),
+        };
+        assert_eq!(want, BTreeSet::from([own, far].map(String::from)), "{err}");
+        let out = near
+            .netkit()
+            .args(["sweep", range, "--method", method, "--alive"])
+            .output()
+            .expect("run netkit");
+        let (code, stdout, stderr) = text(&out);
+        assert_eq!(code, 1, "{method}: .3 is silent; {stderr}");
+        let alive: BTreeSet<String> = stdout
+            .lines()
+            .filter_map(|l| l.split_once(" is alive"))
+            .map(|(addr, _)| addr.to_string())
+            .collect();
+        assert_eq!(alive, want, "{method}: {stdout}{stderr}");
+    }
+}
