@@ -201,6 +201,7 @@ impl Session {
             Answer::Reply(reply) => self.reply(reply),
             Answer::Error(error) => self.error(error),
         }?;
+        self.hosts[host].heard(now);
         self.tick_host(host, now);
         Some(host)
     }

@@ -546,3 +546,27 @@ fn fping_summary_counted_duplicates_in_its_round_trips() {
         "netkit's figures are not those of its first replies: {out}"
     );
 }
+
+/// An interval below 10 ms while replies are outstanding: iputils then waits for a reply or
+/// 10 ms (its `MININTERVAL`), so `-i 0.002` across a 30 ms round trip sends one request per
+/// 10 ms (`time` about 140 ms for 15 requests, pipe 4), and a reply that comes less than 10 ms
+/// before the next request is due pushes that request to 10 ms after the reply. netkit sent
+/// every 2 ms regardless (`time` about 30 ms, pipe 15): five times the rate iputils offers the
+/// network, and other counts under `-w`.
+#[test]
+fn short_interval_with_replies_outstanding_went_faster_than_iputils() {
+    if !privileged("ping -i 0.002 behind 30 ms") {
+        return;
+    }
+    let (near, far) = two_hosts("pingmin");
+    let _slow = Responder::start(&far, Duration::from_millis(30), 1);
+    let args = ["-c", "15", "-i", "0.002", "198.18.0.2"];
+    let ((code, out, err), (i_code, i_out, i_err)) = both_in(&near, &args);
+    assert_eq!(i_code, 0, "iputils: {i_out}{i_err}");
+    assert_eq!(code, 0, "netkit: {out}{err}");
+    assert_eq!(counts(&out), counts(&i_out), "netkit: {out}");
+    // 14 gaps of at least 10 ms each, less a margin for replies that came together (a load
+    // can only make both slower).
+    assert!(time_ms(&i_out) >= 100, "iputils: {i_out}");
+    assert!(time_ms(&out) >= 100, "netkit: {out}\niputils: {i_out}");
+}
