@@ -132,20 +132,44 @@ fn quoted_v4(quoted: &[u8]) -> Result<(IpAddr, &[u8]), WireError> {
     Ok((IpAddr::V4(dst), &quoted[header_len..]))
 }
 
-/// The destination and the ICMPv6 part of a quoted IPv6 packet (no extension headers).
+/// The destination and the ICMPv6 part of a quoted IPv6 packet, past its extension headers
+/// (a request sent in fragments is quoted with a Fragment header; only the first fragment
+/// holds the ICMPv6 header).
 fn quoted_v6(quoted: &[u8]) -> Result<(IpAddr, &[u8]), WireError> {
     const HEADER: usize = 40;
     let header = quoted.get(..HEADER).ok_or(WireError::Truncated)?;
     if header[0] >> 4 != 6 {
         return Err(WireError::BadIpHeader);
     }
-    if header[6] != 58 {
-        return Err(WireError::NotEcho);
-    }
     let dst: [u8; 16] = header[24..40]
         .try_into()
         .map_err(|_| WireError::Truncated)?;
-    Ok((IpAddr::V6(Ipv6Addr::from(dst)), &quoted[HEADER..]))
+    let icmp = past_extensions(header[6], &quoted[HEADER..])?;
+    Ok((IpAddr::V6(Ipv6Addr::from(dst)), icmp))
+}
+
+/// The ICMPv6 message after the extension headers that start `rest`, `next` naming the first
+/// (hop-by-hop options, routing, fragment, destination options); anything else is not ours.
+fn past_extensions(mut next: u8, mut rest: &[u8]) -> Result<&[u8], WireError> {
+    const FRAGMENT: u8 = 44;
+    // At most one of each kind (destination options twice), as RFC 8200 orders them.
+    for _ in 0..5 {
+        let len = match next {
+            58 => return Ok(rest),
+            0 | 43 | 60 => (usize::from(*rest.get(1).ok_or(WireError::Truncated)?) + 1) * 8,
+            FRAGMENT => {
+                let offset = rest.get(2..4).ok_or(WireError::Truncated)?;
+                if u16::from_be_bytes([offset[0], offset[1]]) >> 3 != 0 {
+                    return Err(WireError::NotEcho);
+                }
+                8
+            }
+            _ => return Err(WireError::NotEcho),
+        };
+        next = *rest.first().ok_or(WireError::Truncated)?;
+        rest = rest.get(len..).ok_or(WireError::Truncated)?;
+    }
+    Err(WireError::NotEcho)
 }
 
 fn unreachable_v4(code: u8) -> String {
@@ -310,5 +334,49 @@ mod tests {
             (0x4242, 9, &[1, 2, 3, 4][..])
         );
         assert_eq!(repr.describe(Version::V6), "Time exceeded: Hop limit");
+    }
+
+    /// An ICMPv6 error quoting `extensions` (next header `first`) and an echo request.
+    fn error_v6(first: u8, extensions: &[u8]) -> Vec<u8> {
+        let mut quoted = vec![0x60, 0, 0, 0, 0, 0, first, 64];
+        quoted.extend_from_slice(&"2001:db8::1".parse::<Ipv6Addr>().unwrap().octets());
+        quoted.extend_from_slice(&"2001:db8:1::2".parse::<Ipv6Addr>().unwrap().octets());
+        quoted.extend_from_slice(extensions);
+        quoted.extend_from_slice(&[128, 0, 0, 0, 0x42, 0x42, 0, 1, 9, 9]);
+        let mut message = vec![2, 0, 0, 0, 0, 0, 5, 0];
+        message.extend(quoted);
+        message
+    }
+
+    #[test]
+    fn v6_errors_about_a_first_fragment_name_the_request() {
+        // A Fragment header, offset 0, more fragments: the first fragment.
+        let fragment = [58, 0, 0, 1, 0xde, 0xad, 0xbe, 0xef];
+        let message = error_v6(44, &fragment);
+        let packet = Packet::new_checked(&message[..]).unwrap();
+        let repr = IcmpErrorRepr::parse(&packet, Version::V6, Checksum::Trusted).unwrap();
+        assert_eq!((repr.ident, repr.seq_no, repr.info), (0x4242, 1, 1280));
+        assert_eq!(repr.describe(Version::V6), "Packet too big: mtu=1280");
+        // Destination options (8 bytes) before it.
+        let options = [44, 0, 1, 4, 0, 0, 0, 0];
+        let both = [&options[..], &fragment[..]].concat();
+        let message = error_v6(60, &both);
+        let packet = Packet::new_checked(&message[..]).unwrap();
+        let repr = IcmpErrorRepr::parse(&packet, Version::V6, Checksum::Trusted).unwrap();
+        assert_eq!(repr.seq_no, 1);
+        // A later fragment holds no ICMPv6 header; UDP is not ours; a cut header is short.
+        let later = [58, 0, 0x05, 0xa9, 0xde, 0xad, 0xbe, 0xef];
+        let message = error_v6(44, &later);
+        let packet = Packet::new_checked(&message[..]).unwrap();
+        let parsed = IcmpErrorRepr::parse(&packet, Version::V6, Checksum::Trusted);
+        assert_eq!(parsed, Err(WireError::NotEcho));
+        let message = error_v6(17, &[]);
+        let packet = Packet::new_checked(&message[..]).unwrap();
+        let parsed = IcmpErrorRepr::parse(&packet, Version::V6, Checksum::Trusted);
+        assert_eq!(parsed, Err(WireError::NotEcho));
+        let message = error_v6(44, &fragment);
+        let packet = Packet::new_checked(&message[..8 + 40 + 3]).unwrap();
+        let parsed = IcmpErrorRepr::parse(&packet, Version::V6, Checksum::Trusted);
+        assert_eq!(parsed, Err(WireError::Truncated));
     }
 }

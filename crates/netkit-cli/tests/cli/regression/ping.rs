@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use crate::harness::{privileged, text, Proc};
 use crate::ping_net::{
-    both_in, counts, iptables, json_lines, line_starting, link_local_pair, loopback_ns, ping_in,
-    stats_line, two_hosts,
+    both_in, counts, iptables, iputils_in, json_lines, line_starting, link_local_pair, loopback_ns,
+    ping_in, routed, stats_line, two_hosts,
 };
 use crate::responder::Responder;
 
@@ -569,4 +569,35 @@ fn short_interval_with_replies_outstanding_went_faster_than_iputils() {
     // can only make both slower).
     assert!(time_ms(&i_out) >= 100, "iputils: {i_out}");
     assert!(time_ms(&out) >= 100, "netkit: {out}\niputils: {i_out}");
+}
+
+/// An IPv6 request larger than the near link's MTU leaves in fragments, and a router whose
+/// next link is narrower answers the first fragment with Packet Too Big. Its quote starts
+/// with a Fragment extension header, which netkit's parser did not skip: `-s 2000` across a
+/// 1280-byte link lost its first request silently (`2 packets transmitted, 1 received, 50%
+/// packet loss`) where iputils prints `From 2001:db8::2 icmp_seq=1 Packet too big: mtu=1280`
+/// and counts `+1 errors`.
+#[test]
+fn v6_packet_too_big_about_a_fragment_went_unseen() {
+    if !privileged("ping -6 -s 2000 across 1280") {
+        return;
+    }
+    let [near, router, far] = routed("pingptb");
+    router.ip(&["link", "set", "nk2", "mtu", "1280"]);
+    far.ip(&["link", "set", "nk3", "mtu", "1280"]);
+    let args = ["-c", "2", "-i", "0.2", "-s", "2000", "2001:db8:1::2"];
+    // One after the other, the learnt path MTU forgotten in between.
+    let (i_code, i_out, i_err) = iputils_in(&near, &args);
+    near.ip(&["-6", "route", "flush", "cache"]);
+    let (code, out, err) = ping_in(&near, &args);
+    let want = "2 packets transmitted, 1 received, +1 errors, 50% packet loss";
+    assert_eq!(
+        (i_code, counts(&i_out).as_str()),
+        (0, want),
+        "{i_out}{i_err}"
+    );
+    assert_eq!((code, counts(&out)), (i_code, counts(&i_out)), "{out}{err}");
+    let too_big = "From 2001:db8::2 icmp_seq=1 Packet too big: mtu=1280";
+    assert!(i_out.contains(too_big), "{i_out}");
+    assert!(out.contains(too_big), "{out}");
 }
