@@ -178,9 +178,15 @@ impl Session {
         }
     }
 
-    /// The kernel refused `request`; `mtu` is the path MTU when it was too big.
+    /// The kernel refused `request`; `mtu` is the path MTU when it was too big. It did not
+    /// go out, so its [`Event::Sent`] is withdrawn (iputils prints a flood dot only for a
+    /// request that left).
     pub fn send_failed(&mut self, request: &Request, error: io::Error, mtu: Option<u32>) {
         let host = request.host;
+        let sent = |e: &Event| matches!(e, Event::Sent { host: h, seq } if *h == host && *seq == request.seq);
+        if let Some(at) = self.events.iter().rposition(sent) {
+            self.events.remove(at);
+        }
         if super::is_too_big(&error) {
             if let Some(h) = self.hosts.get_mut(host) {
                 h.local_error();

@@ -601,3 +601,34 @@ fn v6_packet_too_big_about_a_fragment_went_unseen() {
     assert!(i_out.contains(too_big), "{i_out}");
     assert!(out.contains(too_big), "{out}");
 }
+
+/// Flood mode prints a dot per request that leaves and an `E` per request the kernel refuses:
+/// iputils writes the dot only once the send succeeded, so three requests too big for a path
+/// MTU it already knows print `EEE`. netkit wrote the dot before sending, `.E.E.E`.
+#[test]
+fn flood_printed_a_dot_for_a_request_refused_locally() {
+    if !privileged("ping -f -M do refused") {
+        return;
+    }
+    let [near, router, far] = routed("pingfloode");
+    router.ip(&["link", "set", "nk2", "mtu", "1280"]);
+    far.ip(&["link", "set", "nk3", "mtu", "1280"]);
+    // Learn the path MTU first: every request after that is refused before it leaves.
+    let learn = ["-c", "1", "-M", "do", "-s", "1400", "198.18.1.2"];
+    let (code, out, err) = iputils_in(&near, &learn);
+    assert!(
+        out.contains("Frag needed and DF set (mtu = 1280)"),
+        "{code} {out}{err}"
+    );
+    let args = ["-f", "-c", "3", "-M", "do", "-s", "1400", "198.18.1.2"];
+    let (i_code, i_out, i_err) = iputils_in(&near, &args);
+    let (code, out, err) = ping_in(&near, &args);
+    let marks = |out: &str| out.lines().nth(1).unwrap_or_default().to_string();
+    assert_eq!(
+        (i_code, marks(&i_out).as_str()),
+        (1, "EEE"),
+        "{i_out}{i_err}"
+    );
+    assert_eq!((code, marks(&out)), (1, marks(&i_out)), "{out}{err}");
+    assert_eq!(counts(&out), counts(&i_out), "{out}");
+}
