@@ -111,6 +111,12 @@ pub struct ErrorReply {
 }
 
 impl ErrorReply {
+    /// Whether this is a notice (IPv4 redirect, source quench) rather than an error: printed,
+    /// neither counted nor an answer.
+    pub fn is_notice(&self) -> bool {
+        super::error::is_notice(Version::of(&self.target), self.msg_type)
+    }
+
     /// The error in iputils' words, e.g. `Time to live exceeded`.
     pub fn describe(&self) -> String {
         super::error::describe(

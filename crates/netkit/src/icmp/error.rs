@@ -82,6 +82,10 @@ pub fn describe(version: Version, msg_type: u8, code: u8, info: u32) -> String {
         (Version::V4, 11, 1) => "Frag reassembly time exceeded".to_string(),
         (Version::V4, 11, code) => format!("Time exceeded, Bad Code: {code}"),
         (Version::V4, 12, _) => format!("Parameter problem: pointer = {info}"),
+        (Version::V4, 4, _) => "Source Quench".to_string(),
+        (Version::V4, 5, code) => {
+            format!("{}(New nexthop: {})", redirect(code), Ipv4Addr::from(info))
+        }
         (Version::V6, 1, code) => format!("Destination unreachable: {}", unreachable_v6(code)),
         (Version::V6, 2, 0) => format!("Packet too big: mtu={info}"),
         (Version::V6, 2, code) => format!("Packet too big: mtu={info}, code={code}"),
@@ -99,6 +103,7 @@ fn info(version: Version, msg_type: u8, code: u8, rest: &[u8]) -> u32 {
     match (version, msg_type, code) {
         (Version::V4, 3, 4) => u32::from(u16::from_be_bytes([rest[2], rest[3]])),
         (Version::V4, 12, _) => u32::from(rest[0]),
+        (Version::V4, 5, _) => word(rest),
         (Version::V6, 2 | 4, _) => word(rest),
         _ => 0,
     }
@@ -108,11 +113,18 @@ fn packet_bytes<'a, T: AsRef<[u8]> + ?Sized>(packet: &Packet<&'a T>) -> &'a [u8]
     T::as_ref(packet.clone().into_inner())
 }
 
-/// Errors that quote the request and that iputils counts: unreachable, time exceeded,
-/// parameter problem (and IPv6's packet too big).
+/// Whether an ICMP message of `msg_type` quoting a request is a notice rather than an error:
+/// IPv4's redirect and source quench, which iputils prints (`From GATEWAY: icmp_seq=N
+/// Redirect Host(New nexthop: ADDR)`) but neither counts nor takes for an answer.
+pub fn is_notice(version: Version, msg_type: u8) -> bool {
+    version == Version::V4 && matches!(msg_type, 4 | 5)
+}
+
+/// Messages that quote the request: the errors iputils counts (unreachable, time exceeded,
+/// parameter problem, IPv6's packet too big) and the notices it prints ([`is_notice`]).
 fn is_error_type(version: Version, msg_type: u8) -> bool {
     match version {
-        Version::V4 => matches!(msg_type, 3 | 11 | 12),
+        Version::V4 => matches!(msg_type, 3 | 4 | 5 | 11 | 12),
         Version::V6 => matches!(msg_type, 1..=4),
     }
 }
@@ -170,6 +182,17 @@ fn past_extensions(mut next: u8, mut rest: &[u8]) -> Result<&[u8], WireError> {
         rest = rest.get(len..).ok_or(WireError::Truncated)?;
     }
     Err(WireError::NotEcho)
+}
+
+/// A redirect's kind in iputils' words.
+fn redirect(code: u8) -> String {
+    match code {
+        0 => "Redirect Network".to_string(),
+        1 => "Redirect Host".to_string(),
+        2 => "Redirect Type of Service and Network".to_string(),
+        3 => "Redirect Type of Service and Host".to_string(),
+        code => format!("Redirect, Bad Code: {code}"),
+    }
 }
 
 fn unreachable_v4(code: u8) -> String {
@@ -378,5 +401,25 @@ mod tests {
         let packet = Packet::new_checked(&message[..8 + 40 + 3]).unwrap();
         let parsed = IcmpErrorRepr::parse(&packet, Version::V6, Checksum::Trusted);
         assert_eq!(parsed, Err(WireError::Truncated));
+    }
+
+    #[test]
+    fn redirects_and_source_quench_are_notices_in_iputils_words() {
+        let mut message = error_v4(5, 1, &quoted_request_v4(b""));
+        message[4..8].copy_from_slice(&[198, 18, 0, 2]);
+        Packet::new_unchecked(&mut message[..]).fill_checksum_v4();
+        let packet = Packet::new_checked(&message[..]).unwrap();
+        let repr = IcmpErrorRepr::parse(&packet, Version::V4, Checksum::V4).unwrap();
+        assert_eq!(
+            repr.describe(Version::V4),
+            "Redirect Host(New nexthop: 198.18.0.2)"
+        );
+        assert!(is_notice(Version::V4, 5) && is_notice(Version::V4, 4));
+        assert!(!is_notice(Version::V4, 3) && !is_notice(Version::V6, 4));
+        assert_eq!(describe(Version::V4, 4, 0, 0), "Source Quench");
+        assert_eq!(
+            describe(Version::V4, 5, 0, 0xc612_0001),
+            "Redirect Network(New nexthop: 198.18.0.1)"
+        );
     }
 }

@@ -180,6 +180,15 @@ impl Host {
         self.pacer.heard(now, in_flight);
     }
 
+    /// The full number of wire request `seq` that a notice (redirect) is about, unless the
+    /// host is finished or never sent it; nothing is counted.
+    pub fn notice(&self, seq: u16) -> Option<u64> {
+        match self.done {
+            true => None,
+            false => self.full_seq(seq),
+        }
+    }
+
     /// Counts an ICMP error about wire request `seq`; its full number, unless the host is
     /// finished or never sent it.
     pub fn error(&mut self, seq: u16) -> Option<u64> {

@@ -73,6 +73,15 @@ pub enum Event {
         /// The error, with who sent it.
         error: ErrorReply,
     },
+    /// A notice about a request (an IPv4 redirect, a source quench): printed, not counted.
+    Notice {
+        /// The host's index.
+        host: usize,
+        /// The request's sequence number.
+        seq: u64,
+        /// The notice, with who sent it.
+        error: ErrorReply,
+    },
     /// The kernel refused to send a request (it still counts as transmitted; a request too
     /// big for the path MTU also counts as an error, as in iputils).
     SendError {
@@ -234,6 +243,12 @@ impl Session {
                 .position(|h| h.target.addr == error.target),
         };
         let host = found.filter(|i| self.hosts[*i].target.addr == error.target)?;
+        if error.is_notice() {
+            let seq = self.hosts[host].notice(error.seq)?;
+            let error = *error;
+            self.events.push_back(Event::Notice { host, seq, error });
+            return None;
+        }
         let seq = self.hosts[host].error(error.seq)?;
         self.events.push_back(Event::Error {
             host,

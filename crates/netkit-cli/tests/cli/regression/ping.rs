@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::harness::{privileged, text, Proc};
 use crate::ping_net::{
     both_in, counts, iptables, iputils_in, json_lines, line_starting, link_local_pair, loopback_ns,
-    ping_in, routed, stats_line, two_hosts,
+    ping_in, routed, stats_line, sysctl, two_hosts,
 };
 use crate::responder::Responder;
 
@@ -631,4 +631,60 @@ fn flood_printed_a_dot_for_a_request_refused_locally() {
     );
     assert_eq!((code, marks(&out)), (1, marks(&i_out)), "{out}{err}");
     assert_eq!(counts(&out), counts(&i_out), "{out}");
+}
+
+/// One segment, a bridge in the sweeper's namespace `s` (198.18.0.1/24, and .11 and .12 as
+/// sources): a router `r` (.254) routes 198.18.7.0/24 back onto the segment to host `h`
+/// (.2, which owns 198.18.7.1), so it forwards `s`'s requests there and sends `s` an ICMP
+/// redirect each time (`s` ignores redirects). Returns [s, r, h].
+fn redirecting_segment(tag: &str) -> [crate::harness::Netns; 3] {
+    let s = loopback_ns(tag);
+    let r = loopback_ns(&format!("{tag}r"));
+    let h = loopback_ns(&format!("{tag}h"));
+    s.ip(&["link", "add", "br0", "type", "bridge"]);
+    s.ip(&["link", "set", "br0", "up"]);
+    for addr in ["198.18.0.1/24", "198.18.0.11/24", "198.18.0.12/24"] {
+        s.ip(&["addr", "add", addr, "dev", "br0"]);
+    }
+    for (ns, addr) in [(&r, "198.18.0.254/24"), (&h, "198.18.0.2/24")] {
+        let port = format!("p{}", &ns.name[ns.name.len() - 4..]);
+        s.ip(&["link", "add", &port, "type", "veth", "peer", "name", "eth0"]);
+        s.ip(&["link", "set", "eth0", "netns", &ns.name]);
+        s.ip(&["link", "set", &port, "master", "br0", "up"]);
+        ns.ip(&["addr", "add", addr, "dev", "eth0"]);
+        ns.ip(&["link", "set", "eth0", "up"]);
+    }
+    h.ip(&["addr", "add", "198.18.7.1/32", "dev", "eth0"]);
+    r.ip(&["route", "add", "198.18.7.0/24", "via", "198.18.0.2"]);
+    sysctl(&r, "net.ipv4.ip_forward=1");
+    s.ip(&["route", "add", "198.18.7.0/24", "via", "198.18.0.254"]);
+    for key in ["all", "default", "br0"] {
+        sysctl(&s, &format!("net.ipv4.conf.{key}.accept_redirects=0"));
+    }
+    [s, r, h]
+}
+
+/// An ICMP redirect about a request: iputils prints `From 198.18.0.254: icmp_seq=1 Redirect
+/// Host(New nexthop: 198.18.0.2)` (a colon after the sender, unlike its error lines) and
+/// counts nothing; netkit printed nothing. Each tool pings from its own source address: the
+/// router limits redirects per source.
+#[test]
+fn redirects_were_not_shown() {
+    if !privileged("ping redirect") {
+        return;
+    }
+    let [s, _r, _h] = redirecting_segment("pingredir");
+    let args = |source| ["-c", "2", "-i", "0.3", "-I", source, "198.18.7.1"];
+    let (i_code, i_out, i_err) = iputils_in(&s, &args("198.18.0.11"));
+    let (code, out, err) = ping_in(&s, &args("198.18.0.12"));
+    let want = "From 198.18.0.254: icmp_seq=1 Redirect Host(New nexthop: 198.18.0.2)";
+    assert!(i_out.lines().any(|l| l == want), "iputils: {i_out}{i_err}");
+    assert!(out.lines().any(|l| l == want), "netkit: {out}{err}");
+    let redirects = |out: &str| out.matches(" Redirect Host(").count();
+    assert_eq!(redirects(&out), redirects(&i_out), "{out}\n{i_out}");
+    assert_eq!(
+        (i_code, counts(&i_out).as_str()),
+        (0, "2 packets transmitted, 2 received, 0% packet loss")
+    );
+    assert_eq!((code, counts(&out)), (i_code, counts(&i_out)), "{out}{err}");
 }
