@@ -243,7 +243,7 @@ impl Session {
                 .position(|h| h.target.addr == error.target),
         };
         let host = found.filter(|i| self.hosts[*i].target.addr == error.target)?;
-        if error.is_notice() {
+        if error.notice {
             let seq = self.hosts[host].notice(error.seq)?;
             let error = *error;
             self.events.push_back(Event::Notice { host, seq, error });
