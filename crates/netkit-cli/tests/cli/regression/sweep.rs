@@ -436,3 +436,37 @@ fn sweep_on_link_reported_its_own_address_inactive() {
         assert_eq!(alive, want, "{method}: {stdout}{stderr}");
     }
 }
+
+/// Hosts whose firewall rejects some echo requests with ICMP host prohibited, sent by each
+/// host itself — a rejecting rate limiter (`limit` then `REJECT`) does that; here, to be
+/// exact, every request with an odd sequence number. netkit took the first rejection for the
+/// verdict (unreachable, no second probe): here the hosts whose first rejection got past the
+/// far kernel's ICMP rate limit (2 of 16), behind a real 50/s limiter 6 of 16; fping, which
+/// keeps probing after an ICMP error, found them. An error from the
+/// target's own address now settles nothing: the target is probed again like a silent one,
+/// and reported unreachable only if no probe got an answer. A router's error about the path
+/// still settles at once.
+#[test]
+fn sweep_took_a_rejecting_firewall_for_unreachable_hosts() {
+    if !privileged("sweep_took_a_rejecting_firewall_for_unreachable_hosts") {
+        return;
+    }
+    let lab = Lab::builder("swrreject")
+        .delay(crate::lab::ms(5))
+        .hosts("198.18.1.0/28")
+        .build()
+        .expect("lab");
+    let odd = "0>>22&0x3C@4&0x1=0x1";
+    let mut iptables = lab.far_cmd("iptables");
+    iptables.args(["-A", "INPUT", "-p", "icmp", "--icmp-type", "echo-request"]);
+    iptables.args(["-m", "u32", "--u32", odd]);
+    iptables.args(["-j", "REJECT", "--reject-with", "icmp-host-prohibited"]);
+    let (code, _, err) = text(&iptables.output().expect("run iptables"));
+    assert_eq!(code, 0, "{err}");
+    let range = "198.18.1.0/28";
+    let fping = fping_alive(&lab, &["-g", "198.18.1.0", "198.18.1.15"]);
+    let run = netkit_sweep(&lab, &[range]);
+    let truth = pingable(&lab, range);
+    assert_exact("odd requests rejected", &run.alive(1), &truth, &fping);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
