@@ -421,9 +421,12 @@ fn sweep_on_link_reported_its_own_address_inactive() {
             _ => nmap_up(&["-6", own, far, "2001:db8::3"]),
         };
         assert_eq!(want, BTreeSet::from([own, far].map(String::from)), "{err}");
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let xml = dir.path().join("hosts.xml");
         let out = near
             .netkit()
-            .args(["sweep", range, "--method", method, "--alive"])
+            .args(["sweep", range, "--method", method, "--alive", "-oX"])
+            .arg(&xml)
             .output()
             .expect("run netkit");
         let (code, stdout, stderr) = text(&out);
@@ -434,6 +437,14 @@ fn sweep_on_link_reported_its_own_address_inactive() {
             .map(|(addr, _)| addr.to_string())
             .collect();
         assert_eq!(alive, want, "{method}: {stdout}{stderr}");
+        // nmap's XML: up by localhost-response, no MAC address.
+        let doc = std::fs::read_to_string(&xml).expect("the XML document");
+        let host = doc
+            .split("<host")
+            .find(|h| h.contains(&format!("<address addr=\"{own}\"")))
+            .unwrap_or_else(|| panic!("{own} in {doc}"));
+        assert!(host.contains("reason=\"localhost-response\""), "{host}");
+        assert!(!host.contains("addrtype=\"mac\""), "{host}");
     }
 }
 
