@@ -32,6 +32,7 @@ pub mod multi;
 pub mod ndp;
 pub mod neighbour;
 pub mod onlink;
+pub mod own;
 pub mod probe;
 pub mod raw;
 pub mod reply;

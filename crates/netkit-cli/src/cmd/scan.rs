@@ -95,7 +95,8 @@ pub struct Args {
     /// The longest wait for one probe: the adaptive timeout's ceiling (default 10s, nmap's:
     /// the timeout follows the round trips measured and nears it only on paths that slow
     /// or where a round trip takes seconds); with --banner, how long a service may take to
-    /// speak first, and in host discovery the longest wait for one probe (default 1s both).
+    /// speak first (two round trips of the port are added: the network's part), and in host
+    /// discovery the longest wait for one probe (default 1s both).
     #[arg(long, value_name = "DUR", value_parser = parse::positive_duration)]
     pub timeout: Option<Duration>,
     /// Retransmissions of a silent port at most (nmap's default); fewer when the network

@@ -106,8 +106,12 @@ pub struct ErrorReply {
     /// ICMP code of the error.
     pub code: u8,
     /// The error's datum: the MTU of "fragmentation needed" / "packet too big", the pointer
-    /// of "parameter problem", else 0.
+    /// of "parameter problem", the new gateway of a redirect, else 0.
     pub info: u32,
+    /// A notice (an IPv4 redirect or source quench read from a raw socket), which iputils
+    /// prints but neither counts nor takes for an answer. From the error queue of a datagram
+    /// socket the kernel reports it as an error, and iputils counts it as one.
+    pub notice: bool,
 }
 
 impl ErrorReply {
@@ -231,6 +235,7 @@ impl Matcher {
             msg_type: queued.msg_type,
             code: queued.code,
             info: queued.info,
+            notice: false,
         })
     }
 
@@ -268,6 +273,7 @@ impl Matcher {
             msg_type: repr.msg_type,
             code: repr.code,
             info: repr.info,
+            notice: super::error::is_notice(version, repr.msg_type),
         })
     }
 }

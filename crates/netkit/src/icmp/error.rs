@@ -82,6 +82,10 @@ pub fn describe(version: Version, msg_type: u8, code: u8, info: u32) -> String {
         (Version::V4, 11, 1) => "Frag reassembly time exceeded".to_string(),
         (Version::V4, 11, code) => format!("Time exceeded, Bad Code: {code}"),
         (Version::V4, 12, _) => format!("Parameter problem: pointer = {info}"),
+        (Version::V4, 4, _) => "Source Quench".to_string(),
+        (Version::V4, 5, code) => {
+            format!("{}(New nexthop: {})", redirect(code), Ipv4Addr::from(info))
+        }
         (Version::V6, 1, code) => format!("Destination unreachable: {}", unreachable_v6(code)),
         (Version::V6, 2, 0) => format!("Packet too big: mtu={info}"),
         (Version::V6, 2, code) => format!("Packet too big: mtu={info}, code={code}"),
@@ -99,6 +103,7 @@ fn info(version: Version, msg_type: u8, code: u8, rest: &[u8]) -> u32 {
     match (version, msg_type, code) {
         (Version::V4, 3, 4) => u32::from(u16::from_be_bytes([rest[2], rest[3]])),
         (Version::V4, 12, _) => u32::from(rest[0]),
+        (Version::V4, 5, _) => word(rest),
         (Version::V6, 2 | 4, _) => word(rest),
         _ => 0,
     }
@@ -108,11 +113,18 @@ fn packet_bytes<'a, T: AsRef<[u8]> + ?Sized>(packet: &Packet<&'a T>) -> &'a [u8]
     T::as_ref(packet.clone().into_inner())
 }
 
-/// Errors that quote the request and that iputils counts: unreachable, time exceeded,
-/// parameter problem (and IPv6's packet too big).
+/// Whether an ICMP message of `msg_type` quoting a request is a notice rather than an error:
+/// IPv4's redirect and source quench, which iputils prints (`From GATEWAY: icmp_seq=N
+/// Redirect Host(New nexthop: ADDR)`) but neither counts nor takes for an answer.
+pub fn is_notice(version: Version, msg_type: u8) -> bool {
+    version == Version::V4 && matches!(msg_type, 4 | 5)
+}
+
+/// Messages that quote the request: the errors iputils counts (unreachable, time exceeded,
+/// parameter problem, IPv6's packet too big) and the notices it prints ([`is_notice`]).
 fn is_error_type(version: Version, msg_type: u8) -> bool {
     match version {
-        Version::V4 => matches!(msg_type, 3 | 11 | 12),
+        Version::V4 => matches!(msg_type, 3 | 4 | 5 | 11 | 12),
         Version::V6 => matches!(msg_type, 1..=4),
     }
 }
@@ -132,20 +144,55 @@ fn quoted_v4(quoted: &[u8]) -> Result<(IpAddr, &[u8]), WireError> {
     Ok((IpAddr::V4(dst), &quoted[header_len..]))
 }
 
-/// The destination and the ICMPv6 part of a quoted IPv6 packet (no extension headers).
+/// The destination and the ICMPv6 part of a quoted IPv6 packet, past its extension headers
+/// (a request sent in fragments is quoted with a Fragment header; only the first fragment
+/// holds the ICMPv6 header).
 fn quoted_v6(quoted: &[u8]) -> Result<(IpAddr, &[u8]), WireError> {
     const HEADER: usize = 40;
     let header = quoted.get(..HEADER).ok_or(WireError::Truncated)?;
     if header[0] >> 4 != 6 {
         return Err(WireError::BadIpHeader);
     }
-    if header[6] != 58 {
-        return Err(WireError::NotEcho);
-    }
     let dst: [u8; 16] = header[24..40]
         .try_into()
         .map_err(|_| WireError::Truncated)?;
-    Ok((IpAddr::V6(Ipv6Addr::from(dst)), &quoted[HEADER..]))
+    let icmp = past_extensions(header[6], &quoted[HEADER..])?;
+    Ok((IpAddr::V6(Ipv6Addr::from(dst)), icmp))
+}
+
+/// The ICMPv6 message after the extension headers that start `rest`, `next` naming the first
+/// (hop-by-hop options, routing, fragment, destination options); anything else is not ours.
+fn past_extensions(mut next: u8, mut rest: &[u8]) -> Result<&[u8], WireError> {
+    const FRAGMENT: u8 = 44;
+    // At most one of each kind (destination options twice), as RFC 8200 orders them.
+    for _ in 0..5 {
+        let len = match next {
+            58 => return Ok(rest),
+            0 | 43 | 60 => (usize::from(*rest.get(1).ok_or(WireError::Truncated)?) + 1) * 8,
+            FRAGMENT => {
+                let offset = rest.get(2..4).ok_or(WireError::Truncated)?;
+                if u16::from_be_bytes([offset[0], offset[1]]) >> 3 != 0 {
+                    return Err(WireError::NotEcho);
+                }
+                8
+            }
+            _ => return Err(WireError::NotEcho),
+        };
+        next = *rest.first().ok_or(WireError::Truncated)?;
+        rest = rest.get(len..).ok_or(WireError::Truncated)?;
+    }
+    Err(WireError::NotEcho)
+}
+
+/// A redirect's kind in iputils' words.
+fn redirect(code: u8) -> String {
+    match code {
+        0 => "Redirect Network".to_string(),
+        1 => "Redirect Host".to_string(),
+        2 => "Redirect Type of Service and Network".to_string(),
+        3 => "Redirect Type of Service and Host".to_string(),
+        code => format!("Redirect, Bad Code: {code}"),
+    }
 }
 
 fn unreachable_v4(code: u8) -> String {
@@ -310,5 +357,69 @@ mod tests {
             (0x4242, 9, &[1, 2, 3, 4][..])
         );
         assert_eq!(repr.describe(Version::V6), "Time exceeded: Hop limit");
+    }
+
+    /// An ICMPv6 error quoting `extensions` (next header `first`) and an echo request.
+    fn error_v6(first: u8, extensions: &[u8]) -> Vec<u8> {
+        let mut quoted = vec![0x60, 0, 0, 0, 0, 0, first, 64];
+        quoted.extend_from_slice(&"2001:db8::1".parse::<Ipv6Addr>().unwrap().octets());
+        quoted.extend_from_slice(&"2001:db8:1::2".parse::<Ipv6Addr>().unwrap().octets());
+        quoted.extend_from_slice(extensions);
+        quoted.extend_from_slice(&[128, 0, 0, 0, 0x42, 0x42, 0, 1, 9, 9]);
+        let mut message = vec![2, 0, 0, 0, 0, 0, 5, 0];
+        message.extend(quoted);
+        message
+    }
+
+    #[test]
+    fn v6_errors_about_a_first_fragment_name_the_request() {
+        // A Fragment header, offset 0, more fragments: the first fragment.
+        let fragment = [58, 0, 0, 1, 0xde, 0xad, 0xbe, 0xef];
+        let message = error_v6(44, &fragment);
+        let packet = Packet::new_checked(&message[..]).unwrap();
+        let repr = IcmpErrorRepr::parse(&packet, Version::V6, Checksum::Trusted).unwrap();
+        assert_eq!((repr.ident, repr.seq_no, repr.info), (0x4242, 1, 1280));
+        assert_eq!(repr.describe(Version::V6), "Packet too big: mtu=1280");
+        // Destination options (8 bytes) before it.
+        let options = [44, 0, 1, 4, 0, 0, 0, 0];
+        let both = [&options[..], &fragment[..]].concat();
+        let message = error_v6(60, &both);
+        let packet = Packet::new_checked(&message[..]).unwrap();
+        let repr = IcmpErrorRepr::parse(&packet, Version::V6, Checksum::Trusted).unwrap();
+        assert_eq!(repr.seq_no, 1);
+        // A later fragment holds no ICMPv6 header; UDP is not ours; a cut header is short.
+        let later = [58, 0, 0x05, 0xa9, 0xde, 0xad, 0xbe, 0xef];
+        let message = error_v6(44, &later);
+        let packet = Packet::new_checked(&message[..]).unwrap();
+        let parsed = IcmpErrorRepr::parse(&packet, Version::V6, Checksum::Trusted);
+        assert_eq!(parsed, Err(WireError::NotEcho));
+        let message = error_v6(17, &[]);
+        let packet = Packet::new_checked(&message[..]).unwrap();
+        let parsed = IcmpErrorRepr::parse(&packet, Version::V6, Checksum::Trusted);
+        assert_eq!(parsed, Err(WireError::NotEcho));
+        let message = error_v6(44, &fragment);
+        let packet = Packet::new_checked(&message[..8 + 40 + 3]).unwrap();
+        let parsed = IcmpErrorRepr::parse(&packet, Version::V6, Checksum::Trusted);
+        assert_eq!(parsed, Err(WireError::Truncated));
+    }
+
+    #[test]
+    fn redirects_and_source_quench_are_notices_in_iputils_words() {
+        let mut message = error_v4(5, 1, &quoted_request_v4(b""));
+        message[4..8].copy_from_slice(&[198, 18, 0, 2]);
+        Packet::new_unchecked(&mut message[..]).fill_checksum_v4();
+        let packet = Packet::new_checked(&message[..]).unwrap();
+        let repr = IcmpErrorRepr::parse(&packet, Version::V4, Checksum::V4).unwrap();
+        assert_eq!(
+            repr.describe(Version::V4),
+            "Redirect Host(New nexthop: 198.18.0.2)"
+        );
+        assert!(is_notice(Version::V4, 5) && is_notice(Version::V4, 4));
+        assert!(!is_notice(Version::V4, 3) && !is_notice(Version::V6, 4));
+        assert_eq!(describe(Version::V4, 4, 0, 0), "Source Quench");
+        assert_eq!(
+            describe(Version::V4, 5, 0, 0xc612_0001),
+            "Redirect Network(New nexthop: 198.18.0.1)"
+        );
     }
 }

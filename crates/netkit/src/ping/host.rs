@@ -92,8 +92,8 @@ impl Host {
         let outstanding = (previous > 0 && !self.answered.contains(wire(previous)))
             .then_some(previous)
             .filter(|_| config.outstanding);
-        self.pacer.take(now);
         self.stats.sent();
+        self.pacer.take(now, self.in_flight());
         let seq = self.stats.transmitted;
         self.answered.remove(wire(seq));
         self.pending.push_back((seq, now));
@@ -171,6 +171,22 @@ impl Host {
         let ms = (ewma.as_micros() + 500) / 1000;
         let interval = Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX));
         self.pacer.set_interval(interval.max(config.min_interval));
+    }
+
+    /// Notes that an answer (reply or error) was taken in at `now`: it moves iputils' 10 ms
+    /// floor (see the pacer).
+    pub fn heard(&mut self, now: Instant) {
+        let in_flight = self.in_flight();
+        self.pacer.heard(now, in_flight);
+    }
+
+    /// The full number of wire request `seq` that a notice (redirect) is about, unless the
+    /// host is finished or never sent it; nothing is counted.
+    pub fn notice(&self, seq: u16) -> Option<u64> {
+        match self.done {
+            true => None,
+            false => self.full_seq(seq),
+        }
     }
 
     /// Counts an ICMP error about wire request `seq`; its full number, unless the host is

@@ -2,6 +2,13 @@
 //! PRELOAD` requests go at once and then one per interval (catching up on a late wake-up, never
 //! by more than the preload); with a zero interval (`-f`, `-i 0`, `-A` on a fast link) the next
 //! request goes as soon as fewer than PRELOAD are in flight, and at least every 10 ms.
+//!
+//! And iputils' floor while replies are outstanding: when the next request is due in 10 ms or
+//! less (an interval below 10 ms right after a request, or any interval once an answer came
+//! late in it), iputils waits for an answer or 10 ms (`MININTERVAL`) rather than until the
+//! request is due. So `-i 0.002` across a 30 ms round trip sends every 10 ms, and an answer
+//! that comes just before a request is due pushes that request to 10 ms after the answer.
+//! With nothing in flight it waits the interval exactly.
 
 use std::time::Duration;
 
@@ -18,6 +25,8 @@ pub struct Pacer {
     preload: u64,
     last: Option<Instant>,
     tokens: Duration,
+    /// No request before this while answers are outstanding (the 10 ms floor).
+    hold: Option<Instant>,
 }
 
 impl Pacer {
@@ -28,6 +37,7 @@ impl Pacer {
             preload: preload.max(1),
             last: None,
             tokens: Duration::ZERO,
+            hold: None,
         }
     }
 
@@ -44,6 +54,15 @@ impl Pacer {
     /// When the next request may go, with `in_flight` requests unanswered; `None` for the
     /// first, which goes at once.
     pub fn due(&self, in_flight: u64) -> Option<Instant> {
+        let due = self.schedule(in_flight)?;
+        Some(match (self.hold, in_flight) {
+            (Some(hold), 1..) => due.max(hold),
+            _ => due,
+        })
+    }
+
+    /// When the next request may go by the interval (and preload) alone.
+    fn schedule(&self, in_flight: u64) -> Option<Instant> {
         let last = self.last?;
         if self.interval.is_zero() {
             return Some(match in_flight < self.preload {
@@ -54,8 +73,26 @@ impl Pacer {
         Some(last + self.interval.saturating_sub(self.tokens))
     }
 
-    /// Takes the token of a request sent at `now`.
-    pub fn take(&mut self, now: Instant) {
+    /// Notes an answer (reply or error) taken in at `now`, with `in_flight` requests still
+    /// unanswered: a request due within [`FLOOD_WAIT`] waits until `now` + [`FLOOD_WAIT`].
+    pub fn heard(&mut self, now: Instant, in_flight: u64) {
+        self.hold = self.floor(now, in_flight);
+    }
+
+    /// The 10 ms floor at `now`, if the next request is due within it but not yet.
+    fn floor(&self, now: Instant, in_flight: u64) -> Option<Instant> {
+        let due = self.schedule(in_flight)?;
+        let soon = due > now && due <= now + FLOOD_WAIT;
+        (soon && in_flight > 0).then_some(now + FLOOD_WAIT)
+    }
+
+    /// Takes the token of a request sent at `now` (`in_flight` counting it).
+    pub fn take(&mut self, now: Instant, in_flight: u64) {
+        self.take_token(now);
+        self.hold = self.floor(now, in_flight);
+    }
+
+    fn take_token(&mut self, now: Instant) {
         let Some(last) = self.last else {
             self.last = Some(now);
             self.tokens = self.interval * u32::try_from(self.preload - 1).unwrap_or(u32::MAX);
@@ -81,13 +118,13 @@ mod tests {
         let t0 = Instant::now();
         let mut pacer = Pacer::new(1000 * MS, 3);
         assert_eq!(pacer.due(0), None);
-        pacer.take(t0);
+        pacer.take(t0, 1);
         assert_eq!(pacer.due(1), Some(t0));
-        pacer.take(t0);
+        pacer.take(t0, 1);
         assert_eq!(pacer.due(2), Some(t0));
-        pacer.take(t0);
+        pacer.take(t0, 1);
         assert_eq!(pacer.due(3), Some(t0 + 1000 * MS));
-        pacer.take(t0 + 1000 * MS);
+        pacer.take(t0 + 1000 * MS, 1);
         assert_eq!(pacer.due(4), Some(t0 + 2000 * MS));
     }
 
@@ -96,16 +133,16 @@ mod tests {
         let t0 = Instant::now();
         // Preload 1 (the default): no credit, the schedule slips as iputils' does.
         let mut pacer = Pacer::new(100 * MS, 1);
-        pacer.take(t0);
-        pacer.take(t0 + 130 * MS);
+        pacer.take(t0, 1);
+        pacer.take(t0 + 130 * MS, 1);
         assert_eq!(pacer.due(1), Some(t0 + 230 * MS));
         // Preload 2: one interval of credit, so a stall is made up once.
         let mut pacer = Pacer::new(100 * MS, 2);
-        pacer.take(t0);
-        pacer.take(t0);
-        pacer.take(t0 + 900 * MS);
+        pacer.take(t0, 1);
+        pacer.take(t0, 1);
+        pacer.take(t0 + 900 * MS, 1);
         assert_eq!(pacer.due(1), Some(t0 + 900 * MS));
-        pacer.take(t0 + 900 * MS);
+        pacer.take(t0 + 900 * MS, 1);
         assert_eq!(pacer.due(1), Some(t0 + 1000 * MS));
     }
 
@@ -113,8 +150,45 @@ mod tests {
     fn flood_waits_for_a_reply_or_ten_milliseconds() {
         let t0 = Instant::now();
         let mut pacer = Pacer::new(Duration::ZERO, 1);
-        pacer.take(t0);
+        pacer.take(t0, 1);
         assert_eq!(pacer.due(1), Some(t0 + FLOOD_WAIT));
         assert_eq!(pacer.due(0), Some(t0));
+    }
+
+    #[test]
+    fn an_interval_below_ten_milliseconds_waits_ten_while_answers_are_outstanding() {
+        let t0 = Instant::now();
+        let mut pacer = Pacer::new(2 * MS, 1);
+        pacer.take(t0, 1);
+        assert_eq!(pacer.due(1), Some(t0 + 10 * MS));
+        // Nothing in flight: the interval, exactly.
+        assert_eq!(pacer.due(0), Some(t0 + 2 * MS));
+        // An answer before the request is due, others outstanding: 10 ms from the answer.
+        pacer.heard(t0 + MS, 1);
+        assert_eq!(pacer.due(1), Some(t0 + 11 * MS));
+        // An answer once it is due: at once.
+        pacer.heard(t0 + 3 * MS, 1);
+        assert_eq!(pacer.due(1), Some(t0 + 2 * MS));
+    }
+
+    #[test]
+    fn an_answer_just_before_a_request_is_due_pushes_it_ten_milliseconds_past_the_answer() {
+        let t0 = Instant::now();
+        let mut pacer = Pacer::new(200 * MS, 1);
+        pacer.take(t0, 1);
+        assert_eq!(pacer.due(1), Some(t0 + 200 * MS));
+        // Earlier than 10 ms before it is due: no change.
+        pacer.heard(t0 + 150 * MS, 2);
+        assert_eq!(pacer.due(2), Some(t0 + 200 * MS));
+        // 5 ms before, with requests still outstanding: 5 ms late.
+        pacer.heard(t0 + 195 * MS, 1);
+        assert_eq!(pacer.due(1), Some(t0 + 205 * MS));
+        // The last answer: nothing in flight, no floor.
+        pacer.heard(t0 + 196 * MS, 0);
+        assert_eq!(pacer.due(0), Some(t0 + 200 * MS));
+        // A request sent clears it.
+        pacer.heard(t0 + 195 * MS, 1);
+        pacer.take(t0 + 205 * MS, 1);
+        assert_eq!(pacer.due(1), Some(t0 + 405 * MS));
     }
 }

@@ -73,6 +73,15 @@ pub enum Event {
         /// The error, with who sent it.
         error: ErrorReply,
     },
+    /// A notice about a request (an IPv4 redirect, a source quench): printed, not counted.
+    Notice {
+        /// The host's index.
+        host: usize,
+        /// The request's sequence number.
+        seq: u64,
+        /// The notice, with who sent it.
+        error: ErrorReply,
+    },
     /// The kernel refused to send a request (it still counts as transmitted; a request too
     /// big for the path MTU also counts as an error, as in iputils).
     SendError {
@@ -178,9 +187,15 @@ impl Session {
         }
     }
 
-    /// The kernel refused `request`; `mtu` is the path MTU when it was too big.
+    /// The kernel refused `request`; `mtu` is the path MTU when it was too big. It did not
+    /// go out, so its [`Event::Sent`] is withdrawn (iputils prints a flood dot only for a
+    /// request that left).
     pub fn send_failed(&mut self, request: &Request, error: io::Error, mtu: Option<u32>) {
         let host = request.host;
+        let sent = |e: &Event| matches!(e, Event::Sent { host: h, seq } if *h == host && *seq == request.seq);
+        if let Some(at) = self.events.iter().rposition(sent) {
+            self.events.remove(at);
+        }
         if super::is_too_big(&error) {
             if let Some(h) = self.hosts.get_mut(host) {
                 h.local_error();
@@ -201,6 +216,7 @@ impl Session {
             Answer::Reply(reply) => self.reply(reply),
             Answer::Error(error) => self.error(error),
         }?;
+        self.hosts[host].heard(now);
         self.tick_host(host, now);
         Some(host)
     }
@@ -227,6 +243,12 @@ impl Session {
                 .position(|h| h.target.addr == error.target),
         };
         let host = found.filter(|i| self.hosts[*i].target.addr == error.target)?;
+        if error.notice {
+            let seq = self.hosts[host].notice(error.seq)?;
+            let error = *error;
+            self.events.push_back(Event::Notice { host, seq, error });
+            return None;
+        }
         let seq = self.hosts[host].error(error.seq)?;
         self.events.push_back(Event::Error {
             host,

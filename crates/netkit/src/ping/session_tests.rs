@@ -69,6 +69,7 @@ impl Script {
             msg_type: 3,
             code: 1,
             info: 0,
+            notice: false,
         };
         self.session.answer(&Answer::Error(error), self.at(ms));
         self.drain();

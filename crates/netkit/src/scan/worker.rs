@@ -345,11 +345,13 @@ impl Shared {
     /// Reports an open port, at once or once its banner was read (a SYN scan connects for
     /// it first).
     fn open(&self, host: &HostInfo, port: u16, verdict: Verdict, socket: Option<socket2::Socket>) {
+        let rtt = verdict.rtt;
         let open = port_report(host, port, verdict);
         let Some(wait) = self.banner_wait else {
             let _ = self.msgs.send(Msg::Event(Event::Port(open)));
             return;
         };
+        let wait = banner_wait(wait, rtt);
         let _ = self.msgs.send(Msg::BannerPending);
         let msgs = self.msgs.clone();
         let guard = self.guard_for(host, port);
@@ -366,6 +368,14 @@ impl Shared {
             let _ = msgs.send(Msg::Banner(PortReport { banner, ..open }));
         });
     }
+}
+
+/// How long to wait for a banner (and, after a SYN scan, for the connect that reads it): the
+/// service's `wait` plus the network's part, two round trips of the port's answer — a service
+/// that speaks first sends once it has the handshake's last ACK, so its banner comes a round
+/// trip after the connect completes.
+fn banner_wait(wait: Duration, rtt: Option<Duration>) -> Duration {
+    wait.saturating_add(rtt.unwrap_or_default().saturating_mul(2))
 }
 
 /// What the scheduler is told of an outcome (and the socket of an open port).
@@ -453,5 +463,19 @@ async fn await_answer(shared: Arc<Shared>, job: Job, pending: Pending) {
                 shared.fail(err);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_banner_wait_grows_by_two_round_trips() {
+        let second = Duration::from_secs(1);
+        assert_eq!(banner_wait(second, None), second);
+        let rtt = Duration::from_millis(1200);
+        assert_eq!(banner_wait(second, Some(rtt)), Duration::from_millis(3400));
+        assert_eq!(banner_wait(Duration::MAX, Some(rtt)), Duration::MAX);
     }
 }

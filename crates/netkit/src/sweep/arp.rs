@@ -20,6 +20,7 @@ use tokio::time::Instant;
 
 use super::neighbour::{self, Mac, Pending};
 use super::onlink::Link;
+use super::own::OwnAddrs;
 use super::reply::{Reply, Tag};
 use crate::error::Error;
 use crate::sys;
@@ -39,6 +40,7 @@ pub struct ArpProber {
     request: Request,
     broadcast: SockAddr,
     pending: Arc<Pending>,
+    own: OwnAddrs,
     receiver: JoinHandle<()>,
 }
 
@@ -59,6 +61,7 @@ impl ArpProber {
             mac: link.mac,
             ip: link.v4.unwrap_or(Ipv4Addr::UNSPECIFIED),
         };
+        let own = OwnAddrs::new(link.own.clone(), link.mac, replies.clone());
         let receiver = tokio::spawn(receive(
             Arc::clone(&socket),
             request.ip,
@@ -70,16 +73,21 @@ impl ArpProber {
             request,
             broadcast: link_addr(link.index, BROADCAST),
             pending,
+            own,
             receiver,
         })
     }
 
-    /// Broadcasts one ARP request for the target at `index`. A refused send (the link went
-    /// down, a queue that stayed full) leaves the target silent.
+    /// Broadcasts one ARP request for the target at `index` (one of the link's own addresses
+    /// is answered at once instead). A refused send (the link went down, a queue that stayed
+    /// full) leaves the target silent.
     pub async fn send(&self, tag: Tag, index: u64, addr: IpAddr) {
         let IpAddr::V4(target) = addr else {
             return;
         };
+        if self.own.answered(tag, index, addr) {
+            return;
+        }
         let packet = self.request.to(target);
         self.pending.sent(tag, index, addr);
         let send = || neighbour::send_to(&self.socket, &packet, &self.broadcast);

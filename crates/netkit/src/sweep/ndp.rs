@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use super::neighbour::{self, Mac, Pending};
 use super::onlink::Link;
+use super::own::OwnAddrs;
 use super::reply::{Reply, Tag};
 use crate::error::Error;
 use crate::sys;
@@ -40,6 +41,7 @@ pub struct NdpProber {
     mac: Mac,
     index: u32,
     pending: Arc<Pending>,
+    own: OwnAddrs,
     receiver: JoinHandle<()>,
 }
 
@@ -56,22 +58,27 @@ impl NdpProber {
             .map_err(|e| Error::io(what, e))?;
         let socket = Arc::new(socket);
         let pending = Arc::new(Pending::default());
+        let own = OwnAddrs::new(link.own.clone(), link.mac, replies.clone());
         let receiver = tokio::spawn(receive(Arc::clone(&socket), Arc::clone(&pending), replies));
         Ok(NdpProber {
             socket,
             mac: link.mac,
             index: link.index,
             pending,
+            own,
             receiver,
         })
     }
 
-    /// Sends one neighbour solicitation for the target at `index`. A refused send leaves the
-    /// target silent.
+    /// Sends one neighbour solicitation for the target at `index` (one of the link's own
+    /// addresses is answered at once instead). A refused send leaves the target silent.
     pub async fn send(&self, tag: Tag, index: u64, addr: IpAddr) {
         let IpAddr::V6(target) = addr else {
             return;
         };
+        if self.own.answered(tag, index, addr) {
+            return;
+        }
         let packet = solicitation(target, self.mac);
         let to = SockAddr::from(SocketAddrV6::new(solicited_node(target), 0, 0, self.index));
         self.pending.sent(tag, index, addr);

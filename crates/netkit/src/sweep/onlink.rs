@@ -24,6 +24,8 @@ pub struct Link {
     pub mac: Mac,
     /// Its IPv4 address in the prefix that holds the first target (the ARP sender's), if any.
     pub v4: Option<Ipv4Addr>,
+    /// Every address of the interface: a probe of one of them is answered by this host.
+    pub own: Vec<IpAddr>,
 }
 
 /// The name of an on-link method in messages: `arp` or `ndp`.
@@ -145,6 +147,7 @@ fn link_of(iface: &Interface, v4: Option<Ipv4Addr>, method: OnLink) -> Result<Li
         name: iface.name.clone(),
         mac,
         v4,
+        own: iface.addrs.iter().map(|a| a.addr).collect(),
     })
 }
 
@@ -251,6 +254,7 @@ mod tests {
             name: "eth0".to_string(),
             mac: Mac([2, 0, 0, 0, 0, 1]),
             v4: Some("198.18.0.1".parse().unwrap()),
+            own: link.own.clone(),
         };
         assert_eq!(link, want);
         let link = find(&["2001:db8::5"], Some("eth0"), OnLink::Ndp).unwrap();

@@ -269,12 +269,18 @@ impl Work<'_, '_> {
         self.alive(&reply, (rtt, mac), by, sink)
     }
 
-    /// Keeps why a target is unreachable; it is settled once every method said so.
+    /// Keeps why a target is unreachable; it is settled once every method said so. An error
+    /// sent by the target itself (its firewall rejecting this probe, maybe a limiter) settles
+    /// nothing: the target is probed again like a silent one (fping does), and reported
+    /// unreachable only if no probe is answered.
     fn on_unreachable(&mut self, slot: u8, reply: &Reply, why: Unreach, methods: usize) {
         if self.tally.alive.get(reply.index) {
             return;
         }
         let first = self.tally.unreach.insert(reply.index, why);
+        if why.is_from(reply.addr) {
+            return;
+        }
         let settled = match methods {
             0 | 1 => first,
             n => {

@@ -27,6 +27,11 @@ pub enum Unreach {
 }
 
 impl Unreach {
+    /// Whether the ICMP error came from `addr` (the target itself rather than a router).
+    pub fn is_from(&self, addr: IpAddr) -> bool {
+        matches!(self, Unreach::Icmp { from, .. } if *from == addr)
+    }
+
     /// Whether an ICMP error (`msg_type`, `code`) about an echo request says the destination
     /// cannot be reached (net, host, prohibited, no route...). Port unreachable and
     /// "fragmentation needed" say something else, and time exceeded is not a routing answer.

@@ -75,6 +75,18 @@ impl<'a> EventPrinter<'a> {
                     seq % 65536
                 ))
             }
+            Event::Notice { host, seq, error }
+                if !self.out.json() && !self.out.quiet() && !self.style.flood =>
+            {
+                // iputils' notice line has a colon after the sender, its error line none.
+                let from = self.sender(host, error.from);
+                let stamp = self.lead(host);
+                let text = error.describe();
+                self.out.line(&format!(
+                    "{stamp}From {from}: icmp_seq={} {text}",
+                    seq % 65536
+                ))
+            }
             Event::SendError {
                 host, error, mtu, ..
             } => self.send_error(host, &error, mtu),

@@ -2,9 +2,10 @@
 //! `<host>`, up (`echo-reply` for ICMP, `tcp-response` for `--method tcp:PORT`,
 //! `arp-response` and `nd-response` with the MAC address for `arp` and `ndp`) or down
 //! (`no-response`, or nmap's word for the router's "unreachable"), with the name it was given
-//! by. Each host's last round is written when the sweep ends.
+//! by; an on-link sweep's own address is up by `localhost-response`, without a MAC address, as
+//! nmap writes it. Each host's last round is written when the sweep ends.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::{Instant, SystemTime};
 
@@ -62,11 +63,16 @@ impl NmapOutput {
         let run = self.run.clone();
         files::each(&mut self.docs, |doc| doc.start(&run))?;
         let (mut up, mut down) = (0, 0);
+        let own = own_addrs();
         for target in targets.iter() {
             let Some(record) = self.last.get(&target.addr) else {
                 continue;
             };
-            let host = Self::host_of(record, target.name.as_deref());
+            let mut host = Self::host_of(record, target.name.as_deref());
+            let on_link = matches!(record.by.as_deref(), Some("arp" | "ndp"));
+            if host.up && on_link && own.contains(&record.addr) {
+                (host.reason, host.mac) = ("localhost-response", None);
+            }
             if host.up {
                 up += 1;
             } else {
@@ -100,4 +106,13 @@ impl NmapOutput {
             mac: record.mac.clone(),
         }
     }
+}
+
+/// This host's addresses (none when the interfaces cannot be listed).
+fn own_addrs() -> HashSet<IpAddr> {
+    let interfaces = netkit::iface::list().unwrap_or_default();
+    let addrs = interfaces
+        .iter()
+        .flat_map(|i| i.addrs.iter().map(|a| a.addr));
+    addrs.collect()
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use crate::harness::{privileged, text, Proc};
 use crate::ping_net::{
-    both_in, counts, iptables, json_lines, line_starting, link_local_pair, loopback_ns, ping_in,
-    stats_line, two_hosts,
+    both_in, counts, iptables, iputils_in, json_lines, line_starting, link_local_pair, loopback_ns,
+    ping_in, routed, stats_line, sysctl, two_hosts,
 };
 use crate::responder::Responder;
 
@@ -545,4 +545,146 @@ fn fping_summary_counted_duplicates_in_its_round_trips() {
         same_figures(fping_summary(&out, "198.18.1.2"), min_avg_max(&firsts)),
         "netkit's figures are not those of its first replies: {out}"
     );
+}
+
+/// An interval below 10 ms while replies are outstanding: iputils then waits for a reply or
+/// 10 ms (its `MININTERVAL`), so `-i 0.002` across a 30 ms round trip sends one request per
+/// 10 ms (`time` about 140 ms for 15 requests, pipe 4), and a reply that comes less than 10 ms
+/// before the next request is due pushes that request to 10 ms after the reply. netkit sent
+/// every 2 ms regardless (`time` about 30 ms, pipe 15): five times the rate iputils offers the
+/// network, and other counts under `-w`.
+#[test]
+fn short_interval_with_replies_outstanding_went_faster_than_iputils() {
+    if !privileged("ping -i 0.002 behind 30 ms") {
+        return;
+    }
+    let (near, far) = two_hosts("pingmin");
+    let _slow = Responder::start(&far, Duration::from_millis(30), 1);
+    let args = ["-c", "15", "-i", "0.002", "198.18.0.2"];
+    let ((code, out, err), (i_code, i_out, i_err)) = both_in(&near, &args);
+    assert_eq!(i_code, 0, "iputils: {i_out}{i_err}");
+    assert_eq!(code, 0, "netkit: {out}{err}");
+    assert_eq!(counts(&out), counts(&i_out), "netkit: {out}");
+    // 14 gaps of at least 10 ms each, less a margin for replies that came together (a load
+    // can only make both slower).
+    assert!(time_ms(&i_out) >= 100, "iputils: {i_out}");
+    assert!(time_ms(&out) >= 100, "netkit: {out}\niputils: {i_out}");
+}
+
+/// An IPv6 request larger than the near link's MTU leaves in fragments, and a router whose
+/// next link is narrower answers the first fragment with Packet Too Big. Its quote starts
+/// with a Fragment extension header, which netkit's parser did not skip: `-s 2000` across a
+/// 1280-byte link lost its first request silently (`2 packets transmitted, 1 received, 50%
+/// packet loss`) where iputils prints `From 2001:db8::2 icmp_seq=1 Packet too big: mtu=1280`
+/// and counts `+1 errors`.
+#[test]
+fn v6_packet_too_big_about_a_fragment_went_unseen() {
+    if !privileged("ping -6 -s 2000 across 1280") {
+        return;
+    }
+    let [near, router, far] = routed("pingptb");
+    router.ip(&["link", "set", "nk2", "mtu", "1280"]);
+    far.ip(&["link", "set", "nk3", "mtu", "1280"]);
+    let args = ["-c", "2", "-i", "0.2", "-s", "2000", "2001:db8:1::2"];
+    // One after the other, the learnt path MTU forgotten in between.
+    let (i_code, i_out, i_err) = iputils_in(&near, &args);
+    near.ip(&["-6", "route", "flush", "cache"]);
+    let (code, out, err) = ping_in(&near, &args);
+    let want = "2 packets transmitted, 1 received, +1 errors, 50% packet loss";
+    assert_eq!(
+        (i_code, counts(&i_out).as_str()),
+        (0, want),
+        "{i_out}{i_err}"
+    );
+    assert_eq!((code, counts(&out)), (i_code, counts(&i_out)), "{out}{err}");
+    let too_big = "From 2001:db8::2 icmp_seq=1 Packet too big: mtu=1280";
+    assert!(i_out.contains(too_big), "{i_out}");
+    assert!(out.contains(too_big), "{out}");
+}
+
+/// Flood mode prints a dot per request that leaves and an `E` per request the kernel refuses:
+/// iputils writes the dot only once the send succeeded, so three requests too big for a path
+/// MTU it already knows print `EEE`. netkit wrote the dot before sending, `.E.E.E`.
+#[test]
+fn flood_printed_a_dot_for_a_request_refused_locally() {
+    if !privileged("ping -f -M do refused") {
+        return;
+    }
+    let [near, router, far] = routed("pingfloode");
+    router.ip(&["link", "set", "nk2", "mtu", "1280"]);
+    far.ip(&["link", "set", "nk3", "mtu", "1280"]);
+    // Learn the path MTU first: every request after that is refused before it leaves.
+    let learn = ["-c", "1", "-M", "do", "-s", "1400", "198.18.1.2"];
+    let (code, out, err) = iputils_in(&near, &learn);
+    assert!(
+        out.contains("Frag needed and DF set (mtu = 1280)"),
+        "{code} {out}{err}"
+    );
+    let args = ["-f", "-c", "3", "-M", "do", "-s", "1400", "198.18.1.2"];
+    let (i_code, i_out, i_err) = iputils_in(&near, &args);
+    let (code, out, err) = ping_in(&near, &args);
+    let marks = |out: &str| out.lines().nth(1).unwrap_or_default().to_string();
+    assert_eq!(
+        (i_code, marks(&i_out).as_str()),
+        (1, "EEE"),
+        "{i_out}{i_err}"
+    );
+    assert_eq!((code, marks(&out)), (1, marks(&i_out)), "{out}{err}");
+    assert_eq!(counts(&out), counts(&i_out), "{out}");
+}
+
+/// One segment, a bridge in the sweeper's namespace `s` (198.18.0.1/24, and .11 and .12 as
+/// sources): a router `r` (.254) routes 198.18.7.0/24 back onto the segment to host `h`
+/// (.2, which owns 198.18.7.1), so it forwards `s`'s requests there and sends `s` an ICMP
+/// redirect each time (`s` ignores redirects). Returns [s, r, h].
+fn redirecting_segment(tag: &str) -> [crate::harness::Netns; 3] {
+    let s = loopback_ns(tag);
+    let r = loopback_ns(&format!("{tag}r"));
+    let h = loopback_ns(&format!("{tag}h"));
+    s.ip(&["link", "add", "br0", "type", "bridge"]);
+    s.ip(&["link", "set", "br0", "up"]);
+    for addr in ["198.18.0.1/24", "198.18.0.11/24", "198.18.0.12/24"] {
+        s.ip(&["addr", "add", addr, "dev", "br0"]);
+    }
+    for (ns, addr) in [(&r, "198.18.0.254/24"), (&h, "198.18.0.2/24")] {
+        let port = format!("p{}", &ns.name[ns.name.len() - 4..]);
+        s.ip(&["link", "add", &port, "type", "veth", "peer", "name", "eth0"]);
+        s.ip(&["link", "set", "eth0", "netns", &ns.name]);
+        s.ip(&["link", "set", &port, "master", "br0", "up"]);
+        ns.ip(&["addr", "add", addr, "dev", "eth0"]);
+        ns.ip(&["link", "set", "eth0", "up"]);
+    }
+    h.ip(&["addr", "add", "198.18.7.1/32", "dev", "eth0"]);
+    r.ip(&["route", "add", "198.18.7.0/24", "via", "198.18.0.2"]);
+    sysctl(&r, "net.ipv4.ip_forward=1");
+    s.ip(&["route", "add", "198.18.7.0/24", "via", "198.18.0.254"]);
+    for key in ["all", "default", "br0"] {
+        sysctl(&s, &format!("net.ipv4.conf.{key}.accept_redirects=0"));
+    }
+    [s, r, h]
+}
+
+/// An ICMP redirect about a request: iputils prints `From 198.18.0.254: icmp_seq=1 Redirect
+/// Host(New nexthop: 198.18.0.2)` (a colon after the sender, unlike its error lines) and
+/// counts nothing; netkit printed nothing. Each tool pings from its own source address: the
+/// router limits redirects per source.
+#[test]
+fn redirects_were_not_shown() {
+    if !privileged("ping redirect") {
+        return;
+    }
+    let [s, _r, _h] = redirecting_segment("pingredir");
+    let args = |source| ["-c", "2", "-i", "0.3", "-I", source, "198.18.7.1"];
+    let (i_code, i_out, i_err) = iputils_in(&s, &args("198.18.0.11"));
+    let (code, out, err) = ping_in(&s, &args("198.18.0.12"));
+    let want = "From 198.18.0.254: icmp_seq=1 Redirect Host(New nexthop: 198.18.0.2)";
+    assert!(i_out.lines().any(|l| l == want), "iputils: {i_out}{i_err}");
+    assert!(out.lines().any(|l| l == want), "netkit: {out}{err}");
+    let redirects = |out: &str| out.matches(" Redirect Host(").count();
+    assert_eq!(redirects(&out), redirects(&i_out), "{out}\n{i_out}");
+    assert_eq!(
+        (i_code, counts(&i_out).as_str()),
+        (0, "2 packets transmitted, 2 received, 0% packet loss")
+    );
+    assert_eq!((code, counts(&out)), (i_code, counts(&i_out)), "{out}{err}");
 }

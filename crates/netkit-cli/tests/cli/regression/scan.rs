@@ -376,3 +376,61 @@ fn link_local_target_with_a_zone() {
         );
     }
 }
+
+/// A service that speaks first, serving `BANNER` on `0.0.0.0:port` in `lab`'s far namespace
+/// for at most 60 s, to at most 8 clients.
+fn serve_banner(lab: &Lab, port: u16) {
+    let listener = lab
+        .in_far(move || std::net::TcpListener::bind(("0.0.0.0", port)))
+        .expect("enter the far namespace")
+        .expect("bind the banner port");
+    listener.set_nonblocking(true).expect("non-blocking");
+    std::thread::spawn(move || {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut served = 0;
+        while served < 8 && std::time::Instant::now() < end {
+            match listener.accept() {
+                Ok((mut client, _)) => {
+                    use std::io::Write;
+                    let _ = client.set_nonblocking(false);
+                    let _ = client.write_all(BANNER.as_bytes());
+                    served += 1;
+                    // Kept open until the scanner closes it (or the namespace goes).
+                    std::thread::spawn(move || {
+                        let _ = client.set_read_timeout(Some(std::time::Duration::from_secs(20)));
+                        let _ = std::io::Read::read(&mut client, &mut [0u8; 64]);
+                    });
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        }
+    });
+}
+
+/// What [`serve_banner`] sends.
+const BANNER: &str = "SSH-2.0-OpenSSH_9.2p1 netkit-lab\r\n";
+
+/// `--banner` waited a fixed second for a service to speak, counted from the connect: behind
+/// a 1.2 s round trip the banner, sent when the server has the handshake's last ACK, arrives a
+/// round trip after the connect completes, so every banner was missed (the port reported open
+/// without one) where nmap -sV reads it (its NULL probe waits 6 s) and names the service ssh.
+#[test]
+fn banners_were_missed_behind_a_long_round_trip() {
+    if !privileged("banners_were_missed_behind_a_long_round_trip") {
+        return;
+    }
+    let lab = Lab::builder("regbanner")
+        .delay(ms(600))
+        .host(SLOW_HOST)
+        .build()
+        .expect("lab");
+    serve_banner(&lab, 2222);
+    let mut nmap = lab.scanner_cmd("nmap");
+    nmap.args(["-sV", "--version-intensity", "0", "-n", "-Pn", "-p", "2222"]);
+    let (_, out, err) = text(&nmap.arg(SLOW_HOST).output().expect("run nmap"));
+    assert!(out.contains("2222/tcp open  ssh "), "nmap: {out}{err}");
+    let scan = scan(&lab, &[SLOW_HOST, "-p", "2222", "--banner"]);
+    assert_eq!(scan.open.len(), 1, "{:?}", scan.open);
+    let banner = scan.open[0].banner.as_deref();
+    assert_eq!(banner, Some(BANNER.trim_end()), "{:?}", scan.open);
+}

@@ -391,3 +391,93 @@ fn absent_link_local_neighbour_reported_unreachable_from_this_host() {
         assert_eq!(seen, silent, "{method}: {stdout}{stderr}");
     }
 }
+
+/// The sweeper's own address on the link: `--method arp` and `--method ndp` reported it
+/// inactive — a free address to the user looking for one — because a host never answers its
+/// own ARP request or neighbour solicitation. nmap (`-sn`, ARP or neighbour discovery on a
+/// local link) reports it up, and so does every ICMP sweep (netkit's, fping's).
+#[test]
+fn sweep_on_link_reported_its_own_address_inactive() {
+    if !privileged("sweep_on_link_reported_its_own_address_inactive") {
+        return;
+    }
+    let (near, _far) = crate::ping_net::two_hosts("swrown");
+    let nmap_up = |targets: &[&str]| {
+        let mut nmap = near.command("nmap");
+        nmap.args(["-sn", "-n"]).args(targets);
+        let (_, out, err) = text(&nmap.output().expect("run nmap"));
+        let up = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("Nmap scan report for "));
+        let up: BTreeSet<String> = up.map(str::to_string).collect();
+        (up, err)
+    };
+    for (method, range, own, far) in [
+        ("arp", "198.18.0.1-3", "198.18.0.1", "198.18.0.2"),
+        ("ndp", "2001:db8::1-3", "2001:db8::1", "2001:db8::2"),
+    ] {
+        let (want, err) = match method {
+            "arp" => nmap_up(&[range]),
+            _ => nmap_up(&["-6", own, far, "2001:db8::3"]),
+        };
+        assert_eq!(want, BTreeSet::from([own, far].map(String::from)), "{err}");
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let xml = dir.path().join("hosts.xml");
+        let out = near
+            .netkit()
+            .args(["sweep", range, "--method", method, "--alive", "-oX"])
+            .arg(&xml)
+            .output()
+            .expect("run netkit");
+        let (code, stdout, stderr) = text(&out);
+        assert_eq!(code, 1, "{method}: .3 is silent; {stderr}");
+        let alive: BTreeSet<String> = stdout
+            .lines()
+            .filter_map(|l| l.split_once(" is alive"))
+            .map(|(addr, _)| addr.to_string())
+            .collect();
+        assert_eq!(alive, want, "{method}: {stdout}{stderr}");
+        // nmap's XML: up by localhost-response, no MAC address.
+        let doc = std::fs::read_to_string(&xml).expect("the XML document");
+        let host = doc
+            .split("<host")
+            .find(|h| h.contains(&format!("<address addr=\"{own}\"")))
+            .unwrap_or_else(|| panic!("{own} in {doc}"));
+        assert!(host.contains("reason=\"localhost-response\""), "{host}");
+        assert!(!host.contains("addrtype=\"mac\""), "{host}");
+    }
+}
+
+/// Hosts whose firewall rejects some echo requests with ICMP host prohibited, sent by each
+/// host itself — a rejecting rate limiter (`limit` then `REJECT`) does that; here, to be
+/// exact, every request with an odd sequence number. netkit took the first rejection for the
+/// verdict (unreachable, no second probe): here the hosts whose first rejection got past the
+/// far kernel's ICMP rate limit (2 of 16), behind a real 50/s limiter 6 of 16; fping, which
+/// keeps probing after an ICMP error, found them. An error from the
+/// target's own address now settles nothing: the target is probed again like a silent one,
+/// and reported unreachable only if no probe got an answer. A router's error about the path
+/// still settles at once.
+#[test]
+fn sweep_took_a_rejecting_firewall_for_unreachable_hosts() {
+    if !privileged("sweep_took_a_rejecting_firewall_for_unreachable_hosts") {
+        return;
+    }
+    let lab = Lab::builder("swrreject")
+        .delay(crate::lab::ms(5))
+        .hosts("198.18.1.0/28")
+        .build()
+        .expect("lab");
+    let odd = "0>>22&0x3C@4&0x1=0x1";
+    let mut iptables = lab.far_cmd("iptables");
+    iptables.args(["-A", "INPUT", "-p", "icmp", "--icmp-type", "echo-request"]);
+    iptables.args(["-m", "u32", "--u32", odd]);
+    iptables.args(["-j", "REJECT", "--reject-with", "icmp-host-prohibited"]);
+    let (code, _, err) = text(&iptables.output().expect("run iptables"));
+    assert_eq!(code, 0, "{err}");
+    let range = "198.18.1.0/28";
+    let fping = fping_alive(&lab, &["-g", "198.18.1.0", "198.18.1.15"]);
+    let run = netkit_sweep(&lab, &[range]);
+    let truth = pingable(&lab, range);
+    assert_exact("odd requests rejected", &run.alive(1), &truth, &fping);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
