@@ -5,7 +5,7 @@
 //! been silent a while, a probe goes again to a port that answered before; its answer grows
 //! the windows [`MAGNIFIER`] times as much as an ordinary one and refreshes the round-trip
 //! estimate, and settles nothing. nmap sends one after 1.25 s without an answer and ten
-//! probes; here the silence is one timeout (at least [`MIN_SILENCE`], at most nmap's 1.25 s),
+//! probes; here the silence is one timeout (at least 250 ms, at most nmap's 1.25 s),
 //! so that a scan over a short round trip does not crawl for over a second first. Time is an
 //! input.
 
