@@ -131,6 +131,15 @@ fn link_local(ns: &Netns, dev: &str) -> String {
     panic!("no link-local address on {dev} in {}", ns.name);
 }
 
+/// [`routed`] with the router's far link narrowed to 1280 bytes (IPv6's minimum MTU): the
+/// router answers bigger packets with Frag needed / Packet Too Big.
+pub fn routed_narrow(tag: &str) -> [Netns; 3] {
+    let [near, router, far] = routed(tag);
+    router.ip(&["link", "set", "nk2", "mtu", "1280"]);
+    far.ip(&["link", "set", "nk3", "mtu", "1280"]);
+    [near, router, far]
+}
+
 /// near -- router -- far: the far host (198.18.1.2, 2001:db8:1::2) is two hops away.
 pub fn routed(tag: &str) -> [Netns; 3] {
     let near = loopback_ns(tag);

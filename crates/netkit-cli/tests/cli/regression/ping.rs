@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::harness::{privileged, text, Proc};
 use crate::ping_net::{
     both_in, counts, iptables, iputils_in, json_lines, line_starting, link_local_pair, loopback_ns,
-    ping_in, routed, stats_line, sysctl, two_hosts,
+    ping_in, routed_narrow, stats_line, sysctl, two_hosts,
 };
 use crate::responder::Responder;
 
@@ -582,9 +582,7 @@ fn v6_packet_too_big_about_a_fragment_went_unseen() {
     if !privileged("ping -6 -s 2000 across 1280") {
         return;
     }
-    let [near, router, far] = routed("pingptb");
-    router.ip(&["link", "set", "nk2", "mtu", "1280"]);
-    far.ip(&["link", "set", "nk3", "mtu", "1280"]);
+    let [near, _router, _far] = routed_narrow("pingptb");
     let args = ["-c", "2", "-i", "0.2", "-s", "2000", "2001:db8:1::2"];
     // One after the other, the learnt path MTU forgotten in between.
     let (i_code, i_out, i_err) = iputils_in(&near, &args);
@@ -610,9 +608,7 @@ fn flood_printed_a_dot_for_a_request_refused_locally() {
     if !privileged("ping -f -M do refused") {
         return;
     }
-    let [near, router, far] = routed("pingfloode");
-    router.ip(&["link", "set", "nk2", "mtu", "1280"]);
-    far.ip(&["link", "set", "nk3", "mtu", "1280"]);
+    let [near, _router, _far] = routed_narrow("pingfloode");
     // Learn the path MTU first: every request after that is refused before it leaves.
     let learn = ["-c", "1", "-M", "do", "-s", "1400", "198.18.1.2"];
     let (code, out, err) = iputils_in(&near, &learn);
