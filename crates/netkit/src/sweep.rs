@@ -35,6 +35,7 @@ pub mod onlink;
 pub mod own;
 pub mod probe;
 pub mod raw;
+mod reject;
 pub mod reply;
 mod round;
 pub mod rtt;

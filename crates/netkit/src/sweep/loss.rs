@@ -102,6 +102,8 @@ struct Pending {
     sent: Instant,
     epoch: u16,
     answered: bool,
+    /// Rejected by the host itself (a limiter): lost, known at once.
+    refused: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -235,6 +237,7 @@ impl Meter {
             sent: now,
             epoch,
             answered: false,
+            refused: false,
         });
     }
 
@@ -252,6 +255,18 @@ impl Meter {
         self.heard = Some(self.heard.map_or(arrived, |h| h.max(arrived)));
     }
 
+    /// A control probe to `index` was rejected by the host itself (a rate limiter that
+    /// REJECTs, module `reject`): it is lost, and known to be at once.
+    pub fn refused(&mut self, index: u64) {
+        let pending = self.pending.iter_mut();
+        if let Some(p) = pending
+            .filter(|p| p.index == index && !p.answered)
+            .find(|p| !p.refused)
+        {
+            p.refused = true;
+        }
+    }
+
     /// Resolves the controls answered, and those lost (see the module's text), and judges the
     /// window when it is full; a confirmed slow-down is returned.
     pub fn expire(&mut self, now: Instant, timeout: Duration) -> Option<Throttle> {
@@ -262,7 +277,7 @@ impl Meter {
         };
         let mut verdict = None;
         while let Some(p) = self.pending.front().copied() {
-            if !p.answered && p.sent + timeout > clock {
+            if !p.answered && !p.refused && p.sent + timeout > clock {
                 break;
             }
             self.pending.pop_front();

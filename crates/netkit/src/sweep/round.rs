@@ -16,6 +16,7 @@ use super::event::Event;
 use super::loss::{Meter, Throttle};
 use super::multi::Probers;
 use super::neighbour::Mac;
+use super::reject::Rejections;
 use super::reply::{Answer, Reply, Tag};
 use super::rtt::Rtt;
 use super::schedule::{Member, Next, Schedule, View};
@@ -80,6 +81,8 @@ struct Tally {
     alive: Bitset,
     done: Bitset,
     unreach: UnreachMap,
+    /// Probes the targets rejected themselves, and whether a rejecting limiter was seen.
+    rejections: Rejections,
     /// With several methods: which methods said a target is unreachable (a bit per slot).
     unreach_by: HashMap<u64, u32>,
     rtts: Option<Vec<f32>>,
@@ -115,6 +118,7 @@ pub(super) async fn run(
             alive: Bitset::new(round.total),
             done: Bitset::new(round.total),
             unreach: UnreachMap::new(),
+            rejections: Rejections::new(),
             unreach_by: HashMap::new(),
             rtts: round
                 .keep_rtts
@@ -256,6 +260,7 @@ impl Work<'_, '_> {
             }
         };
         self.learned.rtt.sample(rtt);
+        self.tally.rejections.answered(reply.index);
         if reply.tag.attempt() == Tag::CONTROL {
             self.learned.meter.answered(reply.index, rtt);
             return Ok(());
@@ -272,9 +277,17 @@ impl Work<'_, '_> {
     /// Keeps why a target is unreachable; it is settled once every method said so. An error
     /// sent by the target itself (its firewall rejecting this probe, maybe a limiter) settles
     /// nothing: the target is probed again like a silent one (fping does), and reported
-    /// unreachable only if no probe is answered.
+    /// unreachable only if no probe is answered. Such a rejection is a limiter's throttling
+    /// signal (module `reject`): a rejected control probe counts as lost at once.
     fn on_unreachable(&mut self, slot: u8, reply: &Reply, why: Unreach, methods: usize) {
-        if self.tally.alive.get(reply.index) {
+        let alive = self.tally.alive.get(reply.index);
+        if why.is_from(reply.addr) {
+            self.tally.rejections.rejected(reply.index, alive);
+            if reply.tag.attempt() == Tag::CONTROL {
+                self.learned.meter.refused(reply.index);
+            }
+        }
+        if alive {
             return;
         }
         let first = self.tally.unreach.insert(reply.index, why);
@@ -388,6 +401,7 @@ impl Work<'_, '_> {
 fn view<'a>(tally: &'a Tally, round: &Round<'a>, learned: &'a Learned) -> View<'a> {
     View {
         done: &tally.done,
+        rejections: &tally.rejections,
         previous: round.previous,
         meter: &learned.meter,
         rtt: &learned.rtt,

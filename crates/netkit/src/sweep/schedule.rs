@@ -21,6 +21,7 @@ use tokio::time::Instant;
 
 use super::bitset::Bitset;
 use super::loss::Meter;
+use super::reject::Rejections;
 use super::reply::Tag;
 use super::rtt::Rtt;
 use crate::target::TargetIter;
@@ -49,6 +50,9 @@ struct Batch {
     epochs: Vec<u16>,
     /// When the last probe went.
     sent: Instant,
+    /// How many probes it had when it was first found probed enough: members that rejected
+    /// probes during a limiter's throttling get as many more (module `reject`).
+    enough_at: Option<u8>,
 }
 
 impl Batch {
@@ -62,6 +66,8 @@ impl Batch {
 pub struct View<'a> {
     /// Targets settled in this round (answered, unreachable or reported absent).
     pub done: &'a Bitset,
+    /// The probes targets rejected themselves.
+    pub rejections: &'a Rejections,
     /// Who answered in the previous round.
     pub previous: Option<&'a Bitset>,
     /// The loss per epoch, and the current epoch.
@@ -177,8 +183,16 @@ impl Schedule {
                         .map(|e| view.meter.loss(*e))
                         .collect::<Vec<_>>()
                 );
+                let attempts = batch.attempts();
+                let enough_at = *batch.enough_at.get_or_insert(attempts);
                 let was_alive = |m: &Member| view.previous.is_some_and(|p| p.get(m.index));
-                batch.members.retain(|m| !retire_all && was_alive(m));
+                let owed = |m: &Member| {
+                    let spare = view.rejections.spare(m.index);
+                    attempts < Tag::MAX_ATTEMPT && attempts < enough_at.saturating_add(spare)
+                };
+                batch
+                    .members
+                    .retain(|m| (!retire_all && was_alive(m)) || owed(m));
                 let wait = view.rtt.final_wait(batch.attempts());
                 self.end = self.end.max(batch.sent + wait);
             }
@@ -241,6 +255,7 @@ impl Schedule {
             members,
             epochs: Vec::new(),
             sent: now,
+            enough_at: None,
         })
     }
 }

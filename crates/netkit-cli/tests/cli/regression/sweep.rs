@@ -481,3 +481,58 @@ fn sweep_took_a_rejecting_firewall_for_unreachable_hosts() {
     assert_exact("odd requests rejected", &run.alive(1), &truth, &fping);
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
+
+/// The audit of the test above: behind a real rate limiter that REJECTs what it does not let
+/// through (`-m limit --limit 50/s --limit-burst 5` ACCEPT, then REJECT with host
+/// prohibited), netkit still reported hosts unreachable: the rejections settle nothing but
+/// counted against the retries, and the re-probes came so fast they landed where the limiter
+/// had no room left; fping's spaced retries got through. Here a /26 of live hosts, two
+/// retries each: netkit found 9 of 64 every time, fping -r 2 all 64. Now a target's own
+/// rejections do not count against the retries once a limiter is seen (a host rejected a
+/// probe and answered another), and rejected control probes slow the sweep down.
+#[test]
+fn sweep_reports_hosts_unreachable_behind_a_rejecting_rate_limiter() {
+    if !privileged("sweep_reports_hosts_unreachable_behind_a_rejecting_rate_limiter") {
+        return;
+    }
+    let lab = Lab::builder("swrlimrej")
+        .delay(crate::lab::ms(5))
+        .hosts("198.18.1.0/26")
+        .build()
+        .expect("lab");
+    // Each real host has its own kernel and its own ICMP rate limit; these share one far
+    // kernel, whose limit per destination would silence most of their rejections.
+    let mut sysctl = lab.far_cmd("sysctl");
+    sysctl.args(["-qw", "net.ipv4.icmp_ratemask=0"]);
+    let (code, _, err) = text(&sysctl.output().expect("run sysctl"));
+    assert_eq!(code, 0, "{err}");
+    let echo = ["-A", "INPUT", "-p", "icmp", "--icmp-type", "echo-request"];
+    let limit = [
+        "-m",
+        "limit",
+        "--limit",
+        "50/s",
+        "--limit-burst",
+        "5",
+        "-j",
+        "ACCEPT",
+    ];
+    let reject = ["-j", "REJECT", "--reject-with", "icmp-host-prohibited"];
+    for rule in [&limit[..], &reject[..]] {
+        let mut iptables = lab.far_cmd("iptables");
+        iptables.args(echo).args(rule);
+        let (code, _, err) = text(&iptables.output().expect("run iptables"));
+        assert_eq!(code, 0, "{err}");
+    }
+    let range = "198.18.1.0/26";
+    let fping = fping_alive(&lab, &["-r", "2", "-g", "198.18.1.0", "198.18.1.63"]);
+    let run = netkit_sweep(&lab, &[range, "--retries", "2"]);
+    let truth = pingable(&lab, range);
+    assert_exact(
+        "limited to 50/s, then rejected",
+        &run.alive(1),
+        &truth,
+        &fping,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
