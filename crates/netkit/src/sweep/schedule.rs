@@ -259,3 +259,60 @@ impl Schedule {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::target::{Family, TargetList};
+
+    /// How many probes one silent target gets with `max_attempts`, when it rejects the first
+    /// `rejects` of them and `limiter` says whether a rejecting limiter was seen.
+    fn probes(max_attempts: u8, rejects: u8, limiter: bool) -> u8 {
+        let list = TargetList::parse(&["127.0.0.1"], true).expect("targets");
+        let targets = list.resolve(Family::Any).expect("resolve");
+        let (meter, rtt, done) = (
+            Meter::new(1000),
+            Rtt::new(Duration::from_secs(1)),
+            Bitset::new(1),
+        );
+        let mut rejections = Rejections::new();
+        if limiter {
+            rejections.rejected(1, true);
+        }
+        let mut now = Instant::now();
+        let mut schedule = Schedule::new(targets.iter(), 1, max_attempts, now);
+        let mut sent = 0;
+        for _ in 0..200 {
+            let view = View {
+                done: &done,
+                rejections: &rejections,
+                previous: None,
+                meter: &meter,
+                rtt: &rtt,
+            };
+            match schedule.next(now, view) {
+                Next::Probe(_, attempt) => {
+                    sent += 1;
+                    assert_eq!(attempt, sent);
+                    if sent <= rejects {
+                        rejections.rejected(0, false);
+                    }
+                }
+                Next::Wait(until) => now = until,
+                Next::Finished => return sent,
+            }
+        }
+        panic!("no end after {sent} probes");
+    }
+
+    #[test]
+    fn rejected_probes_do_not_count_once_a_limiter_was_seen() {
+        assert_eq!(probes(1, 0, true), 1, "silent, not rejected");
+        assert_eq!(probes(1, 5, false), 1, "no limiter seen: they count");
+        assert_eq!(probes(1, 1, true), 2);
+        assert_eq!(probes(2, 3, true), 5);
+        assert_eq!(probes(1, u8::MAX, true), Tag::MAX_ATTEMPT, "at most");
+    }
+}
