@@ -620,6 +620,24 @@ mod tests {
     }
 
     #[test]
+    fn a_control_the_host_rejects_is_lost_at_once() {
+        let mut meter = meter(10_000);
+        let start = Instant::now();
+        let mut sent = Vec::new();
+        while sent.len() < 2 {
+            if let Some((index, _, _)) = meter.control() {
+                meter.sent_control(index, start);
+                sent.push(index);
+            }
+        }
+        meter.refused(sent[0]);
+        meter.answered(sent[1], Duration::from_millis(1));
+        // Long before the timeout, and with no later answer to say so.
+        assert_eq!(meter.expire(start, TIMEOUT), None);
+        assert_eq!(meter.loss_ratio(), Some(0.5));
+    }
+
+    #[test]
     fn without_controls_the_loss_is_the_prior() {
         let meter = Meter::new(100);
         assert_eq!(meter.loss(0), PRIOR_LOSS);
