@@ -83,7 +83,7 @@ pub fn ttl(text: &str) -> Result<u8, ParseError> {
     number_in(text, 1, 255, "TTL")
 }
 
-/// Retries: 0 to 100.
+/// Retries (scan's, forward's connects): 0 to 100.
 pub fn retries(text: &str) -> Result<u32, ParseError> {
     number_in(text, 0, 100, "retries")
 }

@@ -44,7 +44,9 @@ one line when a target goes down or comes back up.
 Several targets: a connection tries them in the --balance order; when a connect fails it
 tries the next one (the client sees nothing of it) and the failed target is left alone for 1s,
 doubling up to 30s while it keeps failing (with --check only the checks bring it back). When
-every target is down, connections still try them all. udp: rules with several targets spread
+every target is down, connections still try them all. After that first round, --retries more
+attempts (3 by default) go to the targets that timed out, so a lost SYN does not cost the
+client its connection; a client waits at most (targets + retries) x --connect-timeout. udp: rules with several targets spread
 new sessions the same way; a target that answers with ICMP port unreachable is left alone as
 above and its sessions move to the next one (no --check for UDP). A name with several addresses is
 connected to Happy Eyeballs style (RFC 8305): the next address 250ms after the last, the first
@@ -106,6 +108,14 @@ pub struct Args {
     /// Give up connecting to one target address after this long [default: 10s].
     #[arg(long, value_name = "DUR", value_parser = parse::positive_duration)]
     pub connect_timeout: Option<Duration>,
+    /// Connect attempts a client connection makes after trying every target once (HAProxy's
+    /// retries with option redispatch): each goes to the next target in the --balance order
+    /// that may take connections, one that is down only when no other is left; a target that
+    /// refused is not tried again for that client, one that timed out is (a SYN may have been
+    /// lost); a single target is retried itself. The client sees nothing of it. 0: each target
+    /// once; at most 100 [default: 3].
+    #[arg(long, value_name = "N", value_parser = parse::retries)]
+    pub retries: Option<u32>,
     /// Send a PROXY protocol header to the target (UDP: v2 only, before every datagram).
     #[arg(long, value_name = "v1|v2", value_parser = parse::proxy_protocol)]
     pub proxy_protocol: Option<parse::ProxyProtocol>,
@@ -200,6 +210,7 @@ fn apply_flags(args: &Args, options: &mut Options) {
     options.max_conns = args.max_conns.or(options.max_conns);
     options.idle_timeout = args.idle_timeout.or(options.idle_timeout);
     options.connect_timeout = args.connect_timeout.unwrap_or(options.connect_timeout);
+    options.retries = args.retries.unwrap_or(options.retries);
     options.proxy_protocol = args.proxy_protocol.or(options.proxy_protocol);
     options.drain_timeout = args.drain_timeout.unwrap_or(options.drain_timeout);
     options.balance = args.balance.unwrap_or(options.balance);

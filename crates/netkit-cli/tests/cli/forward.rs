@@ -442,3 +442,21 @@ fn forward_config_unknown_key_is_refused_with_exit_2() {
     assert!(err.starts_with("netkit: "), "{err}");
     assert!(err.contains("unknown field `speed`"), "{err}");
 }
+
+#[test]
+fn forward_config_retries_out_of_range_is_refused_with_exit_2_naming_file_and_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rules.toml");
+    std::fs::write(
+        &file,
+        "[[rule]]\nlisten = \"0\"\ntarget = \"127.0.0.1:9\"\nretries = 101\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let (code, _, err) = text(&run(&["forward", "--config", path]));
+    assert_eq!(code, 2, "{err}");
+    let want = format!(
+        "netkit: {path}: rule 1: retries = 101: retries must be a whole number from 0 to 100"
+    );
+    assert!(err.starts_with(&want), "{err}");
+}

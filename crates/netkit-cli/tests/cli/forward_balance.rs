@@ -251,7 +251,7 @@ fn forward_hash_keeps_clients_on_their_target_while_it_is_up_and_brings_them_bac
 
 #[test]
 fn forward_bad_balance_check_and_counts_exit_2_naming_the_value() {
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 6] = [
         (
             &["--balance", "random"],
             "netkit: random: unknown balance, expected round-robin, least-conn or hash",
@@ -267,6 +267,14 @@ fn forward_bad_balance_check_and_counts_exit_2_naming_the_value() {
         (
             &["--check-interval", "0"],
             "netkit: 0: must be longer than zero",
+        ),
+        (
+            &["--retries", "101"],
+            "netkit: 101: retries must be a whole number from 0 to 100",
+        ),
+        (
+            &["--retries", "some"],
+            "netkit: some: retries must be a whole number from 0 to 100",
         ),
     ];
     for (flags, want) in cases {

@@ -1,7 +1,7 @@
 //! A rule as the forwarder runs it: its targets (with their health and counters), its turn
 //! counter for round-robin, its active checks, and the connect of each client: targets tried in
-//! the balance's order, the next one when a connect fails (nothing has been relayed yet, so the
-//! client sees nothing of it), each failure and recovery counted into the target's health (but
+//! the balance's order, the next one when a connect fails, then `--retries` more attempts
+//! (`attempts`; nothing has been relayed yet, so the client sees nothing of it), each failure and recovery counted into the target's health (but
 //! for a failure of this machine: short of descriptors or memory).
 
 use std::net::IpAddr;
@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use tokio::task::JoinSet;
 
+use super::attempts::Attempts;
 use super::balance::{self, View};
 use super::event::Events;
 use super::metrics::{Registry, RuleMetrics};
@@ -93,7 +94,8 @@ impl Backend {
     }
 
     /// Connects a client (`client`: its address, for `hash`) to the first target that
-    /// answers, in the balance's order; the target and the stream.
+    /// answers: every target once in the balance's order, then up to `--retries` more
+    /// attempts ([`Attempts`]); the target and the stream.
     pub async fn connect(
         &self,
         client: Option<IpAddr>,
@@ -101,9 +103,14 @@ impl Backend {
         let options = &self.rule.options;
         let checked = options.check.is_some();
         let mut failures = Vec::new();
-        // A rule of one target has one order, and no list to allocate for it.
-        let order = (self.targets.len() > 1).then(|| self.order(client, checked));
-        for &i in order.as_deref().unwrap_or(&[0]) {
+        // A rule of one target has one order.
+        let order = match self.targets.len() {
+            1 => vec![0],
+            _ => self.order(client, checked),
+        };
+        let mut attempts = Attempts::new(order, options.retries);
+        let eligible = |i: usize| self.targets[i].health.eligible(Instant::now(), checked);
+        while let Some(i) = attempts.next(eligible) {
             let target = &self.targets[i];
             target.health.attempting(Instant::now());
             match target.endpoint.connect(options.connect_timeout).await {
@@ -121,6 +128,7 @@ impl Backend {
                         let why = reason(&err);
                         target.report(target.health.connect_failed(Instant::now(), &why));
                     }
+                    attempts.failed(!timed_out(&err));
                     failures.push(err);
                 }
             }
@@ -163,6 +171,12 @@ fn short_here(err: &Error) -> bool {
         crate::sys::shortage(source),
         Some(Shortage::Descriptors | Shortage::Memory)
     )
+}
+
+/// Whether a connect failed by its timeout (a SYN or its answer may have been lost), the one
+/// failure a retry may overcome.
+fn timed_out(err: &Error) -> bool {
+    matches!(err, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::TimedOut)
 }
 
 /// Why a connect failed, without the target's name (the record names it).

@@ -9,6 +9,7 @@
 //! max_conns = 100
 //! idle_timeout = "5m"
 //! connect_timeout = "2s"
+//! retries = 3                  # the default; 0: each target once
 //! proxy_protocol = "v2"
 //! drain_timeout = "10s"        # default 30s
 //! balance = "least-conn"       # round-robin (default), least-conn, hash
@@ -128,6 +129,7 @@ struct RuleSpec {
     max_conns: Option<usize>,
     idle_timeout: Option<String>,
     connect_timeout: Option<String>,
+    retries: Option<u32>,
     proxy_protocol: Option<String>,
     drain_timeout: Option<String>,
     balance: Option<String>,
@@ -236,6 +238,7 @@ impl RuleSpec {
                 Some(text) => key("connect_timeout", parse_positive_duration(text))?,
                 None => defaults.connect_timeout,
             },
+            retries: self.retries.unwrap_or(defaults.retries),
             proxy_protocol: key(
                 "proxy_protocol",
                 self.proxy_protocol.as_deref().map(str::parse).transpose(),
@@ -324,6 +327,38 @@ mod tests {
             "{bad:?}"
         );
         assert!(bad.to_string().starts_with("rule 1: sometimes: "), "{bad}");
+    }
+
+    #[test]
+    fn retries_default_to_3_and_are_checked() {
+        let rule = |line: &str| {
+            parse(&format!(
+                "[[rule]]\nlisten = \"0\"\ntarget = \"[::1]:1\"\n{line}\n"
+            ))
+        };
+        assert_eq!(rule("").unwrap()[0].options.retries, 3);
+        assert_eq!(rule("retries = 0").unwrap()[0].options.retries, 0);
+        let bad = rule("retries = 101").unwrap_err();
+        assert!(
+            matches!(
+                &bad,
+                ConfigErrorKind::Rule {
+                    rule: 1,
+                    key: "retries",
+                    ..
+                }
+            ),
+            "{bad:?}"
+        );
+        assert_eq!(
+            bad.to_string(),
+            "rule 1: retries = 101: retries must be a whole number from 0 to 100"
+        );
+        let negative = rule("retries = -1").unwrap_err();
+        assert!(
+            matches!(&negative, ConfigErrorKind::Toml(_)),
+            "{negative:?}"
+        );
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //!   `--max-conns`, drained for `--drain-timeout` after shutdown, each one reported as an
 //!   [`Event`] (`event`: the events and their channel).
 //! - `backend`: a rule being served: its targets (`target`: endpoint, `health`, counters), the
-//!   order a connection tries them in (`balance`), failover, the active checks (`check`).
+//!   order a connection tries them in (`balance`), failover and retries (`attempts`), the
+//!   active checks (`check`).
 //! - `conn`: one connection: ACL check at accept, connect to a target, PROXY header,
 //!   relay, its [`ConnRecord`](crate::report::forward::ConnRecord).
 //! - `relay`: both directions at once, with reset propagation, the idle and drain timeouts;
@@ -31,11 +32,12 @@
 //! - [`udp`]: `udp:` rules, a session per client on a session loop of their own.
 //!
 //! Modules depend downwards only: `reload` → `spread` → `workers` → `exclusive`, `reload` →
-//! `server` → `conn` → `backend` → `check` →
+//! `server` → `conn` → `backend` → `attempts`, `backend` → `check` →
 //! `target` → `health`, and `conn` → `relay` → `http_relay` → `flow` → `splice` →
 //! `pipe_pool`, `io`; `relay` → `keepalive`.
 
 mod activation;
+mod attempts;
 mod backend;
 mod balance;
 mod check;
@@ -87,6 +89,9 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 /// The default number of passed checks in a row that bring a target up (HAProxy's `rise`).
 pub const DEFAULT_RISE: u32 = 2;
+/// The default number of connect attempts a client connection makes after trying every
+/// target once (HAProxy's `retries`).
+pub const DEFAULT_RETRIES: u32 = 3;
 /// The default number of failed checks in a row that take a target down (HAProxy's `fall`).
 pub const DEFAULT_FALL: u32 = 3;
 
@@ -141,6 +146,9 @@ pub struct Options {
     pub idle_timeout: Option<Duration>,
     /// Bound on connecting to one target address.
     pub connect_timeout: Duration,
+    /// Connect attempts after every target was tried once, each to the next target that
+    /// did not refuse; 0 for one attempt per target.
+    pub retries: u32,
     /// Send a PROXY protocol header to the target first.
     pub proxy_protocol: Option<ProxyProtocol>,
     /// After shutdown begins, connections still open this long later are closed.
@@ -167,6 +175,7 @@ impl Default for Options {
             max_conns: None,
             idle_timeout: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            retries: DEFAULT_RETRIES,
             proxy_protocol: None,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             balance: Balance::RoundRobin,

@@ -9,7 +9,8 @@
 //!   rules take ranges on both sides as well). Unix and `exec:` targets take every port's
 //!   connections as they are.
 //! - [`check`]: an `exec:` program must exist and be executable (found in `PATH` for a bare
-//!   name), `exec:` targets cannot be health-checked, `rise`/`fall` are 1 to 100.
+//!   name), `exec:` targets cannot be health-checked, `rise`/`fall` are 1 to 100, `retries`
+//!   0 to 100.
 
 use super::{Options, Rule};
 use crate::endpoint::{exec, Endpoint};
@@ -18,6 +19,9 @@ use crate::forward::config::ValueError;
 
 /// The most checks in a row `rise` and `fall` may ask for.
 pub const MAX_IN_A_ROW: u32 = 100;
+
+/// The most connect retries a rule may ask for (each one bounded by the connect timeout).
+pub const MAX_RETRIES: u32 = 100;
 
 /// A value that failed, and the key it came from (`listen`, `target`, `check`, ...).
 pub type KeyError = (&'static str, ValueError);
@@ -183,6 +187,14 @@ pub fn check(rule: &Rule) -> Result<(), KeyError> {
             let why = format!("{key} must be a whole number from 1 to {MAX_IN_A_ROW}");
             return Err((key, ParseError::new(format!("{key} = {value}"), why).into()));
         }
+    }
+    let retries = rule.options.retries;
+    if retries > MAX_RETRIES {
+        let why = format!("retries must be a whole number from 0 to {MAX_RETRIES}");
+        return Err((
+            "retries",
+            ParseError::new(format!("retries = {retries}"), why).into(),
+        ));
     }
     Ok(())
 }

@@ -1,0 +1,137 @@
+//! The connect attempts of one client connection (`--retries`, HAProxy's `retries` with
+//! `option redispatch`): a first round tries every target once in the balance's order, then
+//! up to `retries` more attempts go on round the same order from the target after the last
+//! one tried, each to the next target that may take connections now (its health says so),
+//! wrapping around to one that is down only when no other is left. A target that refused the
+//! connect (or failed otherwise than by a timeout) is not tried again for this client: a
+//! timeout can be a lost SYN, a refusal is an answer. The count of attempts is bounded, so a
+//! dead target never holds a client longer than the attempts' connect timeouts.
+
+/// Where one client connection is in its attempts.
+#[derive(Debug)]
+pub(super) struct Attempts {
+    /// The targets (indexes into the rule's) in the balance's order.
+    order: Vec<usize>,
+    /// Whether the target at each position of `order` failed for good.
+    definitive: Vec<bool>,
+    /// The position of the last target tried, if any.
+    last: Option<usize>,
+    /// Attempts made so far.
+    made: usize,
+    /// Attempts after the first round still allowed.
+    retries: u32,
+}
+
+impl Attempts {
+    /// The attempts over `order` (never empty), with `retries` after the first round.
+    pub fn new(order: Vec<usize>, retries: u32) -> Attempts {
+        let definitive = vec![false; order.len()];
+        Attempts {
+            order,
+            definitive,
+            last: None,
+            made: 0,
+            retries,
+        }
+    }
+
+    /// The next target to try (an index into the rule's targets), `None` when none is left;
+    /// `eligible` says whether a target may take connections now (asked on retries only).
+    pub fn next(&mut self, eligible: impl Fn(usize) -> bool) -> Option<usize> {
+        let len = self.order.len();
+        let position = if self.made < len {
+            self.made
+        } else {
+            if self.retries == 0 {
+                return None;
+            }
+            let from = self.last.map_or(0, |last| last + 1);
+            let open: Vec<usize> = (0..len)
+                .map(|k| (from + k) % len)
+                .filter(|&p| !self.definitive[p])
+                .collect();
+            let first = open.iter().find(|&&p| eligible(self.order[p]));
+            let position = *first.or(open.first())?;
+            self.retries -= 1;
+            position
+        };
+        self.made += 1;
+        self.last = Some(position);
+        Some(self.order[position])
+    }
+
+    /// The last attempt failed; `definitive`: not by a timeout, so its target is not tried
+    /// again.
+    pub fn failed(&mut self, definitive: bool) {
+        if let Some(last) = self.last {
+            self.definitive[last] |= definitive;
+        }
+    }
+
+    /// The attempts made so far.
+    #[cfg(test)]
+    pub fn made(&self) -> usize {
+        self.made
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The targets tried when every attempt fails, `definitive` for the targets in `refusing`,
+    /// with the targets in `down` not eligible.
+    fn tried(order: &[usize], retries: u32, refusing: &[usize], down: &[usize]) -> Vec<usize> {
+        let mut attempts = Attempts::new(order.to_vec(), retries);
+        let mut tried = Vec::new();
+        while let Some(target) = attempts.next(|t| !down.contains(&t)) {
+            tried.push(target);
+            attempts.failed(refusing.contains(&target));
+            assert!(tried.len() <= order.len() + retries as usize, "{tried:?}");
+        }
+        assert_eq!(attempts.made(), tried.len());
+        tried
+    }
+
+    #[test]
+    fn no_retries_is_one_round_in_the_balance_order() {
+        assert_eq!(tried(&[2, 0, 1], 0, &[], &[]), [2, 0, 1]);
+        assert_eq!(tried(&[0], 0, &[], &[]), [0]);
+    }
+
+    #[test]
+    fn a_single_target_is_retried_after_timeouts_but_not_after_a_refusal() {
+        assert_eq!(tried(&[0], 3, &[], &[]), [0, 0, 0, 0]);
+        assert_eq!(tried(&[0], 3, &[0], &[]), [0]);
+    }
+
+    #[test]
+    fn retries_go_round_the_order_from_the_target_after_the_last_one() {
+        assert_eq!(tried(&[1, 0], 3, &[], &[]), [1, 0, 1, 0, 1]);
+        assert_eq!(tried(&[0, 1, 2], 2, &[], &[]), [0, 1, 2, 0, 1]);
+    }
+
+    #[test]
+    fn refused_targets_are_not_retried() {
+        assert_eq!(tried(&[0, 1, 2], 3, &[1], &[]), [0, 1, 2, 0, 2, 0]);
+        assert_eq!(tried(&[0, 1], 3, &[0, 1], &[]), [0, 1]);
+    }
+
+    #[test]
+    fn retries_prefer_eligible_targets_and_fall_back_to_down_ones() {
+        // 0 drops SYNs (down), 1 loses one: the retries go to 1.
+        assert_eq!(tried(&[0, 1], 3, &[], &[0]), [0, 1, 1, 1, 1]);
+        // Every target down: round the order as if all were up.
+        assert_eq!(tried(&[0, 1], 2, &[], &[0, 1]), [0, 1, 0, 1]);
+    }
+
+    #[test]
+    fn the_first_success_ends_the_attempts() {
+        let mut attempts = Attempts::new(vec![0, 1], 3);
+        assert_eq!(attempts.next(|_| true), Some(0));
+        attempts.failed(false);
+        assert_eq!(attempts.next(|_| true), Some(1));
+        // 1 connected: the caller stops asking.
+        assert_eq!(attempts.made(), 2);
+    }
+}
