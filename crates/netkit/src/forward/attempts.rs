@@ -7,12 +7,16 @@
 //! timeout can be a lost SYN, a refusal is an answer. The count of attempts is bounded, so a
 //! dead target never holds a client longer than the attempts' connect timeouts.
 
-/// Where one client connection is in its attempts.
+/// Where one client connection is in its attempts. Nothing is allocated for a rule of one
+/// target, nor until an attempt fails for good: this runs for every client.
 #[derive(Debug)]
 pub(super) struct Attempts {
-    /// The targets (indexes into the rule's) in the balance's order.
+    /// The targets (indexes into the rule's) in the balance's order; empty for a rule of one
+    /// target (index 0).
     order: Vec<usize>,
-    /// Whether the target at each position of `order` failed for good.
+    /// How many targets `order` stands for.
+    len: usize,
+    /// Whether the target at each position failed for good (empty until one did).
     definitive: Vec<bool>,
     /// The position of the last target tried, if any.
     last: Option<usize>,
@@ -25,20 +29,38 @@ pub(super) struct Attempts {
 impl Attempts {
     /// The attempts over `order` (never empty), with `retries` after the first round.
     pub fn new(order: Vec<usize>, retries: u32) -> Attempts {
-        let definitive = vec![false; order.len()];
         Attempts {
+            len: order.len(),
             order,
-            definitive,
+            definitive: Vec::new(),
             last: None,
             made: 0,
             retries,
         }
     }
 
+    /// The attempts of a rule of one target, with `retries` after the first.
+    pub fn single(retries: u32) -> Attempts {
+        Attempts {
+            len: 1,
+            ..Attempts::new(Vec::new(), retries)
+        }
+    }
+
+    /// The target at `position` of the order.
+    fn target(&self, position: usize) -> usize {
+        self.order.get(position).copied().unwrap_or(0)
+    }
+
+    /// Whether the target at `position` failed for good.
+    fn is_definitive(&self, position: usize) -> bool {
+        self.definitive.get(position).copied().unwrap_or(false)
+    }
+
     /// The next target to try (an index into the rule's targets), `None` when none is left;
     /// `eligible` says whether a target may take connections now (asked on retries only).
     pub fn next(&mut self, eligible: impl Fn(usize) -> bool) -> Option<usize> {
-        let len = self.order.len();
+        let len = self.len;
         let position = if self.made < len {
             self.made
         } else {
@@ -48,23 +70,27 @@ impl Attempts {
             let from = self.last.map_or(0, |last| last + 1);
             let open: Vec<usize> = (0..len)
                 .map(|k| (from + k) % len)
-                .filter(|&p| !self.definitive[p])
+                .filter(|&p| !self.is_definitive(p))
                 .collect();
-            let first = open.iter().find(|&&p| eligible(self.order[p]));
+            let first = open.iter().find(|&&p| eligible(self.target(p)));
             let position = *first.or(open.first())?;
             self.retries -= 1;
             position
         };
         self.made += 1;
         self.last = Some(position);
-        Some(self.order[position])
+        Some(self.target(position))
     }
 
     /// The last attempt failed; `definitive`: not by a timeout, so its target is not tried
     /// again.
     pub fn failed(&mut self, definitive: bool) {
-        if let Some(last) = self.last {
-            self.definitive[last] |= definitive;
+        let Some(last) = self.last else {
+            return;
+        };
+        if definitive {
+            self.definitive.resize(self.len, false);
+            self.definitive[last] = true;
         }
     }
 
@@ -80,9 +106,12 @@ mod tests {
     use super::*;
 
     /// The targets tried when every attempt fails, `definitive` for the targets in `refusing`,
-    /// with the targets in `down` not eligible.
+    /// with the targets in `down` not eligible (a rule of one target as the backend makes it).
     fn tried(order: &[usize], retries: u32, refusing: &[usize], down: &[usize]) -> Vec<usize> {
-        let mut attempts = Attempts::new(order.to_vec(), retries);
+        let mut attempts = match order {
+            [0] => Attempts::single(retries),
+            _ => Attempts::new(order.to_vec(), retries),
+        };
         let mut tried = Vec::new();
         while let Some(target) = attempts.next(|t| !down.contains(&t)) {
             tried.push(target);

@@ -103,12 +103,11 @@ impl Backend {
         let options = &self.rule.options;
         let checked = options.check.is_some();
         let mut failures = Vec::new();
-        // A rule of one target has one order.
-        let order = match self.targets.len() {
-            1 => vec![0],
-            _ => self.order(client, checked),
+        // A rule of one target has one order, and no list to allocate for it.
+        let mut attempts = match self.targets.len() {
+            1 => Attempts::single(options.retries),
+            _ => Attempts::new(self.order(client, checked), options.retries),
         };
-        let mut attempts = Attempts::new(order, options.retries);
         let eligible = |i: usize| self.targets[i].health.eligible(Instant::now(), checked);
         while let Some(i) = attempts.next(eligible) {
             let target = &self.targets[i];
