@@ -377,7 +377,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         if !ready || !host.has_work(self.ports.len()) {
             return None;
         }
-        host.timing.due(now, self.timeout_of(slot, now))
+        host.timing.due(now, || self.timeout_of(slot, now))
     }
 
     /// Records a timing probe to port index `port` of the host in `slot`, sent at `now`.

@@ -62,13 +62,14 @@ impl Timing {
     /// The port index a timing probe should go to at `now`, if one is due: a port answered,
     /// none is in flight, enough probes left since the last one, and the host has been
     /// silent for `timeout` (within the bounds) since its last answer and the last timing
-    /// probe.
-    pub fn due(&self, now: Instant, timeout: Duration) -> Option<usize> {
+    /// probe. `timeout` is asked only when the rest allows one (the scheduler asks every
+    /// host at every send).
+    pub fn due(&self, now: Instant, timeout: impl FnOnce() -> Duration) -> Option<usize> {
         let (port, _) = self.port?;
         if self.live.is_some() || self.since < MIN_PROBES {
             return None;
         }
-        let silence = timeout.clamp(MIN_SILENCE, MAX_SILENCE);
+        let silence = timeout().clamp(MIN_SILENCE, MAX_SILENCE);
         let quiet = |at: Option<Instant>| at.is_none_or(|at| now.duration_since(at) >= silence);
         (quiet(self.heard) && quiet(self.last)).then_some(port)
     }
@@ -101,37 +102,41 @@ mod tests {
         for _ in 0..20 {
             t.sent();
         }
-        assert_eq!(t.due(t0 + ms(5000), ms(100)), None, "no port answered yet");
+        assert_eq!(
+            t.due(t0 + ms(5000), || ms(100)),
+            None,
+            "no port answered yet"
+        );
         t.answered_port(7, false);
         t.heard(t0);
         assert_eq!(
-            t.due(t0 + ms(249), ms(100)),
+            t.due(t0 + ms(249), || ms(100)),
             None,
             "at least 250 ms of silence"
         );
-        assert_eq!(t.due(t0 + ms(250), ms(100)), Some(7));
+        assert_eq!(t.due(t0 + ms(250), || ms(100)), Some(7));
         assert_eq!(
-            t.due(t0 + ms(1249), ms(3000)),
+            t.due(t0 + ms(1249), || ms(3000)),
             None,
             "one timeout, at most 1.25 s"
         );
-        assert_eq!(t.due(t0 + ms(1250), ms(3000)), Some(7));
+        assert_eq!(t.due(t0 + ms(1250), || ms(3000)), Some(7));
         t.launched(1, t0 + ms(1250));
         assert_eq!(
-            t.due(t0 + ms(9000), ms(100)),
+            t.due(t0 + ms(9000), || ms(100)),
             None,
             "one in flight at a time"
         );
         assert_eq!(t.take_live(), Some(1));
         assert_eq!(
-            t.due(t0 + ms(9000), ms(100)),
+            t.due(t0 + ms(9000), || ms(100)),
             None,
             "ten probes since the last"
         );
         for _ in 0..10 {
             t.sent();
         }
-        assert_eq!(t.due(t0 + ms(9000), ms(100)), Some(7));
+        assert_eq!(t.due(t0 + ms(9000), || ms(100)), Some(7));
     }
 
     #[test]
@@ -143,10 +148,10 @@ mod tests {
         let now = Instant::now();
         t.answered_port(3, false);
         t.answered_port(4, false);
-        assert_eq!(t.due(now, ms(0)), Some(3));
+        assert_eq!(t.due(now, || ms(0)), Some(3));
         t.answered_port(5, true);
         t.answered_port(6, false);
         t.answered_port(8, true);
-        assert_eq!(t.due(now, ms(0)), Some(5));
+        assert_eq!(t.due(now, || ms(0)), Some(5));
     }
 }
