@@ -26,6 +26,8 @@ pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(60);
 pub const KEEPALIVE_PROBES: u32 = 4;
 /// The longest idle time the kernel takes (`TCP_KEEPIDLE` is at most 32767 s).
 pub const MAX_KEEPALIVE: Duration = Duration::from_secs(32767);
+/// The longest a target leg goes without its keepalive (see [`Keepalive::deferral`]).
+const MAX_DEFERRAL: Duration = Duration::from_secs(1);
 
 /// TCP keepalive of a rule's connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +78,18 @@ impl Keepalive {
         let idle = whole_seconds(idle);
         let interval = whole_seconds(idle / 4);
         Some((idle, interval, KEEPALIVE_PROBES))
+    }
+
+    /// How long after its connect a target leg gets its keepalive: an eighth of the idle
+    /// time, at most a second. A connection that ends sooner (most do) never needs it, and
+    /// setting it is four system calls, a quarter of what the forwarder makes for a short
+    /// connection; a peer that vanishes in that first second is noticed that much later.
+    /// `None` when off.
+    pub(super) fn deferral(self) -> Option<Duration> {
+        let Keepalive::After(idle) = self else {
+            return None;
+        };
+        Some((idle / 8).min(MAX_DEFERRAL))
     }
 
     /// Turns keepalive on (or leaves it off) for a TCP stream; other streams have none.
@@ -151,6 +165,14 @@ mod tests {
         assert_eq!(timers("10s"), Some((s(10), s(3), 4)));
         assert_eq!(timers("off"), None);
         assert_eq!(Keepalive::default().timers(), Some((s(60), s(15), 4)));
+    }
+
+    #[test]
+    fn a_target_leg_waits_an_eighth_of_the_idle_time_at_most_a_second() {
+        let deferral = |text: &str| text.parse::<Keepalive>().unwrap().deferral();
+        assert_eq!(deferral("60s"), Some(Duration::from_secs(1)));
+        assert_eq!(deferral("2s"), Some(Duration::from_millis(250)));
+        assert_eq!(deferral("off"), None);
     }
 
     #[tokio::test]

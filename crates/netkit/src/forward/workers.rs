@@ -12,6 +12,7 @@
 use std::io;
 use std::num::NonZeroUsize;
 use std::thread;
+use std::time::Duration;
 
 use tokio::runtime::{Builder, Handle};
 use tokio::sync::oneshot;
@@ -64,7 +65,12 @@ impl Workers {
             thread::Builder::new()
                 .name(format!("netkit-worker-{index}"))
                 .spawn(move || {
-                    let _ = runtime.block_on(stopped);
+                    runtime.block_on(async {
+                        tokio::select! {
+                            _ = stopped => {}
+                            () = keep_the_clock_ahead() => {}
+                        }
+                    });
                 })?;
         }
         Ok(Workers {
@@ -76,6 +82,23 @@ impl Workers {
     /// The workers, to register listening sockets with and spawn accept loops on.
     pub fn all(&self) -> &[Worker] {
         &self.workers
+    }
+}
+
+/// How often a worker's clock ticks with nothing to do (see [`keep_the_clock_ahead`]).
+const TICK: Duration = Duration::from_millis(500);
+
+/// Ticks for ever, so that a worker's timer wheel always holds a deadline at most [`TICK`]
+/// away. Tokio wakes its driver through an `eventfd` write whenever a timer is set earlier
+/// than the deadline the driver last slept until, even from the driver's own thread: without
+/// a tick, every connection's connect timeout (or deferred keepalive, `relay`) was such a
+/// timer on a worker with nothing else pending, one system call per connection. A worker
+/// with nothing to do wakes twice a second for it.
+async fn keep_the_clock_ahead() {
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
     }
 }
 
