@@ -3,8 +3,8 @@
 //! time, and after [`KEEPALIVE_PROBES`] unanswered probes it gives the peer up; the relay then
 //! sees `ETIMEDOUT`, closes both legs (the other one with a reset) and logs `dead-peer`. So a
 //! peer that vanished (powered off, cable cut, a NAT that forgot the connection) is noticed
-//! within twice the idle time instead of never, and the probes keep NAT and firewall state of a
-//! quiet but live connection fresh.
+//! within about twice the idle time instead of never, and the probes keep NAT and firewall
+//! state of a quiet but live connection fresh.
 //!
 //! HAProxy's `option clitcpka`/`srvtcpka` enable keepalive with the kernel's timers (2 h idle,
 //! then 9 probes 75 s apart); realm and Go programs (gost) use 15 s. 60 s is well inside the
