@@ -11,6 +11,8 @@
 #   NETKIT_BASE=/tmp/netkit-main bench/forward_cost.sh   # and another netkit binary beside it
 #   NETKIT_BASE=target/release/netkit BASE_ARGS="--keepalive off" bench/forward_cost.sh
 #   ROUNDS=3 SECONDS_PER_RUN=5 bench/forward_cost.sh
+#   LOGGED=1 bench/forward_cost.sh   # each logs a line per connection (netkit without -q,
+#                                    # HAProxy `option tcplog` to stdout), into files
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -25,19 +27,28 @@ CALLS=(read write recvfrom sendto epoll_wait epoll_ctl futex accept4 connect soc
     shutdown setsockopt getsockopt getpeername getsockname splice sched_yield)
 
 start_servers() {
+    local quiet=(-q) haproxy_log=""
+    if [ -n "${LOGGED:-}" ]; then
+        quiet=()
+        haproxy_log="
+    log stdout format raw local0
+    option tcplog"
+    fi
     start_nginx "    access_log off;
     server { listen 127.0.0.1:$NGINX; location / { return 200 \"hello from nginx\n\"; } }"
-    start "$ROOT/target/release/netkit" -q forward "${PORT[netkit]}" "127.0.0.1:$NGINX"
+    start "$ROOT/target/release/netkit" "${quiet[@]}" forward "${PORT[netkit]}" "127.0.0.1:$NGINX" \
+        2>"$WORK/netkit.log"
     PID[netkit]=$!
     if [ -n "${NETKIT_BASE:-}" ]; then
         local base_args
         read -ra base_args <<<"${BASE_ARGS:-}"
-        start "$NETKIT_BASE" -q forward "${PORT[base]}" "127.0.0.1:$NGINX" "${base_args[@]}"
+        start "$NETKIT_BASE" "${quiet[@]}" forward "${PORT[base]}" "127.0.0.1:$NGINX" "${base_args[@]}" \
+            2>"$WORK/base.log"
         PID[base]=$!
     fi
     start_haproxy_tcp "listen http
-    bind 127.0.0.1:${PORT[haproxy]}
-    server up 127.0.0.1:$NGINX"
+    bind 127.0.0.1:${PORT[haproxy]}$haproxy_log
+    server up 127.0.0.1:$NGINX" >"$WORK/haproxy.log"
     PID[haproxy]=$!
     sleep 1
 }

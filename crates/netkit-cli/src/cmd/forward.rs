@@ -20,6 +20,7 @@ use netkit::report::Listening;
 use netkit::sys::{Signal, Signals};
 use netkit::{Endpoint, IpNet, ParseError};
 use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::time::Instant;
 
 use crate::exit::Exit;
 use crate::output::Printer;
@@ -253,13 +254,18 @@ async fn serve(
         );
     }
     let mut batch = Vec::new();
+    let mut rest = None;
     loop {
         tokio::select! {
             signal = signals.recv() => match signal {
                 Signal::Hangup => reload(args, &mut supervisor, &registry, out).await,
                 _ => break,
             },
-            1.. = incoming.recv_many(&mut batch, log::BATCH) => log::events(out, &mut batch),
+            () = rested(rest) => rest = None,
+            1.. = incoming.recv_many(&mut batch, log::BATCH), if rest.is_none() => {
+                log::events(out, &mut batch);
+                rest = Some(Instant::now() + log::REST);
+            }
         }
     }
     tracing::info!("stopping: no new connections, draining open ones");
@@ -280,10 +286,15 @@ async fn drain(
     let stop = supervisor.stop();
     tokio::pin!(stop);
     let mut batch = Vec::new();
+    let mut rest = None;
     loop {
         tokio::select! {
             () = &mut stop => break,
-            1.. = incoming.recv_many(&mut batch, log::BATCH) => log::events(out, &mut batch),
+            () = rested(rest) => rest = None,
+            1.. = incoming.recv_many(&mut batch, log::BATCH), if rest.is_none() => {
+                log::events(out, &mut batch);
+                rest = Some(Instant::now() + log::REST);
+            }
             signal = signals.recv() => {
                 if signal != Signal::Hangup {
                     tracing::warn!("second signal: closing open connections");
@@ -296,6 +307,14 @@ async fn drain(
         batch.push(event);
     }
     log::events(out, &mut batch);
+}
+
+/// Completes when the log's rest (`log::REST`, begun at a print) is over; never without one.
+async fn rested(rest: Option<Instant>) {
+    match rest {
+        Some(until) => tokio::time::sleep_until(until).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// `--metrics`: the Prometheus endpoint, on its own task.

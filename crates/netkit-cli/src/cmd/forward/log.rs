@@ -2,9 +2,13 @@
 //! target's state, JSON Lines on stdout with `--json`, else a line each on stderr (silenced by
 //! `-q`), and UDP rules' session and drop records (their lines are [`super::udp`]'s). The
 //! events waiting are printed together, one write per stream: under load the records of many
-//! connections cost one system call.
+//! connections cost one system call. After each print the log rests for [`REST`]: the
+//! connections that end meanwhile queue their records without waking it, so a busy forwarder
+//! wakes its log (a thread of its own, away from the workers) at most 100 times a second, not
+//! once per connection.
 
 use std::io::{self, Write};
+use std::time::Duration;
 
 use netkit::forward::{udp::Event as UdpEvent, Event};
 use netkit::report::forward::{ConnRecord, TargetRecord, TargetState};
@@ -15,6 +19,11 @@ use crate::output::{write_record, Printer};
 
 /// The most events printed with one write.
 pub(super) const BATCH: usize = 256;
+
+/// How long the log rests after a print before it takes the next events. Waking the log's
+/// thread for each connection's record cost more than the rest of the connection's work
+/// (bench/forward_cost.sh); a line may now come up to this much after its connection ended.
+pub(super) const REST: Duration = Duration::from_millis(10);
 
 /// Prints `events` (and empties it). A record that cannot be written is dropped: the
 /// connections go on.
