@@ -1,6 +1,8 @@
 //! How much of the traffic gets through, and how fast to send: the sweep re-probes hosts it
-//! already found alive (*control probes*, one per [`CONTROL_EVERY`] probes) and counts how many
-//! of those answer. Their answer ratio is the loss the network inflicts on probes to live
+//! already found alive (*control probes*, one per [`CONTROL_EVERY`] first probes, one per
+//! [`REPROBE_CONTROL_EVERY`] re-probes of silent targets, so that a small range re-probed in
+//! a few quick waves still sends enough of them to be judged) and counts how many of those
+//! answer. Their answer ratio is the loss the network inflicts on probes to live
 //! hosts at the current rate, whatever the density of live hosts in the part of the range
 //! being swept (a stretch of empty addresses is not mistaken for throttling).
 //!
@@ -12,8 +14,12 @@
 //! - the next window checks the cure. If the answer ratio rose, the far side was throttling:
 //!   a [`Throttle`] says so, and the rate will not climb back above what got through. If it
 //!   did not, the sweep slows down once more (the first estimate may have been flattered by a
-//!   policer's burst); if that did not help either, the loss is the network's, not the rate's,
-//!   so the rate goes back up, the lower ratio becomes the new normal, and nothing is said;
+//!   policer's burst; the next window is compared with the worse of the two); if that did not
+//!   help either, the loss is the network's, not the rate's, so the rate goes back up, the
+//!   lower ratio becomes the new normal, and nothing is said — unless the ratio rose a little
+//!   (by a quarter but not by 0.2), as it does behind a limiter that lets a burst through per
+//!   wave of re-probes until the rate nears its limit: then the sweep slows down again, up to
+//!   four times in a row;
 //! - after two windows as good as normal, the rate creeps back up, up to the ceiling (or to
 //!   what got through when the far side throttled).
 //!

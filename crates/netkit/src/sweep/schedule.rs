@@ -12,7 +12,10 @@
 //! below [`MISS_CONFIRM`] before it is reported gone, so a lossy link does not make hosts
 //! flap. At least `min_attempts` and at most `max_attempts` probes go to each silent target;
 //! probes wasted on a far side that was throttling the sweep at the time (module `loss`) do
-//! not count against the most, up to [`Tag::MAX_ATTEMPT`] probes in all.
+//! not count against the most, nor do re-probes that found a member of the batch alive (proof
+//! that probes to live hosts were being lost, as nmap takes an answer to a retransmission),
+//! and a batch whose last re-probe found one is not probed enough yet: up to
+//! [`Tag::MAX_ATTEMPT`] probes in all.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
