@@ -256,11 +256,15 @@ impl Meter {
         });
     }
 
-    /// A control probe to `index` was answered after `rtt`.
+    /// A control probe to `index` was answered after `rtt`: the latest one to that host not
+    /// answered yet (the answers carry no sign of which; crediting the oldest let the answers
+    /// to a slowed-down sweep's controls go to controls lost before the slow-down, still
+    /// pending, and the slow-down looked as if nothing got through).
     pub fn answered(&mut self, index: u64, rtt: Duration) {
         let Some(p) = self
             .pending
             .iter_mut()
+            .rev()
             .find(|p| p.index == index && !p.answered)
         else {
             return;
