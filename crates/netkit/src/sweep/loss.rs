@@ -693,6 +693,35 @@ mod tests {
         assert_eq!(meter.loss_ratio(), Some(0.5));
     }
 
+    /// Behind a DROPping limiter on a /24 the answers to the controls sent after the last
+    /// slow-down went to older controls to the same hosts, lost and still pending: the window
+    /// read nothing answered and the rate went back up.
+    #[test]
+    fn an_answer_goes_to_the_latest_control_to_its_host() {
+        let mut meter = Meter::new(10_000);
+        meter.found(0, addr(), 0);
+        let start = Instant::now();
+        let mut send = |at: Instant| loop {
+            if let Some((index, _, _)) = meter.control(false) {
+                meter.sent_control(index, at);
+                return;
+            }
+        };
+        send(start);
+        let later = start + TIMEOUT * 2;
+        send(later);
+        meter.answered(0, Duration::from_millis(1));
+        assert_eq!(
+            meter.expire(later + Duration::from_millis(1), TIMEOUT),
+            None
+        );
+        assert_eq!(
+            meter.loss_ratio(),
+            Some(0.5),
+            "the first lost, the second answered"
+        );
+    }
+
     #[test]
     fn without_controls_the_loss_is_the_prior() {
         let meter = Meter::new(100);
