@@ -1,6 +1,8 @@
 //! How much of the traffic gets through, and how fast to send: the sweep re-probes hosts it
-//! already found alive (*control probes*, one per [`CONTROL_EVERY`] probes) and counts how many
-//! of those answer. Their answer ratio is the loss the network inflicts on probes to live
+//! already found alive (*control probes*, one per [`CONTROL_EVERY`] first probes, one per
+//! [`REPROBE_CONTROL_EVERY`] re-probes of silent targets, so that a small range re-probed in
+//! a few quick waves still sends enough of them to be judged) and counts how many of those
+//! answer. Their answer ratio is the loss the network inflicts on probes to live
 //! hosts at the current rate, whatever the density of live hosts in the part of the range
 //! being swept (a stretch of empty addresses is not mistaken for throttling).
 //!
@@ -12,8 +14,12 @@
 //! - the next window checks the cure. If the answer ratio rose, the far side was throttling:
 //!   a [`Throttle`] says so, and the rate will not climb back above what got through. If it
 //!   did not, the sweep slows down once more (the first estimate may have been flattered by a
-//!   policer's burst); if that did not help either, the loss is the network's, not the rate's,
-//!   so the rate goes back up, the lower ratio becomes the new normal, and nothing is said;
+//!   policer's burst; the next window is compared with the worse of the two); if that did not
+//!   help either, the loss is the network's, not the rate's, so the rate goes back up, the
+//!   lower ratio becomes the new normal, and nothing is said — unless the ratio rose a little
+//!   (by a quarter but not by 0.2), as it does behind a limiter that lets a burst through per
+//!   wave of re-probes until the rate nears its limit: then the sweep slows down again, up to
+//!   four times in a row;
 //! - after two windows as good as normal, the rate creeps back up, up to the ceiling (or to
 //!   what got through when the far side throttled).
 //!
@@ -33,8 +39,12 @@ use tokio::time::{Duration, Instant};
 
 /// One control probe per this many probes.
 pub const CONTROL_EVERY: u32 = 16;
+/// One control probe per this many re-probes of silent targets: a small range re-probed in
+/// quick waves would otherwise send too few controls for the meter to judge a window.
+pub const REPROBE_CONTROL_EVERY: u32 = 4;
 /// Resolved control probes per judgement of the answer ratio (half as many when the answer
-/// is plain: a collapse to a third, or a slow-down that doubled the ratio).
+/// is plain: a collapse to a third, a slow-down that doubled the ratio, or a first slow-down
+/// that did not raise it at all).
 pub const WINDOW: u32 = 32;
 /// A window answering less than this share of the usual ratio means the answers collapsed.
 pub const COLLAPSE: f64 = 0.5;
@@ -129,6 +139,8 @@ struct Trial {
 /// Slow-downs tried in a row without a better answer ratio before the loss is taken to be the
 /// network's rather than the rate's.
 const TRIALS: u32 = 2;
+/// Slow-downs tried in a row at most while each raises the answer ratio a little.
+const MAX_TRIALS: u32 = 4;
 
 /// Control probes, loss per epoch, and the sending rate.
 #[derive(Debug)]
@@ -211,11 +223,14 @@ impl Meter {
         }
     }
 
-    /// Called before each probe: the host to send a control probe to instead, when one is due,
-    /// and the slot of the method to send it by. Once it is sent, [`Meter::sent_control`] says
-    /// so.
-    pub fn control(&mut self) -> Option<(u64, IpAddr, u8)> {
-        self.since_control += 1;
+    /// Called before each probe (`reprobe`: of a silent target): the host to send a control
+    /// probe to instead, when one is due, and the slot of the method to send it by. Once it
+    /// is sent, [`Meter::sent_control`] says so.
+    pub fn control(&mut self, reprobe: bool) -> Option<(u64, IpAddr, u8)> {
+        self.since_control += match reprobe {
+            true => CONTROL_EVERY / REPROBE_CONTROL_EVERY,
+            false => 1,
+        };
         if self.since_control < CONTROL_EVERY {
             return None;
         }
@@ -241,11 +256,15 @@ impl Meter {
         });
     }
 
-    /// A control probe to `index` was answered after `rtt`.
+    /// A control probe to `index` was answered after `rtt`: the latest one to that host not
+    /// answered yet (the answers carry no sign of which; crediting the oldest let the answers
+    /// to a slowed-down sweep's controls go to controls lost before the slow-down, still
+    /// pending, and the slow-down looked as if nothing got through).
     pub fn answered(&mut self, index: u64, rtt: Duration) {
         let Some(p) = self
             .pending
             .iter_mut()
+            .rev()
             .find(|p| p.index == index && !p.answered)
         else {
             return;
@@ -306,7 +325,11 @@ impl Meter {
         }
         let answered = f64::from(ok) / f64::from(n.max(1));
         let plain = match self.trial {
-            Some(trial) => answered >= 2.0 * trial.answered + 0.2,
+            Some(trial) => {
+                let cured = answered >= 2.0 * trial.answered + 0.2;
+                // Slowing down further may be judged on little; going back up may not.
+                cured || (answered <= trial.answered && trial.steps < TRIALS)
+            }
             None => answered < self.usual / 3.0,
         };
         n >= WINDOW / 2 && plain
@@ -353,18 +376,7 @@ impl Meter {
             ok + lost
         );
         if let Some(trial) = self.trial.take() {
-            let cured = answered >= (trial.answered * CURED).max(trial.answered + 0.2);
-            match (cured, trial.steps < TRIALS) {
-                (true, _) => return Some(self.cured(trial, answered)),
-                (false, true) => return self.slow_down(answered, trial),
-                (false, false) => {
-                    // Slower did not help: the loss is the network's, not the rate's.
-                    self.usual = answered;
-                    self.suspicious = false;
-                    self.set_rate(trial.from);
-                    return None;
-                }
-            }
+            return self.judge_trial(trial, answered);
         }
         let suspect = self.suspicious && answered < SUSPECT;
         if answered < COLLAPSE * self.usual || suspect {
@@ -377,6 +389,32 @@ impl Meter {
         }
         self.usual = 0.75 * self.usual + 0.25 * answered;
         self.speed_up(answered);
+        None
+    }
+
+    /// Judges the window after a slow-down of `trial`: cured (the far side throttles), or one
+    /// more slow-down, or the loss is the network's and the rate goes back up. A slow-down
+    /// that raised the ratio by [`CURED`] but not by 0.2 is followed by another, up to
+    /// [`MAX_TRIALS`]: behind a limiter that lets a burst through per wave of re-probes, the
+    /// ratio rises slowly until the rate nears the limit. The next window is judged against
+    /// the worst ratio of the trial: the first may have been flattered by that burst.
+    fn judge_trial(&mut self, trial: Trial, answered: f64) -> Option<Throttle> {
+        if answered >= (trial.answered * CURED).max(trial.answered + 0.2) {
+            return Some(self.cured(trial, answered));
+        }
+        let rose = answered >= trial.answered * CURED;
+        if trial.steps < TRIALS || (rose && trial.steps < MAX_TRIALS) {
+            let worst = trial.answered.min(answered);
+            let trial = Trial {
+                answered: worst,
+                ..trial
+            };
+            return self.slow_down(answered, trial);
+        }
+        // Slower did not help: the loss is the network's, not the rate's.
+        self.usual = answered;
+        self.suspicious = false;
+        self.set_rate(trial.from);
         None
     }
 
@@ -550,7 +588,7 @@ mod tests {
         for k in 0..windows * WINDOW {
             let now = start + Duration::from_millis(u64::from(k));
             let rate = meter.rate();
-            let control = (0..CONTROL_EVERY).find_map(|_| meter.control());
+            let control = (0..CONTROL_EVERY).find_map(|_| meter.control(false));
             let (index, _, _) = control.expect("a candidate");
             meter.sent_control(index, now);
             if answers(rate, k) {
@@ -604,12 +642,30 @@ mod tests {
         assert!(!meter.throttled());
     }
 
+    /// The lab's /26 behind a limiter of 50/s with a burst of 5, re-probed in waves of 60:
+    /// each wave gets the burst through (a twelfth) and 50/s of its length. The first window
+    /// was flattered by the first wave's answers. netkit took the rise from a twelfth to a
+    /// quarter for no cure and went back to full speed.
+    #[test]
+    fn a_limiter_whose_burst_flatters_each_slow_down_is_found() {
+        let mut meter = meter(10_000);
+        let share = |rate: u64, k: u32| match k < WINDOW / 2 {
+            true => 0.25,
+            false => (5.0 + 60.0 * 50.0 / rate as f64) / 60.0,
+        };
+        let limiter = |rate: u64, k: u32| (k as f64 * 0.618).fract() < share(rate, k);
+        let throttles = run(&mut meter, 8, limiter);
+        assert!(!throttles.is_empty(), "rate {}", meter.rate());
+        assert!(meter.throttled());
+        assert!(meter.rate() <= 200, "{}", meter.rate());
+    }
+
     #[test]
     fn unanswered_controls_count_as_lost_for_re_probing_before_they_are_judged() {
         let mut meter = meter(10_000);
         let start = Instant::now();
         for _ in 0..20 * CONTROL_EVERY {
-            if let Some((index, _, _)) = meter.control() {
+            if let Some((index, _, _)) = meter.control(false) {
                 meter.sent_control(index, start);
             }
         }
@@ -625,7 +681,7 @@ mod tests {
         let start = Instant::now();
         let mut sent = Vec::new();
         while sent.len() < 2 {
-            if let Some((index, _, _)) = meter.control() {
+            if let Some((index, _, _)) = meter.control(false) {
                 meter.sent_control(index, start);
                 sent.push(index);
             }
@@ -635,6 +691,35 @@ mod tests {
         // Long before the timeout, and with no later answer to say so.
         assert_eq!(meter.expire(start, TIMEOUT), None);
         assert_eq!(meter.loss_ratio(), Some(0.5));
+    }
+
+    /// Behind a DROPping limiter on a /24 the answers to the controls sent after the last
+    /// slow-down went to older controls to the same hosts, lost and still pending: the window
+    /// read nothing answered and the rate went back up.
+    #[test]
+    fn an_answer_goes_to_the_latest_control_to_its_host() {
+        let mut meter = Meter::new(10_000);
+        meter.found(0, addr(), 0);
+        let start = Instant::now();
+        let mut send = |at: Instant| loop {
+            if let Some((index, _, _)) = meter.control(false) {
+                meter.sent_control(index, at);
+                return;
+            }
+        };
+        send(start);
+        let later = start + TIMEOUT * 2;
+        send(later);
+        meter.answered(0, Duration::from_millis(1));
+        assert_eq!(
+            meter.expire(later + Duration::from_millis(1), TIMEOUT),
+            None
+        );
+        assert_eq!(
+            meter.loss_ratio(),
+            Some(0.5),
+            "the first lost, the second answered"
+        );
     }
 
     #[test]

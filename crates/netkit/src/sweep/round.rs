@@ -210,7 +210,7 @@ impl Work<'_, '_> {
                 },
             };
             let number = self.round.number;
-            if let Some((index, addr, slot)) = self.learned.meter.control() {
+            if let Some((index, addr, slot)) = self.learned.meter.control(attempt > 1) {
                 // A control goes only by the method that found the host: the loss it measures
                 // is that of probes the host answers.
                 self.pacer.take(now.into_std());
@@ -401,6 +401,7 @@ impl Work<'_, '_> {
 fn view<'a>(tally: &'a Tally, round: &Round<'a>, learned: &'a Learned) -> View<'a> {
     View {
         done: &tally.done,
+        alive: &tally.alive,
         rejections: &tally.rejections,
         previous: round.previous,
         meter: &learned.meter,

@@ -12,7 +12,10 @@
 //! below [`MISS_CONFIRM`] before it is reported gone, so a lossy link does not make hosts
 //! flap. At least `min_attempts` and at most `max_attempts` probes go to each silent target;
 //! probes wasted on a far side that was throttling the sweep at the time (module `loss`) do
-//! not count against the most, up to [`Tag::MAX_ATTEMPT`] probes in all.
+//! not count against the most, nor do re-probes that found a member of the batch alive (proof
+//! that probes to live hosts were being lost, as nmap takes an answer to a retransmission),
+//! and a batch whose last re-probe found one is not probed enough yet: up to
+//! [`Tag::MAX_ATTEMPT`] probes in all.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -53,6 +56,10 @@ struct Batch {
     /// How many probes it had when it was first found probed enough: members that rejected
     /// probes during a limiter's throttling get as many more (module `reject`).
     enough_at: Option<u8>,
+    /// Re-probes that found a member alive: they do not count against the most.
+    fruitful: u8,
+    /// Whether the last re-probe found a member alive: then the batch is not probed enough.
+    paid_off: bool,
 }
 
 impl Batch {
@@ -66,6 +73,8 @@ impl Batch {
 pub struct View<'a> {
     /// Targets settled in this round (answered, unreachable or reported absent).
     pub done: &'a Bitset,
+    /// Targets that answered in this round.
+    pub alive: &'a Bitset,
     /// The probes targets rejected themselves.
     pub rejections: &'a Rejections,
     /// Who answered in the previous round.
@@ -169,6 +178,9 @@ impl Schedule {
         loop {
             let level = self.earliest(view.rtt).filter(|(_, due)| *due <= now)?.0;
             let mut batch = self.waiting[level].pop_front()?;
+            batch.paid_off =
+                batch.attempts() > 1 && batch.members.iter().any(|m| view.alive.get(m.index));
+            batch.fruitful = batch.fruitful.saturating_add(u8::from(batch.paid_off));
             batch.members.retain(|m| !view.done.get(m.index));
             let (retire_new, retire_all) = self.enough(&batch, view.meter);
             if retire_new {
@@ -206,11 +218,11 @@ impl Schedule {
     fn enough(&self, batch: &Batch, meter: &Meter) -> (bool, bool) {
         let attempts = batch.attempts();
         let wasted = batch.epochs.iter().filter(|e| meter.wasted(**e)).count();
-        let counted = usize::from(attempts).saturating_sub(wasted);
+        let counted = usize::from(attempts).saturating_sub(wasted + usize::from(batch.fruitful));
         if counted >= usize::from(self.max_attempts) || attempts >= Tag::MAX_ATTEMPT {
             return (true, true);
         }
-        if attempts < self.min_attempts {
+        if attempts < self.min_attempts || batch.paid_off {
             return (false, false);
         }
         let miss: f64 = batch.epochs.iter().map(|e| meter.loss_bound(*e)).product();
@@ -256,6 +268,8 @@ impl Schedule {
             epochs: Vec::new(),
             sent: now,
             enough_at: None,
+            fruitful: 0,
+            paid_off: false,
         })
     }
 }
@@ -287,6 +301,7 @@ mod tests {
         for _ in 0..200 {
             let view = View {
                 done: &done,
+                alive: &done,
                 rejections: &rejections,
                 previous: None,
                 meter: &meter,
@@ -305,6 +320,54 @@ mod tests {
             }
         }
         panic!("no end after {sent} probes");
+    }
+
+    /// The probes each of two silent targets gets with `max_attempts` when the first answers
+    /// its probe number `found_at` (0: never).
+    fn probes_of_two(max_attempts: u8, found_at: u8) -> [u8; 2] {
+        let list = TargetList::parse(&["127.0.0.1", "127.0.0.2"], true).expect("targets");
+        let targets = list.resolve(Family::Any).expect("resolve");
+        let (meter, rtt, rejections) = (
+            Meter::new(1000),
+            Rtt::new(Duration::from_secs(1)),
+            Rejections::new(),
+        );
+        let (mut done, mut alive) = (Bitset::new(2), Bitset::new(2));
+        let mut now = Instant::now();
+        let mut schedule = Schedule::new(targets.iter(), 1, max_attempts, now);
+        let mut sent = [0u8; 2];
+        for _ in 0..200 {
+            let view = View {
+                done: &done,
+                alive: &alive,
+                rejections: &rejections,
+                previous: None,
+                meter: &meter,
+                rtt: &rtt,
+            };
+            match schedule.next(now, view) {
+                Next::Probe(member, attempt) => {
+                    let at = usize::try_from(member.index).expect("index");
+                    sent[at] += 1;
+                    assert_eq!(attempt, sent[at]);
+                    if at == 0 && attempt == found_at {
+                        done.set(0);
+                        alive.set(0);
+                    }
+                }
+                Next::Wait(until) => now = until,
+                Next::Finished => return sent,
+            }
+        }
+        panic!("no end after {sent:?} probes");
+    }
+
+    #[test]
+    fn a_re_probe_that_found_a_host_does_not_count() {
+        assert_eq!(probes_of_two(2, 0), [2, 2], "nothing found");
+        assert_eq!(probes_of_two(2, 1), [1, 2], "found at once: no loss seen");
+        assert_eq!(probes_of_two(2, 2), [2, 3], "the second probe paid off");
+        assert_eq!(probes_of_two(3, 3), [3, 4]);
     }
 
     #[test]

@@ -495,35 +495,14 @@ fn sweep_reports_hosts_unreachable_behind_a_rejecting_rate_limiter() {
     if !privileged("sweep_reports_hosts_unreachable_behind_a_rejecting_rate_limiter") {
         return;
     }
-    let lab = Lab::builder("swrlimrej")
-        .delay(crate::lab::ms(5))
-        .hosts("198.18.1.0/26")
-        .build()
-        .expect("lab");
+    let reject = ["REJECT", "--reject-with", "icmp-host-prohibited"];
+    let lab = limited_lab("swrlimrej", "198.18.1.0/26", "50/s", &reject);
     // Each real host has its own kernel and its own ICMP rate limit; these share one far
     // kernel, whose limit per destination would silence most of their rejections.
     let mut sysctl = lab.far_cmd("sysctl");
     sysctl.args(["-qw", "net.ipv4.icmp_ratemask=0"]);
     let (code, _, err) = text(&sysctl.output().expect("run sysctl"));
     assert_eq!(code, 0, "{err}");
-    let echo = ["-A", "INPUT", "-p", "icmp", "--icmp-type", "echo-request"];
-    let limit = [
-        "-m",
-        "limit",
-        "--limit",
-        "50/s",
-        "--limit-burst",
-        "5",
-        "-j",
-        "ACCEPT",
-    ];
-    let reject = ["-j", "REJECT", "--reject-with", "icmp-host-prohibited"];
-    for rule in [&limit[..], &reject[..]] {
-        let mut iptables = lab.far_cmd("iptables");
-        iptables.args(echo).args(rule);
-        let (code, _, err) = text(&iptables.output().expect("run iptables"));
-        assert_eq!(code, 0, "{err}");
-    }
     let range = "198.18.1.0/26";
     let fping = fping_alive(&lab, &["-r", "2", "-g", "198.18.1.0", "198.18.1.63"]);
     let run = netkit_sweep(&lab, &[range, "--retries", "2"]);
@@ -535,4 +514,75 @@ fn sweep_reports_hosts_unreachable_behind_a_rejecting_rate_limiter() {
         &fping,
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+/// `hosts` (a block of live hosts), 5 ms away, behind a far side that lets ICMP echo
+/// requests through at `limit` (`50/s`; burst 5) and sends the rest to `verdict` (`-j` and its
+/// options).
+fn limited_lab(tag: &str, hosts: &str, limit: &str, verdict: &[&str]) -> Lab {
+    let lab = Lab::builder(tag)
+        .delay(crate::lab::ms(5))
+        .hosts(hosts)
+        .build()
+        .expect("lab");
+    let echo = ["-A", "INPUT", "-p", "icmp", "--icmp-type", "echo-request"];
+    let limit = ["-m", "limit", "--limit", limit, "--limit-burst", "5"];
+    for rule in [
+        &[&limit[..], &["-j", "ACCEPT"]].concat(),
+        &[&["-j"], verdict].concat(),
+    ] {
+        let mut iptables = lab.far_cmd("iptables");
+        iptables.args(echo).args(rule);
+        let (code, _, err) = text(&iptables.output().expect("run iptables"));
+        assert_eq!(code, 0, "{err}");
+    }
+    lab
+}
+
+/// The DROP twin of the test above: behind `-m limit --limit 50/s --limit-burst 5` ACCEPT then
+/// DROP, a /26 of live hosts, two retries each: netkit found 9 of 64, fping -r 2 all 64. Too
+/// few control probes go out on a range this small for the loss meter to judge a window, so
+/// the sweep never slowed down, and the re-probes of all the silent targets went out together
+/// while the limiter had no room left.
+#[test]
+fn sweep_misses_hosts_behind_a_dropping_rate_limiter() {
+    if !privileged("sweep_misses_hosts_behind_a_dropping_rate_limiter") {
+        return;
+    }
+    let lab = limited_lab("swrlimdrop", "198.18.1.0/26", "50/s", &["DROP"]);
+    let range = "198.18.1.0/26";
+    let fping = fping_alive(&lab, &["-r", "2", "-g", "198.18.1.0", "198.18.1.63"]);
+    let run = netkit_sweep(&lab, &[range, "--retries", "2"]);
+    let truth = pingable(&lab, range);
+    assert_exact(
+        "limited to 50/s, then dropped",
+        &run.alive(1),
+        &truth,
+        &fping,
+    );
+}
+
+/// The REJECT test above at a real rate: a /28 behind `-m limit --limit 10/s --limit-burst 5`
+/// ACCEPT then REJECT with host prohibited, the far kernel's own ICMP rate limit left as it
+/// is (it silences most rejections, as a host's kernel does). Two retries each: netkit found
+/// 5 to 7 of 16 every time, fping -r 2 all 16: the silenced rejections left too few control
+/// probes for the meter to see the loss, and every re-probe landed while the limiter was
+/// still empty.
+#[test]
+fn sweep_misses_hosts_behind_a_rejecting_limiter_at_a_real_rate() {
+    if !privileged("sweep_misses_hosts_behind_a_rejecting_limiter_at_a_real_rate") {
+        return;
+    }
+    let reject = ["REJECT", "--reject-with", "icmp-host-prohibited"];
+    let lab = limited_lab("swrlimreal", "198.18.1.0/28", "10/s", &reject);
+    let range = "198.18.1.0/28";
+    let fping = fping_alive(&lab, &["-r", "2", "-g", "198.18.1.0", "198.18.1.15"]);
+    let run = netkit_sweep(&lab, &[range, "--retries", "2"]);
+    let truth = pingable(&lab, range);
+    assert_exact(
+        "limited to 10/s, then rejected",
+        &run.alive(1),
+        &truth,
+        &fping,
+    );
 }
