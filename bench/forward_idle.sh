@@ -8,6 +8,7 @@
 #
 #   bench/forward_idle.sh              # CONNS=5000 BULK=262144 by default
 #   CONNS=2000 bench/forward_idle.sh
+#   NETKIT=/tmp/netkit-main bench/forward_idle.sh   # another netkit binary than target/release
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -47,7 +48,7 @@ CFG
 # Starts one forwarder on $PROXY; its pid in PROXY_PID.
 start_proxy() {
     case $1 in
-        netkit) "$ROOT/target/release/netkit" -q forward "$PROXY" "127.0.0.1:$UPSTREAM" \
+        netkit) "${NETKIT:-$ROOT/target/release/netkit}" -q forward "$PROXY" "127.0.0.1:$UPSTREAM" \
             </dev/null >/dev/null & ;;
         haproxy) haproxy -q -f "$WORK/haproxy.cfg" </dev/null >/dev/null & ;;
     esac

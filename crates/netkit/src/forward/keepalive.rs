@@ -3,8 +3,8 @@
 //! time, and after [`KEEPALIVE_PROBES`] unanswered probes it gives the peer up; the relay then
 //! sees `ETIMEDOUT`, closes both legs (the other one with a reset) and logs `dead-peer`. So a
 //! peer that vanished (powered off, cable cut, a NAT that forgot the connection) is noticed
-//! within about twice the idle time instead of never, and the probes keep NAT and firewall
-//! state of a quiet but live connection fresh.
+//! within twice the idle time instead of never, and the probes keep NAT and firewall state of a
+//! quiet but live connection fresh.
 //!
 //! HAProxy's `option clitcpka`/`srvtcpka` enable keepalive with the kernel's timers (2 h idle,
 //! then 9 probes 75 s apart); realm and Go programs (gost) use 15 s. 60 s is well inside the
@@ -26,8 +26,6 @@ pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(60);
 pub const KEEPALIVE_PROBES: u32 = 4;
 /// The longest idle time the kernel takes (`TCP_KEEPIDLE` is at most 32767 s).
 pub const MAX_KEEPALIVE: Duration = Duration::from_secs(32767);
-/// The longest a target leg goes without its keepalive (see [`Keepalive::deferral`]).
-const MAX_DEFERRAL: Duration = Duration::from_secs(1);
 
 /// TCP keepalive of a rule's connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,18 +76,6 @@ impl Keepalive {
         let idle = whole_seconds(idle);
         let interval = whole_seconds(idle / 4);
         Some((idle, interval, KEEPALIVE_PROBES))
-    }
-
-    /// How long after its connect a target leg gets its keepalive: an eighth of the idle
-    /// time, at most a second. A connection that ends sooner (most do) never needs it, and
-    /// setting it is four system calls, a quarter of what the forwarder makes for a short
-    /// connection; a peer that vanishes in that first second is noticed that much later.
-    /// `None` when off.
-    pub(super) fn deferral(self) -> Option<Duration> {
-        let Keepalive::After(idle) = self else {
-            return None;
-        };
-        Some((idle / 8).min(MAX_DEFERRAL))
     }
 
     /// Turns keepalive on (or leaves it off) for a TCP stream; other streams have none.
@@ -165,14 +151,6 @@ mod tests {
         assert_eq!(timers("10s"), Some((s(10), s(3), 4)));
         assert_eq!(timers("off"), None);
         assert_eq!(Keepalive::default().timers(), Some((s(60), s(15), 4)));
-    }
-
-    #[test]
-    fn a_target_leg_waits_an_eighth_of_the_idle_time_at_most_a_second() {
-        let deferral = |text: &str| text.parse::<Keepalive>().unwrap().deferral();
-        assert_eq!(deferral("60s"), Some(Duration::from_secs(1)));
-        assert_eq!(deferral("2s"), Some(Duration::from_millis(250)));
-        assert_eq!(deferral("off"), None);
     }
 
     #[tokio::test]

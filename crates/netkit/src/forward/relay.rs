@@ -1,6 +1,5 @@
 //! Relaying both directions of a connection at once ([`super::flow`] moves each one), with TCP
-//! keepalive on both legs ([`super::keepalive`]; the target leg's is set once the connection
-//! has lived [`Keepalive::deferral`](super::keepalive::Keepalive::deferral)). An error in either direction, no traffic for
+//! keepalive on both legs ([`super::keepalive`]). An error in either direction, no traffic for
 //! the idle timeout, or the drain timeout ends both. With `--http-host` the bytes go through
 //! [`super::http_relay`] instead.
 //!
@@ -17,7 +16,6 @@
 use std::future::Future;
 
 use super::flow::{direction, Dir, Fault, Leg, Stats};
-use super::keepalive::Keepalive;
 use super::Rule;
 use crate::endpoint::{Endpoint, Stream};
 use crate::report::forward::Close;
@@ -57,6 +55,11 @@ async fn relay(
     target: &Endpoint,
     abort: impl Future<Output = ()>,
 ) -> Outcome {
+    // The client leg has it from its listener (`Keepalive::apply_to_listener`).
+    if let Err(err) = rule.options.keepalive.apply(upstream) {
+        let why = crate::error::describe_io(&err);
+        tracing::debug!("keepalive on the target leg: {why}");
+    }
     let stats = Stats::new(rule.options.idle_timeout.is_some());
     let both = async {
         match &rule.options.http_host {
@@ -72,17 +75,9 @@ async fn relay(
         }
     };
     let idle = async {
-        let idle = async {
-            match rule.options.idle_timeout {
-                Some(idle) => Box::pin(stats.idle(idle)).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::pin!(idle);
-        tokio::select! {
-            biased;
-            () = &mut idle => {}
-            () = keepalive_later(rule.options.keepalive, upstream) => idle.await,
+        match rule.options.idle_timeout {
+            Some(idle) => Box::pin(stats.idle(idle)).await,
+            None => std::future::pending().await,
         }
     };
     let (close, error) = tokio::select! {
@@ -98,22 +93,6 @@ async fn relay(
         path,
         close,
         error,
-    }
-}
-
-/// Sets the target leg's keepalive once the connection has lived its deferral (the client leg
-/// has it from its listener, `Keepalive::apply_to_listener`).
-async fn keepalive_later(keepalive: Keepalive, upstream: &Stream) {
-    let Some(after) = keepalive.deferral() else {
-        return;
-    };
-    if !matches!(upstream, Stream::Tcp(_)) {
-        return;
-    }
-    tokio::time::sleep(after).await;
-    if let Err(err) = keepalive.apply(upstream) {
-        let why = crate::error::describe_io(&err);
-        tracing::debug!("keepalive on the target leg: {why}");
     }
 }
 

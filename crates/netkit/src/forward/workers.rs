@@ -91,9 +91,9 @@ const TICK: Duration = Duration::from_millis(500);
 /// Ticks for ever, so that a worker's timer wheel always holds a deadline at most [`TICK`]
 /// away. Tokio wakes its driver through an `eventfd` write whenever a timer is set earlier
 /// than the deadline the driver last slept until, even from the driver's own thread: without
-/// a tick, every connection's connect timeout (or deferred keepalive, `relay`) was such a
-/// timer on a worker with nothing else pending, one system call per connection. A worker
-/// with nothing to do wakes twice a second for it.
+/// a tick, every connection's connect timeout was such a timer on a worker with nothing else
+/// pending, one system call per connection. A worker with nothing to do wakes twice a second
+/// for it.
 async fn keep_the_clock_ahead() {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
