@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use super::backend::Backend;
 use super::metrics::Open;
-use super::relay::{self, Outcome};
+use super::relay;
 use super::target::Target;
 use super::{event, io as relay_io, proxy, Rule};
 use crate::endpoint::{Endpoint, Host, Peer, Stream};
@@ -28,95 +28,111 @@ pub(super) async fn handle(
     let start = Instant::now();
     backend.metrics.accepted.fetch_add(1, Ordering::Relaxed);
     let open = Open::on(&backend.metrics.active);
-    let mut record = ConnRecord {
-        time: String::new(),
-        client: String::new(),
-        // The address connected to, once connected (and asked for).
-        target: String::new(),
-        bytes_up: 0,
-        bytes_down: 0,
-        duration_s: 0.0,
-        close: Close::Done,
-        relay: String::new(),
-        error: None,
-    };
     tokio::pin!(abort);
-    relay_to_target(&client, peer, backend, &mut record, abort, records).await;
+    // The record is made at the end: an open connection keeps only what `Ending` needs.
+    let ending = relay_to_target(&client, peer, backend, abort, records).await;
     drop(client);
     drop(open);
-    backend.metrics.closed(record.close.as_str());
+    backend.metrics.closed(ending.close.as_str());
     if !records {
         return None;
     }
-    record.client = peer.to_string();
-    if record.target.is_empty() {
-        record.target = backend.rule.targets_text();
+    let target = match ending.target.is_empty() {
+        true => backend.rule.targets_text(),
+        false => ending.target,
+    };
+    Some(ConnRecord {
+        time: event::now(),
+        client: peer.to_string(),
+        target,
+        bytes_up: ending.bytes_up,
+        bytes_down: ending.bytes_down,
+        duration_s: start.elapsed().as_secs_f64(),
+        close: ending.close,
+        relay: ending.path.to_string(),
+        error: ending.error,
+    })
+}
+
+/// How a connection ended: what its record says beyond the client and the times.
+#[derive(Debug)]
+struct Ending {
+    close: Close,
+    error: Option<String>,
+    /// The address connected to (when records are asked for), empty when none was reached.
+    target: String,
+    bytes_up: u64,
+    bytes_down: u64,
+    path: &'static str,
+}
+
+impl Ending {
+    /// Ended before anything was relayed.
+    fn early(close: Close, error: Option<String>) -> Ending {
+        Ending {
+            close,
+            error,
+            target: String::new(),
+            bytes_up: 0,
+            bytes_down: 0,
+            path: "",
+        }
     }
-    record.duration_s = start.elapsed().as_secs_f64();
-    record.time = event::now();
-    Some(record)
 }
 
 async fn relay_to_target(
     client: &Stream,
     peer: Peer,
     backend: &Backend,
-    record: &mut ConnRecord,
     mut abort: std::pin::Pin<&mut impl Future<Output = ()>>,
     records: bool,
-) {
+) -> Ending {
     let rule = &backend.rule;
     if !allowed(peer, rule) {
         // The record is the one log line of a refused client.
-        record.close = Close::Denied;
-        return;
+        return Ending::early(Close::Denied, None);
     }
     let client_ip = peer.addr().map(|addr| addr.ip());
     // Boxed: the task of a connection would otherwise keep room for it while it relays.
     let connect = Box::pin(backend.connect(client_ip));
     let connected = tokio::select! {
         connected = connect => connected,
-        () = &mut abort => {
-            record.close = Close::DrainTimeout;
-            return;
-        }
+        () = &mut abort => return Ending::early(Close::DrainTimeout, None),
     };
     let (upstream, target) = match connected {
         Ok(connected) => connected,
         Err(unreachable) => {
-            record.close = Close::ConnectFailed;
-            record.error = Some(unreachable.text());
-            return;
+            return Ending::early(Close::ConnectFailed, Some(unreachable.text()));
         }
     };
     target.metrics.connections.fetch_add(1, Ordering::Relaxed);
     let _open = Open::on(&target.metrics.active);
-    if records {
-        record.target = connected_to(&upstream, target);
-    }
+    let reached = match records {
+        true => connected_to(&upstream, target),
+        false => String::new(),
+    };
     if let Some(version) = rule.options.proxy_protocol {
         let header = proxy::header(version, client.peer_addr(), client.local_addr());
         if let Err(err) = relay_io::write_all(&upstream, &header).await {
-            record.close = Close::Reset;
-            record.error = Some(crate::error::describe_io(&err));
-            return;
+            let error = Some(crate::error::describe_io(&err));
+            return Ending {
+                target: reached,
+                ..Ending::early(Close::Reset, error)
+            };
         }
     }
     let outcome = relay::run(client, &upstream, rule, &target.endpoint, abort).await;
     target
         .metrics
         .finished(outcome.bytes_up, outcome.bytes_down, outcome.path);
-    finish(record, outcome, records);
-}
-
-fn finish(record: &mut ConnRecord, outcome: Outcome, records: bool) {
-    record.bytes_up = outcome.bytes_up;
-    record.bytes_down = outcome.bytes_down;
-    if records {
-        record.relay = outcome.path.to_string();
+    Ending {
+        close: outcome.close,
+        error: outcome.error,
+        target: reached,
+        bytes_up: outcome.bytes_up,
+        bytes_down: outcome.bytes_down,
+        path: outcome.path,
     }
-    record.close = outcome.close;
-    record.error = outcome.error;
 }
 
 /// The address a connection reached: the target's own text when it names one address, the
