@@ -20,7 +20,6 @@ use netkit::report::Listening;
 use netkit::sys::{Signal, Signals};
 use netkit::{Endpoint, IpNet, ParseError};
 use tokio::sync::mpsc::UnboundedReceiver;
-use tokio::time::Instant;
 
 use crate::exit::Exit;
 use crate::output::Printer;
@@ -253,19 +252,14 @@ async fn serve(
             unused.join(", ")
         );
     }
-    let mut batch = Vec::new();
-    let mut rest = None;
+    let mut log = log::Pending::default();
     loop {
         tokio::select! {
             signal = signals.recv() => match signal {
                 Signal::Hangup => reload(args, &mut supervisor, &registry, out).await,
                 _ => break,
             },
-            () = rested(rest) => rest = None,
-            1.. = incoming.recv_many(&mut batch, log::BATCH), if rest.is_none() => {
-                log::events(out, &mut batch);
-                rest = Some(Instant::now() + log::REST);
-            }
+            1.. = log.next(&mut incoming) => log.print(out),
         }
     }
     tracing::info!("stopping: no new connections, draining open ones");
@@ -285,16 +279,11 @@ async fn drain(
 ) {
     let stop = supervisor.stop();
     tokio::pin!(stop);
-    let mut batch = Vec::new();
-    let mut rest = None;
+    let mut log = log::Pending::default();
     loop {
         tokio::select! {
             () = &mut stop => break,
-            () = rested(rest) => rest = None,
-            1.. = incoming.recv_many(&mut batch, log::BATCH), if rest.is_none() => {
-                log::events(out, &mut batch);
-                rest = Some(Instant::now() + log::REST);
-            }
+            1.. = log.next(incoming) => log.print(out),
             signal = signals.recv() => {
                 if signal != Signal::Hangup {
                     tracing::warn!("second signal: closing open connections");
@@ -303,18 +292,7 @@ async fn drain(
             }
         }
     }
-    while let Ok(event) = incoming.try_recv() {
-        batch.push(event);
-    }
-    log::events(out, &mut batch);
-}
-
-/// Completes when the log's rest (`log::REST`, begun at a print) is over; never without one.
-async fn rested(rest: Option<Instant>) {
-    match rest {
-        Some(until) => tokio::time::sleep_until(until).await,
-        None => std::future::pending().await,
-    }
+    log.print_the_rest(incoming, out);
 }
 
 /// `--metrics`: the Prometheus endpoint, on its own task.

@@ -281,66 +281,38 @@ mod tests {
     use super::*;
     use crate::target::{Family, TargetList};
 
-    /// How many probes one silent target gets with `max_attempts`, when it rejects the first
-    /// `rejects` of them and `limiter` says whether a rejecting limiter was seen.
-    fn probes(max_attempts: u8, rejects: u8, limiter: bool) -> u8 {
-        let list = TargetList::parse(&["127.0.0.1"], true).expect("targets");
-        let targets = list.resolve(Family::Any).expect("resolve");
-        let (meter, rtt, done) = (
-            Meter::new(1000),
-            Rtt::new(Duration::from_secs(1)),
-            Bitset::new(1),
-        );
-        let mut rejections = Rejections::new();
-        if limiter {
-            rejections.rejected(1, true);
-        }
-        let mut now = Instant::now();
-        let mut schedule = Schedule::new(targets.iter(), 1, max_attempts, now);
-        let mut sent = 0;
-        for _ in 0..200 {
-            let view = View {
-                done: &done,
-                alive: &done,
-                rejections: &rejections,
-                previous: None,
-                meter: &meter,
-                rtt: &rtt,
-            };
-            match schedule.next(now, view) {
-                Next::Probe(_, attempt) => {
-                    sent += 1;
-                    assert_eq!(attempt, sent);
-                    if sent <= rejects {
-                        rejections.rejected(0, false);
-                    }
-                }
-                Next::Wait(until) => now = until,
-                Next::Finished => return sent,
-            }
-        }
-        panic!("no end after {sent} probes");
+    /// What the probes of a test bring about: the targets settled and found alive, and the
+    /// rejections seen.
+    struct World {
+        done: Bitset,
+        alive: Bitset,
+        rejections: Rejections,
     }
 
-    /// The probes each of two silent targets gets with `max_attempts` when the first answers
-    /// its probe number `found_at` (0: never).
-    fn probes_of_two(max_attempts: u8, found_at: u8) -> [u8; 2] {
-        let list = TargetList::parse(&["127.0.0.1", "127.0.0.2"], true).expect("targets");
+    /// Runs a schedule of silent `addrs` to its end, `on_probe` telling each probe's fate:
+    /// the probes each target got.
+    fn drive(
+        addrs: &[&str],
+        max_attempts: u8,
+        rejections: Rejections,
+        mut on_probe: impl FnMut(usize, u8, &mut World),
+    ) -> Vec<u8> {
+        let list = TargetList::parse(addrs, true).expect("targets");
         let targets = list.resolve(Family::Any).expect("resolve");
-        let (meter, rtt, rejections) = (
-            Meter::new(1000),
-            Rtt::new(Duration::from_secs(1)),
-            Rejections::new(),
-        );
-        let (mut done, mut alive) = (Bitset::new(2), Bitset::new(2));
+        let (meter, rtt) = (Meter::new(1000), Rtt::new(Duration::from_secs(1)));
+        let mut world = World {
+            done: Bitset::new(addrs.len() as u64),
+            alive: Bitset::new(addrs.len() as u64),
+            rejections,
+        };
         let mut now = Instant::now();
         let mut schedule = Schedule::new(targets.iter(), 1, max_attempts, now);
-        let mut sent = [0u8; 2];
+        let mut sent = vec![0u8; addrs.len()];
         for _ in 0..200 {
             let view = View {
-                done: &done,
-                alive: &alive,
-                rejections: &rejections,
+                done: &world.done,
+                alive: &world.alive,
+                rejections: &world.rejections,
                 previous: None,
                 meter: &meter,
                 rtt: &rtt,
@@ -350,16 +322,40 @@ mod tests {
                     let at = usize::try_from(member.index).expect("index");
                     sent[at] += 1;
                     assert_eq!(attempt, sent[at]);
-                    if at == 0 && attempt == found_at {
-                        done.set(0);
-                        alive.set(0);
-                    }
+                    on_probe(at, attempt, &mut world);
                 }
                 Next::Wait(until) => now = until,
                 Next::Finished => return sent,
             }
         }
         panic!("no end after {sent:?} probes");
+    }
+
+    /// How many probes one silent target gets with `max_attempts`, when it rejects the first
+    /// `rejects` of them and `limiter` says whether a rejecting limiter was seen.
+    fn probes(max_attempts: u8, rejects: u8, limiter: bool) -> u8 {
+        let mut rejections = Rejections::new();
+        if limiter {
+            rejections.rejected(1, true);
+        }
+        let sent = drive(&["127.0.0.1"], max_attempts, rejections, |_, attempt, w| {
+            if attempt <= rejects {
+                w.rejections.rejected(0, false);
+            }
+        });
+        sent[0]
+    }
+
+    /// The probes each of two silent targets gets with `max_attempts` when the first answers
+    /// its probe number `found_at` (0: never).
+    fn probes_of_two(max_attempts: u8, found_at: u8) -> Vec<u8> {
+        let addrs = ["127.0.0.1", "127.0.0.2"];
+        drive(&addrs, max_attempts, Rejections::new(), |at, attempt, w| {
+            if at == 0 && attempt == found_at {
+                w.done.set(0);
+                w.alive.set(0);
+            }
+        })
     }
 
     #[test]

@@ -13,21 +13,55 @@ use std::time::Duration;
 use netkit::forward::{udp::Event as UdpEvent, Event};
 use netkit::report::forward::{ConnRecord, TargetRecord, TargetState};
 use serde::Serialize;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::time::Instant;
 
 use super::udp;
 use crate::output::{write_record, Printer};
 
 /// The most events printed with one write.
-pub(super) const BATCH: usize = 256;
+const BATCH: usize = 256;
 
 /// How long the log rests after a print before it takes the next events. Waking the log's
 /// thread for each connection's record cost more than the rest of the connection's work
 /// (bench/forward_cost.sh); a line may now come up to this much after its connection ended.
-pub(super) const REST: Duration = Duration::from_millis(10);
+const REST: Duration = Duration::from_millis(10);
+
+/// The events taken and not printed yet, and the log's rest after its last print.
+#[derive(Debug, Default)]
+pub(super) struct Pending {
+    batch: Vec<Event>,
+    rest: Option<Instant>,
+}
+
+impl Pending {
+    /// Waits out the rest begun at the last print, then for events: how many came (0 when
+    /// the channel is closed). Cancel-safe: dropped in its rest, the rest is over.
+    pub async fn next(&mut self, incoming: &mut UnboundedReceiver<Event>) -> usize {
+        if let Some(until) = self.rest.take() {
+            tokio::time::sleep_until(until).await;
+        }
+        incoming.recv_many(&mut self.batch, BATCH).await
+    }
+
+    /// Prints the events taken and begins a rest of [`REST`].
+    pub fn print(&mut self, out: &Printer) {
+        events(out, &mut self.batch);
+        self.rest = Some(Instant::now() + REST);
+    }
+
+    /// Prints the events taken and every one still queued, at once: the forwarder is done.
+    pub fn print_the_rest(&mut self, incoming: &mut UnboundedReceiver<Event>, out: &Printer) {
+        while let Ok(event) = incoming.try_recv() {
+            self.batch.push(event);
+        }
+        events(out, &mut self.batch);
+    }
+}
 
 /// Prints `events` (and empties it). A record that cannot be written is dropped: the
 /// connections go on.
-pub(super) fn events(out: &Printer, events: &mut Vec<Event>) {
+fn events(out: &Printer, events: &mut Vec<Event>) {
     let mut lines = Lines::default();
     for event in events.drain(..) {
         match &event {
