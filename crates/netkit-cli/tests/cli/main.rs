@@ -21,6 +21,7 @@ mod forward_systemd;
 mod forward_udp;
 mod forward_udp_balance;
 mod forward_util;
+mod forward_wire;
 mod harness;
 mod help;
 mod iface;

@@ -417,6 +417,36 @@ impl Stream {
         each!(self, s => s.try_io(interest, f))
     }
 
+    /// Whether the peer's end of file has already been seen (the kernel reported
+    /// `EPOLLRDHUP`), learnt without waiting and without a system call. A TCP read that did
+    /// not fill its buffer after this says `true` took everything the peer sent.
+    pub fn read_closed(&self) -> bool {
+        let Stream::Tcp(s) = self else {
+            return false;
+        };
+        use std::future::Future;
+        let ready = std::pin::pin!(s.ready(tokio::io::Interest::READABLE));
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        matches!(ready.poll(&mut cx), Poll::Ready(Ok(ready)) if ready.is_read_closed())
+    }
+
+    /// Writes what the stream takes of `buf` now, as [`Stream::try_write`], telling a TCP
+    /// socket that more follows (`MSG_MORE`): the bytes wait in the socket until the next
+    /// write, half-close or close, which then leaves in the same segment (a FIN with the last
+    /// data instead of a segment of its own). The caller must follow it at once with one of
+    /// those.
+    pub fn try_write_more(&self, buf: &[u8]) -> io::Result<usize> {
+        use nix::sys::socket::{send, MsgFlags};
+        use std::os::fd::AsRawFd;
+        let Stream::Tcp(s) = self else {
+            return self.try_write(buf);
+        };
+        s.try_io(tokio::io::Interest::WRITABLE, || {
+            let flags = MsgFlags::from_bits_retain(libc::MSG_MORE) | MsgFlags::MSG_NOSIGNAL;
+            send(s.as_raw_fd(), buf, flags).map_err(io::Error::from)
+        })
+    }
+
     /// Reads without blocking; `WouldBlock` when nothing is buffered.
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
         each!(self, s => s.try_read(buf))

@@ -98,8 +98,21 @@ pub(super) enum Copied {
     /// The source is at its end of file.
     Eof,
     /// `n` bytes were read; those the destination did not take at once are in `rest`
-    /// (empty, and unallocated, when it took them all).
-    Read { n: usize, rest: Vec<u8> },
+    /// (empty, and unallocated, when it took them all); `then` is what the source did next,
+    /// when that is already known.
+    Read { n: usize, rest: Vec<u8>, then: Then },
+}
+
+/// What a source did after the bytes of a [`Copied::Read`].
+#[derive(Debug)]
+pub(super) enum Then {
+    /// Not known yet: more may come.
+    Open,
+    /// Its end of file came right after them; the bytes wait in the destination for the
+    /// half-close or close that is to follow at once, and leave in one segment with its FIN.
+    Eof,
+    /// Reading on failed (a reset after the bytes); the bytes were passed on first.
+    Failed(io::Error),
 }
 
 /// Waits until `src` has something, reads it and writes it to `dst` as far as `dst` takes it
@@ -114,7 +127,11 @@ pub(super) async fn copy_some(src: &Stream, dst: &Stream) -> Result<Copied, (End
             }
             Some(match read {
                 Ok(0) => Ok(Copied::Eof),
-                Ok(n) => pass_on(dst, &buf[..n]).map(|rest| Copied::Read { n, rest }),
+                Ok(n) => {
+                    let (n, then) = read_on(src, buf, n);
+                    let last = matches!(then, Then::Eof);
+                    pass_on(dst, &buf[..n], last).map(|rest| Copied::Read { n, rest, then })
+                }
                 Err(err) => Err((End::Src, err)),
             })
         });
@@ -124,9 +141,30 @@ pub(super) async fn copy_some(src: &Stream, dst: &Stream) -> Result<Copied, (End
     }
 }
 
-/// Writes what `dst` takes of `bytes` now; returns the rest.
-fn pass_on(dst: &Stream, bytes: &[u8]) -> Result<Vec<u8>, (End, io::Error)> {
-    let sent = match dst.try_write(bytes) {
+/// After a read of `n` bytes into `buf`: when they did not fill it and the peer's FIN has
+/// already arrived (`EPOLLRDHUP`, known without a system call), reads on at once, to learn
+/// whether the end of file came right after them (the read it costs is the one that would
+/// have found the end of file next). Else nothing is read.
+fn read_on(src: &Stream, buf: &mut [u8], n: usize) -> (usize, Then) {
+    if n == buf.len() || !src.read_closed() {
+        return (n, Then::Open);
+    }
+    match read_now(src, &mut buf[n..]) {
+        Ok(0) => (n, Then::Eof),
+        Ok(more) => (n + more, Then::Open),
+        Err(err) if err.kind() == io::ErrorKind::WouldBlock => (n, Then::Open),
+        Err(err) => (n, Then::Failed(err)),
+    }
+}
+
+/// Writes what `dst` takes of `bytes` now; returns the rest. `last`: the source is at its end,
+/// so the bytes may wait for the FIN that follows at once ([`Stream::try_write_more`]).
+fn pass_on(dst: &Stream, bytes: &[u8], last: bool) -> Result<Vec<u8>, (End, io::Error)> {
+    let written = match last {
+        true => dst.try_write_more(bytes),
+        false => dst.try_write(bytes),
+    };
+    let sent = match written {
         Ok(sent) => sent,
         Err(err) if err.kind() == io::ErrorKind::WouldBlock => 0,
         Err(err) => return Err((End::Dst, err)),

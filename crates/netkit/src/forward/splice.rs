@@ -9,7 +9,7 @@
 
 use std::io;
 
-use super::io::{self as relay_io, Copied, End, COPY_BUF};
+use super::io::{self as relay_io, Copied, End, Then, COPY_BUF};
 use super::pipe_pool::PIPES;
 use crate::endpoint::Stream;
 
@@ -41,9 +41,9 @@ pub(super) async fn pump(
     spliced: impl Fn(),
 ) -> Result<(), (End, io::Error)> {
     loop {
-        let (n, rest) = match relay_io::copy_some(src, dst).await? {
+        let (n, rest, then) = match relay_io::copy_some(src, dst).await? {
             Copied::Eof => return Ok(()),
-            Copied::Read { n, rest } => (n, rest),
+            Copied::Read { n, rest, then } => (n, rest, then),
         };
         moved(n - rest.len());
         if !rest.is_empty() {
@@ -51,6 +51,12 @@ pub(super) async fn pump(
             written.map_err(on_dst)?;
         }
         drop(rest);
+        match then {
+            // Nothing may wait between these bytes and the FIN of the caller's half-close.
+            Then::Eof => return Ok(()),
+            Then::Failed(err) => return Err(on_src(err)),
+            Then::Open => {}
+        }
         // Boxed, as bursts are rare: between them a direction keeps only the copy step's state.
         if n == COPY_BUF && Box::pin(burst(src, dst, &moved, &spliced)).await? == Burst::Eof {
             return Ok(());
