@@ -2,7 +2,8 @@
 # Benchmark of `netkit forward` against direct loopback, HAProxy (tcp mode, splice) and socat:
 # iperf3 throughput, wrk request rate (100 keep-alive connections to nginx) and new-connection
 # rate (wrk with `Connection: close`: one connection per request), in interleaved rounds;
-# prints medians and ratios. Loopback only.
+# prints medians and ratios. Loopback only (as root: in a network namespace of its own, so its
+# ports are free whatever else runs).
 #
 #   bench/forward.sh              # ROUNDS=5 SECONDS_PER_RUN=5 by default
 #   ROUNDS=9 bench/forward.sh
@@ -67,6 +68,7 @@ cps() {
 
 main() {
     need_tools iperf3 wrk nginx:nginx-light haproxy socat
+    in_private_netns "$@"
     (cd "$ROOT" && cargo build --release -q -p netkit-cli)
     check_ports_free "${TCP_PORT[@]}" "${HTTP_PORT[@]}"
     start_upstreams

@@ -5,7 +5,10 @@
 # -p` over fixed wrk runs, divided by the requests wrk completed (CPU and context switches in
 # one run, system calls in another); proc_cpu_us is the same CPU time from /proc/PID/stat
 # (user+system ticks), as a cross-check. Robust on a loaded machine:
-# it counts work done, not the rate the shared CPUs allowed. Loopback only.
+# it counts work done, not the rate the shared CPUs allowed. It runs in a network namespace of
+# its own (as root), so `segments` (TCP segments per request, both legs and both ends: the
+# client's, the forwarder's and nginx's, from the namespace's counters) counts the bench's
+# traffic alone. Loopback only.
 #
 #   bench/forward_cost.sh                            # netkit of target/release vs HAProxy
 #   NETKIT_BASE=/tmp/netkit-main bench/forward_cost.sh   # and another netkit binary beside it
@@ -63,6 +66,8 @@ syscall_events() {
 # appends "requests ticks=N event=count..." to $WORK/NAME.MODE.KIND.
 run_counted() {
     local name=$1 mode=$2 kind=$3 events=$4 out="$WORK/perf.$1.$2.$3" wrk_out before after
+    local segs_before segs_after
+    segs_before=$(tcp_out_segments)
     before=$(awk '{print $14 + $15}' "/proc/${PID[$name]}/stat")
     perf stat -x, -e "$events" -p "${PID[$name]}" -o "$out" &
     local perf=$!
@@ -76,15 +81,16 @@ run_counted() {
     kill -INT "$perf"
     wait "$perf" || true
     after=$(awk '{print $14 + $15}' "/proc/${PID[$name]}/stat")
+    segs_after=$(tcp_out_segments)
     if grep -q "Socket errors\|Non-2xx" <<<"$wrk_out"; then
         echo "$name $mode: $(grep "Socket errors\|Non-2xx" <<<"$wrk_out")" >&2
     fi
     local requests
     requests=$(awk '/requests in/ {print $1}' <<<"$wrk_out")
-    awk -F, -v n="$requests" -v ticks=$((after - before)) '
+    awk -F, -v n="$requests" -v ticks=$((after - before)) -v segs=$((segs_after - segs_before)) '
         /^[0-9]/ { sub(/^syscalls:sys_enter_/, "", $3); sub(/^raw_syscalls:sys_enter/, "syscalls", $3)
                    line = line " " $3 "=" $1 }
-        END { print n " ticks=" ticks line }' "$out" >>"$WORK/$name.$mode.$kind"
+        END { print n " ticks=" ticks " segments=" segs line }' "$out" >>"$WORK/$name.$mode.$kind"
 }
 
 # The CPU time is counted in a run of its own: tracing every system call costs CPU too (more
@@ -95,7 +101,7 @@ measure() {
 }
 
 # Medians per request of the rounds of NAME in MODE: "requests cpu_us proc_cpu_us ctxsw
-# syscalls call..."
+# segments syscalls call..."
 per_request() {
     python3 - "$WORK/$1.$2" "${CALLS[@]}" <<'EOF'
 import os, statistics, sys
@@ -112,7 +118,7 @@ def med(rows, key, scale=1.0):
 hz = float(os.sysconf("SC_CLK_TCK"))
 out = [str(int(statistics.median(n for n, _ in cpu))), "%.2f" % med(cpu, "task-clock", 1000.0),
        "%.2f" % med(cpu, "ticks", 1e6 / hz), "%.3f" % med(cpu, "context-switches"),
-       "%.2f" % med(sys_rows, "syscalls")]
+       "%.2f" % med(cpu, "segments"), "%.2f" % med(sys_rows, "syscalls")]
 out += ["%.3f" % med(sys_rows, call) for call in sys.argv[2:]]
 print(" ".join(out))
 EOF
@@ -125,7 +131,7 @@ report() {
         [ "$mode" = keep ] && echo "keep-alive (wrk -t2 -c100), per request:"
         [ "$mode" = close ] && echo "Connection: close (wrk -t2 -c50), per request = per connection:"
         {
-            echo "tool requests cpu_us proc_cpu_us ctxsw syscalls ${CALLS[*]}"
+            echo "tool requests cpu_us proc_cpu_us ctxsw segments syscalls ${CALLS[*]}"
             for name in "${NAMES[@]}"; do echo "$name $(per_request "$name" "$mode")"; done
         } | python3 -c '
 import sys
@@ -138,6 +144,7 @@ for col in range(len(rows[0])):
 
 main() {
     need_tools wrk nginx:nginx-light haproxy perf:linux-perf
+    in_private_netns "$@"
     check_ports_free "$NGINX" "${PORT[@]}"
     start_servers
     check_alive
