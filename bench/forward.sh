@@ -68,8 +68,8 @@ cps() {
 
 main() {
     need_tools iperf3 wrk nginx:nginx-light haproxy socat
-    in_private_netns "$@"
     (cd "$ROOT" && cargo build --release -q -p netkit-cli)
+    in_private_netns "$@"
     check_ports_free "${TCP_PORT[@]}" "${HTTP_PORT[@]}"
     start_upstreams
     start_proxies
