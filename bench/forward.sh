@@ -8,6 +8,10 @@
 #   bench/forward.sh              # ROUNDS=5 SECONDS_PER_RUN=5 by default
 #   ROUNDS=9 bench/forward.sh
 #   NETKIT_BASE=/tmp/netkit-main bench/forward.sh   # also another netkit binary, row "base" (A/B)
+#   PIN=1 bench/forward.sh        # the proxies alone on the last CPU (one thread each: netkit's
+#                                 # workers follow the CPUs it may use, HAProxy nbthread 1),
+#                                 # clients and upstreams on the others: what one core of
+#                                 # forwarder sustains, not what the shared CPUs allowed
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -21,6 +25,23 @@ declare -A HTTP_PORT=([direct]=$NGINX [netkit]=17001 [haproxy]=17002 [socat]=170
 NAMES=(direct netkit haproxy socat)
 BASE=${NETKIT_BASE:-}
 [ -n "$BASE" ] && NAMES=(direct base netkit haproxy socat)
+# CPU sets: PROXY_CPUS runs the proxies, LOAD_CPUS the clients and upstreams.
+PROXY_CPUS="0-$(($(nproc) - 1))" LOAD_CPUS="0-$(($(nproc) - 1))"
+if [ -n "${PIN:-}" ]; then
+    PROXY_CPUS=$(($(nproc) - 1)) LOAD_CPUS="0-$(($(nproc) - 2))"
+    export HAPROXY_THREADS=1
+fi
+
+# Runs `$@` (a function that starts servers, or a client) with this shell on CPUS, which what
+# it starts inherits; then the shell's own set is restored.
+on_cpus() {
+    local cpus=$1 own
+    shift
+    own=$(taskset -p -c $$ | awk '{print $NF}')
+    taskset -p -c "$cpus" $$ >/dev/null
+    "$@"
+    taskset -p -c "$own" $$ >/dev/null
+}
 
 start_upstreams() {
     start iperf3 -s -B 127.0.0.1 -p "$IPERF" >/dev/null
@@ -52,17 +73,17 @@ listen http
 }
 
 gbits() {
-    iperf3 -c 127.0.0.1 -p "$1" -t "$SECS" -J |
+    taskset -c "$LOAD_CPUS" iperf3 -c 127.0.0.1 -p "$1" -t "$SECS" -J |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9)'
 }
 
 rps() {
-    wrk -t2 -c100 -d"${SECS}s" "http://127.0.0.1:$1/" | awk '/Requests\/sec/ {print $2}'
+    taskset -c "$LOAD_CPUS" wrk -t2 -c100 -d"${SECS}s" "http://127.0.0.1:$1/" | awk '/Requests\/sec/ {print $2}'
 }
 
 # New connections per second: every request on a connection of its own.
 cps() {
-    wrk -t2 -c50 -d"${SECS}s" -H "Connection: close" "http://127.0.0.1:$1/" |
+    taskset -c "$LOAD_CPUS" wrk -t2 -c50 -d"${SECS}s" -H "Connection: close" "http://127.0.0.1:$1/" |
         awk '/Requests\/sec/ {print $2}'
 }
 
@@ -71,8 +92,8 @@ main() {
     (cd "$ROOT" && cargo build --release -q -p netkit-cli)
     in_private_netns "$@"
     check_ports_free "${TCP_PORT[@]}" "${HTTP_PORT[@]}"
-    start_upstreams
-    start_proxies
+    on_cpus "$LOAD_CPUS" start_upstreams
+    on_cpus "$PROXY_CPUS" start_proxies
     check_alive
     for round in $(seq "$ROUNDS"); do
         for name in "${NAMES[@]}"; do
@@ -103,7 +124,7 @@ report() {
             'BEGIN {printf "%-8s %10.2f %9.2f %10.2f %12.0f %10.2f %10.0f %10.2f\n",
                 n, g, g/d, g/hg, r, r/hr, c, c/hc}'
     done
-    echo "medians of $ROUNDS interleaved rounds, ${SECS}s each; $(nproc) cores; $(uptime)"
+    echo "medians of $ROUNDS interleaved rounds, ${SECS}s each; $(nproc) cores${PIN:+, the proxies alone on CPU $PROXY_CPUS}; $(uptime)"
 }
 
 main

@@ -104,7 +104,7 @@ start_haproxy_tcp() {
     cat >"$WORK/haproxy.cfg" <<CONF
 global
     maxconn 4000
-    nbthread 2
+    nbthread ${HAPROXY_THREADS:-2}
 defaults
     mode tcp
     timeout connect 5s
