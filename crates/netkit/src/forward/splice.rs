@@ -20,6 +20,8 @@ enum Burst {
     Eof,
     /// A splice brought less than a copy buffer's worth (or no pipe could be had).
     Short,
+    /// The source has nothing now; the next burst is to wait for it.
+    Drained,
 }
 
 fn on_src(err: io::Error) -> (End, io::Error) {
@@ -34,13 +36,30 @@ fn on_dst(err: io::Error) -> (End, io::Error) {
 /// buffer; once a read fills it (a bulk transfer), bytes go through a pipe with `splice(2)`
 /// until a splice brings less than a buffer's worth again. `moved` is told about every chunk
 /// delivered, and `spliced` each time a pipe carries one. An error says which end failed.
+///
+/// A direction waits for its source here, never inside a burst: a burst's state is boxed and
+/// freed as soon as the source has nothing, so a connection left idle after a bulk transfer
+/// holds no more than one that never had one (it held two boxed bursts, about 220 bytes each,
+/// for as long as it stayed open).
 pub(super) async fn pump(
     src: &Stream,
     dst: &Stream,
     moved: impl Fn(usize),
     spliced: impl Fn(),
 ) -> Result<(), (End, io::Error)> {
+    let mut splicing = false;
     loop {
+        if splicing {
+            src.read_ready().await.map_err(on_src)?;
+            // Boxed: between bursts, and while it waits, a direction keeps only the copy step's
+            // state. One box per wake-up of a bulk transfer, beside two splices at least.
+            match Box::pin(burst(src, dst, &moved, &spliced)).await? {
+                Burst::Eof => return Ok(()),
+                Burst::Short => splicing = false,
+                Burst::Drained => {}
+            }
+            continue;
+        }
         let (n, rest, then) = match relay_io::copy_some(src, dst).await? {
             Copied::Eof => return Ok(()),
             Copied::Read { n, rest, then } => (n, rest, then),
@@ -57,21 +76,21 @@ pub(super) async fn pump(
             Then::Failed(err) => return Err(on_src(err)),
             Then::Open => {}
         }
-        // Boxed, as bursts are rare: between them a direction keeps only the copy step's state.
-        if n == COPY_BUF && Box::pin(burst(src, dst, &moved, &spliced)).await? == Burst::Eof {
-            return Ok(());
-        }
+        splicing = n == COPY_BUF;
     }
 }
 
-/// Splices `src` to `dst` while each splice brings at least a copy buffer's worth. The pipe
-/// goes back to the pool whenever it is empty and `src` has nothing.
+/// Splices `src` to `dst` while each splice brings at least a copy buffer's worth and `src`
+/// has more; never waits for `src` (the caller does, with nothing boxed). The pipe goes back
+/// to the pool whenever it is empty.
 async fn burst(
     src: &Stream,
     dst: &Stream,
     moved: &impl Fn(usize),
     spliced: &impl Fn(),
 ) -> Result<Burst, (End, io::Error)> {
+    #[cfg(test)]
+    let _live = tests::LiveBurst::new();
     loop {
         let Some(pipe) = PIPES.lease() else {
             return Ok(Burst::Short);
@@ -87,8 +106,7 @@ async fn burst(
             Ok(filled) => filled,
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
                 pipe.release();
-                src.read_ready().await.map_err(on_src)?;
-                continue;
+                return Ok(Burst::Drained);
             }
             Err(err) => {
                 pipe.release();
@@ -138,5 +156,90 @@ pub(super) async fn splice_some(
                 return Err(on_src(err));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::future::Future;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+
+    thread_local! {
+        /// Bursts started and not yet dropped on this thread (a test's runtime is its own).
+        static LIVE_BURSTS: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// Counts a burst's state as live until it is dropped.
+    pub(super) struct LiveBurst;
+
+    impl LiveBurst {
+        pub(super) fn new() -> LiveBurst {
+            LIVE_BURSTS.with(|live| live.set(live.get() + 1));
+            LiveBurst
+        }
+    }
+
+    impl Drop for LiveBurst {
+        fn drop(&mut self) {
+            LIVE_BURSTS.with(|live| live.set(live.get() - 1));
+        }
+    }
+
+    async fn tcp_pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let near = TcpStream::connect(listener.local_addr().unwrap());
+        let (near, far) = tokio::join!(near, listener.accept());
+        (near.unwrap(), far.unwrap().0)
+    }
+
+    #[tokio::test]
+    async fn a_direction_idle_after_a_bulk_transfer_keeps_no_burst_state() {
+        let (mut writer, src) = tcp_pair().await;
+        let (dst, mut reader) = tcp_pair().await;
+        let (src, dst) = (Stream::from(src), Stream::from(dst));
+        let delivered = AtomicUsize::new(0);
+        let spliced = AtomicBool::new(false);
+        let pump = pump(
+            &src,
+            &dst,
+            |n| {
+                delivered.fetch_add(n, Ordering::Relaxed);
+            },
+            || spliced.store(true, Ordering::Relaxed),
+        );
+        tokio::pin!(pump);
+        // Bulk, in chunks of two copy buffers, each read back before the next is sent.
+        let chunk = vec![7u8; 2 * COPY_BUF];
+        let mut back = vec![0u8; chunk.len()];
+        for _ in 0..8 {
+            let echoed = async {
+                writer.write_all(&chunk).await.unwrap();
+                reader.read_exact(&mut back).await.unwrap();
+            };
+            tokio::select! {
+                ended = &mut pump => panic!("the pump ended: {ended:?}"),
+                () = echoed => {}
+            }
+            assert_eq!(back, chunk);
+        }
+        assert!(
+            spliced.load(Ordering::Relaxed),
+            "the bulk went through a pipe"
+        );
+        // Idle now: the pump waits for its source.
+        let polled = std::future::poll_fn(|cx| std::task::Poll::Ready(pump.as_mut().poll(cx)));
+        assert!(polled.await.is_pending());
+        assert_eq!(delivered.load(Ordering::Relaxed), 8 * chunk.len());
+        assert_eq!(
+            LIVE_BURSTS.with(Cell::get),
+            0,
+            "a burst's state is kept while idle"
+        );
     }
 }
