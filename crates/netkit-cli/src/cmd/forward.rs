@@ -133,8 +133,8 @@ pub struct Args {
     #[arg(long, value_name = "round-robin|least-conn|hash", value_parser = parse::balance)]
     pub balance: Option<Balance>,
     /// Check every target actively: tcp (a connection is made) or http:/PATH (GET PATH
-    /// answers 2xx or 3xx); a target is down after --fall failures in a row, up again after
-    /// --rise passes.
+    /// answers 2xx or 3xx, its whole head received); a target is down after --fall failures in
+    /// a row, up again after --rise passes.
     #[arg(long, value_name = "tcp|http:/PATH", value_parser = parse::check)]
     pub check: Option<Check>,
     /// Time between two checks of a target; a check must pass within it [default: 2s].

@@ -959,3 +959,46 @@ fn forward_a_lost_syn_dropped_the_client_of_a_healthy_target() {
         "netkit served {served} of {CLIENTS}: {records:?}"
     );
 }
+
+/// Audit of the active checks: an HTTP check passed on the status line alone, so a target
+/// whose answer stops after `HTTP/1.1 200` and a field (a head that never ends: a hung
+/// application behind a live socket) was held up for ever; HAProxy's `option httpchk` judges
+/// the whole head and takes it down (`Layer7 timeout`). Now the check waits for the head's
+/// empty line within the interval, as HAProxy does.
+#[test]
+fn forward_http_check_passed_a_target_whose_response_head_never_ended() {
+    use crate::forward_pool::{http_tag, HaproxyPool, Upstream};
+    let good = Upstream::http("good", 200);
+    let stalled = Upstream::http_stalled("stal", 200);
+    let targets = format!("{},{}", good.target(), stalled.target());
+    let fw = Forwarder::start(&[
+        "forward",
+        "0",
+        &targets,
+        "--check",
+        "http:/health",
+        "--check-interval",
+        "300ms",
+        "--rise",
+        "2",
+        "--fall",
+        "1",
+    ]);
+    let about = format!("target {} of ", stalled.target());
+    let down = fw.wait_for(|l| l.contains(&about), 1).remove(0);
+    assert!(down.contains("is down: 1 check(s) failed"), "{down}");
+    assert!(
+        (0..4).all(|_| http_tag(fw.addr()) == "good"),
+        "the stalled target still serves"
+    );
+    let Some(haproxy) = Haproxy::available() else {
+        return;
+    };
+    let peer = HaproxyPool::start(
+        &haproxy,
+        &[&good, &stalled],
+        "  balance roundrobin\n  option httpchk GET /health\n",
+        "check inter 300 rise 2 fall 1",
+    );
+    peer.wait_states(&["UP", "DOWN"]);
+}
