@@ -137,7 +137,9 @@ pub struct Args {
     /// a row, up again after --rise passes.
     #[arg(long, value_name = "tcp|http:/PATH", value_parser = parse::check)]
     pub check: Option<Check>,
-    /// Time between two checks of a target; a check must pass within it [default: 2s].
+    /// Time between two checks of a target; a check must pass within it, connect included
+    /// (--connect-timeout is for clients' connects, as HAProxy's inter without timeout check)
+    /// [default: 2s].
     #[arg(long, value_name = "DUR", value_parser = parse::positive_duration)]
     pub check_interval: Option<Duration>,
     /// Passed checks in a row that bring a down target up [default: 2].

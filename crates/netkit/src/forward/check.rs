@@ -6,7 +6,8 @@
 //! HAProxy's `option httpchk` with `http-check expect status` left at its default; like
 //! HAProxy it waits for the whole response head (its empty line), so a target whose answer
 //! stops after the status line fails. A check that has not passed within the interval
-//! (connect and response together, as HAProxy without `timeout check`) has failed.
+//! (connect and response together, as HAProxy without `timeout check`; `--connect-timeout`
+//! is for clients' connects only) has failed.
 
 use std::fmt;
 use std::str::FromStr;
@@ -81,7 +82,6 @@ pub(super) fn start(targets: &[Arc<Target>], options: &Options) -> JoinSet<()> {
             check: check.clone(),
             host,
             interval: options.check_interval,
-            connect_timeout: options.connect_timeout.min(options.check_interval),
             limits: Thresholds {
                 rise: options.rise,
                 fall: options.fall,
@@ -99,7 +99,6 @@ struct Job {
     check: Check,
     host: String,
     interval: Duration,
-    connect_timeout: Duration,
     limits: Thresholds,
 }
 
@@ -108,7 +107,10 @@ impl Job {
         tokio::time::sleep(first).await;
         loop {
             let endpoint = &self.target.endpoint;
-            let probe = probe(endpoint, &self.check, &self.host, self.connect_timeout);
+            // The connect too has the whole interval, not --connect-timeout: HAProxy bounds a
+            // check's connect by `timeout connect` only beside `timeout check`, so a lost SYN
+            // retransmitted within the interval does not fail a check.
+            let probe = probe(endpoint, &self.check, &self.host, self.interval);
             let result = tokio::time::timeout(self.interval, probe)
                 .await
                 .unwrap_or_else(|_| Err(format!("no answer within {:?}", self.interval)));

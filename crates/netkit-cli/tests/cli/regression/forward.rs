@@ -4,6 +4,7 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
 use crate::forward_util::*;
@@ -1001,4 +1002,147 @@ fn forward_http_check_passed_a_target_whose_response_head_never_ended() {
         "check inter 300 rise 2 fall 1",
     );
     peer.wait_states(&["UP", "DOWN"]);
+}
+
+/// In `ns`: a listener on `addr` that accepts and closes, counting what it accepted.
+fn counting_listener(ns: &Netns, addr: &'static str) -> std::sync::Arc<AtomicUsize> {
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = std::sync::Arc::clone(&accepted);
+    ns.run_in(move || {
+        let listener = TcpListener::bind(addr).unwrap();
+        thread::spawn(move || {
+            for stream in listener.incoming().map_while(Result::ok) {
+                count.fetch_add(1, Ordering::SeqCst);
+                drop(stream);
+            }
+        });
+    })
+    .unwrap();
+    accepted
+}
+
+/// In `ns`, drops every other TCP SYN to 127.0.0.1:`port` (the first of each pair).
+fn drop_every_other_syn(ns: &Netns, port: &str) {
+    let rule = [
+        "-A",
+        "OUTPUT",
+        "-p",
+        "tcp",
+        "--syn",
+        "-d",
+        "127.0.0.1",
+        "--dport",
+        port,
+        "-m",
+        "statistic",
+        "--mode",
+        "nth",
+        "--every",
+        "2",
+        "--packet",
+        "0",
+        "-j",
+        "DROP",
+    ];
+    let status = ns.command("iptables").args(rule).status().unwrap();
+    assert!(status.success(), "iptables in the lab");
+}
+
+/// HAProxy's `show stat` line of server `s` of proxy `l`, as (column name, value) pairs.
+fn haproxy_server_stat(socket: &std::path::Path) -> Vec<(String, String)> {
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    stream.write_all(b"show stat\n").unwrap();
+    let mut csv = String::new();
+    stream.read_to_string(&mut csv).unwrap();
+    let mut lines = csv.lines();
+    let header = lines.next().unwrap().trim_start_matches("# ").to_string();
+    let row = lines.find(|l| l.starts_with("l,s,")).unwrap().to_string();
+    header
+        .split(',')
+        .map(String::from)
+        .zip(row.split(',').map(String::from))
+        .collect()
+}
+
+/// Audit of the active checks on a lossy link: a check's connect was bounded by
+/// `--connect-timeout` too, so with a client connect timeout shorter than the kernel's 1 s
+/// SYN retransmission one lost SYN failed the check and took a healthy target down (at once
+/// with `--fall 1`). HAProxy without `timeout check` gives a check's connect the whole `inter`
+/// (`timeout connect` bounds a check only beside `timeout check`): the retransmitted SYN
+/// gets through and the server stays UP. Here every other SYN to each target is dropped;
+/// netkit and HAProxy have the same settings (connect timeout 500 ms, checks every 1.5 s,
+/// fall 1), each its own target.
+#[test]
+fn forward_check_failed_on_one_lost_syn_when_the_connect_timeout_was_short() {
+    if !privileged("forward_check_failed_on_one_lost_syn_when_the_connect_timeout_was_short") {
+        return;
+    }
+    const CHECKS: usize = 3;
+    let ns = Netns::new("fwcheck");
+    ns.ip(&["link", "set", "lo", "up"]);
+    let ours = counting_listener(&ns, "127.0.0.1:9001");
+    let _theirs = counting_listener(&ns, "127.0.0.1:9002");
+    drop_every_other_syn(&ns, "9001");
+    drop_every_other_syn(&ns, "9002");
+    let dir = tempfile::tempdir().unwrap();
+    let stats = dir.path().join("stats.sock");
+    let haproxy = Haproxy::available().map(|_| {
+        let file = dir.path().join("haproxy.cfg");
+        let config = format!(
+            "global\n  stats socket {}\ndefaults\n  mode tcp\n  timeout connect 500ms\n  \
+             timeout client 10s\n  timeout server 10s\nlisten l\n  bind 127.0.0.1:7001\n  \
+             server s 127.0.0.1:9002 check inter 1500 rise 2 fall 1\n",
+            stats.display()
+        );
+        std::fs::write(&file, config).unwrap();
+        let mut cmd = ns.command("haproxy");
+        cmd.args(["-db", "-q", "-f"]).arg(&file);
+        crate::harness::Proc::spawn_quiet(cmd)
+    });
+    let mut cmd = ns.netkit();
+    cmd.args([
+        "forward",
+        "127.0.0.1:7000",
+        "127.0.0.1:9001",
+        "--connect-timeout",
+        "500ms",
+        "--check",
+        "tcp",
+        "--check-interval",
+        "1500ms",
+        "--fall",
+        "1",
+    ]);
+    let fw = Forwarder::spawn(cmd, 1);
+    let start = std::time::Instant::now();
+    while ours.load(Ordering::SeqCst) < CHECKS {
+        assert!(start.elapsed() < 3 * PATIENCE, "netkit made no checks");
+        thread::sleep(std::time::Duration::from_millis(50));
+    }
+    if haproxy.is_some() {
+        // HAProxy resets its check connections (they may never be accepted): its own stats
+        // say when a check passed through a retransmitted SYN (a check of 1 s or more).
+        loop {
+            let stat = haproxy_server_stat(&stats);
+            let field = |name: &str| stat.iter().find(|(k, _)| k == name).unwrap().1.clone();
+            let duration: u64 = field("check_duration").parse().unwrap_or(0);
+            if field("check_status").contains("L4OK") && duration >= 1000 {
+                assert_eq!(field("status"), "UP", "HAProxy: {stat:?}");
+                assert_eq!(field("chkfail"), "0", "HAProxy: {stat:?}");
+                break;
+            }
+            assert!(start.elapsed() < 3 * PATIENCE, "HAProxy: {stat:?}");
+            thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    let down: Vec<String> = fw
+        .stderr
+        .all()
+        .into_iter()
+        .filter(|l| l.contains(" is down"))
+        .collect();
+    assert!(
+        down.is_empty(),
+        "netkit took a healthy target down: {down:?}"
+    );
 }
