@@ -43,7 +43,8 @@ connection: time (RFC 3339, UTC), client, target, bytes each way, duration, how 
 one line when a target goes down or comes back up.
 Several targets: a connection tries them in the --balance order; when a connect fails it
 tries the next one (the client sees nothing of it) and the failed target is left alone for 1s,
-doubling up to 30s while it keeps failing (with --check only the checks bring it back). When
+doubling up to 30s while it keeps failing (with --check a connect that timed out leaves the
+verdict to the checks, and only the checks bring a target back). When
 every target is down, connections still try them all. After that first round, --retries more
 attempts (3 by default) go to the targets that timed out, so a lost SYN does not cost the
 client its connection; a client waits at most (targets + retries) x --connect-timeout. udp: rules with several targets spread

@@ -1004,16 +1004,22 @@ fn forward_http_check_passed_a_target_whose_response_head_never_ended() {
     peer.wait_states(&["UP", "DOWN"]);
 }
 
-/// In `ns`: a listener on `addr` that accepts and closes, counting what it accepted.
+/// In `ns`: a listener on `addr` that counts what it accepted and echoes each connection
+/// (what it reads until EOF, then closes).
 fn counting_listener(ns: &Netns, addr: &'static str) -> std::sync::Arc<AtomicUsize> {
     let accepted = std::sync::Arc::new(AtomicUsize::new(0));
     let count = std::sync::Arc::clone(&accepted);
     ns.run_in(move || {
         let listener = TcpListener::bind(addr).unwrap();
         thread::spawn(move || {
-            for stream in listener.incoming().map_while(Result::ok) {
+            for mut stream in listener.incoming().map_while(Result::ok) {
                 count.fetch_add(1, Ordering::SeqCst);
-                drop(stream);
+                thread::spawn(move || {
+                    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+                    let mut got = Vec::new();
+                    let _ = stream.read_to_end(&mut got);
+                    let _ = stream.write_all(&got);
+                });
             }
         });
     })
@@ -1145,4 +1151,126 @@ fn forward_check_failed_on_one_lost_syn_when_the_connect_timeout_was_short() {
         down.is_empty(),
         "netkit took a healthy target down: {down:?}"
     );
+}
+
+/// In `ns`, drops the next TCP SYN to 127.0.0.1:`port` only (an iptables quota of one
+/// 60-byte SYN).
+fn drop_next_syn(ns: &Netns, port: &str) {
+    let rule = [
+        "-I",
+        "OUTPUT",
+        "-p",
+        "tcp",
+        "--syn",
+        "-d",
+        "127.0.0.1",
+        "--dport",
+        port,
+        "-m",
+        "quota",
+        "--quota",
+        "60",
+        "-j",
+        "DROP",
+    ];
+    let status = ns.command("iptables").args(rule).status().unwrap();
+    assert!(status.success(), "iptables in the lab");
+}
+
+/// Waits until `count` reaches `want`.
+fn wait_count(count: &AtomicUsize, want: usize) {
+    let start = std::time::Instant::now();
+    while count.load(Ordering::SeqCst) < want {
+        assert!(start.elapsed() < PATIENCE, "{count:?} of {want}");
+        thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Audit of passive health beside active checks on a lossy link: with `--check`, one client
+/// connect that timed out (its SYN lost, the connect timeout shorter than the retransmission)
+/// took a healthy target down until `rise` checks passed: a `down` record, its traffic
+/// moved, where HAProxy (checks, `retries`, `redispatch`, no `observe`) keeps the server UP
+/// and only its checks decide. Now, with checks on, a connect that timed out leaves the
+/// verdict to the checks (a refusal, an answer, still takes the target down at once). Here the
+/// one SYN dropped is a client's, after the target's first check passed; checks are 10 s
+/// apart, so the next one comes long after the client was served by the other target.
+#[test]
+fn forward_checked_target_went_down_on_one_clients_lost_syn() {
+    if !privileged("forward_checked_target_went_down_on_one_clients_lost_syn") {
+        return;
+    }
+    let ns = Netns::new("fwpassive");
+    ns.ip(&["link", "set", "lo", "up"]);
+    // netkit's pair and HAProxy's: the first of each loses one SYN.
+    let (ours, _ours_b) = (
+        counting_listener(&ns, "127.0.0.1:9101"),
+        counting_listener(&ns, "127.0.0.1:9102"),
+    );
+    let _theirs = (
+        counting_listener(&ns, "127.0.0.1:9201"),
+        counting_listener(&ns, "127.0.0.1:9202"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let stats = dir.path().join("stats.sock");
+    let haproxy = Haproxy::available().map(|_| {
+        let file = dir.path().join("haproxy.cfg");
+        let config = format!(
+            "global\n  stats socket {}\ndefaults\n  mode tcp\n  timeout connect 500ms\n  \
+             timeout client 10s\n  timeout server 10s\n  retries 3\n  option redispatch\n\
+             listen l\n  bind 127.0.0.1:7001\n  balance roundrobin\n  \
+             server s 127.0.0.1:9201 check inter 10s rise 2 fall 1\n  \
+             server t 127.0.0.1:9202 check inter 10s rise 2 fall 1\n",
+            stats.display()
+        );
+        std::fs::write(&file, config).unwrap();
+        let mut cmd = ns.command("haproxy");
+        cmd.args(["-db", "-q", "-f"]).arg(&file);
+        crate::harness::Proc::spawn_quiet(cmd)
+    });
+    let mut cmd = ns.netkit();
+    cmd.args([
+        "forward",
+        "127.0.0.1:7000",
+        "127.0.0.1:9101,127.0.0.1:9102",
+        "--connect-timeout",
+        "500ms",
+        "--check",
+        "tcp",
+        "--check-interval",
+        "10s",
+        "--fall",
+        "1",
+    ]);
+    let fw = Forwarder::spawn(cmd, 1);
+    // The first target's first check has passed (netkit checks it at once).
+    wait_count(&ours, 1);
+    drop_next_syn(&ns, "9101");
+    // Round-robin: the first client goes to the first target, loses its SYN, and is served
+    // by the second.
+    assert_eq!(echoed_through(&ns, "127.0.0.1:7000", 1), 1);
+    let lines = fw.wait_for(|l| l.contains(" B, "), 1);
+    let all = fw.stderr.all();
+    let down: Vec<&String> = all.iter().filter(|l| l.contains(" is down")).collect();
+    assert!(
+        down.is_empty(),
+        "netkit took a healthy target down: {down:?} ({lines:?})"
+    );
+    if haproxy.is_some() {
+        // HAProxy spreads its first checks over the interval: wait for its first target's
+        // (its own stats say: it resets check connections, which may never be accepted).
+        let start = std::time::Instant::now();
+        while !haproxy_server_stat(&stats)
+            .iter()
+            .any(|(k, v)| k == "check_status" && v.contains("L4OK"))
+        {
+            assert!(start.elapsed() < PATIENCE, "HAProxy made no check");
+            thread::sleep(std::time::Duration::from_millis(20));
+        }
+        drop_next_syn(&ns, "9201");
+        assert_eq!(echoed_through(&ns, "127.0.0.1:7001", 1), 1, "HAProxy");
+        let stat = haproxy_server_stat(&stats);
+        let field = |name: &str| stat.iter().find(|(k, _)| k == name).unwrap().1.clone();
+        assert_eq!(field("status"), "UP", "HAProxy: {stat:?}");
+        assert_eq!(field("chkdown"), "0", "HAProxy: {stat:?}");
+    }
 }
