@@ -43,7 +43,8 @@ connection: time (RFC 3339, UTC), client, target, bytes each way, duration, how 
 one line when a target goes down or comes back up.
 Several targets: a connection tries them in the --balance order; when a connect fails it
 tries the next one (the client sees nothing of it) and the failed target is left alone for 1s,
-doubling up to 30s while it keeps failing (with --check only the checks bring it back). When
+doubling up to 30s while it keeps failing (with --check a connect that timed out leaves the
+verdict to the checks, and only the checks bring a target back). When
 every target is down, connections still try them all. After that first round, --retries more
 attempts (3 by default) go to the targets that timed out, so a lost SYN does not cost the
 client its connection; a client waits at most (targets + retries) x --connect-timeout. udp: rules with several targets spread
@@ -133,11 +134,13 @@ pub struct Args {
     #[arg(long, value_name = "round-robin|least-conn|hash", value_parser = parse::balance)]
     pub balance: Option<Balance>,
     /// Check every target actively: tcp (a connection is made) or http:/PATH (GET PATH
-    /// answers 2xx or 3xx); a target is down after --fall failures in a row, up again after
-    /// --rise passes.
+    /// answers 2xx or 3xx, its whole head received); a target is down after --fall failures in
+    /// a row, up again after --rise passes.
     #[arg(long, value_name = "tcp|http:/PATH", value_parser = parse::check)]
     pub check: Option<Check>,
-    /// Time between two checks of a target; a check must pass within it [default: 2s].
+    /// Time between two checks of a target; a check must pass within it, connect included
+    /// (--connect-timeout is for clients' connects, as HAProxy's inter without timeout check)
+    /// [default: 2s].
     #[arg(long, value_name = "DUR", value_parser = parse::positive_duration)]
     pub check_interval: Option<Duration>,
     /// Passed checks in a row that bring a down target up [default: 2].

@@ -22,6 +22,9 @@ enum Reply {
     TagThenEcho,
     /// `HTTP/1.1 STATUS` to the first request head, its tag as the body, then close.
     Http,
+    /// `HTTP/1.1 STATUS` and one field to the first request head, then nothing until the
+    /// client closes: a head that never ends.
+    HttpStalled,
 }
 
 /// An upstream on 127.0.0.1 that says who it is; stopped (its port closed: connects are
@@ -45,6 +48,13 @@ impl Upstream {
     /// An HTTP upstream answering `status` (changeable with [`Upstream::set_status`]).
     pub fn http(tag: &'static str, status: u16) -> Upstream {
         Upstream::start(tag, Reply::Http, status, "127.0.0.1:0".parse().unwrap())
+    }
+
+    /// An HTTP upstream whose answer stops after its status line and one field (the head
+    /// never ends), and which holds the connection until the client closes it.
+    pub fn http_stalled(tag: &'static str, status: u16) -> Upstream {
+        let at = "127.0.0.1:0".parse().unwrap();
+        Upstream::start(tag, Reply::HttpStalled, status, at)
     }
 
     fn start(tag: &'static str, reply: Reply, status: u16, at: SocketAddr) -> Upstream {
@@ -128,7 +138,7 @@ fn serve(mut stream: TcpStream, tag: &str, reply: Reply, status: u16) {
             }
             let _ = stream.shutdown(Shutdown::Write);
         }
-        Reply::Http => {
+        Reply::Http | Reply::HttpStalled => {
             let mut head = Vec::new();
             let mut buf = [0u8; 1024];
             while !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -136,6 +146,13 @@ fn serve(mut stream: TcpStream, tag: &str, reply: Reply, status: u16) {
                     Ok(0) | Err(_) => return,
                     Ok(n) => head.extend_from_slice(&buf[..n]),
                 }
+            }
+            if let Reply::HttpStalled = reply {
+                let _ = write!(stream, "HTTP/1.1 {status} X\r\nX-Tag: {tag}\r\n");
+                // Until the client closes (bounded: the read times out).
+                let _ = stream.set_read_timeout(Some(PATIENCE));
+                while let Ok(1..) = stream.read(&mut buf) {}
+                return;
             }
             let response = format!(
                 "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{tag}",

@@ -122,8 +122,7 @@ impl Backend {
                         .metrics
                         .connect_failures
                         .fetch_add(1, Ordering::Relaxed);
-                    // This machine short of descriptors or memory: not the target's failure.
-                    if !short_here(&err) {
+                    if !health_untouched(&err, checked) {
                         let why = reason(&err);
                         target.report(target.health.connect_failed(Instant::now(), &why));
                     }
@@ -158,6 +157,14 @@ impl Unreachable {
         let texts: Vec<String> = self.0.iter().map(ToString::to_string).collect();
         texts.join("; ")
     }
+}
+
+/// Whether a failed connect leaves the target's health as it is: this machine was short of
+/// descriptors or memory (not the target's failure), or, with active checks on, it timed out
+/// (maybe one lost SYN: the checks judge it, as HAProxy without `observe` leaves it to them;
+/// a refusal is an answer).
+fn health_untouched(err: &Error, checked: bool) -> bool {
+    short_here(err) || (checked && timed_out(err))
 }
 
 /// Whether a connect failed because this machine is short of file descriptors or memory

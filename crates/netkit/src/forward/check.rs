@@ -3,9 +3,11 @@
 //! the rule's `rise` and `fall`. A `tcp` check passes when a connection is made (then closed
 //! at once); an `http` check sends `GET PATH HTTP/1.1` (Host: the rule's `--http-host` value,
 //! else the target's `host:port`; `Connection: close`) and passes on a 2xx or 3xx status, as
-//! HAProxy's `option httpchk` with `http-check expect status` left at its default. A check
-//! that has not passed within the interval (connect and response together, as HAProxy without
-//! `timeout check`) has failed.
+//! HAProxy's `option httpchk` with `http-check expect status` left at its default; like
+//! HAProxy it waits for the whole response head (its empty line), so a target whose answer
+//! stops after the status line fails. A check that has not passed within the interval
+//! (connect and response together, as HAProxy without `timeout check`; `--connect-timeout`
+//! is for clients' connects only) has failed.
 
 use std::fmt;
 use std::str::FromStr;
@@ -17,6 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinSet;
 
 use super::health::Thresholds;
+use super::http::MAX_HEAD;
 use super::target::Target;
 use super::{HttpHost, Options};
 use crate::endpoint::Endpoint;
@@ -79,7 +82,6 @@ pub(super) fn start(targets: &[Arc<Target>], options: &Options) -> JoinSet<()> {
             check: check.clone(),
             host,
             interval: options.check_interval,
-            connect_timeout: options.connect_timeout.min(options.check_interval),
             limits: Thresholds {
                 rise: options.rise,
                 fall: options.fall,
@@ -97,7 +99,6 @@ struct Job {
     check: Check,
     host: String,
     interval: Duration,
-    connect_timeout: Duration,
     limits: Thresholds,
 }
 
@@ -106,7 +107,10 @@ impl Job {
         tokio::time::sleep(first).await;
         loop {
             let endpoint = &self.target.endpoint;
-            let probe = probe(endpoint, &self.check, &self.host, self.connect_timeout);
+            // The connect too has the whole interval, not --connect-timeout: HAProxy bounds a
+            // check's connect by `timeout connect` only beside `timeout check`, so a lost SYN
+            // retransmitted within the interval does not fail a check.
+            let probe = probe(endpoint, &self.check, &self.host, self.interval);
             let result = tokio::time::timeout(self.interval, probe)
                 .await
                 .unwrap_or_else(|_| Err(format!("no answer within {:?}", self.interval)));
@@ -152,25 +156,44 @@ pub(super) async fn probe(
         .write_all(request.as_bytes())
         .await
         .map_err(|e| describe_io(&e))?;
-    let status = status_line(&mut stream).await?;
+    let status = response_status(&mut stream).await?;
     match status {
         200..=399 => Ok(()),
         other => Err(format!("HTTP status {other}")),
     }
 }
 
-/// Reads the status line of a response and returns its code.
-async fn status_line(stream: &mut crate::endpoint::Stream) -> Result<u16, String> {
-    let mut head = Vec::with_capacity(128);
-    let mut buf = [0u8; 512];
-    while !head.contains(&b'\n') && head.len() < 1024 {
+/// Reads a response head to its empty line and returns its status code. HAProxy judges a
+/// check on the whole head too: a status line alone, or a head the target cuts short or never
+/// ends, is no answer. A first line that is no status line fails at once.
+async fn response_status(stream: &mut crate::endpoint::Stream) -> Result<u16, String> {
+    let mut head = Vec::with_capacity(256);
+    let mut buf = [0u8; 1024];
+    loop {
+        let status = head
+            .contains(&b'\n')
+            .then(|| parse_status(&head).ok_or_else(|| "not an HTTP response".to_string()))
+            .transpose()?;
+        if let Some(code) = status.filter(|_| head_ends(&head)) {
+            return Ok(code);
+        }
+        if head.len() > MAX_HEAD {
+            return Err("response head over 64 KiB".to_string());
+        }
         let n = stream.read(&mut buf).await.map_err(|e| describe_io(&e))?;
         if n == 0 {
-            break;
+            return Err(match status {
+                Some(_) => "response head cut short".to_string(),
+                None => "not an HTTP response".to_string(),
+            });
         }
         head.extend_from_slice(&buf[..n]);
     }
-    parse_status(&head).ok_or_else(|| "not an HTTP response".to_string())
+}
+
+/// Whether `head` holds the empty line that ends a head (CRLF or bare LF line ends).
+fn head_ends(head: &[u8]) -> bool {
+    head.windows(2).any(|w| w == b"\n\n") || head.windows(3).any(|w| w == b"\n\r\n")
 }
 
 /// The status code of `HTTP/1.x NNN ...`.
@@ -242,6 +265,12 @@ mod tests {
                 Err("HTTP status 503".to_string()),
             ),
             (b"garbage\n", Err("not an HTTP response".to_string())),
+            (b"HTTP/1.0 204\n\n", Ok(())),
+            (
+                b"HTTP/1.1 200 OK\r\nX: 1\r\n",
+                Err("response head cut short".to_string()),
+            ),
+            (b"HTTP/1.1 2", Err("not an HTTP response".to_string())),
         ] {
             let reply: &'static [u8] = Box::leak(reply.to_vec().into_boxed_slice());
             let target = http_server(reply).await;

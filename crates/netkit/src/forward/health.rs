@@ -11,7 +11,9 @@
 //!   every failure in a row up to [`BACKOFF_MAX`]. When that time is up one connection may try
 //!   it again (the time is re-armed as it does, so only one waits on a silent target); its
 //!   connect succeeding brings the target up. With active checks on, only the checks bring a
-//!   target back up (HAProxy's `observe layer4` with `on-error mark-down`).
+//!   target back up (HAProxy's `observe layer4` with `on-error mark-down`), and the backend
+//!   reports only connects that failed otherwise than by a timeout (a lost SYN is the checks'
+//!   to judge, as HAProxy without `observe` leaves it).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
