@@ -111,7 +111,7 @@ pub(super) enum Then {
     /// Its end of file came right after them; the bytes wait in the destination for the
     /// half-close or close that is to follow at once, and leave in one segment with its FIN.
     Eof,
-    /// Reading on failed (a reset after the bytes); the bytes were passed on first.
+    /// Reading on failed; the bytes were passed on first, the error is the caller's next.
     Failed(io::Error),
 }
 
