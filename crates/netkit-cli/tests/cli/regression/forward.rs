@@ -873,47 +873,8 @@ fn forward_a_lost_syn_dropped_the_client_of_a_healthy_target() {
     const CLIENTS: usize = 4;
     let ns = Netns::new("fwretry");
     ns.ip(&["link", "set", "lo", "up"]);
-    ns.run_in(|| {
-        let listener = TcpListener::bind(LOSSY_TARGET).unwrap();
-        thread::spawn(move || {
-            for stream in listener.incoming().map_while(Result::ok) {
-                thread::spawn(move || {
-                    let mut stream = stream;
-                    let mut buf = Vec::new();
-                    let _ = stream.read_to_end(&mut buf);
-                    let _ = stream.write_all(&buf);
-                });
-            }
-        });
-    })
-    .unwrap();
-    let drop_first_syn = [
-        "-A",
-        "OUTPUT",
-        "-p",
-        "tcp",
-        "--syn",
-        "-d",
-        "127.0.0.1",
-        "--dport",
-        "9000",
-        "-m",
-        "statistic",
-        "--mode",
-        "nth",
-        "--every",
-        "2",
-        "--packet",
-        "1",
-        "-j",
-        "DROP",
-    ];
-    let status = ns
-        .command("iptables")
-        .args(drop_first_syn)
-        .status()
-        .unwrap();
-    assert!(status.success(), "iptables in the lab");
+    counting_listener(&ns, LOSSY_TARGET);
+    drop_every_other_syn(&ns, "9000", "1");
     if Haproxy::available().is_some() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("haproxy.cfg");
@@ -1027,8 +988,10 @@ fn counting_listener(ns: &Netns, addr: &'static str) -> std::sync::Arc<AtomicUsi
     accepted
 }
 
-/// In `ns`, drops every other TCP SYN to 127.0.0.1:`port` (the first of each pair).
-fn drop_every_other_syn(ns: &Netns, port: &str) {
+/// In `ns`, drops every other TCP SYN to 127.0.0.1:`port`: the first of each pair when
+/// `packet` is "1", the second when it is "0" (the initial counter of iptables' `statistic
+/// --mode nth --every 2`, which matches when the counter wraps to 0).
+fn drop_every_other_syn(ns: &Netns, port: &str, packet: &str) {
     let rule = [
         "-A",
         "OUTPUT",
@@ -1046,7 +1009,7 @@ fn drop_every_other_syn(ns: &Netns, port: &str) {
         "--every",
         "2",
         "--packet",
-        "0",
+        packet,
         "-j",
         "DROP",
     ];
@@ -1088,8 +1051,8 @@ fn forward_check_failed_on_one_lost_syn_when_the_connect_timeout_was_short() {
     ns.ip(&["link", "set", "lo", "up"]);
     let ours = counting_listener(&ns, "127.0.0.1:9001");
     let _theirs = counting_listener(&ns, "127.0.0.1:9002");
-    drop_every_other_syn(&ns, "9001");
-    drop_every_other_syn(&ns, "9002");
+    drop_every_other_syn(&ns, "9001", "0");
+    drop_every_other_syn(&ns, "9002", "0");
     let dir = tempfile::tempdir().unwrap();
     let stats = dir.path().join("stats.sock");
     let haproxy = Haproxy::available().map(|_| {
