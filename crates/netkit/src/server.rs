@@ -95,7 +95,8 @@ pub async fn serve<L, H, F>(
     H: FnMut(L::Conn, Cancel) -> F,
     F: Future<Output = ()> + Send + 'static,
 {
-    serve_limited(listener, shutdown, limit(max_conns), handler, stop).await;
+    let ends = Ends::as_stop_says(stop);
+    serve_limited(listener, shutdown, Some(limit(max_conns)), handler, ends).await;
 }
 
 /// The bound on connections served at once of [`serve_limited`]: `max_conns` (at least one).
@@ -103,18 +104,43 @@ pub fn limit(max_conns: usize) -> Arc<Semaphore> {
     Arc::new(Semaphore::new(max_conns.clamp(1, Semaphore::MAX_PERMITS)))
 }
 
-/// [`serve`], with connections counted against `limit`, which other accept loops may share
-/// (the loops of one listening socket on several threads share its bound).
-pub async fn serve_limited<L, H, F>(
+/// How the open connections of [`serve_limited`] end once it stops accepting: as `stop` says,
+/// or cancelled as soon as `cut` completes, whichever comes first (`cut` is awaited only
+/// then: a forwarder whose drain deadline runs from the moment it began to stop, which may
+/// come long after an accept loop of a rule replaced by a reload stopped accepting).
+#[derive(Debug)]
+pub struct Ends<C> {
+    /// Drain (for at most how long) or abort.
+    pub stop: Stop,
+    /// Cancels the connections still open when it completes ([`std::future::pending`]: only
+    /// `stop` decides).
+    pub cut: C,
+}
+
+impl Ends<std::future::Pending<()>> {
+    /// Only `stop` decides.
+    pub fn as_stop_says(stop: Stop) -> Self {
+        Ends {
+            stop,
+            cut: std::future::pending(),
+        }
+    }
+}
+
+/// [`serve`], with connections counted against `limit` (none: no bound), which other accept
+/// loops may share (the loops of one listening socket on several threads share its bound),
+/// and the open connections ended as `ends` says.
+pub async fn serve_limited<L, H, F, C>(
     listener: L,
     shutdown: impl Future,
-    limit: Arc<Semaphore>,
+    limit: Option<Arc<Semaphore>>,
     mut handler: H,
-    stop: Stop,
+    ends: Ends<C>,
 ) where
     L: Accept,
     H: FnMut(L::Conn, Cancel) -> F,
     F: Future<Output = ()> + Send + 'static,
+    C: Future,
 {
     let (cancel, cancelled) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -125,7 +151,7 @@ pub async fn serve_limited<L, H, F>(
         tokio::select! {
             biased;
             _ = &mut shutdown => break,
-            (permit, conn) = next(&listener, &limit, &mut backoff, &name) => {
+            (permit, conn) = next(&listener, limit.as_ref(), &mut backoff, &name) => {
                 let task = handler(conn, Cancel(cancelled.clone()));
                 tasks.spawn(async move {
                     task.await;
@@ -136,7 +162,7 @@ pub async fn serve_limited<L, H, F>(
         reap(&mut tasks);
     }
     drop(listener);
-    finish(tasks, stop, &cancel, &name).await;
+    finish(tasks, ends, &cancel, &name).await;
 }
 
 /// Hands events from the connection tasks to the serving task ([`serve_reporting`]).
@@ -209,17 +235,21 @@ pub(crate) async fn deliver<E>(
     result
 }
 
-/// Waits for a free connection slot, then for a connection, pausing after failures.
+/// Waits for a free connection slot (when there is a bound), then for a connection, pausing
+/// after failures.
 async fn next<L: Accept>(
     listener: &L,
-    limit: &Arc<Semaphore>,
+    limit: Option<&Arc<Semaphore>>,
     backoff: &mut Backoff,
     name: &str,
-) -> (OwnedSemaphorePermit, L::Conn) {
-    let permit = match limit.clone().acquire_owned().await {
-        Ok(permit) => permit,
-        // The semaphore is never closed; should it be, nothing more is accepted.
-        Err(_) => std::future::pending().await,
+) -> (Option<OwnedSemaphorePermit>, L::Conn) {
+    let permit = match limit {
+        Some(limit) => match limit.clone().acquire_owned().await {
+            Ok(permit) => Some(permit),
+            // The semaphore is never closed; should it be, nothing more is accepted.
+            Err(_) => std::future::pending().await,
+        },
+        None => None,
     };
     loop {
         match listener.accept().await {
@@ -246,22 +276,28 @@ fn reap(tasks: &mut JoinSet<()>) {
     }
 }
 
-/// Ends the open connections as `stop` says.
-async fn finish(mut tasks: JoinSet<()>, stop: Stop, cancel: &watch::Sender<bool>, name: &str) {
-    let deadline = match stop {
+/// Ends the open connections as `ends` says.
+async fn finish<C: Future>(
+    mut tasks: JoinSet<()>,
+    ends: Ends<C>,
+    cancel: &watch::Sender<bool>,
+    name: &str,
+) {
+    let deadline = match ends.stop {
         Stop::Abort => return tasks.shutdown().await,
         Stop::Drain(deadline) => deadline,
     };
-    let drained = tokio::time::timeout(deadline, join_all(&mut tasks)).await;
-    if drained.is_err() {
-        tracing::warn!(
+    tokio::select! {
+        () = join_all(&mut tasks) => return,
+        () = tokio::time::sleep(deadline) => tracing::warn!(
             "{name}: drain timeout ({}) reached: closing {} open connection(s)",
             humantime::format_duration(deadline),
             tasks.len()
-        );
-        let _ = cancel.send(true);
-        join_all(&mut tasks).await;
+        ),
+        _ = ends.cut => {}
     }
+    let _ = cancel.send(true);
+    join_all(&mut tasks).await;
 }
 
 async fn join_all(tasks: &mut JoinSet<()>) {

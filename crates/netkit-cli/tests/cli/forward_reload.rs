@@ -260,3 +260,52 @@ fn forward_reload_keeps_an_unchanged_udp_rule_and_drains_a_changed_one_onto_the_
     let (code, _, stderr) = fw.stop("TERM");
     assert_eq!(code, 0, "{stderr}");
 }
+
+#[test]
+fn forward_stop_closes_at_the_drain_timeout_the_connections_of_rules_a_reload_removed_too() {
+    let a = Upstream::tagged("aaaa");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rules.toml");
+    let rules = |listen: &str| {
+        let text = format!(
+            "[[rule]]\nlisten = \"{listen}\"\ntarget = \"{}\"\ndrain_timeout = \"1s\"\n",
+            a.target()
+        );
+        std::fs::write(&file, text).unwrap();
+    };
+    rules("127.0.0.1:0");
+    let mut cmd = netkit();
+    cmd.args(["forward", "--config"]).arg(&file);
+    let fw = Forwarder::spawn(cmd, 1);
+    let (mut removed, _) = open(fw.addr());
+    // The rule is replaced by one on another socket: its connection goes on, its accept loop
+    // has stopped.
+    rules("[::1]:0");
+    let line = reload(&fw, 1);
+    assert!(line.contains("stopped listening on"), "{line}");
+    let kept: SocketAddr = fw.wait_for(|l| l.starts_with("listening on "), 2)[1]
+        .strip_prefix("listening on ")
+        .unwrap()
+        .split(" -> ")
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (mut current, _) = open(kept);
+    assert!(echoes(&mut removed, b"old"), "the open connection was cut");
+    assert!(
+        echoes(&mut current, b"new"),
+        "the new rule does not forward"
+    );
+    // Both stay open past the drain timeout: the one of the removed rule is closed too.
+    fw.signal("TERM");
+    let closed = fw.wait_for(|l| l.contains("drain-timeout"), 2);
+    assert_eq!(closed.len(), 2, "{closed:?}");
+    for stream in [&mut removed, &mut current] {
+        let mut rest = Vec::new();
+        let _ = stream.read_to_end(&mut rest);
+        assert!(rest.is_empty(), "{rest:?}");
+    }
+    let (code, _, stderr) = fw.stop("TERM");
+    assert_eq!(code, 0, "{stderr}");
+}

@@ -27,14 +27,14 @@ use super::activation::Activation;
 use super::backend::Backend;
 use super::event::Events;
 use super::metrics::Registry;
-use super::server::{limit_of, serve_backend, Closing};
+use super::server::{limit_of, serve_backend};
 use super::spread::Spread;
 use super::workers::Workers;
 use super::{udp, Event, Rule};
 use crate::endpoint::{Endpoint, Peer, Stream};
 use crate::error::Error;
 use crate::report::forward::ReloadRecord;
-use crate::server::{Accept, Stop};
+use crate::server::{Accept, Ends, Stop};
 
 /// A listening socket shared by the generations that serve it, with its lanes (a descriptor
 /// per worker thread, [`Spread`]).
@@ -154,7 +154,7 @@ pub struct Supervisor {
 }
 
 /// The drain deadline of a generation's accept loop: none (its connections end on their own,
-/// or by the forwarder's drain deadline once it stops, [`Closing`]).
+/// or by the forwarder's drain deadline once it stops, [`drain_after`]).
 const NO_DEADLINE: Duration = Duration::MAX;
 
 impl Supervisor {
@@ -400,14 +400,17 @@ impl Supervisor {
                     shared: listener.clone(),
                     lane,
                 };
+                let ends = Ends {
+                    stop: Stop::Drain(NO_DEADLINE),
+                    cut: drain_after(self.stopping.subscribe(), options.drain_timeout),
+                };
                 let serve = serve_backend(
                     local,
                     Arc::clone(&backend),
                     stopped_when_dropped(stopped.clone()),
-                    Stop::Drain(NO_DEADLINE),
+                    ends,
                     self.events.clone(),
-                    Closing::after(self.stopping.subscribe()),
-                    Arc::clone(&limit),
+                    limit.clone(),
                 );
                 self.tasks.spawn_on(serve, &on.handle);
             }
@@ -498,6 +501,17 @@ fn start_workers() -> Option<Workers> {
 }
 
 /// Completes when the sender of `stop` is dropped (the slot is gone).
+/// Completes `drain` after the forwarder began to stop (`stopping` turned true): then every
+/// connection still open is closed, whichever generation it belongs to. An accept loop awaits
+/// it once it stops accepting ([`Ends::cut`]), so its connections wait on the loop's own
+/// cancel alone.
+async fn drain_after(mut stopping: watch::Receiver<bool>, drain: Duration) {
+    if stopping.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+    tokio::time::sleep(drain).await;
+}
+
 async fn stopped_when_dropped(mut stop: watch::Receiver<()>) {
     while stop.changed().await.is_ok() {}
 }

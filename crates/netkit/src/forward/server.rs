@@ -10,16 +10,15 @@
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::sync::{oneshot, watch, Semaphore};
+use tokio::sync::{oneshot, Semaphore};
 
 use super::backend::Backend;
 use super::event::{Event, Events};
 use super::metrics::Registry;
 use super::{conn, Rule};
 use crate::endpoint::{Listener, Peer, Stream};
-use crate::server::{self, Accept, Cancel, Stop};
+use crate::server::{self, Accept, Cancel, Ends, Stop};
 
 /// Serves `rule` on `listener` until `shutdown` completes, then waits for every connection to
 /// end, closing those still open after the drain timeout. Every [`Event`] goes to `on_event`;
@@ -52,16 +51,14 @@ where
                 _ = sink_failed => {}
             }
         };
-        let drain = Stop::Drain(backend.rule.options.drain_timeout);
-        let closing = Closing::never();
+        let ends = Ends::as_stop_says(Stop::Drain(backend.rule.options.drain_timeout));
         let limit = limit_of(&backend.rule);
         serve_backend(
             listener,
             Arc::clone(&backend),
             stopping,
-            drain,
+            ends,
             events,
-            closing,
             limit,
         )
         .await;
@@ -70,72 +67,35 @@ where
     tokio::join!(serving, server::deliver(incoming, failed, on_event)).1
 }
 
-/// When every connection of the forwarder is to be closed: the drain deadline after the
-/// forwarder began to stop ([`Closing::never`] when the accept loop's own drain deadline
-/// decides).
-#[derive(Debug, Clone)]
-pub(super) struct Closing(Option<watch::Receiver<bool>>);
-
-impl Closing {
-    /// Never: the accept loop's [`Stop`] closes the connections.
-    pub fn never() -> Closing {
-        Closing(None)
-    }
-
-    /// `drain` after `stopping` turns true.
-    pub fn after(stopping: watch::Receiver<bool>) -> Closing {
-        Closing(Some(stopping))
-    }
-
-    async fn wait(self, drain: Duration) {
-        match self.0 {
-            Some(mut stopping) => {
-                if stopping.wait_for(|stop| *stop).await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-                // Boxed: only a stopping forwarder needs the timer, and in place it was a
-                // third of what every open connection keeps for its abort.
-                Box::pin(tokio::time::sleep(drain)).await;
-            }
-            None => std::future::pending().await,
-        }
-    }
-}
-
 /// The bound on the connections of `rule` served at once (`--max-conns`), shared by the
-/// accept loops of one listening socket.
-pub(super) fn limit_of(rule: &Rule) -> Arc<Semaphore> {
-    server::limit(rule.options.max_conns.unwrap_or(usize::MAX))
+/// accept loops of one listening socket; none without `--max-conns` (then no loop counts its
+/// connections against a semaphore the loops of the other threads share).
+pub(super) fn limit_of(rule: &Rule) -> Option<Arc<Semaphore>> {
+    rule.options.max_conns.map(server::limit)
 }
 
 /// Serves `backend` on `listener` until `shutdown` completes, then ends the open connections
-/// as `stop` says (or when `closing` says); the records go to `events`; at most `limit`
-/// connections at once ([`limit_of`], shared with the other loops of the socket).
-pub(super) async fn serve_backend<L>(
+/// as `ends` says; the records go to `events`; at most `limit` connections at once
+/// ([`limit_of`], shared with the other loops of the socket).
+pub(super) async fn serve_backend<L, C>(
     listener: L,
     backend: Arc<Backend>,
     shutdown: impl Future,
-    stop: Stop,
+    ends: Ends<C>,
     events: Events,
-    closing: Closing,
-    limit: Arc<Semaphore>,
+    limit: Option<Arc<Semaphore>>,
 ) where
     L: Accept<Conn = (Stream, Peer)>,
+    C: Future,
 {
     let records = events.wants_conn_records();
     let handler = move |(client, peer): (Stream, Peer), cancel: Cancel| {
-        let (backend, closing) = (backend.clone(), closing.clone());
+        let backend = backend.clone();
         let events = records.then(|| events.clone());
-        let drain = backend.rule.options.drain_timeout;
         // The connection's state in boxes, taken once: an async block awaiting an async fn
         // called with its captures would keep them twice (rust-lang/rust#62958), and an open
         // connection keeps its state for as long as it lives.
-        let abort = Box::pin(async move {
-            tokio::select! {
-                () = cancel.cancelled() => {}
-                () = closing.wait(drain) => {}
-            }
-        });
+        let abort = Box::pin(cancel.cancelled());
         let conn =
             Box::pin(async move { conn::handle(client, peer, &backend, abort, records).await });
         async move {
@@ -145,7 +105,7 @@ pub(super) async fn serve_backend<L>(
             }
         }
     };
-    server::serve_limited(listener, shutdown, limit, handler, stop).await;
+    server::serve_limited(listener, shutdown, limit, handler, ends).await;
 }
 
 #[cfg(test)]
@@ -219,16 +179,9 @@ mod tests {
         let label = listener.local_addr();
         let backend = Arc::new(Backend::new(rule, &label, &registry, &events, None));
         let (stop, stopped) = oneshot::channel::<()>();
-        let drain = Stop::Drain(Duration::from_secs(10));
-        let serving = serve_backend(
-            listener,
-            Arc::clone(&backend),
-            stopped,
-            drain,
-            events,
-            Closing::never(),
-            limit_of(&backend.rule),
-        );
+        let ends = Ends::as_stop_says(Stop::Drain(Duration::from_secs(10)));
+        let limit = limit_of(&backend.rule);
+        let serving = serve_backend(listener, Arc::clone(&backend), stopped, ends, events, limit);
         let server = tokio::spawn(serving);
         for _ in 0..3 {
             assert_eq!(round_trip(addr).await, b"ping");
