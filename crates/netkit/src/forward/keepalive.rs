@@ -91,15 +91,14 @@ impl Keepalive {
     }
 
     /// Turns keepalive on for the target leg `stream` once the connection has lived
-    /// [`TARGET_LEG_AFTER`] (never when off), then waits for ever. The four system calls are
-    /// for connections that can go idle long enough for a probe: a request and its answer on a
-    /// connection of its own are over long before, and never pay them (HAProxy's connection
-    /// rate on one core is within a few per cent of netkit's, and these were a tenth of the
-    /// system calls of such a connection). The first probe comes at most that much later than
-    /// the idle time says. Only the timer's box is kept meanwhile; an idle connection keeps
-    /// nothing of it afterwards.
+    /// [`TARGET_LEG_AFTER`] (never when off, nor on a leg that is not TCP), then waits for
+    /// ever. The four system calls are for connections that can go idle long enough for a
+    /// probe: a request and its answer on a connection of their own are over long before and
+    /// never pay them (they were a fifth of such a connection's system calls). The first probe
+    /// comes at most that much later than the idle time says. Only the timer's box is kept
+    /// meanwhile, and freed when it fires.
     pub(super) async fn apply_later(self, stream: &Stream) -> Infallible {
-        if self.timers().is_some() {
+        if self.timers().is_some() && matches!(stream, Stream::Tcp(_)) {
             Box::pin(tokio::time::sleep(TARGET_LEG_AFTER)).await;
             if let Err(err) = self.apply(stream) {
                 let why = crate::error::describe_io(&err);
@@ -174,6 +173,30 @@ mod tests {
         assert_eq!(timers("10s"), Some((s(10), s(3), 4)));
         assert_eq!(timers("off"), None);
         assert_eq!(Keepalive::default().timers(), Some((s(60), s(15), 4)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_target_leg_gets_keepalive_only_once_the_connection_has_lived_a_second() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let tcp = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let stream = Stream::Tcp(tcp);
+        let keepalive = "10s".parse::<Keepalive>().unwrap();
+        let on = |stream: &Stream| {
+            let Stream::Tcp(tcp) = stream else {
+                unreachable!()
+            };
+            SockRef::from(tcp).keepalive().unwrap()
+        };
+        let later = keepalive.apply_later(&stream);
+        tokio::pin!(later);
+        let early = TARGET_LEG_AFTER - Duration::from_millis(1);
+        assert!(tokio::time::timeout(early, &mut later).await.is_err());
+        assert!(!on(&stream), "set before the connection lived a second");
+        let rest = Duration::from_millis(2);
+        assert!(tokio::time::timeout(rest, &mut later).await.is_err());
+        assert!(on(&stream), "not set after a second");
     }
 
     #[tokio::test]
