@@ -89,23 +89,33 @@ pub(super) async fn serve_backend<L, C>(
     C: Future,
 {
     let records = events.wants_conn_records();
+    let lane = Arc::new(Lane {
+        backend,
+        events: records.then_some(events),
+    });
     let handler = move |(client, peer): (Stream, Peer), cancel: Cancel| {
-        let backend = backend.clone();
-        let events = records.then(|| events.clone());
+        let lane = Arc::clone(&lane);
         // The connection's state in boxes, taken once: an async block awaiting an async fn
         // called with its captures would keep them twice (rust-lang/rust#62958), and an open
         // connection keeps its state for as long as it lives.
         let abort = Box::pin(cancel.cancelled());
-        let conn =
-            Box::pin(async move { conn::handle(client, peer, &backend, abort, records).await });
-        async move {
-            let record = conn.await;
-            if let (Some(events), Some(record)) = (events, record) {
+        Box::pin(async move {
+            let record = conn::handle(client, peer, &lane.backend, abort, records).await;
+            if let (Some(events), Some(record)) = (&lane.events, record) {
                 events.send(Event::Conn(record));
             }
-        }
+        })
     };
     server::serve_limited(listener, shutdown, limit, handler, ends).await;
+}
+
+/// What the connections of one accept loop share, behind a count of the loop's own: cloning
+/// the backend's or the event channel's for each connection would move their counts, which
+/// the loops of every thread share, between cores twice per connection.
+struct Lane {
+    backend: Arc<Backend>,
+    /// Where the connections' records go (none when nobody wants them).
+    events: Option<Events>,
 }
 
 #[cfg(test)]
