@@ -160,6 +160,37 @@ async fn drain_cancels_what_is_still_open_at_the_deadline() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_cut_cancels_the_open_connections_only_once_accepting_stopped() {
+    let (listener, addr) = loopback().await;
+    let seen = Arc::new(Seen::default());
+    let (cut, cut_now) = oneshot::channel::<()>();
+    let ends = Ends {
+        stop: Stop::Drain(Duration::MAX),
+        cut: cut_now,
+    };
+    let (shutdown, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(serve_limited(
+        listener,
+        stopped,
+        None,
+        reader(&seen, true),
+        ends,
+    ));
+    let _idle = [
+        TcpStream::connect(addr).await.unwrap(),
+        TcpStream::connect(addr).await.unwrap(),
+    ];
+    settle().await;
+    cut.send(()).unwrap();
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert!(!server.is_finished());
+    assert_eq!(seen.get(), (2, 0, 0), "cancelled while still accepting");
+    shutdown.send(()).unwrap();
+    server.await.unwrap();
+    assert_eq!(seen.get(), (2, 2, 2), "both cancelled by the cut");
+}
+
+#[tokio::test(start_paused = true)]
 async fn abort_ends_connections_at_once() {
     let (listener, addr) = loopback().await;
     let seen = Arc::new(Seen::default());
