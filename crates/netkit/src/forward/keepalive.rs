@@ -11,7 +11,6 @@
 //! idle timeouts of common NATs and cloud load balancers (4-10 min) and costs one small
 //! packet a minute on a quiet connection.
 
-use std::convert::Infallible;
 use std::io;
 use std::str::FromStr;
 use std::time::Duration;
@@ -27,9 +26,6 @@ pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(60);
 pub const KEEPALIVE_PROBES: u32 = 4;
 /// The longest idle time the kernel takes (`TCP_KEEPIDLE` is at most 32767 s).
 pub const MAX_KEEPALIVE: Duration = Duration::from_secs(32767);
-/// How long a connection lives before its target leg gets keepalive (the client leg has it
-/// from the listener at once): a connection over sooner never pays its system calls.
-pub const TARGET_LEG_AFTER: Duration = Duration::from_secs(1);
 
 /// TCP keepalive of a rule's connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,24 +84,6 @@ impl Keepalive {
             Stream::Tcp(tcp) => self.set(SockRef::from(tcp)),
             _ => Ok(()),
         }
-    }
-
-    /// Turns keepalive on for the target leg `stream` once the connection has lived
-    /// [`TARGET_LEG_AFTER`] (never when off, nor on a leg that is not TCP), then waits for
-    /// ever. The four system calls are for connections that can go idle long enough for a
-    /// probe: a request and its answer on a connection of their own are over long before and
-    /// never pay them (they were a fifth of such a connection's system calls). The first probe
-    /// comes at most that much later than the idle time says. Only the timer's box is kept
-    /// meanwhile, and freed when it fires.
-    pub(super) async fn apply_later(self, stream: &Stream) -> Infallible {
-        if self.timers().is_some() && matches!(stream, Stream::Tcp(_)) {
-            Box::pin(tokio::time::sleep(TARGET_LEG_AFTER)).await;
-            if let Err(err) = self.apply(stream) {
-                let why = crate::error::describe_io(&err);
-                tracing::debug!("keepalive on the target leg: {why}");
-            }
-        }
-        std::future::pending().await
     }
 
     /// Turns keepalive on (or off) for a TCP listener, whose connections inherit it (Linux
@@ -173,30 +151,6 @@ mod tests {
         assert_eq!(timers("10s"), Some((s(10), s(3), 4)));
         assert_eq!(timers("off"), None);
         assert_eq!(Keepalive::default().timers(), Some((s(60), s(15), 4)));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_target_leg_gets_keepalive_only_once_the_connection_has_lived_a_second() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let tcp = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let stream = Stream::Tcp(tcp);
-        let keepalive = "10s".parse::<Keepalive>().unwrap();
-        let on = |stream: &Stream| {
-            let Stream::Tcp(tcp) = stream else {
-                unreachable!()
-            };
-            SockRef::from(tcp).keepalive().unwrap()
-        };
-        let later = keepalive.apply_later(&stream);
-        tokio::pin!(later);
-        let early = TARGET_LEG_AFTER - Duration::from_millis(1);
-        assert!(tokio::time::timeout(early, &mut later).await.is_err());
-        assert!(!on(&stream), "set before the connection lived a second");
-        let rest = Duration::from_millis(2);
-        assert!(tokio::time::timeout(rest, &mut later).await.is_err());
-        assert!(on(&stream), "not set after a second");
     }
 
     #[tokio::test]

@@ -56,7 +56,10 @@ async fn relay(
     abort: impl Future<Output = ()>,
 ) -> Outcome {
     // The client leg has it from its listener (`Keepalive::apply_to_listener`).
-    let keepalive = rule.options.keepalive.apply_later(upstream);
+    if let Err(err) = rule.options.keepalive.apply(upstream) {
+        let why = crate::error::describe_io(&err);
+        tracing::debug!("keepalive on the target leg: {why}");
+    }
     let stats = Stats::new(rule.options.idle_timeout.is_some());
     let both = async {
         match &rule.options.http_host {
@@ -80,7 +83,6 @@ async fn relay(
     let (close, error) = tokio::select! {
         result = both => result.unwrap_or_else(|fault| pass_on(client, upstream, &fault)),
         () = idle => (Close::IdleTimeout, None),
-        never = keepalive => match never {},
         () = abort => (Close::DrainTimeout, None),
     };
     let path = stats.path();
