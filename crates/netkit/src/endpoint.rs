@@ -9,6 +9,7 @@ pub mod exec;
 pub mod happy_eyeballs;
 mod io;
 mod parked;
+mod unix_connect;
 mod unix_path;
 
 use std::fmt;
@@ -21,6 +22,7 @@ use crate::target::is_host_name;
 
 pub use io::{plain_peer, Listener, Peer, Stream};
 pub use parked::{Detached, Parked};
+pub(crate) use unix_connect::AcceptQueueFull;
 
 /// An endpoint failed to parse: `input: why`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

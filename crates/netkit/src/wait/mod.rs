@@ -226,11 +226,13 @@ struct Watch {
 impl Watch {
     /// Sends every attempt's finding; stops once ready or when nobody listens any more. A
     /// connect that timed out gets a longer bound next time; with `invert` every connect gets
-    /// the longest, and only a timeout that had all of it means gone.
+    /// the longest (but a Unix socket's), and only a timeout that had all of it means gone; a
+    /// Unix server with a full accept queue is neither ready nor gone.
     async fn run(self, found: mpsc::UnboundedSender<Found>) {
         let started = Instant::now();
         let mut delay = self.backoff.interval;
-        let mut bound = if self.invert {
+        // A Unix socket is never silent: the long bound is for hosts that may be.
+        let mut bound = if self.invert && !self.target.is_unix() {
             backoff::LONGEST_CONNECT
         } else {
             self.backoff.connect_bound()
@@ -245,6 +247,8 @@ impl Watch {
                 Finding::ConnectTimedOut if self.invert => {
                     left.is_none_or(|left| left >= backoff::LONGEST_CONNECT)
                 }
+                // A live server, too busy to accept: neither ready nor gone.
+                Finding::QueueFull => false,
                 _ => finding.is_up() != self.invert,
             };
             if finding == Finding::ConnectTimedOut {

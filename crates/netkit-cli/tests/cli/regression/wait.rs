@@ -139,3 +139,36 @@ fn invert_took_a_lost_syn_for_the_server_gone() {
     assert_eq!(code, 1, "{stderr}");
     assert!(!stderr.contains("is gone"), "{stderr}");
 }
+
+/// `--invert` took a live Unix server whose accept queue was full (a non-blocking connect
+/// answers EAGAIN) for a server gone, and said so at once; `ncat -U -z` finds it there (exit 0,
+/// as it finds a stale socket file gone: exit 1). A full queue is now "not gone yet".
+#[test]
+fn invert_took_a_busy_unix_server_for_gone() {
+    use crate::regression::echo::{full_unix_server, run_bounded, still_reaches};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("busy.sock");
+    let (server, _queued) = full_unix_server(&path);
+    match std::process::Command::new("ncat")
+        .args(["-U", "-z"])
+        .arg(&path)
+        .output()
+    {
+        Ok(peer) => assert_eq!(peer.status.code(), Some(0), "ncat -U -z: {peer:?}"),
+        Err(err) => crate::harness::skip("wait invert busy unix: ncat", &err.to_string()),
+    }
+    let target = format!("unix:{}", path.display());
+    let (code, stdout, stderr) = run_bounded(&[
+        "wait",
+        &target,
+        "--invert",
+        "--timeout",
+        "1500ms",
+        "--interval",
+        "50ms",
+    ]);
+    assert_eq!(code, 1, "stdout {stdout:?} stderr {stderr:?}");
+    assert!(!stderr.contains("is gone"), "{stderr}");
+    assert!(stderr.contains("accept queue full"), "{stderr}");
+    still_reaches(&server, &path);
+}
