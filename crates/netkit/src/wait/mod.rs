@@ -7,11 +7,12 @@
 //! - [`target`]: what can be waited for, parsed without I/O.
 //! - [`backoff`]: when attempts repeat. [`status`]: accepted HTTP status codes.
 //! - [`finding`]: what one attempt found. [`tls`]: whom `https://` targets trust.
-//! - `probe` and `http`: one attempt.
+//! - `probe` and `http`: one attempt; `linger`: TCP connects that go on past their bound.
 
 pub mod backoff;
 pub mod finding;
 mod http;
+mod linger;
 mod probe;
 pub mod status;
 pub mod target;
@@ -23,6 +24,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::{sleep_until, Instant};
+
+use crate::endpoint::Endpoint;
 
 pub use backoff::Backoff;
 pub use finding::Finding;
@@ -227,10 +230,12 @@ impl Watch {
     /// Sends every attempt's finding; stops once ready or when nobody listens any more. A
     /// connect that timed out gets a longer bound next time; with `invert` every connect gets
     /// the longest (but a Unix socket's), and only a timeout that had all of it means gone; a
-    /// Unix server with a full accept queue is neither ready nor gone.
+    /// Unix server with a full accept queue is neither ready nor gone. A TCP connect that
+    /// timed out goes on beside the next attempts (`linger`), unless with `invert`.
     async fn run(self, found: mpsc::UnboundedSender<Found>) {
         let started = Instant::now();
         let mut delay = self.backoff.interval;
+        let mut lingering = linger::Lingering::default();
         // A Unix socket is never silent: the long bound is for hosts that may be.
         let mut bound = if self.invert && !self.target.is_unix() {
             backoff::LONGEST_CONNECT
@@ -242,7 +247,12 @@ impl Watch {
             let left = self
                 .deadline
                 .map(|d| d.saturating_duration_since(attempt_started));
-            let finding = self.probe.attempt(&self.target, bound, left).await;
+            let finding = match &self.target {
+                Target::Connect(tcp @ Endpoint::Tcp { .. }) if !self.invert => {
+                    lingering.attempt(tcp, bound, left).await
+                }
+                target => self.probe.attempt(target, bound, left).await,
+            };
             let ready = match finding {
                 Finding::ConnectTimedOut if self.invert => {
                     left.is_none_or(|left| left >= backoff::LONGEST_CONNECT)
@@ -258,7 +268,10 @@ impl Watch {
                 return;
             }
             delay = self.backoff.next(delay, started.elapsed());
-            sleep_until(attempt_started + delay).await;
+            if lingering.sleep_until(attempt_started + delay).await {
+                let _ = found.send((self.index, Finding::Accepts, true));
+                return;
+            }
         }
     }
 }

@@ -172,3 +172,61 @@ fn invert_took_a_busy_unix_server_for_gone() {
     assert!(stderr.contains("accept queue full"), "{stderr}");
     still_reaches(&server, &path);
 }
+
+/// A connect abandoned at its bound threw away a handshake under way. When the first SYN-ACK of
+/// every connection is lost (dropped here by the far host's firewall) and the round trip is
+/// 1.6 s, the SYN-ACK sent again arrives 2.6 s after the first SYN: past the first two bounds
+/// (1 s, 2 s), and every new attempt starts over with a new port. `wait` timed out where
+/// wait-for-it (one connect, the kernel's retries) was through in 3 s. A connect that
+/// outlives its bound now goes on beside the next attempts, and the first to connect wins.
+#[test]
+fn an_abandoned_connect_lost_the_handshake_a_retransmission_completes() {
+    if !privileged("wait first synack lost") {
+        return;
+    }
+    let lab = Lab::builder("waitsynack")
+        .delay(ms(800))
+        .host("198.18.0.2")
+        .open("198.18.0.2", &[80])
+        .build()
+        .expect("lab");
+    // The first reply packet of each connection is its first SYN-ACK (conntrack counts it
+    // before the filter drops it, so the one sent again goes through).
+    let drop_first_synack = [
+        "-A",
+        "OUTPUT",
+        "-p",
+        "tcp",
+        "--sport",
+        "80",
+        "--tcp-flags",
+        "SYN,ACK",
+        "SYN,ACK",
+        "-m",
+        "connbytes",
+        "--connbytes",
+        "0:1",
+        "--connbytes-dir",
+        "reply",
+        "--connbytes-mode",
+        "packets",
+        "-j",
+        "DROP",
+    ];
+    let added = lab.far_cmd("iptables").args(drop_first_synack).output();
+    let added = added.expect("run iptables");
+    assert!(added.status.success(), "iptables: {added:?}");
+    let peer = lab
+        .scanner_cmd("wait-for-it")
+        .args(["-t", "5", "198.18.0.2:80"])
+        .output()
+        .expect("run wait-for-it (package wait-for-it)");
+    assert_eq!(peer.status.code(), Some(0), "wait-for-it: {peer:?}");
+    let out = lab
+        .netkit()
+        .args(["wait", "198.18.0.2:80", "--timeout", "4500ms"])
+        .output()
+        .expect("run");
+    let (code, _, stderr) = text(&out);
+    assert_eq!(code, 0, "{stderr}");
+}
