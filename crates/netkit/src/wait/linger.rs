@@ -4,8 +4,8 @@
 //! the connect at its bound would close its socket and lose that answer, and each new attempt,
 //! from a new port, would start over. So a connect that reaches its bound goes on in the
 //! background, up to [`LONGEST_CONNECT`] (within the deadline), beside the next attempts; the
-//! first to connect makes the target ready, as the one connect of `nc -z -w` or wait-for-it
-//! would.
+//! first to connect is used (a TCP target is ready; an HTTP target's request goes over it), as
+//! the one connect of `nc -z -w`, wait-for-it or curl would be.
 
 use std::time::Duration;
 
@@ -14,66 +14,63 @@ use tokio::time::{sleep, Instant};
 
 use super::backoff::LONGEST_CONNECT;
 use super::finding::Finding;
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, Stream};
 
 /// The connects of one target that went past their bound and are still going.
 #[derive(Debug, Default)]
 pub(super) struct Lingering {
-    /// Each ends with whether it connected.
-    running: JoinSet<bool>,
+    /// Each ends with its connection, or none when it failed.
+    running: JoinSet<Option<Stream>>,
 }
 
 impl Lingering {
-    /// One connect to `endpoint`: what it found within `bound` (and `left`, the time before
-    /// the deadline), or [`Finding::ConnectTimedOut`] while it goes on in the background.
-    /// An earlier connect that connects meanwhile makes this [`Finding::Accepts`].
-    pub(super) async fn attempt(
+    /// One connect to `endpoint`: its connection, or what it found within `bound` (and
+    /// `left`, the time before the deadline): [`Finding::ConnectTimedOut`] while it goes on in
+    /// the background. An earlier connect that connects meanwhile is taken instead.
+    pub(super) async fn connect(
         &mut self,
         endpoint: &Endpoint,
         bound: Duration,
         left: Option<Duration>,
-    ) -> Finding {
+    ) -> Result<Stream, Finding> {
         let cap = |d: Duration| left.map_or(d, |left| d.min(left));
         let endpoint = endpoint.clone();
         let life = cap(LONGEST_CONNECT.max(bound));
-        let mut connect = Box::pin(async move { endpoint.connect(life).await.map(drop) });
+        let mut connect = Box::pin(async move { endpoint.connect(life).await });
         let timer = sleep(cap(bound));
         tokio::pin!(timer);
         loop {
             tokio::select! {
                 biased;
                 result = &mut connect => {
-                    return match result {
-                        Ok(()) => Finding::Accepts,
-                        Err(err) => Finding::of_connect_error(&err),
-                    };
+                    return result.map_err(|err| Finding::of_connect_error(&err));
                 }
                 Some(joined) = self.running.join_next() => {
-                    if joined.unwrap_or(false) {
-                        return Finding::Accepts;
+                    if let Ok(Some(stream)) = joined {
+                        return Ok(stream);
                     }
                 }
                 () = &mut timer => {
-                    self.running.spawn(async move { connect.await.is_ok() });
-                    return Finding::ConnectTimedOut;
+                    self.running.spawn(async move { connect.await.ok() });
+                    return Err(Finding::ConnectTimedOut);
                 }
             }
         }
     }
 
-    /// Sleeps until `until`; true, and sooner, when an earlier connect connects.
-    pub(super) async fn sleep_until(&mut self, until: Instant) -> bool {
+    /// Sleeps until `until`, or until an earlier connect connects: its connection then.
+    pub(super) async fn sleep_until(&mut self, until: Instant) -> Option<Stream> {
         let timer = tokio::time::sleep_until(until);
         tokio::pin!(timer);
         loop {
             tokio::select! {
                 biased;
                 Some(joined) = self.running.join_next() => {
-                    if joined.unwrap_or(false) {
-                        return true;
+                    if let Ok(Some(stream)) = joined {
+                        return Some(stream);
                     }
                 }
-                () = &mut timer => return false,
+                () = &mut timer => return None,
             }
         }
     }

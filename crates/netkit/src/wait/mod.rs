@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::{sleep_until, Instant};
 
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, Stream};
 
 pub use backoff::Backoff;
 pub use finding::Finding;
@@ -236,6 +236,7 @@ impl Watch {
         let started = Instant::now();
         let mut delay = self.backoff.interval;
         let mut lingering = linger::Lingering::default();
+        let mut connected = None;
         // A Unix socket is never silent: the long bound is for hosts that may be.
         let mut bound = if self.invert && !self.target.is_unix() {
             backoff::LONGEST_CONNECT
@@ -247,12 +248,9 @@ impl Watch {
             let left = self
                 .deadline
                 .map(|d| d.saturating_duration_since(attempt_started));
-            let finding = match &self.target {
-                Target::Connect(tcp @ Endpoint::Tcp { .. }) if !self.invert => {
-                    lingering.attempt(tcp, bound, left).await
-                }
-                target => self.probe.attempt(target, bound, left).await,
-            };
+            let finding = self
+                .attempt(&mut lingering, connected.take(), bound, left)
+                .await;
             let ready = match finding {
                 Finding::ConnectTimedOut if self.invert => {
                     left.is_none_or(|left| left >= backoff::LONGEST_CONNECT)
@@ -268,10 +266,41 @@ impl Watch {
                 return;
             }
             delay = self.backoff.next(delay, started.elapsed());
-            if lingering.sleep_until(attempt_started + delay).await {
-                let _ = found.send((self.index, Finding::Accepts, true));
-                return;
+            connected = lingering.sleep_until(attempt_started + delay).await;
+        }
+    }
+
+    /// One attempt within `bound` and `left` (see [`probe`]). TCP and HTTP targets connect
+    /// through `lingering`, or use `connected`, a connection an earlier connect made while
+    /// the watch slept; not with `invert`, where every connect has the longest bound anyway.
+    async fn attempt(
+        &self,
+        lingering: &mut linger::Lingering,
+        connected: Option<Stream>,
+        bound: Duration,
+        left: Option<Duration>,
+    ) -> Finding {
+        let endpoint = match &self.target {
+            _ if self.invert => None,
+            Target::Connect(tcp @ Endpoint::Tcp { .. }) => Some(tcp),
+            Target::Http(http) if matches!(http.endpoint, Endpoint::Tcp { .. }) => {
+                Some(&http.endpoint)
             }
+            _ => None,
+        };
+        let Some(endpoint) = endpoint else {
+            return self.probe.attempt(&self.target, bound, left).await;
+        };
+        let stream = match connected {
+            Some(stream) => stream,
+            None => match lingering.connect(endpoint, bound, left).await {
+                Ok(stream) => stream,
+                Err(finding) => return finding,
+            },
+        };
+        match &self.target {
+            Target::Http(http) => self.probe.answer(http, stream, left).await,
+            _ => Finding::Accepts,
         }
     }
 }
