@@ -64,6 +64,15 @@ pub enum EndpointErrorKind {
     /// Something other than an IPv6 address in brackets.
     #[error("invalid IPv6 address in brackets")]
     BadIpv6,
+    /// A zone (`%eth0`) in brackets: endpoints take none.
+    #[error("zones (%IFACE) are not supported in endpoints; use a global or unique local address")]
+    Zone,
+    /// A link-local IPv6 address: without a zone no socket can reach or bind it.
+    #[error(
+        "a link-local address needs a zone (%IFACE), which endpoints do not take; use a global \
+         or unique local address"
+    )]
+    LinkLocal,
     /// `unix:` with nothing after it.
     #[error("empty unix socket path, expected unix:PATH")]
     EmptyUnixPath,
@@ -404,9 +413,15 @@ fn parse_bracketed(input: &str, rest: &str, rule: PortRule) -> Result<(Host, u16
     let (addr, port) = rest
         .split_once("]:")
         .ok_or_else(|| EndpointError::new(input, EndpointErrorKind::BadBrackets))?;
+    if addr.contains('%') {
+        return Err(EndpointError::new(input, EndpointErrorKind::Zone));
+    }
     let ip: std::net::Ipv6Addr = addr
         .parse()
         .map_err(|_| EndpointError::new(input, EndpointErrorKind::BadIpv6))?;
+    if ip.is_unicast_link_local() {
+        return Err(EndpointError::new(input, EndpointErrorKind::LinkLocal));
+    }
     Ok((Host::Ip(IpAddr::V6(ip)), port_of(input, port, rule)?))
 }
 
