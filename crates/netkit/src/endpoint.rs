@@ -9,6 +9,7 @@ pub mod exec;
 pub mod happy_eyeballs;
 mod io;
 mod parked;
+mod unix_connect;
 mod unix_path;
 
 use std::fmt;
@@ -21,6 +22,7 @@ use crate::target::is_host_name;
 
 pub use io::{plain_peer, Listener, Peer, Stream};
 pub use parked::{Detached, Parked};
+pub(crate) use unix_connect::AcceptQueueFull;
 
 /// An endpoint failed to parse: `input: why`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,6 +64,15 @@ pub enum EndpointErrorKind {
     /// Something other than an IPv6 address in brackets.
     #[error("invalid IPv6 address in brackets")]
     BadIpv6,
+    /// A zone (`%eth0`) in brackets: endpoints take none.
+    #[error("zones (%IFACE) are not supported in endpoints; use a global or unique local address")]
+    Zone,
+    /// A link-local IPv6 address: without a zone no socket can reach or bind it.
+    #[error(
+        "a link-local address needs a zone (%IFACE), which endpoints do not take; use a global \
+         or unique local address"
+    )]
+    LinkLocal,
     /// `unix:` with nothing after it.
     #[error("empty unix socket path, expected unix:PATH")]
     EmptyUnixPath,
@@ -402,9 +413,15 @@ fn parse_bracketed(input: &str, rest: &str, rule: PortRule) -> Result<(Host, u16
     let (addr, port) = rest
         .split_once("]:")
         .ok_or_else(|| EndpointError::new(input, EndpointErrorKind::BadBrackets))?;
+    if addr.contains('%') {
+        return Err(EndpointError::new(input, EndpointErrorKind::Zone));
+    }
     let ip: std::net::Ipv6Addr = addr
         .parse()
         .map_err(|_| EndpointError::new(input, EndpointErrorKind::BadIpv6))?;
+    if ip.is_unicast_link_local() {
+        return Err(EndpointError::new(input, EndpointErrorKind::LinkLocal));
+    }
     Ok((Host::Ip(IpAddr::V6(ip)), port_of(input, port, rule)?))
 }
 

@@ -16,7 +16,8 @@ use crate::parse;
 const EXAMPLES: &str = "\
 Targets:
   PORT, HOST:PORT, [V6]:PORT, tcp://HOST:PORT   a TCP connection is accepted
-  unix:PATH, unix:@NAME                         a Unix stream connection is accepted
+  unix:PATH, unix:@NAME                         a Unix stream connection is accepted (a
+                                                full accept queue: not ready, not gone)
   http://URL, https://URL                       a GET answers with a status in --status
                                                 (and a body containing --body); redirects
                                                 are not followed, so 3xx counts by default

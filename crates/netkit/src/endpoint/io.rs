@@ -13,7 +13,7 @@ use nix::unistd::AccessFlags;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
-use super::{happy_eyeballs, unix_path, Endpoint, Host};
+use super::{happy_eyeballs, unix_connect, unix_path, Endpoint, Host};
 use crate::error::Error;
 
 /// A connected byte stream.
@@ -66,6 +66,8 @@ impl Endpoint {
 
     /// Connects; the addresses of a name are tried Happy Eyeballs style (RFC 8305: staggered
     /// by 250 ms, families alternating, the first to answer wins), each bounded by `timeout`.
+    /// A Unix server whose accept queue is full is waited for, up to `timeout`, as a blocking
+    /// connect would (a timeout then says the queue stayed full).
     pub async fn connect(&self, timeout: Duration) -> Result<Stream, Error> {
         let what = || format!("connect to {self}");
         match self {
@@ -85,10 +87,14 @@ impl Endpoint {
                     Err(err) => Err(Error::io(what(), err)),
                 }
             }
-            Endpoint::Unix(path) => bounded(timeout, UnixStream::connect(path)).await,
-            Endpoint::Abstract(name) => {
-                bounded(timeout, UnixStream::connect(abstract_path(name))).await
-            }
+            Endpoint::Unix(path) => unix_connect::connect(path, timeout, self)
+                .await
+                .map(Stream::from)
+                .map_err(|err| Error::io("connect", err)),
+            Endpoint::Abstract(name) => unix_connect::connect(&abstract_path(name), timeout, self)
+                .await
+                .map(Stream::from)
+                .map_err(|err| Error::io("connect", err)),
             Endpoint::Exec(argv) => super::exec::spawn(argv).await,
             Endpoint::Systemd(_) => Err(Error::io("connect", systemd_only())),
             Endpoint::Udp { .. } => Err(Error::io("connect", datagram_only())),
@@ -192,20 +198,6 @@ fn abstract_path(name: &str) -> std::path::PathBuf {
     let mut bytes = vec![0u8];
     bytes.extend_from_slice(name.as_bytes());
     std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&bytes))
-}
-
-async fn bounded<T: Into<Stream>>(
-    timeout: Duration,
-    connect: impl std::future::Future<Output = io::Result<T>>,
-) -> Result<Stream, Error> {
-    match tokio::time::timeout(timeout, connect).await {
-        Ok(Ok(stream)) => Ok(stream.into()),
-        Ok(Err(err)) => Err(Error::io("connect", err)),
-        Err(_) => Err(Error::io(
-            "connect",
-            io::Error::from(io::ErrorKind::TimedOut),
-        )),
-    }
 }
 
 /// A Unix listen failure; "permission denied" names the directory the user may not write.

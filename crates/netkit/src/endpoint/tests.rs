@@ -78,6 +78,8 @@ fn bad_endpoints_name_themselves_and_what_is_wrong() {
         ("[::1]", BadBrackets),
         ("[::1]:", Port(NotANumber)),
         ("[1.2.3.4]:80", BadIpv6),
+        ("[fe80::1]:80", LinkLocal),
+        ("[fe80::1%lo]:80", Zone),
         ("1.2.3.300:80", BadIpv4),
         ("bad_host!:80", BadHostName),
         ("unix:", EmptyUnixPath),

@@ -21,6 +21,9 @@ pub enum Finding {
     ConnectFailed(String),
     /// Nothing answered the connect within the attempt's bound.
     ConnectTimedOut,
+    /// A Unix server is there but its accept queue stayed full for the attempt's bound: not
+    /// ready, and not gone either.
+    QueueFull,
     /// The host name did not resolve; the resolver's reason.
     Unresolved(String),
     /// The name resolved, but not to the expected address.
@@ -82,6 +85,9 @@ impl fmt::Display for Finding {
             Finding::Resolves(found) => write!(f, "resolves to {}", List(found)),
             Finding::ConnectFailed(why) | Finding::Unresolved(why) => f.write_str(why),
             Finding::ConnectTimedOut => f.write_str("connect timed out"),
+            Finding::QueueFull => {
+                f.write_str("accept queue full (the server is there but not accepting)")
+            }
             Finding::ResolvesElsewhere { found, expect } => {
                 write!(f, "resolves to {}, not {expect}", List(found))
             }
@@ -125,6 +131,9 @@ impl Finding {
         match err {
             Error::Resolve { host, why } => {
                 Finding::Unresolved(format!("cannot resolve {host}: {}", resolver_reason(why)))
+            }
+            Error::Io { source, .. } if crate::endpoint::AcceptQueueFull::is(source) => {
+                Finding::QueueFull
             }
             Error::Io { source, .. } if source.kind() == std::io::ErrorKind::TimedOut => {
                 Finding::ConnectTimedOut

@@ -39,10 +39,20 @@ pub(super) async fn attempt(
     connect_bound: Duration,
     answer_bound: Duration,
 ) -> Finding {
-    let stream = match target.endpoint.connect(connect_bound).await {
-        Ok(stream) => stream,
-        Err(err) => return Finding::of_connect_error(&err),
-    };
+    match target.endpoint.connect(connect_bound).await {
+        Ok(stream) => answer(stream, target, check, answer_bound).await,
+        Err(err) => Finding::of_connect_error(&err),
+    }
+}
+
+/// The rest of an attempt once connected: TLS, the request and the judgement of its answer,
+/// within `answer_bound`.
+pub(super) async fn answer(
+    stream: crate::endpoint::Stream,
+    target: &HttpTarget,
+    check: &HttpCheck,
+    answer_bound: Duration,
+) -> Finding {
     let answer = async {
         if !target.tls {
             return exchange(TokioIo::new(stream), target, check).await;

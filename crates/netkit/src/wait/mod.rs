@@ -7,11 +7,12 @@
 //! - [`target`]: what can be waited for, parsed without I/O.
 //! - [`backoff`]: when attempts repeat. [`status`]: accepted HTTP status codes.
 //! - [`finding`]: what one attempt found. [`tls`]: whom `https://` targets trust.
-//! - `probe` and `http`: one attempt.
+//! - `probe` and `http`: one attempt; `linger`: TCP connects that go on past their bound.
 
 pub mod backoff;
 pub mod finding;
 mod http;
+mod linger;
 mod probe;
 pub mod status;
 pub mod target;
@@ -23,6 +24,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::{sleep_until, Instant};
+
+use crate::endpoint::{Endpoint, Stream};
 
 pub use backoff::Backoff;
 pub use finding::Finding;
@@ -226,11 +229,16 @@ struct Watch {
 impl Watch {
     /// Sends every attempt's finding; stops once ready or when nobody listens any more. A
     /// connect that timed out gets a longer bound next time; with `invert` every connect gets
-    /// the longest, and only a timeout that had all of it means gone.
+    /// the longest (but a Unix socket's), and only a timeout that had all of it means gone; a
+    /// Unix server with a full accept queue is neither ready nor gone. A TCP connect that
+    /// timed out goes on beside the next attempts (`linger`), unless with `invert`.
     async fn run(self, found: mpsc::UnboundedSender<Found>) {
         let started = Instant::now();
         let mut delay = self.backoff.interval;
-        let mut bound = if self.invert {
+        let mut lingering = linger::Lingering::default();
+        let mut connected = None;
+        // A Unix socket is never silent: the long bound is for hosts that may be.
+        let mut bound = if self.invert && !self.target.is_unix() {
             backoff::LONGEST_CONNECT
         } else {
             self.backoff.connect_bound()
@@ -240,11 +248,15 @@ impl Watch {
             let left = self
                 .deadline
                 .map(|d| d.saturating_duration_since(attempt_started));
-            let finding = self.probe.attempt(&self.target, bound, left).await;
+            let finding = self
+                .attempt(&mut lingering, connected.take(), bound, left)
+                .await;
             let ready = match finding {
                 Finding::ConnectTimedOut if self.invert => {
                     left.is_none_or(|left| left >= backoff::LONGEST_CONNECT)
                 }
+                // A live server, too busy to accept: neither ready nor gone.
+                Finding::QueueFull => false,
                 _ => finding.is_up() != self.invert,
             };
             if finding == Finding::ConnectTimedOut {
@@ -254,7 +266,41 @@ impl Watch {
                 return;
             }
             delay = self.backoff.next(delay, started.elapsed());
-            sleep_until(attempt_started + delay).await;
+            connected = lingering.sleep_until(attempt_started + delay).await;
+        }
+    }
+
+    /// One attempt within `bound` and `left` (see [`probe`]). TCP and HTTP targets connect
+    /// through `lingering`, or use `connected`, a connection an earlier connect made while
+    /// the watch slept; not with `invert`, where every connect has the longest bound anyway.
+    async fn attempt(
+        &self,
+        lingering: &mut linger::Lingering,
+        connected: Option<Stream>,
+        bound: Duration,
+        left: Option<Duration>,
+    ) -> Finding {
+        let endpoint = match &self.target {
+            _ if self.invert => None,
+            Target::Connect(tcp @ Endpoint::Tcp { .. }) => Some(tcp),
+            Target::Http(http) if matches!(http.endpoint, Endpoint::Tcp { .. }) => {
+                Some(&http.endpoint)
+            }
+            _ => None,
+        };
+        let Some(endpoint) = endpoint else {
+            return self.probe.attempt(&self.target, bound, left).await;
+        };
+        let stream = match connected {
+            Some(stream) => stream,
+            None => match lingering.connect(endpoint, bound, left).await {
+                Ok(stream) => stream,
+                Err(finding) => return finding,
+            },
+        };
+        match &self.target {
+            Target::Http(http) => self.probe.answer(http, stream, left).await,
+            _ => Finding::Accepts,
         }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::finding::Finding;
 use super::http::{HttpCheck, ANSWER_BOUND};
-use super::target::{DnsTarget, Target};
+use super::target::{DnsTarget, HttpTarget, Target};
 use crate::endpoint::{Endpoint, Host};
 
 /// What every attempt of one wait shares.
@@ -42,6 +42,19 @@ impl Probe {
                 .await
                 .unwrap_or_else(|_| Finding::Unchecked("the file system did not answer".into())),
         }
+    }
+}
+
+impl Probe {
+    /// The rest of an HTTP attempt over `stream`, already connected, within `left`.
+    pub async fn answer(
+        &self,
+        target: &HttpTarget,
+        stream: crate::endpoint::Stream,
+        left: Option<Duration>,
+    ) -> Finding {
+        let bound = left.map_or(ANSWER_BOUND, |left| ANSWER_BOUND.min(left));
+        super::http::answer(stream, target, &self.http, bound).await
     }
 }
 

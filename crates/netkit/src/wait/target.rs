@@ -58,6 +58,15 @@ impl Target {
     pub fn is_https(&self) -> bool {
         matches!(self, Target::Http(HttpTarget { tls: true, .. }))
     }
+
+    /// Whether this target is a Unix socket (`unix:PATH`, `unix:@NAME`), which answers a
+    /// connect at once: refused, accepted or its queue full, never silence.
+    pub fn is_unix(&self) -> bool {
+        matches!(
+            self,
+            Target::Connect(Endpoint::Unix(_) | Endpoint::Abstract(_))
+        )
+    }
 }
 
 impl FromStr for Target {

@@ -80,3 +80,72 @@ fn send_dropped_its_input_when_the_peer_half_closed_first() {
     let (code, _, stderr) = child.finish();
     assert_eq!((code, sink.join().unwrap()), (0, SIZE), "{stderr}");
 }
+
+/// Answers `count` clients of `server` that send something: reads each to its end and writes
+/// back `got: ` and what it read. Clients that send nothing are closed unanswered.
+fn answer_unix_clients(
+    server: std::os::unix::net::UnixListener,
+    count: usize,
+) -> std::thread::JoinHandle<()> {
+    use std::io::Read;
+    std::thread::spawn(move || {
+        let mut answered = 0;
+        while answered < count {
+            let (mut conn, _) = server.accept().unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(20)))
+                .unwrap();
+            let mut got = Vec::new();
+            let _ = conn.read_to_end(&mut got);
+            if !got.is_empty() {
+                let _ = conn.write_all(&[b"got: ".as_slice(), &got].concat());
+                answered += 1;
+            }
+        }
+    })
+}
+
+/// A live Unix server whose accept queue was full (a busy server, a moment behind) made `send`
+/// give up at once: exit 3, "resource temporarily unavailable". socat and `nc -U` connect
+/// the blocking way, which waits for room, and deliver once the server accepts.
+#[test]
+fn send_gave_up_at_once_on_a_unix_server_with_a_full_accept_queue() {
+    use crate::regression::echo::full_unix_server;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("busy.sock");
+    let (server, queued) = full_unix_server(&path);
+    let peer = std::process::Command::new("socat")
+        .args(["-t", "5", "-", &format!("UNIX-CONNECT:{}", path.display())])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn();
+    let peer = match peer {
+        Ok(mut peer) => {
+            let mut stdin = peer.stdin.take().unwrap();
+            stdin.write_all(b"hello\n").unwrap();
+            Some(peer)
+        }
+        Err(err) => {
+            crate::harness::skip("send busy unix: socat", &err.to_string());
+            None
+        }
+    };
+    let mut cmd = netkit();
+    let target = format!("unix:{}", path.display());
+    cmd.args(["-vv", "send", &target, "hello", "--timeout", "20s"]);
+    let child = Proc::spawn(cmd);
+    // netkit found the queue full and keeps trying; now the server catches up.
+    child.stderr.wait_line("accept queue full");
+    drop(queued);
+    let answers = answer_unix_clients(server, 1 + usize::from(peer.is_some()));
+    let (code, stdout, stderr) = child.finish();
+    assert_eq!((code, stdout.as_str()), (0, "got: hello\n"), "{stderr}");
+    if let Some(peer) = peer {
+        let out = peer.wait_with_output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "got: hello\n",
+            "socat"
+        );
+    }
+    answers.join().unwrap();
+}

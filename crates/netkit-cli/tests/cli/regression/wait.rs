@@ -139,3 +139,161 @@ fn invert_took_a_lost_syn_for_the_server_gone() {
     assert_eq!(code, 1, "{stderr}");
     assert!(!stderr.contains("is gone"), "{stderr}");
 }
+
+/// `--invert` took a live Unix server whose accept queue was full (a non-blocking connect
+/// answers EAGAIN) for a server gone, and said so at once; `ncat -U -z` finds it there (exit 0,
+/// as it finds a stale socket file gone: exit 1). A full queue is now "not gone yet".
+#[test]
+fn invert_took_a_busy_unix_server_for_gone() {
+    use crate::regression::echo::{full_unix_server, run_bounded, still_reaches};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("busy.sock");
+    let (server, _queued) = full_unix_server(&path);
+    match std::process::Command::new("ncat")
+        .args(["-U", "-z"])
+        .arg(&path)
+        .output()
+    {
+        Ok(peer) => assert_eq!(peer.status.code(), Some(0), "ncat -U -z: {peer:?}"),
+        Err(err) => crate::harness::skip("wait invert busy unix: ncat", &err.to_string()),
+    }
+    let target = format!("unix:{}", path.display());
+    let (code, stdout, stderr) = run_bounded(&[
+        "wait",
+        &target,
+        "--invert",
+        "--timeout",
+        "1500ms",
+        "--interval",
+        "50ms",
+    ]);
+    assert_eq!(code, 1, "stdout {stdout:?} stderr {stderr:?}");
+    assert!(!stderr.contains("is gone"), "{stderr}");
+    assert!(stderr.contains("accept queue full"), "{stderr}");
+    still_reaches(&server, &path);
+}
+
+/// A connect abandoned at its bound threw away a handshake under way. When the first SYN-ACK of
+/// every connection is lost (dropped here by the far host's firewall) and the round trip is
+/// 1.6 s, the SYN-ACK sent again arrives 2.6 s after the first SYN: past the first two bounds
+/// (1 s, 2 s), and every new attempt starts over with a new port. `wait` timed out where
+/// wait-for-it (one connect, the kernel's retries) was through in 3 s. A connect that
+/// outlives its bound now goes on beside the next attempts, and the first to connect wins.
+#[test]
+fn an_abandoned_connect_lost_the_handshake_a_retransmission_completes() {
+    if !privileged("wait first synack lost") {
+        return;
+    }
+    let lab = Lab::builder("waitsynack")
+        .delay(ms(800))
+        .host("198.18.0.2")
+        .open("198.18.0.2", &[80])
+        .build()
+        .expect("lab");
+    drop_first_synack(&lab, 80);
+    let peer = lab
+        .scanner_cmd("wait-for-it")
+        .args(["-t", "5", "198.18.0.2:80"])
+        .output()
+        .expect("run wait-for-it (package wait-for-it)");
+    assert_eq!(peer.status.code(), Some(0), "wait-for-it: {peer:?}");
+    let out = lab
+        .netkit()
+        .args(["wait", "198.18.0.2:80", "--timeout", "4500ms"])
+        .output()
+        .expect("run");
+    let (code, _, stderr) = text(&out);
+    assert_eq!(code, 0, "{stderr}");
+}
+
+/// Makes the far host drop the first SYN-ACK of every connection from `port`: the first reply
+/// packet of a connection (conntrack counts it before the filter drops it, so the SYN-ACK sent
+/// again goes through).
+fn drop_first_synack(lab: &Lab, port: u16) {
+    let port = port.to_string();
+    let rule = [
+        "-A",
+        "OUTPUT",
+        "-p",
+        "tcp",
+        "--sport",
+        &port,
+        "--tcp-flags",
+        "SYN,ACK",
+        "SYN,ACK",
+        "-m",
+        "connbytes",
+        "--connbytes",
+        "0:1",
+        "--connbytes-dir",
+        "reply",
+        "--connbytes-mode",
+        "packets",
+        "-j",
+        "DROP",
+    ];
+    let added = lab.far_cmd("iptables").args(rule).output();
+    let added = added.expect("run iptables");
+    assert!(added.status.success(), "iptables: {added:?}");
+}
+
+/// The same lost handshake for `http://` targets: their connect was abandoned at its bound
+/// too, so `wait http://...` timed out where curl (one connect, the kernel's retries) got its
+/// 200 in under 3 s. Their connect now goes on as well, and the request goes over the first
+/// connection made.
+#[test]
+fn an_abandoned_http_connect_lost_the_handshake_a_retransmission_completes() {
+    if !privileged("wait http first synack lost") {
+        return;
+    }
+    let lab = Lab::builder("waithsynack")
+        .delay(ms(800))
+        .host("198.18.0.2")
+        .build()
+        .expect("lab");
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut server = lab.far_cmd("python3");
+    server.args(["-u", "-m", "http.server", "8080", "--bind", "198.18.0.2"]);
+    server.arg("--directory").arg(root.path());
+    let server = crate::harness::Proc::spawn(server);
+    server.stdout.wait_line("Serving HTTP");
+    drop_first_synack(&lab, 8080);
+    let url = "http://198.18.0.2:8080/";
+    let peer = lab
+        .scanner_cmd("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .args(["--connect-timeout", "5", "--max-time", "8", url])
+        .output()
+        .expect("run curl");
+    assert_eq!(
+        String::from_utf8_lossy(&peer.stdout),
+        "200",
+        "curl: {peer:?}"
+    );
+    let out = lab
+        .netkit()
+        .args(["wait", url, "--timeout", "4500ms"])
+        .output()
+        .expect("run");
+    let (code, _, stderr) = text(&out);
+    assert_eq!(code, 0, "{stderr}");
+}
+
+/// A link-local IPv6 address without a zone can never be connected to (the kernel answers
+/// `EINVAL` at once), yet `wait '[fe80::1]:80'` tried it until its timeout and exited 1 with
+/// "invalid argument", as if the service were merely down. It is bad input: exit 2, saying
+/// that the address needs a zone, which endpoints do not take (one given was called an
+/// invalid IPv6 address).
+#[test]
+fn a_link_local_endpoint_without_a_zone_timed_out_instead_of_being_refused() {
+    use crate::regression::echo::run_bounded;
+    for target in ["[fe80::1]:80", "[fe80::1%lo]:80"] {
+        let (code, stdout, stderr) = run_bounded(&["wait", target, "--timeout", "1s"]);
+        assert_eq!(code, 2, "{target}: stdout {stdout:?} stderr {stderr:?}");
+        assert!(
+            stderr.starts_with(&format!("netkit: {target}: ")),
+            "{stderr}"
+        );
+        assert!(stderr.contains("zone"), "{stderr}");
+    }
+}

@@ -1,0 +1,77 @@
+//! TCP connects that outlive their bound. An attempt's connect is bounded so that a new SYN
+//! goes out soon, but the handshake it started may still complete: the server sends its
+//! SYN-ACK again (after 1 s, 3 s, ...) and answers the kernel's own SYN retries. Abandoning
+//! the connect at its bound would close its socket and lose that answer, and each new attempt,
+//! from a new port, would start over. So a connect that reaches its bound goes on in the
+//! background, up to [`LONGEST_CONNECT`] (within the deadline), beside the next attempts; the
+//! first to connect is used (a TCP target is ready; an HTTP target's request goes over it), as
+//! the one connect of `nc -z -w`, wait-for-it or curl would be.
+
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio::time::{sleep, Instant};
+
+use super::backoff::LONGEST_CONNECT;
+use super::finding::Finding;
+use crate::endpoint::{Endpoint, Stream};
+
+/// The connects of one target that went past their bound and are still going.
+#[derive(Debug, Default)]
+pub(super) struct Lingering {
+    /// Each ends with its connection, or none when it failed.
+    running: JoinSet<Option<Stream>>,
+}
+
+impl Lingering {
+    /// One connect to `endpoint`: its connection, or what it found within `bound` (and
+    /// `left`, the time before the deadline): [`Finding::ConnectTimedOut`] while it goes on in
+    /// the background. An earlier connect that connects meanwhile is taken instead.
+    pub(super) async fn connect(
+        &mut self,
+        endpoint: &Endpoint,
+        bound: Duration,
+        left: Option<Duration>,
+    ) -> Result<Stream, Finding> {
+        let cap = |d: Duration| left.map_or(d, |left| d.min(left));
+        let endpoint = endpoint.clone();
+        let life = cap(LONGEST_CONNECT.max(bound));
+        let mut connect = Box::pin(async move { endpoint.connect(life).await });
+        let timer = sleep(cap(bound));
+        tokio::pin!(timer);
+        loop {
+            tokio::select! {
+                biased;
+                result = &mut connect => {
+                    return result.map_err(|err| Finding::of_connect_error(&err));
+                }
+                Some(joined) = self.running.join_next() => {
+                    if let Ok(Some(stream)) = joined {
+                        return Ok(stream);
+                    }
+                }
+                () = &mut timer => {
+                    self.running.spawn(async move { connect.await.ok() });
+                    return Err(Finding::ConnectTimedOut);
+                }
+            }
+        }
+    }
+
+    /// Sleeps until `until`, or until an earlier connect connects: its connection then.
+    pub(super) async fn sleep_until(&mut self, until: Instant) -> Option<Stream> {
+        let timer = tokio::time::sleep_until(until);
+        tokio::pin!(timer);
+        loop {
+            tokio::select! {
+                biased;
+                Some(joined) = self.running.join_next() => {
+                    if let Ok(Some(stream)) = joined {
+                        return Some(stream);
+                    }
+                }
+                () = &mut timer => return None,
+            }
+        }
+    }
+}
