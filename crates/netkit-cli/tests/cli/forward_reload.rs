@@ -38,6 +38,18 @@ fn open(addr: SocketAddr) -> (TcpStream, String) {
     (stream, tag)
 }
 
+/// The address of the `nth` (from 1) `listening on` line (a rule a reload added).
+fn nth_listen(fw: &Forwarder, nth: usize) -> SocketAddr {
+    fw.wait_for(|l| l.starts_with("listening on "), nth)[nth - 1]
+        .strip_prefix("listening on ")
+        .unwrap()
+        .split(" -> ")
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 fn echoes(stream: &mut TcpStream, message: &[u8]) -> bool {
     let mut got = vec![0u8; message.len()];
     stream.write_all(message).is_ok() && stream.read_exact(&mut got).is_ok() && got == message
@@ -63,14 +75,7 @@ fn forward_sighup_applies_new_rules_and_leaves_open_connections_and_kept_listene
         line.contains("reloaded") && line.contains(": 2 rule(s); listening on 127.0.0.1:"),
         "{line}"
     );
-    let second: SocketAddr = fw.wait_for(|l| l.starts_with("listening on "), 2)[1]
-        .strip_prefix("listening on ")
-        .unwrap()
-        .split(" -> ")
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let second = nth_listen(&fw, 2);
     assert_eq!(
         tag_of(first),
         "bbbb",
@@ -283,14 +288,7 @@ fn forward_stop_closes_at_the_drain_timeout_the_connections_of_rules_a_reload_re
     rules("[::1]:0");
     let line = reload(&fw, 1);
     assert!(line.contains("stopped listening on"), "{line}");
-    let kept: SocketAddr = fw.wait_for(|l| l.starts_with("listening on "), 2)[1]
-        .strip_prefix("listening on ")
-        .unwrap()
-        .split(" -> ")
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let kept = nth_listen(&fw, 2);
     let (mut current, _) = open(kept);
     assert!(echoes(&mut removed, b"old"), "the open connection was cut");
     assert!(
