@@ -500,7 +500,6 @@ fn start_workers() -> Option<Workers> {
     }
 }
 
-/// Completes when the sender of `stop` is dropped (the slot is gone).
 /// Completes `drain` after the forwarder began to stop (`stopping` turned true): then every
 /// connection still open is closed, whichever generation it belongs to. An accept loop awaits
 /// it once it stops accepting ([`Ends::cut`]), so its connections wait on the loop's own
@@ -512,6 +511,7 @@ async fn drain_after(mut stopping: watch::Receiver<bool>, drain: Duration) {
     tokio::time::sleep(drain).await;
 }
 
+/// Completes when the sender of `stop` is dropped (the slot is gone).
 async fn stopped_when_dropped(mut stop: watch::Receiver<()>) {
     while stop.changed().await.is_ok() {}
 }
