@@ -58,8 +58,7 @@ fn forward_starts_with_the_example_config_and_stops_on_sigterm() {
     if !privileged("forward_starts_with_the_example_config") {
         return;
     }
-    let ns = Netns::new("fwconf");
-    ns.ip(&["link", "set", "lo", "up"]);
+    let ns = Netns::with_loopback("fwconf");
     let example = read("examples/forward.toml");
     let rules = example.lines().filter(|l| l.trim() == "[[rule]]").count();
     let mut cmd = ns.netkit();

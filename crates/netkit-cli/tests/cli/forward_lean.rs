@@ -118,8 +118,7 @@ fn forward_keepalive_gives_up_a_vanished_target_and_resets_the_client() {
     if !privileged("forward_keepalive_gives_up_a_vanished_target") {
         return;
     }
-    let ns = Netns::new("fwdka");
-    ns.ip(&["link", "set", "lo", "up"]);
+    let ns = Netns::with_loopback("fwdka");
     let mut echo = ns.netkit();
     echo.args(["echo", "127.0.0.1:0"]);
     let upstream = Proc::spawn(echo);

@@ -32,8 +32,7 @@ fn forward_happy_eyeballs_gets_past_a_first_address_that_drops_syns() {
     if !privileged("forward_happy_eyeballs_gets_past_a_first_address_that_drops_syns") {
         return;
     }
-    let ns = Netns::new("fwhe");
-    ns.ip(&["link", "set", "lo", "up"]);
+    let ns = Netns::with_loopback("fwhe");
     ns.ip(&["-6", "addr", "add", "2001:db8::99/128", "dev", "lo"]);
     ns.restore(
         true,
@@ -75,8 +74,7 @@ fn forward_port_range_listens_on_each_port_and_keeps_the_offset() {
     if !privileged("forward_port_range_listens_on_each_port_and_keeps_the_offset") {
         return;
     }
-    let ns = Netns::new("fwrange");
-    ns.ip(&["link", "set", "lo", "up"]);
+    let ns = Netns::with_loopback("fwrange");
     let _echoes: Vec<(Proc, SocketAddr)> = (9000..9003)
         .map(|port| echo_in(&ns, &format!("127.0.0.1:{port}"), &format!("{port}:")))
         .collect();
@@ -112,8 +110,7 @@ fn forward_udp_port_range_listens_on_each_port_and_keeps_the_offset() {
     if !privileged("forward_udp_port_range_listens_on_each_port_and_keeps_the_offset") {
         return;
     }
-    let ns = Netns::new("fwurange");
-    ns.ip(&["link", "set", "lo", "up"]);
+    let ns = Netns::with_loopback("fwurange");
     for port in 9000..9003 {
         udp_echo_in(&ns, port);
     }

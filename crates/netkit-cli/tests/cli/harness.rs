@@ -406,6 +406,13 @@ impl Netns {
         Netns { name, ns }
     }
 
+    /// [`Netns::new`] with its loopback up.
+    pub fn with_loopback(tag: &str) -> Netns {
+        let ns = Netns::new(tag);
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
     /// Runs `ip -n NS ARGS...`, panicking with its stderr on failure; returns stdout.
     pub fn ip(&self, args: &[&str]) -> String {
         self.ns.ip(args).unwrap_or_else(|e| panic!("{e}"))

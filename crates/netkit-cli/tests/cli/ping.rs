@@ -8,14 +8,14 @@ use std::process::Command;
 use netkit::report::ping::{PingReply, PingSummary, PingTimeout};
 
 use crate::harness::{privileged, run, sh, text, Netns, Proc};
-use crate::ping_net::{counts, json_lines, loopback_ns, of_type, ping_in, routed, two_hosts};
+use crate::ping_net::{counts, json_lines, of_type, ping_in, routed, two_hosts};
 
 #[test]
 fn loopback_v4_and_v6_print_iputils_lines_and_summaries() {
     if !privileged("ping loopback") {
         return;
     }
-    let ns = loopback_ns("pinglo");
+    let ns = Netns::with_loopback("pinglo");
     let (code, out, err) = ping_in(&ns, &["-c", "3", "-i", "0.1", "127.0.0.1", "::1"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
@@ -44,7 +44,7 @@ fn json_records_carry_the_documented_fields() {
     if !privileged("ping json") {
         return;
     }
-    let ns = loopback_ns("pingjson");
+    let ns = Netns::with_loopback("pingjson");
     let out = ns
         .netkit()
         .args([
@@ -158,7 +158,7 @@ fn deadline_stops_an_endless_ping() {
     if !privileged("ping deadline") {
         return;
     }
-    let ns = loopback_ns("pingdl");
+    let ns = Netns::with_loopback("pingdl");
     let (code, out, err) = ping_in(&ns, &["-4", "-i", "0.1", "-w", "0.55", "127.0.0.1"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("packets transmitted"), "{out}");
@@ -170,7 +170,7 @@ fn ctrl_c_prints_the_summary() {
     if !privileged("ping ctrl-c") {
         return;
     }
-    let ns = loopback_ns("pingint");
+    let ns = Netns::with_loopback("pingint");
     let mut cmd = ns.netkit();
     cmd.args(["ping", "-i", "0.1", "-w", "30", "127.0.0.1"]);
     let ping = Proc::spawn(cmd);
@@ -203,7 +203,7 @@ fn unprivileged_ping_uses_the_datagram_socket() {
     if !privileged("ping unprivileged") {
         return;
     }
-    let ns = loopback_ns("pingdgram");
+    let ns = Netns::with_loopback("pingdgram");
     let open = "0 2147483647";
     let (code, out, err) = ping_as_nobody(&ns, open, &["-i", "0.1", "127.0.0.1", "::1"]);
     assert_eq!(code, 0, "{out}{err}");
@@ -246,7 +246,7 @@ fn users_may_not_flood() {
     if !privileged("ping flood") {
         return;
     }
-    let ns = loopback_ns("pingflood");
+    let ns = Netns::with_loopback("pingflood");
     let open = "0 2147483647";
     let (code, out, err) = ping_as_nobody(&ns, open, &["-i", "0.001", "127.0.0.1"]);
     assert_eq!(code, 3, "{out}{err}");
@@ -264,7 +264,7 @@ fn without_any_icmp_socket_exit_3_with_the_hint() {
     if !privileged("ping denied") {
         return;
     }
-    let ns = loopback_ns("pingdeny");
+    let ns = Netns::with_loopback("pingdeny");
     for host in ["127.0.0.1", "::1"] {
         let (code, out, err) = ping_as_nobody(&ns, "1 0", &["-i", "0.1", host]);
         assert_eq!(code, 3, "{out}{err}");

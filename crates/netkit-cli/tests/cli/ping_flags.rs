@@ -6,8 +6,7 @@ use std::process::Command;
 
 use crate::harness::{privileged, run, text, Netns};
 use crate::ping_net::{
-    both_in, counts, iptables, iputils_in, json_lines, loopback_ns, ping_in, routed_narrow, sysctl,
-    two_hosts,
+    both_in, counts, iptables, iputils_in, json_lines, ping_in, routed_narrow, sysctl, two_hosts,
 };
 
 /// `text` with what differs from run to run blanked: round-trip times, `time Nms`, the
@@ -65,7 +64,7 @@ fn small_sizes_are_untimed_as_in_iputils() {
     if !privileged("ping -s 0") {
         return;
     }
-    let ns = loopback_ns("pingsmall");
+    let ns = Netns::with_loopback("pingsmall");
     let (out, _) = same_as_iputils(&ns, &["-c", "2", "-i", "0.2", "-s", "0", "127.0.0.1"]);
     assert!(
         out.contains("8 bytes from 127.0.0.1: icmp_seq=2 ttl=64\n"),
@@ -92,7 +91,7 @@ fn pattern_timestamps_and_bell_as_in_iputils() {
     if !privileged("ping -p -D -a") {
         return;
     }
-    let ns = loopback_ns("pingpat");
+    let ns = Netns::with_loopback("pingpat");
     let (out, _) = same_as_iputils(
         &ns,
         &["-c", "2", "-i", "0.2", "-p", "abc", "-D", "-a", "127.0.0.1"],
@@ -124,7 +123,7 @@ fn names_are_shown_unless_numeric_as_in_iputils() {
     if !privileged("ping -n") {
         return;
     }
-    let ns = loopback_ns("pingname");
+    let ns = Netns::with_loopback("pingname");
     let (out, _) = same_as_iputils(&ns, &["-c", "1", "localhost"]);
     assert!(out.contains(" bytes from localhost ("), "{out}");
     let (out, _) = same_as_iputils(&ns, &["-c", "1", "-n", "localhost"]);
@@ -139,7 +138,7 @@ fn interface_and_source_address_as_in_iputils() {
     if !privileged("ping -I") {
         return;
     }
-    let ns = loopback_ns("pingsrc");
+    let ns = Netns::with_loopback("pingsrc");
     for args in [
         &["-c", "1", "-I", "lo", "127.0.0.1"][..],
         &["-c", "1", "-I", "127.0.0.1", "127.0.0.1"],
@@ -258,7 +257,7 @@ fn flood_prints_dots_and_backspaces_as_in_iputils() {
     if !privileged("ping -f") {
         return;
     }
-    let ns = loopback_ns("pingfld");
+    let ns = Netns::with_loopback("pingfld");
     let ((code, out, err), (i_code, i_out, _)) = both_in(&ns, &["-f", "-c", "50", "127.0.0.1"]);
     assert_eq!((code, i_code), (0, 0), "{err}");
     for output in [&out, &i_out] {
@@ -277,7 +276,7 @@ fn preload_and_adaptive_as_in_iputils() {
     if !privileged("ping -l -A") {
         return;
     }
-    let ns = loopback_ns("pingpre");
+    let ns = Netns::with_loopback("pingpre");
     let (out, _) = same_as_iputils(&ns, &["-c", "3", "-l", "3", "127.0.0.1"]);
     assert!(out.contains(" ms, pipe 3\n"), "{out}");
     // Adaptive on loopback comes down to a zero interval: the next request goes with the
@@ -323,7 +322,7 @@ fn fping_summary_lines_as_in_fping() {
     if !privileged("ping --fping-summary") {
         return;
     }
-    let ns = loopback_ns("pingfp");
+    let ns = Netns::with_loopback("pingfp");
     let hosts = ["127.0.0.1", "::1"];
     let mut fping = Command::new("ip");
     fping.args(["netns", "exec", &ns.name, "fping", "-c", "3", "-p", "100"]);

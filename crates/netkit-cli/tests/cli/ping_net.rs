@@ -12,13 +12,6 @@ use serde_json::Value;
 
 use crate::harness::{sh, text, Netns, Proc};
 
-/// A namespace with only loopback, up.
-pub fn loopback_ns(tag: &str) -> Netns {
-    let ns = Netns::new(tag);
-    ns.ip(&["link", "set", "lo", "up"]);
-    ns
-}
-
 /// One end of a veth link: its namespace, device name and addresses (v4/24, v6/64).
 pub struct End<'a> {
     pub ns: &'a Netns,
@@ -66,8 +59,8 @@ pub fn mac(ns: &Netns, dev: &str) -> String {
 /// Near and far namespaces joined by a veth pair; the far end owns .2 and ::2, nobody owns
 /// .3 and ::3.
 pub fn two_hosts(tag: &str) -> (Netns, Netns) {
-    let near = loopback_ns(tag);
-    let far = loopback_ns(&format!("{tag}f"));
+    let near = Netns::with_loopback(tag);
+    let far = Netns::with_loopback(&format!("{tag}f"));
     link(
         End {
             ns: &near,
@@ -91,8 +84,8 @@ pub fn two_hosts(tag: &str) -> (Netns, Netns) {
 /// route to far's address: what leaves without its zone goes there, and never arrives.
 /// Returns both and far's address with the zone near reaches it through, `fe80::…%nk0`.
 pub fn link_local_pair(tag: &str) -> (Netns, Netns, String) {
-    let near = loopback_ns(tag);
-    let far = loopback_ns(&format!("{tag}f"));
+    let near = Netns::with_loopback(tag);
+    let far = Netns::with_loopback(&format!("{tag}f"));
     for ns in [&near, &far] {
         for key in ["all", "default"] {
             sysctl(ns, &format!("net.ipv6.conf.{key}.accept_dad=0"));
@@ -142,9 +135,9 @@ pub fn routed_narrow(tag: &str) -> [Netns; 3] {
 
 /// near -- router -- far: the far host (198.18.1.2, 2001:db8:1::2) is two hops away.
 pub fn routed(tag: &str) -> [Netns; 3] {
-    let near = loopback_ns(tag);
-    let router = loopback_ns(&format!("{tag}r"));
-    let far = loopback_ns(&format!("{tag}f"));
+    let near = Netns::with_loopback(tag);
+    let router = Netns::with_loopback(&format!("{tag}r"));
+    let far = Netns::with_loopback(&format!("{tag}f"));
     link(
         End {
             ns: &near,

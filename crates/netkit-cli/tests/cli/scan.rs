@@ -22,13 +22,6 @@ pub fn inside<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'sta
     ns.run_in(f).expect("a thread in the namespace")
 }
 
-/// A namespace with loopback up.
-pub fn loopback_ns(tag: &str) -> Netns {
-    let ns = Netns::new(tag);
-    ns.ip(&["link", "set", "lo", "up"]);
-    ns
-}
-
 /// `n` listeners on random ports of each `addr` (port 0, read back).
 pub fn listeners(wanted: &[(&str, usize)]) -> Vec<TcpListener> {
     let bind = |addr: &str| TcpListener::bind((addr, 0)).expect("bind");
@@ -117,7 +110,7 @@ fn full_range_v4_and_v6_find_exactly_the_listeners() {
     if !privileged("scan full range") {
         return;
     }
-    let ns = loopback_ns("scanall");
+    let ns = Netns::with_loopback("scanall");
     let held = inside(&ns, || listeners(&[("127.0.0.1", 3), ("::1", 3)]));
     let scan = scan_json(ns.netkit(), &["127.0.0.1", "::1", "-p", "all"]);
     assert_exact(&scan, &addrs(&held), 2, 65535);
@@ -133,7 +126,7 @@ fn phantom_open_ports_from_tcp_self_connect() {
     if !privileged("scan self-connect") {
         return;
     }
-    let ns = loopback_ns("phantom");
+    let ns = Netns::with_loopback("phantom");
     ns.sysctl(&["net.ipv4.ip_local_port_range=40000 40009".to_string()])
         .expect("sysctl");
     let targets = ["127.0.0.1,::1"; 50].join(",");
@@ -246,7 +239,7 @@ fn ulimit_128_stays_exact_even_when_asked_for_more() {
     if !privileged("scan ulimit") {
         return;
     }
-    let ns = loopback_ns("ulimit");
+    let ns = Netns::with_loopback("ulimit");
     let held = inside(&ns, || listeners(&[("127.0.0.1", 2), ("::1", 2)]));
     for extra in [&[][..], &["--concurrency", "1000"][..]] {
         let mut args = vec!["127.0.0.1", "::1", "-p", "all"];
@@ -261,7 +254,7 @@ fn default_ports_are_the_top_thousand() {
     if !privileged("scan default ports") {
         return;
     }
-    let ns = loopback_ns("top");
+    let ns = Netns::with_loopback("top");
     let scan = scan_json(ns.netkit(), &["127.0.0.1"]);
     assert_eq!((scan.summary.scanned, scan.summary.closed), (1000, 1000));
 }

@@ -402,8 +402,7 @@ fn output_options_clap_would_misread_are_refused_by_name() {
 /// that never answers: its frames leave through a veth to a MAC nobody has (silence, not an
 /// ARP failure).
 fn silent_neighbour(tag: &str) -> crate::harness::Netns {
-    let ns = crate::harness::Netns::new(tag);
-    ns.ip(&["link", "set", "lo", "up"]);
+    let ns = crate::harness::Netns::with_loopback(tag);
     ns.ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
     ns.ip(&["addr", "add", "198.18.0.1/24", "dev", "v0"]);
     ns.ip(&["link", "set", "v0", "up"]);
@@ -523,8 +522,7 @@ fn scan_xml_lists_an_unreachable_host_down() {
     if !crate::harness::privileged(test) {
         return;
     }
-    let ns = crate::harness::Netns::new("sxu");
-    ns.ip(&["link", "set", "lo", "up"]);
+    let ns = crate::harness::Netns::with_loopback("sxu");
     let dir = tempfile::tempdir().unwrap();
     let xml = dir.path().join("scan.xml");
     let out = ns

@@ -355,8 +355,7 @@ fn closed_ports_are_listed_up_to_nmaps_limit() {
     if !privileged(test) {
         return;
     }
-    let ns = crate::harness::Netns::new("whylim");
-    ns.ip(&["link", "set", "lo", "up"]);
+    let ns = crate::harness::Netns::with_loopback("whylim");
     let dir = tempfile::tempdir().unwrap();
     for (ports, verbose, listed) in [("1-25", false, 25), ("1-26", false, 0), ("1-26", true, 26)] {
         let (ours, theirs) = (dir.path().join("netkit.xml"), dir.path().join("nmap.xml"));

@@ -12,9 +12,9 @@ use std::process::Command;
 
 use netkit::report::scan::{PortState, Reason, ScanType};
 
-use crate::harness::{privileged, text};
+use crate::harness::{privileged, text, Netns};
 use crate::lab::{peers, Lab, LabExt, Reject, Unroutable};
-use crate::scan::{addrs, assert_exact, inside, listeners, loopback_ns, parse_scan, scan_json};
+use crate::scan::{addrs, assert_exact, inside, listeners, parse_scan, scan_json};
 
 /// This host's own address in the test's namespace (not 127/8; the namespace has no other
 /// link, so nothing leaves it).
@@ -38,7 +38,7 @@ fn syn_scan_is_exact_on_loopback_and_own_addresses_with_banners() {
     if !privileged("scan --syn loopback") {
         return;
     }
-    let ns = loopback_ns("synlo");
+    let ns = Netns::with_loopback("synlo");
     ns.ip(&["addr", "add", &format!("{OWN}/32"), "dev", "lo"]);
     let (held, greeter) = inside(&ns, || {
         let held = listeners(&[("127.0.0.1", 3), ("::1", 3), (OWN, 1)]);

@@ -129,8 +129,7 @@ fn top_source_nmap_scans_nmaps_top_ports() {
     if !privileged("scan top-source nmap") || !have_nmap("scan top-source nmap") {
         return;
     }
-    let ns = Netns::new("topsrc");
-    ns.ip(&["link", "set", "lo", "up"]);
+    let ns = Netns::with_loopback("topsrc");
     for n in [10, 100] {
         let (wanted, _) = nmap_top(n, Some(&ns));
         let held = listen_in(&ns, &wanted);

@@ -6,8 +6,8 @@ use std::net::{IpAddr, TcpListener};
 
 use serde_json::Value;
 
-use crate::harness::{privileged, run, text};
-use crate::ping_net::{iptables, loopback_ns};
+use crate::harness::{privileged, run, text, Netns};
+use crate::ping_net::iptables;
 use crate::scan::parse_scan;
 
 /// addr → alive, from a sweep's JSON Lines, failing on a target reported twice.
@@ -34,7 +34,7 @@ fn sweep_shards_are_disjoint_and_add_up_to_the_whole_sweep() {
         return;
     }
     // Every 127/8 address answers inside the namespace but the eight echo requests dropped.
-    let ns = loopback_ns("shardsw");
+    let ns = Netns::with_loopback("shardsw");
     iptables(
         &ns,
         &[
@@ -211,7 +211,7 @@ fn the_kubernetes_indexed_job_example_runs_disjoint_shards_that_cover_the_target
         })
         .collect();
     assert!(!args.iter().any(|a| a.starts_with("198.18.")), "{args:?}");
-    let ns = loopback_ns("shardk8s");
+    let ns = Netns::with_loopback("shardk8s");
     let mut union = BTreeMap::new();
     for index in 0..8 {
         let mut cmd = ns.netkit();

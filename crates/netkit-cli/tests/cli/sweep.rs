@@ -226,8 +226,7 @@ fn all_of_127_0_0_0_slash_16_answers_tcp_inside_a_namespace() {
 }
 
 fn all_of_127_0_0_0_slash_16_answers(method: &str) {
-    let ns = Netns::new("swl");
-    ns.ip(&["link", "set", "lo", "up"]);
+    let ns = Netns::with_loopback("swl");
     let out = ns
         .netkit()
         .args(["--json", "sweep", "127.0.0.0/16", "--rate", "50000"])
@@ -461,8 +460,7 @@ fn an_unprivileged_user_sweeps_with_datagram_icmp_sockets() {
         return;
     }
     // ping_group_range is per network namespace: widen it in a namespace of our own only.
-    let ns = Netns::new("swd");
-    ns.ip(&["link", "set", "lo", "up"]);
+    let ns = Netns::with_loopback("swd");
     let script = format!(
         "sysctl -qw net.ipv4.ping_group_range='0 2147483647' && exec setpriv --reuid=65534 \
          --regid=65534 --clear-groups {} --json sweep 127.0.0.0/24 ::1",

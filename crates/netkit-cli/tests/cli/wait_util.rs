@@ -249,8 +249,7 @@ pub struct DnsLab {
 impl DnsLab {
     /// Starts dnsmasq in a fresh namespace and waits until it has read its (empty) names.
     pub fn start() -> DnsLab {
-        let ns = Netns::new("wait-dns");
-        ns.ip(&["link", "set", "lo", "up"]);
+        let ns = Netns::with_loopback("wait-dns");
         let etc = NetnsEtc::new(&ns, "nameserver 127.0.0.1\n");
         let dir = tempfile::tempdir().unwrap();
         let names = dir.path().join("names");

@@ -134,8 +134,7 @@ fn watch_reports_link_and_address_changes_like_ip_monitor() {
     if !privileged("iface watch") {
         return;
     }
-    let ns = Netns::new("iface-watch");
-    ns.ip(&["link", "set", "lo", "up"]);
+    let ns = Netns::with_loopback("iface-watch");
     ns.ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
     let watch = Running::watch(&ns, &["--json", "iface", "watch"]);
     let monitor = ip_monitor(&ns);

@@ -605,8 +605,7 @@ fn forward_udp_wildcard_listener_answered_from_another_address_than_the_one_aske
     {
         return;
     }
-    let ns = Netns::new("fwusrc");
-    ns.ip(&["link", "set", "lo", "up"]);
+    let ns = Netns::with_loopback("fwusrc");
     ns.ip(&["-6", "addr", "add", "2001:db8::7/128", "dev", "lo", "nodad"]);
     let echo4 = udp_echo_in(&ns, "127.0.0.1:0");
     let echo6 = udp_echo_in(&ns, "[::1]:0");
@@ -793,8 +792,7 @@ fn forward_udp_proxy_v2_on_a_wildcard_listener_named_the_wildcard() {
     if !privileged("forward_udp_proxy_v2_on_a_wildcard_listener_named_the_wildcard") {
         return;
     }
-    let ns = Netns::new("fwuppw");
-    ns.ip(&["link", "set", "lo", "up"]);
+    let ns = Netns::with_loopback("fwuppw");
     let upstream = ns
         .run_in(|| std::net::UdpSocket::bind("127.0.0.1:0").unwrap())
         .unwrap();
@@ -871,8 +869,7 @@ fn forward_a_lost_syn_dropped_the_client_of_a_healthy_target() {
         return;
     }
     const CLIENTS: usize = 4;
-    let ns = Netns::new("fwretry");
-    ns.ip(&["link", "set", "lo", "up"]);
+    let ns = Netns::with_loopback("fwretry");
     counting_listener(&ns, LOSSY_TARGET);
     drop_every_other_syn(&ns, "9000", "1");
     if Haproxy::available().is_some() {
@@ -1047,8 +1044,7 @@ fn forward_check_failed_on_one_lost_syn_when_the_connect_timeout_was_short() {
         return;
     }
     const CHECKS: usize = 3;
-    let ns = Netns::new("fwcheck");
-    ns.ip(&["link", "set", "lo", "up"]);
+    let ns = Netns::with_loopback("fwcheck");
     let ours = counting_listener(&ns, "127.0.0.1:9001");
     let _theirs = counting_listener(&ns, "127.0.0.1:9002");
     drop_every_other_syn(&ns, "9001", "0");
@@ -1162,8 +1158,7 @@ fn forward_checked_target_went_down_on_one_clients_lost_syn() {
     if !privileged("forward_checked_target_went_down_on_one_clients_lost_syn") {
         return;
     }
-    let ns = Netns::new("fwpassive");
-    ns.ip(&["link", "set", "lo", "up"]);
+    let ns = Netns::with_loopback("fwpassive");
     // netkit's pair and HAProxy's: the first of each loses one SYN.
     let (ours, _ours_b) = (
         counting_listener(&ns, "127.0.0.1:9101"),

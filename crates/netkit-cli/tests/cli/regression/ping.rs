@@ -5,10 +5,10 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::harness::{privileged, text, Proc};
+use crate::harness::{privileged, text, Netns, Proc};
 use crate::ping_net::{
-    both_in, counts, iptables, iputils_in, json_lines, line_starting, link_local_pair, loopback_ns,
-    ping_in, routed_narrow, stats_line, sysctl, two_hosts,
+    both_in, counts, iptables, iputils_in, json_lines, line_starting, link_local_pair, ping_in,
+    routed_narrow, stats_line, sysctl, two_hosts,
 };
 use crate::responder::Responder;
 
@@ -231,7 +231,7 @@ fn sigquit_prints_the_status_line_and_ping_goes_on() {
     if !privileged("ping SIGQUIT") {
         return;
     }
-    let ns = loopback_ns("pingquit");
+    let ns = Netns::with_loopback("pingquit");
     let args = ["-i", "0.1", "-w", "30", "127.0.0.1"];
     let mut iputils = Command::new("ip");
     iputils.args(["netns", "exec", &ns.name, "ping"]).args(args);
@@ -261,7 +261,7 @@ fn sigterm_prints_the_summary() {
     if !privileged("ping SIGTERM") {
         return;
     }
-    let ns = loopback_ns("pingterm");
+    let ns = Netns::with_loopback("pingterm");
     let mut cmd = ns.netkit();
     cmd.args(["ping", "-i", "0.1", "-w", "30", "127.0.0.1"]);
     let mut ping = watch(cmd);
@@ -286,7 +286,7 @@ fn no_route_is_an_input_error_before_anything_is_sent() {
         return;
     }
     // Only loopback: 198.18.0.9 has no route, nothing can leave.
-    let ns = loopback_ns("pingnort");
+    let ns = Netns::with_loopback("pingnort");
     let mut iputils = Command::new("ip");
     iputils.args(["netns", "exec", &ns.name, "ping", "-c", "1", "198.18.0.9"]);
     let (i_code, i_out, i_err) = text(&iputils.output().expect("iputils"));
@@ -324,7 +324,7 @@ fn an_unknown_name_among_hosts_does_not_stop_the_others() {
         return;
     }
     // In a namespace with only loopback the resolver reaches no server: nothing leaves.
-    let ns = loopback_ns("pingnames");
+    let ns = Netns::with_loopback("pingnames");
     let mut fping = Command::new("ip");
     fping.args(["netns", "exec", &ns.name, "fping", "-c", "1"]);
     fping.args(["127.0.0.1", "no-such-host.invalid"]);
@@ -349,7 +349,7 @@ fn ping_several_hosts_lines_did_not_say_which_target() {
     if !privileged("ping several hosts name their target") {
         return;
     }
-    let ns = loopback_ns("pingwho");
+    let ns = Netns::with_loopback("pingwho");
     iptables(
         &ns,
         &["-A", "INPUT", "-d", "127.0.0.2", "-p", "icmp", "-j", "DROP"],
@@ -435,7 +435,7 @@ fn a_request_due_at_the_deadline_was_sent() {
     if !privileged("ping deadline tie") {
         return;
     }
-    let ns = loopback_ns("pingtie");
+    let ns = Netns::with_loopback("pingtie");
     for target in ["127.0.0.1", "::1"] {
         let ((code, out, err), (i_code, i_out, i_err)) = both_in(&ns, &["-w", "1", target]);
         assert_eq!(
@@ -634,9 +634,9 @@ fn flood_printed_a_dot_for_a_request_refused_locally() {
 /// (.2, which owns 198.18.7.1), so it forwards `s`'s requests there and sends `s` an ICMP
 /// redirect each time (`s` ignores redirects). Returns [s, r, h].
 fn redirecting_segment(tag: &str) -> [crate::harness::Netns; 3] {
-    let s = loopback_ns(tag);
-    let r = loopback_ns(&format!("{tag}r"));
-    let h = loopback_ns(&format!("{tag}h"));
+    let s = Netns::with_loopback(tag);
+    let r = Netns::with_loopback(&format!("{tag}r"));
+    let h = Netns::with_loopback(&format!("{tag}h"));
     s.ip(&["link", "add", "br0", "type", "bridge"]);
     s.ip(&["link", "set", "br0", "up"]);
     for addr in ["198.18.0.1/24", "198.18.0.11/24", "198.18.0.12/24"] {

@@ -125,7 +125,7 @@ fn an_interrupted_periodic_sweep_wrote_no_document() {
     if !privileged("an_interrupted_periodic_sweep_wrote_no_document") {
         return;
     }
-    let ns = crate::ping_net::loopback_ns("swint");
+    let ns = crate::harness::Netns::with_loopback("swint");
     let dir = tempfile::tempdir().expect("tempdir");
     let xml = dir.path().join("sweep.xml");
     let mut cmd = ns.netkit();
