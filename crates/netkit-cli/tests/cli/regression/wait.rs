@@ -93,20 +93,27 @@ fn a_round_trip_over_one_second_never_connected() {
         .open("198.18.0.2", &[80])
         .build()
         .expect("lab");
+    let stderr = wait_for_it_and_netkit_see_port_80_up(&lab, "20", "20s");
+    assert!(stderr.contains("198.18.0.2:80 is up after"), "{stderr}");
+}
+
+/// Runs wait-for-it (`-t PEER_TIMEOUT`) and then `netkit wait --timeout TIMEOUT` for
+/// 198.18.0.2:80 from the lab's scanner; asserts that both find it up; netkit's stderr.
+fn wait_for_it_and_netkit_see_port_80_up(lab: &Lab, peer_timeout: &str, timeout: &str) -> String {
     let peer = lab
         .scanner_cmd("wait-for-it")
-        .args(["-t", "20", "198.18.0.2:80"])
+        .args(["-t", peer_timeout, "198.18.0.2:80"])
         .output()
         .expect("run wait-for-it (package wait-for-it)");
     assert_eq!(peer.status.code(), Some(0), "wait-for-it: {peer:?}");
     let out = lab
         .netkit()
-        .args(["wait", "198.18.0.2:80", "--timeout", "20s"])
+        .args(["wait", "198.18.0.2:80", "--timeout", timeout])
         .output()
         .expect("run");
     let (code, _, stderr) = text(&out);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stderr.contains("198.18.0.2:80 is up after"), "{stderr}");
+    stderr
 }
 
 /// `--invert` took the first connect that timed out (after 1 s) for the server gone: on a
@@ -191,19 +198,7 @@ fn an_abandoned_connect_lost_the_handshake_a_retransmission_completes() {
         .build()
         .expect("lab");
     drop_first_synack(&lab, 80);
-    let peer = lab
-        .scanner_cmd("wait-for-it")
-        .args(["-t", "5", "198.18.0.2:80"])
-        .output()
-        .expect("run wait-for-it (package wait-for-it)");
-    assert_eq!(peer.status.code(), Some(0), "wait-for-it: {peer:?}");
-    let out = lab
-        .netkit()
-        .args(["wait", "198.18.0.2:80", "--timeout", "4500ms"])
-        .output()
-        .expect("run");
-    let (code, _, stderr) = text(&out);
-    assert_eq!(code, 0, "{stderr}");
+    wait_for_it_and_netkit_see_port_80_up(&lab, "5", "4500ms");
 }
 
 /// Makes the far host drop the first SYN-ACK of every connection from `port`: the first reply
