@@ -16,6 +16,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// musl's allocator takes one lock for every allocation and frees memory eagerly: the static
+/// build's forwarder spent more on it than on relaying (docs/benchmarks.md). mimalloc keeps a
+/// heap per thread, as glibc's allocator does for the other builds.
+#[cfg(all(target_env = "musl", target_pointer_width = "64"))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let argv = match nmap_flags::rewrite(std::env::args_os()) {
         Ok(argv) => argv,
