@@ -247,7 +247,9 @@ impl HttpHost {
             (HttpHost::Auto, Endpoint::Tcp { host, port }) => {
                 let host = match host {
                     Host::Name(name) => name.clone(),
-                    Host::Ip(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
+                    // Without the zone, which names an interface of this host only (curl
+                    // leaves it out of its Host header too).
+                    Host::Ip(std::net::IpAddr::V6(ip)) | Host::Zoned(ip, _) => format!("[{ip}]"),
                     Host::Ip(ip) => ip.to_string(),
                 };
                 match port {
