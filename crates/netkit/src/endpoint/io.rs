@@ -276,7 +276,8 @@ impl Peer {
 impl fmt::Display for Peer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Peer::Tcp(addr) => addr.fmt(f),
+            // A link-local client with the name of the interface it came through.
+            Peer::Tcp(addr) => Endpoint::tcp(*addr).fmt(f),
             Peer::Unix => f.write_str("unix"),
         }
     }
@@ -308,9 +309,10 @@ impl Listener {
     /// The bound address, for logs (`127.0.0.1:40123`, `unix:/run/x.sock`).
     pub fn local_addr(&self) -> String {
         match self {
+            // As an endpoint is shown: a link-local address with its interface's name.
             Listener::Tcp(listener) => listener
                 .local_addr()
-                .map(|a| a.to_string())
+                .map(|a| Endpoint::tcp(a).to_string())
                 .unwrap_or_else(|_| "?".into()),
             Listener::Unix(listener, _) => match listener.local_addr() {
                 Ok(addr) => match (addr.as_pathname(), addr.as_abstract_name()) {

@@ -44,9 +44,10 @@ fn micros_since(start: Instant) -> u64 {
     u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
-/// A client address as records show it: an IPv4 client of a `[::]` listener in IPv4 form.
+/// A client address as records show it: an IPv4 client of a `[::]` listener in IPv4 form, a
+/// link-local one with the name of its interface (as endpoints are shown).
 pub(super) fn shown(addr: SocketAddr) -> String {
-    SocketAddr::new(addr.ip().to_canonical(), addr.port()).to_string()
+    crate::endpoint::Endpoint::tcp(crate::endpoint::plain_peer(addr)).to_string()
 }
 
 /// The listening socket of a rule, bound to `addr` (dual-stack on `[::]`, as TCP's).
@@ -274,7 +275,7 @@ impl Session {
         SessionRecord {
             time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
             client: shown(self.id.0),
-            target: self.target.to_string(),
+            target: shown(self.target),
             via: self.via.clone(),
             datagrams_up: self.datagrams_up,
             datagrams_down: replies.datagrams.load(Ordering::Relaxed),
