@@ -19,7 +19,7 @@ use crate::wait_util::{header, response};
 /// Two namespaces joined by a veth pair, `vA` (fe80::1) in the first and `vB` (fe80::2) in the
 /// second: the addresses without duplicate address detection, each end a static neighbour of
 /// the other (neighbour discovery right after link-up can lose its first solicitation).
-fn link(tag: &str) -> (Netns, Netns) {
+pub fn link(tag: &str) -> (Netns, Netns) {
     let a = Netns::with_loopback(tag);
     let b = Netns::with_loopback(&format!("{tag}b"));
     a.veth("vA", &b, "vB").unwrap_or_else(|e| panic!("{e}"));
@@ -38,7 +38,7 @@ fn link(tag: &str) -> (Netns, Netns) {
 }
 
 /// Runs `program ARGS` inside `ns` with `input` on stdin, to its end.
-fn run_with(ns: &Netns, program: &str, args: &[&str], input: &[u8]) -> Output {
+pub fn run_with(ns: &Netns, program: &str, args: &[&str], input: &[u8]) -> Output {
     let mut child = ns
         .command(program)
         .args(args)
@@ -244,4 +244,51 @@ fn wait_takes_an_rfc_6874_url_as_curl_does_and_sends_the_same_host() {
     assert_eq!(ours.lines().next(), curls.lines().next());
     assert_eq!(header(ours, "host"), header(curls, "host"));
     assert_eq!(header(ours, "host"), Some("[fe80::2]:8080"));
+}
+
+/// Waits (bounded) until a UDP socket is bound to `port` in `ns`, as `ss` lists it.
+fn udp_bound(ns: &Netns, port: &str) {
+    let filter = format!("sport = :{port}");
+    for _ in 0..500 {
+        let out = run_with(ns, "ss", &["-Hlun", &filter], b"");
+        if !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("nothing bound UDP port {port}");
+}
+
+#[test]
+fn forward_relays_udp_between_link_local_addresses() {
+    if !privileged("forward_relays_udp_between_link_local_addresses") {
+        return;
+    }
+    let (a, b) = link("zudp");
+    // socat's UDP echo in b on vB (socat 1.7.4 binds a zoned `bind=` address of a UDP6
+    // server without its scope id, which the kernel refuses).
+    let mut cmd = b.command("socat");
+    cmd.args(["UDP6-RECVFROM:5301,so-bindtodevice=vB,fork", "EXEC:cat"]);
+    let _server = Proc::spawn(cmd);
+    udp_bound(&b, "5301");
+
+    let mut cmd = a.netkit();
+    cmd.args(["forward", "udp:[fe80::1%vA]:5300", "udp:[fe80::2%vA]:5301"]);
+    let fw = Forwarder::spawn(cmd, 1);
+    assert_eq!(fw.listens, ["udp:[fe80::1%vA]:5300"]);
+    let out = run_with(
+        &b,
+        "socat",
+        &["-T5", "-", "UDP6:[fe80::1%vB]:5300"],
+        b"datagram\n",
+    );
+    assert_eq!(text(&out).1, "datagram\n", "{:?}", text(&out));
+    // The session's line, when it ends (on exit): the client and target with their zone.
+    let (code, _, stderr) = fw.stop("TERM");
+    assert_eq!(code, 0, "{stderr}");
+    let session = stderr.lines().find(|l| l.contains(" udp ")).unwrap_or("");
+    assert!(
+        session.contains(" udp [fe80::2%vA]:") && session.contains(" -> [fe80::2%vA]:5301 via "),
+        "{stderr}"
+    );
 }
