@@ -182,10 +182,13 @@ pub enum Host {
 }
 
 impl Host {
-    /// The host of a literal socket address: [`Host::Zoned`] when it carries a scope id.
+    /// The host of a literal socket address: [`Host::Zoned`] when it is link-local with a
+    /// scope id (the kernel ignores the scope id of any other address).
     pub fn of(addr: SocketAddr) -> Host {
         match addr {
-            SocketAddr::V6(v6) if v6.scope_id() != 0 => Host::Zoned(*v6.ip(), v6.scope_id()),
+            SocketAddr::V6(v6) if v6.scope_id() != 0 && v6.ip().is_unicast_link_local() => {
+                Host::Zoned(*v6.ip(), v6.scope_id())
+            }
             other => Host::Ip(other.ip()),
         }
     }

@@ -199,6 +199,9 @@ fn every_socket_address_of_a_zoned_endpoint_carries_the_scope_id() {
     assert_eq!(Endpoint::tcp(want).to_string(), "[fe80::1%lo]:80");
     let plain: SocketAddr = "[2001:db8::1]:80".parse().unwrap();
     assert_eq!(Host::of(plain), Host::Ip(plain.ip()));
+    let scoped: SocketAddr =
+        std::net::SocketAddrV6::new("2001:db8::1".parse().unwrap(), 80, 0, lo()).into();
+    assert_eq!(Host::of(scoped), Host::Ip(plain.ip()));
 }
 
 #[test]
@@ -293,7 +296,7 @@ proptest! {
     }
 
     #[test]
-    fn never_panics(text in "[\\[\\]:a-z0-9@/.' -]{0,24}") {
+    fn never_panics(text in "[\\[\\]:a-z0-9@/.%' -]{0,24}") {
         let _ = text.parse::<Endpoint>();
     }
 }

@@ -272,6 +272,9 @@ mod tests {
         assert_eq!(HttpHost::Auto.value_for(&target), "example.test:8080");
         let target: Endpoint = "[::1]:80".parse().unwrap();
         assert_eq!(HttpHost::Auto.value_for(&target), "[::1]");
+        // A zone names an interface of this host only: left out, as curl leaves it out.
+        let target: Endpoint = "[fe80::1%lo]:8080".parse().unwrap();
+        assert_eq!(HttpHost::Auto.value_for(&target), "[fe80::1]:8080");
         assert!("a b".parse::<HttpHost>().is_err());
         assert!("x\r\nEvil: 1".parse::<HttpHost>().is_err());
         assert_eq!("v2".parse::<ProxyProtocol>(), Ok(ProxyProtocol::V2));

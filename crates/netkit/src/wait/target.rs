@@ -147,7 +147,7 @@ fn parse_http(input: &str) -> Result<HttpTarget, ParseError> {
 }
 
 /// A URL's `[V6%25ZONE]` (RFC 6874) as an endpoint writes it, `[V6%ZONE]`; a bare `%ZONE`
-/// is taken too, as curl takes it.
+/// is taken too, as curl takes it. `host` may go on with `:PORT`.
 fn url_zone(host: &str) -> String {
     match host.split_once('%') {
         Some((addr, zone)) if host.starts_with('[') => {
@@ -224,7 +224,7 @@ fn parse_tcp_url(input: &str, rest: &str) -> Result<Endpoint, ParseError> {
     if rest.contains('/') {
         return Err(bad());
     }
-    match rest.parse() {
+    match url_zone(rest).parse() {
         Ok(endpoint @ Endpoint::Tcp { .. }) => Ok(endpoint),
         Ok(_) => Err(bad()),
         Err(e) => {
@@ -278,6 +278,8 @@ mod tests {
             assert_eq!(t.authority, "[fe80::1]:8080", "{url}");
             assert_eq!(t.path, "/up");
         }
+        let tcp: Target = "tcp://[fe80::1%25lo]:22".parse().expect("tcp URL");
+        assert_eq!(tcp.to_string(), "[fe80::1%lo]:22");
         let err = "http://[fe80::1%25nk-no-such0]/"
             .parse::<Target>()
             .unwrap_err();
