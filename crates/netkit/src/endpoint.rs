@@ -1,6 +1,6 @@
 //! Endpoints of `forward`, `echo`, `send` and `wait`: `PORT` (loopback), `HOST:PORT`,
-//! `[V6]:PORT`, `[V6%IFACE]:PORT` (a link-local address with its zone), `unix:PATH`, `unix:@NAME` (Linux abstract namespace), `exec:COMMAND`, and
-//! `forward`'s `systemd:NAME` listeners (sockets passed by systemd) and its datagram forms
+//! `[V6]:PORT`, `[V6%IFACE]:PORT` (a link-local address with its zone), `unix:PATH`,
+//! `unix:@NAME` (Linux abstract namespace), `exec:COMMAND`, and `forward`'s `systemd:NAME` listeners (sockets passed by systemd) and its datagram forms
 //! `udp:PORT`, `udp:HOST:PORT`, `udp:[V6]:PORT`. Parsing is pure; [`Endpoint::connect`] and
 //! [`Endpoint::listen`] do the I/O of the stream endpoints ([`exec::check`] the one check of
 //! an `exec:` program before any connection), `forward::udp` that of `udp:`.
@@ -64,7 +64,8 @@ pub enum EndpointErrorKind {
     /// Something other than an IPv6 address in brackets.
     #[error("invalid IPv6 address in brackets")]
     BadIpv6,
-    /// A zone (`%eth0`) in brackets that names no interface (worded as targets word it).
+    /// A zone in brackets that names no interface, or follows an IPv4 address (worded as
+    /// targets word it).
     #[error("{0}")]
     Zone(TargetErrorKind),
     /// A zone on an address that is not link-local: the kernel would ignore it (and the
@@ -205,7 +206,8 @@ impl Host {
 }
 
 impl Endpoint {
-    /// A TCP endpoint on a literal socket address (zoned when it has a scope id).
+    /// A TCP endpoint on a literal socket address (zoned when it is link-local with a scope
+    /// id, see [`Host::of`]).
     pub fn tcp(addr: SocketAddr) -> Self {
         Endpoint::Tcp {
             host: Host::of(addr),
@@ -213,7 +215,7 @@ impl Endpoint {
         }
     }
 
-    /// A UDP endpoint on a literal socket address (zoned when it has a scope id).
+    /// A UDP endpoint on a literal socket address (zoned as [`Endpoint::tcp`]).
     pub fn udp(addr: SocketAddr) -> Self {
         Endpoint::Udp {
             host: Host::of(addr),
@@ -459,8 +461,8 @@ fn parse_bracketed(input: &str, rest: &str, rule: PortRule) -> Result<(Host, u16
     Ok((Host::Ip(IpAddr::V6(ip)), port_of(input, port, rule)?))
 }
 
-/// `ADDR%ZONE` in brackets, by the targets' parser of zones (interface name or index; the
-/// interface must exist); only a link-local address takes one.
+/// `ADDR%ZONE` in brackets, by the targets' parser of zones (an interface name that must exist,
+/// or an index, taken as given as ping takes it); only a link-local address takes one.
 fn parse_zoned(input: &str, addr: &str, zone: &str) -> Result<Host, EndpointError> {
     let (ip, index) = zoned_addr(input, addr, zone).map_err(|e| {
         let kind = match e.kind {
@@ -505,7 +507,7 @@ fn parse_host(input: &str, host: &str) -> Result<Host, EndpointError> {
 /// Refuses a link-local IPv6 socket address without a scope id, which the kernel would refuse
 /// with a bare "invalid argument": what a name that resolves to a link-local address gives
 /// (the resolver knows no interface for it).
-pub(crate) fn needs_no_zone(addr: SocketAddr) -> std::io::Result<()> {
+pub(crate) fn refuse_unzoned_link_local(addr: SocketAddr) -> std::io::Result<()> {
     match addr {
         SocketAddr::V6(v6) if v6.ip().is_unicast_link_local() && v6.scope_id() == 0 => {
             Err(std::io::Error::new(

@@ -216,7 +216,7 @@ fn unix_listen_error(what: String, path: &Path, err: io::Error) -> Error {
 }
 
 fn listen_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
-    super::needs_no_zone(addr)?;
+    super::refuse_unzoned_link_local(addr)?;
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),
         socket2::Type::STREAM,

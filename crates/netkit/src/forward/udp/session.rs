@@ -52,7 +52,7 @@ pub(super) fn shown(addr: SocketAddr) -> String {
 
 /// The listening socket of a rule, bound to `addr` (dual-stack on `[::]`, as TCP's).
 pub(super) fn listen_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
-    crate::endpoint::needs_no_zone(addr)?;
+    crate::endpoint::refuse_unzoned_link_local(addr)?;
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_nonblocking(true)?;
     // Best effort: the kernel caps it at net.core.rmem_max.
@@ -63,7 +63,7 @@ pub(super) fn listen_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
 
 /// A socket connected to `target` (the kernel picks its local address and port).
 fn session_socket(target: SocketAddr) -> io::Result<UdpSocket> {
-    crate::endpoint::needs_no_zone(target)?;
+    crate::endpoint::refuse_unzoned_link_local(target)?;
     let socket = Socket::new(
         Domain::for_address(target),
         Type::DGRAM,
