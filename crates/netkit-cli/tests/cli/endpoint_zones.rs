@@ -155,11 +155,17 @@ fn send_and_echo_across_a_link_local_link_give_what_socat_gives() {
     let _socat = socat_echo(&a, &b, "7001");
     assert_eq!(netkit_to("7001"), socat_to("7001"));
 
-    // The JSON record names the endpoint with its zone.
-    let (code, stdout, stderr) = netkit_in(&a, &["--json", "send", "[fe80::2%vA]:7001", "x"]);
+    // The zone by index too (as ncat takes it); the JSON record names the interface.
+    let index = a.ip(&["-o", "link", "show", "vA"]);
+    let index = index.split(':').next().unwrap().trim();
+    let by_index = format!("[fe80::2%{index}]:7001");
+    let (code, stdout, stderr) = netkit_in(&a, &["--json", "send", &by_index, "x"]);
     assert_eq!(code, 0, "{stderr}");
     let record: Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(record["endpoint"], "[fe80::2%vA]:7001");
+    assert_eq!(record["reply"], "x\n");
+    let ncat = run_with(&a, "ncat", &[&format!("fe80::2%{index}"), "7001"], b"x\n");
+    assert_eq!(text(&ncat).1, "x\n", "{:?}", text(&ncat));
 }
 
 #[test]
