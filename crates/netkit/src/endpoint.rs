@@ -1,6 +1,6 @@
 //! Endpoints of `forward`, `echo`, `send` and `wait`: `PORT` (loopback), `HOST:PORT`,
-//! `[V6]:PORT`, `unix:PATH`, `unix:@NAME` (Linux abstract namespace), `exec:COMMAND`, and
-//! `forward`'s `systemd:NAME` listeners (sockets passed by systemd) and its datagram forms
+//! `[V6]:PORT`, `[V6%IFACE]:PORT` (a link-local address with its zone), `unix:PATH`,
+//! `unix:@NAME` (Linux abstract namespace), `exec:COMMAND`, and `forward`'s `systemd:NAME` listeners (sockets passed by systemd) and its datagram forms
 //! `udp:PORT`, `udp:HOST:PORT`, `udp:[V6]:PORT`. Parsing is pure; [`Endpoint::connect`] and
 //! [`Endpoint::listen`] do the I/O of the stream endpoints ([`exec::check`] the one check of
 //! an `exec:` program before any connection), `forward::udp` that of `udp:`.
@@ -13,12 +13,12 @@ mod unix_connect;
 mod unix_path;
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 
 use crate::ports::PortErrorKind;
-use crate::target::is_host_name;
+use crate::target::{is_host_name, show_zoned, zoned, zoned_addr, TargetErrorKind};
 
 pub use io::{plain_peer, Listener, Peer, Stream};
 pub use parked::{Detached, Parked};
@@ -64,14 +64,16 @@ pub enum EndpointErrorKind {
     /// Something other than an IPv6 address in brackets.
     #[error("invalid IPv6 address in brackets")]
     BadIpv6,
-    /// A zone (`%eth0`) in brackets: endpoints take none.
-    #[error("zones (%IFACE) are not supported in endpoints; use a global or unique local address")]
-    Zone,
-    /// A link-local IPv6 address: without a zone no socket can reach or bind it.
-    #[error(
-        "a link-local address needs a zone (%IFACE), which endpoints do not take; use a global \
-         or unique local address"
-    )]
+    /// A zone in brackets that names no interface, or follows an IPv4 address (worded as
+    /// targets word it).
+    #[error("{0}")]
+    Zone(TargetErrorKind),
+    /// A zone on an address that is not link-local: the kernel would ignore it (and the
+    /// resolver, for ncat and socat, refuses an interface name there).
+    #[error("a zone (%IFACE) is for link-local addresses (fe80::/10) only")]
+    ZoneNotLinkLocal,
+    /// A link-local IPv6 address without a zone: no socket can reach or bind it.
+    #[error("a link-local address needs its interface: add %IFACE, e.g. [fe80::1%eth0]:80")]
     LinkLocal,
     /// `unix:` with nothing after it.
     #[error("empty unix socket path, expected unix:PATH")]
@@ -85,8 +87,8 @@ pub enum EndpointErrorKind {
     /// `unix:@` with nothing after it.
     #[error("empty abstract socket name after unix:@")]
     EmptyAbstractName,
-    /// An abstract name the kernel cannot bind (more than 106 bytes).
-    #[error("abstract socket name is longer than 106 bytes")]
+    /// An abstract name the kernel cannot bind (more than [`MAX_ABSTRACT_NAME`] bytes).
+    #[error("abstract socket name is longer than 107 bytes")]
     AbstractNameTooLong,
     /// `exec:` with an unbalanced quote.
     #[error("unbalanced quotes in exec command")]
@@ -134,6 +136,10 @@ impl EndpointError {
 /// The longest Unix socket path the kernel accepts (`sun_path` less its terminating NUL).
 pub const MAX_UNIX_PATH: usize = 107;
 
+/// The longest abstract socket name the kernel accepts: `sun_path` less its leading NUL (an
+/// abstract name has no terminator), as socat's `ABSTRACT-LISTEN` takes it.
+pub const MAX_ABSTRACT_NAME: usize = 107;
+
 /// Where to connect or listen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
@@ -164,28 +170,55 @@ pub enum Endpoint {
     },
 }
 
-/// The host part of a TCP endpoint.
+/// The host part of a TCP or UDP endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Host {
     /// A literal address.
     Ip(IpAddr),
+    /// A link-local IPv6 address with its zone (`[fe80::1%eth0]:80`): the index of the
+    /// interface it is reached through, put on every socket address made for it.
+    Zoned(Ipv6Addr, u32),
     /// A name to resolve.
     Name(String),
 }
 
+impl Host {
+    /// The host of a literal socket address: [`Host::Zoned`] when it is link-local with a
+    /// scope id (the kernel ignores the scope id of any other address).
+    pub fn of(addr: SocketAddr) -> Host {
+        match addr {
+            SocketAddr::V6(v6) if v6.scope_id() != 0 && v6.ip().is_unicast_link_local() => {
+                Host::Zoned(*v6.ip(), v6.scope_id())
+            }
+            other => Host::Ip(other.ip()),
+        }
+    }
+
+    /// The socket address of `port` on a literal host, with its zone as scope id; `None` for
+    /// a name.
+    pub fn socket_addr(&self, port: u16) -> Option<SocketAddr> {
+        match self {
+            Host::Ip(ip) => Some(SocketAddr::new(*ip, port)),
+            Host::Zoned(ip, zone) => Some(zoned(IpAddr::V6(*ip), port, *zone)),
+            Host::Name(_) => None,
+        }
+    }
+}
+
 impl Endpoint {
-    /// A TCP endpoint on a literal socket address.
+    /// A TCP endpoint on a literal socket address (zoned when it is link-local with a scope
+    /// id, see [`Host::of`]).
     pub fn tcp(addr: SocketAddr) -> Self {
         Endpoint::Tcp {
-            host: Host::Ip(addr.ip()),
+            host: Host::of(addr),
             port: addr.port(),
         }
     }
 
-    /// A UDP endpoint on a literal socket address.
+    /// A UDP endpoint on a literal socket address (zoned as [`Endpoint::tcp`]).
     pub fn udp(addr: SocketAddr) -> Self {
         Endpoint::Udp {
-            host: Host::Ip(addr.ip()),
+            host: Host::of(addr),
             port: addr.port(),
         }
     }
@@ -228,6 +261,8 @@ impl fmt::Display for Endpoint {
 fn write_inet(f: &mut fmt::Formatter<'_>, host: &Host, port: u16) -> fmt::Result {
     match host {
         Host::Ip(ip) => write!(f, "{}", SocketAddr::new(*ip, port)),
+        // The interface by name, as targets show it (`[fe80::1%eth0]:80`).
+        Host::Zoned(ip, zone) => write!(f, "[{}]:{port}", show_zoned(IpAddr::V6(*ip), *zone)),
         Host::Name(name) => write!(f, "{name}:{port}"),
     }
 }
@@ -290,7 +325,7 @@ fn parse_unix(input: &str, rest: &str) -> Result<Endpoint, EndpointError> {
                 EndpointErrorKind::EmptyAbstractName,
             ));
         }
-        if name.len() > MAX_UNIX_PATH - 1 {
+        if name.len() > MAX_ABSTRACT_NAME {
             return Err(EndpointError::new(
                 input,
                 EndpointErrorKind::AbstractNameTooLong,
@@ -413,16 +448,36 @@ fn parse_bracketed(input: &str, rest: &str, rule: PortRule) -> Result<(Host, u16
     let (addr, port) = rest
         .split_once("]:")
         .ok_or_else(|| EndpointError::new(input, EndpointErrorKind::BadBrackets))?;
-    if addr.contains('%') {
-        return Err(EndpointError::new(input, EndpointErrorKind::Zone));
+    if let Some((addr, zone)) = addr.split_once('%') {
+        let host = parse_zoned(input, addr, zone)?;
+        return Ok((host, port_of(input, port, rule)?));
     }
-    let ip: std::net::Ipv6Addr = addr
+    let ip: Ipv6Addr = addr
         .parse()
         .map_err(|_| EndpointError::new(input, EndpointErrorKind::BadIpv6))?;
     if ip.is_unicast_link_local() {
         return Err(EndpointError::new(input, EndpointErrorKind::LinkLocal));
     }
     Ok((Host::Ip(IpAddr::V6(ip)), port_of(input, port, rule)?))
+}
+
+/// `ADDR%ZONE` in brackets, by the targets' parser of zones (an interface name that must exist,
+/// or an index, taken as given as ping takes it); only a link-local address takes one.
+fn parse_zoned(input: &str, addr: &str, zone: &str) -> Result<Host, EndpointError> {
+    let (ip, index) = zoned_addr(input, addr, zone).map_err(|e| {
+        let kind = match e.kind {
+            TargetErrorKind::BadIpv6 => EndpointErrorKind::BadIpv6,
+            other => EndpointErrorKind::Zone(other),
+        };
+        EndpointError::new(input, kind)
+    })?;
+    if !ip.is_unicast_link_local() {
+        return Err(EndpointError::new(
+            input,
+            EndpointErrorKind::ZoneNotLinkLocal,
+        ));
+    }
+    Ok(Host::Zoned(ip, index))
 }
 
 fn port_of(input: &str, port: &str, rule: PortRule) -> Result<u16, EndpointError> {
@@ -447,6 +502,27 @@ fn parse_host(input: &str, host: &str) -> Result<Host, EndpointError> {
         return Err(EndpointError::new(input, EndpointErrorKind::BadHostName));
     }
     Ok(Host::Name(host.to_string()))
+}
+
+/// Refuses a link-local IPv6 socket address without a scope id, which the kernel would refuse
+/// with a bare "invalid argument": what a name that resolves to a link-local address gives
+/// (the resolver knows no interface for it).
+pub(crate) fn refuse_unzoned_link_local(addr: SocketAddr) -> std::io::Result<()> {
+    match addr {
+        SocketAddr::V6(v6) if v6.ip().is_unicast_link_local() && v6.scope_id() == 0 => {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "{} is link-local and has no interface (a name gives none); give the \
+                     address with its zone, [{}%IFACE]:{}",
+                    v6.ip(),
+                    v6.ip(),
+                    v6.port()
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -746,6 +746,17 @@ fn with_last_group(text: &str, start: Ipv6Addr, last: &str) -> Result<Ipv6Addr, 
 /// `ADDR%ZONE`: an IPv6 address and an interface, by name or index (as `ping` and nmap take
 /// them); the interface must exist.
 fn parse_zoned(text: &str, addr: &str, zone: &str) -> Result<TargetExpr, TargetError> {
+    let (addr, index) = zoned_addr(text, addr, zone)?;
+    Ok(TargetExpr::Zoned(addr, index))
+}
+
+/// The address and interface index of `ADDR%ZONE` (`text`, named in errors): the one parser
+/// of zones, for targets and endpoints (`[fe80::1%eth0]:80`) alike.
+pub(crate) fn zoned_addr(
+    text: &str,
+    addr: &str,
+    zone: &str,
+) -> Result<(Ipv6Addr, u32), TargetError> {
     let addr: Ipv6Addr = match addr.parse::<IpAddr>() {
         Ok(IpAddr::V6(addr)) => addr,
         Ok(IpAddr::V4(_)) => return Err(TargetError::new(text, TargetErrorKind::ZoneWithoutIpv6)),
@@ -758,7 +769,7 @@ fn parse_zoned(text: &str, addr: &str, zone: &str) -> Result<TargetExpr, TargetE
     };
     match index {
         0 => Err(unknown()),
-        index => Ok(TargetExpr::Zoned(addr, index)),
+        index => Ok((addr, index)),
     }
 }
 

@@ -33,7 +33,8 @@ const DEFAULT_MODE: u32 = 0o600;
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct Args {
-    /// Where to listen: PORT, HOST:PORT, [V6]:PORT (port 0 picks one), unix:PATH, unix:@NAME.
+    /// Where to listen: PORT, HOST:PORT, [V6]:PORT (port 0 picks one), [fe80::1%IFACE]:PORT
+    /// (a link-local address with its interface), unix:PATH, unix:@NAME.
     #[arg(value_parser = parse::listen_endpoint)]
     pub listen: Endpoint,
     /// Text to put before each echoed chunk.

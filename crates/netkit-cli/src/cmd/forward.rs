@@ -75,14 +75,16 @@ udp: rule and its sessions; a changed one drains its sessions, then serves the n
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct Args {
-    /// Where to listen: PORT (loopback), HOST:PORT, [V6]:PORT, a port range (8000-8010,
+    /// Where to listen: PORT (loopback), HOST:PORT, [V6]:PORT, [fe80::1%IFACE]:PORT (a
+    /// link-local address with its interface), a port range (8000-8010,
     /// HOST:8000-8010: one rule per port), unix:PATH, unix:@NAME, systemd:NAME (the sockets
     /// systemd passed with that FileDescriptorName) or systemd: (the next passed socket no
     /// systemd:NAME takes; a datagram socket when the targets are udp:); or udp:PORT,
     /// udp:HOST:PORT, udp:[V6]:PORT (then the target is udp: too).
     #[arg(required_unless_present = "config")]
     pub listen: Option<String>,
-    /// Where to relay to: HOST:PORT, [V6]:PORT, unix:PATH, unix:@NAME, exec:COMMAND, or several
+    /// Where to relay to: HOST:PORT, [V6]:PORT, [fe80::1%IFACE]:PORT, unix:PATH, unix:@NAME,
+    /// exec:COMMAND, or several
     /// comma-separated (a:80,b:80); with a listen range, HOST:FIRST-LAST of the same length;
     /// udp:HOST:PORT, udp:[V6]:PORT (one) for a udp: listen.
     #[arg(required_unless_present = "config")]

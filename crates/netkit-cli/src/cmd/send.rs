@@ -36,7 +36,8 @@ could not be started.";
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct Args {
-    /// Where to send: HOST:PORT, [V6]:PORT, unix:PATH, unix:@NAME, exec:COMMAND.
+    /// Where to send: HOST:PORT, [V6]:PORT, [fe80::1%IFACE]:PORT (a link-local address with
+    /// its interface), unix:PATH, unix:@NAME, exec:COMMAND.
     #[arg(value_parser = parse::endpoint)]
     pub endpoint: Endpoint,
     /// The message, sent with a newline after it like echo (default: stdin until EOF, as is).

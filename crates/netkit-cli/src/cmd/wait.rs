@@ -16,6 +16,7 @@ use crate::parse;
 const EXAMPLES: &str = "\
 Targets:
   PORT, HOST:PORT, [V6]:PORT, tcp://HOST:PORT   a TCP connection is accepted
+  [fe80::1%IFACE]:PORT                          (a link-local address with its interface)
   unix:PATH, unix:@NAME                         a Unix stream connection is accepted (a
                                                 full accept queue: not ready, not gone)
   http://URL, https://URL                       a GET answers with a status in --status
@@ -23,6 +24,7 @@ Targets:
                                                 are not followed, so 3xx counts by default
   dns:NAME, dns:NAME=ADDR                       the name resolves (to ADDR, among others)
   file:PATH                                     the path exists
+A link-local URL takes its zone as curl does: http://[fe80::1%25IFACE]:PORT/.
 Attempts repeat every --interval for 10 s, then the delay doubles up to --max-interval.
 HTTPS verifies the server against the system's roots (SSL_CERT_FILE and SSL_CERT_DIR are
 honoured), or the CAs of --cacert instead. -v prints why a target is not ready, each time the

@@ -35,6 +35,30 @@ const BAD_INPUT: &[(&[&str], &str)] = &[
     (&["send", "exec:"], "exec:: "),
     (&["send", "[::1]"], "[::1]: "),
     (&["send", "::1:80"], "::1:80: "),
+    (&["send", "[fe80::1]:80"], "[fe80::1]:80: "),
+    (
+        &["send", "[fe80::1%nk-no-such0]:80"],
+        "[fe80::1%nk-no-such0]:80: ",
+    ),
+    (&["send", "[::1%lo]:80"], "[::1%lo]:80: "),
+    (&["echo", "[fe80::1]:0"], "[fe80::1]:0: "),
+    (
+        &["echo", "[fe80::1%nk-no-such0]:0"],
+        "[fe80::1%nk-no-such0]:0: ",
+    ),
+    (
+        &["forward", "[fe80::1%nk-no-such0]:0", "[::1]:80"],
+        "[fe80::1%nk-no-such0]:0: ",
+    ),
+    (&["forward", "0", "[fe80::1]:80"], "[fe80::1]:80: "),
+    (
+        &["forward", "udp:0", "udp:[fe80::1%nk-no-such0]:53"],
+        "udp:[fe80::1%nk-no-such0]:53: ",
+    ),
+    (
+        &["wait", "http://[fe80::1%25nk-no-such0]/"],
+        "http://[fe80::1%25nk-no-such0]/: ",
+    ),
     (&["wait", "127.0.0.1:0"], "127.0.0.1:0: "),
     (&["wait", "localhost:99999"], "localhost:99999: "),
     (&["forward", "8080", "host:0"], "host:0: "),

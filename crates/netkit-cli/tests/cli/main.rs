@@ -5,6 +5,7 @@ mod completions;
 mod discovery_lab;
 mod discovery_probes_lab;
 mod echo;
+mod endpoint_zones;
 mod errors;
 mod forward;
 mod forward_balance;

@@ -69,6 +69,7 @@ pub async fn attempt(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStrea
 /// (`EPOLLERR`), and only then is the error fetched. tokio's own connect asks `SO_ERROR` after
 /// every connect, one system call per forwarded connection.
 async fn connect_one(addr: SocketAddr) -> io::Result<TcpStream> {
+    super::refuse_unzoned_link_local(addr)?;
     let socket = Socket::new(
         Domain::for_address(addr),
         Type::STREAM.nonblocking(),

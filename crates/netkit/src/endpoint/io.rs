@@ -42,26 +42,24 @@ impl Endpoint {
         let (Endpoint::Tcp { host, port } | Endpoint::Udp { host, port }) = self else {
             return Ok(Vec::new());
         };
-        match host {
-            Host::Ip(ip) => Ok(vec![SocketAddr::new(*ip, *port)]),
-            Host::Name(name) => {
-                let found = tokio::net::lookup_host((name.as_str(), *port))
-                    .await
-                    .map_err(|e| Error::Resolve {
-                        host: name.clone(),
-                        why: crate::error::describe_io(&e),
-                    })?;
-                let mut found: Vec<SocketAddr> = found.collect();
-                add_loopbacks(name, *port, &mut found);
-                if found.is_empty() {
-                    return Err(Error::Resolve {
-                        host: name.clone(),
-                        why: "no addresses".into(),
-                    });
-                }
-                Ok(found)
-            }
+        let Host::Name(name) = host else {
+            return Ok(host.socket_addr(*port).into_iter().collect());
+        };
+        let found = tokio::net::lookup_host((name.as_str(), *port))
+            .await
+            .map_err(|e| Error::Resolve {
+                host: name.clone(),
+                why: crate::error::describe_io(&e),
+            })?;
+        let mut found: Vec<SocketAddr> = found.collect();
+        add_loopbacks(name, *port, &mut found);
+        if found.is_empty() {
+            return Err(Error::Resolve {
+                host: name.clone(),
+                why: "no addresses".into(),
+            });
         }
+        Ok(found)
     }
 
     /// Connects; the addresses of a name are tried Happy Eyeballs style (RFC 8305: staggered
@@ -71,21 +69,19 @@ impl Endpoint {
     pub async fn connect(&self, timeout: Duration) -> Result<Stream, Error> {
         let what = || format!("connect to {self}");
         match self {
-            // An address needs no resolving, nor the race of several.
-            Endpoint::Tcp {
-                host: Host::Ip(ip),
-                port,
-            } => match happy_eyeballs::attempt(SocketAddr::new(*ip, *port), timeout).await {
-                Ok(stream) => Ok(Stream::Tcp(stream)),
-                Err(err) => Err(Error::io(what(), err)),
-            },
-            Endpoint::Tcp { .. } => {
-                let addrs = self.resolve().await?;
-                let delay = happy_eyeballs::ATTEMPT_DELAY;
-                match happy_eyeballs::connect(&addrs, timeout, delay).await {
-                    Ok(stream) => Ok(Stream::Tcp(stream)),
-                    Err(err) => Err(Error::io(what(), err)),
-                }
+            Endpoint::Tcp { host, port } => {
+                let stream = match host.socket_addr(*port) {
+                    // An address needs no resolving, nor the race of several.
+                    Some(addr) => happy_eyeballs::attempt(addr, timeout).await,
+                    None => {
+                        let addrs = self.resolve().await?;
+                        let delay = happy_eyeballs::ATTEMPT_DELAY;
+                        happy_eyeballs::connect(&addrs, timeout, delay).await
+                    }
+                };
+                stream
+                    .map(Stream::Tcp)
+                    .map_err(|err| Error::io(what(), err))
             }
             Endpoint::Unix(path) => unix_connect::connect(path, timeout, self)
                 .await
@@ -220,6 +216,7 @@ fn unix_listen_error(what: String, path: &Path, err: io::Error) -> Error {
 }
 
 fn listen_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+    super::refuse_unzoned_link_local(addr)?;
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),
         socket2::Type::STREAM,
@@ -279,7 +276,8 @@ impl Peer {
 impl fmt::Display for Peer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Peer::Tcp(addr) => addr.fmt(f),
+            // A link-local client with the name of the interface it came through.
+            Peer::Tcp(addr) => Endpoint::tcp(*addr).fmt(f),
             Peer::Unix => f.write_str("unix"),
         }
     }
@@ -311,9 +309,10 @@ impl Listener {
     /// The bound address, for logs (`127.0.0.1:40123`, `unix:/run/x.sock`).
     pub fn local_addr(&self) -> String {
         match self {
+            // As an endpoint is shown: a link-local address with its interface's name.
             Listener::Tcp(listener) => listener
                 .local_addr()
-                .map(|a| a.to_string())
+                .map(|a| Endpoint::tcp(a).to_string())
                 .unwrap_or_else(|_| "?".into()),
             Listener::Unix(listener, _) => match listener.local_addr() {
                 Ok(addr) => match (addr.as_pathname(), addr.as_abstract_name()) {

@@ -65,6 +65,7 @@ fn display_round_trips() {
 #[test]
 fn bad_endpoints_name_themselves_and_what_is_wrong() {
     use crate::ports::PortErrorKind::{NotANumber, OutOfRange};
+    use crate::target::TargetErrorKind::{UnknownZone, ZoneWithoutIpv6};
     use EndpointErrorKind::*;
     for (text, kind) in [
         ("", Empty),
@@ -79,7 +80,18 @@ fn bad_endpoints_name_themselves_and_what_is_wrong() {
         ("[::1]:", Port(NotANumber)),
         ("[1.2.3.4]:80", BadIpv6),
         ("[fe80::1]:80", LinkLocal),
-        ("[fe80::1%lo]:80", Zone),
+        ("udp:[fe80::1]:53", LinkLocal),
+        ("[::1%lo]:80", ZoneNotLinkLocal),
+        ("[2001:db8::1%1]:80", ZoneNotLinkLocal),
+        (
+            "[fe80::1%nk-no-such0]:80",
+            Zone(UnknownZone("nk-no-such0".into())),
+        ),
+        ("[fe80::1%]:80", Zone(UnknownZone(String::new()))),
+        ("[fe80::1%0]:80", Zone(UnknownZone("0".into()))),
+        ("[1.2.3.4%lo]:80", Zone(ZoneWithoutIpv6)),
+        ("[fe80::x%lo]:80", BadIpv6),
+        ("[fe80::1%lo]", BadBrackets),
         ("1.2.3.300:80", BadIpv4),
         ("bad_host!:80", BadHostName),
         ("unix:", EmptyUnixPath),
@@ -135,6 +147,105 @@ fn other_schemes_are_named_as_such() {
     }
 }
 
+/// The loopback interface's index: the one interface every namespace has.
+fn lo() -> u32 {
+    nix::net::if_::if_nametoindex("lo").unwrap()
+}
+
+#[test]
+fn zones_name_an_interface_by_name_or_index() {
+    let zoned = Host::Zoned("fe80::1".parse().unwrap(), lo());
+    for text in ["[fe80::1%lo]:80", &format!("[fe80::1%{}]:80", lo())] {
+        assert_eq!(
+            ep(text),
+            Endpoint::Tcp {
+                host: zoned.clone(),
+                port: 80
+            },
+            "{text}"
+        );
+    }
+    assert_eq!(
+        lep("udp:[fe80::1%lo]:0"),
+        Endpoint::Udp {
+            host: zoned.clone(),
+            port: 0
+        }
+    );
+}
+
+#[test]
+fn zoned_endpoints_show_the_interface_name_and_round_trip() {
+    let index = format!("[fe80::1%{}]:80", lo());
+    for (text, shown) in [
+        ("[fe80::1%lo]:80", "[fe80::1%lo]:80"),
+        (index.as_str(), "[fe80::1%lo]:80"),
+        ("udp:[fe80::a:b%lo]:53", "udp:[fe80::a:b%lo]:53"),
+    ] {
+        assert_eq!(ep(text).to_string(), shown);
+        assert_eq!(ep(shown), ep(text));
+    }
+}
+
+#[test]
+fn every_socket_address_of_a_zoned_endpoint_carries_the_scope_id() {
+    let endpoint = ep("[fe80::1%lo]:80");
+    let addrs = runtime().block_on(endpoint.resolve()).unwrap();
+    let want: SocketAddr =
+        std::net::SocketAddrV6::new("fe80::1".parse().unwrap(), 80, 0, lo()).into();
+    assert_eq!(addrs, vec![want]);
+    // And back: a socket address with a scope id is a zoned endpoint.
+    assert_eq!(Endpoint::tcp(want), endpoint);
+    assert_eq!(Endpoint::tcp(want).to_string(), "[fe80::1%lo]:80");
+    let plain: SocketAddr = "[2001:db8::1]:80".parse().unwrap();
+    assert_eq!(Host::of(plain), Host::Ip(plain.ip()));
+    let scoped: SocketAddr =
+        std::net::SocketAddrV6::new("2001:db8::1".parse().unwrap(), 80, 0, lo()).into();
+    assert_eq!(Host::of(scoped), Host::Ip(plain.ip()));
+}
+
+#[test]
+fn link_local_without_a_zone_says_to_add_one() {
+    let err = "[fe80::1]:80".parse::<Endpoint>().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "[fe80::1]:80: a link-local address needs its interface: add %IFACE, e.g. [fe80::1%eth0]:80"
+    );
+    let err = "[fe80::1%nk-no-such0]:80".parse::<Endpoint>().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "[fe80::1%nk-no-such0]:80: no interface nk-no-such0 for the zone"
+    );
+}
+
+#[test]
+fn a_link_local_address_without_its_zone_is_refused_before_any_packet() {
+    // What a name resolving to a link-local address gives: no scope id. No socket is
+    // connected or bound: the check comes first.
+    let bare: SocketAddr = "[fe80::1]:80".parse().unwrap();
+    let err = runtime()
+        .block_on(Endpoint::tcp(bare).connect(Duration::from_secs(1)))
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("fe80::1 is link-local and has no interface (a name gives none)"),
+        "{err}"
+    );
+    let err = runtime()
+        .block_on(Endpoint::tcp(bare).listen())
+        .unwrap_err();
+    assert!(err.to_string().contains("[fe80::1%IFACE]:80"), "{err}");
+}
+
+#[test]
+fn abstract_names_take_107_bytes_as_the_kernel_does() {
+    let longest = format!("unix:@{}", "a".repeat(MAX_ABSTRACT_NAME));
+    assert_eq!(ep(&longest), Endpoint::Abstract("a".repeat(107)));
+    let over = format!("unix:@{}", "a".repeat(108));
+    let err = over.parse::<Endpoint>().unwrap_err();
+    assert_eq!(err.kind, EndpointErrorKind::AbstractNameTooLong);
+}
+
 #[test]
 fn udp_endpoints_take_the_tcp_forms_after_the_scheme() {
     let v4 = Host::Ip("127.0.0.1".parse().unwrap());
@@ -185,7 +296,7 @@ proptest! {
     }
 
     #[test]
-    fn never_panics(text in "[\\[\\]:a-z0-9@/.' -]{0,24}") {
+    fn never_panics(text in "[\\[\\]:a-z0-9@/.%' -]{0,24}") {
         let _ = text.parse::<Endpoint>();
     }
 }

@@ -146,7 +146,7 @@ fn connected_to(upstream: &Stream, target: &Target) -> String {
         }
     );
     match named.then(|| upstream.peer_addr()).flatten() {
-        Some(addr) => addr.to_string(),
+        Some(addr) => Endpoint::tcp(addr).to_string(),
         None => target.key.clone(),
     }
 }

@@ -247,7 +247,9 @@ impl HttpHost {
             (HttpHost::Auto, Endpoint::Tcp { host, port }) => {
                 let host = match host {
                     Host::Name(name) => name.clone(),
-                    Host::Ip(std::net::IpAddr::V6(ip)) => format!("[{ip}]"),
+                    // Without the zone, which names an interface of this host only (curl
+                    // leaves it out of its Host header too).
+                    Host::Ip(std::net::IpAddr::V6(ip)) | Host::Zoned(ip, _) => format!("[{ip}]"),
                     Host::Ip(ip) => ip.to_string(),
                 };
                 match port {
@@ -270,6 +272,9 @@ mod tests {
         assert_eq!(HttpHost::Auto.value_for(&target), "example.test:8080");
         let target: Endpoint = "[::1]:80".parse().unwrap();
         assert_eq!(HttpHost::Auto.value_for(&target), "[::1]");
+        // A zone names an interface of this host only: left out, as curl leaves it out.
+        let target: Endpoint = "[fe80::1%lo]:8080".parse().unwrap();
+        assert_eq!(HttpHost::Auto.value_for(&target), "[fe80::1]:8080");
         assert!("a b".parse::<HttpHost>().is_err());
         assert!("x\r\nEvil: 1".parse::<HttpHost>().is_err());
         assert_eq!("v2".parse::<ProxyProtocol>(), Ok(ProxyProtocol::V2));

@@ -33,7 +33,8 @@ pub struct HttpTarget {
     pub tls: bool,
     /// The server's TCP endpoint (default port 80 or 443).
     pub endpoint: Endpoint,
-    /// The `Host` header: the URL's authority as written.
+    /// The `Host` header: the URL's authority as written, less an IPv6 zone (as curl sends
+    /// it: the zone names an interface of this host only).
     pub authority: String,
     /// Path and query, `/` when the URL has none.
     pub path: String,
@@ -129,7 +130,7 @@ fn parse_http(input: &str) -> Result<HttpTarget, ParseError> {
     }
     let (host, port) = split_port(authority.as_str());
     let port = port.unwrap_or(if tls { "443" } else { "80" });
-    let endpoint: Endpoint = format!("{host}:{port}")
+    let endpoint: Endpoint = format!("{}:{port}", url_zone(host))
         .parse()
         .map_err(|e: EndpointError| ParseError::new(input, e.kind.to_string()))?;
     let path = match uri.path_and_query().map(|p| p.as_str()) {
@@ -140,9 +141,35 @@ fn parse_http(input: &str) -> Result<HttpTarget, ParseError> {
         url: input.to_string(),
         tls,
         endpoint,
-        authority: authority.as_str().to_string(),
+        authority: without_zone(authority.as_str()),
         path,
     })
+}
+
+/// A URL's `[V6%25ZONE]` (RFC 6874) as an endpoint writes it, `[V6%ZONE]`; a bare `%ZONE`
+/// is taken too, as curl takes it. `host` may go on with `:PORT`.
+fn url_zone(host: &str) -> String {
+    match host.split_once('%') {
+        Some((addr, zone)) if host.starts_with('[') => {
+            let zone = zone
+                .strip_prefix("25")
+                .filter(|z| !z.is_empty())
+                .unwrap_or(zone);
+            format!("{addr}%{zone}")
+        }
+        _ => host.to_string(),
+    }
+}
+
+/// An authority less the zone of its IPv6 address: `[fe80::1%25eth0]:8080` is sent as
+/// `Host: [fe80::1]:8080`.
+fn without_zone(authority: &str) -> String {
+    match (authority.find('%'), authority.find(']')) {
+        (Some(zone), Some(end)) if zone < end => {
+            format!("{}{}", &authority[..zone], &authority[end..])
+        }
+        _ => authority.to_string(),
+    }
 }
 
 /// `host:port` into its parts; `[v6]` alone has no port. (The URI parser drops ports it
@@ -197,7 +224,7 @@ fn parse_tcp_url(input: &str, rest: &str) -> Result<Endpoint, ParseError> {
     if rest.contains('/') {
         return Err(bad());
     }
-    match rest.parse() {
+    match url_zone(rest).parse() {
         Ok(endpoint @ Endpoint::Tcp { .. }) => Ok(endpoint),
         Ok(_) => Err(bad()),
         Err(e) => {
@@ -235,6 +262,33 @@ mod tests {
             http("HTTP://127.0.0.1/").endpoint.to_string(),
             "127.0.0.1:80"
         );
+    }
+
+    #[test]
+    fn urls_take_a_zone_as_rfc_6874_and_curl_write_it() {
+        let lo = nix::net::if_::if_nametoindex("lo").expect("lo");
+        for url in [
+            "http://[fe80::1%25lo]:8080/up".to_string(),
+            "http://[fe80::1%lo]:8080/up".to_string(),
+            format!("http://[fe80::1%25{lo}]:8080/up"),
+        ] {
+            let t = http(&url);
+            assert_eq!(t.endpoint.to_string(), "[fe80::1%lo]:8080", "{url}");
+            // curl sends the Host header without the zone.
+            assert_eq!(t.authority, "[fe80::1]:8080", "{url}");
+            assert_eq!(t.path, "/up");
+        }
+        let tcp: Target = "tcp://[fe80::1%25lo]:22".parse().expect("tcp URL");
+        assert_eq!(tcp.to_string(), "[fe80::1%lo]:22");
+        let err = "http://[fe80::1%25nk-no-such0]/"
+            .parse::<Target>()
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("no interface nk-no-such0"),
+            "{err}"
+        );
+        let err = "http://[fe80::1]/".parse::<Target>().unwrap_err();
+        assert!(err.to_string().contains("add %IFACE"), "{err}");
     }
 
     #[test]

@@ -92,6 +92,10 @@ pub(crate) fn server_name(endpoint: &Endpoint) -> Option<ServerName<'static>> {
             host: Host::Ip(ip), ..
         } => Some(ServerName::IpAddress((*ip).into())),
         Endpoint::Tcp {
+            host: Host::Zoned(ip, _),
+            ..
+        } => Some(ServerName::IpAddress(std::net::IpAddr::V6(*ip).into())),
+        Endpoint::Tcp {
             host: Host::Name(name),
             ..
         } => ServerName::try_from(name.trim_end_matches('.').to_string()).ok(),

@@ -125,3 +125,51 @@ fn echo_unix_path_in_a_read_only_directory_suggested_a_port_capability() {
         "expected the directory named: {stderr}"
     );
 }
+
+/// An abstract name of `len` bytes no other test uses: [`crate::echo::unique`] padded.
+fn abstract_name(len: usize) -> String {
+    let mut name = crate::echo::unique("abs");
+    name.extend(std::iter::repeat_n('x', len - name.len()));
+    name
+}
+
+/// `socat - ABSTRACT-CONNECT:NAME` with `input` on stdin: exit code and what came back.
+fn socat_abstract(name: &str, input: &str) -> (i32, String) {
+    let mut child = std::process::Command::new("socat")
+        .args(["-", &format!("ABSTRACT-CONNECT:{name}")])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("socat");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let reply = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.code().unwrap_or(-1), reply)
+}
+
+/// An abstract socket name of 107 bytes, all that `sun_path` holds after its leading NUL (an
+/// abstract name has no terminator; the kernel and socat's `ABSTRACT-LISTEN` take it), was
+/// refused as "longer than 106 bytes". socat reaches `netkit echo` on it; 108 bytes is refused
+/// by both.
+#[test]
+fn echo_refused_a_107_byte_abstract_name_the_kernel_and_socat_take() {
+    let name = abstract_name(107);
+    let server = EchoServer::start(&format!("unix:@{name}"), &[]);
+    assert_eq!(server.addr, format!("unix:@{name}"));
+    assert_eq!(
+        socat_abstract(&name, "over socat\n"),
+        (0, "over socat\n".into())
+    );
+    let (code, stdout, stderr) = run_bounded(&["send", &server.addr, "over netkit"]);
+    assert_eq!((code, stdout.as_str()), (0, "over netkit\n"), "{stderr}");
+    let (code, _) = server.stop("TERM");
+    assert_eq!(code, 0);
+
+    let over = abstract_name(108);
+    let (socat, _) = socat_abstract(&over, "");
+    assert_ne!(socat, 0, "socat took a 108-byte abstract name");
+    let (code, _, stderr) = run_bounded(&["echo", &format!("unix:@{over}")]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("longer than 107 bytes"), "{stderr}");
+}

@@ -149,3 +149,44 @@ fn send_gave_up_at_once_on_a_unix_server_with_a_full_accept_queue() {
     }
     answers.join().unwrap();
 }
+
+/// A name that resolves only to a link-local address (the resolver gives it no zone) failed
+/// every connect with the kernel's bare "invalid argument", as ncat does; the error now says
+/// why and what to give instead, the address with its zone (which reaches the same server).
+#[test]
+fn send_to_a_name_resolving_to_a_link_local_address_said_only_invalid_argument() {
+    let test = "send_to_a_name_resolving_to_a_link_local_address_said_only_invalid_argument";
+    if !crate::harness::privileged(test) {
+        return;
+    }
+    let (a, b) = crate::endpoint_zones::link("zname");
+    let _etc = crate::wait_util::NetnsEtc::new(&a, "nameserver 127.0.0.1\n");
+    let hosts = std::path::Path::new("/etc/netns")
+        .join(&a.name)
+        .join("hosts");
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(hosts)
+        .unwrap();
+    writeln!(file, "fe80::2 ll-peer.test").unwrap();
+    let mut listen = b.netkit();
+    listen.args(["echo", "[fe80::2%vB]:7000"]);
+    let _server = crate::echo::EchoServer::spawn(listen);
+
+    let ncat = crate::endpoint_zones::run_with(&a, "ncat", &["ll-peer.test", "7000"], b"hi\n");
+    let (_, _, ncat_err) = text(&ncat);
+    assert!(!ncat.status.success(), "{ncat_err}");
+    let mut cmd = a.netkit();
+    cmd.args(["send", "ll-peer.test:7000", "hi"]);
+    let (code, stdout, stderr) = Proc::spawn(cmd).finish();
+    assert_ne!(code, 0, "{stdout}");
+    assert!(
+        stderr.contains("fe80::2 is link-local and has no interface (a name gives none)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("[fe80::2%IFACE]:7000"), "{stderr}");
+    let mut cmd = a.netkit();
+    cmd.args(["send", "[fe80::2%vA]:7000", "hi"]);
+    let (code, stdout, stderr) = Proc::spawn(cmd).finish();
+    assert_eq!((code, stdout.as_str()), (0, "hi\n"), "{stderr}");
+}

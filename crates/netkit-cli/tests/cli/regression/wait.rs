@@ -277,18 +277,23 @@ fn an_abandoned_http_connect_lost_the_handshake_a_retransmission_completes() {
 /// A link-local IPv6 address without a zone can never be connected to (the kernel answers
 /// `EINVAL` at once), yet `wait '[fe80::1]:80'` tried it until its timeout and exited 1 with
 /// "invalid argument", as if the service were merely down. It is bad input: exit 2, saying
-/// that the address needs a zone, which endpoints do not take (one given was called an
-/// invalid IPv6 address).
+/// that the address needs its interface (`%IFACE`); so is a zone naming no interface.
 #[test]
 fn a_link_local_endpoint_without_a_zone_timed_out_instead_of_being_refused() {
     use crate::regression::echo::run_bounded;
-    for target in ["[fe80::1]:80", "[fe80::1%lo]:80"] {
+    for (target, why) in [
+        ("[fe80::1]:80", "needs its interface: add %IFACE"),
+        (
+            "[fe80::1%nk-no-such0]:80",
+            "no interface nk-no-such0 for the zone",
+        ),
+    ] {
         let (code, stdout, stderr) = run_bounded(&["wait", target, "--timeout", "1s"]);
         assert_eq!(code, 2, "{target}: stdout {stdout:?} stderr {stderr:?}");
         assert!(
             stderr.starts_with(&format!("netkit: {target}: ")),
             "{stderr}"
         );
-        assert!(stderr.contains("zone"), "{stderr}");
+        assert!(stderr.contains(why), "{stderr}");
     }
 }

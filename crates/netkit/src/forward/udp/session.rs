@@ -44,13 +44,15 @@ fn micros_since(start: Instant) -> u64 {
     u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
-/// A client address as records show it: an IPv4 client of a `[::]` listener in IPv4 form.
+/// A client address as records show it: an IPv4 client of a `[::]` listener in IPv4 form, a
+/// link-local one with the name of its interface (as endpoints are shown).
 pub(super) fn shown(addr: SocketAddr) -> String {
-    SocketAddr::new(addr.ip().to_canonical(), addr.port()).to_string()
+    crate::endpoint::Endpoint::tcp(crate::endpoint::plain_peer(addr)).to_string()
 }
 
 /// The listening socket of a rule, bound to `addr` (dual-stack on `[::]`, as TCP's).
 pub(super) fn listen_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
+    crate::endpoint::refuse_unzoned_link_local(addr)?;
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_nonblocking(true)?;
     // Best effort: the kernel caps it at net.core.rmem_max.
@@ -61,6 +63,7 @@ pub(super) fn listen_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
 
 /// A socket connected to `target` (the kernel picks its local address and port).
 fn session_socket(target: SocketAddr) -> io::Result<UdpSocket> {
+    crate::endpoint::refuse_unzoned_link_local(target)?;
     let socket = Socket::new(
         Domain::for_address(target),
         Type::DGRAM,
@@ -274,7 +277,7 @@ impl Session {
         SessionRecord {
             time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
             client: shown(self.id.0),
-            target: self.target.to_string(),
+            target: shown(self.target),
             via: self.via.clone(),
             datagrams_up: self.datagrams_up,
             datagrams_down: replies.datagrams.load(Ordering::Relaxed),
