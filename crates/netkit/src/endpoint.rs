@@ -1,9 +1,10 @@
 //! Endpoints of `forward`, `echo`, `send` and `wait`: `PORT` (loopback), `HOST:PORT`,
 //! `[V6]:PORT`, `[V6%IFACE]:PORT` (a link-local address with its zone), `unix:PATH`,
-//! `unix:@NAME` (Linux abstract namespace), `exec:COMMAND`, and `forward`'s `systemd:NAME` listeners (sockets passed by systemd) and its datagram forms
-//! `udp:PORT`, `udp:HOST:PORT`, `udp:[V6]:PORT`. Parsing is pure; [`Endpoint::connect`] and
-//! [`Endpoint::listen`] do the I/O of the stream endpoints ([`exec::check`] the one check of
-//! an `exec:` program before any connection), `forward::udp` that of `udp:`.
+//! `unix:@NAME` (Linux abstract namespace), `exec:COMMAND`, and `forward`'s `systemd:NAME`
+//! listeners (sockets passed by systemd) and its datagram forms `udp:PORT`, `udp:HOST:PORT`,
+//! `udp:[V6]:PORT`. Parsing does no I/O but look up a zone's interface; [`Endpoint::connect`]
+//! and [`Endpoint::listen`] do the I/O of the stream endpoints ([`exec::check`] the one check
+//! of an `exec:` program before any connection), `forward::udp` that of `udp:`.
 
 pub mod exec;
 pub mod happy_eyeballs;
