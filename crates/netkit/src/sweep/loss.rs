@@ -549,12 +549,29 @@ impl Meter {
     /// a policer that lets a few dozen probes through starves the controls of answers, and
     /// the re-probe limit would be used up at a rate it lets almost nothing through). Such
     /// probes do not count against the re-probe limit.
+    /// An epoch with too few controls to judge it alone is judged by [`Meter::losing`]: on a
+    /// small range the controls never fill a window, and a limiter that lets a handful of
+    /// probes through a second would otherwise see every re-probe counted.
     pub fn wasted(&self, epoch: u16) -> bool {
         let Some(e) = self.epochs.get(usize::from(epoch)) else {
             return false;
         };
         let throttling = self.trial.is_some() || e.rate > self.limit || self.suspicious;
-        throttling && self.loss_bound(epoch) > 0.5
+        let lost = match self.counts(epoch) {
+            Some((ok, lost)) => crate::wilson::upper(u64::from(ok), u64::from(lost)) > 0.5,
+            None => self.losing(),
+        };
+        throttling && lost
+    }
+
+    /// Whether most probes to live hosts are being lost, as far as this round's controls
+    /// (answered, lost or overdue) can tell already: the lower end of the one-sided 95%
+    /// interval of their loss is above one half (four controls, all lost, are enough).
+    pub fn losing(&self) -> bool {
+        let (ok, lost) = self.totals();
+        let overdue: u32 = self.epochs.iter().map(|e| e.overdue).sum();
+        let lost = lost + overdue;
+        ok + lost > 0 && 1.0 - crate::wilson::upper(u64::from(lost), u64::from(ok)) > 0.5
     }
 
     /// The share of this round's control probes that went unanswered, if any were resolved.
@@ -691,6 +708,37 @@ mod tests {
         // Long before the timeout, and with no later answer to say so.
         assert_eq!(meter.expire(start, TIMEOUT), None);
         assert_eq!(meter.loss_ratio(), Some(0.5));
+    }
+
+    /// Four controls all lost (overdue by the clock) tell a limiter: too few to judge an
+    /// epoch alone, enough to count its probes as wasted; four answered tell nothing of it.
+    #[test]
+    fn a_few_controls_all_lost_are_enough_to_tell_probes_wasted() {
+        let (mut lost, mut answered) = (meter(10_000), meter(10_000));
+        let start = Instant::now();
+        let mut sent = Vec::new();
+        while sent.len() < 4 {
+            if let Some((index, _, _)) = lost.control(false) {
+                lost.sent_control(index, start);
+                sent.push(index);
+            }
+        }
+        assert!(!lost.losing() && !lost.wasted(0), "nothing resolved yet");
+        assert_eq!(lost.expire(start + TIMEOUT, TIMEOUT), None);
+        assert!(lost.losing());
+        assert!(lost.wasted(0));
+        let mut sent = Vec::new();
+        while sent.len() < 4 {
+            if let Some((index, _, _)) = answered.control(false) {
+                answered.sent_control(index, start);
+                sent.push(index);
+            }
+        }
+        for index in sent {
+            answered.answered(index, Duration::from_millis(1));
+        }
+        assert_eq!(answered.expire(start + TIMEOUT, TIMEOUT), None);
+        assert!(!answered.losing() && !answered.wasted(0));
     }
 
     /// Behind a DROPping limiter on a /24 the answers to the controls sent after the last

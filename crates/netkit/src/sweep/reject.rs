@@ -47,6 +47,12 @@ impl Rejections {
         }
     }
 
+    /// Whether any target rejected a probe itself: the far side has a firewall that rejects,
+    /// maybe a limiter, so re-probes wait long enough to span its window (module `schedule`).
+    pub fn seen(&self) -> bool {
+        self.limiter || !self.count.is_empty()
+    }
+
     /// How many of target `index`'s probes do not count against the re-probe limit: those it
     /// rejected, once a limiter was seen; none before.
     pub fn spare(&self, index: u64) -> u8 {
@@ -64,8 +70,10 @@ mod tests {
     #[test]
     fn rejections_are_spared_only_once_a_limiter_was_seen() {
         let mut rejections = Rejections::new();
+        assert!(!rejections.seen());
         rejections.rejected(3, false);
         rejections.rejected(3, false);
+        assert!(rejections.seen());
         assert_eq!(rejections.spare(3), 0, "a plain REJECT firewall");
         rejections.answered(4);
         assert_eq!(rejections.spare(3), 0, "4 never rejected");
@@ -79,6 +87,7 @@ mod tests {
         let mut rejections = Rejections::new();
         rejections.rejected(7, false);
         rejections.rejected(1, true);
+        assert!(rejections.seen());
         assert_eq!(rejections.spare(7), 1);
         assert_eq!(rejections.spare(1), 0);
     }

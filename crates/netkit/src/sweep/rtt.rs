@@ -77,8 +77,21 @@ impl Rtt {
     /// The wait after a target's `attempt`-th probe (from 1) before it is probed again:
     /// the timeout times [`BACKOFF`]^(attempt-1) (at most [`MAX_BACKOFF`]), at most the cap.
     pub fn gap(&self, attempt: u8) -> Duration {
+        self.backed_off(self.timeout(), attempt)
+    }
+
+    /// The gap when the far side is known to reject probes itself (module `reject`): as
+    /// [`gap`](Self::gap), with fping's timeout ([`INITIAL_TIMEOUT`]) as the least timeout, so
+    /// that the re-probes of a silent target span a rate limiter's window, however short the
+    /// round trip is.
+    pub fn patient_gap(&self, attempt: u8) -> Duration {
+        self.backed_off(self.timeout().max(INITIAL_TIMEOUT), attempt)
+    }
+
+    /// `timeout` times [`BACKOFF`]^(attempt-1) (at most [`MAX_BACKOFF`]), at most the cap.
+    fn backed_off(&self, timeout: Duration, attempt: u8) -> Duration {
         let factor = BACKOFF.powi(i32::from(attempt.max(1)) - 1).min(MAX_BACKOFF);
-        self.timeout().mul_f64(factor).min(self.cap)
+        timeout.mul_f64(factor).min(self.cap)
     }
 
     /// How long the round waits for late answers after its last probe: the gap after that
@@ -148,5 +161,20 @@ mod tests {
         assert_eq!(patient.final_wait(1), ms(1000), "at least the patience");
         rtt.sample(ms(900));
         assert_eq!(rtt.final_wait(1), ms(1000), "twice the slowest, capped");
+    }
+
+    #[test]
+    fn the_patient_gap_waits_at_least_fpings_timeout() {
+        let mut rtt = Rtt::new(ms(1000));
+        for _ in 0..50 {
+            rtt.sample(ms(10));
+        }
+        assert_eq!(rtt.gap(1), MIN_TIMEOUT);
+        assert_eq!(rtt.patient_gap(1), INITIAL_TIMEOUT);
+        assert_eq!(rtt.patient_gap(2), ms(750));
+        assert_eq!(rtt.patient_gap(7), ms(1000), "capped");
+        let mut slow = Rtt::new(ms(5000));
+        slow.sample(ms(400));
+        assert_eq!(slow.patient_gap(1), slow.gap(1), "a longer timeout stands");
     }
 }

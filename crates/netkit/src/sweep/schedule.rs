@@ -147,7 +147,7 @@ impl Schedule {
                 self.sending = Some((batch, 0));
                 continue;
             }
-            return match self.next_due(view.rtt) {
+            return match self.next_due(view) {
                 Some(due) => Next::Wait(due),
                 None if now < self.end => Next::Wait(self.end),
                 None => Next::Finished,
@@ -176,7 +176,7 @@ impl Schedule {
     /// the batches (or members) that were probed enough.
     fn due(&mut self, now: Instant, view: View<'_>) -> Option<Batch> {
         loop {
-            let level = self.earliest(view.rtt).filter(|(_, due)| *due <= now)?.0;
+            let level = self.earliest(view).filter(|(_, due)| *due <= now)?.0;
             let mut batch = self.waiting[level].pop_front()?;
             batch.paid_off =
                 batch.attempts() > 1 && batch.members.iter().any(|m| view.alive.get(m.index));
@@ -229,21 +229,29 @@ impl Schedule {
         (miss < MISS, miss < MISS_CONFIRM)
     }
 
-    /// The queue whose front batch is due first, and when.
-    fn earliest(&self, rtt: &Rtt) -> Option<(usize, Instant)> {
+    /// The queue whose front batch is due first, and when. Once a target rejected a probe
+    /// itself (module `reject`), or the controls show most probes to live hosts lost (module
+    /// `loss`), the gaps are the patient ones: a rate limiter gives a wave of re-probes as
+    /// little room as the probes it just refused, unless the wave comes a window later.
+    fn earliest(&self, view: View<'_>) -> Option<(usize, Instant)> {
+        let patient = view.rejections.seen() || view.meter.losing();
         self.waiting
             .iter()
             .enumerate()
             .filter_map(|(level, queue)| {
                 let front = queue.front()?;
                 let attempt = u8::try_from(level).unwrap_or(u8::MAX);
-                Some((level, front.sent + rtt.gap(attempt)))
+                let gap = match patient {
+                    true => view.rtt.patient_gap(attempt),
+                    false => view.rtt.gap(attempt),
+                };
+                Some((level, front.sent + gap))
             })
             .min_by_key(|(_, due)| *due)
     }
 
-    fn next_due(&self, rtt: &Rtt) -> Option<Instant> {
-        self.earliest(rtt).map(|(_, due)| due)
+    fn next_due(&self, view: View<'_>) -> Option<Instant> {
+        self.earliest(view).map(|(_, due)| due)
     }
 
     /// A batch of targets not probed yet.
