@@ -9,8 +9,9 @@
 //! quarter of the answers since the last change came only to retransmissions, as nmap's send
 //! delay boost judges it) the host is paced at a little less than the best rate answers came
 //! back at lately, which is what the path lets through (the scan's own window may have
-//! throttled it since); each drop-free interval then raises the rate by a tenth, so a passing
-//! bottleneck is not kept for good. Time is an input.
+//! throttled it since), at least 5 probes a second; each drop-free interval that held ten
+//! answers in a row then raises the rate by a tenth, so a passing bottleneck is not kept for
+//! good. Time is an input.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -152,8 +153,12 @@ const CUT_FACTOR: f64 = 0.8;
 const RAISE_FACTOR: f64 = 1.1;
 /// The shortest drop-free interval that raises the rate.
 const RAISE_EVERY: Duration = Duration::from_millis(100);
-/// The lowest rate a host is ever paced at.
-const MIN_RATE: f64 = 20.0;
+/// The answers in a row, with no drop among them, that a raise needs: behind a firewall passing
+/// 10 SYNs a second, 100 ms without a drop is one answer's worth, no evidence at all.
+const RAISE_ANSWERS: u32 = CUT_DROPS;
+/// The lowest rate a host is ever paced at: below the 10 SYNs a second a firewall may let
+/// through (nmap's own floor, its longest scan delay, is one probe a second).
+const MIN_RATE: f64 = 5.0;
 
 /// The adaptive send rate of one host: unpaced until drops are frequent.
 #[derive(Debug, Clone, Default)]
@@ -162,6 +167,8 @@ pub struct RateControl {
     answers: Meter,
     good: u32,
     bad: u32,
+    /// Answers since the last drop or change.
+    streak: u32,
     changed: Option<Instant>,
     last_drop: Option<Instant>,
 }
@@ -198,9 +205,11 @@ impl RateControl {
         }
         if dropped {
             self.bad += 1;
+            self.streak = 0;
             self.last_drop = Some(now);
         } else {
             self.good += 1;
+            self.streak += 1;
         }
         let ratio = f64::from(self.bad) / f64::from(self.bad + self.good);
         (self.bad > CUT_DROPS && ratio > CUT_RATIO).then(|| self.cut(now))
@@ -217,11 +226,11 @@ impl RateControl {
     }
 
     /// Raises a paced rate after a drop-free interval of at least `interval` (the host's
-    /// round trip) since the last change. Returns the new rate when raised.
+    /// round trip) since the last change, once ten answers came in a row without a drop. Returns the new rate when raised.
     pub fn tick(&mut self, interval: Duration, now: Instant) -> Option<f64> {
         let (rate, _) = self.spacing.as_ref()?;
         let since = self.changed.max(self.last_drop)?;
-        if now.duration_since(since) < interval.max(RAISE_EVERY) {
+        if now.duration_since(since) < interval.max(RAISE_EVERY) || self.streak < RAISE_ANSWERS {
             return None;
         }
         let rate = rate * RAISE_FACTOR;
@@ -241,6 +250,7 @@ impl RateControl {
         self.changed = Some(now);
         self.good = 0;
         self.bad = 0;
+        self.streak = 0;
     }
 }
 
@@ -305,8 +315,32 @@ mod tests {
         rc.sent(now);
         assert!(!rc.ready(now + ms(1)));
         assert_eq!(rc.tick(ms(10), now + ms(50)), None);
+        assert_eq!(
+            rc.tick(ms(10), now + ms(150)),
+            None,
+            "no answer since the cut"
+        );
+        for i in 0..RAISE_ANSWERS {
+            let at = now + ms(100 + u64::from(i));
+            assert_eq!(rc.answer(at, false, at), None);
+        }
         let raised = rc.tick(ms(10), now + ms(150)).expect("raised");
         assert!((raised / rate - RAISE_FACTOR).abs() < 1e-9);
+    }
+
+    /// Behind a firewall passing 10 SYNs a second, 100 ms without a drop holds one answer:
+    /// the paced rate must not climb on such intervals, however many there are.
+    #[test]
+    fn quiet_intervals_with_few_answers_do_not_raise_the_rate() {
+        let t0 = Instant::now();
+        let mut rc = RateControl::default();
+        let rate = rc.cut(t0);
+        for i in 1..=50u64 {
+            let at = t0 + ms(200 * i);
+            rc.answer(at, i % 10 == 0, at);
+            assert_eq!(rc.tick(ms(10), at + ms(150)), None, "after {i} answers");
+        }
+        assert_eq!(rc.rate(), Some(rate));
     }
 
     #[test]
