@@ -19,6 +19,8 @@
 #   reject    one host, ports 1-5000, 1000 REJECTed with ICMP port unreachable, the far
 #             kernel's ICMP rate limit at its default (1/s per peer, burst 6)
 #   synlimit  one host, ports 1-5000, a firewall dropping SYNs over 1000/s per source
+#   synlimit10 one host, ports 1-200 (5 open), a firewall dropping SYNs over 10/s per source,
+#             5 ms each way
 #   firewalled one host as most are: 3 open ports, 1000 dropped, 30±10 ms round trip, 2% loss
 #             each way (ports 22,80,443,1001-2000)
 #   sparse    198.18.1.0/24 x the top 100 ports with 8 live hosts (2 of them drop ICMP echo),
@@ -37,7 +39,7 @@ cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
 LIMIT=${LIMIT:-300}
 shift || true
-ALL=(loopback clean lossy30 loss5 slow reject synlimit firewalled sparse)
+ALL=(loopback clean lossy30 loss5 slow reject synlimit synlimit10 firewalled sparse)
 SCENARIOS=("$@")
 ((${#SCENARIOS[@]})) || SCENARIOS=("${ALL[@]}")
 
@@ -212,6 +214,8 @@ for scen in "${SCENARIOS[@]}"; do
       --reject $H:1001-2000=port-unreachable --icmp-ratelimit default ;;
     synlimit) lab_scenario synlimit $H 1-5000 "$(open_list $H 22,80,443,3306,4999)" 100 5000 \
       --hosts 198.18.1.0/29 --open $H:22,80,443,3306,4999 --drop $H:4001-4100 --syn-limit 1000 ;;
+    synlimit10) lab_scenario synlimit10 $H 1-200 "$(open_list $H 22,80,111,143,199)" 0 200 \
+      --delay 5ms --hosts 198.18.1.0/29 --open $H:22,80,111,143,199 --syn-limit 10 ;;
     firewalled) lab_scenario firewalled $H 22,80,443,1001-2000 "$(open_list $H 22,80,443)" 1000 1003 \
       --delay 15ms --jitter 5ms --loss 2% --seed 12 --hosts 198.18.1.0/29 --open $H:22,80,443 \
       --drop $H:1001-2000 ;;
