@@ -47,7 +47,8 @@ pub enum Retries {
 }
 
 impl Retries {
-    fn cap(self) -> u32 {
+    /// The most tries a port may get.
+    pub fn cap(self) -> u32 {
         match self {
             Retries::Adaptive { max } | Retries::Fixed(max) => max + 1,
         }

@@ -236,6 +236,9 @@ pub struct Scheduler<I> {
     loss: Loss,
     probes_total: f64,
     counts: Counts,
+    /// Hosts with nothing in flight and nothing to send whose benched ports wait for the
+    /// scan's pooled budget to grow (reviewed after every reply and expiry).
+    waiting: Vec<usize>,
 }
 
 impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
@@ -274,6 +277,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             loss: Loss::default(),
             probes_total,
             counts: Counts::default(),
+            waiting: Vec::new(),
         }
     }
 
@@ -519,9 +523,10 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         self.forget_live(&rec, id);
         if rec.timing {
             self.timing_ended(rec, reply, now);
+            self.review_waiting();
             return Settled::Nothing;
         }
-        match reply {
+        let settled = match reply {
             Reply::Busy => self.unsend(rec, now),
             Reply::Phantom => self.phantom(rec),
             Reply::Silent | Reply::Answered(Answer::Nothing, _) => {
@@ -535,7 +540,9 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
                 self.review(rec.host);
                 settled
             }
-        }
+        };
+        self.review_waiting();
+        settled
     }
 
     /// A timing probe ended: a handshake or a reset feeds the estimates and grows the
@@ -883,6 +890,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
                 _ => self.time_out(id, rec),
             }
         }
+        self.review_waiting();
         self.tick_rates(now);
     }
 
@@ -931,9 +939,12 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
     }
 
     /// Sends benched ports back to the retry queue when the budget grew, or filters them when
-    /// it cannot grow any more.
+    /// it cannot grow any more: neither from the host's own answers nor from the scan's
+    /// pooled loss (a host behind a firewall that limits SYNs per source gets too few answers
+    /// to measure the loss itself; other hosts behind it do).
     fn review(&mut self, slot: usize) {
         let (budget, ports) = (self.budget(), self.ports.len());
+        let pool_may_grow = self.pool_may_grow(&budget);
         let Some(host) = self.hosts[slot].as_mut() else {
             return;
         };
@@ -949,6 +960,12 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             }
         }
         if !host.budget_may_grow(&budget, ports) {
+            if pool_may_grow && !host.bench.is_empty() {
+                if !self.waiting.contains(&slot) {
+                    self.waiting.push(slot);
+                }
+                return;
+            }
             for port in std::mem::take(&mut host.bench) {
                 let silent = (PortState::Filtered, Reason::NoResponse);
                 if let Settled::Port(info, port, verdict) =
@@ -957,6 +974,23 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
                     self.silenced.push((info, port, verdict));
                 }
             }
+        }
+    }
+
+    /// Whether the scan's pooled retry budget may still grow: it is adaptive and below its cap,
+    /// and some host has tries in flight or ports to send, whose answers may raise it.
+    fn pool_may_grow(&self, budget: &Budget) -> bool {
+        let ports = self.ports.len();
+        matches!(budget.retries, Retries::Adaptive { .. })
+            && budget.pooled < budget.retries.cap()
+            && (self.hosts.iter().flatten()).any(|h| h.in_flight > 0 || h.has_work(ports))
+    }
+
+    /// Reviews the hosts whose benched ports wait for the pooled budget: back to the retry
+    /// queue if it grew, filtered once it cannot grow any more.
+    fn review_waiting(&mut self) {
+        for slot in std::mem::take(&mut self.waiting) {
+            self.review(slot);
         }
     }
 
