@@ -7,7 +7,8 @@
 //! the loss rate seen so far — on this host, or over the whole scan, whichever is worse —
 //! would hide an answering port in fewer than one scan in a hundred.
 //! A port that used up the budget waits on the *bench* while the budget may still grow (other
-//! ports are in flight or untried); when nothing can raise it any more, the bench is filtered.
+//! ports of the host, or of any host of the scan for the pooled part, are in flight or
+//! untried); when nothing can raise it any more, the bench is filtered.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
