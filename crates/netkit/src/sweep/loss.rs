@@ -692,17 +692,23 @@ mod tests {
         assert_eq!(meter.loss_ratio(), None, "not judged yet");
     }
 
+    /// Sends `n` control probes at `at`: the hosts they went to.
+    fn send_controls(meter: &mut Meter, n: usize, at: Instant) -> Vec<u64> {
+        let mut sent = Vec::new();
+        while sent.len() < n {
+            if let Some((index, _, _)) = meter.control(false) {
+                meter.sent_control(index, at);
+                sent.push(index);
+            }
+        }
+        sent
+    }
+
     #[test]
     fn a_control_the_host_rejects_is_lost_at_once() {
         let mut meter = meter(10_000);
         let start = Instant::now();
-        let mut sent = Vec::new();
-        while sent.len() < 2 {
-            if let Some((index, _, _)) = meter.control(false) {
-                meter.sent_control(index, start);
-                sent.push(index);
-            }
-        }
+        let sent = send_controls(&mut meter, 2, start);
         meter.refused(sent[0]);
         meter.answered(sent[1], Duration::from_millis(1));
         // Long before the timeout, and with no later answer to say so.
@@ -716,25 +722,12 @@ mod tests {
     fn a_few_controls_all_lost_are_enough_to_tell_probes_wasted() {
         let (mut lost, mut answered) = (meter(10_000), meter(10_000));
         let start = Instant::now();
-        let mut sent = Vec::new();
-        while sent.len() < 4 {
-            if let Some((index, _, _)) = lost.control(false) {
-                lost.sent_control(index, start);
-                sent.push(index);
-            }
-        }
+        send_controls(&mut lost, 4, start);
         assert!(!lost.losing() && !lost.wasted(0), "nothing resolved yet");
         assert_eq!(lost.expire(start + TIMEOUT, TIMEOUT), None);
         assert!(lost.losing());
         assert!(lost.wasted(0));
-        let mut sent = Vec::new();
-        while sent.len() < 4 {
-            if let Some((index, _, _)) = answered.control(false) {
-                answered.sent_control(index, start);
-                sent.push(index);
-            }
-        }
-        for index in sent {
+        for index in send_controls(&mut answered, 4, start) {
             answered.answered(index, Duration::from_millis(1));
         }
         assert_eq!(answered.expire(start + TIMEOUT, TIMEOUT), None);
