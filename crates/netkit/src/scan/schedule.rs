@@ -239,6 +239,8 @@ pub struct Scheduler<I> {
     /// Hosts with nothing in flight and nothing to send whose benched ports wait for the
     /// scan's pooled budget to grow (reviewed after every reply and expiry).
     waiting: Vec<usize>,
+    /// The pooled budget when they were last reviewed.
+    waiting_for: u32,
 }
 
 impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
@@ -278,6 +280,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             probes_total,
             counts: Counts::default(),
             waiting: Vec::new(),
+            waiting_for: 0,
         }
     }
 
@@ -944,7 +947,6 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
     /// to measure the loss itself; other hosts behind it do).
     fn review(&mut self, slot: usize) {
         let (budget, ports) = (self.budget(), self.ports.len());
-        let pool_may_grow = self.pool_may_grow(&budget);
         let Some(host) = self.hosts[slot].as_mut() else {
             return;
         };
@@ -959,20 +961,24 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
                 None => {}
             }
         }
-        if !host.budget_may_grow(&budget, ports) {
-            if pool_may_grow && !host.bench.is_empty() {
-                if !self.waiting.contains(&slot) {
-                    self.waiting.push(slot);
-                }
-                return;
+        if host.bench.is_empty() || host.budget_may_grow(&budget, ports) {
+            return;
+        }
+        if self.pool_may_grow(&budget) {
+            if !self.waiting.contains(&slot) {
+                self.waiting.push(slot);
             }
-            for port in std::mem::take(&mut host.bench) {
-                let silent = (PortState::Filtered, Reason::NoResponse);
-                if let Settled::Port(info, port, verdict) =
-                    self.settle(slot, port, silent.0, silent.1, None)
-                {
-                    self.silenced.push((info, port, verdict));
-                }
+            return;
+        }
+        let benched = self.hosts[slot]
+            .as_mut()
+            .map(|h| std::mem::take(&mut h.bench));
+        for port in benched.unwrap_or_default() {
+            let silent = (PortState::Filtered, Reason::NoResponse);
+            if let Settled::Port(info, port, verdict) =
+                self.settle(slot, port, silent.0, silent.1, None)
+            {
+                self.silenced.push((info, port, verdict));
             }
         }
     }
@@ -987,8 +993,17 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
     }
 
     /// Reviews the hosts whose benched ports wait for the pooled budget: back to the retry
-    /// queue if it grew, filtered once it cannot grow any more.
+    /// queue if it grew, filtered once it cannot grow any more (nothing else changes for a
+    /// host with nothing in flight, so they are left alone otherwise).
     fn review_waiting(&mut self) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        let budget = self.budget();
+        if budget.pooled == self.waiting_for && self.pool_may_grow(&budget) {
+            return;
+        }
+        self.waiting_for = budget.pooled;
         for slot in std::mem::take(&mut self.waiting) {
             self.review(slot);
         }
