@@ -549,6 +549,7 @@ impl Meter {
     /// a policer that lets a few dozen probes through starves the controls of answers, and
     /// the re-probe limit would be used up at a rate it lets almost nothing through). Such
     /// probes do not count against the re-probe limit.
+    ///
     /// An epoch with too few controls to judge it alone is judged by [`Meter::losing`]: on a
     /// small range the controls never fill a window, and a limiter that lets a handful of
     /// probes through a second would otherwise see every re-probe counted.
