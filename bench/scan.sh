@@ -4,7 +4,8 @@
 #   bench/scan.sh [ROUNDS] [SCENARIO...]     (default: 3 rounds, every scenario)
 #
 # TOOLS (environment) picks the lab scenarios' tools (default: netkit netkit-syn nmap-sS-T4
-# nmap-sT-T4 nmap-sS-T5). Every run is stopped after LIMIT seconds (environment, default 300): nmap can take many
+# nmap-sT-T4 nmap-sS-T5; with NETKIT_BASE=<a netkit binary>, also base and base-syn: that binary
+# the same two ways, for a before/after in one run). Every run is stopped after LIMIT seconds (environment, default 300): nmap can take many
 # minutes where ICMP errors are rate limited; such runs count as LIMIT seconds (the table says
 # ">=") and their accuracy as unknown.
 #
@@ -21,6 +22,8 @@
 #   synlimit  one host, ports 1-5000, a firewall dropping SYNs over 1000/s per source
 #   synlimit10 one host, ports 1-200 (5 open), a firewall dropping SYNs over 10/s per source,
 #             5 ms each way
+#   synlimit10x8 198.18.1.0/29, ports 20-50 (4 open on 3 hosts), all behind one firewall
+#             dropping SYNs over 10/s per source, 5 ms each way
 #   firewalled one host as most are: 3 open ports, 1000 dropped, 30±10 ms round trip, 2% loss
 #             each way (ports 22,80,443,1001-2000)
 #   sparse    198.18.1.0/24 x the top 100 ports with 8 live hosts (2 of them drop ICMP echo),
@@ -39,7 +42,7 @@ cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
 LIMIT=${LIMIT:-300}
 shift || true
-ALL=(loopback clean lossy30 loss5 slow reject synlimit synlimit10 firewalled sparse)
+ALL=(loopback clean lossy30 loss5 slow reject synlimit synlimit10 synlimit10x8 firewalled sparse)
 SCENARIOS=("$@")
 ((${#SCENARIOS[@]})) || SCENARIOS=("${ALL[@]}")
 
@@ -73,7 +76,7 @@ import json, re, sys
 tool, path = sys.argv[1], sys.argv[2]
 opened, counts = set(), {"open": 0, "closed": 0, "filtered": 0}
 text = open(path).read()
-if tool.startswith("netkit"):
+if tool.startswith(("netkit", "base")):
     for line in text.splitlines():
         rec = json.loads(line)
         if rec["type"] == "port":
@@ -135,6 +138,8 @@ run_tools() {
         netkit-discovery) measure "$scen" "$tool" "$round" "$ns" "$NETKIT" --json scan "$targets" -p "$ports" ;;
         nmap-sS-T4-discovery) measure "$scen" "$tool" "$round" "$ns" nmap -n -sS -T4 -p "$ports" "${tlist[@]}" ;;
         netkit-syn) measure "$scen" "$tool" "$round" "$ns" "$NETKIT" --json scan -Pn "$targets" -p "$ports" --syn ;;
+        base) measure "$scen" "$tool" "$round" "$ns" "$NETKIT_BASE" --json scan -Pn "$targets" -p "$ports" ;;
+        base-syn) measure "$scen" "$tool" "$round" "$ns" "$NETKIT_BASE" --json scan -Pn "$targets" -p "$ports" --syn ;;
         nmap-sS-T4) measure "$scen" "$tool" "$round" "$ns" nmap -n -Pn -sS -T4 -p "$ports" "${tlist[@]}" ;;
         nmap-sT-T4) measure "$scen" "$tool" "$round" "$ns" nmap -n -Pn -sT -T4 -p "$ports" "${tlist[@]}" ;;
         nmap-sS-T5) measure "$scen" "$tool" "$round" "$ns" nmap -n -Pn -sS -T5 -p "$ports" "${tlist[@]}" ;;
@@ -147,7 +152,8 @@ run_tools() {
 # truth SCEN OPEN FILTERED TOTAL: the ground truth (OPEN: addr:port list, comma separated).
 truth() { echo "$1 $2 $3 $4" >>"$WORK/truth"; }
 
-read -ra LAB_TOOLS <<<"${TOOLS:-netkit netkit-syn nmap-sS-T4 nmap-sT-T4 nmap-sS-T5}"
+DEFAULT_TOOLS="netkit netkit-syn${NETKIT_BASE:+ base base-syn} nmap-sS-T4 nmap-sT-T4 nmap-sS-T5"
+read -ra LAB_TOOLS <<<"${TOOLS:-$DEFAULT_TOOLS}"
 OPEN8=22,80,443,3306,8080,20000,50000,65000
 open_list() { local host=$1 ports=$2 p out=(); for p in ${ports//,/ }; do out+=("$host:$p"); done; (IFS=,; echo "${out[*]}"); }
 
@@ -216,6 +222,10 @@ for scen in "${SCENARIOS[@]}"; do
       --hosts 198.18.1.0/29 --open $H:22,80,443,3306,4999 --drop $H:4001-4100 --syn-limit 1000 ;;
     synlimit10) lab_scenario synlimit10 $H 1-200 "$(open_list $H 22,80,111,143,199)" 0 200 \
       --delay 5ms --hosts 198.18.1.0/29 --open $H:22,80,111,143,199 --syn-limit 10 ;;
+    synlimit10x8) lab_scenario synlimit10x8 198.18.1.0/29 20-50 \
+      "198.18.1.1:22,198.18.1.3:22,198.18.1.3:25,198.18.1.6:50" 0 248 --delay 5ms \
+      --hosts 198.18.1.0/29 --open 198.18.1.1:22 --open 198.18.1.3:22,25 --open 198.18.1.6:50 \
+      --syn-limit 10 ;;
     firewalled) lab_scenario firewalled $H 22,80,443,1001-2000 "$(open_list $H 22,80,443)" 1000 1003 \
       --delay 15ms --jitter 5ms --loss 2% --seed 12 --hosts 198.18.1.0/29 --open $H:22,80,443 \
       --drop $H:1001-2000 ;;

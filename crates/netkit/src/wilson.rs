@@ -20,6 +20,12 @@ pub fn upper(ok: u64, lost: u64) -> f64 {
     ((centre + spread) / (1.0 + z2 / n)).min(1.0)
 }
 
+/// The lower end of the same interval: how small the share `lost` of `ok + lost` may be
+/// (0 when nothing was counted).
+pub fn lower(ok: u64, lost: u64) -> f64 {
+    1.0 - upper(lost, ok)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -35,5 +41,9 @@ mod tests {
         assert!((0.19..0.22).contains(&narrow), "{narrow}");
         assert!(upper(0, 8) <= 1.0);
         assert_eq!(upper(0, 0), 1.0);
+        // 4 of 4 lost: most probes are lost, for all four can tell.
+        assert!((lower(0, 4) - 0.596).abs() < 0.01, "{}", lower(0, 4));
+        assert!(lower(26, 6) < 6.0 / 32.0 && lower(26, 6) > 0.05);
+        assert_eq!(lower(0, 0), 0.0);
     }
 }

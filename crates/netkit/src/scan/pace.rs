@@ -7,9 +7,10 @@
 //! trip is long: a firewall that drops SYNs beyond 1000/s in front of a host 0.1 ms away lets
 //! a window of one probe send ten times too fast. So when drops are frequent (more than a
 //! quarter of the answers since the last change came only to retransmissions, as nmap's send
-//! delay boost judges it) the host is paced at a little less than the best rate answers came
-//! back at lately, which is what the path lets through (the scan's own window may have
-//! throttled it since), at least 5 probes a second; each drop-free interval that held ten
+//! delay boost judges it), or when most timing probes (to ports that answered before) are
+//! lost while answers still come back, the host is paced at a little less than the best rate
+//! answers came back at lately, which is what the path lets through (the scan's own window may
+//! have throttled it since), at least 5 probes a second; each drop-free interval that held ten
 //! answers in a row then raises the rate by a tenth, so a passing bottleneck is not kept for
 //! good. Time is an input.
 
@@ -147,6 +148,10 @@ fn bucket(start: Instant, now: Instant) -> u64 {
 const CUT_DROPS: u32 = 10;
 /// The share of drops among answers at which the rate is cut.
 const CUT_RATIO: f64 = 0.25;
+/// Lost control probes that may cut the rate, when they are most of the controls.
+const FEW_LOST: u64 = 4;
+/// The share of lost controls the cut needs, for all the controls can tell.
+const MOST: f64 = 0.5;
 /// The new rate as a share of the rate answers come back at.
 const CUT_FACTOR: f64 = 0.8;
 /// How much a drop-free interval raises the rate.
@@ -171,6 +176,8 @@ pub struct RateControl {
     streak: u32,
     changed: Option<Instant>,
     last_drop: Option<Instant>,
+    /// Control probes answered and lost since the last change.
+    controls: (u64, u64),
 }
 
 impl RateControl {
@@ -215,10 +222,37 @@ impl RateControl {
         (self.bad > CUT_DROPS && ratio > CUT_RATIO).then(|| self.cut(now))
     }
 
+    /// Records the end of a control probe sent at `sent` (a timing probe, to a port that
+    /// answered before): `answered`, or lost. Returns the new rate when this cut it: the
+    /// controls since the last change were mostly lost, for all they can tell (four at least,
+    /// [`crate::wilson::lower`] above one half), while answers still come back.
+    /// That is a bottleneck passing a small share of the probes: a firewall passing 10 SYNs a
+    /// second to several hosts leaves every host too few answers for drops to show before all
+    /// tries are spent. The pace goes below the rate answers came back at over the last
+    /// [`Meter::SPAN`] (not their peak: a firewall's bucket passes a burst at first). A host
+    /// gone silent (no answer at all lately) is not paced: slowing down would not bring it
+    /// back.
+    pub fn control(&mut self, sent: Instant, answered: bool, now: Instant) -> Option<f64> {
+        if self.changed.is_some_and(|changed| sent < changed) {
+            return None;
+        }
+        let (ok, lost) = &mut self.controls;
+        *if answered { ok } else { lost } += 1;
+        let (ok, lost) = self.controls;
+        let losing = lost >= FEW_LOST && crate::wilson::lower(ok, lost) > MOST;
+        let through = self.answers.rate(now);
+        (losing && through > 0.0).then(|| self.cut_to(through, now))
+    }
+
     /// Paces the host below the best rate answers came back at lately (and below its current
     /// pace).
     pub fn cut(&mut self, now: Instant) -> f64 {
         let measured = self.answers.peak(now).max(self.answers.rate(now));
+        self.cut_to(measured, now)
+    }
+
+    /// Paces the host below `measured` answers a second (and below its current pace).
+    fn cut_to(&mut self, measured: f64, now: Instant) -> f64 {
         let current = self.rate().unwrap_or(f64::INFINITY);
         let rate = (CUT_FACTOR * measured.min(current)).max(MIN_RATE);
         self.set(rate, now);
@@ -251,6 +285,7 @@ impl RateControl {
         self.good = 0;
         self.bad = 0;
         self.streak = 0;
+        self.controls = (0, 0);
     }
 }
 
@@ -341,6 +376,52 @@ mod tests {
             assert_eq!(rc.tick(ms(10), at + ms(150)), None, "after {i} answers");
         }
         assert_eq!(rc.rate(), Some(rate));
+    }
+
+    /// Behind a firewall passing 10 SYNs a second to several hosts, answers trickle in while
+    /// nearly every timing probe is lost: the rate is cut to below the answers' rate, and only
+    /// new controls can cut it again.
+    #[test]
+    fn lost_timing_probes_pace_a_scan_whose_answers_still_come() {
+        let t0 = Instant::now();
+        let mut rc = RateControl::default();
+        for i in 0..10u64 {
+            let at = t0 + ms(100 * i);
+            rc.answer(at, false, at);
+        }
+        let now = t0 + ms(1000);
+        for i in 0..FEW_LOST - 1 {
+            assert_eq!(rc.control(now, false, now + ms(i)), None, "{i} lost");
+        }
+        let rate = rc.control(now, false, now + ms(10)).expect("a cut");
+        assert!((MIN_RATE..=10.0).contains(&rate), "{rate}");
+        for i in 0..2 * FEW_LOST {
+            assert_eq!(
+                rc.control(now, false, now + ms(20 + i)),
+                None,
+                "sent before the cut"
+            );
+        }
+        assert_eq!(rc.rate(), Some(rate));
+    }
+
+    #[test]
+    fn timing_probes_mostly_answered_or_a_silent_host_leave_the_rate_alone() {
+        let t0 = Instant::now();
+        let mut rc = RateControl::default();
+        rc.answer(t0, false, t0);
+        for i in 0..40 {
+            let at = t0 + ms(10 * i);
+            assert_eq!(rc.control(at, i % 3 != 0, at), None, "control {i}");
+        }
+        // A host gone silent: every control lost, no answer for a while.
+        let mut rc = RateControl::default();
+        rc.answer(t0, false, t0);
+        for i in 0..20 {
+            let at = t0 + ms(1000 + 10 * i);
+            assert_eq!(rc.control(at, false, at), None, "control {i}");
+        }
+        assert_eq!(rc.rate(), None);
     }
 
     #[test]

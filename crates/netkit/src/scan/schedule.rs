@@ -558,8 +558,27 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             Reply::Answered(Answer::Open | Answer::Closed, rtt) => {
                 self.shortage.clear();
                 self.measure(&rec, rtt, now, MAGNIFIER);
+                self.control(&rec, true, now);
+            }
+            Reply::Silent | Reply::Answered(Answer::Nothing, _) => {
+                self.leave_flight(&rec);
+                self.control(&rec, false, now);
             }
             _ => self.leave_flight(&rec),
+        }
+    }
+
+    /// Feeds the paces of the host and of the scan with a timing probe's fate: a port that
+    /// answered before answers again unless the probe or its answer was lost.
+    fn control(&mut self, rec: &Sent, answered: bool, now: Instant) {
+        if let Some(host) = self.hosts[rec.host].as_mut() {
+            if let Some(rate) = host.rate.control(rec.at, answered, now) {
+                let addr = &host.info.target.addr;
+                tracing::debug!("scan {addr}: timing probes lost, pacing at {rate:.0}/s");
+            }
+        }
+        if let Some(rate) = self.rate.control(rec.at, answered, now) {
+            tracing::debug!("scan: timing probes lost, pacing the scan at {rate:.0}/s");
         }
     }
 
@@ -889,6 +908,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
                 _ if rec.timing => {
                     self.close_timing(rec.host);
                     self.close(id);
+                    self.control(&rec, false, now);
                 }
                 _ => self.time_out(id, rec),
             }

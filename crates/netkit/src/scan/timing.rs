@@ -6,8 +6,17 @@
 //! the windows [`MAGNIFIER`] times as much as an ordinary one and refreshes the round-trip
 //! estimate, and settles nothing. nmap sends one after 1.25 s without an answer and ten
 //! probes; here the silence is one timeout (at least 250 ms, at most nmap's 1.25 s),
-//! so that a scan over a short round trip does not crawl for over a second first. Time is an
-//! input.
+//! so that a scan over a short round trip does not crawl for over a second first.
+//!
+//! Timing probes are also the scan's control probes: a port that answered before answers
+//! again unless the probe or its answer is lost, so their fate measures the loss of probes
+//! that ordinary answers cannot (behind a firewall passing 10 SYNs a second, a scan sending
+//! hundreds a second gets answers that look like a clean link's, while nearly every probe is
+//! lost; see [`super::pace::RateControl::control`]). So a host that answers too gets one
+//! after every 50 to 100 probes since the last one ended, counted, not timed: a firewall's
+//! token bucket passes the first probe of each burst, and a check sent when a time came would
+//! be that first probe more often than not (behind a firewall passing 10 SYNs a second, 4 of 6
+//! such checks were answered where 1 in 400 probes was). Time is an input.
 
 use std::time::{Duration, Instant};
 
@@ -18,6 +27,9 @@ use super::schedule::ProbeId;
 pub const MAGNIFIER: f64 = 3.0;
 /// The fewest probes to the host between two timing probes (nmap's value).
 const MIN_PROBES: u32 = 10;
+/// The fewest probes to a host that is not silent between two timing probes (at most 2% more
+/// probes).
+const CHECK_PROBES: u32 = 50;
 /// The shortest silence before a timing probe.
 const MIN_SILENCE: Duration = Duration::from_millis(250);
 /// The longest silence before a timing probe (nmap's `pingtime`).
@@ -37,6 +49,8 @@ pub struct Timing {
     since: u32,
     /// The timing probe in flight.
     live: Option<ProbeId>,
+    /// Timing probes sent so far.
+    launched: u32,
 }
 
 impl Timing {
@@ -60,18 +74,30 @@ impl Timing {
     }
 
     /// The port index a timing probe should go to at `now`, if one is due: a port answered,
-    /// none is in flight, enough probes left since the last one, and the host has been
-    /// silent for `timeout` (within the bounds) since its last answer and the last timing
-    /// probe. `timeout` is asked only when the rest allows one (the scheduler asks every
-    /// host at every send).
+    /// none is in flight, and either enough probes left since the last one and the host has
+    /// been silent for `timeout` (within the bounds) since its last answer and the last
+    /// timing probe, or the check's count of probes left since the last one ended.
+    /// `timeout` is asked only when the rest allows one (the scheduler asks every host at
+    /// every send).
     pub fn due(&self, now: Instant, timeout: impl FnOnce() -> Duration) -> Option<usize> {
         let (port, _) = self.port?;
         if self.live.is_some() || self.since < MIN_PROBES {
             return None;
         }
+        if self.since >= self.check_after() {
+            return Some(port);
+        }
         let silence = timeout().clamp(MIN_SILENCE, MAX_SILENCE);
         let quiet = |at: Option<Instant>| at.is_none_or(|at| now.duration_since(at) >= silence);
         (quiet(self.heard) && quiet(self.last)).then_some(port)
+    }
+
+    /// The probes after which the next check is due: [`CHECK_PROBES`] and a share of as many
+    /// again that moves with each timing probe (the golden ratio's sequence), so that checks
+    /// fall anywhere in a burst of sends.
+    fn check_after(&self) -> u32 {
+        let spread = (f64::from(self.launched) * 0.618_034).fract();
+        CHECK_PROBES + (spread * f64::from(CHECK_PROBES)) as u32
     }
 
     /// Records timing probe `id` sent at `now`.
@@ -79,11 +105,17 @@ impl Timing {
         self.live = Some(id);
         self.last = Some(now);
         self.since = 0;
+        self.launched = self.launched.wrapping_add(1);
     }
 
-    /// The timing probe in flight, taken out (it ended, or is being closed).
+    /// The timing probe in flight, taken out (it ended, or is being closed); probes are
+    /// counted for the next from here.
     pub fn take_live(&mut self) -> Option<ProbeId> {
-        self.live.take()
+        let live = self.live.take();
+        if live.is_some() {
+            self.since = 0;
+        }
+        live
     }
 }
 
@@ -137,6 +169,33 @@ mod tests {
             t.sent();
         }
         assert_eq!(t.due(t0 + ms(9000), || ms(100)), Some(7));
+    }
+
+    /// A host that keeps answering gets a check after 50 to 100 probes since the last one
+    /// ended, a different count each time.
+    #[test]
+    fn a_host_that_answers_gets_a_check_every_fifty_to_a_hundred_probes() {
+        let t0 = Instant::now();
+        let mut t = Timing::default();
+        t.answered_port(3, true);
+        let mut counts = Vec::new();
+        for id in 0..8 {
+            let mut n = 0;
+            while t.due(t0, || ms(100)).is_none() {
+                t.heard(t0);
+                t.sent();
+                n += 1;
+                assert!(n <= 2 * CHECK_PROBES, "check {id} after {n}");
+            }
+            assert!(n >= CHECK_PROBES, "check {id} after {n}");
+            counts.push(n);
+            t.launched(id, t0);
+            t.sent();
+            assert_eq!(t.due(t0, || ms(100)), None, "one in flight");
+            assert_eq!(t.take_live(), Some(id));
+        }
+        counts.dedup();
+        assert!(counts.len() >= 6, "{counts:?}");
     }
 
     #[test]

@@ -572,7 +572,7 @@ impl Meter {
         let (ok, lost) = self.totals();
         let overdue: u32 = self.epochs.iter().map(|e| e.overdue).sum();
         let lost = lost + overdue;
-        ok + lost > 0 && 1.0 - crate::wilson::upper(u64::from(lost), u64::from(ok)) > 0.5
+        crate::wilson::lower(u64::from(ok), u64::from(lost)) > 0.5
     }
 
     /// The share of this round's control probes that went unanswered, if any were resolved.
