@@ -8,6 +8,7 @@
 #   bench/forward.sh              # ROUNDS=5 SECONDS_PER_RUN=5 by default
 #   ROUNDS=9 bench/forward.sh
 #   NETKIT_BASE=/tmp/netkit-main bench/forward.sh   # also another netkit binary, row "base" (A/B)
+#   MEASURES=cps bench/forward.sh # only some of the measures (gbits, rps, cps)
 #   PIN=1 bench/forward.sh        # the proxies alone on the last CPU (one thread each: netkit's
 #                                 # workers follow the CPUs it may use, HAProxy nbthread 1),
 #                                 # clients and upstreams on the others: what one core of
@@ -17,6 +18,7 @@ source "$(dirname "$0")/lib.sh"
 
 ROUNDS=${ROUNDS:-5}
 SECS=${SECONDS_PER_RUN:-5}
+MEASURES=${MEASURES:-gbits rps cps}
 
 # Ports: upstreams, then one listener per proxy for iperf3 (16xxx) and for HTTP (17xxx).
 IPERF=15201 NGINX=18080
@@ -97,32 +99,40 @@ main() {
     check_alive
     for round in $(seq "$ROUNDS"); do
         for name in "${NAMES[@]}"; do
-            echo "$(gbits "${TCP_PORT[$name]}")" >>"$WORK/$name.gbits"
-            echo "$(rps "${HTTP_PORT[$name]}")" >>"$WORK/$name.rps"
-            echo "$(cps "${HTTP_PORT[$name]}")" >>"$WORK/$name.cps"
+            for measure in $MEASURES; do
+                local port=${HTTP_PORT[$name]}
+                [ "$measure" = gbits ] && port=${TCP_PORT[$name]}
+                echo "$("$measure" "$port")" >>"$WORK/$name.$measure"
+            done
         done
         echo "round $round/$ROUNDS done" >&2
     done
     report
 }
 
+# The median of a tool's measure, 0 when it was not measured (MEASURES).
+measured() {
+    if [ -s "$WORK/$1.$2" ]; then median <"$WORK/$1.$2"; else echo 0; fi
+}
+
 report() {
     local direct_g haproxy_g haproxy_r haproxy_c
-    direct_g=$(median <"$WORK/direct.gbits")
-    haproxy_g=$(median <"$WORK/haproxy.gbits")
-    haproxy_r=$(median <"$WORK/haproxy.rps")
-    haproxy_c=$(median <"$WORK/haproxy.cps")
+    direct_g=$(measured direct gbits)
+    haproxy_g=$(measured haproxy gbits)
+    haproxy_r=$(measured haproxy rps)
+    haproxy_c=$(measured haproxy cps)
     printf '%-8s %10s %9s %10s %12s %10s %10s %10s\n' \
         tool Gbit/s xdirect xhaproxy req/s xhaproxy conn/s xhaproxy
     for name in "${NAMES[@]}"; do
         local g r c
-        g=$(median <"$WORK/$name.gbits")
-        r=$(median <"$WORK/$name.rps")
-        c=$(median <"$WORK/$name.cps")
+        g=$(measured "$name" gbits)
+        r=$(measured "$name" rps)
+        c=$(measured "$name" cps)
         awk -v n="$name" -v g="$g" -v r="$r" -v c="$c" -v d="$direct_g" -v hg="$haproxy_g" \
-            -v hr="$haproxy_r" -v hc="$haproxy_c" \
-            'BEGIN {printf "%-8s %10.2f %9.2f %10.2f %12.0f %10.2f %10.0f %10.2f\n",
-                n, g, g/d, g/hg, r, r/hr, c, c/hc}'
+            -v hr="$haproxy_r" -v hc="$haproxy_c" '
+            function ratio(a, b) { return b > 0 ? a / b : 0 }
+            BEGIN {printf "%-8s %10.2f %9.2f %10.2f %12.0f %10.2f %10.0f %10.2f\n",
+                n, g, ratio(g, d), ratio(g, hg), r, ratio(r, hr), c, ratio(c, hc)}'
     done
     echo "medians of $ROUNDS interleaved rounds, ${SECS}s each; $(nproc) cores${PIN:+, the proxies alone on CPU $PROXY_CPUS}; $(uptime)"
 }

@@ -1,11 +1,12 @@
 //! Forwarding tests that need a network namespace of their own (root): a name whose first
-//! address drops SYNs (Happy Eyeballs gets past it in 250 ms, not the connect timeout), and a
-//! port range on fixed ports, TCP and UDP (free in a fresh namespace, never guessed on the
-//! host).
+//! address drops SYNs (Happy Eyeballs gets past it in 250 ms, not the connect timeout), a port
+//! range on fixed ports, TCP and UDP (free in a fresh namespace, never guessed on the host),
+//! and a target that speaks first (the namespace's own TCP counters show no held-back ACK).
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
 
 use super::forward_util::{connect, round_trip, Forwarder};
 use super::harness::{privileged, Netns, Proc};
@@ -89,6 +90,62 @@ fn forward_port_range_listens_on_each_port_and_keeps_the_offset() {
         let reply = exchange_in(&ns, listen.parse().unwrap(), b"x");
         assert_eq!(reply, format!("{}:x", 9000 + offset).as_bytes());
     }
+}
+
+/// How many ACKs the kernel of `ns` held back and then sent when its delayed-ACK timer fired
+/// (`TcpExtDelayedACKs` of the namespace's `/proc/net/netstat`).
+fn delayed_acks(ns: &Netns) -> u64 {
+    let netstat = ns.exec(&["cat", "/proc/net/netstat"]).unwrap();
+    let mut tcp_ext = netstat.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (names, values) = (tcp_ext.next().unwrap(), tcp_ext.next().unwrap());
+    let (_, count) = names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(name, _)| *name == "DelayedACKs")
+        .unwrap();
+    count.parse().unwrap()
+}
+
+/// The target leg's handshake ends without its last ACK, which rides with the first bytes
+/// written (HAProxy's `tcp-smart-connect`). A client that sends nothing must not leave it to
+/// the kernel's delayed-ACK timer (up to 200 ms): a target that speaks first (SMTP, SSH, a
+/// database) accepts the connection only once that ACK arrives.
+#[test]
+fn forward_a_target_that_speaks_first_gets_the_handshake_ack_at_once() {
+    if !privileged("forward_a_target_that_speaks_first_gets_the_handshake_ack_at_once") {
+        return;
+    }
+    let ns = Netns::with_loopback("fwfirst");
+    let listener = ns
+        .run_in(|| TcpListener::bind("127.0.0.1:0").unwrap())
+        .unwrap();
+    let target = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.write_all(b"220 ready\r\n").unwrap();
+        let _ = conn.read_to_end(&mut Vec::new());
+    });
+    let mut cmd = ns.netkit();
+    cmd.args(["forward", "127.0.0.1:0", &target.to_string()]);
+    let fw = Forwarder::spawn(cmd, 1);
+    let before = delayed_acks(&ns);
+    let addr = fw.addr();
+    let (client, banner) = ns
+        .run_in(move || {
+            let mut client = connect(addr);
+            let mut banner = [0u8; 11];
+            client.read_exact(&mut banner).unwrap();
+            (client, banner)
+        })
+        .unwrap();
+    assert_eq!(&banner, b"220 ready\r\n");
+    // Read while the client is still open: closing has ACKs of its own to hold back.
+    let held = delayed_acks(&ns) - before;
+    drop(client);
+    assert_eq!(
+        held, 0,
+        "an ACK waited for the delayed-ACK timer before the target's banner came"
+    );
 }
 
 /// A UDP server on `port` of 127.0.0.1 in `ns`, answering `PORT:` and the datagram.

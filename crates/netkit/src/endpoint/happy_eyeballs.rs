@@ -22,12 +22,26 @@ use tokio::task::JoinSet;
 /// recommended Connection Attempt Delay).
 pub const ATTEMPT_DELAY: Duration = Duration::from_millis(250);
 
+/// When a TCP connect sends the last ACK of its handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HandshakeAck {
+    /// At once, as the kernel does by default.
+    #[default]
+    Now,
+    /// With the first bytes written, one segment fewer per connection (`TCP_QUICKACK` off
+    /// before the connect, as HAProxy's `tcp-smart-connect`). The kernel holds it for up to
+    /// 200 ms, so a caller with nothing to write sends it at once with
+    /// [`super::Stream::ack_now`]: a server that speaks first is not kept waiting.
+    WithData,
+}
+
 /// Connects to the first of `addrs` that answers, each attempt bounded by `timeout`, attempts
 /// staggered by `delay`; the error of the last attempt to fail when none does.
 pub async fn connect(
     addrs: &[SocketAddr],
     timeout: Duration,
     delay: Duration,
+    ack: HandshakeAck,
 ) -> io::Result<TcpStream> {
     let mut order = interleave(addrs).into_iter();
     let Some(first) = order.next() else {
@@ -35,10 +49,10 @@ pub async fn connect(
     };
     let mut order = order.peekable();
     if order.peek().is_none() {
-        return attempt(first, timeout).await;
+        return attempt(first, timeout, ack).await;
     }
     let mut running = JoinSet::new();
-    running.spawn(attempt(first, timeout));
+    running.spawn(attempt(first, timeout, ack));
     let mut last = io::Error::new(io::ErrorKind::NotFound, "no addresses");
     loop {
         let stagger = tokio::time::sleep(delay);
@@ -52,14 +66,18 @@ pub async fn connect(
             () = stagger, if order.peek().is_some() => {}
         }
         if let Some(next) = order.next() {
-            running.spawn(attempt(next, timeout));
+            running.spawn(attempt(next, timeout, ack));
         }
     }
 }
 
 /// One connection attempt, bounded by `timeout`, with `TCP_NODELAY` set.
-pub async fn attempt(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
-    tokio::time::timeout(timeout, connect_one(addr))
+pub async fn attempt(
+    addr: SocketAddr,
+    timeout: Duration,
+    ack: HandshakeAck,
+) -> io::Result<TcpStream> {
+    tokio::time::timeout(timeout, connect_one(addr, ack))
         .await
         .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?
 }
@@ -68,7 +86,7 @@ pub async fn attempt(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStrea
 /// takes the kernel's verdict from the readiness alone: a connect that failed reports an error
 /// (`EPOLLERR`), and only then is the error fetched. tokio's own connect asks `SO_ERROR` after
 /// every connect, one system call per forwarded connection.
-async fn connect_one(addr: SocketAddr) -> io::Result<TcpStream> {
+async fn connect_one(addr: SocketAddr, ack: HandshakeAck) -> io::Result<TcpStream> {
     super::refuse_unzoned_link_local(addr)?;
     let socket = Socket::new(
         Domain::for_address(addr),
@@ -76,6 +94,9 @@ async fn connect_one(addr: SocketAddr) -> io::Result<TcpStream> {
         Some(Protocol::TCP),
     )?;
     socket.set_nodelay(true)?;
+    if ack == HandshakeAck::WithData {
+        socket.set_quickack(false)?;
+    }
     match socket.connect(&addr.into()) {
         Err(err) if err.raw_os_error() != Some(nix::errno::Errno::EINPROGRESS as i32) => {
             return Err(err)
@@ -147,20 +168,36 @@ mod tests {
         let (_refusing, dead) = crate::testing::refused_addr();
         let list = [dead, live.local_addr().unwrap()];
         // A delay longer than the test may take: only the failure can start the second one.
-        let stream = connect(&list, Duration::from_secs(5), Duration::from_secs(3600))
-            .await
-            .unwrap();
+        let stream = connect(
+            &list,
+            Duration::from_secs(5),
+            Duration::from_secs(3600),
+            HandshakeAck::Now,
+        )
+        .await
+        .unwrap();
         assert_eq!(stream.peer_addr().unwrap(), live.local_addr().unwrap());
     }
 
     #[tokio::test]
     async fn every_address_failing_gives_the_last_error() {
         let (_refusing, dead) = crate::testing::refused_addr();
-        let err = connect(&[dead, dead], Duration::from_secs(5), ATTEMPT_DELAY)
-            .await
-            .unwrap_err();
+        let err = connect(
+            &[dead, dead],
+            Duration::from_secs(5),
+            ATTEMPT_DELAY,
+            HandshakeAck::Now,
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
-        let none = connect(&[], Duration::from_secs(5), ATTEMPT_DELAY).await;
+        let none = connect(
+            &[],
+            Duration::from_secs(5),
+            ATTEMPT_DELAY,
+            HandshakeAck::Now,
+        )
+        .await;
         assert_eq!(none.unwrap_err().kind(), io::ErrorKind::NotFound);
     }
 }

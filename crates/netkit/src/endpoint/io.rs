@@ -13,7 +13,8 @@ use nix::unistd::AccessFlags;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
-use super::{happy_eyeballs, unix_connect, unix_path, Endpoint, Host};
+use super::happy_eyeballs::{self, HandshakeAck};
+use super::{unix_connect, unix_path, Endpoint, Host};
 use crate::error::Error;
 
 /// A connected byte stream.
@@ -67,16 +68,26 @@ impl Endpoint {
     /// A Unix server whose accept queue is full is waited for, up to `timeout`, as a blocking
     /// connect would (a timeout then says the queue stayed full).
     pub async fn connect(&self, timeout: Duration) -> Result<Stream, Error> {
+        self.connect_with(timeout, HandshakeAck::Now).await
+    }
+
+    /// [`Endpoint::connect`], with the last ACK of a TCP handshake sent as `ack` says (other
+    /// streams have no handshake of their own).
+    pub async fn connect_with(
+        &self,
+        timeout: Duration,
+        ack: HandshakeAck,
+    ) -> Result<Stream, Error> {
         let what = || format!("connect to {self}");
         match self {
             Endpoint::Tcp { host, port } => {
                 let stream = match host.socket_addr(*port) {
                     // An address needs no resolving, nor the race of several.
-                    Some(addr) => happy_eyeballs::attempt(addr, timeout).await,
+                    Some(addr) => happy_eyeballs::attempt(addr, timeout, ack).await,
                     None => {
                         let addrs = self.resolve().await?;
                         let delay = happy_eyeballs::ATTEMPT_DELAY;
-                        happy_eyeballs::connect(&addrs, timeout, delay).await
+                        happy_eyeballs::connect(&addrs, timeout, delay, ack).await
                     }
                 };
                 stream
@@ -381,6 +392,29 @@ impl Stream {
     pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
         use std::os::fd::AsFd;
         each!(self, s => s.as_fd())
+    }
+
+    /// Whether bytes, an end of file or an error wait to be read now: a one-byte `MSG_PEEK`,
+    /// which takes nothing. When nothing waits, the stream's readiness is cleared as a read
+    /// that found nothing clears it, so the next read waits for the poller instead of asking
+    /// the kernel again (tokio takes an accepted stream for readable until a read says no).
+    pub fn readable_now(&self) -> bool {
+        use nix::sys::socket::{recv, MsgFlags};
+        use std::os::fd::AsRawFd;
+        let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
+        let peeked = self.try_io(tokio::io::Interest::READABLE, || {
+            recv(self.fd().as_raw_fd(), &mut [0u8; 1], flags).map_err(io::Error::from)
+        });
+        !matches!(peeked, Err(err) if err.kind() == io::ErrorKind::WouldBlock)
+    }
+
+    /// Sends the ACK a TCP socket holds back (`TCP_QUICKACK` on), as the handshake's last one
+    /// after a [`HandshakeAck::WithData`] connect. Unix streams have none.
+    pub fn ack_now(&self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => socket2::SockRef::from(s).set_quickack(true),
+            _ => Ok(()),
+        }
     }
 
     /// Waits until the stream is readable (data, EOF or an error), using the stream's single

@@ -17,6 +17,7 @@ use super::event::Events;
 use super::metrics::{Registry, RuleMetrics};
 use super::target::Target;
 use super::{check, Rule};
+use crate::endpoint::happy_eyeballs::HandshakeAck;
 use crate::endpoint::Stream;
 use crate::error::Error;
 use crate::sys::Shortage;
@@ -112,7 +113,11 @@ impl Backend {
         while let Some(i) = attempts.next(eligible) {
             let target = &self.targets[i];
             target.health.attempting(Instant::now());
-            match target.endpoint.connect(options.connect_timeout).await {
+            match target
+                .endpoint
+                .connect_with(options.connect_timeout, HandshakeAck::WithData)
+                .await
+            {
                 Ok(stream) => {
                     target.report(target.health.connected(checked));
                     return Ok((stream, target));

@@ -107,6 +107,7 @@ async fn relay_to_target(
     };
     target.metrics.connections.fetch_add(1, Ordering::Relaxed);
     let _open = Open::on(&target.metrics.active);
+    ack_unless_bytes_follow(client, &upstream, rule);
     let reached = match records {
         true => connected_to(&upstream, target),
         false => String::new(),
@@ -132,6 +133,22 @@ async fn relay_to_target(
         bytes_up: outcome.bytes_up,
         bytes_down: outcome.bytes_down,
         path: outcome.path,
+    }
+}
+
+/// A TCP target leg's handshake ended without its last ACK (`HandshakeAck::WithData`): the
+/// first bytes written carry it, one segment fewer for both ends (and the target's kernel
+/// hands its server the connection with the bytes already there). The PROXY header is
+/// written at once, and so are the client's bytes when they are already here; else the ACK
+/// goes now, so a target that speaks first is not kept waiting.
+fn ack_unless_bytes_follow(client: &Stream, upstream: &Stream, rule: &Rule) {
+    let tcp = matches!(upstream, Stream::Tcp(_));
+    if !tcp || rule.options.proxy_protocol.is_some() || client.readable_now() {
+        return;
+    }
+    if let Err(err) = upstream.ack_now() {
+        let why = crate::error::describe_io(&err);
+        tracing::debug!("the handshake's ACK to the target: {why}");
     }
 }
 
