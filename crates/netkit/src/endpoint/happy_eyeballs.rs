@@ -94,8 +94,9 @@ async fn connect_one(addr: SocketAddr, ack: HandshakeAck) -> io::Result<TcpStrea
         Some(Protocol::TCP),
     )?;
     socket.set_nodelay(true)?;
-    if ack == HandshakeAck::WithData {
-        socket.set_quickack(false)?;
+    // A saving, not a promise: if the option is refused, the ACK goes alone as it always did.
+    if ack == HandshakeAck::WithData && socket.set_quickack(false).is_err() {
+        tracing::debug!("connect to {addr}: the handshake's ACK goes alone");
     }
     match socket.connect(&addr.into()) {
         Err(err) if err.raw_os_error() != Some(nix::errno::Errno::EINPROGRESS as i32) => {
