@@ -69,6 +69,9 @@ const PRIOR_LOSS: f64 = 0.05;
 pub const SILENCE: Duration = Duration::from_secs(2);
 /// The most a single slow-down divides the rate by.
 const MAX_DIVIDE: u64 = 8;
+/// How much later than its answer's round trip says a control's send may have begun and still
+/// be the one answered (round trips are measured on another clock).
+const MATCH_SLACK: Duration = Duration::from_millis(1);
 
 /// A slow-down: the answer ratio of control probes collapsed at `from` probes/s.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -109,6 +112,8 @@ impl Epoch {
 #[derive(Debug, Clone, Copy)]
 struct Pending {
     index: u64,
+    /// When its send began: no later than the time the probe carries.
+    began: Instant,
     sent: Instant,
     epoch: u16,
     answered: bool,
@@ -243,12 +248,14 @@ impl Meter {
         Some((pick.index, pick.addr, pick.slot))
     }
 
-    /// A control probe to `index` went out at `now` (after the send returned: a send that had
-    /// to wait for room in the socket is not a late answer).
-    pub fn sent_control(&mut self, index: u64, now: Instant) {
+    /// A control probe to `index` went out: the send began at `began` (before the probe took
+    /// its time) and returned at `now` (its timeout counts from then: a send that had to wait
+    /// for room in the socket is not a late answer).
+    pub fn sent_control(&mut self, index: u64, began: Instant, now: Instant) {
         let epoch = self.epoch();
         self.pending.push_back(Pending {
             index,
+            began,
             sent: now,
             epoch,
             answered: false,
@@ -256,16 +263,22 @@ impl Meter {
         });
     }
 
-    /// A control probe to `index` was answered after `rtt`: the latest one to that host not
-    /// answered yet (the answers carry no sign of which; crediting the oldest let the answers
-    /// to a slowed-down sweep's controls go to controls lost before the slow-down, still
-    /// pending, and the slow-down looked as if nothing got through).
-    pub fn answered(&mut self, index: u64, rtt: Duration) {
+    /// A control probe to `index` was answered after `rtt`, the answer taken in at `now`: the
+    /// latest control to that host not answered yet whose send began by `now - rtt` (the
+    /// answers carry no sign of which; an answer is no sooner taken in than it arrived, so its
+    /// probe left by then). Crediting the oldest let the answers to a slowed-down sweep's
+    /// controls go to controls lost before the slow-down, still pending, and the slow-down
+    /// looked as if nothing got through; crediting the latest of all, when several controls to
+    /// one host were in flight and answers came late or out of order, left the earliest ones
+    /// unanswered — the first window judged looked like a collapse and the next like a cure.
+    /// An answer that comes after its control was resolved lost credits none sent later.
+    pub fn answered(&mut self, index: u64, rtt: Duration, now: Instant) {
+        let left = now.checked_sub(rtt).unwrap_or(now) + MATCH_SLACK;
         let Some(p) = self
             .pending
             .iter_mut()
             .rev()
-            .find(|p| p.index == index && !p.answered)
+            .find(|p| p.index == index && !p.answered && p.began <= left)
         else {
             return;
         };
@@ -608,9 +621,10 @@ mod tests {
             let rate = meter.rate();
             let control = (0..CONTROL_EVERY).find_map(|_| meter.control(false));
             let (index, _, _) = control.expect("a candidate");
-            meter.sent_control(index, now);
+            meter.sent_control(index, now, now);
             if answers(rate, k) {
-                meter.answered(index, Duration::from_millis(1));
+                let rtt = Duration::from_millis(1);
+                meter.answered(index, rtt, now + rtt);
             }
             throttles.extend(meter.expire(now + TIMEOUT + SILENCE, TIMEOUT));
         }
@@ -684,7 +698,7 @@ mod tests {
         let start = Instant::now();
         for _ in 0..20 * CONTROL_EVERY {
             if let Some((index, _, _)) = meter.control(false) {
-                meter.sent_control(index, start);
+                meter.sent_control(index, start, start);
             }
         }
         // Nothing answered: no later answer says they are lost, but the clock does.
@@ -698,7 +712,7 @@ mod tests {
         let mut sent = Vec::new();
         while sent.len() < n {
             if let Some((index, _, _)) = meter.control(false) {
-                meter.sent_control(index, at);
+                meter.sent_control(index, at, at);
                 sent.push(index);
             }
         }
@@ -711,7 +725,11 @@ mod tests {
         let start = Instant::now();
         let sent = send_controls(&mut meter, 2, start);
         meter.refused(sent[0]);
-        meter.answered(sent[1], Duration::from_millis(1));
+        meter.answered(
+            sent[1],
+            Duration::from_millis(1),
+            start + Duration::from_millis(1),
+        );
         // Long before the timeout, and with no later answer to say so.
         assert_eq!(meter.expire(start, TIMEOUT), None);
         assert_eq!(meter.loss_ratio(), Some(0.5));
@@ -729,7 +747,11 @@ mod tests {
         assert!(lost.losing());
         assert!(lost.wasted(0));
         for index in send_controls(&mut answered, 4, start) {
-            answered.answered(index, Duration::from_millis(1));
+            answered.answered(
+                index,
+                Duration::from_millis(1),
+                start + Duration::from_millis(1),
+            );
         }
         assert_eq!(answered.expire(start + TIMEOUT, TIMEOUT), None);
         assert!(!answered.losing() && !answered.wasted(0));
@@ -745,14 +767,15 @@ mod tests {
         let start = Instant::now();
         let mut send = |at: Instant| loop {
             if let Some((index, _, _)) = meter.control(false) {
-                meter.sent_control(index, at);
+                meter.sent_control(index, at, at);
                 return;
             }
         };
         send(start);
         let later = start + TIMEOUT * 2;
         send(later);
-        meter.answered(0, Duration::from_millis(1));
+        let rtt = Duration::from_millis(1);
+        meter.answered(0, rtt, later + rtt);
         assert_eq!(
             meter.expire(later + Duration::from_millis(1), TIMEOUT),
             None
@@ -762,6 +785,28 @@ mod tests {
             Some(0.5),
             "the first lost, the second answered"
         );
+    }
+
+    /// Two controls to one host in flight, the first answered after 300 ms: the answer is the
+    /// first's (the second had not been sent 300 ms before it came), so the first is not lost.
+    /// Credited to the second, it left the first to be counted lost.
+    #[test]
+    fn an_answer_goes_to_the_control_sent_before_its_round_trip() {
+        let mut meter = Meter::new(10_000);
+        meter.found(0, addr(), 0);
+        let start = Instant::now();
+        let mut send = |at: Instant| loop {
+            if let Some((index, _, _)) = meter.control(false) {
+                meter.sent_control(index, at, at);
+                return;
+            }
+        };
+        send(start);
+        send(start + Duration::from_millis(50));
+        let rtt = Duration::from_millis(300);
+        meter.answered(0, rtt, start + rtt);
+        assert_eq!(meter.expire(start + rtt, Duration::from_millis(320)), None);
+        assert_eq!(meter.loss_ratio(), Some(0.0), "the first answered");
     }
 
     #[test]

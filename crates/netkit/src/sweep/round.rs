@@ -217,8 +217,11 @@ impl Work<'_, '_> {
                 self.tally.probes += 1;
                 self.held = Some((member, attempt));
                 let tag = Tag::new(number, Tag::CONTROL);
+                let began = Instant::now();
                 probers.send_by(slot, tag, index, addr).await;
-                self.learned.meter.sent_control(index, Instant::now());
+                self.learned
+                    .meter
+                    .sent_control(index, began, Instant::now());
                 continue;
             }
             for _ in 0..probers.len() {
@@ -262,7 +265,9 @@ impl Work<'_, '_> {
         self.learned.rtt.sample(rtt);
         self.tally.rejections.answered(reply.index);
         if reply.tag.attempt() == Tag::CONTROL {
-            self.learned.meter.answered(reply.index, rtt);
+            self.learned
+                .meter
+                .answered(reply.index, rtt, Instant::now());
             return Ok(());
         }
         if !self.tally.alive.set(reply.index) {

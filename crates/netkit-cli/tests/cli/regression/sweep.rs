@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use crate::discovery_probes_lab::status_reason;
 use crate::harness::{privileged, text};
-use crate::lab::{Lab, LabExt};
+use crate::lab::{ms, Lab, LabExt};
 use crate::ping_net::link_local_pair;
 use crate::scan::{inside, listeners};
 use crate::sweep_lab::{assert_exact, fping_alive, lossy, netkit_sweep, pick, pingable};
@@ -620,4 +620,43 @@ fn sweep_found_one_host_behind_a_rejecting_limiter_it_found_empty() {
         &truth,
         &fping,
     );
+}
+
+/// Behind round trips of 800±780 ms (jitter beyond the default 1 s timeout: answers come out
+/// of order, some late) and 10% loss each way, nothing throttled the sweep, yet it said
+/// `round 1 was throttled` (a `throttle` record, `throttled: true`) in every run and slowed
+/// down to 1250-2250 probes/s. An answer to a control probe went to the latest control to its
+/// host, so the earliest controls — the first window judged — looked lost (1 of 16 answered)
+/// while the later ones looked answered: a collapse, then a cure after the slow-down. fping
+/// says nothing of the kind; netkit must still find what fping finds.
+#[test]
+fn sweep_took_late_out_of_order_answers_for_throttling() {
+    if !privileged("sweep_took_late_out_of_order_answers_for_throttling") {
+        return;
+    }
+    let hosts = pick("198.18.4", 10, 5);
+    let lab = hosts
+        .iter()
+        .fold(Lab::builder("swrjitter"), |b, h| b.host(h))
+        .delay(ms(400))
+        .jitter(ms(390))
+        .loss(0.10)
+        .seed(11)
+        .build()
+        .expect("lab");
+    let range = "198.18.4.0/24";
+    let run = netkit_sweep(&lab, &[range]);
+    let fping = fping_alive(&lab, &["-g", range]);
+    let throttled: Vec<_> = run.summaries().iter().map(|s| s.throttled).collect();
+    assert!(
+        run.throttles().is_empty() && throttled == [false],
+        "no throttling here: {} {}",
+        run.stdout
+            .lines()
+            .filter(|l| !l.contains("\"host\""))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        run.stderr
+    );
+    assert_exact("jitter", &run.alive(1), &pingable(&lab, range), &fping);
 }
