@@ -103,9 +103,13 @@ impl Rtt {
         wait.min(self.cap)
     }
 
-    /// When a control probe (a re-probe of a host known to be alive) counts as lost.
+    /// When a control probe (a re-probe of a host known to be alive) counts as lost: twice the
+    /// timeout (at most the cap), or twice the slowest round trip seen, whichever is longer.
+    /// Answers later than the cap still find hosts, so a link whose round trips exceed it
+    /// does not lose the controls it answers that late: counted lost, they looked like a far
+    /// side throttling the sweep.
     pub fn control_timeout(&self) -> Duration {
-        (self.timeout() * 2).max(self.max * 2).min(self.cap)
+        (self.timeout() * 2).min(self.cap).max(self.max * 2)
     }
 }
 
@@ -161,6 +165,24 @@ mod tests {
         assert_eq!(patient.final_wait(1), ms(1000), "at least the patience");
         rtt.sample(ms(900));
         assert_eq!(rtt.final_wait(1), ms(1000), "twice the slowest, capped");
+    }
+
+    #[test]
+    fn a_control_waits_twice_the_slowest_round_trip_even_beyond_the_cap() {
+        let mut rtt = Rtt::new(ms(1000));
+        assert_eq!(
+            rtt.control_timeout(),
+            ms(1000),
+            "twice the initial timeout, capped"
+        );
+        rtt.sample(ms(1300));
+        assert_eq!(rtt.control_timeout(), ms(2600));
+        let mut fast = Rtt::new(ms(1000));
+        for _ in 0..50 {
+            fast.sample(ms(100));
+        }
+        let control = fast.control_timeout();
+        assert!(control >= ms(200) && control < ms(201), "{control:?}");
     }
 
     #[test]

@@ -660,3 +660,36 @@ fn sweep_took_late_out_of_order_answers_for_throttling() {
     );
     assert_exact("jitter", &run.alive(1), &pingable(&lab, range), &fping);
 }
+
+/// Behind round trips of 1.2±0.2 s, all longer than the default 1 s `--timeout`, a sweep of
+/// 32 targets with 3 live hosts said `round 1 was throttled` (6.3% of its control probes
+/// answered) and took 31 s, where fping (500 ms timeout, late replies counted) took 4 s: a
+/// control probe counted as lost after at most `--timeout`, though the round trips measured
+/// said every answer comes later, and answers that late still find hosts.
+#[test]
+fn sweep_took_round_trips_beyond_the_timeout_for_throttling() {
+    if !privileged("sweep_took_round_trips_beyond_the_timeout_for_throttling") {
+        return;
+    }
+    let hosts = ["198.18.10.5", "198.18.10.9", "2001:db8:10::5"];
+    let lab = hosts
+        .iter()
+        .fold(Lab::builder("swrslow"), |b, h| b.host(h))
+        .delay(ms(600))
+        .jitter(ms(100))
+        .seed(3)
+        .build()
+        .expect("lab");
+    let run = netkit_sweep(&lab, &["198.18.10.0/28", "2001:db8:10::/124"]);
+    let fping = fping_alive(&lab, &["-g", "198.18.10.0/28"]);
+    let throttled: Vec<_> = run.summaries().iter().map(|s| s.throttled).collect();
+    assert!(
+        run.throttles().is_empty() && throttled == [false],
+        "no throttling here: {}",
+        run.stdout
+    );
+    let truth = pingable(&lab, "198.18.10.0/28");
+    let v4 = run.alive(1).into_iter().filter(IpAddr::is_ipv4).collect();
+    assert_exact("slow v4", &v4, &truth, &fping);
+    assert!(run.alive(1).contains(&"2001:db8:10::5".parse().unwrap()));
+}
