@@ -27,10 +27,13 @@ use crate::sys::bpf;
 const RCVBUF: usize = 8 << 20;
 
 /// Source ports per family: a retransmission leaves from the next one, as nmap's do. From the
-/// same port it would meet the half-open connection its first try left on the target when
+/// same port it would meet the half-open connection an earlier try left on the target when
 /// only the SYN-ACK was lost, and Linux drops a SYN with a new sequence number there: the port
-/// would stay silent until the target's own SYN-ACK retransmission a second later.
-pub const SOURCE_PORTS: usize = 4;
+/// would stay silent until the target's own SYN-ACK retransmission a second later. So every
+/// try of the default budget (`--max-retries 10`: 11 tries) has a port of its own; with four,
+/// tries five to eight met the half-open connections of the first four when their SYN-ACKs
+/// were all lost, and were lost too.
+pub const SOURCE_PORTS: usize = 16;
 
 /// The raw sockets of one address family, and its reserved source ports.
 #[derive(Debug)]
