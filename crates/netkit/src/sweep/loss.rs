@@ -765,15 +765,9 @@ mod tests {
         let mut meter = Meter::new(10_000);
         meter.found(0, addr(), 0);
         let start = Instant::now();
-        let mut send = |at: Instant| loop {
-            if let Some((index, _, _)) = meter.control(false) {
-                meter.sent_control(index, at, at);
-                return;
-            }
-        };
-        send(start);
+        send_controls(&mut meter, 1, start);
         let later = start + TIMEOUT * 2;
-        send(later);
+        send_controls(&mut meter, 1, later);
         let rtt = Duration::from_millis(1);
         meter.answered(0, rtt, later + rtt);
         assert_eq!(
@@ -795,14 +789,8 @@ mod tests {
         let mut meter = Meter::new(10_000);
         meter.found(0, addr(), 0);
         let start = Instant::now();
-        let mut send = |at: Instant| loop {
-            if let Some((index, _, _)) = meter.control(false) {
-                meter.sent_control(index, at, at);
-                return;
-            }
-        };
-        send(start);
-        send(start + Duration::from_millis(50));
+        send_controls(&mut meter, 1, start);
+        send_controls(&mut meter, 1, start + Duration::from_millis(50));
         let rtt = Duration::from_millis(300);
         meter.answered(0, rtt, start + rtt);
         assert_eq!(meter.expire(start + rtt, Duration::from_millis(320)), None);

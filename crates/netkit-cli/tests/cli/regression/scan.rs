@@ -213,33 +213,9 @@ fn syn_scan_missed_open_ports_whose_first_syn_ack_was_lost() {
         .build()
         .expect("lab");
     // The first SYN-ACK from each open port is lost; every later one goes through.
-    let drop_first_syn_ack = [
-        "-A",
-        "OUTPUT",
-        "-p",
-        "tcp",
-        "--tcp-flags",
-        "SYN,ACK",
-        "SYN,ACK",
-        "-m",
-        "hashlimit",
-        "--hashlimit-mode",
-        "srcport",
-        "--hashlimit-upto",
-        "1/hour",
-        "--hashlimit-burst",
-        "1",
-        "--hashlimit-name",
-        "firstsynack",
-        "-j",
-        "DROP",
-    ];
-    let status = lab
-        .far_cmd("iptables")
-        .args(drop_first_syn_ack)
-        .status()
-        .expect("iptables");
-    assert!(status.success(), "iptables hashlimit rule");
+    for port in open {
+        drop_first_syn_acks(&lab, "iptables", port, 1);
+    }
     let addr: IpAddr = SLOW_HOST.parse().expect("address");
     let want: BTreeSet<SocketAddr> = open.iter().map(|&p| SocketAddr::new(addr, p)).collect();
     let got = scan(&lab, &[SLOW_HOST, "--syn", "-p", "1-9000"]);
