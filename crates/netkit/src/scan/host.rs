@@ -70,10 +70,6 @@ pub struct PortProgress {
     queued: bool,
     /// When its latest try left.
     pub last_at: Option<std::time::Instant>,
-    /// Whether its last try timed out and lingers for the target's own retransmission of an
-    /// answer ([`super::schedule::Settings::answer_retransmit`]): the port goes on the bench
-    /// when that ends unanswered.
-    pub awaiting: bool,
 }
 
 /// How often tries of answering ports went unanswered, in two parts: the chance that a port's

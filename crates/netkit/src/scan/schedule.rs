@@ -13,11 +13,6 @@
 //!   open a while longer ([`LINGER`]): a late answer still settles the port and, having been
 //!   measured on its own socket, corrects the round-trip estimate. This is why queueing on a
 //!   slow link is not taken for loss. (`nmap -sT` closes the socket at the timeout.)
-//! - A SYN scan's tries wait [`SYN_ACK_RETRANSMIT`] longer for an answer, and a port silent
-//!   through its tries is filtered only once its last try had that long: a target that got no
-//!   ACK sends its SYN-ACK again by then, so a port whose SYN-ACKs were lost on the way back
-//!   is still found (as nmap -sS, still running, finds it). The waiting ports are out of the
-//!   windows, so the wait adds at most about a second to the end of a scan.
 //! - An answer that only a retransmission got is a drop: the windows shrink and the host may
 //!   be paced. A port silent through its retry budget ([`super::host`]) is filtered.
 //! - An ICMP "no route" settles the whole host as unreachable.
@@ -45,10 +40,6 @@ pub const BACKOFF: f64 = 1.25;
 /// scan did not ask for. Before its host answered anything, a probe waits for a late answer up
 /// to the timeout's ceiling (`--timeout`): the round trip may be longer than a second.
 pub const LINGER: Duration = Duration::from_millis(900);
-/// How long after a SYN-ACK a target sends it again when no ACK came (Linux's and the RFC 6298
-/// initial retransmission timeout): the SYN scan's tries wait that long more for an answer
-/// ([`Settings::answer_retransmit`]).
-pub const SYN_ACK_RETRANSMIT: Duration = Duration::from_secs(1);
 /// The largest window of one host.
 const HOST_MAX_WINDOW: usize = 1000;
 /// Rate cuts because answers needed more tries than this (nmap's `-T4` value).
@@ -87,13 +78,6 @@ pub struct Settings {
     /// found full pauses sending once per batch rather than once per refused probe: the SYN
     /// scan's, whose bare SYNs fill a slow link's queue fast.
     pub queue_bound: bool,
-    /// How long after a try the target's own retransmission of its answer may come (the SYN
-    /// scan's: a target that got no ACK sends its SYN-ACK again, [`SYN_ACK_RETRANSMIT`]). Each
-    /// try's answer is awaited that long more, and a port silent through its tries is called
-    /// filtered only once its last try had that long: a port whose SYN-ACKs were lost on the
-    /// way back is found by the target's own retransmission, as nmap -sS finds it. `None`: the
-    /// connect scan's, whose sockets close before the kernel would send a SYN again.
-    pub answer_retransmit: Option<Duration>,
 }
 
 /// A probe to send.
@@ -457,14 +441,11 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         progress.sent += 1;
         progress.live.push(id);
         let last = progress.sent >= host.allowed_tries(&budget);
-        let mut linger = if host.rtt.is_measured() {
+        let linger = if host.rtt.is_measured() {
             LINGER
         } else {
             LINGER.max(bounds.max)
         };
-        if let Some(again) = self.settings.answer_retransmit {
-            linger = linger.max(again + base.clamp(bounds.min, bounds.max));
-        }
         host.in_flight += 1;
         host.rate.sent(now);
         host.timing.sent();
@@ -509,7 +490,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             let Some(id) = self.lingering.pop_front() else {
                 return;
             };
-            self.close_lingering(id);
+            self.close(id);
         }
     }
 
@@ -552,9 +533,8 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             Reply::Busy => self.unsend(rec, now),
             Reply::Phantom => self.phantom(rec),
             Reply::Silent | Reply::Answered(Answer::Nothing, _) => {
-                match rec.timed_out {
-                    false => self.after_timeout(rec, false),
-                    true => self.wait_ended(&rec),
+                if !rec.timed_out {
+                    self.after_timeout(rec);
                 }
                 Settled::Nothing
             }
@@ -623,7 +603,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
     fn unsend(&mut self, rec: Sent, now: Instant) -> Settled {
         self.requeue(rec);
         for id in std::mem::take(&mut self.lingering) {
-            self.close_lingering(id);
+            self.close(id);
         }
         if self.settings.queue_bound && self.shortage.blocks(now) {
             return Settled::Nothing;
@@ -854,21 +834,14 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
     }
 
     /// Forgets probe `id` and asks the engine to close its socket.
-    fn close(&mut self, id: ProbeId) -> Option<Sent> {
-        let rec = self.probes.remove(&id)?;
+    fn close(&mut self, id: ProbeId) {
+        let Some(rec) = self.probes.remove(&id) else {
+            return;
+        };
         self.open_sockets -= 1;
         self.leave_flight(&rec);
         self.forget_live(&rec, id);
         self.to_close.push(id);
-        Some(rec)
-    }
-
-    /// Closes lingering probe `id` before its time (the socket budget is spent): its port no
-    /// longer waits for a late answer.
-    fn close_lingering(&mut self, id: ProbeId) {
-        if let Some(rec) = self.close(id) {
-            self.wait_ended(&rec);
-        }
     }
 
     /// Gives up the host in `slot`: there is no route to it.
@@ -965,51 +938,26 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             self.lingering.pop_front();
         }
         self.lingering.push_back(id);
-        self.after_timeout(rec, true);
+        self.after_timeout(rec);
     }
 
-    /// A try went unanswered: retransmit its port, bench it or filter it. A last try whose
-    /// probe still `lingers` for the target's own retransmission of an answer
-    /// ([`Settings::answer_retransmit`]) leaves its port waiting for it ([`Self::wait_ended`]).
-    fn after_timeout(&mut self, rec: Sent, lingers: bool) {
+    /// A try went unanswered: retransmit its port, bench it or filter it.
+    fn after_timeout(&mut self, rec: Sent) {
         self.leave_flight(&rec);
         self.window.lapse();
         let budget = self.budget();
-        let awaits = lingers && self.settings.answer_retransmit.is_some();
         let Some(host) = self.hosts[rec.host].as_mut() else {
             return;
         };
         host.window.lapse();
-        let allowed = host.allowed_tries(&budget);
-        let Some(progress) = host.pending.get_mut(&rec.port) else {
-            return self.review(rec.host);
-        };
-        if progress.sent == rec.tryno + 1 {
-            if progress.sent < allowed {
+        let sent = host.pending.get(&rec.port).map_or(0, |p| p.sent);
+        if sent == rec.tryno + 1 {
+            if sent < host.allowed_tries(&budget) {
                 host.queue_retry(rec.port, false);
-            } else if awaits {
-                progress.awaiting = true;
             } else {
                 host.bench.push(rec.port);
             }
         }
-        self.review(rec.host);
-    }
-
-    /// The lingering probe `rec` ended without an answer (it expired, or was closed): if its
-    /// port waited for it, the port goes on the bench, to be retried or filtered.
-    fn wait_ended(&mut self, rec: &Sent) {
-        let Some(host) = self.hosts[rec.host].as_mut() else {
-            return;
-        };
-        let Some(progress) = host.pending.get_mut(&rec.port) else {
-            return;
-        };
-        if !progress.awaiting || progress.sent != rec.tryno + 1 {
-            return;
-        }
-        progress.awaiting = false;
-        host.bench.push(rec.port);
         self.review(rec.host);
     }
 
