@@ -16,7 +16,7 @@ use tokio::sync::mpsc::{self, UnboundedReceiver};
 
 use super::host::{Retries, StateCounts};
 use super::rtt::Timeouts;
-use super::schedule::{Counts, Settings};
+use super::schedule::{Counts, Settings, SYN_ACK_RETRANSMIT};
 use super::syn;
 use super::worker::{self, Hosts, Msg, Shared};
 use crate::error::Error;
@@ -234,6 +234,7 @@ fn settings(config: &Config) -> Settings {
             false => Reason::ConnRefused,
         },
         queue_bound: config.syn,
+        answer_retransmit: config.syn.then_some(SYN_ACK_RETRANSMIT),
     }
 }
 

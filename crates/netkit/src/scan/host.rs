@@ -70,6 +70,10 @@ pub struct PortProgress {
     queued: bool,
     /// When its latest try left.
     pub last_at: Option<std::time::Instant>,
+    /// Whether its last try timed out and waits for the target's own retransmission of an
+    /// answer ([`super::schedule::Settings::answer_retransmit`]): the port goes on the bench
+    /// when that wait ends unanswered.
+    pub awaiting: bool,
 }
 
 /// How often tries of answering ports went unanswered, in two parts: the chance that a port's

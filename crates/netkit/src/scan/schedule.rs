@@ -13,6 +13,11 @@
 //!   open a while longer ([`LINGER`]): a late answer still settles the port and, having been
 //!   measured on its own socket, corrects the round-trip estimate. This is why queueing on a
 //!   slow link is not taken for loss. (`nmap -sT` closes the socket at the timeout.)
+//! - A SYN scan's last try of a port waits [`SYN_ACK_RETRANSMIT`] longer for an answer, and
+//!   the port is filtered only once that wait ends: a target that got no ACK sends its
+//!   SYN-ACK again by then, so a port whose SYN-ACKs were lost on the way back is still found
+//!   (nmap -sS, still running, finds it). Only last tries wait, out of the windows, so the
+//!   wait adds about a second to a host with silent ports and nothing to one without.
 //! - An answer that only a retransmission got is a drop: the windows shrink and the host may
 //!   be paced. A port silent through its retry budget ([`super::host`]) is filtered.
 //! - An ICMP "no route" settles the whole host as unreachable.
@@ -40,6 +45,10 @@ pub const BACKOFF: f64 = 1.25;
 /// scan did not ask for. Before its host answered anything, a probe waits for a late answer up
 /// to the timeout's ceiling (`--timeout`): the round trip may be longer than a second.
 pub const LINGER: Duration = Duration::from_millis(900);
+/// How long after its SYN-ACK a target sends it again when no ACK came (Linux's, and RFC
+/// 6298's initial retransmission timeout): a SYN scan's last tries wait that long more
+/// ([`Settings::answer_retransmit`]).
+pub const SYN_ACK_RETRANSMIT: Duration = Duration::from_secs(1);
 /// The largest window of one host.
 const HOST_MAX_WINDOW: usize = 1000;
 /// Rate cuts because answers needed more tries than this (nmap's `-T4` value).
@@ -78,6 +87,12 @@ pub struct Settings {
     /// found full pauses sending once per batch rather than once per refused probe: the SYN
     /// scan's, whose bare SYNs fill a slow link's queue fast.
     pub queue_bound: bool,
+    /// How long after a try the target's own retransmission of its answer may come: the SYN
+    /// scan's ([`SYN_ACK_RETRANSMIT`]; a target that got no ACK sends its SYN-ACK again). A
+    /// port's last try waits that long more, and the port is filtered only when that wait
+    /// ends unanswered. `None`: the connect scan's, whose sockets close before the kernel
+    /// would send a SYN of its own.
+    pub answer_retransmit: Option<Duration>,
 }
 
 /// A probe to send.
@@ -177,6 +192,9 @@ struct Sent {
     in_window: bool,
     /// Whether it is a timing probe ([`super::timing`]): its answer settles nothing.
     timing: bool,
+    /// A port's last try: until when it waits for the target's own retransmission of an
+    /// answer ([`Settings::answer_retransmit`]).
+    retransmit_until: Option<Instant>,
 }
 
 /// Growing pauses while the machine is short of descriptors, buffers or source ports.
@@ -221,6 +239,9 @@ pub struct Scheduler<I> {
     /// try's timeout, though they wait longer for an answer.
     window_timers: BinaryHeap<Reverse<(Instant, ProbeId)>>,
     lingering: VecDeque<ProbeId>,
+    /// When ports' last tries stop waiting for the target's own retransmission of an answer
+    /// ([`Scheduler::await_retransmit`]).
+    retransmit_timers: BinaryHeap<Reverse<(Instant, ProbeId)>>,
     to_close: Vec<ProbeId>,
     finished: Vec<(Arc<HostInfo>, StateCounts)>,
     silenced: Vec<(Arc<HostInfo>, u16, Verdict)>,
@@ -268,6 +289,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             timers: BinaryHeap::new(),
             window_timers: BinaryHeap::new(),
             lingering: VecDeque::new(),
+            retransmit_timers: BinaryHeap::new(),
             to_close: Vec::new(),
             finished: Vec::new(),
             silenced: Vec::new(),
@@ -411,6 +433,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             timed_out: false,
             in_window: true,
             timing: true,
+            retransmit_until: None,
         };
         self.probes.insert(id, rec);
         self.timers.push(Reverse((deadline, id)));
@@ -441,11 +464,14 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         progress.sent += 1;
         progress.live.push(id);
         let last = progress.sent >= host.allowed_tries(&budget);
-        let linger = if host.rtt.is_measured() {
+        let mut linger = if host.rtt.is_measured() {
             LINGER
         } else {
             LINGER.max(bounds.max)
         };
+        let again = self.settings.answer_retransmit.filter(|_| last);
+        let again = again.map(|again| again + base.clamp(bounds.min, bounds.max));
+        linger = linger.max(again.unwrap_or_default());
         host.in_flight += 1;
         host.rate.sent(now);
         host.timing.sent();
@@ -463,6 +489,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             timed_out: false,
             in_window: true,
             timing: false,
+            retransmit_until: again.map(|again| now + again),
         };
         self.probes.insert(id, rec);
         self.timers.push(Reverse((deadline, id)));
@@ -490,7 +517,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             let Some(id) = self.lingering.pop_front() else {
                 return;
             };
-            self.close(id);
+            self.close_lingering(id);
         }
     }
 
@@ -533,8 +560,9 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             Reply::Busy => self.unsend(rec, now),
             Reply::Phantom => self.phantom(rec),
             Reply::Silent | Reply::Answered(Answer::Nothing, _) => {
-                if !rec.timed_out {
-                    self.after_timeout(rec);
+                match rec.timed_out {
+                    false => self.after_timeout(rec),
+                    true => self.wait_ended(&rec),
                 }
                 Settled::Nothing
             }
@@ -603,7 +631,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
     fn unsend(&mut self, rec: Sent, now: Instant) -> Settled {
         self.requeue(rec);
         for id in std::mem::take(&mut self.lingering) {
-            self.close(id);
+            self.close_lingering(id);
         }
         if self.settings.queue_bound && self.shortage.blocks(now) {
             return Settled::Nothing;
@@ -663,7 +691,11 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
     /// An answer from the network.
     fn answered(&mut self, rec: Sent, answer: Answer, rtt: Duration, now: Instant) -> Settled {
         self.shortage.clear();
-        self.measure(&rec, rtt, now, 1.0);
+        let resent = self.resent_answer(&rec, rtt);
+        match resent {
+            true => self.counts.late += 1,
+            false => self.measure(&rec, rtt, now, 1.0),
+        }
         if let (Some(host), Answer::Open | Answer::Closed) = (self.hosts[rec.host].as_mut(), answer)
         {
             host.timing
@@ -676,10 +708,18 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             Answer::Nothing => (PortState::Filtered, Reason::NoResponse),
             Answer::Unreachable(no_route) => return self.unreachable(rec.host, no_route),
         };
-        if matches!(answer, Answer::Open | Answer::Closed) {
+        if matches!(answer, Answer::Open | Answer::Closed) && !resent {
             self.tcp_answer(&rec, now);
         }
         self.settle(rec.host, rec.port, state, reason, Some(rtt))
+    }
+
+    /// Whether an answer after `rtt` to `rec` may be the target's own retransmission of it
+    /// ([`Settings::answer_retransmit`]): it settles the port but tells nothing of the round
+    /// trip or of loss (Karn's rule).
+    fn resent_answer(&self, rec: &Sent, rtt: Duration) -> bool {
+        let again = self.settings.answer_retransmit;
+        rec.retransmit_until.is_some() && rec.timed_out && again.is_some_and(|again| rtt >= again)
     }
 
     /// Feeds the round-trip estimates and the windows with an answer, growing the windows
@@ -834,14 +874,21 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
     }
 
     /// Forgets probe `id` and asks the engine to close its socket.
-    fn close(&mut self, id: ProbeId) {
-        let Some(rec) = self.probes.remove(&id) else {
-            return;
-        };
+    fn close(&mut self, id: ProbeId) -> Option<Sent> {
+        let rec = self.probes.remove(&id)?;
         self.open_sockets -= 1;
         self.leave_flight(&rec);
         self.forget_live(&rec, id);
         self.to_close.push(id);
+        Some(rec)
+    }
+
+    /// Closes lingering probe `id` before its time (the socket budget is spent): its port no
+    /// longer waits for a late answer.
+    fn close_lingering(&mut self, id: ProbeId) {
+        if let Some(rec) = self.close(id) {
+            self.wait_ended(&rec);
+        }
     }
 
     /// Gives up the host in `slot`: there is no route to it.
@@ -890,6 +937,18 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             }
             self.window_timers.pop();
             self.out_of_window(id);
+        }
+        while let Some(Reverse((at, id))) = self.retransmit_timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.retransmit_timers.pop();
+            if let Some(rec) = self.probes.get_mut(&id) {
+                // The wait is over; the probe may still linger for a late answer.
+                rec.retransmit_until = None;
+                let rec = *rec;
+                self.wait_ended(&rec);
+            }
         }
         while let Some(Reverse((deadline, id))) = self.timers.peek().copied() {
             if deadline > now {
@@ -950,14 +1009,36 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             return;
         };
         host.window.lapse();
-        let sent = host.pending.get(&rec.port).map_or(0, |p| p.sent);
-        if sent == rec.tryno + 1 {
-            if sent < host.allowed_tries(&budget) {
+        let allowed = host.allowed_tries(&budget);
+        let Some(progress) = host.pending.get_mut(&rec.port) else {
+            return self.review(rec.host);
+        };
+        if progress.sent == rec.tryno + 1 {
+            if progress.sent < allowed {
                 host.queue_retry(rec.port, false);
             } else {
                 host.bench.push(rec.port);
             }
         }
+        self.review(rec.host);
+    }
+
+    /// The lingering probe `rec` ended without an answer (its wait for the target's own
+    /// retransmission ended, it expired, or it was closed): if its port waited for it before
+    /// being filtered ([`Self::await_retransmit`]), the port goes back on the bench, to be
+    /// retried (the budget may have grown meanwhile) or filtered.
+    fn wait_ended(&mut self, rec: &Sent) {
+        let Some(host) = self.hosts[rec.host].as_mut() else {
+            return;
+        };
+        let Some(progress) = host.pending.get_mut(&rec.port) else {
+            return;
+        };
+        if !progress.awaiting || progress.sent != rec.tryno + 1 {
+            return;
+        }
+        progress.awaiting = false;
+        host.bench.push(rec.port);
         self.review(rec.host);
     }
 
@@ -994,6 +1075,9 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             .as_mut()
             .map(|h| std::mem::take(&mut h.bench));
         for port in benched.unwrap_or_default() {
+            if self.await_retransmit(slot, port) {
+                continue;
+            }
             let silent = (PortState::Filtered, Reason::NoResponse);
             if let Settled::Port(info, port, verdict) =
                 self.settle(slot, port, silent.0, silent.1, None)
@@ -1001,6 +1085,33 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
                 self.silenced.push((info, port, verdict));
             }
         }
+    }
+
+    /// Whether port index `port` of the host in `slot`, about to be filtered, waits instead:
+    /// its last try still lingers for the target's own retransmission of an answer
+    /// ([`Settings::answer_retransmit`]). The port is looked at again when that try ends
+    /// ([`Self::wait_ended`]).
+    fn await_retransmit(&mut self, slot: usize, port: usize) -> bool {
+        let Some(progress) = self.hosts[slot]
+            .as_mut()
+            .and_then(|h| h.pending.get_mut(&port))
+        else {
+            return false;
+        };
+        let probes = &self.probes;
+        let last = progress.live.iter().find_map(|id| {
+            let rec = probes.get(id)?;
+            let until = rec
+                .retransmit_until
+                .filter(|_| rec.tryno + 1 == progress.sent)?;
+            Some((until, *id))
+        });
+        let Some(until) = last else {
+            return false;
+        };
+        progress.awaiting = true;
+        self.retransmit_timers.push(Reverse(until));
+        true
     }
 
     /// Whether the scan's pooled retry budget may still grow: it is adaptive and below its cap,
@@ -1050,6 +1161,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         let mut times = vec![
             self.timers.peek().map(|Reverse((at, _))| *at),
             self.window_timers.peek().map(|Reverse((at, _))| *at),
+            self.retransmit_timers.peek().map(|Reverse((at, _))| *at),
         ];
         if hosts().any(|h| h.has_work(ports)) {
             // The scan-wide gates: nothing leaves before both open.

@@ -32,12 +32,15 @@ enum Truth {
     Closed,
     Dropped,
     Rejected,
+    /// Open, but the SYN-ACK answering each try is lost: only the target's own retransmission
+    /// of it, [`SYN_ACK_RETRANSMIT`] later, comes through.
+    OpenLate,
 }
 
 impl Truth {
     fn state(self) -> PortState {
         match self {
-            Truth::Open => PortState::Open,
+            Truth::Open | Truth::OpenLate => PortState::Open,
             Truth::Closed => PortState::Closed,
             Truth::Dropped | Truth::Rejected => PortState::Filtered,
         }
@@ -47,7 +50,7 @@ impl Truth {
     /// rate limited into silence).
     fn explains(self, reason: Reason) -> bool {
         match self {
-            Truth::Open => reason == Reason::SynAck,
+            Truth::Open | Truth::OpenLate => reason == Reason::SynAck,
             Truth::Closed => reason == Reason::ConnRefused,
             Truth::Dropped => reason == Reason::NoResponse,
             Truth::Rejected => matches!(reason, Reason::PortUnreach | Reason::NoResponse),
@@ -140,8 +143,13 @@ impl Net {
                 return None;
             }
         }
+        let mut back = arrive;
         let answer = match self.truth[host][port] {
             Truth::Open => Answer::Open,
+            Truth::OpenLate => {
+                back += SYN_ACK_RETRANSMIT;
+                Answer::Open
+            }
             Truth::Closed => Answer::Closed,
             Truth::Dropped => return None,
             Truth::Rejected => {
@@ -155,7 +163,7 @@ impl Net {
         if self.rng.chance(self.loss) {
             return None;
         }
-        Some((arrive + self.one_way(), answer))
+        Some((back + self.one_way(), answer))
     }
 }
 
@@ -169,6 +177,7 @@ fn settings(retries: Retries) -> Settings {
         group: 256,
         reset: Reason::ConnRefused,
         queue_bound: false,
+        answer_retransmit: None,
     }
 }
 
@@ -358,6 +367,110 @@ fn a_clean_link_is_exact_with_one_retransmission_of_filtered_ports() {
     let dropped = count(&net, Truth::Dropped);
     assert_eq!(out.counts.retransmitted, dropped, "{:?}", out.counts);
     assert!(out.elapsed < Duration::from_secs(2), "{:?}", out.elapsed);
+}
+
+/// The SYN scan's settings: windows bound by the queue, answers awaited for the target's own
+/// retransmission of its SYN-ACK.
+fn syn_settings(retries: Retries) -> Settings {
+    Settings {
+        reset: Reason::Reset,
+        queue_bound: true,
+        answer_retransmit: Some(SYN_ACK_RETRANSMIT),
+        ..settings(retries)
+    }
+}
+
+/// Audit (nmap -sS as the oracle): ports whose SYN-ACKs were lost on the way back, on a host
+/// whose closed ports answered every first try (so no loss showed and a silent port got two
+/// tries), came out filtered in 0.2 s; nmap -sS, a second later, took the target's own
+/// retransmission of the SYN-ACK. A SYN scan now waits that long for it before calling a
+/// port filtered; dropped ports still come out filtered, and a connect scan does not wait.
+#[test]
+fn a_syn_scan_takes_the_targets_own_retransmission_of_a_lost_syn_ack() {
+    let truth = |p: usize| match p {
+        p if p % 40 == 3 => Truth::OpenLate,
+        p if p % 97 == 5 => Truth::Open,
+        p if p % 50 == 7 => Truth::Dropped,
+        _ => Truth::Closed,
+    };
+    let far = vec![(0..1000).map(truth).collect::<Vec<_>>()];
+    let mut net = Net::new(21, far.clone());
+    net.delay = Duration::from_millis(5);
+    let out = simulate(&mut net, syn_settings(ADAPTIVE));
+    let settled = |out: &Outcome, p: usize| out.states[&(0, p as u16 + 1)];
+    let reset = |v: Verdict| (v.state, v.reason == Reason::Reset);
+    for p in (0..1000).filter(|p| far[0][*p] == Truth::Closed) {
+        assert_eq!(reset(settled(&out, p)), (PortState::Closed, true), "{p}");
+    }
+    for p in (0..1000).filter(|p| far[0][*p] != Truth::Closed) {
+        let want = far[0][p].state();
+        assert_eq!(settled(&out, p).state, want, "{p}: {:?}", far[0][p]);
+    }
+    assert!(
+        out.elapsed < Duration::from_secs(3),
+        "{:?} {:?}",
+        out.elapsed,
+        out.counts
+    );
+    let mut connect = Net::new(21, far.clone());
+    connect.delay = Duration::from_millis(5);
+    let out = simulate(&mut connect, settings(ADAPTIVE));
+    let late = (0..1000).filter(|p| far[0][*p] == Truth::OpenLate);
+    for p in late {
+        assert_eq!(settled(&out, p).state, PortState::Filtered, "{p}");
+    }
+}
+
+/// A host that answers nothing is never measured, so its tries linger up to `--timeout` (5 s
+/// here) for a late answer: the wait for the target's own retransmission of an answer ends
+/// a second after the last tries all the same, and the scan does not spin or wait for the
+/// lingering tries (the first version of the wait did both).
+#[test]
+fn a_silent_host_waits_a_second_for_a_retransmitted_answer_not_its_whole_linger() {
+    let mut far = vec![vec![Truth::Dropped; 200]];
+    far.push(
+        (0..200)
+            .map(|p| {
+                if p == 7 {
+                    Truth::OpenLate
+                } else {
+                    Truth::Closed
+                }
+            })
+            .collect(),
+    );
+    let mut net = Net::new(4, far.clone());
+    net.delay = Duration::from_millis(5);
+    let settings = Settings {
+        timeouts: Timeouts::capped(Duration::from_secs(5)),
+        ..syn_settings(Retries::Fixed(1))
+    };
+    let out = simulate(&mut net, settings);
+    for (p, truth) in far[1].iter().enumerate() {
+        let state = |host: usize| out.states[&(host, p as u16 + 1)].state;
+        assert_eq!(state(0), PortState::Filtered, "{p}");
+        assert_eq!(state(1), truth.state(), "{p}");
+    }
+    assert!(out.elapsed < Duration::from_secs(4), "{:?}", out.elapsed);
+}
+
+#[test]
+fn lossy_jittery_syn_scans_are_exact_on_every_seed() {
+    for (seed, loss) in [(1, 0.02), (3, 0.05), (5, 0.05)] {
+        let mut net = Net::new(seed, far_side(8, 500));
+        net.delay = Duration::from_millis(15);
+        net.jitter = Duration::from_millis(5);
+        net.loss = loss;
+        let out = simulate(&mut net, syn_settings(ADAPTIVE));
+        for (key, verdict) in &out.states {
+            let truth = net.truth[key.0][usize::from(key.1) - 1];
+            assert_eq!(
+                verdict.state,
+                truth.state(),
+                "{key:?} {truth:?} {verdict:?}"
+            );
+        }
+    }
 }
 
 #[test]
