@@ -210,7 +210,16 @@ fn finish(
     // Close with RST: no TIME_WAIT, so full-range scans never run out of source ports.
     let _ = socket.set_linger(Some(Duration::ZERO));
     if let Some(reservation) = &reservation {
-        let (local, peer) = (socket.local_addr()?, socket.peer_addr()?);
+        let peer = match socket.peer_addr() {
+            Ok(peer) => peer,
+            // Reset as soon as it was made: the other end may have been another probe of
+            // this scan, which closed. It tells nothing about the port, which is tried again.
+            Err(err) if err.raw_os_error() == Some(Errno::ENOTCONN as i32) => {
+                return Ok(Outcome::Phantom);
+            }
+            Err(err) => return Err(err),
+        };
+        let local = socket.local_addr()?;
         if let (Some(local), Some(peer)) = (local.as_socket(), peer.as_socket()) {
             if reservation.is_phantom(local, peer) {
                 return Ok(Outcome::Phantom);
