@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
-use crate::harness::{privileged, text};
+use crate::harness::{privileged, run_within, text, LAB_PATIENCE};
 use crate::lab::{ms, Lab, LabExt};
 use crate::scan_output::{assert_dtd_valid, libnmap};
 use crate::sweep_lab::netkit_sweep;
@@ -93,13 +93,9 @@ fn several_methods_find_what_each_finds_and_match_nmap_sn_pe_ps() {
 
 /// What `netkit --json scan ARGS` said: its records, by type.
 pub fn netkit_scan(lab: &Lab, args: &[&str]) -> Vec<Value> {
-    let out = lab
-        .netkit()
-        .args(["--json", "scan"])
-        .args(args)
-        .output()
-        .expect("run netkit");
-    let (code, stdout, stderr) = text(&out);
+    let mut cmd = lab.netkit();
+    cmd.args(["--json", "scan"]).args(args);
+    let (code, stdout, stderr) = run_within(cmd, LAB_PATIENCE);
     assert_eq!(code, 0, "scan {args:?}: {stdout}{stderr}");
     stdout
         .lines()

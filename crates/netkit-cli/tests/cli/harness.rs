@@ -26,6 +26,35 @@ pub fn netkit() -> Command {
     Command::new(env!("CARGO_BIN_EXE_netkit"))
 }
 
+/// How long a scan in the lab may run before its test fails: far beyond any run's length,
+/// even on a loaded machine (the longest take a minute there).
+pub const LAB_PATIENCE: Duration = Duration::from_secs(600);
+
+/// Runs `cmd` to its end within `limit`: (code, stdout, stderr). A run still going at the
+/// limit is killed and fails its test with what it printed, so a hang costs one test rather
+/// than the whole suite's time.
+pub fn run_within(cmd: Command, limit: Duration) -> (i32, String, String) {
+    Proc::spawn(cmd).finish_within(limit)
+}
+
+/// What each thread of process `pid` waits in (`/proc`: name, state, wait channel), to
+/// show where a process that did not end was stuck.
+fn threads_of(pid: u32) -> String {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten();
+    let read = |path: std::path::PathBuf, file: &str| {
+        std::fs::read_to_string(path.join(file)).unwrap_or_default()
+    };
+    let threads = tasks.flatten().map(|task| {
+        let (stat, wchan) = (read(task.path(), "stat"), read(task.path(), "wchan"));
+        let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.get(..1));
+        let name = read(task.path(), "comm");
+        format!("{} {} {wchan}", name.trim(), state.unwrap_or("?"))
+    });
+    threads.collect::<Vec<_>>().join("; ")
+}
+
 /// Runs `netkit ARGS` and returns its output.
 pub fn run(args: &[&str]) -> Output {
     netkit().args(args).output().expect("run netkit")
@@ -297,7 +326,11 @@ impl Proc {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status.code().unwrap_or(-1);
             }
-            assert!(Instant::now() < deadline, "still running after {limit:?}");
+            assert!(
+                Instant::now() < deadline,
+                "still running after {limit:?}; its threads: {}",
+                threads_of(self.child.id())
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }

@@ -16,7 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use netkit::report::scan::ScanType;
 
-use crate::harness::{privileged, text, Proc};
+use crate::harness::{privileged, run_within, Proc, LAB_PATIENCE};
 use crate::lab::{ms, IcmpLimits, Lab, LabBuilder, LabExt, PortTruth, Reject};
 use crate::scan::{parse_scan, Scan};
 
@@ -80,13 +80,11 @@ fn expected(lab: &Lab) -> Expected {
 /// Runs `netkit --json scan TARGETS -p 1-1000 EXTRA...` in the lab; exit 0 required.
 fn scan(lab: &Lab, extra: &[&str]) -> Scan {
     let ports = format!("{}-{}", PORTS.start(), PORTS.end());
-    let out = lab
-        .netkit()
-        .args(["--json", "scan", &TARGETS.join(","), "-p", &ports])
-        .args(extra)
-        .output()
-        .expect("run netkit");
-    let (code, stdout, stderr) = text(&out);
+    let mut cmd = lab.netkit();
+    // -vv: a failed run shows the scheduler's pacing decisions with its output.
+    cmd.args(["-vv", "--json", "scan", &TARGETS.join(","), "-p", &ports])
+        .args(extra);
+    let (code, stdout, stderr) = run_within(cmd, LAB_PATIENCE);
     assert_eq!(code, 0, "stdout {stdout}\nstderr {stderr}");
     parse_scan(&stdout)
 }

@@ -17,7 +17,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::harness::{privileged, text};
+use crate::harness::{privileged, run_within, text, LAB_PATIENCE};
 use crate::lab::{peers, IcmpLimits, Lab, LabExt, PortTruth, Reject};
 use crate::scan_output::{assert_dtd_valid, available};
 
@@ -72,13 +72,10 @@ fn truth(lab: &Lab, addr: IpAddr, port: u16) -> (&'static str, &'static str) {
 
 /// netkit's `port` records of `--json scan V4,V6 --all-ports`.
 fn netkit_states(lab: &Lab) -> States {
-    let out = lab
-        .netkit()
-        .args(["--json", "scan", &format!("{V4},{V6}"), "-p", PORTS])
-        .args(["--all-ports"])
-        .output()
-        .unwrap();
-    let (code, stdout, stderr) = text(&out);
+    let mut cmd = lab.netkit();
+    cmd.args(["--json", "scan", &format!("{V4},{V6}"), "-p", PORTS])
+        .args(["--all-ports"]);
+    let (code, stdout, stderr) = run_within(cmd, LAB_PATIENCE);
     assert_eq!(code, 0, "{stdout}{stderr}");
     let records = stdout
         .lines()

@@ -31,6 +31,10 @@ use crate::target::TargetIter;
 
 /// Probes a worker takes at a time.
 const CHUNK: usize = 16;
+/// The longest a worker sleeps when the scheduler says only an answer can move the scan on:
+/// it then looks again (expiries, hosts waiting for the pooled budget), so a wake-up that
+/// never comes cannot hold the scan for ever.
+const RECHECK: Duration = Duration::from_secs(1);
 
 /// What workers tell the scan's caller.
 #[derive(Debug)]
@@ -224,16 +228,13 @@ impl Shared {
 
     /// Sleeps until an answer comes back or the scheduler's next wake-up.
     fn sleep<'a>(&self, mut core: MutexGuard<'a, Core>, now: Instant) -> MutexGuard<'a, Core> {
-        let wake = core.sched.wakeup(now);
-        core.idle += 1;
-        let mut core = match wake {
-            Some(at) => {
-                let wait = at.saturating_duration_since(now);
-                let slept = self.wake.wait_timeout(core, wait);
-                slept.unwrap_or_else(PoisonError::into_inner).0
-            }
-            None => self.wake.wait(core).unwrap_or_else(PoisonError::into_inner),
+        let wait = match core.sched.wakeup(now) {
+            Some(at) => at.saturating_duration_since(now).min(RECHECK),
+            None => RECHECK,
         };
+        core.idle += 1;
+        let slept = self.wake.wait_timeout(core, wait);
+        let mut core = slept.unwrap_or_else(PoisonError::into_inner).0;
         core.idle -= 1;
         core
     }
