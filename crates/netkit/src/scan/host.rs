@@ -70,9 +70,10 @@ pub struct PortProgress {
     queued: bool,
     /// When its latest try left.
     pub last_at: Option<std::time::Instant>,
-    /// Whether its last try timed out and waits for the target's own retransmission of an
-    /// answer ([`super::schedule::Settings::answer_retransmit`]): the port goes on the bench
-    /// when that wait ends unanswered.
+    /// Whether it was about to be filtered and waits instead for the target's own
+    /// retransmission of an answer to its last try
+    /// ([`super::schedule::Settings::answer_retransmit`]): it goes back on the bench when
+    /// that wait ends unanswered.
     pub awaiting: bool,
 }
 

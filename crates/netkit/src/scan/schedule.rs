@@ -1009,12 +1009,9 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             return;
         };
         host.window.lapse();
-        let allowed = host.allowed_tries(&budget);
-        let Some(progress) = host.pending.get_mut(&rec.port) else {
-            return self.review(rec.host);
-        };
-        if progress.sent == rec.tryno + 1 {
-            if progress.sent < allowed {
+        let sent = host.pending.get(&rec.port).map_or(0, |p| p.sent);
+        if sent == rec.tryno + 1 {
+            if sent < host.allowed_tries(&budget) {
                 host.queue_retry(rec.port, false);
             } else {
                 host.bench.push(rec.port);
