@@ -234,7 +234,7 @@ fn settings(config: &Config) -> Settings {
             false => Reason::ConnRefused,
         },
         queue_bound: config.syn,
-        answer_retransmit: config.syn.then_some(SYN_ACK_RETRANSMIT),
+        answer_retransmit: Some(SYN_ACK_RETRANSMIT),
     }
 }
 

@@ -13,10 +13,11 @@
 //!   open a while longer ([`LINGER`]): a late answer still settles the port and, having been
 //!   measured on its own socket, corrects the round-trip estimate. This is why queueing on a
 //!   slow link is not taken for loss. (`nmap -sT` closes the socket at the timeout.)
-//! - A SYN scan's last try of a port waits [`SYN_ACK_RETRANSMIT`] longer for an answer, and
-//!   the port is filtered only once that wait ends: a target that got no ACK sends its
-//!   SYN-ACK again by then, so a port whose SYN-ACKs were lost on the way back is still found
-//!   (nmap -sS, still running, finds it). Only last tries wait, out of the windows, so the
+//! - A port's last try waits [`SYN_ACK_RETRANSMIT`] longer for an answer, and the port is
+//!   filtered only once that wait ends: a target that got no ACK sends its SYN-ACK again by
+//!   then, so a port whose SYN-ACKs were lost on the way back is still found (nmap -sS, still
+//!   running, finds it). A connect's socket stays open for it (its kernel sends the SYN once
+//!   more meanwhile). Only last tries wait, out of the windows, so the
 //!   wait adds about a second to a host with silent ports and nothing to one without.
 //! - An answer that only a retransmission got is a drop: the windows shrink and the host may
 //!   be paced. A port silent through its retry budget ([`super::host`]) is filtered.
@@ -41,12 +42,12 @@ use crate::report::scan::{PortState, Reason};
 /// Each retransmission waits this much longer than the try before it.
 pub const BACKOFF: f64 = 1.25;
 /// How long a probe's socket stays open at least, for a late answer, once its host answered:
-/// just under the kernel's first SYN retransmission (1 s), so the kernel never sends a SYN the
-/// scan did not ask for. Before its host answered anything, a probe waits for a late answer up
+/// just under the kernel's first SYN retransmission (1 s), so the kernel sends no SYN the
+/// scan did not ask for, but for a port's last try ([`SYN_ACK_RETRANSMIT`]). Before its host answered anything, a probe waits for a late answer up
 /// to the timeout's ceiling (`--timeout`): the round trip may be longer than a second.
 pub const LINGER: Duration = Duration::from_millis(900);
 /// How long after its SYN-ACK a target sends it again when no ACK came (Linux's, and RFC
-/// 6298's initial retransmission timeout): a SYN scan's last tries wait that long more
+/// 6298's initial retransmission timeout): a port's last try waits that long more
 /// ([`Settings::answer_retransmit`]).
 pub const SYN_ACK_RETRANSMIT: Duration = Duration::from_secs(1);
 /// The largest window of one host.
@@ -87,11 +88,10 @@ pub struct Settings {
     /// found full pauses sending once per batch rather than once per refused probe: the SYN
     /// scan's, whose bare SYNs fill a slow link's queue fast.
     pub queue_bound: bool,
-    /// How long after a try the target's own retransmission of its answer may come: the SYN
-    /// scan's ([`SYN_ACK_RETRANSMIT`]; a target that got no ACK sends its SYN-ACK again). A
-    /// port's last try waits that long more, and the port is filtered only when that wait
-    /// ends unanswered. `None`: the connect scan's, whose sockets close before the kernel
-    /// would send a SYN of its own.
+    /// How long after a try the target's own retransmission of its answer may come
+    /// ([`SYN_ACK_RETRANSMIT`]; a target that got no ACK sends its SYN-ACK again). A port's
+    /// last try waits that long more, and the port is filtered only when that wait ends
+    /// unanswered. `None`: no wait (the scheduler's tests, to see what it changes).
     pub answer_retransmit: Option<Duration>,
 }
 

@@ -642,6 +642,35 @@ fn syn_scan_called_a_port_filtered_before_the_targets_syn_ack_retransmission() {
     }
 }
 
+/// The connect scan in the same scenario (nmap -sT as the oracle): its sockets closed at
+/// 900 ms, before the target's own retransmission of the SYN-ACK, so the port that answered
+/// only then was called filtered. A port's last connect now stays open for it too.
+#[test]
+fn connect_scan_called_a_port_filtered_before_the_targets_syn_ack_retransmission() {
+    if !privileged("connect_scan_called_a_port_filtered_before_the_targets_syn_ack_retransmission")
+    {
+        return;
+    }
+    let hosts = ["198.18.1.5", "2001:db8:1::5"];
+    let lab = Lab::builder("regconrtx")
+        .delay(ms(5))
+        .host(hosts[0])
+        .host(hosts[1])
+        .open(hosts[0], &[101])
+        .open(hosts[1], &[101])
+        .build()
+        .expect("lab");
+    for iptables in ["iptables", "ip6tables"] {
+        drop_first_syn_acks(&lab, iptables, 101, 3);
+    }
+    for host in hosts {
+        let addr: IpAddr = host.parse().expect("address");
+        let want = BTreeSet::from([SocketAddr::new(addr, 101)]);
+        let got = scan(&lab, &[host, "-p", "1-200"]);
+        assert_eq!(got.found(), want, "open ports of {host}: {:?}", got.summary);
+    }
+}
+
 /// Makes the far host drop the first `lost` SYN-ACKs that `port` sends (whatever the
 /// connection: a hashlimit bucket of `lost` tokens that never refills).
 fn drop_first_syn_acks(lab: &Lab, iptables: &str, port: u16, lost: u32) {
