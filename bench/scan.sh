@@ -33,7 +33,8 @@
 # with -Pn as nmap runs (every target is scanned), with nmap -Pn -sS -T4, -sT -T4 and -sS -T5.
 #
 # Each round runs every tool once, one after the other (interleaved rounds); the table gives
-# median times, the ratio to nmap -sT -T5 on loopback and to nmap -sS -T4 everywhere, and accuracy against the
+# median times, the ratio to the scenario's reference peer (nmap -sT -T5 on loopback, nmap -sS
+# -T4 elsewhere), to nmap -sS -T4 everywhere and to NETKIT_BASE's binary, and accuracy against the
 # lab's ground truth summed over the rounds: false open, missed open, and closed<->filtered
 # mistakes (|closed found - closed true|). Truth follows nmap -sS: REJECTed ports are filtered
 # (nmap -sT calls those whose ICMP error got through closed).
@@ -253,8 +254,11 @@ runs = {}
 for line in open(results):
     scen, tool, secs, data = line.split(" ", 3)
     runs.setdefault(scen, {}).setdefault(tool, []).append((float(secs), json.loads(data)))
-print("| scenario | tool | median s | vs base | vs nmap -sS -T4 | false open | missed open | closed<->filtered | exact rounds |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+# "vs ref": the scenario's reference peer (nmap -sT -T5 on loopback, nmap with its host discovery
+# on sparse, nmap -sS -T4 elsewhere); "vs before": netkit against NETKIT_BASE's binary run the
+# same way (base, base-syn), when it ran.
+print("| scenario | tool | median s | vs ref | vs nmap -sS -T4 | vs before | false open | missed open | closed<->filtered | exact rounds |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for scen, tools in runs.items():
     opened, closed, filtered = truth[scen]
     base = {"loopback": "nmap-sT-T5", "sparse": "nmap-sS-T4-discovery"}.get(scen, "nmap-sS-T4")
@@ -263,7 +267,7 @@ for scen, tools in runs.items():
         fo = mo = cf = exact = 0
         stopped = any(d.get("stopped") for _, d in rs)
         if stopped:
-            print(f"| {scen} | {tool} | >= {medians[tool]:.0f} | stopped | | | | | |")
+            print(f"| {scen} | {tool} | >= {medians[tool]:.0f} | stopped | | | | | | |")
             continue
         for _, d in rs:
             found = set(d["open"])
@@ -274,5 +278,7 @@ for scen, tools in runs.items():
         ratio = medians[tool] / medians[base] if base in medians else float("nan")
         syn = "nmap-sS-T4"
         vs_syn = medians[tool] / medians[syn] if syn in medians else float("nan")
-        print(f"| {scen} | {tool} | {medians[tool]:.2f} | {ratio:.2f}x | {vs_syn:.2f}x | {fo} | {mo} | {cf} | {exact}/{len(rs)} |")
+        before = {"netkit": "base", "netkit-syn": "base-syn"}.get(tool)
+        vs_before = f"{medians[tool] / medians[before]:.2f}x" if before in medians else ""
+        print(f"| {scen} | {tool} | {medians[tool]:.2f} | {ratio:.2f}x | {vs_syn:.2f}x | {vs_before} | {fo} | {mo} | {cf} | {exact}/{len(rs)} |")
 PY
