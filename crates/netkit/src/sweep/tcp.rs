@@ -1,9 +1,9 @@
 //! The TCP prober: one connect per probe with the library's one TCP connect probe
 //! ([`crate::scan::probe::attempt`]: non-blocking, ICMP errors read from the error queue),
 //! thousands in flight, bounded by the open-files limit. Connected or refused (RST, or ICMP
-//! port unreachable) both mean the host is alive; "network unreachable" or "no route to host"
-//! (the system's, or an ICMP error from a router, named as the echo method names it) means
-//! unreachable; no answer within the timeout means silent. Sockets close with an RST
+//! port unreachable) both mean the host is alive; "network unreachable", "no route to host"
+//! (the system's, or an ICMP error from a router, named as the echo method names it) or an
+//! ICMP administratively prohibited means unreachable; no answer within the timeout means silent. Sockets close with an RST
 //! (linger 0) so a large sweep leaves no TIME_WAIT behind.
 
 use std::net::SocketAddr;
@@ -128,26 +128,29 @@ async fn answer(target: SocketAddr, start: Instant, timeout: Duration) -> Option
 /// What a refused connect says about the host: refused (a reset, or ICMP port unreachable)
 /// is alive; "network unreachable" or "no route to host" is unreachable, named by the ICMP
 /// error and the router that sent it when one came (as the echo method names them), else by
-/// the errno (this machine has no route); anything else says nothing.
+/// the errno (this machine has no route). An administratively prohibited is `EACCES` on IPv6
+/// (`EHOSTUNREACH` on IPv4): unreachable when an ICMP error says so, else (this machine's own
+/// refusal) nothing, as anything else says nothing.
 fn from_failure(failure: Failure, rtt: Duration) -> Option<Answer> {
+    let icmp = match failure.icmp {
+        Some(IcmpReport {
+            kind,
+            code,
+            from: Some(from),
+            ..
+        }) => Some(Unreach::Icmp {
+            msg_type: kind,
+            code,
+            from,
+        }),
+        _ => None,
+    };
     match failure.errno {
         Errno::ECONNREFUSED => Some(Answer::Alive(rtt)),
-        Errno::ENETUNREACH | Errno::EHOSTUNREACH => {
-            let why = match failure.icmp {
-                Some(IcmpReport {
-                    kind,
-                    code,
-                    from: Some(from),
-                    ..
-                }) => Unreach::Icmp {
-                    msg_type: kind,
-                    code,
-                    from,
-                },
-                _ => Unreach::Local(failure.errno as i32),
-            };
-            Some(Answer::Unreachable(why))
-        }
+        Errno::ENETUNREACH | Errno::EHOSTUNREACH => Some(Answer::Unreachable(
+            icmp.unwrap_or(Unreach::Local(failure.errno as i32)),
+        )),
+        Errno::EACCES => icmp.map(Answer::Unreachable),
         _ => None,
     }
 }
@@ -191,6 +194,19 @@ mod tests {
         let want = Some(Answer::Unreachable(named));
         assert_eq!(failure(Errno::EHOSTUNREACH, Some(icmp)), want);
         assert_eq!(failure(Errno::EACCES, None), None);
+        let prohibited = IcmpReport {
+            v6: true,
+            kind: 1,
+            code: 1,
+            from: Some("2001:db8:1::5".parse().unwrap()),
+        };
+        let named = Unreach::Icmp {
+            msg_type: 1,
+            code: 1,
+            from: "2001:db8:1::5".parse().unwrap(),
+        };
+        let want = Some(Answer::Unreachable(named));
+        assert_eq!(failure(Errno::EACCES, Some(prohibited)), want);
         assert_eq!(failure(Errno::EHOSTDOWN, None), None);
     }
 

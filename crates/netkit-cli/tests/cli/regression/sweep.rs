@@ -343,6 +343,73 @@ fn ack_sweep_read_no_routers_unreachable_errors() {
     }
 }
 
+/// Audit (nmap -PS80 as the oracle, `nmap -d`: `Got destination unreachable for ADDR`):
+/// `--method tcp:80` took an ICMPv6 administratively prohibited, the target's own or a
+/// router's, for silence: its connect fails with `EACCES` there (`EHOSTUNREACH` on IPv4), which
+/// the prober did not read, so the IPv6 host came out inactive with no reason where the IPv4
+/// one was unreachable, "admin-prohibited", as `--method ack:80` says for both.
+#[test]
+fn tcp_sweep_took_an_ipv6_admin_prohibited_for_silence() {
+    if !privileged("tcp_sweep_took_an_ipv6_admin_prohibited_for_silence") {
+        return;
+    }
+    use netkit_lab::Reject::AdminProhibited;
+    use netkit_lab::Unroutable::Prohibited;
+    let lab = Lab::builder("regswtcpadm")
+        .host("198.18.1.5")
+        .host("2001:db8:1::5")
+        .reject("198.18.1.5", 80..=80, AdminProhibited)
+        .reject("2001:db8:1::5", 80..=80, AdminProhibited)
+        .unroutable("198.18.203.0/24", Prohibited)
+        .unroutable("2001:db8:203::/48", Prohibited)
+        .icmp_limits(netkit_lab::IcmpLimits::Off)
+        .build()
+        .expect("lab");
+    let targets = [
+        "198.18.1.5",
+        "2001:db8:1::5",
+        "198.18.203.7",
+        "2001:db8:203::7",
+    ];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sweep = |method: &str| {
+        let xml = dir.path().join(format!("{method}.xml"));
+        let out = lab
+            .netkit()
+            .args(["sweep", "--method", method, "-oX"])
+            .arg(&xml)
+            .args(targets)
+            .output()
+            .expect("run netkit");
+        let (_, stdout, stderr) = text(&out);
+        let doc = std::fs::read_to_string(&xml).expect("the document");
+        (doc, format!("{stdout}{stderr}"))
+    };
+    let (tcp, said) = sweep("tcp:80");
+    let (ack, _) = sweep("ack:80");
+    for addr in targets {
+        let family = if addr.contains(':') { "-6" } else { "-4" };
+        let out = lab
+            .scanner_cmd("nmap")
+            .args(["-n", "-d", "-sn", "-PS80", family, addr])
+            .output()
+            .expect("run nmap");
+        let (_, nmap, _) = text(&out);
+        let heard = format!("Got destination unreachable for {addr}");
+        assert!(nmap.contains(&heard), "nmap -PS80 {addr}: {nmap}");
+        assert_eq!(
+            status_reason(&ack, addr).as_deref(),
+            Some("admin-prohibited"),
+            "{ack}"
+        );
+        assert_eq!(
+            status_reason(&tcp, addr).as_deref(),
+            Some("admin-prohibited"),
+            "{tcp}\n{said}"
+        );
+    }
+}
+
 /// A link-local target with its zone that no neighbour answers for, `fe80::99%nk0`: this host's
 /// own "address unreachable" (neighbour discovery failed) was taken for a router's error and
 /// the target reported unreachable from this host's link-local address, where an absent
