@@ -1232,3 +1232,87 @@ fn forward_checked_target_went_down_on_one_clients_lost_syn() {
         assert_eq!(field("chkdown"), "0", "HAProxy: {stat:?}");
     }
 }
+
+/// Audit (the oracle: the target's firewall itself, which rejects every second datagram with
+/// an ICMP administratively prohibited): a udp: session lost the datagram after each
+/// rejected one. The kernel reports an ICMP error on a connected UDP socket at its next
+/// `send` instead of sending, and the session counted that datagram as dropped ("no route to
+/// host"); an IPv6 rejection (`EACCES`) read by the reply pump ended the session. 10
+/// datagrams one at a time came back 4 times, not 5. socat 1.7.4 (`UDP6:`) answered 3 and
+/// logged "Permission denied" for each rejection.
+#[test]
+fn forward_udp_lost_the_datagram_after_an_icmp_error() {
+    if !privileged("forward_udp_lost_the_datagram_after_an_icmp_error") {
+        return;
+    }
+    let ns = Netns::with_loopback("fwuicmp");
+    for (family, addr, reject) in [
+        ("iptables", "127.0.0.1:0", "icmp-admin-prohibited"),
+        ("ip6tables", "[::1]:0", "adm-prohibited"),
+    ] {
+        let echo = udp_echo_in(&ns, addr);
+        let port = echo.to_string();
+        let rule = [
+            "-A",
+            "INPUT",
+            "-p",
+            "udp",
+            "--dport",
+            &port,
+            "-m",
+            "statistic",
+            "--mode",
+            "nth",
+            "--every",
+            "2",
+            "--packet",
+            "1",
+            "-j",
+            "REJECT",
+            "--reject-with",
+            reject,
+        ];
+        let out = ns.command(family).args(rule).output().expect("iptables");
+        assert!(out.status.success(), "{family}: {out:?}");
+        let target = format!("udp:{}", addr.replace(":0", &format!(":{echo}")));
+        let mut cmd = ns.netkit();
+        cmd.args(["forward", "udp:127.0.0.1:0", &target]);
+        let fw = Forwarder::spawn(cmd, 1);
+        let listen: SocketAddr = fw.listens[0].trim_start_matches("udp:").parse().unwrap();
+        let replies = ns
+            .run_in(move || {
+                let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+                client.connect(listen).unwrap();
+                client
+                    .set_read_timeout(Some(std::time::Duration::from_millis(300)))
+                    .unwrap();
+                let mut buf = [0u8; 16];
+                let mut one_by_one = 0;
+                for i in 0..10u8 {
+                    client.send(&[i]).unwrap();
+                    let echoed = client.recv(&mut buf).is_ok_and(|n| buf[..n] == [i]);
+                    one_by_one += usize::from(echoed);
+                }
+                // Then all at once: errors come back while replies to later datagrams are on
+                // their way, and the pump reads them first.
+                for i in 10..20u8 {
+                    client.send(&[i]).unwrap();
+                }
+                let mut at_once = 0;
+                while client.recv(&mut buf).is_ok() {
+                    at_once += 1;
+                }
+                (one_by_one, at_once)
+            })
+            .unwrap();
+        let (_, _, stderr) = fw.stop("TERM");
+        assert_eq!(
+            replies,
+            (5, 5),
+            "{target}: replies to 10 + 10 datagrams\n{stderr}"
+        );
+        let sessions: Vec<&str> = stderr.lines().filter(|l| l.contains(" udp ")).collect();
+        assert_eq!(sessions.len(), 1, "{target}: one session\n{stderr}");
+        assert!(sessions[0].contains("up 20 dgrams"), "{stderr}");
+    }
+}

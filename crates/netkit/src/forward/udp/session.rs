@@ -74,6 +74,17 @@ fn session_socket(target: SocketAddr) -> io::Result<UdpSocket> {
     UdpSocket::from_std(socket.into())
 }
 
+/// Whether `err` is an ICMP error about an earlier datagram that the kernel reports at the
+/// socket's next call (`IP_RECVERR` off): unreachable, prohibited (`EACCES` on IPv6), too big,
+/// a parameter problem. Port unreachable (`ECONNREFUSED`) is the caller's own case.
+fn icmp_reported(err: &io::Error) -> bool {
+    use nix::libc::{EACCES, EHOSTDOWN, EHOSTUNREACH, EMSGSIZE, ENETDOWN, ENETUNREACH, EPROTO};
+    matches!(
+        err.raw_os_error(),
+        Some(EHOSTUNREACH | ENETUNREACH | EHOSTDOWN | ENETDOWN | EMSGSIZE | EPROTO | EACCES)
+    )
+}
+
 /// The target-to-client half of a session, counted by its pump.
 #[derive(Debug, Default)]
 pub(super) struct Replies {
@@ -222,10 +233,22 @@ impl Session {
 
     /// Sends one client datagram to the target. A refusal the kernel reports instead (about
     /// an earlier datagram: ICMP port unreachable) is counted and returned: the datagram was
-    /// not sent, the caller sends it again (to this target or, with several, the next).
+    /// not sent, the caller sends it again (to this target or, with several, the next). Any
+    /// other ICMP error reported instead (unreachable, prohibited) is noted and the datagram
+    /// sent again at once: only one that fails again is dropped.
     pub(super) async fn send(&mut self, data: &[u8], counters: &Counters) -> Result<(), Refused> {
         self.last_up_us = micros_since(self.started);
-        let sent = self.send_once(data).await;
+        let mut sent = self.send_once(data).await;
+        let earlier = match &sent {
+            Err(err) if icmp_reported(err) => {
+                self.replies.note_error(err);
+                true
+            }
+            _ => false,
+        };
+        if earlier {
+            sent = self.send_once(data).await;
+        }
         if sent
             .as_ref()
             .is_err_and(|e| e.kind() == io::ErrorKind::ConnectionRefused)
@@ -396,18 +419,15 @@ impl Pump {
 
     /// Counts an ICMP error reported on the socket; `Some` for any other error.
     fn received_error(&self, err: io::Error) -> Option<io::Error> {
-        use nix::libc::{EHOSTDOWN, EHOSTUNREACH, EMSGSIZE, ENETDOWN, ENETUNREACH, EPROTO};
         if err.kind() == io::ErrorKind::ConnectionRefused {
             self.replies.refused(&self.counters);
             return None;
         }
-        match err.raw_os_error() {
-            Some(EHOSTUNREACH | ENETUNREACH | EHOSTDOWN | ENETDOWN | EMSGSIZE | EPROTO) => {
-                self.replies.note_error(&err);
-                None
-            }
-            _ => Some(err),
+        if !icmp_reported(&err) {
+            return Some(err);
         }
+        self.replies.note_error(&err);
+        None
     }
 
     fn delivered(&self, len: usize) {
