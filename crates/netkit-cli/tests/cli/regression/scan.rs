@@ -622,24 +622,7 @@ fn syn_scan_called_a_port_filtered_before_the_targets_syn_ack_retransmission() {
     if !privileged("syn_scan_called_a_port_filtered_before_the_targets_syn_ack_retransmission") {
         return;
     }
-    let hosts = ["198.18.1.5", "2001:db8:1::5"];
-    let lab = Lab::builder("regsynrtx")
-        .delay(ms(5))
-        .host(hosts[0])
-        .host(hosts[1])
-        .open(hosts[0], &[101])
-        .open(hosts[1], &[101])
-        .build()
-        .expect("lab");
-    for iptables in ["iptables", "ip6tables"] {
-        drop_first_syn_acks(&lab, iptables, 101, 3);
-    }
-    for host in hosts {
-        let addr: IpAddr = host.parse().expect("address");
-        let want = BTreeSet::from([SocketAddr::new(addr, 101)]);
-        let got = scan(&lab, &[host, "--syn", "-p", "1-200"]);
-        assert_eq!(got.found(), want, "open ports of {host}: {:?}", got.summary);
-    }
+    open_after_the_targets_syn_ack_retransmission("regsynrtx", &["--syn"]);
 }
 
 /// The connect scan in the same scenario (nmap -sT as the oracle): its sockets closed at
@@ -651,8 +634,14 @@ fn connect_scan_called_a_port_filtered_before_the_targets_syn_ack_retransmission
     {
         return;
     }
+    open_after_the_targets_syn_ack_retransmission("regconrtx", &[]);
+}
+
+/// Scans ports 1-200 of a v4 and a v6 host (`args` added) whose port 101 is open but loses its
+/// first three SYN-ACKs, and asserts that it is found open on both.
+fn open_after_the_targets_syn_ack_retransmission(tag: &str, args: &[&str]) {
     let hosts = ["198.18.1.5", "2001:db8:1::5"];
-    let lab = Lab::builder("regconrtx")
+    let lab = Lab::builder(tag)
         .delay(ms(5))
         .host(hosts[0])
         .host(hosts[1])
@@ -666,7 +655,9 @@ fn connect_scan_called_a_port_filtered_before_the_targets_syn_ack_retransmission
     for host in hosts {
         let addr: IpAddr = host.parse().expect("address");
         let want = BTreeSet::from([SocketAddr::new(addr, 101)]);
-        let got = scan(&lab, &[host, "-p", "1-200"]);
+        let mut scan_args = vec![host, "-p", "1-200"];
+        scan_args.extend_from_slice(args);
+        let got = scan(&lab, &scan_args);
         assert_eq!(got.found(), want, "open ports of {host}: {:?}", got.summary);
     }
 }

@@ -309,31 +309,10 @@ fn ack_sweep_read_no_routers_unreachable_errors() {
     ];
     let targets: Vec<&str> = want.iter().map(|(addr, _)| *addr).collect();
     let dir = tempfile::tempdir().expect("tempdir");
-    let sweep = |method: &str| {
-        let xml = dir.path().join(format!("{method}.xml"));
-        let out = lab
-            .netkit()
-            .args(["sweep", "--method", method, "-oX"])
-            .arg(&xml)
-            .args(&targets)
-            .output()
-            .expect("run netkit");
-        let (_, stdout, stderr) = text(&out);
-        let doc = std::fs::read_to_string(&xml).expect("the document");
-        (doc, format!("{stdout}{stderr}"))
-    };
-    let (ack, said) = sweep("ack:80");
-    let (icmp, _) = sweep("icmp");
+    let (ack, said) = sweep_xml(&lab, dir.path(), "ack:80", &targets);
+    let (icmp, _) = sweep_xml(&lab, dir.path(), "icmp", &targets);
     for (addr, word) in want {
-        let family = if addr.contains(':') { "-6" } else { "-4" };
-        let out = lab
-            .scanner_cmd("nmap")
-            .args(["-n", "-d", "-sn", "-PA80", family, addr])
-            .output()
-            .expect("run nmap");
-        let (_, nmap, _) = text(&out);
-        let heard = format!("Got destination unreachable for {addr}");
-        assert!(nmap.contains(&heard), "nmap -PA80 {addr}: {nmap}");
+        assert_nmap_heard_unreachable(&lab, "-PA80", addr);
         assert_eq!(status_reason(&icmp, addr).as_deref(), Some(word), "{icmp}");
         assert_eq!(
             status_reason(&ack, addr).as_deref(),
@@ -372,31 +351,10 @@ fn tcp_sweep_took_an_ipv6_admin_prohibited_for_silence() {
         "2001:db8:203::7",
     ];
     let dir = tempfile::tempdir().expect("tempdir");
-    let sweep = |method: &str| {
-        let xml = dir.path().join(format!("{method}.xml"));
-        let out = lab
-            .netkit()
-            .args(["sweep", "--method", method, "-oX"])
-            .arg(&xml)
-            .args(targets)
-            .output()
-            .expect("run netkit");
-        let (_, stdout, stderr) = text(&out);
-        let doc = std::fs::read_to_string(&xml).expect("the document");
-        (doc, format!("{stdout}{stderr}"))
-    };
-    let (tcp, said) = sweep("tcp:80");
-    let (ack, _) = sweep("ack:80");
+    let (tcp, said) = sweep_xml(&lab, dir.path(), "tcp:80", &targets);
+    let (ack, _) = sweep_xml(&lab, dir.path(), "ack:80", &targets);
     for addr in targets {
-        let family = if addr.contains(':') { "-6" } else { "-4" };
-        let out = lab
-            .scanner_cmd("nmap")
-            .args(["-n", "-d", "-sn", "-PS80", family, addr])
-            .output()
-            .expect("run nmap");
-        let (_, nmap, _) = text(&out);
-        let heard = format!("Got destination unreachable for {addr}");
-        assert!(nmap.contains(&heard), "nmap -PS80 {addr}: {nmap}");
+        assert_nmap_heard_unreachable(&lab, "-PS80", addr);
         assert_eq!(
             status_reason(&ack, addr).as_deref(),
             Some("admin-prohibited"),
@@ -408,6 +366,35 @@ fn tcp_sweep_took_an_ipv6_admin_prohibited_for_silence() {
             "{tcp}\n{said}"
         );
     }
+}
+
+/// Runs `netkit sweep --method METHOD -oX` over `targets` in the lab's scanner namespace;
+/// the XML document it wrote (into `dir`) and what it printed.
+fn sweep_xml(lab: &Lab, dir: &std::path::Path, method: &str, targets: &[&str]) -> (String, String) {
+    let xml = dir.join(format!("{method}.xml"));
+    let out = lab
+        .netkit()
+        .args(["sweep", "--method", method, "-oX"])
+        .arg(&xml)
+        .args(targets)
+        .output()
+        .expect("run netkit");
+    let (_, stdout, stderr) = text(&out);
+    let doc = std::fs::read_to_string(&xml).expect("the document");
+    (doc, format!("{stdout}{stderr}"))
+}
+
+/// Asserts that `nmap -d -sn PROBE ADDR` heard an ICMP destination unreachable for `addr`.
+fn assert_nmap_heard_unreachable(lab: &Lab, probe: &str, addr: &str) {
+    let family = if addr.contains(':') { "-6" } else { "-4" };
+    let out = lab
+        .scanner_cmd("nmap")
+        .args(["-n", "-d", "-sn", probe, family, addr])
+        .output()
+        .expect("run nmap");
+    let (_, nmap, _) = text(&out);
+    let heard = format!("Got destination unreachable for {addr}");
+    assert!(nmap.contains(&heard), "nmap {probe} {addr}: {nmap}");
 }
 
 /// A link-local target with its zone that no neighbour answers for, `fe80::99%nk0`: this host's
