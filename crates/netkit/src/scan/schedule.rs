@@ -17,8 +17,8 @@
 //!   filtered only once that wait ends: a target that got no ACK sends its SYN-ACK again by
 //!   then, so a port whose SYN-ACKs were lost on the way back is still found (nmap -sS, still
 //!   running, finds it). A connect's socket stays open for it (its kernel sends the SYN once
-//!   more meanwhile). Only last tries wait, out of the windows, so the
-//!   wait adds about a second to a host with silent ports and nothing to one without.
+//!   more meanwhile). Only last tries wait, out of the windows, so the wait adds about a
+//!   second to a host with silent ports and nothing to one without.
 //! - An answer that only a retransmission got is a drop: the windows shrink and the host may
 //!   be paced. A port silent through its retry budget ([`super::host`]) is filtered.
 //! - An ICMP "no route" settles the whole host as unreachable.
@@ -43,8 +43,9 @@ use crate::report::scan::{PortState, Reason};
 pub const BACKOFF: f64 = 1.25;
 /// How long a probe's socket stays open at least, for a late answer, once its host answered:
 /// just under the kernel's first SYN retransmission (1 s), so the kernel sends no SYN the
-/// scan did not ask for, but for a port's last try ([`SYN_ACK_RETRANSMIT`]). Before its host answered anything, a probe waits for a late answer up
-/// to the timeout's ceiling (`--timeout`): the round trip may be longer than a second.
+/// scan did not ask for, but for a port's last try ([`SYN_ACK_RETRANSMIT`]). Before its host
+/// answered anything, a probe waits for a late answer up to the timeout's ceiling
+/// (`--timeout`): the round trip may be longer than a second.
 pub const LINGER: Duration = Duration::from_millis(900);
 /// How long after its SYN-ACK a target sends it again when no ACK came (Linux's, and RFC
 /// 6298's initial retransmission timeout): a port's last try waits that long more

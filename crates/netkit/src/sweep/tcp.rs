@@ -3,8 +3,8 @@
 //! thousands in flight, bounded by the open-files limit. Connected or refused (RST, or ICMP
 //! port unreachable) both mean the host is alive; "network unreachable", "no route to host"
 //! (the system's, or an ICMP error from a router, named as the echo method names it) or an
-//! ICMP administratively prohibited means unreachable; no answer within the timeout means silent. Sockets close with an RST
-//! (linger 0) so a large sweep leaves no TIME_WAIT behind.
+//! ICMP administratively prohibited means unreachable; no answer within the timeout means
+//! silent. Sockets close with an RST (linger 0) so a large sweep leaves no TIME_WAIT behind.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
