@@ -1284,7 +1284,7 @@ fn forward_udp_lost_the_datagram_after_an_icmp_error() {
                 let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
                 client.connect(listen).unwrap();
                 client
-                    .set_read_timeout(Some(std::time::Duration::from_millis(300)))
+                    .set_read_timeout(Some(std::time::Duration::from_secs(1)))
                     .unwrap();
                 let mut buf = [0u8; 16];
                 let mut one_by_one = 0;
