@@ -29,9 +29,11 @@ pub struct Host {
 
 impl Host {
     /// `addr`, one that answered, as iputils shows it: with the target's zone when it is the
-    /// target's address (`fe80::1%eth0`).
+    /// target's address or another link-local one (`fe80::1%eth0`: the hosts answering a
+    /// ping to `ff02::1%eth0` are on that link).
     pub fn show(&self, addr: IpAddr) -> String {
-        match addr == self.target.addr {
+        let link_local = matches!(addr, IpAddr::V6(v6) if v6.is_unicast_link_local());
+        match addr == self.target.addr || link_local {
             true => netkit::target::show_zoned(addr, self.target.zone),
             false => addr.to_string(),
         }

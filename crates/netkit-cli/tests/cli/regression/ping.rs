@@ -684,3 +684,32 @@ fn redirects_were_not_shown() {
     );
     assert_eq!((code, counts(&out)), (i_code, counts(&i_out)), "{out}{err}");
 }
+
+/// The addresses of a ping's reply lines (`64 bytes from ADDR: ...`), sorted, each once.
+fn repliers(out: &str) -> Vec<String> {
+    let mut from: Vec<String> = out
+        .lines()
+        .filter_map(|l| l.split(" bytes from ").nth(1)?.split(": ").next())
+        .map(str::to_string)
+        .collect();
+    from.sort();
+    from.dedup();
+    from
+}
+
+/// Pinging the link's all-nodes group (`ff02::1%nk0`): every host on the link answers from
+/// its link-local address, which iputils prints with the interface it came in on
+/// (`fe80::1%nk0`, an address one can paste back into ping); netkit printed it bare, as
+/// an address of no link.
+#[test]
+fn link_local_repliers_to_a_multicast_ping_were_shown_without_their_zone() {
+    if !privileged("ping all-nodes multicast") {
+        return;
+    }
+    let (near, _far, _target) = link_local_pair("pingmcast");
+    let ((code, out, err), (i_code, i_out, i_err)) = both_in(&near, &["-w", "1", "ff02::1%nk0"]);
+    let want = repliers(&i_out);
+    assert_eq!((i_code, want.len()), (0, 2), "iputils: {i_out}{i_err}");
+    assert!(want.iter().all(|a| a.ends_with("%nk0")), "{i_out}");
+    assert_eq!((code, repliers(&out)), (i_code, want), "netkit: {out}{err}");
+}
