@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use super::finding::Finding;
 use crate::error::ParseError;
 
 /// How long attempts keep to `interval` before backing off.
@@ -15,6 +16,40 @@ pub const FAST_PHASE: Duration = Duration::from_secs(10);
 /// kernel sends the SYN four times (at 0, 1, 3 and 7 s), so a connect unanswered for this long
 /// is the only timeout `--invert` takes for a server gone (a lost SYN is not).
 pub const LONGEST_CONNECT: Duration = Duration::from_secs(8);
+
+/// The longest an HTTP answer may take: an answer that timed out gets twice as long the next
+/// time, up to this, so a server slower than the first bound (an application warming up, a
+/// health check waiting on its database) is still seen ready, as curl without `--max-time`
+/// sees it.
+pub const LONGEST_ANSWER: Duration = Duration::from_secs(160);
+
+/// How long the next attempt's connect and HTTP answer may take (the time left before the
+/// deadline bounds both as well).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// The connect's bound.
+    pub connect: Duration,
+    /// The bound of an HTTP answer, from connected to judged.
+    pub answer: Duration,
+}
+
+impl Bounds {
+    /// The bounds of the attempt after one that found `finding`: a connect or an answer that
+    /// timed out gets twice as long (up to [`LONGEST_CONNECT`], [`LONGEST_ANSWER`]).
+    pub fn after(self, finding: &Finding) -> Bounds {
+        match finding {
+            Finding::ConnectTimedOut => Bounds {
+                connect: self.connect.saturating_mul(2).min(LONGEST_CONNECT),
+                ..self
+            },
+            Finding::NoResponse => Bounds {
+                answer: self.answer.saturating_mul(2).min(LONGEST_ANSWER),
+                ..self
+            },
+            _ => self,
+        }
+    }
+}
 
 /// The retry schedule of one wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,11 +98,6 @@ impl Backoff {
     pub fn connect_bound(&self) -> Duration {
         (self.interval * 4).clamp(Duration::from_secs(1), Duration::from_secs(5))
     }
-
-    /// The bound of the connect after one that timed out with `bound`.
-    pub fn after_timeout(bound: Duration) -> Duration {
-        bound.saturating_mul(2).min(LONGEST_CONNECT)
-    }
 }
 
 #[cfg(test)]
@@ -79,14 +109,26 @@ mod tests {
     }
 
     #[test]
-    fn a_connect_that_timed_out_gets_twice_as_long_up_to_the_longest() {
+    fn a_connect_or_an_answer_that_timed_out_gets_twice_as_long_up_to_the_longest() {
         let b = Backoff::new(ms(250), None).expect("valid");
-        let bounds: Vec<Duration> = std::iter::successors(Some(b.connect_bound()), |d| {
-            Some(Backoff::after_timeout(*d))
-        })
-        .take(5)
-        .collect();
-        assert_eq!(bounds, [ms(1000), ms(2000), ms(4000), ms(8000), ms(8000)]);
+        let first = Bounds {
+            connect: b.connect_bound(),
+            answer: Duration::from_secs(10),
+        };
+        let after = |finding: Finding| {
+            std::iter::successors(Some(first), move |d| Some(d.after(&finding)))
+                .take(6)
+                .collect::<Vec<_>>()
+        };
+        let connects: Vec<Duration> = after(Finding::ConnectTimedOut)
+            .iter()
+            .map(|b| b.connect)
+            .collect();
+        assert_eq!(connects, [1000, 2000, 4000, 8000, 8000, 8000].map(ms));
+        let answers = after(Finding::NoResponse);
+        let answers: Vec<Duration> = answers.iter().map(|b| b.answer).collect();
+        assert_eq!(answers, [10, 20, 40, 80, 160, 160].map(Duration::from_secs));
+        assert_eq!(first.after(&Finding::Status(503)), first);
     }
 
     #[test]

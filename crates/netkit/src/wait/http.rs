@@ -18,7 +18,9 @@ use super::finding::Finding;
 use super::status::StatusSet;
 use super::target::HttpTarget;
 
-/// How long the server has to answer once connected (TLS handshake, head and body).
+/// How long the server has to answer once connected (TLS handshake, head and, with `--body`,
+/// body) at first; an answer that timed out gets longer the next time
+/// ([`super::backoff::Bounds`]). Also the bound of a name lookup and of a file check.
 pub const ANSWER_BOUND: Duration = Duration::from_secs(10);
 
 /// What an HTTP target must answer to be ready.

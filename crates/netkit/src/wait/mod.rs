@@ -228,7 +228,7 @@ struct Watch {
 
 impl Watch {
     /// Sends every attempt's finding; stops once ready or when nobody listens any more. A
-    /// connect that timed out gets a longer bound next time; with `invert` every connect gets
+    /// connect or an HTTP answer that timed out gets a longer bound next time; with `invert` every connect gets
     /// the longest (but a Unix socket's), and only a timeout that had all of it means gone; a
     /// Unix server with a full accept queue is neither ready nor gone. A TCP connect that
     /// timed out goes on beside the next attempts (`linger`), unless with `invert`.
@@ -238,10 +238,14 @@ impl Watch {
         let mut lingering = linger::Lingering::default();
         let mut connected = None;
         // A Unix socket is never silent: the long bound is for hosts that may be.
-        let mut bound = if self.invert && !self.target.is_unix() {
+        let connect = if self.invert && !self.target.is_unix() {
             backoff::LONGEST_CONNECT
         } else {
             self.backoff.connect_bound()
+        };
+        let mut bounds = backoff::Bounds {
+            connect,
+            answer: http::ANSWER_BOUND,
         };
         loop {
             let attempt_started = Instant::now();
@@ -249,7 +253,7 @@ impl Watch {
                 .deadline
                 .map(|d| d.saturating_duration_since(attempt_started));
             let finding = self
-                .attempt(&mut lingering, connected.take(), bound, left)
+                .attempt(&mut lingering, connected.take(), bounds, left)
                 .await;
             let ready = match finding {
                 Finding::ConnectTimedOut if self.invert => {
@@ -259,9 +263,7 @@ impl Watch {
                 Finding::QueueFull => false,
                 _ => finding.is_up() != self.invert,
             };
-            if finding == Finding::ConnectTimedOut {
-                bound = Backoff::after_timeout(bound);
-            }
+            bounds = bounds.after(&finding);
             if found.send((self.index, finding, ready)).is_err() || ready {
                 return;
             }
@@ -270,14 +272,14 @@ impl Watch {
         }
     }
 
-    /// One attempt within `bound` and `left` (see [`probe`]). TCP and HTTP targets connect
+    /// One attempt within `bounds` and `left` (see [`probe`]). TCP and HTTP targets connect
     /// through `lingering`, or use `connected`, a connection an earlier connect made while
     /// the watch slept; not with `invert`, where every connect has the longest bound anyway.
     async fn attempt(
         &self,
         lingering: &mut linger::Lingering,
         connected: Option<Stream>,
-        bound: Duration,
+        bounds: backoff::Bounds,
         left: Option<Duration>,
     ) -> Finding {
         let endpoint = match &self.target {
@@ -289,17 +291,17 @@ impl Watch {
             _ => None,
         };
         let Some(endpoint) = endpoint else {
-            return self.probe.attempt(&self.target, bound, left).await;
+            return self.probe.attempt(&self.target, bounds, left).await;
         };
         let stream = match connected {
             Some(stream) => stream,
-            None => match lingering.connect(endpoint, bound, left).await {
+            None => match lingering.connect(endpoint, bounds.connect, left).await {
                 Ok(stream) => stream,
                 Err(finding) => return finding,
             },
         };
         match &self.target {
-            Target::Http(http) => self.probe.answer(http, stream, left).await,
+            Target::Http(http) => self.probe.answer(http, stream, bounds.answer, left).await,
             _ => Finding::Accepts,
         }
     }

@@ -1,9 +1,10 @@
 //! One attempt at one target, whatever its kind, turned into a [`Finding`]. Every attempt is
-//! bounded: connects by the bound the caller gives, HTTP answers and name lookups by
-//! [`ANSWER_BOUND`], all by the time left before the deadline.
+//! bounded: connects and HTTP answers by the [`Bounds`] the caller gives, name lookups and
+//! file checks by [`ANSWER_BOUND`], all by the time left before the deadline.
 
 use std::time::Duration;
 
+use super::backoff::Bounds;
 use super::finding::Finding;
 use super::http::{HttpCheck, ANSWER_BOUND};
 use super::target::{DnsTarget, HttpTarget, Target};
@@ -17,23 +18,23 @@ pub(super) struct Probe {
 }
 
 impl Probe {
-    /// Tries `target` once, its connect within `connect_bound`, all within `left` (the time
-    /// before the deadline, if there is one).
+    /// Tries `target` once within `bounds`, all within `left` (the time before the deadline,
+    /// if there is one).
     pub async fn attempt(
         &self,
         target: &Target,
-        connect_bound: Duration,
+        bounds: Bounds,
         left: Option<Duration>,
     ) -> Finding {
         let cap = |bound: Duration| left.map_or(bound, |left| bound.min(left));
-        let connect_bound = cap(connect_bound);
+        let connect_bound = cap(bounds.connect);
         match target {
             Target::Connect(endpoint) => match endpoint.connect(connect_bound).await {
                 Ok(_) => Finding::Accepts,
                 Err(err) => Finding::of_connect_error(&err),
             },
             Target::Http(http) => {
-                super::http::attempt(http, &self.http, connect_bound, cap(ANSWER_BOUND)).await
+                super::http::attempt(http, &self.http, connect_bound, cap(bounds.answer)).await
             }
             Target::Dns(dns) => tokio::time::timeout(cap(ANSWER_BOUND), resolve(dns))
                 .await
@@ -46,14 +47,16 @@ impl Probe {
 }
 
 impl Probe {
-    /// The rest of an HTTP attempt over `stream`, already connected, within `left`.
+    /// The rest of an HTTP attempt over `stream`, already connected, within `bound` and
+    /// `left`.
     pub async fn answer(
         &self,
         target: &HttpTarget,
         stream: crate::endpoint::Stream,
+        bound: Duration,
         left: Option<Duration>,
     ) -> Finding {
-        let bound = left.map_or(ANSWER_BOUND, |left| ANSWER_BOUND.min(left));
+        let bound = left.map_or(bound, |left| bound.min(left));
         super::http::answer(stream, target, &self.http, bound).await
     }
 }

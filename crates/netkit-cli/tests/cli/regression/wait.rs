@@ -297,3 +297,56 @@ fn a_link_local_endpoint_without_a_zone_timed_out_instead_of_being_refused() {
         assert!(stderr.contains(why), "{stderr}");
     }
 }
+
+/// A loopback HTTP server that answers every request `delay` after reading its head, each
+/// connection in a thread of its own (a slow application, not a busy one). Runs as long as
+/// the test.
+fn slow_http_server(delay: Duration) -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(16) {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                std::thread::sleep(delay);
+                let answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+                let _ = conn.write_all(answer.as_bytes());
+            });
+        }
+    });
+    addr
+}
+
+/// An HTTP server that takes longer than ten seconds to answer (an application warming up,
+/// a health check that waits on its database) was never ready: every attempt was cut at a
+/// fixed 10 s and the next one started over, until the deadline. curl without `--max-time`
+/// gets its 200; so does `wait` now, whose answer bound doubles after an answer timed out
+/// (as the connect bound does after a connect timed out).
+#[test]
+fn an_http_answer_slower_than_ten_seconds_was_never_waited_for() {
+    let addr = slow_http_server(Duration::from_millis(10_500));
+    let url = format!("http://{addr}/");
+    let curl = std::thread::spawn({
+        let url = url.clone();
+        move || {
+            std::process::Command::new("curl")
+                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &url])
+                .output()
+                .expect("run curl")
+        }
+    });
+    let out = netkit()
+        .args(["wait", &url, "--timeout", "40s"])
+        .output()
+        .expect("run");
+    let (code, _, stderr) = text(&out);
+    let curl = curl.join().expect("curl thread");
+    assert_eq!(String::from_utf8_lossy(&curl.stdout), "200", "curl");
+    assert_eq!(code, 0, "netkit: {stderr}");
+}
