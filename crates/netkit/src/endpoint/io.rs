@@ -500,6 +500,15 @@ impl Stream {
         }
     }
 
+    /// Bytes sent on a TCP stream that its peer has not acknowledged yet (an abortive close
+    /// throws them away); `None` for other streams, or when the kernel does not say.
+    pub fn unacked(&self) -> Option<usize> {
+        match self {
+            Stream::Tcp(s) => crate::sys::sockopt::unacked(s).ok(),
+            _ => None,
+        }
+    }
+
     /// The peer's address, for TCP streams.
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         match self {

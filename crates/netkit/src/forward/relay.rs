@@ -6,14 +6,20 @@
 //! A reset is passed on as a reset: when one side resets the connection (or a write to it
 //! fails because it is gone, or it stopped answering keepalive probes), the other side is
 //! closed with `SO_LINGER` 0, so its peer sees `ECONNRESET` rather than a clean end of file
-//! that would pass a truncated stream for a whole one. (HAProxy 2.6 passes a client's reset on
-//! to the server, and turns a server's reset into a clean close.)
+//! that would pass a truncated stream for a whole one. Not before that peer has acknowledged
+//! every byte relayed to it ([`delivered`]): a side that sent its last bytes and then reset
+//! is seen through the forwarder as directly, all of its bytes and then the reset. (HAProxy
+//! 2.6 passes a client's reset on to the server at once, losing what it still had to send,
+//! and turns a server's reset into a clean close.)
 //!
 //! The state of a relay lives in its connection's task for as long as the connection is open,
 //! so what only some connections need (the HTTP session, the idle clock) is boxed: an idle
 //! plain connection costs its task a few hundred bytes.
 
 use std::future::Future;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::flow::{direction, Dir, Fault, Leg, Stats};
 use super::Rule;
@@ -80,10 +86,14 @@ async fn relay(
             None => std::future::pending().await,
         }
     };
+    let mut abort = std::pin::pin!(abort);
     let (close, error) = tokio::select! {
-        result = both => result.unwrap_or_else(|fault| pass_on(client, upstream, &fault)),
+        result = both => match result {
+            Ok(done) => done,
+            Err(fault) => pass_on(client, upstream, &fault, &mut abort).await,
+        },
         () = idle => (Close::IdleTimeout, None),
-        () = abort => (Close::DrainTimeout, None),
+        () = &mut abort => (Close::DrainTimeout, None),
     };
     let path = stats.path();
     tracing::debug!("relay path: {path}");
@@ -97,8 +107,14 @@ async fn relay(
 }
 
 /// Classifies a failed direction; a reset, or a side that stopped answering, is passed on to
-/// the other side as a reset.
-fn pass_on(client: &Stream, upstream: &Stream, fault: &Fault) -> (Close, Option<String>) {
+/// the other side as a reset once that side's peer has what was relayed to it (or `abort`,
+/// the drain timeout, completes).
+async fn pass_on(
+    client: &Stream,
+    upstream: &Stream,
+    fault: &Fault,
+    abort: impl Future<Output = ()>,
+) -> (Close, Option<String>) {
     let why = crate::error::describe_io(&fault.err);
     let (close, text) = if fault.is_reset() {
         (Close::Reset, why)
@@ -118,6 +134,37 @@ fn pass_on(client: &Stream, upstream: &Stream, fault: &Fault) -> (Close, Option<
         Leg::Client => upstream,
         Leg::Target => client,
     };
+    tokio::select! {
+        () = delivered(other) => {}
+        () = abort => {}
+    }
     other.set_abortive_close();
     (close, Some(text))
+}
+
+/// The longest pause between two looks at what a stream's peer has yet to acknowledge.
+const DELIVERY_POLL: Duration = Duration::from_millis(50);
+/// A peer that acknowledges nothing for this long no longer reads: its stream is reset
+/// with what it did not take.
+const DELIVERY_STALL: Duration = Duration::from_secs(10);
+
+/// Completes once `stream`'s peer has acknowledged every byte sent to it, or has acknowledged
+/// nothing for [`DELIVERY_STALL`]. No event says so: the kernel is asked (`TIOCOUTQ`) after
+/// 1 ms, then at doubling pauses up to [`DELIVERY_POLL`]; usually at once, with nothing left.
+async fn delivered(stream: &Stream) {
+    let Some(mut left) = stream.unacked().filter(|&n| n > 0) else {
+        return;
+    };
+    let mut pause = Duration::from_millis(1);
+    let mut progress = Instant::now();
+    loop {
+        tokio::time::sleep(pause).await;
+        match stream.unacked() {
+            None | Some(0) => return,
+            Some(n) if n < left => (left, progress) = (n, Instant::now()),
+            Some(_) if progress.elapsed() >= DELIVERY_STALL => return,
+            Some(_) => {}
+        }
+        pause = (pause * 2).min(DELIVERY_POLL);
+    }
 }

@@ -3,9 +3,10 @@
 //! [`Ipv6MtuDiscover`], [`Ipv6Mtu`]), declared with nix's own `sockopt_impl!` so that no
 //! `setsockopt(2)` call is written by hand. socket2 covers the portable options (TTL, TOS,
 //! buffer sizes, broadcast, linger); nix the Linux ones (`IP_RECVERR`, `SO_TIMESTAMPNS`, ...).
+//! Also the one socket query that is an `ioctl(2)`: [`unacked`] (`TIOCOUTQ`).
 
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 
 use nix::libc;
 use nix::sys::socket::{GetSockOpt, SetSockOpt};
@@ -39,6 +40,23 @@ sockopt_impl!(
     libc::IPV6_MTU,
     libc::c_int
 );
+
+nix::ioctl_read_bad!(
+    /// `ioctl(fd, TIOCOUTQ, &mut n)`: a TCP socket's bytes not yet acknowledged by its peer.
+    tiocoutq,
+    libc::TIOCOUTQ,
+    libc::c_int
+);
+
+/// The bytes a TCP socket sent (or queued) that its peer has not acknowledged yet
+/// (`TIOCOUTQ`, also named `SIOCOUTQ`): 0 once everything written reached the peer's kernel.
+pub fn unacked<F: AsRawFd>(socket: &F) -> io::Result<usize> {
+    let mut queued: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ writes one int into `queued`, a live local; an fd that is not a
+    // socket only makes the call fail.
+    unsafe { tiocoutq(socket.as_raw_fd(), &mut queued) }.map_err(io::Error::from)?;
+    Ok(usize::try_from(queued).unwrap_or(0))
+}
 
 /// Sets `option` on `socket` to `value`.
 pub fn set<F: AsFd, O: SetSockOpt>(socket: &F, option: O, value: &O::Val) -> io::Result<()> {

@@ -195,6 +195,84 @@ fn forward_target_reset_reached_the_client_as_a_clean_fin() {
     }
 }
 
+/// Bytes `stream` sent that its peer's kernel has not acknowledged yet (`TIOCOUTQ`).
+fn unacked(stream: &TcpStream) -> usize {
+    use std::os::fd::AsRawFd;
+    let mut queued: nix::libc::c_int = 0;
+    // SAFETY: TIOCOUTQ writes one int into `queued`, which lives across the call.
+    let rc = unsafe { nix::libc::ioctl(stream.as_raw_fd(), nix::libc::TIOCOUTQ, &mut queued) };
+    assert_eq!(rc, 0, "TIOCOUTQ: {}", std::io::Error::last_os_error());
+    usize::try_from(queued).unwrap()
+}
+
+/// Sends `len` bytes on `sender`, waits until its peer's kernel acknowledged every one, then
+/// resets the connection; `receiver` starts reading 300 ms after the send began. Returns how
+/// many bytes it read and how its stream ended (the error kind, or `None` for a clean end
+/// of file).
+fn delivered_then_reset(
+    mut sender: TcpStream,
+    mut receiver: TcpStream,
+    len: usize,
+) -> (usize, Option<ErrorKind>) {
+    let reader = thread::spawn(move || {
+        thread::sleep(std::time::Duration::from_millis(300));
+        receiver.set_read_timeout(Some(PATIENCE)).unwrap();
+        let mut buf = vec![0u8; 65536];
+        let mut got = 0;
+        loop {
+            match receiver.read(&mut buf) {
+                Ok(0) => return (got, None),
+                Ok(n) => got += n,
+                Err(err) => return (got, Some(err.kind())),
+            }
+        }
+    });
+    sender.write_all(&vec![7u8; len]).unwrap();
+    let start = std::time::Instant::now();
+    while unacked(&sender) > 0 && start.elapsed() < PATIENCE {
+        thread::sleep(std::time::Duration::from_millis(5));
+    }
+    abort(sender);
+    reader.join().unwrap()
+}
+
+/// Client → `listen` → target, one connection: returns (client, target).
+fn pair_through(
+    listen: SocketAddr,
+    accepted: &std::sync::mpsc::Receiver<TcpStream>,
+) -> (TcpStream, TcpStream) {
+    let mut client = connect(listen);
+    client.write_all(b"hello").unwrap();
+    let mut server = accepted.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(next_read(&mut server), Ok(b"hello".to_vec()));
+    (client, server)
+}
+
+/// A side that sent 1 MB, saw every byte acknowledged, then reset the connection: a direct
+/// peer reads the whole megabyte, then `ECONNRESET`. Through netkit the reset was passed on
+/// at once (`SO_LINGER` 0 on the other leg), which threw away what that leg still had to
+/// send: the reader got 120-780 kB of the megabyte, then the reset (HAProxy and socat
+/// deliver it all, then a clean end of file, for a target's reset; HAProxy loses the bytes
+/// too for a client's). Now the other leg is reset once its peer has acknowledged everything.
+#[test]
+fn forward_reset_after_a_delivered_reply_threw_away_what_the_other_leg_still_had_to_send() {
+    const LEN: usize = 1_000_000;
+    let (target, accepted) = one_shot_target();
+    let (client, server) = pair_through(target, &accepted);
+    let direct = delivered_then_reset(server, client, LEN);
+    assert_eq!(direct, (LEN, Some(ErrorKind::ConnectionReset)), "direct");
+    for dir in ["down", "up"] {
+        let (target, accepted) = one_shot_target();
+        let fw = Forwarder::start(&["forward", "0", &target.to_string()]);
+        let (client, server) = pair_through(fw.addr(), &accepted);
+        let seen = match dir {
+            "down" => delivered_then_reset(server, client, LEN),
+            _ => delivered_then_reset(client, server, LEN),
+        };
+        assert_eq!(seen, direct, "netkit, {dir}");
+    }
+}
+
 /// Whether `text` is an RFC 3339 UTC time with milliseconds (`2026-11-24T17:22:39.123Z`)
 /// within an hour of now.
 fn is_recent_rfc3339_utc(text: &str) -> bool {
