@@ -110,13 +110,13 @@ impl Segment {
 }
 
 /// Addresses usable at once: no duplicate address detection in `ns`.
-fn no_dad(ns: &Netns) {
+pub fn no_dad(ns: &Netns) {
     let keys = ["all", "default"].map(|k| format!("net.ipv6.conf.{k}.accept_dad=0"));
     ns.sysctl(&keys).unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// The MAC address of `dev` in `ns`, as `ip -o link` prints it.
-fn mac_of(ns: &Netns, dev: &str) -> String {
+pub fn mac_of(ns: &Netns, dev: &str) -> String {
     let link = ns.ip(&["-o", "link", "show", dev]);
     let words: Vec<&str> = link.split_whitespace().collect();
     let at = words.iter().position(|w| *w == "link/ether").expect(&link);

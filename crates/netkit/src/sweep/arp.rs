@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use super::neighbour::{self, Mac, Pending};
 use super::onlink::Link;
 use super::own::OwnAddrs;
+use super::raw;
 use super::reply::{Reply, Tag};
 use crate::error::Error;
 use crate::sys;
@@ -37,10 +38,11 @@ const BROADCAST: [u8; 6] = [0xff; 6];
 #[derive(Debug)]
 pub struct ArpProber {
     socket: Arc<AsyncFd<Socket>>,
-    request: Request,
+    link: Link,
     broadcast: SockAddr,
     pending: Arc<Pending>,
     own: OwnAddrs,
+    replies: UnboundedSender<Reply>,
     receiver: JoinHandle<()>,
 }
 
@@ -57,30 +59,30 @@ impl ArpProber {
             .map_err(|e| Error::io(what, e))?;
         let socket = Arc::new(socket);
         let pending = Arc::new(Pending::default());
-        let request = Request {
-            mac: link.mac,
-            ip: link.v4.unwrap_or(Ipv4Addr::UNSPECIFIED),
-        };
         let own = OwnAddrs::new(link.own.clone(), link.mac, replies.clone());
+        let me = link.v4.iter().map(|net| net.addr()).collect();
         let receiver = tokio::spawn(receive(
             Arc::clone(&socket),
-            request.ip,
+            me,
             Arc::clone(&pending),
-            replies,
+            replies.clone(),
         ));
         Ok(ArpProber {
             socket,
-            request,
+            link: link.clone(),
             broadcast: link_addr(link.index, BROADCAST),
             pending,
             own,
+            replies,
             receiver,
         })
     }
 
-    /// Broadcasts one ARP request for the target at `index` (one of the link's own addresses
-    /// is answered at once instead). A refused send (the link went down, a queue that stayed
-    /// full) leaves the target silent.
+    /// Broadcasts one ARP request for the target at `index`, from the link's address in the
+    /// target's prefix ([`Link::sender`]; one of the link's own addresses is answered at once
+    /// instead). A link that is down is an unreachable answer, as a send without a route is
+    /// for the echo method; another refused send (a queue that stayed full) leaves the target
+    /// silent.
     pub async fn send(&self, tag: Tag, index: u64, addr: IpAddr) {
         let IpAddr::V4(target) = addr else {
             return;
@@ -88,11 +90,15 @@ impl ArpProber {
         if self.own.answered(tag, index, addr) {
             return;
         }
-        let packet = self.request.to(target);
+        let request = Request {
+            mac: self.link.mac,
+            ip: self.link.sender(target),
+        };
+        let packet = request.to(target);
         self.pending.sent(tag, index, addr);
         let send = || neighbour::send_to(&self.socket, &packet, &self.broadcast);
         if let Err(err) = sys::retry_enobufs(send).await {
-            tracing::debug!("ARP request for {addr}: {err}");
+            raw::refused(&self.replies, (tag, index, addr), &err);
         }
     }
 
@@ -175,13 +181,17 @@ fn parse_reply(packet: &[u8]) -> Option<ArpReply> {
     })
 }
 
-/// Forwards every ARP reply addressed to `me` about an address probed in this round.
+/// Forwards every ARP reply addressed to one of `me` (the link's IPv4 addresses; 0.0.0.0
+/// when it has none) about an address probed in this round.
 async fn receive(
     socket: Arc<AsyncFd<Socket>>,
-    me: Ipv4Addr,
+    mut me: Vec<Ipv4Addr>,
     pending: Arc<Pending>,
     replies: UnboundedSender<Reply>,
 ) {
+    if me.is_empty() {
+        me.push(Ipv4Addr::UNSPECIFIED);
+    }
     let mut buf = [0u8; 1500];
     loop {
         let len = match neighbour::recv(&socket, &mut buf).await {
@@ -193,7 +203,7 @@ async fn receive(
             }
         };
         let at = Instant::now();
-        let Some(reply) = parse_reply(&buf[..len]).filter(|r| r.to == me) else {
+        let Some(reply) = parse_reply(&buf[..len]).filter(|r| me.contains(&r.to)) else {
             continue;
         };
         let Some(reply) = pending.answered(IpAddr::V4(reply.sender), reply.mac, at) else {

@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use super::neighbour::{self, Mac, Pending};
 use super::onlink::Link;
 use super::own::OwnAddrs;
+use super::raw;
 use super::reply::{Reply, Tag};
 use crate::error::Error;
 use crate::sys;
@@ -42,6 +43,7 @@ pub struct NdpProber {
     index: u32,
     pending: Arc<Pending>,
     own: OwnAddrs,
+    replies: UnboundedSender<Reply>,
     receiver: JoinHandle<()>,
 }
 
@@ -59,19 +61,25 @@ impl NdpProber {
         let socket = Arc::new(socket);
         let pending = Arc::new(Pending::default());
         let own = OwnAddrs::new(link.own.clone(), link.mac, replies.clone());
-        let receiver = tokio::spawn(receive(Arc::clone(&socket), Arc::clone(&pending), replies));
+        let receiver = tokio::spawn(receive(
+            Arc::clone(&socket),
+            Arc::clone(&pending),
+            replies.clone(),
+        ));
         Ok(NdpProber {
             socket,
             mac: link.mac,
             index: link.index,
             pending,
             own,
+            replies,
             receiver,
         })
     }
 
     /// Sends one neighbour solicitation for the target at `index` (one of the link's own
-    /// addresses is answered at once instead). A refused send leaves the target silent.
+    /// addresses is answered at once instead). A link that is down is an unreachable answer
+    /// ([`raw::refused`]); another refused send leaves the target silent.
     pub async fn send(&self, tag: Tag, index: u64, addr: IpAddr) {
         let IpAddr::V6(target) = addr else {
             return;
@@ -84,7 +92,7 @@ impl NdpProber {
         self.pending.sent(tag, index, addr);
         let send = || neighbour::send_to(&self.socket, &packet, &to);
         if let Err(err) = sys::retry_enobufs(send).await {
-            tracing::debug!("neighbour solicitation for {addr}: {err}");
+            raw::refused(&self.replies, (tag, index, addr), &err);
         }
     }
 

@@ -1,12 +1,14 @@
 //! Which interface an on-link sweep (`--method arp|ndp`) probes through: the one whose
 //! connected prefix (an address of the interface with its prefix length, as rtnetlink lists
-//! it) holds every target, or the one named with `-I`. ARP requests and neighbour
-//! solicitations reach only the hosts of that link, so a target outside its prefixes is an
+//! it) holds every target, the longest prefix when several do (as the kernel routes), or the
+//! one named with `-I`. ARP requests and neighbour solicitations reach only the hosts of that
+//! link, so a target outside its prefixes, or one a longer prefix puts on another link, is an
 //! input error that names the target, said before anything is sent.
 
+use std::cmp::Reverse;
 use std::net::{IpAddr, Ipv4Addr};
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net};
 
 use super::neighbour::Mac;
 use crate::error::{Error, ParseError};
@@ -22,10 +24,30 @@ pub struct Link {
     pub name: String,
     /// Its MAC address (the ARP sender's, the solicitation's source link-layer address).
     pub mac: Mac,
-    /// Its IPv4 address in the prefix that holds the first target (the ARP sender's), if any.
-    pub v4: Option<Ipv4Addr>,
-    /// Every address of the interface: a probe of one of them is answered by this host.
+    /// Its IPv4 addresses with their prefixes, in the kernel's order: the ARP sender's
+    /// address for a target is one of them ([`Link::sender`]).
+    pub v4: Vec<Ipv4Net>,
+    /// Every address the interface owns: a probe of one of them is answered by this host.
+    /// Not the tentative or DAD-failed ones, which the kernel does not answer for: another
+    /// host may hold them.
     pub own: Vec<IpAddr>,
+}
+
+impl Link {
+    /// The address an ARP request for `target` comes from, as the kernel picks it for its own
+    /// requests: the interface's address whose prefix holds the target (the longest prefix,
+    /// the first address among equals), else its first IPv4 address, else 0.0.0.0. A host
+    /// that answers only requests from its own subnet (`arp_ignore=2`) answers this one.
+    pub fn sender(&self, target: Ipv4Addr) -> Ipv4Addr {
+        let holding = self
+            .v4
+            .iter()
+            .filter(|net| net.contains(&target))
+            .min_by_key(|net| Reverse(net.prefix_len()));
+        holding
+            .or(self.v4.first())
+            .map_or(Ipv4Addr::UNSPECIFIED, Ipv4Net::addr)
+    }
 }
 
 /// The name of an on-link method in messages: `arp` or `ndp`.
@@ -55,8 +77,9 @@ impl OnLink {
 
 /// The link that holds every target of `targets` (of `method`'s family, when the sweep has
 /// other methods for the rest: `alone` false): `interface` when given, else the interface
-/// whose prefix holds the first target. Input errors name the first target that is of the
-/// wrong family (`alone`) or not on that link, or an interface that cannot do `method`.
+/// whose prefix holds the first target (the longest prefix). Input errors name the first
+/// target that is of the wrong family (`alone`), not on that link or, without `interface`,
+/// on another link by a longer prefix; or an interface that cannot do `method`.
 pub fn find(
     targets: &Targets,
     interface: Option<&str>,
@@ -77,7 +100,7 @@ fn find_in(
         Some(name) => {
             let found = interfaces.iter().find(|i| i.is_named(name));
             let iface = found.ok_or_else(|| Error::NoSuchInterface(name.to_string()))?;
-            Some((iface, link_of(iface, None, method)?))
+            Some((iface, link_of(iface, method)?))
         }
         None => None,
     };
@@ -88,19 +111,22 @@ fn find_in(
             (false, true) => return Err(wrong_family(addr, method).into()),
             (false, false) => continue,
         }
-        match &mut chosen {
+        match &chosen {
             Some((iface, link)) => {
-                let Some(source) = prefix_holding(iface, addr) else {
+                let Some(prefix) = prefix_holding(iface, addr) else {
                     return Err(not_on_link(addr, method, Some(&link.name)).into());
                 };
-                link.v4 = link.v4.or(v4_of(source));
+                if interface.is_none() {
+                    let (best, longest) = holder(interfaces, addr).unwrap_or((iface, prefix));
+                    if longest > prefix {
+                        return Err(elsewhere(addr, method, &best.name, &link.name).into());
+                    }
+                }
             }
             None => {
-                let holder = interfaces
-                    .iter()
-                    .find_map(|i| prefix_holding(i, addr).map(|source| (i, source)));
-                let (iface, source) = holder.ok_or_else(|| not_on_link(addr, method, None))?;
-                chosen = Some((iface, link_of(iface, v4_of(source), method)?));
+                let (iface, _) =
+                    holder(interfaces, addr).ok_or_else(|| not_on_link(addr, method, None))?;
+                chosen = Some((iface, link_of(iface, method)?));
             }
         }
     }
@@ -108,8 +134,19 @@ fn find_in(
     Ok(link)
 }
 
-/// The interface's address whose prefix holds `addr` (never loopback's).
-fn prefix_holding(iface: &Interface, addr: IpAddr) -> Option<IpAddr> {
+/// The interface whose prefix holding `addr` is the longest (the first among equals), and
+/// that prefix's length: the link the kernel's connected routes put `addr` on. An interface
+/// that is down has no routes: it holds `addr` only when no interface that is up does (then
+/// probes sent on it fail, and say so).
+fn holder(interfaces: &[Interface], addr: IpAddr) -> Option<(&Interface, u8)> {
+    interfaces
+        .iter()
+        .filter_map(|iface| prefix_holding(iface, addr).map(|prefix| (iface, prefix)))
+        .min_by_key(|&(iface, prefix)| Reverse((iface.up, prefix)))
+}
+
+/// The length of the interface's longest prefix that holds `addr` (never loopback's).
+fn prefix_holding(iface: &Interface, addr: IpAddr) -> Option<u8> {
     if iface.flags.iter().any(|f| f == "LOOPBACK") {
         return None;
     }
@@ -117,19 +154,22 @@ fn prefix_holding(iface: &Interface, addr: IpAddr) -> Option<IpAddr> {
         .addrs
         .iter()
         .filter(|a| a.peer.is_none())
-        .find(|a| IpNet::new(a.addr, a.prefix).is_ok_and(|net| net.contains(&addr)))
-        .map(|a| a.addr)
+        .filter(|a| IpNet::new(a.addr, a.prefix).is_ok_and(|net| net.contains(&addr)))
+        .map(|a| a.prefix)
+        .max()
 }
 
-fn v4_of(addr: IpAddr) -> Option<Ipv4Addr> {
-    match addr {
-        IpAddr::V4(v4) => Some(v4),
-        IpAddr::V6(_) => None,
-    }
+/// Whether an address is one the kernel answers for: not tentative (duplicate address
+/// detection still running) and not DAD-failed (another host holds it).
+fn owned(addr: &crate::report::iface::IfAddr) -> bool {
+    !addr
+        .flags
+        .iter()
+        .any(|f| f == "tentative" || f == "dadfailed")
 }
 
 /// What `method` needs of `iface`: a MAC address.
-fn link_of(iface: &Interface, v4: Option<Ipv4Addr>, method: OnLink) -> Result<Link, ParseError> {
+fn link_of(iface: &Interface, method: OnLink) -> Result<Link, ParseError> {
     let mac = iface
         .mac
         .as_deref()
@@ -142,12 +182,22 @@ fn link_of(iface: &Interface, v4: Option<Ipv4Addr>, method: OnLink) -> Result<Li
         );
         return Err(ParseError::new(&iface.name, why));
     };
+    let v4 = iface.addrs.iter().filter(|a| a.peer.is_none());
+    let v4 = v4.filter_map(|a| match a.addr {
+        IpAddr::V4(v4) => Ipv4Net::new(v4, a.prefix).ok(),
+        IpAddr::V6(_) => None,
+    });
     Ok(Link {
         index: iface.index,
         name: iface.name.clone(),
         mac,
-        v4,
-        own: iface.addrs.iter().map(|a| a.addr).collect(),
+        v4: v4.collect(),
+        own: iface
+            .addrs
+            .iter()
+            .filter(|a| owned(a))
+            .map(|a| a.addr)
+            .collect(),
     })
 }
 
@@ -166,6 +216,17 @@ fn not_on_link(addr: IpAddr, method: OnLink, on: Option<&str>) -> ParseError {
         format!(
             "not on-link{on} ({} needs a target on a directly connected network; use --method \
              icmp or tcp:PORT)",
+            method.name()
+        ),
+    )
+}
+
+fn elsewhere(addr: IpAddr, method: OnLink, on: &str, chosen: &str) -> ParseError {
+    ParseError::new(
+        addr.to_string(),
+        format!(
+            "on-link of {on}, not of {chosen} (a longer prefix; {} probes one link: sweep \
+             {on}'s targets apart, or name the link with -I)",
             method.name()
         ),
     )
@@ -253,12 +314,72 @@ mod tests {
             index: 2,
             name: "eth0".to_string(),
             mac: Mac([2, 0, 0, 0, 0, 1]),
-            v4: Some("198.18.0.1".parse().unwrap()),
+            v4: vec!["198.18.0.1/24".parse().unwrap()],
             own: link.own.clone(),
         };
         assert_eq!(link, want);
         let link = find(&["2001:db8::5"], Some("eth0"), OnLink::Ndp).unwrap();
-        assert_eq!((link.index, link.v4), (2, None));
+        assert_eq!(link.index, 2);
+    }
+
+    /// `eth0` (198.18.0.1/16 and the secondary 198.19.0.1/24, the tentative 2001:db8::6) and
+    /// `eth1` (198.18.5.1/24), as `iface::list` reports them.
+    fn overlapping() -> Vec<Interface> {
+        let mut ifaces = interfaces();
+        let json = |addr: &str, prefix: u8, flags: &str| {
+            let family = if addr.contains(':') { "inet6" } else { "inet" };
+            let text = format!(
+                r#"{{"family":"{family}","addr":"{addr}","prefix":{prefix},"peer":null,
+                "broadcast":null,"scope":"global","label":null,"flags":[{flags}],
+                "valid_lft_s":null,"preferred_lft_s":null}}"#
+            );
+            serde_json::from_str(&text).unwrap()
+        };
+        ifaces[1].addrs = vec![
+            json("198.18.0.1", 16, r#""permanent""#),
+            json("198.19.0.1", 24, r#""permanent""#),
+            json("2001:db8::6", 64, r#""permanent","tentative","dadfailed""#),
+        ];
+        let mut eth1 = ifaces[1].clone();
+        (eth1.name, eth1.index) = ("eth1".to_string(), 3);
+        eth1.addrs = vec![json("198.18.5.1", 24, r#""permanent""#)];
+        ifaces.push(eth1);
+        ifaces
+    }
+
+    #[test]
+    fn the_longest_prefix_picks_the_link_and_the_arp_sender() {
+        let find = |words: &[&str], interface| {
+            find_in(
+                &overlapping(),
+                &targets(words),
+                interface,
+                (OnLink::Arp, true),
+            )
+        };
+        assert_eq!(find(&["198.18.5.5"], None).unwrap().name, "eth1");
+        assert_eq!(find(&["198.18.7.5"], None).unwrap().name, "eth0");
+        let err = find(&["198.18.7.5", "198.18.5.5"], None).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("198.18.5.5: on-link of eth1, not of eth0 (a longer prefix;"),
+            "{err}"
+        );
+        // A link that is down has no routes: the shorter prefix of one that is up wins.
+        let mut down = overlapping();
+        down[2].up = false;
+        let link = find_in(&down, &targets(&["198.18.5.5"]), None, (OnLink::Arp, true));
+        assert_eq!(link.unwrap().name, "eth0");
+        // Named with -I, the link's own prefix is enough.
+        let link = find(&["198.18.5.5"], Some("eth0")).unwrap();
+        assert_eq!(link.name, "eth0");
+        let sender = |target: &str| link.sender(target.parse().unwrap()).to_string();
+        assert_eq!(sender("198.18.5.5"), "198.18.0.1");
+        assert_eq!(sender("198.19.0.7"), "198.19.0.1");
+        assert_eq!(sender("203.0.113.1"), "198.18.0.1");
+        // A DAD-failed address is not this host's to answer for.
+        assert!(!link.own.contains(&"2001:db8::6".parse().unwrap()));
+        assert!(link.own.contains(&"198.19.0.1".parse().unwrap()));
     }
 
     #[test]

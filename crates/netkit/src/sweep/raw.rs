@@ -123,15 +123,16 @@ pub async fn receive(
 }
 
 /// What a refused send to `addr` says: no route (`ENETUNREACH`, `EHOSTUNREACH`, this machine's
-/// routing table) is an unreachable answer, sent to `replies`, as the echo method reports it;
-/// another refusal leaves the target silent.
+/// routing table) or a link that is down (`ENETDOWN`, an on-link method's interface) is an
+/// unreachable answer, sent to `replies`, as the echo method reports it; another refusal
+/// leaves the target silent.
 pub fn refused(
     replies: &UnboundedSender<Reply>,
     (tag, index, addr): (Tag, u64, IpAddr),
     err: &io::Error,
 ) {
     match err.raw_os_error() {
-        Some(errno @ (nix::libc::ENETUNREACH | nix::libc::EHOSTUNREACH)) => {
+        Some(errno @ (nix::libc::ENETUNREACH | nix::libc::EHOSTUNREACH | nix::libc::ENETDOWN)) => {
             let answer = Answer::Unreachable(Unreach::Local(errno));
             let _ = replies.send(Reply {
                 tag,

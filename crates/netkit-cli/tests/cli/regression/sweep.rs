@@ -4,11 +4,12 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use crate::discovery_probes_lab::status_reason;
-use crate::harness::{privileged, text};
+use crate::harness::{privileged, text, Netns};
 use crate::lab::{ms, Lab, LabExt};
 use crate::ping_net::link_local_pair;
 use crate::scan::{inside, listeners};
 use crate::sweep_lab::{assert_exact, fping_alive, lossy, netkit_sweep, pick, pingable};
+use crate::sweep_onlink::{mac_of, no_dad};
 
 /// Issue 12: behind 30±10 ms with 10% loss each way, netkit's defaults (one retry, a fixed
 /// timeout) missed 2-5 of 270 live hosts per run where fping's defaults missed none.
@@ -746,4 +747,216 @@ fn sweep_took_round_trips_beyond_the_timeout_for_throttling() {
     let v4 = run.alive(1).into_iter().filter(IpAddr::is_ipv4).collect();
     assert_exact("slow v4", &v4, &truth, &fping);
     assert!(run.alive(1).contains(&"2001:db8:10::5".parse().unwrap()));
+}
+
+/// A sweeper `s` with three bridges: br0 (198.18.0.1/16, added first, and 198.19.0.1/24;
+/// 2001:db8::1/32), br1 (198.18.5.1/24, 2001:db8:5::1/64: prefixes inside br0's) and br2
+/// (198.19.9.1/24), left down. Hosts, one namespace each: h5 on br1 (198.18.5.5/24,
+/// 2001:db8:5::5 and ::6/64), h8 on br0 (198.18.0.8/16) and h7 on br0 (198.19.0.7/24); h7 and
+/// h8 answer only ARP requests from their own subnet (`arp_ignore=2`, as `rp_filter` hosts
+/// also do). Returns [s, h5, h7, h8].
+fn overlapping_links(tag: &str) -> [Netns; 4] {
+    let s = Netns::with_loopback(tag);
+    no_dad(&s);
+    for (bridge, addrs) in [
+        (
+            "br0",
+            &["198.18.0.1/16", "198.19.0.1/24", "2001:db8::1/32"][..],
+        ),
+        ("br1", &["198.18.5.1/24", "2001:db8:5::1/64"]),
+        ("br2", &["198.19.9.1/24"]),
+    ] {
+        s.ip(&["link", "add", bridge, "type", "bridge"]);
+        for addr in addrs {
+            s.ip(&["addr", "add", addr, "dev", bridge]);
+        }
+        if bridge != "br2" {
+            s.ip(&["link", "set", bridge, "up"]);
+        }
+    }
+    let host = |bridge: &str, addrs: &[&str]| {
+        let h = Netns::with_loopback(tag);
+        no_dad(&h);
+        let port = format!("p{}", &h.name[h.name.len() - 3..]);
+        s.ip(&["link", "add", &port, "type", "veth", "peer", "name", "eth0"]);
+        s.ip(&["link", "set", "eth0", "netns", &h.name]);
+        s.ip(&["link", "set", &port, "master", bridge, "up"]);
+        for addr in addrs {
+            h.ip(&["addr", "add", addr, "dev", "eth0"]);
+        }
+        h.ip(&["link", "set", "eth0", "up"]);
+        h
+    };
+    let h5 = host(
+        "br1",
+        &["198.18.5.5/24", "2001:db8:5::5/64", "2001:db8:5::6/64"],
+    );
+    let h7 = host("br0", &["198.19.0.7/24"]);
+    let h8 = host("br0", &["198.18.0.8/16"]);
+    for h in [&h7, &h8] {
+        let keys = ["all", "eth0"].map(|k| format!("net.ipv4.conf.{k}.arp_ignore=2"));
+        h.sysctl(&keys).unwrap_or_else(|e| panic!("{e}"));
+    }
+    [s, h5, h7, h8]
+}
+
+/// `netkit --json sweep ARGS` in `ns`: the (address, MAC) of each live host, and stderr.
+fn on_link_alive(ns: &Netns, args: &[&str]) -> (BTreeSet<(String, String)>, String) {
+    let out = ns.netkit().args(["--json", "sweep"]).args(args).output();
+    let (_, stdout, stderr) = text(&out.expect("run netkit"));
+    let alive = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| r["type"] == "host" && r["alive"] == true)
+        .map(|r| {
+            (
+                r["addr"].as_str().unwrap_or("").to_string(),
+                r["mac"].to_string(),
+            )
+        })
+        .collect();
+    (alive, stderr)
+}
+
+/// nmap's `-sn -n ARGS` in `ns`: the hosts up, with their MAC addresses in lower case.
+fn nmap_macs(ns: &Netns, args: &[&str]) -> BTreeSet<(String, String)> {
+    let out = ns.command("nmap").args(["-sn", "-n"]).args(args).output();
+    let (_, stdout, _) = text(&out.expect("run nmap"));
+    let mut up = BTreeSet::new();
+    let mut host = None;
+    for line in stdout.lines() {
+        if let Some(addr) = line.strip_prefix("Nmap scan report for ") {
+            host = Some(addr.to_string());
+        } else if let (Some(mac), Some(addr)) = (line.strip_prefix("MAC Address: "), &host) {
+            let mac = mac.split_whitespace().next().unwrap_or("").to_lowercase();
+            up.insert((addr.clone(), format!("\"{mac}\"")));
+        }
+    }
+    up
+}
+
+/// A target on br1 (198.18.5.0/24), whose prefix lies inside br0's (198.18.0.0/16): the
+/// kernel routes it through br1, the longer prefix, and nmap and arp-scan find its host
+/// there; `--method arp` asked on br0, the first interface whose prefix held it, and found
+/// nothing (`--method ndp` likewise, for 2001:db8:5::/64 inside br0's 2001:db8::/32).
+#[test]
+fn on_link_sweep_took_the_first_link_holding_a_target_not_the_longest_prefix() {
+    if !privileged("on-link sweep with overlapping prefixes") {
+        return;
+    }
+    let [s, h5, _h7, _h8] = overlapping_links("swrlpm");
+    let mac = format!("\"{}\"", mac_of(&h5, "eth0"));
+    for (method, range, nmap_args, host) in [
+        (
+            "arp",
+            "198.18.5.4-6",
+            &["-PR", "198.18.5.4-6"][..],
+            "198.18.5.5",
+        ),
+        (
+            "ndp",
+            "2001:db8:5::4-5",
+            &["-6", "2001:db8:5::4", "2001:db8:5::5"][..],
+            "2001:db8:5::5",
+        ),
+    ] {
+        let want = BTreeSet::from([(host.to_string(), mac.clone())]);
+        let nmap: BTreeSet<_> = nmap_macs(&s, nmap_args);
+        assert_eq!(nmap, want, "nmap, {method}");
+        let (alive, stderr) = on_link_alive(&s, &[range, "--method", method]);
+        assert_eq!(alive, want, "netkit, {method}: {stderr}");
+    }
+}
+
+/// Two subnets on one link (br0: 198.18.0.0/16 and 198.19.0.0/24), hosts that answer only
+/// ARP requests from their own subnet: every request went from the address in the first
+/// target's prefix, so which host was found depended on the order of the targets. The
+/// kernel, and nmap, ask each target from the address in its own prefix.
+#[test]
+fn arp_sweep_asked_every_subnet_from_the_first_targets_address() {
+    if !privileged("arp sweep of two subnets on one link") {
+        return;
+    }
+    let [s, _h5, h7, h8] = overlapping_links("swrsrc");
+    let want = BTreeSet::from([
+        (
+            "198.18.0.8".to_string(),
+            format!("\"{}\"", mac_of(&h8, "eth0")),
+        ),
+        (
+            "198.19.0.7".to_string(),
+            format!("\"{}\"", mac_of(&h7, "eth0")),
+        ),
+    ]);
+    let nmap = nmap_macs(&s, &["-PR", "198.18.0.8", "198.19.0.7"]);
+    assert_eq!(nmap, want, "nmap");
+    for targets in [["198.18.0.8", "198.19.0.7"], ["198.19.0.7", "198.18.0.8"]] {
+        let (alive, stderr) = on_link_alive(&s, &[targets[0], targets[1], "--method", "arp"]);
+        assert_eq!(alive, want, "netkit, {targets:?}: {stderr}");
+    }
+}
+
+/// The sweeper's copy of 2001:db8:5::6 failed duplicate address detection (h5 holds it):
+/// `--method ndp` answered for it itself, alive with the sweeper's MAC, where nmap reports
+/// h5's. A tentative or DAD-failed address is not this host's: it is probed like another.
+#[test]
+fn ndp_sweep_answered_for_its_own_dad_failed_address() {
+    if !privileged("ndp sweep of a DAD-failed address") {
+        return;
+    }
+    let [s, h5, _h7, _h8] = overlapping_links("swrdad");
+    for key in ["all", "br1"] {
+        s.sysctl(&[format!("net.ipv6.conf.{key}.accept_dad=1")])
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    s.ip(&["addr", "add", "2001:db8:5::6/64", "dev", "br1"]);
+    let failed = (0..50).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        s.ip(&["-6", "addr", "show", "dev", "br1"])
+            .contains("dadfailed")
+    });
+    assert!(failed, "{}", s.ip(&["-6", "addr", "show", "dev", "br1"]));
+    let want = BTreeSet::from([(
+        "2001:db8:5::6".to_string(),
+        format!("\"{}\"", mac_of(&h5, "eth0")),
+    )]);
+    assert_eq!(nmap_macs(&s, &["-6", "2001:db8:5::6"]), want, "nmap");
+    let (alive, stderr) = on_link_alive(&s, &["2001:db8:5::6", "--method", "ndp"]);
+    assert_eq!(alive, want, "netkit: {stderr}");
+}
+
+/// An ARP sweep on a link that is administratively down (br2) said its targets were simply
+/// inactive, while the echo method (and fping) report them unreachable: the packet socket's
+/// send failed (`ENETDOWN`) and was taken for silence.
+#[test]
+fn arp_sweep_on_a_link_that_is_down_took_it_for_silence() {
+    if !privileged("arp sweep on a link that is down") {
+        return;
+    }
+    let [s, _h5, _h7, _h8] = overlapping_links("swrdown");
+    for method in ["icmp", "arp"] {
+        let mut sweep = s.netkit();
+        sweep.args([
+            "--json",
+            "sweep",
+            "198.19.9.2",
+            "--method",
+            method,
+            "--retries",
+            "1",
+        ]);
+        let out = sweep.output();
+        let (code, stdout, stderr) = text(&out.expect("run netkit"));
+        let host = stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|r| r["type"] == "host")
+            .unwrap_or_else(|| panic!("{method}: no host record: {stdout}{stderr}"));
+        assert_eq!(host["alive"], false, "{method}: {stdout}");
+        assert!(
+            host["error"].is_string(),
+            "{method}: unreachable: {stdout}{stderr}"
+        );
+        assert_eq!(code, 1, "{method}: {stderr}");
+    }
 }
