@@ -37,6 +37,7 @@
 #
 #   bench/sweep.sh [ROUNDS] [RATE_1M] [LAB_ROUNDS]   defaults: 5, 100000 probes/s, 3
 #   PARTS="lab" bench/sweep.sh ...                   only some parts (words: veth lab multi arp)
+#   NETKIT=/tmp/netkit-before bench/sweep.sh ...     another netkit binary (an A/B by hand)
 set -euo pipefail
 
 ROUNDS=${1:-5}
@@ -44,7 +45,7 @@ RATE_1M=${2:-100000}
 LAB_ROUNDS=${3:-3}
 PARTS=${PARTS:-"veth lab multi arp"}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-NETKIT="$ROOT/target/release/netkit"
+NETKIT=${NETKIT:-"$ROOT/target/release/netkit"}
 TAG="nkb$$"
 A="$TAG-a" B="$TAG-b" L="$TAG-l"
 OUT=$(mktemp -d)
@@ -305,7 +306,8 @@ arp_parts() {
             n=${range#*:} range=${range%:*}
             run "arpscan$n" "$S" "$n" arp-scan -I br0 -x -q "$range"
             run "arpscani$n" "$S" "$n" arp-scan -I br0 -x -q -i 100u "$range"
-            run "netkitarp$n" "$S" "$n" "$NETKIT" sweep --alive --method arp "$range"
+            # netkit also reports the sweeper's own 198.18.0.1 alive, as nmap does.
+            run "netkitarp$n" "$S" "$((n + 1))" "$NETKIT" sweep --alive --method arp "$range"
         done
     done
     for n in 6 24; do
