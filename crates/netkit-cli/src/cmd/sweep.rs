@@ -39,7 +39,8 @@ already found) says a live host would have answered; the waits follow the round-
 When the answers collapse (a far side that polices ICMP), the sweep slows down, probes the
 silent targets again, and says so on stderr.
 Output: 'ADDR is alive' lines as answers arrive, then 'Total N hosts are inactive'; with --dead
-'ADDR is inactive' lines instead. With arp and ndp: 'ADDR is alive (MAC)', and 'ADDR is alive
+'ADDR is inactive' lines instead (and 'ADDR is unreachable' for one with no route, as fping
+-u lists it). With arp and ndp: 'ADDR is alive (MAC)', and 'ADDR is alive
 (MAC) (DUP: 2)' when a second host answers for the same address (as arp-scan). A target with no route is an error on stderr ('netkit: ADDR:
 Network is unreachable', 'netkit: ADDR: Destination Host Unreachable from ROUTER'). With
 --every, later rounds print only 'ADDR went down' (after the re-probes confirm it) and 'ADDR
@@ -314,9 +315,14 @@ impl<'a> View<'a> {
 
     fn host(&self, host: &HostRecord) -> io::Result<()> {
         if let (Some(why), false) = (&host.error, self.out.json()) {
-            // Like fping's error lines, once (later rounds report changes only).
-            return match host.round {
-                1 => self.warn(&format!("{}: {why}", self.shown(host.addr))),
+            // Like fping's error lines, once (later rounds report changes only); listed
+            // with the dead too, as `fping -u` lists it.
+            if host.round > 1 {
+                return Ok(());
+            }
+            self.warn(&format!("{}: {why}", self.shown(host.addr)))?;
+            return match self.filter {
+                Filter::Dead => self.line(&format!("{} is unreachable", self.shown(host.addr))),
                 _ => Ok(()),
             };
         }

@@ -960,3 +960,34 @@ fn arp_sweep_on_a_link_that_is_down_took_it_for_silence() {
         assert_eq!(code, 1, "{method}: {stderr}");
     }
 }
+
+/// `--dead` is fping's `-u`: the targets that did not answer. A target with no route was
+/// left out of it (said only on stderr), where `fping -u` lists it: a script collecting the
+/// dead hosts missed it. It is now listed, as `ADDR is unreachable`, beside the stderr line.
+#[test]
+fn dead_list_left_out_a_target_with_no_route() {
+    if !privileged("sweep --dead with a target that has no route") {
+        return;
+    }
+    // Only loopback: 198.18.9.9 has no route, nothing leaves the namespace.
+    let ns = Netns::with_loopback("swrdead");
+    let targets = ["127.0.0.1", "198.18.9.9"];
+    let out = ns.command("fping").arg("-u").args(targets).output();
+    let (_, fping, _) = text(&out.expect("run fping"));
+    assert_eq!(
+        fping.lines().collect::<Vec<_>>(),
+        ["198.18.9.9"],
+        "fping -u"
+    );
+    let out = ns.netkit().args(["sweep", "--dead"]).args(targets).output();
+    let (code, stdout, stderr) = text(&out.expect("run netkit"));
+    assert_eq!(code, 1, "{stderr}");
+    let hosts = stdout.lines().filter(|l| !l.starts_with("Total "));
+    let listed: Vec<&str> = hosts.filter_map(|l| l.split(' ').next()).collect();
+    assert_eq!(listed, ["198.18.9.9"], "{stdout}{stderr}");
+    assert!(stdout.contains("198.18.9.9 is unreachable"), "{stdout}");
+    assert!(
+        stderr.contains("198.18.9.9: Network is unreachable"),
+        "{stderr}"
+    );
+}
