@@ -97,6 +97,9 @@ pub enum TargetErrorKind {
     /// `ADDR%ZONE` whose address is no IPv6 address (only IPv6 has zones).
     #[error("a zone (%INTERFACE) follows an IPv6 address only")]
     ZoneWithoutIpv6,
+    /// A zone on a block or range (`fe80::/120%eth0`), which only single addresses take.
+    #[error("a zone (%INTERFACE) follows a single IPv6 address, not a block or range")]
+    ZoneOnBlock,
 }
 
 impl TargetError {
@@ -628,6 +631,11 @@ fn read_target_file(path: &str, force: bool) -> Result<Vec<TargetExpr>, TargetEr
 
 /// Parses one target expression (no commas, no `@FILE`).
 pub fn parse_expr(text: &str, force: bool) -> Result<TargetExpr, TargetError> {
+    if let Some((addr, zone)) = text.split_once('%') {
+        if addr.contains(['/', '-']) || zone.contains('/') {
+            return Err(TargetError::new(text, TargetErrorKind::ZoneOnBlock));
+        }
+    }
     let expr = if let Some((addr, prefix)) = text.split_once('/') {
         TargetExpr::Range(parse_cidr(text, addr, prefix)?)
     } else if let Ok(addr) = text.parse::<IpAddr>() {

@@ -205,6 +205,9 @@ fn bad_inputs_name_themselves_and_what_is_wrong() {
         ("fe80::1%", UnknownZone(String::new())),
         ("fe80::1%0", UnknownZone("0".into())),
         ("10.0.0.1%lo", ZoneWithoutIpv6),
+        ("fe80::/120%lo", ZoneOnBlock),
+        ("fe80::%lo/120", ZoneOnBlock),
+        ("fe80::1-5%lo", ZoneOnBlock),
         ("fe80::g%lo", BadIpv6),
     ] {
         let err = TargetList::parse(&[text], false).expect_err(text);

@@ -991,3 +991,20 @@ fn dead_list_left_out_a_target_with_no_route() {
         "{stderr}"
     );
 }
+
+/// A zone on a block (`fe80::/120%eth0`) was refused for its prefix length ("prefix length
+/// must be 0-128"), a range with one for an invalid address: neither said that zones go on
+/// single addresses only.
+#[test]
+fn a_zone_on_a_block_was_refused_for_its_prefix_length() {
+    for target in ["fe80::/120%lo", "fe80::%lo/120", "fe80::1-5%lo"] {
+        let out = crate::harness::netkit().args(["sweep", target]).output();
+        let (code, _, stderr) = text(&out.expect("run netkit"));
+        assert_eq!(code, 2, "{target}: {stderr}");
+        let want = format!(
+            "netkit: {target}: a zone (%INTERFACE) follows a single IPv6 address, not a block \
+             or range"
+        );
+        assert_eq!(stderr.trim(), want, "{target}");
+    }
+}
