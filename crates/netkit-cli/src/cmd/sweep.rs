@@ -90,7 +90,7 @@ pub struct Args {
     /// bare TCP ACK: any reset means alive, as nmap -PA), through raw sockets (root or
     /// CAP_NET_RAW); or several, comma-separated (icmp,tcp:80,tcp:443: alive when any
     /// answers, as nmap -sn -PE -PS80,443; each host's record says which answered; arp and
-    /// ndp then probe the targets of their address family).
+    /// ndp then probe the targets of their address family on their link, as nmap -PR).
     #[arg(long, value_name = "icmp|tcp:PORT|arp|ndp|timestamp|ack:PORT,...", value_parser = parse::methods, default_value = "icmp")]
     pub method: Methods,
     /// With --method arp|ndp: the interface to probe through [default: the one whose

@@ -317,13 +317,14 @@ fn arp_and_ndp_together_find_both_families_of_the_segment() {
         let want = if host.addr.is_ipv4() { "arp" } else { "ndp" };
         assert_eq!(host.by.as_deref(), Some(want), "{host:?}");
     }
-    // A family no on-link method of the list takes is refused, named.
-    let (code, _, stderr) = segment.netkit(&["sweep", "2001:db8::5", "--method", "arp,icmp"]);
-    assert_eq!(code, 2, "{stderr}");
-    assert!(
-        stderr.starts_with("netkit: arp: no IPv4 target to find"),
-        "{stderr}"
-    );
+    // A family no on-link method of the list takes is left to the others (as nmap -PE -PR
+    // leaves its off-link targets to -PE): arp has nothing to do, icmp finds the host.
+    let args = ["--json", "sweep", "2001:db8::5", "--method", "arp,icmp"];
+    let (code, stdout, stderr) = segment.netkit(&args);
+    assert_eq!(code, 0, "{stderr}");
+    let hosts: Vec<HostRecord> = of_type(&records(&stdout), "host");
+    assert_eq!(hosts.len(), 1, "{stdout}");
+    assert_eq!(hosts[0].by.as_deref(), Some("icmp"), "{stdout}");
 }
 
 /// The (address, MAC) pairs of the up hosts of an nmap XML document.

@@ -87,7 +87,7 @@ impl ArpProber {
         let IpAddr::V4(target) = addr else {
             return;
         };
-        if self.own.answered(tag, index, addr) {
+        if self.own.answered(tag, index, addr) || !self.link.holds(addr) {
             return;
         }
         let request = Request {

@@ -39,8 +39,7 @@ const HOP_LIMIT: u32 = 255;
 #[derive(Debug)]
 pub struct NdpProber {
     socket: Arc<AsyncFd<Socket>>,
-    mac: Mac,
-    index: u32,
+    link: Link,
     pending: Arc<Pending>,
     own: OwnAddrs,
     replies: UnboundedSender<Reply>,
@@ -68,8 +67,7 @@ impl NdpProber {
         ));
         Ok(NdpProber {
             socket,
-            mac: link.mac,
-            index: link.index,
+            link: link.clone(),
             pending,
             own,
             replies,
@@ -84,11 +82,16 @@ impl NdpProber {
         let IpAddr::V6(target) = addr else {
             return;
         };
-        if self.own.answered(tag, index, addr) {
+        if self.own.answered(tag, index, addr) || !self.link.holds(addr) {
             return;
         }
-        let packet = solicitation(target, self.mac);
-        let to = SockAddr::from(SocketAddrV6::new(solicited_node(target), 0, 0, self.index));
+        let packet = solicitation(target, self.link.mac);
+        let to = SockAddr::from(SocketAddrV6::new(
+            solicited_node(target),
+            0,
+            0,
+            self.link.index,
+        ));
         self.pending.sent(tag, index, addr);
         let send = || neighbour::send_to(&self.socket, &packet, &to);
         if let Err(err) = sys::retry_enobufs(send).await {

@@ -8,7 +8,7 @@
 use std::cmp::Reverse;
 use std::net::{IpAddr, Ipv4Addr};
 
-use ipnet::{IpNet, Ipv4Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::neighbour::Mac;
 use crate::error::{Error, ParseError};
@@ -27,6 +27,8 @@ pub struct Link {
     /// Its IPv4 addresses with their prefixes, in the kernel's order: the ARP sender's
     /// address for a target is one of them ([`Link::sender`]).
     pub v4: Vec<Ipv4Net>,
+    /// Its IPv6 addresses with their prefixes.
+    pub v6: Vec<Ipv6Net>,
     /// Every address the interface owns: a probe of one of them is answered by this host.
     /// Not the tentative or DAD-failed ones, which the kernel does not answer for: another
     /// host may hold them.
@@ -34,6 +36,16 @@ pub struct Link {
 }
 
 impl Link {
+    /// Whether one of the link's prefixes holds `addr`: only such a target is probed (in a
+    /// list of methods the others take the rest; a proxy-ARP router must not answer for an
+    /// address the link does not hold).
+    pub fn holds(&self, addr: IpAddr) -> bool {
+        match addr {
+            IpAddr::V4(v4) => self.v4.iter().any(|net| net.contains(&v4)),
+            IpAddr::V6(v6) => self.v6.iter().any(|net| net.contains(&v6)),
+        }
+    }
+
     /// The address an ARP request for `target` comes from, as the kernel picks it for its own
     /// requests: the interface's address whose prefix holds the target (the longest prefix,
     /// the first address among equals), else its first IPv4 address, else 0.0.0.0. A host
@@ -75,17 +87,19 @@ impl OnLink {
     }
 }
 
-/// The link that holds every target of `targets` (of `method`'s family, when the sweep has
-/// other methods for the rest: `alone` false): `interface` when given, else the interface
-/// whose prefix holds the first target (the longest prefix). Input errors name the first
-/// target that is of the wrong family (`alone`), not on that link or, without `interface`,
-/// on another link by a longer prefix; or an interface that cannot do `method`.
+/// The link that holds every target of `targets`: `interface` when given, else the
+/// interface whose prefix holds the first target (the longest prefix). Alone, input errors
+/// name the first target that is of the wrong family, not on that link or, without
+/// `interface`, on another link by a longer prefix. With other methods in the sweep (`alone`
+/// false), those targets are left to them, as `nmap -PE -PR` leaves its routed targets to
+/// `-PE`; `None` when no target is left for `method`. Either way, an interface that cannot
+/// do `method` is an input error.
 pub fn find(
     targets: &Targets,
     interface: Option<&str>,
     method: OnLink,
     alone: bool,
-) -> Result<Link, Error> {
+) -> Result<Option<Link>, Error> {
     find_in(&crate::iface::list()?, targets, interface, (method, alone))
 }
 
@@ -95,7 +109,7 @@ fn find_in(
     targets: &Targets,
     interface: Option<&str>,
     (method, alone): (OnLink, bool),
-) -> Result<Link, Error> {
+) -> Result<Option<Link>, Error> {
     let mut chosen: Option<(&Interface, Link)> = match interface {
         Some(name) => {
             let found = interfaces.iter().find(|i| i.is_named(name));
@@ -111,27 +125,35 @@ fn find_in(
             (false, true) => return Err(wrong_family(addr, method).into()),
             (false, false) => continue,
         }
-        match &chosen {
-            Some((iface, link)) => {
-                let Some(prefix) = prefix_holding(iface, addr) else {
-                    return Err(not_on_link(addr, method, Some(&link.name)).into());
-                };
-                if interface.is_none() {
-                    let (best, longest) = holder(interfaces, addr).unwrap_or((iface, prefix));
-                    if longest > prefix {
-                        return Err(elsewhere(addr, method, &best.name, &link.name).into());
+        let refused = match &chosen {
+            Some((iface, link)) => match prefix_holding(iface, addr) {
+                None => Some(not_on_link(addr, method, Some(&link.name))),
+                Some(_) if interface.is_some() => None,
+                Some(prefix) => match holder(interfaces, addr) {
+                    Some((best, longest)) if longest > prefix => {
+                        Some(elsewhere(addr, method, &best.name, &link.name))
                     }
+                    _ => None,
+                },
+            },
+            None => match holder(interfaces, addr) {
+                Some((iface, _)) => {
+                    chosen = Some((iface, link_of(iface, method)?));
+                    None
                 }
-            }
-            None => {
-                let (iface, _) =
-                    holder(interfaces, addr).ok_or_else(|| not_on_link(addr, method, None))?;
-                chosen = Some((iface, link_of(iface, method)?));
-            }
+                None => Some(not_on_link(addr, method, None)),
+            },
+        };
+        match refused {
+            Some(err) if alone => return Err(err.into()),
+            _ => {}
         }
     }
-    let (_, link) = chosen.ok_or_else(|| no_target(method))?;
-    Ok(link)
+    match chosen {
+        Some((_, link)) => Ok(Some(link)),
+        None if alone => Err(no_target(method).into()),
+        None => Ok(None),
+    }
 }
 
 /// The interface whose prefix holding `addr` is the longest (the first among equals), and
@@ -182,16 +204,24 @@ fn link_of(iface: &Interface, method: OnLink) -> Result<Link, ParseError> {
         );
         return Err(ParseError::new(&iface.name, why));
     };
-    let v4 = iface.addrs.iter().filter(|a| a.peer.is_none());
-    let v4 = v4.filter_map(|a| match a.addr {
-        IpAddr::V4(v4) => Ipv4Net::new(v4, a.prefix).ok(),
-        IpAddr::V6(_) => None,
+    let nets = iface.addrs.iter().filter(|a| a.peer.is_none());
+    let nets: Vec<IpNet> = nets
+        .filter_map(|a| IpNet::new(a.addr, a.prefix).ok())
+        .collect();
+    let v4 = nets.iter().filter_map(|net| match net {
+        IpNet::V4(v4) => Some(*v4),
+        IpNet::V6(_) => None,
+    });
+    let v6 = nets.iter().filter_map(|net| match net {
+        IpNet::V6(v6) => Some(*v6),
+        IpNet::V4(_) => None,
     });
     Ok(Link {
         index: iface.index,
         name: iface.name.clone(),
         mac,
         v4: v4.collect(),
+        v6: v6.collect(),
         own: iface
             .addrs
             .iter()
@@ -304,7 +334,8 @@ mod tests {
     }
 
     fn find(words: &[&str], interface: Option<&str>, method: OnLink) -> Result<Link, Error> {
-        find_in(&interfaces(), &targets(words), interface, (method, true))
+        let found = find_in(&interfaces(), &targets(words), interface, (method, true))?;
+        Ok(found.expect("alone, a link or an error"))
     }
 
     #[test]
@@ -315,6 +346,7 @@ mod tests {
             name: "eth0".to_string(),
             mac: Mac([2, 0, 0, 0, 0, 1]),
             v4: vec!["198.18.0.1/24".parse().unwrap()],
+            v6: vec!["2001:db8::1/64".parse().unwrap()],
             own: link.own.clone(),
         };
         assert_eq!(link, want);
@@ -350,12 +382,13 @@ mod tests {
     #[test]
     fn the_longest_prefix_picks_the_link_and_the_arp_sender() {
         let find = |words: &[&str], interface| {
-            find_in(
+            let found = find_in(
                 &overlapping(),
                 &targets(words),
                 interface,
                 (OnLink::Arp, true),
-            )
+            );
+            found.map(|link| link.expect("alone, a link or an error"))
         };
         assert_eq!(find(&["198.18.5.5"], None).unwrap().name, "eth1");
         assert_eq!(find(&["198.18.7.5"], None).unwrap().name, "eth0");
@@ -369,7 +402,7 @@ mod tests {
         let mut down = overlapping();
         down[2].up = false;
         let link = find_in(&down, &targets(&["198.18.5.5"]), None, (OnLink::Arp, true));
-        assert_eq!(link.unwrap().name, "eth0");
+        assert_eq!(link.unwrap().map(|l| l.name).as_deref(), Some("eth0"));
         // Named with -I, the link's own prefix is enough.
         let link = find(&["198.18.5.5"], Some("eth0")).unwrap();
         assert_eq!(link.name, "eth0");
@@ -406,24 +439,24 @@ mod tests {
     }
 
     #[test]
-    fn with_other_methods_the_other_family_is_left_to_them() {
+    fn with_other_methods_the_targets_off_the_link_are_left_to_them() {
         let mixed = targets(&["198.18.0.5", "2001:db8::5"]);
-        let with_others = |method| find_in(&interfaces(), &mixed, None, (method, false));
-        assert_eq!(with_others(OnLink::Arp).unwrap().name, "eth0");
-        assert_eq!(with_others(OnLink::Ndp).unwrap().name, "eth0");
-        let v6_only = targets(&["2001:db8::5"]);
-        let err = find_in(&interfaces(), &v6_only, None, (OnLink::Arp, false)).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "arp: no IPv4 target to find (arp finds IPv4 hosts)"
-        );
-        // Still on the link, the targets of its family.
+        let with_others = |targets: &Targets, method| {
+            let found = find_in(&interfaces(), targets, None, (method, false));
+            found.unwrap().map(|link| link.name)
+        };
+        assert_eq!(with_others(&mixed, OnLink::Arp).as_deref(), Some("eth0"));
+        assert_eq!(with_others(&mixed, OnLink::Ndp).as_deref(), Some("eth0"));
+        // Nothing of its family, or nothing on a link: nothing to do, not an error.
+        assert_eq!(with_others(&targets(&["2001:db8::5"]), OnLink::Arp), None);
         let off = targets(&["198.51.100.7", "2001:db8::5"]);
-        let err = find_in(&interfaces(), &off, None, (OnLink::Arp, false)).unwrap_err();
-        assert!(
-            err.to_string().starts_with("198.51.100.7: not on-link"),
-            "{err}"
-        );
+        assert_eq!(with_others(&off, OnLink::Arp), None);
+        // A routed target beside on-link ones: the link is found, the target left out.
+        let routed = targets(&["198.51.100.7", "198.18.0.5"]);
+        let found = find_in(&interfaces(), &routed, None, (OnLink::Arp, false));
+        let link = found.unwrap().expect("a link");
+        assert!(link.holds("198.18.0.5".parse().unwrap()));
+        assert!(!link.holds("198.51.100.7".parse().unwrap()));
     }
 
     #[test]

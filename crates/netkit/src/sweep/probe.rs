@@ -75,6 +75,9 @@ pub enum Prober {
     Timestamp(TimestampProber),
     /// TCP ACKs.
     Ack(AckProber),
+    /// Nothing to send: an on-link method in a list whose targets are all off its link (or
+    /// of the other address family), left to the other methods.
+    Idle,
     /// Scripted answers, for tests.
     #[cfg(test)]
     Scripted(super::scripted::Scripted),
@@ -102,14 +105,14 @@ impl Prober {
                 replies,
             ))),
             Method::Icmp => IcmpProber::open(targets, replies).map(Prober::Icmp),
-            Method::Arp => {
-                let link = on_link(config, targets, OnLink::Arp)?;
-                ArpProber::open(&link, replies).map(Prober::Arp)
-            }
-            Method::Ndp => {
-                let link = on_link(config, targets, OnLink::Ndp)?;
-                NdpProber::open(&link, replies).map(Prober::Ndp)
-            }
+            Method::Arp => match on_link(config, targets, OnLink::Arp)? {
+                Some(link) => ArpProber::open(&link, replies).map(Prober::Arp),
+                None => Ok(Prober::Idle),
+            },
+            Method::Ndp => match on_link(config, targets, OnLink::Ndp)? {
+                Some(link) => NdpProber::open(&link, replies).map(Prober::Ndp),
+                None => Ok(Prober::Idle),
+            },
             Method::Timestamp => {
                 let alone = !config.methods.is_several();
                 TimestampProber::open(targets, alone, replies).map(Prober::Timestamp)
@@ -130,6 +133,7 @@ impl Prober {
             Prober::Ndp(ndp) => ndp.send(tag, index, addr).await,
             Prober::Timestamp(ts) => ts.send(tag, index, addr).await,
             Prober::Ack(ack) => ack.send(tag, index, dst).await,
+            Prober::Idle => {}
             #[cfg(test)]
             Prober::Scripted(scripted) => scripted.send(tag, index, addr),
         }
@@ -144,6 +148,7 @@ impl Prober {
             Prober::Ndp(ndp) => ndp.end_round(),
             Prober::Timestamp(ts) => ts.end_round(),
             Prober::Ack(ack) => ack.end_round(),
+            Prober::Idle => {}
             #[cfg(test)]
             Prober::Scripted(scripted) => scripted.end_round(),
         }
@@ -151,8 +156,13 @@ impl Prober {
 }
 
 /// The link an on-link method probes through (module `onlink`): with other methods in the
-/// sweep, it takes the targets of its address family and leaves the rest to them.
-fn on_link(config: &Config, targets: &Targets, method: OnLink) -> Result<onlink::Link, Error> {
+/// sweep, it takes the targets of its address family on that link and leaves the rest to
+/// them (`None`: none is left for it).
+fn on_link(
+    config: &Config,
+    targets: &Targets,
+    method: OnLink,
+) -> Result<Option<onlink::Link>, Error> {
     let alone = !config.methods.is_several();
     onlink::find(targets, config.interface.as_deref(), method, alone)
 }

@@ -1008,3 +1008,46 @@ fn a_zone_on_a_block_was_refused_for_its_prefix_length() {
         assert_eq!(stderr.trim(), want, "{target}");
     }
 }
+
+/// `--method icmp,arp` with a target off every link (here one with no route) was refused
+/// (exit 2: "not on-link"), though ICMP probes it: `nmap -sn -PE -PR` applies ARP to its
+/// on-link targets and leaves the others to its other probes. `--method arp,ndp` with only
+/// IPv4 targets was refused too ("ndp: no IPv6 target"). An on-link method in a list now
+/// takes the targets on its link and leaves the rest to the others.
+#[test]
+fn an_on_link_method_in_a_list_refused_the_targets_off_its_link() {
+    if !privileged("on-link methods beside others") {
+        return;
+    }
+    let [s, _h5, _h7, _h8] = overlapping_links("swrlist");
+    let targets = ["198.18.5.5", "198.19.200.7"];
+    let out = s
+        .command("nmap")
+        .args(["-sn", "-n", "-PE", "-PR"])
+        .args(targets)
+        .output();
+    let (_, nmap, _) = text(&out.expect("run nmap"));
+    assert!(nmap.contains("(1 host up)"), "{nmap}");
+    let records = |args: &[&str]| {
+        let out = s.netkit().args(["--json", "sweep"]).args(args).output();
+        let (code, stdout, stderr) = text(&out.expect("run netkit"));
+        let hosts: Vec<(String, bool, bool)> = stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|r| r["type"] == "host")
+            .map(|r| {
+                let addr = r["addr"].as_str().unwrap_or("").to_string();
+                (addr, r["alive"] == true, r["error"].is_string())
+            })
+            .collect();
+        (code, hosts, stderr)
+    };
+    let (code, hosts, stderr) = records(&[targets[0], targets[1], "--method", "icmp,arp"]);
+    let want = [
+        ("198.18.5.5".to_string(), true, false),
+        ("198.19.200.7".to_string(), false, true),
+    ];
+    assert_eq!((code, hosts.as_slice()), (1, &want[..]), "{stderr}");
+    let (code, hosts, stderr) = records(&["198.18.5.5", "--method", "arp,ndp"]);
+    assert_eq!((code, hosts.as_slice()), (0, &want[..1]), "{stderr}");
+}
