@@ -87,13 +87,16 @@ async fn relay(
         }
     };
     let mut abort = std::pin::pin!(abort);
-    let (close, error) = tokio::select! {
-        result = both => match result {
-            Ok(done) => done,
-            Err(fault) => pass_on(client, upstream, &fault, &mut abort).await,
-        },
-        () = idle => (Close::IdleTimeout, None),
-        () = &mut abort => (Close::DrainTimeout, None),
+    let ended = tokio::select! {
+        result = both => result,
+        () = idle => Ok((Close::IdleTimeout, None)),
+        () = &mut abort => Ok((Close::DrainTimeout, None)),
+    };
+    // After the select, whose futures are gone: a connection's task keeps room for the
+    // larger of the relay and the reset, not for both.
+    let (close, error) = match ended {
+        Ok(done) => done,
+        Err(fault) => pass_on(client, upstream, &fault, abort).await,
     };
     let path = stats.path();
     tracing::debug!("relay path: {path}");
