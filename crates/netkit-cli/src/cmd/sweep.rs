@@ -38,15 +38,16 @@ Silent targets are probed again until the loss measured on the way (by re-probin
 already found) says a live host would have answered; the waits follow the round-trip times.
 When the answers collapse (a far side that polices ICMP), the sweep slows down, probes the
 silent targets again, and says so on stderr.
-Output: 'ADDR is alive' lines as answers arrive, then 'Total N hosts are inactive'; with --dead
-'ADDR is inactive' lines instead (and 'ADDR is unreachable' for one with no route, as fping
--u lists it). With arp and ndp: 'ADDR is alive (MAC)', and 'ADDR is alive
-(MAC) (DUP: 2)' when a second host answers for the same address (as arp-scan). A target with no route is an error on stderr ('netkit: ADDR:
-Network is unreachable', 'netkit: ADDR: Destination Host Unreachable from ROUTER'). With
---every, later rounds print only 'ADDR went down' (after the re-probes confirm it) and 'ADDR
-came up'. -oX FILE and -oG FILE write nmap's XML and grepable formats (each host's last round,
-when the sweep ends; - is stdout; the XML has the MAC addresses of arp and ndp). Exit 0 when every target answered (in the last round), 1
-otherwise.";
+Output: 'ADDR is alive' lines as answers arrive, then 'Total N hosts are inactive'; with
+--dead 'ADDR is inactive' lines instead (and 'ADDR is unreachable' for one with no route, as
+fping -u lists it). With arp and ndp: 'ADDR is alive (MAC)', and 'ADDR is alive (MAC)
+(DUP: 2)' when a second host answers for the same address (as arp-scan). A target with no
+route is an error on stderr ('netkit: ADDR: Network is unreachable', 'netkit: ADDR:
+Destination Host Unreachable from ROUTER'). With --every, later rounds print only 'ADDR went
+down' (after the re-probes confirm it) and 'ADDR came up'. -oX FILE and -oG FILE write
+nmap's XML and grepable formats (each host's last round, when the sweep ends; - is stdout;
+the XML has the MAC addresses of arp and ndp). Exit 0 when every target answered (in the
+last round), 1 otherwise.";
 
 /// Arguments of `netkit sweep`.
 #[derive(Debug, clap::Args)]
