@@ -800,6 +800,11 @@ fn overlapping_links(tag: &str) -> [Netns; 4] {
     [s, h5, h7, h8]
 }
 
+/// The MAC address of `ns`'s `eth0` as a JSON `host` record's `mac` field prints it.
+fn mac_json(ns: &Netns) -> String {
+    format!("\"{}\"", mac_of(ns, "eth0"))
+}
+
 /// `netkit --json sweep ARGS` in `ns`: the (address, MAC) of each live host, and stderr.
 fn on_link_alive(ns: &Netns, args: &[&str]) -> (BTreeSet<(String, String)>, String) {
     let out = ns.netkit().args(["--json", "sweep"]).args(args).output();
@@ -845,7 +850,7 @@ fn on_link_sweep_took_the_first_link_holding_a_target_not_the_longest_prefix() {
         return;
     }
     let [s, h5, _h7, _h8] = overlapping_links("swrlpm");
-    let mac = format!("\"{}\"", mac_of(&h5, "eth0"));
+    let mac = mac_json(&h5);
     for (method, range, nmap_args, host) in [
         (
             "arp",
@@ -879,14 +884,8 @@ fn arp_sweep_asked_every_subnet_from_the_first_targets_address() {
     }
     let [s, _h5, h7, h8] = overlapping_links("swrsrc");
     let want = BTreeSet::from([
-        (
-            "198.18.0.8".to_string(),
-            format!("\"{}\"", mac_of(&h8, "eth0")),
-        ),
-        (
-            "198.19.0.7".to_string(),
-            format!("\"{}\"", mac_of(&h7, "eth0")),
-        ),
+        ("198.18.0.8".to_string(), mac_json(&h8)),
+        ("198.19.0.7".to_string(), mac_json(&h7)),
     ]);
     let nmap = nmap_macs(&s, &["-PR", "198.18.0.8", "198.19.0.7"]);
     assert_eq!(nmap, want, "nmap");
@@ -916,10 +915,7 @@ fn ndp_sweep_answered_for_its_own_dad_failed_address() {
             .contains("dadfailed")
     });
     assert!(failed, "{}", s.ip(&["-6", "addr", "show", "dev", "br1"]));
-    let want = BTreeSet::from([(
-        "2001:db8:5::6".to_string(),
-        format!("\"{}\"", mac_of(&h5, "eth0")),
-    )]);
+    let want = BTreeSet::from([("2001:db8:5::6".to_string(), mac_json(&h5))]);
     assert_eq!(nmap_macs(&s, &["-6", "2001:db8:5::6"]), want, "nmap");
     let (alive, stderr) = on_link_alive(&s, &["2001:db8:5::6", "--method", "ndp"]);
     assert_eq!(alive, want, "netkit: {stderr}");
