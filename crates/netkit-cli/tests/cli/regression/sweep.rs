@@ -244,7 +244,7 @@ fn link_local_target_with_a_zone_found_down() {
         let (code, stdout, stderr) = text(&out);
         let alive = stdout
             .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(json_record)
             .any(|r| r["type"] == "host" && r["alive"] == true);
         assert_eq!((code, alive), (0, true), "{method}: {stdout}{stderr}");
     }
@@ -438,7 +438,7 @@ fn absent_link_local_neighbour_reported_unreachable_from_this_host() {
         let (_, stdout, stderr) = text(&out);
         let host = stdout
             .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(json_record)
             .find(|r| r["type"] == "host")
             .unwrap_or_else(|| panic!("{method}: no host record: {stdout}{stderr}"));
         let seen = (&host["alive"], &host["error"]);
@@ -800,6 +800,11 @@ fn overlapping_links(tag: &str) -> [Netns; 4] {
     [s, h5, h7, h8]
 }
 
+/// One line of `--json` output as a record (`None` for a line that is none).
+fn json_record(line: &str) -> Option<serde_json::Value> {
+    serde_json::from_str(line).ok()
+}
+
 /// The MAC address of `ns`'s `eth0` as a JSON `host` record's `mac` field prints it.
 fn mac_json(ns: &Netns) -> String {
     format!("\"{}\"", mac_of(ns, "eth0"))
@@ -811,7 +816,7 @@ fn on_link_alive(ns: &Netns, args: &[&str]) -> (BTreeSet<(String, String)>, Stri
     let (_, stdout, stderr) = text(&out.expect("run netkit"));
     let alive = stdout
         .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(json_record)
         .filter(|r| r["type"] == "host" && r["alive"] == true)
         .map(|r| {
             (
@@ -945,7 +950,7 @@ fn arp_sweep_on_a_link_that_is_down_took_it_for_silence() {
         let (code, stdout, stderr) = text(&out.expect("run netkit"));
         let host = stdout
             .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(json_record)
             .find(|r| r["type"] == "host")
             .unwrap_or_else(|| panic!("{method}: no host record: {stdout}{stderr}"));
         assert_eq!(host["alive"], false, "{method}: {stdout}");
@@ -1029,7 +1034,7 @@ fn an_on_link_method_in_a_list_refused_the_targets_off_its_link() {
         let (code, stdout, stderr) = text(&out.expect("run netkit"));
         let hosts: Vec<(String, bool, bool)> = stdout
             .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(json_record)
             .filter(|r| r["type"] == "host")
             .map(|r| {
                 let addr = r["addr"].as_str().unwrap_or("").to_string();
