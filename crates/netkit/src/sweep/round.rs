@@ -274,7 +274,8 @@ impl Work<'_, '_> {
             return Ok(());
         }
         self.tally.done.set(reply.index);
-        self.learned.meter.found(reply.index, reply.addr, slot);
+        let meter = &mut self.learned.meter;
+        meter.found(reply.index, reply.addr, slot, reply.tag.attempt());
         let by = self.round.config.methods.get(slot).map(|m| m.to_string());
         self.alive(&reply, (rtt, mac), by, sink)
     }

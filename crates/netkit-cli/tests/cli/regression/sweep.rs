@@ -1052,3 +1052,94 @@ fn an_on_link_method_in_a_list_refused_the_targets_off_its_link() {
     let (code, hosts, stderr) = records(&["198.18.5.5", "--method", "arp,ndp"]);
     assert_eq!((code, hosts.as_slice()), (0, &want[..1]), "{stderr}");
 }
+
+/// The hosts of [`every_other_reply_lost`]'s range that lose every other echo reply (the
+/// first of each pair), and the one that answers only every sixth probe.
+const HALF_LOST: [&str; 4] = ["198.18.1.1", "198.18.1.2", "198.18.1.3", "198.18.1.4"];
+const SIXTH_ONLY: &str = "198.18.1.5";
+
+/// In the far namespace, fresh counters for the replies of [`every_other_reply_lost`]: the
+/// hosts of [`HALF_LOST`] drop the first of each pair of echo replies, [`SIXTH_ONLY`] lets
+/// one in six through (the sixth, the twelfth, ...). iptables' `statistic --mode nth
+/// --packet P` matches packet P + 1 (counted from 1) and every `--every` after it; it is
+/// deterministic, so every run sees the same losses.
+fn lose_replies(lab: &Lab) {
+    let iptables = |args: &[&str]| {
+        let out = lab
+            .far_cmd("iptables")
+            .args(args)
+            .output()
+            .expect("run iptables");
+        assert!(out.status.success(), "iptables {args:?}: {}", text(&out).2);
+    };
+    let nth = |every: &'static str, packet: &'static str| {
+        [
+            "-m",
+            "statistic",
+            "--mode",
+            "nth",
+            "--every",
+            every,
+            "--packet",
+            packet,
+        ]
+    };
+    let chain = "nkreplies";
+    if lab
+        .far_cmd("iptables")
+        .args(["-F", chain])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        iptables(&["-F", chain]);
+    } else {
+        iptables(&["-N", chain]);
+        let reply = ["-p", "icmp", "--icmp-type", "echo-reply", "-j", chain];
+        iptables(&[&["-I", "OUTPUT"], &reply[..]].concat());
+    }
+    for host in HALF_LOST {
+        let rule = [
+            &["-A", chain, "-s", host],
+            &nth("2", "0")[..],
+            &["-j", "DROP"],
+        ];
+        iptables(&rule.concat());
+    }
+    let sixth = [
+        &["-A", chain, "-s", SIXTH_ONLY],
+        &nth("6", "5")[..],
+        &["-j", "RETURN"],
+    ];
+    iptables(&sixth.concat());
+    iptables(&["-A", chain, "-s", SIXTH_ONLY, "-j", "DROP"]);
+}
+
+/// A small range on a link that loses half the echo replies: every live host but one lost
+/// its first reply and answered its second, the controls showed every other answer lost, and
+/// yet a host still silent got four probes — the loss the sweep assumes before its controls
+/// fill a window (5%) — and was reported inactive. `fping -r 10` finds it at its sixth probe.
+/// What the found hosts' late first answers and the first controls say is now trusted on a
+/// range too small for a window of controls: a silent target gets as many probes as that loss
+/// calls for, up to `--retries`.
+#[test]
+fn a_small_range_on_a_lossy_link_gave_a_silent_host_the_probes_of_a_clean_one() {
+    if !privileged("a small range on a lossy link") {
+        return;
+    }
+    let hosts = [&HALF_LOST[..], &[SIXTH_ONLY]].concat();
+    let lab = hosts
+        .iter()
+        .fold(Lab::builder("swrsmall"), |b, h| b.host(h))
+        .build()
+        .expect("lab");
+    let range = "198.18.1.0/29";
+    lose_replies(&lab);
+    let fping = fping_alive(&lab, &["-r", "10", "-B", "1", "-t", "200", "-g", range]);
+    lose_replies(&lab);
+    let run = netkit_sweep(&lab, &[range]);
+    assert_eq!(run.code, 1, "silent targets: {}", run.stderr);
+    let truth = pingable(&lab, range);
+    assert_eq!(truth.len(), 5, "{truth:?}");
+    assert_exact("every other reply lost", &run.alive(1), &truth, &fping);
+    assert_eq!(fping, truth, "fping -r 10");
+}
