@@ -31,19 +31,24 @@
 #      with its defaults (256 kbit/s: about 530 requests/s, 2 retries, 500 ms timeout), arp-scan
 #      -i 100u (10000 requests/s, netkit's default rate) and netkit sweep --method arp
 #      (defaults), on the /24 and on the /22.
+#   7. A small range on a link losing half the echo replies (part "small"): 198.18.1.0/29, 6
+#      hosts live, 5 ms each way, 50% loss towards the scanner; SMALL_ROUNDS interleaved rounds
+#      (default 10) of fping (defaults: -r 3), fping -r 10, nmap -sn -PE --send-ip and netkit
+#      sweep (defaults), each against the lab's ground truth.
 #
 # Parts 1-3 and 6 check every run: each tool must find the expected number of live hosts.
 # Sends only inside the namespaces it creates (removed on exit). Needs root.
 #
 #   bench/sweep.sh [ROUNDS] [RATE_1M] [LAB_ROUNDS]   defaults: 5, 100000 probes/s, 3
-#   PARTS="lab" bench/sweep.sh ...                   only some parts (words: veth lab multi arp)
+#   PARTS="lab" bench/sweep.sh ...                   only some parts (veth lab multi arp small)
 #   NETKIT=/tmp/netkit-before bench/sweep.sh ...     another netkit binary (an A/B by hand)
 set -euo pipefail
 
 ROUNDS=${1:-5}
 RATE_1M=${2:-100000}
 LAB_ROUNDS=${3:-3}
-PARTS=${PARTS:-"veth lab multi arp"}
+PARTS=${PARTS:-"veth lab multi arp small"}
+SMALL_ROUNDS=${SMALL_ROUNDS:-10}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 NETKIT=${NETKIT:-"$ROOT/target/release/netkit"}
 TAG="nkb$$"
@@ -317,6 +322,35 @@ arp_parts() {
         row "arp-scan -i 100u (10000/s)" "arpscani$n" "arpscan$n"
         row "netkit sweep --method arp" "netkitarp$n" "arpscan$n"
     done
+}
+
+# --- 7. a small range, half the replies lost ----------------------------------------------
+
+small_parts() {
+    local tag=swsmall range=198.18.1.0/29 truth="$OUT/h6" name
+    printf '198.18.1.%d\n' 1 2 3 4 5 6 >"$truth"
+    local -a hosts
+    mapfile -t hosts < <(sed 's/^/--host=/' "$truth")
+    lab_up "$tag" --delay 5ms --direction to-scanner --loss 50% --seed 7 "${hosts[@]}" >/dev/null
+    trap cleanup EXIT
+    local -a names=(fping fpingr10 nmap netkit)
+    local -A cmds=(
+        [fping]="fping -a -q -g $range"
+        [fpingr10]="fping -a -q -r 10 -g $range"
+        [nmap]="nmap -sn -n -PE --send-ip -oG - $range | awk '/Status: Up/ { print \$2 }'"
+        [netkit]="$NETKIT sweep --alive $range | awk '{ print \$1 }'"
+    )
+    for _ in $(seq "$SMALL_ROUNDS"); do
+        for name in "${names[@]}"; do
+            lab_time "$tag-$name" "$truth" "${cmds[$name]}"
+        done
+    done
+    lab_down 2>/dev/null
+    printf '\nA small range, half the replies lost: %s, 6 live, 5 ms each way, 50%% loss towards the scanner (%s rounds; ratio = tool / fping default)\n' "$range" "$SMALL_ROUNDS"
+    lab_row "fping -g (defaults: -r 3)" "$tag-fping" "$tag-fping"
+    lab_row "fping -r 10 -g" "$tag-fpingr10" "$tag-fping"
+    lab_row "nmap -sn -PE --send-ip" "$tag-nmap" "$tag-fping"
+    lab_row "netkit sweep (defaults)" "$tag-netkit" "$tag-fping"
 }
 
 for part in $PARTS; do
