@@ -78,6 +78,12 @@ impl ArpProber {
         })
     }
 
+    /// Whether a probe to `addr` goes out: an IPv4 address on the link (the others are left
+    /// to the sweep's other methods).
+    pub fn takes(&self, addr: IpAddr) -> bool {
+        addr.is_ipv4() && self.link.holds(addr)
+    }
+
     /// Broadcasts one ARP request for the target at `index`, from the link's address in the
     /// target's prefix ([`Link::sender`]; one of the link's own addresses is answered at once
     /// instead). A link that is down is an unreachable answer, as a send without a route is

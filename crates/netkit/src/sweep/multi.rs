@@ -132,6 +132,12 @@ impl Probers {
         self.probers.len()
     }
 
+    /// How many methods send probes to `addr` (module `probe`: [`Prober::takes`]): the votes
+    /// needed to settle it unreachable.
+    pub fn voters(&self, addr: IpAddr) -> usize {
+        self.probers.iter().filter(|p| p.takes(addr)).count()
+    }
+
     /// Whether there is no prober (never, once opened).
     pub fn is_empty(&self) -> bool {
         self.probers.is_empty()

@@ -75,6 +75,12 @@ impl NdpProber {
         })
     }
 
+    /// Whether a probe to `addr` goes out: an IPv6 address on the link (the others are left
+    /// to the sweep's other methods).
+    pub fn takes(&self, addr: IpAddr) -> bool {
+        addr.is_ipv6() && self.link.holds(addr)
+    }
+
     /// Sends one neighbour solicitation for the target at `index` (one of the link's own
     /// addresses is answered at once instead). A link that is down is an unreachable answer
     /// ([`raw::refused`]); another refused send leaves the target silent.

@@ -5,7 +5,7 @@
 //! one prober each.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -136,6 +136,21 @@ impl Prober {
             Prober::Idle => {}
             #[cfg(test)]
             Prober::Scripted(scripted) => scripted.send(tag, index, addr),
+        }
+    }
+
+    /// Whether a probe to `addr` goes out at all: an on-link method sends only to the
+    /// addresses of its family on its link, `timestamp` only to IPv4 ones; a method that
+    /// sends nothing to a target has no say in whether it is unreachable.
+    pub fn takes(&self, addr: IpAddr) -> bool {
+        match self {
+            Prober::Arp(arp) => arp.takes(addr),
+            Prober::Ndp(ndp) => ndp.takes(addr),
+            Prober::Timestamp(_) => addr.is_ipv4(),
+            Prober::Idle => false,
+            Prober::Icmp(_) | Prober::Tcp(_) | Prober::Ack(_) => true,
+            #[cfg(test)]
+            Prober::Scripted(_) => true,
         }
     }
 

@@ -148,7 +148,7 @@ impl Work<'_, '_> {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             while let Some((slot, reply)) = probers.try_recv() {
-                self.on_reply(slot, reply, probers.len(), sink)?;
+                self.on_reply(slot, reply, probers.voters(reply.addr), sink)?;
             }
             if self.tally.done.count() == self.round.total {
                 break;
@@ -160,7 +160,7 @@ impl Work<'_, '_> {
             tokio::select! {
                 biased;
                 Some((slot, reply)) = probers.recv() => {
-                    self.on_reply(slot, reply, probers.len(), sink)?;
+                    self.on_reply(slot, reply, probers.voters(reply.addr), sink)?;
                 }
                 () = tokio::time::sleep_until(wake) => {}
                 _ = ticker.tick() => sink(Event::Progress(self.progress())).map_err(output_error)?,
@@ -170,7 +170,7 @@ impl Work<'_, '_> {
         for _ in 0..4 {
             tokio::task::yield_now().await;
             while let Some((slot, reply)) = probers.try_recv() {
-                self.on_reply(slot, reply, probers.len(), sink)?;
+                self.on_reply(slot, reply, probers.voters(reply.addr), sink)?;
             }
         }
         Ok(())
@@ -224,10 +224,12 @@ impl Work<'_, '_> {
                     .sent_control(index, began, Instant::now());
                 continue;
             }
-            for _ in 0..probers.len() {
+            // One probe per method that sends one to this target.
+            let sent = probers.voters(member.addr);
+            for _ in 0..sent {
                 self.pacer.take(now.into_std());
             }
-            self.tally.probes += probers.len() as u64;
+            self.tally.probes += sent as u64;
             let tag = Tag::new(number, attempt);
             probers.send(tag, member.index, member.addr).await;
         }
@@ -235,13 +237,13 @@ impl Work<'_, '_> {
         Some(now)
     }
 
-    /// Takes in an answer by the method in `slot` (of `methods`); reports a host (and a
-    /// came-up change) at its first answer.
+    /// Takes in an answer by the method in `slot` (`voters`: how many methods probe its
+    /// target); reports a host (and a came-up change) at its first answer.
     fn on_reply(
         &mut self,
         slot: u8,
         reply: Reply,
-        methods: usize,
+        voters: usize,
         sink: &mut Sink<'_>,
     ) -> Result<(), Error> {
         if !reply.tag.is_round(self.round.number) {
@@ -254,7 +256,7 @@ impl Work<'_, '_> {
             }
             Answer::Neighbour { rtt, mac, .. } => (rtt, Some(mac)),
             Answer::Unreachable(why) => {
-                self.on_unreachable(slot, &reply, why, methods);
+                self.on_unreachable(slot, &reply, why, voters);
                 return Ok(());
             }
             Answer::Absent => {
@@ -280,12 +282,13 @@ impl Work<'_, '_> {
         self.alive(&reply, (rtt, mac), by, sink)
     }
 
-    /// Keeps why a target is unreachable; it is settled once every method said so. An error
+    /// Keeps why a target is unreachable; it is settled once every method that probes it
+    /// (`voters` of them) said so. An error
     /// sent by the target itself (its firewall rejecting this probe, maybe a limiter) settles
     /// nothing: the target is probed again like a silent one (fping does), and reported
     /// unreachable only if no probe is answered. Such a rejection is a limiter's throttling
     /// signal (module `reject`): a rejected control probe counts as lost at once.
-    fn on_unreachable(&mut self, slot: u8, reply: &Reply, why: Unreach, methods: usize) {
+    fn on_unreachable(&mut self, slot: u8, reply: &Reply, why: Unreach, voters: usize) {
         let alive = self.tally.alive.get(reply.index);
         if why.is_from(reply.addr) {
             self.tally.rejections.rejected(reply.index, alive);
@@ -300,7 +303,7 @@ impl Work<'_, '_> {
         if why.is_from(reply.addr) {
             return;
         }
-        let settled = match methods {
+        let settled = match voters {
             0 | 1 => first,
             n => {
                 let votes = self.tally.unreach_by.entry(reply.index).or_default();

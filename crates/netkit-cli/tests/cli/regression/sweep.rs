@@ -1143,3 +1143,40 @@ fn a_small_range_on_a_lossy_link_gave_a_silent_host_the_probes_of_a_clean_one() 
     assert_exact("every other reply lost", &run.alive(1), &truth, &fping);
     assert_eq!(fping, truth, "fping -r 10");
 }
+
+/// With several methods, a target is settled unreachable once every method said so; a
+/// method that leaves the target to the others (`arp` with no link holding it, `timestamp`
+/// for an IPv6 one) never said anything, so the target was probed again up to its retries
+/// (3.3 s, where `--method icmp` alone settles it at once), and the summary counted a probe
+/// of every method per wave, sent or not (8 for one ICMP echo per wave). Only the methods
+/// that probe a target vote now, and only the probes sent are counted.
+#[test]
+fn a_method_that_leaves_a_target_to_the_others_kept_it_from_being_settled() {
+    if !privileged("sweep: the votes of the methods that probe a target") {
+        return;
+    }
+    // Only loopback: neither target has a route, nothing leaves the namespace.
+    let ns = Netns::with_loopback("swrvote");
+    let probes = |target: &str, methods: &str| {
+        let out = ns
+            .netkit()
+            .args(["--json", "sweep", target, "--method", methods])
+            .output();
+        let (code, stdout, stderr) = text(&out.expect("run netkit"));
+        assert_eq!(code, 1, "{methods} {target}: {stderr}");
+        let summary = stdout
+            .lines()
+            .filter_map(json_record)
+            .find(|r| r["type"] == "summary");
+        let summary = summary.unwrap_or_else(|| panic!("no summary: {stdout}"));
+        assert_eq!(summary["unreachable"], 1, "{stdout}");
+        summary["probes"].as_u64().expect("probes")
+    };
+    for (target, methods) in [
+        ("198.19.200.7", "icmp,arp"),
+        ("2001:db8::7", "icmp,timestamp"),
+    ] {
+        let alone = probes(target, "icmp");
+        assert_eq!(probes(target, methods), alone, "{methods} {target}");
+    }
+}
