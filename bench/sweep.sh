@@ -178,6 +178,19 @@ lab_time() {
     comm -13 "$truth" "$OUT/found" | wc -l >>"$OUT/$name.false"
 }
 
+# lab_rounds TAG TRUTH ROUNDS CMDS NAME...: ROUNDS interleaved rounds of the commands named, from
+# CMDS (the name of an associative array, NAME -> shell command), each timed by lab_time.
+lab_rounds() {
+    local tag=$1 truth=$2 rounds=$3 name
+    local -n commands=$4
+    shift 4
+    for _ in $(seq "$rounds"); do
+        for name in "$@"; do
+            lab_time "$tag-$name" "$truth" "${commands[$name]}"
+        done
+    done
+}
+
 # lab_row LABEL NAME REFERENCE: median time, ratio, and accuracy over the rounds.
 lab_row() {
     local m r miss false
@@ -203,11 +216,7 @@ lab_scenario() {
         [nmap]="nmap -sn -n -PE --send-ip -oG - $range | awk '/Status: Up/ { print \$2 }'"
         [netkit]="$NETKIT sweep --alive $range | awk '{ print \$1 }'"
     )
-    for _ in $(seq "$LAB_ROUNDS"); do
-        for name in "${names[@]}"; do
-            lab_time "$tag-$name" "$truth" "${cmds[$name]}"
-        done
-    done
+    lab_rounds "$tag" "$truth" "$LAB_ROUNDS" cmds "${names[@]}"
     { lab_exec "$NETKIT" --json sweep "$range" || true; } | tail -1 >"$OUT/$tag.summary"
     if [[ $tag == swloss10 ]]; then
         # Periodic mode, nothing changing: every change record is a false one.
@@ -261,11 +270,7 @@ multi_parts() {
         [nmapSN]="nmap -sn -n -oG - $range | awk '/Status: Up/ { print \$2 }'"
         [netkitSN]="$NETKIT sweep --alive --method icmp,tcp:443,ack:80,timestamp $range | awk '{ print \$1 }'"
     )
-    for _ in $(seq "$LAB_ROUNDS"); do
-        for name in "${names[@]}"; do
-            lab_time "$tag-$name" "$h270" "${cmds[$name]}"
-        done
-    done
+    lab_rounds "$tag" "$h270" "$LAB_ROUNDS" cmds "${names[@]}"
     { lab_exec "$NETKIT" --json sweep --method icmp,tcp:80,tcp:443 "$range" || true; } | tail -1 >"$OUT/$tag.summary"
     lab_down 2>/dev/null
     printf '\nSeveral methods: %s, 30±10 ms, 270 live, 90 of them dropping ICMP echo (%s rounds; ratio = tool / nmap -PE -PS80,443)\n' "$range" "$LAB_ROUNDS"
@@ -327,7 +332,7 @@ arp_parts() {
 # --- 7. a small range, half the replies lost ----------------------------------------------
 
 small_parts() {
-    local tag=swsmall range=198.18.1.0/29 truth="$OUT/h6" name
+    local tag=swsmall range=198.18.1.0/29 truth="$OUT/h6"
     printf '198.18.1.%d\n' 1 2 3 4 5 6 >"$truth"
     local -a hosts
     mapfile -t hosts < <(sed 's/^/--host=/' "$truth")
@@ -340,11 +345,7 @@ small_parts() {
         [nmap]="nmap -sn -n -PE --send-ip -oG - $range | awk '/Status: Up/ { print \$2 }'"
         [netkit]="$NETKIT sweep --alive $range | awk '{ print \$1 }'"
     )
-    for _ in $(seq "$SMALL_ROUNDS"); do
-        for name in "${names[@]}"; do
-            lab_time "$tag-$name" "$truth" "${cmds[$name]}"
-        done
-    done
+    lab_rounds "$tag" "$truth" "$SMALL_ROUNDS" cmds "${names[@]}"
     lab_down 2>/dev/null
     printf '\nA small range, half the replies lost: %s, 6 live, 5 ms each way, 50%% loss towards the scanner (%s rounds; ratio = tool / fping default)\n' "$range" "$SMALL_ROUNDS"
     lab_row "fping -g (defaults: -r 3)" "$tag-fping" "$tag-fping"
