@@ -72,7 +72,8 @@ pub fn count(text: &str) -> Result<u64, ParseError> {
     number_in(text, 1, 1_000_000_000, "count")
 }
 
-/// ping `-s`: ICMP data size; 65507 is the most an IPv4 datagram can carry. Below 16 bytes
+/// ping `-s`: ICMP data size; 65527 is the most an IPv6 packet can carry (65507 to an IPv4
+/// host, refused when the targets are known). Below 16 bytes
 /// the send time does not fit, and replies come without round-trip times (as iputils).
 pub fn payload_size(text: &str) -> Result<usize, ParseError> {
     number_in(text, 0, netkit::icmp::engine::MAX_PAYLOAD, "packet size")

@@ -60,7 +60,8 @@ pub struct Args {
     /// Stop after this long, whatever the count.
     #[arg(short = 'w', allow_negative_numbers = true, long = "deadline", value_name = "DEADLINE", value_parser = parse::positive_duration)]
     pub deadline: Option<Duration>,
-    /// ICMP data bytes, 0-65507 (below 16 the send time does not fit: no round-trip times).
+    /// ICMP data bytes, 0-65527 to IPv6 hosts, 0-65507 to IPv4 ones (below 16 the send time
+    /// does not fit: no round-trip times).
     #[arg(short = 's', allow_negative_numbers = true, long = "size", value_name = "BYTES", value_parser = parse::payload_size, default_value = "56")]
     pub size: usize,
     /// Time to live (IPv4) or hop limit (IPv6).

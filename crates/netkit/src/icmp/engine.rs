@@ -43,8 +43,12 @@ use super::probe::{Probe, PROBE_LEN};
 use super::socket::{IcmpSocket, Kind, Received, SocketOptions};
 use crate::error::{Error, ParseError};
 
-/// Largest payload: what fits in one IPv4 datagram after the IP and ICMP headers.
-pub const MAX_PAYLOAD: usize = 65507;
+/// Largest payload: what fits in one IPv6 packet after the ICMPv6 header (its payload length
+/// does not count the IPv6 header).
+pub const MAX_PAYLOAD: usize = 65527;
+/// Largest payload to an IPv4 host: what fits in one IPv4 datagram after the IP and ICMP
+/// headers.
+pub const MAX_PAYLOAD_V4: usize = 65507;
 
 /// How probes are built and sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -280,10 +284,10 @@ impl Matcher {
 
 impl Engine {
     /// Opens one socket for each of `versions` (raw, else datagram). Fails with an input
-    /// error for a payload too large, with [`Error::IcmpDenied`] when no ICMP socket is
+    /// error for a payload too large (for IPv4 when among `versions`), with [`Error::IcmpDenied`] when no ICMP socket is
     /// permitted. Needs a tokio runtime.
     pub fn new(config: &Config, versions: &[Version]) -> Result<Engine, Error> {
-        check_payload(config.payload_size)?;
+        check_payload(config.payload_size, versions)?;
         let open = |version| -> Result<Option<IcmpSocket>, Error> {
             match versions.contains(&version) {
                 true => IcmpSocket::open(version, &config.socket).map(Some),
@@ -450,13 +454,17 @@ fn is_transient(err: &io::Error) -> bool {
         )
 }
 
-fn check_payload(size: usize) -> Result<(), ParseError> {
-    if size <= MAX_PAYLOAD {
+fn check_payload(size: usize, versions: &[Version]) -> Result<(), ParseError> {
+    let (most, to) = match versions.contains(&Version::V4) {
+        true => (MAX_PAYLOAD_V4, " to an IPv4 host"),
+        false => (MAX_PAYLOAD, ""),
+    };
+    if size <= most {
         return Ok(());
     }
     Err(ParseError::new(
         size.to_string(),
-        format!("packet size must be 0-{MAX_PAYLOAD} bytes"),
+        format!("packet size must be 0-{most} bytes{to}"),
     ))
 }
 

@@ -154,7 +154,7 @@ fn rejects_payloads_too_big_for_a_datagram() {
     assert_eq!(err.class(), crate::ErrorClass::Input);
     assert!(err
         .to_string()
-        .starts_with("65508: packet size must be 0-65507"));
+        .starts_with("65508: packet size must be 0-65507 bytes to an IPv4 host"));
 }
 
 #[test]

@@ -713,3 +713,28 @@ fn link_local_repliers_to_a_multicast_ping_were_shown_without_their_zone() {
     assert!(want.iter().all(|a| a.ends_with("%nk0")), "{i_out}");
     assert_eq!((code, repliers(&out)), (i_code, want), "netkit: {out}{err}");
 }
+
+/// `-s` was capped at 65507 for every target, the most an IPv4 datagram carries; an IPv6
+/// packet's payload length does not count its own header, so iputils sends up to 65527 data
+/// bytes to an IPv6 host (65535 bytes of ICMPv6) and gets the reply. IPv4 keeps its limit.
+#[test]
+fn ipv6_sizes_above_the_ipv4_limit_were_refused() {
+    if !privileged("ping -6 -s 65527") {
+        return;
+    }
+    let ns = Netns::with_loopback("pingv6max");
+    let args = ["-c", "1", "-W", "2", "-s", "65527", "::1"];
+    let ((code, out, err), (i_code, i_out, i_err)) = both_in(&ns, &args);
+    assert_eq!(i_code, 0, "{i_out}{i_err}");
+    assert!(i_out.contains("65535 bytes from ::1"), "{i_out}");
+    assert_eq!((code, counts(&out)), (i_code, counts(&i_out)), "{out}{err}");
+    assert!(out.contains("65535 bytes from ::1"), "{out}");
+    for (args, limit) in [
+        (["-s", "65528", "::1"], "65527"),
+        (["-s", "65508", "127.0.0.1"], "65507"),
+    ] {
+        let (code, _, err) = ping_in(&ns, &args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.starts_with("netkit: ") && err.contains(limit), "{err}");
+    }
+}
