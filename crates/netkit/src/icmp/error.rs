@@ -39,7 +39,7 @@ impl<'a> IcmpErrorRepr<'a> {
         let message: &'a [u8] = packet_bytes(packet);
         check.verify(packet)?;
         let (msg_type, code) = (packet.msg_type(), packet.msg_code());
-        if !is_error_type(version, msg_type) {
+        if !is_error_type(version, msg_type, code) {
             return Err(WireError::NotEcho);
         }
         let info = info(version, msg_type, code, &message[4..packet::HEADER_LEN]);
@@ -121,10 +121,12 @@ pub fn is_notice(version: Version, msg_type: u8) -> bool {
 }
 
 /// Messages that quote the request: the errors iputils counts (unreachable, time exceeded,
-/// parameter problem, IPv6's packet too big) and the notices it prints ([`is_notice`]).
-fn is_error_type(version: Version, msg_type: u8) -> bool {
+/// parameter problem, IPv6's packet too big) and the notices it prints ([`is_notice`]). Not
+/// IPv4's time exceeded in fragment reassembly (code 1): the Linux kernel drops it before any
+/// socket's error queue, so iputils never counts one (IPv6's it does).
+fn is_error_type(version: Version, msg_type: u8, code: u8) -> bool {
     match version {
-        Version::V4 => matches!(msg_type, 3 | 4 | 5 | 11 | 12),
+        Version::V4 => matches!((msg_type, code), (3 | 4 | 5 | 12, _) | (11, 0)),
         Version::V6 => matches!(msg_type, 1..=4),
     }
 }
