@@ -25,6 +25,9 @@ use flags::{Pattern, Source, Unsupported};
 use hosts::{Choice, Host, Hosts};
 use print::{EventPrinter, Style};
 
+/// `-W 0`: no limit on the wait for a reply, in effect (a year; the timers take no more).
+const WAIT_WITHOUT_LIMIT: Duration = Duration::from_secs(365 * 24 * 3600);
+
 const EXAMPLES: &str = "\
 Examples:
   netkit ping -c 3 ::1                      three requests to the IPv6 loopback
@@ -54,11 +57,12 @@ pub struct Args {
     #[arg(short = 'i', allow_negative_numbers = true, long = "interval", value_name = "INTERVAL", value_parser = parse::duration)]
     pub interval: Option<Duration>,
     /// How long to wait for a reply when none came: after the last request, and before a
-    /// request is reported as timed out (later replies still count).
-    #[arg(short = 'W', allow_negative_numbers = true, long = "timeout", value_name = "TIMEOUT", value_parser = parse::positive_duration, default_value = "10s")]
+    /// request is reported as timed out (later replies still count); 0 waits without limit
+    /// (as iputils).
+    #[arg(short = 'W', allow_negative_numbers = true, long = "timeout", value_name = "TIMEOUT", value_parser = parse::duration, default_value = "10s")]
     pub timeout: Duration,
-    /// Stop after this long, whatever the count.
-    #[arg(short = 'w', allow_negative_numbers = true, long = "deadline", value_name = "DEADLINE", value_parser = parse::positive_duration)]
+    /// Stop after this long, whatever the count; 0 is no deadline (as iputils).
+    #[arg(short = 'w', allow_negative_numbers = true, long = "deadline", value_name = "DEADLINE", value_parser = parse::duration)]
     pub deadline: Option<Duration>,
     /// ICMP data bytes, 0-65527 to IPv6 hosts, 0-65507 to IPv4 ones (below 16 the send time
     /// does not fit: no round-trip times).
@@ -159,7 +163,10 @@ impl Args {
         PingConfig {
             count: self.count,
             interval: self.interval(),
-            linger: self.timeout,
+            linger: match self.timeout.is_zero() {
+                true => WAIT_WITHOUT_LIMIT,
+                false => self.timeout,
+            },
             deadline: self.deadline,
             preload: self.preload.unwrap_or(1),
             adaptive: self.adaptive,
@@ -175,8 +182,9 @@ impl Args {
 
 /// Runs ping: check the hosts, open one socket per family needed, ping until done or a
 /// signal, print one summary per host.
-pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
+pub fn run(mut args: Args, out: &Printer) -> anyhow::Result<Exit> {
     args.unsupported.check()?;
+    args.deadline = args.deadline.filter(|d| !d.is_zero());
     let choice = Choice {
         family: args.family(),
         source: args.interface.as_ref(),

@@ -738,3 +738,102 @@ fn ipv6_sizes_above_the_ipv4_limit_were_refused() {
         assert!(err.starts_with("netkit: ") && err.contains(limit), "{err}");
     }
 }
+
+/// A host that got the first fragment of a request but never the rest answers, once its
+/// reassembly time is up, with an ICMP time exceeded (fragment reassembly). The Linux kernel
+/// drops that message before any socket's error queue, and iputils counts none (its raw
+/// socket only takes it as a sign of life for the `pipe` figure); netkit read it on its raw
+/// socket and counted `+N errors` — and under `-w` stopped at the first, where iputils runs
+/// to the deadline. IPv6's is delivered and counted by both.
+#[test]
+fn ipv4_fragment_reassembly_time_exceeded_was_counted_as_an_error() {
+    if !privileged("ping -s 3000 with the later fragments lost") {
+        return;
+    }
+    let (near, far) = two_hosts("pingfrag");
+    // The far host keeps a partial datagram for one second, and never gets a later fragment.
+    sysctl(&far, "net.ipv4.ipfrag_time=1");
+    iptables(&far, &["-t", "raw", "-A", "PREROUTING", "-f", "-j", "DROP"]);
+    let args = [
+        "-c",
+        "3",
+        "-i",
+        "0.5",
+        "-W",
+        "2",
+        "-s",
+        "3000",
+        "198.18.0.2",
+    ];
+    let ((code, out, err), (i_code, i_out, i_err)) = both_in(&near, &args);
+    let want = "3 packets transmitted, 0 received, 100% packet loss";
+    assert_eq!(
+        (i_code, counts(&i_out).as_str()),
+        (1, want),
+        "{i_out}{i_err}"
+    );
+    assert_eq!((code, counts(&out)), (i_code, counts(&i_out)), "{out}{err}");
+}
+
+/// iputils takes `-w 0` for no deadline and `-W 0` for waiting without limit (scripts pass
+/// 0 to mean "none"); netkit refused both as bad input (exit 2). Against a host whose replies
+/// are dropped, both now behave as iputils does: `-c 2 -w 0` waits the usual 10 s after the
+/// last request (no deadline), `-W 0` waits on until stopped (here by SIGINT, summary
+/// printed).
+#[test]
+fn zero_deadline_and_zero_timeout_were_refused() {
+    if !privileged("ping -w 0 / -W 0") {
+        return;
+    }
+    let ns = Netns::with_loopback("pingzero");
+    iptables(
+        &ns,
+        &[
+            "-A",
+            "OUTPUT",
+            "-p",
+            "icmp",
+            "--icmp-type",
+            "echo-reply",
+            "-j",
+            "DROP",
+        ],
+    );
+    let args = ["-c", "1", "-w", "0", "-W", "1", "127.0.0.1"];
+    let ((code, out, err), (i_code, i_out, i_err)) = both_in(&ns, &args);
+    assert_eq!(
+        (i_code, counts(&i_out).as_str()),
+        (1, "1 packets transmitted, 0 received, 100% packet loss"),
+        "{i_out}{i_err}"
+    );
+    assert_eq!((code, counts(&out)), (i_code, counts(&i_out)), "{out}{err}");
+    // -W 0: it still waits after 2.5 s (with -W 1 it ends after 1 s); SIGINT ends it.
+    let mut iputils = Command::new("ip");
+    iputils.args([
+        "netns",
+        "exec",
+        &ns.name,
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "0",
+        "127.0.0.1",
+    ]);
+    let mut netkit = ns.netkit();
+    netkit.args(["ping", "-c", "1", "-W", "0", "127.0.0.1"]);
+    for (tool, cmd) in [("iputils", iputils), ("netkit", netkit)] {
+        let mut ping = watch(cmd);
+        std::thread::sleep(Duration::from_millis(2500));
+        let waiting = ping.proc.alive();
+        ping.proc.signal("INT");
+        let (code, rest) = ping.rest();
+        let rest = rest.join("\n");
+        assert!(waiting, "{tool} ended before SIGINT: {rest}");
+        assert_eq!(code, 1, "{tool}: {rest}");
+        assert!(
+            rest.contains("1 packets transmitted, 0 received"),
+            "{tool}: {rest}"
+        );
+    }
+}
