@@ -190,13 +190,16 @@ impl Host {
     }
 
     /// Counts an ICMP error about wire request `seq`; its full number, unless the host is
-    /// finished or never sent it.
-    pub fn error(&mut self, seq: u16) -> Option<u64> {
+    /// finished or never sent it. An IPv4 error answers its request for the pipe and the
+    /// pacing (`answers`), an IPv6 one does not: iputils acknowledges only the former.
+    pub fn error(&mut self, seq: u16, answers: bool) -> Option<u64> {
         if self.done {
             return None;
         }
         let seq = self.full_seq(seq)?;
-        self.acknowledge(seq);
+        if answers {
+            self.acknowledge(seq);
+        }
         self.stats.errors += 1;
         Some(seq)
     }

@@ -249,7 +249,7 @@ impl Session {
             self.events.push_back(Event::Notice { host, seq, error });
             return None;
         }
-        let seq = self.hosts[host].error(error.seq)?;
+        let seq = self.hosts[host].error(error.seq, error.target.is_ipv4())?;
         self.events.push_back(Event::Error {
             host,
             seq,

@@ -223,6 +223,29 @@ fn errors_count_whenever_they_come() {
     assert_eq!(errors.count(), 3);
 }
 
+/// iputils takes an IPv4 error in for an answer to its request (the pipe figure, the flood
+/// pacing), not an IPv6 one: after errors only, `ping -6` prints no `pipe`. netkit printed
+/// `pipe 3` there (an audit: 5 runs of 5), and its flood ran on as if answered.
+#[test]
+fn ipv6_errors_are_no_answers_to_the_pipe() {
+    let mut s = Script::new(
+        PingConfig {
+            interval: 500 * MS,
+            ..count(3)
+        },
+        &["2001:db8::3"],
+    );
+    s.send(0);
+    s.send(500);
+    s.send(1000);
+    for seq in 1..=3 {
+        s.error(3000, 0, seq);
+    }
+    assert!(s.session.is_over(), "errors still count for -c");
+    let summary = s.summary(0);
+    assert_eq!((summary.errors, summary.received, summary.pipe), (3, 0, 0));
+}
+
 #[test]
 fn count_with_deadline_sends_until_count_replies() {
     // iputils -c 3 -w 5 -i 0.2, odd requests dropped: 6 sent, 3 received.

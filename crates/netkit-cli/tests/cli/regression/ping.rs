@@ -837,3 +837,30 @@ fn zero_deadline_and_zero_timeout_were_refused() {
         );
     }
 }
+
+/// iputils takes an IPv4 error for an answer to its request (the `pipe` figure, the flood
+/// pacing), not an IPv6 one: three address-unreachable errors print `pipe 3` on IPv4 and no
+/// `pipe` on IPv6. netkit printed `pipe 3` for both.
+#[test]
+fn ipv6_errors_made_a_pipe_figure() {
+    if !privileged("ping errors and the pipe figure") {
+        return;
+    }
+    let (near, _far) = two_hosts("pingpipe");
+    for target in ["198.18.0.3", "2001:db8::3"] {
+        let args = ["-c", "3", "-i", "0.3", target];
+        let ((code, out, err), (i_code, i_out, i_err)) = both_in(&near, &args);
+        assert_eq!(
+            counts(&i_out),
+            "3 packets transmitted, 0 received, +3 errors, 100% packet loss",
+            "{i_out}{i_err}"
+        );
+        assert_eq!((code, counts(&out)), (i_code, counts(&i_out)), "{out}{err}");
+        let pipe = |out: &str| {
+            out.lines()
+                .find(|l| l.starts_with("pipe "))
+                .map(String::from)
+        };
+        assert_eq!(pipe(&out), pipe(&i_out), "{target}: {out}\n{i_out}");
+    }
+}
