@@ -30,11 +30,11 @@
 //! clock alone.
 //!
 //! The per-epoch loss estimates also tell the schedule how many re-probes a silent target
-//! needs (module `schedule`). Until a round has resolved [`TRUSTED`] controls — on a small
+//! needs (module `schedule`). Until a round has resolved `TRUSTED` controls — on a small
 //! range it never does — the estimate is what the round saw so far: the controls resolved,
 //! and the probes the hosts found lost before one was answered (a host found at its third
 //! probe lost two), as nmap takes an answer to a retransmission for a sign of loss; never
-//! less than what the last round saw, nor than [`PRIOR_LOSS`].
+//! less than what the last round saw, nor than `PRIOR_LOSS`.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -548,7 +548,7 @@ impl Meter {
 
     /// The chance that a probe to a live host sent in `epoch` went unanswered: the epoch's own
     /// count once it has enough controls, else the whole round's, else what the round saw so
-    /// far or earlier rounds showed (at least 5%, [`Meter::prior`]). Controls overdue count as
+    /// far or earlier rounds showed (at least 5%: `Meter::prior`). Controls overdue count as
     /// lost here.
     pub fn loss(&self, epoch: u16) -> f64 {
         match self.counts(epoch) {
