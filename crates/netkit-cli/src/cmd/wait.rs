@@ -167,10 +167,14 @@ fn report(out: &Printer, progress: bool, args: &Args, event: &WaitEvent) -> std:
             index,
             elapsed,
             finding,
+            earlier,
             attempts,
         } => {
             let target = args.targets[*index].to_string();
-            let reason = finding.reason();
+            let reason = match earlier {
+                Some(earlier) => format!("{} (earlier: {})", finding.reason(), earlier.reason()),
+                None => finding.reason(),
+            };
             if progress {
                 eprintln!(
                     "timed out waiting for {target}{} after {} ({}): {reason}",

@@ -65,6 +65,15 @@ impl Finding {
         )
     }
 
+    /// Whether the attempt heard nothing at all (a connect or an HTTP answer that timed out,
+    /// no attempt finished): an earlier finding may say more.
+    pub fn is_silence(&self) -> bool {
+        matches!(
+            self,
+            Finding::ConnectTimedOut | Finding::NoResponse | Finding::NoAnswer
+        )
+    }
+
     /// Why a wait that saw this finding is not over: the finding itself when the target is
     /// down, `still …` when it is up and the wait is for it to go away.
     pub fn reason(&self) -> String {

@@ -75,6 +75,9 @@ pub enum WaitEvent {
         elapsed: Duration,
         /// What the last finished attempt found ([`Finding::NoAnswer`] if none finished).
         finding: Finding,
+        /// When that was only silence ([`Finding::is_silence`]): the last finding of an
+        /// earlier attempt that said more (an ICMP error before a router's rate limit bit).
+        earlier: Option<Finding>,
         /// How many attempts finished.
         attempts: u32,
     },
@@ -85,6 +88,8 @@ pub enum WaitEvent {
 struct Progress {
     ready: bool,
     last: Option<Finding>,
+    /// The last finding that was more than silence.
+    telling: Option<Finding>,
     attempts: u32,
 }
 
@@ -105,6 +110,7 @@ where
     let idle = Progress {
         ready: false,
         last: None,
+        telling: None,
         attempts: 0,
     };
     let mut progress = vec![idle; targets.len()];
@@ -174,6 +180,9 @@ fn record(
         progress.ready = true;
         return Some(WaitEvent::Ready { index, elapsed });
     }
+    if !finding.is_silence() {
+        progress.telling = Some(finding.clone());
+    }
     if progress.last.as_ref() == Some(&finding) {
         return None;
     }
@@ -190,10 +199,16 @@ where
     E: FnMut(WaitEvent) -> io::Result<()>,
 {
     for (index, target) in progress.iter().enumerate().filter(|(_, p)| !p.ready) {
+        let finding = target.last.clone().unwrap_or(Finding::NoAnswer);
+        let earlier = match finding.is_silence() {
+            true => target.telling.clone(),
+            false => None,
+        };
         on_event(WaitEvent::TimedOut {
             index,
             elapsed: start.elapsed(),
-            finding: target.last.clone().unwrap_or(Finding::NoAnswer),
+            finding,
+            earlier,
             attempts: target.attempts,
         })?;
     }

@@ -56,6 +56,7 @@ async fn the_deadline_is_hard_and_the_reason_reported_once() {
             finding: b,
             elapsed,
             attempts,
+            earlier: None,
         }] => {
             assert_eq!((a, b), (&refused, &refused));
             assert_eq!(*elapsed, Duration::from_secs(3));

@@ -350,3 +350,55 @@ fn an_http_answer_slower_than_ten_seconds_was_never_waited_for() {
     assert_eq!(String::from_utf8_lossy(&curl.stdout), "200", "curl");
     assert_eq!(code, 0, "netkit: {stderr}");
 }
+
+/// A target whose first attempts met an ICMP host unreachable and the later ones silence (a
+/// router's ICMP rate limit biting) timed out with "connect timed out" alone: the one telling
+/// reason, seen first, was lost. The timeout now names it beside the last one.
+#[test]
+fn a_timeout_after_icmp_errors_named_only_the_silence() {
+    if !privileged("wait: errors, then silence") {
+        return;
+    }
+    // Only loopback: the first three SYNs to 127.0.0.2:9 are rejected, the rest dropped.
+    let ns = Netns::with_loopback("waiterr");
+    let syn = [
+        "-A",
+        "OUTPUT",
+        "-p",
+        "tcp",
+        "--syn",
+        "-d",
+        "127.0.0.2",
+        "--dport",
+        "9",
+    ];
+    let limit = ["-m", "limit", "--limit", "1/hour", "--limit-burst", "3"];
+    let reject = ["-j", "REJECT", "--reject-with", "icmp-host-unreachable"];
+    for rule in [
+        [&syn[..], &limit, &reject].concat(),
+        [&syn[..], &["-j", "DROP"]].concat(),
+    ] {
+        let out = ns
+            .command("iptables")
+            .args(&rule)
+            .output()
+            .expect("iptables");
+        assert!(out.status.success(), "iptables {rule:?}: {}", text(&out).2);
+    }
+    let args = [
+        "wait",
+        "127.0.0.2:9",
+        "--timeout",
+        "4s",
+        "--interval",
+        "100ms",
+    ];
+    let out = ns.netkit().arg("--json").args(args).output().expect("run");
+    let (code, stdout, stderr) = text(&out);
+    assert_eq!(code, 1, "{stderr}");
+    let record: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one record");
+    assert_eq!(
+        record["reason"], "connect timed out (earlier: no route to host)",
+        "{stdout}"
+    );
+}
