@@ -284,8 +284,8 @@ impl Matcher {
 
 impl Engine {
     /// Opens one socket for each of `versions` (raw, else datagram). Fails with an input
-    /// error for a payload too large (for IPv4 when among `versions`), with [`Error::IcmpDenied`] when no ICMP socket is
-    /// permitted. Needs a tokio runtime.
+    /// error for a payload too large (for IPv4 when among `versions`), with
+    /// [`Error::IcmpDenied`] when no ICMP socket is permitted. Needs a tokio runtime.
     pub fn new(config: &Config, versions: &[Version]) -> Result<Engine, Error> {
         check_payload(config.payload_size, versions)?;
         let open = |version| -> Result<Option<IcmpSocket>, Error> {
