@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use crate::harness::{netkit, privileged, text, Netns, Reserved};
 use crate::lab::{ms, Lab, LabExt, PortTruth};
+use crate::ping_net::iptables;
 use crate::wait_util::NetnsEtc;
 
 /// The timeout message said only "timed out waiting for X after N s", never why the target was
@@ -361,29 +362,11 @@ fn a_timeout_after_icmp_errors_named_only_the_silence() {
     }
     // Only loopback: the first three SYNs to 127.0.0.2:9 are rejected, the rest dropped.
     let ns = Netns::with_loopback("waiterr");
-    let syn = [
-        "-A",
-        "OUTPUT",
-        "-p",
-        "tcp",
-        "--syn",
-        "-d",
-        "127.0.0.2",
-        "--dport",
-        "9",
-    ];
-    let limit = ["-m", "limit", "--limit", "1/hour", "--limit-burst", "3"];
-    let reject = ["-j", "REJECT", "--reject-with", "icmp-host-unreachable"];
-    for rule in [
-        [&syn[..], &limit, &reject].concat(),
-        [&syn[..], &["-j", "DROP"]].concat(),
-    ] {
-        let out = ns
-            .command("iptables")
-            .args(&rule)
-            .output()
-            .expect("iptables");
-        assert!(out.status.success(), "iptables {rule:?}: {}", text(&out).2);
+    let syn = "-A OUTPUT -p tcp --syn -d 127.0.0.2 --dport 9";
+    let reject = "-j REJECT --reject-with icmp-host-unreachable";
+    let first_three = format!("{syn} -m limit --limit 1/hour --limit-burst 3 {reject}");
+    for rule in [first_three, format!("{syn} -j DROP")] {
+        iptables(&ns, &rule.split(' ').collect::<Vec<_>>());
     }
     let args = [
         "wait",
