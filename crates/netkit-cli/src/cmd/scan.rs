@@ -56,9 +56,10 @@ has at most 25 of them (nmap's rule; 50 with -v, 75 with -vv, ...), the rest are
 Timing adapts to the network as nmap's does: per-host round-trip estimates set the timeout
 (--timeout caps it), congestion windows grow on answers and shrink on drops, silent ports are
 retransmitted with backoff. A target with no route to it (this machine's routing table, or a
-router's ICMP net/host unreachable) is an error naming it. Exit status: 0 every port got its
-state, 1 a target was unreachable, 2 bad input, 3 the environment refused, 130 interrupted
-(Ctrl-C: the partial summary is printed).
+router's ICMP net/host unreachable) is an error naming it. Exit status: 0 every target answered
+(a port open or closed, an ICMP error, or a discovery probe), 1 a target was silent (found down,
+or every port filtered for want of any answer: \"1 host silent\") or unreachable, 2 bad input,
+3 the environment refused, 130 interrupted (Ctrl-C: the partial summary is printed).
 nmap's output options: -oX FILE (nmap's XML), -oG FILE (grepable), -oN FILE (this text), -oJ
 FILE (JSON Lines), -oA BASE (BASE.nmap, BASE.xml, BASE.gnmap); - is stdout. The XML lists every
 scanned target with its ports by the same rule, the counted ones per host with their reasons
@@ -166,8 +167,9 @@ fn wants_discovery(args: &Args, targets: &netkit::Targets) -> bool {
     args.discovery.is_some() || (targets.len() > 1 && !args.no_ping)
 }
 
-/// Runs the scan: exit 0 once every port got its answer, whatever the answers were; 1 when a
-/// target could not be reached; 130 when interrupted.
+/// Runs the scan: exit 0 when every target answered (whatever the answers were); 1 when a
+/// target was silent (found down, or every port filtered for want of an answer) or could not be
+/// reached; 130 when interrupted.
 pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     let targets = TargetList::parse(&args.targets, args.force)?.resolve(Family::Any)?;
     let syn = args.syn && syn_allowed()?;
@@ -241,7 +243,7 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     let summary = sink.summary(&targets, summary)?;
     Ok(if summary.interrupted {
         Exit::Interrupted
-    } else if summary.unreachable > 0 {
+    } else if summary.unreachable + summary.down + summary.silent > 0 {
         Exit::Negative
     } else {
         Exit::Success

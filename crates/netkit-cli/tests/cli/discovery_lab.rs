@@ -96,11 +96,18 @@ pub fn netkit_scan(lab: &Lab, args: &[&str]) -> Vec<Value> {
     let mut cmd = lab.netkit();
     cmd.args(["--json", "scan"]).args(args);
     let (code, stdout, stderr) = run_within(cmd, LAB_PATIENCE);
-    assert_eq!(code, 0, "scan {args:?}: {stdout}{stderr}");
-    stdout
+    let records: Vec<Value> = stdout
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
+        .collect();
+    // SPEC: exit 1 when a target was silent (found down included) or unreachable, else 0.
+    let summary = of_type(&records, "summary");
+    let negative = ["silent", "down", "unreachable"]
+        .iter()
+        .any(|k| summary.iter().any(|s| s[*k].as_u64().unwrap_or(0) > 0));
+    let want = i32::from(negative);
+    assert_eq!(code, want, "scan {args:?}: {stdout}{stderr}");
+    records
 }
 
 pub fn of_type<'a>(records: &'a [Value], kind: &str) -> Vec<&'a Value> {

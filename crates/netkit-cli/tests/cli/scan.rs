@@ -91,8 +91,20 @@ pub fn scan_json(mut cmd: Command, args: &[&str]) -> Scan {
         .output()
         .expect("run netkit");
     let (code, stdout, stderr) = text(&out);
-    assert_eq!(code, 0, "scan {args:?}\nstdout {stdout}\nstderr {stderr}");
-    parse_scan(&stdout)
+    assert!(
+        code == 0 || code == 1,
+        "scan {args:?}: exit {code}\nstdout {stdout}\nstderr {stderr}"
+    );
+    let scan = parse_scan(&stdout);
+    // SPEC: 0 when every target answered, 1 when one was silent, down or unreachable.
+    let s = &scan.summary;
+    let negative = s.silent + s.down + s.unreachable > 0;
+    assert_eq!(
+        code,
+        i32::from(negative),
+        "scan {args:?}\nstdout {stdout}\nstderr {stderr}"
+    );
+    scan
 }
 
 pub fn assert_exact(scan: &Scan, expected: &BTreeSet<SocketAddr>, hosts: u64, ports: u64) {
@@ -214,6 +226,7 @@ fn silent_hosts_are_filtered_within_the_timeout() {
     let s = &scan.summary;
     assert!(scan.open.is_empty(), "{:?}", scan.open);
     assert_eq!((s.filtered, s.closed, s.open), (20, 0, 0), "{s:?}");
+    assert_eq!(s.silent, 2, "{s:?}");
     // 2 attempts of 300 ms, all ports in parallel: generously bounded, not timed.
     assert!(s.elapsed_s < 20.0, "{s:?}");
 }
@@ -403,11 +416,13 @@ fn running_out_of_descriptors_is_no_answer() {
         .output()
         .expect("run");
     let (code, stdout, stderr) = text(&out);
-    assert_eq!(code, 0, "{stderr}");
+    // A silent host: exit 1.
+    assert_eq!(code, 1, "{stderr}");
     assert!(
         stderr.contains("backing off"),
         "no shortage happened: {stderr}"
     );
     let s = parse_scan(&stdout).summary;
     assert_eq!((s.filtered, s.closed, s.open), (400, 0, 0), "{s:?}");
+    assert_eq!(s.silent, 1, "{s:?}");
 }

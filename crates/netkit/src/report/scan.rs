@@ -71,6 +71,12 @@ impl Reason {
             Reason::LocalPolicy => "local-policy",
         }
     }
+
+    /// Whether something on the network answered the probe: every reason but no answer at all
+    /// and this machine's own firewall.
+    pub fn is_answer(self) -> bool {
+        !matches!(self, Reason::NoResponse | Reason::LocalPolicy)
+    }
 }
 
 /// One port that got its state (`{"type":"port",...}`): every open port, and closed and
@@ -155,6 +161,10 @@ pub struct ScanSummary {
     /// Hosts found down by discovery, not scanned.
     #[serde(default)]
     pub down: u64,
+    /// Hosts scanned that answered nothing: neither a discovery probe nor a probe of any of
+    /// their ports got an answer (every port filtered for want of one).
+    #[serde(default)]
+    pub silent: u64,
     /// Ports scanned on each host.
     pub scanned: u64,
     /// Open ports, over all hosts.

@@ -248,6 +248,7 @@ fn summary(
     ScanSummary {
         hosts: u64::try_from(targets.len()).unwrap_or(u64::MAX),
         down: 0,
+        silent: 0,
         scanned: config.ports.len() as u64,
         open: counts.open,
         closed: counts.closed,

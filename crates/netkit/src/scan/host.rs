@@ -17,6 +17,7 @@ use super::pace::RateControl;
 use super::rtt::{LateFloor, Rtt};
 use super::timing::Timing;
 use super::window::{Scope, Window};
+use crate::report::scan::{PortState, Reason};
 use crate::target::Target;
 
 /// The least tries for a silent port (nmap's: one retransmission).
@@ -153,12 +154,15 @@ pub struct StateCounts {
     pub closed: u64,
     /// Filtered ports.
     pub filtered: u64,
+    /// Ports whose state came from an answer ([`Reason::is_answer`]): none when the host was
+    /// silent.
+    pub answered: u64,
 }
 
 impl StateCounts {
-    /// Counts one more port in `state`.
-    pub fn add(&mut self, state: crate::report::scan::PortState) {
-        use crate::report::scan::PortState;
+    /// Counts one more port in `state`, given for `reason`.
+    pub fn add(&mut self, state: PortState, reason: Reason) {
+        self.answered += u64::from(reason.is_answer());
         let counter = match state {
             PortState::Open => &mut self.open,
             PortState::Closed => &mut self.closed,

@@ -851,7 +851,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             self.close(id);
         }
         if let Some(host) = self.hosts[slot].as_mut() {
-            host.states.add(state);
+            host.states.add(state, reason);
         }
         self.count(state);
         self.finish_host(slot);

@@ -302,7 +302,7 @@ fn simulate(net: &mut Net, settings: Settings) -> Outcome {
     for host in 0..net.truth.len() {
         let mut want = StateCounts::default();
         let states = out.states.iter().filter(|((h, _), _)| *h == host);
-        states.for_each(|(_, verdict)| want.add(verdict.state));
+        states.for_each(|(_, verdict)| want.add(verdict.state, verdict.reason));
         assert_eq!(finished.get(&host), Some(&want), "host {host}");
     }
     out

@@ -63,6 +63,8 @@ pub struct Sink<'a> {
     discovery: Option<Discovery>,
     /// Targets found down by discovery, and how many of them have no route.
     down: (u64, u64),
+    /// Hosts scanned that answered nothing (see [`ScanSummary::silent`]).
+    silent: u64,
     reason: bool,
     listing: Listing,
     /// Whether ports are kept per host: the text lists a host's few closed and filtered ones
@@ -110,6 +112,7 @@ impl<'a> Sink<'a> {
             show_bar,
             discovery: None,
             down: (0, 0),
+            silent: 0,
             reason: outputs.reason,
             listing: outputs.listing,
             tally,
@@ -185,6 +188,9 @@ impl<'a> Sink<'a> {
             Some(by) => crate::output::nmap::up_reason(Some(by)),
             None => "user-set",
         };
+        if by.is_none() && done.ports.answered == 0 {
+            self.silent += 1;
+        }
         let report = HostReport {
             host: done.host.clone(),
             addr: done.addr,
@@ -291,6 +297,7 @@ impl<'a> Sink<'a> {
         self.nmap
             .finish(targets, &summary, &self.hosts, self.listing)?;
         summary.down = self.down.0;
+        summary.silent = self.silent;
         summary.unreachable += self.down.1;
         self.emit(Some(&human_summary(&summary)), "summary", &summary)?;
         for file in &mut self.files {
@@ -453,6 +460,11 @@ pub fn human_summary(s: &ScanSummary) -> String {
         0 => {}
         1 => line.push_str(", 1 host unreachable"),
         n => line.push_str(&format!(", {n} hosts unreachable")),
+    }
+    match s.silent {
+        0 => {}
+        1 => line.push_str(", 1 host silent"),
+        n => line.push_str(&format!(", {n} hosts silent")),
     }
     line
 }

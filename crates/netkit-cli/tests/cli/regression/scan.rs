@@ -697,3 +697,71 @@ fn drop_first_syn_acks(lab: &Lab, iptables: &str, port: u16, lost: u32) {
         .expect("run iptables");
     assert!(added.status.success(), "{iptables}: {added:?}");
 }
+
+/// A host that answered nothing — no probe of any port, no discovery probe — exited 0 ("every
+/// port got its state"), where SPEC's exit table says 1 for a silent host (as `sweep` and
+/// `ping` do). nmap, in the same run, is the oracle for which host is silent: its ICMP echo and
+/// SYN discovery calls that one down and the others up. A host whose ports a firewall rejects
+/// with ICMP errors answered (exit 0), and so did one that answered discovery.
+#[test]
+fn a_silent_host_exited_0() {
+    if !privileged("a_silent_host_exited_0") {
+        return;
+    }
+    const LIVE: &str = "198.18.1.5";
+    const SILENT: &str = "198.18.1.6";
+    const REJECTING: &str = "198.18.1.7";
+    let lab = Lab::builder("regsilent")
+        .host(LIVE)
+        .open(LIVE, &[22])
+        .host(SILENT)
+        .drop_ports(SILENT, 1..=65535)
+        .no_echo(SILENT)
+        .host(REJECTING)
+        .reject(REJECTING, 1..=65535, Reject::AdminProhibited)
+        .no_echo(REJECTING)
+        .build()
+        .expect("lab");
+    let nmap = lab
+        .scanner_cmd("nmap")
+        .args(["-n", "-sn", "-PE", "-PS22", LIVE, SILENT, "-oG", "-"])
+        .output()
+        .expect("nmap");
+    let grepable = String::from_utf8_lossy(&nmap.stdout);
+    assert!(
+        grepable.contains(&format!("Host: {LIVE} ()\tStatus: Up")),
+        "{grepable}"
+    );
+    assert!(
+        !grepable.contains(&format!("Host: {SILENT} ()")),
+        "{grepable}"
+    );
+    let quick = ["-p", "20-29", "--timeout", "300ms", "--retries", "1"];
+    // (targets, extra flags, exit status, silent hosts, hosts found down)
+    let cases: [(&str, &[&str], i32, u64, u64); 5] = [
+        (SILENT, &[], 1, 1, 0),
+        (REJECTING, &[], 0, 0, 0),
+        ("198.18.1.5-7", &["-Pn"], 1, 1, 0),
+        ("198.18.1.5,198.18.1.7", &["-Pn"], 0, 0, 0),
+        ("198.18.1.5-6", &["--discovery", "icmp"], 1, 0, 1),
+    ];
+    for (targets, extra, want, silent, down) in cases {
+        let mut cmd = lab.netkit();
+        cmd.args(["--json", "scan", targets])
+            .args(quick)
+            .args(extra);
+        let (code, stdout, stderr) = run_within(cmd, LAB_PATIENCE);
+        assert_eq!(code, want, "{targets} {extra:?}\n{stdout}{stderr}");
+        let s = parse_scan(&stdout).summary;
+        assert_eq!(
+            (s.silent, s.down),
+            (silent, down),
+            "{targets} {extra:?}: {s:?}"
+        );
+    }
+    let mut cmd = lab.netkit();
+    cmd.args(["scan", SILENT]).args(quick);
+    let (code, stdout, stderr) = run_within(cmd, LAB_PATIENCE);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stdout.contains("10 filtered, 1 host silent"), "{stdout}");
+}
