@@ -10,12 +10,15 @@ What it answers:
   GET /big?n=N          N bytes of "x"
   Upgrade to /ws...     101 Switching Protocols, then echoes raw bytes until EOF
   CONNECT HOST:443      200 when HOST is the --connect-ok host, then echoes; else 405
+  CONNECT HOST:8443     200 with Content-Length: answered as any request, no tunnel
+  GET /close            200 without Content-Length, a body, then the connection closes
   HEAD                  the headers of a 200 with Content-Length, no body
   anything else         200 "METHOD TARGET host=HOST"
 """
 import argparse
 import json
 import os
+import socket
 import socketserver
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -83,6 +86,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.connect()
         if self.headers.get("Upgrade") and self.path.startswith("/ws"):
             return self.switch()
+        if self.path == "/close":
+            return self.until_close()
         if self.path.startswith("/big?n="):
             return self.big(int(self.path.split("=", 1)[1]))
         host = ",".join(self.headers.get_all("Host") or [])
@@ -97,7 +102,21 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(chunk[: min(n, len(chunk))])
             n -= min(n, len(chunk))
 
+    def until_close(self):
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"a body that runs until the connection closes\n")
+        self.wfile.flush()
+        # The end of the body: a FIN; what the client sent after is read and dropped (closing
+        # with it unread would reset the connection).
+        self.connection.shutdown(socket.SHUT_WR)
+        while self.rfile.read1(65536):
+            pass
+        self.close_connection = True
+
     def connect(self):
+        if self.path.endswith(":8443"):
+            return self.reply(200, b"CONNECT answered as any request\n")
         if self.path.rsplit(":", 1)[0] != ARGS.connect_ok:
             return self.reply(405, b"CONNECT refused\n")
         self.send_response(200)

@@ -35,6 +35,8 @@ const LINGER: Duration = Duration::from_secs(2);
 
 const BAD_REQUEST: &[u8] =
     b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+const NOT_IMPLEMENTED: &[u8] =
+    b"HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 const BAD_GATEWAY: &[u8] =
     b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
@@ -103,7 +105,11 @@ pub(super) async fn run(
     match tokio::try_join!(up, down) {
         Ok((UpEnd::Done, ())) => Ok((Close::Done, None)),
         Ok((UpEnd::Rejected(err), ())) => {
-            answer(client, BAD_REQUEST).await;
+            let refusal = match err {
+                Error::Unsupported(_) => NOT_IMPLEMENTED,
+                _ => BAD_REQUEST,
+            };
+            answer(client, refusal).await;
             Ok((Close::HttpRejected, Some(err.to_string())))
         }
         Err(Stop::Io(fault)) => Err(fault),
@@ -209,7 +215,12 @@ async fn responses(
             return Ok(());
         }
         if shared.session().responses_raw() && !shared.rejected() {
-            return Ok(direction(upstream, client, Dir::Down, stats).await?);
+            direction(upstream, client, Dir::Down, stats).await?;
+            // The target closed (after a body that ran until then, or a tunnel): a request
+            // waiting for a response that may start a tunnel waits no more.
+            shared.session().responses_ended();
+            shared.to_requests.notify_one();
+            return Ok(());
         }
         match splice_body(upstream, client, shared, stats).await? {
             Some(0) => return responses_ended(client, shared),

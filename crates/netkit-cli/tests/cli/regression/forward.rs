@@ -486,6 +486,91 @@ fn forward_http_malformed_request_cut_the_response_to_the_one_before() {
     fw.wait_for(|l| l.contains("http-rejected"), 1);
 }
 
+/// A response whose body runs until the target closes, pipelined before an Upgrade request:
+/// the client got the body and its end, but the forwarder kept the connection for good (the
+/// request side waited for the Upgrade's answer, which could no longer come), and with
+/// `--max-conns` every such client took a slot until shutdown (an audit, HAProxy closes both).
+#[test]
+fn forward_http_body_until_close_before_an_upgrade_held_the_connection_forever() {
+    let upstream = HttpUpstream::start("");
+    let target = upstream.addr.to_string();
+    let args = [
+        "forward",
+        "0",
+        &target,
+        "--http-host",
+        HOST,
+        "--max-conns",
+        "1",
+    ];
+    let fw = Forwarder::start(&args);
+    let pair = b"GET /close HTTP/1.1\r\nHost: evil.test\r\n\r\n\
+        GET /ws HTTP/1.1\r\nHost: evil.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+    let reply = round_trip(connect(fw.addr()), pair);
+    let text = String::from_utf8_lossy(&reply);
+    assert!(text.ends_with("until the connection closes\n"), "{text}");
+    // The one slot is free again: the next client is served.
+    let next = b"GET /next HTTP/1.1\r\nHost: evil.test\r\n\r\n";
+    let reply = round_trip(connect(fw.addr()), next);
+    let text = String::from_utf8_lossy(&reply);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    fw.wait_for(|l| l.contains(" done"), 2);
+    // (The Upgrade request came after the end of the body: the upstream dropped it unread.)
+    assert_all_rewritten(&upstream.wait_requests(2));
+}
+
+/// A target that answers CONNECT like any request (200 with a Content-Length) and goes on
+/// reading requests: the forwarder took the 200 for a tunnel and passed the next request on
+/// untouched, its Host unrewritten (HAProxy too; nginx refuses CONNECT).
+#[test]
+fn forward_http_connect_answered_as_any_request_opened_a_blind_tunnel() {
+    let upstream = HttpUpstream::start("");
+    let fw = rewriting_forwarder(&upstream);
+    let request = b"CONNECT plain.test:8443 HTTP/1.1\r\nHost: plain.test:8443\r\n\r\n\
+        GET /after HTTP/1.1\r\nHost: evil.test\r\n\r\n";
+    let reply = round_trip(connect(fw.addr()), request);
+    let text = String::from_utf8_lossy(&reply);
+    assert!(text.contains("host=rewritten.test"), "{text}");
+    let requests = upstream.wait_requests(2);
+    assert_eq!(requests[1]["target"], "/after", "{requests:?}");
+    assert_all_rewritten(&requests);
+}
+
+/// Transfer codings before `chunked` (`gzip, chunked`) were passed on, and `Content-Length:
+/// 5, 5` went on as written: HAProxy answers 422 and nginx 501 to the first, and both send
+/// or want one number for the second (Python's parser, the upstream here, refuses the list).
+#[test]
+fn forward_http_other_codings_and_a_content_length_list_were_passed_on() {
+    let upstream = HttpUpstream::start("");
+    let fw = rewriting_forwarder(&upstream);
+    for coding in ["gzip, chunked", "identity, chunked"] {
+        let request = format!(
+            "POST /b HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: {coding}\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+        );
+        let reply = round_trip(connect(fw.addr()), request.as_bytes());
+        let text = String::from_utf8_lossy(&reply);
+        assert!(
+            text.starts_with("HTTP/1.1 501 Not Implemented"),
+            "{coding}: {text}"
+        );
+    }
+    let request = b"POST /c HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\nhello";
+    let reply = round_trip(connect(fw.addr()), request);
+    let text = String::from_utf8_lossy(&reply);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let requests = upstream.wait_requests(1);
+    assert_eq!(
+        requests.len(),
+        1,
+        "only the last request reached it: {requests:?}"
+    );
+    assert_eq!(
+        (&requests[0]["target"], &requests[0]["body"]),
+        (&"/c".into(), &5.into())
+    );
+    assert_all_rewritten(&requests);
+}
+
 #[test]
 fn forward_http_obs_text_and_raw_non_ascii_targets_were_refused() {
     let upstream = HttpUpstream::start("");

@@ -50,6 +50,9 @@ pub enum Error {
     /// Content-Length or Transfer-Encoding is invalid or ambiguous.
     #[error("invalid request body framing: {0}")]
     Framing(&'static str),
+    /// A transfer coding the forwarder does not decode (`gzip, chunked`): answered 501.
+    #[error("unsupported request body framing: {0}")]
+    Unsupported(&'static str),
     /// A chunk-size line or trailer section is malformed or too long.
     #[error("malformed chunked request body: {0}")]
     Chunked(&'static str),
@@ -63,9 +66,10 @@ impl Error {
     fn in_response(self) -> Error {
         match self {
             Error::TooLarge => Error::Response("head over 64 KiB"),
-            Error::Malformed(why) | Error::Framing(why) | Error::Chunked(why) => {
-                Error::Response(why)
-            }
+            Error::Malformed(why)
+            | Error::Framing(why)
+            | Error::Unsupported(why)
+            | Error::Chunked(why) => Error::Response(why),
             Error::Response(why) => Error::Response(why),
         }
     }

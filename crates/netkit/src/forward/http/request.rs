@@ -11,8 +11,9 @@
 //! nor `*` (OPTIONS only) is refused.
 //!
 //! Framing (RFC 9112 §6.1-6.3): `Transfer-Encoding` must end in `chunked` (once), and is
-//! refused beside `Content-Length`, in HTTP/1.0 and on CONNECT; `Content-Length` values must
-//! agree (one is sent on); anything ambiguous is refused rather than guessed.
+//! refused beside `Content-Length`, in HTTP/1.0 and on CONNECT; any coding but `chunked` is
+//! refused as not implemented; `Content-Length` values must agree (one number is sent on);
+//! anything ambiguous is refused rather than guessed.
 
 use super::body::Framing;
 use super::fields::{self, Field};
@@ -184,8 +185,14 @@ fn emit_fields(fields: &[Field<'_>], out: &mut Vec<u8>) -> Result<BodyFields, Er
         if is(field, "content-length") {
             let first = framing.length.is_none();
             framing.length(field.value)?;
-            if first {
-                fields::emit(field, out);
+            if let (true, Some(n)) = (first, framing.length) {
+                // One number, whatever list of equal ones the client wrote (`5, 5`, `005`).
+                let value = n.to_string();
+                let field = Field {
+                    name: field.name,
+                    value: value.as_bytes(),
+                };
+                fields::emit(&field, out);
             }
             continue;
         }
@@ -252,10 +259,13 @@ impl BodyFields {
             (_, Some(_)) => Err(Error::Framing("both Transfer-Encoding and Content-Length")),
             _ if http10 => Err(Error::Framing("Transfer-Encoding in an HTTP/1.0 request")),
             _ if connect => Err(Error::Framing("CONNECT with Transfer-Encoding")),
+            ([only], None) if chunked(only) => Ok(Framing::Chunked),
+            // Another coding before chunked (`gzip, chunked`): the forwarder would pass a body
+            // it cannot read to a target that may frame it otherwise (HAProxy 422, nginx 501).
             ([.., last], None)
                 if chunked(last) && self.codings.iter().filter(|c| chunked(c)).count() == 1 =>
             {
-                Ok(Framing::Chunked)
+                Err(Error::Unsupported("a transfer coding other than chunked"))
             }
             _ => Err(Error::Framing(
                 "Transfer-Encoding does not end in chunked (once)",

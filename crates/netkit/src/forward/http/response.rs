@@ -6,7 +6,9 @@
 //! The rules, given the request it answers:
 //! - 1xx other than 101: an interim response; the final one follows.
 //! - 101 to a request with `Upgrade`, 2xx to CONNECT: a tunnel from the empty line on.
-//!   101 to a request without `Upgrade` is refused.
+//!   101 to a request without `Upgrade` is refused. A 2xx to CONNECT with `Content-Length` or
+//!   `Transfer-Encoding` is a server answering CONNECT as any request, not a tunnel (HAProxy
+//!   opens one there, and the next request reaches the target unrewritten).
 //! - Answers to HEAD, 204 and 304: no body whatever the fields say.
 //! - `Transfer-Encoding` ending in `chunked`: chunked (it overrides `Content-Length`); any
 //!   other coding: the body runs until the target closes.
@@ -44,11 +46,21 @@ pub(super) fn read(head: &[u8], request: Option<&Request>) -> Result<Verdict, Er
         101 if upgrade => Ok(Verdict::Tunnel),
         101 => Err(Error::Response("101 to a request without Upgrade")),
         100..=199 => Ok(Verdict::Interim),
-        200..=299 if connect => Ok(Verdict::Tunnel),
+        200..=299 if connect && !frames_a_body(response.headers) => Ok(Verdict::Tunnel),
         204 | 304 => Ok(Verdict::Final(Framing::Length(0))),
         _ if request.is_some_and(|r| r.head) => Ok(Verdict::Final(Framing::Length(0))),
         _ => framing(response.headers, http10).map(Verdict::Final),
     }
+}
+
+/// Whether the fields frame a body (`Content-Length` or `Transfer-Encoding`): a 2xx to
+/// CONNECT that does answers it as any request (RFC 9110 §9.3.6 forbids them on a tunnel's
+/// answer), and starts no tunnel, so that the requests after it are still read and rewritten.
+fn frames_a_body(headers: &[httparse::Header<'_>]) -> bool {
+    let framing = ["content-length", "transfer-encoding"];
+    headers
+        .iter()
+        .any(|h| framing.iter().any(|f| h.name.eq_ignore_ascii_case(f)))
 }
 
 /// The body framing the fields of a response give.

@@ -314,6 +314,22 @@ fn a_tunnel_starts_only_when_the_response_says_so() {
             true,
         ),
         (connect, b"HTTP/1.1 204 No Content\r\n\r\n", true),
+        // A server answering CONNECT as any request: its body framed, no tunnel.
+        (
+            connect,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n",
+            false,
+        ),
+        (
+            connect,
+            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n",
+            false,
+        ),
+        (
+            connect,
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            false,
+        ),
         (
             connect,
             b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n",
