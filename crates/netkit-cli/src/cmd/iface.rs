@@ -3,6 +3,8 @@
 
 use std::fmt::Write as _;
 
+use clap::builder::TypedValueParser;
+
 use netkit::iface::Watcher;
 use netkit::report::iface::{AddrEvent, Event, IfAddr, Interface, LinkChange, LinkEvent};
 use netkit::text::sanitize;
@@ -16,6 +18,8 @@ const EXAMPLES: &str = "\
 Everything comes from the kernel over rtnetlink (speed and duplex from ethtool netlink), so
 it is right in any network namespace, also under `nsenter --net` where /sys is the host's.
 A NAME is an interface name or one of its alternative names (ip link property add ... altname).
+Bytes of a name (alias, address label) that are not UTF-8 are shown as \\xNN, and a NAME is
+taken either way: as the bytes, or written so.
 
 Examples:
   netkit iface                       every interface, also down ones and ones without addresses
@@ -41,11 +45,13 @@ pub enum View {
     /// Show one interface.
     Show {
         /// Interface name (or alternative name).
+        #[arg(value_parser = name_parser())]
         name: String,
     },
     /// Print the interface's addresses, one per line.
     Addr {
         /// Interface name (or alternative name).
+        #[arg(value_parser = name_parser())]
         name: String,
         /// IPv4 addresses only.
         #[arg(short = '4', conflicts_with = "ipv6")]
@@ -57,6 +63,7 @@ pub enum View {
     /// Print up or down; exit 0 when up and running, 1 otherwise.
     Status {
         /// Interface name (or alternative name).
+        #[arg(value_parser = name_parser())]
         name: String,
     },
     /// Print link and address events as they happen, until interrupted.
@@ -66,8 +73,16 @@ pub enum View {
     /// 'watching ...' on stderr says so (not with -q).
     Watch {
         /// Only this interface's events; the watch ends when it is removed.
+        #[arg(value_parser = name_parser())]
         name: Option<String>,
     },
+}
+
+/// Interface names as bytes: one that is not UTF-8 is escaped as the listing shows it
+/// (`bad\xff`), so that it names the interface it is.
+fn name_parser() -> impl TypedValueParser<Value = String> {
+    clap::builder::OsStringValueParser::new()
+        .map(|name| netkit::iface::escape_bytes(name.as_encoded_bytes()))
 }
 
 /// Runs `iface`.
@@ -239,9 +254,11 @@ fn push_addr(text: &mut String, iface: &str, addr: &IfAddr) {
     }
 }
 
-/// Names, labels and aliases are whatever someone set: safe for a terminal.
+/// Names, labels and aliases are whatever someone set; for the terminal: control characters escaped, a backslash left as
+/// it is, so that a name whose bytes are not UTF-8 reads as the library escaped it (`bad\xff`)
+/// and can be given back as NAME.
 fn clean(text: &str) -> String {
-    sanitize(text.as_bytes())
+    sanitize(text.as_bytes()).replace("\\\\", "\\")
 }
 
 #[derive(Serialize)]

@@ -32,16 +32,31 @@ pub(crate) struct LinkMode {
     pub(crate) duplex: Option<String>,
 }
 
-/// Speed and duplex of every link that reports them, by interface index (one dump), or of
-/// the one link `index`.
-pub(crate) fn link_modes(index: Option<u32>) -> BTreeMap<u32, LinkMode> {
-    match query(index) {
-        Ok(modes) => modes,
-        Err(err) => {
+/// Speed and duplex of the links `indices` that report them, by interface index: one dump
+/// (one request for a single link). When a reply of the dump cannot be decoded (a name that is
+/// not UTF-8 in its header), one request per link, so that only that link goes without.
+pub(crate) fn link_modes(indices: &[u32]) -> BTreeMap<u32, LinkMode> {
+    if let [index] = indices {
+        return asked(Some(*index));
+    }
+    match query(None) {
+        Err(err) if err.kind() == io::ErrorKind::InvalidData => {
+            tracing::debug!("ethtool link modes: {err}; asking link by link");
+            indices.iter().flat_map(|i| asked(Some(*i))).collect()
+        }
+        modes => modes.unwrap_or_else(|err| {
             tracing::debug!("ethtool link modes: {err}");
             BTreeMap::new()
-        }
+        }),
     }
+}
+
+/// What one query answered, nothing when it failed.
+fn asked(index: Option<u32>) -> BTreeMap<u32, LinkMode> {
+    query(index).unwrap_or_else(|err| {
+        tracing::debug!("ethtool link modes: {err}");
+        BTreeMap::new()
+    })
 }
 
 fn query(index: Option<u32>) -> io::Result<BTreeMap<u32, LinkMode>> {
@@ -154,7 +169,7 @@ mod tests {
     #[test]
     fn loopback_reports_no_speed() {
         // lo has no link settings: the dump leaves it out, a direct question is refused.
-        assert!(!link_modes(None).contains_key(&1));
-        assert!(link_modes(Some(1)).is_empty());
+        assert!(!link_modes(&[1, 2]).contains_key(&1));
+        assert!(link_modes(&[1]).is_empty());
     }
 }

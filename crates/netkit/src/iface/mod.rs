@@ -10,11 +10,13 @@
 //! another namespace (`nsenter --net` does not remount it), and `getifaddrs` reports IPv4
 //! addresses under their label (`eth0:1`) as if it were an interface.
 //!
-//! Layout: `netlink` (request and reply on a socket), `link` and `addr` (one message each),
-//! `names` (kernel numbers as `ip` words), `ethtool`, `snapshot` (dumps joined into
-//! interfaces), `watch` (events). The records are in [`crate::report::iface`].
+//! Layout: `netlink` (request and reply on a socket), `escape` (names that are not UTF-8),
+//! `link` and `addr` (one message each), `names` (kernel numbers as `ip` words), `ethtool`,
+//! `snapshot` (dumps joined into interfaces), `watch` (events). The records are in
+//! [`crate::report::iface`].
 
 mod addr;
+mod escape;
 mod ethtool;
 mod link;
 mod names;
@@ -24,6 +26,7 @@ mod watch;
 
 use std::io;
 
+pub use escape::escape_bytes;
 pub use names::format_mac;
 pub use watch::Watcher;
 

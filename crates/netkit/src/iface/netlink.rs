@@ -22,12 +22,30 @@ const DUMP_TRIES: usize = 4;
 /// 32 KiB (iproute2's choice too) packs hundreds of addresses into each.
 const RECEIVE_FLOOR: usize = 32 * 1024;
 
+/// Rewrites a message the decoder refused into one it may take (`None`: nothing to do).
+pub(crate) type Repair = fn(&[u8]) -> Option<Vec<u8>>;
+
 /// A bound netlink socket of one protocol, talking to the kernel.
 #[derive(Debug)]
 pub(crate) struct Netlink {
     socket: Socket,
     seq: u32,
     buffer: Vec<u8>,
+    repair: Repair,
+}
+
+/// No repair: what the decoder refuses is an error.
+fn no_repair(_: &[u8]) -> Option<Vec<u8>> {
+    None
+}
+
+/// The repair of the messages of `protocol`: rtnetlink's strings that are not UTF-8 are
+/// escaped ([`super::escape`]).
+pub(crate) fn repair_for(protocol: isize) -> Repair {
+    match protocol {
+        netlink_sys::protocols::NETLINK_ROUTE => super::escape::route_message,
+        _ => no_repair,
+    }
 }
 
 /// The replies to one request, and whether the kernel flagged the dump as inconsistent.
@@ -45,6 +63,7 @@ impl Netlink {
             socket,
             seq: 0,
             buffer: Vec::new(),
+            repair: repair_for(protocol),
         })
     }
 
@@ -103,7 +122,8 @@ impl Netlink {
             interrupted: false,
         };
         loop {
-            for message in parse_datagram::<I>(self.receive()?)? {
+            let repair = self.repair;
+            for message in parse_datagram::<I>(self.receive()?, repair)? {
                 if message.header.sequence_number != self.seq {
                     continue;
                 }
@@ -141,15 +161,32 @@ impl Netlink {
     }
 }
 
-/// The messages of one datagram (a dump packs many into each).
-pub(crate) fn parse_datagram<I>(datagram: &[u8]) -> io::Result<Vec<NetlinkMessage<I>>>
+/// The messages of one datagram (a dump packs many into each); one the decoder refuses is
+/// decoded again as `repair` rewrites it, when it does.
+pub(crate) fn parse_datagram<I>(
+    datagram: &[u8],
+    repair: Repair,
+) -> io::Result<Vec<NetlinkMessage<I>>>
 where
     I: NetlinkDeserializable + Debug,
 {
     let mut messages = Vec::new();
     let mut at = 0;
     while at < datagram.len() {
-        let message = NetlinkMessage::<I>::deserialize(&datagram[at..]).map_err(undecodable)?;
+        let bytes = &datagram[at..];
+        let mut message = NetlinkMessage::<I>::deserialize(bytes).map_err(undecodable);
+        if message.is_err() {
+            if let Some(repaired) = repair(bytes) {
+                let mut retried = NetlinkMessage::<I>::deserialize(&repaired).map_err(undecodable);
+                if let Ok(again) = &mut retried {
+                    // Where the next message starts: the length of the original.
+                    again.header.length =
+                        u32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+                    message = retried;
+                }
+            }
+        }
+        let message = message?;
         let len = message.header.length as usize;
         if len == 0 {
             break;

@@ -96,7 +96,11 @@ pub(crate) fn add_link_modes(links: &mut Links, modes: &BTreeMap<u32, LinkMode>)
 /// The interfaces, ordered by index, with speed and duplex asked of ethtool (for one link
 /// when `only` is given).
 pub(crate) fn interfaces(mut links: Links, only: Option<u32>) -> Vec<Interface> {
-    add_link_modes(&mut links, &ethtool::link_modes(only));
+    let indices: Vec<u32> = match only {
+        Some(index) => vec![index],
+        None => links.keys().copied().collect(),
+    };
+    add_link_modes(&mut links, &ethtool::link_modes(&indices));
     links
         .into_values()
         .filter(|link| only.is_none_or(|index| index == link.iface.index))

@@ -89,7 +89,8 @@ impl Watcher {
             Err(err) if err.kind() == io::ErrorKind::Interrupted => return Ok(Vec::new()),
             Err(err) => return Err(kernel_error(err)),
         };
-        let messages = match netlink::parse_datagram::<RouteNetlinkMessage>(datagram) {
+        let repair = netlink::repair_for(NETLINK_ROUTE);
+        let messages = match netlink::parse_datagram::<RouteNetlinkMessage>(datagram, repair) {
             Ok(messages) => messages,
             Err(err) => {
                 tracing::warn!("{err}; reading every interface again");
@@ -130,7 +131,7 @@ impl Watcher {
         if let Some(old) = &old {
             new.iface.addrs.clone_from(&old.iface.addrs);
         }
-        if let Some(mode) = ethtool::link_modes(Some(index)).remove(&index) {
+        if let Some(mode) = ethtool::link_modes(&[index]).remove(&index) {
             new.iface.speed_mbps = mode.speed_mbps;
             new.iface.duplex = mode.duplex;
         }
@@ -189,7 +190,8 @@ impl Watcher {
 fn current(rtnl: &mut Netlink) -> Result<Links, Error> {
     let mut links = snapshot::links(rtnl)?;
     snapshot::add_addrs(rtnl, &mut links, None)?;
-    snapshot::add_link_modes(&mut links, &ethtool::link_modes(None));
+    let indices: Vec<u32> = links.keys().copied().collect();
+    snapshot::add_link_modes(&mut links, &ethtool::link_modes(&indices));
     Ok(links)
 }
 

@@ -116,3 +116,104 @@ fn nsenter_net_reads_the_namespace_not_the_host_sysfs() {
         );
     }
 }
+
+/// An interface name that is not UTF-8 (the kernel takes any bytes but `/`, `:`, whitespace and
+/// NUL, and `ip` lists it) made every `iface` command fail with exit 3, about every other
+/// interface too: the decoder refused the whole dump. The same with such an alias or address
+/// label. Now such bytes read as `\xNN`, and NAME is taken as the bytes or written so.
+#[test]
+fn a_name_that_is_not_utf8_blinded_every_command() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    if !privileged("iface not utf-8") {
+        return;
+    }
+    let ns = Netns::new("iface-utf8");
+    let raw_ip = |args: &[&[u8]]| {
+        let args = args.iter().map(|a| OsStr::from_bytes(a));
+        let out = ns.command("ip").args(args).output().expect("ip");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    raw_ip(&[b"link", b"set", b"lo", b"up"]);
+    raw_ip(&[
+        b"link", b"add", b"bad\xff", b"type", b"veth", b"peer", b"name", b"good0",
+    ]);
+    raw_ip(&[b"link", b"set", b"good0", b"alias", b"x\xfe"]);
+    let label: &[&[u8]] = &[
+        b"addr",
+        b"add",
+        b"198.18.60.1/24",
+        b"dev",
+        b"good0",
+        b"label",
+    ];
+    raw_ip(&[label, &[b"good0:\xff"]].concat());
+    let run = |args: &[&OsStr]| text(&ns.netkit().args(args).output().expect("run"));
+    let (code, stdout, stderr) = run(&["iface".as_ref(), "status".as_ref(), "lo".as_ref()]);
+    assert_eq!((code, stdout.trim()), (0, "up"), "{stderr}");
+    let (code, stdout, stderr) = run(&["--json".as_ref(), "iface".as_ref()]);
+    assert_eq!(code, 0, "{stderr}");
+    let ours = json_lines(&stdout);
+    let ip = ns.command("ip").args(["-j", "link"]).output().expect("ip");
+    let ip: Vec<Value> =
+        serde_json::from_str(&String::from_utf8_lossy(&ip.stdout)).expect("ip -j link");
+    let indices =
+        |v: &[Value]| -> Vec<u64> { v.iter().filter_map(|i| i["ifindex"].as_u64()).collect() };
+    let ours_indices: Vec<u64> = ours.iter().filter_map(|i| i["index"].as_u64()).collect();
+    assert_eq!(ours_indices, indices(&ip), "{stdout}");
+    let good = ours.iter().find(|i| i["name"] == "good0").expect("good0");
+    assert_eq!(
+        (&good["alias"], &good["parent"]),
+        (&"x\\xfe".into(), &"bad\\xff".into())
+    );
+    assert_eq!(good["addrs"][0]["label"], "good0:\\xff", "{good}");
+    // The odd one by its bytes, and written as it is shown.
+    for name in [OsStr::from_bytes(b"bad\xff"), OsStr::new("bad\\xff")] {
+        let (code, stdout, stderr) =
+            run(&["--json".as_ref(), "iface".as_ref(), "show".as_ref(), name]);
+        assert_eq!(code, 0, "{name:?}: {stderr}");
+        assert_eq!(json_lines(&stdout)[0]["name"], "bad\\xff", "{stdout}");
+    }
+    let (code, stdout, stderr) = run(&["iface".as_ref(), "addr".as_ref(), "good0".as_ref()]);
+    assert_eq!((code, stdout.trim()), (0, "198.18.60.1"), "{stderr}");
+}
+
+/// The same name appearing while `iface watch` ran: the event could not be decoded, the
+/// resync that followed neither, and the watch ended with exit 3 (also a watch of another
+/// interface). Now the new link is an event like any other.
+#[test]
+fn a_name_that_is_not_utf8_ended_a_running_watch() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    if !privileged("iface watch not utf-8") {
+        return;
+    }
+    let ns = Netns::new("iface-utf8w");
+    ns.ip(&["link", "set", "lo", "up"]);
+    let mut watch = ns.netkit();
+    watch.args(["--json", "iface", "watch"]);
+    let watch = crate::harness::Proc::spawn(watch);
+    watch.stderr.wait_for(|l| l.starts_with("watching"), 1);
+    let bad = OsStr::from_bytes(b"z\xff");
+    let out = ns
+        .command("ip")
+        .arg("link")
+        .arg("add")
+        .arg(bad)
+        .args(["type", "veth"])
+        .output();
+    assert!(out.expect("ip").status.success());
+    // A change after it: once its event is out, the new link's would be too.
+    ns.ip(&["addr", "add", "198.18.61.1/32", "dev", "lo"]);
+    let lines = watch.stdout.wait_for(|l| l.contains("198.18.61.1"), 1);
+    let all = watch.stdout.all();
+    assert!(
+        all.iter()
+            .any(|l| l.contains("\"added\"") && l.contains("z\\\\xff")),
+        "{all:?}{lines:?}"
+    );
+}
