@@ -18,6 +18,17 @@ pub(crate) struct Link {
     pub(crate) iface: Interface,
     /// `IFLA_MASTER`: the bridge or bond this link is a port of.
     pub(crate) master_index: Option<u32>,
+    /// `IFLA_CARRIER`: whether the lower layer has a carrier, whatever the administrative
+    /// state (the kernel hides `LOWER_UP` while a link is down, carrier or not).
+    pub(crate) carrier: Option<bool>,
+}
+
+impl Link {
+    /// Whether the lower layer has a carrier: `IFLA_CARRIER`, else the `LOWER_UP` flag.
+    pub(crate) fn has_carrier(&self) -> bool {
+        self.carrier
+            .unwrap_or_else(|| self.iface.flags.iter().any(|f| f == "LOWER_UP"))
+    }
 }
 
 /// The link a `RTM_NEWLINK` message describes.
@@ -48,6 +59,7 @@ pub(crate) fn parse(message: &LinkMessage) -> Link {
             stats: LinkStats::default(),
         },
         master_index: None,
+        carrier: None,
     };
     let mut stats32 = None;
     for attribute in &message.attributes {
@@ -76,6 +88,7 @@ fn absorb(link: &mut Link, attribute: &LinkAttribute) {
         }
         LinkAttribute::LinkNetNsId(id) => iface.parent_netnsid = Some(*id),
         LinkAttribute::Controller(master) if *master != 0 => link.master_index = Some(*master),
+        LinkAttribute::Carrier(carrier) => link.carrier = Some(*carrier != 0),
         LinkAttribute::Qdisc(qdisc) => iface.qdisc = Some(qdisc.clone()),
         LinkAttribute::TxQueueLen(len) => iface.txqlen = Some(*len),
         LinkAttribute::IfAlias(alias) => iface.alias = Some(alias.clone()),

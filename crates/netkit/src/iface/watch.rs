@@ -232,7 +232,6 @@ fn link_events(old: Option<&Link>, new: Option<&Link>) -> Vec<Event> {
 
 fn link_changes(old: &Link, new: &Link) -> Vec<LinkChange> {
     let (o, n) = (&old.iface, &new.iface);
-    let carrier = |i: &Interface| i.flags.iter().any(|f| f == "LOWER_UP");
     let mut changes = Vec::new();
     if o.name != n.name {
         changes.push(LinkChange::Renamed);
@@ -244,8 +243,8 @@ fn link_changes(old: &Link, new: &Link) -> Vec<LinkChange> {
             LinkChange::Down
         });
     }
-    if carrier(o) != carrier(n) {
-        changes.push(if carrier(n) {
+    if old.has_carrier() != new.has_carrier() {
+        changes.push(if new.has_carrier() {
             LinkChange::Carrier
         } else {
             LinkChange::NoCarrier

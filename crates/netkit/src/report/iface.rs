@@ -172,9 +172,9 @@ pub enum LinkChange {
     Up,
     /// Set administratively down.
     Down,
-    /// The lower layer came up (`LOWER_UP`: carrier).
+    /// The lower layer got a carrier (`IFLA_CARRIER`; `LOWER_UP` while the link is up).
     Carrier,
-    /// The lower layer went down (`ip`'s `NO-CARRIER`).
+    /// The lower layer lost its carrier (`ip`'s `NO-CARRIER` once the link is up).
     NoCarrier,
     /// The operational state changed (what `iface status` follows).
     Operstate,

@@ -217,3 +217,48 @@ fn a_name_that_is_not_utf8_ended_a_running_watch() {
         "{all:?}{lines:?}"
     );
 }
+
+/// Setting `lo` down and up again made `iface watch` report `no-carrier` and `carrier`: the
+/// kernel hides `LOWER_UP` while a link is down, but its carrier never changed (`ip monitor`
+/// shows no NO-CARRIER, `carrier_changes` stays 0). The carrier is now the kernel's
+/// `IFLA_CARRIER`; a veth set down still loses its carrier, and says so.
+#[test]
+fn setting_lo_down_reported_a_carrier_change_that_never_happened() {
+    if !privileged("iface watch lo carrier") {
+        return;
+    }
+    let ns = Netns::new("iface-locarrier");
+    ns.ip(&["link", "set", "lo", "up"]);
+    ns.ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
+    ns.ip(&["link", "set", "v1", "up"]);
+    ns.ip(&["link", "set", "v0", "up"]);
+    let mut watch = ns.netkit();
+    watch.args(["--json", "iface", "watch"]);
+    let watch = crate::harness::Proc::spawn(watch);
+    watch.stderr.wait_for(|l| l.starts_with("watching"), 1);
+    ns.ip(&["link", "set", "lo", "down"]);
+    ns.ip(&["link", "set", "lo", "up"]);
+    ns.ip(&["link", "set", "v0", "down"]);
+    // A change after them all: once its event is out, theirs are too.
+    ns.ip(&["addr", "add", "198.18.62.1/32", "dev", "lo"]);
+    watch.stdout.wait_for(|l| l.contains("198.18.62.1"), 1);
+    let events: Vec<(String, String)> = json_lines(&watch.stdout.all().join("\n"))
+        .iter()
+        .filter(|e| e["type"] == "link")
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap_or_default().to_string(),
+                e["event"].to_string(),
+            )
+        })
+        .collect();
+    let carrier = |name: &str| {
+        events
+            .iter()
+            .filter(|(n, e)| n == name && e.contains("carrier"))
+            .map(|(_, e)| e.trim_matches('"').to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(carrier("lo"), Vec::<String>::new(), "{events:?}");
+    assert_eq!(carrier("v0"), ["no-carrier"], "{events:?}");
+}
