@@ -97,7 +97,7 @@ pub enum Error {
         why: String,
     },
     /// A system call failed; `what` names the operation and its subject.
-    #[error("{what}: {}{}", describe_io(source), hint(source))]
+    #[error("{what}: {}{}", describe_io(source), hint_for(what, source))]
     Io {
         /// What was being done, e.g. `listen on 127.0.0.1:80`.
         what: String,
@@ -187,6 +187,22 @@ fn lower_first(text: &str) -> String {
     }
 }
 
+/// What a user can do about an environment refusal of `what` (`listen on unix:@name`,
+/// `connect to exec:prog`), as a suffix starting with "; ": the generic [`hint`] but where the
+/// subject is a Unix socket name or a program, which have no ports nor capabilities to grant.
+pub fn hint_for(what: &str, err: &io::Error) -> &'static str {
+    use nix::libc::{EACCES, EADDRINUSE, EPERM};
+    match (err.raw_os_error(), what) {
+        (Some(EADDRINUSE), w) if w.contains("unix:") => {
+            "; another process is listening on that name: stop it or choose another name"
+        }
+        (Some(EACCES | EPERM), w) if w.contains("exec:") => {
+            "; this user may not run that program (check that it is executable)"
+        }
+        _ => hint(err),
+    }
+}
+
 /// What a user can do about an environment refusal, as a suffix starting with "; ".
 pub fn hint(err: &io::Error) -> &'static str {
     use nix::libc::{EACCES, EADDRINUSE, EADDRNOTAVAIL, EMFILE, ENFILE, EPERM};
@@ -221,6 +237,17 @@ mod tests {
         assert!(!text.contains("os error"), "{text}");
         assert!(text.contains("choose another port"), "{text}");
         assert_eq!(err.class(), ErrorClass::Environment);
+    }
+
+    #[test]
+    fn unix_names_and_programs_get_their_own_advice() {
+        let in_use = io::Error::from_raw_os_error(nix::libc::EADDRINUSE);
+        let text = Error::io("listen on unix:@name", in_use).to_string();
+        assert!(text.ends_with("stop it or choose another name"), "{text}");
+        let denied = io::Error::from_raw_os_error(nix::libc::EACCES);
+        let text = Error::io("connect to exec:/etc/passwd", denied).to_string();
+        assert!(text.ends_with("(check that it is executable)"), "{text}");
+        assert!(!text.contains("CAP_"), "{text}");
     }
 
     #[test]

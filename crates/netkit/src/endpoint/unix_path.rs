@@ -1,31 +1,56 @@
 //! Safe binding of Unix sockets at a path: never unlink a live socket (another server is
 //! listening) nor a file that is not a socket; replace a stale socket file; remove ours when
-//! the listener is dropped.
+//! the listener is dropped, and only ours (not a file put in its place since).
 //!
 //! A socket file is stale only when a test connect is refused (`ECONNREFUSED`: nobody is bound
 //! to it). A live server with a full accept queue answers `EAGAIN`, and any other answer is
 //! just as inconclusive: in all those cases the file is left alone.
 
 use std::io;
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use tokio::net::{UnixListener, UnixStream};
 
-/// Removes the socket file it names when dropped.
+/// Removes the socket file it names when dropped — if it is still ours: the same file
+/// (device and inode) as the bind made, not one another server (or anyone) put there since.
 #[derive(Debug)]
-pub struct Guard(PathBuf);
+pub struct Guard {
+    path: PathBuf,
+    /// The device and inode of the socket file the bind made.
+    file: Option<(u64, u64)>,
+}
+
+impl Guard {
+    /// Guards the socket file just bound at `path`.
+    fn new(path: &Path) -> Guard {
+        Guard {
+            path: path.to_path_buf(),
+            file: identity(path),
+        }
+    }
+}
+
+/// The device and inode of the socket file at `path`, when there is one.
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    meta.file_type()
+        .is_socket()
+        .then(|| (meta.dev(), meta.ino()))
+}
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        if self.file.is_some() && identity(&self.path) == self.file {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
 /// Binds a listener at `path`, taking over a stale socket file but nothing else.
 pub(super) async fn bind(path: &Path) -> io::Result<(UnixListener, Guard)> {
     match UnixListener::bind(path) {
-        Ok(listener) => return Ok((listener, Guard(path.to_path_buf()))),
+        Ok(listener) => return Ok((listener, Guard::new(path))),
         Err(err) if err.kind() != io::ErrorKind::AddrInUse => return Err(err),
         Err(_) => {}
     }
@@ -39,7 +64,7 @@ pub(super) async fn bind(path: &Path) -> io::Result<(UnixListener, Guard)> {
     probe(path).await?;
     std::fs::remove_file(path)?;
     let listener = UnixListener::bind(path)?;
-    Ok((listener, Guard(path.to_path_buf())))
+    Ok((listener, Guard::new(path)))
 }
 
 /// Ok when the socket at `path` is stale (a connect is refused); an "address in use" error

@@ -95,6 +95,49 @@ fn echo_left_its_socket_file_behind_on_sighup_and_sigquit() {
     }
 }
 
+/// On exit the server unlinked whatever was at its path: a socket another server had bound
+/// there since (cutting it off from its clients), or a regular file someone put there. Only
+/// the socket file the bind made (same device and inode) is removed now; socat removes the
+/// path whatever is there, the same mistake.
+#[test]
+fn echo_removed_the_socket_of_the_server_that_replaced_it_on_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    for signal in ["TERM", "INT"] {
+        let path = dir.path().join(format!("{signal}.sock"));
+        let server = EchoServer::start(&format!("unix:{}", path.display()), &[]);
+        std::fs::remove_file(&path).unwrap();
+        let (newcomer, _queued) = full_unix_server(&path);
+        let (code, stderr) = server.stop(signal);
+        assert_eq!(code, 0, "{signal}: {stderr}");
+        assert!(
+            path.exists(),
+            "{signal}: the newcomer's socket file was removed"
+        );
+        still_reaches(&newcomer, &path);
+        drop(newcomer);
+        std::fs::remove_file(&path).unwrap();
+        // A regular file in its place is not removed either.
+        let server = EchoServer::start(&format!("unix:{}", path.display()), &[]);
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, "keep").unwrap();
+        let (code, stderr) = server.stop(signal);
+        assert_eq!(code, 0, "{signal}: {stderr}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "keep", "{signal}");
+    }
+}
+
+/// A second server on an abstract name in use was told to "choose another port".
+#[test]
+fn echo_on_an_abstract_name_in_use_advised_another_port() {
+    let name = format!("unix:@netkit-regression-{}", std::process::id());
+    let server = EchoServer::start(&name, &[]);
+    let (code, _, stderr) = run_bounded(&["echo", &name]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("choose another name"), "{stderr}");
+    assert!(!stderr.contains("port"), "{stderr}");
+    drop(server);
+}
+
 /// A user who may not write the socket's directory was told to grant CAP_NET_BIND_SERVICE (a
 /// capability for low TCP ports that has nothing to do with Unix sockets).
 #[test]

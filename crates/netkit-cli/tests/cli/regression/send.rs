@@ -190,3 +190,17 @@ fn send_to_a_name_resolving_to_a_link_local_address_said_only_invalid_argument()
     let (code, stdout, stderr) = Proc::spawn(cmd).finish();
     assert_eq!((code, stdout.as_str()), (0, "hi\n"), "{stderr}");
 }
+
+/// `send exec:FILE` of a file that may not be run was told to run as root or grant
+/// CAP_NET_BIND_SERVICE or CAP_NET_RAW, capabilities that have nothing to do with it.
+#[test]
+fn send_exec_of_a_file_that_is_not_executable_advised_network_capabilities() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("not-a-program");
+    std::fs::write(&path, "plain text\n").unwrap();
+    let target = format!("exec:{}", path.display());
+    let (code, _, stderr) = text(&netkit().args(["send", &target, "hi"]).output().unwrap());
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("check that it is executable"), "{stderr}");
+    assert!(!stderr.contains("CAP_"), "{stderr}");
+}
