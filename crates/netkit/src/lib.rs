@@ -25,6 +25,7 @@
 //! The library never parses argv, prints or exits. docs/ARCHITECTURE.md tells the whole story.
 #![warn(clippy::print_stdout, clippy::print_stderr, missing_docs)]
 
+mod descriptor_wait;
 pub mod duration;
 pub mod endpoint;
 pub mod error;

@@ -235,8 +235,8 @@ pub(crate) async fn deliver<E>(
     result
 }
 
-/// Waits for a free connection slot (when there is a bound), then for a connection, pausing
-/// after failures.
+/// Waits for a free connection slot (when there is a bound), for no accepted client to wait
+/// for descriptors, then for a connection, pausing after failures.
 async fn next<L: Accept>(
     listener: &L,
     limit: Option<&Arc<Semaphore>>,
@@ -252,6 +252,8 @@ async fn next<L: Accept>(
         None => None,
     };
     loop {
+        // Clients already accepted that wait for descriptors go first (`descriptor_wait`).
+        crate::descriptor_wait::until_nobody_waits().await;
         match listener.accept().await {
             Ok(conn) => {
                 backoff.reset();

@@ -99,8 +99,9 @@ pub struct Args {
     /// (Unix-socket clients are not filtered).
     #[arg(long, value_name = "CIDR", value_parser = parse::cidr)]
     pub allow: Vec<IpNet>,
-    /// At most this many connections at once; more wait in the kernel's backlog. UDP: at
-    /// most this many sessions; datagrams of new clients beyond them are dropped and counted.
+    /// At most this many connections at once; more wait in the kernel's backlog (without it,
+    /// under an open-files limit below 4096: as many as the limit carries). UDP: at most this
+    /// many sessions; datagrams of new clients beyond them are dropped and counted.
     #[arg(long, value_name = "N", value_parser = parse::positive_count)]
     pub max_conns: Option<usize>,
     /// Close a connection after this long with no traffic either way (TCP: never by default:

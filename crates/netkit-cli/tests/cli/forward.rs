@@ -145,7 +145,9 @@ fn forward_emfile_backs_off_and_serves_again_when_load_drops() {
     let upstream = tcp_echo("127.0.0.1:0");
     let mut cmd = std::process::Command::new("prlimit");
     cmd.args(["--nofile=40:40", env!("CARGO_BIN_EXE_netkit")]);
-    cmd.args(["forward", "0", &upstream.to_string()]);
+    // --max-conns beyond what the limit carries (without it the forwarder bounds itself to
+    // that, and never runs out): accepting runs out of descriptors and backs off.
+    cmd.args(["forward", "0", &upstream.to_string(), "--max-conns", "1000"]);
     let mut fw = Forwarder::spawn(cmd, 1);
     let addr = fw.addr();
     let held: Vec<TcpStream> = (0..60)

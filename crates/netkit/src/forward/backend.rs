@@ -1,8 +1,9 @@
 //! A rule as the forwarder runs it: its targets (with their health and counters), its turn
 //! counter for round-robin, its active checks, and the connect of each client: targets tried in
 //! the balance's order, the next one when a connect fails, then `--retries` more attempts
-//! (`attempts`; nothing has been relayed yet, so the client sees nothing of it), each failure and recovery counted into the target's health (but
-//! for a failure of this machine: short of descriptors or memory).
+//! (`attempts`; nothing has been relayed yet, so the client sees nothing of it), each failure
+//! and recovery counted into the target's health (but for a failure of this machine: short of
+//! descriptors or memory, when the client waits for some to be freed instead).
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,6 +18,7 @@ use super::event::Events;
 use super::metrics::{Registry, RuleMetrics};
 use super::target::Target;
 use super::{check, Rule};
+use crate::descriptor_wait::DescriptorWait;
 use crate::endpoint::happy_eyeballs::HandshakeAck;
 use crate::endpoint::Stream;
 use crate::error::Error;
@@ -113,11 +115,7 @@ impl Backend {
         while let Some(i) = attempts.next(eligible) {
             let target = &self.targets[i];
             target.health.attempting(Instant::now());
-            match target
-                .endpoint
-                .connect_with(options.connect_timeout, HandshakeAck::WithData)
-                .await
-            {
+            match self.connect_to(target).await {
                 Ok(stream) => {
                     target.report(target.health.connected(checked));
                     return Ok((stream, target));
@@ -137,6 +135,29 @@ impl Backend {
             }
         }
         Err(Unreachable(failures))
+    }
+
+    /// Connects to `target`; when this machine is short of descriptors or memory, the client
+    /// is kept and the connect tried again as connections end, for up to the connect timeout
+    /// ([`DescriptorWait`]), as the accept loop backs off rather than dropping anyone.
+    async fn connect_to(&self, target: &Target) -> Result<Stream, Error> {
+        let timeout = self.rule.options.connect_timeout;
+        let mut wait: Option<DescriptorWait> = None;
+        loop {
+            let result = target
+                .endpoint
+                .connect_with(timeout, HandshakeAck::WithData)
+                .await;
+            match result {
+                Err(err) if short_here(&err) => {
+                    let wait = wait.get_or_insert_with(|| DescriptorWait::new(timeout));
+                    if !wait.pause().await {
+                        return Err(err);
+                    }
+                }
+                result => return result,
+            }
+        }
     }
 
     /// The order in which this connection tries the targets.

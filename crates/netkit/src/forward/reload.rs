@@ -393,7 +393,9 @@ impl Supervisor {
             // A kept listener too: its new connections inherit the rule in force's keepalive.
             let options = &backend.rule.options;
             options.keepalive.apply_to_listener(listener.0.any());
-            listener.0.set_exclusive(options.max_conns.is_none());
+            listener
+                .0
+                .set_exclusive(super::server::max_conns(&backend.rule).is_none());
             let limit = limit_of(&backend.rule);
             for (lane, on) in listener.0.lanes().iter().enumerate() {
                 let local = Local {

@@ -17,7 +17,7 @@ use super::backend::Backend;
 use super::event::{Event, Events};
 use super::metrics::Registry;
 use super::{conn, Rule};
-use crate::endpoint::{Listener, Peer, Stream};
+use crate::endpoint::{Endpoint, Listener, Peer, Stream};
 use crate::server::{self, Accept, Cancel, Ends, Stop};
 
 /// Serves `rule` on `listener` until `shutdown` completes, then waits for every connection to
@@ -67,11 +67,42 @@ where
     tokio::join!(serving, server::deliver(incoming, failed, on_event)).1
 }
 
-/// The bound on the connections of `rule` served at once (`--max-conns`), shared by the
-/// accept loops of one listening socket; none without `--max-conns` (then no loop counts its
+/// The bound on the connections of `rule` served at once ([`max_conns`]), shared by the accept
+/// loops of one listening socket; none when there is none (then no loop counts its
 /// connections against a semaphore the loops of the other threads share).
 pub(super) fn limit_of(rule: &Rule) -> Option<Arc<Semaphore>> {
-    rule.options.max_conns.map(server::limit)
+    max_conns(rule).map(server::limit)
+}
+
+/// Below this open-files limit a rule without `--max-conns` gets the bound the limit leaves
+/// room for ([`implicit_max_conns`]); above it descriptors are not what runs out first, and
+/// the accept loops stay free of a shared count.
+const LOW_NOFILE: u64 = 4096;
+/// Descriptors kept aside from connections: listeners, the runtime, checks, logs.
+const RESERVE: u64 = 32;
+
+/// The connections of `rule` served at once: `--max-conns`, else, under a low open-files
+/// limit, as many as the descriptors allow — clients beyond wait in the kernel's backlog,
+/// which costs none, instead of being accepted and then dropped when their target's socket
+/// cannot be opened (HAProxy derives its `maxconn` from the limit alike).
+pub(super) fn max_conns(rule: &Rule) -> Option<usize> {
+    static NOFILE: std::sync::LazyLock<u64> = std::sync::LazyLock::new(crate::sys::rlimit::nofile);
+    rule.options
+        .max_conns
+        .or_else(|| implicit_max_conns(rule, *NOFILE))
+}
+
+/// The connections `nofile` descriptors carry: a quarter goes to splice pipes at most
+/// ([`super::pipe_pool`]), [`RESERVE`] aside, then two per connection (the client's and the
+/// target's sockets), four with an `exec:` target (its socketpair, and the child's spawn).
+fn implicit_max_conns(rule: &Rule, nofile: u64) -> Option<usize> {
+    if nofile >= LOW_NOFILE {
+        return None;
+    }
+    let exec = rule.targets.iter().any(|t| matches!(t, Endpoint::Exec(_)));
+    let per_conn = if exec { 4 } else { 2 };
+    let room = (nofile - nofile / 4).saturating_sub(RESERVE);
+    Some(usize::try_from(room / per_conn).unwrap_or(1).max(1))
 }
 
 /// Serves `backend` on `listener` until `shutdown` completes, then ends the open connections
@@ -128,7 +159,6 @@ mod tests {
     use tokio::sync::{mpsc, oneshot};
 
     use super::*;
-    use crate::endpoint::Endpoint;
     use crate::report::forward::Close;
 
     /// A target that echoes one message per connection, then closes.
@@ -150,6 +180,21 @@ mod tests {
         let addr = tcp.local_addr().unwrap();
         let rule = Rule::new(Endpoint::tcp(addr), Endpoint::tcp(echo_target().await));
         (Listener::from(tcp), addr, Arc::new(rule))
+    }
+
+    #[test]
+    fn a_low_open_files_limit_bounds_the_connections_it_cannot_carry() {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 9));
+        let tcp = Rule::new(Endpoint::tcp(addr), Endpoint::tcp(addr));
+        let exec = Rule::new(Endpoint::tcp(addr), Endpoint::Exec(vec!["cat".into()]));
+        assert_eq!(implicit_max_conns(&tcp, 64), Some(8));
+        assert_eq!(implicit_max_conns(&exec, 64), Some(4));
+        assert_eq!(implicit_max_conns(&tcp, 1024), Some(368));
+        assert_eq!(implicit_max_conns(&tcp, 16), Some(1));
+        assert_eq!(implicit_max_conns(&tcp, 20_000), None);
+        let mut asked = tcp.clone();
+        asked.options.max_conns = Some(3);
+        assert_eq!(max_conns(&asked), Some(3));
     }
 
     async fn round_trip(addr: std::net::SocketAddr) -> Vec<u8> {
