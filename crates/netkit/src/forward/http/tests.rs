@@ -222,12 +222,26 @@ fn refuses_what_two_parsers_could_read_differently() {
 
 #[test]
 fn chunk_extensions_are_dropped_and_line_ends_made_crlf() {
-    let input =
-        b"POST / HTTP/1.1\nTransfer-Encoding: gzip, chunked\n\n0A;name=\"v\"\n0123456789\n0\n\n";
+    let input = b"POST / HTTP/1.1\nTransfer-Encoding: Chunked\n\n0A;name=\"v\"\n0123456789\n0\n\n";
     let out = requests_in_pieces(input, 4).unwrap();
-    let want = "POST / HTTP/1.1\r\nHost: new.test:81\r\nTransfer-Encoding: gzip, chunked\r\n\r\n\
+    let want = "POST / HTTP/1.1\r\nHost: new.test:81\r\nTransfer-Encoding: Chunked\r\n\r\n\
         a\r\n0123456789\r\n0\r\n\r\n";
     assert_eq!(text(&out), want);
+}
+
+#[test]
+fn other_codings_before_chunked_are_not_implemented() {
+    for codings in [
+        "Transfer-Encoding: gzip, chunked\r\n",
+        "Transfer-Encoding: identity\r\nTransfer-Encoding: chunked\r\n",
+    ] {
+        let input = format!("POST / HTTP/1.1\r\n{codings}\r\n0\r\n\r\n");
+        let result = requests_in_pieces(input.as_bytes(), 5);
+        assert!(
+            matches!(result, Err(Error::Unsupported(_))),
+            "{codings}: {result:?}"
+        );
+    }
 }
 
 #[test]
