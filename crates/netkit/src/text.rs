@@ -14,11 +14,25 @@ pub fn sanitize(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(end);
     for chunk in bytes[..end].utf8_chunks() {
         chunk.valid().chars().for_each(|c| push_char(&mut out, c));
-        for byte in chunk.invalid() {
-            out.push_str(&format!("\\x{byte:02x}"));
-        }
+        chunk.invalid().iter().for_each(|b| push_byte(&mut out, *b));
     }
     out
+}
+
+/// `bytes` as text, losing nothing: valid UTF-8 as it is, every other byte as `\xNN` (names
+/// the kernel takes as bytes: interfaces, aliases, address labels).
+pub fn escape_non_utf8(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        chunk.invalid().iter().for_each(|b| push_byte(&mut out, *b));
+    }
+    out
+}
+
+/// A byte as `\xNN`.
+fn push_byte(out: &mut String, byte: u8) {
+    out.push_str(&format!("\\x{byte:02x}"));
 }
 
 fn push_char(out: &mut String, c: char) {

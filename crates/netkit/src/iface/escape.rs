@@ -6,8 +6,6 @@
 //! as `\xNN` — and decoded again; names given on the command line are escaped the same way,
 //! so that `iface show` finds the interface by the bytes its name has.
 
-use std::fmt::Write;
-
 /// Netlink message header: length, type, flags, sequence, port.
 const HEADER: usize = 16;
 /// `RTM_NEWLINK`, `RTM_DELLINK`.
@@ -42,14 +40,7 @@ const ADDR_STRINGS: Strings = Strings {
 
 /// `bytes` as text: valid UTF-8 as it is, every other byte as `\xNN`.
 pub fn escape_bytes(bytes: &[u8]) -> String {
-    let mut text = String::with_capacity(bytes.len());
-    for chunk in bytes.utf8_chunks() {
-        text.push_str(chunk.valid());
-        for byte in chunk.invalid() {
-            let _ = write!(text, "\\x{byte:02x}");
-        }
-    }
-    text
+    crate::text::escape_non_utf8(bytes)
 }
 
 /// One rtnetlink link or address message (header included) with the bytes of its string
