@@ -1,5 +1,6 @@
 //! Exit statuses (SPEC.md "Exit status") and the one place errors are printed.
 
+use netkit::text::one_line;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -59,7 +60,7 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
     if is_broken_pipe(err) {
         return Exit::Success.into();
     }
-    let _ = writeln!(std::io::stderr(), "netkit: {}", message(err));
+    let _ = writeln!(std::io::stderr(), "netkit: {}", one_line(&message(err)));
     classify(err).into()
 }
 
@@ -117,7 +118,11 @@ pub fn clap_error(err: clap::Error) -> ExitCode {
         };
         return ExitCode::from(code);
     }
-    let _ = writeln!(std::io::stderr(), "netkit: {}", describe_clap(&err));
+    let _ = writeln!(
+        std::io::stderr(),
+        "netkit: {}",
+        one_line(&describe_clap(&err))
+    );
     Exit::Usage.into()
 }
 
@@ -140,6 +145,14 @@ fn describe_clap(err: &clap::Error) -> String {
     let why = match err.kind() {
         ErrorKind::InvalidSubcommand => "unknown subcommand; see 'netkit --help'".to_string(),
         ErrorKind::UnknownArgument => "unknown option; see --help".to_string(),
+        // From the parts, not clap's first line: a value with a newline would cut it.
+        ErrorKind::InvalidValue => match (
+            context_str(err, ContextKind::InvalidValue),
+            context_str(err, ContextKind::InvalidArg),
+        ) {
+            (Some(value), Some(arg)) => return format!("invalid value '{value}' for '{arg}'"),
+            _ => first_line(err),
+        },
         ErrorKind::MissingRequiredArgument => {
             return format!("missing {}; see --help", subject.unwrap_or_default());
         }
@@ -159,9 +172,22 @@ fn context_str(err: &clap::Error, kind: ContextKind) -> Option<String> {
     }
 }
 
-/// clap's own first line, without its `error: ` prefix and styling.
+/// clap's own message, without its `error: ` prefix and styling, on one line: a first line
+/// ending in ':' takes the indented lines after it (what an argument conflicts with).
 fn first_line(err: &clap::Error) -> String {
     let rendered = err.render().to_string();
-    let line = rendered.lines().next().unwrap_or("invalid usage");
-    line.trim_start_matches("error: ").to_string()
+    let mut lines = rendered.lines();
+    let mut line = lines
+        .next()
+        .unwrap_or("invalid usage")
+        .trim_start_matches("error: ")
+        .to_string();
+    if line.ends_with(':') {
+        let listed: Vec<&str> = lines
+            .take_while(|l| l.starts_with(' '))
+            .map(str::trim)
+            .collect();
+        line = format!("{line} {}", listed.join(", "));
+    }
+    line
 }

@@ -142,7 +142,7 @@ pub const MAX_UNIX_PATH: usize = 107;
 pub const MAX_ABSTRACT_NAME: usize = 107;
 
 /// Where to connect or listen.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Endpoint {
     /// A TCP endpoint; names resolve to every address they have, tried in order.
     Tcp {
@@ -172,7 +172,7 @@ pub enum Endpoint {
 }
 
 /// The host part of a TCP or UDP endpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Host {
     /// A literal address.
     Ip(IpAddr),

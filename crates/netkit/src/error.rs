@@ -191,10 +191,13 @@ fn lower_first(text: &str) -> String {
 /// `connect to exec:prog`), as a suffix starting with "; ": the generic [`hint`] but where the
 /// subject is a Unix socket name or a program, which have no ports nor capabilities to grant.
 pub fn hint_for(what: &str, err: &io::Error) -> &'static str {
-    use nix::libc::{EACCES, EADDRINUSE, EPERM};
+    use nix::libc::{EACCES, EADDRINUSE, EMFILE, ENFILE, EPERM};
     match (err.raw_os_error(), what) {
         (Some(EADDRINUSE), w) if w.contains("unix:") => {
             "; another process is listening on that name: stop it or choose another name"
+        }
+        (Some(EMFILE | ENFILE), w) if w.starts_with("listen on") => {
+            "; raise the open-files limit (ulimit -n) or listen on fewer ports"
         }
         (Some(EACCES | EPERM), w) if w.contains("exec:") => {
             "; this user may not run that program (check that it is executable)"

@@ -35,6 +35,20 @@ fn push_byte(out: &mut String, byte: u8) {
     out.push_str(&format!("\\x{byte:02x}"));
 }
 
+/// A message for one terminal line: control characters and invisible format characters
+/// escaped as [`sanitize`] does them, a backslash (and everything else) left as it is — an
+/// input with a newline or an escape sequence cannot split an error line or restyle it.
+pub fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => out.push(c),
+            c => push_char(&mut out, c),
+        }
+    }
+    out
+}
+
 fn push_char(out: &mut String, c: char) {
     match c {
         '\n' => out.push_str("\\n"),
@@ -58,6 +72,13 @@ fn is_invisible(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_line_escapes_controls_and_keeps_backslashes() {
+        assert_eq!(one_line("lo\n: no such"), "lo\\n: no such");
+        assert_eq!(one_line("a\x1b[31mred"), "a\\x1b[31mred");
+        assert_eq!(one_line("bad\\xff ok"), "bad\\xff ok");
+    }
 
     #[test]
     fn plain_banners_pass_through() {

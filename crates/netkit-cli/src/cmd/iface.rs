@@ -7,7 +7,7 @@ use clap::builder::TypedValueParser;
 
 use netkit::iface::Watcher;
 use netkit::report::iface::{AddrEvent, Event, IfAddr, Interface, LinkChange, LinkEvent};
-use netkit::text::sanitize;
+use netkit::text::one_line;
 use netkit::Family;
 use serde::Serialize;
 
@@ -258,7 +258,7 @@ fn push_addr(text: &mut String, iface: &str, addr: &IfAddr) {
 /// it is, so that a name whose bytes are not UTF-8 reads as the library escaped it (`bad\xff`)
 /// and can be given back as NAME.
 fn clean(text: &str) -> String {
-    sanitize(text.as_bytes()).replace("\\\\", "\\")
+    one_line(text)
 }
 
 #[derive(Serialize)]

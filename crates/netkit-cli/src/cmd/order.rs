@@ -19,7 +19,7 @@ pub struct OrderArgs {
     pub shard: Option<(u64, u64)>,
     /// Shuffle the targets with this seed (implies --randomize); the same seed gives the same
     /// order everywhere, as the shards of one scan need.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_seed)]
     pub seed: Option<u64>,
     /// Probe the targets in a pseudo-random order (as nmap does) instead of as given.
     #[arg(long)]
@@ -87,6 +87,11 @@ fn parse_shard(text: &str) -> Result<(u64, u64), ParseError> {
             Err(ParseError::new(text, why))
         }
     }
+}
+
+/// `--seed N`: any whole number a u64 holds.
+fn parse_seed(text: &str) -> Result<u64, netkit::ParseError> {
+    crate::parse::number_in(text, 0, u64::MAX, "seed")
 }
 
 /// A seed for `--randomize` alone: the clock's nanoseconds (a fresh order each run).

@@ -16,6 +16,7 @@
 //! loop starts on the same socket, kept open by a duplicate descriptor; one that is removed is
 //! drained and its socket closed when its last session ends.
 
+use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
@@ -185,8 +186,10 @@ impl Supervisor {
             rules.into_iter().partition(Rule::is_datagram);
         let keys = keys(&rules);
         let mut bound = Vec::with_capacity(rules.len());
+        let slots: HashMap<&(Endpoint, usize), &Slot> =
+            self.slots.iter().map(|s| (&s.key, s)).collect();
         for (key, &at) in keys.iter().zip(&stream_at) {
-            let kept = self.slots.iter().find(|s| s.key == *key);
+            let kept = slots.get(key);
             let listeners = match kept {
                 Some(slot) => slot.listeners.clone(),
                 None => self.bind(&listens, at).await?,
@@ -470,17 +473,16 @@ async fn closed(gone: Vec<Slot>) {
     }
 }
 
-/// What each rule is matched by across reloads.
+/// What each rule is matched by across reloads: its listen endpoint, and how many rules
+/// before it have the same (counted in one pass: a port range makes tens of thousands).
 fn keys(rules: &[Rule]) -> Vec<(Endpoint, usize)> {
+    let mut seen: HashMap<&Endpoint, usize> = HashMap::with_capacity(rules.len());
     rules
         .iter()
-        .enumerate()
-        .map(|(i, rule)| {
-            let before = rules[..i]
-                .iter()
-                .filter(|r| r.listen == rule.listen)
-                .count();
-            (rule.listen.clone(), before)
+        .map(|rule| {
+            let before = seen.entry(&rule.listen).or_insert(0);
+            *before += 1;
+            (rule.listen.clone(), *before - 1)
         })
         .collect()
 }

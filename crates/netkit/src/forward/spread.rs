@@ -22,7 +22,7 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use tokio::net::{TcpStream, UnixStream};
@@ -202,6 +202,11 @@ fn lanes(listener: &Listener, workers: &[Worker], name: &str) -> Vec<Lane> {
     lanes
 }
 
+/// Lanes given exclusive wake-ups so far, in this process.
+static EXCLUSIVE_LANES: AtomicUsize = AtomicUsize::new(0);
+/// The most lanes given exclusive wake-ups ([`lane`]).
+const MAX_EXCLUSIVE_LANES: usize = 512;
+
 /// A descriptor of `listener` registered with `worker`'s runtime.
 fn lane(listener: &Listener, worker: &Worker) -> io::Result<Lane> {
     let detached = listener.duplicate()?;
@@ -209,8 +214,12 @@ fn lane(listener: &Listener, worker: &Worker) -> io::Result<Lane> {
         let _entered = worker.handle.enter();
         detached.register()?
     };
+    // Finding a registration reads the epoll instance's whole fdinfo: past a few hundred
+    // listeners (a port range of thousands) that became quadratic (4000 rules: 24 s before the
+    // first accept), so the rest keep tokio's registration (every worker wakes).
     let wakeup = worker
         .poller
+        .filter(|_| EXCLUSIVE_LANES.fetch_add(1, Ordering::Relaxed) < MAX_EXCLUSIVE_LANES)
         .and_then(|poller| Wakeup::find(poller, &registered).ok());
     Ok(Lane {
         handle: worker.handle.clone(),

@@ -953,6 +953,32 @@ fn forward_descriptor_shortage_took_a_healthy_target_down() {
 /// `[::]` an IPv4 client's header had no addresses at all (an IPv4 source and an IPv6
 /// destination make no pair, so the header said `UNSPEC`). The header now names where the
 /// datagram arrived, in the client's family.
+/// A port range of thousands of rules took quadratic time to start: each listener's
+/// exclusive wake-up read the whole epoll fdinfo, and the rules' reload keys were counted
+/// pair by pair (4000 rules: 24 s before the first accept; `1-65535`: over a minute, deaf to
+/// SIGTERM meanwhile). Now the forwarder of 5000 rules announces them all within the harness's
+/// patience, and answers on the last one.
+#[test]
+fn forward_of_a_port_range_of_thousands_took_quadratic_time_to_start() {
+    let upstream = tcp_echo("127.0.0.1:0");
+    let listen = "127.0.0.1:21000-25999";
+    let target = format!("{}:{}-{}", upstream.ip(), 31000, 35999);
+    let mut fw = Forwarder::spawn(
+        {
+            let mut cmd = netkit();
+            cmd.args(["forward", listen, &target]);
+            cmd
+        },
+        5000,
+    );
+    assert_eq!(fw.listens.len(), 5000);
+    // The last rule is served (its target refuses: no upstream there; the client sees EOF).
+    let mut client = connect("127.0.0.1:25999".parse().unwrap());
+    let mut got = Vec::new();
+    let _ = client.read_to_end(&mut got);
+    assert!(fw.alive(), "the forwarder died");
+}
+
 /// Under a low descriptor limit (`ulimit -n 64`) 200 clients at once: each was accepted (one
 /// descriptor), its target side (an `exec:` child's socketpair, a TCP socket) then failed with
 /// "too many open files" and the client was closed with nothing: 18 of 200 answered (socat

@@ -262,3 +262,20 @@ fn setting_lo_down_reported_a_carrier_change_that_never_happened() {
     assert_eq!(carrier("lo"), Vec::<String>::new(), "{events:?}");
     assert_eq!(carrier("v0"), ["no-carrier"], "{events:?}");
 }
+
+/// An input with a newline or a terminal escape was printed as it was: the one error line
+/// became two (`netkit: lo` / `: no such interface`), or restyled the terminal. Control
+/// characters are escaped in every error line now; a backslash is left as it is.
+#[test]
+fn control_characters_in_an_input_split_or_restyled_the_error_line() {
+    for (name, shown) in [("lo\n", "lo\\n"), ("a\x1b[31mred", "a\\x1b[31mred")] {
+        let out = crate::harness::netkit()
+            .args(["iface", "show", name])
+            .output()
+            .expect("run");
+        let (code, stdout, stderr) = text(&out);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stdout.is_empty(), "{stdout}");
+        assert_eq!(stderr, format!("netkit: {shown}: no such interface\n"));
+    }
+}

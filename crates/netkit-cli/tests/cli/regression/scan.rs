@@ -765,3 +765,32 @@ fn a_silent_host_exited_0() {
     assert_eq!(code, 1, "{stdout}{stderr}");
     assert!(stdout.contains("10 filtered, 1 host silent"), "{stdout}");
 }
+
+/// `--seed x` said Rust's own `invalid digit found in string`, naming neither the flag nor
+/// what it takes; and an argument clap refuses for a conflict was cut at its first line
+/// (`... cannot be used with:`, and nothing after).
+#[test]
+fn seed_and_conflict_errors_said_rusts_words_or_were_cut_short() {
+    let run = |args: &[&str]| text(&crate::harness::netkit().args(args).output().expect("run"));
+    let (code, _, stderr) = run(&["scan", "127.0.0.1", "-p", "9", "--seed", "x"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(
+        stderr,
+        "netkit: x: seed must be a whole number from 0 to 18446744073709551615\n"
+    );
+    let (code, _, stderr) = run(&[
+        "forward",
+        "--config",
+        "/nonexistent.toml",
+        "0",
+        "127.0.0.1:9",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr
+            .trim_end()
+            .ends_with("cannot be used with: [LISTEN], [TARGET]"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
