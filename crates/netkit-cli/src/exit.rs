@@ -1,10 +1,13 @@
 //! Exit statuses (SPEC.md "Exit status") and the one place errors are printed.
 
 use netkit::text::one_line;
+use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
+
+use crate::argv;
 use netkit::ErrorClass;
 
 /// How a command ended.
@@ -103,7 +106,7 @@ fn classify(err: &anyhow::Error) -> Exit {
 
 /// Turns a clap error into SPEC.md's form: help and version on stdout with status 0, anything
 /// else as `netkit: <input>: <why>` with status 2.
-pub fn clap_error(err: clap::Error) -> ExitCode {
+pub fn clap_error(err: clap::Error, argv: &[OsString]) -> ExitCode {
     if matches!(
         err.kind(),
         ErrorKind::DisplayHelp
@@ -121,12 +124,12 @@ pub fn clap_error(err: clap::Error) -> ExitCode {
     let _ = writeln!(
         std::io::stderr(),
         "netkit: {}",
-        one_line(&describe_clap(&err))
+        one_line(&describe_clap(&err, argv))
     );
     Exit::Usage.into()
 }
 
-fn describe_clap(err: &clap::Error) -> String {
+fn describe_clap(err: &clap::Error, argv: &[OsString]) -> String {
     if let Some(source) = std::error::Error::source(err) {
         if netkit::error::class_of(source).is_some() {
             return source.to_string();
@@ -141,10 +144,29 @@ fn describe_clap(err: &clap::Error) -> String {
         ContextKind::InvalidValue,
     ]
     .into_iter()
-    .find_map(|kind| context_str(err, kind));
+    .find_map(|kind| context_str(err, kind))
+    .map(|subject| {
+        if subject.is_empty() {
+            "''".to_string()
+        } else {
+            subject
+        }
+    });
     let why = match err.kind() {
         ErrorKind::InvalidSubcommand => "unknown subcommand; see 'netkit --help'".to_string(),
-        ErrorKind::UnknownArgument => "unknown option; see --help".to_string(),
+        ErrorKind::UnknownArgument => {
+            let given = subject
+                .as_deref()
+                .and_then(|arg| argv::negative_value(arg, argv));
+            if let Some(given) = given {
+                return format!("{given}: negative values are not accepted");
+            }
+            "unknown option; see --help".to_string()
+        }
+        ErrorKind::InvalidUtf8 => match argv::first_non_utf8(argv) {
+            Some(arg) => return format!("{arg}: not UTF-8 (arguments are taken as UTF-8 text)"),
+            None => first_line(err),
+        },
         // From the parts, not clap's first line: a value with a newline would cut it.
         ErrorKind::InvalidValue => match (
             context_str(err, ContextKind::InvalidValue),

@@ -4,6 +4,7 @@
 // Doc comments here double as clap help text, where `[V6]:PORT` is literal, not a link.
 #![allow(rustdoc::broken_intra_doc_links)]
 
+mod argv;
 mod cli;
 mod cmd;
 mod exit;
@@ -28,9 +29,9 @@ fn main() -> ExitCode {
         Ok(argv) => argv,
         Err(err) => return exit::report(&err.into()),
     };
-    let cli = match cli::Cli::try_parse_from(argv) {
+    let cli = match cli::Cli::try_parse_from(&argv) {
         Ok(cli) => cli,
-        Err(err) => return exit::clap_error(err),
+        Err(err) => return exit::clap_error(err, &argv),
     };
     logging::init(&cli.global);
     match run(cli) {

@@ -73,8 +73,8 @@ pub struct Args {
     /// @FILE; an IPv6 link-local address with its interface: fe80::1%eth0.
     #[arg(required = true, value_name = "TARGET")]
     pub targets: Vec<String>,
-    /// Ports: N, N-M, lists, all, topN (default: top1000).
-    #[arg(short = 'p', long = "ports", value_name = "PORTS", value_parser = parse::ports, conflicts_with = "top")]
+    /// Ports: N, N-M (-M from 1, N- to 65535), lists, all, topN (default: top1000).
+    #[arg(short = 'p', long = "ports", value_name = "PORTS", value_parser = parse::ports, conflicts_with = "top", allow_hyphen_values = true)]
     pub ports: Option<PortSet>,
     /// The N ports most often found open, ranked from netkit's data (internet-wide scan
     /// counts, then stated rules: see docs/top-ports.md) or from --top-source.

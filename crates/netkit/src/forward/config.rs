@@ -172,7 +172,7 @@ pub fn load(path: &Path) -> Result<Vec<Rule>, ConfigError> {
 /// Parses rules from TOML text; the error says which rule and key failed.
 pub fn parse(text: &str) -> Result<Vec<Rule>, ConfigErrorKind> {
     let file: File =
-        toml::from_str(text).map_err(|e| ConfigErrorKind::Toml(e.message().to_string()))?;
+        toml::from_str(text).map_err(|e| ConfigErrorKind::Toml(toml_message(text, &e)))?;
     if file.rule.is_empty() {
         return Err(ConfigErrorKind::NoRules);
     }
@@ -195,6 +195,21 @@ pub fn parse(text: &str) -> Result<Vec<Rule>, ConfigErrorKind> {
         });
     }
     Ok(rules)
+}
+
+/// The TOML parser's message after the line it points at (`line 4 (max_conns = "many"):
+/// invalid type: ...`): serde's words alone name neither the rule nor the key. A long line is
+/// cut to its first 60 characters.
+fn toml_message(text: &str, err: &toml::de::Error) -> String {
+    let message = err.message().replace('\n', "; ");
+    let Some(before) = err.span().and_then(|span| text.get(..span.start)) else {
+        return message;
+    };
+    let number = before.matches('\n').count() + 1;
+    let line = text.lines().nth(number - 1).unwrap_or_default().trim();
+    let shown: String = line.chars().take(60).collect();
+    let cut = if shown.len() < line.len() { " ..." } else { "" };
+    format!("line {number} ({shown}{cut}): {message}")
 }
 
 /// Tags a value's error with its key.

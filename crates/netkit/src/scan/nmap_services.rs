@@ -43,11 +43,18 @@ pub fn find_install() -> Result<PathBuf> {
     ))
 }
 
-/// Reads `path` and ranks its TCP ports (see [`rank_tcp`]). An unreadable file is the
-/// environment's refusal; a file without frequencies is bad input.
-pub fn read(path: &Path) -> Result<Vec<u16>> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| Error::io(format!("--top-source: read {}", path.display()), e))?;
+/// Reads `path` and ranks its TCP ports (see [`rank_tcp`]). A file without frequencies is bad
+/// input; so is one that cannot be read when the user named it (`given`), as an `@FILE` of
+/// targets is, where the file an nmap install should have is the environment's refusal.
+pub fn read(path: &Path, given: bool) -> Result<Vec<u16>> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        if given {
+            let why = format!("cannot read: {}", crate::error::describe_io(&e));
+            ParseError::new(path.display().to_string(), why).into()
+        } else {
+            Error::io(format!("--top-source: read {}", path.display()), e)
+        }
+    })?;
     let ranked = rank_tcp(&String::from_utf8_lossy(&bytes));
     if ranked.is_empty() {
         return Err(ParseError::new(
@@ -141,14 +148,17 @@ bad\t12/tcp\tlots
     }
 
     #[test]
-    fn unreadable_is_environment_and_garbage_is_input() {
+    fn unreadable_is_environment_or_input_and_garbage_is_input() {
         use crate::error::ErrorClass;
-        let missing = read(Path::new("/nonexistent/nmap-services")).unwrap_err();
-        assert_eq!(missing.class(), ErrorClass::Environment);
-        assert!(missing.to_string().contains("/nonexistent/nmap-services"));
+        let path = Path::new("/nonexistent/nmap-services");
+        for (given, class) in [(false, ErrorClass::Environment), (true, ErrorClass::Input)] {
+            let missing = read(path, given).unwrap_err();
+            assert_eq!(missing.class(), class);
+            assert!(missing.to_string().contains("/nonexistent/nmap-services"));
+        }
         let dir = std::env::temp_dir().join(format!("nk-nmap-services-{}", std::process::id()));
         std::fs::write(&dir, "not\nan nmap-services file\n").expect("write");
-        let garbage = read(&dir).unwrap_err();
+        let garbage = read(&dir, true).unwrap_err();
         let _ = std::fs::remove_file(&dir);
         assert_eq!(garbage.class(), ErrorClass::Input);
     }
@@ -158,7 +168,7 @@ bad\t12/tcp\tlots
         let Ok(path) = find_install() else {
             return; // no nmap here: the CLI tests compare with nmap itself where it exists
         };
-        let ranked = read(&path).expect("read nmap-services");
+        let ranked = read(&path, false).expect("read nmap-services");
         assert_eq!(ranked[0], 80);
         assert!(ranked.len() > 1000, "{}", ranked.len());
     }

@@ -44,16 +44,17 @@ impl FromStr for TopSource {
 }
 
 impl TopSource {
-    /// Loads the ranking: netkit's is built in; an nmap-services file is read now. A missing
-    /// or unreadable file is an environment error, a file without frequencies bad input.
+    /// Loads the ranking: netkit's is built in; an nmap-services file is read now. A file the
+    /// user named that cannot be read, or one without frequencies, is bad input; an nmap
+    /// install without its file, or whose file cannot be read, the environment's refusal.
     pub fn load(&self) -> Result<Ranking> {
-        let path = match self {
+        let (path, given) = match self {
             TopSource::Netkit => return Ok(Ranking::netkit()),
-            TopSource::Nmap => nmap_services::find_install()?,
-            TopSource::File(path) => path.clone(),
+            TopSource::Nmap => (nmap_services::find_install()?, false),
+            TopSource::File(path) => (path.clone(), true),
         };
         Ok(Ranking {
-            ports: Cow::Owned(nmap_services::read(&path)?),
+            ports: Cow::Owned(nmap_services::read(&path, given)?),
             source: path.display().to_string(),
         })
     }

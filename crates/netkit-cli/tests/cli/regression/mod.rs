@@ -9,4 +9,5 @@ mod ping;
 mod scan;
 mod send;
 mod sweep;
+mod usage;
 mod wait;

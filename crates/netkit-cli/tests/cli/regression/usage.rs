@@ -1,0 +1,120 @@
+//! Command-line errors that named the wrong input, or none, and a port form nmap takes that
+//! netkit refused.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::process::Command;
+
+use crate::harness::{netkit, run, text};
+
+/// A negative value (`--timeout -1s`, `--max-conns -1`) was called an unknown option `-1`:
+/// clap reads the leading `-` as an option's, and the message named neither the option nor the
+/// value given.
+#[test]
+fn a_negative_value_was_called_an_unknown_option() {
+    for (args, named) in [
+        (
+            &["wait", "--timeout", "-1s", "127.0.0.1:9"][..],
+            "--timeout -1s",
+        ),
+        (
+            &["forward", "0", "127.0.0.1:9", "--max-conns", "-1"][..],
+            "--max-conns -1",
+        ),
+        (
+            &["scan", "127.0.0.1", "-p", "9", "--timeout", "-0.5"][..],
+            "--timeout -0.5",
+        ),
+    ] {
+        let (code, _, stderr) = text(&run(args));
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert_eq!(
+            stderr,
+            format!("netkit: {named}: negative values are not accepted\n"),
+            "{args:?}"
+        );
+    }
+    // After a flag that takes no value, or as a positional, it stays an unknown option.
+    let (code, _, stderr) = text(&run(&["scan", "127.0.0.1", "-5"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(stderr, "netkit: -5: unknown option; see --help\n");
+}
+
+/// An argument that is not UTF-8 was refused with clap's "invalid UTF-8 was detected in one or
+/// more arguments", without saying which; an empty subcommand name was not shown at all.
+#[test]
+fn an_argument_not_utf8_or_empty_was_not_named() {
+    let out = netkit()
+        .args([OsStr::new("scan"), OsStr::from_bytes(b"host\xff.test")])
+        .output()
+        .expect("run netkit");
+    let (code, _, stderr) = text(&out);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.starts_with("netkit: host\\xff.test: not UTF-8"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = text(&run(&[""]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.starts_with("netkit: '': unknown subcommand"),
+        "{stderr}"
+    );
+}
+
+/// `scan -p -3` (ports 1 to 3, as `nmap -p -3` reads it) was refused as an unknown option `-3`;
+/// nmap in the same run is the oracle for the ports it means.
+#[test]
+fn ports_up_to_n_after_a_space_were_refused() {
+    let (code, stdout, stderr) = text(&run(&["scan", "127.0.0.1", "-p", "-3", "--json"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("\"scanned\":3,"), "{stdout}");
+    let Ok(nmap) = Command::new("nmap")
+        .args(["-n", "-sT", "-p", "-3", "127.0.0.1", "-oG", "-"])
+        .output()
+    else {
+        return crate::harness::skip("nmap -p -3", "nmap is not installed");
+    };
+    let grepable = String::from_utf8_lossy(&nmap.stdout);
+    let ports: Vec<&str> = grepable
+        .lines()
+        .filter_map(|line| line.split_once("Ports: "))
+        .flat_map(|(_, ports)| ports.split(", "))
+        .map(|port| port.split('/').next().unwrap_or_default())
+        .collect();
+    assert_eq!(ports, ["1", "2", "3"], "{grepable}");
+}
+
+/// A `--top-source FILE` that cannot be read exited 3 (an environment refusal), where an
+/// `@FILE` of targets or a `--config` file that cannot be read is bad input, exit 2.
+#[test]
+fn an_unreadable_top_source_file_exited_3() {
+    let missing = "/nonexistent/nmap-services";
+    let (code, _, stderr) = text(&run(&["scan", "127.0.0.1", "--top-source", missing]));
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(
+        stderr,
+        format!("netkit: {missing}: cannot read: no such file or directory\n")
+    );
+    let (code, _, stderr) = text(&run(&["scan", "@/nonexistent/targets"]));
+    assert_eq!(code, 2, "{stderr}");
+}
+
+/// A `--config` value of the wrong type said serde's words alone (`invalid type: string
+/// "many", expected usize`), naming neither the line nor the key.
+#[test]
+fn a_config_type_error_named_no_line_or_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("rules.toml");
+    let rules = "[[rule]]\nlisten = \"0\"\ntarget = \"127.0.0.1:9\"\nmax_conns = \"many\"\n";
+    std::fs::write(&file, rules).expect("write rules");
+    let path = file.to_str().expect("path");
+    let (code, _, stderr) = text(&run(&["forward", "--config", path]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "netkit: {path}: line 4 (max_conns = \"many\"): invalid type"
+        )),
+        "{stderr}"
+    );
+}
