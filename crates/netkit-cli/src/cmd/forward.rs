@@ -44,8 +44,9 @@ one line when a target goes down or comes back up.
 Several targets: a connection tries them in the --balance order; when a connect fails it
 tries the next one (the client sees nothing of it) and the failed target is left alone for 1s,
 doubling up to 30s while it keeps failing (with --check a connect that timed out leaves the
-verdict to the checks, and only the checks bring a target back). When
-every target is down, connections still try them all. After that first round, --retries more
+verdict to the checks, and only the checks bring a target back). A target that is down is
+passed over while one that is up is left to try; when every target is down, connections
+still try them all. After that first round, --retries more
 attempts (3 by default) go to the targets that timed out, so a lost SYN does not cost the
 client its connection; a client waits at most (targets + retries) x --connect-timeout. udp: rules with several targets spread
 new sessions the same way; a target that answers with ICMP port unreachable is left alone as

@@ -143,16 +143,18 @@ fn forward_udp_round_robin_spreads_sessions_and_moves_them_off_a_refusing_target
         5,
         "2 opened, 2 moved, 1 new"
     );
-    assert!(sample("refused_total", a.addr) >= 2);
+    assert!(sample("refused_total", a.addr) >= 1);
     let (code, stdout, _) = fw.into_proc().stop("TERM");
     assert_eq!(code, 0);
     let sessions = all_records(&stdout, "session");
     assert_eq!(sessions.len(), 5, "{sessions:?}");
-    let moved: Vec<_> = sessions.iter().filter(|s| s["refused"] != 0).collect();
+    // The first of a's sessions to send met its refusal; the second moved before sending
+    // there, a being down by then.
+    let refused: Vec<_> = sessions.iter().filter(|s| s["refused"] != 0).collect();
     assert_eq!(
-        moved.len(),
-        2,
-        "the two sessions that were on a: {sessions:?}"
+        refused.len(),
+        1,
+        "one of the two sessions that were on a: {sessions:?}"
     );
     for session in sessions {
         assert_eq!(session["target"], b.addr.to_string(), "{session:?}");

@@ -2,7 +2,10 @@
 //! `option redispatch`): a first round tries every target once in the balance's order, then
 //! up to `retries` more attempts go on round the same order from the target after the last
 //! one tried, each to the next target that may take connections now (its health says so),
-//! wrapping around to one that is down only when no other is left. A target that refused the
+//! wrapping around to one that is down only when no other is left. The first round passes
+//! over a target that is down as long as one that is up is left to try: a client is never
+//! handed to a target its checks failed (a 503 page, a wrong service) because the connect to
+//! a healthy one timed out once, as HAProxy never sends one to a server that is down. A target that refused the
 //! connect (or failed otherwise than by a timeout) is not tried again for this client: a
 //! timeout can be a lost SYN, a refusal is an answer. The count of attempts is bounded, so a
 //! dead target never holds a client longer than the attempts' connect timeouts.
@@ -20,6 +23,8 @@ pub(super) struct Attempts {
     definitive: Vec<bool>,
     /// The position of the last target tried, if any.
     last: Option<usize>,
+    /// The first round's next position (`len` once it is over).
+    walk: usize,
     /// Attempts made so far.
     made: usize,
     /// Attempts after the first round still allowed.
@@ -34,6 +39,7 @@ impl Attempts {
             order,
             definitive: Vec::new(),
             last: None,
+            walk: 0,
             made: 0,
             retries,
         }
@@ -58,28 +64,51 @@ impl Attempts {
     }
 
     /// The next target to try (an index into the rule's targets), `None` when none is left;
-    /// `eligible` says whether a target may take connections now (asked on retries only).
+    /// `eligible` says whether a target may take connections now.
     pub fn next(&mut self, eligible: impl Fn(usize) -> bool) -> Option<usize> {
-        let len = self.len;
-        let position = if self.made < len {
-            self.made
-        } else {
-            if self.retries == 0 {
-                return None;
-            }
-            let from = self.last.map_or(0, |last| last + 1);
-            let open: Vec<usize> = (0..len)
-                .map(|k| (from + k) % len)
-                .filter(|&p| !self.is_definitive(p))
-                .collect();
-            let first = open.iter().find(|&&p| eligible(self.target(p)));
-            let position = *first.or(open.first())?;
-            self.retries -= 1;
-            position
+        let position = match self.next_of_first_round(&eligible) {
+            Some(position) => position,
+            None => self.next_retry(&eligible)?,
         };
         self.made += 1;
         self.last = Some(position);
         Some(self.target(position))
+    }
+
+    /// The first round's next position: the next in the order, passing over a target that is
+    /// down while one that is up is left to try.
+    fn next_of_first_round(&mut self, eligible: &impl Fn(usize) -> bool) -> Option<usize> {
+        while self.walk < self.len {
+            let position = self.walk;
+            self.walk += 1;
+            if eligible(self.target(position)) || !self.any_eligible_left(eligible) {
+                return Some(position);
+            }
+        }
+        None
+    }
+
+    /// A retry's position: round the order from the target after the last one tried, the
+    /// first that may take connections, else the first not refused.
+    fn next_retry(&mut self, eligible: &impl Fn(usize) -> bool) -> Option<usize> {
+        if self.retries == 0 {
+            return None;
+        }
+        let len = self.len;
+        let from = self.last.map_or(0, |last| last + 1);
+        let open: Vec<usize> = (0..len)
+            .map(|k| (from + k) % len)
+            .filter(|&p| !self.is_definitive(p))
+            .collect();
+        let first = open.iter().find(|&&p| eligible(self.target(p)));
+        let position = *first.or(open.first())?;
+        self.retries -= 1;
+        Some(position)
+    }
+
+    /// Whether a target that may take connections has not refused (may be tried).
+    fn any_eligible_left(&self, eligible: &impl Fn(usize) -> bool) -> bool {
+        (0..self.len).any(|p| !self.is_definitive(p) && eligible(self.target(p)))
     }
 
     /// The last attempt failed; `definitive`: not by a timeout, so its target is not tried
@@ -149,9 +178,19 @@ mod tests {
     #[test]
     fn retries_prefer_eligible_targets_and_fall_back_to_down_ones() {
         // 0 drops SYNs (down), 1 loses one: the retries go to 1.
-        assert_eq!(tried(&[0, 1], 3, &[], &[0]), [0, 1, 1, 1, 1]);
+        assert_eq!(tried(&[0, 1], 3, &[], &[0]), [1, 1, 1, 1]);
         // Every target down: round the order as if all were up.
         assert_eq!(tried(&[0, 1], 2, &[], &[0, 1]), [0, 1, 0, 1]);
+    }
+
+    #[test]
+    fn the_first_round_passes_over_down_targets_while_an_up_one_is_left() {
+        // Up 0 times out: it is tried again, never down 1 (its checks failed), as HAProxy.
+        assert_eq!(tried(&[0, 1], 0, &[], &[1]), [0]);
+        assert_eq!(tried(&[0, 1, 2], 2, &[], &[1]), [0, 2, 0, 2]);
+        // Up 0 refused: down 1 is what is left.
+        assert_eq!(tried(&[0, 1], 0, &[0], &[1]), [0, 1]);
+        assert_eq!(tried(&[0, 1, 2], 1, &[0], &[1, 2]), [0, 1, 2, 1]);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::batch::Receiver;
 use super::drops::{Drops, REPORT_EVERY};
-use super::session::{Ended, Session, SessionId};
+use super::session::{Ended, Peer, Session, SessionId};
 use super::targets::Targets;
 use super::{Bound, Counters, Event, Shared};
 use crate::error::describe_io;
@@ -111,7 +111,7 @@ async fn receive_failed(err: &io::Error) {
 /// The open sessions of a rule and what deciding about new ones takes.
 struct Table {
     shared: Shared,
-    sessions: HashMap<SocketAddr, Session>,
+    sessions: HashMap<Peer, Session>,
     next_id: u64,
     ended: mpsc::UnboundedSender<Ended>,
     drops: Drops,
@@ -163,24 +163,30 @@ impl Table {
     ) -> io::Result<()> {
         for i in 0..count {
             let (client, data, arrival) = receiver.datagram(i);
-            if !self.sessions.contains_key(&client) {
-                if let Err((reason, err)) = self.admit(client, arrival) {
+            let peer = Peer {
+                client,
+                local: arrival.map(|at| at.addr),
+            };
+            if !self.sessions.contains_key(&peer) {
+                if let Err((reason, err)) = self.admit(peer, arrival) {
                     let counters = &self.shared.counters;
                     self.drops.count(reason, client, err.as_ref(), counters);
                     continue;
                 }
             }
-            let Some(session) = self.sessions.get_mut(&client) else {
+            let Some(session) = self.sessions.get_mut(&peer) else {
                 continue;
             };
             let counters = &self.shared.counters;
             let refusals = session.take_refusals();
             if refusals > 0 {
-                fail_over(&mut self.targets, session, refusals, on_event)?;
+                fail_over(&mut self.targets, session, refusals, counters, on_event)?;
+            } else {
+                move_off_down(&mut self.targets, session, counters);
             }
             if session.send(data, counters).await.is_err() {
                 let refusals = session.take_refusals();
-                fail_over(&mut self.targets, session, refusals, on_event)?;
+                fail_over(&mut self.targets, session, refusals, counters, on_event)?;
                 if session.send(data, counters).await.is_err() {
                     let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
                     session.drop_datagram(&refused, counters);
@@ -190,13 +196,14 @@ impl Table {
         Ok(())
     }
 
-    /// Opens a session for a new client whose first datagram arrived at `arrival` (on a
+    /// Opens a session for a new peer whose first datagram arrived at `arrival` (on a
     /// wildcard listener: where its replies leave from), or says why not.
     fn admit(
         &mut self,
-        client: SocketAddr,
+        peer: Peer,
         arrival: Option<Arrival>,
     ) -> Result<(), (DropReason, Option<io::Error>)> {
+        let client = peer.client;
         if self.draining {
             return Err((DropReason::Draining, None));
         }
@@ -207,7 +214,7 @@ impl Table {
             return Err((DropReason::SessionLimit, None));
         }
         self.next_id += 1;
-        let id = (client, self.next_id);
+        let id = (peer, self.next_id);
         // On a wildcard listener the header names where the datagram arrived.
         let local = arrival.map_or(self.local, |at| SocketAddr::new(at.addr, self.local.port()));
         let header = self.proxy.then(|| proxy::dgram_header(client, local));
@@ -221,7 +228,7 @@ impl Table {
             (DropReason::SocketError, Some(err))
         })?;
         self.shared.counters.session(true);
-        self.sessions.insert(client, session);
+        self.sessions.insert(peer, session);
         Ok(())
     }
 
@@ -265,8 +272,8 @@ impl Table {
                 Some((s.id(), close))
             })
             .collect();
-        for ((client, _), close) in ending {
-            self.close(client, close, None, on_event)?;
+        for ((peer, _), close) in ending {
+            self.close(peer, close, None, on_event)?;
         }
         self.report_drops(now, false, on_event)
     }
@@ -303,21 +310,21 @@ impl Table {
 
     /// Closes every session: the drain timeout ran out.
     fn close_all(&mut self, on_event: &mut impl EventSink) -> io::Result<()> {
-        let clients: Vec<SocketAddr> = self.sessions.keys().copied().collect();
-        for client in clients {
-            self.close(client, Close::DrainTimeout, None, on_event)?;
+        let peers: Vec<Peer> = self.sessions.keys().copied().collect();
+        for peer in peers {
+            self.close(peer, Close::DrainTimeout, None, on_event)?;
         }
         Ok(())
     }
 
     fn close(
         &mut self,
-        client: SocketAddr,
+        peer: Peer,
         close: Close,
         err: Option<&io::Error>,
         on_event: &mut impl EventSink,
     ) -> io::Result<()> {
-        let Some(mut session) = self.sessions.remove(&client) else {
+        let Some(mut session) = self.sessions.remove(&peer) else {
             return Ok(());
         };
         let index = session.target_index();
@@ -348,6 +355,7 @@ fn fail_over(
     targets: &mut Targets,
     session: &mut Session,
     refusals: u64,
+    counters: &Counters,
     on_event: &mut impl EventSink,
 ) -> io::Result<()> {
     let now = std::time::Instant::now();
@@ -358,13 +366,37 @@ fn fail_over(
     if !targets.several() {
         return Ok(());
     }
-    let client = session.id().0.ip().to_canonical();
-    if let Some(next) = targets.next(from, client, now) {
-        if let Err(err) = session.retarget(next) {
-            tracing::debug!("udp session to the next target: {}", describe_io(&err));
-        }
-    }
+    let client = session.id().0.client.ip().to_canonical();
+    let next = targets.next(from, client, now);
+    move_to(targets, session, next, counters);
     Ok(())
+}
+
+/// Moves a session whose target another session found down to one that is up, if any.
+fn move_off_down(targets: &mut Targets, session: &mut Session, counters: &Counters) {
+    let client = session.id().0.client.ip().to_canonical();
+    let now = std::time::Instant::now();
+    let assigned = (session.target_index(), session.assigned());
+    let next = targets.away_from_down(assigned, client, now);
+    move_to(targets, session, next, counters);
+}
+
+/// Moves `session` to `next` (when there is one); the old target's refusals still pending are
+/// counted as its own.
+fn move_to(
+    targets: &mut Targets,
+    session: &mut Session,
+    next: Option<(usize, SocketAddr)>,
+    counters: &Counters,
+) {
+    let Some(next) = next else {
+        return;
+    };
+    let from = session.target_index();
+    match session.retarget(next, counters) {
+        Ok(stale) => targets.count_refusals(from, stale),
+        Err(err) => tracing::debug!("udp session to another target: {}", describe_io(&err)),
+    }
 }
 
 /// The event sink of the convention (`FnMut(Event) -> io::Result<()>`).

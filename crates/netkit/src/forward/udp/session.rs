@@ -11,7 +11,7 @@
 
 use std::cell::RefCell;
 use std::io::{self, IoSlice};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -115,9 +115,20 @@ impl Replies {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Refused;
 
-/// Which session a pump belongs to: its client and a number no other session of the rule
-/// had, so that a late message about an ended session never closes its successor.
-pub(super) type SessionId = (SocketAddr, u64);
+/// Whose a session is: the client's address and, on a wildcard listener, the local address its
+/// datagrams arrive at. A client that sends to two addresses of the host from one socket has a
+/// session for each, each answered from the address it sent to, as a server bound to each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct Peer {
+    /// The client's address.
+    pub client: SocketAddr,
+    /// Where its datagrams arrive (wildcard listeners only).
+    pub local: Option<IpAddr>,
+}
+
+/// Which session a pump belongs to: its peer and a number no other session of the rule had,
+/// so that a late message about an ended session never closes its successor.
+pub(super) type SessionId = (Peer, u64);
 
 /// A pump that stopped on an error the session cannot go on after.
 pub(super) type Ended = (SessionId, io::Error);
@@ -134,6 +145,8 @@ pub(super) struct Session {
     target: SocketAddr,
     /// Which of the rule's targets it is.
     index: usize,
+    /// When it was given that target.
+    assigned: std::time::Instant,
     /// The refusals already looked at ([`Session::take_refusal`]).
     refusals_seen: u64,
     via: String,
@@ -179,6 +192,7 @@ impl Session {
             header,
             target,
             index,
+            assigned: std::time::Instant::now(),
             refusals_seen: 0,
             via,
             started: now,
@@ -213,6 +227,11 @@ impl Session {
         self.index
     }
 
+    /// When the session was given its target.
+    pub(super) fn assigned(&self) -> std::time::Instant {
+        self.assigned
+    }
+
     /// How many refusals (ICMP port unreachable, seen by a send or by the pump) came since
     /// the last call.
     pub(super) fn take_refusals(&mut self) -> u64 {
@@ -223,12 +242,25 @@ impl Session {
     }
 
     /// Sends to target `index`, at `target`, from now on (the same socket and local port).
-    pub(super) fn retarget(&mut self, (index, target): (usize, SocketAddr)) -> io::Result<()> {
+    /// A refusal of the old target still pending (on the socket, or counted by the pump and not
+    /// yet looked at) is the old target's: it is counted (into `counters`) and returned, not
+    /// left to take the new target down.
+    pub(super) fn retarget(
+        &mut self,
+        (index, target): (usize, SocketAddr),
+        counters: &Counters,
+    ) -> io::Result<u64> {
+        let pending = self.socket.take_error().ok().flatten();
+        if pending.is_some_and(|e| e.kind() == io::ErrorKind::ConnectionRefused) {
+            self.replies.refused(counters);
+        }
+        let stale = self.take_refusals();
         SockRef::from(&*self.socket).connect(&target.into())?;
         self.index = index;
+        self.assigned = std::time::Instant::now();
         self.target = target;
         self.via = self.socket.local_addr().map(shown).unwrap_or_default();
-        Ok(())
+        Ok(stale)
     }
 
     /// Sends one client datagram to the target. A refusal the kernel reports instead (about
@@ -299,7 +331,7 @@ impl Session {
             .or(self.error.clone());
         SessionRecord {
             time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
-            client: shown(self.id.0),
+            client: shown(self.id.0.client),
             target: shown(self.target),
             via: self.via.clone(),
             datagrams_up: self.datagrams_up,
@@ -393,7 +425,7 @@ impl Pump {
 
     /// Sends a reply to the client through the listening socket if it has room now.
     fn reply_now(&self, data: &[u8]) -> io::Result<usize> {
-        let client = self.id.0;
+        let client = self.id.0.client;
         let Some(arrival) = self.arrival else {
             return self.listen.try_send_to(data, client);
         };
@@ -405,7 +437,7 @@ impl Pump {
 
     /// Sends a reply to the client through the listening socket, waiting for room.
     async fn reply_when_room(&self, data: &[u8]) -> io::Result<usize> {
-        let client = self.id.0;
+        let client = self.id.0.client;
         let Some(arrival) = self.arrival else {
             return self.listen.send_to(data, client).await;
         };

@@ -27,6 +27,8 @@ struct Target {
     addr: SocketAddr,
     key: String,
     health: Health,
+    /// When a refusal last took it down (`None` while up).
+    went_down: Option<Instant>,
     sessions: u64,
     counters: Arc<TargetCounters>,
 }
@@ -63,6 +65,7 @@ impl Targets {
                     addr,
                     key,
                     health: Health::new(1),
+                    went_down: None,
                     sessions: 0,
                     counters,
                 }
@@ -100,6 +103,31 @@ impl Targets {
         Some(self.assign(to, now))
     }
 
+    /// The target a session of `client`, given target `from` at `assigned`, moves to because
+    /// `from` went down since (another session saw it refuse): the first that is up in balance
+    /// order, if any. Each session would otherwise stay until it met a refusal of its own, and
+    /// the kernel sends about one ICMP error a second (`icmp_ratelimit`): a datagram of each
+    /// lost meanwhile. A session given a target that was already down (one trying whether it
+    /// is back) stays.
+    pub(super) fn away_from_down(
+        &mut self,
+        (from, assigned): (usize, Instant),
+        client: IpAddr,
+        now: Instant,
+    ) -> Option<(usize, SocketAddr)> {
+        let target = self.list.get(from)?;
+        let since = target.went_down.filter(|_| !target.health.is_up())?;
+        if !self.several() || since < assigned {
+            return None;
+        }
+        let to = self
+            .order(client, now)
+            .into_iter()
+            .find(|&i| i != from && self.list[i].health.is_up())?;
+        self.released(from);
+        Some(self.assign(to, now))
+    }
+
     /// A session of target `index` ended (or moved away).
     pub(super) fn released(&mut self, index: usize) {
         if let Some(target) = self.list.get_mut(index) {
@@ -124,18 +152,22 @@ impl Targets {
     /// Target `index` refused `refusals` datagrams (ICMP port unreachable): counted; with
     /// several targets, down for a while. The record, when it was up.
     pub(super) fn refused(
-        &self,
+        &mut self,
         index: usize,
         refusals: u64,
         now: Instant,
     ) -> Option<TargetRecord> {
         self.count_refusals(index, refusals);
-        let target = self.list.get(index)?;
         if !self.several() {
             return None;
         }
+        let target = self.list.get_mut(index)?;
         let reason = "refused: ICMP port unreachable".to_string();
-        self.record(target, target.health.refused(now, reason))
+        let change = target.health.refused(now, reason);
+        if change.is_some() {
+            target.went_down = Some(now);
+        }
+        self.record(&self.list[index], change)
     }
 
     /// Target `index` answered a session. The record, when it was down.
@@ -254,6 +286,33 @@ mod tests {
         assert_eq!(targets.list[to].sessions, 1);
         targets.released(to);
         assert_eq!(targets.list[to].sessions, 0);
+    }
+
+    #[test]
+    fn sessions_of_a_target_that_went_down_move_but_not_those_trying_it_since() {
+        let mut targets = three(Balance::RoundRobin);
+        let t0 = Instant::now();
+        let (from, _) = targets.pick(CLIENT, t0);
+        assert!(
+            targets.away_from_down((from, t0), CLIENT, t0).is_none(),
+            "it is up"
+        );
+        let t1 = t0 + Duration::from_millis(10);
+        targets.refused(from, 1, t1);
+        let (to, _) = targets
+            .away_from_down((from, t0), CLIENT, t1)
+            .expect("given it before it went down: moves");
+        assert_ne!(to, from);
+        assert!(targets.list[to].health.is_up());
+        assert_eq!(targets.list[from].sessions, 0);
+        // Given it after it went down (its hold over, trying it): stays.
+        let t2 = t1 + Duration::from_secs(2);
+        assert!(targets.away_from_down((from, t2), CLIENT, t2).is_none());
+        // Every other target down too: nowhere to go.
+        for other in (0..3).filter(|&i| i != from) {
+            targets.refused(other, 1, t1);
+        }
+        assert!(targets.away_from_down((from, t0), CLIENT, t1).is_none());
     }
 
     #[test]
