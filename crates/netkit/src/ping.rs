@@ -21,7 +21,7 @@ pub mod seqset;
 pub mod session;
 pub mod stats;
 
-pub use config::PingConfig;
+pub use config::{PingConfig, LINGER_WITHOUT_LIMIT};
 pub use driver::{run, Control};
 pub use route::{route, Route};
 pub use session::{Event, Request, Session};

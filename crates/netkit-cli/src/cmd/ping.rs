@@ -25,9 +25,6 @@ use flags::{Pattern, Source, Unsupported};
 use hosts::{Choice, Host, Hosts};
 use print::{EventPrinter, Style};
 
-/// `-W 0`: no limit on the wait for a reply, in effect (a year; the timers take no more).
-const WAIT_WITHOUT_LIMIT: Duration = Duration::from_secs(365 * 24 * 3600);
-
 const EXAMPLES: &str = "\
 Examples:
   netkit ping -c 3 ::1                      three requests to the IPv6 loopback
@@ -58,7 +55,7 @@ pub struct Args {
     pub interval: Option<Duration>,
     /// How long to wait for a reply when none came: after the last request, and before a
     /// request is reported as timed out (later replies still count); 0 waits without limit
-    /// (as iputils).
+    /// until a reply comes, then twice the longest round trip (as iputils).
     #[arg(short = 'W', allow_negative_numbers = true, long = "timeout", value_name = "TIMEOUT", value_parser = parse::duration, default_value = "10s")]
     pub timeout: Duration,
     /// Stop after this long, whatever the count; 0 is no deadline (as iputils).
@@ -164,7 +161,7 @@ impl Args {
             count: self.count,
             interval: self.interval(),
             linger: match self.timeout.is_zero() {
-                true => WAIT_WITHOUT_LIMIT,
+                true => netkit::ping::LINGER_WITHOUT_LIMIT,
                 false => self.timeout,
             },
             deadline: self.deadline,

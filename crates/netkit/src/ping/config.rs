@@ -3,6 +3,11 @@
 
 use std::time::Duration;
 
+/// `-W 0`: no limit on the wait for a reply, in effect (a year; the timers take no more). After
+/// the last request it lasts only while no reply came: the first one sets the wait to twice the
+/// longest round trip from then, as iputils' `__schedule_exit` recomputes a wait of 0.
+pub const LINGER_WITHOUT_LIMIT: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// What a session does, validated before any I/O.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PingConfig {

@@ -33,6 +33,8 @@ pub(super) struct Host {
     pipe: u64,
     pacer: Pacer,
     linger_until: Option<Instant>,
+    /// The wait after the last request is `-W 0`'s, without limit, until a reply comes.
+    linger_open: bool,
     done: bool,
     last_sent: Option<Instant>,
     rtts: Option<Vec<Option<f64>>>,
@@ -59,6 +61,7 @@ impl Host {
             pipe: 0,
             pacer: Pacer::new(config.interval, config.preload),
             linger_until: None,
+            linger_open: false,
             done: false,
             last_sent: None,
             rtts: config.per_probe.then(Vec::new),
@@ -103,6 +106,8 @@ impl Host {
         }
         if config.count == Some(seq) && config.deadline.is_none() {
             self.linger_until = Some(now + self.linger(config));
+            self.linger_open =
+                self.stats.received == 0 && config.linger >= super::config::LINGER_WITHOUT_LIMIT;
         }
         Sent { seq, outstanding }
     }
@@ -112,8 +117,12 @@ impl Host {
     fn linger(&self, config: &PingConfig) -> Duration {
         match self.stats.received {
             0 => config.linger,
-            _ => (self.stats.max_rtt() * 2).max(self.pacer.interval()),
+            _ => self.linger_after_replies(),
         }
+    }
+
+    fn linger_after_replies(&self) -> Duration {
+        (self.stats.max_rtt() * 2).max(self.pacer.interval())
     }
 
     /// The full sequence number that wire number `seq` stands for: the latest one sent.
@@ -175,9 +184,15 @@ impl Host {
 
     /// Notes that an answer (reply or error) was taken in at `now`: it moves iputils' 10 ms
     /// floor (see the pacer).
+    /// After the last request, the first reply ends `-W 0`'s wait without limit: twice the
+    /// longest round trip from now ([`super::LINGER_WITHOUT_LIMIT`]).
     pub fn heard(&mut self, now: Instant) {
         let in_flight = self.in_flight();
         self.pacer.heard(now, in_flight);
+        if self.linger_open && self.stats.received > 0 {
+            self.linger_open = false;
+            self.linger_until = Some(now + self.linger_after_replies());
+        }
     }
 
     /// The full number of wire request `seq` that a notice (redirect) is about, unless the

@@ -864,3 +864,46 @@ fn ipv6_errors_made_a_pipe_figure() {
         assert_eq!(pipe(&out), pipe(&i_out), "{target}: {out}\n{i_out}");
     }
 }
+
+/// `-W 0` (no limit on the wait) waited forever when a reply was lost and none had come by the
+/// last request: the wait after it was decided once, without limit, there. iputils ends twice
+/// the longest round trip after the first reply (its `__schedule_exit` recomputes a wait of 0
+/// until a reply came); an audit over a 1 s link saw netkit hang in 4 of 8 runs of `-c 5 -i
+/// 0.2 -W 0`, iputils never. Here replies come 1 s late (the last request goes at 0.8 s) and
+/// the third request is dropped; iputils and netkit run one after the other, each with the
+/// drop rule new, so that each loses its own third request.
+#[test]
+fn wait_without_limit_hung_after_a_lost_reply_when_none_had_come_by_the_last_request() {
+    if !privileged("ping -W 0 with a lost reply") {
+        return;
+    }
+    let (near, far) = two_hosts("pingw0");
+    let _slow = Responder::start(&far, Duration::from_millis(1000), 1);
+    let drop_third = "-A INPUT -p icmp --icmp-type echo-request \
+                      -m statistic --mode nth --every 5 --packet 2 -j DROP";
+    let drop_third: Vec<&str> = drop_third.split_whitespace().collect();
+    let args = ["-c", "5", "-i", "0.2", "-W", "0", "198.18.0.2"];
+    let mut iputils = Command::new("ip");
+    iputils
+        .args(["netns", "exec", &near.name, "ping"])
+        .args(args);
+    let mut netkit = near.netkit();
+    netkit.arg("ping").args(args);
+    let mut runs = Vec::new();
+    for cmd in [iputils, netkit] {
+        iptables(&far, &["-F", "INPUT"]);
+        iptables(&far, &drop_third);
+        runs.push(Proc::spawn(cmd).finish_within(Duration::from_secs(30)));
+    }
+    let [(i_code, i_out, i_err), (code, out, err)] = <[_; 2]>::try_from(runs).unwrap();
+    assert_eq!(
+        counts(&i_out),
+        "5 packets transmitted, 4 received, 20% packet loss",
+        "iputils: {i_out}{i_err}"
+    );
+    assert_eq!(
+        (code, counts(&out)),
+        (i_code, counts(&i_out)),
+        "netkit: {out}{err}"
+    );
+}
