@@ -401,7 +401,7 @@ fn output_options_clap_would_misread_are_refused_by_name() {
 /// A namespace with loopback up, its own address 198.18.0.1, and 198.18.0.5 a neighbour
 /// that never answers: its frames leave through a veth to a MAC nobody has (silence, not an
 /// ARP failure).
-fn silent_neighbour(tag: &str) -> crate::harness::Netns {
+pub fn silent_neighbour(tag: &str) -> crate::harness::Netns {
     let ns = crate::harness::Netns::with_loopback(tag);
     ns.ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
     ns.ip(&["addr", "add", "198.18.0.1/24", "dev", "v0"]);

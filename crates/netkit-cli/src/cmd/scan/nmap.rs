@@ -125,8 +125,8 @@ impl NmapOutput {
         files::each(&mut self.docs, |doc| doc.finish(&end))
     }
 
-    /// One target as nmap's model says it; `None` for a target not heard of in an
-    /// interrupted scan.
+    /// One target as nmap's model says it, with the ports that got their state; `None` for a
+    /// target none of whose ports did in an interrupted scan.
     fn host(
         &self,
         key: &Key,
@@ -147,7 +147,7 @@ impl NmapOutput {
                 mac: None,
             });
         }
-        if summary.interrupted && ports.is_none_or(|p| p.open.is_empty()) {
+        if summary.interrupted && ports.is_none_or(|p| p.settled() == 0) {
             return None;
         }
         let empty = HostPorts::default();

@@ -443,7 +443,8 @@ pub fn human_port(port: &PortReport, reason: bool) -> String {
 }
 
 /// The closing line: hosts, ports per host, the three counts and the time taken, and the
-/// unreachable hosts and the interruption when there were any.
+/// unreachable hosts and the interruption (with the ports it left without a state) when there
+/// were any.
 pub fn human_summary(s: &ScanSummary) -> String {
     let hosts = if s.hosts == 1 { "host" } else { "hosts" };
     let ports = if s.scanned == 1 { "port" } else { "ports" };
@@ -456,6 +457,12 @@ pub fn human_summary(s: &ScanSummary) -> String {
         "Scanned {} {hosts}{down}, {} {ports} each, in {:.2} s{interrupted}: {} open, {} closed, {} filtered",
         s.hosts, s.scanned, s.elapsed_s, s.open, s.closed, s.filtered
     );
+    let settled = s.open + s.closed + s.filtered;
+    // Unreachable hosts are scanned hosts whose ports get no state.
+    let asked = s.hosts.saturating_sub(s.unreachable) * s.scanned;
+    if s.interrupted && asked > settled {
+        line.push_str(&format!(", {} not probed to the end", asked - settled));
+    }
     match s.unreachable {
         0 => {}
         1 => line.push_str(", 1 host unreachable"),

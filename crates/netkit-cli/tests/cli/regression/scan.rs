@@ -794,3 +794,45 @@ fn seed_and_conflict_errors_said_rusts_words_or_were_cut_short() {
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
+
+/// Ctrl-C during a scan of two hosts, one done (every port closed) and one still waiting on
+/// silence: the XML and grepable files left the finished host out ("0 hosts up": a host was
+/// written only if it had an open port), while the text and JSON summaries counted its 2000
+/// closed ports; and the summary line did not say how many ports the interruption left
+/// without a state. Each document now has every host with the ports that got one.
+#[test]
+fn an_interrupted_scan_left_a_finished_host_out_of_the_files() {
+    if !privileged("an_interrupted_scan_left_a_finished_host_out_of_the_files") {
+        return;
+    }
+    let ns = crate::scan_output::silent_neighbour("sxint");
+    let dir = tempfile::tempdir().unwrap();
+    let (xml, grepable) = (dir.path().join("scan.xml"), dir.path().join("scan.gnmap"));
+    let mut cmd = ns.netkit();
+    cmd.args(["scan", "127.0.0.1,198.18.0.5", "-Pn", "-p", "1-2000", "-oX"])
+        .arg(&xml)
+        .arg("-oG")
+        .arg(&grepable);
+    let scan = crate::harness::Proc::spawn(cmd);
+    // Loopback's 2000 ports are refused at once; the silent neighbour's take their timeouts.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let (code, stdout, stderr) = scan.stop("INT");
+    assert_eq!(code, 130, "{stdout}{stderr}");
+    let summary = stdout.lines().last().unwrap_or_default();
+    assert!(
+        summary.contains("(interrupted): 0 open, 2000 closed, 0 filtered, 2000 not probed"),
+        "{stdout}"
+    );
+    let doc = std::fs::read_to_string(&xml).unwrap();
+    assert!(doc.contains("<address addr=\"127.0.0.1\""), "{doc}");
+    assert!(
+        doc.contains("<extraports state=\"closed\" count=\"2000\">"),
+        "{doc}"
+    );
+    assert!(
+        doc.contains("<hosts up=\"1\" down=\"0\" total=\"1\"/>"),
+        "{doc}"
+    );
+    let lines = std::fs::read_to_string(&grepable).unwrap();
+    assert!(lines.contains("Host: 127.0.0.1 ()\tStatus: Up"), "{lines}");
+}
