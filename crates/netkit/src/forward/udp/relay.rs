@@ -374,6 +374,9 @@ fn fail_over(
 
 /// Moves a session whose target another session found down to one that is up, if any.
 fn move_off_down(targets: &mut Targets, session: &mut Session, counters: &Counters) {
+    if !targets.went_down_since(session.target_index(), session.assigned()) {
+        return;
+    }
     let client = session.id().0.client.ip().to_canonical();
     let now = std::time::Instant::now();
     let assigned = (session.target_index(), session.assigned());

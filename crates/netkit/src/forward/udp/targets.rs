@@ -115,9 +115,7 @@ impl Targets {
         client: IpAddr,
         now: Instant,
     ) -> Option<(usize, SocketAddr)> {
-        let target = self.list.get(from)?;
-        let since = target.went_down.filter(|_| !target.health.is_up())?;
-        if !self.several() || since < assigned {
+        if !self.went_down_since(from, assigned) {
             return None;
         }
         let to = self
@@ -126,6 +124,15 @@ impl Targets {
             .find(|&i| i != from && self.list[i].health.is_up())?;
         self.released(from);
         Some(self.assign(to, now))
+    }
+
+    /// Whether target `index`, of several, is down and went down at `assigned` or later.
+    pub(super) fn went_down_since(&self, index: usize, assigned: Instant) -> bool {
+        let Some(target) = self.list.get(index) else {
+            return false;
+        };
+        let down_at = target.went_down.filter(|_| !target.health.is_up());
+        self.several() && down_at.is_some_and(|at| at >= assigned)
     }
 
     /// A session of target `index` ended (or moved away).
