@@ -76,12 +76,13 @@ impl Attempts {
     }
 
     /// The first round's next position: the next in the order, passing over a target that is
-    /// down while one that is up is left to try.
+    /// down while one that is up is left to try (a single target is not asked about).
     fn next_of_first_round(&mut self, eligible: &impl Fn(usize) -> bool) -> Option<usize> {
         while self.walk < self.len {
             let position = self.walk;
             self.walk += 1;
-            if eligible(self.target(position)) || !self.any_eligible_left(eligible) {
+            let alone = self.len == 1;
+            if alone || eligible(self.target(position)) || !self.any_eligible_left(eligible) {
                 return Some(position);
             }
         }
