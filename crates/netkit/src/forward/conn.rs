@@ -32,6 +32,7 @@ pub(super) async fn handle(
     // The record is made at the end: an open connection keeps only what `Ending` needs.
     let ending = relay_to_target(&client, peer, backend, abort, records).await;
     drop(client);
+    crate::descriptor_wait::ended();
     drop(open);
     backend.metrics.closed(ending.close.as_str());
     if !records {
@@ -99,12 +100,15 @@ async fn relay_to_target(
         connected = connect => connected,
         () = &mut abort => return Ending::early(Close::DrainTimeout, None),
     };
+    // Declared before the target's stream, so dropped after it is closed.
+    let _relaying: crate::descriptor_wait::Relaying;
     let (upstream, target) = match connected {
         Ok(connected) => connected,
         Err(unreachable) => {
             return Ending::early(Close::ConnectFailed, Some(unreachable.text()));
         }
     };
+    _relaying = crate::descriptor_wait::Relaying::new();
     target.metrics.connections.fetch_add(1, Ordering::Relaxed);
     let _open = Open::on(&target.metrics.active);
     ack_unless_bytes_follow(client, &upstream, rule);
