@@ -403,7 +403,8 @@ fn parse_systemd(input: &str, name: &str) -> Result<Endpoint, EndpointError> {
 fn parse_exec(input: &str, command: &str) -> Result<Endpoint, EndpointError> {
     let argv = shlex::split(command)
         .ok_or_else(|| EndpointError::new(input, EndpointErrorKind::ExecQuotes))?;
-    if argv.is_empty() {
+    // `exec:''` quotes an empty program name: as empty as none.
+    if argv.first().is_none_or(String::is_empty) {
         return Err(EndpointError::new(input, EndpointErrorKind::EmptyExec));
     }
     Ok(Endpoint::Exec(argv))

@@ -98,6 +98,8 @@ fn bad_endpoints_name_themselves_and_what_is_wrong() {
         ("unix:@", EmptyAbstractName),
         ("exec:", EmptyExec),
         ("exec:   ", EmptyExec),
+        ("exec:''", EmptyExec),
+        ("exec:\"\" -x", EmptyExec),
         ("exec:'unterminated", ExecQuotes),
         ("host", MissingPort),
         ("[::1]:x", Port(NotANumber)),

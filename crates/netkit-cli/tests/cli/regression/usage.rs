@@ -118,3 +118,17 @@ fn a_config_type_error_named_no_line_or_key() {
         "{stderr}"
     );
 }
+
+/// `exec:''` (a quoted empty program name) was taken for a program and refused only when
+/// looked up, as `: is a directory` (the PATH directories joined with nothing).
+#[test]
+fn an_empty_quoted_exec_program_was_called_a_directory() {
+    for endpoint in ["exec:''", "exec:\"\" -x"] {
+        let (code, _, stderr) = text(&run(&["forward", "0", endpoint]));
+        assert_eq!(code, 2, "{endpoint}: {stderr}");
+        assert_eq!(
+            stderr,
+            format!("netkit: {endpoint}: empty exec command, expected exec:COMMAND [ARGS]\n")
+        );
+    }
+}
