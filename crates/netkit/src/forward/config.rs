@@ -55,7 +55,7 @@ pub enum ConfigErrorKind {
     #[error("{0}")]
     Unreadable(String),
     /// It is not TOML of the expected shape (an unknown key, a value of the wrong type); the
-    /// TOML parser's message.
+    /// TOML parser's message after the line it points at.
     #[error("{0}")]
     Toml(String),
     /// It has no `[[rule]]` table.
