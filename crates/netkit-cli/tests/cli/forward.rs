@@ -142,12 +142,19 @@ fn forward_upstream_down_closes_client_and_lives_on() {
 
 #[test]
 fn forward_emfile_backs_off_and_serves_again_when_load_drops() {
+    serves_again_after_running_out_of_descriptors(&[]);
+}
+
+/// A forwarder limited to 40 descriptors (`extra` arguments added) with `--max-conns` beyond
+/// what that carries (without it the forwarder bounds itself and never runs out): 60 clients
+/// held make accepting run out of descriptors and back off; once they are dropped, a new
+/// client must be served within [`PATIENCE`].
+pub fn serves_again_after_running_out_of_descriptors(extra: &[&str]) {
     let upstream = tcp_echo("127.0.0.1:0");
     let mut cmd = std::process::Command::new("prlimit");
     cmd.args(["--nofile=40:40", env!("CARGO_BIN_EXE_netkit")]);
-    // --max-conns beyond what the limit carries (without it the forwarder bounds itself to
-    // that, and never runs out): accepting runs out of descriptors and backs off.
     cmd.args(["forward", "0", &upstream.to_string(), "--max-conns", "1000"]);
+    cmd.args(extra);
     let mut fw = Forwarder::spawn(cmd, 1);
     let addr = fw.addr();
     let held: Vec<TcpStream> = (0..60)

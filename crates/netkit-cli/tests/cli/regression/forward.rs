@@ -1799,35 +1799,5 @@ fn forward_client_went_to_a_target_its_checks_found_down_after_a_lost_syn() {
 /// descriptor. A connect timeout of a minute makes the old deadlock outlast the test.
 #[test]
 fn forward_clients_waiting_for_descriptors_held_them_all_until_their_connect_timeout() {
-    let upstream = tcp_echo("127.0.0.1:0");
-    let mut cmd = std::process::Command::new("prlimit");
-    cmd.args(["--nofile=40:40", env!("CARGO_BIN_EXE_netkit")]);
-    cmd.args(["forward", "0", &upstream.to_string(), "--max-conns", "1000"]);
-    cmd.args(["--connect-timeout", "60s"]);
-    let mut fw = Forwarder::spawn(cmd, 1);
-    let addr = fw.addr();
-    let held: Vec<TcpStream> = (0..60)
-        .map(|_| {
-            let mut s = connect(addr);
-            let _ = s.write_all(b"hold");
-            s
-        })
-        .collect();
-    fw.wait_for(|l| l.contains("too many open files"), 1);
-    drop(held);
-    let start = std::time::Instant::now();
-    loop {
-        let mut client = connect(addr);
-        client
-            .set_read_timeout(Some(std::time::Duration::from_secs(2)))
-            .unwrap();
-        let _ = client.write_all(b"again");
-        let _ = client.shutdown(std::net::Shutdown::Write);
-        let mut got = Vec::new();
-        if client.read_to_end(&mut got).is_ok() && got == b"again" {
-            break;
-        }
-        assert!(start.elapsed() < PATIENCE, "never served again");
-    }
-    assert!(fw.alive(), "forwarder died");
+    crate::forward::serves_again_after_running_out_of_descriptors(&["--connect-timeout", "60s"]);
 }
