@@ -1,6 +1,6 @@
 //! Exit statuses (SPEC.md "Exit status") and the one place errors are printed.
 
-use netkit::text::one_line;
+use netkit::text::{clipped, one_line};
 use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
@@ -135,7 +135,7 @@ fn describe_clap(err: &clap::Error, argv: &[OsString]) -> String {
             return source.to_string();
         }
         if let Some(value) = context_str(err, ContextKind::InvalidValue) {
-            return format!("{value}: {source}");
+            return format!("{}: {source}", clipped(&value));
         }
     }
     let subject = [
@@ -149,7 +149,7 @@ fn describe_clap(err: &clap::Error, argv: &[OsString]) -> String {
         if subject.is_empty() {
             "''".to_string()
         } else {
-            subject
+            clipped(&subject).into_owned()
         }
     });
     let why = match err.kind() {
@@ -164,7 +164,10 @@ fn describe_clap(err: &clap::Error, argv: &[OsString]) -> String {
             "unknown option; see --help".to_string()
         }
         ErrorKind::InvalidUtf8 => match argv::first_non_utf8(argv) {
-            Some(arg) => return format!("{arg}: not UTF-8 (arguments are taken as UTF-8 text)"),
+            Some(arg) => {
+                let arg = clipped(&arg);
+                return format!("{arg}: not UTF-8 (arguments are taken as UTF-8 text)");
+            }
             None => first_line(err),
         },
         // From the parts, not clap's first line: a value with a newline would cut it.
@@ -172,7 +175,9 @@ fn describe_clap(err: &clap::Error, argv: &[OsString]) -> String {
             context_str(err, ContextKind::InvalidValue),
             context_str(err, ContextKind::InvalidArg),
         ) {
-            (Some(value), Some(arg)) => return format!("invalid value '{value}' for '{arg}'"),
+            (Some(value), Some(arg)) => {
+                return format!("invalid value '{}' for '{arg}'", clipped(&value));
+            }
             _ => first_line(err),
         },
         ErrorKind::MissingRequiredArgument => {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 /// A duration failed to parse: `input: why`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{input}: {kind}")]
+#[error("{}: {kind}", crate::text::clipped(.input))]
 pub struct DurationError {
     /// The text that failed, as given.
     pub input: String,

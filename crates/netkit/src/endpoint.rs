@@ -27,7 +27,7 @@ pub(crate) use unix_connect::AcceptQueueFull;
 
 /// An endpoint failed to parse: `input: why`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{input}: {kind}")]
+#[error("{}: {kind}", crate::text::clipped(.input))]
 pub struct EndpointError {
     /// The endpoint as given.
     pub input: String,

@@ -32,7 +32,7 @@ pub enum ErrorClass {
 ///
 /// The message always starts with the input that failed, then says what was expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{input}: {why}")]
+#[error("{}: {why}", crate::text::clipped(.input))]
 pub struct ParseError {
     /// The text that failed to parse, as the user gave it.
     pub input: String,
@@ -86,10 +86,10 @@ pub enum Error {
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// The named network interface does not exist.
-    #[error("{0}: no such interface")]
+    #[error("{}: no such interface", crate::text::clipped(.0))]
     NoSuchInterface(String),
     /// A host name did not resolve to any usable address.
-    #[error("{host}: cannot resolve host name: {why}")]
+    #[error("{}: cannot resolve host name: {why}", crate::text::clipped(.host))]
     Resolve {
         /// The name that failed.
         host: String,

@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 /// A port set or port number failed to parse: `input: why`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{input}: {kind}")]
+#[error("{}: {kind}", crate::text::clipped(.input))]
 pub struct PortError {
     /// The text that failed (the item of a list that failed, for lists).
     pub input: String,

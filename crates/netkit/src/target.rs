@@ -17,7 +17,7 @@ use crate::error::Error;
 
 /// A target failed to parse, or names an address of the family not asked for: `input: why`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{input}: {kind}")]
+#[error("{}: {kind}", crate::text::clipped(.input))]
 pub struct TargetError {
     /// The target expression (or `@FILE`) as given.
     pub input: String,

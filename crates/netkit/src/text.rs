@@ -30,6 +30,19 @@ pub fn escape_non_utf8(bytes: &[u8]) -> String {
     out
 }
 
+/// An input as an error message names it: whole up to [`CLIPPED_INPUT`] characters, else its
+/// beginning and its length, so a megabyte line of a target file or a config does not flood
+/// the terminal with its error.
+pub fn clipped(input: &str) -> std::borrow::Cow<'_, str> {
+    match input.char_indices().nth(CLIPPED_INPUT) {
+        None => input.into(),
+        Some((end, _)) => format!("{}... ({} bytes)", &input[..end], input.len()).into(),
+    }
+}
+
+/// The longest input an error message shows whole, in characters.
+pub const CLIPPED_INPUT: usize = 256;
+
 /// A byte as `\xNN`.
 fn push_byte(out: &mut String, byte: u8) {
     out.push_str(&format!("\\x{byte:02x}"));
@@ -72,6 +85,15 @@ fn is_invisible(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clipped_keeps_short_inputs_and_cuts_long_ones_at_a_character() {
+        let short = "é".repeat(CLIPPED_INPUT);
+        assert_eq!(clipped(&short), short);
+        let long = "é".repeat(CLIPPED_INPUT + 1);
+        let expected = format!("{}... ({} bytes)", "é".repeat(CLIPPED_INPUT), long.len());
+        assert_eq!(clipped(&long), expected);
+    }
 
     #[test]
     fn one_line_escapes_controls_and_keeps_backslashes() {

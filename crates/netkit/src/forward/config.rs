@@ -40,7 +40,7 @@ use crate::target::TargetError;
 
 /// A rules file could not be read or failed its checks: `FILE: why`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{input}: {kind}")]
+#[error("{}: {kind}", crate::text::clipped(.input))]
 pub struct ConfigError {
     /// The file as given.
     pub input: String,

@@ -132,3 +132,29 @@ fn an_empty_quoted_exec_program_was_called_a_directory() {
         );
     }
 }
+
+/// A megabyte line of a target file (or a 100 kB argument) came back whole in its error
+/// message, a megabyte on the terminal for one mistake: the input is now shown clipped, with
+/// its length, and the reason after it.
+#[test]
+fn a_megabyte_input_was_echoed_whole_in_its_error() {
+    let dir = std::env::temp_dir().join(format!("nk-clipped-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("targets");
+    std::fs::write(&file, format!("{}\n", "x".repeat(1_000_000))).unwrap();
+    let list = format!("@{}", file.display());
+    let long = "y".repeat(100_000);
+    for args in [
+        vec!["scan", list.as_str()],
+        vec!["ping", long.as_str()],
+        vec!["iface", long.as_str()],
+        vec!["forward", "0", "127.0.0.1:9", "--balance", long.as_str()],
+    ] {
+        let (code, _, stderr) = text(&run(&args));
+        assert_eq!(code, 2, "{}: {}", args[0], &stderr[..stderr.len().min(200)]);
+        assert!(stderr.len() < 1000, "{}: {} bytes", args[0], stderr.len());
+        assert!(stderr.starts_with("netkit: xxx") || stderr.starts_with("netkit: yyy"));
+        assert!(stderr.contains(" bytes): "), "{}: {stderr}", args[0]);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
