@@ -202,6 +202,9 @@ pub fn hint_for(what: &str, err: &io::Error) -> &'static str {
         (Some(EACCES | EPERM), w) if w.contains("exec:") => {
             "; this user may not run that program (check that it is executable)"
         }
+        (Some(EACCES | EPERM), w) if w.starts_with("write ") => {
+            "; this user may not write that file (check it and its directory's permissions)"
+        }
         _ => hint(err),
     }
 }

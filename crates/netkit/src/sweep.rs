@@ -128,6 +128,7 @@ pub struct Sweep {
     round: u64,
     learned: round::Learned,
     metrics: Option<Arc<Metrics>>,
+    zones: zone::Zones,
 }
 
 impl Sweep {
@@ -144,6 +145,7 @@ impl Sweep {
             rtt: rtt::Rtt::new(config.timeout).with_patience(config.patience),
             meter: loss::Meter::new(config.rate),
         };
+        let zones = zone::Zones::of(&targets);
         Sweep {
             targets,
             total,
@@ -153,6 +155,7 @@ impl Sweep {
             round: 0,
             learned,
             metrics: None,
+            zones,
         }
     }
 
@@ -197,6 +200,7 @@ impl Sweep {
             config: &self.config,
             previous: self.previous.as_ref(),
             keep_rtts: self.metrics.as_ref().is_some_and(|m| m.per_host()),
+            zones: &self.zones,
         };
         let outcome = round::run(&spec, &mut self.learned, &mut self.probers, sink).await?;
         if let Some(metrics) = &self.metrics {

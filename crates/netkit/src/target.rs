@@ -97,6 +97,10 @@ pub enum TargetErrorKind {
     /// `ADDR%ZONE` whose address is no IPv6 address (only IPv6 has zones).
     #[error("a zone (%INTERFACE) follows an IPv6 address only")]
     ZoneWithoutIpv6,
+    /// A zone on an address that is neither link-local nor link-scoped multicast: the kernel
+    /// would ignore it (iputils and fping refuse it too).
+    #[error("a zone (%INTERFACE) is for link-local addresses only (fe80::/10, ff02::/16)")]
+    ZoneNotLinkLocal,
     /// A zone on a block or range (`fe80::/120%eth0`), which only single addresses take.
     #[error("a zone (%INTERFACE) follows a single IPv6 address, not a block or range")]
     ZoneOnBlock,
@@ -390,10 +394,32 @@ pub fn show_zoned(addr: IpAddr, zone: u32) -> String {
     if zone == 0 {
         return addr.to_string();
     }
-    match nix::net::if_::if_indextoname(zone) {
-        Ok(name) => format!("{addr}%{}", name.to_string_lossy()),
-        Err(_) => format!("{addr}%{zone}"),
+    match zone_name(zone) {
+        Some(name) => format!("{addr}%{name}"),
+        None => addr.to_string(),
     }
+}
+
+/// How a zone is shown in records: its interface's name (the index as text when no interface
+/// has it now); `None` for zone 0, no zone.
+pub fn zone_name(zone: u32) -> Option<String> {
+    (zone != 0).then(|| interface_name(zone).unwrap_or_else(|| zone.to_string()))
+}
+
+/// The index of the interface called `name`, `None` when there is none: the zone a name
+/// gives.
+pub fn interface_index(name: &str) -> Option<u32> {
+    nix::net::if_::if_nametoindex(name)
+        .ok()
+        .filter(|&index| index != 0)
+}
+
+/// The name of interface `index`, `None` when no interface has it. (nix 0.32's
+/// `if_indextoname` takes the C function's null for a name, an empty one: checked here.)
+fn interface_name(index: u32) -> Option<String> {
+    let name = nix::net::if_::if_indextoname(index).ok()?;
+    let name = name.to_string_lossy();
+    (!name.is_empty()).then(|| name.into_owned())
 }
 
 /// `addr` port `port` in `zone` (IPv6 only; 0 for none).
@@ -519,6 +545,24 @@ impl Targets {
             _ => None,
         };
         self.parts.iter().filter_map(zoned).collect()
+    }
+
+    /// The first single target (an address or a name, not a range) that means something
+    /// only with its interface ([`takes_zone`]) and was given none: a socket connecting to it
+    /// is refused with a bare "invalid argument".
+    pub fn unzoned_link_local(&self) -> Option<Target> {
+        self.parts.iter().find_map(|part| match part {
+            Part::Single {
+                name,
+                addr: IpAddr::V6(v6),
+                zone: 0,
+            } if takes_zone(*v6) => Some(Target {
+                name: name.clone(),
+                addr: IpAddr::V6(*v6),
+                zone: 0,
+            }),
+            _ => None,
+        })
     }
 
     /// Whether any target was given with a zone (`fe80::1%eth0`).
@@ -755,7 +799,17 @@ fn with_last_group(text: &str, start: Ipv6Addr, last: &str) -> Result<Ipv6Addr, 
 /// them); the interface must exist.
 fn parse_zoned(text: &str, addr: &str, zone: &str) -> Result<TargetExpr, TargetError> {
     let (addr, index) = zoned_addr(text, addr, zone)?;
+    if !takes_zone(addr) {
+        return Err(TargetError::new(text, TargetErrorKind::ZoneNotLinkLocal));
+    }
     Ok(TargetExpr::Zoned(addr, index))
+}
+
+/// Whether an address means something only with its interface: link-local unicast
+/// (`fe80::/10`), interface- and link-local multicast (`ff01::/16`, `ff02::/16`).
+pub fn takes_zone(addr: Ipv6Addr) -> bool {
+    let multicast_scope = addr.is_multicast().then(|| addr.segments()[0] & 0x000f);
+    addr.is_unicast_link_local() || matches!(multicast_scope, Some(1 | 2))
 }
 
 /// The address and interface index of `ADDR%ZONE` (`text`, named in errors): the one parser
@@ -771,12 +825,15 @@ pub(crate) fn zoned_addr(
         Err(_) => return Err(TargetError::new(text, TargetErrorKind::BadIpv6)),
     };
     let unknown = || TargetError::new(text, TargetErrorKind::UnknownZone(zone.to_string()));
+    // An index must name an interface as a name must (iputils and fping send to `%99` and
+    // count it lost, a typo taken for silence).
     let index = match zone.parse::<u32>() {
         Ok(index) => index,
-        Err(_) => nix::net::if_::if_nametoindex(zone).map_err(|_| unknown())?,
+        Err(_) => interface_index(zone).ok_or_else(unknown)?,
     };
     match index {
         0 => Err(unknown()),
+        index if interface_name(index).is_none() => Err(unknown()),
         index => Ok((addr, index)),
     }
 }

@@ -321,3 +321,22 @@ fn a_zone_is_kept_by_name_or_index_and_reaches_the_socket_address() {
         (0, "[fe80::1]:22".into())
     );
 }
+
+#[test]
+fn a_zone_needs_a_link_local_address_and_an_interface_that_exists() {
+    for text in ["ff02::1%lo", "ff02::1%1", "ff01::1%lo"] {
+        TargetList::parse(&[text], false).expect(text);
+    }
+    for (text, kind) in [
+        ("2001:db8::1%lo", TargetErrorKind::ZoneNotLinkLocal),
+        ("ff05::1%lo", TargetErrorKind::ZoneNotLinkLocal),
+        (
+            "fe80::1%4000000000",
+            TargetErrorKind::UnknownZone("4000000000".into()),
+        ),
+        ("fe80::1%0", TargetErrorKind::UnknownZone("0".into())),
+    ] {
+        let err = TargetList::parse(&[text], false).expect_err(text);
+        assert_eq!((err.input.as_str(), err.kind), (text, kind));
+    }
+}

@@ -304,7 +304,8 @@ fn print_headers(args: &Args, hosts: &[Host], out: &Printer) -> std::io::Result<
 /// host(addr) 56 data bytes` (IPv6), with `from SOURCE DEVICE: ` when -I was given.
 fn header(args: &Args, host: &Host) -> String {
     let (name, size) = (host.target.shown(), args.size);
-    let addr = host.show(host.target.addr);
+    // The target's own zone only: iputils shows `-I`'s on the replies, not here.
+    let addr = netkit::target::show_zoned(host.target.addr, host.target.zone);
     let from = match &args.interface {
         Some(source) => format!("from {} {}: ", host.source, source.device().unwrap_or("")),
         None => String::new(),

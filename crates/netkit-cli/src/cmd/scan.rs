@@ -43,7 +43,7 @@ Examples:
   netkit scan 198.18.0.0/24 -Pn -p 22             every host, without host discovery first
 Host discovery: a scan of more than one target first finds the hosts that are up (one sweep
 round: with root or CAP_NET_RAW nmap's privileged probes and a connect to 80,
-icmp,tcp:443,ack:80,timestamp,tcp:80; else icmp,tcp:80,tcp:443, or tcp:80,tcp:443 where ICMP
+arp,ndp,icmp,tcp:443,ack:80,timestamp,tcp:80, ARP and NDP for on-link targets; else icmp,tcp:80,tcp:443, or tcp:80,tcp:443 where ICMP
 may not be used; --discovery METHODS chooses) and scans only those, as nmap does; -Pn (--no-ping) scans every target. Hosts found
 down get a JSON host record and are counted, not listed in -oX/-oG (as nmap without -v). A
 single target is scanned without discovery.
@@ -154,7 +154,8 @@ pub struct Args {
     #[arg(long = "no-ping", conflicts_with = "discovery")]
     pub no_ping: bool,
     /// Host discovery's methods, as sweep --method takes them (default:
-    /// icmp,tcp:443,ack:80,timestamp,tcp:80 with raw sockets, nmap's privileged set and a
+    /// arp,ndp,icmp,tcp:443,ack:80,timestamp,tcp:80 with raw sockets, nmap's privileged set
+    /// (ARP and NDP for the targets of a directly connected link) and a
     /// connect to 80; icmp,tcp:80,tcp:443 where ICMP may be used, tcp:80,tcp:443 otherwise);
     /// also for a single target, which is otherwise scanned without discovery.
     #[arg(long, value_name = "METHODS", value_parser = parse::methods)]
@@ -172,6 +173,10 @@ fn wants_discovery(args: &Args, targets: &netkit::Targets) -> bool {
 /// reached; 130 when interrupted.
 pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     let targets = TargetList::parse(&args.targets, args.force)?.resolve(Family::Any)?;
+    if let Some(target) = targets.unzoned_link_local() {
+        let why = "a link-local address needs its interface: add %IFACE, e.g. fe80::1%eth0";
+        return Err(netkit::ParseError::new(target.shown(), why).into());
+    }
     let syn = args.syn && syn_allowed()?;
     let mut config = config(&args, syn)?;
     let (targets, ports) = args.order.apply_scan(targets, config.ports)?;

@@ -2,7 +2,6 @@
 
 mod nmap;
 
-use std::collections::HashMap;
 use std::io::{self, IsTerminal, Write};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -172,7 +171,7 @@ async fn sweep_all(
         (_, true) => Filter::Dead,
         _ => Filter::All,
     };
-    let mut view = View::new(out, filter, sweep.total(), &targets, !on_stdout);
+    let mut view = View::new(out, filter, sweep.total(), !on_stdout);
     let mut sink = |event: Event| {
         if let Event::Host(host) = &event {
             nmap.host(host);
@@ -248,18 +247,10 @@ struct View<'a> {
     shared: bool,
     /// Whether results go to stdout (not when an nmap document goes there).
     stdout: bool,
-    /// Targets given with a zone, shown with it (`fe80::1%eth0 is alive`, as fping).
-    zoned: HashMap<IpAddr, String>,
 }
 
 impl<'a> View<'a> {
-    fn new(
-        out: &'a Printer,
-        filter: Filter,
-        total: u64,
-        targets: &netkit::Targets,
-        stdout: bool,
-    ) -> Self {
+    fn new(out: &'a Printer, filter: Filter, total: u64, stdout: bool) -> Self {
         let bars = !out.json() && !out.quiet() && std::io::stderr().is_terminal();
         View {
             out,
@@ -269,14 +260,14 @@ impl<'a> View<'a> {
             bars,
             shared: std::io::stdout().is_terminal(),
             stdout,
-            zoned: targets.zoned_names(),
         }
     }
 
-    /// A target's address as fping shows it: with its zone when it was given with one.
-    fn shown(&self, addr: IpAddr) -> String {
-        match self.zoned.get(&addr) {
-            Some(shown) => shown.clone(),
+    /// A target's address as fping shows it: with its zone when it was given with one
+    /// (`fe80::1%eth0 is alive`).
+    fn shown(addr: IpAddr, zone: Option<&str>) -> String {
+        match zone {
+            Some(zone) => format!("{addr}%{zone}"),
             None => addr.to_string(),
         }
     }
@@ -321,9 +312,15 @@ impl<'a> View<'a> {
             if host.round > 1 {
                 return Ok(());
             }
-            self.warn(&format!("{}: {why}", self.shown(host.addr)))?;
+            self.warn(&format!(
+                "{}: {why}",
+                Self::shown(host.addr, host.zone.as_deref())
+            ))?;
             return match self.filter {
-                Filter::Dead => self.line(&format!("{} is unreachable", self.shown(host.addr))),
+                Filter::Dead => self.line(&format!(
+                    "{} is unreachable",
+                    Self::shown(host.addr, host.zone.as_deref())
+                )),
                 _ => Ok(()),
             };
         }
@@ -346,7 +343,10 @@ impl<'a> View<'a> {
             .as_ref()
             .map(|mac| format!(" ({mac})"))
             .unwrap_or_default();
-        self.line(&format!("{} is {state}{mac}", self.shown(host.addr)))
+        self.line(&format!(
+            "{} is {state}{mac}",
+            Self::shown(host.addr, host.zone.as_deref())
+        ))
     }
 
     /// Another host answering for a live host's address, as arp-scan reports it.
@@ -360,7 +360,8 @@ impl<'a> View<'a> {
         if duplicate.round > 1 {
             return Ok(());
         }
-        let (addr, mac, nth) = (duplicate.addr, &duplicate.mac, duplicate.nth);
+        let (mac, nth) = (&duplicate.mac, duplicate.nth);
+        let addr = Self::shown(duplicate.addr, duplicate.zone.as_deref());
         let state = self.out.paint("alive", true);
         self.line(&format!("{addr} is {state} ({mac}) (DUP: {nth})"))
     }
@@ -373,7 +374,10 @@ impl<'a> View<'a> {
             true => self.out.paint("came up", true),
             false => self.out.paint("went down", false),
         };
-        self.line(&format!("{} {what}", self.shown(change.addr)))
+        self.line(&format!(
+            "{} {what}",
+            Self::shown(change.addr, change.zone.as_deref())
+        ))
     }
 
     fn summary(&mut self, summary: &SummaryRecord) -> io::Result<()> {

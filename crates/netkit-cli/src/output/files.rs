@@ -76,9 +76,10 @@ pub fn create(path: &Path) -> Result<Box<dyn Write>, netkit::Error> {
     Ok(Box::new(BufWriter::new(file)))
 }
 
-/// An error writing to `path`.
+/// An error writing to `path` (`write PATH: permission denied`: a file's error, not a
+/// socket's, so its hint is about the file).
 pub fn file_error(path: &Path, err: io::Error) -> netkit::Error {
-    netkit::Error::io(format!("{}", path.display()), err)
+    netkit::Error::io(format!("write {}", path.display()), err)
 }
 
 /// `BASE.EXT`: BASE with an extension appended (`-oA scan` gives `scan.xml`).

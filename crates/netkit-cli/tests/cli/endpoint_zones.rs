@@ -37,6 +37,29 @@ pub fn link(tag: &str) -> (Netns, Netns) {
     (a, b)
 }
 
+/// A namespace with two links, each to a namespace of its own: `vA` (fe80::1) to `vB`
+/// (fe80::2) and `vC` (fe80::11) to `vD` (fe80::3), without duplicate address detection,
+/// each far address a static neighbour of its near end. Every link has `fe80::/64`: only a
+/// zone tells which link `fe80::3` is on (`fe80::3%vC`; `fe80::3%vA` is nobody).
+pub fn two_links(tag: &str) -> (Netns, Netns, Netns) {
+    let (near, b) = link(tag);
+    let d = Netns::with_loopback(&format!("{tag}d"));
+    near.veth("vC", &d, "vD").unwrap_or_else(|e| panic!("{e}"));
+    for (ns, dev, addr) in [(&near, "vC", "fe80::11/64"), (&d, "vD", "fe80::3/64")] {
+        ns.ip(&["-6", "addr", "add", addr, "dev", dev, "nodad"]);
+        ns.ip(&["link", "set", dev, "up"]);
+    }
+    let far_mac = mac(&d, "vD");
+    near.ip(&[
+        "neigh", "replace", "fe80::3", "lladdr", &far_mac, "dev", "vC",
+    ]);
+    let near_mac = mac(&near, "vC");
+    d.ip(&[
+        "neigh", "replace", "fe80::11", "lladdr", &near_mac, "dev", "vD",
+    ]);
+    (near, b, d)
+}
+
 /// Runs `program ARGS` inside `ns` with `input` on stdin, to its end.
 pub fn run_with(ns: &Netns, program: &str, args: &[&str], input: &[u8]) -> Output {
     let mut child = ns

@@ -83,7 +83,7 @@ impl Reason {
 /// filtered ones when the scan was asked for them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PortReport {
-    /// The target as given: a host name, or the address.
+    /// The target as given: a host name, or the address (with its zone, `fe80::1%eth0`).
     pub host: String,
     /// The address probed.
     pub addr: IpAddr,
@@ -109,7 +109,7 @@ pub struct PortReport {
 /// state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Unreachable {
-    /// The target as given: a host name, or the address.
+    /// The target as given: a host name, or the address (with its zone, `fe80::1%eth0`).
     pub host: String,
     /// The address probed.
     pub addr: IpAddr,
@@ -133,7 +133,7 @@ pub enum HostStatus {
 /// by state) or down (not scanned), and why, in nmap's `--reason` words.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostReport {
-    /// The target as given: a host name, or the address.
+    /// The target as given: a host name, or the address (with its zone, `fe80::1%eth0`).
     pub host: String,
     /// The address.
     pub addr: IpAddr,

@@ -30,6 +30,10 @@ pub struct HostRecord {
     /// The MAC address that answered (`--method arp|ndp` only; absent otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
+    /// The interface of a target given with a zone (`fe80::1%eth0`: `"eth0"`); absent
+    /// otherwise. The same address in two zones is two targets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
 }
 
 /// A second MAC address answered for a live host's address in the same round (an address
@@ -44,6 +48,9 @@ pub struct DuplicateRecord {
     pub nth: u16,
     /// Round number, from 1.
     pub round: u64,
+    /// The target's zone, as in [`HostRecord`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
 }
 
 /// A host that changed state since the previous round (periodic mode, from round 2 on):
@@ -56,6 +63,9 @@ pub struct ChangeRecord {
     pub alive: bool,
     /// The round in which the change was seen.
     pub round: u64,
+    /// The target's zone, as in [`HostRecord`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
 }
 
 /// The end of a round: `{"type":"summary","round","alive","dead","unreachable","elapsed_s",

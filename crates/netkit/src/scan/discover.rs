@@ -1,10 +1,13 @@
 //! Host discovery before a scan (nmap's default: hosts that answer no discovery probe are not
 //! scanned): one round of the sweep engine ([`crate::sweep`]) over the targets with a set of
 //! methods, a host up when any of them answers. The default set holds nmap's: with raw sockets
-//! (root, CAP_NET_RAW) nmap's privileged set — ICMP echo, TCP to 443, a bare ACK to 80, ICMP
-//! timestamp (`-PE -PS443 -PA80 -PP`; netkit's TCP probe is a connect, which a host answers
-//! as it answers a SYN) — and a connect to 80 besides, so that no host nmap finds up is down
-//! here and none that netkit's earlier default found is lost; where raw sockets are refused,
+//! (root, CAP_NET_RAW) nmap's privileged set — ARP and neighbour discovery for the targets on
+//! a directly connected link (`-PR`, which nmap uses there whatever else is asked: a host
+//! that drops every IP packet still answers them), ICMP echo, TCP to 443, a bare ACK to 80,
+//! ICMP timestamp (`-PE -PS443 -PA80 -PP`; netkit's TCP probe is a connect, which a host
+//! answers as it answers a SYN) — and a connect to 80 besides, so that no host nmap finds up
+//! is down here and none that netkit's earlier default found is lost; where raw sockets are
+//! refused,
 //! ICMP echo (an unprivileged ICMP socket) and connects to 80 and 443; where ICMP may not be
 //! used either, the connects alone (nmap, unprivileged: the same connects).
 
@@ -15,11 +18,14 @@ use std::time::{Duration, Instant};
 use crate::error::Error;
 use crate::report::sweep::HostRecord;
 use crate::sweep::{self, Config, Event, Method, Methods, Sweep};
-use crate::target::{Target, Targets};
+use crate::target::{zone_name, Target, Targets};
 
-/// The default discovery methods where raw sockets may be used: nmap's privileged set (echo,
-/// TCP to 443, ACK to 80, timestamp) and a connect to 80.
-pub const PRIVILEGED: [Method; 5] = [
+/// The default discovery methods where raw sockets may be used: nmap's privileged set (ARP
+/// and neighbour discovery on link, echo, TCP to 443, ACK to 80, timestamp) and a connect to
+/// 80. The on-link methods probe only the targets of a directly connected link.
+pub const PRIVILEGED: [Method; 7] = [
+    Method::Arp,
+    Method::Ndp,
     Method::Icmp,
     Method::Tcp(443),
     Method::Ack(80),
@@ -40,6 +46,8 @@ pub struct Status {
     pub by: Option<String>,
     /// Why it cannot be reached (no route), when a method said so.
     pub error: Option<String>,
+    /// The MAC address that answered an on-link probe (`arp`, `ndp`).
+    pub mac: Option<String>,
 }
 
 /// What discovery found, per address.
@@ -51,28 +59,32 @@ pub struct Discovery {
     pub elapsed: Duration,
     /// Probes sent.
     pub probes: u64,
-    found: HashMap<IpAddr, Status>,
+    /// Keyed by address and zone: `fe80::1%eth0` and `fe80::1%eth1` are two hosts.
+    found: HashMap<(IpAddr, Option<String>), Status>,
 }
 
 impl Discovery {
-    /// What discovery found out about `addr`: silent when it never heard of it.
-    pub fn status(&self, addr: IpAddr) -> Status {
-        self.found.get(&addr).cloned().unwrap_or(Status {
+    /// What discovery found out about `addr` in `zone` (0: none): silent when it never heard
+    /// of it.
+    pub fn status(&self, addr: IpAddr, zone: u32) -> Status {
+        let found = self.found.get(&(addr, zone_name(zone)));
+        found.cloned().unwrap_or(Status {
             up: false,
             by: None,
             error: None,
+            mac: None,
         })
     }
 
     /// The targets of `targets` found up, in their order.
     pub fn up(&self, targets: &Targets) -> Targets {
-        let up = |t: &Target| self.found.get(&t.addr).is_some_and(|s| s.up);
+        let up = |t: &Target| self.status(t.addr, t.zone).up;
         Targets::from_list(targets.iter().filter(up))
     }
 
     /// How many targets of `targets` were found up.
     pub fn count_up(&self, targets: &Targets) -> u64 {
-        let up = |t: &Target| self.found.get(&t.addr).is_some_and(|s| s.up);
+        let up = |t: &Target| self.status(t.addr, t.zone).up;
         targets.iter().filter(up).count() as u64
     }
 
@@ -81,11 +93,13 @@ impl Discovery {
             up: host.alive,
             by: host.by.clone(),
             error: host.error.clone(),
+            mac: host.mac.clone(),
         };
-        match self.found.get(&host.addr) {
+        let key = (host.addr, host.zone.clone());
+        match self.found.get(&key) {
             Some(known) if known.up => {}
             _ => {
-                self.found.insert(host.addr, status);
+                self.found.insert(key, status);
             }
         }
     }

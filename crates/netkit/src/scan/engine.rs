@@ -70,6 +70,8 @@ pub struct HostDone {
     pub host: String,
     /// The address scanned.
     pub addr: std::net::IpAddr,
+    /// Its zone (`fe80::1%eth0`: the interface's index; 0 for none).
+    pub zone: u32,
     /// How many of its ports got each state.
     pub ports: StateCounts,
 }

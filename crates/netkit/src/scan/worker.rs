@@ -279,8 +279,9 @@ impl Shared {
         }
         for (host, ports) in core.sched.take_finished() {
             let done = HostDone {
-                host: host.target.host(),
+                host: host.target.shown(),
                 addr: host.target.addr,
+                zone: host.target.zone,
                 ports,
             };
             let _ = self.msgs.send(Msg::Event(Event::HostDone(done)));
@@ -397,7 +398,7 @@ fn reply(core: &mut Core, outcome: Outcome, dst: SocketAddr) -> (Reply, Option<p
 /// The record of `port` on `host`.
 fn port_report(host: &HostInfo, port: u16, verdict: Verdict) -> PortReport {
     PortReport {
-        host: host.target.host(),
+        host: host.target.shown(),
         addr: host.target.addr,
         port,
         state: verdict.state,
@@ -411,7 +412,7 @@ fn port_report(host: &HostInfo, port: u16, verdict: Verdict) -> PortReport {
 
 fn unreachable(host: &HostInfo, no_route: NoRoute) -> Unreachable {
     Unreachable {
-        host: host.target.host(),
+        host: host.target.shown(),
         addr: host.target.addr,
         error: no_route.to_string(),
         from: no_route.from,

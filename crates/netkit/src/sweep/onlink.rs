@@ -125,8 +125,19 @@ fn find_in(
             (false, true) => return Err(wrong_family(addr, method).into()),
             (false, false) => continue,
         }
-        let refused = match &chosen {
-            Some((iface, link)) => match prefix_holding(iface, addr) {
+        let zoned = (target.zone != 0).then(|| interfaces.iter().find(|i| i.index == target.zone));
+        let refused = match (zoned, &chosen) {
+            // A zone names the target's link (`fe80::1%eth1`): not the first prefix's.
+            (Some(None), _) => Some(zone_gone(addr, target.zone)),
+            (Some(Some(iface)), None) => {
+                chosen = Some((iface, link_of(iface, method)?));
+                None
+            }
+            (Some(Some(iface)), Some((_, link))) if iface.index == link.index => None,
+            (Some(Some(iface)), Some((_, link))) => {
+                Some(other_zone(addr, method, &iface.name, &link.name))
+            }
+            (None, Some((iface, link))) => match prefix_holding(iface, addr) {
                 None => Some(not_on_link(addr, method, Some(&link.name))),
                 Some(_) if interface.is_some() => None,
                 Some(prefix) => match holder(interfaces, addr) {
@@ -136,7 +147,7 @@ fn find_in(
                     _ => None,
                 },
             },
-            None => match holder(interfaces, addr) {
+            (None, None) => match holder(interfaces, addr) {
                 Some((iface, _)) => {
                     chosen = Some((iface, link_of(iface, method)?));
                     None
@@ -262,6 +273,22 @@ fn elsewhere(addr: IpAddr, method: OnLink, on: &str, chosen: &str) -> ParseError
     )
 }
 
+fn other_zone(addr: IpAddr, method: OnLink, zone: &str, chosen: &str) -> ParseError {
+    ParseError::new(
+        format!("{addr}%{zone}"),
+        format!(
+            "on the link of {zone}, not of {chosen} ({} probes one link: sweep {zone}'s \
+             targets apart)",
+            method.name()
+        ),
+    )
+}
+
+fn zone_gone(addr: IpAddr, zone: u32) -> ParseError {
+    let why = format!("no interface {zone} for the zone (gone since it was named?)");
+    ParseError::new(crate::target::show_zoned(addr, zone), why)
+}
+
 fn no_target(method: OnLink) -> ParseError {
     let why = match method {
         OnLink::Arp => "no IPv4 target to find (arp finds IPv4 hosts)",
@@ -377,6 +404,36 @@ mod tests {
         eth1.addrs = vec![json("198.18.5.1", 24, r#""permanent""#)];
         ifaces.push(eth1);
         ifaces
+    }
+
+    /// A target's zone picks its link, whichever link's prefix comes first; an `-I` or an
+    /// earlier target on another link is refused (every link has `fe80::/64`).
+    #[test]
+    fn a_zone_picks_the_link_of_a_link_local_target() {
+        let mut ifaces = overlapping();
+        let mut link_local = ifaces[1].addrs[0].clone();
+        (link_local.addr, link_local.prefix) = ("fe80::1".parse().unwrap(), 64);
+        ifaces[1].addrs.push(link_local.clone());
+        // Index 1 is lo in every namespace, so `%1` parses; here it is an Ethernet link.
+        ifaces.retain(|iface| iface.name != "lo");
+        let mut zoned = ifaces[1].clone();
+        (zoned.name, zoned.index, zoned.flags) = ("eth9".to_string(), 1, vec![]);
+        zoned.addrs = vec![link_local];
+        ifaces.push(zoned);
+        let find = |words: &[&str], interface| {
+            find_in(&ifaces, &targets(words), interface, (OnLink::Ndp, true))
+                .map(|link| link.expect("alone, a link or an error").name)
+        };
+        assert_eq!(find(&["fe80::5%1"], None).unwrap(), "eth9");
+        assert_eq!(find(&["fe80::5%1"], Some("eth9")).unwrap(), "eth9");
+        assert_eq!(find(&["fe80::5"], None).unwrap(), "eth0");
+        for (words, interface) in [
+            (&["fe80::5%1"][..], Some("eth0")),
+            (&["fe80::6", "fe80::5%1"][..], None),
+        ] {
+            let err = find(words, interface).unwrap_err().to_string();
+            assert!(err.contains("on the link of eth9, not of eth0"), "{err}");
+        }
     }
 
     #[test]

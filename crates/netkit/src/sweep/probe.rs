@@ -172,12 +172,19 @@ impl Prober {
 
 /// The link an on-link method probes through (module `onlink`): with other methods in the
 /// sweep, it takes the targets of its address family on that link and leaves the rest to
-/// them (`None`: none is left for it).
+/// them (`None`: none is left for it, or their link cannot carry it, a tunnel without
+/// Ethernet addresses: the other methods take them).
 fn on_link(
     config: &Config,
     targets: &Targets,
     method: OnLink,
 ) -> Result<Option<onlink::Link>, Error> {
     let alone = !config.methods.is_several();
-    onlink::find(targets, config.interface.as_deref(), method, alone)
+    match onlink::find(targets, config.interface.as_deref(), method, alone) {
+        Err(Error::Parse(why)) if !alone => {
+            tracing::debug!("{method:?} left to the other methods: {why}");
+            Ok(None)
+        }
+        found => found,
+    }
 }

@@ -52,6 +52,8 @@ pub(super) struct Round<'a> {
     pub previous: Option<&'a Bitset>,
     /// Whether to keep every target's round-trip time (for per-host metrics).
     pub keep_rtts: bool,
+    /// The targets' zones, for the records.
+    pub zones: &'a super::zone::Zones,
 }
 
 /// What a sweep learns about the network and keeps from round to round.
@@ -332,6 +334,7 @@ impl Work<'_, '_> {
             mac: mac.to_string(),
             nth,
             round: self.round.number,
+            zone: self.round.zones.name(reply.index),
         };
         sink(Event::Duplicate(record)).map_err(output_error)
     }
@@ -348,6 +351,7 @@ impl Work<'_, '_> {
         if let Some(kept) = self.tally.rtts.as_mut().and_then(|r| r.get_mut(slot?)) {
             *kept = rtt.as_secs_f32();
         }
+        let zone = self.round.zones.name(reply.index);
         let host = HostRecord {
             addr: reply.addr,
             alive: true,
@@ -356,6 +360,7 @@ impl Work<'_, '_> {
             error: None,
             mac: mac.map(|m| m.to_string()),
             by,
+            zone: zone.clone(),
         };
         sink(Event::Host(host)).map_err(output_error)?;
         if self.round.previous.is_some_and(|p| !p.get(reply.index)) {
@@ -364,6 +369,7 @@ impl Work<'_, '_> {
                 addr: reply.addr,
                 alive: true,
                 round: number,
+                zone,
             };
             sink(Event::Change(change)).map_err(output_error)?;
         }
@@ -431,7 +437,7 @@ fn report_rest(round: &Round<'_>, tally: &Tally, sink: &mut Sink<'_>) -> Result<
         }
         let error = tally.unreach.get(index).map(|why| why.to_string());
         unreachable += u64::from(error.is_some());
-        let addr = target.addr;
+        let (addr, zone) = (target.addr, crate::target::zone_name(target.zone));
         let host = HostRecord {
             addr,
             alive: false,
@@ -440,6 +446,7 @@ fn report_rest(round: &Round<'_>, tally: &Tally, sink: &mut Sink<'_>) -> Result<
             error,
             mac: None,
             by: None,
+            zone: zone.clone(),
         };
         sink(Event::Host(host)).map_err(output_error)?;
         if round.previous.is_some_and(|prev| prev.get(index)) {
@@ -448,6 +455,7 @@ fn report_rest(round: &Round<'_>, tally: &Tally, sink: &mut Sink<'_>) -> Result<
                 addr,
                 alive: false,
                 round: round.number,
+                zone,
             };
             sink(Event::Change(change)).map_err(output_error)?;
         }

@@ -17,7 +17,8 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::reply::{Answer, Reply, Tag};
-use super::unreach::Unreach;
+use super::unreach::{answer_of, LocalAddrs, Unreach};
+use crate::icmp::Version;
 use crate::scan::answer::IcmpReport;
 use crate::scan::probe::{self, Failure, Outcome};
 
@@ -128,21 +129,31 @@ async fn answer(target: SocketAddr, start: Instant, timeout: Duration) -> Option
 /// What a refused connect says about the host: refused (a reset, or ICMP port unreachable)
 /// is alive; "network unreachable" or "no route to host" is unreachable, named by the ICMP
 /// error and the router that sent it when one came (as the echo method names them), else by
-/// the errno (this machine has no route). An administratively prohibited is `EACCES` on IPv6
-/// (`EHOSTUNREACH` on IPv4): unreachable when an ICMP error says so, else (this machine's own
-/// refusal) nothing, as anything else says nothing.
+/// the errno (this machine has no route). A "host unreachable" from this host itself is an
+/// on-link address no neighbour answered for: absent, as the echo method takes it (it came
+/// and went with the kernel's neighbour timers and ICMP rate limit, calling some absent
+/// hosts of a LAN unreachable and not others). An administratively prohibited is `EACCES` on
+/// IPv6 (`EHOSTUNREACH` on IPv4): unreachable when an ICMP error says so, else (this
+/// machine's own refusal) nothing, as anything else says nothing.
 fn from_failure(failure: Failure, rtt: Duration) -> Option<Answer> {
     let icmp = match failure.icmp {
         Some(IcmpReport {
+            v6,
             kind,
             code,
             from: Some(from),
-            ..
-        }) => Some(Unreach::Icmp {
-            msg_type: kind,
-            code,
-            from,
-        }),
+        }) => {
+            let version = if v6 { Version::V6 } else { Version::V4 };
+            let mut local = LocalAddrs::default();
+            match answer_of(version, (kind, code), from, &mut local) {
+                Some(Answer::Absent) => return Some(Answer::Absent),
+                _ => Some(Unreach::Icmp {
+                    msg_type: kind,
+                    code,
+                    from,
+                }),
+            }
+        }
         _ => None,
     };
     match failure.errno {
@@ -170,6 +181,25 @@ mod tests {
 
     fn failure(errno: Errno, icmp: Option<IcmpReport>) -> Option<Answer> {
         from_failure(Failure { errno, icmp }, Duration::from_millis(3))
+    }
+
+    /// The kernel's own "host unreachable" (no neighbour answered for an on-link address):
+    /// absent, not unreachable; the same from a router is unreachable.
+    #[test]
+    fn host_unreachable_from_this_host_is_absence() {
+        for (v6, kind, code, own) in [(false, 3, 1, "127.0.0.1"), (true, 1, 3, "::1")] {
+            let from = Some(own.parse().unwrap());
+            let icmp = IcmpReport {
+                v6,
+                kind,
+                code,
+                from,
+            };
+            assert_eq!(
+                failure(Errno::EHOSTUNREACH, Some(icmp)),
+                Some(Answer::Absent)
+            );
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::target::{zoned, Targets};
+use crate::target::{zone_name, zoned, Targets};
 
 /// The targets whose zones probes need, when any target has one.
 #[derive(Debug, Clone, Default)]
@@ -21,5 +21,11 @@ impl Zones {
         let target = self.0.as_ref().and_then(|t| t.get(u128::from(index)));
         let zone = target.filter(|t| t.addr == addr).map_or(0, |t| t.zone);
         zoned(addr, 0, zone)
+    }
+
+    /// The zone of the target at `index`, as records show it ([`zone_name`]): `None` without.
+    pub fn name(&self, index: u64) -> Option<String> {
+        let target = self.0.as_ref()?.get(u128::from(index))?;
+        zone_name(target.zone)
     }
 }

@@ -22,6 +22,8 @@ pub struct Host {
     pub source: IpAddr,
     /// A broadcast or multicast address: many hosts answer, duplicates are expected.
     pub multicast: bool,
+    /// The zone link-local repliers are shown with: the target's, else `-I`'s interface.
+    pub zone: u32,
     /// Show addresses that answer without looking up their names (iputils does when the
     /// host was given as an address, or with `-n`).
     pub numeric: bool,
@@ -34,7 +36,7 @@ impl Host {
     pub fn show(&self, addr: IpAddr) -> String {
         let link_local = matches!(addr, IpAddr::V6(v6) if v6.is_unicast_link_local());
         match addr == self.target.addr || link_local {
-            true => netkit::target::show_zoned(addr, self.target.zone),
+            true => netkit::target::show_zoned(addr, self.zone),
             false => addr.to_string(),
         }
     }
@@ -87,14 +89,40 @@ pub fn choose(words: &[String], choice: Choice<'_>) -> anyhow::Result<Hosts> {
 
 fn check(target: Target, choice: Choice<'_>) -> Result<Host, netkit::Error> {
     let device = choice.source.and_then(Source::device);
-    let host = target.host();
+    let zone = reply_zone(&target, device)?;
+    let host = target.shown();
     let route = route(&host, target.socket_addr(0), device, choice.broadcast_ok)?;
     Ok(Host {
         source: choice.source.and_then(Source::addr).unwrap_or(route.source),
         multicast: route.broadcast || target.addr.is_multicast(),
         numeric: choice.numeric || target.name.is_none(),
+        zone,
         target,
     })
+}
+
+/// The zone a host's link-local repliers are shown with: the target's, else `-I`'s interface
+/// (iputils shows `fe80::1%eth0` either way). A link-local target (or link-scoped multicast)
+/// with neither is refused, as is one whose zone is not `-I`'s interface: no socket reaches it
+/// (iputils sends the first where the kernel's first route for `fe80::/64` points, whichever
+/// link that is, and the second nowhere, calling every request lost).
+fn reply_zone(target: &Target, device: Option<&str>) -> Result<u32, ParseError> {
+    let device_zone = device.and_then(netkit::target::interface_index);
+    let link_scoped = matches!(target.addr, IpAddr::V6(v6) if netkit::target::takes_zone(v6));
+    match (target.zone, device) {
+        (_, _) if !link_scoped => Ok(target.zone),
+        (0, None) => Err(ParseError::new(
+            target.shown(),
+            "a link-local address needs its interface: add %IFACE (fe80::1%eth0) or -I IFACE",
+        )),
+        // An interface that does not exist is -I's error, said by the route check.
+        (0, Some(_)) => Ok(device_zone.unwrap_or(0)),
+        (zone, Some(device)) if device_zone.is_some_and(|d| d != zone) => Err(ParseError::new(
+            target.shown(),
+            format!("the zone is not -I {device}'s interface: give one of them"),
+        )),
+        (zone, _) => Ok(zone),
+    }
 }
 
 /// A source address of one family cannot send to a host of the other.
@@ -109,7 +137,7 @@ fn check_source_family(target: &Target, source: Option<&Source>) -> Result<(), P
         format!("-I {addr}"),
         format!(
             "a source address of the other family than {}",
-            target.host()
+            target.shown()
         ),
     ))
 }

@@ -162,7 +162,7 @@ impl<'a> EventPrinter<'a> {
             (false, _) => format!("sendmsg: {}", netkit::error::describe_io(error)),
         };
         let mut err = io::stderr().lock();
-        writeln!(err, "netkit: {}: {why}", view.target.host())
+        writeln!(err, "netkit: {}: {why}", view.target.shown())
     }
 
     /// SIGQUIT: iputils' status line on stderr, one per host (named when there are several).
@@ -171,7 +171,7 @@ impl<'a> EventPrinter<'a> {
         for (host, stats) in self.hosts.iter().zip(stats) {
             let name = match self.hosts.len() {
                 1 => String::new(),
-                _ => format!("{}: ", host.target.host()),
+                _ => format!("{}: ", host.target.shown()),
             };
             writeln!(err, "\r{name}{}", status_line(stats))?;
         }
@@ -184,7 +184,7 @@ impl<'a> EventPrinter<'a> {
         let stamp = self.stamp();
         match self.hosts.len() {
             1 => stamp,
-            _ => format!("{stamp}{}: ", self.hosts[host].target.host()),
+            _ => format!("{stamp}{}: ", self.hosts[host].target.shown()),
         }
     }
 

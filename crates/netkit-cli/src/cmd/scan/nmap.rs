@@ -11,9 +11,9 @@ use std::net::IpAddr;
 use std::time::SystemTime;
 
 use netkit::report::scan::{ScanSummary, ScanType, Unreachable};
-use netkit::scan::discover::Discovery;
+use netkit::scan::discover::{Discovery, Status};
 use netkit::scan::services;
-use netkit::Targets;
+use netkit::{Target, Targets};
 
 use super::tally::{HostPorts, Hosts, Listing};
 use crate::output::files::{self, Documents};
@@ -65,9 +65,10 @@ impl NmapOutput {
         }
     }
 
-    /// Whether discovery found the host at `addr` down (it was not scanned).
-    fn found_down(&self, addr: IpAddr) -> bool {
-        self.discovery.as_ref().is_some_and(|d| !d.status(addr).up)
+    /// What discovery found out about `target` (`None` without discovery).
+    fn discovered_as(&self, target: &Target) -> Option<Status> {
+        let discovery = self.discovery.as_ref()?;
+        Some(discovery.status(target.addr, target.zone))
     }
 
     /// Whether any document is asked for.
@@ -99,14 +100,17 @@ impl NmapOutput {
         files::each(&mut self.docs, |doc| doc.start(&run))?;
         let (mut up, mut down) = (0, 0);
         for target in targets.iter() {
-            let key = (target.addr, target.host());
-            if self.found_down(target.addr) {
+            let key = (target.addr, target.shown());
+            let status = self.discovered_as(&target);
+            if status.as_ref().is_some_and(|s| !s.up) {
                 // nmap lists down hosts only with -v; it counts them.
                 down += 1;
                 continue;
             }
             let ports = hosts.get(target.addr, &key.1);
-            let host = self.host(&key, target.name.is_some(), summary, ports, listing);
+            let (by, mac) = status.map_or((None, None), |s| (s.by, s.mac));
+            let host = self.host(&key, (target.name.is_some(), by), summary, ports, listing);
+            let host = host.map(|host| Host { mac, ..host });
             let Some(host) = host else { continue };
             if host.up {
                 up += 1;
@@ -125,12 +129,13 @@ impl NmapOutput {
         files::each(&mut self.docs, |doc| doc.finish(&end))
     }
 
-    /// One target as nmap's model says it, with the ports that got their state; `None` for a
-    /// target none of whose ports did in an interrupted scan.
+    /// One target as nmap's model says it (`named`: given by name; `by`: the discovery probe
+    /// that found it up), with the ports that got their state; `None` for a target none of
+    /// whose ports did in an interrupted scan.
     fn host(
         &self,
         key: &Key,
-        named: bool,
+        (named, by): (bool, Option<String>),
         summary: &ScanSummary,
         ports: Option<&HostPorts>,
         listing: Listing,
@@ -152,7 +157,6 @@ impl NmapOutput {
         }
         let empty = HostPorts::default();
         let ports = ports.unwrap_or(&empty);
-        let by = self.discovery.as_ref().and_then(|d| d.status(key.0).by);
         let reason = match by {
             Some(by) => nmap::up_reason(Some(&by)),
             // Scanned without discovery, as nmap -Pn: up because the user said so.

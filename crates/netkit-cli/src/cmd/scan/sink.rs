@@ -141,7 +141,7 @@ impl<'a> Sink<'a> {
     /// for the records of the hosts found up.
     pub fn discovered(&mut self, targets: &Targets, discovery: Discovery) -> anyhow::Result<()> {
         for target in targets.iter() {
-            let status = discovery.status(target.addr);
+            let status = discovery.status(target.addr, target.zone);
             if status.up {
                 continue;
             }
@@ -152,7 +152,7 @@ impl<'a> Sink<'a> {
                     let from = error
                         .rsplit_once(" from ")
                         .and_then(|(_, a)| a.parse().ok());
-                    let host = target.host();
+                    let host = target.shown();
                     let (addr, error) = (target.addr, error.clone());
                     self.unreachable(&Unreachable {
                         host,
@@ -165,7 +165,7 @@ impl<'a> Sink<'a> {
                 None => "no-response",
             };
             let report = HostReport {
-                host: target.host(),
+                host: target.shown(),
                 addr: target.addr,
                 status: HostStatus::Down,
                 reason: reason.to_string(),
@@ -183,7 +183,10 @@ impl<'a> Sink<'a> {
 
     /// Reports a host whose every port got its state.
     pub fn host_finished(&mut self, done: &HostDone) -> anyhow::Result<()> {
-        let by = self.discovery.as_ref().and_then(|d| d.status(done.addr).by);
+        let by = self
+            .discovery
+            .as_ref()
+            .and_then(|d| d.status(done.addr, done.zone).by);
         let reason = match &by {
             Some(by) => crate::output::nmap::up_reason(Some(by)),
             None => "user-set",

@@ -907,3 +907,61 @@ fn wait_without_limit_hung_after_a_lost_reply_when_none_had_come_by_the_last_req
         "netkit: {out}{err}"
     );
 }
+
+/// Link-local targets and `-I`: a target without a zone failed with `connect: invalid
+/// argument` and exit 3 (the environment's fault, where it is the input's); with `-I nk0` the
+/// replies were shown bare where iputils shows `fe80::…%nk0`; a zone naming another link than
+/// `-I` failed the same way; and with several hosts, each line was prefixed with the bare
+/// address, the same for two zones of one address.
+#[test]
+fn link_local_targets_and_interfaces_were_named_without_their_zone() {
+    if !privileged("ping link-local and -I") {
+        return;
+    }
+    let (near, _far, target) = link_local_pair("pingllif");
+    let bare = target.trim_end_matches("%nk0").to_string();
+    let (code, _, err) = ping_in(&near, &["-c", "1", &bare]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "netkit: {bare}: a link-local address needs its interface"
+        )),
+        "{err}"
+    );
+    let ((code, out, err), (i_code, i_out, i_err)) =
+        both_in(&near, &["-c", "1", "-I", "nk0", &bare]);
+    assert_eq!(
+        (i_code, code),
+        (0, 0),
+        "iputils: {i_out}{i_err}\nnetkit: {out}{err}"
+    );
+    let from = |text: &str| {
+        let line = line_starting(text, "64 bytes from ");
+        line.split(": ").next().unwrap_or_default().to_string()
+    };
+    assert_eq!(from(&out), from(&i_out), "netkit: {out}");
+    assert_eq!(
+        from(&out),
+        format!("64 bytes from {target}"),
+        "netkit: {out}"
+    );
+    let title = |text: &str| line_starting(text, "--- ").to_string();
+    assert_eq!(title(&out), title(&i_out), "netkit: {out}");
+    let (code, _, err) = ping_in(&near, &["-c", "1", "-I", "nk8", &target]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("the zone is not -I nk8's interface"), "{err}");
+    // Two zones of one address: the decoy link nk8 leads nowhere.
+    let decoy = format!("{bare}%nk8");
+    let (_, out, err) = ping_in(
+        &near,
+        &["-c", "2", "-i", "0.3", "-W", "1", "-O", &target, &decoy],
+    );
+    assert!(
+        out.contains(&format!("{target}: 64 bytes from {target}")),
+        "{out}{err}"
+    );
+    assert!(
+        out.contains(&format!("{decoy}: no answer yet")),
+        "{out}{err}"
+    );
+}

@@ -836,3 +836,150 @@ fn an_interrupted_scan_left_a_finished_host_out_of_the_files() {
     let lines = std::fs::read_to_string(&grepable).unwrap();
     assert!(lines.contains("Host: 127.0.0.1 ()\tStatus: Up"), "{lines}");
 }
+
+/// Host discovery kept its answers by address alone: `fe80::3%vC` (on the second link) and
+/// `fe80::3%vA` (nobody) came out both up, the second with its port filtered and the scan's
+/// exit 0 — `nmap -6 -sn -PE` finds one of the two up in the same run. Its JSON `host` named
+/// neither zone.
+#[test]
+fn discovery_took_one_zones_answer_for_another() {
+    if !privileged("discovery_took_one_zones_answer_for_another") {
+        return;
+    }
+    let (near, _b, _d) = crate::endpoint_zones::two_links("regscanzone");
+    let targets = ["fe80::3%vC", "fe80::3%vA"];
+    let out = near
+        .command("nmap")
+        .args(["-6", "-sn", "-n", "-PE", "-oG", "-"])
+        .args(targets)
+        .output()
+        .expect("run nmap");
+    let (_, nmap_out, _) = text(&out);
+    assert!(
+        nmap_out.contains("2 IP addresses (1 host up)"),
+        "nmap: {nmap_out}"
+    );
+    let out = near
+        .netkit()
+        .args(["--json", "scan", "--discovery", "icmp", "-p", "22"])
+        .args(targets)
+        .output()
+        .expect("run netkit");
+    let (code, stdout, stderr) = text(&out);
+    let hosts: BTreeSet<(String, String)> = stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|r| r["type"] == "host")
+        .map(|r| (r["host"].to_string(), r["status"].to_string()))
+        .collect();
+    let expected = BTreeSet::from([
+        ("\"fe80::3%vA\"".to_string(), "\"down\"".to_string()),
+        ("\"fe80::3%vC\"".to_string(), "\"up\"".to_string()),
+    ]);
+    assert_eq!(hosts, expected, "{stdout}{stderr}");
+    assert_eq!(code, 1, "a host down: {stderr}");
+}
+
+/// A link-local target without its zone failed with `netkit: scan [fe80::2]:22: invalid
+/// argument` and exit 3 (the environment's fault); it is bad input, named, exit 2, as `wait`,
+/// `send` and `forward` say it.
+#[test]
+fn a_link_local_target_without_a_zone_was_called_the_environments_fault() {
+    for args in [
+        &["scan", "-p", "22", "fe80::2"][..],
+        &["scan", "--syn", "-p", "22", "fe80::2"],
+    ] {
+        let (code, _, stderr) = text(&crate::harness::run(args));
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("netkit: fe80::2: a link-local address needs its interface"),
+            "{stderr}"
+        );
+    }
+}
+
+/// An output file the user may not create (`-oX` into a directory of root's, as nobody) was
+/// blamed on capabilities: `run as root or grant the needed capability (CAP_NET_BIND_SERVICE
+/// ..., CAP_NET_RAW ...)`, none of which has anything to do with a file.
+#[test]
+fn a_file_it_may_not_write_was_blamed_on_capabilities() {
+    if !privileged("a_file_it_may_not_write_was_blamed_on_capabilities") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("nk-rofile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("scan.xml");
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_netkit"))
+        .args(["scan", "127.0.0.1", "-p", "9", "-oX"])
+        .arg(&file)
+        .output()
+        .expect("run setpriv");
+    let (code, _, stderr) = text(&out);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("permission denied; this user may not write that file"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("CAP_"), "{stderr}");
+}
+
+/// On a directly connected link, a host that drops every IP packet was reported down and not
+/// scanned: the default discovery sent only IP probes. nmap finds it up by ARP (`-PR`, its
+/// choice for on-link targets whatever else is asked) and scans its ports (filtered); so
+/// does netkit now, in the same run.
+#[test]
+fn discovery_missed_an_on_link_host_that_drops_ip() {
+    if !privileged("discovery_missed_an_on_link_host_that_drops_ip") {
+        return;
+    }
+    let (near, far) = crate::ping_net::two_hosts("regscanarp");
+    crate::ping_net::iptables(&far, &["-P", "INPUT", "DROP"]);
+    let targets = ["198.18.0.2", "198.18.0.3"];
+    let out = near
+        .command("nmap")
+        .args(["-sS", "-n", "-p", "22", "-oG", "-"])
+        .args(targets)
+        .output()
+        .expect("run nmap");
+    let (_, nmap_out, _) = text(&out);
+    assert!(
+        nmap_out.contains("Host: 198.18.0.2 ()\tPorts: 22/filtered/tcp"),
+        "nmap: {nmap_out}"
+    );
+    assert!(nmap_out.contains("(1 host up)"), "nmap: {nmap_out}");
+    let out = near
+        .netkit()
+        .args(["--json", "scan", "--syn", "-p", "22"])
+        .args(targets)
+        .output()
+        .expect("run netkit");
+    let (_, stdout, stderr) = text(&out);
+    let hosts: BTreeSet<(String, String, String)> = stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|r| r["type"] == "host")
+        .map(|r| {
+            (
+                r["host"].to_string(),
+                r["status"].to_string(),
+                r["by"].to_string(),
+            )
+        })
+        .collect();
+    let expected = BTreeSet::from([
+        (
+            "\"198.18.0.2\"".to_string(),
+            "\"up\"".to_string(),
+            "\"arp\"".to_string(),
+        ),
+        (
+            "\"198.18.0.3\"".to_string(),
+            "\"down\"".to_string(),
+            "null".to_string(),
+        ),
+    ]);
+    assert_eq!(hosts, expected, "{stdout}{stderr}");
+}

@@ -1180,3 +1180,101 @@ fn a_method_that_leaves_a_target_to_the_others_kept_it_from_being_settled() {
         assert_eq!(probes(target, methods), alone, "{methods} {target}");
     }
 }
+
+/// `--method ndp` took no notice of a target's zone: `fe80::3%vC`, on the second link, was
+/// solicited on the first (the first interface whose `fe80::/64` holds it) and came out
+/// inactive, though `--method icmp` found it alive. And two targets with one address in two
+/// zones gave two JSON records with the same `addr` and nothing to tell them apart (the text
+/// named both with the same zone); each record now says its `zone`.
+#[test]
+fn ndp_sweep_solicited_a_zoned_target_on_another_link() {
+    if !privileged("ndp_sweep_solicited_a_zoned_target_on_another_link") {
+        return;
+    }
+    let (near, _b, _d) = crate::endpoint_zones::two_links("regndpzone");
+    let run = |args: &[&str]| text(&near.netkit().args(args).output().expect("run netkit"));
+    for method in ["icmp", "ndp"] {
+        let (code, out, err) = run(&["sweep", "--method", method, "fe80::3%vC"]);
+        assert_eq!(code, 0, "{method}: {out}{err}");
+        assert!(out.starts_with("fe80::3%vC is alive"), "{method}: {out}");
+    }
+    let (_, out, err) = run(&["--json", "sweep", "fe80::3%vA", "fe80::3%vC"]);
+    let mut hosts: Vec<(String, bool)> = out
+        .lines()
+        .filter_map(json_record)
+        .filter(|r| r["type"] == "host")
+        .map(|r| {
+            (
+                r["zone"].as_str().unwrap_or("").to_string(),
+                r["alive"] == true,
+            )
+        })
+        .collect();
+    hosts.sort();
+    assert_eq!(
+        hosts,
+        [("vA".to_string(), false), ("vC".to_string(), true)],
+        "{out}{err}"
+    );
+    let (_, out, _) = run(&["sweep", "--dead", "fe80::3%vA", "fe80::3%vC"]);
+    assert_eq!(out.lines().next(), Some("fe80::3%vA is inactive"), "{out}");
+    // With -I naming the other link, the target's zone is refused, not silently overridden.
+    let (code, _, err) = run(&["sweep", "--method", "ndp", "-I", "vA", "fe80::3%vC"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("on the link of vC, not of vA"), "{err}");
+}
+
+/// `--method tcp:PORT` took this host's own "host unreachable" (no neighbour answered for an
+/// on-link address: an absent host) for a routing error: `198.18.0.3 is unreachable`,
+/// `Destination Host Unreachable from 198.18.0.1` — depending on the kernel's neighbour timers
+/// and ICMP rate limit, some absent hosts of a LAN one way and some the other. The echo method
+/// and `nmap -sn -PS` call it down, without an error.
+#[test]
+fn tcp_sweep_took_its_own_host_unreachable_for_a_routing_error() {
+    if !privileged("tcp_sweep_took_its_own_host_unreachable_for_a_routing_error") {
+        return;
+    }
+    let (near, _far) = crate::ping_net::two_hosts("regtcpown");
+    for (absent, nmap_family) in [("198.18.0.3", "-4"), ("2001:db8::3", "-6")] {
+        let out = near
+            .command("nmap")
+            .args([
+                nmap_family,
+                "-sn",
+                "-n",
+                "--disable-arp-ping",
+                "-PS80",
+                "-oG",
+                "-",
+                absent,
+            ])
+            .output()
+            .expect("run nmap");
+        let (_, nmap_out, _) = text(&out);
+        assert!(nmap_out.contains("(0 hosts up)"), "nmap: {nmap_out}");
+        let out = near
+            .netkit()
+            .args([
+                "--json",
+                "sweep",
+                "--method",
+                "tcp:80",
+                "--timeout",
+                "6s",
+                absent,
+            ])
+            .output()
+            .expect("run netkit");
+        let (code, stdout, stderr) = text(&out);
+        let host = stdout
+            .lines()
+            .filter_map(json_record)
+            .find(|r| r["type"] == "host")
+            .unwrap_or_else(|| panic!("no host record: {stdout}{stderr}"));
+        assert_eq!(
+            (code, &host["alive"], &host["error"]),
+            (1, &serde_json::Value::Bool(false), &serde_json::Value::Null),
+            "{absent}: {stdout}{stderr}"
+        );
+    }
+}

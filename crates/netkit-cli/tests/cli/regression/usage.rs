@@ -158,3 +158,43 @@ fn a_megabyte_input_was_echoed_whole_in_its_error() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A zone on a global address (`2001:db8::1%lo`) was taken and printed as if used, the kernel
+/// ignoring it (iputils and fping refuse it); a zone by an index no interface has (`%99999`)
+/// was taken by every command and printed as an empty zone, `fe80::1%`.
+#[test]
+fn a_zone_on_a_global_address_or_by_a_missing_index_was_taken() {
+    for (args, why) in [
+        (
+            &["ping", "-c", "1", "2001:db8::1%lo"][..],
+            "is for link-local addresses only",
+        ),
+        (
+            &["sweep", "2001:db8::1%1"],
+            "is for link-local addresses only",
+        ),
+        (
+            &["scan", "-p", "80", "2001:db8::1%lo"],
+            "is for link-local addresses only",
+        ),
+        (
+            &["ping", "-c", "1", "fe80::1%99999"],
+            "no interface 99999 for the zone",
+        ),
+        (
+            &["wait", "[fe80::1%99999]:80"],
+            "no interface 99999 for the zone",
+        ),
+        (
+            &["forward", "0", "[fe80::1%99999]:80"],
+            "no interface 99999 for the zone",
+        ),
+    ] {
+        let (code, _, stderr) = text(&run(args));
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("netkit: ") && stderr.contains(why),
+            "{args:?}: {stderr}"
+        );
+    }
+}
