@@ -302,7 +302,8 @@ impl<'a> Sink<'a> {
         summary.down = self.down.0;
         summary.silent = self.silent;
         summary.unreachable += self.down.1;
-        self.emit(Some(&human_summary(&summary)), "summary", &summary)?;
+        let line = human_summary(&summary, self.down.1);
+        self.emit(Some(&line), "summary", &summary)?;
         for file in &mut self.files {
             file.out
                 .flush()
@@ -447,26 +448,29 @@ pub fn human_port(port: &PortReport, reason: bool) -> String {
 
 /// The closing line: hosts, ports per host, the three counts and the time taken, and the
 /// unreachable hosts and the interruption (with the ports it left without a state) when there
-/// were any.
-pub fn human_summary(s: &ScanSummary) -> String {
+/// were any. `unreachable_down` of `s.unreachable` are among the hosts discovery found down,
+/// and are said there: `(247 down, 13 of them unreachable, not scanned)`.
+pub fn human_summary(s: &ScanSummary, unreachable_down: u64) -> String {
     let hosts = if s.hosts == 1 { "host" } else { "hosts" };
     let ports = if s.scanned == 1 { "port" } else { "ports" };
     let interrupted = if s.interrupted { " (interrupted)" } else { "" };
-    let down = match s.down {
-        0 => String::new(),
-        n => format!(" ({n} down, not scanned)"),
+    let down = match (s.down, unreachable_down) {
+        (0, _) => String::new(),
+        (n, 0) => format!(" ({n} down, not scanned)"),
+        (n, u) => format!(" ({n} down, {u} of them unreachable, not scanned)"),
     };
+    let unreachable = s.unreachable.saturating_sub(unreachable_down);
     let mut line = format!(
         "Scanned {} {hosts}{down}, {} {ports} each, in {:.2} s{interrupted}: {} open, {} closed, {} filtered",
         s.hosts, s.scanned, s.elapsed_s, s.open, s.closed, s.filtered
     );
     let settled = s.open + s.closed + s.filtered;
     // Unreachable hosts are scanned hosts whose ports get no state.
-    let asked = s.hosts.saturating_sub(s.unreachable) * s.scanned;
+    let asked = s.hosts.saturating_sub(unreachable) * s.scanned;
     if s.interrupted && asked > settled {
         line.push_str(&format!(", {} not probed to the end", asked - settled));
     }
-    match s.unreachable {
+    match unreachable {
         0 => {}
         1 => line.push_str(", 1 host unreachable"),
         n => line.push_str(&format!(", {n} hosts unreachable")),
@@ -482,6 +486,38 @@ pub fn human_summary(s: &ScanSummary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Hosts discovery found unreachable are said among the down ones, not as more hosts.
+    #[test]
+    fn unreachable_hosts_found_down_are_said_among_them() {
+        let s = ScanSummary {
+            hosts: 9,
+            down: 247,
+            silent: 0,
+            scanned: 2,
+            open: 3,
+            closed: 15,
+            filtered: 0,
+            unreachable: 13,
+            interrupted: false,
+            elapsed_s: 1.0,
+            scan_type: ScanType::Syn,
+        };
+        let line = human_summary(&s, 13);
+        assert!(
+            line.starts_with("Scanned 9 hosts (247 down, 13 of them unreachable, not scanned)"),
+            "{line}"
+        );
+        assert!(!line.contains("hosts unreachable"), "{line}");
+        let line = human_summary(
+            &ScanSummary {
+                unreachable: 14,
+                ..s.clone()
+            },
+            13,
+        );
+        assert!(line.ends_with(", 1 host unreachable"), "{line}");
+    }
 
     #[test]
     fn lines_name_the_address_port_service_and_rtt() {
