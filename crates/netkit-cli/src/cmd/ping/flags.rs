@@ -50,6 +50,11 @@ pub fn source(text: &str) -> Result<Source, ParseError> {
         let addr: Ipv6Addr = addr
             .parse()
             .map_err(|_| ParseError::new(text, "not an IPv6 source address"))?;
+        if device.is_none() && addr.is_unicast_link_local() {
+            // Bound without an interface, the kernel refuses it ("invalid argument").
+            let why = "a link-local source address needs its interface: add %IFACE (fe80::1%eth0)";
+            return Err(ParseError::new(text, why));
+        }
         return Ok(Source::Address {
             addr: addr.into(),
             device,
@@ -196,6 +201,8 @@ mod tests {
         let v6 = source("fe80::1%veth0").unwrap();
         assert_eq!(v6.device(), Some("veth0"));
         assert!(source("fe80::zz").is_err());
+        let bare = source("fe80::1").unwrap_err();
+        assert!(bare.why.contains("needs its interface"), "{bare}");
         assert!(source("a/b").is_err());
     }
 

@@ -198,3 +198,16 @@ fn a_zone_on_a_global_address_or_by_a_missing_index_was_taken() {
         );
     }
 }
+
+/// `ping -I fe80::1` (a link-local source without its interface) failed to bind with
+/// `invalid argument` and exit 3, the environment's fault; iputils refuses it as bad usage
+/// (exit 2), and it is bad input: named, exit 2.
+#[test]
+fn a_link_local_source_without_its_interface_was_the_environments_fault() {
+    let (code, _, stderr) = text(&run(&["ping", "-c", "1", "-I", "fe80::1", "::1"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.starts_with("netkit: fe80::1: a link-local source address needs its interface"),
+        "{stderr}"
+    );
+}
