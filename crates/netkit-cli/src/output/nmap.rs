@@ -4,6 +4,7 @@
 //! does, so that nmap's consumers (ndiff, python-libnmap, Metasploit's `db_import`, ...) read
 //! netkit's results.
 
+use std::collections::HashSet;
 use std::io;
 use std::net::IpAddr;
 use std::time::SystemTime;
@@ -175,6 +176,24 @@ pub fn no_route_reason(error: &str) -> &'static str {
 
 /// Why a host is up, in nmap's reason words, from the discovery method that answered (`icmp`,
 /// `tcp:443`, `timestamp`, `ack:80`, as a sweep's host record `by` names it).
+/// This host's addresses (none when the interfaces cannot be listed).
+pub fn own_addrs() -> HashSet<IpAddr> {
+    let interfaces = netkit::iface::list().unwrap_or_default();
+    let addrs = interfaces
+        .iter()
+        .flat_map(|i| i.addrs.iter().map(|a| a.addr));
+    addrs.collect()
+}
+
+/// A host found up by an on-link probe (`by`: `arp`, `ndp`) of one of this host's own
+/// addresses (`own`), as nmap says it: `localhost-response`, without a MAC address.
+pub fn mark_localhost(host: &mut Host, by: Option<&str>, own: &HashSet<IpAddr>) {
+    if host.up && matches!(by, Some("arp" | "ndp")) && own.contains(&host.addr) {
+        (host.reason, host.mac) = ("localhost-response", None);
+    }
+}
+
+/// nmap's reason for a host found up by the discovery method `by`.
 pub fn up_reason(by: Option<&str>) -> &'static str {
     match by {
         Some("icmp") => "echo-reply",

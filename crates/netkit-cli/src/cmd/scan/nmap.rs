@@ -99,6 +99,7 @@ impl NmapOutput {
         let run = self.run.clone();
         files::each(&mut self.docs, |doc| doc.start(&run))?;
         let (mut up, mut down) = (0, 0);
+        let own = nmap::own_addrs();
         for target in targets.iter() {
             let key = (target.addr, target.shown());
             let status = self.discovered_as(&target);
@@ -109,8 +110,18 @@ impl NmapOutput {
             }
             let ports = hosts.get(target.addr, &key.1);
             let (by, mac) = status.map_or((None, None), |s| (s.by, s.mac));
-            let host = self.host(&key, (target.name.is_some(), by), summary, ports, listing);
-            let host = host.map(|host| Host { mac, ..host });
+            let host = self.host(
+                &key,
+                (target.name.is_some(), by.clone()),
+                summary,
+                ports,
+                listing,
+            );
+            let host = host.map(|host| {
+                let mut host = Host { mac, ..host };
+                nmap::mark_localhost(&mut host, by.as_deref(), &own);
+                host
+            });
             let Some(host) = host else { continue };
             if host.up {
                 up += 1;

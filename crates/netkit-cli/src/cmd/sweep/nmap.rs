@@ -5,7 +5,7 @@
 //! by; an on-link sweep's own address is up by `localhost-response`, without a MAC address, as
 //! nmap writes it. Each host's last round is written when the sweep ends.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Instant, SystemTime};
 
@@ -63,16 +63,13 @@ impl NmapOutput {
         let run = self.run.clone();
         files::each(&mut self.docs, |doc| doc.start(&run))?;
         let (mut up, mut down) = (0, 0);
-        let own = own_addrs();
+        let own = nmap::own_addrs();
         for target in targets.iter() {
             let Some(record) = self.last.get(&target.addr) else {
                 continue;
             };
             let mut host = Self::host_of(record, target.name.as_deref());
-            let on_link = matches!(record.by.as_deref(), Some("arp" | "ndp"));
-            if host.up && on_link && own.contains(&record.addr) {
-                (host.reason, host.mac) = ("localhost-response", None);
-            }
+            nmap::mark_localhost(&mut host, record.by.as_deref(), &own);
             if host.up {
                 up += 1;
             } else {
@@ -106,13 +103,4 @@ impl NmapOutput {
             mac: record.mac.clone(),
         }
     }
-}
-
-/// This host's addresses (none when the interfaces cannot be listed).
-fn own_addrs() -> HashSet<IpAddr> {
-    let interfaces = netkit::iface::list().unwrap_or_default();
-    let addrs = interfaces
-        .iter()
-        .flat_map(|i| i.addrs.iter().map(|a| a.addr));
-    addrs.collect()
 }

@@ -982,4 +982,36 @@ fn discovery_missed_an_on_link_host_that_drops_ip() {
         ),
     ]);
     assert_eq!(hosts, expected, "{stdout}{stderr}");
+    // -oX: each host's reason and MAC address as nmap gives them, this host's own address
+    // (answered by itself: `localhost-response`, no MAC) too.
+    let targets = ["198.18.0.1", "198.18.0.2"];
+    let xml_lines = |xml: &str| -> Vec<String> {
+        let body = xml.split("</hosthint>").last().unwrap_or_default();
+        body.lines()
+            .filter(|l| l.contains("<status") || l.contains("<address"))
+            .map(|l| l.split("<status").last().unwrap_or_default().to_string())
+            .collect()
+    };
+    let nmap = near
+        .command("nmap")
+        .args(["-sS", "-n", "-p", "22", "-oX", "-"])
+        .args(targets)
+        .output()
+        .expect("run nmap");
+    let netkit = near
+        .netkit()
+        .args(["scan", "--syn", "-p", "22", "-oX", "-"])
+        .args(targets)
+        .output()
+        .expect("run netkit");
+    let (nmap_xml, netkit_xml) = (text(&nmap).1, text(&netkit).1);
+    assert!(
+        xml_lines(&nmap_xml).iter().any(|l| l.contains("localhost-response")),
+        "nmap: {nmap_xml}"
+    );
+    assert_eq!(
+        xml_lines(&netkit_xml),
+        xml_lines(&nmap_xml),
+        "{netkit_xml}\n{nmap_xml}"
+    );
 }
