@@ -1006,7 +1006,9 @@ fn discovery_missed_an_on_link_host_that_drops_ip() {
         .expect("run netkit");
     let (nmap_xml, netkit_xml) = (text(&nmap).1, text(&netkit).1);
     assert!(
-        xml_lines(&nmap_xml).iter().any(|l| l.contains("localhost-response")),
+        xml_lines(&nmap_xml)
+            .iter()
+            .any(|l| l.contains("localhost-response")),
         "nmap: {nmap_xml}"
     );
     assert_eq!(
