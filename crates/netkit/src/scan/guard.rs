@@ -17,7 +17,7 @@
 //! [`crate::sys::proc::ephemeral_ports`]) can meet a probe: every probe's source port comes
 //! from that range. Ports outside it skip the guard.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -32,7 +32,12 @@ pub struct Guard {
 
 #[derive(Debug, Default)]
 struct State {
-    bound: HashSet<SocketAddr>,
+    /// How many live reservations hold each source address: a probe's socket closes before
+    /// its reservation is released, and another probe may bind the freed port in between,
+    /// so one address can be held twice for a moment (a set lost the second probe's
+    /// registration when the first one's was released, and its crossed partner then took
+    /// their connection for an open port).
+    bound: HashMap<SocketAddr, u32>,
     tainted: HashSet<SocketAddr>,
 }
 
@@ -57,11 +62,16 @@ impl Guard {
             .local_addr()?
             .as_socket()
             .ok_or_else(|| io::Error::other("probe socket has no IP address"))?;
-        lock(&self.state).bound.insert(local);
-        Ok(Reservation {
+        Ok(self.register(local))
+    }
+
+    /// Registers a probe's source address `local` (bound already).
+    fn register(&self, local: SocketAddr) -> Reservation {
+        *lock(&self.state).bound.entry(local).or_insert(0) += 1;
+        Reservation {
             state: Arc::clone(&self.state),
             local,
-        })
+        }
     }
 }
 
@@ -75,7 +85,7 @@ impl Reservation {
         if state.tainted.remove(&self.local) {
             return true;
         }
-        if state.bound.contains(&peer) {
+        if state.bound.contains_key(&peer) {
             state.tainted.insert(peer);
             return true;
         }
@@ -86,8 +96,14 @@ impl Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         let mut state = lock(&self.state);
-        state.bound.remove(&self.local);
-        state.tainted.remove(&self.local);
+        let Some(count) = state.bound.get_mut(&self.local) else {
+            return;
+        };
+        *count -= 1;
+        if *count == 0 {
+            state.bound.remove(&self.local);
+            state.tainted.remove(&self.local);
+        }
     }
 }
 
@@ -128,6 +144,23 @@ mod tests {
         drop(a);
         assert!(b.is_phantom(b.local, "127.0.0.1:1".parse().unwrap()));
         assert!(lock(&guard.state).tainted.is_empty());
+    }
+
+    /// A probe's socket closed, another probe bound the freed port before the first one's
+    /// reservation was released: the release took the second probe's registration with it,
+    /// and a probe crossing the second one saw a stranger and reported an open port.
+    #[test]
+    fn a_port_bound_again_before_its_release_stays_registered() {
+        let guard = Guard::new();
+        let port: SocketAddr = "[::1]:40007".parse().unwrap();
+        let first = guard.register(port);
+        let second = guard.register(port);
+        drop(first);
+        let crossing = guard.register("[::1]:40003".parse().unwrap());
+        assert!(crossing.is_phantom(crossing.local, port));
+        drop((second, crossing));
+        let state = lock(&guard.state);
+        assert!(state.bound.is_empty() && state.tainted.is_empty());
     }
 
     #[test]
