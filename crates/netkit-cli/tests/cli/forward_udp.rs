@@ -710,6 +710,10 @@ fn forward_udp_dns_through_dnsmasq_many_concurrent_clients_get_their_own_answers
         .ns
         .run_in(move || {
             let clients: Vec<UdpSocket> = (0..200).map(|_| client("127.0.0.1")).collect();
+            let addrs: Vec<String> = clients
+                .iter()
+                .map(|c| c.local_addr().unwrap().to_string())
+                .collect();
             let mut wrong = Vec::new();
             for round in 0..3u16 {
                 for (i, socket) in clients.iter().enumerate() {
@@ -729,15 +733,30 @@ fn forward_udp_dns_through_dnsmasq_many_concurrent_clients_get_their_own_answers
                     }
                 }
             }
-            wrong
+            (wrong, addrs)
         })
         .unwrap();
+    let (answers, addrs) = answers;
     assert!(answers.is_empty(), "answers for someone else: {answers:?}");
     let (code, stdout, _) = fw.into_proc().stop("TERM");
     assert_eq!(code, 0);
+    // A session per client address: the 200 clients' and dig's, unless one client got the
+    // port dig had used (the kernel reuses a freed ephemeral port), whose session it joined.
+    let sessions: Vec<String> = all_records(&stdout, "session")
+        .iter()
+        .map(|s| s["client"].as_str().unwrap().to_string())
+        .collect();
+    let unique: std::collections::BTreeSet<&String> = sessions.iter().collect();
     assert_eq!(
-        all_records(&stdout, "session").len(),
-        201,
-        "200 clients and dig"
+        unique.len(),
+        sessions.len(),
+        "one session per client: {sessions:?}"
+    );
+    let missing: Vec<&String> = addrs.iter().filter(|a| !unique.contains(a)).collect();
+    assert!(missing.is_empty(), "clients without a session: {missing:?}");
+    assert!(
+        (200..=201).contains(&sessions.len()),
+        "200 clients and dig: {} sessions",
+        sessions.len()
     );
 }
