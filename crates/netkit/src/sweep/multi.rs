@@ -132,10 +132,11 @@ impl Probers {
         self.probers.len()
     }
 
-    /// How many methods send probes to `addr` (module `probe`: [`Prober::takes`]): the votes
-    /// needed to settle it unreachable.
-    pub fn voters(&self, addr: IpAddr) -> usize {
-        self.probers.iter().filter(|p| p.takes(addr)).count()
+    /// How many methods send probes to the target at `index`, `addr` (module `probe`:
+    /// [`Prober::takes`]): the votes needed to settle it unreachable.
+    pub fn voters(&self, index: u64, addr: IpAddr) -> usize {
+        let dst = self.zones.dst(index, addr);
+        self.probers.iter().filter(|p| p.takes(dst)).count()
     }
 
     /// Whether there is no prober (never, once opened).

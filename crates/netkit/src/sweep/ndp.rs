@@ -6,7 +6,7 @@
 //! carry (the target link-layer address option). A host that drops ICMPv6 echo still answers
 //! neighbour discovery, which IPv6 cannot work without. Needs CAP_NET_RAW.
 
-use std::net::{IpAddr, Ipv6Addr, SocketAddrV6};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +23,7 @@ use super::raw;
 use super::reply::{Reply, Tag};
 use crate::error::Error;
 use crate::sys;
+use crate::target::takes_zone;
 
 /// ICMPv6 types: neighbour solicitation and advertisement.
 const SOLICITATION: u8 = 135;
@@ -75,20 +76,28 @@ impl NdpProber {
         })
     }
 
-    /// Whether a probe to `addr` goes out: an IPv6 address on the link (the others are left
-    /// to the sweep's other methods).
-    pub fn takes(&self, addr: IpAddr) -> bool {
-        addr.is_ipv6() && self.link.holds(addr)
+    /// Whether a probe to `dst` (a target's address in its zone) goes out: an IPv6 address
+    /// on the link, a link-local one only in the link's zone (or in none); the others are left
+    /// to the sweep's other methods. `fe80::1%eth1` is not `fe80::1` on eth0's link.
+    pub fn takes(&self, dst: SocketAddr) -> bool {
+        let SocketAddr::V6(dst) = dst else {
+            return false;
+        };
+        let zone = dst.scope_id();
+        let in_zone = zone == 0 || zone == self.link.index || !takes_zone(*dst.ip());
+        in_zone && self.link.holds(IpAddr::V6(*dst.ip()))
     }
 
-    /// Sends one neighbour solicitation for the target at `index` (one of the link's own
-    /// addresses is answered at once instead). A link that is down is an unreachable answer
-    /// ([`raw::refused`]); another refused send leaves the target silent.
-    pub async fn send(&self, tag: Tag, index: u64, addr: IpAddr) {
+    /// Sends one neighbour solicitation for the target at `index`, `dst` (one of the link's
+    /// own addresses is answered at once instead); none to a target it does not take
+    /// ([`NdpProber::takes`]). A link that is down is an unreachable answer ([`raw::refused`]);
+    /// another refused send leaves the target silent.
+    pub async fn send(&self, tag: Tag, index: u64, dst: SocketAddr) {
+        let addr = dst.ip();
         let IpAddr::V6(target) = addr else {
             return;
         };
-        if self.own.answered(tag, index, addr) || !self.link.holds(addr) {
+        if !self.takes(dst) || self.own.answered(tag, index, addr) {
             return;
         }
         let packet = solicitation(target, self.link.mac);

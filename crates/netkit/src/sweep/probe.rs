@@ -5,7 +5,7 @@
 //! one prober each.
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -130,7 +130,7 @@ impl Prober {
             Prober::Icmp(icmp) => icmp.send(tag, index, dst).await,
             Prober::Tcp(tcp) => tcp.send(tag, index, dst).await,
             Prober::Arp(arp) => arp.send(tag, index, addr).await,
-            Prober::Ndp(ndp) => ndp.send(tag, index, addr).await,
+            Prober::Ndp(ndp) => ndp.send(tag, index, dst).await,
             Prober::Timestamp(ts) => ts.send(tag, index, addr).await,
             Prober::Ack(ack) => ack.send(tag, index, dst).await,
             Prober::Idle => {}
@@ -139,13 +139,15 @@ impl Prober {
         }
     }
 
-    /// Whether a probe to `addr` goes out at all: an on-link method sends only to the
-    /// addresses of its family on its link, `timestamp` only to IPv4 ones; a method that
-    /// sends nothing to a target has no say in whether it is unreachable.
-    pub fn takes(&self, addr: IpAddr) -> bool {
+    /// Whether a probe to `dst` (a target's address in its zone) goes out at all: an on-link
+    /// method sends only to the addresses of its family on its link (a link-local one only in
+    /// that link's zone), `timestamp` only to IPv4 ones; a method that sends nothing to a
+    /// target has no say in whether it is unreachable.
+    pub fn takes(&self, dst: SocketAddr) -> bool {
+        let addr = dst.ip();
         match self {
             Prober::Arp(arp) => arp.takes(addr),
-            Prober::Ndp(ndp) => ndp.takes(addr),
+            Prober::Ndp(ndp) => ndp.takes(dst),
             Prober::Timestamp(_) => addr.is_ipv4(),
             Prober::Idle => false,
             Prober::Icmp(_) | Prober::Tcp(_) | Prober::Ack(_) => true,

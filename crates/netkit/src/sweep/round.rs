@@ -150,7 +150,7 @@ impl Work<'_, '_> {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             while let Some((slot, reply)) = probers.try_recv() {
-                self.on_reply(slot, reply, probers.voters(reply.addr), sink)?;
+                self.on_reply(slot, reply, probers.voters(reply.index, reply.addr), sink)?;
             }
             if self.tally.done.count() == self.round.total {
                 break;
@@ -162,7 +162,7 @@ impl Work<'_, '_> {
             tokio::select! {
                 biased;
                 Some((slot, reply)) = probers.recv() => {
-                    self.on_reply(slot, reply, probers.voters(reply.addr), sink)?;
+                    self.on_reply(slot, reply, probers.voters(reply.index, reply.addr), sink)?;
                 }
                 () = tokio::time::sleep_until(wake) => {}
                 _ = ticker.tick() => sink(Event::Progress(self.progress())).map_err(output_error)?,
@@ -172,7 +172,7 @@ impl Work<'_, '_> {
         for _ in 0..4 {
             tokio::task::yield_now().await;
             while let Some((slot, reply)) = probers.try_recv() {
-                self.on_reply(slot, reply, probers.voters(reply.addr), sink)?;
+                self.on_reply(slot, reply, probers.voters(reply.index, reply.addr), sink)?;
             }
         }
         Ok(())
@@ -227,7 +227,7 @@ impl Work<'_, '_> {
                 continue;
             }
             // One probe per method that sends one to this target.
-            let sent = probers.voters(member.addr);
+            let sent = probers.voters(member.index, member.addr);
             for _ in 0..sent {
                 self.pacer.take(now.into_std());
             }

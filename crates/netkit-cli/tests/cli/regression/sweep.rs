@@ -1278,3 +1278,32 @@ fn tcp_sweep_took_its_own_host_unreachable_for_a_routing_error() {
         );
     }
 }
+
+/// With other methods beside it (the default discovery), the neighbour-discovery prober
+/// probes the link of the first zoned target and took every link-local target for its own:
+/// `fe80::3%vA` was solicited on vC's link, where `fe80::3` lives, and called alive, though
+/// nothing answers at `fe80::3` on vA's link (`ping -I vA fe80::3` loses everything).
+#[test]
+fn ndp_beside_other_methods_solicited_a_zoned_target_on_the_first_targets_link() {
+    if !privileged("ndp_beside_other_methods_solicited_a_zoned_target_on_the_first_targets_link") {
+        return;
+    }
+    let (near, _b, _d) = crate::endpoint_zones::two_links("regndpfirst");
+    let run = |args: &[&str]| text(&near.netkit().args(args).output().expect("run netkit"));
+    for methods in ["ndp,icmp", "icmp,ndp"] {
+        let args = ["--json", "sweep", "--method", methods, "--timeout", "500ms"];
+        let (_, out, err) = run(&[&args[..], &["fe80::3%vC", "fe80::3%vA"]].concat());
+        let mut hosts: Vec<(String, bool)> = out
+            .lines()
+            .filter_map(json_record)
+            .filter(|r| r["type"] == "host")
+            .map(|r| {
+                let zone = r["zone"].as_str().unwrap_or("").to_string();
+                (zone, r["alive"] == true)
+            })
+            .collect();
+        hosts.sort();
+        let want = [("vA".to_string(), false), ("vC".to_string(), true)];
+        assert_eq!(hosts, want, "{methods}: {out}{err}");
+    }
+}
