@@ -1306,4 +1306,7 @@ fn ndp_beside_other_methods_solicited_a_zoned_target_on_the_first_targets_link()
         let want = [("vA".to_string(), false), ("vC".to_string(), true)];
         assert_eq!(hosts, want, "{methods}: {out}{err}");
     }
+    // `scan`'s host discovery is a sweep of the default methods: vA's target is down.
+    let (_, out, err) = run(&["scan", "-p", "9", "fe80::3%vC", "fe80::3%vA"]);
+    assert!(out.contains("Scanned 1 host (1 down"), "{out}{err}");
 }
