@@ -187,9 +187,16 @@ fn expected_target(message: &Message) -> Vec<u8> {
     let end = rest.iter().position(|b| b"/?#".contains(b)).unwrap_or(rest.len());
     let mut expected = target[..at + 3].to_vec();
     expected.extend_from_slice(HOST.as_bytes());
+    // An empty path is `/`, before a query too (RFC 9112 §3.2.1); OPTIONS keeps it empty.
     match &rest[end..] {
-        [] if message.method != b"OPTIONS" => expected.push(b'/'),
-        path => expected.extend_from_slice(path),
+        [] if message.method == b"OPTIONS" => {}
+        [] => expected.push(b'/'),
+        path => {
+            if path.starts_with(b"?") {
+                expected.push(b'/');
+            }
+            expected.extend_from_slice(path);
+        }
     }
     expected
 }

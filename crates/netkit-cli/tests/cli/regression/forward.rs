@@ -1801,3 +1801,25 @@ fn forward_client_went_to_a_target_its_checks_found_down_after_a_lost_syn() {
 fn forward_clients_waiting_for_descriptors_held_them_all_until_their_connect_timeout() {
     crate::forward::serves_again_after_running_out_of_descriptors(&["--connect-timeout", "60s"]);
 }
+
+/// An audit beside HAProxy and nginx: an absolute-form target with a query and no path
+/// (`http://evil.test?y=1`) reached the target as `http://rewritten.test?y=1`, where the
+/// documentation (and RFC 9112's origin form) give an empty path as `/`; and a chunk size
+/// with leading zeros (`0000000000000003`, 16 digits for the value 3) was refused with 400,
+/// which HAProxy and nginx take (a size is refused for its value, 2^60 and over, not for
+/// its zeros).
+#[test]
+fn forward_http_query_without_a_path_and_zero_padded_chunk_sizes() {
+    let upstream = HttpUpstream::start("");
+    let fw = rewriting_forwarder(&upstream);
+    let request = b"GET http://evil.test?y=1 HTTP/1.1\r\nHost: evil.test\r\n\r\n\
+        POST /chunked HTTP/1.1\r\nHost: evil.test\r\nTransfer-Encoding: chunked\r\n\r\n\
+        0000000000000003\r\nabc\r\n00000000000000000000\r\n\r\n";
+    let reply = round_trip(connect(fw.addr()), request);
+    let text = String::from_utf8_lossy(&reply);
+    assert_eq!(text.matches("HTTP/1.1 200").count(), 2, "{text}");
+    let requests = upstream.wait_requests(2);
+    assert_eq!(requests[0]["target"], "http://rewritten.test/?y=1");
+    assert_eq!(requests[1]["target"], "/chunked");
+    assert_all_rewritten(&requests);
+}

@@ -215,17 +215,19 @@ impl Body {
     }
 }
 
-/// The most hex digits of a chunk size: 15 (below 2^60) fit the signed 64 bits many servers
-/// parse a chunk size into; 16 could wrap to a negative or small size there and frame the
-/// body differently from us.
+/// The most hex digits of a chunk size, leading zeros not counted (HAProxy and nginx take any
+/// number of them; the line's length is bounded): 15, below 2^60, fit the signed 64 bits
+/// many servers parse a chunk size into; 16 could wrap to a negative or small size there and
+/// frame the body differently from us. Requests go on with the size in its shortest form.
 const CHUNK_DIGITS: usize = 15;
 
 /// The size of a chunk-size line (without its line end): `1*HEXDIG [ chunk-ext ]`. Extensions
 /// may not hold control characters; whitespace is allowed only before them.
 fn chunk_size(line: &[u8]) -> Result<u64, Error> {
     let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
-    if digits == 0 || digits > CHUNK_DIGITS {
-        return Err(Error::Chunked("chunk size is not 1 to 15 hex digits"));
+    let zeros = line[..digits].iter().take_while(|b| **b == b'0').count();
+    if digits == 0 || digits - zeros > CHUNK_DIGITS {
+        return Err(Error::Chunked("chunk size is not hex, or is 2^60 or more"));
     }
     let rest = &line[digits..];
     let ext = fields::trim_ows(rest);

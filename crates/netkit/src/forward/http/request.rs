@@ -121,9 +121,14 @@ fn rewrite_target(
     out.extend_from_slice(scheme);
     out.extend_from_slice(b"://");
     out.extend_from_slice(host.as_bytes());
+    // An empty path is `/` (RFC 9112 §3.2.1), before a query too; OPTIONS keeps it empty.
     match path {
         [] if method == b"OPTIONS" => {}
         [] => out.push(b'/'),
+        [b'?', ..] => {
+            out.push(b'/');
+            out.extend_from_slice(path);
+        }
         path => out.extend_from_slice(path),
     }
     Ok(())

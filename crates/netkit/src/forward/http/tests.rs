@@ -63,7 +63,7 @@ fn targets_get_the_new_authority() {
         ),
         (
             "GET ws://evil.test?x HTTP/1.1",
-            "GET ws://new.test:81?x HTTP/1.1",
+            "GET ws://new.test:81/?x HTTP/1.1",
         ),
         (
             "OPTIONS http://evil.test HTTP/1.1",
