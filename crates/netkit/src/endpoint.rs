@@ -6,6 +6,7 @@
 //! and [`Endpoint::listen`] do the I/O of the stream endpoints ([`exec::check`] the one check
 //! of an `exec:` program before any connection), `forward::udp` that of `udp:`.
 
+pub mod children;
 pub mod exec;
 pub mod happy_eyeballs;
 mod io;

@@ -57,7 +57,10 @@ SIGHUP rereads --config: new connections follow the new rules, open ones go on, 
 stay are never closed; a file that fails its checks leaves the old rules in force (logged).
 Without --config SIGHUP is logged and ignored. SIGINT/SIGTERM stop accepting and let open
 connections finish for --drain-timeout (30s by default), then close them; a second signal
-closes them at once. A reset on one side is passed on as a reset (SO_LINGER 0) to the other.
+closes them at once (each logged as drain-timeout), a third exits without their records. exec:
+children still running at the end get SIGTERM (their process group), SIGKILL 2s later. A reset
+on one side is passed on as a reset (SO_LINGER 0) to the other, also when it comes to a side
+that already sent its end of file (a client that half-closed, then vanished).
 --metrics serves Prometheus text at http://ADDR/metrics: netkit_forward_* by rule and target
 (docs/forward-metrics.md).
 
@@ -274,29 +277,45 @@ async fn serve(
         task.abort();
     }
     drain(supervisor, &mut incoming, &mut signals, out).await;
+    let stopped = netkit::endpoint::children::end(CHILD_GRACE).await;
+    if stopped > 0 {
+        tracing::info!("stopped {stopped} exec child(ren) still running");
+    }
     Ok(Exit::Success)
 }
 
-/// Stops the supervisor, logging the connections as they end; a second signal ends it at once.
+/// How long the `exec:` children still running at the end have after SIGTERM before SIGKILL.
+const CHILD_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Stops the supervisor, logging the connections as they end; a second signal closes the open
+/// ones at once (logged as at the drain timeout), a third one ends it without their records.
 async fn drain(
     supervisor: Supervisor,
     incoming: &mut UnboundedReceiver<Event>,
     signals: &mut Signals,
     out: &Printer,
 ) {
+    let cutter = supervisor.cutter();
     let stop = supervisor.stop();
     tokio::pin!(stop);
     let mut log = log::Pending::default();
+    let mut cut = false;
     loop {
         tokio::select! {
             () = &mut stop => break,
             1.. = log.next(incoming) => log.print(out),
-            signal = signals.recv() => {
-                if signal != Signal::Hangup {
+            signal = signals.recv() => match (signal, cut) {
+                (Signal::Hangup, _) => {}
+                (_, false) => {
                     tracing::warn!("second signal: closing open connections");
+                    cutter.cut();
+                    cut = true;
+                }
+                (_, true) => {
+                    tracing::warn!("third signal: ending now");
                     return;
                 }
-            }
+            },
         }
     }
     log.print_the_rest(incoming, out);

@@ -14,14 +14,15 @@ use tokio::net::UnixStream;
 
 use std::path::{Path, PathBuf};
 
-use super::{Endpoint, EndpointError, EndpointErrorKind, Stream};
+use super::{children, Endpoint, EndpointError, EndpointErrorKind, Stream};
 use crate::error::Error;
 
 /// The child behind an `exec:` stream; reaped (never left a zombie) when dropped.
 ///
 /// Dropping it inside a tokio runtime hands the process to a reaper task that waits for it to
 /// exit; the child is not killed (closing the socket is its signal to finish). Call
-/// [`Child::kill`] to stop it at once, e.g. on shutdown.
+/// [`Child::kill`] to stop it at once; a forwarder that ends stops the children still running
+/// with [`super::children::end`].
 #[derive(Debug)]
 pub struct Child {
     /// The running child process (`None` once it has been waited for or handed to a reaper).
@@ -37,10 +38,15 @@ impl Child {
 
     /// Waits for the child to exit and reaps it.
     pub async fn wait(&mut self) -> io::Result<ExitStatus> {
-        match self.process.as_mut() {
+        let pid = self.id();
+        let status = match self.process.as_mut() {
             Some(process) => process.wait().await,
             None => Err(io::Error::new(io::ErrorKind::NotFound, "already reaped")),
+        };
+        if let (Some(pid), Ok(_)) = (pid, &status) {
+            children::reaped(pid);
         }
+        status
     }
 
     /// Sends SIGKILL to the child; it is still reaped on drop.
@@ -57,13 +63,20 @@ impl Drop for Child {
         let Some(mut process) = self.process.take() else {
             return;
         };
+        let Some(pid) = process.id() else {
+            return;
+        };
         if let Ok(Some(_)) = process.try_wait() {
+            children::reaped(pid);
             return;
         }
-        // Without a runtime, tokio's orphan queue reaps it on a best-effort basis.
+        // Without a runtime, tokio's orphan queue reaps it on a best-effort basis; one still
+        // running when the forwarder ends is stopped there ([`children::end`]).
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                let _ = process.wait().await;
+                if process.wait().await.is_ok() {
+                    children::reaped(pid);
+                }
             });
         }
     }
@@ -75,6 +88,9 @@ pub(super) async fn spawn(argv: &[String]) -> Result<Stream, Error> {
     let (parent, child) =
         std::os::unix::net::UnixStream::pair().map_err(|e| Error::io(what(), e))?;
     let process = start(argv, child.into()).map_err(|e| Error::io(what(), e))?;
+    if let Some(pid) = process.id() {
+        children::spawned(pid);
+    }
     let parent = into_tokio(parent).map_err(|e| Error::io(what(), e))?;
     Ok(Stream::Child(
         parent,
@@ -97,6 +113,10 @@ fn start(argv: &[String], end: OwnedFd) -> io::Result<tokio::process::Child> {
         .stdout(Stdio::from(end))
         .stderr(Stdio::inherit())
         .kill_on_drop(false)
+        // A process group of its own: what it starts is stopped with it at the end
+        // ([`children::end`]), and a terminal's Ctrl-C, which the forwarder answers with a
+        // drain, does not cut its connection short.
+        .process_group(0)
         .spawn()
 }
 

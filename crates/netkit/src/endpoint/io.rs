@@ -500,6 +500,25 @@ impl Stream {
         }
     }
 
+    /// Waits until an error is pending on the stream (its peer reset it, or keepalive gave
+    /// the peer up) and takes it (`SO_ERROR`, which clears it). Readiness alone, no read:
+    /// for a side nothing reads any more, whose bytes and end of file were all taken.
+    pub async fn failure(&self) -> io::Error {
+        loop {
+            if let Err(err) = self.ready(tokio::io::Interest::ERROR).await {
+                return err;
+            }
+            match each!(self, s => s.take_error()) {
+                Ok(Some(err)) | Err(err) => return err,
+                // Already taken (by a write that failed): wait for the next one.
+                Ok(None) => {
+                    let none = || Err::<(), _>(io::ErrorKind::WouldBlock.into());
+                    let _ = self.try_io(tokio::io::Interest::ERROR, none);
+                }
+            }
+        }
+    }
+
     /// Bytes sent on a TCP stream that its peer has not acknowledged yet (an abortive close
     /// throws them away); `None` for other streams, or when the kernel does not say.
     pub fn unacked(&self) -> Option<usize> {

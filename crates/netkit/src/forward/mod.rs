@@ -78,7 +78,7 @@ pub use check::Check;
 pub use event::{Event, Events};
 pub use keepalive::{Keepalive, DEFAULT_KEEPALIVE, KEEPALIVE_PROBES};
 pub use pipe_pool::{pipe_counts, PipeCounts};
-pub use reload::{Reloaded, Served, Supervisor};
+pub use reload::{Cutter, Reloaded, Served, Supervisor};
 pub use server::serve;
 
 /// The default bound on connecting to one target address.

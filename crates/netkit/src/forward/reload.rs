@@ -148,6 +148,8 @@ pub struct Supervisor {
     registry: Arc<Registry>,
     activation: Activation,
     stopping: watch::Sender<bool>,
+    /// Turns true when the drain is to end at once ([`Cutter`]).
+    cut: Arc<watch::Sender<bool>>,
     tasks: JoinSet<()>,
     /// The threads stream connections are served on (none if they could not be started: then
     /// on the supervisor's runtime). Last, so that it outlives the sockets registered with them.
@@ -169,6 +171,7 @@ impl Supervisor {
             registry,
             activation,
             stopping: watch::channel(false).0,
+            cut: Arc::new(watch::channel(false).0),
             tasks: JoinSet::new(),
             workers: start_workers(),
         }
@@ -407,7 +410,11 @@ impl Supervisor {
                 };
                 let ends = Ends {
                     stop: Stop::Drain(NO_DEADLINE),
-                    cut: drain_after(self.stopping.subscribe(), options.drain_timeout),
+                    cut: drain_after(
+                        self.stopping.subscribe(),
+                        self.cut.subscribe(),
+                        options.drain_timeout,
+                    ),
                 };
                 let serve = serve_backend(
                     local,
@@ -442,8 +449,13 @@ impl Supervisor {
         }
     }
 
+    /// What ends the drain of [`Supervisor::stop`] at once, taken before it.
+    pub fn cutter(&self) -> Cutter {
+        Cutter(Arc::clone(&self.cut))
+    }
+
     /// Stops accepting everywhere and waits for every connection of every generation to end,
-    /// each closed after its rule's drain timeout.
+    /// each closed after its rule's drain timeout (or at once, once [`Cutter::cut`]).
     pub async fn stop(mut self) {
         let _ = self.stopping.send(true);
         for slot in self.slots.drain(..) {
@@ -504,15 +516,34 @@ fn start_workers() -> Option<Workers> {
     }
 }
 
-/// Completes `drain` after the forwarder began to stop (`stopping` turned true): then every
-/// connection still open is closed, whichever generation it belongs to. An accept loop awaits
-/// it once it stops accepting ([`Ends::cut`]), so its connections wait on the loop's own
-/// cancel alone.
-async fn drain_after(mut stopping: watch::Receiver<bool>, drain: Duration) {
+/// Completes `drain` after the forwarder began to stop (`stopping` turned true), or when
+/// `cut` turns true after that: then every connection still open is closed, whichever
+/// generation it belongs to. An accept loop awaits it once it stops accepting ([`Ends::cut`]),
+/// so its connections wait on the loop's own cancel alone.
+async fn drain_after(
+    mut stopping: watch::Receiver<bool>,
+    mut cut: watch::Receiver<bool>,
+    drain: Duration,
+) {
     if stopping.wait_for(|stop| *stop).await.is_err() {
         std::future::pending::<()>().await;
     }
-    tokio::time::sleep(drain).await;
+    tokio::select! {
+        () = tokio::time::sleep(drain) => {}
+        Ok(_) = cut.wait_for(|cut| *cut) => {}
+    }
+}
+
+/// Ends a forwarder's drain at once (a second signal): every connection still open is closed
+/// as at its drain timeout, and logged so.
+#[derive(Debug, Clone)]
+pub struct Cutter(Arc<watch::Sender<bool>>);
+
+impl Cutter {
+    /// Closes the connections still open now.
+    pub fn cut(&self) {
+        let _ = self.0.send(true);
+    }
 }
 
 /// Completes when the sender of `stop` is dropped (the slot is gone).

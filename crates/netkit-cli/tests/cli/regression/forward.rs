@@ -1823,3 +1823,150 @@ fn forward_http_query_without_a_path_and_zero_padded_chunk_sizes() {
     assert_eq!(requests[1]["target"], "/chunked");
     assert_all_rewritten(&requests);
 }
+
+/// A client that half-closed and then vanished (its kernel reset the connection: here a
+/// close with `SO_LINGER` 0; across a network, keepalive probes after the client's host let
+/// its socket go) while the target stayed silent: the forwarder no longer read the client's
+/// side once its end of file was in, so the reset went unseen and the connection stayed for
+/// good, both descriptors (and an `exec:` child) held and never logged (an audit: 20 of 20
+/// still open after 3 minutes; socat ends such a connection 0.5 s after the first end of
+/// file). Now the side whose direction has ended is watched for an error: the reset reaches
+/// the target and the connection is logged.
+#[test]
+fn forward_client_gone_after_its_end_of_file_was_never_noticed() {
+    use std::sync::mpsc;
+    let target = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target_addr = target.local_addr().unwrap();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let (mut stream, _) = target.accept().unwrap();
+        let mut buf = [0u8; 64];
+        // The client's end of file, passed on; then nothing but what ends the connection.
+        let eof = stream.read(&mut buf).map(|n| n == 0);
+        tx.send(format!("eof {eof:?}")).unwrap();
+        // Reads say end of file from now on: the reset is the socket's pending error.
+        let mut then = "nothing in 15 s".to_string();
+        for _ in 0..750 {
+            if let Ok(Some(err)) = stream.take_error() {
+                then = format!("{:?}", err.kind());
+                break;
+            }
+            thread::sleep(std::time::Duration::from_millis(20));
+        }
+        tx.send(format!("then {then}")).unwrap();
+    });
+    let fw = Forwarder::start(&["forward", "0", &target_addr.to_string()]);
+    let client = connect(fw.addr());
+    client.shutdown(std::net::Shutdown::Write).unwrap();
+    let patience = std::time::Duration::from_secs(20);
+    assert_eq!(rx.recv_timeout(patience).unwrap(), "eof Ok(true)");
+    socket2::SockRef::from(&client)
+        .set_linger(Some(std::time::Duration::ZERO))
+        .unwrap();
+    drop(client);
+    let then = rx.recv_timeout(patience).unwrap();
+    // A reset to a socket whose peer had closed (CLOSE_WAIT) is EPIPE, else ECONNRESET.
+    let reset = ["then BrokenPipe", "then ConnectionReset"];
+    assert!(reset.contains(&then.as_str()), "{then}");
+    fw.wait_for(|l| l.contains(" reset"), 1);
+}
+
+/// The processes whose parent is `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|entry| {
+        let child: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).ok()?;
+        let ppid: u32 = stat[stat.rfind(')')? + 2..]
+            .split(' ')
+            .nth(1)?
+            .parse()
+            .ok()?;
+        (ppid == pid).then_some(child)
+    })
+    .collect()
+}
+
+/// Whether `pid` still runs (a zombie, or a process gone, does not).
+fn runs(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat.rfind(')').and_then(|at| stat[at + 2..].chars().next());
+    !matches!(state, Some('Z') | Some('X') | None)
+}
+
+/// `exec:` children still running when the forwarder ended were left behind, orphans of init
+/// (an audit: `exec:sleep 1234` after the drain timeout, and a child ignoring SIGTERM, ran on
+/// after netkit exited 0; socat stops its EXEC child). Now they are sent SIGTERM, with what
+/// they started (their process group), and SIGKILL after a grace.
+#[test]
+fn forward_exec_children_outlived_the_forwarder() {
+    let deaf = "exec:sh -c 'trap \"\" TERM; echo up; sleep 1234; echo never'";
+    for (target, name) in [
+        ("exec:sh -c 'echo up; exec sleep 1234'", "plain"),
+        (deaf, "deaf"),
+    ] {
+        let args = ["forward", "0", target, "--drain-timeout", "1s"];
+        let fw = Forwarder::start(&args);
+        let mut clients = Vec::new();
+        for _ in 0..2 {
+            let mut client = connect(fw.addr());
+            let mut up = [0u8; 3];
+            client.read_exact(&mut up).unwrap();
+            clients.push(client);
+        }
+        let children = children_of(fw.pid());
+        let mut family = children.clone();
+        for &child in &children {
+            family.extend(children_of(child));
+        }
+        assert!(family.len() >= 2, "{name}: {family:?}");
+        let (code, _, err) = fw.stop("TERM");
+        assert_eq!(code, 0, "{name}: {err}");
+        let start = std::time::Instant::now();
+        while family.iter().any(|&p| runs(p)) && start.elapsed() < PATIENCE {
+            thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let left: Vec<u32> = family.into_iter().filter(|&p| runs(p)).collect();
+        for &pid in &left {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        assert!(
+            left.is_empty(),
+            "{name}: still running after netkit ended: {left:?}\n{err}"
+        );
+    }
+}
+
+/// A second signal while draining closed the open connections without a record of any of
+/// them (an audit: 3 open connections, SIGTERM twice, stderr had only the warning), where the
+/// drain timeout logs each. Now the second signal ends the drain at once and each
+/// connection is logged as the drain timeout logs it.
+#[test]
+fn forward_second_signal_closed_connections_without_their_records() {
+    let upstream = tcp_echo("127.0.0.1:0");
+    // `-v`: the drain's start is logged, so the second signal is known to come after it.
+    let target = upstream.to_string();
+    let args = ["-v", "forward", "0", &target, "--drain-timeout", "1m"];
+    let fw = Forwarder::start(&args);
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let mut client = connect(fw.addr());
+        client.write_all(b"ping").unwrap();
+        let mut echo = [0u8; 4];
+        client.read_exact(&mut echo).unwrap();
+        clients.push(client);
+    }
+    fw.signal("TERM");
+    fw.wait_for(|l| l.contains("draining"), 1);
+    let (code, _, err) = fw.stop("TERM");
+    assert_eq!(code, 0, "{err}");
+    let logged = err.lines().filter(|l| l.contains("drain-timeout")).count();
+    assert_eq!(logged, 3, "{err}");
+}

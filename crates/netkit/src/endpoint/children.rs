@@ -1,0 +1,99 @@
+//! The `exec:` children not known to be reaped, so that a forwarder that ends can stop the
+//! ones still running ([`end`]): a connection's child is not killed when its connection
+//! closes (the closed socket is its signal to finish), and one that does not finish would
+//! otherwise outlive the forwarder, an orphan of init. socat stops its `EXEC` child alike.
+//!
+//! Each child leads a process group of its own, and the whole group is signalled (what the
+//! child started goes with it). Only this process's own children's groups are: before a
+//! signal each child's id is checked with `waitid(WNOWAIT)`, which answers for children alone
+//! (a reaped child's id may already be another process's); a child that exited but is not
+//! reaped keeps its id, and so its group's.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+/// Process ids of children spawned and not reaped yet (as far as this module was told).
+static LIVE: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+
+/// How often [`end`] looks whether the children it signalled have exited.
+const POLL: Duration = Duration::from_millis(10);
+
+/// Notes a child spawned.
+pub(super) fn spawned(pid: u32) {
+    live().insert(pid);
+}
+
+/// Notes a child reaped: its id is no longer this process's to signal.
+pub(super) fn reaped(pid: u32) {
+    live().remove(&pid);
+}
+
+fn live() -> std::sync::MutexGuard<'static, BTreeSet<u32>> {
+    LIVE.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Stops every child still running: SIGTERM, then SIGKILL to those still running after
+/// `grace`. Returns how many were running. Their exit is not awaited beyond that: the process
+/// is about to end, and init reaps what it leaves.
+pub async fn end(grace: Duration) -> usize {
+    let running = still_running();
+    let count = running.len();
+    for &pid in &running {
+        signal_group(pid, Signal::SIGTERM);
+    }
+    let deadline = tokio::time::Instant::now() + grace;
+    let mut left = running.clone();
+    while !left.is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(POLL).await;
+        left.retain(|&pid| running_child(pid));
+    }
+    for &pid in &left {
+        tracing::warn!("exec child {pid} still running {grace:?} after SIGTERM: SIGKILL");
+    }
+    // What the children started may outlive them: every group still ours is killed.
+    for pid in running {
+        if is_child(pid.as_raw() as u32) {
+            signal_group(pid, Signal::SIGKILL);
+        }
+    }
+    count
+}
+
+/// Sends `signal` to the process group `pid` leads.
+fn signal_group(pid: Pid, signal: Signal) {
+    let _ = kill(Pid::from_raw(-pid.as_raw()), signal);
+}
+
+/// The children that have not exited, as `waitid` says; the ids that are no child of this
+/// process any more are forgotten.
+fn still_running() -> Vec<Pid> {
+    let mut live = live();
+    live.retain(|&pid| is_child(pid));
+    live.iter()
+        .map(|&pid| Pid::from_raw(pid as i32))
+        .filter(|&pid| running_child(pid))
+        .collect()
+}
+
+/// Whether `pid` is a child of this process (running, or exited and not reaped).
+fn is_child(pid: u32) -> bool {
+    let pid = Pid::from_raw(pid as i32);
+    waitid(Id::Pid(pid), peek()) != Err(Errno::ECHILD)
+}
+
+/// Whether `pid` is a child of this process that has not exited.
+fn running_child(pid: Pid) -> bool {
+    matches!(waitid(Id::Pid(pid), peek()), Ok(WaitStatus::StillAlive))
+}
+
+/// `waitid` flags that look without reaping or blocking.
+fn peek() -> WaitPidFlag {
+    WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT
+}
