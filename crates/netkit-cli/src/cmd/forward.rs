@@ -178,7 +178,8 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     netkit::sys::raise_nofile();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?;
+        .build()
+        .map_err(super::unstarted)?;
     // On a worker thread, not the thread that blocks on the runtime: the records of finished
     // connections come to this loop, and waking a thread outside the runtime at each one
     // costs two futex calls and a context switch per connection.
