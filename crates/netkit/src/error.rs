@@ -212,6 +212,9 @@ pub fn hint_for(what: &str, err: &io::Error) -> &'static str {
         (Some(EMFILE | ENFILE), w) if w.starts_with("listen on") => {
             "; raise the open-files limit (ulimit -n) or listen on fewer ports"
         }
+        (Some(EMFILE | ENFILE), w) if w.starts_with("wait for") => {
+            "; raise the open-files limit (ulimit -n) or wait for fewer targets at once"
+        }
         (Some(EACCES | EPERM), w) if w.contains("exec:") => {
             "; this user may not run that program (check that it is executable)"
         }
