@@ -91,9 +91,10 @@ pub(super) fn max_conns(rule: &Rule) -> Option<usize> {
         .or_else(|| implicit_max_conns(rule, nofile()))
 }
 
-/// The bound the open-files limit alone puts on `rule` ([`implicit_max_conns`]), for the
-/// notice that says so: none when the rule has `--max-conns`, relays datagrams (sessions are
-/// not counted against it), or the limit is high enough.
+/// The bound the open-files limit alone puts on `rule` (below 4096: two descriptors per
+/// connection, four with `exec:`, after a quarter for pipes and 32 aside), for the notice
+/// that says so: none when the rule has `--max-conns`, relays datagrams (sessions are not
+/// counted against it), or the limit is high enough.
 pub fn descriptor_cap(rule: &Rule) -> Option<usize> {
     if rule.options.max_conns.is_some() || rule.is_datagram() {
         return None;
