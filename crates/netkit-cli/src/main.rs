@@ -41,6 +41,14 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: cli::Cli) -> anyhow::Result<exit::Exit> {
+    // Before any runtime, signal handler or socket: a limit too low for them is refused here,
+    // by name, instead of failing (or panicking, in tokio's signal driver) inside a command.
+    if !matches!(
+        cli.command,
+        cli::Command::Completions(_) | cli::Command::Manpages(_)
+    ) {
+        netkit::sys::rlimit::ensure_min_nofile()?;
+    }
     let out = output::Printer::new(&cli.global);
     cmd::run(cli.command, &out)
 }

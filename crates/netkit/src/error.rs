@@ -122,6 +122,18 @@ pub enum Error {
          sysctl net.ipv4.ping_group_range (e.g. sysctl -w net.ipv4.ping_group_range=\"0 2147483647\")"
     )]
     IcmpDenied(&'static str),
+    /// Even the hard open-files limit is below what a command needs to start
+    /// ([`crate::sys::rlimit::MIN_NOFILE`]).
+    #[error(
+        "open files limit {limit}: netkit needs at least {needed} open files to run; raise it \
+         (ulimit -n {needed} or more in the shell, LimitNOFILE= for a systemd service)"
+    )]
+    OpenFilesLimit {
+        /// The limit in force (the hard limit; the soft one is raised to it).
+        limit: u64,
+        /// The least netkit needs.
+        needed: u64,
+    },
 }
 
 impl Error {
@@ -144,9 +156,10 @@ impl Error {
             | Error::Config(_)
             | Error::NoSuchInterface(_)
             | Error::Resolve { .. } => ErrorClass::Input,
-            Error::Io { .. } | Error::UnixDirDenied { .. } | Error::IcmpDenied(_) => {
-                ErrorClass::Environment
-            }
+            Error::Io { .. }
+            | Error::UnixDirDenied { .. }
+            | Error::IcmpDenied(_)
+            | Error::OpenFilesLimit { .. } => ErrorClass::Environment,
         }
     }
 }
@@ -198,6 +211,9 @@ pub fn hint_for(what: &str, err: &io::Error) -> &'static str {
         }
         (Some(EMFILE | ENFILE), w) if w.starts_with("listen on") => {
             "; raise the open-files limit (ulimit -n) or listen on fewer ports"
+        }
+        (Some(EMFILE | ENFILE), w) if w.starts_with("wait for") => {
+            "; raise the open-files limit (ulimit -n) or wait for fewer targets at once"
         }
         (Some(EACCES | EPERM), w) if w.contains("exec:") => {
             "; this user may not run that program (check that it is executable)"

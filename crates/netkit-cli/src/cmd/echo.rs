@@ -52,7 +52,8 @@ pub struct Args {
 pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?;
+        .build()
+        .map_err(super::unstarted)?;
     runtime.block_on(serve(args, out))
 }
 

@@ -181,7 +181,8 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     netkit::sys::raise_nofile();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?;
+        .build()
+        .map_err(super::unstarted)?;
     // On a worker thread, not the thread that blocks on the runtime: the records of finished
     // connections come to this loop, and waking a thread outside the runtime at each one
     // costs two futex calls and a context switch per connection.
@@ -255,6 +256,7 @@ async fn serve(
     let started = supervisor.apply(rules).await?;
     for served in &started.added {
         announce(out, &served.addr, &served.rule)?;
+        warn_if_capped(&served.addr, &served.rule);
     }
     if !unused.is_empty() {
         tracing::warn!(
@@ -388,6 +390,19 @@ fn reload_line(r: &ReloadRecord) -> String {
         list("listening on", &r.added),
         list("stopped listening on", &r.removed)
     )
+}
+
+/// Says once, at startup, that the open-files limit caps a rule's connections (without it,
+/// clients beyond the cap wait in the backlog and nothing says why).
+fn warn_if_capped(bound: &str, rule: &Rule) {
+    if let Some(cap) = forward::descriptor_cap(rule) {
+        tracing::warn!(
+            "{bound}: the open-files limit ({}) caps this rule at {cap} connections at once \
+             (more wait in the backlog); raise it (ulimit -n, LimitNOFILE= for a systemd \
+             service)",
+            netkit::sys::rlimit::nofile()
+        );
+    }
 }
 
 fn announce(out: &Printer, bound: &str, rule: &Rule) -> std::io::Result<()> {

@@ -37,5 +37,10 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| netkit::Error::io("start the async runtime", e).into())
+        .map_err(unstarted)
+}
+
+/// A runtime that could not be built (out of descriptors, threads), named as such.
+pub fn unstarted(err: std::io::Error) -> anyhow::Error {
+    netkit::Error::io("start the async runtime", err).into()
 }

@@ -196,7 +196,8 @@ pub fn run(mut args: Args, out: &Printer) -> anyhow::Result<Exit> {
     drop(stderr);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()?;
+        .build()
+        .map_err(super::unstarted)?;
     let summaries = runtime.block_on(session(&args, &hosts, out))?;
     let ipg = args.interval().is_zero() || args.flood || args.adaptive;
     summary::print(out, &summaries, args.fping_summary, ipg)?;

@@ -218,7 +218,7 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     // Ctrl-C is handled from before the first probe on (a signal that comes early is not lost).
     let mut signals = {
         let _runtime = runtime.enter();
-        Signals::new(&[Signal::Interrupt]).map_err(|e| netkit::Error::io("handle Ctrl-C", e))?
+        Signals::new(&[Signal::Interrupt])?
     };
     let progress = Arc::new(Progress::default());
     // The sink's own error (a results file that cannot be written, with its path), kept for

@@ -56,7 +56,8 @@ pub struct Args {
 pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()?;
+        .build()
+        .map_err(super::unstarted)?;
     let result = runtime.block_on(send(&args, out));
     // A read of stdin may still be blocked in a worker thread; do not wait for it.
     runtime.shutdown_background();

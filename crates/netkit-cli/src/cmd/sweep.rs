@@ -135,7 +135,8 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()?;
+        .build()
+        .map_err(super::unstarted)?;
     runtime.block_on(sweep_all(targets, config, &args, out))
 }
 
@@ -150,8 +151,7 @@ async fn sweep_all(
     let mut nmap = nmap::NmapOutput::new(docs);
     // Registered before the first probe: Ctrl-C or SIGTERM ends the sweep with its documents
     // written (the hosts of the rounds that finished), not with the default death.
-    let mut signals = Signals::new(&[Signal::Interrupt, Signal::Terminate])
-        .map_err(|e| netkit::Error::io("handle Ctrl-C", e))?;
+    let mut signals = Signals::new(&[Signal::Interrupt, Signal::Terminate])?;
     let mut sweep = Sweep::new(targets.clone(), config)?;
     let (stop_metrics, stopped) = oneshot::channel::<()>();
     let metrics = match &args.metrics {

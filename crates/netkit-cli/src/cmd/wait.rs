@@ -37,7 +37,7 @@ Examples:
   netkit wait unix:/run/app.sock file:/run/app.ready --interval 50ms
   netkit wait 127.0.0.1:8080 --invert --timeout 0  until the port is free, however long
 Exit: 0 ready (or COMMAND's status: 126 it cannot run, 127 not found, as a shell), 1 timed
-out (COMMAND is not run).";
+out (COMMAND is not run), 3 out of file descriptors (raise ulimit -n).";
 
 /// Arguments of `netkit wait`.
 #[derive(Debug, clap::Args)]

@@ -79,7 +79,7 @@ pub use event::{Event, Events};
 pub use keepalive::{Keepalive, DEFAULT_KEEPALIVE, KEEPALIVE_PROBES};
 pub use pipe_pool::{pipe_counts, PipeCounts};
 pub use reload::{Cutter, Reloaded, Served, Supervisor};
-pub use server::serve;
+pub use server::{descriptor_cap, serve};
 
 /// The default bound on connecting to one target address.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

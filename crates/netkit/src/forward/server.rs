@@ -86,10 +86,26 @@ const RESERVE: u64 = 32;
 /// which costs none, instead of being accepted and then dropped when their target's socket
 /// cannot be opened (HAProxy derives its `maxconn` from the limit alike).
 pub(super) fn max_conns(rule: &Rule) -> Option<usize> {
-    static NOFILE: std::sync::LazyLock<u64> = std::sync::LazyLock::new(crate::sys::rlimit::nofile);
     rule.options
         .max_conns
-        .or_else(|| implicit_max_conns(rule, *NOFILE))
+        .or_else(|| implicit_max_conns(rule, nofile()))
+}
+
+/// The bound the open-files limit alone puts on `rule` (below 4096: two descriptors per
+/// connection, four with `exec:`, after a quarter for pipes and 32 aside), for the notice
+/// that says so: none when the rule has `--max-conns`, relays datagrams (sessions are not
+/// counted against it), or the limit is high enough.
+pub fn descriptor_cap(rule: &Rule) -> Option<usize> {
+    if rule.options.max_conns.is_some() || rule.is_datagram() {
+        return None;
+    }
+    implicit_max_conns(rule, nofile())
+}
+
+/// The soft open-files limit, read once (the CLI raised it before any rule is served).
+fn nofile() -> u64 {
+    static NOFILE: std::sync::LazyLock<u64> = std::sync::LazyLock::new(crate::sys::rlimit::nofile);
+    *NOFILE
 }
 
 /// The connections `nofile` descriptors carry: a quarter goes to splice pipes at most

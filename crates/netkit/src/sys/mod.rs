@@ -1,7 +1,8 @@
 //! The system layer: everything that talks to the operating system below what tokio, socket2
 //! and nix offer directly, in one place and one way each.
 //!
-//! - [`rlimit`]: the open-files limit policy ([`raise_nofile`]).
+//! - [`rlimit`]: the open-files limit policy ([`raise_nofile`]) and the floor every command
+//!   checks before it starts ([`rlimit::ensure_min_nofile`]).
 //! - [`errno`]: which errors mean "this machine is short of something right now"
 //!   ([`shortage`]) and which `accept(2)` errors concern only the connection being accepted
 //!   ([`aborted_connection`]), and the one retry of a send the kernel refused for a full

@@ -4,7 +4,6 @@
 //! [`Signals::recv`] and decide what each one means (stop, drain, report, ignore).
 
 use std::future::poll_fn;
-use std::io;
 use std::task::Poll;
 
 use tokio::signal::unix::{signal, SignalKind};
@@ -23,6 +22,15 @@ pub enum Signal {
 }
 
 impl Signal {
+    fn name(self) -> &'static str {
+        match self {
+            Signal::Interrupt => "SIGINT",
+            Signal::Terminate => "SIGTERM",
+            Signal::Hangup => "SIGHUP",
+            Signal::Quit => "SIGQUIT",
+        }
+    }
+
     fn kind(self) -> SignalKind {
         match self {
             Signal::Interrupt => SignalKind::interrupt(),
@@ -42,12 +50,17 @@ pub struct Signals {
 }
 
 impl Signals {
-    /// Starts listening for `which`.
-    pub fn new(which: &[Signal]) -> io::Result<Signals> {
+    /// Starts listening for `which`; an error names the signal that could not be handled
+    /// (out of descriptors, say: the driver needs a socketpair).
+    pub fn new(which: &[Signal]) -> crate::Result<Signals> {
         let streams = which
             .iter()
-            .map(|&s| Ok((s, signal(s.kind())?)))
-            .collect::<io::Result<_>>()?;
+            .map(|&s| {
+                let stream = signal(s.kind())
+                    .map_err(|e| crate::Error::io(format!("handle {}", s.name()), e))?;
+                Ok((s, stream))
+            })
+            .collect::<crate::Result<_>>()?;
         Ok(Signals { streams })
     }
 

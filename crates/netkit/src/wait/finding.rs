@@ -54,6 +54,10 @@ pub enum Finding {
     Unchecked(String),
     /// The deadline passed before any attempt finished.
     NoAnswer,
+    /// This process ran out of file descriptors (`EMFILE`, or the system `ENFILE`, the errno
+    /// here): nothing was learnt about the target, and the wait cannot go on
+    /// ([`super::wait_for`] ends with the environment's refusal).
+    OutOfDescriptors(i32),
 }
 
 impl Finding {
@@ -110,6 +114,10 @@ impl fmt::Display for Finding {
             Finding::Missing => f.write_str("no such file or directory"),
             Finding::Unchecked(why) => f.write_str(why),
             Finding::NoAnswer => f.write_str("no answer"),
+            Finding::OutOfDescriptors(errno) => {
+                let err = std::io::Error::from_raw_os_error(*errno);
+                f.write_str(&crate::error::describe_io(&err))
+            }
         }
     }
 }
@@ -144,6 +152,9 @@ impl Finding {
             Error::Io { source, .. } if crate::endpoint::AcceptQueueFull::is(source) => {
                 Finding::QueueFull
             }
+            Error::Io { source, .. } if is_out_of_descriptors(source) => {
+                Finding::OutOfDescriptors(source.raw_os_error().unwrap_or(nix::libc::EMFILE))
+            }
             Error::Io { source, .. } if source.kind() == std::io::ErrorKind::TimedOut => {
                 Finding::ConnectTimedOut
             }
@@ -151,6 +162,10 @@ impl Finding {
             other => Finding::ConnectFailed(other.to_string()),
         }
     }
+}
+
+fn is_out_of_descriptors(err: &std::io::Error) -> bool {
+    crate::sys::shortage(err) == Some(crate::sys::Shortage::Descriptors)
 }
 
 /// The resolver's own words (`name or service not known`), without the standard library's
@@ -167,6 +182,18 @@ fn resolver_reason(why: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn running_out_of_descriptors_is_its_own_finding() {
+        let err = Error::io(
+            "connect to 127.0.0.1:80",
+            std::io::Error::from_raw_os_error(nix::libc::EMFILE),
+        );
+        let finding = Finding::of_connect_error(&err);
+        assert_eq!(finding, Finding::OutOfDescriptors(nix::libc::EMFILE));
+        assert_eq!(finding.to_string(), "too many open files");
+        assert!(!finding.is_up() && !finding.is_silence());
+    }
 
     #[test]
     fn reasons_read_as_sentences() {

@@ -26,6 +26,7 @@ use tokio::task::JoinSet;
 use tokio::time::{sleep_until, Instant};
 
 use crate::endpoint::{Endpoint, Stream};
+use crate::error::Error;
 
 pub use backoff::Backoff;
 pub use finding::Finding;
@@ -95,12 +96,15 @@ struct Progress {
 
 /// Waits for `targets`, reporting each [`WaitEvent`] to `on_event` as it happens; returns
 /// whether the wait succeeded (all ready, or any with `any`). When `on_event` fails, the wait
-/// stops and its error is returned.
+/// stops and its error is returned (`print the results: ...`). An attempt that found this
+/// process out of file descriptors ([`Finding::OutOfDescriptors`]) ends the wait with the
+/// environment's refusal (`wait for TARGET: too many open files`), not a timeout: waiting
+/// longer would only repeat it.
 pub async fn wait_for<E>(
     targets: &[Target],
     options: &WaitOptions,
     mut on_event: E,
-) -> io::Result<bool>
+) -> crate::Result<bool>
 where
     E: FnMut(WaitEvent) -> io::Result<()>,
 {
@@ -123,17 +127,26 @@ where
         let Some((index, finding, ready)) = next else {
             break;
         };
+        if let Finding::OutOfDescriptors(errno) = finding {
+            let err = io::Error::from_raw_os_error(errno);
+            return Err(Error::io(format!("wait for {}", targets[index]), err));
+        }
         let event = record(&mut progress[index], index, finding, ready, start);
         if let Some(event) = event {
-            on_event(event)?;
+            on_event(event).map_err(printing)?;
         }
     }
     drop(tasks);
     let success = done(&progress, options.any);
     if !success {
-        report_timeouts(&progress, start, &mut on_event)?;
+        report_timeouts(&progress, start, &mut on_event).map_err(printing)?;
     }
     Ok(success)
+}
+
+/// The error of `on_event`, named.
+fn printing(err: io::Error) -> Error {
+    Error::io("print the results", err)
 }
 
 /// One [`Watch`] task per target; their findings arrive on the receiver. Dropping the set

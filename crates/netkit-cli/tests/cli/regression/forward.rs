@@ -1969,4 +1969,34 @@ fn forward_second_signal_closed_connections_without_their_records() {
     assert_eq!(code, 0, "{err}");
     let logged = err.lines().filter(|l| l.contains("drain-timeout")).count();
     assert_eq!(logged, 3, "{err}");
+
+/// Under a low open-files limit (`ulimit -n 64`) a rule without `--max-conns` serves only the
+/// connections the limit carries (8 at once): right, but nothing said so, and 200 clients
+/// seemed to hang. Now the forwarder says once per rule, at startup, that the limit caps it
+/// and how to raise the limit; a rule with `--max-conns` is not capped and says nothing.
+#[test]
+fn forward_capped_by_the_open_files_limit_said_nothing() {
+    let upstream = tcp_echo("127.0.0.1:0");
+    for (extra, capped) in [(&[][..], true), (&["--max-conns", "100"][..], false)] {
+        let mut cmd = std::process::Command::new("sh");
+        cmd.args(["-c", "ulimit -n 64 && exec \"$@\"", "sh"])
+            .arg(env!("CARGO_BIN_EXE_netkit"))
+            .args(["forward", "127.0.0.1:0", &upstream.to_string()])
+            .args(extra);
+        let fw = Forwarder::spawn(cmd, 1);
+        let (_, _, stderr) = fw.stop("TERM");
+        let notices: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains("open-files limit"))
+            .collect();
+        if !capped {
+            assert!(notices.is_empty(), "{extra:?}: {stderr}");
+            continue;
+        }
+        assert_eq!(notices.len(), 1, "{stderr}");
+        let notice = notices[0];
+        for part in ["WARN", "8 connections at once", "ulimit -n", "LimitNOFILE="] {
+            assert!(notice.contains(part), "{part}: {notice}");
+        }
+    }
 }

@@ -5,7 +5,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::process::Command;
 
-use crate::harness::{netkit, run, text};
+use crate::harness::{netkit, run, run_within, text, PATIENCE};
 
 /// A negative value (`--timeout -1s`, `--max-conns -1`) was called an unknown option `-1`:
 /// clap reads the leading `-` as an option's, and the message named neither the option nor the
@@ -210,4 +210,86 @@ fn a_link_local_source_without_its_interface_was_the_environments_fault() {
         stderr.starts_with("netkit: fe80::1: a link-local source address needs its interface"),
         "{stderr}"
     );
+}
+
+/// `netkit ARGS` under an open-files limit of `nofile` (soft and hard), as `prlimit` sets it.
+fn under_nofile(nofile: u64, args: &[&str]) -> Command {
+    let mut cmd = Command::new("prlimit");
+    cmd.arg(format!("--nofile={nofile}:{nofile}"))
+        .arg(env!("CARGO_BIN_EXE_netkit"))
+        .args(args);
+    cmd
+}
+
+/// Asserts that `args` under an open-files limit of `nofile` ended at once with status 3 and
+/// the message that names the limit and says how to raise it.
+fn refused_for_the_limit(nofile: u64, args: &[&str]) {
+    let (code, _, stderr) = run_within(under_nofile(nofile, args), PATIENCE);
+    assert_eq!(code, 3, "{nofile} {args:?}: {stderr}");
+    assert!(
+        stderr.starts_with(&format!("netkit: open files limit {nofile}: ")),
+        "{nofile} {args:?}: {stderr}"
+    );
+    assert!(stderr.contains("ulimit -n"), "{nofile} {args:?}: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{nofile} {args:?}: {stderr}");
+}
+
+/// Under `prlimit --nofile=6` (or 7) every command that starts a runtime panicked in tokio's
+/// signal driver ("failed to create UnixStream: ... Too many open files", exit 101): it
+/// creates its socketpair lazily and `expect`s it. Now a limit below what netkit needs is
+/// refused before any runtime starts: exit 3, naming the limit.
+#[test]
+fn a_tiny_open_files_limit_panicked_in_the_signal_driver() {
+    let port = crate::harness::Reserved::v4();
+    let (endpoint, number) = (port.endpoint(), port.addr.port().to_string());
+    for nofile in [6, 7] {
+        for args in [
+            &["ping", "-c1", "127.0.0.1"][..],
+            &["echo", "0"][..],
+            &["scan", "127.0.0.1", "-p", &number][..],
+            &["forward", "0", &endpoint][..],
+            &["wait", &endpoint, "--timeout", "1s"][..],
+        ] {
+            refused_for_the_limit(nofile, args);
+        }
+    }
+}
+
+/// Under `prlimit --nofile=5` (or 8) `ping`, `echo`, `forward`, `send` printed `netkit: Too
+/// many open files (os error 24)`: neither what failed nor what to do about it.
+#[test]
+fn out_of_descriptors_at_start_named_nothing() {
+    let port = crate::harness::Reserved::v4();
+    let endpoint = port.endpoint();
+    for nofile in [5, 8] {
+        for args in [
+            &["ping", "-c1", "127.0.0.1"][..],
+            &["echo", "0"][..],
+            &["forward", "0", &endpoint][..],
+            &["send", &endpoint, "hi"][..],
+            &["sweep", "127.0.0.1"][..],
+        ] {
+            refused_for_the_limit(nofile, args);
+        }
+    }
+}
+
+/// Under `prlimit --nofile=9` `scan 127.0.0.1 -p PORT` retried its one probe for 30 s (307
+/// probes, each refused for want of a descriptor) before exiting 3; and `wait` ran out the
+/// same way. Now the limit is refused at once. At the floor, both still work.
+#[test]
+fn scan_under_a_low_open_files_limit_spun_for_thirty_seconds() {
+    let port = crate::harness::Reserved::v4();
+    let listener = port.listen();
+    let text_port = listener.local_addr().expect("addr").port().to_string();
+    let endpoint = format!("127.0.0.1:{text_port}");
+    refused_for_the_limit(9, &["scan", "127.0.0.1", "-p", &text_port]);
+    refused_for_the_limit(9, &["wait", &endpoint, "--timeout", "5"]);
+    for args in [
+        &["scan", "127.0.0.1", "-p", &text_port][..],
+        &["wait", &endpoint, "--timeout", "5"][..],
+    ] {
+        let (code, _, stderr) = run_within(under_nofile(16, args), PATIENCE);
+        assert_eq!(code, 0, "{args:?} at the floor: {stderr}");
+    }
 }

@@ -385,3 +385,28 @@ fn a_timeout_after_icmp_errors_named_only_the_silence() {
         "{stdout}"
     );
 }
+
+/// Under a low open-files limit (`prlimit --nofile=9`, or many targets at once) a connect that
+/// failed for want of a descriptor was a finding like a refused one: the wait went on and
+/// ended "timed out ... too many open files", exit 1, a negative answer. Running out of
+/// descriptors is the environment's refusal: exit 3, naming the target and the way out.
+#[test]
+fn wait_out_of_descriptors_reported_a_timeout() {
+    // Connections complete in the kernel's backlog and nobody answers: each HTTP target holds
+    // its socket while it waits for an answer, so 40 of them need more than 24 descriptors.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/", silent.local_addr().expect("addr"));
+    let mut cmd = std::process::Command::new("prlimit");
+    cmd.args(["--nofile=24:24", env!("CARGO_BIN_EXE_netkit"), "wait"])
+        .args(std::iter::repeat_n(url.as_str(), 40))
+        .args(["--timeout", "3s"]);
+    let (code, _, stderr) = crate::harness::run_within(cmd, crate::harness::PATIENCE);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(!stderr.contains("timed out"), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with(&format!("netkit: wait for {url}: too many open files; "))
+            && last.contains("ulimit -n"),
+        "{stderr}"
+    );
+}
