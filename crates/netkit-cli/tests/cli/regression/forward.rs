@@ -1969,6 +1969,7 @@ fn forward_second_signal_closed_connections_without_their_records() {
     assert_eq!(code, 0, "{err}");
     let logged = err.lines().filter(|l| l.contains("drain-timeout")).count();
     assert_eq!(logged, 3, "{err}");
+}
 
 /// Under a low open-files limit (`ulimit -n 64`) a rule without `--max-conns` serves only the
 /// connections the limit carries (8 at once): right, but nothing said so, and 200 clients
