@@ -47,6 +47,8 @@ pub mod timestamp;
 pub mod unreach;
 pub mod zone;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -176,22 +178,48 @@ impl Sweep {
     /// Runs every round (one, or `rounds` spaced `every` apart, or forever) and returns the
     /// summary of the last one.
     pub async fn run(&mut self, sink: &mut Sink<'_>) -> Result<SummaryRecord, Error> {
+        self.run_until(sink, std::future::pending()).await
+    }
+
+    /// [`Sweep::run`] until `stop` completes (Ctrl-C): then the round under way ends at once
+    /// with what it settled, and its summary says it was interrupted (`interrupted`, and the
+    /// targets left `unsettled`, neither called alive nor inactive); between rounds, the last
+    /// summary is returned as it was.
+    pub async fn run_until(
+        &mut self,
+        sink: &mut Sink<'_>,
+        stop: impl Future<Output = ()>,
+    ) -> Result<SummaryRecord, Error> {
+        let mut stop = std::pin::pin!(stop);
         let mut next = Instant::now();
         loop {
-            let summary = self.round(sink).await?;
+            let summary = self.round_until(sink, &mut stop).await?;
             let Some(every) = self.config.every else {
                 return Ok(summary);
             };
-            if self.config.rounds.is_some_and(|n| self.round >= n) {
+            if summary.interrupted || self.config.rounds.is_some_and(|n| self.round >= n) {
                 return Ok(summary);
             }
             next = (next + every).max(Instant::now());
-            tokio::time::sleep_until(next).await;
+            tokio::select! {
+                () = tokio::time::sleep_until(next) => {}
+                () = &mut stop => return Ok(SummaryRecord { interrupted: true, ..summary }),
+            }
         }
     }
 
     /// Runs one round and returns its summary.
     pub async fn round(&mut self, sink: &mut Sink<'_>) -> Result<SummaryRecord, Error> {
+        self.round_until(sink, &mut std::pin::pin!(std::future::pending()))
+            .await
+    }
+
+    /// Runs one round, ended early when `stop` completes; returns its summary.
+    async fn round_until(
+        &mut self,
+        sink: &mut Sink<'_>,
+        stop: &mut Pin<&mut impl Future<Output = ()>>,
+    ) -> Result<SummaryRecord, Error> {
         self.round += 1;
         let spec = round::Round {
             number: self.round,
@@ -202,7 +230,7 @@ impl Sweep {
             keep_rtts: self.metrics.as_ref().is_some_and(|m| m.per_host()),
             zones: &self.zones,
         };
-        let outcome = round::run(&spec, &mut self.learned, &mut self.probers, sink).await?;
+        let outcome = round::run(&spec, &mut self.learned, &mut self.probers, sink, stop).await?;
         if let Some(metrics) = &self.metrics {
             metrics.record(metrics::RoundFacts {
                 summary: &outcome.summary,

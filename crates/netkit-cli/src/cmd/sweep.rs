@@ -43,7 +43,8 @@ fping -u lists it). With arp and ndp: 'ADDR is alive (MAC)', and 'ADDR is alive 
 (DUP: 2)' when a second host answers for the same address (as arp-scan). A target with no
 route is an error on stderr ('netkit: ADDR: Network is unreachable', 'netkit: ADDR:
 Destination Host Unreachable from ROUTER'). With --every, later rounds print only 'ADDR went
-down' (after the re-probes confirm it) and 'ADDR came up'. -oX FILE and -oG FILE write
+down' (after the re-probes confirm it) and 'ADDR came up'. Ctrl-C ends the round under way
+with its summary ('(interrupted: M not probed to the end)'), exit 130. -oX FILE and -oG FILE write
 nmap's XML and grepable formats (each host's last round, when the sweep ends; - is stdout;
 the XML has the MAC addresses of arp and ndp). Exit 0 when every target answered (in the
 last round), 1 otherwise.";
@@ -178,24 +179,24 @@ async fn sweep_all(
         }
         view.show(event)
     };
-    let run = sweep.run(&mut sink);
-    let summary = tokio::select! {
-        summary = run => Some(summary),
-        _ = signals.recv() => None,
-    };
+    // A signal ends the round under way with what it settled, and its summary (fping prints
+    // its results too).
+    let summary = sweep
+        .run_until(&mut sink, async {
+            signals.recv().await;
+        })
+        .await;
     // The sweep is over (or failed): the metrics endpoint stops with it.
     let _ = stop_metrics.send(());
     if let Some(server) = metrics {
         let _ = server.await;
     }
-    let Some(summary) = summary else {
-        view.finish();
-        nmap.finish(&targets, true)?;
-        return Ok(Exit::Interrupted);
-    };
     let summary = summary?;
     view.finish();
-    nmap.finish(&targets, false)?;
+    nmap.finish(&targets, summary.interrupted)?;
+    if summary.interrupted {
+        return Ok(Exit::Interrupted);
+    }
     Ok(if summary.dead == 0 && summary.unreachable == 0 {
         Exit::Success
     } else {
@@ -393,8 +394,21 @@ impl<'a> View<'a> {
                 summary.round, summary.rate, summary.rate
             ))?;
         }
-        if summary.round > 1 || self.filter == Filter::Alive {
+        let interrupted = match summary.interrupted {
+            true => format!(
+                " (interrupted: {} not probed to the end)",
+                summary.unsettled
+            ),
+            false => String::new(),
+        };
+        if self.filter == Filter::Alive {
             return Ok(());
+        }
+        if summary.round > 1 {
+            return match summary.interrupted {
+                true => self.line(&format!("Round {}{interrupted}", summary.round)),
+                false => Ok(()),
+            };
         }
         let hosts = if summary.dead == 1 {
             "host is"
@@ -406,7 +420,7 @@ impl<'a> View<'a> {
             n => format!(", {n} unreachable"),
         };
         self.line(&format!(
-            "Total {} {hosts} inactive{unreachable}",
+            "Total {} {hosts} inactive{unreachable}{interrupted}",
             summary.dead
         ))
     }

@@ -81,6 +81,13 @@ pub struct SummaryRecord {
     /// Targets with no route (not counted in `dead`).
     #[serde(default)]
     pub unreachable: u64,
+    /// Whether the round was stopped (Ctrl-C, SIGTERM) before its end.
+    #[serde(default)]
+    pub interrupted: bool,
+    /// Targets of an interrupted round that neither answered nor were probed to the end (not
+    /// counted in `alive`, `dead` or `unreachable`); 0 otherwise.
+    #[serde(default)]
+    pub unsettled: u64,
     /// How long the round took, in seconds.
     pub elapsed_s: f64,
     /// Probes sent: first probes, re-probes of silent targets and control probes.

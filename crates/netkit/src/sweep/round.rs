@@ -8,6 +8,8 @@
 //! every method said so: a firewall's ICMP error to an echo request says nothing of TCP.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 
 use tokio::time::{Duration, Instant};
 
@@ -101,14 +103,18 @@ struct Work<'r, 'l> {
     pacer: Pacer,
     /// A probe held back while a control probe took its turn.
     held: Option<(Member, u8)>,
+    /// Whether the round was stopped before its end (Ctrl-C).
+    interrupted: bool,
 }
 
 /// Runs one round: probes go out through `probers`, and their answers come back from them.
+/// When `stop` completes first, the round ends with what it settled.
 pub(super) async fn run(
     round: &Round<'_>,
     learned: &mut Learned,
     probers: &mut Probers,
     sink: &mut Sink<'_>,
+    stop: &mut Pin<&mut impl Future<Output = ()>>,
 ) -> Result<Outcome, Error> {
     let start = Instant::now();
     learned.meter.start_round();
@@ -132,8 +138,9 @@ pub(super) async fn run(
         pacer: Pacer::new(interval_of(learned.meter.rate()), PACE_BURST),
         learned,
         held: None,
+        interrupted: false,
     };
-    let result = work.drive(probers, sink).await;
+    let result = work.drive(probers, sink, stop).await;
     probers.end_round();
     result?;
     if let Some(throttle) = work.learned.meter.end_round() {
@@ -144,8 +151,13 @@ pub(super) async fn run(
 }
 
 impl Work<'_, '_> {
-    /// Sends and listens until the round is over.
-    async fn drive(&mut self, probers: &mut Probers, sink: &mut Sink<'_>) -> Result<(), Error> {
+    /// Sends and listens until the round is over, or `stop` completes.
+    async fn drive(
+        &mut self,
+        probers: &mut Probers,
+        sink: &mut Sink<'_>,
+        stop: &mut Pin<&mut impl Future<Output = ()>>,
+    ) -> Result<(), Error> {
         let mut ticker = tokio::time::interval(PROGRESS_EVERY);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
@@ -166,6 +178,10 @@ impl Work<'_, '_> {
                 }
                 () = tokio::time::sleep_until(wake) => {}
                 _ = ticker.tick() => sink(Event::Progress(self.progress())).map_err(output_error)?,
+                () = stop.as_mut() => {
+                    self.interrupted = true;
+                    break;
+                }
             }
         }
         // Answers already read by the receiver (or waiting in the socket) still count.
@@ -387,14 +403,22 @@ impl Work<'_, '_> {
 
     /// Reports the silent and unreachable targets and the summary.
     fn finish(self, start: Instant, sink: &mut Sink<'_>) -> Result<Outcome, Error> {
-        let (went_down, unreachable) = report_rest(self.round, &self.tally, sink)?;
+        let interrupted = self.interrupted;
+        let (went_down, unreachable) = report_rest(self.round, &self.tally, interrupted, sink)?;
         let (meter, rtt) = (&self.learned.meter, &self.learned.rtt);
         let alive = self.tally.alive;
+        // Stopped early, the silent targets may still answer: neither alive nor inactive.
+        let unsettled = match interrupted {
+            true => self.round.total - self.tally.done.count(),
+            false => 0,
+        };
         let summary = SummaryRecord {
             round: self.round.number,
             alive: alive.count(),
-            dead: self.round.total - alive.count() - unreachable,
+            dead: self.round.total - alive.count() - unreachable - unsettled,
             unreachable,
+            interrupted,
+            unsettled,
             elapsed_s: start.elapsed().as_secs_f64(),
             probes: self.tally.probes,
             rate: meter.rate(),
@@ -425,14 +449,20 @@ fn view<'a>(tally: &'a Tally, round: &Round<'a>, learned: &'a Learned) -> View<'
 }
 
 /// Reports every target that did not answer, in order (and a went-down change for those
-/// alive before); returns how many went down and how many are unreachable.
-fn report_rest(round: &Round<'_>, tally: &Tally, sink: &mut Sink<'_>) -> Result<(u64, u64), Error> {
+/// alive before); returns how many went down and how many are unreachable. `settled_only`
+/// (an interrupted round): only those an answer settled (unreachable), not the silent ones.
+fn report_rest(
+    round: &Round<'_>,
+    tally: &Tally,
+    settled_only: bool,
+    sink: &mut Sink<'_>,
+) -> Result<(u64, u64), Error> {
     let (mut went_down, mut unreachable) = (0, 0);
     if tally.alive.count() == round.total {
         return Ok((0, 0));
     }
     for (index, target) in (0u64..).zip(round.targets.iter()) {
-        if tally.alive.get(index) {
+        if tally.alive.get(index) || settled_only && !tally.done.get(index) {
             continue;
         }
         let error = tally.unreach.get(index).map(|why| why.to_string());

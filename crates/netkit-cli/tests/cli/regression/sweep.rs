@@ -1310,3 +1310,46 @@ fn ndp_beside_other_methods_solicited_a_zoned_target_on_the_first_targets_link()
     let (_, out, err) = run(&["scan", "-p", "9", "fe80::3%vC", "fe80::3%vA"]);
     assert!(out.contains("Scanned 1 host (1 down"), "{out}{err}");
 }
+
+/// Ctrl-C (or SIGTERM) ended a sweep without its summary: no `Total N hosts are inactive`, no
+/// `summary` record, the output just stopped (an audit; fping prints its results when
+/// interrupted, and `scan` says what it did not finish). Now the round under way ends with
+/// what it settled and a summary that says it was interrupted, the targets not probed to the
+/// end counted apart (neither alive nor inactive); exit 130.
+#[test]
+fn an_interrupted_sweep_printed_no_summary() {
+    use crate::harness::Proc;
+    for json in [true, false] {
+        let mut cmd = crate::harness::netkit();
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.args(["sweep", "--rate", "2000", "127.0.0.0/16"]);
+        let proc = Proc::spawn(cmd);
+        proc.stdout.wait_for(|_| true, 1);
+        let (code, out, err) = proc.stop("INT");
+        assert_eq!(code, 130, "{err}");
+        let last = out.lines().last().unwrap_or_default();
+        if !json {
+            assert!(
+                last.starts_with("Total 0 hosts are inactive (interrupted: "),
+                "{last}"
+            );
+            continue;
+        }
+        let summary = json_record(last).unwrap_or_else(|| panic!("{last}"));
+        assert_eq!(summary["type"], "summary", "{last}");
+        assert_eq!(summary["interrupted"], true, "{last}");
+        let counts: u64 = ["alive", "dead", "unreachable", "unsettled"]
+            .iter()
+            .map(|k| summary[k].as_u64().unwrap())
+            .sum();
+        assert_eq!(counts, 65536, "{last}");
+        assert!(summary["unsettled"].as_u64().unwrap() > 0, "{last}");
+        let hosts = out
+            .lines()
+            .filter(|l| l.contains(r#""type":"host""#))
+            .count();
+        assert_eq!(hosts as u64, summary["alive"].as_u64().unwrap(), "{last}");
+    }
+}
