@@ -3,6 +3,7 @@
 //! counters and idle clock ([`Stats`]). A direction ends when its source reaches EOF and
 //! everything read was delivered; then the destination is half-closed (`shutdown(Write)`).
 
+use std::future::Future;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -183,4 +184,39 @@ pub(super) async fn direction(
         return Ok(());
     }
     dst.shutdown_write().map_err(Fault::on(dir.legs().1))
+}
+
+/// Both sides of a relay to their ends, as `try_join!` (the first error ends both), with one
+/// more duty: once one side has ended, its source is read no more, so an error that comes to
+/// it later (its peer reset it, or keepalive gave the peer up) would go unseen while the other
+/// side waits: a client that half-closed and then vanished beside a silent target kept the
+/// connection for good. That source is watched for an error meanwhile ([`Stream::failure`]).
+pub(super) async fn both_ends<A, B, E: From<Fault>>(
+    up: impl Future<Output = Result<A, E>>,
+    down: impl Future<Output = Result<B, E>>,
+    client: &Stream,
+    upstream: &Stream,
+) -> Result<(A, B), E> {
+    let mut up = std::pin::pin!(up);
+    let mut down = std::pin::pin!(down);
+    let first = tokio::select! {
+        ended = &mut up => First::Up(ended?),
+        ended = &mut down => First::Down(ended?),
+    };
+    match first {
+        First::Up(a) => tokio::select! {
+            ended = down => ended.map(|b| (a, b)),
+            err = client.failure() => Err(Fault { leg: Leg::Client, err }.into()),
+        },
+        First::Down(b) => tokio::select! {
+            ended = up => ended.map(|a| (a, b)),
+            err = upstream.failure() => Err(Fault { leg: Leg::Target, err }.into()),
+        },
+    }
+}
+
+/// Which side of [`both_ends`] ended first, with what it returned.
+enum First<A, B> {
+    Up(A),
+    Down(B),
 }

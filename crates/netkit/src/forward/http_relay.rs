@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::flow::{direction, Dir, Fault, Leg, Stats};
+use super::flow::{both_ends, direction, Dir, Fault, Leg, Stats};
 use super::http::{Error, Session};
 use super::io::{self as relay_io, COPY_BUF};
 use super::splice::splice_some;
@@ -102,7 +102,7 @@ pub(super) async fn run(
             .map_err(Stop::Io)
     };
     let down = responses(upstream, client, &shared, stats);
-    match tokio::try_join!(up, down) {
+    match both_ends(up, down, client, upstream).await {
         Ok((UpEnd::Done, ())) => Ok((Close::Done, None)),
         Ok((UpEnd::Rejected(err), ())) => {
             let refusal = match err {

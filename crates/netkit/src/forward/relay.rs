@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::flow::{direction, Dir, Fault, Leg, Stats};
+use super::flow::{both_ends, direction, Dir, Fault, Leg, Stats};
 use super::Rule;
 use crate::endpoint::{Endpoint, Stream};
 use crate::report::forward::Close;
@@ -73,9 +73,14 @@ async fn relay(
                 let host = host.value_for(target);
                 Box::pin(super::http_relay::run(client, upstream, host, &stats)).await
             }
-            None => both_directions(client, upstream, &stats)
-                .await
-                .map(|()| (Close::Done, None)),
+            None => both_ends(
+                direction(client, upstream, Dir::Up, &stats),
+                direction(upstream, client, Dir::Down, &stats),
+                client,
+                upstream,
+            )
+            .await
+            .map(|_| (Close::Done, None)),
         }
     };
     let idle = async {
@@ -104,27 +109,6 @@ async fn relay(
         path,
         close,
         error,
-    }
-}
-
-/// Both directions to their ends. Once one has ended, its source is read no more, so an
-/// error that comes to it later would go unseen while the other direction waits: a client
-/// that half-closed and then vanished (reset, or given up by keepalive) beside a silent target
-/// kept the connection for good. That source is watched for an error meanwhile.
-async fn both_directions(client: &Stream, upstream: &Stream, stats: &Stats) -> Result<(), Fault> {
-    let mut up = std::pin::pin!(direction(client, upstream, Dir::Up, stats));
-    let mut down = std::pin::pin!(direction(upstream, client, Dir::Down, stats));
-    let first = tokio::select! {
-        ended = &mut up => ended.map(|()| Dir::Up),
-        ended = &mut down => ended.map(|()| Dir::Down),
-    };
-    let (rest, ended, leg) = match first? {
-        Dir::Up => (down, client, Leg::Client),
-        Dir::Down => (up, upstream, Leg::Target),
-    };
-    tokio::select! {
-        ended = rest => ended,
-        err = ended.failure() => Err(Fault { leg, err }),
     }
 }
 

@@ -1834,17 +1834,50 @@ fn forward_http_query_without_a_path_and_zero_padded_chunk_sizes() {
 /// the target and the connection is logged.
 #[test]
 fn forward_client_gone_after_its_end_of_file_was_never_noticed() {
-    use std::sync::mpsc;
+    // The plain relay, and `--http-host`'s (a request first, then the end of file).
+    for (extra, request) in [
+        (&[][..], &b""[..]),
+        (
+            &["--http-host", HOST][..],
+            &b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+        ),
+    ] {
+        let (target_addr, rx) = target_that_reports_its_end();
+        let target = target_addr.to_string();
+        let fw = Forwarder::start(&[&["forward", "0", &target][..], extra].concat());
+        let mut client = connect(fw.addr());
+        client.write_all(request).unwrap();
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        let patience = std::time::Duration::from_secs(20);
+        assert_eq!(
+            rx.recv_timeout(patience).unwrap(),
+            "eof Ok(true)",
+            "{extra:?}"
+        );
+        socket2::SockRef::from(&client)
+            .set_linger(Some(std::time::Duration::ZERO))
+            .unwrap();
+        drop(client);
+        let then = rx.recv_timeout(patience).unwrap();
+        // A reset to a socket whose peer had closed (CLOSE_WAIT) is EPIPE, else ECONNRESET.
+        let reset = ["then BrokenPipe", "then ConnectionReset"];
+        assert!(reset.contains(&then.as_str()), "{extra:?}: {then}");
+        fw.wait_for(|l| l.contains(" reset"), 1);
+    }
+}
+
+/// A target that reads one connection to its end of file, says so (`eof Ok(true)`), then
+/// stays silent and says what ended the connection (`then KIND`, from the socket's pending
+/// error; reads say end of file from then on), or `then nothing in 15 s`.
+fn target_that_reports_its_end() -> (SocketAddr, std::sync::mpsc::Receiver<String>) {
     let target = TcpListener::bind("127.0.0.1:0").unwrap();
-    let target_addr = target.local_addr().unwrap();
-    let (tx, rx) = mpsc::channel();
+    let addr = target.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
     thread::spawn(move || {
         let (mut stream, _) = target.accept().unwrap();
-        let mut buf = [0u8; 64];
-        // The client's end of file, passed on; then nothing but what ends the connection.
-        let eof = stream.read(&mut buf).map(|n| n == 0);
+        let mut got = Vec::new();
+        let eof = stream.read_to_end(&mut got).map(|_| true);
         tx.send(format!("eof {eof:?}")).unwrap();
-        // Reads say end of file from now on: the reset is the socket's pending error.
         let mut then = "nothing in 15 s".to_string();
         for _ in 0..750 {
             if let Ok(Some(err)) = stream.take_error() {
@@ -1855,20 +1888,7 @@ fn forward_client_gone_after_its_end_of_file_was_never_noticed() {
         }
         tx.send(format!("then {then}")).unwrap();
     });
-    let fw = Forwarder::start(&["forward", "0", &target_addr.to_string()]);
-    let client = connect(fw.addr());
-    client.shutdown(std::net::Shutdown::Write).unwrap();
-    let patience = std::time::Duration::from_secs(20);
-    assert_eq!(rx.recv_timeout(patience).unwrap(), "eof Ok(true)");
-    socket2::SockRef::from(&client)
-        .set_linger(Some(std::time::Duration::ZERO))
-        .unwrap();
-    drop(client);
-    let then = rx.recv_timeout(patience).unwrap();
-    // A reset to a socket whose peer had closed (CLOSE_WAIT) is EPIPE, else ECONNRESET.
-    let reset = ["then BrokenPipe", "then ConnectionReset"];
-    assert!(reset.contains(&then.as_str()), "{then}");
-    fw.wait_for(|l| l.contains(" reset"), 1);
+    (addr, rx)
 }
 
 /// The processes whose parent is `pid`.
