@@ -23,7 +23,7 @@ fn round_trip(mut stream: TcpStream, message: &[u8]) -> String {
 }
 
 /// Children of `pid` as (pid, state letter), from /proc.
-fn children(pid: u32) -> Vec<(u32, char)> {
+pub fn children(pid: u32) -> Vec<(u32, char)> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };

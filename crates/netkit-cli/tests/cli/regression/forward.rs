@@ -1893,20 +1893,8 @@ fn target_that_reports_its_end() -> (SocketAddr, std::sync::mpsc::Receiver<Strin
 
 /// The processes whose parent is `pid`.
 fn children_of(pid: u32) -> Vec<u32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|entry| {
-        let child: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
-        let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).ok()?;
-        let ppid: u32 = stat[stat.rfind(')')? + 2..]
-            .split(' ')
-            .nth(1)?
-            .parse()
-            .ok()?;
-        (ppid == pid).then_some(child)
-    })
-    .collect()
+    let children = crate::forward_exec::children(pid);
+    children.into_iter().map(|(child, _)| child).collect()
 }
 
 /// Whether `pid` still runs (a zombie, or a process gone, does not).
