@@ -242,6 +242,7 @@ async fn serve(
 ) -> anyhow::Result<Exit> {
     // Signals first, so that one coming right after a rule is announced is handled.
     let mut signals = Signals::new(&[Signal::Interrupt, Signal::Terminate, Signal::Hangup])?;
+    netkit::endpoint::children::own_process_groups();
     let registry = Arc::new(Registry::default());
     let metrics = serve_metrics(args, &registry, out).await?;
     let (events, mut incoming) = Events::channel();

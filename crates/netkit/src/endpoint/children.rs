@@ -3,13 +3,14 @@
 //! closes (the closed socket is its signal to finish), and one that does not finish would
 //! otherwise outlive the forwarder, an orphan of init. socat stops its `EXEC` child alike.
 //!
-//! Each child leads a process group of its own, and the whole group is signalled (what the
-//! child started goes with it). Only this process's own children's groups are: before a
+//! In a forwarder each child leads a process group of its own ([`own_process_groups`]), and
+//! the whole group is signalled (what the child started goes with it). Only this process's own children's groups are: before a
 //! signal each child's id is checked with `waitid(WNOWAIT)`, which answers for children alone
 //! (a reaped child's id may already be another process's); a child that exited but is not
 //! reaped keeps its id, and so its group's.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -20,6 +21,22 @@ use nix::unistd::Pid;
 
 /// Process ids of children spawned and not reaped yet (as far as this module was told).
 static LIVE: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+
+/// Whether children lead process groups of their own ([`own_process_groups`]).
+static OWN_GROUPS: AtomicBool = AtomicBool::new(false);
+
+/// From now on each child leads a process group of its own: for a server (the forwarder),
+/// whose Ctrl-C starts a drain that the children's connections may finish, and which stops
+/// every group with [`end`]. A client (`send`) leaves its child in the terminal's group, so
+/// that Ctrl-C ends both.
+pub fn own_process_groups() {
+    OWN_GROUPS.store(true, Ordering::Relaxed);
+}
+
+/// Whether a child spawned now is to lead a process group of its own.
+pub(super) fn in_own_group() -> bool {
+    OWN_GROUPS.load(Ordering::Relaxed)
+}
 
 /// How often [`end`] looks whether the children it signalled have exited.
 const POLL: Duration = Duration::from_millis(10);
@@ -66,9 +83,14 @@ pub async fn end(grace: Duration) -> usize {
     count
 }
 
-/// Sends `signal` to the process group `pid` leads.
+/// Sends `signal` to the process group `pid` leads (to `pid` alone where children do not
+/// lead groups).
 fn signal_group(pid: Pid, signal: Signal) {
-    let _ = kill(Pid::from_raw(-pid.as_raw()), signal);
+    let target = match in_own_group() {
+        true => Pid::from_raw(-pid.as_raw()),
+        false => pid,
+    };
+    let _ = kill(target, signal);
 }
 
 /// The children that have not exited, as `waitid` says; the ids that are no child of this

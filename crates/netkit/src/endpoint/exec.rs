@@ -107,17 +107,20 @@ fn start(argv: &[String], end: OwnedFd) -> io::Result<tokio::process::Child> {
         .split_first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty command"))?;
     let stdin = end.try_clone()?;
-    tokio::process::Command::new(program)
+    let mut command = tokio::process::Command::new(program);
+    command
         .args(args)
         .stdin(Stdio::from(stdin))
         .stdout(Stdio::from(end))
         .stderr(Stdio::inherit())
-        .kill_on_drop(false)
-        // A process group of its own: what it starts is stopped with it at the end
-        // ([`children::end`]), and a terminal's Ctrl-C, which the forwarder answers with a
-        // drain, does not cut its connection short.
-        .process_group(0)
-        .spawn()
+        .kill_on_drop(false);
+    // In a forwarder, a process group of its own: what it starts is stopped with it at the
+    // end ([`children::end`]), and a terminal's Ctrl-C, which the forwarder answers with a
+    // drain, does not cut its connection short.
+    if children::in_own_group() {
+        command.process_group(0);
+    }
+    command.spawn()
 }
 
 /// Checks that the program of an `exec:` endpoint can be run, before any connection needs it:
