@@ -4,10 +4,10 @@
 //! otherwise outlive the forwarder, an orphan of init. socat stops its `EXEC` child alike.
 //!
 //! In a forwarder each child leads a process group of its own ([`own_process_groups`]), and
-//! the whole group is signalled (what the child started goes with it). Only this process's own children's groups are: before a
-//! signal each child's id is checked with `waitid(WNOWAIT)`, which answers for children alone
-//! (a reaped child's id may already be another process's); a child that exited but is not
-//! reaped keeps its id, and so its group's.
+//! the whole group is signalled (what the child started goes with it). Only this process's
+//! own children's groups are: before a signal each child's id is checked with
+//! `waitid(WNOWAIT)`, which answers for children alone (a reaped child's id may already be
+//! another process's); a child that exited but is not reaped keeps its id, and so its group's.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
