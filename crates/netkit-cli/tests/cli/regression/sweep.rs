@@ -1199,18 +1199,7 @@ fn ndp_sweep_solicited_a_zoned_target_on_another_link() {
         assert!(out.starts_with("fe80::3%vC is alive"), "{method}: {out}");
     }
     let (_, out, err) = run(&["--json", "sweep", "fe80::3%vA", "fe80::3%vC"]);
-    let mut hosts: Vec<(String, bool)> = out
-        .lines()
-        .filter_map(json_record)
-        .filter(|r| r["type"] == "host")
-        .map(|r| {
-            (
-                r["zone"].as_str().unwrap_or("").to_string(),
-                r["alive"] == true,
-            )
-        })
-        .collect();
-    hosts.sort();
+    let hosts = zones_alive(&out);
     assert_eq!(
         hosts,
         [("vA".to_string(), false), ("vC".to_string(), true)],
@@ -1293,16 +1282,7 @@ fn ndp_beside_other_methods_solicited_a_zoned_target_on_the_first_targets_link()
     for methods in ["ndp,icmp", "icmp,ndp"] {
         let args = ["--json", "sweep", "--method", methods, "--timeout", "500ms"];
         let (_, out, err) = run(&[&args[..], &["fe80::3%vC", "fe80::3%vA"]].concat());
-        let mut hosts: Vec<(String, bool)> = out
-            .lines()
-            .filter_map(json_record)
-            .filter(|r| r["type"] == "host")
-            .map(|r| {
-                let zone = r["zone"].as_str().unwrap_or("").to_string();
-                (zone, r["alive"] == true)
-            })
-            .collect();
-        hosts.sort();
+        let hosts = zones_alive(&out);
         let want = [("vA".to_string(), false), ("vC".to_string(), true)];
         assert_eq!(hosts, want, "{methods}: {out}{err}");
     }
@@ -1352,4 +1332,19 @@ fn an_interrupted_sweep_printed_no_summary() {
             .count();
         assert_eq!(hosts as u64, summary["alive"].as_u64().unwrap(), "{last}");
     }
+}
+
+/// The `host` records of a JSON sweep as (zone, alive), sorted.
+fn zones_alive(out: &str) -> Vec<(String, bool)> {
+    let mut hosts: Vec<(String, bool)> = out
+        .lines()
+        .filter_map(json_record)
+        .filter(|r| r["type"] == "host")
+        .map(|r| {
+            let zone = r["zone"].as_str().unwrap_or("").to_string();
+            (zone, r["alive"] == true)
+        })
+        .collect();
+    hosts.sort();
+    hosts
 }
