@@ -57,8 +57,9 @@ SIGHUP rereads --config: new connections follow the new rules, open ones go on, 
 stay are never closed; a file that fails its checks leaves the old rules in force (logged).
 Without --config SIGHUP is logged and ignored. SIGINT/SIGTERM stop accepting and let open
 connections finish for --drain-timeout (30s by default), then close them; a second signal
-closes them at once (each logged as drain-timeout), a third exits without their records. exec:
-children still running at the end get SIGTERM (their process group), SIGKILL 2s later. A reset
+closes them at once (each logged as drain-timeout), a third exits without their records. An
+exec: child still running 1s after its connection closed, or when the forwarder ends, gets
+SIGTERM (its process group), SIGKILL 2s later (as socat stops its EXEC child). A reset
 on one side is passed on as a reset (SO_LINGER 0) to the other, also when it comes to a side
 that already sent its end of file (a client that half-closed, then vanished).
 --metrics serves Prometheus text at http://ADDR/metrics: netkit_forward_* by rule and target

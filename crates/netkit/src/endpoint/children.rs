@@ -1,7 +1,8 @@
-//! The `exec:` children not known to be reaped, so that a forwarder that ends can stop the
-//! ones still running ([`end`]): a connection's child is not killed when its connection
-//! closes (the closed socket is its signal to finish), and one that does not finish would
-//! otherwise outlive the forwarder, an orphan of init. socat stops its `EXEC` child alike.
+//! The `exec:` children: each is reaped when its connection ends, and stopped if it does not
+//! finish on its own soon after ([`retire`]: the closed socket is its signal to finish; one
+//! that reads no input never sees it); the ones not known to be reaped are kept, so that a
+//! forwarder that ends can stop those still running ([`end`]) rather than leave them orphans
+//! of init. socat stops its `EXEC` child alike.
 //!
 //! In a forwarder each child leads a process group of its own ([`own_process_groups`]), and
 //! the whole group is signalled (what the child started goes with it). Only this process's
@@ -38,6 +39,12 @@ pub(super) fn in_own_group() -> bool {
     OWN_GROUPS.load(Ordering::Relaxed)
 }
 
+/// How long a child may run on after its connection closed before [`retire`] sends SIGTERM.
+pub const LINGER: Duration = Duration::from_secs(1);
+
+/// How long after SIGTERM [`retire`] sends SIGKILL.
+pub const KILL_AFTER: Duration = Duration::from_secs(2);
+
 /// How often [`end`] looks whether the children it signalled have exited.
 const POLL: Duration = Duration::from_millis(10);
 
@@ -54,6 +61,27 @@ pub(super) fn reaped(pid: u32) {
 fn live() -> std::sync::MutexGuard<'static, BTreeSet<u32>> {
     LIVE.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Reaps the child of a connection that has ended. One still running [`LINGER`] after that
+/// gets SIGTERM (its process group, where it leads one), and SIGKILL [`KILL_AFTER`] later:
+/// a child that ignores its input (`tail -f`, `sleep`) would otherwise run for as long as the
+/// forwarder does, one more for each connection.
+///
+/// The signals go only to a child not reaped yet, whose id is still this process's: `process`
+/// is reaped here alone, and a wait cut short by a timeout has not reaped it.
+pub(super) async fn retire(mut process: tokio::process::Child, pid: u32) {
+    for (patience, signal) in [(LINGER, Signal::SIGTERM), (KILL_AFTER, Signal::SIGKILL)] {
+        if let Ok(Ok(_)) = tokio::time::timeout(patience, process.wait()).await {
+            reaped(pid);
+            return;
+        }
+        tracing::debug!("exec child {pid} still running {patience:?} on: {signal}");
+        signal_group(Pid::from_raw(pid as i32), signal);
+    }
+    if process.wait().await.is_ok() {
+        reaped(pid);
+    }
 }
 
 /// Stops every child still running: SIGTERM, then SIGKILL to those still running after

@@ -19,10 +19,10 @@ use crate::error::Error;
 
 /// The child behind an `exec:` stream; reaped (never left a zombie) when dropped.
 ///
-/// Dropping it inside a tokio runtime hands the process to a reaper task that waits for it to
-/// exit; the child is not killed (closing the socket is its signal to finish). Call
-/// [`Child::kill`] to stop it at once; a forwarder that ends stops the children still running
-/// with [`super::children::end`].
+/// Dropping it inside a tokio runtime hands the process to a task that waits for it to exit
+/// and stops it if it runs on ([`children::retire`]: SIGTERM [`children::LINGER`] after the
+/// drop, SIGKILL [`children::KILL_AFTER`] later). Call [`Child::kill`] to stop it at once; a
+/// forwarder that ends stops the children still running with [`super::children::end`].
 #[derive(Debug)]
 pub struct Child {
     /// The running child process (`None` once it has been waited for or handed to a reaper).
@@ -73,11 +73,7 @@ impl Drop for Child {
         // Without a runtime, tokio's orphan queue reaps it on a best-effort basis; one still
         // running when the forwarder ends is stopped there ([`children::end`]).
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                if process.wait().await.is_ok() {
-                    children::reaped(pid);
-                }
-            });
+            runtime.spawn(children::retire(*process, pid));
         }
     }
 }

@@ -1952,6 +1952,47 @@ fn forward_exec_children_outlived_the_forwarder() {
     }
 }
 
+/// A connection's `exec:` child that ran on after its connection ended was never stopped:
+/// one more process for each such connection, for as long as the forwarder ran (an audit:
+/// `exec:sleep 1237` still running after its client's reset; socat stops its EXEC child when
+/// the connection closes). Now one still running a moment after its connection ended gets
+/// SIGTERM, and SIGKILL if it ignores that: a child reading no input after a client's reset,
+/// one deaf to SIGTERM, and one that closed its socket, then ran on.
+#[test]
+fn forward_exec_child_ran_on_after_its_connection_ended() {
+    let cases = [
+        ("exec:sh -c 'echo up; exec sleep 1234'", "reset"),
+        (
+            "exec:sh -c 'trap \"\" TERM; echo up; exec sleep 1234'",
+            "deaf, reset",
+        ),
+        ("exec:sh -c 'echo up; exec sleep 1234 <&- >&-'", "closed"),
+    ];
+    for (target, name) in cases {
+        let fw = Forwarder::start(&["forward", "0", target]);
+        let mut client = connect(fw.addr());
+        let mut up = [0u8; 3];
+        client.read_exact(&mut up).unwrap();
+        let children = children_of(fw.pid());
+        assert_eq!(children.len(), 1, "{name}: {children:?}");
+        if name == "closed" {
+            client.shutdown(std::net::Shutdown::Write).unwrap();
+            assert_eq!(next_read(&mut client), Ok(Vec::new()), "{name}");
+            drop(client);
+        } else {
+            abort(client);
+        }
+        let start = std::time::Instant::now();
+        while children.iter().any(|&p| runs(p)) && start.elapsed() < PATIENCE {
+            thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let left: Vec<u32> = children.into_iter().filter(|&p| runs(p)).collect();
+        let (code, _, err) = fw.stop("TERM");
+        assert_eq!(code, 0, "{name}: {err}");
+        assert!(left.is_empty(), "{name}: ran on: {left:?}\n{err}");
+    }
+}
+
 /// A second signal while draining closed the open connections without a record of any of
 /// them (an audit: 3 open connections, SIGTERM twice, stderr had only the warning), where the
 /// drain timeout logs each. Now the second signal ends the drain at once and each
