@@ -1,5 +1,5 @@
 //! The `exec:` children: each is reaped when its connection ends, and stopped if it does not
-//! finish on its own soon after ([`retire`]: the closed socket is its signal to finish; one
+//! finish on its own soon after (`retire`: the closed socket is its signal to finish; one
 //! that reads no input never sees it); the ones not known to be reaped are kept, so that a
 //! forwarder that ends can stop those still running ([`end`]) rather than leave them orphans
 //! of init. socat stops its `EXEC` child alike.
@@ -39,10 +39,10 @@ pub(super) fn in_own_group() -> bool {
     OWN_GROUPS.load(Ordering::Relaxed)
 }
 
-/// How long a child may run on after its connection closed before [`retire`] sends SIGTERM.
+/// How long a child may run on after its connection closed before `retire` sends SIGTERM.
 pub const LINGER: Duration = Duration::from_secs(1);
 
-/// How long after SIGTERM [`retire`] sends SIGKILL.
+/// How long after SIGTERM `retire` sends SIGKILL.
 pub const KILL_AFTER: Duration = Duration::from_secs(2);
 
 /// How often [`end`] looks whether the children it signalled have exited.

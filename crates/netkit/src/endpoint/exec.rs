@@ -20,7 +20,7 @@ use crate::error::Error;
 /// The child behind an `exec:` stream; reaped (never left a zombie) when dropped.
 ///
 /// Dropping it inside a tokio runtime hands the process to a task that waits for it to exit
-/// and stops it if it runs on ([`children::retire`]: SIGTERM [`children::LINGER`] after the
+/// and stops it if it runs on (`children::retire`: SIGTERM [`children::LINGER`] after the
 /// drop, SIGKILL [`children::KILL_AFTER`] later). Call [`Child::kill`] to stop it at once; a
 /// forwarder that ends stops the children still running with [`super::children::end`].
 #[derive(Debug)]
