@@ -36,7 +36,7 @@ pub struct HttpTarget {
     /// The `Host` header: the URL's authority as written, less an IPv6 zone (as curl sends
     /// it: the zone names an interface of this host only).
     pub authority: String,
-    /// Path and query, `/` when the URL has none.
+    /// Path and query, `/` when the URL has no path (`/?q=1` for `http://h?q=1`).
     pub path: String,
 }
 
@@ -135,6 +135,8 @@ fn parse_http(input: &str) -> Result<HttpTarget, ParseError> {
         .map_err(|e: EndpointError| ParseError::new(input, e.kind.to_string()))?;
     let path = match uri.path_and_query().map(|p| p.as_str()) {
         None | Some("") => "/".to_string(),
+        // A query without a path (`http://h?q=1`) asks for `/?q=1`, as curl does.
+        Some(query) if query.starts_with('?') => format!("/{query}"),
         Some(path) => path.to_string(),
     };
     Ok(HttpTarget {
@@ -258,6 +260,8 @@ mod tests {
             (t.authority.as_str(), t.path.as_str(), t.tls),
             ("localhost", "/", true)
         );
+        assert_eq!(http("http://127.0.0.1:8080?q=1").path, "/?q=1");
+        assert_eq!(http("https://h?").path, "/?");
         assert_eq!(
             http("HTTP://127.0.0.1/").endpoint.to_string(),
             "127.0.0.1:80"

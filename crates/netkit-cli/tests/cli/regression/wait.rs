@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use crate::harness::{netkit, privileged, text, Netns, Reserved};
 use crate::lab::{ms, Lab, LabExt, PortTruth};
 use crate::ping_net::iptables;
-use crate::wait_util::NetnsEtc;
+use crate::wait_util::{response, HttpServer, NetnsEtc};
 
 /// The timeout message said only "timed out waiting for X after N s", never why the target was
 /// not ready.
@@ -409,4 +409,32 @@ fn wait_out_of_descriptors_reported_a_timeout() {
             && last.contains("ulimit -n"),
         "{stderr}"
     );
+}
+
+/// `netkit ARGS` without the certificate variables of the caller's environment.
+fn wait(args: &[&str]) -> std::process::Output {
+    netkit()
+        .args(args)
+        .env_remove("SSL_CERT_FILE")
+        .env_remove("SSL_CERT_DIR")
+        .output()
+        .expect("run netkit")
+}
+
+/// A URL with a query but no path (`http://h:p?q=1`) was sent as `GET ?q=1`, which no server
+/// takes, so it was never ready; curl sends `GET /?q=1`.
+#[test]
+fn a_url_with_a_query_but_no_path_was_never_ready() {
+    let server = HttpServer::start("127.0.0.1", vec![response("200 OK", "up\n")]);
+    for (url, want) in [
+        (format!("http://{}?q=1", server.addr), "GET /?q=1 HTTP/1.1"),
+        (format!("http://{}?", server.addr), "GET /? HTTP/1.1"),
+    ] {
+        let out = wait(&["wait", &url, "--timeout", "10s"]);
+        let (code, _, stderr) = text(&out);
+        assert_eq!(code, 0, "{url}: {stderr}");
+        let heads = server.heads();
+        let head = heads.last().expect("a request");
+        assert!(head.starts_with(want), "{url}: {head}");
+    }
 }
