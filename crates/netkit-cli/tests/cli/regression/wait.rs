@@ -438,3 +438,14 @@ fn a_url_with_a_query_but_no_path_was_never_ready() {
         assert!(head.starts_with(want), "{url}: {head}");
     }
 }
+
+/// `--body ''` never matched an empty body (a 204): the body was searched only as data
+/// arrived. Empty text is in every body.
+#[test]
+fn empty_body_text_never_matched_an_empty_body() {
+    let server = HttpServer::start("127.0.0.1", vec![response("204 No Content", "")]);
+    let url = format!("http://{}/", server.addr);
+    let out = wait(&["wait", &url, "--body", "", "--timeout", "10s"]);
+    let (code, _, stderr) = text(&out);
+    assert_eq!(code, 0, "{stderr}");
+}
