@@ -449,3 +449,47 @@ fn empty_body_text_never_matched_an_empty_body() {
     let (code, _, stderr) = text(&out);
     assert_eq!(code, 0, "{stderr}");
 }
+
+/// A target of no known form was answered with the endpoint's list (`exec:COMMAND`, which
+/// wait refuses, and none of wait's own forms); upper-case schemes were refused but for
+/// `HTTP://` (`UNIX:/x` as "not a port number"); `--interval 0` did not name the flag.
+#[test]
+fn wait_target_errors_listed_other_forms_and_refused_upper_case_schemes() {
+    for bad in ["ftp://x/", "http:/x"] {
+        let (code, _, stderr) = text(&wait(&["wait", bad, "--timeout", "1"]));
+        assert_eq!(code, 2, "{bad}: {stderr}");
+        assert!(!stderr.contains("exec:"), "{bad}: {stderr}");
+        for form in [
+            "http://",
+            "https://",
+            "dns:NAME",
+            "file:PATH",
+            "tcp://HOST:PORT",
+        ] {
+            assert!(stderr.contains(form), "{bad}: no {form} in {stderr}");
+        }
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sock = dir.path().join("s");
+    let _unix = std::os::unix::net::UnixListener::bind(&sock).expect("bind unix");
+    for target in [
+        format!("TCP://{addr}"),
+        format!("Tcp://{addr}/"),
+        "DNS:localhost".to_string(),
+        format!("FILE:{}", dir.path().display()),
+        format!("UNIX:{}", sock.display()),
+    ] {
+        let (code, _, stderr) = text(&wait(&["wait", &target, "--timeout", "10s"]));
+        assert_eq!(code, 0, "{target}: {stderr}");
+    }
+    for flag in ["--interval", "--max-interval"] {
+        let (code, _, stderr) = text(&wait(&["wait", "1", flag, "0"]));
+        assert_eq!(code, 2, "{stderr}");
+        assert_eq!(
+            stderr,
+            format!("netkit: {flag} 0: must be longer than zero\n")
+        );
+    }
+}
