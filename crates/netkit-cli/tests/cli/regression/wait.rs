@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use crate::harness::{netkit, privileged, text, Netns, Reserved};
 use crate::lab::{ms, Lab, LabExt, PortTruth};
 use crate::ping_net::iptables;
-use crate::wait_util::{response, HttpServer, NetnsEtc};
+use crate::wait_util::{response, DnsLab, HttpServer, NetnsEtc, Pki, TlsServer};
 
 /// The timeout message said only "timed out waiting for X after N s", never why the target was
 /// not ready.
@@ -492,4 +492,106 @@ fn wait_target_errors_listed_other_forms_and_refused_upper_case_schemes() {
             format!("netkit: {flag} 0: must be longer than zero\n")
         );
     }
+}
+
+/// The reason at the end of the timeout line.
+fn timeout_reason(stderr: &str) -> String {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("timed out waiting for"))
+        .unwrap_or_else(|| panic!("no timeout line in {stderr}"));
+    let why = line.split_once("): ").map(|(_, why)| why).unwrap_or(line);
+    why.to_string()
+}
+
+/// With `--invert`, a server whose certificate netkit does not trust counted as gone, though
+/// it plainly answers: a verdict netkit cannot give is neither ready nor gone.
+#[test]
+fn invert_took_an_untrusted_certificate_for_the_server_gone() {
+    let pki = Pki::new("IP:127.0.0.1");
+    let server = TlsServer::start(&pki);
+    let url = format!("https://127.0.0.1:{}/", server.addr.port());
+    let out = wait(&["wait", "--invert", &url, "--timeout", "1500ms"]);
+    let (code, _, stderr) = text(&out);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(!stderr.contains("is gone"), "{stderr}");
+    assert!(
+        timeout_reason(&stderr).starts_with("TLS error: "),
+        "{stderr}"
+    );
+}
+
+/// With `--invert`, a name lookup that failed for now (the name server unreachable: "temporary
+/// failure in name resolution") counted as the name, or the server behind it, gone; only
+/// NXDOMAIN or no address says that.
+#[test]
+fn invert_took_a_failing_resolver_for_the_name_gone() {
+    if !privileged("wait invert resolver failure") {
+        return;
+    }
+    let ns = Netns::with_loopback("wait-servfail");
+    // Nothing listens on port 53: every query is refused by ICMP.
+    let _etc = NetnsEtc::new(&ns, "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n");
+    for target in ["dns:db.test", "db.test:80", "http://db.test/"] {
+        let out = ns
+            .netkit()
+            .args(["wait", "--invert", target, "--timeout", "2s"])
+            .output()
+            .expect("run");
+        let (code, _, stderr) = text(&out);
+        assert_eq!(code, 1, "{target}: {stderr}");
+        assert!(!stderr.contains("is gone"), "{target}: {stderr}");
+        let why = timeout_reason(&stderr);
+        assert!(why.contains("temporary failure"), "{target}: {why}");
+    }
+    // NXDOMAIN is gone.
+    let lab = DnsLab::start();
+    for target in ["dns:none.test", "none.test:80"] {
+        let out = lab
+            .ns
+            .netkit()
+            .args(["wait", "--invert", target, "--timeout", "10s"])
+            .output()
+            .expect("run");
+        let (code, _, stderr) = text(&out);
+        assert_eq!(code, 0, "{target}: {stderr}");
+    }
+}
+
+/// With `--invert`, a path that could not be checked (permission denied on a parent) counted
+/// as removed; only "no such file" and "not a directory" say that.
+#[test]
+fn invert_took_an_unreadable_path_for_the_file_removed() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let set_mode = |path: &std::path::Path, mode| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod")
+    };
+    set_mode(dir.path(), 0o755);
+    let locked = dir.path().join("locked");
+    std::fs::create_dir(&locked).expect("mkdir");
+    std::fs::write(locked.join("ready"), "").expect("write");
+    set_mode(&locked, 0o700);
+    let target = format!("file:{}/ready", locked.display());
+    let args = ["wait", "--invert", &target, "--timeout", "1500ms"];
+    // As root, run netkit as nobody: root may read any directory.
+    let mut cmd = if nix::unistd::geteuid().is_root() {
+        let mut cmd = std::process::Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
+        cmd.arg(netkit().get_program());
+        cmd
+    } else {
+        set_mode(&locked, 0o000);
+        netkit()
+    };
+    let out = cmd.args(args).output().expect("run");
+    set_mode(&locked, 0o700);
+    let (code, _, stderr) = text(&out);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(timeout_reason(&stderr), "permission denied", "{stderr}");
+    // Not a directory: the file cannot be there.
+    let under_a_file = format!("file:{}/ready/x", locked.display());
+    let out = wait(&["wait", "--invert", &under_a_file, "--timeout", "10s"]);
+    let (code, _, stderr) = text(&out);
+    assert_eq!(code, 0, "{stderr}");
 }
