@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use crate::harness::{netkit, privileged, text, Netns, Reserved};
 use crate::lab::{ms, Lab, LabExt, PortTruth};
 use crate::ping_net::iptables;
-use crate::wait_util::{response, DnsLab, HttpServer, NetnsEtc, Pki, TlsServer};
+use crate::wait_util::{curl, response, DnsLab, HttpServer, NetnsEtc, Pki, TlsServer};
 
 /// The timeout message said only "timed out waiting for X after N s", never why the target was
 /// not ready.
@@ -594,4 +594,59 @@ fn invert_took_an_unreadable_path_for_the_file_removed() {
     let out = wait(&["wait", "--invert", &under_a_file, "--timeout", "10s"]);
     let (code, _, stderr) = text(&out);
     assert_eq!(code, 0, "{stderr}");
+}
+
+/// `--cacert` with the server's own certificate was refused: OpenSSL's default self-signed
+/// certificate (`CA:TRUE`) with a Debug dump, `invalid certificate:
+/// Other(OtherError(CaUsedAsEndEntity))`, and a CA-issued leaf as "unknown issuer"; curl takes
+/// both. A certificate given is now trusted as it is, for its names and dates; and reasons
+/// are words.
+#[test]
+fn cacert_refused_the_servers_own_certificate_with_a_debug_dump() {
+    let own = Pki::self_signed("IP:127.0.0.1");
+    let issued = Pki::new("IP:127.0.0.1");
+    for pki in [&own, &issued] {
+        let server = TlsServer::start(pki);
+        let url = format!("https://127.0.0.1:{}/", server.addr.port());
+        let pem = pki.file("server.pem");
+        let out = wait(&["wait", &url, "--cacert", &pem, "--timeout", "10s"]);
+        let (code, _, stderr) = text(&out);
+        assert_eq!(code, 0, "{stderr}");
+        assert_eq!(curl(&url, &["--cacert", &pem]), 0);
+        // The right certificate for another name is still refused.
+        let named = format!("https://localhost:{}/", server.addr.port());
+        let out = wait(&["wait", &named, "--cacert", &pem, "--timeout", "1500ms"]);
+        let (code, _, stderr) = text(&out);
+        assert_eq!(code, 1, "{stderr}");
+        assert_eq!(
+            timeout_reason(&stderr),
+            "TLS error: certificate is for 127.0.0.1, not localhost"
+        );
+    }
+    let server = TlsServer::start(&own);
+    let url = format!("https://127.0.0.1:{}/", server.addr.port());
+    let out = wait(&["wait", &url, "--timeout", "1500ms"]);
+    let (code, _, stderr) = text(&out);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(
+        timeout_reason(&stderr),
+        "TLS error: self-signed certificate"
+    );
+    // A CA certificate given as a CA is not the server's certificate.
+    let server = TlsServer::start(&issued);
+    let url = format!("https://127.0.0.1:{}/", server.addr.port());
+    let out = wait(&[
+        "wait",
+        &url,
+        "--cacert",
+        &own.file("server.pem"),
+        "--timeout",
+        "1500ms",
+    ]);
+    let (code, _, stderr) = text(&out);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(
+        timeout_reason(&stderr),
+        "TLS error: certificate signed by an unknown authority (use --cacert FILE or --insecure)"
+    );
 }
