@@ -50,15 +50,22 @@ pub struct Args {
     #[arg(long, value_name = "DUR", value_parser = parse::duration, default_value = "120s")]
     pub timeout: Duration,
     /// Time between the first attempts.
-    #[arg(long, value_name = "DUR", value_parser = parse::positive_duration, default_value = "250ms")]
+    #[arg(long, value_name = "DUR", value_parser = positive("--interval"), default_value = "250ms")]
     pub interval: Duration,
     /// Longest time between attempts once backing off [default: 2s, or --interval if longer].
-    #[arg(long, value_name = "DUR", value_parser = parse::positive_duration)]
+    #[arg(long, value_name = "DUR", value_parser = positive("--max-interval"))]
     pub max_interval: Option<Duration>,
     /// Ready when any one target is (default: all of them).
     #[arg(long)]
     pub any: bool,
     /// Wait until the targets are NOT ready: a port freed, a server gone, a file removed.
+    ///
+    /// Gone is what the service answers when not ready (refused, reset, a status not in
+    /// --status, a body without --body, no HTTP, NXDOMAIN or no address, no such file, not a
+    /// directory) or a connect unanswered for 8 s. What netkit cannot judge is neither ready
+    /// nor gone, and the wait goes on: a certificate it does not trust, a name lookup failing
+    /// for now (SERVFAIL, REFUSED, no name server answering), a path it may not check
+    /// (permission denied, an I/O error), a Unix server too busy to accept.
     #[arg(long)]
     pub invert: bool,
     /// HTTP status codes that count as ready: codes, ranges, classes [default: 200-399].
@@ -76,6 +83,15 @@ pub struct Args {
     /// Command to run once ready; netkit exits with its status.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+/// A duration above zero for `flag`, whose errors name the flag (`--interval 0: must be
+/// longer than zero`), as `--timeout -1`'s do.
+fn positive(flag: &'static str) -> impl Fn(&str) -> Result<Duration, ParseError> + Clone {
+    move |text| {
+        parse::positive_duration(text)
+            .map_err(|e| ParseError::new(format!("{flag} {text}"), e.kind.to_string()))
+    }
 }
 
 /// Runs the wait, then the command if one was given and the wait succeeded.

@@ -312,3 +312,32 @@ impl Drop for NetnsEtc {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+impl Pki {
+    /// A server certificate made as `openssl req -x509` makes one by default: self-signed
+    /// and, as OpenSSL's default configuration marks it, `CA:TRUE`; for the subject
+    /// alternative names `san`. Its files are named as [`Pki::new`]'s (`server.pem`,
+    /// `server.key`), so [`TlsServer::start`] serves it.
+    pub fn self_signed(san: &str) -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name).display().to_string();
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &path("server.key"),
+            "-out",
+            &path("server.pem"),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            &format!("subjectAltName={san}"),
+        ]);
+        Pki { dir }
+    }
+}

@@ -1,5 +1,7 @@
-//! What one attempt found out about a target: up (and how), or down (and why). The reason a
-//! wait is not over yet is the last finding: a down one normally, an up one with `--invert`.
+//! What one attempt found out about a target: up (and how), down (and why), or nothing netkit
+//! can judge (a certificate it does not trust, a resolver failing for now, a path it may not
+//! check): see [`Verdict`]. The reason a wait is not over yet is the last finding: a down one
+//! normally, an up one with `--invert`, or one that could not judge.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -24,8 +26,12 @@ pub enum Finding {
     /// A Unix server is there but its accept queue stayed full for the attempt's bound: not
     /// ready, and not gone either.
     QueueFull,
-    /// The host name did not resolve; the resolver's reason.
+    /// The host name does not exist, or has no address (NXDOMAIN, no data); the resolver's
+    /// reason.
     Unresolved(String),
+    /// The name lookup failed for now (SERVFAIL, REFUSED, no name server answered, timed
+    /// out): nothing is known of the name.
+    LookupFailed(String),
     /// The name resolved, but not to the expected address.
     ResolvesElsewhere {
         /// What it resolved to, sorted.
@@ -42,15 +48,20 @@ pub enum Finding {
         /// The text that was looked for.
         text: String,
     },
-    /// The TLS handshake failed: `unknown issuer`, `certificate expired`, ...
+    /// The TLS handshake failed: a closed connection, a peer that does not speak TLS, ...
     Tls(String),
+    /// The server's certificate is not trusted (`self-signed certificate`, `certificate
+    /// expired`, ...): the server is there, but netkit cannot say it is the one asked for.
+    Untrusted(String),
     /// The HTTP exchange failed: a malformed answer, a connection closed early.
     Http(String),
     /// No HTTP answer within the attempt's bound.
     NoResponse,
     /// The path does not exist.
     Missing,
-    /// The path could not be checked (`permission denied`, `not a directory`).
+    /// A component of the path is not a directory: the path cannot exist.
+    NotADirectory,
+    /// The path could not be checked (`permission denied`, an I/O error).
     Unchecked(String),
     /// The deadline passed before any attempt finished.
     NoAnswer,
@@ -60,7 +71,35 @@ pub enum Finding {
     OutOfDescriptors(i32),
 }
 
+/// What a finding says of the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// It is there: ready, or not gone with `--invert`.
+    Up,
+    /// It answered not ready, or is not there: refused, a wrong status, NXDOMAIN, no such
+    /// file. Gone, with `--invert`.
+    Down,
+    /// Netkit could not judge: neither ready nor gone (an untrusted certificate, a resolver
+    /// failing for now, a path it may not check, a full accept queue).
+    Unknown,
+}
+
 impl Finding {
+    /// What this finding says of the service. (A connect that timed out is [`Verdict::Down`]
+    /// here; `--invert` takes it for gone only after the longest connect.)
+    pub fn verdict(&self) -> Verdict {
+        match self {
+            _ if self.is_up() => Verdict::Up,
+            Finding::Untrusted(_)
+            | Finding::LookupFailed(_)
+            | Finding::Unchecked(_)
+            | Finding::QueueFull
+            | Finding::NoAnswer
+            | Finding::OutOfDescriptors(_) => Verdict::Unknown,
+            _ => Verdict::Down,
+        }
+    }
+
     /// Whether the target was up (ready, unless the wait is inverted).
     pub fn is_up(&self) -> bool {
         matches!(
@@ -96,7 +135,9 @@ impl fmt::Display for Finding {
             Finding::Answers(code) => write!(f, "answers HTTP {code}"),
             Finding::Exists => f.write_str("exists"),
             Finding::Resolves(found) => write!(f, "resolves to {}", List(found)),
-            Finding::ConnectFailed(why) | Finding::Unresolved(why) => f.write_str(why),
+            Finding::ConnectFailed(why) | Finding::Unresolved(why) | Finding::LookupFailed(why) => {
+                f.write_str(why)
+            }
             Finding::ConnectTimedOut => f.write_str("connect timed out"),
             Finding::QueueFull => {
                 f.write_str("accept queue full (the server is there but not accepting)")
@@ -108,10 +149,11 @@ impl fmt::Display for Finding {
             Finding::BodyLacks { status, text } => {
                 write!(f, "HTTP {status} but the body lacks {text:?}")
             }
-            Finding::Tls(why) => write!(f, "TLS error: {why}"),
+            Finding::Tls(why) | Finding::Untrusted(why) => write!(f, "TLS error: {why}"),
             Finding::Http(why) => write!(f, "HTTP error: {why}"),
             Finding::NoResponse => f.write_str("no HTTP response in time"),
             Finding::Missing => f.write_str("no such file or directory"),
+            Finding::NotADirectory => f.write_str("not a directory"),
             Finding::Unchecked(why) => f.write_str(why),
             Finding::NoAnswer => f.write_str("no answer"),
             Finding::OutOfDescriptors(errno) => {
@@ -147,7 +189,11 @@ impl Finding {
     pub(super) fn of_connect_error(err: &Error) -> Finding {
         match err {
             Error::Resolve { host, why } => {
-                Finding::Unresolved(format!("cannot resolve {host}: {}", resolver_reason(why)))
+                let said = format!("cannot resolve {host}: {}", resolver_reason(why));
+                match no_such_name(why) {
+                    true => Finding::Unresolved(said),
+                    false => Finding::LookupFailed(said),
+                }
             }
             Error::Io { source, .. } if crate::endpoint::AcceptQueueFull::is(source) => {
                 Finding::QueueFull
@@ -166,6 +212,21 @@ impl Finding {
 
 fn is_out_of_descriptors(err: &std::io::Error) -> bool {
     crate::sys::shortage(err) == Some(crate::sys::Shortage::Descriptors)
+}
+
+/// Whether the resolver's answer says the name has no address: it does not exist
+/// (`EAI_NONAME`: NXDOMAIN) or has no address (`EAI_NODATA`, or no address at all). Anything
+/// else (`EAI_AGAIN`: SERVFAIL, REFUSED, no answer; `EAI_FAIL`; a system error) says nothing
+/// of the name.
+fn no_such_name(why: &str) -> bool {
+    use nix::libc::{gai_strerror, EAI_NODATA, EAI_NONAME};
+    let why = why.trim_start_matches("failed to lookup address information: ");
+    let said = |code| {
+        // SAFETY: gai_strerror returns a pointer to a static NUL-terminated string.
+        let text = unsafe { std::ffi::CStr::from_ptr(gai_strerror(code)) };
+        text.to_string_lossy().eq_ignore_ascii_case(why)
+    };
+    why == "no addresses" || said(EAI_NONAME) || said(EAI_NODATA)
 }
 
 /// The resolver's own words (`name or service not known`), without the standard library's

@@ -83,7 +83,20 @@ async fn handshake(
     tokio_rustls::TlsConnector::from(config)
         .connect(name, stream)
         .await
-        .map_err(|err| Finding::Tls(describe_tls_io(&err)))
+        .map_err(|err| tls_failure(&err))
+}
+
+/// A failed handshake: [`Finding::Untrusted`] when the certificate was not trusted (the
+/// server is there), [`Finding::Tls`] otherwise.
+fn tls_failure(err: &std::io::Error) -> Finding {
+    let untrusted = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+        .is_some_and(|e| matches!(e, rustls::Error::InvalidCertificate(_)));
+    match untrusted {
+        true => Finding::Untrusted(describe_tls_io(err)),
+        false => Finding::Tls(describe_tls_io(err)),
+    }
 }
 
 fn describe_tls_io(err: &std::io::Error) -> String {
@@ -143,6 +156,10 @@ async fn judge(response: Response<Incoming>, check: &HttpCheck) -> Finding {
     let Some(text) = &check.body else {
         return Finding::Answers(status);
     };
+    // Empty text is in every body, an empty one too (which has no data to feed).
+    if text.is_empty() {
+        return Finding::Answers(status);
+    }
     let mut search = BodySearch::new(text.as_bytes());
     let mut body = response.into_body();
     while let Some(frame) = body.frame().await {

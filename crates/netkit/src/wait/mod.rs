@@ -258,7 +258,9 @@ impl Watch {
     /// Sends every attempt's finding; stops once ready or when nobody listens any more. A
     /// connect or an HTTP answer that timed out gets a longer bound next time; with `invert` every connect gets
     /// the longest (but a Unix socket's), and only a timeout that had all of it means gone; a
-    /// Unix server with a full accept queue is neither ready nor gone. A TCP connect that
+    /// finding of [`finding::Verdict::Unknown`] (a Unix server with a full accept queue, an
+    /// untrusted certificate, a resolver failing for now, a path that cannot be checked) is
+    /// neither ready nor gone. A TCP connect that
     /// timed out goes on beside the next attempts (`linger`), unless with `invert`.
     async fn run(self, found: mpsc::UnboundedSender<Found>) {
         let started = Instant::now();
@@ -287,9 +289,14 @@ impl Watch {
                 Finding::ConnectTimedOut if self.invert => {
                     left.is_none_or(|left| left >= backoff::LONGEST_CONNECT)
                 }
-                // A live server, too busy to accept: neither ready nor gone.
-                Finding::QueueFull => false,
-                _ => finding.is_up() != self.invert,
+                // Up is ready, down is gone with `invert`; a finding that cannot judge (an
+                // untrusted certificate, a resolver failing for now, a busy Unix server) is
+                // neither.
+                _ => match finding.verdict() {
+                    finding::Verdict::Up => !self.invert,
+                    finding::Verdict::Down => self.invert,
+                    finding::Verdict::Unknown => false,
+                },
             };
             bounds = bounds.after(&finding);
             if found.send((self.index, finding, ready)).is_err() || ready {

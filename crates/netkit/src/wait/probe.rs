@@ -38,7 +38,7 @@ impl Probe {
             }
             Target::Dns(dns) => tokio::time::timeout(cap(ANSWER_BOUND), resolve(dns))
                 .await
-                .unwrap_or_else(|_| Finding::Unresolved("name lookup timed out".into())),
+                .unwrap_or_else(|_| Finding::LookupFailed("name lookup timed out".into())),
             Target::File(path) => tokio::time::timeout(cap(ANSWER_BOUND), exists(path.clone()))
                 .await
                 .unwrap_or_else(|_| Finding::Unchecked("the file system did not answer".into())),
@@ -67,6 +67,7 @@ async fn exists(path: std::path::PathBuf) -> Finding {
     match tokio::task::spawn_blocking(move || std::fs::metadata(path)).await {
         Ok(Ok(_)) => Finding::Exists,
         Ok(Err(err)) if err.kind() == std::io::ErrorKind::NotFound => Finding::Missing,
+        Ok(Err(err)) if err.kind() == std::io::ErrorKind::NotADirectory => Finding::NotADirectory,
         Ok(Err(err)) => Finding::Unchecked(crate::error::describe_io(&err)),
         Err(join) => Finding::Unchecked(join.to_string()),
     }

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use crate::endpoint::{Endpoint, EndpointError};
+use crate::endpoint::{Endpoint, EndpointError, EndpointErrorKind};
 use crate::error::ParseError;
 use crate::target::is_host_name;
 
@@ -36,7 +36,7 @@ pub struct HttpTarget {
     /// The `Host` header: the URL's authority as written, less an IPv6 zone (as curl sends
     /// it: the zone names an interface of this host only).
     pub authority: String,
-    /// Path and query, `/` when the URL has none.
+    /// Path and query, `/` when the URL has no path (`/?q=1` for `http://h?q=1`).
     pub path: String,
 }
 
@@ -70,34 +70,51 @@ impl Target {
     }
 }
 
+/// What `wait` takes, for errors that name the input's form as none of them.
+const FORMS: &str = "expected PORT, HOST:PORT, [V6]:PORT, tcp://HOST:PORT, unix:PATH, \
+                     unix:@NAME, http://URL, https://URL, dns:NAME or file:PATH";
+
 impl FromStr for Target {
     type Err = ParseError;
 
+    /// Schemes are taken in any case, as URLs' are (`HTTP://`, `TCP://`, `DNS:`, `UNIX:`).
     fn from_str(input: &str) -> Result<Self, ParseError> {
-        let lower = input.get(..8).unwrap_or(input).to_ascii_lowercase();
-        if lower.starts_with("http://") || lower.starts_with("https://") {
-            return parse_http(input).map(Target::Http);
+        let (scheme, rest) = input.split_once(':').unwrap_or((input, ""));
+        let url = rest.starts_with("//");
+        match scheme.to_ascii_lowercase().as_str() {
+            "http" | "https" if url => return parse_http(input).map(Target::Http),
+            "tcp" if url => return parse_tcp_url(input, &rest[2..]).map(Target::Connect),
+            "http" | "https" | "tcp" => {
+                let why = format!("expected {scheme}://HOST...; {FORMS}");
+                return Err(ParseError::new(input, why));
+            }
+            "dns" => return parse_dns(input, rest).map(Target::Dns),
+            "file" => return parse_file(input, rest).map(Target::File),
+            "unix" => return parse_endpoint(input, &format!("unix:{rest}")),
+            _ => {}
         }
-        if let Some(rest) = input.strip_prefix("dns:") {
-            return parse_dns(input, rest).map(Target::Dns);
+        parse_endpoint(input, input)
+    }
+}
+
+/// An endpoint (`text`, `input` with its scheme in lower case) that wait can connect to.
+fn parse_endpoint(input: &str, text: &str) -> Result<Target, ParseError> {
+    let endpoint = text.parse::<Endpoint>().map_err(|e| match e.kind {
+        EndpointErrorKind::UnknownScheme { scheme, note } => {
+            ParseError::new(input, format!("unknown scheme '{scheme}:'{note}; {FORMS}"))
         }
-        if let Some(rest) = input.strip_prefix("file:") {
-            return parse_file(input, rest).map(Target::File);
-        }
-        if let Some(rest) = input.strip_prefix("tcp://") {
-            return parse_tcp_url(input, rest).map(Target::Connect);
-        }
-        match input.parse::<Endpoint>()? {
-            Endpoint::Exec(_) => Err(ParseError::new(
-                input,
-                "exec: endpoints cannot be waited for",
-            )),
-            Endpoint::Udp { .. } => Err(ParseError::new(
-                input,
-                "udp: endpoints cannot be waited for (UDP has no connection to wait for)",
-            )),
-            endpoint => Ok(Target::Connect(endpoint)),
-        }
+        kind => ParseError::new(input, kind.to_string()),
+    })?;
+    match endpoint {
+        Endpoint::Exec(_) => Err(ParseError::new(
+            input,
+            "exec: endpoints cannot be waited for",
+        )),
+        Endpoint::Udp { .. } => Err(ParseError::new(
+            input,
+            "udp: endpoints cannot be waited for (UDP has no connection to wait for)",
+        )),
+        endpoint => Ok(Target::Connect(endpoint)),
     }
 }
 
@@ -135,6 +152,8 @@ fn parse_http(input: &str) -> Result<HttpTarget, ParseError> {
         .map_err(|e: EndpointError| ParseError::new(input, e.kind.to_string()))?;
     let path = match uri.path_and_query().map(|p| p.as_str()) {
         None | Some("") => "/".to_string(),
+        // A query without a path (`http://h?q=1`) asks for `/?q=1`, as curl does.
+        Some(query) if query.starts_with('?') => format!("/{query}"),
         Some(path) => path.to_string(),
     };
     Ok(HttpTarget {
@@ -258,6 +277,8 @@ mod tests {
             (t.authority.as_str(), t.path.as_str(), t.tls),
             ("localhost", "/", true)
         );
+        assert_eq!(http("http://127.0.0.1:8080?q=1").path, "/?q=1");
+        assert_eq!(http("https://h?").path, "/?");
         assert_eq!(
             http("HTTP://127.0.0.1/").endpoint.to_string(),
             "127.0.0.1:80"

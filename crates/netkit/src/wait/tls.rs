@@ -1,6 +1,6 @@
 //! TLS for `https://` targets (rustls with the ring provider): whom to trust (the system's
 //! roots, a CA file, or nobody checked with `--insecure`) and how a failed handshake reads
-//! (`unknown issuer`, `certificate expired`, ...).
+//! (`self-signed certificate`, `certificate expired`, ...).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -34,11 +34,16 @@ pub fn client_config(trust: &Trust) -> Result<Arc<ClientConfig>, Error> {
         .map_err(|e| Error::io("set up TLS", std::io::Error::other(e)))?;
     let mut config = match trust {
         Trust::System => builder
-            .with_root_certificates(system_roots())
+            .dangerous()
+            .with_custom_certificate_verifier(Given::new(system_roots(), Vec::new(), &provider)?)
             .with_no_client_auth(),
-        Trust::CaFile(path) => builder
-            .with_root_certificates(file_roots(path)?)
-            .with_no_client_auth(),
+        Trust::CaFile(path) => {
+            let (roots, given) = file_roots(path)?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Given::new(roots, given, &provider)?)
+                .with_no_client_auth()
+        }
         Trust::Insecure => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
@@ -64,7 +69,8 @@ fn system_roots() -> RootCertStore {
     roots
 }
 
-fn file_roots(path: &PathBuf) -> Result<RootCertStore, Error> {
+/// The CAs of the file, and its certificates as given (a server may present one of them).
+fn file_roots(path: &PathBuf) -> Result<(RootCertStore, Vec<CertificateDer<'static>>), Error> {
     let shown = path.display().to_string();
     let unreadable = |e: rustls::pki_types::pem::Error| {
         let why = match e {
@@ -78,11 +84,11 @@ fn file_roots(path: &PathBuf) -> Result<RootCertStore, Error> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(unreadable)?;
     let mut roots = RootCertStore::empty();
-    let (added, _) = roots.add_parsable_certificates(certs);
+    let (added, _) = roots.add_parsable_certificates(certs.iter().cloned());
     if added == 0 {
         return Err(ParseError::new(shown, "no usable CA certificate in the file").into());
     }
-    Ok(roots)
+    Ok((roots, certs))
 }
 
 /// The name the certificate must be valid for: the URL's host.
@@ -107,7 +113,9 @@ pub(crate) fn server_name(endpoint: &Endpoint) -> Option<ServerName<'static>> {
 pub(crate) fn describe(err: &rustls::Error) -> String {
     match err {
         rustls::Error::InvalidCertificate(cert) => describe_certificate(cert),
-        rustls::Error::AlertReceived(alert) => format!("the server sent alert {alert:?}"),
+        rustls::Error::AlertReceived(alert) => {
+            format!("the server sent alert \"{}\"", words(&format!("{alert:?}")))
+        }
         rustls::Error::InvalidMessage(_) => "corrupt message from the server (not TLS?)".into(),
         other => other.to_string(),
     }
@@ -116,17 +124,214 @@ pub(crate) fn describe(err: &rustls::Error) -> String {
 fn describe_certificate(err: &CertificateError) -> String {
     use CertificateError as C;
     match err {
-        C::UnknownIssuer => "unknown issuer".into(),
+        C::UnknownIssuer => {
+            "certificate signed by an unknown authority (use --cacert FILE or --insecure)".into()
+        }
+        C::Other(other) if other.0.is::<SelfSigned>() => "self-signed certificate".into(),
+        C::Other(other) if is_ca_used_as_end_entity(other) => {
+            "CA certificate used as the server's certificate".into()
+        }
         C::Expired | C::ExpiredContext { .. } => "certificate expired".into(),
         C::NotValidYet | C::NotValidYetContext { .. } => "certificate not valid yet".into(),
         C::NotValidForName => "certificate not valid for this host".into(),
-        C::NotValidForNameContext { .. } => err.to_string(),
+        C::NotValidForNameContext {
+            expected,
+            presented,
+        } => {
+            let names: Vec<&str> = presented.iter().filter_map(|p| presented_name(p)).collect();
+            match names.is_empty() {
+                true => format!("certificate has no name, not {}", expected.to_str()),
+                false => format!(
+                    "certificate is for {}, not {}",
+                    names.join(", "),
+                    expected.to_str()
+                ),
+            }
+        }
         C::BadSignature => "bad certificate signature".into(),
         C::Revoked => "certificate revoked".into(),
         C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
             "certificate not meant for TLS servers".into()
         }
-        other => format!("invalid certificate: {other}"),
+        _ => "invalid certificate".into(),
+    }
+}
+
+/// `handshake failure` from rustls's `HandshakeFailure`.
+fn words(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_ascii_uppercase() && !out.is_empty() {
+            out.push(' ');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+/// `other.test` from webpki's `DnsName("other.test")`, `127.0.0.1` from
+/// `IpAddress(127.0.0.1)`; none for other kinds of names.
+fn presented_name(presented: &str) -> Option<&str> {
+    let dns = presented
+        .strip_prefix("DnsName(\"")
+        .and_then(|n| n.strip_suffix("\")"));
+    let ip = || {
+        presented
+            .strip_prefix("IpAddress(")
+            .and_then(|n| n.strip_suffix(')'))
+    };
+    dns.or_else(ip)
+}
+
+/// webpki's `CaUsedAsEndEntity`, which rustls passes on as an [`rustls::OtherError`] whose
+/// text is the variant's name.
+fn is_ca_used_as_end_entity(other: &rustls::OtherError) -> bool {
+    other.to_string() == "CaUsedAsEndEntity"
+}
+
+/// The error of a server certificate that signed itself and is not trusted.
+#[derive(Debug, thiserror::Error)]
+#[error("self-signed certificate")]
+struct SelfSigned;
+
+/// The system's roots or `--cacert`'s CAs (webpki), and a server certificate byte-identical to
+/// one of `--cacert`'s trusted as given, as curl's partial chains trust it: only its names and
+/// dates are checked. An untrusted certificate that signed itself is said to be
+/// ([`SelfSigned`]).
+#[derive(Debug)]
+struct Given {
+    webpki: Arc<rustls::client::WebPkiServerVerifier>,
+    given: Vec<CertificateDer<'static>>,
+}
+
+impl Given {
+    fn new(
+        roots: RootCertStore,
+        given: Vec<CertificateDer<'static>>,
+        provider: &Arc<CryptoProvider>,
+    ) -> Result<Arc<Given>, Error> {
+        let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .map_err(|e| Error::io("set up TLS", std::io::Error::other(e)))?;
+        Ok(Arc::new(Given { webpki, given }))
+    }
+}
+
+impl ServerCertVerifier for Given {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let err = match self.webpki.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Ok(verified) => return Ok(verified),
+            Err(err) => err,
+        };
+        let judged_past_dates = match &err {
+            rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => true,
+            rustls::Error::InvalidCertificate(CertificateError::Other(other)) => {
+                is_ca_used_as_end_entity(other)
+            }
+            _ => false,
+        };
+        if !judged_past_dates {
+            return Err(err);
+        }
+        // webpki checks the certificate's own dates before its basic constraints and its
+        // issuer: with these errors, its dates are right.
+        if self.given.iter().any(|c| c.as_ref() == end_entity.as_ref()) {
+            let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
+            rustls::client::verify_server_name(&cert, server_name)?;
+            return Ok(ServerCertVerified::assertion());
+        }
+        if der::self_issued(end_entity.as_ref()) {
+            let other = rustls::OtherError(Arc::new(SelfSigned));
+            return Err(CertificateError::Other(other).into());
+        }
+        Err(err)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
+}
+
+/// Just enough DER to compare a certificate's issuer with its subject.
+mod der {
+    /// One TLV: its tag, its whole encoding, its content, and the input after it.
+    type Tlv<'a> = (u8, &'a [u8], &'a [u8], &'a [u8]);
+
+    /// The TLV at the start of `input`.
+    fn tlv(input: &[u8]) -> Option<Tlv<'_>> {
+        let (&tag, rest) = input.split_first()?;
+        let (&first, rest) = rest.split_first()?;
+        let (len, rest) = match first {
+            n if n < 0x80 => (usize::from(n), rest),
+            n => {
+                let bytes = usize::from(n & 0x7f);
+                if bytes == 0 || bytes > 4 || rest.len() < bytes {
+                    return None;
+                }
+                let len = rest[..bytes]
+                    .iter()
+                    .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+                (len, &rest[bytes..])
+            }
+        };
+        if rest.len() < len {
+            return None;
+        }
+        let header = input.len() - rest.len();
+        Some((tag, &input[..header + len], &rest[..len], &rest[len..]))
+    }
+
+    /// Whether the certificate names itself as its issuer.
+    pub(super) fn self_issued(cert: &[u8]) -> bool {
+        let fields = || {
+            let (_, _, certificate, _) = tlv(cert)?;
+            let (_, _, tbs, _) = tlv(certificate)?;
+            let (tag, _, _, mut rest) = tlv(tbs)?;
+            if tag != 0xa0 {
+                rest = tbs; // no version: a v1 certificate
+            }
+            let (_, _, _, rest) = tlv(rest)?; // serial number
+            let (_, _, _, rest) = tlv(rest)?; // signature algorithm
+            let (_, issuer, _, rest) = tlv(rest)?;
+            let (_, _, _, rest) = tlv(rest)?; // validity
+            let (_, subject, _, _) = tlv(rest)?;
+            Some(issuer == subject)
+        };
+        fields().unwrap_or(false)
     }
 }
 
@@ -208,7 +413,16 @@ mod tests {
         let expired = rustls::Error::InvalidCertificate(CertificateError::Expired);
         assert_eq!(describe(&expired), "certificate expired");
         let unknown = rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer);
-        assert_eq!(describe(&unknown), "unknown issuer");
+        assert_eq!(
+            describe(&unknown),
+            "certificate signed by an unknown authority (use --cacert FILE or --insecure)"
+        );
+        assert_eq!(
+            presented_name("DnsName(\"other.test\")"),
+            Some("other.test")
+        );
+        assert_eq!(presented_name("IpAddress(::1)"), Some("::1"));
+        assert_eq!(presented_name("DirectoryName"), None);
     }
 
     #[test]

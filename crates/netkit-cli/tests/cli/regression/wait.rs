@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use crate::harness::{netkit, privileged, text, Netns, Reserved};
 use crate::lab::{ms, Lab, LabExt, PortTruth};
 use crate::ping_net::iptables;
-use crate::wait_util::NetnsEtc;
+use crate::wait_util::{curl, response, DnsLab, HttpServer, NetnsEtc, Pki, TlsServer};
 
 /// The timeout message said only "timed out waiting for X after N s", never why the target was
 /// not ready.
@@ -408,5 +408,245 @@ fn wait_out_of_descriptors_reported_a_timeout() {
         last.starts_with(&format!("netkit: wait for {url}: too many open files; "))
             && last.contains("ulimit -n"),
         "{stderr}"
+    );
+}
+
+/// `netkit ARGS` without the certificate variables of the caller's environment.
+fn wait(args: &[&str]) -> std::process::Output {
+    netkit()
+        .args(args)
+        .env_remove("SSL_CERT_FILE")
+        .env_remove("SSL_CERT_DIR")
+        .output()
+        .expect("run netkit")
+}
+
+/// A URL with a query but no path (`http://h:p?q=1`) was sent as `GET ?q=1`, which no server
+/// takes, so it was never ready; curl sends `GET /?q=1`.
+#[test]
+fn a_url_with_a_query_but_no_path_was_never_ready() {
+    let server = HttpServer::start("127.0.0.1", vec![response("200 OK", "up\n")]);
+    for (url, want) in [
+        (format!("http://{}?q=1", server.addr), "GET /?q=1 HTTP/1.1"),
+        (format!("http://{}?", server.addr), "GET /? HTTP/1.1"),
+    ] {
+        let out = wait(&["wait", &url, "--timeout", "10s"]);
+        let (code, _, stderr) = text(&out);
+        assert_eq!(code, 0, "{url}: {stderr}");
+        let heads = server.heads();
+        let head = heads.last().expect("a request");
+        assert!(head.starts_with(want), "{url}: {head}");
+    }
+}
+
+/// `--body ''` never matched an empty body (a 204): the body was searched only as data
+/// arrived. Empty text is in every body.
+#[test]
+fn empty_body_text_never_matched_an_empty_body() {
+    let server = HttpServer::start("127.0.0.1", vec![response("204 No Content", "")]);
+    let url = format!("http://{}/", server.addr);
+    let out = wait(&["wait", &url, "--body", "", "--timeout", "10s"]);
+    let (code, _, stderr) = text(&out);
+    assert_eq!(code, 0, "{stderr}");
+}
+
+/// A target of no known form was answered with the endpoint's list (`exec:COMMAND`, which
+/// wait refuses, and none of wait's own forms); upper-case schemes were refused but for
+/// `HTTP://` (`UNIX:/x` as "not a port number"); `--interval 0` did not name the flag.
+#[test]
+fn wait_target_errors_listed_other_forms_and_refused_upper_case_schemes() {
+    for bad in ["ftp://x/", "http:/x"] {
+        let (code, _, stderr) = text(&wait(&["wait", bad, "--timeout", "1"]));
+        assert_eq!(code, 2, "{bad}: {stderr}");
+        assert!(!stderr.contains("exec:"), "{bad}: {stderr}");
+        for form in [
+            "http://",
+            "https://",
+            "dns:NAME",
+            "file:PATH",
+            "tcp://HOST:PORT",
+        ] {
+            assert!(stderr.contains(form), "{bad}: no {form} in {stderr}");
+        }
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sock = dir.path().join("s");
+    let _unix = std::os::unix::net::UnixListener::bind(&sock).expect("bind unix");
+    for target in [
+        format!("TCP://{addr}"),
+        format!("Tcp://{addr}/"),
+        "DNS:localhost".to_string(),
+        format!("FILE:{}", dir.path().display()),
+        format!("UNIX:{}", sock.display()),
+    ] {
+        let (code, _, stderr) = text(&wait(&["wait", &target, "--timeout", "10s"]));
+        assert_eq!(code, 0, "{target}: {stderr}");
+    }
+    for flag in ["--interval", "--max-interval"] {
+        let (code, _, stderr) = text(&wait(&["wait", "1", flag, "0"]));
+        assert_eq!(code, 2, "{stderr}");
+        assert_eq!(
+            stderr,
+            format!("netkit: {flag} 0: must be longer than zero\n")
+        );
+    }
+}
+
+/// The reason at the end of the timeout line.
+fn timeout_reason(stderr: &str) -> String {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("timed out waiting for"))
+        .unwrap_or_else(|| panic!("no timeout line in {stderr}"));
+    let why = line.split_once("): ").map(|(_, why)| why).unwrap_or(line);
+    why.to_string()
+}
+
+/// With `--invert`, a server whose certificate netkit does not trust counted as gone, though
+/// it plainly answers: a verdict netkit cannot give is neither ready nor gone.
+#[test]
+fn invert_took_an_untrusted_certificate_for_the_server_gone() {
+    let pki = Pki::new("IP:127.0.0.1");
+    let server = TlsServer::start(&pki);
+    let url = format!("https://127.0.0.1:{}/", server.addr.port());
+    let out = wait(&["wait", "--invert", &url, "--timeout", "1500ms"]);
+    let (code, _, stderr) = text(&out);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(!stderr.contains("is gone"), "{stderr}");
+    assert!(
+        timeout_reason(&stderr).starts_with("TLS error: "),
+        "{stderr}"
+    );
+}
+
+/// With `--invert`, a name lookup that failed for now (the name server unreachable: "temporary
+/// failure in name resolution") counted as the name, or the server behind it, gone; only
+/// NXDOMAIN or no address says that.
+#[test]
+fn invert_took_a_failing_resolver_for_the_name_gone() {
+    if !privileged("wait invert resolver failure") {
+        return;
+    }
+    let ns = Netns::with_loopback("wait-servfail");
+    // Nothing listens on port 53: every query is refused by ICMP.
+    let _etc = NetnsEtc::new(&ns, "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n");
+    for target in ["dns:db.test", "db.test:80", "http://db.test/"] {
+        let out = ns
+            .netkit()
+            .args(["wait", "--invert", target, "--timeout", "2s"])
+            .output()
+            .expect("run");
+        let (code, _, stderr) = text(&out);
+        assert_eq!(code, 1, "{target}: {stderr}");
+        assert!(!stderr.contains("is gone"), "{target}: {stderr}");
+        let why = timeout_reason(&stderr);
+        assert!(why.contains("temporary failure"), "{target}: {why}");
+    }
+    // NXDOMAIN is gone.
+    let lab = DnsLab::start();
+    for target in ["dns:none.test", "none.test:80"] {
+        let out = lab
+            .ns
+            .netkit()
+            .args(["wait", "--invert", target, "--timeout", "10s"])
+            .output()
+            .expect("run");
+        let (code, _, stderr) = text(&out);
+        assert_eq!(code, 0, "{target}: {stderr}");
+    }
+}
+
+/// With `--invert`, a path that could not be checked (permission denied on a parent) counted
+/// as removed; only "no such file" and "not a directory" say that.
+#[test]
+fn invert_took_an_unreadable_path_for_the_file_removed() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let set_mode = |path: &std::path::Path, mode| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod")
+    };
+    set_mode(dir.path(), 0o755);
+    let locked = dir.path().join("locked");
+    std::fs::create_dir(&locked).expect("mkdir");
+    std::fs::write(locked.join("ready"), "").expect("write");
+    set_mode(&locked, 0o700);
+    let target = format!("file:{}/ready", locked.display());
+    let args = ["wait", "--invert", &target, "--timeout", "1500ms"];
+    // As root, run netkit as nobody: root may read any directory.
+    let mut cmd = if nix::unistd::geteuid().is_root() {
+        let mut cmd = std::process::Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
+        cmd.arg(netkit().get_program());
+        cmd
+    } else {
+        set_mode(&locked, 0o000);
+        netkit()
+    };
+    let out = cmd.args(args).output().expect("run");
+    set_mode(&locked, 0o700);
+    let (code, _, stderr) = text(&out);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(timeout_reason(&stderr), "permission denied", "{stderr}");
+    // Not a directory: the file cannot be there.
+    let under_a_file = format!("file:{}/ready/x", locked.display());
+    let out = wait(&["wait", "--invert", &under_a_file, "--timeout", "10s"]);
+    let (code, _, stderr) = text(&out);
+    assert_eq!(code, 0, "{stderr}");
+}
+
+/// `--cacert` with the server's own certificate was refused: OpenSSL's default self-signed
+/// certificate (`CA:TRUE`) with a Debug dump, `invalid certificate:
+/// Other(OtherError(CaUsedAsEndEntity))`, and a CA-issued leaf as "unknown issuer"; curl takes
+/// both. A certificate given is now trusted as it is, for its names and dates; and reasons
+/// are words.
+#[test]
+fn cacert_refused_the_servers_own_certificate_with_a_debug_dump() {
+    let own = Pki::self_signed("IP:127.0.0.1");
+    let issued = Pki::new("IP:127.0.0.1");
+    for pki in [&own, &issued] {
+        let server = TlsServer::start(pki);
+        let url = format!("https://127.0.0.1:{}/", server.addr.port());
+        let pem = pki.file("server.pem");
+        let out = wait(&["wait", &url, "--cacert", &pem, "--timeout", "10s"]);
+        let (code, _, stderr) = text(&out);
+        assert_eq!(code, 0, "{stderr}");
+        assert_eq!(curl(&url, &["--cacert", &pem]), 0);
+        // The right certificate for another name is still refused.
+        let named = format!("https://localhost:{}/", server.addr.port());
+        let out = wait(&["wait", &named, "--cacert", &pem, "--timeout", "1500ms"]);
+        let (code, _, stderr) = text(&out);
+        assert_eq!(code, 1, "{stderr}");
+        assert_eq!(
+            timeout_reason(&stderr),
+            "TLS error: certificate is for 127.0.0.1, not localhost"
+        );
+    }
+    let server = TlsServer::start(&own);
+    let url = format!("https://127.0.0.1:{}/", server.addr.port());
+    let out = wait(&["wait", &url, "--timeout", "1500ms"]);
+    let (code, _, stderr) = text(&out);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(
+        timeout_reason(&stderr),
+        "TLS error: self-signed certificate"
+    );
+    // A CA certificate given as a CA is not the server's certificate.
+    let server = TlsServer::start(&issued);
+    let url = format!("https://127.0.0.1:{}/", server.addr.port());
+    let out = wait(&[
+        "wait",
+        &url,
+        "--cacert",
+        &own.file("server.pem"),
+        "--timeout",
+        "1500ms",
+    ]);
+    let (code, _, stderr) = text(&out);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(
+        timeout_reason(&stderr),
+        "TLS error: certificate signed by an unknown authority (use --cacert FILE or --insecure)"
     );
 }
