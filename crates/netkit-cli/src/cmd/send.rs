@@ -28,9 +28,14 @@ of reply, so a long upload never times out while it flows. A peer that shuts dow
 first (nc -lU PATH > file) still gets all the input, as with nc -U; one that closes its Unix
 socket for good (an exec: child that exits) ends send at once.
 
+--timeout never counts the time the output takes to take the reply (send | less left on
+screen). A TCP peer that resets the connection may have thrown away the end of its reply: send
+says so and exits 1, as ncat does (on a Unix socket or an exec: child a reset only means the
+peer closed with input unread; its reply is whole).
+
 Exit status: 0 the reply ended, 1 the reply went silent for --timeout before its end (or the
-peer took no input for that long), 2 bad input, 3 the connection was refused or the command
-could not be started.";
+peer took no input for that long), or a TCP peer reset the connection, 2 bad input, 3 the
+connection was refused or the command could not be started.";
 
 /// Arguments of `netkit send`.
 #[derive(Debug, clap::Args)]
@@ -88,11 +93,38 @@ async fn send(args: &Args, out: &Printer) -> anyhow::Result<Exit> {
     .map_err(|e| netkit::Error::io(format!("send to {}", args.endpoint), e))?;
     if done.timed_out {
         print_record(out, "timeout", args, done, &collected, start)?;
-        return timed_out(args, "no end of reply: nothing received for");
+        return match done.input_stalled {
+            true => timed_out(args, "the peer took no input for"),
+            false => timed_out(args, "no end of reply: nothing received for"),
+        };
     }
     print_record(out, "reply", args, done, &collected, start)?;
+    if done.reset && over_network(&args.endpoint) {
+        return reset(args);
+    }
     reap(&args.endpoint, &mut stream, Instant::now() + args.timeout).await;
     Ok(Exit::Success)
+}
+
+/// Whether `endpoint` is reached over TCP, where a reset can throw away reply bytes still on
+/// their way (the peer's kernel drops what it had not sent). On a Unix socket or a socketpair
+/// nothing is on its way: a reset there only says the peer closed with input unread, and its
+/// reply is whole.
+fn over_network(endpoint: &Endpoint) -> bool {
+    !matches!(
+        endpoint,
+        Endpoint::Unix(_) | Endpoint::Abstract(_) | Endpoint::Exec(_)
+    )
+}
+
+/// Says on stderr that the peer reset the connection, as ncat does; exit 1.
+fn reset(args: &Args) -> anyhow::Result<Exit> {
+    let _ = writeln!(
+        std::io::stderr(),
+        "netkit: send to {}: connection reset by peer; the reply may be cut short",
+        args.endpoint
+    );
+    Ok(Exit::Negative)
 }
 
 /// MESSAGE and its newline, or stdin.
@@ -141,6 +173,7 @@ fn print_record(
         received: done.received,
         reply: String::from_utf8_lossy(reply).into_owned(),
         elapsed_s: start.elapsed().as_secs_f64(),
+        reset: done.reset,
     };
     out.record(kind, &record)
 }

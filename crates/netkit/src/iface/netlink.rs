@@ -161,6 +161,41 @@ impl Netlink {
     }
 }
 
+impl Netlink {
+    /// Reads and throws away the datagrams waiting on the socket, without blocking, until none
+    /// is left or `limit` were read; how many there were (a loss the kernel reports,
+    /// `ENOBUFS`, counts as one).
+    pub(crate) fn discard_queued(&mut self, limit: usize) -> io::Result<usize> {
+        let mut discarded = 0;
+        for _ in 0..limit {
+            let mut nothing: &mut [u8] = &mut [];
+            match self
+                .socket
+                .recv(&mut nothing, libc::MSG_DONTWAIT | libc::MSG_TRUNC)
+            {
+                Ok(_) => discarded += 1,
+                Err(err) if err.raw_os_error() == Some(libc::ENOBUFS) => discarded += 1,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(discarded)
+    }
+
+    /// Whether a datagram (or a loss, `ENOBUFS`) waits on the socket; never blocks.
+    pub(crate) fn pending(&mut self) -> io::Result<bool> {
+        let mut nothing: &mut [u8] = &mut [];
+        let flags = libc::MSG_PEEK | libc::MSG_DONTWAIT | libc::MSG_TRUNC;
+        match self.socket.recv(&mut nothing, flags) {
+            Ok(_) => Ok(true),
+            Err(err) if err.raw_os_error() == Some(libc::ENOBUFS) => Ok(true),
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+}
+
 /// The messages of one datagram (a dump packs many into each); one the decoder refuses is
 /// decoded again as `repair` rewrites it, when it does.
 pub(crate) fn parse_datagram<I>(

@@ -6,6 +6,13 @@
 //! changes nothing says nothing. When the kernel drops messages because the reader fell
 //! behind (`ENOBUFS`), the watcher dumps everything again and reports the difference: no
 //! change is lost, though several may arrive as one.
+//!
+//! Netlink events carry no sequence number, so a message queued before a dump may describe a
+//! state older than the dump's: applied after it, it would take the watcher back in time
+//! (and, after a loss, leave it there, the messages that came next being the ones dropped).
+//! So every dump, the first one too, starts on an empty queue ([`settle`]): what is queued is
+//! thrown away, the namespace is dumped, and a dump during which more messages came is taken
+//! again; only messages queued after a quiet dump are applied.
 
 use std::collections::BTreeSet;
 use std::io;
@@ -37,6 +44,13 @@ const GROUPS: [u32; 3] = [
 /// such as a thousand addresses added by `ip -batch`.
 const RECEIVE_BUFFER: usize = 4 << 20;
 
+/// How many dumps [`settle`] takes, at most, before it keeps one during which messages came.
+const SETTLE_TRIES: usize = 4;
+
+/// The most datagrams thrown away before one dump: the queue of a busy namespace may never
+/// run dry, and the dump after the discarding is what counts.
+const DISCARD_LIMIT: usize = 1 << 16;
+
 /// A subscription to the link and address events of this network namespace.
 #[derive(Debug)]
 pub struct Watcher {
@@ -51,7 +65,7 @@ impl Watcher {
     /// Subscribes, then takes the interfaces as they stand. With `name`, only that interface's
     /// events are reported, and [`Error::NoSuchInterface`] when there is none.
     pub fn new(name: Option<&str>) -> Result<Watcher, Error> {
-        let events = Netlink::open(NETLINK_ROUTE).map_err(kernel_error)?;
+        let mut events = Netlink::open(NETLINK_ROUTE).map_err(kernel_error)?;
         let _ = events.socket().set_rx_buf_sz(RECEIVE_BUFFER);
         for group in GROUPS {
             events
@@ -60,7 +74,7 @@ impl Watcher {
                 .map_err(kernel_error)?;
         }
         let mut rtnl = snapshot::rtnetlink()?;
-        let links = current(&mut rtnl)?;
+        let links = settle(&mut events, &mut rtnl)?;
         let only = name.map(|name| snapshot::find(&links, name)).transpose()?;
         Ok(Watcher {
             events,
@@ -106,9 +120,10 @@ impl Watcher {
         Ok(self.keep(events))
     }
 
-    /// Takes everything again and reports the difference.
+    /// Takes everything again, the messages queued before thrown away, and reports the
+    /// difference.
     fn resync(&mut self) -> Result<Vec<Event>, Error> {
-        let now = current(&mut self.rtnl)?;
+        let now = settle(&mut self.events, &mut self.rtnl)?;
         let events = diff(&self.links, &now);
         self.links = now;
         Ok(self.keep(events))
@@ -184,6 +199,24 @@ impl Watcher {
             .any(|e| matches!(e, Event::Link(link) if link.event == LinkChange::Removed));
         kept
     }
+}
+
+/// Every link with its addresses, speed and duplex, with no message older than them left on
+/// `events`: what is queued there is thrown away before each dump, and a dump during which
+/// messages came is taken again. A namespace that never falls quiet for [`SETTLE_TRIES`] dumps
+/// gets the last one with the messages queued during it applied after it: each of those
+/// describes a state taken after the queue was emptied, so the watcher may report again a step
+/// the dump already showed, then the ones after it, and ends where the kernel is.
+fn settle(events: &mut Netlink, rtnl: &mut Netlink) -> Result<Links, Error> {
+    for _ in 1..SETTLE_TRIES {
+        events.discard_queued(DISCARD_LIMIT).map_err(kernel_error)?;
+        let links = current(rtnl)?;
+        if !events.pending().map_err(kernel_error)? {
+            return Ok(links);
+        }
+    }
+    events.discard_queued(DISCARD_LIMIT).map_err(kernel_error)?;
+    current(rtnl)
 }
 
 /// Every link with its addresses, speed and duplex.

@@ -3,8 +3,9 @@
 //! it reads (`exec:cat`, an echo server) never deadlocks on full buffers.
 //!
 //! The optional idle timeout never counts the time spent reading the input (a slow `tar c`
-//! upstream of `send` is fine): it runs from the end of the input and restarts with every
-//! byte of reply, and it bounds each write the peer does not take.
+//! upstream of `send` is fine) nor the time the output takes to take the reply (`send | less`
+//! left on screen): it runs from the end of the input and restarts with every byte of reply,
+//! and it bounds each write the peer does not take.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -26,6 +27,60 @@ pub struct Exchange {
     pub received: u64,
     /// The idle timeout struck: the reply had not ended (or the peer took no input).
     pub timed_out: bool,
+    /// The timeout struck while input was still to be sent: the peer took none for that long.
+    pub input_stalled: bool,
+    /// The peer reset the connection (`ECONNRESET`) rather than ending its reply with an end of
+    /// file: it closed with input unread, or aborted.
+    pub reset: bool,
+}
+
+/// When the exchange last moved, and whether it now waits on the output: the idle timeout
+/// counts the peer's silence, not the time a slow reader of the reply takes.
+struct Clock {
+    /// The latest byte moved either way (or the end of the input).
+    last: Cell<Instant>,
+    /// A reply chunk is being written to the output.
+    held: Cell<bool>,
+}
+
+impl Clock {
+    fn new() -> Clock {
+        Clock {
+            last: Cell::new(Instant::now()),
+            held: Cell::new(false),
+        }
+    }
+
+    fn moved(&self) {
+        self.last.set(Instant::now());
+    }
+
+    /// Runs `writing` (a write to the output) with the clock held.
+    async fn held_while<T>(&self, writing: impl Future<Output = T>) -> T {
+        self.held.set(true);
+        let result = writing.await;
+        self.held.set(false);
+        self.moved();
+        result
+    }
+
+    /// Completes once `idle` has passed since the latest move, the output not holding the
+    /// clock meanwhile; never without `idle`.
+    async fn quiet_for(&self, idle: Option<Duration>) {
+        let Some(idle) = idle else {
+            return std::future::pending().await;
+        };
+        loop {
+            let deadline = self.last.get() + idle;
+            if self.held.get() {
+                tokio::time::sleep(idle).await;
+            } else if Instant::now() >= deadline {
+                return;
+            } else {
+                tokio::time::sleep_until(deadline).await;
+            }
+        }
+    }
 }
 
 /// Sends `input` on `stream`, shuts down its write side, and copies the reply to `output` until
@@ -52,36 +107,42 @@ where
 {
     let (mut reader, mut writer) = tokio::io::split(stream);
     let (sent, received) = (Cell::new(0u64), Cell::new(0u64));
-    let last = Cell::new(Instant::now());
+    let clock = Clock::new();
+    let reset = Cell::new(false);
     let sending = async {
-        copy(&mut input, &mut writer, &sent, idle).await?;
+        copy(&mut input, &mut writer, &sent, idle, &clock).await?;
         writer.shutdown().await
     };
     let receiving = async {
-        copy_reply(&mut reader, &mut output, &received, &last).await?;
-        output.flush().await
+        let ended = copy_reply(&mut reader, &mut output, &received, &clock).await?;
+        reset.set(ended == End::Reset);
+        clock.held_while(output.flush()).await
     };
     tokio::pin!(sending, receiving);
     let mut sending_done = false;
-    let done = |timed_out| Exchange {
+    let done = |timed_out, input_stalled| Exchange {
         sent: sent.get(),
         received: received.get(),
         timed_out,
+        input_stalled,
+        reset: reset.get(),
     };
     loop {
         tokio::select! {
             result = &mut sending, if !sending_done => {
                 match result {
-                    Err(err) if err.kind() == io::ErrorKind::TimedOut => return Ok(done(true)),
+                    Err(err) if err.kind() == io::ErrorKind::TimedOut => {
+                        return Ok(done(true, true))
+                    }
                     other => peer_gone_is_fine(other)?,
                 }
                 sending_done = true;
-                last.set(Instant::now());
+                clock.moved();
             }
             result = &mut receiving => {
                 result?;
                 if sending_done {
-                    return Ok(done(false));
+                    return Ok(done(false, false));
                 }
                 // The peer half-closed first (`nc -lU PATH > file`): its reply is over, not
                 // its reading. Send the rest of the input, as `nc -U` does; a peer that is
@@ -89,41 +150,28 @@ where
                 // One that closed for good (`hung_up`) reads no more: stop there.
                 return tokio::select! {
                     result = &mut sending => match result {
-                        Err(err) if err.kind() == io::ErrorKind::TimedOut => Ok(done(true)),
-                        other => peer_gone_is_fine(other).map(|()| done(false)),
+                        Err(err) if err.kind() == io::ErrorKind::TimedOut => Ok(done(true, true)),
+                        other => peer_gone_is_fine(other).map(|()| done(false, false)),
                     },
-                    () = hung_up => Ok(done(false)),
+                    () = hung_up => Ok(done(false, false)),
                 };
             }
-            () = quiet_for(idle, &last), if sending_done && idle.is_some() => {
-                return Ok(done(true));
+            () = clock.quiet_for(idle), if sending_done && idle.is_some() => {
+                return Ok(done(true, false));
             }
         }
-    }
-}
-
-/// Completes once `idle` has passed since `last` (which may move on meanwhile).
-async fn quiet_for(idle: Option<Duration>, last: &Cell<Instant>) {
-    let Some(idle) = idle else {
-        return std::future::pending().await;
-    };
-    loop {
-        let deadline = last.get() + idle;
-        if Instant::now() >= deadline {
-            return;
-        }
-        tokio::time::sleep_until(deadline).await;
     }
 }
 
 /// Copies the input to the peer in large chunks (system calls are the cost, not copies).
-/// `sent` counts the bytes written so far; a write the peer takes nothing of for `idle` fails
-/// with `TimedOut`.
+/// `sent` counts the bytes written so far; a write the peer takes nothing of for `idle` (while
+/// no reply moves either, and the output does not hold the clock) fails with `TimedOut`.
 async fn copy<R, W>(
     reader: &mut R,
     writer: &mut W,
     sent: &Cell<u64>,
     idle: Option<Duration>,
+    clock: &Clock,
 ) -> io::Result<()>
 where
     R: AsyncRead + Unpin,
@@ -137,11 +185,10 @@ where
         }
         let mut rest = &buf[..n];
         while !rest.is_empty() {
-            let wrote = match idle {
-                Some(idle) => tokio::time::timeout(idle, writer.write(rest))
-                    .await
-                    .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??,
-                None => writer.write(rest).await?,
+            clock.moved();
+            let wrote = tokio::select! {
+                wrote = writer.write(rest) => wrote?,
+                () = clock.quiet_for(idle) => return Err(io::ErrorKind::TimedOut.into()),
             };
             if wrote == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
@@ -152,18 +199,27 @@ where
     }
 }
 
+/// How a reply ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The peer's end of file.
+    Eof,
+    /// The peer's reset.
+    Reset,
+}
+
 /// Copies the reply to `output` until the peer's end of file. Each chunk is handed to the
-/// output as it arrives (tokio's stdout writes it out without waiting for a flush); `received`
-/// counts the bytes and `last` is the time of the latest.
+/// output as it arrives (tokio's stdout writes it out without waiting for a flush), the
+/// `clock` held while the output takes it; `received` counts the bytes.
 ///
-/// A reset ends the reply like an end of file: a peer that closes without reading all our input
-/// (`exec:head -c 4`) makes the kernel report `ECONNRESET` once its reply has been read.
+/// A reset ends the reply too (said in the result): a peer that closes without reading all our
+/// input (`exec:head -c 4`) makes the kernel report `ECONNRESET` once its reply has been read.
 async fn copy_reply<R, W>(
     reader: &mut R,
     writer: &mut W,
     received: &Cell<u64>,
-    last: &Cell<Instant>,
-) -> io::Result<()>
+    clock: &Clock,
+) -> io::Result<End>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -172,16 +228,16 @@ where
     loop {
         let n = match reader.read(&mut buf).await {
             Err(err) if err.kind() == io::ErrorKind::ConnectionReset => {
-                tracing::debug!("peer reset the connection after its reply: {err}");
-                0
+                tracing::debug!("peer reset the connection: {err}");
+                return Ok(End::Reset);
             }
             other => other?,
         };
         if n == 0 {
-            return Ok(());
+            return Ok(End::Eof);
         }
-        last.set(Instant::now());
-        writer.write_all(&buf[..n]).await?;
+        clock.moved();
+        clock.held_while(writer.write_all(&buf[..n])).await?;
         received.set(received.get() + n as u64);
     }
 }
@@ -232,7 +288,9 @@ mod tests {
             Exchange {
                 sent: 3,
                 received: 3,
-                timed_out: false
+                timed_out: false,
+                input_stalled: false,
+                reset: false,
             }
         );
     }
@@ -292,7 +350,9 @@ mod tests {
             Exchange {
                 sent: 3,
                 received: 3,
-                timed_out: true
+                timed_out: true,
+                input_stalled: false,
+                reset: false,
             }
         );
         peer.abort();

@@ -17,4 +17,7 @@ pub struct Reply {
     pub reply: String,
     /// Seconds from the start of the connection to the end of the reply (or the timeout).
     pub elapsed_s: f64,
+    /// The peer reset the connection rather than ending its reply with an end of file.
+    #[serde(default)]
+    pub reset: bool,
 }

@@ -204,3 +204,108 @@ fn send_exec_of_a_file_that_is_not_executable_advised_network_capabilities() {
     assert!(stderr.contains("check that it is executable"), "{stderr}");
     assert!(!stderr.contains("CAP_"), "{stderr}");
 }
+
+/// A TCP server on loopback that reads its client's input to the end, then sends `reply`
+/// bytes and closes: with a reset (`SO_LINGER` 0) when `abort`.
+fn replying_server(reply: usize, abort: bool) -> std::net::SocketAddr {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let (mut client, _) = listener.accept().unwrap();
+        let mut input = Vec::new();
+        client.read_to_end(&mut input).unwrap();
+        let _ = client.write_all(&vec![b'r'; reply]);
+        if abort {
+            let linger = nix::libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            };
+            nix::sys::socket::setsockopt(&client, nix::sys::socket::sockopt::Linger, &linger)
+                .unwrap();
+        }
+    });
+    addr
+}
+
+/// `send | less` left on screen lost the reply: the time the output took to take it counted
+/// as the peer's silence, so `send` gave up after `--timeout` (exit 1, "nothing received")
+/// and dropped the rest, even a chunk already read (an audit: 65536 of 10 MB; ncat and socat
+/// give all of it). Now the idle timeout does not run while the output holds the reply.
+#[test]
+fn send_lost_the_reply_when_its_output_was_slower_than_the_timeout() {
+    use std::io::Read;
+    let size = 4 << 20;
+    let addr = replying_server(size, false).to_string();
+    let mut cmd = netkit();
+    cmd.args(["send", &addr, "x", "--timeout", "1s"]);
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    // The reader of the output is away for three times --timeout.
+    std::thread::sleep(Duration::from_secs(3));
+    let mut reply = Vec::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut reply)
+        .unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!((status.code(), reply.len()), (Some(0), size), "{stderr}");
+}
+
+/// A TCP server that reset the connection mid-reply gave a cut-short reply with exit 0 and
+/// not a word (an audit: 128000 to 1176011 of 3 MB; ncat exits 1, "Connection reset by
+/// peer"). Now `send` says so and exits 1, and the record says `"reset": true`.
+#[test]
+fn send_took_a_tcp_reset_mid_reply_for_the_end_of_the_reply() {
+    let addr = replying_server(3 << 20, true).to_string();
+    let (code, stdout, stderr) = text(&run(&["--json", "send", &addr, "x"]));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("connection reset by peer"), "{stderr}");
+    let record: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(record["type"], "reply", "{stdout}");
+    assert_eq!(record["reset"], true, "{stdout}");
+    // An end of file is no reset.
+    let addr = replying_server(1000, false).to_string();
+    let (code, stdout, stderr) = text(&run(&["--json", "send", &addr, "x"]));
+    assert_eq!(code, 0, "{stderr}");
+    let record: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(record["reset"], false, "{stdout}");
+}
+
+/// A user who may not open a Unix socket was told to run as root or grant
+/// `CAP_NET_BIND_SERVICE`/`CAP_NET_RAW` (an audit: `send unix:PATH` as nobody to a 0600
+/// socket), capabilities that have nothing to do with a socket file's permissions. Now the
+/// advice is about the permissions.
+#[test]
+fn send_to_a_unix_socket_it_may_not_open_advised_network_capabilities() {
+    if !crate::harness::privileged("send to a unix socket it may not open") {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = dir.path().join("root-only.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .args([env!("CARGO_BIN_EXE_netkit"), "send"])
+        .arg(format!("unix:{}", path.display()))
+        .arg("hi")
+        .output()
+        .expect("run setpriv");
+    let (code, _, stderr) = text(&out);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("may not open that socket"), "{stderr}");
+    assert!(!stderr.contains("CAP_"), "{stderr}");
+}
