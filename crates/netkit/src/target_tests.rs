@@ -236,17 +236,6 @@ fn a_family_mismatch_says_which_family() {
     }
 }
 
-#[test]
-fn unknown_names_fail_at_resolution() {
-    let list = TargetList::parse(&["no-such-host.invalid"], false).expect("parse");
-    let err = list.resolve(Family::Any).expect_err("unknown");
-    assert!(
-        matches!(&err, crate::Error::Resolve { host, .. } if host == "no-such-host.invalid"),
-        "{err}"
-    );
-    assert_eq!(err.class(), crate::ErrorClass::Input);
-}
-
 proptest! {
     #[test]
     fn v4_ranges_yield_exactly_their_addresses(start in any::<u32>(), len in 0u32..300) {
