@@ -115,6 +115,10 @@ pub struct Args {
     /// as fping); in JSON, each summary lists every request's round trip (fping -C).
     #[arg(long = "fping-summary")]
     pub fping_summary: bool,
+    /// Allow blocks of more than 2^24 addresses (as sweep and scan; ping still takes at most
+    /// 4096 hosts).
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     unsupported: Unsupported,
 }
@@ -187,6 +191,7 @@ pub fn run(mut args: Args, out: &Printer) -> anyhow::Result<Exit> {
         source: args.interface.as_ref(),
         broadcast_ok: args.broadcast,
         numeric: args.numeric || args.flood,
+        force: args.force,
     };
     let Hosts { hosts, failures } = hosts::choose(&args.hosts, choice)?;
     let mut stderr = std::io::stderr().lock();

@@ -62,11 +62,13 @@ pub struct Choice<'a> {
     pub broadcast_ok: bool,
     /// `-n` (or `-f`).
     pub numeric: bool,
+    /// `--force`: blocks of more than 2^24 addresses are taken.
+    pub force: bool,
 }
 
 /// Resolves and checks `words`.
 pub fn choose(words: &[String], choice: Choice<'_>) -> anyhow::Result<Hosts> {
-    let list = TargetList::parse(words, false)?;
+    let list = TargetList::parse(words, choice.force)?;
     if list.len() > MAX_HOSTS {
         let why = format!("ping takes at most {MAX_HOSTS} hosts; netkit sweep is for ranges");
         return Err(ParseError::new(words.join(" "), why).into());

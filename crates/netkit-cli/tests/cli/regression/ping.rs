@@ -965,3 +965,32 @@ fn link_local_targets_and_interfaces_were_named_without_their_zone() {
         "{out}{err}"
     );
 }
+
+/// `ping` had no `--force` (SPEC: blocks of more than 2^24 addresses are refused unless
+/// `--force` is given, for ping, sweep and scan targets): the refusal told the user to "pass
+/// --force to sweep it", and `--force` was an unknown option. Nothing is sent for a refused
+/// block; `--force` is tried on the loopback address only (and on a big block inside an empty
+/// namespace, where ping's own cap of 4096 hosts still refuses it before anything is sent).
+#[test]
+fn ping_had_no_force_for_big_blocks() {
+    let (code, _, stderr) = text(&crate::harness::run(&["ping", "-c", "1", "10.0.0.0/7"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(
+        stderr,
+        "netkit: 10.0.0.0/7: 33554432 addresses is more than 2^24; pass --force to take it\n"
+    );
+    let args = ["ping", "--force", "-c", "1", "-W", "5", "127.0.0.1"];
+    let (code, stdout, stderr) = text(&crate::harness::run(&args));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("1 packets transmitted, 1 received"),
+        "{stdout}"
+    );
+    if !privileged("ping --force on a big block") {
+        return;
+    }
+    let empty = Netns::with_loopback("pingforce");
+    let (code, _, stderr) = ping_in(&empty, &["--force", "-c", "1", "10.0.0.0/7"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("ping takes at most 4096 hosts"), "{stderr}");
+}
