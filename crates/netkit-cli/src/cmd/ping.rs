@@ -44,7 +44,8 @@ replies came), 2 bad input (an unknown host, no route: the other hosts are still
 #[command(after_help = EXAMPLES)]
 pub struct Args {
     /// Hosts: addresses, names, fe80::1%eth0 (an IPv6 address with its interface), and the
-    /// target forms of `sweep`.
+    /// target forms of `sweep`: ranges, @FILE, CIDR blocks (every address in a block included,
+    /// network and broadcast addresses too, as nmap does).
     #[arg(required = true, value_name = "HOST")]
     pub hosts: Vec<String>,
     /// Stop after this many requests per host; with -w, after this many replies.

@@ -994,3 +994,16 @@ fn ping_had_no_force_for_big_blocks() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("ping takes at most 4096 hosts"), "{stderr}");
 }
+
+/// `ping --help` did not say that a CIDR block includes every address in it (SPEC: say so in
+/// `--help`), as sweep's and scan's do: it only pointed at "the target forms of sweep".
+#[test]
+fn ping_help_did_not_state_the_cidr_rule() {
+    for command in ["ping", "sweep", "scan"] {
+        let (code, stdout, stderr) = text(&crate::harness::run(&[command, "--help"]));
+        assert_eq!(code, 0, "{command}: {stderr}");
+        let flat = stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(flat.contains("CIDR block"), "{command}: {stdout}");
+        assert!(flat.contains("every address"), "{command}: {stdout}");
+    }
+}
