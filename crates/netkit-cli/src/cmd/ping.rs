@@ -199,6 +199,7 @@ pub fn run(mut args: Args, out: &Printer) -> anyhow::Result<Exit> {
     for failure in &failures {
         writeln!(stderr, "netkit: {failure}")?;
     }
+    warn_broadcast(&hosts, &mut stderr)?;
     drop(stderr);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -208,6 +209,22 @@ pub fn run(mut args: Args, out: &Printer) -> anyhow::Result<Exit> {
     let ipg = args.interval().is_zero() || args.flood || args.adaptive;
     summary::print(out, &summaries, args.fping_summary, ipg)?;
     Ok(exit(&args, &summaries, !failures.is_empty()))
+}
+
+/// iputils' `WARNING: pinging broadcast address` (stderr, before the `PING` line) for each
+/// broadcast host that `-b` lets through; with several hosts, the line starts with its host.
+fn warn_broadcast(hosts: &[Host], stderr: &mut impl Write) -> std::io::Result<()> {
+    for host in hosts.iter().filter(|h| h.broadcast_warning) {
+        match hosts.len() {
+            1 => writeln!(stderr, "WARNING: pinging broadcast address")?,
+            _ => writeln!(
+                stderr,
+                "{}: WARNING: pinging broadcast address",
+                host.target.shown()
+            )?,
+        }
+    }
+    Ok(())
 }
 
 /// iputils' status, per host: 1 when nothing came back, or with -w fewer replies than -c;

@@ -1007,3 +1007,40 @@ fn ping_help_did_not_state_the_cidr_rule() {
         assert!(flat.contains("every address"), "{command}: {stdout}");
     }
 }
+
+/// `ping -b` to a broadcast address left out iputils' `WARNING: pinging broadcast address`
+/// on stderr. iputils prints it when its route check (a UDP socket connected to the host) is
+/// refused as a broadcast and `-b` allows it; not when a source address is given (`-I ADDR`:
+/// no route check). iputils beside netkit in the same namespaces is the oracle.
+#[test]
+fn ping_b_dropped_the_broadcast_warning() {
+    if !privileged("ping -b warning") {
+        return;
+    }
+    let (near, far) = two_hosts("pingbw");
+    sysctl(&far, "net.ipv4.icmp_echo_ignore_broadcasts=0");
+    let warning = "WARNING: pinging broadcast address\n";
+    let args = ["-b", "-c", "1", "198.18.0.255"];
+    let ((code, out, err), (i_code, i_out, i_err)) = both_in(&near, &args);
+    assert_eq!(
+        (code, i_code),
+        (0, 0),
+        "{out}{err}\niputils: {i_out}{i_err}"
+    );
+    assert_eq!(i_err, warning, "iputils");
+    assert_eq!(err, warning, "netkit");
+    // A unicast address with -b, and a broadcast one from a given source: no warning.
+    for args in [
+        &["-b", "-c", "1", "198.18.0.2"][..],
+        &["-b", "-c", "1", "-I", "198.18.0.1", "198.18.0.255"],
+    ] {
+        let ((code, out, err), (i_code, i_out, i_err)) = both_in(&near, args);
+        assert_eq!(
+            (code, i_code),
+            (0, 0),
+            "{args:?}: {out}{err}\n{i_out}{i_err}"
+        );
+        assert_eq!(i_err, "", "iputils {args:?}");
+        assert_eq!(err, "", "netkit {args:?}");
+    }
+}
