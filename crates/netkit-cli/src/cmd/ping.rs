@@ -274,7 +274,8 @@ fn check_privilege(
     engine: &icmp::Engine,
     privileged: bool,
 ) -> anyhow::Result<()> {
-    netkit::ping::check_interval(engine, args.interval())?;
+    let flood = args.flood && args.interval.is_none();
+    netkit::ping::check_interval(engine, args.interval(), flood)?;
     if privileged {
         return Ok(());
     }

@@ -1044,3 +1044,25 @@ fn ping_b_dropped_the_broadcast_warning() {
         assert_eq!(err, "", "netkit {args:?}");
     }
 }
+
+/// An unprivileged `ping -f` (unprivileged ICMP sockets open) was refused naming `-i 0ms`,
+/// an option the user never typed; it names `-f` now. `-i 0.001` still names `-i 1ms`.
+#[test]
+fn unprivileged_flood_named_an_interval_not_given() {
+    if !privileged("ping -f unprivileged") {
+        return;
+    }
+    let ns = Netns::with_loopback("pingfnamed");
+    let open = "0 2147483647";
+    let nobody = crate::ping::ping_as_nobody;
+    let (code, out, err) = nobody(&ns, open, &["-f", "127.0.0.1"]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(err.starts_with("netkit: -f (flooding"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let (code, out, err) = nobody(&ns, open, &["-i", "0.001", "127.0.0.1"]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        err.starts_with("netkit: -i 1ms (intervals below 2ms"),
+        "{err}"
+    );
+}
