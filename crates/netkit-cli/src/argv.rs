@@ -1,5 +1,6 @@
 //! What clap's errors leave out, read back from the command line: the option a negative value
-//! was given to, and the argument that is not UTF-8.
+//! was given to, the subcommand an argument is missing from, and the argument that is not
+//! UTF-8.
 
 use std::ffi::OsString;
 
@@ -40,6 +41,22 @@ pub fn negative_value(token: &str, argv: &[OsString]) -> Option<String> {
         (long || short) && arg.get_action().takes_values()
     });
     takes_value.then(|| format!("{option} {value}"))
+}
+
+/// The subcommands named on the command line, after `netkit`: `netkit ping`, `netkit iface
+/// show` (just `netkit` before any).
+pub fn subcommand_path(argv: &[OsString]) -> String {
+    let mut command = crate::cli::Cli::command();
+    command.build();
+    let mut path = vec!["netkit".to_string()];
+    let mut current = &command;
+    for arg in argv.iter().skip(1) {
+        if let Some(sub) = arg.to_str().and_then(|name| current.find_subcommand(name)) {
+            path.push(sub.get_name().to_string());
+            current = sub;
+        }
+    }
+    path.join(" ")
 }
 
 /// The first argument that is not UTF-8, its other bytes as they are and each byte that is

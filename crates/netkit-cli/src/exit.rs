@@ -145,24 +145,10 @@ fn describe_clap(err: &clap::Error, argv: &[OsString]) -> String {
     ]
     .into_iter()
     .find_map(|kind| context_str(err, kind))
-    .map(|subject| {
-        if subject.is_empty() {
-            "''".to_string()
-        } else {
-            clipped(&subject).into_owned()
-        }
-    });
+    .map(|subject| shown(&subject));
     let why = match err.kind() {
         ErrorKind::InvalidSubcommand => "unknown subcommand; see 'netkit --help'".to_string(),
-        ErrorKind::UnknownArgument => {
-            let given = subject
-                .as_deref()
-                .and_then(|arg| argv::negative_value(arg, argv));
-            if let Some(given) = given {
-                return format!("{given}: negative values are not accepted");
-            }
-            "unknown option; see --help".to_string()
-        }
+        ErrorKind::UnknownArgument => return unknown_argument(subject, argv),
         ErrorKind::InvalidUtf8 => match argv::first_non_utf8(argv) {
             Some(arg) => {
                 let arg = clipped(&arg);
@@ -171,17 +157,17 @@ fn describe_clap(err: &clap::Error, argv: &[OsString]) -> String {
             None => first_line(err),
         },
         // From the parts, not clap's first line: a value with a newline would cut it.
-        ErrorKind::InvalidValue => match (
-            context_str(err, ContextKind::InvalidValue),
-            context_str(err, ContextKind::InvalidArg),
-        ) {
-            (Some(value), Some(arg)) => {
-                return format!("invalid value '{}' for '{arg}'", clipped(&value));
-            }
-            _ => first_line(err),
-        },
+        ErrorKind::InvalidValue => return invalid_value(err).unwrap_or_else(|| first_line(err)),
+        ErrorKind::TooManyValues => return too_many_values(err).unwrap_or_else(|| first_line(err)),
+        ErrorKind::ArgumentConflict => return conflict(err).unwrap_or_else(|| first_line(err)),
         ErrorKind::MissingRequiredArgument => {
-            return format!("missing {}; see --help", subject.unwrap_or_default());
+            let command = argv::subcommand_path(argv);
+            let missing = context_str(err, ContextKind::InvalidArg).unwrap_or_default();
+            let name = command.strip_prefix("netkit ").unwrap_or("netkit");
+            return format!(
+                "{name}: missing {}; see '{command} --help'",
+                arg_name(&missing)
+            );
         }
         _ => first_line(err),
     };
@@ -189,6 +175,86 @@ fn describe_clap(err: &clap::Error, argv: &[OsString]) -> String {
         Some(subject) if !why.contains(&subject) => format!("{subject}: {why}"),
         _ => why,
     }
+}
+
+/// An input as shown at the start of a message: clipped, and `''` when empty.
+fn shown(input: &str) -> String {
+    match input.is_empty() {
+        true => "''".to_string(),
+        false => clipped(input).into_owned(),
+    }
+}
+
+/// An argument as clap names it (`--color <WHEN>`, `<SHELL>`, `[LISTEN]`, `--verbose...`,
+/// or a list of them) as the user would write it: `--color`, `SHELL`, `LISTEN`, `--verbose`.
+fn arg_name(arg: &str) -> String {
+    arg.split(", ")
+        .map(|one| {
+            let one = one.trim_end_matches("...");
+            let one = one.split(' ').next().unwrap_or(one);
+            one.trim_matches(|c| matches!(c, '<' | '>' | '[' | ']'))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// An option clap does not know, or an argument more than the command takes.
+fn unknown_argument(subject: Option<String>, argv: &[OsString]) -> String {
+    let subject = subject.unwrap_or_else(|| "''".to_string());
+    if let Some(given) = argv::negative_value(&subject, argv) {
+        return format!("{given}: negative values are not accepted");
+    }
+    match subject.starts_with('-') {
+        true => format!("{subject}: unknown option; see --help"),
+        false => format!("{subject}: unexpected argument; see --help"),
+    }
+}
+
+/// A value outside an option's choices (`--color bogus`, `completions nosh`), or no value.
+fn invalid_value(err: &clap::Error) -> Option<String> {
+    let value = context_str(err, ContextKind::InvalidValue)?;
+    let arg = arg_name(&context_str(err, ContextKind::InvalidArg)?);
+    if value.is_empty() {
+        return Some(format!("{arg}: needs a value; see --help"));
+    }
+    let value = clipped(&value);
+    let Some(ContextValue::Strings(valid)) = err.get(ContextKind::ValidValue) else {
+        return Some(format!("{value}: not a valid value for {arg}"));
+    };
+    Some(match arg.starts_with('-') {
+        true => format!("{value}: {arg} takes {}", one_of(valid)),
+        false => format!(
+            "{value}: not a {} ({})",
+            arg.to_lowercase(),
+            valid.join(", ")
+        ),
+    })
+}
+
+/// `a, b or c`.
+fn one_of(choices: &[String]) -> String {
+    match choices.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
+/// A value given to a flag that takes none (`--syn=yes`).
+fn too_many_values(err: &clap::Error) -> Option<String> {
+    let value = context_str(err, ContextKind::InvalidValue)?;
+    let arg = arg_name(&context_str(err, ContextKind::InvalidArg)?);
+    Some(format!(
+        "{}: unexpected value for {arg}; see --help",
+        shown(&value)
+    ))
+}
+
+/// Two arguments that exclude each other (`-q -v`, `--config` with `LISTEN TARGET`).
+fn conflict(err: &clap::Error) -> Option<String> {
+    let arg = arg_name(&context_str(err, ContextKind::InvalidArg)?);
+    let prior = arg_name(&context_str(err, ContextKind::PriorArg)?);
+    Some(format!("{arg}: cannot be used with {prior}"))
 }
 
 fn context_str(err: &clap::Error, kind: ContextKind) -> Option<String> {

@@ -99,9 +99,16 @@ pub fn positive_count(text: &str) -> Result<usize, ParseError> {
     number_in(text, 1, 1_000_000, "value")
 }
 
-/// `--top N`: 1 to 65535 (checked against the ranking's length once `--top-source` is read).
+/// `--top N`: a whole number; its range, 1 to the ranking's length (1000 for netkit's own),
+/// is checked once `--top-source` is read, and said with the length of the ranking used.
 pub fn top(text: &str) -> Result<usize, ParseError> {
-    number_in(text, 1, usize::from(u16::MAX), "top")
+    text.trim().parse().map_err(|_| {
+        ParseError::new(
+            text,
+            "top must be a whole number of ports, from 1 to the length of the ranking (1000 \
+             for netkit's own)",
+        )
+    })
 }
 
 /// `--allow CIDR` (an address alone is a /32 or /128).

@@ -50,15 +50,20 @@ pub fn is_too_big(err: &std::io::Error) -> bool {
 }
 
 /// Refuses intervals below [`MIN_USER_INTERVAL`] unless [`privileged`], as iputils refuses
-/// to let users flood.
-pub fn check_interval(engine: &Engine, interval: Duration) -> Result<(), Error> {
+/// to let users flood. `flood`: the interval is `-f`'s (no `-i` given), and the error names
+/// `-f`, the flag the user gave.
+pub fn check_interval(engine: &Engine, interval: Duration, flood: bool) -> Result<(), Error> {
     if privileged(engine) || interval >= MIN_USER_INTERVAL {
         return Ok(());
     }
-    let what = format!(
-        "-i {}ms (intervals below 2ms need a raw socket, as with iputils)",
-        interval.as_secs_f64() * 1000.0
-    );
+    let what = match flood {
+        true => "-f (flooding, with intervals below 2ms, needs a raw socket, as with iputils)"
+            .to_string(),
+        false => format!(
+            "-i {}ms (intervals below 2ms need a raw socket, as with iputils)",
+            interval.as_secs_f64() * 1000.0
+        ),
+    };
     let denied = std::io::Error::from_raw_os_error(nix::libc::EPERM);
     Err(Error::io(what, denied))
 }

@@ -50,7 +50,7 @@ pub enum TargetErrorKind {
         file: String,
     },
     /// A block or range of more than 2^24 addresses without `force`.
-    #[error("{count} addresses is more than 2^24; pass --force to sweep it")]
+    #[error("{count} addresses is more than 2^24; pass --force to take it")]
     TooLarge {
         /// How many addresses it holds.
         count: u128,

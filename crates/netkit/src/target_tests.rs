@@ -157,7 +157,7 @@ fn huge_blocks_need_force() {
     assert_eq!(err.kind, TargetErrorKind::TooLarge { count: 1 << 25 });
     assert_eq!(
         err.to_string(),
-        "10.0.0.0/7: 33554432 addresses is more than 2^24; pass --force to sweep it"
+        "10.0.0.0/7: 33554432 addresses is more than 2^24; pass --force to take it"
     );
     assert!(TargetList::parse(&["10.0.0.0/7"], true).is_ok());
     assert!(TargetList::parse(&["2001:db8::/64"], false).is_err());

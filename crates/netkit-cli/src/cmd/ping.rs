@@ -44,7 +44,8 @@ replies came), 2 bad input (an unknown host, no route: the other hosts are still
 #[command(after_help = EXAMPLES)]
 pub struct Args {
     /// Hosts: addresses, names, fe80::1%eth0 (an IPv6 address with its interface), and the
-    /// target forms of `sweep`.
+    /// target forms of `sweep`: ranges, @FILE, CIDR blocks (every address in a block included,
+    /// network and broadcast addresses too, as nmap does).
     #[arg(required = true, value_name = "HOST")]
     pub hosts: Vec<String>,
     /// Stop after this many requests per host; with -w, after this many replies.
@@ -115,6 +116,10 @@ pub struct Args {
     /// as fping); in JSON, each summary lists every request's round trip (fping -C).
     #[arg(long = "fping-summary")]
     pub fping_summary: bool,
+    /// Allow blocks of more than 2^24 addresses (as sweep and scan; ping still takes at most
+    /// 4096 hosts).
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     unsupported: Unsupported,
 }
@@ -187,12 +192,14 @@ pub fn run(mut args: Args, out: &Printer) -> anyhow::Result<Exit> {
         source: args.interface.as_ref(),
         broadcast_ok: args.broadcast,
         numeric: args.numeric || args.flood,
+        force: args.force,
     };
     let Hosts { hosts, failures } = hosts::choose(&args.hosts, choice)?;
     let mut stderr = std::io::stderr().lock();
     for failure in &failures {
         writeln!(stderr, "netkit: {failure}")?;
     }
+    warn_broadcast(&hosts, &mut stderr)?;
     drop(stderr);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -202,6 +209,22 @@ pub fn run(mut args: Args, out: &Printer) -> anyhow::Result<Exit> {
     let ipg = args.interval().is_zero() || args.flood || args.adaptive;
     summary::print(out, &summaries, args.fping_summary, ipg)?;
     Ok(exit(&args, &summaries, !failures.is_empty()))
+}
+
+/// iputils' `WARNING: pinging broadcast address` (stderr, before the `PING` line) for each
+/// broadcast host that `-b` lets through; with several hosts, the line starts with its host.
+fn warn_broadcast(hosts: &[Host], stderr: &mut impl Write) -> std::io::Result<()> {
+    for host in hosts.iter().filter(|h| h.broadcast_warning) {
+        match hosts.len() {
+            1 => writeln!(stderr, "WARNING: pinging broadcast address")?,
+            _ => writeln!(
+                stderr,
+                "{}: WARNING: pinging broadcast address",
+                host.target.shown()
+            )?,
+        }
+    }
+    Ok(())
 }
 
 /// iputils' status, per host: 1 when nothing came back, or with -w fewer replies than -c;
@@ -251,7 +274,8 @@ fn check_privilege(
     engine: &icmp::Engine,
     privileged: bool,
 ) -> anyhow::Result<()> {
-    netkit::ping::check_interval(engine, args.interval())?;
+    let flood = args.flood && args.interval.is_none();
+    netkit::ping::check_interval(engine, args.interval(), flood)?;
     if privileged {
         return Ok(());
     }

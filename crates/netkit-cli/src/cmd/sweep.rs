@@ -410,17 +410,13 @@ impl<'a> View<'a> {
                 false => Ok(()),
             };
         }
-        let hosts = if summary.dead == 1 {
-            "host is"
-        } else {
-            "hosts are"
-        };
+        // SPEC's words whatever N, 1 too: scripts grep `hosts are inactive`.
         let unreachable = match summary.unreachable {
             0 => String::new(),
             n => format!(", {n} unreachable"),
         };
         self.line(&format!(
-            "Total {} {hosts} inactive{unreachable}{interrupted}",
+            "Total {} hosts are inactive{unreachable}{interrupted}",
             summary.dead
         ))
     }

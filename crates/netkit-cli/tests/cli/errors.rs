@@ -7,7 +7,7 @@ const BAD_INPUT: &[(&[&str], &str)] = &[
     (&["scan", "127.0.0.1", "-p", "0"], "0: "),
     (&["scan", "127.0.0.1", "-p", "70000"], "70000: "),
     (&["scan", "127.0.0.1", "-p", "10-5"], "10-5: "),
-    (&["scan", "127.0.0.1", "--top", "0"], "0: "),
+    (&["scan", "127.0.0.1", "--top", "0"], "--top 0: "),
     (&["scan", "1.2.3.300"], "1.2.3.300: "),
     (&["sweep", "10.0.0.5-2"], "10.0.0.5-2: "),
     (&["sweep", "/33"], "/33: "),
@@ -129,7 +129,8 @@ fn missing_arguments_are_usage_errors() {
     for args in [&["forward"][..], &["scan"], &["wait"], &["echo"], &["send"]] {
         let (code, _, stderr) = text(&run(args));
         assert_eq!(code, 2, "{args:?}: {stderr}");
-        assert!(stderr.starts_with("netkit: missing "), "{args:?}: {stderr}");
+        let expected = format!("netkit: {}: missing ", args[0]);
+        assert!(stderr.starts_with(&expected), "{args:?}: {stderr}");
     }
 }
 

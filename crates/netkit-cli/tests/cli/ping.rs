@@ -185,7 +185,7 @@ fn ctrl_c_prints_the_summary() {
 }
 
 /// Runs netkit as uid/gid 65534 inside `ns` with its ping_group_range set to `range`.
-fn ping_as_nobody(ns: &Netns, range: &str, args: &[&str]) -> (i32, String, String) {
+pub(crate) fn ping_as_nobody(ns: &Netns, range: &str, args: &[&str]) -> (i32, String, String) {
     let sysctl = format!("net.ipv4.ping_group_range={range}");
     sh(&["ip", "netns", "exec", &ns.name, "sysctl", "-qw", &sysctl]);
     let out = Command::new("ip")

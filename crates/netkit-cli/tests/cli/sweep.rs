@@ -208,7 +208,10 @@ fn tcp_listener_and_closed_port_are_alive_a_silent_address_is_not() {
         "--dead",
     ]);
     assert_eq!(code, 1, "{stderr}");
-    assert_eq!(stdout, "198.18.0.7 is inactive\nTotal 1 host is inactive\n");
+    assert_eq!(
+        stdout,
+        "198.18.0.7 is inactive\nTotal 1 hosts are inactive\n"
+    );
 }
 
 #[test]

@@ -22,6 +22,9 @@ pub struct Host {
     pub source: IpAddr,
     /// A broadcast or multicast address: many hosts answer, duplicates are expected.
     pub multicast: bool,
+    /// iputils warns `WARNING: pinging broadcast address`: its route check found a broadcast
+    /// address (`-b` given), which it makes only when no source address was given.
+    pub broadcast_warning: bool,
     /// The zone link-local repliers are shown with: the target's, else `-I`'s interface.
     pub zone: u32,
     /// Show addresses that answer without looking up their names (iputils does when the
@@ -62,11 +65,13 @@ pub struct Choice<'a> {
     pub broadcast_ok: bool,
     /// `-n` (or `-f`).
     pub numeric: bool,
+    /// `--force`: blocks of more than 2^24 addresses are taken.
+    pub force: bool,
 }
 
 /// Resolves and checks `words`.
 pub fn choose(words: &[String], choice: Choice<'_>) -> anyhow::Result<Hosts> {
-    let list = TargetList::parse(words, false)?;
+    let list = TargetList::parse(words, choice.force)?;
     if list.len() > MAX_HOSTS {
         let why = format!("ping takes at most {MAX_HOSTS} hosts; netkit sweep is for ranges");
         return Err(ParseError::new(words.join(" "), why).into());
@@ -92,9 +97,11 @@ fn check(target: Target, choice: Choice<'_>) -> Result<Host, netkit::Error> {
     let zone = reply_zone(&target, device)?;
     let host = target.shown();
     let route = route(&host, target.socket_addr(0), device, choice.broadcast_ok)?;
+    let source = choice.source.and_then(Source::addr);
     Ok(Host {
-        source: choice.source.and_then(Source::addr).unwrap_or(route.source),
+        source: source.unwrap_or(route.source),
         multicast: route.broadcast || target.addr.is_multicast(),
+        broadcast_warning: route.broadcast && source.is_none(),
         numeric: choice.numeric || target.name.is_none(),
         zone,
         target,

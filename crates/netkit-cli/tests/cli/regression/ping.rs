@@ -965,3 +965,104 @@ fn link_local_targets_and_interfaces_were_named_without_their_zone() {
         "{out}{err}"
     );
 }
+
+/// `ping` had no `--force` (SPEC: blocks of more than 2^24 addresses are refused unless
+/// `--force` is given, for ping, sweep and scan targets): the refusal told the user to "pass
+/// --force to sweep it", and `--force` was an unknown option. Nothing is sent for a refused
+/// block; `--force` is tried on the loopback address only (and on a big block inside an empty
+/// namespace, where ping's own cap of 4096 hosts still refuses it before anything is sent).
+#[test]
+fn ping_had_no_force_for_big_blocks() {
+    let (code, _, stderr) = text(&crate::harness::run(&["ping", "-c", "1", "10.0.0.0/7"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(
+        stderr,
+        "netkit: 10.0.0.0/7: 33554432 addresses is more than 2^24; pass --force to take it\n"
+    );
+    let args = ["ping", "--force", "-c", "1", "-W", "5", "127.0.0.1"];
+    let (code, stdout, stderr) = text(&crate::harness::run(&args));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("1 packets transmitted, 1 received"),
+        "{stdout}"
+    );
+    if !privileged("ping --force on a big block") {
+        return;
+    }
+    let empty = Netns::with_loopback("pingforce");
+    let (code, _, stderr) = ping_in(&empty, &["--force", "-c", "1", "10.0.0.0/7"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("ping takes at most 4096 hosts"), "{stderr}");
+}
+
+/// `ping --help` did not say that a CIDR block includes every address in it (SPEC: say so in
+/// `--help`), as sweep's and scan's do: it only pointed at "the target forms of sweep".
+#[test]
+fn ping_help_did_not_state_the_cidr_rule() {
+    for command in ["ping", "sweep", "scan"] {
+        let (code, stdout, stderr) = text(&crate::harness::run(&[command, "--help"]));
+        assert_eq!(code, 0, "{command}: {stderr}");
+        let flat = stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(flat.contains("CIDR block"), "{command}: {stdout}");
+        assert!(flat.contains("every address"), "{command}: {stdout}");
+    }
+}
+
+/// `ping -b` to a broadcast address left out iputils' `WARNING: pinging broadcast address`
+/// on stderr. iputils prints it when its route check (a UDP socket connected to the host) is
+/// refused as a broadcast and `-b` allows it; not when a source address is given (`-I ADDR`:
+/// no route check). iputils beside netkit in the same namespaces is the oracle.
+#[test]
+fn ping_b_dropped_the_broadcast_warning() {
+    if !privileged("ping -b warning") {
+        return;
+    }
+    let (near, far) = two_hosts("pingbw");
+    sysctl(&far, "net.ipv4.icmp_echo_ignore_broadcasts=0");
+    let warning = "WARNING: pinging broadcast address\n";
+    let args = ["-b", "-c", "1", "198.18.0.255"];
+    let ((code, out, err), (i_code, i_out, i_err)) = both_in(&near, &args);
+    assert_eq!(
+        (code, i_code),
+        (0, 0),
+        "{out}{err}\niputils: {i_out}{i_err}"
+    );
+    assert_eq!(i_err, warning, "iputils");
+    assert_eq!(err, warning, "netkit");
+    // A unicast address with -b, and a broadcast one from a given source: no warning.
+    for args in [
+        &["-b", "-c", "1", "198.18.0.2"][..],
+        &["-b", "-c", "1", "-I", "198.18.0.1", "198.18.0.255"],
+    ] {
+        let ((code, out, err), (i_code, i_out, i_err)) = both_in(&near, args);
+        assert_eq!(
+            (code, i_code),
+            (0, 0),
+            "{args:?}: {out}{err}\n{i_out}{i_err}"
+        );
+        assert_eq!(i_err, "", "iputils {args:?}");
+        assert_eq!(err, "", "netkit {args:?}");
+    }
+}
+
+/// An unprivileged `ping -f` (unprivileged ICMP sockets open) was refused naming `-i 0ms`,
+/// an option the user never typed; it names `-f` now. `-i 0.001` still names `-i 1ms`.
+#[test]
+fn unprivileged_flood_named_an_interval_not_given() {
+    if !privileged("ping -f unprivileged") {
+        return;
+    }
+    let ns = Netns::with_loopback("pingfnamed");
+    let open = "0 2147483647";
+    let nobody = crate::ping::ping_as_nobody;
+    let (code, out, err) = nobody(&ns, open, &["-f", "127.0.0.1"]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(err.starts_with("netkit: -f (flooding"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    let (code, out, err) = nobody(&ns, open, &["-i", "0.001", "127.0.0.1"]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        err.starts_with("netkit: -i 1ms (intervals below 2ms"),
+        "{err}"
+    );
+}

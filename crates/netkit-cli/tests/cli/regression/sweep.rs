@@ -1348,3 +1348,21 @@ fn zones_alive(out: &str) -> Vec<(String, bool)> {
     hosts.sort();
     hosts
 }
+
+/// One inactive host was summed up as `Total 1 host is inactive`, where SPEC's line (which
+/// scripts grep) is `Total N hosts are inactive` whatever N; the interrupted form too.
+#[test]
+fn one_inactive_host_was_not_total_n_hosts_are_inactive() {
+    if !privileged("sweep one inactive host") {
+        return;
+    }
+    let ns = Netns::with_loopback("swone");
+    crate::ping_net::iptables(&ns, &["-A", "INPUT", "-p", "icmp", "-j", "DROP"]);
+    let args = ["sweep", "127.0.0.1", "--timeout", "300ms", "--dead"];
+    let (code, stdout, stderr) = text(&ns.netkit().args(args).output().expect("run netkit"));
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(
+        stdout,
+        "127.0.0.1 is inactive\nTotal 1 hosts are inactive\n"
+    );
+}

@@ -293,3 +293,65 @@ fn scan_under_a_low_open_files_limit_spun_for_thirty_seconds() {
         assert_eq!(code, 0, "{args:?} at the floor: {stderr}");
     }
 }
+
+/// clap's refusals were passed on in clap's words, not `netkit: <input>: <why>`: `netkit
+/// completions nosh` said `invalid value 'nosh' for '<SHELL>'`, `--color bogus` `invalid value
+/// 'bogus' for '--color <WHEN>'`, a conflict `the argument '--quiet' cannot be used with
+/// '--verbose...'`, a missing argument `missing <HOST>...`. Every kind of clap error now names
+/// the input first, on one line, exit 2.
+#[test]
+fn clap_refusals_did_not_name_the_input_first() {
+    for (args, expected) in [
+        (
+            &["completions", "nosh"][..],
+            "nosh: not a shell (bash, elvish, fish, powershell, zsh)",
+        ),
+        (
+            &["--color", "bogus", "scan", "127.0.0.1"],
+            "bogus: --color takes auto, always or never",
+        ),
+        (
+            &["scan", "-q", "-v", "127.0.0.1"],
+            "--quiet: cannot be used with --verbose",
+        ),
+        (&["ping", "-4", "-6", "::1"], "-4: cannot be used with -6"),
+        (&["ping"], "ping: missing HOST; see 'netkit ping --help'"),
+        (
+            &["iface", "addr"],
+            "iface addr: missing NAME; see 'netkit iface addr --help'",
+        ),
+        (&["ping", "-c"], "--count: needs a value; see --help"),
+        (
+            &["scan", "127.0.0.1", "--syn=yes"],
+            "yes: unexpected value for --syn; see --help",
+        ),
+        (
+            &["iface", "show", "lo", "extra"],
+            "extra: unexpected argument; see --help",
+        ),
+        (&["bogus"], "bogus: unknown subcommand; see 'netkit --help'"),
+        (&["ping", "--bogus"], "--bogus: unknown option; see --help"),
+    ] {
+        let (code, stdout, stderr) = text(&run(args));
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert_eq!(stderr, format!("netkit: {expected}\n"), "{args:?}");
+        assert!(stdout.is_empty(), "{args:?}: {stdout}");
+    }
+}
+
+/// `scan --top 0` said `top must be a whole number from 1 to 65535`, where the ranking used
+/// has 1000 ports (`--top 1001` is refused): the range said is now the ranking's own.
+#[test]
+fn scan_top_0_said_a_range_it_does_not_take() {
+    for top in ["0", "1001", "70000"] {
+        let (code, _, stderr) = text(&run(&["scan", "127.0.0.1", "--top", top]));
+        assert_eq!(code, 2, "{top}: {stderr}");
+        assert_eq!(
+            stderr,
+            format!(
+                "netkit: --top {top}: the top-ports list ranked from netkit's data (see \
+                 docs/top-ports.md) has 1 to 1000 entries\n"
+            )
+        );
+    }
+}
