@@ -218,6 +218,9 @@ pub fn hint_for(what: &str, err: &io::Error) -> &'static str {
         (Some(EACCES | EPERM), w) if w.contains("exec:") => {
             "; this user may not run that program (check that it is executable)"
         }
+        (Some(EACCES | EPERM), w) if w.contains("unix:") && !w.contains("unix:@") => {
+            "; this user may not open that socket (check its and its directories' permissions)"
+        }
         (Some(EACCES | EPERM), w) if w.starts_with("write ") => {
             "; this user may not write that file (check it and its directory's permissions)"
         }
