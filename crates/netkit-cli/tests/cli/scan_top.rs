@@ -221,7 +221,7 @@ fn bad_sources_counts_and_unreadable_files_exit_2() {
     let missing = "/nonexistent/nmap-services";
     for (args, code, needle) in [
         (&["--top", "1001"][..], 2, "netkit: --top 1001: "),
-        (&["--top", "0"][..], 2, "netkit: 0: "),
+        (&["--top", "0"][..], 2, "netkit: --top 0: "),
         (&["--top-source", ""][..], 2, "netkit: : "),
         (&["--top-source", no_ratio][..], 2, no_ratio),
         (&["-p", "22", "--top-source", "nmap"][..], 2, "--top-source"),
