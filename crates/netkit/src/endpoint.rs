@@ -10,6 +10,7 @@ pub mod children;
 pub mod exec;
 pub mod happy_eyeballs;
 mod io;
+pub mod names;
 mod parked;
 mod unix_connect;
 mod unix_path;

@@ -52,7 +52,10 @@ client its connection; a client waits at most (targets + retries) x --connect-ti
 new sessions the same way; a target that answers with ICMP port unreachable is left alone as
 above and its sessions move to the next one (no --check for UDP). A name with several addresses is
 connected to Happy Eyeballs style (RFC 8305): the next address 250ms after the last, the first
-to answer wins.
+to answer wins. Target names are looked up once before anything is bound: one that does not
+exist is bad input (exit 2; a reload naming one is refused), as HAProxy and nginx refuse it;
+one the resolver cannot answer for now gives a warning; names are resolved again at each
+connection.
 SIGHUP rereads --config: new connections follow the new rules, open ones go on, listeners that
 stay are never closed; a file that fails its checks leaves the old rules in force (logged).
 Without --config SIGHUP is logged and ignored. SIGINT/SIGTERM stop accepting and let open
@@ -209,6 +212,9 @@ fn rules(args: &Args) -> Result<Vec<Rule>, netkit::Error> {
         apply_flags(args, &mut rule.options);
         rules::check(rule).map_err(|(_, e)| e)?;
     }
+    for warning in rules::check_names(&rules)? {
+        tracing::warn!("{warning}");
+    }
     Ok(rules)
 }
 
@@ -350,7 +356,8 @@ async fn reload(args: &Args, supervisor: &mut Supervisor, registry: &Registry, o
         tracing::warn!("SIGHUP ignored: there is no --config file to reload; connections go on");
         return;
     };
-    let applied = match rules(args) {
+    // Target names are looked up (blocking) on this worker thread; the others serve on.
+    let applied = match tokio::task::block_in_place(|| rules(args)) {
         Ok(rules) => supervisor.apply(rules).await,
         Err(err) => Err(err),
     };

@@ -13,7 +13,7 @@
 //!   0 to 100.
 
 use super::{Options, Rule};
-use crate::endpoint::{exec, Endpoint};
+use crate::endpoint::{exec, names, Endpoint};
 use crate::error::ParseError;
 use crate::forward::config::ValueError;
 
@@ -197,6 +197,39 @@ pub fn check(rule: &Rule) -> Result<(), KeyError> {
         ));
     }
     Ok(())
+}
+
+/// Looks up each target host name of `rules` once, before anything is bound (a blocking
+/// `getaddrinfo` per name): a name that does not exist is bad input, as HAProxy and nginx refuse
+/// to start on it; a name the resolver cannot answer for now gives a warning (returned) and
+/// does not stop the forwarder, whose names are resolved again per connection, so a DNS
+/// outage at boot does not keep it down.
+pub fn check_names(rules: &[Rule]) -> Result<Vec<String>, crate::Error> {
+    let mut seen = std::collections::HashSet::new();
+    let mut warnings = Vec::new();
+    for target in rules.iter().flat_map(|rule| &rule.targets) {
+        let (Endpoint::Tcp { host, port } | Endpoint::Udp { host, port }) = target else {
+            continue;
+        };
+        let crate::endpoint::Host::Name(name) = host else {
+            continue;
+        };
+        if !seen.insert(name.as_str()) {
+            continue;
+        }
+        match names::look_up(name, *port) {
+            names::Lookup::Found => {}
+            names::Lookup::NoSuchName(why) => {
+                let host = name.clone();
+                return Err(crate::Error::Resolve { host, why });
+            }
+            names::Lookup::Unanswered(why) => warnings.push(format!(
+                "{target}: cannot resolve {name} now ({why}); it is resolved again at each \
+                 connection"
+            )),
+        }
+    }
+    Ok(warnings)
 }
 
 /// The listen addresses given twice in `rules` (but port 0, a new port each time, and bare

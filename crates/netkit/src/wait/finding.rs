@@ -6,6 +6,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use crate::endpoint::names::{no_such_name, resolver_reason};
 use crate::error::Error;
 
 /// The outcome of one attempt.
@@ -212,32 +213,6 @@ impl Finding {
 
 fn is_out_of_descriptors(err: &std::io::Error) -> bool {
     crate::sys::shortage(err) == Some(crate::sys::Shortage::Descriptors)
-}
-
-/// Whether the resolver's answer says the name has no address: it does not exist
-/// (`EAI_NONAME`: NXDOMAIN) or has no address (`EAI_NODATA`, or no address at all). Anything
-/// else (`EAI_AGAIN`: SERVFAIL, REFUSED, no answer; `EAI_FAIL`; a system error) says nothing
-/// of the name.
-fn no_such_name(why: &str) -> bool {
-    use nix::libc::{gai_strerror, EAI_NODATA, EAI_NONAME};
-    let why = why.trim_start_matches("failed to lookup address information: ");
-    let said = |code| {
-        // SAFETY: gai_strerror returns a pointer to a static NUL-terminated string.
-        let text = unsafe { std::ffi::CStr::from_ptr(gai_strerror(code)) };
-        text.to_string_lossy().eq_ignore_ascii_case(why)
-    };
-    why == "no addresses" || said(EAI_NONAME) || said(EAI_NODATA)
-}
-
-/// The resolver's own words (`name or service not known`), without the standard library's
-/// `failed to lookup address information:` preamble.
-fn resolver_reason(why: &str) -> String {
-    let why = why.trim_start_matches("failed to lookup address information: ");
-    let mut chars = why.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => why.to_string(),
-    }
 }
 
 #[cfg(test)]

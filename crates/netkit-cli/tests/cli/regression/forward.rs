@@ -2050,3 +2050,59 @@ fn forward_capped_by_the_open_files_limit_said_nothing() {
         }
     }
 }
+
+/// A target name that does not exist (`no.such.invalid:80`) started a forwarder anyway, which
+/// failed every client with `cannot resolve host name` (an audit; SPEC: exit 2 for an unknown
+/// host name; HAProxy and nginx refuse to start). Now the forwarder refuses (exit 2, naming the
+/// host), also at a reload (the old rules stay); a name that resolves starts it, and so does a
+/// name the resolver cannot answer for now (a warning: it is resolved per connection).
+#[test]
+fn forward_started_with_a_target_name_that_does_not_exist() {
+    use crate::wait_util::{DnsLab, NetnsEtc};
+    if !privileged("forward with a target name that does not exist") {
+        return;
+    }
+    let lab = DnsLab::start();
+    let mut cmd = lab.ns.netkit();
+    cmd.args(["forward", "0", "none.test:80"]);
+    // A forwarder that starts never ends by itself: bounded, it fails the test.
+    let (code, _, stderr) = crate::harness::run_within(cmd, PATIENCE);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.starts_with("netkit: none.test: "), "{stderr}");
+    lab.add("svc.test", "127.0.0.1");
+    let mut cmd = lab.ns.netkit();
+    cmd.args(["forward", "0", "svc.test:80"]);
+    let fw = Forwarder::spawn(cmd, 1);
+    let (code, _, err) = fw.stop("TERM");
+    assert_eq!(code, 0, "{err}");
+    // A reload naming a target that does not exist is refused; the old rule stays.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("forward.toml");
+    std::fs::write(
+        &config,
+        "[[rule]]\nlisten = \"0\"\ntarget = \"svc.test:80\"\n",
+    )
+    .unwrap();
+    let mut cmd = lab.ns.netkit();
+    cmd.args(["forward", "--config"]).arg(&config);
+    let fw = Forwarder::spawn(cmd, 1);
+    std::fs::write(
+        &config,
+        "[[rule]]\nlisten = \"0\"\ntarget = \"gone.test:80\"\n",
+    )
+    .unwrap();
+    fw.signal("HUP");
+    let lines = fw.wait_for(|l| l.contains("reload"), 1);
+    assert!(lines[0].contains("gone.test"), "{lines:?}");
+    let (_, _, err) = fw.stop("TERM");
+    assert!(!err.contains("gone.test:80 ->"), "{err}");
+    // A resolver that cannot answer: a warning, and the forwarder starts.
+    let ns = Netns::with_loopback("fw-noresolver");
+    let _etc = NetnsEtc::new(&ns, "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n");
+    let mut cmd = ns.netkit();
+    cmd.args(["forward", "0", "db.test:80"]);
+    let fw = Forwarder::spawn(cmd, 1);
+    let (code, _, err) = fw.stop("TERM");
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("cannot resolve db.test now"), "{err}");
+}
