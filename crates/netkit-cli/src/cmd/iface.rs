@@ -17,7 +17,9 @@ use crate::output::Printer;
 const EXAMPLES: &str = "\
 Everything comes from the kernel over rtnetlink (speed and duplex from ethtool netlink), so
 it is right in any network namespace, also under `nsenter --net` where /sys is the host's.
-A NAME is an interface name or one of its alternative names (ip link property add ... altname).
+A NAME is an interface name or one of its alternative names (ip link property add ... altname):
+at most 15 bytes, the kernel's limit, or 127 for an alternative name; an empty or longer NAME
+is refused as bad input (exit 2), saying which.
 Bytes of a name (alias, address label) that are not UTF-8 are shown as \\xNN, and a NAME is
 taken either way: as the bytes, or written so.
 
@@ -79,10 +81,13 @@ pub enum View {
 }
 
 /// Interface names as bytes: one that is not UTF-8 is escaped as the listing shows it
-/// (`bad\xff`), so that it names the interface it is.
+/// (`bad\xff`), so that it names the interface it is. An empty name, or one longer than the
+/// kernel allows any interface name, is refused here and says why.
 fn name_parser() -> impl TypedValueParser<Value = String> {
-    clap::builder::OsStringValueParser::new()
-        .map(|name| netkit::iface::escape_bytes(name.as_encoded_bytes()))
+    clap::builder::OsStringValueParser::new().try_map(|name| {
+        let name = netkit::iface::escape_bytes(name.as_encoded_bytes());
+        netkit::iface::check_name(&name).map(|()| name)
+    })
 }
 
 /// Runs `iface`.

@@ -63,8 +63,10 @@ pub struct Watcher {
 
 impl Watcher {
     /// Subscribes, then takes the interfaces as they stand. With `name`, only that interface's
-    /// events are reported, and [`Error::NoSuchInterface`] when there is none.
+    /// events are reported, and [`Error::NoSuchInterface`] when there is none ([`Error::Name`]
+    /// for a name no interface can have).
     pub fn new(name: Option<&str>) -> Result<Watcher, Error> {
+        name.map(super::check_name).transpose()?;
         let mut events = Netlink::open(NETLINK_ROUTE).map_err(kernel_error)?;
         let _ = events.socket().set_rx_buf_sz(RECEIVE_BUFFER);
         for group in GROUPS {

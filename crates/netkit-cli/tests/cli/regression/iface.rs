@@ -279,3 +279,79 @@ fn control_characters_in_an_input_split_or_restyled_the_error_line() {
         assert_eq!(stderr, format!("netkit: {shown}: no such interface\n"));
     }
 }
+
+/// A name longer than any interface name, 17 bytes (the kernel's limit is 15).
+const SEVENTEEN: &str = "abcdefghijklmnopq";
+
+/// `iface addr ''` and a name over the kernel's 15 bytes were called unknown interfaces (or
+/// an empty name shown as nothing: `netkit: : no such interface`), as if a name of that
+/// length could exist; every subcommand that takes a NAME now says what is wrong with it.
+#[test]
+fn an_empty_or_overlong_name_was_called_an_unknown_interface() {
+    let longest = "a".repeat(128);
+    let cases = [
+        ("", "netkit: '': empty interface name\n".to_string()),
+        (
+            SEVENTEEN,
+            format!(
+                "netkit: {SEVENTEEN}: interface name of 17 bytes: longer than 15 bytes, the \
+                 kernel's limit (IFNAMSIZ), and no interface has it as an alternative name\n"
+            ),
+        ),
+        (
+            longest.as_str(),
+            format!(
+                "netkit: {longest}: interface name of 128 bytes: longer than the kernel's \
+                 limits (15 bytes, 127 for an alternative name)\n"
+            ),
+        ),
+    ];
+    for view in ["addr", "show", "status", "watch"] {
+        for (name, want) in &cases {
+            let mut cmd = crate::harness::netkit();
+            cmd.args(["iface", view, name]);
+            let (code, stdout, stderr) = crate::harness::run_within(cmd, crate::harness::PATIENCE);
+            assert_eq!(code, 2, "{view} {name:?}: {stdout}{stderr}");
+            assert_eq!(&stderr, want, "{view} {name:?}");
+            assert!(stdout.is_empty(), "{view} {name:?}: {stdout}");
+        }
+    }
+}
+
+/// The same in a namespace, with `ip` as the oracle: `ip link show dev` refuses the empty and
+/// the overlong name, and finds an interface by a long alternative name (up to 127 bytes),
+/// which netkit must still take.
+#[test]
+fn a_long_alternative_name_still_names_its_interface() {
+    if !privileged("iface long altname") {
+        return;
+    }
+    let ns = labelled("wti-altname");
+    let long = "a-long-alternative-name-of-v0";
+    ns.ip(&["link", "property", "add", "dev", "v0", "altname", long]);
+    let ip = |name: &str| {
+        ns.command("ip")
+            .args(["link", "show", "dev", name])
+            .output()
+    };
+    for name in ["", SEVENTEEN] {
+        assert!(!ip(name).expect("ip").status.success(), "ip took {name:?}");
+        let (code, _, stderr) = text(
+            &ns.netkit()
+                .args(["iface", "addr", name])
+                .output()
+                .expect("run"),
+        );
+        assert_eq!(code, 2, "{name:?}: {stderr}");
+        assert!(!stderr.contains("no such interface"), "{stderr}");
+    }
+    assert!(ip(long).expect("ip").status.success());
+    let out = ns
+        .netkit()
+        .args(["iface", "addr", long, "-4"])
+        .output()
+        .expect("run");
+    let (code, stdout, stderr) = text(&out);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, "198.18.0.1\n198.18.1.1\n");
+}
