@@ -50,7 +50,8 @@ pub enum View {
         #[arg(value_parser = name_parser())]
         name: String,
     },
-    /// Print the interface's addresses, one per line.
+    /// Print the interface's addresses, one per line (not one that failed duplicate address
+    /// detection: ip's dadfailed).
     Addr {
         /// Interface name (or alternative name).
         #[arg(value_parser = name_parser())]
@@ -110,7 +111,9 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
                 _ => Family::Any,
             };
             let iface = netkit::iface::show(&name)?;
-            for addr in iface.addrs.iter().filter(|a| family.admits(&a.addr)) {
+            // An address that failed duplicate address detection is not one to use.
+            let usable = iface.addrs.iter().filter(|a| !a.dad_failed());
+            for addr in usable.filter(|a| family.admits(&a.addr)) {
                 print_addr(out, &iface.name, addr)?;
             }
             Ok(Exit::Success)

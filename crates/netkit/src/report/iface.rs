@@ -117,6 +117,14 @@ pub struct IfAddr {
     pub preferred_lft_s: Option<u32>,
 }
 
+impl IfAddr {
+    /// Whether duplicate address detection found this address in use by another node
+    /// (`dadfailed`): the kernel keeps it, tentative, and never uses it.
+    pub fn dad_failed(&self) -> bool {
+        self.flags.iter().any(|flag| flag == "dadfailed")
+    }
+}
+
 /// The family of an interface address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

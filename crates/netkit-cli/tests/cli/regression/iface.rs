@@ -355,3 +355,81 @@ fn a_long_alternative_name_still_names_its_interface() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(stdout, "198.18.0.1\n198.18.1.1\n");
 }
+
+/// Two ends of a veth pair in one namespace given the same IPv6 address with duplicate address
+/// detection on: one of them finds the other's (`ip` shows it `dadfailed tentative`). Returns
+/// the namespace and the name of the end whose address failed, once `ip` says so.
+fn duplicate_address(tag: &str) -> (Netns, String) {
+    let ns = Netns::new(tag);
+    ns.ip(&["link", "add", "vA", "type", "veth", "peer", "name", "vB"]);
+    let keys: Vec<String> = ["vA", "vB"]
+        .iter()
+        .flat_map(|dev| {
+            [
+                format!("net.ipv6.conf.{dev}.accept_dad=1"),
+                format!("net.ipv6.conf.{dev}.dad_transmits=1"),
+            ]
+        })
+        .collect();
+    ns.sysctl(&keys).unwrap_or_else(|e| panic!("{e}"));
+    ns.ip(&["link", "set", "vA", "up"]);
+    ns.ip(&["link", "set", "vB", "up"]);
+    ns.ip(&["-6", "addr", "add", "2001:db8::1/64", "dev", "vA"]);
+    ns.ip(&["-6", "addr", "add", "2001:db8::1/64", "dev", "vB"]);
+    let deadline = std::time::Instant::now() + crate::harness::PATIENCE;
+    loop {
+        let ip: Vec<Value> = serde_json::from_str(&ns.ip(&["-j", "-6", "addr"])).expect("ip -j");
+        let failed = ip.iter().find(|link| {
+            let addrs = link["addr_info"].as_array().into_iter().flatten();
+            addrs.into_iter().any(|a| a["dadfailed"] == true)
+        });
+        if let Some(link) = failed {
+            let name = link["ifname"].as_str().expect("ifname").to_string();
+            return (ns, name);
+        }
+        assert!(std::time::Instant::now() < deadline, "no dadfailed: {ip:?}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// `iface addr NAME` printed an address that failed duplicate address detection (`ip`:
+/// `dadfailed tentative`): the kernel will never use it, and a script asking for "the address
+/// of NAME" got one that does not work. `iface show` still lists it, with its flag.
+#[test]
+fn iface_addr_gave_an_address_that_failed_dad() {
+    if !privileged("iface addr dadfailed") {
+        return;
+    }
+    let (ns, failed) = duplicate_address("wti-dad");
+    let usable = |dev: &str| -> Vec<String> {
+        let ip: Vec<Value> =
+            serde_json::from_str(&ns.ip(&["-j", "-6", "addr", "show", "dev", dev])).expect("ip");
+        let addrs = ip[0]["addr_info"].as_array().expect("addr_info").iter();
+        addrs
+            .filter(|a| a["dadfailed"] != true)
+            .filter_map(|a| a["local"].as_str().map(String::from))
+            .collect()
+    };
+    for dev in ["vA", "vB"] {
+        let out = ns.netkit().args(["iface", "addr", dev, "-6"]).output();
+        let (code, stdout, stderr) = text(&out.expect("run"));
+        assert_eq!(code, 0, "{stderr}");
+        let ours: Vec<&str> = stdout.lines().collect();
+        assert_eq!(ours, usable(dev), "{dev} (dadfailed on {failed})");
+    }
+    let shown = ns
+        .netkit()
+        .args(["--json", "iface", "show", &failed])
+        .output();
+    let (_, stdout, _) = text(&shown.expect("run"));
+    let iface = &json_lines(&stdout)[0];
+    let listed = iface["addrs"].as_array().expect("addrs").iter();
+    let dup = listed
+        .into_iter()
+        .find(|a| a["addr"] == "2001:db8::1")
+        .unwrap_or_else(|| panic!("show lost it: {stdout}"));
+    assert!(dup["flags"]
+        .as_array()
+        .expect("flags")
+        .contains(&"dadfailed".into()));
+}
