@@ -173,21 +173,27 @@ impl Watcher {
         };
         let addrs = &mut link.iface.addrs;
         let at = addrs.iter().position(|old| same_address(old, &new));
-        let old = match (at, present) {
-            (Some(at), true) => Some(std::mem::replace(&mut addrs[at], new.clone())),
-            (Some(at), false) => Some(addrs.remove(at)),
+        let event = match (at, present) {
+            (Some(at), true) => {
+                let old = std::mem::replace(&mut addrs[at], new.clone());
+                addr_event(&link.iface, Some(&old), Some(&new))
+            }
             (None, true) => {
                 addrs.push(new.clone());
-                None
+                addr_event(&link.iface, None, Some(&new))
             }
-            // Removed without having been announced (IPv6 says nothing of a tentative
-            // address): reported all the same, as `ip monitor` does.
-            (None, false) => Some(new.clone()),
+            // The removal message says how the address stood as it went (its lifetimes then,
+            // which `ip monitor` prints under `Deleted`): that is what is reported, not the
+            // last state known. Also for one never announced (IPv6 says nothing of a
+            // tentative address), as `ip monitor` reports it.
+            (at, false) => {
+                if let Some(at) = at {
+                    addrs.remove(at);
+                }
+                addr_event(&link.iface, Some(&new), None)
+            }
         };
-        let new = present.then_some(new);
-        addr_event(&link.iface, old.as_ref(), new.as_ref())
-            .into_iter()
-            .collect()
+        event.into_iter().collect()
     }
 
     /// The events of the watched interface only; notes when it went away.

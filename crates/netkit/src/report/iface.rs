@@ -222,7 +222,8 @@ pub struct AddrEvent {
     pub iface: String,
     /// The interface's index.
     pub index: u32,
-    /// The address after the change (before it, for `removed`).
+    /// The address after the change; for `removed`, as the removal message describes it
+    /// (its lifetimes at that moment).
     #[serde(flatten)]
     pub addr: IfAddr,
 }

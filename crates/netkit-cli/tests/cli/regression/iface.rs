@@ -433,3 +433,100 @@ fn iface_addr_gave_an_address_that_failed_dad() {
         .expect("flags")
         .contains(&"dadfailed".into()));
 }
+
+/// `ip -ts monitor address` in the namespace, proven live: it has printed one of the sentinel
+/// addresses added to `lo` after it started (each wait bounded).
+fn ip_monitor_address(ns: &Netns) -> crate::harness::Proc {
+    let mut command = Command::new("ip");
+    command.args(["-n", &ns.name, "-ts", "monitor", "address"]);
+    let monitor = crate::harness::Proc::spawn(command);
+    for n in 1..=100 {
+        let sentinel = format!("198.18.253.{n}");
+        ns.ip(&["addr", "add", &format!("{sentinel}/32"), "dev", "lo"]);
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(100);
+        while std::time::Instant::now() < until {
+            if monitor.stdout.all().iter().any(|l| l.contains(&sentinel)) {
+                return monitor;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+    panic!("ip monitor printed none of its sentinels");
+}
+
+/// The lifetimes `ip monitor` printed under its `Deleted` line for `addr`: `valid_lft 297sec
+/// preferred_lft 197sec` (`forever` as none).
+fn deleted_lifetimes(lines: &[String], addr: &str) -> (Option<u64>, Option<u64>) {
+    let at = lines
+        .iter()
+        .position(|l| l.contains("Deleted") && l.contains(&format!(" {addr}/")))
+        .unwrap_or_else(|| panic!("no Deleted {addr}: {lines:#?}"));
+    let words: Vec<&str> = lines[at + 1].split_whitespace().collect();
+    let after = |key: &str| {
+        let at = words.iter().position(|w| *w == key).expect(key);
+        words[at + 1]
+            .strip_suffix("sec")
+            .and_then(|n| n.parse().ok())
+    };
+    (after("valid_lft"), after("preferred_lft"))
+}
+
+/// An address removed while `iface watch` ran was reported with the lifetimes of the last
+/// message about it (when it was added, here), not those of the removal message, which
+/// `ip monitor` prints under `Deleted`: seconds after the address was added, the record
+/// still said it had all of them left.
+#[test]
+fn a_removed_address_was_reported_with_stale_lifetimes() {
+    if !privileged("iface watch deleted lifetimes") {
+        return;
+    }
+    let ns = Netns::with_loopback("wti-dellft");
+    ns.ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
+    ns.ip(&["link", "set", "v0", "up"]);
+    let mut watch = ns.netkit();
+    watch.args(["--json", "iface", "watch", "v0"]);
+    let watch = crate::harness::Proc::spawn(watch);
+    watch.stderr.wait_for(|l| l.starts_with("watching"), 1);
+    let monitor = ip_monitor_address(&ns);
+    let addrs = [("198.18.3.1", "24"), ("2001:db8::5", "64")];
+    for (addr, prefix) in addrs {
+        let with_prefix = format!("{addr}/{prefix}");
+        let lifetimes = ["valid_lft", "300", "preferred_lft", "200"];
+        let mut add = vec!["addr", "add", &with_prefix, "dev", "v0"];
+        add.extend(lifetimes);
+        if addr.contains(':') {
+            add.push("nodad");
+        }
+        ns.ip(&add);
+        watch.stdout.wait_line(&format!("\"addr\":\"{addr}\""));
+    }
+    // Long enough for the lifetimes to count down by whole seconds.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    for (addr, prefix) in addrs {
+        ns.ip(&["addr", "del", &format!("{addr}/{prefix}"), "dev", "v0"]);
+    }
+    let removed = watch
+        .stdout
+        .wait_for(|l| l.contains("\"event\":\"removed\""), addrs.len());
+    monitor
+        .stdout
+        .wait_for(|l| l.contains("Deleted"), addrs.len());
+    let theirs = monitor.stdout.all();
+    for (addr, _) in addrs {
+        let ours = removed
+            .iter()
+            .map(|l| serde_json::from_str::<Value>(l).expect("json"))
+            .find(|e| e["addr"] == addr)
+            .unwrap_or_else(|| panic!("no removed {addr}: {removed:#?}"));
+        let (valid, preferred) = deleted_lifetimes(&theirs, addr);
+        assert!(valid.is_some_and(|v| v < 300), "{addr}: {theirs:#?}");
+        assert_eq!(
+            (
+                ours["valid_lft_s"].as_u64(),
+                ours["preferred_lft_s"].as_u64()
+            ),
+            (valid, preferred),
+            "{addr}: ours {ours}\nip monitor: {theirs:#?}"
+        );
+    }
+}
