@@ -72,8 +72,10 @@ pub enum View {
     /// Print link and address events as they happen, until interrupted.
     ///
     /// Link events: added, removed, renamed, up, down (administrative), carrier, no-carrier,
-    /// operstate, mtu, mac, master. Address events: added, removed, changed. Once subscribed,
-    /// 'watching ...' on stderr says so (not with -q).
+    /// flags (others than those: promisc, multicast, arp off, ...), operstate, mtu, mac,
+    /// master, alias, altnames; each says what changed (in JSON, 'changed' lists everything
+    /// that did). Address events: added, removed, changed. Once subscribed, 'watching ...' on
+    /// stderr says so (not with -q).
     Watch {
         /// Only this interface's events; the watch ends when it is removed.
         #[arg(value_parser = name_parser())]
@@ -321,7 +323,8 @@ fn print_event(out: &Printer, event: &Event) -> std::io::Result<()> {
     }
 }
 
-/// `eth0: link up`, `eth0: link mtu 9000`, `eth1: link renamed from eth0`, ...
+/// `eth0: link up`, `eth0: link mtu 9000`, `eth1: link renamed from eth0`, `eth0: link flags
+/// +PROMISC`, `eth0: link alias uplink`, ...
 fn link_event_text(e: &LinkEvent) -> String {
     let iface = &e.iface;
     let detail = match e.event {
@@ -331,6 +334,15 @@ fn link_event_text(e: &LinkEvent) -> String {
         LinkChange::Mtu => iface.mtu.map(|m| m.to_string()),
         LinkChange::Mac => iface.mac.clone(),
         LinkChange::Master => Some(iface.master.as_deref().map_or("none".into(), clean)),
+        LinkChange::Flags => e
+            .old_flags
+            .as_deref()
+            .map(|old| flag_changes(old, &iface.flags)),
+        LinkChange::Alias => Some(iface.alias.as_deref().map_or("none".into(), clean)),
+        LinkChange::Altnames => Some(match iface.altnames.is_empty() {
+            true => "none".to_string(),
+            false => clean(&iface.altnames.join(" ")),
+        }),
         _ => None,
     };
     let mut text = format!("{}: link {}", clean(&iface.name), e.event.name());
@@ -339,6 +351,19 @@ fn link_event_text(e: &LinkEvent) -> String {
         text.push_str(&detail);
     }
     text
+}
+
+/// `+PROMISC -NOARP`: the flags set and the flags cleared.
+fn flag_changes(old: &[String], new: &[String]) -> String {
+    let set = new
+        .iter()
+        .filter(|f| !old.contains(f))
+        .map(|f| format!("+{f}"));
+    let cleared = old
+        .iter()
+        .filter(|f| !new.contains(f))
+        .map(|f| format!("-{f}"));
+    set.chain(cleared).collect::<Vec<_>>().join(" ")
 }
 
 /// `eth0: addr added inet 198.18.0.1/24 brd 198.18.0.255 scope global`

@@ -161,6 +161,15 @@ pub struct LinkEvent {
     pub event: LinkChange,
     /// The name before a `renamed` event.
     pub old_name: Option<String>,
+    /// The flags before a `flags` event.
+    #[serde(default)]
+    pub old_flags: Option<Vec<String>>,
+    /// Everything that changed in the kernel message this event comes from, by field name
+    /// (`name`, `up`, `running`, `flags`, `carrier`, `mtu`, `mac`, `operstate`, `kind`,
+    /// `parent`, `master`, `qdisc`, `txqlen`, `altnames`, `alias`, `speed_mbps`, `duplex`);
+    /// empty for `added` and `removed`.
+    #[serde(default)]
+    pub changed: Vec<String>,
     /// The interface after the change (its addresses included).
     #[serde(flatten)]
     pub iface: Interface,
@@ -184,6 +193,9 @@ pub enum LinkChange {
     Carrier,
     /// The lower layer lost its carrier (`ip`'s `NO-CARRIER` once the link is up).
     NoCarrier,
+    /// Flags other than those `up`, `down`, `carrier` and `operstate` say changed
+    /// (`PROMISC`, `MULTICAST`, `NOARP`, `ALLMULTI`, ...).
+    Flags,
     /// The operational state changed (what `iface status` follows).
     Operstate,
     /// The MTU changed.
@@ -192,6 +204,10 @@ pub enum LinkChange {
     Mac,
     /// The link joined or left a bridge or bond.
     Master,
+    /// The alias was set, changed or cleared (`ip link set X alias TEXT`).
+    Alias,
+    /// An alternative name was added or removed (`ip link property add dev X altname Y`).
+    Altnames,
 }
 
 impl LinkChange {
@@ -205,10 +221,13 @@ impl LinkChange {
             LinkChange::Down => "down",
             LinkChange::Carrier => "carrier",
             LinkChange::NoCarrier => "no-carrier",
+            LinkChange::Flags => "flags",
             LinkChange::Operstate => "operstate",
             LinkChange::Mtu => "mtu",
             LinkChange::Mac => "mac",
             LinkChange::Master => "master",
+            LinkChange::Alias => "alias",
+            LinkChange::Altnames => "altnames",
         }
     }
 }

@@ -434,11 +434,13 @@ fn iface_addr_gave_an_address_that_failed_dad() {
         .contains(&"dadfailed".into()));
 }
 
-/// `ip -ts monitor address` in the namespace, proven live: it has printed one of the sentinel
-/// addresses added to `lo` after it started (each wait bounded).
-fn ip_monitor_address(ns: &Netns) -> crate::harness::Proc {
+/// `ip -ts monitor OBJECTS` in the namespace, `address` among them, proven live: it has
+/// printed one of the sentinel addresses added to `lo` after it started (each wait bounded).
+fn ip_monitor(ns: &Netns, objects: &[&str]) -> crate::harness::Proc {
     let mut command = Command::new("ip");
-    command.args(["-n", &ns.name, "-ts", "monitor", "address"]);
+    command
+        .args(["-n", &ns.name, "-ts", "monitor"])
+        .args(objects);
     let monitor = crate::harness::Proc::spawn(command);
     for n in 1..=100 {
         let sentinel = format!("198.18.253.{n}");
@@ -487,7 +489,7 @@ fn a_removed_address_was_reported_with_stale_lifetimes() {
     watch.args(["--json", "iface", "watch", "v0"]);
     let watch = crate::harness::Proc::spawn(watch);
     watch.stderr.wait_for(|l| l.starts_with("watching"), 1);
-    let monitor = ip_monitor_address(&ns);
+    let monitor = ip_monitor(&ns, &["address"]);
     let addrs = [("198.18.3.1", "24"), ("2001:db8::5", "64")];
     for (addr, prefix) in addrs {
         let with_prefix = format!("{addr}/{prefix}");
@@ -528,5 +530,100 @@ fn a_removed_address_was_reported_with_stale_lifetimes() {
             (valid, preferred),
             "{addr}: ours {ours}\nip monitor: {theirs:#?}"
         );
+    }
+}
+
+/// `iface watch` said nothing when a link's flags changed other than by up/down and carrier
+/// (`promisc on`, `multicast off`, `arp off`), nor when its alias or altnames changed, though
+/// the kernel announces each (`ip monitor link` prints them). Each is now a link event that
+/// says what changed, and every link record lists in `changed` all that changed with it.
+#[test]
+fn flag_alias_and_altname_changes_went_unreported() {
+    if !privileged("iface watch flags alias altnames") {
+        return;
+    }
+    let ns = Netns::with_loopback("wti-linkchg");
+    ns.ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
+    ns.ip(&["link", "set", "v1", "up"]);
+    ns.ip(&["link", "set", "v0", "up"]);
+    let watch = |args: &[&str]| {
+        let mut cmd = ns.netkit();
+        cmd.args(args);
+        let proc = crate::harness::Proc::spawn(cmd);
+        proc.stderr.wait_for(|l| l.starts_with("watching"), 1);
+        proc
+    };
+    let json = watch(&["--json", "iface", "watch"]);
+    let text_watch = watch(&["iface", "watch", "v0"]);
+    let monitor = ip_monitor(&ns, &["link", "address"]);
+    for step in [
+        &["link", "set", "v0", "promisc", "on"][..],
+        &["link", "set", "v0", "multicast", "off"],
+        &["link", "set", "v0", "arp", "off"],
+        &["link", "set", "v0", "alias", "uplink"],
+        &["link", "property", "add", "dev", "v0", "altname", "zero"],
+        &["link", "set", "v0", "mtu", "1400"],
+        &["link", "set", "v0", "down"],
+    ] {
+        ns.ip(step);
+    }
+    // A change after them all: once its event is out, theirs are too.
+    ns.ip(&["addr", "add", "198.18.62.1/32", "dev", "lo"]);
+    json.stdout.wait_line("198.18.62.1");
+    let v0: Vec<Value> = json_lines(&json.stdout.all().join("\n"))
+        .into_iter()
+        .filter(|e| e["type"] == "link" && e["name"] == "v0")
+        .collect();
+    let field = |e: &Value, key: &str| e[key].as_array().cloned().unwrap_or_default();
+    let has = |list: Vec<Value>, what: &str| list.contains(&what.into());
+    let flags: Vec<&Value> = v0.iter().filter(|e| e["event"] == "flags").collect();
+    assert_eq!(flags.len(), 3, "{v0:#?}");
+    for (event, flag, set) in [
+        (0, "PROMISC", true),
+        (1, "MULTICAST", false),
+        (2, "NOARP", true),
+    ] {
+        let e = flags[event];
+        assert_eq!(has(field(e, "flags"), flag), set, "{e}");
+        assert_eq!(has(field(e, "old_flags"), flag), !set, "{e}");
+        assert!(has(field(e, "changed"), "flags"), "{e}");
+    }
+    let find = |event: &str| {
+        let found = v0.iter().find(|e| e["event"] == event);
+        found
+            .unwrap_or_else(|| panic!("no {event}: {v0:#?}"))
+            .clone()
+    };
+    let alias = find("alias");
+    assert_eq!(
+        (&alias["alias"], field(&alias, "changed")),
+        (&"uplink".into(), vec!["alias".into()])
+    );
+    let altnames = find("altnames");
+    assert_eq!(field(&altnames, "altnames"), vec![Value::from("zero")]);
+    assert_eq!(field(&altnames, "changed"), vec![Value::from("altnames")]);
+    assert!(has(field(&find("mtu"), "changed"), "mtu"));
+    let down = field(&find("down"), "changed");
+    assert!(has(down.clone(), "up") && has(down, "flags"), "{v0:#?}");
+    // The text form says what changed.
+    let lines = text_watch.stdout.wait_for(|l| l == "v0: link down", 1);
+    let all = text_watch.stdout.all();
+    for want in [
+        "v0: link flags +PROMISC",
+        "v0: link flags -MULTICAST",
+        "v0: link flags +NOARP",
+        "v0: link alias uplink",
+        "v0: link altnames zero",
+    ] {
+        assert!(all.iter().any(|l| l == want), "{want}: {all:#?}{lines:?}");
+    }
+    // ip monitor saw the kernel announce each of the seven (it prints no alias).
+    monitor.stdout.wait_line("198.18.62.1");
+    let theirs = monitor.stdout.all();
+    let announced = theirs.iter().filter(|l| l.contains(" v0@v1: <")).count();
+    assert_eq!(announced, 7, "ip monitor: {theirs:#?}");
+    let theirs = theirs.join("\n");
+    for said in ["PROMISC", "NOARP", "altname zero"] {
+        assert!(theirs.contains(said), "ip monitor: {said}: {theirs}");
     }
 }
