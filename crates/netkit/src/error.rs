@@ -7,7 +7,8 @@
 //! [`PortError`], [`EndpointError`], [`TargetError`], [`DurationError`], [`ConfigError`]
 //! (which rule and key, for forwarding rules files); [`ParseError`]
 //! carries the other input errors (flags, wait targets, HTTP status sets), and
-//! [`Error::NoSuchInterface`] and [`Error::Resolve`] name what does not exist. The binary maps
+//! [`Error::NoSuchInterface`] and [`Error::Resolve`] name what does not exist, [`NameError`]
+//! a name no interface can have. The binary maps
 //! the [`ErrorClass`] ([`class_of`]) to an exit status; the library never exits.
 
 use std::io;
@@ -15,6 +16,7 @@ use std::io;
 use crate::duration::DurationError;
 use crate::endpoint::EndpointError;
 use crate::forward::config::ConfigError;
+use crate::iface::NameError;
 use crate::ports::PortError;
 use crate::target::TargetError;
 
@@ -88,6 +90,9 @@ pub enum Error {
     /// The named network interface does not exist.
     #[error("{}: no such interface", crate::text::clipped(.0))]
     NoSuchInterface(String),
+    /// A name no network interface can have (empty, longer than the kernel allows).
+    #[error(transparent)]
+    Name(#[from] NameError),
     /// A host name did not resolve to any usable address.
     #[error("{}: cannot resolve host name: {why}", crate::text::clipped(.host))]
     Resolve {
@@ -155,6 +160,7 @@ impl Error {
             | Error::Duration(_)
             | Error::Config(_)
             | Error::NoSuchInterface(_)
+            | Error::Name(_)
             | Error::Resolve { .. } => ErrorClass::Input,
             Error::Io { .. }
             | Error::UnixDirDenied { .. }
@@ -175,7 +181,8 @@ pub fn class_of(err: &(dyn std::error::Error + 'static)) -> Option<ErrorClass> {
         || err.is::<EndpointError>()
         || err.is::<TargetError>()
         || err.is::<DurationError>()
-        || err.is::<ConfigError>();
+        || err.is::<ConfigError>()
+        || err.is::<NameError>();
     input.then_some(ErrorClass::Input)
 }
 

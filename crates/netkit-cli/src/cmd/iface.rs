@@ -17,7 +17,9 @@ use crate::output::Printer;
 const EXAMPLES: &str = "\
 Everything comes from the kernel over rtnetlink (speed and duplex from ethtool netlink), so
 it is right in any network namespace, also under `nsenter --net` where /sys is the host's.
-A NAME is an interface name or one of its alternative names (ip link property add ... altname).
+A NAME is an interface name or one of its alternative names (ip link property add ... altname):
+at most 15 bytes, the kernel's limit, or 127 for an alternative name; an empty or longer NAME
+is refused as bad input (exit 2), saying which.
 Bytes of a name (alias, address label) that are not UTF-8 are shown as \\xNN, and a NAME is
 taken either way: as the bytes, or written so.
 
@@ -48,7 +50,8 @@ pub enum View {
         #[arg(value_parser = name_parser())]
         name: String,
     },
-    /// Print the interface's addresses, one per line.
+    /// Print the interface's addresses, one per line (not one that failed duplicate address
+    /// detection: ip's dadfailed).
     Addr {
         /// Interface name (or alternative name).
         #[arg(value_parser = name_parser())]
@@ -69,8 +72,10 @@ pub enum View {
     /// Print link and address events as they happen, until interrupted.
     ///
     /// Link events: added, removed, renamed, up, down (administrative), carrier, no-carrier,
-    /// operstate, mtu, mac, master. Address events: added, removed, changed. Once subscribed,
-    /// 'watching ...' on stderr says so (not with -q).
+    /// flags (others than those: promisc, multicast, arp off, ...), operstate, mtu, mac,
+    /// master, alias, altnames; each says what changed (in JSON, 'changed' lists everything
+    /// that did). Address events: added, removed, changed. Once subscribed, 'watching ...' on
+    /// stderr says so (not with -q).
     Watch {
         /// Only this interface's events; the watch ends when it is removed.
         #[arg(value_parser = name_parser())]
@@ -79,10 +84,13 @@ pub enum View {
 }
 
 /// Interface names as bytes: one that is not UTF-8 is escaped as the listing shows it
-/// (`bad\xff`), so that it names the interface it is.
+/// (`bad\xff`), so that it names the interface it is. An empty name, or one longer than the
+/// kernel allows any interface name, is refused here and says why.
 fn name_parser() -> impl TypedValueParser<Value = String> {
-    clap::builder::OsStringValueParser::new()
-        .map(|name| netkit::iface::escape_bytes(name.as_encoded_bytes()))
+    clap::builder::OsStringValueParser::new().try_map(|name| {
+        let name = netkit::iface::escape_bytes(name.as_encoded_bytes());
+        netkit::iface::check_name(&name).map(|()| name)
+    })
 }
 
 /// Runs `iface`.
@@ -105,7 +113,9 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
                 _ => Family::Any,
             };
             let iface = netkit::iface::show(&name)?;
-            for addr in iface.addrs.iter().filter(|a| family.admits(&a.addr)) {
+            // An address that failed duplicate address detection is not one to use.
+            let usable = iface.addrs.iter().filter(|a| !a.dad_failed());
+            for addr in usable.filter(|a| family.admits(&a.addr)) {
                 print_addr(out, &iface.name, addr)?;
             }
             Ok(Exit::Success)
@@ -313,7 +323,8 @@ fn print_event(out: &Printer, event: &Event) -> std::io::Result<()> {
     }
 }
 
-/// `eth0: link up`, `eth0: link mtu 9000`, `eth1: link renamed from eth0`, ...
+/// `eth0: link up`, `eth0: link mtu 9000`, `eth1: link renamed from eth0`, `eth0: link flags
+/// +PROMISC`, `eth0: link alias uplink`, ...
 fn link_event_text(e: &LinkEvent) -> String {
     let iface = &e.iface;
     let detail = match e.event {
@@ -323,6 +334,15 @@ fn link_event_text(e: &LinkEvent) -> String {
         LinkChange::Mtu => iface.mtu.map(|m| m.to_string()),
         LinkChange::Mac => iface.mac.clone(),
         LinkChange::Master => Some(iface.master.as_deref().map_or("none".into(), clean)),
+        LinkChange::Flags => e
+            .old_flags
+            .as_deref()
+            .map(|old| flag_changes(old, &iface.flags)),
+        LinkChange::Alias => Some(iface.alias.as_deref().map_or("none".into(), clean)),
+        LinkChange::Altnames => Some(match iface.altnames.is_empty() {
+            true => "none".to_string(),
+            false => clean(&iface.altnames.join(" ")),
+        }),
         _ => None,
     };
     let mut text = format!("{}: link {}", clean(&iface.name), e.event.name());
@@ -331,6 +351,19 @@ fn link_event_text(e: &LinkEvent) -> String {
         text.push_str(&detail);
     }
     text
+}
+
+/// `+PROMISC -NOARP`: the flags set and the flags cleared.
+fn flag_changes(old: &[String], new: &[String]) -> String {
+    let set = new
+        .iter()
+        .filter(|f| !old.contains(f))
+        .map(|f| format!("+{f}"));
+    let cleared = old
+        .iter()
+        .filter(|f| !new.contains(f))
+        .map(|f| format!("-{f}"));
+    set.chain(cleared).collect::<Vec<_>>().join(" ")
 }
 
 /// `eth0: addr added inet 198.18.0.1/24 brd 198.18.0.255 scope global`

@@ -19,6 +19,7 @@ mod addr;
 mod escape;
 mod ethtool;
 mod link;
+mod name;
 mod names;
 mod netlink;
 mod snapshot;
@@ -27,6 +28,7 @@ mod watch;
 use std::io;
 
 pub use escape::escape_bytes;
+pub use name::{check as check_name, NameError, NameErrorKind};
 pub use names::format_mac;
 pub use watch::Watcher;
 
@@ -42,8 +44,10 @@ pub fn list() -> Result<Vec<Interface>, Error> {
 }
 
 /// The interface called `name` (its name or one of its alternative names), or
-/// [`Error::NoSuchInterface`]. An IPv4 address label such as `eth0:1` is not an interface.
+/// [`Error::NoSuchInterface`]; [`Error::Name`] for a name no interface can have (see
+/// [`check_name`]). An IPv4 address label such as `eth0:1` is not an interface.
 pub fn show(name: &str) -> Result<Interface, Error> {
+    check_name(name)?;
     let mut rtnl = snapshot::rtnetlink()?;
     let mut links = snapshot::links(&mut rtnl)?;
     let index = snapshot::find(&links, name)?;
@@ -97,5 +101,14 @@ mod tests {
         let err = show("nosuchif0").unwrap_err();
         assert_eq!(err.to_string(), "nosuchif0: no such interface");
         assert_eq!(err.class(), crate::ErrorClass::Input);
+    }
+
+    #[test]
+    fn a_name_too_long_for_any_interface_says_so() {
+        let err = show("nosuchinterface0").unwrap_err();
+        assert!(matches!(err, Error::Name(_)), "{err}");
+        assert_eq!(err.class(), crate::ErrorClass::Input);
+        let err = show("").unwrap_err();
+        assert_eq!(err.to_string(), "'': empty interface name");
     }
 }

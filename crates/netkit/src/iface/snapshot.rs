@@ -60,13 +60,14 @@ pub(crate) fn add_addrs(
     Ok(())
 }
 
-/// The index of the link named `name` (its name or one of its alternative names).
+/// The index of the link named `name` (its name or one of its alternative names); when
+/// there is none, [`Error::Name`] for a name longer than an interface name may be.
 pub(crate) fn find(links: &Links, name: &str) -> Result<u32, Error> {
-    links
-        .values()
-        .find(|link| link.iface.is_named(name))
-        .map(|link| link.iface.index)
-        .ok_or_else(|| Error::NoSuchInterface(name.to_string()))
+    let found = links.values().find(|link| link.iface.is_named(name));
+    found.map(|link| link.iface.index).ok_or_else(|| {
+        super::name::not_found(name)
+            .map_or_else(|| Error::NoSuchInterface(name.to_string()), Error::Name)
+    })
 }
 
 fn addrs(rtnl: &mut Netlink, index: Option<u32>) -> io::Result<Vec<(u32, IfAddr)>> {

@@ -63,8 +63,10 @@ pub struct Watcher {
 
 impl Watcher {
     /// Subscribes, then takes the interfaces as they stand. With `name`, only that interface's
-    /// events are reported, and [`Error::NoSuchInterface`] when there is none.
+    /// events are reported, and [`Error::NoSuchInterface`] when there is none ([`Error::Name`]
+    /// for a name no interface can have).
     pub fn new(name: Option<&str>) -> Result<Watcher, Error> {
+        name.map(super::check_name).transpose()?;
         let mut events = Netlink::open(NETLINK_ROUTE).map_err(kernel_error)?;
         let _ = events.socket().set_rx_buf_sz(RECEIVE_BUFFER);
         for group in GROUPS {
@@ -171,21 +173,27 @@ impl Watcher {
         };
         let addrs = &mut link.iface.addrs;
         let at = addrs.iter().position(|old| same_address(old, &new));
-        let old = match (at, present) {
-            (Some(at), true) => Some(std::mem::replace(&mut addrs[at], new.clone())),
-            (Some(at), false) => Some(addrs.remove(at)),
+        let event = match (at, present) {
+            (Some(at), true) => {
+                let old = std::mem::replace(&mut addrs[at], new.clone());
+                addr_event(&link.iface, Some(&old), Some(&new))
+            }
             (None, true) => {
                 addrs.push(new.clone());
-                None
+                addr_event(&link.iface, None, Some(&new))
             }
-            // Removed without having been announced (IPv6 says nothing of a tentative
-            // address): reported all the same, as `ip monitor` does.
-            (None, false) => Some(new.clone()),
+            // The removal message says how the address stood as it went (its lifetimes then,
+            // which `ip monitor` prints under `Deleted`): that is what is reported, not the
+            // last state known. Also for one never announced (IPv6 says nothing of a
+            // tentative address), as `ip monitor` reports it.
+            (at, false) => {
+                if let Some(at) = at {
+                    addrs.remove(at);
+                }
+                addr_event(&link.iface, Some(&new), None)
+            }
         };
-        let new = present.then_some(new);
-        addr_event(&link.iface, old.as_ref(), new.as_ref())
-            .into_iter()
-            .collect()
+        event.into_iter().collect()
     }
 
     /// The events of the watched interface only; notes when it went away.
@@ -242,25 +250,40 @@ fn index(event: &Event) -> u32 {
 
 /// What changed between two states of a link (`None`: absent).
 fn link_events(old: Option<&Link>, new: Option<&Link>) -> Vec<Event> {
-    let event = |event, iface: &Interface, old_name: Option<String>| {
-        Event::Link(Box::new(LinkEvent {
-            event,
-            old_name,
-            iface: iface.clone(),
-        }))
-    };
     match (old, new) {
-        (None, Some(new)) => vec![event(LinkChange::Added, &new.iface, None)],
-        (Some(old), None) => vec![event(LinkChange::Removed, &old.iface, None)],
-        (Some(old), Some(new)) => link_changes(old, new)
-            .into_iter()
-            .map(|change| {
-                let old_name = (change == LinkChange::Renamed).then(|| old.iface.name.clone());
-                event(change, &new.iface, old_name)
-            })
-            .collect(),
+        (None, Some(new)) => vec![whole_link_event(LinkChange::Added, &new.iface)],
+        (Some(old), None) => vec![whole_link_event(LinkChange::Removed, &old.iface)],
+        (Some(old), Some(new)) => {
+            let changed = changed_fields(old, new);
+            link_changes(old, new)
+                .into_iter()
+                .map(|change| change_event(change, old, new, &changed))
+                .collect()
+        }
         (None, None) => Vec::new(),
     }
+}
+
+/// A link that came or went.
+fn whole_link_event(event: LinkChange, iface: &Interface) -> Event {
+    Event::Link(Box::new(LinkEvent {
+        event,
+        old_name: None,
+        old_flags: None,
+        changed: Vec::new(),
+        iface: iface.clone(),
+    }))
+}
+
+/// One change of a link that stays, with everything else that changed with it.
+fn change_event(change: LinkChange, old: &Link, new: &Link, changed: &[String]) -> Event {
+    Event::Link(Box::new(LinkEvent {
+        event: change,
+        old_name: (change == LinkChange::Renamed).then(|| old.iface.name.clone()),
+        old_flags: (change == LinkChange::Flags).then(|| old.iface.flags.clone()),
+        changed: changed.to_vec(),
+        iface: new.iface.clone(),
+    }))
 }
 
 fn link_changes(old: &Link, new: &Link) -> Vec<LinkChange> {
@@ -284,13 +307,53 @@ fn link_changes(old: &Link, new: &Link) -> Vec<LinkChange> {
         });
     }
     let rest = [
+        (other_flags(o) != other_flags(n), LinkChange::Flags),
         (o.operstate != n.operstate, LinkChange::Operstate),
         (o.mtu != n.mtu, LinkChange::Mtu),
         (o.mac != n.mac, LinkChange::Mac),
         (old.master_index != new.master_index, LinkChange::Master),
+        (o.alias != n.alias, LinkChange::Alias),
+        (o.altnames != n.altnames, LinkChange::Altnames),
     ];
     changes.extend(rest.iter().filter(|(changed, _)| *changed).map(|(_, c)| *c));
     changes
+}
+
+/// The flags that the `up`, `down`, `carrier` and `operstate` events already say.
+const STATE_FLAGS: [&str; 4] = ["UP", "RUNNING", "LOWER_UP", "DORMANT"];
+
+/// The flags of a link that no other event says.
+fn other_flags(iface: &Interface) -> Vec<&str> {
+    let flags = iface.flags.iter().map(String::as_str);
+    flags.filter(|f| !STATE_FLAGS.contains(f)).collect()
+}
+
+/// The names of the fields that differ between two states of a link, in the record's order
+/// (`carrier`, which the record shows as flags, after `flags`); counters are not a change.
+fn changed_fields(old: &Link, new: &Link) -> Vec<String> {
+    let (o, n) = (&old.iface, &new.iface);
+    let parent = |i: &Interface| (i.parent.clone(), i.parent_index, i.parent_netnsid);
+    let fields = [
+        (o.name != n.name, "name"),
+        (o.up != n.up, "up"),
+        (o.running != n.running, "running"),
+        (o.flags != n.flags, "flags"),
+        (old.has_carrier() != new.has_carrier(), "carrier"),
+        (o.mtu != n.mtu, "mtu"),
+        (o.mac != n.mac, "mac"),
+        (o.operstate != n.operstate, "operstate"),
+        (o.kind != n.kind, "kind"),
+        (parent(o) != parent(n), "parent"),
+        (old.master_index != new.master_index, "master"),
+        (o.qdisc != n.qdisc, "qdisc"),
+        (o.txqlen != n.txqlen, "txqlen"),
+        (o.altnames != n.altnames, "altnames"),
+        (o.alias != n.alias, "alias"),
+        (o.speed_mbps != n.speed_mbps, "speed_mbps"),
+        (o.duplex != n.duplex, "duplex"),
+    ];
+    let changed = fields.iter().filter(|(changed, _)| *changed);
+    changed.map(|(_, name)| (*name).to_string()).collect()
 }
 
 /// One address is another in a new state: same family, local address, prefix and peer.
@@ -422,6 +485,45 @@ mod tests {
                 "v0 master"
             ]
         );
+    }
+
+    #[test]
+    fn flags_alias_and_altnames_are_changes_that_list_what_changed() {
+        let old = link(
+            3,
+            "v0",
+            LinkFlags::Broadcast | LinkFlags::Multicast | LinkFlags::Up,
+        );
+        let mut new = link(
+            3,
+            "v0",
+            LinkFlags::Broadcast | LinkFlags::Promisc | LinkFlags::Up,
+        );
+        new.iface.alias = Some("uplink".into());
+        new.iface.altnames = vec!["zero".into()];
+        new.iface.stats.rx_bytes = 100;
+        let events = link_events(Some(&old), Some(&new));
+        assert_eq!(names(&events), ["v0 flags", "v0 alias", "v0 altnames"]);
+        let Event::Link(flags) = &events[0] else {
+            panic!("a link event")
+        };
+        let old_flags = ["BROADCAST", "MULTICAST", "UP"].map(String::from);
+        assert_eq!(flags.old_flags.as_deref(), Some(&old_flags[..]));
+        assert_eq!(flags.changed, ["flags", "altnames", "alias"]);
+        // Up alone is said by `up`; counters alone are no change.
+        let down = link(3, "v0", LinkFlags::Broadcast | LinkFlags::Multicast);
+        let up = link_events(Some(&down), Some(&old));
+        assert_eq!(names(&up), ["v0 up"]);
+        let Event::Link(up) = &up[0] else {
+            panic!("a link event")
+        };
+        assert_eq!(
+            (up.changed.as_slice(), &up.old_flags),
+            (&["up".to_string(), "flags".into()][..], &None)
+        );
+        let mut counted = old.clone();
+        counted.iface.stats.tx_bytes = 1;
+        assert!(link_events(Some(&old), Some(&counted)).is_empty());
     }
 
     #[test]

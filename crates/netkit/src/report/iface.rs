@@ -117,6 +117,14 @@ pub struct IfAddr {
     pub preferred_lft_s: Option<u32>,
 }
 
+impl IfAddr {
+    /// Whether duplicate address detection found this address in use by another node
+    /// (`dadfailed`): the kernel keeps it, tentative, and never uses it.
+    pub fn dad_failed(&self) -> bool {
+        self.flags.iter().any(|flag| flag == "dadfailed")
+    }
+}
+
 /// The family of an interface address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -153,6 +161,15 @@ pub struct LinkEvent {
     pub event: LinkChange,
     /// The name before a `renamed` event.
     pub old_name: Option<String>,
+    /// The flags before a `flags` event.
+    #[serde(default)]
+    pub old_flags: Option<Vec<String>>,
+    /// Everything that changed in the kernel message this event comes from, by field name
+    /// (`name`, `up`, `running`, `flags`, `carrier`, `mtu`, `mac`, `operstate`, `kind`,
+    /// `parent`, `master`, `qdisc`, `txqlen`, `altnames`, `alias`, `speed_mbps`, `duplex`);
+    /// empty for `added` and `removed`.
+    #[serde(default)]
+    pub changed: Vec<String>,
     /// The interface after the change (its addresses included).
     #[serde(flatten)]
     pub iface: Interface,
@@ -176,6 +193,9 @@ pub enum LinkChange {
     Carrier,
     /// The lower layer lost its carrier (`ip`'s `NO-CARRIER` once the link is up).
     NoCarrier,
+    /// Flags other than those `up`, `down`, `carrier` and `operstate` say changed
+    /// (`PROMISC`, `MULTICAST`, `NOARP`, `ALLMULTI`, ...).
+    Flags,
     /// The operational state changed (what `iface status` follows).
     Operstate,
     /// The MTU changed.
@@ -184,6 +204,10 @@ pub enum LinkChange {
     Mac,
     /// The link joined or left a bridge or bond.
     Master,
+    /// The alias was set, changed or cleared (`ip link set X alias TEXT`).
+    Alias,
+    /// An alternative name was added or removed (`ip link property add dev X altname Y`).
+    Altnames,
 }
 
 impl LinkChange {
@@ -197,10 +221,13 @@ impl LinkChange {
             LinkChange::Down => "down",
             LinkChange::Carrier => "carrier",
             LinkChange::NoCarrier => "no-carrier",
+            LinkChange::Flags => "flags",
             LinkChange::Operstate => "operstate",
             LinkChange::Mtu => "mtu",
             LinkChange::Mac => "mac",
             LinkChange::Master => "master",
+            LinkChange::Alias => "alias",
+            LinkChange::Altnames => "altnames",
         }
     }
 }
@@ -214,7 +241,8 @@ pub struct AddrEvent {
     pub iface: String,
     /// The interface's index.
     pub index: u32,
-    /// The address after the change (before it, for `removed`).
+    /// The address after the change; for `removed`, as the removal message describes it
+    /// (its lifetimes at that moment).
     #[serde(flatten)]
     pub addr: IfAddr,
 }

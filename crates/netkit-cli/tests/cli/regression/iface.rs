@@ -279,3 +279,351 @@ fn control_characters_in_an_input_split_or_restyled_the_error_line() {
         assert_eq!(stderr, format!("netkit: {shown}: no such interface\n"));
     }
 }
+
+/// A name longer than any interface name, 17 bytes (the kernel's limit is 15).
+const SEVENTEEN: &str = "abcdefghijklmnopq";
+
+/// `iface addr ''` and a name over the kernel's 15 bytes were called unknown interfaces (or
+/// an empty name shown as nothing: `netkit: : no such interface`), as if a name of that
+/// length could exist; every subcommand that takes a NAME now says what is wrong with it.
+#[test]
+fn an_empty_or_overlong_name_was_called_an_unknown_interface() {
+    let longest = "a".repeat(128);
+    let cases = [
+        ("", "netkit: '': empty interface name\n".to_string()),
+        (
+            SEVENTEEN,
+            format!(
+                "netkit: {SEVENTEEN}: interface name of 17 bytes: longer than 15 bytes, the \
+                 kernel's limit (IFNAMSIZ), and no interface has it as an alternative name\n"
+            ),
+        ),
+        (
+            longest.as_str(),
+            format!(
+                "netkit: {longest}: interface name of 128 bytes: longer than the kernel's \
+                 limits (15 bytes, 127 for an alternative name)\n"
+            ),
+        ),
+    ];
+    for view in ["addr", "show", "status", "watch"] {
+        for (name, want) in &cases {
+            let mut cmd = crate::harness::netkit();
+            cmd.args(["iface", view, name]);
+            let (code, stdout, stderr) = crate::harness::run_within(cmd, crate::harness::PATIENCE);
+            assert_eq!(code, 2, "{view} {name:?}: {stdout}{stderr}");
+            assert_eq!(&stderr, want, "{view} {name:?}");
+            assert!(stdout.is_empty(), "{view} {name:?}: {stdout}");
+        }
+    }
+}
+
+/// The same in a namespace, with `ip` as the oracle: `ip link show dev` refuses the empty and
+/// the overlong name, and finds an interface by a long alternative name (up to 127 bytes),
+/// which netkit must still take.
+#[test]
+fn a_long_alternative_name_still_names_its_interface() {
+    if !privileged("iface long altname") {
+        return;
+    }
+    let ns = labelled("wti-altname");
+    let long = "a-long-alternative-name-of-v0";
+    ns.ip(&["link", "property", "add", "dev", "v0", "altname", long]);
+    let ip = |name: &str| {
+        ns.command("ip")
+            .args(["link", "show", "dev", name])
+            .output()
+    };
+    for name in ["", SEVENTEEN] {
+        assert!(!ip(name).expect("ip").status.success(), "ip took {name:?}");
+        let (code, _, stderr) = text(
+            &ns.netkit()
+                .args(["iface", "addr", name])
+                .output()
+                .expect("run"),
+        );
+        assert_eq!(code, 2, "{name:?}: {stderr}");
+        assert!(!stderr.contains("no such interface"), "{stderr}");
+    }
+    assert!(ip(long).expect("ip").status.success());
+    let out = ns
+        .netkit()
+        .args(["iface", "addr", long, "-4"])
+        .output()
+        .expect("run");
+    let (code, stdout, stderr) = text(&out);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, "198.18.0.1\n198.18.1.1\n");
+}
+
+/// Two ends of a veth pair in one namespace given the same IPv6 address with duplicate address
+/// detection on: one of them finds the other's (`ip` shows it `dadfailed tentative`). Returns
+/// the namespace and the name of the end whose address failed, once `ip` says so.
+fn duplicate_address(tag: &str) -> (Netns, String) {
+    let ns = Netns::new(tag);
+    ns.ip(&["link", "add", "vA", "type", "veth", "peer", "name", "vB"]);
+    let keys: Vec<String> = ["vA", "vB"]
+        .iter()
+        .flat_map(|dev| {
+            [
+                format!("net.ipv6.conf.{dev}.accept_dad=1"),
+                format!("net.ipv6.conf.{dev}.dad_transmits=1"),
+            ]
+        })
+        .collect();
+    ns.sysctl(&keys).unwrap_or_else(|e| panic!("{e}"));
+    ns.ip(&["link", "set", "vA", "up"]);
+    ns.ip(&["link", "set", "vB", "up"]);
+    ns.ip(&["-6", "addr", "add", "2001:db8::1/64", "dev", "vA"]);
+    ns.ip(&["-6", "addr", "add", "2001:db8::1/64", "dev", "vB"]);
+    let deadline = std::time::Instant::now() + crate::harness::PATIENCE;
+    loop {
+        let ip: Vec<Value> = serde_json::from_str(&ns.ip(&["-j", "-6", "addr"])).expect("ip -j");
+        let failed = ip.iter().find(|link| {
+            let addrs = link["addr_info"].as_array().into_iter().flatten();
+            addrs.into_iter().any(|a| a["dadfailed"] == true)
+        });
+        if let Some(link) = failed {
+            let name = link["ifname"].as_str().expect("ifname").to_string();
+            return (ns, name);
+        }
+        assert!(std::time::Instant::now() < deadline, "no dadfailed: {ip:?}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// `iface addr NAME` printed an address that failed duplicate address detection (`ip`:
+/// `dadfailed tentative`): the kernel will never use it, and a script asking for "the address
+/// of NAME" got one that does not work. `iface show` still lists it, with its flag.
+#[test]
+fn iface_addr_gave_an_address_that_failed_dad() {
+    if !privileged("iface addr dadfailed") {
+        return;
+    }
+    let (ns, failed) = duplicate_address("wti-dad");
+    let usable = |dev: &str| -> Vec<String> {
+        let ip: Vec<Value> =
+            serde_json::from_str(&ns.ip(&["-j", "-6", "addr", "show", "dev", dev])).expect("ip");
+        let addrs = ip[0]["addr_info"].as_array().expect("addr_info").iter();
+        addrs
+            .filter(|a| a["dadfailed"] != true)
+            .filter_map(|a| a["local"].as_str().map(String::from))
+            .collect()
+    };
+    for dev in ["vA", "vB"] {
+        let out = ns.netkit().args(["iface", "addr", dev, "-6"]).output();
+        let (code, stdout, stderr) = text(&out.expect("run"));
+        assert_eq!(code, 0, "{stderr}");
+        let ours: Vec<&str> = stdout.lines().collect();
+        assert_eq!(ours, usable(dev), "{dev} (dadfailed on {failed})");
+    }
+    let shown = ns
+        .netkit()
+        .args(["--json", "iface", "show", &failed])
+        .output();
+    let (_, stdout, _) = text(&shown.expect("run"));
+    let iface = &json_lines(&stdout)[0];
+    let listed = iface["addrs"].as_array().expect("addrs").iter();
+    let dup = listed
+        .into_iter()
+        .find(|a| a["addr"] == "2001:db8::1")
+        .unwrap_or_else(|| panic!("show lost it: {stdout}"));
+    assert!(dup["flags"]
+        .as_array()
+        .expect("flags")
+        .contains(&"dadfailed".into()));
+}
+
+/// `ip -ts monitor OBJECTS` in the namespace, `address` among them, proven live: it has
+/// printed one of the sentinel addresses added to `lo` after it started (each wait bounded).
+fn ip_monitor(ns: &Netns, objects: &[&str]) -> crate::harness::Proc {
+    let mut command = Command::new("ip");
+    command
+        .args(["-n", &ns.name, "-ts", "monitor"])
+        .args(objects);
+    let monitor = crate::harness::Proc::spawn(command);
+    for n in 1..=100 {
+        let sentinel = format!("198.18.253.{n}");
+        ns.ip(&["addr", "add", &format!("{sentinel}/32"), "dev", "lo"]);
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(100);
+        while std::time::Instant::now() < until {
+            if monitor.stdout.all().iter().any(|l| l.contains(&sentinel)) {
+                return monitor;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+    panic!("ip monitor printed none of its sentinels");
+}
+
+/// The lifetimes `ip monitor` printed under its `Deleted` line for `addr`: `valid_lft 297sec
+/// preferred_lft 197sec` (`forever` as none).
+fn deleted_lifetimes(lines: &[String], addr: &str) -> (Option<u64>, Option<u64>) {
+    let at = lines
+        .iter()
+        .position(|l| l.contains("Deleted") && l.contains(&format!(" {addr}/")))
+        .unwrap_or_else(|| panic!("no Deleted {addr}: {lines:#?}"));
+    let words: Vec<&str> = lines[at + 1].split_whitespace().collect();
+    let after = |key: &str| {
+        let at = words.iter().position(|w| *w == key).expect(key);
+        words[at + 1]
+            .strip_suffix("sec")
+            .and_then(|n| n.parse().ok())
+    };
+    (after("valid_lft"), after("preferred_lft"))
+}
+
+/// An address removed while `iface watch` ran was reported with the lifetimes of the last
+/// message about it (when it was added, here), not those of the removal message, which
+/// `ip monitor` prints under `Deleted`: seconds after the address was added, the record
+/// still said it had all of them left.
+#[test]
+fn a_removed_address_was_reported_with_stale_lifetimes() {
+    if !privileged("iface watch deleted lifetimes") {
+        return;
+    }
+    let ns = Netns::with_loopback("wti-dellft");
+    ns.ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
+    ns.ip(&["link", "set", "v0", "up"]);
+    let mut watch = ns.netkit();
+    watch.args(["--json", "iface", "watch", "v0"]);
+    let watch = crate::harness::Proc::spawn(watch);
+    watch.stderr.wait_for(|l| l.starts_with("watching"), 1);
+    let monitor = ip_monitor(&ns, &["address"]);
+    let addrs = [("198.18.3.1", "24"), ("2001:db8::5", "64")];
+    for (addr, prefix) in addrs {
+        let with_prefix = format!("{addr}/{prefix}");
+        let lifetimes = ["valid_lft", "300", "preferred_lft", "200"];
+        let mut add = vec!["addr", "add", &with_prefix, "dev", "v0"];
+        add.extend(lifetimes);
+        if addr.contains(':') {
+            add.push("nodad");
+        }
+        ns.ip(&add);
+        watch.stdout.wait_line(&format!("\"addr\":\"{addr}\""));
+    }
+    // Long enough for the lifetimes to count down by whole seconds.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    for (addr, prefix) in addrs {
+        ns.ip(&["addr", "del", &format!("{addr}/{prefix}"), "dev", "v0"]);
+    }
+    let removed = watch
+        .stdout
+        .wait_for(|l| l.contains("\"event\":\"removed\""), addrs.len());
+    monitor
+        .stdout
+        .wait_for(|l| l.contains("Deleted"), addrs.len());
+    let theirs = monitor.stdout.all();
+    for (addr, _) in addrs {
+        let ours = removed
+            .iter()
+            .map(|l| serde_json::from_str::<Value>(l).expect("json"))
+            .find(|e| e["addr"] == addr)
+            .unwrap_or_else(|| panic!("no removed {addr}: {removed:#?}"));
+        let (valid, preferred) = deleted_lifetimes(&theirs, addr);
+        assert!(valid.is_some_and(|v| v < 300), "{addr}: {theirs:#?}");
+        assert_eq!(
+            (
+                ours["valid_lft_s"].as_u64(),
+                ours["preferred_lft_s"].as_u64()
+            ),
+            (valid, preferred),
+            "{addr}: ours {ours}\nip monitor: {theirs:#?}"
+        );
+    }
+}
+
+/// `iface watch` said nothing when a link's flags changed other than by up/down and carrier
+/// (`promisc on`, `multicast off`, `arp off`), nor when its alias or altnames changed, though
+/// the kernel announces each (`ip monitor link` prints them). Each is now a link event that
+/// says what changed, and every link record lists in `changed` all that changed with it.
+#[test]
+fn flag_alias_and_altname_changes_went_unreported() {
+    if !privileged("iface watch flags alias altnames") {
+        return;
+    }
+    let ns = Netns::with_loopback("wti-linkchg");
+    ns.ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
+    ns.ip(&["link", "set", "v1", "up"]);
+    ns.ip(&["link", "set", "v0", "up"]);
+    let watch = |args: &[&str]| {
+        let mut cmd = ns.netkit();
+        cmd.args(args);
+        let proc = crate::harness::Proc::spawn(cmd);
+        proc.stderr.wait_for(|l| l.starts_with("watching"), 1);
+        proc
+    };
+    let json = watch(&["--json", "iface", "watch"]);
+    let text_watch = watch(&["iface", "watch", "v0"]);
+    let monitor = ip_monitor(&ns, &["link", "address"]);
+    for step in [
+        &["link", "set", "v0", "promisc", "on"][..],
+        &["link", "set", "v0", "multicast", "off"],
+        &["link", "set", "v0", "arp", "off"],
+        &["link", "set", "v0", "alias", "uplink"],
+        &["link", "property", "add", "dev", "v0", "altname", "zero"],
+        &["link", "set", "v0", "mtu", "1400"],
+        &["link", "set", "v0", "down"],
+    ] {
+        ns.ip(step);
+    }
+    // A change after them all: once its event is out, theirs are too.
+    ns.ip(&["addr", "add", "198.18.62.1/32", "dev", "lo"]);
+    json.stdout.wait_line("198.18.62.1");
+    let v0: Vec<Value> = json_lines(&json.stdout.all().join("\n"))
+        .into_iter()
+        .filter(|e| e["type"] == "link" && e["name"] == "v0")
+        .collect();
+    let field = |e: &Value, key: &str| e[key].as_array().cloned().unwrap_or_default();
+    let has = |list: Vec<Value>, what: &str| list.contains(&what.into());
+    let flags: Vec<&Value> = v0.iter().filter(|e| e["event"] == "flags").collect();
+    assert_eq!(flags.len(), 3, "{v0:#?}");
+    for (event, flag, set) in [
+        (0, "PROMISC", true),
+        (1, "MULTICAST", false),
+        (2, "NOARP", true),
+    ] {
+        let e = flags[event];
+        assert_eq!(has(field(e, "flags"), flag), set, "{e}");
+        assert_eq!(has(field(e, "old_flags"), flag), !set, "{e}");
+        assert!(has(field(e, "changed"), "flags"), "{e}");
+    }
+    let find = |event: &str| {
+        let found = v0.iter().find(|e| e["event"] == event);
+        found
+            .unwrap_or_else(|| panic!("no {event}: {v0:#?}"))
+            .clone()
+    };
+    let alias = find("alias");
+    assert_eq!(
+        (&alias["alias"], field(&alias, "changed")),
+        (&"uplink".into(), vec!["alias".into()])
+    );
+    let altnames = find("altnames");
+    assert_eq!(field(&altnames, "altnames"), vec![Value::from("zero")]);
+    assert_eq!(field(&altnames, "changed"), vec![Value::from("altnames")]);
+    assert!(has(field(&find("mtu"), "changed"), "mtu"));
+    let down = field(&find("down"), "changed");
+    assert!(has(down.clone(), "up") && has(down, "flags"), "{v0:#?}");
+    // The text form says what changed.
+    let lines = text_watch.stdout.wait_for(|l| l == "v0: link down", 1);
+    let all = text_watch.stdout.all();
+    for want in [
+        "v0: link flags +PROMISC",
+        "v0: link flags -MULTICAST",
+        "v0: link flags +NOARP",
+        "v0: link alias uplink",
+        "v0: link altnames zero",
+    ] {
+        assert!(all.iter().any(|l| l == want), "{want}: {all:#?}{lines:?}");
+    }
+    // ip monitor saw the kernel announce each of the seven (it prints no alias).
+    monitor.stdout.wait_line("198.18.62.1");
+    let theirs = monitor.stdout.all();
+    let announced = theirs.iter().filter(|l| l.contains(" v0@v1: <")).count();
+    assert_eq!(announced, 7, "ip monitor: {theirs:#?}");
+    let theirs = theirs.join("\n");
+    for said in ["PROMISC", "NOARP", "altname zero"] {
+        assert!(theirs.contains(said), "ip monitor: {said}: {theirs}");
+    }
+}
