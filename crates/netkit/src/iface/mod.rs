@@ -18,8 +18,8 @@
 mod addr;
 mod escape;
 mod ethtool;
+mod ifname;
 mod link;
-mod name;
 mod names;
 mod netlink;
 mod snapshot;
@@ -28,7 +28,7 @@ mod watch;
 use std::io;
 
 pub use escape::escape_bytes;
-pub use name::{check as check_name, NameError, NameErrorKind};
+pub use ifname::{check as check_name, NameError, NameErrorKind};
 pub use names::format_mac;
 pub use watch::Watcher;
 

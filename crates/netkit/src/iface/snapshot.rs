@@ -65,7 +65,7 @@ pub(crate) fn add_addrs(
 pub(crate) fn find(links: &Links, name: &str) -> Result<u32, Error> {
     let found = links.values().find(|link| link.iface.is_named(name));
     found.map(|link| link.iface.index).ok_or_else(|| {
-        super::name::not_found(name)
+        super::ifname::not_found(name)
             .map_or_else(|| Error::NoSuchInterface(name.to_string()), Error::Name)
     })
 }
