@@ -1,5 +1,5 @@
-//! One HTTP readiness attempt: connect (every address of the name, as for TCP targets), TLS
-//! for `https://`, one `GET` over HTTP/1.1 with `Connection: close`, then the status against
+//! The HTTP part of a readiness attempt, once connected (every address of the name, as for
+//! TCP targets): TLS for `https://`, one `GET` over HTTP/1.1 with `Connection: close`, then the status against
 //! `--status` and, if asked, the body searched for `--body` as it streams in. Redirects are
 //! not followed: a 3xx is an answer like any other.
 
@@ -32,19 +32,6 @@ pub struct HttpCheck {
     pub body: Option<String>,
     /// The TLS client configuration, required for `https://` targets.
     pub tls: Option<Arc<ClientConfig>>,
-}
-
-/// Runs one attempt; `connect_bound` bounds the connect, `answer_bound` the rest.
-pub(super) async fn attempt(
-    target: &HttpTarget,
-    check: &HttpCheck,
-    connect_bound: Duration,
-    answer_bound: Duration,
-) -> Finding {
-    match target.endpoint.connect(connect_bound).await {
-        Ok(stream) => answer(stream, target, check, answer_bound).await,
-        Err(err) => Finding::of_connect_error(&err),
-    }
 }
 
 /// The rest of an attempt once connected: TLS, the request and the judgement of its answer,

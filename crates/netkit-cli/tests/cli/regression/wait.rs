@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{netkit, privileged, text, Netns, Reserved};
+use crate::harness::{netkit, privileged, run_within, text, Netns, Proc, Reserved, PATIENCE};
 use crate::lab::{ms, Lab, LabExt, PortTruth};
 use crate::ping_net::iptables;
 use crate::wait_util::{curl, response, DnsLab, HttpServer, NetnsEtc, Pki, TlsServer};
@@ -649,4 +649,77 @@ fn cacert_refused_the_servers_own_certificate_with_a_debug_dump() {
         timeout_reason(&stderr),
         "TLS error: certificate signed by an unknown authority (use --cacert FILE or --insecure)"
     );
+}
+
+/// A UDP socket bound to 127.0.0.1:53 in `ns` that takes every query and never answers (a
+/// name server hung or overloaded), held by a Python process killed when dropped.
+fn silent_name_server(ns: &Netns) -> Proc {
+    let script = "import socket, time\n\
+                  s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+                  s.bind(('127.0.0.1', 53))\n\
+                  print('bound', flush=True)\n\
+                  time.sleep(600)\n";
+    let mut cmd = ns.command("python3");
+    cmd.args(["-c", script]);
+    let server = Proc::spawn(cmd);
+    server.stdout.wait_line("bound");
+    server
+}
+
+/// `netkit --json wait ARGS` in `ns`, run bounded: its exit code, its one `timeout` record's
+/// reason, its stderr and how long it took.
+fn wait_in(ns: &Netns, args: &[&str]) -> (i32, String, String, Duration) {
+    let mut cmd = ns.netkit();
+    cmd.args(["--json", "wait"]).args(args);
+    let started = Instant::now();
+    let (code, stdout, stderr) = run_within(cmd, PATIENCE);
+    let took = started.elapsed();
+    let record: serde_json::Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("{args:?}: {e}: stdout {stdout:?} stderr {stderr:?}"));
+    let reason = record["reason"].as_str().unwrap_or_default().to_string();
+    (code, reason, stderr, took)
+}
+
+/// A target whose name the resolver never answered for (its name server takes the queries and
+/// stays silent) timed out with a connect's reason, `connect timed out`, as if the host were
+/// silent (the lookup ran inside the connect's bound), or with `no answer` (`--invert`, where
+/// the lookup was not bounded at all). The lookup is now a step of its own, bounded and raced
+/// against the deadline: the reason is `name lookup timed out`, and the wait still ends at
+/// its timeout, as wait-for-it's does.
+#[test]
+fn a_silent_resolver_was_reported_as_a_connect_timeout() {
+    if !privileged("wait: silent resolver") {
+        return;
+    }
+    let ns = Netns::with_loopback("wtw-silentdns");
+    // glibc's longest wait per query: the lookup outlives every timeout below.
+    let _etc = NetnsEtc::new(&ns, "nameserver 127.0.0.1\noptions timeout:30 attempts:1\n");
+    let _server = silent_name_server(&ns);
+    let timeout = Duration::from_secs(2);
+    let targets: [&[&str]; 5] = [
+        &["slow.test:80"],
+        &["http://slow.test:8080/health"],
+        &["https://slow.test/"],
+        &["dns:slow.test"],
+        &["--invert", "slow.test:80"],
+    ];
+    for target in targets {
+        let args = [target, &["--timeout", "2s", "--interval", "100ms"]].concat();
+        let (code, reason, stderr, took) = wait_in(&ns, &args);
+        assert_eq!(code, 1, "{target:?}: {stderr}");
+        assert_eq!(reason, "name lookup timed out", "{target:?}: {stderr}");
+        assert!(
+            stderr.contains("): name lookup timed out"),
+            "{target:?}: {stderr}"
+        );
+        // Bounded, not timed: a loaded machine may be slow, a blocked lookup is 30 s.
+        assert!(took < timeout * 3, "{target:?}: exited after {took:?}");
+    }
+    // wait-for-it (bash's /dev/tcp under `timeout`) ends at its timeout too, saying only that.
+    let mut peer = ns.command("wait-for-it");
+    peer.args(["-t", "2", "slow.test:80"]);
+    let started = Instant::now();
+    let (code, _, stderr) = run_within(peer, PATIENCE);
+    assert_ne!(code, 0, "wait-for-it: {stderr}");
+    assert!(started.elapsed() < timeout * 3, "wait-for-it: {stderr}");
 }
