@@ -80,9 +80,11 @@ pub enum WaitEvent {
         index: usize,
         /// Time from the start of the wait.
         elapsed: Duration,
-        /// Why the target is not ready ([`Finding::NoAnswer`] when nothing is known): what
-        /// the last attempt found, or where the deadline cut the attempt under way when no
-        /// attempt had finished (`name lookup timed out`, `connect timed out`).
+        /// Why the target is not ready ([`Finding::NoAnswer`] when nothing is known): where
+        /// the deadline cut the attempt under way when it had connected (`TLS handshake not
+        /// finished in time`, `no HTTP response in time`, `HTTP 200 but no "ok" in the body
+        /// in time`) or no attempt had finished (`name lookup timed out`, `connect timed
+        /// out`), else what the last attempt found.
         finding: Finding,
         /// When that was only silence ([`Finding::is_silence`]): the last finding of an
         /// earlier attempt that said more (an ICMP error before a router's rate limit bit).
@@ -371,9 +373,11 @@ impl Watch {
                 Err(finding) => return finding,
             },
         };
-        self.track.set(Stage::Idle);
         match &self.target {
-            Target::Http(http) => self.probe.answer(http, stream, bounds.answer, left).await,
+            Target::Http(http) => {
+                let (bound, track) = (bounds.answer, &self.track);
+                self.probe.answer(http, stream, bound, left, track).await
+            }
             _ => Finding::Accepts,
         }
     }

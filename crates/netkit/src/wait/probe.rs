@@ -43,7 +43,7 @@ impl Probe {
             },
             Target::Http(http) => {
                 match connect(&http.endpoint, bounds.connect, left, track).await {
-                    Ok(stream) => self.answer(http, stream, bounds.answer, left).await,
+                    Ok(stream) => self.answer(http, stream, bounds.answer, left, track).await,
                     Err(finding) => finding,
                 }
             }
@@ -58,15 +58,16 @@ impl Probe {
     }
 
     /// The rest of an HTTP attempt over `stream`, already connected, within `bound` and
-    /// `left`.
+    /// `left`, its steps on `track`.
     pub async fn answer(
         &self,
         target: &HttpTarget,
         stream: Stream,
         bound: Duration,
         left: Option<Duration>,
+        track: &Track,
     ) -> Finding {
-        super::http::answer(stream, target, &self.http, cap(bound, left)).await
+        super::http::answer(stream, target, &self.http, cap(bound, left), track).await
     }
 }
 
@@ -89,9 +90,7 @@ async fn connect(
             endpoint.connect(cap(bound, left)).await
         }
     };
-    let stream = connected.map_err(|err| Finding::of_connect_error(&err))?;
-    track.set(Stage::Idle);
-    Ok(stream)
+    connected.map_err(|err| Finding::of_connect_error(&err))
 }
 
 /// Checks a path off the runtime's threads: a hung network file system must not stall the

@@ -723,3 +723,105 @@ fn a_silent_resolver_was_reported_as_a_connect_timeout() {
     assert_ne!(code, 0, "wait-for-it: {stderr}");
     assert!(started.elapsed() < timeout * 3, "wait-for-it: {stderr}");
 }
+
+/// A loopback HTTP server whose first connection gets a complete 200 without the text waited
+/// for, and every later one a 200 whose chunked body then trickles (`x` every 100 ms) and
+/// never ends. Runs as long as the test.
+fn trickling_http_server() -> std::net::SocketAddr {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for (n, conn) in listener.incoming().take(32).enumerate() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                read_head(&mut conn);
+                if n == 0 {
+                    let done = "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nstarting\n";
+                    let _ = conn.write_all(done.as_bytes());
+                    return;
+                }
+                let head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+                let _ = conn.write_all(head.as_bytes());
+                while conn.write_all(b"1\r\nx\r\n").is_ok() {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Reads a request head from `conn`.
+fn read_head(conn: &mut std::net::TcpStream) {
+    use std::io::Read;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
+        head.push(byte[0]);
+    }
+}
+
+/// A loopback TCP server that accepts every connection and then neither reads nor writes: a
+/// TLS handshake or an HTTP request sent to it is never answered. Runs as long as the test.
+fn stalling_server() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let held: Vec<_> = listener.incoming().take(64).collect();
+        drop(held);
+    });
+    addr
+}
+
+/// When the deadline cut an attempt under way, the timeout gave the reason of the last attempt
+/// that had finished, or `no answer`: a server that sent a 200 and then trickled a body
+/// without the `--body` text read `HTTP 200 but the body lacks "READY"` (an earlier answer,
+/// stale) or `no HTTP response in time` (wrong: it answered), a TLS server stalling its
+/// handshake read `no HTTP response in time` or `no answer`. The reason now says where the
+/// deadline cut the attempt. curl, bounded the same way, times out on each of them too.
+#[test]
+fn a_cut_attempt_did_not_say_where_the_deadline_cut_it() {
+    let trickle = trickling_http_server();
+    let stall = stalling_server();
+    let cases = [
+        (
+            format!("http://{trickle}/"),
+            &["--body", "READY"][..],
+            "HTTP 200 but no \"READY\" in the body in time",
+        ),
+        (
+            format!("https://{stall}/"),
+            &["--insecure"][..],
+            "TLS handshake not finished in time",
+        ),
+        (
+            format!("http://{stall}/"),
+            &[][..],
+            "no HTTP response in time",
+        ),
+    ];
+    for (url, flags, want) in cases {
+        let mut cmd = netkit();
+        cmd.args(["--json", "wait", &url, "--timeout", "2s"])
+            .args(flags);
+        let started = Instant::now();
+        let (code, stdout, stderr) = run_within(cmd, PATIENCE);
+        let took = started.elapsed();
+        assert_eq!(code, 1, "{url}: {stderr}");
+        let record: serde_json::Value = serde_json::from_str(stdout.trim())
+            .unwrap_or_else(|e| panic!("{url}: {e}: {stdout:?}"));
+        assert_eq!(record["reason"], want, "{url}: {stderr}");
+        assert_eq!(timeout_reason(&stderr), want, "{url}");
+        assert!(
+            took < Duration::from_secs(6),
+            "{url}: exited after {took:?}"
+        );
+        // curl: 28, operation timed out.
+        assert_eq!(
+            curl(&url, &["--insecure", "--max-time", "1"]),
+            28,
+            "curl {url}"
+        );
+    }
+}
