@@ -381,9 +381,7 @@ impl Watch {
             _ => Finding::Accepts,
         }
     }
-}
 
-impl Watch {
     /// The name lookup (bounded by [`http::ANSWER_BOUND`] and `left`), then a connect through
     /// `lingering` to the addresses found.
     async fn connect(
