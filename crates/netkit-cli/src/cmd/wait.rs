@@ -27,8 +27,9 @@ Targets:
 A link-local URL takes its zone as curl does: http://[fe80::1%25IFACE]:PORT/.
 Attempts repeat every --interval for 10 s, then the delay doubles up to --max-interval.
 HTTPS verifies the server against the system's roots (SSL_CERT_FILE and SSL_CERT_DIR are
-honoured), or the CAs of --cacert instead. -v prints why a target is not ready, each time the
-reason changes.
+honoured), or the CAs of --cacert instead. A timeout says why each target is not ready, and
+where the deadline cut an attempt under way (name lookup, connect, TLS handshake, HTTP
+response, body); -v prints why a target is not ready, each time the reason changes.
 
 Examples:
   netkit wait db.internal:5432 -- ./migrate       run ./migrate once PostgreSQL accepts

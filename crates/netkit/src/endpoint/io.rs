@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -53,7 +53,7 @@ impl Endpoint {
                 why: crate::error::describe_io(&e),
             })?;
         let mut found: Vec<SocketAddr> = found.collect();
-        add_loopbacks(name, *port, &mut found);
+        super::names::add_loopbacks(name, *port, &mut found);
         if found.is_empty() {
             return Err(Error::Resolve {
                 host: name.clone(),
@@ -69,6 +69,21 @@ impl Endpoint {
     /// connect would (a timeout then says the queue stayed full).
     pub async fn connect(&self, timeout: Duration) -> Result<Stream, Error> {
         self.connect_with(timeout, HandshakeAck::Now).await
+    }
+
+    /// Connects to `addrs`, the addresses this TCP endpoint's name was looked up to apart (as
+    /// `wait` looks names up, to bound the lookup on its own), as [`Endpoint::connect`]
+    /// connects after its own lookup: Happy Eyeballs, each attempt bounded by `timeout`.
+    pub async fn connect_resolved(
+        &self,
+        addrs: &[SocketAddr],
+        timeout: Duration,
+    ) -> Result<Stream, Error> {
+        let delay = happy_eyeballs::ATTEMPT_DELAY;
+        happy_eyeballs::connect(addrs, timeout, delay, HandshakeAck::Now)
+            .await
+            .map(Stream::Tcp)
+            .map_err(|err| Error::io(format!("connect to {self}"), err))
     }
 
     /// [`Endpoint::connect`], with the last ACK of a TCP handshake sent as `ack` says (other
@@ -166,24 +181,6 @@ fn datagram_only() -> io::Error {
         io::ErrorKind::InvalidInput,
         "udp: endpoints are datagram endpoints, served by forward only",
     )
-}
-
-/// `localhost` means both loopbacks (RFC 6761, and curl's rule), whatever /etc/hosts says, so
-/// that a service listening on only one family is reached either way.
-fn add_loopbacks(name: &str, port: u16, found: &mut Vec<SocketAddr>) {
-    let name = name.trim_end_matches('.').to_ascii_lowercase();
-    if name != "localhost" && !name.ends_with(".localhost") {
-        return;
-    }
-    for ip in [
-        IpAddr::V6(Ipv6Addr::LOCALHOST),
-        IpAddr::V4(Ipv4Addr::LOCALHOST),
-    ] {
-        let addr = SocketAddr::new(ip, port);
-        if !found.contains(&addr) {
-            found.push(addr);
-        }
-    }
 }
 
 /// A peer address as it is logged: an IPv4 client of a dual-stack (`[::]`) listener arrives as

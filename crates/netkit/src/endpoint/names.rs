@@ -1,9 +1,11 @@
-//! What the resolver's answer says of a host name: that it does not exist (a wrong name, bad
-//! input) or nothing of it (the resolver could not answer now). `wait --invert` counts only the
-//! first as gone; `forward` refuses to start on the first and starts on the second, its names
-//! resolved per connection.
+//! Looking a host name up, and what the resolver's answer says of it: its addresses, that it
+//! does not exist (a wrong name, bad input) or nothing of it (the resolver could not answer
+//! now). `wait --invert` counts only the second as gone; `forward` refuses to start on the
+//! second and starts on the third, its names resolved per connection. `wait` looks names up
+//! as a step of its own ([`look_up_within`]), bounded apart from the connect that follows.
 
-use std::net::ToSocketAddrs;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::time::Duration;
 
 /// The standard library's preamble to the resolver's words.
 const PREAMBLE: &str = "failed to lookup address information: ";
@@ -11,8 +13,8 @@ const PREAMBLE: &str = "failed to lookup address information: ";
 /// What a lookup of a name found now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
-    /// The name has addresses.
-    Found,
+    /// The name has these addresses, in the resolver's order (`localhost` both loopbacks).
+    Found(Vec<SocketAddr>),
     /// The name does not exist or has no address; the resolver's words.
     NoSuchName(String),
     /// The resolver did not answer for the name (SERVFAIL, no answer, no server); its words.
@@ -21,15 +23,53 @@ pub enum Lookup {
 
 /// Looks `host` up once, as a connection would (blocking: the system's `getaddrinfo`).
 pub fn look_up(host: &str, port: u16) -> Lookup {
-    match (host, port).to_socket_addrs().map(|mut addrs| addrs.next()) {
-        Ok(Some(_)) => Lookup::Found,
-        Ok(None) => Lookup::NoSuchName("no addresses".to_string()),
+    match (host, port).to_socket_addrs() {
+        Ok(addrs) => {
+            let mut found: Vec<SocketAddr> = addrs.collect();
+            add_loopbacks(host, port, &mut found);
+            match found.is_empty() {
+                true => Lookup::NoSuchName("no addresses".to_string()),
+                false => Lookup::Found(found),
+            }
+        }
         Err(err) => {
-            let why = err.to_string();
+            let why = crate::error::describe_io(&err);
             match no_such_name(&why) {
                 true => Lookup::NoSuchName(resolver_reason(&why)),
                 false => Lookup::Unanswered(resolver_reason(&why)),
             }
+        }
+    }
+}
+
+/// [`look_up`] in a blocking thread, for at most `bound`; `None` when the resolver has not
+/// answered by then (a name server that takes queries and stays silent keeps `getaddrinfo`
+/// for its whole `timeout:` times `attempts:`). The lookup is then abandoned to its thread,
+/// which ends on its own: nothing waits for it, so the caller's deadline holds.
+pub async fn look_up_within(host: &str, port: u16, bound: Duration) -> Option<Lookup> {
+    let host = host.to_string();
+    let lookup = tokio::task::spawn_blocking(move || look_up(&host, port));
+    match tokio::time::timeout(bound, lookup).await {
+        Ok(Ok(lookup)) => Some(lookup),
+        Ok(Err(join)) => Some(Lookup::Unanswered(join.to_string())),
+        Err(_) => None,
+    }
+}
+
+/// `localhost` means both loopbacks (RFC 6761, and curl's rule), whatever /etc/hosts says, so
+/// that a service listening on only one family is reached either way.
+pub(crate) fn add_loopbacks(name: &str, port: u16, found: &mut Vec<SocketAddr>) {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    if name != "localhost" && !name.ends_with(".localhost") {
+        return;
+    }
+    for ip in [
+        IpAddr::V6(Ipv6Addr::LOCALHOST),
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+    ] {
+        let addr = SocketAddr::new(ip, port);
+        if !found.contains(&addr) {
+            found.push(addr);
         }
     }
 }
@@ -80,7 +120,18 @@ mod tests {
     }
 
     #[test]
-    fn localhost_is_found() {
-        assert_eq!(look_up("localhost", 80), Lookup::Found);
+    fn localhost_is_found_as_both_loopbacks() {
+        let Lookup::Found(found) = look_up("localhost", 80) else {
+            panic!("localhost not found");
+        };
+        for addr in ["127.0.0.1:80", "[::1]:80"] {
+            assert!(found.contains(&addr.parse().expect("addr")), "{found:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lookup_within_its_bound_answers() {
+        let found = look_up_within("localhost", 80, Duration::from_secs(10)).await;
+        assert!(matches!(found, Some(Lookup::Found(_))), "{found:?}");
     }
 }

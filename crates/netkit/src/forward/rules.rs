@@ -218,7 +218,7 @@ pub fn check_names(rules: &[Rule]) -> Result<Vec<String>, crate::Error> {
             continue;
         }
         match names::look_up(name, *port) {
-            names::Lookup::Found => {}
+            names::Lookup::Found(_) => {}
             names::Lookup::NoSuchName(why) => {
                 let host = name.clone();
                 return Err(crate::Error::Resolve { host, why });

@@ -19,7 +19,13 @@ pub struct WaitTimeout {
     pub endpoint: String,
     /// Seconds from the start of the wait.
     pub elapsed_s: f64,
-    /// Why the last finished attempt found it not ready (`no answer` when none finished).
+    /// Why the target is not ready, as the timeout line says it: where the deadline cut the
+    /// attempt under way when that had connected (`TLS handshake not finished in time`, `no
+    /// HTTP response in time`, `HTTP 200 but no "ok" in the body in time`) or when no attempt
+    /// had finished (`name lookup timed out`, `connect timed out`); else what the last
+    /// attempt found (`connection refused`); `no answer` only when no attempt had begun.
+    /// When that is silence (a connect, a TLS handshake or an HTTP answer timed out) and an
+    /// earlier attempt said more, ` (earlier: WHY)` follows.
     pub reason: String,
     /// How many attempts finished.
     pub attempts: u32,

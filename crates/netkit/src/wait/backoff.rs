@@ -34,15 +34,16 @@ pub struct Bounds {
 }
 
 impl Bounds {
-    /// The bounds of the attempt after one that found `finding`: a connect or an answer that
-    /// timed out gets twice as long (up to [`LONGEST_CONNECT`], [`LONGEST_ANSWER`]).
+    /// The bounds of the attempt after one that found `finding`: a connect or an answer (a
+    /// TLS handshake, an HTTP head or body) that timed out gets twice as long (up to
+    /// [`LONGEST_CONNECT`], [`LONGEST_ANSWER`]).
     pub fn after(self, finding: &Finding) -> Bounds {
         match finding {
             Finding::ConnectTimedOut => Bounds {
                 connect: self.connect.saturating_mul(2).min(LONGEST_CONNECT),
                 ..self
             },
-            Finding::NoResponse => Bounds {
+            slow if slow.is_slow_answer() => Bounds {
                 answer: self.answer.saturating_mul(2).min(LONGEST_ANSWER),
                 ..self
             },
@@ -128,6 +129,15 @@ mod tests {
         let answers = after(Finding::NoResponse);
         let answers: Vec<Duration> = answers.iter().map(|b| b.answer).collect();
         assert_eq!(answers, [10, 20, 40, 80, 160, 160].map(Duration::from_secs));
+        for slow in [
+            Finding::HandshakeUnfinished,
+            Finding::BodyUnfinished {
+                status: 200,
+                text: "ok".into(),
+            },
+        ] {
+            assert_eq!(first.after(&slow).answer, Duration::from_secs(20), "{slow}");
+        }
         assert_eq!(first.after(&Finding::Status(503)), first);
     }
 

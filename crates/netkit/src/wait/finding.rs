@@ -56,8 +56,19 @@ pub enum Finding {
     Untrusted(String),
     /// The HTTP exchange failed: a malformed answer, a connection closed early.
     Http(String),
-    /// No HTTP answer within the attempt's bound.
+    /// No HTTP answer within the attempt's bound (or the deadline): the request was sent.
     NoResponse,
+    /// The server accepted the connection but the TLS handshake was not over within the
+    /// attempt's bound (or the deadline).
+    HandshakeUnfinished,
+    /// The status was accepted, but the body had not brought the `--body` text by the end of
+    /// the attempt's bound (or the deadline): it was still coming.
+    BodyUnfinished {
+        /// The response's status.
+        status: u16,
+        /// The text that was looked for.
+        text: String,
+    },
     /// The path does not exist.
     Missing,
     /// A component of the path is not a directory: the path cannot exist.
@@ -109,12 +120,24 @@ impl Finding {
         )
     }
 
-    /// Whether the attempt heard nothing at all (a connect or an HTTP answer that timed out,
-    /// no attempt finished): an earlier finding may say more.
+    /// Whether the attempt heard nothing at all (a connect, a TLS handshake or an HTTP
+    /// answer that timed out, no attempt finished): an earlier finding may say more.
     pub fn is_silence(&self) -> bool {
         matches!(
             self,
-            Finding::ConnectTimedOut | Finding::NoResponse | Finding::NoAnswer
+            Finding::ConnectTimedOut
+                | Finding::HandshakeUnfinished
+                | Finding::NoResponse
+                | Finding::NoAnswer
+        )
+    }
+
+    /// Whether the server's answer (TLS handshake, HTTP head or body) was not over within
+    /// the attempt's bound.
+    pub fn is_slow_answer(&self) -> bool {
+        matches!(
+            self,
+            Finding::HandshakeUnfinished | Finding::NoResponse | Finding::BodyUnfinished { .. }
         )
     }
 
@@ -153,6 +176,10 @@ impl fmt::Display for Finding {
             Finding::Tls(why) | Finding::Untrusted(why) => write!(f, "TLS error: {why}"),
             Finding::Http(why) => write!(f, "HTTP error: {why}"),
             Finding::NoResponse => f.write_str("no HTTP response in time"),
+            Finding::HandshakeUnfinished => f.write_str("TLS handshake not finished in time"),
+            Finding::BodyUnfinished { status, text } => {
+                write!(f, "HTTP {status} but no {text:?} in the body in time")
+            }
             Finding::Missing => f.write_str("no such file or directory"),
             Finding::NotADirectory => f.write_str("not a directory"),
             Finding::Unchecked(why) => f.write_str(why),
@@ -260,5 +287,18 @@ mod tests {
             .reason(),
             "HTTP 200 but the body lacks \"ready\""
         );
+        let trickling = Finding::BodyUnfinished {
+            status: 200,
+            text: "ready".into(),
+        };
+        assert_eq!(
+            trickling.reason(),
+            "HTTP 200 but no \"ready\" in the body in time"
+        );
+        assert_eq!(
+            Finding::HandshakeUnfinished.reason(),
+            "TLS handshake not finished in time"
+        );
+        assert!(Finding::HandshakeUnfinished.is_silence() && !trickling.is_silence());
     }
 }

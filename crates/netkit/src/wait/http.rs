@@ -1,5 +1,5 @@
-//! One HTTP readiness attempt: connect (every address of the name, as for TCP targets), TLS
-//! for `https://`, one `GET` over HTTP/1.1 with `Connection: close`, then the status against
+//! The HTTP part of a readiness attempt, once connected (every address of the name, as for
+//! TCP targets): TLS for `https://`, one `GET` over HTTP/1.1 with `Connection: close`, then the status against
 //! `--status` and, if asked, the body searched for `--body` as it streams in. Redirects are
 //! not followed: a 3xx is an answer like any other.
 
@@ -15,6 +15,7 @@ use hyper_util::rt::TokioIo;
 use rustls::ClientConfig;
 
 use super::finding::Finding;
+use super::stage::{Stage, Track};
 use super::status::StatusSet;
 use super::target::HttpTarget;
 
@@ -34,39 +35,34 @@ pub struct HttpCheck {
     pub tls: Option<Arc<ClientConfig>>,
 }
 
-/// Runs one attempt; `connect_bound` bounds the connect, `answer_bound` the rest.
-pub(super) async fn attempt(
-    target: &HttpTarget,
-    check: &HttpCheck,
-    connect_bound: Duration,
-    answer_bound: Duration,
-) -> Finding {
-    match target.endpoint.connect(connect_bound).await {
-        Ok(stream) => answer(stream, target, check, answer_bound).await,
-        Err(err) => Finding::of_connect_error(&err),
-    }
-}
-
 /// The rest of an attempt once connected: TLS, the request and the judgement of its answer,
-/// within `answer_bound`.
+/// within `answer_bound`; each step is marked on `track`, and an answer cut by the bound
+/// finds where it was cut ([`Finding::HandshakeUnfinished`], [`Finding::NoResponse`],
+/// [`Finding::BodyUnfinished`]).
 pub(super) async fn answer(
     stream: crate::endpoint::Stream,
     target: &HttpTarget,
     check: &HttpCheck,
     answer_bound: Duration,
+    track: &Track,
 ) -> Finding {
     let answer = async {
         if !target.tls {
-            return exchange(TokioIo::new(stream), target, check).await;
+            return exchange(TokioIo::new(stream), target, check, track).await;
         }
+        track.set(Stage::Connected(Finding::HandshakeUnfinished));
         match handshake(stream, target, check).await {
-            Ok(tls) => exchange(TokioIo::new(tls), target, check).await,
+            Ok(tls) => exchange(TokioIo::new(tls), target, check, track).await,
             Err(finding) => finding,
         }
     };
-    tokio::time::timeout(answer_bound, answer)
-        .await
-        .unwrap_or(Finding::NoResponse)
+    match tokio::time::timeout(answer_bound, answer).await {
+        Ok(finding) => finding,
+        Err(_) => match track.get() {
+            Stage::Connected(cut) => cut,
+            _ => Finding::NoResponse,
+        },
+    }
 }
 
 async fn handshake(
@@ -112,11 +108,12 @@ fn describe_tls_io(err: &std::io::Error) -> String {
     }
 }
 
-/// Sends the request on `io` and judges the answer.
-async fn exchange<T>(io: T, target: &HttpTarget, check: &HttpCheck) -> Finding
+/// Sends the request on `io` and judges the answer (its steps on `track`).
+async fn exchange<T>(io: T, target: &HttpTarget, check: &HttpCheck, track: &Track) -> Finding
 where
     T: Read + Write + Unpin + Send + 'static,
 {
+    track.set(Stage::Connected(Finding::NoResponse));
     let (mut sender, conn) = match hyper::client::conn::http1::handshake(io).await {
         Ok(pair) => pair,
         Err(err) => return http_failure(&err),
@@ -127,7 +124,7 @@ where
     };
     let answer = async {
         match sender.send_request(request).await {
-            Ok(response) => judge(response, check).await,
+            Ok(response) => judge(response, check, track).await,
             Err(err) => http_failure(&err),
         }
     };
@@ -148,7 +145,9 @@ fn request(target: &HttpTarget) -> Result<hyper::Request<Empty<Bytes>>, hyper::h
         .body(Empty::new())
 }
 
-async fn judge(response: Response<Incoming>, check: &HttpCheck) -> Finding {
+/// The status against `--status`, then the body searched for `--body` as it comes (marked on
+/// `track`: a cut there finds [`Finding::BodyUnfinished`]).
+async fn judge(response: Response<Incoming>, check: &HttpCheck, track: &Track) -> Finding {
     let status = response.status().as_u16();
     if !check.status.contains(status) {
         return Finding::Status(status);
@@ -160,6 +159,10 @@ async fn judge(response: Response<Incoming>, check: &HttpCheck) -> Finding {
     if text.is_empty() {
         return Finding::Answers(status);
     }
+    track.set(Stage::Connected(Finding::BodyUnfinished {
+        status,
+        text: text.clone(),
+    }));
     let mut search = BodySearch::new(text.as_bytes());
     let mut body = response.into_body();
     while let Some(frame) = body.frame().await {

@@ -7,6 +7,7 @@
 //! first to connect is used (a TCP target is ready; an HTTP target's request goes over it), as
 //! the one connect of `nc -z -w`, wait-for-it or curl would be.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::task::JoinSet;
@@ -24,19 +25,21 @@ pub(super) struct Lingering {
 }
 
 impl Lingering {
-    /// One connect to `endpoint`: its connection, or what it found within `bound` (and
-    /// `left`, the time before the deadline): [`Finding::ConnectTimedOut`] while it goes on in
-    /// the background. An earlier connect that connects meanwhile is taken instead.
+    /// One connect to `endpoint` at `addrs` (its name looked up already): its connection,
+    /// or what it found within `bound` (and `left`, the time before the deadline):
+    /// [`Finding::ConnectTimedOut`] while it goes on in the background. An earlier connect
+    /// that connects meanwhile is taken instead.
     pub(super) async fn connect(
         &mut self,
         endpoint: &Endpoint,
+        addrs: Vec<SocketAddr>,
         bound: Duration,
         left: Option<Duration>,
     ) -> Result<Stream, Finding> {
         let cap = |d: Duration| left.map_or(d, |left| d.min(left));
         let endpoint = endpoint.clone();
         let life = cap(LONGEST_CONNECT.max(bound));
-        let mut connect = Box::pin(async move { endpoint.connect(life).await });
+        let mut connect = Box::pin(async move { endpoint.connect_resolved(&addrs, life).await });
         let timer = sleep(cap(bound));
         tokio::pin!(timer);
         loop {

@@ -7,13 +7,17 @@
 //! - [`target`]: what can be waited for, parsed without I/O.
 //! - [`backoff`]: when attempts repeat. [`status`]: accepted HTTP status codes.
 //! - [`finding`]: what one attempt found. [`tls`]: whom `https://` targets trust.
-//! - `probe` and `http`: one attempt; `linger`: TCP connects that go on past their bound.
+//! - `probe` and `http`: one attempt; `lookup`: its name lookup, a step of its own before the
+//!   connect; `linger`: TCP connects that go on past their bound; `stage`: how far the
+//!   attempt under way got, for the deadline to say where it cut it.
 
 pub mod backoff;
 pub mod finding;
 mod http;
 mod linger;
+mod lookup;
 mod probe;
+mod stage;
 pub mod status;
 pub mod target;
 pub mod tls;
@@ -33,6 +37,8 @@ pub use finding::Finding;
 pub use http::HttpCheck;
 pub use status::StatusSet;
 pub use target::Target;
+
+use stage::{Stage, Track};
 
 /// How to wait.
 #[derive(Debug, Clone)]
@@ -74,7 +80,11 @@ pub enum WaitEvent {
         index: usize,
         /// Time from the start of the wait.
         elapsed: Duration,
-        /// What the last finished attempt found ([`Finding::NoAnswer`] if none finished).
+        /// Why the target is not ready ([`Finding::NoAnswer`] when nothing is known): where
+        /// the deadline cut the attempt under way when it had connected (`TLS handshake not
+        /// finished in time`, `no HTTP response in time`, `HTTP 200 but no "ok" in the body
+        /// in time`) or no attempt had finished (`name lookup timed out`, `connect timed
+        /// out`), else what the last attempt found.
         finding: Finding,
         /// When that was only silence ([`Finding::is_silence`]): the last finding of an
         /// earlier attempt that said more (an ICMP error before a router's rate limit bit).
@@ -110,7 +120,7 @@ where
 {
     let start = Instant::now();
     let deadline = options.timeout.map(|t| start + t);
-    let (tasks, mut found) = spawn_watches(targets, options, deadline);
+    let (tasks, tracks, mut found) = spawn_watches(targets, options, deadline);
     let idle = Progress {
         ready: false,
         last: None,
@@ -139,7 +149,7 @@ where
     drop(tasks);
     let success = done(&progress, options.any);
     if !success {
-        report_timeouts(&progress, start, &mut on_event).map_err(printing)?;
+        report_timeouts(&progress, &tracks, start, &mut on_event).map_err(printing)?;
     }
     Ok(success)
 }
@@ -149,18 +159,19 @@ fn printing(err: io::Error) -> Error {
     Error::io("print the results", err)
 }
 
-/// One [`Watch`] task per target; their findings arrive on the receiver. Dropping the set
-/// aborts them.
+/// One [`Watch`] task per target; their findings arrive on the receiver, the stage of their
+/// attempt under way is on their [`Track`]. Dropping the set aborts them.
 fn spawn_watches(
     targets: &[Target],
     options: &WaitOptions,
     deadline: Option<Instant>,
-) -> (JoinSet<()>, mpsc::UnboundedReceiver<Found>) {
+) -> (JoinSet<()>, Vec<Track>, mpsc::UnboundedReceiver<Found>) {
     let (found_tx, found) = mpsc::unbounded_channel();
     let probe = std::sync::Arc::new(probe::Probe {
         http: options.http.clone(),
     });
     let mut tasks = JoinSet::new();
+    let tracks = vec![Track::default(); targets.len()];
     for (index, target) in targets.iter().enumerate() {
         let watch = Watch {
             index,
@@ -169,10 +180,11 @@ fn spawn_watches(
             backoff: options.backoff,
             invert: options.invert,
             deadline,
+            track: tracks[index].clone(),
         };
         tasks.spawn(watch.run(found_tx.clone()));
     }
-    (tasks, found)
+    (tasks, tracks, found)
 }
 
 /// What a watch sends: the target's index, an attempt's finding, and whether it made the
@@ -207,12 +219,23 @@ fn record(
     })
 }
 
-fn report_timeouts<E>(progress: &[Progress], start: Instant, on_event: &mut E) -> io::Result<()>
+/// One [`WaitEvent::TimedOut`] per target not ready, its finding where the deadline cut its
+/// attempt under way ([`stage::Stage::cut`]) or else its last.
+fn report_timeouts<E>(
+    progress: &[Progress],
+    tracks: &[Track],
+    start: Instant,
+    on_event: &mut E,
+) -> io::Result<()>
 where
     E: FnMut(WaitEvent) -> io::Result<()>,
 {
     for (index, target) in progress.iter().enumerate().filter(|(_, p)| !p.ready) {
-        let finding = target.last.clone().unwrap_or(Finding::NoAnswer);
+        let finding = tracks[index]
+            .get()
+            .cut(target.attempts > 0)
+            .or_else(|| target.last.clone())
+            .unwrap_or(Finding::NoAnswer);
         let earlier = match finding.is_silence() {
             true => target.telling.clone(),
             false => None,
@@ -252,6 +275,8 @@ struct Watch {
     backoff: Backoff,
     invert: bool,
     deadline: Option<Instant>,
+    /// The stage of the attempt under way, for the wait to read at the deadline.
+    track: Track,
 }
 
 impl Watch {
@@ -285,20 +310,12 @@ impl Watch {
             let finding = self
                 .attempt(&mut lingering, connected.take(), bounds, left)
                 .await;
-            let ready = match finding {
-                Finding::ConnectTimedOut if self.invert => {
-                    left.is_none_or(|left| left >= backoff::LONGEST_CONNECT)
-                }
-                // Up is ready, down is gone with `invert`; a finding that cannot judge (an
-                // untrusted certificate, a resolver failing for now, a busy Unix server) is
-                // neither.
-                _ => match finding.verdict() {
-                    finding::Verdict::Up => !self.invert,
-                    finding::Verdict::Down => self.invert,
-                    finding::Verdict::Unknown => false,
-                },
-            };
+            let ready = self.judge(&finding, left);
             bounds = bounds.after(&finding);
+            self.track.set(match ready {
+                true => Stage::Idle,
+                false => Stage::Finished(finding.clone()),
+            });
             if found.send((self.index, finding, ready)).is_err() || ready {
                 return;
             }
@@ -307,9 +324,27 @@ impl Watch {
         }
     }
 
-    /// One attempt within `bounds` and `left` (see [`probe`]). TCP and HTTP targets connect
-    /// through `lingering`, or use `connected`, a connection an earlier connect made while
-    /// the watch slept; not with `invert`, where every connect has the longest bound anyway.
+    /// Whether `finding`, of an attempt that had `left` before the deadline, makes the target
+    /// ready: up is ready, down is gone with `invert` (a connect that timed out only after
+    /// the longest bound); a finding that cannot judge (an untrusted certificate, a resolver
+    /// failing for now, a busy Unix server) is neither.
+    fn judge(&self, finding: &Finding, left: Option<Duration>) -> bool {
+        match finding {
+            Finding::ConnectTimedOut if self.invert => {
+                left.is_none_or(|left| left >= backoff::LONGEST_CONNECT)
+            }
+            _ => match finding.verdict() {
+                finding::Verdict::Up => !self.invert,
+                finding::Verdict::Down => self.invert,
+                finding::Verdict::Unknown => false,
+            },
+        }
+    }
+
+    /// One attempt within `bounds` and `left` (see [`probe`]). TCP and HTTP targets look
+    /// their name up, then connect through `lingering`, or use `connected`, a connection an
+    /// earlier connect made while the watch slept; not with `invert`, where every connect has
+    /// the longest bound anyway.
     async fn attempt(
         &self,
         lingering: &mut linger::Lingering,
@@ -326,19 +361,42 @@ impl Watch {
             _ => None,
         };
         let Some(endpoint) = endpoint else {
-            return self.probe.attempt(&self.target, bounds, left).await;
+            return self
+                .probe
+                .attempt(&self.target, bounds, left, &self.track)
+                .await;
         };
         let stream = match connected {
             Some(stream) => stream,
-            None => match lingering.connect(endpoint, bounds.connect, left).await {
+            None => match self.connect(lingering, endpoint, bounds, left).await {
                 Ok(stream) => stream,
                 Err(finding) => return finding,
             },
         };
         match &self.target {
-            Target::Http(http) => self.probe.answer(http, stream, bounds.answer, left).await,
+            Target::Http(http) => {
+                let (bound, track) = (bounds.answer, &self.track);
+                self.probe.answer(http, stream, bound, left, track).await
+            }
             _ => Finding::Accepts,
         }
+    }
+
+    /// The name lookup (bounded by [`http::ANSWER_BOUND`] and `left`), then a connect through
+    /// `lingering` to the addresses found.
+    async fn connect(
+        &self,
+        lingering: &mut linger::Lingering,
+        endpoint: &Endpoint,
+        bounds: backoff::Bounds,
+        left: Option<Duration>,
+    ) -> Result<Stream, Finding> {
+        let bound = left.map_or(http::ANSWER_BOUND, |left| http::ANSWER_BOUND.min(left));
+        let addrs = lookup::addresses(endpoint, bound, &self.track).await?;
+        self.track.set(Stage::Connecting);
+        lingering
+            .connect(endpoint, addrs, bounds.connect, left)
+            .await
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{netkit, privileged, text, Netns, Reserved};
+use crate::harness::{netkit, privileged, run_within, text, Netns, Proc, Reserved, PATIENCE};
 use crate::lab::{ms, Lab, LabExt, PortTruth};
 use crate::ping_net::iptables;
 use crate::wait_util::{curl, response, DnsLab, HttpServer, NetnsEtc, Pki, TlsServer};
@@ -649,4 +649,179 @@ fn cacert_refused_the_servers_own_certificate_with_a_debug_dump() {
         timeout_reason(&stderr),
         "TLS error: certificate signed by an unknown authority (use --cacert FILE or --insecure)"
     );
+}
+
+/// A UDP socket bound to 127.0.0.1:53 in `ns` that takes every query and never answers (a
+/// name server hung or overloaded), held by a Python process killed when dropped.
+fn silent_name_server(ns: &Netns) -> Proc {
+    let script = "import socket, time\n\
+                  s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+                  s.bind(('127.0.0.1', 53))\n\
+                  print('bound', flush=True)\n\
+                  time.sleep(600)\n";
+    let mut cmd = ns.command("python3");
+    cmd.args(["-c", script]);
+    let server = Proc::spawn(cmd);
+    server.stdout.wait_line("bound");
+    server
+}
+
+/// `netkit --json wait ARGS` in `ns`, run bounded: its exit code, its one `timeout` record's
+/// reason, its stderr and how long it took.
+fn wait_in(ns: &Netns, args: &[&str]) -> (i32, String, String, Duration) {
+    let mut cmd = ns.netkit();
+    cmd.args(["--json", "wait"]).args(args);
+    let started = Instant::now();
+    let (code, stdout, stderr) = run_within(cmd, PATIENCE);
+    let took = started.elapsed();
+    let record: serde_json::Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("{args:?}: {e}: stdout {stdout:?} stderr {stderr:?}"));
+    let reason = record["reason"].as_str().unwrap_or_default().to_string();
+    (code, reason, stderr, took)
+}
+
+/// A target whose name the resolver never answered for (its name server takes the queries and
+/// stays silent) timed out with a connect's reason, `connect timed out`, as if the host were
+/// silent (the lookup ran inside the connect's bound), or with `no answer` (`--invert`, where
+/// the lookup was not bounded at all). The lookup is now a step of its own, bounded and raced
+/// against the deadline: the reason is `name lookup timed out`, and the wait still ends at
+/// its timeout, as wait-for-it's does.
+#[test]
+fn a_silent_resolver_was_reported_as_a_connect_timeout() {
+    if !privileged("wait: silent resolver") {
+        return;
+    }
+    let ns = Netns::with_loopback("wtw-silentdns");
+    // glibc's longest wait per query: the lookup outlives every timeout below.
+    let _etc = NetnsEtc::new(&ns, "nameserver 127.0.0.1\noptions timeout:30 attempts:1\n");
+    let _server = silent_name_server(&ns);
+    let timeout = Duration::from_secs(2);
+    let targets: [&[&str]; 5] = [
+        &["slow.test:80"],
+        &["http://slow.test:8080/health"],
+        &["https://slow.test/"],
+        &["dns:slow.test"],
+        &["--invert", "slow.test:80"],
+    ];
+    for target in targets {
+        let args = [target, &["--timeout", "2s", "--interval", "100ms"]].concat();
+        let (code, reason, stderr, took) = wait_in(&ns, &args);
+        assert_eq!(code, 1, "{target:?}: {stderr}");
+        assert_eq!(reason, "name lookup timed out", "{target:?}: {stderr}");
+        assert!(
+            stderr.contains("): name lookup timed out"),
+            "{target:?}: {stderr}"
+        );
+        // Bounded, not timed: a loaded machine may be slow, a blocked lookup is 30 s.
+        assert!(took < timeout * 3, "{target:?}: exited after {took:?}");
+    }
+    // wait-for-it (bash's /dev/tcp under `timeout`) ends at its timeout too, saying only that.
+    let mut peer = ns.command("wait-for-it");
+    peer.args(["-t", "2", "slow.test:80"]);
+    let started = Instant::now();
+    let (code, _, stderr) = run_within(peer, PATIENCE);
+    assert_ne!(code, 0, "wait-for-it: {stderr}");
+    assert!(started.elapsed() < timeout * 3, "wait-for-it: {stderr}");
+}
+
+/// A loopback HTTP server whose first connection gets a complete 200 without the text waited
+/// for, and every later one a 200 whose chunked body then trickles (`x` every 100 ms) and
+/// never ends. Runs as long as the test.
+fn trickling_http_server() -> std::net::SocketAddr {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for (n, conn) in listener.incoming().take(32).enumerate() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                read_head(&mut conn);
+                if n == 0 {
+                    let done = "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nstarting\n";
+                    let _ = conn.write_all(done.as_bytes());
+                    return;
+                }
+                let head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+                let _ = conn.write_all(head.as_bytes());
+                while conn.write_all(b"1\r\nx\r\n").is_ok() {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Reads a request head from `conn`.
+fn read_head(conn: &mut std::net::TcpStream) {
+    use std::io::Read;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
+        head.push(byte[0]);
+    }
+}
+
+/// A loopback TCP server that accepts every connection and then neither reads nor writes: a
+/// TLS handshake or an HTTP request sent to it is never answered. Runs as long as the test.
+fn stalling_server() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let held: Vec<_> = listener.incoming().take(64).collect();
+        drop(held);
+    });
+    addr
+}
+
+/// When the deadline cut an attempt under way, the timeout gave the reason of the last attempt
+/// that had finished, or `no answer`: a server that sent a 200 and then trickled a body
+/// without the `--body` text read `HTTP 200 but the body lacks "READY"` (an earlier answer,
+/// stale) or `no HTTP response in time` (wrong: it answered), a TLS server stalling its
+/// handshake read `no HTTP response in time` or `no answer`. The reason now says where the
+/// deadline cut the attempt. curl, bounded the same way, times out on each of them too.
+#[test]
+fn a_cut_attempt_did_not_say_where_the_deadline_cut_it() {
+    let trickle = trickling_http_server();
+    let stall = stalling_server();
+    let cases = [
+        (
+            format!("http://{trickle}/"),
+            &["--body", "READY"][..],
+            "HTTP 200 but no \"READY\" in the body in time",
+        ),
+        (
+            format!("https://{stall}/"),
+            &["--insecure"][..],
+            "TLS handshake not finished in time",
+        ),
+        (
+            format!("http://{stall}/"),
+            &[][..],
+            "no HTTP response in time",
+        ),
+    ];
+    for (url, flags, want) in cases {
+        let mut cmd = netkit();
+        cmd.args(["--json", "wait", &url, "--timeout", "2s"])
+            .args(flags);
+        let started = Instant::now();
+        let (code, stdout, stderr) = run_within(cmd, PATIENCE);
+        let took = started.elapsed();
+        assert_eq!(code, 1, "{url}: {stderr}");
+        let record: serde_json::Value = serde_json::from_str(stdout.trim())
+            .unwrap_or_else(|e| panic!("{url}: {e}: {stdout:?}"));
+        assert_eq!(record["reason"], want, "{url}: {stderr}");
+        assert_eq!(timeout_reason(&stderr), want, "{url}");
+        assert!(
+            took < Duration::from_secs(6),
+            "{url}: exited after {took:?}"
+        );
+        // curl: 28, operation timed out.
+        assert_eq!(
+            curl(&url, &["--insecure", "--max-time", "1"]),
+            28,
+            "curl {url}"
+        );
+    }
 }
