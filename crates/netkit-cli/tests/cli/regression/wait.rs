@@ -811,8 +811,12 @@ fn a_cut_attempt_did_not_say_where_the_deadline_cut_it() {
         assert_eq!(code, 1, "{url}: {stderr}");
         let record: serde_json::Value = serde_json::from_str(stdout.trim())
             .unwrap_or_else(|e| panic!("{url}: {e}: {stdout:?}"));
-        assert_eq!(record["reason"], want, "{url}: {stderr}");
-        assert_eq!(timeout_reason(&stderr), want, "{url}");
+        // A later attempt the deadline cut just after its request went out says so, the cut
+        // it is about in its `earlier`.
+        let said = record["reason"].as_str().unwrap_or_default().to_string();
+        let later = format!("no HTTP response in time (earlier: {want})");
+        assert!(said == want || said == later, "{url}: {said:?}: {stderr}");
+        assert_eq!(timeout_reason(&stderr), said, "{url}");
         assert!(
             took < Duration::from_secs(6),
             "{url}: exited after {took:?}"
