@@ -42,6 +42,13 @@ pub fn format_g(value: f64) -> String {
     }
 }
 
+/// The loss of a summary as iputils prints it: `%g` of the percentage narrowed to a `float`
+/// (iputils' `finish` casts it), so 41 requests with 2 replies are `95.1219`, not the
+/// double's `95.122`.
+pub fn format_loss(loss_pct: f64) -> String {
+    format_g(f64::from(loss_pct as f32))
+}
+
 /// Milliseconds as fping prints them: 3 decimals below 1 ms, 2 below 10, 1 below 100, none
 /// above.
 pub fn format_fping_ms(ms: f64) -> String {
@@ -72,6 +79,19 @@ mod tests {
         assert_eq!(format_g(0.0), "0");
         assert_eq!(format_g(100.0), "100");
         assert_eq!(format_g(100.0 / 7.0), "14.2857");
+    }
+
+    #[test]
+    fn loss_prints_like_percent_g_of_a_float() {
+        // Worked with C's printf("%g", (float)(lost * 100.0 / sent)).
+        let loss = |lost: u32, sent: u32| format_loss(f64::from(lost) * 100.0 / f64::from(sent));
+        assert_eq!(loss(39, 41), "95.1219");
+        assert_eq!(loss(23, 31), "74.1936");
+        assert_eq!(loss(5, 52), "9.61539");
+        assert_eq!(loss(1, 3), "33.3333");
+        assert_eq!(loss(1, 2), "50");
+        assert_eq!(loss(0, 5), "0");
+        assert_eq!(loss(5, 5), "100");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::io;
 
 use netkit::report::ping::PingSummary;
 
-use super::format::{format_fping_ms, format_g};
+use super::format::{format_fping_ms, format_loss};
 
 use crate::output::Printer;
 
@@ -42,7 +42,7 @@ fn print_iputils(out: &Printer, s: &PingSummary, ipg: bool) -> io::Result<()> {
     if s.transmitted > 0 {
         counts += &format!(
             ", {}% packet loss, time {}ms",
-            format_g(s.loss_pct),
+            format_loss(s.loss_pct),
             s.time_ms
         );
     }
