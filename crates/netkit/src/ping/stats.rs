@@ -1,8 +1,9 @@
 //! One host's statistics computed exactly as iputils computes them: round-trip times in whole
 //! microseconds; duplicates count in the times (sum, minimum, maximum, moving average) but not
 //! in `received`; the average and the mean deviation divide by replies plus duplicates with
-//! iputils' integer arithmetic and evaluation order (`mdev = sqrt(sum(t²)/n − (sum(t)/n)²)`,
-//! integer square root); the moving average is iputils' `ewma` (kept times 8, weight 1/8).
+//! iputils' arithmetic and evaluation order (its sums are doubles, each result truncated to an
+//! integer: `mdev = isqrt(sum(t²)/n − (sum(t)/n)²)`, iputils' integer square root); the moving
+//! average is iputils' `ewma` (kept times 8, weight 1/8).
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -34,7 +35,7 @@ pub struct Stats {
 pub struct Rtt {
     /// Shortest round trip.
     pub min_us: i64,
-    /// Average (integer division, as iputils).
+    /// Average (truncated, as iputils).
     pub avg_us: i64,
     /// Longest round trip.
     pub max_us: i64,
@@ -108,18 +109,21 @@ impl Stats {
         if self.received == 0 || self.timed == 0 {
             return None;
         }
-        let total = i64::try_from(self.received + self.duplicates).ok()?;
-        let avg = self.tsum / total;
-        let var = if self.tsum < i64::from(i32::MAX) {
-            (self.tsum2 - (self.tsum * self.tsum) / total) / total
+        // iputils keeps tsum and tsum2 in doubles: the sums are exact integers below 2^53, the
+        // divisions are not, and each result is truncated only when it becomes a C integer.
+        let total = (self.received + self.duplicates) as f64;
+        let (tsum, tsum2) = (self.tsum as f64, self.tsum2 as f64);
+        let avg = (tsum / total) as i64;
+        let var = if tsum < f64::from(i32::MAX) {
+            (tsum2 - (tsum * tsum) / total) / total
         } else {
-            self.tsum2 / total - avg * avg
+            tsum2 / total - avg.saturating_mul(avg) as f64
         };
         Some(Rtt {
             min_us: self.tmin,
             avg_us: avg,
             max_us: self.tmax,
-            mdev_us: llsqrt(var),
+            mdev_us: llsqrt(var as i64),
             ewma_us: self.ewma8 / 8,
         })
     }
@@ -217,6 +221,18 @@ mod tests {
                 ewma_us: 45,
             }
         );
+    }
+
+    #[test]
+    fn the_variance_is_taken_in_doubles_as_iputils_keeps_its_sums() {
+        // iputils 20221126 keeps tsum and tsum2 in doubles: 40, 40 and 42 us give
+        // (4964 - 14884/3)/3 = 0.89, truncated to 0, so mdev 0; integer steps round 14884/3
+        // down first, (4964 - 4961)/3 = 1, and printed mdev 0.001.
+        assert_eq!(stats(&[40, 40, 42], 3).rtt().unwrap().mdev_us, 0);
+        // 40, 41, 44: 2.67 truncated to 2, whose iputils square root is 1 (integer steps: 3,
+        // whose square root is 2).
+        let rtt = stats(&[40, 41, 44], 3).rtt().unwrap();
+        assert_eq!((rtt.avg_us, rtt.mdev_us), (41, 1));
     }
 
     #[test]
