@@ -51,7 +51,8 @@ pub struct Args {
     /// Stop after this many requests per host; with -w, after this many replies.
     #[arg(short = 'c', allow_negative_numbers = true, long = "count", value_name = "COUNT", value_parser = parse::count)]
     pub count: Option<u64>,
-    /// Time between requests to one host [default: 1s; 0 with -f].
+    /// Time between requests to one host, in whole milliseconds as iputils keeps it [default:
+    /// 1s; 0 with -f].
     #[arg(short = 'i', allow_negative_numbers = true, long = "interval", value_name = "INTERVAL", value_parser = parse::duration)]
     pub interval: Option<Duration>,
     /// How long to wait for a reply when none came: after the last request, and before a
@@ -125,9 +126,11 @@ pub struct Args {
 }
 
 impl Args {
+    /// The interval in whole milliseconds, as iputils keeps `-i` (`-i 0.0005` is 0: flood
+    /// pacing and `ipg/ewma`, as iputils).
     fn interval(&self) -> Duration {
         match (self.interval, self.flood) {
-            (Some(interval), _) => interval,
+            (Some(interval), _) => whole_ms(interval),
             (None, true) => Duration::ZERO,
             (None, false) => Duration::from_secs(1),
         }
@@ -264,6 +267,11 @@ async fn session(args: &Args, hosts: &[Host], out: &Printer) -> anyhow::Result<V
     })
     .await?;
     Ok(summaries)
+}
+
+/// `duration` truncated to whole milliseconds.
+fn whole_ms(duration: Duration) -> Duration {
+    Duration::from_millis(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// What only a raw socket may do, as iputils allows it only to root: flood, intervals below

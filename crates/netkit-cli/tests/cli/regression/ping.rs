@@ -1100,3 +1100,28 @@ fn loss_was_printed_from_a_double_where_iputils_prints_a_float() {
         "netkit: {out}{err}"
     );
 }
+
+/// iputils keeps `-i` in whole milliseconds (`(int)(seconds * 1000)`): `-i 0.0005` is an
+/// interval of 0, flood pacing (the next request as soon as the reply is in), and its summary
+/// ends with `ipg/ewma`, as it does for `-i 0`. netkit kept the half millisecond: a request
+/// every 0.5 ms and no `ipg/ewma`.
+#[test]
+fn sub_millisecond_intervals_were_not_truncated_as_iputils_truncates_them() {
+    if !privileged("ping -i below 1ms") {
+        return;
+    }
+    let ns = Netns::with_loopback("pingsubms");
+    let args = ["-c", "5", "-i", "0.0005", "127.0.0.1"];
+    let ((code, out, err), (i_code, i_out, i_err)) = both_in(&ns, &args);
+    assert_eq!(i_code, 0, "iputils: {i_out}{i_err}");
+    assert!(
+        line_starting(&i_out, "rtt ").contains(", ipg/ewma "),
+        "iputils: {i_out}"
+    );
+    assert_eq!(code, 0, "netkit: {out}{err}");
+    assert_eq!(counts(&out), counts(&i_out), "netkit: {out}");
+    assert!(
+        line_starting(&out, "rtt ").contains(", ipg/ewma "),
+        "netkit: {out}"
+    );
+}
