@@ -57,7 +57,8 @@ pub struct Args {
     pub interval: Option<Duration>,
     /// How long to wait for a reply when none came: after the last request, and before a
     /// request is reported as timed out (later replies still count); 0 waits without limit
-    /// until a reply comes, then twice the longest round trip (as iputils).
+    /// until a reply comes, then twice the longest round trip (as iputils, which also keeps it
+    /// in whole milliseconds).
     #[arg(short = 'W', allow_negative_numbers = true, long = "timeout", value_name = "TIMEOUT", value_parser = parse::duration, default_value = "10s")]
     pub timeout: Duration,
     /// Stop after this long, whatever the count; 0 is no deadline (as iputils).
@@ -168,9 +169,10 @@ impl Args {
         PingConfig {
             count: self.count,
             interval: self.interval(),
-            linger: match self.timeout.is_zero() {
-                true => netkit::ping::LINGER_WITHOUT_LIMIT,
-                false => self.timeout,
+            // Whole milliseconds as iputils keeps `-W`: below one is 0, no limit.
+            linger: match whole_ms(self.timeout) {
+                zero if zero.is_zero() => netkit::ping::LINGER_WITHOUT_LIMIT,
+                timeout => timeout,
             },
             deadline: self.deadline,
             preload: self.preload.unwrap_or(1),

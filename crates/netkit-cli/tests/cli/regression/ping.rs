@@ -1125,3 +1125,28 @@ fn sub_millisecond_intervals_were_not_truncated_as_iputils_truncates_them() {
         "netkit: {out}"
     );
 }
+
+/// iputils keeps `-W` in whole milliseconds too: `-W 0.0005` is `-W 0`, a wait without limit
+/// until a reply comes (then twice the longest round trip). netkit waited half a millisecond
+/// after its only request and reported a reply 100 ms away as lost (`1 packets transmitted,
+/// 0 received`, exit 1), where iputils waits for it and counts it.
+#[test]
+fn sub_millisecond_timeouts_were_not_truncated_as_iputils_truncates_them() {
+    if !privileged("ping -W below 1ms") {
+        return;
+    }
+    let (near, far) = two_hosts("pingsubw");
+    let _far_answers = Responder::start(&far, Duration::from_millis(100), 1);
+    let args = ["-c", "1", "-W", "0.0005", "198.18.0.2"];
+    let ((code, out, err), (i_code, i_out, i_err)) = both_in(&near, &args);
+    assert_eq!(
+        (i_code, counts(&i_out).as_str()),
+        (0, "1 packets transmitted, 1 received, 0% packet loss"),
+        "iputils: {i_out}{i_err}"
+    );
+    assert_eq!(
+        (code, counts(&out)),
+        (i_code, counts(&i_out)),
+        "netkit: {out}{err}"
+    );
+}
