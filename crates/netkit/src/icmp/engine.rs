@@ -356,6 +356,13 @@ impl Engine {
 
     /// Waits for the next echo reply or ICMP error about one of our probes. Cancel safe.
     pub async fn recv_answer(&self) -> io::Result<Answer> {
+        self.recv_answer_at().await.map(|(answer, _)| answer)
+    }
+
+    /// [`Engine::recv_answer`] with when the answer arrived: the kernel's receive timestamp,
+    /// on the monotonic clock (a timer that fires late must not take in an answer that came
+    /// after it was due). Cancel safe.
+    pub async fn recv_answer_at(&self) -> io::Result<(Answer, Instant)> {
         let size = packet::HEADER_LEN + self.matcher.payload_size + 128;
         let (mut buf4, mut buf6) = (vec![0u8; size], vec![0u8; size]);
         loop {
@@ -382,20 +389,21 @@ impl Engine {
                 continue;
             };
             let data = &buf[..got.len];
+            let arrived = self.epoch + Duration::from_nanos(now);
             if got.queued_error.is_some() {
                 if let Some(error) = self.matcher.queued_error(&got, data) {
-                    return Ok(Answer::Error(error));
+                    return Ok((Answer::Error(error), arrived));
                 }
                 continue;
             }
             if let Some(reply) = self.matcher.accept(version, kind, &got, data, now) {
                 if let Some(reply) = self.locate(reply) {
-                    return Ok(Answer::Reply(reply));
+                    return Ok((Answer::Reply(reply), arrived));
                 }
                 continue;
             }
             if let Some(error) = self.matcher.accept_error(version, kind, &got, data) {
-                return Ok(Answer::Error(error));
+                return Ok((Answer::Error(error), arrived));
             }
         }
     }

@@ -32,8 +32,8 @@ pub enum Control {
 pub(crate) trait Transport {
     /// Sends request `seq` (modulo 65536) for target `index` to `dst` (in its zone).
     fn send(&self, index: u32, dst: SocketAddr, seq: u16) -> impl Future<Output = io::Result<()>>;
-    /// The next answer to one of our requests. Cancel safe.
-    fn recv(&self) -> impl Future<Output = io::Result<Answer>>;
+    /// The next answer to one of our requests, with when it arrived. Cancel safe.
+    fn recv(&self) -> impl Future<Output = io::Result<(Answer, Instant)>>;
     /// The path MTU to `dst` (in its zone), after a request was too big for it.
     fn path_mtu(&self, dst: SocketAddr) -> Option<u32>;
 }
@@ -43,8 +43,9 @@ impl Transport for Engine {
         Engine::send(self, index, dst, seq)
     }
 
-    fn recv(&self) -> impl Future<Output = io::Result<Answer>> {
-        self.recv_answer()
+    async fn recv(&self) -> io::Result<(Answer, Instant)> {
+        let (answer, arrived) = self.recv_answer_at().await?;
+        Ok((answer, Instant::from_std(arrived)))
     }
 
     fn path_mtu(&self, dst: SocketAddr) -> Option<u32> {
@@ -96,7 +97,10 @@ where
         if session.is_over() {
             break;
         }
+        // Answers before the timer: one already in when a wait ends (the timer fires late by
+        // up to a millisecond) is taken in first, and counts if it arrived in time.
         tokio::select! {
+            biased;
             control = controls.recv(), if controls_open => {
                 match control {
                     Some(Control::Stop) => session.stop(),
@@ -106,8 +110,8 @@ where
                 pass = true;
             }
             answer = transport.recv() => {
-                let now = Instant::now();
-                if let Some(host) = session.answer(&answer?, now) {
+                let (answer, arrived) = answer?;
+                if let Some(host) = session.answer(&answer, arrived.min(Instant::now())) {
                     while let Some(request) = session.next_request_of(host, Instant::now()) {
                         send(transport, &mut session, &request).await;
                     }

@@ -54,9 +54,10 @@ impl Transport for Scripted {
         Ok(())
     }
 
-    async fn recv(&self) -> io::Result<Answer> {
+    async fn recv(&self) -> io::Result<(Answer, Instant)> {
         let answer = self.inbox.lock().await.recv().await;
-        answer.ok_or_else(|| io::ErrorKind::BrokenPipe.into())
+        let answer = answer.ok_or_else(|| io::Error::from(io::ErrorKind::BrokenPipe))?;
+        Ok((answer, Instant::now()))
     }
 
     fn path_mtu(&self, _dst: SocketAddr) -> Option<u32> {

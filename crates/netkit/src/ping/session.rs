@@ -210,8 +210,16 @@ impl Session {
         });
     }
 
-    /// Counts an answer received at `now`; the host it was about, if it counted.
+    /// Counts an answer that arrived at `now`; the host it was about, if it counted. The
+    /// session is first brought to `now`, so an answer that came after the deadline or after
+    /// its host's wait ended does not count, however soon it is taken in.
     pub fn answer(&mut self, answer: &Answer, now: Instant) -> Option<usize> {
+        if self.end.is_some_and(|end| now >= end) {
+            self.stop();
+        }
+        if let Some(host) = self.host_of(answer) {
+            self.tick_host(host, now);
+        }
         let host = match answer {
             Answer::Reply(reply) => self.reply(reply),
             Answer::Error(error) => self.error(error),
@@ -219,6 +227,15 @@ impl Session {
         self.hosts[host].heard(now);
         self.tick_host(host, now);
         Some(host)
+    }
+
+    /// The host an answer is about, as far as its index says.
+    fn host_of(&self, answer: &Answer) -> Option<usize> {
+        let index = match answer {
+            Answer::Reply(reply) => Some(reply.index),
+            Answer::Error(error) => error.index,
+        };
+        index.map(|i| i as usize).filter(|i| *i < self.hosts.len())
     }
 
     fn reply(&mut self, reply: &Reply) -> Option<usize> {

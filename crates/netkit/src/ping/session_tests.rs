@@ -149,6 +149,47 @@ fn replies_later_than_the_timeout_count_and_make_the_pipe() {
 }
 
 #[test]
+fn an_answer_that_came_after_the_wait_or_the_deadline_does_not_count_however_soon_taken_in() {
+    // -c 2 -i 0.3, replies 100 ms away: the wait after the last request (at 300) is one
+    // interval, to 600. iputils' alarm is exact; a timer that fires late, after a reply that
+    // came at 600.5, must not let it count.
+    let mut s = Script::new(
+        PingConfig {
+            interval: 300 * MS,
+            ..count(2)
+        },
+        &["198.18.0.2"],
+    );
+    s.send(0);
+    s.reply(100, 0, 1, 100);
+    s.send(300);
+    let reply = Reply {
+        index: 0,
+        addr: s.addr(0),
+        seq: 2,
+        ttl: Some(64),
+        bytes: 64,
+        rtt: None,
+    };
+    let late = s.at(600) + Duration::from_micros(500);
+    assert_eq!(s.session.answer(&Answer::Reply(reply), late), None);
+    assert!(s.session.is_over());
+    assert_eq!(s.summary(0).received, 1);
+    // -w 1: a reply that came at the deadline is not counted either.
+    let mut s = Script::new(
+        PingConfig {
+            deadline: Some(1000 * MS),
+            ..PingConfig::default()
+        },
+        &["198.18.0.2"],
+    );
+    s.send(0);
+    s.reply(1000, 0, 1, 1000);
+    assert!(s.session.is_over());
+    assert_eq!(s.summary(0).received, 0);
+}
+
+#[test]
 fn without_any_reply_by_the_last_request_the_timeout_ends_the_wait() {
     // iputils -c 2 -W 1 at 1.5 s RTT: 2 sent, 1 received (the second reply comes too late).
     let mut s = Script::new(
