@@ -100,9 +100,9 @@ fn mixed_words_and_separators() {
 
 #[test]
 fn file_targets_with_comments() {
-    let mut file = tempfile_in_target();
-    writeln!(file.0, "# lab hosts\n127.0.0.1 # me\n\n198.18.0.0/31, ::1").expect("write");
-    let word = format!("@{}", file.1);
+    let mut file = tempfile::NamedTempFile::new().expect("temp file");
+    writeln!(file, "# lab hosts\n127.0.0.1 # me\n\n198.18.0.0/31, ::1").expect("write");
+    let word = format!("@{}", file.path().display());
     let got = addrs(&[word.as_str()]);
     assert_eq!(
         got,
@@ -113,12 +113,6 @@ fn file_targets_with_comments() {
             ip("::1")
         ]
     );
-}
-
-fn tempfile_in_target() -> (std::fs::File, String) {
-    let path = std::env::temp_dir().join(format!("netkit-targets-{}", std::process::id()));
-    let file = std::fs::File::create(&path).expect("create");
-    (file, path.to_string_lossy().into_owned())
 }
 
 #[test]

@@ -46,7 +46,8 @@ fn syn_scan_is_exact_on_loopback_and_own_addresses_with_banners() {
     });
     let mut want = addrs(&held);
     want.insert(greeter);
-    let xml = tempfile_path("synlo.xml");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let xml = dir.path().join("synlo.xml").to_string_lossy().into_owned();
     let args = ["127.0.0.1,::1", OWN, "-p", "all", "--syn", "--banner"];
     let scan = scan_json(ns.netkit(), &[&args[..], &["-oX", &xml]].concat());
     assert_exact(&scan, &want, 3, 65535);
@@ -59,13 +60,6 @@ fn syn_scan_is_exact_on_loopback_and_own_addresses_with_banners() {
     assert_eq!(banner.as_deref(), Some(BANNER), "{:?}", scan.open);
     let doc = std::fs::read_to_string(&xml).expect("the XML");
     assert!(doc.contains("<scaninfo type=\"syn\""), "{doc}");
-    let _ = std::fs::remove_file(&xml);
-}
-
-fn tempfile_path(name: &str) -> String {
-    let dir = std::env::temp_dir().join(format!("netkit-syn-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir.join(name).to_string_lossy().into_owned()
 }
 
 /// `nmap -sS` and `netkit scan --syn` in the same lab namespace find the same open ports, on a
