@@ -323,7 +323,7 @@ fn print_event(out: &Printer, event: &Event) -> std::io::Result<()> {
     }
 }
 
-/// `eth0: link up`, `eth0: link mtu 9000`, `eth1: link renamed from eth0`, `eth0: link flags
+/// `eth0: link up`, `eth0: link mtu 9000`, `eth0: link txqlen 500`, `eth1: link renamed from eth0`, `eth0: link flags
 /// +PROMISC`, `eth0: link alias uplink`, ...
 fn link_event_text(e: &LinkEvent) -> String {
     let iface = &e.iface;
@@ -332,6 +332,7 @@ fn link_event_text(e: &LinkEvent) -> String {
         LinkChange::Renamed => e.old_name.as_deref().map(|o| format!("from {}", clean(o))),
         LinkChange::Operstate => Some(iface.operstate.clone()),
         LinkChange::Mtu => iface.mtu.map(|m| m.to_string()),
+        LinkChange::Txqlen => iface.txqlen.map(|q| q.to_string()),
         LinkChange::Mac => iface.mac.clone(),
         LinkChange::Master => Some(iface.master.as_deref().map_or("none".into(), clean)),
         LinkChange::Flags => e

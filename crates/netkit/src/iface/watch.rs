@@ -310,6 +310,7 @@ fn link_changes(old: &Link, new: &Link) -> Vec<LinkChange> {
         (other_flags(o) != other_flags(n), LinkChange::Flags),
         (o.operstate != n.operstate, LinkChange::Operstate),
         (o.mtu != n.mtu, LinkChange::Mtu),
+        (o.txqlen != n.txqlen, LinkChange::Txqlen),
         (o.mac != n.mac, LinkChange::Mac),
         (old.master_index != new.master_index, LinkChange::Master),
         (o.alias != n.alias, LinkChange::Alias),

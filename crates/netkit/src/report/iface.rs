@@ -200,6 +200,8 @@ pub enum LinkChange {
     Operstate,
     /// The MTU changed.
     Mtu,
+    /// The transmit queue length changed (`ip link set X txqlen N`).
+    Txqlen,
     /// The hardware address changed.
     Mac,
     /// The link joined or left a bridge or bond.
@@ -224,6 +226,7 @@ impl LinkChange {
             LinkChange::Flags => "flags",
             LinkChange::Operstate => "operstate",
             LinkChange::Mtu => "mtu",
+            LinkChange::Txqlen => "txqlen",
             LinkChange::Mac => "mac",
             LinkChange::Master => "master",
             LinkChange::Alias => "alias",

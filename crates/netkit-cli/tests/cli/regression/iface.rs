@@ -627,3 +627,48 @@ fn flag_alias_and_altname_changes_went_unreported() {
         assert!(theirs.contains(said), "ip monitor: {said}: {theirs}");
     }
 }
+
+/// `ip link set X txqlen N` is announced by the kernel (`ip monitor link` prints a line for
+/// it) but `iface watch` said nothing: the record's `changed` would have named `txqlen`, yet
+/// no event carried it. It is now a link event, `txqlen`, with the new length.
+#[test]
+fn a_transmit_queue_length_change_went_unreported() {
+    if !privileged("iface watch txqlen") {
+        return;
+    }
+    let ns = Netns::with_loopback("wti-txqlen");
+    ns.ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
+    ns.ip(&["link", "set", "v1", "up"]);
+    ns.ip(&["link", "set", "v0", "up"]);
+    let watch = |args: &[&str]| {
+        let mut cmd = ns.netkit();
+        cmd.args(args);
+        let proc = crate::harness::Proc::spawn(cmd);
+        proc.stderr.wait_for(|l| l.starts_with("watching"), 1);
+        proc
+    };
+    let json = watch(&["--json", "iface", "watch"]);
+    let text_watch = watch(&["iface", "watch", "v0"]);
+    let monitor = ip_monitor(&ns, &["link", "address"]);
+    ns.ip(&["link", "set", "v0", "txqlen", "500"]);
+    // A change after it: once its event is out, the txqlen one is too.
+    ns.ip(&["addr", "add", "198.18.62.2/32", "dev", "lo"]);
+    json.stdout.wait_line("198.18.62.2");
+    monitor.stdout.wait_line("198.18.62.2");
+    let theirs = monitor.stdout.all();
+    let announced = theirs.iter().filter(|l| l.contains(" v0@v1: <")).count();
+    assert_eq!(announced, 1, "ip monitor: {theirs:#?}");
+    let ours: Vec<Value> = json_lines(&json.stdout.all().join("\n"))
+        .into_iter()
+        .filter(|e| e["type"] == "link" && e["name"] == "v0")
+        .collect();
+    assert_eq!(ours.len(), 1, "{ours:#?}");
+    assert_eq!(ours[0]["event"], "txqlen", "{ours:#?}");
+    assert_eq!(ours[0]["txqlen"], 500, "{ours:#?}");
+    assert_eq!(
+        ours[0]["changed"],
+        serde_json::json!(["txqlen"]),
+        "{ours:#?}"
+    );
+    text_watch.stdout.wait_line("v0: link txqlen 500");
+}
