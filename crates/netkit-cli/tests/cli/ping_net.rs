@@ -246,6 +246,26 @@ pub fn counts(out: &str) -> String {
     line.split(", time ").next().unwrap_or(line).to_string()
 }
 
+/// Asserts that netkit ended as iputils did on the same scenario: the same exit status and
+/// the same statistics line (`counts`).
+pub fn same_counts(code: i32, out: &str, err: &str, i_code: i32, i_out: &str) {
+    assert_eq!(
+        (code, counts(out)),
+        (i_code, counts(i_out)),
+        "netkit: {out}{err}\niputils: {i_out}"
+    );
+}
+
+/// Asserts that iputils ended with exit status `want_code` and the statistics line `want`:
+/// the scenario is the one the test meant to build.
+pub fn iputils_counts(i_code: i32, i_out: &str, i_err: &str, want_code: i32, want: &str) {
+    assert_eq!(
+        (i_code, counts(i_out).as_str()),
+        (want_code, want),
+        "iputils: {i_out}{i_err}"
+    );
+}
+
 /// Runs `sysctl -qw SETTING` inside `ns`.
 pub fn sysctl(ns: &Netns, setting: &str) {
     sh(&["ip", "netns", "exec", &ns.name, "sysctl", "-qw", setting]);

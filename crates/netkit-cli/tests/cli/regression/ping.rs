@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use crate::harness::{privileged, text, Netns, Proc};
 use crate::ping_net::{
-    both_in, counts, iptables, iputils_in, json_lines, line_starting, link_local_pair, ping_in,
-    routed_narrow, stats_line, sysctl, two_hosts,
+    both_in, counts, iptables, iputils_counts, iputils_in, json_lines, line_starting,
+    link_local_pair, ping_in, routed_narrow, same_counts, stats_line, sysctl, two_hosts,
 };
 use crate::responder::Responder;
 
@@ -30,17 +30,18 @@ fn replies_slower_than_the_timeout_count_and_the_pipe_is_printed() {
     let _far_answers = Responder::start(&far, Duration::from_millis(1500), 1);
     // -W bounds the wait only while no reply came: every reply counts, two were in flight.
     let ((code, out, err), (i_code, i_out, i_err)) = both_in(&near, &["-c", "3", "198.18.0.2"]);
-    assert_eq!(i_code, 0, "iputils: {i_out}{i_err}");
-    assert_eq!(
-        counts(&i_out),
-        "3 packets transmitted, 3 received, 0% packet loss"
+    iputils_counts(
+        i_code,
+        &i_out,
+        &i_err,
+        0,
+        "3 packets transmitted, 3 received, 0% packet loss",
     );
     assert!(
         line_starting(&i_out, "rtt ").ends_with(" ms, pipe 2"),
         "{i_out}"
     );
-    assert_eq!(code, 0, "netkit: {out}{err}");
-    assert_eq!(counts(&out), counts(&i_out), "netkit: {out}");
+    same_counts(code, &out, &err, i_code, &i_out);
     assert!(
         line_starting(&out, "rtt ").ends_with(" ms, pipe 2"),
         "{out}"
@@ -48,16 +49,14 @@ fn replies_slower_than_the_timeout_count_and_the_pipe_is_printed() {
     // No reply at all by the last request: then -W ends the wait.
     let args = ["-c", "2", "-W", "1", "198.18.0.2"];
     let ((code, out, err), (i_code, i_out, i_err)) = both_in(&near, &args);
-    assert_eq!(
-        (i_code, counts(&i_out).as_str()),
-        (0, "2 packets transmitted, 1 received, 50% packet loss"),
-        "iputils: {i_out}{i_err}"
+    iputils_counts(
+        i_code,
+        &i_out,
+        &i_err,
+        0,
+        "2 packets transmitted, 1 received, 50% packet loss",
     );
-    assert_eq!(
-        (code, counts(&out)),
-        (i_code, counts(&i_out)),
-        "netkit: {out}{err}"
-    );
+    same_counts(code, &out, &err, i_code, &i_out);
 }
 
 #[test]
@@ -72,8 +71,7 @@ fn icmp_errors_arriving_after_the_timeout_are_counted() {
     let ((code, out, err), (i_code, i_out, i_err)) = both_in(&near, &args);
     assert_eq!(i_code, 1, "iputils: {i_out}{i_err}");
     assert!(counts(&i_out).contains(" received, +3 errors, "), "{i_out}");
-    assert_eq!(code, 1, "netkit: {out}{err}");
-    assert_eq!(counts(&out), counts(&i_out), "netkit: {out}");
+    same_counts(code, &out, &err, i_code, &i_out);
     let unreachable = |out: &str| out.matches(" Destination Host Unreachable").count();
     assert_eq!(unreachable(&out), unreachable(&i_out), "{out}");
     assert_eq!(line_starting(&out, "pipe "), line_starting(&i_out, "pipe "));
@@ -95,8 +93,7 @@ fn duplicate_replies_are_reported() {
         "3 packets transmitted, 3 received, +2 duplicates, 0% packet loss"
     );
     assert_eq!(i_out.matches(" ms (DUP!)").count(), 2, "{i_out}");
-    assert_eq!(code, 0, "netkit: {out}{err}");
-    assert_eq!(counts(&out), counts(&i_out), "netkit: {out}");
+    same_counts(code, &out, &err, i_code, &i_out);
     assert_eq!(out.matches(" ms (DUP!)").count(), 2, "{out}");
     let json = near
         .netkit()
@@ -139,16 +136,14 @@ fn count_with_deadline_waits_for_count_replies() {
     );
     let args = ["-c", "3", "-w", "5", "-i", "0.2", "198.18.0.2"];
     let ((code, out, err), (i_code, i_out, i_err)) = both_in(&near, &args);
-    assert_eq!(
-        (i_code, counts(&i_out).as_str()),
-        (0, "6 packets transmitted, 3 received, 50% packet loss"),
-        "iputils: {i_out}{i_err}"
+    iputils_counts(
+        i_code,
+        &i_out,
+        &i_err,
+        0,
+        "6 packets transmitted, 3 received, 50% packet loss",
     );
-    assert_eq!(
-        (code, counts(&out)),
-        (i_code, counts(&i_out)),
-        "netkit: {out}{err}"
-    );
+    same_counts(code, &out, &err, i_code, &i_out);
     // Fewer replies than -c by the deadline: exit 1, although some came.
     let args = ["-c", "10", "-w", "1", "-i", "0.2", "198.18.0.2"];
     let ((code, out, err), (i_code, i_out, i_err)) = both_in(&near, &args);
@@ -403,16 +398,14 @@ fn link_local_target_with_a_zone_refused() {
     }
     let (near, _far, target) = link_local_pair("pingzone");
     let ((code, out, err), (i_code, i_out, i_err)) = both_in(&near, &["-c", "2", &target]);
-    assert_eq!(
-        (i_code, counts(&i_out).as_str()),
-        (0, "2 packets transmitted, 2 received, 0% packet loss"),
-        "iputils: {i_out}{i_err}"
+    iputils_counts(
+        i_code,
+        &i_out,
+        &i_err,
+        0,
+        "2 packets transmitted, 2 received, 0% packet loss",
     );
-    assert_eq!(
-        (code, counts(&out)),
-        (i_code, counts(&i_out)),
-        "netkit: {out}{err}"
-    );
+    same_counts(code, &out, &err, i_code, &i_out);
     // Then it was shown without its zone. iputils shows the address with its zone wherever it names the target: the first line,
     // each reply's sender and the statistics' title.
     let first = |text: &str| text.lines().next().unwrap_or_default().to_string();
@@ -438,16 +431,14 @@ fn a_request_due_at_the_deadline_was_sent() {
     let ns = Netns::with_loopback("pingtie");
     for target in ["127.0.0.1", "::1"] {
         let ((code, out, err), (i_code, i_out, i_err)) = both_in(&ns, &["-w", "1", target]);
-        assert_eq!(
-            (i_code, counts(&i_out).as_str()),
-            (0, "1 packets transmitted, 1 received, 0% packet loss"),
-            "iputils: {i_out}{i_err}"
+        iputils_counts(
+            i_code,
+            &i_out,
+            &i_err,
+            0,
+            "1 packets transmitted, 1 received, 0% packet loss",
         );
-        assert_eq!(
-            (code, counts(&out)),
-            (i_code, counts(&i_out)),
-            "netkit: {out}{err}"
-        );
+        same_counts(code, &out, &err, i_code, &i_out);
     }
 }
 
@@ -563,8 +554,7 @@ fn short_interval_with_replies_outstanding_went_faster_than_iputils() {
     let args = ["-c", "15", "-i", "0.002", "198.18.0.2"];
     let ((code, out, err), (i_code, i_out, i_err)) = both_in(&near, &args);
     assert_eq!(i_code, 0, "iputils: {i_out}{i_err}");
-    assert_eq!(code, 0, "netkit: {out}{err}");
-    assert_eq!(counts(&out), counts(&i_out), "netkit: {out}");
+    same_counts(code, &out, &err, i_code, &i_out);
     // 14 gaps of at least 10 ms each, less a margin for replies that came together (a load
     // can only make both slower).
     assert!(time_ms(&i_out) >= 100, "iputils: {i_out}");
@@ -589,12 +579,8 @@ fn v6_packet_too_big_about_a_fragment_went_unseen() {
     near.ip(&["-6", "route", "flush", "cache"]);
     let (code, out, err) = ping_in(&near, &args);
     let want = "2 packets transmitted, 1 received, +1 errors, 50% packet loss";
-    assert_eq!(
-        (i_code, counts(&i_out).as_str()),
-        (0, want),
-        "{i_out}{i_err}"
-    );
-    assert_eq!((code, counts(&out)), (i_code, counts(&i_out)), "{out}{err}");
+    iputils_counts(i_code, &i_out, &i_err, 0, want);
+    same_counts(code, &out, &err, i_code, &i_out);
     let too_big = "From 2001:db8::2 icmp_seq=1 Packet too big: mtu=1280";
     assert!(i_out.contains(too_big), "{i_out}");
     assert!(out.contains(too_big), "{out}");
@@ -678,11 +664,14 @@ fn redirects_were_not_shown() {
     assert!(out.lines().any(|l| l == want), "netkit: {out}{err}");
     let redirects = |out: &str| out.matches(" Redirect Host(").count();
     assert_eq!(redirects(&out), redirects(&i_out), "{out}\n{i_out}");
-    assert_eq!(
-        (i_code, counts(&i_out).as_str()),
-        (0, "2 packets transmitted, 2 received, 0% packet loss")
+    iputils_counts(
+        i_code,
+        &i_out,
+        &i_err,
+        0,
+        "2 packets transmitted, 2 received, 0% packet loss",
     );
-    assert_eq!((code, counts(&out)), (i_code, counts(&i_out)), "{out}{err}");
+    same_counts(code, &out, &err, i_code, &i_out);
 }
 
 /// The addresses of a ping's reply lines (`64 bytes from ADDR: ...`), sorted, each once.
@@ -727,7 +716,7 @@ fn ipv6_sizes_above_the_ipv4_limit_were_refused() {
     let ((code, out, err), (i_code, i_out, i_err)) = both_in(&ns, &args);
     assert_eq!(i_code, 0, "{i_out}{i_err}");
     assert!(i_out.contains("65535 bytes from ::1"), "{i_out}");
-    assert_eq!((code, counts(&out)), (i_code, counts(&i_out)), "{out}{err}");
+    same_counts(code, &out, &err, i_code, &i_out);
     assert!(out.contains("65535 bytes from ::1"), "{out}");
     for (args, limit) in [
         (["-s", "65528", "::1"], "65527"),
@@ -767,12 +756,8 @@ fn ipv4_fragment_reassembly_time_exceeded_was_counted_as_an_error() {
     ];
     let ((code, out, err), (i_code, i_out, i_err)) = both_in(&near, &args);
     let want = "3 packets transmitted, 0 received, 100% packet loss";
-    assert_eq!(
-        (i_code, counts(&i_out).as_str()),
-        (1, want),
-        "{i_out}{i_err}"
-    );
-    assert_eq!((code, counts(&out)), (i_code, counts(&i_out)), "{out}{err}");
+    iputils_counts(i_code, &i_out, &i_err, 1, want);
+    same_counts(code, &out, &err, i_code, &i_out);
 }
 
 /// iputils takes `-w 0` for no deadline and `-W 0` for waiting without limit (scripts pass
@@ -801,12 +786,14 @@ fn zero_deadline_and_zero_timeout_were_refused() {
     );
     let args = ["-c", "1", "-w", "0", "-W", "1", "127.0.0.1"];
     let ((code, out, err), (i_code, i_out, i_err)) = both_in(&ns, &args);
-    assert_eq!(
-        (i_code, counts(&i_out).as_str()),
-        (1, "1 packets transmitted, 0 received, 100% packet loss"),
-        "{i_out}{i_err}"
+    iputils_counts(
+        i_code,
+        &i_out,
+        &i_err,
+        1,
+        "1 packets transmitted, 0 received, 100% packet loss",
     );
-    assert_eq!((code, counts(&out)), (i_code, counts(&i_out)), "{out}{err}");
+    same_counts(code, &out, &err, i_code, &i_out);
     // -W 0: it still waits after 2.5 s (with -W 1 it ends after 1 s); SIGINT ends it.
     let mut iputils = Command::new("ip");
     iputils.args([
@@ -855,7 +842,7 @@ fn ipv6_errors_made_a_pipe_figure() {
             "3 packets transmitted, 0 received, +3 errors, 100% packet loss",
             "{i_out}{i_err}"
         );
-        assert_eq!((code, counts(&out)), (i_code, counts(&i_out)), "{out}{err}");
+        same_counts(code, &out, &err, i_code, &i_out);
         let pipe = |out: &str| {
             out.lines()
                 .find(|l| l.starts_with("pipe "))
@@ -901,11 +888,7 @@ fn wait_without_limit_hung_after_a_lost_reply_when_none_had_come_by_the_last_req
         "5 packets transmitted, 4 received, 20% packet loss",
         "iputils: {i_out}{i_err}"
     );
-    assert_eq!(
-        (code, counts(&out)),
-        (i_code, counts(&i_out)),
-        "netkit: {out}{err}"
-    );
+    same_counts(code, &out, &err, i_code, &i_out);
 }
 
 /// Link-local targets and `-I`: a target without a zone failed with `connect: invalid
@@ -1094,11 +1077,7 @@ fn loss_was_printed_from_a_double_where_iputils_prints_a_float() {
         ),
         "iputils: {i_out}{i_err}"
     );
-    assert_eq!(
-        (code, counts(&out)),
-        (i_code, counts(&i_out)),
-        "netkit: {out}{err}"
-    );
+    same_counts(code, &out, &err, i_code, &i_out);
 }
 
 /// iputils keeps `-i` in whole milliseconds (`(int)(seconds * 1000)`): `-i 0.0005` is an
@@ -1118,8 +1097,7 @@ fn sub_millisecond_intervals_were_not_truncated_as_iputils_truncates_them() {
         line_starting(&i_out, "rtt ").contains(", ipg/ewma "),
         "iputils: {i_out}"
     );
-    assert_eq!(code, 0, "netkit: {out}{err}");
-    assert_eq!(counts(&out), counts(&i_out), "netkit: {out}");
+    same_counts(code, &out, &err, i_code, &i_out);
     assert!(
         line_starting(&out, "rtt ").contains(", ipg/ewma "),
         "netkit: {out}"
@@ -1139,16 +1117,14 @@ fn sub_millisecond_timeouts_were_not_truncated_as_iputils_truncates_them() {
     let _far_answers = Responder::start(&far, Duration::from_millis(100), 1);
     let args = ["-c", "1", "-W", "0.0005", "198.18.0.2"];
     let ((code, out, err), (i_code, i_out, i_err)) = both_in(&near, &args);
-    assert_eq!(
-        (i_code, counts(&i_out).as_str()),
-        (0, "1 packets transmitted, 1 received, 0% packet loss"),
-        "iputils: {i_out}{i_err}"
+    iputils_counts(
+        i_code,
+        &i_out,
+        &i_err,
+        0,
+        "1 packets transmitted, 1 received, 0% packet loss",
     );
-    assert_eq!(
-        (code, counts(&out)),
-        (i_code, counts(&i_out)),
-        "netkit: {out}{err}"
-    );
+    same_counts(code, &out, &err, i_code, &i_out);
 }
 
 /// A reply that came just after the wait after the last request had ended was counted: the
@@ -1167,10 +1143,12 @@ fn a_reply_just_after_the_wait_was_counted_when_the_timer_fired_late() {
     let _far_answers = Responder::start(&far, Duration::from_millis(300), 1);
     let args = ["-c", "3", "-i", "0.3", "-s", "8", "198.18.0.2"];
     let (i_code, i_out, i_err) = iputils_in(&near, &args);
-    assert_eq!(
-        (i_code, counts(&i_out).as_str()),
-        (0, "3 packets transmitted, 2 received, 33.3333% packet loss"),
-        "iputils: {i_out}{i_err}"
+    iputils_counts(
+        i_code,
+        &i_out,
+        &i_err,
+        0,
+        "3 packets transmitted, 2 received, 33.3333% packet loss",
     );
     for run in 1..=5 {
         let (code, out, err) = ping_in(&near, &args);
