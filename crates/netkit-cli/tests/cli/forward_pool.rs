@@ -203,6 +203,17 @@ impl HaproxyPool {
         backend_lines: &str,
         server_options: &str,
     ) -> HaproxyPool {
+        let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
+        HaproxyPool::start_at(haproxy, &addrs, backend_lines, server_options)
+    }
+
+    /// Starts it with servers at `addrs` (servers of the test's own making).
+    pub fn start_at(
+        haproxy: &Haproxy,
+        addrs: &[SocketAddr],
+        backend_lines: &str,
+        server_options: &str,
+    ) -> HaproxyPool {
         let dir = tempfile::tempdir().unwrap();
         let stats = dir.path().join("stats.sock");
         let mut config = format!(
@@ -211,8 +222,8 @@ impl HaproxyPool {
              default_backend b\nbackend b\n{backend_lines}",
             stats.display()
         );
-        for (i, server) in servers.iter().enumerate() {
-            config.push_str(&format!("  server s{i} {} {server_options}\n", server.addr));
+        for (i, addr) in addrs.iter().enumerate() {
+            config.push_str(&format!("  server s{i} {addr} {server_options}\n"));
         }
         let proxy = haproxy.start(&config);
         HaproxyPool {
@@ -225,6 +236,12 @@ impl HaproxyPool {
     /// The status column of each server (`UP`, `DOWN`, `UP 1/2`, ...), in order, once the
     /// stats socket answers.
     pub fn states(&self) -> Vec<String> {
+        self.column("status")
+    }
+
+    /// The column `name` of each server's `show stat` line (`status`, `chkdown`, ...), in
+    /// order, once the stats socket answers.
+    pub fn column(&self, name: &str) -> Vec<String> {
         let start = Instant::now();
         let csv = loop {
             if let Ok(mut socket) = UnixStream::connect(&self.stats) {
@@ -244,11 +261,11 @@ impl HaproxyPool {
             .split(',')
             .collect();
         let column = |name: &str| header.iter().position(|h| *h == name).unwrap();
-        let (px, sv, status) = (column("pxname"), column("svname"), column("status"));
+        let (px, sv, wanted) = (column("pxname"), column("svname"), column(name));
         lines
             .map(|l| l.split(',').collect::<Vec<&str>>())
-            .filter(|f| f.len() > status && f[px] == "b" && f[sv].starts_with('s'))
-            .map(|f| f[status].to_string())
+            .filter(|f| f.len() > wanted && f[px] == "b" && f[sv].starts_with('s'))
+            .map(|f| f[wanted].to_string())
             .collect()
     }
 

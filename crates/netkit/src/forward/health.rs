@@ -4,7 +4,8 @@
 //! - **Active checks** follow HAProxy's counter exactly: a health value from 0 to
 //!   `rise + fall - 1`; a target starts up at `rise` (so the first failed check takes a
 //!   never-checked target down at once, as HAProxy's default `init-state up`), a passed check
-//!   counts up and brings a down target up when it reaches `rise` (then jumps to the top), a
+//!   counts up and, once the count reaches `rise`, sets it to the top (HAProxy's "OK now": a
+//!   down target comes up, an up one in transition is back to full health after one pass), a
 //!   failed check counts an up target down and takes it down when it would drop below `rise`
 //!   (so `fall` failures in a row from the top), and resets a down target's count to 0.
 //! - **Passive**: a connect that fails takes the target down for a while: 1 s, doubling with
@@ -154,10 +155,14 @@ impl Health {
         if state.counter < limits.top() {
             state.counter += 1;
         }
+        // HAProxy's "OK now": a count that reaches `rise` jumps to the top, so an up target
+        // in transition is back to full health after one pass.
+        if state.counter >= limits.rise {
+            state.counter = limits.top();
+        }
         if self.is_up() || state.counter < limits.rise {
             return None;
         }
-        state.counter = limits.top();
         state.retry_at = None;
         state.backoff = BACKOFF_MIN;
         let passed = state.passed;
@@ -218,9 +223,13 @@ mod tests {
         // Down: `rise` passes in a row bring it up; a failure in between starts over.
         assert_eq!(run(&Health::new(2), "-+-++"), "DDDDU");
         // Fully up (counter at the top): `fall` failures in a row take it down; a pass in
-        // between counts one back.
+        // between brings it back to the top, so `fall` more are needed.
         assert_eq!(run(&Health::new(2), "++---"), "UUUUD");
-        assert_eq!(run(&Health::new(2), "++--+--"), "UUUUUUD");
+        assert_eq!(run(&Health::new(2), "++--+--"), "UUUUUUU");
+        assert_eq!(run(&Health::new(2), "++--+---"), "UUUUUUUD");
+        // A fresh target (at `rise`, one failure from down) is at the top after one pass.
+        assert_eq!(run(&Health::new(2), "+--"), "UUU");
+        assert_eq!(run(&Health::new(2), "+---"), "UUUD");
     }
 
     #[test]

@@ -2106,3 +2106,85 @@ fn forward_started_with_a_target_name_that_does_not_exist() {
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("cannot resolve db.test now"), "{err}");
 }
+
+/// An HTTP check target that answers its `n`th check (a connection, from 0) with
+/// `statuses[n]`, the last one for every check after them; and how many it answered.
+fn scripted_check_target(statuses: &'static [u16]) -> (SocketAddr, std::sync::Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let answered = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = std::sync::Arc::clone(&answered);
+    thread::spawn(move || {
+        for (n, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { continue };
+            let status = statuses[n.min(statuses.len() - 1)];
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => head.extend_from_slice(&buf[..k]),
+                }
+            }
+            let reply =
+                format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = stream.write_all(reply.as_bytes());
+            count.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    (addr, answered)
+}
+
+/// Waits (bounded) until `count` reaches `want`.
+fn wait_at_least(count: &AtomicUsize, want: usize) {
+    let start = std::time::Instant::now();
+    while count.load(Ordering::SeqCst) < want {
+        assert!(start.elapsed() < PATIENCE * 4, "only {count:?} of {want}");
+        thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// On a lossy link (30 % loss, the lab beside HAProxy) a checked target whose checks went
+/// pass, fail, fail was taken down by netkit (`2 check(s) failed`) while HAProxy (rise 2,
+/// fall 3) kept it UP: in HAProxy a passed check that brings the health counter to `rise`
+/// sets it to the top (`rise + fall - 1`, "OK now"), so an up target in transition ("UP 1/3",
+/// as every server starts) is back to full health after one pass and again needs `fall`
+/// failures in a row; netkit only counted one back, so two failures after a pass sufficed.
+#[test]
+fn forward_check_pass_did_not_restore_full_health_and_two_failures_took_a_target_down() {
+    const SCRIPT: &[u16] = &[200, 500, 500, 200];
+    let (target, answered) = scripted_check_target(SCRIPT);
+    let fw = Forwarder::start(&[
+        "forward",
+        "0",
+        &target.to_string(),
+        "--check",
+        "http:/health",
+        "--check-interval",
+        "100ms",
+        "--rise",
+        "2",
+        "--fall",
+        "3",
+    ]);
+    // Pass, fail, fail, then passes: never three failures in a row.
+    wait_at_least(&answered, 6);
+    let (_, _, stderr) = fw.stop("TERM");
+    assert!(
+        !stderr.contains("is down"),
+        "two failures after a pass took the target down:\n{stderr}"
+    );
+    let Some(haproxy) = Haproxy::available() else {
+        return;
+    };
+    let (peer_target, peer_answered) = scripted_check_target(SCRIPT);
+    let peer = crate::forward_pool::HaproxyPool::start_at(
+        &haproxy,
+        &[peer_target],
+        "  option httpchk GET /health\n",
+        "check inter 100 rise 2 fall 3",
+    );
+    wait_at_least(&peer_answered, 6);
+    assert_eq!(peer.column("chkdown"), ["0"], "HAProxy took it down too");
+    assert_eq!(peer.states(), ["UP"]);
+}
