@@ -166,9 +166,9 @@ pub struct Args {
     #[arg(long, value_name = "ADDR", value_parser = parse::listen_endpoint)]
     pub metrics: Option<Endpoint>,
     /// TCP keepalive on both legs: after DUR without traffic the kernel probes the peer, every
-    /// DUR/4 (whole seconds), and after 4 unanswered probes the connection is closed (the other
-    /// leg reset) and logged as dead-peer, so a vanished peer is noticed within 2*DUR; 0 or off
-    /// disables [default: 60s].
+    /// DUR/4 (whole seconds), and after 9 unanswered probes (the kernel's and Go's count) the
+    /// connection is closed (the other leg reset) and logged as dead-peer, so a vanished peer
+    /// is noticed within 3.25*DUR; 0 or off disables [default: 60s].
     #[arg(long, value_name = "DUR|off", value_parser = parse::keepalive)]
     pub keepalive: Option<Keepalive>,
 }

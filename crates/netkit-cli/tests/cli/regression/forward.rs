@@ -2188,3 +2188,59 @@ fn forward_check_pass_did_not_restore_full_health_and_two_failures_took_a_target
     assert_eq!(peer.column("chkdown"), ["0"], "HAProxy took it down too");
     assert_eq!(peer.states(), ["UP"]);
 }
+
+/// Keepalive gave a quiet target up after 4 unanswered probes: a live connection whose path
+/// lost every probe (or its answer) for a while — a lossy link, a route flap — was closed as
+/// `dead-peer`, where the kernel's default and Go's (realm, gost) wait for 9. With
+/// `--keepalive 1s` (probes 1 s apart) a 6 s outage of the target's answers killed it.
+#[test]
+fn forward_keepalive_gave_a_live_target_up_after_a_short_outage() {
+    if !privileged("forward_keepalive_gave_a_live_target_up") {
+        return;
+    }
+    let ns = Netns::with_loopback("fwdkaout");
+    let mut echo = ns.netkit();
+    echo.args(["echo", "127.0.0.1:0"]);
+    let upstream = crate::harness::Proc::spawn(echo);
+    let listening = upstream
+        .stdout
+        .wait_for(|l| l.starts_with("listening on "), 1);
+    let target: SocketAddr = listening[0]["listening on ".len()..].parse().unwrap();
+    let mut forward = ns.netkit();
+    let args = [
+        "forward",
+        "127.0.0.1:0",
+        &target.to_string(),
+        "--keepalive",
+        "1s",
+    ];
+    forward.args(args);
+    let fw = Forwarder::spawn(forward, 1);
+    let addr = fw.addr();
+    let mut client = ns
+        .run_in(move || TcpStream::connect(addr))
+        .unwrap()
+        .unwrap();
+    let mut buf = [0u8; 5];
+    client.write_all(b"hello").unwrap();
+    client.read_exact(&mut buf).unwrap();
+    // The target's answers to the probes are lost for 6 s, then get through again.
+    let drop = |verb: &str| {
+        let sport = target.port().to_string();
+        let rule = [
+            "iptables", "-w", verb, "OUTPUT", "-p", "tcp", "--sport", &sport,
+        ];
+        ns.exec(&[&rule[..], &["-j", "DROP"]].concat()).unwrap();
+    };
+    drop("-A");
+    thread::sleep(std::time::Duration::from_secs(6));
+    drop("-D");
+    client
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let sent = client.write_all(b"again");
+    let got = sent
+        .and_then(|()| client.read_exact(&mut buf))
+        .map(|()| buf);
+    assert_eq!(got.ok().as_ref(), Some(b"again"), "{:?}", fw.stderr.all());
+}
