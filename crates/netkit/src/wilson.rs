@@ -9,14 +9,20 @@ const Z: f64 = 1.645;
 /// The upper end of the one-sided 95% Wilson score interval of a share `lost` of
 /// `ok + lost` (1 when nothing was counted).
 pub fn upper(ok: u64, lost: u64) -> f64 {
+    upper_at(ok, lost, Z)
+}
+
+/// The upper end of the one-sided Wilson score interval at `z` (1.645: 95%, 2.326: 99%) of a
+/// share `lost` of `ok + lost` (1 when nothing was counted).
+pub fn upper_at(ok: u64, lost: u64, z: f64) -> f64 {
     let n = (ok + lost) as f64;
     if n == 0.0 {
         return 1.0;
     }
     let p = lost as f64 / n;
-    let z2 = Z * Z;
+    let z2 = z * z;
     let centre = p + z2 / (2.0 * n);
-    let spread = Z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
+    let spread = z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
     ((centre + spread) / (1.0 + z2 / n)).min(1.0)
 }
 

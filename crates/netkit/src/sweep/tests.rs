@@ -274,6 +274,83 @@ mod scripted {
         assert!(!summary.throttled);
     }
 
+    /// Whether the round trip of the `sent`-th probe to `index` is lost on a link losing
+    /// `pct` percent each way, drawn from the seed [`LINK_SEED`] holds (per thread, so per
+    /// test): the lab's relay, which decides each direction of each packet apart.
+    fn lost_each_way(index: u64, sent: u32, pct: u64) -> bool {
+        let seed = LINK_SEED.with(std::cell::Cell::get);
+        let draw = |way: u64| {
+            let mut x = seed ^ index.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            x ^= (u64::from(sent) << 32) ^ (way << 62);
+            for _ in 0..2 {
+                x ^= x >> 31;
+                x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                x ^= x >> 29;
+                x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+            }
+            x ^= x >> 32;
+            x % 100 < pct
+        };
+        draw(0) || draw(1)
+    }
+
+    thread_local! {
+        /// The seed of [`lost_each_way`]'s draws.
+        static LINK_SEED: std::cell::Cell<u64> = const { std::cell::Cell::new(1) };
+    }
+
+    /// A sweep of `range`, every address live behind a link losing `pct` percent each way
+    /// (the seed set beforehand), 5 ms each way: its summary.
+    async fn sweep_behind_random_loss(range: &str, pct: u64) -> SummaryRecord {
+        let cfg = config(Duration::from_secs(1), 10);
+        let script: scripted::Script = match pct {
+            10 => |tag, index, sent| match lost_each_way(index, sent, 10) {
+                false => vec![(tag, Duration::from_millis(10))],
+                true => vec![],
+            },
+            30 => |tag, index, sent| match lost_each_way(index, sent, 30) {
+                false => vec![(tag, Duration::from_millis(10))],
+                true => vec![],
+            },
+            _ => |tag, index, sent| match lost_each_way(index, sent, 50) {
+                false => vec![(tag, Duration::from_millis(10))],
+                true => vec![],
+            },
+        };
+        let (mut sweep, _) = scripted::sweep(targets(&[range]), cfg, script);
+        collect(&mut sweep).await.0
+    }
+
+    /// Random loss is no throttling, whatever its rate. On a /26 behind 50% loss each way
+    /// (three round trips in four lost) the sweep said `throttled` for 7 seeds in 20 (the lab:
+    /// 9 runs in 25; over 300 seeds, 93 on the /26 and 16 on the /24 at 50%, 6 on the /24 at
+    /// 30%): the first window of controls answered a quarter, under half of the
+    /// answer ratio assumed before any was judged (all), the sweep slowed down, and when the
+    /// round ended before the next window filled, that collapse was reported as it stood.
+    #[tokio::test(start_paused = true)]
+    async fn random_loss_is_not_taken_for_throttling() {
+        let mut wrong = Vec::new();
+        for (range, n) in [("198.18.1.0/26", 64), ("198.18.1.0/24", 256)] {
+            for pct in [10, 30, 50] {
+                for seed in 1..=20 {
+                    LINK_SEED.with(|s| s.set(seed));
+                    let summary = sweep_behind_random_loss(range, pct).await;
+                    if summary.throttled {
+                        wrong.push((range, pct, seed, summary.rate, summary.loss_pct));
+                    }
+                    // The answers: every host found, but at 50% loss each way a few (fewer
+                    // than one in twenty) lose all 11 probes' round trips.
+                    let missed = n - summary.alive;
+                    assert!(missed * 20 < n, "{range} {pct}% seed {seed}: {summary:?}");
+                    assert!(pct == 50 || missed == 0, "{range} {pct}%: {summary:?}");
+                }
+            }
+        }
+        // The tests of a cure are statistical: over 300 seeds each, 5 sweeps in 1800 still
+        // said so (all at 50% each way; 115 before), one of them here (a /24, seed 11).
+        assert!(wrong.len() <= 1, "{} throttled: {wrong:?}", wrong.len());
+    }
+
     /// Whether a policer passing `per_sec` echo requests a second (burst a tenth of that, as
     /// the lab's `hashlimit`) lets the one arriving now through; its bucket is per thread, so
     /// per test (each runs on its own current-thread runtime).
@@ -291,6 +368,46 @@ mod scripted {
             bucket.set(Some((tokens - f64::from(u8::from(pass)), now)));
             pass
         })
+    }
+
+    /// A sweep of `range`, every address live behind a far side policing echo requests to
+    /// `per_sec` (50, 200 or 1000) a second, 5 ms each way: its summary.
+    async fn sweep_behind_policer(range: &str, per_sec: u32) -> SummaryRecord {
+        let cfg = config(Duration::from_secs(1), 10);
+        let script: scripted::Script = match per_sec {
+            50 => |tag, _, _| match policed(50.0) {
+                true => vec![(tag, Duration::from_millis(10))],
+                false => vec![],
+            },
+            200 => |tag, _, _| match policed(200.0) {
+                true => vec![(tag, Duration::from_millis(10))],
+                false => vec![],
+            },
+            _ => |tag, _, _| match policed(1000.0) {
+                true => vec![(tag, Duration::from_millis(10))],
+                false => vec![],
+            },
+        };
+        let (mut sweep, _) = scripted::sweep(targets(&[range]), cfg, script);
+        collect(&mut sweep).await.0
+    }
+
+    /// What the test above asks of random loss, a policer still shows: the answers rise
+    /// when the sweep slows down.
+    #[tokio::test(start_paused = true)]
+    async fn a_policer_is_still_found_on_a_small_range() {
+        for (range, per_sec, n) in [
+            ("198.18.1.0/26", 50, 64),
+            ("198.18.1.0/24", 50, 256),
+            ("198.18.1.0/24", 200, 256),
+            ("198.18.0.0/22", 1000, 1024),
+        ] {
+            let summary = sweep_behind_policer(range, per_sec).await;
+            assert!(summary.throttled, "{range} {per_sec}/s: {summary:?}");
+            assert_eq!(summary.alive, n, "{range} {per_sec}/s: {summary:?}");
+            // The policer's bucket fills up again before the next range.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
     }
 
     /// 298 live hosts of 320 behind a far side policing echo requests to 200/s, found at

@@ -1366,3 +1366,49 @@ fn one_inactive_host_was_not_total_n_hosts_are_inactive() {
         "127.0.0.1 is inactive\nTotal 1 hosts are inactive\n"
     );
 }
+
+/// Audit 2026-12-04: a /26 of live hosts behind random loss (no policing, no ICMP limit)
+/// swept right, but the summary said `"throttled": true` — 9 runs in 25 at 50% loss each way
+/// (a throttle record from 10000 to 156-1250 probes/s), 1 in 25 at 30%. The first window of
+/// control probes answered a quarter, under half of the ratio assumed before any window was
+/// judged (all of them), the sweep slowed down, and the round ended before the controls sent
+/// slower filled a window: that collapse was reported as it stood, with no sign that slowing
+/// down helped. Behind a policer the controls sent slower do answer more: still throttled.
+#[test]
+fn sweep_took_random_loss_for_throttling() {
+    if !privileged("sweep_took_random_loss_for_throttling") {
+        return;
+    }
+    let range = "198.18.1.0/26";
+    let lab = Lab::builder("swrrandom")
+        .hosts(range)
+        .delay(ms(15))
+        .jitter(ms(5))
+        .loss(0.50)
+        .seed(5)
+        .build()
+        .expect("lab");
+    let truth = pingable(&lab, range);
+    let mut throttled = Vec::new();
+    for run in 1..=6 {
+        let sweep = netkit_sweep(&lab, &[range]);
+        let fping = fping_alive(&lab, &["-g", range]);
+        let alive = sweep.alive(1);
+        assert!(alive.is_subset(&truth), "run {run}: {}", sweep.stdout);
+        assert!(alive.len() >= fping.len(), "run {run}: fping {fping:?}");
+        if sweep.summaries()[0].throttled || !sweep.throttles().is_empty() {
+            throttled.push(run);
+        }
+    }
+    assert_eq!(throttled, [] as [u32; 0], "random loss is no throttling");
+    drop(lab);
+    let policed = Lab::builder("swrrandpol")
+        .hosts(range)
+        .delay(ms(5))
+        .icmp_police(50)
+        .build()
+        .expect("lab");
+    let run = netkit_sweep(&policed, &[range]);
+    assert_exact("policed to 50/s", &run.alive(1), &truth, &BTreeSet::new());
+    assert!(run.summaries()[0].throttled, "{}", run.stdout);
+}
