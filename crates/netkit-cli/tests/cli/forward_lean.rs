@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::thread;
 
 use super::forward_util::*;
-use super::harness::{privileged, Netns, Proc};
+use super::harness::{privileged, Netns};
 
 /// The keepalive timers of process `pid`'s established TCP sockets, as the kernel reports
 /// them in `/proc/net/tcp` (its sockets found by inode in `/proc/PID/fd`): the seconds left
@@ -119,13 +119,7 @@ fn forward_keepalive_gives_up_a_vanished_target_and_resets_the_client() {
         return;
     }
     let ns = Netns::with_loopback("fwdka");
-    let mut echo = ns.netkit();
-    echo.args(["echo", "127.0.0.1:0"]);
-    let upstream = Proc::spawn(echo);
-    let listening = upstream
-        .stdout
-        .wait_for(|l| l.starts_with("listening on "), 1);
-    let target: std::net::SocketAddr = listening[0]["listening on ".len()..].parse().unwrap();
+    let (_upstream, target) = echo_in(&ns, "127.0.0.1:0", &[]);
     let mut forward = ns.netkit();
     forward.args([
         "forward",

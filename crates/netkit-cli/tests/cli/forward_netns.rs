@@ -8,19 +8,9 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 
-use super::forward_util::{connect, round_trip, Forwarder};
+use super::forward_util::{connect, echo_in, round_trip, Forwarder};
 use super::harness::{privileged, Netns, Proc};
 use super::wait_util::NetnsEtc;
-
-/// `netkit echo LISTEN --prefix PREFIX` in `ns`; its bound address.
-fn echo_in(ns: &Netns, listen: &str, prefix: &str) -> (Proc, SocketAddr) {
-    let mut cmd = ns.netkit();
-    cmd.args(["echo", listen, "--prefix", prefix]);
-    let proc = Proc::spawn(cmd);
-    let line = proc.stdout.wait_line("listening on ");
-    let addr = line.trim_start_matches("listening on ").parse().unwrap();
-    (proc, addr)
-}
 
 /// Sends `message` to `addr` from inside `ns` and returns the reply.
 fn exchange_in(ns: &Netns, addr: SocketAddr, message: &'static [u8]) -> Vec<u8> {
@@ -48,7 +38,7 @@ fn forward_happy_eyeballs_gets_past_a_first_address_that_drops_syns() {
         all.starts_with("2001:db8::99 "),
         "the silent address must come first for this test: {all}"
     );
-    let (_echo, live) = echo_in(&ns, "127.0.0.1:0", "live:");
+    let (_echo, live) = echo_in(&ns, "127.0.0.1:0", &["--prefix", "live:"]);
     // A connect timeout well past the test's patience: only Happy Eyeballs gets through in time.
     let target = format!("dual.test:{}", live.port());
     let mut cmd = ns.netkit();
@@ -77,7 +67,10 @@ fn forward_port_range_listens_on_each_port_and_keeps_the_offset() {
     }
     let ns = Netns::with_loopback("fwrange");
     let _echoes: Vec<(Proc, SocketAddr)> = (9000..9003)
-        .map(|port| echo_in(&ns, &format!("127.0.0.1:{port}"), &format!("{port}:")))
+        .map(|port| {
+            let prefix = format!("{port}:");
+            echo_in(&ns, &format!("127.0.0.1:{port}"), &["--prefix", &prefix])
+        })
         .collect();
     let mut cmd = ns.netkit();
     cmd.args(["forward", "8000-8002", "127.0.0.1:9000-9002"]);

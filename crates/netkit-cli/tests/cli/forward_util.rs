@@ -16,7 +16,17 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 pub use super::harness::PATIENCE;
-use super::harness::{Proc, Reserved};
+use super::harness::{Netns, Proc, Reserved};
+
+/// `netkit echo LISTEN ARGS...` in `ns`; its bound address.
+pub fn echo_in(ns: &Netns, listen: &str, args: &[&str]) -> (Proc, SocketAddr) {
+    let mut cmd = ns.netkit();
+    cmd.args(["echo", listen]).args(args);
+    let proc = Proc::spawn(cmd);
+    let line = proc.stdout.wait_line("listening on ");
+    let addr = line.trim_start_matches("listening on ").parse().unwrap();
+    (proc, addr)
+}
 
 /// A running `netkit forward` (a [`Proc`]: stderr lines, signals, killed on drop).
 pub struct Forwarder {

@@ -2199,13 +2199,7 @@ fn forward_keepalive_gave_a_live_target_up_after_a_short_outage() {
         return;
     }
     let ns = Netns::with_loopback("fwdkaout");
-    let mut echo = ns.netkit();
-    echo.args(["echo", "127.0.0.1:0"]);
-    let upstream = crate::harness::Proc::spawn(echo);
-    let listening = upstream
-        .stdout
-        .wait_for(|l| l.starts_with("listening on "), 1);
-    let target: SocketAddr = listening[0]["listening on ".len()..].parse().unwrap();
+    let (_upstream, target) = echo_in(&ns, "127.0.0.1:0", &[]);
     let mut forward = ns.netkit();
     let args = [
         "forward",

@@ -533,16 +533,15 @@ fn a_removed_address_was_reported_with_stale_lifetimes() {
     }
 }
 
-/// `iface watch` said nothing when a link's flags changed other than by up/down and carrier
-/// (`promisc on`, `multicast off`, `arp off`), nor when its alias or altnames changed, though
-/// the kernel announces each (`ip monitor link` prints them). Each is now a link event that
-/// says what changed, and every link record lists in `changed` all that changed with it.
-#[test]
-fn flag_alias_and_altname_changes_went_unreported() {
-    if !privileged("iface watch flags alias altnames") {
-        return;
-    }
-    let ns = Netns::with_loopback("wti-linkchg");
+/// What watches a veth pair `v0`/`v1` (both up) in a namespace: `iface watch` as JSON (every
+/// interface) and as text (`v0`), each proven started, and a live `ip monitor link address`.
+struct Watched {
+    json: crate::harness::Proc,
+    text: crate::harness::Proc,
+    monitor: crate::harness::Proc,
+}
+
+fn watched_veth(ns: &Netns) -> Watched {
     ns.ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
     ns.ip(&["link", "set", "v1", "up"]);
     ns.ip(&["link", "set", "v0", "up"]);
@@ -553,9 +552,28 @@ fn flag_alias_and_altname_changes_went_unreported() {
         proc.stderr.wait_for(|l| l.starts_with("watching"), 1);
         proc
     };
-    let json = watch(&["--json", "iface", "watch"]);
-    let text_watch = watch(&["iface", "watch", "v0"]);
-    let monitor = ip_monitor(&ns, &["link", "address"]);
+    Watched {
+        json: watch(&["--json", "iface", "watch"]),
+        text: watch(&["iface", "watch", "v0"]),
+        monitor: ip_monitor(ns, &["link", "address"]),
+    }
+}
+
+/// `iface watch` said nothing when a link's flags changed other than by up/down and carrier
+/// (`promisc on`, `multicast off`, `arp off`), nor when its alias or altnames changed, though
+/// the kernel announces each (`ip monitor link` prints them). Each is now a link event that
+/// says what changed, and every link record lists in `changed` all that changed with it.
+#[test]
+fn flag_alias_and_altname_changes_went_unreported() {
+    if !privileged("iface watch flags alias altnames") {
+        return;
+    }
+    let ns = Netns::with_loopback("wti-linkchg");
+    let Watched {
+        json,
+        text: text_watch,
+        monitor,
+    } = watched_veth(&ns);
     for step in [
         &["link", "set", "v0", "promisc", "on"][..],
         &["link", "set", "v0", "multicast", "off"],
@@ -637,19 +655,11 @@ fn a_transmit_queue_length_change_went_unreported() {
         return;
     }
     let ns = Netns::with_loopback("wti-txqlen");
-    ns.ip(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
-    ns.ip(&["link", "set", "v1", "up"]);
-    ns.ip(&["link", "set", "v0", "up"]);
-    let watch = |args: &[&str]| {
-        let mut cmd = ns.netkit();
-        cmd.args(args);
-        let proc = crate::harness::Proc::spawn(cmd);
-        proc.stderr.wait_for(|l| l.starts_with("watching"), 1);
-        proc
-    };
-    let json = watch(&["--json", "iface", "watch"]);
-    let text_watch = watch(&["iface", "watch", "v0"]);
-    let monitor = ip_monitor(&ns, &["link", "address"]);
+    let Watched {
+        json,
+        text: text_watch,
+        monitor,
+    } = watched_veth(&ns);
     ns.ip(&["link", "set", "v0", "txqlen", "500"]);
     // A change after it: once its event is out, the txqlen one is too.
     ns.ip(&["addr", "add", "198.18.62.2/32", "dev", "lo"]);
