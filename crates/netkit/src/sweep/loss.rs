@@ -468,8 +468,8 @@ impl Meter {
     /// At the end of a round, a slow-down still on trial, its window not full: the controls
     /// resolved since it began (sent slower) judge it as they stand. When they answered more
     /// than the window that caused it by 0.2 and by more than chance (one-sided 99% intervals
-    /// apart; the window's whole epoch counted, see [`Meter::reference`]),
-    /// the far side throttled and it is reported; otherwise the rate goes back to what it was.
+    /// apart; the window's whole epoch counted), the far side throttled and it is reported;
+    /// otherwise the rate goes back to what it was.
     ///
     /// How far the answers fell below what was usual is no evidence on its own: before any
     /// window was judged the usual ratio is a guess (all answered), and a link losing half the
