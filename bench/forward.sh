@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Benchmark of `netkit forward` against direct loopback, HAProxy (tcp mode, splice) and socat:
+# Benchmark of `netkit forward` against direct loopback, HAProxy (tcp mode, splice), socat and
+# rinetd:
 # iperf3 throughput, wrk request rate (100 keep-alive connections to nginx) and new-connection
 # rate (wrk with `Connection: close`: one connection per request), in interleaved rounds;
 # prints medians and ratios. Loopback only (as root: in a network namespace of its own, so its
@@ -22,11 +23,13 @@ MEASURES=${MEASURES:-gbits rps cps}
 
 # Ports: upstreams, then one listener per proxy for iperf3 (16xxx) and for HTTP (17xxx).
 IPERF=15201 NGINX=18080
-declare -A TCP_PORT=([direct]=$IPERF [netkit]=16001 [haproxy]=16002 [socat]=16003 [base]=16004)
-declare -A HTTP_PORT=([direct]=$NGINX [netkit]=17001 [haproxy]=17002 [socat]=17003 [base]=17004)
-NAMES=(direct netkit haproxy socat)
+declare -A TCP_PORT=([direct]=$IPERF [netkit]=16001 [haproxy]=16002 [socat]=16003 [base]=16004
+    [rinetd]=16005)
+declare -A HTTP_PORT=([direct]=$NGINX [netkit]=17001 [haproxy]=17002 [socat]=17003 [base]=17004
+    [rinetd]=17005)
+NAMES=(direct netkit haproxy socat rinetd)
 BASE=${NETKIT_BASE:-}
-[ -n "$BASE" ] && NAMES=(direct base netkit haproxy socat)
+[ -n "$BASE" ] && NAMES=(direct base netkit haproxy socat rinetd)
 # CPU sets: PROXY_CPUS runs the proxies, LOAD_CPUS the clients and upstreams.
 PROXY_CPUS="0-$(($(nproc) - 1))" LOAD_CPUS="0-$(($(nproc) - 1))"
 if [ -n "${PIN:-}" ]; then
@@ -70,7 +73,9 @@ listen http
         local up=$IPERF
         [ "$kind" = HTTP ] && up=$NGINX
         start socat "TCP-LISTEN:${ports[socat]},bind=127.0.0.1,fork,reuseaddr" "TCP:127.0.0.1:$up"
+        echo "127.0.0.1 ${ports[rinetd]} 127.0.0.1 $up" >>"$WORK/rinetd.conf"
     done
+    start rinetd -f -c "$WORK/rinetd.conf"
     sleep 1
 }
 
@@ -90,7 +95,7 @@ cps() {
 }
 
 main() {
-    need_tools iperf3 wrk nginx:nginx-light haproxy socat
+    need_tools iperf3 wrk nginx:nginx-light haproxy socat rinetd
     (cd "$ROOT" && cargo build --release -q -p netkit-cli)
     in_private_netns "$@"
     check_ports_free "${TCP_PORT[@]}" "${HTTP_PORT[@]}"
