@@ -69,7 +69,7 @@ pub struct ChangeRecord {
 }
 
 /// The end of a round: `{"type":"summary","round","alive","dead","unreachable","elapsed_s",
-/// "probes","rate","throttled","loss_pct","timeout_ms"}`.
+/// "probes","rate","throttled","loss_pct","loss_probes","timeout_ms"}`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SummaryRecord {
     /// Round number, from 1.
@@ -99,10 +99,14 @@ pub struct SummaryRecord {
     /// Whether the answers collapsed and the sweep slowed down in this round.
     #[serde(default)]
     pub throttled: bool,
-    /// Share of control probes (re-probes of live hosts) lost, in percent; null when none
-    /// were sent.
+    /// The round-trip loss measured on probes to live hosts, in percent: control probes
+    /// (re-probes of live hosts), and the probes each host needed before it answered; null
+    /// when no host was found.
     #[serde(default)]
     pub loss_pct: Option<f64>,
+    /// How many probes `loss_pct` rests on.
+    #[serde(default)]
+    pub loss_probes: u64,
     /// The probe timeout derived from the round-trip times, at the end of the round.
     #[serde(default)]
     pub timeout_ms: f64,

@@ -423,7 +423,8 @@ impl Work<'_, '_> {
             probes: self.tally.probes,
             rate: meter.rate(),
             throttled: meter.throttled(),
-            loss_pct: meter.loss_ratio().map(|l| (l * 1000.0).round() / 10.0),
+            loss_pct: meter.round_loss().map(|(l, _)| (l * 1000.0).round() / 10.0),
+            loss_probes: meter.round_loss().map_or(0, |(_, n)| u64::from(n)),
             timeout_ms: millis(rtt.timeout()),
         };
         sink(Event::Summary(summary.clone())).map_err(output_error)?;

@@ -1412,3 +1412,55 @@ fn sweep_took_random_loss_for_throttling() {
     assert_exact("policed to 50/s", &run.alive(1), &truth, &BTreeSet::new());
     assert!(run.summaries()[0].throttled, "{}", run.stdout);
 }
+
+/// The summary's `loss_pct` on a small range behind 10% loss each way (19% of the round trips)
+/// read 0.0 (or null) in every run: it counted only the control probes, a handful on a /26,
+/// and those still in flight at the round's end were never judged. Now it counts every probe
+/// to the live hosts up to the one each answered, as fping's `-c` per-host figures do.
+#[test]
+fn sweep_said_no_loss_on_a_lossy_small_range() {
+    if !privileged("sweep_said_no_loss_on_a_lossy_small_range") {
+        return;
+    }
+    let range = "198.18.1.0/26";
+    let lab = Lab::builder("swrlosspct")
+        .hosts(range)
+        .delay(ms(5))
+        .loss(0.10)
+        .seed(9)
+        .build()
+        .expect("lab");
+    let fping = fping_loss_pct(&lab, range);
+    assert!((8.0..35.0).contains(&fping), "fping: {fping}%");
+    for run in 1..=3 {
+        let sweep = netkit_sweep(&lab, &[range]);
+        let summary = &sweep.summaries()[0];
+        let netkit = summary.loss_pct.unwrap_or(-1.0);
+        assert!(summary.loss_probes >= 64, "run {run}: {}", sweep.stdout);
+        assert!(
+            (netkit - fping).abs() < 15.0,
+            "run {run}: netkit {netkit}%, fping {fping}%\n{}",
+            sweep.stdout
+        );
+    }
+}
+
+/// The round-trip loss fping measures over `range` (10 echo requests per host), in percent:
+/// its per-host `xmt/rcv/%loss` lines summed.
+fn fping_loss_pct(lab: &Lab, range: &str) -> f64 {
+    let out = lab
+        .scanner_cmd("fping")
+        .args(["-q", "-c", "10", "-p", "50", "-g", range])
+        .output()
+        .expect("run fping");
+    let (_, _, stderr) = text(&out);
+    let (mut sent, mut received) = (0u32, 0u32);
+    for line in stderr.lines().filter(|l| l.contains("xmt/rcv/%loss")) {
+        let counts = line.split("= ").nth(1).expect("fping counts");
+        let mut parts = counts.split('/');
+        sent += parts.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+        received += parts.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    }
+    assert!(sent > 0, "fping: {stderr}");
+    f64::from(sent - received) * 100.0 / f64::from(sent)
+}
