@@ -126,7 +126,9 @@ pub struct Args {
     #[command(flatten)]
     pub docs: DocumentArgs,
     /// Read the first bytes each open service sends (sanitised). With --syn, open ports are
-    /// connected to once more for it.
+    /// connected to once more for it. A service gets --timeout (default 1s) and two round
+    /// trips to speak; 3s more where the way loses packets (a handshake repaired, answers
+    /// only to retransmissions), as TCP's retransmissions come 1s and 3s late.
     #[arg(long)]
     pub banner: bool,
     /// SYN scan (nmap -sS): raw SYNs, no full handshake. Needs CAP_NET_RAW (root); without

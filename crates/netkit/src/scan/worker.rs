@@ -125,6 +125,9 @@ pub struct Shared {
     guard: Guard,
     ephemeral: RangeInclusive<u16>,
     banner_wait: Option<Duration>,
+    /// Whether an answer came only to a retransmission: the way loses packets, and banners
+    /// are waited for longer ([`banner::LOSS_ALLOWANCE`]).
+    lossy: Arc<AtomicBool>,
     every_port: bool,
     progress: Arc<Progress>,
 }
@@ -158,6 +161,7 @@ impl Shared {
             guard: Guard::new(),
             ephemeral: crate::sys::proc::ephemeral_ports(),
             banner_wait,
+            lossy: Arc::default(),
             every_port,
             progress,
         })
@@ -311,7 +315,13 @@ impl Shared {
             Found::Connect(Ok(outcome)) => reply(core, outcome, dst),
             Found::Raw(reply) => (reply, None),
         };
-        match core.sched.reply(report.id, reply, now()) {
+        let settled = core.sched.reply(report.id, reply, now());
+        if let Settled::Port(_, _, verdict) = &settled {
+            if verdict.rtt.is_some() && verdict.tries > 1 {
+                self.lossy.store(true, Relaxed);
+            }
+        }
+        match settled {
             Settled::Port(host, port, verdict) if verdict.state == PortState::Open => {
                 self.open(
                     &host,
@@ -358,13 +368,18 @@ impl Shared {
         let msgs = self.msgs.clone();
         let guard = self.guard_for(host, port);
         let dst = host.target.socket_addr(port);
+        let lossy = Arc::clone(&self.lossy);
         self.runtime.spawn(async move {
             let socket = match socket {
                 Some(socket) => Some(socket),
-                None => syn::follow::connect(dst, guard, wait).await,
+                None => {
+                    let allowance = lossy.load(Relaxed).then_some(banner::LOSS_ALLOWANCE);
+                    let wait = wait + allowance.unwrap_or_default();
+                    syn::follow::connect(dst, guard, wait).await
+                }
             };
             let banner = match socket {
-                Some(socket) => banner::read(socket, wait).await,
+                Some(socket) => banner::read(socket, wait, &lossy).await,
                 None => None,
             };
             let _ = msgs.send(Msg::Banner(PortReport { banner, ..open }));

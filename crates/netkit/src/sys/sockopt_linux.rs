@@ -3,7 +3,8 @@
 //! [`Ipv6MtuDiscover`], [`Ipv6Mtu`]), declared with nix's own `sockopt_impl!` so that no
 //! `setsockopt(2)` call is written by hand. socket2 covers the portable options (TTL, TOS,
 //! buffer sizes, broadcast, linger); nix the Linux ones (`IP_RECVERR`, `SO_TIMESTAMPNS`, ...).
-//! Also the one socket query that is an `ioctl(2)`: [`unacked`] (`TIOCOUTQ`).
+//! Also the one socket query that is an `ioctl(2)`: [`unacked`] (`TIOCOUTQ`), and
+//! [`tcp_info`], read by hand because nix's typed getter insists on the whole structure.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
@@ -58,6 +59,31 @@ pub fn unacked<F: AsRawFd>(socket: &F) -> io::Result<usize> {
     Ok(usize::try_from(queued).unwrap_or(0))
 }
 
+/// What a TCP connection has been through, as `TCP_INFO` tells: segments in and out,
+/// retransmissions, round-trip estimates. A kernel older than the `libc` crate's structure
+/// fills only its own part; the rest reads 0 (nix's typed getter would panic there).
+pub fn tcp_info<F: AsRawFd>(socket: &F) -> io::Result<libc::tcp_info> {
+    // SAFETY: tcp_info is plain integers, for which all-zero is a valid value.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::tcp_info>())
+        .map_err(io::Error::other)?;
+    // SAFETY: the kernel writes at most `len` bytes into `info`, a live local of that size,
+    // and stores how many it wrote in `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            std::ptr::addr_of_mut!(info).cast(),
+            &mut len,
+        )
+    };
+    match rc {
+        0 => Ok(info),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
 /// Sets `option` on `socket` to `value`.
 pub fn set<F: AsFd, O: SetSockOpt>(socket: &F, option: O, value: &O::Val) -> io::Result<()> {
     nix::sys::socket::setsockopt(socket, option, value).map_err(io::Error::from)
@@ -84,6 +110,22 @@ mod tests {
         assert_eq!(get(&v6, Ipv6MtuDiscover).unwrap(), libc::IPV6_PMTUDISC_WANT);
         v6.connect("[::1]:9").unwrap();
         assert!(get(&v6, Ipv6Mtu).unwrap() >= 1280);
+    }
+
+    /// A connection that went through cleanly: one segment in (the SYN-ACK), nothing sent
+    /// again; once the peer writes, one more.
+    #[test]
+    fn tcp_info_counts_the_segments_of_a_connection() {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let info = tcp_info(&client).unwrap();
+        assert_eq!((info.tcpi_segs_in, info.tcpi_total_retrans), (1, 0));
+        let (mut server, _) = listener.accept().unwrap();
+        server.write_all(b"hello").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(tcp_info(&client).unwrap().tcpi_segs_in, 2);
+        assert!(tcp_info(&UdpSocket::bind("127.0.0.1:0").unwrap()).is_err());
     }
 
     #[test]
