@@ -396,14 +396,8 @@ fn banners_were_missed_behind_a_long_round_trip() {
         .build()
         .expect("lab");
     serve_banner(&lab, 2222);
-    let mut nmap = lab.scanner_cmd("nmap");
-    nmap.args(["-sV", "--version-intensity", "0", "-n", "-Pn", "-p", "2222"]);
-    let (_, out, err) = text(&nmap.arg(SLOW_HOST).output().expect("run nmap"));
-    assert!(out.contains("2222/tcp open  ssh "), "nmap: {out}{err}");
-    let scan = scan(&lab, &[SLOW_HOST, "-p", "2222", "--banner"]);
-    assert_eq!(scan.open.len(), 1, "{:?}", scan.open);
-    let banner = scan.open[0].banner.as_deref();
-    assert_eq!(banner, Some(BANNER.trim_end()), "{:?}", scan.open);
+    nmap_reads_the_banner(&lab);
+    netkit_reads_the_banner(&lab, &[]);
 }
 
 /// `--banner` gave up on a service whose handshake needed repair: where the handshake's last
@@ -423,48 +417,39 @@ fn banners_were_missed_when_the_handshake_s_last_ack_was_lost() {
         .build()
         .expect("lab");
     serve_banner(&lab, 2222);
-    let drop_acks = [
-        "-A",
-        "INPUT",
-        "-p",
-        "tcp",
-        "--dport",
-        "2222",
-        "-m",
-        "connbytes",
-        "--connbytes",
-        "2:3",
-        "--connbytes-dir",
-        "original",
-        "--connbytes-mode",
-        "packets",
-        "-j",
-        "DROP",
-    ];
-    let (code, _, err) = text(
-        &lab.far_cmd("iptables")
-            .args(drop_acks)
-            .output()
-            .expect("iptables"),
-    );
+    let drop_acks = "-A INPUT -p tcp --dport 2222 -m connbytes --connbytes 2:3 \
+                     --connbytes-dir original --connbytes-mode packets -j DROP";
+    let mut iptables = lab.far_cmd("iptables");
+    iptables.args(drop_acks.split_whitespace());
+    let (code, _, err) = text(&iptables.output().expect("iptables"));
     assert_eq!(code, 0, "iptables: {err}");
+    nmap_reads_the_banner(&lab);
+    netkit_reads_the_banner(&lab, &[]);
+    netkit_reads_the_banner(&lab, &["--syn"]);
+}
+
+/// Asserts that nmap -sV (its NULL probe) reads [`serve_banner`]'s port 2222 on `SLOW_HOST`.
+fn nmap_reads_the_banner(lab: &Lab) {
     let mut nmap = lab.scanner_cmd("nmap");
     nmap.args(["-sV", "--version-intensity", "0", "-n", "-Pn", "-p", "2222"]);
     let (_, out, err) = text(&nmap.arg(SLOW_HOST).output().expect("run nmap"));
     assert!(out.contains("2222/tcp open  ssh "), "nmap: {out}{err}");
-    for extra in [None, Some("--syn")] {
-        let mut args = vec![SLOW_HOST, "-p", "2222", "--banner"];
-        args.extend(extra);
-        let scan = scan(&lab, &args);
-        assert_eq!(scan.open.len(), 1, "{extra:?}: {:?}", scan.open);
-        let banner = scan.open[0].banner.as_deref();
-        assert_eq!(
-            banner,
-            Some(BANNER.trim_end()),
-            "{extra:?}: {:?}",
-            scan.open
-        );
-    }
+}
+
+/// Asserts that `netkit scan --banner` (with `extra`) reads [`serve_banner`]'s port 2222 on
+/// `SLOW_HOST`.
+fn netkit_reads_the_banner(lab: &Lab, extra: &[&str]) {
+    let mut args = vec![SLOW_HOST, "-p", "2222", "--banner"];
+    args.extend_from_slice(extra);
+    let scan = scan(lab, &args);
+    assert_eq!(scan.open.len(), 1, "{extra:?}: {:?}", scan.open);
+    let banner = scan.open[0].banner.as_deref();
+    assert_eq!(
+        banner,
+        Some(BANNER.trim_end()),
+        "{extra:?}: {:?}",
+        scan.open
+    );
 }
 
 /// Behind a firewall that drops SYNs above 10 a second (5 ms each way, 200 ports, 5 open),
