@@ -63,10 +63,12 @@ pub struct Args {
     ///
     /// Gone is what the service answers when not ready (refused, reset, a status not in
     /// --status, a body without --body, no HTTP, NXDOMAIN or no address, no such file, not a
-    /// directory) or a connect unanswered for 8 s. What netkit cannot judge is neither ready
-    /// nor gone, and the wait goes on: a certificate it does not trust, a name lookup failing
-    /// for now (SERVFAIL, REFUSED, no name server answering), a path it may not check
-    /// (permission denied, an I/O error), a Unix server too busy to accept.
+    /// directory) or silence: every connect for 8 s unanswered, a new one started each
+    /// second. What netkit cannot judge is neither ready nor gone, and the wait goes on: a
+    /// certificate it does not trust, a name lookup failing for now (SERVFAIL, REFUSED, no
+    /// name server answering), a path it may not check (permission denied, an I/O error), a
+    /// Unix server too busy to accept, an HTTP server that took the connection but has not
+    /// answered in time.
     #[arg(long)]
     pub invert: bool,
     /// HTTP status codes that count as ready: codes, ranges, classes [default: 200-399].

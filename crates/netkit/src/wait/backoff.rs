@@ -13,8 +13,9 @@ pub const FAST_PHASE: Duration = Duration::from_secs(10);
 
 /// The longest one connect may take: a connect that timed out gets twice as long the next
 /// time, up to this, so a round trip longer than the first bound is still seen. Within it the
-/// kernel sends the SYN four times (at 0, 1, 3 and 7 s), so a connect unanswered for this long
-/// is the only timeout `--invert` takes for a server gone (a lost SYN is not).
+/// kernel sends the SYN four times (at 0, 1, 3 and 7 s). `--invert` takes silence for a
+/// server gone only when every connect for this long went unanswered, a new one started at
+/// each attempt (a lost SYN is not gone, nor one socket whose SYNs are all lost).
 pub const LONGEST_CONNECT: Duration = Duration::from_secs(8);
 
 /// The longest an HTTP answer may take: an answer that timed out gets twice as long the next

@@ -5,7 +5,9 @@
 //! from a new port, would start over. So a connect that reaches its bound goes on in the
 //! background, up to [`LONGEST_CONNECT`] (within the deadline), beside the next attempts; the
 //! first to connect is used (a TCP target is ready; an HTTP target's request goes over it), as
-//! the one connect of `nc -z -w`, wait-for-it or curl would be.
+//! the one connect of `nc -z -w`, wait-for-it or curl would be. A connection made while an
+//! HTTP attempt was busy with another is not kept for later: a server may close a connection
+//! that brings no request for a while (and `--invert` would take that close for gone).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -17,11 +19,22 @@ use super::backoff::LONGEST_CONNECT;
 use super::finding::Finding;
 use crate::endpoint::{Endpoint, Stream};
 
+/// How long a connection made in the background may wait to be used.
+const FRESH: Duration = Duration::from_secs(1);
+
 /// The connects of one target that went past their bound and are still going.
 #[derive(Debug, Default)]
 pub(super) struct Lingering {
-    /// Each ends with its connection, or none when it failed.
-    running: JoinSet<Option<Stream>>,
+    /// Each ends with its connection and when it was made, or none when it failed.
+    running: JoinSet<Option<(Stream, Instant)>>,
+}
+
+/// The connection a finished background connect made, if it made one lately.
+fn fresh(joined: Result<Option<(Stream, Instant)>, tokio::task::JoinError>) -> Option<Stream> {
+    match joined {
+        Ok(Some((stream, made))) if made.elapsed() <= FRESH => Some(stream),
+        _ => None,
+    }
 }
 
 impl Lingering {
@@ -49,12 +62,13 @@ impl Lingering {
                     return result.map_err(|err| Finding::of_connect_error(&err));
                 }
                 Some(joined) = self.running.join_next() => {
-                    if let Ok(Some(stream)) = joined {
+                    if let Some(stream) = fresh(joined) {
                         return Ok(stream);
                     }
                 }
                 () = &mut timer => {
-                    self.running.spawn(async move { connect.await.ok() });
+                    self.running
+                        .spawn(async move { connect.await.ok().map(|s| (s, Instant::now())) });
                     return Err(Finding::ConnectTimedOut);
                 }
             }
@@ -69,7 +83,7 @@ impl Lingering {
             tokio::select! {
                 biased;
                 Some(joined) = self.running.join_next() => {
-                    if let Ok(Some(stream)) = joined {
+                    if let Some(stream) = fresh(joined) {
                         return Some(stream);
                     }
                 }

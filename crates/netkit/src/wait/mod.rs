@@ -281,27 +281,25 @@ struct Watch {
 
 impl Watch {
     /// Sends every attempt's finding; stops once ready or when nobody listens any more. A
-    /// connect or an HTTP answer that timed out gets a longer bound next time; with `invert` every connect gets
-    /// the longest (but a Unix socket's), and only a timeout that had all of it means gone; a
-    /// finding of [`finding::Verdict::Unknown`] (a Unix server with a full accept queue, an
-    /// untrusted certificate, a resolver failing for now, a path that cannot be checked) is
-    /// neither ready nor gone. A TCP connect that
-    /// timed out goes on beside the next attempts (`linger`), unless with `invert`.
+    /// connect or an HTTP answer that timed out gets a longer bound next time (but a connect
+    /// with `invert`); a finding of [`finding::Verdict::Unknown`] (a Unix server with a full
+    /// accept queue, an untrusted certificate, a resolver failing for now, a path that cannot
+    /// be checked) is neither ready nor gone. A TCP connect that timed out goes on beside the
+    /// next attempts (`linger`). With `invert`, silence means gone only once every connect for
+    /// [`backoff::LONGEST_CONNECT`] went unanswered (`silent_since`): the connects keep their
+    /// first bound, so a new one, from a new port, starts every second or so, and one socket
+    /// whose SYNs or SYN-ACKs are all lost is not taken for the server gone.
     async fn run(self, found: mpsc::UnboundedSender<Found>) {
         let started = Instant::now();
         let mut delay = self.backoff.interval;
         let mut lingering = linger::Lingering::default();
         let mut connected = None;
-        // A Unix socket is never silent: the long bound is for hosts that may be.
-        let connect = if self.invert && !self.target.is_unix() {
-            backoff::LONGEST_CONNECT
-        } else {
-            self.backoff.connect_bound()
-        };
         let mut bounds = backoff::Bounds {
-            connect,
+            connect: self.backoff.connect_bound(),
             answer: http::ANSWER_BOUND,
         };
+        // When the first of the connects timed out in a row started.
+        let mut silent_since = None;
         loop {
             let attempt_started = Instant::now();
             let left = self
@@ -310,8 +308,19 @@ impl Watch {
             let finding = self
                 .attempt(&mut lingering, connected.take(), bounds, left)
                 .await;
-            let ready = self.judge(&finding, left);
-            bounds = bounds.after(&finding);
+            silent_since = match finding {
+                Finding::ConnectTimedOut => Some(silent_since.unwrap_or(attempt_started)),
+                _ => None,
+            };
+            let silence = silent_since.map_or(Duration::ZERO, |since: Instant| since.elapsed());
+            let ready = self.judge(&finding, silence);
+            bounds = match self.invert {
+                true => backoff::Bounds {
+                    connect: bounds.connect,
+                    ..bounds.after(&finding)
+                },
+                false => bounds.after(&finding),
+            };
             self.track.set(match ready {
                 true => Stage::Idle,
                 false => Stage::Finished(finding.clone()),
@@ -324,15 +333,16 @@ impl Watch {
         }
     }
 
-    /// Whether `finding`, of an attempt that had `left` before the deadline, makes the target
-    /// ready: up is ready, down is gone with `invert` (a connect that timed out only after
-    /// the longest bound); a finding that cannot judge (an untrusted certificate, a resolver
+    /// Whether `finding` makes the target ready: up is ready, down is gone with `invert` (a
+    /// connect that timed out only after `silence`, the time since the first of the connects
+    /// that timed out in a row started, reached the longest bound; an HTTP answer not over in
+    /// time never: the server took the connection and may answer yet, as it does for a wait
+    /// without `invert`); a finding that cannot judge (an untrusted certificate, a resolver
     /// failing for now, a busy Unix server) is neither.
-    fn judge(&self, finding: &Finding, left: Option<Duration>) -> bool {
+    fn judge(&self, finding: &Finding, silence: Duration) -> bool {
         match finding {
-            Finding::ConnectTimedOut if self.invert => {
-                left.is_none_or(|left| left >= backoff::LONGEST_CONNECT)
-            }
+            Finding::ConnectTimedOut if self.invert => silence >= backoff::LONGEST_CONNECT,
+            slow if self.invert && slow.is_slow_answer() => false,
             _ => match finding.verdict() {
                 finding::Verdict::Up => !self.invert,
                 finding::Verdict::Down => self.invert,
@@ -343,8 +353,7 @@ impl Watch {
 
     /// One attempt within `bounds` and `left` (see [`probe`]). TCP and HTTP targets look
     /// their name up, then connect through `lingering`, or use `connected`, a connection an
-    /// earlier connect made while the watch slept; not with `invert`, where every connect has
-    /// the longest bound anyway.
+    /// earlier connect made while the watch slept.
     async fn attempt(
         &self,
         lingering: &mut linger::Lingering,
@@ -353,7 +362,6 @@ impl Watch {
         left: Option<Duration>,
     ) -> Finding {
         let endpoint = match &self.target {
-            _ if self.invert => None,
             Target::Connect(tcp @ Endpoint::Tcp { .. }) => Some(tcp),
             Target::Http(http) if matches!(http.endpoint, Endpoint::Tcp { .. }) => {
                 Some(&http.endpoint)

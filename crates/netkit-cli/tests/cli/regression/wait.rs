@@ -829,3 +829,75 @@ fn a_cut_attempt_did_not_say_where_the_deadline_cut_it() {
         );
     }
 }
+
+/// `--invert` took one socket's silence for the server gone: every attempt was one connect
+/// of 8 s (four SYNs from one port), and the first to go unanswered that long, however many
+/// had been accepted before, ended the wait "gone". On a link losing 35% each way (300 ms
+/// delay) about one 8 s connect in 300 fails so (`ncat -z -w 8`: 1 of 300), so a minute's
+/// wait for an open port to close said "gone" in 3 runs of 32. Here the SYN-ACKs to
+/// a quarter of the client's ports are lost (one path of several blackholed, by a hash of
+/// the ports): the port is open all along, as `ncat -z` finds, yet the first connect from
+/// such a port ended the wait. Silence now means gone only when every connect for 8 s went
+/// unanswered, a new one started every second.
+#[test]
+fn invert_took_one_silent_socket_for_the_server_gone() {
+    if !privileged("wait invert: one silent socket") {
+        return;
+    }
+    let ns = Netns::with_loopback("wtw-onepath");
+    let listener = ns
+        .run_in(|| std::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("enter the namespace")
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port().to_string();
+    std::thread::spawn(move || listener.incoming().take(1000).for_each(drop));
+    // SYN-ACKs to client ports whose bits 1 and 2 are clear (a quarter of them) are lost.
+    let rule = format!(
+        "-A OUTPUT -p tcp --sport {port} --tcp-flags SYN,ACK SYN,ACK \
+         -m u32 --u32 0>>22&0x3C@0&0x6=0 -j DROP"
+    );
+    iptables(&ns, &rule.split_whitespace().collect::<Vec<_>>());
+    let target = format!("127.0.0.1:{port}");
+    let mut cmd = ns.netkit();
+    cmd.args(["-v", "wait", "--invert", &target, "--timeout", "14s"]);
+    let (code, _, stderr) = run_within(cmd, 2 * PATIENCE);
+    let accepted = (0..8).any(|_| {
+        let peer = ns
+            .command("ncat")
+            .args(["-z", "-w", "2", "127.0.0.1", &port])
+            .output();
+        peer.expect("run ncat").status.success()
+    });
+    assert!(accepted, "ncat -z never connected");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(!stderr.contains("is gone"), "{stderr}");
+    assert!(stderr.contains("still accepts connections"), "{stderr}");
+}
+
+/// `--invert` took an HTTP server that answers slower than the first answer bound (10 s)
+/// for gone: the attempt cut at 10 s ("no HTTP response in time") counted as "not ready",
+/// so `wait --invert` said gone after 10 s, where curl gets its 200 and `wait` without
+/// `--invert` calls the same server ready. A server that accepted the connection and has
+/// not answered yet is neither ready nor gone: the next attempt waits longer.
+#[test]
+fn invert_took_a_slow_http_answer_for_the_server_gone() {
+    let addr = slow_http_server(Duration::from_millis(10_500));
+    let url = format!("http://{addr}/");
+    let curl = std::thread::spawn({
+        let url = url.clone();
+        move || {
+            std::process::Command::new("curl")
+                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &url])
+                .output()
+                .expect("run curl")
+        }
+    });
+    let mut cmd = netkit();
+    cmd.args(["-v", "wait", "--invert", &url, "--timeout", "25s"]);
+    let (code, _, stderr) = run_within(cmd, 3 * PATIENCE);
+    let curl = curl.join().expect("curl thread");
+    assert_eq!(String::from_utf8_lossy(&curl.stdout), "200", "curl");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(!stderr.contains("is gone"), "{stderr}");
+    assert!(stderr.contains("still answers HTTP 200"), "{stderr}");
+}
