@@ -37,7 +37,8 @@ cleanup() {
 }
 lab_up banner --host $HOST --delay 75ms --loss "$LOSS"
 trap cleanup EXIT
-lab_far_exec timeout 3600 ncat -lk $HOST $PORT --sh-exec "echo $BANNER" >/dev/null 2>&1 &
+# Not through lab_far_exec: a function sent to the background is a subshell, and $! its pid.
+ip netns exec "$LAB_FAR" timeout 3600 ncat -lk $HOST $PORT --sh-exec "echo $BANNER" >/dev/null 2>&1 &
 SERVER=$!
 sleep 1
 
