@@ -348,18 +348,18 @@ fn link_local_target_with_a_zone() {
     }
 }
 
-/// A service that speaks first, serving `BANNER` on `0.0.0.0:port` in `lab`'s far namespace
-/// for at most 60 s, to at most 8 clients.
+/// A service that speaks first, serving `BANNER` on `[::]:port` (IPv4 too) in `lab`'s far
+/// namespace for at most 60 s, to at most 16 clients.
 fn serve_banner(lab: &Lab, port: u16) {
     let listener = lab
-        .in_far(move || std::net::TcpListener::bind(("0.0.0.0", port)))
+        .in_far(move || std::net::TcpListener::bind(("::", port)))
         .expect("enter the far namespace")
         .expect("bind the banner port");
     listener.set_nonblocking(true).expect("non-blocking");
     std::thread::spawn(move || {
         let end = std::time::Instant::now() + std::time::Duration::from_secs(60);
         let mut served = 0;
-        while served < 8 && std::time::Instant::now() < end {
+        while served < 16 && std::time::Instant::now() < end {
             match listener.accept() {
                 Ok((mut client, _)) => {
                     use std::io::Write;
@@ -396,8 +396,8 @@ fn banners_were_missed_behind_a_long_round_trip() {
         .build()
         .expect("lab");
     serve_banner(&lab, 2222);
-    nmap_reads_the_banner(&lab);
-    netkit_reads_the_banner(&lab, &[]);
+    nmap_reads_the_banner(&lab, SLOW_HOST);
+    netkit_reads_the_banner(&lab, SLOW_HOST, &[]);
 }
 
 /// `--banner` gave up on a service whose handshake needed repair: where the handshake's last
@@ -411,43 +411,55 @@ fn banners_were_missed_when_the_handshake_s_last_ack_was_lost() {
     if !privileged("banners_were_missed_when_the_handshake_s_last_ack_was_lost") {
         return;
     }
+    let v6 = "2001:db8:1::5";
     let lab = Lab::builder("regbanack")
         .delay(ms(50))
         .host(SLOW_HOST)
+        .host(v6)
         .build()
         .expect("lab");
     serve_banner(&lab, 2222);
     let drop_acks = "-A INPUT -p tcp --dport 2222 -m connbytes --connbytes 2:3 \
                      --connbytes-dir original --connbytes-mode packets -j DROP";
-    let mut iptables = lab.far_cmd("iptables");
-    iptables.args(drop_acks.split_whitespace());
-    let (code, _, err) = text(&iptables.output().expect("iptables"));
-    assert_eq!(code, 0, "iptables: {err}");
-    nmap_reads_the_banner(&lab);
-    netkit_reads_the_banner(&lab, &[]);
-    netkit_reads_the_banner(&lab, &["--syn"]);
+    for tables in ["iptables", "ip6tables"] {
+        let mut rule = lab.far_cmd(tables);
+        rule.args(drop_acks.split_whitespace());
+        let (code, _, err) = text(&rule.output().expect("iptables"));
+        assert_eq!(code, 0, "{tables}: {err}");
+    }
+    for host in [SLOW_HOST, v6] {
+        nmap_reads_the_banner(&lab, host);
+        netkit_reads_the_banner(&lab, host, &[]);
+        netkit_reads_the_banner(&lab, host, &["--syn"]);
+    }
 }
 
-/// Asserts that nmap -sV (its NULL probe) reads [`serve_banner`]'s port 2222 on `SLOW_HOST`.
-fn nmap_reads_the_banner(lab: &Lab) {
+/// Asserts that nmap -sV (its NULL probe) reads [`serve_banner`]'s port 2222 on `host`.
+fn nmap_reads_the_banner(lab: &Lab, host: &str) {
     let mut nmap = lab.scanner_cmd("nmap");
     nmap.args(["-sV", "--version-intensity", "0", "-n", "-Pn", "-p", "2222"]);
-    let (_, out, err) = text(&nmap.arg(SLOW_HOST).output().expect("run nmap"));
-    assert!(out.contains("2222/tcp open  ssh "), "nmap: {out}{err}");
+    if host.contains(':') {
+        nmap.arg("-6");
+    }
+    let (_, out, err) = text(&nmap.arg(host).output().expect("run nmap"));
+    assert!(
+        out.contains("2222/tcp open  ssh "),
+        "nmap {host}: {out}{err}"
+    );
 }
 
 /// Asserts that `netkit scan --banner` (with `extra`) reads [`serve_banner`]'s port 2222 on
-/// `SLOW_HOST`.
-fn netkit_reads_the_banner(lab: &Lab, extra: &[&str]) {
-    let mut args = vec![SLOW_HOST, "-p", "2222", "--banner"];
+/// `host`.
+fn netkit_reads_the_banner(lab: &Lab, host: &str, extra: &[&str]) {
+    let mut args = vec![host, "-p", "2222", "--banner"];
     args.extend_from_slice(extra);
     let scan = scan(lab, &args);
-    assert_eq!(scan.open.len(), 1, "{extra:?}: {:?}", scan.open);
+    assert_eq!(scan.open.len(), 1, "{host} {extra:?}: {:?}", scan.open);
     let banner = scan.open[0].banner.as_deref();
     assert_eq!(
         banner,
         Some(BANNER.trim_end()),
-        "{extra:?}: {:?}",
+        "{host} {extra:?}: {:?}",
         scan.open
     );
 }
