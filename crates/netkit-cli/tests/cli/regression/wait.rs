@@ -324,6 +324,16 @@ fn slow_http_server(delay: Duration) -> std::net::SocketAddr {
     addr
 }
 
+/// `curl` (no time limit) fetching `url` on a thread of its own: the HTTP status it got.
+fn curl_status_in_background(url: &str) -> std::thread::JoinHandle<String> {
+    let mut curl = std::process::Command::new("curl");
+    curl.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", url]);
+    std::thread::spawn(move || {
+        let out = curl.output().expect("run curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    })
+}
+
 /// An HTTP server that takes longer than ten seconds to answer (an application warming up,
 /// a health check that waits on its database) was never ready: every attempt was cut at a
 /// fixed 10 s and the next one started over, until the deadline. curl without `--max-time`
@@ -333,22 +343,13 @@ fn slow_http_server(delay: Duration) -> std::net::SocketAddr {
 fn an_http_answer_slower_than_ten_seconds_was_never_waited_for() {
     let addr = slow_http_server(Duration::from_millis(10_500));
     let url = format!("http://{addr}/");
-    let curl = std::thread::spawn({
-        let url = url.clone();
-        move || {
-            std::process::Command::new("curl")
-                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &url])
-                .output()
-                .expect("run curl")
-        }
-    });
+    let curl = curl_status_in_background(&url);
     let out = netkit()
         .args(["wait", &url, "--timeout", "40s"])
         .output()
         .expect("run");
     let (code, _, stderr) = text(&out);
-    let curl = curl.join().expect("curl thread");
-    assert_eq!(String::from_utf8_lossy(&curl.stdout), "200", "curl");
+    assert_eq!(curl.join().expect("curl thread"), "200", "curl");
     assert_eq!(code, 0, "netkit: {stderr}");
 }
 
@@ -883,20 +884,11 @@ fn invert_took_one_silent_socket_for_the_server_gone() {
 fn invert_took_a_slow_http_answer_for_the_server_gone() {
     let addr = slow_http_server(Duration::from_millis(10_500));
     let url = format!("http://{addr}/");
-    let curl = std::thread::spawn({
-        let url = url.clone();
-        move || {
-            std::process::Command::new("curl")
-                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &url])
-                .output()
-                .expect("run curl")
-        }
-    });
+    let curl = curl_status_in_background(&url);
     let mut cmd = netkit();
     cmd.args(["-v", "wait", "--invert", &url, "--timeout", "25s"]);
     let (code, _, stderr) = run_within(cmd, 3 * PATIENCE);
-    let curl = curl.join().expect("curl thread");
-    assert_eq!(String::from_utf8_lossy(&curl.stdout), "200", "curl");
+    assert_eq!(curl.join().expect("curl thread"), "200", "curl");
     assert_eq!(code, 1, "{stderr}");
     assert!(!stderr.contains("is gone"), "{stderr}");
     assert!(stderr.contains("still answers HTTP 200"), "{stderr}");
