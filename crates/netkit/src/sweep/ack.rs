@@ -3,8 +3,9 @@
 //! quote it (net or host unreachable, administratively prohibited: an unreachable answer, read
 //! as every prober reads it, [`super::unreach::answer_of`]). A host answers an ACK that
 //! belongs to no connection with a reset whether the port is open or closed (RFC 9293), so any
-//! reset means up; a stateless firewall that drops SYNs to keep connections out often lets
-//! ACKs through (a stateful one drops them). Needs CAP_NET_RAW.
+//! reset means up, and so does the target's own ICMP port unreachable (its firewall rejecting
+//! the segment: nmap -PA's `port-unreach`); a stateless firewall that drops SYNs to keep
+//! connections out often lets ACKs through (a stateful one drops them). Needs CAP_NET_RAW.
 //!
 //! The segment is built as the SYN scan builds its SYN ([`crate::scan::syn::packet`]: the
 //! checksum over the pseudo-header) and leaves from a source port the SYN scan's way reserves
@@ -188,6 +189,14 @@ fn unreachable_type(v6: bool) -> u8 {
     }
 }
 
+/// Whether an ICMP error is "port unreachable" (ICMPv4 type 3 code 3, ICMPv6 type 1 code 4).
+fn is_port_unreachable(version: Version, msg_type: u8, code: u8) -> bool {
+    match version {
+        Version::V4 => (msg_type, code) == (3, 3),
+        Version::V6 => (msg_type, code) == (1, 4),
+    }
+}
+
 /// The odd multiplier that mixes a target's position into an ACK's sequence number.
 const MIX: u32 = 0x9e37_79b9;
 
@@ -268,7 +277,7 @@ impl Expect {
         (sport == self.port && dport == self.sport).then_some(seq)
     }
 
-    /// A router's ICMP error (`datagram` from `from`) quoting one of our ACKs.
+    /// An ICMP error (`datagram` from `from`, a router or the target) quoting one of our ACKs.
     fn error(self, datagram: &[u8], from: IpAddr, local: &mut LocalAddrs) -> Option<Heard> {
         let (quoted, from, version) = match self.v6 {
             false => {
@@ -280,12 +289,18 @@ impl Expect {
         if (quoted.sport, quoted.dport) != (self.sport, self.port) {
             return None;
         }
-        let answer = answer_of(version, (quoted.kind, quoted.code), from, local)?;
+        // The target's own port unreachable: its stack (or its own firewall) refused the
+        // segment, so it is up, as nmap -PA says (`port-unreach`) and as tcp:PORT counts a
+        // refused connection. A router's says nothing about the target.
+        let answer = match is_port_unreachable(version, quoted.kind, quoted.code) {
+            true if from == quoted.dst => None,
+            _ => Some(answer_of(version, (quoted.kind, quoted.code), from, local)?),
+        };
         Some(Heard {
             index: u64::from(index_of(quoted.seq)),
             addr: quoted.dst,
             seq: None,
-            answer: Some(answer),
+            answer,
         })
     }
 }
@@ -365,7 +380,15 @@ mod tests {
         assert_eq!(
             expect.error(&error(3, 40000), router, &mut local),
             None,
-            "port unreachable"
+            "a router's port unreachable"
+        );
+        let mut from_target = error(3, 40000);
+        from_target[12..16].copy_from_slice(&[198, 18, 9, 9]);
+        let own = expect.error(&from_target, dst, &mut local).unwrap();
+        assert_eq!(
+            (own.index, own.addr, own.answer),
+            (42, dst, None),
+            "the target's own"
         );
     }
 }

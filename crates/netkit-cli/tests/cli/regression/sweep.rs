@@ -369,6 +369,58 @@ fn tcp_sweep_took_an_ipv6_admin_prohibited_for_silence() {
     }
 }
 
+/// Audit (nmap -PA80 as the oracle, same lab): `--method ack:80` took the target's own ICMP
+/// port unreachable (its firewall rejects port 80 with it; IPv4 and IPv6) for silence, so the
+/// live host came out inactive where nmap says `Host is up, received port-unreach` and
+/// `--method tcp:80` says alive (a refused connection). A router's port unreachable still
+/// says nothing of the target.
+#[test]
+fn ack_sweep_took_the_targets_own_port_unreachable_for_silence() {
+    if !privileged("ack_sweep_took_the_targets_own_port_unreachable_for_silence") {
+        return;
+    }
+    use netkit_lab::Reject::PortUnreachable;
+    let lab = Lab::builder("regswackpu")
+        .host("198.18.1.3")
+        .host("2001:db8:1::3")
+        .reject("198.18.1.3", 80..=80, PortUnreachable)
+        .reject("2001:db8:1::3", 80..=80, PortUnreachable)
+        .icmp_limits(netkit_lab::IcmpLimits::Off)
+        .build()
+        .expect("lab");
+    let targets = ["198.18.1.3", "2001:db8:1::3"];
+    for addr in targets {
+        let family = if addr.contains(':') { "-6" } else { "-4" };
+        let out = lab
+            .scanner_cmd("nmap")
+            .args(["-n", "-sn", "-PA80", "--reason", family, addr])
+            .output()
+            .expect("run nmap");
+        let (_, nmap, _) = text(&out);
+        assert!(
+            nmap.contains("received port-unreach"),
+            "nmap -PA80 {addr}: {nmap}"
+        );
+    }
+    for method in ["ack:80", "tcp:80"] {
+        let out = lab
+            .netkit()
+            .args(["sweep", "--json", "--retries", "2", "--method", method])
+            .args(targets)
+            .output()
+            .expect("run netkit");
+        let (_, stdout, stderr) = text(&out);
+        let alive: BTreeSet<String> = stdout
+            .lines()
+            .filter_map(json_record)
+            .filter(|r| r["type"] == "host" && r["alive"] == true && r["by"] == method)
+            .filter_map(|r| r["addr"].as_str().map(str::to_string))
+            .collect();
+        let want: BTreeSet<String> = targets.iter().map(|a| a.to_string()).collect();
+        assert_eq!(alive, want, "--method {method}: {stdout}{stderr}");
+    }
+}
+
 /// Runs `netkit sweep --method METHOD -oX` over `targets` in the lab's scanner namespace;
 /// the XML document it wrote (into `dir`) and what it printed.
 fn sweep_xml(lab: &Lab, dir: &std::path::Path, method: &str, targets: &[&str]) -> (String, String) {
