@@ -6,7 +6,7 @@
 //! ICMP administratively prohibited means unreachable; no answer within the timeout means
 //! silent. Sockets close with an RST (linger 0) so a large sweep leaves no TIME_WAIT behind.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -109,7 +109,9 @@ async fn answer(target: SocketAddr, start: Instant, timeout: Duration) -> Option
     loop {
         match probe::attempt(target, None, deadline).await {
             Ok(Outcome::Open { .. }) => return Some(Answer::Alive(start.elapsed())),
-            Ok(Outcome::Refused { failure, .. }) => return from_failure(failure, start.elapsed()),
+            Ok(Outcome::Refused { failure, .. }) => {
+                return from_failure(failure, target.ip(), start.elapsed())
+            }
             Ok(Outcome::Silent | Outcome::Phantom) => return None,
             Ok(Outcome::Busy(err)) => {
                 tracing::debug!("connect {target}: {err}; trying again");
@@ -134,8 +136,18 @@ async fn answer(target: SocketAddr, start: Instant, timeout: Duration) -> Option
 /// and went with the kernel's neighbour timers and ICMP rate limit, calling some absent
 /// hosts of a LAN unreachable and not others). An administratively prohibited is `EACCES` on
 /// IPv6 (`EHOSTUNREACH` on IPv4): unreachable when an ICMP error says so, else (this
-/// machine's own refusal) nothing, as anything else says nothing.
-fn from_failure(failure: Failure, rtt: Duration) -> Option<Answer> {
+/// machine's own refusal) nothing, as anything else says nothing. A port unreachable from
+/// another address than `target` (a router's or a firewall's reject, iptables' default) says
+/// nothing of the target either, as nmap -PS reads it: a refusal is the target's own.
+fn from_failure(failure: Failure, target: IpAddr, rtt: Duration) -> Option<Answer> {
+    if let Some(IcmpReport {
+        from: Some(from), ..
+    }) = failure.icmp
+    {
+        if failure.errno == Errno::ECONNREFUSED && from != target {
+            return None;
+        }
+    }
     let icmp = match failure.icmp {
         Some(IcmpReport {
             v6,
@@ -180,7 +192,8 @@ mod tests {
     }
 
     fn failure(errno: Errno, icmp: Option<IcmpReport>) -> Option<Answer> {
-        from_failure(Failure { errno, icmp }, Duration::from_millis(3))
+        let target = "198.18.1.3".parse().unwrap();
+        from_failure(Failure { errno, icmp }, target, Duration::from_millis(3))
     }
 
     /// The kernel's own "host unreachable" (no neighbour answered for an on-link address):
@@ -206,6 +219,16 @@ mod tests {
     fn refused_is_alive_and_no_route_is_unreachable() {
         let alive = Some(Answer::Alive(Duration::from_millis(3)));
         assert_eq!(failure(Errno::ECONNREFUSED, None), alive);
+        let port_unreachable = |from: &str| IcmpReport {
+            v6: false,
+            kind: 3,
+            code: 3,
+            from: Some(from.parse().unwrap()),
+        };
+        let own = Some(port_unreachable("198.18.1.3"));
+        assert_eq!(failure(Errno::ECONNREFUSED, own), alive, "the target's own");
+        let routers = Some(port_unreachable("198.19.254.1"));
+        assert_eq!(failure(Errno::ECONNREFUSED, routers), None, "a router's");
         let local = Unreach::Local(nix::libc::ENETUNREACH);
         let want = Some(Answer::Unreachable(local));
         assert_eq!(failure(Errno::ENETUNREACH, None), want);

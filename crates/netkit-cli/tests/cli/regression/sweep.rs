@@ -421,6 +421,67 @@ fn ack_sweep_took_the_targets_own_port_unreachable_for_silence() {
     }
 }
 
+/// Audit (nmap -PS80 as the oracle, same lab): `--method tcp:80` took any refused connect for
+/// a live host, a router's ICMP port unreachable too (a forwarding firewall's REJECT, iptables'
+/// default kind): addresses where no host is, behind such a router, came out alive (IPv4 and
+/// IPv6), where nmap says down (`nmap -d`: `Got destination unreachable`, then `no-response`). A port
+/// unreachable from the target itself still means alive, as a reset does.
+#[test]
+fn tcp_sweep_took_a_routers_port_unreachable_for_a_live_host() {
+    if !privileged("tcp_sweep_took_a_routers_port_unreachable_for_a_live_host") {
+        return;
+    }
+    use netkit_lab::Reject::PortUnreachable;
+    let lab = Lab::builder("regswtcprpu")
+        .host("198.18.1.3")
+        .host("2001:db8:1::3")
+        .reject("198.18.1.3", 80..=80, PortUnreachable)
+        .reject("2001:db8:1::3", 80..=80, PortUnreachable)
+        .icmp_limits(netkit_lab::IcmpLimits::Off)
+        .build()
+        .expect("lab");
+    for (tool, absent) in [
+        ("iptables", "198.18.1.100"),
+        ("ip6tables", "2001:db8:1::100"),
+    ] {
+        let reject = [
+            "-I", "FORWARD", "-d", absent, "-p", "tcp", "--dport", "80", "-j",
+        ];
+        let status = lab.router_cmd(tool).args(reject).arg("REJECT").status();
+        assert!(status.expect("run the firewall tool").success(), "{tool}");
+        assert_nmap_heard_unreachable(&lab, "-PS80", absent);
+        let family = if absent.contains(':') { "-6" } else { "-4" };
+        let out = lab
+            .scanner_cmd("nmap")
+            .args(["-n", "-sn", "-PS80", "--reason", family, absent])
+            .output()
+            .expect("run nmap");
+        let (_, nmap, _) = text(&out);
+        assert!(nmap.contains("(0 hosts up)"), "nmap -PS80 {absent}: {nmap}");
+    }
+    let targets = [
+        "198.18.1.3",
+        "2001:db8:1::3",
+        "198.18.1.100",
+        "2001:db8:1::100",
+    ];
+    let out = lab
+        .netkit()
+        .args(["sweep", "--json", "--retries", "2", "--method", "tcp:80"])
+        .args(targets)
+        .output()
+        .expect("run netkit");
+    let (_, stdout, stderr) = text(&out);
+    let alive: BTreeSet<String> = stdout
+        .lines()
+        .filter_map(json_record)
+        .filter(|r| r["type"] == "host" && r["alive"] == true)
+        .filter_map(|r| r["addr"].as_str().map(str::to_string))
+        .collect();
+    let want: BTreeSet<String> = targets[..2].iter().map(|a| a.to_string()).collect();
+    assert_eq!(alive, want, "{stdout}{stderr}");
+}
+
 /// Runs `netkit sweep --method METHOD -oX` over `targets` in the lab's scanner namespace;
 /// the XML document it wrote (into `dir`) and what it printed.
 fn sweep_xml(lab: &Lab, dir: &std::path::Path, method: &str, targets: &[&str]) -> (String, String) {
