@@ -49,8 +49,15 @@ pub fn list() -> Result<Vec<Interface>, Error> {
 pub fn show(name: &str) -> Result<Interface, Error> {
     check_name(name)?;
     let mut rtnl = snapshot::rtnetlink()?;
-    let mut links = snapshot::links(&mut rtnl)?;
-    let index = snapshot::find(&links, name)?;
+    let (mut links, index) = match snapshot::named(&mut rtnl, name)? {
+        Some(found) => found,
+        // An alternative name, one written with escapes, or none: every link, and a search.
+        None => {
+            let links = snapshot::links(&mut rtnl)?;
+            let index = snapshot::find(&links, name)?;
+            (links, index)
+        }
+    };
     snapshot::add_addrs(&mut rtnl, &mut links, Some(index))?;
     snapshot::interfaces(links, Some(index))
         .pop()

@@ -1,16 +1,18 @@
 //! The namespace's interfaces at one moment: every link in one rtnetlink dump, every address
 //! in another (optionally only one link's), joined by interface index; speed and duplex added
-//! from ethtool.
+//! from ethtool. One link asked for by name is asked of the kernel by name, with its parent
+//! and master by index, as `ip link show dev NAME` does: no dump of every link.
 
 use std::collections::BTreeMap;
 use std::io;
 
 use netlink_packet_route::address::AddressMessage;
-use netlink_packet_route::link::LinkMessage;
+use netlink_packet_route::link::{LinkAttribute, LinkMessage};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::protocols::NETLINK_ROUTE;
 
 use super::ethtool::{self, LinkMode};
+use super::ifname::MAX_NAME_BYTES;
 use super::link::{self, Link};
 use super::netlink::Netlink;
 use super::{addr, kernel_error};
@@ -44,6 +46,50 @@ pub(crate) fn links(rtnl: &mut Netlink) -> Result<Links, Error> {
         .collect();
     link::name_relatives(&mut links);
     Ok(links)
+}
+
+/// The link the kernel knows by the name `name` (not an alternative name), with its master
+/// and its parent in this namespace (for their names), and its index; `None` when the kernel
+/// has no link by that name, or the name is one only an alternative name can have (longer
+/// than [`MAX_NAME_BYTES`]) or is written with escapes (`\xNN`).
+pub(crate) fn named(rtnl: &mut Netlink, name: &str) -> Result<Option<(Links, u32)>, Error> {
+    if name.len() > MAX_NAME_BYTES || name.contains('\\') {
+        return Ok(None);
+    }
+    let mut request = LinkMessage::default();
+    request
+        .attributes
+        .push(LinkAttribute::IfName(name.to_string()));
+    let Some(link) = get_link(rtnl, request)? else {
+        return Ok(None);
+    };
+    let index = link.iface.index;
+    let relatives = [
+        link.master_index,
+        link.iface
+            .parent_index
+            .filter(|_| link.iface.parent_netnsid.is_none()),
+    ];
+    let mut links = Links::from([(index, link)]);
+    for relative in relatives.into_iter().flatten() {
+        let mut request = LinkMessage::default();
+        request.header.index = relative;
+        if let Some(link) = get_link(rtnl, request)? {
+            links.insert(relative, link);
+        }
+    }
+    link::name_relatives(&mut links);
+    Ok(Some((links, index)))
+}
+
+/// The one link a `RTM_GETLINK` request names; `None` when there is none (`ENODEV`).
+fn get_link(rtnl: &mut Netlink, request: LinkMessage) -> Result<Option<Link>, Error> {
+    match rtnl.get(RouteNetlinkMessage::GetLink(request)) {
+        Ok(Some(RouteNetlinkMessage::NewLink(message))) => Ok(Some(link::parse(&message))),
+        Ok(_) => Ok(None),
+        Err(err) if err.raw_os_error() == Some(nix::libc::ENODEV) => Ok(None),
+        Err(err) => Err(kernel_error(err)),
+    }
 }
 
 /// Attaches the addresses of every link (`only: None`) or of one.
