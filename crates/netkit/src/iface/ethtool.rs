@@ -68,14 +68,15 @@ fn query(index: Option<u32>) -> io::Result<BTreeMap<u32, LinkMode>> {
         nlas: vec![EthtoolAttr::LinkMode(EthtoolLinkModeAttr::Header(header))],
     });
     request.set_resolved_family_id(family);
-    let replies = match index {
-        None => genl.dump(&request)?,
-        Some(_) => genl.get(request)?.into_iter().collect(),
+    let modes = match index {
+        None => genl.dump(&request, |reply| link_mode(&reply.payload))?,
+        Some(_) => genl
+            .get(request)?
+            .and_then(|reply| link_mode(&reply.payload))
+            .into_iter()
+            .collect(),
     };
-    Ok(replies
-        .iter()
-        .filter_map(|reply| link_mode(&reply.payload))
-        .collect())
+    Ok(modes.into_iter().collect())
 }
 
 /// The id the kernel gave a generic-netlink family.

@@ -72,17 +72,24 @@ impl Netlink {
         &self.socket
     }
 
-    /// Every message of a dump, started again when a concurrent change interrupted it.
-    pub(crate) fn dump<I>(&mut self, request: &I) -> io::Result<Vec<I>>
+    /// Every message of a dump that `keep` turns into a value (each message is dropped once
+    /// looked at: a dump of thousands of links is never held whole), the dump started again
+    /// when a concurrent change interrupted it.
+    pub(crate) fn dump<I, T>(
+        &mut self,
+        request: &I,
+        mut keep: impl FnMut(I) -> Option<T>,
+    ) -> io::Result<Vec<T>>
     where
         I: NetlinkSerializable + NetlinkDeserializable + Clone + Debug,
     {
-        let mut replies = self.exchange(request.clone(), NLM_F_REQUEST | NLM_F_DUMP)?;
+        let flags = NLM_F_REQUEST | NLM_F_DUMP;
+        let mut replies = self.exchange(request.clone(), flags, &mut keep)?;
         for _ in 1..DUMP_TRIES {
             if !replies.interrupted {
                 break;
             }
-            replies = self.exchange(request.clone(), NLM_F_REQUEST | NLM_F_DUMP)?;
+            replies = self.exchange(request.clone(), flags, &mut keep)?;
         }
         Ok(replies.messages)
     }
@@ -92,11 +99,16 @@ impl Netlink {
     where
         I: NetlinkSerializable + NetlinkDeserializable + Debug,
     {
-        let replies = self.exchange(request, NLM_F_REQUEST)?;
+        let replies = self.exchange(request, NLM_F_REQUEST, &mut Some)?;
         Ok(replies.messages.into_iter().next())
     }
 
-    fn exchange<I>(&mut self, request: I, flags: u16) -> io::Result<Replies<I>>
+    fn exchange<I, T>(
+        &mut self,
+        request: I,
+        flags: u16,
+        keep: &mut impl FnMut(I) -> Option<T>,
+    ) -> io::Result<Replies<T>>
     where
         I: NetlinkSerializable + NetlinkDeserializable + Debug,
     {
@@ -109,11 +121,16 @@ impl Netlink {
         let mut bytes = vec![0; message.buffer_len()];
         message.serialize(&mut bytes);
         self.socket.send_to(&bytes, &SocketAddr::new(0, 0), 0)?;
-        self.collect(flags & NLM_F_DUMP == NLM_F_DUMP)
+        self.collect(flags & NLM_F_DUMP == NLM_F_DUMP, keep)
     }
 
-    /// Reads datagrams until the dump is done, the one answer came, or the kernel said no.
-    fn collect<I>(&mut self, dump: bool) -> io::Result<Replies<I>>
+    /// Reads datagrams until the dump is done, the one answer came, or the kernel said no;
+    /// keeps what `keep` makes of each message.
+    fn collect<I, T>(
+        &mut self,
+        dump: bool,
+        keep: &mut impl FnMut(I) -> Option<T>,
+    ) -> io::Result<Replies<T>>
     where
         I: NetlinkDeserializable + Debug,
     {
@@ -135,7 +152,7 @@ impl Netlink {
                         None => return Ok(replies),
                     },
                     NetlinkPayload::InnerMessage(inner) => {
-                        replies.messages.push(inner);
+                        replies.messages.extend(keep(inner));
                         if !dump {
                             return Ok(replies);
                         }

@@ -33,15 +33,14 @@ pub(crate) fn rtnetlink() -> Result<Netlink, Error> {
 
 /// Every link of the namespace, without addresses yet.
 pub(crate) fn links(rtnl: &mut Netlink) -> Result<Links, Error> {
-    let replies = rtnl
-        .dump(&RouteNetlinkMessage::GetLink(LinkMessage::default()))
-        .map_err(kernel_error)?;
-    let mut links: Links = replies
-        .iter()
-        .filter_map(|reply| match reply {
-            RouteNetlinkMessage::NewLink(message) => Some(link::parse(message)),
-            _ => None,
-        })
+    let request = RouteNetlinkMessage::GetLink(LinkMessage::default());
+    let found = rtnl.dump(&request, |reply| match reply {
+        RouteNetlinkMessage::NewLink(message) => Some(link::parse(&message)),
+        _ => None,
+    });
+    let mut links: Links = found
+        .map_err(kernel_error)?
+        .into_iter()
         .map(|link| (link.iface.index, link))
         .collect();
     link::name_relatives(&mut links);
@@ -119,15 +118,15 @@ pub(crate) fn find(links: &Links, name: &str) -> Result<u32, Error> {
 fn addrs(rtnl: &mut Netlink, index: Option<u32>) -> io::Result<Vec<(u32, IfAddr)>> {
     let mut request = AddressMessage::default();
     request.header.index = index.unwrap_or(0);
-    let replies = rtnl.dump(&RouteNetlinkMessage::GetAddress(request))?;
-    Ok(replies
-        .iter()
-        .filter_map(|reply| match reply {
-            RouteNetlinkMessage::NewAddress(message) => addr::parse(message),
+    rtnl.dump(
+        &RouteNetlinkMessage::GetAddress(request),
+        |reply| match reply {
+            RouteNetlinkMessage::NewAddress(message) => {
+                addr::parse(&message).filter(|(at, _)| index.is_none_or(|index| index == *at))
+            }
             _ => None,
-        })
-        .filter(|(at, _)| index.is_none_or(|index| index == *at))
-        .collect())
+        },
+    )
 }
 
 /// Sets speed and duplex on the links that reported them.
