@@ -33,10 +33,10 @@
 //! needs (module `schedule`). Until a round has resolved `TRUSTED` controls — on a small
 //! range it never does — the estimate is what the round saw so far: the controls resolved,
 //! and the probes the hosts found lost before one was answered (a host found at its third
-//! probe lost two), as nmap takes an answer to a retransmission for a sign of loss; never
+//! probe lost two, unless their answers still come, overtaken by the third one's), as nmap takes an answer to a retransmission for a sign of loss; never
 //! less than what the last round saw, nor than `PRIOR_LOSS`.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
 use tokio::time::{Duration, Instant};
@@ -173,8 +173,12 @@ pub struct Meter {
     throttled: bool,
     /// The latest arrival of a control answer.
     heard: Option<Instant>,
-    /// Hosts found in this round, and the probes to them lost before the one answered.
+    /// The first probes to the hosts found in this round: (answered, lost before the one
+    /// answered). One lost whose answer came after all counts as answered.
     first: (u32, u32),
+    /// Hosts found at a re-probe: the attempt that found each, and the earlier attempts
+    /// answered since (bit N: attempt N), whose probes were late, not lost.
+    reprobed: HashMap<u64, (u8, u32)>,
     /// The loss the last round's evidence showed (see [`Meter::prior`]).
     carried: f64,
 }
@@ -198,6 +202,7 @@ impl Meter {
             throttled: false,
             heard: None,
             first: (0, 0),
+            reprobed: HashMap::new(),
             carried: 0.0,
         }
     }
@@ -235,6 +240,9 @@ impl Meter {
     pub fn found(&mut self, index: u64, addr: IpAddr, slot: u8, attempt: u8) {
         self.first.0 += 1;
         self.first.1 += u32::from(attempt.saturating_sub(1));
+        if attempt > 1 {
+            self.reprobed.insert(index, (attempt, 0));
+        }
         if self.candidates.len() < CANDIDATES {
             let uses = 0;
             self.candidates.push_back(Candidate {
@@ -243,6 +251,24 @@ impl Meter {
                 slot,
                 uses,
             });
+        }
+    }
+
+    /// A host already found answered its `attempt`-th probe too. An answer to a probe sent
+    /// before the one that found it (overtaken on the way by the re-probe's: a link that
+    /// reorders) says that probe was not lost after all: it counts as answered.
+    pub fn answered_again(&mut self, index: u64, attempt: u8) {
+        let Some((found, heard)) = self.reprobed.get_mut(&index) else {
+            return;
+        };
+        if attempt == 0 || attempt >= *found {
+            return;
+        }
+        let bit = 1u32 << u32::from(attempt).min(31);
+        if *heard & bit == 0 && self.first.1 > 0 {
+            *heard |= bit;
+            self.first.0 += 1;
+            self.first.1 -= 1;
         }
     }
 
@@ -723,6 +749,7 @@ fn estimate(ok: u32, lost: u32) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::reply::Tag;
     use super::*;
 
     const TIMEOUT: Duration = Duration::from_millis(100);
@@ -1007,5 +1034,25 @@ mod tests {
             (meter.loss(0) - seen).abs() < 1e-9,
             "at least the last round's"
         );
+    }
+
+    /// A host found at its third probe lost two, until the answers to those come after all
+    /// (overtaken by the third one's on a link that reorders): each one heard is not lost, and
+    /// counts once however often it is heard.
+    #[test]
+    fn an_answer_overtaken_by_a_re_probes_is_not_a_loss() {
+        let mut meter = Meter::new(100);
+        meter.found(0, addr(), 0, 1);
+        meter.found(1, addr(), 0, 3);
+        assert_eq!(meter.round_loss(), Some((2.0 / 4.0, 4)));
+        meter.answered_again(1, 1);
+        meter.answered_again(1, 1);
+        assert_eq!(meter.round_loss(), Some((1.0 / 4.0, 4)));
+        meter.answered_again(1, 3);
+        meter.answered_again(1, Tag::CONTROL);
+        meter.answered_again(0, 1);
+        assert_eq!(meter.round_loss(), Some((1.0 / 4.0, 4)), "no earlier probe");
+        meter.answered_again(1, 2);
+        assert_eq!(meter.round_loss(), Some((0.0, 4)));
     }
 }

@@ -291,6 +291,8 @@ impl Work<'_, '_> {
             return Ok(());
         }
         if !self.tally.alive.set(reply.index) {
+            let attempt = reply.tag.attempt();
+            self.learned.meter.answered_again(reply.index, attempt);
             return Ok(());
         }
         self.tally.done.set(reply.index);
