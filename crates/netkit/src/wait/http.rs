@@ -3,8 +3,10 @@
 //! `--status` and, if asked, the body searched for `--body` as it streams in. Redirects are
 //! not followed: a 3xx is an answer like any other.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use http_body_util::{BodyExt, Empty};
 use hyper::body::{Bytes, Incoming};
@@ -14,6 +16,7 @@ use hyper::Response;
 use hyper_util::rt::TokioIo;
 use rustls::ClientConfig;
 
+use super::backoff::LONGEST_ANSWER;
 use super::finding::Finding;
 use super::stage::{Stage, Track};
 use super::status::StatusSet;
@@ -36,32 +39,64 @@ pub struct HttpCheck {
 }
 
 /// The rest of an attempt once connected: TLS, the request and the judgement of its answer,
-/// within `answer_bound`; each step is marked on `track`, and an answer cut by the bound
-/// finds where it was cut ([`Finding::HandshakeUnfinished`], [`Finding::NoResponse`],
-/// [`Finding::BodyUnfinished`]).
+/// within `answer_bound`, and all within `left` (the time before the wait's deadline, if there
+/// is one); each step is marked on `track`, and an answer cut by the bound finds where it was
+/// cut ([`Finding::HandshakeUnfinished`], [`Finding::NoResponse`],
+/// [`Finding::BodyUnfinished`]). A `--body` still arriving when the bound passes is read on
+/// while its data keeps coming (no gap of `answer_bound`), up to `left` and
+/// [`LONGEST_ANSWER`], as curl reads a slow body to its end: over a slow link the text may
+/// come only after the bound.
 pub(super) async fn answer(
     stream: crate::endpoint::Stream,
     target: &HttpTarget,
     check: &HttpCheck,
     answer_bound: Duration,
+    left: Option<Duration>,
     track: &Track,
 ) -> Finding {
+    let progress = Progress::default();
     let answer = async {
         if !target.tls {
-            return exchange(TokioIo::new(stream), target, check, track).await;
+            return exchange(TokioIo::new(stream), target, check, track, &progress).await;
         }
         track.set(Stage::Connected(Finding::HandshakeUnfinished));
         match handshake(stream, target, check).await {
-            Ok(tls) => exchange(TokioIo::new(tls), target, check, track).await,
+            Ok(tls) => exchange(TokioIo::new(tls), target, check, track, &progress).await,
             Err(finding) => finding,
         }
     };
-    match tokio::time::timeout(answer_bound, answer).await {
-        Ok(finding) => finding,
-        Err(_) => match track.get() {
-            Stage::Connected(cut) => cut,
-            _ => Finding::NoResponse,
-        },
+    tokio::pin!(answer);
+    let start = Instant::now();
+    let longest = start + LONGEST_ANSWER.max(answer_bound);
+    let end = left.map_or(longest, |left| longest.min(start + left));
+    let within = |at: Instant| at.min(end);
+    let mut cut = within(start + answer_bound);
+    loop {
+        if let Ok(finding) = tokio::time::timeout_at(cut, &mut answer).await {
+            return finding;
+        }
+        match progress.last().map(|at| within(at + answer_bound)) {
+            Some(later) if later > cut => cut = later,
+            _ => break,
+        }
+    }
+    match track.get() {
+        Stage::Connected(cut) => cut,
+        _ => Finding::NoResponse,
+    }
+}
+
+/// When the body's data last came (none yet: `None`).
+#[derive(Debug, Default)]
+struct Progress(Mutex<Option<Instant>>);
+
+impl Progress {
+    fn mark(&self) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+    }
+
+    fn last(&self) -> Option<Instant> {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -108,8 +143,15 @@ fn describe_tls_io(err: &std::io::Error) -> String {
     }
 }
 
-/// Sends the request on `io` and judges the answer (its steps on `track`).
-async fn exchange<T>(io: T, target: &HttpTarget, check: &HttpCheck, track: &Track) -> Finding
+/// Sends the request on `io` and judges the answer (its steps on `track`, the body's data on
+/// `progress`).
+async fn exchange<T>(
+    io: T,
+    target: &HttpTarget,
+    check: &HttpCheck,
+    track: &Track,
+    progress: &Progress,
+) -> Finding
 where
     T: Read + Write + Unpin + Send + 'static,
 {
@@ -124,7 +166,7 @@ where
     };
     let answer = async {
         match sender.send_request(request).await {
-            Ok(response) => judge(response, check, track).await,
+            Ok(response) => judge(response, check, track, progress).await,
             Err(err) => http_failure(&err),
         }
     };
@@ -146,8 +188,14 @@ fn request(target: &HttpTarget) -> Result<hyper::Request<Empty<Bytes>>, hyper::h
 }
 
 /// The status against `--status`, then the body searched for `--body` as it comes (marked on
-/// `track`: a cut there finds [`Finding::BodyUnfinished`]).
-async fn judge(response: Response<Incoming>, check: &HttpCheck, track: &Track) -> Finding {
+/// `track`: a cut there finds [`Finding::BodyUnfinished`]; each piece of data marked on
+/// `progress`).
+async fn judge(
+    response: Response<Incoming>,
+    check: &HttpCheck,
+    track: &Track,
+    progress: &Progress,
+) -> Finding {
     let status = response.status().as_u16();
     if !check.status.contains(status) {
         return Finding::Status(status);
@@ -170,9 +218,13 @@ async fn judge(response: Response<Incoming>, check: &HttpCheck, track: &Track) -
             Ok(frame) => frame,
             Err(err) => return http_failure(&err),
         };
-        if frame.data_ref().is_some_and(|data| search.feed(data)) {
+        let Some(data) = frame.data_ref() else {
+            continue;
+        };
+        if search.feed(data) {
             return Finding::Answers(status);
         }
+        progress.mark();
     }
     Finding::BodyLacks {
         status,

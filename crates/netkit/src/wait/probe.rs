@@ -67,7 +67,7 @@ impl Probe {
         left: Option<Duration>,
         track: &Track,
     ) -> Finding {
-        super::http::answer(stream, target, &self.http, cap(bound, left), track).await
+        super::http::answer(stream, target, &self.http, bound, left, track).await
     }
 }
 

@@ -893,3 +893,57 @@ fn invert_took_a_slow_http_answer_for_the_server_gone() {
     assert!(!stderr.contains("is gone"), "{stderr}");
     assert!(stderr.contains("still answers HTTP 200"), "{stderr}");
 }
+
+/// A loopback HTTP server whose 200 comes at once and whose body of `pieces` pieces (`x`s, the
+/// last ending in `END-MARK`) comes one piece every `gap`: a body that a slow link (64 kbit/s)
+/// takes seconds to deliver. Runs as long as the test.
+fn slow_body_http_server(pieces: usize, gap: Duration) -> std::net::SocketAddr {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(16) {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                read_head(&mut conn);
+                let piece = "x".repeat(1000);
+                let length = pieces * piece.len() + "END-MARK\n".len();
+                let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {length}\r\n\r\n");
+                let _ = conn.write_all(head.as_bytes());
+                for _ in 0..pieces {
+                    std::thread::sleep(gap);
+                    if conn.write_all(piece.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+                let _ = conn.write_all(b"END-MARK\n");
+            });
+        }
+    });
+    addr
+}
+
+/// `--body` over a slow link: a 200 whose body took 16 s to arrive (120 kB at 64 kbit/s, the
+/// text at its end) was cut at the answer's first bound (10 s, `HTTP 200 but no "END-MARK" in
+/// the body in time`) and fetched again from the start, twice as long: ready after 26 s where
+/// curl had the text after 16 s, and `--timeout 20s` timed out where `curl --max-time 20` got
+/// it. A body still arriving is now read on while its data keeps coming, as curl reads it.
+#[test]
+fn a_body_still_arriving_over_a_slow_link_was_cut_and_fetched_again() {
+    let addr = slow_body_http_server(24, Duration::from_millis(500));
+    let url = format!("http://{addr}/");
+    let mut curl = std::process::Command::new("curl");
+    curl.args(["-s", "--max-time", "20", &url]);
+    let curl = std::thread::spawn(move || curl.output().expect("run curl"));
+    let mut cmd = netkit();
+    cmd.args(["wait", &url, "--body", "END-MARK", "--timeout", "20s"]);
+    let (code, _, stderr) = run_within(cmd, 3 * PATIENCE);
+    let curl = curl.join().expect("curl thread");
+    let body = String::from_utf8_lossy(&curl.stdout);
+    assert!(
+        curl.status.success() && body.contains("END-MARK"),
+        "curl: {:?}",
+        curl.status
+    );
+    assert_eq!(code, 0, "netkit: {stderr}");
+}
