@@ -352,12 +352,13 @@ impl Watch {
     }
 
     /// One attempt within `bounds` and `left` (see [`probe`]). TCP and HTTP targets look
-    /// their name up, then connect through `lingering`, or use `connected`, a connection an
-    /// earlier connect made while the watch slept.
+    /// their name up, then connect through `lingering`, or use `connected`, what an earlier
+    /// connect met while the watch slept: its connection, or the server's refusal (the
+    /// attempt's finding then).
     async fn attempt(
         &self,
         lingering: &mut linger::Lingering,
-        connected: Option<Stream>,
+        connected: Option<Result<Stream, Finding>>,
         bounds: backoff::Bounds,
         left: Option<Duration>,
     ) -> Finding {
@@ -375,7 +376,8 @@ impl Watch {
                 .await;
         };
         let stream = match connected {
-            Some(stream) => stream,
+            Some(Ok(stream)) => stream,
+            Some(Err(refused)) => return refused,
             None => match self.connect(lingering, endpoint, bounds, left).await {
                 Ok(stream) => stream,
                 Err(finding) => return finding,

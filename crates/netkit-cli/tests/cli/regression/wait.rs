@@ -947,3 +947,49 @@ fn a_body_still_arriving_over_a_slow_link_was_cut_and_fetched_again() {
     );
     assert_eq!(code, 0, "netkit: {stderr}");
 }
+
+/// Behind a 2 s round trip, longer than each connect's bound, a closed port's reset always
+/// came to a connect already past its bound and going on in the background, which took only a
+/// connection for an answer: `wait` timed out saying `connect timed out`, and `wait --invert`
+/// said the port gone only after 8 s, for silence (with `--timeout 6s`: timed out, exit 1),
+/// where `nc -z` hears `Connection refused` after 2 s. A background connect's refusal is now
+/// the attempt's answer.
+#[test]
+fn a_refusal_after_the_connects_bound_was_taken_for_silence() {
+    if !privileged("wait: a refusal after the connect's bound") {
+        return;
+    }
+    let lab = Lab::builder("waitrst")
+        .delay(ms(1000))
+        .host("198.18.0.2")
+        .build()
+        .expect("lab");
+    let addr = "198.18.0.2".parse().expect("address");
+    assert_eq!(lab.truth().port(addr, 9), PortTruth::Closed);
+    let nc = lab
+        .scanner_cmd("nc")
+        .args(["-z", "-v", "-w", "5", "198.18.0.2", "9"])
+        .output()
+        .expect("run nc");
+    let (code, _, said) = text(&nc);
+    assert!(
+        code == 1 && said.contains("refused"),
+        "nc -z: {code} {said}"
+    );
+    let out = lab
+        .netkit()
+        .args(["wait", "198.18.0.2:9", "--timeout", "2800ms"])
+        .output()
+        .expect("run");
+    let (code, _, stderr) = text(&out);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(timeout_reason(&stderr), "connection refused", "{stderr}");
+    let out = lab
+        .netkit()
+        .args(["wait", "--invert", "198.18.0.2:9", "--timeout", "6s"])
+        .output()
+        .expect("run");
+    let (code, _, stderr) = text(&out);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("198.18.0.2:9 is gone"), "{stderr}");
+}
