@@ -33,8 +33,9 @@
 //! needs (module `schedule`). Until a round has resolved `TRUSTED` controls — on a small
 //! range it never does — the estimate is what the round saw so far: the controls resolved,
 //! and the probes the hosts found lost before one was answered (a host found at its third
-//! probe lost two, unless their answers still come, overtaken by the third one's), as nmap takes an answer to a retransmission for a sign of loss; never
-//! less than what the last round saw, nor than `PRIOR_LOSS`.
+//! probe lost two, unless their answers still come, overtaken by the third one's), as nmap
+//! takes an answer to a retransmission for a sign of loss; never less than what the last round
+//! saw, nor than `PRIOR_LOSS`.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
