@@ -2,7 +2,8 @@
 //! give without `sch_netem` (absent on these machines): replies that take longer than ping's
 //! timeout, and more than one reply per request. It runs on a thread that joins the far
 //! namespace (whose kernel echo it turns off), answers every echo request after `delay`, `copies`
-//! times, and stops when dropped. Nothing leaves the namespace it was started in.
+//! times (or with a wrong checksum, for the requests a test picks), and stops when dropped.
+//! Nothing leaves the namespace it was started in.
 
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -34,6 +35,16 @@ struct Due {
 impl Responder {
     /// Starts answering echo requests to `ns` after `delay`, `copies` times each.
     pub fn start(ns: &Netns, delay: Duration, copies: usize) -> Responder {
+        Responder::start_with(ns, delay, copies, |_| false)
+    }
+
+    /// Starts answering echo requests to `ns` at once, the reply to each request whose
+    /// sequence number `bad` picks with a wrong ICMP checksum.
+    pub fn bad_checksums(ns: &Netns, bad: fn(u16) -> bool) -> Responder {
+        Responder::start_with(ns, Duration::ZERO, 1, bad)
+    }
+
+    fn start_with(ns: &Netns, delay: Duration, copies: usize, bad: fn(u16) -> bool) -> Responder {
         let setting = "net.ipv4.icmp_echo_ignore_all=1";
         sh(&["ip", "netns", "exec", &ns.name, "sysctl", "-qw", setting]);
         let stop = Arc::new(AtomicBool::new(false));
@@ -43,7 +54,7 @@ impl Responder {
         let thread = std::thread::spawn(move || {
             let socket = open_in(&path);
             ready.send(()).expect("signal ready");
-            serve(&socket, delay, copies, &flag);
+            serve(&socket, (delay, copies, bad), &flag);
         });
         is_ready
             .recv_timeout(Duration::from_secs(10))
@@ -80,7 +91,10 @@ fn open_in(path: &str) -> OwnedFd {
     socket
 }
 
-fn serve(socket: &OwnedFd, delay: Duration, copies: usize, stop: &AtomicBool) {
+/// How to answer: after a delay, so many times, a wrong checksum for the sequence numbers picked.
+type Answering = (Duration, usize, fn(u16) -> bool);
+
+fn serve(socket: &OwnedFd, (delay, copies, bad): Answering, stop: &AtomicBool) {
     let mut due: VecDeque<Due> = VecDeque::new();
     let mut buf = [0u8; 65536];
     while !stop.load(Ordering::SeqCst) {
@@ -93,7 +107,7 @@ fn serve(socket: &OwnedFd, delay: Duration, copies: usize, stop: &AtomicBool) {
         else {
             continue;
         };
-        if let Some(message) = echo_reply(&buf[..len]) {
+        if let Some(message) = echo_reply(&buf[..len], bad) {
             let at = Instant::now() + delay;
             for _ in 0..copies {
                 due.push_back(Due {
@@ -106,14 +120,19 @@ fn serve(socket: &OwnedFd, delay: Duration, copies: usize, stop: &AtomicBool) {
     }
 }
 
-/// The echo reply to `datagram` (IPv4 header + ICMP), when it is an echo request.
-fn echo_reply(datagram: &[u8]) -> Option<Vec<u8>> {
+/// The echo reply to `datagram` (IPv4 header + ICMP), when it is an echo request; its checksum
+/// is wrong when `bad` picks its sequence number.
+fn echo_reply(datagram: &[u8], bad: fn(u16) -> bool) -> Option<Vec<u8>> {
     let header = usize::from(datagram.first()? & 0x0f) * 4;
     let mut message = datagram.get(header..)?.to_vec();
     if message.len() < 8 || message[0] != 8 {
         return None;
     }
     message[0] = 0;
-    Packet::new_unchecked(&mut message[..]).fill_checksum_v4();
+    let mut packet = Packet::new_unchecked(&mut message[..]);
+    packet.fill_checksum_v4();
+    if bad(packet.echo_seq_no()) {
+        packet.set_checksum(packet.checksum() ^ 0x5a5a);
+    }
     Some(message)
 }

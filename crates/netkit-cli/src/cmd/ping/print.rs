@@ -1,7 +1,7 @@
 //! What ping prints while it runs, as iputils prints it: the header per host, one line per
-//! reply (`(DUP!)`, `(DIFFERENT ADDRESS!)`, `-D` timestamps, `-a` bell), `From ... icmp_seq=N
-//! <error>` lines, `-O`'s `no answer yet`, flood mode's dots, and SIGQUIT's status line on
-//! stderr; or, with `--json`, the reply and timeout records.
+//! reply (`(DUP!)`, `(BAD CHECKSUM!)`, `(DIFFERENT ADDRESS!)`, `-D` timestamps, `-a` bell),
+//! `From ... icmp_seq=N <error>` lines, `-O`'s `no answer yet`, flood mode's dots, and
+//! SIGQUIT's status line on stderr; or, with `--json`, the reply and timeout records.
 
 use std::io::{self, Write};
 use std::net::IpAddr;
@@ -119,7 +119,11 @@ impl<'a> EventPrinter<'a> {
             return Ok(());
         }
         if self.style.flood {
-            return raw(&format!("\x08 \x08{bell}"));
+            // iputils marks a reply with a bad checksum `C` in place of its request's dot.
+            return match record.corrupted {
+                true => raw(&format!("\x08C{bell}")),
+                false => raw(&format!("\x08 \x08{bell}")),
+            };
         }
         let from = self.sender(host, record.addr);
         let view = &self.hosts[host];
@@ -131,6 +135,10 @@ impl<'a> EventPrinter<'a> {
             true => " (DUP!)",
             false => "",
         };
+        let corrupted = match record.corrupted {
+            true => " (BAD CHECKSUM!)",
+            false => "",
+        };
         let elsewhere = match !view.multicast && !anycast(view) && record.addr != view.target.addr {
             true => " (DIFFERENT ADDRESS!)",
             false => "",
@@ -138,7 +146,7 @@ impl<'a> EventPrinter<'a> {
         let stamp = self.lead(host);
         let seq = record.seq % 65536;
         self.out.line(&format!(
-            "{stamp}{} bytes from {from}: icmp_seq={seq}{ttl}{time}{dup}{elsewhere}{bell}",
+            "{stamp}{} bytes from {from}: icmp_seq={seq}{ttl}{time}{dup}{corrupted}{elsewhere}{bell}",
             record.bytes
         ))
     }
