@@ -2,12 +2,13 @@
 //! number of probes in flight, replies matched without a per-probe table.
 //!
 //! Every request carries a [`Probe`] (engine cookie, target index, send time on a monotonic
-//! clock) in its payload; a reply is accepted when it is an echo reply of the right length with
-//! our identifier (raw sockets; the kernel filters datagram sockets) and our cookie. Its
-//! checksum is checked where the kernel has not checked it already (an IPv4 raw socket): a
-//! reply of ours with a wrong one is [`Answer::Corrupted`], which [`Engine::recv`] skips.
-//! Everything else — other programs' pings, our own requests seen on loopback, truncated
-//! messages, ICMP errors — is skipped. The round trip ends at the kernel's receive timestamp, not when the
+//! clock) in its payload; a reply is accepted when it is an echo reply with our identifier (raw
+//! sockets; the kernel filters datagram sockets) and our cookie, whatever its length beyond
+//! the probe (iputils counts a reply with less or more data than sent). Its checksum is
+//! checked where the kernel has not checked it already (an IPv4 raw socket): a reply of ours
+//! with a wrong one is [`Answer::Corrupted`], which [`Engine::recv`] skips. Everything else —
+//! other programs' pings, our own requests seen on loopback, messages cut short of the probe,
+//! ICMP errors — is skipped. The round trip ends at the kernel's receive timestamp, not when the
 //! task woke up (as iputils measures it). The rest of the payload is iputils' filler (byte
 //! `i` is `i`) or the caller's pattern (`ping -p`).
 //!
@@ -211,9 +212,13 @@ impl Matcher {
             true => Some(Probe::read(payload)?),
             false => None,
         };
+        // A reply with more or less data than sent is ours if it carries our probe (iputils
+        // counts it, `(truncated)` when shorter); an untimed one only by its length.
         let ours = (kind == Kind::Datagram || ident == self.ident)
-            && payload.len() == self.payload_size
-            && probe.is_none_or(|p| p.cookie == self.cookie && p.sent_ns <= now);
+            && match probe {
+                Some(p) => p.cookie == self.cookie && p.sent_ns <= now,
+                None => payload.len() == self.payload_size,
+            };
         let reply = Reply {
             index: probe.map_or(UNKNOWN_INDEX, |p| p.index),
             addr: got.from,

@@ -115,14 +115,25 @@ fn ignores_our_own_request_seen_on_loopback() {
 }
 
 #[test]
-fn ignores_truncated_replies() {
+fn ignores_truncated_datagrams() {
     let whole = with_ipv4_header(&message(Version::V4, true, 0x4242, 0xc0ff_ee00, 24));
     for len in 0..whole.len() {
         assert_eq!(accept_raw_v4(&whole[..len]), None, "cut at {len}");
     }
-    // A reply whose data is shorter than what we sent (with a valid checksum).
-    let short = with_ipv4_header(&message(Version::V4, true, 0x4242, 0xc0ff_ee00, 20));
-    assert_eq!(accept_raw_v4(&short), None);
+}
+
+#[test]
+fn replies_with_less_or_more_data_are_ours_while_they_carry_the_probe() {
+    // Sent with 24 data bytes; iputils counts a reply with less (`(truncated)`) or more.
+    for (len, ours) in [(20, true), (16, true), (40, true), (15, false), (8, false)] {
+        let reply = with_ipv4_header(&message(Version::V4, true, 0x4242, 0xc0ff_ee00, len));
+        let accepted = accept_raw_v4(&reply);
+        assert_eq!(
+            accepted.map(|r| (r.index, r.bytes)),
+            ours.then_some((5, 8 + len)),
+            "{len}"
+        );
+    }
 }
 
 #[test]

@@ -1236,3 +1236,56 @@ fn replies_with_a_bad_checksum_were_dropped_silently() {
         "{stdout}"
     );
 }
+
+/// A host that answers with less data than the request carried (here 40 bytes of 56) went
+/// unheard: netkit took only replies of the request's length, `3 packets transmitted, 0
+/// received, 100% packet loss`, exit 1. iputils counts such a reply, its round trip too, and
+/// prints it `48 bytes from ADDR: icmp_seq=1 ttl=64 (truncated)`; a longer reply it takes
+/// as any other. Now netkit does both (a reply too short to carry the send time, below 16
+/// data bytes, is still not told apart from others').
+#[test]
+fn replies_shorter_or_longer_than_the_request_went_unheard() {
+    if !privileged("ping truncated replies") {
+        return;
+    }
+    let (near, far) = two_hosts("pingtrunc");
+    let args = ["-c", "3", "-i", "0.2", "-W", "1", "198.18.0.2"];
+    let short = Responder::data_len(&far, 40);
+    let ((code, out, err), (i_code, i_out, i_err)) = both_in(&near, &args);
+    drop(short);
+    iputils_counts(
+        i_code,
+        &i_out,
+        &i_err,
+        0,
+        "3 packets transmitted, 3 received, 0% packet loss",
+    );
+    same_counts(code, &out, &err, i_code, &i_out);
+    let lines = |out: &str, start: &str| -> Vec<String> {
+        let lines = out.lines().filter(|l| l.starts_with(start));
+        lines.map(str::to_string).collect()
+    };
+    let truncated = lines(&i_out, "48 bytes from ");
+    assert_eq!(truncated.len(), 3, "{i_out}");
+    assert!(
+        truncated[0].ends_with(": icmp_seq=1 ttl=64 (truncated)"),
+        "{i_out}"
+    );
+    assert_eq!(lines(&out, "48 bytes from "), truncated, "{out}");
+    assert!(
+        line_starting(&out, "rtt ").starts_with("rtt min/avg/max/mdev = "),
+        "{out}"
+    );
+    let _long = Responder::data_len(&far, 64);
+    let ((code, out, err), (i_code, i_out, i_err)) = both_in(&near, &args);
+    iputils_counts(
+        i_code,
+        &i_out,
+        &i_err,
+        0,
+        "3 packets transmitted, 3 received, 0% packet loss",
+    );
+    same_counts(code, &out, &err, i_code, &i_out);
+    assert_eq!(lines(&i_out, "72 bytes from ").len(), 3, "{i_out}");
+    assert_eq!(lines(&out, "72 bytes from ").len(), 3, "{out}");
+}
