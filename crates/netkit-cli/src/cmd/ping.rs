@@ -260,6 +260,7 @@ async fn session(args: &Args, hosts: &[Host], out: &Printer) -> anyhow::Result<V
         audible: args.audible,
         timestamps: args.timestamps,
         verbose: false,
+        size: args.size,
     };
     let mut printer = EventPrinter::new(out, hosts, style);
     let targets: Vec<netkit::Target> = hosts.iter().map(|h| h.target.clone()).collect();

@@ -2,7 +2,9 @@
 //! give without `sch_netem` (absent on these machines): replies that take longer than ping's
 //! timeout, and more than one reply per request. It runs on a thread that joins the far
 //! namespace (whose kernel echo it turns off), answers every echo request after `delay`, `copies`
-//! times, and stops when dropped. Nothing leaves the namespace it was started in.
+//! times (or with a wrong checksum, for the requests a test picks, or with its data cut or
+//! padded to a length), and stops when dropped.
+//! Nothing leaves the namespace it was started in.
 
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -34,6 +36,35 @@ struct Due {
 impl Responder {
     /// Starts answering echo requests to `ns` after `delay`, `copies` times each.
     pub fn start(ns: &Netns, delay: Duration, copies: usize) -> Responder {
+        let answering = Answering {
+            delay,
+            copies,
+            ..Answering::default()
+        };
+        Responder::start_with(ns, answering)
+    }
+
+    /// Starts answering echo requests to `ns` at once, the reply to each request whose
+    /// sequence number `bad` picks with a wrong ICMP checksum.
+    pub fn bad_checksums(ns: &Netns, bad: fn(u16) -> bool) -> Responder {
+        let answering = Answering {
+            bad,
+            ..Answering::default()
+        };
+        Responder::start_with(ns, answering)
+    }
+
+    /// Starts answering echo requests to `ns` at once with `data_len` bytes of data, the
+    /// request's cut or padded with zeros.
+    pub fn data_len(ns: &Netns, data_len: usize) -> Responder {
+        let answering = Answering {
+            data_len: Some(data_len),
+            ..Answering::default()
+        };
+        Responder::start_with(ns, answering)
+    }
+
+    fn start_with(ns: &Netns, answering: Answering) -> Responder {
         let setting = "net.ipv4.icmp_echo_ignore_all=1";
         sh(&["ip", "netns", "exec", &ns.name, "sysctl", "-qw", setting]);
         let stop = Arc::new(AtomicBool::new(false));
@@ -43,7 +74,7 @@ impl Responder {
         let thread = std::thread::spawn(move || {
             let socket = open_in(&path);
             ready.send(()).expect("signal ready");
-            serve(&socket, delay, copies, &flag);
+            serve(&socket, answering, &flag);
         });
         is_ready
             .recv_timeout(Duration::from_secs(10))
@@ -80,7 +111,32 @@ fn open_in(path: &str) -> OwnedFd {
     socket
 }
 
-fn serve(socket: &OwnedFd, delay: Duration, copies: usize, stop: &AtomicBool) {
+/// How to answer.
+#[derive(Clone, Copy)]
+struct Answering {
+    /// After this long.
+    delay: Duration,
+    /// So many times.
+    copies: usize,
+    /// With a wrong checksum for the sequence numbers it picks.
+    bad: fn(u16) -> bool,
+    /// With this many data bytes instead of the request's.
+    data_len: Option<usize>,
+}
+
+impl Default for Answering {
+    fn default() -> Self {
+        Answering {
+            delay: Duration::ZERO,
+            copies: 1,
+            bad: |_| false,
+            data_len: None,
+        }
+    }
+}
+
+fn serve(socket: &OwnedFd, answering: Answering, stop: &AtomicBool) {
+    let Answering { delay, copies, .. } = answering;
     let mut due: VecDeque<Due> = VecDeque::new();
     let mut buf = [0u8; 65536];
     while !stop.load(Ordering::SeqCst) {
@@ -93,7 +149,7 @@ fn serve(socket: &OwnedFd, delay: Duration, copies: usize, stop: &AtomicBool) {
         else {
             continue;
         };
-        if let Some(message) = echo_reply(&buf[..len]) {
+        if let Some(message) = echo_reply(&buf[..len], answering) {
             let at = Instant::now() + delay;
             for _ in 0..copies {
                 due.push_back(Due {
@@ -106,14 +162,22 @@ fn serve(socket: &OwnedFd, delay: Duration, copies: usize, stop: &AtomicBool) {
     }
 }
 
-/// The echo reply to `datagram` (IPv4 header + ICMP), when it is an echo request.
-fn echo_reply(datagram: &[u8]) -> Option<Vec<u8>> {
+/// The echo reply to `datagram` (IPv4 header + ICMP), when it is an echo request, made as
+/// `answering` says.
+fn echo_reply(datagram: &[u8], answering: Answering) -> Option<Vec<u8>> {
     let header = usize::from(datagram.first()? & 0x0f) * 4;
     let mut message = datagram.get(header..)?.to_vec();
     if message.len() < 8 || message[0] != 8 {
         return None;
     }
     message[0] = 0;
-    Packet::new_unchecked(&mut message[..]).fill_checksum_v4();
+    if let Some(data_len) = answering.data_len {
+        message.resize(8 + data_len, 0);
+    }
+    let mut packet = Packet::new_unchecked(&mut message[..]);
+    packet.fill_checksum_v4();
+    if (answering.bad)(packet.echo_seq_no()) {
+        packet.set_checksum(packet.checksum() ^ 0x5a5a);
+    }
     Some(message)
 }

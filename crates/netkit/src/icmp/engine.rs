@@ -2,11 +2,13 @@
 //! number of probes in flight, replies matched without a per-probe table.
 //!
 //! Every request carries a [`Probe`] (engine cookie, target index, send time on a monotonic
-//! clock) in its payload; a reply is accepted when it is an echo reply of the right length with
-//! our identifier (raw sockets; the kernel filters datagram sockets) and our cookie, and its
-//! checksum is valid where the kernel has not checked it already. Everything else — other
-//! programs' pings, our own requests seen on loopback, truncated or corrupted messages, ICMP
-//! errors — is skipped. The round trip ends at the kernel's receive timestamp, not when the
+//! clock) in its payload; a reply is accepted when it is an echo reply with our identifier (raw
+//! sockets; the kernel filters datagram sockets) and our cookie, whatever its length beyond
+//! the probe (iputils counts a reply with less or more data than sent). Its checksum is
+//! checked where the kernel has not checked it already (an IPv4 raw socket): a reply of ours
+//! with a wrong one is [`Answer::Corrupted`], which [`Engine::recv`] skips. Everything else —
+//! other programs' pings, our own requests seen on loopback, messages cut short of the probe,
+//! ICMP errors — is skipped. The round trip ends at the kernel's receive timestamp, not when the
 //! task woke up (as iputils measures it). The rest of the payload is iputils' filler (byte
 //! `i` is `i`) or the caller's pattern (`ping -p`).
 //!
@@ -137,6 +139,10 @@ pub enum Answer {
     Reply(Reply),
     /// An ICMP error about one of our probes.
     Error(ErrorReply),
+    /// An echo reply to one of our probes whose ICMP checksum is wrong: iputils prints it
+    /// `(BAD CHECKSUM!)` and counts it `+N corrupted`, not as an answer. Only an IPv4 raw
+    /// socket gets one (the kernel drops it before a datagram socket, and checks ICMPv6).
+    Corrupted(Reply),
 }
 
 /// Echo requests out, matched echo replies in, over one socket per address family.
@@ -169,7 +175,7 @@ impl Matcher {
 
 impl Matcher {
     /// The reply that `data` (as received from a `kind` socket of `version`, at `now` ns on
-    /// the engine clock) is, if it is ours.
+    /// the engine clock) is, if it is ours, and whether its checksum is wrong.
     fn accept(
         &self,
         version: Version,
@@ -177,7 +183,7 @@ impl Matcher {
         got: &Received,
         data: &[u8],
         now: u64,
-    ) -> Option<Reply> {
+    ) -> Option<(Reply, bool)> {
         let (ttl, message, check) = match (version, kind) {
             (Version::V4, Kind::Raw) => {
                 let (ttl, message) = packet::ipv4_payload(data).ok()?;
@@ -188,11 +194,17 @@ impl Matcher {
             (Version::V6, _) => (got.hop_limit, data, Checksum::Trusted),
         };
         let packet = Packet::new_checked(message).ok()?;
+        let (repr, corrupted) = match Repr::parse(&packet, version, check) {
+            Err(packet::WireError::Checksum) => {
+                (Repr::parse(&packet, version, Checksum::Trusted).ok()?, true)
+            }
+            parsed => (parsed.ok()?, false),
+        };
         let Repr::EchoReply {
             ident,
             seq_no,
             data: payload,
-        } = Repr::parse(&packet, version, check).ok()?
+        } = repr
         else {
             return None;
         };
@@ -200,17 +212,22 @@ impl Matcher {
             true => Some(Probe::read(payload)?),
             false => None,
         };
+        // A reply with more or less data than sent is ours if it carries our probe (iputils
+        // counts it, `(truncated)` when shorter); an untimed one only by its length.
         let ours = (kind == Kind::Datagram || ident == self.ident)
-            && payload.len() == self.payload_size
-            && probe.is_none_or(|p| p.cookie == self.cookie && p.sent_ns <= now);
-        ours.then(|| Reply {
+            && match probe {
+                Some(p) => p.cookie == self.cookie && p.sent_ns <= now,
+                None => payload.len() == self.payload_size,
+            };
+        let reply = Reply {
             index: probe.map_or(UNKNOWN_INDEX, |p| p.index),
             addr: got.from,
             seq: seq_no,
             ttl,
             bytes: message.len(),
             rtt: probe.map(|p| Duration::from_nanos(now - p.sent_ns)),
-        })
+        };
+        ours.then_some((reply, corrupted))
     }
 
     /// The error a datagram socket's error queue reported about one of its requests (`data`
@@ -396,9 +413,13 @@ impl Engine {
                 }
                 continue;
             }
-            if let Some(reply) = self.matcher.accept(version, kind, &got, data, now) {
+            if let Some((reply, corrupted)) = self.matcher.accept(version, kind, &got, data, now) {
+                let answer = match corrupted {
+                    true => Answer::Corrupted,
+                    false => Answer::Reply,
+                };
                 if let Some(reply) = self.locate(reply) {
-                    return Ok((Answer::Reply(reply), arrived));
+                    return Ok((answer(reply), arrived));
                 }
                 continue;
             }

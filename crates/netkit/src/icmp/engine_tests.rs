@@ -58,14 +58,19 @@ fn with_ipv4_header(message: &[u8]) -> Vec<u8> {
     datagram
 }
 
+/// The reply `datagram` is, if ours; its checksum must be right.
 fn accept_raw_v4(datagram: &[u8]) -> Option<Reply> {
-    MATCHER.accept(
+    let accepted = MATCHER.accept(
         Version::V4,
         Kind::Raw,
         &got(datagram.len()),
         datagram,
         3_500,
-    )
+    );
+    accepted.map(|(reply, corrupted)| {
+        assert!(!corrupted, "{reply:?}");
+        reply
+    })
 }
 
 #[test]
@@ -97,7 +102,10 @@ fn datagram_sockets_leave_the_identifier_to_the_kernel() {
         &bytes,
         3_500,
     );
-    assert_eq!(reply.map(|r| (r.index, r.ttl)), Some((5, Some(63))));
+    assert_eq!(
+        reply.map(|(r, corrupted)| (r.index, r.ttl, corrupted)),
+        Some((5, Some(63), false))
+    );
 }
 
 #[test]
@@ -107,22 +115,43 @@ fn ignores_our_own_request_seen_on_loopback() {
 }
 
 #[test]
-fn ignores_truncated_replies() {
+fn ignores_truncated_datagrams() {
     let whole = with_ipv4_header(&message(Version::V4, true, 0x4242, 0xc0ff_ee00, 24));
     for len in 0..whole.len() {
         assert_eq!(accept_raw_v4(&whole[..len]), None, "cut at {len}");
     }
-    // A reply whose data is shorter than what we sent (with a valid checksum).
-    let short = with_ipv4_header(&message(Version::V4, true, 0x4242, 0xc0ff_ee00, 20));
-    assert_eq!(accept_raw_v4(&short), None);
 }
 
 #[test]
-fn ignores_bad_checksums() {
+fn replies_with_less_or_more_data_are_ours_while_they_carry_the_probe() {
+    // Sent with 24 data bytes; iputils counts a reply with less (`(truncated)`) or more.
+    for (len, ours) in [(20, true), (16, true), (40, true), (15, false), (8, false)] {
+        let reply = with_ipv4_header(&message(Version::V4, true, 0x4242, 0xc0ff_ee00, len));
+        let accepted = accept_raw_v4(&reply);
+        assert_eq!(
+            accepted.map(|r| (r.index, r.bytes)),
+            ours.then_some((5, 8 + len)),
+            "{len}"
+        );
+    }
+}
+
+#[test]
+fn replies_of_ours_with_a_bad_checksum_are_told_apart() {
     let mut datagram = with_ipv4_header(&message(Version::V4, true, 0x4242, 0xc0ff_ee00, 24));
     let last = datagram.len() - 1;
     datagram[last] ^= 0xff;
-    assert_eq!(accept_raw_v4(&datagram), None);
+    let accepted = MATCHER.accept(Version::V4, Kind::Raw, &got(0), &datagram, 3_500);
+    let (reply, corrupted) = accepted.expect("ours, corrupted");
+    assert!(corrupted);
+    assert_eq!((reply.index, reply.seq), (5, 9));
+    // Someone else's, corrupted: still not ours.
+    let mut foreign = with_ipv4_header(&message(Version::V4, true, 0x4243, 0xc0ff_ee00, 24));
+    foreign[last] ^= 0xff;
+    assert_eq!(
+        MATCHER.accept(Version::V4, Kind::Raw, &got(0), &foreign, 3_500),
+        None
+    );
 }
 
 #[test]
@@ -136,7 +165,10 @@ fn ignores_replies_from_the_future() {
 fn v6_replies_come_without_ip_header() {
     let bytes = message(Version::V6, true, 0x4242, 0xc0ff_ee00, 24);
     let reply = MATCHER.accept(Version::V6, Kind::Raw, &got(bytes.len()), &bytes, 2_000);
-    assert_eq!(reply.map(|r| (r.index, r.ttl)), Some((5, Some(63))));
+    assert_eq!(
+        reply.map(|(r, corrupted)| (r.index, r.ttl, corrupted)),
+        Some((5, Some(63), false))
+    );
     let v4 = message(Version::V4, true, 0x4242, 0xc0ff_ee00, 24);
     assert_eq!(
         MATCHER.accept(Version::V6, Kind::Raw, &got(v4.len()), &v4, 2_000),
@@ -172,7 +204,7 @@ fn small_payloads_are_matched_without_probe_or_time() {
     repr.emit(&mut Packet::new_unchecked(&mut bytes[..]), Version::V4);
     let datagram = with_ipv4_header(&bytes);
     let reply = matcher.accept(Version::V4, Kind::Raw, &got(0), &datagram, 3_500);
-    let reply = reply.expect("ours by identifier and length");
+    let (reply, _) = reply.expect("ours by identifier and length");
     assert_eq!(
         (reply.index, reply.seq, reply.rtt),
         (UNKNOWN_INDEX, 3, None)

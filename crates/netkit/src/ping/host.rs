@@ -168,6 +168,28 @@ impl Host {
             bytes: reply.bytes,
             rtt_ms,
             dup,
+            corrupted: false,
+        })
+    }
+
+    /// Counts a reply with a wrong checksum, as iputils: corrupted, neither received nor an
+    /// answer to its request (nor a round trip); the record to report, unless the host is
+    /// finished or never sent that number.
+    pub fn corrupted(&mut self, reply: &Reply) -> Option<PingReply> {
+        if self.done {
+            return None;
+        }
+        let seq = self.full_seq(reply.seq)?;
+        self.stats.corrupted += 1;
+        Some(PingReply {
+            host: self.name.clone(),
+            addr: reply.addr,
+            seq,
+            ttl: reply.ttl,
+            bytes: reply.bytes,
+            rtt_ms: reply.rtt.map(|rtt| rtt.as_nanos() as f64 / 1e6),
+            dup: false,
+            corrupted: true,
         })
     }
 

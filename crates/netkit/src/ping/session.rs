@@ -48,7 +48,7 @@ pub enum Event {
         /// The unanswered request.
         seq: u64,
     },
-    /// An echo reply (or a duplicate), however late.
+    /// An echo reply (or a duplicate, or one with a wrong checksum), however late.
     Reply {
         /// The host's index.
         host: usize,
@@ -223,6 +223,7 @@ impl Session {
         let host = match answer {
             Answer::Reply(reply) => self.reply(reply),
             Answer::Error(error) => self.error(error),
+            Answer::Corrupted(reply) => self.corrupted(reply),
         }?;
         self.hosts[host].heard(now);
         self.tick_host(host, now);
@@ -232,7 +233,7 @@ impl Session {
     /// The host an answer is about, as far as its index says.
     fn host_of(&self, answer: &Answer) -> Option<usize> {
         let index = match answer {
-            Answer::Reply(reply) => Some(reply.index),
+            Answer::Reply(reply) | Answer::Corrupted(reply) => Some(reply.index),
             Answer::Error(error) => error.index,
         };
         index.map(|i| i as usize).filter(|i| *i < self.hosts.len())
@@ -242,6 +243,19 @@ impl Session {
         let host = reply.index as usize;
         let config = self.config;
         let record = self.hosts.get_mut(host)?.reply(reply, &config)?;
+        self.events.push_back(Event::Reply {
+            host,
+            record,
+            rtt: reply.rtt,
+        });
+        Some(host)
+    }
+
+    /// A reply with a wrong checksum: reported (`(BAD CHECKSUM!)`) and counted as corrupted,
+    /// not as an answer.
+    fn corrupted(&mut self, reply: &Reply) -> Option<usize> {
+        let host = reply.index as usize;
+        let record = self.hosts.get_mut(host)?.corrupted(reply)?;
         self.events.push_back(Event::Reply {
             host,
             record,

@@ -48,16 +48,27 @@ impl Script {
     }
 
     fn reply(&mut self, ms: u64, host: u32, seq: u16, rtt_ms: u64) {
-        let reply = Reply {
+        let reply = self.echo_reply(host, seq, rtt_ms);
+        self.session.answer(&Answer::Reply(reply), self.at(ms));
+        self.drain();
+    }
+
+    /// A reply with a wrong checksum.
+    fn corrupted(&mut self, ms: u64, host: u32, seq: u16, rtt_ms: u64) {
+        let reply = self.echo_reply(host, seq, rtt_ms);
+        self.session.answer(&Answer::Corrupted(reply), self.at(ms));
+        self.drain();
+    }
+
+    fn echo_reply(&self, host: u32, seq: u16, rtt_ms: u64) -> Reply {
+        Reply {
             index: host,
             addr: self.addr(host),
             seq,
             ttl: Some(64),
             bytes: 64,
             rtt: Some(Duration::from_millis(rtt_ms)),
-        };
-        self.session.answer(&Answer::Reply(reply), self.at(ms));
-        self.drain();
+        }
     }
 
     fn error(&mut self, ms: u64, host: u32, seq: u16) {
@@ -418,4 +429,34 @@ fn stop_reports_what_is_unanswered_and_status_snapshots() {
     let status = status.expect("a status event");
     assert_eq!((status.received, status.transmitted), (1, 2));
     assert_eq!(s.summary(0).time_ms, 1000);
+}
+
+#[test]
+fn replies_with_a_bad_checksum_are_corrupted_not_received() {
+    // iputils (since bacf1b7): `(BAD CHECKSUM!)`, `+1 corrupted`, the request unanswered (no
+    // round trip, no pipe) until a sound reply to it comes, which is no duplicate.
+    let mut s = Script::new(count(2), &["198.18.0.2"]);
+    s.send(0);
+    s.corrupted(5, 0, 1, 5);
+    s.send(1000);
+    s.corrupted(1020, 0, 2, 20);
+    s.reply(1030, 0, 2, 30);
+    let corrupted = s.events.iter().filter_map(|e| match e {
+        Event::Reply { record, .. } => Some((record.seq, record.dup, record.corrupted)),
+        _ => None,
+    });
+    let corrupted: Vec<_> = corrupted.collect();
+    assert_eq!(
+        corrupted,
+        [(1, false, true), (2, false, true), (2, false, false)]
+    );
+    let summary = s.summary(0);
+    assert_eq!(
+        (summary.received, summary.corrupted, summary.duplicates),
+        (1, 2, 0)
+    );
+    assert_eq!((summary.min_ms, summary.max_ms), (Some(30.0), Some(30.0)));
+    // Still unanswered: it times out after -W (10 s).
+    s.tick(10_000);
+    assert_eq!(s.timeouts(), [1]);
 }

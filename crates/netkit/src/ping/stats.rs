@@ -19,6 +19,8 @@ pub struct Stats {
     pub received: u64,
     /// Replies to a sequence number that had already been answered.
     pub duplicates: u64,
+    /// Replies with a wrong ICMP checksum (iputils' `corrupted`), in no other count.
+    pub corrupted: u64,
     /// ICMP errors (unreachable, time exceeded, ...) about the requests, and local errors
     /// such as a request too big for the path MTU.
     pub errors: u64,
@@ -151,6 +153,7 @@ impl Stats {
             transmitted: self.transmitted,
             received: self.received,
             duplicates: self.duplicates,
+            corrupted: self.corrupted,
             errors: self.errors,
             loss_pct: self.loss_pct(),
             min_ms: ms(|r| r.min_us),

@@ -1,5 +1,6 @@
-//! The records of `netkit ping` (docs/json.md): one `reply` per echo reply (duplicates
-//! flagged), one `timeout` per request left unanswered, one `summary` per host.
+//! The records of `netkit ping` (docs/json.md): one `reply` per echo reply (duplicates and
+//! bad checksums flagged), one `timeout` per request left unanswered, one `summary` per
+//! host.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -24,6 +25,9 @@ pub struct PingReply {
     pub rtt_ms: Option<f64>,
     /// A second (or later) reply to the same request, which iputils marks `(DUP!)`.
     pub dup: bool,
+    /// A reply with a wrong ICMP checksum, which iputils marks `(BAD CHECKSUM!)`: it does not
+    /// answer its request (a `timeout` may follow for it).
+    pub corrupted: bool,
 }
 
 /// `{"type":"timeout",...}`: a request without a reply after `-W`, or still without one when
@@ -52,6 +56,8 @@ pub struct PingSummary {
     pub received: u64,
     /// Further replies to requests already answered.
     pub duplicates: u64,
+    /// Replies with a wrong ICMP checksum (iputils' `+N corrupted`), counted nowhere else.
+    pub corrupted: u64,
     /// ICMP errors (unreachable, time exceeded) received about the requests, and local
     /// errors (a request too big for the path MTU).
     pub errors: u64,

@@ -81,6 +81,8 @@ async fn receive(engine: Arc<Engine>, targets: Targets, replies: UnboundedSender
         let reply = match engine.recv_answer().await {
             Ok(icmp::Answer::Reply(reply)) => echo_reply(&targets, &reply),
             Ok(icmp::Answer::Error(error)) => unreachable(&targets, &error, &mut local),
+            // A reply with a wrong checksum is not taken for a sign of life (as before).
+            Ok(icmp::Answer::Corrupted(_)) => None,
             Err(err) => {
                 tracing::debug!("receive ICMP: {err}");
                 tokio::time::sleep(RECV_ERROR_PAUSE).await;

@@ -1,7 +1,7 @@
 //! What ping prints while it runs, as iputils prints it: the header per host, one line per
-//! reply (`(DUP!)`, `(DIFFERENT ADDRESS!)`, `-D` timestamps, `-a` bell), `From ... icmp_seq=N
-//! <error>` lines, `-O`'s `no answer yet`, flood mode's dots, and SIGQUIT's status line on
-//! stderr; or, with `--json`, the reply and timeout records.
+//! reply (`(DUP!)`, `(BAD CHECKSUM!)`, `(DIFFERENT ADDRESS!)`, `(truncated)`, `-D` timestamps,
+//! `-a` bell), `From ... icmp_seq=N <error>` lines, `-O`'s `no answer yet`, flood mode's dots,
+//! and SIGQUIT's status line on stderr; or, with `--json`, the reply and timeout records.
 
 use std::io::{self, Write};
 use std::net::IpAddr;
@@ -27,6 +27,8 @@ pub struct Style {
     pub timestamps: bool,
     /// `-v`: duplicates of broadcast pings are marked too.
     pub verbose: bool,
+    /// `-s`: the data bytes of a request; a reply with fewer is `(truncated)`.
+    pub size: usize,
 }
 
 /// Prints a session's events.
@@ -119,11 +121,23 @@ impl<'a> EventPrinter<'a> {
             return Ok(());
         }
         if self.style.flood {
-            return raw(&format!("\x08 \x08{bell}"));
+            // iputils marks a reply with a bad checksum `C` in place of its request's dot.
+            return match record.corrupted {
+                true => raw(&format!("\x08C{bell}")),
+                false => raw(&format!("\x08 \x08{bell}")),
+            };
         }
         let from = self.sender(host, record.addr);
         let view = &self.hosts[host];
         let ttl = record.ttl.map(|t| format!(" ttl={t}")).unwrap_or_default();
+        let stamp = self.lead(host);
+        let seq = record.seq % 65536;
+        if record.bytes < 8 + self.style.size {
+            // Less data than sent: iputils ends the line there (no time, marks nor bell).
+            let bytes = record.bytes;
+            let line = format!("{stamp}{bytes} bytes from {from}: icmp_seq={seq}{ttl} (truncated)");
+            return self.out.line(&line);
+        }
         let time = rtt
             .map(|rtt| format!(" time={} ms", format_reply_time(rtt)))
             .unwrap_or_default();
@@ -131,14 +145,16 @@ impl<'a> EventPrinter<'a> {
             true => " (DUP!)",
             false => "",
         };
+        let corrupted = match record.corrupted {
+            true => " (BAD CHECKSUM!)",
+            false => "",
+        };
         let elsewhere = match !view.multicast && !anycast(view) && record.addr != view.target.addr {
             true => " (DIFFERENT ADDRESS!)",
             false => "",
         };
-        let stamp = self.lead(host);
-        let seq = record.seq % 65536;
         self.out.line(&format!(
-            "{stamp}{} bytes from {from}: icmp_seq={seq}{ttl}{time}{dup}{elsewhere}{bell}",
+            "{stamp}{} bytes from {from}: icmp_seq={seq}{ttl}{time}{dup}{corrupted}{elsewhere}{bell}",
             record.bytes
         ))
     }

@@ -36,6 +36,9 @@ fn print_iputils(out: &Printer, s: &PingSummary, ipg: bool) -> io::Result<()> {
     if s.duplicates > 0 {
         counts += &format!(", +{} duplicates", s.duplicates);
     }
+    if s.corrupted > 0 {
+        counts += &format!(", +{} corrupted", s.corrupted);
+    }
     if s.errors > 0 {
         counts += &format!(", +{} errors", s.errors);
     }

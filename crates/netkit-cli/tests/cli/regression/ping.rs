@@ -1159,3 +1159,133 @@ fn a_reply_just_after_the_wait_was_counted_when_the_timer_fired_late() {
         );
     }
 }
+
+/// An echo reply with a wrong ICMP checksum (a raw socket gets it as it came) was dropped
+/// without a word: the request read as lost. iputils prints the reply with `(BAD CHECKSUM!)`,
+/// counts it `+N corrupted` and not as received (`gather_statistics`; 20221126 passes a
+/// checksum failure of 0 for every echo reply and counts it as a good one, a bug fixed in
+/// iputils' bacf1b7, "fix IPv4 checksum check always succeeding once again", 20240905). The
+/// far side answers the odd requests with a wrong checksum: iputils 20221126 here takes all
+/// four replies (the responder answered each), netkit now says what iputils since 20240905
+/// says.
+#[test]
+fn replies_with_a_bad_checksum_were_dropped_silently() {
+    if !privileged("ping bad checksum") {
+        return;
+    }
+    let (near, far) = two_hosts("pingbadsum");
+    let _far_answers = Responder::bad_checksums(&far, |seq| seq % 2 == 1);
+    let args = ["-c", "4", "-i", "0.2", "198.18.0.2"];
+    let ((code, out, err), (i_code, i_out, i_err)) = both_in(&near, &args);
+    iputils_counts(
+        i_code,
+        &i_out,
+        &i_err,
+        0,
+        "4 packets transmitted, 4 received, 0% packet loss",
+    );
+    assert_eq!(
+        (code, counts(&out).as_str()),
+        (
+            0,
+            "4 packets transmitted, 2 received, +2 corrupted, 50% packet loss"
+        ),
+        "netkit: {out}{err}"
+    );
+    let seqs = |out: &str, bad: bool| -> Vec<String> {
+        let lines = out
+            .lines()
+            .filter(|l| l.starts_with("64 bytes from 198.18.0.2: "));
+        let picked = lines.filter(|l| l.ends_with(" ms (BAD CHECKSUM!)") == bad);
+        let seq = |l: &str| l.split_whitespace().nth(4).unwrap_or_default().to_string();
+        picked.map(seq).collect()
+    };
+    assert_eq!(seqs(&out, true), ["icmp_seq=1", "icmp_seq=3"], "{out}");
+    assert_eq!(seqs(&out, false), ["icmp_seq=2", "icmp_seq=4"], "{out}");
+    assert_eq!(seqs(&i_out, false).len(), 4, "{i_out}");
+    // The corrupted reply alone: nothing received, as iputils (since 20240905) exits 1.
+    let (code, out, err) = ping_in(&near, &["-c", "1", "-W", "1", "198.18.0.2"]);
+    assert_eq!(
+        (code, counts(&out).as_str()),
+        (
+            1,
+            "1 packets transmitted, 0 received, +1 corrupted, 100% packet loss"
+        ),
+        "netkit: {out}{err}"
+    );
+    let (code, stdout, stderr) = ping_in(&near, &["--json", "-c", "2", "-i", "0.2", "198.18.0.2"]);
+    assert_eq!(code, 0, "{stderr}");
+    let lines = json_lines(&stdout);
+    let replies: Vec<_> = lines.iter().filter(|v| v["type"] == "reply").collect();
+    let flags: Vec<_> = replies
+        .iter()
+        .map(|v| (&v["seq"], &v["corrupted"]))
+        .collect();
+    assert_eq!(
+        flags,
+        [(&1.into(), &true.into()), (&2.into(), &false.into())],
+        "{stdout}"
+    );
+    let summary = lines
+        .iter()
+        .find(|v| v["type"] == "summary")
+        .expect("summary");
+    assert_eq!(
+        (&summary["received"], &summary["corrupted"]),
+        (&1.into(), &1.into()),
+        "{stdout}"
+    );
+}
+
+/// A host that answers with less data than the request carried (here 40 bytes of 56) went
+/// unheard: netkit took only replies of the request's length, `3 packets transmitted, 0
+/// received, 100% packet loss`, exit 1. iputils counts such a reply, its round trip too, and
+/// prints it `48 bytes from ADDR: icmp_seq=1 ttl=64 (truncated)`; a longer reply it takes
+/// as any other. Now netkit does both (a reply too short to carry the send time, below 16
+/// data bytes, is still not told apart from others').
+#[test]
+fn replies_shorter_or_longer_than_the_request_went_unheard() {
+    if !privileged("ping truncated replies") {
+        return;
+    }
+    let (near, far) = two_hosts("pingtrunc");
+    let args = ["-c", "3", "-i", "0.2", "-W", "1", "198.18.0.2"];
+    let short = Responder::data_len(&far, 40);
+    let ((code, out, err), (i_code, i_out, i_err)) = both_in(&near, &args);
+    drop(short);
+    iputils_counts(
+        i_code,
+        &i_out,
+        &i_err,
+        0,
+        "3 packets transmitted, 3 received, 0% packet loss",
+    );
+    same_counts(code, &out, &err, i_code, &i_out);
+    let lines = |out: &str, start: &str| -> Vec<String> {
+        let lines = out.lines().filter(|l| l.starts_with(start));
+        lines.map(str::to_string).collect()
+    };
+    let truncated = lines(&i_out, "48 bytes from ");
+    assert_eq!(truncated.len(), 3, "{i_out}");
+    assert!(
+        truncated[0].ends_with(": icmp_seq=1 ttl=64 (truncated)"),
+        "{i_out}"
+    );
+    assert_eq!(lines(&out, "48 bytes from "), truncated, "{out}");
+    assert!(
+        line_starting(&out, "rtt ").starts_with("rtt min/avg/max/mdev = "),
+        "{out}"
+    );
+    let _long = Responder::data_len(&far, 64);
+    let ((code, out, err), (i_code, i_out, i_err)) = both_in(&near, &args);
+    iputils_counts(
+        i_code,
+        &i_out,
+        &i_err,
+        0,
+        "3 packets transmitted, 3 received, 0% packet loss",
+    );
+    same_counts(code, &out, &err, i_code, &i_out);
+    assert_eq!(lines(&i_out, "72 bytes from ").len(), 3, "{i_out}");
+    assert_eq!(lines(&out, "72 bytes from ").len(), 3, "{out}");
+}
