@@ -219,6 +219,9 @@ impl Matcher {
                 Some(p) => p.cookie == self.cookie && p.sent_ns <= now,
                 None => payload.len() == self.payload_size,
             };
+        if !ours {
+            return None;
+        }
         let reply = Reply {
             index: probe.map_or(UNKNOWN_INDEX, |p| p.index),
             addr: got.from,
@@ -227,7 +230,7 @@ impl Matcher {
             bytes: message.len(),
             rtt: probe.map(|p| Duration::from_nanos(now - p.sent_ns)),
         };
-        ours.then_some((reply, corrupted))
+        Some((reply, corrupted))
     }
 
     /// The error a datagram socket's error queue reported about one of its requests (`data`
