@@ -313,11 +313,12 @@ fn closed_then_written_to(
 /// the peer's next bytes draw a reset from the closed side's kernel, and the forwarder's
 /// write to that side failed. The forwarder then dropped the other direction at once, with
 /// the end of the reply still in its buffers (unread on the closed side's leg, or in a splice
-/// pipe), and reset the peer: it got part of the reply, then `ECONNRESET` (lab, 40 ± 30 ms and
-/// 5 % loss each way: 2872 of 4000 bytes in one run of eleven, where a direct client, HAProxy
-/// and socat read all 4000). Now the direction from the closed side runs to its end (its end
-/// of file, or its reset) before the failure is passed on. Small TCP buffers (a namespace of
-/// its own) keep part of the reply in the forwarder whatever the host's settings.
+/// pipe), and reset the peer: it got part of the reply, then `ECONNRESET` (here 51200 of
+/// 131072 bytes, every run; a direct peer reads it all, then its end of file). Now the
+/// direction from the closed side runs to its end (its end of file, or its reset) before the
+/// failure is passed on. Small TCP buffers (a namespace of its own) keep part of the reply in
+/// the forwarder whatever the host's settings. (HAProxy 2.6 with the host's buffers, 256 KB:
+/// all of it when the target closed; 114688 bytes, then a reset, when the client closed.)
 #[test]
 fn forward_write_to_a_side_that_closed_threw_away_the_end_of_its_reply() {
     use socket2::{Domain, Socket, Type};
