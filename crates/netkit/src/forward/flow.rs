@@ -191,7 +191,7 @@ pub(super) async fn direction(
 /// it later (its peer reset it, or keepalive gave the peer up) would go unseen while the other
 /// side waits: a client that half-closed and then vanished beside a silent target kept the
 /// connection for good. That source is watched for an error meanwhile ([`Stream::failure`]).
-pub(super) async fn both_ends<A, B, E: From<Fault>>(
+pub(super) async fn both_ends<A, B, E: Failure>(
     up: impl Future<Output = Result<A, E>>,
     down: impl Future<Output = Result<B, E>>,
     client: &Stream,
@@ -200,8 +200,14 @@ pub(super) async fn both_ends<A, B, E: From<Fault>>(
     let mut up = std::pin::pin!(up);
     let mut down = std::pin::pin!(down);
     let first = tokio::select! {
-        ended = &mut up => First::Up(ended?),
-        ended = &mut down => First::Down(ended?),
+        ended = &mut up => match ended {
+            Ok(a) => First::Up(a),
+            Err(err) => return Err(read_to_the_end(err, Leg::Target, down).await),
+        },
+        ended = &mut down => match ended {
+            Ok(b) => First::Down(b),
+            Err(err) => return Err(read_to_the_end(err, Leg::Client, up).await),
+        },
     };
     match first {
         First::Up(a) => tokio::select! {
@@ -212,6 +218,36 @@ pub(super) async fn both_ends<A, B, E: From<Fault>>(
             ended = up => ended.map(|a| (a, b)),
             err = upstream.failure() => Err(Fault { leg: Leg::Target, err }.into()),
         },
+    }
+}
+
+/// A direction failed with `err`. When that is the reset of the side it writes to (`dst`: a
+/// side that closed, then got more bytes, answers them with a reset), the other direction,
+/// which reads that side, is run to its end first: what that side sent before it closed is
+/// still in the forwarder (unread on its leg, or in a splice pipe), and its peer is owed
+/// every byte of it, as a direct peer would read it, before the reset is passed on. Reading
+/// a reset side gives what it sent, then its end of file or the reset: it does not wait.
+async fn read_to_the_end<T, E: Failure>(
+    err: E,
+    dst: Leg,
+    other: impl Future<Output = Result<T, E>>,
+) -> E {
+    if err.fault().is_some_and(|f| f.leg == dst && f.is_reset()) {
+        let _ = other.await;
+    }
+    err
+}
+
+/// What a direction given to [`both_ends`] fails with: a [`Fault`], or an error of its own
+/// that may carry one.
+pub(super) trait Failure: From<Fault> {
+    /// The I/O fault, when the failure is one that the other direction may outlive.
+    fn fault(&self) -> Option<&Fault>;
+}
+
+impl Failure for Fault {
+    fn fault(&self) -> Option<&Fault> {
+        Some(self)
     }
 }
 

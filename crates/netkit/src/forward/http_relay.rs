@@ -83,6 +83,14 @@ impl From<Fault> for Stop {
     }
 }
 
+/// The response side follows the requests (it waits for them to frame what comes back), so
+/// it is not run on alone once the request side failed.
+impl super::flow::Failure for Stop {
+    fn fault(&self) -> Option<&Fault> {
+        None
+    }
+}
+
 /// Relays one `--http-host` connection, rewriting every request's Host to `host`.
 pub(super) async fn run(
     client: &Stream,

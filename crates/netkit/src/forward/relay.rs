@@ -8,7 +8,9 @@
 //! closed with `SO_LINGER` 0, so its peer sees `ECONNRESET` rather than a clean end of file
 //! that would pass a truncated stream for a whole one. Not before that peer has acknowledged
 //! every byte relayed to it ([`delivered`]): a side that sent its last bytes and then reset
-//! is seen through the forwarder as directly, all of its bytes and then the reset. (HAProxy
+//! is seen through the forwarder as directly, all of its bytes and then the reset; and when a
+//! write meets the reset of a side that closed, what that side sent before is still read and
+//! delivered first ([`super::flow::both_ends`]). (HAProxy
 //! 2.6 passes a client's reset on to the server at once, losing what it still had to send,
 //! and turns a server's reset into a clean close.)
 //!

@@ -273,6 +273,112 @@ fn forward_reset_after_a_delivered_reply_threw_away_what_the_other_leg_still_had
     }
 }
 
+/// Sends `len` bytes on `sender`, waits until its peer's kernel acknowledged every one, then
+/// closes it (a clean end of file, nothing left unread). Then `receiver`, which has read
+/// nothing yet, writes twice, 50 ms apart: the first write reaches the closed side, whose
+/// kernel answers with a reset, the second meets that reset. Only then does `receiver` read.
+/// Returns how many bytes it read and how its stream ended (the error kind, or `None` for a
+/// clean end of file).
+fn closed_then_written_to(
+    mut sender: TcpStream,
+    mut receiver: TcpStream,
+    len: usize,
+) -> (usize, Option<ErrorKind>) {
+    sender.write_all(&vec![7u8; len]).unwrap();
+    let start = std::time::Instant::now();
+    while unacked(&sender) > 0 && start.elapsed() < PATIENCE {
+        thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(unacked(&sender), 0, "the reply was never acknowledged");
+    drop(sender);
+    for _ in 0..2 {
+        thread::sleep(std::time::Duration::from_millis(50));
+        let _ = receiver.write_all(b"more");
+    }
+    thread::sleep(std::time::Duration::from_millis(50));
+    receiver.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut buf = vec![0u8; 65536];
+    let mut got = 0;
+    loop {
+        match receiver.read(&mut buf) {
+            Ok(0) => return (got, None),
+            Ok(n) => got += n,
+            Err(err) => return (got, Some(err.kind())),
+        }
+    }
+}
+
+/// Audit on impaired links: a side that sent its reply and closed while its peer was still
+/// writing (a server closing after its answer, a client that sent its request and hung up):
+/// the peer's next bytes draw a reset from the closed side's kernel, and the forwarder's
+/// write to that side failed. The forwarder then dropped the other direction at once, with
+/// the end of the reply still in its buffers (unread on the closed side's leg, or in a splice
+/// pipe), and reset the peer: it got part of the reply, then `ECONNRESET` (here 51200 of
+/// 131072 bytes, every run; a direct peer reads it all, then its end of file). Now the
+/// direction from the closed side runs to its end (its end of file, or its reset) before the
+/// failure is passed on. Small TCP buffers (a namespace of its own) keep part of the reply in
+/// the forwarder whatever the host's settings. (HAProxy 2.6 with the host's buffers, 256 KB:
+/// all of it when the target closed; 114688 bytes, then a reset, when the client closed.)
+#[test]
+fn forward_write_to_a_side_that_closed_threw_away_the_end_of_its_reply() {
+    use socket2::{Domain, Socket, Type};
+    if !privileged("forward_write_to_a_side_that_closed_threw_away_the_end_of_its_reply") {
+        return;
+    }
+    const LEN: usize = 128 * 1024;
+    /// A socket whose receive buffer is the smallest, so that a reply it does not read stays
+    /// in the forwarder (whose receive buffers are larger).
+    fn small_receiver() -> Socket {
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket
+    }
+    let ns = Netns::with_loopback("fwclose");
+    ns.sysctl(&[
+        "net.ipv4.tcp_wmem=4096 16384 65536".to_string(),
+        "net.ipv4.tcp_rmem=4096 262144 262144".to_string(),
+    ])
+    .unwrap();
+    for dir in ["down", "up"] {
+        let (target, accepted) = ns
+            .run_in(|| {
+                let listener = small_receiver();
+                let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+                listener.bind(&any.into()).unwrap();
+                listener.listen(1).unwrap();
+                let listener: TcpListener = listener.into();
+                let addr = listener.local_addr().unwrap();
+                let (tx, rx) = std::sync::mpsc::channel();
+                thread::spawn(move || {
+                    if let Ok((stream, _)) = listener.accept() {
+                        let _ = tx.send(stream);
+                    }
+                });
+                (addr, rx)
+            })
+            .unwrap();
+        let mut cmd = ns.netkit();
+        cmd.args(["forward", "0", &target.to_string()]);
+        let fw = Forwarder::spawn(cmd, 1);
+        let listen = fw.addr();
+        let seen = ns
+            .run_in(move || {
+                let socket = small_receiver();
+                socket.connect(&listen.into()).unwrap();
+                let mut client: TcpStream = socket.into();
+                client.write_all(b"hello").unwrap();
+                let mut server = accepted.recv_timeout(PATIENCE).unwrap();
+                assert_eq!(next_read(&mut server), Ok(b"hello".to_vec()));
+                match dir {
+                    "down" => closed_then_written_to(server, client, LEN),
+                    _ => closed_then_written_to(client, server, LEN),
+                }
+            })
+            .unwrap();
+        assert_eq!(seen, (LEN, None), "netkit, {dir}");
+    }
+}
+
 /// Whether `text` is an RFC 3339 UTC time with milliseconds (`2026-11-24T17:22:39.123Z`)
 /// within an hour of now.
 fn is_recent_rfc3339_utc(text: &str) -> bool {
