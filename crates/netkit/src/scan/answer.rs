@@ -11,7 +11,9 @@
 //!   is silence, and silence after the retries is filtered too.
 //! - network or host unreachable, and time exceeded, sent by a router (ICMPv4 3/0, 3/1, 3/5-8,
 //!   3/11, 3/12, 11; ICMPv6 1/0, 1/2, 1/3, 3) mean there is **no route** to the target: the
-//!   host cannot be scanned, which is an error about the host, not a port state. The same
+//!   host cannot be scanned, which is an error about the host, not a port state — unless the
+//!   host answered other probes: then a router's firewall refused only some ports so, and
+//!   the scheduler filters those (`host-unreach`, `net-unreach`, ... as nmap -sS). The same
 //!   errors sent by the target itself (`REJECT --reject-with icmp-host-unreachable`) come from
 //!   a live host refusing one port: filtered.
 //! - fragmentation needed (3/4) is path MTU discovery, no answer about the port.
