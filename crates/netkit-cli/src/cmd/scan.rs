@@ -51,15 +51,19 @@ Open = connected (--syn: SYN-ACK); closed = reset; filtered = no answer after th
 ICMP port/protocol unreachable or administratively prohibited (a firewall's REJECT), as nmap -sS.
 Reasons, as nmap --reason words them: syn-ack, conn-refused (--syn: reset), no-response,
 port-unreach, admin-prohibited, host-unreach, proto-unreach, local-policy (this machine's
-firewall). Open ports are always listed; a host's closed (or filtered) ports only while it
-has at most 25 of them (nmap's rule; 50 with -v, 75 with -vv, ...), the rest are counted.
+firewall); net-unreach, no-route, time-exceeded (a router's, see below). Open ports are
+always listed; a host's closed (or filtered) ports only while it has at most 25 of them
+(nmap's rule; 50 with -v, 75 with -vv, ...), the rest are counted.
 Timing adapts to the network as nmap's does: per-host round-trip estimates set the timeout
 (--timeout caps it), congestion windows grow on answers and shrink on drops, silent ports are
 retransmitted with backoff. A target with no route to it (this machine's routing table, or a
-router's ICMP net/host unreachable) is an error naming it. Exit status: 0 every target answered
-(a port open or closed, an ICMP error, or a discovery probe), 1 a target was silent (found down,
-or every port filtered for want of any answer: \"1 host silent\") or unreachable, 2 bad input,
-3 the environment refused, 130 interrupted (Ctrl-C: the partial summary is printed).
+router's ICMP net/host unreachable) is an error naming it; once the target answered other
+probes, a router's net/host unreachable filters only its port (net-unreach, no-route,
+host-unreach, time-exceeded: a router's firewall refusing some ports), as nmap -sS. Exit
+status: 0 every target answered (a port open or closed, an ICMP error, or a discovery
+probe), 1 a target was silent (found down, or every port filtered for want of any answer:
+\"1 host silent\") or unreachable, 2 bad input, 3 the environment refused, 130 interrupted
+(Ctrl-C: the partial summary is printed).
 nmap's output options: -oX FILE (nmap's XML), -oG FILE (grepable), -oN FILE (this text), -oJ
 FILE (JSON Lines), -oA BASE (BASE.nmap, BASE.xml, BASE.gnmap); - is stdout. The XML lists every
 scanned target with its ports by the same rule, the counted ones per host with their reasons

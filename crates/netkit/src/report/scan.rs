@@ -49,8 +49,15 @@ pub enum Reason {
     ProtoUnreach,
     /// ICMP administratively prohibited (and the other "prohibited" codes).
     AdminProhibited,
-    /// ICMP host or network unreachable sent by the target itself.
+    /// ICMP host unreachable: sent by the target itself (any "no route" code), or by a router
+    /// for a host that answered other probes.
     HostUnreach,
+    /// ICMPv4 network unreachable from a router, for a host that answered other probes.
+    NetUnreach,
+    /// ICMPv6 no route to destination from a router, for a host that answered other probes.
+    NoRoute,
+    /// ICMP time exceeded from a router, for a host that answered other probes.
+    TimeExceeded,
     /// This machine's firewall or routing table forbade the probe (netkit's word; nmap -sT
     /// says admin-prohibited).
     LocalPolicy,
@@ -68,6 +75,9 @@ impl Reason {
             Reason::ProtoUnreach => "proto-unreach",
             Reason::AdminProhibited => "admin-prohibited",
             Reason::HostUnreach => "host-unreach",
+            Reason::NetUnreach => "net-unreach",
+            Reason::NoRoute => "no-route",
+            Reason::TimeExceeded => "time-exceeded",
             Reason::LocalPolicy => "local-policy",
         }
     }

@@ -11,7 +11,9 @@
 //!   is silence, and silence after the retries is filtered too.
 //! - network or host unreachable, and time exceeded, sent by a router (ICMPv4 3/0, 3/1, 3/5-8,
 //!   3/11, 3/12, 11; ICMPv6 1/0, 1/2, 1/3, 3) mean there is **no route** to the target: the
-//!   host cannot be scanned, which is an error about the host, not a port state. The same
+//!   host cannot be scanned, which is an error about the host, not a port state — unless the
+//!   host answered other probes: then a router's firewall refused only some ports so, and
+//!   the scheduler filters those (`host-unreach`, `net-unreach`, ... as nmap -sS). The same
 //!   errors sent by the target itself (`REJECT --reject-with icmp-host-unreachable`) come from
 //!   a live host refusing one port: filtered.
 //! - fragmentation needed (3/4) is path MTU discovery, no answer about the port.
@@ -70,6 +72,11 @@ impl Refusal {
     }
 }
 
+/// [`NoRoute::why`] of ICMP network unreachable.
+const NET_UNREACHABLE: &str = "network unreachable";
+/// [`NoRoute::why`] of ICMP time exceeded.
+const TTL_EXCEEDED: &str = "time to live exceeded";
+
 /// Why a host cannot be reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NoRoute {
@@ -84,6 +91,20 @@ impl fmt::Display for NoRoute {
         match self.from {
             Some(from) => write!(f, "{} (ICMP from {from})", self.why),
             None => write!(f, "no route: {}", self.why),
+        }
+    }
+}
+
+impl NoRoute {
+    /// The reason a port gets when a router says this of a host that answered other probes
+    /// (a router's firewall refusing some ports), in nmap's words: `net-unreach` (IPv6:
+    /// `no-route`), `time-exceeded`, else `host-unreach`.
+    pub fn reason(&self, v6: bool) -> Reason {
+        match self.why {
+            NET_UNREACHABLE if v6 => Reason::NoRoute,
+            NET_UNREACHABLE => Reason::NetUnreach,
+            TTL_EXCEEDED => Reason::TimeExceeded,
+            _ => Reason::HostUnreach,
         }
     }
 }
@@ -116,11 +137,11 @@ impl IcmpReport {
         };
         let filtered = Answer::Filtered;
         match (self.v6, self.kind, self.code) {
-            (false, 3, 0 | 6 | 11) | (true, 1, 0) => no_route("network unreachable"),
+            (false, 3, 0 | 6 | 11) | (true, 1, 0) => no_route(NET_UNREACHABLE),
             (false, 3, 1 | 7 | 8 | 12) | (true, 1, 3) => no_route("host unreachable"),
             (false, 3, 5) => no_route("source route failed"),
             (true, 1, 2) => no_route("beyond scope of source address"),
-            (false, 11, _) | (true, 3, _) => no_route("time to live exceeded"),
+            (false, 11, _) | (true, 3, _) => no_route(TTL_EXCEEDED),
             (false, 3, 2) => filtered(Refusal::ProtoUnreach),
             (false, 3, 3) | (true, 1, 4) => filtered(Refusal::PortUnreach),
             (false, 3, 4) => Answer::Nothing,

@@ -13,8 +13,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use super::answer::NoRoute;
 use super::pace::RateControl;
 use super::rtt::{LateFloor, Rtt};
+use super::schedule::Verdict;
 use super::timing::Timing;
 use super::window::{Scope, Window};
 use crate::report::scan::{PortState, Reason};
@@ -206,6 +208,16 @@ pub struct HostScan {
     fresh_turn: bool,
     loss: Loss,
     max_answered_try: u32,
+    /// Whether the host itself answered a probe: a reset, a handshake, or an ICMP error it
+    /// sent.
+    pub answered: bool,
+    /// A router's "no route" to the host, heard before the host answered anything: the host
+    /// sends nothing more until its tries in flight end. If one of them is answered, that
+    /// router refused only some ports (its ports are filtered); else the host is unreachable.
+    pub no_route: Option<NoRoute>,
+    /// The ports a router said "no route" for while [`Self::no_route`] holds, by index, with
+    /// the verdict they get if the host turns out to be alive.
+    pub held: Vec<(usize, Verdict)>,
 }
 
 impl HostScan {
@@ -228,12 +240,15 @@ impl HostScan {
             fresh_turn: false,
             loss: Loss::default(),
             max_answered_try: 0,
+            answered: false,
+            no_route: None,
+            held: Vec::new(),
         }
     }
 
     /// Whether every port of `ports` got its state.
     pub fn is_done(&self, ports: usize) -> bool {
-        self.next_port >= ports && self.pending.is_empty()
+        self.next_port >= ports && self.pending.is_empty() && self.held.is_empty()
     }
 
     /// Whether the host has a try to send (a retransmission or a fresh port).

@@ -31,7 +31,7 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::answer::{Answer, NoRoute};
+use super::answer::{Answer, NoRoute, Refusal};
 use super::host::{Budget, HostInfo, HostScan, Loss, Retries, StateCounts};
 use super::pace::{spacing, Floor, Pacer, RateControl};
 use super::rtt::{Rtt, Timeouts};
@@ -246,6 +246,8 @@ pub struct Scheduler<I> {
     to_close: Vec<ProbeId>,
     finished: Vec<(Arc<HostInfo>, StateCounts)>,
     silenced: Vec<(Arc<HostInfo>, u16, Verdict)>,
+    /// Hosts found unreachable outside of a reply (see [`HostScan::no_route`]).
+    unreached: Vec<(Arc<HostInfo>, NoRoute)>,
     next_id: ProbeId,
     in_flight: usize,
     open_sockets: usize,
@@ -294,6 +296,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             to_close: Vec::new(),
             finished: Vec::new(),
             silenced: Vec::new(),
+            unreached: Vec::new(),
             next_id: 0,
             in_flight: 0,
             open_sockets: 0,
@@ -336,6 +339,13 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
     /// scheduler (a timeout, a budget that cannot grow), not from a [`Scheduler::reply`].
     pub fn take_silenced(&mut self) -> Vec<(Arc<HostInfo>, u16, Verdict)> {
         std::mem::take(&mut self.silenced)
+    }
+
+    /// The hosts found unreachable since the last call other than by a reply's
+    /// [`Settled::Unreachable`]: a router said "no route" for some of their ports, and nothing
+    /// else was heard of them by the time their tries in flight ended.
+    pub fn take_unreached(&mut self) -> Vec<(Arc<HostInfo>, NoRoute)> {
+        std::mem::take(&mut self.unreached)
     }
 
     /// Admits hosts into the group up to its size.
@@ -390,7 +400,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         let ports = self.ports.len();
         let host = self.hosts.get_mut(slot)?.as_mut()?;
         let ready = host.window.has_room(host.in_flight) && host.rate.ready(now);
-        if !(ready || forced) {
+        if !(ready || forced) || host.no_route.is_some() {
             return None;
         }
         match self.settings.queue_bound {
@@ -404,7 +414,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
     fn timing_port(&self, slot: usize, now: Instant) -> Option<usize> {
         let host = self.hosts.get(slot)?.as_ref()?;
         let ready = host.window.has_room(host.in_flight) && host.rate.ready(now);
-        if !ready || !host.has_work(self.ports.len()) {
+        if !ready || !host.has_work(self.ports.len()) || host.no_route.is_some() {
             return None;
         }
         host.timing.due(now, || self.timeout_of(slot, now))
@@ -573,6 +583,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
                 settled
             }
         };
+        self.resolve_hold(rec.host);
         self.review_waiting();
         settled
     }
@@ -702,11 +713,22 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             host.timing
                 .answered_port(rec.port, answer == Answer::Closed);
         }
+        let alive = matches!(
+            answer,
+            Answer::Open | Answer::Closed | Answer::Filtered(Refusal::HostUnreach)
+        );
+        if let (true, Some(host)) = (alive, self.hosts[rec.host].as_mut()) {
+            host.answered = true;
+            self.release_held(rec.host);
+        }
         let (state, reason) = match answer {
             Answer::Open => (PortState::Open, Reason::SynAck),
             Answer::Closed => (PortState::Closed, self.settings.reset),
             Answer::Filtered(refusal) => (PortState::Filtered, refusal.reason()),
             Answer::Nothing => (PortState::Filtered, Reason::NoResponse),
+            Answer::Unreachable(no_route) if no_route.from.is_some() => {
+                return self.router_no_route(&rec, no_route, rtt)
+            }
             Answer::Unreachable(no_route) => return self.unreachable(rec.host, no_route),
         };
         if matches!(answer, Answer::Open | Answer::Closed) && !resent {
@@ -892,13 +914,101 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         }
     }
 
+    /// A router said there is no route to the host of `rec` (ICMP network or host unreachable,
+    /// time exceeded): a router's firewall may refuse some ports so (`REJECT --reject-with
+    /// icmp-host-unreachable`), as nmap -sS reads it (the port filtered, `host-unreach`).
+    /// Once the host answered anything, the port is filtered; before, the port is held and
+    /// the host sends nothing more until its tries in flight end ([`Self::resolve_hold`]).
+    fn router_no_route(&mut self, rec: &Sent, no_route: NoRoute, rtt: Duration) -> Settled {
+        let Some(host) = self.hosts[rec.host].as_mut() else {
+            return Settled::Nothing;
+        };
+        let reason = no_route.reason(host.info.target.addr.is_ipv6());
+        if host.answered {
+            let filtered = PortState::Filtered;
+            return self.settle(rec.host, rec.port, filtered, reason, Some(rtt));
+        }
+        let Some(progress) = host.remove(rec.port) else {
+            return Settled::Nothing;
+        };
+        host.no_route.get_or_insert(no_route);
+        let verdict = Verdict {
+            state: PortState::Filtered,
+            reason,
+            rtt: Some(rtt),
+            tries: progress.sent,
+        };
+        host.held.push((rec.port, verdict));
+        for id in progress.live {
+            self.close(id);
+        }
+        match self.unreachable_if_silent(rec.host) {
+            Some((info, no_route)) => Settled::Unreachable(info, no_route),
+            None => Settled::Nothing,
+        }
+    }
+
+    /// Decides a host held by a router's "no route" ([`HostScan::no_route`]) when it can:
+    /// alive if it answered meanwhile, unreachable when none of its tries awaits an answer
+    /// any more (reported by [`Self::take_unreached`]).
+    fn resolve_hold(&mut self, slot: usize) {
+        if let Some(found) = self.unreachable_if_silent(slot) {
+            self.unreached.push(found);
+        }
+    }
+
+    /// [`Self::resolve_hold`], giving the host found unreachable back.
+    fn unreachable_if_silent(&mut self, slot: usize) -> Option<(Arc<HostInfo>, NoRoute)> {
+        let host = self.hosts.get(slot)?.as_ref()?;
+        let no_route = host.no_route?;
+        if host.answered {
+            self.release_held(slot);
+            return None;
+        }
+        let awaited = host.pending.values().flat_map(|p| &p.live).any(|id| {
+            self.probes
+                .get(id)
+                .is_some_and(|rec| !rec.timed_out && !rec.timing)
+        });
+        if awaited {
+            return None;
+        }
+        match self.unreachable(slot, no_route) {
+            Settled::Unreachable(info, no_route) => Some((info, no_route)),
+            _ => None,
+        }
+    }
+
+    /// Gives the ports of the host in `slot` held by a router's "no route" their verdicts:
+    /// the host answered, so that router refused only those ports.
+    fn release_held(&mut self, slot: usize) {
+        let Some(host) = self.hosts[slot].as_mut() else {
+            return;
+        };
+        host.no_route = None;
+        let held = std::mem::take(&mut host.held);
+        if held.is_empty() {
+            return;
+        }
+        let info = Arc::clone(&host.info);
+        for (_, verdict) in &held {
+            host.states.add(verdict.state, verdict.reason);
+        }
+        for (port, verdict) in held {
+            self.count(verdict.state);
+            self.silenced
+                .push((Arc::clone(&info), self.ports[port], verdict));
+        }
+        self.finish_host(slot);
+    }
+
     /// Gives up the host in `slot`: there is no route to it.
     fn unreachable(&mut self, slot: usize, no_route: NoRoute) -> Settled {
         let Some(host) = self.hosts[slot].as_mut() else {
             return Settled::Nothing;
         };
         let info = Arc::clone(&host.info);
-        let untried = self.ports.len() - host.next_port;
+        let untried = self.ports.len() - host.next_port + host.held.len();
         let live: Vec<ProbeId> = host.pending.values().flat_map(|p| p.live.clone()).collect();
         let pending = host.pending.len();
         for id in live {
@@ -972,6 +1082,9 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
                 }
                 _ => self.time_out(id, rec),
             }
+        }
+        for slot in 0..self.hosts.len() {
+            self.resolve_hold(slot);
         }
         self.review_waiting();
         self.tick_rates(now);

@@ -630,6 +630,90 @@ fn no_route_settles_the_host_and_skips_its_ports() {
     assert_eq!(sched.counts().done, 100);
 }
 
+/// A router's ICMP host unreachable for one port (its firewall refusing that port) of a host
+/// whose other ports answer: that port is filtered, `host-unreach`, whether it came before or
+/// after the host's first answer; the host is not given up.
+#[test]
+fn a_routers_no_route_for_one_port_of_a_live_host_filters_that_port() {
+    let t0 = Instant::now();
+    let ports: Arc<[u16]> = (1..=4).collect::<Vec<_>>().into();
+    let mut sched = Scheduler::new(hosts(1).into_iter(), ports, settings(ADAPTIVE), t0);
+    let probes: Vec<Probe> = std::iter::from_fn(|| sched.poll(t0)).collect();
+    assert_eq!(probes.len(), 4, "{probes:?}");
+    let router = NoRoute {
+        why: "host unreachable",
+        from: Some("198.19.254.1".parse().unwrap()),
+    };
+    let rtt = Duration::from_millis(1);
+    let no_route = Reply::Answered(Answer::Unreachable(router), rtt);
+    // Before the host answered anything: held, nothing settled yet.
+    let settled = sched.reply(probes[0].id, no_route, t0);
+    assert!(matches!(settled, Settled::Nothing), "{settled:?}");
+    for probe in &probes[1..3] {
+        let reply = Reply::Answered(Answer::Closed, rtt);
+        assert!(matches!(
+            sched.reply(probe.id, reply, t0),
+            Settled::Port(..)
+        ));
+    }
+    // After: filtered at once.
+    let settled = sched.reply(probes[3].id, no_route, t0);
+    let Settled::Port(_, 4, verdict) = settled else {
+        panic!("{settled:?}")
+    };
+    assert_eq!(
+        (verdict.state, verdict.reason),
+        (PortState::Filtered, Reason::HostUnreach)
+    );
+    let released = sched.take_silenced();
+    assert_eq!(released.len(), 1, "{released:?}");
+    assert_eq!(released[0].1, 1);
+    assert_eq!(released[0].2.reason, Reason::HostUnreach);
+    let counts = sched.counts();
+    assert_eq!(
+        (counts.closed, counts.filtered, counts.unreachable),
+        (2, 2, 0)
+    );
+    assert!(sched.is_done());
+    assert!(sched.take_unreached().is_empty());
+}
+
+/// A router's "no route" to a host that answers nothing else: the host is unreachable once
+/// its tries in flight end, and none of its ports gets a state.
+#[test]
+fn a_routers_no_route_to_a_silent_host_makes_it_unreachable() {
+    let t0 = Instant::now();
+    let ports: Arc<[u16]> = (1..=100).collect::<Vec<_>>().into();
+    let mut sched = Scheduler::new(hosts(1).into_iter(), ports, settings(ADAPTIVE), t0);
+    let probes: Vec<Probe> = std::iter::from_fn(|| sched.poll(t0)).collect();
+    assert!(probes.len() > 1, "{probes:?}");
+    let router = NoRoute {
+        why: "network unreachable",
+        from: Some("198.19.254.1".parse().unwrap()),
+    };
+    let reply = Reply::Answered(Answer::Unreachable(router), Duration::from_millis(1));
+    assert!(matches!(
+        sched.reply(probes[0].id, reply, t0),
+        Settled::Nothing
+    ));
+    // Held: nothing more leaves for it.
+    assert!(sched.poll(t0).is_none());
+    let mut at = t0;
+    while !sched.is_done() && at < t0 + Duration::from_secs(30) {
+        at += Duration::from_millis(100);
+        sched.expire(at);
+        assert!(sched.poll(at).is_none());
+    }
+    assert!(sched.is_done());
+    let unreached = sched.take_unreached();
+    assert_eq!(unreached.len(), 1, "{unreached:?}");
+    assert_eq!(unreached[0].1, router);
+    assert!(sched.take_silenced().is_empty());
+    let counts = sched.counts();
+    assert_eq!((counts.unreachable, counts.done), (1, 100));
+    assert_eq!(counts.open + counts.closed + counts.filtered, 0);
+}
+
 /// Audit (nmap -sT as the oracle): one host, a thousand ports, 150 ± 50 ms each way, 15% loss
 /// each way, about one port in seven dropped. netkit's connect scan took 423 s in the lab,
 /// nmap -sT 141 s. Random loss makes about 28% of the answers come only to a retransmission,

@@ -281,6 +281,11 @@ impl Shared {
             let batch = std::mem::take(&mut core.settled);
             let _ = self.msgs.send(Msg::Ports(batch));
         }
+        for (host, no_route) in core.sched.take_unreached() {
+            let _ = self
+                .msgs
+                .send(Msg::Event(Event::Unreachable(unreachable(&host, no_route))));
+        }
         for (host, ports) in core.sched.take_finished() {
             let done = HostDone {
                 host: host.target.shown(),

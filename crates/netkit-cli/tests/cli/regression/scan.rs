@@ -1073,3 +1073,104 @@ fn discovery_missed_an_on_link_host_that_drops_ip() {
         "{netkit_xml}\n{nmap_xml}"
     );
 }
+
+/// Audit (per-port rejects): a router whose firewall rejects one port of a host with ICMP
+/// host unreachable (and another with network unreachable) made the whole host
+/// "unreachable": an error, exit 1, and the ports not yet answered (an open one among them)
+/// never reported — the connect scan and `--syn`, v4 and v6 alike. nmap -sS, in the same
+/// lab, calls those two ports filtered (`host-unreach`, `net-unreach`; v6 `no-route`) and
+/// the others as they answer. An ICMP no-route from a router now decides only its port once
+/// the host has answered anything; a host that answers nothing else is still unreachable.
+#[test]
+fn a_routers_host_unreachable_for_one_port_made_the_host_unreachable() {
+    if !privileged("a_routers_host_unreachable_for_one_port_made_the_host_unreachable") {
+        return;
+    }
+    let hosts = ["198.18.1.5", "2001:db8:1::5"];
+    let lab = Lab::builder("regrtrnr")
+        .host(hosts[0])
+        .host(hosts[1])
+        .open(hosts[0], &[22, 8080])
+        .open(hosts[1], &[22, 8080])
+        .build()
+        .expect("lab");
+    let rules: [(&str, &str, [&str; 2]); 2] = [
+        (
+            "iptables",
+            hosts[0],
+            ["icmp-host-unreachable", "icmp-net-unreachable"],
+        ),
+        (
+            "ip6tables",
+            hosts[1],
+            ["icmp6-addr-unreachable", "icmp6-no-route"],
+        ),
+    ];
+    for (iptables, host, kinds) in rules {
+        for (port, kind) in ["445", "446"].into_iter().zip(kinds) {
+            let rule = ["-A", "FORWARD", "-p", "tcp", "-d", host, "--dport", port];
+            let added = lab
+                .router_cmd(iptables)
+                .args(rule)
+                .args(["-j", "REJECT", "--reject-with", kind])
+                .output()
+                .expect("run iptables");
+            assert!(added.status.success(), "{iptables}: {added:?}");
+        }
+    }
+    let ports = "20-23,440-450,8080";
+    for host in hosts {
+        let v6 = host.contains(':');
+        let nmap = lab
+            .scanner_cmd("nmap")
+            .args(["-n", "-Pn", "-sS", "--reason", "-p", ports, "-oX", "-"])
+            .args(v6.then_some("-6"))
+            .arg(host)
+            .output()
+            .expect("nmap");
+        let nmap_xml = String::from_utf8_lossy(&nmap.stdout).into_owned();
+        let (host_unreach, net_unreach) = match v6 {
+            false => ("host-unreach", "net-unreach"),
+            true => ("host-unreach", "no-route"),
+        };
+        for (port, reason) in [(445, host_unreach), (446, net_unreach)] {
+            let want = format!("portid=\"{port}\"><state state=\"filtered\" reason=\"{reason}\"");
+            assert!(nmap_xml.contains(&want), "nmap: {want}\n{nmap_xml}");
+        }
+        for extra in [&[][..], &["--syn"]] {
+            let mut cmd = lab.netkit();
+            cmd.args(["--json", "scan", host, "-p", ports, "--all-ports"])
+                .args(extra);
+            let (code, stdout, stderr) = run_within(cmd, LAB_PATIENCE);
+            assert_eq!(code, 0, "{host} {extra:?}\n{stdout}{stderr}");
+            let states: BTreeSet<(u16, String, String)> = stdout
+                .lines()
+                .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+                .filter(|r| r["type"] == "port" && r["state"] != "closed")
+                .map(|r| {
+                    let port = r["port"].as_u64().expect("port") as u16;
+                    (port, r["state"].to_string(), r["reason"].to_string())
+                })
+                .collect();
+            let quoted = |s: &str| format!("\"{s}\"");
+            let want = BTreeSet::from([
+                (22, quoted("open"), quoted("syn-ack")),
+                (445, quoted("filtered"), quoted(host_unreach)),
+                (446, quoted("filtered"), quoted(net_unreach)),
+                (8080, quoted("open"), quoted("syn-ack")),
+            ]);
+            assert_eq!(states, want, "{host} {extra:?}\n{stdout}{stderr}");
+            let summary = parse_scan(&stdout).summary;
+            assert_eq!(
+                (
+                    summary.open,
+                    summary.closed,
+                    summary.filtered,
+                    summary.unreachable
+                ),
+                (2, 12, 2, 0),
+                "{host} {extra:?}: {summary:?}"
+            );
+        }
+    }
+}
