@@ -419,9 +419,9 @@ fn progress_bar(total: u64) -> ProgressBar {
     bar
 }
 
-/// `ADDR  PORT/tcp  STATE  SERVICE  [REASON]  [RTT ms]  [BANNER]`, with the name first when
-/// one was given; the reason with `--reason` (nmap's REASON column), the round trip when an
-/// answer came.
+/// `ADDR  PORT/tcp  STATE  SERVICE  [REASON]  [RTT ms]  [BANNER]` in columns, with the name
+/// first when one was given; the reason with `--reason` (nmap's REASON column), the round
+/// trip when an answer came.
 pub fn human_port(port: &PortReport, reason: bool) -> String {
     let host = if port.host == port.addr.to_string() {
         port.host.clone()
@@ -429,8 +429,10 @@ pub fn human_port(port: &PortReport, reason: bool) -> String {
         format!("{} ({})", port.host, port.addr)
     };
     let service = port.service.as_deref().unwrap_or("unknown");
+    // The state padded to its longest word (`filtered`), so that the columns after it line
+    // up whatever the state, as nmap's do.
     let mut line = format!(
-        "{host:<15} {:>5}/tcp  {}  {service:<15}",
+        "{host:<15} {:>5}/tcp  {:<8}  {service:<15}",
         port.port,
         port.state.as_str()
     );
@@ -534,7 +536,7 @@ mod tests {
         };
         let line = human_port(&port, false);
         assert!(
-            line.starts_with("localhost (::1)    22/tcp  open  ssh"),
+            line.starts_with("localhost (::1)    22/tcp  open      ssh"),
             "{line}"
         );
         assert!(
