@@ -97,13 +97,11 @@ fn name_parser() -> impl TypedValueParser<Value = String> {
 pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     match args.view {
         None => {
-            for iface in netkit::iface::list()? {
-                print_interface(out, &iface)?;
-            }
+            print_interfaces(out, &netkit::iface::list()?)?;
             Ok(Exit::Success)
         }
         Some(View::Show { name }) => {
-            print_interface(out, &netkit::iface::show(&name)?)?;
+            print_interfaces(out, &[netkit::iface::show(&name)?])?;
             Ok(Exit::Success)
         }
         Some(View::Addr { name, ipv4, ipv6 }) => {
@@ -125,12 +123,21 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     }
 }
 
-fn print_interface(out: &Printer, iface: &Interface) -> std::io::Result<()> {
-    // One write per interface: a thousand addresses are a thousand lines.
-    if out.json() {
-        return out.line(&json_line("iface", iface)?);
+/// The whole listing in one write, as `ip` leaves it to stdio's buffer when stdout is not a
+/// terminal: two thousand interfaces are not two thousand writes (each one waking the reader
+/// of a pipe), and a thousand addresses are a thousand lines.
+fn print_interfaces(out: &Printer, ifaces: &[Interface]) -> std::io::Result<()> {
+    let mut lines = Vec::new();
+    for iface in ifaces {
+        match out.json() {
+            true => lines.push(json_line("iface", iface)?),
+            false => lines.extend(interface_text(out, iface)),
+        }
     }
-    out.line(&interface_text(out, iface).join("\n"))
+    if lines.is_empty() {
+        return Ok(());
+    }
+    out.line(&lines.join("\n"))
 }
 
 /// One JSON Lines record as text, to go out in one write (the printer's own `record` hands

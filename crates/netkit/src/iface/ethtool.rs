@@ -9,19 +9,37 @@
 use std::collections::BTreeMap;
 use std::io;
 
-use ethtool::{
-    EthtoolAttr, EthtoolCmd, EthtoolHeader, EthtoolLinkModeAttr, EthtoolLinkModeDuplex,
-    EthtoolMessage,
+use netlink_packet_core::{
+    parse_u32, parse_u8, DecodeError, DefaultNla, Emitable, NlasIterator, ParseableParametrized,
+    NLA_F_NESTED,
 };
 use netlink_packet_generic::ctrl::nlas::GenlCtrlAttrs;
 use netlink_packet_generic::ctrl::{GenlCtrl, GenlCtrlCmd};
-use netlink_packet_generic::GenlMessage;
+use netlink_packet_generic::{GenlFamily, GenlHeader, GenlMessage};
 use netlink_sys::protocols::NETLINK_GENERIC;
 
 use super::netlink::Netlink;
 
 /// The driver's `SPEED_UNKNOWN`.
 const SPEED_UNKNOWN: u32 = u32::MAX;
+
+/// `ETHTOOL_MSG_LINKMODES_GET`, and its reply's number (`ETHTOOL_MSG_LINKMODES_GET_REPLY`).
+const LINKMODES_GET: u8 = 4;
+/// `ETHTOOL_GENL_VERSION`.
+const GENL_VERSION: u8 = 1;
+/// `ETHTOOL_A_LINKMODES_HEADER`, `_SPEED`, `_DUPLEX`.
+const A_LINKMODES_HEADER: u16 = 1;
+const A_LINKMODES_SPEED: u16 = 5;
+const A_LINKMODES_DUPLEX: u16 = 6;
+/// `ETHTOOL_A_HEADER_DEV_INDEX`, `_FLAGS`.
+const A_HEADER_DEV_INDEX: u16 = 1;
+const A_HEADER_FLAGS: u16 = 3;
+/// `ETHTOOL_FLAG_COMPACT_BITSETS`: the link-mode bitsets of a reply as bits, not as a nest
+/// of every mode's name, which neither side needs here.
+const FLAG_COMPACT_BITSETS: u32 = 1;
+/// The kernel's `DUPLEX_HALF`, `DUPLEX_FULL`.
+const DUPLEX_HALF: u8 = 0;
+const DUPLEX_FULL: u8 = 1;
 
 /// What a driver says about its link.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -32,28 +50,88 @@ pub(crate) struct LinkMode {
     pub(crate) duplex: Option<String>,
 }
 
-/// Speed and duplex of the links `indices` that report them, by interface index: one dump
-/// (one request for a single link). When a reply of the dump cannot be decoded (a name that is
-/// not UTF-8 in its header), one request per link, so that only that link goes without.
-pub(crate) fn link_modes(indices: &[u32]) -> BTreeMap<u32, LinkMode> {
-    if let [index] = indices {
-        return asked(Some(*index));
+/// One link-modes message: a request (for one device, or none: a dump), or a reply, of which
+/// only the device, speed and duplex are read. Its own few attributes rather than the ethtool
+/// crate's whole decoder, which formats a debug string of every attribute it parses (a
+/// quarter of listing two thousand links went there).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct LinkModes {
+    index: Option<u32>,
+    mode: LinkMode,
+}
+
+impl GenlFamily for LinkModes {
+    fn family_name() -> &'static str {
+        "ethtool"
     }
-    match query(None) {
-        Err(err) if err.kind() == io::ErrorKind::InvalidData => {
-            tracing::debug!("ethtool link modes: {err}; asking link by link");
-            indices.iter().flat_map(|i| asked(Some(*i))).collect()
-        }
-        modes => modes.unwrap_or_else(|err| {
-            tracing::debug!("ethtool link modes: {err}");
-            BTreeMap::new()
-        }),
+
+    fn command(&self) -> u8 {
+        LINKMODES_GET
+    }
+
+    fn version(&self) -> u8 {
+        GENL_VERSION
     }
 }
 
-/// What one query answered, nothing when it failed.
-fn asked(index: Option<u32>) -> BTreeMap<u32, LinkMode> {
-    query(index).unwrap_or_else(|err| {
+impl LinkModes {
+    /// A request's attributes: the header nest, with the device when one is asked for.
+    fn attributes(&self) -> [DefaultNla; 1] {
+        let flags = DefaultNla::new(A_HEADER_FLAGS, FLAG_COMPACT_BITSETS.to_ne_bytes().to_vec());
+        let device = self
+            .index
+            .map(|index| DefaultNla::new(A_HEADER_DEV_INDEX, index.to_ne_bytes().to_vec()));
+        let header: Vec<DefaultNla> = device.into_iter().chain([flags]).collect();
+        let mut nest = vec![0; header.as_slice().buffer_len()];
+        header.as_slice().emit(&mut nest);
+        [DefaultNla::new(A_LINKMODES_HEADER | NLA_F_NESTED, nest)]
+    }
+}
+
+impl Emitable for LinkModes {
+    fn buffer_len(&self) -> usize {
+        self.attributes().as_slice().buffer_len()
+    }
+
+    fn emit(&self, buffer: &mut [u8]) {
+        self.attributes().as_slice().emit(buffer);
+    }
+}
+
+impl ParseableParametrized<[u8], GenlHeader> for LinkModes {
+    fn parse_with_param(buf: &[u8], _: GenlHeader) -> Result<Self, DecodeError> {
+        let mut message = LinkModes::default();
+        for nla in NlasIterator::new(buf) {
+            let nla = nla?;
+            match nla.kind() {
+                A_LINKMODES_HEADER => {
+                    for inner in NlasIterator::new(nla.value()) {
+                        let inner = inner?;
+                        if inner.kind() == A_HEADER_DEV_INDEX {
+                            message.index = Some(parse_u32(inner.value())?);
+                        }
+                    }
+                }
+                A_LINKMODES_SPEED => {
+                    let speed = parse_u32(nla.value())?;
+                    message.mode.speed_mbps = (speed != SPEED_UNKNOWN).then_some(speed);
+                }
+                A_LINKMODES_DUPLEX => message.mode.duplex = duplex_name(parse_u8(nla.value())?),
+                _ => {}
+            }
+        }
+        Ok(message)
+    }
+}
+
+/// Speed and duplex of the links `indices` that report them, by interface index: one dump
+/// (one request for a single link).
+pub(crate) fn link_modes(indices: &[u32]) -> BTreeMap<u32, LinkMode> {
+    let only = match indices {
+        [index] => Some(*index),
+        _ => None,
+    };
+    query(only).unwrap_or_else(|err| {
         tracing::debug!("ethtool link modes: {err}");
         BTreeMap::new()
     })
@@ -61,18 +139,17 @@ fn asked(index: Option<u32>) -> BTreeMap<u32, LinkMode> {
 
 fn query(index: Option<u32>) -> io::Result<BTreeMap<u32, LinkMode>> {
     let mut genl = Netlink::open(NETLINK_GENERIC)?;
-    let family = family_id(&mut genl, "ethtool")?;
-    let header = index.map(EthtoolHeader::DevIndex).into_iter().collect();
-    let mut request = GenlMessage::from_payload(EthtoolMessage {
-        cmd: EthtoolCmd::LinkModeGet,
-        nlas: vec![EthtoolAttr::LinkMode(EthtoolLinkModeAttr::Header(header))],
+    let family = family_id(&mut genl, LinkModes::family_name())?;
+    let mut request = GenlMessage::from_payload(LinkModes {
+        index,
+        mode: LinkMode::default(),
     });
     request.set_resolved_family_id(family);
     let modes = match index {
-        None => genl.dump(&request, |reply| link_mode(&reply.payload))?,
+        None => genl.dump(&request, |reply| link_mode(reply.payload))?,
         Some(_) => genl
             .get(request)?
-            .and_then(|reply| link_mode(&reply.payload))
+            .and_then(|reply| link_mode(reply.payload))
             .into_iter()
             .collect(),
     };
@@ -97,33 +174,14 @@ fn family_id(genl: &mut Netlink, name: &str) -> io::Result<u16> {
 }
 
 /// The interface index and link mode of one reply.
-fn link_mode(reply: &EthtoolMessage) -> Option<(u32, LinkMode)> {
-    let mut index = None;
-    let mut mode = LinkMode::default();
-    for nla in &reply.nlas {
-        match nla {
-            EthtoolAttr::LinkMode(EthtoolLinkModeAttr::Header(header)) => {
-                index = header.iter().find_map(|h| match h {
-                    EthtoolHeader::DevIndex(i) => Some(*i),
-                    _ => None,
-                });
-            }
-            EthtoolAttr::LinkMode(EthtoolLinkModeAttr::Speed(speed)) => {
-                mode.speed_mbps = (*speed != SPEED_UNKNOWN).then_some(*speed);
-            }
-            EthtoolAttr::LinkMode(EthtoolLinkModeAttr::Duplex(duplex)) => {
-                mode.duplex = duplex_name(duplex);
-            }
-            _ => {}
-        }
-    }
-    Some((index?, mode))
+fn link_mode(reply: LinkModes) -> Option<(u32, LinkMode)> {
+    Some((reply.index?, reply.mode))
 }
 
-fn duplex_name(duplex: &EthtoolLinkModeDuplex) -> Option<String> {
+fn duplex_name(duplex: u8) -> Option<String> {
     match duplex {
-        EthtoolLinkModeDuplex::Full => Some("full".to_string()),
-        EthtoolLinkModeDuplex::Half => Some("half".to_string()),
+        DUPLEX_FULL => Some("full".to_string()),
+        DUPLEX_HALF => Some("half".to_string()),
         _ => None,
     }
 }
@@ -132,39 +190,80 @@ fn duplex_name(duplex: &EthtoolLinkModeDuplex) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn reply(nlas: Vec<EthtoolLinkModeAttr>) -> EthtoolMessage {
-        EthtoolMessage {
-            cmd: EthtoolCmd::LinkModeGetReply,
-            nlas: nlas.into_iter().map(EthtoolAttr::LinkMode).collect(),
-        }
+    fn attribute(kind: u16, value: &[u8]) -> DefaultNla {
+        DefaultNla::new(kind, value.to_vec())
+    }
+
+    fn bytes(nlas: &[DefaultNla]) -> Vec<u8> {
+        let mut bytes = vec![0; nlas.buffer_len()];
+        nlas.emit(&mut bytes);
+        bytes
+    }
+
+    fn reply(nlas: &[DefaultNla]) -> Result<LinkModes, DecodeError> {
+        let header = GenlHeader {
+            cmd: LINKMODES_GET,
+            version: GENL_VERSION,
+        };
+        LinkModes::parse_with_param(&bytes(nlas), header)
     }
 
     #[test]
     fn a_reply_gives_speed_and_duplex_of_its_device() {
-        let got = link_mode(&reply(vec![
-            EthtoolLinkModeAttr::Header(vec![
-                EthtoolHeader::DevIndex(4),
-                EthtoolHeader::DevName("v0".into()),
-            ]),
-            EthtoolLinkModeAttr::Speed(10_000),
-            EthtoolLinkModeAttr::Duplex(EthtoolLinkModeDuplex::Full),
-        ]));
+        // A name that is not UTF-8 and a link-mode bitset are there, and not in the way.
+        let header = bytes(&[
+            attribute(A_HEADER_DEV_INDEX, &4u32.to_ne_bytes()),
+            attribute(2, b"bad\xff\0"),
+        ]);
+        let got = reply(&[
+            attribute(A_LINKMODES_HEADER | NLA_F_NESTED, &header),
+            attribute(3 | NLA_F_NESTED, &bytes(&[attribute(2, &[0; 12])])),
+            attribute(A_LINKMODES_SPEED, &10_000u32.to_ne_bytes()),
+            attribute(A_LINKMODES_DUPLEX, &[DUPLEX_FULL]),
+        ]);
         let want = LinkMode {
             speed_mbps: Some(10_000),
             duplex: Some("full".into()),
         };
-        assert_eq!(got, Some((4, want)));
+        assert_eq!(link_mode(got.unwrap()), Some((4, want)));
     }
 
     #[test]
     fn unknown_speed_and_duplex_are_none() {
-        let got = link_mode(&reply(vec![
-            EthtoolLinkModeAttr::Header(vec![EthtoolHeader::DevIndex(2)]),
-            EthtoolLinkModeAttr::Speed(SPEED_UNKNOWN),
-            EthtoolLinkModeAttr::Duplex(EthtoolLinkModeDuplex::Unknown),
-        ]));
-        assert_eq!(got, Some((2, LinkMode::default())));
-        assert_eq!(link_mode(&reply(vec![])), None);
+        let header = bytes(&[attribute(A_HEADER_DEV_INDEX, &2u32.to_ne_bytes())]);
+        let got = reply(&[
+            attribute(A_LINKMODES_HEADER | NLA_F_NESTED, &header),
+            attribute(A_LINKMODES_SPEED, &SPEED_UNKNOWN.to_ne_bytes()),
+            attribute(A_LINKMODES_DUPLEX, &[0xff]),
+        ]);
+        assert_eq!(link_mode(got.unwrap()), Some((2, LinkMode::default())));
+        assert_eq!(link_mode(reply(&[]).unwrap()), None);
+    }
+
+    #[test]
+    fn a_malformed_reply_is_an_error() {
+        assert!(reply(&[attribute(A_LINKMODES_SPEED, &[1, 2])]).is_err());
+    }
+
+    #[test]
+    fn a_request_names_its_device_and_asks_for_compact_bitsets() {
+        let request = LinkModes {
+            index: Some(7),
+            mode: LinkMode::default(),
+        };
+        let mut bytes = vec![0; request.buffer_len()];
+        request.emit(&mut bytes);
+        let header = NlasIterator::new(&bytes[..]).next().unwrap().unwrap();
+        assert_eq!(header.kind(), A_LINKMODES_HEADER);
+        assert!(header.nested_flag());
+        let inner: Vec<_> = NlasIterator::new(header.value())
+            .map(|nla| nla.map(|nla| (nla.kind(), nla.value().to_vec())).unwrap())
+            .collect();
+        let want = vec![
+            (A_HEADER_DEV_INDEX, 7u32.to_ne_bytes().to_vec()),
+            (A_HEADER_FLAGS, FLAG_COMPACT_BITSETS.to_ne_bytes().to_vec()),
+        ];
+        assert_eq!(inner, want);
     }
 
     #[test]
