@@ -266,6 +266,17 @@ pub fn iputils_counts(i_code: i32, i_out: &str, i_err: &str, want_code: i32, wan
     );
 }
 
+/// netkit's and iputils' `ping ARGS` side by side inside `ns` ([`both_in`]): asserts that
+/// iputils ended with `want_code` and the counts `want` ([`iputils_counts`]: the scenario is
+/// the one meant), then that netkit ended as iputils did ([`same_counts`]); returns netkit's
+/// and iputils' standard output.
+pub fn both_counted(ns: &Netns, args: &[&str], want_code: i32, want: &str) -> (String, String) {
+    let ((code, out, err), (i_code, i_out, i_err)) = both_in(ns, args);
+    iputils_counts(i_code, &i_out, &i_err, want_code, want);
+    same_counts(code, &out, &err, i_code, &i_out);
+    (out, i_out)
+}
+
 /// Runs `sysctl -qw SETTING` inside `ns`.
 pub fn sysctl(ns: &Netns, setting: &str) {
     sh(&["ip", "netns", "exec", &ns.name, "sysctl", "-qw", setting]);

@@ -4,17 +4,18 @@
 //! Every request carries a [`Probe`] (engine cookie, target index, send time on a monotonic
 //! clock) in its payload; a reply is accepted when it is an echo reply with our identifier (raw
 //! sockets; the kernel filters datagram sockets) and our cookie, whatever its length beyond
-//! the probe (iputils counts a reply with less or more data than sent). Its checksum is
+//! the probe (iputils counts a reply with less or more data than sent); a reply cut short of
+//! the probe is ours by its identifier alone, as iputils takes it, without a round trip nor a
+//! target index ([`UNKNOWN_INDEX`]: its sender says it). Its checksum is
 //! checked where the kernel has not checked it already (an IPv4 raw socket): a reply of ours
 //! with a wrong one is [`Answer::Corrupted`], which [`Engine::recv`] skips. Everything else —
-//! other programs' pings, our own requests seen on loopback, messages cut short of the probe,
-//! ICMP errors — is skipped. The round trip ends at the kernel's receive timestamp, not when the
+//! other programs' pings, our own requests seen on loopback, ICMP errors — is skipped. The round trip ends at the kernel's receive timestamp, not when the
 //! task woke up (as iputils measures it). The rest of the payload is iputils' filler (byte
 //! `i` is `i`) or the caller's pattern (`ping -p`).
 //!
 //! A payload shorter than a probe (`ping -s 0` to `-s 15`) carries no probe, as iputils then
-//! carries no time: replies are matched by identifier and length alone, their target found by
-//! the address that answered, and they come without a round-trip time.
+//! carries no time: replies, of whatever length, are matched by identifier alone, their target
+//! found by the address that answered, and they come without a round-trip time.
 //!
 //! [`Engine::send`] and [`Engine::recv`] take `&self`, so a caller can pace sends in one task
 //! and collect replies in another, or `select!` between them:
@@ -74,13 +75,14 @@ impl Default for Config {
     }
 }
 
-/// Target index of a reply whose payload could not say it (untimed probes).
-const UNKNOWN_INDEX: u32 = u32::MAX;
+/// [`Reply::index`] of a reply cut short of its timed probe, which cannot say its target.
+pub const UNKNOWN_INDEX: u32 = u32::MAX;
 
 /// An echo reply matched to its probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reply {
-    /// The target index given to [`Engine::send`].
+    /// The target index given to [`Engine::send`]; [`UNKNOWN_INDEX`] when the reply was cut
+    /// short of a timed probe (fewer than 16 data bytes) and cannot say it.
     pub index: u32,
     /// Who answered.
     pub addr: IpAddr,
@@ -208,17 +210,13 @@ impl Matcher {
         else {
             return None;
         };
-        let probe = match self.timed() {
-            true => Some(Probe::read(payload)?),
-            false => None,
-        };
         // A reply with more or less data than sent is ours if it carries our probe (iputils
-        // counts it, `(truncated)` when shorter); an untimed one only by its length.
+        // counts it, `(truncated)` when shorter); one cut short of the probe, or answering an
+        // untimed probe, by its identifier alone, as iputils takes every reply (the kernel
+        // matches a datagram socket's), and it comes without a round trip.
+        let probe = Probe::read(payload).filter(|_| self.timed());
         let ours = (kind == Kind::Datagram || ident == self.ident)
-            && match probe {
-                Some(p) => p.cookie == self.cookie && p.sent_ns <= now,
-                None => payload.len() == self.payload_size,
-            };
+            && probe.is_none_or(|p| p.cookie == self.cookie && p.sent_ns <= now);
         if !ours {
             return None;
         }
@@ -432,9 +430,11 @@ impl Engine {
         }
     }
 
-    /// An untimed reply's target: the one its address was sent to, else the only one.
+    /// The target of a reply without a probe: for untimed probes the one its address was
+    /// sent to, else the only one (else it is not ours); a timed probe's reply cut short of
+    /// it keeps [`UNKNOWN_INDEX`], for the caller to find its target by its address.
     fn locate(&self, mut reply: Reply) -> Option<Reply> {
-        if reply.index != UNKNOWN_INDEX {
+        if reply.index != UNKNOWN_INDEX || self.matcher.timed() {
             return Some(reply);
         }
         let sent_to = self.sent_to.lock().ok()?;

@@ -123,16 +123,29 @@ fn ignores_truncated_datagrams() {
 }
 
 #[test]
-fn replies_with_less_or_more_data_are_ours_while_they_carry_the_probe() {
-    // Sent with 24 data bytes; iputils counts a reply with less (`(truncated)`) or more.
-    for (len, ours) in [(20, true), (16, true), (40, true), (15, false), (8, false)] {
+fn replies_with_less_or_more_data_are_ours_and_cut_short_of_the_probe_untimed() {
+    // Sent with 24 data bytes; iputils counts a reply with less (`(truncated)`) or more, and
+    // one too short for its time (below 16 data bytes) by its identifier alone, untimed.
+    for len in [20, 16, 40] {
+        let reply = with_ipv4_header(&message(Version::V4, true, 0x4242, 0xc0ff_ee00, len));
+        let accepted = accept_raw_v4(&reply);
+        let timed = Some(Duration::from_nanos(2_500));
+        assert_eq!(
+            accepted.map(|r| (r.index, r.bytes, r.rtt)),
+            Some((5, 8 + len, timed)),
+            "{len}"
+        );
+    }
+    for len in [15, 8, 0] {
         let reply = with_ipv4_header(&message(Version::V4, true, 0x4242, 0xc0ff_ee00, len));
         let accepted = accept_raw_v4(&reply);
         assert_eq!(
-            accepted.map(|r| (r.index, r.bytes)),
-            ours.then_some((5, 8 + len)),
+            accepted.map(|r| (r.index, r.bytes, r.rtt)),
+            Some((UNKNOWN_INDEX, 8 + len, None)),
             "{len}"
         );
+        let foreign = with_ipv4_header(&message(Version::V4, true, 0x4243, 0xc0ff_ee00, len));
+        assert_eq!(accept_raw_v4(&foreign), None, "{len}");
     }
 }
 
@@ -204,12 +217,18 @@ fn small_payloads_are_matched_without_probe_or_time() {
     repr.emit(&mut Packet::new_unchecked(&mut bytes[..]), Version::V4);
     let datagram = with_ipv4_header(&bytes);
     let reply = matcher.accept(Version::V4, Kind::Raw, &got(0), &datagram, 3_500);
-    let (reply, _) = reply.expect("ours by identifier and length");
+    let (reply, _) = reply.expect("ours by identifier");
     assert_eq!(
         (reply.index, reply.seq, reply.rtt),
         (UNKNOWN_INDEX, 3, None)
     );
     assert_eq!(reply.bytes, 16);
+    // Cut short or longer, as iputils counts it.
+    for len in [4, 12] {
+        let cut = with_ipv4_header(&message(Version::V4, true, 0x4242, 0, len));
+        let reply = matcher.accept(Version::V4, Kind::Raw, &got(0), &cut, 3_500);
+        assert_eq!(reply.map(|(r, _)| r.bytes), Some(8 + len), "{len}");
+    }
     let foreign = with_ipv4_header(&message(Version::V4, true, 0x4243, 0, 8));
     assert_eq!(
         matcher.accept(Version::V4, Kind::Raw, &got(0), &foreign, 3_500),

@@ -9,6 +9,6 @@ pub mod packet;
 pub mod probe;
 pub mod socket;
 
-pub use engine::{Answer, Config, Engine, ErrorReply, Reply};
+pub use engine::{Answer, Config, Engine, ErrorReply, Reply, UNKNOWN_INDEX};
 pub use packet::Version;
 pub use socket::{Kind, Pmtu, SocketOptions};

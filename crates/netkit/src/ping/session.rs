@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use super::config::PingConfig;
 use super::host::Host;
 use super::stats::Stats;
-use crate::icmp::{Answer, ErrorReply, Reply};
+use crate::icmp::{Answer, ErrorReply, Reply, UNKNOWN_INDEX};
 use crate::report::ping::{PingReply, PingSummary, PingTimeout};
 use crate::target::Target;
 
@@ -230,17 +230,27 @@ impl Session {
         Some(host)
     }
 
-    /// The host an answer is about, as far as its index says.
+    /// The host an answer is about, as far as its index (or a reply's sender) says.
     fn host_of(&self, answer: &Answer) -> Option<usize> {
         let index = match answer {
-            Answer::Reply(reply) | Answer::Corrupted(reply) => Some(reply.index),
+            Answer::Reply(reply) | Answer::Corrupted(reply) => return self.replied(reply),
             Answer::Error(error) => error.index,
         };
         index.map(|i| i as usize).filter(|i| *i < self.hosts.len())
     }
 
+    /// The host a reply answers: its index's; for a reply cut short of the probe, which cannot
+    /// say it, the first host with the sender's address, else the only host.
+    fn replied(&self, reply: &Reply) -> Option<usize> {
+        if reply.index != UNKNOWN_INDEX {
+            return Some(reply.index as usize).filter(|i| *i < self.hosts.len());
+        }
+        let by_addr = self.hosts.iter().position(|h| h.target.addr == reply.addr);
+        by_addr.or((self.hosts.len() == 1).then_some(0))
+    }
+
     fn reply(&mut self, reply: &Reply) -> Option<usize> {
-        let host = reply.index as usize;
+        let host = self.replied(reply)?;
         let config = self.config;
         let record = self.hosts.get_mut(host)?.reply(reply, &config)?;
         self.events.push_back(Event::Reply {
@@ -254,7 +264,7 @@ impl Session {
     /// A reply with a wrong checksum: reported (`(BAD CHECKSUM!)`) and counted as corrupted,
     /// not as an answer.
     fn corrupted(&mut self, reply: &Reply) -> Option<usize> {
-        let host = reply.index as usize;
+        let host = self.replied(reply)?;
         let record = self.hosts.get_mut(host)?.corrupted(reply)?;
         self.events.push_back(Event::Reply {
             host,

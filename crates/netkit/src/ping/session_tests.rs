@@ -460,3 +460,38 @@ fn replies_with_a_bad_checksum_are_corrupted_not_received() {
     s.tick(10_000);
     assert_eq!(s.timeouts(), [1]);
 }
+
+#[test]
+fn a_reply_cut_short_of_its_probe_counts_for_the_host_that_sent_it() {
+    // iputils counts a reply too short to carry the send time, untimed; the engine cannot
+    // say its target, its sender does (the only host when none has its address).
+    let mut s = Script::new(count(1), &["198.18.0.2", "198.18.0.3"]);
+    assert_eq!(s.send(0), [(0, 1), (1, 1)]);
+    let cut = Reply {
+        index: crate::icmp::UNKNOWN_INDEX,
+        addr: s.addr(1),
+        seq: 1,
+        ttl: Some(64),
+        bytes: 16,
+        rtt: None,
+    };
+    s.session.answer(&Answer::Reply(cut), s.at(5));
+    s.drain();
+    let received = |s: &Script| [0, 1].map(|host| s.summary(host).received);
+    assert_eq!(received(&s), [0, 1]);
+    assert_eq!(s.summary(1).min_ms, None, "no round trip measured");
+    let elsewhere = Reply {
+        addr: "198.18.0.9".parse().unwrap(),
+        ..cut
+    };
+    s.session.answer(&Answer::Reply(elsewhere), s.at(6));
+    assert_eq!(
+        received(&s),
+        [0, 1],
+        "two hosts: no owner for another sender"
+    );
+    let mut one = Script::new(count(1), &["198.18.0.2"]);
+    assert_eq!(one.send(0), [(0, 1)]);
+    one.session.answer(&Answer::Reply(elsewhere), one.at(5));
+    assert_eq!(one.summary(0).received, 1, "the only host");
+}
