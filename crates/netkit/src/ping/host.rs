@@ -151,25 +151,29 @@ impl Host {
         self.acknowledge(seq);
         let dup = self.answered.insert(reply.seq);
         self.stats.replied(reply.rtt, dup);
-        let rtt_ms = reply.rtt.map(|rtt| rtt.as_nanos() as f64 / 1e6);
         if let (false, Some(rtts)) = (dup, &mut self.rtts) {
             if let Some(slot) = usize::try_from(seq - 1).ok().and_then(|i| rtts.get_mut(i)) {
-                *slot = rtt_ms;
+                *slot = rtt_ms(reply);
             }
         }
         if config.adaptive && reply.rtt.is_some() {
             self.adapt(config);
         }
-        Some(PingReply {
+        Some(self.record(reply, seq, (dup, false)))
+    }
+
+    /// The record of `reply` to request `seq`, a duplicate or `corrupted` as said.
+    fn record(&self, reply: &Reply, seq: u64, (dup, corrupted): (bool, bool)) -> PingReply {
+        PingReply {
             host: self.name.clone(),
             addr: reply.addr,
             seq,
             ttl: reply.ttl,
             bytes: reply.bytes,
-            rtt_ms,
+            rtt_ms: rtt_ms(reply),
             dup,
-            corrupted: false,
-        })
+            corrupted,
+        }
     }
 
     /// Counts a reply with a wrong checksum, as iputils: corrupted, neither received nor an
@@ -181,16 +185,7 @@ impl Host {
         }
         let seq = self.full_seq(reply.seq)?;
         self.stats.corrupted += 1;
-        Some(PingReply {
-            host: self.name.clone(),
-            addr: reply.addr,
-            seq,
-            ttl: reply.ttl,
-            bytes: reply.bytes,
-            rtt_ms: reply.rtt.map(|rtt| rtt.as_nanos() as f64 / 1e6),
-            dup: false,
-            corrupted: true,
-        })
+        Some(self.record(reply, seq, (false, true)))
     }
 
     /// `-A`: the interval follows the moving average of the round trips (iputils'
@@ -314,6 +309,11 @@ impl Host {
         };
         self.stats.summary(&self.name, self.target.addr, parts)
     }
+}
+
+/// A reply's round trip in milliseconds, when it carried its send time.
+fn rtt_ms(reply: &Reply) -> Option<f64> {
+    reply.rtt.map(|rtt| rtt.as_nanos() as f64 / 1e6)
 }
 
 /// The 16-bit number a request carries on the wire.
