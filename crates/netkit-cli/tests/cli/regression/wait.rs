@@ -63,12 +63,7 @@ fn exit_waited_for_a_hung_name_lookup() {
     );
     for target in ["dns:slow.test", "slow.test:80"] {
         let started = Instant::now();
-        let out = ns
-            .netkit()
-            .args(["wait", target, "--timeout", "500ms"])
-            .output()
-            .expect("run");
-        let (code, _, stderr) = text(&out);
+        let (code, stderr) = netkit_status(ns.netkit(), &["wait", target, "--timeout", "500ms"]);
         assert_eq!(code, 1, "{stderr}");
         // The resolver alone would take 8 s; leave room for a loaded machine.
         let took = started.elapsed();
@@ -107,12 +102,10 @@ fn wait_for_it_and_netkit_see_port_80_up(lab: &Lab, peer_timeout: &str, timeout:
         .output()
         .expect("run wait-for-it (package wait-for-it)");
     assert_eq!(peer.status.code(), Some(0), "wait-for-it: {peer:?}");
-    let out = lab
-        .netkit()
-        .args(["wait", "198.18.0.2:80", "--timeout", timeout])
-        .output()
-        .expect("run");
-    let (code, _, stderr) = text(&out);
+    let (code, stderr) = netkit_status(
+        lab.netkit(),
+        &["wait", "198.18.0.2:80", "--timeout", timeout],
+    );
     assert_eq!(code, 0, "{stderr}");
     stderr
 }
@@ -138,12 +131,10 @@ fn invert_took_a_lost_syn_for_the_server_gone() {
         lab.truth().port("198.18.0.2".parse().expect("ip"), 80),
         PortTruth::Open
     );
-    let out = lab
-        .netkit()
-        .args(["wait", "--invert", "198.18.0.2:80", "--timeout", "6s"])
-        .output()
-        .expect("run");
-    let (code, _, stderr) = text(&out);
+    let (code, stderr) = netkit_status(
+        lab.netkit(),
+        &["wait", "--invert", "198.18.0.2:80", "--timeout", "6s"],
+    );
     assert_eq!(code, 1, "{stderr}");
     assert!(!stderr.contains("is gone"), "{stderr}");
 }
@@ -266,12 +257,7 @@ fn an_abandoned_http_connect_lost_the_handshake_a_retransmission_completes() {
         "200",
         "curl: {peer:?}"
     );
-    let out = lab
-        .netkit()
-        .args(["wait", url, "--timeout", "4500ms"])
-        .output()
-        .expect("run");
-    let (code, _, stderr) = text(&out);
+    let (code, stderr) = netkit_status(lab.netkit(), &["wait", url, "--timeout", "4500ms"]);
     assert_eq!(code, 0, "{stderr}");
 }
 
@@ -412,6 +398,14 @@ fn wait_out_of_descriptors_reported_a_timeout() {
     );
 }
 
+/// Runs `netkit` (a command in its namespace: `lab.netkit()`, `ns.netkit()`) with `args`; its
+/// exit status and standard error.
+fn netkit_status(mut netkit: std::process::Command, args: &[&str]) -> (i32, String) {
+    let out = netkit.args(args).output().expect("run");
+    let (code, _, stderr) = text(&out);
+    (code, stderr)
+}
+
 /// `netkit ARGS` without the certificate variables of the caller's environment.
 fn wait(args: &[&str]) -> std::process::Output {
     netkit()
@@ -534,12 +528,10 @@ fn invert_took_a_failing_resolver_for_the_name_gone() {
     // Nothing listens on port 53: every query is refused by ICMP.
     let _etc = NetnsEtc::new(&ns, "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n");
     for target in ["dns:db.test", "db.test:80", "http://db.test/"] {
-        let out = ns
-            .netkit()
-            .args(["wait", "--invert", target, "--timeout", "2s"])
-            .output()
-            .expect("run");
-        let (code, _, stderr) = text(&out);
+        let (code, stderr) = netkit_status(
+            ns.netkit(),
+            &["wait", "--invert", target, "--timeout", "2s"],
+        );
         assert_eq!(code, 1, "{target}: {stderr}");
         assert!(!stderr.contains("is gone"), "{target}: {stderr}");
         let why = timeout_reason(&stderr);
@@ -548,13 +540,10 @@ fn invert_took_a_failing_resolver_for_the_name_gone() {
     // NXDOMAIN is gone.
     let lab = DnsLab::start();
     for target in ["dns:none.test", "none.test:80"] {
-        let out = lab
-            .ns
-            .netkit()
-            .args(["wait", "--invert", target, "--timeout", "10s"])
-            .output()
-            .expect("run");
-        let (code, _, stderr) = text(&out);
+        let (code, stderr) = netkit_status(
+            lab.ns.netkit(),
+            &["wait", "--invert", target, "--timeout", "10s"],
+        );
         assert_eq!(code, 0, "{target}: {stderr}");
     }
 }
@@ -976,20 +965,16 @@ fn a_refusal_after_the_connects_bound_was_taken_for_silence() {
         code == 1 && said.contains("refused"),
         "nc -z: {code} {said}"
     );
-    let out = lab
-        .netkit()
-        .args(["wait", "198.18.0.2:9", "--timeout", "2800ms"])
-        .output()
-        .expect("run");
-    let (code, _, stderr) = text(&out);
+    let (code, stderr) = netkit_status(
+        lab.netkit(),
+        &["wait", "198.18.0.2:9", "--timeout", "2800ms"],
+    );
     assert_eq!(code, 1, "{stderr}");
     assert_eq!(timeout_reason(&stderr), "connection refused", "{stderr}");
-    let out = lab
-        .netkit()
-        .args(["wait", "--invert", "198.18.0.2:9", "--timeout", "6s"])
-        .output()
-        .expect("run");
-    let (code, _, stderr) = text(&out);
+    let (code, stderr) = netkit_status(
+        lab.netkit(),
+        &["wait", "--invert", "198.18.0.2:9", "--timeout", "6s"],
+    );
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("198.18.0.2:9 is gone"), "{stderr}");
 }
