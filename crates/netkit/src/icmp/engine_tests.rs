@@ -146,6 +146,13 @@ fn replies_with_less_or_more_data_are_ours_and_cut_short_of_the_probe_untimed() 
         );
         let foreign = with_ipv4_header(&message(Version::V4, true, 0x4243, 0xc0ff_ee00, len));
         assert_eq!(accept_raw_v4(&foreign), None, "{len}");
+        let v6 = message(Version::V6, true, 0x4242, 0xc0ff_ee00, len);
+        let accepted = MATCHER.accept(Version::V6, Kind::Raw, &got(v6.len()), &v6, 3_500);
+        assert_eq!(
+            accepted.map(|(r, _)| (r.index, r.bytes, r.rtt)),
+            Some((UNKNOWN_INDEX, 8 + len, None)),
+            "IPv6, {len}"
+        );
     }
 }
 
