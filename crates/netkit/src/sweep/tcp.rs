@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use super::reply::{Answer, Reply, Tag};
 use super::unreach::{answer_of, LocalAddrs, Unreach};
 use crate::icmp::Version;
+use crate::report::sweep::TcpAnswer;
 use crate::scan::answer::IcmpReport;
 use crate::scan::probe::{self, Failure, Outcome};
 
@@ -108,7 +109,9 @@ async fn answer(target: SocketAddr, start: Instant, timeout: Duration) -> Option
     let deadline = start + timeout;
     loop {
         match probe::attempt(target, None, deadline).await {
-            Ok(Outcome::Open { .. }) => return Some(Answer::Alive(start.elapsed())),
+            Ok(Outcome::Open { .. }) => {
+                return Some(Answer::Tcp(start.elapsed(), TcpAnswer::Accepted))
+            }
             Ok(Outcome::Refused { failure, .. }) => {
                 return from_failure(failure, target.ip(), start.elapsed())
             }
@@ -148,6 +151,11 @@ fn from_failure(failure: Failure, target: IpAddr, rtt: Duration) -> Option<Answe
             return None;
         }
     }
+    // The target's own ICMP port unreachable (a REJECT's default), or a reset.
+    let refusal = match failure.icmp {
+        Some(_) => TcpAnswer::PortUnreach,
+        None => TcpAnswer::Reset,
+    };
     let icmp = match failure.icmp {
         Some(IcmpReport {
             v6,
@@ -169,7 +177,7 @@ fn from_failure(failure: Failure, target: IpAddr, rtt: Duration) -> Option<Answe
         _ => None,
     };
     match failure.errno {
-        Errno::ECONNREFUSED => Some(Answer::Alive(rtt)),
+        Errno::ECONNREFUSED => Some(Answer::Tcp(rtt, refusal)),
         Errno::ENETUNREACH | Errno::EHOSTUNREACH => Some(Answer::Unreachable(
             icmp.unwrap_or(Unreach::Local(failure.errno as i32)),
         )),
