@@ -225,8 +225,12 @@ mod tests {
 
     #[test]
     fn refused_is_alive_and_no_route_is_unreachable() {
-        let alive = Some(Answer::Alive(Duration::from_millis(3)));
-        assert_eq!(failure(Errno::ECONNREFUSED, None), alive);
+        let rtt = Duration::from_millis(3);
+        let (reset, own_icmp) = (TcpAnswer::Reset, TcpAnswer::PortUnreach);
+        assert_eq!(
+            failure(Errno::ECONNREFUSED, None),
+            Some(Answer::Tcp(rtt, reset))
+        );
         let port_unreachable = |from: &str| IcmpReport {
             v6: false,
             kind: 3,
@@ -234,6 +238,7 @@ mod tests {
             from: Some(from.parse().unwrap()),
         };
         let own = Some(port_unreachable("198.18.1.3"));
+        let alive = Some(Answer::Tcp(rtt, own_icmp));
         assert_eq!(failure(Errno::ECONNREFUSED, own), alive, "the target's own");
         let routers = Some(port_unreachable("198.19.254.1"));
         assert_eq!(failure(Errno::ECONNREFUSED, routers), None, "a router's");
@@ -277,9 +282,16 @@ mod tests {
         let open = listener.local_addr().unwrap();
         let timeout = Duration::from_secs(5);
         let alive = answer(open, Instant::now(), timeout).await;
-        assert!(matches!(alive, Some(Answer::Alive(_))), "{alive:?}");
+        let accepted = Some(TcpAnswer::Accepted);
+        assert!(
+            matches!(alive, Some(Answer::Tcp(_, how)) if Some(how) == accepted),
+            "{alive:?}"
+        );
         let (_refusing, closed) = crate::testing::refused_addr();
         let refused = answer(closed, Instant::now(), timeout).await;
-        assert!(matches!(refused, Some(Answer::Alive(_))), "{refused:?}");
+        assert!(
+            matches!(refused, Some(Answer::Tcp(_, TcpAnswer::Reset))),
+            "{refused:?}"
+        );
     }
 }
