@@ -210,7 +210,10 @@ pub fn up_reason(by: Option<&str>, tcp: Option<TcpAnswer>, privileged: bool) -> 
             (None, _) => "tcp-response",
         },
         Some("timestamp") => "timestamp-reply",
-        Some(by) if by.starts_with("ack:") => "reset",
+        Some(by) if by.starts_with("ack:") => match tcp {
+            Some(TcpAnswer::PortUnreach) => "port-unreach",
+            _ => "reset",
+        },
         Some("arp") => "arp-response",
         Some("ndp") => "nd-response",
         _ => "unknown-response",
@@ -268,6 +271,8 @@ mod tests {
         assert_eq!(tcp(TcpAnswer::Reset, false), "conn-refused");
         assert_eq!(tcp(TcpAnswer::PortUnreach, true), "port-unreach");
         assert_eq!(tcp(TcpAnswer::PortUnreach, false), "conn-refused");
+        let ack = Some(TcpAnswer::PortUnreach);
+        assert_eq!(up_reason(Some("ack:80"), ack, true), "port-unreach");
     }
 
     #[test]
