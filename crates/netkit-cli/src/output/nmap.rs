@@ -9,6 +9,8 @@ use std::io;
 use std::net::IpAddr;
 use std::time::SystemTime;
 
+use netkit::report::sweep::TcpAnswer;
+
 /// The start of a run.
 #[derive(Debug, Clone)]
 pub struct Run {
@@ -83,6 +85,8 @@ pub struct Port {
     /// Why, in nmap's `--reason` words: `syn-ack`, `conn-refused`, `no-response`,
     /// `port-unreach`, `admin-prohibited`, ...
     pub reason: &'static str,
+    /// The router whose ICMP error gave the port its state (nmap's `reason_ip`).
+    pub reason_ip: Option<IpAddr>,
     /// The service name from netkit's table (nmap's `method="table"`).
     pub service: Option<String>,
 }
@@ -174,8 +178,6 @@ pub fn no_route_reason(error: &str) -> &'static str {
         .map_or("no-route", |&(_, reason)| reason)
 }
 
-/// Why a host is up, in nmap's reason words, from the discovery method that answered (`icmp`,
-/// `tcp:443`, `timestamp`, `ack:80`, as a sweep's host record `by` names it).
 /// This host's addresses (none when the interfaces cannot be listed).
 pub fn own_addrs() -> HashSet<IpAddr> {
     let interfaces = netkit::iface::list().unwrap_or_default();
@@ -193,13 +195,25 @@ pub fn mark_localhost(host: &mut Host, by: Option<&str>, own: &HashSet<IpAddr>) 
     }
 }
 
-/// nmap's reason for a host found up by the discovery method `by`.
-pub fn up_reason(by: Option<&str>) -> &'static str {
+/// nmap's reason for a host found up by the discovery method `by` (`icmp`, `tcp:443`,
+/// `timestamp`, `ack:80`, as a sweep's host record `by` names it); a TCP connect's by how it
+/// was answered (`tcp`), as nmap words it when it has raw sockets (`privileged`: it sends
+/// SYNs, `syn-ack`, `reset`, `port-unreach`) or not (it connects: `syn-ack`, `conn-refused`).
+pub fn up_reason(by: Option<&str>, tcp: Option<TcpAnswer>, privileged: bool) -> &'static str {
     match by {
         Some("icmp") => "echo-reply",
-        Some(by) if by.starts_with("tcp:") => "tcp-response",
+        Some(by) if by.starts_with("tcp:") => match (tcp, privileged) {
+            (Some(TcpAnswer::Accepted), _) => "syn-ack",
+            (Some(TcpAnswer::Reset), true) => "reset",
+            (Some(TcpAnswer::PortUnreach), true) => "port-unreach",
+            (Some(TcpAnswer::Reset | TcpAnswer::PortUnreach), false) => "conn-refused",
+            (None, _) => "tcp-response",
+        },
         Some("timestamp") => "timestamp-reply",
-        Some(by) if by.starts_with("ack:") => "reset",
+        Some(by) if by.starts_with("ack:") => match tcp {
+            Some(TcpAnswer::PortUnreach) => "port-unreach",
+            _ => "reset",
+        },
         Some("arp") => "arp-response",
         Some("ndp") => "nd-response",
         _ => "unknown-response",
@@ -240,17 +254,25 @@ mod tests {
 
     #[test]
     fn each_discovery_method_reads_as_nmaps_reason() {
-        let words = ["icmp", "tcp:443", "timestamp", "ack:80", "arp", "ndp"].map(Some);
+        let words = ["icmp", "timestamp", "ack:80", "arp", "ndp"].map(Some);
         let want = [
             "echo-reply",
-            "tcp-response",
             "timestamp-reply",
             "reset",
             "arp-response",
             "nd-response",
         ];
-        assert_eq!(words.map(up_reason), want);
-        assert_eq!(up_reason(None), "unknown-response");
+        assert_eq!(words.map(|by| up_reason(by, None, true)), want);
+        assert_eq!(up_reason(None, None, true), "unknown-response");
+        let tcp = |how, privileged| up_reason(Some("tcp:443"), Some(how), privileged);
+        assert_eq!(tcp(TcpAnswer::Accepted, true), "syn-ack");
+        assert_eq!(tcp(TcpAnswer::Accepted, false), "syn-ack");
+        assert_eq!(tcp(TcpAnswer::Reset, true), "reset");
+        assert_eq!(tcp(TcpAnswer::Reset, false), "conn-refused");
+        assert_eq!(tcp(TcpAnswer::PortUnreach, true), "port-unreach");
+        assert_eq!(tcp(TcpAnswer::PortUnreach, false), "conn-refused");
+        let ack = Some(TcpAnswer::PortUnreach);
+        assert_eq!(up_reason(Some("ack:80"), ack, true), "port-unreach");
     }
 
     #[test]

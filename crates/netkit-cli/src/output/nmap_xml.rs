@@ -143,9 +143,14 @@ fn write_ports(out: &mut impl Write, host: &Host) -> io::Result<()> {
         write!(
             out,
             "<port protocol=\"tcp\" portid=\"{}\"><state state=\"{}\" reason=\"{}\" \
-             reason_ttl=\"0\"/>",
+             reason_ttl=\"0\"",
             port.port, port.state, port.reason
         )?;
+        // The router that refused the port, after reason_ttl as nmap writes it.
+        if let Some(from) = port.reason_ip {
+            write!(out, " reason_ip=\"{from}\"")?;
+        }
+        write!(out, "/>")?;
         if let Some(service) = &port.service {
             write!(
                 out,

@@ -80,10 +80,12 @@ struct UpArgs {
     /// Listeners that echo: ADDR:PORTS (repeatable).
     #[arg(long, value_name = "ADDR:PORTS")]
     echo: Vec<String>,
-    /// Drop TCP probes: TARGET[:PORTS] (repeatable).
+    /// Drop TCP probes: TARGET[:PORTS], a v6 address as [ADDR]:PORTS, a prefix as
+    /// PREFIX:PORTS (repeatable).
     #[arg(long, value_name = "TARGET[:PORTS]")]
     drop: Vec<String>,
-    /// Reject TCP probes: TARGET[:PORTS][=port-unreachable|admin-prohibited|host-unreachable|tcp-reset].
+    /// Reject TCP probes: TARGET[:PORTS][=port-unreachable|admin-prohibited|host-unreachable|tcp-reset]
+    /// (ports as --drop takes them).
     #[arg(long, value_name = "TARGET[:PORTS][=KIND]")]
     reject: Vec<String>,
     /// Hosts that drop ICMP echo requests (repeatable).
@@ -249,7 +251,9 @@ fn builder(a: &UpArgs) -> anyhow::Result<LabBuilder> {
     Ok(b)
 }
 
-/// Splits `ADDR:PORTS`, `[V6]:PORTS`, `TARGET` (all ports) into the target and its ports.
+/// Splits `ADDR:PORTS`, `[V6]:PORTS`, `PREFIX:PORTS` (v6 too: `2001:db8:1::/64:80`),
+/// `TARGET` (all ports) into the target and its ports. A v6 address alone takes its ports in
+/// brackets: `2001:db8:1::5:80` is the address `2001:db8:1::5:80`, every port.
 fn target_ports(spec: &str) -> Result<(String, Ports), LabError> {
     if let Some(rest) = spec.strip_prefix('[') {
         let (addr, tail) = rest
@@ -261,6 +265,14 @@ fn target_ports(spec: &str) -> Result<(String, Ports), LabError> {
             None => return Err(LabError::spec(spec, "expected [ADDR]:PORTS")),
         };
         return Ok((addr.to_string(), ports));
+    }
+    // A prefix ends at its length, so its ports follow without brackets, v6 too:
+    // `2001:db8:1::/64:80` as `198.18.1.0/24:80`.
+    if let Some((net, tail)) = spec.split_once('/') {
+        return match tail.split_once(':') {
+            Some((len, ports)) => Ok((format!("{net}/{len}"), ports.parse()?)),
+            None => Ok((spec.to_string(), Ports::all())),
+        };
     }
     match spec.split_once(':') {
         Some((addr, ports)) if !ports.contains(':') => Ok((addr.to_string(), ports.parse()?)),
@@ -282,6 +294,13 @@ mod tests {
         assert_eq!((a.as_str(), p.is_all()), ("2001:db8:1::/64", true));
         let (a, p) = target_ports("198.18.1.0/24").unwrap();
         assert_eq!((a.as_str(), p.is_all()), ("198.18.1.0/24", true));
+        let (a, p) = target_ports("2001:db8:1::/64:80,443").unwrap();
+        assert_eq!(
+            (a.as_str(), p),
+            ("2001:db8:1::/64", Ports::from(&[80, 443]))
+        );
+        let (a, p) = target_ports("198.18.1.0/24:22").unwrap();
+        assert_eq!((a.as_str(), p), ("198.18.1.0/24", Ports::from(22)));
         assert!(target_ports("198.18.1.5:x").is_err());
         assert!(target_ports("[2001:db8::1").is_err());
     }

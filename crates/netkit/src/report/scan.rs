@@ -112,6 +112,10 @@ pub struct PortReport {
     pub tries: u32,
     /// The first bytes the service sent, sanitised (`--banner` only).
     pub banner: Option<String>,
+    /// The router whose ICMP error gave the port its state (nmap's `reason_ip`: a router's
+    /// `host-unreach`, `net-unreach`, ...); absent when the target answered, or nothing did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason_ip: Option<IpAddr>,
 }
 
 /// A target the scan could not reach (`{"type":"unreachable",...}`): no route to it, said by
@@ -149,9 +153,9 @@ pub struct HostReport {
     pub addr: IpAddr,
     /// Up or down.
     pub status: HostStatus,
-    /// Why: `echo-reply` or `tcp-response` (a discovery probe answered), `user-set` (scanned
-    /// without discovery: `-Pn`, or a single target), `no-response`, or nmap's word for a
-    /// router's unreachable (`net-unreach`, `host-unreach`, ...).
+    /// Why: `echo-reply`, `syn-ack`, `reset`, ... (a discovery probe answered, as nmap says
+    /// it), `user-set` (scanned without discovery: `-Pn`, or a single target),
+    /// `no-response`, or nmap's word for a router's unreachable (`net-unreach`, ...).
     pub reason: String,
     /// The discovery method that answered (`icmp`, `tcp:443`), when one did.
     pub by: Option<String>,

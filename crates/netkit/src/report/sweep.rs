@@ -27,6 +27,10 @@ pub struct HostRecord {
     /// when silent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<String>,
+    /// How the target answered a TCP connect (`--method tcp:PORT`): `accepted`, `reset`, or
+    /// `port-unreach` (its own ICMP port unreachable); absent for the other methods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<TcpAnswer>,
     /// The MAC address that answered (`--method arp|ndp` only; absent otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
@@ -34,6 +38,20 @@ pub struct HostRecord {
     /// otherwise. The same address in two zones is two targets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zone: Option<String>,
+}
+
+/// How a target answered a TCP connect probe: the three ways that say it is alive. nmap's
+/// reasons for them: `syn-ack`; `reset` and `port-unreach` when it probes with raw SYNs
+/// (privileged), `conn-refused` for both when it connects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TcpAnswer {
+    /// The connection was accepted (a SYN-ACK).
+    Accepted,
+    /// It was refused with a reset.
+    Reset,
+    /// It was refused with an ICMP port unreachable from the target itself.
+    PortUnreach,
 }
 
 /// A second MAC address answered for a live host's address in the same round (an address

@@ -36,8 +36,12 @@ pub enum Answer {
     Open,
     /// The host answered with a reset.
     Closed,
-    /// An ICMP error or a local policy refused the probe.
+    /// An ICMP error from the target or a local policy refused the probe.
     Filtered(Refusal),
+    /// An ICMP error from another address (a router's or a firewall's: port unreachable,
+    /// administratively prohibited, ...) refused the probe: filtered, that address being
+    /// nmap's `reason_ip`.
+    RouterRefused(Refusal, IpAddr),
     /// There is no route to the host.
     Unreachable(NoRoute),
     /// Nothing that concerns the port (fragmentation needed).
@@ -135,7 +139,10 @@ impl IcmpReport {
                 })
             }
         };
-        let filtered = Answer::Filtered;
+        let filtered = |refusal| match self.from {
+            Some(from) if from != target => Answer::RouterRefused(refusal, from),
+            _ => Answer::Filtered(refusal),
+        };
         match (self.v6, self.kind, self.code) {
             (false, 3, 0 | 6 | 11) | (true, 1, 0) => no_route(NET_UNREACHABLE),
             (false, 3, 1 | 7 | 8 | 12) | (true, 1, 3) => no_route("host unreachable"),
@@ -203,7 +210,12 @@ mod tests {
         use Refusal::*;
         assert_eq!(v4(3, 3, TARGET), Answer::Filtered(PortUnreach));
         assert_eq!(v4(3, 13, TARGET), Answer::Filtered(AdminProhibited));
-        assert_eq!(v4(3, 10, ROUTER), Answer::Filtered(AdminProhibited));
+        let router = ROUTER.parse().unwrap();
+        assert_eq!(
+            v4(3, 10, ROUTER),
+            Answer::RouterRefused(AdminProhibited, router),
+            "a router's: its address is nmap's reason_ip"
+        );
         assert_eq!(v4(3, 2, TARGET), Answer::Filtered(ProtoUnreach));
         assert_eq!(v6(1, 4, "2001:db8:1::1"), Answer::Filtered(PortUnreach));
         assert_eq!(v6(1, 1, "2001:db8:1::1"), Answer::Filtered(AdminProhibited));

@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
-use crate::report::sweep::HostRecord;
+use crate::report::sweep::{HostRecord, TcpAnswer};
 use crate::sweep::{self, Config, Event, Method, Methods, Sweep};
 use crate::target::{zone_name, Target, Targets};
 
@@ -48,6 +48,8 @@ pub struct Status {
     pub error: Option<String>,
     /// The MAC address that answered an on-link probe (`arp`, `ndp`).
     pub mac: Option<String>,
+    /// How the host answered a TCP connect (`tcp:PORT`), when that is what found it up.
+    pub tcp: Option<TcpAnswer>,
 }
 
 /// What discovery found, per address.
@@ -59,6 +61,9 @@ pub struct Discovery {
     pub elapsed: Duration,
     /// Probes sent.
     pub probes: u64,
+    /// Whether this process may open raw sockets: nmap, in its place, would probe with raw
+    /// SYNs and name a refusal `reset` (else, connecting, `conn-refused`).
+    pub privileged: bool,
     /// Keyed by address and zone: `fe80::1%eth0` and `fe80::1%eth1` are two hosts.
     found: HashMap<(IpAddr, Option<String>), Status>,
 }
@@ -73,6 +78,7 @@ impl Discovery {
             by: None,
             error: None,
             mac: None,
+            tcp: None,
         })
     }
 
@@ -94,6 +100,7 @@ impl Discovery {
             by: host.by.clone(),
             error: host.error.clone(),
             mac: host.mac.clone(),
+            tcp: host.tcp,
         };
         let key = (host.addr, host.zone.clone());
         match self.found.get(&key) {
@@ -145,6 +152,7 @@ pub async fn discover(
         methods,
         elapsed: Duration::ZERO,
         probes: 0,
+        privileged: crate::scan::syn::socket::raw_allowed(),
         found: HashMap::new(),
     };
     let mut sink = |event: Event| {

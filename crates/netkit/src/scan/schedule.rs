@@ -28,6 +28,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -136,6 +137,9 @@ pub struct Verdict {
     pub rtt: Option<Duration>,
     /// Probes sent to the port.
     pub tries: u32,
+    /// The router whose ICMP error decided it (nmap's `reason_ip`); `None` when the target
+    /// itself answered, or nothing did.
+    pub from: Option<IpAddr>,
 }
 
 /// What an answer decided.
@@ -149,6 +153,16 @@ pub enum Settled {
     Unreachable(Arc<HostInfo>, NoRoute),
     /// The machine has been short of resources for too long.
     GaveUp,
+}
+
+impl Settled {
+    /// The same, a port's verdict naming `from` as the router whose ICMP error decided it.
+    fn from(mut self, from: IpAddr) -> Self {
+        if let Settled::Port(_, _, verdict) = &mut self {
+            verdict.from = Some(from);
+        }
+        self
+    }
 }
 
 /// The totals so far.
@@ -725,6 +739,12 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             Answer::Open => (PortState::Open, Reason::SynAck),
             Answer::Closed => (PortState::Closed, self.settings.reset),
             Answer::Filtered(refusal) => (PortState::Filtered, refusal.reason()),
+            Answer::RouterRefused(refusal, from) => {
+                let reason = refusal.reason();
+                let settled =
+                    self.settle(rec.host, rec.port, PortState::Filtered, reason, Some(rtt));
+                return settled.from(from);
+            }
             Answer::Nothing => (PortState::Filtered, Reason::NoResponse),
             Answer::Unreachable(no_route) if no_route.from.is_some() => {
                 return self.router_no_route(&rec, no_route, rtt)
@@ -882,6 +902,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             reason,
             rtt,
             tries: progress.sent,
+            from: None,
         };
         Settled::Port(info, self.ports[port], verdict)
     }
@@ -926,7 +947,11 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         let reason = no_route.reason(host.info.target.addr.is_ipv6());
         if host.answered {
             let filtered = PortState::Filtered;
-            return self.settle(rec.host, rec.port, filtered, reason, Some(rtt));
+            let settled = self.settle(rec.host, rec.port, filtered, reason, Some(rtt));
+            return match no_route.from {
+                Some(from) => settled.from(from),
+                None => settled,
+            };
         }
         let Some(progress) = host.remove(rec.port) else {
             return Settled::Nothing;
@@ -937,6 +962,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             reason,
             rtt: Some(rtt),
             tries: progress.sent,
+            from: no_route.from,
         };
         host.held.push((rec.port, verdict));
         for id in progress.live {

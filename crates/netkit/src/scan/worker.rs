@@ -427,6 +427,7 @@ fn port_report(host: &HostInfo, port: u16, verdict: Verdict) -> PortReport {
         rtt_ms: verdict.rtt.map(|rtt| rtt.as_nanos() as f64 / 1e6),
         tries: verdict.tries,
         banner: None,
+        reason_ip: verdict.from,
     }
 }
 

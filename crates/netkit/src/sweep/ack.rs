@@ -18,6 +18,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockAddr, Socket};
 use tokio::io::unix::AsyncFd;
@@ -26,11 +27,12 @@ use tokio::task::JoinHandle;
 
 use super::neighbour;
 use super::raw::{self, Heard, Sent};
-use super::reply::{Reply, Tag};
+use super::reply::{Answer, Reply, Tag};
 use super::unreach::{answer_of, LocalAddrs};
 use crate::error::Error;
 use crate::icmp::packet::checksum;
 use crate::icmp::Version;
+use crate::report::sweep::TcpAnswer;
 use crate::scan::syn::packet::{icmpv4_error, icmpv6_error, ipv4_payload, pseudo_header};
 use crate::scan::syn::socket::reserve;
 use crate::sys::{self, bpf};
@@ -292,8 +294,10 @@ impl Expect {
         // The target's own port unreachable: its stack (or its own firewall) refused the
         // segment, so it is up, as nmap -PA says (`port-unreach`) and as tcp:PORT counts a
         // refused connection. A router's says nothing about the target.
+        // Its round trip is the receiver's to fill in.
+        let own = Answer::Tcp(Duration::ZERO, TcpAnswer::PortUnreach);
         let answer = match is_port_unreachable(version, quoted.kind, quoted.code) {
-            true if from == quoted.dst => None,
+            true if from == quoted.dst => Some(own),
             _ => Some(answer_of(version, (quoted.kind, quoted.code), from, local)?),
         };
         Some(Heard {
@@ -387,8 +391,12 @@ mod tests {
         let own = expect.error(&from_target, dst, &mut local).unwrap();
         assert_eq!(
             (own.index, own.addr, own.answer),
-            (42, dst, None),
-            "the target's own"
+            (
+                42,
+                dst,
+                Some(Answer::Tcp(Duration::ZERO, TcpAnswer::PortUnreach))
+            ),
+            "the target's own: alive, as nmap -PA's port-unreach"
         );
     }
 }

@@ -74,7 +74,8 @@ pub struct Heard {
     /// The sequence number of the probe's tag, when the answer carries it: it must be the
     /// last probe's.
     pub seq: Option<u16>,
-    /// What it says; `None`: alive, after the round trip since the last probe.
+    /// What it says; `None`: alive, after the round trip since the last probe (the round
+    /// trip of an [`Answer::Tcp`] is filled in so too).
     pub answer: Option<Answer>,
 }
 
@@ -114,7 +115,12 @@ pub async fn receive(
             tag,
             index: heard.index,
             addr: heard.addr,
-            answer: heard.answer.unwrap_or(Answer::Alive(rtt)),
+            answer: match heard.answer {
+                None => Answer::Alive(rtt),
+                // A refusal that says the target is up (its own port unreachable).
+                Some(Answer::Tcp(_, how)) => Answer::Tcp(rtt, how),
+                Some(answer) => answer,
+            },
         };
         if replies.send(reply).is_err() {
             return;

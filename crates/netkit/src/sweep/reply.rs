@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::neighbour::Mac;
 use super::unreach::Unreach;
+use crate::report::sweep::TcpAnswer;
 
 /// What a probe carries to tell its answer apart: the round (modulo 2^11) and the attempt —
 /// 1 for a target's first probe, 2 for its first re-probe, ..., [`Tag::CONTROL`] for a
@@ -61,6 +62,9 @@ impl Tag {
 pub enum Answer {
     /// The target answered after this long.
     Alive(Duration),
+    /// The target answered a TCP connect after this long, this way (accepted or refused):
+    /// alive either way.
+    Tcp(Duration, TcpAnswer),
     /// The target cannot be reached, and why.
     Unreachable(Unreach),
     /// This host reported that nothing answered at the target's link-layer address (an

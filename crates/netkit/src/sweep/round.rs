@@ -27,7 +27,8 @@ use super::{Config, Sink};
 use crate::error::Error;
 use crate::pace::{interval_of, Pacer};
 use crate::report::sweep::{
-    millis, ChangeRecord, DuplicateRecord, HostRecord, Progress, SummaryRecord, ThrottleRecord,
+    millis, ChangeRecord, DuplicateRecord, HostRecord, Progress, SummaryRecord, TcpAnswer,
+    ThrottleRecord,
 };
 use crate::target::Targets;
 
@@ -267,12 +268,13 @@ impl Work<'_, '_> {
         if !reply.tag.is_round(self.round.number) {
             return Ok(());
         }
-        let (rtt, mac) = match reply.answer {
-            Answer::Alive(rtt) => (rtt, None),
+        let (rtt, mac, tcp) = match reply.answer {
+            Answer::Alive(rtt) => (rtt, None, None),
+            Answer::Tcp(rtt, how) => (rtt, None, Some(how)),
             Answer::Neighbour { mac, nth, .. } if nth > 1 => {
                 return self.duplicate(&reply, mac, nth, sink)
             }
-            Answer::Neighbour { rtt, mac, .. } => (rtt, Some(mac)),
+            Answer::Neighbour { rtt, mac, .. } => (rtt, Some(mac), None),
             Answer::Unreachable(why) => {
                 self.on_unreachable(slot, &reply, why, voters);
                 return Ok(());
@@ -299,7 +301,7 @@ impl Work<'_, '_> {
         let meter = &mut self.learned.meter;
         meter.found(reply.index, reply.addr, slot, reply.tag.attempt());
         let by = self.round.config.methods.get(slot).map(|m| m.to_string());
-        self.alive(&reply, (rtt, mac), by, sink)
+        self.alive(&reply, (rtt, mac, tcp), by, sink)
     }
 
     /// Keeps why a target is unreachable; it is settled once every method that probes it
@@ -360,7 +362,7 @@ impl Work<'_, '_> {
     fn alive(
         &mut self,
         reply: &Reply,
-        (rtt, mac): (Duration, Option<Mac>),
+        (rtt, mac, tcp): (Duration, Option<Mac>, Option<TcpAnswer>),
         by: Option<String>,
         sink: &mut Sink<'_>,
     ) -> Result<(), Error> {
@@ -378,6 +380,7 @@ impl Work<'_, '_> {
             error: None,
             mac: mac.map(|m| m.to_string()),
             by,
+            tcp,
             zone: zone.clone(),
         };
         sink(Event::Host(host)).map_err(output_error)?;
@@ -479,6 +482,7 @@ fn report_rest(
             error,
             mac: None,
             by: None,
+            tcp: None,
             zone: zone.clone(),
         };
         sink(Event::Host(host)).map_err(output_error)?;

@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use super::reply::{Answer, Reply, Tag};
 use super::unreach::{answer_of, LocalAddrs, Unreach};
 use crate::icmp::Version;
+use crate::report::sweep::TcpAnswer;
 use crate::scan::answer::IcmpReport;
 use crate::scan::probe::{self, Failure, Outcome};
 
@@ -108,7 +109,9 @@ async fn answer(target: SocketAddr, start: Instant, timeout: Duration) -> Option
     let deadline = start + timeout;
     loop {
         match probe::attempt(target, None, deadline).await {
-            Ok(Outcome::Open { .. }) => return Some(Answer::Alive(start.elapsed())),
+            Ok(Outcome::Open { .. }) => {
+                return Some(Answer::Tcp(start.elapsed(), TcpAnswer::Accepted))
+            }
             Ok(Outcome::Refused { failure, .. }) => {
                 return from_failure(failure, target.ip(), start.elapsed())
             }
@@ -148,6 +151,11 @@ fn from_failure(failure: Failure, target: IpAddr, rtt: Duration) -> Option<Answe
             return None;
         }
     }
+    // The target's own ICMP port unreachable (a REJECT's default), or a reset.
+    let refusal = match failure.icmp {
+        Some(_) => TcpAnswer::PortUnreach,
+        None => TcpAnswer::Reset,
+    };
     let icmp = match failure.icmp {
         Some(IcmpReport {
             v6,
@@ -169,7 +177,7 @@ fn from_failure(failure: Failure, target: IpAddr, rtt: Duration) -> Option<Answe
         _ => None,
     };
     match failure.errno {
-        Errno::ECONNREFUSED => Some(Answer::Alive(rtt)),
+        Errno::ECONNREFUSED => Some(Answer::Tcp(rtt, refusal)),
         Errno::ENETUNREACH | Errno::EHOSTUNREACH => Some(Answer::Unreachable(
             icmp.unwrap_or(Unreach::Local(failure.errno as i32)),
         )),
@@ -217,8 +225,12 @@ mod tests {
 
     #[test]
     fn refused_is_alive_and_no_route_is_unreachable() {
-        let alive = Some(Answer::Alive(Duration::from_millis(3)));
-        assert_eq!(failure(Errno::ECONNREFUSED, None), alive);
+        let rtt = Duration::from_millis(3);
+        let (reset, own_icmp) = (TcpAnswer::Reset, TcpAnswer::PortUnreach);
+        assert_eq!(
+            failure(Errno::ECONNREFUSED, None),
+            Some(Answer::Tcp(rtt, reset))
+        );
         let port_unreachable = |from: &str| IcmpReport {
             v6: false,
             kind: 3,
@@ -226,6 +238,7 @@ mod tests {
             from: Some(from.parse().unwrap()),
         };
         let own = Some(port_unreachable("198.18.1.3"));
+        let alive = Some(Answer::Tcp(rtt, own_icmp));
         assert_eq!(failure(Errno::ECONNREFUSED, own), alive, "the target's own");
         let routers = Some(port_unreachable("198.19.254.1"));
         assert_eq!(failure(Errno::ECONNREFUSED, routers), None, "a router's");
@@ -269,9 +282,16 @@ mod tests {
         let open = listener.local_addr().unwrap();
         let timeout = Duration::from_secs(5);
         let alive = answer(open, Instant::now(), timeout).await;
-        assert!(matches!(alive, Some(Answer::Alive(_))), "{alive:?}");
+        let accepted = Some(TcpAnswer::Accepted);
+        assert!(
+            matches!(alive, Some(Answer::Tcp(_, how)) if Some(how) == accepted),
+            "{alive:?}"
+        );
         let (_refusing, closed) = crate::testing::refused_addr();
         let refused = answer(closed, Instant::now(), timeout).await;
-        assert!(matches!(refused, Some(Answer::Alive(_))), "{refused:?}");
+        assert!(
+            matches!(refused, Some(Answer::Tcp(_, TcpAnswer::Reset))),
+            "{refused:?}"
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! host's open ports are listed, and its closed and filtered ports too while few (nmap's rule);
 //! a state with more is counted with its reasons (`<extraports>`, `Ignored State:`).
 //! After host discovery, hosts found down are counted in `<runstats>` but not listed, and up
-//! hosts say which probe answered (`echo-reply`, `tcp-response`), as nmap without -v; without
+//! hosts say which probe answered, and how (`echo-reply`, `syn-ack`, `reset`), as nmap without -v; without
 //! discovery they are up because the user said so (`user-set`, as nmap -Pn).
 
 use std::collections::HashMap;
@@ -109,10 +109,11 @@ impl NmapOutput {
                 continue;
             }
             let ports = hosts.get(target.addr, &key.1);
+            let reason = status.as_ref().and_then(|s| self.up_reason(s));
             let (by, mac) = status.map_or((None, None), |s| (s.by, s.mac));
             let host = self.host(
                 &key,
-                (target.name.is_some(), by.clone()),
+                (target.name.is_some(), reason),
                 summary,
                 ports,
                 listing,
@@ -140,13 +141,20 @@ impl NmapOutput {
         files::each(&mut self.docs, |doc| doc.finish(&end))
     }
 
-    /// One target as nmap's model says it (`named`: given by name; `by`: the discovery probe
-    /// that found it up), with the ports that got their state; `None` for a target none of
+    /// nmap's reason for a host discovery found up (`None`: not found up by a probe).
+    fn up_reason(&self, status: &Status) -> Option<&'static str> {
+        let privileged = self.discovery.as_ref().is_some_and(|d| d.privileged);
+        let by = status.by.as_deref()?;
+        Some(nmap::up_reason(Some(by), status.tcp, privileged))
+    }
+
+    /// One target as nmap's model says it (`named`: given by name; `reason`: why discovery
+    /// found it up), with the ports that got their state; `None` for a target none of
     /// whose ports did in an interrupted scan.
     fn host(
         &self,
         key: &Key,
-        (named, by): (bool, Option<String>),
+        (named, reason): (bool, Option<&'static str>),
         summary: &ScanSummary,
         ports: Option<&HostPorts>,
         listing: Listing,
@@ -168,11 +176,8 @@ impl NmapOutput {
         }
         let empty = HostPorts::default();
         let ports = ports.unwrap_or(&empty);
-        let reason = match by {
-            Some(by) => nmap::up_reason(Some(&by)),
-            // Scanned without discovery, as nmap -Pn: up because the user said so.
-            None => "user-set",
-        };
+        // Scanned without discovery, as nmap -Pn: up because the user said so.
+        let reason = reason.unwrap_or("user-set");
         Some(Host {
             addr: key.0,
             name,
@@ -189,6 +194,7 @@ impl NmapOutput {
 /// closed and filtered ones of the states not ignored.
 fn listed(host: &HostPorts, listing: Listing) -> Vec<Port> {
     let open = host.open.iter().map(|p| Port {
+        reason_ip: p.reason_ip,
         port: p.port,
         state: "open",
         reason: p.reason.as_str(),
@@ -198,6 +204,7 @@ fn listed(host: &HostPorts, listing: Listing) -> Vec<Port> {
         .listed(listing)
         .into_iter()
         .map(|(port, state, reason)| Port {
+            reason_ip: host.reason_ips.get(&port).copied(),
             port,
             state: state.as_str(),
             reason: reason.as_str(),

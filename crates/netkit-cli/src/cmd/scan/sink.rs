@@ -183,12 +183,14 @@ impl<'a> Sink<'a> {
 
     /// Reports a host whose every port got its state.
     pub fn host_finished(&mut self, done: &HostDone) -> anyhow::Result<()> {
-        let by = self
-            .discovery
-            .as_ref()
-            .and_then(|d| d.status(done.addr, done.zone).by);
+        let discovery = self.discovery.as_ref();
+        let status = discovery.map(|d| (d.status(done.addr, done.zone), d.privileged));
+        let (by, tcp, privileged) = match status {
+            Some((status, privileged)) => (status.by, status.tcp, privileged),
+            None => (None, None, false),
+        };
         let reason = match &by {
-            Some(by) => crate::output::nmap::up_reason(Some(by)),
+            Some(by) => crate::output::nmap::up_reason(Some(by), tcp, privileged),
             None => "user-set",
         };
         if by.is_none() && done.ports.answered == 0 {
@@ -204,7 +206,11 @@ impl<'a> Sink<'a> {
             closed: Some(done.ports.closed),
             filtered: Some(done.ports.filtered),
         };
-        self.emit(None, "host", &report)
+        // With --reason, why the host is up, as nmap's `Host is up, received syn-ack.`
+        let line = self
+            .reason
+            .then(|| format!("{} is up, received {reason}", done.host));
+        self.emit(line.as_deref(), "host", &report)
     }
 
     /// Keeps the bar up to date until the returned task is aborted.
@@ -247,6 +253,7 @@ impl<'a> Sink<'a> {
             Some(_) => host.listed(self.listing),
             None => Vec::new(),
         };
+        let reason_ips = host.reason_ips.clone();
         for (port, state, reason) in listed {
             let report = PortReport {
                 host: name.to_string(),
@@ -258,6 +265,7 @@ impl<'a> Sink<'a> {
                 rtt_ms: None,
                 tries: 0,
                 banner: None,
+                reason_ip: reason_ips.get(&port).copied(),
             };
             self.human_line(&human_port(&report, self.reason))?;
         }
@@ -437,7 +445,12 @@ pub fn human_port(port: &PortReport, reason: bool) -> String {
         port.state.as_str()
     );
     if reason {
-        line.push_str(&format!(" {:<16}", port.reason.as_str()));
+        // A router's ICMP error names the router, as nmap's `host-unreach from ROUTER`.
+        let why = match port.reason_ip {
+            Some(from) => format!("{} from {from}", port.reason.as_str()),
+            None => port.reason.as_str().to_string(),
+        };
+        line.push_str(&format!(" {why:<16}"));
     }
     if let Some(rtt) = port.rtt_ms {
         line.push_str(&format!(" {rtt:>8.2} ms"));
@@ -533,6 +546,7 @@ mod tests {
             rtt_ms: Some(0.125),
             tries: 1,
             banner: Some("SSH-2.0-x".into()),
+            reason_ip: None,
         };
         let line = human_port(&port, false);
         assert!(
@@ -558,6 +572,7 @@ mod tests {
             rtt_ms: None,
             tries: 2,
             banner: None,
+            reason_ip: None,
         };
         assert_eq!(
             human_port(&port, true),

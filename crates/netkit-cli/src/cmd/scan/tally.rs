@@ -77,11 +77,16 @@ pub struct HostPorts {
     pub closed: StateTally,
     /// Its filtered ports.
     pub filtered: StateTally,
+    /// The ports a router's ICMP error decided, with that router (nmap's `reason_ip`).
+    pub reason_ips: BTreeMap<u16, IpAddr>,
 }
 
 impl HostPorts {
     /// Counts `port` in (open ports: keeps it).
     pub fn add(&mut self, port: &PortReport, listing: Listing) {
+        if let Some(from) = port.reason_ip {
+            self.reason_ips.insert(port.port, from);
+        }
         match port.state {
             PortState::Open => self.open.push(port.clone()),
             PortState::Closed => self.closed.add(port.port, port.reason, listing),
@@ -177,6 +182,7 @@ mod tests {
             rtt_ms: None,
             tries: 1,
             banner: None,
+            reason_ip: None,
         }
     }
 

@@ -1,5 +1,6 @@
 //! The sweep in nmap's formats (`-oX`, `-oG`), as `nmap -sn -v` writes them: every target a
-//! `<host>`, up (`echo-reply` for ICMP, `tcp-response` for `--method tcp:PORT`,
+//! `<host>`, up (`echo-reply` for ICMP; for `--method tcp:PORT` `syn-ack`, and `reset` or
+//! `port-unreach` with raw sockets, `conn-refused` without, as nmap -PS words them;
 //! `arp-response` and `nd-response` with the MAC address for `arp` and `ndp`) or down
 //! (`no-response`, or nmap's word for the router's "unreachable"), with the name it was given
 //! by; an on-link sweep's own address is up by `localhost-response`, without a MAC address, as
@@ -64,11 +65,13 @@ impl NmapOutput {
         files::each(&mut self.docs, |doc| doc.start(&run))?;
         let (mut up, mut down) = (0, 0);
         let own = nmap::own_addrs();
+        // nmap's words for a TCP probe's answer depend on whether it would send raw SYNs.
+        let privileged = netkit::scan::syn::socket::raw_allowed();
         for target in targets.iter() {
             let Some(record) = self.last.get(&target.addr) else {
                 continue;
             };
-            let mut host = Self::host_of(record, target.name.as_deref());
+            let mut host = Self::host_of(record, target.name.as_deref(), privileged);
             nmap::mark_localhost(&mut host, record.by.as_deref(), &own);
             if host.up {
                 up += 1;
@@ -87,10 +90,10 @@ impl NmapOutput {
         files::each(&mut self.docs, |doc| doc.finish(&end))
     }
 
-    fn host_of(record: &HostRecord, name: Option<&str>) -> Host {
+    fn host_of(record: &HostRecord, name: Option<&str>, privileged: bool) -> Host {
         let reason = match (&record.error, record.alive) {
             (Some(error), _) => nmap::no_route_reason(error),
-            (None, true) => nmap::up_reason(record.by.as_deref()),
+            (None, true) => nmap::up_reason(record.by.as_deref(), record.tcp, privileged),
             (None, false) => "no-response",
         };
         Host {

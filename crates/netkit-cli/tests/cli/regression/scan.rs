@@ -1174,3 +1174,200 @@ fn a_routers_host_unreachable_for_one_port_made_the_host_unreachable() {
         }
     }
 }
+
+/// The `reason="..."` of each `<status>` of an nmap XML document, in order.
+fn status_reasons(xml: &str) -> Vec<String> {
+    xml.lines()
+        .filter_map(|l| l.split("<status ").nth(1))
+        .filter_map(|s| s.split("reason=\"").nth(1))
+        .filter_map(|s| s.split('"').next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Audit (host reasons): a host found up by a discovery connect (`--discovery tcp:PORT`, and
+/// the default set's connects) was up by `tcp-response` in -oX and JSON, whether the connect
+/// was accepted or refused. nmap -sn -PS, in the same lab, says how it was answered:
+/// `syn-ack`; with raw sockets (its raw SYN) `reset`, or `port-unreach` for the target's own
+/// ICMP; without (its connect) `conn-refused` for both. netkit, whose probe is a connect
+/// either way, now says what nmap says in its place (privileged or not), v4 and v6, in -oX,
+/// JSON and the text's `--reason` line.
+#[test]
+fn discovery_by_a_connect_said_tcp_response_where_nmap_says_how_it_was_answered() {
+    if !privileged("discovery_by_a_connect_said_tcp_response_where_nmap_says_how_it_was_answered") {
+        return;
+    }
+    let hosts = ["198.18.1.5", "2001:db8:1::5"];
+    let lab = Lab::builder("regscanwhy")
+        .host(hosts[0])
+        .host(hosts[1])
+        .open(hosts[0], &[80])
+        .open(hosts[1], &[80])
+        .reject(hosts[0], 444, Reject::PortUnreachable)
+        .reject(hosts[1], 444, Reject::PortUnreachable)
+        .build()
+        .expect("lab");
+    // Without CAP_NET_RAW: nmap --unprivileged connects, netkit runs without the capability.
+    let unprivileged = |program: &str| {
+        let mut cmd = lab.scanner_cmd("setpriv");
+        cmd.args(["--bounding-set", "-net_raw", "--inh-caps", "-net_raw", "--"])
+            .arg(program);
+        cmd
+    };
+    for raw in [true, false] {
+        for host in hosts {
+            let v6 = host.contains(':');
+            for port in ["80", "443", "444"] {
+                // nmap --unprivileged, IPv6: its connect ping takes the target's ICMPv6 port
+                // unreachable for silence (host down); netkit's reads it (up, conn-refused).
+                if !raw && v6 && port == "444" {
+                    continue;
+                }
+                let mut nmap = lab.scanner_cmd("nmap");
+                nmap.args(["-n", "-sn", &format!("-PS{port}"), "--reason", "-oX", "-"])
+                    .args((!raw).then_some("--unprivileged"))
+                    .args(v6.then_some("-6"))
+                    .arg(host);
+                let nmap = nmap.output().expect("nmap");
+                let nmap_xml = String::from_utf8_lossy(&nmap.stdout).into_owned();
+                let want = status_reasons(&nmap_xml);
+                assert_eq!(want.len(), 1, "nmap {raw} {host} {port}: {nmap_xml}");
+                let netkit = |global: &[&str], args: &[&str]| {
+                    let mut cmd = match raw {
+                        true => lab.netkit(),
+                        false => unprivileged(env!("CARGO_BIN_EXE_netkit")),
+                    };
+                    cmd.args(global)
+                        .args(["scan", host, "-p", "22", "--reason"]);
+                    cmd.args(args);
+                    cmd.args(["--discovery", &format!("tcp:{port}")]);
+                    let (code, stdout, stderr) = run_within(cmd, LAB_PATIENCE);
+                    assert_eq!(code, 0, "{raw} {host} {port}\n{stdout}{stderr}");
+                    stdout
+                };
+                let json = netkit(&["--json"], &[]);
+                let reasons: Vec<String> = json
+                    .lines()
+                    .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+                    .filter(|r| r["type"] == "host")
+                    .map(|r| r["reason"].as_str().unwrap_or_default().to_string())
+                    .collect();
+                assert_eq!(reasons, want, "JSON {raw} {host} {port}\n{json}");
+                let xml = netkit(&[], &["-oX", "-"]);
+                assert_eq!(status_reasons(&xml), want, "-oX {raw} {host} {port}\n{xml}");
+                let human = netkit(&[], &[]);
+                let line = format!("{host} is up, received {}", want[0]);
+                assert!(
+                    human.lines().any(|l| l == line),
+                    "text {raw} {host} {port}: {line}\n{human}"
+                );
+            }
+        }
+    }
+}
+
+/// Each `<port>` of an nmap XML document: port, state, reason and `reason_ip` (the TTL left
+/// out: netkit writes 0).
+fn xml_port_states(xml: &str) -> BTreeSet<(u16, String, String, Option<String>)> {
+    let attr = |s: &str, name: &str| {
+        let rest = s.split(&format!(" {name}=\"")).nth(1)?;
+        rest.split('"').next().map(str::to_string)
+    };
+    xml.split("<port ")
+        .skip(1)
+        .filter_map(|port| {
+            let id = attr(port, "portid")?.parse().ok()?;
+            let state = port.split("<state").nth(1)?.split("/>").next()?;
+            let (st, why) = (attr(state, "state")?, attr(state, "reason")?);
+            Some((id, st, why, attr(state, "reason_ip")))
+        })
+        .collect()
+}
+
+/// Audit (router refusals): a port a router's firewall refused (ICMP host unreachable,
+/// administratively prohibited) was written `<state state="filtered" reason="host-unreach"
+/// reason_ttl="0"/>`: nmap -sS, in the same lab, names the router that said it
+/// (`reason_ip="198.19.254.1"`, and `host-unreach from 198.19.254.1` in its text). netkit now
+/// writes it too (and `reason_ip` in JSON, `from ROUTER` in the text's reason), v4 and v6,
+/// connect and `--syn`.
+#[test]
+fn a_port_refused_by_a_router_lacked_reason_ip() {
+    if !privileged("a_port_refused_by_a_router_lacked_reason_ip") {
+        return;
+    }
+    let hosts = ["198.18.1.5", "2001:db8:1::5"];
+    // No ICMP rate limit on the router: each of the runs below gets its errors.
+    let lab = Lab::builder("regscanrip")
+        .icmp_limits(crate::lab::IcmpLimits::Off)
+        .host(hosts[0])
+        .host(hosts[1])
+        .open(hosts[0], &[22])
+        .open(hosts[1], &[22])
+        .build()
+        .expect("lab");
+    let rules = [
+        ("iptables", hosts[0], "446", "icmp-host-unreachable"),
+        ("iptables", hosts[0], "447", "icmp-admin-prohibited"),
+        ("ip6tables", hosts[1], "446", "icmp6-addr-unreachable"),
+        ("ip6tables", hosts[1], "447", "icmp6-adm-prohibited"),
+    ];
+    for (iptables, host, port, kind) in rules {
+        let rule = ["-A", "FORWARD", "-p", "tcp", "-d", host, "--dport", port];
+        let added = lab
+            .router_cmd(iptables)
+            .args(rule)
+            .args(["-j", "REJECT", "--reject-with", kind])
+            .output()
+            .expect("run iptables");
+        assert!(added.status.success(), "{iptables}: {added:?}");
+    }
+    let ports = "22,80,446,447";
+    for host in hosts {
+        let v6 = host.contains(':');
+        let nmap = lab
+            .scanner_cmd("nmap")
+            .args(["-n", "-Pn", "-sS", "--reason", "-p", ports, "-oX", "-"])
+            .args(v6.then_some("-6"))
+            .arg(host)
+            .output()
+            .expect("nmap");
+        let nmap_xml = String::from_utf8_lossy(&nmap.stdout).into_owned();
+        let want = xml_port_states(&nmap_xml);
+        let routers = want.iter().filter(|p| p.3.is_some()).count();
+        assert!(routers >= 1, "nmap names the router: {nmap_xml}");
+        for extra in [&[][..], &["--syn"]] {
+            let mut cmd = lab.netkit();
+            cmd.args(["scan", host, "-p", ports, "--reason", "-oX", "-"])
+                .args(extra);
+            let (code, xml, stderr) = run_within(cmd, LAB_PATIENCE);
+            assert_eq!(code, 0, "{host} {extra:?}\n{xml}{stderr}");
+            let got = xml_port_states(&xml);
+            // A reset is a refused connect to the connect scan.
+            let want: BTreeSet<_> = want
+                .iter()
+                .cloned()
+                .map(
+                    |(port, state, reason, from)| match (extra.is_empty(), reason.as_str()) {
+                        (true, "reset") => (port, state, "conn-refused".to_string(), from),
+                        _ => (port, state, reason, from),
+                    },
+                )
+                .collect();
+            assert_eq!(got, want, "{host} {extra:?}\n{xml}\n{nmap_xml}");
+            let mut cmd = lab.netkit();
+            cmd.args(["scan", host, "-p", ports, "--reason"])
+                .args(extra);
+            let (code, text, stderr) = run_within(cmd, LAB_PATIENCE);
+            assert_eq!(code, 0, "{host} {extra:?}\n{text}{stderr}");
+            for (port, _, reason, from) in &want {
+                let Some(from) = from else { continue };
+                let said = format!("{reason} from {from}");
+                let line = text.lines().find(|l| l.contains(&format!(" {port}/tcp")));
+                assert!(
+                    line.is_some_and(|l| l.contains(&said)),
+                    "{host} {extra:?} {port}: {said}\n{text}"
+                );
+            }
+        }
+    }
+}

@@ -1626,3 +1626,59 @@ fn sweep_counted_answers_overtaken_by_a_re_probes_as_lost() {
         );
     }
 }
+
+/// Audit (nmap -PA80 as the oracle, same lab): a host found up by `--method ack:80` through
+/// its own ICMP port unreachable was written up by `reset` in -oX, where nmap -sn -PA80 says
+/// `port-unreach` (v4 and v6); the JSON record did not tell the two apart. Now -oX says
+/// `port-unreach` and the record `"tcp":"port-unreach"`; a reset stays `reset`.
+#[test]
+fn ack_sweep_called_the_targets_own_port_unreachable_a_reset() {
+    if !privileged("ack_sweep_called_the_targets_own_port_unreachable_a_reset") {
+        return;
+    }
+    use netkit_lab::Reject::PortUnreachable;
+    let lab = Lab::builder("regswackwhy")
+        .host("198.18.1.3")
+        .host("2001:db8:1::3")
+        .host("198.18.1.4")
+        .reject("198.18.1.3", 80..=80, PortUnreachable)
+        .reject("2001:db8:1::3", 80..=80, PortUnreachable)
+        .icmp_limits(netkit_lab::IcmpLimits::Off)
+        .build()
+        .expect("lab");
+    let reason = |xml: &str| -> Vec<String> {
+        xml.lines()
+            .filter_map(|l| l.split("<status ").nth(1))
+            .filter_map(|s| s.split("reason=\"").nth(1))
+            .filter_map(|s| s.split('"').next())
+            .map(str::to_string)
+            .collect()
+    };
+    for addr in ["198.18.1.3", "2001:db8:1::3", "198.18.1.4"] {
+        let family = if addr.contains(':') { "-6" } else { "-4" };
+        let out = lab
+            .scanner_cmd("nmap")
+            .args(["-n", "-sn", "-PA80", "--reason", "-oX", "-", family, addr])
+            .output()
+            .expect("run nmap");
+        let (_, nmap, _) = text(&out);
+        let want = reason(&nmap);
+        assert_eq!(want.len(), 1, "nmap -PA80 {addr}: {nmap}");
+        let out = lab
+            .netkit()
+            .args([
+                "sweep",
+                "--retries",
+                "2",
+                "--method",
+                "ack:80",
+                "-oX",
+                "-",
+                addr,
+            ])
+            .output()
+            .expect("run netkit");
+        let (_, xml, stderr) = text(&out);
+        assert_eq!(reason(&xml), want, "{addr}: {xml}{stderr}\nnmap: {nmap}");
+    }
+}

@@ -165,6 +165,13 @@ fn is_unsupported(err: &io::Error) -> bool {
     )
 }
 
+/// Whether this process may open raw sockets (root, or `CAP_NET_RAW`): whether nmap, in its
+/// place, would probe with raw packets (its words for a discovery probe's answer depend on it:
+/// `reset` for a raw SYN's, `conn-refused` for a connect's).
+pub fn raw_allowed() -> bool {
+    Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::TCP)).is_ok()
+}
+
 /// Whether `err` says this process may not open raw sockets.
 pub fn is_denied(err: &Error) -> bool {
     match err {
