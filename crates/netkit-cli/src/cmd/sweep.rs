@@ -35,8 +35,12 @@ A CIDR block includes every address in it, network and broadcast addresses too (
 Blocks of more than 2^24 addresses need --force.
 Silent targets are probed again until the loss measured on the way (by re-probing hosts
 already found) says a live host would have answered; the waits follow the round-trip times.
-When the answers collapse (a far side that polices ICMP), the sweep slows down, probes the
-silent targets again, and says so on stderr.
+When the answers collapse (a far side that polices ICMP: fewer than half of the re-probes of
+hosts already found answer), the sweep slows down, probes the silent targets again, and says
+so on stderr once slower probes answered more. A policer that drops fewer than half of them
+(a /24 behind one of 1000/s, at the default rate) is taken for loss: the silent targets are
+probed again until the loss says a live host would have answered, and the round is not
+marked throttled.
 Output: 'ADDR is alive' lines as answers arrive, then 'Total N hosts are inactive'; with
 --dead 'ADDR is inactive' lines instead (and 'ADDR is unreachable' for one with no route, as
 fping -u lists it). With arp and ndp: 'ADDR is alive (MAC)', and 'ADDR is alive (MAC)
