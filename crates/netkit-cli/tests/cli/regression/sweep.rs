@@ -369,6 +369,22 @@ fn tcp_sweep_took_an_ipv6_admin_prohibited_for_silence() {
     }
 }
 
+/// The hosts of [`port_unreachable_lab`]: their firewalls reject TCP port 80 with ICMP port
+/// unreachable.
+const REJECTING: [&str; 2] = ["198.18.1.3", "2001:db8:1::3"];
+
+/// A lab (`tag`) whose hosts [`REJECTING`] (IPv4 and IPv6) reject TCP port 80 with their own
+/// ICMP port unreachable, with no ICMP rate limits.
+fn port_unreachable_lab(tag: &str) -> Lab {
+    use netkit_lab::Reject::PortUnreachable;
+    let mut builder = Lab::builder(tag);
+    for addr in REJECTING {
+        builder = builder.host(addr).reject(addr, 80..=80, PortUnreachable);
+    }
+    let builder = builder.icmp_limits(netkit_lab::IcmpLimits::Off);
+    builder.build().expect("lab")
+}
+
 /// Audit (nmap -PA80 as the oracle, same lab): `--method ack:80` took the target's own ICMP
 /// port unreachable (its firewall rejects port 80 with it; IPv4 and IPv6) for silence, so the
 /// live host came out inactive where nmap says `Host is up, received port-unreach` and
@@ -379,16 +395,8 @@ fn ack_sweep_took_the_targets_own_port_unreachable_for_silence() {
     if !privileged("ack_sweep_took_the_targets_own_port_unreachable_for_silence") {
         return;
     }
-    use netkit_lab::Reject::PortUnreachable;
-    let lab = Lab::builder("regswackpu")
-        .host("198.18.1.3")
-        .host("2001:db8:1::3")
-        .reject("198.18.1.3", 80..=80, PortUnreachable)
-        .reject("2001:db8:1::3", 80..=80, PortUnreachable)
-        .icmp_limits(netkit_lab::IcmpLimits::Off)
-        .build()
-        .expect("lab");
-    let targets = ["198.18.1.3", "2001:db8:1::3"];
+    let lab = port_unreachable_lab("regswackpu");
+    let targets = REJECTING;
     for addr in targets {
         let family = if addr.contains(':') { "-6" } else { "-4" };
         let out = lab
@@ -431,15 +439,7 @@ fn tcp_sweep_took_a_routers_port_unreachable_for_a_live_host() {
     if !privileged("tcp_sweep_took_a_routers_port_unreachable_for_a_live_host") {
         return;
     }
-    use netkit_lab::Reject::PortUnreachable;
-    let lab = Lab::builder("regswtcprpu")
-        .host("198.18.1.3")
-        .host("2001:db8:1::3")
-        .reject("198.18.1.3", 80..=80, PortUnreachable)
-        .reject("2001:db8:1::3", 80..=80, PortUnreachable)
-        .icmp_limits(netkit_lab::IcmpLimits::Off)
-        .build()
-        .expect("lab");
+    let lab = port_unreachable_lab("regswtcprpu");
     for (tool, absent) in [
         ("iptables", "198.18.1.100"),
         ("ip6tables", "2001:db8:1::100"),
