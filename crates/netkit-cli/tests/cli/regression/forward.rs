@@ -620,6 +620,28 @@ fn forward_http_upgrade_header_without_101_opened_a_blind_tunnel() {
     assert_all_rewritten(&requests);
 }
 
+/// Audit: `Upgrade: h2c` went on to the target, and a target that switches to HTTP/2 on it
+/// (Go's h2c, hypercorn, Apache's `H2Upgrade`) answered 101, after which the client's
+/// HTTP/2 streams, each with any `:authority`, passed through the tunnel unrewritten (h2c
+/// smuggling; HAProxy 2.6 `mode http` the same; nginx passes no Upgrade unless told to).
+/// Protocols whose tunnel carries HTTP (h2c, h2, HTTP/*, TLS/*, SPDY/*) are now taken out of
+/// Upgrade; here the target (which switches to whatever is asked on `/ws`) answers 200 and
+/// the next request is read and rewritten.
+#[test]
+fn forward_http_h2c_upgrade_opened_a_tunnel_for_unrewritten_requests() {
+    let upstream = HttpUpstream::start("");
+    let fw = rewriting_forwarder(&upstream);
+    let request = b"GET /ws HTTP/1.1\r\nHost: c\r\nConnection: Upgrade, HTTP2-Settings\r\n\
+        Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n\
+        GET /b HTTP/1.1\r\nHost: evil.test\r\n\r\n";
+    let reply = round_trip(connect(fw.addr()), request);
+    let text = String::from_utf8_lossy(&reply);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let requests = upstream.wait_requests(2);
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert_all_rewritten(&requests);
+}
+
 #[test]
 fn forward_http_refused_connect_opened_a_blind_tunnel() {
     let upstream = HttpUpstream::start("allowed.test");
