@@ -83,11 +83,16 @@ impl From<Fault> for Stop {
     }
 }
 
-/// The response side follows the requests (it waits for them to frame what comes back), so
-/// it is not run on alone once the request side failed.
+/// An I/O failure may be outlived by the other direction ([`both_ends`]): after the target's
+/// reset met a request write, the responses it sent before are still read to their end; after
+/// the client's reset met a response write, what the client sent before still goes on. A
+/// response that cannot be followed ends both at once.
 impl super::flow::Failure for Stop {
     fn fault(&self) -> Option<&Fault> {
-        None
+        match self {
+            Stop::Io(fault) => Some(fault),
+            Stop::BadResponse(..) => None,
+        }
     }
 }
 
@@ -109,7 +114,16 @@ pub(super) async fn run(
             .await
             .map_err(Stop::Io)
     };
-    let down = responses(upstream, client, &shared, stats);
+    let down = async {
+        let ended = responses(upstream, client, &shared, stats).await;
+        if ended.is_err() {
+            // No response comes any more: a request side run on to its end must not wait
+            // for one (to release held requests, or to decide about a tunnel).
+            shared.session().responses_ended();
+            shared.to_requests.notify_one();
+        }
+        ended
+    };
     match both_ends(up, down, client, upstream).await {
         Ok((UpEnd::Done, ())) => Ok((Close::Done, None)),
         Ok((UpEnd::Rejected(err), ())) => {

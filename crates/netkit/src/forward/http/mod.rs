@@ -12,7 +12,8 @@
 //!   `Transfer-Encoding` not ending in `chunked`, with `Content-Length`, in HTTP/1.0 or on
 //!   CONNECT. obs-text in field values and raw non-ASCII bytes in the target pass.
 //! - A tunnel starts only when a *response* says so, as in HAProxy: `101` to a request
-//!   carrying `Upgrade`, `2xx` to CONNECT. Until that response arrives the client's later bytes
+//!   carrying `Upgrade`, `2xx` to CONNECT. Upgrade never asks for a protocol whose tunnel
+//!   carries HTTP requests of its own (h2c, HTTP/*, TLS/*, SPDY/*): those are taken out. Until that response arrives the client's later bytes
 //!   are held (the relay stops reading); if it says no (426, 405, 200...), they are parsed as
 //!   requests like any others.
 //! - So responses are followed one by one (status line, `HEAD`/1xx/204/304, `Content-Length`,

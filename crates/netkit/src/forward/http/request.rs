@@ -56,7 +56,7 @@ pub(super) fn rewrite(head: &[u8], host: &str, out: &mut Vec<u8>) -> Result<Requ
     let request = Request {
         head: method == b"HEAD",
         connect,
-        upgrade: fields.iter().any(|f| is(f, "upgrade")),
+        upgrade: framing.upgrade,
         framing: framing.resolve(version == b"HTTP/1.0", connect)?,
     };
     Ok(request)
@@ -204,6 +204,10 @@ fn emit_fields(fields: &[Field<'_>], out: &mut Vec<u8>) -> Result<BodyFields, Er
         if is(field, "transfer-encoding") {
             framing.coding(field.value)?;
         }
+        if is(field, "upgrade") {
+            framing.upgrade |= emit_upgrade(field, out)?;
+            continue;
+        }
         fields::emit(field, out);
     }
     if hosts > 1 {
@@ -212,9 +216,50 @@ fn emit_fields(fields: &[Field<'_>], out: &mut Vec<u8>) -> Result<BodyFields, Er
     Ok(framing)
 }
 
-/// The framing fields of one request.
+/// Upgrade protocols whose tunnel carries HTTP requests, with their own Host or `:authority`
+/// that nothing would rewrite: HTTP/2 over cleartext (`h2c`, deprecated by RFC 9113 §3.1;
+/// `h2`), HTTP itself (`HTTP/2.0`, `HTTP/1.1`), TLS (RFC 2817: HTTP inside it) and SPDY.
+const HTTP_CARRIERS: &[&[u8]] = &[b"h2c", b"h2", b"http", b"tls", b"spdy"];
+
+/// Writes an Upgrade field without the protocols that carry HTTP ([`HTTP_CARRIERS`]): after
+/// a `101` to `Upgrade: h2c` the client's HTTP/2 streams, each with any `:authority`, would
+/// reach the target untouched (h2c smuggling; nginx passes no Upgrade unless told to). The
+/// field is dropped when none is left; returns whether it went on. An element that is not
+/// `protocol-name ["/" protocol-version]` is refused.
+fn emit_upgrade(field: &Field<'_>, out: &mut Vec<u8>) -> Result<bool, Error> {
+    let mut kept = Vec::new();
+    for element in fields::list(field.value).filter(|e| !e.is_empty()) {
+        let mut parts = element.splitn(2, |b| *b == b'/');
+        let name = parts.next().unwrap_or_default();
+        if !fields::is_token(name) || parts.next().is_some_and(|v| !fields::is_token(v)) {
+            return Err(Error::Malformed("Upgrade is not a list of protocols"));
+        }
+        if HTTP_CARRIERS.iter().any(|p| name.eq_ignore_ascii_case(p)) {
+            continue;
+        }
+        if !kept.is_empty() {
+            kept.extend_from_slice(b", ");
+        }
+        kept.extend_from_slice(element);
+    }
+    if kept.is_empty() {
+        return Ok(false);
+    }
+    fields::emit(
+        &Field {
+            name: field.name,
+            value: &kept,
+        },
+        out,
+    );
+    Ok(true)
+}
+
+/// The framing fields of one request, and whether it asks for an upgrade.
 #[derive(Debug, Default)]
 struct BodyFields {
+    /// An Upgrade field went on (with a protocol that does not carry HTTP).
+    upgrade: bool,
     /// The agreed Content-Length.
     length: Option<u64>,
     /// The transfer codings, in order, over every Transfer-Encoding field.

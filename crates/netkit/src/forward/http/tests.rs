@@ -549,3 +549,37 @@ fn opaque_body_runs_can_pass_without_being_fed() {
     assert_eq!(session.pending(), 0);
     assert!(!session.responses_owed());
 }
+
+#[test]
+fn upgrades_to_protocols_that_carry_http_are_taken_out() {
+    let cases: &[(&str, Option<&str>)] = &[
+        ("h2c", None),
+        ("H2C, HTTP/2.0, TLS/1.0, SPDY/3.1, h2", None),
+        ("websocket", Some("websocket")),
+        ("h2c, websocket", Some("websocket")),
+        (" ,websocket/13 , h2c,", Some("websocket/13")),
+    ];
+    for (upgrade, kept) in cases {
+        let input =
+            format!("GET /ws HTTP/1.1\r\nUpgrade: {upgrade}\r\nConnection: Upgrade\r\n\r\n");
+        let mut session = session();
+        let mut out = Vec::new();
+        session.feed_request(input.as_bytes(), &mut out).unwrap();
+        let expected = match kept {
+            Some(kept) => format!("Upgrade: {kept}\r\n"),
+            None => String::new(),
+        };
+        assert_eq!(
+            text(&out),
+            format!("GET /ws HTTP/1.1\r\nHost: {HOST}\r\n{expected}Connection: Upgrade\r\n\r\n"),
+            "{upgrade}"
+        );
+        // Without an upgrade left, a 101 starts no tunnel: the next request is rewritten.
+        assert_eq!(session.awaiting().is_some(), kept.is_some(), "{upgrade}");
+    }
+    for bad in ["h2c/", "web socket", "a/b/c", "x@y"] {
+        let input = format!("GET / HTTP/1.1\r\nUpgrade: {bad}\r\n\r\n");
+        let refused = requests_in_pieces(input.as_bytes(), 1000);
+        assert!(refused.is_err(), "{bad}");
+    }
+}
