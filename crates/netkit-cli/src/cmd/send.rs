@@ -35,7 +35,8 @@ peer closed with input unread; its reply is whole).
 
 Exit status: 0 the reply ended, 1 the reply went silent for --timeout before its end (or the
 peer took no input for that long), or a TCP peer reset the connection, 2 bad input, 3 the
-connection was refused or the command could not be started.";
+connection was refused or has no route (network or host unreachable), or the command could not
+be started.";
 
 /// Arguments of `netkit send`.
 #[derive(Debug, clap::Args)]

@@ -29,8 +29,9 @@ pub struct Exchange {
     pub timed_out: bool,
     /// The timeout struck while input was still to be sent: the peer took none for that long.
     pub input_stalled: bool,
-    /// The peer reset the connection (`ECONNRESET`) rather than ending its reply with an end of
-    /// file: it closed with input unread, or aborted.
+    /// The peer reset the connection (`ECONNRESET`, met by the read or, before the reply
+    /// ended, by a write) rather than ending its reply with an end of file: it closed with
+    /// input unread, or aborted.
     pub reset: bool,
 }
 
@@ -114,8 +115,9 @@ where
         writer.shutdown().await
     };
     let receiving = async {
-        let ended = copy_reply(&mut reader, &mut output, &received, &clock).await?;
-        reset.set(ended == End::Reset);
+        if copy_reply(&mut reader, &mut output, &received, &clock).await? == End::Reset {
+            reset.set(true);
+        }
         clock.held_while(output.flush()).await
     };
     tokio::pin!(sending, receiving);
@@ -133,6 +135,13 @@ where
                 match result {
                     Err(err) if err.kind() == io::ErrorKind::TimedOut => {
                         return Ok(done(true, true))
+                    }
+                    // The reply has not ended: a write that drew the peer's reset took the
+                    // error the read would have seen (the kernel reports it once), and the
+                    // read now meets a plain end of file. The reply may still be cut short.
+                    Err(err) if err.kind() == io::ErrorKind::ConnectionReset => {
+                        reset.set(true);
+                        peer_gone_is_fine(Err(err))?
                     }
                     other => peer_gone_is_fine(other)?,
                 }
