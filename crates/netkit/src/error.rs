@@ -211,8 +211,11 @@ fn lower_first(text: &str) -> String {
 /// `connect to exec:prog`), as a suffix starting with "; ": the generic [`hint`] but where the
 /// subject is a Unix socket name or a program, which have no ports nor capabilities to grant.
 pub fn hint_for(what: &str, err: &io::Error) -> &'static str {
-    use nix::libc::{EACCES, EADDRINUSE, EMFILE, ENFILE, EPERM};
+    use nix::libc::{EACCES, EADDRINUSE, EMFILE, ENFILE, EPERM, EPROTOTYPE};
     match (err.raw_os_error(), what) {
+        (Some(EPROTOTYPE), w) if w.contains("unix:") => {
+            "; that is a datagram (or seqpacket) socket, and netkit speaks to stream sockets only"
+        }
         (Some(EADDRINUSE), w) if w.contains("unix:") => {
             "; another process is listening on that name: stop it or choose another name"
         }

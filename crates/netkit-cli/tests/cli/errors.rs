@@ -143,6 +143,23 @@ fn address_in_use_is_an_environment_refusal() {
     assert!(stderr.contains("address already in use"), "{stderr}");
 }
 
+/// A Unix datagram socket is refused by the kernel (`EPROTOTYPE`), and the message says what
+/// that means rather than only the kernel's words.
+#[test]
+fn a_unix_datagram_socket_is_an_environment_refusal_that_says_why() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("dgram.sock");
+    let _socket = std::os::unix::net::UnixDatagram::bind(&path).expect("bind");
+    let endpoint = format!("unix:{}", path.display());
+    let (code, _, stderr) = text(&run(&["send", &endpoint, "hello"]));
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("protocol wrong type"), "{stderr}");
+    assert!(
+        stderr.contains("a datagram (or seqpacket) socket"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn closed_stdout_is_not_an_error() {
     use std::process::Stdio;
