@@ -1503,7 +1503,7 @@ fn sweep_took_random_loss_for_throttling() {
         .expect("lab");
     let truth = pingable(&lab, range);
     let mut throttled = Vec::new();
-    for run in 1..=6 {
+    for run in 1..=8 {
         let sweep = netkit_sweep(&lab, &[range]);
         let fping = fping_alive(&lab, &["-g", range]);
         let alive = sweep.alive(1);
@@ -1513,7 +1513,13 @@ fn sweep_took_random_loss_for_throttling() {
             throttled.push(run);
         }
     }
-    assert_eq!(throttled, [] as [u32; 0], "random loss is no throttling");
+    // The claim is a judgement at 97.7-99% confidence: on this link about one sweep in a
+    // hundred still claims it by chance (one of 6 in a CI run), where the bug did in 9 of 25.
+    // At most one of 8: the bug passes that about one time in seven, chance about one in 300.
+    assert!(
+        throttled.len() <= 1,
+        "random loss is no throttling: runs {throttled:?}"
+    );
     drop(lab);
     let policed = Lab::builder("swrrandpol")
         .hosts(range)
