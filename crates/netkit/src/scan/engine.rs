@@ -237,6 +237,7 @@ fn settings(config: &Config) -> Settings {
         },
         queue_bound: config.syn,
         answer_retransmit: Some(SYN_ACK_RETRANSMIT),
+        tries_matched: config.syn,
     }
 }
 

@@ -16,7 +16,9 @@ use super::window::Delay;
 /// Samples at or beyond this are ignored once a shorter one came: a connect still pending
 /// after one second has had its SYN retransmitted by the kernel (`TCP_TIMEOUT_INIT`), so the
 /// answer may be to either SYN. Until then they are the path's round trip (a second or more,
-/// as through a satellite or a congested tunnel), which the timeout must learn.
+/// as through a satellite or a congested tunnel), which the timeout must learn. Raw SYNs are
+/// not resent by the kernel and each answer is matched to its try ([`Rtt::matched`]): there
+/// every sample counts.
 pub const KARN_LIMIT: Duration = Duration::from_secs(1);
 
 /// A smoothed round trip beyond this many times the least one, plus [`QUEUE_SLACK`] seconds,
@@ -64,6 +66,8 @@ pub struct Rtt {
     recent: [f64; RECENT],
     /// Samples taken (the next one goes to `recent[taken % RECENT]`).
     taken: usize,
+    /// Whether each answer is known to answer the try it is measured from ([`Rtt::matched`]).
+    matched: bool,
 }
 
 /// Samples [`Rtt::delay`] looks at: their least one is above the least ever when a queue
@@ -71,10 +75,21 @@ pub struct Rtt {
 const RECENT: usize = 8;
 
 impl Rtt {
+    /// An estimate whose samples each answer the very try they are measured from (raw SYNs:
+    /// the answer's acknowledgement number names the try, and the kernel resends nothing), so
+    /// that none is ambiguous and [`KARN_LIMIT`] does not apply: behind a round trip of
+    /// 0.8-1.6 s the answers over a second are the path's, not a resent SYN's.
+    pub fn matched() -> Self {
+        Rtt {
+            matched: true,
+            ..Rtt::default()
+        }
+    }
+
     /// Takes one measured round trip (RFC 6298 §2: gains 1/8 and 1/4).
     pub fn sample(&mut self, rtt: Duration) {
         let short_seen = self.min.is_some_and(|m| m < KARN_LIMIT.as_secs_f64());
-        if rtt >= KARN_LIMIT && short_seen {
+        if rtt >= KARN_LIMIT && short_seen && !self.matched {
             return;
         }
         let r = rtt.as_secs_f64();
@@ -298,5 +313,26 @@ mod tests {
         let before = rtt;
         rtt.sample(ms(1020));
         assert_eq!(rtt, before);
+    }
+
+    #[test]
+    fn answers_matched_to_their_try_count_past_a_second() {
+        // A path of 0.8-1.6 s: with connects, the answers over a second may be to the SYN the
+        // kernel resent and are left out, which keeps the timeout under most round trips.
+        let samples = [900, 1300, 850, 1500, 1200, 1600, 950, 1400];
+        let mut connects = Rtt::default();
+        let mut raw = Rtt::matched();
+        for sample in samples {
+            connects.sample(ms(sample));
+            raw.sample(ms(sample));
+        }
+        let bounds = Timeouts::capped(ms(10_000));
+        assert!(connects.srtt().is_some_and(|srtt| srtt < ms(1000)));
+        assert!(raw.srtt().is_some_and(|srtt| srtt > ms(1100)));
+        assert!(
+            raw.timeout(&bounds) > ms(1600),
+            "{:?}",
+            raw.timeout(&bounds)
+        );
     }
 }

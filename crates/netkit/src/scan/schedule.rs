@@ -64,6 +64,14 @@ const GIVE_UP: Duration = Duration::from_secs(30);
 /// The longest pause while short of resources.
 const MAX_PAUSE: Duration = Duration::from_millis(100);
 
+/// A round-trip estimate for a scan of `settings` ([`Settings::tries_matched`]).
+fn new_rtt(settings: &Settings) -> Rtt {
+    match settings.tries_matched {
+        true => Rtt::matched(),
+        false => Rtt::default(),
+    }
+}
+
 /// Identifies one probe (one try of one port: one socket).
 pub type ProbeId = u64;
 
@@ -95,6 +103,9 @@ pub struct Settings {
     /// last try waits that long more, and the port is filtered only when that wait ends
     /// unanswered. `None`: no wait (the scheduler's tests, to see what it changes).
     pub answer_retransmit: Option<Duration>,
+    /// Whether every answer is matched to the try it answers (raw SYNs), so that its round
+    /// trip counts however long ([`Rtt::matched`]); connects resent by the kernel are not.
+    pub tries_matched: bool,
 }
 
 /// A probe to send.
@@ -290,6 +301,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         if settings.queue_bound {
             window.bound_by_queue();
         }
+        let rtt = new_rtt(&settings);
         Scheduler {
             ceiling: settings.rate.map(spacing),
             rate: RateControl::default(),
@@ -314,7 +326,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             next_id: 0,
             in_flight: 0,
             open_sockets: 0,
-            rtt: Rtt::default(),
+            rtt,
             shortage: Shortage::default(),
             loss: Loss::default(),
             probes_total,
@@ -371,6 +383,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
                 return;
             };
             let mut host = HostScan::new(info, max_window);
+            host.rtt = new_rtt(&self.settings);
             if self.settings.queue_bound {
                 host.window.bound_by_queue();
             }

@@ -178,6 +178,7 @@ fn settings(retries: Retries) -> Settings {
         reset: Reason::ConnRefused,
         queue_bound: false,
         answer_retransmit: None,
+        tries_matched: false,
     }
 }
 
@@ -376,6 +377,7 @@ fn syn_settings(retries: Retries) -> Settings {
         reset: Reason::Reset,
         queue_bound: true,
         answer_retransmit: Some(SYN_ACK_RETRANSMIT),
+        tries_matched: false,
         ..settings(retries)
     }
 }
@@ -739,6 +741,7 @@ fn random_loss_on_a_slow_link_does_not_pace_the_scan_down() {
         let settings = Settings {
             timeouts: Timeouts::capped(Duration::from_secs(10)),
             answer_retransmit: Some(SYN_ACK_RETRANSMIT),
+            tries_matched: false,
             ..settings(Retries::Adaptive { max: 10 })
         };
         let out = simulate(&mut net, settings);
@@ -781,6 +784,7 @@ fn a_low_syn_limit_over_a_thousand_ports_is_exact() {
         let settings = Settings {
             timeouts: Timeouts::capped(Duration::from_secs(10)),
             answer_retransmit: Some(SYN_ACK_RETRANSMIT),
+            tries_matched: false,
             queue_bound: syn,
             ..settings(Retries::Adaptive { max: 10 })
         };
