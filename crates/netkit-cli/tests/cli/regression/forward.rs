@@ -452,28 +452,13 @@ fn forward_http_write_to_a_side_that_closed_threw_away_the_end_of_its_reply() {
                 (fw.into_proc(), listen)
             }
             _ => {
-                let file = dir_.path().join("haproxy.cfg");
-                std::fs::write(
-                    &file,
-                    format!(
-                        "defaults\n  mode http\n  timeout connect 5s\n  timeout client 5s\n  \
+                let config = format!(
+                    "defaults\n  mode http\n  timeout connect 5s\n  timeout client 5s\n  \
                      timeout server 5s\nfrontend f\n  bind 127.0.0.1:7002\n  \
                      http-request set-header Host {HOST}\n  default_backend b\n\
                      backend b\n  server s {target}\n"
-                    ),
-                )
-                .unwrap();
-                let mut cmd = ns.command("haproxy");
-                cmd.args(["-db", "-q", "-f"]).arg(&file);
-                let proc = crate::harness::Proc::spawn_quiet(cmd);
-                ns.run_in(|| {
-                    let start = std::time::Instant::now();
-                    while TcpStream::connect("127.0.0.1:7002").is_err() {
-                        assert!(start.elapsed() < PATIENCE, "HAProxy did not listen");
-                        thread::sleep(std::time::Duration::from_millis(50));
-                    }
-                })
-                .unwrap();
+                );
+                let proc = haproxy_in(&ns, dir_.path(), &config, "127.0.0.1:7002");
                 (proc, "127.0.0.1:7002".parse().unwrap())
             }
         };
@@ -1331,6 +1316,31 @@ fn echoed_through(ns: &Netns, at: &'static str, clients: usize) -> usize {
     .unwrap()
 }
 
+/// HAProxy run in `ns` with `config` (written in `dir`), once it listens on `listen`
+/// (waited for with connects to the listener itself, which send no SYN to a target).
+fn haproxy_in(
+    ns: &Netns,
+    dir: &std::path::Path,
+    config: &str,
+    listen: &str,
+) -> crate::harness::Proc {
+    let file = dir.join("haproxy.cfg");
+    std::fs::write(&file, config).unwrap();
+    let mut cmd = ns.command("haproxy");
+    cmd.args(["-db", "-q", "-f"]).arg(&file);
+    let proc = crate::harness::Proc::spawn_quiet(cmd);
+    let listen = listen.to_string();
+    ns.run_in(move || {
+        let start = std::time::Instant::now();
+        while TcpStream::connect(&listen).is_err() {
+            assert!(start.elapsed() < PATIENCE, "HAProxy did not listen");
+            thread::sleep(std::time::Duration::from_millis(50));
+        }
+    })
+    .unwrap();
+    proc
+}
+
 /// Audit on impaired links: netkit tried each target once per client, so a connect to a
 /// healthy target whose SYN was lost failed the client (12 of 15 served at 25 % loss, where
 /// HAProxy with `retries 3` served 15). Here every other SYN to the target is dropped (the
@@ -1349,28 +1359,13 @@ fn forward_a_lost_syn_dropped_the_client_of_a_healthy_target() {
     drop_every_other_syn(&ns, "9000", "1");
     if Haproxy::available().is_some() {
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("haproxy.cfg");
-        std::fs::write(
-            &file,
-            format!(
-                "defaults\n  mode tcp\n  timeout connect 500ms\n  timeout client 10s\n  \
-                 timeout server 10s\n  retries 3\n  option redispatch\nlisten l\n  \
-                 bind 127.0.0.1:7001\n  server s {LOSSY_TARGET}\n"
-            ),
-        )
-        .unwrap();
-        let mut cmd = ns.command("haproxy");
-        cmd.args(["-db", "-q", "-f"]).arg(&file);
-        let _haproxy = crate::harness::Proc::spawn_quiet(cmd);
-        ns.run_in(|| {
-            let start = std::time::Instant::now();
-            // A connect to the listener itself: no SYN to the target, the pairs stay paired.
-            while TcpStream::connect("127.0.0.1:7001").is_err() {
-                assert!(start.elapsed() < PATIENCE, "HAProxy did not listen");
-                thread::sleep(std::time::Duration::from_millis(50));
-            }
-        })
-        .unwrap();
+        let config = format!(
+            "defaults\n  mode tcp\n  timeout connect 500ms\n  timeout client 10s\n  \
+             timeout server 10s\n  retries 3\n  option redispatch\nlisten l\n  \
+             bind 127.0.0.1:7001\n  server s {LOSSY_TARGET}\n"
+        );
+        // A connect to the listener itself: no SYN to the target, the pairs stay paired.
+        let _haproxy = haproxy_in(&ns, dir.path(), &config, "127.0.0.1:7001");
         assert_eq!(
             echoed_through(&ns, "127.0.0.1:7001", CLIENTS),
             CLIENTS,

@@ -1074,6 +1074,33 @@ fn discovery_missed_an_on_link_host_that_drops_ip() {
     );
 }
 
+/// Router firewall rules, one per `(iptables, host, port, kind)`: TCP to that port of that
+/// host is rejected with that ICMP kind (`--reject-with`).
+fn router_rejects(lab: &Lab, rules: &[(&str, &str, &str, &str)]) {
+    for (iptables, host, port, kind) in rules {
+        let rule = ["-A", "FORWARD", "-p", "tcp", "-d", host, "--dport", port];
+        let added = lab
+            .router_cmd(iptables)
+            .args(rule)
+            .args(["-j", "REJECT", "--reject-with", kind])
+            .output()
+            .expect("run iptables");
+        assert!(added.status.success(), "{iptables}: {added:?}");
+    }
+}
+
+/// `nmap -n -Pn -sS --reason -p PORTS -oX -` of `host` from the lab's scanner: the document.
+fn nmap_syn_xml(lab: &Lab, host: &str, ports: &str) -> String {
+    let nmap = lab
+        .scanner_cmd("nmap")
+        .args(["-n", "-Pn", "-sS", "--reason", "-p", ports, "-oX", "-"])
+        .args(host.contains(':').then_some("-6"))
+        .arg(host)
+        .output()
+        .expect("nmap");
+    String::from_utf8_lossy(&nmap.stdout).into_owned()
+}
+
 /// Audit (per-port rejects): a router whose firewall rejects one port of a host with ICMP
 /// host unreachable (and another with network unreachable) made the whole host
 /// "unreachable": an error, exit 1, and the ports not yet answered (an open one among them)
@@ -1094,41 +1121,19 @@ fn a_routers_host_unreachable_for_one_port_made_the_host_unreachable() {
         .open(hosts[1], &[22, 8080])
         .build()
         .expect("lab");
-    let rules: [(&str, &str, [&str; 2]); 2] = [
-        (
-            "iptables",
-            hosts[0],
-            ["icmp-host-unreachable", "icmp-net-unreachable"],
-        ),
-        (
-            "ip6tables",
-            hosts[1],
-            ["icmp6-addr-unreachable", "icmp6-no-route"],
-        ),
-    ];
-    for (iptables, host, kinds) in rules {
-        for (port, kind) in ["445", "446"].into_iter().zip(kinds) {
-            let rule = ["-A", "FORWARD", "-p", "tcp", "-d", host, "--dport", port];
-            let added = lab
-                .router_cmd(iptables)
-                .args(rule)
-                .args(["-j", "REJECT", "--reject-with", kind])
-                .output()
-                .expect("run iptables");
-            assert!(added.status.success(), "{iptables}: {added:?}");
-        }
-    }
+    router_rejects(
+        &lab,
+        &[
+            ("iptables", hosts[0], "445", "icmp-host-unreachable"),
+            ("iptables", hosts[0], "446", "icmp-net-unreachable"),
+            ("ip6tables", hosts[1], "445", "icmp6-addr-unreachable"),
+            ("ip6tables", hosts[1], "446", "icmp6-no-route"),
+        ],
+    );
     let ports = "20-23,440-450,8080";
     for host in hosts {
         let v6 = host.contains(':');
-        let nmap = lab
-            .scanner_cmd("nmap")
-            .args(["-n", "-Pn", "-sS", "--reason", "-p", ports, "-oX", "-"])
-            .args(v6.then_some("-6"))
-            .arg(host)
-            .output()
-            .expect("nmap");
-        let nmap_xml = String::from_utf8_lossy(&nmap.stdout).into_owned();
+        let nmap_xml = nmap_syn_xml(&lab, host, ports);
         let (host_unreach, net_unreach) = match v6 {
             false => ("host-unreach", "net-unreach"),
             true => ("host-unreach", "no-route"),
@@ -1176,7 +1181,7 @@ fn a_routers_host_unreachable_for_one_port_made_the_host_unreachable() {
 }
 
 /// The `reason="..."` of each `<status>` of an nmap XML document, in order.
-fn status_reasons(xml: &str) -> Vec<String> {
+pub(super) fn status_reasons(xml: &str) -> Vec<String> {
     xml.lines()
         .filter_map(|l| l.split("<status ").nth(1))
         .filter_map(|s| s.split("reason=\"").nth(1))
@@ -1305,33 +1310,18 @@ fn a_port_refused_by_a_router_lacked_reason_ip() {
         .open(hosts[1], &[22])
         .build()
         .expect("lab");
-    let rules = [
-        ("iptables", hosts[0], "446", "icmp-host-unreachable"),
-        ("iptables", hosts[0], "447", "icmp-admin-prohibited"),
-        ("ip6tables", hosts[1], "446", "icmp6-addr-unreachable"),
-        ("ip6tables", hosts[1], "447", "icmp6-adm-prohibited"),
-    ];
-    for (iptables, host, port, kind) in rules {
-        let rule = ["-A", "FORWARD", "-p", "tcp", "-d", host, "--dport", port];
-        let added = lab
-            .router_cmd(iptables)
-            .args(rule)
-            .args(["-j", "REJECT", "--reject-with", kind])
-            .output()
-            .expect("run iptables");
-        assert!(added.status.success(), "{iptables}: {added:?}");
-    }
+    router_rejects(
+        &lab,
+        &[
+            ("iptables", hosts[0], "446", "icmp-host-unreachable"),
+            ("iptables", hosts[0], "447", "icmp-admin-prohibited"),
+            ("ip6tables", hosts[1], "446", "icmp6-addr-unreachable"),
+            ("ip6tables", hosts[1], "447", "icmp6-adm-prohibited"),
+        ],
+    );
     let ports = "22,80,446,447";
     for host in hosts {
-        let v6 = host.contains(':');
-        let nmap = lab
-            .scanner_cmd("nmap")
-            .args(["-n", "-Pn", "-sS", "--reason", "-p", ports, "-oX", "-"])
-            .args(v6.then_some("-6"))
-            .arg(host)
-            .output()
-            .expect("nmap");
-        let nmap_xml = String::from_utf8_lossy(&nmap.stdout).into_owned();
+        let nmap_xml = nmap_syn_xml(&lab, host, ports);
         let want = xml_port_states(&nmap_xml);
         let routers = want.iter().filter(|p| p.3.is_some()).count();
         assert!(routers >= 1, "nmap names the router: {nmap_xml}");

@@ -1652,14 +1652,7 @@ fn ack_sweep_called_the_targets_own_port_unreachable_a_reset() {
         .icmp_limits(netkit_lab::IcmpLimits::Off)
         .build()
         .expect("lab");
-    let reason = |xml: &str| -> Vec<String> {
-        xml.lines()
-            .filter_map(|l| l.split("<status ").nth(1))
-            .filter_map(|s| s.split("reason=\"").nth(1))
-            .filter_map(|s| s.split('"').next())
-            .map(str::to_string)
-            .collect()
-    };
+    let reason = super::scan::status_reasons;
     for addr in ["198.18.1.3", "2001:db8:1::3", "198.18.1.4"] {
         let family = if addr.contains(':') { "-6" } else { "-4" };
         let out = lab
