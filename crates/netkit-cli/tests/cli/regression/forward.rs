@@ -104,7 +104,11 @@ fn next_read(stream: &mut TcpStream) -> Result<Vec<u8>, ErrorKind> {
 
 /// A target that accepts one connection and hands it over.
 fn one_shot_target() -> (SocketAddr, std::sync::mpsc::Receiver<TcpStream>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    hand_over(TcpListener::bind("127.0.0.1:0").unwrap())
+}
+
+/// `listener`'s address, and the first connection it accepts once it comes.
+fn hand_over(listener: TcpListener) -> (SocketAddr, std::sync::mpsc::Receiver<TcpStream>) {
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     thread::spawn(move || {
@@ -337,15 +341,7 @@ fn small_target_in(ns: &Netns) -> (SocketAddr, std::sync::mpsc::Receiver<TcpStre
         let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
         listener.bind(&any.into()).unwrap();
         listener.listen(1).unwrap();
-        let listener: TcpListener = listener.into();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        thread::spawn(move || {
-            if let Ok((stream, _)) = listener.accept() {
-                let _ = tx.send(stream);
-            }
-        });
-        (addr, rx)
+        hand_over(listener.into())
     })
     .unwrap()
 }
