@@ -9,9 +9,10 @@
 //! target index ([`UNKNOWN_INDEX`]: its sender says it). Its checksum is
 //! checked where the kernel has not checked it already (an IPv4 raw socket): a reply of ours
 //! with a wrong one is [`Answer::Corrupted`], which [`Engine::recv`] skips. Everything else —
-//! other programs' pings, our own requests seen on loopback, ICMP errors — is skipped. The round trip ends at the kernel's receive timestamp, not when the
-//! task woke up (as iputils measures it). The rest of the payload is iputils' filler (byte
-//! `i` is `i`) or the caller's pattern (`ping -p`).
+//! other programs' pings, our own requests seen on loopback, ICMP errors — is skipped. The
+//! round trip ends at the kernel's receive timestamp, not when the task woke up (as iputils
+//! measures it). The rest of the payload is iputils' filler (byte `i` is `i`) or the caller's
+//! pattern (`ping -p`).
 //!
 //! A payload shorter than a probe (`ping -s 0` to `-s 15`) carries no probe, as iputils then
 //! carries no time: replies, of whatever length, are matched by identifier alone, their target
