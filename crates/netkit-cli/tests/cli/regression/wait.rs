@@ -74,6 +74,16 @@ fn exit_waited_for_a_hung_name_lookup() {
     }
 }
 
+/// A lab with one far host, 198.18.0.2, `delay_ms` away each way, listening on `open`.
+fn delayed_host_lab(tag: &str, delay_ms: u64, open: &[u16]) -> Lab {
+    let builder = Lab::builder(tag).delay(ms(delay_ms)).host("198.18.0.2");
+    let builder = match open {
+        [] => builder,
+        ports => builder.open("198.18.0.2", ports),
+    };
+    builder.build().expect("lab")
+}
+
 /// A connect was abandoned after 1 s (four times the 250 ms interval) and counted as timed
 /// out, so behind a round trip longer than that (700 ms each way here) `wait` never saw the
 /// open port and timed out, where wait-for-it (the kernel's own SYN retries) found it at
@@ -83,12 +93,7 @@ fn a_round_trip_over_one_second_never_connected() {
     if !privileged("wait long round trip") {
         return;
     }
-    let lab = Lab::builder("waitrtt")
-        .delay(ms(700))
-        .host("198.18.0.2")
-        .open("198.18.0.2", &[80])
-        .build()
-        .expect("lab");
+    let lab = delayed_host_lab("waitrtt", 700, &[80]);
     let stderr = wait_for_it_and_netkit_see_port_80_up(&lab, "20", "20s");
     assert!(stderr.contains("198.18.0.2:80 is up after"), "{stderr}");
 }
@@ -183,12 +188,7 @@ fn an_abandoned_connect_lost_the_handshake_a_retransmission_completes() {
     if !privileged("wait first synack lost") {
         return;
     }
-    let lab = Lab::builder("waitsynack")
-        .delay(ms(800))
-        .host("198.18.0.2")
-        .open("198.18.0.2", &[80])
-        .build()
-        .expect("lab");
+    let lab = delayed_host_lab("waitsynack", 800, &[80]);
     drop_first_synack(&lab, 80);
     wait_for_it_and_netkit_see_port_80_up(&lab, "5", "4500ms");
 }
@@ -233,11 +233,7 @@ fn an_abandoned_http_connect_lost_the_handshake_a_retransmission_completes() {
     if !privileged("wait http first synack lost") {
         return;
     }
-    let lab = Lab::builder("waithsynack")
-        .delay(ms(800))
-        .host("198.18.0.2")
-        .build()
-        .expect("lab");
+    let lab = delayed_host_lab("waithsynack", 800, &[]);
     let root = tempfile::tempdir().expect("tempdir");
     let mut server = lab.far_cmd("python3");
     server.args(["-u", "-m", "http.server", "8080", "--bind", "198.18.0.2"]);
@@ -948,11 +944,7 @@ fn a_refusal_after_the_connects_bound_was_taken_for_silence() {
     if !privileged("wait: a refusal after the connect's bound") {
         return;
     }
-    let lab = Lab::builder("waitrst")
-        .delay(ms(1000))
-        .host("198.18.0.2")
-        .build()
-        .expect("lab");
+    let lab = delayed_host_lab("waitrst", 1000, &[]);
     let addr = "198.18.0.2".parse().expect("address");
     assert_eq!(lab.truth().port(addr, 9), PortTruth::Closed);
     let nc = lab
