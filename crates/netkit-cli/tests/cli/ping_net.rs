@@ -180,6 +180,41 @@ pub fn routed(tag: &str) -> [Netns; 3] {
     [near, router, far]
 }
 
+/// [`routed`] with a router that forwards 198.18.7.0/24 and 2001:db8:7::/48 and rejects them
+/// (ICMP admin prohibited), without limits on its ICMP errors.
+pub fn routed_rejecting(tag: &str) -> [Netns; 3] {
+    let [near, router, far] = routed(tag);
+    router.ip(&["route", "add", "198.18.7.0/24", "via", "198.18.1.2"]);
+    router.ip(&[
+        "-6",
+        "route",
+        "add",
+        "2001:db8:7::/48",
+        "via",
+        "2001:db8:1::2",
+    ]);
+    for (tables, prefix, kind) in [
+        ("iptables", "198.18.7.0/24", "icmp-admin-prohibited"),
+        ("ip6tables", "2001:db8:7::/48", "icmp6-adm-prohibited"),
+    ] {
+        let rule = [
+            "-I",
+            "FORWARD",
+            "-d",
+            prefix,
+            "-j",
+            "REJECT",
+            "--reject-with",
+            kind,
+        ];
+        let netns = ["ip", "netns", "exec", router.name.as_str(), tables];
+        sh(&[&netns[..], &rule[..]].concat());
+    }
+    sysctl(&router, "net.ipv4.icmp_ratelimit=0");
+    sysctl(&router, "net.ipv6.icmp.ratelimit=0");
+    [near, router, far]
+}
+
 pub fn ping_in(ns: &Netns, args: &[&str]) -> (i32, String, String) {
     text(&ns.netkit().arg("ping").args(args).output().expect("run"))
 }

@@ -476,15 +476,11 @@ impl Engine {
     }
 }
 
-/// Errors a socket may report about an earlier send (an ICMP error turned into errno, an
-/// interrupted call); the next message is still worth reading.
+/// Errors a socket may report about an earlier send (an ICMP error turned into errno, of any
+/// kind: an IPv6 admin-prohibited one is `EACCES`), or an interrupted call; the next message
+/// is still worth reading.
 fn is_transient(err: &io::Error) -> bool {
-    use nix::libc;
-    err.kind() == io::ErrorKind::Interrupted
-        || matches!(
-            err.raw_os_error(),
-            Some(libc::ECONNREFUSED | libc::EHOSTUNREACH | libc::ENETUNREACH | libc::EMSGSIZE)
-        )
+    err.kind() == io::ErrorKind::Interrupted || super::socket::is_icmp_errno(err)
 }
 
 fn check_payload(size: usize, versions: &[Version]) -> Result<(), ParseError> {

@@ -5,7 +5,8 @@
 //! change. The socket is non-blocking, registered with tokio, has a large receive buffer, and
 //! reports the TTL or hop limit and the kernel's receive time of every message. A datagram
 //! socket also reads its error queue (`IP_RECVERR`), where the kernel puts the ICMP errors
-//! about its requests that a raw socket receives as packets. The
+//! about its requests that a raw socket receives as packets, and clears the pending error each
+//! of them also leaves before it sends (the kernel would refuse the next request with it). The
 //! [`SocketOptions`] are ping's socket flags: TTL, TOS / traffic class, path MTU discovery,
 //! the interface or source address to send from, broadcast.
 
@@ -119,13 +120,18 @@ impl IcmpSocket {
     }
 
     /// Sends one ICMP message to `dst`'s address, in its zone, waiting while the send buffer
-    /// is full.
+    /// is full. A datagram socket keeps an ICMP error about an earlier message as its pending
+    /// error too (beside the copy in its error queue, which [`IcmpSocket::recv`] reads), and
+    /// the kernel would refuse this send with it, sending nothing: that error is not this
+    /// message's, so it is cleared first (and the send is tried once more if one came in
+    /// between).
     pub async fn send_to(&self, message: &[u8], mut dst: SocketAddr) -> io::Result<()> {
         dst.set_port(0);
         let to = SockAddr::from(dst);
+        let datagram = self.kind == Kind::Datagram;
         loop {
             let mut guard = self.fd.writable().await?;
-            match guard.try_io(|fd| fd.get_ref().send_to(message, &to)) {
+            match guard.try_io(|fd| send_fresh(fd.get_ref(), message, &to, datagram)) {
                 Ok(result) => return result.map(drop),
                 Err(_would_block) => continue,
             }
@@ -158,6 +164,47 @@ impl IcmpSocket {
             }
         }
     }
+}
+
+/// Sends `message` to `to`; on a datagram socket without the pending error an ICMP error about
+/// an earlier message left (`SO_ERROR`, which reading clears; the error queue keeps its copy).
+/// A send refused with an errno that an ICMP error gives is tried once more: the error may
+/// have come between the two calls, and the refusal was then not this message's (a real one,
+/// no route to the host, refuses the second send too, and neither sent anything).
+/// A too-big refusal is not tried again: each one queues a local error, counted once per send.
+fn send_fresh(socket: &Socket, message: &[u8], to: &SockAddr, datagram: bool) -> io::Result<usize> {
+    if !datagram {
+        return socket.send_to(message, to);
+    }
+    let _pending = socket.take_error();
+    match socket.send_to(message, to) {
+        Err(e) if is_icmp_errno(&e) && e.raw_os_error() != Some(libc::EMSGSIZE) => {
+            socket.send_to(message, to)
+        }
+        sent => sent,
+    }
+}
+
+/// Whether `err` is an errno the kernel makes of an ICMP error about a request (its
+/// `icmp_err_convert` and `icmpv6_err_convert` tables: unreachable of every kind, time
+/// exceeded, parameter problem, too big), which a datagram socket also returns from its next
+/// send or receive.
+pub(crate) fn is_icmp_errno(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(
+            libc::ENETUNREACH
+                | libc::EHOSTUNREACH
+                | libc::ENOPROTOOPT
+                | libc::ECONNREFUSED
+                | libc::EMSGSIZE
+                | libc::EOPNOTSUPP
+                | libc::EHOSTDOWN
+                | libc::ENONET
+                | libc::EACCES
+                | libc::EPROTO
+        )
+    )
 }
 
 fn name(version: Version) -> &'static str {

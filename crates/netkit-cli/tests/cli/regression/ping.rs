@@ -1282,3 +1282,55 @@ fn replies_cut_short_of_the_send_time_went_unheard() {
         assert_eq!(lines(&out, &start), truncated, "-s {size}: {out}");
     }
 }
+
+/// fping's `xmt/rcv/%loss` figures of `host` in `out` (`2/0/100%`).
+fn xmt_rcv_loss(out: &str, host: &str) -> String {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(&format!("{host} ")) && l.contains("xmt/rcv/%loss = "))
+        .unwrap_or_else(|| panic!("no summary of {host} in\n{out}"));
+    let figures = line.split("xmt/rcv/%loss = ").nth(1).unwrap_or_default();
+    figures.split(',').next().unwrap_or_default().to_string()
+}
+
+/// An unprivileged ping (datagram sockets, which receive ICMP errors through `IP_RECVERR`) of
+/// several hosts lost every request to a host that answers when the request before it, to
+/// another host, drew an ICMP error: the kernel keeps the error as the socket's pending error
+/// too and returns it from the next send, which then does not happen. Here a router rejects
+/// 198.18.7.1 (admin prohibited): netkit printed `netkit: 198.18.1.2: sendmsg:
+/// no route to host` at every round and `2/0/100%` for a host that fping, on the same network,
+/// finds answering every request (IPv6: `permission denied`, from the admin-prohibited error).
+/// iputils pings one host; with a preload (`-l 3`) it loses its own second request the same
+/// way, which netkit's raw sockets (root) never did.
+#[test]
+fn unprivileged_requests_after_an_icmp_error_were_refused() {
+    if !privileged("ping unprivileged after an ICMP error") {
+        return;
+    }
+    let [near, _router, _far] = crate::ping_net::routed_rejecting("pingsoerr");
+    let hosts = ["198.18.7.1", "198.18.1.2", "2001:db8:7::1", "2001:db8:1::2"];
+    let mut fping = near.command("fping");
+    fping.args(["-c", "2", "-p", "300", "-q"]).args(hosts);
+    let (f_code, f_out, f_err) = text(&fping.output().expect("run fping"));
+    let f_all = format!("{f_out}{f_err}");
+    assert_eq!(xmt_rcv_loss(&f_all, "198.18.1.2"), "2/2/0%", "{f_all}");
+    assert_eq!(xmt_rcv_loss(&f_all, "2001:db8:1::2"), "2/2/0%", "{f_all}");
+    let mut args = vec!["-i", "0.3", "--fping-summary"];
+    args.extend(hosts);
+    let (code, out, err) = crate::ping::ping_as_nobody(&near, "0 2147483647", &args);
+    for host in hosts {
+        let figures = xmt_rcv_loss(&out, host);
+        assert_eq!(
+            figures,
+            xmt_rcv_loss(&f_all, host),
+            "{out}{err}\nfping: {f_all}"
+        );
+    }
+    for host in ["198.18.7.1", "2001:db8:7::1"] {
+        let from = format!("{host}: From ");
+        let errors = out.lines().filter(|l| l.starts_with(&from)).count();
+        assert_eq!(errors, 2, "{out}{err}");
+    }
+    assert!(!err.contains("sendmsg"), "{err}");
+    assert_eq!((code, f_code), (1, 1), "{out}{err}\nfping: {f_all}");
+}

@@ -1690,3 +1690,48 @@ fn ack_sweep_called_the_targets_own_port_unreachable_a_reset() {
         assert_eq!(reason(&xml), want, "{addr}: {xml}{stderr}\nnmap: {nmap}");
     }
 }
+
+/// An unprivileged sweep (datagram sockets, which receive ICMP errors through `IP_RECVERR`)
+/// reported a live host unreachable when its probe followed one that drew an ICMP error: the
+/// kernel keeps the error as the socket's pending error too and refuses the next send with it.
+/// Behind a router that rejects 198.18.7.0/24 (admin prohibited), `netkit sweep 198.18.7.1
+/// 198.18.1.2 ...` said `netkit: 198.18.1.2: No route to host` (IPv6: `Permission denied`)
+/// where fping, on the same network, finds 198.18.1.2 alive.
+#[test]
+fn unprivileged_probes_after_an_icmp_error_were_refused() {
+    if !privileged("sweep unprivileged after an ICMP error") {
+        return;
+    }
+    let [near, _router, _far] = crate::ping_net::routed_rejecting("swsoerr");
+    let targets = ["198.18.7.1", "198.18.1.2", "2001:db8:7::1", "2001:db8:1::2"];
+    let alive = |out: &str| -> BTreeSet<String> {
+        let alive = out.lines().filter_map(|l| l.strip_suffix(" is alive"));
+        alive.map(str::to_string).collect()
+    };
+    let mut fping = near.command("fping");
+    fping.args(targets);
+    let (_, f_out, f_err) = text(&fping.output().expect("run fping"));
+    let want: BTreeSet<String> = ["198.18.1.2", "2001:db8:1::2"].map(String::from).into();
+    assert_eq!(alive(&f_out), want, "fping: {f_out}{f_err}");
+    let range = "net.ipv4.ping_group_range=0 2147483647";
+    crate::harness::sh(&["ip", "netns", "exec", &near.name, "sysctl", "-qw", range]);
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &near.name, "setpriv"])
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .args([env!("CARGO_BIN_EXE_netkit"), "sweep"])
+        .args(targets)
+        .output()
+        .expect("run setpriv");
+    let (code, out, err) = text(&out);
+    assert_eq!(
+        alive(&out),
+        alive(&f_out),
+        "{out}{err}\nfping: {f_out}{f_err}"
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("198.18.7.1: Packet filtered from "), "{err}");
+    assert!(
+        !err.contains("198.18.1.2") && !err.contains("2001:db8:1::2:"),
+        "{err}"
+    );
+}
