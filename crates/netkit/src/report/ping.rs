@@ -73,7 +73,8 @@ pub struct PingSummary {
     pub mdev_ms: Option<f64>,
     /// Moving average of the round trips (iputils' `ewma`), ms.
     pub ewma_ms: Option<f64>,
-    /// Most requests that were in flight at once (iputils' `pipe`); 0 when none was answered.
+    /// Most requests that were in flight at once (iputils' `pipe`); 0 when none was answered
+    /// (an IPv4 ICMP error answers its request, as in iputils).
     pub pipe: u64,
     /// Time from the start to the last request sent, ms (iputils' `time`).
     pub time_ms: u64,
