@@ -31,7 +31,7 @@ pub(super) fn udp_addr(fw: &Forwarder) -> SocketAddr {
 
 /// A UDP echo upstream on `addr` (port 0): every datagram goes back to its sender. Its
 /// receive buffer takes bursts of hundreds of clients at once.
-fn udp_echo(addr: &str) -> SocketAddr {
+pub(super) fn udp_echo(addr: &str) -> SocketAddr {
     let socket = UdpSocket::bind(addr).unwrap();
     big_receive_buffer(&socket);
     let bound = socket.local_addr().unwrap();
@@ -452,13 +452,13 @@ fn forward_udp_allow_is_applied_to_each_source() {
 /// A UDP port where datagrams from anyone get ICMP port unreachable (a socket bound there
 /// with `SO_REUSEADDR` and connected elsewhere takes nothing else), until [`Refusing::open`]
 /// binds a second socket on it that answers: no other socket can take the port meanwhile.
-struct Refusing {
+pub(super) struct Refusing {
     _blocker: UdpSocket,
-    addr: SocketAddr,
+    pub(super) addr: SocketAddr,
 }
 
 impl Refusing {
-    fn new() -> Refusing {
+    pub(super) fn new() -> Refusing {
         let blocker = reuse_socket("127.0.0.1:0".parse().unwrap());
         blocker.connect("127.0.0.1:9").unwrap();
         let addr = blocker.local_addr().unwrap();

@@ -2473,3 +2473,40 @@ fn forward_keepalive_gave_a_live_target_up_after_a_short_outage() {
         .map(|()| buf);
     assert_eq!(got.ok().as_ref(), Some(b"again"), "{:?}", fw.stderr.all());
 }
+
+/// Audit on impaired links: a udp: target that answered a session's last datagram with ICMP
+/// port unreachable went unnoticed until the client sent again. The session's record said
+/// `refused: 0`, and with several targets the refusing one never went down: every other
+/// one-shot client (a query from a fresh port, as resolvers send them) lost its datagram
+/// there, 20 of 40 in each of three rounds in the lab. The reply pump waited for readable
+/// data only, and tokio wakes no such waiter for the error the socket reports. A client of
+/// the target itself sees the refusal (`ECONNREFUSED` at its next receive).
+#[test]
+fn forward_udp_refusal_of_a_sessions_last_datagram_went_unnoticed() {
+    use crate::forward_udp::{client, exchange, forwarder, records, udp_addr, udp_echo};
+    let refusing = crate::forward_udp::Refusing::new();
+    let direct = client("127.0.0.1");
+    direct.connect(refusing.addr).unwrap();
+    direct.send(b"anyone?").unwrap();
+    let seen = direct.recv(&mut [0u8; 16]).map_err(|e| e.kind());
+    assert_eq!(seen, Err(ErrorKind::ConnectionRefused), "directly");
+    // One target: the refusal is counted in the session's record.
+    let target = format!("udp:{}", refusing.addr);
+    let fw = forwarder("udp:0", &target, &["--idle-timeout", "300ms"]);
+    let one_shot = client("127.0.0.1");
+    one_shot.send_to(b"anyone?", udp_addr(&fw)).unwrap();
+    let session = &records(&fw, "session", 1)[0];
+    assert_eq!(session["refused"], 1, "{session}");
+    // Two targets: the refusing one goes down, the next one-shot client is answered.
+    let targets = format!("udp:{},udp:{}", refusing.addr, udp_echo("127.0.0.1:0"));
+    let fw = forwarder("udp:0", &targets, &[]);
+    one_shot.send_to(b"anyone?", udp_addr(&fw)).unwrap();
+    let down = &records(&fw, "target", 1)[0];
+    assert_eq!(
+        (&down["target"], &down["state"]),
+        (&serde_json::json!(target), &serde_json::json!("down")),
+        "{down}"
+    );
+    let fresh = client("127.0.0.1");
+    assert_eq!(exchange(&fresh, udp_addr(&fw), b"you?"), b"you?");
+}

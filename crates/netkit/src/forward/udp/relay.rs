@@ -16,7 +16,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::batch::Receiver;
 use super::drops::{Drops, REPORT_EVERY};
-use super::session::{Ended, Peer, Session, SessionId};
+use super::session::{FromPump, Peer, Session, SessionId};
 use super::targets::Targets;
 use super::{Bound, Counters, Event, Shared};
 use crate::error::describe_io;
@@ -60,7 +60,7 @@ where
                 table.close_all(&mut on_event)?;
                 break;
             }
-            Some(ended) = ended_rx.recv() => table.end(ended, &mut on_event)?,
+            Some(heard) = ended_rx.recv() => table.heard(heard, &mut on_event)?,
             _ = tick.tick() => table.expire(Instant::now(), &mut on_event)?,
             _ = drain_tick.tick(), if deadline.is_some() => {
                 table.expire(Instant::now(), &mut on_event)?;
@@ -113,7 +113,7 @@ struct Table {
     shared: Shared,
     sessions: HashMap<Peer, Session>,
     next_id: u64,
-    ended: mpsc::UnboundedSender<Ended>,
+    ended: mpsc::UnboundedSender<FromPump>,
     drops: Drops,
     local: SocketAddr,
     targets: Targets,
@@ -129,7 +129,7 @@ impl Table {
         bound: Bound,
         rule: &Rule,
         counters: Arc<Counters>,
-        ended: mpsc::UnboundedSender<Ended>,
+        ended: mpsc::UnboundedSender<FromPump>,
     ) -> Table {
         let (max, idle) = super::limits(rule);
         let listen = bound.local_endpoint();
@@ -239,13 +239,27 @@ impl Table {
         self.allow.is_empty() || self.allow.iter().any(|net| net.contains(&ip))
     }
 
-    /// Closes a session whose pump stopped on an error (unless it already ended).
-    fn end(&mut self, (id, err): Ended, on_event: &mut impl EventSink) -> io::Result<()> {
-        let current = self.sessions.get(&id.0).map(Session::id);
-        if current != Some(id) {
+    /// Acts on a pump's news (unless its session already ended): a refusal is taken as a
+    /// send meeting it would be (with several targets the refusing one goes down and the
+    /// session moves), a pump that stopped on an error closes its session.
+    fn heard(&mut self, news: FromPump, on_event: &mut impl EventSink) -> io::Result<()> {
+        let id = match &news {
+            FromPump::Refused(id) | FromPump::Ended(id, _) => *id,
+        };
+        let Some(session) = self.sessions.get_mut(&id.0).filter(|s| s.id() == id) else {
             return Ok(());
+        };
+        match news {
+            FromPump::Refused(_) => {
+                let refusals = session.take_refusals();
+                if refusals == 0 {
+                    return Ok(());
+                }
+                let counters = &self.shared.counters;
+                fail_over(&mut self.targets, session, refusals, counters, on_event)
+            }
+            FromPump::Ended(_, err) => self.close(id.0, Close::Error, Some(&err), on_event),
         }
-        self.close(id.0, Close::Error, Some(&err), on_event)
     }
 
     /// Closes the sessions idle for the idle timeout (while draining, those with no reply

@@ -130,8 +130,16 @@ pub(super) struct Peer {
 /// so that a late message about an ended session never closes its successor.
 pub(super) type SessionId = (Peer, u64);
 
-/// A pump that stopped on an error the session cannot go on after.
-pub(super) type Ended = (SessionId, io::Error);
+/// What a pump tells the session loop.
+#[derive(Debug)]
+pub(super) enum FromPump {
+    /// The target refused (ICMP port unreachable) while the loop was not looking: after the
+    /// session's last datagram, which may be its client's only one. The loop takes the
+    /// refusals ([`Session::take_refusals`]) as a send meeting one would.
+    Refused(SessionId),
+    /// The pump stopped on an error the session cannot go on after.
+    Ended(SessionId, io::Error),
+}
 
 /// One client's session.
 #[derive(Debug)]
@@ -162,14 +170,14 @@ pub(super) struct Session {
 impl Session {
     /// Opens a session for `id`'s client toward `target` and starts its pump, which answers
     /// from `arrival` when given (where the client's first datagram arrived, on a wildcard
-    /// listener); `ended` hears from the pump if it stops on its own.
+    /// listener); `ended` hears from the pump when it stops on its own or counts a refusal.
     pub(super) fn open(
         id: SessionId,
         (index, target): (usize, SocketAddr),
         header: Option<Vec<u8>>,
         arrival: Option<Arrival>,
         shared: &Shared,
-        ended: mpsc::UnboundedSender<Ended>,
+        ended: mpsc::UnboundedSender<FromPump>,
     ) -> io::Result<Session> {
         let socket = Arc::new(session_socket(target)?);
         let via = socket.local_addr().map(shown).unwrap_or_default();
@@ -378,12 +386,23 @@ enum Drained {
 }
 
 impl Pump {
-    async fn run(self, ended: mpsc::UnboundedSender<Ended>) {
+    async fn run(self, ended: mpsc::UnboundedSender<FromPump>) {
         loop {
-            let drained = match self.socket.readable().await {
-                Ok(()) => self.drain(),
+            // An ICMP error with no datagram queued makes the socket report an error, not
+            // readable data: waited for too, or a refusal of the session's last datagram
+            // would wait for the next one to be seen.
+            let interest = Interest::READABLE | Interest::ERROR;
+            let refused = self.replies.refused.load(Ordering::Relaxed);
+            let drained = match self.socket.ready(interest).await {
+                Ok(ready) => match ready.is_error().then(|| self.take_error()).flatten() {
+                    Some(fatal) => Drained::Failed(fatal),
+                    None => self.drain(),
+                },
                 Err(err) => Drained::Failed(err),
             };
+            if self.replies.refused.load(Ordering::Relaxed) > refused {
+                let _ = ended.send(FromPump::Refused(self.id));
+            }
             match drained {
                 Drained::Empty => {}
                 Drained::Budget => tokio::task::yield_now().await,
@@ -392,11 +411,26 @@ impl Pump {
                     Err(err) => self.undelivered(&err),
                 },
                 Drained::Failed(err) => {
-                    let _ = ended.send((self.id, err));
+                    let _ = ended.send(FromPump::Ended(self.id, err));
                     return;
                 }
             }
         }
+    }
+
+    /// Takes the error the socket reports (an ICMP error about a datagram sent, with no
+    /// reply queued to come with it) and counts it as a receive meeting it would; `Some` when
+    /// the session cannot go on.
+    fn take_error(&self) -> Option<io::Error> {
+        let mut fatal = None;
+        let _ = self.socket.try_io(Interest::ERROR, || {
+            if let Ok(Some(err)) = self.socket.take_error() {
+                fatal = self.received_error(err);
+            }
+            // Clears the error readiness: the next error reports itself anew.
+            Err::<(), _>(io::ErrorKind::WouldBlock.into())
+        });
+        fatal
     }
 
     /// Relays what the socket holds, up to [`PUMP_BUDGET`] datagrams, without waiting.
