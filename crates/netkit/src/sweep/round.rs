@@ -37,9 +37,11 @@ use crate::target::Targets;
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 /// The most probes sent before the task looks at the answers again.
 const MAX_BURST: usize = 256;
-/// The most control probes sent after the round's targets are settled, to judge a slow-down
-/// still on trial (see [`Work::settle`]).
+/// The control probes sent after the round's targets are settled, to judge a slow-down still
+/// on trial (see [`Work::settle`]): at least these, ...
 const SETTLE_CONTROLS: u32 = super::loss::WINDOW;
+/// ... and more, up to twice as many, while they take less than this.
+const SETTLE_TIME: Duration = Duration::from_millis(500);
 /// The longest stretch of missed sending time the pacer makes up for at once, so that a
 /// coarse timer does not lower the rate.
 const PACE_BURST: Duration = Duration::from_millis(5);
@@ -205,7 +207,8 @@ impl Work<'_, '_> {
 
     /// The round's targets are settled while a slow-down is still on trial (a small range is
     /// all found before the controls sent slower fill the window that judges it):
-    /// [`SETTLE_CONTROLS`] more control probes go out alone, at the slower rate, their answers
+    /// [`SETTLE_CONTROLS`] more control probes (up to twice as many within [`SETTLE_TIME`]) go
+    /// out alone, at the slower rate, their answers
     /// are awaited (a control timeout after the last), and the meter judges the trial on them
     /// at the round's end (`Meter::end_round`). Without them the round ended with a handful of
     /// slower controls, too few to tell a policer from random loss: a /26 behind a policer of
@@ -217,20 +220,21 @@ impl Work<'_, '_> {
         sink: &mut Sink<'_>,
         stop: &mut Pin<&mut impl Future<Output = ()>>,
     ) -> Result<(), Error> {
-        let mut sent = 0;
-        let mut last = None;
+        let (start, mut sent, mut last) = (Instant::now(), 0, None);
         loop {
             while let Some((slot, reply)) = probers.try_recv() {
                 self.on_reply(slot, reply, probers.voters(reply.index, reply.addr), sink)?;
             }
             self.check_controls(sink)?;
             let now = Instant::now();
+            let more =
+                sent < SETTLE_CONTROLS || (sent < 2 * SETTLE_CONTROLS && now < start + SETTLE_TIME);
             let waited = last.is_none_or(|at| now >= at + self.learned.rtt.control_timeout());
-            if !self.learned.meter.on_trial() || (sent >= SETTLE_CONTROLS && waited) {
+            if !self.learned.meter.on_trial() || (!more && waited) {
                 return Ok(());
             }
             let mut wake = last.map_or(now, |at| at + self.learned.rtt.control_timeout());
-            if sent < SETTLE_CONTROLS {
+            if more {
                 if self.pacer.ready(now.into_std()) {
                     let Some((index, addr, slot)) = self.learned.meter.settling_control() else {
                         return Ok(());

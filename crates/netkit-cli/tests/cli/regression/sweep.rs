@@ -1529,7 +1529,7 @@ fn sweep_took_random_loss_for_throttling() {
         .expect("lab");
     // Behind the policer the claim was made in most sweeps, not all (41 of 50: the round
     // ended before the slower controls filled a window, and the few there were told
-    // nothing). The round now sends the controls that judge its slow-down: 49 of 50. Two of
+    // nothing). The round now sends the controls that judge its slow-down: 40 of 40. Two of
     // three: at one sweep in fifty missing it, this fails about one time in 800.
     let mut missed = Vec::new();
     for _ in 0..3 {
