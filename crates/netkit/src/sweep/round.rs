@@ -2,8 +2,9 @@
 //! for (one of each method per target, module `multi`), paced by the meter's rate (module
 //! `loss`), and reads the answers as they come, reporting each live host at once. The round ends as soon as every target is settled, or
 //! when the schedule has probed every silent target enough and the wait for late answers is
-//! over — silent targets cost one wait in all, not one each. Then the silent and unreachable
-//! targets are reported in target order, and the summary. With several methods, a target is
+//! over — silent targets cost one wait in all, not one each (and, when a slow-down of the
+//! rate is still on trial then, once a few more control probes judged it). Then the silent
+//! and unreachable targets are reported in target order, and the summary. With several methods, a target is
 //! alive at the first answer by any of them (the record says which), and unreachable only once
 //! every method said so: a firewall's ICMP error to an echo request says nothing of TCP.
 
@@ -36,6 +37,11 @@ use crate::target::Targets;
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 /// The most probes sent before the task looks at the answers again.
 const MAX_BURST: usize = 256;
+/// The control probes sent after the round's targets are settled, to judge a slow-down still
+/// on trial (see [`Work::settle`]): at least these, ...
+const SETTLE_CONTROLS: u32 = super::loss::WINDOW;
+/// ... and more, up to twice as many, while they take less than this.
+const SETTLE_TIME: Duration = Duration::from_millis(500);
 /// The longest stretch of missed sending time the pacer makes up for at once, so that a
 /// coarse timer does not lower the rate.
 const PACE_BURST: Duration = Duration::from_millis(5);
@@ -141,10 +147,14 @@ pub(super) async fn run(
         held: None,
         interrupted: false,
     };
-    let result = work.drive(probers, sink, stop).await;
+    let mut result = work.drive(probers, sink, stop).await;
+    if result.is_ok() && !work.interrupted {
+        result = work.settle(probers, sink, stop).await;
+    }
     probers.end_round();
     result?;
-    if let Some(throttle) = work.learned.meter.end_round() {
+    let timeout = work.learned.rtt.control_timeout();
+    if let Some(throttle) = work.learned.meter.end_round(Instant::now(), timeout) {
         let record = throttle_record(round.number, &throttle);
         sink(Event::Throttle(record)).map_err(output_error)?;
     }
@@ -193,6 +203,66 @@ impl Work<'_, '_> {
             }
         }
         Ok(())
+    }
+
+    /// The round's targets are settled while a slow-down is still on trial (a small range is
+    /// all found before the controls sent slower fill the window that judges it):
+    /// [`SETTLE_CONTROLS`] more control probes (up to twice as many within [`SETTLE_TIME`]) go
+    /// out alone, at the slower rate, their answers
+    /// are awaited (a control timeout after the last), and the meter judges the trial on them
+    /// at the round's end (`Meter::end_round`). Without them the round ended with a handful of
+    /// slower controls, too few to tell a policer from random loss: a /26 behind a policer of
+    /// 50/s went unreported in 9 sweeps of 50. A Ctrl-C meanwhile ends the round as
+    /// interrupted, as during the round.
+    async fn settle(
+        &mut self,
+        probers: &mut Probers,
+        sink: &mut Sink<'_>,
+        stop: &mut Pin<&mut impl Future<Output = ()>>,
+    ) -> Result<(), Error> {
+        let (start, mut sent, mut last) = (Instant::now(), 0, None);
+        loop {
+            while let Some((slot, reply)) = probers.try_recv() {
+                self.on_reply(slot, reply, probers.voters(reply.index, reply.addr), sink)?;
+            }
+            self.check_controls(sink)?;
+            let now = Instant::now();
+            let more =
+                sent < SETTLE_CONTROLS || (sent < 2 * SETTLE_CONTROLS && now < start + SETTLE_TIME);
+            let waited = last.is_none_or(|at| now >= at + self.learned.rtt.control_timeout());
+            if !self.learned.meter.on_trial() || (!more && waited) {
+                return Ok(());
+            }
+            let mut wake = last.map_or(now, |at| at + self.learned.rtt.control_timeout());
+            if more {
+                if self.pacer.ready(now.into_std()) {
+                    let Some((index, addr, slot)) = self.learned.meter.settling_control() else {
+                        return Ok(());
+                    };
+                    self.pacer.take(now.into_std());
+                    self.tally.probes += 1;
+                    let tag = Tag::new(self.round.number, Tag::CONTROL);
+                    let began = Instant::now();
+                    probers.send_by(slot, tag, index, addr).await;
+                    let at = Instant::now();
+                    self.learned.meter.sent_control(index, began, at);
+                    (sent, last) = (sent + 1, Some(at));
+                    continue;
+                }
+                wake = self.pacer.next().map_or(now, Instant::from_std);
+            }
+            tokio::select! {
+                biased;
+                Some((slot, reply)) = probers.recv() => {
+                    self.on_reply(slot, reply, probers.voters(reply.index, reply.addr), sink)?;
+                }
+                () = tokio::time::sleep_until(wake) => {}
+                () = stop.as_mut() => {
+                    self.interrupted = true;
+                    return Ok(());
+                }
+            }
+        }
     }
 
     /// Resolves the control probes whose time is up, follows the meter's rate, and reports

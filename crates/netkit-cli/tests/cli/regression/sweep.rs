@@ -1527,18 +1527,23 @@ fn sweep_took_random_loss_for_throttling() {
         .icmp_police(50)
         .build()
         .expect("lab");
-    // Behind the policer the claim is made in most sweeps, not all (7 of 8 on a quiet
-    // machine, its round ending before the slower controls fill a window): one of three.
-    let mut said = Vec::new();
+    // Behind the policer the claim was made in most sweeps, not all (41 of 50: the round
+    // ended before the slower controls filled a window, and the few there were told
+    // nothing). The round now sends the controls that judge its slow-down: 40 of 40. Two of
+    // three: at one sweep in fifty missing it, this fails about one time in 800.
+    let mut missed = Vec::new();
     for _ in 0..3 {
         let run = netkit_sweep(&policed, &[range]);
         assert_exact("policed to 50/s", &run.alive(1), &truth, &BTreeSet::new());
-        if run.summaries()[0].throttled {
-            return;
+        if !run.summaries()[0].throttled {
+            missed.push(run.stdout);
         }
-        said.push(run.stdout);
     }
-    panic!("policed to 50/s, never throttled: {}", said.join("\n"));
+    assert!(
+        missed.len() <= 1,
+        "policed to 50/s, not throttled: {}",
+        missed.join("\n")
+    );
 }
 
 /// The summary's `loss_pct` on a small range behind 10% loss each way (19% of the round trips)
