@@ -304,8 +304,7 @@ mod tests {
 
     /// Behind 30-50 ms at 20% loss: an answer 1.031 s after the connect is the answer to the
     /// SYN resent at 1 s, over a path a little shorter than the least seen so far, not a round
-    /// trip of a second (with the least round trip as the bound, one such scan of 300 ports
-    /// took 125 s instead of 5).
+    /// trip of a second.
     #[test]
     fn an_answer_to_the_resent_syn_a_little_shorter_than_the_least_seen_is_left_out() {
         let mut rtt = Rtt::default();
