@@ -104,7 +104,8 @@ pub struct Settings {
     /// unanswered. `None`: no wait (the scheduler's tests, to see what it changes).
     pub answer_retransmit: Option<Duration>,
     /// Whether every answer is matched to the try it answers (raw SYNs), so that its round
-    /// trip counts however long ([`Rtt::matched`]); connects resent by the kernel are not.
+    /// trip counts however long ([`Rtt::matched`]); a connect's answer that may be to the SYN
+    /// the kernel resent does not ([`super::rtt::KARN_LIMIT`]).
     pub tries_matched: bool,
 }
 
