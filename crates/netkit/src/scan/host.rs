@@ -320,6 +320,12 @@ impl HostScan {
         self.max_answered_try
     }
 
+    /// The tries the loss seen so far asks for, on this host or over the whole scan: an answer
+    /// that needed no more than these is explained by that loss.
+    pub fn loss_tries(&self, budget: &Budget) -> u32 {
+        self.loss.tries_needed(budget.probes).max(budget.pooled)
+    }
+
     /// How many tries a silent port gets now.
     pub fn allowed_tries(&self, budget: &Budget) -> u32 {
         match budget.retries {

@@ -54,7 +54,10 @@ pub const LINGER: Duration = Duration::from_millis(900);
 pub const SYN_ACK_RETRANSMIT: Duration = Duration::from_secs(1);
 /// The largest window of one host.
 const HOST_MAX_WINDOW: usize = 1000;
-/// Rate cuts because answers needed more tries than this (nmap's `-T4` value).
+/// Rate cuts because answers needed more tries than this (nmap's `-T4` value), unless the loss
+/// measured asks for that many tries and the retry cap allows them
+/// ([`HostScan::loss_tries`]): random loss is no reason to slow down, and the cut, to the
+/// answers' recent rate, is never raised again once only silent ports are left.
 const SLOW_TRIES: u32 = 4;
 /// Connections in a row that join two probes of the scan before the port is called closed.
 const MAX_PHANTOMS: u8 = 3;
@@ -859,10 +862,15 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
     /// A reset or a handshake: evidence of loss when only a retransmission got it.
     fn tcp_answer(&mut self, rec: &Sent, now: Instant) {
         let dropped = rec.tryno > 0;
+        let budget = self.budget();
         let Some(host) = self.hosts[rec.host].as_mut() else {
             return;
         };
-        let slower = rec.tryno > host.max_answered_try() && rec.tryno > SLOW_TRIES;
+        // An answer to a later try than the loss explains, or loss beyond what the retry cap
+        // can cover (a SYN policer: there the slower pace keeps ports exact).
+        let loss_tries = host.loss_tries(&budget);
+        let unexplained = rec.tryno >= loss_tries || loss_tries > budget.retries.cap();
+        let slower = rec.tryno > host.max_answered_try() && rec.tryno > SLOW_TRIES && unexplained;
         host.tcp_answer(rec.tryno);
         self.loss.record(rec.tryno);
         let mut cut = host.rate.answer(rec.lost_at, dropped, now);
