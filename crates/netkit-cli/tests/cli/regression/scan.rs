@@ -723,8 +723,15 @@ fn open_after_the_targets_syn_ack_retransmission(tag: &str, args: &[&str]) {
 /// Makes the far host drop the first `lost` SYN-ACKs that `port` sends (whatever the
 /// connection: a hashlimit bucket of `lost` tokens that never refills).
 fn drop_first_syn_acks(lab: &Lab, iptables: &str, port: u16, lost: u32) {
+    drop_first_replies(lab, iptables, port, "SYN,ACK", lost);
+}
+
+/// Makes the far host drop the first `lost` packets `port` sends with these TCP `flags` set
+/// (`SYN,ACK`, `RST`), whatever the connection: a hashlimit bucket of `lost` tokens that never
+/// refills.
+fn drop_first_replies(lab: &Lab, iptables: &str, port: u16, flags: &str, lost: u32) {
     let (sport, burst) = (port.to_string(), lost.to_string());
-    let name = format!("synack{port}");
+    let name = format!("{}{port}", flags.replace(',', "").to_lowercase());
     let rule = [
         "-A",
         "OUTPUT",
@@ -733,8 +740,8 @@ fn drop_first_syn_acks(lab: &Lab, iptables: &str, port: u16, lost: u32) {
         "--sport",
         &sport,
         "--tcp-flags",
-        "SYN,ACK",
-        "SYN,ACK",
+        flags,
+        flags,
         "-m",
         "hashlimit",
         "--hashlimit-mode",
@@ -1440,7 +1447,7 @@ fn an_answer_to_a_seventh_try_at_random_loss_paced_the_scan_down() {
         .drop_ports(SLOW_HOST, 201..=300)
         .build()
         .expect("lab");
-    drop_first_resets(&lab, 200, 6);
+    drop_first_replies(&lab, "iptables", 200, "RST", 6);
     let mut cmd = lab.netkit();
     cmd.env("RUST_LOG", "debug")
         .args(["--json", "scan", SLOW_HOST, "-Pn", "-p", "1-300"]);
@@ -1463,39 +1470,4 @@ fn an_answer_to_a_seventh_try_at_random_loss_paced_the_scan_down() {
         })
         .collect();
     assert!(paces.iter().all(|rate| *rate >= 100.0), "paces {paces:?}");
-}
-
-/// Makes the far side of `lab` drop the first `lost` resets it sends from `port`.
-fn drop_first_resets(lab: &Lab, port: u16, lost: u32) {
-    let (sport, burst) = (port.to_string(), lost.to_string());
-    let name = format!("rst{port}");
-    let rule = [
-        "-A",
-        "OUTPUT",
-        "-p",
-        "tcp",
-        "--sport",
-        &sport,
-        "--tcp-flags",
-        "RST",
-        "RST",
-        "-m",
-        "hashlimit",
-        "--hashlimit-mode",
-        "srcport",
-        "--hashlimit-upto",
-        "1/hour",
-        "--hashlimit-burst",
-        &burst,
-        "--hashlimit-name",
-        &name,
-        "-j",
-        "DROP",
-    ];
-    let added = lab
-        .far_cmd("iptables")
-        .args(rule)
-        .output()
-        .expect("run iptables");
-    assert!(added.status.success(), "iptables: {added:?}");
 }
