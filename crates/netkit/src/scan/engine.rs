@@ -16,7 +16,7 @@ use tokio::sync::mpsc::{self, UnboundedReceiver};
 
 use super::host::{Retries, StateCounts};
 use super::rtt::Timeouts;
-use super::schedule::{Counts, Settings, SYN_ACK_RETRANSMIT};
+use super::schedule::{Counts, Settings, CONNECT_FOLLOW_UPS, SYN_ACK_RETRANSMIT};
 use super::syn;
 use super::worker::{self, Hosts, Msg, Shared};
 use crate::error::Error;
@@ -238,6 +238,10 @@ fn settings(config: &Config) -> Settings {
         queue_bound: config.syn,
         answer_retransmit: Some(SYN_ACK_RETRANSMIT),
         tries_matched: config.syn,
+        follow_ups: match config.syn {
+            true => 0,
+            false => CONNECT_FOLLOW_UPS,
+        },
     }
 }
 

@@ -29,6 +29,53 @@ pub const MISS_CHANCE: f64 = 0.01;
 /// Answered ports needed before the loss rate is trusted.
 const LOSS_SAMPLES: u64 = 20;
 
+/// The packets a connect scan's own handshakes put on the path beside its probes: after an
+/// open port's answer the kernel sends the handshake's ACK and the close a reset, which queue
+/// at a slow link's bottleneck with the SYNs (three packets to an open port where a closed or
+/// filtered one takes one). They hold room in the windows until a probe sent after them is
+/// answered (the path delivers in order, so they are through) or a timeout passed.
+#[derive(Debug, Default)]
+pub struct FollowUps {
+    /// When each batch was queued, and how many packets it holds, oldest first.
+    queued: VecDeque<(std::time::Instant, usize)>,
+    /// Packets queued and not yet released.
+    count: usize,
+}
+
+impl FollowUps {
+    /// Packets held.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Holds `packets` queued at `now`.
+    pub fn add(&mut self, packets: usize, now: std::time::Instant) {
+        if packets > 0 {
+            self.queued.push_back((now, packets));
+            self.count += packets;
+        }
+    }
+
+    /// Releases the packets queued before `before`; returns how many.
+    pub fn release(&mut self, before: std::time::Instant) -> usize {
+        let mut freed = 0;
+        while let Some(&(at, packets)) = self.queued.front() {
+            if at >= before {
+                break;
+            }
+            self.queued.pop_front();
+            freed += packets;
+        }
+        self.count -= freed;
+        freed
+    }
+
+    /// When the oldest packets held were queued.
+    pub fn oldest(&self) -> Option<std::time::Instant> {
+        self.queued.front().map(|(at, _)| *at)
+    }
+}
+
 /// A target with what the scan needs to know about it.
 #[derive(Debug, PartialEq, Eq)]
 pub struct HostInfo {
@@ -189,6 +236,8 @@ pub struct HostScan {
     pub bench: Vec<usize>,
     /// Tries in flight (neither answered nor timed out).
     pub in_flight: usize,
+    /// The packets of its open ports' handshakes still on the path ([`FollowUps`]).
+    pub follow_ups: FollowUps,
     /// The host's round-trip estimate.
     pub rtt: Rtt,
     /// The floor late answers put under the host's timeout.
@@ -230,6 +279,7 @@ impl HostScan {
             retry: VecDeque::new(),
             bench: Vec::new(),
             in_flight: 0,
+            follow_ups: FollowUps::default(),
             rtt: Rtt::default(),
             late: LateFloor::default(),
             window: Window::new(Scope::Host, max_window),
@@ -244,6 +294,12 @@ impl HostScan {
             no_route: None,
             held: Vec::new(),
         }
+    }
+
+    /// What holds room in the host's window: tries in flight and handshake packets on the
+    /// path.
+    pub fn occupied(&self) -> usize {
+        self.in_flight + self.follow_ups.count()
     }
 
     /// Whether every port of `ports` got its state.
@@ -461,6 +517,23 @@ mod tests {
         let order: Vec<_> = (0..6).filter_map(|_| h.take_port_alternating(10)).collect();
         // Retries 0 and 1 between fresh ports 2 and 3, then fresh ones only.
         assert_eq!(order, [2, 0, 3, 1, 4, 5]);
+    }
+
+    #[test]
+    fn handshake_packets_leave_when_a_probe_sent_after_them_is_answered() {
+        let t0 = std::time::Instant::now();
+        let at = |ms| t0 + std::time::Duration::from_millis(ms);
+        let mut f = FollowUps::default();
+        f.add(3, at(10));
+        f.add(0, at(15));
+        f.add(3, at(20));
+        assert_eq!((f.count(), f.oldest()), (6, Some(at(10))));
+        // An answer to a probe sent at 10 ms: those queued at 10 ms may still be waiting.
+        assert_eq!(f.release(at(10)), 0);
+        assert_eq!(f.release(at(11)), 3);
+        assert_eq!((f.count(), f.oldest()), (3, Some(at(20))));
+        assert_eq!(f.release(at(100)), 3);
+        assert_eq!((f.count(), f.oldest()), (0, None));
     }
 
     #[test]

@@ -37,7 +37,7 @@ use super::host::{Budget, HostInfo, HostScan, Loss, Retries, StateCounts};
 use super::pace::{spacing, Floor, Pacer, RateControl};
 use super::rtt::{Rtt, Timeouts};
 use super::timing::MAGNIFIER;
-use super::window::{Scope, Window};
+use super::window::{Delay, Scope, Window};
 use crate::report::scan::{PortState, Reason};
 
 /// Each retransmission waits this much longer than the try before it.
@@ -52,6 +52,10 @@ pub const LINGER: Duration = Duration::from_millis(900);
 /// 6298's initial retransmission timeout): a port's last try waits that long more
 /// ([`Settings::answer_retransmit`]).
 pub const SYN_ACK_RETRANSMIT: Duration = Duration::from_secs(1);
+/// The packets a connect sends after an open port's answer ([`Settings::follow_ups`]): the
+/// handshake's ACK, the close's reset, and the reset that answers the server's own close when
+/// it crossed ours (a server that closes at once: half the open ports in the lab).
+pub const CONNECT_FOLLOW_UPS: usize = 3;
 /// The largest window of one host.
 const HOST_MAX_WINDOW: usize = 1000;
 /// Rate cuts because answers needed more tries than this (nmap's `-T4` value), unless the loss
@@ -110,6 +114,12 @@ pub struct Settings {
     /// trip counts however long ([`Rtt::matched`]); a connect's answer that may be to the SYN
     /// the kernel resent does not ([`super::rtt::KARN_LIMIT`]).
     pub tries_matched: bool,
+    /// Packets a connect sends after an open port's answer (the handshake's ACK, the close's
+    /// reset, a reset to the server's own close), held in the windows while they may still be
+    /// queued on the path
+    /// ([`super::host::FollowUps`]): [`CONNECT_FOLLOW_UPS`] for the connect scan, 0 for raw
+    /// SYNs (whose kernel's one reset to a SYN-ACK is left out).
+    pub follow_ups: usize,
 }
 
 /// A probe to send.
@@ -280,6 +290,8 @@ pub struct Scheduler<I> {
     next_id: ProbeId,
     in_flight: usize,
     open_sockets: usize,
+    /// Handshake packets on the path, over every host ([`super::host::FollowUps`]).
+    follow_ups: usize,
     window: Window,
     rtt: Rtt,
     ceiling: Option<Pacer>,
@@ -330,6 +342,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             next_id: 0,
             in_flight: 0,
             open_sockets: 0,
+            follow_ups: 0,
             rtt,
             shortage: Shortage::default(),
             loss: Loss::default(),
@@ -407,7 +420,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             return None;
         }
         let forced = self.floor.as_ref().is_some_and(|f| f.is_due(now));
-        let open = self.window.has_room(self.in_flight) && self.rate.ready(now);
+        let open = self.window.has_room(self.occupied()) && self.rate.ready(now);
         if !(open || forced) {
             return None;
         }
@@ -430,7 +443,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
     fn port_to_send(&mut self, slot: usize, forced: bool, now: Instant) -> Option<usize> {
         let ports = self.ports.len();
         let host = self.hosts.get_mut(slot)?.as_mut()?;
-        let ready = host.window.has_room(host.in_flight) && host.rate.ready(now);
+        let ready = host.window.has_room(host.occupied()) && host.rate.ready(now);
         if !(ready || forced) || host.no_route.is_some() {
             return None;
         }
@@ -444,7 +457,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
     /// due and may leave: the host still has ports to try, and room in its window.
     fn timing_port(&self, slot: usize, now: Instant) -> Option<usize> {
         let host = self.hosts.get(slot)?.as_ref()?;
-        let ready = host.window.has_room(host.in_flight) && host.rate.ready(now);
+        let ready = host.window.has_room(host.occupied()) && host.rate.ready(now);
         if !ready || !host.has_work(self.ports.len()) || host.no_route.is_some() {
             return None;
         }
@@ -626,7 +639,10 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             host.timing.take_live();
         }
         match reply {
-            Reply::Answered(Answer::Open | Answer::Closed, rtt) => {
+            Reply::Answered(answer @ (Answer::Open | Answer::Closed), rtt) => {
+                if answer == Answer::Open {
+                    self.handshake(rec.host, now);
+                }
                 self.shortage.clear();
                 self.measure(&rec, rtt, now, MAGNIFIER);
                 self.control(&rec, true, now);
@@ -739,6 +755,9 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             true => self.counts.late += 1,
             false => self.measure(&rec, rtt, now, 1.0),
         }
+        if answer == Answer::Open {
+            self.handshake(rec.host, now);
+        }
         if let (Some(host), Answer::Open | Answer::Closed) = (self.hosts[rec.host].as_mut(), answer)
         {
             host.timing
@@ -782,6 +801,33 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         rec.retransmit_until.is_some() && rec.timed_out && again.is_some_and(|again| rtt >= again)
     }
 
+    /// What holds room in the scan's window: tries in flight and handshake packets on the
+    /// path.
+    fn occupied(&self) -> usize {
+        self.in_flight + self.follow_ups
+    }
+
+    /// An open port of the host in `slot` answered a connect at `now`: the handshake's ACK
+    /// and the close's reset go out ([`Settings::follow_ups`]), and are held in the windows
+    /// while the round trips show a queue on the path, where they wait with the probes.
+    /// Without a queue they are through at once; held there, they only slowed the windows and
+    /// changed how a SYN policer's drops were met (closed ports behind one called filtered in
+    /// the scheduler's simulation).
+    fn handshake(&mut self, slot: usize, now: Instant) {
+        let packets = self.settings.follow_ups;
+        let Some(host) = self.hosts[slot].as_mut() else {
+            return;
+        };
+        if packets == 0 || host.rtt.delay() == Delay::Clear {
+            return;
+        }
+        // The reset to the server's own close leaves when that close arrives, about a round
+        // trip later: only answers to probes sent after that show all of them through.
+        let srtt = host.rtt.srtt().unwrap_or_default();
+        host.follow_ups.add(packets, now + srtt);
+        self.follow_ups += packets;
+    }
+
     /// Feeds the round-trip estimates and the windows with an answer, growing the windows
     /// `gain` times as much as one answer does.
     fn measure(&mut self, rec: &Sent, rtt: Duration, now: Instant, gain: f64) {
@@ -801,6 +847,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         if !rec.timed_out {
             host.window.expect();
         }
+        self.follow_ups -= host.follow_ups.release(rec.at);
         host.rtt.sample(rtt);
         if rec.timed_out {
             host.late.late(rtt, now);
@@ -1063,7 +1110,9 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             self.close(id);
         }
         self.close_timing(slot);
-        self.hosts[slot] = None;
+        if let Some(host) = self.hosts[slot].take() {
+            self.follow_ups -= host.follow_ups.count();
+        }
         self.active -= 1;
         self.counts.done += (untried + pending) as u64;
         self.counts.unreachable += 1;
@@ -1077,6 +1126,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         if self.hosts[slot].as_ref().is_some_and(|h| h.is_done(ports)) {
             self.close_timing(slot);
             if let Some(host) = self.hosts[slot].take() {
+                self.follow_ups -= host.follow_ups.count();
                 self.finished.push((host.info, host.states));
             }
             self.active -= 1;
@@ -1133,6 +1183,14 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         }
         for slot in 0..self.hosts.len() {
             self.resolve_hold(slot);
+            let timeout = self.timeout_of(slot, now);
+            if let (Some(host), Some(before)) =
+                (self.hosts[slot].as_mut(), now.checked_sub(timeout))
+            {
+                // `before` is excluded: a batch queued exactly a timeout ago goes too.
+                let before = before + Duration::from_nanos(1);
+                self.follow_ups -= host.follow_ups.release(before);
+            }
         }
         self.review_waiting();
         self.tick_rates(now);
@@ -1329,13 +1387,20 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             let gate = paced.into_iter().flatten().max();
             let after_gate = |at: Instant| gate.map_or(at, |gate| gate.max(at));
             times.push(self.floor.as_ref().map(|f| after_gate(f.due())));
-            if self.window.has_room(self.in_flight) {
+            if self.window.has_room(self.occupied()) {
                 times.push(gate.filter(|gate| *gate > now));
                 let ready = hosts().filter(|h| h.has_work(ports));
-                let ready = ready.filter(|h| h.window.has_room(h.in_flight));
+                let ready = ready.filter(|h| h.window.has_room(h.occupied()));
                 let paced = ready.filter_map(|h| h.rate.next().map(after_gate));
                 times.extend(paced.filter(|at| *at > now).map(Some));
             }
+        }
+        for (slot, host) in self.hosts.iter().enumerate() {
+            let Some(host) = host.as_ref().filter(|h| h.has_work(ports)) else {
+                continue;
+            };
+            let oldest = host.follow_ups.oldest();
+            times.push(oldest.map(|at| at + self.timeout_of(slot, now)));
         }
         if self.rate.rate().is_some() || hosts().any(|h| h.rate.rate().is_some()) {
             times.push(Some(now + RAISE_CHECK));

@@ -1471,3 +1471,61 @@ fn an_answer_to_a_seventh_try_at_random_loss_paced_the_scan_down() {
         .collect();
     assert!(paces.iter().all(|rate| *rate >= 100.0), "paces {paces:?}");
 }
+
+/// Audit (2026-12-05, nmap -sT as the oracle): behind a 500 kbit/s link (a tbf: 50 ms of queue,
+/// a 6000-byte burst), a connect scan of ports 1-300 (1-100 open, 101-200 closed, 201-300
+/// dropped) was exact but took 5-6.5 s and 640-740 probes where nmap -sT took 1.6 s and 400,
+/// without a drop. Ports went out in order, and the windows counted only the SYNs in flight,
+/// not what each open port's connect puts on the link after its answer (the handshake's ACK,
+/// the close's reset, a reset to the server's own close): three packets more per open port, so
+/// the first 100 ms carried some 350 packets where the tbf passes about 170, and 25-40 closed
+/// ports' first SYNs were dropped. Those drops then shrank the host's window to one probe and
+/// raised the retry budget of the dropped ports to 4-5 tries. The windows now hold room for
+/// those packets until a probe sent after them is answered. No time is asserted: the test
+/// counts the tries (main: 4-5 per dropped port, 33-44 answered ports tried again).
+#[test]
+fn connect_scan_overflowed_a_500_kbit_link_with_its_own_handshakes() {
+    if !privileged("connect_scan_overflowed_a_500_kbit_link_with_its_own_handshakes") {
+        return;
+    }
+    const HOST: &str = "198.18.1.8";
+    let lab = Lab::builder("regtbfsyn")
+        .rate("500kbit")
+        .host(HOST)
+        .open(HOST, 1..=100)
+        .drop_ports(HOST, 201..=300)
+        .build()
+        .expect("lab");
+    // nmap lists every port in its grepable output with -vvv (100 of a state and more).
+    let nmap = lab
+        .scanner_cmd("nmap")
+        .args(["-n", "-Pn", "-sT", "-vvv", "-p", "1-300", HOST, "-oG", "-"])
+        .output()
+        .expect("nmap");
+    let grepable = String::from_utf8_lossy(&nmap.stdout);
+    let nmap_states = peers::nmap_states(&grepable);
+    let want = |port: u16| match port {
+        1..=100 => "open",
+        101..=200 => "closed",
+        _ => "filtered",
+    };
+    let expected: std::collections::BTreeMap<u16, String> =
+        (1..=300).map(|p| (p, want(p).to_string())).collect();
+    assert_eq!(nmap_states, expected, "nmap -sT: {grepable}");
+    let got = scan(&lab, &[HOST, "-Pn", "-p", "1-300", "--all-ports"]);
+    let states: std::collections::BTreeMap<u16, String> = got
+        .open
+        .iter()
+        .map(|p| (p.port, p.state.as_str().to_string()))
+        .collect();
+    assert_eq!(states, nmap_states, "netkit vs nmap -sT");
+    let retried: Vec<(u16, u32)> = (got.open.iter())
+        .filter(|p| p.port <= 200 && p.tries > 1)
+        .map(|p| (p.port, p.tries))
+        .collect();
+    let most = (got.open.iter()).map(|p| p.tries).max().unwrap_or(0);
+    assert!(
+        retried.len() <= 10 && most <= 3,
+        "answered ports tried again: {retried:?}; most tries of a port: {most}"
+    );
+}
