@@ -459,6 +459,34 @@ pub struct Targets {
 }
 
 impl Targets {
+    /// Whether an address is given more than once (twice by itself, or in overlapping blocks):
+    /// it is then scanned once for each time it is given, as nmap does. Found from the parts
+    /// (sorted by family and start, an overlap is between neighbours), not the addresses.
+    pub fn repeats_an_address(&self) -> bool {
+        let mut spans: Vec<(bool, u128, u128)> = self
+            .parts
+            .iter()
+            .map(|part| match part {
+                Part::Single { addr, .. } => match addr {
+                    IpAddr::V4(v4) => (
+                        false,
+                        u128::from(u32::from(*v4)),
+                        u128::from(u32::from(*v4)),
+                    ),
+                    IpAddr::V6(v6) => (true, u128::from(*v6), u128::from(*v6)),
+                },
+                Part::Range(AddrRange::V4 { start, end }) => {
+                    (false, u128::from(*start), u128::from(*end))
+                }
+                Part::Range(AddrRange::V6 { start, end }) => (true, *start, *end),
+            })
+            .collect();
+        spans.sort_unstable();
+        spans
+            .windows(2)
+            .any(|pair| pair[0].0 == pair[1].0 && pair[1].1 <= pair[0].2)
+    }
+
     /// Exactly `list`, in its order (the hosts a discovery found up, say).
     pub fn from_list(list: impl IntoIterator<Item = Target>) -> Targets {
         let parts = list

@@ -323,3 +323,26 @@ fn a_zone_needs_a_link_local_address_and_an_interface_that_exists() {
         assert_eq!((err.input.as_str(), err.kind), (text, kind));
     }
 }
+
+#[test]
+fn an_address_given_twice_or_in_overlapping_blocks_repeats() {
+    let repeats = |words: &[&str]| {
+        TargetList::parse(words, false)
+            .expect("parse")
+            .resolve(Family::Any)
+            .expect("resolve")
+            .repeats_an_address()
+    };
+    assert!(!repeats(&[
+        "198.18.0.1",
+        "198.18.0.2",
+        "::1",
+        "198.18.1.0/24"
+    ]));
+    assert!(repeats(&["198.18.0.1", "198.18.0.1"]));
+    assert!(repeats(&["198.18.0.0/24", "198.18.1.7", "198.18.0.9"]));
+    assert!(repeats(&["198.18.0.0/16", "198.18.7.0/24"]));
+    assert!(repeats(&["2001:db8::1", "2001:db8::/120"]));
+    // The same bits in two families are two addresses.
+    assert!(!repeats(&["0.0.0.1", "::1"]));
+}

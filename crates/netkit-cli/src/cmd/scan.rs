@@ -202,6 +202,7 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
         listing: Listing::new(args.all_ports, out.verbose()),
     };
     let mut sink = Sink::new(out, outputs, config.ports.as_slice(), kind)?;
+    sink.targets(&targets);
     config.every_port = sink.every_port();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -100,15 +100,25 @@ impl NmapOutput {
         files::each(&mut self.docs, |doc| doc.start(&run))?;
         let (mut up, mut down) = (0, 0);
         let own = nmap::own_addrs();
+        // Which scan of an address given more than once each target is (its nth time).
+        let mut times: HashMap<Key, usize> = HashMap::new();
         for target in targets.iter() {
             let key = (target.addr, target.shown());
+            let nth = match hosts.repeats() {
+                true => {
+                    let n = times.entry(key.clone()).or_default();
+                    *n += 1;
+                    *n - 1
+                }
+                false => 0,
+            };
             let status = self.discovered_as(&target);
             if status.as_ref().is_some_and(|s| !s.up) {
                 // nmap lists down hosts only with -v; it counts them.
                 down += 1;
                 continue;
             }
-            let ports = hosts.get(target.addr, &key.1);
+            let ports = hosts.get(target.addr, &key.1, nth);
             let reason = status.as_ref().and_then(|s| self.up_reason(s));
             let (by, mac) = status.map_or((None, None), |s| (s.by, s.mac));
             let host = self.host(

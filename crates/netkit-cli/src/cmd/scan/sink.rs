@@ -129,6 +129,12 @@ impl<'a> Sink<'a> {
         self.tally || self.listing.limit.is_none()
     }
 
+    /// Tells the sink the targets: an address among them given more than once is scanned
+    /// once each time, each scan with its own ports in the text and nmap's formats.
+    pub fn targets(&mut self, targets: &Targets) {
+        self.hosts = Hosts::new(targets.repeats_an_address());
+    }
+
     /// Shows the progress bar for `total` probes (on a terminal, without JSON).
     pub fn start_bar(&mut self, total: u128) {
         if self.show_bar {
@@ -235,18 +241,18 @@ impl<'a> Sink<'a> {
         if !self.tally {
             return Ok(());
         }
-        let host = self.hosts.entry(port.addr, &port.host);
+        let (nth, host) = self.hosts.entry(port.addr, &port.host, port.port);
         host.add(port, self.listing);
         if host.settled() == self.per_host {
-            self.host_done(port.addr, &port.host)?;
+            self.host_done(port.addr, &port.host, nth)?;
         }
         Ok(())
     }
 
     /// Lists a finished host's few closed and filtered ports in the text, and forgets the
     /// host unless a document needs it.
-    fn host_done(&mut self, addr: IpAddr, name: &str) -> anyhow::Result<()> {
-        let Some(host) = self.hosts.get(addr, name) else {
+    fn host_done(&mut self, addr: IpAddr, name: &str, nth: usize) -> anyhow::Result<()> {
+        let Some(host) = self.hosts.get(addr, name, nth) else {
             return Ok(());
         };
         let listed = match self.listing.limit {
@@ -270,7 +276,7 @@ impl<'a> Sink<'a> {
             self.human_line(&human_port(&report, self.reason))?;
         }
         if !self.nmap.wanted() {
-            self.hosts.remove(addr, name);
+            self.hosts.remove(addr, name, nth);
         }
         Ok(())
     }

@@ -79,6 +79,9 @@ pub struct HostPorts {
     pub filtered: StateTally,
     /// The ports a router's ICMP error decided, with that router (nmap's `reason_ip`).
     pub reason_ips: BTreeMap<u16, IpAddr>,
+    /// The ports settled, sorted: kept only for an address given more than once, whose
+    /// scans' ports are told apart by them.
+    seen: Vec<u16>,
 }
 
 impl HostPorts {
@@ -129,39 +132,79 @@ impl HostPorts {
 }
 
 /// Every host's settled ports, by address and name as given (one name per address, nearly
-/// always): a port's host is found without building a key.
+/// always): a port's host is found without building a key. An address given more than once
+/// (`repeats`) is scanned once each time, and each scan gets its own ports: a port goes to the
+/// first of that target's scans that has not settled it yet.
 #[derive(Debug, Default)]
-pub struct Hosts(HashMap<IpAddr, Vec<(String, HostPorts)>>);
+pub struct Hosts {
+    by_addr: HashMap<IpAddr, Vec<(String, HostPorts)>>,
+    repeats: bool,
+}
 
 impl Hosts {
-    /// The ports of `name` at `addr`, new if none yet.
-    pub fn entry(&mut self, addr: IpAddr, name: &str) -> &mut HostPorts {
-        let named = self.0.entry(addr).or_default();
-        let at = match named.iter().position(|(n, _)| n == name) {
+    /// No host yet; `repeats`: some address is given more than once.
+    pub fn new(repeats: bool) -> Self {
+        Hosts {
+            by_addr: HashMap::new(),
+            repeats,
+        }
+    }
+
+    /// Whether some address is given more than once.
+    pub fn repeats(&self) -> bool {
+        self.repeats
+    }
+
+    /// The ports of the scan of `name` at `addr` that `port` settles (new if none yet), with
+    /// its place among that target's scans.
+    pub fn entry(&mut self, addr: IpAddr, name: &str, port: u16) -> (usize, &mut HostPorts) {
+        let repeats = self.repeats;
+        let named = self.by_addr.entry(addr).or_default();
+        let unsettled = |ports: &HostPorts| !repeats || ports.seen.binary_search(&port).is_err();
+        let at = match named
+            .iter()
+            .position(|(n, ports)| n == name && unsettled(ports))
+        {
             Some(at) => at,
             None => {
                 named.push((name.to_string(), HostPorts::default()));
                 named.len() - 1
             }
         };
-        &mut named[at].1
+        let nth = named[..at].iter().filter(|(n, _)| n == name).count();
+        let ports = &mut named[at].1;
+        if repeats {
+            if let Err(i) = ports.seen.binary_search(&port) {
+                ports.seen.insert(i, port);
+            }
+        }
+        (nth, ports)
     }
 
-    /// The ports of `name` at `addr`, if any settled.
-    pub fn get(&self, addr: IpAddr, name: &str) -> Option<&HostPorts> {
-        let named = self.0.get(&addr)?;
+    /// The ports of the `nth` scan of `name` at `addr`, if any settled.
+    pub fn get(&self, addr: IpAddr, name: &str, nth: usize) -> Option<&HostPorts> {
+        let named = self.by_addr.get(&addr)?;
         named
             .iter()
-            .find(|(n, _)| n == name)
+            .filter(|(n, _)| n == name)
+            .nth(nth)
             .map(|(_, ports)| ports)
     }
 
-    /// Forgets `name` at `addr`.
-    pub fn remove(&mut self, addr: IpAddr, name: &str) {
-        if let Some(named) = self.0.get_mut(&addr) {
-            named.retain(|(n, _)| n != name);
+    /// Forgets the `nth` scan of `name` at `addr`.
+    pub fn remove(&mut self, addr: IpAddr, name: &str, nth: usize) {
+        if let Some(named) = self.by_addr.get_mut(&addr) {
+            let at = named
+                .iter()
+                .enumerate()
+                .filter(|(_, (n, _))| n == name)
+                .nth(nth)
+                .map(|(at, _)| at);
+            if let Some(at) = at {
+                named.remove(at);
+            }
             if named.is_empty() {
-                self.0.remove(&addr);
+                self.by_addr.remove(&addr);
             }
         }
     }
@@ -183,6 +226,35 @@ mod tests {
             tries: 1,
             banner: None,
             reason_ip: None,
+        }
+    }
+
+    #[test]
+    fn each_scan_of_an_address_given_twice_gets_its_own_ports() {
+        let listing = Listing::new(false, 0);
+        let addr = "127.0.0.1".parse().unwrap();
+        let mut hosts = Hosts::new(true);
+        // The two scans' answers interleave: port 1 of both, then port 2 of both.
+        for port in [1, 1, 2, 2] {
+            let (_, host) = hosts.entry(addr, "127.0.0.1", port);
+            host.add(
+                &report(port, PortState::Closed, Reason::ConnRefused),
+                listing,
+            );
+        }
+        for nth in 0..2 {
+            let host = hosts.get(addr, "127.0.0.1", nth).expect("a scan");
+            assert_eq!(host.closed.count, 2, "scan {nth}");
+            let ports: Vec<u16> = host.closed.ports.iter().map(|(p, _)| *p).collect();
+            assert_eq!(ports, [1, 2], "scan {nth}");
+        }
+        assert!(hosts.get(addr, "127.0.0.1", 2).is_none());
+        hosts.remove(addr, "127.0.0.1", 0);
+        assert!(hosts.get(addr, "127.0.0.1", 1).is_none());
+        // Without repeats, one tally per target.
+        let mut once = Hosts::new(false);
+        for port in [1, 2] {
+            assert_eq!(once.entry(addr, "127.0.0.1", port).0, 0);
         }
     }
 

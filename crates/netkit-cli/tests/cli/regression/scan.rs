@@ -1529,3 +1529,71 @@ fn connect_scan_overflowed_a_500_kbit_link_with_its_own_handshakes() {
         "answered ports tried again: {retried:?}; most tries of a port: {most}"
     );
 }
+
+/// Audit (randomized differential, stop 43): a target given twice (`ADDR ADDR`, or a block and
+/// an address inside it) is scanned twice, as nmap scans it, and JSON Lines got two host records
+/// of the right counts — but `-oG`/`-oX` pooled both scans' ports into one tally and wrote it
+/// for each: `Ignored State: closed (76)` twice for 40 ports where nmap -sT, in the same lab,
+/// writes `closed (38)` twice (the text listed the few closed and filtered ports of the two
+/// scans under one host as well). Each scan of the address now has its own tally.
+#[test]
+fn a_target_given_twice_pooled_both_scans_ports_in_the_nmap_formats() {
+    if !privileged("a_target_given_twice_pooled_both_scans_ports_in_the_nmap_formats") {
+        return;
+    }
+    let host = "198.18.1.9";
+    let lab = Lab::builder("twice")
+        .delay(ms(2))
+        .host(host)
+        .open(host, &[22])
+        .drop_ports(host, 25..=25)
+        .build()
+        .expect("lab");
+    // The grepable lines of each host, the header and footer (dates, command line) left out.
+    let hosts = |gnmap: &str| -> Vec<String> {
+        gnmap
+            .lines()
+            .filter(|l| l.starts_with("Host: "))
+            .map(str::to_string)
+            .collect()
+    };
+    let nmap = lab
+        .scanner_cmd("nmap")
+        .args(["-n", "-Pn", "-sT", "-p", "1-40", "-oG", "-", host, host])
+        .output()
+        .expect("nmap");
+    let nmap = hosts(&String::from_utf8_lossy(&nmap.stdout));
+    let mut cmd = lab.netkit();
+    cmd.args(["scan", "-Pn", "-p", "1-40", "-oG", "-", host, host]);
+    let (code, stdout, stderr) = run_within(cmd, LAB_PATIENCE);
+    assert_eq!(code, 0, "stdout {stdout}\nstderr {stderr}");
+    let ports = format!(
+        "Host: {host} ()\tPorts: 22/open/tcp//ssh///, 25/filtered/tcp//smtp///\t\
+         Ignored State: closed (38)"
+    );
+    let status = format!("Host: {host} ()\tStatus: Up");
+    let twice = [status.clone(), ports.clone(), status, ports];
+    assert_eq!(nmap, twice, "nmap -sT -oG, the peer");
+    assert_eq!(hosts(&stdout), twice, "netkit -oG; nmap -sT: {nmap:#?}");
+    // The XML: one host element for each scan, each with its own 38 closed ports.
+    let mut cmd = lab.netkit();
+    cmd.args([
+        "scan",
+        "-Pn",
+        "-p",
+        "1-40",
+        "-oX",
+        "-",
+        host,
+        &format!("{host}/32"),
+    ]);
+    let (code, xml, stderr) = run_within(cmd, LAB_PATIENCE);
+    assert_eq!(code, 0, "stdout {xml}\nstderr {stderr}");
+    assert_eq!(xml.matches("<host>").count(), 2, "{xml}");
+    assert_eq!(
+        xml.matches("<extraports state=\"closed\" count=\"38\">")
+            .count(),
+        2,
+        "{xml}"
+    );
+}
