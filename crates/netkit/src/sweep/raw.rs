@@ -2,8 +2,8 @@
 //! reactor (refused without CAP_NET_RAW, with advice) with the classic BPF program that keeps
 //! only what can answer a probe ([`crate::sys::bpf`]), the loop that reads it ([`receive`]:
 //! each prober only says what one datagram tells of which target, as a [`Heard`]), and
-//! [`Sent`], the last probe sent to each target of the round, which gives an answer its tag
-//! and its round-trip time.
+//! [`Sent`], the probes of the round sent to each target, which give an answer its tag and
+//! its round-trip time.
 
 use std::collections::HashMap;
 use std::io;
@@ -71,8 +71,9 @@ pub struct Heard {
     pub index: u64,
     /// The address the probe went to.
     pub addr: IpAddr,
-    /// The sequence number of the probe's tag, when the answer carries it: it must be the
-    /// last probe's.
+    /// The sequence number of the probe's tag, when the answer carries it: it must be one of
+    /// the round's probes to the target (an answer to an earlier one than the last counts, with
+    /// that probe's tag and round trip); `None`: the last probe's.
     pub seq: Option<u16>,
     /// What it says; `None`: alive, after the round trip since the last probe (the round
     /// trip of an [`Answer::Tcp`] is filled in so too).
@@ -81,7 +82,8 @@ pub struct Heard {
 
 /// Reads `socket` until the sweep stops listening: `read` says what each datagram (with its
 /// sender) tells, and that goes to `replies` when it is about a target of the round (the
-/// address its probe went to) and a probe of the round, tagged as the last one. `what` names
+/// address its probe went to) and a probe of the round, tagged as the probe it answers (the
+/// last one when the answer does not say). `what` names
 /// the reading in the debug log of a failed receive.
 pub async fn receive(
     socket: Arc<AsyncFd<Socket>>,
@@ -106,9 +108,7 @@ pub async fn receive(
         if targets.get(u128::from(heard.index)).map(|t| t.addr) != Some(heard.addr) {
             continue;
         }
-        let probe = sent.answered(heard.index);
-        let Some((tag, rtt)) = probe.filter(|(tag, _)| heard.seq.unwrap_or(tag.seq()) == tag.seq())
-        else {
+        let Some((tag, rtt)) = sent.answered(heard.index, heard.seq) else {
             continue;
         };
         let reply = Reply {
@@ -151,23 +151,31 @@ pub fn refused(
     }
 }
 
-/// The last probe of the round sent to each target (by its position), shared by a prober's
-/// sender and its receiver.
+/// The probes of the round sent to each target (by its position), oldest first, shared by a
+/// prober's sender and its receiver.
 #[derive(Debug, Default)]
-pub struct Sent(Mutex<HashMap<u64, (Tag, Instant)>>);
+pub struct Sent(Mutex<HashMap<u64, Vec<(Tag, Instant)>>>);
 
 impl Sent {
     /// Notes a probe tagged `tag` sent now to the target at `index`.
     pub fn sent(&self, tag: Tag, index: u64) {
         let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        map.insert(index, (tag, Instant::now()));
+        map.entry(index).or_default().push((tag, Instant::now()));
     }
 
-    /// The tag of the last probe sent to the target at `index` in this round, and the time
-    /// since (the round trip of an answer received now); `None` when none went.
-    pub fn answered(&self, index: u64) -> Option<(Tag, Duration)> {
+    /// The probe to the target at `index` in this round that an answer received now answers,
+    /// and the time since it went (the answer's round trip): the last one whose tag has the
+    /// sequence number `seq`, or the last one sent when `seq` is `None` (an answer that does
+    /// not say which). A late answer to an earlier probe than the last counts so too, as an
+    /// echo reply does. `None` when no such probe went.
+    pub fn answered(&self, index: u64, seq: Option<u16>) -> Option<(Tag, Duration)> {
         let map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        map.get(&index).map(|(tag, at)| (*tag, at.elapsed()))
+        let probes = map.get(&index)?;
+        let probe = match seq {
+            Some(seq) => probes.iter().rev().find(|(tag, _)| tag.seq() == seq),
+            None => probes.last(),
+        };
+        probe.map(|(tag, at)| (*tag, at.elapsed()))
     }
 
     /// Forgets the round's probes: late answers to them are ignored.
@@ -186,14 +194,30 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_answer_takes_the_last_probes_tag() {
         let sent = Sent::default();
-        assert!(sent.answered(3).is_none());
+        assert!(sent.answered(3, None).is_none());
         sent.sent(Tag::new(1, 1), 3);
         tokio::time::advance(Duration::from_millis(4)).await;
         sent.sent(Tag::new(1, 2), 3);
         tokio::time::advance(Duration::from_millis(2)).await;
-        let (tag, rtt) = sent.answered(3).unwrap();
+        let (tag, rtt) = sent.answered(3, None).unwrap();
         assert_eq!((tag, rtt), (Tag::new(1, 2), Duration::from_millis(2)));
         sent.clear();
-        assert!(sent.answered(3).is_none());
+        assert!(sent.answered(3, None).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_late_answer_takes_the_tag_and_round_trip_of_the_probe_it_answers() {
+        let sent = Sent::default();
+        sent.sent(Tag::new(1, 1), 3);
+        tokio::time::advance(Duration::from_millis(500)).await;
+        sent.sent(Tag::new(1, 2), 3);
+        tokio::time::advance(Duration::from_millis(700)).await;
+        let first = Tag::new(1, 1).seq();
+        let (tag, rtt) = sent.answered(3, Some(first)).unwrap();
+        assert_eq!((tag, rtt), (Tag::new(1, 1), Duration::from_millis(1200)));
+        let (tag, rtt) = sent.answered(3, Some(Tag::new(1, 2).seq())).unwrap();
+        assert_eq!((tag, rtt), (Tag::new(1, 2), Duration::from_millis(700)));
+        assert!(sent.answered(3, Some(Tag::new(2, 1).seq())).is_none());
+        assert!(sent.answered(4, Some(first)).is_none());
     }
 }

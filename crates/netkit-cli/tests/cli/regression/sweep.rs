@@ -200,6 +200,38 @@ fn tcp_sweep_missed_every_host_behind_a_long_round_trip() {
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
 
+/// Audit (randomized, beside nmap -PP): `--method timestamp` kept only an answer to the last
+/// probe sent to a target, so behind a round trip longer than the wait before a re-probe
+/// (1.2 s here, the default `--timeout` 1 s) every answer came after the next probe and was
+/// dropped: all hosts inactive, where `nmap -sn -PP` found them all and `--method icmp` (which
+/// counts late replies) too. An answer now counts for the probe it answers, as an echo reply
+/// does.
+#[test]
+fn timestamp_sweep_dropped_every_answer_behind_a_long_round_trip() {
+    if !privileged("timestamp_sweep_dropped_every_answer_behind_a_long_round_trip") {
+        return;
+    }
+    let lab = Lab::builder("swrtsrtt")
+        .delay(crate::lab::ms(600))
+        .hosts("198.18.1.0/29")
+        .build()
+        .expect("lab");
+    let nmap = lab
+        .scanner_cmd("nmap")
+        .args(["-sn", "-n", "-PP", "-oG", "-", "198.18.1.0/29"])
+        .output()
+        .expect("run nmap");
+    let up: BTreeSet<IpAddr> = String::from_utf8_lossy(&nmap.stdout)
+        .lines()
+        .filter(|l| l.ends_with("Status: Up"))
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .collect();
+    assert_eq!(up.len(), 8, "nmap: {nmap:?}");
+    let run = netkit_sweep(&lab, &["--method", "timestamp", "198.18.1.0/29"]);
+    assert_eq!(run.alive(1), up, "{}", run.stderr);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
 /// An IPv6 link-local target with its zone, `fe80::…%nk0`, swept by echo, connect and bare
 /// ACK: the zone was lost on the way to the sockets, so the probes left by the decoy link the
 /// test network adds (or were refused) and the host came out down. `nmap -6 -sn` with the same
