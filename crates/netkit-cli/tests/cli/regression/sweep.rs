@@ -178,26 +178,7 @@ fn tcp_sweep_missed_every_host_behind_a_long_round_trip() {
     if !privileged("tcp_sweep_missed_every_host_behind_a_long_round_trip") {
         return;
     }
-    let lab = Lab::builder("swrtt")
-        .delay(crate::lab::ms(800))
-        .hosts("198.18.1.0/29")
-        .open_all(22)
-        .build()
-        .expect("lab");
-    let nmap = lab
-        .scanner_cmd("nmap")
-        .args(["-sn", "-n", "-PS22", "-oG", "-", "198.18.1.0/29"])
-        .output()
-        .expect("run nmap");
-    let up: BTreeSet<IpAddr> = String::from_utf8_lossy(&nmap.stdout)
-        .lines()
-        .filter(|l| l.ends_with("Status: Up"))
-        .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .collect();
-    assert_eq!(up.len(), 8, "nmap: {nmap:?}");
-    let run = netkit_sweep(&lab, &["--method", "tcp:22", "198.18.1.0/29"]);
-    assert_eq!(run.alive(1), up, "{}", run.stderr);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    sweep_beside_nmap_behind_a_long_round_trip("swrtt", 800, "-PS22", &["--method", "tcp:22"]);
 }
 
 /// Audit (randomized, beside nmap -PP): `--method timestamp` kept only an answer to the last
@@ -211,14 +192,28 @@ fn timestamp_sweep_dropped_every_answer_behind_a_long_round_trip() {
     if !privileged("timestamp_sweep_dropped_every_answer_behind_a_long_round_trip") {
         return;
     }
-    let lab = Lab::builder("swrtsrtt")
-        .delay(crate::lab::ms(600))
-        .hosts("198.18.1.0/29")
+    let method = ["--method", "timestamp"];
+    sweep_beside_nmap_behind_a_long_round_trip("swrtsrtt", 600, "-PP", &method);
+}
+
+/// Sweeps a /29 of hosts (port 22 open on each) `delay_ms` away each way with `netkit sweep
+/// ARGS` and `nmap -sn PROBE` in a lab tagged `tag`: nmap finds all eight, and netkit the same.
+fn sweep_beside_nmap_behind_a_long_round_trip(
+    tag: &str,
+    delay_ms: u64,
+    probe: &str,
+    args: &[&str],
+) {
+    let block = "198.18.1.0/29";
+    let lab = Lab::builder(tag)
+        .delay(crate::lab::ms(delay_ms))
+        .hosts(block)
+        .open_all(22)
         .build()
         .expect("lab");
     let nmap = lab
         .scanner_cmd("nmap")
-        .args(["-sn", "-n", "-PP", "-oG", "-", "198.18.1.0/29"])
+        .args(["-sn", "-n", probe, "-oG", "-", block])
         .output()
         .expect("run nmap");
     let up: BTreeSet<IpAddr> = String::from_utf8_lossy(&nmap.stdout)
@@ -227,7 +222,7 @@ fn timestamp_sweep_dropped_every_answer_behind_a_long_round_trip() {
         .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
         .collect();
     assert_eq!(up.len(), 8, "nmap: {nmap:?}");
-    let run = netkit_sweep(&lab, &["--method", "timestamp", "198.18.1.0/29"]);
+    let run = netkit_sweep(&lab, &[args, &[block]].concat());
     assert_eq!(run.alive(1), up, "{}", run.stderr);
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
