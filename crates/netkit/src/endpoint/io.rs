@@ -516,6 +516,21 @@ impl Stream {
         }
     }
 
+    /// Whether a TCP stream's peer sent its FIN, `read` bytes having been read from it and its
+    /// end of file after them: `TCP_INFO` counts a FIN as one byte received. Once a reset has
+    /// been taken from the stream (by a write that failed) its reads end in an end of file
+    /// whether a FIN came or not; this tells them apart. `None` for other streams, or when the
+    /// kernel does not say.
+    pub fn fin_received(&self, read: u64) -> Option<bool> {
+        match self {
+            Stream::Tcp(s) => crate::sys::sockopt::tcp_info(s)
+                .ok()
+                .filter(|info| info.tcpi_bytes_received > 0 || read == 0)
+                .map(|info| info.tcpi_bytes_received > read),
+            _ => None,
+        }
+    }
+
     /// Bytes sent on a TCP stream that its peer has not acknowledged yet (an abortive close
     /// throws them away); `None` for other streams, or when the kernel does not say.
     pub fn unacked(&self) -> Option<usize> {

@@ -84,6 +84,9 @@ pub(super) struct Stats {
     spliced_up: AtomicBool,
     spliced_down: AtomicBool,
     one_ended: AtomicBool,
+    /// A write to the client, to the target, met its reset ([`Stats::reset_met`]).
+    reset_client: AtomicBool,
+    reset_target: AtomicBool,
 }
 
 impl Stats {
@@ -99,6 +102,8 @@ impl Stats {
             spliced_up: AtomicBool::new(false),
             spliced_down: AtomicBool::new(false),
             one_ended: AtomicBool::new(false),
+            reset_client: AtomicBool::new(false),
+            reset_target: AtomicBool::new(false),
         }
     }
 
@@ -152,6 +157,19 @@ impl Stats {
         self.one_ended.swap(true, Ordering::Relaxed)
     }
 
+    /// Notes that a write to `leg` met its reset, which the write took from the socket: the
+    /// reads of that side end in an end of file from then on, FIN or not.
+    fn reset_met(&self, leg: Leg) {
+        self.reset_flag(leg).store(true, Ordering::Relaxed);
+    }
+
+    fn reset_flag(&self, leg: Leg) -> &AtomicBool {
+        match leg {
+            Leg::Client => &self.reset_client,
+            Leg::Target => &self.reset_target,
+        }
+    }
+
     /// Completes once nothing moved for `idle`.
     pub(super) async fn idle(&self, idle: Duration) {
         loop {
@@ -180,10 +198,23 @@ pub(super) async fn direction(
     super::splice::pump(src, dst, moved, || stats.spliced(dir))
         .await
         .map_err(|failed| Fault::of(dir, failed))?;
+    let (src_leg, dst_leg) = dir.legs();
+    if stats.reset_flag(src_leg).load(Ordering::Relaxed) {
+        // The end of file of a side whose reset a write took: passed on as a FIN only if that
+        // side sent one, else as the reset it is (a cut stream is not passed for a whole one).
+        let read = match dir {
+            Dir::Up => stats.up(),
+            Dir::Down => stats.down(),
+        };
+        if src.fin_received(read) == Some(false) {
+            let err = io::Error::from(io::ErrorKind::ConnectionReset);
+            return Err(Fault { leg: src_leg, err });
+        }
+    }
     if stats.ended() {
         return Ok(());
     }
-    dst.shutdown_write().map_err(Fault::on(dir.legs().1))
+    dst.shutdown_write().map_err(Fault::on(dst_leg))
 }
 
 /// Both sides of a relay to their ends, as `try_join!` (the first error ends both), with one
@@ -196,17 +227,18 @@ pub(super) async fn both_ends<A, B, E: Failure>(
     down: impl Future<Output = Result<B, E>>,
     client: &Stream,
     upstream: &Stream,
+    stats: Option<&Stats>,
 ) -> Result<(A, B), E> {
     let mut up = std::pin::pin!(up);
     let mut down = std::pin::pin!(down);
     let first = tokio::select! {
         ended = &mut up => match ended {
             Ok(a) => First::Up(a),
-            Err(err) => return Err(read_to_the_end(err, Leg::Target, down).await),
+            Err(err) => return Err(read_to_the_end(err, Leg::Target, down, stats).await),
         },
         ended = &mut down => match ended {
             Ok(b) => First::Down(b),
-            Err(err) => return Err(read_to_the_end(err, Leg::Client, up).await),
+            Err(err) => return Err(read_to_the_end(err, Leg::Client, up, stats).await),
         },
     };
     match first {
@@ -227,12 +259,19 @@ pub(super) async fn both_ends<A, B, E: Failure>(
 /// still in the forwarder (unread on its leg, or in a splice pipe), and its peer is owed
 /// every byte of it, as a direct peer would read it, before the reset is passed on. Reading
 /// a reset side gives what it sent, then its end of file or the reset: it does not wait.
+/// The failed write took the reset from the socket, so that end of file comes whether the
+/// side sent a FIN or not; with `stats` (the plain relay, which counts the bytes it reads)
+/// the other direction passes it on as a FIN only if one came ([`direction`]).
 async fn read_to_the_end<T, E: Failure>(
     err: E,
     dst: Leg,
     other: impl Future<Output = Result<T, E>>,
+    stats: Option<&Stats>,
 ) -> E {
     if err.fault().is_some_and(|f| f.leg == dst && f.is_reset()) {
+        if let Some(stats) = stats {
+            stats.reset_met(dst);
+        }
         let _ = other.await;
     }
     err

@@ -124,7 +124,7 @@ pub(super) async fn run(
         }
         ended
     };
-    match both_ends(up, down, client, upstream).await {
+    match both_ends(up, down, client, upstream, None).await {
         Ok((UpEnd::Done, ())) => Ok((Close::Done, None)),
         Ok((UpEnd::Rejected(err), ())) => {
             let refusal = match err {

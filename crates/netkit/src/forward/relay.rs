@@ -80,6 +80,7 @@ async fn relay(
                 direction(upstream, client, Dir::Down, &stats),
                 client,
                 upstream,
+                Some(&stats),
             )
             .await
             .map(|_| (Close::Done, None)),
