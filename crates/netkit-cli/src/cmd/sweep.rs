@@ -64,7 +64,8 @@ pub struct Args {
     /// The longest wait for an answer to one probe. The waits used are derived from the
     /// round-trip times seen (srtt + 4 rttvar, backed off 1.5x per re-probe), up to this; 500 ms
     /// before the first answer. Later answers still count while the round runs (a tcp:PORT
-    /// re-probe's connect lasts twice as long as the one before, up to 8 times this).
+    /// re-probe's connect lasts twice as long as the one before, up to 8 times this); a round
+    /// ends at least 500 ms after its last probe, or this long if nothing has answered yet.
     #[arg(long, value_name = "DUR", value_parser = parse::positive_duration, default_value = "1s")]
     pub timeout: Duration,
     /// The most probes sent again to a silent host. How many it gets depends on the loss

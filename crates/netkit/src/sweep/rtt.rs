@@ -96,9 +96,14 @@ impl Rtt {
 
     /// How long the round waits for late answers after its last probe: the gap after that
     /// probe, twice the slowest round trip seen and the patience ([`INITIAL_TIMEOUT`] unless
-    /// said), whichever is longest, at most the cap. Paid once per round, so it can afford to
-    /// be generous.
+    /// said), whichever is longest, at most the cap; the cap itself before any answer was
+    /// seen (nothing says the way is short: behind a 700 ms round trip, a sweep without
+    /// re-probes found no host after 500 ms). Paid once per round, so it can afford to be
+    /// generous.
     pub fn final_wait(&self, attempt: u8) -> Duration {
+        if self.srtt.is_none() {
+            return self.cap;
+        }
         let wait = self.gap(attempt).max(self.max * 2).max(self.patience);
         wait.min(self.cap)
     }
@@ -161,10 +166,30 @@ mod tests {
         slow.sample(ms(400));
         assert_eq!(slow.gap(7), ms(1000), "capped");
         assert_eq!(rtt.final_wait(1), ms(500), "at least the initial timeout");
-        let patient = Rtt::new(ms(2000)).with_patience(ms(1000));
+        let mut patient = Rtt::new(ms(2000)).with_patience(ms(1000));
+        patient.sample(ms(10));
         assert_eq!(patient.final_wait(1), ms(1000), "at least the patience");
         rtt.sample(ms(900));
         assert_eq!(rtt.final_wait(1), ms(1000), "twice the slowest, capped");
+    }
+
+    #[test]
+    fn before_any_answer_the_round_waits_the_cap_for_late_ones() {
+        let silent = Rtt::new(ms(1000));
+        assert_eq!(
+            silent.timeout(),
+            INITIAL_TIMEOUT,
+            "re-probes still start early"
+        );
+        assert_eq!(silent.final_wait(1), ms(1000));
+        assert_eq!(Rtt::new(ms(3000)).final_wait(1), ms(3000));
+        let mut heard = silent;
+        heard.sample(ms(5));
+        assert_eq!(
+            heard.final_wait(1),
+            INITIAL_TIMEOUT,
+            "an answer seen: the patience"
+        );
     }
 
     #[test]

@@ -196,6 +196,20 @@ fn timestamp_sweep_dropped_every_answer_behind_a_long_round_trip() {
     sweep_beside_nmap_behind_a_long_round_trip("swrtsrtt", 600, "-PP", &method);
 }
 
+/// Audit (randomized, beside fping and nmap -sn): an echo sweep with `--retries 0` behind a
+/// 700 ms round trip waited 500 ms (fping's first timeout) for late answers after its only
+/// probes, though nothing had been heard yet and `--timeout` (1 s) allows more: every host came
+/// out inactive, where `nmap -sn -PE` found them all. Before any answer, the round now waits
+/// for late answers as long as `--timeout` allows.
+#[test]
+fn echo_sweep_without_retries_gave_up_before_a_long_round_trip() {
+    if !privileged("echo_sweep_without_retries_gave_up_before_a_long_round_trip") {
+        return;
+    }
+    let args = ["--method", "icmp", "--retries", "0"];
+    sweep_beside_nmap_behind_a_long_round_trip("swrtnore", 350, "-PE", &args);
+}
+
 /// Sweeps a /29 of hosts (port 22 open on each) `delay_ms` away each way with `netkit sweep
 /// ARGS` and `nmap -sn PROBE` in a lab tagged `tag`: nmap finds all eight, and netkit the same.
 fn sweep_beside_nmap_behind_a_long_round_trip(
