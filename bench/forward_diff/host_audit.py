@@ -244,7 +244,7 @@ def backend_conn(conn, path):
             low = b'\n'.join(lines[1:]).lower()
             q = re.search(rb'[?&]r=([a-z0-9]+)', target)
             mode = q.group(1).decode() if q else 'cl'
-            drip[0] = b'drip=1' in target
+            drip[0] = b'drip=1' in target or b'drip=1' in low
             xr = re.search(rb'(?:^|\n)x-r:\s*([a-z0-9]+)', low)
             mode = xr.group(1).decode() if xr else mode
             expect = b'expect: 100-continue' in low
@@ -638,7 +638,7 @@ def gen(rng, i):
     elif cat == 'expect':
         body = rng.choice([b'e' * rng.randint(1, 3000), smuggle(rng)])
         mode = rng.choice(['cl', 'cl', '417'])
-        r = mkreq(rng, 'POST', body=body, extra=['Expect: 100-continue'], mode=mode)
+        r = mkreq(rng, 'POST', body=body, extra=['Expect: 100-continue'], mode=mode + rng.choice(['', '&drip=1']))
         head, _, _ = r.partition(b'\r\n\r\n')
         nxt = mkreq(rng, 'GET', mode='cl')
         sc['methods'] = ['POST', 'GET']
@@ -723,7 +723,7 @@ def gen(rng, i):
     elif cat == 'upgrade':
         ok = rng.random() < 0.6
         proto = rng.choice(['websocket', 'websocket', 'h2c', 'WebSocket, h2c', 'HTTP/2.0'])
-        path = '/ws' if ok else '/nows'
+        path = ('/ws' if ok else '/nows') + rng.choice(['', '', '?drip=1'])
         ubody = rng.choice([None, None, b'', b'upgrade-body'])
         r = mkreq(rng, target=path, extra=['Connection: Upgrade', f'Upgrade: {proto}',
                                            'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13'],
@@ -744,7 +744,8 @@ def gen(rng, i):
         sc['variant'] = f'refused {proto}'
     elif cat == 'connect':
         ok = rng.random() < 0.5
-        r = (b'CONNECT evil.test:443 HTTP/1.1\r\nHost: evil.test:443\r\n\r\n' if ok
+        drip = rng.choice([b'', b'X-R: cl&drip=1\r\n'])
+        r = (b'CONNECT evil.test:443 HTTP/1.1\r\nHost: evil.test:443\r\n' + drip + b'\r\n' if ok
              else mkreq(rng, 'CONNECT', target='evil.test:443?r=405', host_line=b'Host: evil.test:443'))
         if ok:
             payload = smuggle(rng)
@@ -1122,6 +1123,7 @@ def main_run(argv):
     ap.add_argument('--only', default=None)
     ap.add_argument('--deadline', type=float, default=0)
     ap.add_argument('--tag', default='hostaudit')
+    ap.add_argument('--cats', default=None, help='only these categories (comma-separated)')
     ap.add_argument('--replay', default=None, help='take the scenarios from this results file (with --only)')
     ap.add_argument('--base', type=int, default=18600, help='first of the ports (base..base+2, base+9)')
     a = ap.parse_args(argv)
@@ -1130,6 +1132,8 @@ def main_run(argv):
         scs = [json.loads(line)['scenario'] for line in open(a.replay) if '"scenario"' in line]
     else:
         scs = [gen(rng, i) for i in range(a.count)]
+    if a.cats:
+        scs = [s for s in scs if s['cat'] in a.cats.split(',')]
     if a.only:
         keep = {int(x) for x in a.only.split(',')}
         scs = [s for s in scs if s['i'] in keep]
