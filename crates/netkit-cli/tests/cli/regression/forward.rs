@@ -840,7 +840,7 @@ fn forward_http_connect_answered_as_any_request_opened_a_blind_tunnel() {
 }
 
 /// Audit (bench/forward_diff/host_audit.py): bytes that can never begin an HTTP/1.x request
-/// head (a TLS ClientHello, an SSH banner, NULs, a control character in the method, a
+/// head (a TLS ClientHello, an SSH banner, NULs, a control character in the request line, a
 /// malformed header line) got no answer until the head ended or reached 64 KiB: a TLS or SSH
 /// client sent to the port waited forever (no idle timeout by default), holding a
 /// `--max-conns` slot. HAProxy and nginx answer 400 at once; netkit now refuses as soon as
@@ -855,6 +855,7 @@ fn forward_http_bytes_that_cannot_start_a_request_got_no_answer_until_64_kib() {
         b"SSH-2.0-OpenSSH_9.2\r\n",
         b"\0\0\0\0",
         b"G\x01ET / HTTP/1.1\r\n",
+        b"GET /\0 HTTP/1.1",
         b"GET / HTTP/1.1\r\nHo st: evil.test\r\n",
     ];
     let mut proxies = vec![("netkit", fw.addr())];
