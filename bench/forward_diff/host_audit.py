@@ -16,6 +16,7 @@ are compared across the three proxies.
                                          [--only I,J] [--deadline EPOCH] [--base PORT]
     python3 host_audit.py run 0 0 --replay results-SEED.jsonl --only I,J   # scenarios again
     python3 host_audit.py report results-*.jsonl          # differences grouped by kind
+    python3 host_audit.py early [NETKIT]                  # heads that cannot become valid
     python3 host_audit.py backend ADDR PORT LOGDIR      # the recording backend alone
 
 Results: /tmp/hostaudit/results-SEED[-lab].jsonl, one line per scenario; a summary on stdout.
@@ -1240,7 +1241,36 @@ def main_report(files):
         print(f'{len(ids):4d}  {k:45s} {cat:28s} e.g. {ids[:6]}')
 
 
+EARLY = [b'\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03', b'SSH-2.0-OpenSSH_9.2\r\n', b'\x00\x00\x00\x00',
+         b'G\x01ET / HTTP/1.1\r\n', b'GET /\x00 x', b'GET / HTTP/9.9\r\n', b'GET  / HTTP/1.1\r\n',
+         b'GET / HTTP/1.1\r\nHo st: a\r\n', b'GET / HTTP/1.1\r\nX: a\r\n b\r\n', b'GET / HTTP/1.1\r\nHost: a\x00b',
+         b'GET / HTTP/1.1\r\nHost: a\r\nHost:']
+
+
+def main_early(netkit):
+    """Unfinished heads that cannot become valid: who answers while the client waits."""
+    stack = Stack(netkit, f'{ROOT}/work-early', base=18900)
+    try:
+        for case in EARLY:
+            row = []
+            for proxy in ('netkit', 'haproxy', 'nginx'):
+                s = socket.create_connection(('127.0.0.1', stack.port(proxy)))
+                s.sendall(case)
+                s.settimeout(2.0)
+                try:
+                    row.append(f'{proxy} {s.recv(100)[:12]!r}')
+                except socket.timeout:
+                    row.append(f'{proxy} no answer in 2 s')
+                s.close()
+            print(f'{case!r:50.50s}', ' | '.join(row))
+    finally:
+        stack.down()
+
+
 if __name__ == '__main__':
+    if sys.argv[1] == 'early':
+        main_early(sys.argv[2] if len(sys.argv) > 2 else '/work/main/target/release/netkit')
+        sys.exit(0)
     if sys.argv[1] == 'report':
         main_report(sys.argv[2:])
         sys.exit(0)
