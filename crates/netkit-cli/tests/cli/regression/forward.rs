@@ -839,6 +839,53 @@ fn forward_http_connect_answered_as_any_request_opened_a_blind_tunnel() {
     assert_all_rewritten(&requests);
 }
 
+/// Audit (bench/forward_diff/host_audit.py): bytes that can never begin an HTTP/1.x request
+/// head (a TLS ClientHello, an SSH banner, NULs, a control character in the request line, a
+/// malformed header line) got no answer until the head ended or reached 64 KiB: a TLS or SSH
+/// client sent to the port waited forever (no idle timeout by default), holding a
+/// `--max-conns` slot. HAProxy and nginx answer 400 at once; netkit now refuses as soon as
+/// the bytes it has cannot start a valid head.
+#[test]
+fn forward_http_bytes_that_cannot_start_a_request_got_no_answer_until_64_kib() {
+    let upstream = HttpUpstream::start("");
+    let fw = rewriting_forwarder(&upstream);
+    let haproxy = Haproxy::available().map(|h| h.http_host(&upstream.addr.to_string(), HOST));
+    let cases: &[&[u8]] = &[
+        b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03",
+        b"SSH-2.0-OpenSSH_9.2\r\n",
+        b"\0\0\0\0",
+        b"G\x01ET / HTTP/1.1\r\n",
+        b"GET /\0 HTTP/1.1",
+        b"GET / HTTP/1.1\r\nHo st: evil.test\r\n",
+    ];
+    let mut proxies = vec![("netkit", fw.addr())];
+    proxies.extend(haproxy.as_ref().map(|h| ("haproxy", h.addr)));
+    // Every case at once, none half-closed: the answer must come while the client waits.
+    let streams: Vec<_> = proxies
+        .iter()
+        .flat_map(|(name, addr)| cases.iter().map(move |case| (*name, *addr, *case)))
+        .map(|(name, addr, case)| {
+            let mut stream = connect(addr);
+            stream.write_all(case).unwrap();
+            (name, case, stream)
+        })
+        .collect();
+    for (name, case, mut stream) in streams {
+        let reply = next_read(&mut stream);
+        let text = reply.as_deref().map(String::from_utf8_lossy);
+        assert!(
+            text.as_ref().is_ok_and(|t| t.starts_with("HTTP/1.1 400 ")),
+            "{name}, {:?}: {text:?}",
+            String::from_utf8_lossy(case)
+        );
+    }
+    let sentinel = round_trip(connect(fw.addr()), b"GET /sentinel HTTP/1.1\r\n\r\n");
+    assert!(sentinel.starts_with(b"HTTP/1.1 200"));
+    let requests = upstream.wait_requests(1);
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0]["target"], "/sentinel");
+}
+
 /// Transfer codings before `chunked` (`gzip, chunked`) were passed on, and `Content-Length:
 /// 5, 5` went on as written: HAProxy answers 422 and nginx 501 to the first, and both send
 /// or want one number for the second (Python's parser, the upstream here, refuses the list).

@@ -60,6 +60,15 @@ pub(super) fn parse(block: &[u8]) -> Result<Vec<Field<'_>>, Error> {
     }
 }
 
+/// Checks one complete field line (with its line end) of a head still being collected; the
+/// same rules as [`parse`] gives the whole section.
+pub(super) fn parse_line(line: &[u8]) -> Result<(), Error> {
+    let mut block = Vec::with_capacity(line.len() + 2);
+    block.extend_from_slice(line);
+    block.extend_from_slice(b"\r\n");
+    parse(&block).map(drop)
+}
+
 /// Appends `name: value` CRLF.
 pub(super) fn emit(field: &Field<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(field.name.as_bytes());

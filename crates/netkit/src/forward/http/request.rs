@@ -62,6 +62,48 @@ pub(super) fn rewrite(head: &[u8], host: &str, out: &mut Vec<u8>) -> Result<Requ
     Ok(request)
 }
 
+/// Checks the start of a head that has not ended yet, from `from` (what an earlier call
+/// returned) on: each line as it completes, and the bytes of an unfinished request line.
+/// Returns how far it checked: the end of the last complete line, or, while the request line
+/// is unfinished, the end of its bytes so far (but a last CR). Bytes that can never begin a
+/// valid head (a TLS ClientHello, an SSH banner, NULs, a malformed field line) are refused at
+/// once, as HAProxy and nginx do, rather than waited on until the head would end: a client
+/// speaking another protocol would otherwise wait forever for an answer.
+pub(super) fn check_partial(buf: &[u8], from: usize) -> Result<usize, Error> {
+    let mut at = from;
+    let in_request_line = from == 0 || buf[from - 1] != b'\n';
+    if in_request_line {
+        let Some(nl) = buf[from..].iter().position(|b| *b == b'\n') else {
+            return check_unfinished_request_line(buf, from);
+        };
+        at = from + nl + 1;
+        request_line(fields::strip_eol(&buf[..at])?)?;
+    }
+    while let Some(nl) = buf[at..].iter().position(|b| *b == b'\n') {
+        fields::parse_line(&buf[at..=at + nl])?;
+        at += nl + 1;
+    }
+    Ok(at)
+}
+
+/// The bytes so far of a request line without its line end, `buf[from..]` not seen before:
+/// the method's first bytes must be a token (they tell another protocol), and no control
+/// character (nor HTAB) may appear anywhere but as the CR of a line end to come.
+fn check_unfinished_request_line(buf: &[u8], from: usize) -> Result<usize, Error> {
+    let end = buf.len() - usize::from(buf.ends_with(b"\r"));
+    if buf[from..end].iter().any(|b| *b < 0x20 || *b == 0x7f) {
+        return Err(Error::Malformed("control character in the request line"));
+    }
+    // The method so far, within the first bytes only: a line that trickles in byte by byte
+    // must not cost quadratic time.
+    let first = &buf[..end.min(32)];
+    let method = first.split(|b| *b == b' ').next().unwrap_or_default();
+    if !method.iter().all(|b| fields::is_tchar(*b)) || (method.is_empty() && !first.is_empty()) {
+        return Err(Error::Malformed("method is not a token"));
+    }
+    Ok(end)
+}
+
 /// The three parts of a request line: method, target, version.
 type RequestLine<'a> = (&'a [u8], &'a [u8], &'a [u8]);
 

@@ -269,6 +269,49 @@ fn a_bad_request_leaves_the_complete_ones_before_it() {
 }
 
 #[test]
+fn what_cannot_start_a_head_is_refused_before_the_head_ends() {
+    let never: &[&[u8]] = &[
+        b"\x16\x03\x01\x00\xa5\x01",
+        b"\0\0",
+        b"SSH-2.0-OpenSSH_9.2\r\n",
+        b"G\x01ET / HTTP/1.1",
+        b" GET / HTTP/1.1",
+        b"GET / HTTP/9.9\r\n",
+        b"GET /\0 HTTP/1.1",
+        b"GET /a\tb",
+        b"GET /a\rb",
+        b"GET / HTTP/1.1\r\nHo st: evil.test\r\n",
+        b"GET / HTTP/1.1\r\nX: a\0b\r\n",
+        b"GET / HTTP/1.1\r\nX: a\r\n folded\r\n",
+    ];
+    for input in never {
+        for piece in [1, 3, input.len()] {
+            let result = requests_in_pieces(input, piece);
+            assert!(result.is_err(), "{:?} in pieces of {piece}", text(input));
+        }
+    }
+    // Every prefix of valid requests is waited on.
+    for piece in 1..KEEP_ALIVE.len() {
+        assert_eq!(
+            text(&requests_in_pieces(KEEP_ALIVE, piece).unwrap()),
+            text(EXPECTED)
+        );
+    }
+    let mut session = session();
+    let mut out = Vec::new();
+    for partial in [
+        &b"\r"[..],
+        b"\nGE",
+        b"T /x HTTP/1.1\r",
+        b"\nX: a\n",
+        b"Host: b\r\n",
+    ] {
+        session.feed_request(partial, &mut out).unwrap();
+    }
+    assert!(out.is_empty());
+}
+
+#[test]
 fn heads_over_64_kib_are_refused_without_growing() {
     let mut session = session();
     let mut out = Vec::new();
