@@ -1334,3 +1334,46 @@ fn unprivileged_requests_after_an_icmp_error_were_refused() {
     assert!(!err.contains("sendmsg"), "{err}");
     assert_eq!((code, f_code), (1, 1), "{out}{err}\nfping: {f_all}");
 }
+
+/// iputils reads its options with getopt: one given twice takes its last value (`ping -6 -6`,
+/// from a `ping6`-style wrapper that already passes `-6`; `-c 3 ... -c 1` from a script that
+/// appends its own count). netkit refused both as `-6: cannot be used with -6` (exit 2).
+/// Beside iputils, on the IPv6 loopback of a fresh namespace: the same counts, the last value
+/// winning.
+#[test]
+fn an_option_given_twice_was_refused() {
+    if !privileged("ping with an option given twice") {
+        return;
+    }
+    let ns = Netns::with_loopback("pingtwice");
+    for (args, want) in [
+        (
+            &["-6", "-6", "-c", "2", "-i", "0.2", "::1"][..],
+            "2 packets transmitted, 2 received, 0% packet loss",
+        ),
+        (
+            &[
+                "-c", "3", "-i", "0.5", "-6", "-c", "1", "-i", "0.2", "-n", "-n", "::1",
+            ][..],
+            "1 packets transmitted, 1 received, 0% packet loss",
+        ),
+        (
+            &[
+                "-q", "-q", "-s", "8", "-s", "100", "-c", "1", "-W", "5", "-W", "1", "::1",
+            ][..],
+            "1 packets transmitted, 1 received, 0% packet loss",
+        ),
+    ] {
+        let (out, i_out) = both_counted(&ns, args, 0, want);
+        if args.contains(&"100") {
+            assert!(
+                out.contains("PING ::1(::1) 100 data bytes"),
+                "{out}\n{i_out}"
+            );
+        }
+    }
+    // -4 and -6 still exclude each other (iputils: "only one -4 or -6 option may be specified").
+    let (code, _, err) = ping_in(&ns, &["-4", "-6", "-c", "1", "::1"]);
+    let (i_code, _, _) = iputils_in(&ns, &["-4", "-6", "-c", "1", "::1"]);
+    assert_eq!((code, i_code), (2, 2), "{err}");
+}
