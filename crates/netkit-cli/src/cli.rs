@@ -84,6 +84,9 @@ pub enum Command {
     /// Relay a local port (TCP or Unix) to a target, optionally rewriting the HTTP Host header.
     Forward(cmd::forward::Args),
     /// Send ICMP echo requests to one or many hosts and report round-trip statistics.
+    // An option given twice takes its last value, as iputils' getopt does (`ping -6 -6`,
+    // `-c 3 ... -c 1`).
+    #[command(args_override_self = true)]
     Ping(cmd::ping::Args),
     /// Find the live and the inactive hosts of address ranges, once or every N seconds.
     Sweep(cmd::sweep::Args),

@@ -79,9 +79,10 @@ pub fn payload_size(text: &str) -> Result<usize, ParseError> {
     number_in(text, 0, netkit::icmp::engine::MAX_PAYLOAD, "packet size")
 }
 
-/// ping `-t`: time to live / hop limit.
+/// ping `-t`: time to live / hop limit; 0 is an IPv6 hop limit only (on-link neighbours, as
+/// iputils sends it), refused for IPv4 hosts once the targets are known.
 pub fn ttl(text: &str) -> Result<u8, ParseError> {
-    number_in(text, 1, 255, "TTL")
+    number_in(text, 0, 255, "TTL")
 }
 
 /// Retries (scan's, forward's connects): 0 to 100.

@@ -68,7 +68,8 @@ pub struct Args {
     /// does not fit: no round-trip times).
     #[arg(short = 's', allow_negative_numbers = true, long = "size", value_name = "BYTES", value_parser = parse::payload_size, default_value = "56")]
     pub size: usize,
-    /// Time to live (IPv4) or hop limit (IPv6).
+    /// Time to live (IPv4, 1-255) or hop limit (IPv6, 0-255: 0 reaches on-link neighbours
+    /// only), of multicast requests too.
     #[arg(short = 't', allow_negative_numbers = true, long = "ttl", value_name = "TTL", value_parser = parse::ttl)]
     pub ttl: Option<u8>,
     /// Use IPv4 only.

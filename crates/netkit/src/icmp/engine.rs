@@ -303,10 +303,11 @@ impl Matcher {
 
 impl Engine {
     /// Opens one socket for each of `versions` (raw, else datagram). Fails with an input
-    /// error for a payload too large (for IPv4 when among `versions`), with
+    /// error for a payload too large or a TTL of 0 (for IPv4 when among `versions`), with
     /// [`Error::IcmpDenied`] when no ICMP socket is permitted. Needs a tokio runtime.
     pub fn new(config: &Config, versions: &[Version]) -> Result<Engine, Error> {
         check_payload(config.payload_size, versions)?;
+        check_ttl(config.socket.ttl, versions)?;
         let open = |version| -> Result<Option<IcmpSocket>, Error> {
             match versions.contains(&version) {
                 true => IcmpSocket::open(version, &config.socket).map(Some),
@@ -495,6 +496,18 @@ fn check_payload(size: usize, versions: &[Version]) -> Result<(), ParseError> {
         size.to_string(),
         format!("packet size must be 0-{most} bytes{to}"),
     ))
+}
+
+/// A TTL of 0 is IPv6's only: a hop limit of 0 reaches the on-link neighbours (RFC 8200 forbids
+/// only forwarding it), where IPv4 has no such TTL (iputils: "cannot set unicast time-to-live").
+fn check_ttl(ttl: Option<u8>, versions: &[Version]) -> Result<(), ParseError> {
+    match ttl == Some(0) && versions.contains(&Version::V4) {
+        true => Err(ParseError::new(
+            "0",
+            "TTL must be a whole number from 1 to 255 to an IPv4 host (0 is an IPv6 hop limit)",
+        )),
+        false => Ok(()),
+    }
 }
 
 /// The payload before the probe is written: byte `i` is `i` (iputils' filler), or `pattern`

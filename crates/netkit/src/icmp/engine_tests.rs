@@ -210,6 +210,22 @@ fn rejects_payloads_too_big_for_a_datagram() {
 }
 
 #[test]
+fn rejects_a_ttl_of_zero_to_ipv4_hosts() {
+    let config = Config {
+        socket: SocketOptions {
+            ttl: Some(0),
+            ..SocketOptions::default()
+        },
+        ..Config::default()
+    };
+    let err = Engine::new(&config, &[Version::V4, Version::V6]).unwrap_err();
+    assert_eq!(err.class(), crate::ErrorClass::Input);
+    assert!(err.to_string().starts_with("0: TTL must be"), "{err}");
+    assert!(check_ttl(Some(0), &[Version::V6]).is_ok());
+    assert!(check_ttl(Some(1), &[Version::V4]).is_ok());
+}
+
+#[test]
 fn small_payloads_are_matched_without_probe_or_time() {
     let matcher = Matcher {
         payload_size: 8,

@@ -45,7 +45,7 @@ pub enum Pmtu {
 /// How the sockets are set up (ping's flags); the default is the system's.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SocketOptions {
-    /// TTL (IPv4) or hop limit (IPv6) of outgoing requests.
+    /// TTL (IPv4) or hop limit (IPv6) of outgoing requests, unicast and multicast.
     pub ttl: Option<u8>,
     /// IPv4 type of service byte, IPv6 traffic class (`-Q`).
     pub tos: Option<u8>,
@@ -287,6 +287,8 @@ fn configure(
 fn configure_v4(socket: &Socket, kind: Kind, options: &SocketOptions) -> io::Result<()> {
     if let Some(ttl) = options.ttl {
         socket.set_ttl(u32::from(ttl))?;
+        // As iputils: the TTL of requests to a multicast group too (the kernel's default is 1).
+        socket.set_multicast_ttl_v4(u32::from(ttl))?;
     }
     if kind == Kind::Datagram {
         sockopt::set(socket, sockopt::Ipv4RecvTtl, &true)?;
@@ -312,6 +314,9 @@ fn configure_v4(socket: &Socket, kind: Kind, options: &SocketOptions) -> io::Res
 fn configure_v6(socket: &Socket, kind: Kind, options: &SocketOptions) -> io::Result<()> {
     if let Some(ttl) = options.ttl {
         socket.set_unicast_hops_v6(u32::from(ttl))?;
+        // As iputils: the hop limit of requests to a multicast group too (the kernel's default
+        // is 1).
+        socket.set_multicast_hops_v6(u32::from(ttl))?;
     }
     sockopt::set(socket, sockopt::Ipv6RecvHopLimit, &true)?;
     if kind == Kind::Datagram {

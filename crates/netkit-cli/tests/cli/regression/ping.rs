@@ -1334,3 +1334,106 @@ fn unprivileged_requests_after_an_icmp_error_were_refused() {
     assert!(!err.contains("sendmsg"), "{err}");
     assert_eq!((code, f_code), (1, 1), "{out}{err}\nfping: {f_all}");
 }
+
+/// iputils reads its options with getopt: one given twice takes its last value (`ping -6 -6`,
+/// from a `ping6`-style wrapper that already passes `-6`; `-c 3 ... -c 1` from a script that
+/// appends its own count). netkit refused both as `-6: cannot be used with -6` (exit 2).
+/// Beside iputils, on the IPv6 loopback of a fresh namespace: the same counts, the last value
+/// winning.
+#[test]
+fn an_option_given_twice_was_refused() {
+    if !privileged("ping with an option given twice") {
+        return;
+    }
+    let ns = Netns::with_loopback("pingtwice");
+    for (args, want) in [
+        (
+            &["-6", "-6", "-c", "2", "-i", "0.2", "::1"][..],
+            "2 packets transmitted, 2 received, 0% packet loss",
+        ),
+        (
+            &[
+                "-c", "3", "-i", "0.5", "-6", "-c", "1", "-i", "0.2", "-n", "-n", "::1",
+            ][..],
+            "1 packets transmitted, 1 received, 0% packet loss",
+        ),
+        (
+            &[
+                "-q", "-q", "-s", "8", "-s", "100", "-c", "1", "-W", "5", "-W", "1", "::1",
+            ][..],
+            "1 packets transmitted, 1 received, 0% packet loss",
+        ),
+    ] {
+        let (out, i_out) = both_counted(&ns, args, 0, want);
+        if args.contains(&"100") {
+            assert!(
+                out.contains("PING ::1(::1) 100 data bytes"),
+                "{out}\n{i_out}"
+            );
+        }
+    }
+    // -4 and -6 still exclude each other (iputils: "only one -4 or -6 option may be specified").
+    let (code, _, err) = ping_in(&ns, &["-4", "-6", "-c", "1", "::1"]);
+    let (i_code, _, _) = iputils_in(&ns, &["-4", "-6", "-c", "1", "::1"]);
+    assert_eq!((code, i_code), (2, 2), "{err}");
+}
+
+/// IPv6 takes a hop limit of 0 (RFC 8200 only forbids forwarding such a packet): a request
+/// sent with it reaches the on-link neighbours and no further, and iputils sends it
+/// (`ping -6 -t 0 fe80::1%eth0` answers). netkit refused `-t 0` as out of range for every
+/// target (exit 2). IPv4 has no such TTL: iputils refuses it there, and so does netkit.
+#[test]
+fn an_ipv6_hop_limit_of_zero_was_refused() {
+    if !privileged("ping -6 -t 0") {
+        return;
+    }
+    let (near, _far, target) = link_local_pair("pinghl0");
+    let args = ["-c", "2", "-i", "0.3", "-W", "2", "-t", "0", &target];
+    both_counted(
+        &near,
+        &args,
+        0,
+        "2 packets transmitted, 2 received, 0% packet loss",
+    );
+    let v4 = ["-c", "1", "-t", "0", "127.0.0.1"];
+    let ((code, _, err), (i_code, _, i_err)) = both_in(&near, &v4);
+    assert_eq!((code, i_code), (2, 2), "netkit: {err}\niputils: {i_err}");
+    assert!(err.starts_with("netkit: 0: "), "{err}");
+}
+
+/// `-t` set only the unicast hop limit: a request to a multicast group (`ff02::1%nk0`) still
+/// left with the kernel's multicast default of 1, where iputils sends it with the hop limit
+/// asked for (it sets `IPV6_MULTICAST_HOPS` too, and `IP_MULTICAST_TTL` for IPv4). Here the
+/// far host drops echo requests that arrive with a hop limit below 2: with `-t 5` iputils
+/// hears it answer the group, netkit only heard itself.
+#[test]
+fn ttl_was_not_applied_to_multicast_requests() {
+    if !privileged("ping -t to a multicast group") {
+        return;
+    }
+    let (near, far, _target) = link_local_pair("pingmhl");
+    crate::harness::sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &far.name,
+        "ip6tables",
+        "-A",
+        "INPUT",
+        "-p",
+        "ipv6-icmp",
+        "--icmpv6-type",
+        "echo-request",
+        "-m",
+        "hl",
+        "--hl-lt",
+        "2",
+        "-j",
+        "DROP",
+    ]);
+    let args = ["-c", "2", "-i", "0.3", "-W", "2", "-t", "5", "ff02::1%nk0"];
+    let ((code, out, err), (i_code, i_out, i_err)) = both_in(&near, &args);
+    let want = repliers(&i_out);
+    assert_eq!((i_code, want.len()), (0, 2), "iputils: {i_out}{i_err}");
+    assert_eq!((code, repliers(&out)), (i_code, want), "netkit: {out}{err}");
+}
