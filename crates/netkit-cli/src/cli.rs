@@ -20,7 +20,11 @@ Exit status:
 /// netkit: the network toolkit.
 #[derive(Debug, Parser)]
 #[command(name = "netkit", version, about = ABOUT, after_help = EXIT_CODES)]
+// An option given twice takes its last value, as getopt does for iputils, fping and curl
+// (`ping -6 -6` from a `ping6`-style wrapper, `-c 3 ... -c 1` from a script appending its
+// own); options that collect (`--allow`, `-v`) keep every occurrence.
 #[command(propagate_version = true, arg_required_else_help = true)]
+#[command(args_override_self = true)]
 pub struct Cli {
     /// Flags every command accepts, before or after the subcommand.
     #[command(flatten)]
@@ -84,9 +88,6 @@ pub enum Command {
     /// Relay a local port (TCP or Unix) to a target, optionally rewriting the HTTP Host header.
     Forward(cmd::forward::Args),
     /// Send ICMP echo requests to one or many hosts and report round-trip statistics.
-    // An option given twice takes its last value, as iputils' getopt does (`ping -6 -6`,
-    // `-c 3 ... -c 1`).
-    #[command(args_override_self = true)]
     Ping(cmd::ping::Args),
     /// Find the live and the inactive hosts of address ranges, once or every N seconds.
     Sweep(cmd::sweep::Args),

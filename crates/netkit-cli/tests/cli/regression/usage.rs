@@ -355,3 +355,55 @@ fn scan_top_0_said_a_range_it_does_not_take() {
         );
     }
 }
+
+/// An option given twice was refused outside `ping` as `--rounds: cannot be used with --rounds`
+/// (exit 2), where getopt-reading peers take its last value (`fping -c 1 -c 2` sends two) and
+/// a script appending its own `--timeout` to a user's is common. The last value now wins in
+/// every command; options that collect (`forward --allow`, `-v`) keep every occurrence.
+#[test]
+fn an_option_given_twice_was_refused_outside_ping() {
+    let fping = Command::new("fping")
+        .args(["-c", "1", "-c", "2", "-p", "100", "127.0.0.1"])
+        .output();
+    if let Ok(fping) = &fping {
+        let (_, _, err) = text(fping);
+        assert!(err.contains("xmt/rcv/%loss = 2/"), "fping: {err}");
+    }
+    let args = [
+        "--json",
+        "sweep",
+        "--every",
+        "1s",
+        "--every",
+        "100ms",
+        "--rounds",
+        "1",
+        "--rounds",
+        "2",
+        "--timeout",
+        "9s",
+        "--timeout",
+        "500ms",
+        "127.0.0.1",
+    ];
+    let (code, out, err) = text(&run(&args));
+    assert_eq!(code, 0, "{err}");
+    let rounds = out
+        .lines()
+        .filter(|l| l.contains(r#""type":"summary""#))
+        .count();
+    assert_eq!(rounds, 2, "{out}");
+    let open = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = open.local_addr().expect("addr").port().to_string();
+    let (code, out, err) = text(&run(&[
+        "scan",
+        "-p",
+        "1",
+        "-p",
+        &port,
+        "--json",
+        "127.0.0.1",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(r#""scanned":1,"open":1"#), "{out}");
+}
