@@ -236,18 +236,24 @@ fn socat_unix(path: &Path, input: &str) -> String {
 /// `listening on ADDR`: the one line a script reads the address from became two (`listening
 /// on unix:/tmp/d/a`, then `b...`) and the escape restyled the terminal (an audit; error lines
 /// escape them already). The path is a good one: socat reaches the server through it. The
-/// line now shows it escaped, as an error line does.
+/// line now shows it escaped, as an error line does; so does every log line (`-v`: `shutting
+/// down ADDR`), whose newlines were printed as they were too.
 #[test]
 fn echo_listening_line_printed_control_characters_of_the_path_as_they_were() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("a\nb\x1b[31m.sock");
-    let server = EchoServer::start(&format!("unix:{}", path.display()), &[]);
-    assert_eq!(
-        server.addr,
-        format!("unix:{}/a\\nb\\x1b[31m.sock", dir.path().display())
-    );
+    let server = EchoServer::start(&format!("unix:{}", path.display()), &["-v"]);
+    let shown = format!("unix:{}/a\\nb\\x1b[31m.sock", dir.path().display());
+    assert_eq!(server.addr, shown);
     assert_eq!(socat_unix(&path, "through socat"), "through socat");
     let (code, stderr) = server.stop("TERM");
     assert_eq!(code, 0, "{stderr}");
     assert!(!path.exists(), "socket file left behind");
+    // The -v log line names it the same way, on one line.
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.ends_with(&format!("shutting down {shown}"))),
+        "{stderr:?}"
+    );
 }
