@@ -105,5 +105,7 @@ fn announce(out: &Printer, addr: &str) -> std::io::Result<()> {
             },
         );
     }
-    out.line(&format!("listening on {addr}"))
+    // The path is the user's (or the kernel's) bytes: a newline in it must not split the line
+    // a script reads the address from, nor an escape restyle the terminal.
+    out.line(&netkit::text::one_line(&format!("listening on {addr}")))
 }

@@ -376,7 +376,8 @@ async fn reload(args: &Args, supervisor: &mut Supervisor, registry: &Registry, o
         let _ = out.record("reload", &record);
     }
     if !out.quiet() || !record.ok {
-        let _ = writeln!(std::io::stderr().lock(), "{}", reload_line(&record));
+        let line = netkit::text::one_line(&reload_line(&record));
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
     }
 }
 
@@ -424,7 +425,8 @@ fn announce(out: &Printer, bound: &str, rule: &Rule) -> std::io::Result<()> {
     }
     if !out.quiet() {
         let mut err = std::io::stderr().lock();
-        writeln!(err, "listening on {bound} -> {}", rule.targets_text())?;
+        let line = format!("listening on {bound} -> {}", rule.targets_text());
+        writeln!(err, "{}", netkit::text::one_line(&line))?;
     }
     Ok(())
 }

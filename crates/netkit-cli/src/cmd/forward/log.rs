@@ -91,7 +91,13 @@ impl Lines {
         if out.json() {
             let _ = write_record(&mut self.json, kind, record);
         } else if !out.quiet() {
-            self.text.push_str(&line(record));
+            // A path (unix:) with a newline or an escape must not split or restyle the line.
+            let line = line(record);
+            if line.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+                self.text.push_str(&line);
+            } else {
+                self.text.push_str(&netkit::text::one_line(&line));
+            }
             self.text.push('\n');
         }
     }

@@ -216,3 +216,44 @@ fn echo_refused_a_107_byte_abstract_name_the_kernel_and_socat_take() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("longer than 107 bytes"), "{stderr}");
 }
+
+/// `socat - UNIX-CONNECT:PATH` with `input` on stdin: what came back.
+fn socat_unix(path: &Path, input: &str) -> String {
+    let mut child = std::process::Command::new("socat")
+        .args(["-", &format!("UNIX-CONNECT:{}", path.display())])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("socat");
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "socat: {:?}", out);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A socket path with a newline or a terminal escape in it was printed as it was in
+/// `listening on ADDR`: the one line a script reads the address from became two (`listening
+/// on unix:/tmp/d/a`, then `b...`) and the escape restyled the terminal (an audit; error lines
+/// escape them already). The path is a good one: socat reaches the server through it. The
+/// line now shows it escaped, as an error line does; so does every log line (`-v`: `shutting
+/// down ADDR`), whose newlines were printed as they were too.
+#[test]
+fn echo_listening_line_printed_control_characters_of_the_path_as_they_were() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a\nb\x1b[31m.sock");
+    let server = EchoServer::start(&format!("unix:{}", path.display()), &["-v"]);
+    let shown = format!("unix:{}/a\\nb\\x1b[31m.sock", dir.path().display());
+    assert_eq!(server.addr, shown);
+    assert_eq!(socat_unix(&path, "through socat"), "through socat");
+    let (code, stderr) = server.stop("TERM");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!path.exists(), "socket file left behind");
+    // The -v log line names it the same way, on one line.
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.ends_with(&format!("shutting down {shown}"))),
+        "{stderr:?}"
+    );
+}

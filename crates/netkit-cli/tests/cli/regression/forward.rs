@@ -2635,3 +2635,47 @@ fn forward_udp_refusal_of_a_sessions_last_datagram_went_unnoticed() {
     let fresh = client("127.0.0.1");
     assert_eq!(exchange(&fresh, udp_addr(&fw), b"you?"), b"you?");
 }
+
+/// A Unix socket path with a newline or a terminal escape in it was printed as it was in the
+/// stderr lines: `listening on ADDR -> TARGET` and each connection's line broke in two, and
+/// the escape restyled the terminal (an audit; error lines escape them already). socat's
+/// client reaches the target through it; both lines now show the paths escaped, each on one
+/// line.
+#[test]
+fn forward_lines_printed_control_characters_of_unix_paths_as_they_were() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("t\x1b[2J.sock");
+    unix_echo(std::os::unix::net::UnixListener::bind(&target).unwrap());
+    let listen = dir.path().join("l\nz.sock");
+    let fw = Forwarder::start(&[
+        "forward",
+        &format!("unix:{}", listen.display()),
+        &format!("unix:{}", target.display()),
+    ]);
+    let d = dir.path().display();
+    assert_eq!(
+        fw.listens,
+        [format!("unix:{d}/l\\nz.sock")],
+        "{:?}",
+        fw.stderr.all()
+    );
+    let out = std::process::Command::new("socat")
+        .args(["-", &format!("UNIX-CONNECT:{}", listen.display())])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            child.stdin.take().unwrap().write_all(b"via socat")?;
+            child.wait_with_output()
+        })
+        .expect("socat");
+    assert_eq!(out.stdout, b"via socat");
+    let conn = fw.wait_for(|l| l.contains(": up "), 1);
+    assert!(
+        conn[0].contains(&format!("-> unix:{d}/t\\x1b[2J.sock: up 9 B, down 9 B")),
+        "{conn:?}"
+    );
+    let (code, _, stderr) = fw.stop("TERM");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains('\x1b'), "{stderr}");
+}
