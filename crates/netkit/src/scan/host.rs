@@ -365,7 +365,7 @@ impl HostScan {
         None
     }
 
-    /// The next number of the host's own generator (xorshift64*, seeded by the first).
+    /// The next number of the host's own generator (xorshift64*, from a fixed seed).
     fn draw(&mut self) -> u64 {
         let x = &mut self.draws;
         *x ^= *x >> 12;
@@ -544,6 +544,30 @@ mod tests {
         h.loss = loss;
         let default = budget(Retries::Adaptive { max: 10 }, 3000.0);
         assert_eq!(h.allowed_tries(&default), tries.min(11));
+    }
+
+    /// A host whose few answering ports needed one try each: its lost controls (timing probes
+    /// to a port that answered) ask for more tries once a third of them or more were lost,
+    /// and none while they mostly come back; with enough answers, the answers alone decide.
+    #[test]
+    fn lost_controls_raise_the_budget_of_a_host_with_few_answers() {
+        let budget = budget(Retries::Adaptive { max: 10 }, 36.0);
+        let mut h = host();
+        h.tcp_answer(0);
+        assert_eq!(h.allowed_tries(&budget), 2);
+        for _ in 0..3 {
+            h.control(true);
+        }
+        h.control(false);
+        assert_eq!(h.allowed_tries(&budget), 2, "one lost in four");
+        h.control(false);
+        assert_eq!(h.allowed_tries(&budget), 11, "two lost in five");
+        let mut h = host();
+        for _ in 0..LOSS_SAMPLES {
+            h.tcp_answer(0);
+        }
+        h.control(false);
+        assert_eq!(h.allowed_tries(&budget), 2, "the answers decide");
     }
 
     #[test]
