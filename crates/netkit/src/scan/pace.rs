@@ -424,7 +424,7 @@ impl RateControl {
             // what the path passes is the rate probes left at lately times the share of
             // controls that came back. On trial, as a cut for drops.
             let background = self.control_background;
-            let losing = lost >= 2 && share > background + SCARCE_SHARE * (1.0 - background);
+            let losing = lost >= FEW_LOST && share > background + SCARCE_SHARE * (1.0 - background);
             let through = self
                 .answers
                 .rate(now)
