@@ -377,7 +377,7 @@ impl RateControl {
     /// back.
     ///
     /// A host whose answers are `scarce` (too few ports answered to show loss: a SYN policer in
-    /// front of ports that mostly drop probes) is cut sooner: two controls lost and more than a
+    /// front of ports that mostly drop probes) is cut sooner: four controls lost and more than a
     /// third of them (beyond the share a cut was seen not to lessen), to what the path passes,
     /// the rate probes left at lately times the share of controls answered. Such a cut is on
     /// trial: undone when the controls after it are lost as often, as random loss has them.
