@@ -143,6 +143,8 @@ pub struct Loss {
     retries: u64,
     /// Of those, the ones that went unanswered.
     retries_failed: u64,
+    /// Control probes ([`super::timing`], to ports that answered before) answered and lost.
+    controls: (u64, u64),
 }
 
 /// Retransmissions the first-try loss counts for in the retransmission loss: while few were
@@ -160,15 +162,38 @@ impl Loss {
         }
     }
 
+    /// Counts a control probe (a timing probe, to a port that answered before): `answered`,
+    /// or lost.
+    pub fn control(&mut self, answered: bool) {
+        let (ok, lost) = &mut self.controls;
+        *if answered { ok } else { lost } += 1;
+    }
+
+    /// Whether too few ports answered for their tries to show the loss.
+    pub fn few_answers(&self) -> bool {
+        self.answered < LOSS_SAMPLES
+    }
+
     /// Tries needed so that, among `probes` answering ports, one is missed with a chance
     /// below [`MISS_CHANCE`]: the first try fails at most as often as the upper end of its
     /// one-sided 95% interval ([`crate::wilson`]) says, each further one as retransmissions
-    /// failed.
+    /// failed. Before 20 answers (`LOSS_SAMPLES`), control probes count too, as first tries,
+    /// once a third of them or more were lost: their loss is what answers cannot show where
+    /// nearly every port is silent (a SYN policer in front of a host whose ports mostly drop
+    /// probes: the few answering ports needed no more tries than a clean link's, while a
+    /// control sent amid a burst was lost). With enough answers, the answers alone decide,
+    /// as they did before controls counted.
     pub fn tries_needed(&self, probes: f64) -> u32 {
-        if self.answered < LOSS_SAMPLES || self.first_failed == 0 {
+        let (ok, lost) = match self.answered < LOSS_SAMPLES {
+            true => self.controls,
+            false => (0, 0),
+        };
+        let policed = lost > 0 && 2 * lost >= ok;
+        if (self.answered < LOSS_SAMPLES && !policed) || self.first_failed + lost == 0 {
             return 0;
         }
-        let first = crate::wilson::upper(self.answered - self.first_failed, self.first_failed);
+        let failed = self.first_failed + lost;
+        let first = crate::wilson::upper(self.answered + ok + lost - failed, failed);
         let first = first.min(0.99);
         let again = (self.retries_failed as f64 + RETRY_PRIOR * first)
             / (self.retries as f64 + RETRY_PRIOR);
@@ -255,6 +280,8 @@ pub struct HostScan {
     pub timing: Timing,
     /// Whether [`HostScan::take_port_alternating`] gives a fresh port next.
     fresh_turn: bool,
+    /// The state of the generator that orders retransmissions ([`HostScan::take_port`]).
+    draws: u64,
     loss: Loss,
     max_answered_try: u32,
     /// Whether the host itself answered a probe: a reset, a handshake, or an ICMP error it
@@ -288,6 +315,7 @@ impl HostScan {
             sent_order: VecDeque::new(),
             timing: Timing::default(),
             fresh_turn: false,
+            draws: 0x9e37_79b9_7f4a_7c15,
             loss: Loss::default(),
             max_answered_try: 0,
             answered: false,
@@ -313,7 +341,17 @@ impl HostScan {
     }
 
     /// The next port to try: retransmissions first, then a fresh port.
+    ///
+    /// The retransmission is any of those queued, drawn at random: a round of retries leaves
+    /// in a burst, and a firewall's token bucket passes the first few SYNs of each burst, so
+    /// in the same order every round it passed the same ports every time (behind a 20/s SYN
+    /// limit, a round of 36 retries passed its first five: the open ports further on were
+    /// never found, by nmap -sS either).
     pub fn take_port(&mut self, ports: usize) -> Option<usize> {
+        if self.retry.len() > 1 {
+            let pick = (self.draw() % self.retry.len() as u64) as usize;
+            self.retry.swap(0, pick);
+        }
         if let Some(port) = self.retry.pop_front() {
             if let Some(progress) = self.pending.get_mut(&port) {
                 progress.queued = false;
@@ -325,6 +363,15 @@ impl HostScan {
             return Some(self.next_port - 1);
         }
         None
+    }
+
+    /// The next number of the host's own generator (xorshift64*, from a fixed seed).
+    fn draw(&mut self) -> u64 {
+        let x = &mut self.draws;
+        *x ^= *x >> 12;
+        *x ^= *x << 25;
+        *x ^= *x >> 27;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11
     }
 
     /// The next port to try, retransmissions and fresh ports taking turns while both wait:
@@ -369,6 +416,16 @@ impl HostScan {
     pub fn tcp_answer(&mut self, tryno: u32) {
         self.loss.record(tryno);
         self.max_answered_try = self.max_answered_try.max(tryno);
+    }
+
+    /// Records the end of a control probe (a timing probe): `answered`, or lost.
+    pub fn control(&mut self, answered: bool) {
+        self.loss.control(answered);
+    }
+
+    /// Whether too few of its ports answered for their tries to show the loss.
+    pub fn few_answers(&self) -> bool {
+        self.loss.few_answers()
     }
 
     /// The most tries answers have needed so far.
@@ -489,6 +546,30 @@ mod tests {
         assert_eq!(h.allowed_tries(&default), tries.min(11));
     }
 
+    /// A host whose few answering ports needed one try each: its lost controls (timing probes
+    /// to a port that answered) ask for more tries once a third of them or more were lost,
+    /// and none while they mostly come back; with enough answers, the answers alone decide.
+    #[test]
+    fn lost_controls_raise_the_budget_of_a_host_with_few_answers() {
+        let budget = budget(Retries::Adaptive { max: 10 }, 36.0);
+        let mut h = host();
+        h.tcp_answer(0);
+        assert_eq!(h.allowed_tries(&budget), 2);
+        for _ in 0..3 {
+            h.control(true);
+        }
+        h.control(false);
+        assert_eq!(h.allowed_tries(&budget), 2, "one lost in four");
+        h.control(false);
+        assert_eq!(h.allowed_tries(&budget), 11, "two lost in five");
+        let mut h = host();
+        for _ in 0..LOSS_SAMPLES {
+            h.tcp_answer(0);
+        }
+        h.control(false);
+        assert_eq!(h.allowed_tries(&budget), 2, "the answers decide");
+    }
+
     #[test]
     fn retransmissions_go_first_and_settled_ports_are_skipped() {
         let mut h = host();
@@ -515,8 +596,11 @@ mod tests {
             h.queue_retry(port, false);
         }
         let order: Vec<_> = (0..6).filter_map(|_| h.take_port_alternating(10)).collect();
-        // Retries 0 and 1 between fresh ports 2 and 3, then fresh ones only.
-        assert_eq!(order, [2, 0, 3, 1, 4, 5]);
+        // Retries 0 and 1 (in either order) between fresh ports 2 and 3, then fresh ones only.
+        assert_eq!([order[0], order[2], order[4], order[5]], [2, 3, 4, 5]);
+        let mut retried = [order[1], order[3]];
+        retried.sort_unstable();
+        assert_eq!(retried, [0, 1]);
     }
 
     #[test]

@@ -179,6 +179,11 @@ const MAX_BACKGROUND: f64 = 0.9;
 const FEW_LOST: u64 = 4;
 /// The share of lost controls the cut needs, for all the controls can tell.
 const MOST: f64 = 0.5;
+/// The share of lost controls beyond the background loss (of what it leaves) that cuts the
+/// rate of a host whose answers are scarce.
+const SCARCE_SHARE: f64 = 1.0 / 3.0;
+/// Controls after a cut for lost controls that judge it.
+const CONTROL_TRIAL: u64 = 6;
 /// The new rate as a share of the rate answers come back at.
 const CUT_FACTOR: f64 = 0.8;
 /// How much a drop-free interval raises the rate.
@@ -255,6 +260,20 @@ pub struct RateControl {
     trial: Option<Trial>,
     /// The share of drops a slower pace was seen not to lessen: the path's random loss.
     background: f64,
+    /// Probes sent, over the same span as the answers.
+    sends: Meter,
+    /// A cut for lost controls on trial (a host whose answers are scarce).
+    control_trial: Option<ControlTrial>,
+    /// The share of controls lost that a slower pace was seen not to lessen.
+    control_background: f64,
+}
+
+/// A cut for lost controls on trial: undone (back to `before`) when the controls after it are
+/// lost as often as before it (`share`), as random loss would have them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct ControlTrial {
+    before: Option<f64>,
+    share: f64,
 }
 
 impl RateControl {
@@ -275,6 +294,7 @@ impl RateControl {
 
     /// Records a send at `now`.
     pub fn sent(&mut self, now: Instant) {
+        self.sends.add(now);
         if let Some((_, spacing)) = &mut self.spacing {
             spacing.take(now);
         }
@@ -355,13 +375,68 @@ impl RateControl {
     /// [`Meter::SPAN`] (not their peak: a firewall's bucket passes a burst at first). A host
     /// gone silent (no answer at all lately) is not paced: slowing down would not bring it
     /// back.
-    pub fn control(&mut self, sent: Instant, answered: bool, now: Instant) -> Option<f64> {
+    ///
+    /// A host whose answers are `scarce` (too few ports answered to show loss: a SYN policer in
+    /// front of ports that mostly drop probes) is cut sooner: four controls lost and more than a
+    /// third of them (beyond the share a cut was seen not to lessen), to what the path passes,
+    /// the rate probes left at lately times the share of controls answered. Such a cut is on
+    /// trial: undone when the controls after it are lost as often, as random loss has them.
+    pub fn control(
+        &mut self,
+        sent: Instant,
+        answered: bool,
+        scarce: bool,
+        now: Instant,
+    ) -> Option<f64> {
         if self.changed.is_some_and(|changed| sent < changed) {
             return None;
         }
         let (ok, lost) = &mut self.controls;
         *if answered { ok } else { lost } += 1;
         let (ok, lost) = self.controls;
+        let share = lost as f64 / (ok + lost) as f64;
+        if let Some(trial) = self.control_trial {
+            if ok + lost < CONTROL_TRIAL {
+                return None;
+            }
+            self.control_trial = None;
+            if share >= trial.share {
+                // As many lost at the slower pace: random loss, not a limit. (A limit still
+                // below the pace loses fewer: the cut stays, and the next joins it.)
+                self.control_background = share.max(self.control_background).min(MAX_BACKGROUND);
+                tracing::debug!(
+                    "pace: {:.0}% of the controls lost after the cut as before it: undone",
+                    100.0 * share
+                );
+                match trial.before {
+                    Some(rate) => self.set(rate, now),
+                    None => {
+                        self.spacing = None;
+                        self.restart(now);
+                    }
+                }
+                return None;
+            }
+        }
+        if scarce {
+            // Too few answers for drops to show (a SYN policer passing 20 a second in front of
+            // ports that drop probes: one answer in seconds): the controls decide alone, and
+            // what the path passes is the rate probes left at lately times the share of
+            // controls that came back. On trial, as a cut for drops.
+            let background = self.control_background;
+            let losing = lost >= FEW_LOST && share > background + SCARCE_SHARE * (1.0 - background);
+            let through = self
+                .answers
+                .rate(now)
+                .max(self.sends.rate(now) * (1.0 - share));
+            return (losing && through > 0.0).then(|| {
+                let before = self.rate();
+                self.trial = None;
+                let rate = self.cut_to(through, now);
+                self.control_trial = Some(ControlTrial { before, share });
+                rate
+            });
+        }
         let losing = lost >= FEW_LOST && crate::wilson::lower(ok, lost) > MOST;
         let through = self.answers.rate(now);
         (losing && through > 0.0).then(|| {
@@ -591,13 +666,13 @@ mod tests {
         }
         let now = t0 + ms(1000);
         for i in 0..FEW_LOST - 1 {
-            assert_eq!(rc.control(now, false, now + ms(i)), None, "{i} lost");
+            assert_eq!(rc.control(now, false, false, now + ms(i)), None, "{i} lost");
         }
-        let rate = rc.control(now, false, now + ms(10)).expect("a cut");
+        let rate = rc.control(now, false, false, now + ms(10)).expect("a cut");
         assert!((MIN_RATE..=10.0).contains(&rate), "{rate}");
         for i in 0..2 * FEW_LOST {
             assert_eq!(
-                rc.control(now, false, now + ms(20 + i)),
+                rc.control(now, false, false, now + ms(20 + i)),
                 None,
                 "sent before the cut"
             );
@@ -612,14 +687,14 @@ mod tests {
         rc.answer(t0, false, t0);
         for i in 0..40 {
             let at = t0 + ms(10 * i);
-            assert_eq!(rc.control(at, i % 3 != 0, at), None, "control {i}");
+            assert_eq!(rc.control(at, i % 3 != 0, false, at), None, "control {i}");
         }
         // A host gone silent: every control lost, no answer for a while.
         let mut rc = RateControl::default();
         rc.answer(t0, false, t0);
         for i in 0..20 {
             let at = t0 + ms(1000 + 10 * i);
-            assert_eq!(rc.control(at, false, at), None, "control {i}");
+            assert_eq!(rc.control(at, false, false, at), None, "control {i}");
         }
         assert_eq!(rc.rate(), None);
     }

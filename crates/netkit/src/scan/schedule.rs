@@ -529,7 +529,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         linger = linger.max(again.unwrap_or_default());
         host.in_flight += 1;
         host.rate.sent(now);
-        host.timing.sent();
+        host.timing.sent(now);
         if self.settings.queue_bound {
             host.sent_order.push_back((now, id));
         }
@@ -658,15 +658,21 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
     /// Feeds the paces of the host and of the scan with a timing probe's fate: a port that
     /// answered before answers again unless the probe or its answer was lost.
     fn control(&mut self, rec: &Sent, answered: bool, now: Instant) {
+        self.loss.control(answered);
         if let Some(host) = self.hosts[rec.host].as_mut() {
-            if let Some(rate) = host.rate.control(rec.at, answered, now) {
+            host.control(answered);
+            let scarce = host.few_answers();
+            if let Some(rate) = host.rate.control(rec.at, answered, scarce, now) {
                 let addr = &host.info.target.addr;
                 tracing::debug!("scan {addr}: timing probes lost, pacing at {rate:.0}/s");
             }
         }
-        if let Some(rate) = self.rate.control(rec.at, answered, now) {
+        let scarce = self.loss.few_answers();
+        if let Some(rate) = self.rate.control(rec.at, answered, scarce, now) {
             tracing::debug!("scan: timing probes lost, pacing the scan at {rate:.0}/s");
         }
+        // The budget may have grown: benched ports go back to the retry queue.
+        self.review(rec.host);
     }
 
     /// Closes the timing probe of the host in `slot`, if one is in flight.

@@ -30,6 +30,18 @@ const MIN_PROBES: u32 = 10;
 /// The fewest probes to a host that is not silent between two timing probes (at most 2% more
 /// probes).
 const CHECK_PROBES: u32 = 50;
+/// A host that answered fewer than one probe in this many gets a check after every 10 to 20
+/// probes ([`MIN_PROBES`]) rather than 50 to 100: its answers are too few to show loss, and
+/// its checks are all the scan learns of it (behind a SYN policer passing 20 a second, 33
+/// silent ports of 36 left three checks in the two seconds the scan took).
+const SCARCE: u32 = 10;
+/// Probes a host sends after a pause of its own (its retries wait for their timeouts, then
+/// leave at once) before a timing probe that its silence calls for: a firewall's token bucket,
+/// full after the pause, passes the first few SYNs of the burst, and a timing probe among
+/// them would come back whatever the firewall does to the rest (behind a 20/s SYN limit with a
+/// burst of 5, the one timing probe of a scan of 36 mostly dropped ports led its burst and was
+/// answered, while every burst lost all but its first five).
+const IN_BURST: u32 = 8;
 /// The shortest silence before a timing probe.
 const MIN_SILENCE: Duration = Duration::from_millis(250);
 /// The longest silence before a timing probe (nmap's `pingtime`).
@@ -51,6 +63,11 @@ pub struct Timing {
     live: Option<ProbeId>,
     /// Timing probes sent so far.
     launched: u32,
+    /// Answers heard and ordinary probes sent, over the whole scan of the host.
+    totals: (u32, u32),
+    /// When the last ordinary probe left, and the probes sent since the host last paused
+    /// sending for [`MIN_SILENCE`].
+    run: (Option<Instant>, u32),
 }
 
 impl Timing {
@@ -65,23 +82,37 @@ impl Timing {
 
     /// Records an answer from the host at `now`.
     pub fn heard(&mut self, now: Instant) {
+        self.totals.0 = self.totals.0.saturating_add(1);
         self.heard = Some(now);
     }
 
     /// Records an ordinary probe sent to the host.
-    pub fn sent(&mut self) {
+    pub fn sent(&mut self, now: Instant) {
+        let (last, run) = &mut self.run;
+        if last.is_some_and(|last| now.duration_since(last) >= MIN_SILENCE) {
+            *run = 0;
+        }
+        *last = Some(now);
+        *run = run.saturating_add(1);
+        self.totals.1 = self.totals.1.saturating_add(1);
         self.since = self.since.saturating_add(1);
     }
 
     /// The port index a timing probe should go to at `now`, if one is due: a port answered,
     /// none is in flight, and either enough probes left since the last one and the host has
     /// been silent for `timeout` (within the bounds) since its last answer and the last
-    /// timing probe, or the check's count of probes left since the last one ended.
+    /// timing probe (and 8 probes, `IN_BURST`, left since the host last paused sending), or the
+    /// check's count of probes left since the last one ended.
     /// `timeout` is asked only when the rest allows one (the scheduler asks every host at
     /// every send).
     pub fn due(&self, now: Instant, timeout: impl FnOnce() -> Duration) -> Option<usize> {
         let (port, _) = self.port?;
         if self.live.is_some() || self.since < MIN_PROBES {
+            return None;
+        }
+        let (last, run) = self.run;
+        let paused = last.is_some_and(|last| now.duration_since(last) >= MIN_SILENCE);
+        if paused || run < IN_BURST {
             return None;
         }
         if self.since >= self.check_after() {
@@ -97,7 +128,12 @@ impl Timing {
     /// fall anywhere in a burst of sends.
     fn check_after(&self) -> u32 {
         let spread = (f64::from(self.launched) * 0.618_034).fract();
-        CHECK_PROBES + (spread * f64::from(CHECK_PROBES)) as u32
+        let (answers, sent) = self.totals;
+        let every = match answers.saturating_mul(SCARCE) < sent {
+            true => MIN_PROBES,
+            false => CHECK_PROBES,
+        };
+        every + (spread * f64::from(every)) as u32
     }
 
     /// Records timing probe `id` sent at `now`.
@@ -132,7 +168,7 @@ mod tests {
         let t0 = Instant::now();
         let mut t = Timing::default();
         for _ in 0..20 {
-            t.sent();
+            t.sent(t0);
         }
         assert_eq!(
             t.due(t0 + ms(5000), || ms(100)),
@@ -140,13 +176,20 @@ mod tests {
             "no port answered yet"
         );
         t.answered_port(7, false);
-        t.heard(t0);
+        // Answers to one probe in ten at least: not a host whose answers are scarce.
+        for _ in 0..5 {
+            t.heard(t0);
+        }
+        // The host sends on meanwhile (a timing probe never leads a burst after a pause).
+        let burst = |t: &mut Timing, at: Duration| (0..IN_BURST).for_each(|_| t.sent(t0 + at));
+        burst(&mut t, ms(249));
         assert_eq!(
             t.due(t0 + ms(249), || ms(100)),
             None,
             "at least 250 ms of silence"
         );
         assert_eq!(t.due(t0 + ms(250), || ms(100)), Some(7));
+        burst(&mut t, ms(1249));
         assert_eq!(
             t.due(t0 + ms(1249), || ms(3000)),
             None,
@@ -165,10 +208,34 @@ mod tests {
             None,
             "ten probes since the last"
         );
+        assert_eq!(t.due(t0 + ms(9000), || ms(100)), None, "after a pause");
         for _ in 0..10 {
-            t.sent();
+            t.sent(t0 + ms(9000));
         }
         assert_eq!(t.due(t0 + ms(9000), || ms(100)), Some(7));
+    }
+
+    /// A host that answers fewer than one probe in ten gets a check after 10 to 20 probes,
+    /// never as the first probes of a burst after a pause of its sends.
+    #[test]
+    fn a_host_whose_answers_are_scarce_gets_checks_amid_its_bursts() {
+        let t0 = Instant::now();
+        let mut t = Timing::default();
+        t.answered_port(3, false);
+        t.heard(t0);
+        let mut n = 0;
+        while t.due(t0, || ms(1000)).is_none() {
+            t.sent(t0);
+            n += 1;
+            assert!(n <= 2 * MIN_PROBES, "after {n}");
+        }
+        assert!(n >= MIN_PROBES, "after {n}");
+        let at = t0 + ms(500);
+        for i in 0..IN_BURST {
+            assert_eq!(t.due(at, || ms(1000)), None, "{i} into the burst");
+            t.sent(at);
+        }
+        assert_eq!(t.due(at, || ms(1000)), Some(3));
     }
 
     /// A host that keeps answering gets a check after 50 to 100 probes since the last one
@@ -183,14 +250,14 @@ mod tests {
             let mut n = 0;
             while t.due(t0, || ms(100)).is_none() {
                 t.heard(t0);
-                t.sent();
+                t.sent(t0);
                 n += 1;
                 assert!(n <= 2 * CHECK_PROBES, "check {id} after {n}");
             }
             assert!(n >= CHECK_PROBES, "check {id} after {n}");
             counts.push(n);
             t.launched(id, t0);
-            t.sent();
+            t.sent(t0);
             assert_eq!(t.due(t0, || ms(100)), None, "one in flight");
             assert_eq!(t.take_live(), Some(id));
         }
@@ -201,10 +268,10 @@ mod tests {
     #[test]
     fn a_closed_port_is_preferred() {
         let mut t = Timing::default();
-        for _ in 0..10 {
-            t.sent();
-        }
         let now = Instant::now();
+        for _ in 0..10 {
+            t.sent(now);
+        }
         t.answered_port(3, false);
         t.answered_port(4, false);
         assert_eq!(t.due(now, || ms(0)), Some(3));
