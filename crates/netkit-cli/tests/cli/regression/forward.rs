@@ -220,16 +220,7 @@ fn delivered_then_reset(
 ) -> (usize, Option<ErrorKind>) {
     let reader = thread::spawn(move || {
         thread::sleep(std::time::Duration::from_millis(300));
-        receiver.set_read_timeout(Some(PATIENCE)).unwrap();
-        let mut buf = vec![0u8; 65536];
-        let mut got = 0;
-        loop {
-            match receiver.read(&mut buf) {
-                Ok(0) => return (got, None),
-                Ok(n) => got += n,
-                Err(err) => return (got, Some(err.kind())),
-            }
-        }
+        read_to_the_end(&mut receiver)
     });
     sender.write_all(&vec![7u8; len]).unwrap();
     let start = std::time::Instant::now();
@@ -301,16 +292,7 @@ fn closed_then_written_to(
         let _ = receiver.write_all(more);
     }
     thread::sleep(std::time::Duration::from_millis(50));
-    receiver.set_read_timeout(Some(PATIENCE)).unwrap();
-    let mut buf = vec![0u8; 65536];
-    let mut got = 0;
-    loop {
-        match receiver.read(&mut buf) {
-            Ok(0) => return (got, None),
-            Ok(n) => got += n,
-            Err(err) => return (got, Some(err.kind())),
-        }
-    }
+    read_to_the_end(&mut receiver)
 }
 
 /// A namespace whose TCP buffers keep part of a reply that its receiver does not read in the
@@ -501,16 +483,7 @@ fn reset_with_bytes_held_both_ways(
     thread::sleep(std::time::Duration::from_millis(200));
     abort(client);
     thread::sleep(std::time::Duration::from_millis(200));
-    server.set_read_timeout(Some(PATIENCE)).unwrap();
-    let mut buf = vec![0u8; 65536];
-    let mut got = 0;
-    loop {
-        match server.read(&mut buf) {
-            Ok(0) => return (got, None),
-            Ok(n) => got += n,
-            Err(err) => return (got, Some(err.kind())),
-        }
-    }
+    read_to_the_end(&mut server)
 }
 
 /// Audit on impaired labs (a client beside the forwarder resetting while the target's reply
@@ -2678,4 +2651,19 @@ fn forward_lines_printed_control_characters_of_unix_paths_as_they_were() {
     let (code, _, stderr) = fw.stop("TERM");
     assert_eq!(code, 0, "{stderr}");
     assert!(!stderr.contains('\x1b'), "{stderr}");
+}
+
+/// Reads `stream` to its end (waiting `PATIENCE` at most for each read): the bytes read, and how
+/// the reading ended (`None`: a clean end of file).
+fn read_to_the_end(stream: &mut TcpStream) -> (usize, Option<ErrorKind>) {
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut buf = vec![0u8; 65536];
+    let mut got = 0;
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return (got, None),
+            Ok(n) => got += n,
+            Err(err) => return (got, Some(err.kind())),
+        }
+    }
 }
