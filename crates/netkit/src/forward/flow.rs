@@ -234,11 +234,11 @@ pub(super) async fn both_ends<A, B, E: Failure>(
     let first = tokio::select! {
         ended = &mut up => match ended {
             Ok(a) => First::Up(a),
-            Err(err) => return Err(read_to_the_end(err, Leg::Target, down, stats).await),
+            Err(err) => return Err(read_to_the_end(err, Leg::Target, down, client, stats).await),
         },
         ended = &mut down => match ended {
             Ok(b) => First::Down(b),
-            Err(err) => return Err(read_to_the_end(err, Leg::Client, up, stats).await),
+            Err(err) => return Err(read_to_the_end(err, Leg::Client, up, upstream, stats).await),
         },
     };
     match first {
@@ -262,19 +262,67 @@ pub(super) async fn both_ends<A, B, E: Failure>(
 /// The failed write took the reset from the socket, so that end of file comes whether the
 /// side sent a FIN or not; with `stats` (the plain relay, which counts the bytes it reads)
 /// the other direction passes it on as a FIN only if one came ([`direction`]).
+///
+/// Meanwhile `peer`, the side still there (what the failed direction read, where the other
+/// one writes), is read and what it sends is thrown away: nobody is left to take it, and a
+/// peer that reads only between its own writes would otherwise wait for room to write and
+/// never read what it is owed. A peer that takes none of it for [`STALL`] gets the reset
+/// without the rest, as it would directly.
 async fn read_to_the_end<T, E: Failure>(
     err: E,
     dst: Leg,
     other: impl Future<Output = Result<T, E>>,
+    peer: &Stream,
     stats: Option<&Stats>,
 ) -> E {
     if err.fault().is_some_and(|f| f.leg == dst && f.is_reset()) {
         if let Some(stats) = stats {
             stats.reset_met(dst);
         }
-        let _ = other.await;
+        tokio::select! {
+            _ = other => {}
+            () = discard(peer) => {}
+            () = stalled(peer) => {}
+        }
     }
     err
+}
+
+/// A peer that acknowledges none of the bytes it has been sent for this long no longer reads.
+pub(super) const STALL: Duration = Duration::from_secs(10);
+
+/// How often [`stalled`] asks the kernel what the peer has yet to acknowledge.
+const STALL_POLL: Duration = Duration::from_secs(1);
+
+/// Reads `stream` and throws the bytes away until its end of file or an error, then waits
+/// for good.
+async fn discard(stream: &Stream) {
+    while let Ok(n) = super::io::read_with(stream, <[u8]>::len).await {
+        if n == 0 {
+            break;
+        }
+    }
+    std::future::pending().await
+}
+
+/// Completes once `stream`'s peer has had bytes to acknowledge and acknowledged none of them
+/// for [`STALL`]; never for a stream that cannot tell (a Unix socket).
+async fn stalled(stream: &Stream) {
+    let mut left = 0;
+    let mut since = Instant::now();
+    loop {
+        tokio::time::sleep(STALL_POLL).await;
+        let Some(n) = stream.unacked() else {
+            return std::future::pending().await;
+        };
+        if n == 0 || n < left {
+            since = Instant::now();
+        }
+        left = n;
+        if since.elapsed() >= STALL {
+            return;
+        }
+    }
 }
 
 /// What a direction given to [`both_ends`] fails with: a [`Fault`], or an error of its own

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::flow::{both_ends, direction, Dir, Fault, Leg, Stats};
+use super::flow::{both_ends, direction, Dir, Fault, Leg, Stats, STALL};
 use super::Rule;
 use crate::endpoint::{Endpoint, Stream};
 use crate::report::forward::Close;
@@ -153,12 +153,9 @@ async fn pass_on(
 
 /// The longest pause between two looks at what a stream's peer has yet to acknowledge.
 const DELIVERY_POLL: Duration = Duration::from_millis(50);
-/// A peer that acknowledges nothing for this long no longer reads: its stream is reset
-/// with what it did not take.
-const DELIVERY_STALL: Duration = Duration::from_secs(10);
 
 /// Completes once `stream`'s peer has acknowledged every byte sent to it, or has acknowledged
-/// nothing for [`DELIVERY_STALL`]. No event says so: the kernel is asked (`TIOCOUTQ`) after
+/// nothing for [`STALL`]. No event says so: the kernel is asked (`TIOCOUTQ`) after
 /// 1 ms, then at doubling pauses up to [`DELIVERY_POLL`]; usually at once, with nothing left.
 async fn delivered(stream: &Stream) {
     let Some(mut left) = stream.unacked().filter(|&n| n > 0) else {
@@ -171,7 +168,7 @@ async fn delivered(stream: &Stream) {
         match stream.unacked() {
             None | Some(0) => return,
             Some(n) if n < left => (left, progress) = (n, Instant::now()),
-            Some(_) if progress.elapsed() >= DELIVERY_STALL => return,
+            Some(_) if progress.elapsed() >= STALL => return,
             Some(_) => {}
         }
         pause = (pause * 2).min(DELIVERY_POLL);

@@ -527,6 +527,108 @@ fn forward_client_reset_met_by_a_write_reached_the_target_as_a_clean_fin() {
     assert_eq!(seen.1, direct.1, "netkit: {seen:?}, direct: {direct:?}");
 }
 
+/// A target that talks without end and reads only between its writes (one thread, blocking
+/// writes, as simple servers are written): while a write waits for room it reads nothing.
+/// Returns its address, and a channel that says what it saw: the bytes it read and how its
+/// stream ended (`None`: a clean end of file).
+fn talking_target() -> (
+    SocketAddr,
+    std::sync::mpsc::Receiver<(usize, Option<ErrorKind>)>,
+) {
+    let listener = small_receiver();
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    listener.bind(&any.into()).unwrap();
+    listener.listen(1).unwrap();
+    let (addr, accepted) = hand_over(listener.into());
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let Ok(mut stream) = accepted.recv() else {
+            return;
+        };
+        let mut buf = vec![0u8; 65536];
+        let mut got = 0;
+        let end = loop {
+            stream.set_nonblocking(false).unwrap();
+            if let Err(err) = stream.write_all(&[7u8; 65536]) {
+                break Some(err.kind());
+            }
+            stream.set_nonblocking(true).unwrap();
+            match stream.read(&mut buf) {
+                Ok(0) => break None,
+                Ok(n) => got += n,
+                Err(err) if err.kind() == ErrorKind::WouldBlock => {}
+                Err(err) => break Some(err.kind()),
+            }
+        };
+        let _ = tx.send((got, end));
+    });
+    (addr, rx)
+}
+
+/// A client that sends as fast as `listen` takes its bytes (8 MiB at most) while it reads the
+/// first 200 kB of the reply, goes on sending for 300 ms, then resets the connection.
+fn send_read_then_reset(listen: SocketAddr) {
+    let mut client = connect(listen);
+    client.set_nonblocking(true).unwrap();
+    let chunk = [3u8; 65536];
+    let mut buf = vec![0u8; 65536];
+    let (mut sent, mut read) = (0, 0);
+    let start = std::time::Instant::now();
+    while read < 200_000 && start.elapsed() < PATIENCE {
+        if sent < 8 << 20 {
+            sent += client.write(&chunk).unwrap_or(0);
+        }
+        match client.read(&mut buf) {
+            Ok(n) => read += n,
+            Err(err) if err.kind() == ErrorKind::WouldBlock => {
+                thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Err(err) => panic!("client read: {err}"),
+        }
+    }
+    let more = std::time::Instant::now();
+    while more.elapsed() < std::time::Duration::from_millis(300) {
+        if client.write(&chunk).is_err() {
+            thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+    abort(client);
+}
+
+/// Audit on impaired labs (a client resetting while it still had megabytes on their way to a
+/// target that talks without end and reads only between its writes): the forwarder's write
+/// of the reply met the client's reset, so it read the client's last bytes on to pass them
+/// to the target first, and read the target no more; the target, blocked writing, never read
+/// them: the connection stayed open for good, no `conn` line, and a SIGTERM waited out the
+/// whole drain. Directly (and through socat) the target's write fails with `ECONNRESET` at
+/// once; HAProxy holds it until its `timeout server`. The target's output is now read and
+/// thrown away while the client's last bytes go to it (and a target that takes nothing for
+/// 10 s is given the reset without them).
+#[test]
+fn forward_client_reset_left_a_target_that_writes_before_it_reads_hanging_for_good() {
+    let (target, seen) = talking_target();
+    send_read_then_reset(target);
+    let direct = seen
+        .recv_timeout(PATIENCE)
+        .expect("direct: the target's stream ended");
+    assert_eq!(
+        direct.1,
+        Some(ErrorKind::ConnectionReset),
+        "direct: {direct:?}"
+    );
+    let (target, seen) = talking_target();
+    let fw = Forwarder::start(&["forward", "0", &target.to_string()]);
+    send_read_then_reset(fw.addr());
+    let through = seen
+        .recv_timeout(PATIENCE)
+        .expect("netkit: the target's stream ended");
+    assert_eq!(
+        through.1, direct.1,
+        "netkit: {through:?}, direct: {direct:?}"
+    );
+    fw.wait_for(|l| l.contains(" reset"), 1);
+}
+
 /// Whether `text` is an RFC 3339 UTC time with milliseconds (`2026-11-24T17:22:39.123Z`)
 /// within an hour of now.
 fn is_recent_rfc3339_utc(text: &str) -> bool {
