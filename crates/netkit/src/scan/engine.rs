@@ -27,6 +27,13 @@ use crate::target::Targets;
 /// Hosts scanned at once; ports go round them.
 pub const GROUP: usize = 256;
 
+/// How many of netkit's most often open ports ([`crate::ports::top::top_ports`]) a host is
+/// probed on first, whatever their place in the list: one of them answering early gives the
+/// host a round-trip estimate before a run of dropped ports waits out the initial timeout
+/// (1 s) try after try. nmap moves its 20 most common ports to the front the same way
+/// (`random_port_cheat`).
+pub const COMMON_FIRST: usize = 20;
+
 /// What to scan and how hard.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -112,7 +119,7 @@ pub async fn run(
     mut on_event: impl FnMut(Event) -> io::Result<()>,
 ) -> Result<ScanSummary, Error> {
     let started = tokio::time::Instant::now();
-    let ports: Arc<[u16]> = config.ports.as_slice().into();
+    let ports = common_first(config.ports.as_slice());
     let (tx, mut rx) = mpsc::unbounded_channel();
     let hosts = Hosts(targets.iter());
     let settings = settings(&config);
@@ -222,6 +229,17 @@ fn log_counts(c: &Counts) {
     );
 }
 
+/// `ports` in the order a host is probed on them: those among the [`COMMON_FIRST`] most often
+/// open first, then the others, each in the order given. Audit (nmap as the oracle): with
+/// `--concurrency 1`, `-p 1000-1049,22,80` of a host dropping 1000-1049 took 88 s (nmap -sT
+/// 11 s): with no answer yet, every dropped port waited out the initial timeout, twice, before
+/// 22 and 80 gave a round trip; in the order `22,80,1000-1049`, 10 s.
+fn common_first(ports: &[u16]) -> Arc<[u16]> {
+    let common = &crate::ports::top::top_ports()[..COMMON_FIRST];
+    let (first, rest): (Vec<u16>, Vec<u16>) = ports.iter().partition(|p| common.contains(p));
+    first.into_iter().chain(rest).collect()
+}
+
 /// The scheduler's settings for `config`.
 fn settings(config: &Config) -> Settings {
     Settings {
@@ -267,5 +285,18 @@ fn summary(
             true => ScanType::Syn,
             false => ScanType::Connect,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn common_ports_go_first_the_rest_keeps_its_order() {
+        let ports = common_first(&[1000, 1001, 22, 1002, 80, 7]);
+        assert_eq!(&ports[..], &[22, 80, 1000, 1001, 1002, 7]);
+        let none = common_first(&[5, 4, 3]);
+        assert_eq!(&none[..], &[5, 4, 3]);
     }
 }

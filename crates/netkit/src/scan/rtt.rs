@@ -162,6 +162,13 @@ impl Rtt {
         }
     }
 
+    /// `srtt + 4 × rttvar` whatever the bounds (`None` before any sample): how long an
+    /// answer may take, even where `--timeout` caps the wait below it.
+    pub fn unbounded_timeout(&self) -> Option<Duration> {
+        let (srtt, rttvar) = self.estimate?;
+        Some(Duration::from_secs_f64(srtt + 4.0 * rttvar))
+    }
+
     /// How long to wait for an answer: `srtt + 4 × rttvar` within the bounds, or the initial
     /// timeout before any sample.
     pub fn timeout(&self, bounds: &Timeouts) -> Duration {

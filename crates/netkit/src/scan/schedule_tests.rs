@@ -915,3 +915,37 @@ fn a_syn_policer_in_front_of_silent_ports_does_not_hide_open_ones() {
     }
     assert!(missed.is_empty(), "{} missed: {missed:?}", missed.len());
 }
+
+/// Audit (bench/scan_diff.py, nmap -sS as the oracle): behind a 1.2 s round trip with 10% loss
+/// each way, `--timeout 1s` called 3-14 of 19 closed ports filtered in 2.5 s (nmap -sS
+/// --max-rtt-timeout 1s: 0-2, in 8 s). Every answer came after its try's timeout: first tries
+/// were closed at the 1 s ceiling before theirs came, and the last tries' answers, which they
+/// waited a second more for, were taken for the target's own retransmission of an answer (a
+/// second late) and taught neither the round trip nor the loss, so the budget stayed at two
+/// tries. Both scans must be exact with the timeout below the round trip.
+#[test]
+fn a_timeout_below_the_round_trip_still_takes_late_answers() {
+    for seed in 1..=8 {
+        for syn in [false, true] {
+            let mut net = Net::new(seed, far_side(1, 200));
+            net.delay = Duration::from_millis(600);
+            net.loss = 0.1;
+            let base = match syn {
+                true => syn_settings(ADAPTIVE),
+                false => Settings {
+                    answer_retransmit: Some(SYN_ACK_RETRANSMIT),
+                    ..settings(ADAPTIVE)
+                },
+            };
+            let settings = Settings {
+                timeouts: Timeouts::capped(Duration::from_secs(1)),
+                ..base
+            };
+            let out = simulate(&mut net, settings);
+            let wrong: Vec<_> = (out.states.iter())
+                .filter(|((_, port), v)| v.state != net.truth[0][usize::from(*port) - 1].state())
+                .collect();
+            assert!(wrong.is_empty(), "seed {seed}, syn {syn}: {wrong:?}");
+        }
+    }
+}
