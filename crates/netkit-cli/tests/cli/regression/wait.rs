@@ -1046,3 +1046,40 @@ fn a_closed_stdout_turned_a_timeout_into_success() {
         assert!(!stderr.contains("broken pipe"), "{stderr}");
     }
 }
+
+/// A server that answers as soon as it accepts, without reading the request (a `printf ... |
+/// nc -l` health check), failed about every other attempt with "HTTP error: operation was
+/// canceled": hyper, polled before it had taken the request, read the answer as a message to
+/// no request. `--invert` took that for the server gone, within a second, while curl got its
+/// 200 every time. The request now goes out before anything is read.
+#[test]
+fn invert_took_a_server_answering_before_the_request_for_gone() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let answer = response("200 OK", "ready");
+            let _ = std::io::Write::write_all(&mut conn, answer.as_bytes());
+        }
+    });
+    for _ in 0..5 {
+        assert_eq!(curl(&url, &["-f"]), 0, "curl -f {url}");
+    }
+    let out = wait(&[
+        "wait",
+        &url,
+        "--invert",
+        "--timeout",
+        "2s",
+        "--interval",
+        "50ms",
+    ]);
+    let (code, _, stderr) = text(&out);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(
+        timeout_reason(&stderr),
+        "still answers HTTP 200",
+        "{stderr}"
+    );
+}
