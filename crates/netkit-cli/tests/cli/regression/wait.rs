@@ -1083,3 +1083,44 @@ fn invert_took_a_server_answering_before_the_request_for_gone() {
         "{stderr}"
     );
 }
+
+/// With several targets, each timeout gave the reason of whichever target's attempt ended
+/// last: the targets shared one record of the attempt under way (`vec![Track::default(); n]`
+/// clones one `Arc`), so a refused port timed out with "HTTP 503 Service Unavailable", the
+/// answer of an HTTP target beside it. curl and ncat each say what their own target answers.
+#[test]
+fn several_targets_timed_out_with_one_anothers_reason() {
+    let refused = Reserved::v4();
+    let server = HttpServer::start("127.0.0.1", vec![response("503 Service Unavailable", "")]);
+    let url = format!("http://{}/", server.addr);
+    assert_eq!(curl(&url, &["-f"]), 22, "curl -f {url}: HTTP 503");
+    let port = refused.endpoint();
+    let (host, number) = port.rsplit_once(':').expect("host:port");
+    match std::process::Command::new("ncat")
+        .args(["-z", host, number])
+        .output()
+    {
+        Ok(peer) => assert_eq!(peer.status.code(), Some(1), "ncat -z: {peer:?}"),
+        Err(err) => crate::harness::skip("wait reasons: ncat", &err.to_string()),
+    }
+    let out = wait(&["--json", "wait", &port, &url, "--timeout", "1500ms"]);
+    let (code, stdout, stderr) = text(&out);
+    assert_eq!(code, 1, "{stderr}");
+    let reasons: Vec<(String, String)> = stdout
+        .lines()
+        .map(|line| {
+            let record: serde_json::Value = serde_json::from_str(line).expect("a JSON record");
+            assert_eq!(record["type"], "timeout", "{line}");
+            let field = |name: &str| record[name].as_str().expect(name).to_string();
+            (field("endpoint"), field("reason"))
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            (port.clone(), "connection refused".to_string()),
+            (url.clone(), "HTTP 503 Service Unavailable".to_string())
+        ],
+        "{stderr}"
+    );
+}
