@@ -112,7 +112,7 @@ pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
     }
     let runtime = super::runtime()?;
     let ready = runtime.block_on(netkit::wait::wait_for(&args.targets, &options, |event| {
-        report(out, progress, &args, &event)
+        unless_stdout_closed(report(out, progress, &args, &event))
     }));
     // A name lookup may still hang in a blocking thread: the deadline is hard, so do not
     // wait for it (dropping the runtime would).
@@ -161,6 +161,16 @@ fn options(args: &Args) -> anyhow::Result<WaitOptions> {
             tls,
         },
     })
+}
+
+/// A record that found stdout closed (`netkit --json wait A B | head -1`) is not the wait's
+/// failure: the wait goes on, and its outcome is the exit status (1 if it times out) and the
+/// command run once ready, as without `--json`.
+fn unless_stdout_closed(printed: std::io::Result<()>) -> std::io::Result<()> {
+    match printed {
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        printed => printed,
+    }
 }
 
 /// Prints one event: progress on stderr, the `ready`/`timeout` records with `--json`.

@@ -3,7 +3,9 @@
 //! `--status` and, if asked, the body searched for `--body` as it streams in. Redirects are
 //! not followed: a 3xx is an answer like any other.
 
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -57,11 +59,15 @@ pub(super) async fn answer(
     let progress = Progress::default();
     let answer = async {
         if !target.tls {
-            return exchange(TokioIo::new(stream), target, check, track, &progress).await;
+            let io = RequestFirst::new(TokioIo::new(stream));
+            return exchange(io, target, check, track, &progress).await;
         }
         track.set(Stage::Connected(Finding::HandshakeUnfinished));
         match handshake(stream, target, check).await {
-            Ok(tls) => exchange(TokioIo::new(tls), target, check, track, &progress).await,
+            Ok(tls) => {
+                let io = RequestFirst::new(TokioIo::new(tls));
+                exchange(io, target, check, track, &progress).await
+            }
             Err(finding) => finding,
         }
     };
@@ -83,6 +89,93 @@ pub(super) async fn answer(
     match track.get() {
         Stage::Connected(cut) => cut,
         _ => Finding::NoResponse,
+    }
+}
+
+/// The connection as hyper sees it, but that nothing is read from it before the request has
+/// gone out. hyper's client, polled before it has taken the request, reads the idle connection
+/// for its close, and takes any byte there for an answer to no request ("unexpected message"):
+/// so a server that answers at once without reading the request (a `printf ... | nc -l`
+/// health check, an answer sent as soon as the connection is accepted) failed about every
+/// other attempt, as "operation was canceled", which `--invert` took for the server gone.
+/// curl writes its request and then reads, and gets the answer.
+#[derive(Debug)]
+struct RequestFirst<T> {
+    io: T,
+    /// Bytes of the request have been written.
+    sent: bool,
+    /// The read held back until then.
+    reader: Option<Waker>,
+}
+
+impl<T> RequestFirst<T> {
+    fn new(io: T) -> Self {
+        RequestFirst {
+            io,
+            sent: false,
+            reader: None,
+        }
+    }
+
+    /// Marks the request sent once a write took bytes, and wakes the read held back.
+    fn wrote(&mut self, written: &Poll<std::io::Result<usize>>) {
+        if matches!(written, Poll::Ready(Ok(n)) if *n > 0) {
+            self.sent = true;
+            if let Some(reader) = self.reader.take() {
+                reader.wake();
+            }
+        }
+    }
+}
+
+impl<T: Read + Unpin> Read for RequestFirst<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if !this.sent {
+            this.reader = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        Pin::new(&mut this.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: Write + Unpin> Write for RequestFirst<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.wrote(&written);
+        written
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.wrote(&written);
+        written
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }
 
@@ -156,7 +249,7 @@ where
     T: Read + Write + Unpin + Send + 'static,
 {
     track.set(Stage::Connected(Finding::NoResponse));
-    let (mut sender, conn) = match hyper::client::conn::http1::handshake(io).await {
+    let (mut sender, conn) = match lenient().handshake(io).await {
         Ok(pair) => pair,
         Err(err) => return http_failure(&err),
     };
@@ -176,6 +269,24 @@ where
         finding = &mut answer => finding,
         Err(err) = &mut conn => http_failure(&err),
     }
+}
+
+/// The most header lines an answer may have (hyper's default is 100; curl counts none, it
+/// bounds only the size, 300 KB, as hyper's buffer does, 400 KB).
+const MAX_HEADERS: usize = 4096;
+
+/// An HTTP/1 client that reads the answers curl reads: wait judges the status and the body,
+/// so a header hyper would refuse (folded over lines, a space before its colon, a control
+/// byte in its value, one line of many more than a hundred) does not make a server that
+/// answers 200 look down. (RFC 9112 has a user agent unfold an obs-fold, not refuse it.)
+fn lenient() -> hyper::client::conn::http1::Builder {
+    let mut builder = hyper::client::conn::http1::Builder::new();
+    builder
+        .allow_obsolete_multiline_headers_in_responses(true)
+        .allow_spaces_after_header_name_in_responses(true)
+        .ignore_invalid_headers_in_responses(true)
+        .max_headers(MAX_HEADERS);
+    builder
 }
 
 fn request(target: &HttpTarget) -> Result<hyper::Request<Empty<Bytes>>, hyper::http::Error> {

@@ -171,7 +171,9 @@ fn spawn_watches(
         http: options.http.clone(),
     });
     let mut tasks = JoinSet::new();
-    let tracks = vec![Track::default(); targets.len()];
+    // One track each: `vec![Track::default(); n]` would clone one `Arc`, and every target's
+    // timeout would say where the last attempt of any of them stood.
+    let tracks: Vec<Track> = targets.iter().map(|_| Track::default()).collect();
     for (index, target) in targets.iter().enumerate() {
         let watch = Watch {
             index,

@@ -977,3 +977,150 @@ fn a_refusal_after_the_connects_bound_was_taken_for_silence() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("198.18.0.2:9 is gone"), "{stderr}");
 }
+
+/// An answer with a header line hyper's parser refuses by default (folded over two lines, a
+/// space before its colon, a control byte in its value, more than a hundred lines) was "not
+/// an HTTP answer", so a server answering 200 was never ready, where curl reads each of them
+/// as the 200 it is (RFC 9112 has a user agent unfold a folded line, not refuse it).
+#[test]
+fn a_header_curl_reads_kept_a_200_from_being_ready() {
+    let many: String = (0..120).map(|n| format!("X-Many-{n}: v\r\n")).collect();
+    for (what, lines) in [
+        ("a folded header", "X-Folded: a\r\n b\r\n".to_string()),
+        ("a space before the colon", "X-Spaced : b\r\n".to_string()),
+        (
+            "a control byte in a value",
+            "X-Control: a\u{1}b\r\n".to_string(),
+        ),
+        ("120 header lines", many),
+    ] {
+        let raw = format!(
+            "HTTP/1.1 200 OK\r\n{lines}Content-Length: 5\r\nConnection: close\r\n\r\nready"
+        );
+        let server = HttpServer::start("127.0.0.1", vec![raw]);
+        let url = format!("http://{}/", server.addr);
+        assert_eq!(curl(&url, &["-f"]), 0, "curl -f, {what}");
+        let out = wait(&["wait", &url, "--body", "ready", "--timeout", "5s"]);
+        let (code, _, stderr) = text(&out);
+        assert_eq!(code, 0, "{what}: {stderr}");
+    }
+}
+
+/// With `--json` and stdout closed by its reader (`netkit --json wait A B | head -1`), the
+/// record that met the closed pipe ended the wait with status 0: a timeout read as success,
+/// and the command to run once ready was never run. wait-for-it, whose stdout is closed the
+/// same way, answers 124 and the command's status; netkit now answers 1 and the command's.
+#[test]
+fn a_closed_stdout_turned_a_timeout_into_success() {
+    use std::process::Stdio;
+    let refused = Reserved::v4();
+    let open = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let open = open.local_addr().expect("addr").to_string();
+    let closed_stdout = |mut cmd: std::process::Command| {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        // The reader is gone before the first record.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait");
+        let (code, _, stderr) = text(&out);
+        (code, stderr)
+    };
+    let command = ["--", "sh", "-c", "exit 7"];
+    for (target, timeout, peer_timeout, peer_want, want) in [
+        (refused.endpoint(), "500ms", "1", 124, 1),
+        (open.clone(), "10s", "10", 7, 7),
+    ] {
+        let mut peer = std::process::Command::new("wait-for-it");
+        peer.args(["-q", "-s", "-t", peer_timeout, &target])
+            .args(command);
+        let (code, stderr) = closed_stdout(peer);
+        assert_eq!(code, peer_want, "wait-for-it {target}: {stderr}");
+        let mut nk = netkit();
+        nk.args(["--json", "wait", &target, "--timeout", timeout])
+            .args(command);
+        let (code, stderr) = closed_stdout(nk);
+        assert_eq!(code, want, "{target}: {stderr}");
+        assert!(!stderr.contains("broken pipe"), "{stderr}");
+    }
+}
+
+/// A server that answers as soon as it accepts, without reading the request (a `printf ... |
+/// nc -l` health check), failed about every other attempt with "HTTP error: operation was
+/// canceled": hyper, polled before it had taken the request, read the answer as a message to
+/// no request. `--invert` took that for the server gone, within a second, while curl got its
+/// 200 every time. The request now goes out before anything is read.
+#[test]
+fn invert_took_a_server_answering_before_the_request_for_gone() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let answer = response("200 OK", "ready");
+            let _ = std::io::Write::write_all(&mut conn, answer.as_bytes());
+        }
+    });
+    for _ in 0..5 {
+        assert_eq!(curl(&url, &["-f"]), 0, "curl -f {url}");
+    }
+    let out = wait(&[
+        "wait",
+        &url,
+        "--invert",
+        "--timeout",
+        "2s",
+        "--interval",
+        "50ms",
+    ]);
+    let (code, _, stderr) = text(&out);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(
+        timeout_reason(&stderr),
+        "still answers HTTP 200",
+        "{stderr}"
+    );
+}
+
+/// With several targets, each timeout gave the reason of whichever target's attempt ended
+/// last: the targets shared one record of the attempt under way (`vec![Track::default(); n]`
+/// clones one `Arc`), so a refused port timed out with "HTTP 503 Service Unavailable", the
+/// answer of an HTTP target beside it. curl and ncat each say what their own target answers.
+#[test]
+fn several_targets_timed_out_with_one_anothers_reason() {
+    let refused = Reserved::v4();
+    let server = HttpServer::start("127.0.0.1", vec![response("503 Service Unavailable", "")]);
+    let url = format!("http://{}/", server.addr);
+    assert_eq!(curl(&url, &["-f"]), 22, "curl -f {url}: HTTP 503");
+    let port = refused.endpoint();
+    let (host, number) = port.rsplit_once(':').expect("host:port");
+    match std::process::Command::new("ncat")
+        .args(["-z", host, number])
+        .output()
+    {
+        Ok(peer) => assert_eq!(peer.status.code(), Some(1), "ncat -z: {peer:?}"),
+        Err(err) => crate::harness::skip("wait reasons: ncat", &err.to_string()),
+    }
+    let out = wait(&["--json", "wait", &port, &url, "--timeout", "1500ms"]);
+    let (code, stdout, stderr) = text(&out);
+    assert_eq!(code, 1, "{stderr}");
+    let reasons: Vec<(String, String)> = stdout
+        .lines()
+        .map(|line| {
+            let record: serde_json::Value = serde_json::from_str(line).expect("a JSON record");
+            assert_eq!(record["type"], "timeout", "{line}");
+            let field = |name: &str| record[name].as_str().expect(name).to_string();
+            (field("endpoint"), field("reason"))
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            (port.clone(), "connection refused".to_string()),
+            (url.clone(), "HTTP 503 Service Unavailable".to_string())
+        ],
+        "{stderr}"
+    );
+}
