@@ -922,6 +922,50 @@ fn forward_http_nul_in_the_line_still_coming_or_a_second_host_waited_for_the_hea
     assert_eq!(requests[0]["target"], "/sentinel");
 }
 
+/// Audit on an impaired link (bench/forward_diff/host_audit.py, bodies in 1-byte segments):
+/// a chunk-size line that can never be valid (`zz`, a NUL in an extension) or bytes where
+/// the CRLF after chunk data must come were refused only when the line ended (or reached 8
+/// KiB): the request head had gone on, the target waited for the body and the client for an
+/// answer, for good. HAProxy and nginx answer 400 at once to a size that is not hex; netkit
+/// now refuses as soon as the bytes of the line show it can never be valid.
+#[test]
+fn forward_http_chunk_line_that_cannot_be_valid_waited_for_its_end() {
+    let upstream = HttpUpstream::start("");
+    let fw = rewriting_forwarder(&upstream);
+    let haproxy = Haproxy::available().map(|h| h.http_host(&upstream.addr.to_string(), HOST));
+    let head = b"POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+    // (the start of a body, whether HAProxy answers it at once too)
+    let cases: &[(&[u8], bool)] = &[
+        (b"zz", true),
+        (b"5\r\nhello\r\n-1", true),
+        (b"5;a\0", false),
+        (b"5\r\nhelloXX", false),
+    ];
+    let mut proxies = vec![("netkit", fw.addr(), true)];
+    proxies.extend(haproxy.as_ref().map(|h| ("haproxy", h.addr, false)));
+    // Every case at once, none half-closed: the answer must come while the client waits.
+    let mut streams = Vec::new();
+    for (body, haproxy_too) in cases {
+        for (name, addr, always) in &proxies {
+            if *always || *haproxy_too {
+                let mut stream = connect(*addr);
+                stream.write_all(&[&head[..], body].concat()).unwrap();
+                streams.push((*name, *body, stream));
+            }
+        }
+    }
+    for (name, body, mut stream) in streams {
+        let reply = next_read(&mut stream);
+        let text = reply.as_deref().map(String::from_utf8_lossy);
+        assert!(
+            text.as_ref().is_ok_and(|t| t.starts_with("HTTP/1.1 400 ")),
+            "{name}, {:?}: {text:?}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    assert_all_rewritten(&upstream.settle());
+}
+
 /// Transfer codings before `chunked` (`gzip, chunked`) were passed on, and `Content-Length:
 /// 5, 5` went on as written: HAProxy answers 422 and nginx 501 to the first, and both send
 /// or want one number for the second (Python's parser, the upstream here, refuses the list).

@@ -351,6 +351,49 @@ fn what_cannot_start_a_head_is_refused_before_the_head_ends() {
 }
 
 #[test]
+fn chunk_lines_that_cannot_be_valid_are_refused_before_they_end() {
+    let head = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let never: &[&[u8]] = &[
+        b"zz",
+        b" 5",
+        b";a",
+        b"5\r5",
+        b"5 x",
+        b"5;a\0",
+        b"5;a\rb",
+        b"5\r\nhelloX",
+        b"5\r\nhello\r\r",
+        b"5\r\nhello\r\n0\r\n\r\nGET / HTTP/1.1\r\nX: \0",
+    ];
+    for body in never {
+        let input = [&head[..], body].concat();
+        for piece in [1, 3, input.len()] {
+            let result = requests_in_pieces(&input, piece);
+            assert!(result.is_err(), "{:?} in pieces of {piece}", text(body));
+        }
+        // What is refused early is refused whole.
+        let whole = [&input[..], b"\r\n\r\n"].concat();
+        assert!(
+            requests_in_pieces(&whole, whole.len()).is_err(),
+            "{:?}",
+            text(body)
+        );
+    }
+    // Valid so far, whatever the split: the canonical head goes on, nothing of the body yet
+    // but whole chunks.
+    let valid = b"1A \t;x=\"y z\"\t;k\xe9\r\nabcdefghijklmnopqrstuvwxyz\r\n0000f \r";
+    let input = [&head[..], valid].concat();
+    let whole = requests_in_pieces(&input, input.len()).unwrap();
+    for piece in 1..=input.len() {
+        assert_eq!(
+            requests_in_pieces(&input, piece).unwrap(),
+            whole,
+            "piece size {piece}"
+        );
+    }
+}
+
+#[test]
 fn heads_over_64_kib_are_refused_without_growing() {
     let mut session = session();
     let mut out = Vec::new();
