@@ -961,6 +961,113 @@ fn forward_http_bytes_that_cannot_start_a_request_got_no_answer_until_64_kib() {
     assert_eq!(requests[0]["target"], "/sentinel");
 }
 
+/// Audit (bench/forward_diff/host_audit.py): a forbidden byte in the header line still
+/// coming (a NUL in a field value or name, a bare CR) and a second Host field were refused
+/// only once the head ended: each complete line was checked as it came, but not the line
+/// still coming, and Host fields were counted only in the whole head. A client that sent
+/// them and waited got no answer (with no idle timeout, for good). nginx answers 400 at once
+/// to each, HAProxy to the bare CR and the NUL in a name (it passes a NUL in a value, and
+/// refuses the second Host when the head ends). netkit now answers 400 as soon as the bytes
+/// it has show that the head can never be valid, and nothing reaches the target.
+#[test]
+fn forward_http_nul_in_the_line_still_coming_or_a_second_host_waited_for_the_head_to_end() {
+    let upstream = HttpUpstream::start("");
+    let fw = rewriting_forwarder(&upstream);
+    let nginx = Nginx::start();
+    let haproxy = Haproxy::available().map(|h| h.http_host(&upstream.addr.to_string(), HOST));
+    // (the start of a head, whether HAProxy answers it at once too)
+    let cases: &[(&[u8], bool)] = &[
+        (b"GET / HTTP/1.1\r\nHost: a\0b", false),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\0", false),
+        (b"GET / HTTP/1.1\r\nX-A: a\rb", true),
+        (b"GET / HTTP/1.1\r\nHo\0st", true),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n", false),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX-A: y\r\nhost: b\r\n", false),
+    ];
+    let answer = |mut stream: Box<dyn Read>| {
+        let mut buf = [0u8; 64];
+        match stream.read(&mut buf) {
+            Ok(n) => Ok(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            Err(err) => Err(err.kind()),
+        }
+    };
+    // Every case at once, none half-closed: the answer must come while the client waits.
+    let mut streams: Vec<(&str, &[u8], Box<dyn Read>)> = Vec::new();
+    for (case, haproxy_too) in cases {
+        let mut stream = connect(fw.addr());
+        stream.write_all(case).unwrap();
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        streams.push(("netkit", case, Box::new(stream)));
+        let mut stream = std::os::unix::net::UnixStream::connect(nginx.socket()).unwrap();
+        stream.write_all(case).unwrap();
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        streams.push(("nginx", case, Box::new(stream)));
+        if let (Some(haproxy), true) = (&haproxy, haproxy_too) {
+            let mut stream = connect(haproxy.addr);
+            stream.write_all(case).unwrap();
+            stream.set_read_timeout(Some(PATIENCE)).unwrap();
+            streams.push(("haproxy", case, Box::new(stream)));
+        }
+    }
+    for (name, case, stream) in streams {
+        let reply = answer(stream);
+        assert!(
+            reply.as_ref().is_ok_and(|t| t.starts_with("HTTP/1.1 400 ")),
+            "{name}, {:?}: {reply:?}",
+            String::from_utf8_lossy(case)
+        );
+    }
+    let sentinel = round_trip(connect(fw.addr()), b"GET /sentinel HTTP/1.1\r\n\r\n");
+    assert!(sentinel.starts_with(b"HTTP/1.1 200"));
+    let requests = upstream.wait_requests(1);
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0]["target"], "/sentinel");
+}
+
+/// Audit on an impaired link (bench/forward_diff/host_audit.py, bodies in 1-byte segments):
+/// a chunk-size line that can never be valid (`zz`, a NUL in an extension) or bytes where
+/// the CRLF after chunk data must come were refused only when the line ended (or reached 8
+/// KiB): the request head had gone on, the target waited for the body and the client for an
+/// answer, for good. HAProxy and nginx answer 400 at once to a size that is not hex; netkit
+/// now refuses as soon as the bytes of the line show it can never be valid.
+#[test]
+fn forward_http_chunk_line_that_cannot_be_valid_waited_for_its_end() {
+    let upstream = HttpUpstream::start("");
+    let fw = rewriting_forwarder(&upstream);
+    let haproxy = Haproxy::available().map(|h| h.http_host(&upstream.addr.to_string(), HOST));
+    let head = b"POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+    // (the start of a body, whether HAProxy answers it at once too)
+    let cases: &[(&[u8], bool)] = &[
+        (b"zz", true),
+        (b"5\r\nhello\r\n-1", true),
+        (b"5;a\0", false),
+        (b"5\r\nhelloXX", false),
+    ];
+    let mut proxies = vec![("netkit", fw.addr(), true)];
+    proxies.extend(haproxy.as_ref().map(|h| ("haproxy", h.addr, false)));
+    // Every case at once, none half-closed: the answer must come while the client waits.
+    let mut streams = Vec::new();
+    for (body, haproxy_too) in cases {
+        for (name, addr, always) in &proxies {
+            if *always || *haproxy_too {
+                let mut stream = connect(*addr);
+                stream.write_all(&[&head[..], body].concat()).unwrap();
+                streams.push((*name, *body, stream));
+            }
+        }
+    }
+    for (name, body, mut stream) in streams {
+        let reply = next_read(&mut stream);
+        let text = reply.as_deref().map(String::from_utf8_lossy);
+        assert!(
+            text.as_ref().is_ok_and(|t| t.starts_with("HTTP/1.1 400 ")),
+            "{name}, {:?}: {text:?}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    assert_all_rewritten(&upstream.settle());
+}
+
 /// Transfer codings before `chunked` (`gzip, chunked`) were passed on, and `Content-Length:
 /// 5, 5` went on as written: HAProxy answers 422 and nginx 501 to the first, and both send
 /// or want one number for the second (Python's parser, the upstream here, refuses the list).

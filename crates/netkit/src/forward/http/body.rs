@@ -55,6 +55,8 @@ pub(super) struct Body {
     emit: Emit,
     /// The framing line being collected.
     line: Vec<u8>,
+    /// How much of an unfinished chunk-size line was checked, and where in it the check is.
+    line_checked: (usize, SizePart),
     /// The trailer section so far.
     trailers: Vec<u8>,
 }
@@ -72,6 +74,7 @@ impl Body {
             state,
             emit,
             line: Vec::new(),
+            line_checked: (0, SizePart::Digits),
             trailers: Vec::new(),
         }
     }
@@ -155,9 +158,34 @@ impl Body {
             ));
         }
         if complete {
+            self.line_checked = (0, SizePart::Digits);
             self.complete_line(out)?;
+        } else {
+            self.check_unfinished_line()?;
         }
         Ok(&input[taken..])
+    }
+
+    /// Checks the bytes so far of a chunk-size line, or of the line end after chunk data,
+    /// that has not ended yet (but a last CR): a line that can never be valid is refused at
+    /// once, as HAProxy and nginx do, rather than when its end comes (a client waiting for an
+    /// answer would wait for good). Each byte is looked at once.
+    fn check_unfinished_line(&mut self) -> Result<(), Error> {
+        let end = self.line.len() - usize::from(self.line.ends_with(b"\r"));
+        match self.state {
+            State::DataEnd if end > 0 => Err(Error::Chunked("chunk data longer than its size")),
+            State::Size => {
+                let (from, mut part) = self.line_checked;
+                for (at, b) in self.line.iter().enumerate().take(end).skip(from) {
+                    part = part
+                        .next(*b, at == 0)
+                        .ok_or(Error::Chunked("malformed chunk-size line"))?;
+                }
+                self.line_checked = (end.max(from), part);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
     }
 
     fn complete_line(&mut self, out: &mut Vec<u8>) -> Result<(), Error> {
@@ -211,6 +239,33 @@ impl Body {
                 out.extend_from_slice(canonical);
                 out.extend_from_slice(b"\r\n");
             }
+        }
+    }
+}
+
+/// Where a chunk-size line still coming is: `1*HEXDIG [ *WS ";" chunk-ext ]`, the grammar
+/// [`chunk_size`] checks once the line is whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SizePart {
+    /// In the hex digits of the size.
+    Digits,
+    /// In whitespace after them, before a `;`.
+    Space,
+    /// In the extensions (after the first `;`).
+    Ext,
+}
+
+impl SizePart {
+    /// Where the line is after byte `b` (`first`: the line's first byte), or `None` when no
+    /// valid line begins so.
+    fn next(self, b: u8, first: bool) -> Option<SizePart> {
+        match (self, b) {
+            (SizePart::Digits, b) if b.is_ascii_hexdigit() => Some(SizePart::Digits),
+            _ if first => None,
+            (SizePart::Digits | SizePart::Space, b' ' | b'\t') => Some(SizePart::Space),
+            (SizePart::Digits | SizePart::Space, b';') => Some(SizePart::Ext),
+            (SizePart::Ext, b) if !fields::is_ctl(b) => Some(SizePart::Ext),
+            _ => None,
         }
     }
 }

@@ -17,7 +17,7 @@
 
 use super::body::Framing;
 use super::fields::{self, Field};
-use super::Error;
+use super::{Error, MAX_FIELDS};
 
 /// What the response side needs to know about a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,35 +62,68 @@ pub(super) fn rewrite(head: &[u8], host: &str, out: &mut Vec<u8>) -> Result<Requ
     Ok(request)
 }
 
-/// Checks the start of a head that has not ended yet, from `from` (what an earlier call
-/// returned) on: each line as it completes, and the bytes of an unfinished request line.
-/// Returns how far it checked: the end of the last complete line, or, while the request line
-/// is unfinished, the end of its bytes so far (but a last CR). Bytes that can never begin a
-/// valid head (a TLS ClientHello, an SSH banner, NULs, a malformed field line) are refused at
-/// once, as HAProxy and nginx do, rather than waited on until the head would end: a client
-/// speaking another protocol would otherwise wait forever for an answer.
-pub(super) fn check_partial(buf: &[u8], from: usize) -> Result<usize, Error> {
-    let mut at = from;
-    let in_request_line = from == 0 || buf[from - 1] != b'\n';
-    if in_request_line {
-        let Some(nl) = buf[from..].iter().position(|b| *b == b'\n') else {
-            return check_unfinished_request_line(buf, from);
-        };
-        at = from + nl + 1;
-        request_line(fields::strip_eol(&buf[..at])?)?;
-    }
-    while let Some(nl) = buf[at..].iter().position(|b| *b == b'\n') {
-        fields::parse_line(&buf[at..=at + nl])?;
-        at += nl + 1;
-    }
-    Ok(at)
+/// How far [`check_partial`] checked an unfinished request head, kept between its calls so
+/// that bytes trickling in one at a time are each looked at once.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Partial {
+    /// The bytes checked so far.
+    checked: usize,
+    /// Where the line being checked starts (0: the request line).
+    line: usize,
+    /// Whether the field name of that line has ended (its colon came).
+    named: bool,
+    /// Header fields in the complete lines so far.
+    fields: usize,
+    /// Host fields among them.
+    hosts: usize,
 }
 
-/// The bytes so far of a request line without its line end, `buf[from..]` not seen before:
-/// the method's first bytes must be a token (they tell another protocol), and no control
-/// character (nor HTAB) may appear anywhere but as the CR of a line end to come.
-fn check_unfinished_request_line(buf: &[u8], from: usize) -> Result<usize, Error> {
-    let end = buf.len() - usize::from(buf.ends_with(b"\r"));
+/// Checks the start of a head that has not ended yet, from where the last call stopped: each
+/// line as it completes, and the bytes so far of the line still coming (a method that is not
+/// a token, a control character, a field name that cannot be one, a second Host field).
+/// Bytes that can never begin a valid head (a TLS ClientHello, an SSH banner, NULs, a
+/// malformed field line, a NUL in a value still coming) are refused at once, as HAProxy and
+/// nginx do, rather than waited on until the head would end: a client speaking another
+/// protocol, or waiting for an answer before it goes on, would otherwise wait forever.
+/// Everything refused here, [`rewrite`] refuses once the head is whole.
+pub(super) fn check_partial(buf: &[u8], partial: &mut Partial) -> Result<(), Error> {
+    while let Some(nl) = buf[partial.checked..].iter().position(|b| *b == b'\n') {
+        let end = partial.checked + nl + 1;
+        let line = &buf[partial.line..end];
+        if partial.line == 0 {
+            request_line(fields::strip_eol(line)?)?;
+        } else {
+            fields::parse_line(line)?;
+            partial.fields += 1;
+            if partial.fields > MAX_FIELDS {
+                return Err(Error::Malformed("over 100 header fields"));
+            }
+            let colon = line.iter().position(|b| *b == b':').unwrap_or_default();
+            partial.hosts += usize::from(line[..colon].eq_ignore_ascii_case(b"host"));
+            if partial.hosts > 1 {
+                return Err(Error::Malformed("more than one Host field"));
+            }
+        }
+        partial.checked = end;
+        partial.line = end;
+        partial.named = false;
+    }
+    // The line still coming, but a last CR (the start of its line end).
+    let end = (buf.len() - usize::from(buf.ends_with(b"\r"))).max(partial.checked);
+    if partial.line == 0 {
+        check_unfinished_request_line(buf, partial.checked, end)?;
+    } else {
+        check_unfinished_field_line(buf, end, partial)?;
+    }
+    partial.checked = end;
+    Ok(())
+}
+
+/// The bytes so far of a request line without its line end (nor a last CR), `buf[from..end]`
+/// not seen before: the method's first bytes must be a token (they tell another protocol),
+/// and no control character (nor HTAB) may appear anywhere but as the CR of a line end to
+/// come.
+fn check_unfinished_request_line(buf: &[u8], from: usize, end: usize) -> Result<(), Error> {
     if buf[from..end].iter().any(|b| *b < 0x20 || *b == 0x7f) {
         return Err(Error::Malformed("control character in the request line"));
     }
@@ -101,7 +134,43 @@ fn check_unfinished_request_line(buf: &[u8], from: usize) -> Result<usize, Error
     if !method.iter().all(|b| fields::is_tchar(*b)) || (method.is_empty() && !first.is_empty()) {
         return Err(Error::Malformed("method is not a token"));
     }
-    Ok(end)
+    Ok(())
+}
+
+/// `buf[partial.checked..end]`, the new bytes of a field line still coming (without a last
+/// CR): a name of tchars up to the colon, which may not be a second Host; then a value
+/// without control characters but HTAB. A line that begins with whitespace (obsolete line
+/// folding, or whitespace before a name) is refused as its first byte comes, as the complete
+/// line would be.
+fn check_unfinished_field_line(buf: &[u8], end: usize, partial: &mut Partial) -> Result<(), Error> {
+    let mut value = &buf[partial.checked..end];
+    if !partial.named {
+        let name_end = value.iter().position(|b| *b == b':');
+        let (name, rest) = value.split_at(name_end.unwrap_or(value.len()));
+        if !name.iter().all(|b| fields::is_tchar(*b)) {
+            return Err(Error::Malformed(
+                "invalid header field name (control character, space, folded line)",
+            ));
+        }
+        let Some(colon) = name_end.map(|n| partial.checked + n) else {
+            return Ok(());
+        };
+        let whole = &buf[partial.line..colon];
+        if whole.is_empty() {
+            return Err(Error::Malformed("invalid header field name (empty)"));
+        }
+        if whole.eq_ignore_ascii_case(b"host") && partial.hosts > 0 {
+            return Err(Error::Malformed("more than one Host field"));
+        }
+        partial.named = true;
+        value = &rest[1..];
+    }
+    if value.iter().any(|b| fields::is_ctl(*b)) {
+        return Err(Error::Malformed(
+            "control character (bare CR, NUL, ...) in a header field value",
+        ));
+    }
+    Ok(())
 }
 
 /// The three parts of a request line: method, target, version.

@@ -70,7 +70,7 @@ pub struct Session {
     up: Up,
     up_buf: Vec<u8>,
     /// How much of an unfinished request head in `up_buf` was checked already.
-    up_checked: usize,
+    up_partial: request::Partial,
     /// Client bytes not processed yet (held while the request side waits).
     held: Vec<u8>,
     down: Down,
@@ -87,7 +87,7 @@ impl Session {
             host,
             up: Up::Head,
             up_buf: Vec::new(),
-            up_checked: 0,
+            up_partial: request::Partial::default(),
             held: Vec::new(),
             down: Down::Head,
             down_buf: Vec::new(),
@@ -242,10 +242,10 @@ impl Session {
 
     fn request_head<'a>(&mut self, input: &'a [u8], out: &mut Vec<u8>) -> Result<&'a [u8], Error> {
         let Some(end) = collect_head(&mut self.up_buf, input, &mut Vec::new())? else {
-            self.up_checked = request::check_partial(&self.up_buf, self.up_checked)?;
+            request::check_partial(&self.up_buf, &mut self.up_partial)?;
             return Ok(&[]);
         };
-        self.up_checked = 0;
+        self.up_partial = request::Partial::default();
         let rest = self.up_buf.len() - end;
         let mark = out.len();
         let request = request::rewrite(&self.up_buf[..end], &self.host, out).inspect_err(|_| {

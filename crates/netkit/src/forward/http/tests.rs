@@ -283,12 +283,51 @@ fn what_cannot_start_a_head_is_refused_before_the_head_ends() {
         b"GET / HTTP/1.1\r\nHo st: evil.test\r\n",
         b"GET / HTTP/1.1\r\nX: a\0b\r\n",
         b"GET / HTTP/1.1\r\nX: a\r\n folded\r\n",
+        // The line still coming: a forbidden byte in its value or name, a fold, no name.
+        b"GET / HTTP/1.1\r\nHost: a\0",
+        b"GET / HTTP/1.1\r\nX: a\x01",
+        b"GET / HTTP/1.1\r\nX: a\x7f",
+        b"GET / HTTP/1.1\r\nX: a\rb",
+        b"GET / HTTP/1.1\r\nX:\r\r",
+        b"GET / HTTP/1.1\r\nHo\0",
+        b"GET / HTTP/1.1\r\nHo st",
+        b"GET / HTTP/1.1\r\nHost\r:",
+        b"GET / HTTP/1.1\r\nHost : a",
+        b"GET / HTTP/1.1\r\n X",
+        b"GET / HTTP/1.1\r\nX: a\r\n\t",
+        b"GET / HTTP/1.1\r\n: a",
+        // A second Host: as soon as its name has ended.
+        b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n",
+        b"GET / HTTP/1.1\r\nhost: a\r\nX: b\nHOST:",
+        b"GET / HTTP/1.1\r\nHost:\r\nhOsT: a",
     ];
     for input in never {
         for piece in [1, 3, input.len()] {
             let result = requests_in_pieces(input, piece);
             assert!(result.is_err(), "{:?} in pieces of {piece}", text(input));
         }
+        // What is refused early is refused whole.
+        let whole = [*input, b"\r\n\r\n"].concat();
+        assert!(
+            requests_in_pieces(&whole, whole.len()).is_err(),
+            "{:?}",
+            text(input)
+        );
+    }
+    // Over 100 fields: refused with the 101st line, before the head ends.
+    let mut many = b"GET / HTTP/1.1\r\n".to_vec();
+    for n in 0..100 {
+        many.extend_from_slice(format!("X-{n}: v\r\n").as_bytes());
+    }
+    assert!(requests_in_pieces(&many, 7).is_ok());
+    many.extend_from_slice(b"X-100: v\r\n");
+    assert!(requests_in_pieces(&many, 7).is_err());
+    // Valid so far, whatever the split: HTAB and obs-text in values, names that begin with
+    // "host", a last CR, a Host after fields.
+    let valid = b"GET / HTTP/1.1\r\nX-A: a\tb \xe9\xff\r\nHost-X: 1\r\nHostname: 2\r\n\
+        hosts:\r\nX:\r\nHost: \r";
+    for piece in 1..=valid.len() {
+        assert_eq!(requests_in_pieces(valid, piece).map(|o| o.len()), Ok(0));
     }
     // Every prefix of valid requests is waited on.
     for piece in 1..KEEP_ALIVE.len() {
@@ -309,6 +348,49 @@ fn what_cannot_start_a_head_is_refused_before_the_head_ends() {
         session.feed_request(partial, &mut out).unwrap();
     }
     assert!(out.is_empty());
+}
+
+#[test]
+fn chunk_lines_that_cannot_be_valid_are_refused_before_they_end() {
+    let head = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let never: &[&[u8]] = &[
+        b"zz",
+        b" 5",
+        b";a",
+        b"5\r5",
+        b"5 x",
+        b"5;a\0",
+        b"5;a\rb",
+        b"5\r\nhelloX",
+        b"5\r\nhello\r\r",
+        b"5\r\nhello\r\n0\r\n\r\nGET / HTTP/1.1\r\nX: \0",
+    ];
+    for body in never {
+        let input = [&head[..], body].concat();
+        for piece in [1, 3, input.len()] {
+            let result = requests_in_pieces(&input, piece);
+            assert!(result.is_err(), "{:?} in pieces of {piece}", text(body));
+        }
+        // What is refused early is refused whole.
+        let whole = [&input[..], b"\r\n\r\n"].concat();
+        assert!(
+            requests_in_pieces(&whole, whole.len()).is_err(),
+            "{:?}",
+            text(body)
+        );
+    }
+    // Valid so far, whatever the split: the canonical head goes on, nothing of the body yet
+    // but whole chunks.
+    let valid = b"1A \t;x=\"y z\"\t;k\xe9\r\nabcdefghijklmnopqrstuvwxyz\r\n0000f \r";
+    let input = [&head[..], valid].concat();
+    let whole = requests_in_pieces(&input, input.len()).unwrap();
+    for piece in 1..=input.len() {
+        assert_eq!(
+            requests_in_pieces(&input, piece).unwrap(),
+            whole,
+            "piece size {piece}"
+        );
+    }
 }
 
 #[test]
