@@ -72,6 +72,9 @@ const TRUSTED: u32 = 8;
 const PRIOR_LOSS: f64 = 0.05;
 /// With no control answered for this long, controls expire by the clock alone.
 pub const SILENCE: Duration = Duration::from_secs(2);
+/// A path is taken for dead when the controls sent since the last answer would all be lost
+/// less often than this at the loss seen before them (see [`Meter::dead`]).
+const DEAD_CHANCE: f64 = 1e-4;
 /// The most a single slow-down divides the rate by.
 const MAX_DIVIDE: u64 = 8;
 /// How much later than its answer's round trip says a control's send may have begun and still
@@ -133,6 +136,9 @@ struct Candidate {
     /// The slot of the method that found it (module `multi`): its controls go by that one.
     slot: u8,
     uses: u8,
+    /// Its controls lost in a row since its last answer, and the epoch of each.
+    missed: u8,
+    missed_in: [u16; CONTROLS_PER_HOST as usize],
 }
 
 /// Slow-downs waiting for the window that judges them.
@@ -179,6 +185,11 @@ pub struct Meter {
     throttled: bool,
     /// The latest arrival of a control answer.
     heard: Option<Instant>,
+    /// Control probes sent since a live host last answered anything, and when the first of
+    /// them went (see [`Meter::dead`]).
+    unanswered: (u32, Option<Instant>),
+    /// Whether nothing answered for long (see [`Meter::dead`]), at the last look.
+    dead: bool,
     /// The first probes to the hosts found in this round: (answered, lost before the one
     /// answered). One lost whose answer came after all counts as answered.
     first: (u32, u32),
@@ -208,6 +219,8 @@ impl Meter {
             settling: false,
             throttled: false,
             heard: None,
+            unanswered: (0, None),
+            dead: false,
             first: (0, 0),
             reprobed: HashMap::new(),
             carried: 0.0,
@@ -245,18 +258,20 @@ impl Meter {
     /// A host that answered the method in `slot`, first at its `attempt`-th probe: a
     /// candidate for control probes by it, and `attempt - 1` probes to a live host lost.
     pub fn found(&mut self, index: u64, addr: IpAddr, slot: u8, attempt: u8) {
+        self.heard_back();
         self.first.0 += 1;
         self.first.1 += u32::from(attempt.saturating_sub(1));
         if attempt > 1 {
             self.reprobed.insert(index, (attempt, 0));
         }
         if self.candidates.len() < CANDIDATES {
-            let uses = 0;
             self.candidates.push_back(Candidate {
                 index,
                 addr,
                 slot,
-                uses,
+                uses: 0,
+                missed: 0,
+                missed_in: [0; CONTROLS_PER_HOST as usize],
             });
         }
     }
@@ -322,6 +337,8 @@ impl Meter {
     /// its time) and returned at `now` (its timeout counts from then: a send that had to wait
     /// for room in the socket is not a late answer).
     pub fn sent_control(&mut self, index: u64, began: Instant, now: Instant) {
+        self.unanswered.0 += 1;
+        self.unanswered.1.get_or_insert(now);
         let epoch = self.epoch();
         self.pending.push_back(Pending {
             index,
@@ -343,6 +360,7 @@ impl Meter {
     /// unanswered — the first window judged looked like a collapse and the next like a cure.
     /// An answer that comes after its control was resolved lost credits none sent later.
     pub fn answered(&mut self, index: u64, rtt: Duration, now: Instant) {
+        self.heard_back();
         let left = now.checked_sub(rtt).unwrap_or(now) + MATCH_SLACK;
         let Some(p) = self
             .pending
@@ -389,6 +407,16 @@ impl Meter {
             }
         }
         self.count_overdue(now, timeout);
+        let (sent, since) = self.unanswered;
+        let (ok, lost) = self.evidence();
+        let before = crate::wilson::upper(u64::from(ok), u64::from(lost.saturating_sub(sent)));
+        let unlikely = before.powi(i32::try_from(sent).unwrap_or(i32::MAX)) < DEAD_CHANCE;
+        let dead =
+            sent >= TRUSTED && unlikely && since.is_some_and(|at| now >= at + SILENCE.max(timeout));
+        if dead && !self.dead {
+            tracing::debug!("sweep: {sent} control probes and nothing answered since {since:?}");
+        }
+        self.dead = dead;
         tracing::trace!(
             "controls: {} pending, window {:?}, epoch {} {:?}",
             self.pending.len(),
@@ -397,6 +425,30 @@ impl Meter {
             self.epochs.last()
         );
         verdict
+    }
+
+    /// A live host answered something (a control, or a first answer): the way is open.
+    fn heard_back(&mut self) {
+        self.unanswered = (0, None);
+        self.dead = false;
+    }
+
+    /// Whether the way to the hosts found looks dead: `TRUSTED` control probes or more went
+    /// out and no live host answered anything for [`SILENCE`] (or the control timeout, if
+    /// longer) since the first of them, and the loss seen before (the controls, and the
+    /// probes the hosts found needed, as [`Meter::round_loss`] counts them; the upper end of
+    /// its one-sided 95% interval) loses that many in a row less than once in 10^4
+    /// (a link losing three round trips in four needs 32: at 8, a /26 on such a link was
+    /// taken for dead and 10 hosts were given up). A far side that throttles lets its rate
+    /// through, and the controls ride on every wave of probes, so some come back; a path cut
+    /// after the round began (or every host found gone) answers nothing at any rate. Then no
+    /// probe is counted as wasted on a throttle (slowing down cannot bring answers back) and
+    /// the silent targets are given up once they had their least probes (module `schedule`):
+    /// re-probing them to the most of a throttled round made a /24 whose path died 0.1 s
+    /// into the round last 30 s and more. (On the controls alone, a path cut before any
+    /// control was answered, the hosts found by their first probes, never looked dead.)
+    pub fn dead(&self) -> bool {
+        self.dead
     }
 
     /// Whether the window holds enough controls to judge.
@@ -410,8 +462,10 @@ impl Meter {
         let plain = match self.trial {
             Some(trial) => {
                 let cured = answered >= 2.0 * trial.answered + 0.2;
-                // Slowing down further may be judged on little; going back up may not.
-                cured || (answered <= trial.answered && trial.steps < TRIALS)
+                // Slowing down further may be judged on little; going back up may not,
+                // unless nothing answered at any rate of the trial (a path that died).
+                let dead = ok == 0 && trial.answered == 0.0;
+                cured || (answered <= trial.answered && (trial.steps < TRIALS || dead))
             }
             None => answered < self.usual / 3.0,
         };
@@ -434,6 +488,9 @@ impl Meter {
     }
 
     fn resolve(&mut self, p: Pending) {
+        if !p.answered && self.went_down(&p) {
+            return;
+        }
         let Some(epoch) = self.epochs.get_mut(usize::from(p.epoch)) else {
             return;
         };
@@ -441,12 +498,57 @@ impl Meter {
             true => epoch.ok += 1,
             false => epoch.lost += 1,
         }
+        if p.answered {
+            if let Some(c) = self.candidates.iter_mut().find(|c| c.index == p.index) {
+                c.missed = 0;
+            }
+        }
         if p.epoch == self.epoch() {
             match p.answered {
                 true => self.window.0 += 1,
                 false => self.window.1 += 1,
             }
         }
+    }
+
+    /// Whether the control `p`, lost, is one more of its host's in a row that the other
+    /// hosts' controls make too many for chance (fewer than 1 in 100 at their loss, as
+    /// [`estimate`] weighs it, once `TRUSTED` of theirs were resolved; at least two in a
+    /// row): the host went down during the round, and its controls measure that host, not
+    /// the way to the others. It serves as a control no
+    /// more, and its lost controls are taken out of the counts: a host that went down just
+    /// after it was found made the others' loss look like a third on a clean link (one of
+    /// three hosts found), and the silent targets were probed up to four times as often.
+    /// Otherwise `p` is noted as one more of its host's lost in a row.
+    fn went_down(&mut self, p: &Pending) -> bool {
+        let Some(at) = self.candidates.iter().position(|c| c.index == p.index) else {
+            return false;
+        };
+        let (ok, lost) = self.totals();
+        let c = &mut self.candidates[at];
+        let missed = c.missed;
+        let others_lost = lost.saturating_sub(u32::from(missed));
+        let chance = estimate(ok, others_lost);
+        let judged = ok + others_lost >= TRUSTED;
+        if missed >= 1 && judged && chance.powi(i32::from(missed) + 1) < 0.01 {
+            let earlier = c.missed_in;
+            self.candidates.remove(at);
+            tracing::debug!("sweep: control host {} stopped answering", p.index);
+            for e in &earlier[..usize::from(missed)] {
+                if let Some(epoch) = self.epochs.get_mut(usize::from(*e)) {
+                    epoch.lost = epoch.lost.saturating_sub(1);
+                }
+                if *e == self.epoch() {
+                    self.window.1 = self.window.1.saturating_sub(1);
+                }
+            }
+            return true;
+        }
+        if let Some(slot) = c.missed_in.get_mut(usize::from(missed)) {
+            *slot = p.epoch;
+            c.missed += 1;
+        }
+        false
     }
 
     /// Judges a full window of the current epoch.
@@ -497,7 +599,9 @@ impl Meter {
         if raised && clearly_more(window, self.reference(&trial), CURE_Z) {
             return Some(self.cured(trial, answered));
         }
-        let rose = answered >= trial.answered * CURED;
+        // Nothing answering at a slower rate either is no rise: a path that died, not a
+        // policer (which lets its rate through at any rate of ours).
+        let rose = answered > 0.0 && answered >= trial.answered * CURED;
         if trial.steps < TRIALS || (rose && trial.steps < MAX_TRIALS) {
             let worst = match answered <= trial.answered {
                 true => (answered, window, self.epoch()),
@@ -669,6 +773,12 @@ impl Meter {
         }
     }
 
+    /// Whether `epoch`'s loss is judged by enough controls (its own, or the round's), as
+    /// `Meter::counts` counts them.
+    pub fn judged(&self, epoch: u16) -> bool {
+        self.counts(epoch).is_some()
+    }
+
     /// The controls (answered, lost or overdue) `epoch`'s loss is judged by: its own once it
     /// has enough, else the whole round's; none before [`TRUSTED`] resolved.
     fn counts(&self, epoch: u16) -> Option<(u32, u32)> {
@@ -727,6 +837,9 @@ impl Meter {
         let Some(e) = self.epochs.get(usize::from(epoch)) else {
             return false;
         };
+        if self.dead {
+            return false;
+        }
         let throttling = self.trial.is_some() || e.rate > self.limit || self.suspicious;
         let lost = match self.counts(epoch) {
             Some((ok, lost)) => crate::wilson::upper(u64::from(ok), u64::from(lost)) > 0.5,
@@ -875,6 +988,46 @@ mod tests {
             meter.found(i, addr(), 0, 1);
         }
         meter
+    }
+
+    /// Sends `n` controls, none answered, 1 ms apart from `start` on.
+    fn silent_controls(meter: &mut Meter, start: Instant, n: u32) {
+        for k in 0..n {
+            let now = start + Duration::from_millis(u64::from(k));
+            let control = (0..CONTROL_EVERY).find_map(|_| meter.control(false));
+            let (index, _, _) = control.expect("a candidate");
+            meter.sent_control(index, now, now);
+        }
+    }
+
+    /// Whether the meter says the path is dead at `at`.
+    fn dead_at(meter: &mut Meter, at: Instant) -> bool {
+        meter.expire(at, TIMEOUT);
+        meter.dead()
+    }
+
+    #[test]
+    fn a_path_that_went_silent_is_dead_but_random_loss_is_not() {
+        let start = Instant::now() + Duration::from_secs(60);
+        let mut clean = meter(10_000);
+        run_controls(&mut clean, 64, |_, _| true);
+        silent_controls(&mut clean, start, 8);
+        let almost = start + SILENCE - Duration::from_millis(1);
+        assert!(!dead_at(&mut clean, almost), "8 lost, not for long yet");
+        assert!(dead_at(&mut clean, start + SILENCE), "8 lost in a row");
+        clean.answered(0, Duration::from_millis(1), start + SILENCE);
+        assert!(!clean.dead(), "an answer: the way is open again");
+        // Three round trips in four lost (each host found at its fourth probe): 16 in a row
+        // happen by chance, 48 hardly.
+        let mut lossy = Meter::new(10_000);
+        for i in 0..200 {
+            lossy.found(i, addr(), 0, 4);
+        }
+        run_controls(&mut lossy, 256, |_, k| k % 4 == 0);
+        silent_controls(&mut lossy, start, 16);
+        assert!(!dead_at(&mut lossy, start + SILENCE), "16 in a row");
+        silent_controls(&mut lossy, start + Duration::from_millis(16), 32);
+        assert!(dead_at(&mut lossy, start + SILENCE), "48 in a row");
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub const BATCH: usize = 32;
 pub const MISS: f64 = 1e-5;
 /// The same for a target that was alive in the previous round: it is reported gone only then.
 pub const MISS_CONFIRM: f64 = 1e-9;
+/// The most times the judgement of a batch that had its most probes is put off for want of
+/// control probes (see `Schedule::postpone`).
+const POSTPONE: u8 = 3;
 
 /// A target to probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,8 +54,13 @@ struct Batch {
     members: Vec<Member>,
     /// The epoch each probe so far was sent in.
     epochs: Vec<u16>,
-    /// When the last probe went.
+    /// When the last probe went (or, once postponed, when its wait began again).
     sent: Instant,
+    /// When the last probe went.
+    probed: Instant,
+    /// How many times its judgement was put off for want of controls (see
+    /// [`Schedule::postpone`]).
+    postponed: u8,
     /// How many probes it had when it was first found probed enough: members that rejected
     /// probes during a limiter's throttling get as many more (module `reject`).
     enough_at: Option<u8>,
@@ -167,6 +175,7 @@ impl Schedule {
         let (mut batch, _) = self.sending.take()?;
         batch.epochs.push(view.meter.epoch());
         batch.sent = now;
+        batch.probed = now;
         let level = usize::from(batch.attempts()).min(self.waiting.len() - 1);
         self.waiting[level].push_back(batch);
         None
@@ -182,6 +191,12 @@ impl Schedule {
                 batch.attempts() > 1 && batch.members.iter().any(|m| view.alive.get(m.index));
             batch.fruitful = batch.fruitful.saturating_add(u8::from(batch.paid_off));
             batch.members.retain(|m| !view.done.get(m.index));
+            if self.postpone(&batch, now, view) {
+                batch.postponed += 1;
+                batch.sent = now;
+                self.waiting[level].push_back(batch);
+                continue;
+            }
             let (retire_new, retire_all) = self.enough(&batch, view.meter);
             if retire_new {
                 tracing::trace!(
@@ -206,12 +221,33 @@ impl Schedule {
                     .members
                     .retain(|m| (!retire_all && was_alive(m)) || owed(m));
                 let wait = view.rtt.final_wait(batch.attempts());
-                self.end = self.end.max(batch.sent + wait);
+                self.end = self.end.max(batch.probed + wait);
             }
             if !batch.members.is_empty() {
                 return Some(batch);
             }
         }
+    }
+
+    /// Whether to put off (at `now`) the judgement of a batch that had its most probes, when
+    /// the epoch of its last ones has too few controls yet to tell whether they were wasted on
+    /// a far side throttling the sweep: the controls of the probes after them will tell. At
+    /// most [`POSTPONE`] times, and only within the round's last wait after the batch's last
+    /// probe, so the round ends no later. With `--retries 0` the first batch of a /26 behind
+    /// a policer was judged on the two controls sent with it and given up, its silent hosts
+    /// unanswered, while the second, judged on four, was found wasted and probed again.
+    fn postpone(&self, batch: &Batch, now: Instant, view: View<'_>) -> bool {
+        let meter = view.meter;
+        let attempts = batch.attempts();
+        let counted = usize::from(attempts).saturating_sub(usize::from(batch.fruitful));
+        let last = batch.epochs.last().copied().unwrap_or(0);
+        batch.postponed < POSTPONE
+            && now < batch.probed + view.rtt.final_wait(attempts)
+            && !batch.members.is_empty()
+            && counted >= usize::from(self.max_attempts)
+            && attempts < Tag::MAX_ATTEMPT
+            && !meter.dead()
+            && !meter.judged(last)
     }
 
     /// Whether a batch was probed enough: (for targets new in this round, for all).
@@ -222,7 +258,14 @@ impl Schedule {
         if counted >= usize::from(self.max_attempts) || attempts >= Tag::MAX_ATTEMPT {
             return (true, true);
         }
-        if attempts < self.min_attempts || batch.paid_off {
+        if attempts < self.min_attempts {
+            return (false, false);
+        }
+        if meter.dead() {
+            // Nothing answers any more: re-probes cannot tell a live host from a silent one.
+            return (true, true);
+        }
+        if batch.paid_off {
             return (false, false);
         }
         let miss: f64 = batch.epochs.iter().map(|e| meter.loss_bound(*e)).product();
@@ -233,18 +276,30 @@ impl Schedule {
     /// itself (module `reject`), or the controls show most probes to live hosts lost (module
     /// `loss`), the gaps are the patient ones: a rate limiter gives a wave of re-probes as
     /// little room as the probes it just refused, unless the wave comes a window later.
+    ///
+    /// A batch that has had its most probes (`--retries` + 1) waits at least a control probe's
+    /// timeout before it is judged, so that the controls sent with its probes tell whether
+    /// they were wasted on a far side throttling the sweep (then they do not count, and the
+    /// batch is probed again): with `--retries 0` the batch was given up after one probe
+    /// timeout, before any control could be seen lost, and a /26 behind a policer of 100
+    /// echo requests/s came out with 10 of 64 hosts, those of the policer's burst (fping -r 0
+    /// found them all). The round's last wait is longer anyway, so it ends no later.
     fn earliest(&self, view: View<'_>) -> Option<(usize, Instant)> {
         let patient = view.rejections.seen() || view.meter.losing();
+        let last = usize::from(self.max_attempts);
         self.waiting
             .iter()
             .enumerate()
             .filter_map(|(level, queue)| {
                 let front = queue.front()?;
                 let attempt = u8::try_from(level).unwrap_or(u8::MAX);
-                let gap = match patient {
+                let mut gap = match patient {
                     true => view.rtt.patient_gap(attempt),
                     false => view.rtt.gap(attempt),
                 };
+                if level >= last {
+                    gap = gap.max(view.rtt.control_timeout());
+                }
                 Some((level, front.sent + gap))
             })
             .min_by_key(|(_, due)| *due)
@@ -275,6 +330,8 @@ impl Schedule {
             members,
             epochs: Vec::new(),
             sent: now,
+            probed: now,
+            postponed: 0,
             enough_at: None,
             fruitful: 0,
             paid_off: false,
