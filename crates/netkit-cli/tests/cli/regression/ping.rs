@@ -1461,6 +1461,42 @@ fn untimed_requests_at_interval_zero_ended_with_replies_in_flight() {
     );
 }
 
+/// Whether `line` is the figures line of an untimed ping at an interval of 0: iputils'
+/// `ipg/ewma G/0.000 ms` (the moving average of no round trip is 0), after `pipe N` if any.
+fn untimed_ipg_line(line: &str) -> bool {
+    let ipg = line.rsplit(", ").next().unwrap_or_default();
+    let Some(figures) = ipg
+        .strip_prefix("ipg/ewma ")
+        .and_then(|f| f.strip_suffix("/0.000 ms"))
+    else {
+        return false;
+    };
+    let (whole, frac) = figures.split_once('.').unwrap_or_default();
+    !whole.is_empty() && whole.bytes().all(|b| b.is_ascii_digit()) && frac.len() == 3
+}
+
+/// With no round trip measured (`-s` below 16), iputils still ends an interval-0 or flood
+/// ping's summary with `ipg/ewma G/0.000 ms` (the gap between requests is measured; its
+/// moving average of round trips stays 0); netkit left the figure out, the last line empty.
+#[test]
+fn untimed_ping_left_out_the_ipg_figure() {
+    if !privileged("ping untimed ipg") {
+        return;
+    }
+    let (near, _far) = two_hosts("pingipg");
+    for args in [
+        &["-c", "3", "-i", "0", "-s", "8", "198.18.0.2"][..],
+        &["-c", "3", "-f", "-s", "0", "198.18.0.2"][..],
+    ] {
+        let ((code, out, err), (i_code, i_out, i_err)) = both_in(&near, args);
+        assert_eq!(i_code, 0, "iputils {args:?}: {i_out}{i_err}");
+        let last = |out: &str| out.lines().last().unwrap_or_default().to_string();
+        assert!(untimed_ipg_line(&last(&i_out)), "iputils {args:?}: {i_out}");
+        assert!(untimed_ipg_line(&last(&out)), "netkit {args:?}: {out}{err}");
+        same_counts(code, &out, &err, i_code, &i_out);
+    }
+}
+
 /// iputils reads every answer already queued (without blocking, while requests are in
 /// flight) before it checks whether it has its count: `-c 2 -w 2 -l 3` sends three requests
 /// at once and counts the three replies that come back together, `3 packets transmitted, 3
