@@ -80,6 +80,8 @@ def draw_lab():
     ]
     lab["icmp-ratelimit"] = rng.choice(["default", "off"])
     lab["seed"] = str(rng.randrange(1, 10**6))
+    # not a netkit-lab flag: set on the router's far link once the lab is up
+    lab["_mtu"] = rng.choice([None, None, None, 1280, 1000])
     return lab
 
 
@@ -88,6 +90,8 @@ def lab_argv(lab):
     for h in V6HOSTS:
         argv += ["--host", h]
     for k, v in lab.items():
+        if k.startswith("_"):
+            continue
         if isinstance(v, list):
             for x in v:
                 argv += [f"--{k}", x]
@@ -177,15 +181,45 @@ def icmp_truth(pk, t_end):
     return res
 
 
-def run(ns, argv, timeout):
+def run(ns, argv, timeout, sigs=()):
+    """Runs argv in ns; sigs: (seconds after start, signal) sent while it runs."""
     t0 = time.time()
+    if not sigs:
+        try:
+            p = subprocess.run(["ip", "netns", "exec", ns, "timeout", "-s", "INT", str(timeout)]
+                               + argv, capture_output=True, timeout=timeout + 10)
+            code = p.returncode
+            out, err = p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+        except subprocess.TimeoutExpired:
+            code, out, err = -9, "", "hard timeout"
+        return code, out, err, t0, time.time(), []
+    fo = open(os.path.join(args.out, "run.out"), "w+b")
+    fe = open(os.path.join(args.out, "run.err"), "w+b")
+    p = subprocess.Popen(["ip", "netns", "exec", ns] + argv, stdout=fo, stderr=fe,
+                         start_new_session=True)
+    sent = []
+    for at, sig in sorted(sigs):
+        while p.poll() is None and time.time() < t0 + at:
+            time.sleep(0.005)
+        if p.poll() is None:
+            p.send_signal(sig)
+            sent.append((time.time(), sig))
     try:
-        p = subprocess.run(["ip", "netns", "exec", ns, "timeout", "-s", "INT", str(timeout)] + argv,
-                           capture_output=True, timeout=timeout + 10)
-        code, out, err = p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+        code = p.wait(max(1, timeout - (time.time() - t0)))
     except subprocess.TimeoutExpired:
-        code, out, err = -9, "", "hard timeout"
-    return code, out, err, t0, time.time()
+        p.send_signal(signal.SIGINT)
+        try:
+            code = p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            code = -9
+    t1 = time.time()
+    fo.seek(0)
+    fe.seek(0)
+    out, err = fo.read().decode(errors="replace"), fe.read().decode(errors="replace")
+    fo.close()
+    fe.close()
+    return code, out, err, t0, t1, sent
 
 
 STAT = re.compile(r"(\d+) packets transmitted, (\d+) received(?:, \+(\d+) duplicates)?"
@@ -241,7 +275,7 @@ def finding(kind, scen, detail):
     print("  FINDING", kind, json.dumps(detail)[:400], flush=True)
 
 
-def judge_counts(tool, scen, host, claim, tr, wdead, t0, t_end, exact_rx, big):
+def judge_counts(tool, scen, host, claim, tr, wdead, t0, t_end, exact_rx, big, cut=None):
     """claim vs the capture of that tool's own run."""
     if tr is None:
         if claim["tx"] != 0 and not scen.get("local_error"):
@@ -252,23 +286,199 @@ def judge_counts(tool, scen, host, claim, tr, wdead, t0, t_end, exact_rx, big):
     up = len(tr["seqs"])
     # replies in the tool's window: with -w, those after the deadline may rightly be left out
     low = up
-    if wdead or not exact_rx:
-        cut = (t0 + wdead - 0.08) if wdead else (t_end - 1.0)
+    if wdead or not exact_rx or cut is not None:
+        if cut is None:
+            cut = (t0 + wdead - 0.08) if wdead else (t_end - 1.0)
         low = sum(1 for t in tr["reply_times"] if t <= cut)
     rx = claim["rx"]
     if big:
         low = 0
+    count = scen.get("count")
+    if count is not None and rx + claim.get("err", 0) >= count:
+        # finished by its count: what came after it rightly goes uncounted (iputils exits;
+        # netkit freezes that host while it pings the others)
+        # but replies queued with the one that made the count (within half a millisecond
+        # of it) count too: iputils reads every queued answer before it checks the count
+        times = sorted(tr["reply_times"])
+        if 0 < rx <= len(times):
+            low = min(low, sum(1 for t in times if t <= times[rx - 1] + 0.0005))
+        else:
+            low = min(low, rx)
+        exact_rx = False
     if not (low <= rx <= up):
         finding(f"{tool}-rx", scen, {"host": host, "claim": rx, "captured_by_exit": up,
                                      "lower": low, "all": len(tr["seqs_all"])})
     if "dup" in claim and not big:
-        if claim["dup"] > tr["dups"] or (exact_rx and not wdead and claim["dup"] < tr["dups"]):
+        if claim["dup"] > tr["dups"] or (exact_rx and not wdead and cut is None
+                                         and claim["dup"] < tr["dups"]):
             finding(f"{tool}-dup", scen, {"host": host, "claim": claim["dup"],
                                           "captured": tr["dups"]})
     if claim["tx"] and "loss" in claim:
         want = 100.0 * (claim["tx"] - claim["rx"]) / claim["tx"]
         if abs(int(want) - claim["loss"]) > 1 and abs(want - claim["loss"]) > 1:
             finding(f"{tool}-losspct", scen, {"host": host, "claim": claim, "want": want})
+
+
+def parse_json(out):
+    """netkit --json ping: the summary records as parse_iputils' claims, plus the records."""
+    res = {}
+    recs = []
+    for line in out.splitlines():
+        try:
+            r = json.loads(line)
+        except ValueError:
+            res.setdefault("_bad", []).append(line)
+            continue
+        recs.append(r)
+        if r.get("type") == "summary":
+            res[r["host"]] = dict(tx=r["transmitted"], rx=r["received"], dup=r["duplicates"],
+                                  err=r["errors"], loss=r["loss_pct"], rec=r)
+    for h in res:
+        if not h.startswith("_"):
+            res[h]["recs"] = [r for r in recs if r.get("host") == h]
+    return res
+
+
+RTT = re.compile(r"rtt min/avg/max/mdev = ([\d.]+)/([\d.]+)/([\d.]+)/([\d.]+) ms")
+REPLY = re.compile(r"^(?:\[(\d+\.\d+)\] )?(\d+) bytes from (\S+): icmp_seq=(\d+)(?: ttl=\d+)?"
+                   r"(?: time=([\d.]+) ms)?(.*)$")
+STATUS = re.compile(r"^\r?(\d+)/(\d+) packets, (\d+)% loss")
+
+
+def tol(v):
+    """How far a round trip printed with iputils' precision may be from the exact figure."""
+    return 0.0011 if v < 1 else 0.011 if v < 10 else 0.11 if v < 100 else 1.1
+
+
+def judge_lines(tool, scen, r, flags, host, as_json):
+    """One host's run: its lines against its own summary and its capture."""
+    out, err, pk = r["out"], r["err"], r["pk"]
+    f = {"replies": 0, "dups": 0, "errors": 0, "bells": out.count("\a"), "outstanding": [],
+         "status": 0, "times": [], "header": None, "pattern": None, "summary": None}
+    req_t, rep_t = {}, {}
+    for t, d, src, dst, rest in pk:
+        m = re.search(r"echo (request|reply), id (\d+), seq (\d+)", rest)
+        if not m:
+            continue
+        seq = int(m[3])
+        if m[1] == "request" and d == "Out":
+            req_t.setdefault(seq, t)
+        elif m[1] == "reply" and d == "In":
+            rep_t.setdefault(seq, t)
+    if as_json:
+        claims = parse_json(out)
+        if "_bad" in claims:
+            finding(f"{tool}-json-nonjson", scen, {"lines": claims["_bad"][:3]})
+        c = claims.get(host)
+        if c is None:
+            return f
+        recs = c["recs"]
+        first = [x for x in recs if x.get("type") == "reply" and not x["dup"]]
+        dups = [x for x in recs if x.get("type") == "reply" and x["dup"]]
+        if len(first) != c["rx"] or len(dups) != c["dup"]:
+            finding(f"{tool}-json-records", scen, {"replies": len(first), "dups": len(dups),
+                                                   "summary": c["rec"]})
+        seqs = [x["seq"] for x in first]
+        if len(set(seqs)) != len(seqs):
+            finding(f"{tool}-json-seq-twice", scen, {"seqs": seqs})
+        to = {x["seq"] for x in recs if x.get("type") == "timeout"}
+        f["replies"], f["dups"] = len(first), len(dups)
+        f["summary"] = c["rec"]
+        rtts = [x["rtt_ms"] for x in first + dups if x.get("rtt_ms") is not None]
+        rec = c["rec"]
+        if rtts and rec.get("min_ms") is not None:
+            if abs(rec["min_ms"] - min(rtts)) > 0.0011 or abs(rec["max_ms"] - max(rtts)) > 0.0011:
+                finding(f"{tool}-json-rtt", scen, {"rtts": rtts, "summary": rec})
+        return f
+    for line in out.splitlines():
+        if line.startswith("PING "):
+            f["header"] = line
+        if line.startswith("PATTERN: "):
+            f["pattern"] = line
+        m = REPLY.match(line.replace("\a", ""))
+        if m:
+            if m[6] and "DUP!" in m[6]:
+                f["dups"] += 1
+            else:
+                f["replies"] += 1
+                seq = int(m[4])
+                if m[5] and seq in req_t and seq in rep_t:
+                    wire = (rep_t[seq] - req_t[seq]) * 1000
+                    tm = float(m[5])
+                    if tm < wire - 0.5 or tm > wire + 30 + 0.1 * wire:
+                        finding(f"{tool}-rtt-vs-wire", scen, {"seq": seq, "printed": tm,
+                                                              "wire": round(wire, 3)})
+            if m[5]:
+                f["times"].append(float(m[5]))
+            if "-D" in flags and not m[1]:
+                finding(f"{tool}-no-timestamp", scen, {"line": line})
+            if m[1] and not (r["t0"] - 1 <= float(m[1]) <= time.time()):
+                finding(f"{tool}-bad-timestamp", scen, {"line": line, "t0": r["t0"]})
+        if re.match(r"^(?:\[\d+\.\d+\] )?From \S+ icmp_seq=\d+ ", line):
+            f["errors"] += 1
+        m = re.match(r"^(?:\[\d+\.\d+\] )?no answer yet for icmp_seq=(\d+)", line)
+        if m:
+            f["outstanding"].append(int(m[1]))
+        m = RTT.search(line)
+        if m:
+            f["summary"] = tuple(float(x) for x in m.groups())
+    for line in err.splitlines():
+        if STATUS.match(line):
+            f["status"] += 1
+        if "local error" in line:
+            f["errors"] += 1
+    claims = parse_iputils(out)
+    claim = next(iter(claims.values()), None)
+    quiet = "-q" in flags or "-f" in flags
+    if claim and not quiet:
+        if f["replies"] != claim["rx"] or f["dups"] != claim["dup"]:
+            finding(f"{tool}-lines-vs-summary", scen, {"reply_lines": f["replies"],
+                                                       "dup_lines": f["dups"], "claim": claim})
+        if f["errors"] != claim["err"]:
+            finding(f"{tool}-error-lines-vs-summary", scen, {"error_lines": f["errors"],
+                                                             "claim": claim})
+    if f["summary"] and f["times"] and not quiet and len(f["times"]) == f["replies"] + f["dups"]:
+        mn, avg, mx, mdev = f["summary"]
+        ts = f["times"]
+        mean = sum(ts) / len(ts)
+        sd = max(0.0, sum(t * t for t in ts) / len(ts) - mean * mean) ** 0.5
+        bad = (abs(mn - min(ts)) > tol(min(ts)) or abs(mx - max(ts)) > tol(max(ts))
+               or abs(avg - mean) > tol(mx) or abs(mdev - sd) > 2 * tol(mx) + 0.02 * sd)
+        if bad:
+            finding(f"{tool}-rtt-summary", scen, {"summary": f["summary"], "times": ts,
+                                                  "mean": round(mean, 4), "sd": round(sd, 4)})
+    if "-O" in flags and not quiet:
+        for n in sorted(req_t):
+            if n + 1 not in req_t:
+                continue
+            nxt = req_t[n + 1]
+            said = n in f["outstanding"]
+            got = rep_t.get(n)
+            if said and got is not None and got < nxt - 0.01:
+                finding(f"{tool}-outstanding-false", scen, {"seq": n, "reply_before_next_s":
+                                                            round(nxt - got, 4)})
+            if not said and (got is None or got > nxt + 0.01):
+                finding(f"{tool}-outstanding-missing", scen, {"seq": n})
+    return f
+
+
+def compare_lines(scen, facts, flags):
+    a, b = facts["netkit"], facts["iputils"]
+    if not scen.get("json"):
+        for k in ("header", "pattern"):
+            if a[k] != b[k]:
+                finding(f"diff-{k}", scen, {"netkit": a[k], "iputils": b[k]})
+        # bells: one per reply line (iputils rings for duplicates too? the same rule for both)
+        ra = (a["bells"], a["replies"], a["dups"])
+        rb = (b["bells"], b["replies"], b["dups"])
+        rel = lambda x: ("all" if x[0] == x[1] + x[2] else "first" if x[0] == x[1]
+                         else "none" if x[0] == 0 else "other")
+        if "-a" in flags and "-q" not in flags and a["replies"] + a["dups"] and b["replies"] + b["dups"]:
+            if rel(ra) != rel(rb):
+                finding("diff-bells", scen, {"netkit": ra, "iputils": rb})
+    sq = [g for t, g in scen["sigs"] if g == int(signal.SIGQUIT)]
+    if sq and a["status"] != b["status"] and not scen.get("json"):
+        finding("diff-sigquit-status", scen, {"netkit": a["status"], "iputils": b["status"]})
 
 
 def ping_scenario(lab, ns, sid):
@@ -294,19 +504,34 @@ def ping_scenario(lab, ns, sid):
         if h not in hosts:
             hosts.append(h)
     fam = {("6" if ":" in h else "4") for h in hosts}
+    # how the tools run: root (raw sockets) or an unprivileged user (ICMP datagram sockets,
+    # ping_group_range opened in the scanner namespace; no_new_privs keeps iputils' file
+    # capability from applying)
+    mode = rng.choice(["raw", "raw", "raw", "unpriv"])
     c = rng.choice([None, 1, 2, 3, 5, 8])
-    i = rng.choice([0.2, 0.3, 0.5, 1.0]) if c != 1 else 1.0
-    W = rng.choice([None, None, 0.5, 1, 2])
+    ivals = [0.2, 0.3, 0.5, 1.0] + ([0.002, 0.01, 0.05] if mode == "raw" else [0.001, 0.002])
+    i = rng.choice(ivals) if c != 1 else 1.0
+    W = rng.choice([None, None, 0.1, 0.3, 0.5, 1, 2])
     w = rng.choice([None, None, 1, 2, 3, 5])
     if c is None and w is None:
         w = rng.choice([1, 2, 3])
-    s = rng.choice([None] * 6 + [0, 8, 15, 16, 100, 1000, 1472, 3000])
+    sizes = [None] * 6 + [0, 8, 15, 16, 100, 1000, 1472, 3000]
+    if lab.get("_mtu"):
+        sizes += [1200, 1300, 2000]
+    s = rng.choice(sizes)
     ttl = rng.choice([None] * 6 + [1, 2, 64])
     M = rng.choice([None] * 5 + ["do", "want", "dont"])
+    flood = mode == "raw" and rng.random() < 0.08
+    if flood:
+        c = rng.choice([5, 20, 50])
+        w = rng.choice([None, 3])
     flags = []
     if c is not None:
         flags += ["-c", str(c)]
-    flags += ["-i", f"{i:g}"]
+    if not flood or rng.random() < 0.3:
+        flags += ["-i", f"{i:g}"]
+    if flood:
+        flags.append("-f")
     if W is not None:
         flags += ["-W", f"{W:g}"]
     if w is not None:
@@ -317,30 +542,52 @@ def ping_scenario(lab, ns, sid):
         flags += ["-t", str(ttl)]
     if M is not None:
         flags += ["-M", M]
-    for f in ["-O", "-D", "-q", "-n"]:
+    if rng.random() < 0.15:
+        flags += ["-l", str(rng.choice([2, 3, 3, 5, 10]))]
+    if rng.random() < 0.15:
+        flags += ["-p", "".join(rng.choice("0123456789abcdef")
+                                for _ in range(2 * rng.randrange(1, 5)))]
+    for f in ["-O", "-D", "-q", "-n", "-a"]:
         if rng.random() < 0.25:
             flags.append(f)
+    if len(fam) == 1 and rng.random() < 0.15:
+        v6 = "6" in fam
+        flags += ["-I", rng.choice(["lab0", "2001:db8:ffff::2" if v6 else "198.19.254.2"])]
     if len(fam) == 1 and rng.random() < 0.3:
         flags.append("-" + next(iter(fam)))
-    scen = {"id": sid, "cmd": "ping", "lab": lab, "hosts": hosts, "flags": flags,
+    # signals mid-run, the same schedule for both tools: SIGQUIT (status line, goes on),
+    # SIGINT (summary, ends)
+    sigs = []
+    if rng.random() < 0.25:
+        if rng.random() < 0.6:
+            sigs.append((rng.uniform(0.2, 2.0), signal.SIGQUIT))
+        if rng.random() < 0.7:
+            sigs.append((rng.uniform(0.3, 3.0), signal.SIGINT))
+    as_json = len(hosts) == 1 and rng.random() < 0.2
+    scen = {"id": sid, "cmd": "ping", "lab": lab, "hosts": hosts, "flags": flags, "mode": mode,
+            "count": c,
+            "sigs": [(round(t, 3), int(g)) for t, g in sigs], "json": as_json,
             "truth": {h: truth_echo(lab, h) for h in hosts}}
-    big = s is not None and s > 1400
+    big = s is not None and s > min(1400, (lab.get("_mtu") or 1500) - 100)
     scen["local_error"] = M == "do" and big
     tmo = 40
-    nk_argv = [NK, "ping"] + flags + hosts
+    pre = []
+    if mode == "unpriv":
+        pre = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--no-new-privs"]
+    nk_argv = pre + [NK] + (["--json"] if as_json else []) + ["ping"] + flags + hosts
     if len(hosts) == 1:
-        peer_argv = ["ping"] + flags + hosts
+        peer_argv = pre + ["ping"] + flags + hosts
         peer = "iputils"
     else:
         # fping: the same count, interval, timeout, size, ttl; no -w
-        pf = ["-c", str(c or max(1, int(w / i)))] + ["-p", str(int(i * 1000))]
+        pf = ["-c", str(c or max(1, int(w / i)))] + ["-p", str(max(1, int(i * 1000)))]
         if W is not None:
             pf += ["-t", str(int(W * 1000))]
         if s is not None:
             pf += ["-b", str(s)]
         if ttl is not None:
             pf += ["-H", str(ttl)]
-        peer_argv = ["fping", "-q"] + pf + hosts
+        peer_argv = pre + ["fping", "-q"] + pf + hosts
         peer = "fping"
     order = [("netkit", nk_argv), (peer, peer_argv)]
     if rng.random() < 0.5:
@@ -348,15 +595,28 @@ def ping_scenario(lab, ns, sid):
     results = {}
     for tool, argv in order:
         cap = Capture(ns, os.path.join(args.out, f"s{sid}-{tool}.txt"))
-        code, out, err, t0, t1 = run(ns, argv, tmo)
+        code, out, err, t0, t1, sent = run(ns, argv, tmo, sigs if peer == "iputils" else ())
         pk = cap.stop(0.2)
         results[tool] = dict(code=code, out=out, err=err, t0=t0, t1=t1, el=t1 - t0,
-                             tr=icmp_truth(pk, t1))
+                             tr=icmp_truth(pk, t1), pk=pk, sent=sent)
+        if sent:
+            # replies captured after SIGINT may rightly be left out
+            sint = [t for t, g in sent if g == signal.SIGINT]
+            if sint:
+                results[tool]["cut"] = sint[0] - 0.01
     scen["results"] = {k: {kk: vv for kk, vv in v.items() if kk in ("code", "out", "err", "el")}
                        for k, v in results.items()}
     nkr, pr = results["netkit"], results[peer]
-    nk_claims = parse_iputils(nkr["out"])
+    nk_claims = parse_json(nkr["out"]) if as_json else parse_iputils(nkr["out"])
     pr_claims = parse_iputils(pr["out"]) if peer == "iputils" else parse_fping(pr["err"])
+    if peer == "iputils":
+        # what only the lines show: replies, duplicates, errors, round trips, -O, -D, -a,
+        # SIGQUIT status lines, the header; each tool against its own capture, then the two
+        facts = {}
+        for tool, r in (("netkit", nkr), ("iputils", pr)):
+            facts[tool] = judge_lines(tool, scen, r, flags, hosts[0],
+                                      (as_json and tool == "netkit"))
+        compare_lines(scen, facts, flags)
     if peer == "iputils" and hosts[0] in pr_claims:
         # iputils names the summary by what it was given; netkit by the address
         pass
@@ -364,17 +624,27 @@ def ping_scenario(lab, ns, sid):
         if h not in nk_claims:
             if "network is unreachable" in nkr["err"] and h in nkr["err"]:
                 continue  # documented: no route from here is bad input (exit 2)
+            if nkr["code"] == 3 and "raw socket" in nkr["err"]:
+                continue  # refused unprivileged as iputils refuses it (exit 3: not permitted)
             finding("netkit-nosummary", scen, {"host": h, "out": nkr["out"][-300:],
                                                "err": nkr["err"][-300:]})
             continue
+        # -s below 16 measures no round trip: iputils' wait after the last request is then
+        # the interval (0 in flood mode), and replies after it are rightly left out
+        untimed = s is not None and s < 16 and w is None
         judge_counts("netkit", scen, h, nk_claims[h], nkr["tr"].get(h), w, nkr["t0"], nkr["t1"],
-                     True, big)
+                     not untimed, big, nkr.get("cut"))
         if h in pr_claims:
             judge_counts(peer, scen, h, pr_claims[h], pr["tr"].get(h),
                          w if peer == "iputils" else None, pr["t0"], pr["t1"],
-                         peer == "iputils", big)
+                         peer == "iputils" and not untimed, big, pr.get("cut"))
     # exit codes
-    if peer == "iputils":
+    def story(r):
+        t = r["tr"].get(hosts[0]) or {}
+        return (bool(t.get("seqs")), t.get("errors", 0) > 0)
+    same_story = story(nkr) == story(pr)
+    refused = nkr["code"] == 3 and "raw socket" in nkr["err"]
+    if peer == "iputils" and same_story and not refused:
         if nkr["code"] != pr["code"]:
             a = nk_claims.get(hosts[0], {}).get("rx", 0) > 0
             b = pr_claims.get(hosts[0], {}).get("rx", 0) > 0
@@ -382,11 +652,11 @@ def ping_scenario(lab, ns, sid):
                                         "nk_rx": nk_claims.get(hosts[0]),
                                         "ip_rx": pr_claims.get(hosts[0]), "same_alive": a == b})
         ek_n, ek_p = err_kinds(nkr["out"] + nkr["err"]), err_kinds(pr["out"] + pr["err"])
-        if ek_n != ek_p:
+        if ek_n != ek_p and not as_json:
             finding("error-kinds", scen, {"netkit": ek_n, "iputils": ek_p,
                                           "nk": (nkr["out"] + nkr["err"])[-600:],
                                           "ip": (pr["out"] + pr["err"])[-600:]})
-    else:
+    elif peer != "iputils" and not refused:
         # iputils' rule per host: silent, or with -w fewer than -c replies, is a failure
         need = c if (w is not None and c is not None) else 1
         all_n = all(nk_claims.get(h, {}).get("rx", 0) >= need for h in hosts)
@@ -395,7 +665,7 @@ def ping_scenario(lab, ns, sid):
         if nkr["code"] not in (want_n, 2) or (nkr["code"] == 2 and all_n):
             finding("exit-code-netkit", scen, {"netkit": nkr["code"], "all_answered": all_n})
     # exit time against -w
-    if w is not None:
+    if w is not None and not sigs:
         done_early = all((c is not None and nk_claims.get(h, {}).get("rx", 0) >= c)
                          or nk_claims.get(h, {}).get("err", 0) > 0 or h not in nk_claims
                          for h in hosts)
@@ -404,7 +674,7 @@ def ping_scenario(lab, ns, sid):
             finding("netkit-exit-time", scen, {"elapsed": round(nkr["el"], 3), "w": w,
                                                "peer_elapsed": round(pr["el"], 3),
                                                "done_early": done_early})
-    elif peer == "iputils":
+    elif peer == "iputils" and not sigs:
         if abs(nkr["el"] - pr["el"]) > 0.5 + 0.25 * pr["el"]:
             finding("exit-time-vs-iputils", scen, {"netkit": round(nkr["el"], 3),
                                                    "iputils": round(pr["el"], 3),
@@ -568,7 +838,14 @@ def main():
             continue
         ns = m[1]
         nlab += 1
-        print(f"lab {nlab}: {' '.join(argv[2:])}", flush=True)
+        if lab.get("_mtu"):
+            router = re.search(r"router=(\S+)", line)[1]
+            subprocess.run(["ip", "netns", "exec", router, "ip", "link", "set", "far0", "mtu",
+                            str(lab["_mtu"])], check=False)
+        # unprivileged runs: the scanner's ICMP datagram sockets open to every group
+        subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w",
+                        "net.ipv4.ping_group_range=0 2147483647"], check=False)
+        print(f"lab {nlab}: {' '.join(argv[2:])} mtu={lab.get('_mtu')}", flush=True)
         try:
             for _ in range(args.per_lab):
                 if time.time() > DEADLINE:

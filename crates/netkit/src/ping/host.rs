@@ -2,9 +2,13 @@
 //! comes (a second one to the same request is a duplicate); ICMP errors about any of the
 //! requests count whenever they come; `pipe` is the most requests in flight when one was
 //! answered; after the last request of `-c` (without `-w`) the host waits twice the longest
-//! round trip (at least one interval) when replies came, else `-W`; with `-c` it is finished
-//! when replies plus errors reach the count, with `-w` at the first error. A finished host is
-//! frozen: later replies to it are ignored, as iputils, having exited, would not see them.
+//! round trip (at least one interval) when replies came, else `-W` (a wait of zero, untimed
+//! requests at an interval of 0, has no limit: iputils' `setitimer` of zero disarms its
+//! alarm, so it waits for every answer, the deadline or a signal); with `-c` it is finished
+//! when replies plus errors reach the count, with `-w` at the first error, but only once the
+//! answers already queued are taken in (iputils reads every queued one before it checks the
+//! count). A finished host is frozen: later replies to it are ignored, as iputils, having
+//! exited, would not see them.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -35,6 +39,9 @@ pub(super) struct Host {
     linger_until: Option<Instant>,
     /// The wait after the last request is `-W 0`'s, without limit, until a reply comes.
     linger_open: bool,
+    /// When the host reached its count (or, with `-w`, an error) while requests were in
+    /// flight: it finishes once the answers already queued are in.
+    settling: Option<Instant>,
     done: bool,
     last_sent: Option<Instant>,
     rtts: Option<Vec<Option<f64>>>,
@@ -62,6 +69,7 @@ impl Host {
             pacer: Pacer::new(config.interval, config.preload),
             linger_until: None,
             linger_open: false,
+            settling: None,
             done: false,
             last_sent: None,
             rtts: config.per_probe.then(Vec::new),
@@ -83,7 +91,7 @@ impl Host {
         let more = config
             .count
             .is_none_or(|count| self.stats.transmitted < count);
-        if self.done || !(more || config.deadline.is_some()) {
+        if self.done || self.settling.is_some() || !(more || config.deadline.is_some()) {
             return None;
         }
         Some(self.pacer.due(self.in_flight()).unwrap_or(now))
@@ -105,7 +113,7 @@ impl Host {
             rtts.push(None);
         }
         if config.count == Some(seq) && config.deadline.is_none() {
-            self.linger_until = Some(now + self.linger(config));
+            self.linger_until = self.linger(config).map(|wait| now + wait);
             self.linger_open =
                 self.stats.received == 0 && config.linger >= super::config::LINGER_WITHOUT_LIMIT;
         }
@@ -113,16 +121,19 @@ impl Host {
     }
 
     /// How long to wait after the last request: twice the longest round trip (at least one
-    /// interval) once a reply came, else `-W`.
-    fn linger(&self, config: &PingConfig) -> Duration {
+    /// interval) once a reply came, else `-W`; `None` without limit.
+    fn linger(&self, config: &PingConfig) -> Option<Duration> {
         match self.stats.received {
-            0 => config.linger,
+            0 => Some(config.linger),
             _ => self.linger_after_replies(),
         }
     }
 
-    fn linger_after_replies(&self) -> Duration {
-        (self.stats.max_rtt() * 2).max(self.pacer.interval())
+    /// Twice the longest round trip, at least one interval; `None` (no limit) when that is
+    /// zero (no round trip measured, `-s` below 16, at an interval of 0), as iputils, whose
+    /// alarm of zero is no alarm.
+    fn linger_after_replies(&self) -> Option<Duration> {
+        Some((self.stats.max_rtt() * 2).max(self.pacer.interval())).filter(|w| !w.is_zero())
     }
 
     /// The full sequence number that wire number `seq` stands for: the latest one sent.
@@ -208,7 +219,7 @@ impl Host {
         self.pacer.heard(now, in_flight);
         if self.linger_open && self.stats.received > 0 {
             self.linger_open = false;
-            self.linger_until = Some(now + self.linger_after_replies());
+            self.linger_until = self.linger_after_replies().map(|wait| now + wait);
         }
     }
 
@@ -244,12 +255,22 @@ impl Host {
     }
 
     /// Whether, at `now`, the host has what it waited for: `-c` replies and errors, an error
-    /// under `-w`, or the end of the wait after its last request.
-    pub fn should_finish(&self, config: &PingConfig, now: Instant) -> bool {
+    /// under `-w`, or the end of the wait after its last request. While answers are being
+    /// taken in (`draining`) with requests still in flight, the first two wait for the
+    /// answers already queued: iputils reads on (without blocking) while anything is in
+    /// flight and checks them only when nothing more is queued, so that `-c 2 -w 2 -l 3`
+    /// counts the three replies that came together. The host then asks to be woken at once
+    /// ([`Host::wake`]), and sends nothing more.
+    pub fn should_finish(&mut self, config: &PingConfig, now: Instant, draining: bool) -> bool {
         let answers = self.stats.received + self.stats.errors;
-        config.count.is_some_and(|count| answers >= count)
-            || (config.deadline.is_some() && self.stats.errors > 0)
-            || self.linger_until.is_some_and(|at| now >= at)
+        let ended = self.linger_until.is_some_and(|at| now >= at);
+        let enough = config.count.is_some_and(|count| answers >= count)
+            || (config.deadline.is_some() && self.stats.errors > 0);
+        if enough && draining && self.in_flight() > 0 {
+            self.settling.get_or_insert(now);
+            return ended;
+        }
+        enough || ended
     }
 
     /// Requests unanswered for `-W` by `now`, oldest first; each is reported once.
@@ -288,13 +309,16 @@ impl Host {
     }
 
     /// The next moment something is due besides sending: a request's `-W`, the end of the
-    /// wait after the last request.
+    /// wait after the last request, at once when settling (the count reached).
     pub fn wake(&self, config: &PingConfig) -> Option<Instant> {
         if self.done {
             return None;
         }
         let timeout = self.pending.front().map(|(_, sent)| *sent + config.linger);
-        [timeout, self.linger_until].into_iter().flatten().min()
+        [timeout, self.linger_until, self.settling]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// The host's summary; `time` runs from `start` to its last request.

@@ -218,7 +218,7 @@ impl Session {
             self.stop();
         }
         if let Some(host) = self.host_of(answer) {
-            self.tick_host(host, now);
+            self.tick_host(host, now, true);
         }
         let host = match answer {
             Answer::Reply(reply) => self.reply(reply),
@@ -226,7 +226,7 @@ impl Session {
             Answer::Corrupted(reply) => self.corrupted(reply),
         }?;
         self.hosts[host].heard(now);
-        self.tick_host(host, now);
+        self.tick_host(host, now, true);
         Some(host)
     }
 
@@ -309,19 +309,20 @@ impl Session {
             return self.stop();
         }
         for host in 0..self.hosts.len() {
-            self.tick_host(host, now);
+            self.tick_host(host, now, false);
         }
     }
 
-    /// Brings one host to `now`.
-    fn tick_host(&mut self, index: usize, now: Instant) {
+    /// Brings one host to `now`; `draining` while answers are taken in (a host that has its
+    /// count waits for those already queued, see [`Host::should_finish`]).
+    fn tick_host(&mut self, index: usize, now: Instant, draining: bool) {
         let config = self.config;
         let host = &mut self.hosts[index];
         if host.is_done() {
             return;
         }
         let mut timeouts = host.expire(&config, now);
-        if host.should_finish(&config, now) {
+        if host.should_finish(&config, now, draining) {
             timeouts.extend(host.finish());
             self.live -= 1;
         }

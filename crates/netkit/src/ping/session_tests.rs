@@ -293,6 +293,11 @@ fn ipv6_errors_are_no_answers_to_the_pipe() {
     for seq in 1..=3 {
         s.error(3000, 0, seq);
     }
+    // Nothing answered for the pipe: still in flight, so the host takes in what else is
+    // queued first (iputils reads on while requests are in flight), and ends at the tick
+    // that follows at once.
+    assert_eq!(s.session.wake_at(s.at(3000)), Some(s.at(3000)));
+    s.tick(3000);
     assert!(s.session.is_over(), "errors still count for -c");
     let summary = s.summary(0);
     assert_eq!((summary.errors, summary.received, summary.pipe), (3, 0, 0));
@@ -494,4 +499,44 @@ fn a_reply_cut_short_of_its_probe_counts_for_the_host_that_sent_it() {
     assert_eq!(one.send(0), [(0, 1)]);
     one.session.answer(&Answer::Reply(elsewhere), one.at(5));
     assert_eq!(one.summary(0).received, 1, "the only host");
+}
+
+#[test]
+fn answers_queued_with_the_one_that_makes_the_count_still_count() {
+    // iputils -c 2 -w 2 -l 3: three requests at once, their replies come together and are
+    // all read before the count is checked: 3 received.
+    let mut s = Script::new(
+        PingConfig {
+            preload: 3,
+            deadline: Some(2000 * MS),
+            ..count(2)
+        },
+        &["198.18.0.2"],
+    );
+    assert_eq!(s.send(0).len(), 3);
+    s.reply(1, 0, 1, 1);
+    s.reply(1, 0, 2, 1);
+    assert!(!s.session.is_over(), "the third reply may be queued");
+    let more = s.session.next_request(s.at(1));
+    assert!(more.is_none(), "nothing more is sent once the count is in");
+    s.reply(1, 0, 3, 1);
+    assert!(s.session.is_over(), "nothing is in flight any more");
+    let summary = s.summary(0);
+    assert_eq!((summary.transmitted, summary.received), (3, 3));
+    // Nothing more queued: the tick right after ends it with what came.
+    let mut s = Script::new(
+        PingConfig {
+            preload: 3,
+            deadline: Some(2000 * MS),
+            ..count(2)
+        },
+        &["198.18.0.2"],
+    );
+    s.send(0);
+    s.reply(1, 0, 1, 1);
+    s.reply(1, 0, 2, 1);
+    s.tick(1);
+    assert!(s.session.is_over());
+    let summary = s.summary(0);
+    assert_eq!((summary.transmitted, summary.received), (3, 2));
 }

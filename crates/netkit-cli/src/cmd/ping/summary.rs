@@ -66,7 +66,9 @@ fn figures(s: &PingSummary, ipg: bool) -> Vec<String> {
     if s.pipe > 1 {
         parts.push(format!("pipe {}", s.pipe));
     }
-    if let (true, true, Some(ewma)) = (ipg, s.received > 0 && s.transmitted > 1, s.ewma_ms) {
+    if ipg && s.received > 0 && s.transmitted > 1 {
+        // Untimed requests (`-s` below 16) leave iputils' moving average at 0.
+        let ewma = s.ewma_ms.unwrap_or(0.0);
         let gap_us = s.elapsed.as_micros() / u128::from(s.transmitted - 1);
         let gap = format!("{}.{:03}", gap_us / 1000, gap_us % 1000);
         parts.push(format!("ipg/ewma {gap}/{ewma:.3} ms"));

@@ -1437,3 +1437,96 @@ fn ttl_was_not_applied_to_multicast_requests() {
     assert_eq!((i_code, want.len()), (0, 2), "iputils: {i_out}{i_err}");
     assert_eq!((code, repliers(&out)), (i_code, want), "netkit: {out}{err}");
 }
+
+/// Untimed requests (`-s` below 16: no round trip measured) at an interval of 0: once a
+/// reply has come, iputils' wait after the last request is twice the longest round trip, at
+/// least one interval, here 0, and its alarm set to 0 is no alarm: it waits for every answer
+/// (or the deadline, or a signal). netkit took the wait of 0 for the end at once: over a 30 ms
+/// round trip, with requests 10 ms apart, the replies still in flight at the last request
+/// were counted lost (`10 packets transmitted, 6 received, 40% packet loss`, an audit saw
+/// `20 packets transmitted, 8 received` with `-f -s 0` where all 20 came back within 0.1 s).
+#[test]
+fn untimed_requests_at_interval_zero_ended_with_replies_in_flight() {
+    if !privileged("ping untimed interval 0") {
+        return;
+    }
+    let (near, far) = two_hosts("pinguntimed");
+    let _far_answers = Responder::start(&far, Duration::from_millis(30), 1);
+    let args = ["-c", "10", "-i", "0", "-s", "8", "198.18.0.2"];
+    both_counted(
+        &near,
+        &args,
+        0,
+        "10 packets transmitted, 10 received, 0% packet loss",
+    );
+}
+
+/// Whether `line` is the figures line of an untimed ping at an interval of 0: iputils'
+/// `ipg/ewma G/0.000 ms` (the moving average of no round trip is 0), after `pipe N` if any.
+fn untimed_ipg_line(line: &str) -> bool {
+    let ipg = line.rsplit(", ").next().unwrap_or_default();
+    let Some(figures) = ipg
+        .strip_prefix("ipg/ewma ")
+        .and_then(|f| f.strip_suffix("/0.000 ms"))
+    else {
+        return false;
+    };
+    let (whole, frac) = figures.split_once('.').unwrap_or_default();
+    !whole.is_empty() && whole.bytes().all(|b| b.is_ascii_digit()) && frac.len() == 3
+}
+
+/// With no round trip measured (`-s` below 16), iputils still ends an interval-0 or flood
+/// ping's summary with `ipg/ewma G/0.000 ms` (the gap between requests is measured; its
+/// moving average of round trips stays 0); netkit left the figure out, the last line empty.
+#[test]
+fn untimed_ping_left_out_the_ipg_figure() {
+    if !privileged("ping untimed ipg") {
+        return;
+    }
+    let (near, _far) = two_hosts("pingipg");
+    for args in [
+        &["-c", "3", "-i", "0", "-s", "8", "198.18.0.2"][..],
+        &["-c", "3", "-f", "-s", "0", "198.18.0.2"][..],
+    ] {
+        let ((code, out, err), (i_code, i_out, i_err)) = both_in(&near, args);
+        assert_eq!(i_code, 0, "iputils {args:?}: {i_out}{i_err}");
+        let last = |out: &str| out.lines().last().unwrap_or_default().to_string();
+        assert!(untimed_ipg_line(&last(&i_out)), "iputils {args:?}: {i_out}");
+        assert!(untimed_ipg_line(&last(&out)), "netkit {args:?}: {out}{err}");
+        same_counts(code, &out, &err, i_code, &i_out);
+    }
+}
+
+/// iputils reads every answer already queued (without blocking, while requests are in
+/// flight) before it checks whether it has its count: `-c 2 -w 2 -l 3` sends three requests
+/// at once and counts the three replies that come back together, `3 packets transmitted, 3
+/// received, 0% packet loss`. netkit stopped at the second reply and called the third, which
+/// had arrived, lost: `3 received` became `2 received, 33.3333% packet loss` (every run, IPv4
+/// and IPv6; the audit saw it with `-w` and losses too, a reply in with the one that made the
+/// count left out).
+#[test]
+fn replies_queued_with_the_one_that_made_the_count_were_called_lost() {
+    if !privileged("ping queued replies at the count") {
+        return;
+    }
+    let (near, _far) = two_hosts("pingqueued");
+    for host in ["198.18.0.2", "2001:db8::2"] {
+        let args = ["-c", "2", "-w", "2", "-l", "3", host];
+        let (i_code, i_out, i_err) = iputils_in(&near, &args);
+        iputils_counts(
+            i_code,
+            &i_out,
+            &i_err,
+            0,
+            "3 packets transmitted, 3 received, 0% packet loss",
+        );
+        for run in 1..=3 {
+            let (code, out, err) = ping_in(&near, &args);
+            assert_eq!(
+                (code, counts(&out)),
+                (i_code, counts(&i_out)),
+                "netkit run {run} to {host}: {out}{err}"
+            );
+        }
+    }
+}
