@@ -209,7 +209,8 @@ fn lower_first(text: &str) -> String {
 
 /// What a user can do about an environment refusal of `what` (`listen on unix:@name`,
 /// `connect to exec:prog`), as a suffix starting with "; ": the generic [`hint`] but where the
-/// subject is a Unix socket name or a program, which have no ports nor capabilities to grant.
+/// subject is a Unix socket name or a program, which have no ports nor capabilities to grant,
+/// or what only a raw socket may do (ping's short intervals), which CAP_NET_RAW grants.
 pub fn hint_for(what: &str, err: &io::Error) -> &'static str {
     use nix::libc::{EACCES, EADDRINUSE, EMFILE, ENFILE, EPERM, EPROTOTYPE};
     match (err.raw_os_error(), what) {
@@ -230,6 +231,9 @@ pub fn hint_for(what: &str, err: &io::Error) -> &'static str {
         }
         (Some(EACCES | EPERM), w) if w.contains("unix:") && !w.contains("unix:@") => {
             "; this user may not open that socket (check its and its directories' permissions)"
+        }
+        (Some(EACCES | EPERM), w) if w.contains("raw socket, as with iputils") => {
+            "; run as root or grant CAP_NET_RAW (setcap cap_net_raw+ep netkit)"
         }
         (Some(EACCES | EPERM), w) if w.starts_with("write ") => {
             "; this user may not write that file (check it and its directory's permissions)"

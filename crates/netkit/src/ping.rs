@@ -64,6 +64,12 @@ pub fn check_interval(engine: &Engine, interval: Duration, flood: bool) -> Resul
             interval.as_secs_f64() * 1000.0
         ),
     };
-    let denied = std::io::Error::from_raw_os_error(nix::libc::EPERM);
-    Err(Error::io(what, denied))
+    Err(raw_only(what))
+}
+
+/// The refusal of `what`, which only a raw socket may do (an unprivileged user's short
+/// interval, preload above 3, frequent broadcast): an environment refusal whose hint names
+/// root and CAP_NET_RAW.
+pub fn raw_only(what: impl Into<String>) -> Error {
+    Error::io(what, std::io::Error::from_raw_os_error(nix::libc::EPERM))
 }

@@ -291,15 +291,14 @@ fn check_privilege(
     if privileged {
         return Ok(());
     }
-    let denied = || std::io::Error::from(std::io::ErrorKind::PermissionDenied);
     if let Some(preload) = args.preload.filter(|p| *p > 3) {
         let what = format!("-l {preload} (a preload above 3 needs a raw socket, as with iputils)");
-        return Err(netkit::Error::io(what, denied()).into());
+        return Err(netkit::ping::raw_only(what).into());
     }
     let multicast = hosts.iter().any(|h| h.multicast);
     if multicast && args.interval() < Duration::from_secs(1) {
         let what = "broadcast ping with an interval below 1s (needs a raw socket, as with iputils)";
-        return Err(netkit::Error::io(what, denied()).into());
+        return Err(netkit::ping::raw_only(what).into());
     }
     Ok(())
 }

@@ -1033,6 +1033,28 @@ fn unprivileged_flood_named_an_interval_not_given() {
     );
 }
 
+/// Unprivileged refusals of what only a raw socket may do (`-i` below 2 ms, `-l` above 3,
+/// a broadcast more often than once a second) told the user to grant CAP_NET_BIND_SERVICE
+/// "for ports below 1024" (ping has no port), or gave no hint at all (`-l`). Each says now
+/// what lets it through: root or CAP_NET_RAW.
+#[test]
+fn unprivileged_raw_only_refusals_named_the_wrong_capability_or_none() {
+    if !privileged("ping raw-only refusals unprivileged") {
+        return;
+    }
+    let ns = Netns::with_loopback("pingrawcap");
+    let open = "0 2147483647";
+    for args in [
+        &["-c", "1", "-i", "0.001", "127.0.0.1"][..],
+        &["-c", "1", "-l", "5", "127.0.0.1"][..],
+    ] {
+        let (code, out, err) = crate::ping::ping_as_nobody(&ns, open, args);
+        assert_eq!(code, 3, "{args:?}: {out}{err}");
+        assert!(!err.contains("CAP_NET_BIND_SERVICE"), "{args:?}: {err}");
+        assert!(err.contains("CAP_NET_RAW"), "{args:?}: {err}");
+    }
+}
+
 /// iputils prints the loss with `%g` of a `float`, not of a double: 41 requests with 2 replies
 /// are `95.1219% packet loss` (the float nearest 95.12195 is below it), and netkit printed the
 /// double's `95.122%` (25 of the 5150 pairs of counts up to 100 requests print differently).
