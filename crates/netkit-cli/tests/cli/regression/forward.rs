@@ -698,6 +698,33 @@ fn forward_took_a_live_unix_socket_with_a_full_accept_queue_for_stale() {
 }
 
 /// The Host every request must reach the upstream with.
+/// Sends a request for `/sentinel` through `fw` and asserts that it alone, of all the
+/// connection's requests so far, reached `upstream`.
+fn only_the_sentinel_reached(fw: &Forwarder, upstream: &HttpUpstream) {
+    let sentinel = round_trip(connect(fw.addr()), b"GET /sentinel HTTP/1.1\r\n\r\n");
+    assert!(sentinel.starts_with(b"HTTP/1.1 200"));
+    let requests = upstream.wait_requests(1);
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0]["target"], "/sentinel");
+}
+
+/// Asserts that the first bytes each stream reads (its read timeout set) are a 400 answer:
+/// `(proxy, the bytes sent, stream)`, all open, none half-closed.
+fn each_answered_400<S: Read>(streams: Vec<(&str, &[u8], S)>) {
+    for (name, sent, mut stream) in streams {
+        let mut buf = [0u8; 64];
+        let reply = match stream.read(&mut buf) {
+            Ok(n) => Ok(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            Err(err) => Err(err.kind()),
+        };
+        assert!(
+            reply.as_ref().is_ok_and(|t| t.starts_with("HTTP/1.1 400 ")),
+            "{name}, {:?}: {reply:?}",
+            String::from_utf8_lossy(sent)
+        );
+    }
+}
+
 const HOST: &str = "rewritten.test";
 
 fn rewriting_forwarder(upstream: &HttpUpstream) -> Forwarder {
@@ -831,11 +858,7 @@ fn forward_http_bare_cr_nul_and_controls_in_header_fields_were_passed_on() {
             String::from_utf8_lossy(case)
         );
     }
-    let sentinel = round_trip(connect(fw.addr()), b"GET /sentinel HTTP/1.1\r\n\r\n");
-    assert!(sentinel.starts_with(b"HTTP/1.1 200"));
-    let requests = upstream.wait_requests(1);
-    assert_eq!(requests.len(), 1, "{requests:?}");
-    assert_eq!(requests[0]["target"], "/sentinel");
+    only_the_sentinel_reached(&fw, &upstream);
 }
 
 #[test]
@@ -945,20 +968,8 @@ fn forward_http_bytes_that_cannot_start_a_request_got_no_answer_until_64_kib() {
             (name, case, stream)
         })
         .collect();
-    for (name, case, mut stream) in streams {
-        let reply = next_read(&mut stream);
-        let text = reply.as_deref().map(String::from_utf8_lossy);
-        assert!(
-            text.as_ref().is_ok_and(|t| t.starts_with("HTTP/1.1 400 ")),
-            "{name}, {:?}: {text:?}",
-            String::from_utf8_lossy(case)
-        );
-    }
-    let sentinel = round_trip(connect(fw.addr()), b"GET /sentinel HTTP/1.1\r\n\r\n");
-    assert!(sentinel.starts_with(b"HTTP/1.1 200"));
-    let requests = upstream.wait_requests(1);
-    assert_eq!(requests.len(), 1, "{requests:?}");
-    assert_eq!(requests[0]["target"], "/sentinel");
+    each_answered_400(streams);
+    only_the_sentinel_reached(&fw, &upstream);
 }
 
 /// Audit (bench/forward_diff/host_audit.py): a forbidden byte in the header line still
@@ -984,13 +995,6 @@ fn forward_http_nul_in_the_line_still_coming_or_a_second_host_waited_for_the_hea
         (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n", false),
         (b"GET / HTTP/1.1\r\nHost: a\r\nX-A: y\r\nhost: b\r\n", false),
     ];
-    let answer = |mut stream: Box<dyn Read>| {
-        let mut buf = [0u8; 64];
-        match stream.read(&mut buf) {
-            Ok(n) => Ok(String::from_utf8_lossy(&buf[..n]).into_owned()),
-            Err(err) => Err(err.kind()),
-        }
-    };
     // Every case at once, none half-closed: the answer must come while the client waits.
     let mut streams: Vec<(&str, &[u8], Box<dyn Read>)> = Vec::new();
     for (case, haproxy_too) in cases {
@@ -1009,19 +1013,8 @@ fn forward_http_nul_in_the_line_still_coming_or_a_second_host_waited_for_the_hea
             streams.push(("haproxy", case, Box::new(stream)));
         }
     }
-    for (name, case, stream) in streams {
-        let reply = answer(stream);
-        assert!(
-            reply.as_ref().is_ok_and(|t| t.starts_with("HTTP/1.1 400 ")),
-            "{name}, {:?}: {reply:?}",
-            String::from_utf8_lossy(case)
-        );
-    }
-    let sentinel = round_trip(connect(fw.addr()), b"GET /sentinel HTTP/1.1\r\n\r\n");
-    assert!(sentinel.starts_with(b"HTTP/1.1 200"));
-    let requests = upstream.wait_requests(1);
-    assert_eq!(requests.len(), 1, "{requests:?}");
-    assert_eq!(requests[0]["target"], "/sentinel");
+    each_answered_400(streams);
+    only_the_sentinel_reached(&fw, &upstream);
 }
 
 /// Audit on an impaired link (bench/forward_diff/host_audit.py, bodies in 1-byte segments):
@@ -1056,15 +1049,7 @@ fn forward_http_chunk_line_that_cannot_be_valid_waited_for_its_end() {
             }
         }
     }
-    for (name, body, mut stream) in streams {
-        let reply = next_read(&mut stream);
-        let text = reply.as_deref().map(String::from_utf8_lossy);
-        assert!(
-            text.as_ref().is_ok_and(|t| t.starts_with("HTTP/1.1 400 ")),
-            "{name}, {:?}: {text:?}",
-            String::from_utf8_lossy(body)
-        );
-    }
+    each_answered_400(streams);
     assert_all_rewritten(&upstream.settle());
 }
 
