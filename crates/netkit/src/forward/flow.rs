@@ -8,6 +8,7 @@ use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use super::acks::{self, Until};
 use super::io::End;
 use crate::endpoint::Stream;
 
@@ -266,7 +267,7 @@ pub(super) async fn both_ends<A, B, E: Failure>(
 /// Meanwhile `peer`, the side still there (what the failed direction read, where the other
 /// one writes), is read and what it sends is thrown away: nobody is left to take it, and a
 /// peer that reads only between its own writes would otherwise wait for room to write and
-/// never read what it is owed. A peer that takes none of it for [`STALL`] gets the reset
+/// never read what it is owed. A peer that takes none of it for [`acks::STALL`] gets the reset
 /// without the rest, as it would directly.
 async fn read_to_the_end<T, E: Failure>(
     err: E,
@@ -282,16 +283,13 @@ async fn read_to_the_end<T, E: Failure>(
         tokio::select! {
             _ = other => {}
             () = discard(peer) => {}
-            () = stalled(peer) => {}
+            () = acks::watch(peer, Until::Stalled, STALL_POLL) => {}
         }
     }
     err
 }
 
-/// A peer that acknowledges none of the bytes it has been sent for this long no longer reads.
-pub(super) const STALL: Duration = Duration::from_secs(10);
-
-/// How often [`stalled`] asks the kernel what the peer has yet to acknowledge.
+/// How often, at most, a relay run to its end asks whether its peer stopped reading.
 const STALL_POLL: Duration = Duration::from_secs(1);
 
 /// Reads `stream` and throws the bytes away until its end of file or an error, then waits
@@ -303,26 +301,6 @@ async fn discard(stream: &Stream) {
         }
     }
     std::future::pending().await
-}
-
-/// Completes once `stream`'s peer has had bytes to acknowledge and acknowledged none of them
-/// for [`STALL`]; never for a stream that cannot tell (a Unix socket).
-async fn stalled(stream: &Stream) {
-    let mut left = 0;
-    let mut since = Instant::now();
-    loop {
-        tokio::time::sleep(STALL_POLL).await;
-        let Some(n) = stream.unacked() else {
-            return std::future::pending().await;
-        };
-        if n == 0 || n < left {
-            since = Instant::now();
-        }
-        left = n;
-        if since.elapsed() >= STALL {
-            return;
-        }
-    }
 }
 
 /// What a direction given to [`both_ends`] fails with: a [`Fault`], or an error of its own

@@ -17,7 +17,8 @@
 //! - `conn`: one connection: ACL check at accept, connect to a target, PROXY header,
 //!   relay, its [`ConnRecord`](crate::report::forward::ConnRecord).
 //! - `relay`: both directions at once, with reset propagation, the idle and drain timeouts;
-//!   `flow`: one direction with half-close, and what both share (sides, counters).
+//!   `flow`: one direction with half-close, and what both share (sides, counters); `acks`:
+//!   whether a peer took every byte sent to it, or stopped taking any.
 //! - `keepalive`: TCP keepalive on both legs ([`Keepalive`], `--keepalive`).
 //! - `splice`, `pipe_pool` and `io`: the zero-copy path (`splice(2)` through a pipe for bulk
 //!   transfers, a copy for small exchanges), the process's pool of pipes (a connection holds a
@@ -34,8 +35,9 @@
 //! Modules depend downwards only: `reload` → `spread` → `workers` → `exclusive`, `reload` →
 //! `server` → `conn` → `backend` → `attempts`, `backend` → `check` →
 //! `target` → `health`, and `conn` → `relay` → `http_relay` → `flow` → `splice` →
-//! `pipe_pool`, `io`; `relay` → `keepalive`.
+//! `pipe_pool`, `io`; `relay` → `keepalive`; `relay`, `flow` → `acks`.
 
+mod acks;
 mod activation;
 mod attempts;
 mod backend;

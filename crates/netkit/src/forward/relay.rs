@@ -7,7 +7,7 @@
 //! fails because it is gone, or it stopped answering keepalive probes), the other side is
 //! closed with `SO_LINGER` 0, so its peer sees `ECONNRESET` rather than a clean end of file
 //! that would pass a truncated stream for a whole one. Not before that peer has acknowledged
-//! every byte relayed to it ([`delivered`]): a side that sent its last bytes and then reset
+//! every byte relayed to it ([`acks::watch`]): a side that sent its last bytes and then reset
 //! is seen through the forwarder as directly, all of its bytes and then the reset; and when a
 //! write meets the reset of a side that closed, what that side sent before is still read and
 //! delivered first ([`super::flow::both_ends`]). (HAProxy
@@ -21,9 +21,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
-use super::flow::{both_ends, direction, Dir, Fault, Leg, Stats, STALL};
+use super::acks::{self, Until};
+use super::flow::{both_ends, direction, Dir, Fault, Leg, Stats};
 use super::Rule;
 use crate::endpoint::{Endpoint, Stream};
 use crate::report::forward::Close;
@@ -144,7 +143,7 @@ async fn pass_on(
         Leg::Target => client,
     };
     tokio::select! {
-        () = delivered(other) => {}
+        () = acks::watch(other, Until::Delivered, DELIVERY_POLL) => {}
         () = abort => {}
     }
     other.set_abortive_close();
@@ -153,24 +152,3 @@ async fn pass_on(
 
 /// The longest pause between two looks at what a stream's peer has yet to acknowledge.
 const DELIVERY_POLL: Duration = Duration::from_millis(50);
-
-/// Completes once `stream`'s peer has acknowledged every byte sent to it, or has acknowledged
-/// nothing for [`STALL`]. No event says so: the kernel is asked (`TIOCOUTQ`) after
-/// 1 ms, then at doubling pauses up to [`DELIVERY_POLL`]; usually at once, with nothing left.
-async fn delivered(stream: &Stream) {
-    let Some(mut left) = stream.unacked().filter(|&n| n > 0) else {
-        return;
-    };
-    let mut pause = Duration::from_millis(1);
-    let mut progress = Instant::now();
-    loop {
-        tokio::time::sleep(pause).await;
-        match stream.unacked() {
-            None | Some(0) => return,
-            Some(n) if n < left => (left, progress) = (n, Instant::now()),
-            Some(_) if progress.elapsed() >= STALL => return,
-            Some(_) => {}
-        }
-        pause = (pause * 2).min(DELIVERY_POLL);
-    }
-}
