@@ -531,6 +531,17 @@ impl Stream {
         }
     }
 
+    /// Bytes sent on a TCP stream that its peer has acknowledged so far (`TCP_INFO`); `None`
+    /// for other streams, or when the kernel does not say.
+    pub fn acked(&self) -> Option<u64> {
+        match self {
+            Stream::Tcp(s) => crate::sys::sockopt::tcp_info(s)
+                .ok()
+                .map(|info| info.tcpi_bytes_acked),
+            _ => None,
+        }
+    }
+
     /// Bytes sent on a TCP stream that its peer has not acknowledged yet (an abortive close
     /// throws them away); `None` for other streams, or when the kernel does not say.
     pub fn unacked(&self) -> Option<usize> {

@@ -23,21 +23,24 @@ pub(super) enum Until {
 }
 
 /// Completes when `stream`'s peer has done what `until` says. The kernel is asked at once,
-/// then after 1 ms and at doubling pauses up to `poll`.
+/// then after 1 ms and at doubling pauses up to `poll`. Progress is a rise of the bytes
+/// acknowledged (`TCP_INFO`), not a fall of those still unacknowledged: a relay run to its
+/// end refills the queue as fast as the peer empties it.
 pub(super) async fn watch(stream: &Stream, until: Until, poll: Duration) {
-    let mut left = 0;
+    let mut acked = stream.acked();
     let mut progress = Instant::now();
     let mut pause = Duration::from_millis(1);
     loop {
         match (stream.unacked(), until) {
             (None | Some(0), Until::Delivered) => return,
             (None, Until::Stalled) => return std::future::pending().await,
-            (Some(n), _) => {
-                if n == 0 || n < left {
-                    progress = Instant::now();
+            (Some(0), Until::Stalled) => progress = Instant::now(),
+            (Some(_), _) => {
+                let now = stream.acked();
+                if now != acked {
+                    (acked, progress) = (now, Instant::now());
                 }
-                left = n;
-                if n > 0 && progress.elapsed() >= STALL {
+                if progress.elapsed() >= STALL {
                     return;
                 }
             }
