@@ -516,6 +516,38 @@ impl Stream {
         }
     }
 
+    /// Waits until a TCP stream's peer is gone abortively (it reset the connection, or
+    /// keepalive gave it up): an error is pending and the connection is closed. Unlike
+    /// [`Stream::failure`] the error is left in the socket, for the next read to take after
+    /// the bytes that came before it. Never completes for other streams.
+    pub async fn aborted(&self) {
+        /// `tcpi_state` of a connection that is over (`TCP_CLOSE` in the kernel's numbering).
+        const CLOSED: u8 = 7;
+        let Stream::Tcp(s) = self else {
+            return std::future::pending().await;
+        };
+        while s.ready(tokio::io::Interest::ERROR).await.is_ok() {
+            let info = crate::sys::sockopt::tcp_info(s);
+            if info.is_ok_and(|info| info.tcpi_state == CLOSED) {
+                return;
+            }
+            // An error readiness left from before (its error already taken): wait for the
+            // next one.
+            let none = || Err::<(), _>(io::ErrorKind::WouldBlock.into());
+            let _ = s.try_io(tokio::io::Interest::ERROR, none);
+        }
+        std::future::pending().await
+    }
+
+    /// Takes the error pending on the stream (`SO_ERROR`, which clears it); a reset when none
+    /// is left.
+    pub fn take_failure(&self) -> io::Error {
+        match each!(self, s => s.take_error()) {
+            Ok(Some(err)) | Err(err) => err,
+            Ok(None) => io::ErrorKind::ConnectionReset.into(),
+        }
+    }
+
     /// Whether a TCP stream's peer sent its FIN, `read` bytes having been read from it and its
     /// end of file after them: `TCP_INFO` counts a FIN as one byte received. Once a reset has
     /// been taken from the stream (by a write that failed) its reads end in an end of file

@@ -26,12 +26,24 @@ pub(super) enum Leg {
 pub(super) struct Fault {
     pub leg: Leg,
     pub err: io::Error,
+    /// The other side has taken none of the bytes waiting for it for [`acks::STALL`]: it is
+    /// not waited for again before the fault is passed on.
+    pub other_stalled: bool,
 }
 
 impl Fault {
+    /// The fault `err` of side `leg`.
+    pub(super) fn new(leg: Leg, err: io::Error) -> Fault {
+        Fault {
+            leg,
+            err,
+            other_stalled: false,
+        }
+    }
+
     /// Tags errors with the side they came from.
     pub(super) fn on(leg: Leg) -> impl Fn(io::Error) -> Fault {
-        move |err| Fault { leg, err }
+        move |err| Fault::new(leg, err)
     }
 
     /// The fault of a transfer in direction `dir` that failed at `end`.
@@ -41,7 +53,7 @@ impl Fault {
             End::Src => src,
             End::Dst => dst,
         };
-        Fault { leg, err }
+        Fault::new(leg, err)
     }
 
     /// Whether the side is gone abortively (reset, or a write it could not take).
@@ -209,7 +221,7 @@ pub(super) async fn direction(
         };
         if src.fin_received(read) == Some(false) {
             let err = io::Error::from(io::ErrorKind::ConnectionReset);
-            return Err(Fault { leg: src_leg, err });
+            return Err(Fault::new(src_leg, err));
         }
     }
     if stats.ended() {
@@ -218,11 +230,13 @@ pub(super) async fn direction(
     dst.shutdown_write().map_err(Fault::on(dst_leg))
 }
 
-/// Both sides of a relay to their ends, as `try_join!` (the first error ends both), with one
-/// more duty: once one side has ended, its source is read no more, so an error that comes to
+/// Both sides of a relay to their ends, as `try_join!` (the first error ends both), with two
+/// more duties. Once one side has ended, its source is read no more, so an error that comes to
 /// it later (its peer reset it, or keepalive gave the peer up) would go unseen while the other
 /// side waits: a client that half-closed and then vanished beside a silent target kept the
 /// connection for good. That source is watched for an error meanwhile ([`Stream::failure`]).
+/// And a direction that waits to write to a peer that reads nothing does not read its source:
+/// a source gone abortively then is given up once that peer has stalled ([`gone_behind`]).
 pub(super) async fn both_ends<A, B, E: Failure>(
     up: impl Future<Output = Result<A, E>>,
     down: impl Future<Output = Result<B, E>>,
@@ -241,16 +255,38 @@ pub(super) async fn both_ends<A, B, E: Failure>(
             Ok(b) => First::Down(b),
             Err(err) => return Err(read_to_the_end(err, Leg::Client, up, upstream, stats).await),
         },
+        fault = gone_behind(Dir::Up, client, upstream) => return Err(fault.into()),
+        fault = gone_behind(Dir::Down, upstream, client) => return Err(fault.into()),
     };
     match first {
         First::Up(a) => tokio::select! {
             ended = down => ended.map(|b| (a, b)),
-            err = client.failure() => Err(Fault { leg: Leg::Client, err }.into()),
+            err = client.failure() => Err(Fault::new(Leg::Client, err).into()),
+            fault = gone_behind(Dir::Down, upstream, client) => Err(fault.into()),
         },
         First::Down(b) => tokio::select! {
             ended = up => ended.map(|a| (a, b)),
-            err = upstream.failure() => Err(Fault { leg: Leg::Target, err }.into()),
+            err = upstream.failure() => Err(Fault::new(Leg::Target, err).into()),
+            fault = gone_behind(Dir::Up, client, upstream) => Err(fault.into()),
         },
+    }
+}
+
+/// Completes when `src`, the source of direction `dir`, is gone abortively
+/// ([`Stream::aborted`]) while `dst`, where the direction writes, has taken none of the bytes
+/// waiting for it for [`acks::STALL`]. The direction reads `src` only between its writes, so
+/// it would see that error only once `dst` moves, maybe never: a client that reset while the
+/// forwarder waited on the target both ways (to write to it, and to read it) kept the
+/// connection for good. Directly, `dst`'s peer would get the reset at once; here it gets it
+/// once it has stalled, as a peer that stops reading a side run to its end does
+/// ([`read_to_the_end`]). Until then the error is left in `src`, which the direction reads
+/// after the bytes before it, and passes on after delivering them.
+async fn gone_behind(dir: Dir, src: &Stream, dst: &Stream) -> Fault {
+    src.aborted().await;
+    acks::watch(dst, Until::Stalled, STALL_POLL).await;
+    Fault {
+        other_stalled: true,
+        ..Fault::new(dir.legs().0, src.take_failure())
     }
 }
 

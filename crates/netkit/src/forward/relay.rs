@@ -142,9 +142,11 @@ async fn pass_on(
         Leg::Client => upstream,
         Leg::Target => client,
     };
-    tokio::select! {
-        () = acks::watch(other, Until::Delivered, DELIVERY_POLL) => {}
-        () = abort => {}
+    if !fault.other_stalled {
+        tokio::select! {
+            () = acks::watch(other, Until::Delivered, DELIVERY_POLL) => {}
+            () = abort => {}
+        }
     }
     other.set_abortive_close();
     (close, Some(text))

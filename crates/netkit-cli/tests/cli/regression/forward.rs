@@ -629,6 +629,67 @@ fn forward_client_reset_left_a_target_that_writes_before_it_reads_hanging_for_go
     fw.wait_for(|l| l.contains(" reset"), 1);
 }
 
+/// Fills a connection to `listen` until it takes no more (a target that reads nothing at the
+/// far end), then resets it. Returns what the client wrote.
+fn fill_then_reset(listen: SocketAddr) -> usize {
+    let client = connect(listen);
+    client.set_nonblocking(true).unwrap();
+    let chunk = [5u8; 65536];
+    let (mut sent, mut refused) = (0, 0);
+    let start = std::time::Instant::now();
+    // Full once 50 writes in a row, 10 ms apart, took nothing.
+    while refused < 50 && sent < 64 << 20 && start.elapsed() < PATIENCE {
+        match (&client).write(&chunk) {
+            Ok(n) => (sent, refused) = (sent + n, 0),
+            Err(err) if err.kind() == ErrorKind::WouldBlock => {
+                refused += 1;
+                thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(err) => panic!("client write: {err}"),
+        }
+    }
+    abort(client);
+    sent
+}
+
+/// Whether `stream` reports a reset (`POLLERR` or `POLLHUP`; an end of file alone is neither)
+/// within `patience`, without reading it.
+fn reset_pending(stream: &TcpStream, patience: std::time::Duration) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let mut fds = [PollFd::new(stream.as_fd(), PollFlags::empty())];
+    let timeout = PollTimeout::try_from(patience).unwrap();
+    poll(&mut fds, timeout).unwrap();
+    let revents = fds[0].revents().unwrap_or(PollFlags::empty());
+    revents.intersects(PollFlags::POLLERR | PollFlags::POLLHUP)
+}
+
+/// A client that filled the connection to a target reading nothing, and writing nothing,
+/// then reset it: both directions of the forwarder waited on the target (one to write, one
+/// to read) and nothing read the client leg, so its reset went unseen for good (the target
+/// kept the connection, no `conn` line). Directly the target gets the reset at once;
+/// HAProxy sees the error on the client's descriptor. Now a side whose error shows while
+/// its reads wait behind a stalled peer is given up once that peer has taken nothing for
+/// 10 s, and the reset is passed on.
+#[test]
+fn forward_client_reset_went_unseen_while_both_directions_waited_on_the_target() {
+    let (target, accepted) = one_shot_target();
+    fill_then_reset(target);
+    let direct = accepted.recv_timeout(PATIENCE).unwrap();
+    assert!(reset_pending(&direct, PATIENCE), "direct: no reset");
+    let (target, accepted) = one_shot_target();
+    let fw = Forwarder::start(&["forward", "0", &target.to_string()]);
+    let server = {
+        let listen = fw.addr();
+        let filler = thread::spawn(move || fill_then_reset(listen));
+        let server = accepted.recv_timeout(PATIENCE).unwrap();
+        filler.join().unwrap();
+        server
+    };
+    assert!(reset_pending(&server, PATIENCE), "netkit: no reset");
+    fw.wait_for(|l| l.contains(" reset"), 1);
+}
+
 /// Whether `text` is an RFC 3339 UTC time with milliseconds (`2026-11-24T17:22:39.123Z`)
 /// within an hour of now.
 fn is_recent_rfc3339_utc(text: &str) -> bool {
