@@ -153,8 +153,15 @@ async fn requests(
 ) -> Result<UpEnd, Fault> {
     let mut out = Vec::new();
     loop {
-        if let Err(err) =
-            release(upstream, shared, stats, &mut out, Session::wants_requests).await?
+        if let Err(err) = release(
+            client,
+            upstream,
+            shared,
+            stats,
+            &mut out,
+            Session::wants_requests,
+        )
+        .await?
         {
             return Ok(reject(shared, err));
         }
@@ -167,7 +174,7 @@ async fn requests(
             (!bytes.is_empty()).then(|| shared.session().feed_request(bytes, &mut out))
         });
         let Some(result) = fed.await.map_err(Fault::on(Leg::Client))? else {
-            return finish_requests(upstream, shared, stats, &mut out).await;
+            return finish_requests(client, upstream, shared, stats, &mut out).await;
         };
         send(upstream, &out, Dir::Up, stats).await?;
         if let Err(err) = result {
@@ -179,13 +186,14 @@ async fn requests(
 /// The client sent its FIN: send on what is still held (once a response releases it), then
 /// the FIN.
 async fn finish_requests(
+    client: &Stream,
     upstream: &Stream,
     shared: &Shared,
     stats: &Stats,
     out: &mut Vec<u8>,
 ) -> Result<UpEnd, Fault> {
     let released = |s: &Session| !s.holds_requests();
-    if let Err(err) = release(upstream, shared, stats, out, released).await? {
+    if let Err(err) = release(client, upstream, shared, stats, out, released).await? {
         return Ok(reject(shared, err));
     }
     upstream.shutdown_write().map_err(Fault::on(Leg::Target))?;
@@ -193,8 +201,12 @@ async fn finish_requests(
 }
 
 /// Sends what the session releases of held client bytes, waiting for responses until `ready`
-/// says the session is where the caller needs it.
+/// says the session is where the caller needs it. The client is not read meanwhile: a client
+/// gone abortively then ([`Stream::aborted`]) ends the wait, or a target that never answers
+/// would keep the connection for good (directly it gets the reset at once); what it held is
+/// thrown away, as nothing can be sent before a response says what it is.
 async fn release(
+    client: &Stream,
     upstream: &Stream,
     shared: &Shared,
     stats: &Stats,
@@ -212,7 +224,12 @@ async fn release(
         if result.is_err() || ready {
             return Ok(result);
         }
-        shared.to_requests.notified().await;
+        tokio::select! {
+            () = shared.to_requests.notified() => {}
+            () = client.aborted() => {
+                return Err(Fault::new(Leg::Client, client.take_failure()));
+            }
+        }
     }
 }
 

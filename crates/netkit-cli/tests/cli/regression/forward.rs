@@ -690,6 +690,51 @@ fn forward_client_reset_went_unseen_while_both_directions_waited_on_the_target()
     fw.wait_for(|l| l.contains(" reset"), 1);
 }
 
+/// Client → `listen` → target: the client sends `request`, the target reads its head and
+/// answers nothing, then the client resets. Whether the target sees the reset (without
+/// reading), within the patience.
+fn reset_after_unanswered_request(
+    listen: SocketAddr,
+    accepted: std::sync::mpsc::Receiver<TcpStream>,
+    request: &[u8],
+) -> bool {
+    let mut client = connect(listen);
+    client.write_all(request).unwrap();
+    let mut server = accepted.recv_timeout(PATIENCE).unwrap();
+    server.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = server.read(&mut buf).unwrap();
+        assert!(n > 0, "the target's stream ended early: {head:?}");
+        head.extend_from_slice(&buf[..n]);
+    }
+    abort(client);
+    reset_pending(&server, PATIENCE)
+}
+
+/// A client that reset while its request waited for a response deciding what comes next (an
+/// Upgrade, which may start a tunnel) from a target that never answers: the `--http-host`
+/// relay waited for that response and read the client no more, and the target kept the
+/// connection for good. Directly it gets the reset at once; now the wait ends when the
+/// client is gone abortively.
+#[test]
+fn forward_http_client_reset_while_a_request_waited_for_its_response_went_unseen() {
+    let request = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+    let (target, accepted) = one_shot_target();
+    assert!(
+        reset_after_unanswered_request(target, accepted, request),
+        "direct: no reset"
+    );
+    let (target, accepted) = one_shot_target();
+    let fw = Forwarder::start(&["forward", "0", &target.to_string(), "--http-host", HOST]);
+    assert!(
+        reset_after_unanswered_request(fw.addr(), accepted, request),
+        "netkit: no reset"
+    );
+    fw.wait_for(|l| l.contains(" reset"), 1);
+}
+
 /// Whether `text` is an RFC 3339 UTC time with milliseconds (`2026-11-24T17:22:39.123Z`)
 /// within an hour of now.
 fn is_recent_rfc3339_utc(text: &str) -> bool {
