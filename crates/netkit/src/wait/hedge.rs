@@ -4,13 +4,15 @@
 //! new connection, would likely get through at once: a curl loop with `--max-time` gets its
 //! `200` that way. So when an answer has not come [`HEDGE_AFTER`] into an exchange, a second
 //! one starts beside it (as Happy Eyeballs starts a second connect after a stagger), and the
-//! first that finds the target up ends the attempt. At most two run at once per target: a
-//! slow server, whose answer only takes long, sees one more request per attempt, not a flood.
+//! first that finds the target up ends the attempt; a second exchange whose connect heard
+//! nothing (a lost SYN) is followed by another. At most two exchanges run at once per target:
+//! a slow server, whose answer only takes long, sees one more request per attempt, not a
+//! flood.
 
 use std::future::Future;
 use std::time::Duration;
 
-use tokio::time::sleep;
+use tokio::time::{sleep, sleep_until, Instant};
 
 use super::finding::Finding;
 
@@ -19,10 +21,12 @@ use super::finding::Finding;
 /// retransmission of a lost segment (at 0.2 s and more).
 pub const HEDGE_AFTER: Duration = Duration::from_secs(1);
 
-/// Runs `first`; when it has not ended after `stagger`, also `second()`. The finding of the
-/// first to find the target up, or else of the first to end unless that was silence (nothing
-/// heard: the other may still hear something, and is waited for).
-pub(super) async fn race<A, B>(first: A, stagger: Duration, second: impl FnOnce() -> B) -> Finding
+/// Runs `first`; when it has not ended after `stagger`, also `next()`, and again `next()` each
+/// time the one beside it heard nothing (its connect timed out), at most one every `stagger`,
+/// while `first` goes on. The finding of the first to find the target up, or else of the
+/// first to end unless that was silence (nothing heard: the other may still hear something,
+/// and is waited for).
+pub(super) async fn race<A, B>(first: A, stagger: Duration, mut next: impl FnMut() -> B) -> Finding
 where
     A: Future<Output = Finding>,
     B: Future<Output = Finding>,
@@ -32,11 +36,22 @@ where
         finding = &mut first => return finding,
         () = sleep(stagger) => {}
     }
-    let second = second();
-    tokio::pin!(second);
-    tokio::select! {
-        finding = &mut first => settle(finding, second).await,
-        finding = &mut second => settle(finding, first).await,
+    loop {
+        let started = Instant::now();
+        let beside = next();
+        tokio::pin!(beside);
+        tokio::select! {
+            finding = &mut first => return settle(finding, beside).await,
+            finding = &mut beside => {
+                if !finding.is_silence() {
+                    return finding;
+                }
+            }
+        }
+        tokio::select! {
+            finding = &mut first => return finding,
+            () = sleep_until(started + stagger) => {}
+        }
     }
 }
 
@@ -97,6 +112,25 @@ mod tests {
             after(1_500, Finding::NoResponse)
         });
         assert_eq!(both.await, Finding::NoResponse);
+    }
+
+    /// A second exchange that heard nothing (its connect timed out) is followed by another,
+    /// one per stagger, while the stuck one goes on.
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_second_exchange_is_followed_by_another() {
+        let start = tokio::time::Instant::now();
+        let mut tries = 0;
+        let next = || {
+            tries += 1;
+            match tries {
+                1 => after(400, Finding::ConnectTimedOut),
+                _ => after(300, Finding::Answers(200)),
+            }
+        };
+        let found = race(after(10_000, Finding::NoResponse), STAGGER, next).await;
+        assert_eq!(found, Finding::Answers(200));
+        // The first beside it at 1 s heard nothing at 1.4 s; the next one at 2 s answered.
+        assert_eq!(start.elapsed(), Duration::from_millis(2300));
     }
 
     /// An answer that says the target is not ready ends the attempt at once.

@@ -396,25 +396,30 @@ impl Watch {
                 if self.invert {
                     return first.await;
                 }
-                let second = || self.exchange(http, endpoint, bounds);
-                hedge::race(first, hedge::HEDGE_AFTER, second).await
+                // The exchanges beside it share their lingering connects: a SYN lost by one is
+                // not lost to the next.
+                let beside = tokio::sync::Mutex::new(linger::Lingering::default());
+                let next = || self.exchange(http, endpoint, bounds, &beside);
+                hedge::race(first, hedge::HEDGE_AFTER, next).await
             }
             _ => Finding::Accepts,
         }
     }
 
     /// A whole HTTP exchange over a connection of its own, beside one that is stuck
-    /// ([`hedge`]): its connects do not linger past it.
+    /// ([`hedge`]), its connect through `lingering` (those of the exchanges beside the same
+    /// one: they do not linger past it).
     async fn exchange(
         &self,
         http: &HttpTarget,
         endpoint: &Endpoint,
         bounds: backoff::Bounds,
+        lingering: &tokio::sync::Mutex<linger::Lingering>,
     ) -> Finding {
         let left = self
             .deadline
             .map(|d| d.saturating_duration_since(Instant::now()));
-        let mut lingering = linger::Lingering::default();
+        let mut lingering = lingering.lock().await;
         match self.connect(&mut lingering, endpoint, bounds, left).await {
             Ok(stream) => {
                 let track = &self.track;
