@@ -382,6 +382,13 @@ def judge_lines(tool, scen, r, flags, host, as_json):
         if len(set(seqs)) != len(seqs):
             finding(f"{tool}-json-seq-twice", scen, {"seqs": seqs})
         to = {x["seq"] for x in recs if x.get("type") == "timeout"}
+        # Each ICMP error is an `error` record; the summary's errors also count the requests
+        # refused locally as too big (stderr's `local error`).
+        errs = [x for x in recs if x.get("type") == "error"]
+        local = sum("local error" in line for line in err.splitlines())
+        if len(errs) + local != c["err"]:
+            finding(f"{tool}-json-error-records", scen, {"error_records": len(errs),
+                                                         "local": local, "summary": c["rec"]})
         f["replies"], f["dups"] = len(first), len(dups)
         f["summary"] = c["rec"]
         rtts = [x["rtt_ms"] for x in first + dups if x.get("rtt_ms") is not None]

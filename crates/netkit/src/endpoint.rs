@@ -499,8 +499,12 @@ fn parse_host(input: &str, host: &str) -> Result<Host, EndpointError> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(Host::Ip(ip));
     }
-    if host.chars().all(|c| c.is_ascii_digit() || c == '.') {
-        return Err(EndpointError::new(input, EndpointErrorKind::BadIpv4));
+    // The short IPv4 forms (`127.1`) as curl, ncat and wait-for-it read them; digits that
+    // are no address in any form are refused rather than sent to the resolver.
+    if crate::ipv4::looks_numeric(host) {
+        return crate::ipv4::parse(host)
+            .map(|addr| Host::Ip(IpAddr::V4(addr)))
+            .ok_or_else(|| EndpointError::new(input, EndpointErrorKind::BadIpv4));
     }
     if !is_host_name(host) {
         return Err(EndpointError::new(input, EndpointErrorKind::BadHostName));

@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //! - Shared vocabulary, parsed without I/O: [`target`] (lazy target iterators), [`ports`]
-//!   (port sets), [`endpoint`] (TCP/Unix/exec endpoints with `connect`/`listen`), [`duration`],
+//!   (port sets), [`endpoint`] (TCP/Unix/exec endpoints with `connect`/`listen`), [`ipv4`]
+//!   (the IPv4 address forms both take, inet_aton's short ones too), [`duration`],
 //!   [`text`] (network text made safe for a terminal).
 //! - [`error`]: the typed input errors of each domain, the library's [`Error`], and the
 //!   input/environment classification that the binary turns into exit codes.
@@ -33,6 +34,7 @@ pub mod forward;
 pub mod icmp;
 pub mod iface;
 pub mod ipc;
+pub mod ipv4;
 pub mod pace;
 pub mod ping;
 pub mod ports;

@@ -326,8 +326,18 @@ fn check_family(text: &str, addr: &IpAddr, family: Family) -> Result<(), TargetE
     ))
 }
 
-/// Resolves `name` to its first address of `family`.
+/// Resolves `name` to its first address of `family`; a short IPv4 form (`127.1`) is read
+/// as `inet_aton` reads it.
 pub fn resolve_name(name: &str, family: Family) -> Result<IpAddr, Error> {
+    // A short IPv4 form (`127.1`), as the resolver would read it, without asking it.
+    if let Some(addr) = crate::ipv4::parse(name) {
+        return Some(IpAddr::V4(addr))
+            .filter(|ip| family.admits(ip))
+            .ok_or_else(|| Error::Resolve {
+                host: name.to_string(),
+                why: "no address of the requested family".to_string(),
+            });
+    }
     let addrs = (name, 0).to_socket_addrs().map_err(|e| Error::Resolve {
         host: name.to_string(),
         why: crate::error::describe_io(&e),
@@ -873,8 +883,14 @@ fn parse_host_name(text: &str) -> Result<String, TargetError> {
     if text.contains(':') {
         return Err(TargetError::new(text, TargetErrorKind::BadIpv6));
     }
-    if text.chars().all(|c| c.is_ascii_digit() || c == '.') {
-        return Err(TargetError::new(text, TargetErrorKind::BadIpv4));
+    // A short IPv4 form (`127.1`) is a name that resolves without a lookup ([`resolve_name`]),
+    // shown as given, as iputils, fping and nmap show it; digits that are no address in any
+    // form are refused rather than sent to the resolver.
+    if crate::ipv4::looks_numeric(text) {
+        return match crate::ipv4::parse(text) {
+            Some(_) => Ok(text.to_string()),
+            None => Err(TargetError::new(text, TargetErrorKind::BadIpv4)),
+        };
     }
     if !is_host_name(text) {
         return Err(TargetError::new(text, TargetErrorKind::Unknown));

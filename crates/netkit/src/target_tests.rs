@@ -125,6 +125,26 @@ fn names_are_kept_and_resolved() {
     assert_eq!(first.host(), "localhost");
 }
 
+/// inet_aton's short forms, as iputils, fping, nmap and curl take them: kept as given (the
+/// name shown), read without a lookup.
+#[test]
+fn short_ipv4_forms_are_addresses_shown_as_given() {
+    for (text, want) in [
+        ("127.1", "127.0.0.1"),
+        ("0x7f.1", "127.0.0.1"),
+        ("10.1.2", "10.1.0.2"),
+    ] {
+        let list = TargetList::parse(&[text], false).expect(text);
+        let targets = list.resolve(Family::Any).expect(text);
+        let first = targets.iter().next().expect("one");
+        assert_eq!((first.addr, first.host()), (ip(want), text.to_string()));
+    }
+    assert!(TargetList::parse(&["127.1"], false)
+        .unwrap()
+        .resolve(Family::V6)
+        .is_err());
+}
+
 #[test]
 fn hyphenated_names_are_names_not_ranges() {
     let list = TargetList::parse(&["my-host.example"], false).expect("parse");
@@ -189,7 +209,8 @@ fn bad_inputs_name_themselves_and_what_is_wrong() {
         ("10.0.0.1-::1", BadV4Range),
         ("2001:db8::5-1", InvertedRange),
         ("2001:db8::1-fffff", BadV6Range),
-        ("1.2.3", BadIpv4),
+        ("1.2.3.4.5", BadIpv4),
+        ("1..2", BadIpv4),
         ("::g", BadIpv6),
         ("bad_host!", Unknown),
         ("-leading", Unknown),

@@ -11,7 +11,7 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use netkit::icmp::{self, Pmtu, SocketOptions, Version};
+use netkit::icmp::{self, FlowLabel, Pmtu, SocketOptions, Version};
 use netkit::ping::{Control, PingConfig, MIN_USER_INTERVAL};
 use netkit::report::ping::PingSummary;
 use netkit::sys::{Signal, Signals};
@@ -30,7 +30,7 @@ Examples:
   netkit ping -c 3 ::1                      three requests to the IPv6 loopback
   netkit ping -c 5 -i 200ms host1 host2     several hosts at once, lines named, one summary each
   netkit ping -c 5 --fping-summary a b c    fping's one-line summaries
-  netkit --json ping -c 1 127.0.0.1         JSON Lines: reply/timeout/summary records
+  netkit --json ping -c 1 127.0.0.1         JSON Lines: reply/error/timeout/summary records
 Replies count however late they come; -W only ends the wait when none came (iputils).
 SIGQUIT (Ctrl-\\) prints the statistics so far; SIGINT and SIGTERM end with the summary.
 Without CAP_NET_RAW, ping uses the unprivileged ICMP socket when net.ipv4.ping_group_range
@@ -115,6 +115,16 @@ pub struct Args {
     /// Allow pinging a broadcast address.
     #[arg(short = 'b')]
     pub broadcast: bool,
+    /// User-to-user latency: a round trip ends when netkit reads the reply, its wake-up time
+    /// included, not at the kernel's receive timestamp (which netkit, as iputils, uses
+    /// otherwise).
+    #[arg(short = 'U')]
+    pub user_latency: bool,
+    /// IPv6 flow label of the requests: 20 bits, decimal, 0x hex or 0 octal; 0 lets the
+    /// kernel choose one (shown in the PING line). IPv4 requests have none (ignored, as by
+    /// iputils).
+    #[arg(short = 'F', allow_negative_numbers = true, value_name = "FLOWLABEL", value_parser = flags::flow_label)]
+    pub flow_label: Option<u32>,
     /// End with fping's one line per host (xmt/rcv/%loss, min/avg/max of the first replies,
     /// as fping); in JSON, each summary lists every request's round trip (fping -C).
     #[arg(long = "fping-summary")]
@@ -162,6 +172,8 @@ impl Args {
                     .and_then(|s| s.device().map(String::from)),
                 source: self.interface.as_ref().and_then(Source::addr),
                 broadcast: self.broadcast,
+                flow_label: self.flow_label.and_then(|label| flow_label(label, hosts)),
+                user_latency: self.user_latency,
             },
         }
     }
@@ -254,7 +266,7 @@ async fn session(args: &Args, hosts: &[Host], out: &Printer) -> anyhow::Result<V
     let engine = icmp::Engine::new(&args.engine_config(hosts), &versions)?;
     let privileged = netkit::ping::privileged(&engine);
     check_privilege(args, hosts, &engine, privileged)?;
-    print_headers(args, hosts, out)?;
+    print_headers(args, hosts, engine.flow_label(), out)?;
     let controls = signals()?;
     let style = Style {
         flood: args.flood,
@@ -271,6 +283,15 @@ async fn session(args: &Args, hosts: &[Host], out: &Printer) -> anyhow::Result<V
     })
     .await?;
     Ok(summaries)
+}
+
+/// `-F`'s label, leased for the first IPv6 host (the kernel leases one for a destination);
+/// none when no host is IPv6.
+fn flow_label(label: u32, hosts: &[Host]) -> Option<FlowLabel> {
+    hosts.iter().find_map(|h| match h.target.addr {
+        IpAddr::V6(dst) => Some(FlowLabel { label, dst }),
+        IpAddr::V4(_) => None,
+    })
 }
 
 /// `duration` truncated to whole milliseconds.
@@ -321,8 +342,14 @@ fn signals() -> anyhow::Result<mpsc::Receiver<Control>> {
     Ok(rx)
 }
 
-/// `PATTERN: 0x...` (iputils prints it first), then `PING ...` for each host.
-fn print_headers(args: &Args, hosts: &[Host], out: &Printer) -> std::io::Result<()> {
+/// `PATTERN: 0x...` (iputils prints it first), then `PING ...` for each host; `flow` is the
+/// flow label of IPv6 requests.
+fn print_headers(
+    args: &Args,
+    hosts: &[Host],
+    flow: Option<u32>,
+    out: &Printer,
+) -> std::io::Result<()> {
     if out.json() {
         return Ok(());
     }
@@ -331,14 +358,15 @@ fn print_headers(args: &Args, hosts: &[Host], out: &Printer) -> std::io::Result<
         out.line(&format!("PATTERN: 0x{hex}"))?;
     }
     for host in hosts {
-        out.line(&header(args, host))?;
+        out.line(&header(args, host, flow))?;
     }
     Ok(())
 }
 
 /// iputils' first line: `PING host (addr) 56(84) bytes of data.` (IPv4) or `PING
-/// host(addr) 56 data bytes` (IPv6), with `from SOURCE DEVICE: ` when -I was given.
-fn header(args: &Args, host: &Host) -> String {
+/// host(addr) 56 data bytes` (IPv6), with `from SOURCE DEVICE: ` when -I was given and, for
+/// IPv6, ` , flow 0x03039,` before it when the requests carry a flow label.
+fn header(args: &Args, host: &Host, flow: Option<u32>) -> String {
     let (name, size) = (host.target.shown(), args.size);
     // The target's own zone only: iputils shows `-I`'s on the replies, not here.
     let addr = netkit::target::show_zoned(host.target.addr, host.target.zone);
@@ -351,6 +379,11 @@ fn header(args: &Args, host: &Host) -> String {
             "PING {name} ({addr}) {from}{size}({}) bytes of data.",
             size + 28
         ),
-        IpAddr::V6(_) => format!("PING {name}({addr}) {from}{size} data bytes"),
+        IpAddr::V6(_) => {
+            let flow = flow
+                .map(|f| format!(", flow {f:#07x}, "))
+                .unwrap_or_default();
+            format!("PING {name}({addr}) {flow}{from}{size} data bytes")
+        }
     }
 }

@@ -375,13 +375,28 @@ fn fping_summary_lines_as_in_fping() {
     );
 }
 
+/// `-F`'s value as iputils reads it (`strtoul` of base 0, 20 bits), refused as iputils refuses
+/// it.
+#[test]
+fn bad_flow_labels_are_refused_as_iputils_refuses_them() {
+    for (label, why) in [
+        ("1048576", "flow value is greater than 20 bits"),
+        ("-1", "flow value is greater than 20 bits"),
+        ("zz", "bad value for flowinfo"),
+    ] {
+        let (code, out, err) = text(&run(&["ping", "-c", "1", "-F", label, "::1"]));
+        assert_eq!(code, 2, "{label}: {out}{err}");
+        assert!(err.starts_with(&format!("netkit: {label}: {why}")), "{err}");
+    }
+}
+
 #[test]
 fn iputils_flags_netkit_does_not_take_are_refused_by_name() {
     for (flag, meaning) in [
         (&["-R"][..], "record route"),
         (&["-e", "7"], "echo identifier"),
         (&["-T", "tsonly"], "IP timestamp option"),
-        (&["-U"], "user-to-user latency"),
+        (&["-m", "7"], "SO_MARK"),
     ] {
         let args = [&["ping"][..], flag, &["-c", "1", "127.0.0.1"]].concat();
         let (code, out, err) = text(&run(&args));

@@ -47,6 +47,24 @@ fn exec_is_split_like_a_shell() {
     );
 }
 
+/// inet_aton's short forms, as curl, ncat and wait-for-it take them.
+#[test]
+fn short_ipv4_forms_are_addresses() {
+    for text in [
+        "127.1:80",
+        "0x7f.1:80",
+        "2130706433:80",
+        "0177.0.0.1:80",
+        "udp:127.1:80",
+    ] {
+        let want = match text.strip_prefix("udp:") {
+            Some(_) => "udp:127.0.0.1:80",
+            None => "127.0.0.1:80",
+        };
+        assert_eq!(ep(text), ep(want), "{text}");
+    }
+}
+
 #[test]
 fn display_round_trips() {
     for text in [
@@ -276,7 +294,7 @@ fn udp_endpoints_take_the_tcp_forms_after_the_scheme() {
         ("udp:::1:53", EndpointErrorKind::Ipv6WithoutBrackets),
         ("udp:[::1]53", EndpointErrorKind::BadBrackets),
         ("udp:host", EndpointErrorKind::MissingPort),
-        ("udp:1.2.3:53", EndpointErrorKind::BadIpv4),
+        ("udp:1.2.3.4.5:53", EndpointErrorKind::BadIpv4),
     ] {
         let err = text.parse::<Endpoint>().expect_err(text);
         assert_eq!((err.input.as_str(), &err.kind), (text, &kind));

@@ -334,6 +334,12 @@ impl Engine {
         self.socket(version).map(IcmpSocket::kind)
     }
 
+    /// The flow label IPv6 requests carry (`-F`: the one asked for, or the kernel's choice
+    /// for 0), if any.
+    pub fn flow_label(&self) -> Option<u32> {
+        self.socket(Version::V6).and_then(IcmpSocket::flow_label)
+    }
+
     /// Sends echo request `seq` for target `index` to `dst`'s address, in its zone (the port
     /// is not used). Errors are the kernel's (e.g. network unreachable); a family the engine
     /// was not opened for is `Unsupported`.

@@ -11,4 +11,4 @@ pub mod socket;
 
 pub use engine::{Answer, Config, Engine, ErrorReply, Reply, UNKNOWN_INDEX};
 pub use packet::Version;
-pub use socket::{Kind, Pmtu, SocketOptions};
+pub use socket::{FlowLabel, Kind, Pmtu, SocketOptions};

@@ -8,10 +8,11 @@
 //! about its requests that a raw socket receives as packets, and clears the pending error each
 //! of them also leaves before it sends (the kernel would refuse the next request with it). The
 //! [`SocketOptions`] are ping's socket flags: TTL, TOS / traffic class, path MTU discovery,
-//! the interface or source address to send from, broadcast.
+//! the interface or source address to send from, broadcast, the IPv6 flow label, and whether
+//! round trips end at the kernel's receive time or when the reply is read (`-U`).
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use nix::libc;
@@ -57,6 +58,22 @@ pub struct SocketOptions {
     pub source: Option<IpAddr>,
     /// May send to broadcast addresses (`SO_BROADCAST`, `-b`; IPv4 only).
     pub broadcast: bool,
+    /// The flow label of IPv6 requests (`-F`), leased for the socket as iputils leases it;
+    /// IPv4 sockets ignore it, as iputils does.
+    pub flow_label: Option<FlowLabel>,
+    /// A round trip ends when the reply is read, not at the kernel's receive time (`-U`,
+    /// iputils' user-to-user latency: no `SO_TIMESTAMPNS`).
+    pub user_latency: bool,
+}
+
+/// An IPv6 flow label to lease (`ping -F`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowLabel {
+    /// The label, 20 bits; 0 lets the kernel choose one.
+    pub label: u32,
+    /// A destination the requests go to: the kernel leases a label for one (any destination
+    /// may then be sent to with it).
+    pub dst: Ipv6Addr,
 }
 
 /// Which kind of socket was opened.
@@ -91,6 +108,8 @@ pub struct IcmpSocket {
     fd: AsyncFd<Socket>,
     version: Version,
     kind: Kind,
+    /// The flow label leased for IPv6 requests (`-F`), 0 for none.
+    flow_label: u32,
 }
 
 impl IcmpSocket {
@@ -101,12 +120,26 @@ impl IcmpSocket {
         configure(&socket, version, kind, options)
             .map_err(|e| Error::io(format!("configure {} socket", name(version)), e))?;
         bind(&socket, version, options)?;
+        let flow_label = match (version, options.flow_label) {
+            (Version::V6, Some(flow)) => lease_flow_label(&socket, flow)?,
+            _ => 0,
+        };
         let interest = Interest::READABLE | Interest::WRITABLE;
         // SAFETY: the Socket owns its descriptor, which stays open and the same until the
         // AsyncFd (its only owner) is dropped.
         let fd = unsafe { AsyncFd::register_with_interest(socket, interest) }
             .map_err(|e| Error::io(format!("register {} socket", name(version)), e.into()))?;
-        Ok(IcmpSocket { fd, version, kind })
+        Ok(IcmpSocket {
+            fd,
+            version,
+            kind,
+            flow_label,
+        })
+    }
+
+    /// The flow label its IPv6 requests carry (`-F`; the kernel's choice for `-F 0`).
+    pub fn flow_label(&self) -> Option<u32> {
+        Some(self.flow_label).filter(|label| *label != 0)
     }
 
     /// The kind of socket that was opened.
@@ -127,6 +160,10 @@ impl IcmpSocket {
     /// between).
     pub async fn send_to(&self, message: &[u8], mut dst: SocketAddr) -> io::Result<()> {
         dst.set_port(0);
+        if let SocketAddr::V6(v6) = &mut dst {
+            // `sin6_flowinfo` is in network byte order; std and socket2 copy it as it is.
+            v6.set_flowinfo(self.flow_label.to_be());
+        }
         let to = SockAddr::from(dst);
         let datagram = self.kind == Kind::Datagram;
         loop {
@@ -260,6 +297,24 @@ fn bind(socket: &Socket, version: Version, options: &SocketOptions) -> Result<()
         })
 }
 
+/// Leases `flow`'s label for `socket` and has its requests carry it; the label leased.
+fn lease_flow_label(socket: &Socket, flow: FlowLabel) -> Result<u32, Error> {
+    let label = flow.label;
+    let leased = sockopt::lease_flow_label(socket, label, flow.dst).map_err(|e| {
+        let what = match e.raw_os_error() {
+            Some(libc::EPERM) => format!(
+                "lease IPv6 flow label {label:#07x} (another socket holds it, or released it \
+                 less than 6 s ago; -F 0 lets the kernel choose one)"
+            ),
+            _ => format!("lease IPv6 flow label {label:#07x}"),
+        };
+        Error::io(what, e)
+    })?;
+    sockopt::set(socket, sockopt::Ipv6FlowinfoSend, &1)
+        .map_err(|e| Error::io("send the IPv6 flow label", e))?;
+    Ok(leased)
+}
+
 fn configure(
     socket: &Socket,
     version: Version,
@@ -268,8 +323,11 @@ fn configure(
 ) -> io::Result<()> {
     socket.set_nonblocking(true)?;
     socket.set_cloexec(true)?;
-    // Kernel receive times take the process's wake-up latency out of the round trip.
-    sockopt::set(socket, sockopt::ReceiveTimestampns, &true)?;
+    // Kernel receive times take the process's wake-up latency out of the round trip; `-U`
+    // keeps it in, as iputils, which then asks for none.
+    if !options.user_latency {
+        sockopt::set(socket, sockopt::ReceiveTimestampns, &true)?;
+    }
     // Best effort: past net.core.rmem_max only with CAP_NET_ADMIN (SO_RCVBUFFORCE); a smaller
     // buffer only costs replies under very high load. The same for the send buffer.
     if sockopt::set(socket, sockopt::RcvBufForce, &RECV_BUFFER).is_err() {

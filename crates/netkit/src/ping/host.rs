@@ -20,8 +20,8 @@ use super::pacer::Pacer;
 use super::seqset::SeqSet;
 use super::stats::Stats;
 use super::stats::SummaryParts;
-use crate::icmp::Reply;
-use crate::report::ping::{PingReply, PingSummary, PingTimeout};
+use crate::icmp::{ErrorReply, Reply};
+use crate::report::ping::{PingError, PingReply, PingSummary, PingTimeout};
 use crate::target::Target;
 
 /// One host's progress.
@@ -31,6 +31,8 @@ pub(super) struct Host {
     pub name: String,
     pub stats: Stats,
     answered: SeqSet,
+    /// Requests an ICMP error answered (reported as such, never as timed out).
+    errored: SeqSet,
     /// Requests not yet answered nor reported as timed out: sequence number and send time.
     pending: VecDeque<(u64, Instant)>,
     acked: u64,
@@ -63,6 +65,7 @@ impl Host {
             name: target.shown(),
             stats: Stats::default(),
             answered: SeqSet::default(),
+            errored: SeqSet::default(),
             pending: VecDeque::new(),
             acked: 0,
             pipe: 0,
@@ -107,6 +110,7 @@ impl Host {
         self.pacer.take(now, self.in_flight());
         let seq = self.stats.transmitted;
         self.answered.remove(wire(seq));
+        self.errored.remove(wire(seq));
         self.pending.push_back((seq, now));
         self.last_sent = Some(now);
         if let Some(rtts) = &mut self.rtts {
@@ -243,8 +247,27 @@ impl Host {
         if answers {
             self.acknowledge(seq);
         }
+        self.errored.insert(wire(seq));
         self.stats.errors += 1;
         Some(seq)
+    }
+
+    /// The record of `error` about request `seq`.
+    pub fn error_record(&self, seq: u64, error: &ErrorReply) -> PingError {
+        PingError {
+            host: self.name.clone(),
+            addr: self.target.addr,
+            seq,
+            from: error.from,
+            error: error.describe(),
+            icmp_type: error.msg_type,
+            icmp_code: error.code,
+        }
+    }
+
+    /// Whether request `seq` is still waiting for its answer: no reply nor ICMP error came.
+    fn unanswered(&self, seq: u64) -> bool {
+        !self.answered.contains(wire(seq)) && !self.errored.contains(wire(seq))
     }
 
     /// Counts a local error (the request was not sent: too big for the path MTU).
@@ -273,29 +296,31 @@ impl Host {
         enough || ended
     }
 
-    /// Requests unanswered for `-W` by `now`, oldest first; each is reported once.
+    /// Requests unanswered (by a reply or an ICMP error) for `-W` by `now`, oldest first; each
+    /// is reported once.
     pub fn expire(&mut self, config: &PingConfig, now: Instant) -> Vec<PingTimeout> {
         let mut expired = Vec::new();
         while let Some(&(seq, sent)) = self.pending.front() {
-            let answered = self.answered.contains(wire(seq));
-            if !answered && sent + config.linger > now {
+            let unanswered = self.unanswered(seq);
+            if unanswered && sent + config.linger > now {
                 break;
             }
             self.pending.pop_front();
-            if !answered {
+            if unanswered {
                 expired.push(self.timeout(seq));
             }
         }
         expired
     }
 
-    /// Freezes the host; every request still unanswered is reported as timed out.
+    /// Freezes the host; every request still unanswered (by a reply or an ICMP error) is
+    /// reported as timed out.
     pub fn finish(&mut self) -> Vec<PingTimeout> {
         self.done = true;
         let pending = std::mem::take(&mut self.pending);
         pending
             .into_iter()
-            .filter(|(seq, _)| !self.answered.contains(wire(*seq)))
+            .filter(|(seq, _)| self.unanswered(*seq))
             .map(|(seq, _)| self.timeout(seq))
             .collect()
     }

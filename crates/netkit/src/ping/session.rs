@@ -17,7 +17,7 @@ use super::config::PingConfig;
 use super::host::Host;
 use super::stats::Stats;
 use crate::icmp::{Answer, ErrorReply, Reply, UNKNOWN_INDEX};
-use crate::report::ping::{PingReply, PingSummary, PingTimeout};
+use crate::report::ping::{PingError, PingReply, PingSummary, PingTimeout};
 use crate::target::Target;
 
 /// A request the caller is to send now (it already counts as transmitted).
@@ -64,7 +64,8 @@ pub enum Event {
         /// The JSON record.
         record: PingTimeout,
     },
-    /// An ICMP error about a request (unreachable, time exceeded, fragmentation needed).
+    /// An ICMP error about a request (unreachable, time exceeded, fragmentation needed): it
+    /// answers the request, which is not reported as timed out.
     Error {
         /// The host's index.
         host: usize,
@@ -72,6 +73,8 @@ pub enum Event {
         seq: u64,
         /// The error, with who sent it.
         error: ErrorReply,
+        /// The JSON record.
+        record: PingError,
     },
     /// A notice about a request (an IPv4 redirect, a source quench): printed, not counted.
     Notice {
@@ -291,10 +294,12 @@ impl Session {
             return None;
         }
         let seq = self.hosts[host].error(error.seq, error.target.is_ipv4())?;
+        let record = self.hosts[host].error_record(seq, error);
         self.events.push_back(Event::Error {
             host,
             seq,
             error: *error,
+            record,
         });
         Some(host)
     }

@@ -273,6 +273,22 @@ fn errors_count_whenever_they_come() {
     assert_eq!((summary.errors, summary.received, summary.pipe), (3, 0, 3));
     let errors = s.events.iter().filter(|e| matches!(e, Event::Error { .. }));
     assert_eq!(errors.count(), 3);
+    // Each request was answered by its error: none is reported as timed out too.
+    let timeouts = s
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Timeout { .. }));
+    assert_eq!(timeouts.count(), 0);
+    let records: Vec<(u64, String)> = s
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Error { record, .. } => Some((record.seq, record.error.clone())),
+            _ => None,
+        })
+        .collect();
+    let unreachable = "Destination Host Unreachable".to_string();
+    assert_eq!(records, [1, 2, 3].map(|seq| (seq, unreachable.clone())));
 }
 
 /// iputils takes an IPv4 error in for an answer to its request (the pipe figure, the flood

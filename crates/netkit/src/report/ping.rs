@@ -1,6 +1,6 @@
 //! The records of `netkit ping` (docs/json.md): one `reply` per echo reply (duplicates and
-//! bad checksums flagged), one `timeout` per request left unanswered, one `summary` per
-//! host.
+//! bad checksums flagged), one `error` per ICMP error about a request, one `timeout` per
+//! request left unanswered, one `summary` per host.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -40,6 +40,27 @@ pub struct PingTimeout {
     pub addr: IpAddr,
     /// Sequence number, from 1.
     pub seq: u64,
+}
+
+/// `{"type":"error",...}`: an ICMP error about a request (iputils' `From 198.18.0.1
+/// icmp_seq=1 Destination Host Unreachable`); the request is answered by it, no `timeout`
+/// follows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PingError {
+    /// The host as given.
+    pub host: String,
+    /// The address pinged.
+    pub addr: IpAddr,
+    /// Sequence number of the request, from 1.
+    pub seq: u64,
+    /// Who sent the error: a router on the way, or this host (no neighbour answered).
+    pub from: IpAddr,
+    /// The error in iputils' words, e.g. `Destination Host Unreachable`.
+    pub error: String,
+    /// Its ICMP type (ICMPv6's for an IPv6 host).
+    pub icmp_type: u8,
+    /// Its ICMP code.
+    pub icmp_code: u8,
 }
 
 /// `{"type":"summary",...}`: a host's statistics; the rtt fields are null without (timed)

@@ -3,10 +3,13 @@
 //! [`Ipv6MtuDiscover`], [`Ipv6Mtu`]), declared with nix's own `sockopt_impl!` so that no
 //! `setsockopt(2)` call is written by hand. socket2 covers the portable options (TTL, TOS,
 //! buffer sizes, broadcast, linger); nix the Linux ones (`IP_RECVERR`, `SO_TIMESTAMPNS`, ...).
-//! Also the one socket query that is an `ioctl(2)`: [`unacked`] (`TIOCOUTQ`), and
-//! [`tcp_info`], read by hand because nix's typed getter insists on the whole structure.
+//! Also the one socket query that is an `ioctl(2)`: [`unacked`] (`TIOCOUTQ`),
+//! [`tcp_info`], read by hand because nix's typed getter insists on the whole structure, and
+//! [`lease_flow_label`], set by hand because the kernel writes the label it chose back into
+//! the option's value.
 
 use std::io;
+use std::net::Ipv6Addr;
 use std::os::fd::{AsFd, AsRawFd};
 
 use nix::libc;
@@ -41,6 +44,69 @@ sockopt_impl!(
     libc::IPV6_MTU,
     libc::c_int
 );
+
+sockopt_impl!(
+    /// Whether IPv6 datagrams carry the flow label of their destination's `sin6_flowinfo`
+    /// (`IPV6_FLOWINFO_SEND`; the label must be leased first, [`lease_flow_label`]).
+    Ipv6FlowinfoSend,
+    Both,
+    libc::IPPROTO_IPV6,
+    libc::IPV6_FLOWINFO_SEND,
+    libc::c_int
+);
+
+/// `struct in6_flowlabel_req` of `<linux/in6.h>`: a request to the flow label manager.
+#[repr(C)]
+struct FlowLabelRequest {
+    dst: [u8; 16],
+    /// The label, in network byte order.
+    label: u32,
+    action: u8,
+    share: u8,
+    flags: u16,
+    expires: u16,
+    linger: u16,
+    pad: u32,
+}
+
+/// `IPV6_FL_A_GET`, `IPV6_FL_F_CREATE`, `IPV6_FL_S_EXCL` of `<linux/in6.h>`.
+const FL_ACTION_GET: u8 = 0;
+const FL_FLAG_CREATE: u16 = 1;
+const FL_SHARE_EXCLUSIVE: u8 = 1;
+
+/// Leases IPv6 flow label `label` (20 bits; 0 asks the kernel to choose one) for this socket
+/// alone, as iputils' `ping -F` does (`IPV6_FLOWLABEL_MGR`, get and create, exclusive, for
+/// destination `dst`: the kernel refuses the unspecified address); the label leased. The
+/// kernel refuses a label another socket holds, or released less than 6 s ago (`EPERM`).
+pub fn lease_flow_label<F: AsRawFd>(socket: &F, label: u32, dst: Ipv6Addr) -> io::Result<u32> {
+    let mut request = FlowLabelRequest {
+        dst: dst.octets(),
+        label: (label & 0xf_ffff).to_be(),
+        action: FL_ACTION_GET,
+        share: FL_SHARE_EXCLUSIVE,
+        flags: FL_FLAG_CREATE,
+        expires: 0,
+        linger: 0,
+        pad: 0,
+    };
+    let len = libc::socklen_t::try_from(std::mem::size_of::<FlowLabelRequest>())
+        .map_err(io::Error::other)?;
+    // SAFETY: the kernel reads `len` bytes of `request`, a live local of that size laid out
+    // as its `in6_flowlabel_req`, and writes at most the label back into it.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IPV6,
+            libc::IPV6_FLOWLABEL_MGR,
+            std::ptr::addr_of_mut!(request).cast(),
+            len,
+        )
+    };
+    match rc {
+        0 => Ok(u32::from_be(request.label)),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
 
 nix::ioctl_read_bad!(
     /// `ioctl(fd, TIOCOUTQ, &mut n)`: a TCP socket's bytes not yet acknowledged by its peer.
@@ -126,6 +192,22 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(50));
         assert_eq!(tcp_info(&client).unwrap().tcpi_segs_in, 2);
         assert!(tcp_info(&UdpSocket::bind("127.0.0.1:0").unwrap()).is_err());
+    }
+
+    /// A label asked for is leased as it is; 0 leases one the kernel chose.
+    #[test]
+    fn flow_labels_are_leased() {
+        let v6 = UdpSocket::bind("[::1]:0").unwrap();
+        // A label of this process's own: another test run may hold (or just have held) one.
+        let label = 0x4_0000 | (std::process::id() & 0xffff);
+        assert_eq!(
+            lease_flow_label(&v6, label, Ipv6Addr::LOCALHOST).unwrap(),
+            label
+        );
+        let chosen = lease_flow_label(&v6, 0, Ipv6Addr::LOCALHOST).unwrap();
+        assert!(chosen != 0 && chosen <= 0xf_ffff, "{chosen:#x}");
+        set(&v6, Ipv6FlowinfoSend, &1).unwrap();
+        assert_eq!(get(&v6, Ipv6FlowinfoSend).unwrap(), 1);
     }
 
     #[test]

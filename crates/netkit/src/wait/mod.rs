@@ -9,10 +9,12 @@
 //! - [`finding`]: what one attempt found. [`tls`]: whom `https://` targets trust.
 //! - `probe` and `http`: one attempt; `lookup`: its name lookup, a step of its own before the
 //!   connect; `linger`: TCP connects that go on past their bound; `stage`: how far the
-//!   attempt under way got, for the deadline to say where it cut it.
+//!   attempt under way got, for the deadline to say where it cut it; `hedge`: a second HTTP
+//!   exchange beside one stuck in retransmissions.
 
 pub mod backoff;
 pub mod finding;
+mod hedge;
 mod http;
 mod linger;
 mod lookup;
@@ -39,6 +41,7 @@ pub use status::StatusSet;
 pub use target::Target;
 
 use stage::{Stage, Track};
+use target::HttpTarget;
 
 /// How to wait.
 #[derive(Debug, Clone)]
@@ -388,9 +391,43 @@ impl Watch {
         match &self.target {
             Target::Http(http) => {
                 let (bound, track) = (bounds.answer, &self.track);
-                self.probe.answer(http, stream, bound, left, track).await
+                let first = self.probe.answer(http, stream, bound, left, track);
+                // With `invert`, an answer is what the wait does not want: nothing to hurry.
+                if self.invert {
+                    return first.await;
+                }
+                // The exchanges beside it share their lingering connects: a SYN lost by one is
+                // not lost to the next.
+                let beside = tokio::sync::Mutex::new(linger::Lingering::default());
+                let next = || self.exchange(http, endpoint, bounds, &beside);
+                hedge::race(first, hedge::HEDGE_AFTER, next).await
             }
             _ => Finding::Accepts,
+        }
+    }
+
+    /// A whole HTTP exchange over a connection of its own, beside one that is stuck
+    /// ([`hedge`]), its connect through `lingering` (those of the exchanges beside the same
+    /// one: they do not linger past it).
+    async fn exchange(
+        &self,
+        http: &HttpTarget,
+        endpoint: &Endpoint,
+        bounds: backoff::Bounds,
+        lingering: &tokio::sync::Mutex<linger::Lingering>,
+    ) -> Finding {
+        let left = self
+            .deadline
+            .map(|d| d.saturating_duration_since(Instant::now()));
+        let mut lingering = lingering.lock().await;
+        match self.connect(&mut lingering, endpoint, bounds, left).await {
+            Ok(stream) => {
+                let track = &self.track;
+                self.probe
+                    .answer(http, stream, bounds.answer, left, track)
+                    .await
+            }
+            Err(finding) => finding,
         }
     }
 

@@ -160,7 +160,7 @@ fn parse_http(input: &str) -> Result<HttpTarget, ParseError> {
         url: input.to_string(),
         tls,
         endpoint,
-        authority: without_zone(authority.as_str()),
+        authority: host_header(authority.as_str()),
         path,
     })
 }
@@ -177,6 +177,20 @@ fn url_zone(host: &str) -> String {
             format!("{addr}%{zone}")
         }
         _ => host.to_string(),
+    }
+}
+
+/// The `Host` header of a URL's authority: without the zone of its IPv6 address
+/// ([`without_zone`]), and with a short IPv4 form (`127.1`) written out (`127.0.0.1`), as curl
+/// sends them.
+fn host_header(authority: &str) -> String {
+    let (host, port) = split_port(authority);
+    match crate::ipv4::looks_numeric(host).then(|| crate::ipv4::parse(host)) {
+        Some(Some(addr)) => match port {
+            Some(port) => format!("{addr}:{port}"),
+            None => addr.to_string(),
+        },
+        _ => without_zone(authority),
     }
 }
 
@@ -283,6 +297,23 @@ mod tests {
             http("HTTP://127.0.0.1/").endpoint.to_string(),
             "127.0.0.1:80"
         );
+    }
+
+    /// curl reads inet_aton's short forms and sends the address written out as the host.
+    #[test]
+    fn urls_take_short_ipv4_forms_as_curl() {
+        let t = http("http://127.1:8080/x");
+        assert_eq!(t.endpoint.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            (t.authority.as_str(), t.path.as_str()),
+            ("127.0.0.1:8080", "/x")
+        );
+        assert_eq!(http("http://0x7f.1/").authority, "127.0.0.1");
+        assert_eq!(
+            http("http://2130706433/").endpoint.to_string(),
+            "127.0.0.1:80"
+        );
+        assert!("http://1.2.3.300/".parse::<Target>().is_err());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! ping's flags that take iputils' values (`-p PATTERN`, `-Q TOS`, `-M do|dont|want`,
-//! `-I IFACE|ADDR`), and iputils' flags that netkit does not take: each is refused by name
-//! with what it means in iputils, so none can silently mean something else.
+//! `-I IFACE|ADDR`, `-F FLOWLABEL`), and iputils' flags that netkit does not take: each is
+//! refused by name with what it means in iputils, so none can silently mean something else.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -120,6 +120,27 @@ pub fn pmtu(text: &str) -> Result<Pmtu, ParseError> {
     }
 }
 
+/// Parses `-F`: an IPv6 flow label of 20 bits, read as iputils reads it (`strtoul` of base 0:
+/// decimal, `0x` hex, `0` octal).
+pub fn flow_label(text: &str) -> Result<u32, ParseError> {
+    let (digits, radix) = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => (hex, 16),
+        None if text.len() > 1 && text.starts_with('0') => (&text[1..], 8),
+        None => (text.strip_prefix('-').unwrap_or(text), 10),
+    };
+    let valid = !digits.is_empty() && digits.chars().all(|c| c.is_digit(radix));
+    let value = valid
+        .then(|| u64::from_str_radix(digits, radix).unwrap_or(u64::MAX))
+        .ok_or_else(|| ParseError::new(text, "bad value for flowinfo"))?;
+    match u32::try_from(value) {
+        Ok(label) if label <= 0xf_ffff && !text.starts_with('-') => Ok(label),
+        _ => Err(ParseError::new(
+            text,
+            "flow value is greater than 20 bits (0-1048575, or 0x0-0xfffff)",
+        )),
+    }
+}
+
 /// Parses `-l`: 1 to 65536 requests sent at once.
 pub fn preload(text: &str) -> Result<u64, ParseError> {
     crate::parse::number_in(text, 1, 65536, "preload")
@@ -140,12 +161,8 @@ pub struct Unsupported {
     dont_route: bool,
     #[arg(short = 'R', hide = true)]
     record_route: bool,
-    #[arg(short = 'U', hide = true)]
-    user_latency: bool,
     #[arg(short = 'e', hide = true, allow_hyphen_values = true)]
     ident: Option<String>,
-    #[arg(short = 'F', hide = true, allow_hyphen_values = true)]
-    flow_label: Option<String>,
     #[arg(short = 'm', hide = true, allow_hyphen_values = true)]
     mark: Option<String>,
     #[arg(short = 'N', hide = true, allow_hyphen_values = true)]
@@ -166,9 +183,7 @@ impl Unsupported {
             (self.no_loopback, "-L", "no multicast loopback"),
             (self.dont_route, "-r", "bypass the routing table"),
             (self.record_route, "-R", "record route"),
-            (self.user_latency, "-U", "user-to-user latency"),
             (self.ident.is_some(), "-e", "echo identifier"),
-            (self.flow_label.is_some(), "-F", "IPv6 flow label"),
             (self.mark.is_some(), "-m", "SO_MARK"),
             (
                 self.node_info.is_some(),
@@ -220,6 +235,27 @@ mod tests {
         assert_eq!(tos("0x10"), Ok(16));
         assert!(tos("300").unwrap_err().why.contains("0-255"));
         assert!(tos("ab").is_err());
+    }
+
+    #[test]
+    fn flow_labels_read_like_iputils() {
+        assert_eq!(flow_label("12345"), Ok(12345));
+        assert_eq!(flow_label("0x10"), Ok(16));
+        assert_eq!(flow_label("010"), Ok(8));
+        assert_eq!(flow_label("0"), Ok(0));
+        assert_eq!(flow_label("1048575"), Ok(0xf_ffff));
+        for big in ["1048576", "-1", "0x100000", "99999999999999999999999"] {
+            assert!(
+                flow_label(big).unwrap_err().why.contains("20 bits"),
+                "{big}"
+            );
+        }
+        for bad in ["zz", "", "0x", "08", "1.5"] {
+            assert!(
+                flow_label(bad).unwrap_err().why.contains("bad value"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

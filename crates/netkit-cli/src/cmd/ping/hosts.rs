@@ -102,10 +102,16 @@ fn check(target: Target, choice: Choice<'_>) -> Result<Host, netkit::Error> {
         source: source.unwrap_or(route.source),
         multicast: route.broadcast || target.addr.is_multicast(),
         broadcast_warning: route.broadcast && source.is_none(),
-        numeric: choice.numeric || target.name.is_none(),
+        // An address, in a short form too (`127.1`): iputils names no replier of one.
+        numeric: choice.numeric || target.name.as_deref().is_none_or(is_address),
         zone,
         target,
     })
+}
+
+/// Whether a target's name is an address in a short form (`127.1`, read as inet_aton reads it).
+fn is_address(name: &str) -> bool {
+    netkit::ipv4::parse(name).is_some()
 }
 
 /// The zone a host's link-local repliers are shown with: the target's, else `-I`'s interface

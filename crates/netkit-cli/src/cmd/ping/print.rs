@@ -1,7 +1,8 @@
 //! What ping prints while it runs, as iputils prints it: the header per host, one line per
 //! reply (`(DUP!)`, `(BAD CHECKSUM!)`, `(DIFFERENT ADDRESS!)`, `(truncated)`, `-D` timestamps,
 //! `-a` bell), `From ... icmp_seq=N <error>` lines, `-O`'s `no answer yet`, flood mode's dots,
-//! and SIGQUIT's status line on stderr; or, with `--json`, the reply and timeout records.
+//! and SIGQUIT's status line on stderr; or, with `--json`, the reply, error and timeout
+//! records.
 
 use std::io::{self, Write};
 use std::net::IpAddr;
@@ -65,7 +66,10 @@ impl<'a> EventPrinter<'a> {
             Event::Reply { record, .. } if self.out.json() => self.out.record("reply", &record),
             Event::Reply { host, record, rtt } => self.reply(host, &record, rtt),
             Event::Timeout { record, .. } if self.out.json() => self.out.record("timeout", &record),
-            Event::Error { host, seq, error } if !self.out.json() && !self.out.quiet() => {
+            Event::Error { record, .. } if self.out.json() => self.out.record("error", &record),
+            Event::Error {
+                host, seq, error, ..
+            } if !self.out.quiet() => {
                 if self.style.flood {
                     return raw("\x08E");
                 }

@@ -1552,3 +1552,173 @@ fn replies_queued_with_the_one_that_made_the_count_were_called_lost() {
         }
     }
 }
+
+/// The lines iputils prints for ICMP errors, `From X icmp_seq=N TEXT`, as (from, seq, text).
+fn error_lines(out: &str) -> Vec<(String, u64, String)> {
+    out.lines()
+        .filter_map(|l| l.strip_prefix("From "))
+        .map(|rest| {
+            let (from, rest) = rest.split_once(" icmp_seq=").expect("icmp_seq=");
+            let (seq, text) = rest.split_once(' ').expect("a text after the number");
+            (
+                from.to_string(),
+                seq.parse().expect("a number"),
+                text.to_string(),
+            )
+        })
+        .collect()
+}
+
+/// With `--json`, a request answered by an ICMP error (iputils' `From 198.18.0.1 icmp_seq=1
+/// Destination Host Unreachable`) was reported as a `timeout` record: neither the error nor
+/// who sent it was said, and it read as silence. It is now an `error` record with the text
+/// iputils prints, its sender, and the ICMP type and code; the text output has iputils'
+/// lines and its `+N errors`.
+#[test]
+fn icmp_errors_were_timeout_records_in_json() {
+    if !privileged("ping --json errors") {
+        return;
+    }
+    let (near, _far) = two_hosts("pingjerr");
+    for (target, kind) in [("198.18.0.3", (3, 1)), ("2001:db8::3", (1, 3))] {
+        let args = ["-c", "3", "-i", "0.3", target];
+        let ((code, out, err), (i_code, i_out, i_err)) = both_in(&near, &args);
+        assert_eq!(
+            counts(&i_out),
+            "3 packets transmitted, 0 received, +3 errors, 100% packet loss",
+            "{i_out}{i_err}"
+        );
+        same_counts(code, &out, &err, i_code, &i_out);
+        let want = error_lines(&i_out);
+        assert_eq!(error_lines(&out), want, "{out}\niputils: {i_out}");
+        let (code, stdout, stderr) = ping_in(&near, &[&["--json"][..], &args].concat());
+        assert_eq!(code, 1, "{stderr}");
+        let lines = json_lines(&stdout);
+        let kinds: Vec<&str> = lines.iter().filter_map(|v| v["type"].as_str()).collect();
+        assert_eq!(kinds, ["error", "error", "error", "summary"], "{stdout}");
+        let got: Vec<(String, u64, String)> = lines
+            .iter()
+            .filter(|v| v["type"] == "error")
+            .map(|v| {
+                assert_eq!((&v["host"], &v["addr"]), (&v["addr"], &v["addr"]), "{v}");
+                assert_eq!(v["addr"], target, "{v}");
+                assert_eq!(
+                    (&v["icmp_type"], &v["icmp_code"]),
+                    (&kind.0.into(), &kind.1.into())
+                );
+                let field = |name: &str| v[name].as_str().expect(name).to_string();
+                (
+                    field("from"),
+                    v["seq"].as_u64().expect("seq"),
+                    field("error"),
+                )
+            })
+            .collect();
+        assert_eq!(got, want, "{stdout}\niputils: {i_out}");
+        assert_eq!(lines[3]["errors"], 3, "{stdout}");
+    }
+}
+
+/// `-U` (iputils: the round trip ends when ping reads the reply, not at the kernel's receive
+/// timestamp) was refused as an unsupported flag (exit 2) where iputils pings.
+#[test]
+fn user_to_user_latency_flag_was_refused() {
+    if !privileged("ping -U") {
+        return;
+    }
+    let ns = Netns::with_loopback("pinguser");
+    let args = ["-U", "-c", "2", "-i", "0.2", "127.0.0.1"];
+    let ((code, out, err), (i_code, i_out, i_err)) = both_in(&ns, &args);
+    let want = "2 packets transmitted, 2 received, 0% packet loss";
+    iputils_counts(i_code, &i_out, &i_err, 0, want);
+    assert_eq!(code, i_code, "netkit: {out}{err}");
+    same_counts(code, &out, &err, i_code, &i_out);
+    assert_eq!(
+        out.matches(" ms").count(),
+        3,
+        "two timed replies and rtt: {out}"
+    );
+}
+
+/// The short IPv4 forms that iputils (inet_aton), curl and ncat take — `127.1`, `0x7f.1`,
+/// `2130706433`, `0177.0.0.1` — were refused as "invalid IPv4 address" (exit 2).
+#[test]
+fn short_ipv4_forms_were_refused() {
+    if !privileged("ping 127.1") {
+        return;
+    }
+    let ns = Netns::with_loopback("pingshort");
+    for host in ["127.1", "0x7f.1", "2130706433", "0177.0.0.1"] {
+        let args = ["-c", "1", host];
+        let ((code, out, err), (i_code, i_out, i_err)) = both_in(&ns, &args);
+        iputils_counts(
+            i_code,
+            &i_out,
+            &i_err,
+            0,
+            "1 packets transmitted, 1 received, 0% packet loss",
+        );
+        assert_eq!(code, i_code, "netkit: {out}{err}");
+        same_counts(code, &out, &err, i_code, &i_out);
+        assert_eq!(line_starting(&out, "PING "), line_starting(&i_out, "PING "));
+        assert!(
+            line_starting(&out, "64 bytes from ").starts_with("64 bytes from 127.0.0.1: "),
+            "{host}: {out}"
+        );
+    }
+}
+
+/// The flow label of the echo requests `ping ARGS` sends to ::1 in `ns`, as tcpdump sees them
+/// on the wire (`flowlabel 0x1b2c3`), and ping's PING line.
+fn flow_labels_sent(ns: &Netns, ping: Command) -> (Vec<String>, String) {
+    let mut dump = Command::new("ip");
+    dump.args([
+        "netns", "exec", &ns.name, "tcpdump", "-l", "-n", "-v", "-i", "lo",
+    ]);
+    dump.args(["-c", "2", "icmp6 and ip6[40] == 128"]);
+    let dump = Proc::spawn(dump);
+    dump.stderr.wait_for(|l| l.contains("listening on"), 1);
+    let (code, out, err) = text(&{ ping }.output().expect("run ping"));
+    assert_eq!(code, 0, "{out}{err}");
+    let lines = dump.stdout.wait_for(|l| l.contains("flowlabel "), 2);
+    let labels = lines
+        .iter()
+        .map(|l| l.split("flowlabel ").nth(1).unwrap_or_default())
+        .map(|rest| rest.split(',').next().unwrap_or_default().to_string())
+        .collect();
+    (labels, line_starting(&out, "PING ").to_string())
+}
+
+/// `-F FLOWLABEL` was refused as an unsupported flag (exit 2); iputils leases the label
+/// (`IPV6_FLOWLABEL_MGR`) and its requests carry it. Both now do, as tcpdump sees it, and say
+/// so alike in the PING line (`, flow 0x1b2c3,`).
+#[test]
+fn ipv6_flow_label_was_refused() {
+    if !privileged("ping -F") {
+        return;
+    }
+    let ns = Netns::with_loopback("pingflow");
+    // Each tool its own label: a label stays held for seconds after its socket closed.
+    for (label, netkit) in [("0x1b2c3", true), ("0x1b2c4", false)] {
+        let args = ["-c", "2", "-i", "0.2", "-F", label, "::1"];
+        let cmd = match netkit {
+            true => {
+                let mut cmd = ns.netkit();
+                cmd.arg("ping").args(args);
+                cmd
+            }
+            false => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", &ns.name, "ping"]).args(args);
+                cmd
+            }
+        };
+        let (labels, header) = flow_labels_sent(&ns, cmd);
+        assert_eq!(labels, [label, label], "netkit: {netkit}");
+        let want = format!(
+            "PING ::1(::1) , flow 0x{:05x}, 56 data bytes",
+            0x1b2c3 + u32::from(!netkit)
+        );
+        assert_eq!(header, want, "netkit: {netkit}");
+    }
+}

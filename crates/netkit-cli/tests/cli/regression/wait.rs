@@ -1124,3 +1124,110 @@ fn several_targets_timed_out_with_one_anothers_reason() {
         "{stderr}"
     );
 }
+
+/// The short IPv4 forms that curl, ncat and wait-for-it take (inet_aton's: `127.1`,
+/// `0x7f.1`, `2130706433`, `0177.0.0.1`) were refused as "invalid IPv4 address" (exit 2) in
+/// URLs and `HOST:PORT`. They now mean what they mean to those tools, and the `Host` header
+/// names the address as curl sends it (`127.0.0.1:PORT`); what is no address in any form
+/// (`1.2.3.300`) is still refused.
+#[test]
+fn short_ipv4_forms_were_refused() {
+    let server = HttpServer::start("127.0.0.1", vec![response("200 OK", "ok")]);
+    let port = server.addr.port();
+    for host in ["127.1", "0x7f.1", "2130706433", "0177.0.0.1"] {
+        let url = format!("http://{host}:{port}/");
+        assert_eq!(curl(&url, &["-f"]), 0, "curl -f {url}");
+        let (code, _, stderr) = text(&wait(&["wait", &url, "--timeout", "5s"]));
+        assert_eq!(code, 0, "{url}: {stderr}");
+        let head = server.heads().pop().expect("a request");
+        let host_header = crate::wait_util::header(&head, "host");
+        assert_eq!(
+            host_header,
+            Some(format!("127.0.0.1:{port}").as_str()),
+            "{head}"
+        );
+        let endpoint = format!("{host}:{port}");
+        // ncat (7.93) reads the dotted forms only, not a bare number.
+        let ncat = std::process::Command::new("ncat")
+            .args(["-z", host, &port.to_string()])
+            .output();
+        if let (Ok(peer), true) = (ncat, host.contains('.')) {
+            assert_eq!(peer.status.code(), Some(0), "ncat -z {endpoint}: {peer:?}");
+        }
+        let (code, _, stderr) = text(&wait(&["wait", &endpoint, "--timeout", "5s"]));
+        assert_eq!(code, 0, "{endpoint}: {stderr}");
+    }
+    let (code, _, stderr) = text(&wait(&["wait", &format!("1.2.3.300:{port}")]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("invalid IPv4 address"), "{stderr}");
+}
+
+/// A loopback HTTP server that leaves every odd-numbered connection unanswered (an exchange
+/// stuck as one is in retransmissions on a lossy path) and answers the others `200 OK`, until
+/// `stop` is set (or for 30 s).
+fn every_other_stuck(
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> (std::net::SocketAddr, std::thread::JoinHandle<()>) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::Ordering;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("non-blocking");
+    let addr = listener.local_addr().expect("address");
+    let thread = std::thread::spawn(move || {
+        let end = Instant::now() + Duration::from_secs(30);
+        let mut stuck = Vec::new();
+        while !stop.load(Ordering::SeqCst) && Instant::now() < end {
+            let Ok((mut conn, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            };
+            if stuck.len() < 100 && (stuck.len() + 1) % 2 == 1 {
+                stuck.push(Some(conn));
+                continue;
+            }
+            stuck.push(None);
+            conn.set_nonblocking(false).expect("blocking");
+            conn.set_read_timeout(Some(Duration::from_secs(5)))
+                .expect("timeout");
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = conn.write_all(response("200 OK", "ok").as_bytes());
+        }
+    });
+    (addr, thread)
+}
+
+/// Attempts were serial: an HTTP exchange that got no answer held its target until the answer
+/// bound (10 s) ended it, while a curl loop (`curl --max-time 1`) had its 200 from the next
+/// exchange a second later. Here every other connection goes unanswered: curl's first try
+/// times out and its second gets 200; netkit, given 5 s, timed out (exit 1). It now starts a
+/// second exchange beside one unanswered after a second, and is ready.
+#[test]
+fn a_stuck_http_exchange_held_its_target_until_the_answer_bound() {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (peer, peer_server) = every_other_stuck(stop.clone());
+    let (addr, server) = every_other_stuck(stop.clone());
+    let peer_url = format!("http://{peer}/");
+    assert_eq!(
+        curl(&peer_url, &["--max-time", "1"]),
+        28,
+        "curl: the stuck exchange"
+    );
+    assert_eq!(
+        curl(&peer_url, &["--max-time", "1"]),
+        0,
+        "curl: the next exchange"
+    );
+    let url = format!("http://{addr}/");
+    let (code, stdout, stderr) = text(&wait(&["wait", &url, "--timeout", "5s"]));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    server.join().expect("server");
+    peer_server.join().expect("peer's server");
+}

@@ -1,0 +1,147 @@
+//! A second HTTP exchange beside one that is stuck. On a lossy path one exchange can sit in
+//! TCP's retransmission back-off (a lost request or answer segment is re-sent after 0.2 s,
+//! then 0.4, 0.8, 1.6 s, ...) until the answer bound ends it, while a fresh exchange, over a
+//! new connection, would likely get through at once: a curl loop with `--max-time` gets its
+//! `200` that way. So when an answer has not come [`HEDGE_AFTER`] into an exchange, a second
+//! one starts beside it (as Happy Eyeballs starts a second connect after a stagger), and the
+//! first that finds the target up ends the attempt; a second exchange whose connect heard
+//! nothing (a lost SYN) is followed by another. At most two exchanges run at once per target:
+//! a slow server, whose answer only takes long, sees one more request per attempt, not a
+//! flood.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::time::{sleep, sleep_until, Instant};
+
+use super::finding::Finding;
+
+/// How long an HTTP exchange goes without its answer before a second one starts beside it:
+/// several times a healthy exchange on any path a wait is used on, and past the first
+/// retransmission of a lost segment (at 0.2 s and more).
+pub const HEDGE_AFTER: Duration = Duration::from_secs(1);
+
+/// Runs `first`; when it has not ended after `stagger`, also `next()`, and again `next()` each
+/// time the one beside it heard nothing (its connect timed out), at most one every `stagger`,
+/// while `first` goes on. The finding of the first to find the target up, or else of the
+/// first to end unless that was silence (nothing heard: the other may still hear something,
+/// and is waited for).
+pub(super) async fn race<A, B>(first: A, stagger: Duration, mut next: impl FnMut() -> B) -> Finding
+where
+    A: Future<Output = Finding>,
+    B: Future<Output = Finding>,
+{
+    tokio::pin!(first);
+    tokio::select! {
+        finding = &mut first => return finding,
+        () = sleep(stagger) => {}
+    }
+    loop {
+        let started = Instant::now();
+        let beside = next();
+        tokio::pin!(beside);
+        tokio::select! {
+            finding = &mut first => return settle(finding, beside).await,
+            finding = &mut beside => {
+                if !finding.is_silence() {
+                    return finding;
+                }
+            }
+        }
+        tokio::select! {
+            finding = &mut first => return finding,
+            () = sleep_until(started + stagger) => {}
+        }
+    }
+}
+
+/// `ended`, the finding of the exchange that ended first, unless it heard nothing while the
+/// other may yet: then the other's, when it says more.
+async fn settle(ended: Finding, other: impl Future<Output = Finding>) -> Finding {
+    if !ended.is_silence() {
+        return ended;
+    }
+    let later = other.await;
+    match later.is_silence() {
+        true => ended,
+        false => later,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn after(ms: u64, finding: Finding) -> Finding {
+        sleep(Duration::from_millis(ms)).await;
+        finding
+    }
+
+    const STAGGER: Duration = Duration::from_millis(1000);
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quick_answer_starts_no_second_exchange() {
+        let start = tokio::time::Instant::now();
+        let found = race(
+            after(300, Finding::Answers(200)),
+            STAGGER,
+            || -> std::future::Ready<Finding> { panic!("no second exchange") },
+        )
+        .await;
+        assert_eq!(found, Finding::Answers(200));
+        assert_eq!(start.elapsed(), Duration::from_millis(300));
+    }
+
+    /// The stuck exchange would answer at 10 s; the second, started at 1 s, at 1.2 s.
+    #[tokio::test(start_paused = true)]
+    async fn a_stuck_exchange_is_overtaken() {
+        let start = tokio::time::Instant::now();
+        let stuck = after(10_000, Finding::Answers(200));
+        let found = race(stuck, STAGGER, || after(200, Finding::Answers(200))).await;
+        assert_eq!(found, Finding::Answers(200));
+        assert_eq!(start.elapsed(), Duration::from_millis(1200));
+    }
+
+    /// Silence from the first to end waits for the other, which may say more.
+    #[tokio::test(start_paused = true)]
+    async fn silence_waits_for_the_other_exchange() {
+        let stuck = after(2_000, Finding::NoResponse);
+        let found = race(stuck, STAGGER, || after(3_000, Finding::Status(503))).await;
+        assert_eq!(found, Finding::Status(503));
+        let both = race(after(2_000, Finding::NoResponse), STAGGER, || {
+            after(1_500, Finding::NoResponse)
+        });
+        assert_eq!(both.await, Finding::NoResponse);
+    }
+
+    /// A second exchange that heard nothing (its connect timed out) is followed by another,
+    /// one per stagger, while the stuck one goes on.
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_second_exchange_is_followed_by_another() {
+        let start = tokio::time::Instant::now();
+        let mut tries = 0;
+        let next = || {
+            tries += 1;
+            match tries {
+                1 => after(400, Finding::ConnectTimedOut),
+                _ => after(300, Finding::Answers(200)),
+            }
+        };
+        let found = race(after(10_000, Finding::NoResponse), STAGGER, next).await;
+        assert_eq!(found, Finding::Answers(200));
+        // The first beside it at 1 s heard nothing at 1.4 s; the next one at 2 s answered.
+        assert_eq!(start.elapsed(), Duration::from_millis(2300));
+    }
+
+    /// An answer that says the target is not ready ends the attempt at once.
+    #[tokio::test(start_paused = true)]
+    async fn a_telling_answer_ends_the_attempt() {
+        let start = tokio::time::Instant::now();
+        let found = race(after(1_500, Finding::Status(503)), STAGGER, || {
+            after(5_000, Finding::Answers(200))
+        })
+        .await;
+        assert_eq!(found, Finding::Status(503));
+        assert_eq!(start.elapsed(), Duration::from_millis(1500));
+    }
+}
