@@ -120,6 +120,8 @@ pub struct PortProgress {
     queued: bool,
     /// When its latest try left.
     pub last_at: Option<std::time::Instant>,
+    /// When its first try left.
+    pub first_at: Option<std::time::Instant>,
     /// Whether it was about to be filtered and waits instead for the target's own
     /// retransmission of an answer to its last try
     /// ([`super::schedule::Settings::answer_retransmit`]): it goes back on the bench when

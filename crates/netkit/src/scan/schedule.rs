@@ -74,6 +74,9 @@ const HOST_MAX_WINDOW: usize = 1000;
 /// ([`HostScan::loss_tries`]): random loss is no reason to slow down, and the cut, to the
 /// answers' recent rate, is never raised again once only silent ports are left.
 const SLOW_TRIES: u32 = 4;
+/// With a fixed retry budget (`--retries`), once a drop showed, try `k` of a port leaves no
+/// sooner than `(2^k - 1)` times this after its first (`Scheduler::spread`).
+pub const SPREAD: Duration = Duration::from_millis(250);
 /// Connections in a row that join two probes of the scan before the port is called closed.
 const MAX_PHANTOMS: u8 = 3;
 /// How long the machine may stay short of descriptors, buffers or ports before the scan gives
@@ -294,6 +297,9 @@ pub struct Scheduler<I> {
     /// ([`Scheduler::await_retransmit`]).
     retransmit_timers: BinaryHeap<Reverse<(Instant, ProbeId)>>,
     to_close: Vec<ProbeId>,
+    /// Retransmissions held back until then, by host slot and port index
+    /// ([`Scheduler::spread`]).
+    spread_timers: BinaryHeap<Reverse<(Instant, usize, usize)>>,
     finished: Vec<(Arc<HostInfo>, StateCounts)>,
     silenced: Vec<(Arc<HostInfo>, u16, Verdict)>,
     /// Hosts found unreachable outside of a reply (see [`HostScan::no_route`]).
@@ -347,6 +353,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             lingering: VecDeque::new(),
             retransmit_timers: BinaryHeap::new(),
             to_close: Vec::new(),
+            spread_timers: BinaryHeap::new(),
             finished: Vec::new(),
             silenced: Vec::new(),
             unreached: Vec::new(),
@@ -527,6 +534,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         let progress = host.pending.entry(port).or_default();
         let tryno = progress.sent;
         let lost_at = progress.last_at.replace(now).unwrap_or(now);
+        progress.first_at.get_or_insert(now);
         progress.sent += 1;
         progress.live.push(id);
         let last = progress.sent >= host.allowed_tries(&budget);
@@ -1137,6 +1145,8 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             self.close(id);
         }
         self.close_timing(slot);
+        self.spread_timers
+            .retain(|Reverse((_, held, _))| *held != slot);
         if let Some(host) = self.hosts[slot].take() {
             self.follow_ups -= host.follow_ups.count();
         }
@@ -1152,6 +1162,9 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         let ports = self.ports.len();
         if self.hosts[slot].as_ref().is_some_and(|h| h.is_done(ports)) {
             self.close_timing(slot);
+            // Its slot may go to another host: no held retransmission may follow it there.
+            self.spread_timers
+                .retain(|Reverse((_, held, _))| *held != slot);
             if let Some(host) = self.hosts[slot].take() {
                 self.follow_ups -= host.follow_ups.count();
                 self.finished.push((host.info, host.states));
@@ -1167,6 +1180,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
 
     /// Times out every try whose deadline passed by `now`, and raises paced hosts' rates.
     pub fn expire(&mut self, now: Instant) {
+        self.release_spread(now);
         while let Some(Reverse((at, id))) = self.window_timers.peek().copied() {
             if at > now {
                 break;
@@ -1252,6 +1266,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         self.leave_flight(&rec);
         self.window.lapse();
         let budget = self.budget();
+        let held = self.spread(&budget, &rec);
         let Some(host) = self.hosts[rec.host].as_mut() else {
             return;
         };
@@ -1259,12 +1274,49 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         let sent = host.pending.get(&rec.port).map_or(0, |p| p.sent);
         if sent == rec.tryno + 1 {
             if sent < host.allowed_tries(&budget) {
-                host.queue_retry(rec.port, false);
+                match held {
+                    Some(at) => self.spread_timers.push(Reverse((at, rec.host, rec.port))),
+                    None => host.queue_retry(rec.port, false),
+                }
             } else {
                 host.bench.push(rec.port);
             }
         }
         self.review(rec.host);
+    }
+
+    /// When the next try of the port of `rec`, which timed out, may leave, if it is held back:
+    /// with a fixed budget (`--retries`, which cannot grow to cover loss) once a drop showed
+    /// (an answer that only a retransmission got), try `k` leaves no sooner than `(2^k - 1)`
+    /// × [`SPREAD`] after the port's first, as TCP backs its retransmissions off. Audit: 8
+    /// hosts × 19 ports behind a policer passing 50 SYNs a second, `--retries 2`: a port's
+    /// three tries left within 150 ms, while the scan's first burst was going through the
+    /// policer and before the drops had paced the scan (a cut needs ten), and 12-33 closed
+    /// ports came out filtered (nmap -sT `--max-retries 2` in the same lab: 8-17). Spread out,
+    /// the later tries leave at the pace the drops set meanwhile. Without drops (a clean path,
+    /// ports that drop probes) nothing is held; the adaptive budget grows its tries instead.
+    fn spread(&self, budget: &Budget, rec: &Sent) -> Option<Instant> {
+        if !matches!(budget.retries, Retries::Fixed(_)) || self.counts.drops == 0 {
+            return None;
+        }
+        let host = self.hosts[rec.host].as_ref()?;
+        let first = host.pending.get(&rec.port)?.first_at?;
+        let rounds = 2u32.saturating_pow(rec.tryno + 1) - 1;
+        Some(first + SPREAD.saturating_mul(rounds))
+    }
+
+    /// Queues for their retransmission the ports whose spread ([`Self::spread`]) ended by
+    /// `now`.
+    fn release_spread(&mut self, now: Instant) {
+        while let Some(Reverse((at, slot, port))) = self.spread_timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.spread_timers.pop();
+            if let Some(host) = self.hosts[slot].as_mut() {
+                host.queue_retry(port, false);
+            }
+        }
     }
 
     /// The lingering probe `rec` ended without an answer (its wait for the target's own
@@ -1406,6 +1458,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             self.timers.peek().map(|Reverse((at, _))| *at),
             self.window_timers.peek().map(|Reverse((at, _))| *at),
             self.retransmit_timers.peek().map(|Reverse((at, _))| *at),
+            self.spread_timers.peek().map(|Reverse((at, _, _))| *at),
         ];
         if hosts().any(|h| h.has_work(ports)) {
             // The scan-wide gates: nothing leaves before both open.

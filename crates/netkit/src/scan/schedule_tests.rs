@@ -949,3 +949,84 @@ fn a_timeout_below_the_round_trip_still_takes_late_answers() {
         }
     }
 }
+
+/// The far side of the audit's policer case: 8 hosts × 19 ports, each host with one or two
+/// open ports among them (seeded), the rest closed.
+fn policed_hosts(seed: u64) -> Vec<Vec<Truth>> {
+    let mut rng = Rng(seed * 7919);
+    (0..8)
+        .map(|_| {
+            let open = [rng.unit(), rng.unit()].map(|u| (u * 19.0) as usize);
+            (0..19)
+                .map(|p| match open.contains(&p) {
+                    true => Truth::Open,
+                    false => Truth::Closed,
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Audit (bench/scan_diff.py, nmap -sT as the oracle): 8 hosts × 19 ports behind a policer
+/// passing 50 SYNs a second, `--retries 2`: netkit called 12-33 closed ports filtered and
+/// missed open ones (the lab, 2026-12-05: nmap -sT `--max-retries 2` 6-9). A port's three
+/// tries left within 150 ms of each other while the scan's first burst went through the
+/// policer, before the drops (ten are needed) paced the scan; here 31-35 wrong on every seed.
+/// Once a drop showed, a fixed budget's tries are now spread out (`Scheduler::spread`).
+#[test]
+fn a_fixed_budget_is_not_spent_in_a_policers_first_burst() {
+    let mut wrong = Vec::new();
+    for seed in 1..=10 {
+        let mut net = Net::new(seed, policed_hosts(seed));
+        net.delay = Duration::from_micros(100);
+        net.jitter = Duration::from_micros(50);
+        net.policer = Some(Bucket::new(50.0, 5.0));
+        let settings = Settings {
+            timeouts: Timeouts::capped(Duration::from_secs(10)),
+            answer_retransmit: Some(SYN_ACK_RETRANSMIT),
+            ..settings(Retries::Fixed(2))
+        };
+        let out = simulate(&mut net, settings);
+        let most = out.states.values().map(|v| v.tries).max();
+        assert_eq!(most, Some(3), "seed {seed}: the budget is kept");
+        let bad = (out.states.iter())
+            .filter(|((h, p), v)| v.state != net.truth[*h][usize::from(*p) - 1].state())
+            .count();
+        wrong.push(bad);
+    }
+    // Loss at the policer's rate still takes all three tries of a port now and then.
+    let total: usize = wrong.iter().sum();
+    assert!(
+        total <= 10 && wrong.iter().all(|w| *w <= 2),
+        "{total} wrong: {wrong:?}"
+    );
+}
+
+/// The spread holds nothing back on a path without drops (ports that drop probes behind a
+/// clean link), and costs a lossy path with a fixed budget little: each port's tries wait
+/// longer, while other ports' go meanwhile.
+#[test]
+fn a_spread_fixed_budget_costs_little_without_a_policer() {
+    let mut truth = vec![Truth::Open; 2];
+    truth.extend([Truth::Dropped; 1000]);
+    let mut net = Net::new(3, vec![truth; 8]);
+    net.delay = Duration::from_millis(5);
+    let out = simulate(&mut net, settings(Retries::Fixed(2)));
+    assert_exact(&net, &out);
+    assert_eq!(out.counts.sent, 8 * 3002, "{:?}", out.counts);
+    // Before the spread: 7.8 s, the same.
+    assert!(out.elapsed < Duration::from_secs(9), "{:?}", out.elapsed);
+    for (seed, loss) in [(1, 0.02), (2, 0.05), (3, 0.1)] {
+        let mut net = Net::new(seed, far_side(8, 500));
+        net.delay = Duration::from_millis(15);
+        net.jitter = Duration::from_millis(5);
+        net.loss = loss;
+        let out = simulate(&mut net, settings(Retries::Fixed(2)));
+        // Before: 1.6, 1.7 and 3.2 s; with the spread 2.1, 2.3 and 2.5 s.
+        assert!(
+            out.elapsed < Duration::from_secs(4),
+            "{loss}: {:?}",
+            out.elapsed
+        );
+    }
+}
