@@ -69,6 +69,10 @@ pub struct Host {
     /// Why it is up or down, in nmap's `--reason` words (`user-set`, `echo-reply`,
     /// `no-response`, `net-unreach`, ...).
     pub reason: &'static str,
+    /// The TTL (IPv4) or hop limit (IPv6) of the answer the reason names, as nmap's
+    /// `reason_ttl`; 0 where no packet was read or its TTL is not known (a connect, ARP, no
+    /// response), as nmap writes it then.
+    pub reason_ttl: u8,
     /// Its ports listed one by one, ascending (scan only).
     pub ports: Vec<Port>,
     /// Ports counted but not listed one by one (nmap's `<extraports>`).
@@ -191,7 +195,7 @@ pub fn own_addrs() -> HashSet<IpAddr> {
 /// addresses (`own`), as nmap says it: `localhost-response`, without a MAC address.
 pub fn mark_localhost(host: &mut Host, by: Option<&str>, own: &HashSet<IpAddr>) {
     if host.up && matches!(by, Some("arp" | "ndp")) && own.contains(&host.addr) {
-        (host.reason, host.mac) = ("localhost-response", None);
+        (host.reason, host.mac, host.reason_ttl) = ("localhost-response", None, 0);
     }
 }
 

@@ -59,8 +59,8 @@ impl<W: Write> Document for Xml<W> {
         let state = if host.up { "up" } else { "down" };
         writeln!(
             out,
-            "<host><status state=\"{state}\" reason=\"{}\" reason_ttl=\"0\"/>",
-            host.reason
+            "<host><status state=\"{state}\" reason=\"{}\" reason_ttl=\"{}\"/>",
+            host.reason, host.reason_ttl
         )?;
         writeln!(
             out,

@@ -38,6 +38,11 @@ pub struct HostRecord {
     /// otherwise. The same address in two zones is two targets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zone: Option<String>,
+    /// The TTL (IPv4) or hop limit (IPv6) of its first answer, where it is known (ICMP echo
+    /// replies; answers on raw sockets: `ack`, `timestamp`, IPv4); absent otherwise (a TCP
+    /// connect's answer, ARP and neighbour discovery, a silent target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u8>,
 }
 
 /// How a target answered a TCP connect probe: the three ways that say it is alive. nmap's

@@ -108,6 +108,7 @@ fn echo_reply(targets: &Targets, reply: &icmp::Reply) -> Option<Reply> {
         index: u64::from(reply.index),
         addr: reply.addr,
         answer: Answer::Alive(reply.rtt.unwrap_or_default()),
+        ttl: reply.ttl,
     })
 }
 
@@ -124,5 +125,6 @@ fn unreachable(targets: &Targets, error: &ErrorReply, local: &mut LocalAddrs) ->
         index: u64::from(index),
         addr: error.target,
         answer,
+        ttl: None,
     })
 }

@@ -37,7 +37,7 @@
 //! takes an answer to a retransmission for a sign of loss; never less than what the last round
 //! saw, nor than `PRIOR_LOSS`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 
 use tokio::time::{Duration, Instant};
@@ -176,6 +176,11 @@ pub struct Meter {
     epochs: Vec<Epoch>,
     pending: VecDeque<Pending>,
     candidates: VecDeque<Candidate>,
+    /// Candidates whose controls are all sent, kept while some are in flight: a host that
+    /// went down is told by the controls it lost in a row (see [`Meter::went_down`]).
+    spent: HashMap<u64, Candidate>,
+    /// Hosts that went down during the round: their lost controls measure nothing.
+    gone: HashSet<u64>,
     since_control: u32,
     window: (u32, u32),
     trial: Option<Trial>,
@@ -213,6 +218,8 @@ impl Meter {
             epochs: vec![Epoch::new(ceiling.max(1))],
             pending: VecDeque::new(),
             candidates: VecDeque::new(),
+            spent: HashMap::new(),
+            gone: HashSet::new(),
             since_control: 0,
             window: (0, 0),
             trial: None,
@@ -327,8 +334,11 @@ impl Meter {
     fn pick(&mut self) -> Option<(u64, IpAddr, u8)> {
         let mut pick = self.candidates.pop_front()?;
         pick.uses += 1;
-        if pick.uses < CONTROLS_PER_HOST {
-            self.candidates.push_back(pick);
+        match pick.uses < CONTROLS_PER_HOST {
+            true => self.candidates.push_back(pick),
+            false => {
+                self.spent.insert(pick.index, pick);
+            }
         }
         Some((pick.index, pick.addr, pick.slot))
     }
@@ -499,10 +509,11 @@ impl Meter {
             false => epoch.lost += 1,
         }
         if p.answered {
-            if let Some(c) = self.candidates.iter_mut().find(|c| c.index == p.index) {
+            if let Some(c) = self.candidate(p.index) {
                 c.missed = 0;
             }
         }
+        self.forget_spent(p.index);
         if p.epoch == self.epoch() {
             match p.answered {
                 true => self.window.0 += 1,
@@ -520,19 +531,30 @@ impl Meter {
     /// after it was found made the others' loss look like a third on a clean link (one of
     /// three hosts found), and the silent targets were probed up to four times as often.
     /// Otherwise `p` is noted as one more of its host's lost in a row.
+    ///
+    /// A host's controls go out faster than they are resolved: a host that went down just
+    /// after it was found had all its controls sent, and was no candidate any more, before
+    /// the first was seen lost; and once it was found down, its controls still in flight
+    /// were counted lost. On a clean link a /24 with three hosts, one gone as soon as it
+    /// answered, read 30% loss and sent its silent targets 17 probes each (`--retries 1`):
+    /// 4328 probes in 5.1 s where the same round with nothing gone takes 1542 in 1.1 s.
     fn went_down(&mut self, p: &Pending) -> bool {
-        let Some(at) = self.candidates.iter().position(|c| c.index == p.index) else {
+        if self.gone.contains(&p.index) {
+            return true;
+        }
+        let (ok, lost) = self.totals();
+        let Some(c) = self.candidate(p.index) else {
             return false;
         };
-        let (ok, lost) = self.totals();
-        let c = &mut self.candidates[at];
         let missed = c.missed;
         let others_lost = lost.saturating_sub(u32::from(missed));
         let chance = estimate(ok, others_lost);
         let judged = ok + others_lost >= TRUSTED;
         if missed >= 1 && judged && chance.powi(i32::from(missed) + 1) < 0.01 {
             let earlier = c.missed_in;
-            self.candidates.remove(at);
+            self.candidates.retain(|c| c.index != p.index);
+            self.spent.remove(&p.index);
+            self.gone.insert(p.index);
             tracing::debug!("sweep: control host {} stopped answering", p.index);
             for e in &earlier[..usize::from(missed)] {
                 if let Some(epoch) = self.epochs.get_mut(usize::from(*e)) {
@@ -549,6 +571,21 @@ impl Meter {
             c.missed += 1;
         }
         false
+    }
+
+    /// The control candidate `index`, in use or spent.
+    fn candidate(&mut self, index: u64) -> Option<&mut Candidate> {
+        match self.candidates.iter_mut().find(|c| c.index == index) {
+            Some(c) => Some(c),
+            None => self.spent.get_mut(&index),
+        }
+    }
+
+    /// Lets a spent candidate go once none of its controls is in flight.
+    fn forget_spent(&mut self, index: u64) {
+        if self.spent.contains_key(&index) && !self.pending.iter().any(|q| q.index == index) {
+            self.spent.remove(&index);
+        }
     }
 
     /// Judges a full window of the current epoch.
@@ -1231,6 +1268,32 @@ mod tests {
         }
         assert_eq!(answered.expire(start + TIMEOUT, TIMEOUT), None);
         assert!(!answered.losing() && !answered.wasted(0));
+    }
+
+    /// Three hosts found, the first gone at once: all its controls went out before the first
+    /// was seen lost (it was no candidate any more), and those still in flight once it was
+    /// found down were counted lost too; its controls measure nothing of the way to the others.
+    #[test]
+    fn a_host_gone_with_all_its_controls_in_flight_is_no_loss() {
+        let mut meter = Meter::new(10_000);
+        for index in 0..3 {
+            meter.found(index, addr(), 0, 1);
+        }
+        let start = Instant::now();
+        let sent = send_controls(&mut meter, 3 * usize::from(CONTROLS_PER_HOST), start);
+        assert!(meter.control(false).is_none(), "every control used");
+        for index in sent.iter().filter(|i| **i != 0) {
+            let at = start + Duration::from_millis(1);
+            meter.answered(*index, Duration::from_millis(1), at);
+        }
+        // Nothing answers after them: they are lost once the silence is long enough.
+        meter.expire(start + SILENCE + TIMEOUT * 2, TIMEOUT);
+        assert_eq!(
+            meter.round_loss(),
+            Some((0.0, 19)),
+            "16 controls and 3 first probes"
+        );
+        assert!(!meter.losing());
     }
 
     /// Behind a DROPping limiter on a /24 the answers to the controls sent after the last

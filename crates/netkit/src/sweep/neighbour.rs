@@ -91,6 +91,7 @@ impl Pending {
             index: sent.index,
             addr,
             answer,
+            ttl: None,
         })
     }
 

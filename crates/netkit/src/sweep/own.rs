@@ -47,6 +47,7 @@ impl OwnAddrs {
             index,
             addr,
             answer,
+            ttl: None,
         });
         true
     }

@@ -102,6 +102,7 @@ pub async fn receive(
                 continue;
             }
         };
+        let ttl = ipv4_ttl(&buf[..len], from);
         let Some(heard) = read(&buf[..len], from) else {
             continue;
         };
@@ -121,11 +122,19 @@ pub async fn receive(
                 Some(Answer::Tcp(_, how)) => Answer::Tcp(rtt, how),
                 Some(answer) => answer,
             },
+            ttl,
         };
         if replies.send(reply).is_err() {
             return;
         }
     }
+}
+
+/// The TTL of an IPv4 datagram as a raw socket reads it (its IP header first); `None` for
+/// IPv6, whose raw sockets see no IP header.
+fn ipv4_ttl(datagram: &[u8], from: IpAddr) -> Option<u8> {
+    let header = datagram.get(..20).filter(|h| h[0] >> 4 == 4)?;
+    from.is_ipv4().then_some(header[8])
 }
 
 /// What a refused send to `addr` says: no route (`ENETUNREACH`, `EHOSTUNREACH`, this machine's
@@ -145,6 +154,7 @@ pub fn refused(
                 index,
                 addr,
                 answer,
+                ttl: None,
             });
         }
         _ => tracing::debug!("send to {addr}: {err}"),
@@ -190,6 +200,17 @@ impl Sent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ttl_is_read_from_an_ipv4_header_only() {
+        let mut v4 = [0u8; 28];
+        (v4[0], v4[8]) = (0x45, 57);
+        let from4: IpAddr = "198.18.0.1".parse().unwrap();
+        assert_eq!(ipv4_ttl(&v4, from4), Some(57));
+        assert_eq!(ipv4_ttl(&v4[..19], from4), None, "cut short");
+        let tcp = [0u8; 28];
+        assert_eq!(ipv4_ttl(&tcp, "2001:db8::1".parse().unwrap()), None);
+    }
 
     #[tokio::test(start_paused = true)]
     async fn an_answer_takes_the_last_probes_tag() {

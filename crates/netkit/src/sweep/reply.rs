@@ -94,6 +94,10 @@ pub struct Reply {
     pub addr: IpAddr,
     /// What came back.
     pub answer: Answer,
+    /// The TTL (IPv4) or hop limit (IPv6) of the answer, where the prober reads it (ICMP echo
+    /// replies; IPv4 answers on raw sockets); `None` for a connect's answer, on-link
+    /// neighbours and answers of this host.
+    pub ttl: Option<u8>,
 }
 
 #[cfg(test)]

@@ -452,6 +452,7 @@ impl Work<'_, '_> {
             by,
             tcp,
             zone: zone.clone(),
+            ttl: reply.ttl,
         };
         sink(Event::Host(host)).map_err(output_error)?;
         if self.round.previous.is_some_and(|p| !p.get(reply.index)) {
@@ -554,6 +555,7 @@ fn report_rest(
             by: None,
             tcp: None,
             zone: zone.clone(),
+            ttl: None,
         };
         sink(Event::Host(host)).map_err(output_error)?;
         if round.previous.is_some_and(|prev| prev.get(index)) {

@@ -46,6 +46,7 @@ impl Scripted {
                     index,
                     addr,
                     answer: Answer::Alive(rtt),
+                    ttl: None,
                 };
                 let _ = replies.send(reply);
             });

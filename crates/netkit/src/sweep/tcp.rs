@@ -89,6 +89,7 @@ impl TcpProber {
                 index,
                 addr,
                 answer,
+                ttl: None,
             });
             drop(permit);
         });

@@ -179,6 +179,7 @@ impl NmapOutput {
                 ports: Vec::new(),
                 extra: Vec::new(),
                 mac: None,
+                reason_ttl: 0,
             });
         }
         if summary.interrupted && ports.is_none_or(|p| p.settled() == 0) {
@@ -196,6 +197,7 @@ impl NmapOutput {
             ports: listed(ports, listing),
             extra: extra(ports, listing),
             mac: None,
+            reason_ttl: 0,
         })
     }
 }

@@ -104,6 +104,7 @@ impl NmapOutput {
             ports: Vec::new(),
             extra: Vec::new(),
             mac: record.mac.clone(),
+            reason_ttl: record.ttl.filter(|_| record.alive).unwrap_or(0),
         }
     }
 }

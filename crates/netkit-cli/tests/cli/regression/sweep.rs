@@ -1858,3 +1858,127 @@ fn sweep_kept_re_probing_after_the_path_died() {
         summary.probes
     );
 }
+
+/// The `reason` and `reason_ttl` of each `<status>` of an nmap XML document, in order.
+fn status_ttls(xml: &str) -> Vec<(String, String)> {
+    let attr = |s: &str, name: &str| {
+        let value = s.split(&format!("{name}=\"")).nth(1)?;
+        Some(value.split('"').next()?.to_string())
+    };
+    xml.lines()
+        .filter_map(|l| l.split("<status ").nth(1))
+        .filter_map(|s| Some((attr(s, "reason")?, attr(s, "reason_ttl")?)))
+        .collect()
+}
+
+/// Audit (nmap -sn -oX as the oracle, same lab): sweep's `-oX` wrote `reason_ttl="0"` for
+/// every host, where nmap writes the TTL of the answer that found it (`echo-reply` with
+/// `reason_ttl="63"` for a host one router away). Now the TTL (IPv6: the hop limit) of the
+/// answer is kept where it is read: ICMP echo replies, and the raw sockets of `timestamp`
+/// and `ack` (IPv4); a silent host stays at 0, as nmap writes it.
+#[test]
+fn sweep_xml_wrote_reason_ttl_0_where_nmap_writes_the_answers_ttl() {
+    if !privileged("sweep_xml_wrote_reason_ttl_0_where_nmap_writes_the_answers_ttl") {
+        return;
+    }
+    let lab = Lab::builder("regswfttl")
+        .delay(ms(2))
+        .host("198.18.1.3")
+        .host("2001:db8:1::3")
+        .build()
+        .expect("lab");
+    let cases = [
+        ("icmp", "-PE", "198.18.1.3"),
+        ("icmp", "-PE", "2001:db8:1::3"),
+        ("icmp", "-PE", "198.18.1.9"),
+        ("timestamp", "-PP", "198.18.1.3"),
+        ("ack:80", "-PA80", "198.18.1.3"),
+    ];
+    for (method, probe, addr) in cases {
+        let family = if addr.contains(':') { "-6" } else { "-4" };
+        let out = lab
+            .scanner_cmd("nmap")
+            .args(["-n", "-v", "-sn", probe, "--send-ip", "--max-retries", "1"])
+            .args(["-oX", "-", family, addr])
+            .output()
+            .expect("run nmap");
+        let (_, nmap, _) = text(&out);
+        let want = status_ttls(&nmap);
+        assert_eq!(want.len(), 1, "nmap {probe} {addr}: {nmap}");
+        let out = lab
+            .netkit()
+            .args(["sweep", "--method", method, "-oX", "-", addr])
+            .output()
+            .expect("run netkit");
+        let (_, xml, stderr) = text(&out);
+        assert_eq!(
+            status_ttls(&xml),
+            want,
+            "{method} {addr}: {xml}{stderr}\nnmap: {nmap}"
+        );
+    }
+}
+
+/// A host going down in the middle of a round (`--every`), made to happen at one moment: the
+/// far side takes 198.18.0.5 away as soon as the sweep reports it alive. Its control probes
+/// all went out before the first was seen lost — it was no control host any more by then —,
+/// so they were counted as loss on the way to the others: on a clean link the round said 30%
+/// loss and probed each of its 253 silent targets 17 times (4328 probes in 5.1 s, every
+/// run), where the next round, nothing going down, sent 1542 in 1.1 s. fping -l reports
+/// timeouts for that host alone. Now its lost controls leave the counts: no loss, and about
+/// the probes of a round where nothing went down; the host is reported gone in round 2.
+#[test]
+fn a_host_going_down_mid_round_was_counted_as_loss_on_the_way_to_the_others() {
+    if !privileged("a_host_going_down_mid_round_was_counted_as_loss_on_the_way_to_the_others") {
+        return;
+    }
+    let gone: IpAddr = "198.18.0.5".parse().expect("address");
+    let mut lab = ["198.18.0.5", "198.18.0.77", "198.18.0.200"]
+        .iter()
+        .fold(Lab::builder("regswfdown").delay(ms(15)), |b, h| b.host(h))
+        .build()
+        .expect("lab");
+    let mut cmd = lab.netkit();
+    cmd.args([
+        "--json",
+        "sweep",
+        "198.18.0.0/24",
+        "--every",
+        "1s",
+        "--rounds",
+        "2",
+    ]);
+    let mut sweep = crate::harness::Proc::spawn(cmd);
+    sweep
+        .stdout
+        .wait_for(|l| l.contains(r#""addr":"198.18.0.5","alive":true"#), 1);
+    lab.remove_host(gone).expect("take the host away");
+    assert_eq!(sweep.wait(), 1, "{:?}", sweep.stderr.all());
+    let records: Vec<serde_json::Value> = sweep
+        .stdout
+        .to_end()
+        .iter()
+        .filter_map(|l| json_record(l))
+        .collect();
+    let of = |kind: &'static str| records.iter().filter(move |r| r["type"] == kind);
+    let summaries: Vec<_> = of("summary").collect();
+    assert_eq!(summaries.len(), 2, "{records:?}");
+    let (first, second) = (summaries[0], summaries[1]);
+    assert_eq!(first["alive"], 3, "it answered before it went: {first}");
+    assert_eq!(second["alive"], 2, "{second}");
+    let changes: Vec<_> = of("change").collect();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0]["addr"], "198.18.0.5");
+    assert_eq!(
+        (&changes[0]["alive"], &changes[0]["round"]),
+        (&false.into(), &2.into())
+    );
+    // Nothing is lost on this link: the host that left is no loss on the way to the others.
+    assert_eq!(first["loss_pct"], 0.0, "round 1: {first}");
+    let (probes, next) = (first["probes"].as_u64(), second["probes"].as_u64());
+    let (probes, next) = (probes.expect("probes"), next.expect("probes"));
+    assert!(
+        probes <= next * 3 / 2,
+        "round 1: {probes} probes, round 2: {next}"
+    );
+}
