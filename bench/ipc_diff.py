@@ -690,10 +690,10 @@ def area_paths(args, rng, work):
             except subprocess.TimeoutExpired as e:
                 rc, err = "listening", ""
             s = subprocess.run(["timeout", "1", "socat", sc, "STDOUT"], capture_output=True)
-            # a path needs its NUL within the 108 bytes of sun_path (the kernel, socat and ncat
-            # take 108 without one: netkit refuses it, as Python and Rust's std do); an
-            # abstract name has a leading NUL and no terminator
-            fits = length <= 107
+            # a path may fill the 108 bytes of sun_path without a NUL (the kernel, socat and
+            # ncat take it; Python and Rust's std refuse it); an abstract name has a leading
+            # NUL and no terminator: 107 bytes
+            fits = length <= (107 if abstract else 108)
             line = f"{cmd} {'abstract' if abstract else 'path'} len={length}: netkit {rc} {err.strip()[:150]!r} socat {s.returncode}"
             if "panick" in err:
                 diff("paths", line)

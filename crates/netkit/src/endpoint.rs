@@ -12,6 +12,7 @@ pub mod happy_eyeballs;
 mod io;
 pub mod names;
 mod parked;
+mod unix_addr;
 mod unix_connect;
 mod unix_path;
 
@@ -81,18 +82,26 @@ pub enum EndpointErrorKind {
     /// `unix:` with nothing after it.
     #[error("empty unix socket path, expected unix:PATH")]
     EmptyUnixPath,
-    /// A path the kernel cannot bind (more than [`MAX_UNIX_PATH`] bytes).
-    #[error("unix socket path is longer than 107 bytes")]
-    UnixPathTooLong,
+    /// A path the kernel cannot bind: more than [`MAX_UNIX_PATH`] bytes (how many it has).
+    #[error(
+        "unix socket path of {0} bytes: longer than {max} bytes, the kernel's limit (sun_path)",
+        max = MAX_UNIX_PATH
+    )]
+    UnixPathTooLong(usize),
     /// A path with a NUL byte.
     #[error("unix socket path contains a NUL byte")]
     UnixPathNul,
     /// `unix:@` with nothing after it.
     #[error("empty abstract socket name after unix:@")]
     EmptyAbstractName,
-    /// An abstract name the kernel cannot bind (more than [`MAX_ABSTRACT_NAME`] bytes).
-    #[error("abstract socket name is longer than 107 bytes")]
-    AbstractNameTooLong,
+    /// An abstract name the kernel cannot bind: more than [`MAX_ABSTRACT_NAME`] bytes (how
+    /// many it has).
+    #[error(
+        "abstract socket name of {0} bytes: longer than {max} bytes, the kernel's limit \
+         (sun_path less its leading NUL)",
+        max = MAX_ABSTRACT_NAME
+    )]
+    AbstractNameTooLong(usize),
     /// `exec:` with an unbalanced quote.
     #[error("unbalanced quotes in exec command")]
     ExecQuotes,
@@ -136,8 +145,10 @@ impl EndpointError {
     }
 }
 
-/// The longest Unix socket path the kernel accepts (`sun_path` less its terminating NUL).
-pub const MAX_UNIX_PATH: usize = 107;
+/// The longest Unix socket path the kernel accepts: all of `sun_path`, a path that fills it
+/// having no terminating NUL (socat and `ncat -U` take it so; std's and tokio's sockets do not,
+/// so netkit makes its own, in `endpoint/unix_addr.rs`).
+pub const MAX_UNIX_PATH: usize = 108;
 
 /// The longest abstract socket name the kernel accepts: `sun_path` less its leading NUL (an
 /// abstract name has no terminator), as socat's `ABSTRACT-LISTEN` takes it.
@@ -331,7 +342,7 @@ fn parse_unix(input: &str, rest: &str) -> Result<Endpoint, EndpointError> {
         if name.len() > MAX_ABSTRACT_NAME {
             return Err(EndpointError::new(
                 input,
-                EndpointErrorKind::AbstractNameTooLong,
+                EndpointErrorKind::AbstractNameTooLong(name.len()),
             ));
         }
         return Ok(Endpoint::Abstract(name.to_string()));
@@ -342,7 +353,7 @@ fn parse_unix(input: &str, rest: &str) -> Result<Endpoint, EndpointError> {
     if rest.len() > MAX_UNIX_PATH {
         return Err(EndpointError::new(
             input,
-            EndpointErrorKind::UnixPathTooLong,
+            EndpointErrorKind::UnixPathTooLong(rest.len()),
         ));
     }
     if rest.contains('\0') {

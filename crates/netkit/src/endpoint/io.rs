@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
 use super::happy_eyeballs::{self, HandshakeAck};
-use super::{unix_connect, unix_path, Endpoint, Host};
+use super::{unix_addr, unix_connect, unix_path, Endpoint, Host};
 use crate::error::Error;
 
 /// A connected byte stream.
@@ -109,14 +109,10 @@ impl Endpoint {
                     .map(Stream::Tcp)
                     .map_err(|err| Error::io(what(), err))
             }
-            Endpoint::Unix(path) => unix_connect::connect(path, timeout, self)
-                .await
-                .map(Stream::from)
-                .map_err(|err| Error::io("connect", err)),
-            Endpoint::Abstract(name) => unix_connect::connect(&abstract_path(name), timeout, self)
-                .await
-                .map(Stream::from)
-                .map_err(|err| Error::io("connect", err)),
+            Endpoint::Unix(path) => connect_unix(unix_addr::at_path(path), timeout, self).await,
+            Endpoint::Abstract(name) => {
+                connect_unix(unix_addr::at_abstract(name), timeout, self).await
+            }
             Endpoint::Exec(argv) => super::exec::spawn(argv).await,
             Endpoint::Systemd(_) => Err(Error::io("connect", systemd_only())),
             Endpoint::Udp { .. } => Err(Error::io("connect", datagram_only())),
@@ -143,14 +139,14 @@ impl Endpoint {
                 Ok(Listener::from(listener))
             }
             Endpoint::Unix(path) => {
-                let (listener, guard) = unix_path::bind(path)
-                    .await
-                    .map_err(|e| unix_listen_error(what(), path, e))?;
+                let (listener, guard) =
+                    unix_path::bind(path).map_err(|e| unix_listen_error(what(), path, e))?;
                 Ok(Listener::Unix(listener, Some(guard)))
             }
             Endpoint::Abstract(name) => {
-                let listener =
-                    UnixListener::bind(abstract_path(name)).map_err(|e| Error::io(what(), e))?;
+                let listener = unix_addr::at_abstract(name)
+                    .and_then(|addr| unix_addr::bind(&addr))
+                    .map_err(|e| Error::io(what(), e))?;
                 Ok(Listener::Unix(listener, None))
             }
             Endpoint::Exec(_) => Err(Error::io(
@@ -196,12 +192,17 @@ pub fn plain_peer(peer: SocketAddr) -> SocketAddr {
     }
 }
 
-/// The path form tokio uses for an abstract name: a leading NUL byte.
-fn abstract_path(name: &str) -> std::path::PathBuf {
-    use std::os::unix::ffi::OsStrExt;
-    let mut bytes = vec![0u8];
-    bytes.extend_from_slice(name.as_bytes());
-    std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&bytes))
+/// Connects to the Unix socket at `addr` (or fails to make it), as [`Endpoint::connect`] does.
+async fn connect_unix(
+    addr: io::Result<rustix::net::SocketAddrUnix>,
+    timeout: Duration,
+    shown: &Endpoint,
+) -> Result<Stream, Error> {
+    let addr = addr.map_err(|err| Error::io("connect", err))?;
+    unix_connect::connect(&addr, timeout, shown)
+        .await
+        .map(Stream::from)
+        .map_err(|err| Error::io("connect", err))
 }
 
 /// A Unix listen failure; "permission denied" names the directory the user may not write.

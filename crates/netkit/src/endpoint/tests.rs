@@ -128,7 +128,7 @@ fn bad_endpoints_name_themselves_and_what_is_wrong() {
     }
     let long = format!("unix:/{}", "a".repeat(120));
     let err = long.parse::<Endpoint>().unwrap_err();
-    assert_eq!(err.kind, UnixPathTooLong);
+    assert_eq!(err.kind, UnixPathTooLong(121));
     let err = Endpoint::parse_listen("exec:cat").unwrap_err();
     assert_eq!(err.kind, ExecListen);
     assert_eq!(
@@ -263,7 +263,26 @@ fn abstract_names_take_107_bytes_as_the_kernel_does() {
     assert_eq!(ep(&longest), Endpoint::Abstract("a".repeat(107)));
     let over = format!("unix:@{}", "a".repeat(108));
     let err = over.parse::<Endpoint>().unwrap_err();
-    assert_eq!(err.kind, EndpointErrorKind::AbstractNameTooLong);
+    assert_eq!(err.kind, EndpointErrorKind::AbstractNameTooLong(108));
+}
+
+#[test]
+fn unix_paths_take_108_bytes_as_the_kernel_does() {
+    let longest = format!("/{}", "a".repeat(107));
+    assert_eq!(
+        ep(&format!("unix:{longest}")),
+        Endpoint::Unix(longest.into())
+    );
+    let over = format!("unix:/{}", "a".repeat(108));
+    let err = over.parse::<Endpoint>().unwrap_err();
+    assert_eq!(err.kind, EndpointErrorKind::UnixPathTooLong(109));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{over}: unix socket path of 109 bytes: longer than 108 bytes, the kernel's \
+             limit (sun_path)"
+        )
+    );
 }
 
 #[test]

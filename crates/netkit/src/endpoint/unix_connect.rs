@@ -6,11 +6,13 @@
 
 use std::fmt;
 use std::io;
-use std::path::Path;
 use std::time::Duration;
 
+use rustix::net::SocketAddrUnix;
 use tokio::net::UnixStream;
-use tokio::time::{sleep_until, timeout_at, Instant};
+use tokio::time::{sleep_until, Instant};
+
+use super::unix_addr;
 
 /// The pause after the first `EAGAIN`; each next one is twice as long, up to
 /// [`LONGEST_PAUSE`]. A blocking connect wakes when the server accepts; this is at most that
@@ -34,20 +36,19 @@ impl AcceptQueueFull {
     }
 }
 
-/// Connects to `path` (a leading NUL byte: an abstract name), waiting up to `timeout` for room
-/// in a full accept queue; `shown` names the endpoint in the debug log.
+/// Connects to `addr` (a path or an abstract name), waiting up to `timeout` for room in a full
+/// accept queue; `shown` names the endpoint in the debug log.
 pub(super) async fn connect(
-    path: &Path,
+    addr: &SocketAddrUnix,
     timeout: Duration,
     shown: &impl fmt::Display,
 ) -> io::Result<UnixStream> {
     let deadline = Instant::now() + timeout;
     let mut pause = FIRST_PAUSE;
     loop {
-        match timeout_at(deadline, UnixStream::connect(path)).await {
-            Err(_) => return Err(io::ErrorKind::TimedOut.into()),
-            Ok(Err(err)) if err.kind() == io::ErrorKind::WouldBlock => {}
-            Ok(done) => return done,
+        match unix_addr::connect(addr) {
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+            done => return done,
         }
         if pause == FIRST_PAUSE {
             tracing::debug!("{shown}: accept queue full; trying again until there is room");

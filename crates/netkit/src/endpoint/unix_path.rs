@@ -10,7 +10,9 @@ use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use tokio::net::{UnixListener, UnixStream};
+use tokio::net::UnixListener;
+
+use super::unix_addr;
 
 /// Removes the socket file it names when dropped — if it is still ours: the same file
 /// (device and inode) as the bind made, not one another server (or anyone) put there since.
@@ -48,8 +50,9 @@ impl Drop for Guard {
 }
 
 /// Binds a listener at `path`, taking over a stale socket file but nothing else.
-pub(super) async fn bind(path: &Path) -> io::Result<(UnixListener, Guard)> {
-    match UnixListener::bind(path) {
+pub(super) fn bind(path: &Path) -> io::Result<(UnixListener, Guard)> {
+    let addr = unix_addr::at_path(path)?;
+    match unix_addr::bind(&addr) {
         Ok(listener) => return Ok((listener, Guard::new(path))),
         Err(err) if err.kind() != io::ErrorKind::AddrInUse => return Err(err),
         Err(_) => {}
@@ -61,16 +64,16 @@ pub(super) async fn bind(path: &Path) -> io::Result<(UnixListener, Guard)> {
             "a file that is not a socket is in the way; remove it or choose another path",
         ));
     }
-    probe(path).await?;
+    probe(&addr)?;
     std::fs::remove_file(path)?;
-    let listener = UnixListener::bind(path)?;
+    let listener = unix_addr::bind(&addr)?;
     Ok((listener, Guard::new(path)))
 }
 
-/// Ok when the socket at `path` is stale (a connect is refused); an "address in use" error
+/// Ok when the socket at `addr` is stale (a connect is refused); an "address in use" error
 /// when it is, or may be, live.
-async fn probe(path: &Path) -> io::Result<()> {
-    let why = match UnixStream::connect(path).await {
+fn probe(addr: &rustix::net::SocketAddrUnix) -> io::Result<()> {
+    let why = match unix_addr::connect(addr) {
         Err(err) if err.raw_os_error() == Some(nix::errno::Errno::ECONNREFUSED as i32) => {
             return Ok(())
         }

@@ -4,7 +4,7 @@
 
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::sys::socket::{
@@ -256,4 +256,78 @@ fn echo_listening_line_printed_control_characters_of_the_path_as_they_were() {
             .any(|l| l.ends_with(&format!("shutting down {shown}"))),
         "{stderr:?}"
     );
+}
+
+/// A socket path of exactly `len` bytes under `dir` (`DIR/xx…x/s`), and a short alias of it
+/// (`DIR/a/s`, through a symlink to its directory) that std's sockets can bind and connect:
+/// they refuse a path that fills `sun_path`, as netkit did.
+pub fn long_path(dir: &Path, len: usize) -> (PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    let base = dir.as_os_str().len();
+    let long_dir = dir.join("x".repeat(len - base - "/".len() - "/s".len()));
+    std::fs::create_dir(&long_dir).unwrap();
+    std::os::unix::fs::symlink(&long_dir, dir.join("a")).unwrap();
+    let path = long_dir.join("s");
+    assert_eq!(path.as_os_str().len(), len);
+    (path, dir.join("a/s"))
+}
+
+/// `ncat -U PATH` with `input` on stdin: what came back (skipped when ncat is missing).
+fn ncat_unix(path: &Path, input: &str) -> Option<String> {
+    let child = std::process::Command::new("ncat")
+        .arg("-U")
+        .arg(path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(err) => {
+            crate::harness::skip("ncat -U beside netkit", &err.to_string());
+            return None;
+        }
+    };
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "ncat: {:?}", out);
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A Unix socket path of 108 bytes, all of `sun_path` with no room for a terminating NUL (the
+/// kernel takes it so; socat and `ncat -U` listen and connect on it), was refused by `echo`
+/// and `send` as "longer than 107 bytes" (std's sockets refuse it, and netkit used them).
+/// socat and ncat now reach `netkit echo` there, `netkit send` reaches it, and the socket file
+/// goes with the server. 109 bytes is refused by both peers; netkit refuses it as bad input,
+/// naming the limit.
+#[test]
+fn echo_and_send_refused_a_108_byte_unix_path_the_kernel_socat_and_ncat_take() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = long_path(dir.path(), 108);
+    let endpoint = format!("unix:{}", path.display());
+    let server = EchoServer::start(&endpoint, &[]);
+    assert_eq!(server.addr, endpoint);
+    assert_eq!(socat_unix(&path, "over socat\n"), "over socat\n");
+    if let Some(reply) = ncat_unix(&path, "over ncat\n") {
+        assert_eq!(reply, "over ncat\n");
+    }
+    let (code, stdout, stderr) = run_bounded(&["send", &endpoint, "over netkit"]);
+    assert_eq!((code, stdout.as_str()), (0, "over netkit\n"), "{stderr}");
+    let (code, stderr) = server.stop("TERM");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!path.exists(), "socket file left behind");
+
+    let over = path.with_file_name("s9");
+    let over = format!("unix:{}", over.display());
+    for args in [vec!["echo", &over], vec!["send", &over, "x"]] {
+        let (code, _, stderr) = run_bounded(&args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert_eq!(
+            stderr,
+            format!(
+                "netkit: {over}: unix socket path of 109 bytes: longer than 108 bytes, the \
+                 kernel's limit (sun_path)\n"
+            )
+        );
+    }
 }

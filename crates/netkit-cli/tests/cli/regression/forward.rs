@@ -2967,3 +2967,41 @@ fn read_to_the_end(stream: &mut TcpStream) -> (usize, Option<ErrorKind>) {
         }
     }
 }
+
+/// A Unix socket path of 108 bytes (all of `sun_path`, no terminating NUL: the kernel, socat
+/// and `ncat -U` take it) was refused on both sides of `forward` as "longer than 107 bytes".
+/// A forwarder now listens on one and relays to another: socat's client reaches the echo
+/// server behind it, and the `-> TARGET` of its line names the path whole.
+#[test]
+fn forward_refused_108_byte_unix_paths_on_either_side() {
+    use crate::regression::echo::long_path;
+    let dir = tempfile::tempdir().unwrap();
+    let (target, alias) = long_path(&dir.path().join("t"), 108);
+    let listen = long_path(&dir.path().join("l"), 108).0;
+    unix_echo(std::os::unix::net::UnixListener::bind(&alias).unwrap());
+    let fw = Forwarder::start(&[
+        "forward",
+        &format!("unix:{}", listen.display()),
+        &format!("unix:{}", target.display()),
+    ]);
+    assert_eq!(fw.listens, [format!("unix:{}", listen.display())]);
+    let out = std::process::Command::new("socat")
+        .args(["-", &format!("UNIX-CONNECT:{}", listen.display())])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            child.stdin.take().unwrap().write_all(b"via socat")?;
+            child.wait_with_output()
+        })
+        .expect("socat");
+    assert_eq!(out.stdout, b"via socat");
+    let conn = fw.wait_for(|l| l.contains(": up "), 1);
+    assert!(
+        conn[0].contains(&format!("-> unix:{}: up 9 B", target.display())),
+        "{conn:?}"
+    );
+    let (code, _, stderr) = fw.stop("TERM");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!listen.exists(), "socket file left behind");
+}

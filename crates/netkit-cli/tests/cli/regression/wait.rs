@@ -1231,3 +1231,32 @@ fn a_stuck_http_exchange_held_its_target_until_the_answer_bound() {
     server.join().expect("server");
     peer_server.join().expect("peer's server");
 }
+
+/// A Unix socket path of 108 bytes (all of `sun_path`, no terminating NUL: the kernel, socat
+/// and `ncat -U` take it) was refused as "longer than 107 bytes": `wait` could not wait for a
+/// server `ncat -U -z` finds there. It finds it now, and finds it gone when it is.
+#[test]
+fn wait_refused_a_108_byte_unix_path_ncat_finds_its_server_at() {
+    use crate::regression::echo::long_path;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (path, alias) = long_path(dir.path(), 108);
+    let server = std::os::unix::net::UnixListener::bind(&alias).expect("bind");
+    let target = format!("unix:{}", path.display());
+    let ncat = |want: i32| match std::process::Command::new("ncat")
+        .args(["-U", "-z"])
+        .arg(&path)
+        .output()
+    {
+        Ok(peer) => assert_eq!(peer.status.code(), Some(want), "ncat -U -z: {peer:?}"),
+        Err(err) => crate::harness::skip("wait 108-byte path: ncat", &err.to_string()),
+    };
+    ncat(0);
+    let out = wait(&["wait", &target, "--timeout", "5s"]);
+    let (code, _, stderr) = text(&out);
+    assert_eq!(code, 0, "{stderr}");
+    drop(server);
+    ncat(1);
+    let out = wait(&["wait", "--invert", &target, "--timeout", "5s"]);
+    let (code, _, stderr) = text(&out);
+    assert_eq!(code, 0, "{stderr}");
+}
