@@ -263,8 +263,9 @@ fn echo_listening_line_printed_control_characters_of_the_path_as_they_were() {
 /// they refuse a path that fills `sun_path`, as netkit did.
 pub fn long_path(dir: &Path, len: usize) -> (PathBuf, PathBuf) {
     std::fs::create_dir_all(dir).unwrap();
-    let base = dir.as_os_str().len();
-    let long_dir = dir.join("x".repeat(len - base - "/".len() - "/s".len()));
+    let room = len.checked_sub(dir.as_os_str().len() + "/".len() + "/s".len());
+    let room = room.expect("the temporary directory's path is too long for this socket path");
+    let long_dir = dir.join("x".repeat(room));
     std::fs::create_dir(&long_dir).unwrap();
     std::os::unix::fs::symlink(&long_dir, dir.join("a")).unwrap();
     let path = long_dir.join("s");
