@@ -420,7 +420,11 @@ def sweep_scenario(lab, ns, sid):
                     True)
     if (nk["code"] == 0) != (alive["netkit"] == set(targets)):
         finding("sweep-exit", scen, {"code": nk["code"]}, True)
-    if (nk["code"] == 0) != (fp["code"] == 0) and hard:
+    # fping 5.1 without capabilities finds no host at all here (11 unprivileged sweeps of 11,
+    # seeds 7200-7201, and ::1 and 127.0.0.1 in a namespace of its own with ping_group_range
+    # open): its exit then says nothing about the hosts
+    fping_blind = unpriv and not alive["fping"] and alive["nmap"]
+    if (nk["code"] == 0) != (fp["code"] == 0) and hard and not fping_blind:
         finding("sweep-exit-vs-fping", scen, {"netkit": nk["code"], "fping": fp["code"]}, True)
     scen["secs"] = {"netkit": nk["secs"], "fping": fp["secs"], "nmap": nm["secs"]}
     return scen
