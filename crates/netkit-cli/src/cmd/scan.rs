@@ -317,6 +317,7 @@ fn config(args: &Args, syn: bool) -> anyhow::Result<Config> {
     Ok(Config {
         ports,
         concurrency,
+        sockets: limits::sockets(nofile, concurrency, syn),
         timeout: args.timeout.unwrap_or(CEILING),
         retries,
         rate: args.rate,

@@ -41,6 +41,9 @@ pub struct Config {
     pub ports: PortSet,
     /// Probes in flight at once at most (at least 1).
     pub concurrency: usize,
+    /// Sockets open at once at most, those of tries that timed out but still await a late
+    /// answer included ([`super::limits::sockets`]; at least `concurrency`).
+    pub sockets: usize,
     /// The longest a probe waits for its answer (the adaptive timeout's ceiling).
     pub timeout: Duration,
     /// How many tries a silent port gets.
@@ -246,6 +249,7 @@ fn settings(config: &Config) -> Settings {
         timeouts: Timeouts::capped(config.timeout),
         retries: config.retries,
         max_in_flight: config.concurrency.max(1),
+        max_sockets: config.sockets.max(config.concurrency).max(1),
         rate: config.rate.map(|r| r as f64),
         min_rate: config.min_rate.map(|r| r as f64),
         group: GROUP,

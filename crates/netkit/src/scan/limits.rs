@@ -32,6 +32,19 @@ pub fn raw_concurrency(asked: Option<usize>) -> usize {
     asked.unwrap_or(DEFAULT_MAX).max(1)
 }
 
+/// Sockets a scan of `in_flight` probes in flight may keep open, for an open-files limit of
+/// `nofile`: those of tries that timed out stay open a while for a late answer, outside the
+/// probes in flight (nmap's `--max-parallelism` counts only probes not yet timed out), up to
+/// the descriptors left after the reserve (raw SYNs hold none: [`DEFAULT_MAX`]), never fewer
+/// than `in_flight`. A shortage of descriptors meanwhile closes them first.
+pub fn sockets(nofile: u64, in_flight: usize, syn: bool) -> usize {
+    let room = match syn {
+        true => DEFAULT_MAX,
+        false => concurrency(nofile, None).0,
+    };
+    room.max(in_flight).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,6 +56,14 @@ mod tests {
         assert_eq!(concurrency(1024, Some(10_000)), (10_000, true));
         assert_eq!(concurrency(1024, Some(10)), (10, false));
         assert_eq!(concurrency(3, None), (1, false));
+    }
+
+    #[test]
+    fn late_answers_keep_sockets_beyond_the_concurrency() {
+        assert_eq!(sockets(1024, 1, false), 1024 - 32 - 64);
+        assert_eq!(sockets(1024, 5000, false), 5000);
+        assert_eq!(sockets(3, 1, false), 1);
+        assert_eq!(sockets(3, 1, true), DEFAULT_MAX);
     }
 
     #[test]

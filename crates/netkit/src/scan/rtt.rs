@@ -66,6 +66,8 @@ pub struct Rtt {
     estimate: Option<(f64, f64)>,
     /// The least sample seen, in seconds.
     min: Option<f64>,
+    /// The greatest sample seen, in seconds.
+    max: Option<f64>,
     /// The latest samples, in seconds, oldest overwritten first.
     recent: [f64; RECENT],
     /// Samples taken (the next one goes to `recent[taken % RECENT]`).
@@ -97,6 +99,7 @@ impl Rtt {
         }
         let r = rtt.as_secs_f64();
         self.min = Some(self.min.map_or(r, |m| m.min(r)));
+        self.max = Some(self.max.map_or(r, |m| m.max(r)));
         self.recent[self.taken % RECENT] = r;
         self.taken += 1;
         self.estimate = Some(match self.estimate {
@@ -129,6 +132,12 @@ impl Rtt {
     /// The least round trip seen.
     pub fn min(&self) -> Option<Duration> {
         self.min.map(Duration::from_secs_f64)
+    }
+
+    /// The greatest round trip seen: a path that took that long once may again, however short
+    /// the smoothed estimate (a reordered packet skips the path's delay).
+    pub fn max(&self) -> Option<Duration> {
+        self.max.map(Duration::from_secs_f64)
     }
 
     /// Whether the round trip is well above the least one seen: a queue is building on the

@@ -63,6 +63,10 @@ pub const UNANSWERED_LINGER: Duration = Duration::from_secs(10);
 /// 6298's initial retransmission timeout): a port's last try waits that long more
 /// ([`Settings::answer_retransmit`]).
 pub const SYN_ACK_RETRANSMIT: Duration = Duration::from_secs(1);
+/// How much longer than the longest round trip seen a port's last try waits, past
+/// [`SYN_ACK_RETRANSMIT`], for its answer: a resent SYN's or SYN-ACK's answer comes a second
+/// and a round trip after the try, and round trips vary.
+pub const LONGEST_MARGIN: f64 = 1.5;
 /// The packets a connect sends after an open port's answer ([`Settings::follow_ups`]): the
 /// handshake's ACK, the close's reset, and the reset that answers the server's own close when
 /// it crossed ours (a server that closes at once: half the open ports in the lab).
@@ -103,8 +107,14 @@ pub struct Settings {
     pub timeouts: Timeouts,
     /// How many tries a silent port gets.
     pub retries: Retries,
-    /// The most probes in flight (and sockets open) at once.
+    /// The most probes in flight at once (`--concurrency`, nmap's `--max-parallelism`): a try
+    /// that timed out leaves them, though its socket may stay open for a late answer.
     pub max_in_flight: usize,
+    /// The most sockets open at once, those kept open for a late answer included (the
+    /// descriptors the scan may use; at least [`Settings::max_in_flight`]). Audit: with
+    /// `--concurrency 1` as their ceiling, each try closed the one before it, timed out but
+    /// still awaiting its answer, and behind a 1.2 s round trip every answer was lost.
+    pub max_sockets: usize,
     /// The most probes per second (`--rate`).
     pub rate: Option<f64>,
     /// The fewest probes per second (`--min-rate`).
@@ -546,7 +556,12 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             None => LINGER.max(bounds.max).max(UNANSWERED_LINGER),
         };
         let again = self.settings.answer_retransmit.filter(|_| last);
-        let again = again.map(|again| again + base.clamp(bounds.min, bounds.max));
+        // Counted from the longest round trip seen (with [`LONGEST_MARGIN`]), not only the
+        // timeout: answers that skipped a long path's delay (reordered) may have lowered it
+        // below that path, and an answer to the SYN resent at 1 s comes that late too.
+        let longest = host.rtt.max().max(self.rtt.max()).unwrap_or_default();
+        let longest = longest.mul_f64(LONGEST_MARGIN);
+        let again = again.map(|again| again + base.max(longest).clamp(bounds.min, bounds.max));
         linger = linger.max(again.unwrap_or_default());
         host.in_flight += 1;
         host.rate.sent(now);
@@ -589,7 +604,12 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
 
     /// Closes the oldest lingering sockets while the socket budget is spent.
     fn make_room(&mut self) {
-        while self.open_sockets >= self.settings.max_in_flight.max(1) {
+        let most = self
+            .settings
+            .max_sockets
+            .max(self.settings.max_in_flight)
+            .max(1);
+        while self.open_sockets >= most {
             let Some(id) = self.lingering.pop_front() else {
                 return;
             };
