@@ -76,6 +76,11 @@ for i in range(count):
             fw = start(ns(fns, a), open(f'{D}/nk.out', 'w'), open(f'{D}/nk.err', 'w'))
         elif tool == 'socat':
             fw = start(ns(fns, ['socat', (f'UDP6-RECVFROM:{fport},bind=[{lh}],fork' if v6 else f'UDP4-RECVFROM:{fport},bind={lh},fork'), (f'UDP6:[{th}]:{sport}' if v6 else f'UDP4:{th}:{sport}')]))
+        if fw:  # bound before the clients send (a slow start on a busy machine: ICMP refusals)
+            for _ in range(100):
+                if subprocess.run(ns(fns, ['ss', '-Hlnu', f'sport = :{fport}']), capture_output=True, text=True).stdout.strip():
+                    break
+                time.sleep(.05)
         time.sleep(.4)
         base = fds(fw.pid) if fw else None
         cns = S if (tool == 'direct' or place == 'server') else fns
