@@ -1,21 +1,47 @@
 #!/usr/bin/env python3
 """Randomized differential audit of netkit forward vs direct/HAProxy/socat/rinetd.
-usage: driver.py SEED COUNT DEADLINE_EPOCH NETKIT_BIN
+usage: driver.py [--tag TAG] SEED COUNT DEADLINE_EPOCH NETKIT_BIN
+       driver.py [--tag TAG] replay RESULTS I,J NETKIT_BIN N
+The lab tag (default dfwSEED, replays dfwrPID) also names the work directory
+/tmp/dfw/run-TAG, so runs with different tags can go at once.
 """
 import json, os, random, signal, subprocess, sys, time
 
-LAB = '/work/main/target/release/netkit-lab'
+LAB = os.environ.get('DFW_LAB', '/work/main/target/release/netkit-lab')
 PEER = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'peer.py')
-D = os.environ.get('DFW_D', '/tmp/dfw/run')
-os.makedirs(D, exist_ok=True)
 FAR4, FAR6 = '198.18.1.10', '2001:db8:1::10'
+TAG = None
+if len(sys.argv) > 2 and sys.argv[1] == '--tag':
+    TAG = sys.argv[2]
+    del sys.argv[1:3]
 REPLAY = sys.argv[1] == 'replay'
 if REPLAY:
     seed, count, deadline, NETKIT = 999, 0, 0.0, sys.argv[4]
+    TAG = TAG or f'dfwr{os.getpid()}'
 else:
     seed, count, deadline, NETKIT = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+    TAG = TAG or f'dfw{seed}'
+if not (0 < len(TAG) <= 16 and all(c.isalnum() or c in '_-' for c in TAG)):
+    sys.exit(f'driver.py: {TAG}: a lab tag is 1-16 of [A-Za-z0-9_-]')
+D = os.environ.get('DFW_D', f'/tmp/dfw/run-{TAG}')
+os.makedirs(D, exist_ok=True)
+
+
+def claim(d):
+    """One run per work directory: refuse a tag a live run already holds."""
+    pidfile = os.path.join(d, 'pid')
+    try:
+        other = int(open(pidfile).read().strip() or 0)
+        if other and other != os.getpid() and os.path.exists(f'/proc/{other}'):
+            sys.exit(f'{d}: run {other} uses this tag; give another with --tag')
+    except (OSError, ValueError):
+        pass
+    open(pidfile, 'w').write(str(os.getpid()))
+
+
+claim(D)
 rng = random.Random(seed)
-LOG = open(f'/tmp/dfw/results-{seed}.jsonl', 'a')
+LOG = open(f'/tmp/dfw/results-{seed}.jsonl', 'a') if not REPLAY else None
 
 
 def sh(args, **kw):
@@ -43,7 +69,7 @@ def stop(p, sig=signal.SIGTERM, wait=5):
 class Lab:
     def __init__(self, params):
         self.params = params
-        args = [LAB, 'up', '--tag', 'dfw', '--host', FAR4, '--host', FAR6, '--seed', str(rng.randint(1, 99999))] + params
+        args = [LAB, 'up', '--tag', TAG, '--host', FAR4, '--host', FAR6, '--seed', str(rng.randint(1, 99999))] + params
         self.out = open(f'{D}/lab.out', 'w')
         self.p = start(args, self.out, subprocess.STDOUT)
         for _ in range(100):
@@ -310,8 +336,8 @@ def verdict(sc, res):
     def outcome(r):
         if not isinstance(r.get('client'), list):
             return None
-        cl = sorted((x.get('connect'), x.get('recv_full'), x.get('recv_prefix_ok'), x.get('end'), x.get('did_reset')) for x in r['client'] if x)
-        sv = sorted((x.get('recv_full'), x.get('recv_prefix_ok'), x.get('end'), x.get('did_reset')) for x in r['server'])
+        cl = sorted(((x.get('connect'), x.get('recv_full'), x.get('recv_prefix_ok'), x.get('end'), x.get('did_reset')) for x in r['client'] if x), key=str)
+        sv = sorted(((x.get('recv_full'), x.get('recv_prefix_ok'), x.get('end'), x.get('did_reset')) for x in r['server']), key=str)
         return cl, sv
 
     for tool, r in res.items():
@@ -336,11 +362,11 @@ def verdict(sc, res):
             dcl, dsv = outcome(d)
             # compare how the non-resetting side saw the end
             if 'cli_reset' in spec:
-                a, b = sorted(x[2] for x in sv), sorted(x[2] for x in dsv)
+                a, b = sorted((x[2] for x in sv), key=str), sorted((x[2] for x in dsv), key=str)
                 if a != b:
                     diffs.append(f'{tool}: server ends {a[:4]} vs direct {b[:4]}')
             else:
-                a, b = sorted(x[3] for x in cl), sorted(x[3] for x in dcl)
+                a, b = sorted((x[3] for x in cl), key=str), sorted((x[3] for x in dcl), key=str)
                 if a != b:
                     diffs.append(f'{tool}: client ends {a[:4]} vs direct {b[:4]}')
         if tool != 'direct':
@@ -417,7 +443,9 @@ if REPLAY:
             diffs = verdict(sc, res)
             ends = {t: [(x.get('recv'), x.get('end')) for x in r.get('server', [])] for t, r in res.items()}
             cends = {t: [(x.get('recv'), x.get('end')) for x in r.get('client', []) if x] for t, r in res.items()}
-            print(i, k, 'server', ends, 'client', cends, diffs, flush=True)
+            print(i, k, 'elapsed', {t: r.get('elapsed') for t, r in res.items()}, 'server', ends, 'client', cends, diffs, flush=True)
+            if os.environ.get('DFW_DUMP'):
+                json.dump({'sc': sc, 'res': res}, open(f"{os.environ['DFW_DUMP']}-{i}-{k}.json", 'w'))
         lab.down()
     sys.exit(0)
 for i in range(count):

@@ -37,7 +37,7 @@ import threading
 import time
 
 NAME = 'audit.example'
-LAB = '/work/main/target/release/netkit-lab'
+LAB = os.environ.get('DFW_LAB', '/work/main/target/release/netkit-lab')
 FAR4 = '198.18.1.10'
 ROOT = '/tmp/hostaudit'
 

@@ -392,18 +392,24 @@ impl Stream {
         each!(self, s => s.as_fd())
     }
 
-    /// Whether bytes, an end of file or an error wait to be read now: a one-byte `MSG_PEEK`,
-    /// which takes nothing. When nothing waits, the stream's readiness is cleared as a read
+    /// Whether bytes or an end of file wait to be read now: a one-byte `MSG_PEEK`, which takes
+    /// no byte. When nothing waits (`Ok(false)`), the stream's readiness is cleared as a read
     /// that found nothing clears it, so the next read waits for the poller instead of asking
     /// the kernel again (tokio takes an accepted stream for readable until a read says no).
-    pub fn readable_now(&self) -> bool {
+    /// An error is the stream's pending one (its peer's reset), which the peek took: the
+    /// kernel reports it once, and a read after it finds a plain end of file.
+    pub fn readable_now(&self) -> io::Result<bool> {
         use nix::sys::socket::{recv, MsgFlags};
         use std::os::fd::AsRawFd;
         let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
         let peeked = self.try_io(tokio::io::Interest::READABLE, || {
             recv(self.fd().as_raw_fd(), &mut [0u8; 1], flags).map_err(io::Error::from)
         });
-        !matches!(peeked, Err(err) if err.kind() == io::ErrorKind::WouldBlock)
+        match peeked {
+            Ok(_) => Ok(true),
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(err) => Err(err),
+        }
     }
 
     /// Sends the ACK a TCP socket holds back (`TCP_QUICKACK` on), as the handshake's last one

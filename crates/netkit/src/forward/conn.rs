@@ -3,11 +3,13 @@
 //! target's metrics.
 
 use std::future::Future;
+use std::io;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::backend::Backend;
+use super::flow::{Fault, Leg};
 use super::metrics::Open;
 use super::relay;
 use super::target::Target;
@@ -111,11 +113,17 @@ async fn relay_to_target(
     _relaying = crate::descriptor_wait::Relaying::new();
     target.metrics.connections.fetch_add(1, Ordering::Relaxed);
     let _open = Open::on(&target.metrics.active);
-    ack_unless_bytes_follow(client, &upstream, rule);
+    let peeked = ack_unless_bytes_follow(client, &upstream, rule);
     let reached = match records {
         true => connected_to(&upstream, target),
         false => String::new(),
     };
+    if let Err(failure) = peeked {
+        return Ending {
+            target: reached,
+            ..gone_before_a_byte(&upstream, failure)
+        };
+    }
     if let Some(version) = rule.options.proxy_protocol {
         let header = proxy::header(version, client.peer_addr(), client.local_addr());
         if let Err(err) = relay_io::write_all(&upstream, &header).await {
@@ -144,16 +152,33 @@ async fn relay_to_target(
 /// first bytes written carry it, one segment fewer for both ends (and the target's kernel
 /// hands its server the connection with the bytes already there). The PROXY header is
 /// written at once, and so are the client's bytes when they are already here; else the ACK
-/// goes now, so a target that speaks first is not kept waiting.
-fn ack_unless_bytes_follow(client: &Stream, upstream: &Stream, rule: &Rule) {
+/// goes now, so a target that speaks first is not kept waiting. An error is the client's
+/// pending one (it reset before sending a byte), which the peek took from its stream.
+fn ack_unless_bytes_follow(client: &Stream, upstream: &Stream, rule: &Rule) -> io::Result<()> {
     let tcp = matches!(upstream, Stream::Tcp(_));
-    if !tcp || rule.options.proxy_protocol.is_some() || client.readable_now() {
-        return;
+    if !tcp || rule.options.proxy_protocol.is_some() || client.readable_now()? {
+        return Ok(());
     }
     if let Err(err) = upstream.ack_now() {
         let why = crate::error::describe_io(&err);
         tracing::debug!("the handshake's ACK to the target: {why}");
     }
+    Ok(())
+}
+
+/// The client failed before it sent a byte (`failure`, taken from its stream, which a read
+/// would now find at a clean end of file): a reset reaches the target as a reset, as it
+/// would have had the target been connected already. Nothing was relayed, so nothing waits
+/// to be delivered first.
+fn gone_before_a_byte(upstream: &Stream, failure: io::Error) -> Ending {
+    let fault = Fault::new(Leg::Client, failure);
+    upstream.set_abortive_close();
+    let close = if fault.is_reset() {
+        Close::Reset
+    } else {
+        Close::Error
+    };
+    Ending::early(close, Some(crate::error::describe_io(&fault.err)))
 }
 
 /// The address a connection reached: the target's own text when it names one address, the
