@@ -2932,17 +2932,7 @@ fn forward_lines_printed_control_characters_of_unix_paths_as_they_were() {
         "{:?}",
         fw.stderr.all()
     );
-    let out = std::process::Command::new("socat")
-        .args(["-", &format!("UNIX-CONNECT:{}", listen.display())])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            child.stdin.take().unwrap().write_all(b"via socat")?;
-            child.wait_with_output()
-        })
-        .expect("socat");
-    assert_eq!(out.stdout, b"via socat");
+    assert_eq!(through_socat(&listen), b"via socat");
     let conn = fw.wait_for(|l| l.contains(": up "), 1);
     assert!(
         conn[0].contains(&format!("-> unix:{d}/t\\x1b[2J.sock: up 9 B, down 9 B")),
@@ -2968,6 +2958,22 @@ fn read_to_the_end(stream: &mut TcpStream) -> (usize, Option<ErrorKind>) {
     }
 }
 
+/// What socat's client reads back after sending "via socat" to the Unix socket at `listen`
+/// and its end of file.
+fn through_socat(listen: &std::path::Path) -> Vec<u8> {
+    let out = std::process::Command::new("socat")
+        .args(["-", &format!("UNIX-CONNECT:{}", listen.display())])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            child.stdin.take().unwrap().write_all(b"via socat")?;
+            child.wait_with_output()
+        })
+        .expect("socat");
+    out.stdout
+}
+
 /// A Unix socket path of 108 bytes (all of `sun_path`, no terminating NUL: the kernel, socat
 /// and `ncat -U` take it) was refused on both sides of `forward` as "longer than 107 bytes".
 /// A forwarder now listens on one and relays to another: socat's client reaches the echo
@@ -2985,17 +2991,7 @@ fn forward_refused_108_byte_unix_paths_on_either_side() {
         &format!("unix:{}", target.display()),
     ]);
     assert_eq!(fw.listens, [format!("unix:{}", listen.display())]);
-    let out = std::process::Command::new("socat")
-        .args(["-", &format!("UNIX-CONNECT:{}", listen.display())])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            child.stdin.take().unwrap().write_all(b"via socat")?;
-            child.wait_with_output()
-        })
-        .expect("socat");
-    assert_eq!(out.stdout, b"via socat");
+    assert_eq!(through_socat(&listen), b"via socat");
     let conn = fw.wait_for(|l| l.contains(": up "), 1);
     assert!(
         conn[0].contains(&format!("-> unix:{}: up 9 B", target.display())),
