@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
+use crate::discovery_lab::nmap_up;
 use crate::discovery_probes_lab::status_reason;
 use crate::harness::{privileged, text, Netns};
 use crate::lab::{ms, Lab, LabExt};
@@ -225,17 +226,8 @@ fn sweep_beside_nmap_behind_a_long_round_trip(
         .open_all(22)
         .build()
         .expect("lab");
-    let nmap = lab
-        .scanner_cmd("nmap")
-        .args(["-sn", "-n", probe, "-oG", "-", block])
-        .output()
-        .expect("run nmap");
-    let up: BTreeSet<IpAddr> = String::from_utf8_lossy(&nmap.stdout)
-        .lines()
-        .filter(|l| l.ends_with("Status: Up"))
-        .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .collect();
-    assert_eq!(up.len(), 8, "nmap: {nmap:?}");
+    let up = nmap_up(&lab, &["-sn", probe, block]);
+    assert_eq!(up.len(), 8, "nmap: {up:?}");
     let run = netkit_sweep(&lab, &[args, &[block]].concat());
     assert_eq!(run.alive(1), up, "{}", run.stderr);
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -1800,17 +1792,10 @@ fn sweep_without_retries_missed_hosts_behind_an_echo_policer() {
         .build()
         .expect("lab");
     let range = "198.18.0.0/26";
-    let nmap = lab
-        .scanner_cmd("nmap")
-        .args(["-sn", "-n", "-PE", "--send-ip", "--max-retries", "0"])
-        .args(["-oG", "-", range])
-        .output()
-        .expect("run nmap");
-    let up: BTreeSet<IpAddr> = String::from_utf8_lossy(&nmap.stdout)
-        .lines()
-        .filter(|l| l.ends_with("Status: Up"))
-        .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .collect();
+    let up = nmap_up(
+        &lab,
+        &["-sn", "-PE", "--send-ip", "--max-retries", "0", range],
+    );
     let truth = pingable(&lab, range);
     let run = netkit_sweep(&lab, &[range, "--retries", "0"]);
     let found = run.alive(1);
