@@ -7,7 +7,7 @@ The lab tag (default dfwSEED, replays dfwrPID) also names the work directory
 """
 import json, os, random, signal, subprocess, sys, time
 
-LAB = os.environ.get('DFW_LAB', '/work/main/target/release/netkit-lab')
+from common import LAB, check_tag, claim
 PEER = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'peer.py')
 FAR4, FAR6 = '198.18.1.10', '2001:db8:1::10'
 TAG = None
@@ -21,22 +21,9 @@ if REPLAY:
 else:
     seed, count, deadline, NETKIT = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
     TAG = TAG or f'dfw{seed}'
-if not (0 < len(TAG) <= 16 and all(c.isalnum() or c in '_-' for c in TAG)):
-    sys.exit(f'driver.py: {TAG}: a lab tag is 1-16 of [A-Za-z0-9_-]')
+check_tag(TAG, 'driver.py')
 D = os.environ.get('DFW_D', f'/tmp/dfw/run-{TAG}')
 os.makedirs(D, exist_ok=True)
-
-
-def claim(d):
-    """One run per work directory: refuse a tag a live run already holds."""
-    pidfile = os.path.join(d, 'pid')
-    try:
-        other = int(open(pidfile).read().strip() or 0)
-        if other and other != os.getpid() and os.path.exists(f'/proc/{other}'):
-            sys.exit(f'{d}: run {other} uses this tag; give another with --tag')
-    except (OSError, ValueError):
-        pass
-    open(pidfile, 'w').write(str(os.getpid()))
 
 
 claim(D)

@@ -36,8 +36,9 @@ import sys
 import threading
 import time
 
+from common import LAB, NETKIT
+
 NAME = 'audit.example'
-LAB = os.environ.get('DFW_LAB', '/work/main/target/release/netkit-lab')
 FAR4 = '198.18.1.10'
 ROOT = '/tmp/hostaudit'
 
@@ -1119,7 +1120,7 @@ def main_run(argv):
     ap = argparse.ArgumentParser()
     ap.add_argument('seed', type=int)
     ap.add_argument('count', type=int)
-    ap.add_argument('--netkit', default='/work/main/target/release/netkit')
+    ap.add_argument('--netkit', default=NETKIT)
     ap.add_argument('--lab', default=None)
     ap.add_argument('--only', default=None)
     ap.add_argument('--deadline', type=float, default=0)
@@ -1269,7 +1270,7 @@ def main_early(netkit):
 
 if __name__ == '__main__':
     if sys.argv[1] == 'early':
-        main_early(sys.argv[2] if len(sys.argv) > 2 else '/work/main/target/release/netkit')
+        main_early(sys.argv[2] if len(sys.argv) > 2 else NETKIT)
         sys.exit(0)
     if sys.argv[1] == 'report':
         main_report(sys.argv[2:])

@@ -4,27 +4,18 @@ usage: udp.py [--tag TAG] SEED COUNT DEADLINE_EPOCH NETKIT_BIN
 The lab tag (default dfwuSEED) also names the work directory /tmp/dfw/urun-TAG.
 """
 import json, os, random, signal, subprocess, sys, time
+
+from common import LAB, check_tag, claim
 TAG = None
 if len(sys.argv) > 2 and sys.argv[1] == '--tag':
     TAG = sys.argv[2]
     del sys.argv[1:3]
 seed, count, deadline, NETKIT = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 TAG = TAG or f'dfwu{seed}'
-if not (0 < len(TAG) <= 16 and all(c.isalnum() or c in '_-' for c in TAG)):
-    sys.exit(f'udp.py: {TAG}: a lab tag is 1-16 of [A-Za-z0-9_-]')
+check_tag(TAG, 'udp.py')
 rng = random.Random(seed)
-LAB = os.environ.get('DFW_LAB', '/work/main/target/release/netkit-lab'); PEER = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'peer.py'); D = f'/tmp/dfw/urun-{TAG}'
+PEER = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'peer.py'); D = f'/tmp/dfw/urun-{TAG}'
 os.makedirs(D, exist_ok=True)
-def claim(d):
-    """One run per work directory: refuse a tag a live run already holds."""
-    pidfile = os.path.join(d, 'pid')
-    try:
-        other = int(open(pidfile).read().strip() or 0)
-        if other and other != os.getpid() and os.path.exists(f'/proc/{other}'):
-            sys.exit(f'{d}: run {other} uses this tag; give another with --tag')
-    except (OSError, ValueError):
-        pass
-    open(pidfile, 'w').write(str(os.getpid()))
 claim(D)
 FAR4, FAR6 = '198.18.1.10', '2001:db8:1::10'
 LOG = open(f'/tmp/dfw/udp-{seed}.jsonl', 'a')
