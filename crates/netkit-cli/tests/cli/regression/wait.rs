@@ -1077,9 +1077,12 @@ fn invert_took_a_server_answering_before_the_request_for_gone() {
     ]);
     let (code, _, stderr) = text(&out);
     assert_eq!(code, 1, "{stderr}");
-    assert_eq!(
-        timeout_reason(&stderr),
-        "still answers HTTP 200",
+    // The last attempt said the server still answers; or the deadline cut the exchange under
+    // way, and the one before it said so (a loaded machine: CI saw it once).
+    let reason = timeout_reason(&stderr);
+    let cut = "no HTTP response in time (earlier: still answers HTTP 200)";
+    assert!(
+        reason == "still answers HTTP 200" || reason == cut,
         "{stderr}"
     );
 }
