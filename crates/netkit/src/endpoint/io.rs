@@ -590,6 +590,16 @@ impl Stream {
         }
     }
 
+    /// Bytes written to a Unix stream (or an `exec:` child's socketpair) that its peer has
+    /// not read yet (`SIOCOUTQ`: they stay charged to the writer until read); `None` for TCP
+    /// streams (see [`Stream::unacked`]), or when the kernel does not say.
+    pub fn unread(&self) -> Option<usize> {
+        match self {
+            Stream::Unix(s) | Stream::Child(s, _) => crate::sys::sockopt::unacked(s).ok(),
+            Stream::Tcp(_) => None,
+        }
+    }
+
     /// The peer's address, for TCP streams.
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         match self {

@@ -109,7 +109,8 @@ pub fn lease_flow_label<F: AsRawFd>(socket: &F, label: u32, dst: Ipv6Addr) -> io
 }
 
 nix::ioctl_read_bad!(
-    /// `ioctl(fd, TIOCOUTQ, &mut n)`: a TCP socket's bytes not yet acknowledged by its peer.
+    /// `ioctl(fd, TIOCOUTQ, &mut n)`: a socket's bytes not yet acknowledged (TCP) or read (Unix)
+    /// by its peer.
     tiocoutq,
     libc::TIOCOUTQ,
     libc::c_int
@@ -117,6 +118,7 @@ nix::ioctl_read_bad!(
 
 /// The bytes a TCP socket sent (or queued) that its peer has not acknowledged yet
 /// (`TIOCOUTQ`, also named `SIOCOUTQ`): 0 once everything written reached the peer's kernel.
+/// On a Unix stream socket: the bytes written that its peer has not read yet.
 pub fn unacked<F: AsRawFd>(socket: &F) -> io::Result<usize> {
     let mut queued: libc::c_int = 0;
     // SAFETY: TIOCOUTQ writes one int into `queued`, a live local; an fd that is not a

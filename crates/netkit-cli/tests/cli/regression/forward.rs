@@ -654,9 +654,8 @@ fn fill_then_reset(listen: SocketAddr) -> usize {
 
 /// Whether `stream` reports a reset (`POLLERR` or `POLLHUP`; an end of file alone is neither)
 /// within `patience`, without reading it.
-fn reset_pending(stream: &TcpStream, patience: std::time::Duration) -> bool {
+fn reset_pending(stream: &impl std::os::fd::AsFd, patience: std::time::Duration) -> bool {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    use std::os::fd::AsFd;
     let mut fds = [PollFd::new(stream.as_fd(), PollFlags::empty())];
     let timeout = PollTimeout::try_from(patience).unwrap();
     poll(&mut fds, timeout).unwrap();
@@ -687,6 +686,38 @@ fn forward_client_reset_went_unseen_while_both_directions_waited_on_the_target()
         server
     };
     assert!(reset_pending(&server, PATIENCE), "netkit: no reset");
+    fw.wait_for(|l| l.contains(" reset"), 1);
+}
+
+/// The same behind a Unix socket target (TCP client, `unix:` target reading nothing and
+/// writing nothing): whether the target's peer stopped taking bytes was asked of `TCP_INFO`
+/// alone, which a Unix socket has not, so the client's reset went unseen for good there (the
+/// `conn` line came only when the test ended). Now a Unix peer whose unread bytes do not
+/// move for 10 s has stalled too, and the target's connection is closed (it reads what it
+/// was sent, then its end: a Unix socket carries no reset).
+#[test]
+fn forward_client_reset_went_unseen_while_both_directions_waited_on_a_unix_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let (tx, accepted) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        if let Ok((stream, _)) = listener.accept() {
+            let _ = tx.send(stream);
+        }
+    });
+    let fw = Forwarder::start(&["forward", "0", &format!("unix:{}", path.display())]);
+    let server = {
+        let listen = fw.addr();
+        let filler = thread::spawn(move || fill_then_reset(listen));
+        let server = accepted.recv_timeout(PATIENCE).unwrap();
+        filler.join().unwrap();
+        server
+    };
+    assert!(
+        reset_pending(&server, PATIENCE),
+        "netkit: the target's connection stayed"
+    );
     fw.wait_for(|l| l.contains(" reset"), 1);
 }
 
