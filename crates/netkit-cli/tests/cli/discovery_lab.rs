@@ -62,6 +62,20 @@ pub fn nmap_up(lab: &Lab, args: &[&str]) -> BTreeSet<IpAddr> {
         .collect()
 }
 
+/// The `reason` and `reason_ttl` of each host's `<status>` in an nmap XML document, in order
+/// (not those of nmap's `<hosthint>`s, written before a port scan).
+pub fn status_ttls(xml: &str) -> Vec<(String, String)> {
+    let attr = |s: &str, name: &str| {
+        let value = s.split(&format!("{name}=\"")).nth(1)?;
+        Some(value.split('"').next()?.to_string())
+    };
+    xml.lines()
+        .filter(|l| !l.contains("<hosthint>"))
+        .filter_map(|l| l.split("<status ").nth(1))
+        .filter_map(|s| Some((attr(s, "reason")?, attr(s, "reason_ttl")?)))
+        .collect()
+}
+
 #[test]
 fn several_methods_find_what_each_finds_and_match_nmap_sn_pe_ps() {
     if !privileged("several_methods_find_what_each_finds_and_match_nmap_sn_pe_ps") {

@@ -50,6 +50,9 @@ pub struct Status {
     pub mac: Option<String>,
     /// How the host answered a TCP connect (`tcp:PORT`), when that is what found it up.
     pub tcp: Option<TcpAnswer>,
+    /// The TTL (IPv6: hop limit) of the answer that found it up, where it was read (nmap's
+    /// `reason_ttl`).
+    pub ttl: Option<u8>,
 }
 
 /// What discovery found, per address.
@@ -79,6 +82,7 @@ impl Discovery {
             error: None,
             mac: None,
             tcp: None,
+            ttl: None,
         })
     }
 
@@ -101,6 +105,7 @@ impl Discovery {
             error: host.error.clone(),
             mac: host.mac.clone(),
             tcp: host.tcp,
+            ttl: host.ttl.filter(|_| host.alive),
         };
         let key = (host.addr, host.zone.clone());
         match self.found.get(&key) {

@@ -120,7 +120,7 @@ impl NmapOutput {
             }
             let ports = hosts.get(target.addr, &key.1, nth);
             let reason = status.as_ref().and_then(|s| self.up_reason(s));
-            let (by, mac) = status.map_or((None, None), |s| (s.by, s.mac));
+            let (by, mac, ttl) = status.map_or((None, None, None), |s| (s.by, s.mac, s.ttl));
             let host = self.host(
                 &key,
                 (target.name.is_some(), reason),
@@ -129,7 +129,14 @@ impl NmapOutput {
                 listing,
             );
             let host = host.map(|host| {
-                let mut host = Host { mac, ..host };
+                // The TTL of the discovery answer that found it up, as nmap's reason_ttl.
+                let found_by_ttl = ttl.filter(|_| host.up && reason.is_some());
+                let reason_ttl = found_by_ttl.unwrap_or(host.reason_ttl);
+                let mut host = Host {
+                    mac,
+                    reason_ttl,
+                    ..host
+                };
                 nmap::mark_localhost(&mut host, by.as_deref(), &own);
                 host
             });

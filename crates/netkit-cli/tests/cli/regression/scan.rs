@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::process::Command;
 
+use crate::discovery_lab::{nmap_in, status_ttls};
 use crate::harness::{privileged, run_within, text, Proc, LAB_PATIENCE};
 use crate::lab::{ms, peers, Lab, LabExt, PortTruth, Reject, Unroutable};
 use crate::ping_net::link_local_pair;
@@ -1361,6 +1362,60 @@ fn xml_port_states(xml: &str) -> BTreeSet<(u16, String, String, Option<String>)>
             Some((id, st, why, attr(state, "reason_ip")))
         })
         .collect()
+}
+
+/// nmap's XML of a scan whose targets discovery found up names the TTL of the answer that
+/// found each (`<status state="up" reason="echo-reply" reason_ttl="63"/>` one router away);
+/// scan's `-oX` wrote `reason_ttl="0"` there (sweep's was fixed before). Now the discovery
+/// answer's TTL (IPv6: hop limit), beside nmap -sS with the same probe in the same lab; a
+/// scan without discovery stays `user-set` with 0, as nmap -Pn writes it.
+#[test]
+fn scan_xml_wrote_reason_ttl_0_for_a_host_discovery_found_up() {
+    if !privileged("scan_xml_wrote_reason_ttl_0_for_a_host_discovery_found_up") {
+        return;
+    }
+    let hosts = ["198.18.1.3", "2001:db8:1::3"];
+    let lab = Lab::builder("regscanttl")
+        .delay(ms(2))
+        .host(hosts[0])
+        .host(hosts[1])
+        .open(hosts[0], &[22])
+        .open(hosts[1], &[22])
+        .build()
+        .expect("lab");
+    for (host, discovery) in hosts.iter().flat_map(|h| [(h, true), (h, false)]) {
+        let family = if host.contains(':') { "-6" } else { "-4" };
+        let ping = if discovery { "-PE" } else { "-Pn" };
+        let nmap = nmap_in(
+            &lab,
+            &[
+                "-sS",
+                ping,
+                "--send-ip",
+                "-p",
+                "22",
+                "-oX",
+                "-",
+                family,
+                host,
+            ],
+        );
+        let want = status_ttls(&nmap);
+        assert_eq!(want.len(), 1, "nmap {ping} {host}: {nmap}");
+        let mut cmd = lab.netkit();
+        cmd.args(["scan", host, "-p", "22", "--syn", "-oX", "-"]);
+        match discovery {
+            true => cmd.args(["--discovery", "icmp"]),
+            false => cmd.arg("--no-ping"),
+        };
+        let (code, xml, stderr) = run_within(cmd, LAB_PATIENCE);
+        assert_eq!(code, 0, "{host} {ping}\n{xml}{stderr}");
+        assert_eq!(
+            status_ttls(&xml),
+            want,
+            "{host} {ping}\n{xml}\nnmap: {nmap}"
+        );
+    }
 }
 
 /// Audit (router refusals): a port a router's firewall refused (ICMP host unreachable,

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use crate::discovery_lab::nmap_up;
+use crate::discovery_lab::{nmap_up, status_ttls};
 use crate::discovery_probes_lab::status_reason;
 use crate::harness::{privileged, text, Netns};
 use crate::lab::{ms, Lab, LabExt};
@@ -1842,18 +1842,6 @@ fn sweep_kept_re_probing_after_the_path_died() {
         "{} probes, at most {budget}: {summary:?}",
         summary.probes
     );
-}
-
-/// The `reason` and `reason_ttl` of each `<status>` of an nmap XML document, in order.
-fn status_ttls(xml: &str) -> Vec<(String, String)> {
-    let attr = |s: &str, name: &str| {
-        let value = s.split(&format!("{name}=\"")).nth(1)?;
-        Some(value.split('"').next()?.to_string())
-    };
-    xml.lines()
-        .filter_map(|l| l.split("<status ").nth(1))
-        .filter_map(|s| Some((attr(s, "reason")?, attr(s, "reason_ttl")?)))
-        .collect()
 }
 
 /// Audit (nmap -sn -oX as the oracle, same lab): sweep's `-oX` wrote `reason_ttl="0"` for
