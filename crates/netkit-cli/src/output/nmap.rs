@@ -91,6 +91,9 @@ pub struct Port {
     pub reason: &'static str,
     /// The router whose ICMP error gave the port its state (nmap's `reason_ip`).
     pub reason_ip: Option<IpAddr>,
+    /// The TTL of the answer that gave the port its state (nmap's `reason_ttl`); 0 where it
+    /// was not read (a connect) or nothing answered, as nmap writes it.
+    pub reason_ttl: u8,
     /// The service name from netkit's table (nmap's `method="table"`).
     pub service: Option<String>,
 }

@@ -143,8 +143,8 @@ fn write_ports(out: &mut impl Write, host: &Host) -> io::Result<()> {
         write!(
             out,
             "<port protocol=\"tcp\" portid=\"{}\"><state state=\"{}\" reason=\"{}\" \
-             reason_ttl=\"0\"",
-            port.port, port.state, port.reason
+             reason_ttl=\"{}\"",
+            port.port, port.state, port.reason, port.reason_ttl
         )?;
         // The router that refused the port, after reason_ttl as nmap writes it.
         if let Some(from) = port.reason_ip {

@@ -116,6 +116,10 @@ pub struct PortReport {
     /// `host-unreach`, `net-unreach`, ...); absent when the target answered, or nothing did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason_ip: Option<IpAddr>,
+    /// The TTL (IPv6: hop limit) of the answer that gave the port its state (nmap's
+    /// `reason_ttl`); absent where it is not read (a connect) or nothing answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u8>,
 }
 
 /// A target the scan could not reach (`{"type":"unreachable",...}`): no route to it, said by

@@ -189,6 +189,9 @@ pub struct Verdict {
     /// The router whose ICMP error decided it (nmap's `reason_ip`); `None` when the target
     /// itself answered, or nothing did.
     pub from: Option<IpAddr>,
+    /// The TTL (IPv6: hop limit) of the answer that decided it, where the engine reads it
+    /// (raw SYNs; nmap's `reason_ttl`).
+    pub ttl: Option<u8>,
 }
 
 /// What an answer decided.
@@ -1027,6 +1030,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             rtt,
             tries: progress.sent,
             from: None,
+            ttl: None,
         };
         Settled::Port(info, self.ports[port], verdict)
     }
@@ -1087,6 +1091,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             rtt: Some(rtt),
             tries: progress.sent,
             from: no_route.from,
+            ttl: None,
         };
         host.held.push((rec.port, verdict));
         for id in progress.live {

@@ -98,8 +98,8 @@ pub(super) struct Report {
 pub(super) enum Found {
     /// What a connect found.
     Connect(io::Result<Outcome>),
-    /// What a SYN found.
-    Raw(Reply),
+    /// What a SYN found, with the TTL (IPv6: hop limit) of the answer where it was read.
+    Raw(Reply, Option<u8>),
 }
 
 /// What the lock guards: the scheduler, the cancels of the connects in progress, and how
@@ -315,12 +315,19 @@ impl Shared {
     /// Hands one outcome to the scheduler and sends what it decided.
     fn answer(&self, core: &mut Core, report: Report) -> Result<(), Error> {
         let dst = report.dst;
-        let (reply, socket) = match report.found {
+        let (reply, socket, ttl) = match report.found {
             Found::Connect(Err(err)) => return Err(Error::io(format!("scan {dst}"), err)),
-            Found::Connect(Ok(outcome)) => reply(core, outcome, dst),
-            Found::Raw(reply) => (reply, None),
+            Found::Connect(Ok(outcome)) => {
+                let (reply, socket) = reply(core, outcome, dst);
+                (reply, socket, None)
+            }
+            Found::Raw(reply, ttl) => (reply, None, ttl),
         };
-        let settled = core.sched.reply(report.id, reply, now());
+        let mut settled = core.sched.reply(report.id, reply, now());
+        if let Settled::Port(_, _, verdict) = &mut settled {
+            // This answer decided the port (a verdict with a round trip): its TTL is the port's.
+            verdict.ttl = ttl.filter(|_| verdict.rtt.is_some());
+        }
         if let Settled::Port(_, _, verdict) = &settled {
             if verdict.rtt.is_some() && verdict.tries > 1 {
                 self.lossy.store(true, Relaxed);
@@ -428,6 +435,7 @@ fn port_report(host: &HostInfo, port: u16, verdict: Verdict) -> PortReport {
         tries: verdict.tries,
         banner: None,
         reason_ip: verdict.from,
+        ttl: verdict.ttl,
     }
 }
 

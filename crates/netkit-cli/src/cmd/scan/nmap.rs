@@ -214,21 +214,20 @@ impl NmapOutput {
 fn listed(host: &HostPorts, listing: Listing) -> Vec<Port> {
     let open = host.open.iter().map(|p| Port {
         reason_ip: p.reason_ip,
+        reason_ttl: p.ttl.unwrap_or(0),
         port: p.port,
         state: "open",
         reason: p.reason.as_str(),
         service: p.service.clone(),
     });
-    let others = host
-        .listed(listing)
-        .into_iter()
-        .map(|(port, state, reason)| Port {
-            reason_ip: host.reason_ips.get(&port).copied(),
-            port,
-            state: state.as_str(),
-            reason: reason.as_str(),
-            service: services::service_name(port).map(str::to_string),
-        });
+    let others = host.listed(listing).into_iter().map(|listed| Port {
+        reason_ip: host.reason_ips.get(&listed.port).copied(),
+        reason_ttl: listed.ttl.unwrap_or(0),
+        port: listed.port,
+        state: listed.state.as_str(),
+        reason: listed.reason.as_str(),
+        service: services::service_name(listed.port).map(str::to_string),
+    });
     let mut ports: Vec<Port> = open.chain(others).collect();
     ports.sort_by_key(|p| p.port);
     ports.dedup_by_key(|p| p.port);

@@ -260,18 +260,19 @@ impl<'a> Sink<'a> {
             None => Vec::new(),
         };
         let reason_ips = host.reason_ips.clone();
-        for (port, state, reason) in listed {
+        for listed in listed {
             let report = PortReport {
                 host: name.to_string(),
                 addr,
-                port,
-                state,
-                reason,
-                service: services::service_name(port).map(str::to_string),
+                port: listed.port,
+                state: listed.state,
+                reason: listed.reason,
+                service: services::service_name(listed.port).map(str::to_string),
                 rtt_ms: None,
                 tries: 0,
                 banner: None,
-                reason_ip: reason_ips.get(&port).copied(),
+                reason_ip: reason_ips.get(&listed.port).copied(),
+                ttl: listed.ttl,
             };
             self.human_line(&human_port(&report, self.reason))?;
         }
@@ -451,11 +452,15 @@ pub fn human_port(port: &PortReport, reason: bool) -> String {
         port.state.as_str()
     );
     if reason {
-        // A router's ICMP error names the router, as nmap's `host-unreach from ROUTER`.
-        let why = match port.reason_ip {
-            Some(from) => format!("{} from {from}", port.reason.as_str()),
-            None => port.reason.as_str().to_string(),
-        };
+        // A router's ICMP error names the router, and an answer whose TTL was read gives
+        // it, as nmap's `syn-ack ttl 63`, `host-unreach from ROUTER ttl 64`.
+        let mut why = port.reason.as_str().to_string();
+        if let Some(from) = port.reason_ip {
+            why.push_str(&format!(" from {from}"));
+        }
+        if let Some(ttl) = port.ttl {
+            why.push_str(&format!(" ttl {ttl}"));
+        }
         line.push_str(&format!(" {why:<16}"));
     }
     if let Some(rtt) = port.rtt_ms {
@@ -553,6 +558,7 @@ mod tests {
             tries: 1,
             banner: Some("SSH-2.0-x".into()),
             reason_ip: None,
+            ttl: None,
         };
         let line = human_port(&port, false);
         assert!(
@@ -579,6 +585,7 @@ mod tests {
             tries: 2,
             banner: None,
             reason_ip: None,
+            ttl: None,
         };
         assert_eq!(
             human_port(&port, true),

@@ -40,16 +40,34 @@ pub struct StateTally {
     pub count: u64,
     /// How many for each reason.
     pub reasons: BTreeMap<Reason, u64>,
-    /// The ports with their reasons while few enough to list; emptied beyond the limit.
-    pub ports: Vec<(u16, Reason)>,
+    /// The ports while few enough to list; emptied beyond the limit.
+    pub ports: Vec<Listed>,
+}
+
+/// A closed or filtered port listed one by one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listed {
+    /// The port.
+    pub port: u16,
+    /// Its state.
+    pub state: PortState,
+    /// Why it has that state.
+    pub reason: Reason,
+    /// The TTL of the answer that gave it (nmap's `reason_ttl`), where it was read.
+    pub ttl: Option<u8>,
 }
 
 impl StateTally {
-    fn add(&mut self, port: u16, reason: Reason, listing: Listing) {
+    fn add(&mut self, port: &PortReport, listing: Listing) {
         self.count += 1;
-        *self.reasons.entry(reason).or_default() += 1;
+        *self.reasons.entry(port.reason).or_default() += 1;
         if listing.lists(self.count) {
-            self.ports.push((port, reason));
+            self.ports.push(Listed {
+                port: port.port,
+                state: port.state,
+                reason: port.reason,
+                ttl: port.ttl,
+            });
         } else if !self.ports.is_empty() {
             self.ports = Vec::new();
         }
@@ -92,8 +110,8 @@ impl HostPorts {
         }
         match port.state {
             PortState::Open => self.open.push(port.clone()),
-            PortState::Closed => self.closed.add(port.port, port.reason, listing),
-            PortState::Filtered => self.filtered.add(port.port, port.reason, listing),
+            PortState::Closed => self.closed.add(port, listing),
+            PortState::Filtered => self.filtered.add(port, listing),
         }
     }
 
@@ -103,17 +121,13 @@ impl HostPorts {
     }
 
     /// The closed and filtered ports listed one by one, ascending.
-    pub fn listed(&self, listing: Listing) -> Vec<(u16, PortState, Reason)> {
-        let states = [
-            (PortState::Closed, &self.closed),
-            (PortState::Filtered, &self.filtered),
-        ];
-        let mut listed: Vec<(u16, PortState, Reason)> = states
+    pub fn listed(&self, listing: Listing) -> Vec<Listed> {
+        let mut listed: Vec<Listed> = [&self.closed, &self.filtered]
             .into_iter()
-            .filter(|(_, tally)| tally.listed(listing))
-            .flat_map(|(state, tally)| tally.ports.iter().map(move |&(p, r)| (p, state, r)))
+            .filter(|tally| tally.listed(listing))
+            .flat_map(|tally| tally.ports.iter().copied())
             .collect();
-        listed.sort_unstable_by_key(|&(port, ..)| port);
+        listed.sort_unstable_by_key(|listed| listed.port);
         listed
     }
 
@@ -226,6 +240,7 @@ mod tests {
             tries: 1,
             banner: None,
             reason_ip: None,
+            ttl: None,
         }
     }
 
@@ -245,7 +260,7 @@ mod tests {
         for nth in 0..2 {
             let host = hosts.get(addr, "127.0.0.1", nth).expect("a scan");
             assert_eq!(host.closed.count, 2, "scan {nth}");
-            let ports: Vec<u16> = host.closed.ports.iter().map(|(p, _)| *p).collect();
+            let ports: Vec<u16> = host.closed.ports.iter().map(|l| l.port).collect();
             assert_eq!(ports, [1, 2], "scan {nth}");
         }
         assert!(hosts.get(addr, "127.0.0.1", 2).is_none());
@@ -279,7 +294,7 @@ mod tests {
         // 26 closed: ignored; 25 filtered: listed.
         let listed = host.listed(listing);
         assert_eq!(listed.len(), 25);
-        assert!(listed.iter().all(|&(_, s, _)| s == PortState::Filtered));
+        assert!(listed.iter().all(|l| l.state == PortState::Filtered));
         let ignored = host.ignored(listing);
         assert_eq!(ignored.len(), 1);
         assert_eq!((ignored[0].0, ignored[0].1.count), (PortState::Closed, 26));

@@ -1364,6 +1364,73 @@ fn xml_port_states(xml: &str) -> BTreeSet<(u16, String, String, Option<String>)>
         .collect()
 }
 
+/// Each `<port>` of an nmap XML document: port, state, reason and `reason_ttl`.
+fn xml_port_ttls(xml: &str) -> BTreeSet<(u16, String, String, String)> {
+    let attr = |s: &str, name: &str| {
+        let rest = s.split(&format!(" {name}=\"")).nth(1)?;
+        rest.split('"').next().map(str::to_string)
+    };
+    xml.split("<port ")
+        .skip(1)
+        .filter_map(|port| {
+            let id = attr(port, "portid")?.parse().ok()?;
+            let state = port.split("<state").nth(1)?.split("/>").next()?;
+            let (st, why) = (attr(state, "state")?, attr(state, "reason")?);
+            Some((id, st, why, attr(state, "reason_ttl")?))
+        })
+        .collect()
+}
+
+/// `--syn`'s `-oX` wrote `reason_ttl="0"` for every port, where nmap -sS writes the TTL (IPv6:
+/// hop limit) of the answer that gave the port its state: a SYN-ACK or reset one router away
+/// `63`, a router's ICMP error `64`. The raw SYN engine reads it now (from the IPv4 header,
+/// IPv6's `IPV6_HOPLIMIT` control message) and writes it as nmap does, beside nmap -sS in the
+/// same lab, v4 and v6; JSON `ttl`. A silent port stays 0, as nmap's.
+#[test]
+fn syn_scan_xml_wrote_reason_ttl_0_where_nmap_names_the_answers_ttl() {
+    if !privileged("syn_scan_xml_wrote_reason_ttl_0_where_nmap_names_the_answers_ttl") {
+        return;
+    }
+    let hosts = ["198.18.1.5", "2001:db8:1::5"];
+    let lab = Lab::builder("regscanpttl")
+        .icmp_limits(crate::lab::IcmpLimits::Off)
+        .host(hosts[0])
+        .host(hosts[1])
+        .open(hosts[0], &[22])
+        .open(hosts[1], &[22])
+        .drop_ports(hosts[0], 24)
+        .drop_ports(hosts[1], 24)
+        .build()
+        .expect("lab");
+    router_rejects(
+        &lab,
+        &[
+            ("iptables", hosts[0], "446", "icmp-host-unreachable"),
+            ("ip6tables", hosts[1], "446", "icmp6-addr-unreachable"),
+        ],
+    );
+    let ports = "22,23,24,446";
+    for host in hosts {
+        let nmap_xml = nmap_syn_xml(&lab, host, ports);
+        let want = xml_port_ttls(&nmap_xml);
+        assert_eq!(want.len(), 4, "{nmap_xml}");
+        let mut cmd = lab.netkit();
+        cmd.args([
+            "scan",
+            host,
+            "-p",
+            ports,
+            "--syn",
+            "--all-ports",
+            "-oX",
+            "-",
+        ]);
+        let (code, xml, stderr) = run_within(cmd, LAB_PATIENCE);
+        assert_eq!(code, 0, "{host}\n{xml}{stderr}");
+        assert_eq!(xml_port_ttls(&xml), want, "{host}\n{xml}\nnmap: {nmap_xml}");
+    }
+}
+
 /// nmap's XML of a scan whose targets discovery found up names the TTL of the answer that
 /// found each (`<status state="up" reason="echo-reply" reason_ttl="63"/>` one router away);
 /// scan's `-oX` wrote `reason_ttl="0"` there (sweep's was fixed before). Now the discovery

@@ -125,6 +125,11 @@ pub fn ipv4_payload(datagram: &[u8], protocol: u8) -> Option<(&[u8], IpAddr)> {
     Some((&datagram[ihl..], IpAddr::from(src)))
 }
 
+/// The TTL in the header of IPv4 datagram `datagram`.
+pub fn ipv4_ttl(datagram: &[u8]) -> Option<u8> {
+    datagram.get(8).copied()
+}
+
 /// The TCP probe an ICMP error quotes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quoted {

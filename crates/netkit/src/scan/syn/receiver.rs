@@ -80,13 +80,35 @@ fn drain(
     socket: &socket2::Socket,
     buf: &mut [u8],
     reports: &mut Vec<Report>,
-    mut read: impl FnMut(&[u8], Option<IpAddr>) -> Option<Report>,
+    mut read: impl FnMut(&[u8], Sender) -> Option<Report>,
 ) {
     for _ in 0..BURST {
         match crate::sys::cmsg::recv(socket, buf, false) {
-            Ok(msg) => reports.extend(read(&buf[..msg.len], msg.from)),
+            Ok(msg) => {
+                let sender = Sender {
+                    addr: msg.from,
+                    hop_limit: msg.control.hop_limit,
+                };
+                reports.extend(read(&buf[..msg.len], sender));
+            }
             Err(_) => return,
         }
+    }
+}
+
+/// Who sent a datagram read from a raw socket, as `recvmsg` tells: its address, and for
+/// IPv6 the hop limit it arrived with (IPv4's TTL is read from the header in the datagram).
+#[derive(Debug, Clone, Copy)]
+struct Sender {
+    addr: Option<IpAddr>,
+    hop_limit: Option<u8>,
+}
+
+/// The TTL (IPv6: hop limit) a datagram read from a raw socket arrived with.
+fn ttl(v6: bool, bytes: &[u8], sender: Sender) -> Option<u8> {
+    match v6 {
+        false => packet::ipv4_ttl(bytes),
+        true => sender.hop_limit,
     }
 }
 
@@ -96,11 +118,11 @@ fn tcp_answer(
     family: &Family,
     v6: bool,
     bytes: &[u8],
-    from: Option<IpAddr>,
+    sender: Sender,
 ) -> Option<Report> {
     let (seg, from) = match v6 {
         false => packet::ipv4_payload(bytes, TCP)?,
-        true => (bytes, from?),
+        true => (bytes, sender.addr?),
     };
     let seg = packet::segment(seg)?;
     if !family.owns(seg.dport) {
@@ -111,7 +133,7 @@ fn tcp_answer(
         Kind::SynAck => Answer::Open,
         Kind::Reset => Answer::Closed,
     };
-    Some(answered(entry, answer))
+    Some(answered(entry, answer, ttl(v6, bytes, sender)))
 }
 
 /// An ICMP error that quotes a SYN in flight.
@@ -120,14 +142,14 @@ fn icmp_answer(
     family: &Family,
     v6: bool,
     bytes: &[u8],
-    from: Option<IpAddr>,
+    sender: Sender,
 ) -> Option<Report> {
     let (quoted, from): (Quoted, IpAddr) = match v6 {
         false => {
             let (msg, from) = packet::ipv4_payload(bytes, ICMP)?;
             (packet::icmpv4_error(msg)?, from)
         }
-        true => (packet::icmpv6_error(bytes)?, from?),
+        true => (packet::icmpv6_error(bytes)?, sender.addr?),
     };
     if !family.owns(quoted.sport) {
         return None;
@@ -140,15 +162,16 @@ fn icmp_answer(
         code: quoted.code,
         from: Some(from),
     };
-    Some(answered(entry, icmp.classify(quoted.dst)))
+    let ttl = ttl(v6, bytes, sender);
+    Some(answered(entry, icmp.classify(quoted.dst), ttl))
 }
 
-fn answered(entry: Entry, answer: Answer) -> Report {
+fn answered(entry: Entry, answer: Answer, ttl: Option<u8>) -> Report {
     let rtt = entry.sent.elapsed();
     Report {
         id: entry.id,
         dst: entry.dst,
-        found: Found::Raw(Reply::Answered(answer, rtt)),
+        found: Found::Raw(Reply::Answered(answer, rtt), ttl),
     }
 }
 
@@ -156,6 +179,6 @@ fn silent(entry: Entry) -> Report {
     Report {
         id: entry.id,
         dst: entry.dst,
-        found: Found::Raw(Reply::Silent),
+        found: Found::Raw(Reply::Silent, None),
     }
 }

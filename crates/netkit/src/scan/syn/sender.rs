@@ -82,7 +82,7 @@ fn send_one(prober: &Prober, sources: &mut Sources, job: &Job, seq: u32) -> io::
 fn refusal(err: io::Error, sent: Instant) -> Found {
     let errno = err.raw_os_error().map(Errno::from_raw);
     match errno.and_then(answer::from_errno) {
-        Some(answer) => Found::Raw(Reply::Answered(answer, sent.elapsed())),
+        Some(answer) => Found::Raw(Reply::Answered(answer, sent.elapsed()), None),
         None if crate::sys::shortage(&err).is_some() => Found::Connect(Ok(Outcome::Busy(err))),
         None => Found::Connect(Err(err)),
     }

@@ -90,6 +90,14 @@ impl Family {
         };
         let tcp = raw(domain, Protocol::TCP, "open a raw TCP socket")?;
         let icmp = raw(domain, icmp, "open a raw ICMP socket")?;
+        if v6 {
+            // Best effort: the answers' hop limits (nmap's reason_ttl), which IPv6 raw sockets
+            // give only as control messages; without them the scan is the same.
+            for socket in [&tcp, &icmp] {
+                let _ =
+                    crate::sys::sockopt::set(socket, crate::sys::sockopt::Ipv6RecvHopLimit, &true);
+            }
+        }
         let mut reservations = Vec::with_capacity(SOURCE_PORTS);
         let mut ports = [0; SOURCE_PORTS];
         for port in &mut ports {
