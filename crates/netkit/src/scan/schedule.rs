@@ -798,9 +798,11 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
     fn answered(&mut self, rec: Sent, answer: Answer, rtt: Duration, now: Instant) -> Settled {
         self.shortage.clear();
         let resent = self.resent_answer(&rec, rtt);
-        match resent {
-            true => self.counts.late += 1,
-            false => self.measure(&rec, rtt, now, 1.0),
+        match (resent, answer.is_local()) {
+            (true, _) => self.counts.late += 1,
+            // This machine's own refusal: no round trip, nothing about the path.
+            (false, true) => self.leave_flight(&rec),
+            (false, false) => self.measure(&rec, rtt, now, 1.0),
         }
         if answer == Answer::Open {
             self.handshake(rec.host, now);
