@@ -48,6 +48,21 @@ pub enum Answer {
     Nothing,
 }
 
+impl Answer {
+    /// Whether this machine gave the answer itself, its routing table or firewall refusing
+    /// the probe before it left ([`from_errno`] without an ICMP error): nothing crossed the
+    /// network, so the time it took is no round trip. Audit: an unroutable target beside a
+    /// host behind a 1.2 s round trip taught the scan a round trip of microseconds, which the
+    /// host's first tries took for theirs, and 15 of its 20 closed ports came out filtered.
+    pub fn is_local(&self) -> bool {
+        matches!(
+            self,
+            Answer::Unreachable(NoRoute { from: None, .. })
+                | Answer::Filtered(Refusal::LocalPolicy)
+        )
+    }
+}
+
 /// Who refused a probe, in nmap's `--reason` words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -267,5 +282,17 @@ mod tests {
             Some(Answer::Filtered(Refusal::LocalPolicy))
         );
         assert_eq!(from_errno(Errno::EMFILE), None);
+    }
+
+    #[test]
+    fn only_this_machines_own_refusals_are_local() {
+        let local = |errno| from_errno(errno).is_some_and(|a| a.is_local());
+        assert!(local(Errno::ENETUNREACH) && local(Errno::EHOSTUNREACH) && local(Errno::EPERM));
+        assert!(!local(Errno::ECONNREFUSED));
+        assert!(
+            !v4(3, 1, ROUTER).is_local(),
+            "a router's no route crossed the network"
+        );
+        assert!(!v4(3, 13, TARGET).is_local());
     }
 }

@@ -18,7 +18,10 @@
 //!   then, so a port whose SYN-ACKs were lost on the way back is still found (nmap -sS, still
 //!   running, finds it). A connect's socket stays open for it (its kernel sends the SYN once
 //!   more meanwhile). Only last tries wait, out of the windows, so the wait adds about a
-//!   second to a host with silent ports and nothing to one without.
+//!   second to a host with silent ports and nothing to one without. The wait counts from the
+//!   longest round trip seen, past `--timeout`, and grows when a longer one comes meanwhile;
+//!   before a host's first round trip, a filtered port's tries stay open for the late answers
+//!   that teach it.
 //! - An answer that only a retransmission got is a drop: the windows shrink and the host may
 //!   be paced. A port silent through its retry budget ([`super::host`]) is filtered.
 //! - An ICMP "no route" settles the whole host as unreachable.
@@ -262,6 +265,9 @@ struct Sent {
     /// A port's last try: until when it waits for the target's own retransmission of an
     /// answer ([`Settings::answer_retransmit`]).
     retransmit_until: Option<Instant>,
+    /// Whether its port was filtered while it stayed open for a late answer, which then
+    /// teaches only the round trip ([`Scheduler::settle`]).
+    kept: bool,
 }
 
 /// Growing pauses while the machine is short of descriptors, buffers or source ports.
@@ -306,6 +312,9 @@ pub struct Scheduler<I> {
     /// try's timeout, though they wait longer for an answer.
     window_timers: BinaryHeap<Reverse<(Instant, ProbeId)>>,
     lingering: VecDeque<ProbeId>,
+    /// The tries kept open after their ports were filtered, by host slot
+    /// ([`Scheduler::settle`]): closed when their host is done.
+    kept: HashMap<usize, Vec<ProbeId>>,
     /// When ports' last tries stop waiting for the target's own retransmission of an answer
     /// ([`Scheduler::await_retransmit`]).
     retransmit_timers: BinaryHeap<Reverse<(Instant, ProbeId)>>,
@@ -365,6 +374,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             window_timers: BinaryHeap::new(),
             lingering: VecDeque::new(),
             retransmit_timers: BinaryHeap::new(),
+            kept: HashMap::new(),
             to_close: Vec::new(),
             spread_timers: BinaryHeap::new(),
             finished: Vec::new(),
@@ -520,6 +530,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             in_window: true,
             timing: true,
             retransmit_until: None,
+            kept: false,
         };
         self.probes.insert(id, rec);
         self.timers.push(Reverse((deadline, id)));
@@ -543,6 +554,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         self.next_id += 1;
         let (budget, bounds) = (self.budget(), self.settings.timeouts);
         let base = self.timeout_of(slot, now);
+        let wait = self.answer_wait(slot, base);
         let host = self.hosts[slot].as_mut()?;
         let progress = host.pending.entry(port).or_default();
         let tryno = progress.sent;
@@ -558,13 +570,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             Some(_) => LINGER,
             None => LINGER.max(bounds.max).max(UNANSWERED_LINGER),
         };
-        let again = self.settings.answer_retransmit.filter(|_| last);
-        // Counted from the longest round trip seen (with [`LONGEST_MARGIN`]), not only the
-        // timeout: answers that skipped a long path's delay (reordered) may have lowered it
-        // below that path, and an answer to the SYN resent at 1 s comes that late too.
-        let longest = host.rtt.max().max(self.rtt.max()).unwrap_or_default();
-        let longest = longest.mul_f64(LONGEST_MARGIN);
-        let again = again.map(|again| again + base.max(longest).clamp(bounds.min, bounds.max));
+        let again = wait.filter(|_| last);
         linger = linger.max(again.unwrap_or_default());
         host.in_flight += 1;
         host.rate.sent(now);
@@ -584,6 +590,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             in_window: true,
             timing: false,
             retransmit_until: again.map(|again| now + again),
+            kept: false,
         };
         self.probes.insert(id, rec);
         self.timers.push(Reverse((deadline, id)));
@@ -628,6 +635,31 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         if let Some(floor) = &mut self.floor {
             floor.sent(now);
         }
+    }
+
+    /// How long a port's last try to the host in `slot` waits for its answer, when a first try
+    /// gets `base` ([`Settings::answer_retransmit`]): the target's own retransmission of it
+    /// comes [`SYN_ACK_RETRANSMIT`] and a round trip after the try. The round trip is the
+    /// longest seen (× [`LONGEST_MARGIN`]) when it is longer than the timeout: answers that
+    /// skipped a long path's delay (reordered) may have lowered the timeout below that path,
+    /// and `--timeout` caps the timeout, not how long an answer counts (nmap -sS takes the
+    /// answers that come past its `--max-rtt-timeout`). `None`: no wait.
+    fn answer_wait(&self, slot: usize, base: Duration) -> Option<Duration> {
+        let again = self.settings.answer_retransmit?;
+        let bounds = &self.settings.timeouts;
+        let host = self.hosts.get(slot)?.as_ref()?;
+        let longest = host.rtt.max().max(self.rtt.max()).unwrap_or_default();
+        let longest = longest.mul_f64(LONGEST_MARGIN);
+        Some(again + base.clamp(bounds.min, bounds.max).max(longest))
+    }
+
+    /// When the wait of `rec`, a port's last try, for its answer ends under what is known at
+    /// `now`, if that is later than it was: round trips longer than any seen when it left
+    /// may have come meanwhile, and its socket is still open.
+    fn wait_extended(&self, rec: &Sent, now: Instant) -> Option<Instant> {
+        let until = rec.retransmit_until?;
+        let wait = self.answer_wait(rec.host, self.timeout_of(rec.host, now))?;
+        Some(rec.at + wait).filter(|later| *later > until.max(now))
     }
 
     /// The timeout at `now` of a first try to the host in `slot`: its own estimate, else the
@@ -800,10 +832,19 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
     /// An answer from the network.
     fn answered(&mut self, rec: Sent, answer: Answer, rtt: Duration, now: Instant) -> Settled {
         self.shortage.clear();
-        let resent = self.resent_answer(&rec, rtt);
-        match resent {
-            true => self.counts.late += 1,
-            false => self.measure(&rec, rtt, now, 1.0),
+        let resent = self.resent_answer(&rec, answer, rtt);
+        if rec.kept {
+            // Its port is filtered already: the answer teaches the round trip only.
+            if !resent && !answer.is_local() {
+                self.measure(&rec, rtt, now, 1.0);
+            }
+            return Settled::Nothing;
+        }
+        match (resent, answer.is_local()) {
+            (true, _) => self.counts.late += 1,
+            // This machine's own refusal: no round trip, nothing about the path.
+            (false, true) => self.leave_flight(&rec),
+            (false, false) => self.measure(&rec, rtt, now, 1.0),
         }
         if answer == Answer::Open {
             self.handshake(rec.host, now);
@@ -849,11 +890,18 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
     /// The target's retransmission comes `again` after its first answer, so a round trip
     /// later than the try: an answer sooner than `again` and half the least round trip seen
     /// answers the try itself (behind a 1.2 s round trip, every answer came a second late, and
-    /// none taught a round trip or a loss).
-    fn resent_answer(&self, rec: &Sent, rtt: Duration) -> bool {
+    /// none taught a round trip or a loss). Only a handshake is sent again: a reset is never
+    /// retransmitted (RFC 9293 §3.10.7.1), so it answers the try itself (or, for a connect, the
+    /// SYN its kernel resent, which [`Rtt::sample`] leaves out). Audit: behind 1.4 s with
+    /// `--timeout 300ms --retries 0`, every reset was taken for a retransmission, no round trip
+    /// was learned, and the later tries' waits never grew past the path.
+    fn resent_answer(&self, rec: &Sent, answer: Answer, rtt: Duration) -> bool {
         let Some(again) = self.settings.answer_retransmit else {
             return false;
         };
+        if answer != Answer::Open {
+            return false;
+        }
         let min = (self.hosts[rec.host].as_ref()).and_then(|h| h.rtt.min());
         let again = again + min.unwrap_or_default() / 2;
         rec.retransmit_until.is_some() && rec.timed_out && rtt >= again
@@ -1001,7 +1049,12 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
     }
 
     /// Gives port index `port` of the host in `slot` its state, for `reason` (an answer after
-    /// `rtt`, or none), and closes its sockets.
+    /// `rtt`, or none), and closes its sockets; but a port filtered for silence before its
+    /// host's round trip was measured keeps them open until they expire or the host is done:
+    /// their late answers teach the round trip that the other ports' last tries wait for
+    /// ([`Self::wait_extended`]). Audit: behind 1.4 s with `--timeout 300ms --retries 0`,
+    /// each port was filtered 0.1 s before its answer came, which was thrown away, so no
+    /// round trip was ever learned and every port came out filtered.
     fn settle(
         &mut self,
         slot: usize,
@@ -1016,8 +1069,20 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         else {
             return Settled::Nothing;
         };
+        let unmeasured = self.hosts[slot]
+            .as_ref()
+            .is_some_and(|h| !h.rtt.is_measured());
+        let keep = unmeasured && reason == Reason::NoResponse;
         for id in progress.live {
-            self.close(id);
+            match (keep, self.probes.get_mut(&id)) {
+                (true, Some(rec)) => {
+                    rec.kept = true;
+                    self.kept.entry(slot).or_default().push(id);
+                }
+                _ => {
+                    self.close(id);
+                }
+            }
         }
         if let Some(host) = self.hosts[slot].as_mut() {
             host.states.add(state, reason);
@@ -1170,6 +1235,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             self.close(id);
         }
         self.close_timing(slot);
+        self.close_kept(slot);
         self.spread_timers
             .retain(|Reverse((_, held, _))| *held != slot);
         if let Some(host) = self.hosts[slot].take() {
@@ -1187,6 +1253,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         let ports = self.ports.len();
         if self.hosts[slot].as_ref().is_some_and(|h| h.is_done(ports)) {
             self.close_timing(slot);
+            self.close_kept(slot);
             // Its slot may go to another host: no held retransmission may follow it there.
             self.spread_timers
                 .retain(|Reverse((_, held, _))| *held != slot);
@@ -1195,6 +1262,14 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
                 self.finished.push((host.info, host.states));
             }
             self.active -= 1;
+        }
+    }
+
+    /// Closes the tries of the host in `slot` kept open after their ports were filtered: the
+    /// host is done, and its slot may go to another.
+    fn close_kept(&mut self, slot: usize) {
+        for id in self.kept.remove(&slot).unwrap_or_default() {
+            self.close(id);
         }
     }
 
@@ -1218,6 +1293,16 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
                 break;
             }
             self.retransmit_timers.pop();
+            let Some(rec) = self.probes.get(&id).copied() else {
+                continue;
+            };
+            if let Some(later) = self.wait_extended(&rec, now) {
+                if let Some(rec) = self.probes.get_mut(&id) {
+                    rec.retransmit_until = Some(later);
+                }
+                self.retransmit_timers.push(Reverse((later, id)));
+                continue;
+            }
             if let Some(rec) = self.probes.get_mut(&id) {
                 // The wait is over; the probe may still linger for a late answer.
                 rec.retransmit_until = None;

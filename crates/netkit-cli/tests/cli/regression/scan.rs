@@ -1852,3 +1852,51 @@ fn concurrency_one_waited_out_dropped_ports_before_probing_a_common_open_one() {
     let s = &got.summary;
     assert_eq!((s.open, s.closed, s.filtered), (1, 0, 20), "{s:?}");
 }
+
+/// Audit (bench/scan_diff.py --seed 8101, scenario 68; nmap -sS as the oracle): `--syn
+/// --timeout 300ms` of 20 closed ports behind a 1.2 s round trip, beside a target this
+/// machine has no route to: 5 closed and 15 filtered in 1.4 s, connect and `--syn`, IPv4 and
+/// IPv6 (nmap -sS `--max-rtt-timeout 300ms`: 10 and 10). The unroutable target's refusal,
+/// given at once by this machine's routing table, taught the scan a round trip of
+/// microseconds, which the host's first tries took for theirs.
+#[test]
+fn closed_ports_filtered_behind_a_long_round_trip_beside_an_unroutable_target() {
+    if !privileged("closed_ports_filtered_behind_a_long_round_trip_beside_an_unroutable_target") {
+        return;
+    }
+    let lab = Lab::builder("regunr")
+        .delay(ms(600))
+        .host("198.18.1.5")
+        .host("2001:db8::5")
+        .unroutable("198.18.200.0/24", Unroutable::Local)
+        .unroutable("2001:db8:7::/64", Unroutable::Local)
+        .build()
+        .expect("lab");
+    for (far, unroutable) in [
+        ("198.18.1.5", "198.18.200.9"),
+        ("2001:db8::5", "2001:db8:7::9"),
+    ] {
+        for extra in [&[][..], &["--syn"][..]] {
+            let mut cmd = lab.netkit();
+            cmd.args([
+                "--json",
+                "scan",
+                "-Pn",
+                "--timeout",
+                "300ms",
+                "-p",
+                "171-190",
+            ])
+            .args([far, unroutable])
+            .args(extra);
+            let (code, stdout, stderr) = run_within(cmd, LAB_PATIENCE);
+            assert_eq!(code, 1, "{far} {extra:?}\nstdout {stdout}\nstderr {stderr}");
+            let s = parse_scan(&stdout).summary;
+            assert_eq!(
+                (s.unreachable, s.closed, s.filtered),
+                (1, 20, 0),
+                "{far} {extra:?}: {s:?}"
+            );
+        }
+    }
+}
