@@ -7,10 +7,15 @@ per seed, one after the other, in the scanner namespace; the time is from its st
 (ready), or the --timeout (30 s) when it gave up. Several netkit binaries may be compared (e.g.
 main's and a branch's).
 
+With --tcp, the wait is for the port (`netkit wait 198.18.0.2:8080`), beside wait-for-it and
+a `ncat -z -w 1` loop (sleep 0.25). With --exponential-syn, the scanner namespace re-sends a
+SYN at 1, 3, 7 s as kernels before 6.5 do (tcp_syn_linear_timeouts 0; later kernels re-send
+the first four a second apart).
+
 Sends only inside the lab's namespaces (198.18.0.2). Needs root.
 
   bench/wait_loss.py [--loss 35%] [--delay 300ms] [--jitter 100ms] [--seeds 1,2,3] [--runs 8]
-                     [--lab BIN] [--tag T]
+                     [--lab BIN] [--tag T] [--tcp] [--exponential-syn]
                      NAME=NETKIT_BIN...
 """
 import argparse
@@ -21,6 +26,7 @@ import time
 
 URL = "http://198.18.0.2:8080/"
 CURL_LOOP = "until curl -sf -o /dev/null --max-time 5 \"$0\"; do sleep 0.25; done"
+NCAT_LOOP = "until ncat -z -w 1 198.18.0.2 8080; do sleep 0.25; done"
 
 
 def lab_up(args, seed):
@@ -51,6 +57,9 @@ def main():
     ap.add_argument("--runs", type=int, default=8)
     ap.add_argument("--lab", default="target/release/netkit-lab")
     ap.add_argument("--tag", default="wls")
+    ap.add_argument("--tcp", action="store_true", help="wait for the port, not the URL")
+    ap.add_argument("--exponential-syn", action="store_true",
+                    help="SYN retransmissions at 1, 3, 7 s in the scanner namespace")
     ap.add_argument("netkits", nargs="+", help="NAME=BIN")
     args = ap.parse_args()
     netkits = [n.split("=", 1) for n in args.netkits]
@@ -65,10 +74,18 @@ def main():
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1)
             inns = ["ip", "netns", "exec", scanner]
-            tools = [(name, inns + [binary, "wait", URL, "--timeout", "30s"])
+            if args.exponential_syn:
+                subprocess.run(inns + ["sysctl", "-qw", "net.ipv4.tcp_syn_linear_timeouts=0"],
+                               check=True)
+            target = "198.18.0.2:8080" if args.tcp else URL
+            tools = [(name, inns + [binary, "wait", target, "--timeout", "30s"])
                      for name, binary in netkits]
-            tools.append(("curl loop (--max-time 5, sleep 0.25)",
-                          inns + ["timeout", "30", "sh", "-c", CURL_LOOP, URL]))
+            if args.tcp:
+                tools.append(("ncat -z -w 1 loop (sleep 0.25)",
+                              inns + ["timeout", "30", "sh", "-c", NCAT_LOOP]))
+            else:
+                tools.append(("curl loop (--max-time 5, sleep 0.25)",
+                              inns + ["timeout", "30", "sh", "-c", CURL_LOOP, URL]))
             tools.append(("wait-for-it (TCP, 1 s)",
                           inns + ["wait-for-it", "-q", "-t", "30", "198.18.0.2:8080"]))
             for run in range(args.runs):

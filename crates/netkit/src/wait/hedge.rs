@@ -7,7 +7,11 @@
 //! first that finds the target up ends the attempt; a second exchange whose connect heard
 //! nothing (a lost SYN) is followed by another. At most two exchanges run at once per target:
 //! a slow server, whose answer only takes long, sees one more request per attempt, not a
-//! flood.
+//! flood. The exchanges beside connect through the attempt's lingering connects
+//! ([`super::linger`]): a connection that a connect of the first one made but did not need
+//! carries the second request at once, without a handshake of its own (a round trip saved:
+//! with one, the second exchange is seldom over before the first one's own retransmission).
+//! Each keeps its steps on its own track ([`super::stage::Track::beside`]).
 
 use std::future::Future;
 use std::time::Duration;

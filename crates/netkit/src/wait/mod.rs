@@ -285,7 +285,7 @@ struct Watch {
 }
 
 impl Watch {
-    /// Sends every attempt's finding; stops once ready or when nobody listens any more. A
+    /// Sends every attempt's finding; stops once ready, at the deadline, or when nobody listens any more. A
     /// connect or an HTTP answer that timed out gets a longer bound next time (but a connect
     /// with `invert`); a finding of [`finding::Verdict::Unknown`] (a Unix server with a full
     /// accept queue, an untrusted certificate, a resolver failing for now, a path that cannot
@@ -310,6 +310,11 @@ impl Watch {
             let left = self
                 .deadline
                 .map(|d| d.saturating_duration_since(attempt_started));
+            // An attempt with no time left would find only its own bound (a connect "timed
+            // out" at once), and the wait, not yet at its deadline's branch, might report it.
+            if left == Some(Duration::ZERO) {
+                return;
+            }
             let finding = self
                 .attempt(&mut lingering, connected.take(), bounds, left)
                 .await;
@@ -396,19 +401,23 @@ impl Watch {
                 if self.invert {
                     return first.await;
                 }
-                // The exchanges beside it share their lingering connects: a SYN lost by one is
-                // not lost to the next.
-                let beside = tokio::sync::Mutex::new(linger::Lingering::default());
+                // The exchanges beside it connect through the attempt's lingering connects: a
+                // SYN lost by one is not lost to the next, and a connection that the first
+                // one's connect made but did not need is taken at once.
+                let beside = tokio::sync::Mutex::new(std::mem::take(lingering));
                 let next = || self.exchange(http, endpoint, bounds, &beside);
-                hedge::race(first, hedge::HEDGE_AFTER, next).await
+                let found = hedge::race(first, hedge::HEDGE_AFTER, next).await;
+                *lingering = beside.into_inner();
+                found
             }
             _ => Finding::Accepts,
         }
     }
 
     /// A whole HTTP exchange over a connection of its own, beside one that is stuck
-    /// ([`hedge`]), its connect through `lingering` (those of the exchanges beside the same
-    /// one: they do not linger past it).
+    /// ([`hedge`]), its connect through `lingering` (the attempt's), its steps on a track of
+    /// its own ([`Track::beside`]): its connect under way when the deadline passes does not
+    /// hide that the first exchange connected.
     async fn exchange(
         &self,
         http: &HttpTarget,
@@ -419,12 +428,17 @@ impl Watch {
         let left = self
             .deadline
             .map(|d| d.saturating_duration_since(Instant::now()));
-        let mut lingering = lingering.lock().await;
-        match self.connect(&mut lingering, endpoint, bounds, left).await {
+        let track = self.track.beside();
+        let connected = {
+            let mut lingering = lingering.lock().await;
+            let fresh = linger::FRESH_BESIDE;
+            self.connect_on(&track, &mut lingering, endpoint, bounds, left, fresh)
+                .await
+        };
+        match connected {
             Ok(stream) => {
-                let track = &self.track;
                 self.probe
-                    .answer(http, stream, bounds.answer, left, track)
+                    .answer(http, stream, bounds.answer, left, &track)
                     .await
             }
             Err(finding) => finding,
@@ -440,11 +454,30 @@ impl Watch {
         bounds: backoff::Bounds,
         left: Option<Duration>,
     ) -> Result<Stream, Finding> {
+        let (track, fresh) = (&self.track, linger::FRESH);
+        self.connect_on(track, lingering, endpoint, bounds, left, fresh)
+            .await
+    }
+
+    /// [`Watch::connect`], its steps on `track`, taking a connection made in the background
+    /// up to `fresh` before. A connect not answered within a second (or `--interval`, if
+    /// longer) is joined by a new one from a new port ([`linger`]).
+    async fn connect_on(
+        &self,
+        track: &Track,
+        lingering: &mut linger::Lingering,
+        endpoint: &Endpoint,
+        bounds: backoff::Bounds,
+        left: Option<Duration>,
+        fresh: Duration,
+    ) -> Result<Stream, Finding> {
         let bound = left.map_or(http::ANSWER_BOUND, |left| http::ANSWER_BOUND.min(left));
-        let addrs = lookup::addresses(endpoint, bound, &self.track).await?;
-        self.track.set(Stage::Connecting);
+        let addrs = lookup::addresses(endpoint, bound, track).await?;
+        track.set(Stage::Connecting);
+        let every = self.backoff.interval.max(linger::RESTART);
+        let pace = linger::Pace { every, fresh };
         lingering
-            .connect(endpoint, addrs, bounds.connect, left)
+            .connect(endpoint, addrs, bounds.connect, left, pace)
             .await
     }
 }

@@ -51,25 +51,64 @@ impl Stage {
     }
 }
 
+impl Stage {
+    /// How far into an attempt this stage is: a step further along says more of the server.
+    /// An ended attempt (or none) is no step: any new one goes past it.
+    fn depth(&self) -> u8 {
+        match self {
+            Stage::Idle | Stage::Finished(_) => 0,
+            Stage::LookingUp | Stage::Checking => 1,
+            Stage::Connecting => 2,
+            Stage::Connected(Finding::HandshakeUnfinished) => 3,
+            Stage::Connected(Finding::BodyUnfinished { .. }) => 5,
+            Stage::Connected(_) => 4,
+        }
+    }
+}
+
 /// What a path check that did not end in time found.
 pub(super) const UNCHECKED: &str = "the file system did not answer";
 
-/// The stage of one target's attempt, shared by its watch and the wait.
+/// The stage of one target's attempt, shared by its watch and the wait; or that of one
+/// exchange beside the attempt's first ([`Track::beside`]).
 #[derive(Debug, Clone, Default)]
-pub(super) struct Track(Arc<Mutex<Stage>>);
+pub(super) struct Track {
+    /// The target's stage, the one the wait reads at the deadline.
+    target: Arc<Mutex<Stage>>,
+    /// An exchange beside the first: its own stage.
+    own: Option<Arc<Mutex<Stage>>>,
+}
+
+fn lock(stage: &Mutex<Stage>) -> std::sync::MutexGuard<'_, Stage> {
+    stage.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 impl Track {
-    /// The attempt has reached `stage`.
-    pub(super) fn set(&self, stage: Stage) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = stage;
+    /// A track for an exchange beside the attempt's first: its steps are its own, and move
+    /// the target's on only where they go further than the attempt already got.
+    pub(super) fn beside(&self) -> Track {
+        Track {
+            target: self.target.clone(),
+            own: Some(Arc::default()),
+        }
     }
 
-    /// The stage reached last.
+    /// The attempt (or, [`Track::beside`], this exchange) has reached `stage`.
+    pub(super) fn set(&self, stage: Stage) {
+        let Some(own) = &self.own else {
+            *lock(&self.target) = stage;
+            return;
+        };
+        let mut target = lock(&self.target);
+        if stage.depth() > target.depth() {
+            *target = stage.clone();
+        }
+        *lock(own) = stage;
+    }
+
+    /// The stage reached last (by this exchange, [`Track::beside`]).
     pub(super) fn get(&self) -> Stage {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        lock(self.own.as_ref().unwrap_or(&self.target)).clone()
     }
 }
 
@@ -93,5 +132,23 @@ mod tests {
         for step in [Stage::LookingUp, Stage::Connecting, Stage::Checking] {
             assert_eq!(step.cut(true), None, "{step:?}");
         }
+    }
+
+    /// An exchange beside a stuck one connecting does not hide that the first one's request
+    /// went out; its own steps are its own, and where it goes further, the target's.
+    #[test]
+    fn an_exchange_beside_moves_the_target_on_only_further() {
+        let track = Track::default();
+        track.set(Stage::Connected(Finding::NoResponse));
+        let beside = track.beside();
+        beside.set(Stage::Connecting);
+        assert_eq!(beside.get(), Stage::Connecting);
+        assert_eq!(track.get(), Stage::Connected(Finding::NoResponse));
+        let body = Finding::BodyUnfinished {
+            status: 200,
+            text: "ok".into(),
+        };
+        beside.set(Stage::Connected(body.clone()));
+        assert_eq!(track.get(), Stage::Connected(body));
     }
 }

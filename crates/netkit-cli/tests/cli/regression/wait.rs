@@ -1263,3 +1263,121 @@ fn wait_refused_a_108_byte_unix_path_ncat_finds_its_server_at() {
     let (code, _, stderr) = text(&out);
     assert_eq!(code, 0, "{stderr}");
 }
+
+/// A loopback listener whose accept queue holds one connection (backlog 0): while one waits
+/// there, the kernel drops every SYN, and a connect hears nothing, as behind a lossy link.
+fn one_slot_listener() -> std::net::TcpListener {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("address");
+    socket.bind(&any.into()).expect("bind");
+    socket.listen(0).expect("listen");
+    socket.into()
+}
+
+/// A server that takes the first connection and never answers it, then fills its accept
+/// queue with a connection of its own: every later connect hears nothing. It holds them all
+/// until `stop` sends (or 30 s).
+fn answers_nothing_then_full(stop: std::sync::mpsc::Receiver<()>) -> std::net::SocketAddr {
+    let listener = one_slot_listener();
+    let addr = listener.local_addr().expect("address");
+    std::thread::spawn(move || {
+        let first = listener.accept().expect("accept");
+        let filler = std::net::TcpStream::connect(addr).expect("fill the accept queue");
+        let _ = stop.recv_timeout(Duration::from_secs(30));
+        drop((first, filler, listener));
+    });
+    addr
+}
+
+/// A deadline that cut an HTTP attempt while a second exchange was connecting beside the
+/// first (stuck: connected, its request sent, no answer) said "connect timed out": the
+/// exchange beside it marked the target's stage `connecting` over the first's. The server had
+/// taken the connection; curl, cut the same way, says it connected and got 0 bytes. It says
+/// "no HTTP response in time" now.
+#[test]
+fn a_deadline_cutting_a_second_exchanges_connect_said_connect_timed_out() {
+    let (stop_peer, peer_stopped) = std::sync::mpsc::channel();
+    let peer = answers_nothing_then_full(peer_stopped);
+    let peer = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "--max-time", "2"])
+        .args(["-w", "%{time_connect}"])
+        .arg(format!("http://{peer}/"))
+        .output()
+        .expect("run curl");
+    let _ = stop_peer.send(());
+    assert_eq!(peer.status.code(), Some(28), "curl: {peer:?}");
+    let connected: f64 = String::from_utf8_lossy(&peer.stdout).parse().expect("time");
+    assert!(connected > 0.0, "curl connected: {peer:?}");
+    let (stop, stopped) = std::sync::mpsc::channel();
+    let addr = answers_nothing_then_full(stopped);
+    let url = format!("http://{addr}/");
+    // The second exchange starts after 1 s, its connects run 1 s each: 2.5 s cuts one.
+    let (code, _, stderr) = text(&wait(&["wait", &url, "--timeout", "2500ms"]));
+    let _ = stop.send(());
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(
+        timeout_reason(&stderr),
+        "no HTTP response in time",
+        "{stderr}"
+    );
+}
+
+/// A connect whose SYNs were lost waited the kernel's back-off: new connects started only at
+/// the attempts, whose connect bound doubles (1, 2, 4, 8 s), so new SYNs went out at 0, 1, 3
+/// and 7 s, and each socket's own 1, 3 and 7 s after it (kernels before 6.5, or
+/// `tcp_syn_linear_timeouts` 0; later ones re-send the first four a second apart): none
+/// between 10 and 14 s. Here every SYN is dropped (a full accept queue) until 10.5 s: a
+/// `ncat -z -w 1` loop connects within a second or so; netkit, given 13 s, timed out. A
+/// connect unanswered for a second now has a new one beside it, from a new port.
+#[test]
+fn a_connect_whose_syns_were_lost_waited_out_the_kernels_back_off() {
+    if !privileged("wait lost SYNs") {
+        return;
+    }
+    let ns = Netns::with_loopback("waitsyn");
+    if std::path::Path::new("/proc/sys/net/ipv4/tcp_syn_linear_timeouts").exists() {
+        let exponential = ["net.ipv4.tcp_syn_linear_timeouts=0".to_string()];
+        ns.sysctl(&exponential)
+            .expect("SYN back-off of old kernels");
+    }
+    let (listeners, fillers) = ns
+        .run_in(|| {
+            let listeners = [one_slot_listener(), one_slot_listener()];
+            let fillers = listeners.each_ref().map(|l| {
+                let addr = l.local_addr().expect("address");
+                std::net::TcpStream::connect(addr).expect("fill the queue")
+            });
+            (listeners, fillers)
+        })
+        .expect("listen in the namespace");
+    let addrs = listeners
+        .each_ref()
+        .map(|l| l.local_addr().expect("address"));
+    let start = Instant::now();
+    let loop_ = format!(
+        "until ncat -z -w 1 127.0.0.1 {}; do sleep 0.25; done",
+        addrs[1].port()
+    );
+    let mut peer = ns.command("timeout");
+    let peer = peer.args(["13", "sh", "-c", &loop_]).spawn();
+    let mut peer = peer.expect("run the ncat loop");
+    let netkit = ns
+        .netkit()
+        .args(["wait", &addrs[0].to_string(), "--timeout", "13s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run netkit");
+    std::thread::sleep(Duration::from_millis(10_500).saturating_sub(start.elapsed()));
+    // Each queue empties: the next SYN to either port is answered.
+    let taken = listeners
+        .each_ref()
+        .map(|l| l.accept().expect("accept the filler"));
+    let out = netkit.wait_with_output().expect("wait for netkit");
+    let peer = peer.wait().expect("wait for the ncat loop");
+    drop((taken, fillers));
+    assert_eq!(peer.code(), Some(0), "the ncat -z -w 1 loop");
+    let (code, _, stderr) = text(&out);
+    assert_eq!(code, 0, "{stderr}");
+}
