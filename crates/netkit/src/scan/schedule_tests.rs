@@ -433,6 +433,22 @@ fn syn_settings(retries: Retries) -> Settings {
     }
 }
 
+/// The settings of an engine whose last tries await late answers: the raw SYN engine's
+/// (`syn`; tries told apart by their answers) or the connect engine's (the target's own
+/// retransmission of a SYN-ACK answers a connect late).
+fn engine_settings(syn: bool, retries: Retries) -> Settings {
+    match syn {
+        true => Settings {
+            tries_matched: true,
+            ..syn_settings(retries)
+        },
+        false => Settings {
+            answer_retransmit: Some(SYN_ACK_RETRANSMIT),
+            ..settings(retries)
+        },
+    }
+}
+
 /// Audit (nmap -sS as the oracle): ports whose SYN-ACKs were lost on the way back, on a host
 /// whose closed ports answered every first try (so no loss showed and a silent port got two
 /// tries), came out filtered in 0.2 s; nmap -sS, a second later, took the target's own
@@ -1078,16 +1094,7 @@ fn one_probe_at_a_time_still_takes_the_late_answers_of_a_long_round_trip() {
             let mut net = Net::new(seed, far.clone());
             net.delay = Duration::from_millis(600);
             net.reorder = 0.25;
-            let base = match syn {
-                true => Settings {
-                    tries_matched: true,
-                    ..syn_settings(Retries::Fixed(0))
-                },
-                false => Settings {
-                    answer_retransmit: Some(SYN_ACK_RETRANSMIT),
-                    ..settings(Retries::Fixed(0))
-                },
-            };
+            let base = engine_settings(syn, Retries::Fixed(0));
             let settings = Settings {
                 timeouts: Timeouts::capped(Duration::from_secs(10)),
                 max_in_flight: 1,
@@ -1132,16 +1139,7 @@ fn an_unroutable_target_teaches_the_others_no_round_trip() {
             let mut net = Net::new(seed, far);
             net.delay = Duration::from_millis(600);
             net.jitter = Duration::from_millis(20);
-            let base = match syn {
-                true => Settings {
-                    tries_matched: true,
-                    ..syn_settings(retries)
-                },
-                false => Settings {
-                    answer_retransmit: Some(SYN_ACK_RETRANSMIT),
-                    ..settings(retries)
-                },
-            };
+            let base = engine_settings(syn, retries);
             let ceiling = match concurrency {
                 1 => Duration::from_secs(10),
                 _ => Duration::from_millis(300),
@@ -1179,16 +1177,7 @@ fn a_last_tries_wait_follows_the_longest_round_trip_past_the_timeout() {
             let mut net = Net::new(seed, vec![vec![Truth::Closed; 20]]);
             net.delay = Duration::from_millis(700);
             net.jitter = Duration::from_millis(20);
-            let base = match syn {
-                true => Settings {
-                    tries_matched: true,
-                    ..syn_settings(Retries::Fixed(0))
-                },
-                false => Settings {
-                    answer_retransmit: Some(SYN_ACK_RETRANSMIT),
-                    ..settings(Retries::Fixed(0))
-                },
-            };
+            let base = engine_settings(syn, Retries::Fixed(0));
             let settings = Settings {
                 timeouts: Timeouts::capped(Duration::from_millis(300)),
                 max_in_flight: 4,

@@ -652,6 +652,16 @@ fn fill_then_reset(listen: SocketAddr) -> usize {
     sent
 }
 
+/// [`fill_then_reset`] through `fw`, while the target's end of the connection is accepted:
+/// that end.
+fn fill_then_reset_through<S>(fw: &Forwarder, accepted: &std::sync::mpsc::Receiver<S>) -> S {
+    let listen = fw.addr();
+    let filler = thread::spawn(move || fill_then_reset(listen));
+    let server = accepted.recv_timeout(PATIENCE).unwrap();
+    filler.join().unwrap();
+    server
+}
+
 /// Whether `stream` reports a reset (`POLLERR` or `POLLHUP`; an end of file alone is neither)
 /// within `patience`, without reading it.
 fn reset_pending(stream: &impl std::os::fd::AsFd, patience: std::time::Duration) -> bool {
@@ -678,13 +688,7 @@ fn forward_client_reset_went_unseen_while_both_directions_waited_on_the_target()
     assert!(reset_pending(&direct, PATIENCE), "direct: no reset");
     let (target, accepted) = one_shot_target();
     let fw = Forwarder::start(&["forward", "0", &target.to_string()]);
-    let server = {
-        let listen = fw.addr();
-        let filler = thread::spawn(move || fill_then_reset(listen));
-        let server = accepted.recv_timeout(PATIENCE).unwrap();
-        filler.join().unwrap();
-        server
-    };
+    let server = fill_then_reset_through(&fw, &accepted);
     assert!(reset_pending(&server, PATIENCE), "netkit: no reset");
     fw.wait_for(|l| l.contains(" reset"), 1);
 }
@@ -707,13 +711,7 @@ fn forward_client_reset_went_unseen_while_both_directions_waited_on_a_unix_targe
         }
     });
     let fw = Forwarder::start(&["forward", "0", &format!("unix:{}", path.display())]);
-    let server = {
-        let listen = fw.addr();
-        let filler = thread::spawn(move || fill_then_reset(listen));
-        let server = accepted.recv_timeout(PATIENCE).unwrap();
-        filler.join().unwrap();
-        server
-    };
+    let server = fill_then_reset_through(&fw, &accepted);
     assert!(
         reset_pending(&server, PATIENCE),
         "netkit: the target's connection stayed"

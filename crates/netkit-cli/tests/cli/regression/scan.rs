@@ -1346,39 +1346,29 @@ fn discovery_by_a_connect_said_tcp_response_where_nmap_says_how_it_was_answered(
     }
 }
 
-/// Each `<port>` of an nmap XML document: port, state, reason and `reason_ip` (the TTL left
-/// out: netkit writes 0).
-fn xml_port_states(xml: &str) -> BTreeSet<(u16, String, String, Option<String>)> {
-    let attr = |s: &str, name: &str| {
-        let rest = s.split(&format!(" {name}=\"")).nth(1)?;
-        rest.split('"').next().map(str::to_string)
-    };
+/// The value of attribute `name` in an XML element's text.
+fn xml_attr(element: &str, name: &str) -> Option<String> {
+    let rest = element.split(&format!(" {name}=\"")).nth(1)?;
+    rest.split('"').next().map(str::to_string)
+}
+
+/// Each `<port>` of an nmap XML document: its number, its state, its reason and the value of
+/// the `<state>` element's attribute `extra` (`reason_ip`, `reason_ttl`).
+fn xml_ports(xml: &str, extra: &str) -> BTreeSet<(u16, String, String, Option<String>)> {
     xml.split("<port ")
         .skip(1)
         .filter_map(|port| {
-            let id = attr(port, "portid")?.parse().ok()?;
+            let id = xml_attr(port, "portid")?.parse().ok()?;
             let state = port.split("<state").nth(1)?.split("/>").next()?;
-            let (st, why) = (attr(state, "state")?, attr(state, "reason")?);
-            Some((id, st, why, attr(state, "reason_ip")))
+            let (st, why) = (xml_attr(state, "state")?, xml_attr(state, "reason")?);
+            Some((id, st, why, xml_attr(state, extra)))
         })
         .collect()
 }
 
-/// Each `<port>` of an nmap XML document: port, state, reason and `reason_ttl`.
-fn xml_port_ttls(xml: &str) -> BTreeSet<(u16, String, String, String)> {
-    let attr = |s: &str, name: &str| {
-        let rest = s.split(&format!(" {name}=\"")).nth(1)?;
-        rest.split('"').next().map(str::to_string)
-    };
-    xml.split("<port ")
-        .skip(1)
-        .filter_map(|port| {
-            let id = attr(port, "portid")?.parse().ok()?;
-            let state = port.split("<state").nth(1)?.split("/>").next()?;
-            let (st, why) = (attr(state, "state")?, attr(state, "reason")?);
-            Some((id, st, why, attr(state, "reason_ttl")?))
-        })
-        .collect()
+/// Each `<port>` of an nmap XML document: port, state, reason and `reason_ip`.
+fn xml_port_states(xml: &str) -> BTreeSet<(u16, String, String, Option<String>)> {
+    xml_ports(xml, "reason_ip")
 }
 
 /// `--syn`'s `-oX` wrote `reason_ttl="0"` for every port, where nmap -sS writes the TTL (IPv6:
@@ -1412,7 +1402,7 @@ fn syn_scan_xml_wrote_reason_ttl_0_where_nmap_names_the_answers_ttl() {
     let ports = "22,23,24,446";
     for host in hosts {
         let nmap_xml = nmap_syn_xml(&lab, host, ports);
-        let want = xml_port_ttls(&nmap_xml);
+        let want = xml_ports(&nmap_xml, "reason_ttl");
         assert_eq!(want.len(), 4, "{nmap_xml}");
         let mut cmd = lab.netkit();
         cmd.args([
@@ -1427,7 +1417,11 @@ fn syn_scan_xml_wrote_reason_ttl_0_where_nmap_names_the_answers_ttl() {
         ]);
         let (code, xml, stderr) = run_within(cmd, LAB_PATIENCE);
         assert_eq!(code, 0, "{host}\n{xml}{stderr}");
-        assert_eq!(xml_port_ttls(&xml), want, "{host}\n{xml}\nnmap: {nmap_xml}");
+        assert_eq!(
+            xml_ports(&xml, "reason_ttl"),
+            want,
+            "{host}\n{xml}\nnmap: {nmap_xml}"
+        );
     }
 }
 
