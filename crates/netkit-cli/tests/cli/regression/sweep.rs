@@ -1777,10 +1777,12 @@ fn unprivileged_probes_after_an_icmp_error_were_refused() {
 /// Audit (beside fping and nmap -sn -PE, same lab): `--retries 0` behind a far side that
 /// polices ICMP echo to 100/s (a burst of 10) found 6 to 10 of a /26's 64 hosts, those of the
 /// policer's burst, where `nmap -sn -PE --max-retries 0` found 20 and `fping -r 0` (one
-/// request every 10 ms) all it sweeps. The batch was given up one probe timeout after its only
-/// probe, before any control probe could be seen lost, so no probe counted as wasted on the
-/// throttling far side (`--retries` says such probes do not count). Now it finds at least
-/// what nmap finds, and at least half of them (most runs: all).
+/// request every 10 ms) all it sweeps (62). Then (stop 45) 42, 42 or 64 run to run: the first
+/// batch was judged on six control probes, four of them lost, too few to call the far side
+/// throttling, and its 22 silent hosts were given up on their one probe; and the slow-downs,
+/// their rates taken at the pacer's word while the sweep sent its re-probes in bursts a second
+/// apart, never came near what the policer passes. Now each of several sweeps finds at least
+/// as many as fping sweeps (62 of 64), and no host that is not there.
 #[test]
 fn sweep_without_retries_missed_hosts_behind_an_echo_policer() {
     if !privileged("sweep_without_retries_missed_hosts_behind_an_echo_policer") {
@@ -1792,20 +1794,23 @@ fn sweep_without_retries_missed_hosts_behind_an_echo_policer() {
         .build()
         .expect("lab");
     let range = "198.18.0.0/26";
-    let up = nmap_up(
-        &lab,
-        &["-sn", "-PE", "--send-ip", "--max-retries", "0", range],
-    );
     let truth = pingable(&lab, range);
-    let run = netkit_sweep(&lab, &[range, "--retries", "0"]);
-    let found = run.alive(1);
-    assert!(found.is_subset(&truth), "false alive: {}", run.stdout);
+    let fping = fping_alive(&lab, &["-r", "0", "-g", range]);
+    let mut found = Vec::new();
+    // One run in four or five went wrong: eight runs see it (bounded: each ends by its
+    // timeout and a few waits).
+    for _ in 0..8 {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let run = netkit_sweep(&lab, &[range, "--retries", "0"]);
+        let alive = run.alive(1);
+        assert!(alive.is_subset(&truth), "false alive: {}", run.stdout);
+        found.push(alive.len());
+    }
     assert!(
-        found.len() >= up.len() && found.len() >= truth.len() / 2,
-        "netkit found {} of {}, nmap --max-retries 0 {}",
-        found.len(),
+        found.iter().all(|n| *n >= 62),
+        "netkit --retries 0 found {found:?} of {}, fping -r 0 {}",
         truth.len(),
-        up.len()
+        fping.len()
     );
 }
 
