@@ -24,7 +24,8 @@
 //!   what got through when the far side throttled);
 //! - without retries (`--retries 0`: a lost probe is a lost answer), most of the first few
 //!   controls lost is enough to slow down, to the rate answers came back at, before any
-//!   window is judged (see [`Meter::eager`]).
+//!   window is judged, and a probe sent before enough controls judge its epoch counts as a try
+//!   only if four or more show under a third lost (see [`Meter::eager`]).
 //!
 //! A control counts as lost only once the answer to a *later* control arrived more than the
 //! timeout after it was sent (answers are read in the order they arrive), so a sweep that
@@ -217,8 +218,9 @@ pub struct Meter {
     /// Windows judged this round.
     windows: u32,
     /// Whether a lost probe is a lost answer (`--retries 0`): then the sweep slows down as
-    /// soon as most controls are lost ([`Meter::early_collapse`]), and a probe sent while they
-    /// were is not counted ([`Meter::wasted`]).
+    /// soon as most controls are lost ([`Meter::early_collapse`]), and a probe counts as a try
+    /// in an epoch too thin to judge only if the controls show the way clean
+    /// ([`Meter::clean`]).
     eager: bool,
 }
 
@@ -257,8 +259,9 @@ impl Meter {
 
     /// The same meter, eager or not: eager for a sweep without retries (`--retries 0`), where
     /// a lost probe is a lost answer. An eager meter slows down as soon as most of the first
-    /// few controls are lost, before any window is judged, and counts a probe sent while
-    /// they were as wasted (see [`Meter::wasted`]).
+    /// few controls are lost, before any window is judged, and while too few controls were
+    /// sent to judge an epoch, counts its probes as tries only once four or more show under a
+    /// third lost (see [`Meter::wasted`]).
     pub fn eager(self, eager: bool) -> Self {
         Meter { eager, ..self }
     }
@@ -925,21 +928,34 @@ impl Meter {
         let throttling = self.trial.is_some() || e.rate > self.limit || self.suspicious;
         let lost = match self.counts(epoch) {
             Some((ok, lost)) => crate::wilson::upper(u64::from(ok), u64::from(lost)) > 0.5,
-            None => self.losing() || (self.eager && self.mostly_lost()),
+            None => self.losing() || (self.eager && !self.clean()),
         };
         throttling && lost
     }
 
     /// Whether at least four of this round's controls were resolved or are overdue, and at
     /// least two thirds of them lost: too few to judge a window by, and to call the loss sure
-    /// ([`Meter::losing`]), but enough to doubt that a probe sent meanwhile had its chance
-    /// (see [`Meter::wasted`] and [`Meter::early_collapse`]). Behind a policer of 100/s a
-    /// /26's first batch was judged on six controls, four of them lost, and its 22 silent
-    /// hosts were given up on their one probe (`--retries 0`).
+    /// ([`Meter::losing`]), but enough for an eager meter to slow down at once (see
+    /// [`Meter::early_collapse`]).
     fn mostly_lost(&self) -> bool {
         let (ok, lost) = self.totals();
         let lost = lost + self.overdue();
         ok + lost >= 4 && 3 * lost >= 2 * (ok + lost)
+    }
+
+    /// Whether this round's controls so far show the way clean enough to count a probe as a
+    /// try without a judged epoch: four at least (resolved or overdue), under a third of them
+    /// lost; or no host was found, so there is nothing to witness with. An eager meter
+    /// ([`Meter::wasted`]) counts a probe only then: the silent targets get one more probe,
+    /// with controls among them, rather than be given up on evidence still coming. Behind a
+    /// policer of 100/s a /26 swept with `--retries 0` had its first batch judged on five
+    /// controls, three lost, three more in flight (42 of 64 found); with round trips longer
+    /// than its first wave (5 ms each way: a /26 at 10000/s takes 6.4 ms) no control went out
+    /// with the first probes at all, and the 10 hosts of the policer's burst were all it found.
+    fn clean(&self) -> bool {
+        let (ok, lost) = self.totals();
+        let lost = lost + self.overdue();
+        self.first.0 == 0 || (ok + lost >= 4 && 3 * lost < ok + lost)
     }
 
     /// The slowest rate a slow-down goes to: a hundredth of the ceiling (fping's 100/s at the
