@@ -145,7 +145,7 @@ impl Sweep {
     fn assemble(targets: Targets, total: u64, config: Config, probers: Probers) -> Self {
         let learned = round::Learned {
             rtt: rtt::Rtt::new(config.timeout).with_patience(config.patience),
-            meter: loss::Meter::new(config.rate),
+            meter: loss::Meter::new(config.rate).eager(config.retries == 0),
         };
         let zones = zone::Zones::of(&targets);
         Sweep {

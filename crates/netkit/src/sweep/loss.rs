@@ -21,7 +21,11 @@
 //!   wave of re-probes until the rate nears its limit: then the sweep slows down again, up to
 //!   four times in a row;
 //! - after two windows as good as normal, the rate creeps back up, up to the ceiling (or to
-//!   what got through when the far side throttled).
+//!   what got through when the far side throttled);
+//! - without retries (`--retries 0`: a lost probe is a lost answer), most of the first few
+//!   controls lost is enough to slow down, to the rate answers came back at, before any
+//!   window is judged, and a probe sent before enough controls judge its epoch counts as a try
+//!   only if four or more show under a third lost (see [`Meter::eager`]).
 //!
 //! A control counts as lost only once the answer to a *later* control arrived more than the
 //! timeout after it was sent (answers are read in the order they arrive), so a sweep that
@@ -156,6 +160,10 @@ struct Trial {
     start: u16,
     /// How many slow-downs so far.
     steps: u32,
+    /// Begun on a handful of controls, before any window was judged
+    /// ([`Meter::early_collapse`]): unless the next window shows a cure, the rate goes back
+    /// and nothing is concluded.
+    early: bool,
 }
 
 /// Slow-downs tried in a row without a better answer ratio before the loss is taken to be the
@@ -203,6 +211,17 @@ pub struct Meter {
     reprobed: HashMap<u64, (u8, u32)>,
     /// The loss the last round's evidence showed (see [`Meter::prior`]).
     carried: f64,
+    /// When this round was first looked at (its first [`Meter::expire`]).
+    began: Option<Instant>,
+    /// Answers from live hosts this round: first answers, control answers, answers again.
+    answers: u32,
+    /// Windows judged this round.
+    windows: u32,
+    /// Whether a lost probe is a lost answer (`--retries 0`): then the sweep slows down as
+    /// soon as most controls are lost ([`Meter::early_collapse`]), and a probe counts as a try
+    /// in an epoch too thin to judge only if the controls show the way clean
+    /// ([`Meter::clean`]).
+    eager: bool,
 }
 
 impl Meter {
@@ -231,7 +250,20 @@ impl Meter {
             first: (0, 0),
             reprobed: HashMap::new(),
             carried: 0.0,
+            began: None,
+            answers: 0,
+            windows: 0,
+            eager: false,
         }
+    }
+
+    /// The same meter, eager or not: eager for a sweep without retries (`--retries 0`), where
+    /// a lost probe is a lost answer. An eager meter slows down as soon as most of the first
+    /// few controls are lost, before any window is judged, and while too few controls were
+    /// sent to judge an epoch, counts its probes as tries only once four or more show under a
+    /// third lost (see [`Meter::wasted`]).
+    pub fn eager(self, eager: bool) -> Self {
+        Meter { eager, ..self }
     }
 
     /// Forgets the last round's controls and epochs; keeps the rate and what is usual, and
@@ -244,6 +276,7 @@ impl Meter {
         self.usual = old.usual;
         self.suspicious = old.suspicious;
         self.carried = old.seen().unwrap_or(old.carried);
+        self.eager = old.eager;
         self.limit = ((old.limit as f64 * SPEED_UP) as u64).min(self.ceiling);
     }
 
@@ -266,6 +299,7 @@ impl Meter {
     /// candidate for control probes by it, and `attempt - 1` probes to a live host lost.
     pub fn found(&mut self, index: u64, addr: IpAddr, slot: u8, attempt: u8) {
         self.heard_back();
+        self.answers += 1;
         self.first.0 += 1;
         self.first.1 += u32::from(attempt.saturating_sub(1));
         if attempt > 1 {
@@ -287,6 +321,7 @@ impl Meter {
     /// before the one that found it (overtaken on the way by the re-probe's: a link that
     /// reorders) says that probe was not lost after all: it counts as answered.
     pub fn answered_again(&mut self, index: u64, attempt: u8) {
+        self.answers += 1;
         let Some((found, heard)) = self.reprobed.get_mut(&index) else {
             return;
         };
@@ -371,6 +406,7 @@ impl Meter {
     /// An answer that comes after its control was resolved lost credits none sent later.
     pub fn answered(&mut self, index: u64, rtt: Duration, now: Instant) {
         self.heard_back();
+        self.answers += 1;
         let left = now.checked_sub(rtt).unwrap_or(now) + MATCH_SLACK;
         let Some(p) = self
             .pending
@@ -400,6 +436,7 @@ impl Meter {
     /// Resolves the controls answered, and those lost (see the module's text), and judges the
     /// window when it is full; a confirmed slow-down is returned.
     pub fn expire(&mut self, now: Instant, timeout: Duration) -> Option<Throttle> {
+        self.began.get_or_insert(now);
         let silence = now.checked_sub(SILENCE);
         let clock = match (self.heard, silence) {
             (Some(heard), Some(silence)) => heard.max(silence),
@@ -427,6 +464,9 @@ impl Meter {
             tracing::debug!("sweep: {sent} control probes and nothing answered since {since:?}");
         }
         self.dead = dead;
+        if verdict.is_none() {
+            self.early_collapse(now);
+        }
         tracing::trace!(
             "controls: {} pending, window {:?}, epoch {} {:?}",
             self.pending.len(),
@@ -590,6 +630,7 @@ impl Meter {
 
     /// Judges a full window of the current epoch.
     fn judge(&mut self) -> Option<Throttle> {
+        self.windows += 1;
         let (ok, lost) = std::mem::take(&mut self.window);
         let answered = f64::from(ok) / f64::from(ok + lost);
         tracing::debug!(
@@ -609,6 +650,7 @@ impl Meter {
                 epoch: self.epoch(),
                 start: self.epoch(),
                 steps: 0,
+                early: false,
             };
             return self.slow_down(answered, trial);
         }
@@ -635,6 +677,12 @@ impl Meter {
         let raised = answered >= (trial.answered * CURED).max(trial.answered + 0.2);
         if raised && clearly_more(window, self.reference(&trial), CURE_Z) {
             return Some(self.cured(trial, answered));
+        }
+        if trial.early {
+            // Too little was seen before it to judge it further: the windows take it from
+            // the rate before, as if it had not been tried.
+            self.set_rate(trial.from);
+            return None;
         }
         // Nothing answering at a slower rate either is no rise: a path that died, not a
         // policer (which lets its rate through at any rate of ours).
@@ -752,7 +800,7 @@ impl Meter {
     /// Slows down by the ratio of the answers to the usual (at least by half), as one step
     /// of `trial`; nothing is said until the next window shows whether it helped.
     fn slow_down(&mut self, answered: f64, trial: Trial) -> Option<Throttle> {
-        let floor = (self.ceiling / 100).max(10).min(self.ceiling);
+        let floor = self.floor();
         let by_ratio = self.rate as f64 * (answered / self.usual) * 0.9;
         let to = (by_ratio as u64)
             .clamp(self.rate / MAX_DIVIDE, self.rate / 2)
@@ -880,9 +928,94 @@ impl Meter {
         let throttling = self.trial.is_some() || e.rate > self.limit || self.suspicious;
         let lost = match self.counts(epoch) {
             Some((ok, lost)) => crate::wilson::upper(u64::from(ok), u64::from(lost)) > 0.5,
-            None => self.losing(),
+            None => self.losing() || (self.eager && !self.clean()),
         };
         throttling && lost
+    }
+
+    /// Whether at least four of this round's controls were resolved or are overdue, and at
+    /// least two thirds of them lost: too few to judge a window by, and to call the loss sure
+    /// ([`Meter::losing`]), but enough for an eager meter to slow down at once (see
+    /// [`Meter::early_collapse`]).
+    fn mostly_lost(&self) -> bool {
+        let (ok, lost) = self.totals();
+        let lost = lost + self.overdue();
+        ok + lost >= 4 && 3 * lost >= 2 * (ok + lost)
+    }
+
+    /// Whether this round's controls so far show the way clean enough to count a probe as a
+    /// try without a judged epoch: four at least (resolved or overdue), under a third of them
+    /// lost; or no host was found, so there is nothing to witness with. An eager meter
+    /// ([`Meter::wasted`]) counts a probe only then: the silent targets get one more probe,
+    /// with controls among them, rather than be given up on evidence still coming. Behind a
+    /// policer of 100/s a /26 swept with `--retries 0` had its first batch judged on five
+    /// controls, three lost, three more in flight (42 of 64 found); with round trips longer
+    /// than its first wave (5 ms each way: a /26 at 10000/s takes 6.4 ms) no control went out
+    /// with the first probes at all, and the 10 hosts of the policer's burst were all it found.
+    fn clean(&self) -> bool {
+        let (ok, lost) = self.totals();
+        let lost = lost + self.overdue();
+        self.first.0 == 0 || (ok + lost >= 4 && 3 * lost < ok + lost)
+    }
+
+    /// The slowest rate a slow-down goes to: a hundredth of the ceiling (fping's 100/s at the
+    /// default 10000/s), at least 10/s.
+    fn floor(&self) -> u64 {
+        (self.ceiling / 100).max(10).min(self.ceiling)
+    }
+
+    /// Answers per second from live hosts since the round was first looked at: what got
+    /// through, whatever was sent (`None` before the round was looked at).
+    fn delivered(&self, now: Instant) -> Option<u64> {
+        let elapsed = now.checked_duration_since(self.began?)?.as_secs_f64();
+        (elapsed > 0.0).then(|| (f64::from(self.answers) / elapsed) as u64)
+    }
+
+    /// For a sweep without retries (an eager meter), before any window of this round was
+    /// judged, most controls lost ([`Meter::mostly_lost`], the overdue ones counted): a
+    /// slow-down is put on trial at once, to the rate answers came back at so far (at least
+    /// [`Meter::floor`], at most half the rate). The next window judges it: a cure is reported
+    /// as any other; otherwise the rate goes back and the windows go on as if it had not been
+    /// tried (a handful of controls at the faster rate is too little to weigh a trial on).
+    /// With no retries a lost probe is a lost answer, so once loss shows the sweep sends no
+    /// faster than answers come back. It waited for a window that a small range's few
+    /// probes could not fill: behind a policer of 100/s a /26 sent its re-probes in waves at
+    /// 10000/s, about a second apart, each of which the policer's burst (10) let through, and
+    /// the slow-downs that came at last (to 2250/s or 375/s) were still far above what it
+    /// passes, so that the loss was taken for the network's: 4-6 s, or 42 of 64 hosts found.
+    /// (With retries, each target gets two probes at least and the windows have time to tell;
+    /// there the early slow-down cost claims of throttling behind a policer of 50/s, under
+    /// the floor.)
+    fn early_collapse(&mut self, now: Instant) {
+        let quiet = self.trial.is_some() || self.settling || self.dead || self.windows > 0;
+        if !self.eager || quiet || !self.suspicious || !self.mostly_lost() {
+            return;
+        }
+        let Some(delivered) = self.delivered(now) else {
+            return;
+        };
+        let to = delivered.min(self.rate / 2).max(self.floor());
+        if to >= self.rate {
+            return;
+        }
+        let (ok, lost) = self.totals();
+        let window = (ok, lost + self.overdue());
+        tracing::debug!(
+            "sweep: {} of {} controls answered before any window, {delivered} answers/s",
+            window.0,
+            window.0 + window.1
+        );
+        self.trial = Some(Trial {
+            from: self.rate,
+            answered: f64::from(window.0) / f64::from(window.0 + window.1),
+            window,
+            epoch: self.epoch(),
+            start: self.epoch(),
+            steps: 1,
+            early: true,
+        });
+        self.good = 0;
+        self.set_rate(to);
     }
 
     /// Whether most probes to live hosts are being lost, as far as this round's controls
@@ -1203,6 +1336,29 @@ mod tests {
         assert_eq!(run_controls(&mut lossy, 48 + 8, chance), []);
         assert_eq!(lossy.end_round(Instant::now(), TIMEOUT), None);
         assert!(!lossy.throttled());
+    }
+
+    /// Without retries (an eager meter), four controls of which three are overdue, before any
+    /// window: the sweep slows down at once to the rate answers came back at (201 in 0.2 s),
+    /// on trial; a meter for a sweep with retries waits for a window.
+    #[test]
+    fn without_retries_most_controls_lost_slow_the_sweep_at_once() {
+        for eager in [false, true] {
+            let mut meter = meter(10_000).eager(eager);
+            let start = Instant::now();
+            assert_eq!(meter.expire(start, TIMEOUT), None);
+            let sent = send_controls(&mut meter, 4, start);
+            let rtt = Duration::from_millis(1);
+            meter.answered(sent[0], rtt, start + rtt);
+            assert_eq!(meter.expire(start + TIMEOUT * 2, TIMEOUT), None);
+            match eager {
+                true => {
+                    assert!(meter.on_trial(), "eager");
+                    assert!((950..=1050).contains(&meter.rate()), "{}", meter.rate());
+                }
+                false => assert_eq!((meter.on_trial(), meter.rate()), (false, 10_000)),
+            }
+        }
     }
 
     #[test]

@@ -235,7 +235,8 @@ impl Schedule {
     /// most [`POSTPONE`] times, and only within the round's last wait after the batch's last
     /// probe, so the round ends no later. With `--retries 0` the first batch of a /26 behind
     /// a policer was judged on the two controls sent with it and given up, its silent hosts
-    /// unanswered, while the second, judged on four, was found wasted and probed again.
+    /// unanswered, while the second, judged on four, was found wasted and probed again. A
+    /// batch whose last probes are already known wasted is not put off: it is probed again.
     fn postpone(&self, batch: &Batch, now: Instant, view: View<'_>) -> bool {
         let meter = view.meter;
         let attempts = batch.attempts();
@@ -248,6 +249,7 @@ impl Schedule {
             && attempts < Tag::MAX_ATTEMPT
             && !meter.dead()
             && !meter.judged(last)
+            && !meter.wasted(last)
     }
 
     /// Whether a batch was probed enough: (for targets new in this round, for all).
