@@ -53,6 +53,7 @@ ap.add_argument("--netkit", default="target/release/netkit")
 ap.add_argument("--lab", default="target/release/netkit-lab")
 ap.add_argument("--peers", action="store_true")
 ap.add_argument("--list", action="store_true")
+ap.add_argument("--tag", default="everyaudit", help="the lab's tag (namespace names)")
 args = ap.parse_args()
 
 SCEN = {
@@ -79,7 +80,7 @@ def sh(cmd, check=True):
 
 class Lab:
     def __init__(self, extra):
-        argv = [args.lab, "up", "--tag", "everyaudit", "--seed", str(args.seed)] + extra
+        argv = [args.lab, "up", "--tag", args.tag, "--seed", str(args.seed)] + extra
         self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                   text=True, start_new_session=True)
         line = self.p.stdout.readline()

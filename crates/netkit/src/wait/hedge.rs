@@ -5,13 +5,16 @@
 //! `200` that way. So when an answer has not come [`HEDGE_AFTER`] into an exchange, a second
 //! one starts beside it (as Happy Eyeballs starts a second connect after a stagger), and the
 //! first that finds the target up ends the attempt; a second exchange whose connect heard
-//! nothing (a lost SYN) is followed by another. At most two exchanges run at once per target:
-//! a slow server, whose answer only takes long, sees one more request per attempt, not a
-//! flood. The exchanges beside connect through the attempt's lingering connects
-//! ([`super::linger`]): a connection that a connect of the first one made but did not need
-//! carries the second request at once, without a handshake of its own (a round trip saved:
-//! with one, the second exchange is seldom over before the first one's own retransmission).
-//! Each keeps its steps on its own track ([`super::stage::Track::beside`]).
+//! nothing (a lost SYN) is followed by another, and one that has gone [`REPLACE_AFTER`]
+//! without ending is replaced by a fresh one: a server that hung while it started (it took
+//! both exchanges' connections and never answered on them) is asked again once it answers,
+//! as a curl loop's next `--max-time` try asks it. At most two exchanges run at once per
+//! target: a slow server, whose answer only takes long, sees one more request every
+//! [`REPLACE_AFTER`], not a flood. The exchanges beside connect through the attempt's
+//! lingering connects ([`super::linger`]): a connection that a connect of the first one made
+//! but did not need carries the second request at once, without a handshake of its own (a
+//! round trip saved: with one, the second exchange is seldom over before the first one's own
+//! retransmission). Each keeps its steps on its own track ([`super::stage::Track::beside`]).
 
 use std::future::Future;
 use std::time::Duration;
@@ -25,9 +28,14 @@ use super::finding::Finding;
 /// retransmission of a lost segment (at 0.2 s and more).
 pub const HEDGE_AFTER: Duration = Duration::from_secs(1);
 
+/// How long an exchange beside the stuck one may go without ending before a fresh one
+/// replaces it: a curl loop's usual `--max-time` (5 s) less the stagger before the first one
+/// beside.
+pub const REPLACE_AFTER: Duration = Duration::from_secs(4);
+
 /// Runs `first`; when it has not ended after `stagger`, also `next()`, and again `next()` each
 /// time the one beside it heard nothing (its connect timed out), at most one every `stagger`,
-/// while `first` goes on. The finding of the first to find the target up, or else of the
+/// or went [`REPLACE_AFTER`] without ending (it is dropped), while `first` goes on. The finding of the first to find the target up, or else of the
 /// first to end unless that was silence (nothing heard: the other may still hear something,
 /// and is waited for).
 pub(super) async fn race<A, B>(first: A, stagger: Duration, mut next: impl FnMut() -> B) -> Finding
@@ -45,12 +53,13 @@ where
         let beside = next();
         tokio::pin!(beside);
         tokio::select! {
-            finding = &mut first => return settle(finding, beside).await,
+            finding = &mut first => return settle(finding, beside, started + REPLACE_AFTER).await,
             finding = &mut beside => {
                 if !finding.is_silence() {
                     return finding;
                 }
             }
+            () = sleep_until(started + REPLACE_AFTER) => continue,
         }
         tokio::select! {
             finding = &mut first => return finding,
@@ -60,15 +69,18 @@ where
 }
 
 /// `ended`, the finding of the exchange that ended first, unless it heard nothing while the
-/// other may yet: then the other's, when it says more.
-async fn settle(ended: Finding, other: impl Future<Output = Finding>) -> Finding {
+/// other may yet (until `until`, when it would have been replaced): then the other's, when it
+/// says more.
+async fn settle(ended: Finding, other: impl Future<Output = Finding>, until: Instant) -> Finding {
     if !ended.is_silence() {
         return ended;
     }
-    let later = other.await;
-    match later.is_silence() {
-        true => ended,
-        false => later,
+    tokio::select! {
+        later = other => match later.is_silence() {
+            true => ended,
+            false => later,
+        },
+        () = sleep_until(until) => ended,
     }
 }
 
@@ -135,6 +147,39 @@ mod tests {
         assert_eq!(found, Finding::Answers(200));
         // The first beside it at 1 s heard nothing at 1.4 s; the next one at 2 s answered.
         assert_eq!(start.elapsed(), Duration::from_millis(2300));
+    }
+
+    /// A hung server (it takes connections and never answers, stalled while it starts) held
+    /// the stuck exchange and the one beside it until their answer bound, and nothing asked
+    /// it again once it answered (seed 9404 of `bench/wait_diff.py`). The one beside is
+    /// replaced by a fresh exchange once it has gone 4 s without ending.
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_exchange_beside_the_stuck_one_is_replaced() {
+        let start = tokio::time::Instant::now();
+        let mut tries = 0;
+        let next = || {
+            tries += 1;
+            match tries {
+                1 => after(20_000, Finding::NoResponse),
+                _ => after(100, Finding::Answers(200)),
+            }
+        };
+        let found = race(after(10_000, Finding::NoResponse), STAGGER, next).await;
+        assert_eq!(found, Finding::Answers(200));
+        // Beside from 1 s, replaced at 5 s; the fresh one answered at 5.1 s.
+        assert_eq!(start.elapsed(), Duration::from_millis(5100));
+    }
+
+    /// A server slower than the answer bound: the stuck exchange ends silent at 10 s, and the
+    /// one beside it (the third, from 9 s) is waited for only until it would be replaced, so
+    /// the next attempt, with a longer bound, starts at 13 s.
+    #[tokio::test(start_paused = true)]
+    async fn the_one_beside_is_waited_for_only_until_it_would_be_replaced() {
+        let start = tokio::time::Instant::now();
+        let slow = || after(10_500, Finding::Answers(200));
+        let found = race(after(10_000, Finding::NoResponse), STAGGER, slow).await;
+        assert_eq!(found, Finding::NoResponse);
+        assert_eq!(start.elapsed(), Duration::from_millis(13_000));
     }
 
     /// An answer that says the target is not ready ends the attempt at once.

@@ -335,6 +335,56 @@ fn an_http_answer_slower_than_ten_seconds_was_never_waited_for() {
     assert_eq!(code, 0, "netkit: {stderr}");
 }
 
+/// A loopback HTTP server that hangs for its first `hang` (it takes the connections made
+/// then and never answers on them, an application stalled while it starts) and answers `200`
+/// on those made later. Runs as long as the test.
+fn hung_then_ready_server(hang: Duration) -> std::net::SocketAddr {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let ready_at = Instant::now() + hang;
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().take(64) {
+            let Ok(mut conn) = conn else { continue };
+            if Instant::now() < ready_at {
+                held.push(conn);
+                continue;
+            }
+            std::thread::spawn(move || {
+                read_head(&mut conn);
+                let answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+                let _ = conn.write_all(answer.as_bytes());
+            });
+        }
+    });
+    addr
+}
+
+/// An HTTP server that hung for its first 3 s and then answered was not seen ready before
+/// the 10 s answer bound (seed 9404 of `bench/wait_diff.py`: a timeout at 8 s saying `no HTTP
+/// response in time` while the server had answered since 3.1 s): the first exchange and the
+/// one beside it (started 1 s in) both sat on connections the hung server would never answer.
+/// A curl loop with `--max-time 5` gets its 200 from its second curl, 5 s in; `wait` now
+/// replaces an exchange beside the stuck one that has gone 4 s without ending by a fresh one.
+#[test]
+fn a_server_that_hung_then_answered_was_not_seen_before_the_answer_bound() {
+    let hang = Duration::from_secs(3);
+    let for_curl = format!("http://{}/", hung_then_ready_server(hang));
+    let for_netkit = format!("http://{}/", hung_then_ready_server(hang));
+    let loop_ = format!("until curl -sf --max-time 5 -o /dev/null {for_curl}; do sleep 0.25; done");
+    let curl = std::thread::spawn(move || {
+        let mut sh = std::process::Command::new("timeout");
+        sh.args(["9", "sh", "-c", &loop_]);
+        sh.status().expect("run the curl loop").code()
+    });
+    let mut cmd = netkit();
+    cmd.args(["wait", &for_netkit, "--timeout", "9s"]);
+    let (code, _, stderr) = run_within(cmd, PATIENCE);
+    assert_eq!(curl.join().expect("curl thread"), Some(0), "the curl loop");
+    assert_eq!(code, 0, "netkit: {stderr}");
+}
+
 /// A target whose first attempts met an ICMP host unreachable and the later ones silence (a
 /// router's ICMP rate limit biting) timed out with "connect timed out" alone: the one telling
 /// reason, seen first, was lost. The timeout now names it beside the last one.
