@@ -33,7 +33,10 @@
 //! below the pace, shared by several hosts, loses them all; random loss of the share before
 //! would let some through); once controls cut the pace, a raise also needs controls that came
 //! back since the last change and none lost: answers alone came through a policer's burst at
-//! 66 a second for its 50, and raised the pace past it. Time is an input.
+//! 66 a second for its 50, and raised the pace past it. And a cut for lost controls goes below
+//! the answers' rate over the latter half of the meter's span when that is less
+//! ([`Meter::recent`]): over the whole span, a policer's first burst, passed at once, counted
+//! as its rate. Time is an input.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -145,18 +148,35 @@ impl Meter {
 
     /// Events per second over the span (or since the first event, when that is shorter).
     pub fn rate(&self, now: Instant) -> f64 {
+        self.rate_over(now, Self::BUCKETS)
+    }
+
+    /// Events per second over the span or over its latter half, whichever is less but none
+    /// (a span with events, a half without: too few to tell): past a firewall's first burst,
+    /// which a scan's first fifth of a second may still be in.
+    pub fn recent(&self, now: Instant) -> f64 {
+        let (all, half) = (self.rate(now), self.rate_over(now, Self::BUCKETS / 2));
+        match half > 0.0 {
+            true => all.min(half),
+            false => all,
+        }
+    }
+
+    fn rate_over(&self, now: Instant, buckets: u64) -> f64 {
         let Some(start) = self.start else {
             return 0.0;
         };
         let index = bucket(start, now);
-        let oldest = (index + 1).saturating_sub(Self::BUCKETS);
+        let oldest = (index + 1).saturating_sub(buckets);
         let count: u32 = self
             .buckets
             .iter()
             .filter(|(i, _)| *i >= oldest && *i <= index)
             .map(|(_, n)| n)
             .sum();
-        let covered = now.duration_since(start).clamp(Self::BUCKET, Self::SPAN);
+        let covered = now
+            .duration_since(start)
+            .clamp(Self::BUCKET, Self::BUCKET * buckets as u32);
         f64::from(count) / covered.as_secs_f64()
     }
 }
@@ -439,7 +459,7 @@ impl RateControl {
             let losing = lost >= FEW_LOST && share > background + SCARCE_SHARE * (1.0 - background);
             let through = self
                 .answers
-                .rate(now)
+                .recent(now)
                 .max(self.sends.rate(now) * (1.0 - share));
             return (losing && through > 0.0).then(|| {
                 let before = self.rate();
@@ -451,7 +471,7 @@ impl RateControl {
             });
         }
         let losing = lost >= FEW_LOST && crate::wilson::lower(ok, lost) > MOST;
-        let through = self.answers.rate(now);
+        let through = self.answers.recent(now);
         (losing && through > 0.0).then(|| {
             self.trial = None;
             self.control_cut = true;
@@ -577,6 +597,19 @@ mod tests {
         assert!(m.peak(t0 + ms(300)) >= 900.0);
         assert!(m.rate(t0 + ms(300)) < 400.0);
         assert_eq!(m.rate(t0 + ms(5000)), 0.0);
+        // A firewall's burst of 20, then its 25 a second: the latter half shows the rate.
+        let mut m = Meter::default();
+        for i in 0..20 {
+            m.add(t0 + Duration::from_micros(i * 100));
+        }
+        for i in 1..=9 {
+            m.add(t0 + ms(40 * i));
+        }
+        let (rate, recent) = (m.rate(t0 + ms(380)), m.recent(t0 + ms(380)));
+        assert!(
+            rate > 60.0 && (20.0..=30.0).contains(&recent),
+            "{rate} {recent}"
+        );
     }
 
     /// A policer passing 1000 answers/s while most probes are dropped: the rate is cut to
