@@ -26,7 +26,17 @@
 //! this, random loss cut a host's rate again and again, each time to 0.8 times the answers'
 //! rate (which silent ports and retransmissions keep well below the pace), and a raise needs
 //! ten answers in a row without a drop (rare at 28%): down to 5 probes a second, 423 s for a
-//! connect scan that nmap -sT ran in 141 s. Time is an input.
+//! connect scan that nmap -sT ran in 141 s.
+//!
+//! A cut for lost controls (timing probes) is judged the same way, by the controls after it,
+//! and is neither raised while on trial nor undone when none of them came back (a limit far
+//! below the pace, shared by several hosts, loses them all; random loss of the share before
+//! would let some through); once controls cut the pace, a raise also needs controls that came
+//! back since the last change and none lost: answers alone came through a policer's burst at
+//! 66 a second for its 50, and raised the pace past it. And a cut for lost controls goes below
+//! the answers' rate over the latter half of the meter's span when that is less
+//! ([`Meter::recent`]): over the whole span, a policer's first burst, passed at once, counted
+//! as its rate. Time is an input.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -138,18 +148,35 @@ impl Meter {
 
     /// Events per second over the span (or since the first event, when that is shorter).
     pub fn rate(&self, now: Instant) -> f64 {
+        self.rate_over(now, Self::BUCKETS)
+    }
+
+    /// Events per second over the span or over its latter half, whichever is less but none
+    /// (a span with events, a half without: too few to tell): past a firewall's first burst,
+    /// which a scan's first fifth of a second may still be in.
+    pub fn recent(&self, now: Instant) -> f64 {
+        let (all, half) = (self.rate(now), self.rate_over(now, Self::BUCKETS / 2));
+        match half > 0.0 {
+            true => all.min(half),
+            false => all,
+        }
+    }
+
+    fn rate_over(&self, now: Instant, buckets: u64) -> f64 {
         let Some(start) = self.start else {
             return 0.0;
         };
         let index = bucket(start, now);
-        let oldest = (index + 1).saturating_sub(Self::BUCKETS);
+        let oldest = (index + 1).saturating_sub(buckets);
         let count: u32 = self
             .buckets
             .iter()
             .filter(|(i, _)| *i >= oldest && *i <= index)
             .map(|(_, n)| n)
             .sum();
-        let covered = now.duration_since(start).clamp(Self::BUCKET, Self::SPAN);
+        let covered = now
+            .duration_since(start)
+            .clamp(Self::BUCKET, Self::BUCKET * buckets as u32);
         f64::from(count) / covered.as_secs_f64()
     }
 }
@@ -266,6 +293,9 @@ pub struct RateControl {
     control_trial: Option<ControlTrial>,
     /// The share of controls lost that a slower pace was seen not to lessen.
     control_background: f64,
+    /// Whether lost controls cut the pace: from then on a raise needs controls that came
+    /// back.
+    control_cut: bool,
 }
 
 /// A cut for lost controls on trial: undone (back to `before`) when the controls after it are
@@ -400,9 +430,11 @@ impl RateControl {
                 return None;
             }
             self.control_trial = None;
-            if share >= trial.share {
+            if share >= trial.share && ok > 0 {
                 // As many lost at the slower pace: random loss, not a limit. (A limit still
-                // below the pace loses fewer: the cut stays, and the next joins it.)
+                // below the pace loses fewer: the cut stays, and the next joins it. None back
+                // is no random loss of the share before, even all of it: a limit far below
+                // the pace, shared with other hosts, loses every control; the cut stays.)
                 self.control_background = share.max(self.control_background).min(MAX_BACKGROUND);
                 tracing::debug!(
                     "pace: {:.0}% of the controls lost after the cut as before it: undone",
@@ -427,20 +459,22 @@ impl RateControl {
             let losing = lost >= FEW_LOST && share > background + SCARCE_SHARE * (1.0 - background);
             let through = self
                 .answers
-                .rate(now)
+                .recent(now)
                 .max(self.sends.rate(now) * (1.0 - share));
             return (losing && through > 0.0).then(|| {
                 let before = self.rate();
                 self.trial = None;
+                self.control_cut = true;
                 let rate = self.cut_to(through, now);
                 self.control_trial = Some(ControlTrial { before, share });
                 rate
             });
         }
         let losing = lost >= FEW_LOST && crate::wilson::lower(ok, lost) > MOST;
-        let through = self.answers.rate(now);
+        let through = self.answers.recent(now);
         (losing && through > 0.0).then(|| {
             self.trial = None;
+            self.control_cut = true;
             self.cut_to(through, now)
         })
     }
@@ -489,6 +523,10 @@ impl RateControl {
         let (rate, _) = self.spacing.as_ref()?;
         let since = self.changed.max(self.last_drop)?;
         if now.duration_since(since) < interval.max(RAISE_EVERY) || self.streak < RAISE_ANSWERS {
+            return None;
+        }
+        let (ok, lost) = self.controls;
+        if self.control_trial.is_some() || self.control_cut && (ok == 0 || lost > 0) {
             return None;
         }
         let rate = rate * RAISE_FACTOR;
@@ -559,6 +597,19 @@ mod tests {
         assert!(m.peak(t0 + ms(300)) >= 900.0);
         assert!(m.rate(t0 + ms(300)) < 400.0);
         assert_eq!(m.rate(t0 + ms(5000)), 0.0);
+        // A firewall's burst of 20, then its 25 a second: the latter half shows the rate.
+        let mut m = Meter::default();
+        for i in 0..20 {
+            m.add(t0 + Duration::from_micros(i * 100));
+        }
+        for i in 1..=9 {
+            m.add(t0 + ms(40 * i));
+        }
+        let (rate, recent) = (m.rate(t0 + ms(380)), m.recent(t0 + ms(380)));
+        assert!(
+            rate > 60.0 && (20.0..=30.0).contains(&recent),
+            "{rate} {recent}"
+        );
     }
 
     /// A policer passing 1000 answers/s while most probes are dropped: the rate is cut to
@@ -678,6 +729,33 @@ mod tests {
             );
         }
         assert_eq!(rc.rate(), Some(rate));
+    }
+
+    /// Behind a policer shared by 8 hosts (`schedule_tests`, `--syn --retries 2`), a cut for
+    /// lost controls was raised by answers while on trial, and undone when every control after
+    /// it was lost too (as lost as before it: taken for random loss). Neither now: the trial
+    /// judges the pace that was cut to, and no control back is no random loss.
+    #[test]
+    fn a_cut_for_lost_controls_stays_while_none_come_back() {
+        let t0 = Instant::now();
+        let mut rc = RateControl::default();
+        for i in 0..10u64 {
+            let at = t0 + ms(100 * i);
+            rc.answer(at, false, at);
+        }
+        let now = t0 + ms(1000);
+        let cut = (0..FEW_LOST).filter_map(|i| rc.control(now, false, true, now + ms(i)));
+        let rate = cut.last().expect("a cut");
+        let after = now + ms(10);
+        for i in 0..2 * RAISE_ANSWERS {
+            let at = after + ms(u64::from(i));
+            rc.answer(at, false, at);
+        }
+        assert_eq!(rc.tick(ms(10), after + ms(500)), None, "raised on trial");
+        for i in 0..CONTROL_TRIAL {
+            rc.control(after + ms(600), false, true, after + ms(700 + i));
+        }
+        assert!(rc.rate().is_some_and(|r| r <= rate), "{:?}", rc.rate());
     }
 
     #[test]
