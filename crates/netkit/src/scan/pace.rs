@@ -704,18 +704,23 @@ mod tests {
         assert_eq!(rc.rate(), Some(rate));
     }
 
-    /// Behind a firewall passing 10 SYNs a second to several hosts, answers trickle in while
-    /// nearly every timing probe is lost: the rate is cut to below the answers' rate, and only
-    /// new controls can cut it again.
-    #[test]
-    fn lost_timing_probes_pace_a_scan_whose_answers_still_come() {
+    /// A rate control that has seen an answer every 100 ms for a second, and that second's end.
+    fn ten_answers_a_second() -> (RateControl, Instant) {
         let t0 = Instant::now();
         let mut rc = RateControl::default();
         for i in 0..10u64 {
             let at = t0 + ms(100 * i);
             rc.answer(at, false, at);
         }
-        let now = t0 + ms(1000);
+        (rc, t0 + ms(1000))
+    }
+
+    /// Behind a firewall passing 10 SYNs a second to several hosts, answers trickle in while
+    /// nearly every timing probe is lost: the rate is cut to below the answers' rate, and only
+    /// new controls can cut it again.
+    #[test]
+    fn lost_timing_probes_pace_a_scan_whose_answers_still_come() {
+        let (mut rc, now) = ten_answers_a_second();
         for i in 0..FEW_LOST - 1 {
             assert_eq!(rc.control(now, false, false, now + ms(i)), None, "{i} lost");
         }
@@ -737,13 +742,7 @@ mod tests {
     /// judges the pace that was cut to, and no control back is no random loss.
     #[test]
     fn a_cut_for_lost_controls_stays_while_none_come_back() {
-        let t0 = Instant::now();
-        let mut rc = RateControl::default();
-        for i in 0..10u64 {
-            let at = t0 + ms(100 * i);
-            rc.answer(at, false, at);
-        }
-        let now = t0 + ms(1000);
+        let (mut rc, now) = ten_answers_a_second();
         let cut = (0..FEW_LOST).filter_map(|i| rc.control(now, false, true, now + ms(i)));
         let rate = cut.last().expect("a cut");
         let after = now + ms(10);

@@ -445,17 +445,23 @@ mod scripted {
     /// As [`policed`], but the bucket starts with as many tokens (0 to 5) as the seed
     /// [`LINK_SEED`] holds says, and starts anew when the seed changes.
     fn policed_from_seed(per_sec: f64) -> bool {
+        let burst = (per_sec / 10.0).max(5.0);
+        policed_bucket(per_sec, burst, |seed| (seed % 6) as f64)
+    }
+
+    /// Whether the far side passes a probe sent now: a token bucket of `per_sec`, holding at
+    /// most `burst`, that starts with `start(seed)` tokens for the seed [`LINK_SEED`] holds and
+    /// starts anew when the seed changes.
+    fn policed_bucket(per_sec: f64, burst: f64, start: impl Fn(u64) -> f64) -> bool {
         use std::cell::Cell;
         thread_local! {
             static BUCKET: Cell<Option<(f64, Instant, u64)>> = const { Cell::new(None) };
         }
-        let burst = (per_sec / 10.0).max(5.0);
         let now = Instant::now();
         let seed = LINK_SEED.with(Cell::get);
         BUCKET.with(|bucket| {
-            let start = (seed % 6) as f64;
             let kept = bucket.get().filter(|b| b.2 == seed);
-            let (tokens, last, _) = kept.unwrap_or((start, now, seed));
+            let (tokens, last, _) = kept.unwrap_or((start(seed), now, seed));
             let tokens = (tokens + (now - last).as_secs_f64() * per_sec).min(burst);
             let pass = tokens >= 1.0;
             bucket.set(Some((tokens - f64::from(u8::from(pass)), now, seed)));
@@ -494,22 +500,7 @@ mod scripted {
     /// seed [`LINK_SEED`] holds says (the lab's bucket is full, or nearly, when a sweep
     /// starts), and starts anew when the seed changes.
     fn policed_100_from_seed() -> bool {
-        use std::cell::Cell;
-        thread_local! {
-            static BUCKET: Cell<Option<(f64, Instant, u64)>> = const { Cell::new(None) };
-        }
-        let (per_sec, burst) = (100.0, 10.0);
-        let now = Instant::now();
-        let seed = LINK_SEED.with(Cell::get);
-        BUCKET.with(|bucket| {
-            let start = burst - (seed % 4) as f64;
-            let kept = bucket.get().filter(|b| b.2 == seed);
-            let (tokens, last, _) = kept.unwrap_or((start, now, seed));
-            let tokens = (tokens + (now - last).as_secs_f64() * per_sec).min(burst);
-            let pass = tokens >= 1.0;
-            bucket.set(Some((tokens - f64::from(u8::from(pass)), now, seed)));
-            pass
-        })
+        policed_bucket(100.0, 10.0, |seed| 10.0 - (seed % 4) as f64)
     }
 
     /// `--retries 0` on the lab's /26, every address live behind a far side policing echo

@@ -16,6 +16,18 @@ use crate::lab::{ms, peers, Lab, LabExt, PortTruth, Reject, Unroutable};
 use crate::ping_net::link_local_pair;
 use crate::scan::{addrs, inside, listeners, parse_scan, scan_json, Scan};
 
+/// A lab's hosts given together.
+trait Hosts {
+    /// Each of `hosts` (a scenario's IPv4 and IPv6 address), listening on `ports`.
+    fn hosts_listening(self, hosts: &[&str], ports: &[u16]) -> Self;
+}
+
+impl Hosts for crate::lab::LabBuilder {
+    fn hosts_listening(self, hosts: &[&str], ports: &[u16]) -> Self {
+        hosts.iter().fold(self, |b, h| b.host(h).open(h, ports))
+    }
+}
+
 const SLOW_HOST: &str = "198.18.1.5";
 const SLOW_PORTS: &str = "1-4000";
 
@@ -719,10 +731,7 @@ fn syn_scan_missed_open_ports_whose_syn_acks_were_lost_four_times() {
     let hosts = ["198.18.1.5", "2001:db8:1::5"];
     let lab = Lab::builder("regsynack4")
         .delay(ms(5))
-        .host(hosts[0])
-        .host(hosts[1])
-        .open(hosts[0], &open)
-        .open(hosts[1], &open)
+        .hosts_listening(&hosts, &open)
         .build()
         .expect("lab");
     for iptables in ["iptables", "ip6tables"] {
@@ -769,10 +778,7 @@ fn open_after_the_targets_syn_ack_retransmission(tag: &str, args: &[&str]) {
     let hosts = ["198.18.1.5", "2001:db8:1::5"];
     let lab = Lab::builder(tag)
         .delay(ms(5))
-        .host(hosts[0])
-        .host(hosts[1])
-        .open(hosts[0], &[101])
-        .open(hosts[1], &[101])
+        .hosts_listening(&hosts, &[101])
         .build()
         .expect("lab");
     for iptables in ["iptables", "ip6tables"] {
@@ -1190,10 +1196,7 @@ fn a_routers_host_unreachable_for_one_port_made_the_host_unreachable() {
     }
     let hosts = ["198.18.1.5", "2001:db8:1::5"];
     let lab = Lab::builder("regrtrnr")
-        .host(hosts[0])
-        .host(hosts[1])
-        .open(hosts[0], &[22, 8080])
-        .open(hosts[1], &[22, 8080])
+        .hosts_listening(&hosts, &[22, 8080])
         .build()
         .expect("lab");
     router_rejects(
@@ -1279,10 +1282,7 @@ fn discovery_by_a_connect_said_tcp_response_where_nmap_says_how_it_was_answered(
     }
     let hosts = ["198.18.1.5", "2001:db8:1::5"];
     let lab = Lab::builder("regscanwhy")
-        .host(hosts[0])
-        .host(hosts[1])
-        .open(hosts[0], &[80])
-        .open(hosts[1], &[80])
+        .hosts_listening(&hosts, &[80])
         .reject(hosts[0], 444, Reject::PortUnreachable)
         .reject(hosts[1], 444, Reject::PortUnreachable)
         .build()
@@ -1384,10 +1384,7 @@ fn syn_scan_xml_wrote_reason_ttl_0_where_nmap_names_the_answers_ttl() {
     let hosts = ["198.18.1.5", "2001:db8:1::5"];
     let lab = Lab::builder("regscanpttl")
         .icmp_limits(crate::lab::IcmpLimits::Off)
-        .host(hosts[0])
-        .host(hosts[1])
-        .open(hosts[0], &[22])
-        .open(hosts[1], &[22])
+        .hosts_listening(&hosts, &[22])
         .drop_ports(hosts[0], 24)
         .drop_ports(hosts[1], 24)
         .build()
@@ -1438,10 +1435,7 @@ fn scan_xml_wrote_reason_ttl_0_for_a_host_discovery_found_up() {
     let hosts = ["198.18.1.3", "2001:db8:1::3"];
     let lab = Lab::builder("regscanttl")
         .delay(ms(2))
-        .host(hosts[0])
-        .host(hosts[1])
-        .open(hosts[0], &[22])
-        .open(hosts[1], &[22])
+        .hosts_listening(&hosts, &[22])
         .build()
         .expect("lab");
     for (host, discovery) in hosts.iter().flat_map(|h| [(h, true), (h, false)]) {
@@ -1494,10 +1488,7 @@ fn a_port_refused_by_a_router_lacked_reason_ip() {
     // No ICMP rate limit on the router: each of the runs below gets its errors.
     let lab = Lab::builder("regscanrip")
         .icmp_limits(crate::lab::IcmpLimits::Off)
-        .host(hosts[0])
-        .host(hosts[1])
-        .open(hosts[0], &[22])
-        .open(hosts[1], &[22])
+        .hosts_listening(&hosts, &[22])
         .build()
         .expect("lab");
     router_rejects(
