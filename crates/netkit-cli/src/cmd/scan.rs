@@ -141,10 +141,11 @@ pub struct Args {
     pub syn: bool,
     /// Say why each port has its state (nmap's --reason): a REASON column in the text
     /// (syn-ack, conn-refused, no-response, port-unreach, admin-prohibited, host-unreach,
-    /// proto-unreach, local-policy), and a line per host once scanned saying why it is up
-    /// (`HOST is up, received syn-ack`: the discovery probe's answer as nmap words it, echo-reply,
-    /// syn-ack, reset, conn-refused, ...; user-set without discovery). JSON records and the
-    /// XML always carry it.
+    /// proto-unreach, local-policy; with --syn the answer's TTL too, as nmap's `syn-ack ttl
+    /// 63`), and a line per host once scanned saying why it is up (`HOST is up, received
+    /// syn-ack`: the discovery probe's answer as nmap words it, echo-reply, syn-ack, reset,
+    /// conn-refused, ...; user-set without discovery). JSON records and the XML always carry
+    /// it.
     #[arg(long)]
     pub reason: bool,
     /// List every closed and filtered port one by one: a line in the text, a "port" record
