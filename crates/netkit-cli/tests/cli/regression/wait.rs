@@ -1379,7 +1379,9 @@ fn a_deadline_cutting_a_second_exchanges_connect_said_connect_timed_out() {
 /// `tcp_syn_linear_timeouts` 0; later ones re-send the first four a second apart): none
 /// between 10 and 14 s. Here every SYN is dropped (a full accept queue) until 10.5 s: a
 /// `ncat -z -w 1` loop connects within a second or so; netkit, given 13 s, timed out. A
-/// connect unanswered for a second now has a new one beside it, from a new port.
+/// connect unanswered for a second now has a new one beside it, from a new port. (The loop
+/// runs beside it as the oracle; its own result is reported, not asserted: under load its
+/// process starts alone can outlast the 2.5 s left.)
 #[test]
 fn a_connect_whose_syns_were_lost_waited_out_the_kernels_back_off() {
     if !privileged("wait lost SYNs") {
@@ -1427,7 +1429,12 @@ fn a_connect_whose_syns_were_lost_waited_out_the_kernels_back_off() {
     let out = netkit.wait_with_output().expect("wait for netkit");
     let peer = peer.wait().expect("wait for the ncat loop");
     drop((taken, fillers));
-    assert_eq!(peer.code(), Some(0), "the ncat -z -w 1 loop");
     let (code, _, stderr) = text(&out);
     assert_eq!(code, 0, "{stderr}");
+    // The peer shows the scenario can be won; a loaded machine can make its 2.5 s after the
+    // queues empty too short for its process starts (CI saw it once), which says nothing of
+    // netkit's answer.
+    if peer.code() != Some(0) {
+        eprintln!("note: the ncat -z -w 1 loop did not connect in time ({peer:?})");
+    }
 }
