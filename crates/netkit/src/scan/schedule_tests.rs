@@ -376,6 +376,24 @@ fn count(net: &Net, truth: Truth) -> u64 {
     net.truth.iter().flatten().filter(|t| **t == truth).count() as u64
 }
 
+/// The ports (host, port) whose state is not the network's truth.
+fn wrong_ports(net: &Net, out: &Outcome) -> Vec<(usize, u16)> {
+    (out.states.iter())
+        .filter(|((h, p), v)| v.state != net.truth[*h][usize::from(*p) - 1].state())
+        .map(|((h, p), _)| (*h, *p))
+        .collect()
+}
+
+/// Checks that the runs of a policed scan, `wrong` ports each, got at most 10 wrong in all and
+/// at most 2 in any one run.
+fn assert_few_wrong(wrong: &[usize]) {
+    let total: usize = wrong.iter().sum();
+    assert!(
+        total <= 10 && wrong.iter().all(|w| *w <= 2),
+        "{total} wrong: {wrong:?}"
+    );
+}
+
 /// Checks every port's state and reason: each one reported once, by a reply or as filtered
 /// for silence ([`Scheduler::take_silenced`]), with the totals agreeing.
 fn assert_exact(net: &Net, out: &Outcome) {
@@ -1028,17 +1046,10 @@ fn a_fixed_budget_is_not_spent_in_a_policers_first_burst() {
         let out = simulate(&mut net, settings);
         let most = out.states.values().map(|v| v.tries).max();
         assert_eq!(most, Some(3), "seed {seed}: the budget is kept");
-        let bad = (out.states.iter())
-            .filter(|((h, p), v)| v.state != net.truth[*h][usize::from(*p) - 1].state())
-            .count();
-        wrong.push(bad);
+        wrong.push(wrong_ports(&net, &out).len());
     }
     // Loss at the policer's rate still takes all three tries of a port now and then.
-    let total: usize = wrong.iter().sum();
-    assert!(
-        total <= 10 && wrong.iter().all(|w| *w <= 2),
-        "{total} wrong: {wrong:?}"
-    );
+    assert_few_wrong(&wrong);
 }
 
 /// The spread holds nothing back on a path without drops (ports that drop probes behind a
@@ -1101,10 +1112,7 @@ fn one_probe_at_a_time_still_takes_the_late_answers_of_a_long_round_trip() {
                 ..base
             };
             let out = simulate(&mut net, settings);
-            let bad: Vec<_> = (out.states.iter())
-                .filter(|((h, p), v)| v.state != net.truth[*h][usize::from(*p) - 1].state())
-                .map(|((h, p), _)| (*h, *p))
-                .collect();
+            let bad = wrong_ports(&net, &out);
             if !bad.is_empty() {
                 wrong.push((seed, syn, bad));
             }
@@ -1218,16 +1226,9 @@ fn a_fixed_budget_syn_scan_behind_a_policer_is_paced_to_it() {
             ..syn_settings(Retries::Fixed(2))
         };
         let out = simulate(&mut net, settings);
-        let bad = (out.states.iter())
-            .filter(|((h, p), v)| v.state != net.truth[*h][usize::from(*p) - 1].state())
-            .count();
-        wrong.push(bad);
+        wrong.push(wrong_ports(&net, &out).len());
     }
-    let total: usize = wrong.iter().sum();
-    assert!(
-        total <= 10 && wrong.iter().all(|w| *w <= 2),
-        "{total} wrong: {wrong:?}"
-    );
+    assert_few_wrong(&wrong);
 }
 
 /// The slow case of the SYN policer (docs/benchmarks.md, 2026-12-05): one host behind 10% loss
