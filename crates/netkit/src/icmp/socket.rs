@@ -298,18 +298,21 @@ fn bind(socket: &Socket, version: Version, options: &SocketOptions) -> Result<()
 }
 
 /// Leases `flow`'s label for `socket` and has its requests carry it; the label leased.
+///
+/// A label the kernel refuses with `EPERM` is held by another socket, or was released less than
+/// 6 s ago: that label is the input at fault, not a privilege (iputils: `can't set flowlabel:
+/// Operation not permitted`, exit 2, as for any label it cannot use).
 fn lease_flow_label(socket: &Socket, flow: FlowLabel) -> Result<u32, Error> {
     let label = flow.label;
-    let leased = sockopt::lease_flow_label(socket, label, flow.dst).map_err(|e| {
-        let what = match e.raw_os_error() {
-            Some(libc::EPERM) => format!(
-                "lease IPv6 flow label {label:#07x} (another socket holds it, or released it \
-                 less than 6 s ago; -F 0 lets the kernel choose one)"
-            ),
-            _ => format!("lease IPv6 flow label {label:#07x}"),
-        };
-        Error::io(what, e)
-    })?;
+    let leased =
+        sockopt::lease_flow_label(socket, label, flow.dst).map_err(|e| match e.raw_os_error() {
+            Some(libc::EPERM) => Error::from(ParseError::new(
+                format!("{label:#07x}"),
+                "IPv6 flow label held by another socket, or released by one less than 6 s ago \
+                 (-F 0 lets the kernel choose a free one)",
+            )),
+            _ => Error::io(format!("lease IPv6 flow label {label:#07x}"), e),
+        })?;
     sockopt::set(socket, sockopt::Ipv6FlowinfoSend, &1)
         .map_err(|e| Error::io("send the IPv6 flow label", e))?;
     Ok(leased)

@@ -1699,3 +1699,48 @@ fn ipv6_flow_label_was_refused() {
         assert_eq!(header, want, "netkit: {netkit}");
     }
 }
+
+/// `ping -F LABEL ARGS` in `ns`, by netkit or by iputils: its exit status and stderr.
+fn flow_ping(ns: &Netns, netkit: bool, args: &[&str]) -> (i32, String) {
+    let mut cmd = match netkit {
+        true => ns.netkit(),
+        false => {
+            let mut cmd = Command::new("ip");
+            cmd.args(["netns", "exec", &ns.name]);
+            cmd
+        }
+    };
+    cmd.arg("ping").args(args);
+    let (code, _, err) = text(&cmd.output().expect("run ping"));
+    (code, err)
+}
+
+/// `-F LABEL` with the label held by another socket (here a ping still running with it) ended
+/// with exit 3 and a hint to run as root or grant CAP_NET_BIND_SERVICE; iputils says `can't set
+/// flowlabel: Operation not permitted` and exits 2, as for any value it cannot use. The label
+/// is the input at fault (`-F 0` lets the kernel choose a free one): exit 2, `netkit: 0x1b2d1:
+/// ...`, and no word of privileges.
+#[test]
+fn a_flow_label_held_elsewhere_was_an_environment_refusal() {
+    if !privileged("ping -F held") {
+        return;
+    }
+    let ns = Netns::with_loopback("pingflowheld");
+    for (label, netkit) in [("0x1b2d1", true), ("0x1b2d2", false)] {
+        let mut holder = Command::new("ip");
+        holder.args(["netns", "exec", &ns.name, "ping", "-i", "0.2", "-c", "600"]);
+        holder.args(["-F", label, "::1"]);
+        let holder = Proc::spawn(holder);
+        holder.stdout.wait_line("bytes from ::1");
+        let (code, err) = flow_ping(&ns, netkit, &["-c", "1", "-F", label, "::1"]);
+        drop(holder);
+        assert_eq!(code, 2, "netkit: {netkit}: {err}");
+        if netkit {
+            let want = format!("netkit: {label}: IPv6 flow label held by another socket");
+            assert!(err.starts_with(&want), "{err}");
+            assert!(!err.contains("root"), "{err}");
+        } else {
+            assert!(err.contains("can't set flowlabel"), "{err}");
+        }
+    }
+}
