@@ -367,6 +367,8 @@ fn hung_then_ready_server(hang: Duration) -> std::net::SocketAddr {
 /// one beside it (started 1 s in) both sat on connections the hung server would never answer.
 /// A curl loop with `--max-time 5` gets its 200 from its second curl, 5 s in; `wait` now
 /// replaces an exchange beside the stuck one that has gone 4 s without ending by a fresh one.
+/// (The curl loop runs beside it as the oracle; its own result is reported, not asserted: on a
+/// loaded machine its process starts can outlast the 4 s it has after its first curl.)
 #[test]
 fn a_server_that_hung_then_answered_was_not_seen_before_the_answer_bound() {
     let hang = Duration::from_secs(3);
@@ -381,8 +383,13 @@ fn a_server_that_hung_then_answered_was_not_seen_before_the_answer_bound() {
     let mut cmd = netkit();
     cmd.args(["wait", &for_netkit, "--timeout", "9s"]);
     let (code, _, stderr) = run_within(cmd, PATIENCE);
-    assert_eq!(curl.join().expect("curl thread"), Some(0), "the curl loop");
+    let curl = curl.join().expect("curl thread");
     assert_eq!(code, 0, "netkit: {stderr}");
+    // The loop shows the scenario can be won in 9 s; a loaded machine can stretch its second
+    // curl past the `timeout 9`, which says nothing of netkit's answer.
+    if curl != Some(0) {
+        eprintln!("note: the curl loop was not ready in time ({curl:?})");
+    }
 }
 
 /// A target whose first attempts met an ICMP host unreachable and the later ones silence (a
