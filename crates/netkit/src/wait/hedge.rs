@@ -35,10 +35,21 @@ pub const REPLACE_AFTER: Duration = Duration::from_secs(4);
 
 /// Runs `first`; when it has not ended after `stagger`, also `next()`, and again `next()` each
 /// time the one beside it heard nothing (its connect timed out), at most one every `stagger`,
-/// or went [`REPLACE_AFTER`] without ending (it is dropped), while `first` goes on. The finding of the first to find the target up, or else of the
-/// first to end unless that was silence (nothing heard: the other may still hear something,
-/// and is waited for).
-pub(super) async fn race<A, B>(first: A, stagger: Duration, mut next: impl FnMut() -> B) -> Finding
+/// or went [`REPLACE_AFTER`] without ending (it is dropped), while `first` goes on. The finding
+/// of the first to find the target up, or else of the first to end unless that was silence
+/// (nothing heard: the other may still hear something, and is waited for).
+///
+/// `reading` says whether `first` has its answer, an accepted status, and is reading the body
+/// for the `--body` text: it is not stuck, its answer has come. Then no exchange starts beside
+/// it, and one already beside it ends the attempt only by finding the target up: a `503` it
+/// got since (the server's state changed while the body trickled in) does not drop the `200`
+/// being read, which a curl loop reads to its end.
+pub(super) async fn race<A, B>(
+    first: A,
+    reading: impl Fn() -> bool,
+    stagger: Duration,
+    mut next: impl FnMut() -> B,
+) -> Finding
 where
     A: Future<Output = Finding>,
     B: Future<Output = Finding>,
@@ -49,13 +60,16 @@ where
         () = sleep(stagger) => {}
     }
     loop {
+        if reading() {
+            return first.await;
+        }
         let started = Instant::now();
         let beside = next();
         tokio::pin!(beside);
         tokio::select! {
             finding = &mut first => return settle(finding, beside, started + REPLACE_AFTER).await,
             finding = &mut beside => {
-                if !finding.is_silence() {
+                if finding.is_up() || (!finding.is_silence() && !reading()) {
                     return finding;
                 }
             }
@@ -95,11 +109,17 @@ mod tests {
 
     const STAGGER: Duration = Duration::from_millis(1000);
 
+    /// A first exchange that never gets as far as reading a body.
+    fn never() -> bool {
+        false
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_quick_answer_starts_no_second_exchange() {
         let start = tokio::time::Instant::now();
         let found = race(
             after(300, Finding::Answers(200)),
+            never,
             STAGGER,
             || -> std::future::Ready<Finding> { panic!("no second exchange") },
         )
@@ -113,7 +133,7 @@ mod tests {
     async fn a_stuck_exchange_is_overtaken() {
         let start = tokio::time::Instant::now();
         let stuck = after(10_000, Finding::Answers(200));
-        let found = race(stuck, STAGGER, || after(200, Finding::Answers(200))).await;
+        let found = race(stuck, never, STAGGER, || after(200, Finding::Answers(200))).await;
         assert_eq!(found, Finding::Answers(200));
         assert_eq!(start.elapsed(), Duration::from_millis(1200));
     }
@@ -122,9 +142,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn silence_waits_for_the_other_exchange() {
         let stuck = after(2_000, Finding::NoResponse);
-        let found = race(stuck, STAGGER, || after(3_000, Finding::Status(503))).await;
+        let found = race(stuck, never, STAGGER, || after(3_000, Finding::Status(503))).await;
         assert_eq!(found, Finding::Status(503));
-        let both = race(after(2_000, Finding::NoResponse), STAGGER, || {
+        let both = race(after(2_000, Finding::NoResponse), never, STAGGER, || {
             after(1_500, Finding::NoResponse)
         });
         assert_eq!(both.await, Finding::NoResponse);
@@ -143,7 +163,7 @@ mod tests {
                 _ => after(300, Finding::Answers(200)),
             }
         };
-        let found = race(after(10_000, Finding::NoResponse), STAGGER, next).await;
+        let found = race(after(10_000, Finding::NoResponse), never, STAGGER, next).await;
         assert_eq!(found, Finding::Answers(200));
         // The first beside it at 1 s heard nothing at 1.4 s; the next one at 2 s answered.
         assert_eq!(start.elapsed(), Duration::from_millis(2300));
@@ -164,7 +184,7 @@ mod tests {
                 _ => after(100, Finding::Answers(200)),
             }
         };
-        let found = race(after(10_000, Finding::NoResponse), STAGGER, next).await;
+        let found = race(after(10_000, Finding::NoResponse), never, STAGGER, next).await;
         assert_eq!(found, Finding::Answers(200));
         // Beside from 1 s, replaced at 5 s; the fresh one answered at 5.1 s.
         assert_eq!(start.elapsed(), Duration::from_millis(5100));
@@ -177,7 +197,7 @@ mod tests {
     async fn the_one_beside_is_waited_for_only_until_it_would_be_replaced() {
         let start = tokio::time::Instant::now();
         let slow = || after(10_500, Finding::Answers(200));
-        let found = race(after(10_000, Finding::NoResponse), STAGGER, slow).await;
+        let found = race(after(10_000, Finding::NoResponse), never, STAGGER, slow).await;
         assert_eq!(found, Finding::NoResponse);
         assert_eq!(start.elapsed(), Duration::from_millis(13_000));
     }
@@ -186,11 +206,47 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_telling_answer_ends_the_attempt() {
         let start = tokio::time::Instant::now();
-        let found = race(after(1_500, Finding::Status(503)), STAGGER, || {
+        let found = race(after(1_500, Finding::Status(503)), never, STAGGER, || {
             after(5_000, Finding::Answers(200))
         })
         .await;
         assert_eq!(found, Finding::Status(503));
         assert_eq!(start.elapsed(), Duration::from_millis(1500));
+    }
+
+    /// A first exchange reading a trickled body (its head came at once, the text at 3.2 s)
+    /// was dropped for a `503` the one beside it got at 1.1 s (seed 9501 of
+    /// `bench/wait_diff.py`). No exchange starts beside one reading its body.
+    #[tokio::test(start_paused = true)]
+    async fn an_exchange_reading_its_body_is_not_raced() {
+        let start = tokio::time::Instant::now();
+        let found = race(
+            after(3_200, Finding::Answers(200)),
+            || true,
+            STAGGER,
+            || after(100, Finding::Status(503)),
+        )
+        .await;
+        assert_eq!(found, Finding::Answers(200));
+        assert_eq!(start.elapsed(), Duration::from_millis(3_200));
+    }
+
+    /// The body began after the exchange beside had started: its `503` no longer ends the
+    /// attempt, its `200` still does.
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_beside_a_body_being_read_ends_it_only_when_up() {
+        // The first exchange reads its body from 1.05 s, once the one beside has started.
+        let reading_from = |start: Instant| move || start.elapsed() >= Duration::from_millis(1_050);
+        let slow = || after(3_200, Finding::Answers(200));
+        let start = Instant::now();
+        let unavailable = || after(100, Finding::Status(503));
+        let found = race(slow(), reading_from(start), STAGGER, unavailable).await;
+        assert_eq!(found, Finding::Answers(200));
+        assert_eq!(start.elapsed(), Duration::from_millis(3_200));
+        let start = Instant::now();
+        let up = || after(100, Finding::Answers(204));
+        let found = race(slow(), reading_from(start), STAGGER, up).await;
+        assert_eq!(found, Finding::Answers(204));
+        assert_eq!(start.elapsed(), Duration::from_millis(1_100));
     }
 }

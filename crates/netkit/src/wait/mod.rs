@@ -395,18 +395,30 @@ impl Watch {
         };
         match &self.target {
             Target::Http(http) => {
-                let (bound, track) = (bounds.answer, &self.track);
-                let first = self.probe.answer(http, stream, bound, left, track);
+                let bound = bounds.answer;
                 // With `invert`, an answer is what the wait does not want: nothing to hurry.
                 if self.invert {
-                    return first.await;
+                    return self
+                        .probe
+                        .answer(http, stream, bound, left, &self.track)
+                        .await;
                 }
+                // Its steps on a track of its own too, so that the race sees when it reads
+                // its body (the target's moves on with it as before: its steps only go on).
+                let track = self.track.beside();
+                let first = self.probe.answer(http, stream, bound, left, &track);
+                let reading = || {
+                    matches!(
+                        track.get(),
+                        Stage::Connected(Finding::BodyUnfinished { .. })
+                    )
+                };
                 // The exchanges beside it connect through the attempt's lingering connects: a
                 // SYN lost by one is not lost to the next, and a connection that the first
                 // one's connect made but did not need is taken at once.
                 let beside = tokio::sync::Mutex::new(std::mem::take(lingering));
                 let next = || self.exchange(http, endpoint, bounds, &beside);
-                let found = hedge::race(first, hedge::HEDGE_AFTER, next).await;
+                let found = hedge::race(first, reading, hedge::HEDGE_AFTER, next).await;
                 *lingering = beside.into_inner();
                 found
             }

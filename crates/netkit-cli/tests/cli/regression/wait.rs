@@ -392,6 +392,69 @@ fn a_server_that_hung_then_answered_was_not_seen_before_the_answer_bound() {
     }
 }
 
+/// A loopback HTTP server that answers its first connection `200` with a body trickled a byte
+/// every 0.2 s (`........starting`, 3.2 s in all) and every later one `503` at once. Runs as
+/// long as the test.
+fn trickled_then_unavailable_server() -> std::net::SocketAddr {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for (n, conn) in listener.incoming().take(64).enumerate() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                read_head(&mut conn);
+                if n > 0 {
+                    let answer =
+                        "HTTP/1.1 503 X\r\nContent-Length: 4\r\nConnection: close\r\n\r\nwait";
+                    let _ = conn.write_all(answer.as_bytes());
+                    return;
+                }
+                let body = b"........starting";
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = conn.write_all(head.as_bytes());
+                for byte in body {
+                    std::thread::sleep(Duration::from_millis(200));
+                    if conn.write_all(&[*byte]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A `200` whose body trickled in (its `--body` text 3.2 s in) was dropped when the exchange
+/// started beside it after 1 s got a `503` (seed 9501 of `bench/wait_diff.py`: the service's
+/// state had changed since; a curl loop read the whole body and was ready at 4.8 s, netkit
+/// timed out): the exchange beside a stuck one is for an answer that has not come, and this
+/// one had come. While the first exchange reads an accepted answer's body, the one beside it
+/// no longer ends the attempt unless it finds the target up, and no other starts.
+#[test]
+fn a_trickled_body_was_dropped_for_the_answer_beside_it() {
+    let for_curl = format!("http://{}/", trickled_then_unavailable_server());
+    let for_netkit = format!("http://{}/", trickled_then_unavailable_server());
+    let loop_ =
+        format!("until curl -s --max-time 5 {for_curl} | grep -q start; do sleep 0.25; done");
+    let curl = std::thread::spawn(move || {
+        let mut sh = std::process::Command::new("timeout");
+        sh.args(["8", "sh", "-c", &loop_]);
+        sh.status().expect("run the curl loop").code()
+    });
+    let mut cmd = netkit();
+    cmd.args(["wait", &for_netkit, "--body", "start", "--timeout", "8s"]);
+    let (code, _, stderr) = run_within(cmd, PATIENCE);
+    let curl = curl.join().expect("curl thread");
+    assert_eq!(code, 0, "netkit: {stderr}");
+    if curl != Some(0) {
+        eprintln!("note: the curl loop was not ready in time ({curl:?})");
+    }
+}
+
 /// A target whose first attempts met an ICMP host unreachable and the later ones silence (a
 /// router's ICMP rate limit biting) timed out with "connect timed out" alone: the one telling
 /// reason, seen first, was lost. The timeout now names it beside the last one.
