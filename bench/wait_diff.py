@@ -571,6 +571,13 @@ class Driver:
             state, since = states[-1], deadline - [at for _, s, at in logs[i] if at <= deadline][-1]
             reason = tmo[u].get("reason", "")
             exp = self.expected_reason(state, scen)
+            # exchanges made while the service hung sit on connections it never answers until
+            # one beside them is replaced (5 s in: wait::hedge), as a curl loop's --max-time 5
+            # try: within that of the hang's end, no answer is what they truly saw
+            hang_end = [at for (_, s, _), (_, _, at) in zip(logs[i], logs[i][1:])
+                        if s == "hang" and at <= deadline]
+            if exp and hang_end and deadline - hang_end[-1] < 5 + 4 * ow:
+                exp = exp + ["no HTTP response in time"]
             if exp and since > 1.5 + 6 * ow and not any(e in reason for e in exp):
                 self.finding("netkit-reason", scen, {"target": u, "state": state,
                                                      "since": round(since, 2),
