@@ -634,12 +634,23 @@ fn forward_client_reset_left_a_target_that_writes_before_it_reads_hanging_for_go
 fn fill_then_reset(listen: SocketAddr) -> usize {
     let client = connect(listen);
     client.set_nonblocking(true).unwrap();
+    let sent = fill(&client);
+    abort(client);
+    sent
+}
+
+/// Writes to non-blocking `client` until it takes no more (50 writes in a row, 10 ms apart,
+/// took nothing). Returns what it wrote.
+fn fill<S>(client: &S) -> usize
+where
+    for<'a> &'a S: Write,
+{
     let chunk = [5u8; 65536];
     let (mut sent, mut refused) = (0, 0);
     let start = std::time::Instant::now();
-    // Full once 50 writes in a row, 10 ms apart, took nothing.
+    let mut writer = client;
     while refused < 50 && sent < 64 << 20 && start.elapsed() < PATIENCE {
-        match (&client).write(&chunk) {
+        match writer.write(&chunk) {
             Ok(n) => (sent, refused) = (sent + n, 0),
             Err(err) if err.kind() == ErrorKind::WouldBlock => {
                 refused += 1;
@@ -648,7 +659,6 @@ fn fill_then_reset(listen: SocketAddr) -> usize {
             Err(err) => panic!("client write: {err}"),
         }
     }
-    abort(client);
     sent
 }
 
@@ -717,6 +727,87 @@ fn forward_client_reset_went_unseen_while_both_directions_waited_on_a_unix_targe
         "netkit: the target's connection stayed"
     );
     fw.wait_for(|l| l.contains(" reset"), 1);
+}
+
+/// A target's first bytes, which the client of [`fill_then_close_unix`] never reads.
+const GREETING: &[u8] = b"hello from the target\n";
+
+/// Sends [`GREETING`] on the first connection `accept` gives, then hands that connection
+/// over; the target reads nothing and writes nothing more.
+fn greeting_target<S: Write + Send + 'static>(
+    accept: impl FnOnce() -> std::io::Result<S> + Send + 'static,
+) -> std::sync::mpsc::Receiver<S> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        if let Ok(mut stream) = accept() {
+            stream.write_all(GREETING).unwrap();
+            let _ = tx.send(stream);
+        }
+    });
+    rx
+}
+
+/// A Unix-socket client of `path`: waits until the target's greeting is in its receive
+/// queue, fills the connection without reading it, then closes. A Unix stream closed with
+/// bytes unread gives its peer `ECONNRESET` (the kernel's reset of a Unix stream), as a TCP
+/// socket closed so sends a reset.
+fn fill_then_close_unix(path: &std::path::Path) {
+    let client = std::os::unix::net::UnixStream::connect(path).unwrap();
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(
+        std::os::fd::AsFd::as_fd(&client),
+        PollFlags::POLLIN,
+    )];
+    let greeted = poll(&mut fds, PollTimeout::try_from(PATIENCE).unwrap()).unwrap();
+    assert_eq!(greeted, 1, "the greeting never came");
+    client.set_nonblocking(true).unwrap();
+    fill(&client);
+}
+
+/// A Unix-socket client (listen `unix:PATH`) that filled the connection to a target reading
+/// nothing, and closed without reading the target's greeting: the forwarder's client leg got
+/// `ECONNRESET`, the Unix stream's reset, but both directions waited on the target (one to
+/// write to it, one to read it) and the watch for a source gone abortively knew TCP alone
+/// (`TCP_INFO`'s closed state), so the target kept the connection for good (no `conn` line
+/// until it closed). Directly (a Unix server) the target sees the reset at once; socat and
+/// HAProxy hold the connection as netkit did. Now a Unix source with its error pending is
+/// gone abortively too, given up once the target has taken nothing for 10 s, and the target
+/// gets the reset.
+#[test]
+fn forward_unix_client_closing_with_unread_data_went_unseen_while_both_directions_waited() {
+    let dir = tempfile::tempdir().unwrap();
+    let direct = dir.path().join("direct.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&direct).unwrap();
+    let accepted = greeting_target(move || listener.accept().map(|(s, _)| s));
+    fill_then_close_unix(&direct);
+    let server = accepted.recv_timeout(PATIENCE).unwrap();
+    assert!(reset_pending(&server, PATIENCE), "direct: no reset");
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = listener.local_addr().unwrap();
+    let accepted = greeting_target(move || listener.accept().map(|(s, _)| s));
+    let listen = dir.path().join("l.sock");
+    let fw = Forwarder::start(&[
+        "forward",
+        &format!("unix:{}", listen.display()),
+        &target.to_string(),
+    ]);
+    fill_then_close_unix(&listen);
+    let mut server = accepted.recv_timeout(PATIENCE).unwrap();
+    assert!(
+        reset_pending(&server, PATIENCE),
+        "netkit: the target's connection stayed"
+    );
+    fw.wait_for(|l| l.contains(" reset"), 1);
+    let mut sink = Vec::new();
+    server.set_read_timeout(Some(PATIENCE)).unwrap();
+    let end = server.read_to_end(&mut sink);
+    assert_eq!(
+        end.map_err(|e| e.kind()).err(),
+        Some(ErrorKind::ConnectionReset),
+        "netkit: the target's stream ended cleanly after {} B",
+        sink.len()
+    );
 }
 
 /// Client → `listen` → target: the client sends `request`, the target reads its head and
