@@ -523,27 +523,43 @@ impl Stream {
         }
     }
 
-    /// Waits until a TCP stream's peer is gone abortively (it reset the connection, or
-    /// keepalive gave it up): an error is pending and the connection is closed. Unlike
-    /// [`Stream::failure`] the error is left in the socket, for the next read to take after
-    /// the bytes that came before it. Never completes for other streams.
+    /// Waits until the stream's peer is gone abortively. Unlike [`Stream::failure`] the
+    /// error is left in the socket, for the next read to take after the bytes that came
+    /// before it. TCP: the peer reset the connection, or keepalive gave it up (an error
+    /// pending and the connection closed). A Unix stream (an `exec:` child's socketpair too):
+    /// the peer closed with bytes it had not read, which leaves `ECONNRESET` pending here,
+    /// the only error a Unix stream is given (its reset).
     pub async fn aborted(&self) {
-        /// `tcpi_state` of a connection that is over (`TCP_CLOSE` in the kernel's numbering).
-        const CLOSED: u8 = 7;
-        let Stream::Tcp(s) = self else {
-            return std::future::pending().await;
-        };
-        while s.ready(tokio::io::Interest::ERROR).await.is_ok() {
-            let info = crate::sys::sockopt::tcp_info(s);
-            if info.is_ok_and(|info| info.tcpi_state == CLOSED) {
+        while self.ready(tokio::io::Interest::ERROR).await.is_ok() {
+            if self.gone_abortively() {
                 return;
             }
             // An error readiness left from before (its error already taken): wait for the
             // next one.
             let none = || Err::<(), _>(io::ErrorKind::WouldBlock.into());
-            let _ = s.try_io(tokio::io::Interest::ERROR, none);
+            let _ = self.try_io(tokio::io::Interest::ERROR, none);
         }
         std::future::pending().await
+    }
+
+    /// Whether the peer is gone abortively now, its error still pending ([`Stream::aborted`]).
+    pub(super) fn gone_abortively(&self) -> bool {
+        /// `tcpi_state` of a connection that is over (`TCP_CLOSE` in the kernel's numbering).
+        const CLOSED: u8 = 7;
+        match self {
+            Stream::Tcp(s) => {
+                crate::sys::sockopt::tcp_info(s).is_ok_and(|info| info.tcpi_state == CLOSED)
+            }
+            // `poll(2)` shows the pending error (`POLLERR`) without taking it (`SO_ERROR`
+            // would clear it); `POLLHUP`: the peer is gone.
+            Stream::Unix(_) | Stream::Child(..) => {
+                use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+                let mut fds = [PollFd::new(self.fd(), PollFlags::empty())];
+                let gone = PollFlags::POLLERR | PollFlags::POLLHUP;
+                poll(&mut fds, PollTimeout::ZERO).is_ok()
+                    && fds[0].revents().is_some_and(|r| r.contains(gone))
+            }
+        }
     }
 
     /// Takes the error pending on the stream (`SO_ERROR`, which clears it); a reset when none
@@ -598,6 +614,21 @@ impl Stream {
             Stream::Unix(s) | Stream::Child(s, _) => crate::sys::sockopt::unacked(s).ok(),
             Stream::Tcp(_) => None,
         }
+    }
+
+    /// Bytes a Unix stream's peer (or an `exec:` child) sent that wait here unread
+    /// (`FIONREAD`); `None` for TCP streams, or when the kernel does not say.
+    pub fn unread_here(&self) -> Option<usize> {
+        match self {
+            Stream::Unix(s) | Stream::Child(s, _) => crate::sys::sockopt::unread_here(s).ok(),
+            Stream::Tcp(_) => None,
+        }
+    }
+
+    /// Whether the peer will send nothing more (it half-closed or closed: `POLLRDHUP`), asked
+    /// of the kernel now, without reading.
+    pub fn peer_done_sending(&self) -> bool {
+        crate::sys::sockopt::peer_done_sending(&self.fd())
     }
 
     /// The peer's address, for TCP streams.

@@ -445,6 +445,48 @@ fn unix_sockets_path_and_abstract() {
     });
 }
 
+/// A Unix peer that closed with bytes it had not read is gone abortively, its `ECONNRESET`
+/// left for the read after the bytes it sent; one that read everything before it closed is
+/// not: its end is a clean end of file.
+#[test]
+fn a_unix_peer_closing_with_bytes_unread_is_gone_abortively() {
+    use std::io::{Read, Write};
+    runtime().block_on(async {
+        for unread in [true, false] {
+            let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+            ours.set_nonblocking(true).unwrap();
+            let stream = Stream::Unix(tokio::net::UnixStream::from_std(ours).unwrap());
+            stream.write_ready().await.unwrap();
+            assert_eq!(stream.try_write(b"hello").unwrap(), 5);
+            theirs.write_all(b"bye").unwrap();
+            if !unread {
+                theirs.read_exact(&mut [0u8; 5]).unwrap();
+            }
+            drop(theirs);
+            assert_eq!(stream.gone_abortively(), unread, "unread: {unread}");
+            if unread {
+                tokio::time::timeout(Duration::from_secs(20), stream.aborted())
+                    .await
+                    .expect("aborted");
+            }
+            let mut buf = [0u8; 8];
+            stream.read_ready().await.unwrap();
+            assert_eq!(
+                stream.try_read(&mut buf).unwrap(),
+                3,
+                "the bytes come first"
+            );
+            let end = stream.try_read(&mut buf).map_err(|e| e.kind());
+            let expected = if unread {
+                Err(std::io::ErrorKind::ConnectionReset)
+            } else {
+                Ok(0)
+            };
+            assert_eq!(end, expected, "unread: {unread}");
+        }
+    });
+}
+
 #[test]
 fn stale_socket_file_is_replaced_but_regular_files_are_not() {
     runtime().block_on(async {

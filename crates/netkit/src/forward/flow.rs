@@ -275,9 +275,9 @@ pub(super) async fn both_ends<A, B, E: Failure>(
 /// Completes when `src`, the source of direction `dir`, is gone abortively
 /// ([`Stream::aborted`]) while `dst`, where the direction writes, has taken none of the bytes
 /// waiting for it for [`acks::STALL`]. The direction reads `src` only between its writes, so
-/// it would see that error only once `dst` moves, maybe never: a client that reset while the
-/// forwarder waited on the target both ways (to write to it, and to read it) kept the
-/// connection for good. Directly, `dst`'s peer would get the reset at once; here it gets it
+/// it would see that error only once `dst` moves, maybe never: a client that reset (or, on a
+/// Unix socket, closed with bytes it had not read) while the forwarder waited on the target
+/// both ways (to write to it, and to read it) kept the connection for good. Directly, `dst`'s peer would get the reset at once; here it gets it
 /// once it has stalled, as a peer that stops reading a side run to its end does
 /// ([`read_to_the_end`]). Until then the error is left in `src`, which the direction reads
 /// after the bytes before it, and passes on after delivering them.
@@ -329,8 +329,15 @@ async fn read_to_the_end<T, E: Failure>(
 const STALL_POLL: Duration = Duration::from_secs(1);
 
 /// Reads `stream` and throws the bytes away until its end of file or an error, then waits
-/// for good.
+/// for good. A Unix stream keeps its last byte unread ([`super::io::discard_but_one`]): it is
+/// owed a reset, and a Unix stream has no other than a close with bytes unread (its peer then
+/// reads `ECONNRESET` after what it was sent, as from a Unix server that closed so, where an
+/// end of file would pass a cut stream for a whole one).
 async fn discard(stream: &Stream) {
+    if stream.unread_here().is_some() {
+        let _ = super::io::discard_but_one(stream).await;
+        return std::future::pending().await;
+    }
     while let Ok(n) = super::io::read_with(stream, <[u8]>::len).await {
         if n == 0 {
             break;

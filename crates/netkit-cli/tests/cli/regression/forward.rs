@@ -634,12 +634,23 @@ fn forward_client_reset_left_a_target_that_writes_before_it_reads_hanging_for_go
 fn fill_then_reset(listen: SocketAddr) -> usize {
     let client = connect(listen);
     client.set_nonblocking(true).unwrap();
+    let sent = fill(&client);
+    abort(client);
+    sent
+}
+
+/// Writes to non-blocking `client` until it takes no more (50 writes in a row, 10 ms apart,
+/// took nothing). Returns what it wrote.
+fn fill<S>(client: &S) -> usize
+where
+    for<'a> &'a S: Write,
+{
     let chunk = [5u8; 65536];
     let (mut sent, mut refused) = (0, 0);
     let start = std::time::Instant::now();
-    // Full once 50 writes in a row, 10 ms apart, took nothing.
+    let mut writer = client;
     while refused < 50 && sent < 64 << 20 && start.elapsed() < PATIENCE {
-        match (&client).write(&chunk) {
+        match writer.write(&chunk) {
             Ok(n) => (sent, refused) = (sent + n, 0),
             Err(err) if err.kind() == ErrorKind::WouldBlock => {
                 refused += 1;
@@ -648,7 +659,6 @@ fn fill_then_reset(listen: SocketAddr) -> usize {
             Err(err) => panic!("client write: {err}"),
         }
     }
-    abort(client);
     sent
 }
 
@@ -715,6 +725,169 @@ fn forward_client_reset_went_unseen_while_both_directions_waited_on_a_unix_targe
     assert!(
         reset_pending(&server, PATIENCE),
         "netkit: the target's connection stayed"
+    );
+    fw.wait_for(|l| l.contains(" reset"), 1);
+}
+
+/// A target's first bytes, which the client of [`fill_then_close_unix`] never reads.
+const GREETING: &[u8] = b"hello from the target\n";
+
+/// Sends [`GREETING`] on the first connection `accept` gives, then hands that connection
+/// over; the target reads nothing and writes nothing more.
+fn greeting_target<S: Write + Send + 'static>(
+    accept: impl FnOnce() -> std::io::Result<S> + Send + 'static,
+) -> std::sync::mpsc::Receiver<S> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        if let Ok(mut stream) = accept() {
+            stream.write_all(GREETING).unwrap();
+            let _ = tx.send(stream);
+        }
+    });
+    rx
+}
+
+/// A Unix-socket client of `path`: waits until the target's greeting is in its receive
+/// queue, fills the connection without reading it, then closes. A Unix stream closed with
+/// bytes unread gives its peer `ECONNRESET` (the kernel's reset of a Unix stream), as a TCP
+/// socket closed so sends a reset.
+fn fill_then_close_unix(path: &std::path::Path) {
+    let client = std::os::unix::net::UnixStream::connect(path).unwrap();
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(
+        std::os::fd::AsFd::as_fd(&client),
+        PollFlags::POLLIN,
+    )];
+    let greeted = poll(&mut fds, PollTimeout::try_from(PATIENCE).unwrap()).unwrap();
+    assert_eq!(greeted, 1, "the greeting never came");
+    client.set_nonblocking(true).unwrap();
+    fill(&client);
+}
+
+/// A Unix-socket client (listen `unix:PATH`) that filled the connection to a target reading
+/// nothing, and closed without reading the target's greeting: the forwarder's client leg got
+/// `ECONNRESET`, the Unix stream's reset, but both directions waited on the target (one to
+/// write to it, one to read it) and the watch for a source gone abortively knew TCP alone
+/// (`TCP_INFO`'s closed state), so the target kept the connection for good (no `conn` line
+/// until it closed). Directly (a Unix server) the target sees the reset at once; socat and
+/// HAProxy hold the connection as netkit did. Now a Unix source with its error pending is
+/// gone abortively too, given up once the target has taken nothing for 10 s, and the target
+/// gets the reset.
+#[test]
+fn forward_unix_client_closing_with_unread_data_went_unseen_while_both_directions_waited() {
+    let dir = tempfile::tempdir().unwrap();
+    let direct = dir.path().join("direct.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&direct).unwrap();
+    let accepted = greeting_target(move || listener.accept().map(|(s, _)| s));
+    fill_then_close_unix(&direct);
+    let server = accepted.recv_timeout(PATIENCE).unwrap();
+    assert!(reset_pending(&server, PATIENCE), "direct: no reset");
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = listener.local_addr().unwrap();
+    let accepted = greeting_target(move || listener.accept().map(|(s, _)| s));
+    let listen = dir.path().join("l.sock");
+    let fw = Forwarder::start(&[
+        "forward",
+        &format!("unix:{}", listen.display()),
+        &target.to_string(),
+    ]);
+    fill_then_close_unix(&listen);
+    let mut server = accepted.recv_timeout(PATIENCE).unwrap();
+    assert!(
+        reset_pending(&server, PATIENCE),
+        "netkit: the target's connection stayed"
+    );
+    fw.wait_for(|l| l.contains(" reset"), 1);
+    let mut sink = Vec::new();
+    server.set_read_timeout(Some(PATIENCE)).unwrap();
+    let end = server.read_to_end(&mut sink);
+    assert_eq!(
+        end.map_err(|e| e.kind()).err(),
+        Some(ErrorKind::ConnectionReset),
+        "netkit: the target's stream ended cleanly after {} B",
+        sink.len()
+    );
+}
+
+/// A target that writes until the connection takes no more (its reply, which its client
+/// does not read yet), reads 416 bytes of what comes, then resets (on a Unix socket, closes
+/// with the rest unread: the Unix stream's reset).
+fn fill_then_reset_after_416<S>(
+    accept: impl FnOnce() -> std::io::Result<S> + Send + 'static,
+    nonblocking: fn(&S, bool),
+    reset: fn(S),
+) where
+    S: Read + Send + 'static,
+    for<'a> &'a S: Write,
+{
+    thread::spawn(move || {
+        if let Ok(mut stream) = accept() {
+            nonblocking(&stream, true);
+            fill(&stream);
+            nonblocking(&stream, false);
+            let _ = stream.read_exact(&mut [0u8; 416]);
+            reset(stream);
+        }
+    });
+}
+
+/// A Unix-socket client of `path` that sends 16 MB before it reads (or what the connection
+/// takes before it breaks), half-closes, then reads to its end: whether the reset of its
+/// peer reached it, as the error of a write or of its last read.
+fn send_then_read_unix(path: &std::path::Path) -> (Option<ErrorKind>, Result<usize, ErrorKind>) {
+    let mut client = std::os::unix::net::UnixStream::connect(path).unwrap();
+    client.set_read_timeout(Some(PATIENCE)).unwrap();
+    let sent = client.write_all(&vec![7u8; 16 << 20]).map_err(|e| e.kind());
+    let _ = client.shutdown(std::net::Shutdown::Write);
+    let mut got = Vec::new();
+    let end = client.read_to_end(&mut got).map_err(|e| e.kind());
+    (sent.err(), end)
+}
+
+/// A target that reset while a client on a `unix:` listen was still sending reached that
+/// client as a clean end of file after the target's bytes, its writes all taken: the reset
+/// met a write to the target, and the client's bytes the target would never take were read
+/// and thrown away while the target's last bytes went to the client; the forwarder then
+/// closed a Unix stream with nothing left unread, which is an end of file (a Unix stream's
+/// reset is a close with bytes unread). Directly, a Unix server that closes with the
+/// client's bytes unread fails the client's next write (`EPIPE`) or gives its read
+/// `ECONNRESET`. Now the forwarder keeps the last of the thrown-away bytes unread, and the
+/// client reads the target's bytes, then `ECONNRESET`.
+#[test]
+fn forward_target_reset_reached_a_unix_client_as_a_clean_end_of_file() {
+    use std::os::unix::net::UnixStream;
+    let dir = tempfile::tempdir().unwrap();
+    let direct = dir.path().join("direct.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&direct).unwrap();
+    fill_then_reset_after_416(
+        move || listener.accept().map(|(s, _)| s),
+        |s: &UnixStream, on| s.set_nonblocking(on).unwrap(),
+        drop,
+    );
+    let (write_err, end) = send_then_read_unix(&direct);
+    assert!(
+        write_err.is_some() || end == Err(ErrorKind::ConnectionReset),
+        "direct: the client saw no reset: {write_err:?}, {end:?}"
+    );
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = listener.local_addr().unwrap();
+    fill_then_reset_after_416(
+        move || listener.accept().map(|(s, _)| s),
+        |s: &TcpStream, on| s.set_nonblocking(on).unwrap(),
+        abort,
+    );
+    let listen = dir.path().join("l.sock");
+    let fw = Forwarder::start(&[
+        "forward",
+        &format!("unix:{}", listen.display()),
+        &target.to_string(),
+    ]);
+    let (write_err, end) = send_then_read_unix(&listen);
+    assert!(
+        write_err.is_some() || end == Err(ErrorKind::ConnectionReset),
+        "netkit: the client saw no reset: {write_err:?}, {end:?}"
     );
     fw.wait_for(|l| l.contains(" reset"), 1);
 }
