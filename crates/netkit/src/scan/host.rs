@@ -98,6 +98,11 @@ pub enum Retries {
 }
 
 impl Retries {
+    /// Whether the budget is fixed (`--retries`): it cannot grow to cover loss.
+    pub fn is_fixed(self) -> bool {
+        matches!(self, Retries::Fixed(_))
+    }
+
     /// The most tries a port may get.
     pub fn cap(self) -> u32 {
         match self {
@@ -280,6 +285,8 @@ pub struct HostScan {
     pub sent_order: VecDeque<(std::time::Instant, u64)>,
     /// Its timing probes.
     pub timing: Timing,
+    /// Its tries answered by TCP (a reset or a handshake) and timed out so far.
+    fates: (u32, u32),
     /// Whether [`HostScan::take_port_alternating`] gives a fresh port next.
     fresh_turn: bool,
     /// The state of the generator that orders retransmissions ([`HostScan::take_port`]).
@@ -316,6 +323,7 @@ impl HostScan {
             states: StateCounts::default(),
             sent_order: VecDeque::new(),
             timing: Timing::default(),
+            fates: (0, 0),
             fresh_turn: false,
             draws: 0x9e37_79b9_7f4a_7c15,
             loss: Loss::default(),
@@ -416,13 +424,28 @@ impl HostScan {
 
     /// Records a TCP answer (reset or handshake) to try number `tryno`.
     pub fn tcp_answer(&mut self, tryno: u32) {
+        self.fates.0 += 1;
         self.loss.record(tryno);
         self.max_answered_try = self.max_answered_try.max(tryno);
+    }
+
+    /// Records a try that timed out.
+    pub fn timed_out(&mut self) {
+        self.fates.1 += 1;
     }
 
     /// Records the end of a control probe (a timing probe): `answered`, or lost.
     pub fn control(&mut self, answered: bool) {
         self.loss.control(answered);
+    }
+
+    /// Whether no more than half of its tries that ended so far were answered by TCP: a
+    /// policer dropping most of them, or ports that drop probes
+    /// ([`super::pace::RateControl::budget_cut`]). Random loss on the path (20% each way) still
+    /// has most of them answered.
+    pub fn mostly_unanswered(&self) -> bool {
+        let (answered, silent) = self.fates;
+        answered <= silent
     }
 
     /// Whether too few of its ports answered for their tries to show the loss.

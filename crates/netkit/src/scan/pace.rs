@@ -296,6 +296,10 @@ pub struct RateControl {
     /// Whether lost controls cut the pace: from then on a raise needs controls that came
     /// back.
     control_cut: bool,
+    /// Whether a fixed budget's drop paced the host ([`RateControl::budget_cut`]).
+    budget_cut: bool,
+    /// When the first answer came, and the answers since that came a bucket later.
+    later_answers: Option<(Instant, u32)>,
 }
 
 /// A cut for lost controls on trial: undone (back to `before`) when the controls after it are
@@ -334,6 +338,8 @@ impl RateControl {
     /// retransmission got it. Returns the new rate when this cut it.
     pub fn answer(&mut self, sent: Instant, dropped: bool, now: Instant) -> Option<f64> {
         self.answers.add(now);
+        let (first, later) = self.later_answers.get_or_insert((now, 0));
+        *later += u32::from(now >= *first + Meter::BUCKET);
         if let Some(trial) = &mut self.trial {
             if sent >= trial.at {
                 trial.after.add(dropped, now);
@@ -477,6 +483,34 @@ impl RateControl {
             self.control_cut = true;
             self.cut_to(through, now)
         })
+    }
+
+    /// Paces an unpaced host at the rate answers came back at lately, and at most at the rate
+    /// they came at since the first ones (a policer's burst passed those at once), once per
+    /// host: the caller saw a drop where a fixed budget (`--retries`) is being spent on tries
+    /// that mostly go unanswered (see the module's documentation). Returns the new rate.
+    pub fn budget_cut(&mut self, now: Instant) -> Option<f64> {
+        if self.spacing.is_some() || self.budget_cut {
+            return None;
+        }
+        let since_first = self.since_first(now).unwrap_or(f64::INFINITY);
+        let through = self.answers.recent(now).min(since_first);
+        if through <= 0.0 {
+            return None;
+        }
+        self.budget_cut = true;
+        let rate = through.max(MIN_RATE);
+        self.set(rate, now);
+        Some(rate)
+    }
+
+    /// Answers per second since a [`Meter::BUCKET`] after the first one, counting only those:
+    /// past the answers to the scan's first window, which a policer's burst lets through at
+    /// once. `None` before a bucket of them passed.
+    fn since_first(&self, now: Instant) -> Option<f64> {
+        let (first, later) = self.later_answers?;
+        let span = now.checked_duration_since(first + Meter::BUCKET)?;
+        (span >= Meter::BUCKET).then(|| f64::from(later) / span.as_secs_f64())
     }
 
     /// Paces the host below the best rate answers came back at lately (and below its current

@@ -1030,6 +1030,9 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         if slower && cut.is_none() {
             cut = Some(host.rate.cut(now));
         }
+        if dropped && cut.is_none() && budget.retries.is_fixed() && host.mostly_unanswered() {
+            cut = host.rate.budget_cut(now);
+        }
         if let Some(rate) = cut {
             tracing::debug!(
                 "scan {}: drops, pacing at {rate:.0}/s",
@@ -1381,6 +1384,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             return;
         };
         host.window.lapse();
+        host.timed_out();
         let sent = host.pending.get(&rec.port).map_or(0, |p| p.sent);
         if sent == rec.tryno + 1 {
             if sent < host.allowed_tries(&budget) {
