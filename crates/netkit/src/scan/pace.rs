@@ -36,7 +36,17 @@
 //! 66 a second for its 50, and raised the pace past it. And a cut for lost controls goes below
 //! the answers' rate over the latter half of the meter's span when that is less
 //! ([`Meter::recent`]): over the whole span, a policer's first burst, passed at once, counted
-//! as its rate. Time is an input.
+//! as its rate.
+//!
+//! A fixed budget (`--retries`) cannot wait for ten drops: behind a policer passing 10 SYNs a
+//! second, a budget of two tries shows a drop only when a port's second try got through, and
+//! most ports' last tries had left before the third did. So where a fixed budget's tries
+//! mostly go unanswered (no more than half of a host's first tries answered), the host's first
+//! drop paces it at once ([`RateControl::budget_cut`], once per host) at the rate answers came
+//! back at, past the first ones. Its trial is the scheduler's (`host::FirstTries`: the tries
+//! sent after it must be answered far more often, or [`RateControl::undo_budget_cut`]), as
+//! random loss of 25-30 % each way leaves half of the first tries unanswered too. The usual
+//! raises and cuts follow. Time is an input.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -296,8 +306,9 @@ pub struct RateControl {
     /// Whether lost controls cut the pace: from then on a raise needs controls that came
     /// back.
     control_cut: bool,
-    /// Whether a fixed budget's drop paced the host ([`RateControl::budget_cut`]).
-    budget_cut: bool,
+    /// Whether a fixed budget's drop paced the host ([`RateControl::budget_cut`]), and at
+    /// what rate.
+    budget_cut: Option<Option<f64>>,
     /// When the first answer came, and the answers since that came a bucket later.
     later_answers: Option<(Instant, u32)>,
 }
@@ -490,7 +501,7 @@ impl RateControl {
     /// host: the caller saw a drop where a fixed budget (`--retries`) is being spent on tries
     /// that mostly go unanswered (see the module's documentation). Returns the new rate.
     pub fn budget_cut(&mut self, now: Instant) -> Option<f64> {
-        if self.spacing.is_some() || self.budget_cut {
+        if self.spacing.is_some() || self.budget_cut.is_some() {
             return None;
         }
         let since_first = self.since_first(now).unwrap_or(f64::INFINITY);
@@ -498,10 +509,20 @@ impl RateControl {
         if through <= 0.0 {
             return None;
         }
-        self.budget_cut = true;
         let rate = through.max(MIN_RATE);
+        self.budget_cut = Some(Some(rate));
         self.set(rate, now);
         Some(rate)
+    }
+
+    /// Undoes the cut of [`RateControl::budget_cut`] and the cuts for drops that followed it
+    /// (random loss, not a limit, as its trial found): the host is unpaced again.
+    pub fn undo_budget_cut(&mut self, now: Instant) {
+        if let Some(Some(rate)) = self.budget_cut.replace(None) {
+            tracing::debug!("pace: a fixed budget's cut to {rate:.0}/s was no help: undone");
+            self.spacing = None;
+            self.restart(now);
+        }
     }
 
     /// Answers per second since a [`Meter::BUCKET`] after the first one, counting only those:
