@@ -306,8 +306,8 @@ pub struct RateControl {
     /// Whether lost controls cut the pace: from then on a raise needs controls that came
     /// back.
     control_cut: bool,
-    /// Whether a fixed budget's drop paced the host ([`RateControl::budget_cut`]), and at
-    /// what rate.
+    /// A fixed budget's cut ([`RateControl::budget_cut`]): `None` before it, `Some(Some(rate))`
+    /// while it stands, `Some(None)` once undone (there is one per host).
     budget_cut: Option<Option<f64>>,
     /// When the first answer came, and the answers since that came a bucket later.
     later_answers: Option<(Instant, u32)>,

@@ -1266,8 +1266,8 @@ fn a_lossy_policed_host_keeps_its_open_ports_among_dropped_ones() {
 /// nmap -sS 19-24 in 4 s. Every try left within 0.6 s, before any pace cut: a cut for drops
 /// needs ten, and a budget of two tries shows a drop only when a port's second try got through
 /// (three here). Here 49 wrong on every seed, connect and `--syn`. Now the first drop paces a
-/// host whose tries mostly go unanswered under a fixed budget (`RateControl::budget_cut`): 6-8,
-/// the ports whose second try left before it.
+/// host whose first tries mostly go unanswered under a fixed budget (`RateControl::budget_cut`):
+/// 8 (connect) and 6-10 (`--syn`), the ports whose second try left before that drop.
 #[test]
 fn a_small_fixed_budget_behind_a_strict_policer_is_paced_at_its_first_drop() {
     let mut wrong = Vec::new();
