@@ -36,7 +36,17 @@
 //! 66 a second for its 50, and raised the pace past it. And a cut for lost controls goes below
 //! the answers' rate over the latter half of the meter's span when that is less
 //! ([`Meter::recent`]): over the whole span, a policer's first burst, passed at once, counted
-//! as its rate. Time is an input.
+//! as its rate.
+//!
+//! A fixed budget (`--retries`) cannot wait for ten drops: behind a policer passing 10 SYNs a
+//! second, a budget of two tries shows a drop only when a port's second try got through, and
+//! most ports' last tries had left before the third did. So where a fixed budget's tries
+//! mostly go unanswered (no more than half of a host's first tries answered), the host's first
+//! drop paces it at once ([`RateControl::budget_cut`], once per host) at the rate answers came
+//! back at, past the first ones. Its trial is the scheduler's (`host::FirstTries`: the tries
+//! sent after it must be answered far more often, or [`RateControl::undo_budget_cut`]), as
+//! random loss of 25-30 % each way leaves half of the first tries unanswered too. The usual
+//! raises and cuts follow. Time is an input.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -296,6 +306,11 @@ pub struct RateControl {
     /// Whether lost controls cut the pace: from then on a raise needs controls that came
     /// back.
     control_cut: bool,
+    /// A fixed budget's cut ([`RateControl::budget_cut`]): `None` before it, `Some(Some(rate))`
+    /// while it stands, `Some(None)` once undone (there is one per host).
+    budget_cut: Option<Option<f64>>,
+    /// When the first answer came, and the answers since that came a bucket later.
+    later_answers: Option<(Instant, u32)>,
 }
 
 /// A cut for lost controls on trial: undone (back to `before`) when the controls after it are
@@ -334,6 +349,8 @@ impl RateControl {
     /// retransmission got it. Returns the new rate when this cut it.
     pub fn answer(&mut self, sent: Instant, dropped: bool, now: Instant) -> Option<f64> {
         self.answers.add(now);
+        let (first, later) = self.later_answers.get_or_insert((now, 0));
+        *later += u32::from(now >= *first + Meter::BUCKET);
         if let Some(trial) = &mut self.trial {
             if sent >= trial.at {
                 trial.after.add(dropped, now);
@@ -477,6 +494,44 @@ impl RateControl {
             self.control_cut = true;
             self.cut_to(through, now)
         })
+    }
+
+    /// Paces an unpaced host at the rate answers came back at lately, and at most at the rate
+    /// they came at since the first ones (a policer's burst passed those at once), once per
+    /// host: the caller saw a drop where a fixed budget (`--retries`) is being spent on tries
+    /// that mostly go unanswered (see the module's documentation). Returns the new rate.
+    pub fn budget_cut(&mut self, now: Instant) -> Option<f64> {
+        if self.spacing.is_some() || self.budget_cut.is_some() {
+            return None;
+        }
+        let since_first = self.since_first(now).unwrap_or(f64::INFINITY);
+        let through = self.answers.recent(now).min(since_first);
+        if through <= 0.0 {
+            return None;
+        }
+        let rate = through.max(MIN_RATE);
+        self.budget_cut = Some(Some(rate));
+        self.set(rate, now);
+        Some(rate)
+    }
+
+    /// Undoes the cut of [`RateControl::budget_cut`] and the cuts for drops that followed it
+    /// (random loss, not a limit, as its trial found): the host is unpaced again.
+    pub fn undo_budget_cut(&mut self, now: Instant) {
+        if let Some(Some(rate)) = self.budget_cut.replace(None) {
+            tracing::debug!("pace: a fixed budget's cut to {rate:.0}/s was no help: undone");
+            self.spacing = None;
+            self.restart(now);
+        }
+    }
+
+    /// Answers per second since a [`Meter::BUCKET`] after the first one, counting only those:
+    /// past the answers to the scan's first window, which a policer's burst lets through at
+    /// once. `None` before a bucket of them passed.
+    fn since_first(&self, now: Instant) -> Option<f64> {
+        let (first, later) = self.later_answers?;
+        let span = now.checked_duration_since(first + Meter::BUCKET)?;
+        (span >= Meter::BUCKET).then(|| f64::from(later) / span.as_secs_f64())
     }
 
     /// Paces the host below the best rate answers came back at lately (and below its current

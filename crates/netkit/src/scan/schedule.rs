@@ -692,7 +692,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             Reply::Phantom => self.phantom(rec),
             Reply::Silent | Reply::Answered(Answer::Nothing, _) => {
                 match rec.timed_out {
-                    false => self.after_timeout(rec),
+                    false => self.after_timeout(rec, now),
                     true => self.wait_ended(&rec),
                 }
                 Settled::Nothing
@@ -1030,6 +1030,16 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         if slower && cut.is_none() {
             cut = Some(host.rate.cut(now));
         }
+        if host.first_tries.ended(rec.at, rec.tryno, true) {
+            host.rate.undo_budget_cut(now);
+        }
+        let policed = host.first_tries.mostly_unanswered();
+        if dropped && cut.is_none() && budget.retries.is_fixed() && policed {
+            cut = host.rate.budget_cut(now);
+            if cut.is_some() {
+                host.first_tries.cut(now);
+            }
+        }
         if let Some(rate) = cut {
             tracing::debug!(
                 "scan {}: drops, pacing at {rate:.0}/s",
@@ -1329,7 +1339,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
                     self.close(id);
                     self.control(&rec, false, now);
                 }
-                _ => self.time_out(id, rec),
+                _ => self.time_out(id, rec, now),
             }
         }
         for slot in 0..self.hosts.len() {
@@ -1356,7 +1366,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
     }
 
     /// Marks probe `id` timed out; its socket lingers for a late answer.
-    fn time_out(&mut self, id: ProbeId, rec: Sent) {
+    fn time_out(&mut self, id: ProbeId, rec: Sent, now: Instant) {
         if let Some(rec) = self.probes.get_mut(&id) {
             rec.timed_out = true;
             rec.in_window = false;
@@ -1368,11 +1378,11 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             self.lingering.pop_front();
         }
         self.lingering.push_back(id);
-        self.after_timeout(rec);
+        self.after_timeout(rec, now);
     }
 
     /// A try went unanswered: retransmit its port, bench it or filter it.
-    fn after_timeout(&mut self, rec: Sent) {
+    fn after_timeout(&mut self, rec: Sent, now: Instant) {
         self.leave_flight(&rec);
         self.window.lapse();
         let budget = self.budget();
@@ -1381,6 +1391,9 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             return;
         };
         host.window.lapse();
+        if host.first_tries.ended(rec.at, rec.tryno, false) {
+            host.rate.undo_budget_cut(now);
+        }
         let sent = host.pending.get(&rec.port).map_or(0, |p| p.sent);
         if sent == rec.tryno + 1 {
             if sent < host.allowed_tries(&budget) {
