@@ -22,10 +22,11 @@
 //!   four times in a row;
 //! - after two windows as good as normal, the rate creeps back up, up to the ceiling (or to
 //!   what got through when the far side throttled);
-//! - without retries (`--retries 0`: a lost probe is a lost answer), most of the first few
-//!   controls lost is enough to slow down, to the rate answers came back at, before any
-//!   window is judged, and a probe sent before enough controls judge its epoch counts as a try
-//!   only if four or more show under a third lost (see [`Meter::eager`]).
+//! - most of the first few controls lost is enough to slow down, to the rate answers came
+//!   back at, before any window is judged (`Meter::early_collapse`);
+//! - without retries (`--retries 0`: a lost probe is a lost answer), a probe sent before
+//!   enough controls judge its epoch counts as a try only if four or more show under a third
+//!   lost (see [`Meter::eager`]).
 //!
 //! A control counts as lost only once the answer to a *later* control arrived more than the
 //! timeout after it was sent (answers are read in the order they arrive), so a sweep that
@@ -217,11 +218,18 @@ pub struct Meter {
     answers: u32,
     /// Windows judged this round.
     windows: u32,
-    /// Whether a lost probe is a lost answer (`--retries 0`): then the sweep slows down as
-    /// soon as most controls are lost ([`Meter::early_collapse`]), and a probe counts as a try
-    /// in an epoch too thin to judge only if the controls show the way clean
-    /// ([`Meter::clean`]).
+    /// Whether a lost probe is a lost answer (`--retries 0`): then a probe counts as a try in
+    /// an epoch too thin to judge only if the controls show the way clean ([`Meter::clean`]).
     eager: bool,
+    /// Whether most of the first controls lost may slow the sweep before any window is judged
+    /// ([`Meter::early_collapse`]; off only in tests of the windows alone).
+    early: bool,
+    /// The rate of this round's early slow-down, the rate answers came back at (see
+    /// [`Meter::paced`]).
+    early_rate: Option<u64>,
+    /// Whether an earlier round of this sweep (`--every`) was run: then a sweep with retries
+    /// slows down only as its windows say (see [`Meter::early_collapse`]).
+    later: bool,
 }
 
 impl Meter {
@@ -254,14 +262,25 @@ impl Meter {
             answers: 0,
             windows: 0,
             eager: false,
+            early: true,
+            early_rate: None,
+            later: false,
+        }
+    }
+
+    /// The same meter, slowing down only as its windows say (tests of the windows alone).
+    #[cfg(test)]
+    fn windows_only(self) -> Self {
+        Meter {
+            early: false,
+            ..self
         }
     }
 
     /// The same meter, eager or not: eager for a sweep without retries (`--retries 0`), where
-    /// a lost probe is a lost answer. An eager meter slows down as soon as most of the first
-    /// few controls are lost, before any window is judged, and while too few controls were
-    /// sent to judge an epoch, counts its probes as tries only once four or more show under a
-    /// third lost (see [`Meter::wasted`]).
+    /// a lost probe is a lost answer. While too few controls were sent to judge an epoch, an
+    /// eager meter counts its probes as tries only once four or more show under a third lost
+    /// (see [`Meter::wasted`]).
     pub fn eager(self, eager: bool) -> Self {
         Meter { eager, ..self }
     }
@@ -271,13 +290,22 @@ impl Meter {
     pub fn start_round(&mut self) {
         let last = Meter::new(self.ceiling);
         let old = std::mem::replace(self, last);
-        self.rate = old.rate;
-        self.epochs = vec![Epoch::new(old.rate)];
+        self.limit = ((old.limit as f64 * SPEED_UP) as u64).min(self.ceiling);
+        self.rate = match old.early_rate {
+            // The early slow-down went to the rate answers came back at, waits included, and
+            // a small round has no windows to raise it: the next round starts faster.
+            Some(_) => ((old.rate as f64 * SPEED_UP) as u64)
+                .min(self.limit)
+                .max(old.rate),
+            None => old.rate,
+        };
+        self.epochs = vec![Epoch::new(self.rate)];
         self.usual = old.usual;
         self.suspicious = old.suspicious;
         self.carried = old.seen().unwrap_or(old.carried);
         self.eager = old.eager;
-        self.limit = ((old.limit as f64 * SPEED_UP) as u64).min(self.ceiling);
+        self.early = old.early;
+        self.later = old.later || old.began.is_some();
     }
 
     /// Probes per second now.
@@ -675,12 +703,27 @@ impl Meter {
         let (ok, lost) = window;
         let answered = f64::from(ok) / f64::from(ok + lost);
         let raised = answered >= (trial.answered * CURED).max(trial.answered + 0.2);
-        if raised && clearly_more(window, self.reference(&trial), CURE_Z) {
+        // An early trial is weighed against the handful of controls that began it: a cure
+        // needs as much certainty as a claim at the round's end.
+        let sure = match trial.early {
+            true => significantly_more(window, self.reference(&trial), CLAIM_Z),
+            false => clearly_more(window, self.reference(&trial), CURE_Z),
+        };
+        if raised && sure {
             return Some(self.cured(trial, answered));
         }
         if trial.early {
-            // Too little was seen before it to judge it further: the windows take it from
-            // the rate before, as if it had not been tried.
+            if raised {
+                // Slower answered more, too little yet to be sure: the trial goes on at this
+                // rate, judged as any other by the next window or at the round's end.
+                self.trial = Some(Trial {
+                    early: false,
+                    ..trial
+                });
+                return None;
+            }
+            // Slower answered no more: the windows take it from the rate before, as if it
+            // had not been tried.
             self.set_rate(trial.from);
             return None;
         }
@@ -935,8 +978,7 @@ impl Meter {
 
     /// Whether at least four of this round's controls were resolved or are overdue, and at
     /// least two thirds of them lost: too few to judge a window by, and to call the loss sure
-    /// ([`Meter::losing`]), but enough for an eager meter to slow down at once (see
-    /// [`Meter::early_collapse`]).
+    /// ([`Meter::losing`]), but enough to slow down at once (see [`Meter::early_collapse`]).
     fn mostly_lost(&self) -> bool {
         let (ok, lost) = self.totals();
         let lost = lost + self.overdue();
@@ -964,6 +1006,16 @@ impl Meter {
         (self.ceiling / 100).max(10).min(self.ceiling)
     }
 
+    /// The slowest rate an early slow-down ([`Meter::early_collapse`]) goes to: half the
+    /// floor (50/s at the default 10000/s), at least 10/s. The rate answers came back at
+    /// over the first probes is all it goes by, and behind a policer under the floor (a
+    /// bucket that was empty as the sweep began) a trial at the floor answers about half,
+    /// too little to tell a policer from random loss; one window at half the floor costs
+    /// little.
+    fn early_floor(&self) -> u64 {
+        (self.floor() / 2).max(10).min(self.ceiling)
+    }
+
     /// Answers per second from live hosts since the round was first looked at: what got
     /// through, whatever was sent (`None` before the round was looked at).
     fn delivered(&self, now: Instant) -> Option<u64> {
@@ -971,30 +1023,44 @@ impl Meter {
         (elapsed > 0.0).then(|| (f64::from(self.answers) / elapsed) as u64)
     }
 
-    /// For a sweep without retries (an eager meter), before any window of this round was
-    /// judged, most controls lost ([`Meter::mostly_lost`], the overdue ones counted): a
-    /// slow-down is put on trial at once, to the rate answers came back at so far (at least
-    /// [`Meter::floor`], at most half the rate). The next window judges it: a cure is reported
-    /// as any other; otherwise the rate goes back and the windows go on as if it had not been
-    /// tried (a handful of controls at the faster rate is too little to weigh a trial on).
-    /// With no retries a lost probe is a lost answer, so once loss shows the sweep sends no
-    /// faster than answers come back. It waited for a window that a small range's few
-    /// probes could not fill: behind a policer of 100/s a /26 sent its re-probes in waves at
-    /// 10000/s, about a second apart, each of which the policer's burst (10) let through, and
-    /// the slow-downs that came at last (to 2250/s or 375/s) were still far above what it
-    /// passes, so that the loss was taken for the network's: 4-6 s, or 42 of 64 hosts found.
-    /// (With retries, each target gets two probes at least and the windows have time to tell;
-    /// there the early slow-down cost claims of throttling behind a policer of 50/s, under
-    /// the floor.)
+    /// Before any window of this round was judged, most controls lost
+    /// ([`Meter::mostly_lost`], the overdue ones counted; with retries, in the sweep's first
+    /// round only, the loss sure: [`Meter::losing`]): a slow-down is put on trial at once,
+    /// to the rate answers came back at so far (at least [`Meter::early_floor`], at most half
+    /// the rate). The next window judges it: a cure is reported when slower answered more by
+    /// more than chance against the handful of controls that began it (the two-proportion test
+    /// of a claim at the round's end, `CLAIM_Z`); when slower answered more but not surely, the
+    /// trial goes on as any other (the next window, or the round's end, judges it); when it
+    /// answered no more, the rate goes back and the windows go on as if it had not been tried.
+    /// Once loss shows, the sweep sends no faster than answers come back. It waited for a
+    /// window that a small range's few probes could not fill: behind a policer of 100/s a /26
+    /// sent its re-probes in waves at 10000/s, about a second apart, each of which the
+    /// policer's burst (10) let through, and the slow-downs that came at last (to 1250/s,
+    /// then 350-500/s) were still far above what it passes: 5.0-5.5 s with the default
+    /// retries (fping 0.6-1.0 s), and with `--retries 0` 4-6 s or 42 of 64 hosts found (the
+    /// first use, for `--retries 0` only). With retries too since stop 48: a cure at the next
+    /// window needed only the window's interval (`CURE_Z`) before, and took random loss
+    /// (three quarters of the round trips) for a policer in 2 sweeps of 200; going back when
+    /// slower answered more but not surely, and the floor at [`Meter::floor`], left policers
+    /// of 50/s whose bucket was empty at the start unreported (6 of 40 phases).
     fn early_collapse(&mut self, now: Instant) {
         let quiet = self.trial.is_some() || self.settling || self.dead || self.windows > 0;
-        if !self.eager || quiet || !self.suspicious || !self.mostly_lost() {
+        // With retries a lost probe is tried again: the loss must be sure ([`Meter::losing`]),
+        // not only likely, and only in a sweep's first round: later rounds (`--every`) start
+        // from the rate the earlier ones learned, and the controls to hosts that went down
+        // since look like a collapse (a /27 at 10% loss whose hosts came and went, 20 rounds:
+        // 3.4-5 s a round beside 2.3 s).
+        let lost = match self.eager {
+            true => self.mostly_lost(),
+            false => !self.later && self.losing(),
+        };
+        if !self.early || quiet || !self.suspicious || !lost {
             return;
         }
         let Some(delivered) = self.delivered(now) else {
             return;
         };
-        let to = delivered.min(self.rate / 2).max(self.floor());
+        let to = delivered.min(self.rate / 2).max(self.early_floor());
         if to >= self.rate {
             return;
         }
@@ -1016,6 +1082,17 @@ impl Meter {
         });
         self.good = 0;
         self.set_rate(to);
+        self.early_rate = Some(to);
+    }
+
+    /// Whether the sweep is paced to what gets through: a slow-down of this round was a cure
+    /// (the rate is under what got through), or the early slow-down to the rate answers came
+    /// back at is in force. Then the schedule needs no patient gaps between waves of re-probes
+    /// (module `schedule`): the pace spreads them. Behind a policer of 100/s a /26 whose
+    /// re-probes were paced to 114/s still waited 0.75 s between its second wave and its
+    /// third, with nothing in flight (1.4 s in all, fping 0.6-1.0 s).
+    pub fn paced(&self) -> bool {
+        self.throttled || self.early_rate == Some(self.rate)
     }
 
     /// Whether most probes to live hosts are being lost, as far as this round's controls
@@ -1202,7 +1279,7 @@ mod tests {
 
     #[test]
     fn a_policer_is_found_and_the_rate_settles_under_it() {
-        let mut meter = meter(10_000);
+        let mut meter = meter(10_000).windows_only();
         // A policer passing 1000/s: the share answered is 1000/rate.
         let police = |rate: u64, k: u32| (k as f64 * 0.618).fract() < 1000.0 / rate as f64;
         let throttles = run(&mut meter, 20, police);
@@ -1269,7 +1346,7 @@ mod tests {
     #[test]
     fn a_round_ending_on_a_slow_down_says_nothing_unless_slower_answered_more() {
         let eighth = |_: u64, k: u32| k % 8 == 0;
-        let mut lossy = meter(10_000);
+        let mut lossy = meter(10_000).windows_only();
         // 16 controls make the first (plain) window, 8 more go out slower.
         assert_eq!(run_controls(&mut lossy, 24, eighth), []);
         assert!(lossy.rate() < 10_000, "slowed down, on trial");
@@ -1277,7 +1354,7 @@ mod tests {
         assert!(!lossy.throttled());
         assert_eq!(lossy.rate(), 10_000, "back to what it was");
         // The same, but every control sent slower is answered: a policer.
-        let mut policed = meter(10_000);
+        let mut policed = meter(10_000).windows_only();
         let cure = |rate: u64, k: u32| rate < 10_000 || k % 8 == 0;
         assert_eq!(run_controls(&mut policed, 24, cure), []);
         let throttle = policed
@@ -1315,7 +1392,7 @@ mod tests {
     #[test]
     fn a_policer_found_at_the_end_of_a_small_round_is_reported() {
         let meter_of = meter;
-        let mut meter = meter_of(10_000);
+        let mut meter = meter_of(10_000).windows_only();
         let policer = |rate: u64, k: u32| match rate {
             1000.. => k % 16 == 0,
             101..=999 => k % 16 < 6,
@@ -1327,7 +1404,7 @@ mod tests {
         assert_eq!(throttle.map(|t| t.from), Some(10_000), "{:?}", meter.epochs);
         assert!(meter.throttled());
         // The same windows, but a quarter answered at 100/s as well: chance, no claim.
-        let mut lossy = meter_of(10_000);
+        let mut lossy = meter_of(10_000).windows_only();
         let chance = |rate: u64, k: u32| match rate {
             1000.. => k % 16 == 0,
             101..=999 => k % 16 < 6,
@@ -1338,23 +1415,29 @@ mod tests {
         assert!(!lossy.throttled());
     }
 
-    /// Without retries (an eager meter), four controls of which three are overdue, before any
-    /// window: the sweep slows down at once to the rate answers came back at (201 in 0.2 s),
-    /// on trial; a meter for a sweep with retries waits for a window.
+    /// Four controls of which three are overdue, before any window: without retries (an
+    /// eager meter) the sweep slows down at once to the rate answers came back at (201 in
+    /// 0.2 s), on trial; with retries it needs the loss sure (four of four lost), and then
+    /// does the same (it waited for a window: behind a policer of 100/s a /26 took 5 s, its
+    /// re-probes sent in waves far above what the policer passes).
     #[test]
-    fn without_retries_most_controls_lost_slow_the_sweep_at_once() {
-        for eager in [false, true] {
+    fn most_of_the_first_controls_lost_slow_the_sweep_at_once() {
+        for (eager, answered) in [(true, 1), (false, 1), (false, 0)] {
             let mut meter = meter(10_000).eager(eager);
             let start = Instant::now();
             assert_eq!(meter.expire(start, TIMEOUT), None);
             let sent = send_controls(&mut meter, 4, start);
             let rtt = Duration::from_millis(1);
-            meter.answered(sent[0], rtt, start + rtt);
+            for &index in &sent[..answered] {
+                meter.answered(index, rtt, start + rtt);
+            }
             assert_eq!(meter.expire(start + TIMEOUT * 2, TIMEOUT), None);
-            match eager {
+            match eager || answered == 0 {
                 true => {
-                    assert!(meter.on_trial(), "eager");
-                    assert!((950..=1050).contains(&meter.rate()), "{}", meter.rate());
+                    assert!(meter.on_trial(), "eager {eager}, {answered} answered");
+                    let least = meter.early_floor();
+                    let rate = meter.rate();
+                    assert!(rate == least || (950..=1050).contains(&rate), "{rate}");
                 }
                 false => assert_eq!((meter.on_trial(), meter.rate()), (false, 10_000)),
             }

@@ -276,8 +276,9 @@ impl Schedule {
 
     /// The queue whose front batch is due first, and when. Once a target rejected a probe
     /// itself (module `reject`), or the controls show most probes to live hosts lost (module
-    /// `loss`), the gaps are the patient ones: a rate limiter gives a wave of re-probes as
-    /// little room as the probes it just refused, unless the wave comes a window later.
+    /// `loss`) and the sweep is not paced to what gets through (`Meter::paced`), the gaps are
+    /// the patient ones: a rate limiter gives a wave of re-probes as little room as the probes
+    /// it just refused, unless the wave comes a window later.
     ///
     /// A batch that has had its most probes (`--retries` + 1) waits at least a control probe's
     /// timeout before it is judged, so that the controls sent with its probes tell whether
@@ -287,7 +288,7 @@ impl Schedule {
     /// echo requests/s came out with 10 of 64 hosts, those of the policer's burst (fping -r 0
     /// found them all). The round's last wait is longer anyway, so it ends no later.
     fn earliest(&self, view: View<'_>) -> Option<(usize, Instant)> {
-        let patient = view.rejections.seen() || view.meter.losing();
+        let patient = view.rejections.seen() || (view.meter.losing() && !view.meter.paced());
         let last = usize::from(self.max_attempts);
         self.waiting
             .iter()
