@@ -616,6 +616,21 @@ impl Stream {
         }
     }
 
+    /// Bytes a Unix stream's peer (or an `exec:` child) sent that wait here unread
+    /// (`FIONREAD`); `None` for TCP streams, or when the kernel does not say.
+    pub fn unread_here(&self) -> Option<usize> {
+        match self {
+            Stream::Unix(s) | Stream::Child(s, _) => crate::sys::sockopt::unread_here(s).ok(),
+            Stream::Tcp(_) => None,
+        }
+    }
+
+    /// Whether the peer will send nothing more (it half-closed or closed: `POLLRDHUP`), asked
+    /// of the kernel now, without reading.
+    pub fn peer_done_sending(&self) -> bool {
+        crate::sys::sockopt::peer_done_sending(&self.fd())
+    }
+
     /// The peer's address, for TCP streams.
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         match self {

@@ -329,8 +329,15 @@ async fn read_to_the_end<T, E: Failure>(
 const STALL_POLL: Duration = Duration::from_secs(1);
 
 /// Reads `stream` and throws the bytes away until its end of file or an error, then waits
-/// for good.
+/// for good. A Unix stream keeps its last byte unread ([`super::io::discard_but_one`]): it is
+/// owed a reset, and a Unix stream has no other than a close with bytes unread (its peer then
+/// reads `ECONNRESET` after what it was sent, as from a Unix server that closed so, where an
+/// end of file would pass a cut stream for a whole one).
 async fn discard(stream: &Stream) {
+    if stream.unread_here().is_some() {
+        let _ = super::io::discard_but_one(stream).await;
+        return std::future::pending().await;
+    }
     while let Ok(n) = super::io::read_with(stream, <[u8]>::len).await {
         if n == 0 {
             break;

@@ -92,6 +92,35 @@ pub(super) async fn read_with<R>(src: &Stream, f: impl FnOnce(&[u8]) -> R) -> io
     }
 }
 
+/// Reads and throws away what Unix stream `src` has waiting but its last byte, until its
+/// peer sends nothing more (or the stream fails). Closing a Unix stream with bytes unread is
+/// its reset: the byte kept makes the forwarder's close pass one on.
+pub(super) async fn discard_but_one(src: &Stream) -> io::Result<()> {
+    loop {
+        src.read_ready().await?;
+        // Asked inside `try_io`, so bytes that come after the count keep the readiness set.
+        let step = with_scratch(|buf| {
+            src.try_io(Interest::READABLE, || {
+                let waiting = src.unread_here().unwrap_or(0);
+                if waiting > 1 {
+                    let n = (waiting - 1).min(buf.len());
+                    return nix::unistd::read(src.fd(), &mut buf[..n]).map_err(io::Error::from);
+                }
+                if src.peer_done_sending() {
+                    return Ok(0);
+                }
+                Err(io::ErrorKind::WouldBlock.into())
+            })
+        });
+        match step {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+            Err(err) => return Err(err),
+        }
+    }
+}
+
 /// What one [`copy_some`] did.
 #[derive(Debug)]
 pub(super) enum Copied {
@@ -220,4 +249,36 @@ pub(super) async fn drain(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// What a Unix peer sends is thrown away but its last byte, which stays until the peer
+    /// has half-closed; closing then is the Unix stream's reset: the peer reads `ECONNRESET`.
+    #[test]
+    fn a_unix_stream_is_discarded_but_its_last_byte() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+            ours.set_nonblocking(true).unwrap();
+            let stream = Stream::Unix(tokio::net::UnixStream::from_std(ours).unwrap());
+            let sender = std::thread::spawn(move || {
+                theirs.write_all(&[1u8; 300_000]).unwrap();
+                theirs.shutdown(std::net::Shutdown::Write).unwrap();
+                theirs
+            });
+            discard_but_one(&stream).await.unwrap();
+            let mut theirs = sender.join().unwrap();
+            assert_eq!(stream.unread_here(), Some(1));
+            drop(stream);
+            let end = theirs.read(&mut [0u8; 8]).map_err(|e| e.kind());
+            assert_eq!(end, Err(io::ErrorKind::ConnectionReset));
+        });
+    }
 }

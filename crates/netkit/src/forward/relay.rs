@@ -10,7 +10,10 @@
 //! every byte relayed to it ([`acks::watch`]): a side that sent its last bytes and then reset
 //! is seen through the forwarder as directly, all of its bytes and then the reset; and when a
 //! write meets the reset of a side that closed, what that side sent before is still read and
-//! delivered first ([`super::flow::both_ends`]). (HAProxy
+//! delivered first ([`super::flow::both_ends`]). A Unix stream has no reset but a close with
+//! bytes unread (its peer reads `ECONNRESET` after what it was sent): a Unix side owed one
+//! gets it when bytes it sent are left unread, as the bytes thrown away after a reset keep
+//! their last one, and else reads an end of file. (HAProxy
 //! 2.6 passes a client's reset on to the server at once, losing what it still had to send,
 //! and turns a server's reset into a clean close.)
 //!

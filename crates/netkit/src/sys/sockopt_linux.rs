@@ -127,6 +127,37 @@ pub fn unacked<F: AsRawFd>(socket: &F) -> io::Result<usize> {
     Ok(usize::try_from(queued).unwrap_or(0))
 }
 
+nix::ioctl_read_bad!(
+    /// `ioctl(fd, FIONREAD, &mut n)`: the bytes waiting to be read on a socket.
+    fionread,
+    libc::FIONREAD,
+    libc::c_int
+);
+
+/// The bytes waiting to be read on a socket (`FIONREAD`, also named `SIOCINQ`); on a Unix
+/// stream socket, what its peer sent that this end has not read yet.
+pub fn unread_here<F: AsRawFd>(socket: &F) -> io::Result<usize> {
+    let mut queued: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int into `queued`, a live local; an fd that is not a
+    // socket only makes the call fail.
+    unsafe { fionread(socket.as_raw_fd(), &mut queued) }.map_err(io::Error::from)?;
+    Ok(usize::try_from(queued).unwrap_or(0))
+}
+
+/// Whether a socket's peer will send nothing more: it half-closed or closed (`POLLRDHUP` or
+/// `POLLHUP` from a `poll(2)` that does not wait). nix's `PollFlags` know no `POLLRDHUP` and
+/// read `revents` holding it as none at all, hence the call by hand.
+pub fn peer_done_sending<F: AsRawFd>(socket: &F) -> bool {
+    let mut fd = libc::pollfd {
+        fd: socket.as_raw_fd(),
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one pollfd, a live local, and a count of one; a timeout of 0 does not wait.
+    let ready = unsafe { libc::poll(&mut fd, 1, 0) };
+    ready == 1 && fd.revents & (libc::POLLRDHUP | libc::POLLHUP) != 0
+}
+
 /// What a TCP connection has been through, as `TCP_INFO` tells: segments in and out,
 /// retransmissions, round-trip estimates. A kernel older than the `libc` crate's structure
 /// fills only its own part; the rest reads 0 (nix's typed getter would panic there).

@@ -810,6 +810,88 @@ fn forward_unix_client_closing_with_unread_data_went_unseen_while_both_direction
     );
 }
 
+/// A target that writes until the connection takes no more (its reply, which its client
+/// does not read yet), reads 416 bytes of what comes, then resets (on a Unix socket, closes
+/// with the rest unread: the Unix stream's reset).
+fn fill_then_reset_after_416<S>(
+    accept: impl FnOnce() -> std::io::Result<S> + Send + 'static,
+    nonblocking: fn(&S, bool),
+    reset: fn(S),
+) where
+    S: Read + Send + 'static,
+    for<'a> &'a S: Write,
+{
+    thread::spawn(move || {
+        if let Ok(mut stream) = accept() {
+            nonblocking(&stream, true);
+            fill(&stream);
+            nonblocking(&stream, false);
+            let _ = stream.read_exact(&mut [0u8; 416]);
+            reset(stream);
+        }
+    });
+}
+
+/// A Unix-socket client of `path` that sends 16 MB before it reads (or what the connection
+/// takes before it breaks), half-closes, then reads to its end: whether the reset of its
+/// peer reached it, as the error of a write or of its last read.
+fn send_then_read_unix(path: &std::path::Path) -> (Option<ErrorKind>, Result<usize, ErrorKind>) {
+    let mut client = std::os::unix::net::UnixStream::connect(path).unwrap();
+    client.set_read_timeout(Some(PATIENCE)).unwrap();
+    let sent = client.write_all(&vec![7u8; 16 << 20]).map_err(|e| e.kind());
+    let _ = client.shutdown(std::net::Shutdown::Write);
+    let mut got = Vec::new();
+    let end = client.read_to_end(&mut got).map_err(|e| e.kind());
+    (sent.err(), end)
+}
+
+/// A target that reset while a client on a `unix:` listen was still sending reached that
+/// client as a clean end of file after the target's bytes, its writes all taken: the reset
+/// met a write to the target, and the client's bytes the target would never take were read
+/// and thrown away while the target's last bytes went to the client; the forwarder then
+/// closed a Unix stream with nothing left unread, which is an end of file (a Unix stream's
+/// reset is a close with bytes unread). Directly, a Unix server that closes with the
+/// client's bytes unread fails the client's next write (`EPIPE`) or gives its read
+/// `ECONNRESET`. Now the forwarder keeps the last of the thrown-away bytes unread, and the
+/// client reads the target's bytes, then `ECONNRESET`.
+#[test]
+fn forward_target_reset_reached_a_unix_client_as_a_clean_end_of_file() {
+    use std::os::unix::net::UnixStream;
+    let dir = tempfile::tempdir().unwrap();
+    let direct = dir.path().join("direct.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&direct).unwrap();
+    fill_then_reset_after_416(
+        move || listener.accept().map(|(s, _)| s),
+        |s: &UnixStream, on| s.set_nonblocking(on).unwrap(),
+        drop,
+    );
+    let (write_err, end) = send_then_read_unix(&direct);
+    assert!(
+        write_err.is_some() || end == Err(ErrorKind::ConnectionReset),
+        "direct: the client saw no reset: {write_err:?}, {end:?}"
+    );
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = listener.local_addr().unwrap();
+    fill_then_reset_after_416(
+        move || listener.accept().map(|(s, _)| s),
+        |s: &TcpStream, on| s.set_nonblocking(on).unwrap(),
+        abort,
+    );
+    let listen = dir.path().join("l.sock");
+    let fw = Forwarder::start(&[
+        "forward",
+        &format!("unix:{}", listen.display()),
+        &target.to_string(),
+    ]);
+    let (write_err, end) = send_then_read_unix(&listen);
+    assert!(
+        write_err.is_some() || end == Err(ErrorKind::ConnectionReset),
+        "netkit: the client saw no reset: {write_err:?}, {end:?}"
+    );
+    fw.wait_for(|l| l.contains(" reset"), 1);
+}
+
 /// Client → `listen` → target: the client sends `request`, the target reads its head and
 /// answers nothing, then the client resets. Whether the target sees the reset (without
 /// reading), within the patience.
