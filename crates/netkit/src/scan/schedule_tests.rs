@@ -1067,18 +1067,20 @@ fn a_spread_fixed_budget_costs_little_without_a_policer() {
     // Before the spread: 7.8 s, the same.
     assert!(out.elapsed < Duration::from_secs(9), "{:?}", out.elapsed);
     for (seed, loss) in [(1, 0.02), (2, 0.05), (3, 0.1)] {
-        let mut net = Net::new(seed, far_side(8, 500));
-        net.delay = Duration::from_millis(15);
-        net.jitter = Duration::from_millis(5);
-        net.loss = loss;
-        let out = simulate(&mut net, settings(Retries::Fixed(2)));
+        let elapsed = lossy_far_side_with_two_retries(seed, loss);
         // Before: 1.6, 1.7 and 3.2 s; with the spread 2.1, 2.3 and 2.5 s.
-        assert!(
-            out.elapsed < Duration::from_secs(4),
-            "{loss}: {:?}",
-            out.elapsed
-        );
+        assert!(elapsed < Duration::from_secs(4), "{loss}: {elapsed:?}");
     }
+}
+
+/// How long a scan with `--retries 2` of 8 hosts × 500 ports (the far side's mix) takes
+/// through random `loss` each way, 15 ± 5 ms away (simulated time).
+fn lossy_far_side_with_two_retries(seed: u64, loss: f64) -> Duration {
+    let mut net = Net::new(seed, far_side(8, 500));
+    net.delay = Duration::from_millis(15);
+    net.jitter = Duration::from_millis(5);
+    net.loss = loss;
+    simulate(&mut net, settings(Retries::Fixed(2))).elapsed
 }
 
 /// Audit (bench/scan_diff.py --seed 8101, nmap -sT as the oracle): behind 600 ms each way with
@@ -1298,15 +1300,7 @@ fn a_small_fixed_budget_behind_a_strict_policer_is_paced_at_its_first_drop() {
 #[test]
 fn a_fixed_budgets_cut_for_random_loss_is_undone() {
     for (seed, loss) in [(9, 0.25), (10, 0.3)] {
-        let mut net = Net::new(seed, far_side(8, 500));
-        net.delay = Duration::from_millis(15);
-        net.jitter = Duration::from_millis(5);
-        net.loss = loss;
-        let out = simulate(&mut net, settings(Retries::Fixed(2)));
-        assert!(
-            out.elapsed < Duration::from_secs(12),
-            "{loss}: {:?}",
-            out.elapsed
-        );
+        let elapsed = lossy_far_side_with_two_retries(seed, loss);
+        assert!(elapsed < Duration::from_secs(12), "{loss}: {elapsed:?}");
     }
 }

@@ -514,31 +514,10 @@ mod scripted {
     /// trips each, every sweep finds 62 or more.
     #[tokio::test(start_paused = true)]
     async fn without_retries_a_policer_eats_no_answers() {
-        let near: scripted::Script = |tag, index, sent| match policed_100_from_seed() {
-            true => vec![(
-                tag,
-                Duration::from_micros(100 + jitter_ms(index, sent, 900)),
-            )],
-            false => vec![],
-        };
-        let far: scripted::Script = |tag, index, sent| match policed_100_from_seed() {
-            true => vec![(
-                tag,
-                Duration::from_micros(8000 + jitter_ms(index, sent, 5000)),
-            )],
-            false => vec![],
-        };
         let mut wrong = Vec::new();
-        for (way, script) in [("near", near), ("far", far)] {
-            for seed in 1..=30 {
-                LINK_SEED.with(|s| s.set(seed * 7919 + 13));
-                let cfg = config(Duration::from_secs(1), 0);
-                let (mut sweep, _) = scripted::sweep(targets(&["198.18.1.0/26"]), cfg, script);
-                let summary = collect(&mut sweep).await.0;
-                if summary.alive < 62 {
-                    wrong.push((way, seed, summary.alive, summary.probes));
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
+        for (way, seed, summary) in policed_26_sweeps(0).await {
+            if summary.alive < 62 {
+                wrong.push((way, seed, summary.alive, summary.probes));
             }
         }
         assert!(wrong.is_empty(), "(way, seed, found, probes): {wrong:?}");
@@ -554,6 +533,22 @@ mod scripted {
     /// trips each: every host found, the policer reported, at most 5 probes a host (200-275).
     #[tokio::test(start_paused = true)]
     async fn with_retries_a_policer_is_found_before_it_eats_wave_after_wave() {
+        let mut wrong = Vec::new();
+        for (way, seed, s) in policed_26_sweeps(1).await {
+            if s.alive < 64 || !s.throttled || s.probes > 5 * 64 {
+                wrong.push((way, seed, s.alive, s.throttled, s.probes));
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "(way, seed, found, throttled, probes): {wrong:?}"
+        );
+    }
+
+    /// Sweeps of the lab's /26, every address live behind a far side policing echo requests
+    /// to 100/s, with `retries`: 30 phases of the policer's bucket at near round trips (0.1 to
+    /// 1 ms) and 30 at far ones (8 to 13 ms). Each sweep's way, seed and summary.
+    async fn policed_26_sweeps(retries: u32) -> Vec<(&'static str, u64, SummaryRecord)> {
         let near: scripted::Script = |tag, index, sent| match policed_100_from_seed() {
             true => vec![(
                 tag,
@@ -568,23 +563,17 @@ mod scripted {
             )],
             false => vec![],
         };
-        let mut wrong = Vec::new();
+        let mut sweeps = Vec::new();
         for (way, script) in [("near", near), ("far", far)] {
             for seed in 1..=30 {
                 LINK_SEED.with(|s| s.set(seed * 7919 + 13));
-                let cfg = config(Duration::from_secs(1), 1);
+                let cfg = config(Duration::from_secs(1), retries);
                 let (mut sweep, _) = scripted::sweep(targets(&["198.18.1.0/26"]), cfg, script);
-                let summary = collect(&mut sweep).await.0;
-                if summary.alive < 64 || !summary.throttled || summary.probes > 5 * 64 {
-                    wrong.push((way, seed, summary.alive, summary.throttled, summary.probes));
-                }
+                sweeps.push((way, seed, collect(&mut sweep).await.0));
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
-        assert!(
-            wrong.is_empty(),
-            "(way, seed, found, throttled, probes): {wrong:?}"
-        );
+        sweeps
     }
 
     /// The same /26 behind random loss, half the packets each way and 10-15 ms each way: no
