@@ -550,14 +550,8 @@ impl Stream {
             Stream::Tcp(s) => {
                 crate::sys::sockopt::tcp_info(s).is_ok_and(|info| info.tcpi_state == CLOSED)
             }
-            // `poll(2)` shows the pending error (`POLLERR`) without taking it (`SO_ERROR`
-            // would clear it); `POLLHUP`: the peer is gone.
             Stream::Unix(_) | Stream::Child(..) => {
-                use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-                let mut fds = [PollFd::new(self.fd(), PollFlags::empty())];
-                let gone = PollFlags::POLLERR | PollFlags::POLLHUP;
-                poll(&mut fds, PollTimeout::ZERO).is_ok()
-                    && fds[0].revents().is_some_and(|r| r.contains(gone))
+                crate::sys::sockopt::error_pending_peer_gone(&self.fd())
             }
         }
     }

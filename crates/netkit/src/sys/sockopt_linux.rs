@@ -120,11 +120,7 @@ nix::ioctl_read_bad!(
 /// (`TIOCOUTQ`, also named `SIOCOUTQ`): 0 once everything written reached the peer's kernel.
 /// On a Unix stream socket: the bytes written that its peer has not read yet.
 pub fn unacked<F: AsRawFd>(socket: &F) -> io::Result<usize> {
-    let mut queued: libc::c_int = 0;
-    // SAFETY: TIOCOUTQ writes one int into `queued`, a live local; an fd that is not a
-    // socket only makes the call fail.
-    unsafe { tiocoutq(socket.as_raw_fd(), &mut queued) }.map_err(io::Error::from)?;
-    Ok(usize::try_from(queued).unwrap_or(0))
+    queue_len(socket, tiocoutq)
 }
 
 nix::ioctl_read_bad!(
@@ -137,25 +133,48 @@ nix::ioctl_read_bad!(
 /// The bytes waiting to be read on a socket (`FIONREAD`, also named `SIOCINQ`); on a Unix
 /// stream socket, what its peer sent that this end has not read yet.
 pub fn unread_here<F: AsRawFd>(socket: &F) -> io::Result<usize> {
+    queue_len(socket, fionread)
+}
+
+/// A socket's queue length as one of the `int`-reading ioctls above tells it.
+fn queue_len<F: AsRawFd>(
+    socket: &F,
+    ioctl: unsafe fn(libc::c_int, *mut libc::c_int) -> nix::Result<libc::c_int>,
+) -> io::Result<usize> {
     let mut queued: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one int into `queued`, a live local; an fd that is not a
-    // socket only makes the call fail.
-    unsafe { fionread(socket.as_raw_fd(), &mut queued) }.map_err(io::Error::from)?;
+    // SAFETY: the ioctl (TIOCOUTQ or FIONREAD) writes one int into `queued`, a live local; an
+    // fd that is not a socket only makes the call fail.
+    unsafe { ioctl(socket.as_raw_fd(), &mut queued) }.map_err(io::Error::from)?;
     Ok(usize::try_from(queued).unwrap_or(0))
 }
 
 /// Whether a socket's peer will send nothing more: it half-closed or closed (`POLLRDHUP` or
-/// `POLLHUP` from a `poll(2)` that does not wait). nix's `PollFlags` know no `POLLRDHUP` and
-/// read `revents` holding it as none at all, hence the call by hand.
+/// `POLLHUP`).
 pub fn peer_done_sending<F: AsRawFd>(socket: &F) -> bool {
+    polled(socket, libc::POLLRDHUP) & (libc::POLLRDHUP | libc::POLLHUP) != 0
+}
+
+/// Whether an error is pending on a socket whose peer is gone (`POLLERR` and `POLLHUP`),
+/// seen without taking the error (`SO_ERROR` would clear it).
+pub fn error_pending_peer_gone<F: AsRawFd>(socket: &F) -> bool {
+    let gone = libc::POLLERR | libc::POLLHUP;
+    polled(socket, 0) & gone == gone
+}
+
+/// The `revents` of a `poll(2)` of the socket for `events` that does not wait (`POLLERR` and
+/// `POLLHUP` come unasked); none when the call fails. By hand: nix's `PollFlags` know no
+/// `POLLRDHUP` and read `revents` holding it as none at all.
+fn polled<F: AsRawFd>(socket: &F, events: libc::c_short) -> libc::c_short {
     let mut fd = libc::pollfd {
         fd: socket.as_raw_fd(),
-        events: libc::POLLRDHUP,
+        events,
         revents: 0,
     };
     // SAFETY: one pollfd, a live local, and a count of one; a timeout of 0 does not wait.
-    let ready = unsafe { libc::poll(&mut fd, 1, 0) };
-    ready == 1 && fd.revents & (libc::POLLRDHUP | libc::POLLHUP) != 0
+    match unsafe { libc::poll(&mut fd, 1, 0) } {
+        1 => fd.revents,
+        _ => 0,
+    }
 }
 
 /// What a TCP connection has been through, as `TCP_INFO` tells: segments in and out,
