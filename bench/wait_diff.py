@@ -682,11 +682,13 @@ class Driver:
         if state == "unroutable":
             return ["unreachable", "no route to host", "prohibited", "permission denied",
                     "connect timed out"]
-        if state.startswith("trickle:"):
+        if state.startswith("trickle:") and not scen["invert"]:
             return ["in the body in time", "body lacks"]
+        if state.startswith(("trickle:", "http:")) and scen["invert"]:
+            return None  # still up (not gone), or gone by a status netkit may not have seen
         if state == "hang":
             return ["no HTTP response in time"]
-        if state.startswith("http:") and not scen["invert"]:
+        if state.startswith("http:"):
             code = int(state.split(":")[1])
             lo, hi = scen["status"]
             if not lo <= code <= hi:
