@@ -270,6 +270,11 @@ impl Host {
         !self.answered.contains(wire(seq)) && !self.errored.contains(wire(seq))
     }
 
+    /// The kernel refused the request just sent: the rest of the preload waits an interval.
+    pub fn refused(&mut self) {
+        self.pacer.refused();
+    }
+
     /// Counts a local error (the request was not sent: too big for the path MTU).
     pub fn local_error(&mut self) {
         if !self.done {

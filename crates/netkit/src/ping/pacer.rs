@@ -92,6 +92,13 @@ impl Pacer {
         self.hold = self.floor(now, in_flight);
     }
 
+    /// The request just taken was refused by the kernel: the credit saved up (the rest of a
+    /// `-l` burst, a late wake-up's catch-up) is dropped, so the next request waits a whole
+    /// interval, as iputils' `tokens = 0` after a failed send.
+    pub fn refused(&mut self) {
+        self.tokens = Duration::ZERO;
+    }
+
     fn take_token(&mut self, now: Instant) {
         let Some(last) = self.last else {
             self.last = Some(now);

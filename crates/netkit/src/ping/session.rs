@@ -192,15 +192,17 @@ impl Session {
 
     /// The kernel refused `request`; `mtu` is the path MTU when it was too big. It did not
     /// go out, so its [`Event::Sent`] is withdrawn (iputils prints a flood dot only for a
-    /// request that left).
+    /// request that left), and the host's next request waits a whole interval: the rest of
+    /// a `-l` burst is not sent at once (iputils drops its credit after a failed send).
     pub fn send_failed(&mut self, request: &Request, error: io::Error, mtu: Option<u32>) {
         let host = request.host;
         let sent = |e: &Event| matches!(e, Event::Sent { host: h, seq } if *h == host && *seq == request.seq);
         if let Some(at) = self.events.iter().rposition(sent) {
             self.events.remove(at);
         }
-        if super::is_too_big(&error) {
-            if let Some(h) = self.hosts.get_mut(host) {
+        if let Some(h) = self.hosts.get_mut(host) {
+            h.refused();
+            if super::is_too_big(&error) {
                 h.local_error();
             }
         }

@@ -556,3 +556,25 @@ fn answers_queued_with_the_one_that_makes_the_count_still_count() {
     let summary = s.summary(0);
     assert_eq!((summary.transmitted, summary.received), (3, 2));
 }
+
+/// A request the kernel refuses ends the `-l` burst: iputils drops its credit after a failed
+/// send (`tokens = 0`), so the next request waits a whole interval. netkit sent the rest of
+/// the burst at once.
+#[test]
+fn a_refused_request_ends_the_preload_burst() {
+    let config = PingConfig {
+        preload: 3,
+        ..count(4)
+    };
+    let mut s = Script::new(config, &["198.18.0.2"]);
+    let now = s.at(0);
+    let mut sent = Vec::new();
+    while let Some(request) = s.session.next_request(now) {
+        sent.push(request.seq);
+        let refused = io::Error::from_raw_os_error(libc::EPERM);
+        s.session.send_failed(&request, refused, None);
+    }
+    assert_eq!(sent, [1], "one request, then the interval");
+    assert_eq!(s.send(999), []);
+    assert_eq!(s.send(1000), [(0, 2)]);
+}

@@ -4,9 +4,10 @@
 //! new connection, would likely get through at once: a curl loop with `--max-time` gets its
 //! `200` that way. So when an answer has not come [`HEDGE_AFTER`] into an exchange, a second
 //! one starts beside it (as Happy Eyeballs starts a second connect after a stagger), and the
-//! first that finds the target up ends the attempt; a second exchange whose connect heard
-//! nothing (a lost SYN) is followed by another, and one that has gone [`REPLACE_AFTER`]
-//! without ending is replaced by a fresh one: a server that hung while it started (it took
+//! first that finds the target up ends the attempt, as does one beside that hears more than
+//! silence (with `--invert`, a connect beside a stuck exchange refused: the server gone); a
+//! second exchange whose connect heard nothing (a lost SYN) is followed by another, and one
+//! that has gone [`REPLACE_AFTER`] without ending is replaced by a fresh one: a server that hung while it started (it took
 //! both exchanges' connections and never answered on them) is asked again once it answers,
 //! as a curl loop's next `--max-time` try asks it. At most two exchanges run at once per
 //! target: a slow server, whose answer only takes long, sees one more request every

@@ -396,15 +396,11 @@ impl Watch {
         match &self.target {
             Target::Http(http) => {
                 let bound = bounds.answer;
-                // With `invert`, an answer is what the wait does not want: nothing to hurry.
-                if self.invert {
-                    return self
-                        .probe
-                        .answer(http, stream, bound, left, &self.track)
-                        .await;
-                }
-                // Its steps on a track of its own too, so that the race sees when it reads
-                // its body (the target's moves on with it as before: its steps only go on).
+                // Raced against exchanges beside it ([`hedge`]), with `invert` too: one stuck
+                // in retransmissions when the server went away would hide that until its
+                // bound, where a connect beside it is refused at once. Its steps on a track
+                // of its own, so that the race sees when it reads its body (the target's
+                // moves on with it as before: its steps only go on).
                 let track = self.track.beside();
                 let first = self.probe.answer(http, stream, bound, left, &track);
                 let reading = || {

@@ -39,6 +39,9 @@ pub struct EventPrinter<'a> {
     hosts: &'a [Host],
     style: Style,
     names: Names,
+    /// Per host, the kernel's reason for the refusals since its last request that left (its
+    /// `sendmsg` line is printed once, not per request).
+    refusing: Vec<Option<i32>>,
 }
 
 impl<'a> EventPrinter<'a> {
@@ -49,11 +52,17 @@ impl<'a> EventPrinter<'a> {
             hosts,
             style,
             names: Names::default(),
+            refusing: vec![None; hosts.len()],
         }
     }
 
     /// Prints one event.
     pub fn event(&mut self, event: Event) -> io::Result<()> {
+        if let Event::Sent { host, .. } = event {
+            if let Some(refusing) = self.refusing.get_mut(host) {
+                *refusing = None;
+            }
+        }
         match event {
             Event::Sent { .. } if self.dots() => raw("."),
             Event::Outstanding { host, seq } if !self.out.json() => {
@@ -163,17 +172,29 @@ impl<'a> EventPrinter<'a> {
         ))
     }
 
-    /// `ping: sendmsg: ...` and `local error: message too long, mtu=N` of iputils, on stderr
-    /// in netkit's form; flood mode prints an `E`.
-    fn send_error(&self, host: usize, error: &io::Error, mtu: Option<u32>) -> io::Result<()> {
+    /// A request the kernel refused, on stderr in netkit's form. Too big for the path MTU: iputils' `local error` line
+    /// (or flood `E`) each time. Any other reason (no route, a local firewall): flood's `E`
+    /// each time, else one `sendmsg` line until a request leaves again or the reason changes;
+    /// iputils prints nothing there (its error queue is empty), a line per request would
+    /// bury the replies at a short interval.
+    fn send_error(&mut self, host: usize, error: &io::Error, mtu: Option<u32>) -> io::Result<()> {
         if self.out.quiet() {
             return Ok(());
         }
         if self.style.flood && !self.out.json() {
             return raw("E");
         }
+        let too_big = netkit::ping::is_too_big(error);
+        if !too_big {
+            let reason = Some(error.raw_os_error().unwrap_or(-1));
+            match self.refusing.get_mut(host) {
+                Some(seen) if *seen == reason => return Ok(()),
+                Some(seen) => *seen = reason,
+                None => {}
+            }
+        }
         let view = &self.hosts[host];
-        let why = match (netkit::ping::is_too_big(error), mtu) {
+        let why = match (too_big, mtu) {
             (true, Some(mtu)) if view.target.addr.is_ipv4() => {
                 format!("local error: message too long, mtu={mtu}")
             }

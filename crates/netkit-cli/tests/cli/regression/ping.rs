@@ -1744,3 +1744,43 @@ fn a_flow_label_held_elsewhere_was_an_environment_refusal() {
         }
     }
 }
+
+/// Requests the kernel refuses (a local firewall drops them: `sendmsg` fails with EPERM).
+/// iputils counts each as sent, prints nothing for it (its error queue is empty) and drops
+/// the credit of its `-l` burst after the first (`tokens = 0`): the next request waits an
+/// interval, so `-c 3 -l 3 -i 1.5 -w 2` sends two. netkit sent the whole burst at once (three)
+/// and printed `netkit: 198.18.0.2: sendmsg: operation not permitted` for each; it now prints
+/// that line once, until a request leaves again or the reason changes.
+#[test]
+fn a_refused_request_kept_the_preload_burst_and_printed_a_line_each() {
+    if !privileged("ping refused by a local firewall") {
+        return;
+    }
+    let (near, _far) = two_hosts("pingrefuse");
+    iptables(
+        &near,
+        &[
+            "-A",
+            "OUTPUT",
+            "-p",
+            "icmp",
+            "--icmp-type",
+            "echo-request",
+            "-j",
+            "DROP",
+        ],
+    );
+    let args = ["-c", "3", "-l", "3", "-i", "1.5", "-w", "2", "198.18.0.2"];
+    let (i_code, i_out, i_err) = iputils_in(&near, &args);
+    let want = "2 packets transmitted, 0 received, 100% packet loss";
+    iputils_counts(i_code, &i_out, &i_err, 1, want);
+    assert_eq!(i_err, "", "iputils is silent");
+    let (code, out, err) = ping_in(&near, &args);
+    same_counts(code, &out, &err, i_code, &i_out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines,
+        ["netkit: 198.18.0.2: sendmsg: operation not permitted"],
+        "{out}{err}"
+    );
+}

@@ -1508,3 +1508,31 @@ fn a_connect_whose_syns_were_lost_waited_out_the_kernels_back_off() {
         eprintln!("note: the ncat -z -w 1 loop did not connect in time ({peer:?})");
     }
 }
+
+/// With `--invert`, an HTTP exchange stuck on a connection the server took and never answered
+/// held the wait until its answer bound, blind to the server meanwhile gone (new connections
+/// refused): on a lossy path a segment lost just before the server went away leaves the
+/// exchange in TCP's back-off, its resends rejected (seed 9801 of wait_diff.py, scenario 50:
+/// one attempt in 3 s at `--interval 50ms`; a curl loop saw the server gone 0.7 s after it
+/// went). The exchange beside a stuck one ([`netkit::wait`]'s hedge) now runs with `--invert`
+/// too, and its refused connect says gone.
+#[test]
+fn invert_did_not_see_a_server_gone_while_an_exchange_hung() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (done, ended) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        // The first connection is taken and held, unanswered; then the listener closes, so
+        // every later connect is refused.
+        let held = listener.accept();
+        drop(listener);
+        let _ = ended.recv();
+        drop(held);
+    });
+    let url = format!("http://{addr}/");
+    let out = wait(&["wait", "--invert", &url, "--timeout", "5s"]);
+    drop(done);
+    let (code, _, stderr) = text(&out);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains(" is gone after "), "{stderr}");
+}
