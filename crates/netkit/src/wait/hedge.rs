@@ -7,11 +7,11 @@
 //! first that finds the target up ends the attempt, as does one beside that hears more than
 //! silence (with `--invert`, a connect beside a stuck exchange refused: the server gone); a
 //! second exchange whose connect heard nothing (a lost SYN) is followed by another, and one
-//! that has gone [`REPLACE_AFTER`] without ending is replaced by a fresh one: a server that hung while it started (it took
-//! both exchanges' connections and never answered on them) is asked again once it answers,
-//! as a curl loop's next `--max-time` try asks it. At most two exchanges run at once per
-//! target: a slow server, whose answer only takes long, sees one more request every
-//! [`REPLACE_AFTER`], not a flood. The exchanges beside connect through the attempt's
+//! that has gone [`REPLACE_AFTER`] without ending is replaced by a fresh one: a server that
+//! hung while it started (it took both exchanges' connections and never answered on them) is
+//! asked again once it answers, as a curl loop's next `--max-time` try asks it. At most two
+//! exchanges run at once per target: a slow server, whose answer only takes long, sees one
+//! more request every [`REPLACE_AFTER`], not a flood. The exchanges beside connect through the attempt's
 //! lingering connects ([`super::linger`]): a connection that a connect of the first one made
 //! but did not need carries the second request at once, without a handshake of its own (a
 //! round trip saved: with one, the second exchange is seldom over before the first one's own

@@ -285,15 +285,15 @@ struct Watch {
 }
 
 impl Watch {
-    /// Sends every attempt's finding; stops once ready, at the deadline, or when nobody listens any more. A
-    /// connect or an HTTP answer that timed out gets a longer bound next time (but a connect
-    /// with `invert`); a finding of [`finding::Verdict::Unknown`] (a Unix server with a full
-    /// accept queue, an untrusted certificate, a resolver failing for now, a path that cannot
-    /// be checked) is neither ready nor gone. A TCP connect that timed out goes on beside the
-    /// next attempts (`linger`). With `invert`, silence means gone only once every connect for
-    /// [`backoff::LONGEST_CONNECT`] went unanswered (`silent_since`): the connects keep their
-    /// first bound, so a new one, from a new port, starts every second or so, and one socket
-    /// whose SYNs or SYN-ACKs are all lost is not taken for the server gone.
+    /// Sends every attempt's finding; stops once ready, at the deadline, or when nobody listens any
+    /// more. A connect or an HTTP answer that timed out gets a longer bound next time (but a
+    /// connect with `invert`); a finding of [`finding::Verdict::Unknown`] (a Unix server with a
+    /// full accept queue, an untrusted certificate, a resolver failing for now, a path that cannot
+    /// be checked) is neither ready nor gone. A TCP connect that timed out goes on beside the next
+    /// attempts (`linger`). With `invert`, silence means gone only once every connect for
+    /// [`backoff::LONGEST_CONNECT`] went unanswered (`silent_since`): the connects keep their first
+    /// bound, so a new one, from a new port, starts every second or so, and one socket whose SYNs
+    /// or SYN-ACKs are all lost is not taken for the server gone.
     async fn run(self, found: mpsc::UnboundedSender<Found>) {
         let started = Instant::now();
         let mut delay = self.backoff.interval;

@@ -172,11 +172,11 @@ impl<'a> EventPrinter<'a> {
         ))
     }
 
-    /// A request the kernel refused, on stderr in netkit's form. Too big for the path MTU: iputils' `local error` line
-    /// (or flood `E`) each time. Any other reason (no route, a local firewall): flood's `E`
-    /// each time, else one `sendmsg` line until a request leaves again or the reason changes;
-    /// iputils prints nothing there (its error queue is empty), a line per request would
-    /// bury the replies at a short interval.
+    /// A request the kernel refused, on stderr in netkit's form. Too big for the path MTU:
+    /// iputils' `local error` line (or flood `E`) each time. Any other reason (no route, a
+    /// local firewall): flood's `E` each time, else one `sendmsg` line until a request leaves
+    /// again or the reason changes; iputils prints nothing there (its error queue is empty),
+    /// a line per request would bury the replies at a short interval.
     fn send_error(&mut self, host: usize, error: &io::Error, mtu: Option<u32>) -> io::Result<()> {
         if self.out.quiet() {
             return Ok(());
