@@ -1131,6 +1131,18 @@ impl Meter {
         self.early_rate = Some(to);
     }
 
+    /// Whether no live host answered anything this round yet: there is no host to send a
+    /// control probe to.
+    pub fn found_nothing(&self) -> bool {
+        self.answers == 0 && self.first.0 == 0
+    }
+
+    /// Whether a round found nothing and its witness (module `witness`) is over, or none was
+    /// wanted: no control will ever judge its probes, so the schedule puts none off for them.
+    pub fn nothing_to_judge_by(&self) -> bool {
+        self.witness.done() && self.found_nothing()
+    }
+
     /// Whether the witness of a round that found nothing (module `witness`) is wanted: no
     /// retries (a lost probe is a lost answer), nothing answered, and it is not over.
     fn witness_wanted(&self) -> bool {
@@ -1173,7 +1185,9 @@ impl Meter {
             self.witness = Witness::Done;
             return;
         }
-        if let Some(from) = self.witness.tick(now, timeout) {
+        // A probe's timeout (half a control's) after the last: nothing is known of the round
+        // trips yet, and the round's last wait covers later answers.
+        if let Some(from) = self.witness.tick(now, timeout / 2) {
             tracing::debug!("sweep: the witness probes found nothing");
             self.set_rate(from);
         }

@@ -248,6 +248,7 @@ impl Schedule {
             && counted >= usize::from(self.max_attempts)
             && attempts < Tag::MAX_ATTEMPT
             && !meter.dead()
+            && !meter.nothing_to_judge_by()
             && !meter.judged(last)
             && !meter.wasted(last)
     }
@@ -281,7 +282,7 @@ impl Schedule {
     /// it just refused, unless the wave comes a window later.
     ///
     /// A batch that has had its most probes (`--retries` + 1) waits at least a control probe's
-    /// timeout before it is judged, so that the controls sent with its probes tell whether
+    /// timeout before it is judged, once a host was found (else no control can go out), so that the controls sent with its probes tell whether
     /// they were wasted on a far side throttling the sweep (then they do not count, and the
     /// batch is probed again): with `--retries 0` the batch was given up after one probe
     /// timeout, before any control could be seen lost, and a /26 behind a policer of 100
@@ -300,7 +301,8 @@ impl Schedule {
                     true => view.rtt.patient_gap(attempt),
                     false => view.rtt.gap(attempt),
                 };
-                if level >= last {
+                // Nothing found yet: no control can go out, there is none to wait for.
+                if level >= last && !view.meter.found_nothing() {
                     let sent_at = front.epochs.last().map(|e| view.meter.epoch_rate(*e));
                     gap = gap.max(view.rtt.control_timeout()) + settling(view, sent_at);
                 }

@@ -573,16 +573,10 @@ mod scripted {
     async fn without_retries_an_empty_range_costs_few_more_probes() {
         let cfg = config(Duration::from_secs(1), 0);
         let (mut sweep, log) = scripted::sweep(targets(&["198.18.1.0/26"]), cfg, |_, _, _| vec![]);
-        let start = Instant::now();
         let (summary, _) = collect(&mut sweep).await;
         assert_eq!((summary.alive, summary.dead), (0, 64), "{summary:?}");
         let extra = probes_per_index(&log, 64).iter().sum::<usize>() - 64;
         assert!(extra <= 32, "{extra} more probes");
-        assert!(
-            start.elapsed() < Duration::from_secs(3),
-            "{:?}",
-            start.elapsed()
-        );
     }
 
     /// `--retries 0` on the lab's /26 behind 100/s (near round trips, 12 phases of the bucket):
