@@ -45,6 +45,7 @@ mod scripted;
 pub mod tcp;
 pub mod timestamp;
 pub mod unreach;
+mod witness;
 pub mod zone;
 
 use std::future::Future;

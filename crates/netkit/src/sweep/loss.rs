@@ -47,6 +47,8 @@ use std::net::IpAddr;
 
 use tokio::time::{Duration, Instant};
 
+use super::witness::{self, Witness};
+
 /// One control probe per this many probes.
 pub const CONTROL_EVERY: u32 = 16;
 /// One control probe per this many re-probes of silent targets: a small range re-probed in
@@ -230,6 +232,14 @@ pub struct Meter {
     /// Whether an earlier round of this sweep (`--every`) was run: then a sweep with retries
     /// slows down only as its windows say (see [`Meter::early_collapse`]).
     later: bool,
+    /// Whether a round that found nothing without retries makes sure a far side throttling
+    /// its first probes is not to blame (module `witness`).
+    witness: Witness,
+    /// The epoch the witness began in, once it found a host: every earlier epoch (nothing
+    /// answered in them, something did slower) was wasted on a far side throttling.
+    witnessed: Option<u16>,
+    /// The epoch the witness began in.
+    witness_epoch: u16,
 }
 
 impl Meter {
@@ -265,6 +275,9 @@ impl Meter {
             early: true,
             early_rate: None,
             later: false,
+            witness: Witness::Idle,
+            witnessed: None,
+            witness_epoch: 0,
         }
     }
 
@@ -306,6 +319,10 @@ impl Meter {
         self.eager = old.eager;
         self.early = old.early;
         self.later = old.later || old.began.is_some();
+        if self.later {
+            // A later round (`--every`) that found nothing pays no witness each time.
+            self.witness = Witness::Done;
+        }
     }
 
     /// Probes per second now.
@@ -316,6 +333,13 @@ impl Meter {
     /// Whether the rate was lowered in this round.
     pub fn throttled(&self) -> bool {
         self.throttled
+    }
+
+    /// The rate probes went at in `epoch` (the current rate if there is no such epoch).
+    pub fn epoch_rate(&self, epoch: u16) -> u64 {
+        self.epochs
+            .get(usize::from(epoch))
+            .map_or(self.rate, |e| e.rate)
     }
 
     /// The current epoch.
@@ -492,6 +516,7 @@ impl Meter {
             tracing::debug!("sweep: {sent} control probes and nothing answered since {since:?}");
         }
         self.dead = dead;
+        self.follow_witness(now, timeout);
         if verdict.is_none() {
             self.early_collapse(now);
         }
@@ -783,20 +808,13 @@ impl Meter {
     /// Judges the slow-downs of `trial` on the controls resolved so far (see
     /// [`Meter::end_round`]): reported, or the rate goes back to what it was.
     fn conclude(&mut self, trial: Trial) -> Option<Throttle> {
-        let last = self.epoch();
-        let slower = self.resolved_between(last, last);
-        let reference = match last.checked_sub(1) {
-            Some(before) if before >= trial.start => self.resolved_between(trial.start, before),
-            _ => (0, 0),
-        };
-        let share = |(ok, lost): (u32, u32)| f64::from(ok) / f64::from((ok + lost).max(1));
-        let raised = share(slower) >= share(reference) + 0.2;
+        let (slower, reference) = self.claim_counts(&trial);
         tracing::debug!(
             "sweep slow-down judged as it stands: {slower:?} controls (answered, lost) at {}/s, \
              {reference:?} before",
             self.rate
         );
-        if !raised || !significantly_more(slower, reference, CLAIM_Z) {
+        if !claimed(slower, reference) {
             self.set_rate(trial.from);
             return None;
         }
@@ -807,6 +825,31 @@ impl Meter {
             answered: trial.answered,
             expected: self.usual,
         })
+    }
+
+    /// The controls (answered, lost) resolved so far that judge `trial` as it stands (see
+    /// [`Meter::end_round`]): those of the last epoch (the slowest), and those of the trial's
+    /// earlier epochs.
+    fn claim_counts(&self, trial: &Trial) -> ((u32, u32), (u32, u32)) {
+        let last = self.epoch();
+        let slower = self.resolved_between(last, last);
+        let reference = match last.checked_sub(1) {
+            Some(before) if before >= trial.start => self.resolved_between(trial.start, before),
+            _ => (0, 0),
+        };
+        (slower, reference)
+    }
+
+    /// Whether the controls resolved so far already make the claim that the slow-down on
+    /// trial cured the loss ([`Meter::end_round`] would report it): then the controls sent
+    /// alone at a round's end to judge it (module `round`) can stop. They went on to a window
+    /// and more whatever the first ones showed: behind a policer of 100/s a /26 swept with
+    /// `--retries 0` (scheduler's simulation) spent its last 0.5 s sending 50 controls alone,
+    /// the claim sure after the first.
+    pub fn claim_sure(&self) -> bool {
+        self.trial
+            .as_ref()
+            .is_some_and(|trial| matches!(self.claim_counts(trial), (s, r) if claimed(s, r)))
     }
 
     /// A slow-down raised the answer ratio (to `answered`): the far side throttles. Says so,
@@ -968,6 +1011,9 @@ impl Meter {
         if self.dead {
             return false;
         }
+        if self.unwitnessed(e.rate) || self.witnessed.is_some_and(|w| epoch < w) {
+            return true;
+        }
         let throttling = self.trial.is_some() || e.rate > self.limit || self.suspicious;
         let lost = match self.counts(epoch) {
             Some((ok, lost)) => crate::wilson::upper(u64::from(ok), u64::from(lost)) > 0.5,
@@ -1085,6 +1131,83 @@ impl Meter {
         self.early_rate = Some(to);
     }
 
+    /// Whether no live host answered anything this round yet: there is no host to send a
+    /// control probe to.
+    pub fn found_nothing(&self) -> bool {
+        self.answers == 0 && self.first.0 == 0
+    }
+
+    /// Whether a round found nothing and its witness (module `witness`) is over, or none was
+    /// wanted: no control will ever judge its probes, so the schedule puts none off for them.
+    pub fn nothing_to_judge_by(&self) -> bool {
+        self.witness.done() && self.found_nothing()
+    }
+
+    /// Whether the witness of a round that found nothing (module `witness`) is wanted: no
+    /// retries (a lost probe is a lost answer), nothing answered, and it is not over.
+    fn witness_wanted(&self) -> bool {
+        self.eager && !self.witness.done() && self.answers == 0 && self.first.0 == 0
+    }
+
+    /// Whether probes sent at `rate` wait for the witness before they count as tries: it is
+    /// wanted, they went faster than its rate, and its probes are not all out yet (once they
+    /// are, batches whose probes had their time are put off, module `schedule`, until it
+    /// ends).
+    fn unwitnessed(&self, rate: u64) -> bool {
+        let waiting = matches!(self.witness, Witness::Waiting { .. });
+        self.witness_wanted() && !waiting && rate > witness::RATE
+    }
+
+    /// A silent target is about to be probed again at `now`: a wanted witness begins, at its
+    /// rate (module `witness`).
+    pub fn reprobing(&mut self, now: Instant) {
+        if self.witness == Witness::Idle && self.unwitnessed(self.rate) {
+            tracing::debug!("sweep: nothing answered at {}/s: witness probes", self.rate);
+            self.witness = Witness::begin(now, self.rate, witness::RATE);
+            self.set_rate(witness::RATE);
+            self.witness_epoch = self.epoch();
+        }
+    }
+
+    /// Follows the witness at `now` (`timeout`: a control's): over once a host answered,
+    /// and the rate back to what it was once its probes and their wait are over unanswered.
+    fn follow_witness(&mut self, now: Instant, timeout: Duration) {
+        if self.witness.done() {
+            return;
+        }
+        if self.answers > 0 || self.first.0 > 0 {
+            if self.witness != Witness::Idle {
+                tracing::debug!(
+                    "sweep: a witness probe found a host: the faster probes were wasted"
+                );
+                self.witnessed = Some(self.witness_epoch);
+            }
+            self.witness = Witness::Done;
+            return;
+        }
+        // A probe's timeout (half a control's) after the last: nothing is known of the round
+        // trips yet, and the round's last wait covers later answers.
+        if let Some(from) = self.witness.tick(now, timeout / 2) {
+            tracing::debug!("sweep: the witness probes found nothing");
+            self.set_rate(from);
+        }
+    }
+
+    /// When the next control probe still in flight comes due (`timeout` after it went), while
+    /// it may still slow the sweep down before any window (`Meter::early_collapse`): the
+    /// round looks again then. The slow-down went to the answers' rate over the time until
+    /// it was seen, and it was seen only when the round woke for something else: behind a
+    /// policer of 100/s, 10 answers in 0.1 s or in 0.2 s, 99/s or 49/s (0.8 s or 1.6 s for
+    /// a /26 with `--retries 0`).
+    pub fn collapse_due(&self, now: Instant, timeout: Duration) -> Option<Instant> {
+        let quiet = self.trial.is_some() || self.settling || self.dead || self.windows > 0;
+        if !self.early || quiet || !self.suspicious {
+            return None;
+        }
+        let unanswered = self.pending.iter().filter(|p| !p.answered && !p.refused);
+        unanswered.map(|p| p.sent + timeout).find(|due| *due > now)
+    }
+
     /// Whether the sweep is paced to what gets through: a slow-down of this round was a cure
     /// (the rate is under what got through), or the early slow-down to the rate answers came
     /// back at is in force. Then the schedule needs no patient gaps between waves of re-probes
@@ -1160,6 +1283,13 @@ const CURE_Z: f64 = 2.0;
 /// (1000 seeds each) behind a policer of 50/s every sweep said so (189 did not before); behind
 /// half the packets lost each way 4 did, the same 4 as before (by a window judged mid-round).
 const CLAIM_Z: f64 = 3.3;
+
+/// Whether the controls `slower` (answered, lost) answered a larger share than those of
+/// `before` by 0.2 at least and by more than chance (`CLAIM_Z`): a slow-down's claim.
+fn claimed(slower: (u32, u32), before: (u32, u32)) -> bool {
+    let share = |(ok, lost): (u32, u32)| f64::from(ok) / f64::from((ok + lost).max(1));
+    share(slower) >= share(before) + 0.2 && significantly_more(slower, before, CLAIM_Z)
+}
 
 /// Whether the controls `now` (answered, lost) answer more than those of `then` by more than
 /// chance: the lower end of its answer share's one-sided interval at `z` is above the upper

@@ -182,6 +182,9 @@ impl Work<'_, '_> {
             let Some(wake) = self.send_some(probers).await else {
                 break;
             };
+            let timeout = self.learned.rtt.control_timeout();
+            let due = self.learned.meter.collapse_due(Instant::now(), timeout);
+            let wake = due.map_or(wake, |due| due.min(wake));
             tokio::select! {
                 biased;
                 Some((slot, reply)) = probers.recv() => {
@@ -210,7 +213,8 @@ impl Work<'_, '_> {
     /// [`SETTLE_CONTROLS`] more control probes (up to twice as many within [`SETTLE_TIME`]) go
     /// out alone, at the slower rate, their answers
     /// are awaited (a control timeout after the last), and the meter judges the trial on them
-    /// at the round's end (`Meter::end_round`). Without them the round ended with a handful of
+    /// at the round's end (`Meter::end_round`); they stop as soon as those resolved make the
+    /// claim (`Meter::claim_sure`). Without them the round ended with a handful of
     /// slower controls, too few to tell a policer from random loss: a /26 behind a policer of
     /// 50/s went unreported in 9 sweeps of 50. A Ctrl-C meanwhile ends the round as
     /// interrupted, as during the round.
@@ -230,7 +234,8 @@ impl Work<'_, '_> {
             let more =
                 sent < SETTLE_CONTROLS || (sent < 2 * SETTLE_CONTROLS && now < start + SETTLE_TIME);
             let waited = last.is_none_or(|at| now >= at + self.learned.rtt.control_timeout());
-            if !self.learned.meter.on_trial() || (!more && waited) {
+            let meter = &self.learned.meter;
+            if !meter.on_trial() || meter.claim_sure() || (!more && waited) {
                 return Ok(());
             }
             let mut wake = last.map_or(now, |at| at + self.learned.rtt.control_timeout());
@@ -299,6 +304,12 @@ impl Work<'_, '_> {
                 },
             };
             let number = self.round.number;
+            if attempt > 1 {
+                // A witness may begin (module `witness`): its rate from this probe on.
+                self.learned.meter.reprobing(now);
+                self.pacer
+                    .set_interval(interval_of(self.learned.meter.rate()));
+            }
             if let Some((index, addr, slot)) = self.learned.meter.control(attempt > 1) {
                 // A control goes only by the method that found the host: the loss it measures
                 // is that of probes the host answers.

@@ -20,7 +20,7 @@
 use std::collections::VecDeque;
 use std::net::IpAddr;
 
-use tokio::time::Instant;
+use tokio::time::{Duration, Instant};
 
 use super::bitset::Bitset;
 use super::loss::Meter;
@@ -248,6 +248,7 @@ impl Schedule {
             && counted >= usize::from(self.max_attempts)
             && attempts < Tag::MAX_ATTEMPT
             && !meter.dead()
+            && !meter.nothing_to_judge_by()
             && !meter.judged(last)
             && !meter.wasted(last)
     }
@@ -281,7 +282,7 @@ impl Schedule {
     /// it just refused, unless the wave comes a window later.
     ///
     /// A batch that has had its most probes (`--retries` + 1) waits at least a control probe's
-    /// timeout before it is judged, so that the controls sent with its probes tell whether
+    /// timeout before it is judged, once a host was found (else no control can go out), so that the controls sent with its probes tell whether
     /// they were wasted on a far side throttling the sweep (then they do not count, and the
     /// batch is probed again): with `--retries 0` the batch was given up after one probe
     /// timeout, before any control could be seen lost, and a /26 behind a policer of 100
@@ -300,8 +301,10 @@ impl Schedule {
                     true => view.rtt.patient_gap(attempt),
                     false => view.rtt.gap(attempt),
                 };
-                if level >= last {
-                    gap = gap.max(view.rtt.control_timeout());
+                // Nothing found yet: no control can go out, there is none to wait for.
+                if level >= last && !view.meter.found_nothing() {
+                    let sent_at = front.epochs.last().map(|e| view.meter.epoch_rate(*e));
+                    gap = gap.max(view.rtt.control_timeout()) + settling(view, sent_at);
                 }
                 Some((level, front.sent + gap))
             })
@@ -342,10 +345,22 @@ impl Schedule {
     }
 }
 
+/// How much longer than a control's timeout a batch that had its most probes waits: the time
+/// two batches take at the rate its last probes went at (`rate`; the current one if unknown),
+/// at most half that timeout. The controls that tell
+/// whether its probes were wasted go out with the next batch too (one per 16 first probes, two
+/// per batch), and were not yet overdue when it was judged: with `--retries 0` behind a
+/// policer of 100/s the first batch of a /26 was probed again at 10000/s 2 ms before the
+/// controls that slowed the sweep down came due (scheduler's simulation: 22 re-probes, 6
+/// through; 150-300 ms round trips, the third wave's first 20).
+fn settling(view: View<'_>, rate: Option<u64>) -> Duration {
+    let rate = rate.unwrap_or_else(|| view.meter.rate());
+    let two_batches = crate::pace::interval_of(rate) * (2 * BATCH as u32);
+    two_batches.min(view.rtt.control_timeout() / 2)
+}
+
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
     use crate::target::{Family, TargetList};
 

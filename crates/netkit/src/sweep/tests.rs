@@ -523,6 +523,102 @@ mod scripted {
         assert!(wrong.is_empty(), "(way, seed, found, probes): {wrong:?}");
     }
 
+    /// As [`policed`] at 100/s (burst 10), but the bucket is empty as the sweep starts (another
+    /// flow used it up), and starts anew when the seed [`LINK_SEED`] holds changes.
+    fn policed_100_empty() -> bool {
+        policed_bucket(100.0, 10.0, |_| 0.0)
+    }
+
+    /// `--retries 0` on the lab's /26, every address live behind a far side policing echo
+    /// requests to 100/s whose bucket is empty as the sweep starts: the first wave at 10000/s
+    /// (6.4 ms) got no answer through, so no host was found to send control probes to, nothing
+    /// told the probes wasted, and every host was reported down on its one probe (64 of 64;
+    /// fping -r 0, one request every 10 ms, finds all it sweeps). Here, 10 phases of round
+    /// trips near (0.1 to 1 ms) and 10 far (8 to 13 ms): 62 found at least in each.
+    #[tokio::test(start_paused = true)]
+    async fn without_retries_a_policer_with_an_empty_bucket_hides_no_host() {
+        let near: scripted::Script = |tag, index, sent| match policed_100_empty() {
+            true => vec![(
+                tag,
+                Duration::from_micros(100 + jitter_ms(index, sent, 900)),
+            )],
+            false => vec![],
+        };
+        let far: scripted::Script = |tag, index, sent| match policed_100_empty() {
+            true => vec![(
+                tag,
+                Duration::from_micros(8000 + jitter_ms(index, sent, 5000)),
+            )],
+            false => vec![],
+        };
+        let mut wrong = Vec::new();
+        for (way, script) in [("near", near), ("far", far)] {
+            for seed in 1..=10 {
+                LINK_SEED.with(|s| s.set(seed * 7919 + 13));
+                let cfg = config(Duration::from_secs(1), 0);
+                let (mut sweep, _) = scripted::sweep(targets(&["198.18.1.0/26"]), cfg, script);
+                let s = collect(&mut sweep).await.0;
+                if s.alive < 62 {
+                    wrong.push((way, seed, s.alive, s.probes));
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+        assert!(wrong.is_empty(), "(way, seed, found, probes): {wrong:?}");
+    }
+
+    /// `--retries 0` on a /26 where nothing answers: one probe each, and one batch (32) more
+    /// at 100/s to witness that a far side throttling the first wave is not to blame.
+    #[tokio::test(start_paused = true)]
+    async fn without_retries_an_empty_range_costs_few_more_probes() {
+        let cfg = config(Duration::from_secs(1), 0);
+        let (mut sweep, log) = scripted::sweep(targets(&["198.18.1.0/26"]), cfg, |_, _, _| vec![]);
+        let (summary, _) = collect(&mut sweep).await;
+        assert_eq!((summary.alive, summary.dead), (0, 64), "{summary:?}");
+        let extra = probes_per_index(&log, 64).iter().sum::<usize>() - 64;
+        assert!(extra <= 32, "{extra} more probes");
+    }
+
+    /// `--retries 0` on the lab's /26 behind 100/s (near round trips, 12 phases of the bucket):
+    /// the first batch was probed again at 10000/s 2 ms before the controls that slowed the
+    /// sweep down came due (22 re-probes, 6 through), and those lost had a third probe; and
+    /// once its targets were all settled the round sent 32 to 50 controls alone at the slower
+    /// rate (0.3-0.5 s), the claim sure after the first few. Now no target is probed a third
+    /// time, and at most 8 controls go out alone at the end.
+    #[tokio::test(start_paused = true)]
+    async fn without_retries_a_policer_gets_one_slow_wave_and_few_controls_alone() {
+        let near: scripted::Script = |tag, index, sent| match policed_100_from_seed() {
+            true => vec![(
+                tag,
+                Duration::from_micros(100 + jitter_ms(index, sent, 900)),
+            )],
+            false => vec![],
+        };
+        let mut wrong = Vec::new();
+        for seed in 1..=12 {
+            LINK_SEED.with(|s| s.set(seed * 7919 + 13));
+            let cfg = config(Duration::from_secs(1), 0);
+            let (mut sweep, log) = scripted::sweep(targets(&["198.18.1.0/26"]), cfg, near);
+            let s = collect(&mut sweep).await.0;
+            let most = probes_per_index(&log, 64).into_iter().max().unwrap_or(0);
+            let alone = log
+                .lock()
+                .expect("log")
+                .iter()
+                .rev()
+                .take_while(|(tag, _)| tag.attempt() == Tag::CONTROL)
+                .count();
+            if s.alive < 64 || most > 2 || alone > 8 {
+                wrong.push((seed, s.alive, most, alone));
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        assert!(
+            wrong.is_empty(),
+            "(seed, found, most probes, controls alone): {wrong:?}"
+        );
+    }
+
     /// The same /26 and policer with the default retries (1): every host was found, in 5.0-5.5
     /// s (fping 0.6-1.0 s) and with 350-450 probes, and the policer went unreported. The
     /// sweep waited for a window of 16 controls before it slowed down, then went to 1250/s
