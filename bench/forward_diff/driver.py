@@ -175,7 +175,8 @@ def run_one(sc, lab):
     lo = '::1' if v6 else '127.0.0.1'
     sport = rng.randint(20000, 29999)
     fport = sport + 10000
-    unix = sc.get('unix')  # None | 'listen' | 'target'
+    unix = sc.get('unix')  # None | 'listen' | 'target' | 'both'
+    u_listen, u_target = unix in ('listen', 'both'), unix in ('target', 'both')
     results = {}
     for ti, tool in enumerate(sc['tools']):
         fport = sport + 10000 + 1000 * ti
@@ -187,7 +188,7 @@ def run_one(sc, lab):
         for f in (usock, lsock):
             if os.path.exists(f):
                 os.unlink(f)
-        if unix == 'target' and tool != 'direct':
+        if u_target and tool != 'direct':
             srv = start(ns(lab.far, ['python3', PEER, 'server', json.dumps(sc['spec']), usock, '0', srv_out]), subprocess.DEVNULL)
             wait_listen(lab.far, 0, unix=usock)
         else:
@@ -199,7 +200,7 @@ def run_one(sc, lab):
         else:
             fns, lhost, thost = lab.far, far, lo
         targets = [lst(thost, sport, v6)]
-        if unix == 'target':
+        if u_target:
             targets = [f'unix:{usock}']
         extra_dead = sc['opts'].get('dead')
         if extra_dead:
@@ -209,7 +210,7 @@ def run_one(sc, lab):
         nkout = f'{D}/nk.out'
         cfg = None
         if tool == 'netkit':
-            args = [NETKIT, 'forward', '--json', f'unix:{lsock}' if unix == 'listen' else lst(lhost, fport, v6), ','.join(targets)]
+            args = [NETKIT, 'forward', '--json', f'unix:{lsock}' if u_listen else lst(lhost, fport, v6), ','.join(targets)]
             o = sc['opts']
             if o.get('balance'):
                 args += ['--balance', o['balance']]
@@ -225,7 +226,7 @@ def run_one(sc, lab):
         elif tool == 'haproxy':
             cfg = f'{D}/h.cfg'
             o = sc['opts']
-            bind = f'unix@{lsock}' if unix == 'listen' else (f'[{lhost}]:{fport}' if v6 else f'{lhost}:{fport}')
+            bind = f'unix@{lsock}' if u_listen else (f'[{lhost}]:{fport}' if v6 else f'{lhost}:{fport}')
             servers = ''
             for i, t in enumerate(targets):
                 a = t[5:] if t.startswith('unix:') else t.replace('[', '').replace(']', '')
@@ -254,15 +255,15 @@ backend b
 {servers}""")
             fw = start(ns(fns, ['haproxy', '-db', '-f', cfg]), subprocess.DEVNULL, open(f'{D}/h.err', 'w'))
         elif tool == 'socat':
-            la = f'UNIX-LISTEN:{lsock},fork' if unix == 'listen' else (f'TCP6-LISTEN:{fport},bind=[{lhost}],fork,reuseaddr' if v6 else f'TCP-LISTEN:{fport},bind={lhost},fork,reuseaddr')
-            ta = f'UNIX-CONNECT:{usock}' if unix == 'target' else (f'TCP6:[{thost}]:{sport}' if v6 else f'TCP4:{thost}:{sport}')
+            la = f'UNIX-LISTEN:{lsock},fork' if u_listen else (f'TCP6-LISTEN:{fport},bind=[{lhost}],fork,reuseaddr' if v6 else f'TCP-LISTEN:{fport},bind={lhost},fork,reuseaddr')
+            ta = f'UNIX-CONNECT:{usock}' if u_target else (f'TCP6:[{thost}]:{sport}' if v6 else f'TCP4:{thost}:{sport}')
             fw = start(ns(fns, ['socat', la, ta]), subprocess.DEVNULL, open(f'{D}/s.err', 'w'))
         elif tool == 'rinetd':
             cfg = f'{D}/r.cfg'
             open(cfg, 'w').write(f'{lhost} {fport} {thost} {sport}\n')
             fw = start(ns(fns, ['rinetd', '-f', '-c', cfg]), subprocess.DEVNULL, open(f'{D}/r.err', 'w'))
         if fw:
-            if not wait_listen(fns, fport, unix=lsock if unix == 'listen' else None):
+            if not wait_listen(fns, fport, unix=lsock if u_listen else None):
                 results[tool] = {'error': 'no listen'}
                 stop(fw); stop(srv)
                 continue
@@ -271,7 +272,7 @@ backend b
         base_fd = fdcount(fw.pid) if fw else None
         if tool == 'direct':
             caddr, cport = far, sport
-        elif unix == 'listen':
+        elif u_listen:
             caddr, cport = lsock, 0
         else:
             caddr, cport = lhost, fport
@@ -405,6 +406,11 @@ def draw_scenario():
         sc['place'] = 'client'
     elif u < 0.25 and not o.get('dead'):
         sc['unix'] = 'target'
+        sc['place'] = 'server'
+    elif u < 0.32 and not o.get('dead'):
+        # both legs Unix: the forwarder beside the server, the client reaching the socket's
+        # path from the scanner namespace (the link's impairments are for direct alone)
+        sc['unix'] = 'both'
         sc['place'] = 'server'
     tools = ['netkit', 'haproxy']
     if not o.get('dead') and not o.get('max_conns'):

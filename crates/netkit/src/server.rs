@@ -69,14 +69,38 @@ pub enum Stop {
 
 /// Given to every handler: completes when the server stops waiting for the connection (the
 /// drain deadline passed, or the server itself was dropped). A handler that drains must watch
-/// it and wind up promptly (close, log) when it fires.
+/// it and wind up promptly (close, log) when it fires; one that knows when its connection is
+/// idle may also watch [`Cancel::draining`] and close it then.
 #[derive(Debug, Clone)]
-pub struct Cancel(watch::Receiver<bool>);
+pub struct Cancel(watch::Receiver<Phase>);
+
+/// Where the server is, as the connections see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Phase {
+    Serving,
+    /// It stopped accepting and waits for the open connections to end.
+    Draining,
+    /// It waits no more: the connections are to end now.
+    Cancelled,
+}
 
 impl Cancel {
     /// Completes when the connection is to end now.
     pub async fn cancelled(mut self) {
-        let _ = self.0.wait_for(|cancelled| *cancelled).await;
+        let _ = self.0.wait_for(|phase| *phase == Phase::Cancelled).await;
+    }
+
+    /// Completes once the server stopped accepting and waits for the open connections to
+    /// end (at once when it already does; never while it serves, or when it is gone).
+    pub async fn draining(&mut self) {
+        if self
+            .0
+            .wait_for(|phase| *phase >= Phase::Draining)
+            .await
+            .is_err()
+        {
+            std::future::pending::<()>().await;
+        }
     }
 }
 
@@ -109,20 +133,25 @@ pub fn limit(max_conns: usize) -> Arc<Semaphore> {
 /// then: a forwarder whose drain deadline runs from the moment it began to stop, which may
 /// come long after an accept loop of a rule replaced by a reload stopped accepting).
 #[derive(Debug)]
-pub struct Ends<C> {
+pub struct Ends<C, D = std::future::Ready<()>> {
     /// Drain (for at most how long) or abort.
     pub stop: Stop,
     /// Cancels the connections still open when it completes ([`std::future::pending`]: only
     /// `stop` decides).
     pub cut: C,
+    /// Tells the connections still open that the server drains ([`Cancel::draining`]) when it
+    /// completes, awaited once accepting stopped ([`std::future::ready`]: at once; a rule a
+    /// reload replaced tells them only once the forwarder itself stops).
+    pub drain: D,
 }
 
 impl Ends<std::future::Pending<()>> {
-    /// Only `stop` decides.
+    /// Only `stop` decides; the connections are told at once that the server drains.
     pub fn as_stop_says(stop: Stop) -> Self {
         Ends {
             stop,
             cut: std::future::pending(),
+            drain: std::future::ready(()),
         }
     }
 }
@@ -130,19 +159,20 @@ impl Ends<std::future::Pending<()>> {
 /// [`serve`], with connections counted against `limit` (none: no bound), which other accept
 /// loops may share (the loops of one listening socket on several threads share its bound),
 /// and the open connections ended as `ends` says.
-pub async fn serve_limited<L, H, F, C>(
+pub async fn serve_limited<L, H, F, C, D>(
     listener: L,
     shutdown: impl Future,
     limit: Option<Arc<Semaphore>>,
     mut handler: H,
-    ends: Ends<C>,
+    ends: Ends<C, D>,
 ) where
     L: Accept,
     H: FnMut(L::Conn, Cancel) -> F,
     F: Future<Output = ()> + Send + 'static,
     C: Future,
+    D: Future,
 {
-    let (cancel, cancelled) = watch::channel(false);
+    let (cancel, cancelled) = watch::channel(Phase::Serving);
     let mut tasks = JoinSet::new();
     let mut backoff = Backoff::default();
     let name = listener.local_addr();
@@ -279,17 +309,23 @@ fn reap(tasks: &mut JoinSet<()>) {
 }
 
 /// Ends the open connections as `ends` says.
-async fn finish<C: Future>(
+async fn finish<C: Future, D: Future>(
     mut tasks: JoinSet<()>,
-    ends: Ends<C>,
-    cancel: &watch::Sender<bool>,
+    ends: Ends<C, D>,
+    cancel: &watch::Sender<Phase>,
     name: &str,
 ) {
     let deadline = match ends.stop {
         Stop::Abort => return tasks.shutdown().await,
         Stop::Drain(deadline) => deadline,
     };
+    let tell = async {
+        ends.drain.await;
+        cancel.send_replace(Phase::Draining);
+        std::future::pending::<()>().await;
+    };
     tokio::select! {
+        () = tell => {}
         () = join_all(&mut tasks) => return,
         () = tokio::time::sleep(deadline) => tracing::warn!(
             "{name}: drain timeout ({}) reached: closing {} open connection(s)",
@@ -298,7 +334,7 @@ async fn finish<C: Future>(
         ),
         _ = ends.cut => {}
     }
-    let _ = cancel.send(true);
+    cancel.send_replace(Phase::Cancelled);
     join_all(&mut tasks).await;
 }
 

@@ -85,6 +85,43 @@ async fn settle() {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
+/// A handler that waits for the drain to begin, then ends (counted as cancelled).
+fn drain_watcher(
+    seen: &Arc<Seen>,
+) -> impl FnMut((Stream, Peer), Cancel) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+    let seen = seen.clone();
+    move |(_stream, _peer), mut cancel| {
+        let seen = seen.clone();
+        Box::pin(async move {
+            seen.started.fetch_add(1, Ordering::SeqCst);
+            cancel.draining().await;
+            seen.cancelled.fetch_add(1, Ordering::SeqCst);
+            seen.ended.fetch_add(1, Ordering::SeqCst);
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn connections_are_told_when_the_drain_begins() {
+    let (listener, addr) = loopback().await;
+    let seen = Arc::new(Seen::default());
+    let stop = Stop::Drain(Duration::from_secs(3600));
+    let (shutdown, server) = spawn_server(listener, 8, drain_watcher(&seen), stop);
+    let _client = TcpStream::connect(addr).await.unwrap();
+    settle().await;
+    assert_eq!(seen.get(), (1, 0, 0), "serving: not draining");
+    let began = tokio::time::Instant::now();
+    shutdown.send(()).unwrap();
+    server.await.unwrap();
+    assert_eq!(seen.get(), (1, 1, 1), "ended on the drain");
+    // Paused time: the deadline (which fires `draining` too) would have been jumped to.
+    assert!(
+        began.elapsed() < Duration::from_secs(3600),
+        "{:?}",
+        began.elapsed()
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_cap_holds_connections_back_until_one_ends() {
     let (listener, addr) = loopback().await;
@@ -167,6 +204,7 @@ async fn a_cut_cancels_the_open_connections_only_once_accepting_stopped() {
     let ends = Ends {
         stop: Stop::Drain(Duration::MAX),
         cut: cut_now,
+        drain: std::future::ready(()),
     };
     let (shutdown, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(serve_limited(

@@ -59,7 +59,9 @@ connection.
 SIGHUP rereads --config: new connections follow the new rules, open ones go on, listeners that
 stay are never closed; a file that fails its checks leaves the old rules in force (logged).
 Without --config SIGHUP is logged and ignored. SIGINT/SIGTERM stop accepting and let open
-connections finish for --drain-timeout (30s by default), then close them; a second signal
+connections finish for --drain-timeout (30s by default), then close them (--http-host
+connections idle between requests close at once, busy ones after their response, as
+HAProxy's soft stop closes idle keep-alive connections); a second signal
 closes them at once (each logged as drain-timeout), a third exits without their records. An
 exec: child still running 1s after its connection closed, or when the forwarder ends, gets
 SIGTERM (its process group), SIGKILL 2s later (as socat stops its EXEC child). A reset

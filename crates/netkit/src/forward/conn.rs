@@ -16,15 +16,18 @@ use super::target::Target;
 use super::{event, io as relay_io, proxy, Rule};
 use crate::endpoint::{Endpoint, Host, Peer, Stream};
 use crate::report::forward::{Close, ConnRecord};
+use crate::server::Cancel;
 
 /// Handles one accepted client until both directions are done or `abort` completes (the
 /// drain timeout); returns its record when `records` asks for one (else only the metrics
-/// count it, and the strings of a record are not made).
+/// count it, and the strings of a record are not made). `drain` (`--http-host` rules) tells
+/// the relay when the server began to drain.
 pub(super) async fn handle(
     client: Stream,
     peer: Peer,
     backend: &Backend,
     abort: impl Future<Output = ()>,
+    drain: Option<Cancel>,
     records: bool,
 ) -> Option<ConnRecord> {
     let start = Instant::now();
@@ -32,7 +35,7 @@ pub(super) async fn handle(
     let open = Open::on(&backend.metrics.active);
     tokio::pin!(abort);
     // The record is made at the end: an open connection keeps only what `Ending` needs.
-    let ending = relay_to_target(&client, peer, backend, abort, records).await;
+    let ending = relay_to_target(&client, peer, backend, abort, drain, records).await;
     drop(client);
     crate::descriptor_wait::ended();
     drop(open);
@@ -88,6 +91,7 @@ async fn relay_to_target(
     peer: Peer,
     backend: &Backend,
     mut abort: std::pin::Pin<&mut impl Future<Output = ()>>,
+    drain: Option<Cancel>,
     records: bool,
 ) -> Ending {
     let rule = &backend.rule;
@@ -134,7 +138,7 @@ async fn relay_to_target(
             };
         }
     }
-    let outcome = relay::run(client, &upstream, rule, &target.endpoint, abort).await;
+    let outcome = relay::run(client, &upstream, rule, &target.endpoint, abort, drain).await;
     target
         .metrics
         .finished(outcome.bytes_up, outcome.bytes_down, outcome.path);

@@ -5,6 +5,12 @@
 //! response starts a tunnel, or a response body runs until the target closes, the direction
 //! concerned goes back to the plain relay.
 //!
+//! Once the forwarder drains (SIGINT/SIGTERM; not on a reload), a connection idle between two
+//! exchanges ends (the target gets the FIN, the client its FIN once the target
+//! closed), as HAProxy's soft stop and nginx's graceful quit close idle keep-alive
+//! connections; one busy then ends when its exchange is through, without waiting out the
+//! drain timeout.
+//!
 //! A malformed request does not cut what the client is owed: the complete requests before it
 //! are sent on, their responses are relayed to their end, and only then does the client get
 //! `400 Bad Request` and the connection close. The close lingers (the client's late bytes are
@@ -24,6 +30,7 @@ use super::io::{self as relay_io, COPY_BUF};
 use super::splice::splice_some;
 use crate::endpoint::Stream;
 use crate::report::forward::Close;
+use crate::server::Cancel;
 
 /// Response body runs at least this long move with `splice(2)`.
 const SPLICE_MIN: u64 = COPY_BUF as u64;
@@ -64,7 +71,8 @@ impl Shared {
 
 /// How the request direction ended.
 enum UpEnd {
-    /// The client finished; the target got its FIN.
+    /// The client finished, or the connection was idle while the server drained; the target
+    /// got its FIN.
     Done,
     /// A request was refused.
     Rejected(Error),
@@ -102,6 +110,7 @@ pub(super) async fn run(
     upstream: &Stream,
     host: String,
     stats: &Stats,
+    drain: Option<Cancel>,
 ) -> Result<(Close, Option<String>), Fault> {
     let shared = Shared {
         session: Mutex::new(Session::new(host)),
@@ -110,7 +119,7 @@ pub(super) async fn run(
         rejected: AtomicBool::new(false),
     };
     let up = async {
-        requests(client, upstream, &shared, stats)
+        requests(client, upstream, &shared, stats, drain)
             .await
             .map_err(Stop::Io)
     };
@@ -150,6 +159,7 @@ async fn requests(
     upstream: &Stream,
     shared: &Shared,
     stats: &Stats,
+    mut drain: Option<Cancel>,
 ) -> Result<UpEnd, Fault> {
     let mut out = Vec::new();
     loop {
@@ -173,13 +183,37 @@ async fn requests(
             out.clear();
             (!bytes.is_empty()).then(|| shared.session().feed_request(bytes, &mut out))
         });
-        let Some(result) = fed.await.map_err(Fault::on(Leg::Client))? else {
+        let fed = tokio::select! {
+            fed = fed => fed,
+            () = idle_while_draining(client, shared, drain.as_mut()) => {
+                upstream.shutdown_write().map_err(Fault::on(Leg::Target))?;
+                return Ok(UpEnd::Done);
+            }
+        };
+        let Some(result) = fed.map_err(Fault::on(Leg::Client))? else {
             return finish_requests(client, upstream, shared, stats, &mut out).await;
         };
         send(upstream, &out, Dir::Up, stats).await?;
         if let Err(err) = result {
             return Ok(reject(shared, err));
         }
+    }
+}
+
+/// Completes once the server drains (never without `drain`) while the connection is idle
+/// between exchanges ([`Session::idle`]) with nothing more from the client to read: after a
+/// response, when the server began to drain during the exchange.
+async fn idle_while_draining(client: &Stream, shared: &Shared, drain: Option<&mut Cancel>) {
+    let Some(drain) = drain else {
+        return std::future::pending().await;
+    };
+    drain.draining().await;
+    loop {
+        let notified = shared.to_requests.notified();
+        if shared.session().idle() && !client.readable_now().unwrap_or(true) {
+            return;
+        }
+        notified.await;
     }
 }
 
@@ -307,6 +341,8 @@ async fn splice_body(
         return Ok(None);
     };
     shared.session().response_body_passed(moved as u64);
+    // A response that ended here may leave the connection idle (`idle_while_draining`).
+    shared.to_requests.notify_one();
     stats.spliced(Dir::Down);
     Ok(Some(moved))
 }

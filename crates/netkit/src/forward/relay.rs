@@ -29,6 +29,7 @@ use super::flow::{both_ends, direction, Dir, Fault, Leg, Stats};
 use super::Rule;
 use crate::endpoint::{Endpoint, Stream};
 use crate::report::forward::Close;
+use crate::server::Cancel;
 
 /// What a relay did.
 #[derive(Debug)]
@@ -42,7 +43,8 @@ pub(super) struct Outcome {
 
 /// Relays between `client` and `upstream` (connected to `target`, one of the rule's) until both
 /// directions end, one fails, the connection idles out or `abort` completes (the drain
-/// timeout).
+/// timeout); an `--http-host` relay also ends between two requests once `drain` says the
+/// server is draining.
 ///
 /// The relay's state is boxed: it is what an open connection holds for as long as it lives,
 /// and a boxed future takes its own size, while an inline one would also reserve room in the
@@ -54,8 +56,9 @@ pub(super) fn run<'a>(
     rule: &'a Rule,
     target: &'a Endpoint,
     abort: impl Future<Output = ()> + 'a,
+    drain: Option<Cancel>,
 ) -> impl Future<Output = Outcome> + 'a {
-    Box::pin(relay(client, upstream, rule, target, abort))
+    Box::pin(relay(client, upstream, rule, target, abort, drain))
 }
 
 async fn relay(
@@ -64,6 +67,7 @@ async fn relay(
     rule: &Rule,
     target: &Endpoint,
     abort: impl Future<Output = ()>,
+    drain: Option<Cancel>,
 ) -> Outcome {
     // The client leg has it from its listener (`Keepalive::apply_to_listener`).
     if let Err(err) = rule.options.keepalive.apply(upstream) {
@@ -75,7 +79,10 @@ async fn relay(
         match &rule.options.http_host {
             Some(host) => {
                 let host = host.value_for(target);
-                Box::pin(super::http_relay::run(client, upstream, host, &stats)).await
+                Box::pin(super::http_relay::run(
+                    client, upstream, host, &stats, drain,
+                ))
+                .await
             }
             None => both_ends(
                 direction(client, upstream, Dir::Up, &stats),

@@ -415,6 +415,8 @@ impl Supervisor {
                         self.cut.subscribe(),
                         options.drain_timeout,
                     ),
+                    // A reload leaves open connections alone (even idle ones).
+                    drain: began_to_stop(self.stopping.subscribe()),
                 };
                 let serve = serve_backend(
                     local,
@@ -513,6 +515,13 @@ fn start_workers() -> Option<Workers> {
             tracing::warn!("no worker threads ({why}): serving connections from one runtime");
             None
         }
+    }
+}
+
+/// Completes once the forwarder began to stop (`stopping` turned true); never when it is gone.
+async fn began_to_stop(mut stopping: watch::Receiver<bool>) {
+    if stopping.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 

@@ -124,16 +124,17 @@ fn implicit_max_conns(rule: &Rule, nofile: u64) -> Option<usize> {
 /// Serves `backend` on `listener` until `shutdown` completes, then ends the open connections
 /// as `ends` says; the records go to `events`; at most `limit` connections at once
 /// ([`limit_of`], shared with the other loops of the socket).
-pub(super) async fn serve_backend<L, C>(
+pub(super) async fn serve_backend<L, C, D>(
     listener: L,
     backend: Arc<Backend>,
     shutdown: impl Future,
-    ends: Ends<C>,
+    ends: Ends<C, D>,
     events: Events,
     limit: Option<Arc<Semaphore>>,
 ) where
     L: Accept<Conn = (Stream, Peer)>,
     C: Future,
+    D: Future,
 {
     let records = events.wants_conn_records();
     let lane = Arc::new(Lane {
@@ -145,9 +146,18 @@ pub(super) async fn serve_backend<L, C>(
         // The connection's state in boxes, taken once: an async block awaiting an async fn
         // called with its captures would keep them twice (rust-lang/rust#62958), and an open
         // connection keeps its state for as long as it lives.
+        // `--http-host` connections close when idle once the drain begins: only they know
+        // when they are (the plain relay keeps no second watch of the server).
+        let drain = lane
+            .backend
+            .rule
+            .options
+            .http_host
+            .is_some()
+            .then(|| cancel.clone());
         let abort = Box::pin(cancel.cancelled());
         Box::pin(async move {
-            let record = conn::handle(client, peer, &lane.backend, abort, records).await;
+            let record = conn::handle(client, peer, &lane.backend, abort, drain, records).await;
             if let (Some(events), Some(record)) = (&lane.events, record) {
                 events.send(Event::Conn(record));
             }

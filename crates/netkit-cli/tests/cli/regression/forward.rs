@@ -3242,3 +3242,106 @@ fn forward_client_reset_before_the_target_answered_reached_it_as_a_clean_fin() {
         assert_eq!(next_read(&mut server), Err(ErrorKind::ConnectionReset));
     }
 }
+
+/// A keep-alive target for [`forward_http_host_drain_held_idle_keepalive_connections`]:
+/// answers every request `hello` (Content-Length) on the same connection, but a request for
+/// `/slow` only once `release` gives the word (after saying on `arrived` that it came); closes
+/// when its client does.
+fn keepalive_target() -> (
+    SocketAddr,
+    std::sync::mpsc::Receiver<()>,
+    std::sync::mpsc::Sender<()>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (arrived, on_arrival) = std::sync::mpsc::channel();
+    let (release, on_release) = std::sync::mpsc::channel::<()>();
+    let on_release = std::sync::Arc::new(std::sync::Mutex::new(on_release));
+    thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let (arrived, on_release) = (arrived.clone(), on_release.clone());
+            thread::spawn(move || {
+                let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                let mut stream = stream;
+                loop {
+                    let mut head = String::new();
+                    let mut line = String::new();
+                    while line != "\r\n" {
+                        line.clear();
+                        match std::io::BufRead::read_line(&mut reader, &mut line) {
+                            Ok(1..) => head.push_str(&line),
+                            _ => return,
+                        }
+                    }
+                    if head.starts_with("GET /slow ") {
+                        let _ = arrived.send(());
+                        let _ = on_release.lock().unwrap().recv();
+                    }
+                    let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+                    if stream.write_all(reply).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, on_arrival, release)
+}
+
+/// Reads one answer of [`keepalive_target`] (its 43 bytes).
+fn read_hello(client: &mut TcpStream) -> String {
+    let mut reply = [0u8; 43];
+    client.read_exact(&mut reply).unwrap();
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+/// Audit (stop 49): after SIGTERM an `--http-host` forwarder held a keep-alive connection
+/// idle between requests until the drain timeout (30 s by default; the client read nothing,
+/// then the end of file at 30.0 s), where HAProxy's soft stop (SIGUSR1) closed it at 0.02 s
+/// and nginx's graceful quit (SIGQUIT) at 0.04 s, both exiting then. Now a connection idle
+/// between exchanges ends once the drain begins, and one busy then ends when its exchange is
+/// through: its response comes whole, then the end of file. The drain timeout here is an
+/// hour: before, the idle client's read gave up after the harness's patience. A reload
+/// (SIGHUP) still leaves open connections alone, idle ones too.
+#[test]
+fn forward_http_host_drain_held_idle_keepalive_connections() {
+    let (target, arrived, release) = keepalive_target();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rules.toml");
+    let rule = format!(
+        "[[rule]]\nlisten = \"127.0.0.1:0\"\ntarget = \"{target}\"\n\
+         http_host = \"{HOST}\"\ndrain_timeout = \"1h\"\n"
+    );
+    std::fs::write(&config, rule).unwrap();
+    // `-v`: the drain's start is logged, so the signal is known to have been taken.
+    let config = config.to_str().unwrap();
+    let mut fw = Forwarder::start(&["-v", "forward", "--config", config]);
+    let mut idle = connect(fw.addr());
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    assert!(read_hello(&mut idle).ends_with("hello"));
+    fw.signal("HUP");
+    fw.wait_for(|l| l.contains(" reloaded"), 1);
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    assert!(read_hello(&mut idle).ends_with("hello"), "after the reload");
+    let mut busy = connect(fw.addr());
+    busy.write_all(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    arrived.recv_timeout(PATIENCE).unwrap();
+    fw.signal("TERM");
+    fw.wait_for(|l| l.contains("draining"), 1);
+    let mut rest = Vec::new();
+    let end = idle.read_to_end(&mut rest).map_err(|e| e.kind());
+    assert_eq!(end, Ok(0), "the idle connection was held through the drain");
+    release.send(()).unwrap();
+    assert!(
+        read_hello(&mut busy).ends_with("hello"),
+        "the busy one's answer"
+    );
+    let end = busy.read_to_end(&mut rest).map_err(|e| e.kind());
+    assert_eq!(end, Ok(0), "held after its exchange");
+    assert_eq!(fw.wait(), 0, "still draining");
+    let done = fw.wait_for(|l| l.contains(" done"), 2);
+    assert_eq!(done.len(), 2, "{done:?}");
+}

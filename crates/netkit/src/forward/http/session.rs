@@ -194,6 +194,18 @@ impl Session {
             || self.pending.iter().any(|p| p.complete)
     }
 
+    /// Whether the connection is between exchanges: no request begun or held, none in flight,
+    /// no response begun. A connection may be closed then without cutting a message (what a
+    /// server does to an idle keep-alive connection).
+    pub fn idle(&self) -> bool {
+        matches!(self.up, Up::Head)
+            && self.up_buf.is_empty()
+            && self.held.is_empty()
+            && self.pending.is_empty()
+            && matches!(self.down, Down::Head)
+            && self.down_buf.is_empty()
+    }
+
     /// Consumes target bytes, appending what to send to the client to `out`.
     pub fn feed_response(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
         self.responses(input, out).map_err(Error::in_response)

@@ -708,3 +708,21 @@ fn upgrades_to_protocols_that_carry_http_are_taken_out() {
         assert!(refused.is_err(), "{bad}");
     }
 }
+
+#[test]
+fn idle_only_between_exchanges() {
+    let mut session = session();
+    let mut out = Vec::new();
+    assert!(session.idle(), "before the first request");
+    session
+        .feed_request(b"GET / HTTP/1.1\r\nHo", &mut out)
+        .unwrap();
+    assert!(!session.idle(), "a request head begun");
+    session.feed_request(b"st: a\r\n\r\n", &mut out).unwrap();
+    assert!(!session.idle(), "a request in flight");
+    let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel";
+    session.feed_response(reply, &mut out).unwrap();
+    assert!(!session.idle(), "a response begun");
+    session.feed_response(b"lo", &mut out).unwrap();
+    assert!(session.idle(), "after the response");
+}
