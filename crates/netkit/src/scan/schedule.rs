@@ -279,6 +279,9 @@ struct Sent {
     /// A port's last try: until when it waits for the target's own retransmission of an
     /// answer ([`Settings::answer_retransmit`]).
     retransmit_until: Option<Instant>,
+    /// The latest its wait may be stretched to, but for its kernel's resends
+    /// ([`Scheduler::wait_extended`]): when its socket would close without them.
+    wait_ends: Instant,
     /// Whether its port was filtered while it stayed open for a late answer, which then
     /// teaches only the round trip ([`Scheduler::settle`]).
     kept: bool,
@@ -544,6 +547,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             in_window: true,
             timing: true,
             retransmit_until: None,
+            wait_ends: now,
             kept: false,
         };
         self.probes.insert(id, rec);
@@ -586,9 +590,12 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         };
         let again = wait.filter(|_| last);
         linger = linger.max(again.unwrap_or_default());
-        if let (Some(again), true) = (again, self.settings.kernel_resends) {
+        let wait_ends = now + linger;
+        let resends = self.settings.kernel_resends && self.settings.retries.is_fixed();
+        if let (Some(again), true) = (again, resends) {
             // Open until the last resend's answer may come ([`Self::resend_wait`]), with room
-            // for a longer round trip: the scheduler closes it when its port settles.
+            // for a longer round trip: the scheduler closes it when its port settles, at
+            // `wait_ends` unless drops showed on the host meanwhile.
             linger = linger.max(again + KERNEL_SYN_RESENDS[KERNEL_SYN_RESENDS.len() - 1]);
         }
         host.in_flight += 1;
@@ -599,6 +606,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         }
         let info = Arc::clone(&host.info);
         let deadline = now + try_timeout(base, tryno, last, &bounds);
+        let wait_ends = deadline.max(wait_ends);
         let rec = Sent {
             host: slot,
             port,
@@ -609,6 +617,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             in_window: true,
             timing: false,
             retransmit_until: again.map(|again| now + again),
+            wait_ends,
             kept: false,
         };
         self.probes.insert(id, rec);
@@ -679,8 +688,13 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         let until = rec.retransmit_until?;
         let base = self.timeout_of(rec.host, now);
         let wait = self.answer_wait(rec.host, base)?;
-        let later = Some(rec.at + wait).filter(|later| *later > until.max(now));
-        later.or_else(|| self.resend_wait(rec, base, until.max(now)))
+        let host = self.hosts[rec.host].as_ref()?;
+        if self.resends_awaited(host) {
+            let later = Some(rec.at + wait).filter(|later| *later > until.max(now));
+            return later.or_else(|| self.resend_wait(rec, base, until.max(now)));
+        }
+        let later = (rec.at + wait).min(rec.wait_ends);
+        Some(later).filter(|later| *later > until.max(now))
     }
 
     /// When the wait of `rec`, a port's last try, for the answer to its kernel's next resend
@@ -691,11 +705,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
     /// behind a policer passing 10 SYNs a second, `--retries 1`): 2-23 of 58 closed ports came
     /// out filtered per run, nmap -sT `--max-retries 1` 0-10, its sockets open for seconds.
     fn resend_wait(&self, rec: &Sent, base: Duration, after: Instant) -> Option<Instant> {
-        if !self.settings.kernel_resends || !self.settings.retries.is_fixed() {
-            return None;
-        }
-        let host = self.hosts[rec.host].as_ref()?;
-        if host.max_answered_try() == 0 {
+        if !self.resends_awaited(self.hosts[rec.host].as_ref()?) {
             return None;
         }
         let trip = self
@@ -953,6 +963,18 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         }
         let again = again + min.unwrap_or_default() / 2;
         rec.retransmit_until.is_some() && rec.timed_out && rtt >= again
+    }
+
+    /// Whether the last tries to `host` wait for their kernel's resends of the SYN
+    /// ([`Self::resend_wait`]): connects, a fixed budget, and drops seen on the host. Else a
+    /// last try's wait ends when its socket would have closed without them
+    /// ([`Sent::wait_ends`]): left open longer, the sockets' resends took a far kernel's
+    /// rate-limited ICMP errors from the ports' own tries, and the late answers stretched
+    /// every wait (one host, 1000 ports rejected behind the ICMP rate limit, `--retries 0`:
+    /// 2.1 → 5.1 s).
+    fn resends_awaited(&self, host: &HostScan) -> bool {
+        let settings = &self.settings;
+        settings.kernel_resends && settings.retries.is_fixed() && host.max_answered_try() > 0
     }
 
     /// Whether an answer after `rtt` to `rec`, a connect, may answer its kernel's second or
