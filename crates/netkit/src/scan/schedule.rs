@@ -980,8 +980,12 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
     /// Whether an answer after `rtt` to `rec`, a connect, may answer its kernel's second or
     /// later resend of the SYN ([`Settings::kernel_resends`]): seconds late, it would raise
     /// the host's timeout to seconds ([`super::rtt::LateFloor`]) for no round trip of the path.
+    /// Only once a round trip was seen (`min`): a path's first answers may take that long.
     fn resend_answer(&self, rec: &Sent, rtt: Duration, min: Option<Duration>) -> bool {
-        let second = KERNEL_SYN_RESENDS[1] + min.unwrap_or_default() / 2;
+        let Some(min) = min else {
+            return false;
+        };
+        let second = KERNEL_SYN_RESENDS[1] + min / 2;
         self.settings.kernel_resends && rec.timed_out && rtt >= second
     }
 
