@@ -260,6 +260,7 @@ fn settings(config: &Config) -> Settings {
         queue_bound: config.syn,
         answer_retransmit: Some(SYN_ACK_RETRANSMIT),
         tries_matched: config.syn,
+        kernel_resends: !config.syn,
         follow_ups: match config.syn {
             true => 0,
             false => CONNECT_FOLLOW_UPS,

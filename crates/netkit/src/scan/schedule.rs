@@ -66,6 +66,14 @@ pub const UNANSWERED_LINGER: Duration = Duration::from_secs(10);
 /// 6298's initial retransmission timeout): a port's last try waits that long more
 /// ([`Settings::answer_retransmit`]).
 pub const SYN_ACK_RETRANSMIT: Duration = Duration::from_secs(1);
+/// When a connect's kernel sends its SYN again, after the connect, while the socket stays open
+/// unanswered (Linux: a SYN's retransmission timeout starts at 1 s and doubles): a port's last
+/// try may wait for the answers to these ([`Settings::kernel_resends`]).
+pub const KERNEL_SYN_RESENDS: [Duration; 3] = [
+    Duration::from_secs(1),
+    Duration::from_secs(3),
+    Duration::from_secs(7),
+];
 /// How much longer than the longest round trip seen a port's last try waits, past
 /// [`SYN_ACK_RETRANSMIT`], for its answer: a resent SYN's or SYN-ACK's answer comes a second
 /// and a round trip after the try, and round trips vary.
@@ -137,6 +145,12 @@ pub struct Settings {
     /// last try waits that long more, and the port is filtered only when that wait ends
     /// unanswered. `None`: no wait (the scheduler's tests, to see what it changes).
     pub answer_retransmit: Option<Duration>,
+    /// Whether the kernel sends a try's SYN again while its socket is open
+    /// ([`KERNEL_SYN_RESENDS`]; connects do, raw SYNs do not). With a fixed budget, once its
+    /// host showed drops (an answer only a retransmission got), a port's last try waits for
+    /// the answers to those resends too before the port is filtered: behind a SYN policer the
+    /// kernel's resends are tries the budget does not count, as nmap -sT gets them.
+    pub kernel_resends: bool,
     /// Whether every answer is matched to the try it answers (raw SYNs), so that its round
     /// trip counts however long ([`Rtt::matched`]); a connect's answer that may be to the SYN
     /// the kernel resent does not ([`super::rtt::KARN_LIMIT`]).
@@ -265,6 +279,9 @@ struct Sent {
     /// A port's last try: until when it waits for the target's own retransmission of an
     /// answer ([`Settings::answer_retransmit`]).
     retransmit_until: Option<Instant>,
+    /// The latest its wait may be stretched to, but for its kernel's resends
+    /// ([`Scheduler::wait_extended`]): when its socket would close without them.
+    wait_ends: Instant,
     /// Whether its port was filtered while it stayed open for a late answer, which then
     /// teaches only the round trip ([`Scheduler::settle`]).
     kept: bool,
@@ -530,6 +547,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             in_window: true,
             timing: true,
             retransmit_until: None,
+            wait_ends: now,
             kept: false,
         };
         self.probes.insert(id, rec);
@@ -572,6 +590,14 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         };
         let again = wait.filter(|_| last);
         linger = linger.max(again.unwrap_or_default());
+        let wait_ends = now + linger;
+        let resends = self.settings.kernel_resends && self.settings.retries.is_fixed();
+        if let (Some(again), true) = (again, resends) {
+            // Open until the last resend's answer may come ([`Self::resend_wait`]), with room
+            // for a longer round trip: the scheduler closes it when its port settles, at
+            // `wait_ends` unless drops showed on the host meanwhile.
+            linger = linger.max(again + KERNEL_SYN_RESENDS[KERNEL_SYN_RESENDS.len() - 1]);
+        }
         host.in_flight += 1;
         host.rate.sent(now);
         host.timing.sent(now);
@@ -580,6 +606,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         }
         let info = Arc::clone(&host.info);
         let deadline = now + try_timeout(base, tryno, last, &bounds);
+        let wait_ends = deadline.max(wait_ends);
         let rec = Sent {
             host: slot,
             port,
@@ -590,6 +617,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             in_window: true,
             timing: false,
             retransmit_until: again.map(|again| now + again),
+            wait_ends,
             kept: false,
         };
         self.probes.insert(id, rec);
@@ -658,8 +686,35 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
     /// may have come meanwhile, and its socket is still open.
     fn wait_extended(&self, rec: &Sent, now: Instant) -> Option<Instant> {
         let until = rec.retransmit_until?;
-        let wait = self.answer_wait(rec.host, self.timeout_of(rec.host, now))?;
-        Some(rec.at + wait).filter(|later| *later > until.max(now))
+        let base = self.timeout_of(rec.host, now);
+        let wait = self.answer_wait(rec.host, base)?;
+        let host = self.hosts[rec.host].as_ref()?;
+        if self.resends_awaited(host) {
+            let later = Some(rec.at + wait).filter(|later| *later > until.max(now));
+            return later.or_else(|| self.resend_wait(rec, base, until.max(now)));
+        }
+        let later = (rec.at + wait).min(rec.wait_ends);
+        Some(later).filter(|later| *later > until.max(now))
+    }
+
+    /// When the wait of `rec`, a port's last try, for the answer to its kernel's next resend
+    /// of the SYN after `after` ends ([`Settings::kernel_resends`]): the resend's time and
+    /// the round trip [`Self::answer_wait`] allows past [`SYN_ACK_RETRANSMIT`]. Only with a
+    /// fixed budget and once the host showed drops: there a silent port is as likely a lost
+    /// try as a filtered port, and the budget cannot grow to tell them apart. Audit (one host
+    /// behind a policer passing 10 SYNs a second, `--retries 1`): 2-23 of 58 closed ports came
+    /// out filtered per run, nmap -sT `--max-retries 1` 0-10, its sockets open for seconds.
+    fn resend_wait(&self, rec: &Sent, base: Duration, after: Instant) -> Option<Instant> {
+        if !self.resends_awaited(self.hosts[rec.host].as_ref()?) {
+            return None;
+        }
+        let trip = self
+            .answer_wait(rec.host, base)?
+            .checked_sub(SYN_ACK_RETRANSMIT)?;
+        let ends = KERNEL_SYN_RESENDS
+            .iter()
+            .map(|resend| rec.at + *resend + trip);
+        ends.into_iter().find(|end| *end > after)
     }
 
     /// The timeout at `now` of a first try to the host in `slot`: its own estimate, else the
@@ -899,12 +954,39 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         let Some(again) = self.settings.answer_retransmit else {
             return false;
         };
+        let min = (self.hosts[rec.host].as_ref()).and_then(|h| h.rtt.min());
+        if self.resend_answer(rec, rtt, min) {
+            return true;
+        }
         if answer != Answer::Open {
             return false;
         }
-        let min = (self.hosts[rec.host].as_ref()).and_then(|h| h.rtt.min());
         let again = again + min.unwrap_or_default() / 2;
         rec.retransmit_until.is_some() && rec.timed_out && rtt >= again
+    }
+
+    /// Whether the last tries to `host` wait for their kernel's resends of the SYN
+    /// ([`Self::resend_wait`]): connects, a fixed budget, and drops seen on the host. Else a
+    /// last try's wait ends when its socket would have closed without them
+    /// ([`Sent::wait_ends`]): left open longer, the sockets' resends took a far kernel's
+    /// rate-limited ICMP errors from the ports' own tries, and the late answers stretched
+    /// every wait (one host, 1000 ports rejected behind the ICMP rate limit, `--retries 0`:
+    /// 2.1 → 5.1 s).
+    fn resends_awaited(&self, host: &HostScan) -> bool {
+        let settings = &self.settings;
+        settings.kernel_resends && settings.retries.is_fixed() && host.max_answered_try() > 0
+    }
+
+    /// Whether an answer after `rtt` to `rec`, a connect, may answer its kernel's second or
+    /// later resend of the SYN ([`Settings::kernel_resends`]): seconds late, it would raise
+    /// the host's timeout to seconds ([`super::rtt::LateFloor`]) for no round trip of the path.
+    /// Only once a round trip was seen (`min`): a path's first answers may take that long.
+    fn resend_answer(&self, rec: &Sent, rtt: Duration, min: Option<Duration>) -> bool {
+        let Some(min) = min else {
+            return false;
+        };
+        let second = KERNEL_SYN_RESENDS[1] + min / 2;
+        self.settings.kernel_resends && rec.timed_out && rtt >= second
     }
 
     /// What holds room in the scan's window: tries in flight and handshake packets on the
