@@ -409,10 +409,11 @@ fn reload_line(r: &ReloadRecord) -> String {
 fn warn_if_capped(bound: &str, rule: &Rule) {
     if let Some(cap) = forward::descriptor_cap(rule) {
         tracing::warn!(
-            "{bound}: the open-files limit ({}) caps this rule at {cap} connections at once \
+            "{bound}: the open-files limit ({}) caps this rule at {cap} connection{} at once \
              (more wait in the backlog); raise it (ulimit -n, LimitNOFILE= for a systemd \
              service)",
-            netkit::sys::rlimit::nofile()
+            netkit::sys::rlimit::nofile(),
+            if cap == 1 { "" } else { "s" }
         );
     }
 }
