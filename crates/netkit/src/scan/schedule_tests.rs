@@ -1313,6 +1313,18 @@ fn a_lossy_policed_host_keeps_its_open_ports_among_dropped_ones() {
     }
 }
 
+/// The lab's case of the two tests below: one host, 59 ports (one open), 20 ms each way,
+/// behind a policer passing 10 SYNs a second (burst 5).
+fn strict_policer_host(seed: u64) -> Net {
+    let mut truth = vec![Truth::Closed; 59];
+    truth[4] = Truth::Open;
+    let mut net = Net::new(seed, vec![truth]);
+    net.delay = Duration::from_millis(20);
+    net.jitter = Duration::from_micros(500);
+    net.policer = Some(Bucket::new(10.0, 5.0));
+    net
+}
+
 /// Audit (scanpace's seed 501, scenario 7; nmap as the oracle): one host behind a policer
 /// passing 10 SYNs a second (burst 5), 20 ms each way, 59 ports of which one is open and the
 /// rest closed, `--retries 1`: connect 39-43 closed ports filtered and `--syn` 49-52 (the open
@@ -1327,12 +1339,7 @@ fn a_small_fixed_budget_behind_a_strict_policer_is_paced_at_its_first_drop() {
     let mut wrong = Vec::new();
     for syn in [false, true] {
         for seed in 1..=10 {
-            let mut truth = vec![Truth::Closed; 59];
-            truth[4] = Truth::Open;
-            let mut net = Net::new(seed, vec![truth]);
-            net.delay = Duration::from_millis(20);
-            net.jitter = Duration::from_micros(500);
-            net.policer = Some(Bucket::new(10.0, 5.0));
+            let mut net = strict_policer_host(seed);
             let settings = Settings {
                 timeouts: Timeouts::capped(Duration::from_secs(10)),
                 ..engine_settings(syn, Retries::Fixed(1))
@@ -1344,7 +1351,8 @@ fn a_small_fixed_budget_behind_a_strict_policer_is_paced_at_its_first_drop() {
     assert!(wrong.iter().all(|w| *w <= 10), "{wrong:?}");
 }
 
-/// The case of the test above, a connect scan, where the kernel resends a connect's SYN while
+/// The case of `a_small_fixed_budget_behind_a_strict_policer_is_paced_at_its_first_drop`, a
+/// connect scan, where the kernel resends a connect's SYN while
 /// its socket is open (at 1, 3 and 7 s): what is left there, the ports whose last try left
 /// before the first drop and was lost, came out filtered although the kernel's resend of that
 /// try would have got through (the lab: 2-23 wrong per run, nmap -sT `--max-retries 1` 0-10).
@@ -1356,12 +1364,7 @@ fn a_connects_last_try_waits_for_the_kernels_resends_behind_a_policer() {
     let mut wrong = Vec::new();
     let mut slowest = Duration::ZERO;
     for seed in 1..=10 {
-        let mut truth = vec![Truth::Closed; 59];
-        truth[4] = Truth::Open;
-        let mut net = Net::new(seed, vec![truth]);
-        net.delay = Duration::from_millis(20);
-        net.jitter = Duration::from_micros(500);
-        net.policer = Some(Bucket::new(10.0, 5.0));
+        let mut net = strict_policer_host(seed);
         let settings = Settings {
             timeouts: Timeouts::capped(Duration::from_secs(10)),
             kernel_resends: true,
@@ -1376,7 +1379,7 @@ fn a_connects_last_try_waits_for_the_kernels_resends_behind_a_policer() {
     assert!(slowest < Duration::from_secs(10), "{slowest:?}");
 }
 
-/// The wait of the test above is only for hosts that showed drops: without them a last try's
+/// The wait of `a_connects_last_try_waits_for_the_kernels_resends_behind_a_policer` is only for hosts that showed drops: without them a last try's
 /// socket, open for the kernel's resends all the same, must close when it did before. Seen in
 /// the lab on the way (one host, 1000 of 5000 ports rejected behind the far kernel's ICMP rate
 /// limit, `--retries 0`: 2.1 s → 5.1 s): the kernel's 1 s resends got late ICMP errors, the
@@ -1405,7 +1408,7 @@ fn a_last_try_without_drops_waits_no_longer_for_the_kernels_resends() {
     );
 }
 
-/// The cut of the test above is judged by the tries sent after it: random loss of 25-30 % each
+/// The cut of `a_small_fixed_budget_behind_a_strict_policer_is_paced_at_its_first_drop` is judged by the tries sent after it: random loss of 25-30 % each
 /// way leaves half of a host's first tries unanswered, as a policer does, but a slower pace
 /// does not get more of them answered, and the cut is undone. Without that trial these two
 /// scans took 33 s and 42 s, each with a host left at a pace cut to 40/s (without the cut: 6.1
