@@ -1379,11 +1379,12 @@ fn a_connects_last_try_waits_for_the_kernels_resends_behind_a_policer() {
     assert!(slowest < Duration::from_secs(10), "{slowest:?}");
 }
 
-/// The wait of `a_connects_last_try_waits_for_the_kernels_resends_behind_a_policer` is only for hosts that showed drops: without them a last try's
-/// socket, open for the kernel's resends all the same, must close when it did before. Seen in
-/// the lab on the way (one host, 1000 of 5000 ports rejected behind the far kernel's ICMP rate
-/// limit, `--retries 0`: 2.1 s → 5.1 s): the kernel's 1 s resends got late ICMP errors, the
-/// late answers raised the timeout, and every last try's wait grew with it to seconds.
+/// The wait of `a_connects_last_try_waits_for_the_kernels_resends_behind_a_policer` is only for
+/// hosts that showed drops: without them a last try's socket, open for the kernel's resends all the
+/// same, must close when it did before. Seen in the lab on the way (one host, 1000 of 5000 ports
+/// rejected behind the far kernel's ICMP rate limit, `--retries 0`: 2.1 s → 5.1 s): the kernel's 1
+/// s resends got late ICMP errors, the late answers raised the timeout, and every last try's wait
+/// grew with it to seconds.
 #[test]
 fn a_last_try_without_drops_waits_no_longer_for_the_kernels_resends() {
     let run = |kernel_resends: bool| {
@@ -1408,11 +1409,11 @@ fn a_last_try_without_drops_waits_no_longer_for_the_kernels_resends() {
     );
 }
 
-/// The cut of `a_small_fixed_budget_behind_a_strict_policer_is_paced_at_its_first_drop` is judged by the tries sent after it: random loss of 25-30 % each
-/// way leaves half of a host's first tries unanswered, as a policer does, but a slower pace
-/// does not get more of them answered, and the cut is undone. Without that trial these two
-/// scans took 33 s and 42 s, each with a host left at a pace cut to 40/s (without the cut: 6.1
-/// and 4.5 s).
+/// The cut of `a_small_fixed_budget_behind_a_strict_policer_is_paced_at_its_first_drop` is judged
+/// by the tries sent after it: random loss of 25-30 % each way leaves half of a host's first tries
+/// unanswered, as a policer does, but a slower pace does not get more of them answered, and the cut
+/// is undone. Without that trial these two scans took 33 s and 42 s, each with a host left at a
+/// pace cut to 40/s (without the cut: 6.1 and 4.5 s).
 #[test]
 fn a_fixed_budgets_cut_for_random_loss_is_undone() {
     for (seed, loss) in [(9, 0.25), (10, 0.3)] {
