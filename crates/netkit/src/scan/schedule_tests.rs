@@ -1379,12 +1379,12 @@ fn a_connects_last_try_waits_for_the_kernels_resends_behind_a_policer() {
     assert!(slowest < Duration::from_secs(10), "{slowest:?}");
 }
 
-/// The wait of `a_connects_last_try_waits_for_the_kernels_resends_behind_a_policer` is only for
-/// hosts that showed drops: without them a last try's socket, open for the kernel's resends all the
-/// same, must close when it did before. Seen in the lab on the way (one host, 1000 of 5000 ports
-/// rejected behind the far kernel's ICMP rate limit, `--retries 0`: 2.1 s → 5.1 s): the kernel's 1
-/// s resends got late ICMP errors, the late answers raised the timeout, and every last try's wait
-/// grew with it to seconds.
+/// The wait of `a_connects_last_try_waits_for_the_kernels_resends_behind_a_policer` is only
+/// for hosts that showed drops: without them a last try's socket, open for the kernel's
+/// resends all the same, must close when it did before. Seen in the lab on the way (one host,
+/// 1000 of 5000 ports rejected behind the far kernel's ICMP rate limit, `--retries 0`: 2.1 s
+/// → 5.1 s): the kernel's 1 s resends got late ICMP errors, the late answers raised the
+/// timeout, and every last try's wait grew with it to seconds.
 #[test]
 fn a_last_try_without_drops_waits_no_longer_for_the_kernels_resends() {
     let run = |kernel_resends: bool| {
