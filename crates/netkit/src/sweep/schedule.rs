@@ -282,12 +282,13 @@ impl Schedule {
     /// it just refused, unless the wave comes a window later.
     ///
     /// A batch that has had its most probes (`--retries` + 1) waits at least a control probe's
-    /// timeout before it is judged, once a host was found (else no control can go out), so that the controls sent with its probes tell whether
-    /// they were wasted on a far side throttling the sweep (then they do not count, and the
-    /// batch is probed again): with `--retries 0` the batch was given up after one probe
-    /// timeout, before any control could be seen lost, and a /26 behind a policer of 100
-    /// echo requests/s came out with 10 of 64 hosts, those of the policer's burst (fping -r 0
-    /// found them all). The round's last wait is longer anyway, so it ends no later.
+    /// timeout before it is judged, once a host was found (else no control can go out), so that the
+    /// controls sent with its probes tell whether they were wasted on a far side throttling the
+    /// sweep (then they do not count, and the batch is probed again): with `--retries 0` the batch
+    /// was given up after one probe timeout, before any control could be seen lost, and a /26
+    /// behind a policer of 100 echo requests/s came out with 10 of 64 hosts, those of the policer's
+    /// burst (fping -r 0 found them all). The round's last wait is longer anyway, so it ends no
+    /// later.
     fn earliest(&self, view: View<'_>) -> Option<(usize, Instant)> {
         let patient = view.rejections.seen() || (view.meter.losing() && !view.meter.paced());
         let last = usize::from(self.max_attempts);
@@ -345,14 +346,13 @@ impl Schedule {
     }
 }
 
-/// How much longer than a control's timeout a batch that had its most probes waits: the time
-/// two batches take at the rate its last probes went at (`rate`; the current one if unknown),
-/// at most half that timeout. The controls that tell
-/// whether its probes were wasted go out with the next batch too (one per 16 first probes, two
-/// per batch), and were not yet overdue when it was judged: with `--retries 0` behind a
-/// policer of 100/s the first batch of a /26 was probed again at 10000/s 2 ms before the
-/// controls that slowed the sweep down came due (scheduler's simulation: 22 re-probes, 6
-/// through; 150-300 ms round trips, the third wave's first 20).
+/// How much longer than a control's timeout a batch that had its most probes waits: the time two
+/// batches take at the rate its last probes went at (`rate`; the current one if unknown), at most
+/// half that timeout. The controls that tell whether its probes were wasted go out with the next
+/// batch too (one per 16 first probes, two per batch), and were not yet overdue when it was judged:
+/// with `--retries 0` behind a policer of 100/s the first batch of a /26 was probed again at
+/// 10000/s 2 ms before the controls that slowed the sweep down came due (scheduler's simulation: 22
+/// re-probes, 6 through; 150-300 ms round trips, the third wave's first 20).
 fn settling(view: View<'_>, rate: Option<u64>) -> Duration {
     let rate = rate.unwrap_or_else(|| view.meter.rate());
     let two_batches = crate::pace::interval_of(rate) * (2 * BATCH as u32);

@@ -1,21 +1,21 @@
-//! A second HTTP exchange beside one that is stuck. On a lossy path one exchange can sit in
-//! TCP's retransmission back-off (a lost request or answer segment is re-sent after 0.2 s,
-//! then 0.4, 0.8, 1.6 s, ...) until the answer bound ends it, while a fresh exchange, over a
-//! new connection, would likely get through at once: a curl loop with `--max-time` gets its
-//! `200` that way. So when an answer has not come [`HEDGE_AFTER`] into an exchange, a second
-//! one starts beside it (as Happy Eyeballs starts a second connect after a stagger), and the
-//! first that finds the target up ends the attempt, as does one beside that hears more than
-//! silence (with `--invert`, a connect beside a stuck exchange refused: the server gone); a
-//! second exchange whose connect heard nothing (a lost SYN) is followed by another, and one
-//! that has gone [`REPLACE_AFTER`] without ending is replaced by a fresh one: a server that
-//! hung while it started (it took both exchanges' connections and never answered on them) is
-//! asked again once it answers, as a curl loop's next `--max-time` try asks it. At most two
-//! exchanges run at once per target: a slow server, whose answer only takes long, sees one
-//! more request every [`REPLACE_AFTER`], not a flood. The exchanges beside connect through the attempt's
-//! lingering connects ([`super::linger`]): a connection that a connect of the first one made
-//! but did not need carries the second request at once, without a handshake of its own (a
-//! round trip saved: with one, the second exchange is seldom over before the first one's own
-//! retransmission). Each keeps its steps on its own track ([`super::stage::Track::beside`]).
+//! A second HTTP exchange beside one that is stuck. On a lossy path one exchange can sit in TCP's
+//! retransmission back-off (a lost request or answer segment is re-sent after 0.2 s, then 0.4, 0.8,
+//! 1.6 s, ...) until the answer bound ends it, while a fresh exchange, over a new connection, would
+//! likely get through at once: a curl loop with `--max-time` gets its `200` that way. So when an
+//! answer has not come [`HEDGE_AFTER`] into an exchange, a second one starts beside it (as Happy
+//! Eyeballs starts a second connect after a stagger), and the first that finds the target up ends
+//! the attempt, as does one beside that hears more than silence (with `--invert`, a connect beside
+//! a stuck exchange refused: the server gone); a second exchange whose connect heard nothing (a
+//! lost SYN) is followed by another, and one that has gone [`REPLACE_AFTER`] without ending is
+//! replaced by a fresh one: a server that hung while it started (it took both exchanges'
+//! connections and never answered on them) is asked again once it answers, as a curl loop's next
+//! `--max-time` try asks it. At most two exchanges run at once per target: a slow server, whose
+//! answer only takes long, sees one more request every [`REPLACE_AFTER`], not a flood. The
+//! exchanges beside connect through the attempt's lingering connects ([`super::linger`]): a
+//! connection that a connect of the first one made but did not need carries the second request at
+//! once, without a handshake of its own (a round trip saved: with one, the second exchange is
+//! seldom over before the first one's own retransmission). Each keeps its steps on its own track
+//! ([`super::stage::Track::beside`]).
 
 use std::future::Future;
 use std::time::Duration;
