@@ -1,15 +1,22 @@
 #!/usr/bin/env python3
-"""A graceful stop with a keep-alive client idle between requests: how long the client's
-connection is held and the proxy lives on, through `netkit forward --http-host` (SIGTERM),
-HAProxy (soft stop, SIGUSR1) and nginx (graceful quit, SIGQUIT). Loopback only.
+"""A graceful stop of `netkit forward --http-host` (SIGTERM), HAProxy (soft stop, SIGUSR1) and
+nginx (graceful quit, SIGQUIT). Loopback only.
 
-    python3 http_drain.py NETKIT [ROUNDS] [BASE]     # ports BASE (proxy), BASE+1 (backend)
+MODE idle: a keep-alive client idle between requests: how long its connection is held and
+the proxy lives on. MODE busy: CLIENTS keep-alive clients sending requests back to back when
+the stop comes: how many requests met the close without an answer (read errors), and how many
+connections ended on a response marked `Connection: close`. MODE wrk: wrk stopped mid-run
+(its socket errors).
+
+    python3 http_drain.py NETKIT [ROUNDS] [BASE] [MODE]  # ports BASE (proxy), BASE+1 (backend)
 """
 import os, shutil, signal, socket, subprocess, sys, tempfile, threading, time
 
 NK = sys.argv[1]
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 BASE = int(sys.argv[3]) if len(sys.argv) > 3 else 27750
+MODE = sys.argv[4] if len(sys.argv) > 4 else 'idle'
+CLIENTS = 8
 PROXY, BACKEND = BASE, BASE + 1
 
 
@@ -110,13 +117,109 @@ def one(kind, work):
             p.wait()
 
 
+def response(c, buf):
+    """Reads one response (Content-Length framed) from `c`: (head, rest of buf) or None when
+    the connection ended (or failed) before it was whole."""
+    try:
+        while b'\r\n\r\n' not in buf:
+            b = c.recv(65536)
+            if not b:
+                return None
+            buf += b
+        head, buf = buf.split(b'\r\n\r\n', 1)
+        length = 0
+        for line in head.lower().split(b'\r\n')[1:]:
+            if line.startswith(b'content-length:'):
+                length = int(line.split(b':')[1])
+        while len(buf) < length:
+            b = c.recv(65536)
+            if not b:
+                return None
+            buf += b
+        return head.lower(), buf[length:]
+    except OSError:
+        return None
+
+
+def hammer(counts, lock, until):
+    """One keep-alive client: requests back to back, reconnecting after a close, until the
+    proxy refuses connections or `until`."""
+    while time.time() < until:
+        try:
+            c = socket.create_connection(('127.0.0.1', PROXY), timeout=5)
+        except OSError:
+            return
+        buf, served = b'', 0
+        while time.time() < until:
+            try:
+                c.sendall(b'GET / HTTP/1.1\r\nHost: x\r\n\r\n')
+            except OSError:
+                got = None
+            else:
+                got = response(c, buf)
+            if got is None:
+                with lock:
+                    counts['read errors'] += 1
+                break
+            head, buf = got
+            served += 1
+            if b'connection: close' in head:
+                with lock:
+                    counts['ended on Connection: close'] += 1
+                break
+        with lock:
+            counts['responses'] += served
+        c.close()
+
+
+def busy(kind, work):
+    p, sig = start(kind, work)
+    try:
+        time.sleep(1)
+        counts, lock = dict.fromkeys(['responses', 'read errors', 'ended on Connection: close'], 0), threading.Lock()
+        until = time.time() + 10
+        threads = [threading.Thread(target=hammer, args=(counts, lock, until)) for _ in range(CLIENTS)]
+        for t in threads:
+            t.start()
+        time.sleep(1)
+        p.send_signal(sig)
+        for t in threads:
+            t.join()
+        p.wait(60)
+        return f'{kind:8} {CLIENTS} busy clients: ' + ', '.join(f'{k} {v}' for k, v in counts.items())
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def wrk(kind, work):
+    p, sig = start(kind, work)
+    try:
+        time.sleep(1)
+        w = subprocess.Popen(['wrk', '-t2', f'-c{CLIENTS}', '-d3s', f'http://127.0.0.1:{PROXY}/'],
+                             stdout=subprocess.PIPE, text=True)
+        time.sleep(1.5)
+        p.send_signal(sig)
+        out = w.communicate(timeout=60)[0]
+        p.wait(60)
+        errors = [l.strip() for l in out.splitlines() if 'errors' in l] or ['no socket errors']
+        return f'{kind:8} wrk: {errors[0]}'
+    finally:
+        for q in (p,):
+            if q.poll() is None:
+                q.kill()
+                q.wait()
+
+
 def main():
     backend()
     work = tempfile.mkdtemp(prefix='http-drain-')
     try:
         for _ in range(ROUNDS):
             for kind in ('netkit', 'haproxy', 'nginx'):
-                print(one(kind, work), flush=True)
+                run = {'idle': one, 'busy': busy, 'wrk': wrk}[MODE]
+                print(run(kind, work), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -242,7 +242,7 @@ pub struct Haproxy;
 
 /// A running peer proxy (HAProxy), killed on drop.
 pub struct PeerProxy {
-    _proc: Proc,
+    proc: Proc,
     /// Where clients connect.
     pub addr: SocketAddr,
     _dir: tempfile::TempDir,
@@ -317,10 +317,17 @@ impl Haproxy {
             });
         }
         PeerProxy {
-            _proc: Proc::spawn_quiet(cmd),
+            proc: Proc::spawn_quiet(cmd),
             addr,
             _dir: dir,
         }
+    }
+}
+
+impl PeerProxy {
+    /// Sends it the signal `name` (`USR1`: HAProxy's soft stop).
+    pub fn signal(&self, name: &str) {
+        self.proc.signal(name);
     }
 }
 

@@ -8,8 +8,9 @@
 //! Once the forwarder drains (SIGINT/SIGTERM; not on a reload), a connection idle between two
 //! exchanges ends (the target gets the FIN, the client its FIN once the target
 //! closed), as HAProxy's soft stop and nginx's graceful quit close idle keep-alive
-//! connections; one busy then ends when its exchange is through, without waiting out the
-//! drain timeout.
+//! connections. One busy then gets its last response marked `Connection: close` (as from
+//! HAProxy and nginx: the client sends no next request to meet the close) and ends once that
+//! response is through, without waiting out the drain timeout.
 //!
 //! A malformed request does not cut what the client is owed: the complete requests before it
 //! are sent on, their responses are relayed to their end, and only then does the client get
@@ -118,13 +119,14 @@ pub(super) async fn run(
         to_responses: Notify::new(),
         rejected: AtomicBool::new(false),
     };
+    let down_drain = drain.clone();
     let up = async {
         requests(client, upstream, &shared, stats, drain)
             .await
             .map_err(Stop::Io)
     };
     let down = async {
-        let ended = responses(upstream, client, &shared, stats).await;
+        let ended = responses(upstream, client, &shared, stats, down_drain).await;
         if ended.is_err() {
             // No response comes any more: a request side run on to its end must not wait
             // for one (to release held requests, or to decide about a tunnel).
@@ -201,19 +203,33 @@ async fn requests(
 }
 
 /// Completes once the server drains (never without `drain`) while the connection is idle
-/// between exchanges ([`Session::idle`]) with nothing more from the client to read: after a
+/// between exchanges ([`Session::idle`]) with nothing more from the client to read, or once
+/// the response marked `Connection: close` went through ([`Session::closed`]): after a
 /// response, when the server began to drain during the exchange.
 async fn idle_while_draining(client: &Stream, shared: &Shared, drain: Option<&mut Cancel>) {
     let Some(drain) = drain else {
         return std::future::pending().await;
     };
     drain.draining().await;
+    shared.session().drain();
     loop {
         let notified = shared.to_requests.notified();
-        if shared.session().idle() && !client.readable_now().unwrap_or(true) {
+        let ends = {
+            let session = shared.session();
+            session.closed() || (session.idle() && !client.readable_now().unwrap_or(true))
+        };
+        if ends {
             return;
         }
         notified.await;
+    }
+}
+
+/// Completes once the server drains (never without `drain`).
+async fn draining(drain: Option<&mut Cancel>) {
+    match drain {
+        Some(drain) => drain.draining().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -281,6 +297,7 @@ async fn responses(
     client: &Stream,
     shared: &Shared,
     stats: &Stats,
+    mut drain: Option<Cancel>,
 ) -> Result<(), Stop> {
     let mut out = Vec::new();
     loop {
@@ -309,8 +326,16 @@ async fn responses(
             })
         });
         let fed = tokio::select! {
-            fed = fed => fed.map_err(Fault::on(Leg::Target))?,
+            biased;
+            // The next response head is then marked `Connection: close` if it is the last.
+            () = draining(drain.as_mut()) => {
+                shared.session().drain();
+                tracing::debug!("draining: the last response goes out marked Connection: close");
+                drain = None;
+                continue;
+            }
             () = shared.to_responses.notified() => continue,
+            fed = fed => fed.map_err(Fault::on(Leg::Target))?,
         };
         let Some((result, head)) = fed else {
             return responses_ended(client, shared);

@@ -18,12 +18,15 @@
 //!   requests like any others.
 //! - So responses are followed one by one (status line, `HEAD`/1xx/204/304, `Content-Length`,
 //!   chunked framing, read-until-close) to pair each with its request, which a queue of
-//!   requests in flight remembers. Responses pass on untouched.
+//!   requests in flight remembers. Responses pass on untouched, but for the last one of a
+//!   connection while the forwarder drains: that head goes out marked `Connection: close`.
 //!
 //! Layout: [`Session`] pairs the two directions; `request` and `response` read heads,
-//! `fields` header fields (tokenized by `httparse`), `body` message bodies.
+//! `fields` header fields (tokenized by `httparse`), `body` message bodies, `close` the
+//! `Connection: close` mark.
 
 mod body;
+mod close;
 mod fields;
 mod request;
 mod response;
@@ -124,5 +127,7 @@ fn head_end(buf: &[u8], from: usize) -> Option<usize> {
     None
 }
 
+#[cfg(test)]
+mod drain_tests;
 #[cfg(test)]
 mod tests;

@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 
 use super::body::{Body, Emit};
+use super::close;
 use super::request::{self, Request};
 use super::response::{self, Verdict};
 use super::{collect_head, Error, MAX_PENDING};
@@ -78,6 +79,10 @@ pub struct Session {
     pending: VecDeque<Pending>,
     /// The answer to the request that may switch, once it came: whether it did.
     switched: Option<bool>,
+    /// The forwarder drains: the response to the last request in flight is the last one.
+    draining: bool,
+    /// A response head went out marked `Connection: close`: nothing more is sent on.
+    closing: bool,
 }
 
 impl Session {
@@ -93,6 +98,8 @@ impl Session {
             down_buf: Vec::new(),
             pending: VecDeque::new(),
             switched: None,
+            draining: false,
+            closing: false,
         }
     }
 
@@ -100,6 +107,10 @@ impl Session {
     /// `out` holds the complete requests before the bad one (to be sent on), and the client
     /// is to be answered 400 once their responses are through.
     pub fn feed_request(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        if self.closing {
+            // The client was told the connection closes: what it sends is not served.
+            return Ok(());
+        }
         if !self.held.is_empty() || self.holding() {
             self.held.extend_from_slice(input);
             return Ok(());
@@ -109,6 +120,9 @@ impl Session {
 
     /// Processes held client bytes once the session allows (after a response came).
     pub fn resume_requests(&mut self, out: &mut Vec<u8>) -> Result<(), Error> {
+        if self.closing {
+            self.held.clear();
+        }
         if self.held.is_empty() || self.holding() {
             return Ok(());
         }
@@ -204,6 +218,19 @@ impl Session {
             && self.pending.is_empty()
             && matches!(self.down, Down::Head)
             && self.down_buf.is_empty()
+    }
+
+    /// The forwarder drains: the next final response head that answers the last request in
+    /// flight goes out marked `Connection: close`, and the connection is through once that
+    /// response is ([`Session::closed`]).
+    pub fn drain(&mut self) {
+        self.draining = true;
+    }
+
+    /// Whether a response marked `Connection: close` was passed on whole: the connection may
+    /// end without cutting anything the client is owed.
+    pub fn closed(&self) -> bool {
+        self.closing && matches!(self.down, Down::Head) && self.down_buf.is_empty()
     }
 
     /// Consumes target bytes, appending what to send to the client to `out`.
@@ -335,7 +362,13 @@ impl Session {
         let rest = self.down_buf.len() - end;
         let front = self.pending.front().map(|p| p.request);
         let verdict = response::read(&self.down_buf[..end], front.as_ref())?;
-        out.extend_from_slice(&self.down_buf[..end]);
+        if matches!(verdict, Verdict::Final(_)) && self.last_response() {
+            close::mark(&self.down_buf[..end], out);
+            self.closing = true;
+            self.held.clear();
+        } else {
+            out.extend_from_slice(&self.down_buf[..end]);
+        }
         self.down_buf.clear();
         match verdict {
             Verdict::Interim => {}
@@ -352,6 +385,12 @@ impl Session {
             }
         }
         Ok(&input[input.len() - rest..])
+    }
+
+    /// Whether a final response head now is the connection's last: the forwarder drains, and
+    /// no other request is in flight behind the one it answers.
+    fn last_response(&self) -> bool {
+        self.draining && !self.closing && self.pending.len() <= 1
     }
 
     /// The front request got its final response; `tunnel` when the protocol switched.
