@@ -1885,3 +1885,68 @@ fn closed_ports_filtered_behind_a_long_round_trip_beside_an_unroutable_target() 
         }
     }
 }
+
+/// Audit (scanpace seed 501, scenario 7, "sp7"): one host behind a firewall passing 10 SYNs a
+/// second (burst 5), 20 ms each way, 2 Mbit/s, 59 ports of which 53 is open and the rest
+/// closed, beside a target the router answers host unreachable for, `--retries 1`. A port's
+/// last try waited a second and a round trip and closed its socket, while its kernel would have
+/// sent the SYN again at 3 and 7 s, past the firewall's empty moments: 2-26 ports wrong per run
+/// (8-15 in 17 of 20; the open one missed in 16 of 20), in 4-6 s; nmap -sT `--max-retries 1`,
+/// whose connects stay open for seconds, 0-5 wrong in 25-33 s. With a fixed budget, once the
+/// host showed drops, a last try now waits for the kernel's 3 s and 7 s resends
+/// (`Scheduler::resend_wait`): 0-5 wrong per run (25 runs, the open port found in each), 0-13
+/// in three, in 6-8 s (the ports whose last try left before the first drop showed).
+#[test]
+fn ports_filtered_when_a_last_try_closed_before_the_kernels_resends_behind_a_syn_policer() {
+    let name =
+        "ports_filtered_when_a_last_try_closed_before_the_kernels_resends_behind_a_syn_policer";
+    if !privileged(name) {
+        return;
+    }
+    const HOST: &str = "198.18.1.6";
+    const PORTS: &str = "21,22,23,25,53,80,110,111,240-290";
+    // Three runs in one lab: the open port found in each, and few closed ports filtered, in
+    // any one and in all (7 and 16: above the 5 and 13 seen since; before, 19 runs of 20
+    // missed the open port or filtered more than 7).
+    const ROUNDS: u32 = 3;
+    const WRONG_PER_ROUND: u64 = 7;
+    const WRONG_IN_ALL: u64 = 16;
+    let lab = Lab::builder("regresend")
+        .delay(ms(20))
+        .rate("2mbit")
+        .host(HOST)
+        .open(HOST, &[53])
+        .unroutable("198.18.200.0/24", Unroutable::Host)
+        .icmp_limits(crate::lab::IcmpLimits::Off)
+        .syn_limit(10)
+        .build()
+        .expect("lab");
+    let mut wrong = Vec::new();
+    for round in 1..=ROUNDS {
+        let mut cmd = lab.netkit();
+        cmd.args(["--json", "scan", "-Pn", "--retries", "1", "-p", PORTS])
+            .args([HOST, "198.18.200.9"]);
+        let (code, stdout, stderr) = run_within(cmd, LAB_PATIENCE);
+        assert_eq!(code, 1, "round {round}\nstdout {stdout}\nstderr {stderr}");
+        let got = parse_scan(&stdout);
+        let s = &got.summary;
+        let want: SocketAddr = "198.18.1.6:53".parse().expect("address");
+        assert_eq!(got.found(), BTreeSet::from([want]), "round {round}: {s:?}");
+        assert_eq!(
+            (s.unreachable, s.open + s.closed + s.filtered),
+            (1, 59),
+            "{s:?}"
+        );
+        assert!(
+            s.filtered <= WRONG_PER_ROUND,
+            "round {round}: {s:?} (before: {wrong:?})"
+        );
+        wrong.push(s.filtered);
+    }
+    eprintln!("closed ports filtered per round: {wrong:?}");
+    let all: u64 = wrong.iter().sum();
+    assert!(
+        all <= WRONG_IN_ALL,
+        "closed ports filtered per round: {wrong:?}"
+    );
+}
