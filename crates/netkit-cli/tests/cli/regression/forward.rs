@@ -3288,6 +3288,23 @@ fn keepalive_target() -> (
     (addr, on_arrival, release)
 }
 
+/// A forwarder (with `verbosity`) of one `--http-host` rule to `target` whose drain timeout is
+/// an hour, from a config file in the directory returned with it (kept while it runs).
+fn draining_an_hour(target: SocketAddr, verbosity: &str) -> (Forwarder, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rules.toml");
+    let rule = format!(
+        "[[rule]]\nlisten = \"127.0.0.1:0\"\ntarget = \"{target}\"\n\
+         http_host = \"{HOST}\"\ndrain_timeout = \"1h\"\n"
+    );
+    std::fs::write(&config, rule).unwrap();
+    let config = config.to_str().unwrap();
+    (
+        Forwarder::start(&[verbosity, "forward", "--config", config]),
+        dir,
+    )
+}
+
 /// Reads one answer of [`keepalive_target`] (its 43 bytes).
 fn read_hello(client: &mut TcpStream) -> String {
     let mut reply = [0u8; 43];
@@ -3306,16 +3323,8 @@ fn read_hello(client: &mut TcpStream) -> String {
 #[test]
 fn forward_http_host_drain_held_idle_keepalive_connections() {
     let (target, arrived, release) = keepalive_target();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("rules.toml");
-    let rule = format!(
-        "[[rule]]\nlisten = \"127.0.0.1:0\"\ntarget = \"{target}\"\n\
-         http_host = \"{HOST}\"\ndrain_timeout = \"1h\"\n"
-    );
-    std::fs::write(&config, rule).unwrap();
     // `-v`: the drain's start is logged, so the signal is known to have been taken.
-    let config = config.to_str().unwrap();
-    let mut fw = Forwarder::start(&["-v", "forward", "--config", config]);
+    let (mut fw, _dir) = draining_an_hour(target, "-v");
     let mut idle = connect(fw.addr());
     idle.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
         .unwrap();
@@ -3371,15 +3380,8 @@ fn last_response_while_draining(
 #[test]
 fn forward_http_host_drain_marks_the_last_response_connection_close() {
     let (target, arrived, release) = keepalive_target();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("rules.toml");
-    let rule = format!(
-        "[[rule]]\nlisten = \"127.0.0.1:0\"\ntarget = \"{target}\"\n\
-         http_host = \"{HOST}\"\ndrain_timeout = \"1h\"\n"
-    );
-    std::fs::write(&config, rule).unwrap();
     // `-vv`: the connection logs when the drain reached it; the target answers after that.
-    let mut fw = Forwarder::start(&["-vv", "forward", "--config", config.to_str().unwrap()]);
+    let (mut fw, _dir) = draining_an_hour(target, "-vv");
     let got = last_response_while_draining(fw.addr(), &arrived, &release, || {
         fw.signal("TERM");
         fw.wait_for(|l| l.contains("marked Connection: close"), 1);
