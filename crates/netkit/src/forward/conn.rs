@@ -4,7 +4,6 @@
 
 use std::future::Future;
 use std::io;
-use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -210,6 +209,5 @@ fn allowed(peer: Peer, rule: &Rule) -> bool {
     let Some(addr) = peer.addr() else {
         return true;
     };
-    let ip: IpAddr = addr.ip();
-    allow.iter().any(|net| net.contains(&ip))
+    super::allow::allows(allow, addr.ip())
 }

@@ -8,23 +8,32 @@
 //! Once the forwarder drains (SIGINT/SIGTERM; not on a reload), a connection idle between two
 //! exchanges ends (the target gets the FIN, the client its FIN once the target
 //! closed), as HAProxy's soft stop and nginx's graceful quit close idle keep-alive
-//! connections. One busy then gets its last response marked `Connection: close` (as from
+//! connections; one whose last response went out less than [`IDLE_GRACE`] ago first waits
+//! out that second, so that a client sending its next request meanwhile gets it answered
+//! (marked, below) instead of meeting the close. One busy then gets its last response marked `Connection: close` (as from
 //! HAProxy and nginx: the client sends no next request to meet the close) and ends once that
 //! response is through, without waiting out the drain timeout.
 //!
 //! A malformed request does not cut what the client is owed: the complete requests before it
 //! are sent on, their responses are relayed to their end, and only then does the client get
-//! `400 Bad Request` and the connection close. The close lingers (the client's late bytes are
-//! read and dropped for a moment) so that the kernel does not answer them with a reset that
-//! could destroy the 400 and the end of the last response in flight. A response that cannot be
-//! followed ends the connection, with `502 Bad Gateway` when it was a response head.
+//! `400 Bad Request` and the connection close. A response that cannot be followed ends the
+//! connection, with `502 Bad Gateway` when it was a response head.
+//!
+//! Every close the forwarder decides while the client may still send (the drain's last
+//! response, a connection idle when the drain began, the 400, 501 or 502 it answers itself,
+//! a target that closed after its response) lingers, as HAProxy's and nginx's
+//! `lingering_close`: the client's late bytes are read and dropped until the client has all it
+//! was sent, then until it stays quiet a moment. Closing with its bytes unread (or getting
+//! them once closed) makes the kernel answer with a reset and throw away what it had not sent
+//! yet: over a slow link, the end of the last response.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
+use super::acks::{self, Until};
 use super::flow::{both_ends, direction, Dir, Fault, Leg, Stats};
 use super::http::{Error, Session};
 use super::io::{self as relay_io, COPY_BUF};
@@ -36,10 +45,19 @@ use crate::server::Cancel;
 /// Response body runs at least this long move with `splice(2)`.
 const SPLICE_MIN: u64 = COPY_BUF as u64;
 
+/// While draining, a connection idle between exchanges is closed once its last response went
+/// out this long ago: a client still reading that response may send its next request
+/// meanwhile, which would meet the close (HAProxy's soft stop answers it, marked
+/// `Connection: close`).
+const IDLE_GRACE: Duration = Duration::from_secs(1);
 /// How long the 400 or 502 answer may take to be written.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a rejected client's late bytes are read and dropped before closing.
-const LINGER: Duration = Duration::from_secs(2);
+/// A lingering close ends once the client, which has all it was sent, sent nothing this long.
+const LINGER_QUIET: Duration = Duration::from_secs(2);
+/// The longest a lingering close lasts (nginx's `lingering_time`).
+const LINGER_MAX: Duration = Duration::from_secs(30);
+/// How often a lingering close asks whether the client has all it was sent.
+const LINGER_POLL: Duration = Duration::from_millis(50);
 
 const BAD_REQUEST: &[u8] =
     b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
@@ -56,9 +74,25 @@ struct Shared {
     /// The request side refused a request.
     to_responses: Notify,
     rejected: AtomicBool,
+    /// When the connection began.
+    born: Instant,
+    /// When response bytes last went to the client, in milliseconds after `born`.
+    responded: AtomicU64,
 }
 
 impl Shared {
+    /// Response bytes went to the client now.
+    fn responding(&self) {
+        let at = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.responded.store(at, Ordering::Relaxed);
+    }
+
+    /// How long ago response bytes last went to the client.
+    fn since_response(&self) -> Duration {
+        let at = Duration::from_millis(self.responded.load(Ordering::Relaxed));
+        self.born.elapsed().saturating_sub(at)
+    }
+
     fn session(&self) -> MutexGuard<'_, Session> {
         self.session
             .lock()
@@ -118,6 +152,8 @@ pub(super) async fn run(
         to_requests: Notify::new(),
         to_responses: Notify::new(),
         rejected: AtomicBool::new(false),
+        born: Instant::now(),
+        responded: AtomicU64::new(0),
     };
     let down_drain = drain.clone();
     let up = async {
@@ -136,7 +172,10 @@ pub(super) async fn run(
         ended
     };
     match both_ends(up, down, client, upstream, None).await {
-        Ok((UpEnd::Done, ())) => Ok((Close::Done, None)),
+        Ok((UpEnd::Done, ())) => {
+            linger(client).await;
+            Ok((Close::Done, None))
+        }
         Ok((UpEnd::Rejected(err), ())) => {
             let refusal = match err {
                 Error::Unsupported(_) => NOT_IMPLEMENTED,
@@ -203,7 +242,8 @@ async fn requests(
 }
 
 /// Completes once the server drains (never without `drain`) while the connection is idle
-/// between exchanges ([`Session::idle`]) with nothing more from the client to read, or once
+/// between exchanges ([`Session::idle`]) with nothing more from the client to read, and has
+/// been since its last response went out [`IDLE_GRACE`] ago, or once
 /// the response marked `Connection: close` went through ([`Session::closed`]): after a
 /// response, when the server began to drain during the exchange.
 async fn idle_while_draining(client: &Stream, shared: &Shared, drain: Option<&mut Cancel>) {
@@ -214,12 +254,24 @@ async fn idle_while_draining(client: &Stream, shared: &Shared, drain: Option<&mu
     shared.session().drain();
     loop {
         let notified = shared.to_requests.notified();
-        let ends = {
+        let (closed, idle) = {
             let session = shared.session();
-            session.closed() || (session.idle() && !client.readable_now().unwrap_or(true))
+            (session.closed(), session.idle())
         };
-        if ends {
+        if closed {
             return;
+        }
+        if idle && !client.readable_now().unwrap_or(true) {
+            let left = IDLE_GRACE.saturating_sub(shared.since_response());
+            if left.is_zero() {
+                return;
+            }
+            // A client reading its last response now may be sending the next request.
+            tokio::select! {
+                () = tokio::time::sleep(left) => {}
+                () = notified => {}
+            }
+            continue;
         }
         notified.await;
     }
@@ -342,6 +394,7 @@ async fn responses(
         };
         shared.to_requests.notify_one();
         send(client, &out, Dir::Down, stats).await?;
+        shared.responding();
         result.map_err(|err| Stop::BadResponse(err, head))?;
     }
 }
@@ -366,6 +419,7 @@ async fn splice_body(
         return Ok(None);
     };
     shared.session().response_body_passed(moved as u64);
+    shared.responding();
     // A response that ended here may leave the connection idle (`idle_while_draining`).
     shared.to_requests.notify_one();
     stats.spliced(Dir::Down);
@@ -393,11 +447,41 @@ async fn send(dst: &Stream, bytes: &[u8], dir: Dir, stats: &Stats) -> Result<(),
     Ok(())
 }
 
-/// Writes a final answer to the client, half-closes, and lingers: reads and drops what the
-/// client still sends, so that closing does not reset the connection under the answer.
+/// Writes a final answer to the client, then closes lingering ([`linger`]).
 async fn answer(client: &Stream, reply: &[u8]) {
     let _ = tokio::time::timeout(ANSWER_TIMEOUT, relay_io::write_all(client, reply)).await;
+    linger(client).await;
+}
+
+/// Half-closes the client and reads and drops what it still sends (for [`LINGER_MAX`] at
+/// most), so that closing does not reset the connection under what it has not received yet.
+async fn linger(client: &Stream) {
     let _ = client.shutdown_write();
-    let drain = async { while let Ok(1..) = relay_io::read_with(client, <[u8]>::len).await {} };
-    let _ = tokio::time::timeout(LINGER, drain).await;
+    let _ = tokio::time::timeout(LINGER_MAX, drop_until_quiet(client)).await;
+}
+
+/// Reads and drops the client's bytes until its end of file (or an error), or until it has
+/// every byte it was sent: then at once if it sent nothing meanwhile, else once it stays quiet
+/// for [`LINGER_QUIET`] (a client still sending may send more, nginx's `lingering_timeout`).
+async fn drop_until_quiet(client: &Stream) {
+    let mut sent = false;
+    loop {
+        tokio::select! {
+            biased;
+            read = relay_io::read_with(client, <[u8]>::len) => match read {
+                Ok(1..) => sent = true,
+                _ => return,
+            },
+            () = acks::watch(client, Until::Delivered, LINGER_POLL) => {
+                if !sent {
+                    return;
+                }
+                let quiet = relay_io::read_with(client, <[u8]>::len);
+                match tokio::time::timeout(LINGER_QUIET, quiet).await {
+                    Ok(Ok(1..)) => {}
+                    _ => return,
+                }
+            }
+        }
+    }
 }

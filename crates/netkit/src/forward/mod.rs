@@ -14,7 +14,7 @@
 //! - `backend`: a rule being served: its targets (`target`: endpoint, `health`, counters), the
 //!   order a connection tries them in (`balance`), failover and retries (`attempts`), the
 //!   active checks (`check`).
-//! - `conn`: one connection: ACL check at accept, connect to a target, PROXY header,
+//! - `conn`: one connection: ACL check at accept (`allow`), connect to a target, PROXY header,
 //!   relay, its [`ConnRecord`](crate::report::forward::ConnRecord).
 //! - `relay`: both directions at once, with reset propagation, the idle and drain timeouts;
 //!   `flow`: one direction with half-close, and what both share (sides, counters); `acks`:
@@ -39,6 +39,7 @@
 
 mod acks;
 mod activation;
+mod allow;
 mod attempts;
 mod backend;
 mod balance;

@@ -233,10 +233,9 @@ impl Table {
     }
 
     /// Whether `--allow` lets `client` in (an IPv4 client of a `[::]` listener is checked
-    /// in its IPv4 form).
+    /// in its IPv4 form and in its mapped one).
     fn allowed(&self, client: SocketAddr) -> bool {
-        let ip = client.ip().to_canonical();
-        self.allow.is_empty() || self.allow.iter().any(|net| net.contains(&ip))
+        super::super::allow::allows(&self.allow, client.ip())
     }
 
     /// Acts on a pump's news (unless its session already ended): a refusal is taken as a
