@@ -3531,13 +3531,21 @@ fn forward_http_host_drain_closed_under_the_next_request() {
         .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
         .unwrap();
     assert!(read_hello(&mut client).ends_with("hello"));
+    let answered = std::time::Instant::now();
     fw.signal("TERM");
     fw.wait_for(|l| l.contains("draining"), 1);
     // Sent at once (well within the second since the answer above): it crosses the close.
     let _ = client.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    let sent_after = answered.elapsed();
     let mut got = Vec::new();
     let end = client.read_to_end(&mut got).map_err(|e| e.kind());
     let got = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    if sent_after >= std::time::Duration::from_millis(900) && got.is_empty() {
+        // A machine so loaded that the request left near the end of the grace: the close
+        // it met says nothing (the old code closed within milliseconds of the signal).
+        eprintln!("inconclusive: the request left {sent_after:?} after the answer");
+        return;
+    }
     assert_eq!(end, Ok(got.len()), "{got:?}");
     assert!(
         got.contains("connection: close") && got.ends_with("hello"),
