@@ -1,9 +1,12 @@
 //! When to try again: every `interval` for the first ten seconds (fast detection of a service
 //! that is about to start), then doubling each attempt up to `max_interval` (light polling of
-//! a service that is down for long). Each attempt's connect is bounded on its own, so a lost
-//! SYN is re-sent soon.
+//! a service that is down for long), start to start; an attempt that takes longer than half the
+//! delay is followed by a pause as long as itself, up to the delay ([`next_start`]). Each
+//! attempt's connect is bounded on its own, so a lost SYN is re-sent soon.
 
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::finding::Finding;
 use crate::error::ParseError;
@@ -102,6 +105,17 @@ impl Backoff {
     }
 }
 
+/// When the next attempt starts after one that ran from `started` to `ended`, `delay` after
+/// it by the schedule ([`Backoff::next`]): `delay` after its start while attempts take at most
+/// half of it, as before; a longer attempt (a long round trip, a connect to its bound) is
+/// followed by a pause as long as itself, up to `delay`, the pause a shell loop or wait4x
+/// sleeps after each try. A far server is then asked at most half the time (not one attempt
+/// back to back after another), and never paused for longer than the peers pause.
+pub fn next_start(started: Instant, ended: Instant, delay: Duration) -> Instant {
+    let took = ended.saturating_duration_since(started);
+    (started + delay).max(ended + took.min(delay))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,6 +180,19 @@ mod tests {
         assert_eq!(fixed.next(ms(100), Duration::from_secs(60)), ms(100));
         let err = Backoff::new(ms(500), Some(ms(100))).expect_err("cap below interval");
         assert!(err.why.contains("--interval"), "{err}");
+    }
+
+    #[test]
+    fn a_long_attempt_is_followed_by_a_pause_as_long_up_to_the_delay() {
+        let start = Instant::now();
+        let next = |took, delay| next_start(start, start + ms(took), ms(delay)) - start;
+        // Quick attempts keep to the delay, start to start.
+        assert_eq!(next(10, 250), ms(250));
+        assert_eq!(next(125, 250), ms(250));
+        // Longer ones pause as long as they took, up to the delay.
+        assert_eq!(next(200, 250), ms(400));
+        assert_eq!(next(300, 100), ms(400));
+        assert_eq!(next(1000, 250), ms(1250));
     }
 
     #[test]

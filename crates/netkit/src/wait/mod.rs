@@ -10,12 +10,14 @@
 //! - `probe` and `http`: one attempt; `lookup`: its name lookup, a step of its own before the
 //!   connect; `linger`: TCP connects that go on past their bound; `stage`: how far the
 //!   attempt under way got, for the deadline to say where it cut it; `hedge`: a second HTTP
-//!   exchange beside one stuck in retransmissions.
+//!   exchange beside one stuck in retransmissions; `knock`: with `invert`, bare connects
+//!   beside stuck exchanges, whose refusal says the server gone.
 
 pub mod backoff;
 pub mod finding;
 mod hedge;
 mod http;
+mod knock;
 mod linger;
 mod lookup;
 mod probe;
@@ -339,7 +341,8 @@ impl Watch {
                 return;
             }
             delay = self.backoff.next(delay, started.elapsed());
-            connected = lingering.sleep_until(attempt_started + delay).await;
+            let next = backoff::next_start(attempt_started, Instant::now(), delay);
+            connected = lingering.sleep_until(next).await;
         }
     }
 
@@ -414,7 +417,16 @@ impl Watch {
                 // one's connect made but did not need is taken at once.
                 let beside = tokio::sync::Mutex::new(std::mem::take(lingering));
                 let next = || self.exchange(http, endpoint, bounds, &beside);
-                let found = hedge::race(first, reading, hedge::HEDGE_AFTER, next).await;
+                let raced = hedge::race(first, &reading, hedge::HEDGE_AFTER, next);
+                // With `invert`, bare connects beside them ([`knock`]): both exchanges can be
+                // stuck on connections the server took before it went.
+                let found = match self.invert {
+                    true => tokio::select! {
+                        found = raced => found,
+                        refused = knock::refusal(endpoint, &reading) => refused,
+                    },
+                    false => raced.await,
+                };
                 *lingering = beside.into_inner();
                 found
             }

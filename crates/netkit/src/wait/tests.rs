@@ -178,3 +178,56 @@ async fn attempts_keep_to_the_interval_then_back_off_to_the_cap() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A Unix server whose accept queue is full: every connect to it finds no room until its
+/// bound (a second here, in virtual time), as a connect over a long round trip takes long.
+fn full_unix_server(path: &std::path::Path) -> (socket2::Socket, Vec<socket2::Socket>) {
+    let addr = socket2::SockAddr::unix(path).expect("address");
+    let server =
+        socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None).expect("socket");
+    server.bind(&addr).expect("bind");
+    server.listen(1).expect("listen");
+    let mut queued = Vec::new();
+    for _ in 0..16 {
+        let client = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)
+            .expect("socket");
+        client.set_nonblocking(true).expect("non-blocking");
+        match client.connect(&addr) {
+            Ok(()) => queued.push(client),
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => return (server, queued),
+            Err(err) => panic!("fill the queue: {err}"),
+        }
+    }
+    panic!("the accept queue never filled");
+}
+
+/// Attempts longer than `--interval` ran back to back (the next one started at once: the
+/// schedule is start to start), where a shell loop or wait4x sleeps `interval` after each: a
+/// far server (a 300 ms round trip at `--interval 100ms`) was asked without a pause, and with
+/// `--invert` a far kernel's ICMP errors were spent faster than by the loop (stop 49). Here
+/// each attempt takes its 1 s connect bound: 14 or 15 attempts in 15.8 s before. An attempt
+/// longer than half the interval is now followed by a pause as long as itself, up to the
+/// interval: 0, 1.1, 2.2, ... 9.9 s, then backing off, 11.1, 12.5 and 14.3 s, 13 in all.
+#[tokio::test(start_paused = true)]
+async fn attempts_longer_than_the_interval_ran_back_to_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("busy.sock");
+    let (_server, _queued) = full_unix_server(&path);
+    let target = Target::Connect(Endpoint::Unix(path));
+    let mut events = Vec::new();
+    assert!(!wait_for(&[target], &options(15_800, 100), |e| {
+        events.push(e);
+        Ok(())
+    })
+    .await
+    .unwrap());
+    match events.last() {
+        Some(WaitEvent::TimedOut {
+            attempts, finding, ..
+        }) => {
+            assert_eq!(finding, &Finding::QueueFull);
+            assert_eq!(*attempts, 13);
+        }
+        other => panic!("{other:?}"),
+    }
+}
