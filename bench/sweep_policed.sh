@@ -8,6 +8,7 @@
 #   bench/sweep_policed.sh [ROUNDS] [POLICE] [RETRIES]     defaults: 7, 100, 0
 #   NETKIT=/path/to/netkit NETKIT_LAB=/path/to/netkit-lab NETKIT_BASE=/path/to/old/netkit \
 #     RANGE=198.18.0.0/24 LAB_TAG=mine bench/sweep_policed.sh
+# LAB_EXTRA adds netkit-lab flags, e.g. LAB_EXTRA="--delay 225ms --jitter 75ms" (far round trips).
 set -euo pipefail
 ROUNDS=${1:-7}
 POLICE=${2:-100}
@@ -18,7 +19,8 @@ NETKIT_BASE=${NETKIT_BASE:-}
 RANGE=${RANGE:-198.18.0.0/26}
 cd "$ROOT"
 source bench/lab.sh
-lab_up "${LAB_TAG:-swf$$}" --hosts "$RANGE" --icmp-police "$POLICE"
+# shellcheck disable=SC2086 # LAB_EXTRA is a list of flags
+lab_up "${LAB_TAG:-swf$$}" --hosts "$RANGE" --icmp-police "$POLICE" ${LAB_EXTRA:-}
 timed() { # timed PATTERN CMD...: "found seconds", found = output lines matching PATTERN
   local t0 t1 n pat=$1
   shift
