@@ -587,19 +587,8 @@ mod scripted {
     /// time, and at most 8 controls go out alone at the end.
     #[tokio::test(start_paused = true)]
     async fn without_retries_a_policer_gets_one_slow_wave_and_few_controls_alone() {
-        let near: scripted::Script = |tag, index, sent| match policed_100_from_seed() {
-            true => vec![(
-                tag,
-                Duration::from_micros(100 + jitter_ms(index, sent, 900)),
-            )],
-            false => vec![],
-        };
         let mut wrong = Vec::new();
-        for seed in 1..=12 {
-            LINK_SEED.with(|s| s.set(seed * 7919 + 13));
-            let cfg = config(Duration::from_secs(1), 0);
-            let (mut sweep, log) = scripted::sweep(targets(&["198.18.1.0/26"]), cfg, near);
-            let s = collect(&mut sweep).await.0;
+        for (seed, s, log) in near_policed_sweeps_without_retries().await {
             let most = probes_per_index(&log, 64).into_iter().max().unwrap_or(0);
             let alone = log
                 .lock()
@@ -611,7 +600,6 @@ mod scripted {
             if s.alive < 64 || most > 2 || alone > 8 {
                 wrong.push((seed, s.alive, most, alone));
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
         }
         assert!(
             wrong.is_empty(),
@@ -629,19 +617,8 @@ mod scripted {
     /// host found and the policer reported.
     #[tokio::test(start_paused = true)]
     async fn without_retries_a_policer_found_costs_few_controls() {
-        let near: scripted::Script = |tag, index, sent| match policed_100_from_seed() {
-            true => vec![(
-                tag,
-                Duration::from_micros(100 + jitter_ms(index, sent, 900)),
-            )],
-            false => vec![],
-        };
         let mut wrong = Vec::new();
-        for seed in 1..=12 {
-            LINK_SEED.with(|s| s.set(seed * 7919 + 13));
-            let cfg = config(Duration::from_secs(1), 0);
-            let (mut sweep, log) = scripted::sweep(targets(&["198.18.1.0/26"]), cfg, near);
-            let s = collect(&mut sweep).await.0;
+        for (seed, s, log) in near_policed_sweeps_without_retries().await {
             let controls = log
                 .lock()
                 .expect("log")
@@ -651,12 +628,34 @@ mod scripted {
             if s.alive < 64 || !s.throttled || controls > 16 {
                 wrong.push((seed, s.alive, s.throttled, controls));
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
         }
         assert!(
             wrong.is_empty(),
             "(seed, found, throttled, controls): {wrong:?}"
         );
+    }
+
+    /// `--retries 0` sweeps of the lab's /26 behind 100/s at near round trips (0.1-1 ms), one
+    /// per phase of the bucket (seeds 1-12, a second apart): each one's seed, summary and
+    /// probe log.
+    async fn near_policed_sweeps_without_retries() -> Vec<(u64, SummaryRecord, scripted::Log)> {
+        let near: scripted::Script = |tag, index, sent| match policed_100_from_seed() {
+            true => vec![(
+                tag,
+                Duration::from_micros(100 + jitter_ms(index, sent, 900)),
+            )],
+            false => vec![],
+        };
+        let mut sweeps = Vec::new();
+        for seed in 1..=12 {
+            LINK_SEED.with(|s| s.set(seed * 7919 + 13));
+            let cfg = config(Duration::from_secs(1), 0);
+            let (mut sweep, log) = scripted::sweep(targets(&["198.18.1.0/26"]), cfg, near);
+            let summary = collect(&mut sweep).await.0;
+            sweeps.push((seed, summary, log));
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        sweeps
     }
 
     /// The same /26 and policer with the default retries (1): every host was found, in 5.0-5.5
