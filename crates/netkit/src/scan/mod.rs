@@ -2,7 +2,8 @@
 //! and the engine that finds them open, closed or filtered.
 //!
 //! - [`engine`]: settings, events and totals; [`worker`]: the tasks that carry out what the
-//!   scheduler decides (connects, answers, banners).
+//!   scheduler decides (connects, answers, banners); [`turns`]: the order their batches
+//!   leave in, where it matters.
 //! - [`schedule`]: which probe leaves when, timeouts, retransmissions, verdicts (no I/O).
 //! - [`host`]: one host's ports, estimates and retry budget (no I/O).
 //! - [`rtt`], [`window`], [`pace`], [`timing`]: round-trip estimation and timeouts,
@@ -36,6 +37,7 @@ pub mod schedule;
 pub mod services;
 pub mod syn;
 pub mod timing;
+pub mod turns;
 pub mod window;
 pub mod worker;
 

@@ -177,6 +177,8 @@ pub struct Probe {
     /// When the socket should give up waiting by itself (the engine may be told to close it
     /// earlier).
     pub expires: Instant,
+    /// Whether it is a timing probe ([`super::timing`]), whose place in its burst matters.
+    pub timing: bool,
 }
 
 /// What became of a probe, as the engine saw it.
@@ -562,6 +564,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             port: self.ports[port],
             tryno: 0,
             expires: deadline,
+            timing: true,
         })
     }
 
@@ -637,6 +640,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             port: self.ports[port],
             tryno,
             expires: deadline.max(now + linger),
+            timing: false,
         })
     }
 

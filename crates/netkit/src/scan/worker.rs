@@ -24,6 +24,7 @@ use super::guard::{is_local, Guard};
 use super::host::HostInfo;
 use super::probe::{self, Outcome, Pending, Started};
 use super::schedule::{Counts, Probe, ProbeId, Reply, Scheduler, Settings, Settled, Verdict};
+use super::turns::Turns;
 use super::{banner, services, syn};
 use crate::error::Error;
 use crate::report::scan::{PortReport, PortState, Unreachable};
@@ -83,6 +84,37 @@ pub(super) struct Job {
     guard: Option<Guard>,
     pub(super) expires: tokio::time::Instant,
     cancel: Arc<Notify>,
+    /// A timing probe: its batch leaves only once the batches taken before it were sent
+    /// ([`Batch::jobs`]).
+    timing: bool,
+}
+
+/// The probes a worker took at once, to send one after another; numbered in the order batches
+/// were taken ([`super::turns`]).
+#[derive(Debug)]
+pub(super) struct Batch {
+    number: u64,
+    jobs: Vec<Job>,
+    shared: Arc<Shared>,
+}
+
+impl Batch {
+    /// The probes, in the order to send them, once they may leave: a batch holding a timing
+    /// probe first waits until the batches taken before it were sent, so that the probe
+    /// leaves after every probe the scheduler put before it.
+    pub(super) fn jobs(&mut self) -> Vec<Job> {
+        if self.jobs.iter().any(|job| job.timing) {
+            self.shared.turns.wait_for_earlier(self.number);
+        }
+        std::mem::take(&mut self.jobs)
+    }
+}
+
+impl Drop for Batch {
+    /// The batch was sent (or given up): the timing probes of later ones wait no more for it.
+    fn drop(&mut self) {
+        self.shared.turns.sent(self.number);
+    }
 }
 
 /// The outcome of one probe.
@@ -130,6 +162,8 @@ pub struct Shared {
     lossy: Arc<AtomicBool>,
     every_port: bool,
     progress: Arc<Progress>,
+    /// The batches taken and not yet sent.
+    turns: Turns,
 }
 
 impl Shared {
@@ -164,6 +198,7 @@ impl Shared {
             lossy: Arc::default(),
             every_port,
             progress,
+            turns: Turns::default(),
         })
     }
 
@@ -203,7 +238,7 @@ impl Shared {
 
     /// The next probes to send, once some may leave; `None` when the scan is done or
     /// stopped. Sleeps while nothing may leave, until an answer or the next wake-up.
-    pub(super) fn take(&self) -> Option<Vec<Job>> {
+    pub(super) fn take(self: &Arc<Self>) -> Option<Batch> {
         let mut core = self.lock();
         loop {
             if self.stopped.load(Relaxed) {
@@ -220,7 +255,14 @@ impl Shared {
             }
             self.close(&mut core);
             if !jobs.is_empty() {
-                return Some(jobs);
+                // Numbered under the scheduler's lock: numbers follow the scheduler's order.
+                let number = self.turns.take();
+                let shared = Arc::clone(self);
+                return Some(Batch {
+                    number,
+                    jobs,
+                    shared,
+                });
             }
             if core.sched.is_done() {
                 self.wake.notify_all();
@@ -255,6 +297,7 @@ impl Shared {
             guard: self.guard_for(&probe.host, probe.port),
             expires: tokio::time::Instant::from_std(probe.expires),
             cancel,
+            timing: probe.timing,
         }
     }
 
@@ -454,8 +497,9 @@ fn now() -> std::time::Instant {
 
 /// One worker thread: takes probes, connects, reports, until the scan is done or stopped.
 pub fn work(shared: &Arc<Shared>) {
-    while let Some(jobs) = shared.take() {
-        let reports = connect_all(shared, jobs);
+    while let Some(mut batch) = shared.take() {
+        let reports = connect_all(shared, &mut batch);
+        drop(batch);
         if let Err(err) = shared.report(reports) {
             shared.fail(err);
         }
@@ -465,7 +509,8 @@ pub fn work(shared: &Arc<Shared>) {
 
 /// Makes the connects of `jobs` one after another: what the kernel answers at once is
 /// returned, the rest is left to a task each.
-fn connect_all(shared: &Arc<Shared>, jobs: Vec<Job>) -> Vec<Report> {
+fn connect_all(shared: &Arc<Shared>, batch: &mut Batch) -> Vec<Report> {
+    let jobs = batch.jobs();
     let mut done = Vec::with_capacity(jobs.len());
     for job in jobs {
         match probe::start(job.dst, job.guard.as_ref()) {

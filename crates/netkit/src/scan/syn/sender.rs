@@ -19,13 +19,14 @@ use super::Prober;
 use crate::scan::answer;
 use crate::scan::probe::Outcome;
 use crate::scan::schedule::Reply;
-use crate::scan::worker::{Found, Job, Report, Shared};
+use crate::scan::worker::{Batch, Found, Job, Report, Shared};
 
 /// One sending thread: takes probes and sends their SYNs until the scan is done or stopped.
 pub fn work(shared: &Arc<Shared>, prober: &Prober) {
     let mut sources = Sources::default();
-    while let Some(jobs) = shared.take() {
-        let refused = send_all(prober, &mut sources, jobs);
+    while let Some(mut batch) = shared.take() {
+        let refused = send_all(prober, &mut sources, &mut batch);
+        drop(batch);
         if let Err(err) = shared.report(refused) {
             shared.fail(err);
         }
@@ -33,8 +34,9 @@ pub fn work(shared: &Arc<Shared>, prober: &Prober) {
     shared.finished();
 }
 
-/// Sends the SYNs of `jobs`; returns what this machine refused at once.
-fn send_all(prober: &Prober, sources: &mut Sources, jobs: Vec<Job>) -> Vec<Report> {
+/// Sends the SYNs of `batch`; returns what this machine refused at once.
+fn send_all(prober: &Prober, sources: &mut Sources, batch: &mut Batch) -> Vec<Report> {
+    let jobs = batch.jobs();
     let sent = Instant::now();
     let seqs: Vec<u32> = {
         let mut table = prober.table();
