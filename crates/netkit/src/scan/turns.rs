@@ -41,7 +41,8 @@ impl Turns {
         number
     }
 
-    /// Waits until every batch numbered below `number` was sent, for [`MAX_WAIT`] at most.
+    /// Waits until every batch numbered below `number` was sent, for 50 ms at most (a worker
+    /// held up longer is not waited for).
     pub fn wait_for_earlier(&self, number: u64) {
         self.wait_for_earlier_within(number, MAX_WAIT);
     }
