@@ -29,6 +29,9 @@ const MIN_TRIES: u32 = 2;
 pub const MISS_CHANCE: f64 = 0.01;
 /// Answered ports needed before the loss rate is trusted.
 const LOSS_SAMPLES: u64 = 20;
+/// Control probes a host whose answers are scarce needs judged before its silent ports are
+/// filtered after the least tries, once one was ([`Loss::unjudged_tries`]).
+const MIN_CONTROLS: u64 = 3;
 
 /// The packets a connect scan's own handshakes put on the path beside its probes: after an
 /// open port's answer the kernel sends the handshake's ACK and the close a reset, which queue
@@ -252,6 +255,27 @@ impl Loss {
         *if answered { ok } else { lost } += 1;
     }
 
+    /// The tries a silent port of a host whose answers are `scarce` gets while only one or
+    /// two controls were judged, all answered (a lost one counts in [`Loss::tries_needed`]):
+    /// one more for each control missing to `MIN_CONTROLS`, so that its retransmissions
+    /// carry more. One answered control proves little: a burst need not reach a SYN policer
+    /// in the order it was sent in (the lab's capture showed a burst of 26 leave as its last
+    /// 10, then its first 16: the scan's sender threads, now ordered by [`super::turns`]; a
+    /// path may reorder too, a policer's burst may be larger), so a control sent ninth may
+    /// still lead it and pass while all but the first five are dropped (behind a 20/s SYN
+    /// limit, 36 mostly dropped ports: 1
+    /// of 3 open ones found after one answered control, 71 probes in 2.6 s). None before a
+    /// first control was judged (a host that answered nothing has no port to send one to),
+    /// nor with enough answers (`LOSS_SAMPLES`).
+    pub fn unjudged_tries(&self, scarce: bool) -> u32 {
+        let (ok, lost) = self.controls;
+        let judged = ok + lost;
+        if !scarce || !self.few_answers() || judged == 0 || judged >= MIN_CONTROLS {
+            return 0;
+        }
+        MIN_TRIES + (MIN_CONTROLS - judged) as u32
+    }
+
     /// Whether too few ports answered for their tries to show the loss.
     pub fn few_answers(&self) -> bool {
         self.answered < LOSS_SAMPLES
@@ -367,6 +391,10 @@ pub struct HostScan {
     fresh_turn: bool,
     /// The state of the generator that orders retransmissions ([`HostScan::take_port`]).
     draws: u64,
+    /// Whether some port was never tried: until the last one leaves, silent ports get no
+    /// tries for want of controls ([`Loss::unjudged_tries`]); a host with many ports has its
+    /// controls judged by then.
+    untried: bool,
     loss: Loss,
     max_answered_try: u32,
     /// Whether the host itself answered a probe: a reset, a handshake, or an ICMP error it
@@ -402,6 +430,7 @@ impl HostScan {
             first_tries: FirstTries::default(),
             fresh_turn: false,
             draws: 0x9e37_79b9_7f4a_7c15,
+            untried: true,
             loss: Loss::default(),
             max_answered_try: 0,
             answered: false,
@@ -445,10 +474,17 @@ impl HostScan {
             return Some(port);
         }
         if self.next_port < ports {
-            self.next_port += 1;
-            return Some(self.next_port - 1);
+            return Some(self.fresh_port(ports));
         }
         None
+    }
+
+    /// The next port never tried (there is one); the last one leaves the host without
+    /// untried ports ([`Self::untried`]).
+    fn fresh_port(&mut self, ports: usize) -> usize {
+        self.next_port += 1;
+        self.untried = self.next_port < ports;
+        self.next_port - 1
     }
 
     /// The next number of the host's own generator (xorshift64*, from a fixed seed).
@@ -466,8 +502,7 @@ impl HostScan {
     pub fn take_port_alternating(&mut self, ports: usize) -> Option<usize> {
         self.fresh_turn = !self.fresh_turn;
         if self.fresh_turn && self.next_port < ports && !self.retry.is_empty() {
-            self.next_port += 1;
-            return Some(self.next_port - 1);
+            return Some(self.fresh_port(ports));
         }
         self.take_port(ports)
     }
@@ -531,9 +566,19 @@ impl HostScan {
             Retries::Fixed(n) => n + 1,
             Retries::Adaptive { max } => (self.max_answered_try + 2)
                 .max(self.loss.tries_needed(budget.probes))
+                .max(self.unjudged_tries())
                 .max(budget.pooled)
                 .max(MIN_TRIES)
                 .min(max + 1),
+        }
+    }
+
+    /// The tries a silent port gets for want of controls ([`Loss::unjudged_tries`]), once
+    /// every port of the host was tried.
+    fn unjudged_tries(&self) -> u32 {
+        match self.untried {
+            true => 0,
+            false => self.loss.unjudged_tries(self.timing.scarce()),
         }
     }
 
@@ -654,6 +699,37 @@ mod tests {
         }
         h.control(false);
         assert_eq!(h.allowed_tries(&budget), 2, "the answers decide");
+    }
+
+    /// A host with one answer among 36 ports: once its ports were all tried, one answered
+    /// control gives its silent ports two more tries, a second one more, a third none; none
+    /// while a port is left untried.
+    #[test]
+    fn one_answered_control_of_a_scarce_host_asks_for_more() {
+        let budget = budget(Retries::Adaptive { max: 10 }, 36.0);
+        let mut h = host();
+        let now = Instant::now();
+        h.tcp_answer(0);
+        h.timing.heard(now);
+        while h.take_port(36).is_some() {
+            h.timing.sent(now);
+        }
+        assert_eq!(h.allowed_tries(&budget), 2, "no control judged");
+        h.control(true);
+        assert_eq!(h.allowed_tries(&budget), 4, "one answered");
+        h.control(true);
+        assert_eq!(h.allowed_tries(&budget), 3, "two answered");
+        h.control(true);
+        assert_eq!(h.allowed_tries(&budget), 2, "three answered");
+        let mut fresh = host();
+        fresh.tcp_answer(0);
+        fresh.timing.heard(now);
+        for _ in 0..35 {
+            fresh.take_port(36);
+            fresh.timing.sent(now);
+        }
+        fresh.control(true);
+        assert_eq!(fresh.allowed_tries(&budget), 2, "ports left untried");
     }
 
     #[test]

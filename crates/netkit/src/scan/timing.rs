@@ -128,12 +128,18 @@ impl Timing {
     /// fall anywhere in a burst of sends.
     fn check_after(&self) -> u32 {
         let spread = (f64::from(self.launched) * 0.618_034).fract();
-        let (answers, sent) = self.totals;
-        let every = match answers.saturating_mul(SCARCE) < sent {
+        let every = match self.scarce() {
             true => MIN_PROBES,
             false => CHECK_PROBES,
         };
         every + (spread * f64::from(every)) as u32
+    }
+
+    /// Whether the host answered fewer than one probe in ten (`SCARCE`): its answers are
+    /// too few to show loss, and its checks are all the scan learns of it.
+    pub fn scarce(&self) -> bool {
+        let (answers, sent) = self.totals;
+        answers.saturating_mul(SCARCE) < sent
     }
 
     /// Records timing probe `id` sent at `now`.
