@@ -272,6 +272,14 @@ fn kernel_resend(
 /// Runs a scan of every host of `net.truth` in virtual time; panics if it stalls or runs
 /// past an hour. With [`Settings::kernel_resends`], an unanswered connect's SYN is sent again
 /// at 1, 3 and 7 s while it is open, as the kernel does.
+impl Outcome {
+    /// How many ports came out open.
+    fn open_ports(&self) -> usize {
+        let open = |v: &&Verdict| v.state == PortState::Open;
+        self.states.values().filter(open).count()
+    }
+}
+
 fn simulate(net: &mut Net, settings: Settings) -> Outcome {
     let ports: Arc<[u16]> = (1..=net.truth[0].len() as u16).collect::<Vec<_>>().into();
     let hosts = hosts(net.truth.len());
@@ -1025,11 +1033,7 @@ fn a_syn_policer_in_front_of_silent_ports_does_not_hide_open_ones() {
                 ..settings(Retries::Adaptive { max: 10 })
             };
             let out = simulate(&mut net, settings);
-            let open = out
-                .states
-                .values()
-                .filter(|v| v.state == PortState::Open)
-                .count();
+            let open = out.open_ports();
             if open != 3 {
                 missed.push((syn, seed, open, out.counts.sent, out.elapsed));
             }
@@ -1077,11 +1081,7 @@ fn a_syn_policer_in_front_of_silent_ports_does_not_hide_open_ones_whatever_order
                 ..syn_settings(Retries::Adaptive { max: 10 })
             };
             let out = simulate(&mut net, settings);
-            let open = out
-                .states
-                .values()
-                .filter(|v| v.state == PortState::Open)
-                .count();
+            let open = out.open_ports();
             match open {
                 0 => silent += 1,
                 3 => {}
