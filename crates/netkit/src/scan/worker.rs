@@ -507,7 +507,7 @@ pub fn work(shared: &Arc<Shared>) {
     shared.finished();
 }
 
-/// Makes the connects of `jobs` one after another: what the kernel answers at once is
+/// Makes the connects of `batch` one after another: what the kernel answers at once is
 /// returned, the rest is left to a task each.
 fn connect_all(shared: &Arc<Shared>, batch: &mut Batch) -> Vec<Report> {
     let jobs = batch.jobs();
