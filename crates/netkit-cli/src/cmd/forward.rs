@@ -106,7 +106,8 @@ pub struct Args {
     #[arg(long, value_name = "HOST|auto", value_parser = parse::http_host)]
     pub http_host: Option<HttpHost>,
     /// Accept clients only from this block (repeatable); others are refused and logged
-    /// (Unix-socket clients are not filtered).
+    /// (Unix-socket clients are not filtered). An IPv4 client of a dual-stack `[::]` listener
+    /// is inside an IPv4 block and inside its mapped form (`::ffff:127.0.0.0/104`) alike.
     #[arg(long, value_name = "CIDR", value_parser = parse::cidr)]
     pub allow: Vec<IpNet>,
     /// At most this many connections at once; more wait in the kernel's backlog (without it,
