@@ -159,22 +159,28 @@ async fn attempts_keep_to_the_interval_then_back_off_to_the_cap() {
     let target = Target::Connect(Endpoint::Unix(
         format!("/nonexistent/netkit-wait-{}.sock", std::process::id()).into(),
     ));
+    let (attempts, finding) = timed_out(target, 20_000, 250).await;
+    // 0 to 10 s every 250 ms (41 attempts), then after 0.5, 1, 2, 2, 2, 2 s: 10.5, 11.5, 13.5,
+    // 15.5, 17.5 and 19.5 s.
+    assert_eq!(attempts, 47);
+    assert_eq!(finding.reason(), "no such file or directory");
+}
+
+/// Waits for `target` (`timeout_ms`, `interval_ms`), which must time out: its attempts and
+/// what the last one found.
+async fn timed_out(target: Target, timeout_ms: u64, interval_ms: u64) -> (u32, Finding) {
     let mut events = Vec::new();
-    assert!(!wait_for(&[target], &options(20_000, 250), |e| {
+    let ready = wait_for(&[target], &options(timeout_ms, interval_ms), |e| {
         events.push(e);
         Ok(())
     })
     .await
-    .unwrap());
-    // 0 to 10 s every 250 ms (41 attempts), then after 0.5, 1, 2, 2, 2, 2 s: 10.5, 11.5, 13.5,
-    // 15.5, 17.5 and 19.5 s.
-    match events.last() {
+    .unwrap();
+    assert!(!ready);
+    match events.pop() {
         Some(WaitEvent::TimedOut {
             attempts, finding, ..
-        }) => {
-            assert_eq!(*attempts, 47);
-            assert_eq!(finding.reason(), "no such file or directory");
-        }
+        }) => (attempts, finding),
         other => panic!("{other:?}"),
     }
 }
@@ -214,20 +220,7 @@ async fn attempts_longer_than_the_interval_ran_back_to_back() {
     let path = dir.path().join("busy.sock");
     let (_server, _queued) = full_unix_server(&path);
     let target = Target::Connect(Endpoint::Unix(path));
-    let mut events = Vec::new();
-    assert!(!wait_for(&[target], &options(15_800, 100), |e| {
-        events.push(e);
-        Ok(())
-    })
-    .await
-    .unwrap());
-    match events.last() {
-        Some(WaitEvent::TimedOut {
-            attempts, finding, ..
-        }) => {
-            assert_eq!(finding, &Finding::QueueFull);
-            assert_eq!(*attempts, 13);
-        }
-        other => panic!("{other:?}"),
-    }
+    let (attempts, finding) = timed_out(target, 15_800, 100).await;
+    assert_eq!(finding, Finding::QueueFull);
+    assert_eq!(attempts, 13);
 }
