@@ -224,3 +224,39 @@ async fn attempts_longer_than_the_interval_ran_back_to_back() {
     assert_eq!(finding, Finding::QueueFull);
     assert_eq!(attempts, 13);
 }
+
+/// The connections a loopback server took (never answered), as `(exchanges, knocks)`: those
+/// that sent a request, and those closed without a byte.
+fn exchanges_and_knocks(server: &std::net::TcpListener) -> (usize, usize) {
+    use std::io::Read;
+    server.set_nonblocking(true).expect("non-blocking");
+    let (mut exchanges, mut knocks) = (0, 0);
+    while let Ok((mut conn, _)) = server.accept() {
+        conn.set_nonblocking(false).expect("blocking");
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("read timeout");
+        match conn.read(&mut [0; 16]).expect("read") {
+            0 => knocks += 1,
+            _ => exchanges += 1,
+        }
+    }
+    (exchanges, knocks)
+}
+
+/// With `--invert`, a server that takes connections and never answers (the first HTTP
+/// exchange stuck, then the one beside it from 1 s) was asked by a bare connect (a knock,
+/// [`knock`]) only from 2 s into the exchange (stop 50), though the exchange beside it
+/// often takes a connection already made and asks nothing new: a server gone in the first
+/// seconds was heard a second later than by an `ncat -z` loop. The knocks now start with the
+/// exchange beside, at 1 s. Over 2.5 s: exchanges at 0 and 1 s, knocks at 1 and 2 s (one
+/// knock before).
+#[tokio::test(start_paused = true)]
+async fn invert_knocks_from_the_first_second_of_a_stuck_exchange() {
+    let server = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/", server.local_addr().expect("addr"));
+    let target: Target = url.parse().expect("target");
+    let mut opts = options(2500, 250);
+    opts.invert = true;
+    assert!(!wait_for(&[target], &opts, |_| Ok(())).await.unwrap());
+    assert_eq!(exchanges_and_knocks(&server), (2, 2));
+}

@@ -1544,7 +1544,7 @@ fn invert_did_not_see_a_server_gone_while_an_exchange_hung() {
 /// 1 of stop 50; at 20 % loss a segment of each exchange lost just before the server went
 /// does that). An `ncat -z` loop hears the refusal at its next connect. Here the server takes
 /// two connections, never answers them, and closes its listener: netkit, given 4 s, timed out
-/// (exit 1). A bare connect beside the stuck exchanges every second from 2 s in now hears the
+/// (exit 1). A bare connect beside the stuck exchanges every second from 1 s in now hears the
 /// refusal.
 #[test]
 fn invert_did_not_see_a_server_gone_while_both_exchanges_hung() {
