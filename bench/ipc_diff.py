@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import stat
@@ -758,13 +759,16 @@ def main():
     work = tempfile.mkdtemp(prefix="ipcdiff-")
     os.chmod(work, 0o755)
     areas = args.only.split(",")
-    for r in range(args.rounds):
-        area = rng.choice(areas)
-        print(f"round {r}: {area}", flush=True)
-        try:
-            AREAS[area](args, random.Random(rng.randrange(1 << 62)), work)
-        except Exception as e:  # a broken scenario is a finding too
-            diff(area, f"scenario raised {type(e).__name__}: {e}")
+    try:
+        for r in range(args.rounds):
+            area = rng.choice(areas)
+            print(f"round {r}: {area}", flush=True)
+            try:
+                AREAS[area](args, random.Random(rng.randrange(1 << 62)), work)
+            except Exception as e:  # a broken scenario is a finding too
+                diff(area, f"scenario raised {type(e).__name__}: {e}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # it was left behind, empty, after each run
     print("scenarios:", json.dumps(COUNTS), "differences:", len(DIFFS))
     return 1 if DIFFS else 0
 
