@@ -1056,13 +1056,13 @@ impl Meter {
     /// Whether probes sent in epoch `e` went faster than a far side that throttles lets
     /// through, as far as this round can tell: the round found it throttling and `e` went
     /// faster than the rate it settled at ([`Meter::cured`]). An eager meter counts no such
-    /// probe as a try, whatever share of its controls came back (see [`Meter::wasted`]): without
-    /// retries a probe the far side dropped is a host called down. A /21 behind a policer of
-    /// 1000/s (burst 100, 40-80 ms round trips) swept with `--retries 0` missed up to 30 of
-    /// its 2048 hosts: the early slow-down went to about 1200/s (the answers' rate since the
-    /// round began, the policer's burst included), a sixth of its probes dropped once the
-    /// bucket was empty, and with 55 of its 67 controls answered the epoch was not "mostly
-    /// lost"; its silent targets were given up on their one probe.
+    /// probe as a try, whatever share of its controls came back (see [`Meter::wasted`]):
+    /// without retries a probe the far side dropped is a host called down. A /21 behind a
+    /// policer of 1000/s (burst 100, 40-80 ms round trips) swept with `--retries 0` missed up
+    /// to 41 of its 2048 hosts: the early slow-down went to about 1200/s (the answers' rate
+    /// since the round began, the policer's burst included), a sixth of its probes dropped
+    /// once the bucket was empty, and with 55 of its 67 controls answered the epoch was not
+    /// "mostly lost"; its silent targets were given up on their one probe.
     fn policed(&self, e: &Epoch) -> bool {
         self.throttled && e.rate > self.limit
     }
