@@ -1051,10 +1051,10 @@ fn a_syn_policer_in_front_of_silent_ports_does_not_hide_open_ones() {
 /// sent at one instant leave rotated by a seeded count: on the old code seed 6 took the CI's
 /// path (1 of 3, 71 probes in 2.55 s, one control, answered) from every start state of the
 /// bucket, and seed 12 another (1 of 3, 151 probes in 2.5 s: four controls, three of them
-/// answered, which reads as random loss, not a policer). Seed 12 is still missed and allowed
-/// here (left open); so is a host that answered nothing at all (its open ports never led a
-/// burst: 44 runs of 180, 72 probes in 3 s, the lab showed it once too), out of reach of
-/// controls, which go to a port that answered.
+/// answered, which read as random loss, not a policer, until a quarter lost counted on a host
+/// whose answers are scarce). A host that answered nothing at all is allowed here (its open
+/// ports never led a burst: 44 runs of 180, 72 probes in 3 s, the lab showed it once too),
+/// out of reach of controls, which go to a port that answered.
 #[test]
 fn a_syn_policer_in_front_of_silent_ports_does_not_hide_open_ones_whatever_order_a_burst_leaves_in()
 {
@@ -1085,7 +1085,6 @@ fn a_syn_policer_in_front_of_silent_ports_does_not_hide_open_ones_whatever_order
             match open {
                 0 => silent += 1,
                 3 => {}
-                _ if seed == 12 => {}
                 _ => missed.push((tokens, seed, open, out.counts.sent, out.elapsed)),
             }
         }
