@@ -32,6 +32,15 @@ const LOSS_SAMPLES: u64 = 20;
 /// Control probes a host whose answers are scarce needs judged before its silent ports are
 /// filtered after the least tries, once one was ([`Loss::unjudged_tries`]).
 const MIN_CONTROLS: u64 = 3;
+/// Controls answered per lost one at most for the lost ones to count in the budget of a host
+/// with few answers (a third of them lost, [`Loss::tries_needed`]).
+const PER_LOST: u64 = 2;
+/// The same for a host whose answers are scarce (a quarter of them lost): one of four lost
+/// there was a SYN policer's doing (20/s in front of 33 dropped ports, 3 open: 1 of the 3
+/// found after three controls answered, one lost), while random loss of 2% each way on a
+/// host with 3 open ports and 1000 dropped ones loses a quarter of its controls only in its
+/// first few.
+const SCARCE_PER_LOST: u64 = 3;
 
 /// The packets a connect scan's own handshakes put on the path beside its probes: after an
 /// open port's answer the kernel sends the handshake's ACK and the close a reset, which queue
@@ -285,17 +294,20 @@ impl Loss {
     /// below [`MISS_CHANCE`]: the first try fails at most as often as the upper end of its
     /// one-sided 95% interval ([`crate::wilson`]) says, each further one as retransmissions
     /// failed. Before 20 answers (`LOSS_SAMPLES`), control probes count too, as first tries,
-    /// once a third of them or more were lost: their loss is what answers cannot show where
+    /// once a third of them or more were lost (a quarter on a host whose answers are `scarce`,
+    /// fewer than one probe in ten, [`Timing::scarce`], where a lost control is a policer's
+    /// sign more than random loss's: nmap takes any lost timing probe for congestion): their loss is what answers cannot show where
     /// nearly every port is silent (a SYN policer in front of a host whose ports mostly drop
     /// probes: the few answering ports needed no more tries than a clean link's, while a
     /// control sent amid a burst was lost). With enough answers, the answers alone decide,
     /// as they did before controls counted.
-    pub fn tries_needed(&self, probes: f64) -> u32 {
+    pub fn tries_needed(&self, probes: f64, scarce: bool) -> u32 {
         let (ok, lost) = match self.answered < LOSS_SAMPLES {
             true => self.controls,
             false => (0, 0),
         };
-        let policed = lost > 0 && 2 * lost >= ok;
+        let per_lost = if scarce { SCARCE_PER_LOST } else { PER_LOST };
+        let policed = lost > 0 && per_lost * lost >= ok;
         if (self.answered < LOSS_SAMPLES && !policed) || self.first_failed + lost == 0 {
             return 0;
         }
@@ -557,7 +569,9 @@ impl HostScan {
     /// The tries the loss seen so far asks for, on this host or over the whole scan: an answer
     /// that needed no more than these is explained by that loss.
     pub fn loss_tries(&self, budget: &Budget) -> u32 {
-        self.loss.tries_needed(budget.probes).max(budget.pooled)
+        self.loss
+            .tries_needed(budget.probes, self.timing.scarce())
+            .max(budget.pooled)
     }
 
     /// How many tries a silent port gets now.
@@ -565,7 +579,7 @@ impl HostScan {
         match budget.retries {
             Retries::Fixed(n) => n + 1,
             Retries::Adaptive { max } => (self.max_answered_try + 2)
-                .max(self.loss.tries_needed(budget.probes))
+                .max(self.loss.tries_needed(budget.probes, self.timing.scarce()))
                 .max(self.unjudged_tries())
                 .max(budget.pooled)
                 .max(MIN_TRIES)
@@ -665,7 +679,7 @@ mod tests {
                 loss.record(tryno);
             }
         }
-        let tries = loss.tries_needed(3000.0);
+        let tries = loss.tries_needed(3000.0, false);
         assert!(tries >= 10, "{tries}");
         // What that leaves to chance: a first try lost (15%), then every retransmission
         // (31% each), over 3000 ports.
@@ -699,6 +713,34 @@ mod tests {
         }
         h.control(false);
         assert_eq!(h.allowed_tries(&budget), 2, "the answers decide");
+    }
+
+    /// Behind a SYN policer (20/s, burst 5) in front of 33 dropped ports and 3 open ones, a
+    /// host answered one port and three of its four controls: one lost in four was read as
+    /// random loss and its silent ports were filtered after two tries (1 of 3 open ports
+    /// found). On a host whose answers are scarce a quarter lost counts; not on one that
+    /// answers a probe in ten or more.
+    #[test]
+    fn one_lost_control_of_four_raises_the_budget_of_a_scarce_host() {
+        let budget = budget(Retries::Adaptive { max: 10 }, 36.0);
+        let now = Instant::now();
+        let scarce = |heard: u32| {
+            let mut h = host();
+            h.tcp_answer(0);
+            (0..heard).for_each(|_| h.timing.heard(now));
+            (0..36).for_each(|_| h.timing.sent(now));
+            for answered in [true, true, true, false] {
+                h.control(answered);
+            }
+            h
+        };
+        assert!(scarce(1).timing.scarce());
+        assert_eq!(scarce(1).allowed_tries(&budget), 11, "scarce answers");
+        assert!(!scarce(4).timing.scarce());
+        assert_eq!(scarce(4).allowed_tries(&budget), 2, "one answer in nine");
+        let mut h = scarce(1);
+        h.control(true);
+        assert_eq!(h.allowed_tries(&budget), 2, "one lost in five");
     }
 
     /// A host with one answer among 36 ports: once its ports were all tried, one answered

@@ -429,7 +429,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         Budget {
             retries: self.settings.retries,
             probes: self.probes_total,
-            pooled: self.loss.tries_needed(self.probes_total),
+            pooled: self.loss.tries_needed(self.probes_total, false),
         }
     }
 
