@@ -9,7 +9,8 @@
 # lab_up starts `netkit-lab up --tag TAG ARGS...` in the background, waits (at most 60 s) for
 # its ready line and sets LAB_SCANNER, LAB_ROUTER, LAB_FAR, LAB_BACKEND and LAB_PID. One lab at
 # a time per shell. NETKIT_LAB overrides the binary (default: target/release/netkit-lab, built
-# on first use). `netkit-lab up --help` lists every flag.
+# on first use). LAB_TAG_PREFIX (environment) goes before every tag, so that two runs of one
+# script at once build labs of their own. `netkit-lab up --help` lists every flag.
 
 LAB_PID=
 LAB_LOG=
@@ -24,7 +25,7 @@ lab_bin() {
 
 # lab_up TAG ARGS...: builds the lab and waits until it is ready.
 lab_up() {
-  local tag=$1 bin line
+  local tag=${LAB_TAG_PREFIX:-}$1 bin line
   shift
   [[ -z $LAB_PID ]] || { echo "lab_up: a lab is already up (pid $LAB_PID)" >&2; return 1; }
   bin=$(lab_bin) || return 1

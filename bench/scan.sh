@@ -68,7 +68,8 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-TOP100=$(grep -v '^#' crates/netkit/src/ports/data/top_ports.txt | awk 'NF{print $1}' | head -100 | paste -sd,)
+# awk stops by itself: `head` closing the pipe early could kill it with SIGPIPE (pipefail).
+TOP100=$(awk '!/^#/ && NF && n++ < 100 {print $1}' crates/netkit/src/ports/data/top_ports.txt | paste -sd,)
 
 # tally SCEN TOOL FILE: the open set and the counts of a tool's output, one JSON line.
 tally() {
