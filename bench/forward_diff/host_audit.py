@@ -36,7 +36,7 @@ import sys
 import threading
 import time
 
-from common import LAB, NETKIT
+from common import LAB, NETKIT, haproxy_http, nginx_conf
 
 NAME = 'audit.example'
 FAR4 = '198.18.1.10'
@@ -935,43 +935,9 @@ def stop(p):
 
 
 def write_configs(work, listen, base, bport):
-    hp = f"""global
-    maxconn 2000
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 10s
-    timeout server 10s
-    timeout tunnel 10s
-    http-reuse never
-listen audit
-    bind {listen}:{base + 1}
-    http-request set-header Host {NAME}
-    server up 127.0.0.1:{bport}
-"""
+    hp = haproxy_http(f'{listen}:{base + 1}', f'127.0.0.1:{bport}', NAME, extra='    http-reuse never\n')
     open(f'{work}/haproxy.cfg', 'w').write(hp)
-    ng = f"""user root;
-worker_processes 1;
-pid {work}/nginx.pid;
-error_log {work}/nginx.err info;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {work}/cb; proxy_temp_path {work}/pt;
-    fastcgi_temp_path {work}/ft; uwsgi_temp_path {work}/ut; scgi_temp_path {work}/st;
-    map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
-    server {{
-        listen {listen}:{base + 2};
-        location / {{
-            proxy_pass http://127.0.0.1:{bport};
-            proxy_http_version 1.1;
-            proxy_set_header Host {NAME};
-            proxy_set_header Upgrade $http_upgrade;
-            proxy_set_header Connection $connection_upgrade;
-        }}
-    }}
-}}
-"""
+    ng = nginx_conf(work, f'{listen}:{base + 2}', bport, NAME, connections=1024, upgrade=True)
     open(f'{work}/nginx.conf', 'w').write(ng)
 
 

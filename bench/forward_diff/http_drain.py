@@ -6,13 +6,17 @@ MODE idle: a keep-alive client idle between requests: how long its connection is
 the proxy lives on. MODE busy: CLIENTS keep-alive clients sending requests back to back when
 the stop comes: how many requests met the close without an answer (read errors), and how many
 connections ended on a response marked `Connection: close`. MODE wrk: wrk stopped mid-run
-(its socket errors).
+(its socket errors). NETKIT may name several binaries, comma-separated (main's and a
+branch's, run in turn in every round); ROUNDS is the number of stops of each proxy, and a
+busy or wrk run ends with each one's errors over all its stops.
 
-    python3 http_drain.py NETKIT [ROUNDS] [BASE] [MODE]  # ports BASE (proxy), BASE+1 (backend)
+    python3 http_drain.py NETKIT[,NETKIT2] [ROUNDS] [BASE] [MODE]  # ports BASE (proxy), BASE+1
 """
-import os, shutil, signal, socket, subprocess, sys, tempfile, threading, time
+import shutil, signal, socket, subprocess, sys, tempfile, threading, time
 
-NK = sys.argv[1]
+from common import KEEPALIVE_60S, haproxy_http, http_backend, nginx_proxy
+
+NETKITS = sys.argv[1].split(',')
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 BASE = int(sys.argv[3]) if len(sys.argv) > 3 else 27750
 MODE = sys.argv[4] if len(sys.argv) > 4 else 'idle'
@@ -20,73 +24,16 @@ CLIENTS = 8
 PROXY, BACKEND = BASE, BASE + 1
 
 
-def backend():
-    """Answers every request `ok` (Content-Length) on the same connection."""
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(('127.0.0.1', BACKEND))
-    s.listen(16)
-
-    def serve(c):
-        buf = b''
-        c.settimeout(60)
-        try:
-            while True:
-                b = c.recv(65536)
-                if not b:
-                    break
-                buf += b
-                while b'\r\n\r\n' in buf:
-                    _, buf = buf.split(b'\r\n\r\n', 1)
-                    c.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')
-        except OSError:
-            pass
-        c.close()
-
-    def loop():
-        while True:
-            c, _ = s.accept()
-            threading.Thread(target=serve, args=(c,), daemon=True).start()
-    threading.Thread(target=loop, daemon=True).start()
-
-
 def start(kind, work):
-    if kind == 'netkit':
-        args = [NK, 'forward', f'127.0.0.1:{PROXY}', f'127.0.0.1:{BACKEND}', '--http-host', 'a.example']
+    if kind.startswith('netkit'):
+        args = [NETKITS[int(kind[6:] or 1) - 1], 'forward', f'127.0.0.1:{PROXY}', f'127.0.0.1:{BACKEND}', '--http-host', 'a.example']
         return subprocess.Popen(args, stderr=subprocess.DEVNULL), signal.SIGTERM
     if kind == 'haproxy':
         cfg = f'{work}/haproxy.cfg'
-        open(cfg, 'w').write(f"""defaults
-  mode http
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-  timeout http-keep-alive 60s
-listen a
-  bind 127.0.0.1:{PROXY}
-  http-request set-header Host a.example
-  server s 127.0.0.1:{BACKEND}
-""")
+        open(cfg, 'w').write(haproxy_http(f'127.0.0.1:{PROXY}', f'127.0.0.1:{BACKEND}', 'a.example',
+                                          KEEPALIVE_60S))
         return subprocess.Popen(['haproxy', '-db', '-f', cfg], stderr=subprocess.DEVNULL), signal.SIGUSR1
-    os.makedirs(f'{work}/ngx', exist_ok=True)
-    w = f'{work}/ngx'
-    open(f'{w}/nginx.conf', 'w').write(f"""user root;
-worker_processes 1;
-pid {w}/nginx.pid;
-error_log {w}/err.log info;
-events {{ worker_connections 64; }}
-http {{
-  access_log off;
-  client_body_temp_path {w}/cb; proxy_temp_path {w}/pt;
-  fastcgi_temp_path {w}/ft; uwsgi_temp_path {w}/ut; scgi_temp_path {w}/st;
-  keepalive_timeout 60s;
-  server {{
-    listen 127.0.0.1:{PROXY};
-    location / {{ proxy_pass http://127.0.0.1:{BACKEND}; proxy_http_version 1.1; proxy_set_header Host a.example; }}
-  }}
-}}
-""")
-    args = ['nginx', '-c', f'{w}/nginx.conf', '-p', w, '-g', 'daemon off;']
+    args = nginx_proxy(work, f'127.0.0.1:{PROXY}', BACKEND, 'a.example')
     return subprocess.Popen(args, stderr=subprocess.DEVNULL), signal.SIGQUIT
 
 
@@ -186,7 +133,8 @@ def busy(kind, work):
         for t in threads:
             t.join()
         p.wait(60)
-        return f'{kind:8} {CLIENTS} busy clients: ' + ', '.join(f'{k} {v}' for k, v in counts.items())
+        line = f'{kind:8} {CLIENTS} busy clients: ' + ', '.join(f'{k} {v}' for k, v in counts.items())
+        return line, counts['read errors']
     finally:
         if p.poll() is None:
             p.kill()
@@ -204,7 +152,8 @@ def wrk(kind, work):
         out = w.communicate(timeout=60)[0]
         p.wait(60)
         errors = [l.strip() for l in out.splitlines() if 'errors' in l] or ['no socket errors']
-        return f'{kind:8} wrk: {errors[0]}'
+        read = errors[0].split('read ')[1].split(',')[0] if 'read ' in errors[0] else '0'
+        return f'{kind:8} wrk: {errors[0]}', int(read)
     finally:
         for q in (p,):
             if q.poll() is None:
@@ -212,16 +161,33 @@ def wrk(kind, work):
                 q.wait()
 
 
+def summary(errors):
+    """Each proxy's read errors over all its stops."""
+    for kind, counts in errors.items():
+        hit = sum(1 for n in counts if n)
+        print(f'{kind:8} {len(counts)} stops: {sum(counts)} read errors, in {hit} stops '
+              f'(most {max(counts, default=0)} in one)', flush=True)
+
+
 def main():
-    backend()
+    http_backend(BACKEND)
     work = tempfile.mkdtemp(prefix='http-drain-')
+    kinds = ['netkit'] if len(NETKITS) == 1 else [f'netkit{i + 1}' for i in range(len(NETKITS))]
+    kinds += ['haproxy', 'nginx']
+    errors = {kind: [] for kind in kinds}
     try:
         for _ in range(ROUNDS):
-            for kind in ('netkit', 'haproxy', 'nginx'):
-                run = {'idle': one, 'busy': busy, 'wrk': wrk}[MODE]
-                print(run(kind, work), flush=True)
+            for kind in kinds:
+                if MODE == 'idle':
+                    print(one(kind, work), flush=True)
+                    continue
+                line, n = {'busy': busy, 'wrk': wrk}[MODE](kind, work)
+                errors[kind].append(n)
+                print(line, flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if MODE != 'idle':
+        summary(errors)
 
 
 main()

@@ -9,6 +9,8 @@ netkit is judged against direct (timings left out) and its socket fds must come 
 """
 import os, socket, struct, subprocess, sys, threading, time, signal
 
+from common import haproxy_http, read_all
+
 NK = sys.argv[1]
 ONLY = sys.argv[2].split(',') if len(sys.argv) > 2 and sys.argv[2] != 'all' else None
 ROUNDS = int(sys.argv[3]) if len(sys.argv) > 3 else 1
@@ -21,23 +23,6 @@ NAME = 'audit.example'
 def rst(s):
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
     s.close()
-
-
-def read_all(s, limit=60_000_000, timeout=6):
-    """Bytes until EOF/RST/timeout, and how it ended."""
-    s.settimeout(timeout)
-    got = bytearray()
-    try:
-        while len(got) < limit:
-            b = s.recv(262144)
-            if not b:
-                return bytes(got), 'eof'
-            got += b
-        return bytes(got), 'limit'
-    except ConnectionResetError:
-        return bytes(got), 'rst'
-    except socket.timeout:
-        return bytes(got), 'timeout'
 
 
 def read_head(s, timeout=6):
@@ -341,20 +326,7 @@ def main():
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind(('127.0.0.1', bport))
     srv.listen(64)
-    cfg = f"""global
-    maxconn 2000
-defaults
-    mode http
-    timeout connect 5s
-    timeout client 10s
-    timeout server 10s
-    timeout tunnel 10s
-    http-reuse never
-listen audit
-    bind 127.0.0.1:{BASE + 1}
-    http-request set-header Host {NAME}
-    server up 127.0.0.1:{bport}
-"""
+    cfg = haproxy_http(f'127.0.0.1:{BASE + 1}', f'127.0.0.1:{bport}', NAME, extra='    http-reuse never\n')
     open(f'{W}/haproxy.cfg', 'w').write(cfg)
     log = open(f'{W}/stack.log', 'w')
     nk = subprocess.Popen(['timeout', '900', NK, '--json', 'forward', f'127.0.0.1:{BASE}', f'127.0.0.1:{bport}', '--http-host', NAME],

@@ -18,7 +18,9 @@ response it is owed):
 
     python3 http_linger.py NETKIT[,NETKIT2] [SCENARIOS] [ROUNDS] [LAB_ARGS...]
 """
-import json, os, select, shutil, signal, socket, subprocess, sys, tempfile, threading, time
+import json, os, shutil, signal, socket, subprocess, sys, tempfile, threading, time
+
+from common import KEEPALIVE_60S, OK, haproxy_http, http_backend, nginx_proxy, read_all
 
 HERE = os.path.abspath(__file__)
 BIG = 300_000
@@ -28,60 +30,19 @@ PORTS = {'haproxy': 9011, 'nginx': 9012}
 
 
 # ---------------------------------------------------------------- backend (far namespace)
-def backend():
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(('127.0.0.1', BACKEND))
-    s.listen(64)
-
-    def serve(c):
-        buf = b''
-        c.settimeout(60)
-        try:
-            while True:
-                while b'\r\n\r\n' not in buf:
-                    b = c.recv(65536)
-                    if not b:
-                        return
-                    buf += b
-                head, buf = buf.split(b'\r\n\r\n', 1)
-                line = head.split(b'\r\n')[0]
-                if b'/upload' in line:
-                    c.sendall(b'HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\n'
-                              b'Connection: close\r\n\r\n')
-                    time.sleep(0.1)
-                    return
-                if b'/big' in line:
-                    time.sleep(0.3)
-                    c.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n' % BIG + b'b' * BIG)
-                else:
-                    c.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')
-        except OSError:
-            pass
-        finally:
-            c.close()
-
-    while True:
-        c, _ = s.accept()
-        threading.Thread(target=serve, args=(c,), daemon=True).start()
+def answer(line):
+    """The backend's reply to a request line: 413 then close for /upload, 300 KB 0.3 s later
+    for /big, else `ok`."""
+    if b'/upload' in line:
+        return (b'HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\n'
+                b'Connection: close\r\n\r\n'), 0.1
+    if b'/big' in line:
+        time.sleep(0.3)
+        return b'HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n' % BIG + b'b' * BIG, None
+    return OK, None
 
 
 # ---------------------------------------------------------------- client (scanner namespace)
-def read_all(s, timeout):
-    s.settimeout(timeout)
-    got = bytearray()
-    try:
-        while True:
-            b = s.recv(65536)
-            if not b:
-                return bytes(got), 'eof'
-            got += b
-    except ConnectionResetError:
-        return bytes(got), 'rst'
-    except socket.timeout:
-        return bytes(got), 'timeout'
-
-
 def first_response(got):
     """Status, whether it says Connection: close, and how much of its body came (of how much)."""
     if b'\r\n\r\n' not in got:
@@ -170,38 +131,11 @@ def start(kind, far, work, nk=None):
         return p, signal.SIGTERM, port
     if kind == 'haproxy':
         cfg = f'{work}/haproxy.cfg'
-        open(cfg, 'w').write(f"""defaults
-  mode http
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-  timeout http-keep-alive 60s
-listen a
-  bind 0.0.0.0:{PORTS[kind]}
-  http-request set-header Host a.example
-  server s 127.0.0.1:{BACKEND}
-""")
+        open(cfg, 'w').write(haproxy_http(f'0.0.0.0:{PORTS[kind]}', f'127.0.0.1:{BACKEND}',
+                                          'a.example', KEEPALIVE_60S))
         return ns(far, ['haproxy', '-db', '-f', cfg], stderr=subprocess.DEVNULL), \
             signal.SIGUSR1, PORTS[kind]
-    w = f'{work}/ngx'
-    os.makedirs(w, exist_ok=True)
-    open(f'{w}/nginx.conf', 'w').write(f"""user root;
-worker_processes 1;
-pid {w}/nginx.pid;
-error_log {w}/err.log info;
-events {{ worker_connections 64; }}
-http {{
-  access_log off;
-  client_body_temp_path {w}/cb; proxy_temp_path {w}/pt;
-  fastcgi_temp_path {w}/ft; uwsgi_temp_path {w}/ut; scgi_temp_path {w}/st;
-  keepalive_timeout 60s;
-  server {{
-    listen 0.0.0.0:{PORTS[kind]};
-    location / {{ proxy_pass http://127.0.0.1:{BACKEND}; proxy_http_version 1.1; proxy_set_header Host a.example; }}
-  }}
-}}
-""")
-    args = ['timeout', '120', 'nginx', '-c', f'{w}/nginx.conf', '-p', w, '-g', 'daemon off;']
+    args = ['timeout', '120'] + nginx_proxy(work, f'0.0.0.0:{PORTS[kind]}', BACKEND, 'a.example')
     return ns(far, args, stderr=subprocess.DEVNULL), signal.SIGQUIT, PORTS[kind]
 
 
@@ -264,7 +198,7 @@ def main():
 
 if __name__ == '__main__':
     if sys.argv[1] == 'backend':
-        backend()
+        http_backend(BACKEND, answer, wait=True)
     elif sys.argv[1] == 'client':
         client(sys.argv[2], int(sys.argv[3]), sys.argv[4])
     else:

@@ -100,6 +100,8 @@ pub(super) struct Stats {
     /// A write to the client, to the target, met its reset ([`Stats::reset_met`]).
     reset_client: AtomicBool,
     reset_target: AtomicBool,
+    /// The connection is in a close the forwarder decided ([`Stats::closing`]).
+    closing: AtomicBool,
 }
 
 impl Stats {
@@ -117,6 +119,7 @@ impl Stats {
             one_ended: AtomicBool::new(false),
             reset_client: AtomicBool::new(false),
             reset_target: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
         }
     }
 
@@ -183,9 +186,18 @@ impl Stats {
         }
     }
 
-    /// Completes once nothing moved for `idle`.
+    /// Notes that the connection is in a close the forwarder decided (`--http-host`'s answer
+    /// and lingering close, bounded on their own): [`Stats::idle`] no longer ends it.
+    pub(super) fn closing(&self) {
+        self.closing.store(true, Ordering::Relaxed);
+    }
+
+    /// Completes once nothing moved for `idle`, unless the connection is [`Stats::closing`].
     pub(super) async fn idle(&self, idle: Duration) {
         loop {
+            if self.closing.load(Ordering::Relaxed) {
+                return std::future::pending().await;
+            }
             let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
             let quiet_since = self.start + last;
             if quiet_since.elapsed() >= idle {

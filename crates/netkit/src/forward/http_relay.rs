@@ -173,7 +173,7 @@ pub(super) async fn run(
     };
     match both_ends(up, down, client, upstream, None).await {
         Ok((UpEnd::Done, ())) => {
-            linger(client).await;
+            linger(client, stats).await;
             Ok((Close::Done, None))
         }
         Ok((UpEnd::Rejected(err), ())) => {
@@ -181,13 +181,13 @@ pub(super) async fn run(
                 Error::Unsupported(_) => NOT_IMPLEMENTED,
                 _ => BAD_REQUEST,
             };
-            answer(client, refusal).await;
+            answer(client, refusal, stats).await;
             Ok((Close::HttpRejected, Some(err.to_string())))
         }
         Err(Stop::Io(fault)) => Err(fault),
         Err(Stop::BadResponse(err, head)) => {
             if head {
-                answer(client, BAD_GATEWAY).await;
+                answer(client, BAD_GATEWAY, stats).await;
             }
             Ok((Close::Error, Some(err.to_string())))
         }
@@ -448,14 +448,19 @@ async fn send(dst: &Stream, bytes: &[u8], dir: Dir, stats: &Stats) -> Result<(),
 }
 
 /// Writes a final answer to the client, then closes lingering ([`linger`]).
-async fn answer(client: &Stream, reply: &[u8]) {
+async fn answer(client: &Stream, reply: &[u8], stats: &Stats) {
+    stats.closing();
     let _ = tokio::time::timeout(ANSWER_TIMEOUT, relay_io::write_all(client, reply)).await;
-    linger(client).await;
+    linger(client, stats).await;
 }
 
 /// Half-closes the client and reads and drops what it still sends (for [`LINGER_MAX`] at
 /// most), so that closing does not reset the connection under what it has not received yet.
-async fn linger(client: &Stream) {
+/// The idle timeout does not cut it ([`Stats::closing`]): the close is decided, and the
+/// connection is recorded as it was decided (nginx's `lingering_time` and
+/// `lingering_timeout` are apart from its keep-alive and proxy timeouts too).
+async fn linger(client: &Stream, stats: &Stats) {
+    stats.closing();
     let _ = client.shutdown_write();
     let _ = tokio::time::timeout(LINGER_MAX, drop_until_quiet(client)).await;
 }

@@ -458,11 +458,20 @@ impl Supervisor {
 
     /// Stops accepting everywhere and waits for every connection of every generation to end,
     /// each closed after its rule's drain timeout (or at once, once [`Cutter::cut`]).
+    ///
+    /// The connections hear of the drain only once every listening socket is closed (at most
+    /// 2 s later; a socket stays open until the accept loops of all its workers let go of
+    /// it): a client that a drained connection closed (after a response marked `Connection:
+    /// close`) and that connects again is refused, as by HAProxy's soft stop and nginx's
+    /// graceful quit, instead of being queued where nobody accepts any more and reset under
+    /// its request.
     pub async fn stop(mut self) {
-        let _ = self.stopping.send(true);
-        for slot in self.slots.drain(..) {
+        let slots = std::mem::take(&mut self.slots);
+        for slot in &slots {
             slot.backend.stop_checks();
         }
+        closed(slots).await;
+        let _ = self.stopping.send(true);
         self.udp_slots.clear();
         while self.tasks.join_next().await.is_some() {}
     }
@@ -471,9 +480,10 @@ impl Supervisor {
 /// How long a reload waits for the accept loops of removed rules to let go of their sockets.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
-/// Stops the generations of removed rules and waits (at most [`CLOSE_WAIT`]) until their
-/// accept loops have let go of the listening sockets, which close as these go: a removed rule
-/// no longer accepts once the reload is reported. Their connections go on.
+/// Stops the generations of `gone` rules and waits (at most [`CLOSE_WAIT`]) until their
+/// accept loops have let go of the listening sockets, which close as these go: a rule removed
+/// by a reload no longer accepts once the reload is reported, and a stopping forwarder accepts
+/// nowhere before its connections drain. Their connections go on.
 async fn closed(gone: Vec<Slot>) {
     let mut listeners = Vec::new();
     for slot in gone {
@@ -559,3 +569,7 @@ impl Cutter {
 async fn stopped_when_dropped(mut stop: watch::Receiver<()>) {
     while stop.changed().await.is_ok() {}
 }
+
+#[cfg(test)]
+#[path = "reload_tests.rs"]
+mod tests;

@@ -3291,11 +3291,20 @@ fn keepalive_target() -> (
 /// A forwarder (with `verbosity`) of one `--http-host` rule to `target` whose drain timeout is
 /// an hour, from a config file in the directory returned with it (kept while it runs).
 fn draining_an_hour(target: SocketAddr, verbosity: &str) -> (Forwarder, tempfile::TempDir) {
+    draining_an_hour_with(target, verbosity, "")
+}
+
+/// [`draining_an_hour`] with `extra` lines in its rule.
+fn draining_an_hour_with(
+    target: SocketAddr,
+    verbosity: &str,
+    extra: &str,
+) -> (Forwarder, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("rules.toml");
     let rule = format!(
         "[[rule]]\nlisten = \"127.0.0.1:0\"\ntarget = \"{target}\"\n\
-         http_host = \"{HOST}\"\ndrain_timeout = \"1h\"\n"
+         http_host = \"{HOST}\"\ndrain_timeout = \"1h\"\n{extra}"
     );
     std::fs::write(&config, rule).unwrap();
     let config = config.to_str().unwrap();
@@ -3454,13 +3463,29 @@ fn big_once_target() -> (
 /// it reads and drops the client's bytes until the client has everything, then closes.
 #[test]
 fn forward_http_host_drain_close_reset_the_unread_last_response() {
+    let (mut fw, _dir, mut client) = last_response_left_unread("");
+    client
+        .write_all(b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    let body = body_to_the_end(&mut client);
+    assert_eq!(body, Ok(BIG_BODY), "the last response cut by a reset");
+    assert_eq!(fw.wait(), 0);
+}
+
+/// A forwarder ([`draining_an_hour_with`] `extra`) to a [`big_once_target`], and its client,
+/// which asked for the big response and has read none of it: the drain began before the
+/// answer, which went out marked `Connection: close`; the target has the forwarder's end of
+/// file, so the whole response was written to the client's socket (mostly waiting in the
+/// forwarder's send buffer: the client's receive buffer is small) and the forwarder has
+/// begun its lingering close.
+fn last_response_left_unread(extra: &str) -> (Forwarder, tempfile::TempDir, TcpStream) {
     let (target, arrived, release, ended) = big_once_target();
-    let (mut fw, _dir) = draining_an_hour(target, "-vv");
-    // A small receive buffer: most of the response waits in the forwarder's send buffer.
+    let (fw, dir) = draining_an_hour_with(target, "-vv", extra);
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     socket.set_recv_buffer_size(4 * 1024).unwrap();
     socket.connect(&fw.addr().into()).unwrap();
     let mut client = TcpStream::from(socket);
+    client.set_read_timeout(Some(PATIENCE)).unwrap();
     client
         .write_all(b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
         .unwrap();
@@ -3471,20 +3496,38 @@ fn forward_http_host_drain_close_reset_the_unread_last_response() {
     // The target got the forwarder's end of file: the whole response was read and written
     // to the client's socket, and the forwarder reads the client no more (before: it closed).
     ended.recv_timeout(PATIENCE).unwrap();
-    client
-        .write_all(b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n")
-        .unwrap();
+    (fw, dir, client)
+}
+
+/// Reads `client` to its end: the length of the body after the first head, or how the read
+/// failed.
+fn body_to_the_end(client: &mut TcpStream) -> Result<usize, ErrorKind> {
     let mut got = Vec::new();
-    let end = client.read_to_end(&mut got).map_err(|e| e.kind());
-    let body = got
+    client.read_to_end(&mut got).map_err(|e| e.kind())?;
+    Ok(got
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .map_or(0, |at| got.len() - at - 4);
-    assert_eq!(
-        (end, body),
-        (Ok(got.len()), BIG_BODY),
-        "the last response cut by a reset"
-    );
+        .map_or(0, |at| got.len() - at - 4))
+}
+
+/// Audit (stop 51): with `--idle-timeout` shorter than the lingering close that follows a
+/// close the forwarder decided (here the drain's last response, marked `Connection: close`),
+/// the idle timeout cut the linger: a second after the response's last byte went into the
+/// client's socket the connection was closed, recorded `idle-timeout`, and a client that had
+/// not read it all by then and sent its next request got a reset that threw away the rest.
+/// The linger is the forwarder's own close, bounded on its own (nginx's `lingering_time` and
+/// `lingering_timeout` are apart from its `keepalive_timeout` and proxy timeouts); now the
+/// idle timeout no longer cuts it, and the connection is recorded as it was decided, `done`.
+#[test]
+fn forward_http_host_idle_timeout_cut_the_lingering_close() {
+    let (mut fw, _dir, mut client) = last_response_left_unread("idle_timeout = \"1s\"\n");
+    // Well past the idle timeout, with nothing moving meanwhile.
+    thread::sleep(std::time::Duration::from_millis(2500));
+    let _ = client.write_all(b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n");
+    let body = body_to_the_end(&mut client);
+    let records = fw.wait_for(|l| l.contains(" B, "), 1);
+    assert_eq!(body, Ok(BIG_BODY), "the last response cut: {records:?}");
+    assert!(records[0].contains(" done"), "{records:?}");
     assert_eq!(fw.wait(), 0);
 }
 
