@@ -12,8 +12,8 @@
 //!
 //! Framing (RFC 9112 §6.1-6.3): `Transfer-Encoding` must end in `chunked` (once), and is
 //! refused beside `Content-Length`, in HTTP/1.0 and on CONNECT; any coding but `chunked` is
-//! refused as not implemented; `Content-Length` values must agree (one number is sent on);
-//! anything ambiguous is refused rather than guessed.
+//! refused as not implemented; `Content-Length` values must agree (one number is sent on) and
+//! have at most 18 digits; anything ambiguous is refused rather than guessed.
 
 use super::body::Framing;
 use super::fields::{self, Field};
@@ -366,6 +366,10 @@ fn emit_upgrade(field: &Field<'_>, out: &mut Vec<u8>) -> Result<bool, Error> {
     Ok(true)
 }
 
+/// The most digits of a Content-Length (under 10^18 bytes): 19 fit a u64 but not always the
+/// signed 64 bits many servers read a length into, which could frame the body otherwise.
+const LENGTH_DIGITS: usize = 18;
+
 /// The framing fields of one request, and whether it asks for an upgrade.
 #[derive(Debug, Default)]
 struct BodyFields {
@@ -378,11 +382,12 @@ struct BodyFields {
 }
 
 impl BodyFields {
-    /// One Content-Length field: a list of equal decimal numbers, equal to any before.
+    /// One Content-Length field: a list of equal decimal numbers, equal to any before, each
+    /// of at most [`LENGTH_DIGITS`] digits.
     fn length(&mut self, value: &[u8]) -> Result<(), Error> {
         for element in fields::list(value) {
             let valid = !element.is_empty()
-                && element.len() <= 19
+                && element.len() <= LENGTH_DIGITS
                 && element.iter().all(u8::is_ascii_digit);
             if !valid {
                 return Err(Error::Framing("Content-Length is not a number"));
