@@ -296,11 +296,11 @@ impl Loss {
     /// failed. Before 20 answers (`LOSS_SAMPLES`), control probes count too, as first tries,
     /// once a third of them or more were lost (a quarter on a host whose answers are `scarce`,
     /// fewer than one probe in ten, [`Timing::scarce`], where a lost control is a policer's
-    /// sign more than random loss's: nmap takes any lost timing probe for congestion): their loss is what answers cannot show where
-    /// nearly every port is silent (a SYN policer in front of a host whose ports mostly drop
-    /// probes: the few answering ports needed no more tries than a clean link's, while a
-    /// control sent amid a burst was lost). With enough answers, the answers alone decide,
-    /// as they did before controls counted.
+    /// sign more than random loss's: nmap takes any lost timing probe for congestion): their
+    /// loss is what answers cannot show where nearly every port is silent (a SYN policer in
+    /// front of a host whose ports mostly drop probes: the few answering ports needed no more
+    /// tries than a clean link's, while a control sent amid a burst was lost). With enough
+    /// answers, the answers alone decide, as they did before controls counted.
     pub fn tries_needed(&self, probes: f64, scarce: bool) -> u32 {
         let (ok, lost) = match self.answered < LOSS_SAMPLES {
             true => self.controls,
