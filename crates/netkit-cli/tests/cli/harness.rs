@@ -415,6 +415,27 @@ impl Reserved {
         self.socket.listen(128).unwrap();
         self.socket.into()
     }
+
+    /// Starts listening on the reserved port with a backlog of 0 and fills the accept queue
+    /// (the listener never accepts): the kernel then drops every SYN to the port, as a silent
+    /// host's. Returns the listener and the queued clients (keep both alive).
+    pub fn listen_full(self) -> (TcpListener, Vec<std::net::TcpStream>) {
+        self.socket.listen(0).unwrap();
+        let mut queued = Vec::new();
+        for _ in 0..8 {
+            match std::net::TcpStream::connect_timeout(&self.addr, Duration::from_millis(300)) {
+                Ok(client) => queued.push(client),
+                Err(err) if err.kind() == std::io::ErrorKind::TimedOut => {
+                    return (self.socket.into(), queued)
+                }
+                Err(err) => panic!("connect to the test listener: {err}"),
+            }
+        }
+        panic!(
+            "the accept queue never filled: {} clients queued",
+            queued.len()
+        );
+    }
 }
 
 /// A throw-away network namespace with a unique name, deleted when dropped: the lab's own

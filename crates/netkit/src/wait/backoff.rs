@@ -21,6 +21,12 @@ pub const FAST_PHASE: Duration = Duration::from_secs(10);
 /// each attempt (a lost SYN is not gone, nor one socket whose SYNs are all lost).
 pub const LONGEST_CONNECT: Duration = Duration::from_secs(8);
 
+/// The shortest bound of one connect (at the default interval and below): the kernel sends
+/// the SYN again after a second, so a connect unanswered for this long has lost one. A
+/// deadline that cuts a connect unanswered this long says `connect timed out`, whatever the
+/// bound (`stage::Stage::cut`).
+pub const SHORTEST_CONNECT: Duration = Duration::from_secs(1);
+
 /// The longest an HTTP answer may take: an answer that timed out gets twice as long the next
 /// time, up to this, so a server slower than the first bound (an application warming up, a
 /// health check waiting on its database) is still seen ready, as curl without `--max-time`
@@ -101,7 +107,7 @@ impl Backoff {
     /// How long one connect may take before it counts as timed out: long enough for a slow
     /// handshake, short enough that a SYN lost to a host still booting is re-sent soon.
     pub fn connect_bound(&self) -> Duration {
-        (self.interval * 4).clamp(Duration::from_secs(1), Duration::from_secs(5))
+        (self.interval * 4).clamp(SHORTEST_CONNECT, Duration::from_secs(5))
     }
 }
 

@@ -493,7 +493,7 @@ impl Watch {
     ) -> Result<Stream, Finding> {
         let bound = left.map_or(http::ANSWER_BOUND, |left| http::ANSWER_BOUND.min(left));
         let addrs = lookup::addresses(endpoint, bound, track).await?;
-        track.set(Stage::Connecting);
+        track.set(Stage::Connecting(Instant::now()));
         let every = self.backoff.interval.max(linger::RESTART);
         let pace = linger::Pace { every, fresh };
         lingering

@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use super::backoff::Bounds;
 use super::finding::Finding;
 use super::http::{HttpCheck, ANSWER_BOUND};
@@ -82,11 +84,11 @@ async fn connect(
     let connected = match endpoint {
         Endpoint::Tcp { .. } => {
             let addrs = lookup::addresses(endpoint, cap(ANSWER_BOUND, left), track).await?;
-            track.set(Stage::Connecting);
+            track.set(Stage::Connecting(Instant::now()));
             endpoint.connect_resolved(&addrs, cap(bound, left)).await
         }
         _ => {
-            track.set(Stage::Connecting);
+            track.set(Stage::Connecting(Instant::now()));
             endpoint.connect(cap(bound, left)).await
         }
     };

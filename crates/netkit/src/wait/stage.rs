@@ -7,6 +7,9 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
+use tokio::time::Instant;
+
+use super::backoff::SHORTEST_CONNECT;
 use super::finding::Finding;
 use super::lookup;
 
@@ -18,8 +21,8 @@ pub(super) enum Stage {
     Idle,
     /// Looking the target's host name up (`dns:` targets, and names to connect to).
     LookingUp,
-    /// Connecting.
-    Connecting,
+    /// Connecting, since then.
+    Connecting(Instant),
     /// Checking a path.
     Checking,
     /// Connected, and as far as this finding says, the one a cut there finds: the TLS
@@ -36,15 +39,19 @@ impl Stage {
     /// finished attempt's finding; past the connect, where the server's answer was cut
     /// (newer than any earlier attempt's finding: the server is there now); a lookup, a
     /// connect or a path check not over when no attempt had finished before (`finished`
-    /// false), that step's timeout; none otherwise, where what the last finished attempt
-    /// found says more than a step cut short (a connect just begun after `connection
-    /// refused`).
+    /// false), that step's timeout; a connect unanswered for [`SHORTEST_CONNECT`] (a SYN
+    /// lost) `connect timed out` too, as its bound at the default interval would have found
+    /// it, whatever its bound; none otherwise, where what the last finished attempt found
+    /// says more than a step cut short (a connect just begun after `connection refused`).
     pub(super) fn cut(&self, finished: bool) -> Option<Finding> {
         match self {
             Stage::Finished(finding) | Stage::Connected(finding) => Some(finding.clone()),
+            Stage::Connecting(since) if since.elapsed() >= SHORTEST_CONNECT => {
+                Some(Finding::ConnectTimedOut)
+            }
             _ if finished => None,
             Stage::LookingUp => Some(Finding::LookupFailed(lookup::TIMED_OUT.into())),
-            Stage::Connecting => Some(Finding::ConnectTimedOut),
+            Stage::Connecting(_) => Some(Finding::ConnectTimedOut),
             Stage::Checking => Some(Finding::Unchecked(UNCHECKED.into())),
             Stage::Idle => None,
         }
@@ -58,7 +65,7 @@ impl Stage {
         match self {
             Stage::Idle | Stage::Finished(_) => 0,
             Stage::LookingUp | Stage::Checking => 1,
-            Stage::Connecting => 2,
+            Stage::Connecting(_) => 2,
             Stage::Connected(Finding::HandshakeUnfinished) => 3,
             Stage::Connected(Finding::BodyUnfinished { .. }) => 5,
             Stage::Connected(_) => 4,
@@ -128,9 +135,22 @@ mod tests {
             assert_eq!(Stage::Idle.cut(finished), None);
         }
         assert_eq!(Stage::LookingUp.cut(false), Some(timed_out));
-        assert_eq!(Stage::Connecting.cut(false), Some(Finding::ConnectTimedOut));
-        for step in [Stage::LookingUp, Stage::Connecting, Stage::Checking] {
+        let connecting = Stage::Connecting(Instant::now());
+        assert_eq!(connecting.cut(false), Some(Finding::ConnectTimedOut));
+        for step in [Stage::LookingUp, connecting, Stage::Checking] {
             assert_eq!(step.cut(true), None, "{step:?}");
+        }
+    }
+
+    /// A connect unanswered for a second (a SYN lost) and cut by the deadline after an attempt
+    /// that finished says `connect timed out`, as its bound at the default interval would
+    /// have found it, not the finished attempt's `connection refused` of before.
+    #[test]
+    fn a_connect_unanswered_for_a_second_is_timed_out_after_a_finished_attempt() {
+        let since = Instant::now() - SHORTEST_CONNECT;
+        for finished in [false, true] {
+            let cut = Stage::Connecting(since).cut(finished);
+            assert_eq!(cut, Some(Finding::ConnectTimedOut), "{finished}");
         }
     }
 
@@ -141,8 +161,9 @@ mod tests {
         let track = Track::default();
         track.set(Stage::Connected(Finding::NoResponse));
         let beside = track.beside();
-        beside.set(Stage::Connecting);
-        assert_eq!(beside.get(), Stage::Connecting);
+        let connecting = Stage::Connecting(Instant::now());
+        beside.set(connecting.clone());
+        assert_eq!(beside.get(), connecting);
         assert_eq!(track.get(), Stage::Connected(Finding::NoResponse));
         let body = Finding::BodyUnfinished {
             status: 200,

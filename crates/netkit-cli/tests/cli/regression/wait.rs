@@ -606,6 +606,42 @@ fn wait_target_errors_listed_other_forms_and_refused_upper_case_schemes() {
     }
 }
 
+/// A deadline that cut a connect unanswered for seconds gave the refusal of the attempt before
+/// it as the reason: with `--interval 1s` (each connect bounded by 4 s) a port that refused,
+/// then took no connection (a listener whose accept queue is full: the kernel drops the
+/// SYNs), timed out 2.5 s into the unanswered connect with `connection refused`, where
+/// `--interval 250ms` or `500ms` (a 1 s bound) said `connect timed out (earlier: connection
+/// refused)`. Seen in `bench/wait_diff.py` seed 9923, scenario 36: HTTPS at 35 % loss, a port
+/// closed until 2.57 s of a 5 s wait, `connection refused` 2.4 s after it opened; curl's
+/// loop says `Connection timed out` for such a try. A connect unanswered for a second (a SYN
+/// lost) now says `connect timed out` whatever its bound, the refusal after it.
+#[test]
+fn a_connect_unanswered_for_seconds_gave_the_refusal_before_it() {
+    let port = Reserved::v4();
+    let endpoint = port.endpoint();
+    let mut command = netkit();
+    command.args([
+        "-v",
+        "wait",
+        &endpoint,
+        "--timeout",
+        "3500ms",
+        "--interval",
+        "1s",
+    ]);
+    let mut proc = Proc::spawn(command);
+    proc.stderr.wait_line("not ready: connection refused");
+    let (_listener, _queued) = port.listen_full();
+    let code = proc.wait();
+    let stderr = proc.stderr.to_end().join("\n");
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(
+        timeout_reason(&stderr),
+        "connect timed out (earlier: connection refused)",
+        "{stderr}"
+    );
+}
+
 /// The reason at the end of the timeout line.
 fn timeout_reason(stderr: &str) -> String {
     let line = stderr
