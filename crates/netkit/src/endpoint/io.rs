@@ -591,6 +591,17 @@ impl Stream {
         }
     }
 
+    /// The smoothed round-trip time of a TCP stream (`TCP_INFO`); `None` for other streams, or
+    /// when the kernel does not say.
+    pub fn rtt(&self) -> Option<std::time::Duration> {
+        match self {
+            Stream::Tcp(s) => crate::sys::sockopt::tcp_info(s)
+                .ok()
+                .map(|info| std::time::Duration::from_micros(u64::from(info.tcpi_rtt))),
+            _ => None,
+        }
+    }
+
     /// Bytes sent on a TCP stream that its peer has not acknowledged yet (an abortive close
     /// throws them away); `None` for other streams, or when the kernel does not say.
     pub fn unacked(&self) -> Option<usize> {

@@ -6,13 +6,14 @@
 //! concerned goes back to the plain relay.
 //!
 //! Once the forwarder drains (SIGINT/SIGTERM; not on a reload), a connection idle between two
-//! exchanges ends (the target gets the FIN, the client its FIN once the target
+//! exchanges ends at once (the target gets the FIN, the client its FIN once the target
 //! closed), as HAProxy's soft stop and nginx's graceful quit close idle keep-alive
-//! connections; one whose last response went out less than [`IDLE_GRACE`] ago first waits
-//! out that second, so that a client sending its next request meanwhile gets it answered
-//! (marked, below) instead of meeting the close. One busy then gets its last response marked `Connection: close` (as from
-//! HAProxy and nginx: the client sends no next request to meet the close) and ends once that
-//! response is through, without waiting out the drain timeout.
+//! connections. Only one whose last response is still on its way to the client, or reached
+//! it less than a few round trips ago ([`idle_grace`]), waits that out first, so that a client
+//! answering its response at once with its next request gets that answered (marked, below)
+//! instead of meeting the close. One busy then gets its last response marked `Connection:
+//! close` (as from HAProxy and nginx: the client sends no next request to meet the close) and
+//! ends once that response is through, without waiting out the drain timeout.
 //!
 //! A malformed request does not cut what the client is owed: the complete requests before it
 //! are sent on, their responses are relayed to their end, and only then does the client get
@@ -45,11 +46,12 @@ use crate::server::Cancel;
 /// Response body runs at least this long move with `splice(2)`.
 const SPLICE_MIN: u64 = COPY_BUF as u64;
 
-/// While draining, a connection idle between exchanges is closed once its last response went
-/// out this long ago: a client still reading that response may send its next request
-/// meanwhile, which would meet the close (HAProxy's soft stop answers it, marked
-/// `Connection: close`).
-const IDLE_GRACE: Duration = Duration::from_secs(1);
+/// While draining, a connection idle between exchanges is closed once its last response
+/// reached the client at least this long ago, plus four of its round trips: a client sending
+/// its next request as soon as it has the response would have it arrive by then.
+const IDLE_GRACE_MIN: Duration = Duration::from_millis(50);
+/// The longest [`idle_grace`], however long the client's round trip.
+const IDLE_GRACE_MAX: Duration = Duration::from_secs(1);
 /// How long the 400 or 502 answer may take to be written.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 /// A lingering close ends once the client, which has all it was sent, sent nothing this long.
@@ -242,16 +244,19 @@ async fn requests(
 }
 
 /// Completes once the server drains (never without `drain`) while the connection is idle
-/// between exchanges ([`Session::idle`]) with nothing more from the client to read, and has
-/// been since its last response went out [`IDLE_GRACE`] ago, or once
-/// the response marked `Connection: close` went through ([`Session::closed`]): after a
-/// response, when the server began to drain during the exchange.
+/// between exchanges ([`Session::idle`]) with nothing more from the client to read, its last
+/// response acknowledged by the client [`idle_grace`] ago or longer, or once the response
+/// marked `Connection: close` went through ([`Session::closed`]): after a response, when the
+/// server began to drain during the exchange.
 async fn idle_while_draining(client: &Stream, shared: &Shared, drain: Option<&mut Cancel>) {
     let Some(drain) = drain else {
         return std::future::pending().await;
     };
     drain.draining().await;
     shared.session().drain();
+    // When the client was seen to have every byte of its last response, if that was after
+    // the drain began.
+    let mut delivered: Option<Instant> = None;
     loop {
         let notified = shared.to_requests.notified();
         let (closed, idle) = {
@@ -262,11 +267,23 @@ async fn idle_while_draining(client: &Stream, shared: &Shared, drain: Option<&mu
             return;
         }
         if idle && !client.readable_now().unwrap_or(true) {
-            let left = IDLE_GRACE.saturating_sub(shared.since_response());
+            if client.unacked().unwrap_or(0) > 0 {
+                // The last response is still on its way: the client answers it once it has it.
+                tokio::select! {
+                    () = acks::watch(client, Until::Delivered, LINGER_POLL) => {
+                        delivered = Some(Instant::now());
+                    }
+                    () = notified => {}
+                }
+                continue;
+            }
+            let since = shared.since_response();
+            let since = delivered.map_or(since, |at| since.min(at.elapsed()));
+            let left = idle_grace(client).saturating_sub(since);
             if left.is_zero() {
                 return;
             }
-            // A client reading its last response now may be sending the next request.
+            // A client that has just read its last response may be sending the next request.
             tokio::select! {
                 () = tokio::time::sleep(left) => {}
                 () = notified => {}
@@ -275,6 +292,14 @@ async fn idle_while_draining(client: &Stream, shared: &Shared, drain: Option<&mu
         }
         notified.await;
     }
+}
+
+/// How long after its last response reached the client an idle connection is still left open
+/// while draining: [`IDLE_GRACE_MIN`] and four of the client's round trips, at most
+/// [`IDLE_GRACE_MAX`].
+fn idle_grace(client: &Stream) -> Duration {
+    let rtt = client.rtt().unwrap_or_default();
+    (IDLE_GRACE_MIN + rtt * 4).min(IDLE_GRACE_MAX)
 }
 
 /// Completes once the server drains (never without `drain`).

@@ -65,8 +65,9 @@ async fn connections_drain_only_once_their_listening_socket_is_closed() {
     let mut reply = [0u8; 40];
     client.read_exact(&mut reply).await.unwrap();
     assert!(reply.ends_with(b"ok"));
-    // Idle past the drain's grace: the connection closes as soon as the drain reaches it.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Idle past the drain's grace (50 ms and four round trips since the response): the
+    // connection closes as soon as the drain reaches it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     // An accept loop slow to let go of the socket (its worker busy), for less than a stop
     // waits for one.
     let held = supervisor.slots[0].listeners[0].clone();
