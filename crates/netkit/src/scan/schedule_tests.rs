@@ -1510,3 +1510,40 @@ fn a_fixed_budgets_cut_for_random_loss_is_undone() {
         assert!(elapsed < Duration::from_secs(12), "{loss}: {elapsed:?}");
     }
 }
+
+/// Audit (v6_diff.py seed 9950, nmap -sS as the oracle): six closed ports at 20% loss each way
+/// and 40 ms: `--syn` called one filtered, nmap -sS none. In the lab (30 interleaved rounds
+/// per address, 6 and 15 closed ports, 20% and 30% loss each way) `--syn` called 108 closed
+/// ports filtered in 61 of 162 scans, nmap -sS 68 in 41. With fewer than 20 answers the loss
+/// was not trusted and a silent port got one try more than the most an answer needed, so
+/// where two of six answers needed a retransmission the last ones still had two or three
+/// tries against a third of them lost. Here, fifteen closed ports over 100 seeds: main's
+/// rule called 37 filtered at 20% loss and 85 at 30%; the few answers' retries must count
+/// (at most 15 wrong per 100 scans). Six ports are left to chance as they are for nmap:
+/// their silent ports are mostly decided before a second answer needed a retry.
+#[test]
+fn a_few_closed_ports_at_high_random_loss_are_not_filtered() {
+    for (n, loss) in [(15, 0.2), (15, 0.3)] {
+        let truth: Vec<Truth> = vec![Truth::Closed; n];
+        let mut wrong = Vec::new();
+        for seed in 1..=100 {
+            let mut net = Net::new(seed, vec![truth.clone()]);
+            net.delay = Duration::from_millis(40);
+            net.loss = loss;
+            let settings = Settings {
+                timeouts: Timeouts::capped(Duration::from_secs(10)),
+                ..engine_settings(true, Retries::Adaptive { max: 10 })
+            };
+            let out = simulate(&mut net, settings);
+            let w = wrong_ports(&net, &out).len();
+            if w > 0 {
+                wrong.push((seed, w));
+            }
+        }
+        let total: usize = wrong.iter().map(|(_, w)| w).sum();
+        assert!(
+            total <= 15,
+            "{n} ports, {loss} loss: {total} wrong: {wrong:?}"
+        );
+    }
+}
