@@ -296,6 +296,27 @@ impl Loss {
         self.answered < LOSS_SAMPLES
     }
 
+    /// Whether the answers' own retries explain the lost controls: `RETRIED_ANSWERS` or more
+    /// answers needed a retransmission, and the controls were lost no more often than the
+    /// upper end of the answers' first tries' loss ([`crate::wilson`]).
+    pub fn random(&self) -> bool {
+        let (ok, lost) = self.controls;
+        let first_ok = self.answered - self.first_failed;
+        let shown = crate::wilson::upper(first_ok, self.first_failed);
+        self.few_answers()
+            && self.first_failed >= RETRIED_ANSWERS
+            && (lost as f64) <= shown * (ok + lost) as f64
+    }
+
+    /// The share of answered ports whose first try was lost, once `RETRIED_ANSWERS` of them
+    /// were (0 before): the random loss a few answers already show.
+    pub fn retried_share(&self) -> f64 {
+        match self.few_answers() && self.first_failed >= RETRIED_ANSWERS {
+            true => self.first_failed as f64 / self.answered as f64,
+            false => 0.0,
+        }
+    }
+
     /// Tries needed so that, among `probes` answering ports, one is missed with a chance
     /// below [`MISS_CHANCE`]: the first try fails at most as often as the upper end of its
     /// one-sided 95% interval ([`crate::wilson`]) says, each further one as retransmissions
@@ -573,6 +594,16 @@ impl HostScan {
     /// Whether too few of its ports answered for their tries to show the loss.
     pub fn few_answers(&self) -> bool {
         self.loss.few_answers()
+    }
+
+    /// Whether its answers' own retries explain its lost controls ([`Loss::random`]).
+    pub fn random_loss(&self) -> bool {
+        self.loss.random()
+    }
+
+    /// The share of its answered ports whose first try was lost ([`Loss::retried_share`]).
+    pub fn retried_share(&self) -> f64 {
+        self.loss.retried_share()
     }
 
     /// The most tries answers have needed so far.

@@ -311,6 +311,8 @@ pub struct RateControl {
     budget_cut: Option<Option<f64>>,
     /// When the first answer came, and the answers since that came a bucket later.
     later_answers: Option<(Instant, u32)>,
+    /// The share of first tries of answering ports lost ([`RateControl::answers_lost`]).
+    answers_lost: f64,
 }
 
 /// A cut for lost controls on trial: undone (back to `before`) when the controls after it are
@@ -369,7 +371,8 @@ impl RateControl {
         if self.judge(now) {
             return None;
         }
-        let cut_ratio = self.background + CUT_RATIO * (1.0 - self.background);
+        let background = self.background.max(self.answers_lost);
+        let cut_ratio = background + CUT_RATIO * (1.0 - background);
         (self.tally.drops > CUT_DROPS && self.tally.ratio() > cut_ratio).then(|| self.cut(now))
     }
 
@@ -449,7 +452,12 @@ impl RateControl {
                 return None;
             }
             self.control_trial = None;
-            if share >= trial.share && ok > 0 {
+            // Or lost, for all they can tell, as often as the answers' first tries were:
+            // random loss a few answers already show (six controls are a small sample; the
+            // cut chose the moment they looked worst).
+            let random =
+                self.answers_lost > 0.0 && crate::wilson::upper(ok, lost) >= self.answers_lost;
+            if (share >= trial.share || random) && ok > 0 {
                 // As many lost at the slower pace: random loss, not a limit. (A limit still
                 // below the pace loses fewer: the cut stays, and the next joins it. None back
                 // is no random loss of the share before, even all of it: a limit far below
@@ -475,7 +483,13 @@ impl RateControl {
             // what the path passes is the rate probes left at lately times the least share
             // of controls back that they allow. On trial, as a cut for drops.
             let background = self.control_background;
-            let losing = lost >= FEW_LOST && share > background + SCARCE_SHARE * (1.0 - background);
+            // Once the answers show random loss, the controls must be lost more often for
+            // all they can tell.
+            let seen = match self.answers_lost > 0.0 {
+                true => crate::wilson::lower(ok, lost),
+                false => share,
+            };
+            let losing = lost >= FEW_LOST && seen > background + SCARCE_SHARE * (1.0 - background);
             let through = self
                 .answers
                 .recent(now)
@@ -496,6 +510,12 @@ impl RateControl {
             self.control_cut = true;
             self.cut_to(through, now)
         })
+    }
+
+    /// Records the share of answering ports whose first try was lost (0 while it shows no
+    /// random loss).
+    pub fn answers_lost(&mut self, share: f64) {
+        self.answers_lost = share.min(MAX_BACKGROUND);
     }
 
     /// Paces an unpaced host at the rate answers came back at lately, and at most at the rate

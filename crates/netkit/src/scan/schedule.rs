@@ -797,12 +797,14 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         if let Some(host) = self.hosts[rec.host].as_mut() {
             host.control(answered);
             let scarce = host.few_answers();
+            host.rate.answers_lost(host.retried_share());
             if let Some(rate) = host.rate.control(rec.at, answered, scarce, now) {
                 let addr = &host.info.target.addr;
                 tracing::debug!("scan {addr}: timing probes lost, pacing at {rate:.0}/s");
             }
         }
         let scarce = self.loss.few_answers();
+        self.rate.answers_lost(self.loss.retried_share());
         if let Some(rate) = self.rate.control(rec.at, answered, scarce, now) {
             tracing::debug!("scan: timing probes lost, pacing the scan at {rate:.0}/s");
         }
@@ -1108,10 +1110,13 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         // An answer to a later try than the loss explains, or loss beyond what the retry cap
         // can cover (a SYN policer: there the slower pace keeps ports exact).
         let loss_tries = host.loss_tries(&budget);
-        let unexplained = rec.tryno >= loss_tries || loss_tries > budget.retries.cap();
+        let beyond_cap = loss_tries > budget.retries.cap() && !host.random_loss();
+        let unexplained = rec.tryno >= loss_tries || beyond_cap;
         let slower = rec.tryno > host.max_answered_try() && rec.tryno > SLOW_TRIES && unexplained;
         host.tcp_answer(rec.tryno);
         self.loss.record(rec.tryno);
+        host.rate.answers_lost(host.retried_share());
+        self.rate.answers_lost(self.loss.retried_share());
         let mut cut = host.rate.answer(rec.lost_at, dropped, now);
         if slower && cut.is_none() {
             cut = Some(host.rate.cut(now));

@@ -1547,3 +1547,36 @@ fn a_few_closed_ports_at_high_random_loss_are_not_filtered() {
         );
     }
 }
+
+/// The branch's fix above, in the lab: a firewalled host at 20% loss each way and 40 ms (5
+/// open ports, 14 closed, 100 dropped: 19 answers, so few that their retries decide) ran past
+/// 60-90 s in 4 of 14 scans, nmap -sS 6-19 s. Its budget was right (about a third of the round
+/// trips lost asks for ten tries or so of each silent port among 119), its pace was not: the
+/// host's few answers, mostly retried, and its lost controls read as a limit's (a cut for
+/// drops or for lost controls that too few answers came to judge, and answers past the
+/// fifth try "beyond what the cap covers"), paced it down to 5-25 probes a second for 1100
+/// probes. Once the answers' retries show random loss, lost controls and drops are judged
+/// against it. Here, 40 seeds in simulated time: the branch's code took 28-152 s in 5 of
+/// them; each must end within 30 s, with every port right.
+#[test]
+fn a_lossy_firewalled_host_with_few_answers_is_not_paced_down() {
+    let mut truth = vec![Truth::Open; 5];
+    truth.extend([Truth::Closed; 14]);
+    truth.extend([Truth::Dropped; 100]);
+    let mut slow = Vec::new();
+    for seed in 1..=40 {
+        let mut net = Net::new(seed, vec![truth.clone()]);
+        net.delay = Duration::from_millis(40);
+        net.loss = 0.2;
+        let settings = Settings {
+            timeouts: Timeouts::capped(Duration::from_secs(10)),
+            ..engine_settings(true, Retries::Adaptive { max: 10 })
+        };
+        let out = simulate(&mut net, settings);
+        assert!(wrong_ports(&net, &out).is_empty(), "seed {seed}");
+        if out.elapsed > Duration::from_secs(30) {
+            slow.push((seed, out.counts.sent, out.elapsed));
+        }
+    }
+    assert!(slow.is_empty(), "{slow:?}");
+}
