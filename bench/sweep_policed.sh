@@ -9,6 +9,8 @@
 #   NETKIT=/path/to/netkit NETKIT_LAB=/path/to/netkit-lab NETKIT_BASE=/path/to/old/netkit \
 #     RANGE=198.18.0.0/24 LAB_TAG=mine bench/sweep_policed.sh
 # LAB_EXTRA adds netkit-lab flags, e.g. LAB_EXTRA="--delay 225ms --jitter 75ms" (far round trips).
+# HOSTS, when set, are the live hosts instead of every address of RANGE (netkit-lab flags, e.g.
+# HOSTS="--host 198.18.4.7 --host 198.18.4.90": a sparse range).
 set -euo pipefail
 ROUNDS=${1:-7}
 POLICE=${2:-100}
@@ -19,8 +21,8 @@ NETKIT_BASE=${NETKIT_BASE:-}
 RANGE=${RANGE:-198.18.0.0/26}
 cd "$ROOT"
 source bench/lab.sh
-# shellcheck disable=SC2086 # LAB_EXTRA is a list of flags
-lab_up "${LAB_TAG:-swf$$}" --hosts "$RANGE" --icmp-police "$POLICE" ${LAB_EXTRA:-}
+# shellcheck disable=SC2086 # LAB_EXTRA and HOSTS are lists of flags
+lab_up "${LAB_TAG:-swf$$}" ${HOSTS:---hosts $RANGE} --icmp-police "$POLICE" ${LAB_EXTRA:-}
 timed() { # timed PATTERN CMD...: "found seconds", found = output lines matching PATTERN
   local t0 t1 n pat=$1
   shift
