@@ -659,7 +659,8 @@ impl Meter {
     /// 4328 probes in 5.1 s where the same round with nothing gone takes 1542 in 1.1 s.
     ///
     /// The others' loss over the round is not enough: the controls to other hosts sent after
-    /// `p` (`after`, answered and known lost) must show the way open then, by the same rule.
+    /// `p` (`after`, answered and known lost), when any are known, must show the way open
+    /// then, by the same rule (none known yet: the round's loss decides alone, as before).
     /// Behind a policer the controls of a sparse range (one per 16 probes, a few hosts found)
     /// outnumber the probes to live hosts; once its bucket was empty every host's controls
     /// were lost in a row, each host in turn was taken for gone while the others' loss, its
@@ -671,7 +672,7 @@ impl Meter {
             return true;
         }
         let open = match after.0 + after.1 {
-            0 => 1.0,
+            0 => 0.0, // nothing known after it: no evidence against
             _ => estimate(after.0, after.1),
         };
         let (ok, lost) = self.totals();
