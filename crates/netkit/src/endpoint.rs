@@ -547,3 +547,7 @@ pub(crate) fn refuse_unzoned_link_local(addr: SocketAddr) -> std::io::Result<()>
 #[cfg(test)]
 #[path = "endpoint/tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "endpoint/unacked_tests.rs"]
+mod unacked_tests;

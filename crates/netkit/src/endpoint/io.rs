@@ -602,11 +602,14 @@ impl Stream {
         }
     }
 
-    /// Bytes sent on a TCP stream that its peer has not acknowledged yet (an abortive close
-    /// throws them away); `None` for other streams, or when the kernel does not say.
+    /// Bytes of data sent on a TCP stream that its peer has not acknowledged yet (an abortive
+    /// close throws them away); `None` for other streams, or when the kernel does not say.
+    /// The FIN of a write side shut down is not counted (`TIOCOUTQ` counts it until it is
+    /// acknowledged): 0 means every byte written reached the peer's kernel, whether it
+    /// acknowledged the FIN or not.
     pub fn unacked(&self) -> Option<usize> {
         match self {
-            Stream::Tcp(s) => crate::sys::sockopt::unacked(s).ok(),
+            Stream::Tcp(s) => tcp_data_unacked(s),
             _ => None,
         }
     }
@@ -650,5 +653,36 @@ impl Stream {
             Stream::Tcp(s) => s.local_addr().ok(),
             _ => None,
         }
+    }
+}
+
+/// The bytes of data `stream` sent that its peer has not acknowledged. `TIOCOUTQ` is the
+/// kernel's `write_seq - snd_una`, and a FIN takes a sequence number of its own, counted from
+/// the moment the write side is shut (sent or still queued) until acknowledged: while the
+/// state says a FIN is out unacknowledged (`FIN_WAIT1`, `CLOSING`, `LAST_ACK`) it counts one
+/// more than the data; once it says the FIN was acknowledged (`FIN_WAIT2`, `TIME_WAIT`), so
+/// was every byte before it. `TCP_INFO` is asked only when `TIOCOUTQ` is not 0, and
+/// `TIOCOUTQ` again after it: a FIN state seen stays until the FIN's acknowledgement, which
+/// also empties the queue, so the count read after it holds the FIN or nothing.
+fn tcp_data_unacked(stream: &TcpStream) -> Option<usize> {
+    /// `tcpi_state` numbers of the kernel's `include/net/tcp_states.h`.
+    const FIN_WAIT1: u8 = 4;
+    const FIN_WAIT2: u8 = 5;
+    const TIME_WAIT: u8 = 6;
+    const LAST_ACK: u8 = 9;
+    const CLOSING: u8 = 11;
+    let queued = crate::sys::sockopt::unacked(stream).ok()?;
+    if queued == 0 {
+        return Some(0);
+    }
+    let Ok(info) = crate::sys::sockopt::tcp_info(stream) else {
+        return Some(queued);
+    };
+    match info.tcpi_state {
+        FIN_WAIT1 | CLOSING | LAST_ACK => crate::sys::sockopt::unacked(stream)
+            .ok()
+            .map(|queued| queued.saturating_sub(1)),
+        FIN_WAIT2 | TIME_WAIT => Some(0),
+        _ => Some(queued),
     }
 }

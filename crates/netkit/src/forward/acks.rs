@@ -1,7 +1,8 @@
 //! What a stream's peer does with the bytes sent to it: takes them all, or stops taking
 //! any. No event says so; the kernel is asked how many it has yet to acknowledge
-//! (`TIOCOUTQ`, [`Stream::unacked`]), or for a Unix stream how many its peer has yet to read
-//! ([`Stream::unread`]).
+//! (`TIOCOUTQ`, [`Stream::unacked`]: data only, not the FIN of a write side shut down, which
+//! a peer may acknowledge late or never once it has every byte), or for a Unix stream how
+//! many its peer has yet to read ([`Stream::unread`]).
 
 use std::time::Duration;
 
@@ -15,7 +16,8 @@ pub(super) const STALL: Duration = Duration::from_secs(10);
 /// What [`watch`] waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Until {
-    /// Every byte acknowledged, or none for [`STALL`]; at once for a Unix stream (what it
+    /// Every byte of data acknowledged (whether the FIN after it is or not), or none for
+    /// [`STALL`]; at once for a Unix stream (what it
     /// was sent is in its peer's queue already: closing this end loses none of it) or a
     /// stream that cannot tell.
     Delivered,
@@ -31,8 +33,8 @@ struct Queue {
     mark: u64,
 }
 
-/// What `until` needs to know of `stream` now; `None` when it cannot tell. TCP: the bytes
-/// unacknowledged, marked by the bytes acknowledged (`TCP_INFO`): a relay run to its end
+/// What `until` needs to know of `stream` now; `None` when it cannot tell. TCP: the bytes of
+/// data unacknowledged, marked by the bytes acknowledged (`TCP_INFO`): a relay run to its end
 /// refills the queue as fast as the peer empties it, so only that count shows progress.
 /// Unix (for [`Until::Stalled`] only): the bytes its peer has not read, marked by that count
 /// itself (a Unix socket keeps no total); a peer reading nothing leaves it still.
