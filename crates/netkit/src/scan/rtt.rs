@@ -114,7 +114,7 @@ impl Rtt {
     /// Whether an answer `rtt` after a connect may be to the SYN the kernel resent
     /// ([`KARN_LIMIT`]): it came after the resend, at least half the least round trip seen
     /// after it.
-    fn may_answer_resend(&self, rtt: Duration) -> bool {
+    pub fn may_answer_resend(&self, rtt: Duration) -> bool {
         let since_resend = rtt.checked_sub(KARN_LIMIT).map(|d| d.as_secs_f64());
         matches!((since_resend, self.min), (Some(since), Some(min)) if since >= min / 2.0)
     }
