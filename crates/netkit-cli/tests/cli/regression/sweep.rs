@@ -1632,6 +1632,13 @@ fn fping_loss_pct<S: AsRef<std::ffi::OsStr>>(lab: &Lab, args: &[S]) -> f64 {
     f64::from(sent - received) * 100.0 / f64::from(sent)
 }
 
+/// Probes of one sweep lost beyond the kernel's and the relay's drops that a loaded machine
+/// alone explains: with the machine busy beside it (audits or labs at real-time priority,
+/// load 5-12 on 2 cores) the test failed three times in stops 50-52 with 1, 1 and 2 lost and
+/// none dropped; on a quiet machine it lost none (12 sweeps of 12, stop 52). The bug it
+/// guards against lost 0.4-2.1 % of some 900 probes: 4 or more.
+const LOADED_STRAY: u64 = 2;
+
 /// Behind a link that reorders and loses nothing (50±45 ms each way, 30% of the packets
 /// skipping the delay), the summary's `loss_pct` read 0.4-2.1% on a /24 of live hosts (IPv6
 /// in 7 sweeps of 7, IPv4 in 2 of 6; both families swept every second: 10 rounds of 15)
@@ -1682,8 +1689,10 @@ fn sweep_counted_answers_overtaken_by_a_re_probes_as_lost() {
         assert_eq!(summary.alive, 512, "run {run}: {}", records.join("\n"));
         let pct = summary.loss_pct.expect("loss_pct");
         let lost = (pct * summary.loss_probes as f64 / 100.0).round();
+        // One probe more than the drops: its answer overtaken by a loaded machine's stall
+        // (the bug counted 4-19 of some 900 lost).
         assert!(
-            lost <= dropped as f64,
+            lost <= (dropped + LOADED_STRAY) as f64,
             "run {run}: {lost} lost, {dropped} dropped by the kernel or the relay; fping lost \
              none\n{}",
             records.join("\n")
