@@ -320,6 +320,9 @@ impl Watch {
             let finding = self
                 .attempt(&mut lingering, connected.take(), bounds, left)
                 .await;
+            if self.cut_by_deadline(&finding) {
+                return;
+            }
             silent_since = match finding {
                 Finding::ConnectTimedOut => Some(silent_since.unwrap_or(attempt_started)),
                 _ => None,
@@ -344,6 +347,19 @@ impl Watch {
             let next = backoff::next_start(attempt_started, Instant::now(), delay);
             connected = lingering.sleep_until(next).await;
         }
+    }
+
+    /// Whether `finding` is only the end of a bound that the deadline cut (a connect, a
+    /// lookup, an answer not over when the deadline passed): the attempt did not finish, the
+    /// deadline cut it. Its stage, left as it was, says where ([`Stage::cut`]); sent as a
+    /// finished attempt's finding, it would race the wait's deadline branch for the reason
+    /// and the count of attempts (the two timers end together).
+    fn cut_by_deadline(&self, finding: &Finding) -> bool {
+        let bound_ended = finding.is_silence()
+            || finding.is_slow_answer()
+            || matches!(finding, Finding::QueueFull)
+            || matches!(finding, Finding::LookupFailed(why) if why == lookup::TIMED_OUT);
+        bound_ended && self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 
     /// Whether `finding` makes the target ready: up is ready, down is gone with `invert` (a

@@ -642,6 +642,50 @@ fn a_connect_unanswered_for_seconds_gave_the_refusal_before_it() {
     );
 }
 
+/// A connect begun less than a second before the deadline, after an attempt that was refused,
+/// raced the deadline for the reason and the count: its bound, cut to the time left, ended
+/// with the deadline, and when the watch's `connect timed out` reached the wait before its
+/// deadline branch ran, that cut connect counted as a finished attempt (`(2 attempts):
+/// connect timed out (earlier: connection refused)`), else the refusal stood (`(1 attempt):
+/// connection refused`). Here `--interval 1s --timeout 1500ms`: refused at 0 s, then the port
+/// drops SYNs, the second connect at 1 s is cut at 1.5 s. A connect cut by the deadline is no
+/// finished attempt: the deadline says where it stood (`Stage::cut`: one cut less than a
+/// second in leaves the refusal), every time. Four waits at once, as the race went either way.
+#[test]
+fn a_connect_cut_within_a_second_raced_the_deadline_for_its_reason() {
+    let lines: Vec<String> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    let port = Reserved::v4();
+                    let endpoint = port.endpoint();
+                    let mut command = netkit();
+                    command.args(["-v", "wait", &endpoint, "--timeout", "1500ms"]);
+                    command.args(["--interval", "1s"]);
+                    let mut proc = Proc::spawn(command);
+                    proc.stderr.wait_line("not ready: connection refused");
+                    let (_listener, _queued) = port.listen_full();
+                    let code = proc.wait();
+                    let stderr = proc.stderr.to_end().join("\n");
+                    assert_eq!(code, 1, "{stderr}");
+                    stderr
+                        .lines()
+                        .find(|l| l.starts_with("timed out waiting for"))
+                        .unwrap_or_else(|| panic!("no timeout line in {stderr}"))
+                        .to_string()
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().expect("run")).collect()
+    });
+    for line in &lines {
+        assert!(
+            line.ends_with("(1 attempt): connection refused"),
+            "{lines:#?}"
+        );
+    }
+}
+
 /// The reason at the end of the timeout line.
 fn timeout_reason(stderr: &str) -> String {
     let line = stderr
