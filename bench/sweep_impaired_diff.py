@@ -30,6 +30,7 @@ Results on main 9899287, seed 9730 (found/expected, seconds; see docs/benchmarks
 import argparse
 import ipaddress
 import json
+import os
 import random
 import re
 import subprocess
@@ -198,6 +199,7 @@ def main():
                         bad = True
                 print(json.dumps(row), flush=True)
         finally:
+            os.remove(listf)
             lab.terminate()
             try:
                 lab.wait(15)
