@@ -469,3 +469,119 @@ fn forward_config_retries_out_of_range_is_refused_with_exit_2_naming_file_and_ru
     );
     assert!(err.starts_with(&want), "{err}");
 }
+
+/// The JSON conn records of a forwarder stopped with SIGTERM.
+fn conn_records(fw: Forwarder) -> Vec<serde_json::Value> {
+    fw.signal("TERM");
+    let out = fw.stdout.to_end();
+    out.iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON line"))
+        .filter(|r| r["type"] == "conn")
+        .collect()
+}
+
+/// Waits (10 s at most) until a socket of this network namespace is connecting to `port` of
+/// 127.0.0.1 (`SYN_SENT` in `/proc/net/tcp`): the forwarder's, whose SYN a full queue dropped.
+fn wait_for_syn_sent(port: u16) {
+    let remote = format!("0100007F:{port:04X}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+        let connecting = table.lines().skip(1).any(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.get(2) == Some(&remote.as_str()) && fields.get(3) == Some(&"02")
+        });
+        if connecting {
+            return;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    panic!("nothing connected to port {port}");
+}
+
+/// Accepts, once the forwarder's SYN was dropped by the full queue of `listener` (from
+/// [`full_listener`]) and the queue has room again, the forwarder's connection (its SYN tried
+/// again a second later).
+fn accept_after_full(listener: &std::net::TcpListener, filler: TcpStream) -> TcpStream {
+    wait_for_syn_sent(listener.local_addr().unwrap().port());
+    drop(listener.accept().unwrap());
+    drop(filler);
+    let (server, _) = listener.accept().unwrap();
+    server
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    server
+}
+
+/// The client's first bytes are read as soon as the target's connection is made and written
+/// to it at once, the relay going on from there (`conn::first_bytes`). Bytes and an end of file
+/// that came while the forwarder was still connecting (the target's accept queue full) reach
+/// the target whole, the end of file after them, and are counted.
+#[test]
+fn forward_bytes_and_end_of_file_sent_while_connecting_reach_the_target_whole() {
+    let (listener, filler) = full_listener();
+    let mut cmd = netkit();
+    cmd.args([
+        "--json",
+        "forward",
+        "0",
+        &listener.local_addr().unwrap().to_string(),
+    ]);
+    let fw = Forwarder::spawn(cmd, 1);
+    let mut client = connect(fw.addr());
+    client
+        .write_all(b"sent before the target answered")
+        .unwrap();
+    client.shutdown(Shutdown::Write).unwrap();
+    let mut server = accept_after_full(&listener, filler);
+    let mut got = Vec::new();
+    server.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"sent before the target answered");
+    server.write_all(b"reply").unwrap();
+    drop(server);
+    let mut back = Vec::new();
+    client.read_to_end(&mut back).unwrap();
+    assert_eq!(back, b"reply");
+    let records = conn_records(fw);
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["bytes_up"], 31);
+    assert_eq!(records[0]["bytes_down"], 5);
+    assert_eq!(records[0]["close"], "done");
+}
+
+/// Bytes, then a reset, sent while the forwarder was still connecting: the target reads the
+/// bytes, then the reset (not a clean end of file), and the record says `reset`.
+#[test]
+fn forward_bytes_then_a_reset_sent_while_connecting_reach_the_target_in_that_order() {
+    let (listener, filler) = full_listener();
+    let mut cmd = netkit();
+    cmd.args([
+        "--json",
+        "forward",
+        "0",
+        &listener.local_addr().unwrap().to_string(),
+    ]);
+    let fw = Forwarder::spawn(cmd, 1);
+    let mut client = connect(fw.addr());
+    client.write_all(b"early").unwrap();
+    socket2::SockRef::from(&client)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(client);
+    let mut server = accept_after_full(&listener, filler);
+    let mut got = Vec::new();
+    let end = loop {
+        let mut buf = [0u8; 64];
+        match server.read(&mut buf) {
+            Ok(0) => break None,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(err) => break Some(err.kind()),
+        }
+    };
+    assert_eq!(got, b"early");
+    assert_eq!(end, Some(std::io::ErrorKind::ConnectionReset));
+    let records = conn_records(fw);
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["bytes_up"], 5);
+    assert_eq!(records[0]["close"], "reset");
+}

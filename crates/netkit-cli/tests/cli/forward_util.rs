@@ -151,6 +151,19 @@ pub fn closed_port() -> Reserved {
     Reserved::v4()
 }
 
+/// A listener whose accept queue is full: one connection waits in it, never accepted, so the
+/// kernel drops the next SYN (its sender tries again a second later). Returns the listener
+/// and the connection that fills it.
+pub fn full_listener() -> (TcpListener, TcpStream) {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    socket.bind(&any.into()).unwrap();
+    socket.listen(0).unwrap();
+    let listener: TcpListener = socket.into();
+    let filler = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    (listener, filler)
+}
+
 /// Connects with generous timeouts set.
 pub fn connect(addr: SocketAddr) -> TcpStream {
     let stream = TcpStream::connect(addr).expect("connect to forwarder");

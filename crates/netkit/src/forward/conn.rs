@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use super::backend::Backend;
 use super::flow::{Fault, Leg};
+use super::io::{End, Head};
 use super::metrics::Open;
 use super::relay;
 use super::target::Target;
@@ -116,17 +117,20 @@ async fn relay_to_target(
     _relaying = crate::descriptor_wait::Relaying::new();
     target.metrics.connections.fetch_add(1, Ordering::Relaxed);
     let _open = Open::on(&target.metrics.active);
-    let peeked = ack_unless_bytes_follow(client, &upstream, rule);
+    let first = first_bytes(client, &upstream, rule);
     let reached = match records {
         true => connected_to(&upstream, target),
         false => String::new(),
     };
-    if let Err(failure) = peeked {
-        return Ending {
-            target: reached,
-            ..gone_before_a_byte(&upstream, failure)
-        };
-    }
+    let head = match first {
+        Ok(head) => head,
+        Err(failure) => {
+            return Ending {
+                target: reached,
+                ..gone_before_a_byte(&upstream, failure)
+            }
+        }
+    };
     if let Some(version) = rule.options.proxy_protocol {
         let header = proxy::header(version, client.peer_addr(), client.local_addr());
         if let Err(err) = relay_io::write_all(&upstream, &header).await {
@@ -137,7 +141,16 @@ async fn relay_to_target(
             };
         }
     }
-    let outcome = relay::run(client, &upstream, rule, &target.endpoint, abort, drain).await;
+    let outcome = relay::run(
+        client,
+        &upstream,
+        rule,
+        &target.endpoint,
+        abort,
+        drain,
+        head,
+    )
+    .await;
     target
         .metrics
         .finished(outcome.bytes_up, outcome.bytes_down, outcome.path);
@@ -154,19 +167,33 @@ async fn relay_to_target(
 /// A TCP target leg's handshake ended without its last ACK (`HandshakeAck::WithData`): the
 /// first bytes written carry it, one segment fewer for both ends (and the target's kernel
 /// hands its server the connection with the bytes already there). The PROXY header is
-/// written at once, and so are the client's bytes when they are already here; else the ACK
-/// goes now, so a target that speaks first is not kept waiting. An error is the client's
-/// pending one (it reset before sending a byte), which the peek took from its stream.
-fn ack_unless_bytes_follow(client: &Stream, upstream: &Stream, rule: &Rule) -> io::Result<()> {
+/// written at once; on a plain relay the client's bytes already here are read and passed on
+/// now (the first step of the upward direction, returned for the relay to go on from: one
+/// read, where a look whether bytes wait cost a system call of its own before the relay read
+/// them); with `--http-host` only that look is taken (the HTTP session reads the client). When
+/// the client has sent nothing yet the ACK goes now, so a target that speaks first is not
+/// kept waiting. An error is the client's pending one (it reset before sending a byte), which
+/// the read took from its stream.
+fn first_bytes(client: &Stream, upstream: &Stream, rule: &Rule) -> io::Result<Head> {
     let tcp = matches!(upstream, Stream::Tcp(_));
-    if !tcp || rule.options.proxy_protocol.is_some() || client.readable_now()? {
-        return Ok(());
+    if !tcp || rule.options.proxy_protocol.is_some() {
+        return Ok(Head::None);
+    }
+    let here = match rule.options.http_host {
+        Some(_) => client.readable_now()?.then_some(Head::None),
+        None => match relay_io::copy_now(client, upstream) {
+            Some(Err((End::Src, err))) => return Err(err),
+            step => step.map(Head::of),
+        },
+    };
+    if let Some(head) = here {
+        return Ok(head);
     }
     if let Err(err) = upstream.ack_now() {
         let why = crate::error::describe_io(&err);
         tracing::debug!("the handshake's ACK to the target: {why}");
     }
-    Ok(())
+    Ok(Head::None)
 }
 
 /// The client failed before it sent a byte (`failure`, taken from its stream, which a read

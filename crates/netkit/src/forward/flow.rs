@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::acks::{self, Until};
-use super::io::End;
+use super::io::{End, Head};
 use crate::endpoint::Stream;
 
 /// One side of a forwarded connection.
@@ -212,15 +212,17 @@ impl Stats {
 /// `splice(2)` for bulk transfers ([`super::splice::pump`]). The second direction to end
 /// leaves `dst` as it is: both sockets are closed next, and closing one whose peer has
 /// finished sending (its end of file was read) sends the same FIN as the half-close would,
-/// one system call fewer per connection.
+/// one system call fewer per connection. `head`: a first copy step already made
+/// ([`super::splice::pump`]).
 pub(super) async fn direction(
     src: &Stream,
     dst: &Stream,
     dir: Dir,
     stats: &Stats,
+    head: Head,
 ) -> Result<(), Fault> {
     let moved = |n: usize| stats.moved(dir, n);
-    super::splice::pump(src, dst, moved, || stats.spliced(dir))
+    super::splice::pump(src, dst, moved, || stats.spliced(dir), head)
         .await
         .map_err(|failed| Fault::of(dir, failed))?;
     let (src_leg, dst_leg) = dir.legs();

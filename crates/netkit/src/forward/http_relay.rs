@@ -37,7 +37,7 @@ use tokio::sync::Notify;
 use super::acks::{self, Until};
 use super::flow::{both_ends, direction, Dir, Fault, Leg, Stats};
 use super::http::{Error, Session};
-use super::io::{self as relay_io, COPY_BUF};
+use super::io::{self as relay_io, Head, COPY_BUF};
 use super::splice::splice_some;
 use crate::endpoint::Stream;
 use crate::report::forward::Close;
@@ -219,7 +219,7 @@ async fn requests(
             return Ok(reject(shared, err));
         }
         if shared.session().requests_raw() {
-            direction(client, upstream, Dir::Up, stats).await?;
+            direction(client, upstream, Dir::Up, stats, Head::None).await?;
             return Ok(UpEnd::Done);
         }
         let fed = relay_io::read_with(client, |bytes| {
@@ -382,7 +382,7 @@ async fn responses(
             return Ok(());
         }
         if shared.session().responses_raw() && !shared.rejected() {
-            direction(upstream, client, Dir::Down, stats).await?;
+            direction(upstream, client, Dir::Down, stats, Head::None).await?;
             // The target closed (after a body that ran until then, or a tunnel): a request
             // waiting for a response that may start a tunnel waits no more.
             shared.session().responses_ended();

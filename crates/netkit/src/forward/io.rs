@@ -144,30 +144,79 @@ pub(super) enum Then {
     Failed(io::Error),
 }
 
+/// What a copy step did: bytes copied, or the end that failed.
+pub(super) type Step = Result<Copied, (End, io::Error)>;
+
+/// A first copy step made before a relay began (the client's first bytes, taken as soon as
+/// its target was connected: [`super::conn`]), for the relay's upward direction to go on from.
+/// Kept small: a connection's state keeps room for it for as long as the connection lives.
+#[derive(Debug)]
+pub(super) enum Head {
+    /// No step made: the direction starts with a read of its own.
+    None,
+    /// `n` bytes read and all taken by the destination, the source still open (the usual
+    /// outcome, kept out of a box).
+    Passed(usize),
+    /// Any other outcome, as it came.
+    Step(Box<Step>),
+}
+
+impl Head {
+    /// The head of a step made.
+    pub(super) fn of(step: Step) -> Head {
+        match step {
+            Ok(Copied::Read {
+                n,
+                rest,
+                then: Then::Open,
+            }) if rest.is_empty() => Head::Passed(n),
+            step => Head::Step(Box::new(step)),
+        }
+    }
+
+    /// The step it stands for, `None` when there is none.
+    pub(super) fn take(&mut self) -> Option<Step> {
+        match std::mem::replace(self, Head::None) {
+            Head::None => None,
+            Head::Passed(n) => Some(Ok(Copied::Read {
+                n,
+                rest: Vec::new(),
+                then: Then::Open,
+            })),
+            Head::Step(step) => Some(*step),
+        }
+    }
+}
+
 /// Waits until `src` has something, reads it and writes it to `dst` as far as `dst` takes it
 /// now, through this thread's buffer. An error says which end failed.
-pub(super) async fn copy_some(src: &Stream, dst: &Stream) -> Result<Copied, (End, io::Error)> {
+pub(super) async fn copy_some(src: &Stream, dst: &Stream) -> Step {
     loop {
         src.read_ready().await.map_err(|e| (End::Src, e))?;
-        let done = with_scratch(|buf| {
-            let read = read_now(src, buf);
-            if would_block(&read) {
-                return None;
-            }
-            Some(match read {
-                Ok(0) => Ok(Copied::Eof),
-                Ok(n) => {
-                    let (n, then) = read_on(src, buf, n);
-                    let last = matches!(then, Then::Eof);
-                    pass_on(dst, &buf[..n], last).map(|rest| Copied::Read { n, rest, then })
-                }
-                Err(err) => Err((End::Src, err)),
-            })
-        });
-        if let Some(done) = done {
+        if let Some(done) = copy_now(src, dst) {
             return done;
         }
     }
+}
+
+/// [`copy_some`] without the wait: `None` when `src` has nothing now (its readiness is then
+/// cleared, so a read that finds nothing costs no system call the next time either).
+pub(super) fn copy_now(src: &Stream, dst: &Stream) -> Option<Step> {
+    with_scratch(|buf| {
+        let read = read_now(src, buf);
+        if would_block(&read) {
+            return None;
+        }
+        Some(match read {
+            Ok(0) => Ok(Copied::Eof),
+            Ok(n) => {
+                let (n, then) = read_on(src, buf, n);
+                let last = matches!(then, Then::Eof);
+                pass_on(dst, &buf[..n], last).map(|rest| Copied::Read { n, rest, then })
+            }
+            Err(err) => Err((End::Src, err)),
+        })
+    })
 }
 
 /// After a read of `n` bytes into `buf`: when they did not fill it and the peer's FIN has

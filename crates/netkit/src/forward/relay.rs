@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use super::acks::{self, Until};
 use super::flow::{both_ends, direction, Dir, Fault, Leg, Stats};
+use super::io::Head;
 use super::Rule;
 use crate::endpoint::{Endpoint, Stream};
 use crate::report::forward::Close;
@@ -44,7 +45,9 @@ pub(super) struct Outcome {
 /// Relays between `client` and `upstream` (connected to `target`, one of the rule's) until both
 /// directions end, one fails, the connection idles out or `abort` completes (the drain
 /// timeout); an `--http-host` relay also ends between two requests once `drain` says the
-/// server is draining.
+/// server is draining. `head`: the client's first bytes, already read and passed on as far as
+/// the target took them ([`super::conn`]; plain relays only), the first step of the upward
+/// direction.
 ///
 /// The relay's state is boxed: it is what an open connection holds for as long as it lives,
 /// and a boxed future takes its own size, while an inline one would also reserve room in the
@@ -57,8 +60,9 @@ pub(super) fn run<'a>(
     target: &'a Endpoint,
     abort: impl Future<Output = ()> + 'a,
     drain: Option<Cancel>,
+    head: Head,
 ) -> impl Future<Output = Outcome> + 'a {
-    Box::pin(relay(client, upstream, rule, target, abort, drain))
+    Box::pin(relay(client, upstream, rule, target, abort, drain, head))
 }
 
 async fn relay(
@@ -68,6 +72,7 @@ async fn relay(
     target: &Endpoint,
     abort: impl Future<Output = ()>,
     drain: Option<Cancel>,
+    head: Head,
 ) -> Outcome {
     // The client leg has it from its listener (`Keepalive::apply_to_listener`).
     if let Err(err) = rule.options.keepalive.apply(upstream) {
@@ -85,8 +90,8 @@ async fn relay(
                 .await
             }
             None => both_ends(
-                direction(client, upstream, Dir::Up, &stats),
-                direction(upstream, client, Dir::Down, &stats),
+                direction(client, upstream, Dir::Up, &stats, head),
+                direction(upstream, client, Dir::Down, &stats, Head::None),
                 client,
                 upstream,
                 Some(&stats),

@@ -9,7 +9,7 @@
 
 use std::io;
 
-use super::io::{self as relay_io, Copied, End, Then, COPY_BUF};
+use super::io::{self as relay_io, Copied, End, Head, Then, COPY_BUF};
 use super::pipe_pool::PIPES;
 use crate::endpoint::Stream;
 
@@ -36,6 +36,8 @@ fn on_dst(err: io::Error) -> (End, io::Error) {
 /// buffer; once a read fills it (a bulk transfer), bytes go through a pipe with `splice(2)`
 /// until a splice brings less than a buffer's worth again. `moved` is told about every chunk
 /// delivered, and `spliced` each time a pipe carries one. An error says which end failed.
+/// `head` is a first copy step already made (the client's first bytes, taken as soon as its
+/// target was connected: [`super::conn`]), whose outcome is taken as the first of the loop's.
 ///
 /// A direction waits for its source here, never inside a burst: a burst's state is boxed and
 /// freed as soon as the source has nothing, so a connection left idle after a bulk transfer
@@ -46,6 +48,7 @@ pub(super) async fn pump(
     dst: &Stream,
     moved: impl Fn(usize),
     spliced: impl Fn(),
+    mut head: Head,
 ) -> Result<(), (End, io::Error)> {
     let mut splicing = false;
     loop {
@@ -60,7 +63,11 @@ pub(super) async fn pump(
             }
             continue;
         }
-        let (n, rest, then) = match relay_io::copy_some(src, dst).await? {
+        let copied = match head.take() {
+            Some(step) => step?,
+            None => relay_io::copy_some(src, dst).await?,
+        };
+        let (n, rest, then) = match copied {
             Copied::Eof => return Ok(()),
             Copied::Read { n, rest, then } => (n, rest, then),
         };
@@ -212,6 +219,7 @@ mod tests {
                 delivered.fetch_add(n, Ordering::Relaxed);
             },
             || spliced.store(true, Ordering::Relaxed),
+            Head::None,
         );
         tokio::pin!(pump);
         // Bulk, in chunks of two copy buffers, each read back before the next is sent.

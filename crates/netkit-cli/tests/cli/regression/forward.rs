@@ -3204,19 +3204,6 @@ fn forward_refused_108_byte_unix_paths_on_either_side() {
     assert!(!listen.exists(), "socket file left behind");
 }
 
-/// A listener whose accept queue is full: one connection waits in it, never accepted, so the
-/// kernel drops the next SYN (its sender tries again a second later). Returns the listener
-/// and the connection that fills it.
-fn full_listener() -> (TcpListener, TcpStream) {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    socket.bind(&any.into()).unwrap();
-    socket.listen(0).unwrap();
-    let listener: TcpListener = socket.into();
-    let filler = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    (listener, filler)
-}
-
 /// Audit on an impaired lab (the target 300 ms away): a client that reset before sending a
 /// byte, while the forwarder was still connecting to the target, reached the target as a
 /// clean end of file and was logged `close: done` (40 of 40 such clients; a direct target
