@@ -131,6 +131,17 @@ impl FirstTries {
         answered + silent >= BUDGET_BASIS && answered <= silent
     }
 
+    /// Whether enough first tries ended (ten) and most went unanswered for all they can tell
+    /// (the lower end of the silent share's 95% interval, [`crate::wilson`], above a half): an
+    /// adaptive budget's stricter reading of [`Self::mostly_unanswered`]. Random loss of 30%
+    /// each way leaves half of them answered; a 10 SYN/s policer passes 5 of 19 at once. (No
+    /// more than a third answered, a plain share, slowed 15 closed ports at 30% loss by 15%.)
+    pub fn mostly_silent(&self) -> bool {
+        let (answered, silent) = self.first;
+        let most = crate::wilson::lower(u64::from(answered), u64::from(silent));
+        answered + silent >= BUDGET_BASIS && most > 0.5
+    }
+
     /// Puts a cut made at `now` on trial.
     pub fn cut(&mut self, now: Instant) {
         let (answered, silent) = self.all;
@@ -606,6 +617,24 @@ impl HostScan {
         self.loss.retried_share()
     }
 
+    /// Whether its silence looks like a policer's, for a pace cut at a drop
+    /// ([`super::pace::RateControl::budget_cut`]), with a `fixed` budget or not, out of `ports`
+    /// ports: its first tries mostly went unanswered ([`FirstTries`]). An adaptive budget also
+    /// needs the answers to show it: most first tries unanswered for all they can tell, two or
+    /// more answering ports that needed a retry ([`Loss::retried_share`]), and a fifth of the
+    /// ports or more answered (else its silent ports are most likely dropped by a firewall,
+    /// and a slower pace would spend their every try to tell nothing; lost controls pace such
+    /// a host).
+    pub fn policed(&self, fixed: bool, ports: usize) -> bool {
+        if fixed {
+            return self.first_tries.mostly_unanswered();
+        }
+        let answered = self.states.open + self.states.closed;
+        self.first_tries.mostly_silent()
+            && self.retried_share() > 0.0
+            && 5 * answered >= ports as u64
+    }
+
     /// The most tries answers have needed so far.
     pub fn max_answered_try(&self) -> u32 {
         self.max_answered_try
@@ -691,6 +720,47 @@ mod tests {
             h.allowed_tries(&budget(Retries::Adaptive { max: 0 }, 1000.0)),
             1
         );
+    }
+
+    /// Ends `answered` and `silent` first tries of `h`, the answered ones closed ports.
+    fn first_tries(h: &mut HostScan, answered: u32, silent: u32) {
+        let t0 = Instant::now();
+        for i in 0..answered + silent {
+            let ok = i < answered;
+            h.first_tries.ended(t0, 0, ok);
+            if ok {
+                h.tcp_answer(0);
+                h.states.add(PortState::Closed, Reason::ConnRefused);
+            }
+        }
+    }
+
+    /// Behind a 10 SYN/s policer (burst 5) at 20% loss each way, 3 of 19 first tries answered
+    /// and two ports answered only a retry: paced at a drop whatever the budget. A firewall
+    /// dropping most ports (3 of 119 answered) is paced so only with a fixed budget; random
+    /// loss of 30% each way (7 of 15 first tries answered) not at all.
+    #[test]
+    fn a_policers_silence_is_told_from_a_firewalls_and_from_random_loss() {
+        let mut policed = host();
+        first_tries(&mut policed, 3, 16);
+        assert!(!policed.policed(false, 19), "no retried answer yet");
+        for _ in 0..2 {
+            policed.tcp_answer(1);
+            policed.states.add(PortState::Closed, Reason::ConnRefused);
+        }
+        assert!(policed.policed(false, 19) && policed.policed(true, 19));
+        let mut firewalled = host();
+        first_tries(&mut firewalled, 3, 116);
+        for _ in 0..2 {
+            firewalled.tcp_answer(1);
+        }
+        assert!(!firewalled.policed(false, 119) && firewalled.policed(true, 119));
+        let mut lossy = host();
+        first_tries(&mut lossy, 7, 8);
+        for _ in 0..2 {
+            lossy.tcp_answer(1);
+        }
+        assert!(!lossy.policed(false, 15) && lossy.policed(true, 15));
     }
 
     #[test]

@@ -1128,6 +1128,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         let tryno = self.answered_try(rec, rtt);
         let dropped = rec.tryno > 0;
         let budget = self.budget();
+        let ports = self.ports.len();
         let Some(host) = self.hosts[rec.host].as_mut() else {
             return;
         };
@@ -1148,8 +1149,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         if host.first_tries.ended(rec.at, rec.tryno, true) {
             host.rate.undo_budget_cut(now);
         }
-        let policed = host.first_tries.mostly_unanswered();
-        if dropped && cut.is_none() && budget.retries.is_fixed() && policed {
+        if dropped && cut.is_none() && host.policed(budget.retries.is_fixed(), ports) {
             cut = host.rate.budget_cut(now);
             if cut.is_some() {
                 host.first_tries.cut(now);
