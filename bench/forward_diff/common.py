@@ -39,12 +39,14 @@ def claim(d):
 OK = b'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'
 
 
-def http_backend(port, answer=lambda line: (OK, None), wait=False):
+def http_backend(port, answer=lambda line: (OK, None), wait=False, keep_open=False):
     """A keep-alive HTTP backend on 127.0.0.1:`port`, a thread per connection: `answer` gets
     each request head's first line and returns the reply and when to close after it (None:
     keep the connection; else seconds to wait first). Runs in a daemon thread, or in this one
-    with `wait`."""
+    with `wait`. With `keep_open`, a connection the proxy ended (its FIN) is not closed from
+    this side: the socket is kept open for as long as the backend runs."""
     s = socket.socket()
+    kept = []
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(('127.0.0.1', port))
     s.listen(64)
@@ -57,6 +59,8 @@ def http_backend(port, answer=lambda line: (OK, None), wait=False):
                 while b'\r\n\r\n' not in buf:
                     b = c.recv(65536)
                     if not b:
+                        if keep_open:
+                            kept.append(c)
                         return
                     buf += b
                 head, buf = buf.split(b'\r\n\r\n', 1)
@@ -68,7 +72,8 @@ def http_backend(port, answer=lambda line: (OK, None), wait=False):
         except OSError:
             pass
         finally:
-            c.close()
+            if c not in kept:
+                c.close()
 
     def loop():
         while True:

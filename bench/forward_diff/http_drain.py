@@ -3,7 +3,8 @@
 nginx (graceful quit, SIGQUIT). Loopback only.
 
 MODE idle: a keep-alive client idle between requests: how long its connection is held and
-the proxy lives on. MODE busy: CLIENTS keep-alive clients sending requests back to back when
+the proxy lives on; MODE idleopen: the same with a backend that keeps its side of a
+connection open after the proxy's FIN. MODE busy: CLIENTS keep-alive clients sending requests back to back when
 the stop comes: how many requests met the close without an answer (read errors), and how many
 connections ended on a response marked `Connection: close`. MODE wrk: wrk stopped mid-run
 (its socket errors). NETKIT may name several binaries, comma-separated (main's and a
@@ -170,7 +171,7 @@ def summary(errors):
 
 
 def main():
-    http_backend(BACKEND)
+    http_backend(BACKEND, keep_open=MODE == 'idleopen')
     work = tempfile.mkdtemp(prefix='http-drain-')
     kinds = ['netkit'] if len(NETKITS) == 1 else [f'netkit{i + 1}' for i in range(len(NETKITS))]
     kinds += ['haproxy', 'nginx']
@@ -178,7 +179,7 @@ def main():
     try:
         for _ in range(ROUNDS):
             for kind in kinds:
-                if MODE == 'idle':
+                if MODE in ('idle', 'idleopen'):
                     print(one(kind, work), flush=True)
                     continue
                 line, n = {'busy': busy, 'wrk': wrk}[MODE](kind, work)
@@ -186,7 +187,7 @@ def main():
                 print(line, flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    if MODE != 'idle':
+    if MODE not in ('idle', 'idleopen'):
         summary(errors)
 
 

@@ -4,6 +4,7 @@
 
 mod echo;
 mod forward;
+mod forward_audit;
 mod iface;
 mod ping;
 mod scan;
