@@ -488,9 +488,19 @@ impl Stream {
 
     /// Half-closes the stream: sends FIN (or EOF on a Unix socket); reading goes on.
     pub fn shutdown_write(&self) -> io::Result<()> {
-        use nix::sys::socket::{shutdown, Shutdown};
+        self.shutdown(nix::sys::socket::Shutdown::Write)
+    }
+
+    /// Ends both directions: sends FIN (or EOF on a Unix socket), and reads give end of file
+    /// at once, whatever the peer still sends (nothing more from it is wanted).
+    pub fn shutdown_both(&self) -> io::Result<()> {
+        self.shutdown(nix::sys::socket::Shutdown::Both)
+    }
+
+    /// `shutdown(2)` with `how`; a stream no longer connected has nothing to end.
+    fn shutdown(&self, how: nix::sys::socket::Shutdown) -> io::Result<()> {
         use std::os::fd::AsRawFd;
-        match shutdown(self.fd().as_raw_fd(), Shutdown::Write) {
+        match nix::sys::socket::shutdown(self.fd().as_raw_fd(), how) {
             Ok(()) | Err(nix::errno::Errno::ENOTCONN) => Ok(()),
             Err(errno) => Err(io::Error::from(errno)),
         }

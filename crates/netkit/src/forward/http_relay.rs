@@ -229,7 +229,11 @@ async fn requests(
         let fed = tokio::select! {
             fed = fed => fed,
             () = idle_while_draining(client, shared, drain.as_mut()) => {
-                upstream.shutdown_write().map_err(Fault::on(Leg::Target))?;
+                // Idle: the target owes the client nothing, so its end of file is not waited
+                // for (a target that keeps its side open after the FIN held the client until
+                // the drain timeout; HAProxy's soft stop and nginx's graceful quit close such
+                // a client at once).
+                upstream.shutdown_both().map_err(Fault::on(Leg::Target))?;
                 return Ok(UpEnd::Done);
             }
         };

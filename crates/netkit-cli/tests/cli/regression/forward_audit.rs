@@ -55,7 +55,6 @@ fn target_that_stays_open() -> (SocketAddr, mpsc::Receiver<std::net::TcpStream>)
 /// target, `bench/forward_diff/http_drain.py`'s client); netkit, main's binary, 30.00 s. Here
 /// the drain timeout is an hour: the client's read meets the harness's patience instead.
 #[test]
-#[ignore = "fwdaudit finding, fix pending"]
 fn forward_http_host_drain_held_an_idle_client_while_the_target_kept_its_side_open() {
     let (target, held) = target_that_stays_open();
     let dir = tempfile::tempdir().unwrap();
