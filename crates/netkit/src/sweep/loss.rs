@@ -12,7 +12,9 @@
 //!   [`COLLAPSE`] of their average), or below one half before anything else was learned, the
 //!   rate may be to blame: the sweep slows down by the ratio of the two (at least by half);
 //! - the next window checks the cure. If the answer ratio rose, the far side was throttling:
-//!   a [`Throttle`] says so, and the rate will not climb back above what got through. If it
+//!   a [`Throttle`] says so, and the rate will not climb back above what got through (a cure
+//!   that lost nothing after an early slow-down goes by the probes that reached live hosts, the
+//!   ones a policer counts: `Meter::paced_by_live`). If it
 //!   did not, the sweep slows down once more (the first estimate may have been flattered by a
 //!   policer's burst; the next window is compared with the worse of the two); if that did not
 //!   help either, the loss is the network's, not the rate's, so the rate goes back up, the
@@ -111,6 +113,10 @@ struct Epoch {
     lost: u32,
     /// Controls past their timeout by the clock but not yet known lost (at the last look).
     overdue: u32,
+    /// Probes sent (controls included).
+    sent: u32,
+    /// Of those, the ones known to go to live hosts: controls, and the hosts found meanwhile.
+    live: u32,
 }
 
 impl Epoch {
@@ -120,6 +126,8 @@ impl Epoch {
             ok: 0,
             lost: 0,
             overdue: 0,
+            sent: 0,
+            live: 0,
         }
     }
 }
@@ -232,6 +240,9 @@ pub struct Meter {
     /// Whether an earlier round of this sweep (`--every`) was run: then a sweep with retries
     /// slows down only as its windows say (see [`Meter::early_collapse`]).
     later: bool,
+    /// The answers per second from live hosts when the early slow-down began (the far side's
+    /// throughput, while it throttled; see [`Meter::paced_by_live`]).
+    collapse_delivered: Option<u64>,
     /// Whether a round that found nothing without retries makes sure a far side throttling
     /// its first probes is not to blame (module `witness`).
     witness: Witness,
@@ -274,6 +285,7 @@ impl Meter {
             eager: false,
             early: true,
             early_rate: None,
+            collapse_delivered: None,
             later: false,
             witness: Witness::Idle,
             witnessed: None,
@@ -352,6 +364,9 @@ impl Meter {
     pub fn found(&mut self, index: u64, addr: IpAddr, slot: u8, attempt: u8) {
         self.heard_back();
         self.answers += 1;
+        if let Some(e) = self.epochs.last_mut() {
+            e.live += 1;
+        }
         self.first.0 += 1;
         self.first.1 += u32::from(attempt.saturating_sub(1));
         if attempt > 1 {
@@ -402,10 +417,15 @@ impl Meter {
             true => CONTROL_EVERY / REPROBE_CONTROL_EVERY,
             false => 1,
         };
-        if self.since_control < CONTROL_EVERY {
+        let pick = match self.since_control < CONTROL_EVERY {
+            true => None,
+            false => self.pick(),
+        };
+        let Some(pick) = pick else {
+            // The probe goes (a control goes instead otherwise: [`Meter::sent_control`]).
+            self.count_sent(false);
             return None;
-        }
-        let pick = self.pick()?;
+        };
         self.since_control = 0;
         Some(pick)
     }
@@ -442,6 +462,7 @@ impl Meter {
     pub fn sent_control(&mut self, index: u64, began: Instant, now: Instant) {
         self.unanswered.0 += 1;
         self.unanswered.1.get_or_insert(now);
+        self.count_sent(true);
         let epoch = self.epoch();
         self.pending.push_back(Pending {
             index,
@@ -923,6 +944,9 @@ impl Meter {
         let through = self.rate as f64 * (answered / self.usual).min(1.0);
         if answered < NORMAL * self.usual {
             self.set_rate(((through * 0.9) as u64).max(1));
+        } else if let Some(paced) = self.paced_by_live(trial.from) {
+            self.set_rate(paced);
+            self.limit = paced;
         }
         self.limit = match self.eager {
             // Without retries every probe the far side drops is a host called down: the rate
@@ -936,6 +960,34 @@ impl Meter {
             answered: trial.answered,
             expected: self.usual,
         }
+    }
+
+    /// A probe went out in the current epoch (`live`: a control, to a live host).
+    fn count_sent(&mut self, live: bool) {
+        if let Some(e) = self.epochs.last_mut() {
+            e.sent += 1;
+            e.live += u32::from(live);
+        }
+    }
+
+    /// After a cure whose window lost nothing (with retries), the rate to go at: the far side
+    /// counts only the probes that reach a live host, so the answers per second it let
+    /// through when the early slow-down began, divided by the share of this epoch's probes
+    /// that went to live hosts (controls and hosts found; at least the one control in
+    /// [`CONTROL_EVERY`] re-probes carry once the cure is found), and 0.6 of that (the answers'
+    /// rate counted the policer's burst too: at 0.9, a sparse /22 behind 100/s went to
+    /// 4000-5000/s, collapsed again and took 13-40 s in 3 runs of 4); at most half of
+    /// `from`, the rate that collapsed (going back to it collapsed again). `None` when it is no faster than the rate now, or there is too
+    /// little to go by.
+    fn paced_by_live(&self, from: u64) -> Option<u64> {
+        let capacity = self.collapse_delivered?;
+        let e = self.epochs.last()?;
+        if self.eager || e.sent < WINDOW || e.live == 0 {
+            return None;
+        }
+        let share = (f64::from(e.live) / f64::from(e.sent)).max(1.0 / f64::from(CONTROL_EVERY));
+        let paced = ((capacity as f64 * 0.6 / share) as u64).min(from / 2);
+        (paced > self.rate).then_some(paced)
     }
 
     /// After two windows as good as usual, a little faster.
@@ -1214,6 +1266,7 @@ impl Meter {
         self.good = 0;
         self.set_rate(to);
         self.early_rate = Some(to);
+        self.collapse_delivered = Some(delivered);
     }
 
     /// Whether no live host answered anything this round yet: there is no host to send a
@@ -1657,6 +1710,35 @@ mod tests {
                 false => assert_eq!((meter.on_trial(), meter.rate()), (false, 10_000)),
             }
         }
+    }
+
+    /// Behind a policer the far side counts only the probes that reach a live host: a cure
+    /// whose window lost nothing goes to the answers' rate over the share of probes to live
+    /// hosts, not to the answers' rate itself. A sparse /22 behind a policer of 100/s was
+    /// swept at about 150 probes/s, of which 8-36 reached a live host (24.7-38.9 s).
+    #[test]
+    fn a_clean_cure_paces_by_the_probes_that_reach_live_hosts() {
+        let mut meter = meter(10_000);
+        let start = Instant::now();
+        assert_eq!(meter.expire(start, TIMEOUT), None);
+        send_controls(&mut meter, 4, start);
+        assert_eq!(meter.expire(start + TIMEOUT * 2, TIMEOUT), None);
+        assert!(meter.on_trial());
+        let early = meter.rate();
+        assert!((950..=1050).contains(&early), "{early}");
+        // Re-probes of silent targets, one control in four, every control answered.
+        let rtt = Duration::from_millis(1);
+        for k in 0..WINDOW {
+            let now = start + TIMEOUT * 3 + Duration::from_millis(u64::from(k));
+            let control = (0..CONTROL_EVERY).find_map(|_| meter.control(true));
+            let (index, _, _) = control.expect("a candidate");
+            meter.sent_control(index, now, now);
+            meter.answered(index, rtt, now + rtt);
+            meter.expire(now + rtt, TIMEOUT);
+        }
+        assert!(meter.throttled(), "cured");
+        // A quarter of the probes went to live hosts: 0.6 × 1000/s × 4.
+        assert!((2200..=2600).contains(&meter.rate()), "{}", meter.rate());
     }
 
     #[test]
