@@ -977,8 +977,8 @@ impl Meter {
     /// [`CONTROL_EVERY`] re-probes carry once the cure is found), and 0.6 of that (the answers'
     /// rate counted the policer's burst too: at 0.9, a sparse /22 behind 100/s went to
     /// 4000-5000/s, collapsed again and took 13-40 s in 3 runs of 4); at most half of
-    /// `from`, the rate that collapsed (going back to it collapsed again). `None` when it is no faster than the rate now, or there is too
-    /// little to go by.
+    /// `from`, the rate that collapsed (going back to it collapsed again). `None` when it is no
+    /// faster than the rate now, or there is too little to go by.
     fn paced_by_live(&self, from: u64) -> Option<u64> {
         let capacity = self.collapse_delivered?;
         let e = self.epochs.last()?;
