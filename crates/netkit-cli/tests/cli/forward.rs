@@ -513,6 +513,14 @@ fn accept_after_full(listener: &std::net::TcpListener, filler: TcpStream) -> Tcp
     server
 }
 
+/// `netkit --json forward` from an ephemeral port to `listener`.
+fn json_forwarder_to(listener: &std::net::TcpListener) -> Forwarder {
+    let target = listener.local_addr().unwrap().to_string();
+    let mut cmd = netkit();
+    cmd.args(["--json", "forward", "0", &target]);
+    Forwarder::spawn(cmd, 1)
+}
+
 /// The client's first bytes are read as soon as the target's connection is made and written
 /// to it at once, the relay going on from there (`conn::first_bytes`). Bytes and an end of file
 /// that came while the forwarder was still connecting (the target's accept queue full) reach
@@ -520,14 +528,7 @@ fn accept_after_full(listener: &std::net::TcpListener, filler: TcpStream) -> Tcp
 #[test]
 fn forward_bytes_and_end_of_file_sent_while_connecting_reach_the_target_whole() {
     let (listener, filler) = full_listener();
-    let mut cmd = netkit();
-    cmd.args([
-        "--json",
-        "forward",
-        "0",
-        &listener.local_addr().unwrap().to_string(),
-    ]);
-    let fw = Forwarder::spawn(cmd, 1);
+    let fw = json_forwarder_to(&listener);
     let mut client = connect(fw.addr());
     client
         .write_all(b"sent before the target answered")
@@ -554,14 +555,7 @@ fn forward_bytes_and_end_of_file_sent_while_connecting_reach_the_target_whole() 
 #[test]
 fn forward_bytes_then_a_reset_sent_while_connecting_reach_the_target_in_that_order() {
     let (listener, filler) = full_listener();
-    let mut cmd = netkit();
-    cmd.args([
-        "--json",
-        "forward",
-        "0",
-        &listener.local_addr().unwrap().to_string(),
-    ]);
-    let fw = Forwarder::spawn(cmd, 1);
+    let fw = json_forwarder_to(&listener);
     let mut client = connect(fw.addr());
     client.write_all(b"early").unwrap();
     socket2::SockRef::from(&client)
