@@ -617,24 +617,7 @@ fn wait_target_errors_listed_other_forms_and_refused_upper_case_schemes() {
 /// lost) now says `connect timed out` whatever its bound, the refusal after it.
 #[test]
 fn a_connect_unanswered_for_seconds_gave_the_refusal_before_it() {
-    let port = Reserved::v4();
-    let endpoint = port.endpoint();
-    let mut command = netkit();
-    command.args([
-        "-v",
-        "wait",
-        &endpoint,
-        "--timeout",
-        "3500ms",
-        "--interval",
-        "1s",
-    ]);
-    let mut proc = Proc::spawn(command);
-    proc.stderr.wait_line("not ready: connection refused");
-    let (_listener, _queued) = port.listen_full();
-    let code = proc.wait();
-    let stderr = proc.stderr.to_end().join("\n");
-    assert_eq!(code, 1, "{stderr}");
+    let stderr = refused_then_unanswered("3500ms");
     assert_eq!(
         timeout_reason(&stderr),
         "connect timed out (earlier: connection refused)",
@@ -657,17 +640,7 @@ fn a_connect_cut_within_a_second_raced_the_deadline_for_its_reason() {
         let runs: Vec<_> = (0..4)
             .map(|_| {
                 scope.spawn(|| {
-                    let port = Reserved::v4();
-                    let endpoint = port.endpoint();
-                    let mut command = netkit();
-                    command.args(["-v", "wait", &endpoint, "--timeout", "1500ms"]);
-                    command.args(["--interval", "1s"]);
-                    let mut proc = Proc::spawn(command);
-                    proc.stderr.wait_line("not ready: connection refused");
-                    let (_listener, _queued) = port.listen_full();
-                    let code = proc.wait();
-                    let stderr = proc.stderr.to_end().join("\n");
-                    assert_eq!(code, 1, "{stderr}");
+                    let stderr = refused_then_unanswered("1500ms");
                     stderr
                         .lines()
                         .find(|l| l.starts_with("timed out waiting for"))
@@ -684,6 +657,32 @@ fn a_connect_cut_within_a_second_raced_the_deadline_for_its_reason() {
             "{lines:#?}"
         );
     }
+}
+
+/// `netkit -v wait` with `--interval 1s` and `--timeout` `timeout` on a port that refuses,
+/// then, once the first refusal is reported, takes no connection (a listener whose accept
+/// queue is full: the kernel drops the SYNs) until the deadline; its stderr, the exit code
+/// checked to be 1.
+fn refused_then_unanswered(timeout: &str) -> String {
+    let port = Reserved::v4();
+    let endpoint = port.endpoint();
+    let mut command = netkit();
+    command.args([
+        "-v",
+        "wait",
+        &endpoint,
+        "--timeout",
+        timeout,
+        "--interval",
+        "1s",
+    ]);
+    let mut proc = Proc::spawn(command);
+    proc.stderr.wait_line("not ready: connection refused");
+    let (_listener, _queued) = port.listen_full();
+    let code = proc.wait();
+    let stderr = proc.stderr.to_end().join("\n");
+    assert_eq!(code, 1, "{stderr}");
+    stderr
 }
 
 /// The reason at the end of the timeout line.
