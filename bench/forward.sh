@@ -3,7 +3,11 @@
 # rinetd:
 # iperf3 throughput, wrk request rate (100 keep-alive connections to nginx) and new-connection
 # rate (wrk with `Connection: close`: one connection per request), in interleaved rounds;
-# prints medians and ratios. Loopback only (as root: in a network namespace of its own, so its
+# prints medians and ratios. Each round runs the tools in an order rotated by one from the
+# round before (no tool always follows the same neighbour or runs first), and the rates each
+# round measured of a tool are also set beside HAProxy's of that round: the median of those
+# paired ratios and their range, which a load drifting between rounds moves less than the
+# ratio of two medians. Loopback only (as root: in a network namespace of its own, so its
 # ports are free whatever else runs).
 #
 #   bench/forward.sh              # ROUNDS=5 SECONDS_PER_RUN=5 by default
@@ -102,8 +106,10 @@ main() {
     on_cpus "$LOAD_CPUS" start_upstreams
     on_cpus "$PROXY_CPUS" start_proxies
     check_alive
+    local count=${#NAMES[@]}
     for round in $(seq "$ROUNDS"); do
-        for name in "${NAMES[@]}"; do
+        local order=("${NAMES[@]:$(((round - 1) % count))}" "${NAMES[@]:0:$(((round - 1) % count))}")
+        for name in "${order[@]}"; do
             for measure in $MEASURES; do
                 local port=${HTTP_PORT[$name]}
                 [ "$measure" = gbits ] && port=${TCP_PORT[$name]}
@@ -140,6 +146,24 @@ report() {
                 n, g, ratio(g, d), ratio(g, hg), r, ratio(r, hr), c, ratio(c, hc)}'
     done
     echo "medians of $ROUNDS interleaved rounds, ${SECS}s each; $(nproc) cores${PIN:+, the proxies alone on CPU $PROXY_CPUS}; $(uptime)"
+    for measure in $MEASURES; do paired "$measure"; done
+}
+
+# Per measure: each tool's range over the rounds, and its rate of each round divided by
+# HAProxy's of the same round: the median of those ratios, and their range.
+paired() {
+    local measure=$1 name
+    [ -s "$WORK/haproxy.$measure" ] || return 0
+    echo "$measure per round: tool min max, then xhaproxy paired by round: median min max"
+    for name in "${NAMES[@]}"; do
+        paste "$WORK/$name.$measure" "$WORK/haproxy.$measure" | python3 -c '
+import statistics, sys
+rows = [[float(x) for x in line.split()] for line in sys.stdin if line.strip()]
+own = [r[0] for r in rows]
+ratios = [r[0] / r[1] for r in rows if r[1] > 0]
+print("%-8s %10.2f %10.2f   %6.2f %6.2f %6.2f" % (sys.argv[1], min(own), max(own),
+      statistics.median(ratios), min(ratios), max(ratios)))' "$name"
+    done
 }
 
 main
