@@ -98,8 +98,10 @@ fn check(target: Target, choice: Choice<'_>) -> Result<Host, netkit::Error> {
     let host = target.shown();
     let route = route(&host, target.socket_addr(0), device, choice.broadcast_ok)?;
     let source = choice.source.and_then(Source::addr);
+    let from = source.unwrap_or(route.source);
+    let target = unspecified_as_source(target, &host, from);
     Ok(Host {
-        source: source.unwrap_or(route.source),
+        source: from,
         multicast: route.broadcast || target.addr.is_multicast(),
         broadcast_warning: route.broadcast && source.is_none(),
         // An address, in a short form too (`127.1`): iputils names no replier of one.
@@ -107,6 +109,21 @@ fn check(target: Target, choice: Choice<'_>) -> Result<Host, netkit::Error> {
         zone,
         target,
     })
+}
+
+/// IPv4's unspecified address (`0.0.0.0`, `0`) as iputils pings it: a request to it goes to
+/// this host, from `source`, and the reply comes from `source`, so `source` is the address
+/// pinged (the PING line's, the replies' own, not a `DIFFERENT ADDRESS!`); the name stays as
+/// given (`PING 0.0.0.0 (127.0.0.1)`). IPv6's `::` stays itself, as iputils keeps it.
+fn unspecified_as_source(target: Target, host: &str, source: IpAddr) -> Target {
+    match target.addr {
+        IpAddr::V4(addr) if addr.is_unspecified() && source.is_ipv4() => Target {
+            name: Some(host.into()),
+            addr: source,
+            zone: 0,
+        },
+        _ => target,
+    }
 }
 
 /// Whether a target's name is an address in a short form (`127.1`, read as inet_aton reads it).

@@ -1784,3 +1784,56 @@ fn a_refused_request_kept_the_preload_burst_and_printed_a_line_each() {
         "{out}{err}"
     );
 }
+
+#[test]
+fn the_unspecified_ipv4_address_was_pinged_as_itself() {
+    if !privileged("ping 0.0.0.0") {
+        return;
+    }
+    // A request to 0.0.0.0 goes to this host, from the source address the kernel picks, and
+    // the reply comes from that address. iputils pings that address (the PING line names it,
+    // the replies are not from a `DIFFERENT ADDRESS!`); netkit named 0.0.0.0 and flagged
+    // every reply. The same with `-I ADDR`: its address is pinged.
+    let ns = Netns::with_loopback("pingzero");
+    ns.ip(&["addr", "add", "127.0.0.5/8", "dev", "lo"]);
+    for args in [
+        &["-c", "1", "0.0.0.0"][..],
+        &["-c", "1", "0"],
+        &["-c", "1", "-I", "127.0.0.5", "0"],
+    ] {
+        let ((code, out, err), (i_code, i_out, i_err)) = both_in(&ns, args);
+        assert_eq!(i_code, 0, "iputils {args:?}: {i_out}{i_err}");
+        assert!(!i_out.contains("DIFFERENT ADDRESS"), "{i_out}");
+        assert_eq!(code, 0, "netkit {args:?}: {out}{err}");
+        let ping = |o: &str| line_starting(o, "PING ").replace("56(84) bytes of data.", "");
+        assert_eq!(ping(&out), ping(&i_out), "{args:?}: {out}");
+        let reply = |o: &str| {
+            line_starting(o, "64 bytes from ")
+                .split(" time=")
+                .next()
+                .map(str::to_string)
+        };
+        assert_eq!(reply(&out), reply(&i_out), "{args:?}: {out}");
+        assert!(!out.contains("DIFFERENT ADDRESS"), "{args:?}: {out}");
+        assert_eq!(
+            stats_line(&out).split(", time").next(),
+            stats_line(&i_out).split(", time").next()
+        );
+        let json = ns
+            .netkit()
+            .args(["--json", "ping"])
+            .args(args)
+            .output()
+            .expect("run");
+        let (_, jout, _) = text(&json);
+        let lines = json_lines(&jout);
+        let want = line_starting(&i_out, "PING ")
+            .split(['(', ')'])
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
+        for line in &lines {
+            assert_eq!(line["addr"], want.as_str(), "{jout}");
+        }
+    }
+}
