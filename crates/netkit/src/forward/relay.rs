@@ -4,7 +4,8 @@
 //! [`super::http_relay`] instead.
 //!
 //! A cut is a reset too: a connection still open when the drain timeout ends it is closed
-//! with `SO_LINGER` 0 on both sides ([`cut`]), so neither end takes it for a whole stream.
+//! with `SO_LINGER` 0 on both sides ([`cut`]), so neither end takes it for a whole stream (a
+//! Unix side reads an end of file, unless bytes it sent are left unread).
 //!
 //! A reset is passed on as a reset: when one side resets the connection (or a write to it
 //! fails because it is gone, or it stopped answering keepalive probes), the other side is
