@@ -59,10 +59,11 @@ connection.
 SIGHUP rereads --config: new connections follow the new rules, open ones go on, listeners that
 stay are never closed; a file that fails its checks leaves the old rules in force (logged).
 Without --config SIGHUP is logged and ignored. SIGINT/SIGTERM stop accepting and let open
-connections finish for --drain-timeout (30s by default), then close them (--http-host
-connections idle between requests close at once, busy ones after their response, as
-HAProxy's soft stop closes idle keep-alive connections); a second signal
-closes them at once (each logged as drain-timeout), a third exits without their records. An
+connections finish for --drain-timeout (30s by default), then reset them, so that neither
+end takes the cut for the end of its stream (--http-host connections idle between requests
+close at once, busy ones after their response, as HAProxy's soft stop closes idle keep-alive
+connections); a second signal
+resets them at once (each logged as drain-timeout), a third exits without their records. An
 exec: child still running 1s after its connection closed, or when the forwarder ends, gets
 SIGTERM (its process group), SIGKILL 2s later (as socat stops its EXEC child). A reset
 on one side is passed on as a reset (SO_LINGER 0) to the other, also when it comes to a side
@@ -134,7 +135,7 @@ pub struct Args {
     /// Send a PROXY protocol header to the target (UDP: v2 only, before every datagram).
     #[arg(long, value_name = "v1|v2", value_parser = parse::proxy_protocol)]
     pub proxy_protocol: Option<parse::ProxyProtocol>,
-    /// After SIGINT/SIGTERM, give open connections this long to finish, then close them (each
+    /// After SIGINT/SIGTERM, give open connections this long to finish, then reset them (each
     /// is logged as drain-timeout) [default: 30s].
     #[arg(long, value_name = "DUR", value_parser = parse::duration)]
     pub drain_timeout: Option<Duration>,

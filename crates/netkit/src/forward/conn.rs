@@ -104,7 +104,11 @@ async fn relay_to_target(
     let connect = Box::pin(backend.connect(client_ip));
     let connected = tokio::select! {
         connected = connect => connected,
-        () = &mut abort => return Ending::early(Close::DrainTimeout, None),
+        () = &mut abort => {
+            // A cut, as the relay's (`relay::cut`): the client is not told the target closed.
+            client.set_abortive_close();
+            return Ending::early(Close::DrainTimeout, None);
+        }
     };
     // Declared before the target's stream, so dropped after it is closed.
     let _relaying: crate::descriptor_wait::Relaying;

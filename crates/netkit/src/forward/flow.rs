@@ -192,6 +192,11 @@ impl Stats {
         self.closing.store(true, Ordering::Relaxed);
     }
 
+    /// Whether the connection is in a close the forwarder decided ([`Stats::closing`]).
+    pub(super) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Relaxed)
+    }
+
     /// Completes once nothing moved for `idle`, unless the connection is [`Stats::closing`].
     pub(super) async fn idle(&self, idle: Duration) {
         loop {

@@ -3,6 +3,10 @@
 //! the idle timeout, or the drain timeout ends both. With `--http-host` the bytes go through
 //! [`super::http_relay`] instead.
 //!
+//! A cut is a reset too: a connection still open when the drain timeout ends it is closed
+//! with `SO_LINGER` 0 on both sides ([`cut`]), so neither end takes it for a whole stream (a
+//! Unix side reads an end of file, unless bytes it sent are left unread).
+//!
 //! A reset is passed on as a reset: when one side resets the connection (or a write to it
 //! fails because it is gone, or it stopped answering keepalive probes), the other side is
 //! closed with `SO_LINGER` 0, so its peer sees `ECONNRESET` rather than a clean end of file
@@ -110,7 +114,10 @@ async fn relay(
     let ended = tokio::select! {
         result = both => result,
         () = idle => Ok((Close::IdleTimeout, None)),
-        () = &mut abort => Ok((Close::DrainTimeout, None)),
+        () = &mut abort => {
+            cut(client, upstream, &stats);
+            Ok((Close::DrainTimeout, None))
+        }
     };
     // After the select, whose futures are gone: a connection's task keeps room for the
     // larger of the relay and the reset, not for both.
@@ -126,6 +133,19 @@ async fn relay(
         path,
         close,
         error,
+    }
+}
+
+/// The drain timeout cut the connection: both sides are closed with `SO_LINGER` 0, so that
+/// neither end takes the cut for the end of what it was sent (a body without a length, a TCP
+/// stream), unless the close was already decided and is under way (`--http-host`'s answer or
+/// lingering close, [`Stats::closing`]): the client has, or is getting, all it is owed, which
+/// a reset would throw away. HAProxy's `hard-stop-after` and nginx's
+/// `worker_shutdown_timeout` close with a FIN.
+fn cut(client: &Stream, upstream: &Stream, stats: &Stats) {
+    if !stats.is_closing() {
+        client.set_abortive_close();
+        upstream.set_abortive_close();
     }
 }
 

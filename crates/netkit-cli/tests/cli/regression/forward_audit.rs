@@ -92,3 +92,134 @@ fn forward_http_host_drain_held_an_idle_client_while_the_target_kept_its_side_op
     let _kept = held.recv_timeout(PATIENCE).unwrap();
     assert_eq!(fw.wait(), 0);
 }
+
+/// A target that answers its first read (or at once, with `head` empty) with `head` and
+/// `part`, then reads on: how its read ended (its bytes, or the error's kind) is sent back.
+fn target_that_sends_part_and_reads(
+    head: &'static [u8],
+    part: &'static [u8],
+) -> (
+    SocketAddr,
+    mpsc::Receiver<Result<usize, std::io::ErrorKind>>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (ended, on_end) = mpsc::channel();
+    thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        let mut buf = [0u8; 4096];
+        if !head.is_empty() {
+            let _ = stream.read(&mut buf);
+            stream.write_all(head).unwrap();
+        }
+        stream.write_all(part).unwrap();
+        let end = stream.read(&mut buf).map_err(|e| e.kind());
+        let _ = ended.send(end);
+    });
+    (addr, on_end)
+}
+
+/// A graceful stop's drain timeout cutting a connection still relaying, through a forwarder
+/// with `extra` arguments to a target that sent `head` and `part` of a stream without an end:
+/// the client reads `part`, the forwarder is stopped, and both ends must read a reset.
+fn drain_timeout_cut(extra: &[&str], request: &[u8], head: &'static [u8]) {
+    let part = b"part of a stream without an end";
+    let (target, on_end) = target_that_sends_part_and_reads(head, part);
+    let target = target.to_string();
+    let mut args = vec!["forward", "0", &target, "--drain-timeout", "1s"];
+    args.extend_from_slice(extra);
+    let mut fw = Forwarder::start(&args);
+    let mut client = connect(fw.addr());
+    client.write_all(request).unwrap();
+    let mut got = vec![0u8; head.len() + part.len()];
+    client.read_exact(&mut got).unwrap();
+    assert!(got.ends_with(part), "{:?}", String::from_utf8_lossy(&got));
+    fw.signal("TERM");
+    client.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut rest = Vec::new();
+    let end = client.read_to_end(&mut rest).map_err(|e| e.kind());
+    assert_eq!(
+        end,
+        Err(std::io::ErrorKind::ConnectionReset),
+        "the client took the cut for the stream's end ({} more bytes)",
+        rest.len()
+    );
+    let target_end = on_end.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(
+        target_end,
+        Err(std::io::ErrorKind::ConnectionReset),
+        "the target took the cut for the client's end"
+    );
+    assert_eq!(fw.wait(), 0);
+}
+
+/// Audit (stop 53, fwdaudit): the graceful stop's drain timeout closed a connection still
+/// relaying with a FIN to both ends, so a client reading a stream without a length took the
+/// cut for its end, and the target took it for the client's. HAProxy 2.6's `hard-stop-after`
+/// (SIGUSR1) and nginx's `worker_shutdown_timeout` (SIGQUIT) do the same (tcpdump on lo: a
+/// FIN to the client; the target's FIN followed by the kernel's reset when it writes on).
+/// Netkit passes resets on as resets: the cut is one, to both ends.
+#[test]
+fn forward_drain_timeout_cut_ended_a_relaying_connection_with_a_clean_end_of_file() {
+    drain_timeout_cut(&[], b"", b"");
+}
+
+/// [`forward_drain_timeout_cut_ended_a_relaying_connection_with_a_clean_end_of_file`] through
+/// `--http-host`: a response whose body runs until the target closes, cut by the drain
+/// timeout, reached the client as a whole one.
+#[test]
+fn forward_http_host_drain_timeout_cut_a_close_delimited_body_with_a_clean_end_of_file() {
+    drain_timeout_cut(
+        &["--http-host", "audit.example"],
+        b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n",
+    );
+}
+
+/// Waits (for the harness's patience at most) until a socket of this machine is connecting to
+/// `port` on 127.0.0.1 (`SYN_SENT` in `/proc/net/tcp`).
+fn wait_connecting_to(port: u16) {
+    let remote = format!("0100007F:{port:04X}");
+    let deadline = Instant::now() + PATIENCE;
+    while Instant::now() < deadline {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+        let connecting = table.lines().skip(1).any(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.get(2) == Some(&remote.as_str()) && fields.get(3) == Some(&"02")
+        });
+        if connecting {
+            return;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    panic!("nothing connected to port {port} within {PATIENCE:?}");
+}
+
+/// [`forward_drain_timeout_cut_ended_a_relaying_connection_with_a_clean_end_of_file`] while
+/// the forwarder was still connecting to the target (its accept queue full): a client waiting
+/// for the target to speak first read a clean end of file at the cut, as if the target had
+/// closed without a word.
+#[test]
+fn forward_drain_timeout_cut_a_connection_still_connecting_with_a_clean_end_of_file() {
+    let (listener, _filler) = full_listener();
+    let target = listener.local_addr().unwrap();
+    let target_text = target.to_string();
+    let args = [
+        "forward",
+        "0",
+        &target_text,
+        "--drain-timeout",
+        "1s",
+        "--connect-timeout",
+        "1m",
+    ];
+    let mut fw = Forwarder::start(&args);
+    let mut client = connect(fw.addr());
+    wait_connecting_to(target.port());
+    fw.signal("TERM");
+    let mut rest = Vec::new();
+    let end = client.read_to_end(&mut rest).map_err(|e| e.kind());
+    assert_eq!(end, Err(std::io::ErrorKind::ConnectionReset));
+    assert_eq!(fw.wait(), 0);
+}
