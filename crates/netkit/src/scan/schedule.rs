@@ -1629,8 +1629,10 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
     }
 
     /// Whether the benched ports of the host in `slot`, about to be filtered, wait instead for
-    /// a round of proof tries ([`super::host::Burst`]): up to [`PROOF_PORTS`] of them get one more try each
-    /// (an adaptive budget only; `--retries` is kept exactly), held back with the
+    /// a round of proof tries ([`super::host::Burst`]): [`PROOF_PORTS`] of them get one more try each
+    /// (an adaptive budget only, `--retries` is kept exactly; and no fewer benched ports: a
+    /// policer's burst covers a scan of a few ports, and `-p 22,80,443` of a host that drops
+    /// one of them is not slowed by a second), held back with the
     /// retransmissions a fixed budget spreads ([`Self::spread`], which an adaptive budget does
     /// not use) until [`super::host::PROOF_PAUSE`] after the host's latest probe. The bench is
     /// looked at again when those tries end.
@@ -1644,6 +1646,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             return false;
         };
         if budget.retries.is_fixed()
+            || host.bench.len() < PROOF_PORTS
             || host.in_flight > 0
             || host.allowed_tries(budget) >= budget.retries.cap()
             || !host.burst.proof_round(answered, ports)

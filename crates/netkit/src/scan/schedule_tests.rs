@@ -1713,7 +1713,8 @@ fn a_policers_first_burst_answered_whole_is_not_taken_for_a_firewall() {
 /// The firewall the rule of `a_policers_first_burst_answered_whole_is_not_taken_for_a_firewall`
 /// must not cost much: its five answering ports come first, the other 14 drop every probe. Two
 /// rounds of three proof tries ([`super::super::host::Burst`]) go unanswered, and the dropped
-/// ports are filtered.
+/// ports are filtered (in the lab, 5 closed ports and 14 dropped ones, 20 ms each way: 1.39 s
+/// before, 2.38 s with them). A silent port among three is not worth it.
 #[test]
 fn a_firewall_whose_answering_ports_came_first_costs_two_rounds_of_proof_tries() {
     for syn in [false, true] {
@@ -1726,7 +1727,7 @@ fn a_firewall_whose_answering_ports_came_first_costs_two_rounds_of_proof_tries()
             kernel_resends: !syn,
             ..engine_settings(syn, Retries::Adaptive { max: 10 })
         };
-        let out = simulate(&mut net, settings);
+        let out = simulate(&mut net, settings.clone());
         assert!(wrong_ports(&net, &out).is_empty(), "{syn}");
         let most = 5 + 14 * 2 + 2 * super::PROOF_PORTS as u64;
         assert!(out.counts.sent <= most, "{syn}: {:?}", out.counts);
@@ -1735,5 +1736,11 @@ fn a_firewall_whose_answering_ports_came_first_costs_two_rounds_of_proof_tries()
             "{syn}: no proof: {:?}",
             out.counts
         );
+        // Two ports answering of three: no proof for one silent port.
+        let mut net = Net::new(2, vec![vec![Truth::Closed, Truth::Closed, Truth::Dropped]]);
+        net.delay = Duration::from_millis(20);
+        let out = simulate(&mut net, settings);
+        assert!(wrong_ports(&net, &out).is_empty(), "{syn}");
+        assert_eq!(out.counts.sent, 4, "{syn}: {:?}", out.counts);
     }
 }
