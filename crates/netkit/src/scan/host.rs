@@ -181,6 +181,91 @@ impl FirstTries {
     }
 }
 
+/// Rounds of [`Burst`]'s proof tries at most.
+pub const PROOF_ROUNDS: u32 = 2;
+/// Ports a round of proof tries goes to at most.
+pub const PROOF_PORTS: usize = 3;
+/// How long after the host's latest probe a round of proof tries leaves, at the least: a SYN
+/// policer's bucket refills meanwhile (five tokens at 10/s).
+pub const PROOF_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Whether a host's answers came mostly from its first burst (the tries sent before the first
+/// answer came back): a SYN policer's burst (the lab, seed 2: ten first tries left at once
+/// behind a 10/s policer, five passed and were answered, and nearly every try after them met
+/// the empty bucket or the loss, so few or no answers needed a retry, little loss showed, and
+/// the silent ports were filtered after two or three tries), or a firewall whose answering
+/// ports happened to come first. The two differ in time, not in the ports: once the host's
+/// silent ports are about to be filtered, a few of them get one more try each,
+/// [`PROOF_PAUSE`] after the host's latest probe so that a bucket refills
+/// ([`Self::proof_round`]). An answer proves a policer and raises the budget as any answer to
+/// a late try does ([`HostScan::allowed_tries`]); silence, twice, leaves the verdict to the
+/// firewall. nmap has no such rule; its tryno boost needs an answer to a retry first.
+#[derive(Debug, Default)]
+pub struct Burst {
+    /// When the host's first TCP answer came.
+    first_answer: Option<Instant>,
+    /// TCP answers to tries sent before that (its own included), and after.
+    answers: (u32, u32),
+    /// Proof rounds started.
+    rounds: u32,
+    /// When the host's latest probe left.
+    last_sent: Option<Instant>,
+    /// Proof tries waiting for their pause to end.
+    held: usize,
+}
+
+impl Burst {
+    /// Records a probe to the host sent at `now`.
+    pub fn sent(&mut self, now: Instant) {
+        self.last_sent = Some(now);
+    }
+
+    /// When a round of proof tries may leave: [`PROOF_PAUSE`] after the host's latest probe
+    /// (none before it sent one).
+    pub fn proof_at(&self) -> Option<Instant> {
+        Some(self.last_sent? + PROOF_PAUSE)
+    }
+
+    /// Holds `n` proof tries until their pause ends.
+    pub fn hold(&mut self, n: usize) {
+        self.held += n;
+    }
+
+    /// A held proof try leaves.
+    pub fn release(&mut self) {
+        self.held = self.held.saturating_sub(1);
+    }
+
+    /// Whether proof tries wait for their pause: the bench waits with them.
+    pub fn holds(&self) -> bool {
+        self.held > 0
+    }
+
+    /// Records a TCP answer at `now` to a try sent at `sent`.
+    pub fn answer(&mut self, sent: Instant, now: Instant) {
+        let first = *self.first_answer.get_or_insert(now);
+        match sent < first {
+            true => self.answers.0 += 1,
+            false => self.answers.1 += 1,
+        }
+    }
+
+    /// Whether a round of proof tries is due for a host whose silent ports are about to be
+    /// filtered, `answered` ports answering of `ports`: most of its answers answered its first
+    /// burst, a fifth of the ports or more answered (a firewall's few open ports among many
+    /// dropped ones are filtered at once, at no cost), and fewer than [`PROOF_ROUNDS`] rounds
+    /// went before. Counts the round.
+    pub fn proof_round(&mut self, answered: u64, ports: usize) -> bool {
+        let (burst, after) = self.answers;
+        let mostly_burst = after < burst;
+        if !mostly_burst || 5 * answered < ports as u64 || self.rounds >= PROOF_ROUNDS {
+            return false;
+        }
+        self.rounds += 1;
+        true
+    }
+}
+
 /// A target with what the scan needs to know about it.
 #[derive(Debug, PartialEq, Eq)]
 pub struct HostInfo {
@@ -445,6 +530,8 @@ pub struct HostScan {
     pub timing: Timing,
     /// How its first tries ended.
     pub first_tries: FirstTries,
+    /// Whether only its first burst was answered ([`Burst`]).
+    pub burst: Burst,
     /// Whether [`HostScan::take_port_alternating`] gives a fresh port next.
     fresh_turn: bool,
     /// The state of the generator that orders retransmissions ([`HostScan::take_port`]).
@@ -486,6 +573,7 @@ impl HostScan {
             sent_order: VecDeque::new(),
             timing: Timing::default(),
             first_tries: FirstTries::default(),
+            burst: Burst::default(),
             fresh_turn: false,
             draws: 0x9e37_79b9_7f4a_7c15,
             untried: true,

@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::answer::{Answer, NoRoute, Refusal};
-use super::host::{Budget, HostInfo, HostScan, Loss, Retries, StateCounts};
+use super::host::{Budget, HostInfo, HostScan, Loss, Retries, StateCounts, PROOF_PORTS};
 use super::pace::{spacing, Floor, Pacer, RateControl};
 use super::rtt::{Rtt, Timeouts};
 use super::timing::MAGNIFIER;
@@ -533,6 +533,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         let deadline = now + try_timeout(self.timeout_of(slot, now), 0, false, &bounds);
         let host = self.hosts[slot].as_mut()?;
         host.timing.launched(id, now);
+        host.burst.sent(now);
         host.in_flight += 1;
         host.rate.sent(now);
         if self.settings.queue_bound {
@@ -604,6 +605,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         host.in_flight += 1;
         host.rate.sent(now);
         host.timing.sent(now);
+        host.burst.sent(now);
         if self.settings.queue_bound {
             host.sent_order.push_back((now, id));
         }
@@ -1139,6 +1141,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
         let unexplained = rec.tryno >= loss_tries || beyond_cap;
         let slower = rec.tryno > host.max_answered_try() && rec.tryno > SLOW_TRIES && unexplained;
         host.tcp_answer(tryno);
+        host.burst.answer(rec.at, now);
         self.loss.record(tryno);
         host.rate.answers_lost(host.retried_share());
         self.rate.answers_lost(self.loss.retried_share());
@@ -1552,6 +1555,7 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
             }
             self.spread_timers.pop();
             if let Some(host) = self.hosts[slot].as_mut() {
+                host.burst.release();
                 host.queue_retry(port, false);
             }
         }
@@ -1596,13 +1600,16 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
                 None => {}
             }
         }
-        if host.bench.is_empty() || host.budget_may_grow(&budget, ports) {
+        if host.bench.is_empty() || host.budget_may_grow(&budget, ports) || host.burst.holds() {
             return;
         }
         if self.pool_may_grow(&budget) {
             if !self.waiting.contains(&slot) {
                 self.waiting.push(slot);
             }
+            return;
+        }
+        if self.prove_policer(slot, &budget) {
             return;
         }
         let benched = self.hosts[slot]
@@ -1619,6 +1626,44 @@ impl<I: Iterator<Item = Arc<HostInfo>>> Scheduler<I> {
                 self.silenced.push((info, port, verdict));
             }
         }
+    }
+
+    /// Whether the benched ports of the host in `slot`, about to be filtered, wait instead for
+    /// a round of proof tries ([`super::host::Burst`]): [`PROOF_PORTS`] of them get one more try each
+    /// (an adaptive budget only, `--retries` is kept exactly; and no fewer benched ports: a
+    /// policer's burst covers a scan of a few ports, and `-p 22,80,443` of a host that drops
+    /// one of them is not slowed by a second), held back with the
+    /// retransmissions a fixed budget spreads ([`Self::spread`], which an adaptive budget does
+    /// not use) until [`super::host::PROOF_PAUSE`] after the host's latest probe. The bench is
+    /// looked at again when those tries end.
+    fn prove_policer(&mut self, slot: usize, budget: &Budget) -> bool {
+        let ports = self.ports.len();
+        let Some(host) = self.hosts[slot].as_mut() else {
+            return false;
+        };
+        let answered = host.states.open + host.states.closed;
+        let Some(at) = host.burst.proof_at() else {
+            return false;
+        };
+        if budget.retries.is_fixed()
+            || host.bench.len() < PROOF_PORTS
+            || host.in_flight > 0
+            || host.allowed_tries(budget) >= budget.retries.cap()
+            || !host.burst.proof_round(answered, ports)
+        {
+            return false;
+        }
+        let take = host.bench.len().min(PROOF_PORTS);
+        let proof: Vec<usize> = host.bench.drain(..take).collect();
+        host.burst.hold(take);
+        for port in proof {
+            self.spread_timers.push(Reverse((at, slot, port)));
+        }
+        tracing::debug!(
+            "scan {}: only the first burst answered, {take} proof tries",
+            host.info.target.addr
+        );
+        true
     }
 
     /// Whether port index `port` of the host in `slot`, about to be filtered, waits instead:
