@@ -41,6 +41,7 @@ Examples:
   netkit scan 198.18.0.7 -p 1-200 --reason        why each port has its state
   netkit --json scan ::1 -p all --all-ports       a record for every port, closed ones too
   netkit scan 198.18.0.0/24 -Pn -p 22             every host, without host discovery first
+  netkit -vv scan 198.18.0.7 -p 22,80            each try on stderr: sent, answered or not, when
 Host discovery: a scan of more than one target first finds the hosts that are up (one sweep
 round: with root or CAP_NET_RAW nmap's privileged probes and a connect to 80,
 arp,ndp,icmp,tcp:443,ack:80,timestamp,tcp:80, ARP and NDP for on-link targets; else icmp,tcp:80,tcp:443, or tcp:80,tcp:443 where ICMP
@@ -56,7 +57,9 @@ always listed; a host's closed (or filtered) ports only while it has at most 25 
 (nmap's rule; 50 with -v, 75 with -vv, ...), the rest are counted.
 Timing adapts to the network as nmap's does: per-host round-trip estimates set the timeout
 (--timeout caps it), congestion windows grow on answers and shrink on drops, silent ports are
-retransmitted with backoff. A target with no route to it (this machine's routing table, or a
+retransmitted with backoff (-vv traces each try on stderr: its port, try number and time sent,
+what answered it and after how long, or when its socket closed unanswered, then the port's
+state). A target with no route to it (this machine's routing table, or a
 router's ICMP net/host unreachable) is an error naming it; once the target answered other
 probes, a router's net/host unreachable filters only its port (net-unreach, no-route,
 host-unreach, time-exceeded: a router's firewall refusing some ports), as nmap -sS. Exit

@@ -231,6 +231,81 @@ fn silent_hosts_are_filtered_within_the_timeout() {
     assert!(s.elapsed_s < 20.0, "{s:?}");
 }
 
+/// `-vv` traces each try of a silent port on stderr: both tries sent, each unanswered (its
+/// socket closed or expired), then the verdict with the tries it took; `-v` traces none.
+#[test]
+fn vv_traces_each_try_of_a_silent_port() {
+    if !privileged("scan -vv trace of a silent port") {
+        return;
+    }
+    let (scanner, _remote) = lab();
+    let args = [
+        "-Pn",
+        "198.19.0.7",
+        "-p",
+        "20",
+        "--timeout",
+        "300ms",
+        "--retries",
+        "1",
+    ];
+    let out = scanner.netkit().arg("-vv").arg("scan").args(args).output();
+    let (_, stdout, stderr) = text(&out.expect("run netkit"));
+    let port = "scan 198.19.0.7:20: ";
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.contains(port)).collect();
+    let has = |what: &str| lines.iter().filter(|l| l.contains(what)).count();
+    assert_eq!(has("try 1 sent at +"), 1, "{stderr}");
+    assert_eq!(has("try 2 sent at +"), 1, "{stderr}");
+    assert_eq!(has(" unanswered, "), 2, "{stderr}");
+    assert_eq!(has("filtered (no-response) at +"), 1, "{stderr}");
+    assert!(
+        lines.last().is_some_and(|l| l.ends_with("after 2 tries")),
+        "{stderr}"
+    );
+    assert!(stdout.contains("filtered"), "{stdout}");
+    let out = scanner.netkit().arg("-v").arg("scan").args(args).output();
+    let (_, _, stderr) = text(&out.expect("run netkit"));
+    assert!(!stderr.contains(port), "{stderr}");
+}
+
+/// `-vv` names what answered each try, in nmap's `--reason` words, with its round trip.
+#[test]
+fn vv_traces_what_answered_each_try() {
+    if !privileged("scan -vv trace of answers") {
+        return;
+    }
+    let ns = Netns::with_loopback("trace");
+    let (open, closed) = inside(&ns, || {
+        let held = listeners(&[("127.0.0.1", 2)]);
+        let closed = held[1].local_addr().expect("addr").port();
+        (held.into_iter().next().expect("a listener"), closed)
+    });
+    let port = open.local_addr().expect("addr").port();
+    let ports = format!("{port},{closed}");
+    let out = ns
+        .netkit()
+        .args(["-vv", "scan", "127.0.0.1", "-p", &ports])
+        .output();
+    let (code, _, stderr) = text(&out.expect("run netkit"));
+    assert_eq!(code, 0, "{stderr}");
+    let open_try = format!("scan 127.0.0.1:{port}: try 1 answered at +");
+    let closed_try = format!("scan 127.0.0.1:{closed}: try 1 answered at +");
+    let line = |start: &str| {
+        stderr
+            .lines()
+            .find(|l| l.contains(start))
+            .map(str::to_owned)
+    };
+    let answered = line(&open_try).expect(&stderr);
+    assert!(answered.contains(": syn-ack after "), "{answered}");
+    let refused = line(&closed_try).expect(&stderr);
+    assert!(refused.contains(": reset after "), "{refused}");
+    let verdict = format!("scan 127.0.0.1:{closed}: closed (conn-refused) at +");
+    let verdict = line(&verdict).expect(&stderr);
+    assert!(verdict.ends_with("after 1 try"), "{verdict}");
+    drop(open);
+}
+
 fn limited(ns: &Netns, nofile: u64) -> Command {
     let mut cmd = ns.netkit();
     // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.

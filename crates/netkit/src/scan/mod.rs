@@ -11,6 +11,7 @@
 //!   (no I/O, time is an input).
 //! - [`probe`]: one non-blocking connect and what it found; [`errqueue`]: the ICMP errors
 //!   queued on its socket; [`answer`]: what an answer means for the port (no I/O).
+//! - `trace`: the per-try trace of `-vv` (each try, how it ended, each verdict).
 //! - [`guard`]: phantom open ports on this host (TCP self-connect) and their prevention.
 //! - [`limits`]: the open-files limit and the concurrency it allows.
 //! - [`syn`]: the SYN scan (`--syn`, raw sockets): the same scheduler, raw SYNs instead of
@@ -37,6 +38,7 @@ pub mod schedule;
 pub mod services;
 pub mod syn;
 pub mod timing;
+mod trace;
 pub mod turns;
 pub mod window;
 pub mod worker;

@@ -24,6 +24,7 @@ use super::guard::{is_local, Guard};
 use super::host::HostInfo;
 use super::probe::{self, Outcome, Pending, Started};
 use super::schedule::{Counts, Probe, ProbeId, Reply, Scheduler, Settings, Settled, Verdict};
+use super::trace::Trace;
 use super::turns::Turns;
 use super::{banner, services, syn};
 use crate::error::Error;
@@ -144,6 +145,8 @@ struct Core {
     idle: usize,
     /// Closed and filtered ports settled under the lock, sent as one [`Msg::Ports`].
     settled: Vec<PortReport>,
+    /// The per-try trace of `-vv`.
+    trace: Trace,
 }
 
 /// Everything the workers share.
@@ -179,7 +182,9 @@ impl Shared {
         progress: Arc<Progress>,
         msgs: UnboundedSender<Msg>,
     ) -> Arc<Self> {
-        let sched = Scheduler::new(hosts, ports, settings, now());
+        let started = now();
+        let trace = Trace::new(started, settings.kernel_resends);
+        let sched = Scheduler::new(hosts, ports, settings, started);
         Arc::new(Shared {
             core: Mutex::new(Core {
                 sched,
@@ -187,6 +192,7 @@ impl Shared {
                 last_shortage: None,
                 idle: 0,
                 settled: Vec::new(),
+                trace,
             }),
             wake: Condvar::new(),
             stopped: AtomicBool::new(false),
@@ -251,7 +257,7 @@ impl Shared {
                 let Some(probe) = core.sched.poll(now) else {
                     break;
                 };
-                jobs.push(self.job(&mut core, probe));
+                jobs.push(self.job(&mut core, probe, now));
             }
             self.close(&mut core);
             if !jobs.is_empty() {
@@ -285,9 +291,10 @@ impl Shared {
         core
     }
 
-    /// The job of one probe.
-    fn job(&self, core: &mut Core, probe: Probe) -> Job {
+    /// The job of one probe, leaving at `now`.
+    fn job(&self, core: &mut Core, probe: Probe, now: Instant) -> Job {
         let dst = probe.host.target.socket_addr(probe.port);
+        core.trace.sent(&probe, dst, now);
         let cancel = Arc::new(Notify::new());
         core.cancels.insert(probe.id, Arc::clone(&cancel));
         Job {
@@ -312,12 +319,16 @@ impl Shared {
     /// filtered ports settled since the last call (those filtered for silence included) as
     /// one batch, then reports the hosts it finished.
     fn close(&self, core: &mut Core) {
+        let now = now();
         for id in core.sched.take_closes() {
+            core.trace.closed(id, now);
             if let Some(cancel) = core.cancels.remove(&id) {
                 cancel.notify_one();
             }
         }
         for (host, port, verdict) in core.sched.take_silenced() {
+            core.trace
+                .settled(host.target.socket_addr(port), &verdict, now);
             self.settled(core, &host, port, verdict);
         }
         if !core.settled.is_empty() {
@@ -366,7 +377,13 @@ impl Shared {
             }
             Found::Raw(reply, ttl) => (reply, None, ttl),
         };
-        let mut settled = core.sched.reply(report.id, reply, now());
+        let now = now();
+        core.trace.ended(report.id, &reply, now);
+        let mut settled = core.sched.reply(report.id, reply, now);
+        if let Settled::Port(host, port, verdict) = &settled {
+            let dst = host.target.socket_addr(*port);
+            core.trace.settled(dst, verdict, now);
+        }
         if let Settled::Port(_, _, verdict) = &mut settled {
             // This answer decided the port (a verdict with a round trip): its TTL is the port's.
             verdict.ttl = ttl.filter(|_| verdict.rtt.is_some());
