@@ -43,6 +43,25 @@ fn keepalive_timers(pid: u32) -> Vec<Option<f64>> {
     timers
 }
 
+/// [`keepalive_timers`] once the target leg has had its worker's tick after next (it gets
+/// keepalive half a second to a second after its connect): polled until `on` of them have
+/// keepalive, at most 5 s; with `on` 0, after 1.5 s.
+fn settled_keepalive_timers(pid: u32, on: usize) -> Vec<Option<f64>> {
+    let start = std::time::Instant::now();
+    loop {
+        let timers = keepalive_timers(pid);
+        let waited = start.elapsed();
+        let settled = match on {
+            0 => waited >= std::time::Duration::from_millis(1500),
+            on => timers.iter().flatten().count() >= on,
+        };
+        if settled || waited >= std::time::Duration::from_secs(5) {
+            return timers;
+        }
+        thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// Sends `data` and reads the echo back on a connection that stays open.
 fn echo_through(stream: &TcpStream, data: Vec<u8>) -> bool {
     let mut writer = stream.try_clone().unwrap();
@@ -71,7 +90,7 @@ fn forward_keepalive_is_set_on_both_legs_and_off_disables_it() {
         let fw = Forwarder::start(&args);
         let client = connect(fw.addr());
         assert!(echo_through(&client, b"both legs up".to_vec()));
-        let timers = keepalive_timers(fw.pid());
+        let timers = settled_keepalive_timers(fw.pid(), if idle.is_some() { 2 } else { 0 });
         assert_eq!(
             timers.len(),
             2,
@@ -102,7 +121,7 @@ fn forward_keepalive_key_in_the_config_file_sets_the_timer() {
     let fw = Forwarder::start(&["forward", "--config", file.to_str().unwrap()]);
     let client = connect(fw.addr());
     assert!(echo_through(&client, b"config".to_vec()));
-    let timers = keepalive_timers(fw.pid());
+    let timers = settled_keepalive_timers(fw.pid(), 2);
     assert_eq!(timers.len(), 2, "{timers:?}");
     assert!(
         timers

@@ -111,7 +111,8 @@ impl Keepalive {
         }
     }
 
-    fn set(self, sock: SockRef<'_>) -> io::Result<()> {
+    /// Turns keepalive on (or leaves it off) for a TCP socket.
+    pub(super) fn set(self, sock: SockRef<'_>) -> io::Result<()> {
         let Some((idle, interval, probes)) = self.timers() else {
             return Ok(());
         };

@@ -19,7 +19,8 @@
 //! - `relay`: both directions at once, with reset propagation, the idle and drain timeouts;
 //!   `flow`: one direction with half-close, and what both share (sides, counters); `acks`:
 //!   whether a peer took every byte sent to it, or stopped taking any.
-//! - `keepalive`: TCP keepalive on both legs ([`Keepalive`], `--keepalive`).
+//! - `keepalive`: TCP keepalive on both legs ([`Keepalive`], `--keepalive`); `keepalive_later`:
+//!   the target leg's, set at its worker's tick after next (short connections never pay it).
 //! - `splice`, `pipe_pool` and `io`: the zero-copy path (`splice(2)` through a pipe for bulk
 //!   transfers, a copy for small exchanges), the process's pool of pipes (a connection holds a
 //!   pipe only while bytes are in it), and the readiness-based reads and writes under both
@@ -35,7 +36,7 @@
 //! Modules depend downwards only: `reload` → `spread` → `workers` → `exclusive`, `reload` →
 //! `server` → `conn` → `backend` → `attempts`, `backend` → `check` →
 //! `target` → `health`, and `conn` → `relay` → `http_relay` → `flow` → `splice` →
-//! `pipe_pool`, `io`; `relay` → `keepalive`; `relay`, `flow` → `acks`.
+//! `pipe_pool`, `io`; `relay` → `keepalive_later` → `keepalive`; `workers` → `keepalive_later`; `relay`, `flow` → `acks`.
 
 mod acks;
 mod activation;
@@ -54,6 +55,7 @@ pub mod http;
 mod http_relay;
 mod io;
 mod keepalive;
+mod keepalive_later;
 pub mod metrics;
 mod pipe_pool;
 pub mod proxy;

@@ -31,6 +31,7 @@ use std::time::Duration;
 use super::acks::{self, Until};
 use super::flow::{both_ends, direction, Dir, Fault, Leg, Stats};
 use super::io::Head;
+use super::keepalive_later::Pending;
 use super::Rule;
 use crate::endpoint::{Endpoint, Stream};
 use crate::report::forward::Close;
@@ -78,11 +79,9 @@ async fn relay(
     drain: Option<Cancel>,
     head: Head,
 ) -> Outcome {
-    // The client leg has it from its listener (`Keepalive::apply_to_listener`).
-    if let Err(err) = rule.options.keepalive.apply(upstream) {
-        let why = crate::error::describe_io(&err);
-        tracing::debug!("keepalive on the target leg: {why}");
-    }
+    // The client leg has it from its listener (`Keepalive::apply_to_listener`); the target
+    // leg gets it if it lives past the worker's next tick, held until the relay ends.
+    let _keepalive = Pending::set(rule.options.keepalive, upstream);
     let stats = Stats::new(rule.options.idle_timeout.is_some());
     let both = async {
         match &rule.options.http_host {

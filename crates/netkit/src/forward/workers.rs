@@ -18,6 +18,7 @@ use tokio::runtime::{Builder, Handle};
 use tokio::sync::oneshot;
 
 use super::exclusive::Poller;
+use super::keepalive_later::{self, Ticking};
 
 /// The worker threads; they end (with whatever still runs on them) when this is dropped.
 #[derive(Debug)]
@@ -65,6 +66,8 @@ impl Workers {
             thread::Builder::new()
                 .name(format!("netkit-worker-{index}"))
                 .spawn(move || {
+                    // Dropped before the runtime and the connections it still holds.
+                    let _ticking = Ticking::start();
                     runtime.block_on(async {
                         tokio::select! {
                             _ = stopped => {}
@@ -93,12 +96,14 @@ const TICK: Duration = Duration::from_millis(500);
 /// than the deadline the driver last slept until, even from the driver's own thread: without
 /// a tick, every connection's connect timeout was such a timer on a worker with nothing else
 /// pending, one system call per connection. A worker with nothing to do wakes twice a second
-/// for it.
+/// for it. Each tick also sets the keepalive of the target legs connected before the last one
+/// ([`keepalive_later`]).
 async fn keep_the_clock_ahead() {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tick.tick().await;
+        keepalive_later::tick();
     }
 }
 
