@@ -265,17 +265,24 @@ pub(super) async fn both_ends<A, B, E: Failure>(
 ) -> Result<(A, B), E> {
     let mut up = std::pin::pin!(up);
     let mut down = std::pin::pin!(down);
+    // The run to the end after a failure is awaited once the select is over: its watches are
+    // gone by then, and an open connection's task keeps room for the larger of the two
+    // rather than for both.
     let first = tokio::select! {
-        ended = &mut up => match ended {
-            Ok(a) => First::Up(a),
-            Err(err) => return Err(read_to_the_end(err, Leg::Target, down, client, stats).await),
-        },
-        ended = &mut down => match ended {
-            Ok(b) => First::Down(b),
-            Err(err) => return Err(read_to_the_end(err, Leg::Client, up, upstream, stats).await),
-        },
+        ended = &mut up => First::Up(ended),
+        ended = &mut down => First::Down(ended),
         fault = gone_behind(Dir::Up, client, upstream) => return Err(fault.into()),
         fault = gone_behind(Dir::Down, upstream, client) => return Err(fault.into()),
+    };
+    let first = match first {
+        First::Up(Ok(a)) => First::Up(a),
+        First::Down(Ok(b)) => First::Down(b),
+        First::Up(Err(err)) => {
+            return Err(read_to_the_end(err, Leg::Target, down, client, stats).await)
+        }
+        First::Down(Err(err)) => {
+            return Err(read_to_the_end(err, Leg::Client, up, upstream, stats).await)
+        }
     };
     match first {
         First::Up(a) => tokio::select! {
@@ -302,7 +309,8 @@ pub(super) async fn both_ends<A, B, E: Failure>(
 /// after the bytes before it, and passes on after delivering them.
 async fn gone_behind(dir: Dir, src: &Stream, dst: &Stream) -> Fault {
     src.aborted().await;
-    acks::watch(dst, Until::Stalled, STALL_POLL).await;
+    // Boxed: every open connection holds two of these watches, and most never get here.
+    Box::pin(acks::watch(dst, Until::Stalled, STALL_POLL)).await;
     Fault {
         other_stalled: true,
         ..Fault::new(dir.legs().0, src.take_failure())

@@ -158,12 +158,13 @@ pub(super) async fn run(
         responded: AtomicU64::new(0),
     };
     let down_drain = drain.clone();
-    let up = async {
+    // Both sides pinned here and lent to `both_ends` (as the plain relay's directions).
+    let up = std::pin::pin!(async {
         requests(client, upstream, &shared, stats, drain)
             .await
             .map_err(Stop::Io)
-    };
-    let down = async {
+    });
+    let down = std::pin::pin!(async {
         let ended = responses(upstream, client, &shared, stats, down_drain).await;
         if ended.is_err() {
             // No response comes any more: a request side run on to its end must not wait
@@ -172,7 +173,7 @@ pub(super) async fn run(
             shared.to_requests.notify_one();
         }
         ended
-    };
+    });
     match both_ends(up, down, client, upstream, None).await {
         Ok((UpEnd::Done, ())) => {
             linger(client, stats).await;
