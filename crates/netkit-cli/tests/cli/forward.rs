@@ -482,7 +482,7 @@ fn conn_records(fw: Forwarder) -> Vec<serde_json::Value> {
 
 /// Waits (10 s at most) until a socket of this network namespace is connecting to `port` of
 /// 127.0.0.1 (`SYN_SENT` in `/proc/net/tcp`): the forwarder's, whose SYN a full queue dropped.
-fn wait_for_syn_sent(port: u16) {
+pub(crate) fn wait_for_syn_sent(port: u16) {
     let remote = format!("0100007F:{port:04X}");
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {

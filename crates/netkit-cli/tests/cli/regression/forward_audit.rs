@@ -177,25 +177,6 @@ fn forward_http_host_drain_timeout_cut_a_close_delimited_body_with_a_clean_end_o
     );
 }
 
-/// Waits (for the harness's patience at most) until a socket of this machine is connecting to
-/// `port` on 127.0.0.1 (`SYN_SENT` in `/proc/net/tcp`).
-fn wait_connecting_to(port: u16) {
-    let remote = format!("0100007F:{port:04X}");
-    let deadline = Instant::now() + PATIENCE;
-    while Instant::now() < deadline {
-        let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
-        let connecting = table.lines().skip(1).any(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            fields.get(2) == Some(&remote.as_str()) && fields.get(3) == Some(&"02")
-        });
-        if connecting {
-            return;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    panic!("nothing connected to port {port} within {PATIENCE:?}");
-}
-
 /// [`forward_drain_timeout_cut_ended_a_relaying_connection_with_a_clean_end_of_file`] while
 /// the forwarder was still connecting to the target (its accept queue full): a client waiting
 /// for the target to speak first read a clean end of file at the cut, as if the target had
@@ -216,7 +197,7 @@ fn forward_drain_timeout_cut_a_connection_still_connecting_with_a_clean_end_of_f
     ];
     let mut fw = Forwarder::start(&args);
     let mut client = connect(fw.addr());
-    wait_connecting_to(target.port());
+    crate::forward::wait_for_syn_sent(target.port());
     fw.signal("TERM");
     let mut rest = Vec::new();
     let end = client.read_to_end(&mut rest).map_err(|e| e.kind());
