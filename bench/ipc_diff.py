@@ -10,7 +10,7 @@ and loopback TCP, each scenario run the same way with the peer tools doing the s
 
 Seeded random scenarios: message sizes 0 B to several MB of random bytes (NULs included),
 half-close then read the reply, clients that close with input unread mid-transfer, many
-concurrent clients, stale and live socket files, --mode, path length limits, SIGTERM/SIGINT
+concurrent clients, stale and live socket files, a symbolic link in the way, --mode, path length limits, SIGTERM/SIGINT
 with clients connected (socket file cleanup), a low open-files limit (the server must keep
 serving), --json records. Every difference from the expected result is printed as a DIFF line;
 a summary counts scenarios and differences per area.
@@ -732,12 +732,56 @@ def area_json(args, rng, work):
         diff("json", f"reply text differs from lossy decode of {len(data)} bytes")
 
 
+def area_link(args, rng, work):
+    """A symbolic link at the path (to a stale socket, a live one, nothing, a regular file):
+    every tool must refuse it and leave the link and what it points to as they were; netkit
+    with exit 3, naming the link and its target."""
+    tag = rng.randrange(1 << 30)
+    dead = os.path.join(work, f"dead{tag}.sock")
+    k = Server(echo_servers(args.netkit, dead, "path")[0][1], lambda: wait_for_unix(dead))
+    k.proc.kill()
+    k.proc.wait()
+    live = os.path.join(work, f"live{tag}.sock")
+    srv = Server(echo_servers(args.netkit, live, "path")[0][1], lambda: wait_for_unix(live))
+    plain = os.path.join(work, f"plain{tag}")
+    with open(plain, "w") as f:
+        f.write("keep")
+    kinds = {"stale": dead, "live": live, "nothing": os.path.join(work, f"none{tag}.sock"),
+             "file": plain}
+    kind = rng.choice(sorted(kinds))
+    link = os.path.join(work, f"link{tag}")
+    os.symlink(os.path.basename(kinds[kind]), link)
+    out = {}
+    for name, argv in echo_servers(args.netkit, link, "path"):
+        count("link")
+        # a connect through the link reaches the live server: judge by the process instead
+        s = Server(argv, lambda: time.sleep(1.0) or True)
+        running = s.proc.poll() is None
+        code, _, e = s.stop()
+        intact = os.path.islink(link) and os.readlink(link) == os.path.basename(kinds[kind])
+        out[name] = (running, code, intact, e.strip()[:160])
+        if running or not intact:
+            diff("link", f"{name} over a link to {kind}: still running={running} link "
+                 f"intact={intact}")
+    print(f"  link to {kind}: {out}")
+    err = out["netkit"][3]
+    if out["netkit"][1] != 3 or "a symbolic link to " not in err:
+        diff("link", f"netkit over a link to {kind}: rc={out['netkit'][1]} err={err!r}")
+    if not (os.path.exists(dead) and open(plain).read() == "keep"):
+        diff("link", "a link's target was removed or changed")
+    srv.stop()
+    for p in (link, dead, plain, live):
+        if os.path.lexists(p):
+            os.unlink(p)
+
+
 AREAS = {
     "matrix": area_matrix,
     "forward": area_forward,
     "reset": area_reset,
     "send-reset": area_send_reset,
     "concurrent": area_concurrent,
+    "link": area_link,
     "stale": area_stale,
     "signal": area_signal,
     "fds": area_fds,

@@ -18,7 +18,9 @@ them (and their duplicates) that arrived before it exited. Checked for each run:
 Scenarios: jitter larger than the interval with duplication and reordering (late replies
 overtake later ones; a duplicate can come after the original's `-W`), loss bursts (the far
 side drops echo for a while, `iptables` in the far namespace), an IPv6 host behind an ICMP
-echo policer. Both tools run back to back in the same lab, alternating which goes first.
+echo policer, a round trip of 0.4-1.6 s beside `-i 0.2` (the last replies come after the
+count is sent; `-q`, `-D`, `-W` past the interval, `-w` ending with replies in flight, `-A`).
+Both tools run back to back in the same lab, alternating which goes first.
 
 Sends only inside the lab's namespaces (198.18.0.0/15, 2001:db8::/32). Needs root.
 
@@ -52,6 +54,15 @@ SCENARIOS = {
                      (["-i", "0.2", "-c", "40", "-O", "-W", "0.5"], V4),
                      (["-i", "0.2", "-w", "6"], V6),
                      (["-i", "0.2", "-c", "15", "-w", "8"], V4)], (1.6, 0.8)),
+    "late-tail": (["--delay", "500ms", "--jitter", "300ms", "--dup", "10%", "--reorder", "10%",
+                   "--loss", "5%"],
+                  [(["-i", "0.2", "-c", "5"], V4),
+                   (["-i", "0.2", "-c", "5", "-q"], V6),
+                   (["-i", "0.2", "-c", "6", "-D"], V4),
+                   (["-i", "0.2", "-c", "4", "-W", "3"], V6),
+                   (["-i", "0.2", "-w", "2"], V4),
+                   (["-i", "0.2", "-c", "20", "-w", "3", "-q"], V4),
+                   (["-A", "-c", "10"], V6)], None),
     "v6-policer": (["--delay", "30ms", "--jitter", "10ms", "--icmp-police", "3"],
                    [(["-i", "0.2", "-c", "30"], V6),
                     (["-i", "0.2", "-c", "30", "-O", "-W", "0.4"], V6),
@@ -154,6 +165,11 @@ def judge(name, tool, args, target, p, start, end, cap_file):
         if m:
             lines.append((int(m[1]), "(DUP!)" in l))
     noans = [int(m[1]) for m in NOANS.finditer(out)]
+    if "-D" in args:
+        bare = [l for l in out.splitlines() if ("bytes from" in l or "no answer" in l)
+                and not re.match(r"^\[\d{10}\.\d{6}\] ", l)]
+        if bare:
+            finding("timestamp-missing", where=where, lines=bare[:5])
     s = SUMMARY.search(out)
     if not s:
         finding("no-summary", where=where, out=out[-300:], err=p.stderr[-300:])
@@ -164,6 +180,12 @@ def judge(name, tool, args, target, p, start, end, cap_file):
     printed = [(seq, d) for seq, d, _ in cap_lines]
     # replies after the tool was done: the capture's tail beyond the lines printed
     edge = len(lines) < len(printed) and printed[:len(lines)] == lines
+    if "-q" in args:
+        # no reply lines: the counts alone, against the capture up to the exit
+        edge = False
+        if lines:
+            finding("quiet-printed", where=where, lines=lines[:10])
+        lines = printed
     if (tx, rx, dup) != (ctx, crx, cdup) and not edge:
         finding("counts", where=where, tool_says=(tx, rx, dup), capture=(ctx, crx, cdup))
     if lines != printed and not edge:

@@ -9,6 +9,7 @@
 pub mod children;
 pub mod exec;
 pub mod happy_eyeballs;
+mod in_the_way;
 mod io;
 pub mod names;
 mod parked;

@@ -23,8 +23,9 @@ Once bound it prints 'listening on ADDR' (--json: {\"type\":\"listening\",\"addr
 ADDR being an endpoint such as 127.0.0.1:40123 or unix:/tmp/echo.sock. Clients are logged
 with -v, Unix clients with their pid, uid and gid. SIGINT, SIGTERM, SIGHUP or SIGQUIT stops
 the server and removes its socket file (as socat does). A live socket at the path (another
-server, even one too busy to accept) or a file that is not a socket is never removed: exit 3.
-A stale socket file (a test connect is refused) is replaced.";
+server, even one too busy to accept) or a file that is not a socket is never removed: exit 3,
+saying what is there (a symbolic link is never followed: the refusal names its target). A
+stale socket file (a test connect is refused) is replaced.";
 
 /// Socket files are for their owner unless `--mode` says otherwise.
 const DEFAULT_MODE: u32 = 0o600;

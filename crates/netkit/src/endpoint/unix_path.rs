@@ -4,7 +4,9 @@
 //!
 //! A socket file is stale only when a test connect is refused (`ECONNREFUSED`: nobody is bound
 //! to it). A live server with a full accept queue answers `EAGAIN`, and any other answer is
-//! just as inconclusive: in all those cases the file is left alone.
+//! just as inconclusive: in all those cases the file is left alone. Anything else at the path,
+//! a symbolic link above all, is refused and left alone, the refusal saying what it is
+//! (`in_the_way`).
 
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -12,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use tokio::net::UnixListener;
 
-use super::unix_addr;
+use super::{in_the_way, unix_addr};
 
 /// Removes the socket file it names when dropped — if it is still ours: the same file
 /// (device and inode) as the bind made, not one another server (or anyone) put there since.
@@ -59,35 +61,33 @@ pub(super) fn bind(path: &Path) -> io::Result<(UnixListener, Guard)> {
     }
     let meta = std::fs::symlink_metadata(path)?;
     if !meta.file_type().is_socket() {
+        return Err(in_the_way::refusal(path, &meta, &addr));
+    }
+    if let Some((what, why)) = liveness(&addr) {
         return Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            "a file that is not a socket is in the way; remove it or choose another path",
+            io::ErrorKind::AddrInUse,
+            format!("{what} is there ({why}); stop it or choose another path"),
         ));
     }
-    probe(&addr)?;
     std::fs::remove_file(path)?;
     let listener = unix_addr::bind(&addr)?;
     Ok((listener, Guard::new(path)))
 }
 
-/// Ok when the socket at `addr` is stale (a connect is refused); an "address in use" error
-/// when it is, or may be, live.
-fn probe(addr: &rustix::net::SocketAddrUnix) -> io::Result<()> {
-    let why = match unix_addr::connect(addr) {
-        Err(err) if err.raw_os_error() == Some(nix::errno::Errno::ECONNREFUSED as i32) => {
-            return Ok(())
-        }
-        Ok(_) => "a live socket is there (another server is listening)".to_string(),
-        Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-            "a live socket is there (its server is busy: accept queue full)".to_string()
-        }
-        Err(err) => format!(
-            "a socket is there that may be live (a test connect gave: {})",
-            crate::error::describe_io(&err)
-        ),
-    };
-    Err(io::Error::new(
-        io::ErrorKind::AddrInUse,
-        format!("{why}; stop it or choose another path"),
-    ))
+/// None when the socket at `addr` (through any link) is stale, a connect to it refused;
+/// otherwise what is there and why it is, or may be, live: ("a live socket", "another server
+/// is listening").
+pub(super) fn liveness(addr: &rustix::net::SocketAddrUnix) -> Option<(&'static str, String)> {
+    match unix_addr::connect(addr) {
+        Err(err) if err.raw_os_error() == Some(nix::errno::Errno::ECONNREFUSED as i32) => None,
+        Ok(_) => Some(("a live socket", "another server is listening".to_string())),
+        Err(err) if err.kind() == io::ErrorKind::WouldBlock => Some((
+            "a live socket",
+            "its server is busy: accept queue full".to_string(),
+        )),
+        Err(err) => Some((
+            "a socket that may be live",
+            format!("a test connect gave: {}", crate::error::describe_io(&err)),
+        )),
+    }
 }

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
@@ -331,4 +332,99 @@ fn echo_and_send_refused_a_108_byte_unix_path_the_kernel_socat_and_ncat_take() {
             )
         );
     }
+}
+
+/// A symbolic link at the path was refused as "a file that is not a socket is in the way",
+/// whatever it pointed to: a dead socket (a link to a stale socket, the case noticed), a live
+/// one, nothing, a regular file. socat says `"PATH" exists` and `ncat -lU` `Address already in
+/// use`, neither saying what is there. The refusal now names the link and what it points to,
+/// and what to do; nothing is followed to be removed or taken over: the link, its stale socket
+/// and its file are left as they were, and the live server still reaches its clients.
+#[test]
+fn echo_called_a_symlink_to_a_dead_socket_a_file_that_is_not_a_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let dead = dir.path().join("dead.sock");
+    drop(UnixListener::bind(&dead).unwrap());
+    let live = dir.path().join("live.sock");
+    let server = UnixListener::bind(&live).unwrap();
+    std::fs::write(dir.path().join("plain"), "keep").unwrap();
+    let cases = [
+        (
+            "to-dead",
+            "dead.sock",
+            format!("{d}/dead.sock (a stale socket)"),
+        ),
+        (
+            "to-none",
+            "none.sock",
+            format!("{d}/none.sock (nothing there)"),
+        ),
+        (
+            "to-live",
+            "live.sock",
+            format!("{d}/live.sock (a live socket: another server is listening)"),
+        ),
+        ("to-plain", "plain", format!("{d}/plain (a regular file)")),
+    ];
+    for (link, target, what) in cases {
+        let path = dir.path().join(link);
+        std::os::unix::fs::symlink(target, &path).unwrap();
+        let listen = format!("unix:{}", path.display());
+        let (code, stdout, stderr) = run_bounded(&["echo", &listen]);
+        assert_eq!(code, 3, "{link}: {stderr}");
+        assert!(stdout.is_empty(), "{link}: {stdout}");
+        let advice = match link {
+            "to-dead" | "to-none" => format!("remove it, or listen on unix:{d}/{target}"),
+            _ => "remove it or choose another path".to_string(),
+        };
+        assert_eq!(
+            stderr,
+            format!(
+                "netkit: listen on {listen}: a symbolic link to {what} is in the way; a link is \
+                 neither followed nor removed: {advice}\n"
+            ),
+            "{link}"
+        );
+        assert_eq!(std::fs::read_link(&path).unwrap(), Path::new(target));
+    }
+    assert!(std::fs::symlink_metadata(&dead)
+        .unwrap()
+        .file_type()
+        .is_socket());
+    assert!(!dir.path().join("none.sock").exists());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("plain")).unwrap(),
+        "keep"
+    );
+    let _client = std::os::unix::net::UnixStream::connect(&live).unwrap();
+    assert!(server.accept().is_ok(), "the live server lost its socket");
+}
+
+/// A directory, or any file that is not a socket, at the path was "a file that is not a
+/// socket": the refusal now says what it is, and it is left as it was.
+#[test]
+fn echo_called_a_directory_in_the_way_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub");
+    std::fs::create_dir(&path).unwrap();
+    let fifo = dir.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    for (path, what) in [(&path, "a directory"), (&fifo, "a named pipe")] {
+        let listen = format!("unix:{}", path.display());
+        let (code, _, stderr) = run_bounded(&["echo", &listen]);
+        assert_eq!(code, 3, "{stderr}");
+        assert_eq!(
+            stderr,
+            format!(
+                "netkit: listen on {listen}: {what} (not a socket) is in the way; remove it or \
+                 choose another path\n"
+            )
+        );
+    }
+    assert!(path.is_dir());
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
 }
