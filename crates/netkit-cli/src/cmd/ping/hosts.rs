@@ -96,6 +96,7 @@ fn check(target: Target, choice: Choice<'_>) -> Result<Host, netkit::Error> {
     let device = choice.source.and_then(Source::device);
     let zone = reply_zone(&target, device)?;
     let host = target.shown();
+    let target = mapped_as_ipv4(target, &host, choice.family)?;
     let route = route(&host, target.socket_addr(0), device, choice.broadcast_ok)?;
     let source = choice.source.and_then(Source::addr);
     let from = source.unwrap_or(route.source);
@@ -126,9 +127,36 @@ fn unspecified_as_source(target: Target, host: &str, source: IpAddr) -> Target {
     }
 }
 
-/// Whether a target's name is an address in a short form (`127.1`, read as inet_aton reads it).
+/// An IPv4-mapped IPv6 address (`::ffff:192.0.2.1`) is pinged as the IPv4 address it maps,
+/// as a connect to it reaches that address: such an address never goes on the wire
+/// (RFC 4291 §2.5.5.2; RFC 4942 §2.2), and an ICMPv6 request to it would leave through the
+/// default route, if any, to be dropped or answered "unreachable" (iputils sends it so).
+/// The name stays as given (`PING ::ffff:192.0.2.1 (192.0.2.1)`). With `-6` it is refused:
+/// no IPv6 packet can reach it.
+fn mapped_as_ipv4(target: Target, host: &str, family: Family) -> Result<Target, ParseError> {
+    let IpAddr::V6(v6) = target.addr else {
+        return Ok(target);
+    };
+    let Some(v4) = v6.to_ipv4_mapped() else {
+        return Ok(target);
+    };
+    if family == Family::V6 {
+        let why = format!(
+            "an IPv4-mapped address is IPv4 on the wire, never IPv6; ping {v4} (without -6)"
+        );
+        return Err(ParseError::new(host, why));
+    }
+    Ok(Target {
+        name: Some(host.into()),
+        addr: IpAddr::V4(v4),
+        zone: 0,
+    })
+}
+
+/// Whether a target's name is an address: an IPv6 one (`::ffff:192.0.2.1`, kept as its name
+/// when pinged as IPv4) or an IPv4 one in any form (`127.1`, read as inet_aton reads it).
 fn is_address(name: &str) -> bool {
-    netkit::ipv4::parse(name).is_some()
+    name.parse::<std::net::Ipv6Addr>().is_ok() || netkit::ipv4::parse(name).is_some()
 }
 
 /// The zone a host's link-local repliers are shown with: the target's, else `-I`'s interface

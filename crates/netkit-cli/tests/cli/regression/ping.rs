@@ -1837,3 +1837,40 @@ fn the_unspecified_ipv4_address_was_pinged_as_itself() {
         }
     }
 }
+
+#[test]
+fn an_ipv4_mapped_address_was_pinged_over_icmpv6() {
+    if !privileged("ping ::ffff:127.0.0.1") {
+        return;
+    }
+    // `::ffff:127.0.0.1` is 127.0.0.1 to any connect, and never an address on the wire.
+    // netkit (like iputils) sent ICMPv6 requests to it: in a namespace with only a loopback
+    // the send failed and every request was lost; on a host they leave through the default
+    // route. Now the IPv4 address it maps is pinged, and `-6` refuses it as bad input.
+    let ns = Netns::with_loopback("pingmapped");
+    let args = ["-c", "1", "-W", "1", "::ffff:127.0.0.1"];
+    let ((code, out, err), (i_code, i_out, _)) = both_in(&ns, &args);
+    assert_ne!(i_code, 0, "iputils now reaches it: {i_out}");
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        line_starting(&out, "PING "),
+        "PING ::ffff:127.0.0.1 (127.0.0.1) 56(84) bytes of data.",
+        "{out}"
+    );
+    assert!(
+        line_starting(&out, "64 bytes from ").starts_with("64 bytes from 127.0.0.1: icmp_seq=1 "),
+        "{out}"
+    );
+    assert!(
+        stats_line(&out).contains(" 1 received, 0% packet loss"),
+        "{out}"
+    );
+    assert!(err.is_empty(), "{err}");
+    let (code, out, err) = ping_in(&ns, &["-6", "-c", "1", "::ffff:127.0.0.1"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert_eq!(
+        err.trim_end(),
+        "netkit: ::ffff:127.0.0.1: an IPv4-mapped address is IPv4 on the wire, never IPv6; \
+         ping 127.0.0.1 (without -6)",
+    );
+}
