@@ -80,7 +80,8 @@ beyond it, from outside --allow, or arriving while draining are dropped and coun
 line at most once a second). --proxy-protocol v2 puts a PROXY v2 header (DGRAM) before every
 datagram. An ICMP port unreachable from the target is counted, never fatal. On SIGTERM no new
 sessions start; open ones go on until idle or --drain-timeout. A reload keeps an unchanged
-udp: rule and its sessions; a changed one drains its sessions, then serves the new rule.";
+udp: rule and its sessions; a changed one serves the new rule from the next datagram on (every
+client's), while the old sessions drain, still relaying their targets' replies.";
 
 /// Arguments of `netkit forward`.
 #[derive(Debug, clap::Args)]

@@ -1,7 +1,7 @@
 //! Reloading `--config` on SIGHUP: new connections follow the new rules, open ones go on with
 //! the old, listeners that stay are never closed, removed rules stop accepting, a bad file
 //! changes nothing; a `udp:` rule that stays keeps its sessions, one that changes drains them
-//! and serves the same socket.
+//! while the new rule serves the same socket.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 

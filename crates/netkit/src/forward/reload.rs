@@ -10,11 +10,12 @@
 //!
 //! A `udp:` rule has one session loop on its socket (two loops on one socket would split a
 //! client's datagrams between them): a rule that stays the same keeps its loop and sessions
-//! untouched; one that changes (same listen address, new target or options) has its loop
-//! drained as at shutdown (no new sessions, open ones end once answered or at the drain
-//! timeout; new clients' datagrams meanwhile are dropped and counted), then the new rule's
-//! loop starts on the same socket, kept open by a duplicate descriptor; one that is removed is
-//! drained and its socket closed when its last session ends.
+//! untouched; one that changes (same listen address, new target or options) hands the socket
+//! over: its loop stops reading it at once and drains its sessions (they still relay their
+//! targets' replies, and end once answered, quiet or at the drain timeout), while the new
+//! rule's loop serves the same socket, kept open by a duplicate descriptor, from the next
+//! datagram on (a client of an old session gets a new one); one that is removed is drained as
+//! at shutdown and its socket closed when its last session ends.
 
 use std::collections::HashMap;
 use std::io;
@@ -82,10 +83,12 @@ struct UdpSlot {
     /// A duplicate of the listening socket, for the loop of the rule that replaces this one.
     socket: std::net::UdpSocket,
     addr: String,
-    /// Completes when this loop has ended (its sessions drained).
-    ended: watch::Receiver<()>,
-    /// Dropping it starts this loop's drain.
-    _stop: watch::Sender<()>,
+    /// Completes when this loop no longer reads the listening socket (handed over, or
+    /// ended).
+    released: watch::Receiver<()>,
+    /// Dropping it starts this loop's drain; `true` sent first makes it a hand-over
+    /// ([`udp::Ending::HandOver`]).
+    stop: watch::Sender<bool>,
 }
 
 /// How a `udp:` rule of a reload is served.
@@ -96,7 +99,8 @@ enum UdpPlan {
     /// A new listen address: bound now.
     Fresh(udp::Bound),
     /// The same listen address with a new target or options: the socket of the loop it
-    /// replaces, served once that loop has drained.
+    /// replaces, served as soon as that loop has let go of it (its sessions drain meanwhile,
+    /// still relaying their replies).
     After {
         socket: std::net::UdpSocket,
         targets: Vec<std::net::SocketAddr>,
@@ -270,9 +274,10 @@ impl Supervisor {
                 (UdpPlan::After { socket, targets }, Some(before)) => {
                     let bound = udp::Bound::on(socket, targets)
                         .map_err(|e| Error::io(format!("listen on {}", rule.listen), e))?;
-                    let ended = before.ended.clone();
+                    let released = before.released.clone();
+                    before.stop.send_replace(true);
                     drop(before);
-                    self.start_udp(key, Arc::new(rule), bound, Some(ended))?
+                    self.start_udp(key, Arc::new(rule), bound, Some(released))?
                 }
                 (UdpPlan::Keep | UdpPlan::After { .. }, None) => continue,
             };
@@ -286,7 +291,8 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Serves a `udp:` rule on `bound` (once the loop whose end is `after` has ended) until
+    /// Serves a `udp:` rule on `bound` (once the loop whose release is `after` has let go of
+    /// the socket) until
     /// the slot is dropped or the forwarder stops.
     fn start_udp(
         &mut self,
@@ -299,13 +305,13 @@ impl Supervisor {
         let socket = bound
             .duplicate()
             .map_err(|e| Error::io(format!("listen on {addr}"), e))?;
-        let (stop, stopped) = watch::channel(());
-        let (ended_tx, ended) = watch::channel(());
+        let (stop, stopped) = watch::channel(false);
+        let (released_tx, released) = watch::channel(());
         let mut stopping = self.stopping.subscribe();
         let shutdown = async move {
             tokio::select! {
-                () = stopped_when_dropped(stopped) => {}
-                _ = stopping.wait_for(|stop| *stop) => {}
+                ending = udp_stop_asked(stopped) => ending,
+                _ = stopping.wait_for(|stop| *stop) => udp::Ending::Drain,
             }
         };
         let events = self.events.clone();
@@ -319,16 +325,15 @@ impl Supervisor {
             if let Some(previous) = after {
                 stopped_when_dropped(previous).await;
             }
-            let _ = udp::serve(bound, serve_rule, counters, shutdown, on_event).await;
-            drop(ended_tx);
+            let _ = udp::serve(bound, serve_rule, counters, shutdown, released_tx, on_event).await;
         });
         Ok(UdpSlot {
             key,
             rule,
             socket,
             addr,
-            ended,
-            _stop: stop,
+            released,
+            stop,
         })
     }
 
@@ -568,6 +573,14 @@ impl Cutter {
 /// Completes when the sender of `stop` is dropped (the slot is gone).
 async fn stopped_when_dropped(mut stop: watch::Receiver<()>) {
     while stop.changed().await.is_ok() {}
+}
+
+/// Completes when a `udp:` slot's `stop` is dropped: a hand-over if `true` was sent first.
+async fn udp_stop_asked(mut stop: watch::Receiver<bool>) -> udp::Ending {
+    match stop.wait_for(|hand_over| *hand_over).await {
+        Ok(_) => udp::Ending::HandOver,
+        Err(_) => udp::Ending::Drain,
+    }
 }
 
 #[cfg(test)]

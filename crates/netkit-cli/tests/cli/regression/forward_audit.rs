@@ -204,3 +204,150 @@ fn forward_drain_timeout_cut_a_connection_still_connecting_with_a_clean_end_of_f
     assert_eq!(end, Err(std::io::ErrorKind::ConnectionReset));
     assert_eq!(fw.wait(), 0);
 }
+
+/// A UDP target that takes datagrams and never answers (a black hole: no ICMP either).
+fn udp_black_hole() -> (std::net::UdpSocket, SocketAddr) {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = socket.local_addr().unwrap();
+    (socket, addr)
+}
+
+/// A UDP target answering `live:` and the datagram.
+fn udp_live() -> SocketAddr {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = socket.local_addr().unwrap();
+    thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((len, from)) = socket.recv_from(&mut buf) {
+            let _ = socket.send_to(&[b"live:", &buf[..len]].concat(), from);
+        }
+    });
+    addr
+}
+
+/// Sends `data` from `socket` to `to` every 50 ms until a reply comes; the reply, or `None`
+/// after [`PATIENCE`].
+fn udp_answer(socket: &std::net::UdpSocket, to: SocketAddr, data: &[u8]) -> Option<String> {
+    socket
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let mut buf = [0u8; 2048];
+    while Instant::now() < deadline {
+        socket.send_to(data, to).unwrap();
+        if let Ok((len, _)) = socket.recv_from(&mut buf) {
+            return Some(String::from_utf8_lossy(&buf[..len]).into_owned());
+        }
+    }
+    None
+}
+
+/// Audit (stop 55, `bench/forward_diff/reload_busy.py` and by hand): a `udp:` rule whose
+/// target had gone silent, reloaded to a live one. The changed rule's old loop kept reading
+/// the listening socket until its sessions drained, and a session whose client kept sending
+/// never went quiet, so it drained only at the drain timeout: until then the client's
+/// datagrams went on to the dead target, and every new client's were dropped (`draining`).
+/// By hand, with the default drain timeout: 30.0 s without an answer for either. Now the old
+/// loop lets go of the socket at once (its sessions still relay their replies), and the new
+/// rule serves every datagram that comes after the reload.
+#[test]
+fn forward_udp_reload_away_from_a_silent_target_kept_sending_to_it_until_the_drain_timeout() {
+    let (_hole, silent) = udp_black_hole();
+    let live = udp_live();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rules.toml");
+    let rules = |target: SocketAddr| {
+        format!(
+            "[[rule]]\nlisten = \"udp:127.0.0.1:0\"\ntarget = \"udp:{target}\"\n\
+             drain_timeout = \"1h\"\n"
+        )
+    };
+    std::fs::write(&file, rules(silent)).unwrap();
+    let mut cmd = crate::harness::netkit();
+    cmd.args(["forward", "--config"]).arg(&file);
+    let fw = Forwarder::spawn(cmd, 1);
+    let addr: SocketAddr = fw.listens[0].strip_prefix("udp:").unwrap().parse().unwrap();
+    let old = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    old.send_to(b"lost", addr).unwrap();
+    // The client keeps sending (a session to the silent target), the target is moved.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sender = {
+        let (old, stop) = (old.try_clone().unwrap(), stop.clone());
+        thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = old.send_to(b"again", addr);
+                thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    thread::sleep(Duration::from_millis(200));
+    std::fs::write(&file, rules(live)).unwrap();
+    fw.signal("HUP");
+    fw.wait_for(|l| l.contains(" reload"), 1);
+    let newcomer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let answer = udp_answer(&newcomer, addr, b"new");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    sender.join().unwrap();
+    assert_eq!(answer.as_deref(), Some("live:new"), "{:?}", fw.stderr.all());
+    // The old client's next datagrams reach the live target too (a reply to an earlier
+    // `again` may come first).
+    let reply = udp_answer(&old, addr, b"old").unwrap_or_default();
+    assert!(
+        reply.starts_with("live:"),
+        "{reply:?} {:?}",
+        fw.stderr.all()
+    );
+}
+
+/// Audit (stop 55, `bench/forward_diff/reload_busy.py`: sessions ended `done` with up 19
+/// down 15 while their echo target lagged behind the TCP load): a draining session was taken
+/// as answered once a reply came after its client's last datagram, though that reply could
+/// answer an earlier one. A client with three questions in flight, the first answered, then
+/// SIGTERM: the session ended `done` at once, and the two answers still to come were lost
+/// (the session's socket closed). Now a draining session also waits for as many replies as
+/// its client sent (or a second of quiet, or the drain timeout).
+#[test]
+fn forward_udp_drain_ended_a_session_with_replies_outstanding_once_one_came() {
+    let upstream = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    upstream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let target = format!("udp:{}", upstream.local_addr().unwrap());
+    let fw = Forwarder::start(&[
+        "forward",
+        "--json",
+        "udp:127.0.0.1:0",
+        &target,
+        "--drain-timeout",
+        "1h",
+    ]);
+    let addr: SocketAddr = fw.listens[0].strip_prefix("udp:").unwrap().parse().unwrap();
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut buf = [0u8; 64];
+    let mut from = Vec::new();
+    for question in [b"q1", b"q2", b"q3"] {
+        client.send_to(question, addr).unwrap();
+        let (len, session) = upstream.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..len], question);
+        from.push(session);
+    }
+    upstream.send_to(b"a1", from[0]).unwrap();
+    let (len, _) = client.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..len], b"a1");
+    fw.signal("TERM");
+    // The draining forwarder goes on while two answers are owed; give it time to get it
+    // wrong (it looks every 20 ms), then answer.
+    thread::sleep(Duration::from_millis(300));
+    upstream.send_to(b"a2", from[1]).unwrap();
+    upstream.send_to(b"a3", from[2]).unwrap();
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        match client.recv_from(&mut buf) {
+            Ok((len, _)) => got.push(String::from_utf8_lossy(&buf[..len]).into_owned()),
+            Err(_) => break,
+        }
+    }
+    let (code, stdout, stderr) = fw.into_proc().finish();
+    assert_eq!(got, ["a2", "a3"], "{stdout}\n{stderr}");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("\"close\":\"done\""), "{stdout}");
+}

@@ -42,7 +42,7 @@ use crate::error::{Error, ParseError};
 use crate::report::forward::{DropRecord, SessionRecord, TargetRecord};
 
 pub use counters::{Counters, TargetCounters};
-pub use relay::serve;
+pub use relay::{serve, Ending};
 
 /// A session ends after this long without a datagram either way, unless `--idle-timeout`
 /// says otherwise: longer than the keepalives of the chattiest UDP protocols (WireGuard's

@@ -1,8 +1,10 @@
 //! The session loop of a UDP rule: client datagrams in, a session per client address (opened
 //! on its first datagram if `--allow`, `--max-conns` and the draining state let it), sessions
 //! closed after `--idle-timeout` without traffic either way, drops counted. On shutdown no new
-//! sessions open; a session ends once nothing it sent waits for a reply (`done`: UDP has no
-//! other end to wait for), or after a second without traffic, or at the drain timeout.
+//! sessions open; a session ends once nothing it sent waits for a reply (`done`: a reply came
+//! after its last datagram, and as many as it sent; UDP has no other end to wait for), or
+//! after a second without traffic, or at the drain timeout. Handed
+//! over to a reload's new loop, it stops reading the listening socket at once and drains.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -24,20 +26,36 @@ use crate::forward::{proxy, ProxyProtocol, Rule};
 use crate::report::forward::{Close, DropReason};
 use crate::sys::pktinfo::Arrival;
 
+/// How a session loop is asked to stop ([`serve`]'s `shutdown`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// No new sessions; the listening socket is still read, so that open sessions' clients
+    /// are relayed until they drain (the forwarder stops, or a reload removed the rule).
+    Drain,
+    /// A reload's new loop takes the listening socket over: it is no longer read here (every
+    /// datagram after the reload goes to the new rule), and the open sessions drain, still
+    /// relaying their targets' replies.
+    HandOver,
+}
+
 /// Serves a bound UDP rule until `shutdown` completes and its sessions have drained (gone
 /// idle, or the drain timeout passed). Every [`Event`] goes to `on_event`, in order, from
 /// this task; when it fails, the rule stops at once and returns its error. `counters` are
-/// the rule's live totals, for whoever wants to read them while it serves.
+/// the rule's live totals, for whoever wants to read them while it serves. `released` is
+/// dropped once the loop no longer reads the listening socket: at an [`Ending::HandOver`],
+/// else when it returns.
 pub async fn serve<E>(
     bound: Bound,
     rule: Arc<Rule>,
     counters: Arc<Counters>,
-    shutdown: impl Future,
+    shutdown: impl Future<Output = Ending>,
+    released: tokio::sync::watch::Sender<()>,
     mut on_event: E,
 ) -> io::Result<()>
 where
     E: FnMut(Event) -> io::Result<()>,
 {
+    let mut released = Some(released);
     let (ended_tx, mut ended_rx) = mpsc::unbounded_channel();
     let mut table = Table::new(bound, &rule, counters, ended_tx);
     let mut receiver = Receiver::new(table.shared.listen.clone());
@@ -51,9 +69,12 @@ where
         // Biased: timers and endings before datagrams, so a flood never holds expiry up.
         tokio::select! {
             biased;
-            _ = &mut shutdown, if deadline.is_none() => {
+            ending = &mut shutdown, if deadline.is_none() => {
                 deadline = Some(Instant::now() + rule.options.drain_timeout);
                 table.draining = true;
+                if ending == Ending::HandOver {
+                    released = None;
+                }
                 table.expire(Instant::now(), &mut on_event)?;
             }
             () = sleep_until(deadline) => {
@@ -65,7 +86,7 @@ where
             _ = drain_tick.tick(), if deadline.is_some() => {
                 table.expire(Instant::now(), &mut on_event)?;
             }
-            got = receiver.recv() => match got {
+            got = receiver.recv(), if released.is_some() => match got {
                 Ok(count) => table.forward(&receiver, count, &mut on_event).await?,
                 Err(err) => receive_failed(&err).await,
             },
@@ -74,7 +95,9 @@ where
             break;
         }
     }
-    table.count_leftovers(&mut receiver);
+    if released.is_some() {
+        table.count_leftovers(&mut receiver);
+    }
     table.report_drops(Instant::now(), true, &mut on_event)
 }
 
@@ -262,8 +285,8 @@ impl Table {
     }
 
     /// Closes the sessions idle for the idle timeout (while draining, those with no reply
-    /// outstanding, `done`, and those quiet for [`DRAIN_QUIET`]), and reports the drops that
-    /// are due.
+    /// outstanding, `done` ([`Session::owes_nothing`]), and those quiet for [`DRAIN_QUIET`]),
+    /// and reports the drops that are due.
     fn expire(&mut self, now: Instant, on_event: &mut impl EventSink) -> io::Result<()> {
         let draining = self.draining;
         let idle = match draining {
@@ -275,7 +298,7 @@ impl Table {
             .sessions
             .values()
             .filter_map(|s| {
-                let close = if draining && s.answered() {
+                let close = if draining && s.owes_nothing() {
                     Close::Done
                 } else if now.saturating_duration_since(s.last_active()) >= idle {
                     Close::IdleTimeout

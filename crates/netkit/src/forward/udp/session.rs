@@ -223,11 +223,21 @@ impl Session {
         self.started + Duration::from_micros(self.last_up_us.max(down))
     }
 
-    /// Whether the target has answered since the client last sent (nothing is in flight
-    /// that a reply could still come for).
+    /// Whether the target has answered since the client last sent.
     pub(super) fn answered(&self) -> bool {
         self.replies.last_us.load(Ordering::Relaxed) >= self.last_up_us
             && self.replies.datagrams.load(Ordering::Relaxed) > 0
+    }
+
+    /// Whether a draining session owes its client nothing: the target answered since the
+    /// client last sent, and with as many replies as the client sent datagrams. A reply
+    /// after the last datagram alone may answer an earlier one while the last is still in
+    /// flight (a target slower than its client); a session that got fewer replies than it
+    /// sent (one lost, or a protocol that answers less) ends once quiet instead.
+    pub(super) fn owes_nothing(&self) -> bool {
+        let replies = self.replies.datagrams.load(Ordering::Relaxed)
+            + self.replies.dropped.load(Ordering::Relaxed);
+        self.answered() && replies >= self.datagrams_up
     }
 
     /// Which of the rule's targets the session sends to.
