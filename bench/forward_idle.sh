@@ -9,6 +9,7 @@
 #   bench/forward_idle.sh              # CONNS=5000 BULK=262144 by default
 #   CONNS=2000 bench/forward_idle.sh
 #   NETKIT=/tmp/netkit-main bench/forward_idle.sh   # another netkit binary than target/release
+#   NETKIT_BASE=/tmp/netkit-main bench/forward_idle.sh   # that binary too, as `base`, same run
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -50,6 +51,7 @@ start_proxy() {
     case $1 in
         netkit) "${NETKIT:-$ROOT/target/release/netkit}" -q forward "$PROXY" "127.0.0.1:$UPSTREAM" \
             </dev/null >/dev/null & ;;
+        base) "$NETKIT_BASE" -q forward "$PROXY" "127.0.0.1:$UPSTREAM" </dev/null >/dev/null & ;;
         haproxy) haproxy -q -f "$WORK/haproxy.cfg" </dev/null >/dev/null & ;;
     esac
     PROXY_PID=$!
@@ -78,9 +80,10 @@ for r in rows:
           f" {r['fds_per_conn']:>9} {r['intact']:>7}")
 for bulk in sorted({r['bulk'] for r in rows}):
     by = {r['tool']: r for r in rows if r['bulk'] == bulk}
-    if 'netkit' in by and 'haproxy' in by and by['haproxy']['rss_per_conn_b'] > 0:
-        ratio = by['netkit']['rss_per_conn_b'] / by['haproxy']['rss_per_conn_b']
-        print(f"bulk {bulk}: netkit RSS/conn = {ratio:.2f}x HAProxy's")
+    for tool in ('netkit', 'base'):
+        if tool in by and 'haproxy' in by and by['haproxy']['rss_per_conn_b'] > 0:
+            ratio = by[tool]['rss_per_conn_b'] / by['haproxy']['rss_per_conn_b']
+            print(f"bulk {bulk}: {tool} RSS/conn = {ratio:.2f}x HAProxy's")
 PY
 }
 
@@ -89,7 +92,8 @@ main() {
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null
     }
-    (cd "$ROOT" && cargo build --release -q -p netkit-cli)
+    # A netkit given by NETKIT is measured as it is.
+    [ -n "${NETKIT:-}" ] || (cd "$ROOT" && cargo build --release -q -p netkit-cli)
     local need=$((CONNS * 4 + 2000)) hard
     hard=$(ulimit -Hn)
     [ "$hard" = unlimited ] || [ "$hard" -ge "$need" ] || need=$hard
@@ -100,7 +104,7 @@ main() {
     PIDS+=($!)
     wait_listening $UPSTREAM
     for bulk in 0 "$BULK"; do
-        for tool in netkit haproxy; do
+        for tool in netkit ${NETKIT_BASE:+base} haproxy; do
             measure "$tool" "$bulk" | tee -a "$WORK/results" >&2
         done
     done

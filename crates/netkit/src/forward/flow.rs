@@ -49,11 +49,14 @@ impl Fault {
     /// The fault of a transfer in direction `dir` that failed at `end`.
     pub(super) fn of(dir: Dir, (end, err): (End, io::Error)) -> Fault {
         let (src, dst) = dir.legs();
-        let leg = match end {
-            End::Src => src,
-            End::Dst => dst,
-        };
-        Fault::new(leg, err)
+        match end {
+            End::Src => Fault::new(src, err),
+            End::Dst => Fault::new(dst, err),
+            End::Behind => Fault {
+                other_stalled: true,
+                ..Fault::new(src, err)
+            },
+        }
     }
 
     /// Whether the side is gone abortively (reset, or a write it could not take).
@@ -218,44 +221,49 @@ impl Stats {
 /// leaves `dst` as it is: both sockets are closed next, and closing one whose peer has
 /// finished sending (its end of file was read) sends the same FIN as the half-close would,
 /// one system call fewer per connection. `head`: a first copy step already made
-/// ([`super::splice::pump`]).
-pub(super) async fn direction(
-    src: &Stream,
-    dst: &Stream,
+/// ([`super::splice::pump`]). An async block, not an async fn: its arguments are kept once
+/// (rust-lang/rust#62958), for as long as the connection is open.
+#[allow(clippy::manual_async_fn)] // an async fn keeps its arguments twice (rust-lang/rust#62958)
+pub(super) fn direction<'a>(
+    src: &'a Stream,
+    dst: &'a Stream,
     dir: Dir,
-    stats: &Stats,
+    stats: &'a Stats,
     head: Head,
-) -> Result<(), Fault> {
-    let moved = |n: usize| stats.moved(dir, n);
-    super::splice::pump(src, dst, moved, || stats.spliced(dir), head)
-        .await
-        .map_err(|failed| Fault::of(dir, failed))?;
-    let (src_leg, dst_leg) = dir.legs();
-    if stats.reset_flag(src_leg).load(Ordering::Relaxed) {
-        // The end of file of a side whose reset a write took: passed on as a FIN only if that
-        // side sent one, else as the reset it is (a cut stream is not passed for a whole one).
-        let read = match dir {
-            Dir::Up => stats.up(),
-            Dir::Down => stats.down(),
-        };
-        if src.fin_received(read) == Some(false) {
-            let err = io::Error::from(io::ErrorKind::ConnectionReset);
-            return Err(Fault::new(src_leg, err));
+) -> impl Future<Output = Result<(), Fault>> + 'a {
+    async move {
+        let moved = |n: usize| stats.moved(dir, n);
+        super::splice::pump(src, dst, moved, || stats.spliced(dir), head)
+            .await
+            .map_err(|failed| Fault::of(dir, failed))?;
+        let (src_leg, dst_leg) = dir.legs();
+        if stats.reset_flag(src_leg).load(Ordering::Relaxed) {
+            // The end of file of a side whose reset a write took: passed on as a FIN only if that
+            // side sent one, else as the reset it is (a cut stream is not passed for a whole one).
+            let read = match dir {
+                Dir::Up => stats.up(),
+                Dir::Down => stats.down(),
+            };
+            if src.fin_received(read) == Some(false) {
+                let err = io::Error::from(io::ErrorKind::ConnectionReset);
+                return Err(Fault::new(src_leg, err));
+            }
         }
+        if stats.ended() {
+            return Ok(());
+        }
+        dst.shutdown_write().map_err(Fault::on(dst_leg))
     }
-    if stats.ended() {
-        return Ok(());
-    }
-    dst.shutdown_write().map_err(Fault::on(dst_leg))
 }
 
-/// Both sides of a relay to their ends, as `try_join!` (the first error ends both), with two
-/// more duties. Once one side has ended, its source is read no more, so an error that comes to
+/// Both sides of a relay to their ends, as `try_join!` (the first error ends both), with one
+/// more duty. Once one side has ended, its source is read no more, so an error that comes to
 /// it later (its peer reset it, or keepalive gave the peer up) would go unseen while the other
 /// side waits: a client that half-closed and then vanished beside a silent target kept the
 /// connection for good. That source is watched for an error meanwhile ([`Stream::failure`]).
-/// And a direction that waits to write to a peer that reads nothing does not read its source:
-/// a source gone abortively then is given up once that peer has stalled ([`gone_behind`]).
+/// (A direction that waits to write to a peer that reads nothing does not read its source
+/// either: that wait watches the source itself, `io::writable`, so an open connection holds
+/// no watch of its own for it.)
 pub(super) async fn both_ends<A, B, E: Failure>(
     up: impl Future<Output = Result<A, E>>,
     down: impl Future<Output = Result<B, E>>,
@@ -271,8 +279,6 @@ pub(super) async fn both_ends<A, B, E: Failure>(
     let first = tokio::select! {
         ended = &mut up => First::Up(ended),
         ended = &mut down => First::Down(ended),
-        fault = gone_behind(Dir::Up, client, upstream) => return Err(fault.into()),
-        fault = gone_behind(Dir::Down, upstream, client) => return Err(fault.into()),
     };
     let first = match first {
         First::Up(Ok(a)) => First::Up(a),
@@ -288,32 +294,11 @@ pub(super) async fn both_ends<A, B, E: Failure>(
         First::Up(a) => tokio::select! {
             ended = down => ended.map(|b| (a, b)),
             err = client.failure() => Err(Fault::new(Leg::Client, err).into()),
-            fault = gone_behind(Dir::Down, upstream, client) => Err(fault.into()),
         },
         First::Down(b) => tokio::select! {
             ended = up => ended.map(|a| (a, b)),
             err = upstream.failure() => Err(Fault::new(Leg::Target, err).into()),
-            fault = gone_behind(Dir::Up, client, upstream) => Err(fault.into()),
         },
-    }
-}
-
-/// Completes when `src`, the source of direction `dir`, is gone abortively
-/// ([`Stream::aborted`]) while `dst`, where the direction writes, has taken none of the bytes
-/// waiting for it for [`acks::STALL`]. The direction reads `src` only between its writes, so
-/// it would see that error only once `dst` moves, maybe never: a client that reset (or, on a
-/// Unix socket, closed with bytes it had not read) while the forwarder waited on the target
-/// both ways (to write to it, and to read it) kept the connection for good. Directly, `dst`'s peer would get the reset at once; here it gets it
-/// once it has stalled, as a peer that stops reading a side run to its end does
-/// ([`read_to_the_end`]). Until then the error is left in `src`, which the direction reads
-/// after the bytes before it, and passes on after delivering them.
-async fn gone_behind(dir: Dir, src: &Stream, dst: &Stream) -> Fault {
-    src.aborted().await;
-    // Boxed: every open connection holds two of these watches, and most never get here.
-    Box::pin(acks::watch(dst, Until::Stalled, STALL_POLL)).await;
-    Fault {
-        other_stalled: true,
-        ..Fault::new(dir.legs().0, src.take_failure())
     }
 }
 

@@ -241,7 +241,7 @@ async fn requests(
         let Some(result) = fed.map_err(Fault::on(Leg::Client))? else {
             return finish_requests(client, upstream, shared, stats, &mut out).await;
         };
-        send(upstream, &out, Dir::Up, stats).await?;
+        send(client, upstream, &out, Dir::Up, stats).await?;
         if let Err(err) = result {
             return Ok(reject(shared, err));
         }
@@ -352,7 +352,7 @@ async fn release(
             let result = session.resume_requests(out);
             (result, ready(&session))
         };
-        send(upstream, out, Dir::Up, stats).await?;
+        send(client, upstream, out, Dir::Up, stats).await?;
         if result.is_err() || ready {
             return Ok(result);
         }
@@ -423,7 +423,7 @@ async fn responses(
             return responses_ended(client, shared);
         };
         shared.to_requests.notify_one();
-        send(client, &out, Dir::Down, stats).await?;
+        send(upstream, client, &out, Dir::Down, stats).await?;
         shared.responding();
         result.map_err(|err| Stop::BadResponse(err, head))?;
     }
@@ -467,14 +467,20 @@ fn responses_ended(client: &Stream, shared: &Shared) -> Result<(), Stop> {
     Ok(())
 }
 
-async fn send(dst: &Stream, bytes: &[u8], dir: Dir, stats: &Stats) -> Result<(), Fault> {
+/// Writes `bytes`, read from `src`, to `dst`.
+async fn send(
+    src: &Stream,
+    dst: &Stream,
+    bytes: &[u8],
+    dir: Dir,
+    stats: &Stats,
+) -> Result<(), Fault> {
     if bytes.is_empty() {
         return Ok(());
     }
-    relay_io::write_all_counted(dst, bytes, &|n| stats.moved(dir, n))
+    relay_io::write_all_counted(dst, bytes, &|n| stats.moved(dir, n), Some(src))
         .await
-        .map_err(Fault::on(dir.legs().1))?;
-    Ok(())
+        .map_err(|failed| Fault::of(dir, failed))
 }
 
 /// Writes a final answer to the client, then closes lingering ([`linger`]).

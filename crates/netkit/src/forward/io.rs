@@ -9,10 +9,14 @@
 //! (the bytes it did not take yet), so an idle connection holds none.
 
 use std::cell::RefCell;
+use std::future::Future;
 use std::io;
+use std::task::Poll;
+use std::time::Duration;
 
 use tokio::io::Interest;
 
+use super::acks::{self, Until};
 use crate::endpoint::Stream;
 use crate::sys::splice::Pipe;
 
@@ -26,6 +30,9 @@ pub(super) enum End {
     Src,
     /// Writing the destination.
     Dst,
+    /// The source, gone abortively while the transfer waited to write to a destination that
+    /// took nothing for [`acks::STALL`] ([`behind`]): that destination is not waited for again.
+    Behind,
 }
 
 thread_local! {
@@ -252,53 +259,98 @@ fn pass_on(dst: &Stream, bytes: &[u8], last: bool) -> Result<Vec<u8>, (End, io::
 
 /// Writes all of `buf`, waiting for readiness.
 pub(super) async fn write_all(dst: &Stream, buf: &[u8]) -> io::Result<()> {
-    write_all_counted(dst, buf, &|_| {}).await
+    let written = write_all_counted(dst, buf, &|_| {}, None).await;
+    written.map_err(|(_, err)| err)
 }
 
 /// Writes all of `buf`, waiting for readiness; `progress` is told about every write (so that
-/// a slow destination taking bytes is never taken for an idle one).
+/// a slow destination taking bytes is never taken for an idle one). `src`: where the bytes
+/// came from, watched while the write waits ([`writable`]). An error says which end failed.
 pub(super) async fn write_all_counted(
     dst: &Stream,
     mut buf: &[u8],
     progress: &impl Fn(usize),
-) -> io::Result<()> {
+    src: Option<&Stream>,
+) -> Result<(), (End, io::Error)> {
     while !buf.is_empty() {
-        dst.write_ready().await?;
+        writable(dst, src).await?;
         match dst.try_write(buf) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(0) => return Err((End::Dst, io::ErrorKind::WriteZero.into())),
             Ok(n) => {
                 buf = &buf[n..];
                 progress(n);
             }
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(err) => return Err(err),
+            Err(err) => return Err((End::Dst, err)),
         }
     }
     Ok(())
 }
 
 /// Splices `len` bytes from `pipe` into the socket; `progress` is told about every splice
-/// (a pipe holds up to 256 KiB: a slow destination takes seconds to empty it).
+/// (a pipe holds up to 256 KiB: a slow destination takes seconds to empty it). `src`: where
+/// the bytes came from, watched while the splice waits ([`writable`]).
 pub(super) async fn drain(
     dst: &Stream,
     pipe: &Pipe,
     mut len: usize,
     progress: &impl Fn(usize),
-) -> io::Result<()> {
+    src: &Stream,
+) -> Result<(), (End, io::Error)> {
     while len > 0 {
-        dst.write_ready().await?;
+        writable(dst, Some(src)).await?;
         match dst.try_io(Interest::WRITABLE, || pipe.drain_to(dst.fd(), len)) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(0) => return Err((End::Dst, io::ErrorKind::WriteZero.into())),
             Ok(n) => {
                 len -= n;
                 progress(n);
             }
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(err) => return Err(err),
+            Err(err) => return Err((End::Dst, err)),
         }
     }
     Ok(())
 }
+
+/// Waits until `dst` is writable. A direction that waits to write does not read its source
+/// `src`, so an error that comes to it meanwhile would be seen only once `dst` moves, maybe
+/// never: that wait also ends once `src` is gone abortively and `dst` has stalled
+/// ([`behind`], `End::Behind`). The watch is made (and boxed) only when the write must wait:
+/// an idle connection, which waits to read, keeps none.
+async fn writable(dst: &Stream, src: Option<&Stream>) -> Result<(), (End, io::Error)> {
+    let mut ready = std::pin::pin!(dst.write_ready());
+    let mut gone = None;
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(ready) = ready.as_mut().poll(cx) {
+            return Poll::Ready(ready.map_err(|err| (End::Dst, err)));
+        }
+        let Some(src) = src else {
+            return Poll::Pending;
+        };
+        let gone = gone.get_or_insert_with(|| Box::pin(behind(src, dst)));
+        gone.as_mut().poll(cx).map(|err| Err((End::Behind, err)))
+    })
+    .await
+}
+
+/// Completes with `src`'s error when `src`, the source of a transfer waiting to write to
+/// `dst`, is gone abortively ([`Stream::aborted`]) while `dst` has taken none of the bytes
+/// waiting for it for [`acks::STALL`]. A client that reset (or, on a Unix socket, closed with
+/// bytes it had not read) while the forwarder waited on the target both ways (to write to
+/// it, and to read it) kept the connection for good. Directly, `dst`'s peer would get the
+/// reset at once; here it gets it once it has stalled, as a peer that stops reading a side
+/// run to its end does ([`super::flow`]'s `read_to_the_end`). Until then the error is left
+/// in `src`, which the direction reads after the bytes before it, and passes on after
+/// delivering them.
+async fn behind(src: &Stream, dst: &Stream) -> io::Error {
+    src.aborted().await;
+    acks::watch(dst, Until::Stalled, STALL_POLL).await;
+    src.take_failure()
+}
+
+/// How often, at most, a transfer waiting behind a source gone abortively asks whether its
+/// destination stopped reading.
+const STALL_POLL: Duration = Duration::from_secs(1);
 
 #[cfg(test)]
 mod tests {

@@ -7,6 +7,7 @@
 //! and given back as soon as everything in it went out, so a connection between two bursts
 //! holds none.
 
+use std::future::Future;
 use std::io;
 
 use super::io::{self as relay_io, Copied, End, Head, Then, COPY_BUF};
@@ -28,10 +29,6 @@ fn on_src(err: io::Error) -> (End, io::Error) {
     (End::Src, err)
 }
 
-fn on_dst(err: io::Error) -> (End, io::Error) {
-    (End::Dst, err)
-}
-
 /// Moves `src` to `dst` until `src` reaches EOF: small reads are copied through the thread's
 /// buffer; once a read fills it (a bulk transfer), bytes go through a pipe with `splice(2)`
 /// until a splice brings less than a buffer's worth again. `moved` is told about every chunk
@@ -43,47 +40,55 @@ fn on_dst(err: io::Error) -> (End, io::Error) {
 /// freed as soon as the source has nothing, so a connection left idle after a bulk transfer
 /// holds no more than one that never had one (it held two boxed bursts, about 220 bytes each,
 /// for as long as it stayed open).
-pub(super) async fn pump(
-    src: &Stream,
-    dst: &Stream,
-    moved: impl Fn(usize),
-    spliced: impl Fn(),
+///
+/// An async block, not an async fn, which would keep room for its arguments twice
+/// (rust-lang/rust#62958): this is what an open connection holds for each direction.
+#[allow(clippy::manual_async_fn)] // an async fn keeps its arguments twice (rust-lang/rust#62958)
+pub(super) fn pump<'a>(
+    src: &'a Stream,
+    dst: &'a Stream,
+    moved: impl Fn(usize) + 'a,
+    spliced: impl Fn() + 'a,
     mut head: Head,
-) -> Result<(), (End, io::Error)> {
-    let mut splicing = false;
-    loop {
-        if splicing {
-            src.read_ready().await.map_err(on_src)?;
-            // Boxed: between bursts, and while it waits, a direction keeps only the copy step's
-            // state. One box per wake-up of a bulk transfer, beside two splices at least.
-            match Box::pin(burst(src, dst, &moved, &spliced)).await? {
-                Burst::Eof => return Ok(()),
-                Burst::Short => splicing = false,
-                Burst::Drained => {}
+) -> impl Future<Output = Result<(), (End, io::Error)>> + 'a {
+    async move {
+        let mut splicing = false;
+        loop {
+            if splicing {
+                src.read_ready().await.map_err(on_src)?;
+                // Boxed: between bursts, and while it waits, a direction keeps only the copy step's
+                // state. One box per wake-up of a bulk transfer, beside two splices at least.
+                match Box::pin(burst(src, dst, &moved, &spliced)).await? {
+                    Burst::Eof => return Ok(()),
+                    Burst::Short => splicing = false,
+                    Burst::Drained => {}
+                }
+                continue;
             }
-            continue;
+            let copied = match head.take() {
+                Some(step) => step?,
+                None => relay_io::copy_some(src, dst).await?,
+            };
+            let (n, rest, then) = match copied {
+                Copied::Eof => return Ok(()),
+                Copied::Read { n, rest, then } => (n, rest, then),
+            };
+            moved(n - rest.len());
+            if !rest.is_empty() {
+                // Boxed: only a destination that did not take a read at once gets here, and a
+                // direction keeps room for its largest wait while idle.
+                let write = relay_io::write_all_counted(dst, &rest, &moved, Some(src));
+                Box::pin(write).await?;
+            }
+            drop(rest);
+            match then {
+                // Nothing may wait between these bytes and the FIN of the caller's half-close.
+                Then::Eof => return Ok(()),
+                Then::Failed(err) => return Err(on_src(err)),
+                Then::Open => {}
+            }
+            splicing = n == COPY_BUF;
         }
-        let copied = match head.take() {
-            Some(step) => step?,
-            None => relay_io::copy_some(src, dst).await?,
-        };
-        let (n, rest, then) = match copied {
-            Copied::Eof => return Ok(()),
-            Copied::Read { n, rest, then } => (n, rest, then),
-        };
-        moved(n - rest.len());
-        if !rest.is_empty() {
-            let written = relay_io::write_all_counted(dst, &rest, &moved).await;
-            written.map_err(on_dst)?;
-        }
-        drop(rest);
-        match then {
-            // Nothing may wait between these bytes and the FIN of the caller's half-close.
-            Then::Eof => return Ok(()),
-            Then::Failed(err) => return Err(on_src(err)),
-            Then::Open => {}
-        }
-        splicing = n == COPY_BUF;
     }
 }
 
@@ -121,9 +126,7 @@ async fn burst(
             }
         };
         spliced();
-        relay_io::drain(dst, &pipe, filled, moved)
-            .await
-            .map_err(on_dst)?;
+        relay_io::drain(dst, &pipe, filled, moved, src).await?;
         pipe.release();
         if filled < COPY_BUF {
             return Ok(Burst::Short);
@@ -151,9 +154,7 @@ pub(super) async fn splice_some(
         });
         match filled {
             Ok(filled) => {
-                relay_io::drain(dst, &pipe, filled, moved)
-                    .await
-                    .map_err(on_dst)?;
+                relay_io::drain(dst, &pipe, filled, moved, src).await?;
                 pipe.release();
                 return Ok(Some(filled));
             }
