@@ -8,10 +8,9 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use super::forward_pool::{tag_from, tag_of, Upstream};
-use super::forward_util::{Forwarder, PATIENCE};
+use super::forward_util::{udp_answer, Forwarder, PATIENCE};
 use super::harness::netkit;
 
 fn write_rules(file: &Path, rules: &[(&str, &str)]) {
@@ -196,18 +195,7 @@ fn udp_tagged(tag: &'static str) -> SocketAddr {
 /// Sends `data` to `to` until a reply comes (a datagram may be dropped while a changed rule
 /// drains), within [`PATIENCE`]; the reply.
 fn udp_reply(socket: &UdpSocket, to: SocketAddr, data: &[u8]) -> String {
-    socket
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let deadline = Instant::now() + PATIENCE;
-    let mut buf = [0u8; 2048];
-    while Instant::now() < deadline {
-        socket.send_to(data, to).unwrap();
-        if let Ok((len, _)) = socket.recv_from(&mut buf) {
-            return String::from_utf8_lossy(&buf[..len]).into_owned();
-        }
-    }
-    panic!("no reply from {to} within {PATIENCE:?}");
+    udp_answer(socket, to, data).unwrap_or_else(|| panic!("no reply from {to} within {PATIENCE:?}"))
 }
 
 #[test]

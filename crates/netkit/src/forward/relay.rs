@@ -194,6 +194,18 @@ const DELIVERY_POLL: Duration = Duration::from_millis(50);
 mod tests {
     use super::*;
 
+    /// Two ends of a loopback TCP connection, and the listening address it was made to.
+    async fn connected_pair() -> (Stream, Stream, std::net::SocketAddr) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (ours, theirs) = tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
+        (
+            Stream::Tcp(ours.unwrap()),
+            Stream::Tcp(theirs.unwrap().0),
+            addr,
+        )
+    }
+
     /// Regression: an open connection's relay kept each direction's future twice — once
     /// moved into `both_ends`, whose arguments an async fn keeps room for beside its own
     /// locals (rust-lang/rust#62958) — and the `--http-host` relay its two sides likewise:
@@ -201,10 +213,7 @@ mod tests {
     /// (`bench/forward_idle.sh`). Sizes are the compiler's layout, not a measurement.
     #[tokio::test]
     async fn an_open_connections_relay_keeps_each_direction_once() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (ours, theirs) = tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
-        let (client, upstream) = (Stream::Tcp(ours.unwrap()), Stream::Tcp(theirs.unwrap().0));
+        let (client, upstream, addr) = connected_pair().await;
         let rule = Rule::new(Endpoint::tcp(addr), Endpoint::tcp(addr));
         let target = Endpoint::tcp(addr);
         let plain = relay(
@@ -243,10 +252,7 @@ mod tests {
     /// plain relay 1704 B (a debug build's layout; 280 and 1352 B now).
     #[tokio::test]
     async fn an_idle_relay_keeps_no_write_wait_and_no_watch_behind_its_directions() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (ours, theirs) = tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
-        let (client, upstream) = (Stream::Tcp(ours.unwrap()), Stream::Tcp(theirs.unwrap().0));
+        let (client, upstream, addr) = connected_pair().await;
         let rule = Rule::new(Endpoint::tcp(addr), Endpoint::tcp(addr));
         let target = Endpoint::tcp(addr);
         let pending = std::future::pending();

@@ -225,23 +225,6 @@ fn udp_live() -> SocketAddr {
     addr
 }
 
-/// Sends `data` from `socket` to `to` every 50 ms until a reply comes; the reply, or `None`
-/// after [`PATIENCE`].
-fn udp_answer(socket: &std::net::UdpSocket, to: SocketAddr, data: &[u8]) -> Option<String> {
-    socket
-        .set_read_timeout(Some(Duration::from_millis(50)))
-        .unwrap();
-    let deadline = Instant::now() + PATIENCE;
-    let mut buf = [0u8; 2048];
-    while Instant::now() < deadline {
-        socket.send_to(data, to).unwrap();
-        if let Ok((len, _)) = socket.recv_from(&mut buf) {
-            return Some(String::from_utf8_lossy(&buf[..len]).into_owned());
-        }
-    }
-    None
-}
-
 /// Audit (stop 55, `bench/forward_diff/reload_busy.py` and by hand): a `udp:` rule whose
 /// target had gone silent, reloaded to a live one. The changed rule's old loop kept reading
 /// the listening socket until its sessions drained, and a session whose client kept sending
