@@ -248,9 +248,6 @@ pub struct Meter {
     /// The answers per second from live hosts, net of a burst, when the early slow-down began
     /// (the far side's throughput, while it throttled; see [`Meter::capacity`]).
     collapse_capacity: Option<u64>,
-    /// After a cure of the early slow-down: the fastest its pace may go (half the rate that
-    /// collapsed); each clean window then paces again by its own epoch (see [`Meter::repace`]).
-    pace_cap: Option<u64>,
     /// Before the early slow-down: when each new count of answers was first seen (at an
     /// [`Meter::expire`]), for [`Meter::capacity`]; at most `MARKS`.
     marks: Vec<(Instant, u32)>,
@@ -297,7 +294,6 @@ impl Meter {
             early: true,
             early_rate: None,
             collapse_capacity: None,
-            pace_cap: None,
             marks: Vec::new(),
             later: false,
             witness: Witness::Idle,
@@ -802,35 +798,8 @@ impl Meter {
             return self.slow_down(answered, trial);
         }
         self.usual = 0.75 * self.usual + 0.25 * answered;
-        if !self.repace(answered) {
-            self.speed_up(answered);
-        }
+        self.speed_up(answered);
         None
-    }
-
-    /// After a cure of the early slow-down, a window as good as usual paces the sweep again by
-    /// its own epoch ([`Meter::paced_by_live`]: what got through over the share of its probes
-    /// that reached live hosts), when that is faster by [`SPEED_UP`] or more: the cure window
-    /// was a handful of probes, and the hosts it found (or its loss) set the pace for the
-    /// rest of the round. A /22 with 10% live behind 50/s was paced at 284-403/s by cure
-    /// windows of 34-55 probes that found 4-6 hosts, and stayed there through six windows of
-    /// 32 controls all answered (15-22 s; 602/s lost a few).
-    fn repace(&mut self, answered: f64) -> bool {
-        let Some(cap) = self.pace_cap else {
-            return false;
-        };
-        if answered < NORMAL * self.usual {
-            return false;
-        }
-        let Some(paced) = self.paced_by_live(cap.saturating_mul(2)) else {
-            return false;
-        };
-        if (paced as f64) < self.rate as f64 * SPEED_UP {
-            return false;
-        }
-        self.set_rate(paced);
-        self.limit = paced;
-        true
     }
 
     /// Judges the window after a slow-down of `trial`: cured (the far side throttles), or one
@@ -992,9 +961,6 @@ impl Meter {
             false => None,
         };
         let paced = paced.map(|p| (p as f64 * share.min(1.0)) as u64);
-        if !self.eager && self.collapse_capacity.is_some() {
-            self.pace_cap = Some(trial.from / 2);
-        }
         match paced {
             Some(paced) if paced > self.rate => {
                 self.set_rate(paced);
@@ -1840,7 +1806,7 @@ mod tests {
     /// s). The eight controls that judge a window are enough to pace by.
     #[test]
     fn a_cure_window_of_few_probes_still_paces() {
-        let (meter, _) = cure_with(false, 12, |_| false, u64::from);
+        let meter = cure_with(false, 12, |_| false, u64::from);
         // The epoch of the early slow-down, cured.
         let e = meter.epochs[1];
         assert!(e.sent < WINDOW, "{e:?}");
@@ -1878,27 +1844,18 @@ mod tests {
     /// slow-down, then re-probes of silent targets (one control in four, all answered; with
     /// `find`, a host found with each control; with `lose`, one control in eight lost) cure it.
     fn cured_behind_a_policer(find: bool, lose: bool) -> u64 {
-        cure_behind_a_policer(find, lose).0.rate()
-    }
-
-    /// As [`cured_behind_a_policer`], the meter itself, and the time of its cure.
-    fn cure_behind_a_policer(find: bool, lose: bool) -> (Meter, Instant) {
         // Lost controls are known lost once a later one's answer came a timeout after them.
-        match lose {
+        let meter = match lose {
             true => cure_with(find, 0, |c| c % 8 == 7, |c| u64::from(c) * 20),
             false => cure_with(find, 0, |_| false, u64::from),
-        }
+        };
+        meter.rate()
     }
 
-    /// As [`cure_behind_a_policer`]: `carry` probes went out since the last control as the
+    /// As [`cured_behind_a_policer`], the meter: `carry` probes went out since the last control as the
     /// early slow-down began; the cure window's control `c` is sent `at(c)` ms after it and
     /// lost when `lost(c)`.
-    fn cure_with(
-        find: bool,
-        carry: u32,
-        lost: fn(u32) -> bool,
-        at: fn(u32) -> u64,
-    ) -> (Meter, Instant) {
+    fn cure_with(find: bool, carry: u32, lost: fn(u32) -> bool, at: fn(u32) -> u64) -> Meter {
         let ms = Duration::from_millis;
         let mut meter = Meter::new(10_000);
         let start = Instant::now();
@@ -1942,40 +1899,10 @@ mod tests {
             }
             meter.expire(now + rtt, TIMEOUT);
             if meter.throttled() {
-                return (meter, now + rtt);
+                return meter;
             }
         }
         panic!("not cured");
-    }
-
-    /// A cure window that found a host per four probes paced the sweep for the rest of the
-    /// round, though the probes after it find none: each clean window after the cure paces
-    /// again by its own probes (a /22 with 10% live behind 50/s stayed at 284-403/s through
-    /// six windows all answered, 15-22 s). Windows that lose some do not.
-    #[test]
-    fn clean_windows_after_a_cure_pace_again_by_their_own_probes() {
-        for lose in [false, true] {
-            let (mut meter, cured) = cure_behind_a_policer(true, false);
-            let first = meter.rate();
-            assert!((250..=330).contains(&first), "{first}");
-            let rtt = Duration::from_millis(1);
-            for c in 0..WINDOW * 3 {
-                let now = cured + Duration::from_millis(u64::from(c) * 20);
-                let control = (0..CONTROL_EVERY).find_map(|_| meter.control(true));
-                let (index, _, _) = control.expect("a candidate");
-                meter.sent_control(index, now, now);
-                if !lose || c % 8 != 7 {
-                    meter.answered(index, rtt, now + rtt);
-                }
-                meter.expire(now + rtt, TIMEOUT);
-            }
-            let rate = meter.rate();
-            match lose {
-                // No host found: 0.9 × 100/s × 16, as a clean cure that found none.
-                false => assert!((1300..=1600).contains(&rate), "{rate}"),
-                true => assert!(rate <= first, "{rate}"),
-            }
-        }
     }
 
     #[test]
