@@ -996,7 +996,10 @@ impl Meter {
     /// probes to come that will reach live hosts: the one control in [`CONTROL_EVERY`] probes
     /// once the cure is found, and the hosts found in this epoch over its probes; at most half
     /// of `from`, the rate that collapsed (going back to it collapsed again). `None` when it
-    /// is no faster than the rate now, or there is too little to go by.
+    /// is no faster than the rate now, or there is too little to go by (fewer than half a
+    /// `WINDOW` of probes: a cure window of eight controls among re-probes, one in four, can
+    /// be 29 probes, and it asked for a whole `WINDOW`: the rate stayed at the early
+    /// slow-down's for the round).
     ///
     /// It went by the answers' rate since the round began (the burst in it: about 160/s
     /// behind a policer of 100/s, so 0.6 of it) over this epoch's share of probes to live
@@ -1007,12 +1010,12 @@ impl Meter {
         let capacity = self.collapse_capacity?;
         let e = self.epochs.last()?;
         tracing::debug!(
-            "sweep: cured at {}/s: {capacity}/s got through, {} probes, {} hosts found",
+            "sweep: paced at {}/s: {capacity}/s got through, {} probes, {} hosts found",
             self.rate,
             e.sent,
             e.found
         );
-        if self.eager || e.sent < WINDOW || capacity == 0 {
+        if self.eager || e.sent < WINDOW / 2 || capacity == 0 {
             return None;
         }
         let share = f64::from(e.found) / f64::from(e.sent) + 1.0 / f64::from(CONTROL_EVERY);
@@ -1796,6 +1799,22 @@ mod tests {
         assert!((1100..=1400).contains(&rate), "{rate}");
     }
 
+    /// A cure window of re-probes (one control in four) that began three probes short of a
+    /// control: eight controls, all answered, judge it on 29 probes, too few to pace by (at
+    /// least `WINDOW`), and the rate stayed at the early slow-down's for the whole round (a
+    /// /22 with 10% live behind 50/s, a window of 29 probes, 7 of 8 answered: 70-77/s, 61.9
+    /// s). The eight controls that judge a window are enough to pace by.
+    #[test]
+    fn a_cure_window_of_few_probes_still_paces() {
+        let meter = cure_with(false, 12, |_| false, u64::from);
+        // The epoch of the early slow-down, cured.
+        let e = meter.epochs[1];
+        assert!(e.sent < WINDOW, "{e:?}");
+        // 0.9 × 100/s × 16.
+        let rate = meter.rate();
+        assert!((1300..=1600).contains(&rate), "{rate}");
+    }
+
     /// Too few answers after a burst to tell what gets through: two thirds of the answers'
     /// rate since the round began, not nothing (taken as nothing, a /22 with 10% live behind
     /// a policer of 50/s stayed at the early slow-down's 87/s for 41-54 s).
@@ -1825,6 +1844,18 @@ mod tests {
     /// slow-down, then re-probes of silent targets (one control in four, all answered; with
     /// `find`, a host found with each control; with `lose`, one control in eight lost) cure it.
     fn cured_behind_a_policer(find: bool, lose: bool) -> u64 {
+        // Lost controls are known lost once a later one's answer came a timeout after them.
+        let meter = match lose {
+            true => cure_with(find, 0, |c| c % 8 == 7, |c| u64::from(c) * 20),
+            false => cure_with(find, 0, |_| false, u64::from),
+        };
+        meter.rate()
+    }
+
+    /// As [`cured_behind_a_policer`], the meter: `carry` probes went out since the last control as the
+    /// early slow-down began; the cure window's control `c` is sent `at(c)` ms after it and
+    /// lost when `lost(c)`.
+    fn cure_with(find: bool, carry: u32, lost: fn(u32) -> bool, at: fn(u32) -> u64) -> Meter {
         let ms = Duration::from_millis;
         let mut meter = Meter::new(10_000);
         let start = Instant::now();
@@ -1839,6 +1870,9 @@ mod tests {
             meter.found(100 + k, addr(), 0, 1);
             if k == 5 {
                 send_controls(&mut meter, 4, start + ms(1 + 10 * k));
+                for _ in 0..carry {
+                    assert_eq!(meter.control(false), None);
+                }
             }
             meter.expire(start + ms(1 + 10 * k), TIMEOUT);
             k += 1;
@@ -1851,10 +1885,8 @@ mod tests {
         let rtt = Duration::from_millis(1);
         let later = start + ms(10 * k) + TIMEOUT;
         let mut found = 1000;
-        // Lost controls are known lost once a later one's answer came a timeout after them.
-        let gap = if lose { 20 } else { 1 };
         for c in 0..WINDOW * 4 {
-            let now = later + ms(u64::from(c) * gap);
+            let now = later + ms(at(c));
             let control = (0..CONTROL_EVERY).find_map(|_| meter.control(true));
             let (index, _, _) = control.expect("a candidate");
             if find {
@@ -1862,16 +1894,15 @@ mod tests {
                 found += 1;
             }
             meter.sent_control(index, now, now);
-            if !lose || c % 8 != 7 {
+            if !lost(c) {
                 meter.answered(index, rtt, now + rtt);
             }
             meter.expire(now + rtt, TIMEOUT);
             if meter.throttled() {
-                break;
+                return meter;
             }
         }
-        assert!(meter.throttled(), "cured");
-        meter.rate()
+        panic!("not cured");
     }
 
     #[test]
