@@ -1777,3 +1777,31 @@ fn a_last_try_sent_as_a_retransmission_still_waits_for_its_answer() {
     }
     assert!(wrong.is_empty(), "{wrong:?}");
 }
+
+/// `a_policers_first_burst_answered_whole_is_not_taken_for_a_firewall` behind a round trip
+/// longer than the timeout (200 ms each way, `--timeout 300ms`): the first tries time out
+/// before the first answer comes, so their retries leave inside the first burst, and the burst's
+/// answers are some of them answers to retries (the rule counts the burst by when a try left,
+/// not by its try number). Every probe to a port past the first five is lost for 1.5 s (a policer's
+/// empty bucket and the loss); the proof tries after the pause are answered. Without the proof
+/// tries ([`super::super::host::Burst`]) the 13 closed ports and the open one past the first five
+/// are filtered after two tries each.
+#[test]
+fn a_policers_first_burst_answered_by_retries_is_not_taken_for_a_firewall() {
+    for syn in [false, true] {
+        let mut truth = vec![Truth::Closed; 19];
+        truth[5] = Truth::Open;
+        let mut net = Net::new(2, vec![truth]);
+        net.delay = Duration::from_millis(200);
+        net.policer = Some(Bucket::new(10.0, 5.0));
+        net.lost_after = Some((5, Duration::from_millis(1500)));
+        let settings = Settings {
+            timeouts: Timeouts::capped(Duration::from_millis(300)),
+            kernel_resends: !syn,
+            ..engine_settings(syn, Retries::Adaptive { max: 10 })
+        };
+        let out = simulate(&mut net, settings);
+        let wrong = wrong_ports(&net, &out);
+        assert!(wrong.is_empty(), "{syn}: {wrong:?} {:?}", out.counts);
+    }
+}
