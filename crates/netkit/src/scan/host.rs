@@ -188,6 +188,11 @@ pub const PROOF_PORTS: usize = 3;
 /// How long after the host's latest probe a round of proof tries leaves, at the least: a SYN
 /// policer's bucket refills meanwhile (five tokens at 10/s).
 pub const PROOF_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
+/// Scans of this many ports or fewer get [`Burst`]'s proof tries whatever share of their ports
+/// answered: a policer with a burst of one passes one port's first try, a nineteenth of a
+/// scan of 19 ports, under the fifth that larger scans ask for (a firewall's few open ports
+/// among many dropped ones). A firewall's small scan pays the proof: six probes, about a second.
+pub const PROOF_SMALL_SCAN: usize = 20;
 
 /// Whether a host's answers came mostly from its first burst (the tries sent before the first
 /// answer came back): a SYN policer's burst (the lab, seed 2: ten first tries left at once
@@ -253,12 +258,13 @@ impl Burst {
     /// Whether a round of proof tries is due for a host whose silent ports are about to be
     /// filtered, `answered` ports answering of `ports`: most of its answers answered its first
     /// burst, a fifth of the ports or more answered (a firewall's few open ports among many
-    /// dropped ones are filtered at once, at no cost), and fewer than [`PROOF_ROUNDS`] rounds
-    /// went before. Counts the round.
+    /// dropped ones are filtered at once, at no cost) or the scan has [`PROOF_SMALL_SCAN`]
+    /// ports or fewer, and fewer than [`PROOF_ROUNDS`] rounds went before. Counts the round.
     pub fn proof_round(&mut self, answered: u64, ports: usize) -> bool {
         let (burst, after) = self.answers;
         let mostly_burst = after < burst;
-        if !mostly_burst || 5 * answered < ports as u64 || self.rounds >= PROOF_ROUNDS {
+        let share = 5 * answered >= ports as u64 || ports <= PROOF_SMALL_SCAN;
+        if !mostly_burst || !share || self.rounds >= PROOF_ROUNDS {
             return false;
         }
         self.rounds += 1;
