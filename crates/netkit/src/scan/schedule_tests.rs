@@ -570,6 +570,26 @@ fn engine_settings(syn: bool, retries: Retries) -> Settings {
     }
 }
 
+/// `--timeout 300ms` with an adaptive budget of up to 10 tries (`--syn` or a connect scan,
+/// the kernel's resends with the latter), as the lab audits ran.
+fn capped_300ms(syn: bool) -> Settings {
+    Settings {
+        timeouts: Timeouts::capped(Duration::from_millis(300)),
+        kernel_resends: !syn,
+        ..engine_settings(syn, Retries::Adaptive { max: 10 })
+    }
+}
+
+/// A host of 19 ports, the sixth open and the others closed, `delay` each way: the lab's
+/// policer audits.
+fn one_open_of_19(seed: u64, delay: Duration) -> Net {
+    let mut truth = vec![Truth::Closed; 19];
+    truth[5] = Truth::Open;
+    let mut net = Net::new(seed, vec![truth]);
+    net.delay = delay;
+    net
+}
+
 /// Audit (nmap -sS as the oracle): ports whose SYN-ACKs were lost on the way back, on a host
 /// whose closed ports answered every first try (so no loss showed and a silent port got two
 /// tries), came out filtered in 0.2 s; nmap -sS, a second later, took the target's own
@@ -1657,18 +1677,11 @@ fn closed_ports_behind_a_strict_policer_at_random_loss_are_not_filtered() {
     let mut wrong = Vec::new();
     for syn in [false, true] {
         for seed in 1..=200 {
-            let mut truth = vec![Truth::Closed; 19];
-            truth[5] = Truth::Open;
-            let mut net = Net::new(seed, vec![truth]);
-            net.delay = Duration::from_millis(20);
+            let mut net = one_open_of_19(seed, Duration::from_millis(20));
             net.jitter = Duration::from_micros(500);
             net.loss = 0.2;
             net.policer = Some(Bucket::new(10.0, 5.0));
-            let settings = Settings {
-                timeouts: Timeouts::capped(Duration::from_millis(300)),
-                kernel_resends: !syn,
-                ..engine_settings(syn, Retries::Adaptive { max: 10 })
-            };
+            let settings = capped_300ms(syn);
             let out = simulate(&mut net, settings);
             let w = wrong_ports(&net, &out).len();
             if w > 0 {
@@ -1693,17 +1706,10 @@ fn closed_ports_behind_a_strict_policer_at_random_loss_are_not_filtered() {
 fn a_policers_first_burst_answered_whole_is_not_taken_for_a_firewall() {
     let mut wrong = Vec::new();
     for syn in [false, true] {
-        let mut truth = vec![Truth::Closed; 19];
-        truth[5] = Truth::Open;
-        let mut net = Net::new(2, vec![truth]);
-        net.delay = Duration::from_millis(20);
+        let mut net = one_open_of_19(2, Duration::from_millis(20));
         net.policer = Some(Bucket::new(10.0, 5.0));
         net.lost_after = Some((5, Duration::from_secs(1)));
-        let settings = Settings {
-            timeouts: Timeouts::capped(Duration::from_millis(300)),
-            kernel_resends: !syn,
-            ..engine_settings(syn, Retries::Adaptive { max: 10 })
-        };
+        let settings = capped_300ms(syn);
         let out = simulate(&mut net, settings);
         wrong.push((syn, wrong_ports(&net, &out).len(), out.elapsed));
     }
@@ -1722,11 +1728,7 @@ fn a_firewall_whose_answering_ports_came_first_costs_two_rounds_of_proof_tries()
         truth[..5].fill(Truth::Closed);
         let mut net = Net::new(2, vec![truth]);
         net.delay = Duration::from_millis(20);
-        let settings = Settings {
-            timeouts: Timeouts::capped(Duration::from_millis(300)),
-            kernel_resends: !syn,
-            ..engine_settings(syn, Retries::Adaptive { max: 10 })
-        };
+        let settings = capped_300ms(syn);
         let out = simulate(&mut net, settings.clone());
         assert!(wrong_ports(&net, &out).is_empty(), "{syn}");
         let most = 5 + 14 * 2 + 2 * super::PROOF_PORTS as u64;
@@ -1789,17 +1791,10 @@ fn a_last_try_sent_as_a_retransmission_still_waits_for_its_answer() {
 #[test]
 fn a_policers_first_burst_answered_by_retries_is_not_taken_for_a_firewall() {
     for syn in [false, true] {
-        let mut truth = vec![Truth::Closed; 19];
-        truth[5] = Truth::Open;
-        let mut net = Net::new(2, vec![truth]);
-        net.delay = Duration::from_millis(200);
+        let mut net = one_open_of_19(2, Duration::from_millis(200));
         net.policer = Some(Bucket::new(10.0, 5.0));
         net.lost_after = Some((5, Duration::from_millis(1500)));
-        let settings = Settings {
-            timeouts: Timeouts::capped(Duration::from_millis(300)),
-            kernel_resends: !syn,
-            ..engine_settings(syn, Retries::Adaptive { max: 10 })
-        };
+        let settings = capped_300ms(syn);
         let out = simulate(&mut net, settings);
         let wrong = wrong_ports(&net, &out);
         assert!(wrong.is_empty(), "{syn}: {wrong:?} {:?}", out.counts);
@@ -1818,17 +1813,10 @@ fn a_policer_with_a_burst_of_one_is_not_taken_for_a_firewall() {
     let mut wrong = Vec::new();
     for syn in [true, false] {
         for seed in 1..=100 {
-            let mut truth = vec![Truth::Closed; 19];
-            truth[5] = Truth::Open;
-            let mut net = Net::new(seed, vec![truth]);
-            net.delay = Duration::from_millis(20);
+            let mut net = one_open_of_19(seed, Duration::from_millis(20));
             net.loss = 0.1;
             net.policer = Some(Bucket::new(10.0, 1.0));
-            let settings = Settings {
-                timeouts: Timeouts::capped(Duration::from_millis(300)),
-                kernel_resends: !syn,
-                ..engine_settings(syn, Retries::Adaptive { max: 10 })
-            };
+            let settings = capped_300ms(syn);
             let out = simulate(&mut net, settings);
             let w = wrong_ports(&net, &out).len();
             if w > 0 {
@@ -1851,11 +1839,7 @@ fn a_small_firewalled_scan_with_one_answer_costs_two_rounds_of_proof_tries_at_mo
             truth.extend(std::iter::repeat_n(Truth::Dropped, dropped));
             let mut net = Net::new(2, vec![truth]);
             net.delay = Duration::from_millis(20);
-            let settings = Settings {
-                timeouts: Timeouts::capped(Duration::from_millis(300)),
-                kernel_resends: !syn,
-                ..engine_settings(syn, Retries::Adaptive { max: 10 })
-            };
+            let settings = capped_300ms(syn);
             let out = simulate(&mut net, settings);
             assert!(wrong_ports(&net, &out).is_empty(), "{syn} {dropped}");
             let proof = if dropped > 20 {
