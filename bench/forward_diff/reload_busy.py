@@ -7,7 +7,7 @@ HAProxy in master-worker mode reloaded by SIGUSR2 (TCP only: it has no UDP). Eve
 stream must come back whole (sha256 of the echo equals what was sent), no connect may be
 refused, no connection reset; UDP datagrams carry their client's id and sequence number, so a
 reply reaching another client or coming twice is seen; a lost one is counted (a changed udp:
-rule drops new clients' datagrams while its old loop drains: docs/forward-config.md).
+rule hands its socket to the new rule at once, docs/forward-config.md: none should be).
 
     python3 reload_busy.py NETKIT[,NETKIT2] [SECONDS] [CLIENTS] [RELOAD_EVERY] [BASE] [TOOLS]
 
@@ -121,6 +121,15 @@ def udp_client(port, until, cid, out, lock):
     seq = 0
     got = {}
     wrong = 0
+
+    def tally(reply):
+        # 1 when the reply is another client's (routed to the wrong one), else counted in got.
+        parts = reply.split(b':', 2)
+        if int(parts[0]) != cid:
+            return 1
+        got[int(parts[1])] = got.get(int(parts[1]), 0) + 1
+        return 0
+
     while time.time() < until:
         s.sendto(b'%d:%d:' % (cid, seq) + b'x' * (seq % 300), ('127.0.0.1', port))
         seq += 1
@@ -132,11 +141,7 @@ def udp_client(port, until, cid, out, lock):
                 continue
             except OSError:
                 break
-            parts = b.split(b':', 2)
-            if int(parts[0]) != cid:
-                wrong += 1
-            else:
-                got[int(parts[1])] = got.get(int(parts[1]), 0) + 1
+            wrong += tally(b)
     time.sleep(0.3)
     s.settimeout(0.05)
     while True:
@@ -144,11 +149,7 @@ def udp_client(port, until, cid, out, lock):
             b = s.recv(65536)
         except (socket.timeout, OSError):
             break
-        parts = b.split(b':', 2)
-        if int(parts[0]) != cid:
-            wrong += 1
-        else:
-            got[int(parts[1])] = got.get(int(parts[1]), 0) + 1
+        wrong += tally(b)
     with lock:
         out.append((seq, len(got), sum(v - 1 for v in got.values()), wrong))
     s.close()
