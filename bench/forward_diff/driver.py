@@ -122,7 +122,9 @@ def draw_lab():
         p += ['--dup', f'{rng.choice([1, 5, 20])}%']
     if rng.random() < 0.3:
         p += ['--rate', rng.choice(['2mbit', '10mbit', '50mbit'])]
-    return p
+    # DFW_LAB_PARAMS (netkit-lab options) replaces every lab drawn; the draw still runs, so
+    # the scenarios a seed draws stay the same.
+    return os.environ['DFW_LAB_PARAMS'].split() if os.environ.get('DFW_LAB_PARAMS') else p
 
 
 def size():
@@ -155,7 +157,26 @@ def draw_tcp():
         s['n_c2s'] //= 4
         s['n_s2c'] //= 4
     s['io_timeout'] = 60
+    if os.environ.get('DFW_BOTHWAYS'):
+        both_ways(s)
     return s
+
+
+def both_ways(s):
+    """DFW_BOTHWAYS: 1-4 MB each way at once, one or two clients, and the end moved into the
+    transfer: a half-close from either side, or a reset by either side at a byte inside it (a
+    second generator, so the seed's main draw is not shifted)."""
+    r = random.Random(s['n_c2s'] * 7 + s['n_s2c'])
+    s['n_c2s'], s['n_s2c'] = r.randint(1_000_000, 4_000_000), r.randint(1_000_000, 4_000_000)
+    s['clients'] = r.choice([1, 2])
+    for k in ('cli_reset', 'srv_reset', 'srv_halfclose_first', 'server_first'):
+        s.pop(k, None)
+    end = r.choice(['cli_half', 'srv_half', 'cli_reset', 'srv_reset'])
+    s['halfclose'] = 'before' if end == 'cli_half' else r.choice(['before', 'after', 'never'])
+    if end == 'srv_half' or s['halfclose'] == 'never':
+        s['srv_halfclose_first'] = True
+    if end.endswith('reset'):
+        s[end] = [r.choice(['recv', 'send']), r.randint(100_000, 900_000)]
 
 
 def peer_cmd(name, lport, target, v6, opts, unix_listen=None, unix_target=None):
