@@ -3,6 +3,7 @@
 mod flags;
 mod format;
 mod hosts;
+mod mapped;
 mod names;
 mod print;
 mod summary;

@@ -40,7 +40,7 @@ impl Source {
     }
 }
 
-/// Parses `-I`.
+/// Parses `-I`; an IPv4-mapped address is the IPv4 address it maps.
 pub fn source(text: &str) -> Result<Source, ParseError> {
     if text.contains(':') {
         let (addr, device) = match text.split_once('%') {
@@ -56,7 +56,8 @@ pub fn source(text: &str) -> Result<Source, ParseError> {
             return Err(ParseError::new(text, why));
         }
         return Ok(Source::Address {
-            addr: addr.into(),
+            // A mapped address is the IPv4 one it maps (iputils: `from 127.0.0.1`).
+            addr: super::mapped::unmapped(addr.into()),
             device,
         });
     }
@@ -219,6 +220,8 @@ mod tests {
         let bare = source("fe80::1").unwrap_err();
         assert!(bare.why.contains("needs its interface"), "{bare}");
         assert!(source("a/b").is_err());
+        let mapped = source("::ffff:127.0.0.1").unwrap();
+        assert_eq!(mapped.addr(), Some("127.0.0.1".parse().unwrap()));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use netkit::ping::route;
 use netkit::{Family, ParseError, Target, TargetList};
 
 use super::flags::Source;
+use super::mapped;
 
 /// Hosts pinged at once at most (each gets its own statistics and summary).
 const MAX_HOSTS: u128 = 4096;
@@ -76,9 +77,16 @@ pub fn choose(words: &[String], choice: Choice<'_>) -> anyhow::Result<Hosts> {
         let why = format!("ping takes at most {MAX_HOSTS} hosts; netkit sweep is for ranges");
         return Err(ParseError::new(words.join(" "), why).into());
     }
-    let (targets, mut failures) = list.resolve_lenient(choice.family)?;
+    let (targets, mut failures) = mapped::resolve(&list, choice.family)?;
     let mut hosts = Vec::new();
     for target in targets.iter() {
+        let target = match mapped::target_as_ipv4(target, choice.family) {
+            Ok(target) => target,
+            Err(err) => {
+                failures.push(err.into());
+                continue;
+            }
+        };
         check_source_family(&target, choice.source)?;
         match check(target, choice) {
             Ok(host) => hosts.push(host),
@@ -96,7 +104,6 @@ fn check(target: Target, choice: Choice<'_>) -> Result<Host, netkit::Error> {
     let device = choice.source.and_then(Source::device);
     let zone = reply_zone(&target, device)?;
     let host = target.shown();
-    let target = mapped_as_ipv4(target, &host, choice.family)?;
     let route = route(&host, target.socket_addr(0), device, choice.broadcast_ok)?;
     let source = choice.source.and_then(Source::addr);
     let from = source.unwrap_or(route.source);
@@ -125,32 +132,6 @@ fn unspecified_as_source(target: Target, host: &str, source: IpAddr) -> Target {
         },
         _ => target,
     }
-}
-
-/// An IPv4-mapped IPv6 address (`::ffff:192.0.2.1`) is pinged as the IPv4 address it maps,
-/// as a connect to it reaches that address: such an address never goes on the wire
-/// (RFC 4291 §2.5.5.2; RFC 4942 §2.2), and an ICMPv6 request to it would leave through the
-/// default route, if any, to be dropped or answered "unreachable" (iputils sends it so).
-/// The name stays as given (`PING ::ffff:192.0.2.1 (192.0.2.1)`). With `-6` it is refused:
-/// no IPv6 packet can reach it.
-fn mapped_as_ipv4(target: Target, host: &str, family: Family) -> Result<Target, ParseError> {
-    let IpAddr::V6(v6) = target.addr else {
-        return Ok(target);
-    };
-    let Some(v4) = v6.to_ipv4_mapped() else {
-        return Ok(target);
-    };
-    if family == Family::V6 {
-        let why = format!(
-            "an IPv4-mapped address is IPv4 on the wire, never IPv6; ping {v4} (without -6)"
-        );
-        return Err(ParseError::new(host, why));
-    }
-    Ok(Target {
-        name: Some(host.into()),
-        addr: IpAddr::V4(v4),
-        zone: 0,
-    })
 }
 
 /// Whether a target's name is an address: an IPv6 one (`::ffff:192.0.2.1`, kept as its name
@@ -195,7 +176,7 @@ fn check_source_family(target: &Target, source: Option<&Source>) -> Result<(), P
         format!("-I {addr}"),
         format!(
             "a source address of the other family than {}",
-            target.shown()
+            mapped::shown_with_family(target)
         ),
     ))
 }

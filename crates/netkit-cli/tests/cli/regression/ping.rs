@@ -1874,3 +1874,52 @@ fn an_ipv4_mapped_address_was_pinged_over_icmpv6() {
          ping 127.0.0.1 (without -6)",
     );
 }
+
+#[test]
+fn an_ipv4_mapped_address_was_refused_by_dash_4_and_took_a_source_of_the_other_family() {
+    if !privileged("ping -4 ::ffff:127.0.0.1") {
+        return;
+    }
+    // `ping ::ffff:127.0.0.1` pings 127.0.0.1, yet `-4` (IPv4 only) refused it as "not an
+    // IPv4 address", `-I 127.0.0.1` as "a source address of the other family", and `-I ::1`
+    // was taken: the header said `from ::1` over an IPv4 ping. iputils 20221126 refuses
+    // `-4` (its resolver's "Address family for hostname not supported") and pings the mapped
+    // address over ICMPv6 otherwise; a mapped `-I` address it takes as the IPv4 one it maps.
+    let ns = Netns::with_loopback("pingmapped4");
+    let args = ["-4", "-c", "1", "-W", "1", "::ffff:127.0.0.1"];
+    let ((code, out, err), (i_code, _, i_err)) = both_in(&ns, &args);
+    assert_eq!(
+        i_code, 2,
+        "iputils now takes -4 with a mapped address: {i_err}"
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        line_starting(&out, "PING "),
+        "PING ::ffff:127.0.0.1 (127.0.0.1) 56(84) bytes of data.",
+    );
+    assert!(
+        stats_line(&out).contains(" 1 received, 0% packet loss"),
+        "{out}"
+    );
+    // The source given as IPv4 for a mapped target: the same ping, from 127.0.0.1.
+    let (code, out, err) = ping_in(&ns, &["-c", "1", "-I", "127.0.0.1", "::ffff:127.0.0.1"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        line_starting(&out, "PING "),
+        "PING ::ffff:127.0.0.1 (127.0.0.1) from 127.0.0.1 : 56(84) bytes of data.",
+    );
+    // A mapped source for an IPv4 target: iputils' line, word for word.
+    let args = ["-c", "1", "-W", "1", "-I", "::ffff:127.0.0.1", "127.0.0.1"];
+    let ((code, out, err), (i_code, i_out, _)) = both_in(&ns, &args);
+    assert_eq!((code, i_code), (0, 0), "{out}{err}\niputils: {i_out}");
+    assert_eq!(line_starting(&out, "PING "), line_starting(&i_out, "PING "));
+    same_counts(code, &out, &err, i_code, &i_out);
+    // An IPv6 source cannot send to the IPv4 address a mapped target is pinged at.
+    let (code, out, err) = ping_in(&ns, &["-c", "1", "-I", "::1", "::ffff:127.0.0.1"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert_eq!(
+        err.trim_end(),
+        "netkit: -I ::1: a source address of the other family than ::ffff:127.0.0.1 \
+         (pinged as 127.0.0.1)",
+    );
+}
