@@ -37,7 +37,8 @@ pub(super) fn handle<'a>(
     records: bool,
 ) -> impl Future<Output = Option<ConnRecord>> + 'a {
     async move {
-        let start = Instant::now();
+        // Only a record says how long the connection lasted: no clock read without one.
+        let start = records.then(Instant::now);
         backend.metrics.accepted.fetch_add(1, Ordering::Relaxed);
         let open = Open::on(&backend.metrics.active);
         // The record is made at the end: an open connection keeps only what `Ending` needs.
@@ -46,9 +47,7 @@ pub(super) fn handle<'a>(
         crate::descriptor_wait::ended();
         drop(open);
         backend.metrics.closed(ending.close.as_str());
-        if !records {
-            return None;
-        }
+        let start = start?;
         let target = match ending.target.is_empty() {
             true => backend.rule.targets_text(),
             false => ending.target,

@@ -153,14 +153,19 @@ impl Spread {
         if !self.handoff.load(Ordering::Relaxed) || self.lanes.len() < 2 {
             return None;
         }
-        let load = |lane: &Lane| lane.handle.metrics().num_alive_tasks() + lane.inbox.len();
-        let (to, least) = self
-            .lanes
-            .iter()
-            .enumerate()
-            .map(|(i, lane)| (i, load(lane)))
-            .min_by_key(|&(_, load)| load)?;
-        (to != at && load(&self.lanes[at]) > least + HANDOFF_SLACK).then_some(to)
+        // Each lane's load read once (its inbox's lock taken once): the first least loaded
+        // lane, and this one's.
+        let (mut to, mut least, mut own) = (at, usize::MAX, 0);
+        for (i, lane) in self.lanes.iter().enumerate() {
+            let load = lane.handle.metrics().num_alive_tasks() + lane.inbox.len();
+            if i == at {
+                own = load;
+            }
+            if load < least {
+                (to, least) = (i, load);
+            }
+        }
+        (to != at && own > least + HANDOFF_SLACK).then_some(to)
     }
 
     /// Where it listens, for the log.
