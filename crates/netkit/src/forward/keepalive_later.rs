@@ -20,7 +20,6 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
 use socket2::SockRef;
@@ -28,45 +27,14 @@ use socket2::SockRef;
 use super::keepalive::Keepalive;
 use crate::endpoint::Stream;
 
-/// Target legs by descriptor.
-type Legs = HashMap<RawFd, Keepalive, BuildHasherDefault<FdHasher>>;
-
 /// A worker thread's target legs waiting for their keepalive.
 #[derive(Default)]
 struct Waiting {
     /// Connected since the last tick.
-    young: Legs,
+    young: HashMap<RawFd, Keepalive>,
     /// Connected before the last tick: set at the next one.
-    old: Legs,
+    old: HashMap<RawFd, Keepalive>,
 }
-
-/// The hash of a descriptor: its number times an odd constant (Fibonacci hashing), so that
-/// the small, dense numbers the kernel hands out spread over the table's high bits too. Each
-/// connection inserts its leg and takes it out again: the standard library's SipHash, made to
-/// resist keys chosen by an attacker, cost both about 250 instructions a connection
-/// (callgrind), and no client chooses a descriptor's number.
-#[derive(Default)]
-struct FdHasher(u64);
-
-impl Hasher for FdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(FIBONACCI);
-        }
-    }
-
-    fn write_i32(&mut self, fd: i32) {
-        // The descriptor's bits as they are: a negative one (never a leg's) hashes as well.
-        self.0 = u64::from(fd as u32).wrapping_mul(FIBONACCI);
-    }
-}
-
-/// 2^64 divided by the golden ratio, made odd.
-const FIBONACCI: u64 = 0x9E37_79B9_7F4A_7C15;
 
 thread_local! {
     /// `None` on a thread that does not tick: keepalive is set at once there.
@@ -212,21 +180,6 @@ mod tests {
                 .as_ref()
                 .map_or(0, |w| w.young.len() + w.old.len())
         })
-    }
-
-    /// The descriptors of open connections are small and dense: their hashes must differ, in
-    /// the high bits too (where the table looks first), or every leg would share a group.
-    #[test]
-    fn descriptors_hash_apart_in_their_high_bits() {
-        let hash = |fd: RawFd| {
-            let mut hasher = FdHasher::default();
-            hasher.write_i32(fd);
-            hasher.finish()
-        };
-        let hashes: std::collections::HashSet<u64> = (0..4096).map(hash).collect();
-        assert_eq!(hashes.len(), 4096);
-        let high: std::collections::HashSet<u64> = (0..4096).map(|fd| hash(fd) >> 57).collect();
-        assert_eq!(high.len(), 128, "every value of the top 7 bits");
     }
 
     #[tokio::test]
