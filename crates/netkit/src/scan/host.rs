@@ -202,7 +202,7 @@ pub const PROOF_SMALL_SCAN: usize = 20;
 /// ports happened to come first. The two differ in time, not in the ports: once the host's
 /// silent ports are about to be filtered, a few of them get one more try each,
 /// [`PROOF_PAUSE`] after the host's latest probe so that a bucket refills
-/// ([`Self::proof_round`]). An answer proves a policer and raises the budget as any answer to
+/// ([`Self::proof_due`]). An answer proves a policer and raises the budget as any answer to
 /// a late try does ([`HostScan::allowed_tries`]); silence, twice, leaves the verdict to the
 /// firewall. nmap has no such rule; its tryno boost needs an answer to a retry first.
 #[derive(Debug, Default)]
@@ -259,16 +259,18 @@ impl Burst {
     /// filtered, `answered` ports answering of `ports`: most of its answers answered its first
     /// burst, a fifth of the ports or more answered (a firewall's few open ports among many
     /// dropped ones are filtered at once, at no cost) or the scan has [`PROOF_SMALL_SCAN`]
-    /// ports or fewer, and fewer than [`PROOF_ROUNDS`] rounds went before. Counts the round.
-    pub fn proof_round(&mut self, answered: u64, ports: usize) -> bool {
+    /// ports or fewer, and fewer than [`PROOF_ROUNDS`] rounds went before
+    /// ([`Self::start_round`] counts them).
+    pub fn proof_due(&self, answered: u64, ports: usize) -> bool {
         let (burst, after) = self.answers;
         let mostly_burst = after < burst;
         let share = 5 * answered >= ports as u64 || ports <= PROOF_SMALL_SCAN;
-        if !mostly_burst || !share || self.rounds >= PROOF_ROUNDS {
-            return false;
-        }
+        mostly_burst && share && self.rounds < PROOF_ROUNDS
+    }
+
+    /// Counts a round of proof tries started.
+    pub fn start_round(&mut self) {
         self.rounds += 1;
-        true
     }
 }
 
