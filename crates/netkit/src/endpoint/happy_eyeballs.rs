@@ -4,7 +4,9 @@
 //! attempt before it failed or after [`ATTEMPT_DELAY`] without an answer (§5), whichever
 //! comes first. The first connection made wins; the attempts still running are dropped (their
 //! sockets closed). So a dead first address (a host that drops SYNs) costs a connection
-//! 250 ms, not the whole connect timeout.
+//! 250 ms, not the whole connect timeout, and only the first connection: the process
+//! remembers which address answered and which stayed silent (`endpoint::eyeballs_memory`) and
+//! starts the next connects with the winner.
 //!
 //! Names are resolved by the system resolver, which answers both families at once: the
 //! separate AAAA/A queries of RFC 8305 §3 are not made here.
