@@ -8,6 +8,7 @@
 
 pub mod children;
 pub mod exec;
+mod eyeballs_memory;
 pub mod happy_eyeballs;
 mod in_the_way;
 mod io;

@@ -52,7 +52,7 @@ client its connection; a client waits at most (targets + retries) x --connect-ti
 new sessions the same way; a target that answers with ICMP port unreachable is left alone as
 above and its sessions move to the next one (no --check for UDP). A name with several addresses is
 connected to Happy Eyeballs style (RFC 8305): the next address 250ms after the last, the first
-to answer wins. Target names are looked up once before anything is bound: one that does not
+to answer wins, and is tried first for 5 minutes (one that failed or stayed silent, last). Target names are looked up once before anything is bound: one that does not
 exist is bad input (exit 2; a reload naming one is refused), as HAProxy and nginx refuse it;
 one the resolver cannot answer for now gives a warning; names are resolved again at each
 connection.

@@ -4,7 +4,9 @@
 //! attempt before it failed or after [`ATTEMPT_DELAY`] without an answer (§5), whichever
 //! comes first. The first connection made wins; the attempts still running are dropped (their
 //! sockets closed). So a dead first address (a host that drops SYNs) costs a connection
-//! 250 ms, not the whole connect timeout.
+//! 250 ms, not the whole connect timeout, and only the first connection: the process
+//! remembers which address answered and which stayed silent (`endpoint::eyeballs_memory`) and
+//! starts the next connects with the winner.
 //!
 //! Names are resolved by the system resolver, which answers both families at once: the
 //! separate AAAA/A queries of RFC 8305 §3 are not made here.
@@ -17,6 +19,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
+
+use super::eyeballs_memory::{self as memory, Verdict};
 
 /// How long an attempt runs alone before the next address is tried too (RFC 8305 §8's
 /// recommended Connection Attempt Delay).
@@ -36,37 +40,89 @@ pub enum HandshakeAck {
 }
 
 /// Connects to the first of `addrs` that answers, each attempt bounded by `timeout`, attempts
-/// staggered by `delay`; the error of the last attempt to fail when none does.
+/// staggered by `delay`; the error of the last attempt to fail when none does. The order is
+/// the interleaved one as the process's memory of earlier connects rearranges it (the last
+/// winner first, the addresses that failed lately last), and what this connect learns is
+/// written back; a single address is tried alone, with no memory.
 pub async fn connect(
     addrs: &[SocketAddr],
     timeout: Duration,
     delay: Duration,
     ack: HandshakeAck,
 ) -> io::Result<TcpStream> {
-    let mut order = interleave(addrs).into_iter();
-    let Some(first) = order.next() else {
-        return Err(io::Error::new(io::ErrorKind::NotFound, "no addresses"));
-    };
-    let mut order = order.peekable();
-    if order.peek().is_none() {
-        return attempt(first, timeout, ack).await;
+    let order = interleave(addrs);
+    match order.as_slice() {
+        [] => return Err(io::Error::new(io::ErrorKind::NotFound, "no addresses")),
+        [only] => return attempt(*only, timeout, ack).await,
+        _ => {}
     }
+    connect_noting(order, timeout, delay, ack).await.0
+}
+
+/// [`connect`]'s race of two or more addresses (interleaved) in the order the memory gives
+/// them, writing what it learned back; the verdicts are returned too.
+async fn connect_noting(
+    mut order: Vec<SocketAddr>,
+    timeout: Duration,
+    delay: Duration,
+    ack: HandshakeAck,
+) -> (io::Result<TcpStream>, Vec<(SocketAddr, Verdict)>) {
+    let known = memory::arrange(&mut order);
+    let (result, verdicts) = race(&order, timeout, delay, ack).await;
+    // A winner remembered lately that answered first again changes nothing worth a lock.
+    let again =
+        known && matches!(verdicts.as_slice(), [(addr, Verdict::Answered)] if *addr == order[0]);
+    if !again {
+        memory::record(&verdicts);
+    }
+    (result, verdicts)
+}
+
+/// Races the attempts to `order` (two or more addresses), staggered by `delay`: the first
+/// connection made, and the verdicts learned on the way (the winner answered; the attempts
+/// that failed, and those started before it still unanswered, failed).
+async fn race(
+    order: &[SocketAddr],
+    timeout: Duration,
+    delay: Duration,
+    ack: HandshakeAck,
+) -> (io::Result<TcpStream>, Vec<(SocketAddr, Verdict)>) {
+    let mut verdicts = Vec::with_capacity(order.len());
+    let mut pending = Vec::with_capacity(order.len());
+    let mut next = order.iter().copied().enumerate();
     let mut running = JoinSet::new();
-    running.spawn(attempt(first, timeout, ack));
     let mut last = io::Error::new(io::ErrorKind::NotFound, "no addresses");
+    let mut start = |running: &mut JoinSet<_>, pending: &mut Vec<usize>| match next.next() {
+        Some((i, addr)) => {
+            tracing::debug!("connect to {addr}: attempt {} of {}", i + 1, order.len());
+            pending.push(i);
+            running.spawn(async move { (i, attempt(addr, timeout, ack).await) });
+            true
+        }
+        None => false,
+    };
+    let mut more = start(&mut running, &mut pending);
     loop {
         let stagger = tokio::time::sleep(delay);
         tokio::select! {
             done = running.join_next() => match done {
-                Some(Ok(Ok(stream))) => return Ok(stream),
-                Some(Ok(Err(err))) => last = err,
+                Some(Ok((i, Ok(stream)))) => {
+                    verdicts.extend(pending.iter().filter(|&&j| j < i).map(|&j| (order[j], Verdict::Failed)));
+                    verdicts.push((order[i], Verdict::Answered));
+                    return (Ok(stream), verdicts);
+                }
+                Some(Ok((i, Err(err)))) => {
+                    pending.retain(|&j| j != i);
+                    verdicts.push((order[i], Verdict::Failed));
+                    last = err;
+                }
                 Some(Err(join)) => last = io::Error::other(join.to_string()),
-                None => return Err(last),
+                None => return (Err(last), verdicts),
             },
-            () = stagger, if order.peek().is_some() => {}
+            () = stagger, if more => {}
         }
-        if let Some(next) = order.next() {
-            running.spawn(attempt(next, timeout, ack));
+        if more {
+            more = start(&mut running, &mut pending);
         }
     }
 }
@@ -134,6 +190,10 @@ fn interleave(addrs: &[SocketAddr]) -> Vec<SocketAddr> {
     order.extend(other.into_iter().rev());
     order
 }
+
+#[cfg(test)]
+#[path = "happy_eyeballs_memory_tests.rs"]
+mod memory_tests;
 
 #[cfg(test)]
 mod tests {

@@ -334,3 +334,79 @@ fn forward_udp_drain_ended_a_session_with_replies_outstanding_once_one_came() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("\"close\":\"done\""), "{stdout}");
 }
+
+/// The packets the namespace's one ip6tables DROP rule has dropped so far.
+fn dropped_syns(ns: &crate::harness::Netns) -> u64 {
+    let table = ns
+        .exec(&["ip6tables", "-L", "INPUT", "-v", "-x", "-n"])
+        .unwrap();
+    let line = table.lines().find(|l| l.contains("DROP")).unwrap();
+    line.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+/// Audit (stop 56, fwd17, `bench/forward_diff/happy_eyeballs.py`): a name whose first
+/// address black-holes SYNs cost every connection through `netkit forward` the Happy Eyeballs
+/// attempt delay (250 ms), nothing remembering that the first address stayed silent while the
+/// second answered (HAProxy fails outright there). Connects remember the winner now: after the
+/// first connection, the next ones start with the address that answered and send no SYN to
+/// the silent one, as the namespace's DROP rule's counter shows (main's binary: one more
+/// dropped SYN per connection).
+#[test]
+fn forward_happy_eyeballs_paid_the_attempt_delay_on_every_connection_to_a_silent_first_address() {
+    let test = "forward_happy_eyeballs_paid_the_attempt_delay_on_every_connection_to_a_silent_first_address";
+    if !crate::harness::privileged(test) {
+        return;
+    }
+    let ns = crate::harness::Netns::with_loopback("fwhem");
+    ns.ip(&["-6", "addr", "add", "2001:db8::98/128", "dev", "lo"]);
+    ns.restore(
+        true,
+        "*filter\n-A INPUT -d 2001:db8::98/128 -p tcp --syn -j DROP\nCOMMIT\n",
+    )
+    .unwrap();
+    let _etc = crate::wait_util::NetnsEtc::new(&ns, "nameserver 127.0.0.1\n");
+    let hosts = format!("/etc/netns/{}/hosts", ns.name);
+    std::fs::write(&hosts, "2001:db8::98 dual.test\n127.0.0.1 dual.test\n").unwrap();
+    let all = ns.exec(&["getent", "ahosts", "dual.test"]).unwrap();
+    assert!(
+        all.starts_with("2001:db8::98 "),
+        "the silent address must come first for this test: {all}"
+    );
+    let (_echo, live) = echo_in(&ns, "127.0.0.1:0", &["--prefix", "live:"]);
+    let target = format!("dual.test:{}", live.port());
+    let mut cmd = ns.netkit();
+    cmd.args([
+        "forward",
+        "127.0.0.1:0",
+        &target,
+        "--connect-timeout",
+        "120s",
+    ]);
+    let fw = Forwarder::spawn(cmd, 1);
+    let exchange = |n: u8| {
+        let addr = fw.addr();
+        let got = ns
+            .run_in(move || round_trip(connect(addr), &[n; 4]))
+            .unwrap();
+        assert_eq!(got, [&b"live:"[..], &[n; 4]].concat());
+    };
+    exchange(0);
+    let first = dropped_syns(&ns);
+    assert!(
+        first >= 1,
+        "the first connection tries the silent address first"
+    );
+    for n in 1..4 {
+        exchange(n);
+    }
+    let records = fw.wait_for(|l| l.contains(" done"), 4);
+    assert!(
+        records.iter().all(|l| l.contains(&format!("-> {live}:"))),
+        "{records:?}"
+    );
+    assert_eq!(
+        dropped_syns(&ns),
+        first,
+        "later connections sent SYNs to the silent address"
+    );
+}
