@@ -283,11 +283,12 @@ pub(super) async fn both_ends<A, B, E: Failure>(
     let first = match first {
         First::Up(Ok(a)) => First::Up(a),
         First::Down(Ok(b)) => First::Down(b),
+        // Boxed: a failure is rare, and an open connection keeps no room for its watches.
         First::Up(Err(err)) => {
-            return Err(read_to_the_end(err, Leg::Target, down, client, stats).await)
+            return Err(Box::pin(read_to_the_end(err, Leg::Target, down, client, stats)).await)
         }
         First::Down(Err(err)) => {
-            return Err(read_to_the_end(err, Leg::Client, up, upstream, stats).await)
+            return Err(Box::pin(read_to_the_end(err, Leg::Client, up, upstream, stats)).await)
         }
     };
     match first {

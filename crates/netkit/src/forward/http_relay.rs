@@ -37,7 +37,7 @@ use tokio::sync::Notify;
 use super::acks::{self, Until};
 use super::flow::{both_ends, direction, Dir, Fault, Leg, Stats};
 use super::http::{Error, Session};
-use super::io::{self as relay_io, Head, COPY_BUF};
+use super::io::{self as relay_io, End, Head, COPY_BUF};
 use super::splice::splice_some;
 use crate::endpoint::Stream;
 use crate::report::forward::Close;
@@ -158,23 +158,28 @@ pub(super) async fn run(
         responded: AtomicU64::new(0),
     };
     let down_drain = drain.clone();
-    // Both sides pinned here and lent to `both_ends` (as the plain relay's directions).
-    let up = std::pin::pin!(async {
-        requests(client, upstream, &shared, stats, drain)
-            .await
-            .map_err(Stop::Io)
-    });
-    let down = std::pin::pin!(async {
-        let ended = responses(upstream, client, &shared, stats, down_drain).await;
-        if ended.is_err() {
-            // No response comes any more: a request side run on to its end must not wait
-            // for one (to release held requests, or to decide about a tunnel).
-            shared.session().responses_ended();
-            shared.to_requests.notify_one();
-        }
-        ended
-    });
-    match both_ends(up, down, client, upstream, None).await {
+    // Both sides pinned here and lent to `both_ends` (as the plain relay's directions), in a
+    // block of their own: gone before the answer or the linger after them, whose state then
+    // takes their room instead of its own beside them.
+    let ended = {
+        let up = std::pin::pin!(async {
+            requests(client, upstream, &shared, stats, drain)
+                .await
+                .map_err(Stop::Io)
+        });
+        let down = std::pin::pin!(async {
+            let ended = responses(upstream, client, &shared, stats, down_drain).await;
+            if ended.is_err() {
+                // No response comes any more: a request side run on to its end must not wait
+                // for one (to release held requests, or to decide about a tunnel).
+                shared.session().responses_ended();
+                shared.to_requests.notify_one();
+            }
+            ended
+        });
+        both_ends(up, down, client, upstream, None).await
+    };
+    match ended {
         Ok((UpEnd::Done, ())) => {
             linger(client, stats).await;
             Ok((Close::Done, None))
@@ -258,6 +263,12 @@ async fn idle_while_draining(client: &Stream, shared: &Shared, drain: Option<&mu
         return std::future::pending().await;
     };
     drain.draining().await;
+    // Boxed: an idle connection waits for the drain alone, without room for what follows.
+    Box::pin(idle_after_drain(client, shared)).await;
+}
+
+/// [`idle_while_draining`] once the server drains.
+async fn idle_after_drain(client: &Stream, shared: &Shared) {
     shared.session().drain();
     // When the client was seen to have every byte of its last response, if that was after
     // the drain began.
@@ -356,12 +367,17 @@ async fn release(
         if result.is_err() || ready {
             return Ok(result);
         }
-        tokio::select! {
-            () = shared.to_requests.notified() => {}
-            () = client.aborted() => {
-                return Err(Fault::new(Leg::Client, client.take_failure()));
-            }
-        }
+        // Boxed: requests are seldom held, and the relay keeps no room for this wait.
+        Box::pin(held(client, shared)).await?;
+    }
+}
+
+/// Waits while requests are held for a response ([`release`]), or until the client is gone
+/// abortively.
+async fn held(client: &Stream, shared: &Shared) -> Result<(), Fault> {
+    tokio::select! {
+        () = shared.to_requests.notified() => Ok(()),
+        () = client.aborted() => Err(Fault::new(Leg::Client, client.take_failure())),
     }
 }
 
@@ -442,9 +458,13 @@ async fn splice_body(
         return Ok(None);
     }
     let limit = usize::try_from(left).unwrap_or(usize::MAX);
-    let moved = splice_some(upstream, client, limit, &|n| stats.moved(Dir::Down, n))
-        .await
-        .map_err(|failed| Fault::of(Dir::Down, failed))?;
+    // Boxed (once per run of body): the response side idle between responses keeps no room
+    // for a splice.
+    let moved = Box::pin(splice_some(upstream, client, limit, &|n| {
+        stats.moved(Dir::Down, n)
+    }))
+    .await
+    .map_err(|failed| Fault::of(Dir::Down, failed))?;
     let Some(moved) = moved else {
         return Ok(None);
     };
@@ -478,7 +498,23 @@ async fn send(
     if bytes.is_empty() {
         return Ok(());
     }
-    relay_io::write_all_counted(dst, bytes, &|n| stats.moved(dir, n), Some(src))
+    let progress = |n| stats.moved(dir, n);
+    // What `dst` takes at once goes without a wait; the rest (rarely any) waits boxed, so the
+    // relay between two exchanges keeps no room for a blocked write.
+    let taken = match dst.try_write(bytes) {
+        Ok(0) => 0,
+        Ok(n) => {
+            progress(n);
+            n
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => 0,
+        Err(err) => return Err(Fault::of(dir, (End::Dst, err))),
+    };
+    let rest = &bytes[taken..];
+    if rest.is_empty() {
+        return Ok(());
+    }
+    Box::pin(relay_io::write_all_counted(dst, rest, &progress, Some(src)))
         .await
         .map_err(|failed| Fault::of(dir, failed))
 }

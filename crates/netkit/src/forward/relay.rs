@@ -26,6 +26,8 @@
 //! plain connection costs its task a few hundred bytes.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use super::acks::{self, Until};
@@ -57,7 +59,9 @@ pub(super) struct Outcome {
 /// The relay's state is boxed: it is what an open connection holds for as long as it lives,
 /// and a boxed future takes its own size, while an inline one would also reserve room in the
 /// connection's task for the connect that came before it (and async state machines keep an
-/// awaited future's room twice, rust-lang/rust#62958).
+/// awaited future's room twice, rust-lang/rust#62958). One box for each kind of relay: a
+/// plain connection keeps no room for the `--http-host` relay, nor one of those for the plain
+/// relay's two directions.
 pub(super) fn run<'a>(
     client: &'a Stream,
     upstream: &'a Stream,
@@ -66,44 +70,72 @@ pub(super) fn run<'a>(
     abort: impl Future<Output = ()> + 'a,
     drain: Option<Cancel>,
     head: Head,
-) -> impl Future<Output = Outcome> + 'a {
-    Box::pin(relay(client, upstream, rule, target, abort, drain, head))
+) -> Kind<impl Future<Output = Outcome> + 'a, impl Future<Output = Outcome> + 'a> {
+    let stats = Stats::new(rule.options.idle_timeout.is_some());
+    match &rule.options.http_host {
+        Some(host) => {
+            let host = host.value_for(target);
+            Kind::Http(Box::pin(async move {
+                // Pinned here and lent, as the directions below.
+                let both = std::pin::pin!(super::http_relay::run(
+                    client, upstream, host, &stats, drain
+                ));
+                relay(client, upstream, rule, &stats, abort, both).await
+            }))
+        }
+        None => Kind::Plain(Box::pin(async move {
+            let both = std::pin::pin!(plain(client, upstream, &stats, head));
+            relay(client, upstream, rule, &stats, abort, both).await
+        })),
+    }
 }
 
+/// The box of a plain relay or of an `--http-host` one.
+pub(super) enum Kind<P, H> {
+    Plain(Pin<Box<P>>),
+    Http(Pin<Box<H>>),
+}
+
+impl<P: Future, H: Future<Output = P::Output>> Future for Kind<P, H> {
+    type Output = P::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<P::Output> {
+        match self.get_mut() {
+            Kind::Plain(relay) => relay.as_mut().poll(cx),
+            Kind::Http(relay) => relay.as_mut().poll(cx),
+        }
+    }
+}
+
+/// Both directions of a plain relay.
+async fn plain(
+    client: &Stream,
+    upstream: &Stream,
+    stats: &Stats,
+    head: Head,
+) -> Result<(Close, Option<String>), Fault> {
+    // Pinned here and lent: moved into `both_ends`, each would take its room twice there
+    // (rust-lang/rust#62958), for as long as the connection lives.
+    let up = std::pin::pin!(direction(client, upstream, Dir::Up, stats, head));
+    let down = std::pin::pin!(direction(upstream, client, Dir::Down, stats, Head::None));
+    both_ends(up, down, client, upstream, Some(stats))
+        .await
+        .map(|_| (Close::Done, None))
+}
+
+/// Runs `both` (the relay's directions, plain or `--http-host`) until they end, one fails,
+/// the connection idles out or `abort` completes.
 async fn relay(
     client: &Stream,
     upstream: &Stream,
     rule: &Rule,
-    target: &Endpoint,
+    stats: &Stats,
     abort: impl Future<Output = ()>,
-    drain: Option<Cancel>,
-    head: Head,
+    both: Pin<&mut impl Future<Output = Result<(Close, Option<String>), Fault>>>,
 ) -> Outcome {
     // The client leg has it from its listener (`Keepalive::apply_to_listener`); the target
     // leg gets it if it lives past the worker's next tick, held until the relay ends.
     let _keepalive = Pending::set(rule.options.keepalive, upstream);
-    let stats = Stats::new(rule.options.idle_timeout.is_some());
-    let both = async {
-        match &rule.options.http_host {
-            Some(host) => {
-                let host = host.value_for(target);
-                Box::pin(super::http_relay::run(
-                    client, upstream, host, &stats, drain,
-                ))
-                .await
-            }
-            None => {
-                // Pinned here and lent: moved into `both_ends`, each would take its room
-                // twice there (rust-lang/rust#62958), for as long as the connection lives.
-                let up = std::pin::pin!(direction(client, upstream, Dir::Up, &stats, head));
-                let down =
-                    std::pin::pin!(direction(upstream, client, Dir::Down, &stats, Head::None));
-                both_ends(up, down, client, upstream, Some(&stats))
-                    .await
-                    .map(|_| (Close::Done, None))
-            }
-        }
-    };
     let idle = async {
         match rule.options.idle_timeout {
             Some(idle) => Box::pin(stats.idle(idle)).await,
@@ -115,15 +147,15 @@ async fn relay(
         result = both => result,
         () = idle => Ok((Close::IdleTimeout, None)),
         () = &mut abort => {
-            cut(client, upstream, &stats);
+            cut(client, upstream, stats);
             Ok((Close::DrainTimeout, None))
         }
     };
-    // After the select, whose futures are gone: a connection's task keeps room for the
-    // larger of the relay and the reset, not for both.
+    // Boxed: a failure is rare, and `both`, pinned by the caller, outlives the select, so
+    // the reset's state would otherwise take room beside it for the connection's life.
     let (close, error) = match ended {
         Ok(done) => done,
-        Err(fault) => pass_on(client, upstream, &fault, abort).await,
+        Err(fault) => Box::pin(pass_on(client, upstream, &fault, abort)).await,
     };
     let path = stats.path();
     tracing::debug!("relay path: {path}");
@@ -193,6 +225,7 @@ const DELIVERY_POLL: Duration = Duration::from_millis(50);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::forward::HttpHost;
 
     /// Two ends of a loopback TCP connection, and the listening address it was made to.
     async fn connected_pair() -> (Stream, Stream, std::net::SocketAddr) {
@@ -206,6 +239,23 @@ mod tests {
         )
     }
 
+    /// The size of the box [`run`] makes for a connection of `rule`: what it holds while open.
+    fn boxed_relay(client: &Stream, upstream: &Stream, rule: &Rule, target: &Endpoint) -> usize {
+        let relay = run(
+            client,
+            upstream,
+            rule,
+            target,
+            std::future::pending(),
+            None,
+            Head::None,
+        );
+        match relay {
+            Kind::Plain(relay) => std::mem::size_of_val(&*relay),
+            Kind::Http(relay) => std::mem::size_of_val(&*relay),
+        }
+    }
+
     /// Regression: an open connection's relay kept each direction's future twice — once
     /// moved into `both_ends`, whose arguments an async fn keeps room for beside its own
     /// locals (rust-lang/rust#62958) — and the `--http-host` relay its two sides likewise:
@@ -216,20 +266,12 @@ mod tests {
         let (client, upstream, addr) = connected_pair().await;
         let rule = Rule::new(Endpoint::tcp(addr), Endpoint::tcp(addr));
         let target = Endpoint::tcp(addr);
-        let plain = relay(
-            &client,
-            &upstream,
-            &rule,
-            &target,
-            std::future::pending(),
-            None,
-            Head::None,
-        );
+        let plain = boxed_relay(&client, &upstream, &rule, &target);
         let stats = Stats::new(false);
         let http = super::super::http_relay::run(&client, &upstream, String::new(), &stats, None);
         let direction = direction(&client, &upstream, Dir::Up, &stats, Head::None);
         let (plain, http, one) = (
-            std::mem::size_of_val(&plain),
+            plain,
             std::mem::size_of_val(&http),
             std::mem::size_of_val(&direction),
         );
@@ -255,23 +297,35 @@ mod tests {
         let (client, upstream, addr) = connected_pair().await;
         let rule = Rule::new(Endpoint::tcp(addr), Endpoint::tcp(addr));
         let target = Endpoint::tcp(addr);
-        let pending = std::future::pending();
-        let plain = relay(
-            &client,
-            &upstream,
-            &rule,
-            &target,
-            pending,
-            None,
-            Head::None,
-        );
+        let plain = boxed_relay(&client, &upstream, &rule, &target);
         let stats = Stats::new(false);
         let direction = direction(&client, &upstream, Dir::Up, &stats, Head::None);
-        let (plain, one) = (
-            std::mem::size_of_val(&plain),
-            std::mem::size_of_val(&direction),
-        );
+        let one = std::mem::size_of_val(&direction);
         assert!(one < 320, "a direction {one} B");
         assert!(plain < 1536, "plain relay {plain} B, a direction {one} B");
+    }
+
+    /// Regression: an open connection's relay kept room, for as long as it lived, for what
+    /// only a failure or the connection's end needs: the run to the end after a direction
+    /// failed (`flow::read_to_the_end`, its watches), and in the `--http-host` relay the
+    /// answer and linger after both sides (the sides' room was not reused), a blocked write
+    /// of a request or response (`http_relay::send`), a splice of a response body, the wait
+    /// of requests held for a response and the wait after the drain began beside the wait
+    /// for it; and an `--http-host` connection held the plain relay's box (room for its two
+    /// directions) beside its own: 1352 B plain, 1352 + 2392 B `--http-host` (a debug
+    /// build's layout; 1192 and 2024 B with the first fixes, seen failing on main's at
+    /// 1352 B). Now these are boxed when they come, or take the sides' room, and each kind
+    /// of relay has one box: 1200 and 2296 B.
+    #[tokio::test]
+    async fn an_open_relay_keeps_no_room_for_a_failure_or_a_blocked_write() {
+        let (client, upstream, addr) = connected_pair().await;
+        let rule = Rule::new(Endpoint::tcp(addr), Endpoint::tcp(addr));
+        let target = Endpoint::tcp(addr);
+        let plain = boxed_relay(&client, &upstream, &rule, &target);
+        let mut rule = rule;
+        rule.options.http_host = Some(HttpHost::Fixed(String::new()));
+        let http = boxed_relay(&client, &upstream, &rule, &target);
+        assert!(plain < 1280, "plain relay {plain} B");
+        assert!(http < 2400, "--http-host relay {http} B");
     }
 }
