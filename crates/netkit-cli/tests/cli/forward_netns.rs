@@ -18,40 +18,67 @@ fn exchange_in(ns: &Netns, addr: SocketAddr, message: &'static [u8]) -> Vec<u8> 
         .unwrap()
 }
 
+/// A namespace where `dual.test` names `silent` (an IPv6 address whose TCP packets matching
+/// `drop` are dropped, e.g. `--syn`) first and 127.0.0.1 second, an echo server on 127.0.0.1
+/// and `netkit forward 127.0.0.1:0 dual.test:PORT` with a connect timeout well past a test's
+/// patience: only Happy Eyeballs gets through in time.
+/// Fields drop in order: the forwarder and the echo server before their namespace.
+pub(crate) struct SilentFirst {
+    /// The forwarder.
+    pub fw: Forwarder,
+    /// The echo server's address (`live:` prefixed replies).
+    pub live: SocketAddr,
+    _echo: Proc,
+    _etc: NetnsEtc,
+    /// The namespace.
+    pub ns: Netns,
+}
+
+impl SilentFirst {
+    /// Sets it up in a namespace tagged `tag`.
+    pub fn new(tag: &str, silent: &str, drop: &str) -> SilentFirst {
+        let ns = Netns::with_loopback(tag);
+        ns.ip(&["-6", "addr", "add", &format!("{silent}/128"), "dev", "lo"]);
+        let rule = format!("*filter\n-A INPUT -d {silent}/128 -p tcp {drop} -j DROP\nCOMMIT\n");
+        ns.restore(true, &rule).unwrap();
+        let etc = NetnsEtc::new(&ns, "nameserver 127.0.0.1\n");
+        let hosts = format!("/etc/netns/{}/hosts", ns.name);
+        std::fs::write(&hosts, format!("{silent} dual.test\n127.0.0.1 dual.test\n")).unwrap();
+        let all = ns.exec(&["getent", "ahosts", "dual.test"]).unwrap();
+        assert!(
+            all.starts_with(&format!("{silent} ")),
+            "the silent address must come first for this test: {all}"
+        );
+        let (echo, live) = echo_in(&ns, "127.0.0.1:0", &["--prefix", "live:"]);
+        let target = format!("dual.test:{}", live.port());
+        let mut cmd = ns.netkit();
+        cmd.args([
+            "forward",
+            "127.0.0.1:0",
+            &target,
+            "--connect-timeout",
+            "120s",
+        ]);
+        let fw = Forwarder::spawn(cmd, 1);
+        SilentFirst {
+            fw,
+            live,
+            _echo: echo,
+            _etc: etc,
+            ns,
+        }
+    }
+}
+
 #[test]
 fn forward_happy_eyeballs_gets_past_a_first_address_that_drops_syns() {
     if !privileged("forward_happy_eyeballs_gets_past_a_first_address_that_drops_syns") {
         return;
     }
-    let ns = Netns::with_loopback("fwhe");
-    ns.ip(&["-6", "addr", "add", "2001:db8::99/128", "dev", "lo"]);
-    ns.restore(
-        true,
-        "*filter\n-A INPUT -d 2001:db8::99/128 -p tcp -j DROP\nCOMMIT\n",
-    )
-    .unwrap();
-    let _etc = NetnsEtc::new(&ns, "nameserver 127.0.0.1\n");
-    let hosts = format!("/etc/netns/{}/hosts", ns.name);
-    std::fs::write(&hosts, "2001:db8::99 dual.test\n127.0.0.1 dual.test\n").unwrap();
-    let all = ns.exec(&["getent", "ahosts", "dual.test"]).unwrap();
-    assert!(
-        all.starts_with("2001:db8::99 "),
-        "the silent address must come first for this test: {all}"
-    );
-    let (_echo, live) = echo_in(&ns, "127.0.0.1:0", &["--prefix", "live:"]);
-    // A connect timeout well past the test's patience: only Happy Eyeballs gets through in time.
-    let target = format!("dual.test:{}", live.port());
-    let mut cmd = ns.netkit();
-    cmd.args([
-        "forward",
-        "127.0.0.1:0",
-        &target,
-        "--connect-timeout",
-        "120s",
-    ]);
-    let fw = Forwarder::spawn(cmd, 1);
+    let setup = SilentFirst::new("fwhe", "2001:db8::99", "");
+    let (ns, fw, live) = (&setup.ns, &setup.fw, setup.live);
     for _ in 0..3 {
-        assert_eq!(exchange_in(&ns, fw.addr(), b"hello"), b"live:hello");
+        assert_eq!(exchange_in(ns, fw.addr(), b"hello"), b"live:hello");
     }
     let records = fw.wait_for(|l| l.contains(" done"), 3);
     assert!(

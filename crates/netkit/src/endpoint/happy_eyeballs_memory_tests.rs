@@ -31,6 +31,20 @@ fn live_addr() -> (TcpListener, SocketAddr) {
     (live, addr)
 }
 
+/// A delay longer than a test may take: only a failure starts the next attempt.
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// [`connect_noting`] to `list` with attempts `delay` apart: the address connected to (it
+/// must connect) and the verdicts.
+async fn connected(
+    list: Vec<SocketAddr>,
+    delay: Duration,
+) -> (SocketAddr, Vec<(SocketAddr, Verdict)>) {
+    let (stream, verdicts) =
+        connect_noting(list, Duration::from_secs(30), delay, HandshakeAck::Now).await;
+    (stream.unwrap().peer_addr().unwrap(), verdicts)
+}
+
 #[tokio::test]
 async fn a_silent_first_address_is_passed_over_once_another_answered() {
     let (_silent, _queued, silent) = silent_addr();
@@ -38,28 +52,16 @@ async fn a_silent_first_address_is_passed_over_once_another_answered() {
     let list = vec![silent, live];
     // First: the silent one alone for the (short) delay, then the live one wins.
     let short = Duration::from_millis(50);
-    let (stream, verdicts) = connect_noting(
-        list.clone(),
-        Duration::from_secs(30),
-        short,
-        HandshakeAck::Now,
-    )
-    .await;
-    assert_eq!(stream.unwrap().peer_addr().unwrap(), live);
+    let (to, verdicts) = connected(list.clone(), short).await;
+    assert_eq!(to, live);
     assert_eq!(
         verdicts,
         [(silent, Verdict::Failed), (live, Verdict::Answered)]
     );
     // Then: a delay longer than the test may take, so only an order starting with the live
     // one connects without ever trying the silent one.
-    let (stream, verdicts) = connect_noting(
-        list,
-        Duration::from_secs(30),
-        Duration::from_secs(3600),
-        HandshakeAck::Now,
-    )
-    .await;
-    assert_eq!(stream.unwrap().peer_addr().unwrap(), live);
+    let (to, verdicts) = connected(list, HOUR).await;
+    assert_eq!(to, live);
     assert_eq!(verdicts, [(live, Verdict::Answered)]);
 }
 
@@ -69,15 +71,9 @@ async fn a_remembered_winner_that_died_is_left_within_the_same_connect() {
     let (_live, live) = live_addr();
     memory::record(&[(dead, Verdict::Answered)]);
     let list = vec![live, dead];
-    // Only the dead one's failure can start the live one before the (hour-long) delay.
-    let (stream, verdicts) = connect_noting(
-        list.clone(),
-        Duration::from_secs(30),
-        Duration::from_secs(3600),
-        HandshakeAck::Now,
-    )
-    .await;
-    assert_eq!(stream.unwrap().peer_addr().unwrap(), live);
+    // Only the dead one's failure can start the live one before the hour-long delay.
+    let (to, verdicts) = connected(list.clone(), HOUR).await;
+    assert_eq!(to, live);
     assert_eq!(
         verdicts,
         [(dead, Verdict::Failed), (live, Verdict::Answered)]
@@ -92,14 +88,8 @@ async fn every_address_remembered_dead_is_still_tried_in_the_plain_order() {
     let (_refusing, dead) = crate::testing::refused_addr();
     let (_live, live) = live_addr();
     memory::record(&[(dead, Verdict::Failed), (live, Verdict::Failed)]);
-    let (stream, verdicts) = connect_noting(
-        vec![dead, live],
-        Duration::from_secs(30),
-        Duration::from_secs(3600),
-        HandshakeAck::Now,
-    )
-    .await;
-    assert_eq!(stream.unwrap().peer_addr().unwrap(), live);
+    let (to, verdicts) = connected(vec![dead, live], HOUR).await;
+    assert_eq!(to, live);
     assert_eq!(
         verdicts,
         [(dead, Verdict::Failed), (live, Verdict::Answered)]

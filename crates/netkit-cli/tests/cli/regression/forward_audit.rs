@@ -357,32 +357,8 @@ fn forward_happy_eyeballs_paid_the_attempt_delay_on_every_connection_to_a_silent
     if !crate::harness::privileged(test) {
         return;
     }
-    let ns = crate::harness::Netns::with_loopback("fwhem");
-    ns.ip(&["-6", "addr", "add", "2001:db8::98/128", "dev", "lo"]);
-    ns.restore(
-        true,
-        "*filter\n-A INPUT -d 2001:db8::98/128 -p tcp --syn -j DROP\nCOMMIT\n",
-    )
-    .unwrap();
-    let _etc = crate::wait_util::NetnsEtc::new(&ns, "nameserver 127.0.0.1\n");
-    let hosts = format!("/etc/netns/{}/hosts", ns.name);
-    std::fs::write(&hosts, "2001:db8::98 dual.test\n127.0.0.1 dual.test\n").unwrap();
-    let all = ns.exec(&["getent", "ahosts", "dual.test"]).unwrap();
-    assert!(
-        all.starts_with("2001:db8::98 "),
-        "the silent address must come first for this test: {all}"
-    );
-    let (_echo, live) = echo_in(&ns, "127.0.0.1:0", &["--prefix", "live:"]);
-    let target = format!("dual.test:{}", live.port());
-    let mut cmd = ns.netkit();
-    cmd.args([
-        "forward",
-        "127.0.0.1:0",
-        &target,
-        "--connect-timeout",
-        "120s",
-    ]);
-    let fw = Forwarder::spawn(cmd, 1);
+    let setup = crate::forward_netns::SilentFirst::new("fwhem", "2001:db8::98", "--syn");
+    let (ns, fw, live) = (&setup.ns, &setup.fw, setup.live);
     let exchange = |n: u8| {
         let addr = fw.addr();
         let got = ns
@@ -391,7 +367,7 @@ fn forward_happy_eyeballs_paid_the_attempt_delay_on_every_connection_to_a_silent
         assert_eq!(got, [&b"live:"[..], &[n; 4]].concat());
     };
     exchange(0);
-    let first = dropped_syns(&ns);
+    let first = dropped_syns(ns);
     assert!(
         first >= 1,
         "the first connection tries the silent address first"
@@ -405,7 +381,7 @@ fn forward_happy_eyeballs_paid_the_attempt_delay_on_every_connection_to_a_silent
         "{records:?}"
     );
     assert_eq!(
-        dropped_syns(&ns),
+        dropped_syns(ns),
         first,
         "later connections sent SYNs to the silent address"
     );
