@@ -241,6 +241,16 @@ impl TargetList {
         &self.exprs
     }
 
+    /// The same list with each expression passed through `f` (e.g. `sweep`'s IPv4-mapped
+    /// blocks as the IPv4 blocks they map), in order; the first error ends it.
+    pub fn map_exprs<E>(
+        self,
+        f: impl FnMut(TargetExpr) -> Result<TargetExpr, E>,
+    ) -> Result<Self, E> {
+        let exprs = self.exprs.into_iter().map(f).collect::<Result<_, _>>()?;
+        Ok(TargetList { exprs })
+    }
+
     /// How many addresses the list stands for.
     pub fn len(&self) -> u128 {
         self.exprs

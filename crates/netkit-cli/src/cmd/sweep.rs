@@ -1,5 +1,6 @@
 //! `netkit sweep TARGET...`: live and inactive hosts, once or every N seconds (issue 5).
 
+mod mapped;
 mod nmap;
 
 use std::io::{self, IsTerminal, Write};
@@ -58,7 +59,8 @@ last round), 1 otherwise.";
 #[command(after_help = EXAMPLES)]
 pub struct Args {
     /// Targets: addresses, names, 192.168.0.100-200, 10.0.0.5-10.0.1.20, CIDR blocks, @FILE,
-    /// fe80::1%eth0 (an IPv6 address with its interface).
+    /// fe80::1%eth0 (an IPv6 address with its interface). IPv4-mapped addresses and blocks
+    /// (::ffff:198.18.0.0/120) are swept as the IPv4 addresses they map, and shown as those.
     #[arg(required = true, value_name = "TARGET")]
     pub targets: Vec<String>,
     /// The longest wait for an answer to one probe. The waits used are derived from the
@@ -120,8 +122,8 @@ pub struct Args {
 
 /// Runs the sweep.
 pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
-    let targets =
-        netkit::TargetList::parse(&args.targets, args.force)?.resolve(netkit::Family::Any)?;
+    let targets = netkit::TargetList::parse(&args.targets, args.force)?;
+    let targets = mapped::as_ipv4(targets)?.resolve(netkit::Family::Any)?;
     let targets = args.order.apply(targets)?;
     let on_link = args.method.as_slice().iter().any(|m| m.is_on_link());
     if let (Some(iface), false) = (&args.interface, on_link) {

@@ -820,6 +820,47 @@ mod scripted {
         );
     }
 
+    /// Whether the far side answers the probe to `index` of a /22 with 3% of it live (27
+    /// hosts), behind a policer of the echo requests its live hosts get, 50/s (burst 5),
+    /// whose bucket starts with 0 to 5 tokens, as the seed [`LINK_SEED`] holds says.
+    fn sparse_policed_50(index: u64) -> bool {
+        sparse_live(index, 3) && policed_bucket(50.0, 5.0, |seed| (seed % 6) as f64)
+    }
+
+    /// A sweep (default retries) of a /22 with 3% live behind a policer of 50/s whose bucket
+    /// was nearly empty, near round trips (0.1-1 ms): 22 of 27 found in 2 bucket phases of 8.
+    /// The 8 controls of the first wave at 10000/s were all lost; the sweep slowed down to
+    /// 80/s but sent nothing while its batches waited, the path was called dead 2 s after the
+    /// first of them (`Meter::dead`), and the batches then due were given up after their two
+    /// probes, both sent at 10000/s. Now a batch whose probes all went faster than the sweep
+    /// goes gets one at the current rate before it is given up on a dead path.
+    #[tokio::test(start_paused = true)]
+    async fn a_policer_that_drops_the_first_wave_is_no_dead_path() {
+        let live = (0..1024).filter(|i| sparse_live(*i, 3)).count() as u64;
+        let mut wrong = Vec::new();
+        for seed in 1..=8 {
+            LINK_SEED.with(|s| s.set(seed * 7919 + 13));
+            let cfg = config(Duration::from_secs(1), 10);
+            let script: scripted::Script = |tag, index, sent| match sparse_policed_50(index) {
+                true => vec![(
+                    tag,
+                    Duration::from_micros(100 + jitter_ms(index, sent, 900)),
+                )],
+                false => vec![],
+            };
+            let (mut sweep, _) = scripted::sweep(targets(&["198.18.4.0/22"]), cfg, script);
+            let summary = collect(&mut sweep).await.0;
+            if summary.alive < live || !summary.throttled {
+                wrong.push((seed, summary.alive, summary.throttled));
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        assert!(
+            wrong.is_empty(),
+            "(seed, found of {live}, throttled): {wrong:?}"
+        );
+    }
+
     /// The same /26 and policer with the default retries (1): every host was found, in 5.0-5.5
     /// s (fping 0.6-1.0 s) and with 350-450 probes, and the policer went unreported. The
     /// sweep waited for a window of 16 controls before it slowed down, then went to 1250/s

@@ -2001,3 +2001,48 @@ fn a_host_going_down_mid_round_was_counted_as_loss_on_the_way_to_the_others() {
         "round 1: {probes} probes, round 2: {next}"
     );
 }
+
+/// `netkit sweep ::ffff:198.18.0.0/120` (in a lab namespace) sent ICMPv6 requests to the
+/// mapped addresses, which never go on the wire: every host came out unreachable (`Network is
+/// unreachable` with no IPv6 route; on a host they leave through the default route). A mapped
+/// address or block is now swept as the IPv4 addresses it maps, and reported as those (as
+/// `netkit ping` pings it); a range only partly mapped is bad input.
+#[test]
+fn an_ipv4_mapped_range_was_swept_over_icmpv6() {
+    if !privileged("sweep ::ffff:127.0.0.4/126") {
+        return;
+    }
+    let ns = Netns::with_loopback("swmapped");
+    let output = ns
+        .netkit()
+        .args([
+            "sweep",
+            "::ffff:127.0.0.4/126,::ffff:127.0.0.9",
+            "--timeout",
+            "300ms",
+        ])
+        .output()
+        .expect("run");
+    let (code, out, err) = text(&output);
+    assert_eq!(code, 0, "{out}{err}");
+    let alive: Vec<&str> = out.lines().filter(|l| l.ends_with(" is alive")).collect();
+    assert_eq!(
+        alive,
+        [
+            "127.0.0.4 is alive",
+            "127.0.0.5 is alive",
+            "127.0.0.6 is alive",
+            "127.0.0.7 is alive",
+            "127.0.0.9 is alive"
+        ],
+        "{out}{err}"
+    );
+    assert!(err.is_empty(), "{err}");
+    let straddle = "::fffe:ffff:ffff-::ffff:0.0.0.1";
+    let (code, out, err) = text(&ns.netkit().args(["sweep", straddle]).output().expect("run"));
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.starts_with(&format!("netkit: {straddle}: ")) && err.contains("IPv4-mapped"),
+        "{err}"
+    );
+}
