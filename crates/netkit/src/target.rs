@@ -241,13 +241,15 @@ impl TargetList {
         &self.exprs
     }
 
-    /// The same list with each expression passed through `f` (e.g. `sweep`'s IPv4-mapped
-    /// blocks as the IPv4 blocks they map), in order; the first error ends it.
-    pub fn map_exprs<E>(
-        self,
-        f: impl FnMut(TargetExpr) -> Result<TargetExpr, E>,
-    ) -> Result<Self, E> {
-        let exprs = self.exprs.into_iter().map(f).collect::<Result<_, _>>()?;
+    /// The same list with its IPv4-mapped addresses and blocks (`::ffff:198.18.0.0/120`) as
+    /// the IPv4 ones they map, which is how they go on the wire ([`mapped`]); a range only
+    /// partly mapped is bad input.
+    pub fn mapped_as_ipv4(self) -> Result<Self, crate::ParseError> {
+        let exprs = self
+            .exprs
+            .into_iter()
+            .map(mapped::expr_as_ipv4)
+            .collect::<Result<_, _>>()?;
         Ok(TargetList { exprs })
     }
 
@@ -923,6 +925,10 @@ pub fn is_host_name(text: &str) -> bool {
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         })
 }
+
+#[path = "target_mapped.rs"]
+pub mod mapped;
+pub use mapped::unmapped;
 
 #[cfg(test)]
 #[path = "target_tests.rs"]

@@ -77,7 +77,9 @@ scanned target with its ports by the same rule, the counted ones per host with t
 #[command(after_help = EXAMPLES)]
 pub struct Args {
     /// Targets: addresses, names, ranges, CIDR blocks (every address included, as nmap does),
-    /// @FILE; an IPv6 link-local address with its interface: fe80::1%eth0.
+    /// @FILE; an IPv6 link-local address with its interface: fe80::1%eth0. IPv4-mapped
+    /// addresses and blocks (::ffff:198.18.0.0/120) are scanned as the IPv4 addresses they map,
+    /// and shown as those.
     #[arg(required = true, value_name = "TARGET")]
     pub targets: Vec<String>,
     /// Ports: N, N-M (-M from 1, N- to 65535), lists, all, topN (default: top1000).
@@ -185,7 +187,10 @@ fn wants_discovery(args: &Args, targets: &netkit::Targets) -> bool {
 /// target was silent (found down, or every port filtered for want of an answer) or could not be
 /// reached; 130 when interrupted.
 pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
-    let targets = TargetList::parse(&args.targets, args.force)?.resolve(Family::Any)?;
+    // A mapped address is IPv4 on the wire: a --syn probe to it as IPv6 found no route.
+    let targets = TargetList::parse(&args.targets, args.force)?
+        .mapped_as_ipv4()?
+        .resolve(Family::Any)?;
     if let Some(target) = targets.unzoned_link_local() {
         let why = "a link-local address needs its interface: add %IFACE, e.g. fe80::1%eth0";
         return Err(netkit::ParseError::new(target.shown(), why).into());

@@ -1,6 +1,5 @@
 //! `netkit sweep TARGET...`: live and inactive hosts, once or every N seconds (issue 5).
 
-mod mapped;
 mod nmap;
 
 use std::io::{self, IsTerminal, Write};
@@ -122,8 +121,9 @@ pub struct Args {
 
 /// Runs the sweep.
 pub fn run(args: Args, out: &Printer) -> anyhow::Result<Exit> {
-    let targets = netkit::TargetList::parse(&args.targets, args.force)?;
-    let targets = mapped::as_ipv4(targets)?.resolve(netkit::Family::Any)?;
+    let targets = netkit::TargetList::parse(&args.targets, args.force)?
+        .mapped_as_ipv4()?
+        .resolve(netkit::Family::Any)?;
     let targets = args.order.apply(targets)?;
     let on_link = args.method.as_slice().iter().any(|m| m.is_on_link());
     if let (Some(iface), false) = (&args.interface, on_link) {

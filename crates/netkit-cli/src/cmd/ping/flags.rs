@@ -57,7 +57,7 @@ pub fn source(text: &str) -> Result<Source, ParseError> {
         }
         return Ok(Source::Address {
             // A mapped address is the IPv4 one it maps (iputils: `from 127.0.0.1`).
-            addr: super::mapped::unmapped(addr.into()),
+            addr: netkit::target::unmapped(addr.into()),
             device,
         });
     }

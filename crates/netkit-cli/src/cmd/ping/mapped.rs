@@ -5,16 +5,8 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
-use netkit::target::{resolve_name, TargetError, TargetErrorKind, TargetExpr};
+use netkit::target::{resolve_name, unmapped, TargetError, TargetErrorKind, TargetExpr};
 use netkit::{Error, Family, ParseError, Target, TargetList, Targets};
-
-/// The IPv4 address `addr` maps, if it is an IPv4-mapped IPv6 address; else `addr`.
-pub fn unmapped(addr: IpAddr) -> IpAddr {
-    match addr {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
-        IpAddr::V4(_) => addr,
-    }
-}
 
 /// Resolves `list` as [`TargetList::resolve_lenient`] does, but with `-4` an IPv4-mapped
 /// address, or a block or range of them, is taken as the IPv4 it maps is (iputils refuses it:

@@ -2000,3 +2000,32 @@ fn closed_ports_filtered_one_by_one_before_a_proof_round_behind_a_v6_syn_policer
         );
     }
 }
+
+/// `netkit scan ::ffff:127.0.0.1 --syn` sent raw IPv6 SYNs to the IPv4-mapped address, which
+/// never goes on the wire: "1 host unreachable", where a connect scan of the same address
+/// (the kernel connects it as IPv4) found the port open. nmap refuses a mapped address without
+/// `-6` and finds no route to it with. A mapped address or block is now scanned as the IPv4
+/// addresses it maps, and shown as those, in both modes (as `sweep` and `ping` take it).
+#[test]
+fn an_ipv4_mapped_address_was_unreachable_to_a_syn_scan() {
+    if !privileged("scan ::ffff:127.0.0.1 --syn") {
+        return;
+    }
+    let ns = crate::harness::Netns::with_loopback("scmapped");
+    let (_echo, open) = crate::forward_util::echo_in(&ns, "127.0.0.1:0", &[]);
+    let ports = format!("{},{}", open.port(), open.port() + 1);
+    for mode in [None, Some("--syn")] {
+        let mut cmd = ns.netkit();
+        cmd.args(["scan", "::ffff:127.0.0.1", "-p", &ports, "-Pn"]);
+        cmd.args(mode);
+        let (code, out, err) = text(&cmd.output().expect("run"));
+        assert_eq!(code, 0, "{mode:?}: {out}{err}");
+        assert!(
+            out.lines().any(|l| l.starts_with("127.0.0.1 ")
+                && l.contains(&format!(" {}/tcp  open", open.port())))
+                && !out.contains("::ffff:")
+                && out.contains("1 open, 1 closed, 0 filtered"),
+            "{mode:?}: {out}{err}"
+        );
+    }
+}
