@@ -39,17 +39,30 @@ def claim(d):
 OK = b'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'
 
 
+def serve_each(port, serve, backlog=64, wait=False):
+    """Listens on 127.0.0.1:`port` and runs `serve(conn)` in a daemon thread per connection;
+    the accept loop runs in a daemon thread, or in this one with `wait`."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(('127.0.0.1', port))
+    s.listen(backlog)
+
+    def loop():
+        while True:
+            c, _ = s.accept()
+            threading.Thread(target=serve, args=(c,), daemon=True).start()
+    if wait:
+        loop()
+    threading.Thread(target=loop, daemon=True).start()
+
+
 def http_backend(port, answer=lambda line: (OK, None), wait=False, keep_open=False):
     """A keep-alive HTTP backend on 127.0.0.1:`port`, a thread per connection: `answer` gets
     each request head's first line and returns the reply and when to close after it (None:
     keep the connection; else seconds to wait first). Runs in a daemon thread, or in this one
     with `wait`. With `keep_open`, a connection the proxy ended (its FIN) is not closed from
     this side: the socket is kept open for as long as the backend runs."""
-    s = socket.socket()
     kept = []
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(('127.0.0.1', port))
-    s.listen(64)
 
     def serve(c):
         buf = b''
@@ -75,13 +88,7 @@ def http_backend(port, answer=lambda line: (OK, None), wait=False, keep_open=Fal
             if c not in kept:
                 c.close()
 
-    def loop():
-        while True:
-            c, _ = s.accept()
-            threading.Thread(target=serve, args=(c,), daemon=True).start()
-    if wait:
-        loop()
-    threading.Thread(target=loop, daemon=True).start()
+    serve_each(port, serve, wait=wait)
 
 
 def read_all(s, timeout=6, limit=60_000_000):

@@ -10,9 +10,9 @@ taken for the other; the second request must reach the backend with the Host rew
 Beside a direct connection and HAProxy (mode http).
 usage: http_framing.py NETKIT [BASE_PORT]
 """
-import re, socket, subprocess, sys, tempfile, threading, time
+import re, socket, subprocess, sys, tempfile, time
 
-from common import haproxy_http, read_all
+from common import haproxy_http, read_all, serve_each
 
 NETKIT = sys.argv[1]
 BASE = int(sys.argv[2]) if len(sys.argv) > 2 else 27960
@@ -43,11 +43,6 @@ SEEN = []
 
 
 def backend(port):
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(('127.0.0.1', port))
-    s.listen(64)
-
     def serve(c):
         buf = b''
         n = 0
@@ -75,11 +70,7 @@ def backend(port):
         finally:
             c.close()
 
-    def loop():
-        while True:
-            c, _ = s.accept()
-            threading.Thread(target=serve, args=(c,), daemon=True).start()
-    threading.Thread(target=loop, daemon=True).start()
+    serve_each(port, serve)
 
 
 def request(method, path):

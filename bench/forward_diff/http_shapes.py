@@ -14,17 +14,14 @@ absolute-form or CONNECT authority is audit.example; the client's first answer i
 
     python3 http_shapes.py NETKIT [NAME...] [--base PORT]      # ports PORT, PORT+1 (18790)
 """
-import os, re, signal, socket, subprocess, sys, threading, time
+import os, re, signal, socket, subprocess, sys, time
+
+from common import serve_each
 
 NAME = b'audit.example'
 
 
 def backend(port, got):
-    ls = socket.socket()
-    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind(('127.0.0.1', port))
-    ls.listen(50)
-
     def serve(c):
         data = b''
         c.settimeout(1.0)
@@ -39,11 +36,7 @@ def backend(port, got):
         got.append(data)
         c.close()
 
-    def loop():
-        while True:
-            c, _ = ls.accept()
-            threading.Thread(target=serve, args=(c,), daemon=True).start()
-    threading.Thread(target=loop, daemon=True).start()
+    serve_each(port, serve, backlog=50)
 
 
 def violations(data):
