@@ -1852,3 +1852,40 @@ fn a_small_firewalled_scan_with_one_answer_costs_two_rounds_of_proof_tries_at_mo
         }
     }
 }
+
+/// The lab, seed 8534 (`bench/scan_diff.py`, scan16): `--syn --top 100 --timeout 3s` on two
+/// hosts behind one 10 SYN/s policer, 1 ms, 1% loss; the first (98 closed, 2 open) was done
+/// after 223 probes, the second drops every probe and never answered, yet got 522 tries (up to
+/// 11 a port): the budget pooled from the first host's losses. nmap gives it one
+/// retransmission; the answering host must still be exact, scanned first or second.
+#[test]
+fn a_silent_host_beside_a_policed_one_does_not_take_its_pooled_budget() {
+    for (seed, silent_first) in (1..=6).map(|seed| (seed, seed % 2 == 0)) {
+        let mut answering = vec![Truth::Closed; 100];
+        answering[21] = Truth::Open;
+        answering[79] = Truth::Open;
+        let mut truth = vec![answering, vec![Truth::Dropped; 100]];
+        if silent_first {
+            truth.reverse();
+        }
+        let silent_host = usize::from(!silent_first);
+        let mut net = Net::new(seed, truth);
+        net.delay = Duration::from_millis(1);
+        net.loss = 0.01;
+        net.policer = Some(Bucket::new(10.0, 10.0));
+        let settings = Settings {
+            timeouts: Timeouts::capped(Duration::from_secs(3)),
+            ..syn_settings(Retries::Adaptive { max: 10 })
+        };
+        let out = simulate(&mut net, settings);
+        let silent = out.states.iter().filter(|((h, _), _)| *h == silent_host);
+        let most = silent.map(|(_, v)| v.tries).max();
+        let wrong = wrong_ports(&net, &out);
+        assert!(
+            most.is_some_and(|m| m <= 3) && wrong.len() <= 1,
+            "seed {seed}: silent host's most tries {most:?}, wrong {wrong:?}, {:?} in {:?}",
+            out.counts,
+            out.elapsed
+        );
+    }
+}
