@@ -764,11 +764,14 @@ impl HostScan {
     }
 
     /// The tries the scan's pooled loss gives a silent port: all of them once the host
-    /// answered ([`Self::answered`]), at most [`SILENT_POOLED_TRIES`] before (the lab, seed 8534: a host
-    /// that dropped every probe, beside a policed one, got 11 tries a port from the policed
-    /// host's losses, and its tries emptied the bucket they shared).
+    /// answered ([`Self::answered`]) or while fewer than [`PROOF_SMALL_SCAN`] of its ports were
+    /// tried, at most [`SILENT_POOLED_TRIES`] after (the lab, seed 8534: a host that dropped
+    /// every probe, beside a policed one, got 11 tries a port from the policed host's losses,
+    /// and its tries emptied the bucket they shared). A scan of a few ports keeps the whole
+    /// budget: `-p 22` of hosts on a lossy link has nothing else to learn that a host lives
+    /// from, where twenty silent ports of one host are a firewall's, not bad luck.
     fn pooled_tries(&self, budget: &Budget) -> u32 {
-        match self.answered {
+        match self.answered || self.next_port < PROOF_SMALL_SCAN {
             true => budget.pooled,
             false => budget.pooled.min(SILENT_POOLED_TRIES),
         }
@@ -888,10 +891,11 @@ mod tests {
             pooled: 5,
             ..budget(ADAPTIVE, 100.0)
         };
+        h.next_port = PROOF_SMALL_SCAN;
         assert_eq!(
             h.allowed_tries(&pooled),
             4,
-            "the host answered nothing itself"
+            "the host answered nothing itself, with twenty ports tried"
         );
         h.answered = true;
         assert_eq!(h.allowed_tries(&pooled), 5);
@@ -908,6 +912,9 @@ mod tests {
             pooled: 11,
             ..budget(Retries::Adaptive { max: 10 }, 200.0)
         };
+        h.next_port = PROOF_SMALL_SCAN - 1;
+        assert_eq!(h.allowed_tries(&pooled), 11, "a few ports tried");
+        h.next_port = PROOF_SMALL_SCAN;
         assert_eq!(h.allowed_tries(&pooled), SILENT_POOLED_TRIES);
         h.answered = true;
         assert_eq!(h.allowed_tries(&pooled), 11);
